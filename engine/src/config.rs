@@ -1,0 +1,335 @@
+//! `config.toml`: everything a user can set, with defaults so an empty file works. Secrets never
+//! live here; see [`crate::secrets`].
+
+use crate::ids::UserId;
+use crate::paths::Paths;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid config: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub profile: ProfileConfig,
+    pub storage: StorageConfig,
+    pub validation: ValidationConfig,
+    pub training: TrainingConfig,
+    pub engine: EngineConfig,
+    pub trainer: TrainerConfig,
+    pub budget: BudgetConfig,
+    pub tui: TuiConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfileConfig {
+    pub name: String,
+    /// Created on first run and written back, so every record keeps one owner.
+    pub user_id: Option<UserId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `local` (the embedded default).
+    pub backend: String,
+    /// Root of the local object store; default `DATA_DIR/objects`.
+    pub local_root: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationConfig {
+    /// Share of examples held out for evaluation, 0.0..=0.5.
+    pub holdout_fraction: f64,
+    /// Examples longer than this (in tokens) are counted and warned about.
+    pub max_seq_length: u32,
+    /// A Hugging Face `tokenizer.json` for exact token counts; without one tokens are estimated.
+    pub tokenizer: Option<PathBuf>,
+    /// Seed of the deterministic hold-out split (the trainer uses the job's seed, default 42).
+    pub split_seed: u64,
+    /// How often the validation task looks for datasets left in `validating`.
+    pub interval_secs: u64,
+}
+
+/// Overrides for one hyperparameter preset; unset fields keep the base preset's value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresetOverride {
+    /// The preset this one starts from (`fast`, `balanced`, `quality`); default `balanced`.
+    pub base: Option<String>,
+    pub description: Option<String>,
+    pub base_model: Option<String>,
+    pub learning_rate: Option<f64>,
+    pub batch_size: Option<u32>,
+    pub gradient_accumulation_steps: Option<u32>,
+    pub epochs: Option<u32>,
+    pub lora_rank: Option<u32>,
+    pub lora_alpha: Option<u32>,
+    pub lora_dropout: Option<f64>,
+    pub target_modules: Option<Vec<String>>,
+    pub warmup_ratio: Option<f64>,
+    pub warmup_steps: Option<u32>,
+    pub weight_decay: Option<f64>,
+    pub scheduler: Option<String>,
+    pub max_seq_length: Option<u32>,
+    pub seed: Option<u64>,
+    pub use_validation: Option<bool>,
+    pub quantization: Option<String>,
+}
+
+/// Overrides for (or a new entry in) the GPU catalog.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GpuOverride {
+    pub name: Option<String>,
+    pub price_per_hour: Option<f64>,
+    pub tokens_per_sec: Option<f64>,
+    pub memory_gb: Option<f64>,
+    pub bf16: Option<bool>,
+}
+
+/// A base model's size, for models the built-in table does not know.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelOverride {
+    /// Parameters, in billions.
+    pub parameters_billions: f64,
+    pub hidden_size: Option<u32>,
+    pub num_layers: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    pub default_base_model: String,
+    pub default_preset: String,
+    pub default_gpu: String,
+    pub default_gpu_count: u32,
+    pub default_backend: String,
+    pub presets: BTreeMap<String, PresetOverride>,
+    pub gpus: BTreeMap<String, GpuOverride>,
+    pub models: BTreeMap<String, ModelOverride>,
+    /// Flat storage cost added to every estimate (the seed's $0.50).
+    pub storage_cost_per_job: f64,
+    /// Storage price per GB-month for datasets and models.
+    pub storage_price_per_gb_month: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// How often the dispatch task looks for queued jobs (it is also woken by new jobs).
+    pub dispatch_interval_secs: u64,
+    /// Jobs dispatched per cycle (the seed's batch of 5).
+    pub dispatch_batch: usize,
+    /// How often running jobs are polled for new events.
+    pub poll_interval_millis: u64,
+    /// Retries of infrastructure failures before a job fails.
+    pub retry_count: u32,
+    /// A running job with no event for this long gets a "stalled" warning.
+    pub stall_after_secs: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainerConfig {
+    /// An existing Python with the trainer's requirements; otherwise a venv is built in the cache.
+    pub python: Option<PathBuf>,
+    /// The trainer's source folder (`trainer/`); default: found beside the binary or in the repo.
+    pub source_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// US dollars per calendar month; none means no budget.
+    pub monthly_usd: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TuiConfig {
+    pub theme: String,
+    /// Action name → key, e.g. `quit = "ctrl-q"`.
+    pub keys: BTreeMap<String, String>,
+    pub tick_millis: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            profile: ProfileConfig::default(),
+            storage: StorageConfig::default(),
+            validation: ValidationConfig::default(),
+            training: TrainingConfig::default(),
+            engine: EngineConfig::default(),
+            trainer: TrainerConfig::default(),
+            budget: BudgetConfig::default(),
+            tui: TuiConfig::default(),
+        }
+    }
+}
+
+impl Default for ProfileConfig {
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+            user_id: None,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: "local".into(),
+            local_root: None,
+        }
+    }
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        Self {
+            holdout_fraction: 0.1,
+            max_seq_length: 2048,
+            tokenizer: None,
+            split_seed: 42,
+            interval_secs: 60,
+        }
+    }
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            default_base_model: "mistralai/Mistral-7B-v0.1".into(),
+            default_preset: "balanced".into(),
+            default_gpu: "A100-80GB".into(),
+            default_gpu_count: 1,
+            default_backend: "local".into(),
+            presets: BTreeMap::new(),
+            gpus: BTreeMap::new(),
+            models: BTreeMap::new(),
+            storage_cost_per_job: 0.50,
+            storage_price_per_gb_month: 0.021,
+        }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            dispatch_interval_secs: 30,
+            dispatch_batch: 5,
+            poll_interval_millis: 500,
+            retry_count: 3,
+            stall_after_secs: 600,
+        }
+    }
+}
+
+impl Default for TuiConfig {
+    fn default() -> Self {
+        Self {
+            theme: "dark".into(),
+            keys: BTreeMap::new(),
+            tick_millis: 1000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `config.toml`, creating it (with a fresh user id) on first run.
+    pub fn load_or_init(paths: &Paths) -> Result<Self, ConfigError> {
+        let path = paths.config_file();
+        let mut config = match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text).map_err(|message| ConfigError::Parse {
+                path: path.clone(),
+                message,
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        if config.profile.user_id.is_none() {
+            config.profile.user_id = Some(UserId::new());
+            config.save(paths)?;
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Writes atomically, so a crash never leaves half a config.
+    pub fn save(&self, paths: &Paths) -> Result<(), ConfigError> {
+        let path = paths.config_file();
+        let write = |source| ConfigError::Write {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&paths.config_dir).map_err(write)?;
+        let text = toml::to_string_pretty(self).expect("config always serialises");
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text).map_err(write)?;
+        std::fs::rename(&tmp, &path).map_err(write)
+    }
+
+    /// The active profile's user id (always set after `load_or_init`).
+    pub fn user_id(&self) -> UserId {
+        self.profile
+            .user_id
+            .expect("load_or_init always sets a user id")
+    }
+
+    /// Range checks that serde cannot express.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.into(),
+            message,
+        };
+        let f = self.validation.holdout_fraction;
+        if !(0.0..=0.5).contains(&f) {
+            return Err(invalid(
+                "validation.holdout_fraction",
+                format!("{f} is outside 0.0..=0.5"),
+            ));
+        }
+        if self.validation.max_seq_length == 0 {
+            return Err(invalid("validation.max_seq_length", "must be > 0".into()));
+        }
+        if self.engine.dispatch_batch == 0 {
+            return Err(invalid("engine.dispatch_batch", "must be > 0".into()));
+        }
+        if let Some(b) = self.budget.monthly_usd
+            && !(b.is_finite() && b >= 0.0)
+        {
+            return Err(invalid(
+                "budget.monthly_usd",
+                format!("{b} is not a non-negative amount"),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+use super::Timestamp;
+use crate::ids::{DatasetId, UserId};
+use serde::{Deserialize, Serialize};
+
+/// Where a dataset is in its life. `Ready` and `Error` are verdicts of the validator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetStatus {
+    Uploading,
+    Validating,
+    Ready,
+    Error,
+}
+
+impl DatasetStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Uploading => "uploading",
+            Self::Validating => "validating",
+            Self::Ready => "ready",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// The accepted example layouts (DESIGN.md, "Dataset formats"). Detected per file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetFormat {
+    /// `{"conversation_id", "turns": [{"role","content"}]}`
+    BrightrunV4,
+    /// `{"system_prompt", "current_user_input", "target_response"}`
+    BrightrunFlat,
+    /// `{"messages": [{"role","content","weight"?}]}`
+    OpenaiChat,
+    /// `{"instruction", "input"?, "output"}`
+    Alpaca,
+    /// `{"conversations": [{"from","value"}]}`
+    Sharegpt,
+    /// `{"prompt", "completion"}`
+    PromptCompletion,
+}
+
+impl DatasetFormat {
+    pub const ALL: [DatasetFormat; 6] = [
+        Self::BrightrunV4,
+        Self::BrightrunFlat,
+        Self::OpenaiChat,
+        Self::Alpaca,
+        Self::Sharegpt,
+        Self::PromptCompletion,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::BrightrunV4 => "brightrun_v4",
+            Self::BrightrunFlat => "brightrun_flat",
+            Self::OpenaiChat => "openai_chat",
+            Self::Alpaca => "alpaca",
+            Self::Sharegpt => "sharegpt",
+            Self::PromptCompletion => "prompt_completion",
+        }
+    }
+
+    /// A human description of the keys the format needs, used in suggestions.
+    pub fn shape(&self) -> &'static str {
+        match self {
+            Self::BrightrunV4 => r#"{"conversation_id": …, "turns": [{"role": …, "content": …}]}"#,
+            Self::BrightrunFlat => {
+                r#"{"system_prompt": …, "current_user_input": …, "target_response": …}"#
+            }
+            Self::OpenaiChat => r#"{"messages": [{"role": …, "content": …}]}"#,
+            Self::Alpaca => r#"{"instruction": …, "input": …, "output": …}"#,
+            Self::Sharegpt => r#"{"conversations": [{"from": …, "value": …}]}"#,
+            Self::PromptCompletion => r#"{"prompt": …, "completion": …}"#,
+        }
+    }
+}
+
+/// How serious a validation finding is. Errors make the dataset unusable; warnings do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem found in a dataset file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidationIssue {
+    /// 1-based line number in the file (for a `.json` array file: the element's line).
+    pub line: u64,
+    pub error: String,
+    pub suggestion: String,
+    pub severity: Severity,
+}
+
+/// What the validator learned about a dataset.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DatasetStatistics {
+    pub total_examples: u64,
+    pub total_training_pairs: u64,
+    pub total_validation_pairs: u64,
+    pub total_tokens: u64,
+    /// `true` when counted with a real tokenizer, `false` for the bytes/4 estimate.
+    pub tokens_exact: bool,
+    pub avg_turns_per_conversation: f64,
+    pub avg_tokens_per_turn: f64,
+    pub tokens_p50: u64,
+    pub tokens_p95: u64,
+    pub tokens_max: u64,
+    pub duplicate_examples: u64,
+    pub examples_over_max_seq_length: u64,
+    pub max_seq_length: u32,
+    pub error_count: u64,
+    pub warning_count: u64,
+}
+
+/// A chat message, the normal form every format is turned into.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+/// A dataset record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Dataset {
+    pub id: DatasetId,
+    pub user_id: UserId,
+    pub name: String,
+    pub description: Option<String>,
+    pub file_name: String,
+    pub file_size: u64,
+    pub format: Option<DatasetFormat>,
+    pub status: DatasetStatus,
+    pub storage_bucket: String,
+    pub storage_path: String,
+    pub sha256: Option<String>,
+    pub statistics: Option<DatasetStatistics>,
+    pub total_training_pairs: Option<u64>,
+    pub total_validation_pairs: Option<u64>,
+    pub total_tokens: Option<u64>,
+    pub training_ready: bool,
+    pub validated_at: Option<Timestamp>,
+    pub validation_errors: Vec<ValidationIssue>,
+    /// The first 3 examples, normalised to chat messages.
+    pub sample_data: Vec<Vec<ChatMessage>>,
+    /// Set when the dataset could not be stored or read at all.
+    pub error_message: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub deleted_at: Option<Timestamp>,
+}

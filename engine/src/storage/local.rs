@@ -1,0 +1,272 @@
+//! The embedded default store: a folder per bucket under the data dir.
+
+use super::*;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CHUNK: usize = 1 << 20;
+
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn full_path(&self, bucket: Bucket, path: &str) -> Result<PathBuf, StorageError> {
+        check_path(path)?;
+        Ok(self.root.join(bucket.name()).join(path))
+    }
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StorageError {
+    let path = path.to_path_buf();
+    move |source| StorageError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Streams `src` into `dest` through a temp file beside it, hashing as it goes; the rename at
+/// the end makes the write atomic. On any error the temp file is removed.
+pub(crate) async fn copy_atomic(
+    src: &Path,
+    dest: &Path,
+    limit: Option<(u64, Bucket)>,
+    progress: ProgressFn<'_>,
+) -> Result<(u64, String), StorageError> {
+    let meta = tokio::fs::metadata(src)
+        .await
+        .map_err(io("reading", src))?;
+    if !meta.is_file() {
+        return Err(StorageError::Io {
+            action: "reading",
+            path: src.to_path_buf(),
+            source: std::io::Error::other("not a regular file"),
+        });
+    }
+    let total = meta.len();
+    if let Some((limit, bucket)) = limit
+        && total > limit
+    {
+        return Err(StorageError::TooLarge {
+            what: src.display().to_string(),
+            size: total,
+            limit,
+            bucket,
+        });
+    }
+    let dir = dest.parent().expect("object paths have a parent");
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(io("creating", dir))?;
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let result = async {
+        let mut input = tokio::fs::File::open(src).await.map_err(io("reading", src))?;
+        let mut output = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(io("writing", &tmp))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut done = 0u64;
+        progress(0, total);
+        loop {
+            let n = input.read(&mut buf).await.map_err(io("reading", src))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            output
+                .write_all(&buf[..n])
+                .await
+                .map_err(io("writing", dest))?;
+            done += n as u64;
+            if let Some((limit, bucket)) = limit
+                && done > limit
+            {
+                // The file grew while we copied it.
+                return Err(StorageError::TooLarge {
+                    what: src.display().to_string(),
+                    size: done,
+                    limit,
+                    bucket,
+                });
+            }
+            progress(done, total.max(done));
+        }
+        output.flush().await.map_err(io("writing", dest))?;
+        output.sync_all().await.map_err(io("writing", dest))?;
+        drop(output);
+        tokio::fs::rename(&tmp, dest)
+            .await
+            .map_err(io("writing", dest))?;
+        Ok((done, hex::encode(hasher.finalize())))
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn put_file(
+        &self,
+        bucket: Bucket,
+        path: &str,
+        src: &Path,
+        progress: ProgressFn<'_>,
+    ) -> Result<StoredObject, StorageError> {
+        let dest = self.full_path(bucket, path)?;
+        let (size, sha256) =
+            copy_atomic(src, &dest, Some((bucket.max_object_size(), bucket)), progress).await?;
+        Ok(StoredObject {
+            bucket,
+            path: path.to_string(),
+            size,
+            sha256,
+        })
+    }
+
+    async fn get_to_file(
+        &self,
+        bucket: Bucket,
+        path: &str,
+        dest: &Path,
+        progress: ProgressFn<'_>,
+    ) -> Result<StoredObject, StorageError> {
+        let src = self.full_path(bucket, path)?;
+        if !tokio::fs::try_exists(&src).await.unwrap_or(false) {
+            return Err(StorageError::NotFound {
+                bucket,
+                path: path.to_string(),
+            });
+        }
+        let (size, sha256) = copy_atomic(&src, dest, None, progress).await?;
+        Ok(StoredObject {
+            bucket,
+            path: path.to_string(),
+            size,
+            sha256,
+        })
+    }
+
+    async fn open(
+        &self,
+        bucket: Bucket,
+        path: &str,
+    ) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, StorageError> {
+        let full = self.full_path(bucket, path)?;
+        match tokio::fs::File::open(&full).await {
+            Ok(f) => Ok(Box::new(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound {
+                bucket,
+                path: path.to_string(),
+            }),
+            Err(e) => Err(io("reading", &full)(e)),
+        }
+    }
+
+    async fn size(&self, bucket: Bucket, path: &str) -> Result<Option<u64>, StorageError> {
+        let full = self.full_path(bucket, path)?;
+        match tokio::fs::metadata(&full).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("reading", &full)(e)),
+        }
+    }
+
+    async fn delete(&self, bucket: Bucket, path: &str) -> Result<(), StorageError> {
+        let full = self.full_path(bucket, path)?;
+        match tokio::fs::remove_file(&full).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("deleting", &full)(e)),
+        }
+    }
+
+    fn local_path(&self, bucket: Bucket, path: &str) -> Option<PathBuf> {
+        self.full_path(bucket, path).ok()
+    }
+
+    async fn presign_get(
+        &self,
+        _bucket: Bucket,
+        _path: &str,
+        _ttl: Duration,
+    ) -> Result<Option<String>, StorageError> {
+        Ok(None)
+    }
+
+    async fn presign_put(
+        &self,
+        _bucket: Bucket,
+        _path: &str,
+        _ttl: Duration,
+    ) -> Result<Option<String>, StorageError> {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[tokio::test]
+    async fn put_and_get_round_trip_with_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("objects"));
+        let src = dir.path().join("in.jsonl");
+        std::fs::write(&src, b"hello\n").unwrap();
+        let seen = AtomicU64::new(0);
+        let obj = store
+            .put_file(Bucket::Datasets, "u/d/in.jsonl", &src, &|d, _| {
+                seen.store(d, Ordering::SeqCst)
+            })
+            .await
+            .unwrap();
+        assert_eq!(obj.size, 6);
+        assert_eq!(
+            obj.sha256,
+            "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+        );
+        assert_eq!(seen.load(Ordering::SeqCst), 6);
+        let out = dir.path().join("out/copy");
+        let got = store
+            .get_to_file(Bucket::Datasets, "u/d/in.jsonl", &out, &|_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(got.sha256, obj.sha256);
+        assert_eq!(std::fs::read(out).unwrap(), b"hello\n");
+        // no temp files left behind
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("objects/lora-datasets/u/d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["in.jsonl"]);
+    }
+
+    #[tokio::test]
+    async fn missing_object_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let err = store
+            .get_to_file(Bucket::Models, "u/a/x", &dir.path().join("o"), &|_, _| {})
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("lora-models/u/a/x"), "{err}");
+    }
+}

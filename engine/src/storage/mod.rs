@@ -1,0 +1,188 @@
+//! The object-store layer: buckets of files addressed by path, with size limits checked before
+//! any byte is copied, atomic writes and a sha256 for everything stored. The local-folder store
+//! is the embedded default; the trait is shaped for S3 (streams, presigned URLs) too.
+
+mod local;
+
+pub use local::LocalStore;
+
+use async_trait::async_trait;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The seed's two buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    Datasets,
+    Models,
+}
+
+impl Bucket {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Datasets => "lora-datasets",
+            Self::Models => "lora-models",
+        }
+    }
+
+    /// Largest object the bucket accepts: 500 MB for datasets, 5 GB for models.
+    pub fn max_object_size(&self) -> u64 {
+        match self {
+            Self::Datasets => 500 * 1000 * 1000,
+            Self::Models => 5 * 1000 * 1000 * 1000,
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "lora-datasets" => Some(Self::Datasets),
+            "lora-models" => Some(Self::Models),
+            _ => None,
+        }
+    }
+
+    /// Presigned URL lifetimes from the seed: 1 h for uploads, 24 h for downloads.
+    pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(3600);
+    pub const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(24 * 3600);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(
+        "{what} is {size} bytes, over the {limit}-byte limit of bucket {bucket}",
+        bucket = bucket.name()
+    )]
+    TooLarge {
+        what: String,
+        size: u64,
+        limit: u64,
+        bucket: Bucket,
+    },
+    #[error("invalid object path `{path}`: {reason}")]
+    BadPath { path: String, reason: &'static str },
+    #[error("object {bucket}/{path} does not exist", bucket = bucket.name())]
+    NotFound { bucket: Bucket, path: String },
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What the store knows about an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredObject {
+    pub bucket: Bucket,
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Called with (bytes done, bytes total) while copying.
+pub type ProgressFn<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
+
+/// Builds the seed's path layout, `{user_id}/{item_id}/{file_name}`, checking every part.
+pub fn object_path(parts: &[&str]) -> Result<String, StorageError> {
+    let path = parts.join("/");
+    check_path(&path)?;
+    Ok(path)
+}
+
+/// Refuses paths that could escape the bucket or name nothing.
+pub fn check_path(path: &str) -> Result<(), StorageError> {
+    let bad = |reason| StorageError::BadPath {
+        path: path.to_string(),
+        reason,
+    };
+    if path.is_empty() {
+        return Err(bad("empty"));
+    }
+    if path.starts_with('/') || path.contains('\\') {
+        return Err(bad("must be relative, with `/` separators"));
+    }
+    for part in path.split('/') {
+        match part {
+            "" => return Err(bad("empty component")),
+            "." | ".." => return Err(bad("`.` and `..` are not allowed")),
+            p if p.chars().any(|c| c.is_control()) => {
+                return Err(bad("control characters are not allowed"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// `local` or `s3`, for the status bar and `config show`.
+    fn kind(&self) -> &'static str;
+
+    /// Copies a local file into the store. The size limit is checked before any byte moves;
+    /// the object appears whole or not at all.
+    async fn put_file(
+        &self,
+        bucket: Bucket,
+        path: &str,
+        src: &Path,
+        progress: ProgressFn<'_>,
+    ) -> Result<StoredObject, StorageError>;
+
+    /// Copies an object to a local file (atomically), returning its size and sha256.
+    async fn get_to_file(
+        &self,
+        bucket: Bucket,
+        path: &str,
+        dest: &Path,
+        progress: ProgressFn<'_>,
+    ) -> Result<StoredObject, StorageError>;
+
+    /// A streaming reader over an object.
+    async fn open(
+        &self,
+        bucket: Bucket,
+        path: &str,
+    ) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, StorageError>;
+
+    /// Size of an object, or None if absent.
+    async fn size(&self, bucket: Bucket, path: &str) -> Result<Option<u64>, StorageError>;
+
+    async fn delete(&self, bucket: Bucket, path: &str) -> Result<(), StorageError>;
+
+    /// Where the object lies on this machine's disk, when the store is a local folder (lets the
+    /// validator and the local trainer read it in place).
+    fn local_path(&self, bucket: Bucket, path: &str) -> Option<PathBuf>;
+
+    /// A URL anyone holding it may GET the object from, for remote trainers. None when the
+    /// store has no URLs (the local folder store).
+    async fn presign_get(
+        &self,
+        bucket: Bucket,
+        path: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, StorageError>;
+
+    /// A URL a remote trainer may PUT an object to.
+    async fn presign_put(
+        &self,
+        bucket: Bucket,
+        path: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, StorageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_cannot_escape() {
+        assert!(object_path(&["u", "d", "f.jsonl"]).is_ok());
+        for bad in ["", "/abs", "a/../b", "a//b", "./a", "a\\b", "a/\nb"] {
+            assert!(check_path(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The embedded store: redb tables of bincode-encoded records, secondary indexes kept in the same
+//! write transaction, a schema version with an upgrade path, and an event published for every
+//! committed change. One process owns the file; another gets a message naming the holder.
+
+mod keys;
+mod records;
+mod schema;
+
+pub use records::Record;
+use records::*;
+
+use crate::domain::*;
+use crate::events::EngineEvent;
+use crate::ids::*;
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle, WriteTransaction,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+pub use schema::SCHEMA_VERSION;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store {} is in use by another BrightRun process ({holder}); close it or wait for it to finish",
+        path.display()
+    )]
+    Locked { path: PathBuf, holder: String },
+    #[error("database error: {0}")]
+    Db(#[from] redb::Error),
+    #[error("cannot decode a record in table `{table}`: {message}")]
+    Decode { table: String, message: String },
+    #[error(
+        "the store was written by a newer BrightRun (schema {found}, this one knows up to {supported}); upgrade BrightRun"
+    )]
+    SchemaTooNew { found: u64, supported: u64 },
+    #[error("cannot create {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Converts any redb error into ours.
+fn db<E: Into<redb::Error>>(e: E) -> StoreError {
+    StoreError::Db(e.into())
+}
+
+const ENCODING: bincode::config::Configuration = bincode::config::standard();
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(v, ENCODING).expect("records always encode")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    bincode::serde::decode_from_slice(bytes, ENCODING)
+        .map(|(v, _)| v)
+        .map_err(|e| StoreError::Decode {
+            table: table.to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// Which slice of a newest-first list to return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+impl Page {
+    pub const ALL: Page = Page {
+        offset: 0,
+        limit: usize::MAX,
+    };
+    pub fn first(limit: usize) -> Self {
+        Self { offset: 0, limit }
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    events: broadcast::Sender<EngineEvent>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`, upgrading its schema when it is older.
+    pub fn open(path: &Path, events: broadcast::Sender<EngineEvent>) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let lock_path = path.with_extension("lock");
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                let holder = std::fs::read_to_string(&lock_path)
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_else(|_| "unknown process".into());
+                return Err(StoreError::Locked {
+                    path: path.to_path_buf(),
+                    holder,
+                });
+            }
+            Err(e) => return Err(db(e)),
+        };
+        let exe = std::env::args().collect::<Vec<_>>().join(" ");
+        let _ = std::fs::write(
+            &lock_path,
+            format!("pid {}: {}", std::process::id(), truncate(&exe, 200)),
+        );
+        let store = Self {
+            db: Arc::new(db),
+            events,
+            path: path.to_path_buf(),
+        };
+        schema::upgrade(&store.db)?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A new receiver of every change committed from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    /// Publishes an event that is not a record change (progress, logs).
+    pub fn publish(&self, event: EngineEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Runs `f` in one write transaction; on commit, publishes the events of every change.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        let mut writer = Writer {
+            txn: &txn,
+            events: Vec::new(),
+        };
+        let out = f(&mut writer)?;
+        let events = std::mem::take(&mut writer.events);
+        drop(writer);
+        txn.commit().map_err(db)?;
+        for e in events {
+            let _ = self.events.send(e);
+        }
+        Ok(out)
+    }
+
+    /// Stores one record (insert or update) in its own transaction.
+    pub fn put<R: Record>(&self, record: &R) -> Result<(), StoreError> {
+        self.write(|w| w.put(record))
+    }
+
+    pub fn get<R: Record>(&self, key: &[u8]) -> Result<Option<R>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = match txn.open_table(R::TABLE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db(e)),
+        };
+        match table.get(key).map_err(db)? {
+            Some(v) => Ok(Some(decode(R::TABLE.name(), v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn dataset(&self, id: DatasetId) -> Result<Option<Dataset>, StoreError> {
+        self.get(&id.bytes())
+    }
+    pub fn job(&self, id: JobId) -> Result<Option<TrainingJob>, StoreError> {
+        self.get(&id.bytes())
+    }
+    pub fn artifact(&self, id: ArtifactId) -> Result<Option<ModelArtifact>, StoreError> {
+        self.get(&id.bytes())
+    }
+    pub fn notification(&self, id: NotificationId) -> Result<Option<Notification>, StoreError> {
+        self.get(&id.bytes())
+    }
+
+    /// Records whose index key starts with `prefix`, newest (highest key) first.
+    fn list_by<R: Record>(
+        &self,
+        index: Bytes,
+        prefix: &[u8],
+        page: Page,
+        keep: impl Fn(&R) -> bool,
+    ) -> Result<Vec<R>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let (idx, table) = match (txn.open_table(index), txn.open_table(R::TABLE)) {
+            (Ok(i), Ok(t)) => (i, t),
+            (Err(redb::TableError::TableDoesNotExist(_)), _)
+            | (_, Err(redb::TableError::TableDoesNotExist(_))) => return Ok(Vec::new()),
+            (Err(e), _) | (_, Err(e)) => return Err(db(e)),
+        };
+        let end = keys::prefix_end(prefix);
+        let range = match &end {
+            Some(end) => idx.range::<&[u8]>(prefix..end.as_slice()),
+            None => idx.range::<&[u8]>(prefix..),
+        }
+        .map_err(db)?;
+        let mut out = Vec::new();
+        let mut skipped = 0;
+        for entry in range.rev() {
+            let (k, _) = entry.map_err(db)?;
+            let id = keys::trailing_id(k.value());
+            let Some(v) = table.get(id.as_slice()).map_err(db)? else {
+                continue;
+            };
+            let record: R = decode(R::TABLE.name(), v.value())?;
+            if !keep(&record) {
+                continue;
+            }
+            if skipped < page.offset {
+                skipped += 1;
+                continue;
+            }
+            out.push(record);
+            if out.len() >= page.limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// A user's datasets, newest first, without soft-deleted ones.
+    pub fn datasets(
+        &self,
+        user: UserId,
+        status: Option<DatasetStatus>,
+        page: Page,
+    ) -> Result<Vec<Dataset>, StoreError> {
+        let live = |d: &Dataset| d.deleted_at.is_none();
+        match status {
+            Some(s) => self.list_by(
+                DATASETS_BY_USER_STATUS,
+                &keys::join(&[&user.bytes(), &[s as u8]]),
+                page,
+                live,
+            ),
+            None => self.list_by(DATASETS_BY_USER, &user.bytes(), page, live),
+        }
+    }
+
+    /// A user's jobs, newest first.
+    pub fn jobs(
+        &self,
+        user: UserId,
+        status: Option<JobStatus>,
+        page: Page,
+    ) -> Result<Vec<TrainingJob>, StoreError> {
+        match status {
+            Some(s) => self.list_by(
+                JOBS_BY_USER_STATUS,
+                &keys::join(&[&user.bytes(), &[s as u8]]),
+                page,
+                |_| true,
+            ),
+            None => self.list_by(JOBS_BY_USER, &user.bytes(), page, |_| true),
+        }
+    }
+
+    /// Jobs of every user in `status`, oldest queued first (the dispatch order).
+    pub fn jobs_in_status(
+        &self,
+        status: JobStatus,
+        limit: usize,
+    ) -> Result<Vec<TrainingJob>, StoreError> {
+        let mut all = self.list_by::<TrainingJob>(JOBS_BY_STATUS, &[status as u8], Page::ALL, |_| {
+            true
+        })?;
+        all.reverse();
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Jobs that use a dataset.
+    pub fn jobs_for_dataset(&self, dataset: DatasetId) -> Result<Vec<TrainingJob>, StoreError> {
+        self.list_by(JOBS_BY_DATASET, &dataset.bytes(), Page::ALL, |_| true)
+    }
+
+    pub fn artifacts(&self, user: UserId, page: Page) -> Result<Vec<ModelArtifact>, StoreError> {
+        self.list_by(ARTIFACTS_BY_USER, &user.bytes(), page, |a: &ModelArtifact| {
+            a.deleted_at.is_none()
+        })
+    }
+
+    pub fn artifact_for_job(&self, job: JobId) -> Result<Option<ModelArtifact>, StoreError> {
+        Ok(self
+            .list_by(ARTIFACTS_BY_JOB, &job.bytes(), Page::first(1), |_| true)?
+            .pop())
+    }
+
+    pub fn cost_records(&self, user: UserId, page: Page) -> Result<Vec<CostRecord>, StoreError> {
+        self.list_by(COSTS_BY_USER, &user.bytes(), page, |_| true)
+    }
+
+    pub fn notifications(
+        &self,
+        user: UserId,
+        unread_only: bool,
+        page: Page,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.list_by(NOTIFICATIONS_BY_USER, &user.bytes(), page, |n: &Notification| {
+            !unread_only || !n.read
+        })
+    }
+
+    pub fn checkpoints(&self, job: JobId) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut v = self.list_by(CHECKPOINTS_BY_JOB, &job.bytes(), Page::ALL, |_| true)?;
+        v.reverse();
+        Ok(v)
+    }
+
+    /// A job's metrics points with `from <= step`, in step order, at most `limit`.
+    pub fn metrics(
+        &self,
+        job: JobId,
+        from_step: u64,
+        limit: usize,
+    ) -> Result<Vec<MetricsPoint>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = match txn.open_table(METRICS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db(e)),
+        };
+        let start = keys::join(&[&job.bytes(), &from_step.to_be_bytes()]);
+        let end = keys::prefix_end(&job.bytes()).expect("a 16-byte id has an end");
+        let mut out = Vec::new();
+        for entry in table
+            .range::<&[u8]>(start.as_slice()..end.as_slice())
+            .map_err(db)?
+        {
+            let (_, v) = entry.map_err(db)?;
+            out.push(decode(METRICS.name(), v.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of records in a record type's table.
+    pub fn count<R: Record>(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        match txn.open_table(R::TABLE) {
+            Ok(t) => t.len().map_err(db),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    /// The schema version recorded in the file.
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        schema::read_version(&self.db)
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// Changes inside one write transaction. Events are published only if it commits.
+pub struct Writer<'t> {
+    txn: &'t WriteTransaction,
+    events: Vec<EngineEvent>,
+}
+
+impl Writer<'_> {
+    pub fn get<R: Record>(&self, key: &[u8]) -> Result<Option<R>, StoreError> {
+        let table = self.txn.open_table(R::TABLE).map_err(db)?;
+        match table.get(key).map_err(db)? {
+            Some(v) => Ok(Some(decode(R::TABLE.name(), v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Inserts or replaces a record and moves its index entries.
+    pub fn put<R: Record>(&mut self, record: &R) -> Result<(), StoreError> {
+        let key = record.key();
+        let old: Option<R> = self.get(&key)?;
+        if let Some(old) = &old {
+            for (index, k) in old.index_keys() {
+                self.txn
+                    .open_table(index)
+                    .map_err(db)?
+                    .remove(k.as_slice())
+                    .map_err(db)?;
+            }
+        }
+        for (index, k) in record.index_keys() {
+            self.txn
+                .open_table(index)
+                .map_err(db)?
+                .insert(k.as_slice(), [].as_slice())
+                .map_err(db)?;
+        }
+        self.txn
+            .open_table(R::TABLE)
+            .map_err(db)?
+            .insert(key.as_slice(), encode(record).as_slice())
+            .map_err(db)?;
+        self.events.push(record.clone().into_event());
+        Ok(())
+    }
+
+    /// Stores metrics points; a step already stored for the job is replaced, never duplicated.
+    /// Returns how many were new.
+    pub fn put_metrics(&mut self, points: &[MetricsPoint]) -> Result<usize, StoreError> {
+        if points.is_empty() {
+            return Ok(0);
+        }
+        let mut table = self.txn.open_table(METRICS).map_err(db)?;
+        let mut new = 0;
+        for p in points {
+            let k = metric_key(p);
+            if table
+                .insert(k.as_slice(), encode(p).as_slice())
+                .map_err(db)?
+                .is_none()
+            {
+                new += 1;
+            }
+        }
+        let job_id = points[0].job_id;
+        self.events.push(EngineEvent::Metrics {
+            job_id,
+            points: Arc::new(points.to_vec()),
+        });
+        Ok(new)
+    }
+
+    /// Adds an event to publish on commit (for derived notices that are not records).
+    pub fn publish_on_commit(&mut self, event: EngineEvent) {
+        self.events.push(event);
+    }
+}
+
+#[cfg(test)]
+mod tests;

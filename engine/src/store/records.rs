@@ -1,0 +1,172 @@
+//! Which table each record lives in and which index keys it has. The store keeps indexes in
+//! step with records inside the same write transaction.
+
+use super::keys::{join, ts};
+use crate::domain::*;
+use crate::events::EngineEvent;
+use redb::TableDefinition;
+use serde::{Serialize, de::DeserializeOwned};
+use std::sync::Arc;
+
+pub type Bytes = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+pub const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
+
+pub const DATASETS: Bytes = TableDefinition::new("datasets");
+pub const JOBS: Bytes = TableDefinition::new("training_jobs");
+pub const METRICS: Bytes = TableDefinition::new("metrics_points");
+pub const ARTIFACTS: Bytes = TableDefinition::new("model_artifacts");
+pub const COSTS: Bytes = TableDefinition::new("cost_records");
+pub const NOTIFICATIONS: Bytes = TableDefinition::new("notifications");
+pub const CHECKPOINTS: Bytes = TableDefinition::new("checkpoints");
+
+pub const DATASETS_BY_USER: Bytes = TableDefinition::new("idx_datasets_user_created");
+pub const DATASETS_BY_USER_STATUS: Bytes = TableDefinition::new("idx_datasets_user_status");
+pub const JOBS_BY_USER: Bytes = TableDefinition::new("idx_jobs_user_created");
+pub const JOBS_BY_USER_STATUS: Bytes = TableDefinition::new("idx_jobs_user_status");
+pub const JOBS_BY_STATUS: Bytes = TableDefinition::new("idx_jobs_status");
+pub const JOBS_BY_DATASET: Bytes = TableDefinition::new("idx_jobs_dataset");
+pub const ARTIFACTS_BY_USER: Bytes = TableDefinition::new("idx_artifacts_user_created");
+pub const ARTIFACTS_BY_JOB: Bytes = TableDefinition::new("idx_artifacts_job");
+pub const COSTS_BY_USER: Bytes = TableDefinition::new("idx_costs_user_created");
+pub const NOTIFICATIONS_BY_USER: Bytes = TableDefinition::new("idx_notifications_user_created");
+pub const CHECKPOINTS_BY_JOB: Bytes = TableDefinition::new("idx_checkpoints_job_step");
+
+/// Every index, so a migration can rebuild them all.
+pub const ALL_INDEXES: [Bytes; 11] = [
+    DATASETS_BY_USER,
+    DATASETS_BY_USER_STATUS,
+    JOBS_BY_USER,
+    JOBS_BY_USER_STATUS,
+    JOBS_BY_STATUS,
+    JOBS_BY_DATASET,
+    ARTIFACTS_BY_USER,
+    ARTIFACTS_BY_JOB,
+    COSTS_BY_USER,
+    NOTIFICATIONS_BY_USER,
+    CHECKPOINTS_BY_JOB,
+];
+
+/// A record the store can keep: its table, its primary key, its index keys, its event.
+pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    const TABLE: Bytes;
+    fn key(&self) -> Vec<u8>;
+    fn index_keys(&self) -> Vec<(Bytes, Vec<u8>)>;
+    fn into_event(self) -> EngineEvent;
+}
+
+impl Record for Dataset {
+    const TABLE: Bytes = DATASETS;
+    fn key(&self) -> Vec<u8> {
+        self.id.bytes().to_vec()
+    }
+    fn index_keys(&self) -> Vec<(Bytes, Vec<u8>)> {
+        let (u, t, id) = (self.user_id.bytes(), ts(&self.created_at), self.id.bytes());
+        vec![
+            (DATASETS_BY_USER, join(&[&u, &t, &id])),
+            (
+                DATASETS_BY_USER_STATUS,
+                join(&[&u, &[self.status as u8], &t, &id]),
+            ),
+        ]
+    }
+    fn into_event(self) -> EngineEvent {
+        EngineEvent::Dataset(Arc::new(self))
+    }
+}
+
+impl Record for TrainingJob {
+    const TABLE: Bytes = JOBS;
+    fn key(&self) -> Vec<u8> {
+        self.id.bytes().to_vec()
+    }
+    fn index_keys(&self) -> Vec<(Bytes, Vec<u8>)> {
+        let (u, t, id) = (self.user_id.bytes(), ts(&self.created_at), self.id.bytes());
+        let st = [self.status as u8];
+        vec![
+            (JOBS_BY_USER, join(&[&u, &t, &id])),
+            (JOBS_BY_USER_STATUS, join(&[&u, &st, &t, &id])),
+            (JOBS_BY_STATUS, join(&[&st, &ts(&self.queued_at), &id])),
+            (JOBS_BY_DATASET, join(&[&self.dataset_id.bytes(), &id])),
+        ]
+    }
+    fn into_event(self) -> EngineEvent {
+        EngineEvent::Job(Arc::new(self))
+    }
+}
+
+impl Record for ModelArtifact {
+    const TABLE: Bytes = ARTIFACTS;
+    fn key(&self) -> Vec<u8> {
+        self.id.bytes().to_vec()
+    }
+    fn index_keys(&self) -> Vec<(Bytes, Vec<u8>)> {
+        let id = self.id.bytes();
+        vec![
+            (
+                ARTIFACTS_BY_USER,
+                join(&[&self.user_id.bytes(), &ts(&self.created_at), &id]),
+            ),
+            (ARTIFACTS_BY_JOB, join(&[&self.job_id.bytes(), &id])),
+        ]
+    }
+    fn into_event(self) -> EngineEvent {
+        EngineEvent::Artifact(Arc::new(self))
+    }
+}
+
+impl Record for CostRecord {
+    const TABLE: Bytes = COSTS;
+    fn key(&self) -> Vec<u8> {
+        self.id.bytes().to_vec()
+    }
+    fn index_keys(&self) -> Vec<(Bytes, Vec<u8>)> {
+        vec![(
+            COSTS_BY_USER,
+            join(&[&self.user_id.bytes(), &ts(&self.created_at), &self.id.bytes()]),
+        )]
+    }
+    fn into_event(self) -> EngineEvent {
+        EngineEvent::Cost(Arc::new(self))
+    }
+}
+
+impl Record for Notification {
+    const TABLE: Bytes = NOTIFICATIONS;
+    fn key(&self) -> Vec<u8> {
+        self.id.bytes().to_vec()
+    }
+    fn index_keys(&self) -> Vec<(Bytes, Vec<u8>)> {
+        vec![(
+            NOTIFICATIONS_BY_USER,
+            join(&[&self.user_id.bytes(), &ts(&self.created_at), &self.id.bytes()]),
+        )]
+    }
+    fn into_event(self) -> EngineEvent {
+        EngineEvent::Notification(Arc::new(self))
+    }
+}
+
+impl Record for Checkpoint {
+    const TABLE: Bytes = CHECKPOINTS;
+    fn key(&self) -> Vec<u8> {
+        self.id.bytes().to_vec()
+    }
+    fn index_keys(&self) -> Vec<(Bytes, Vec<u8>)> {
+        vec![(
+            CHECKPOINTS_BY_JOB,
+            join(&[&self.job_id.bytes(), &self.step.to_be_bytes(), &self.id.bytes()]),
+        )]
+    }
+    fn into_event(self) -> EngineEvent {
+        EngineEvent::Checkpoint(Arc::new(self))
+    }
+}
+
+/// Metrics are keyed by (job, step): a replayed step overwrites itself instead of duplicating.
+pub fn metric_key(p: &MetricsPoint) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..16].copy_from_slice(&p.job_id.bytes());
+    k[16..].copy_from_slice(&p.step.to_be_bytes());
+    k
+}

@@ -1,0 +1,1 @@
+//! Dataset validation (being written).
