@@ -2,13 +2,22 @@
 //! training estimates, cluster backends and the background tasks that move work along.
 //! It has no terminal code: UIs use [`Engine`]'s API and its event stream.
 
+pub mod backend;
 pub mod config;
 pub mod domain;
+mod engine;
 pub mod events;
 pub mod ids;
 pub mod paths;
 pub mod secrets;
 pub mod storage;
+pub mod text;
 pub mod store;
+pub mod trainer_env;
 pub mod training;
 pub mod validation;
+
+pub use engine::{
+    BudgetStatus, CostSummary, Engine, EngineError, IdKind, JobCost, JobRequest, NewDataset, Period,
+};
+pub use store::Page;

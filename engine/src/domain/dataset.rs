@@ -148,6 +148,8 @@ pub struct Dataset {
     pub sample_data: Vec<Vec<ChatMessage>>,
     /// Set when the dataset could not be stored or read at all.
     pub error_message: Option<String>,
+    /// The file the user imported, kept so an interrupted upload can resume.
+    pub source_path: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub deleted_at: Option<Timestamp>,

@@ -223,6 +223,18 @@ pub struct TrainingJob {
     /// The job this one retries, if any.
     pub retry_of: Option<JobId>,
     pub last_event_at: Option<Timestamp>,
+    /// A retried infrastructure failure waits until then (backoff).
+    pub next_attempt_at: Option<Timestamp>,
+    /// The first training loss seen, for the exploding-loss warning and the quality score.
+    pub first_training_loss: Option<f64>,
+    /// Warnings already raised, so each is raised once per job.
+    pub stall_notified: bool,
+    pub loss_warned: bool,
+    /// The adapter files the trainer reported, kept until the artifact is stored.
+    pub output_files: Vec<super::ArtifactFile>,
+    pub output_dir: Option<String>,
+    /// The base model's size when given by hand (unknown to the built-in table).
+    pub parameters_billions: Option<f64>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

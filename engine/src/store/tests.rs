@@ -1,0 +1,218 @@
+use super::*;
+
+pub(crate) fn dataset(user: UserId, name: &str, status: DatasetStatus) -> Dataset {
+    let t = now();
+    Dataset {
+        id: DatasetId::new(),
+        user_id: user,
+        name: name.into(),
+        description: None,
+        file_name: format!("{name}.jsonl"),
+        file_size: 10,
+        format: Some(DatasetFormat::OpenaiChat),
+        status,
+        storage_bucket: "lora-datasets".into(),
+        storage_path: format!("{user}/{name}"),
+        sha256: None,
+        statistics: None,
+        total_training_pairs: None,
+        total_validation_pairs: None,
+        total_tokens: None,
+        training_ready: false,
+        validated_at: None,
+        validation_errors: vec![],
+        sample_data: vec![],
+        error_message: None,
+        source_path: None,
+        created_at: t,
+        updated_at: t,
+        deleted_at: None,
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> (Store, broadcast::Receiver<EngineEvent>) {
+    let (tx, rx) = broadcast::channel(1024);
+    (Store::open(&dir.path().join("db.redb"), tx).unwrap(), rx)
+}
+
+#[test]
+fn records_round_trip_and_publish_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut rx) = open(&dir);
+    let user = UserId::new();
+    let d = dataset(user, "a", DatasetStatus::Uploading);
+    store.put(&d).unwrap();
+    assert_eq!(store.dataset(d.id).unwrap(), Some(d.clone()));
+    match rx.try_recv().unwrap() {
+        EngineEvent::Dataset(got) => assert_eq!(*got, d),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn status_index_follows_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    let user = UserId::new();
+    let mut d = dataset(user, "a", DatasetStatus::Validating);
+    store.put(&d).unwrap();
+    let validating = store
+        .datasets(user, Some(DatasetStatus::Validating), Page::ALL)
+        .unwrap();
+    assert_eq!(validating.len(), 1);
+    d.status = DatasetStatus::Ready;
+    store.put(&d).unwrap();
+    assert!(
+        store
+            .datasets(user, Some(DatasetStatus::Validating), Page::ALL)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .datasets(user, Some(DatasetStatus::Ready), Page::ALL)
+            .unwrap()[0]
+            .id,
+        d.id
+    );
+    // Other users see nothing.
+    assert!(
+        store
+            .datasets(UserId::new(), None, Page::ALL)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn lists_are_newest_first_and_paginated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    let user = UserId::new();
+    let base = now();
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let mut d = dataset(user, &format!("d{i}"), DatasetStatus::Ready);
+        d.created_at = base + chrono::Duration::seconds(i);
+        ids.push(d.id);
+        store.put(&d).unwrap();
+    }
+    let first = store.datasets(user, None, Page::first(10)).unwrap();
+    assert_eq!(first.len(), 10);
+    assert_eq!(first[0].id, ids[24]);
+    let third = store
+        .datasets(
+            user,
+            None,
+            Page {
+                offset: 20,
+                limit: 10,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        third.iter().map(|d| d.id).collect::<Vec<_>>(),
+        ids[..5].iter().rev().copied().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_failed_transaction_changes_nothing_and_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut rx) = open(&dir);
+    let user = UserId::new();
+    let d = dataset(user, "a", DatasetStatus::Ready);
+    let r: Result<(), StoreError> = store.write(|w| {
+        w.put(&d)?;
+        Err(StoreError::Decode {
+            table: "x".into(),
+            message: "abort".into(),
+        })
+    });
+    assert!(r.is_err());
+    assert_eq!(store.dataset(d.id).unwrap(), None);
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn metrics_are_unique_per_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    let job = JobId::new();
+    let point = |step: u64, loss: f64| MetricsPoint {
+        job_id: job,
+        timestamp: now(),
+        epoch: 0.0,
+        step,
+        training_loss: Some(loss),
+        validation_loss: None,
+        learning_rate: None,
+        gradient_norm: None,
+        throughput: None,
+        gpu_utilization: None,
+    };
+    let batch: Vec<_> = (1..=10).map(|s| point(s, 1.0)).collect();
+    assert_eq!(store.write(|w| w.put_metrics(&batch)).unwrap(), 10);
+    // A replay of steps 8..=12 adds only 11 and 12.
+    let replay: Vec<_> = (8..=12).map(|s| point(s, 2.0)).collect();
+    assert_eq!(store.write(|w| w.put_metrics(&replay)).unwrap(), 2);
+    let all = store.metrics(job, 0, usize::MAX).unwrap();
+    assert_eq!(
+        all.iter().map(|p| p.step).collect::<Vec<_>>(),
+        (1..=12).collect::<Vec<_>>()
+    );
+    assert_eq!(store.metrics(job, 11, 10).unwrap().len(), 2);
+    assert!(store.metrics(JobId::new(), 0, 10).unwrap().is_empty());
+}
+
+#[test]
+fn schema_1_is_upgraded_with_its_indexes_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let user = UserId::new();
+    let d = dataset(user, "old", DatasetStatus::Ready);
+    {
+        let db_ = redb::Database::create(&path).unwrap();
+        schema::write_v1(&db_, std::slice::from_ref(&d)).unwrap();
+        assert_eq!(schema::read_version(&db_).unwrap(), 1);
+    }
+    let (tx, _) = broadcast::channel(8);
+    let store = Store::open(&path, tx).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let ready = store
+        .datasets(user, Some(DatasetStatus::Ready), Page::ALL)
+        .unwrap();
+    assert_eq!(ready, vec![d]);
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    {
+        let db_ = redb::Database::create(&path).unwrap();
+        let txn = db_.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("schema_version", 99u64)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let (tx, _) = broadcast::channel(8);
+    let err = Store::open(&path, tx).err().unwrap();
+    assert!(err.to_string().contains("schema 99"), "{err}");
+}
+
+#[test]
+fn a_second_opener_is_told_who_holds_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, _rx) = open(&dir);
+    let (tx, _) = broadcast::channel(8);
+    let err = Store::open(&dir.path().join("db.redb"), tx).err().unwrap();
+    let msg = err.to_string();
+    assert!(msg.contains("in use by another BrightRun process"), "{msg}");
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+}

@@ -1,0 +1,353 @@
+//! The `local` backend: the trainer as a child process on this machine (the embedded default).
+//!
+//! Each job gets a folder: `spec.json`, `events.jsonl` (the trainer's stdout), `trainer.log`
+//! (its stderr), `pid`, `exit_code` (written by the wrapping shell when the trainer ends),
+//! `output/` and `checkpoints/`. The trainer runs in its own process group, detached from the
+//! engine, so a restarted engine finds it still running (or learns from `exit_code` how it
+//! ended) and continues reading its events from the stored cursor.
+
+use super::*;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+pub struct LocalBackend {
+    jobs_dir: PathBuf,
+    /// Seconds between SIGTERM and SIGKILL on cancel.
+    grace: Duration,
+}
+
+impl LocalBackend {
+    pub fn new(jobs_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            jobs_dir: jobs_dir.into(),
+            grace: Duration::from_secs(20),
+        }
+    }
+
+    /// The folder of a job (external ids are job ids).
+    pub fn job_dir(&self, external_id: &str) -> PathBuf {
+        self.jobs_dir.join(external_id)
+    }
+
+    fn pid(&self, external_id: &str) -> Option<i32> {
+        std::fs::read_to_string(self.job_dir(external_id).join("pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn exit_code(&self, external_id: &str) -> Option<Option<i32>> {
+        let text = std::fs::read_to_string(self.job_dir(external_id).join("exit_code")).ok()?;
+        Some(text.trim().parse().ok())
+    }
+
+    fn alive(&self, external_id: &str) -> bool {
+        self.pid(external_id)
+            .is_some_and(|pid| process_alive(pid, external_id))
+    }
+}
+
+/// True when `pid` is a live (non-zombie) process whose command line mentions the job, so a
+/// recycled pid is not mistaken for our trainer.
+fn process_alive(pid: i32, external_id: &str) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // The state letter follows the parenthesised command name.
+        let state = stat.rsplit(')').next().and_then(|s| s.trim().chars().next());
+        if state == Some('Z') {
+            return false;
+        }
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains(external_id))
+            .unwrap_or(false)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = external_id;
+        // SAFETY: signal 0 only checks that the process exists.
+        unsafe { libc::kill(pid, 0) == 0 }
+    }
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackendError {
+    let path = path.to_path_buf();
+    move |source| BackendError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Reads complete lines after `cursor` (a byte offset); a trailing partial line waits for the
+/// next poll.
+pub(crate) fn read_events(path: &Path, cursor: u64) -> Result<(Vec<Envelope>, u64), BackendError> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), cursor)),
+        Err(e) => return Err(io("reading", path)(e)),
+    };
+    file.seek(SeekFrom::Start(cursor))
+        .map_err(io("reading", path))?;
+    let mut buf = Vec::new();
+    file.take(16 << 20)
+        .read_to_end(&mut buf)
+        .map_err(io("reading", path))?;
+    let Some(last_newline) = memchr::memrchr(b'\n', &buf) else {
+        return Ok((Vec::new(), cursor));
+    };
+    let complete = &buf[..=last_newline];
+    let events = complete
+        .split(|b| *b == b'\n')
+        .map(|l| String::from_utf8_lossy(l))
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| Envelope::parse_line(l.trim()))
+        .collect();
+    Ok((events, cursor + complete.len() as u64))
+}
+
+#[async_trait]
+impl ClusterBackend for LocalBackend {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn submit(
+        &self,
+        spec: &TrainerSpec,
+        trainer: &TrainerCommand,
+    ) -> Result<String, BackendError> {
+        let id = spec.job_id.clone();
+        let dir = self.job_dir(&id);
+        if self.alive(&id) {
+            return Ok(id);
+        }
+        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        // A fresh attempt: old event and exit files belong to the previous attempt.
+        for stale in ["events.jsonl", "exit_code", "pid"] {
+            let _ = std::fs::remove_file(dir.join(stale));
+        }
+        let spec_path = dir.join("spec.json");
+        let text = serde_json::to_vec_pretty(spec).expect("specs serialise");
+        std::fs::write(&spec_path, text).map_err(io("writing", &spec_path))?;
+        let events = std::fs::File::create(dir.join("events.jsonl"))
+            .map_err(io("creating", &dir.join("events.jsonl")))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("trainer.log"))
+            .map_err(io("creating", &dir.join("trainer.log")))?;
+        // The shell records the trainer's exit status where a restarted engine can read it;
+        // it forwards SIGTERM to the trainer so a cancel still checkpoints.
+        let script = r#"trap 'kill -TERM "$child" 2>/dev/null' TERM
+"$@" &
+child=$!
+while :; do
+  wait "$child"; code=$?
+  kill -0 "$child" 2>/dev/null || break
+done
+echo "$code" > exit_code.tmp && mv exit_code.tmp exit_code
+exit "$code""#;
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .arg(format!("brightrun-trainer-{id}"))
+            .arg(&trainer.python)
+            .args(["-u", "-m", "brightrun_trainer", "run", "--spec"])
+            .arg(&spec_path)
+            .current_dir(&dir)
+            .env("PYTHONPATH", prepend_path(&trainer.source_dir))
+            .env("PYTHONUNBUFFERED", "1")
+            .env("TOKENIZERS_PARALLELISM", "false")
+            .env("BRIGHTRUN_JOB_ID", &id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(events))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(false);
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let child = cmd.spawn().map_err(|e| {
+            BackendError::Unavailable(format!(
+                "cannot start the trainer with {}: {e}",
+                trainer.python.display()
+            ))
+        })?;
+        let pid = child.id().unwrap_or(0);
+        std::fs::write(dir.join("pid"), pid.to_string()).map_err(io("writing", &dir))?;
+        // Reap the shell when it ends so it leaves no zombie while this engine lives.
+        tokio::spawn(async move {
+            let mut child = child;
+            let _ = child.wait().await;
+        });
+        Ok(id)
+    }
+
+    async fn poll(&self, external_id: &str, cursor: u64) -> Result<PollResult, BackendError> {
+        let dir = self.job_dir(external_id);
+        if !dir.exists() {
+            return Ok(PollResult {
+                state: RemoteState::Lost,
+                events: Vec::new(),
+                cursor,
+            });
+        }
+        // Read the exit status before the events, so no event written before exit is missed.
+        let exit = self.exit_code(external_id);
+        let alive = exit.is_none() && self.alive(external_id);
+        let (events, cursor) = read_events(&dir.join("events.jsonl"), cursor)?;
+        let state = match exit {
+            Some(code) => RemoteState::Exited(code),
+            None if alive => RemoteState::Running,
+            None => RemoteState::Exited(None),
+        };
+        Ok(PollResult {
+            state,
+            events,
+            cursor,
+        })
+    }
+
+    async fn cancel(&self, external_id: &str) -> Result<(), BackendError> {
+        let Some(pid) = self.pid(external_id) else {
+            return Ok(());
+        };
+        if !process_alive(pid, external_id) {
+            return Ok(());
+        }
+        // SAFETY: signalling a process group we started.
+        unsafe {
+            libc::kill(-pid, libc::SIGTERM);
+        }
+        let deadline = tokio::time::Instant::now() + self.grace;
+        while tokio::time::Instant::now() < deadline {
+            if !process_alive(pid, external_id) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // SAFETY: as above; the trainer ignored SIGTERM for the whole grace period.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+        Ok(())
+    }
+
+    async fn log_tail(&self, external_id: &str, lines: usize) -> Result<Vec<String>, BackendError> {
+        let path = self.job_dir(external_id).join("trainer.log");
+        Ok(tail_lines(&path, lines))
+    }
+
+    async fn healthy(&self) -> bool {
+        std::fs::create_dir_all(&self.jobs_dir).is_ok()
+    }
+}
+
+fn prepend_path(dir: &Path) -> std::ffi::OsString {
+    let mut out = dir.as_os_str().to_owned();
+    if let Some(old) = std::env::var_os("PYTHONPATH").filter(|v| !v.is_empty()) {
+        out.push(":");
+        out.push(old);
+    }
+    out
+}
+
+/// The last `n` lines of a text file, reading at most its last 64 KB.
+pub(crate) fn tail_lines(path: &Path, n: usize) -> Vec<String> {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(64 * 1024);
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let all: Vec<&str> = text.lines().collect();
+    let skip = all.len().saturating_sub(n);
+    all[skip..].iter().map(|s| s.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_read_from_the_cursor_and_partial_lines_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(
+            &path,
+            "{\"type\":\"stage\",\"seq\":0,\"ts\":1,\"stage\":\"training\"}\n{\"type\":\"log\",\"seq\":1,\"ts\":2,\"mess",
+        )
+        .unwrap();
+        let (ev, cur) = read_events(&path, 0).unwrap();
+        assert_eq!(ev.len(), 1);
+        let (ev2, cur2) = read_events(&path, cur).unwrap();
+        assert!(ev2.is_empty());
+        assert_eq!(cur2, cur);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut f, b"age\":\"hi\"}\n").unwrap();
+        let (ev3, _) = read_events(&path, cur).unwrap();
+        assert_eq!(ev3.len(), 1);
+        assert_eq!(ev3[0].seq, 1);
+    }
+
+    #[tokio::test]
+    async fn a_process_is_started_detached_and_its_exit_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path());
+        // A fake "python" that prints one event and exits 3.
+        let fake = dir.path().join("fake-python");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho '{\"type\":\"log\",\"seq\":0,\"ts\":0,\"message\":\"hello\"}'\necho oops >&2\nexit 3\n",
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let spec = TrainerSpec {
+            version: 1,
+            job_id: "job-1".into(),
+            base_model: "m".into(),
+            dataset: DatasetRef::Path("/d".into()),
+            hyperparameters: serde_json::json!({}),
+            output: OutputRef::Dir("/o".into()),
+            checkpoint_dir: "/c".into(),
+            resume_from: None,
+            logging_steps: 1,
+            max_steps: None,
+        };
+        let cmd = TrainerCommand {
+            python: fake,
+            source_dir: dir.path().to_path_buf(),
+        };
+        let id = backend.submit(&spec, &cmd).await.unwrap();
+        let mut result = None;
+        for _ in 0..100 {
+            let r = backend.poll(&id, 0).await.unwrap();
+            if matches!(r.state, RemoteState::Exited(_)) {
+                result = Some(r);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let r = result.expect("the process ends");
+        assert_eq!(r.state, RemoteState::Exited(Some(3)));
+        assert_eq!(r.events.len(), 1);
+        assert_eq!(backend.log_tail(&id, 5).await.unwrap(), vec!["oops"]);
+        assert_eq!(
+            backend.poll("nope", 0).await.unwrap().state,
+            RemoteState::Lost
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The trainer protocol (trainer/PROTOCOL.md) as Rust types: the job spec we write and the
+//! events we read back. Change both sides together.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Where the trainer finds its dataset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetRef {
+    Path(String),
+    Url(String),
+}
+
+/// Where the trainer writes the adapter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputRef {
+    Dir(String),
+    PresignedPut(BTreeMap<String, String>),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainerSpec {
+    pub version: u32,
+    pub job_id: String,
+    pub base_model: String,
+    pub dataset: DatasetRef,
+    /// The job's hyperparameters plus `validation_split`, as PROTOCOL.md lists them.
+    pub hyperparameters: serde_json::Value,
+    pub output: OutputRef,
+    pub checkpoint_dir: String,
+    pub resume_from: Option<String>,
+    pub logging_steps: u32,
+    pub max_steps: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DoneSummary {
+    pub total_steps: Option<u64>,
+    pub epochs: Option<f64>,
+    pub final_training_loss: Option<f64>,
+    pub final_validation_loss: Option<f64>,
+    pub train_runtime_seconds: Option<f64>,
+    pub train_tokens: Option<u64>,
+    pub trainable_parameters: Option<u64>,
+    pub total_parameters: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TrainerEvent {
+    Stage {
+        stage: String,
+        #[serde(default)]
+        message: Option<String>,
+    },
+    Metric {
+        step: u64,
+        #[serde(default)]
+        total_steps: Option<u64>,
+        #[serde(default)]
+        epoch: Option<f64>,
+        #[serde(default)]
+        training_loss: Option<f64>,
+        #[serde(default)]
+        learning_rate: Option<f64>,
+        #[serde(default)]
+        gradient_norm: Option<f64>,
+        #[serde(default)]
+        throughput: Option<f64>,
+        #[serde(default)]
+        gpu_utilization: Option<f64>,
+        #[serde(default)]
+        validation_loss: Option<f64>,
+    },
+    Checkpoint {
+        step: u64,
+        #[serde(default)]
+        epoch: Option<f64>,
+        #[serde(default)]
+        loss: Option<f64>,
+        path: String,
+    },
+    Log {
+        #[serde(default)]
+        level: Option<String>,
+        message: String,
+    },
+    Artifact {
+        dir: String,
+        files: Vec<FileEntry>,
+    },
+    Done {
+        #[serde(default)]
+        summary: DoneSummary,
+    },
+    Error {
+        #[serde(default)]
+        kind: Option<String>,
+        reason: String,
+        #[serde(default)]
+        detail: Option<String>,
+    },
+}
+
+/// One event line: the event plus its sequence number and time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    #[serde(default)]
+    pub seq: u64,
+    #[serde(default)]
+    pub ts: f64,
+    #[serde(flatten)]
+    pub event: TrainerEvent,
+}
+
+impl Envelope {
+    /// Parses one line; a line that is not an event becomes a `log` event carrying it, so odd
+    /// output is shown rather than lost or fatal.
+    pub fn parse_line(line: &str) -> Envelope {
+        serde_json::from_str(line).unwrap_or_else(|e| Envelope {
+            seq: 0,
+            ts: 0.0,
+            event: TrainerEvent::Log {
+                level: Some("warning".into()),
+                message: format!(
+                    "unreadable trainer output ({e}): {}",
+                    line.chars().take(300).collect::<String>()
+                ),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_parse_and_bad_lines_become_logs() {
+        let m = Envelope::parse_line(
+            r#"{"type":"metric","seq":3,"ts":1.5,"step":2,"epoch":0.5,"training_loss":1.25,"learning_rate":0.0001,"gradient_norm":null,"throughput":900.0,"gpu_utilization":null,"validation_loss":null,"total_steps":10}"#,
+        );
+        assert_eq!(m.seq, 3);
+        match m.event {
+            TrainerEvent::Metric {
+                step,
+                training_loss,
+                total_steps,
+                ..
+            } => {
+                assert_eq!(step, 2);
+                assert_eq!(training_loss, Some(1.25));
+                assert_eq!(total_steps, Some(10));
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = Envelope::parse_line("Traceback (most recent call last):");
+        assert!(matches!(bad.event, TrainerEvent::Log { .. }));
+        let spec = TrainerSpec {
+            version: 1,
+            job_id: "j".into(),
+            base_model: "m".into(),
+            dataset: DatasetRef::Path("/d".into()),
+            hyperparameters: serde_json::json!({}),
+            output: OutputRef::Dir("/o".into()),
+            checkpoint_dir: "/c".into(),
+            resume_from: None,
+            logging_steps: 1,
+            max_steps: None,
+        };
+        let v = serde_json::to_value(&spec).unwrap();
+        assert_eq!(v["dataset"]["path"], "/d");
+        assert_eq!(v["output"]["dir"], "/o");
+    }
+}

@@ -1,0 +1,264 @@
+//! Model artifacts: storing what a finished trainer wrote, listing, downloading.
+
+use super::resolve::{IdKind, pick};
+use super::{Engine, EngineError, Result};
+use crate::backend::DoneSummary;
+use crate::domain::*;
+use crate::ids::*;
+use crate::storage::{Bucket, check_path, object_path};
+use crate::store::Page;
+use crate::training;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+impl Engine {
+    /// Copies the trainer's adapter files into `lora-models/{user}/{artifact}/`, checking every
+    /// name (nothing may land outside the artifact's folder) and every sha256, and builds the
+    /// artifact record with its quality metrics.
+    pub(crate) async fn collect_artifact(
+        &self,
+        job: &TrainingJob,
+        summary: &DoneSummary,
+    ) -> Result<ModelArtifact> {
+        let out_dir = PathBuf::from(
+            job.output_dir
+                .clone()
+                .unwrap_or_else(|| self.job_dir_path(job.id).join("output").to_string_lossy().into()),
+        );
+        let out_root = out_dir.canonicalize().map_err(|source| EngineError::Io {
+            action: "reading",
+            path: out_dir.clone(),
+            source,
+        })?;
+        let manifest: Vec<ArtifactFile> = if job.output_files.is_empty() {
+            list_files(&out_root)?
+                .into_iter()
+                .map(|(path, size)| ArtifactFile {
+                    path,
+                    size,
+                    sha256: String::new(),
+                })
+                .collect()
+        } else {
+            job.output_files.clone()
+        };
+        if manifest.is_empty() {
+            return Err(EngineError::Invalid(format!(
+                "the trainer wrote no files in {}",
+                out_root.display()
+            )));
+        }
+        let id = ArtifactId::new();
+        let user = self.inner.user;
+        let mut files = Vec::new();
+        for f in &manifest {
+            check_path(&f.path)?;
+            let src = out_root.join(&f.path);
+            let real = src.canonicalize().map_err(|source| EngineError::Io {
+                action: "reading",
+                path: src.clone(),
+                source,
+            })?;
+            if !real.starts_with(&out_root) {
+                return Err(EngineError::Invalid(format!(
+                    "the trainer's file `{}` points outside its output folder",
+                    f.path
+                )));
+            }
+            let key = object_path(&[&user.to_string(), &id.to_string(), &f.path])?;
+            let stored = self
+                .inner
+                .objects
+                .put_file(Bucket::Models, &key, &real, &|_, _| {})
+                .await?;
+            if !f.sha256.is_empty() && stored.sha256 != f.sha256 {
+                return Err(EngineError::Invalid(format!(
+                    "`{}` does not match the sha256 the trainer reported",
+                    f.path
+                )));
+            }
+            files.push(ArtifactFile {
+                path: f.path.clone(),
+                size: stored.size,
+                sha256: stored.sha256,
+            });
+        }
+        let metrics = self.inner.store.metrics(job.id, 0, usize::MAX)?;
+        let first = job
+            .first_training_loss
+            .or_else(|| metrics.iter().find_map(|m| m.training_loss));
+        let last = metrics
+            .iter()
+            .rev()
+            .find_map(|m| m.training_loss)
+            .or(summary.final_training_loss);
+        let val = summary
+            .final_validation_loss
+            .or_else(|| metrics.iter().rev().find_map(|m| m.validation_loss));
+        let dataset = self.inner.store.dataset(job.dataset_id)?;
+        let version = self
+            .inner
+            .store
+            .artifacts(user, Page::ALL)?
+            .iter()
+            .filter(|a| a.dataset_id == job.dataset_id)
+            .count() as u32
+            + 1;
+        let model_short = job
+            .hyperparameters
+            .base_model
+            .rsplit('/')
+            .next()
+            .unwrap_or("model")
+            .to_string();
+        let name = format!(
+            "{}-{}-lora",
+            dataset.as_ref().map(|d| d.name.as_str()).unwrap_or("dataset"),
+            model_short
+        );
+        let t = now();
+        let started = job.started_at.unwrap_or(t);
+        Ok(ModelArtifact {
+            id,
+            user_id: user,
+            job_id: job.id,
+            dataset_id: job.dataset_id,
+            name,
+            version,
+            status: ArtifactStatus::Stored,
+            base_model: job.hyperparameters.base_model.clone(),
+            quality_metrics: training::quality(first, last, val),
+            training_summary: TrainingSummary {
+                total_steps: summary.total_steps.unwrap_or(job.current_step),
+                epochs: job.total_epochs,
+                duration_seconds: (t - started).num_milliseconds().max(0) as f64 / 1000.0,
+                train_tokens: summary.train_tokens,
+                trainable_parameters: summary.trainable_parameters,
+                total_parameters: summary.total_parameters,
+                final_cost: job.current_cost,
+                gpu_type: job.gpu_config.gpu_type.clone(),
+                gpu_count: job.gpu_config.gpu_count,
+            },
+            configuration: JsonValue(json!({
+                "preset": job.preset_id.as_str(),
+                "hyperparameters": job.hyperparameters,
+                "gpu_config": job.gpu_config,
+            })),
+            storage_bucket: Bucket::Models.name().into(),
+            storage_path: object_path(&[&user.to_string(), &id.to_string()])?,
+            files,
+            parent_model_id: None,
+            created_at: t,
+            updated_at: t,
+            deleted_at: None,
+        })
+    }
+
+    fn job_dir_path(&self, id: JobId) -> PathBuf {
+        self.inner.paths.jobs_dir().join(id.to_string())
+    }
+
+    /// The active user's model artifacts, newest first.
+    pub fn artifacts(&self, page: Page) -> Result<Vec<ModelArtifact>> {
+        Ok(self.inner.store.artifacts(self.inner.user, page)?)
+    }
+
+    pub fn artifact(&self, id: ArtifactId) -> Result<ModelArtifact> {
+        self.inner
+            .store
+            .artifact(id)?
+            .filter(|a| a.user_id == self.inner.user && a.deleted_at.is_none())
+            .ok_or_else(|| EngineError::NotFound {
+                kind: IdKind::Model,
+                query: id.to_string(),
+            })
+    }
+
+    pub fn resolve_artifact(&self, query: &str) -> Result<ArtifactId> {
+        let all = self.artifacts(Page::ALL)?;
+        pick(IdKind::Model, query, all.iter().map(|a| a.id))
+    }
+
+    /// Downloads every file of an artifact into `to`, verifying each sha256. Refuses to
+    /// overwrite existing files unless `force`. `progress` gets (bytes done, bytes total).
+    pub async fn download_artifact(
+        &self,
+        id: ArtifactId,
+        to: &Path,
+        force: bool,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Vec<PathBuf>> {
+        let a = self.artifact(id)?;
+        let total: u64 = a.files.iter().map(|f| f.size).sum();
+        let mut targets = Vec::new();
+        for f in &a.files {
+            check_path(&f.path)?;
+            targets.push(to.join(&f.path));
+        }
+        if !force {
+            let existing: Vec<String> = targets
+                .iter()
+                .filter(|p| p.exists())
+                .map(|p| p.display().to_string())
+                .collect();
+            if !existing.is_empty() {
+                return Err(EngineError::Conflict(format!(
+                    "{} already exist{}: {}; use --force to overwrite",
+                    if existing.len() == 1 { "a file" } else { "files" },
+                    if existing.len() == 1 { "s" } else { "" },
+                    existing.join(", ")
+                )));
+            }
+        }
+        let mut done_before = 0u64;
+        for (f, dest) in a.files.iter().zip(&targets) {
+            let key = object_path(&[a.storage_path.as_str(), f.path.as_str()])?;
+            let base = done_before;
+            let got = self
+                .inner
+                .objects
+                .get_to_file(Bucket::Models, &key, dest, &|d, _| progress(base + d, total))
+                .await?;
+            if got.sha256 != f.sha256 {
+                let _ = std::fs::remove_file(dest);
+                return Err(EngineError::Invalid(format!(
+                    "{} arrived corrupted (sha256 {} instead of {}); nothing was kept",
+                    f.path, got.sha256, f.sha256
+                )));
+            }
+            done_before += got.size;
+        }
+        progress(total, total);
+        Ok(targets)
+    }
+}
+
+/// Regular files under `root`, as relative `/`-separated paths with sizes.
+fn list_files(root: &Path) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|source| EngineError::Io {
+            action: "reading",
+            path: dir.clone(),
+            source,
+        })?;
+        for e in entries.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file()
+                && let Ok(rel) = e.path().strip_prefix(root)
+            {
+                let rel = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().to_string())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                out.push((rel, e.metadata().map(|m| m.len()).unwrap_or(0)));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,349 @@
+//! Costs: compute records are written when jobs end (runner.rs); storage is accrued per
+//! GB-month here; summaries and budget alerts read the records.
+
+use super::notify::notify;
+use super::{Engine, Result};
+use crate::domain::*;
+use crate::ids::*;
+use crate::storage::Bucket;
+use crate::store::Page;
+use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// The seed's billing period, `YYYY-MM`.
+pub(crate) fn billing_period(t: &Timestamp) -> String {
+    t.format("%Y-%m").to_string()
+}
+
+fn month_start(t: &Timestamp) -> Timestamp {
+    Utc.with_ymd_and_hms(t.year(), t.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(*t)
+}
+
+/// How far back a cost summary looks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    Week,
+    Month,
+    Year,
+}
+
+impl std::str::FromStr for Period {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "week" => Ok(Self::Week),
+            "month" => Ok(Self::Month),
+            "year" => Ok(Self::Year),
+            _ => Err(format!("unknown period `{s}` (expected week, month or year)")),
+        }
+    }
+}
+
+impl Period {
+    pub fn days(&self) -> i64 {
+        match self {
+            Self::Week => 7,
+            Self::Month => 30,
+            Self::Year => 365,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JobCost {
+    pub job_id: JobId,
+    pub amount: f64,
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BudgetStatus {
+    pub monthly_budget: f64,
+    pub spent_this_month: f64,
+    pub percent: f64,
+}
+
+/// Totals over a period.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CostSummary {
+    pub period: Period,
+    pub since: Timestamp,
+    pub total: f64,
+    /// `compute`, `storage`, `data_transfer` → dollars.
+    pub by_type: BTreeMap<String, f64>,
+    /// Every day of the period (oldest first), zero where nothing was spent.
+    pub by_day: Vec<(NaiveDate, f64)>,
+    /// Most expensive first.
+    pub by_job: Vec<JobCost>,
+    /// What running jobs have cost so far (not yet recorded).
+    pub running: f64,
+    pub budget: Option<BudgetStatus>,
+}
+
+impl Engine {
+    /// This calendar month's spending: recorded costs plus what running jobs cost so far.
+    pub fn spent_this_month(&self) -> Result<f64> {
+        let t = now();
+        let start = month_start(&t);
+        let recorded: f64 = self
+            .records_since(start)?
+            .iter()
+            .map(|r| r.amount)
+            .sum();
+        Ok(recorded + self.running_costs()?)
+    }
+
+    fn running_costs(&self) -> Result<f64> {
+        let mut sum = 0.0;
+        for status in [JobStatus::Initializing, JobStatus::Running] {
+            sum += self
+                .jobs(Some(status), Page::ALL)?
+                .iter()
+                .map(|j| j.current_cost)
+                .sum::<f64>();
+        }
+        Ok(sum)
+    }
+
+    fn records_since(&self, since: Timestamp) -> Result<Vec<CostRecord>> {
+        // Newest first: stop at the first record older than `since`.
+        let mut out = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = self
+                .inner
+                .store
+                .cost_records(self.inner.user, Page { offset, limit: 500 })?;
+            let n = page.len();
+            for r in page {
+                if r.created_at < since {
+                    return Ok(out);
+                }
+                out.push(r);
+            }
+            if n < 500 {
+                return Ok(out);
+            }
+            offset += n;
+        }
+    }
+
+    /// Totals by type, by day and by job over the last week, month or year.
+    pub fn cost_summary(&self, period: Period) -> Result<CostSummary> {
+        let t = now();
+        let today = t.date_naive();
+        let first_day = today - chrono::Duration::days(period.days() - 1);
+        let since = Utc.from_utc_datetime(&first_day.and_hms_opt(0, 0, 0).expect("midnight"));
+        let records = self.records_since(since)?;
+        let mut by_type = BTreeMap::new();
+        let mut by_day: BTreeMap<NaiveDate, f64> = (0..period.days())
+            .map(|i| (first_day + chrono::Duration::days(i), 0.0))
+            .collect();
+        let mut by_job: BTreeMap<JobId, JobCost> = BTreeMap::new();
+        let mut total = 0.0;
+        for r in &records {
+            total += r.amount;
+            *by_type.entry(r.cost_type.as_str().to_string()).or_insert(0.0) += r.amount;
+            *by_day.entry(r.created_at.date_naive()).or_insert(0.0) += r.amount;
+            if let Some(j) = r.job_id {
+                let e = by_job.entry(j).or_insert(JobCost {
+                    job_id: j,
+                    amount: 0.0,
+                    description: r.details.description.clone(),
+                });
+                e.amount += r.amount;
+            }
+        }
+        let mut by_job: Vec<JobCost> = by_job.into_values().collect();
+        by_job.sort_by(|a, b| b.amount.total_cmp(&a.amount));
+        let budget = match self.inner.config.budget.monthly_usd {
+            Some(b) => {
+                let spent = self.spent_this_month()?;
+                Some(BudgetStatus {
+                    monthly_budget: b,
+                    spent_this_month: spent,
+                    percent: if b > 0.0 { spent / b * 100.0 } else { 100.0 },
+                })
+            }
+            None => None,
+        };
+        Ok(CostSummary {
+            period,
+            since,
+            total,
+            by_type,
+            by_day: by_day.into_iter().collect(),
+            by_job,
+            running: self.running_costs()?,
+            budget,
+        })
+    }
+
+    /// Storage cost of datasets and models for the current month so far (GB × price ×
+    /// share of the month elapsed), kept as one record per month that is updated in place.
+    pub(crate) fn accrue_storage(&self) -> Result<()> {
+        let t = now();
+        let period = billing_period(&t);
+        let mut bytes: u64 = self
+            .datasets(None, Page::ALL)?
+            .iter()
+            .map(|d| d.file_size)
+            .sum();
+        bytes += self
+            .artifacts(Page::ALL)?
+            .iter()
+            .flat_map(|a| a.files.iter().map(|f| f.size))
+            .sum::<u64>();
+        let gb = bytes as f64 / 1e9;
+        let start = month_start(&t);
+        let days_in_month = {
+            let next = if t.month() == 12 {
+                Utc.with_ymd_and_hms(t.year() + 1, 1, 1, 0, 0, 0)
+            } else {
+                Utc.with_ymd_and_hms(t.year(), t.month() + 1, 1, 0, 0, 0)
+            };
+            next.single()
+                .map(|n| (n - start).num_seconds() as f64)
+                .unwrap_or(30.0 * 86400.0)
+        };
+        let share = ((t - start).num_seconds() as f64 / days_in_month).clamp(0.0, 1.0);
+        let amount = gb * self.inner.config.training.storage_price_per_gb_month * share;
+        // One record per user and month: its id follows from both.
+        let (hi, lo) = self.inner.user.0.as_u64_pair();
+        let month_key = (t.year() as u64) * 100 + t.month() as u64;
+        let id = CostRecordId(uuid::Uuid::from_u64_pair(hi ^ 0x5354_4f52_4147_4500, lo ^ month_key));
+        let existing: Option<CostRecord> = self.inner.store.get(&id.bytes())?;
+        let record = CostRecord {
+            id,
+            user_id: self.inner.user,
+            job_id: None,
+            cost_type: CostType::Storage,
+            amount,
+            details: CostDetails {
+                gigabytes: Some(gb),
+                description: Some(format!(
+                    "{} and {} storage, {period}",
+                    Bucket::Datasets.name(),
+                    Bucket::Models.name()
+                )),
+                ..Default::default()
+            },
+            billing_period: period,
+            created_at: existing.map(|e| e.created_at).unwrap_or(start),
+        };
+        self.inner.store.put(&record)?;
+        Ok(())
+    }
+
+    /// Raises the 80% and 100% budget alerts, each once per month.
+    pub(crate) fn check_budget(&self) -> Result<()> {
+        let Some(budget) = self.inner.config.budget.monthly_usd else {
+            return Ok(());
+        };
+        let spent = self.spent_this_month()?;
+        let t = now();
+        let period = billing_period(&t);
+        let share = if budget > 0.0 {
+            spent / budget
+        } else if spent > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        };
+        let recent = self.inner.store.notifications(
+            self.inner.user,
+            false,
+            Page::first(1000),
+        )?;
+        let already = |kind: NotificationType| {
+            recent.iter().any(|n| {
+                n.kind == kind && n.metadata.0.get("billing_period") == Some(&json!(period))
+            })
+        };
+        let mut alerts = Vec::new();
+        if share >= 1.0 && !already(NotificationType::BudgetExceeded) {
+            alerts.push((
+                NotificationType::BudgetExceeded,
+                "Monthly budget exceeded".to_string(),
+            ));
+        } else if share >= 0.8 && !already(NotificationType::BudgetWarning) {
+            alerts.push((
+                NotificationType::BudgetWarning,
+                "80% of the monthly budget used".to_string(),
+            ));
+        }
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let user = self.inner.user;
+        self.inner.store.write(|w| {
+            for (kind, title) in &alerts {
+                notify(
+                    w,
+                    user,
+                    *kind,
+                    title.clone(),
+                    format!("${spent:.2} of ${budget:.2} spent in {period}"),
+                    Some(Link::Costs),
+                    json!({"billing_period": period, "spent": spent, "budget": budget}),
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Notifications, newest first.
+    pub fn notifications(&self, unread_only: bool, page: Page) -> Result<Vec<Notification>> {
+        Ok(self
+            .inner
+            .store
+            .notifications(self.inner.user, unread_only, page)?)
+    }
+
+    pub fn resolve_notification(&self, query: &str) -> Result<NotificationId> {
+        let all = self.notifications(false, Page::ALL)?;
+        super::resolve::pick(
+            super::IdKind::Notification,
+            query,
+            all.iter().map(|n| n.id),
+        )
+    }
+
+    /// Marks one notification (or all, with `None`) read; returns how many changed.
+    pub fn mark_read(&self, id: Option<NotificationId>) -> Result<usize> {
+        let targets: Vec<Notification> = match id {
+            Some(id) => vec![
+                self.inner
+                    .store
+                    .notification(id)?
+                    .filter(|n| n.user_id == self.inner.user)
+                    .ok_or_else(|| super::EngineError::NotFound {
+                        kind: super::IdKind::Notification,
+                        query: id.to_string(),
+                    })?,
+            ],
+            None => self.notifications(true, Page::ALL)?,
+        };
+        let changed: Vec<Notification> = targets
+            .into_iter()
+            .filter(|n| !n.read)
+            .map(|mut n| {
+                n.read = true;
+                n
+            })
+            .collect();
+        self.inner.store.write(|w| {
+            for n in &changed {
+                w.put(n)?;
+            }
+            Ok(())
+        })?;
+        Ok(changed.len())
+    }
+}

@@ -1,0 +1,433 @@
+//! Datasets: import (copy into the store, then validate), queries, rename, soft delete.
+
+use super::notify::notify;
+use super::{Engine, EngineError, Result};
+use crate::domain::*;
+use crate::events::{EngineEvent, Progress, ProgressTask};
+use crate::ids::*;
+use crate::storage::{Bucket, object_path};
+use crate::store::Page;
+use crate::validation::{self, ValidationOptions, ValidationReport};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What a new dataset is called and described as.
+#[derive(Clone, Debug, Default)]
+pub struct NewDataset {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+impl Engine {
+    /// Imports a file: creates the record (`uploading`), copies the file into the store (size
+    /// checked first, atomic, sha256), then marks it `validating` and wakes the validator.
+    /// `progress` gets (bytes copied, total).
+    pub async fn add_dataset(
+        &self,
+        file: &Path,
+        new: NewDataset,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Dataset> {
+        let meta = std::fs::metadata(file).map_err(|source| EngineError::Io {
+            action: "reading",
+            path: file.to_path_buf(),
+            source,
+        })?;
+        if !meta.is_file() {
+            return Err(EngineError::Invalid(format!(
+                "{} is not a regular file",
+                file.display()
+            )));
+        }
+        let limit = Bucket::Datasets.max_object_size();
+        if meta.len() > limit {
+            return Err(EngineError::Invalid(format!(
+                "{} is {} bytes, over the {} MB limit for datasets",
+                file.display(),
+                meta.len(),
+                limit / 1_000_000
+            )));
+        }
+        let file_name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| EngineError::Invalid(format!("{} has no file name", file.display())))?;
+        let safe_name: String = file_name
+            .chars()
+            .map(|c| if c == '/' || c.is_control() { '_' } else { c })
+            .collect();
+        let name = new
+            .name
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| {
+                Path::new(&file_name)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_else(|| file_name.clone())
+            });
+        check_name(&name)?;
+        let id = DatasetId::new();
+        let user = self.inner.user;
+        let storage_path = object_path(&[&user.to_string(), &id.to_string(), &safe_name])?;
+        let source = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        let t = now();
+        let mut dataset = Dataset {
+            id,
+            user_id: user,
+            name,
+            description: new.description.filter(|d| !d.trim().is_empty()),
+            file_name,
+            file_size: meta.len(),
+            format: None,
+            status: DatasetStatus::Uploading,
+            storage_bucket: Bucket::Datasets.name().into(),
+            storage_path,
+            sha256: None,
+            statistics: None,
+            total_training_pairs: None,
+            total_validation_pairs: None,
+            total_tokens: None,
+            training_ready: false,
+            validated_at: None,
+            validation_errors: Vec::new(),
+            sample_data: Vec::new(),
+            error_message: None,
+            source_path: Some(source.to_string_lossy().to_string()),
+            created_at: t,
+            updated_at: t,
+            deleted_at: None,
+        };
+        self.inner.store.put(&dataset)?;
+        self.upload(&mut dataset, progress).await?;
+        Ok(dataset)
+    }
+
+    /// Copies the dataset's source file into the store and moves it to `validating`. On
+    /// failure the record goes to `error` with the reason; the source file is never touched.
+    pub(crate) async fn upload(
+        &self,
+        dataset: &mut Dataset,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<()> {
+        let source = dataset.source_path.clone().unwrap_or_default();
+        let store = &self.inner.store;
+        let id = dataset.id;
+        let report = |done: u64, total: u64| {
+            progress(done, total);
+            store.publish(EngineEvent::Progress(Progress {
+                task: ProgressTask::Upload(id),
+                done,
+                total: Some(total),
+                message: "uploading".into(),
+            }));
+        };
+        match self
+            .inner
+            .objects
+            .put_file(
+                Bucket::Datasets,
+                &dataset.storage_path,
+                Path::new(&source),
+                &report,
+            )
+            .await
+        {
+            Ok(obj) => {
+                dataset.status = DatasetStatus::Validating;
+                dataset.file_size = obj.size;
+                dataset.sha256 = Some(obj.sha256);
+                dataset.updated_at = now();
+                store.put(&*dataset)?;
+                self.inner.wake_validation.notify_one();
+                Ok(())
+            }
+            Err(e) => {
+                let message = format!("upload failed: {e}");
+                self.fail_dataset(dataset, message.clone(), Vec::new())?;
+                Err(e.into())
+            }
+        }
+    }
+
+    fn fail_dataset(
+        &self,
+        dataset: &mut Dataset,
+        message: String,
+        issues: Vec<ValidationIssue>,
+    ) -> Result<()> {
+        dataset.status = DatasetStatus::Error;
+        dataset.training_ready = false;
+        dataset.error_message = Some(message.clone());
+        if !issues.is_empty() {
+            dataset.validation_errors = issues;
+        }
+        dataset.updated_at = now();
+        let user = self.inner.user;
+        self.inner.store.write(|w| {
+            w.put(&*dataset)?;
+            notify(
+                w,
+                user,
+                NotificationType::DatasetError,
+                format!("Dataset “{}” has problems", dataset.name),
+                message,
+                Some(Link::Dataset(dataset.id)),
+                json!({"dataset_id": dataset.id}),
+            )?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The options the validator runs with, from config.
+    pub fn validation_options(&self) -> Result<ValidationOptions> {
+        let v = &self.inner.config.validation;
+        let tokenizer = match &v.tokenizer {
+            Some(path) => Some(Arc::new(
+                validation::load_tokenizer(path).map_err(EngineError::Invalid)?,
+            )),
+            None => None,
+        };
+        Ok(ValidationOptions {
+            holdout_fraction: v.holdout_fraction,
+            split_seed: v.split_seed,
+            max_seq_length: v.max_seq_length,
+            tokenizer,
+            max_issues_kept: 100,
+        })
+    }
+
+    /// Validates a stored dataset now and records the verdict (`ready` or `error`) with its
+    /// notification. Used by the validation task and by `datasets validate`.
+    pub async fn validate_dataset(&self, id: DatasetId) -> Result<Dataset> {
+        let mut dataset = self.dataset(id)?;
+        if dataset.status == DatasetStatus::Uploading {
+            return Err(EngineError::Conflict(format!(
+                "dataset {} is still uploading",
+                id.short()
+            )));
+        }
+        let Some(path) = self
+            .inner
+            .objects
+            .local_path(Bucket::Datasets, &dataset.storage_path)
+        else {
+            return Err(EngineError::Invalid(
+                "validation needs a local copy of the dataset".into(),
+            ));
+        };
+        if !path.exists() {
+            let msg = format!(
+                "the stored file {}/{} is missing",
+                dataset.storage_bucket, dataset.storage_path
+            );
+            self.fail_dataset(&mut dataset, msg, Vec::new())?;
+            return Ok(dataset);
+        }
+        dataset.status = DatasetStatus::Validating;
+        dataset.updated_at = now();
+        self.inner.store.put(&dataset)?;
+        let opts = self.validation_options()?;
+        let store = self.inner.store.clone();
+        let total = dataset.file_size;
+        let report = tokio::task::spawn_blocking(move || {
+            let mut last = 0u64;
+            validation::validate_path(&path, &opts, &mut |done| {
+                if done - last >= 8 << 20 || done == total {
+                    last = done;
+                    store.publish(EngineEvent::Progress(Progress {
+                        task: ProgressTask::Validation(id),
+                        done,
+                        total: Some(total),
+                        message: "validating".into(),
+                    }));
+                }
+            })
+            .map_err(|e| (path, e))
+        })
+        .await
+        .map_err(|e| EngineError::Invalid(format!("the validator stopped: {e}")))?;
+        match report {
+            Ok(report) => self.record_verdict(&mut dataset, report)?,
+            Err((path, e)) => {
+                self.fail_dataset(
+                    &mut dataset,
+                    format!("cannot read {}: {e}", path.display()),
+                    Vec::new(),
+                )?;
+            }
+        }
+        Ok(dataset)
+    }
+
+    fn record_verdict(&self, dataset: &mut Dataset, report: ValidationReport) -> Result<()> {
+        let stats = report.statistics;
+        dataset.format = report.format;
+        dataset.total_training_pairs = Some(stats.total_training_pairs);
+        dataset.total_validation_pairs = Some(stats.total_validation_pairs);
+        dataset.total_tokens = Some(stats.total_tokens);
+        dataset.validation_errors = report.issues;
+        dataset.sample_data = report.sample;
+        dataset.validated_at = Some(now());
+        dataset.training_ready = report.training_ready;
+        dataset.updated_at = now();
+        let errors = stats.error_count;
+        let examples = stats.total_examples;
+        dataset.statistics = Some(stats);
+        if report.training_ready {
+            dataset.status = DatasetStatus::Ready;
+            dataset.error_message = None;
+            let user = self.inner.user;
+            self.inner.store.write(|w| {
+                w.put(&*dataset)?;
+                notify(
+                    w,
+                    user,
+                    NotificationType::DatasetReady,
+                    format!("Dataset “{}” is ready", dataset.name),
+                    format!(
+                        "{examples} examples, {} tokens{}",
+                        dataset.total_tokens.unwrap_or(0),
+                        dataset
+                            .format
+                            .map(|f| format!(", format {}", f.as_str()))
+                            .unwrap_or_default()
+                    ),
+                    Some(Link::Dataset(dataset.id)),
+                    json!({"dataset_id": dataset.id, "examples": examples}),
+                )?;
+                Ok(())
+            })?;
+        } else {
+            let message = if errors == 0 {
+                "the file holds no usable training examples".to_string()
+            } else {
+                format!(
+                    "{errors} problem{} found; the first is on line {}",
+                    if errors == 1 { "" } else { "s" },
+                    dataset
+                        .validation_errors
+                        .iter()
+                        .find(|i| i.severity == Severity::Error)
+                        .map(|i| i.line)
+                        .unwrap_or(0)
+                )
+            };
+            let issues = std::mem::take(&mut dataset.validation_errors);
+            self.fail_dataset(dataset, message, issues)?;
+        }
+        Ok(())
+    }
+
+    pub fn dataset(&self, id: DatasetId) -> Result<Dataset> {
+        self.inner
+            .store
+            .dataset(id)?
+            .filter(|d| d.deleted_at.is_none() && d.user_id == self.inner.user)
+            .ok_or_else(|| EngineError::NotFound {
+                kind: super::IdKind::Dataset,
+                query: id.to_string(),
+            })
+    }
+
+    /// The active user's datasets, newest first.
+    pub fn datasets(&self, status: Option<DatasetStatus>, page: Page) -> Result<Vec<Dataset>> {
+        Ok(self.inner.store.datasets(self.inner.user, status, page)?)
+    }
+
+    pub fn rename_dataset(&self, id: DatasetId, name: &str) -> Result<Dataset> {
+        let name = name.trim();
+        check_name(name)?;
+        self.update_dataset(id, |d| d.name = name.to_string())
+    }
+
+    pub fn describe_dataset(&self, id: DatasetId, description: &str) -> Result<Dataset> {
+        let d = description.trim().to_string();
+        self.update_dataset(id, |ds| ds.description = (!d.is_empty()).then_some(d))
+    }
+
+    fn update_dataset(&self, id: DatasetId, change: impl FnOnce(&mut Dataset)) -> Result<Dataset> {
+        let mut d = self.dataset(id)?;
+        change(&mut d);
+        d.updated_at = now();
+        self.inner.store.put(&d)?;
+        Ok(d)
+    }
+
+    /// Soft-deletes a dataset and removes its stored file. Refused while an active job uses it.
+    pub async fn delete_dataset(&self, id: DatasetId) -> Result<Dataset> {
+        let mut d = self.dataset(id)?;
+        let active: Vec<String> = self
+            .inner
+            .store
+            .jobs_for_dataset(id)?
+            .into_iter()
+            .filter(|j| j.status.is_active())
+            .map(|j| format!("{} ({})", j.id.short(), j.status.as_str()))
+            .collect();
+        if !active.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "dataset {} is used by active job{} {}; cancel {} first",
+                id.short(),
+                if active.len() == 1 { "" } else { "s" },
+                active.join(", "),
+                if active.len() == 1 { "it" } else { "them" },
+            )));
+        }
+        d.deleted_at = Some(now());
+        d.updated_at = now();
+        self.inner.store.put(&d)?;
+        self.inner
+            .objects
+            .delete(Bucket::Datasets, &d.storage_path)
+            .await?;
+        Ok(d)
+    }
+
+    /// Datasets left mid-way by a previous run: uploads are redone from their source file,
+    /// validations are rerun. Returns how many were picked up.
+    pub async fn resume_pending_datasets(&self) -> Result<usize> {
+        let mut n = 0;
+        for mut d in self.datasets(Some(DatasetStatus::Uploading), Page::ALL)? {
+            n += 1;
+            let source_ok = d
+                .source_path
+                .as_deref()
+                .is_some_and(|p| Path::new(p).is_file());
+            if source_ok {
+                let _ = self.upload(&mut d, &|_, _| {}).await;
+            } else {
+                let msg = format!(
+                    "the upload was interrupted and the source file {} is gone; add it again",
+                    d.source_path.as_deref().unwrap_or("?")
+                );
+                self.fail_dataset(&mut d, msg, Vec::new())?;
+            }
+        }
+        for d in self.datasets(Some(DatasetStatus::Validating), Page::ALL)? {
+            n += 1;
+            self.validate_dataset(d.id).await?;
+        }
+        Ok(n)
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(EngineError::Invalid("a dataset name cannot be empty".into()));
+    }
+    if name.chars().count() > 200 {
+        return Err(EngineError::Invalid(
+            "a dataset name is at most 200 characters".into(),
+        ));
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return Err(EngineError::Invalid(
+            "a dataset name cannot hold control characters".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,364 @@
+//! Jobs: estimates, creation, queries, cancel and retry. Running them is `runner.rs`.
+
+use super::notify::notify;
+use super::resolve::{IdKind, pick};
+use super::{Engine, EngineError, Result};
+use crate::domain::*;
+use crate::ids::*;
+use crate::store::Page;
+use crate::training::{self, Estimate, EstimateInput, GpuCatalog};
+use serde_json::json;
+
+/// What a user asks for when configuring a run. Unset fields take the config's defaults.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobRequest {
+    pub dataset_id: DatasetId,
+    /// `fast`, `balanced`, `quality`, `custom` or a preset from config; empty = the default.
+    pub preset: String,
+    /// `key=value` overrides, applied in order (`--set`). `parameters_billions` gives the base
+    /// model's size when the built-in table does not know it.
+    pub sets: Vec<(String, String)>,
+    pub gpu_type: Option<String>,
+    pub gpu_count: Option<u32>,
+    pub backend: Option<String>,
+}
+
+/// A request resolved against config: everything a job record needs.
+pub(crate) struct Resolved {
+    pub preset: PresetId,
+    pub hyperparameters: Hyperparameters,
+    pub gpu_type: String,
+    pub gpu_count: u32,
+    pub backend: String,
+    pub parameters_billions: Option<f64>,
+    pub dataset: Dataset,
+    pub catalog: GpuCatalog,
+}
+
+impl Engine {
+    pub(crate) fn gpu_catalog(&self) -> Result<GpuCatalog> {
+        GpuCatalog::from_config(&self.inner.config.training)
+            .map_err(|e| EngineError::Invalid(e.to_string()))
+    }
+
+    fn resolve_request(&self, req: &JobRequest) -> Result<Resolved> {
+        let cfg = &self.inner.config.training;
+        let dataset = self.dataset(req.dataset_id)?;
+        let preset_name = if req.preset.trim().is_empty() {
+            cfg.default_preset.as_str()
+        } else {
+            req.preset.trim()
+        };
+        let (mut preset, mut hp) = training::presets::resolve(preset_name, cfg)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let mut parameters_billions = None;
+        for (key, value) in &req.sets {
+            if key == "parameters_billions" {
+                parameters_billions = Some(
+                    training::models::parse_parameters_billions(value)
+                        .map_err(|e| EngineError::Invalid(e.to_string()))?,
+                );
+                continue;
+            }
+            let before = hp.clone();
+            training::ranges::set(&mut hp, key, value)
+                .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            if hp != before && !matches!(preset, PresetId::User(_)) {
+                preset = PresetId::Custom;
+            }
+        }
+        let backend = req
+            .backend
+            .clone()
+            .unwrap_or_else(|| cfg.default_backend.clone());
+        if !self.inner.backends.contains_key(&backend) {
+            return Err(EngineError::Invalid(format!(
+                "unknown backend `{backend}` (available: {})",
+                self.inner
+                    .backends
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let catalog = self.gpu_catalog()?;
+        let gpu_type = req
+            .gpu_type
+            .clone()
+            .unwrap_or_else(|| cfg.default_gpu.clone());
+        let gpu_type = catalog
+            .get(&gpu_type)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?
+            .id
+            .clone();
+        Ok(Resolved {
+            preset,
+            hyperparameters: hp,
+            gpu_type,
+            gpu_count: req.gpu_count.unwrap_or(cfg.default_gpu_count),
+            backend,
+            parameters_billions,
+            dataset,
+            catalog,
+        })
+    }
+
+    fn estimate_resolved(&self, r: &Resolved) -> Result<Estimate> {
+        let stats = r.dataset.statistics.clone().ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "dataset {} has not been validated yet",
+                r.dataset.id.short()
+            ))
+        })?;
+        let spent = self.spent_this_month()?;
+        training::estimate(&EstimateInput {
+            statistics: &stats,
+            hyperparameters: &r.hyperparameters,
+            gpu_type: &r.gpu_type,
+            gpu_count: r.gpu_count,
+            catalog: &r.catalog,
+            training: &self.inner.config.training,
+            parameters_billions: r.parameters_billions,
+            budget: &self.inner.config.budget,
+            spent_this_month: spent,
+        })
+        .map_err(|e| EngineError::Invalid(e.to_string()))
+    }
+
+    /// Cost, duration, memory fit and budget effect of a run, before it exists. Microseconds:
+    /// the dashboard calls it on every key press.
+    pub fn estimate(&self, req: &JobRequest) -> Result<Estimate> {
+        let r = self.resolve_request(req)?;
+        self.estimate_resolved(&r)
+    }
+
+    /// The hyperparameters a request resolves to (preset + overrides), for forms.
+    pub fn resolve_hyperparameters(&self, req: &JobRequest) -> Result<(PresetId, Hyperparameters)> {
+        let r = self.resolve_request(req)?;
+        Ok((r.preset, r.hyperparameters))
+    }
+
+    /// Creates a `queued` job. Needs a `ready` dataset; a run that would take the month over
+    /// its budget needs `confirm_over_budget`.
+    pub async fn create_job(
+        &self,
+        req: JobRequest,
+        confirm_over_budget: bool,
+    ) -> Result<TrainingJob> {
+        let r = self.resolve_request(&req)?;
+        if r.dataset.status != DatasetStatus::Ready || !r.dataset.training_ready {
+            return Err(EngineError::Conflict(format!(
+                "dataset {} is {}, not ready for training",
+                r.dataset.id.short(),
+                r.dataset.status.as_str()
+            )));
+        }
+        let est = self.estimate_resolved(&r)?;
+        if est.needs_budget_confirmation() && !confirm_over_budget {
+            let b = est.budget.as_ref().expect("checked");
+            return Err(EngineError::Conflict(format!(
+                "this run (about ${:.2}) would take the month to ${:.2} of its ${:.2} budget; confirm to go over it",
+                est.estimated_cost, b.after_this_run, b.monthly_budget
+            )));
+        }
+        let t = now();
+        let job = TrainingJob {
+            id: JobId::new(),
+            user_id: self.inner.user,
+            dataset_id: r.dataset.id,
+            preset_id: r.preset,
+            total_epochs: r.hyperparameters.epochs,
+            hyperparameters: r.hyperparameters,
+            gpu_config: GpuConfig {
+                gpu_type: r.gpu_type,
+                gpu_count: r.gpu_count,
+                price_per_gpu_hour: est.price_per_gpu_hour,
+                backend: r.backend,
+            },
+            status: JobStatus::Queued,
+            current_stage: JobStage::Queued,
+            progress: 0.0,
+            current_epoch: 0,
+            current_step: 0,
+            total_steps: est.training_details.total_steps,
+            current_metrics: CurrentMetrics::default(),
+            queued_at: t,
+            started_at: None,
+            completed_at: None,
+            estimated_completion_at: None,
+            estimated_cost: est.estimated_cost,
+            current_cost: 0.0,
+            final_cost: None,
+            error_message: None,
+            error_detail: None,
+            retry_count: 0,
+            external_job_id: None,
+            event_cursor: 0,
+            artifact_id: None,
+            retry_of: None,
+            last_event_at: None,
+            next_attempt_at: None,
+            first_training_loss: None,
+            stall_notified: false,
+            loss_warned: false,
+            output_files: Vec::new(),
+            output_dir: None,
+            parameters_billions: r.parameters_billions,
+            created_at: t,
+            updated_at: t,
+        };
+        self.queue(&job, &r.dataset.name)?;
+        Ok(job)
+    }
+
+    fn queue(&self, job: &TrainingJob, dataset_name: &str) -> Result<()> {
+        let user = self.inner.user;
+        self.inner.store.write(|w| {
+            w.put(job)?;
+            notify(
+                w,
+                user,
+                NotificationType::JobQueued,
+                format!("Job {} queued", job.id.short()),
+                format!(
+                    "{} on “{}”, {}× {}, about ${:.2}",
+                    job.hyperparameters.base_model,
+                    dataset_name,
+                    job.gpu_config.gpu_count,
+                    job.gpu_config.gpu_type,
+                    job.estimated_cost
+                ),
+                Some(Link::Job(job.id)),
+                json!({"job_id": job.id, "estimated_cost": job.estimated_cost}),
+            )?;
+            Ok(())
+        })?;
+        self.inner.wake_dispatch.notify_one();
+        Ok(())
+    }
+
+    pub fn job(&self, id: JobId) -> Result<TrainingJob> {
+        self.inner
+            .store
+            .job(id)?
+            .filter(|j| j.user_id == self.inner.user)
+            .ok_or_else(|| EngineError::NotFound {
+                kind: IdKind::Job,
+                query: id.to_string(),
+            })
+    }
+
+    /// The active user's jobs, newest first.
+    pub fn jobs(&self, status: Option<JobStatus>, page: Page) -> Result<Vec<TrainingJob>> {
+        Ok(self.inner.store.jobs(self.inner.user, status, page)?)
+    }
+
+    pub fn resolve_job(&self, query: &str) -> Result<JobId> {
+        let all = self.jobs(None, Page::ALL)?;
+        pick(IdKind::Job, query, all.iter().map(|j| j.id))
+    }
+
+    /// A job's metrics from `from_step` on, in step order.
+    pub fn metrics(&self, id: JobId, from_step: u64, limit: usize) -> Result<Vec<MetricsPoint>> {
+        self.job(id)?;
+        Ok(self.inner.store.metrics(id, from_step, limit)?)
+    }
+
+    pub fn checkpoints(&self, id: JobId) -> Result<Vec<Checkpoint>> {
+        Ok(self.inner.store.checkpoints(id)?)
+    }
+
+    /// The last lines of the trainer's log.
+    pub async fn job_log_tail(&self, id: JobId, lines: usize) -> Result<Vec<String>> {
+        let job = self.job(id)?;
+        let backend = self.backend(&job.gpu_config.backend)?;
+        let ext = job.external_job_id.unwrap_or_else(|| id.to_string());
+        Ok(backend
+            .log_tail(&ext, lines)
+            .await
+            .map_err(|e| EngineError::Invalid(e.to_string()))?
+            .into_iter()
+            .map(|l| crate::text::clean_line(&l))
+            .collect())
+    }
+
+    /// Cancels a queued, initializing or running job. The trainer is asked to stop (it saves a
+    /// checkpoint); the job's final cost is what it ran.
+    pub async fn cancel_job(&self, id: JobId) -> Result<TrainingJob> {
+        let _guard = self.inner.job_lock.lock().await;
+        let mut job = self.job(id)?;
+        if job.status.is_terminal() {
+            return Err(EngineError::Conflict(format!(
+                "job {} is already {}",
+                id.short(),
+                job.status.as_str()
+            )));
+        }
+        let ext = job.external_job_id.clone();
+        self.finish_job(&mut job, JobStatus::Cancelled, None, None)?;
+        drop(_guard);
+        if let Some(ext) = ext {
+            let backend = self.backend(&job.gpu_config.backend)?;
+            if let Err(e) = backend.cancel(&ext).await {
+                tracing::warn!("cancelling {ext}: {e}");
+            }
+        }
+        Ok(job)
+    }
+
+    /// Queues a new job with the same configuration as a failed or cancelled one.
+    pub async fn retry_job(&self, id: JobId) -> Result<TrainingJob> {
+        let old = self.job(id)?;
+        if !matches!(old.status, JobStatus::Failed | JobStatus::Cancelled) {
+            return Err(EngineError::Conflict(format!(
+                "job {} is {}; only failed or cancelled jobs can be retried",
+                id.short(),
+                old.status.as_str()
+            )));
+        }
+        let dataset = self.dataset(old.dataset_id)?;
+        if dataset.status != DatasetStatus::Ready {
+            return Err(EngineError::Conflict(format!(
+                "dataset {} is {}, not ready",
+                dataset.id.short(),
+                dataset.status.as_str()
+            )));
+        }
+        let t = now();
+        let job = TrainingJob {
+            id: JobId::new(),
+            status: JobStatus::Queued,
+            current_stage: JobStage::Queued,
+            progress: 0.0,
+            current_epoch: 0,
+            current_step: 0,
+            current_metrics: CurrentMetrics::default(),
+            queued_at: t,
+            started_at: None,
+            completed_at: None,
+            estimated_completion_at: None,
+            current_cost: 0.0,
+            final_cost: None,
+            error_message: None,
+            error_detail: None,
+            retry_count: 0,
+            external_job_id: None,
+            event_cursor: 0,
+            artifact_id: None,
+            retry_of: Some(old.id),
+            last_event_at: None,
+            next_attempt_at: None,
+            first_training_loss: None,
+            stall_notified: false,
+            loss_warned: false,
+            output_files: Vec::new(),
+            output_dir: None,
+            created_at: t,
+            updated_at: t,
+            ..old
+        };
+        self.queue(&job, &dataset.name)?;
+        Ok(job)
+    }
+}

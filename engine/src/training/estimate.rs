@@ -1,0 +1,256 @@
+//! What a run will cost and how long it will take: the seed's formula, kept exactly so
+//! figures agree with the web platform's, plus the memory-fit check and the budget effect.
+//!
+//! The seed's formula, step by step (every figure is in [`TrainingDetails`]):
+//!
+//! 1. `steps_per_epoch = ceil(training_pairs / batch_size)`; `total_steps = steps_per_epoch ×
+//!    epochs`. A **step** is one forward/backward pass over one batch of `batch_size`
+//!    examples, as in the seed. With gradient accumulation an optimiser update happens every
+//!    `gradient_accumulation_steps` steps; that changes neither the work nor the time, so it
+//!    only shows up in `optimizer_steps` (what the trainer's progress counts as its steps).
+//! 2. `tokens_per_example = total_tokens / total_examples`: the dataset's average over all
+//!    examples, so it applies to the training pairs' share when part is held out (the seed
+//!    divides by training pairs, which is the same when nothing is held out and overstates
+//!    it otherwise). It is capped at `max_seq_length`, since longer examples are truncated.
+//! 3. `seconds_per_step = tokens_per_example × batch_size / (tokens_per_sec × gpu_count)`:
+//!    the GPUs share each batch (data parallel), so more GPUs shorten every step.
+//! 4. `training_hours = total_steps × seconds_per_step / 3600`.
+//! 5. `overhead = 10 min (start-up, model download and load) + 5 min per epoch (evaluation
+//!    and checkpoints) + 5 min (saving the adapter)`.
+//! 6. `estimated_duration_hours = training_hours + overhead_hours`.
+//! 7. `hourly_rate = price_per_gpu_hour × gpu_count`; `compute = hourly_rate ×
+//!    estimated_duration_hours` (the GPUs are held, and billed, during the overhead too);
+//!    `storage = training.storage_cost_per_job` (the seed's flat $0.50);
+//!    `estimated_cost = compute + storage`.
+//!
+//! Training pairs are the dataset's `total_training_pairs`; when `use_validation` is off the
+//! held-out pairs train too (the trainer then uses every example), so they are added.
+
+use super::budget::{BudgetEffect, budget_effect};
+use super::fit::{Fit, FitVerdict, check_fit, effective_seq_len};
+use super::gpus::{GpuCatalog, UnknownGpu};
+use super::models::{self, ModelSize, UnknownModel};
+use super::ranges::{self, RangeError};
+use crate::config::{BudgetConfig, TrainingConfig};
+use crate::domain::{DatasetStatistics, Hyperparameters};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Minutes of fixed overhead before training: start-up, model download and load.
+pub const STARTUP_MINUTES: f64 = 10.0;
+/// Minutes of overhead per epoch: evaluation and checkpoints.
+pub const PER_EPOCH_MINUTES: f64 = 5.0;
+/// Minutes of fixed overhead after training: saving and uploading the adapter.
+pub const FINISH_MINUTES: f64 = 5.0;
+
+/// Everything an estimate depends on. Borrowed, so the TUI can re-estimate on every change
+/// without cloning its state.
+#[derive(Clone, Copy, Debug)]
+pub struct EstimateInput<'a> {
+    pub statistics: &'a DatasetStatistics,
+    pub hyperparameters: &'a Hyperparameters,
+    /// A catalog id, matched without regard to case.
+    pub gpu_type: &'a str,
+    pub gpu_count: u32,
+    pub catalog: &'a GpuCatalog,
+    /// For the storage cost and the model size table's config entries.
+    pub training: &'a TrainingConfig,
+    /// The base model's size when the table does not know it (`--set parameters_billions=…`).
+    pub parameters_billions: Option<f64>,
+    pub budget: &'a BudgetConfig,
+    /// This calendar month's recorded costs so far, US dollars.
+    pub spent_this_month: f64,
+}
+
+/// Why no estimate could be made. Each names what to fix.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum EstimateError {
+    #[error("invalid hyperparameters: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<RangeError>),
+    #[error(transparent)]
+    GpuCount(RangeError),
+    #[error(transparent)]
+    UnknownGpu(#[from] UnknownGpu),
+    #[error(transparent)]
+    UnknownModel(#[from] UnknownModel),
+    #[error("the dataset has no training examples or no tokens to estimate from; is it validated?")]
+    EmptyDataset,
+}
+
+/// The seed's `cost_breakdown`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CostBreakdown {
+    pub compute: f64,
+    pub storage: f64,
+}
+
+/// The seed's `training_details`, plus the intermediate figures of the formula.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainingDetails {
+    pub total_steps: u64,
+    pub steps_per_epoch: u64,
+    /// All GPUs together: `tokens_per_sec × gpu_count`.
+    pub estimated_throughput_tokens_per_sec: f64,
+    pub tokens_per_example: f64,
+    pub training_hours: f64,
+    pub overhead_hours: f64,
+    pub seconds_per_step: f64,
+    /// Examples trained on per epoch.
+    pub training_examples: u64,
+    pub epochs: u32,
+    /// `batch_size × gradient_accumulation_steps`.
+    pub effective_batch_size: u32,
+    /// Optimiser updates: `ceil(steps_per_epoch / gradient_accumulation_steps) × epochs`.
+    pub optimizer_steps: u64,
+}
+
+/// An estimate, serialised with the seed's field names (`estimated_cost`, `cost_breakdown`,
+/// `estimated_duration_hours`, `hourly_rate`, `training_details`) plus ours.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Estimate {
+    /// US dollars: compute + storage.
+    pub estimated_cost: f64,
+    pub cost_breakdown: CostBreakdown,
+    pub estimated_duration_hours: f64,
+    /// US dollars per hour for all the run's GPUs.
+    pub hourly_rate: f64,
+    pub training_details: TrainingDetails,
+    /// The catalog's spelling of the id asked for.
+    pub gpu_type: String,
+    pub gpu_count: u32,
+    pub price_per_gpu_hour: f64,
+    /// The base model's size as used by the fit check.
+    pub model: ModelSize,
+    pub fit: Fit,
+    /// `None` without a configured monthly budget.
+    pub budget: Option<BudgetEffect>,
+    /// Things worth knowing before paying (truncation, fp16 on V100, estimated shapes).
+    pub warnings: Vec<String>,
+}
+
+impl Estimate {
+    /// Creating this job needs an explicit confirmation: it would exceed the monthly budget.
+    pub fn needs_budget_confirmation(&self) -> bool {
+        self.budget.as_ref().is_some_and(|b| b.exceeds)
+    }
+}
+
+/// Estimates cost, duration, memory fit and budget effect. Checks every hyperparameter's
+/// range and the GPU count first, so an estimate is never shown for a run that could not be
+/// created.
+pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
+    let hp = input.hyperparameters;
+    let stats = input.statistics;
+    ranges::check(hp).map_err(EstimateError::Invalid)?;
+    ranges::check_gpu_count(input.gpu_count).map_err(EstimateError::GpuCount)?;
+    let gpu = input.catalog.get(input.gpu_type)?;
+    let model = models::resolve(&hp.base_model, input.training, input.parameters_billions)?;
+
+    let training_examples = if hp.use_validation {
+        stats.total_training_pairs
+    } else {
+        stats.total_training_pairs + stats.total_validation_pairs
+    };
+    let all_examples = if stats.total_examples > 0 {
+        stats.total_examples
+    } else {
+        stats.total_training_pairs + stats.total_validation_pairs
+    };
+    if training_examples == 0 || stats.total_tokens == 0 || all_examples == 0 {
+        return Err(EstimateError::EmptyDataset);
+    }
+
+    let gpus = input.gpu_count as f64;
+    let batch = hp.batch_size as u64;
+    let steps_per_epoch = training_examples.div_ceil(batch);
+    let total_steps = steps_per_epoch * hp.epochs as u64;
+    let optimizer_steps =
+        steps_per_epoch.div_ceil(hp.gradient_accumulation_steps as u64) * hp.epochs as u64;
+    let tokens_per_example =
+        (stats.total_tokens as f64 / all_examples as f64).min(hp.max_seq_length as f64);
+    let throughput = gpu.tokens_per_sec * gpus;
+    let seconds_per_step = tokens_per_example * hp.batch_size as f64 / throughput;
+    let training_hours = total_steps as f64 * seconds_per_step / 3600.0;
+    let overhead_hours =
+        (STARTUP_MINUTES + PER_EPOCH_MINUTES * hp.epochs as f64 + FINISH_MINUTES) / 60.0;
+    let duration = training_hours + overhead_hours;
+    let hourly_rate = gpu.price_per_hour * gpus;
+    let compute = hourly_rate * duration;
+    let storage = input.training.storage_cost_per_job.max(0.0);
+    let estimated_cost = compute + storage;
+
+    let seq_len = effective_seq_len(hp, Some(stats));
+    let fit = check_fit(&model, hp, seq_len, gpu, input.catalog);
+    let budget = budget_effect(input.budget, input.spent_this_month, estimated_cost);
+
+    let mut warnings = Vec::new();
+    if stats.tokens_p95 > hp.max_seq_length as u64 {
+        warnings.push(format!(
+            "more than 5% of examples are longer than max_seq_length = {} (95th percentile: {} tokens) and will be truncated",
+            hp.max_seq_length, stats.tokens_p95
+        ));
+    } else if stats.tokens_max > hp.max_seq_length as u64 {
+        warnings.push(format!(
+            "some examples are longer than max_seq_length = {} (the longest has {} tokens) and will be truncated",
+            hp.max_seq_length, stats.tokens_max
+        ));
+    }
+    if !gpu.bf16 {
+        warnings.push(format!(
+            "{} has no bfloat16: training runs in fp16 with loss scaling, which is less stable",
+            gpu.id
+        ));
+    }
+    if model.shape_estimated {
+        warnings.push(format!(
+            "the shape of {} was estimated from its parameter count: the memory figures are approximate",
+            hp.base_model
+        ));
+    }
+    if fit.verdict == FitVerdict::WillNotFit {
+        warnings.push(format!(
+            "the run needs about {:.1} GB per GPU and {} has {:.0} GB: it would run out of memory",
+            fit.required_gb, gpu.id, fit.available_gb
+        ));
+    }
+
+    Ok(Estimate {
+        estimated_cost,
+        cost_breakdown: CostBreakdown { compute, storage },
+        estimated_duration_hours: duration,
+        hourly_rate,
+        training_details: TrainingDetails {
+            total_steps,
+            steps_per_epoch,
+            estimated_throughput_tokens_per_sec: throughput,
+            tokens_per_example,
+            training_hours,
+            overhead_hours,
+            seconds_per_step,
+            training_examples,
+            epochs: hp.epochs,
+            effective_batch_size: hp.batch_size * hp.gradient_accumulation_steps,
+            optimizer_steps,
+        },
+        gpu_type: gpu.id.clone(),
+        gpu_count: input.gpu_count,
+        price_per_gpu_hour: gpu.price_per_hour,
+        model,
+        fit,
+        budget,
+        warnings,
+    })
+}
+
+/// What a running (or cancelled) job has cost so far: `$/GPU-hour × GPUs × hours since it
+/// started` (the seed's running cost; a cancelled job costs what it ran). A `now` before
+/// `started` (clock skew between machines) counts as zero.
+pub fn running_cost(
+    price_per_gpu_hour: f64,
+    gpu_count: u32,
+    started: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> f64 {
+    let millis = (now - started).num_milliseconds().max(0) as f64;
+    price_per_gpu_hour * gpu_count as f64 * millis / 3_600_000.0
+}

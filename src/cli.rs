@@ -1,0 +1,276 @@
+//! The command line. With no subcommand, `brightrun` opens the dashboard.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "brightrun",
+    version,
+    about = "LoRA fine-tuning from your terminal: datasets, estimates, training runs, adapters.",
+    long_about = "LoRA fine-tuning from your terminal.\n\nRun with no command to open the dashboard. \
+Data lives in the XDG data dir (or under $BRIGHTRUN_HOME when set)."
+)]
+pub struct Cli {
+    /// Colour theme for the dashboard (a name from themes/ or a TOML file).
+    #[arg(long, global = true)]
+    pub theme: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Import, inspect and manage training datasets.
+    #[command(subcommand)]
+    Datasets(DatasetsCmd),
+    /// Estimate cost, duration and GPU-memory fit of a run without creating it.
+    Estimate {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Create, follow, cancel and retry training jobs.
+    #[command(subcommand)]
+    Jobs(JobsCmd),
+    /// Trained LoRA adapters: list, inspect, download.
+    #[command(subcommand)]
+    Models(ModelsCmd),
+    /// What everything cost, by type, day and job.
+    Costs {
+        /// week, month or year.
+        #[arg(long, default_value = "month")]
+        period: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List notifications, or mark them read.
+    Notifications {
+        #[command(subcommand)]
+        cmd: Option<NotificationsCmd>,
+        /// Only unread ones.
+        #[arg(long)]
+        unread: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Run the engine headless (validation, dispatch, monitoring) until interrupted.
+    Engine,
+    /// Show or locate the configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+/// What to train and on what: shared by `estimate` and `jobs create`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The dataset (id or unique prefix); it must be ready.
+    #[arg(long)]
+    pub dataset: String,
+    /// fast, balanced (default), quality, custom, or a preset from config.
+    #[arg(long, default_value = "")]
+    pub preset: String,
+    /// GPU type, e.g. A100-80GB, H100, L40S, A10G, RTX-4090 (any case).
+    #[arg(long)]
+    pub gpu: Option<String>,
+    /// Number of GPUs (1..8).
+    #[arg(long)]
+    pub gpus: Option<u32>,
+    /// Override a hyperparameter, e.g. --set learning_rate=1e-4 --set lora_rank=32
+    /// (parameters_billions=N gives an unknown base model's size).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Cluster backend (default from config: local).
+    #[arg(long)]
+    pub backend: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobsCmd {
+    /// Queue a training job (shows the estimate and asks first unless --yes).
+    Create {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Do not ask for confirmation of the cost.
+        #[arg(long, short)]
+        yes: bool,
+        /// Allow a run that takes the month over its budget.
+        #[arg(long)]
+        over_budget: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List jobs, newest first.
+    #[command(alias = "ls")]
+    List {
+        /// Only jobs in this status (queued, initializing, running, completed, failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show a job.
+    Show {
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Follow a job to its end, running the engine meanwhile. Exit 0 completed, 1 failed or cancelled.
+    Watch {
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Cancel a queued or running job (the trainer saves a checkpoint first).
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Queue a new job with the configuration of a failed or cancelled one.
+    Retry {
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// The last lines of the trainer's log.
+    Logs {
+        id: String,
+        #[arg(long, short = 'n', default_value_t = 100)]
+        lines: usize,
+    },
+    /// A job's metrics points.
+    Metrics {
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelsCmd {
+    /// List model artifacts, newest first.
+    #[command(alias = "ls")]
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show a model: quality metrics, training summary, configuration, files.
+    Show {
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Download a model's adapter files (sha256 verified).
+    Download {
+        id: String,
+        /// Folder to write into (created if missing).
+        #[arg(long)]
+        to: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NotificationsCmd {
+    /// Mark one notification (or --all) read.
+    Read {
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct JsonFlag {
+    /// Print one JSON document on stdout (a stable interface for scripts).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetsCmd {
+    /// Import a JSONL (or JSON array) file and validate it.
+    ///
+    /// Validation runs right after the upload. Without --wait the exit status says only whether
+    /// the import worked; with --wait it follows the verdict: 0 ready, 1 error, 2 usage or I/O.
+    Add {
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Make the exit status follow the validation verdict.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List datasets, newest first.
+    #[command(alias = "ls")]
+    List {
+        /// Only datasets in this status (uploading, validating, ready, error).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show a dataset: statistics, sample, validation problems.
+    Show {
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Validate a dataset again (e.g. after changing the tokenizer or hold-out in config).
+    Validate {
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Rename a dataset.
+    Rename {
+        id: String,
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Set a dataset's description.
+    Describe {
+        id: String,
+        description: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Delete a dataset (refused while a job uses it).
+    #[command(alias = "delete")]
+    Rm {
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Print the effective configuration, with secrets masked.
+    Show {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Print where config, data, logs and the trainer cache live.
+    Paths {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}

@@ -1,0 +1,98 @@
+//! `brightrun costs` and `brightrun notifications`
+
+use super::exit;
+use super::output::{self, fit};
+use crate::cli::NotificationsCmd;
+use anyhow::Result;
+use brightrun_engine::{Engine, EngineError, Page, Period};
+
+pub fn costs(engine: &Engine, period: &str, json: bool) -> Result<i32> {
+    let period: Period = period.parse().map_err(EngineError::Invalid)?;
+    let s = engine.cost_summary(period)?;
+    if json {
+        output::json(&s)?;
+        return Ok(exit::OK);
+    }
+    println!(
+        "costs since {}: ${:.2} (plus ${:.2} running now)",
+        s.since.format("%Y-%m-%d"),
+        s.total,
+        s.running
+    );
+    for (t, v) in &s.by_type {
+        println!("  {t:<14} ${v:.2}");
+    }
+    if let Some(b) = &s.budget {
+        println!(
+            "  budget         ${:.2} of ${:.2} this month ({:.0}%)",
+            b.spent_this_month, b.monthly_budget, b.percent
+        );
+    }
+    let days: Vec<_> = s.by_day.iter().filter(|(_, v)| *v > 0.0).collect();
+    if !days.is_empty() {
+        println!("by day:");
+        for (d, v) in days {
+            println!("  {d}  ${v:.2}");
+        }
+    }
+    if !s.by_job.is_empty() {
+        println!("most expensive jobs:");
+        for j in s.by_job.iter().take(10) {
+            println!(
+                "  {}  ${:.2}  {}",
+                &j.job_id.to_string()[..8],
+                j.amount,
+                j.description.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn notifications(
+    engine: &Engine,
+    cmd: Option<NotificationsCmd>,
+    unread: bool,
+    json: bool,
+) -> Result<i32> {
+    match cmd {
+        Some(NotificationsCmd::Read { id, all }) => {
+            let n = match (id, all) {
+                (_, true) => engine.mark_read(None)?,
+                (Some(id), false) => engine.mark_read(Some(engine.resolve_notification(&id)?))?,
+                (None, false) => {
+                    return Err(EngineError::Invalid(
+                        "give a notification id or --all".into(),
+                    )
+                    .into());
+                }
+            };
+            if json {
+                output::json(&serde_json::json!({"marked_read": n}))?;
+            } else {
+                println!("marked {n} read");
+            }
+        }
+        None => {
+            let list = engine.notifications(unread, Page::ALL)?;
+            if json {
+                output::json(&list)?;
+            } else if list.is_empty() {
+                eprintln!("no notifications");
+            } else {
+                for n in list {
+                    println!(
+                        "{} {} {:<8} {:<14} {}: {}",
+                        if n.read { " " } else { "●" },
+                        &n.id.to_string()[..8],
+                        format!("{:?}", n.priority).to_lowercase(),
+                        n.created_at.format("%m-%d %H:%M"),
+                        fit(&n.title, 50),
+                        fit(&n.message, 80)
+                    );
+                }
+            }
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,235 @@
+//! `brightrun datasets …`
+
+use super::exit;
+use super::output::{self, bytes, count, fit};
+use crate::cli::DatasetsCmd;
+use anyhow::Result;
+use brightrun_engine::domain::{Dataset, DatasetStatus, Severity};
+use brightrun_engine::{Engine, NewDataset, Page};
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub async fn run(engine: &Engine, cmd: DatasetsCmd) -> Result<i32> {
+    match cmd {
+        DatasetsCmd::Add {
+            file,
+            name,
+            description,
+            wait,
+            json,
+        } => {
+            let bar = ProgressBar::with_draw_target(
+                Some(0),
+                indicatif::ProgressDrawTarget::stderr_with_hz(10),
+            );
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message("uploading");
+            if json.json {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            let dataset = engine
+                .add_dataset(&file, NewDataset { name, description }, &|done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                })
+                .await;
+            bar.finish_and_clear();
+            let dataset = dataset?;
+            if !json.json {
+                eprintln!(
+                    "uploaded {} ({}), validating…",
+                    dataset.id.short(),
+                    bytes(dataset.file_size)
+                );
+            }
+            let dataset = engine.validate_dataset(dataset.id).await?;
+            print_one(&dataset, json.json)?;
+            Ok(if wait && dataset.status != DatasetStatus::Ready {
+                exit::FAILED
+            } else {
+                exit::OK
+            })
+        }
+        DatasetsCmd::List {
+            status,
+            limit,
+            offset,
+            json,
+        } => {
+            let status = status.map(|s| parse_status(&s)).transpose()?;
+            let list = engine.datasets(status, Page { offset, limit })?;
+            if json.json {
+                output::json(&list)?;
+            } else if list.is_empty() {
+                eprintln!("no datasets yet: add one with `brightrun datasets add FILE`");
+            } else {
+                let rows: Vec<Vec<String>> = list.iter().map(row).collect();
+                output::table(
+                    &[
+                        "ID", "NAME", "FORMAT", "STATUS", "EXAMPLES", "TOKENS", "SIZE", "CREATED",
+                    ],
+                    &rows,
+                );
+            }
+            Ok(exit::OK)
+        }
+        DatasetsCmd::Show { id, json } => {
+            let d = engine.dataset(engine.resolve_dataset(&id)?)?;
+            print_one(&d, json.json)?;
+            Ok(exit::OK)
+        }
+        DatasetsCmd::Validate { id, json } => {
+            let d = engine.validate_dataset(engine.resolve_dataset(&id)?).await?;
+            print_one(&d, json.json)?;
+            Ok(if d.status == DatasetStatus::Ready {
+                exit::OK
+            } else {
+                exit::FAILED
+            })
+        }
+        DatasetsCmd::Rename { id, name, json } => {
+            let d = engine.rename_dataset(engine.resolve_dataset(&id)?, &name)?;
+            print_one(&d, json.json)?;
+            Ok(exit::OK)
+        }
+        DatasetsCmd::Describe {
+            id,
+            description,
+            json,
+        } => {
+            let d = engine.describe_dataset(engine.resolve_dataset(&id)?, &description)?;
+            print_one(&d, json.json)?;
+            Ok(exit::OK)
+        }
+        DatasetsCmd::Rm { id, json } => {
+            let d = engine.delete_dataset(engine.resolve_dataset(&id)?).await?;
+            if json.json {
+                output::json(&d)?;
+            } else {
+                println!("deleted dataset {} ({})", d.id.short(), fit(&d.name, 60));
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn parse_status(s: &str) -> Result<DatasetStatus> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "uploading" => DatasetStatus::Uploading,
+        "validating" => DatasetStatus::Validating,
+        "ready" => DatasetStatus::Ready,
+        "error" => DatasetStatus::Error,
+        _ => {
+            return Err(brightrun_engine::EngineError::Invalid(format!(
+                "unknown dataset status `{s}` (expected uploading, validating, ready or error)"
+            ))
+            .into());
+        }
+    })
+}
+
+fn row(d: &Dataset) -> Vec<String> {
+    let stats = d.statistics.as_ref();
+    vec![
+        d.id.short(),
+        fit(&d.name, 40),
+        d.format.map(|f| f.as_str().to_string()).unwrap_or("-".into()),
+        d.status.as_str().into(),
+        stats
+            .map(|s| count(s.total_examples))
+            .unwrap_or("-".into()),
+        d.total_tokens.map(count).unwrap_or("-".into()),
+        bytes(d.file_size),
+        d.created_at.format("%Y-%m-%d %H:%M").to_string(),
+    ]
+}
+
+fn print_one(d: &Dataset, json: bool) -> Result<()> {
+    if json {
+        return output::json(d);
+    }
+    println!("{}  {}", d.id, fit(&d.name, 80));
+    if let Some(desc) = &d.description {
+        println!("  description   {}", fit(desc, 200));
+    }
+    println!(
+        "  status        {}{}",
+        d.status.as_str(),
+        if d.training_ready {
+            " (training ready)"
+        } else {
+            ""
+        }
+    );
+    println!("  file          {} ({})", fit(&d.file_name, 80), bytes(d.file_size));
+    if let Some(f) = d.format {
+        println!("  format        {}", f.as_str());
+    }
+    if let Some(msg) = &d.error_message {
+        println!("  problem       {}", fit(msg, 200));
+    }
+    if let Some(s) = &d.statistics {
+        println!(
+            "  examples      {} ({} training, {} validation)",
+            count(s.total_examples),
+            count(s.total_training_pairs),
+            count(s.total_validation_pairs)
+        );
+        println!(
+            "  tokens        {}{}  p50 {}  p95 {}  max {} per example",
+            count(s.total_tokens),
+            if s.tokens_exact { "" } else { " (estimated)" },
+            count(s.tokens_p50),
+            count(s.tokens_p95),
+            count(s.tokens_max)
+        );
+        println!(
+            "  turns         {:.1} per conversation, {:.1} tokens per turn",
+            s.avg_turns_per_conversation, s.avg_tokens_per_turn
+        );
+        println!(
+            "  duplicates    {}   over {} tokens: {}",
+            count(s.duplicate_examples),
+            s.max_seq_length,
+            count(s.examples_over_max_seq_length)
+        );
+        println!(
+            "  problems      {} errors, {} warnings",
+            count(s.error_count),
+            count(s.warning_count)
+        );
+    }
+    if !d.validation_errors.is_empty() {
+        println!("  validation (first {}):", d.validation_errors.len());
+        for i in d.validation_errors.iter().take(20) {
+            let tag = match i.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            println!("    line {:>7}  {tag}: {}", i.line, fit(&i.error, 120));
+            if !i.suggestion.is_empty() {
+                println!("                 → {}", fit(&i.suggestion, 120));
+            }
+        }
+        if d.validation_errors.len() > 20 {
+            println!(
+                "    … {} more (see --json)",
+                d.validation_errors.len() - 20
+            );
+        }
+    }
+    if !d.sample_data.is_empty() {
+        println!("  sample:");
+        for (n, ex) in d.sample_data.iter().enumerate() {
+            for m in ex {
+                println!("    #{} {:>9}: {}", n + 1, m.role, fit(&m.content, 100));
+            }
+        }
+    }
+    Ok(())
+}

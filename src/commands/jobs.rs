@@ -1,0 +1,369 @@
+//! `brightrun estimate` and `brightrun jobs …`
+
+use super::exit;
+use super::output::{self, count, fit};
+use crate::cli::{JobsCmd, RunArgs};
+use anyhow::{Result, bail};
+use brightrun_engine::domain::{JobStatus, TrainingJob};
+use brightrun_engine::events::EngineEvent;
+use brightrun_engine::training::Estimate;
+use brightrun_engine::{Engine, EngineError, JobRequest, Page};
+use std::io::{BufRead, IsTerminal, Write};
+
+pub fn request(engine: &Engine, run: &RunArgs) -> Result<JobRequest> {
+    let mut sets = Vec::new();
+    for s in &run.sets {
+        let Some((k, v)) = s.split_once('=') else {
+            bail!(EngineError::Invalid(format!(
+                "--set {s}: expected KEY=VALUE, e.g. --set learning_rate=1e-4"
+            )));
+        };
+        sets.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok(JobRequest {
+        dataset_id: engine.resolve_dataset(&run.dataset)?,
+        preset: run.preset.clone(),
+        sets,
+        gpu_type: run.gpu.clone(),
+        gpu_count: run.gpus,
+        backend: run.backend.clone(),
+    })
+}
+
+pub fn estimate(engine: &Engine, run: &RunArgs, json: bool) -> Result<i32> {
+    let req = request(engine, run)?;
+    let est = engine.estimate(&req)?;
+    if json {
+        output::json(&est)?;
+    } else {
+        print_estimate(&est);
+    }
+    Ok(exit::OK)
+}
+
+pub fn print_estimate(e: &Estimate) {
+    let d = &e.training_details;
+    println!(
+        "estimate: ${:.2} (compute ${:.2} + storage ${:.2}), about {:.1} h at ${:.2}/h",
+        e.estimated_cost,
+        e.cost_breakdown.compute,
+        e.cost_breakdown.storage,
+        e.estimated_duration_hours,
+        e.hourly_rate
+    );
+    println!(
+        "  {}× {}   {} steps ({} per epoch × {} epochs), {:.0} tokens/s assumed",
+        e.gpu_count,
+        e.gpu_type,
+        count(d.total_steps),
+        count(d.steps_per_epoch),
+        d.epochs,
+        d.estimated_throughput_tokens_per_sec
+    );
+    println!(
+        "  memory: {} — needs {:.1} GB of {:.1} GB",
+        e.fit.verdict.as_str(),
+        e.fit.required_gb,
+        e.fit.available_gb
+    );
+    for s in &e.fit.suggestions {
+        println!("    → {s}");
+    }
+    if let Some(b) = &e.budget {
+        println!(
+            "  budget: ${:.2} spent this month; ${:.2} after this run ({:.0}% of ${:.2}){}",
+            b.spent_this_month,
+            b.after_this_run,
+            b.percent_after,
+            b.monthly_budget,
+            if b.exceeds { " — OVER BUDGET" } else { "" }
+        );
+    }
+    for w in &e.warnings {
+        println!("  note: {w}");
+    }
+}
+
+fn confirm(question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!(EngineError::Invalid(format!(
+            "{question} — no terminal to ask on; pass --yes to confirm"
+        )));
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
+    match cmd {
+        JobsCmd::Create {
+            run,
+            yes,
+            over_budget,
+            json,
+        } => {
+            let req = request(engine, &run)?;
+            let est = engine.estimate(&req)?;
+            if !json.json {
+                print_estimate(&est);
+            }
+            if !est.fit.verdict.fits() && !json.json {
+                eprintln!("warning: this run will probably not fit in GPU memory");
+            }
+            let mut confirmed_budget = over_budget;
+            if est.needs_budget_confirmation() && !over_budget {
+                if yes {
+                    bail!(EngineError::Conflict(
+                        "this run would exceed the monthly budget; pass --over-budget to allow it"
+                            .into()
+                    ));
+                }
+                confirmed_budget = confirm("This run goes over the monthly budget. Create it anyway?")?;
+                if !confirmed_budget {
+                    eprintln!("not created");
+                    return Ok(exit::FAILED);
+                }
+            }
+            if !yes
+                && !confirmed_budget
+                && !confirm(&format!("Create this job for about ${:.2}?", est.estimated_cost))?
+            {
+                eprintln!("not created");
+                return Ok(exit::FAILED);
+            }
+            let job = engine.create_job(req, confirmed_budget).await?;
+            if json.json {
+                output::json(&job)?;
+            } else {
+                println!("queued job {}", job.id);
+                eprintln!(
+                    "follow it with `brightrun jobs watch {}` (which runs it) or in the dashboard",
+                    job.id.short()
+                );
+            }
+            Ok(exit::OK)
+        }
+        JobsCmd::List {
+            status,
+            limit,
+            json,
+        } => {
+            let status = status
+                .map(|s| s.parse::<JobStatus>())
+                .transpose()
+                .map_err(EngineError::Invalid)?;
+            let jobs = engine.jobs(status, Page::first(limit))?;
+            if json.json {
+                output::json(&jobs)?;
+            } else if jobs.is_empty() {
+                eprintln!("no jobs yet: create one with `brightrun jobs create --dataset ID`");
+            } else {
+                let rows: Vec<Vec<String>> = jobs
+                    .iter()
+                    .map(|j| {
+                        vec![
+                            j.id.short(),
+                            j.status.as_str().into(),
+                            j.current_stage.as_str().into(),
+                            format!("{:.0}%", j.progress),
+                            format!("{}/{}", j.current_step, j.total_steps),
+                            fit(&j.hyperparameters.base_model, 32),
+                            format!("{}×{}", j.gpu_config.gpu_count, j.gpu_config.gpu_type),
+                            format!("${:.2}", j.final_cost.unwrap_or(j.current_cost)),
+                            format!("${:.2}", j.estimated_cost),
+                            j.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &[
+                        "ID", "STATUS", "STAGE", "PROGRESS", "STEP", "MODEL", "GPUS", "COST",
+                        "ESTIMATE", "CREATED",
+                    ],
+                    &rows,
+                );
+            }
+            Ok(exit::OK)
+        }
+        JobsCmd::Show { id, json } => {
+            let job = engine.job(engine.resolve_job(&id)?)?;
+            if json.json {
+                output::json(&job)?;
+            } else {
+                print_job(&job);
+            }
+            Ok(exit::OK)
+        }
+        JobsCmd::Watch { id, json } => watch(engine, &id, json.json).await,
+        JobsCmd::Cancel { id, json } => {
+            let job = engine.cancel_job(engine.resolve_job(&id)?).await?;
+            if json.json {
+                output::json(&job)?;
+            } else {
+                println!(
+                    "cancelled job {} (cost ${:.2})",
+                    job.id.short(),
+                    job.final_cost.unwrap_or(0.0)
+                );
+            }
+            Ok(exit::OK)
+        }
+        JobsCmd::Retry { id, json } => {
+            let job = engine.retry_job(engine.resolve_job(&id)?).await?;
+            if json.json {
+                output::json(&job)?;
+            } else {
+                println!("queued job {} (retry of {})", job.id, id);
+            }
+            Ok(exit::OK)
+        }
+        JobsCmd::Logs { id, lines } => {
+            for l in engine.job_log_tail(engine.resolve_job(&id)?, lines).await? {
+                println!("{l}");
+            }
+            Ok(exit::OK)
+        }
+        JobsCmd::Metrics { id, json } => {
+            let points = engine.metrics(engine.resolve_job(&id)?, 0, usize::MAX)?;
+            if json.json {
+                output::json(&points)?;
+            } else {
+                let rows: Vec<Vec<String>> = points
+                    .iter()
+                    .map(|p| {
+                        let f = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or("-".into());
+                        vec![
+                            p.step.to_string(),
+                            format!("{:.2}", p.epoch),
+                            f(p.training_loss),
+                            f(p.validation_loss),
+                            p.learning_rate.map(|v| format!("{v:.2e}")).unwrap_or("-".into()),
+                            f(p.gradient_norm),
+                            p.throughput.map(|v| format!("{v:.0}")).unwrap_or("-".into()),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &["STEP", "EPOCH", "LOSS", "VAL_LOSS", "LR", "GRAD_NORM", "TOK/S"],
+                    &rows,
+                );
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn print_job(j: &TrainingJob) {
+    println!("{}  {}", j.id, j.status.as_str());
+    println!("  stage        {}", j.current_stage.as_str());
+    println!(
+        "  progress     {:.1}%  step {}/{}  epoch {}/{}",
+        j.progress, j.current_step, j.total_steps, j.current_epoch, j.total_epochs
+    );
+    println!(
+        "  model        {} (preset {}, rank {}, lr {:e})",
+        j.hyperparameters.base_model,
+        j.preset_id.as_str(),
+        j.hyperparameters.lora_rank,
+        j.hyperparameters.learning_rate
+    );
+    println!(
+        "  gpus         {}× {} on {}",
+        j.gpu_config.gpu_count, j.gpu_config.gpu_type, j.gpu_config.backend
+    );
+    println!(
+        "  cost         ${:.2} (estimated ${:.2})",
+        j.final_cost.unwrap_or(j.current_cost),
+        j.estimated_cost
+    );
+    if let Some(l) = j.current_metrics.training_loss {
+        println!("  loss         {l:.4}");
+    }
+    if let Some(eta) = j.estimated_completion_at {
+        println!("  eta          {}", eta.format("%Y-%m-%d %H:%M:%S UTC"));
+    }
+    if let Some(e) = &j.error_message {
+        println!("  error        {}", fit(e, 200));
+    }
+    if let Some(d) = &j.error_detail {
+        for l in d.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev() {
+            println!("    | {}", fit(l, 160));
+        }
+    }
+    if let Some(a) = j.artifact_id {
+        println!("  model        {a}");
+    }
+}
+
+/// Runs the engine's tasks in this process and prints the job's progress until it ends.
+async fn watch(engine: &Engine, id: &str, json: bool) -> Result<i32> {
+    let id = engine.resolve_job(id)?;
+    let mut events = engine.subscribe();
+    let tasks = engine.start();
+    let mut last_line = String::new();
+    let mut job = engine.job(id)?;
+    loop {
+        if !json {
+            let line = progress_line(&job);
+            if line != last_line {
+                eprintln!("{line}");
+                last_line = line;
+            }
+        }
+        if job.status.is_terminal() {
+            break;
+        }
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(EngineEvent::Job(j)) if j.id == id => job = (*j).clone(),
+                Ok(EngineEvent::JobLog { job_id, line }) if job_id == id && !json => {
+                    eprintln!("  {line}");
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => job = engine.job(id)?,
+                Err(_) => break,
+            },
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("stopped watching; the job goes on when the engine runs again");
+                engine.shutdown();
+                let _ = tasks.await;
+                return Ok(exit::USAGE);
+            }
+        }
+    }
+    engine.shutdown();
+    let _ = tasks.await;
+    if json {
+        output::json(&job)?;
+    } else {
+        print_job(&job);
+    }
+    Ok(if job.status == JobStatus::Completed {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}
+
+fn progress_line(j: &TrainingJob) -> String {
+    let mut s = format!(
+        "{} {} [{}] {:>5.1}% step {}/{}",
+        j.id.short(),
+        j.status.as_str(),
+        j.current_stage.as_str(),
+        j.progress,
+        j.current_step,
+        j.total_steps
+    );
+    if let Some(l) = j.current_metrics.training_loss {
+        s.push_str(&format!(" loss {l:.4}"));
+    }
+    if let Some(v) = j.current_metrics.validation_loss {
+        s.push_str(&format!(" val {v:.4}"));
+    }
+    s.push_str(&format!(" ${:.4}", j.final_cost.unwrap_or(j.current_cost)));
+    s
+}

@@ -1,0 +1,127 @@
+//! `brightrun models …`
+
+use super::exit;
+use super::output::{self, bytes, fit};
+use crate::cli::ModelsCmd;
+use anyhow::Result;
+use brightrun_engine::domain::ModelArtifact;
+use brightrun_engine::{Engine, Page};
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub async fn run(engine: &Engine, cmd: ModelsCmd) -> Result<i32> {
+    match cmd {
+        ModelsCmd::List { json } => {
+            let list = engine.artifacts(Page::ALL)?;
+            if json.json {
+                output::json(&list)?;
+            } else if list.is_empty() {
+                eprintln!("no models yet: they appear when a training job completes");
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.id.short(),
+                            fit(&a.name, 40),
+                            format!("v{}", a.version),
+                            format!("{}/5", a.quality_metrics.quality_score),
+                            a.quality_metrics
+                                .final_training_loss
+                                .map(|l| format!("{l:.4}"))
+                                .unwrap_or("-".into()),
+                            bytes(a.files.iter().map(|f| f.size).sum()),
+                            a.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &["ID", "NAME", "VERSION", "QUALITY", "LOSS", "SIZE", "CREATED"],
+                    &rows,
+                );
+            }
+            Ok(exit::OK)
+        }
+        ModelsCmd::Show { id, json } => {
+            let a = engine.artifact(engine.resolve_artifact(&id)?)?;
+            if json.json {
+                output::json(&a)?;
+            } else {
+                print_model(&a);
+            }
+            Ok(exit::OK)
+        }
+        ModelsCmd::Download {
+            id,
+            to,
+            force,
+            json,
+        } => {
+            let id = engine.resolve_artifact(&id)?;
+            let bar = ProgressBar::with_draw_target(
+                Some(0),
+                indicatif::ProgressDrawTarget::stderr_with_hz(10),
+            );
+            bar.set_style(
+                ProgressStyle::with_template("downloading [{bar:30}] {bytes}/{total_bytes} {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            if json.json {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            let files = engine
+                .download_artifact(id, &to, force, &|d, t| {
+                    bar.set_length(t);
+                    bar.set_position(d);
+                })
+                .await;
+            bar.finish_and_clear();
+            let files = files?;
+            if json.json {
+                output::json(&files)?;
+            } else {
+                for f in &files {
+                    println!("{}", f.display());
+                }
+                eprintln!("{} files, sha256 verified", files.len());
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn print_model(a: &ModelArtifact) {
+    let q = &a.quality_metrics;
+    println!("{}  {} v{}", a.id, fit(&a.name, 80), a.version);
+    println!("  base model   {}", a.base_model);
+    println!("  job          {}", a.job_id);
+    println!(
+        "  quality      {}/5, convergence {:?}",
+        q.quality_score, q.convergence
+    );
+    let f = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or("-".into());
+    println!(
+        "  loss         {} → {} (validation {}, perplexity {}, reduction {})",
+        f(q.initial_training_loss),
+        f(q.final_training_loss),
+        f(q.final_validation_loss),
+        f(q.perplexity),
+        q.loss_reduction_percent
+            .map(|p| format!("{p:.1}%"))
+            .unwrap_or("-".into())
+    );
+    let s = &a.training_summary;
+    println!(
+        "  training     {} steps, {} epochs, {:.0} s, ${:.2} on {}× {}",
+        s.total_steps, s.epochs, s.duration_seconds, s.final_cost, s.gpu_count, s.gpu_type
+    );
+    println!("  files:");
+    for file in &a.files {
+        println!(
+            "    {:<40} {:>10}  {}",
+            fit(&file.path, 40),
+            bytes(file.size),
+            &file.sha256[..16.min(file.sha256.len())]
+        );
+    }
+}

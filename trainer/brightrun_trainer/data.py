@@ -1,0 +1,413 @@
+"""Reading a dataset file, recognising its format and normalising it to chat messages.
+
+DESIGN.md ("Dataset formats") lists six layouts, detected per file and never mixed. Every
+example becomes a list of :class:`Message` (``system`` / ``user`` / ``assistant``), the one
+shape the tokenizer's chat template understands.
+
+The trainer is the second reader of a file the engine has already validated, so it is
+forgiving the same way: a record it cannot use is skipped and counted (the first few are
+reported with their line numbers), never fatal. Only a file with nothing usable fails.
+
+The hold-out split is by *record index*, the 0-based position of a record among the file's
+records (non-blank lines, or elements of a JSON array, not counting a leading ``_meta``
+line), whether or not that record turns out usable. That keeps the split independent of
+how strictly each side judges a record, so the engine's counts and the trainer's agree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import DatasetError, InfrastructureError
+
+#: The multiplier of the split hash (Knuth's multiplicative constant, 2^32 / golden ratio).
+SPLIT_MULTIPLIER = 2654435761
+SPLIT_BUCKETS = 10_000
+#: How many skipped records are kept with their reasons (all are counted).
+SKIPPED_KEPT = 100
+
+
+class DatasetFormat(str, Enum):
+    """The accepted layouts; the values match the engine's ``DatasetFormat`` names."""
+
+    BRIGHTRUN_V4 = "brightrun_v4"
+    BRIGHTRUN_FLAT = "brightrun_flat"
+    OPENAI_CHAT = "openai_chat"
+    ALPACA = "alpaca"
+    SHAREGPT = "sharegpt"
+    PROMPT_COMPLETION = "prompt_completion"
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+    #: Whether the loss covers this message; only assistant messages are ever trained.
+    trainable: bool = False
+
+    def as_chat(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class Example:
+    #: 1-based line of the record in the file.
+    line: int
+    #: 0-based record index, the input of the split rule.
+    index: int
+    messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    line: int
+    reason: str
+
+
+@dataclass
+class LoadedDataset:
+    format: DatasetFormat
+    train: list[Example]
+    validation: list[Example]
+    total_records: int
+    skipped_count: int = 0
+    skipped: list[SkippedRecord] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- split rule
+
+
+def validation_threshold(validation_split: float) -> int:
+    """``round(validation_split × 10000)``, rounding halves away from zero like Rust's ``f64::round``."""
+    scaled = validation_split * SPLIT_BUCKETS
+    floor = math.floor(scaled)
+    return int(floor + 1 if scaled - floor >= 0.5 else floor)
+
+
+def is_validation(index: int, seed: int, threshold: int) -> bool:
+    """PROTOCOL.md's split rule for the record at ``index`` (exact integer arithmetic)."""
+    return (index * SPLIT_MULTIPLIER + seed) % SPLIT_BUCKETS < threshold
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class _Record:
+    line: int
+    value: Any = None
+    error: str | None = None
+
+
+def read_records(path: Path) -> Iterator[_Record]:
+    """Yield every record of a JSONL file (streamed) or a JSON-array file, with its line."""
+    try:
+        with open(path, "rb") as handle:
+            is_array = _starts_with_array(handle)
+            handle.seek(0)
+            if is_array:
+                yield from _array_records(handle.read())
+            else:
+                yield from _jsonl_records(handle)
+    except FileNotFoundError as exc:
+        raise InfrastructureError(f"the dataset file {path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise InfrastructureError(f"the dataset path {path} is a folder, not a file") from exc
+    except PermissionError as exc:
+        raise InfrastructureError(f"the dataset file {path} cannot be read: permission denied") from exc
+
+
+def _starts_with_array(handle) -> bool:
+    head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"[")
+
+
+def _jsonl_records(handle) -> Iterator[_Record]:
+    for line_number, raw in enumerate(handle, start=1):
+        if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield _Record(line_number, error="the line is not valid UTF-8")
+            continue
+        try:
+            yield _Record(line_number, value=json.loads(text))
+        except json.JSONDecodeError as exc:
+            yield _Record(line_number, error=f"not valid JSON ({exc.msg} at column {exc.colno})")
+
+
+def _array_records(data: bytes) -> Iterator[_Record]:
+    """Decode a top-level JSON array element by element, so each keeps its line number."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"the dataset is not valid UTF-8 (byte {exc.start})") from exc
+    decoder = json.JSONDecoder()
+    position = _skip_space(text, text.index("[") + 1)
+    if position < len(text) and text[position] == "]":
+        return
+    while True:
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"the dataset is not a valid JSON array: {exc}") from exc
+        yield _Record(text.count("\n", 0, position) + 1, value=value)
+        position = _skip_space(text, position)
+        if position < len(text) and text[position] == ",":
+            position = _skip_space(text, position + 1)
+            continue
+        if position < len(text) and text[position] == "]":
+            return
+        line = text.count("\n", 0, position) + 1
+        raise DatasetError(f"the dataset is not a valid JSON array: expected ',' or ']' on line {line}")
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
+# --------------------------------------------------------------------------- formats
+
+
+class InvalidRecord(ValueError):
+    """A record that cannot be used, with the reason a person would need to fix it."""
+
+
+def detect_format(record: Any) -> DatasetFormat | None:
+    """The format a record's keys announce, or ``None``."""
+    if not isinstance(record, dict):
+        return None
+    if "turns" in record:
+        return DatasetFormat.BRIGHTRUN_V4
+    if "messages" in record:
+        return DatasetFormat.OPENAI_CHAT
+    if "conversations" in record:
+        return DatasetFormat.SHAREGPT
+    if "current_user_input" in record and "target_response" in record:
+        return DatasetFormat.BRIGHTRUN_FLAT
+    if "instruction" in record and "output" in record:
+        return DatasetFormat.ALPACA
+    if "prompt" in record and "completion" in record:
+        return DatasetFormat.PROMPT_COMPLETION
+    return None
+
+
+def normalise(record: dict[str, Any], fmt: DatasetFormat) -> tuple[Message, ...]:
+    """Turn one record of ``fmt`` into chat messages, or raise :class:`InvalidRecord`."""
+    messages = _NORMALISERS[fmt](record)
+    _check_conversation(messages)
+    return tuple(messages)
+
+
+def _from_brightrun_v4(record: dict[str, Any]) -> list[Message]:
+    turns = _list_field(record, "turns")
+    return [
+        _message(_role(turn, "role", _CHAT_ROLES, f"turns[{i}]"), _text(turn, "content", f"turns[{i}]"))
+        for i, turn in enumerate(turns)
+    ]
+
+
+def _from_brightrun_flat(record: dict[str, Any]) -> list[Message]:
+    messages = []
+    system = record.get("system_prompt")
+    if system is not None and not isinstance(system, str):
+        raise InvalidRecord("`system_prompt` must be a string")
+    if system and system.strip():
+        messages.append(Message("system", system))
+    messages.append(Message("user", _text(record, "current_user_input")))
+    messages.append(_message("assistant", _text(record, "target_response")))
+    return messages
+
+
+def _from_openai_chat(record: dict[str, Any]) -> list[Message]:
+    messages = []
+    for i, item in enumerate(_list_field(record, "messages")):
+        where = f"messages[{i}]"
+        role = _role(item, "role", _OPENAI_ROLES, where)
+        trainable = True
+        if role == "assistant" and "weight" in item:
+            weight = item["weight"]
+            if weight not in (0, 1) or isinstance(weight, bool):
+                raise InvalidRecord(f"`{where}.weight` must be 0 or 1")
+            trainable = weight == 1
+        messages.append(_message(role, _openai_content(item, where), trainable))
+    return messages
+
+
+def _from_alpaca(record: dict[str, Any]) -> list[Message]:
+    instruction = _text(record, "instruction")
+    extra = record.get("input")
+    if extra is not None and not isinstance(extra, str):
+        raise InvalidRecord("`input` must be a string")
+    prompt = f"{instruction}\n\n{extra}" if extra and extra.strip() else instruction
+    messages = []
+    system = record.get("system")
+    if isinstance(system, str) and system.strip():
+        messages.append(Message("system", system))
+    messages.append(Message("user", prompt))
+    messages.append(_message("assistant", _text(record, "output")))
+    return messages
+
+
+def _from_sharegpt(record: dict[str, Any]) -> list[Message]:
+    messages = []
+    system = record.get("system")
+    if isinstance(system, str) and system.strip():
+        messages.append(Message("system", system))
+    for i, item in enumerate(_list_field(record, "conversations")):
+        where = f"conversations[{i}]"
+        role = _role(item, "from", _SHAREGPT_ROLES, where)
+        messages.append(_message(role, _text(item, "value", where)))
+    return messages
+
+
+def _from_prompt_completion(record: dict[str, Any]) -> list[Message]:
+    return [Message("user", _text(record, "prompt")), _message("assistant", _text(record, "completion"))]
+
+
+_NORMALISERS = {
+    DatasetFormat.BRIGHTRUN_V4: _from_brightrun_v4,
+    DatasetFormat.BRIGHTRUN_FLAT: _from_brightrun_flat,
+    DatasetFormat.OPENAI_CHAT: _from_openai_chat,
+    DatasetFormat.ALPACA: _from_alpaca,
+    DatasetFormat.SHAREGPT: _from_sharegpt,
+    DatasetFormat.PROMPT_COMPLETION: _from_prompt_completion,
+}
+_CHAT_ROLES = {"system": "system", "user": "user", "assistant": "assistant"}
+_OPENAI_ROLES = {**_CHAT_ROLES, "developer": "system"}
+_SHAREGPT_ROLES = {
+    "system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+}
+
+
+def _message(role: str, content: str, trainable: bool = True) -> Message:
+    return Message(role, content, trainable=trainable and role == "assistant")
+
+
+def _list_field(record: dict[str, Any], name: str) -> list[Any]:
+    value = record.get(name)
+    if not isinstance(value, list) or not value:
+        raise InvalidRecord(f"`{name}` must be a non-empty list")
+    return value
+
+
+def _role(item: Any, key: str, allowed: dict[str, str], where: str) -> str:
+    if not isinstance(item, dict):
+        raise InvalidRecord(f"`{where}` must be an object")
+    role = item.get(key)
+    if role not in allowed:
+        names = ", ".join(sorted(allowed))
+        raise InvalidRecord(f"`{where}.{key}` must be one of {names}, got {json.dumps(role)}")
+    return allowed[role]
+
+
+def _text(item: dict[str, Any], key: str, where: str | None = None) -> str:
+    value = item.get(key)
+    if not isinstance(value, str):
+        name = f"{where}.{key}" if where else key
+        raise InvalidRecord(f"`{name}` must be a string")
+    return value
+
+
+def _openai_content(item: dict[str, Any], where: str) -> str:
+    """OpenAI content is a string or a list of parts; only text parts can be trained on."""
+    content = item.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(
+        isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+        for part in content
+    ):
+        return "".join(part["text"] for part in content)
+    raise InvalidRecord(f"`{where}.content` must be a string or a list of text parts")
+
+
+def _check_conversation(messages: list[Message]) -> None:
+    """Reject conversations a chat template cannot render or the loss cannot learn from."""
+    if any(m.role == "system" for m in messages[1:]):
+        raise InvalidRecord("a system message may only come first")
+    first = next((m for m in messages if m.role != "system"), None)
+    if first is None or first.role != "user":
+        raise InvalidRecord("the conversation must start with a user message")
+    if not any(m.trainable and m.content.strip() for m in messages):
+        raise InvalidRecord("there is no non-empty assistant response to learn from")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_dataset(
+    path: str | Path, *, seed: int, validation_split: float, use_validation: bool
+) -> LoadedDataset:
+    """Read, detect, normalise and split a dataset file in one streaming pass."""
+    threshold = validation_threshold(validation_split) if use_validation else 0
+    fmt: DatasetFormat | None = None
+    train: list[Example] = []
+    validation: list[Example] = []
+    skipped: list[SkippedRecord] = []
+    skipped_count = 0
+    index = 0
+
+    for record in read_records(Path(path)):
+        if index == 0 and _is_meta(record):
+            continue
+        reason = record.error
+        example = None
+        if reason is None:
+            record_format = detect_format(record.value)
+            if fmt is None and record_format is not None:
+                fmt = record_format
+            if record_format is None:
+                reason = _unknown_shape_reason(record.value)
+            elif record_format is not fmt:
+                reason = f"this record is {record_format.value} but the file is {fmt.value}; formats cannot be mixed"
+            else:
+                try:
+                    example = Example(record.line, index, normalise(record.value, fmt))
+                except InvalidRecord as exc:
+                    reason = str(exc)
+        if example is not None:
+            (validation if is_validation(index, seed, threshold) else train).append(example)
+        else:
+            skipped_count += 1
+            if len(skipped) < SKIPPED_KEPT:
+                skipped.append(SkippedRecord(record.line, reason or "unusable record"))
+        index += 1
+
+    if fmt is None or not (train or validation):
+        raise DatasetError(_nothing_usable_reason(index, skipped))
+    if not train:
+        raise DatasetError(
+            f"all {len(validation)} usable examples fell into the validation split; "
+            "lower validation_split or add examples"
+        )
+    return LoadedDataset(fmt, train, validation, index, skipped_count, skipped)
+
+
+def _is_meta(record: _Record) -> bool:
+    return isinstance(record.value, dict) and "_meta" in record.value
+
+
+def _unknown_shape_reason(value: Any) -> str:
+    if not isinstance(value, dict):
+        return f"expected a JSON object, got {type(value).__name__}"
+    keys = ", ".join(sorted(value)[:6]) or "no keys"
+    return f"the keys ({keys}) match none of the supported formats"
+
+
+def _nothing_usable_reason(total: int, skipped: list[SkippedRecord]) -> str:
+    if total == 0:
+        return "the dataset holds no examples"
+    first = skipped[0] if skipped else None
+    detail = f"; line {first.line}: {first.reason}" if first else ""
+    return f"none of the dataset's {total} records is a usable example{detail}"

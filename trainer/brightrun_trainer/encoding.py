@@ -1,0 +1,185 @@
+"""Turning chat examples into token ids and loss labels with the model's chat template.
+
+The loss covers assistant turns only (``trainable`` messages: every assistant turn, except
+OpenAI turns with ``weight: 0``), including the template's end-of-turn marker so the model
+learns to stop. Labels are ``-100`` everywhere else.
+
+Finding the assistant tokens without knowing the template: the template is rendered for
+each prefix of the conversation. The text rendered up to message ``k`` with a generation
+prompt ends where assistant message ``k`` begins; the text rendered through message ``k``
+ends where it ends. These character spans become token labels through the fast
+tokenizer's offset mapping. Templates that rewrite earlier turns (so prefixes are not
+string prefixes) fall back to locating each assistant message's text in the rendering.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from .data import Example, Message
+
+IGNORE_INDEX = -100
+
+#: Used when a tokenizer has no chat template of its own (base models). ``eos_token`` ends
+#: each turn, so generation stops where the fine-tuned model finishes its answer.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + eos_token + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class EncodedExample:
+    """One training sequence. Stored as 32-bit arrays: a dataset of long conversations held
+    as Python int lists would cost several times the memory."""
+
+    input_ids: array
+    labels: array
+
+    @classmethod
+    def of(cls, input_ids: Sequence[int], labels: Sequence[int]) -> EncodedExample:
+        return cls(array("i", input_ids), array("i", labels))
+
+    @property
+    def trained_tokens(self) -> int:
+        return sum(1 for label in self.labels if label != IGNORE_INDEX)
+
+
+@dataclass
+class EncodingReport:
+    """What encoding dropped or approximated, for the run's log events."""
+
+    kept: int = 0
+    dropped_no_trainable_tokens: int = 0
+    truncated: int = 0
+    located_by_search: int = 0
+
+
+def prepare_tokenizer(tokenizer) -> list[str]:
+    """Give the tokenizer what training needs (pad token, chat template); return notes."""
+    notes = []
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+        notes.append("the tokenizer has no pad token; padding with its end-of-sequence token")
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+        notes.append("the tokenizer has no chat template; using a ChatML-style template")
+    return notes
+
+
+def encode_examples(
+    tokenizer, examples: Iterable[Example], max_seq_length: int
+) -> tuple[list[EncodedExample], EncodingReport]:
+    """Encode many examples, dropping those left without any trained token."""
+    encoded, report = [], EncodingReport()
+    for example in examples:
+        item, truncated, searched = encode_conversation(tokenizer, example.messages, max_seq_length)
+        report.truncated += truncated
+        report.located_by_search += searched
+        if item is None:
+            report.dropped_no_trainable_tokens += 1
+        else:
+            encoded.append(item)
+    report.kept = len(encoded)
+    return encoded, report
+
+
+def encode_conversation(
+    tokenizer, messages: Sequence[Message], max_seq_length: int
+) -> tuple[EncodedExample | None, bool, bool]:
+    """Token ids and labels for one conversation.
+
+    Returns ``(encoded or None, truncated, spans_located_by_search)``; ``None`` when no
+    assistant token survives truncation to ``max_seq_length``.
+    """
+    chat = adapt_to_template(tokenizer, [m.as_chat() for m in messages])
+    text = render(tokenizer, chat)
+    spans, searched = assistant_spans(tokenizer, chat, messages, text)
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    input_ids = list(encoding["input_ids"])
+    labels = [
+        token if _overlaps(offset, spans) else IGNORE_INDEX
+        for token, offset in zip(input_ids, encoding["offset_mapping"])
+    ]
+    truncated = len(input_ids) > max_seq_length
+    input_ids, labels = input_ids[:max_seq_length], labels[:max_seq_length]
+    if all(label == IGNORE_INDEX for label in labels):
+        return None, truncated, searched
+    return EncodedExample.of(input_ids, labels), truncated, searched
+
+
+def render(tokenizer, chat: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+    return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def adapt_to_template(tokenizer, chat: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Fold a system message into the first user turn for templates that reject the role."""
+    try:
+        render(tokenizer, chat)
+        return chat
+    except Exception:
+        if not chat or chat[0]["role"] != "system" or len(chat) < 2:
+            raise
+    system, first, rest = chat[0], chat[1], chat[2:]
+    merged = {"role": first["role"], "content": f"{system['content']}\n\n{first['content']}"}
+    return [merged, *rest]
+
+
+def assistant_spans(
+    tokenizer, chat: list[dict[str, str]], messages: Sequence[Message], text: str
+) -> tuple[list[tuple[int, int]], bool]:
+    """Character spans of ``text`` that belong to trainable assistant turns."""
+    offset = len(messages) - len(chat)  # 1 when a system message was folded away
+    trainable = [k - offset for k, m in enumerate(messages) if m.trainable and k - offset >= 0]
+    spans = []
+    for k in trainable:
+        start_text = render(tokenizer, chat[:k], add_generation_prompt=True)
+        end_text = render(tokenizer, chat[: k + 1])
+        if not (text.startswith(start_text) and text.startswith(end_text) and len(end_text) > len(start_text)):
+            return _spans_by_search(chat, trainable, text), True
+        spans.append((len(start_text), len(end_text)))
+    return spans, False
+
+
+def _spans_by_search(chat: list[dict[str, str]], trainable: list[int], text: str) -> list[tuple[int, int]]:
+    """Locate each trainable message's content in order; used when prefixes do not nest."""
+    spans, cursor = [], 0
+    for k in trainable:
+        content = chat[k]["content"]
+        start = text.find(content, cursor) if content else -1
+        if start >= 0:
+            spans.append((start, start + len(content)))
+            cursor = start + len(content)
+    return spans
+
+
+def _overlaps(offset: Sequence[int], spans: list[tuple[int, int]]) -> bool:
+    start, end = offset
+    if end <= start:
+        return False
+    return any(start < span_end and end > span_start for span_start, span_end in spans)
+
+
+class PaddingCollator:
+    """Right-pads a batch; labels are padded with ``-100`` so padding never counts."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, rows: list[EncodedExample]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(row.input_ids) for row in rows)
+        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            n = len(row.input_ids)
+            input_ids[i, :n] = torch.frombuffer(row.input_ids, dtype=torch.int32)
+            labels[i, :n] = torch.frombuffer(row.labels, dtype=torch.int32)
+            attention_mask[i, :n] = 1
+        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}

@@ -1,0 +1,195 @@
+"""Turning the Hugging Face training loop into protocol events.
+
+:class:`ProgressReporter` is a ``TrainerCallback``. It emits one ``metric`` event per
+logged optimizer step, merging the evaluation result into the event of the step it was
+computed at (so metric steps are unique), a ``checkpoint`` event whenever the Trainer saves,
+and it turns a pending stop request into "save a checkpoint now and end training".
+
+Event timing: the Trainer logs, evaluates and saves *after* a step's ``on_step_end``, so the
+metric for step ``S`` is held until that is over and written when step ``S + 1`` begins, a
+checkpoint is saved, or the runner calls :meth:`ProgressReporter.flush`. The metric of the
+last step is therefore written after the final evaluation and carries its loss.
+
+Throughput is the number of non-padding tokens in the training batches of the logged window
+divided by the time spent inside those optimizer steps (forward, backward, optimizer), so
+evaluation and checkpoint time do not dilute it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from transformers import TrainerCallback
+
+from .errors import TrainingError
+from .events import EventEmitter
+from .signals import StopSignal
+
+
+class TokenMeter:
+    """Counts non-padding training tokens without forcing a device sync on every batch."""
+
+    def __init__(self) -> None:
+        self._pending = None
+        self.total = 0
+
+    def add(self, attention_mask) -> None:
+        count = attention_mask.detach().sum()
+        self._pending = count if self._pending is None else self._pending + count
+
+    def take(self) -> int:
+        """Tokens added since the previous call (this is where the sync happens)."""
+        taken = int(self._pending.item()) if self._pending is not None else 0
+        self._pending = None
+        self.total += taken
+        return taken
+
+
+def gpu_utilization() -> float | None:
+    """Current GPU use in percent, or ``None`` without a GPU or NVML."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        return float(torch.cuda.utilization())
+    except Exception:  # NVML missing or not permitted: the metric is optional
+        return None
+
+
+@dataclass
+class _PendingMetric:
+    step: int
+    total_steps: int
+    epoch: float
+    training_loss: float
+    learning_rate: float | None
+    gradient_norm: float | None
+    throughput: float | None
+    gpu_utilization: float | None
+    validation_loss: float | None = None
+
+
+class ProgressReporter(TrainerCallback):
+    """Emits ``metric`` and ``checkpoint`` events and enforces the stop and evaluation policy.
+
+    Policy, on top of the Trainer's own logging every ``logging_steps``:
+    - the last step is always logged;
+    - at each epoch end except the last, the model is evaluated (when there is a validation
+      split) and a checkpoint is saved; the final evaluation is the runner's, in the
+      ``validating`` stage;
+    - on a stop request, the current step is logged and checkpointed and training ends.
+    """
+
+    def __init__(self, emitter: EventEmitter, stop: StopSignal, tokens: TokenMeter, *, has_validation: bool):
+        self._emitter = emitter
+        self._stop = stop
+        self._tokens = tokens
+        self._has_validation = has_validation
+        self._pending: _PendingMetric | None = None
+        self._step_started: float | None = None
+        self._window_seconds = 0.0
+        self.last_training_loss: float | None = None
+        self.last_validation_loss: float | None = None
+        self.stop_checkpoint: str | None = None
+
+    # ----------------------------------------------------------------- Trainer hooks
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.flush()
+        self._step_started = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._step_started is not None:
+            self._window_seconds += time.monotonic() - self._step_started
+            self._step_started = None
+        if self._stop.requested:
+            control.should_log = True
+            control.should_save = True
+            control.should_training_stop = True
+        elif state.global_step >= state.max_steps:
+            control.should_log = True
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self._stop.requested or control.should_training_stop or state.global_step >= state.max_steps:
+            return
+        control.should_save = True
+        if self._has_validation:
+            control.should_evaluate = True
+            control.should_log = True
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "loss" not in logs:
+            return
+        loss = float(logs["loss"])
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"the training loss became {loss} at step {state.global_step}: "
+                "lower learning_rate, or check the data for empty or corrupt examples"
+            )
+        self._start_metric(state, training_loss=loss, logs=logs)
+        self.last_training_loss = loss
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        loss = (metrics or {}).get("eval_loss")
+        if loss is None:
+            return
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise TrainingError(f"the validation loss became {loss} at step {state.global_step}: lower learning_rate")
+        self.last_validation_loss = loss
+        # Evaluation steps are always logged first (see on_step_end/on_epoch_end). The one
+        # exception is a run resumed at its last step: that step's metric belongs to the
+        # earlier process, so the loss only reaches the ``done`` summary.
+        if self._pending is not None and self._pending.step == state.global_step:
+            self._pending.validation_loss = loss
+
+    def on_save(self, args, state, control, **kwargs):
+        self.report_checkpoint(args, state)
+
+    # ----------------------------------------------------------------- runner API
+
+    def flush(self) -> None:
+        """Write the held metric event, if any."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._emitter.metric(**pending.__dict__)
+
+    def report_checkpoint(self, args, state) -> str:
+        """Emit the ``checkpoint`` event for the folder the Trainer just wrote."""
+        self.flush()
+        path = os.path.abspath(os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
+        self._emitter.checkpoint(
+            step=state.global_step,
+            epoch=float(state.epoch or 0.0),
+            loss=self.last_training_loss,
+            path=path,
+        )
+        if self._stop.requested:
+            self.stop_checkpoint = path
+        return path
+
+    # ----------------------------------------------------------------- helpers
+
+    def _start_metric(self, state, *, training_loss: float, logs: dict[str, Any]) -> None:
+        self.flush()
+        tokens = self._tokens.take()
+        seconds, self._window_seconds = self._window_seconds, 0.0
+        self._pending = _PendingMetric(
+            step=state.global_step,
+            total_steps=state.max_steps,
+            epoch=float(state.epoch or 0.0),
+            training_loss=training_loss,
+            learning_rate=_float_or_none(logs.get("learning_rate")),
+            gradient_norm=_float_or_none(logs.get("grad_norm")),
+            throughput=tokens / seconds if seconds > 0 and tokens else None,
+            gpu_utilization=gpu_utilization(),
+        )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,300 @@
+"""The job spec (PROTOCOL.md, "Job spec"): loading and validation.
+
+Validation is strict on purpose. The engine generates the spec, so a missing or misspelt
+field is a bug on one side of the contract, and silently falling back to a default would
+hide it. Every failure names the field (``hyperparameters.batch_size``) and what was wrong.
+Unknown fields are tolerated (forward compatibility) and reported back as warnings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError
+
+SPEC_VERSION = 1
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
+QUANTIZATIONS = ("none", "4bit")
+#: Files every adapter has; a presigned output must say where each goes.
+REQUIRED_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+MIN_SEQ_LENGTH = 16
+MAX_SEED = 2**32 - 1
+
+_TOP_LEVEL = {
+    "version", "job_id", "base_model", "dataset", "hyperparameters", "output",
+    "checkpoint_dir", "resume_from", "logging_steps", "max_steps",
+}
+_HYPERPARAMETERS = {
+    "learning_rate", "batch_size", "gradient_accumulation_steps", "epochs", "lora_rank",
+    "lora_alpha", "lora_dropout", "target_modules", "warmup_ratio", "warmup_steps",
+    "weight_decay", "scheduler", "max_seq_length", "seed", "validation_split",
+    "use_validation", "quantization",
+}
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    learning_rate: float
+    batch_size: int
+    gradient_accumulation_steps: int
+    epochs: int
+    lora_rank: int
+    lora_alpha: float
+    lora_dropout: float
+    #: A list of module names, or the string ``"all-linear"``.
+    target_modules: tuple[str, ...] | str
+    warmup_ratio: float
+    warmup_steps: int | None
+    weight_decay: float
+    scheduler: str
+    max_seq_length: int
+    seed: int
+    validation_split: float
+    use_validation: bool
+    quantization: str
+
+    @property
+    def holds_out_validation(self) -> bool:
+        return self.use_validation and self.validation_split > 0
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    path: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    dir: str | None = None
+    presigned_put: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    version: int
+    job_id: str
+    base_model: str
+    dataset: DatasetSource
+    hyperparameters: Hyperparameters
+    output: OutputTarget
+    checkpoint_dir: str
+    resume_from: str | None
+    logging_steps: int
+    max_steps: int | None
+    #: Dotted names of fields this trainer does not know (reported, not fatal).
+    unknown_fields: tuple[str, ...] = ()
+
+
+def load_spec(path: str | os.PathLike[str]) -> JobSpec:
+    """Read and validate a spec file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read the job spec {path}: {exc.strerror or exc}") from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"the job spec {path} is not valid JSON: {exc}") from exc
+    return parse_spec(document)
+
+
+def parse_spec(document: Any) -> JobSpec:
+    """Validate a decoded spec document and build a :class:`JobSpec`."""
+    top = _Fields(document, "")
+    version = top.integer("version", minimum=1)
+    if version != SPEC_VERSION:
+        raise SpecError(f"spec field `version`: this trainer reads version {SPEC_VERSION}, got {version}")
+    job_id = top.string("job_id")
+    hyperparameters = top.object("hyperparameters")
+    return JobSpec(
+        version=version,
+        job_id=job_id,
+        base_model=top.string("base_model"),
+        dataset=_parse_dataset(top.object("dataset")),
+        hyperparameters=_parse_hyperparameters(hyperparameters),
+        output=_parse_output(top.object("output")),
+        checkpoint_dir=top.optional_string("checkpoint_dir") or _default_checkpoint_dir(job_id),
+        resume_from=top.optional_string("resume_from"),
+        logging_steps=top.integer("logging_steps", minimum=1, default=1),
+        max_steps=top.optional_integer("max_steps", minimum=1),
+        unknown_fields=tuple(top.unknown(_TOP_LEVEL) + hyperparameters.unknown(_HYPERPARAMETERS)),
+    )
+
+
+def _parse_hyperparameters(fields: _Fields) -> Hyperparameters:
+    warmup_steps = fields.optional_integer("warmup_steps", minimum=0)
+    return Hyperparameters(
+        learning_rate=fields.number("learning_rate", above=0.0),
+        batch_size=fields.integer("batch_size", minimum=1),
+        gradient_accumulation_steps=fields.integer("gradient_accumulation_steps", minimum=1),
+        epochs=fields.integer("epochs", minimum=1),
+        lora_rank=fields.integer("lora_rank", minimum=1),
+        lora_alpha=fields.number("lora_alpha", above=0.0),
+        lora_dropout=fields.number("lora_dropout", minimum=0.0, below=1.0),
+        target_modules=_parse_target_modules(fields),
+        warmup_ratio=fields.number("warmup_ratio", minimum=0.0, below=1.0),
+        warmup_steps=warmup_steps,
+        weight_decay=fields.number("weight_decay", minimum=0.0),
+        scheduler=fields.choice("scheduler", SCHEDULERS),
+        max_seq_length=fields.integer("max_seq_length", minimum=MIN_SEQ_LENGTH),
+        seed=fields.integer("seed", minimum=0, maximum=MAX_SEED),
+        validation_split=fields.number("validation_split", minimum=0.0, below=1.0),
+        use_validation=fields.boolean("use_validation"),
+        quantization=fields.choice("quantization", QUANTIZATIONS, default="none"),
+    )
+
+
+def _parse_target_modules(fields: _Fields) -> tuple[str, ...] | str:
+    name = "target_modules"
+    value = fields.require(name)
+    if value == "all-linear":
+        return value
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(item, str) and item.strip() for item in value)
+    ):
+        raise fields.error(name, 'expected a non-empty list of module names or "all-linear"', value)
+    return tuple(value)
+
+
+def _parse_dataset(fields: _Fields) -> DatasetSource:
+    path = fields.optional_string("path")
+    url = fields.optional_string("url")
+    if (path is None) == (url is None):
+        raise SpecError('spec field `dataset`: expected exactly one of "path" or "url"')
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise fields.error("url", "expected an http(s) URL", url)
+    return DatasetSource(path=path, url=url)
+
+
+def _parse_output(fields: _Fields) -> OutputTarget:
+    directory = fields.optional_string("dir")
+    urls = fields.optional_object("presigned_put")
+    if (directory is None) == (urls is None):
+        raise SpecError('spec field `output`: expected exactly one of "dir" or "presigned_put"')
+    if urls is None:
+        return OutputTarget(dir=directory)
+    presigned = {}
+    for name in urls.keys():
+        url = urls.string(name)
+        if not url.startswith(("http://", "https://")):
+            raise urls.error(name, "expected an http(s) URL", url)
+        presigned[name] = url
+    for required in REQUIRED_ADAPTER_FILES:
+        if required not in presigned:
+            raise SpecError(f"spec field `output.presigned_put`: needs a URL for {required!r}")
+    return OutputTarget(presigned_put=presigned)
+
+
+def _default_checkpoint_dir(job_id: str) -> str:
+    """A stable per-job folder, so that a retry on the same worker finds earlier checkpoints."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in job_id)
+    return str(Path(tempfile.gettempdir()) / "brightrun-checkpoints" / safe)
+
+
+_MISSING = object()
+
+
+class _Fields:
+    """Typed access to one JSON object of the spec, with errors that name the field."""
+
+    def __init__(self, value: Any, prefix: str):
+        if not isinstance(value, dict):
+            where = f"`{prefix.rstrip('.')}`" if prefix else "the spec"
+            raise SpecError(f"spec field {where}: expected a JSON object, got {_describe(value)}")
+        self._value = value
+        self._prefix = prefix
+
+    def keys(self):
+        return self._value.keys()
+
+    def unknown(self, known: set[str]) -> list[str]:
+        return [self._prefix + key for key in self._value if key not in known]
+
+    def error(self, name: str, expectation: str, got: Any) -> SpecError:
+        return SpecError(f"spec field `{self._prefix}{name}`: {expectation}, got {_describe(got)}")
+
+    def require(self, name: str, default: Any = _MISSING) -> Any:
+        if name not in self._value:
+            if default is not _MISSING:
+                return default
+            raise SpecError(f"spec field `{self._prefix}{name}` is missing")
+        return self._value[name]
+
+    def object(self, name: str) -> _Fields:
+        return _Fields(self.require(name), f"{self._prefix}{name}.")
+
+    def optional_object(self, name: str) -> _Fields | None:
+        value = self._value.get(name)
+        return None if value is None else _Fields(value, f"{self._prefix}{name}.")
+
+    def string(self, name: str) -> str:
+        value = self.require(name)
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(name, "expected a non-empty string", value)
+        return value
+
+    def optional_string(self, name: str) -> str | None:
+        return None if self._value.get(name) is None else self.string(name)
+
+    def boolean(self, name: str) -> bool:
+        value = self.require(name)
+        if not isinstance(value, bool):
+            raise self.error(name, "expected true or false", value)
+        return value
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: Any = _MISSING) -> str:
+        value = self.require(name, default)
+        if value not in allowed:
+            raise self.error(name, "expected one of " + ", ".join(map(repr, allowed)), value)
+        return value
+
+    def integer(
+        self, name: str, *, minimum: int | None = None, maximum: int | None = None, default: Any = _MISSING
+    ) -> int:
+        value = self.require(name, default)
+        # JSON writers may print whole numbers as 4.0; bools are never numbers here.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.error(name, "expected an integer", value)
+        if minimum is not None and value < minimum:
+            raise self.error(name, f"expected an integer ≥ {minimum}", value)
+        if maximum is not None and value > maximum:
+            raise self.error(name, f"expected an integer ≤ {maximum}", value)
+        return value
+
+    def optional_integer(self, name: str, *, minimum: int | None = None) -> int | None:
+        return None if self._value.get(name) is None else self.integer(name, minimum=minimum)
+
+    def number(
+        self,
+        name: str,
+        *,
+        minimum: float | None = None,
+        above: float | None = None,
+        below: float | None = None,
+    ) -> float:
+        value = self.require(name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise self.error(name, "expected a finite number", value)
+        if minimum is not None and value < minimum:
+            raise self.error(name, f"expected a number ≥ {minimum}", value)
+        if above is not None and value <= above:
+            raise self.error(name, f"expected a number > {above}", value)
+        if below is not None and value >= below:
+            raise self.error(name, f"expected a number < {below}", value)
+        return float(value)
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, (dict, list)) else type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,346 @@
+"""LoRA fine-tuning with PEFT and the Hugging Face ``Trainer``.
+
+The plain ``Trainer`` (rather than TRL's ``SFTTrainer``) is used on purpose: tokenisation,
+assistant-only loss masking and padding are done here (see :mod:`.encoding`), so the only
+library surface this module relies on is the long-stable ``Trainer`` loop, callbacks and
+checkpoint format. Checkpoints are the Trainer's own folders, which is what makes
+``resume_from`` a plain ``trainer.train(resume_from_checkpoint=…)``.
+
+Importing this module imports torch, transformers and peft; the runner imports it only
+after the spec and the dataset have been checked, and reports an ``ImportError`` as an
+infrastructure error.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, Trainer, TrainingArguments
+
+from . import TINY_MODEL_ID
+from .data import LoadedDataset
+from .encoding import EncodingReport, PaddingCollator, encode_examples, prepare_tokenizer
+from .errors import DatasetError, InfrastructureError, TrainingError
+from .events import EventEmitter
+from .progress import ProgressReporter, TokenMeter
+from .signals import StopSignal
+from .spec import Hyperparameters, JobSpec
+from .tiny_model import ensure_tiny_model
+
+
+@dataclass
+class TrainingOutcome:
+    """What the runner needs after training: the model to save and the numbers to report."""
+
+    stopped: bool
+    model: PeftModel
+    tokenizer: Any
+    global_step: int
+    epoch: float
+    final_training_loss: float | None
+    final_validation_loss: float | None
+    train_runtime_seconds: float
+    train_tokens: int
+    trainable_parameters: int
+    total_parameters: int
+    checkpoint: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The ``done`` event's summary (PROTOCOL.md)."""
+        return {
+            "total_steps": self.global_step,
+            "epochs": self.epoch,
+            "final_training_loss": self.final_training_loss,
+            "final_validation_loss": self.final_validation_loss,
+            "train_runtime_seconds": self.train_runtime_seconds,
+            "train_tokens": self.train_tokens,
+            "trainable_parameters": self.trainable_parameters,
+            "total_parameters": self.total_parameters,
+        }
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How the base model is held and how the Trainer mixes precision on this machine."""
+
+    dtype: torch.dtype
+    bf16: bool = False
+    fp16: bool = False
+
+    @property
+    def on_cuda(self) -> bool:
+        return self.bf16 or self.fp16
+
+
+def select_precision() -> Precision:
+    if torch.cuda.is_available():
+        if torch.cuda.is_bf16_supported():
+            return Precision(torch.bfloat16, bf16=True)
+        return Precision(torch.float16, fp16=True)
+    return Precision(torch.float32)
+
+
+def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: StopSignal) -> TrainingOutcome:
+    """Train the adapter described by ``spec``; returns with ``stopped`` set after a stop request."""
+    hp = spec.hyperparameters
+    transformers.utils.logging.set_verbosity_warning()
+    transformers.utils.logging.disable_progress_bar()
+    precision = select_precision()
+    _check_resume_folder(spec.resume_from)
+
+    model_path = resolve_base_model(spec.base_model)
+    emitter.info(f"loading base model {spec.base_model}")
+    tokenizer = load_tokenizer(model_path, spec.base_model)
+    for note in prepare_tokenizer(tokenizer):
+        emitter.info(note)
+    train_set, validation_set = _encode(tokenizer, dataset, hp, emitter)
+
+    quantize = wants_4bit(hp, emitter)
+    model = load_base_model(model_path, spec.base_model, precision, quantize)
+    model = attach_lora(model, hp, spec.base_model)
+    trainable, total = model.get_nb_trainable_parameters()
+    emitter.info(f"LoRA adapter: {trainable:,} trainable of {total:,} parameters")
+
+    tokens = TokenMeter()
+    reporter = ProgressReporter(emitter, stop, tokens, has_validation=bool(validation_set))
+    trainer = _MeteredTrainer(
+        model=model,
+        args=training_arguments(spec, precision, has_validation=bool(validation_set)),
+        train_dataset=train_set,
+        eval_dataset=validation_set or None,
+        data_collator=PaddingCollator(tokenizer.pad_token_id),
+        callbacks=[reporter],
+        token_meter=tokens,
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
+
+    stop.defer()
+    resumed = f" from checkpoint {spec.resume_from}" if spec.resume_from else ""
+    emitter.stage("training", f"training on {len(train_set)} examples{resumed}")
+    output = trainer.train(resume_from_checkpoint=spec.resume_from)
+
+    if not stop.requested and validation_set:
+        emitter.stage("validating", f"evaluating on {len(validation_set)} held-out examples")
+        trainer.evaluate()
+    reporter.flush()
+
+    checkpoint = None
+    if stop.requested:
+        checkpoint = reporter.stop_checkpoint or _save_checkpoint_now(trainer, reporter)
+    state = trainer.state
+    tokens.take()  # fold the last window into the total
+    return TrainingOutcome(
+        stopped=stop.requested,
+        model=model,
+        tokenizer=tokenizer,
+        global_step=state.global_step,
+        epoch=float(state.epoch or 0.0),
+        final_training_loss=_first_not_none(reporter.last_training_loss, _last_logged(state.log_history, "loss")),
+        final_validation_loss=reporter.last_validation_loss,
+        train_runtime_seconds=float(output.metrics.get("train_runtime", 0.0)),
+        train_tokens=tokens.total,
+        trainable_parameters=trainable,
+        total_parameters=total,
+        checkpoint=checkpoint,
+    )
+
+
+# --------------------------------------------------------------------------- model
+
+
+def resolve_base_model(base_model: str) -> str:
+    """A local folder or hub id for ``from_pretrained``; the tiny model is built on demand."""
+    if base_model == TINY_MODEL_ID:
+        return str(ensure_tiny_model())
+    return base_model
+
+
+def load_tokenizer(model_path: str, model_id: str):
+    try:
+        return AutoTokenizer.from_pretrained(model_path)
+    except Exception as exc:
+        raise _model_load_error(exc, model_id, "tokenizer") from exc
+
+
+def wants_4bit(hp: Hyperparameters, emitter: EventEmitter) -> bool:
+    """QLoRA only when asked for and possible; otherwise say why and train in full precision."""
+    if hp.quantization != "4bit":
+        return False
+    if not torch.cuda.is_available():
+        emitter.warning("quantization \"4bit\" needs a CUDA GPU; training the full-precision model instead")
+        return False
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        emitter.warning("quantization \"4bit\" needs the bitsandbytes package; training the full-precision model instead")
+        return False
+    return True
+
+
+def load_base_model(model_path: str, model_id: str, precision: Precision, quantize: bool):
+    kwargs: dict[str, Any] = {"dtype": precision.dtype}
+    if quantize:
+        kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=precision.dtype,
+        )
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    except Exception as exc:
+        raise _model_load_error(exc, model_id, "model") from exc
+    model.config.use_cache = False  # the KV cache only costs memory while training
+    if quantize:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
+    return model
+
+
+def attach_lora(model, hp: Hyperparameters, model_id: str) -> PeftModel:
+    target_modules = hp.target_modules if isinstance(hp.target_modules, str) else list(hp.target_modules)
+    config = LoraConfig(
+        r=hp.lora_rank,
+        lora_alpha=hp.lora_alpha,
+        lora_dropout=hp.lora_dropout,
+        target_modules=target_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    # LoRA's A matrices start random: seed here so the spec's seed fixes the whole run.
+    transformers.set_seed(hp.seed)
+    try:
+        peft_model = get_peft_model(model, config)
+    except ValueError as exc:  # e.g. target modules that the model does not have
+        raise TrainingError(f"cannot attach LoRA to {model_id}: {str(exc).splitlines()[0]}") from exc
+    return peft_model
+
+
+def _model_load_error(exc: Exception, model_id: str, what: str) -> Exception:
+    """Map loading failures: an unknown model is the job's fault, anything else the environment's."""
+    chain, cause = [], exc
+    while cause is not None and len(chain) < 10:
+        chain.append(type(cause).__name__)
+        cause = cause.__cause__ or cause.__context__
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if "GatedRepoError" in chain:
+        return InfrastructureError(f"base model {model_id} is gated: the worker needs a Hugging Face token with access")
+    if "RepositoryNotFoundError" in chain or "not a valid model identifier" in str(exc):
+        return TrainingError(f"base model {model_id} was not found (not a local folder, not on the Hugging Face Hub)")
+    if isinstance(exc, (OSError, ImportError)):
+        return InfrastructureError(f"could not load the {what} of {model_id}: {first_line}")
+    return TrainingError(f"could not load the {what} of {model_id}: {first_line}")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _encode(tokenizer, dataset: LoadedDataset, hp: Hyperparameters, emitter: EventEmitter):
+    train_set, train_report = encode_examples(tokenizer, dataset.train, hp.max_seq_length)
+    validation_set, validation_report = encode_examples(tokenizer, dataset.validation, hp.max_seq_length)
+    _report_encoding(emitter, hp.max_seq_length, train_report, validation_report)
+    if not train_set:
+        raise DatasetError(
+            f"no training example keeps any assistant token within max_seq_length {hp.max_seq_length}; "
+            "raise max_seq_length or shorten the prompts"
+        )
+    return train_set, validation_set
+
+
+def _report_encoding(emitter: EventEmitter, max_seq_length: int, *reports: EncodingReport) -> None:
+    truncated = sum(r.truncated for r in reports)
+    dropped = sum(r.dropped_no_trainable_tokens for r in reports)
+    searched = sum(r.located_by_search for r in reports)
+    if truncated:
+        emitter.warning(f"{truncated} examples are longer than max_seq_length {max_seq_length} and were truncated")
+    if dropped:
+        emitter.warning(f"{dropped} examples were dropped: no assistant token within max_seq_length {max_seq_length}")
+    if searched:
+        emitter.info(f"{searched} examples: assistant turns located by text search (the chat template rewrites turns)")
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+class _MeteredTrainer(Trainer):
+    """A ``Trainer`` that counts the non-padding tokens it trains on (for throughput)."""
+
+    def __init__(self, *args, token_meter: TokenMeter, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.token_meter = token_meter
+
+    def training_step(self, model, inputs, *args, **kwargs):
+        mask = inputs.get("attention_mask")
+        if mask is not None:
+            self.token_meter.add(mask)
+        return super().training_step(model, inputs, *args, **kwargs)
+
+
+def training_arguments(spec: JobSpec, precision: Precision, *, has_validation: bool) -> TrainingArguments:
+    hp = spec.hyperparameters
+    # transformers reads a warmup_steps below 1 as a ratio of the total steps.
+    warmup = hp.warmup_steps if hp.warmup_steps is not None else hp.warmup_ratio
+    return TrainingArguments(
+        output_dir=spec.checkpoint_dir,
+        per_device_train_batch_size=hp.batch_size,
+        per_device_eval_batch_size=hp.batch_size,
+        gradient_accumulation_steps=hp.gradient_accumulation_steps,
+        num_train_epochs=hp.epochs,
+        max_steps=spec.max_steps or -1,
+        learning_rate=hp.learning_rate,
+        weight_decay=hp.weight_decay,
+        lr_scheduler_type=hp.scheduler,
+        warmup_steps=warmup,
+        seed=hp.seed,
+        data_seed=hp.seed,
+        bf16=precision.bf16,
+        fp16=precision.fp16,
+        activation_checkpointing=precision.on_cuda,
+        activation_checkpointing_kwargs={"use_reentrant": False} if precision.on_cuda else None,
+        logging_strategy="steps",
+        logging_steps=spec.logging_steps,
+        logging_nan_inf_filter=False,  # a NaN loss must reach the callback, not be papered over
+        eval_strategy="no",  # evaluation and saving are scheduled by ProgressReporter
+        save_strategy="no",
+        prediction_loss_only=True,
+        label_names=["labels"],
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=precision.on_cuda,
+        report_to=[],
+        disable_tqdm=True,
+        log_level="warning",
+    )
+
+
+def _check_resume_folder(path: str | None) -> None:
+    if path is None:
+        return
+    folder = Path(path)
+    if not (folder / "trainer_state.json").is_file():
+        raise TrainingError(f"resume_from {path} is not a checkpoint folder written by this trainer")
+
+
+def _save_checkpoint_now(trainer: Trainer, reporter: ProgressReporter) -> str:
+    """Checkpoint outside the step loop (a stop that arrived after the last step)."""
+    trainer._save_checkpoint(trainer.model, trial=None)
+    return reporter.report_checkpoint(trainer.args, trainer.state)
+
+
+def _last_logged(history: list[dict[str, Any]], key: str) -> float | None:
+    for entry in reversed(history):
+        if key in entry:
+            return float(entry[key])
+    return None
+
+
+def _first_not_none(*values):
+    return next((value for value in values if value is not None), None)

@@ -1,0 +1,103 @@
+"""Chat-template encoding: the loss covers exactly the trainable assistant turns."""
+
+from __future__ import annotations
+
+import pytest
+
+from brightrun_trainer.data import Message
+from brightrun_trainer.encoding import (
+    DEFAULT_CHAT_TEMPLATE,
+    IGNORE_INDEX,
+    EncodedExample,
+    PaddingCollator,
+    encode_conversation,
+    prepare_tokenizer,
+)
+from brightrun_trainer.tiny_model import build_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer()
+
+
+def trained_text(tokenizer, encoded: EncodedExample) -> str:
+    ids = [label for label in encoded.labels if label != IGNORE_INDEX]
+    return tokenizer.decode(ids)
+
+
+def conversation(*turns: tuple[str, str, bool]) -> list[Message]:
+    return [Message(role, content, trainable) for role, content, trainable in turns]
+
+
+def test_only_assistant_turns_and_their_end_marker_are_trained(tokenizer):
+    messages = conversation(("system", "Be brief.", False), ("user", "Hi there", False), ("assistant", "Hello!", True))
+    encoded, truncated, searched = encode_conversation(tokenizer, messages, 512)
+    assert not truncated and not searched
+    assert trained_text(tokenizer, encoded) == "Hello!<|im_end|>\n"
+    full = tokenizer.decode(list(encoded.input_ids))
+    assert full == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n"
+    assert len(encoded.labels) == len(encoded.input_ids)
+
+
+def test_weight_zero_turns_are_masked_and_later_turns_trained(tokenizer):
+    messages = conversation(
+        ("user", "Q1", False), ("assistant", "draft", False), ("user", "Q2", False), ("assistant", "final", True)
+    )
+    encoded, _, _ = encode_conversation(tokenizer, messages, 512)
+    assert trained_text(tokenizer, encoded) == "final<|im_end|>\n"
+
+
+def test_every_trainable_turn_of_a_multi_turn_chat_is_trained(tokenizer):
+    messages = conversation(("user", "a", False), ("assistant", "b", True), ("user", "c", False), ("assistant", "d", True))
+    encoded, _, _ = encode_conversation(tokenizer, messages, 512)
+    assert trained_text(tokenizer, encoded) == "b<|im_end|>\nd<|im_end|>\n"
+
+
+def test_truncation_that_removes_every_assistant_token_drops_the_example(tokenizer):
+    messages = conversation(("user", "x" * 100, False), ("assistant", "answer", True))
+    encoded, truncated, _ = encode_conversation(tokenizer, messages, 32)
+    assert encoded is None and truncated
+    encoded, truncated, _ = encode_conversation(tokenizer, messages, 120)
+    assert truncated and len(encoded.input_ids) == 120 and encoded.trained_tokens > 0
+
+
+def test_templates_without_a_system_role_get_it_folded_into_the_first_user_turn():
+    strict = build_tokenizer()
+    strict.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system role') }}{% endif %}"
+        "[{{ m['role'] }}]{{ m['content'] }}</s>{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}"
+    )
+    messages = conversation(("system", "Rules", False), ("user", "Q", False), ("assistant", "A", True))
+    encoded, _, _ = encode_conversation(strict, messages, 512)
+    assert strict.decode(list(encoded.input_ids)) == "[user]Rules\n\nQ</s>[assistant]A</s>"
+    assert strict.decode([t for t in encoded.labels if t != IGNORE_INDEX]) == "A</s>"
+
+
+def test_templates_that_rewrite_history_fall_back_to_text_search():
+    rewriting = build_tokenizer()
+    # Renders a different header when the conversation ends on a user turn.
+    rewriting.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}{% if loop.last %}!{% endif %}>{{ m['content'] }}{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    messages = conversation(("user", "Q", False), ("assistant", "Answer", True))
+    encoded, _, searched = encode_conversation(rewriting, messages, 512)
+    assert searched
+    assert rewriting.decode([t for t in encoded.labels if t != IGNORE_INDEX]) == "Answer"
+
+
+def test_prepare_tokenizer_fills_in_pad_token_and_template():
+    bare = build_tokenizer()
+    bare.chat_template = None
+    bare.pad_token = None
+    notes = prepare_tokenizer(bare)
+    assert bare.pad_token == bare.eos_token and bare.chat_template == DEFAULT_CHAT_TEMPLATE
+    assert len(notes) == 2
+
+
+def test_collator_pads_right_and_masks_padding():
+    batch = PaddingCollator(pad_token_id=3)([EncodedExample.of([5, 6, 7], [-100, 6, 7]), EncodedExample.of([8], [8])])
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 3, 3]]
+    assert batch["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]

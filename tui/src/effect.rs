@@ -1,0 +1,173 @@
+//! Effects: what the app wants done outside itself, returned as values from
+//! [`crate::App::handle`]. The runtime executes them against the engine in spawned tasks and
+//! reports back with [`Outcome`]s, so the app never waits on disk or network and tests can
+//! drive it with no engine at all.
+
+use crate::action::Period;
+use brightrun_engine::domain::*;
+use brightrun_engine::ids::*;
+use std::path::PathBuf;
+
+/// A job as the Configure form asks for it; the runtime turns it into the engine's
+/// `JobRequest`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobDraft {
+    pub dataset_id: DatasetId,
+    pub preset: String,
+    /// `key=value` settings over the preset, as `--set` takes them.
+    pub sets: Vec<(String, String)>,
+    pub gpu_type: Option<String>,
+    pub gpu_count: Option<u32>,
+    pub backend: Option<String>,
+}
+
+/// Identifies a long-running piece of work the status bar shows.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TaskKey {
+    /// An upload started from this UI (request number).
+    Upload(u64),
+    /// A download started from this UI (request number).
+    Download(u64),
+    /// Engine-reported work: validation of a dataset.
+    Validation(DatasetId),
+    /// Engine-reported work: an upload or download it runs.
+    EngineUpload(DatasetId),
+    EngineDownload(ArtifactId),
+    /// The trainer's environment being built.
+    TrainerEnvironment,
+}
+
+/// Something for the runtime to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Leave the app (the runtime restores the terminal).
+    Quit,
+    /// Reload every list from the engine (after `ctrl-r` or a lagged event stream).
+    Reload,
+    /// Resolve a theme that is not built in (a file).
+    LoadTheme(String),
+    /// List a folder for the file browser (path as typed).
+    ListDir { request: u64, dir: PathBuf },
+    /// `add_dataset` with progress; `request` keys the progress reports.
+    AddDataset {
+        request: u64,
+        path: PathBuf,
+        name: Option<String>,
+    },
+    ValidateDataset(DatasetId),
+    RenameDataset(DatasetId, String),
+    DescribeDataset(DatasetId, String),
+    DeleteDataset(DatasetId),
+    /// Load a job's stored metrics and the tail of its log (when the monitor opens it).
+    LoadJobDetail(JobId),
+    /// Estimate a draft (debounced by `seq`: only the latest answer is used).
+    Estimate { seq: u64, draft: JobDraft },
+    CreateJob { draft: JobDraft, confirm_over_budget: bool },
+    CancelJob(JobId),
+    RetryJob(JobId),
+    DownloadArtifact {
+        request: u64,
+        id: ArtifactId,
+        to: PathBuf,
+        force: bool,
+    },
+    LoadCosts(Period),
+    /// `None` marks every notification read.
+    MarkRead(Option<NotificationId>),
+    /// A native file dialog (only with the `native-dialog` feature and a desktop session).
+    NativeFileDialog,
+}
+
+/// The costs tab's data for one period, whatever the engine's own summary type looks like.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CostsView {
+    pub period: crate::action::Period,
+    /// Label of the period, e.g. `2026-11-19 → 2026-11-25`.
+    pub label: String,
+    pub total: f64,
+    pub by_type: Vec<(CostType, f64)>,
+    /// Per day (or per month for a year), oldest first: (label, amount).
+    pub by_day: Vec<(String, f64)>,
+    /// Most expensive jobs first: (job, label, amount).
+    pub by_job: Vec<(Option<JobId>, String, f64)>,
+    /// Monthly budget and this month's spend.
+    pub budget: Option<f64>,
+    pub month_spent: f64,
+}
+
+/// The Configure tab's estimate, whatever the engine's own type looks like.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EstimateView {
+    pub estimated_cost: f64,
+    pub compute_cost: f64,
+    pub storage_cost: f64,
+    pub estimated_duration_hours: f64,
+    pub hourly_rate: f64,
+    pub total_steps: u64,
+    pub steps_per_epoch: u64,
+    pub throughput_tokens_per_sec: f64,
+    /// `fits`, `tight`, `will not fit`, with the figures.
+    pub fit: String,
+    /// Whether the fit verdict is a problem (tight: warning, does not fit: error).
+    pub fit_level: Level,
+    /// What would make it fit.
+    pub fit_advice: Vec<String>,
+    /// How the run leaves the month's spend, if there is a budget.
+    pub budget: Option<String>,
+    pub over_budget: bool,
+}
+
+/// How loud a message is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Level {
+    #[default]
+    Info,
+    Success,
+    Warning,
+    Error,
+}
+
+/// One entry of a folder listing for the file browser.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub is_dir: bool,
+    pub size: u64,
+}
+
+/// The answer to an effect (or a progress report while it runs).
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// A fresh copy of everything (answer to [`Effect::Reload`]).
+    Snapshot(Box<crate::Snapshot>),
+    Theme(Result<crate::theme::Theme, String>),
+    DirListing {
+        request: u64,
+        dir: PathBuf,
+        entries: Result<Vec<DirEntry>, String>,
+    },
+    /// Bytes done of a UI-started upload or download.
+    Progress { task: TaskKey, label: String, done: u64, total: u64 },
+    DatasetAdded { request: u64, result: Result<Dataset, String> },
+    /// Rename, describe, validate, delete.
+    DatasetChanged { what: &'static str, result: Result<Dataset, String> },
+    JobDetail {
+        job_id: JobId,
+        metrics: Result<Vec<MetricsPoint>, String>,
+        log: Result<Vec<String>, String>,
+    },
+    Estimate { seq: u64, result: Result<EstimateView, String> },
+    JobCreated(Result<TrainingJob, String>),
+    /// Cancel or retry.
+    JobChanged { what: &'static str, result: Result<TrainingJob, String> },
+    Downloaded {
+        request: u64,
+        id: ArtifactId,
+        to: PathBuf,
+        result: Result<Vec<PathBuf>, String>,
+    },
+    Costs(Result<CostsView, String>),
+    MarkedRead(Result<usize, String>),
+    /// The native dialog's choice (None: cancelled or unavailable, with a reason).
+    NativeFile(Result<Option<PathBuf>, String>),
+}

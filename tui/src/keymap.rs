@@ -1,0 +1,412 @@
+//! The one keymap: key presses become [`Action`]s here and nowhere else. Defaults follow k9s and
+//! lazygit (vim keys and arrows, `/`, `:`, `?`); `[tui.keys]` in config remaps any action by
+//! name (`cancel = "ctrl-k"`, several keys separated by spaces).
+
+use crate::action::{Action, Period, Tab};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::collections::{BTreeMap, HashMap};
+
+/// A key with its modifiers, normalised (a shifted letter is just the capital letter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub code: KeyCode,
+    pub mods: KeyModifiers,
+}
+
+impl Key {
+    pub fn new(code: KeyCode, mods: KeyModifiers) -> Self {
+        let mut mods = mods & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+        let code = match code {
+            KeyCode::Char(c) => {
+                mods.remove(KeyModifiers::SHIFT);
+                if mods.contains(KeyModifiers::CONTROL) {
+                    KeyCode::Char(c.to_ascii_lowercase())
+                } else {
+                    KeyCode::Char(c)
+                }
+            }
+            KeyCode::BackTab => {
+                mods.remove(KeyModifiers::SHIFT);
+                KeyCode::BackTab
+            }
+            other => other,
+        };
+        Key { code, mods }
+    }
+
+    pub fn from_event(ev: &KeyEvent) -> Self {
+        Key::new(ev.code, ev.modifiers)
+    }
+
+    /// Parses `q`, `G`, `ctrl-c`, `alt-x`, `shift-tab`, `enter`, `esc`, `pgdn`, `f5`, `space`, ….
+    pub fn parse(s: &str) -> Result<Key, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("empty key".into());
+        }
+        let mut mods = KeyModifiers::NONE;
+        let mut rest = s;
+        loop {
+            let lower = rest.to_ascii_lowercase();
+            let (prefix_len, m) = if lower.starts_with("ctrl-") || lower.starts_with("ctrl+") {
+                (5, KeyModifiers::CONTROL)
+            } else if lower.starts_with("c-") && rest.len() > 2 {
+                (2, KeyModifiers::CONTROL)
+            } else if lower.starts_with("alt-") || lower.starts_with("alt+") {
+                (4, KeyModifiers::ALT)
+            } else if lower.starts_with("shift-") || lower.starts_with("shift+") {
+                (6, KeyModifiers::SHIFT)
+            } else {
+                break;
+            };
+            mods |= m;
+            rest = &rest[prefix_len..];
+        }
+        let lower = rest.to_ascii_lowercase();
+        let code = match lower.as_str() {
+            "enter" | "return" | "cr" => KeyCode::Enter,
+            "esc" | "escape" => KeyCode::Esc,
+            "tab" if mods.contains(KeyModifiers::SHIFT) => KeyCode::BackTab,
+            "tab" => KeyCode::Tab,
+            "backtab" => KeyCode::BackTab,
+            "backspace" | "bs" => KeyCode::Backspace,
+            "delete" | "del" => KeyCode::Delete,
+            "insert" | "ins" => KeyCode::Insert,
+            "home" => KeyCode::Home,
+            "end" => KeyCode::End,
+            "pgup" | "pageup" => KeyCode::PageUp,
+            "pgdn" | "pagedown" | "pgdown" => KeyCode::PageDown,
+            "up" => KeyCode::Up,
+            "down" => KeyCode::Down,
+            "left" => KeyCode::Left,
+            "right" => KeyCode::Right,
+            "space" => KeyCode::Char(' '),
+            "minus" => KeyCode::Char('-'),
+            "plus" => KeyCode::Char('+'),
+            f if f.len() >= 2 && f.starts_with('f') && f[1..].parse::<u8>().is_ok() => {
+                let n: u8 = f[1..].parse().unwrap_or(1);
+                if !(1..=24).contains(&n) {
+                    return Err(format!("`{s}`: no such function key"));
+                }
+                KeyCode::F(n)
+            }
+            _ => {
+                let mut chars = rest.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => {
+                        if mods.contains(KeyModifiers::SHIFT) && c.is_ascii_alphabetic() {
+                            KeyCode::Char(c.to_ascii_uppercase())
+                        } else {
+                            KeyCode::Char(c)
+                        }
+                    }
+                    _ => return Err(format!("`{s}` is not a key (examples: q, G, ctrl-c, shift-tab, enter, pgdn, f5)")),
+                }
+            }
+        };
+        Ok(Key::new(code, mods))
+    }
+
+    /// For help screens and hint bars.
+    pub fn display(&self) -> String {
+        let mut s = String::new();
+        if self.mods.contains(KeyModifiers::CONTROL) {
+            s.push_str("ctrl-");
+        }
+        if self.mods.contains(KeyModifiers::ALT) {
+            s.push_str("alt-");
+        }
+        if self.mods.contains(KeyModifiers::SHIFT) {
+            s.push_str("shift-");
+        }
+        match self.code {
+            KeyCode::Char(' ') => s.push_str("space"),
+            KeyCode::Char(c) => s.push(c),
+            KeyCode::Enter => s.push_str("enter"),
+            KeyCode::Esc => s.push_str("esc"),
+            KeyCode::Tab => s.push_str("tab"),
+            KeyCode::BackTab => s.push_str("shift-tab"),
+            KeyCode::Backspace => s.push_str("backspace"),
+            KeyCode::Delete => s.push_str("del"),
+            KeyCode::Insert => s.push_str("ins"),
+            KeyCode::Home => s.push_str("home"),
+            KeyCode::End => s.push_str("end"),
+            KeyCode::PageUp => s.push_str("pgup"),
+            KeyCode::PageDown => s.push_str("pgdn"),
+            KeyCode::Up => s.push('↑'),
+            KeyCode::Down => s.push('↓'),
+            KeyCode::Left => s.push('←'),
+            KeyCode::Right => s.push('→'),
+            KeyCode::F(n) => s.push_str(&format!("f{n}")),
+            other => s.push_str(&format!("{other:?}").to_lowercase()),
+        }
+        s
+    }
+}
+
+/// Where a binding applies: everywhere, or on one tab (which shadows the global one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Context {
+    Global,
+    Tab(Tab),
+}
+
+/// One bindable action: its config name, where it applies, its default keys, its help text.
+pub struct BindingSpec {
+    pub name: &'static str,
+    pub action: Action,
+    pub contexts: &'static [Context],
+    pub keys: &'static [&'static str],
+    pub help: &'static str,
+}
+
+use Context::{Global, Tab as T};
+
+macro_rules! b {
+    ($name:literal, $action:expr, [$($ctx:expr),*], [$($key:literal),*], $help:literal) => {
+        BindingSpec { name: $name, action: $action, contexts: &[$($ctx),*], keys: &[$($key),*], help: $help }
+    };
+}
+
+/// Every bindable action with its defaults, in the order help shows them.
+pub fn specs() -> Vec<BindingSpec> {
+    vec![
+        b!("help", Action::Help, [Global], ["?"], "keys of this view"),
+        b!("quit", Action::Quit, [Global], ["q", "ctrl-c"], "quit"),
+        b!("next_tab", Action::NextTab, [Global], ["tab"], "next tab"),
+        b!("prev_tab", Action::PrevTab, [Global], ["shift-tab"], "previous tab"),
+        b!("tab_datasets", Action::GoTab(Tab::Datasets), [Global], ["1"], "Datasets tab"),
+        b!("tab_configure", Action::GoTab(Tab::Configure), [Global], ["2"], "Configure tab"),
+        b!("tab_jobs", Action::GoTab(Tab::Jobs), [Global], ["3"], "Jobs tab"),
+        b!("tab_models", Action::GoTab(Tab::Models), [Global], ["4"], "Models tab"),
+        b!("tab_costs", Action::GoTab(Tab::Costs), [Global], ["5"], "Costs tab"),
+        b!("tab_notifications", Action::GoTab(Tab::Notifications), [Global], ["6"], "Notifications tab"),
+        b!("filter", Action::Filter, [Global], ["/"], "filter the list"),
+        b!("command", Action::CommandLine, [Global], [":"], "command line"),
+        b!("freeze", Action::Freeze, [Global], ["f"], "freeze / resume live updates"),
+        b!("refresh", Action::Refresh, [Global], ["ctrl-r"], "reload everything"),
+        b!("up", Action::Up, [Global], ["k", "up"], "up"),
+        b!("down", Action::Down, [Global], ["j", "down"], "down"),
+        b!("left", Action::Left, [Global], ["h", "left"], "left / previous value"),
+        b!("right", Action::Right, [Global], ["l", "right"], "right / next value"),
+        b!("page_up", Action::PageUp, [Global], ["pgup", "ctrl-u"], "page up"),
+        b!("page_down", Action::PageDown, [Global], ["pgdn", "ctrl-d"], "page down"),
+        b!("top", Action::Top, [Global], ["g", "home"], "first"),
+        b!("bottom", Action::Bottom, [Global], ["G", "end"], "last (logs: follow)"),
+        b!("open", Action::Open, [Global], ["enter"], "open / edit"),
+        b!("back", Action::Back, [Global], ["esc"], "back"),
+        b!("sort", Action::Sort, [T(Tab::Datasets), T(Tab::Jobs), T(Tab::Models)], ["s"], "sort by next column"),
+        b!("sort_reverse", Action::SortReverse, [T(Tab::Datasets), T(Tab::Jobs), T(Tab::Models)], ["S"], "reverse sort"),
+        b!("add", Action::AddDataset, [T(Tab::Datasets)], ["a"], "add a dataset (file browser)"),
+        b!("rename", Action::Rename, [T(Tab::Datasets)], ["r"], "rename"),
+        b!("describe", Action::Describe, [T(Tab::Datasets)], ["e"], "edit description"),
+        b!("validate", Action::Validate, [T(Tab::Datasets)], ["v"], "validate again"),
+        b!("delete", Action::Delete, [T(Tab::Datasets)], ["x", "delete"], "delete"),
+        b!("train", Action::Train, [T(Tab::Datasets)], ["t"], "train on this"),
+        b!("submit", Action::Submit, [T(Tab::Configure)], ["s", "ctrl-s"], "submit the job"),
+        b!("cancel", Action::CancelJob, [T(Tab::Jobs)], ["c"], "cancel the job"),
+        b!("retry", Action::RetryJob, [T(Tab::Jobs)], ["r"], "retry the job"),
+        b!("open_artifact", Action::OpenArtifact, [T(Tab::Jobs)], ["o"], "open its model"),
+        b!("download", Action::Download, [T(Tab::Models)], ["d"], "download"),
+        b!("period", Action::NextPeriod, [T(Tab::Costs)], ["p"], "next period"),
+        b!("period_week", Action::SetPeriod(Period::Week), [T(Tab::Costs)], ["w"], "this week"),
+        b!("period_month", Action::SetPeriod(Period::Month), [T(Tab::Costs)], ["m"], "this month"),
+        b!("period_year", Action::SetPeriod(Period::Year), [T(Tab::Costs)], ["y"], "this year"),
+        b!("mark_read", Action::MarkRead, [T(Tab::Notifications)], ["m"], "mark read"),
+        b!("mark_all_read", Action::MarkAllRead, [T(Tab::Notifications)], ["M"], "mark all read"),
+    ]
+}
+
+/// A resolved binding, for help.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HelpLine {
+    pub keys: String,
+    pub help: &'static str,
+    pub name: &'static str,
+}
+
+/// Key → action, per context.
+#[derive(Clone, Debug)]
+pub struct Keymap {
+    map: HashMap<(Context, Key), Action>,
+    /// (context, action name, help, keys) in spec order, for help and hint bars.
+    listing: Vec<(Context, &'static str, &'static str, Vec<Key>)>,
+}
+
+impl Default for Keymap {
+    fn default() -> Self {
+        Keymap::new(&BTreeMap::new()).0
+    }
+}
+
+impl Keymap {
+    /// Builds the keymap from the defaults and `[tui.keys]` overrides. Problems (an unknown
+    /// action, an unparsable key) are returned as messages; the rest of the map still works.
+    pub fn new(overrides: &BTreeMap<String, String>) -> (Keymap, Vec<String>) {
+        let specs = specs();
+        let mut problems = Vec::new();
+        for name in overrides.keys() {
+            if !specs.iter().any(|s| s.name == name.as_str()) {
+                problems.push(format!(
+                    "[tui.keys] `{name}` is not an action; known: {}",
+                    specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        let mut listing = Vec::new();
+        for spec in &specs {
+            let keys: Vec<Key> = match overrides.get(spec.name) {
+                Some(text) => {
+                    let mut keys = Vec::new();
+                    for part in text.split_whitespace() {
+                        match Key::parse(part) {
+                            Ok(k) => keys.push(k),
+                            Err(e) => problems.push(format!("[tui.keys] {}: {e}", spec.name)),
+                        }
+                    }
+                    if keys.is_empty() {
+                        spec.keys.iter().filter_map(|k| Key::parse(k).ok()).collect()
+                    } else {
+                        keys
+                    }
+                }
+                None => spec.keys.iter().map(|k| Key::parse(k).expect("default keys parse")).collect(),
+            };
+            for ctx in spec.contexts {
+                listing.push((*ctx, spec.name, spec.help, keys.clone()));
+            }
+        }
+        // Overridden bindings take their keys from any default that held them in a context.
+        let mut map = HashMap::new();
+        let overridden: Vec<&str> = overrides.keys().map(String::as_str).collect();
+        for pass in [false, true] {
+            for spec in &specs {
+                if overridden.contains(&spec.name) != pass {
+                    continue;
+                }
+                let (_, _, _, keys) = listing
+                    .iter()
+                    .find(|(_, n, _, _)| *n == spec.name)
+                    .expect("every spec is listed");
+                for ctx in spec.contexts {
+                    for key in keys {
+                        map.insert((*ctx, *key), spec.action.clone());
+                    }
+                }
+            }
+        }
+        // Drop listed keys that an override took over, so help tells the truth.
+        for (ctx, name, _, keys) in listing.iter_mut() {
+            let spec = specs.iter().find(|s| s.name == *name).expect("listed");
+            keys.retain(|k| map.get(&(*ctx, *k)) == Some(&spec.action));
+        }
+        (Keymap { map, listing }, problems)
+    }
+
+    /// The action for a key on a tab: the tab's own binding first, then the global one.
+    pub fn lookup(&self, tab: Tab, key: &KeyEvent) -> Option<Action> {
+        let k = Key::from_event(key);
+        self.map
+            .get(&(Context::Tab(tab), k))
+            .or_else(|| self.map.get(&(Context::Global, k)))
+            .cloned()
+    }
+
+    /// The keys bound to an action name in a context (the tab's or the global one).
+    pub fn keys_for(&self, tab: Tab, name: &str) -> Vec<Key> {
+        self.listing
+            .iter()
+            .filter(|(c, n, _, _)| *n == name && (*c == Context::Tab(tab) || *c == Context::Global))
+            .flat_map(|(_, _, _, k)| k.clone())
+            .collect()
+    }
+
+    /// The first key of an action, for hint bars.
+    pub fn hint(&self, tab: Tab, name: &str) -> String {
+        self.keys_for(tab, name)
+            .first()
+            .map(Key::display)
+            .unwrap_or_else(|| "?".into())
+    }
+
+    /// The bindings of a tab (its own first), then the global ones.
+    pub fn help(&self, tab: Tab) -> (Vec<HelpLine>, Vec<HelpLine>) {
+        let line = |(_, name, help, keys): &(Context, &'static str, &'static str, Vec<Key>)| HelpLine {
+            keys: keys.iter().map(Key::display).collect::<Vec<_>>().join(" "),
+            help,
+            name,
+        };
+        let own = self
+            .listing
+            .iter()
+            .filter(|(c, _, _, k)| *c == Context::Tab(tab) && !k.is_empty())
+            .map(line)
+            .collect();
+        let global = self
+            .listing
+            .iter()
+            .filter(|(c, _, _, k)| *c == Context::Global && !k.is_empty())
+            .map(line)
+            .collect();
+        (own, global)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, mods)
+    }
+
+    #[test]
+    fn parses_keys() {
+        assert_eq!(Key::parse("ctrl-c").unwrap(), Key::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        assert_eq!(Key::parse("G").unwrap(), Key::new(KeyCode::Char('G'), KeyModifiers::NONE));
+        assert_eq!(Key::parse("shift-g").unwrap().code, KeyCode::Char('G'));
+        assert_eq!(Key::parse("shift-tab").unwrap().code, KeyCode::BackTab);
+        assert_eq!(Key::parse("f5").unwrap().code, KeyCode::F(5));
+        assert!(Key::parse("nokey").is_err());
+        assert_eq!(Key::parse("ctrl-k").unwrap().display(), "ctrl-k");
+    }
+
+    #[test]
+    fn tab_bindings_shadow_global_ones() {
+        let km = Keymap::default();
+        let s = ev(KeyCode::Char('s'), KeyModifiers::NONE);
+        assert_eq!(km.lookup(Tab::Datasets, &s), Some(Action::Sort));
+        assert_eq!(km.lookup(Tab::Configure, &s), Some(Action::Submit));
+        assert_eq!(km.lookup(Tab::Costs, &s), None);
+        let r = ev(KeyCode::Char('r'), KeyModifiers::NONE);
+        assert_eq!(km.lookup(Tab::Jobs, &r), Some(Action::RetryJob));
+        assert_eq!(km.lookup(Tab::Datasets, &r), Some(Action::Rename));
+        // Shift arrives with capitals from real terminals.
+        let g = ev(KeyCode::Char('G'), KeyModifiers::SHIFT);
+        assert_eq!(km.lookup(Tab::Jobs, &g), Some(Action::Bottom));
+        let bt = ev(KeyCode::BackTab, KeyModifiers::SHIFT);
+        assert_eq!(km.lookup(Tab::Jobs, &bt), Some(Action::PrevTab));
+    }
+
+    #[test]
+    fn remapping_replaces_defaults_and_reports_problems() {
+        let mut o = BTreeMap::new();
+        o.insert("quit".to_string(), "ctrl-q".to_string());
+        o.insert("cancel".to_string(), "k".to_string());
+        o.insert("nonsense".to_string(), "z".to_string());
+        o.insert("freeze".to_string(), "notakey".to_string());
+        let (km, problems) = Keymap::new(&o);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        let q = ev(KeyCode::Char('q'), KeyModifiers::NONE);
+        assert_eq!(km.lookup(Tab::Jobs, &q), None);
+        let cq = ev(KeyCode::Char('q'), KeyModifiers::CONTROL);
+        assert_eq!(km.lookup(Tab::Jobs, &cq), Some(Action::Quit));
+        // `k` now cancels on the Jobs tab, and still moves up elsewhere.
+        let k = ev(KeyCode::Char('k'), KeyModifiers::NONE);
+        assert_eq!(km.lookup(Tab::Jobs, &k), Some(Action::CancelJob));
+        assert_eq!(km.lookup(Tab::Datasets, &k), Some(Action::Up));
+        assert_eq!(km.hint(Tab::Jobs, "cancel"), "k");
+        let f = ev(KeyCode::Char('f'), KeyModifiers::NONE);
+        assert_eq!(km.lookup(Tab::Jobs, &f), Some(Action::Freeze));
+    }
+}

@@ -1,0 +1,310 @@
+//! Per-job metric series, kept as columns, and the downsampling that lets a chart of a million
+//! points draw as fast as one of a hundred: the chart is given at most two points (the min and
+//! the max) per horizontal bucket, and sparklines one value per column.
+
+use brightrun_engine::domain::MetricsPoint;
+
+/// The charted metrics, in column order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    TrainingLoss = 0,
+    ValidationLoss = 1,
+    LearningRate = 2,
+    GradientNorm = 3,
+    Throughput = 4,
+    GpuUtilization = 5,
+}
+
+const COLUMNS: usize = 6;
+
+/// A job's metrics, one row per logged step, ordered by step. Missing values are NaN.
+#[derive(Clone, Debug, Default)]
+pub struct Series {
+    steps: Vec<u64>,
+    cols: [Vec<f32>; COLUMNS],
+    /// Bumped on every change, so caches know when to recompute.
+    version: u64,
+}
+
+fn val(v: Option<f64>) -> f32 {
+    match v {
+        Some(x) if x.is_finite() => x as f32,
+        _ => f32::NAN,
+    }
+}
+
+impl Series {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn from_points(points: &[MetricsPoint]) -> Self {
+        let mut s = Series::new();
+        s.insert(points);
+        s
+    }
+
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn steps(&self) -> &[u64] {
+        &self.steps
+    }
+
+    pub fn column(&self, m: Metric) -> &[f32] {
+        &self.cols[m as usize]
+    }
+
+    pub fn last_step(&self) -> Option<u64> {
+        self.steps.last().copied()
+    }
+
+    /// Adds points. Steps past the end are appended (the common case, O(1) each); a step seen
+    /// before is replaced (a replayed event never duplicates a point); an earlier unseen step is
+    /// inserted in order.
+    pub fn insert(&mut self, points: &[MetricsPoint]) {
+        if points.is_empty() {
+            return;
+        }
+        self.version += 1;
+        for p in points {
+            let row = [
+                val(p.training_loss),
+                val(p.validation_loss),
+                val(p.learning_rate),
+                val(p.gradient_norm),
+                val(p.throughput),
+                val(p.gpu_utilization),
+            ];
+            match self.steps.last() {
+                None => self.push(p.step, row),
+                Some(&last) if p.step > last => self.push(p.step, row),
+                _ => match self.steps.binary_search(&p.step) {
+                    Ok(i) => {
+                        for (c, v) in self.cols.iter_mut().zip(row) {
+                            c[i] = v;
+                        }
+                    }
+                    Err(i) => {
+                        self.steps.insert(i, p.step);
+                        for (c, v) in self.cols.iter_mut().zip(row) {
+                            c.insert(i, v);
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    fn push(&mut self, step: u64, row: [f32; COLUMNS]) {
+        self.steps.push(step);
+        for (c, v) in self.cols.iter_mut().zip(row) {
+            c.push(v);
+        }
+    }
+
+    /// Appends raw rows (for fixtures and benchmarks): steps must be increasing.
+    pub fn push_row(&mut self, step: u64, row: [f32; COLUMNS]) {
+        debug_assert!(self.steps.last().is_none_or(|l| step > *l));
+        self.version += 1;
+        self.push(step, row);
+    }
+
+    /// Merges another series in (for a history load that raced with live events).
+    pub fn merge(&mut self, newer: &Series) {
+        if newer.is_empty() {
+            return;
+        }
+        self.version += 1;
+        for i in 0..newer.len() {
+            let step = newer.steps[i];
+            let row: [f32; COLUMNS] = std::array::from_fn(|c| newer.cols[c][i]);
+            match self.steps.last() {
+                Some(&last) if step <= last => match self.steps.binary_search(&step) {
+                    Ok(j) => {
+                        for (c, v) in self.cols.iter_mut().zip(row) {
+                            c[j] = v;
+                        }
+                    }
+                    Err(j) => {
+                        self.steps.insert(j, step);
+                        for (c, v) in self.cols.iter_mut().zip(row) {
+                            c.insert(j, v);
+                        }
+                    }
+                },
+                _ => self.push(step, row),
+            }
+        }
+    }
+
+    /// The latest finite value of a metric.
+    pub fn last_value(&self, m: Metric) -> Option<f32> {
+        self.cols[m as usize].iter().rev().find(|v| v.is_finite()).copied()
+    }
+}
+
+/// Min/max downsampling: splits the rows into `buckets` equal runs and keeps, per run, the
+/// points holding the smallest and the largest finite value, in step order. The shape of the
+/// line (every spike and dip) survives; a chart `buckets` cells wide looks the same as with
+/// every point. O(n) with no allocation beyond the output.
+pub fn min_max(steps: &[u64], ys: &[f32], buckets: usize) -> Vec<(f64, f64)> {
+    let n = steps.len().min(ys.len());
+    let mut out = Vec::with_capacity(buckets.min(n) * 2);
+    if n == 0 || buckets == 0 {
+        return out;
+    }
+    if n <= buckets * 2 {
+        for i in 0..n {
+            if ys[i].is_finite() {
+                out.push((steps[i] as f64, ys[i] as f64));
+            }
+        }
+        return out;
+    }
+    for b in 0..buckets {
+        let lo = b * n / buckets;
+        let hi = ((b + 1) * n / buckets).min(n);
+        let (mut imin, mut imax) = (usize::MAX, usize::MAX);
+        let (mut vmin, mut vmax) = (f32::INFINITY, f32::NEG_INFINITY);
+        for (i, &v) in ys[lo..hi].iter().enumerate() {
+            // NaN compares false both ways, so missing values are skipped for free.
+            if v < vmin {
+                vmin = v;
+                imin = lo + i;
+            }
+            if v > vmax {
+                vmax = v;
+                imax = lo + i;
+            }
+        }
+        if imin == usize::MAX {
+            continue;
+        }
+        let (a, b) = if imin <= imax { (imin, imax) } else { (imax, imin) };
+        out.push((steps[a] as f64, ys[a] as f64));
+        if b != a {
+            out.push((steps[b] as f64, ys[b] as f64));
+        }
+    }
+    out
+}
+
+/// One value per column for a sparkline: the mean of the finite values in each of `width`
+/// equal runs (the latest `window` rows only, when given), scaled to 1..=100 between the
+/// minimum and the maximum so that small changes stay visible. Runs with no value give None.
+pub fn sparkline(ys: &[f32], width: usize) -> Vec<Option<u64>> {
+    let n = ys.len();
+    if n == 0 || width == 0 {
+        return Vec::new();
+    }
+    let buckets = width.min(n);
+    let mut means = Vec::with_capacity(buckets);
+    for b in 0..buckets {
+        let lo = b * n / buckets;
+        let hi = ((b + 1) * n / buckets).min(n);
+        let (mut sum, mut count) = (0f64, 0u32);
+        for &v in &ys[lo..hi] {
+            if v.is_finite() {
+                sum += v as f64;
+                count += 1;
+            }
+        }
+        means.push((count > 0).then(|| sum / count as f64));
+    }
+    let (lo, hi) = means.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+        (a.min(v), b.max(v))
+    });
+    let span = hi - lo;
+    means
+        .into_iter()
+        .map(|m| {
+            m.map(|v| {
+                if span > 0.0 {
+                    1 + ((v - lo) / span * 99.0).round() as u64
+                } else {
+                    50
+                }
+            })
+        })
+        .collect()
+}
+
+/// Finite min and max of a column (for chart bounds).
+pub fn bounds(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let mut it = points.iter().map(|p| p.1);
+    let first = it.next()?;
+    let (lo, hi) = it.fold((first, first), |(a, b), v| (a.min(v), b.max(v)));
+    Some((lo, hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brightrun_engine::ids::JobId;
+
+    fn point(step: u64, loss: f64) -> MetricsPoint {
+        MetricsPoint {
+            job_id: JobId::default(),
+            timestamp: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            epoch: 0.0,
+            step,
+            training_loss: Some(loss),
+            validation_loss: None,
+            learning_rate: Some(1e-4),
+            gradient_norm: None,
+            throughput: None,
+            gpu_utilization: None,
+        }
+    }
+
+    #[test]
+    fn insert_appends_replaces_and_orders() {
+        let mut s = Series::new();
+        s.insert(&[point(1, 3.0), point(2, 2.5), point(3, 2.0)]);
+        s.insert(&[point(2, 9.0), point(5, 1.0), point(4, 1.5)]);
+        assert_eq!(s.steps(), &[1, 2, 3, 4, 5]);
+        assert_eq!(s.column(Metric::TrainingLoss), &[3.0, 9.0, 2.0, 1.5, 1.0]);
+        assert!(s.column(Metric::ValidationLoss)[0].is_nan());
+        let mut other = Series::new();
+        other.insert(&[point(5, 0.5), point(6, 0.4)]);
+        s.merge(&other);
+        assert_eq!(s.steps(), &[1, 2, 3, 4, 5, 6]);
+        assert_eq!(s.last_value(Metric::TrainingLoss), Some(0.4));
+    }
+
+    #[test]
+    fn min_max_keeps_extremes_and_bounds_size() {
+        let n = 1_000_000u64;
+        let steps: Vec<u64> = (0..n).collect();
+        let mut ys: Vec<f32> = (0..n).map(|i| (i as f32 / n as f32)).collect();
+        ys[123_456] = 50.0; // a spike must survive
+        ys[654_321] = -5.0;
+        ys[10] = f32::NAN;
+        let out = min_max(&steps, &ys, 200);
+        assert!(out.len() <= 400);
+        assert!(out.iter().any(|p| p.1 == 50.0));
+        assert!(out.iter().any(|p| p.1 == -5.0));
+        assert!(out.windows(2).all(|w| w[0].0 <= w[1].0));
+        // Small inputs pass through (minus missing values).
+        let out = min_max(&[1, 2, 3], &[1.0, f32::NAN, 3.0], 100);
+        assert_eq!(out, vec![(1.0, 1.0), (3.0, 3.0)]);
+    }
+
+    #[test]
+    fn sparkline_scales_and_marks_gaps() {
+        let s = sparkline(&[1.0, 2.0, f32::NAN, 3.0], 4);
+        assert_eq!(s, vec![Some(1), Some(51), None, Some(100)]);
+        assert_eq!(sparkline(&[2.0; 10], 5), vec![Some(50); 5]);
+        assert!(sparkline(&[], 5).is_empty());
+    }
+}

@@ -1,0 +1,340 @@
+//! The app's copy of the engine's data: built from a [`Snapshot`] at start, kept current by
+//! engine events. Every record is cleaned of control sequences on its way in.
+
+use crate::effect::CostsView;
+use crate::sanitize::{clean_in_place, clean_opt};
+use crate::series::Series;
+use brightrun_engine::domain::*;
+use brightrun_engine::ids::*;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::sync::Arc;
+
+/// Everything the app starts from. Built by the runtime from engine queries, or by tests from
+/// fixtures.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub datasets: Vec<Dataset>,
+    pub jobs: Vec<TrainingJob>,
+    pub artifacts: Vec<ModelArtifact>,
+    pub notifications: Vec<Notification>,
+    pub costs: Option<CostsView>,
+    /// The active profile's name.
+    pub profile: String,
+    /// Cluster backends this build offers; the first is the default.
+    pub backends: Vec<String>,
+    /// `local` or `s3`.
+    pub storage: String,
+    /// Theme names offered by `:theme` completion.
+    pub themes: Vec<String>,
+}
+
+/// A record with an id.
+pub trait Keyed {
+    type Id: Copy + Eq + Hash;
+    fn key(&self) -> Self::Id;
+}
+
+impl Keyed for Dataset {
+    type Id = DatasetId;
+    fn key(&self) -> DatasetId {
+        self.id
+    }
+}
+impl Keyed for TrainingJob {
+    type Id = JobId;
+    fn key(&self) -> JobId {
+        self.id
+    }
+}
+impl Keyed for ModelArtifact {
+    type Id = ArtifactId;
+    fn key(&self) -> ArtifactId {
+        self.id
+    }
+}
+impl Keyed for Notification {
+    type Id = NotificationId;
+    fn key(&self) -> NotificationId {
+        self.id
+    }
+}
+
+/// Records by id, in arrival order, with O(1) lookup.
+#[derive(Clone, Debug)]
+pub struct Collection<T: Keyed> {
+    items: Vec<Arc<T>>,
+    index: HashMap<T::Id, usize>,
+}
+
+impl<T: Keyed> Default for Collection<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+/// What an upsert did.
+pub enum Upsert<T> {
+    Inserted,
+    Updated(Arc<T>),
+}
+
+impl<T: Keyed> Collection<T> {
+    pub fn from_vec(items: Vec<T>) -> Self {
+        let mut c = Self::default();
+        c.items.reserve(items.len());
+        for item in items {
+            c.upsert(Arc::new(item));
+        }
+        c
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn items(&self) -> &[Arc<T>] {
+        &self.items
+    }
+
+    pub fn at(&self, i: usize) -> &Arc<T> {
+        &self.items[i]
+    }
+
+    pub fn get(&self, id: T::Id) -> Option<&Arc<T>> {
+        self.index.get(&id).map(|&i| &self.items[i])
+    }
+
+    pub fn position(&self, id: T::Id) -> Option<usize> {
+        self.index.get(&id).copied()
+    }
+
+    pub fn upsert(&mut self, item: Arc<T>) -> Upsert<T> {
+        let id = item.key();
+        match self.index.get(&id) {
+            Some(&i) => Upsert::Updated(std::mem::replace(&mut self.items[i], item)),
+            None => {
+                self.index.insert(id, self.items.len());
+                self.items.push(item);
+                Upsert::Inserted
+            }
+        }
+    }
+
+    /// Removes a record; positions of others may change (views must be recomputed).
+    pub fn remove(&mut self, id: T::Id) -> Option<Arc<T>> {
+        let i = self.index.remove(&id)?;
+        let removed = self.items.swap_remove(i);
+        if i < self.items.len() {
+            let moved = self.items[i].key();
+            self.index.insert(moved, i);
+        }
+        Some(removed)
+    }
+}
+
+/// A filtered, sorted window onto a collection: row positions into its items, the selection
+/// (kept by id across re-sorts), the scroll offset and the filter text.
+#[derive(Clone, Debug)]
+pub struct ListView<K> {
+    pub rows: Vec<u32>,
+    pub selected: usize,
+    pub offset: usize,
+    pub selected_key: Option<K>,
+    pub filter: String,
+    pub sort_col: usize,
+    pub sort_desc: bool,
+    pub dirty: bool,
+    /// Rows visible at the last draw (for page up/down).
+    pub page: usize,
+}
+
+impl<K: Copy + PartialEq> ListView<K> {
+    pub fn new(sort_col: usize, sort_desc: bool) -> Self {
+        Self {
+            rows: Vec::new(),
+            selected: 0,
+            offset: 0,
+            selected_key: None,
+            filter: String::new(),
+            sort_col,
+            sort_desc,
+            dirty: true,
+            page: 10,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Moves the selection by `delta` rows (clamped).
+    pub fn move_by(&mut self, delta: isize) {
+        if self.rows.is_empty() {
+            return;
+        }
+        let max = self.rows.len() as isize - 1;
+        self.selected = (self.selected as isize + delta).clamp(0, max) as usize;
+    }
+
+    pub fn select(&mut self, i: usize) {
+        if !self.rows.is_empty() {
+            self.selected = i.min(self.rows.len() - 1);
+        }
+    }
+
+    /// The selected row's position in the collection.
+    pub fn selected_item(&self) -> Option<usize> {
+        self.rows.get(self.selected).map(|&r| r as usize)
+    }
+
+    /// Keeps the selection visible in a window of `height` rows; returns the offset.
+    pub fn scroll_into_view(&mut self, height: usize) -> usize {
+        let height = height.max(1);
+        self.page = height;
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + height {
+            self.offset = self.selected + 1 - height;
+        }
+        let max_offset = self.rows.len().saturating_sub(height);
+        self.offset = self.offset.min(max_offset);
+        self.offset
+    }
+
+    /// Rebuilds the rows with `keep` as the filter and `cmp` as the order, keeping the selection
+    /// on the same record when it is still there.
+    pub fn rebuild<T: Keyed<Id = K>>(
+        &mut self,
+        coll: &Collection<T>,
+        keep: impl Fn(&T) -> bool,
+        cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+    ) where
+        K: Eq + Hash,
+    {
+        let items = coll.items();
+        let mut rows: Vec<u32> = (0..items.len() as u32)
+            .filter(|&i| keep(&items[i as usize]))
+            .collect();
+        let desc = self.sort_desc;
+        rows.sort_by(|&a, &b| {
+            let o = cmp(&items[a as usize], &items[b as usize]);
+            if desc { o.reverse() } else { o }
+        });
+        self.rows = rows;
+        self.dirty = false;
+        match self.selected_key.and_then(|k| coll.position(k)) {
+            Some(pos) => {
+                if let Some(i) = self.rows.iter().position(|&r| r as usize == pos) {
+                    self.selected = i;
+                } else {
+                    self.selected = self.selected.min(self.rows.len().saturating_sub(1));
+                }
+            }
+            None => self.selected = self.selected.min(self.rows.len().saturating_sub(1)),
+        }
+        self.sync_key(coll);
+    }
+
+    /// Records the selected record's id (call after moving the selection).
+    pub fn sync_key<T: Keyed<Id = K>>(&mut self, coll: &Collection<T>) {
+        self.selected_key = self.selected_item().map(|i| coll.at(i).key());
+    }
+}
+
+/// Per-job detail loaded when the monitor shows a job: its metric series and log tail.
+#[derive(Clone, Debug, Default)]
+pub struct JobDetail {
+    pub series: Series,
+    pub log: VecDeque<String>,
+    /// True until the stored history has arrived.
+    pub loading: bool,
+    /// Lines scrolled up from the tail; 0 follows the tail.
+    pub log_scroll: usize,
+    pub load_error: Option<String>,
+}
+
+/// Log lines kept per job.
+pub const LOG_LINES: usize = 5_000;
+
+impl JobDetail {
+    pub fn push_log(&mut self, line: String) {
+        if self.log.len() >= LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(line);
+        if self.log_scroll > 0 {
+            // Keep the same lines on screen while the user reads.
+            self.log_scroll = (self.log_scroll + 1).min(self.log.len());
+        }
+    }
+}
+
+pub fn clean_dataset(mut d: Dataset) -> Dataset {
+    clean_in_place(&mut d.name);
+    clean_opt(&mut d.description);
+    clean_in_place(&mut d.file_name);
+    clean_opt(&mut d.error_message);
+    clean_opt(&mut d.source_path);
+    for issue in &mut d.validation_errors {
+        clean_in_place(&mut issue.error);
+        clean_in_place(&mut issue.suggestion);
+    }
+    for conv in &mut d.sample_data {
+        for m in conv {
+            clean_in_place(&mut m.role);
+            clean_in_place(&mut m.content);
+        }
+    }
+    d
+}
+
+pub fn clean_job(mut j: TrainingJob) -> TrainingJob {
+    clean_opt(&mut j.error_message);
+    clean_opt(&mut j.error_detail);
+    clean_in_place(&mut j.hyperparameters.base_model);
+    clean_in_place(&mut j.gpu_config.gpu_type);
+    clean_in_place(&mut j.gpu_config.backend);
+    clean_opt(&mut j.external_job_id);
+    if let PresetId::User(ref mut s) = j.preset_id {
+        clean_in_place(s);
+    }
+    for m in &mut j.hyperparameters.target_modules {
+        clean_in_place(m);
+    }
+    j
+}
+
+pub fn clean_artifact(mut a: ModelArtifact) -> ModelArtifact {
+    clean_in_place(&mut a.name);
+    clean_in_place(&mut a.base_model);
+    clean_in_place(&mut a.training_summary.gpu_type);
+    for f in &mut a.files {
+        clean_in_place(&mut f.path);
+        clean_in_place(&mut f.sha256);
+    }
+    a
+}
+
+pub fn clean_notification(mut n: Notification) -> Notification {
+    clean_in_place(&mut n.title);
+    clean_in_place(&mut n.message);
+    n
+}
+
+/// Cleans a record that arrived behind an `Arc`, cloning only when something must change.
+pub fn clean_arc<T: Clone + PartialEq>(a: Arc<T>, f: impl Fn(T) -> T) -> Arc<T> {
+    let cleaned = f((*a).clone());
+    if cleaned == *a { a } else { Arc::new(cleaned) }
+}
