@@ -185,6 +185,8 @@ pub enum NotificationsCmd {
         id: Option<String>,
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
 }
 

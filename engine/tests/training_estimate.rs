@@ -1,425 +1,471 @@
 //! The seed's estimate formula against hand-computed cases, the running cost, the budget
 //! effect and the quality score.
 
-use brightrun_engine::config::{BudgetConfig, TrainingConfig};
-use brightrun_engine::domain::{Convergence, DatasetStatistics, Hyperparameters};
-use brightrun_engine::training::{
-    self, EstimateError, EstimateInput, FitVerdict, GpuCatalog, budget_effect, presets, quality,
-    running_cost,
-};
-use chrono::{Duration, TimeZone, Utc};
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() < 1e-9 * b.abs().max(1.0)
-}
-
-macro_rules! assert_close {
-    ($a:expr, $b:expr) => {
-        assert!(close($a, $b), "{} = {} (expected {})", stringify!($a), $a, $b)
+// Inside `mod training` so that `cargo test -p brightrun-engine training` selects these.
+mod training {
+    use brightrun_engine::config::{BudgetConfig, TrainingConfig};
+    use brightrun_engine::domain::{Convergence, DatasetStatistics, Hyperparameters};
+    use brightrun_engine::training::{
+        self, EstimateError, EstimateInput, FitVerdict, GpuCatalog, budget_effect, presets,
+        quality, running_cost,
     };
-}
+    use chrono::{Duration, TimeZone, Utc};
 
-fn stats(train: u64, val: u64, tokens: u64) -> DatasetStatistics {
-    DatasetStatistics {
-        total_examples: train + val,
-        total_training_pairs: train,
-        total_validation_pairs: val,
-        total_tokens: tokens,
-        tokens_p95: 600,
-        tokens_max: 900,
-        ..Default::default()
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9 * b.abs().max(1.0)
     }
-}
 
-fn preset(name: &str) -> Hyperparameters {
-    presets::resolve(name, &TrainingConfig::default()).unwrap().1
-}
+    macro_rules! assert_close {
+        ($a:expr, $b:expr) => {
+            assert!(
+                close($a, $b),
+                "{} = {} (expected {})",
+                stringify!($a),
+                $a,
+                $b
+            )
+        };
+    }
 
-struct Case {
-    stats: DatasetStatistics,
-    hp: Hyperparameters,
-    gpu: &'static str,
-    gpus: u32,
-    training: TrainingConfig,
-    budget: BudgetConfig,
-    spent: f64,
-    parameters_billions: Option<f64>,
-}
-
-impl Case {
-    fn new(stats: DatasetStatistics, hp: Hyperparameters, gpu: &'static str, gpus: u32) -> Self {
-        Self {
-            stats,
-            hp,
-            gpu,
-            gpus,
-            training: TrainingConfig::default(),
-            budget: BudgetConfig::default(),
-            spent: 0.0,
-            parameters_billions: None,
+    fn stats(train: u64, val: u64, tokens: u64) -> DatasetStatistics {
+        DatasetStatistics {
+            total_examples: train + val,
+            total_training_pairs: train,
+            total_validation_pairs: val,
+            total_tokens: tokens,
+            tokens_p95: 600,
+            tokens_max: 900,
+            ..Default::default()
         }
     }
 
-    fn run(&self) -> Result<training::Estimate, EstimateError> {
-        let catalog = GpuCatalog::from_config(&self.training).unwrap();
-        training::estimate(&EstimateInput {
-            statistics: &self.stats,
-            hyperparameters: &self.hp,
-            gpu_type: self.gpu,
-            gpu_count: self.gpus,
-            catalog: &catalog,
-            training: &self.training,
-            parameters_billions: self.parameters_billions,
-            budget: &self.budget,
-            spent_this_month: self.spent,
-        })
+    fn preset(name: &str) -> Hyperparameters {
+        presets::resolve(name, &TrainingConfig::default())
+            .unwrap()
+            .1
     }
-}
 
-#[test]
-fn seed_defaults_balanced_on_one_a100_80gb() {
-    // 1000 training pairs, 500,000 tokens, nothing held out; balanced (batch 4, 3 epochs);
-    // one A100-80GB ($3.50/h, 1800 tokens/s); Mistral-7B (the default base model).
-    //   steps_per_epoch  = ceil(1000 / 4)            = 250
-    //   total_steps      = 250 × 3                   = 750
-    //   tokens/example   = 500,000 / 1000            = 500
-    //   seconds/step     = 500 × 4 / (1800 × 1)      = 1.1111… s
-    //   training hours   = 750 × 1.1111… / 3600      = 0.2314814… h  (833.33 s)
-    //   overhead         = 10 + 5 × 3 + 5 = 30 min   = 0.5 h
-    //   duration         = 0.2314814… + 0.5          = 0.7314814… h
-    //   hourly rate      = 3.50 × 1                  = 3.50 $/h
-    //   compute          = 3.50 × 0.7314814…         = 2.5601851… $
-    //   storage          = 0.50 $
-    //   estimated cost   = 2.5601851… + 0.50         = 3.0601851… $
-    let e = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A100-80GB", 1)
-        .run()
-        .unwrap();
-    let d = &e.training_details;
-    assert_eq!(d.steps_per_epoch, 250);
-    assert_eq!(d.total_steps, 750);
-    assert_eq!(d.optimizer_steps, 750);
-    assert_eq!(d.training_examples, 1000);
-    assert_eq!(d.epochs, 3);
-    assert_eq!(d.effective_batch_size, 4);
-    assert_close!(d.tokens_per_example, 500.0);
-    assert_close!(d.seconds_per_step, 2000.0 / 1800.0);
-    assert_close!(d.estimated_throughput_tokens_per_sec, 1800.0);
-    assert_close!(d.training_hours, 750.0 * (2000.0 / 1800.0) / 3600.0);
-    assert_close!(d.training_hours, 0.231_481_481_481_481_5);
-    assert_close!(d.overhead_hours, 0.5);
-    assert_close!(e.estimated_duration_hours, 0.731_481_481_481_481_5);
-    assert_close!(e.hourly_rate, 3.5);
-    assert_close!(e.cost_breakdown.compute, 2.560_185_185_185_185);
-    assert_close!(e.cost_breakdown.storage, 0.5);
-    assert_close!(e.estimated_cost, 3.060_185_185_185_185);
-    assert_eq!(e.gpu_type, "A100-80GB");
-    assert_eq!(e.gpu_count, 1);
-    assert_close!(e.price_per_gpu_hour, 3.5);
-    assert_eq!(e.model.id, "mistralai/Mistral-7B-v0.1");
-    assert_eq!(e.fit.verdict, FitVerdict::Fits);
-    assert!(e.fit.suggestions.is_empty());
-    assert_eq!(e.budget, None);
-    assert!(e.warnings.is_empty(), "{:?}", e.warnings);
-    assert!(!e.needs_budget_confirmation());
-}
-
-#[test]
-fn json_uses_the_seeds_field_names() {
-    let e = Case::new(stats(1000, 0, 500_000), preset("balanced"), "a100-80gb", 1)
-        .run()
-        .unwrap();
-    let j = serde_json::to_value(&e).unwrap();
-    for key in [
-        "estimated_cost",
-        "cost_breakdown",
-        "estimated_duration_hours",
-        "hourly_rate",
-        "training_details",
-        "fit",
-        "budget",
-        "gpu_type",
-        "gpu_count",
-    ] {
-        assert!(j.get(key).is_some(), "{key} in {j}");
+    struct Case {
+        stats: DatasetStatistics,
+        hp: Hyperparameters,
+        gpu: &'static str,
+        gpus: u32,
+        training: TrainingConfig,
+        budget: BudgetConfig,
+        spent: f64,
+        parameters_billions: Option<f64>,
     }
-    assert!(j["cost_breakdown"]["compute"].is_f64());
-    assert!(j["cost_breakdown"]["storage"].is_f64());
-    let d = &j["training_details"];
-    for key in [
-        "total_steps",
-        "steps_per_epoch",
-        "estimated_throughput_tokens_per_sec",
-        "tokens_per_example",
-        "training_hours",
-        "overhead_hours",
-    ] {
-        assert!(d.get(key).is_some(), "{key} in {d}");
+
+    impl Case {
+        fn new(
+            stats: DatasetStatistics,
+            hp: Hyperparameters,
+            gpu: &'static str,
+            gpus: u32,
+        ) -> Self {
+            Self {
+                stats,
+                hp,
+                gpu,
+                gpus,
+                training: TrainingConfig::default(),
+                budget: BudgetConfig::default(),
+                spent: 0.0,
+                parameters_billions: None,
+            }
+        }
+
+        fn run(&self) -> Result<training::Estimate, EstimateError> {
+            let catalog = GpuCatalog::from_config(&self.training).unwrap();
+            training::estimate(&EstimateInput {
+                statistics: &self.stats,
+                hyperparameters: &self.hp,
+                gpu_type: self.gpu,
+                gpu_count: self.gpus,
+                catalog: &catalog,
+                training: &self.training,
+                parameters_billions: self.parameters_billions,
+                budget: &self.budget,
+                spent_this_month: self.spent,
+            })
+        }
     }
-    assert_eq!(d["total_steps"], 750);
-    assert_eq!(j["fit"]["verdict"], "fits");
-    assert!(j["fit"]["required_gb"].is_f64());
-    assert!(j["fit"]["available_gb"].is_f64());
-    assert!(j["fit"]["breakdown"].is_object());
-    assert!(j["fit"]["suggestions"].is_array());
-}
 
-#[test]
-fn fast_on_two_h100_with_a_held_out_split() {
-    // 1001 training + 111 validation pairs = 1112 examples, 556,000 tokens → 500 per example.
-    // fast: batch 8, 1 epoch; two H100 ($4.20/h, 2200 tokens/s each).
-    //   steps_per_epoch = ceil(1001 / 8)          = 126 = total_steps
-    //   seconds/step    = 500 × 8 / (2200 × 2)    = 0.909090… s
-    //   training hours  = 126 × 0.90909… / 3600   = 0.0318181… h
-    //   overhead        = 10 + 5 + 5 = 20 min     = 0.333333… h
-    //   duration                                  = 0.3651515… h
-    //   hourly rate     = 4.20 × 2                = 8.40 $/h
-    //   compute         = 8.40 × 0.3651515…       = 3.0672727… $; total 3.5672727… $
-    let case = Case::new(stats(1001, 111, 556_000), preset("fast"), "H100", 2);
-    let e = case.run().unwrap();
-    let d = &e.training_details;
-    assert_eq!((d.steps_per_epoch, d.total_steps), (126, 126));
-    assert_close!(d.tokens_per_example, 500.0);
-    assert_close!(d.estimated_throughput_tokens_per_sec, 4400.0);
-    assert_close!(d.seconds_per_step, 4000.0 / 4400.0);
-    assert_close!(d.training_hours, 126.0 * (4000.0 / 4400.0) / 3600.0);
-    assert_close!(d.overhead_hours, 20.0 / 60.0);
-    assert_close!(e.hourly_rate, 8.4);
-    let duration = 126.0 * (4000.0 / 4400.0) / 3600.0 + 20.0 / 60.0;
-    assert_close!(e.estimated_duration_hours, duration);
-    assert_close!(e.cost_breakdown.compute, 8.4 * duration);
-    assert_close!(e.cost_breakdown.compute, 3.067_272_727_272_727);
-    assert_close!(e.estimated_cost, 3.567_272_727_272_727);
+    #[test]
+    fn seed_defaults_balanced_on_one_a100_80gb() {
+        // 1000 training pairs, 500,000 tokens, nothing held out; balanced (batch 4, 3 epochs);
+        // one A100-80GB ($3.50/h, 1800 tokens/s); Mistral-7B (the default base model).
+        //   steps_per_epoch  = ceil(1000 / 4)            = 250
+        //   total_steps      = 250 × 3                   = 750
+        //   tokens/example   = 500,000 / 1000            = 500
+        //   seconds/step     = 500 × 4 / (1800 × 1)      = 1.1111… s
+        //   training hours   = 750 × 1.1111… / 3600      = 0.2314814… h  (833.33 s)
+        //   overhead         = 10 + 5 × 3 + 5 = 30 min   = 0.5 h
+        //   duration         = 0.2314814… + 0.5          = 0.7314814… h
+        //   hourly rate      = 3.50 × 1                  = 3.50 $/h
+        //   compute          = 3.50 × 0.7314814…         = 2.5601851… $
+        //   storage          = 0.50 $
+        //   estimated cost   = 2.5601851… + 0.50         = 3.0601851… $
+        let e = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A100-80GB", 1)
+            .run()
+            .unwrap();
+        let d = &e.training_details;
+        assert_eq!(d.steps_per_epoch, 250);
+        assert_eq!(d.total_steps, 750);
+        assert_eq!(d.optimizer_steps, 750);
+        assert_eq!(d.training_examples, 1000);
+        assert_eq!(d.epochs, 3);
+        assert_eq!(d.effective_batch_size, 4);
+        assert_close!(d.tokens_per_example, 500.0);
+        assert_close!(d.seconds_per_step, 2000.0 / 1800.0);
+        assert_close!(d.estimated_throughput_tokens_per_sec, 1800.0);
+        assert_close!(d.training_hours, 750.0 * (2000.0 / 1800.0) / 3600.0);
+        assert_close!(d.training_hours, 0.231_481_481_481_481_5);
+        assert_close!(d.overhead_hours, 0.5);
+        assert_close!(e.estimated_duration_hours, 0.731_481_481_481_481_5);
+        assert_close!(e.hourly_rate, 3.5);
+        assert_close!(e.cost_breakdown.compute, 2.560_185_185_185_185);
+        assert_close!(e.cost_breakdown.storage, 0.5);
+        assert_close!(e.estimated_cost, 3.060_185_185_185_185);
+        assert_eq!(e.gpu_type, "A100-80GB");
+        assert_eq!(e.gpu_count, 1);
+        assert_close!(e.price_per_gpu_hour, 3.5);
+        assert_eq!(e.model.id, "mistralai/Mistral-7B-v0.1");
+        assert_eq!(e.fit.verdict, FitVerdict::Fits);
+        assert!(e.fit.suggestions.is_empty());
+        assert_eq!(e.budget, None);
+        assert!(e.warnings.is_empty(), "{:?}", e.warnings);
+        assert!(!e.needs_budget_confirmation());
+    }
 
-    // Without evaluation the held-out pairs train too: ceil(1112 / 8) = 139 steps.
-    let mut no_val = case;
-    no_val.hp.use_validation = false;
-    let e = no_val.run().unwrap();
-    assert_eq!(e.training_details.training_examples, 1112);
-    assert_eq!(e.training_details.total_steps, 139);
-    assert_close!(e.training_details.training_hours, 139.0 * (4000.0 / 4400.0) / 3600.0);
-}
+    #[test]
+    fn json_uses_the_seeds_field_names() {
+        let e = Case::new(stats(1000, 0, 500_000), preset("balanced"), "a100-80gb", 1)
+            .run()
+            .unwrap();
+        let j = serde_json::to_value(&e).unwrap();
+        for key in [
+            "estimated_cost",
+            "cost_breakdown",
+            "estimated_duration_hours",
+            "hourly_rate",
+            "training_details",
+            "fit",
+            "budget",
+            "gpu_type",
+            "gpu_count",
+        ] {
+            assert!(j.get(key).is_some(), "{key} in {j}");
+        }
+        assert!(j["cost_breakdown"]["compute"].is_f64());
+        assert!(j["cost_breakdown"]["storage"].is_f64());
+        let d = &j["training_details"];
+        for key in [
+            "total_steps",
+            "steps_per_epoch",
+            "estimated_throughput_tokens_per_sec",
+            "tokens_per_example",
+            "training_hours",
+            "overhead_hours",
+        ] {
+            assert!(d.get(key).is_some(), "{key} in {d}");
+        }
+        assert_eq!(d["total_steps"], 750);
+        assert_eq!(j["fit"]["verdict"], "fits");
+        assert!(j["fit"]["required_gb"].is_f64());
+        assert!(j["fit"]["available_gb"].is_f64());
+        assert!(j["fit"]["breakdown"].is_object());
+        assert!(j["fit"]["suggestions"].is_array());
+    }
 
-#[test]
-fn quality_on_three_v100_with_long_examples_capped_at_max_seq_length() {
-    // 10 pairs of 3000 tokens each, max_seq_length 2048: each counts as 2048 tokens.
-    // quality: batch 2, 5 epochs; three V100-32GB ($2.10/h, 1200 tokens/s each).
-    //   steps_per_epoch = ceil(10 / 2) = 5; total_steps = 25
-    //   seconds/step    = 2048 × 2 / (1200 × 3) = 1.137777… s
-    //   training hours  = 25 × 1.13777… / 3600  = 0.0079012… h
-    //   overhead        = 10 + 25 + 5 = 40 min  = 0.666666… h
-    //   hourly rate     = 2.10 × 3 = 6.30 $/h; compute = 6.30 × 0.6745679… = 4.2497777… $
-    let mut s = stats(10, 0, 30_000);
-    s.tokens_p95 = 3000;
-    s.tokens_max = 3000;
-    let e = Case::new(s, preset("quality"), "V100-32GB", 3).run().unwrap();
-    let d = &e.training_details;
-    assert_eq!((d.steps_per_epoch, d.total_steps), (5, 25));
-    assert_close!(d.tokens_per_example, 2048.0);
-    assert_close!(d.seconds_per_step, 4096.0 / 3600.0);
-    assert_close!(d.overhead_hours, 40.0 / 60.0);
-    assert_close!(e.hourly_rate, 6.3);
-    let duration = 25.0 * (4096.0 / 3600.0) / 3600.0 + 40.0 / 60.0;
-    assert_close!(e.estimated_duration_hours, duration);
-    assert_close!(e.cost_breakdown.compute, 4.249_777_777_777_778);
-    assert_close!(e.estimated_cost, 4.749_777_777_777_778);
-    assert!(e.warnings.iter().any(|w| w.contains("truncated")), "{:?}", e.warnings);
-    assert!(e.warnings.iter().any(|w| w.contains("no bfloat16")), "{:?}", e.warnings);
-}
+    #[test]
+    fn fast_on_two_h100_with_a_held_out_split() {
+        // 1001 training + 111 validation pairs = 1112 examples, 556,000 tokens → 500 per example.
+        // fast: batch 8, 1 epoch; two H100 ($4.20/h, 2200 tokens/s each).
+        //   steps_per_epoch = ceil(1001 / 8)          = 126 = total_steps
+        //   seconds/step    = 500 × 8 / (2200 × 2)    = 0.909090… s
+        //   training hours  = 126 × 0.90909… / 3600   = 0.0318181… h
+        //   overhead        = 10 + 5 + 5 = 20 min     = 0.333333… h
+        //   duration                                  = 0.3651515… h
+        //   hourly rate     = 4.20 × 2                = 8.40 $/h
+        //   compute         = 8.40 × 0.3651515…       = 3.0672727… $; total 3.5672727… $
+        let case = Case::new(stats(1001, 111, 556_000), preset("fast"), "H100", 2);
+        let e = case.run().unwrap();
+        let d = &e.training_details;
+        assert_eq!((d.steps_per_epoch, d.total_steps), (126, 126));
+        assert_close!(d.tokens_per_example, 500.0);
+        assert_close!(d.estimated_throughput_tokens_per_sec, 4400.0);
+        assert_close!(d.seconds_per_step, 4000.0 / 4400.0);
+        assert_close!(d.training_hours, 126.0 * (4000.0 / 4400.0) / 3600.0);
+        assert_close!(d.overhead_hours, 20.0 / 60.0);
+        assert_close!(e.hourly_rate, 8.4);
+        let duration = 126.0 * (4000.0 / 4400.0) / 3600.0 + 20.0 / 60.0;
+        assert_close!(e.estimated_duration_hours, duration);
+        assert_close!(e.cost_breakdown.compute, 8.4 * duration);
+        assert_close!(e.cost_breakdown.compute, 3.067_272_727_272_727);
+        assert_close!(e.estimated_cost, 3.567_272_727_272_727);
 
-#[test]
-fn gradient_accumulation_changes_optimizer_steps_not_cost() {
-    let plain = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A100-80GB", 1);
-    let mut accumulated = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A100-80GB", 1);
-    accumulated.hp.gradient_accumulation_steps = 4;
-    let (a, b) = (plain.run().unwrap(), accumulated.run().unwrap());
-    assert_eq!(b.training_details.total_steps, 750);
-    // ceil(250 / 4) = 63 updates per epoch × 3.
-    assert_eq!(b.training_details.optimizer_steps, 189);
-    assert_eq!(b.training_details.effective_batch_size, 16);
-    assert_eq!(a.estimated_cost, b.estimated_cost);
-    assert_eq!(a.estimated_duration_hours, b.estimated_duration_hours);
-}
+        // Without evaluation the held-out pairs train too: ceil(1112 / 8) = 139 steps.
+        let mut no_val = case;
+        no_val.hp.use_validation = false;
+        let e = no_val.run().unwrap();
+        assert_eq!(e.training_details.training_examples, 1112);
+        assert_eq!(e.training_details.total_steps, 139);
+        assert_close!(
+            e.training_details.training_hours,
+            139.0 * (4000.0 / 4400.0) / 3600.0
+        );
+    }
 
-#[test]
-fn storage_cost_and_prices_come_from_config() {
-    let mut case = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A100-80GB", 1);
-    case.training = brightrun_engine::config::Config::parse(
+    #[test]
+    fn quality_on_three_v100_with_long_examples_capped_at_max_seq_length() {
+        // 10 pairs of 3000 tokens each, max_seq_length 2048: each counts as 2048 tokens.
+        // quality: batch 2, 5 epochs; three V100-32GB ($2.10/h, 1200 tokens/s each).
+        //   steps_per_epoch = ceil(10 / 2) = 5; total_steps = 25
+        //   seconds/step    = 2048 × 2 / (1200 × 3) = 1.137777… s
+        //   training hours  = 25 × 1.13777… / 3600  = 0.0079012… h
+        //   overhead        = 10 + 25 + 5 = 40 min  = 0.666666… h
+        //   hourly rate     = 2.10 × 3 = 6.30 $/h; compute = 6.30 × 0.6745679… = 4.2497777… $
+        let mut s = stats(10, 0, 30_000);
+        s.tokens_p95 = 3000;
+        s.tokens_max = 3000;
+        let e = Case::new(s, preset("quality"), "V100-32GB", 3)
+            .run()
+            .unwrap();
+        let d = &e.training_details;
+        assert_eq!((d.steps_per_epoch, d.total_steps), (5, 25));
+        assert_close!(d.tokens_per_example, 2048.0);
+        assert_close!(d.seconds_per_step, 4096.0 / 3600.0);
+        assert_close!(d.overhead_hours, 40.0 / 60.0);
+        assert_close!(e.hourly_rate, 6.3);
+        let duration = 25.0 * (4096.0 / 3600.0) / 3600.0 + 40.0 / 60.0;
+        assert_close!(e.estimated_duration_hours, duration);
+        assert_close!(e.cost_breakdown.compute, 4.249_777_777_777_778);
+        assert_close!(e.estimated_cost, 4.749_777_777_777_778);
+        assert!(
+            e.warnings.iter().any(|w| w.contains("truncated")),
+            "{:?}",
+            e.warnings
+        );
+        assert!(
+            e.warnings.iter().any(|w| w.contains("no bfloat16")),
+            "{:?}",
+            e.warnings
+        );
+    }
+
+    #[test]
+    fn gradient_accumulation_changes_optimizer_steps_not_cost() {
+        let plain = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A100-80GB", 1);
+        let mut accumulated =
+            Case::new(stats(1000, 0, 500_000), preset("balanced"), "A100-80GB", 1);
+        accumulated.hp.gradient_accumulation_steps = 4;
+        let (a, b) = (plain.run().unwrap(), accumulated.run().unwrap());
+        assert_eq!(b.training_details.total_steps, 750);
+        // ceil(250 / 4) = 63 updates per epoch × 3.
+        assert_eq!(b.training_details.optimizer_steps, 189);
+        assert_eq!(b.training_details.effective_batch_size, 16);
+        assert_eq!(a.estimated_cost, b.estimated_cost);
+        assert_eq!(a.estimated_duration_hours, b.estimated_duration_hours);
+    }
+
+    #[test]
+    fn storage_cost_and_prices_come_from_config() {
+        let mut case = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A100-80GB", 1);
+        case.training = brightrun_engine::config::Config::parse(
         "[training]\nstorage_cost_per_job = 0.0\n[training.gpus.A100-80GB]\nprice_per_hour = 2.0\n",
     )
     .unwrap()
     .training;
-    let e = case.run().unwrap();
-    assert_close!(e.cost_breakdown.storage, 0.0);
-    assert_close!(e.hourly_rate, 2.0);
-    assert_close!(e.estimated_cost, 2.0 * 0.731_481_481_481_481_5);
-}
-
-#[test]
-fn errors_name_what_to_fix() {
-    let mut case = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A100-80GB", 1);
-    case.hp.learning_rate = 0.5;
-    let e = case.run().unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "invalid hyperparameters: learning_rate = 0.5 is outside 1e-5..=1e-3"
-    );
-
-    let case = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A100-80GB", 9);
-    assert_eq!(case.run().unwrap_err().to_string(), "gpu_count = 9 is outside 1..=8");
-
-    let case = Case::new(stats(1000, 0, 500_000), preset("balanced"), "TPU", 1);
-    assert!(matches!(case.run(), Err(EstimateError::UnknownGpu(_))));
-
-    let case = Case::new(stats(0, 0, 0), preset("balanced"), "A100-80GB", 1);
-    assert_eq!(case.run().unwrap_err(), EstimateError::EmptyDataset);
-
-    let mut case = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A100-80GB", 1);
-    case.hp.base_model = "acme/mystery-13b".into();
-    let e = case.run().unwrap_err();
-    assert!(matches!(e, EstimateError::UnknownModel(_)));
-    assert!(e.to_string().contains("--set parameters_billions="), "{e}");
-    case.parameters_billions = Some(13.0);
-    let e = case.run().unwrap();
-    assert_eq!(e.model.parameters, 13_000_000_000);
-    assert!(e.warnings.iter().any(|w| w.contains("estimated from its parameter count")));
-}
-
-#[test]
-fn fit_and_budget_are_part_of_the_estimate() {
-    let mut case = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A10G", 1);
-    case.hp.base_model = "meta-llama/Llama-3.1-8B-Instruct".into();
-    case.budget = BudgetConfig {
-        monthly_usd: Some(10.0),
-    };
-    case.spent = 9.0;
-    let e = case.run().unwrap();
-    assert_eq!(e.fit.verdict, FitVerdict::WillNotFit);
-    assert!(e.warnings.iter().any(|w| w.contains("run out of memory")));
-    let b = e.budget.as_ref().unwrap();
-    assert_close!(b.after_this_run, 9.0 + e.estimated_cost);
-    assert!(b.exceeds);
-    assert!(e.needs_budget_confirmation());
-    let j = serde_json::to_value(&e).unwrap();
-    assert_eq!(j["fit"]["verdict"], "will_not_fit");
-    assert_eq!(j["budget"]["exceeds"], true);
-
-    case.hp.quantization = brightrun_engine::domain::Quantization::FourBit;
-    case.hp.batch_size = 2;
-    assert_eq!(case.run().unwrap().fit.verdict, FitVerdict::Fits);
-}
-
-#[test]
-fn running_cost_is_rate_times_hours_since_start() {
-    let start = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
-    assert_close!(running_cost(3.5, 2, start, start + Duration::minutes(90)), 10.5);
-    assert_close!(running_cost(4.2, 1, start, start + Duration::seconds(36)), 0.042);
-    assert_eq!(running_cost(3.5, 1, start, start), 0.0);
-    assert_eq!(running_cost(3.5, 1, start, start - Duration::hours(1)), 0.0);
-}
-
-// ---- budget ----
-
-#[test]
-fn budget_effect_cases() {
-    let none = BudgetConfig::default();
-    assert_eq!(budget_effect(&none, 50.0, 10.0), None);
-
-    let cfg = BudgetConfig {
-        monthly_usd: Some(100.0),
-    };
-    let b = budget_effect(&cfg, 70.0, 15.0).unwrap();
-    assert_close!(b.monthly_budget, 100.0);
-    assert_close!(b.spent_this_month, 70.0);
-    assert_close!(b.after_this_run, 85.0);
-    assert_close!(b.percent_after, 85.0);
-    assert!(!b.exceeds);
-    assert!(b.crosses_80_percent);
-
-    let b = budget_effect(&cfg, 10.0, 5.0).unwrap();
-    assert!(!b.exceeds && !b.crosses_80_percent);
-    assert_close!(b.percent_after, 15.0);
-
-    // Already past 80%: no new crossing; past 100%: exceeds.
-    let b = budget_effect(&cfg, 85.0, 10.0).unwrap();
-    assert!(!b.crosses_80_percent && !b.exceeds);
-    let b = budget_effect(&cfg, 90.0, 20.0).unwrap();
-    assert!(b.exceeds && !b.crosses_80_percent);
-    assert_close!(b.percent_after, 110.0);
-    // Exactly at the budget does not exceed it; from under 80% straight past 100% crosses.
-    let b = budget_effect(&cfg, 60.0, 40.0).unwrap();
-    assert!(!b.exceeds && b.crosses_80_percent);
-    let b = budget_effect(&cfg, 0.0, 150.0).unwrap();
-    assert!(b.exceeds && b.crosses_80_percent);
-
-    let zero = BudgetConfig {
-        monthly_usd: Some(0.0),
-    };
-    let b = budget_effect(&zero, 0.0, 1.0).unwrap();
-    assert!(b.exceeds);
-    assert!(b.percent_after.is_infinite());
-}
-
-// ---- quality score ----
-
-#[test]
-fn quality_score_table() {
-    // first → last training loss: reduction % → score.
-    let cases = [
-        (2.0, 0.9, 5),  // 55%
-        (2.0, 1.0, 4),  // exactly 50%: not > 50
-        (2.0, 1.3, 4),  // 35%
-        (2.0, 1.4, 3),  // exactly 30%
-        (2.0, 1.6, 3),  // 20%
-        (2.0, 1.8, 2),  // 10%
-        (2.0, 1.9, 1),  // exactly 5%
-        (2.0, 1.95, 1), // 2.5%
-        (2.0, 2.5, 1),  // went up
-    ];
-    for (first, last, score) in cases {
-        let q = quality(Some(first), Some(last), None);
-        assert_eq!(q.quality_score, score, "{first} → {last}");
-        assert_close!(q.loss_reduction_percent.unwrap(), (first - last) / first * 100.0);
-        assert_eq!(q.initial_training_loss, Some(first));
-        assert_eq!(q.final_training_loss, Some(last));
-        assert_eq!(q.perplexity, None);
-        let expected = if last < first {
-            Convergence::Good
-        } else {
-            Convergence::Unknown
-        };
-        assert_eq!(q.convergence, expected);
+        let e = case.run().unwrap();
+        assert_close!(e.cost_breakdown.storage, 0.0);
+        assert_close!(e.hourly_rate, 2.0);
+        assert_close!(e.estimated_cost, 2.0 * 0.731_481_481_481_481_5);
     }
-}
 
-#[test]
-fn overfit_costs_a_point_but_not_below_two() {
-    // Validation loss more than 0.5 above the final training loss.
-    let q = quality(Some(2.0), Some(0.8), Some(1.5)); // 60% → 5, overfit → 4
-    assert_eq!((q.quality_score, q.convergence), (4, Convergence::Overfit));
-    assert_close!(q.perplexity.unwrap(), 1.5f64.exp());
-    let q = quality(Some(2.0), Some(1.6), Some(2.2)); // 20% → 3, overfit → 2
-    assert_eq!((q.quality_score, q.convergence), (2, Convergence::Overfit));
-    let q = quality(Some(2.0), Some(1.8), Some(2.4)); // 10% → 2 stays 2
-    assert_eq!((q.quality_score, q.convergence), (2, Convergence::Overfit));
-    let q = quality(Some(2.0), Some(1.95), Some(2.6)); // 2.5% → 1 stays 1
-    assert_eq!((q.quality_score, q.convergence), (1, Convergence::Overfit));
-    // Exactly 0.5 above is not overfitting.
-    let q = quality(Some(2.0), Some(1.0), Some(1.5));
-    assert_eq!((q.quality_score, q.convergence), (4, Convergence::Good));
-}
+    #[test]
+    fn errors_name_what_to_fix() {
+        let mut case = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A100-80GB", 1);
+        case.hp.learning_rate = 0.5;
+        let e = case.run().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid hyperparameters: learning_rate = 0.5 is outside 1e-5..=1e-3"
+        );
 
-#[test]
-fn no_metrics_scores_three_unknown() {
-    let q = quality(None, None, None);
-    assert_eq!((q.quality_score, q.convergence), (3, Convergence::Unknown));
-    assert_eq!((q.loss_reduction_percent, q.perplexity), (None, None));
-    // NaN (a diverged run) counts as missing; so does a first loss of 0.
-    let q = quality(Some(f64::NAN), Some(1.0), None);
-    assert_eq!((q.quality_score, q.convergence), (3, Convergence::Unknown));
-    let q = quality(Some(0.0), Some(0.0), None);
-    assert_eq!(q.quality_score, 3);
-    // Validation loss alone still gives the perplexity.
-    let q = quality(None, None, Some(2.0));
-    assert_eq!(q.quality_score, 3);
-    assert_close!(q.perplexity.unwrap(), 2.0f64.exp());
+        let case = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A100-80GB", 9);
+        assert_eq!(
+            case.run().unwrap_err().to_string(),
+            "gpu_count = 9 is outside 1..=8"
+        );
+
+        let case = Case::new(stats(1000, 0, 500_000), preset("balanced"), "TPU", 1);
+        assert!(matches!(case.run(), Err(EstimateError::UnknownGpu(_))));
+
+        let case = Case::new(stats(0, 0, 0), preset("balanced"), "A100-80GB", 1);
+        assert_eq!(case.run().unwrap_err(), EstimateError::EmptyDataset);
+
+        let mut case = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A100-80GB", 1);
+        case.hp.base_model = "acme/mystery-13b".into();
+        let e = case.run().unwrap_err();
+        assert!(matches!(e, EstimateError::UnknownModel(_)));
+        assert!(e.to_string().contains("--set parameters_billions="), "{e}");
+        case.parameters_billions = Some(13.0);
+        let e = case.run().unwrap();
+        assert_eq!(e.model.parameters, 13_000_000_000);
+        assert!(
+            e.warnings
+                .iter()
+                .any(|w| w.contains("estimated from its parameter count"))
+        );
+    }
+
+    #[test]
+    fn fit_and_budget_are_part_of_the_estimate() {
+        let mut case = Case::new(stats(1000, 0, 500_000), preset("balanced"), "A10G", 1);
+        case.hp.base_model = "meta-llama/Llama-3.1-8B-Instruct".into();
+        case.budget = BudgetConfig {
+            monthly_usd: Some(10.0),
+        };
+        case.spent = 9.0;
+        let e = case.run().unwrap();
+        assert_eq!(e.fit.verdict, FitVerdict::WillNotFit);
+        assert!(e.warnings.iter().any(|w| w.contains("run out of memory")));
+        let b = e.budget.as_ref().unwrap();
+        assert_close!(b.after_this_run, 9.0 + e.estimated_cost);
+        assert!(b.exceeds);
+        assert!(e.needs_budget_confirmation());
+        let j = serde_json::to_value(&e).unwrap();
+        assert_eq!(j["fit"]["verdict"], "will_not_fit");
+        assert_eq!(j["budget"]["exceeds"], true);
+
+        case.hp.quantization = brightrun_engine::domain::Quantization::FourBit;
+        case.hp.batch_size = 2;
+        assert_eq!(case.run().unwrap().fit.verdict, FitVerdict::Fits);
+    }
+
+    #[test]
+    fn running_cost_is_rate_times_hours_since_start() {
+        let start = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        assert_close!(
+            running_cost(3.5, 2, start, start + Duration::minutes(90)),
+            10.5
+        );
+        assert_close!(
+            running_cost(4.2, 1, start, start + Duration::seconds(36)),
+            0.042
+        );
+        assert_eq!(running_cost(3.5, 1, start, start), 0.0);
+        assert_eq!(running_cost(3.5, 1, start, start - Duration::hours(1)), 0.0);
+    }
+
+    // ---- budget ----
+
+    #[test]
+    fn budget_effect_cases() {
+        let none = BudgetConfig::default();
+        assert_eq!(budget_effect(&none, 50.0, 10.0), None);
+
+        let cfg = BudgetConfig {
+            monthly_usd: Some(100.0),
+        };
+        let b = budget_effect(&cfg, 70.0, 15.0).unwrap();
+        assert_close!(b.monthly_budget, 100.0);
+        assert_close!(b.spent_this_month, 70.0);
+        assert_close!(b.after_this_run, 85.0);
+        assert_close!(b.percent_after, 85.0);
+        assert!(!b.exceeds);
+        assert!(b.crosses_80_percent);
+
+        let b = budget_effect(&cfg, 10.0, 5.0).unwrap();
+        assert!(!b.exceeds && !b.crosses_80_percent);
+        assert_close!(b.percent_after, 15.0);
+
+        // Already past 80%: no new crossing; past 100%: exceeds.
+        let b = budget_effect(&cfg, 85.0, 10.0).unwrap();
+        assert!(!b.crosses_80_percent && !b.exceeds);
+        let b = budget_effect(&cfg, 90.0, 20.0).unwrap();
+        assert!(b.exceeds && !b.crosses_80_percent);
+        assert_close!(b.percent_after, 110.0);
+        // Exactly at the budget does not exceed it; from under 80% straight past 100% crosses.
+        let b = budget_effect(&cfg, 60.0, 40.0).unwrap();
+        assert!(!b.exceeds && b.crosses_80_percent);
+        let b = budget_effect(&cfg, 0.0, 150.0).unwrap();
+        assert!(b.exceeds && b.crosses_80_percent);
+
+        let zero = BudgetConfig {
+            monthly_usd: Some(0.0),
+        };
+        let b = budget_effect(&zero, 0.0, 1.0).unwrap();
+        assert!(b.exceeds);
+        assert!(b.percent_after.is_infinite());
+    }
+
+    // ---- quality score ----
+
+    #[test]
+    fn quality_score_table() {
+        // first → last training loss: reduction % → score.
+        let cases = [
+            (2.0, 0.9, 5),  // 55%
+            (2.0, 1.0, 4),  // exactly 50%: not > 50
+            (2.0, 1.3, 4),  // 35%
+            (2.0, 1.4, 3),  // exactly 30%
+            (2.0, 1.6, 3),  // 20%
+            (2.0, 1.8, 2),  // 10%
+            (2.0, 1.9, 1),  // exactly 5%
+            (2.0, 1.95, 1), // 2.5%
+            (2.0, 2.5, 1),  // went up
+        ];
+        for (first, last, score) in cases {
+            let q = quality(Some(first), Some(last), None);
+            assert_eq!(q.quality_score, score, "{first} → {last}");
+            assert_close!(
+                q.loss_reduction_percent.unwrap(),
+                (first - last) / first * 100.0
+            );
+            assert_eq!(q.initial_training_loss, Some(first));
+            assert_eq!(q.final_training_loss, Some(last));
+            assert_eq!(q.perplexity, None);
+            let expected = if last < first {
+                Convergence::Good
+            } else {
+                Convergence::Unknown
+            };
+            assert_eq!(q.convergence, expected);
+        }
+    }
+
+    #[test]
+    fn overfit_costs_a_point_but_not_below_two() {
+        // Validation loss more than 0.5 above the final training loss.
+        let q = quality(Some(2.0), Some(0.8), Some(1.5)); // 60% → 5, overfit → 4
+        assert_eq!((q.quality_score, q.convergence), (4, Convergence::Overfit));
+        assert_close!(q.perplexity.unwrap(), 1.5f64.exp());
+        let q = quality(Some(2.0), Some(1.6), Some(2.2)); // 20% → 3, overfit → 2
+        assert_eq!((q.quality_score, q.convergence), (2, Convergence::Overfit));
+        let q = quality(Some(2.0), Some(1.8), Some(2.4)); // 10% → 2 stays 2
+        assert_eq!((q.quality_score, q.convergence), (2, Convergence::Overfit));
+        let q = quality(Some(2.0), Some(1.95), Some(2.6)); // 2.5% → 1 stays 1
+        assert_eq!((q.quality_score, q.convergence), (1, Convergence::Overfit));
+        // Exactly 0.5 above is not overfitting.
+        let q = quality(Some(2.0), Some(1.0), Some(1.5));
+        assert_eq!((q.quality_score, q.convergence), (4, Convergence::Good));
+    }
+
+    #[test]
+    fn no_metrics_scores_three_unknown() {
+        let q = quality(None, None, None);
+        assert_eq!((q.quality_score, q.convergence), (3, Convergence::Unknown));
+        assert_eq!((q.loss_reduction_percent, q.perplexity), (None, None));
+        // NaN (a diverged run) counts as missing; so does a first loss of 0.
+        let q = quality(Some(f64::NAN), Some(1.0), None);
+        assert_eq!((q.quality_score, q.convergence), (3, Convergence::Unknown));
+        let q = quality(Some(0.0), Some(0.0), None);
+        assert_eq!(q.quality_score, 3);
+        // Validation loss alone still gives the perplexity.
+        let q = quality(None, None, Some(2.0));
+        assert_eq!(q.quality_score, 3);
+        assert_close!(q.perplexity.unwrap(), 2.0f64.exp());
+    }
 }

@@ -1,7 +1,7 @@
 //! `brightrun costs` and `brightrun notifications`
 
 use super::exit;
-use super::output::{self, fit};
+use super::output::{self, fit, money};
 use crate::cli::NotificationsCmd;
 use anyhow::Result;
 use brightrun_engine::{Engine, EngineError, Page, Period};
@@ -14,13 +14,13 @@ pub fn costs(engine: &Engine, period: &str, json: bool) -> Result<i32> {
         return Ok(exit::OK);
     }
     println!(
-        "costs since {}: ${:.2} (plus ${:.2} running now)",
+        "costs since {}: {} (plus {} running now)",
         s.since.format("%Y-%m-%d"),
-        s.total,
-        s.running
+        money(s.total),
+        money(s.running)
     );
     for (t, v) in &s.by_type {
-        println!("  {t:<14} ${v:.2}");
+        println!("  {t:<14} {}", money(*v));
     }
     if let Some(b) = &s.budget {
         println!(
@@ -32,16 +32,16 @@ pub fn costs(engine: &Engine, period: &str, json: bool) -> Result<i32> {
     if !days.is_empty() {
         println!("by day:");
         for (d, v) in days {
-            println!("  {d}  ${v:.2}");
+            println!("  {d}  {}", money(*v));
         }
     }
     if !s.by_job.is_empty() {
         println!("most expensive jobs:");
         for j in s.by_job.iter().take(10) {
             println!(
-                "  {}  ${:.2}  {}",
+                "  {}  {}  {}",
                 &j.job_id.to_string()[..8],
-                j.amount,
+                money(j.amount),
                 j.description.as_deref().unwrap_or("")
             );
         }
@@ -56,7 +56,8 @@ pub fn notifications(
     json: bool,
 ) -> Result<i32> {
     match cmd {
-        Some(NotificationsCmd::Read { id, all }) => {
+        Some(NotificationsCmd::Read { id, all, json: read_json }) => {
+            let json = json || read_json.json;
             let n = match (id, all) {
                 (_, true) => engine.mark_read(None)?,
                 (Some(id), false) => engine.mark_read(Some(engine.resolve_notification(&id)?))?,

@@ -1,7 +1,7 @@
 //! `brightrun estimate` and `brightrun jobs …`
 
 use super::exit;
-use super::output::{self, count, fit};
+use super::output::{self, count, fit, money};
 use crate::cli::{JobsCmd, RunArgs};
 use anyhow::{Result, bail};
 use brightrun_engine::domain::{JobStatus, TrainingJob};
@@ -172,8 +172,8 @@ pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
                             format!("{}/{}", j.current_step, j.total_steps),
                             fit(&j.hyperparameters.base_model, 32),
                             format!("{}×{}", j.gpu_config.gpu_count, j.gpu_config.gpu_type),
-                            format!("${:.2}", j.final_cost.unwrap_or(j.current_cost)),
-                            format!("${:.2}", j.estimated_cost),
+                            money(j.final_cost.unwrap_or(j.current_cost)),
+                            money(j.estimated_cost),
                             j.created_at.format("%Y-%m-%d %H:%M").to_string(),
                         ]
                     })
@@ -204,9 +204,9 @@ pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
                 output::json(&job)?;
             } else {
                 println!(
-                    "cancelled job {} (cost ${:.2})",
+                    "cancelled job {} (cost {})",
                     job.id.short(),
-                    job.final_cost.unwrap_or(0.0)
+                    money(job.final_cost.unwrap_or(0.0))
                 );
             }
             Ok(exit::OK)
@@ -275,9 +275,9 @@ fn print_job(j: &TrainingJob) {
         j.gpu_config.gpu_count, j.gpu_config.gpu_type, j.gpu_config.backend
     );
     println!(
-        "  cost         ${:.2} (estimated ${:.2})",
-        j.final_cost.unwrap_or(j.current_cost),
-        j.estimated_cost
+        "  cost         {} (estimated {})",
+        money(j.final_cost.unwrap_or(j.current_cost)),
+        money(j.estimated_cost)
     );
     if let Some(l) = j.current_metrics.training_loss {
         println!("  loss         {l:.4}");
@@ -294,7 +294,7 @@ fn print_job(j: &TrainingJob) {
         }
     }
     if let Some(a) = j.artifact_id {
-        println!("  model        {a}");
+        println!("  artifact     {a}");
     }
 }
 
@@ -303,15 +303,14 @@ async fn watch(engine: &Engine, id: &str, json: bool) -> Result<i32> {
     let id = engine.resolve_job(id)?;
     let mut events = engine.subscribe();
     let tasks = engine.start();
-    let mut last_line = String::new();
+    let mut last_key = None;
     let mut job = engine.job(id)?;
     loop {
-        if !json {
-            let line = progress_line(&job);
-            if line != last_line {
-                eprintln!("{line}");
-                last_line = line;
-            }
+        // One line per step, stage or status change; the running cost alone is not news.
+        let key = (job.status, job.current_stage, job.current_step);
+        if !json && last_key != Some(key) {
+            eprintln!("{}", progress_line(&job));
+            last_key = Some(key);
         }
         if job.status.is_terminal() {
             break;
@@ -364,6 +363,6 @@ fn progress_line(j: &TrainingJob) -> String {
     if let Some(v) = j.current_metrics.validation_loss {
         s.push_str(&format!(" val {v:.4}"));
     }
-    s.push_str(&format!(" ${:.4}", j.final_cost.unwrap_or(j.current_cost)));
+    s.push_str(&format!(" {}", money(j.final_cost.unwrap_or(j.current_cost))));
     s
 }

@@ -42,6 +42,15 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// Dollars: cents, or four decimals for amounts under a cent (short CPU test runs).
+pub fn money(v: f64) -> String {
+    if v > 0.0 && v < 0.01 {
+        format!("${v:.4}")
+    } else {
+        format!("${v:.2}")
+    }
+}
+
 pub fn count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();

@@ -10,7 +10,6 @@ retries from this kind, so classification errs towards ``training`` for anything
 from __future__ import annotations
 
 import traceback
-import urllib.error
 
 TRAINING = "training"
 INFRASTRUCTURE = "infrastructure"
@@ -62,7 +61,6 @@ class StopRequested(BaseException):
         self.signum = signum
 
 
-_NETWORK_ERRORS = (urllib.error.URLError, ConnectionError, TimeoutError)
 _INFRASTRUCTURE_MARKERS = ("CUDA error", "CUDA driver", "NCCL", "cuDNN error", "CUBLAS_STATUS")
 
 
@@ -79,7 +77,8 @@ def classify(exc: BaseException) -> str:
         return exc.kind
     if is_out_of_memory(exc):
         return TRAINING
-    if isinstance(exc, (ImportError, *_NETWORK_ERRORS)):
+    # OSError covers the network (URLError, ConnectionError, TimeoutError) and the disk.
+    if isinstance(exc, (ImportError, OSError)):
         return INFRASTRUCTURE
     if isinstance(exc, RuntimeError) and any(m in str(exc) for m in _INFRASTRUCTURE_MARKERS):
         return INFRASTRUCTURE

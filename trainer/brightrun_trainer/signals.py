@@ -46,6 +46,11 @@ class StopSignal:
         """From now on a signal only sets the flag (training checkpoints at a step boundary)."""
         self._deferred = True
 
+    def request(self, signum: int = signal.SIGTERM) -> None:
+        """Record a stop request (what the handler does; tests call it directly)."""
+        self.signum = int(signum)
+        self._event.set()
+
     def raise_if_requested(self) -> None:
         if self.requested:
             raise StopRequested(self.signum or signal.SIGTERM)
@@ -53,7 +58,6 @@ class StopSignal:
     def _handle(self, signum: int, frame) -> None:
         if self.requested:
             os._exit(128 + signum)
-        self.signum = signum
-        self._event.set()
+        self.request(signum)
         if not self._deferred:
             raise StopRequested(signum)

@@ -13,15 +13,22 @@ infrastructure error.
 
 from __future__ import annotations
 
-import os
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 import torch
 import transformers
-from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
-from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, Trainer, TrainingArguments
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PrinterCallback,
+    Trainer,
+    TrainerState,
+    TrainingArguments,
+)
 
 from . import TINY_MODEL_ID
 from .data import LoadedDataset
@@ -100,9 +107,7 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
     for note in prepare_tokenizer(tokenizer):
         emitter.info(note)
     train_set, validation_set = _encode(tokenizer, dataset, hp, emitter)
-
-    quantize = wants_4bit(hp, emitter)
-    model = load_base_model(model_path, spec.base_model, precision, quantize)
+    model = load_base_model(model_path, spec.base_model, precision, quantize=wants_4bit(hp, emitter))
     model = attach_lora(model, hp, spec.base_model)
     trainable, total = model.get_nb_trainable_parameters()
     emitter.info(f"LoRA adapter: {trainable:,} trainable of {total:,} parameters")
@@ -111,7 +116,7 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
     reporter = ProgressReporter(emitter, stop, tokens, has_validation=bool(validation_set))
     trainer = _MeteredTrainer(
         model=model,
-        args=training_arguments(spec, precision, has_validation=bool(validation_set)),
+        args=training_arguments(spec, precision),
         train_dataset=train_set,
         eval_dataset=validation_set or None,
         data_collator=PaddingCollator(tokenizer.pad_token_id),
@@ -120,35 +125,74 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
 
-    stop.defer()
-    resumed = f" from checkpoint {spec.resume_from}" if spec.resume_from else ""
-    emitter.stage("training", f"training on {len(train_set)} examples{resumed}")
-    output = trainer.train(resume_from_checkpoint=spec.resume_from)
-
-    if not stop.requested and validation_set:
-        emitter.stage("validating", f"evaluating on {len(validation_set)} held-out examples")
-        trainer.evaluate()
-    reporter.flush()
-
+    runtime = _train_and_evaluate(trainer, reporter, spec, emitter, stop, len(train_set), len(validation_set))
     checkpoint = None
     if stop.requested:
         checkpoint = reporter.stop_checkpoint or _save_checkpoint_now(trainer, reporter)
-    state = trainer.state
     tokens.take()  # fold the last window into the total
     return TrainingOutcome(
         stopped=stop.requested,
         model=model,
         tokenizer=tokenizer,
-        global_step=state.global_step,
-        epoch=float(state.epoch or 0.0),
-        final_training_loss=_first_not_none(reporter.last_training_loss, _last_logged(state.log_history, "loss")),
+        global_step=trainer.state.global_step,
+        epoch=float(trainer.state.epoch or 0.0),
+        final_training_loss=_first_not_none(
+            reporter.last_training_loss, _last_logged(trainer.state.log_history, "loss")
+        ),
         final_validation_loss=reporter.last_validation_loss,
-        train_runtime_seconds=float(output.metrics.get("train_runtime", 0.0)),
+        train_runtime_seconds=runtime,
         train_tokens=tokens.total,
         trainable_parameters=trainable,
         total_parameters=total,
         checkpoint=checkpoint,
     )
+
+
+def _train_and_evaluate(
+    trainer: Trainer,
+    reporter: ProgressReporter,
+    spec: JobSpec,
+    emitter: EventEmitter,
+    stop: StopSignal,
+    train_count: int,
+    validation_count: int,
+):
+    """The ``training`` and ``validating`` stages; returns the training time in seconds.
+
+    A stop request ends either stage early (the caller checkpoints).
+    """
+    stop.defer()  # from here on a signal means "checkpoint at the next step boundary"
+    stop.raise_if_requested()  # a signal that arrived just before still counts as early
+    resumed = f" from checkpoint {spec.resume_from}" if spec.resume_from else ""
+    emitter.stage("training", f"training on {train_count} examples{resumed}")
+    finished = _finished_checkpoint_state(spec.resume_from)
+    if finished is None:
+        runtime = float(trainer.train(resume_from_checkpoint=spec.resume_from).metrics.get("train_runtime", 0.0))
+    else:
+        _adopt_finished_checkpoint(trainer, spec.resume_from, finished)
+        runtime = 0.0
+    if not stop.requested and validation_count:
+        emitter.stage("validating", f"evaluating on {validation_count} held-out examples")
+        trainer.evaluate()
+    reporter.flush()
+    return runtime
+
+
+def _finished_checkpoint_state(path: str | None) -> TrainerState | None:
+    """The saved state of a checkpoint taken after its last step (a stop during validation).
+
+    ``Trainer.train`` would run one step too many from such a checkpoint, so it is not
+    resumed but adopted as is.
+    """
+    if path is None:
+        return None
+    state = TrainerState.load_from_json(str(Path(path) / "trainer_state.json"))
+    return state if state.max_steps and state.global_step >= state.max_steps else None
+
+
+def _adopt_finished_checkpoint(trainer: Trainer, path: str, state: TrainerState) -> None:
+    trainer.model.load_adapter(path, adapter_name="default", is_trainable=False)
+    trainer.state = state
 
 
 # --------------------------------------------------------------------------- model
@@ -175,15 +219,13 @@ def wants_4bit(hp: Hyperparameters, emitter: EventEmitter) -> bool:
     if not torch.cuda.is_available():
         emitter.warning("quantization \"4bit\" needs a CUDA GPU; training the full-precision model instead")
         return False
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("bitsandbytes") is None:
         emitter.warning("quantization \"4bit\" needs the bitsandbytes package; training the full-precision model instead")
         return False
     return True
 
 
-def load_base_model(model_path: str, model_id: str, precision: Precision, quantize: bool):
+def load_base_model(model_path: str, model_id: str, precision: Precision, *, quantize: bool):
     kwargs: dict[str, Any] = {"dtype": precision.dtype}
     if quantize:
         kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
@@ -284,7 +326,7 @@ class _MeteredTrainer(Trainer):
         return super().training_step(model, inputs, *args, **kwargs)
 
 
-def training_arguments(spec: JobSpec, precision: Precision, *, has_validation: bool) -> TrainingArguments:
+def training_arguments(spec: JobSpec, precision: Precision) -> TrainingArguments:
     hp = spec.hyperparameters
     # transformers reads a warmup_steps below 1 as a ratio of the total steps.
     warmup = hp.warmup_steps if hp.warmup_steps is not None else hp.warmup_ratio

@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -106,6 +106,19 @@ def run_trainer(
             if process.poll() is None:
                 process.kill()
     return TrainerRun(returncode, events, stderr_path.read_text())
+
+
+def run_in_process(spec_path: Path, stop=None) -> TrainerRun:
+    """Run the trainer inside the test process: no torch import per run, no real signals."""
+    import io
+
+    from brightrun_trainer.events import EventEmitter
+    from brightrun_trainer.runner import run
+    from brightrun_trainer.signals import StopSignal
+
+    out = io.StringIO()
+    returncode = run(str(spec_path), EventEmitter(out), stop=stop or StopSignal())
+    return TrainerRun(returncode, [json.loads(line) for line in out.getvalue().splitlines()], "")
 
 
 def chat_records(count: int) -> list[dict[str, Any]]:

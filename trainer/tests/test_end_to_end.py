@@ -15,7 +15,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import TINY_MODEL_ID, chat_records, make_spec, run_trainer, trainer_env, write_jsonl, write_spec
+from conftest import (
+    TINY_MODEL_ID,
+    chat_records,
+    make_spec,
+    run_in_process,
+    run_trainer,
+    trainer_env,
+    write_jsonl,
+    write_spec,
+)
 
 EXAMPLES = 40
 # 40 records, split 0.1 with seed 42 → 36 training examples → 9 steps of 4 per epoch.
@@ -185,6 +194,38 @@ def test_sigterm_before_training_exits_143_without_checkpoint(tmp_path, dataset)
     assert not run.of_type("checkpoint") and not run.of_type("error") and not run.of_type("metric")
 
 
+def test_stop_during_final_validation_then_resume_adds_no_step(tmp_path, dataset, monkeypatch):
+    """In-process: a stop that lands after the last step checkpoints that step; resuming
+    from it evaluates and saves without training a step past the end."""
+    import transformers
+
+    from brightrun_trainer.signals import StopSignal
+
+    spec = make_spec(tmp_path, {"path": str(dataset)}, max_steps=4)
+    stop = StopSignal()
+    evaluate = transformers.Trainer.evaluate
+
+    def evaluate_then_stop(self, *args, **kwargs):
+        stop.request(signal.SIGTERM)
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.Trainer, "evaluate", evaluate_then_stop)
+    stopped = run_in_process(write_spec(tmp_path / "spec.json", spec), stop=stop)
+    assert stopped.returncode == 143, stopped.describe()
+    checkpoint, last_metric = stopped.events[-2], stopped.of_type("metric")[-1]
+    assert checkpoint["type"] == "checkpoint" and checkpoint["step"] == last_metric["step"] == 4
+    assert last_metric["validation_loss"] is not None
+    monkeypatch.undo()
+
+    spec["resume_from"] = checkpoint["path"]
+    resumed = run_in_process(write_spec(tmp_path / "resume.json", spec))
+    assert resumed.returncode == 0, resumed.describe()
+    assert resumed.stages == EXPECTED_STAGES and not resumed.of_type("metric")
+    summary = resumed.events[-1]["summary"]
+    assert summary["total_steps"] == 4
+    assert summary["final_validation_loss"] == pytest.approx(last_metric["validation_loss"], rel=1e-6)
+
+
 # ------------------------------------------------------------------------ presigned URLs
 
 
@@ -211,6 +252,7 @@ class _ObjectStore(BaseHTTPRequestHandler):
 
 
 def test_dataset_url_and_presigned_put_output(tmp_path, dataset):
+    """In-process (stdout purity is covered by the subprocess runs)."""
     _ObjectStore.objects = {"/datasets/train.jsonl": dataset.read_bytes()}
     server = ThreadingHTTPServer(("127.0.0.1", 0), _ObjectStore)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -226,7 +268,7 @@ def test_dataset_url_and_presigned_put_output(tmp_path, dataset):
             logging_steps=2,
             hyperparameters={"quantization": "4bit", "use_validation": False},
         )
-        run = run_trainer(write_spec(tmp_path / "spec.json", spec))
+        run = run_in_process(write_spec(tmp_path / "spec.json", spec))
     finally:
         server.shutdown()
     assert run.returncode == 0, run.describe()

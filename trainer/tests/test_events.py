@@ -94,6 +94,7 @@ def test_error_classification():
     assert classify(InfrastructureError("down")) == INFRASTRUCTURE
     assert classify(ImportError("No module named 'peft'")) == INFRASTRUCTURE
     assert classify(ConnectionResetError()) == INFRASTRUCTURE
+    assert classify(OSError(28, "No space left on device")) == INFRASTRUCTURE
     assert classify(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")) == TRAINING
     assert classify(RuntimeError("CUDA error: an illegal memory access was encountered")) == INFRASTRUCTURE
     assert classify(ValueError("shapes do not match")) == TRAINING

@@ -83,7 +83,7 @@ def test_epoch_end_evaluates_and_saves_except_after_the_last_step():
 def test_stop_request_checkpoints_at_the_step_boundary():
     h = Harness()
     h.step(2.0)
-    h.stop._event.set()  # what the signal handler does once training runs
+    h.stop.request()  # what the signal handler does once training runs
     h.step(1.9)
     assert h.control.should_save and h.control.should_training_stop and h.control.should_log
     h.reporter.on_save(h.args, h.state, h.control)
@@ -91,3 +91,13 @@ def test_stop_request_checkpoints_at_the_step_boundary():
     assert [e["type"] for e in events] == ["metric", "metric", "checkpoint"]
     assert events[-1] == {**events[-1], "step": 2, "loss": 1.9, "path": "/ckpt/checkpoint-2"}
     assert h.reporter.stop_checkpoint == "/ckpt/checkpoint-2"
+
+
+def test_last_step_is_always_logged():
+    h = Harness(max_steps=3)
+    h.state.global_step = 2
+    h.reporter.on_step_end(h.args, h.state, h.control)
+    assert not h.control.should_log
+    h.state.global_step = 3
+    h.reporter.on_step_end(h.args, h.state, h.control)
+    assert h.control.should_log and not h.control.should_save

@@ -74,8 +74,6 @@ pub enum Effect {
     LoadCosts(Period),
     /// `None` marks every notification read.
     MarkRead(Option<NotificationId>),
-    /// A native file dialog (only with the `native-dialog` feature and a desktop session).
-    NativeFileDialog,
 }
 
 /// The costs tab's data for one period, whatever the engine's own summary type looks like.
@@ -168,6 +166,4 @@ pub enum Outcome {
     },
     Costs(Result<CostsView, String>),
     MarkedRead(Result<usize, String>),
-    /// The native dialog's choice (None: cancelled or unavailable, with a reason).
-    NativeFile(Result<Option<PathBuf>, String>),
 }

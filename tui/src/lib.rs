@@ -1,1 +1,32 @@
+//! BrightRun's terminal dashboard. It talks to the engine only through its public API and its
+//! event stream.
+//!
+//! Shape (after television and gitui): the [`App`] holds a copy of the engine's data, built
+//! from a [`Snapshot`] and kept current by [`EngineEvent`]s; key presses become [`Action`]s
+//! through one [`Keymap`]; [`App::handle`] is the one place actions are handled, and returns
+//! [`Effect`]s instead of doing I/O; the runtime ([`run`]) executes effects against the engine
+//! in spawned tasks, which answer with [`Outcome`]s. So the whole app runs headless in tests:
+//! `App::new(snapshot, &config)`, `app.handle(action)`, `app.draw(frame)`.
+//!
+//! [`EngineEvent`]: brightrun_engine::events::EngineEvent
 
+pub mod action;
+pub mod app;
+pub mod effect;
+pub mod format;
+pub mod input;
+pub mod keymap;
+mod runtime;
+pub mod sanitize;
+pub mod series;
+pub mod state;
+pub mod theme;
+mod ui;
+
+pub use action::{Action, Period, Tab};
+pub use app::App;
+pub use effect::{CostsView, Effect, EstimateView, JobDraft, Level, Outcome};
+pub use keymap::Keymap;
+pub use runtime::{RunOptions, run, snapshot};
+pub use state::Snapshot;
+pub use theme::Theme;

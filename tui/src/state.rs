@@ -263,6 +263,20 @@ pub struct JobDetail {
     /// Lines scrolled up from the tail; 0 follows the tail.
     pub log_scroll: usize,
     pub load_error: Option<String>,
+    /// Downsampled chart data for the last drawn size and series version.
+    pub cache: Option<ChartCache>,
+}
+
+/// Downsampled series, recomputed only when new points arrive or the chart is resized.
+#[derive(Clone, Debug, Default)]
+pub struct ChartCache {
+    pub version: u64,
+    pub chart_width: usize,
+    pub spark_width: usize,
+    pub training: Vec<(f64, f64)>,
+    pub validation: Vec<(f64, f64)>,
+    /// Learning rate, gradient norm, throughput, GPU utilisation.
+    pub sparks: [Vec<Option<u64>>; 4],
 }
 
 /// Log lines kept per job.

@@ -180,6 +180,10 @@ impl Engine {
             0.0
         };
         hp["validation_split"] = json!(split);
+        if let Some(obj) = hp.as_object_mut() {
+            // The spec carries the base model at its top level.
+            obj.remove("base_model");
+        }
         let resume_from = self
             .inner
             .store

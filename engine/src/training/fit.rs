@@ -146,11 +146,7 @@ fn module_widths(name: &str, m: &ModelSize) -> u64 {
 
 /// Trainable LoRA parameters: rank × (in + out) per target module per layer.
 pub fn lora_parameters(m: &ModelSize, hp: &Hyperparameters) -> u64 {
-    let per_layer: u64 = hp
-        .target_modules
-        .iter()
-        .map(|t| module_widths(t, m))
-        .sum();
+    let per_layer: u64 = hp.target_modules.iter().map(|t| module_widths(t, m)).sum();
     hp.lora_rank as u64 * per_layer * m.num_layers as u64
 }
 
@@ -250,7 +246,9 @@ pub fn check_fit(
         });
         if let Some((b, gb)) = smaller_batch {
             let effective = hp.batch_size * hp.gradient_accumulation_steps;
-            let accumulation = effective.div_ceil(b).min(super::ranges::GRADIENT_ACCUMULATION_STEPS.1);
+            let accumulation = effective
+                .div_ceil(b)
+                .min(super::ranges::GRADIENT_ACCUMULATION_STEPS.1);
             suggestions.push(format!(
                 "lower batch_size to {b} (about {gb:.1} GB) {goal}; set gradient_accumulation_steps={accumulation} to keep the effective batch of {effective}"
             ));
@@ -271,14 +269,21 @@ pub fn check_fit(
         let mut larger: Vec<&GpuSpec> = catalog
             .all()
             .iter()
-            .filter(|g| g.memory_gb > available && FitVerdict::of(required, g.memory_gb) == FitVerdict::Fits)
+            .filter(|g| {
+                g.memory_gb > available && FitVerdict::of(required, g.memory_gb) == FitVerdict::Fits
+            })
             .collect();
         larger.sort_by(|a, b| a.price_per_hour.total_cmp(&b.price_per_hour));
         if !larger.is_empty() {
             let names: Vec<String> = larger
                 .iter()
                 .take(3)
-                .map(|g| format!("{} ({:.0} GB, ${:.2}/GPU-hour)", g.id, g.memory_gb, g.price_per_hour))
+                .map(|g| {
+                    format!(
+                        "{} ({:.0} GB, ${:.2}/GPU-hour)",
+                        g.id, g.memory_gb, g.price_per_hour
+                    )
+                })
                 .collect();
             suggestions.push(format!("use a GPU with more memory: {}", names.join(", ")));
         }

@@ -95,7 +95,14 @@ pub fn builtin() -> Vec<GpuSpec> {
         spec("H200", "NVIDIA H200 141GB", 5.00, 2600.0, 141.0, true),
         spec("L40S", "NVIDIA L40S 48GB", 1.80, 1400.0, 48.0, true),
         spec("A10G", "NVIDIA A10G 24GB", 1.01, 800.0, 24.0, true),
-        spec("RTX-4090", "NVIDIA GeForce RTX 4090 24GB", 0.69, 1300.0, 24.0, true),
+        spec(
+            "RTX-4090",
+            "NVIDIA GeForce RTX 4090 24GB",
+            0.69,
+            1300.0,
+            24.0,
+            true,
+        ),
     ]
 }
 

@@ -26,8 +26,7 @@ pub mod ranges;
 
 pub use budget::{BudgetEffect, budget_effect};
 pub use estimate::{
-    CostBreakdown, Estimate, EstimateError, EstimateInput, TrainingDetails, estimate,
-    running_cost,
+    CostBreakdown, Estimate, EstimateError, EstimateInput, TrainingDetails, estimate, running_cost,
 };
 pub use fit::{Fit, FitVerdict, MemoryBreakdown, check_fit, effective_seq_len, memory_required};
 pub use gpus::{GpuCatalog, GpuCatalogError, GpuSpec, UnknownGpu};

@@ -165,7 +165,10 @@ fn from_row(row: &Row) -> ModelSize {
 /// The built-in table entry for an id, without config.
 pub fn builtin(id: &str) -> Option<ModelSize> {
     let key = normalize(id);
-    TABLE.iter().find(|r| row_matches(r, id, &key)).map(from_row)
+    TABLE
+        .iter()
+        .find(|r| row_matches(r, id, &key))
+        .map(from_row)
 }
 
 /// Every built-in entry, for listings.
@@ -251,8 +254,8 @@ pub fn lookup(id: &str, cfg: &TrainingConfig) -> Option<ModelSize> {
     let Some(o) = config_entry(cfg, id) else {
         return base;
     };
-    let given = valid_billions(o.parameters_billions)
-        .then(|| (o.parameters_billions * 1e9).round() as u64);
+    let given =
+        valid_billions(o.parameters_billions).then(|| (o.parameters_billions * 1e9).round() as u64);
     let mut m = match (base, given) {
         (Some(mut m), Some(p)) => {
             m.parameters = p;
@@ -328,7 +331,9 @@ pub fn from_hf_config(id: &str, config: &serde_json::Value) -> Option<ModelSize>
     let hidden = num(&["hidden_size", "n_embd", "d_model"])?;
     let layers = num(&["num_hidden_layers", "n_layer", "num_layers"])?;
     let vocab = num(&["vocab_size"]).or_else(|| config.get("vocab_size")?.as_u64())?;
-    let heads = num(&["num_attention_heads", "n_head"]).unwrap_or(hidden / 64).max(1);
+    let heads = num(&["num_attention_heads", "n_head"])
+        .unwrap_or(hidden / 64)
+        .max(1);
     let kv_heads = num(&["num_key_value_heads"]).unwrap_or(heads);
     let head_dim = num(&["head_dim"]).unwrap_or(hidden / heads);
     let intermediate = num(&["intermediate_size", "n_inner", "ffn_dim"]).unwrap_or(4 * hidden);
@@ -339,7 +344,11 @@ pub fn from_hf_config(id: &str, config: &serde_json::Value) -> Option<ModelSize>
         .unwrap_or(false);
     let q_dim = heads * head_dim;
     let kv_dim = kv_heads * head_dim;
-    let per_layer = hidden * q_dim + 2 * hidden * kv_dim + q_dim * hidden + 3 * hidden * intermediate + 2 * hidden;
+    let per_layer = hidden * q_dim
+        + 2 * hidden * kv_dim
+        + q_dim * hidden
+        + 3 * hidden * intermediate
+        + 2 * hidden;
     let embeddings = vocab * hidden * if tied { 1 } else { 2 };
     let to_u32 = |v: u64| u32::try_from(v).ok();
     Some(ModelSize {
@@ -362,8 +371,14 @@ mod tests {
 
     #[test]
     fn normalizes_suffixes_and_orgs() {
-        assert_eq!(normalize("meta-llama/Llama-3.1-8B-Instruct"), "llama-3.1-8b");
-        assert_eq!(normalize("unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit"), "meta-llama-3.1-8b");
+        assert_eq!(
+            normalize("meta-llama/Llama-3.1-8B-Instruct"),
+            "llama-3.1-8b"
+        );
+        assert_eq!(
+            normalize("unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit"),
+            "meta-llama-3.1-8b"
+        );
         assert_eq!(normalize("google/gemma-3-1b-it"), "gemma-3-1b");
         assert_eq!(normalize("/models/Qwen2.5-7B-Instruct/"), "qwen2.5-7b");
     }
@@ -372,7 +387,12 @@ mod tests {
     fn table_rows_are_distinct() {
         for (i, a) in TABLE.iter().enumerate() {
             for b in &TABLE[i + 1..] {
-                assert!(!row_matches(b, a.id, &normalize(a.id)), "{} vs {}", a.id, b.id);
+                assert!(
+                    !row_matches(b, a.id, &normalize(a.id)),
+                    "{} vs {}",
+                    a.id,
+                    b.id
+                );
             }
         }
     }
@@ -385,7 +405,10 @@ mod tests {
             "tie_word_embeddings": false
         });
         let m = from_hf_config("x/y", &json).unwrap();
-        assert_eq!(m.parameters, builtin("brightrun/tiny-random-llama").unwrap().parameters);
+        assert_eq!(
+            m.parameters,
+            builtin("brightrun/tiny-random-llama").unwrap().parameters
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ use serde::Serialize;
 pub enum PresetError {
     #[error("unknown preset `{name}`; known presets: {}", known.join(", "))]
     Unknown { name: String, known: Vec<String> },
-    #[error("preset `{name}`: base `{base}` is not a built-in preset (fast, balanced, quality, custom)")]
+    #[error(
+        "preset `{name}`: base `{base}` is not a built-in preset (fast, balanced, quality, custom)"
+    )]
     UnknownBase { name: String, base: String },
     #[error("preset `{name}`: {source}")]
     BadValue {
@@ -193,7 +195,10 @@ pub fn known_names(cfg: &TrainingConfig) -> Vec<String> {
 
 /// Resolves a preset name (case-insensitive) to its id and range-checked hyperparameters.
 /// The base model is the preset's own if it sets one, else `cfg.default_base_model`.
-pub fn resolve(name: &str, cfg: &TrainingConfig) -> Result<(PresetId, Hyperparameters), PresetError> {
+pub fn resolve(
+    name: &str,
+    cfg: &TrainingConfig,
+) -> Result<(PresetId, Hyperparameters), PresetError> {
     let name = name.trim();
     if let Some(id) = builtin_id(name) {
         let hp = builtin_with_config(&id, cfg)?;
@@ -242,7 +247,11 @@ pub fn list(cfg: &TrainingConfig) -> Vec<PresetInfo> {
         };
         let description = entry
             .and_then(|o| o.description.clone())
-            .or_else(|| builtin.as_ref().map(|id| builtin_description(id).to_string()))
+            .or_else(|| {
+                builtin
+                    .as_ref()
+                    .map(|id| builtin_description(id).to_string())
+            })
             .unwrap_or_default();
         let (id, hyperparameters, error) = match resolve(&name, cfg) {
             Ok((id, hp)) => (id, hp, None),

@@ -42,7 +42,11 @@ impl RangeError {
 impl fmt::Display for RangeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_numeric() {
-            write!(f, "{} = {} is outside {}", self.field, self.value, self.range)
+            write!(
+                f,
+                "{} = {} is outside {}",
+                self.field, self.value, self.range
+            )
         } else {
             write!(f, "{} = {} is not {}", self.field, self.value, self.range)
         }
@@ -598,7 +602,16 @@ mod tests {
         ] {
             assert!(base_model_shape_ok(ok), "{ok}");
         }
-        for bad in ["", "gpt2", "a/b/c", "org/", "/", "org/na me", "-org/x", "o/x..y"] {
+        for bad in [
+            "",
+            "gpt2",
+            "a/b/c",
+            "org/",
+            "/",
+            "org/na me",
+            "-org/x",
+            "o/x..y",
+        ] {
             assert!(!base_model_shape_ok(bad), "{bad}");
         }
     }

@@ -1,0 +1,176 @@
+//! Shared helpers for the end-to-end tests: the real binary, a temporary BRIGHTRUN_HOME, the
+//! real trainer environment.
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The trainer's Python: `BRIGHTRUN_TRAINER_PYTHON` (scripts/test.sh sets it), otherwise the
+/// shared environment built by scripts/trainer-env.sh (once per machine).
+pub fn trainer_python() -> PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        if let Some(p) = std::env::var_os("BRIGHTRUN_TRAINER_PYTHON").filter(|v| !v.is_empty()) {
+            return PathBuf::from(p);
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = std::process::Command::new("bash")
+            .arg(root.join("scripts/trainer-env.sh"))
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "building the trainer environment failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        PathBuf::from(text.lines().last().expect("a python path").trim())
+    })
+    .clone()
+}
+
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    /// A fresh BRIGHTRUN_HOME with a config suited to tests: fast polling and no retries
+    /// (unless `retries` says otherwise).
+    pub fn new(retries: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        std::fs::write(
+            dir.path().join("config/config.toml"),
+            format!(
+                "[engine]\npoll_interval_millis = 200\ndispatch_interval_secs = 1\nretry_count = {retries}\n"
+            ),
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("brightrun").unwrap();
+        self.env(&mut c);
+        c
+    }
+
+    /// A std Command for processes the test must be able to kill.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("brightrun"));
+        c.env("BRIGHTRUN_HOME", self.path())
+            .env("BRIGHTRUN_TRAINER_PYTHON", trainer_python())
+            .env("HF_HUB_OFFLINE", "1")
+            .env("TRANSFORMERS_OFFLINE", "1");
+        c
+    }
+
+    fn env(&self, c: &mut Command) {
+        c.env("BRIGHTRUN_HOME", self.path())
+            .env("BRIGHTRUN_TRAINER_PYTHON", trainer_python())
+            .env("HF_HUB_OFFLINE", "1")
+            .env("TRANSFORMERS_OFFLINE", "1");
+    }
+
+    /// Runs the binary and parses its `--json` output, asserting the exit status.
+    pub fn json(&self, args: &[&str], code: i32) -> Value {
+        let out = self.cmd().args(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "brightrun {args:?}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "brightrun {args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Adds a ready dataset of `n` short arithmetic conversations; returns its id.
+    pub fn ready_dataset(&self, n: usize) -> String {
+        let file = self.path().join("arith.jsonl");
+        let text: String = (0..n)
+            .map(|i| {
+                format!(
+                    "{{\"messages\":[{{\"role\":\"user\",\"content\":\"What is {i} plus {i}?\"}},{{\"role\":\"assistant\",\"content\":\"{i} plus {i} is {}.\"}}]}}\n",
+                    2 * i
+                )
+            })
+            .collect();
+        std::fs::write(&file, text).unwrap();
+        let d = self.json(
+            &["datasets", "add", file.to_str().unwrap(), "--wait", "--json"],
+            0,
+        );
+        assert_eq!(d["status"], "ready");
+        d["id"].as_str().unwrap().to_string()
+    }
+
+    /// Queues a job on the tiny model; extra `--set`s are appended.
+    pub fn tiny_job(&self, dataset: &str, sets: &[&str]) -> String {
+        let mut args = vec![
+            "jobs",
+            "create",
+            "--dataset",
+            dataset,
+            "--preset",
+            "fast",
+            "--gpu",
+            "A10G",
+            "--set",
+            "base_model=brightrun/tiny-random-llama",
+            "--yes",
+            "--json",
+        ];
+        for s in sets {
+            args.push("--set");
+            args.push(s);
+        }
+        let j = self.json(&args, 0);
+        assert_eq!(j["status"], "queued");
+        j["id"].as_str().unwrap().to_string()
+    }
+
+    pub fn job_dir(&self, job: &str) -> PathBuf {
+        self.path().join("data/jobs").join(job)
+    }
+
+    /// Metric events the trainer has written so far.
+    pub fn metric_lines(&self, job: &str) -> usize {
+        std::fs::read_to_string(self.job_dir(job).join("events.jsonl"))
+            .map(|t| {
+                t.lines()
+                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                    .filter(|v| v["type"] == "metric" && v["training_loss"].is_number())
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Waits (up to `secs`) until `f` holds.
+    pub fn wait_until(&self, secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if f() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("timed out after {secs}s waiting for {what}");
+    }
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}

@@ -1,0 +1,248 @@
+//! End to end through the real binary and the real trainer (PEFT on a tiny random Llama, on
+//! CPU): a dataset becomes a downloadable adapter; cancelling, killing the engine and crashing
+//! trainers all leave the right state behind.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+fn steps(metrics: &Value) -> Vec<u64> {
+    metrics
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["step"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_dataset_trains_into_a_downloadable_adapter() {
+    let home = Home::new(0);
+    let dataset = home.ready_dataset(40);
+    let job = home.tiny_job(&dataset, &["epochs=2"]);
+    let done = home.json(&["jobs", "watch", &job[..8], "--json"], 0);
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(done["current_stage"], "completed");
+    assert_eq!(done["progress"], 100.0);
+    let total = done["total_steps"].as_u64().unwrap();
+    assert!(total >= 2);
+
+    // Every logged step is stored once, in order, with losses; evaluation produced a
+    // validation loss.
+    let metrics = home.json(&["jobs", "metrics", &job, "--json"], 0);
+    assert_eq!(steps(&metrics), (1..=total).collect::<Vec<_>>());
+    let arr = metrics.as_array().unwrap();
+    assert!(arr.iter().all(|p| p["training_loss"].is_number()));
+    assert!(arr.iter().any(|p| p["validation_loss"].is_number()));
+    assert!(arr.iter().all(|p| p["learning_rate"].is_number()));
+
+    // The artifact: quality metrics, the adapter files, and a download that matches them.
+    let models = home.json(&["models", "list", "--json"], 0);
+    let model = &models[0];
+    assert_eq!(model["job_id"], job.as_str());
+    assert_eq!(done["artifact_id"], model["id"]);
+    let score = model["quality_metrics"]["quality_score"].as_u64().unwrap();
+    assert!((1..=5).contains(&score));
+    let names: BTreeSet<&str> = model["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(names.contains("adapter_config.json"), "{names:?}");
+    assert!(names.contains("adapter_model.safetensors"), "{names:?}");
+    let out = home.path().join("download");
+    let id = model["id"].as_str().unwrap();
+    home.json(
+        &["models", "download", id, "--to", out.to_str().unwrap(), "--json"],
+        0,
+    );
+    for f in model["files"].as_array().unwrap() {
+        let p = out.join(f["path"].as_str().unwrap());
+        assert_eq!(sha256_file(&p), f["sha256"].as_str().unwrap(), "{p:?}");
+    }
+    // A second download refuses to overwrite.
+    let again = home
+        .cmd()
+        .args(["models", "download", id, "--to", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+
+    // The adapter loads on the tiny base with PEFT and generates.
+    let script = format!(
+        r#"
+import subprocess, sys, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+base_dir = subprocess.check_output([sys.executable, "-m", "brightrun_trainer", "make-tiny-model", "--out", {base:?}], text=True).strip().splitlines()[-1]
+base = AutoModelForCausalLM.from_pretrained(base_dir)
+model = PeftModel.from_pretrained(base, {adapter:?})
+lora = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+assert lora > 0, "no LoRA weights"
+tok = AutoTokenizer.from_pretrained({adapter:?})
+ids = tok("What is 2 plus 2?", return_tensors="pt").input_ids
+out = model.generate(ids, max_new_tokens=3, do_sample=False)
+print("LORA", lora, out.shape[1] > ids.shape[1])
+"#,
+        base = home.path().join("tiny-base").to_str().unwrap(),
+        adapter = out.to_str().unwrap()
+    );
+    let py = std::process::Command::new(trainer_python())
+        .args(["-c", &script])
+        .env(
+            "PYTHONPATH",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("trainer"),
+        )
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&py.stdout);
+    assert!(
+        py.status.success() && stdout.contains("LORA") && stdout.contains("True"),
+        "PEFT could not load the adapter:\n{stdout}\n{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+
+    // Costs and notifications.
+    let costs = home.json(&["costs", "--period", "week", "--json"], 0);
+    assert!(costs["by_type"]["compute"].as_f64().unwrap() > 0.0);
+    assert_eq!(costs["by_job"][0]["job_id"], job.as_str());
+    let notes = home.json(&["notifications", "--json"], 0);
+    let kinds: BTreeSet<&str> = notes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    for k in [
+        "dataset_ready",
+        "job_queued",
+        "job_started",
+        "job_completed",
+        "artifact_ready",
+    ] {
+        assert!(kinds.contains(k), "missing {k} in {kinds:?}");
+    }
+    let marked = home.json(&["notifications", "read", "--all", "--json"], 0);
+    assert_eq!(marked["marked_read"].as_u64().unwrap() as usize, notes.as_array().unwrap().len());
+    assert_eq!(home.json(&["notifications", "--unread", "--json"], 0), serde_json::json!([]));
+}
+
+#[test]
+fn killing_the_engine_mid_run_loses_and_duplicates_nothing() {
+    let home = Home::new(0);
+    let dataset = home.ready_dataset(40);
+    // batch 2 over 36 training examples: 18 steps an epoch, 36 in all.
+    let job = home.tiny_job(&dataset, &["epochs=2", "batch_size=2"]);
+    let mut engine = home.std_cmd().args(["jobs", "watch", &job]).spawn().unwrap();
+    home.wait_until(180, "the first metrics", || home.metric_lines(&job) >= 3);
+    // SAFETY: killing the child we spawned.
+    unsafe {
+        libc::kill(engine.id() as i32, libc::SIGKILL);
+    }
+    let _ = engine.wait();
+    // The trainer goes on without the engine.
+    let seen = home.metric_lines(&job);
+    home.wait_until(120, "the trainer to go on alone", || {
+        home.metric_lines(&job) > seen
+    });
+    let done = home.json(&["jobs", "watch", &job, "--json"], 0);
+    assert_eq!(done["status"], "completed", "{done:#}");
+    let total = done["total_steps"].as_u64().unwrap();
+    assert_eq!(total, 36);
+    let metrics = home.json(&["jobs", "metrics", &job, "--json"], 0);
+    assert_eq!(steps(&metrics), (1..=total).collect::<Vec<_>>());
+    assert_eq!(home.json(&["models", "list", "--json"], 0).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_cancelled_job_stops_its_trainer_and_costs_what_it_ran() {
+    let home = Home::new(0);
+    let dataset = home.ready_dataset(40);
+    let job = home.tiny_job(&dataset, &["epochs=3", "batch_size=1"]);
+    let mut engine = home.std_cmd().args(["jobs", "watch", &job]).spawn().unwrap();
+    home.wait_until(180, "the first metrics", || home.metric_lines(&job) >= 2);
+    // SAFETY: killing the child we spawned.
+    unsafe {
+        libc::kill(engine.id() as i32, libc::SIGKILL);
+    }
+    let _ = engine.wait();
+    let cancelled = home.json(&["jobs", "cancel", &job, "--json"], 0);
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(cancelled["final_cost"].as_f64().unwrap() > 0.0);
+    // The trainer saved a checkpoint and exited on SIGTERM (143).
+    let exit = home.job_dir(&job).join("exit_code");
+    home.wait_until(60, "the trainer to exit", || exit.exists());
+    assert_eq!(std::fs::read_to_string(&exit).unwrap().trim(), "143");
+    let events = std::fs::read_to_string(home.job_dir(&job).join("events.jsonl")).unwrap();
+    assert!(events.contains("\"checkpoint\""), "no checkpoint event:\n{events}");
+    // A cancelled job can be cancelled no more, and can be retried with the same config.
+    let again = home.cmd().args(["jobs", "cancel", &job]).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    let retry = home.json(&["jobs", "retry", &job, "--json"], 0);
+    assert_eq!(retry["status"], "queued");
+    assert_eq!(retry["retry_of"], job.as_str());
+    assert_eq!(retry["hyperparameters"], cancelled["hyperparameters"]);
+    let costs = home.json(&["costs", "--json"], 0);
+    assert!(costs["by_type"]["compute"].as_f64().unwrap() > 0.0);
+    let notes = home.json(&["notifications", "--json"], 0);
+    assert!(notes
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["type"] == "job_cancelled"));
+}
+
+#[test]
+fn a_dataset_that_fails_in_training_fails_the_job_with_the_reason() {
+    let home = Home::new(0);
+    let dataset = home.ready_dataset(20);
+    // The stored copy is damaged after validation.
+    let d = home.json(&["datasets", "show", &dataset, "--json"], 0);
+    let stored = home
+        .path()
+        .join("data/objects/lora-datasets")
+        .join(d["storage_path"].as_str().unwrap());
+    std::fs::write(&stored, "this is not json\n").unwrap();
+    let job = home.tiny_job(&dataset, &[]);
+    let failed = home.json(&["jobs", "watch", &job, "--json"], 1);
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+    let reason = failed["error_message"].as_str().unwrap();
+    assert!(!reason.is_empty());
+    assert!(failed["error_detail"].is_string(), "{failed:#}");
+    let notes = home.json(&["notifications", "--json"], 0);
+    assert!(notes.as_array().unwrap().iter().any(|n| n["type"] == "job_failed"));
+    assert!(home.json(&["models", "list", "--json"], 0).as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_model_that_cannot_load_fails_the_job_naming_it() {
+    let home = Home::new(0);
+    let dataset = home.ready_dataset(20);
+    let j = home.json(
+        &[
+            "jobs",
+            "create",
+            "--dataset",
+            &dataset,
+            "--set",
+            "base_model=no-such-org/no-such-model",
+            "--set",
+            "parameters_billions=1",
+            "--gpu",
+            "A10G",
+            "--yes",
+            "--json",
+        ],
+        0,
+    );
+    let job = j["id"].as_str().unwrap();
+    let failed = home.json(&["jobs", "watch", job, "--json"], 1);
+    assert_eq!(failed["status"], "failed");
+    let reason = failed["error_message"].as_str().unwrap();
+    assert!(reason.contains("no-such-org/no-such-model"), "{reason}");
+}

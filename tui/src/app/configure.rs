@@ -1,0 +1,542 @@
+//! The Configure tab: dataset, preset, every hyperparameter (from the engine's
+//! `training::ranges::FIELDS`, with live range checks), GPU type and count, backend. Each change
+//! asks for a new estimate; answers to older requests are ignored.
+
+use super::{App, Confirmed, Overlay, PickTarget, Settings};
+use crate::action::Action;
+use crate::effect::{Effect, EstimateView, JobDraft, Level};
+use crate::input::Input;
+use crate::state::Collection;
+use brightrun_engine::domain::*;
+use brightrun_engine::ids::DatasetId;
+use brightrun_engine::training::ranges::{self, FIELDS, FieldKind};
+use brightrun_engine::training::{GpuCatalog, GpuSpec, PresetInfo, presets};
+use crossterm::event::KeyCode;
+
+/// One line of the form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormRow {
+    Dataset,
+    Preset,
+    Field(usize),
+    GpuType,
+    GpuCount,
+    Backend,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConfigureState {
+    pub dataset: Option<DatasetId>,
+    /// Ready datasets, newest first: (id, name, examples).
+    pub ready: Vec<(DatasetId, String, u64)>,
+    pub presets: Vec<PresetInfo>,
+    pub preset: usize,
+    /// Per field of `FIELDS`: the text shown and edited, the preset's value, the problem.
+    pub values: Vec<String>,
+    pub base_values: Vec<String>,
+    pub errors: Vec<Option<String>>,
+    pub gpus: Vec<GpuSpec>,
+    pub gpu: usize,
+    pub gpu_count: String,
+    pub gpu_count_error: Option<String>,
+    pub backends: Vec<String>,
+    pub backend: usize,
+    pub row: usize,
+    /// Scroll offset of the form (rows).
+    pub offset: usize,
+    pub editing: Option<Input>,
+    /// The value before editing started (Esc restores it).
+    pub edit_before: String,
+    pub estimate: Option<Result<EstimateView, String>>,
+    pub estimate_seq: u64,
+    pub estimate_pending: bool,
+    pub catalog_error: Option<String>,
+}
+
+impl ConfigureState {
+    pub fn new(settings: &Settings) -> Self {
+        let training = &settings.config.training;
+        let presets = presets::list(training);
+        let preset = presets
+            .iter()
+            .position(|p| p.name.eq_ignore_ascii_case(&training.default_preset))
+            .unwrap_or(0);
+        let (gpus, catalog_error) = match GpuCatalog::from_config(training) {
+            Ok(c) => (c.all().to_vec(), None),
+            Err(e) => (GpuCatalog::builtin().all().to_vec(), Some(e.to_string())),
+        };
+        let gpu = gpus
+            .iter()
+            .position(|g| g.id.eq_ignore_ascii_case(&training.default_gpu))
+            .unwrap_or(0);
+        let mut s = ConfigureState {
+            dataset: None,
+            ready: Vec::new(),
+            presets,
+            preset,
+            values: Vec::new(),
+            base_values: Vec::new(),
+            errors: vec![None; FIELDS.len()],
+            gpus,
+            gpu,
+            gpu_count: training.default_gpu_count.to_string(),
+            gpu_count_error: None,
+            backends: settings.backends.clone(),
+            backend: 0,
+            row: 0,
+            offset: 0,
+            editing: None,
+            edit_before: String::new(),
+            estimate: None,
+            estimate_seq: 0,
+            estimate_pending: false,
+            catalog_error,
+        };
+        s.load_preset();
+        s
+    }
+
+    /// Every row of the form, in order.
+    pub fn rows(&self) -> Vec<FormRow> {
+        let mut r = vec![FormRow::Dataset, FormRow::Preset];
+        r.extend((0..FIELDS.len()).map(FormRow::Field));
+        r.extend([FormRow::GpuType, FormRow::GpuCount, FormRow::Backend]);
+        r
+    }
+
+    pub fn current_row(&self) -> FormRow {
+        let rows = self.rows();
+        rows[self.row.min(rows.len() - 1)]
+    }
+
+    /// Fills the fields with the chosen preset's values.
+    fn load_preset(&mut self) {
+        let hp = &self.presets[self.preset].hyperparameters;
+        self.base_values = FIELDS
+            .iter()
+            .map(|f| ranges::get(hp, f.name).unwrap_or_default())
+            .collect();
+        self.values = self.base_values.clone();
+        self.errors = vec![None; FIELDS.len()];
+    }
+
+    pub fn sync_datasets(&mut self, datasets: &Collection<Dataset>) {
+        let mut ready: Vec<&std::sync::Arc<Dataset>> = datasets
+            .items()
+            .iter()
+            .filter(|d| d.status == DatasetStatus::Ready && d.training_ready)
+            .collect();
+        ready.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        self.ready = ready
+            .iter()
+            .map(|d| {
+                (
+                    d.id,
+                    d.name.clone(),
+                    d.statistics.as_ref().map(|s| s.total_examples).unwrap_or(0),
+                )
+            })
+            .collect();
+        if self.dataset.is_none() {
+            self.dataset = self.ready.first().map(|r| r.0);
+        }
+    }
+
+    /// Re-checks every field against its range; returns whether all are fine.
+    pub fn recheck(&mut self) -> bool {
+        let mut hp = self.presets[self.preset].hyperparameters.clone();
+        self.errors = vec![None; FIELDS.len()];
+        for (i, f) in FIELDS.iter().enumerate() {
+            if self.values[i] != self.base_values[i]
+                && let Err(e) = ranges::set(&mut hp, f.name, self.values[i].trim())
+            {
+                self.errors[i] = Some(e.to_string());
+            }
+        }
+        if let Err(errs) = ranges::check(&hp) {
+            for e in errs {
+                if let Some(i) = FIELDS.iter().position(|f| f.name == e.field)
+                    && self.errors[i].is_none()
+                {
+                    self.errors[i] = Some(e.to_string());
+                }
+            }
+        }
+        self.gpu_count_error = match self.gpu_count.trim().parse::<u32>() {
+            Ok(n) => ranges::check_gpu_count(n).err().map(|e| e.to_string()),
+            Err(_) => Some(format!("gpu_count = {:?} is not a whole number (1..=8)", self.gpu_count)),
+        };
+        self.errors.iter().all(Option::is_none) && self.gpu_count_error.is_none()
+    }
+
+    /// The first problem, for the status bar.
+    pub fn first_error(&self) -> Option<String> {
+        self.errors
+            .iter()
+            .flatten()
+            .next()
+            .cloned()
+            .or_else(|| self.gpu_count_error.clone())
+    }
+
+    pub fn draft(&self) -> Option<JobDraft> {
+        let dataset_id = self.dataset?;
+        let sets = FIELDS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.values[*i] != self.base_values[*i])
+            .map(|(i, f)| (f.name.to_string(), self.values[i].trim().to_string()))
+            .collect();
+        Some(JobDraft {
+            dataset_id,
+            preset: self.presets[self.preset].name.clone(),
+            sets,
+            gpu_type: self.gpus.get(self.gpu).map(|g| g.id.clone()),
+            gpu_count: self.gpu_count.trim().parse().ok(),
+            backend: self.backends.get(self.backend).cloned(),
+        })
+    }
+
+    pub fn estimate_done(&mut self, seq: u64, result: Result<EstimateView, String>) {
+        if seq == self.estimate_seq {
+            self.estimate = Some(result.map_err(|e| crate::sanitize::one_line(&e).into_owned()));
+            self.estimate_pending = false;
+        }
+    }
+
+    /// The text of a row's value.
+    pub fn value_of(&self, row: FormRow, dataset_name: impl Fn(DatasetId) -> String) -> String {
+        match row {
+            FormRow::Dataset => match self.dataset {
+                Some(id) => dataset_name(id),
+                None if self.ready.is_empty() => "(no ready dataset: add one on the Datasets tab)".into(),
+                None => "(choose)".into(),
+            },
+            FormRow::Preset => {
+                let p = &self.presets[self.preset];
+                p.name.clone()
+            }
+            FormRow::Field(i) => self.values[i].clone(),
+            FormRow::GpuType => self
+                .gpus
+                .get(self.gpu)
+                .map(|g| format!("{} ({:.0} GB, ${:.2}/h)", g.id, g.memory_gb, g.price_per_hour))
+                .unwrap_or_default(),
+            FormRow::GpuCount => self.gpu_count.clone(),
+            FormRow::Backend => self.backends.get(self.backend).cloned().unwrap_or_default(),
+        }
+    }
+
+    pub fn label_of(row: FormRow) -> &'static str {
+        match row {
+            FormRow::Dataset => "dataset",
+            FormRow::Preset => "preset",
+            FormRow::Field(i) => FIELDS[i].name,
+            FormRow::GpuType => "gpu_type",
+            FormRow::GpuCount => "gpu_count",
+            FormRow::Backend => "backend",
+        }
+    }
+
+    pub fn help_of(&self, row: FormRow) -> String {
+        match row {
+            FormRow::Dataset => "The ready dataset to train on (enter picks, ←/→ cycle).".into(),
+            FormRow::Preset => {
+                let p = &self.presets[self.preset];
+                let mut s = format!("{}: {}", p.name, p.description);
+                if let Some(e) = &p.error {
+                    s.push_str(&format!(" ({e})"));
+                }
+                s
+            }
+            FormRow::Field(i) => format!("{} Allowed: {}.", FIELDS[i].help, FIELDS[i].range),
+            FormRow::GpuType => "GPU type from the catalog (config can override and extend it).".into(),
+            FormRow::GpuCount => "GPUs for the run. Allowed: 1..=8.".into(),
+            FormRow::Backend => "Where the job runs: local (this machine), ray, runpod.".into(),
+        }
+    }
+
+    pub fn error_of(&self, row: FormRow) -> Option<&String> {
+        match row {
+            FormRow::Field(i) => self.errors[i].as_ref(),
+            FormRow::GpuCount => self.gpu_count_error.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+fn cycle(i: usize, n: usize, forward: bool) -> usize {
+    if n == 0 {
+        0
+    } else if forward {
+        (i + 1) % n
+    } else {
+        (i + n - 1) % n
+    }
+}
+
+impl App {
+    /// Re-checks the form and asks for a new estimate when it is valid.
+    pub fn configure_changed(&mut self) -> Vec<Effect> {
+        let ok = self.configure.recheck();
+        let c = &mut self.configure;
+        if !ok {
+            c.estimate = Some(Err(c.first_error().unwrap_or_default()));
+            c.estimate_pending = false;
+            return Vec::new();
+        }
+        match c.draft() {
+            Some(draft) => {
+                c.estimate_seq += 1;
+                c.estimate_pending = true;
+                vec![Effect::Estimate { seq: c.estimate_seq, draft }]
+            }
+            None => {
+                c.estimate = None;
+                Vec::new()
+            }
+        }
+    }
+
+    pub(super) fn configure_action(&mut self, action: Action) -> Vec<Effect> {
+        let n = self.configure.rows().len();
+        let row = self.configure.current_row();
+        match action {
+            Action::Up => self.configure.row = self.configure.row.saturating_sub(1),
+            Action::Down => self.configure.row = (self.configure.row + 1).min(n - 1),
+            Action::PageUp => self.configure.row = self.configure.row.saturating_sub(10),
+            Action::PageDown => self.configure.row = (self.configure.row + 10).min(n - 1),
+            Action::Top => self.configure.row = 0,
+            Action::Bottom => self.configure.row = n - 1,
+            Action::Left | Action::Right => return self.configure_cycle(row, action == Action::Right),
+            Action::Open => return self.configure_open(row),
+            Action::Submit => return self.configure_submit(),
+            Action::Back => {}
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn configure_cycle(&mut self, row: FormRow, forward: bool) -> Vec<Effect> {
+        let c = &mut self.configure;
+        match row {
+            FormRow::Dataset => {
+                if c.ready.is_empty() {
+                    return Vec::new();
+                }
+                let i = c.dataset.and_then(|d| c.ready.iter().position(|r| r.0 == d));
+                let next = match i {
+                    Some(i) => cycle(i, c.ready.len(), forward),
+                    None => 0,
+                };
+                c.dataset = Some(c.ready[next].0);
+            }
+            FormRow::Preset => {
+                c.preset = cycle(c.preset, c.presets.len(), forward);
+                c.load_preset();
+            }
+            FormRow::GpuType => c.gpu = cycle(c.gpu, c.gpus.len(), forward),
+            FormRow::GpuCount => {
+                let n: u32 = c.gpu_count.trim().parse().unwrap_or(1);
+                let (lo, hi) = ranges::GPU_COUNT;
+                let n = if forward { (n + 1).min(hi) } else { n.saturating_sub(1).max(lo) };
+                c.gpu_count = n.to_string();
+            }
+            FormRow::Backend => c.backend = cycle(c.backend, c.backends.len(), forward),
+            FormRow::Field(i) => match FIELDS[i].kind {
+                FieldKind::Bool => {
+                    let on = matches!(c.values[i].as_str(), "true" | "yes" | "on" | "1");
+                    c.values[i] = (!on).to_string();
+                }
+                FieldKind::Choice(options) => {
+                    let at = options.iter().position(|o| *o == c.values[i]).unwrap_or(0);
+                    c.values[i] = options[cycle(at, options.len(), forward)].to_string();
+                }
+                _ => return Vec::new(),
+            },
+        }
+        self.configure_changed()
+    }
+
+    fn configure_open(&mut self, row: FormRow) -> Vec<Effect> {
+        let c = &self.configure;
+        let pick = |title: &str, options: Vec<String>, selected: usize, target: PickTarget| Overlay::Pick {
+            title: title.into(),
+            options,
+            selected,
+            target,
+        };
+        let overlay = match row {
+            FormRow::Dataset => {
+                if c.ready.is_empty() {
+                    self.notify_user("no ready dataset yet: add one on the Datasets tab", Level::Info);
+                    return Vec::new();
+                }
+                let sel = c.dataset.and_then(|d| c.ready.iter().position(|r| r.0 == d)).unwrap_or(0);
+                pick(
+                    "Dataset",
+                    c.ready
+                        .iter()
+                        .map(|(_, n, ex)| format!("{n}  ({} examples)", crate::format::thousands(*ex)))
+                        .collect(),
+                    sel,
+                    PickTarget::Dataset,
+                )
+            }
+            FormRow::Preset => pick(
+                "Preset",
+                c.presets.iter().map(|p| format!("{:<10} {}", p.name, p.description)).collect(),
+                c.preset,
+                PickTarget::Preset,
+            ),
+            FormRow::GpuType => pick(
+                "GPU type",
+                c.gpus
+                    .iter()
+                    .map(|g| format!("{:<10} {:>4.0} GB  ${:.2}/h  {}", g.id, g.memory_gb, g.price_per_hour, g.name))
+                    .collect(),
+                c.gpu,
+                PickTarget::Gpu,
+            ),
+            FormRow::Backend => pick("Backend", c.backends.clone(), c.backend, PickTarget::Backend),
+            FormRow::Field(i) if matches!(FIELDS[i].kind, FieldKind::Choice(_)) => {
+                let FieldKind::Choice(options) = FIELDS[i].kind else { unreachable!() };
+                let at = options.iter().position(|o| *o == c.values[i]).unwrap_or(0);
+                pick(
+                    FIELDS[i].name,
+                    options.iter().map(|s| s.to_string()).collect(),
+                    at,
+                    PickTarget::Field(i),
+                )
+            }
+            FormRow::Field(i) if FIELDS[i].kind == FieldKind::Bool => {
+                return self.configure_cycle(row, true);
+            }
+            FormRow::Field(i) => {
+                let v = c.values[i].clone();
+                self.configure.edit_before = v.clone();
+                self.configure.editing = Some(Input::new(&v));
+                return Vec::new();
+            }
+            FormRow::GpuCount => {
+                let v = c.gpu_count.clone();
+                self.configure.edit_before = v.clone();
+                self.configure.editing = Some(Input::new(&v));
+                return Vec::new();
+            }
+        };
+        self.overlay = Some(overlay);
+        Vec::new()
+    }
+
+    pub(super) fn configure_picked(&mut self, target: PickTarget, index: usize) -> Vec<Effect> {
+        let c = &mut self.configure;
+        match target {
+            PickTarget::Dataset => c.dataset = c.ready.get(index).map(|r| r.0),
+            PickTarget::Preset => {
+                c.preset = index.min(c.presets.len().saturating_sub(1));
+                c.load_preset();
+            }
+            PickTarget::Gpu => c.gpu = index.min(c.gpus.len().saturating_sub(1)),
+            PickTarget::Backend => c.backend = index.min(c.backends.len().saturating_sub(1)),
+            PickTarget::Field(i) => {
+                if let FieldKind::Choice(options) = FIELDS[i].kind
+                    && let Some(o) = options.get(index)
+                {
+                    c.values[i] = o.to_string();
+                }
+            }
+        }
+        self.configure_changed()
+    }
+
+    /// Keys while a field is being edited: every change is checked and re-estimated.
+    pub(super) fn configure_edit(&mut self, action: Action) -> Vec<Effect> {
+        let row = self.configure.current_row();
+        let Some(mut input) = self.configure.editing.take() else { return Vec::new() };
+        let changed = match action {
+            Action::Input(k) => match k.code {
+                KeyCode::Esc => {
+                    let before = self.configure.edit_before.clone();
+                    self.set_row_value(row, before);
+                    return self.configure_changed();
+                }
+                KeyCode::Enter | KeyCode::Tab => {
+                    let fx = self.configure_changed();
+                    if let Some(e) = self.configure.error_of(row).cloned() {
+                        self.notify_user(e, Level::Warning);
+                    }
+                    return fx;
+                }
+                _ => input.key(k),
+            },
+            Action::Paste(t) => input.paste(&t),
+            _ => false,
+        };
+        let text = input.text().to_string();
+        self.configure.editing = Some(input);
+        if changed {
+            self.set_row_value(row, text);
+            return self.configure_changed();
+        }
+        Vec::new()
+    }
+
+    fn set_row_value(&mut self, row: FormRow, v: String) {
+        match row {
+            FormRow::Field(i) => self.configure.values[i] = v,
+            FormRow::GpuCount => self.configure.gpu_count = v,
+            _ => {}
+        }
+    }
+
+    fn configure_submit(&mut self) -> Vec<Effect> {
+        if !self.configure.recheck() {
+            let e = self.configure.first_error().unwrap_or_default();
+            self.notify_user(format!("fix the form first: {e}"), Level::Error);
+            return Vec::new();
+        }
+        let Some(draft) = self.configure.draft() else {
+            self.notify_user("choose a ready dataset first", Level::Warning);
+            return Vec::new();
+        };
+        let name = self.dataset_name(draft.dataset_id);
+        let mut lines = vec![format!(
+            "Train on {name} with preset {}{} on {}×{} ({}).",
+            draft.preset,
+            if draft.sets.is_empty() { String::new() } else { format!(" + {} changes", draft.sets.len()) },
+            draft.gpu_count.unwrap_or(1),
+            draft.gpu_type.clone().unwrap_or_default(),
+            draft.backend.clone().unwrap_or_default()
+        )];
+        let mut over_budget = false;
+        match &self.configure.estimate {
+            Some(Ok(e)) if !self.configure.estimate_pending => {
+                lines.push(format!(
+                    "Estimated cost {} (compute {} + storage {}), about {}.",
+                    crate::format::money(e.estimated_cost),
+                    crate::format::money(e.compute_cost),
+                    crate::format::money(e.storage_cost),
+                    crate::format::duration_secs((e.estimated_duration_hours * 3600.0) as i64)
+                ));
+                lines.push(format!("Memory: {}", e.fit));
+                if let Some(b) = &e.budget {
+                    lines.push(b.clone());
+                }
+                if e.over_budget {
+                    over_budget = true;
+                    lines.push("This run takes the month OVER its budget.".into());
+                }
+            }
+            Some(Err(e)) => lines.push(format!("No estimate: {e}")),
+            _ => lines.push("The estimate is not ready yet.".into()),
+        }
+        lines.push("Create the job?".into());
+        self.overlay = Some(Overlay::Confirm {
+            title: if over_budget { "Over budget: create job?".into() } else { "Create job?".into() },
+            lines,
+            on_yes: Confirmed::CreateJob { draft, over_budget },
+        });
+        Vec::new()
+    }
+}

@@ -1,0 +1,293 @@
+//! The in-terminal file browser: a path typed into a ratatui-textarea input, the folder's
+//! entries below it filtered by what is typed, and Tab completion (a unique match completes,
+//! several complete to their common prefix). Listings come from the runtime (no I/O here).
+
+use super::PromptKind;
+use crate::action::Action;
+use crate::effect::{DirEntry, Effect};
+use crate::input::Input;
+use crossterm::event::KeyCode;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug)]
+pub struct FileBrowser {
+    pub input: Input,
+    pub request: u64,
+    /// The folder the entries are from.
+    pub listed: Option<PathBuf>,
+    pub entries: Vec<DirEntry>,
+    pub error: Option<String>,
+    pub selected: usize,
+    /// Set when choosing a download folder instead of a dataset file.
+    pub folders_only: Option<PromptKind>,
+}
+
+pub enum FileOutcome {
+    Stay(Vec<Effect>),
+    Cancel,
+    Chosen(PathBuf),
+}
+
+/// `~/x` → `$HOME/x`.
+pub fn expand_home(s: &str) -> PathBuf {
+    if let Some(rest) = s.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return Path::new(&home).join(rest);
+    }
+    if s == "~"
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home);
+    }
+    PathBuf::from(s)
+}
+
+impl FileBrowser {
+    pub fn new(start: &str, request: u64) -> Self {
+        let mut input = Input::new(start);
+        input.set_placeholder("a path: tab completes, ↑↓ choose, enter opens");
+        FileBrowser {
+            input,
+            request,
+            listed: None,
+            entries: Vec::new(),
+            error: None,
+            selected: 0,
+            folders_only: None,
+        }
+    }
+
+    /// The folder part of what is typed (everything up to the last `/`).
+    pub fn dir_to_list(&self) -> PathBuf {
+        let t = self.input.text();
+        match t.rfind('/') {
+            Some(0) => PathBuf::from("/"),
+            Some(i) => expand_home(&t[..i]),
+            None => PathBuf::from("."),
+        }
+    }
+
+    /// The name part being typed (after the last `/`).
+    pub fn prefix(&self) -> &str {
+        let t = self.input.text();
+        match t.rfind('/') {
+            Some(i) => &t[i + 1..],
+            None => t,
+        }
+    }
+
+    /// Entries matching the typed prefix (hidden ones only when the prefix starts with a dot),
+    /// folders first.
+    pub fn visible(&self) -> Vec<&DirEntry> {
+        let p = self.prefix().to_lowercase();
+        let show_hidden = p.starts_with('.');
+        self.entries
+            .iter()
+            .filter(|e| show_hidden || !e.name.starts_with('.'))
+            .filter(|e| e.name.to_lowercase().starts_with(&p))
+            .filter(|e| self.folders_only.is_none() || e.is_dir)
+            .collect()
+    }
+
+    pub fn set_listing(&mut self, dir: PathBuf, entries: Result<Vec<DirEntry>, String>) {
+        if dir != self.dir_to_list() {
+            return; // an answer for a folder no longer typed
+        }
+        self.listed = Some(dir);
+        match entries {
+            Ok(mut e) => {
+                e.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then(a.name.to_lowercase().cmp(&b.name.to_lowercase())));
+                self.entries = e;
+                self.error = None;
+            }
+            Err(e) => {
+                self.entries.clear();
+                self.error = Some(crate::sanitize::one_line(&e).into_owned());
+            }
+        }
+        self.selected = 0;
+    }
+
+    fn relist(&mut self, before: PathBuf) -> Vec<Effect> {
+        let now = self.dir_to_list();
+        self.selected = 0;
+        if now != before || self.listed.as_ref() != Some(&now) {
+            vec![Effect::ListDir { request: self.request, dir: now }]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn base(&self) -> String {
+        let t = self.input.text();
+        match t.rfind('/') {
+            Some(i) => t[..=i].to_string(),
+            None => String::new(),
+        }
+    }
+
+    fn descend(&mut self, name: &str, is_dir: bool) -> Vec<Effect> {
+        let before = self.dir_to_list();
+        let text = format!("{}{}{}", self.base(), name, if is_dir { "/" } else { "" });
+        self.input.set(&text);
+        self.relist(before)
+    }
+
+    /// Tab: completes the name typed to a unique match, or to the matches' common prefix.
+    fn complete(&mut self) -> Vec<Effect> {
+        let vis: Vec<DirEntry> = self.visible().into_iter().cloned().collect();
+        match vis.len() {
+            0 => Vec::new(),
+            1 => self.descend(&vis[0].name, vis[0].is_dir),
+            _ => {
+                // If the user moved the selection, Tab takes it.
+                if self.selected > 0 {
+                    let e = vis[self.selected.min(vis.len() - 1)].clone();
+                    return self.descend(&e.name, e.is_dir);
+                }
+                let mut common = vis[0].name.clone();
+                for e in &vis[1..] {
+                    let n = common
+                        .chars()
+                        .zip(e.name.chars())
+                        .take_while(|(a, b)| a == b)
+                        .count();
+                    common = common.chars().take(n).collect();
+                }
+                if common.chars().count() > self.prefix().chars().count() {
+                    let text = format!("{}{}", self.base(), common);
+                    self.input.set(&text);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    pub fn handle(&mut self, action: Action) -> FileOutcome {
+        let key = match action {
+            Action::Input(k) => k,
+            Action::Paste(t) => {
+                let before = self.dir_to_list();
+                self.input.paste(&t);
+                return FileOutcome::Stay(self.relist(before));
+            }
+            _ => return FileOutcome::Stay(Vec::new()),
+        };
+        let n = self.visible().len();
+        match key.code {
+            KeyCode::Esc => FileOutcome::Cancel,
+            KeyCode::Down => {
+                if n > 0 {
+                    self.selected = (self.selected + 1) % n;
+                }
+                FileOutcome::Stay(Vec::new())
+            }
+            KeyCode::Up => {
+                if n > 0 {
+                    self.selected = (self.selected + n - 1) % n;
+                }
+                FileOutcome::Stay(Vec::new())
+            }
+            KeyCode::Tab => FileOutcome::Stay(self.complete()),
+            KeyCode::Right if self.input_at_end() && n > 0 => {
+                let e = self.visible()[self.selected.min(n - 1)].clone();
+                if e.is_dir {
+                    FileOutcome::Stay(self.descend(&e.name, true))
+                } else {
+                    FileOutcome::Stay(Vec::new())
+                }
+            }
+            KeyCode::Enter => {
+                if self.folders_only.is_some() {
+                    let t = self.input.text().trim().to_string();
+                    // Enter on a highlighted sub-folder while typing its name takes it.
+                    if n > 0 && !self.prefix().is_empty() {
+                        let e = self.visible()[self.selected.min(n - 1)].clone();
+                        return FileOutcome::Chosen(expand_home(&format!("{}{}", self.base(), e.name)));
+                    }
+                    return FileOutcome::Chosen(expand_home(t.trim_end_matches('/')));
+                }
+                if n > 0 {
+                    let e = self.visible()[self.selected.min(n - 1)].clone();
+                    if e.is_dir {
+                        return FileOutcome::Stay(self.descend(&e.name, true));
+                    }
+                    return FileOutcome::Chosen(expand_home(&format!("{}{}", self.base(), e.name)));
+                }
+                let t = self.input.text().trim();
+                if t.is_empty() || t.ends_with('/') {
+                    FileOutcome::Stay(Vec::new())
+                } else {
+                    FileOutcome::Chosen(expand_home(t))
+                }
+            }
+            _ => {
+                let before = self.dir_to_list();
+                if self.input.key(key) {
+                    FileOutcome::Stay(self.relist(before))
+                } else {
+                    FileOutcome::Stay(Vec::new())
+                }
+            }
+        }
+    }
+
+    fn input_at_end(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::{KeyEvent, KeyModifiers};
+
+    fn entries() -> Vec<DirEntry> {
+        vec![
+            DirEntry { name: "data".into(), is_dir: true, size: 0 },
+            DirEntry { name: "train.jsonl".into(), is_dir: false, size: 10 },
+            DirEntry { name: "train-small.jsonl".into(), is_dir: false, size: 5 },
+            DirEntry { name: ".hidden".into(), is_dir: false, size: 1 },
+        ]
+    }
+
+    fn key(c: KeyCode) -> Action {
+        Action::Input(KeyEvent::new(c, KeyModifiers::NONE))
+    }
+
+    #[test]
+    fn completes_common_prefix_then_unique() {
+        let mut fb = FileBrowser::new("/tmp/x/", 1);
+        assert_eq!(fb.dir_to_list(), PathBuf::from("/tmp/x"));
+        fb.set_listing(PathBuf::from("/tmp/x"), Ok(entries()));
+        assert_eq!(fb.visible().len(), 3, "hidden files stay hidden");
+        assert_eq!(fb.visible()[0].name, "data", "folders first");
+        fb.handle(key(KeyCode::Char('t')));
+        fb.handle(key(KeyCode::Tab));
+        assert_eq!(fb.input.text(), "/tmp/x/train");
+        fb.handle(key(KeyCode::Char('.')));
+        fb.handle(key(KeyCode::Tab));
+        assert_eq!(fb.input.text(), "/tmp/x/train.jsonl");
+        match fb.handle(key(KeyCode::Enter)) {
+            FileOutcome::Chosen(p) => assert_eq!(p, PathBuf::from("/tmp/x/train.jsonl")),
+            _ => panic!("enter on a file chooses it"),
+        }
+    }
+
+    #[test]
+    fn descending_asks_for_a_listing() {
+        let mut fb = FileBrowser::new("/tmp/x/", 1);
+        fb.set_listing(PathBuf::from("/tmp/x"), Ok(entries()));
+        match fb.handle(key(KeyCode::Enter)) {
+            FileOutcome::Stay(fx) => {
+                assert_eq!(fx, vec![Effect::ListDir { request: 1, dir: PathBuf::from("/tmp/x/data") }]);
+            }
+            _ => panic!("enter on a folder opens it"),
+        }
+        assert_eq!(fb.input.text(), "/tmp/x/data/");
+        // A stale answer for the old folder is ignored.
+        fb.set_listing(PathBuf::from("/tmp/x"), Ok(entries()));
+        assert!(fb.listed.is_some_and(|l| l == Path::new("/tmp/x")) || fb.entries.len() == 4);
+    }
+}

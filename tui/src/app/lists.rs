@@ -1,0 +1,246 @@
+//! Filtering and sorting of the four lists. Rows are recomputed only when something that
+//! decides membership or order changed, so a live job's progress updates cost nothing here
+//! even with 100,000 jobs.
+
+use super::App;
+use crate::action::Tab;
+use crate::state::ListView;
+use brightrun_engine::domain::*;
+use std::cmp::Ordering;
+
+pub const DATASET_COLUMNS: [&str; 7] = ["Name", "Format", "Status", "Examples", "Tokens", "Size", "Created"];
+pub const DATASET_CREATED: usize = 6;
+pub const JOB_COLUMNS: [&str; 7] = ["ID", "Dataset", "Status", "Stage", "Progress", "Cost", "Age"];
+pub const JOB_CREATED: usize = 6;
+pub const MODEL_COLUMNS: [&str; 7] = ["Name", "Ver", "Base model", "Score", "Fit", "Size", "Created"];
+pub const MODEL_CREATED: usize = 6;
+
+fn cmp_f64(a: f64, b: f64) -> Ordering {
+    a.partial_cmp(&b).unwrap_or(Ordering::Equal)
+}
+
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    hay.to_lowercase().contains(needle)
+}
+
+pub fn dataset_matches(d: &Dataset, f: &str) -> bool {
+    f.is_empty()
+        || contains_ci(&d.name, f)
+        || contains_ci(&d.file_name, f)
+        || d.status.as_str().contains(f)
+        || d.format.is_some_and(|x| x.as_str().contains(f))
+        || d.id.0.simple().to_string().starts_with(f)
+        || d.description.as_deref().is_some_and(|x| contains_ci(x, f))
+}
+
+pub fn dataset_cmp(col: usize, a: &Dataset, b: &Dataset) -> Ordering {
+    let o = match col {
+        0 => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+        1 => a.format.map(|f| f.as_str()).cmp(&b.format.map(|f| f.as_str())),
+        2 => a.status.as_str().cmp(b.status.as_str()),
+        3 => a
+            .statistics
+            .as_ref()
+            .map(|s| s.total_examples)
+            .cmp(&b.statistics.as_ref().map(|s| s.total_examples)),
+        4 => a.total_tokens.cmp(&b.total_tokens),
+        5 => a.file_size.cmp(&b.file_size),
+        _ => Ordering::Equal,
+    };
+    o.then(a.created_at.cmp(&b.created_at)).then(a.id.cmp(&b.id))
+}
+
+pub fn job_status_rank(s: JobStatus) -> u8 {
+    match s {
+        JobStatus::Running => 0,
+        JobStatus::Initializing => 1,
+        JobStatus::Queued => 2,
+        JobStatus::Failed => 3,
+        JobStatus::Cancelled => 4,
+        JobStatus::Completed => 5,
+    }
+}
+
+pub fn job_cmp(col: usize, a: &TrainingJob, b: &TrainingJob, names: &dyn Fn(&TrainingJob) -> String) -> Ordering {
+    let o = match col {
+        0 => a.id.cmp(&b.id),
+        1 => names(a).to_lowercase().cmp(&names(b).to_lowercase()),
+        2 => job_status_rank(a.status).cmp(&job_status_rank(b.status)),
+        3 => a.current_stage.as_str().cmp(b.current_stage.as_str()),
+        4 => cmp_f64(a.progress, b.progress),
+        5 => cmp_f64(job_cost(a), job_cost(b)),
+        _ => Ordering::Equal,
+    };
+    o.then(a.created_at.cmp(&b.created_at)).then(a.id.cmp(&b.id))
+}
+
+/// What a job has cost: final when done, running otherwise.
+pub fn job_cost(j: &TrainingJob) -> f64 {
+    j.final_cost.unwrap_or(j.current_cost)
+}
+
+pub fn job_matches(j: &TrainingJob, dataset_name: &str, f: &str) -> bool {
+    f.is_empty()
+        || j.status.as_str().contains(f)
+        || j.current_stage.as_str().contains(f)
+        || j.id.0.simple().to_string().starts_with(f)
+        || contains_ci(dataset_name, f)
+        || j.preset_id.as_str().contains(f)
+        || contains_ci(&j.gpu_config.gpu_type, f)
+        || contains_ci(&j.gpu_config.backend, f)
+        || contains_ci(&j.hyperparameters.base_model, f)
+}
+
+pub fn artifact_matches(a: &ModelArtifact, f: &str) -> bool {
+    f.is_empty()
+        || contains_ci(&a.name, f)
+        || contains_ci(&a.base_model, f)
+        || a.id.0.simple().to_string().starts_with(f)
+        || a.job_id.0.simple().to_string().starts_with(f)
+}
+
+pub fn artifact_cmp(col: usize, a: &ModelArtifact, b: &ModelArtifact) -> Ordering {
+    let o = match col {
+        0 => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+        1 => a.version.cmp(&b.version),
+        2 => a.base_model.cmp(&b.base_model),
+        3 => a.quality_metrics.quality_score.cmp(&b.quality_metrics.quality_score),
+        4 => format!("{:?}", a.quality_metrics.convergence).cmp(&format!("{:?}", b.quality_metrics.convergence)),
+        5 => artifact_size(a).cmp(&artifact_size(b)),
+        _ => Ordering::Equal,
+    };
+    o.then(a.created_at.cmp(&b.created_at)).then(a.id.cmp(&b.id))
+}
+
+pub fn artifact_size(a: &ModelArtifact) -> u64 {
+    a.files.iter().map(|f| f.size).sum()
+}
+
+pub fn notification_matches(n: &Notification, f: &str) -> bool {
+    f.is_empty()
+        || contains_ci(&n.title, f)
+        || contains_ci(&n.message, f)
+        || format!("{:?}", n.priority).to_lowercase().contains(f)
+        || (f == "unread" && !n.read)
+}
+
+/// Whether an update to a dataset may change its place or membership in the list.
+pub fn dataset_view_changed(old: &Dataset, new: &Dataset, v: &ListView<brightrun_engine::ids::DatasetId>) -> bool {
+    (!v.filter.is_empty()
+        && (old.status != new.status || old.name != new.name || old.format != new.format || old.description != new.description))
+        || dataset_cmp(v.sort_col, old, new) != Ordering::Equal
+}
+
+/// Whether an update to a job may change its place or membership in the list.
+pub fn job_view_changed(old: &TrainingJob, new: &TrainingJob, v: &ListView<brightrun_engine::ids::JobId>) -> bool {
+    let filter_fields = old.status != new.status || old.current_stage != new.current_stage;
+    let sort_fields = match v.sort_col {
+        2 => old.status != new.status,
+        3 => old.current_stage != new.current_stage,
+        4 => old.progress != new.progress,
+        5 => job_cost(old) != job_cost(new),
+        _ => false,
+    };
+    (!v.filter.is_empty() && filter_fields) || sort_fields
+}
+
+impl App {
+    /// Recomputes the rows of any list whose data, filter or order changed.
+    pub fn refresh_views(&mut self) {
+        if self.dataset_list.dirty {
+            let f = self.dataset_list.filter.to_lowercase();
+            let col = self.dataset_list.sort_col;
+            self.dataset_list
+                .rebuild(&self.datasets, |d| dataset_matches(d, &f), |a, b| dataset_cmp(col, a, b));
+        }
+        if self.job_list.dirty {
+            let f = self.job_list.filter.to_lowercase();
+            let col = self.job_list.sort_col;
+            let datasets = &self.datasets;
+            let name = |j: &TrainingJob| {
+                datasets
+                    .get(j.dataset_id)
+                    .map(|d| d.name.clone())
+                    .unwrap_or_default()
+            };
+            self.job_list.rebuild(
+                &self.jobs,
+                |j| f.is_empty() || job_matches(j, &name(j), &f),
+                |a, b| job_cmp(col, a, b, &name),
+            );
+        }
+        if self.model_list.dirty {
+            let f = self.model_list.filter.to_lowercase();
+            let col = self.model_list.sort_col;
+            self.model_list
+                .rebuild(&self.artifacts, |a| artifact_matches(a, &f), |a, b| artifact_cmp(col, a, b));
+        }
+        if self.notification_list.dirty {
+            let f = self.notification_list.filter.to_lowercase();
+            // Newest first, always.
+            self.notification_list.sort_desc = true;
+            self.notification_list.rebuild(
+                &self.notifications,
+                |n| notification_matches(n, &f),
+                |a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)),
+            );
+        }
+    }
+
+    /// Sets a list's filter text and recomputes it.
+    pub fn set_filter(&mut self, tab: Tab, filter: String) {
+        match tab {
+            Tab::Datasets => {
+                self.dataset_list.filter = filter;
+                self.dataset_list.dirty = true;
+            }
+            Tab::Jobs => {
+                self.job_list.filter = filter;
+                self.job_list.dirty = true;
+            }
+            Tab::Models => {
+                self.model_list.filter = filter;
+                self.model_list.dirty = true;
+            }
+            Tab::Notifications => {
+                self.notification_list.filter = filter;
+                self.notification_list.dirty = true;
+            }
+            _ => {}
+        }
+        self.refresh_views();
+    }
+
+    /// `s`: the next column (ascending for names, descending for numbers and dates);
+    /// `S`: reverse the order.
+    pub fn sort(&mut self, tab: Tab, reverse: bool) {
+        fn next(v: &mut ListView<impl Copy + PartialEq>, sortable: &[usize], numeric: &[usize], reverse: bool) {
+            if reverse {
+                v.sort_desc = !v.sort_desc;
+            } else {
+                let i = sortable.iter().position(|c| *c == v.sort_col).unwrap_or(0);
+                v.sort_col = sortable[(i + 1) % sortable.len()];
+                v.sort_desc = numeric.contains(&v.sort_col);
+            }
+            v.dirty = true;
+        }
+        match tab {
+            Tab::Datasets => next(&mut self.dataset_list, &[0, 1, 2, 3, 4, 5, 6], &[3, 4, 5, 6], reverse),
+            Tab::Jobs => next(&mut self.job_list, &[6, 1, 2, 3, 4, 5], &[4, 5, 6], reverse),
+            // Models sort by date and by quality score (and name).
+            Tab::Models => next(&mut self.model_list, &[6, 3, 0], &[3, 6], reverse),
+            _ => {}
+        }
+        self.refresh_views();
+        let (cols, col, desc): (&[&str], usize, bool) = match tab {
+            Tab::Datasets => (&DATASET_COLUMNS, self.dataset_list.sort_col, self.dataset_list.sort_desc),
+            Tab::Jobs => (&JOB_COLUMNS, self.job_list.sort_col, self.job_list.sort_desc),
+            Tab::Models => (&MODEL_COLUMNS, self.model_list.sort_col, self.model_list.sort_desc),
+            _ => return,
+        };
+        self.notify_user(
+            format!("sorted by {} {}", cols[col].to_lowercase(), if desc { "↓" } else { "↑" }),
+            crate::effect::Level::Info,
+        );
+    }
+}

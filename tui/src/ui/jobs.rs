@@ -1,0 +1,393 @@
+//! Jobs: the list and the live monitor (stage, progress, times, cost, loss chart, sparklines,
+//! log). Series are downsampled to the chart's width and cached until new points arrive.
+
+use super::{draw_list, headers, list_title, panel};
+use crate::action::Tab;
+use crate::app::{App, Focus, lists};
+use crate::format;
+use crate::series::{self, Metric};
+use crate::state::{ChartCache, JobDetail};
+use crate::theme::Theme;
+use brightrun_engine::domain::*;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Cell, Chart, Dataset as ChartSeries, Gauge, GraphType, Paragraph, Row, Sparkline};
+
+pub(crate) fn job_status_style(t: &Theme, s: JobStatus) -> Style {
+    match s {
+        JobStatus::Running => Style::new().fg(t.info).add_modifier(Modifier::BOLD),
+        JobStatus::Initializing | JobStatus::Queued => Style::new().fg(t.warning),
+        JobStatus::Completed => Style::new().fg(t.success),
+        JobStatus::Failed => Style::new().fg(t.error),
+        JobStatus::Cancelled => Style::new().fg(t.muted),
+    }
+}
+
+impl App {
+    pub(super) fn draw_jobs(&mut self, frame: &mut Frame, area: Rect) {
+        let monitor_focus = self.focus.get(&Tab::Jobs).copied() == Some(Focus::Detail);
+        let t = self.theme.clone();
+        let monitor_area = if monitor_focus {
+            area
+        } else {
+            let list_h = (area.height * 3 / 10).clamp(5, 16).min(area.height);
+            let [list_area, monitor_area] =
+                Layout::vertical([Constraint::Length(list_h), Constraint::Min(0)]).areas(area);
+            self.draw_job_list(frame, list_area, &t);
+            monitor_area
+        };
+        self.draw_monitor(frame, monitor_area, monitor_focus);
+    }
+
+    fn draw_job_list(&mut self, frame: &mut Frame, area: Rect, t: &Theme) {
+        let title = list_title(t, "Jobs", self.job_list.len(), self.jobs.len(), &self.job_list.filter);
+        let block = panel(t, title, true);
+        let header = headers(t, &lists::JOB_COLUMNS, self.job_list.sort_col, self.job_list.sort_desc);
+        let wide = area.width >= 110;
+        let bar_w = if wide { 20 } else { 8 };
+        let widths = [
+            Constraint::Length(8),
+            Constraint::Min(10),
+            Constraint::Length(12),
+            Constraint::Length(12),
+            Constraint::Length(bar_w + 5),
+            Constraint::Length(9),
+            Constraint::Length(5),
+        ];
+        let now = self.now;
+        let jobs = &self.jobs;
+        let datasets = &self.datasets;
+        let (rows_area, offset) = draw_list(
+            frame,
+            area,
+            block,
+            t,
+            &mut self.job_list,
+            header,
+            &widths,
+            "No jobs yet: train on a dataset from the Datasets or Configure tab.",
+            |i| {
+                let j = jobs.at(i);
+                let name = datasets.get(j.dataset_id).map(|d| d.name.clone()).unwrap_or_else(|| j.dataset_id.short());
+                let progress = format!("{} {:>3.0}%", format::bar(j.progress / 100.0, bar_w as usize), j.progress);
+                Row::new(vec![
+                    Cell::from(Span::styled(j.id.short(), t.muted())),
+                    Cell::from(name),
+                    Cell::from(Span::styled(j.status.as_str(), job_status_style(t, j.status))),
+                    Cell::from(j.current_stage.as_str()),
+                    Cell::from(Span::styled(progress, Style::new().fg(t.gauge))),
+                    Cell::from(Line::from(format::money(lists::job_cost(j))).right_aligned()),
+                    Cell::from(format::age(now, j.created_at)),
+                ])
+            },
+        );
+        self.hits.list = Some((rows_area, Tab::Jobs, offset));
+    }
+
+    fn draw_monitor(&mut self, frame: &mut Frame, area: Rect, focused: bool) {
+        let t = self.theme.clone();
+        self.hits.detail = Some(area);
+        let Some(job) = self.selected_job().cloned() else {
+            frame.render_widget(
+                Paragraph::new("Select a job to monitor it.").style(t.muted()).block(panel(&t, " Monitor ", focused)),
+                area,
+            );
+            return;
+        };
+        let dataset = self.dataset_name(job.dataset_id);
+        let title = Line::from(vec![
+            Span::styled(format!(" Job {} ", job.id.short()), t.header()),
+            Span::styled(
+                format!(
+                    "· {} · {} · {}×{} · {} ",
+                    dataset,
+                    job.preset_id.as_str(),
+                    job.gpu_config.gpu_count,
+                    job.gpu_config.gpu_type,
+                    job.gpu_config.backend
+                ),
+                t.muted(),
+            ),
+        ]);
+        let block = panel(&t, title, focused);
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        if inner.height < 3 {
+            return;
+        }
+        let now = self.now;
+        // Line 1: stage, epoch, step, times, cost.
+        let elapsed = job.started_at.map(|s| (job.completed_at.unwrap_or(now) - s).num_seconds());
+        let eta = if job.status.is_active() {
+            job.estimated_completion_at.map(|e| (e - now).num_seconds().max(0))
+        } else {
+            None
+        };
+        let cost = job.final_cost.unwrap_or(job.current_cost);
+        let cost_style = if job.estimated_cost > 0.0 && cost > job.estimated_cost * 1.1 {
+            Style::new().fg(t.warning)
+        } else {
+            t.base()
+        };
+        let l1 = Line::from(vec![
+            Span::styled(job.status.as_str().to_string(), job_status_style(&t, job.status)),
+            Span::styled(" · ", t.muted()),
+            Span::raw(format!("stage {}", job.current_stage.as_str())),
+            Span::styled(" · ", t.muted()),
+            Span::raw(format!("epoch {}/{}", job.current_epoch, job.total_epochs)),
+            Span::styled(" · ", t.muted()),
+            Span::raw(format!("step {}/{}", format::thousands(job.current_step), format::thousands(job.total_steps))),
+            Span::styled(" · ", t.muted()),
+            Span::raw(format!("elapsed {}", elapsed.map(format::duration_secs).unwrap_or_else(|| "–".into()))),
+            Span::styled(" · ", t.muted()),
+            Span::raw(format!("ETA {}", eta.map(format::duration_secs).unwrap_or_else(|| "–".into()))),
+            Span::styled(" · ", t.muted()),
+            Span::styled(format!("cost {} of est. {}", format::money(cost), format::money(job.estimated_cost)), cost_style),
+        ]);
+        let error_lines: Vec<Line> = match &job.error_message {
+            Some(e) => vec![Line::styled(format!("✗ {}", e.replace('\n', " ")), Style::new().fg(t.error).add_modifier(Modifier::BOLD))],
+            None => Vec::new(),
+        };
+        let head_h = 2 + error_lines.len() as u16;
+        let [head, gauge_area, rest] = Layout::vertical([
+            Constraint::Length(head_h.saturating_sub(1)),
+            Constraint::Length(1),
+            Constraint::Min(0),
+        ])
+        .areas(inner);
+        let mut head_lines = vec![l1];
+        head_lines.extend(error_lines);
+        frame.render_widget(Paragraph::new(head_lines), head);
+        let ratio = (job.progress / 100.0).clamp(0.0, 1.0);
+        frame.render_widget(
+            Gauge::default()
+                .ratio(ratio)
+                .label(format!("{:.1}%", job.progress))
+                .gauge_style(Style::new().fg(t.gauge).bg(t.status_bg))
+                .use_unicode(true),
+            gauge_area,
+        );
+        if rest.height < 3 {
+            return;
+        }
+        let log_h = if rest.height >= 20 { rest.height / 3 } else { (rest.height / 3).max(3) }.min(rest.height);
+        let [charts, log_area] = Layout::vertical([Constraint::Min(0), Constraint::Length(log_h)]).areas(rest);
+        let [chart_area, spark_area] = if charts.width >= 60 {
+            Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(charts)
+        } else {
+            [charts, Rect::new(charts.x, charts.bottom(), charts.width, 0)]
+        };
+        let mut pending = JobDetail {
+            loading: true,
+            ..Default::default()
+        };
+        let detail = match self.details.get_mut(&job.id) {
+            Some(d) => d,
+            None => &mut pending,
+        };
+        let chart_inner_w = chart_area.width.saturating_sub(10).max(1) as usize;
+        let spark_w = spark_area.width.saturating_sub(18).max(1) as usize;
+        let cache = cached(detail, chart_inner_w, spark_w);
+        draw_loss_chart(frame, chart_area, &t, &cache, detail);
+        if spark_area.height > 0 {
+            draw_sparklines(frame, spark_area, &t, &cache, detail);
+        }
+        draw_log(frame, log_area, &t, detail, focused);
+    }
+}
+
+/// The downsampled data for this size, from the cache when the series has not changed.
+fn cached(detail: &mut JobDetail, chart_w: usize, spark_w: usize) -> ChartCache {
+    let version = detail.series.version();
+    if let Some(c) = &detail.cache
+        && c.version == version
+        && c.chart_width == chart_w
+        && c.spark_width == spark_w
+    {
+        return c.clone();
+    }
+    let s = &detail.series;
+    // Braille gives two dots per cell horizontally.
+    let buckets = chart_w * 2;
+    let c = ChartCache {
+        version,
+        chart_width: chart_w,
+        spark_width: spark_w,
+        training: series::min_max(s.steps(), s.column(Metric::TrainingLoss), buckets),
+        validation: series::min_max(s.steps(), s.column(Metric::ValidationLoss), buckets),
+        sparks: [
+            series::sparkline(s.column(Metric::LearningRate), spark_w),
+            series::sparkline(s.column(Metric::GradientNorm), spark_w),
+            series::sparkline(s.column(Metric::Throughput), spark_w),
+            series::sparkline(s.column(Metric::GpuUtilization), spark_w),
+        ],
+    };
+    detail.cache = Some(c.clone());
+    c
+}
+
+fn draw_loss_chart(frame: &mut Frame, area: Rect, t: &Theme, cache: &ChartCache, detail: &JobDetail) {
+    let s = &detail.series;
+    let title = Line::from(vec![
+        Span::styled(" Loss ", t.header()),
+        Span::styled("━ training ", Style::new().fg(t.chart_training)),
+        Span::styled("━ validation ", Style::new().fg(t.chart_validation)),
+        Span::styled(
+            if detail.loading {
+                "loading… ".to_string()
+            } else {
+                format!("{} pts ", format::compact(s.len() as u64))
+            },
+            t.muted(),
+        ),
+    ]);
+    let block = panel(t, title, false);
+    if cache.training.is_empty() && cache.validation.is_empty() {
+        let msg = if detail.loading {
+            "loading metrics…".to_string()
+        } else if let Some(e) = &detail.load_error {
+            format!("metrics unavailable: {e}")
+        } else {
+            "no metrics yet".to_string()
+        };
+        frame.render_widget(Paragraph::new(msg).style(t.muted()).block(block), area);
+        return;
+    }
+    let (x0, x1) = match (s.steps().first(), s.steps().last()) {
+        (Some(a), Some(b)) if b > a => (*a as f64, *b as f64),
+        (Some(a), _) => (*a as f64, *a as f64 + 1.0),
+        _ => (0.0, 1.0),
+    };
+    let (mut y0, mut y1) = match (series::bounds(&cache.training), series::bounds(&cache.validation)) {
+        (Some(a), Some(b)) => (a.0.min(b.0), a.1.max(b.1)),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => (0.0, 1.0),
+    };
+    if y1 - y0 < 1e-9 {
+        y0 -= 0.5;
+        y1 += 0.5;
+    }
+    let pad = (y1 - y0) * 0.05;
+    let (y0, y1) = ((y0 - pad).max(if y0 >= 0.0 { 0.0 } else { f64::MIN }), y1 + pad);
+    let datasets = vec![
+        ChartSeries::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(t.chart_training))
+            .data(&cache.training),
+        ChartSeries::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(t.chart_validation))
+            .data(&cache.validation),
+    ];
+    let xl = |v: f64| Span::styled(format::compact(v.max(0.0) as u64), t.muted());
+    let yl = |v: f64| Span::styled(format::metric(v), t.muted());
+    let chart = Chart::new(datasets)
+        .block(block)
+        .x_axis(
+            Axis::default()
+                .bounds([x0, x1])
+                .labels(vec![xl(x0), xl((x0 + x1) / 2.0), xl(x1)])
+                .style(t.muted()),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([y0, y1])
+                .labels(vec![yl(y0), yl((y0 + y1) / 2.0), yl(y1)])
+                .style(t.muted()),
+        )
+        .hidden_legend_constraints((Constraint::Length(0), Constraint::Length(0)));
+    frame.render_widget(chart, area);
+}
+
+fn draw_sparklines(frame: &mut Frame, area: Rect, t: &Theme, cache: &ChartCache, detail: &JobDetail) {
+    let block = panel(t, Span::styled(" Rate · grad · speed · GPU ", t.header()), false);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let s = &detail.series;
+    let specs: [(&str, Metric, Color, &str); 4] = [
+        ("lr", Metric::LearningRate, t.spark_learning_rate, ""),
+        ("grad", Metric::GradientNorm, t.spark_gradient_norm, ""),
+        ("tok/s", Metric::Throughput, t.spark_throughput, ""),
+        ("gpu", Metric::GpuUtilization, t.spark_gpu, "%"),
+    ];
+    let rows = inner.height / 4;
+    if rows == 0 {
+        // Too small for four rows: the latest values on one line.
+        let text: Vec<Span> = specs
+            .iter()
+            .map(|(label, m, c, unit)| {
+                Span::styled(
+                    format!("{label} {}{unit}  ", s.last_value(*m).map(|v| format::metric(v as f64)).unwrap_or_else(|| "–".into())),
+                    Style::new().fg(*c),
+                )
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(Line::from(text)), inner);
+        return;
+    }
+    let areas = Layout::vertical([Constraint::Length(rows); 4]).split(inner);
+    for (i, (label, m, color, unit)) in specs.iter().enumerate() {
+        let [lab, spark] = Layout::horizontal([Constraint::Length(17), Constraint::Min(1)]).areas(areas[i]);
+        let last = s.last_value(*m).map(|v| format!("{}{unit}", format::metric(v as f64))).unwrap_or_else(|| "–".into());
+        frame.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled(format!("{label:<6}"), t.muted()),
+                Span::styled(format!("{last:>10}"), Style::new().fg(*color)),
+            ])),
+            lab,
+        );
+        let data = &cache.sparks[i];
+        if data.is_empty() {
+            continue;
+        }
+        frame.render_widget(
+            Sparkline::default()
+                .data(data.iter().copied())
+                .max(100)
+                .style(Style::new().fg(*color)),
+            spark,
+        );
+    }
+}
+
+fn draw_log(frame: &mut Frame, area: Rect, t: &Theme, detail: &JobDetail, focused: bool) {
+    let title = if detail.log_scroll == 0 {
+        " Log (following) ".to_string()
+    } else {
+        format!(" Log (↑{} lines; G follows) ", detail.log_scroll)
+    };
+    let block = panel(t, Span::styled(title, t.header()), focused);
+    let inner = block.inner(area);
+    let h = inner.height as usize;
+    let n = detail.log.len();
+    let end = n.saturating_sub(detail.log_scroll);
+    let start = end.saturating_sub(h);
+    let width = inner.width as usize;
+    let lines: Vec<Line> = detail
+        .log
+        .range(start..end)
+        .map(|l| {
+            let style = if l.contains("ERROR") || l.contains("Error") || l.starts_with("Traceback") {
+                Style::new().fg(t.error)
+            } else if l.contains("WARN") || l.contains("Warning") {
+                Style::new().fg(t.warning)
+            } else if l.starts_with("[checkpoint]") {
+                Style::new().fg(t.info)
+            } else {
+                t.base()
+            };
+            Line::styled(format::truncate(l, width.max(1)), style)
+        })
+        .collect();
+    let body = if lines.is_empty() {
+        vec![Line::styled(if detail.loading { "loading log…" } else { "no log lines yet" }, t.muted())]
+    } else {
+        lines
+    };
+    frame.render_widget(Paragraph::new(body).block(block), area);
+}

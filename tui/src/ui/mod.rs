@@ -1,0 +1,537 @@
+//! Drawing. Everything is computed from the app's state; nothing here waits on anything. Big
+//! lists build rows only for the lines on screen; charts draw downsampled series.
+
+mod configure;
+mod costs;
+mod datasets;
+mod jobs;
+mod models;
+mod notifications;
+
+use crate::action::Tab;
+use crate::app::{App, Bottom, Hits, Overlay};
+use crate::effect::{Level, TaskKey};
+use crate::format;
+use crate::theme::Theme;
+use brightrun_engine::domain::Priority;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
+
+impl App {
+    /// Draws the whole screen. Records clickable areas for the mouse.
+    pub fn draw(&mut self, frame: &mut Frame) {
+        self.refresh_views();
+        self.hits = Hits::default();
+        let area = frame.area();
+        frame.render_widget(Block::default().style(self.theme.base()), area);
+        let [top, body, bottom] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        self.draw_tabs(frame, top);
+        match self.tab {
+            Tab::Datasets => self.draw_datasets(frame, body),
+            Tab::Configure => self.draw_configure(frame, body),
+            Tab::Jobs => self.draw_jobs(frame, body),
+            Tab::Models => self.draw_models(frame, body),
+            Tab::Costs => self.draw_costs(frame, body),
+            Tab::Notifications => self.draw_notifications(frame, body),
+        }
+        self.draw_bottom(frame, bottom, body);
+        self.draw_toasts(frame, body);
+        self.draw_overlay(frame, area);
+        self.clear_redraw();
+    }
+
+    fn draw_tabs(&mut self, frame: &mut Frame, area: Rect) {
+        let t = &self.theme;
+        let mut spans: Vec<Span> = Vec::new();
+        let mut x = area.x;
+        let wide = area.width >= 96;
+        if wide {
+            let brand = " BrightRun ";
+            spans.push(Span::styled(brand, t.accent().add_modifier(Modifier::BOLD)));
+            x += brand.len() as u16;
+        }
+        let mut hits = Vec::new();
+        for tab in Tab::ALL {
+            let label = format!(" {} {} ", tab.index() + 1, tab.title());
+            let style = if tab == self.tab {
+                Style::new().fg(t.tab_active_fg).bg(t.tab_active_bg).add_modifier(Modifier::BOLD)
+            } else {
+                Style::new().fg(t.foreground)
+            };
+            let mut w = label.chars().count() as u16;
+            spans.push(Span::styled(label, style));
+            if tab == Tab::Notifications && self.unread > 0 {
+                let badge = format!(" {} ", self.unread.min(999));
+                w += badge.chars().count() as u16;
+                spans.push(Span::styled(
+                    badge,
+                    Style::new().fg(t.badge_fg).bg(t.badge_bg).add_modifier(Modifier::BOLD),
+                ));
+            }
+            hits.push((Rect::new(x, area.y, w.min(area.right().saturating_sub(x)), 1), tab));
+            x = x.saturating_add(w + 1);
+            spans.push(Span::raw(" "));
+        }
+        if self.frozen {
+            spans.push(Span::styled(
+                " FROZEN ",
+                Style::new().fg(t.badge_fg).bg(t.warning).add_modifier(Modifier::BOLD),
+            ));
+        }
+        self.hits.tabs = hits;
+        frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    }
+
+    /// The status bar: hints or a message on the left; work, profile, backend on the right.
+    fn draw_bottom(&mut self, frame: &mut Frame, area: Rect, body: Rect) {
+        let t = self.theme.clone();
+        match &mut self.bottom {
+            Some(Bottom::Filter { input, .. }) => {
+                let [label, field] =
+                    Layout::horizontal([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+                frame.render_widget(Paragraph::new("/").style(t.accent()), label);
+                input.draw(frame, field, t.base());
+                return;
+            }
+            Some(Bottom::Command { input, completions, cycle, .. }) => {
+                let [label, field] =
+                    Layout::horizontal([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+                frame.render_widget(Paragraph::new(":").style(t.accent()), label);
+                input.draw(frame, field, t.base());
+                if !completions.is_empty() {
+                    let shown: Vec<&String> = completions.iter().take(10).collect();
+                    let h = shown.len() as u16 + 2;
+                    let w = shown.iter().map(|c| c.chars().count()).max().unwrap_or(4) as u16 + 4;
+                    let popup = Rect::new(
+                        area.x + 1,
+                        body.bottom().saturating_sub(h),
+                        w.min(area.width.saturating_sub(1)),
+                        h.min(body.height),
+                    );
+                    let lines: Vec<Line> = shown
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            let st = if Some(i) == *cycle { t.selected() } else { t.base() };
+                            Line::styled(format!(" {c} "), st)
+                        })
+                        .collect();
+                    frame.render_widget(Clear, popup);
+                    frame.render_widget(
+                        Paragraph::new(lines).block(
+                            Block::bordered().border_style(t.border(true)).title(" tab completes "),
+                        ),
+                        popup,
+                    );
+                }
+                return;
+            }
+            None => {}
+        }
+        let right = self.status_right();
+        let right_w = right.iter().map(|s| s.content.chars().count()).sum::<usize>() as u16;
+        let [left_area, right_area] = Layout::horizontal([
+            Constraint::Min(10),
+            Constraint::Length(right_w.min(area.width.saturating_sub(10))),
+        ])
+        .areas(area);
+        let left: Line = match &self.message {
+            Some(m) => {
+                let st = match m.level {
+                    Level::Info => t.status_bar(),
+                    Level::Success => t.status_bar().fg(t.success),
+                    Level::Warning => t.status_bar().fg(t.warning),
+                    Level::Error => t.status_bar().fg(t.error).add_modifier(Modifier::BOLD),
+                };
+                Line::from(Span::styled(format!(" {}", m.text), st))
+            }
+            None => self.hints_line(),
+        };
+        frame.render_widget(Paragraph::new(left).style(t.status_bar()), left_area);
+        frame.render_widget(
+            Paragraph::new(Line::from(right)).style(t.status_bar()).right_aligned(),
+            right_area,
+        );
+    }
+
+    fn status_right(&self) -> Vec<Span<'static>> {
+        let t = &self.theme;
+        let mut spans = Vec::new();
+        // Background work: the first task with its progress, and how many more.
+        if let Some((key, task)) = self
+            .tasks
+            .iter()
+            .find(|(k, _)| matches!(k, TaskKey::Upload(_) | TaskKey::Download(_)))
+            .or_else(|| self.tasks.iter().next())
+        {
+            let pct = task
+                .total
+                .filter(|t| *t > 0)
+                .map(|tot| format!(" {:.0}%", task.done as f64 * 100.0 / tot as f64))
+                .unwrap_or_default();
+            let more = if self.tasks.len() > 1 {
+                format!(" +{}", self.tasks.len() - 1)
+            } else {
+                String::new()
+            };
+            let _ = key;
+            spans.push(Span::styled(
+                format!("⟳ {}{pct}{more} │ ", format::truncate(&task.label, 28)),
+                Style::new().fg(t.info).bg(t.status_bg),
+            ));
+        }
+        let backend = self.settings.backends.first().cloned().unwrap_or_default();
+        let (dot, color) = match self.health.get(&backend) {
+            Some(true) => ("●", t.success),
+            Some(false) => ("✗", t.error),
+            None => ("○", t.muted),
+        };
+        spans.push(Span::styled(
+            format!("{} │ {backend} ", self.settings.profile),
+            t.status_bar(),
+        ));
+        spans.push(Span::styled(dot.to_string(), Style::new().fg(color).bg(t.status_bg)));
+        if let Some(false) = self.health.get(&backend) {
+            spans.push(Span::styled(" unreachable", Style::new().fg(t.error).bg(t.status_bg)));
+        }
+        spans.push(Span::styled(" ".to_string(), t.status_bar()));
+        spans
+    }
+
+    /// Key hints for the current view (from the keymap, so remapped keys show as they are).
+    fn hints_line(&self) -> Line<'static> {
+        let names: &[(&str, &str)] = match self.tab {
+            Tab::Datasets => &[("add", "add"), ("train", "train"), ("rename", "rename"), ("validate", "validate"), ("delete", "delete"), ("filter", "filter"), ("sort", "sort")],
+            Tab::Configure => &[("open", "edit"), ("left", "◀▶"), ("submit", "submit")],
+            Tab::Jobs => &[("open", "monitor"), ("cancel", "cancel"), ("retry", "retry"), ("open_artifact", "model"), ("filter", "filter"), ("freeze", "freeze")],
+            Tab::Models => &[("open", "detail"), ("download", "download"), ("sort", "sort"), ("filter", "filter")],
+            Tab::Costs => &[("period_week", "week"), ("period_month", "month"), ("period_year", "year")],
+            Tab::Notifications => &[("open", "go to"), ("mark_read", "read"), ("mark_all_read", "all read")],
+        };
+        let t = &self.theme;
+        let mut spans = vec![Span::raw(" ")];
+        for (name, label) in names.iter().chain([("help", "help"), ("command", "cmd"), ("quit", "quit")].iter()) {
+            spans.push(Span::styled(self.keymap.hint(self.tab, name), t.status_bar().fg(t.accent).add_modifier(Modifier::BOLD)));
+            spans.push(Span::styled(format!(" {label}  "), t.status_bar()));
+        }
+        Line::from(spans)
+    }
+
+    fn draw_toasts(&self, frame: &mut Frame, body: Rect) {
+        let t = &self.theme;
+        let mut y = body.y + 1;
+        let w = 44.min(body.width.saturating_sub(2));
+        for toast in self.toasts.iter().rev() {
+            if y + 4 > body.bottom() {
+                break;
+            }
+            let area = Rect::new(body.right().saturating_sub(w + 1), y, w, 4);
+            let color = if toast.priority == Priority::Critical { t.error } else { t.warning };
+            frame.render_widget(Clear, area);
+            frame.render_widget(
+                Paragraph::new(vec![
+                    Line::styled(format::truncate(&toast.title, w as usize - 2), Style::new().fg(color).add_modifier(Modifier::BOLD)),
+                    Line::raw(format::truncate(&toast.message, w as usize - 2)),
+                ])
+                .style(t.base())
+                .block(Block::bordered().border_type(BorderType::Rounded).border_style(Style::new().fg(color))),
+                area,
+            );
+            y += 4;
+        }
+    }
+
+    fn draw_overlay(&mut self, frame: &mut Frame, area: Rect) {
+        let t = self.theme.clone();
+        let Some(overlay) = &mut self.overlay else { return };
+        match overlay {
+            Overlay::Help { scroll } => {
+                let (own, global) = self.keymap.help(self.tab);
+                let mut lines = vec![Line::styled(format!("{} tab", self.tab.title()), t.header())];
+                for h in &own {
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("  {:<16}", h.keys), t.accent()),
+                        Span::raw(h.help),
+                    ]));
+                }
+                lines.push(Line::raw(""));
+                lines.push(Line::styled("Everywhere", t.header()));
+                for h in &global {
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("  {:<16}", h.keys), t.accent()),
+                        Span::raw(h.help),
+                    ]));
+                }
+                lines.push(Line::raw(""));
+                lines.push(Line::styled("Command line", t.header()));
+                for c in [
+                    ":datasets [text]   :jobs [status]   :models   :costs [week|month|year]",
+                    ":cancel ID   :retry ID   :theme NAME   :add [PATH]   :read-all   :q",
+                ] {
+                    lines.push(Line::raw(format!("  {c}")));
+                }
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(
+                    "Times are UTC. Keys are remappable in config ([tui.keys] action = \"key\").",
+                    t.muted(),
+                ));
+                let h = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
+                let popup = centered(area, 76, h);
+                frame.render_widget(Clear, popup);
+                frame.render_widget(
+                    Paragraph::new(lines)
+                        .scroll((*scroll, 0))
+                        .style(t.base())
+                        .block(overlay_block(&t, " Help: keys of this view (esc closes) ")),
+                    popup,
+                );
+            }
+            Overlay::Confirm { title, lines, .. } => {
+                let w = 64.min(area.width.saturating_sub(4));
+                let mut text: Vec<Line> = lines.iter().map(|l| Line::raw(l.clone())).collect();
+                text.push(Line::raw(""));
+                text.push(Line::from(vec![
+                    Span::styled("y", t.accent().add_modifier(Modifier::BOLD)),
+                    Span::raw(" yes   "),
+                    Span::styled("n", t.accent().add_modifier(Modifier::BOLD)),
+                    Span::raw(" no"),
+                ]));
+                let inner_w = w.saturating_sub(2).max(1) as usize;
+                let rows: usize = text
+                    .iter()
+                    .map(|l| l.width().max(1).div_ceil(inner_w))
+                    .sum();
+                let popup = centered(area, w, rows as u16 + 2);
+                frame.render_widget(Clear, popup);
+                frame.render_widget(
+                    Paragraph::new(text)
+                        .wrap(Wrap { trim: false })
+                        .style(t.base())
+                        .block(overlay_block(&t, &format!(" {title} "))),
+                    popup,
+                );
+            }
+            Overlay::Prompt { title, input, hint, .. } => {
+                let w = 70.min(area.width.saturating_sub(4));
+                let popup = centered(area, w, if hint.is_some() { 4 } else { 3 });
+                frame.render_widget(Clear, popup);
+                let block = overlay_block(&t, &format!(" {title} "));
+                let inner = block.inner(popup);
+                frame.render_widget(block, popup);
+                let [field, help] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+                input.draw(frame, field, t.base());
+                if let Some(h) = hint {
+                    frame.render_widget(Paragraph::new(h.clone()).style(t.muted()), help);
+                }
+            }
+            Overlay::Files(fb) => {
+                let w = 76.min(area.width.saturating_sub(2));
+                let h = 20.min(area.height.saturating_sub(2));
+                let popup = centered(area, w, h);
+                frame.render_widget(Clear, popup);
+                let title = if fb.folders_only.is_some() { " Download to folder " } else { " Add a dataset (JSONL) " };
+                let block = overlay_block(&t, title);
+                let inner = block.inner(popup);
+                frame.render_widget(block, popup);
+                let [field, list, help] = Layout::vertical([
+                    Constraint::Length(1),
+                    Constraint::Min(1),
+                    Constraint::Length(1),
+                ])
+                .areas(inner);
+                fb.input.draw(frame, field, t.base());
+                let visible = fb.visible();
+                let n = visible.len();
+                let rows = list.height as usize;
+                let sel = fb.selected.min(n.saturating_sub(1));
+                let offset = if sel >= rows { sel + 1 - rows } else { 0 };
+                let mut lines: Vec<Line> = Vec::new();
+                if let Some(e) = &fb.error {
+                    lines.push(Line::styled(e.clone(), Style::new().fg(t.error)));
+                } else if fb.listed.is_none() {
+                    lines.push(Line::styled("reading…", t.muted()));
+                } else if n == 0 {
+                    lines.push(Line::styled("(nothing matches)", t.muted()));
+                }
+                for (i, e) in visible.iter().enumerate().skip(offset).take(rows) {
+                    let name = if e.is_dir { format!("{}/", e.name) } else { e.name.clone() };
+                    let size = if e.is_dir { String::new() } else { format::bytes(e.size) };
+                    let width = list.width as usize;
+                    let name_w = width.saturating_sub(12);
+                    let text = format!(" {:<name_w$} {:>10}", format::truncate(&name, name_w), size);
+                    let st = if i == sel {
+                        t.selected()
+                    } else if e.is_dir {
+                        t.accent()
+                    } else {
+                        t.base()
+                    };
+                    lines.push(Line::styled(text, st));
+                }
+                frame.render_widget(Paragraph::new(lines), list);
+                let help_text = if fb.folders_only.is_some() {
+                    "tab complete  ↑↓ choose  → open  enter download here  esc cancel"
+                } else {
+                    "tab complete  ↑↓ choose  enter open/add  esc cancel"
+                };
+                frame.render_widget(Paragraph::new(help_text).style(t.muted()), help);
+            }
+            Overlay::Pick { title, options, selected, .. } => {
+                let w = (options.iter().map(|o| o.chars().count()).max().unwrap_or(10) as u16 + 6)
+                    .clamp(30, area.width.saturating_sub(4).max(30));
+                let h = (options.len() as u16 + 2).min(area.height.saturating_sub(2));
+                let popup = centered(area, w, h);
+                let rows = h.saturating_sub(2) as usize;
+                let offset = if *selected >= rows { *selected + 1 - rows } else { 0 };
+                let lines: Vec<Line> = options
+                    .iter()
+                    .enumerate()
+                    .skip(offset)
+                    .take(rows)
+                    .map(|(i, o)| Line::styled(format!(" {o}"), if i == *selected { t.selected() } else { t.base() }))
+                    .collect();
+                frame.render_widget(Clear, popup);
+                frame.render_widget(
+                    Paragraph::new(lines).block(overlay_block(&t, &format!(" {title} "))),
+                    popup,
+                );
+            }
+        }
+    }
+
+    fn clear_redraw(&mut self) {
+        // Drawing is the only thing that clears the flag.
+        self.take_redraw();
+    }
+}
+
+pub(crate) fn overlay_block<'a>(t: &Theme, title: &str) -> Block<'a> {
+    Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(t.border(true))
+        .title(Span::styled(title.to_string(), t.header()))
+        .style(t.base())
+}
+
+/// A bordered panel with a title; focused panels get the accent border.
+pub(crate) fn panel<'a>(t: &Theme, title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_type(if focused { BorderType::Thick } else { BorderType::Plain })
+        .border_style(t.border(focused))
+        .title(title)
+}
+
+pub(crate) fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+/// A `key value` line for detail panes.
+pub(crate) fn kv<'a>(t: &Theme, key: &str, value: impl Into<String>) -> Line<'a> {
+    Line::from(vec![
+        Span::styled(format!("{key:<14}"), t.muted()),
+        Span::styled(value.into(), t.base()),
+    ])
+}
+
+/// Splits multi-line text into lines (for text that may hold newlines).
+pub(crate) fn text_lines<'a>(s: &str, style: Style, indent: &str) -> Vec<Line<'a>> {
+    s.lines()
+        .map(|l| Line::styled(format!("{indent}{l}"), style))
+        .collect()
+}
+
+#[allow(dead_code)]
+pub(crate) fn text_of<'a>(lines: Vec<Line<'a>>) -> Text<'a> {
+    Text::from(lines)
+}
+
+/// Draws a list as a table, building rows only for the lines on screen. Returns the rows'
+/// area and the offset (for mouse hits).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn draw_list<'a, K: Copy + PartialEq>(
+    frame: &mut Frame,
+    area: Rect,
+    block: Block<'a>,
+    t: &Theme,
+    view: &mut crate::state::ListView<K>,
+    header: Vec<Span<'a>>,
+    widths: &[Constraint],
+    empty: &str,
+    mut row: impl FnMut(usize) -> ratatui::widgets::Row<'a>,
+) -> (Rect, usize) {
+    use ratatui::widgets::{Row, Table, TableState};
+    let inner = block.inner(area);
+    let rows_h = inner.height.saturating_sub(1) as usize;
+    let offset = view.scroll_into_view(rows_h);
+    let rows: Vec<Row> = view
+        .rows
+        .iter()
+        .skip(offset)
+        .take(rows_h)
+        .map(|&i| row(i as usize))
+        .collect();
+    let header = Row::new(header).style(t.header());
+    let table = Table::new(rows, widths.to_vec())
+        .header(header)
+        .block(block)
+        .column_spacing(1)
+        .row_highlight_style(t.selected());
+    let mut state = TableState::default();
+    if !view.rows.is_empty() {
+        state.select(Some(view.selected - offset));
+    }
+    frame.render_stateful_widget(table, area, &mut state);
+    if view.rows.is_empty() {
+        let msg = Rect::new(inner.x + 1, inner.y + 1, inner.width.saturating_sub(2), 1.min(inner.height.saturating_sub(1)));
+        frame.render_widget(Paragraph::new(empty.to_string()).style(t.muted()), msg);
+    }
+    let rows_area = Rect::new(inner.x, inner.y + 1, inner.width, inner.height.saturating_sub(1));
+    (rows_area, offset)
+}
+
+/// Column headers with the sort marker on the sorted one.
+pub(crate) fn headers<'a>(t: &Theme, cols: &[&str], sort_col: usize, desc: bool) -> Vec<Span<'a>> {
+    cols.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == sort_col {
+                Span::styled(format!("{c}{}", if desc { "↓" } else { "↑" }), t.header().fg(t.accent))
+            } else {
+                Span::styled(c.to_string(), t.header())
+            }
+        })
+        .collect()
+}
+
+/// A list panel's title: name, count, filter.
+pub(crate) fn list_title<'a>(t: &Theme, name: &str, shown: usize, total: usize, filter: &str) -> Line<'a> {
+    let mut spans = vec![Span::styled(format!(" {name} "), t.header())];
+    if shown == total {
+        spans.push(Span::styled(format!("{} ", format::thousands(total as u64)), t.muted()));
+    } else {
+        spans.push(Span::styled(
+            format!("{} of {} ", format::thousands(shown as u64), format::thousands(total as u64)),
+            t.muted(),
+        ));
+    }
+    if !filter.is_empty() {
+        spans.push(Span::styled(format!("/{filter} "), t.accent()));
+    }
+    Line::from(spans)
+}
