@@ -24,7 +24,8 @@ QUANTIZATIONS = ("none", "4bit")
 #: Files every adapter has; a presigned output must say where each goes.
 REQUIRED_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 MIN_SEQ_LENGTH = 16
-MAX_SEED = 2**32 - 1
+#: The engine stores seeds as u64; the split rule uses the whole value.
+MAX_SEED = 2**64 - 1
 
 _TOP_LEVEL = {
     "version", "job_id", "base_model", "dataset", "hyperparameters", "output",
@@ -58,6 +59,11 @@ class Hyperparameters:
     validation_split: float
     use_validation: bool
     quantization: str
+
+    @property
+    def library_seed(self) -> int:
+        """The seed for torch/numpy/random, which accept 32 bits (numpy's limit)."""
+        return self.seed % 2**32
 
     @property
     def holds_out_validation(self) -> bool:

@@ -258,7 +258,7 @@ def attach_lora(model, hp: Hyperparameters, model_id: str) -> PeftModel:
         task_type="CAUSAL_LM",
     )
     # LoRA's A matrices start random: seed here so the spec's seed fixes the whole run.
-    transformers.set_seed(hp.seed)
+    transformers.set_seed(hp.library_seed)
     try:
         peft_model = get_peft_model(model, config)
     except ValueError as exc:  # e.g. target modules that the model does not have
@@ -341,8 +341,8 @@ def training_arguments(spec: JobSpec, precision: Precision) -> TrainingArguments
         weight_decay=hp.weight_decay,
         lr_scheduler_type=hp.scheduler,
         warmup_steps=warmup,
-        seed=hp.seed,
-        data_seed=hp.seed,
+        seed=hp.library_seed,
+        data_seed=hp.library_seed,
         bf16=precision.bf16,
         fp16=precision.fp16,
         activation_checkpointing=precision.on_cuda,

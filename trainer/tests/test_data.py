@@ -192,7 +192,7 @@ def test_everything_in_validation_fails(tmp_path):
 # ------------------------------------------------------------------------ split rule
 
 
-@pytest.mark.parametrize("seed", [0, 42, 9_999, 123_456_789, 2**32 - 1])
+@pytest.mark.parametrize("seed", [0, 42, 9_999, 123_456_789, 2**32 - 1, 2**64 - 1])
 @pytest.mark.parametrize("split, expected", [(0.1, 1_000), (0.25, 2_500), (0.05, 500), (0.12345, 1_235)])
 def test_split_holds_out_exactly_the_share_of_every_10000_block(seed, split, expected):
     threshold = validation_threshold(split)

@@ -77,7 +77,7 @@ def test_missing_hyperparameter_is_named(spec, name):
         ("quantization", "8bit"),
         ("validation_split", 1.0),
         ("seed", -1),
-        ("seed", 2**32),
+        ("seed", 2**64),
         ("max_seq_length", 4),
         ("target_modules", []),
         ("target_modules", "q_proj"),
@@ -155,3 +155,9 @@ def test_load_spec_round_trip(tmp_path, spec):
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
     assert load_spec(path) == parse_spec(spec)
+
+
+def test_any_u64_seed_is_accepted_and_folded_for_the_libraries(spec):
+    spec["hyperparameters"]["seed"] = 2**64 - 1
+    hp = parse_spec(spec).hyperparameters
+    assert hp.seed == 2**64 - 1 and hp.library_seed == 2**32 - 1

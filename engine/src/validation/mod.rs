@@ -39,7 +39,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
-use tape::{Doc, Node};
+use tape::{Doc, ErrorKind, JsonError, Node};
 
 /// The most bytes one example (a line, or an element of a JSON array) may take. Longer ones
 /// are skipped with an error, never held in memory: at ~4 bytes per token this is millions of
@@ -379,35 +379,9 @@ impl<'o> Validator<'o> {
         }
         let index = self.records;
         self.records += 1;
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(e) => {
-                let at = e.valid_up_to();
-                let (dl, col) = position(bytes, at);
-                let place = if base > 0 {
-                    format!("line {}, column {col}", base + dl)
-                } else {
-                    format!("column {col}")
-                };
-                self.sink.add(line, Severity::Error, || {
-                    let error = match e.error_len() {
-                        Some(_) => format!(
-                            "not valid UTF-8: byte 0x{:02X} at {place} is not part of a UTF-8 character",
-                            bytes[at]
-                        ),
-                        None => format!("not valid UTF-8: the text ends inside a character at {place}"),
-                    };
-                    (
-                        error,
-                        "save the file as UTF-8, e.g. `iconv -f WINDOWS-1252 -t UTF-8 in.jsonl > out.jsonl`".into(),
-                    )
-                });
-                return;
-            }
-        };
         let mut nodes = tape::recycle(std::mem::take(&mut self.nodes));
         let mut arena = std::mem::take(&mut self.arena);
-        match tape::parse(text, &mut nodes, &mut arena) {
+        match tape::parse(bytes, &mut nodes, &mut arena) {
             Ok(()) => {
                 let doc = Doc {
                     nodes: &nodes,
@@ -415,31 +389,42 @@ impl<'o> Validator<'o> {
                 };
                 self.example(line, index, &doc);
             }
-            Err(e) => self.json_error(line, base, text, &e),
+            Err(e) => self.json_error(line, base, bytes, &e),
         }
         self.nodes = tape::recycle(nodes);
         self.arena = arena;
     }
 
-    fn json_error(&mut self, line: u64, base: u64, text: &str, e: &serde_json::Error) {
+    fn json_error(&mut self, line: u64, base: u64, bytes: &[u8], e: &JsonError) {
         self.sink.add(line, Severity::Error, || {
-            let mut msg = e.to_string();
-            if let Some(p) = msg.rfind(" at line ") {
-                msg.truncate(p);
-            }
-            let col = e.column();
+            let (dl, col) = position(bytes, e.at);
             let place = if base > 0 {
-                format!("line {}, column {col}", base + e.line() as u64 - 1)
+                format!("line {}, column {col}", base + dl)
             } else {
                 format!("column {col}")
             };
-            let t = text.trim_start();
-            let suggestion = if t.starts_with('\u{feff}') {
+            let msg = match e.kind {
+                ErrorKind::Utf8(Some(b)) => {
+                    return (
+                        format!("not valid UTF-8: byte 0x{b:02X} at {place} is not part of a UTF-8 character"),
+                        UTF8_FIX.into(),
+                    );
+                }
+                ErrorKind::Utf8(None) => {
+                    return (
+                        format!("not valid UTF-8: the text ends inside a character at {place}"),
+                        UTF8_FIX.into(),
+                    );
+                }
+                ErrorKind::Eof(msg) | ErrorKind::Syntax(msg) => msg,
+            };
+            let t = trim_ascii_start(bytes);
+            let suggestion = if t.starts_with("\u{feff}".as_bytes()) {
                 return (
                     "a byte order mark (U+FEFF) starts this line: only the file's first line may have one".into(),
                     "remove it; it usually comes from joining files that were saved with a BOM".into(),
                 );
-            } else if e.classify() == serde_json::error::Category::Eof {
+            } else if matches!(e.kind, ErrorKind::Eof(_)) {
                 if base > 0 {
                     "the example is cut short: check its closing brackets and quotes".into()
                 } else {
@@ -449,7 +434,7 @@ impl<'o> Validator<'o> {
                 "each line must hold exactly one JSON object: put every example on its own line".into()
             } else if msg.starts_with("control character") {
                 "write tabs and line breaks inside strings as \\t and \\n".into()
-            } else if msg.starts_with("key must be a string") && t.starts_with("{'") {
+            } else if msg.starts_with("key must be a string") && t.starts_with(b"{'") {
                 "this looks like a Python dict: JSON needs double quotes (write it with json.dumps, not str)".into()
             } else if msg.starts_with("key must be a string") {
                 "put every key in double quotes".into()
@@ -457,6 +442,8 @@ impl<'o> Validator<'o> {
                 "remove the comma before the closing bracket".into()
             } else if msg.starts_with("recursion limit") {
                 "the example nests more than 128 levels deep: flatten it".into()
+            } else if msg.starts_with("expected value") && (t.starts_with(b"NaN") || bytes.windows(3).any(|w| w == b"NaN")) {
+                "JSON has no NaN or Infinity: write null or a number".into()
             } else {
                 format!("fix the JSON near {place}")
             };
@@ -705,11 +692,20 @@ fn mixed(this: DatasetFormat, file: DatasetFormat, from: u64) -> (String, String
     )
 }
 
-/// Line offset (0-based) and 1-based column of byte `at` in `bytes`.
+const UTF8_FIX: &str =
+    "save the file as UTF-8, e.g. `iconv -f WINDOWS-1252 -t UTF-8 in.jsonl > out.jsonl`";
+
+fn trim_ascii_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|x| x.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+/// Line offset (0-based) and 1-based column (in characters) of byte `at` in `bytes`.
 fn position(bytes: &[u8], at: usize) -> (u64, usize) {
-    let before = &bytes[..at];
+    let before = &bytes[..at.min(bytes.len())];
     let lines = memchr::memchr_iter(b'\n', before).count() as u64;
-    let col = at - memchr::memrchr(b'\n', before).map_or(0, |p| p + 1) + 1;
+    let line_start = memchr::memrchr(b'\n', before).map_or(0, |p| p + 1);
+    let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
     (lines, col)
 }
 
