@@ -74,8 +74,15 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
             Ok(exit::OK)
         }
         None => {
-            eprintln!("the dashboard is not built yet; see `brightrun --help`");
-            Ok(exit::USAGE)
+            let tasks = engine.start();
+            let result = brightrun_tui::run(
+                engine.clone(),
+                brightrun_tui::RunOptions { theme: cli.theme },
+            )
+            .await;
+            engine.shutdown();
+            let _ = tasks.await;
+            result.map(|()| exit::OK)
         }
     }
 }

@@ -240,3 +240,40 @@ fn a_broken_config_file_is_named() {
     assert!(err.contains("config.toml"), "{err}");
     assert!(err.contains("holdout_fraction"), "{err}");
 }
+
+#[test]
+fn a_second_process_is_told_which_process_holds_the_store() {
+    let home = tempfile::tempdir().unwrap();
+    let mut engine = std::process::Command::new(assert_cmd::cargo::cargo_bin("brightrun"))
+        .arg("engine")
+        .env("BRIGHTRUN_HOME", home.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = home.path().join("data/brightrun.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !lock.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = brightrun(home.path())
+        .args(["datasets", "list"])
+        .output()
+        .unwrap();
+    // SAFETY: interrupting the child we started.
+    unsafe {
+        libc::kill(engine.id() as i32, libc::SIGINT);
+    }
+    let status = engine.wait().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another BrightRun process"), "{err}");
+    assert!(err.contains(&format!("pid {}", engine.id())), "{err}");
+    assert!(err.contains("engine"), "{err}");
+    assert!(status.success(), "the engine stops cleanly on Ctrl-C: {status:?}");
+    // Once it is gone the store opens again.
+    let out = brightrun(home.path())
+        .args(["datasets", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}

@@ -34,13 +34,15 @@ fn main() {
         }
     }
     let Some(file) = file else {
-        eprintln!("usage: validate FILE [--tokenizer PATH] [--max-seq-length N] [--holdout F] [--issues]");
+        eprintln!(
+            "usage: validate FILE [--tokenizer PATH] [--max-seq-length N] [--holdout F] [--issues]"
+        );
         std::process::exit(2);
     };
     let start = Instant::now();
     let mut bytes = 0;
-    let report = validation::validate_path(&file, &opts, &mut |done| bytes = done)
-        .unwrap_or_else(|e| {
+    let report =
+        validation::validate_path(&file, &opts, &mut |done| bytes = done).unwrap_or_else(|e| {
             eprintln!("cannot read {}: {e}", file.display());
             std::process::exit(2)
         });
@@ -64,7 +66,10 @@ fn main() {
     );
     if show_issues {
         for i in &report.issues {
-            println!("line {}: {:?}: {} — {}", i.line, i.severity, i.error, i.suggestion);
+            println!(
+                "line {}: {:?}: {} — {}",
+                i.line, i.severity, i.error, i.suggestion
+            );
         }
     }
     println!(

@@ -147,9 +147,16 @@ pub enum Action {
     /// Bracketed paste into the focused input.
     Paste(String),
     /// A mouse click at a screen cell.
-    Click { column: u16, row: u16 },
+    Click {
+        column: u16,
+        row: u16,
+    },
     /// Mouse wheel: negative is up.
-    Scroll { column: u16, row: u16, delta: i32 },
+    Scroll {
+        column: u16,
+        row: u16,
+        delta: i32,
+    },
     /// The terminal changed size (a full redraw follows).
     Resize,
 }

@@ -47,7 +47,10 @@ pub enum Effect {
     /// Resolve a theme that is not built in (a file).
     LoadTheme(String),
     /// List a folder for the file browser (path as typed).
-    ListDir { request: u64, dir: PathBuf },
+    ListDir {
+        request: u64,
+        dir: PathBuf,
+    },
     /// `add_dataset` with progress; `request` keys the progress reports.
     AddDataset {
         request: u64,
@@ -61,8 +64,14 @@ pub enum Effect {
     /// Load a job's stored metrics and the tail of its log (when the monitor opens it).
     LoadJobDetail(JobId),
     /// Estimate a draft (debounced by `seq`: only the latest answer is used).
-    Estimate { seq: u64, draft: JobDraft },
-    CreateJob { draft: JobDraft, confirm_over_budget: bool },
+    Estimate {
+        seq: u64,
+        draft: JobDraft,
+    },
+    CreateJob {
+        draft: JobDraft,
+        confirm_over_budget: bool,
+    },
     CancelJob(JobId),
     RetryJob(JobId),
     DownloadArtifact {
@@ -145,19 +154,36 @@ pub enum Outcome {
         entries: Result<Vec<DirEntry>, String>,
     },
     /// Bytes done of a UI-started upload or download.
-    Progress { task: TaskKey, label: String, done: u64, total: u64 },
-    DatasetAdded { request: u64, result: Result<Dataset, String> },
+    Progress {
+        task: TaskKey,
+        label: String,
+        done: u64,
+        total: u64,
+    },
+    DatasetAdded {
+        request: u64,
+        result: Result<Dataset, String>,
+    },
     /// Rename, describe, validate, delete.
-    DatasetChanged { what: &'static str, result: Result<Dataset, String> },
+    DatasetChanged {
+        what: &'static str,
+        result: Result<Dataset, String>,
+    },
     JobDetail {
         job_id: JobId,
         metrics: Result<Vec<MetricsPoint>, String>,
         log: Result<Vec<String>, String>,
     },
-    Estimate { seq: u64, result: Result<EstimateView, String> },
+    Estimate {
+        seq: u64,
+        result: Result<EstimateView, String>,
+    },
     JobCreated(Result<TrainingJob, String>),
     /// Cancel or retry.
-    JobChanged { what: &'static str, result: Result<TrainingJob, String> },
+    JobChanged {
+        what: &'static str,
+        result: Result<TrainingJob, String>,
+    },
     Downloaded {
         request: u64,
         id: ArtifactId,

@@ -2,9 +2,9 @@
 //! prompts, the filter, the command line, the file browser and the Configure form.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
-use ratatui::Frame;
 use ratatui_textarea::{CursorMove, TextArea};
 
 #[derive(Clone, Debug)]

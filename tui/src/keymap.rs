@@ -100,7 +100,11 @@ impl Key {
                             KeyCode::Char(c)
                         }
                     }
-                    _ => return Err(format!("`{s}` is not a key (examples: q, G, ctrl-c, shift-tab, enter, pgdn, f5)")),
+                    _ => {
+                        return Err(format!(
+                            "`{s}` is not a key (examples: q, G, ctrl-c, shift-tab, enter, pgdn, f5)"
+                        ));
+                    }
                 }
             }
         };
@@ -174,46 +178,250 @@ pub fn specs() -> Vec<BindingSpec> {
         b!("help", Action::Help, [Global], ["?"], "keys of this view"),
         b!("quit", Action::Quit, [Global], ["q", "ctrl-c"], "quit"),
         b!("next_tab", Action::NextTab, [Global], ["tab"], "next tab"),
-        b!("prev_tab", Action::PrevTab, [Global], ["shift-tab"], "previous tab"),
-        b!("tab_datasets", Action::GoTab(Tab::Datasets), [Global], ["1"], "Datasets tab"),
-        b!("tab_configure", Action::GoTab(Tab::Configure), [Global], ["2"], "Configure tab"),
-        b!("tab_jobs", Action::GoTab(Tab::Jobs), [Global], ["3"], "Jobs tab"),
-        b!("tab_models", Action::GoTab(Tab::Models), [Global], ["4"], "Models tab"),
-        b!("tab_costs", Action::GoTab(Tab::Costs), [Global], ["5"], "Costs tab"),
-        b!("tab_notifications", Action::GoTab(Tab::Notifications), [Global], ["6"], "Notifications tab"),
+        b!(
+            "prev_tab",
+            Action::PrevTab,
+            [Global],
+            ["shift-tab"],
+            "previous tab"
+        ),
+        b!(
+            "tab_datasets",
+            Action::GoTab(Tab::Datasets),
+            [Global],
+            ["1"],
+            "Datasets tab"
+        ),
+        b!(
+            "tab_configure",
+            Action::GoTab(Tab::Configure),
+            [Global],
+            ["2"],
+            "Configure tab"
+        ),
+        b!(
+            "tab_jobs",
+            Action::GoTab(Tab::Jobs),
+            [Global],
+            ["3"],
+            "Jobs tab"
+        ),
+        b!(
+            "tab_models",
+            Action::GoTab(Tab::Models),
+            [Global],
+            ["4"],
+            "Models tab"
+        ),
+        b!(
+            "tab_costs",
+            Action::GoTab(Tab::Costs),
+            [Global],
+            ["5"],
+            "Costs tab"
+        ),
+        b!(
+            "tab_notifications",
+            Action::GoTab(Tab::Notifications),
+            [Global],
+            ["6"],
+            "Notifications tab"
+        ),
         b!("filter", Action::Filter, [Global], ["/"], "filter the list"),
-        b!("command", Action::CommandLine, [Global], [":"], "command line"),
-        b!("freeze", Action::Freeze, [Global], ["f"], "freeze / resume live updates"),
-        b!("refresh", Action::Refresh, [Global], ["ctrl-r"], "reload everything"),
+        b!(
+            "command",
+            Action::CommandLine,
+            [Global],
+            [":"],
+            "command line"
+        ),
+        b!(
+            "freeze",
+            Action::Freeze,
+            [Global],
+            ["f"],
+            "freeze / resume live updates"
+        ),
+        b!(
+            "refresh",
+            Action::Refresh,
+            [Global],
+            ["ctrl-r"],
+            "reload everything"
+        ),
         b!("up", Action::Up, [Global], ["k", "up"], "up"),
         b!("down", Action::Down, [Global], ["j", "down"], "down"),
-        b!("left", Action::Left, [Global], ["h", "left"], "left / previous value"),
-        b!("right", Action::Right, [Global], ["l", "right"], "right / next value"),
-        b!("page_up", Action::PageUp, [Global], ["pgup", "ctrl-u"], "page up"),
-        b!("page_down", Action::PageDown, [Global], ["pgdn", "ctrl-d"], "page down"),
+        b!(
+            "left",
+            Action::Left,
+            [Global],
+            ["h", "left"],
+            "left / previous value"
+        ),
+        b!(
+            "right",
+            Action::Right,
+            [Global],
+            ["l", "right"],
+            "right / next value"
+        ),
+        b!(
+            "page_up",
+            Action::PageUp,
+            [Global],
+            ["pgup", "ctrl-u"],
+            "page up"
+        ),
+        b!(
+            "page_down",
+            Action::PageDown,
+            [Global],
+            ["pgdn", "ctrl-d"],
+            "page down"
+        ),
         b!("top", Action::Top, [Global], ["g", "home"], "first"),
-        b!("bottom", Action::Bottom, [Global], ["G", "end"], "last (logs: follow)"),
+        b!(
+            "bottom",
+            Action::Bottom,
+            [Global],
+            ["G", "end"],
+            "last (logs: follow)"
+        ),
         b!("open", Action::Open, [Global], ["enter"], "open / edit"),
         b!("back", Action::Back, [Global], ["esc"], "back"),
-        b!("sort", Action::Sort, [T(Tab::Datasets), T(Tab::Jobs), T(Tab::Models)], ["s"], "sort by next column"),
-        b!("sort_reverse", Action::SortReverse, [T(Tab::Datasets), T(Tab::Jobs), T(Tab::Models)], ["S"], "reverse sort"),
-        b!("add", Action::AddDataset, [T(Tab::Datasets)], ["a"], "add a dataset (file browser)"),
-        b!("rename", Action::Rename, [T(Tab::Datasets)], ["r"], "rename"),
-        b!("describe", Action::Describe, [T(Tab::Datasets)], ["e"], "edit description"),
-        b!("validate", Action::Validate, [T(Tab::Datasets)], ["v"], "validate again"),
-        b!("delete", Action::Delete, [T(Tab::Datasets)], ["x", "delete"], "delete"),
-        b!("train", Action::Train, [T(Tab::Datasets)], ["t"], "train on this"),
-        b!("submit", Action::Submit, [T(Tab::Configure)], ["s", "ctrl-s"], "submit the job"),
-        b!("cancel", Action::CancelJob, [T(Tab::Jobs)], ["c"], "cancel the job"),
-        b!("retry", Action::RetryJob, [T(Tab::Jobs)], ["r"], "retry the job"),
-        b!("open_artifact", Action::OpenArtifact, [T(Tab::Jobs)], ["o"], "open its model"),
-        b!("download", Action::Download, [T(Tab::Models)], ["d"], "download"),
-        b!("period", Action::NextPeriod, [T(Tab::Costs)], ["p"], "next period"),
-        b!("period_week", Action::SetPeriod(Period::Week), [T(Tab::Costs)], ["w"], "this week"),
-        b!("period_month", Action::SetPeriod(Period::Month), [T(Tab::Costs)], ["m"], "this month"),
-        b!("period_year", Action::SetPeriod(Period::Year), [T(Tab::Costs)], ["y"], "this year"),
-        b!("mark_read", Action::MarkRead, [T(Tab::Notifications)], ["m"], "mark read"),
-        b!("mark_all_read", Action::MarkAllRead, [T(Tab::Notifications)], ["M"], "mark all read"),
+        b!(
+            "sort",
+            Action::Sort,
+            [T(Tab::Datasets), T(Tab::Jobs), T(Tab::Models)],
+            ["s"],
+            "sort by next column"
+        ),
+        b!(
+            "sort_reverse",
+            Action::SortReverse,
+            [T(Tab::Datasets), T(Tab::Jobs), T(Tab::Models)],
+            ["S"],
+            "reverse sort"
+        ),
+        b!(
+            "add",
+            Action::AddDataset,
+            [T(Tab::Datasets)],
+            ["a"],
+            "add a dataset (file browser)"
+        ),
+        b!(
+            "rename",
+            Action::Rename,
+            [T(Tab::Datasets)],
+            ["r"],
+            "rename"
+        ),
+        b!(
+            "describe",
+            Action::Describe,
+            [T(Tab::Datasets)],
+            ["e"],
+            "edit description"
+        ),
+        b!(
+            "validate",
+            Action::Validate,
+            [T(Tab::Datasets)],
+            ["v"],
+            "validate again"
+        ),
+        b!(
+            "delete",
+            Action::Delete,
+            [T(Tab::Datasets)],
+            ["x", "delete"],
+            "delete"
+        ),
+        b!(
+            "train",
+            Action::Train,
+            [T(Tab::Datasets)],
+            ["t"],
+            "train on this"
+        ),
+        b!(
+            "submit",
+            Action::Submit,
+            [T(Tab::Configure)],
+            ["s", "ctrl-s"],
+            "submit the job"
+        ),
+        b!(
+            "cancel",
+            Action::CancelJob,
+            [T(Tab::Jobs)],
+            ["c"],
+            "cancel the job"
+        ),
+        b!(
+            "retry",
+            Action::RetryJob,
+            [T(Tab::Jobs)],
+            ["r"],
+            "retry the job"
+        ),
+        b!(
+            "open_artifact",
+            Action::OpenArtifact,
+            [T(Tab::Jobs)],
+            ["o"],
+            "open its model"
+        ),
+        b!(
+            "download",
+            Action::Download,
+            [T(Tab::Models)],
+            ["d"],
+            "download"
+        ),
+        b!(
+            "period",
+            Action::NextPeriod,
+            [T(Tab::Costs)],
+            ["p"],
+            "next period"
+        ),
+        b!(
+            "period_week",
+            Action::SetPeriod(Period::Week),
+            [T(Tab::Costs)],
+            ["w"],
+            "this week"
+        ),
+        b!(
+            "period_month",
+            Action::SetPeriod(Period::Month),
+            [T(Tab::Costs)],
+            ["m"],
+            "this month"
+        ),
+        b!(
+            "period_year",
+            Action::SetPeriod(Period::Year),
+            [T(Tab::Costs)],
+            ["y"],
+            "this year"
+        ),
+        b!(
+            "mark_read",
+            Action::MarkRead,
+            [T(Tab::Notifications)],
+            ["m"],
+            "mark read"
+        ),
+        b!(
+            "mark_all_read",
+            Action::MarkAllRead,
+            [T(Tab::Notifications)],
+            ["M"],
+            "mark all read"
+        ),
     ]
 }
 
@@ -265,12 +473,19 @@ impl Keymap {
                         }
                     }
                     if keys.is_empty() {
-                        spec.keys.iter().filter_map(|k| Key::parse(k).ok()).collect()
+                        spec.keys
+                            .iter()
+                            .filter_map(|k| Key::parse(k).ok())
+                            .collect()
                     } else {
                         keys
                     }
                 }
-                None => spec.keys.iter().map(|k| Key::parse(k).expect("default keys parse")).collect(),
+                None => spec
+                    .keys
+                    .iter()
+                    .map(|k| Key::parse(k).expect("default keys parse"))
+                    .collect(),
             };
             for ctx in spec.contexts {
                 listing.push((*ctx, spec.name, spec.help, keys.clone()));
@@ -331,11 +546,12 @@ impl Keymap {
 
     /// The bindings of a tab (its own first), then the global ones.
     pub fn help(&self, tab: Tab) -> (Vec<HelpLine>, Vec<HelpLine>) {
-        let line = |(_, name, help, keys): &(Context, &'static str, &'static str, Vec<Key>)| HelpLine {
-            keys: keys.iter().map(Key::display).collect::<Vec<_>>().join(" "),
-            help,
-            name,
-        };
+        let line =
+            |(_, name, help, keys): &(Context, &'static str, &'static str, Vec<Key>)| HelpLine {
+                keys: keys.iter().map(Key::display).collect::<Vec<_>>().join(" "),
+                help,
+                name,
+            };
         let own = self
             .listing
             .iter()
@@ -362,8 +578,14 @@ mod tests {
 
     #[test]
     fn parses_keys() {
-        assert_eq!(Key::parse("ctrl-c").unwrap(), Key::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
-        assert_eq!(Key::parse("G").unwrap(), Key::new(KeyCode::Char('G'), KeyModifiers::NONE));
+        assert_eq!(
+            Key::parse("ctrl-c").unwrap(),
+            Key::new(KeyCode::Char('c'), KeyModifiers::CONTROL)
+        );
+        assert_eq!(
+            Key::parse("G").unwrap(),
+            Key::new(KeyCode::Char('G'), KeyModifiers::NONE)
+        );
         assert_eq!(Key::parse("shift-g").unwrap().code, KeyCode::Char('G'));
         assert_eq!(Key::parse("shift-tab").unwrap().code, KeyCode::BackTab);
         assert_eq!(Key::parse("f5").unwrap().code, KeyCode::F(5));

@@ -13,6 +13,8 @@
 pub mod action;
 pub mod app;
 pub mod effect;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod format;
 pub mod input;
 pub mod keymap;

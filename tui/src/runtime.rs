@@ -23,6 +23,7 @@ use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::{Stdout, Write, stdout};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -45,6 +46,11 @@ const NOTIFICATIONS: usize = 2000;
 const LOG_TAIL: usize = 1000;
 
 static RESTORED: AtomicBool = AtomicBool::new(true);
+/// Set by the panic hook: the terminal is already restored, so the loop must end too (a
+/// panic in a spawned task would otherwise leave the app running in a cooked terminal).
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
+type PanicHook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
 
 /// Puts the terminal back: raw mode off, main screen, mouse and paste off, cursor on. Safe
 /// to call more than once (the panic hook and the guard both may).
@@ -68,18 +74,22 @@ fn restore_terminal() {
 /// Owns the terminal while the app runs; dropping it restores the terminal.
 struct TerminalGuard {
     terminal: Terminal<CrosstermBackend<Stdout>>,
+    previous_hook: Option<Arc<PanicHook>>,
 }
 
 impl TerminalGuard {
     fn enter() -> anyhow::Result<Self> {
         // The panic hook restores the terminal before the message is printed, so the message
         // is readable and the shell is usable.
-        let previous = std::panic::take_hook();
+        let previous: Arc<PanicHook> = Arc::new(std::panic::take_hook());
+        let chained = previous.clone();
         std::panic::set_hook(Box::new(move |info| {
             restore_terminal();
-            previous(info);
+            PANICKED.store(true, Ordering::SeqCst);
+            chained(info);
         }));
-        enable_raw_mode().context("cannot switch the terminal to raw mode (is this a terminal?)")?;
+        enable_raw_mode()
+            .context("cannot switch the terminal to raw mode (is this a terminal?)")?;
         RESTORED.store(false, Ordering::SeqCst);
         let mut out = stdout();
         crossterm::execute!(
@@ -90,8 +100,12 @@ impl TerminalGuard {
             crossterm::cursor::Hide
         )
         .inspect_err(|_| restore_terminal())?;
-        let terminal = Terminal::new(CrosstermBackend::new(stdout())).inspect_err(|_| restore_terminal())?;
-        Ok(TerminalGuard { terminal })
+        let terminal =
+            Terminal::new(CrosstermBackend::new(stdout())).inspect_err(|_| restore_terminal())?;
+        Ok(TerminalGuard {
+            terminal,
+            previous_hook: Some(previous),
+        })
     }
 
     /// Draws one frame inside a synchronized update, so the terminal never shows half of it.
@@ -106,6 +120,11 @@ impl TerminalGuard {
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
         restore_terminal();
+        // Put the caller's panic hook back.
+        if let Some(prev) = self.previous_hook.take() {
+            let _ = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| prev(info)));
+        }
     }
 }
 
@@ -137,7 +156,10 @@ pub async fn run(engine: Engine, options: RunOptions) -> anyhow::Result<()> {
 
     let mut guard = TerminalGuard::enter()?;
     let (tx, mut outcomes) = mpsc::unbounded_channel::<Outcome>();
-    let exec = Executor { engine: engine.clone(), tx };
+    let exec = Executor {
+        engine: engine.clone(),
+        tx,
+    };
     let mut input = EventStream::new();
     let tick_every = Duration::from_millis(app.settings.tick_millis);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + tick_every, tick_every);
@@ -212,6 +234,9 @@ pub async fn run(engine: Engine, options: RunOptions) -> anyhow::Result<()> {
             if app.should_quit() {
                 return Ok(());
             }
+            if PANICKED.load(Ordering::SeqCst) {
+                anyhow::bail!("a background task panicked (the message is above and in the log)");
+            }
             if app.needs_redraw() && last_draw.elapsed() >= MIN_FRAME {
                 guard.draw(&mut app)?;
                 last_draw = Instant::now();
@@ -228,9 +253,20 @@ fn terminal_event(app: &mut App, ev: Event) -> Vec<Effect> {
     match ev {
         Event::Key(k) if k.kind != KeyEventKind::Release => app.handle_key(k),
         Event::Mouse(m) => match m.kind {
-            MouseEventKind::Down(MouseButton::Left) => app.handle(Action::Click { column: m.column, row: m.row }),
-            MouseEventKind::ScrollUp => app.handle(Action::Scroll { column: m.column, row: m.row, delta: -1 }),
-            MouseEventKind::ScrollDown => app.handle(Action::Scroll { column: m.column, row: m.row, delta: 1 }),
+            MouseEventKind::Down(MouseButton::Left) => app.handle(Action::Click {
+                column: m.column,
+                row: m.row,
+            }),
+            MouseEventKind::ScrollUp => app.handle(Action::Scroll {
+                column: m.column,
+                row: m.row,
+                delta: -1,
+            }),
+            MouseEventKind::ScrollDown => app.handle(Action::Scroll {
+                column: m.column,
+                row: m.row,
+                delta: 1,
+            }),
             _ => Vec::new(),
         },
         Event::Paste(s) => app.handle(Action::Paste(s)),
@@ -281,7 +317,11 @@ fn to_engine_period(p: Period) -> brightrun_engine::Period {
 }
 
 /// The engine's cost summary as the Costs tab shows it.
-fn costs_view(period: Period, s: brightrun_engine::CostSummary, month_spent: Option<f64>) -> CostsView {
+fn costs_view(
+    period: Period,
+    s: brightrun_engine::CostSummary,
+    month_spent: Option<f64>,
+) -> CostsView {
     let by_type = [CostType::Compute, CostType::Storage, CostType::DataTransfer]
         .into_iter()
         .map(|k| (k, s.by_type.get(k.as_str()).copied().unwrap_or(0.0)))
@@ -308,7 +348,10 @@ fn costs_view(period: Period, s: brightrun_engine::CostSummary, month_spent: Opt
             })
             .collect()
     } else {
-        s.by_day.iter().map(|(d, v)| (d.format("%m-%d").to_string(), *v)).collect()
+        s.by_day
+            .iter()
+            .map(|(d, v)| (d.format("%m-%d").to_string(), *v))
+            .collect()
     };
     let today = now().date_naive();
     CostsView {
@@ -320,7 +363,13 @@ fn costs_view(period: Period, s: brightrun_engine::CostSummary, month_spent: Opt
         by_job: s
             .by_job
             .iter()
-            .map(|j| (Some(j.job_id), j.description.clone().unwrap_or_default(), j.amount))
+            .map(|j| {
+                (
+                    Some(j.job_id),
+                    j.description.clone().unwrap_or_default(),
+                    j.amount,
+                )
+            })
             .collect(),
         budget: s.budget.as_ref().map(|b| b.monthly_budget),
         month_spent: s
@@ -427,14 +476,24 @@ impl Executor {
             Effect::ListDir { request, dir } => {
                 tokio::spawn(async move {
                     let entries = list_dir(&dir).await;
-                    send(Outcome::DirListing { request, dir, entries });
+                    send(Outcome::DirListing {
+                        request,
+                        dir,
+                        entries,
+                    });
                 });
             }
-            Effect::AddDataset { request, path, name } => {
+            Effect::AddDataset {
+                request,
+                path,
+                name,
+            } => {
                 tokio::spawn(async move {
                     let label = format!(
                         "upload {}",
-                        path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+                        path.file_name()
+                            .map(|f| f.to_string_lossy().into_owned())
+                            .unwrap_or_default()
                     );
                     let tx2 = send.clone();
                     let last = std::sync::Mutex::new(Instant::now() - Duration::from_secs(1));
@@ -443,11 +502,23 @@ impl Executor {
                         let mut l = last.lock().unwrap_or_else(|p| p.into_inner());
                         if l.elapsed() >= Duration::from_millis(50) || done >= total {
                             *l = Instant::now();
-                            tx2(Outcome::Progress { task: TaskKey::Upload(request), label: label.clone(), done, total });
+                            tx2(Outcome::Progress {
+                                task: TaskKey::Upload(request),
+                                label: label.clone(),
+                                done,
+                                total,
+                            });
                         }
                     };
                     let result = engine
-                        .add_dataset(&path, NewDataset { name, description: None }, &progress)
+                        .add_dataset(
+                            &path,
+                            NewDataset {
+                                name,
+                                description: None,
+                            },
+                            &progress,
+                        )
                         .await
                         .map_err(|e| e.to_string());
                     send(Outcome::DatasetAdded { request, result });
@@ -456,43 +527,67 @@ impl Executor {
             Effect::ValidateDataset(id) => {
                 tokio::spawn(async move {
                     let result = engine.validate_dataset(id).await.map_err(|e| e.to_string());
-                    send(Outcome::DatasetChanged { what: "validated", result });
+                    send(Outcome::DatasetChanged {
+                        what: "validated",
+                        result,
+                    });
                 });
             }
             Effect::RenameDataset(id, name) => {
                 tokio::spawn(async move {
                     let result = blocking(move || engine.rename_dataset(id, &name)).await;
-                    send(Outcome::DatasetChanged { what: "renamed", result });
+                    send(Outcome::DatasetChanged {
+                        what: "renamed",
+                        result,
+                    });
                 });
             }
             Effect::DescribeDataset(id, text) => {
                 tokio::spawn(async move {
                     let result = blocking(move || engine.describe_dataset(id, &text)).await;
-                    send(Outcome::DatasetChanged { what: "described", result });
+                    send(Outcome::DatasetChanged {
+                        what: "described",
+                        result,
+                    });
                 });
             }
             Effect::DeleteDataset(id) => {
                 tokio::spawn(async move {
                     let result = engine.delete_dataset(id).await.map_err(|e| e.to_string());
-                    send(Outcome::DatasetChanged { what: "deleted", result });
+                    send(Outcome::DatasetChanged {
+                        what: "deleted",
+                        result,
+                    });
                 });
             }
             Effect::LoadJobDetail(job_id) => {
                 tokio::spawn(async move {
                     let e = engine.clone();
                     let metrics = blocking(move || e.metrics(job_id, 0, usize::MAX)).await;
-                    let log = engine.job_log_tail(job_id, LOG_TAIL).await.map_err(|e| e.to_string());
-                    send(Outcome::JobDetail { job_id, metrics, log });
+                    let log = engine
+                        .job_log_tail(job_id, LOG_TAIL)
+                        .await
+                        .map_err(|e| e.to_string());
+                    send(Outcome::JobDetail {
+                        job_id,
+                        metrics,
+                        log,
+                    });
                 });
             }
             Effect::Estimate { seq, draft } => {
                 tokio::spawn(async move {
                     let req = request(draft);
-                    let result = blocking(move || engine.estimate(&req)).await.map(|e| estimate_view(&e));
+                    let result = blocking(move || engine.estimate(&req))
+                        .await
+                        .map(|e| estimate_view(&e));
                     send(Outcome::Estimate { seq, result });
                 });
             }
-            Effect::CreateJob { draft, confirm_over_budget } => {
+            Effect::CreateJob {
+                draft,
+                confirm_over_budget,
+            } => {
                 tokio::spawn(async move {
                     let result = engine
                         .create_job(request(draft), confirm_over_budget)
@@ -504,16 +599,27 @@ impl Executor {
             Effect::CancelJob(id) => {
                 tokio::spawn(async move {
                     let result = engine.cancel_job(id).await.map_err(|e| e.to_string());
-                    send(Outcome::JobChanged { what: "cancelled", result });
+                    send(Outcome::JobChanged {
+                        what: "cancelled",
+                        result,
+                    });
                 });
             }
             Effect::RetryJob(id) => {
                 tokio::spawn(async move {
                     let result = engine.retry_job(id).await.map_err(|e| e.to_string());
-                    send(Outcome::JobChanged { what: "retried", result });
+                    send(Outcome::JobChanged {
+                        what: "retried",
+                        result,
+                    });
                 });
             }
-            Effect::DownloadArtifact { request, id, to, force } => {
+            Effect::DownloadArtifact {
+                request,
+                id,
+                to,
+                force,
+            } => {
                 tokio::spawn(async move {
                     let tx2 = send.clone();
                     let last = std::sync::Mutex::new(Instant::now() - Duration::from_secs(1));
@@ -522,14 +628,24 @@ impl Executor {
                         let mut l = last.lock().unwrap_or_else(|p| p.into_inner());
                         if l.elapsed() >= Duration::from_millis(50) || done >= total {
                             *l = Instant::now();
-                            tx2(Outcome::Progress { task: TaskKey::Download(request), label: label.clone(), done, total });
+                            tx2(Outcome::Progress {
+                                task: TaskKey::Download(request),
+                                label: label.clone(),
+                                done,
+                                total,
+                            });
                         }
                     };
                     let result = engine
                         .download_artifact(id, &to, force, &progress)
                         .await
                         .map_err(|e| e.to_string());
-                    send(Outcome::Downloaded { request, id, to, result });
+                    send(Outcome::Downloaded {
+                        request,
+                        id,
+                        to,
+                        result,
+                    });
                 });
             }
             Effect::LoadCosts(period) => {

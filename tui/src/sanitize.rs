@@ -128,7 +128,10 @@ mod tests {
     fn strips_csi_osc_and_controls() {
         assert_eq!(clean("a\x1b[2Jb\x1b[31mc\x1b[0m"), "abc");
         assert_eq!(clean("x\x1b]52;c;SGVsbG8=\x07y"), "xy");
-        assert_eq!(clean("x\x1b]8;;http://e\x1b\\link\x1b]8;;\x1b\\y"), "xlinky");
+        assert_eq!(
+            clean("x\x1b]8;;http://e\x1b\\link\x1b]8;;\x1b\\y"),
+            "xlinky"
+        );
         assert_eq!(clean("a\x00b\x08c\x7fd\u{9b}31me"), "abcde");
         assert_eq!(clean("t\tab\r\n"), "t    ab\n");
         assert_eq!(clean("bidi\u{202e}evil"), "bidievil");

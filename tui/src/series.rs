@@ -17,11 +17,61 @@ pub enum Metric {
 
 const COLUMNS: usize = 6;
 
+/// Rows per summary block. Downsampling reads block summaries instead of rows, so a chart of
+/// a million points costs ~16,000 block reads, and appending a point updates one block.
+pub const BLOCK: usize = 64;
+
+/// Min, max (with their rows), sum and count of the finite values of one block of one column.
+#[derive(Clone, Copy, Debug)]
+struct BlockStat {
+    min: f32,
+    min_at: u32,
+    max: f32,
+    max_at: u32,
+    sum: f64,
+    count: u32,
+}
+
+impl Default for BlockStat {
+    fn default() -> Self {
+        BlockStat {
+            min: f32::INFINITY,
+            min_at: u32::MAX,
+            max: f32::NEG_INFINITY,
+            max_at: u32::MAX,
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
+impl BlockStat {
+    fn add(&mut self, i: usize, v: f32) {
+        // NaN compares false both ways: missing values are skipped.
+        if v < self.min {
+            self.min = v;
+            self.min_at = i as u32;
+        }
+        if v > self.max {
+            self.max = v;
+            self.max_at = i as u32;
+        }
+        if v.is_finite() {
+            self.sum += v as f64;
+            self.count += 1;
+        }
+    }
+}
+
 /// A job's metrics, one row per logged step, ordered by step. Missing values are NaN.
 #[derive(Clone, Debug, Default)]
 pub struct Series {
     steps: Vec<u64>,
     cols: [Vec<f32>; COLUMNS],
+    /// Per column, a summary of every `BLOCK` rows (the last one partial).
+    blocks: [Vec<BlockStat>; COLUMNS],
+    /// Blocks from this one on must be rebuilt (after an insert in the middle).
+    stale_from: usize,
     /// Bumped on every change, so caches know when to recompute.
     version: u64,
 }
@@ -93,12 +143,14 @@ impl Series {
                         for (c, v) in self.cols.iter_mut().zip(row) {
                             c[i] = v;
                         }
+                        self.invalidate_from(i);
                     }
                     Err(i) => {
                         self.steps.insert(i, p.step);
                         for (c, v) in self.cols.iter_mut().zip(row) {
                             c.insert(i, v);
                         }
+                        self.invalidate_from(i);
                     }
                 },
             }
@@ -106,10 +158,52 @@ impl Series {
     }
 
     fn push(&mut self, step: u64, row: [f32; COLUMNS]) {
+        let i = self.steps.len();
         self.steps.push(step);
         for (c, v) in self.cols.iter_mut().zip(row) {
             c.push(v);
         }
+        let b = i / BLOCK;
+        if b >= self.stale_from {
+            return; // rebuilt on the next query
+        }
+        for (blocks, v) in self.blocks.iter_mut().zip(row) {
+            if blocks.len() <= b {
+                blocks.push(BlockStat::default());
+            }
+            blocks[b].add(i, v);
+        }
+    }
+
+    /// Marks the blocks from row `i` on as needing a rebuild.
+    fn invalidate_from(&mut self, i: usize) {
+        self.stale_from = self.stale_from.min(i / BLOCK);
+    }
+
+    /// Rebuilds stale blocks (only after inserts or replacements before the end).
+    fn refresh_blocks(&mut self) {
+        let from = self.stale_from;
+        let n = self.steps.len();
+        let nb = n.div_ceil(BLOCK);
+        if from >= nb {
+            self.stale_from = usize::MAX;
+            for b in &mut self.blocks {
+                b.truncate(nb);
+            }
+            return;
+        }
+        for (c, blocks) in self.blocks.iter_mut().enumerate() {
+            blocks.truncate(from);
+            for b in from..nb {
+                let mut st = BlockStat::default();
+                let lo = b * BLOCK;
+                for (k, &v) in self.cols[c][lo..(lo + BLOCK).min(n)].iter().enumerate() {
+                    st.add(lo + k, v);
+                }
+                blocks.push(st);
+            }
+        }
+        self.stale_from = usize::MAX;
     }
 
     /// Appends raw rows (for fixtures and benchmarks): steps must be increasing.
@@ -134,12 +228,14 @@ impl Series {
                         for (c, v) in self.cols.iter_mut().zip(row) {
                             c[j] = v;
                         }
+                        self.invalidate_from(j);
                     }
                     Err(j) => {
                         self.steps.insert(j, step);
                         for (c, v) in self.cols.iter_mut().zip(row) {
                             c.insert(j, v);
                         }
+                        self.invalidate_from(j);
                     }
                 },
                 _ => self.push(step, row),
@@ -147,9 +243,78 @@ impl Series {
         }
     }
 
+    /// [`min_max`] over a column, from the block summaries: O(rows / BLOCK) however many rows.
+    /// Buckets are whole blocks (sizes differ by at most one block, invisible on a chart).
+    pub fn min_max(&mut self, m: Metric, buckets: usize) -> Vec<(f64, f64)> {
+        let n = self.len();
+        let nb = n.div_ceil(BLOCK);
+        if buckets == 0 || n <= buckets * 2 || nb < buckets * 2 {
+            return min_max(&self.steps, &self.cols[m as usize], buckets);
+        }
+        self.refresh_blocks();
+        let blocks = &self.blocks[m as usize];
+        let ys = &self.cols[m as usize];
+        let mut out = Vec::with_capacity(buckets * 2);
+        for b in 0..buckets {
+            let lo = b * nb / buckets;
+            let hi = ((b + 1) * nb / buckets).min(nb);
+            let mut st = BlockStat::default();
+            for blk in &blocks[lo..hi] {
+                if blk.min < st.min {
+                    st.min = blk.min;
+                    st.min_at = blk.min_at;
+                }
+                if blk.max > st.max {
+                    st.max = blk.max;
+                    st.max_at = blk.max_at;
+                }
+            }
+            if st.min_at == u32::MAX {
+                continue;
+            }
+            let (a, z) = if st.min_at <= st.max_at {
+                (st.min_at, st.max_at)
+            } else {
+                (st.max_at, st.min_at)
+            };
+            let (a, z) = (a as usize, z as usize);
+            out.push((self.steps[a] as f64, ys[a] as f64));
+            if z != a {
+                out.push((self.steps[z] as f64, ys[z] as f64));
+            }
+        }
+        out
+    }
+
+    /// [`sparkline`] over a column, from the block summaries.
+    pub fn sparkline(&mut self, m: Metric, width: usize) -> Vec<Option<u64>> {
+        let n = self.len();
+        let nb = n.div_ceil(BLOCK);
+        if width == 0 || nb < width * 2 {
+            return sparkline(&self.cols[m as usize], width);
+        }
+        self.refresh_blocks();
+        let blocks = &self.blocks[m as usize];
+        let means: Vec<Option<f64>> = (0..width)
+            .map(|b| {
+                let lo = b * nb / width;
+                let hi = ((b + 1) * nb / width).min(nb);
+                let (sum, count) = blocks[lo..hi].iter().fold((0f64, 0u64), |(s, c), blk| {
+                    (s + blk.sum, c + blk.count as u64)
+                });
+                (count > 0).then(|| sum / count as f64)
+            })
+            .collect();
+        scale(means)
+    }
+
     /// The latest finite value of a metric.
     pub fn last_value(&self, m: Metric) -> Option<f32> {
-        self.cols[m as usize].iter().rev().find(|v| v.is_finite()).copied()
+        self.cols[m as usize]
+            .iter()
+            .rev()
+            .find(|v| v.is_finite())
+            .copied()
     }
 }
 
@@ -190,7 +355,11 @@ pub fn min_max(steps: &[u64], ys: &[f32], buckets: usize) -> Vec<(f64, f64)> {
         if imin == usize::MAX {
             continue;
         }
-        let (a, b) = if imin <= imax { (imin, imax) } else { (imax, imin) };
+        let (a, b) = if imin <= imax {
+            (imin, imax)
+        } else {
+            (imax, imin)
+        };
         out.push((steps[a] as f64, ys[a] as f64));
         if b != a {
             out.push((steps[b] as f64, ys[b] as f64));
@@ -200,8 +369,8 @@ pub fn min_max(steps: &[u64], ys: &[f32], buckets: usize) -> Vec<(f64, f64)> {
 }
 
 /// One value per column for a sparkline: the mean of the finite values in each of `width`
-/// equal runs (the latest `window` rows only, when given), scaled to 1..=100 between the
-/// minimum and the maximum so that small changes stay visible. Runs with no value give None.
+/// equal runs, scaled to 13..=100 between the minimum and the maximum so that small changes
+/// stay visible and the minimum still draws the lowest bar. Runs with no value give None.
 pub fn sparkline(ys: &[f32], width: usize) -> Vec<Option<u64>> {
     let n = ys.len();
     if n == 0 || width == 0 {
@@ -221,16 +390,24 @@ pub fn sparkline(ys: &[f32], width: usize) -> Vec<Option<u64>> {
         }
         means.push((count > 0).then(|| sum / count as f64));
     }
-    let (lo, hi) = means.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-        (a.min(v), b.max(v))
-    });
+    scale(means)
+}
+
+/// Scales means to 13..=100 between their minimum and maximum (flat series: 50).
+fn scale(means: Vec<Option<f64>>) -> Vec<Option<u64>> {
+    let (lo, hi) = means
+        .iter()
+        .flatten()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     let span = hi - lo;
     means
         .into_iter()
         .map(|m| {
             m.map(|v| {
                 if span > 0.0 {
-                    1 + ((v - lo) / span * 99.0).round() as u64
+                    13 + ((v - lo) / span * 87.0).round() as u64
                 } else {
                     50
                 }
@@ -286,7 +463,7 @@ mod tests {
     fn min_max_keeps_extremes_and_bounds_size() {
         let n = 1_000_000u64;
         let steps: Vec<u64> = (0..n).collect();
-        let mut ys: Vec<f32> = (0..n).map(|i| (i as f32 / n as f32)).collect();
+        let mut ys: Vec<f32> = (0..n).map(|i| i as f32 / n as f32).collect();
         ys[123_456] = 50.0; // a spike must survive
         ys[654_321] = -5.0;
         ys[10] = f32::NAN;
@@ -301,9 +478,58 @@ mod tests {
     }
 
     #[test]
+    fn block_summaries_match_a_full_scan_and_follow_appends_and_inserts() {
+        let mut s = Series::new();
+        let n = 200_000u64;
+        for i in 0..n {
+            let v = ((i * 7919) % 1000) as f32 / 100.0 + if i == 77_777 { 100.0 } else { 0.0 };
+            s.push_row(
+                i * 2,
+                [v, if i % 50 == 0 { v } else { f32::NAN }, v, v, v, v],
+            );
+        }
+        let out = s.min_max(Metric::TrainingLoss, 300);
+        assert!(out.len() <= 600);
+        assert!(out.iter().any(|p| p.1 >= 100.0), "the spike survives");
+        assert!(out.windows(2).all(|w| w[0].0 <= w[1].0));
+        // Same extremes as the row-by-row downsampling.
+        let full = min_max(s.steps(), s.column(Metric::TrainingLoss), 300);
+        let ext = |v: &[(f64, f64)]| {
+            v.iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)))
+        };
+        assert_eq!(ext(&out), ext(&full));
+        // Appends update the last block; a spike appended later shows at once.
+        s.insert(&[MetricsPoint {
+            step: n * 2 + 10,
+            training_loss: Some(500.0),
+            ..point(0, 0.0)
+        }]);
+        assert!(
+            s.min_max(Metric::TrainingLoss, 300)
+                .iter()
+                .any(|p| p.1 == 500.0)
+        );
+        // A replacement in the middle rebuilds the blocks from there.
+        s.insert(&[MetricsPoint {
+            step: 1000,
+            training_loss: Some(-9.0),
+            ..point(0, 0.0)
+        }]);
+        assert!(
+            s.min_max(Metric::TrainingLoss, 300)
+                .iter()
+                .any(|p| p.1 == -9.0)
+        );
+        let spark = s.sparkline(Metric::Throughput, 50);
+        assert_eq!(spark.len(), 50);
+        assert!(spark.iter().all(|v| v.is_some()));
+    }
+
+    #[test]
     fn sparkline_scales_and_marks_gaps() {
         let s = sparkline(&[1.0, 2.0, f32::NAN, 3.0], 4);
-        assert_eq!(s, vec![Some(1), Some(51), None, Some(100)]);
+        assert_eq!(s, vec![Some(13), Some(57), None, Some(100)]);
         assert_eq!(sparkline(&[2.0; 10], 5), vec![Some(50); 5]);
         assert!(sparkline(&[], 5).is_empty());
     }

@@ -12,7 +12,10 @@ use std::str::FromStr;
 pub const BUILTIN: &[(&str, &str)] = &[
     ("dark", include_str!("../../themes/dark.toml")),
     ("light", include_str!("../../themes/light.toml")),
-    ("high-contrast", include_str!("../../themes/high-contrast.toml")),
+    (
+        "high-contrast",
+        include_str!("../../themes/high-contrast.toml"),
+    ),
 ];
 
 macro_rules! theme_colors {
@@ -136,9 +139,13 @@ impl Theme {
 
     /// Parses a theme file. Colours it leaves out come from `base` (or stay the terminal's
     /// default when there is no base).
-    pub fn parse(text: &str, fallback_name: &str, base: Option<&Theme>) -> Result<Self, ThemeError> {
-        let file: ThemeFile =
-            toml::from_str(text).map_err(|e| ThemeError(format!("theme `{fallback_name}`: {e}")))?;
+    pub fn parse(
+        text: &str,
+        fallback_name: &str,
+        base: Option<&Theme>,
+    ) -> Result<Self, ThemeError> {
+        let file: ThemeFile = toml::from_str(text)
+            .map_err(|e| ThemeError(format!("theme `{fallback_name}`: {e}")))?;
         let name = file.name.unwrap_or_else(|| fallback_name.to_string());
         let mut theme = match base {
             Some(b) => Theme {
@@ -166,7 +173,11 @@ impl Theme {
     /// A theme compiled into the binary.
     pub fn builtin(name: &str) -> Option<Self> {
         let (n, text) = BUILTIN.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))?;
-        let base = if *n == "dark" { None } else { Theme::builtin("dark") };
+        let base = if *n == "dark" {
+            None
+        } else {
+            Theme::builtin("dark")
+        };
         Theme::parse(text, n, base.as_ref()).ok()
     }
 
@@ -195,7 +206,11 @@ impl Theme {
         }
         Err(ThemeError(format!(
             "no theme `{name_or_path}`: not built in ({}) and no file at {}",
-            BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+            BUILTIN
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", "),
             candidates
                 .iter()
                 .map(|p| p.display().to_string())
@@ -286,7 +301,12 @@ mod tests {
 
     #[test]
     fn partial_file_falls_back_and_errors_are_clear() {
-        let t = Theme::parse("[colors]\naccent = \"red\"", "mine", Some(&Theme::default())).unwrap();
+        let t = Theme::parse(
+            "[colors]\naccent = \"red\"",
+            "mine",
+            Some(&Theme::default()),
+        )
+        .unwrap();
         assert_eq!(t.accent, Color::Red);
         assert_eq!(t.foreground, Theme::default().foreground);
         let e = Theme::parse("[colors]\naccent = \"nope\"", "x", None).unwrap_err();

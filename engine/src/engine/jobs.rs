@@ -105,6 +105,13 @@ impl Engine {
     }
 
     fn estimate_resolved(&self, r: &Resolved) -> Result<Estimate> {
+        if r.dataset.status != DatasetStatus::Ready || !r.dataset.training_ready {
+            return Err(EngineError::Conflict(format!(
+                "dataset {} is {}, not ready for training",
+                r.dataset.id.short(),
+                r.dataset.status.as_str()
+            )));
+        }
         let stats = r.dataset.statistics.clone().ok_or_else(|| {
             EngineError::Invalid(format!(
                 "dataset {} has not been validated yet",
@@ -147,13 +154,6 @@ impl Engine {
         confirm_over_budget: bool,
     ) -> Result<TrainingJob> {
         let r = self.resolve_request(&req)?;
-        if r.dataset.status != DatasetStatus::Ready || !r.dataset.training_ready {
-            return Err(EngineError::Conflict(format!(
-                "dataset {} is {}, not ready for training",
-                r.dataset.id.short(),
-                r.dataset.status.as_str()
-            )));
-        }
         let est = self.estimate_resolved(&r)?;
         if est.needs_budget_confirmation() && !confirm_over_budget {
             let b = est.budget.as_ref().expect("checked");

@@ -27,6 +27,9 @@ enum Outcome {
 /// A training loss above this many times the first one is reported as exploding.
 const EXPLODING_FACTOR: f64 = 4.0;
 
+/// How often a job with no news is written back (for its running cost).
+const QUIET_PERSIST_SECS: i64 = 10;
+
 impl Engine {
     pub(crate) fn backend(&self, name: &str) -> Result<Arc<dyn ClusterBackend>> {
         self.inner
@@ -488,6 +491,12 @@ impl Engine {
         // write as the finish; until then a crash replays the final events.
         if outcome.is_none() {
             job.event_cursor = result.cursor;
+        }
+        // A quiet poll only moves the running cost; persist that every few seconds rather than
+        // paying a durable write per job per poll (UIs compute the live cost from started_at).
+        let quiet = result.events.is_empty() && notes.is_empty() && outcome.is_none();
+        if quiet && t - job.updated_at < chrono::Duration::seconds(QUIET_PERSIST_SECS) {
+            return Ok(());
         }
         job.updated_at = t;
         let user = self.inner.user;

@@ -7,7 +7,7 @@
 //! that does not end with the assistant's reply, unknown keys).
 
 use super::issues::Rep;
-use super::tape::{Doc, Node};
+use super::tape::{Doc, Node, Text};
 use crate::domain::DatasetFormat;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,11 +39,11 @@ pub(crate) struct Msg {
 /// One example in normal form. The vectors are reused from one example to the next.
 pub(crate) struct Conversation<'t> {
     pub msgs: Vec<Msg>,
-    pub pieces: Vec<&'t str>,
+    pub pieces: Vec<Text<'t>>,
 }
 
 impl<'t> Conversation<'t> {
-    fn push(&mut self, role: Role, parts: &[&'t str], trainable: bool) {
+    fn push(&mut self, role: Role, parts: &[Text<'t>], trainable: bool) {
         self.msgs.push(Msg {
             role,
             first: self.pieces.len() as u32,
@@ -63,7 +63,7 @@ impl<'t> Conversation<'t> {
         });
     }
 
-    pub fn content(&self, m: &Msg) -> &[&'t str] {
+    pub fn content(&self, m: &Msg) -> &[Text<'t>] {
         &self.pieces[m.first as usize..(m.first + m.count) as usize]
     }
 }
@@ -117,7 +117,11 @@ pub(crate) fn detect(doc: &Doc, root: usize) -> Option<DatasetFormat> {
 }
 
 /// Why an object is no example of any format, and what to do about it.
-pub(crate) fn unknown_shape(doc: &Doc, root: usize, file: Option<DatasetFormat>) -> (String, String) {
+pub(crate) fn unknown_shape(
+    doc: &Doc,
+    root: usize,
+    file: Option<DatasetFormat>,
+) -> (String, String) {
     let keys: Vec<&str> = doc.entries(root).map(|(k, _)| k).collect();
     let has = |k: &str| keys.contains(&k);
     let near = if has("instruction") {
@@ -151,13 +155,16 @@ pub(crate) fn unknown_shape(doc: &Doc, root: usize, file: Option<DatasetFormat>)
     };
     if let Some((f, missing)) = near {
         return (
-            format!("the example has {shown} but no \"{missing}\": it looks like {} but is incomplete", label(f)),
+            format!(
+                "the example has {shown} but no \"{missing}\": it looks like {} but is incomplete",
+                label(f)
+            ),
             format!("add \"{missing}\"; a {} example is {}", label(f), f.shape()),
         );
     }
     let error = format!("the example has {shown}, which match none of the supported formats");
     let suggestion = match file {
-        Some(f) => format!("write it as a {} example, like the rest of the file: {}", label(f), f.shape()),
+        Some(f) => format!("write it like the rest of the file, as {}: {}", label(f), f.shape()),
         None if has("text") => "plain text is not supported: write each example as a conversation, e.g. {\"messages\": [{\"role\": \"user\", …}, {\"role\": \"assistant\", …}]} or {\"prompt\": …, \"completion\": …}".into(),
         None => supported_formats(),
     };
@@ -260,13 +267,28 @@ fn unknown_key(rep: &mut Rep, fmt: DatasetFormat, place: &str, key: &str, known:
     rep.warn(|| {
         (
             format!("unknown key \"{key}\"{place}; it is ignored"),
-            format!("remove it or check its spelling; a {} {} has {known}", label(fmt), if place.is_empty() { "example" } else { "message" }),
+            format!(
+                "remove it or check its spelling; a {} {} has {known}",
+                label(fmt),
+                if place.is_empty() {
+                    "example"
+                } else {
+                    "message"
+                }
+            ),
         )
     });
 }
 
-fn is_blank(parts: &[&str]) -> bool {
-    parts.iter().all(|p| p.trim().is_empty())
+fn is_blank(parts: &[Text]) -> bool {
+    parts.iter().all(|p| p.is_blank())
+}
+
+/// Gives back a vector's allocation with another lifetime parameter (emptied; the in-place
+/// `collect` keeps the allocation).
+pub(crate) fn recycle<'b>(mut v: Vec<Text<'_>>) -> Vec<Text<'b>> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!()).collect()
 }
 
 fn check_list_format<'t>(
@@ -295,8 +317,8 @@ fn check_list_format<'t>(
     if let Some(s) = system {
         match doc.nodes[s] {
             Node::Null => {}
-            _ => match doc.str_at(s) {
-                Some(text) if !text.trim().is_empty() => conv.push(Role::System, &[text], false),
+            _ => match doc.text_at(s) {
+                Some(text) if !text.is_blank() => conv.push(Role::System, &[text], false),
                 Some(_) => {}
                 None => rep.error(|| {
                     (
@@ -313,7 +335,11 @@ fn check_list_format<'t>(
         rep.error(|| {
             (
                 format!("\"{name}\" is {}, not an array", doc.kind(list)),
-                format!("a {} example is {}", label(spec.format), spec.format.shape()),
+                format!(
+                    "a {} example is {}",
+                    label(spec.format),
+                    spec.format.shape()
+                ),
             )
         });
         return;
@@ -411,7 +437,11 @@ fn check_list_format<'t>(
             } else {
                 rep.error(|| {
                     (
-                        format!("{name}[{n}].{} is empty ({} message)", spec.content_key, role.as_str()),
+                        format!(
+                            "{name}[{n}].{} is empty ({} message)",
+                            spec.content_key,
+                            role.as_str()
+                        ),
                         "write the message, or remove the example".into(),
                     )
                 });
@@ -424,13 +454,7 @@ fn check_list_format<'t>(
     }
 }
 
-fn role_of(
-    doc: &Doc,
-    rep: &mut Rep,
-    spec: &ListSpec,
-    n: usize,
-    at: Option<usize>,
-) -> Option<Role> {
+fn role_of(doc: &Doc, rep: &mut Rep, spec: &ListSpec, n: usize, at: Option<usize>) -> Option<Role> {
     let name = spec.list;
     let key = spec.role_key;
     let Some(at) = at else {
@@ -442,7 +466,7 @@ fn role_of(
         });
         return None;
     };
-    let Some(text) = doc.str_at(at) else {
+    let Some(text) = doc.text_at(at) else {
         rep.error(|| {
             (
                 format!("{name}[{n}].{key} is {}, not a string", doc.kind(at)),
@@ -451,11 +475,12 @@ fn role_of(
         });
         return None;
     };
-    if let Some((_, r)) = spec.roles.iter().find(|(s, _)| *s == text) {
+    if let Some((_, r)) = spec.roles.iter().find(|(s, _)| text.is(s)) {
         return Some(*r);
     }
     rep.error(|| {
-        let suggestion = if matches!(text, "tool" | "function" | "ipython" | "observation" | "function_call") {
+        let tool = ["tool", "function", "ipython", "observation", "function_call"];
+        let suggestion = if tool.iter().any(|t| text.is(t)) {
             "BrightRun trains on system, user and assistant messages only: remove tool calls and tool results, or fold them into the assistant's text".to_string()
         } else {
             format!("use {}", spec.role_names)
@@ -474,7 +499,7 @@ fn content_of<'t>(
     spec: &ListSpec,
     n: usize,
     at: Option<usize>,
-    parts: &mut Vec<&'t str>,
+    parts: &mut Vec<Text<'t>>,
 ) -> bool {
     let name = spec.list;
     let key = spec.content_key;
@@ -487,7 +512,7 @@ fn content_of<'t>(
         });
         return false;
     };
-    if let Some(text) = doc.str_at(at) {
+    if let Some(text) = doc.text_at(at) {
         parts.push(text);
         return true;
     }
@@ -499,8 +524,8 @@ fn content_of<'t>(
             let mut is_text = false;
             for (k, v) in doc.entries(part) {
                 match k {
-                    "type" => is_text = doc.str_at(v) == Some("text"),
-                    "text" => text = doc.str_at(v),
+                    "type" => is_text = doc.text_at(v).is_some_and(|t| t.is("text")),
+                    "text" => text = doc.text_at(v),
                     _ => {}
                 }
             }
@@ -520,7 +545,11 @@ fn content_of<'t>(
         return true;
     }
     rep.error(|| {
-        let what = if spec.openai { "a string or a list of text parts" } else { "a string" };
+        let what = if spec.openai {
+            "a string or a list of text parts"
+        } else {
+            "a string"
+        };
         (
             format!("{name}[{n}].{key} is {}, not {what}", doc.kind(at)),
             "write the message's text as a string".into(),
@@ -545,8 +574,12 @@ fn check_order(conv: &Conversation, list: &str, offset: usize, rep: &mut Rep) {
         let i = i + 1;
         rep.error(|| {
             (
-                format!("{} is a system message; only the first message may be one", at(i)),
-                "move the system prompt to the start, or merge it into the first system message".into(),
+                format!(
+                    "{} is a system message; only the first message may be one",
+                    at(i)
+                ),
+                "move the system prompt to the start, or merge it into the first system message"
+                    .into(),
             )
         });
         return;
@@ -573,7 +606,11 @@ fn check_order(conv: &Conversation, list: &str, offset: usize, rep: &mut Rep) {
     }
     if let Some(k) = body.windows(2).position(|w| w[0].role == w[1].role) {
         let (i, role) = (start + k, body[k].role);
-        let other = if role == Role::User { "assistant" } else { "user" };
+        let other = if role == Role::User {
+            "assistant"
+        } else {
+            "user"
+        };
         rep.error(|| {
             (
                 format!("{} and {} are both {} messages; user and assistant must alternate", at(i), at(i + 1), role.as_str()),
@@ -609,7 +646,7 @@ fn string_field<'t>(
     key: &str,
     at: Option<usize>,
     required: bool,
-) -> Option<&'t str> {
+) -> Option<Text<'t>> {
     let Some(at) = at else {
         if required {
             rep.error(|| {
@@ -621,7 +658,7 @@ fn string_field<'t>(
         }
         return None;
     };
-    if let Some(s) = doc.str_at(at) {
+    if let Some(s) = doc.text_at(at) {
         return Some(s);
     }
     if !required && matches!(doc.nodes[at], Node::Null) {
@@ -666,18 +703,18 @@ fn check_flat<'t>(doc: &Doc<'t, '_>, root: usize, rep: &mut Rep, conv: &mut Conv
     let user = string_field(doc, rep, fmt, "current_user_input", user, true);
     let target = string_field(doc, rep, fmt, "target_response", target, true);
     if let Some(s) = system
-        && !s.trim().is_empty()
+        && !s.is_blank()
     {
         conv.push(Role::System, &[s], false);
     }
     if let Some(u) = user {
-        if u.trim().is_empty() {
+        if u.is_blank() {
             empty_error(rep, "current_user_input");
         }
         conv.push(Role::User, &[u], false);
     }
     if let Some(t) = target {
-        if t.trim().is_empty() {
+        if t.is_blank() {
             empty_error(rep, "target_response");
         }
         conv.push(Role::Assistant, &[t], true);
@@ -713,15 +750,17 @@ fn check_alpaca<'t>(doc: &Doc<'t, '_>, root: usize, rep: &mut Rep, conv: &mut Co
     let output = string_field(doc, rep, fmt, "output", output, true);
     let system = string_field(doc, rep, fmt, "system", system, false);
     if let Some(s) = system
-        && !s.trim().is_empty()
+        && !s.is_blank()
     {
         conv.push(Role::System, &[s], false);
     }
     if let Some(i) = instruction {
         match input {
-            Some(x) if !x.trim().is_empty() => conv.push(Role::User, &[i, "\n\n", x], false),
+            Some(x) if !x.is_blank() => {
+                conv.push(Role::User, &[i, Text::Decoded("\n\n"), x], false)
+            }
             _ => {
-                if i.trim().is_empty() {
+                if i.is_blank() {
                     rep.error(|| {
                         (
                             "\"instruction\" is empty and there is no \"input\"".into(),
@@ -734,7 +773,7 @@ fn check_alpaca<'t>(doc: &Doc<'t, '_>, root: usize, rep: &mut Rep, conv: &mut Co
         }
     }
     if let Some(o) = output {
-        if o.trim().is_empty() {
+        if o.is_blank() {
             empty_error(rep, "output");
         }
         conv.push(Role::Assistant, &[o], true);
@@ -757,13 +796,13 @@ fn check_prompt_completion<'t>(
         }
     }
     if let Some(p) = string_field(doc, rep, fmt, "prompt", prompt, true) {
-        if p.trim().is_empty() {
+        if p.is_blank() {
             empty_error(rep, "prompt");
         }
         conv.push(Role::User, &[p], false);
     }
     if let Some(c) = string_field(doc, rep, fmt, "completion", completion, true) {
-        if c.trim().is_empty() {
+        if c.is_blank() {
             empty_error(rep, "completion");
         }
         conv.push(Role::Assistant, &[c], true);

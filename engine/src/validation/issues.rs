@@ -23,12 +23,7 @@ impl IssueSink {
     /// Counts a finding and keeps it when it is among the first `cap` by line. Findings
     /// almost always come in line order; the few that do not (a summary reported at the end)
     /// are inserted in place.
-    pub fn add(
-        &mut self,
-        line: u64,
-        severity: Severity,
-        text: impl FnOnce() -> (String, String),
-    ) {
+    pub fn add(&mut self, line: u64, severity: Severity, text: impl FnOnce() -> (String, String)) {
         match severity {
             Severity::Error => self.errors += 1,
             Severity::Warning => self.warnings += 1,

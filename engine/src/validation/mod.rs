@@ -18,7 +18,7 @@
 //!
 //! Speed: the input is read in large chunks and split with memchr; each line is checked as
 //! UTF-8 once and parsed by serde_json into a reused tape of borrowed nodes, so the hot path
-//! allocates nothing per line; duplicates are found by a 64-bit ahash of the normalised
+//! allocates nothing per line; duplicates are found by a 64-bit xxh3 hash of the normalised
 //! example. It runs on one thread.
 
 mod array;
@@ -35,7 +35,8 @@ use issues::{IssueSink, Rep};
 use reader::{Line, LineReader};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
+use xxhash_rust::xxh3::xxh3_64;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
@@ -45,6 +46,13 @@ use tape::{Doc, ErrorKind, JsonError, Node};
 /// are skipped with an error, never held in memory: at ~4 bytes per token this is millions of
 /// tokens, far past any sequence length, so such a line is a broken file, not an example.
 pub const MAX_LINE_BYTES: usize = 32 << 20;
+
+/// Mixed into the duplicate hash per message role.
+const ROLE_SALT: [u64; 3] = [
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7344,
+    0xa409_3822_299f_31d0,
+];
 
 /// How many lines an aggregated finding (duplicates, over-long examples) names.
 const LINES_NAMED: usize = 5;
@@ -134,7 +142,10 @@ fn in_split(index: u64, seed: u64, threshold: u64) -> bool {
 /// Loads a Hugging Face `tokenizer.json`.
 pub fn load_tokenizer(path: &Path) -> Result<tokenizers::Tokenizer, String> {
     if !path.exists() {
-        return Err(format!("the tokenizer file {} does not exist", path.display()));
+        return Err(format!(
+            "the tokenizer file {} does not exist",
+            path.display()
+        ));
     }
     tokenizers::Tokenizer::from_file(path)
         .map_err(|e| format!("cannot load the tokenizer {}: {e}", path.display()))
@@ -261,7 +272,6 @@ struct Validator<'o> {
     total_tokens: u64,
     turns: u64,
     tokens: Vec<u32>,
-    hasher: ahash::RandomState,
     seen: HashMap<u64, u64, BuildHasherDefault<Prehashed>>,
     duplicates: u64,
     duplicate_lines: Vec<(u64, u64)>,
@@ -274,13 +284,9 @@ struct Validator<'o> {
     nodes: Vec<Node<'static>>,
     arena: String,
     msgs: Vec<Msg>,
-    pieces: Vec<&'static str>,
+    pieces: Vec<tape::Text<'static>>,
+    canon: Vec<u8>,
     join: String,
-}
-
-fn recycle_strs<'b>(mut v: Vec<&str>) -> Vec<&'b str> {
-    v.clear();
-    v.into_iter().map(|_| unreachable!()).collect()
 }
 
 fn mb(bytes: u64) -> String {
@@ -315,12 +321,6 @@ impl<'o> Validator<'o> {
             total_tokens: 0,
             turns: 0,
             tokens: Vec::new(),
-            hasher: ahash::RandomState::with_seeds(
-                0x243f_6a88_85a3_08d3,
-                0x1319_8a2e_0370_7344,
-                0xa409_3822_299f_31d0,
-                0x082e_fa98_ec4e_6c89,
-            ),
             seen: HashMap::default(),
             duplicates: 0,
             duplicate_lines: Vec::new(),
@@ -332,6 +332,7 @@ impl<'o> Validator<'o> {
             arena: String::new(),
             msgs: Vec::new(),
             pieces: Vec::new(),
+            canon: Vec::new(),
             join: String::new(),
         }
     }
@@ -458,8 +459,13 @@ impl<'o> Validator<'o> {
                 (
                     format!("the example is {}, not a JSON object", doc.kind(0)),
                     match file {
-                        Some(f) => format!("write it as a {} example: {}", formats::label(f), f.shape()),
-                        None => format!("each example must be a JSON object; {}", formats::supported_formats()),
+                        Some(f) => {
+                            format!("write it as a {} example: {}", formats::label(f), f.shape())
+                        }
+                        None => format!(
+                            "each example must be a JSON object; {}",
+                            formats::supported_formats()
+                        ),
                     },
                 )
             });
@@ -480,12 +486,13 @@ impl<'o> Validator<'o> {
         if let Some((file, from)) = self.format
             && file != fmt
         {
-            self.sink.add(line, Severity::Error, || mixed(fmt, file, from));
+            self.sink
+                .add(line, Severity::Error, || mixed(fmt, file, from));
             return;
         }
         let mut conv = Conversation {
             msgs: std::mem::take(&mut self.msgs),
-            pieces: recycle_strs(std::mem::take(&mut self.pieces)),
+            pieces: formats::recycle(std::mem::take(&mut self.pieces)),
         };
         conv.msgs.clear();
         let mut rep = Rep {
@@ -503,7 +510,7 @@ impl<'o> Validator<'o> {
             self.pending.push((line, fmt));
         }
         self.msgs = conv.msgs;
-        self.pieces = recycle_strs(conv.pieces);
+        self.pieces = formats::recycle(conv.pieces);
     }
 
     fn fix_format(&mut self, fmt: DatasetFormat, line: u64) {
@@ -523,29 +530,38 @@ impl<'o> Validator<'o> {
             self.training += 1;
         }
         let mut tokens = 0u64;
-        let mut h = self.hasher.build_hasher();
+        let mut h = conv.msgs.len() as u64;
         for m in &conv.msgs {
             let parts = conv.content(m);
-            let text: &str = if parts.len() == 1 {
-                parts[0]
-            } else {
-                self.join.clear();
-                for p in parts {
-                    self.join.push_str(p);
-                }
-                &self.join
-            };
             tokens += match &self.opts.tokenizer {
-                Some(t) => t
-                    .encode_fast(text, false)
-                    .map(|e| e.len() as u64)
-                    .unwrap_or_else(|_| estimate_tokens(text)),
-                None => estimate_tokens(text),
+                Some(t) => {
+                    self.join.clear();
+                    for p in parts {
+                        self.join.push_str(&p.decoded());
+                    }
+                    t.encode_fast(self.join.as_str(), false)
+                        .map(|e| e.len() as u64)
+                        .unwrap_or_else(|_| estimate_tokens(&self.join))
+                }
+                None => (parts.iter().map(|p| p.len() as u64).sum::<u64>()).div_ceil(4),
             };
-            h.write_u8(m.role as u8);
-            h.write(text.as_bytes());
-            h.write_u8(0xff);
+            // The hash of the canonical JSON form of each message, chained.
+            let x = match parts {
+                [one] if one.canonical_bytes().is_some() => {
+                    xxh3_64(one.canonical_bytes().unwrap_or_default())
+                }
+                _ => {
+                    self.canon.clear();
+                    for p in parts {
+                        p.canonical(&mut self.canon);
+                    }
+                    xxh3_64(&self.canon)
+                }
+            };
+            h = (h.rotate_left(23) ^ x ^ ROLE_SALT[m.role as usize])
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
+        let h = h ^ (h >> 29);
         self.total_tokens += tokens;
         self.turns += conv.msgs.len() as u64;
         self.tokens.push(tokens.min(u64::from(u32::MAX)) as u32);
@@ -555,7 +571,7 @@ impl<'o> Validator<'o> {
                 self.over_lines.push(line);
             }
         }
-        match self.seen.entry(h.finish()) {
+        match self.seen.entry(h) {
             Entry::Occupied(e) => {
                 self.duplicates += 1;
                 if self.duplicate_lines.len() < LINES_NAMED {
@@ -572,7 +588,7 @@ impl<'o> Validator<'o> {
                     .iter()
                     .map(|m| ChatMessage {
                         role: m.role.as_str().to_string(),
-                        content: conv.content(m).concat(),
+                        content: conv.content(m).iter().map(|p| p.decoded()).collect(),
                     })
                     .collect(),
             );
@@ -632,7 +648,10 @@ impl<'o> Validator<'o> {
             self.sink.add(1, Severity::Error, || {
                 (
                     "the file holds no examples".into(),
-                    format!("add examples, one JSON object per line; {}", formats::supported_formats()),
+                    format!(
+                        "add examples, one JSON object per line; {}",
+                        formats::supported_formats()
+                    ),
                 )
             });
         }
@@ -647,7 +666,11 @@ impl<'o> Validator<'o> {
         }
         if let Some(&first) = self.over_lines.first() {
             let (n, max) = (self.over, self.opts.max_seq_length);
-            let how = if self.opts.tokenizer.is_some() { "" } else { " (estimated)" };
+            let how = if self.opts.tokenizer.is_some() {
+                ""
+            } else {
+                " (estimated)"
+            };
             let lines = list_lines(&self.over_lines, n);
             self.sink.add(first, Severity::Warning, || {
                 (
@@ -665,7 +688,10 @@ impl<'o> Validator<'o> {
                 .collect::<Vec<_>>()
                 .join(", ");
             if n > self.duplicate_lines.len() as u64 {
-                pairs.push_str(&format!(" and {} more", n - self.duplicate_lines.len() as u64));
+                pairs.push_str(&format!(
+                    " and {} more",
+                    n - self.duplicate_lines.len() as u64
+                ));
             }
             self.sink.add(first, Severity::Warning, || {
                 (
@@ -684,11 +710,7 @@ fn mixed(this: DatasetFormat, file: DatasetFormat, from: u64) -> (String, String
             formats::label(this),
             formats::label(file)
         ),
-        format!(
-            "convert it to {}: {}",
-            formats::label(file),
-            file.shape()
-        ),
+        format!("convert it to {}: {}", formats::label(file), file.shape()),
     )
 }
 
@@ -705,7 +727,10 @@ fn position(bytes: &[u8], at: usize) -> (u64, usize) {
     let before = &bytes[..at.min(bytes.len())];
     let lines = memchr::memchr_iter(b'\n', before).count() as u64;
     let line_start = memchr::memrchr(b'\n', before).map_or(0, |p| p + 1);
-    let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (lines, col)
 }
 

@@ -237,11 +237,19 @@ mod tests {
     fn splits_lines_and_caps_long_ones() {
         assert_eq!(
             lines(b"a\nbb\n\nccc", 1 << 20),
-            vec![Ok(b"a".to_vec()), Ok(b"bb".to_vec()), Ok(vec![]), Ok(b"ccc".to_vec())]
+            vec![
+                Ok(b"a".to_vec()),
+                Ok(b"bb".to_vec()),
+                Ok(vec![]),
+                Ok(b"ccc".to_vec())
+            ]
         );
         let mut data = vec![b'x'; 3 << 20];
         data.extend_from_slice(b"\nok\n");
-        assert_eq!(lines(&data, 1 << 20), vec![Err(3 << 20), Ok(b"ok".to_vec())]);
+        assert_eq!(
+            lines(&data, 1 << 20),
+            vec![Err(3 << 20), Ok(b"ok".to_vec())]
+        );
         let data = vec![b'y'; 3 << 20];
         assert_eq!(lines(&data, 1 << 20), vec![Err(3 << 20)]);
     }
@@ -251,6 +259,11 @@ mod tests {
         assert!(sniff(b"{\"a\":1}\n").is_none());
         assert!(sniff(&[0x1f, 0x8b, 8, 0]).unwrap().error.contains("gzip"));
         assert!(sniff(b"{\"a\":\x00}").unwrap().error.contains("NUL"));
-        assert!(sniff(&[0xff, 0xfe, b'{', 0]).unwrap().error.contains("UTF-16"));
+        assert!(
+            sniff(&[0xff, 0xfe, b'{', 0])
+                .unwrap()
+                .error
+                .contains("UTF-16")
+        );
     }
 }

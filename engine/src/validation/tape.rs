@@ -17,10 +17,19 @@ pub(crate) enum Node<'a> {
     Num(f64),
     /// A string with no escapes, borrowed from the input.
     Str(&'a str),
-    /// A string that had escapes, decoded into the arena.
+    /// A value string whose only escapes are the short ones (`\"`, `\\`, `\n`, `\r`, `\t`,
+    /// `\b`, `\f`), kept raw with its decoded length. Its raw form is also its canonical form
+    /// (see [`Text::canonical`]), so hashing it needs no decoding.
+    Esc { raw: &'a str, len: u32 },
+    /// A string with other escapes (or a key with escapes), decoded into the arena.
     Owned { start: u32, len: u32 },
-    Arr { len: u32, end: u32 },
-    Obj { end: u32 },
+    Arr {
+        len: u32,
+        end: u32,
+    },
+    Obj {
+        end: u32,
+    },
 }
 
 /// Why a text is not JSON, and where (a byte offset into it).
@@ -148,7 +157,7 @@ impl<'a> Parser<'a, '_> {
         };
         match c {
             b'"' => {
-                let node = self.string()?;
+                let node = self.string(true)?;
                 self.nodes.push(node);
             }
             b'{' => self.object()?,
@@ -279,7 +288,7 @@ impl<'a> Parser<'a, '_> {
             loop {
                 match self.b.get(self.i) {
                     Some(b'"') => {
-                        let key = self.string()?;
+                        let key = self.string(false)?;
                         self.nodes.push(key);
                     }
                     Some(_) => return Err(self.syntax("key must be a string")),
@@ -333,9 +342,11 @@ impl<'a> Parser<'a, '_> {
             }
             Err(e) => {
                 let at = start + e.valid_up_to();
+                // A sequence cut short by an ASCII byte is a bad byte, not the end of the text.
+                let cut = e.error_len().is_none() && end == self.b.len();
                 Err(JsonError {
                     at,
-                    kind: ErrorKind::Utf8(e.error_len().map(|_| self.b[at])),
+                    kind: ErrorKind::Utf8((!cut).then(|| self.b[at])),
                 })
             }
         }
@@ -353,19 +364,44 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// A string starting at the `"` at `self.i`; leaves `self.i` after its closing quote.
+    /// With `lazy`, short escapes are only counted ([`Node::Esc`]); otherwise, and for other
+    /// escapes, the string is decoded into the arena.
     #[inline]
-    fn string(&mut self) -> Result<Node<'a>, JsonError> {
+    fn string(&mut self, lazy: bool) -> Result<Node<'a>, JsonError> {
         self.i += 1;
         let start = self.i;
+        let mut first_escape = None;
+        let mut escapes = 0usize;
         loop {
             self.i = find_special(self.b, self.i);
             match self.b.get(self.i) {
                 Some(b'"') => {
                     let s = self.text(start, self.i);
                     self.i += 1;
-                    return Ok(Node::Str(s));
+                    if escapes == 0 {
+                        return Ok(Node::Str(s));
+                    }
+                    return Ok(Node::Esc {
+                        raw: s,
+                        len: (s.len() - escapes) as u32,
+                    });
                 }
-                Some(b'\\') => return self.escaped(start),
+                Some(b'\\') => {
+                    let short = matches!(
+                        self.b.get(self.i + 1),
+                        Some(b'"' | b'\\' | b'n' | b'r' | b't' | b'b' | b'f')
+                    );
+                    if lazy && short {
+                        first_escape.get_or_insert(self.i);
+                        escapes += 1;
+                        self.i += 2;
+                    } else {
+                        if let Some(at) = first_escape {
+                            self.i = at;
+                        }
+                        return self.escaped(start);
+                    }
+                }
                 Some(&x) if x >= 0x80 => self.non_ascii()?,
                 Some(_) => {
                     return Err(self.syntax(
@@ -499,6 +535,8 @@ impl<'t, 'a: 't> Doc<'t, 'a> {
         }
     }
 
+    /// A string with no short escapes left undecoded: every key, and any value without
+    /// escapes or decoded into the arena. Use [`Doc::text_at`] for values.
     #[inline]
     pub fn str_at(&self, i: usize) -> Option<&'t str> {
         match self.nodes[i] {
@@ -506,6 +544,19 @@ impl<'t, 'a: 't> Doc<'t, 'a> {
             Node::Owned { start, len } => {
                 Some(&self.arena[start as usize..(start as usize + len as usize)])
             }
+            _ => None,
+        }
+    }
+
+    /// The string value at `i`, however it is stored.
+    #[inline]
+    pub fn text_at(&self, i: usize) -> Option<Text<'t>> {
+        match self.nodes[i] {
+            Node::Str(s) => Some(Text::Raw(s)),
+            Node::Esc { raw, len } => Some(Text::Esc { raw, len }),
+            Node::Owned { start, len } => Some(Text::Decoded(
+                &self.arena[start as usize..(start as usize + len as usize)],
+            )),
             _ => None,
         }
     }
@@ -560,7 +611,7 @@ impl<'t, 'a: 't> Doc<'t, 'a> {
             Node::Null => "null",
             Node::Bool(_) => "a boolean",
             Node::Num(_) => "a number",
-            Node::Str(_) | Node::Owned { .. } => "a string",
+            Node::Str(_) | Node::Esc { .. } | Node::Owned { .. } => "a string",
             Node::Arr { .. } => "an array",
             Node::Obj { .. } => "an object",
         }
@@ -572,14 +623,129 @@ impl<'t, 'a: 't> Doc<'t, 'a> {
             Node::Null => "null".into(),
             Node::Bool(b) => b.to_string(),
             Node::Num(n) => n.to_string(),
-            Node::Str(_) | Node::Owned { .. } => {
-                let s = self.str_at(i).unwrap_or_default();
+            Node::Str(_) | Node::Esc { .. } | Node::Owned { .. } => {
+                let s = self.text_at(i).map(|t| t.decoded()).unwrap_or_default();
                 let short: String = s.chars().take(40).collect();
                 let more = if short.len() < s.len() { "…" } else { "" };
                 format!("{:?}{more}", short)
             }
             Node::Arr { .. } => "an array".into(),
             Node::Obj { .. } => "an object".into(),
+        }
+    }
+}
+
+/// A string value as the validator sees it: its decoded text, its length, whether it is
+/// blank, and its canonical JSON form (for hashing) — without decoding when it can.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Text<'t> {
+    /// No escapes: the raw text is the text, and its canonical form.
+    Raw(&'t str),
+    /// Only short escapes: `raw` is the canonical form, `len` the decoded length.
+    Esc { raw: &'t str, len: u32 },
+    /// Decoded text, which may hold characters that JSON must escape.
+    Decoded(&'t str),
+}
+
+impl<'t> Text<'t> {
+    /// Length of the decoded text in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        match *self {
+            Text::Raw(s) | Text::Decoded(s) => s.len(),
+            Text::Esc { len, .. } => len as usize,
+        }
+    }
+
+    /// Whether the decoded text is empty or only whitespace.
+    pub fn is_blank(&self) -> bool {
+        match *self {
+            Text::Raw(s) | Text::Decoded(s) => s.trim().is_empty(),
+            Text::Esc { raw, .. } => {
+                let mut chars = raw.chars();
+                while let Some(c) = chars.next() {
+                    if c == '\\' {
+                        // Of the short escapes, \n \r \t \f are whitespace.
+                        if !matches!(chars.next(), Some('n' | 'r' | 't' | 'f')) {
+                            return false;
+                        }
+                    } else if !c.is_whitespace() {
+                        return false;
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// Whether the decoded text is `word` (a plain word that JSON never escapes).
+    #[inline]
+    pub fn is(&self, word: &str) -> bool {
+        match *self {
+            Text::Raw(s) | Text::Decoded(s) => s == word,
+            Text::Esc { .. } => false,
+        }
+    }
+
+    /// The decoded text.
+    pub fn decoded(&self) -> std::borrow::Cow<'t, str> {
+        match *self {
+            Text::Raw(s) | Text::Decoded(s) => std::borrow::Cow::Borrowed(s),
+            Text::Esc { raw, len } => {
+                let mut out = String::with_capacity(len as usize);
+                let mut chars = raw.chars();
+                while let Some(c) = chars.next() {
+                    if c != '\\' {
+                        out.push(c);
+                        continue;
+                    }
+                    out.push(match chars.next() {
+                        Some('n') => '\n',
+                        Some('r') => '\r',
+                        Some('t') => '\t',
+                        Some('b') => '\u{8}',
+                        Some('f') => '\u{c}',
+                        Some(other) => other,
+                        None => break,
+                    });
+                }
+                std::borrow::Cow::Owned(out)
+            }
+        }
+    }
+
+    /// The canonical JSON form when it is the stored bytes (no work to do).
+    #[inline]
+    pub fn canonical_bytes(&self) -> Option<&'t [u8]> {
+        match *self {
+            Text::Raw(s) | Text::Esc { raw: s, .. } => Some(s.as_bytes()),
+            Text::Decoded(_) => None,
+        }
+    }
+
+    /// Appends the canonical JSON form of the text (the inside of a JSON string written
+    /// with the short escapes where they exist, `\\u00XX` for other control characters, and
+    /// everything else as is). Two texts are equal exactly when their canonical forms are.
+    pub fn canonical(&self, out: &mut Vec<u8>) {
+        let s = match *self {
+            Text::Raw(s) | Text::Esc { raw: s, .. } => {
+                out.extend_from_slice(s.as_bytes());
+                return;
+            }
+            Text::Decoded(s) => s,
+        };
+        for &b in s.as_bytes() {
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                0x08 => out.extend_from_slice(b"\\b"),
+                0x0c => out.extend_from_slice(b"\\f"),
+                0..0x20 => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+                _ => out.push(b),
+            }
         }
     }
 }
@@ -644,12 +810,54 @@ mod tests {
         let a = doc.get(0, "a").unwrap();
         let els: Vec<_> = doc.elements(a).collect();
         assert_eq!(els.len(), 3);
-        assert_eq!(doc.str_at(els[1]), Some("x\ny"));
+        assert_eq!(doc.text_at(els[1]).unwrap().decoded(), "x\ny");
+        assert_eq!(doc.str_at(els[1]), None);
         assert_eq!(doc.kind(els[2]), "an object");
         assert_eq!(doc.str_at(doc.get(0, "d").unwrap()), Some("plain"));
         assert_eq!(doc.kind(doc.get(0, "c").unwrap()), "a boolean");
         let nodes = recycle(nodes);
         assert!(nodes.is_empty());
+    }
+
+    /// Parses a JSON string value and returns its text view's facts.
+    fn facts(json: &str) -> (String, usize, bool, Vec<u8>) {
+        let mut nodes = Vec::new();
+        let mut arena = String::new();
+        parse(json.as_bytes(), &mut nodes, &mut arena).unwrap();
+        let doc = Doc {
+            nodes: &nodes,
+            arena: &arena,
+        };
+        let t = doc.text_at(0).unwrap();
+        let mut canon = Vec::new();
+        t.canonical(&mut canon);
+        if let Some(b) = t.canonical_bytes() {
+            assert_eq!(b, &canon[..]);
+        }
+        (t.decoded().into_owned(), t.len(), t.is_blank(), canon)
+    }
+
+    #[test]
+    fn every_encoding_of_a_text_has_the_same_canonical_form() {
+        let groups: &[&[&str]] = &[
+            &[r#""café""#, r#""caf\u00e9""#, r#""caf\u00E9""#],
+            &[r#""a\nb\"c\\d/""#, r#""a\u000ab\u0022c\u005cd\/""#],
+            &[r#""\t\u0001""#, r#""\u0009\u0001""#],
+            &[r#""😀""#, r#""\ud83d\ude00""#],
+            &[r#"" \n\t ""#, r#""\u0020\n\u0009 ""#],
+        ];
+        for group in groups {
+            let first = facts(group[0]);
+            for other in &group[1..] {
+                assert_eq!(facts(other), first, "{other} vs {}", group[0]);
+            }
+        }
+        assert!(facts(r#"" \n\t ""#).2);
+        assert!(!facts(r#"" \b ""#).2);
+        assert_eq!(facts(r#""a\nb""#).1, 3);
+        let (text, len, _, _) = facts(r#""x\"y\\z\r\b\f""#);
+        assert_eq!(text, "x\"y\\z\r\u{8}\u{c}");
+        assert_eq!(len, text.len());
     }
 
     #[test]

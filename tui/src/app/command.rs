@@ -76,7 +76,11 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
             None => {
                 return Err(format!(
                     "unknown command `{other}`; try {}",
-                    COMMANDS.iter().map(|c| format!(":{c}")).collect::<Vec<_>>().join(" ")
+                    COMMANDS
+                        .iter()
+                        .map(|c| format!(":{c}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 ));
             }
         },
@@ -103,11 +107,16 @@ pub fn complete(text: &str, app: &App) -> Vec<String> {
             .collect(),
         [cmd] => {
             let cands: Vec<String> = match cmd.to_ascii_lowercase().as_str() {
-                "jobs" | "job" => JobStatus::ALL.iter().map(|s| s.as_str().to_string()).collect(),
+                "jobs" | "job" => JobStatus::ALL
+                    .iter()
+                    .map(|s| s.as_str().to_string())
+                    .collect(),
                 "costs" | "cost" => Period::ALL.iter().map(|p| p.name().to_string()).collect(),
                 "theme" => app.themes.clone(),
                 "cancel" => job_ids(app, |s| s.is_active()),
-                "retry" => job_ids(app, |s| matches!(s, JobStatus::Failed | JobStatus::Cancelled)),
+                "retry" => job_ids(app, |s| {
+                    matches!(s, JobStatus::Failed | JobStatus::Cancelled)
+                }),
                 _ => Vec::new(),
             };
             cands.into_iter().filter(starts).collect()
@@ -119,7 +128,7 @@ pub fn complete(text: &str, app: &App) -> Vec<String> {
 /// Short ids of the newest jobs in the given states (at most 20).
 fn job_ids(app: &App, keep: impl Fn(JobStatus) -> bool) -> Vec<String> {
     let mut jobs: Vec<_> = app.jobs.items().iter().filter(|j| keep(j.status)).collect();
-    jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.created_at));
     jobs.into_iter().take(20).map(|j| j.id.short()).collect()
 }
 
@@ -136,7 +145,10 @@ pub fn apply_completion(stem: &str, candidate: &str) -> String {
         }
     };
     let is_command = keep.trim().is_empty();
-    let takes_arg = matches!(candidate, "jobs" | "costs" | "cancel" | "retry" | "theme" | "add");
+    let takes_arg = matches!(
+        candidate,
+        "jobs" | "costs" | "cancel" | "retry" | "theme" | "add"
+    );
     if is_command && takes_arg {
         format!("{keep}{candidate} ")
     } else {
@@ -151,14 +163,33 @@ mod tests {
     #[test]
     fn parses() {
         assert_eq!(parse_command(":q").unwrap(), Command::Quit);
-        assert_eq!(parse_command("jobs running").unwrap(), Command::Tab(Tab::Jobs, Some("running".into())));
-        assert_eq!(parse_command("datasets").unwrap(), Command::Tab(Tab::Datasets, None));
-        assert_eq!(parse_command("notif").unwrap(), Command::Tab(Tab::Notifications, None));
-        assert_eq!(parse_command("cancel 1a2b").unwrap(), Command::Cancel("1a2b".into()));
+        assert_eq!(
+            parse_command("jobs running").unwrap(),
+            Command::Tab(Tab::Jobs, Some("running".into()))
+        );
+        assert_eq!(
+            parse_command("datasets").unwrap(),
+            Command::Tab(Tab::Datasets, None)
+        );
+        assert_eq!(
+            parse_command("notif").unwrap(),
+            Command::Tab(Tab::Notifications, None)
+        );
+        assert_eq!(
+            parse_command("cancel 1a2b").unwrap(),
+            Command::Cancel("1a2b".into())
+        );
         assert!(parse_command("cancel").unwrap_err().contains("job id"));
-        assert_eq!(parse_command("theme light").unwrap(), Command::Theme("light".into()));
+        assert_eq!(
+            parse_command("theme light").unwrap(),
+            Command::Theme("light".into())
+        );
         assert!(parse_command("costs decade").is_err());
-        assert!(parse_command("frobnicate").unwrap_err().contains("unknown command"));
+        assert!(
+            parse_command("frobnicate")
+                .unwrap_err()
+                .contains("unknown command")
+        );
     }
 
     #[test]

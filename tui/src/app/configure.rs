@@ -56,7 +56,13 @@ pub struct ConfigureState {
 impl ConfigureState {
     pub fn new(settings: &Settings) -> Self {
         let training = &settings.config.training;
-        let presets = presets::list(training);
+        // Preset and GPU names come from the user's config: cleaned like any outside text.
+        let mut presets = presets::list(training);
+        for p in &mut presets {
+            crate::sanitize::clean_in_place(&mut p.name);
+            crate::sanitize::clean_in_place(&mut p.description);
+            crate::sanitize::clean_opt(&mut p.error);
+        }
         let preset = presets
             .iter()
             .position(|p| p.name.eq_ignore_ascii_case(&training.default_preset))
@@ -65,6 +71,11 @@ impl ConfigureState {
             Ok(c) => (c.all().to_vec(), None),
             Err(e) => (GpuCatalog::builtin().all().to_vec(), Some(e.to_string())),
         };
+        let mut gpus = gpus;
+        for g in &mut gpus {
+            crate::sanitize::clean_in_place(&mut g.id);
+            crate::sanitize::clean_in_place(&mut g.name);
+        }
         let gpu = gpus
             .iter()
             .position(|g| g.id.eq_ignore_ascii_case(&training.default_gpu))
@@ -126,7 +137,7 @@ impl ConfigureState {
             .iter()
             .filter(|d| d.status == DatasetStatus::Ready && d.training_ready)
             .collect();
-        ready.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        ready.sort_by_key(|d| std::cmp::Reverse(d.created_at));
         self.ready = ready
             .iter()
             .map(|d| {
@@ -164,7 +175,10 @@ impl ConfigureState {
         }
         self.gpu_count_error = match self.gpu_count.trim().parse::<u32>() {
             Ok(n) => ranges::check_gpu_count(n).err().map(|e| e.to_string()),
-            Err(_) => Some(format!("gpu_count = {:?} is not a whole number (1..=8)", self.gpu_count)),
+            Err(_) => Some(format!(
+                "gpu_count = {:?} is not a whole number (1..=8)",
+                self.gpu_count
+            )),
         };
         self.errors.iter().all(Option::is_none) && self.gpu_count_error.is_none()
     }
@@ -199,7 +213,20 @@ impl ConfigureState {
 
     pub fn estimate_done(&mut self, seq: u64, result: Result<EstimateView, String>) {
         if seq == self.estimate_seq {
-            self.estimate = Some(result.map_err(|e| crate::sanitize::one_line(&e).into_owned()));
+            let clean = |s: &mut String| {
+                *s = crate::sanitize::one_line(s).into_owned();
+            };
+            let result = result
+                .map(|mut e| {
+                    clean(&mut e.fit);
+                    e.fit_advice.iter_mut().for_each(clean);
+                    if let Some(b) = &mut e.budget {
+                        clean(b);
+                    }
+                    e
+                })
+                .map_err(|e| crate::sanitize::one_line(&e).into_owned());
+            self.estimate = Some(result);
             self.estimate_pending = false;
         }
     }
@@ -209,7 +236,9 @@ impl ConfigureState {
         match row {
             FormRow::Dataset => match self.dataset {
                 Some(id) => dataset_name(id),
-                None if self.ready.is_empty() => "(no ready dataset: add one on the Datasets tab)".into(),
+                None if self.ready.is_empty() => {
+                    "(no ready dataset: add one on the Datasets tab)".into()
+                }
                 None => "(choose)".into(),
             },
             FormRow::Preset => {
@@ -220,7 +249,12 @@ impl ConfigureState {
             FormRow::GpuType => self
                 .gpus
                 .get(self.gpu)
-                .map(|g| format!("{} ({:.0} GB, ${:.2}/h)", g.id, g.memory_gb, g.price_per_hour))
+                .map(|g| {
+                    format!(
+                        "{} ({:.0} GB, ${:.2}/h)",
+                        g.id, g.memory_gb, g.price_per_hour
+                    )
+                })
                 .unwrap_or_default(),
             FormRow::GpuCount => self.gpu_count.clone(),
             FormRow::Backend => self.backends.get(self.backend).cloned().unwrap_or_default(),
@@ -250,7 +284,9 @@ impl ConfigureState {
                 s
             }
             FormRow::Field(i) => format!("{} Allowed: {}.", FIELDS[i].help, FIELDS[i].range),
-            FormRow::GpuType => "GPU type from the catalog (config can override and extend it).".into(),
+            FormRow::GpuType => {
+                "GPU type from the catalog (config can override and extend it).".into()
+            }
             FormRow::GpuCount => "GPUs for the run. Allowed: 1..=8.".into(),
             FormRow::Backend => "Where the job runs: local (this machine), ray, runpod.".into(),
         }
@@ -289,7 +325,10 @@ impl App {
             Some(draft) => {
                 c.estimate_seq += 1;
                 c.estimate_pending = true;
-                vec![Effect::Estimate { seq: c.estimate_seq, draft }]
+                vec![Effect::Estimate {
+                    seq: c.estimate_seq,
+                    draft,
+                }]
             }
             None => {
                 c.estimate = None;
@@ -308,7 +347,9 @@ impl App {
             Action::PageDown => self.configure.row = (self.configure.row + 10).min(n - 1),
             Action::Top => self.configure.row = 0,
             Action::Bottom => self.configure.row = n - 1,
-            Action::Left | Action::Right => return self.configure_cycle(row, action == Action::Right),
+            Action::Left | Action::Right => {
+                return self.configure_cycle(row, action == Action::Right);
+            }
             Action::Open => return self.configure_open(row),
             Action::Submit => return self.configure_submit(),
             Action::Back => {}
@@ -324,7 +365,9 @@ impl App {
                 if c.ready.is_empty() {
                     return Vec::new();
                 }
-                let i = c.dataset.and_then(|d| c.ready.iter().position(|r| r.0 == d));
+                let i = c
+                    .dataset
+                    .and_then(|d| c.ready.iter().position(|r| r.0 == d));
                 let next = match i {
                     Some(i) => cycle(i, c.ready.len(), forward),
                     None => 0,
@@ -339,7 +382,11 @@ impl App {
             FormRow::GpuCount => {
                 let n: u32 = c.gpu_count.trim().parse().unwrap_or(1);
                 let (lo, hi) = ranges::GPU_COUNT;
-                let n = if forward { (n + 1).min(hi) } else { n.saturating_sub(1).max(lo) };
+                let n = if forward {
+                    (n + 1).min(hi)
+                } else {
+                    n.saturating_sub(1).max(lo)
+                };
                 c.gpu_count = n.to_string();
             }
             FormRow::Backend => c.backend = cycle(c.backend, c.backends.len(), forward),
@@ -360,24 +407,34 @@ impl App {
 
     fn configure_open(&mut self, row: FormRow) -> Vec<Effect> {
         let c = &self.configure;
-        let pick = |title: &str, options: Vec<String>, selected: usize, target: PickTarget| Overlay::Pick {
-            title: title.into(),
-            options,
-            selected,
-            target,
+        let pick = |title: &str, options: Vec<String>, selected: usize, target: PickTarget| {
+            Overlay::Pick {
+                title: title.into(),
+                options,
+                selected,
+                target,
+            }
         };
         let overlay = match row {
             FormRow::Dataset => {
                 if c.ready.is_empty() {
-                    self.notify_user("no ready dataset yet: add one on the Datasets tab", Level::Info);
+                    self.notify_user(
+                        "no ready dataset yet: add one on the Datasets tab",
+                        Level::Info,
+                    );
                     return Vec::new();
                 }
-                let sel = c.dataset.and_then(|d| c.ready.iter().position(|r| r.0 == d)).unwrap_or(0);
+                let sel = c
+                    .dataset
+                    .and_then(|d| c.ready.iter().position(|r| r.0 == d))
+                    .unwrap_or(0);
                 pick(
                     "Dataset",
                     c.ready
                         .iter()
-                        .map(|(_, n, ex)| format!("{n}  ({} examples)", crate::format::thousands(*ex)))
+                        .map(|(_, n, ex)| {
+                            format!("{n}  ({} examples)", crate::format::thousands(*ex))
+                        })
                         .collect(),
                     sel,
                     PickTarget::Dataset,
@@ -385,7 +442,10 @@ impl App {
             }
             FormRow::Preset => pick(
                 "Preset",
-                c.presets.iter().map(|p| format!("{:<10} {}", p.name, p.description)).collect(),
+                c.presets
+                    .iter()
+                    .map(|p| format!("{:<10} {}", p.name, p.description))
+                    .collect(),
                 c.preset,
                 PickTarget::Preset,
             ),
@@ -393,14 +453,26 @@ impl App {
                 "GPU type",
                 c.gpus
                     .iter()
-                    .map(|g| format!("{:<10} {:>4.0} GB  ${:.2}/h  {}", g.id, g.memory_gb, g.price_per_hour, g.name))
+                    .map(|g| {
+                        format!(
+                            "{:<10} {:>4.0} GB  ${:.2}/h  {}",
+                            g.id, g.memory_gb, g.price_per_hour, g.name
+                        )
+                    })
                     .collect(),
                 c.gpu,
                 PickTarget::Gpu,
             ),
-            FormRow::Backend => pick("Backend", c.backends.clone(), c.backend, PickTarget::Backend),
+            FormRow::Backend => pick(
+                "Backend",
+                c.backends.clone(),
+                c.backend,
+                PickTarget::Backend,
+            ),
             FormRow::Field(i) if matches!(FIELDS[i].kind, FieldKind::Choice(_)) => {
-                let FieldKind::Choice(options) = FIELDS[i].kind else { unreachable!() };
+                let FieldKind::Choice(options) = FIELDS[i].kind else {
+                    unreachable!()
+                };
                 let at = options.iter().position(|o| *o == c.values[i]).unwrap_or(0);
                 pick(
                     FIELDS[i].name,
@@ -453,7 +525,9 @@ impl App {
     /// Keys while a field is being edited: every change is checked and re-estimated.
     pub(super) fn configure_edit(&mut self, action: Action) -> Vec<Effect> {
         let row = self.configure.current_row();
-        let Some(mut input) = self.configure.editing.take() else { return Vec::new() };
+        let Some(mut input) = self.configure.editing.take() else {
+            return Vec::new();
+        };
         let changed = match action {
             Action::Input(k) => match k.code {
                 KeyCode::Esc => {
@@ -504,7 +578,11 @@ impl App {
         let mut lines = vec![format!(
             "Train on {name} with preset {}{} on {}×{} ({}).",
             draft.preset,
-            if draft.sets.is_empty() { String::new() } else { format!(" + {} changes", draft.sets.len()) },
+            if draft.sets.is_empty() {
+                String::new()
+            } else {
+                format!(" + {} changes", draft.sets.len())
+            },
             draft.gpu_count.unwrap_or(1),
             draft.gpu_type.clone().unwrap_or_default(),
             draft.backend.clone().unwrap_or_default()
@@ -519,7 +597,7 @@ impl App {
                     crate::format::money(e.storage_cost),
                     crate::format::duration_secs((e.estimated_duration_hours * 3600.0) as i64)
                 ));
-                lines.push(format!("Memory: {}", e.fit));
+                lines.push(format!("GPU memory {}", e.fit));
                 if let Some(b) = &e.budget {
                     lines.push(b.clone());
                 }
@@ -533,7 +611,11 @@ impl App {
         }
         lines.push("Create the job?".into());
         self.overlay = Some(Overlay::Confirm {
-            title: if over_budget { "Over budget: create job?".into() } else { "Create job?".into() },
+            title: if over_budget {
+                "Over budget: create job?".into()
+            } else {
+                "Create job?".into()
+            },
             lines,
             on_yes: Confirmed::CreateJob { draft, over_budget },
         });

@@ -97,7 +97,11 @@ impl FileBrowser {
         self.listed = Some(dir);
         match entries {
             Ok(mut e) => {
-                e.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then(a.name.to_lowercase().cmp(&b.name.to_lowercase())));
+                e.sort_by(|a, b| {
+                    b.is_dir
+                        .cmp(&a.is_dir)
+                        .then(a.name.to_lowercase().cmp(&b.name.to_lowercase()))
+                });
                 self.entries = e;
                 self.error = None;
             }
@@ -113,7 +117,10 @@ impl FileBrowser {
         let now = self.dir_to_list();
         self.selected = 0;
         if now != before || self.listed.as_ref() != Some(&now) {
-            vec![Effect::ListDir { request: self.request, dir: now }]
+            vec![Effect::ListDir {
+                request: self.request,
+                dir: now,
+            }]
         } else {
             Vec::new()
         }
@@ -204,7 +211,11 @@ impl FileBrowser {
                     // Enter on a highlighted sub-folder while typing its name takes it.
                     if n > 0 && !self.prefix().is_empty() {
                         let e = self.visible()[self.selected.min(n - 1)].clone();
-                        return FileOutcome::Chosen(expand_home(&format!("{}{}", self.base(), e.name)));
+                        return FileOutcome::Chosen(expand_home(&format!(
+                            "{}{}",
+                            self.base(),
+                            e.name
+                        )));
                     }
                     return FileOutcome::Chosen(expand_home(t.trim_end_matches('/')));
                 }
@@ -245,10 +256,26 @@ mod tests {
 
     fn entries() -> Vec<DirEntry> {
         vec![
-            DirEntry { name: "data".into(), is_dir: true, size: 0 },
-            DirEntry { name: "train.jsonl".into(), is_dir: false, size: 10 },
-            DirEntry { name: "train-small.jsonl".into(), is_dir: false, size: 5 },
-            DirEntry { name: ".hidden".into(), is_dir: false, size: 1 },
+            DirEntry {
+                name: "data".into(),
+                is_dir: true,
+                size: 0,
+            },
+            DirEntry {
+                name: "train.jsonl".into(),
+                is_dir: false,
+                size: 10,
+            },
+            DirEntry {
+                name: "train-small.jsonl".into(),
+                is_dir: false,
+                size: 5,
+            },
+            DirEntry {
+                name: ".hidden".into(),
+                is_dir: false,
+                size: 1,
+            },
         ]
     }
 
@@ -281,7 +308,13 @@ mod tests {
         fb.set_listing(PathBuf::from("/tmp/x"), Ok(entries()));
         match fb.handle(key(KeyCode::Enter)) {
             FileOutcome::Stay(fx) => {
-                assert_eq!(fx, vec![Effect::ListDir { request: 1, dir: PathBuf::from("/tmp/x/data") }]);
+                assert_eq!(
+                    fx,
+                    vec![Effect::ListDir {
+                        request: 1,
+                        dir: PathBuf::from("/tmp/x/data")
+                    }]
+                );
             }
             _ => panic!("enter on a folder opens it"),
         }

@@ -7,7 +7,7 @@ mod configure;
 mod files;
 pub mod lists;
 
-pub use command::{complete, parse_command, Command};
+pub use command::{Command, complete, parse_command};
 pub use configure::{ConfigureState, FormRow};
 pub use files::FileBrowser;
 
@@ -31,6 +31,10 @@ use std::sync::Arc;
 /// How long a status-bar message and a toast stay.
 const MESSAGE_SECS: i64 = 8;
 const TOAST_SECS: i64 = 6;
+/// Events held while frozen before the app gives up replaying and reloads instead.
+const MAX_HELD: usize = 50_000;
+/// Job histories kept loaded besides active jobs'.
+const KEEP_DETAILS: usize = 8;
 
 /// A message in the status bar.
 #[derive(Clone, Debug)]
@@ -88,18 +92,42 @@ pub enum PickTarget {
 /// A modal window over the tabs. Keys go to it first.
 #[derive(Clone, Debug)]
 pub enum Overlay {
-    Help { scroll: u16 },
-    Confirm { title: String, lines: Vec<String>, on_yes: Confirmed },
-    Prompt { title: String, input: Input, kind: PromptKind, hint: Option<String> },
+    Help {
+        scroll: u16,
+    },
+    Confirm {
+        title: String,
+        lines: Vec<String>,
+        on_yes: Confirmed,
+    },
+    Prompt {
+        title: String,
+        input: Box<Input>,
+        kind: PromptKind,
+        hint: Option<String>,
+    },
     Files(Box<FileBrowser>),
-    Pick { title: String, options: Vec<String>, selected: usize, target: PickTarget },
+    Pick {
+        title: String,
+        options: Vec<String>,
+        selected: usize,
+        target: PickTarget,
+    },
 }
 
 /// The input line at the bottom, when one is open.
 #[derive(Clone, Debug)]
 pub enum Bottom {
-    Filter { input: Input, tab: Tab },
-    Command { input: Input, completions: Vec<String>, cycle: Option<usize>, stem: String },
+    Filter {
+        input: Input,
+        tab: Tab,
+    },
+    Command {
+        input: Input,
+        completions: Vec<String>,
+        cycle: Option<usize>,
+        stem: String,
+    },
 }
 
 /// Screen areas from the last draw, for mouse clicks.
@@ -145,6 +173,7 @@ pub struct App {
     pub model_list: ListView<ArtifactId>,
     pub notification_list: ListView<NotificationId>,
     pub details: HashMap<JobId, JobDetail>,
+    detail_order: std::collections::VecDeque<JobId>,
     pub costs: Option<CostsView>,
     pub period: Period,
     pub costs_stale: bool,
@@ -157,6 +186,7 @@ pub struct App {
     pub bottom: Option<Bottom>,
     pub frozen: bool,
     pub held: Vec<EngineEvent>,
+    held_overflow: bool,
     pub toasts: Vec<Toast>,
     pub message: Option<Message>,
     pub tasks: BTreeMap<TaskKey, TaskInfo>,
@@ -181,7 +211,10 @@ impl App {
         if backends.is_empty() {
             backends.push(config.training.default_backend.clone());
         }
-        if let Some(pos) = backends.iter().position(|b| *b == config.training.default_backend) {
+        if let Some(pos) = backends
+            .iter()
+            .position(|b| *b == config.training.default_backend)
+        {
             let d = backends.remove(pos);
             backends.insert(0, d);
         }
@@ -198,7 +231,10 @@ impl App {
         };
         let mut themes = snapshot.themes.clone();
         if themes.is_empty() {
-            themes = crate::theme::BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
+            themes = crate::theme::BUILTIN
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect();
         }
         let now = brightrun_engine::domain::now();
         let mut app = App {
@@ -217,6 +253,7 @@ impl App {
             model_list: ListView::new(lists::MODEL_CREATED, true),
             notification_list: ListView::new(0, true),
             details: HashMap::new(),
+            detail_order: Default::default(),
             costs: None,
             period: Period::Month,
             costs_stale: true,
@@ -227,6 +264,7 @@ impl App {
             bottom: None,
             frozen: false,
             held: Vec::new(),
+            held_overflow: false,
             toasts: Vec::new(),
             message: None,
             tasks: BTreeMap::new(),
@@ -273,8 +311,12 @@ impl App {
                 .map(clean_artifact)
                 .collect(),
         );
-        self.notifications =
-            Collection::from_vec(s.notifications.into_iter().map(clean_notification).collect());
+        self.notifications = Collection::from_vec(
+            s.notifications
+                .into_iter()
+                .map(clean_notification)
+                .collect(),
+        );
         if let Some(c) = s.costs {
             self.costs = Some(clean_costs(c));
             self.costs_stale = false;
@@ -436,7 +478,10 @@ impl App {
                 let current = self.list_filter(self.tab).to_string();
                 let mut input = Input::new(&current);
                 input.set_placeholder("type to filter, enter keeps, esc clears");
-                self.bottom = Some(Bottom::Filter { input, tab: self.tab });
+                self.bottom = Some(Bottom::Filter {
+                    input,
+                    tab: self.tab,
+                });
                 Vec::new()
             }
             Action::CommandLine => {
@@ -458,6 +503,9 @@ impl App {
                     let held = std::mem::take(&mut self.held);
                     let n = held.len();
                     let mut fx = Vec::new();
+                    if std::mem::take(&mut self.held_overflow) {
+                        fx.push(Effect::Reload);
+                    }
                     for ev in held {
                         fx.extend(self.apply_event(ev));
                     }
@@ -506,6 +554,11 @@ impl App {
         match tab {
             Tab::Costs if self.costs_stale && !self.costs_loading => fx.push(self.load_costs()),
             Tab::Jobs => fx.extend(self.ensure_job_detail()),
+            Tab::Configure
+                if self.configure.estimate.is_none() && !self.configure.estimate_pending =>
+            {
+                fx.extend(self.configure_changed())
+            }
             _ => {}
         }
         fx
@@ -589,7 +642,9 @@ impl App {
     // ---- Datasets ------------------------------------------------------------------------------
 
     pub fn selected_dataset(&self) -> Option<&Arc<Dataset>> {
-        self.dataset_list.selected_item().map(|i| self.datasets.at(i))
+        self.dataset_list
+            .selected_item()
+            .map(|i| self.datasets.at(i))
     }
 
     fn datasets_action(&mut self, action: Action) -> Vec<Effect> {
@@ -627,27 +682,33 @@ impl App {
                 self.open_file_browser(&start)
             }
             Action::Rename => {
-                let Some(d) = sel else { return self.nothing_selected() };
+                let Some(d) = sel else {
+                    return self.nothing_selected();
+                };
                 self.overlay = Some(Overlay::Prompt {
                     title: format!("Rename {}", d.name),
-                    input: Input::new(&d.name),
+                    input: Box::new(Input::new(&d.name)),
                     kind: PromptKind::Rename(d.id),
                     hint: None,
                 });
                 Vec::new()
             }
             Action::Describe => {
-                let Some(d) = sel else { return self.nothing_selected() };
+                let Some(d) = sel else {
+                    return self.nothing_selected();
+                };
                 self.overlay = Some(Overlay::Prompt {
                     title: format!("Description of {}", d.name),
-                    input: Input::new(d.description.as_deref().unwrap_or("")),
+                    input: Box::new(Input::new(d.description.as_deref().unwrap_or(""))),
                     kind: PromptKind::Describe(d.id),
                     hint: None,
                 });
                 Vec::new()
             }
             Action::Validate => {
-                let Some(d) = sel else { return self.nothing_selected() };
+                let Some(d) = sel else {
+                    return self.nothing_selected();
+                };
                 self.notify_user(format!("validating {}…", d.name), Level::Info);
                 self.tasks.insert(
                     TaskKey::Validation(d.id),
@@ -660,11 +721,18 @@ impl App {
                 vec![Effect::ValidateDataset(d.id)]
             }
             Action::Delete => {
-                let Some(d) = sel else { return self.nothing_selected() };
+                let Some(d) = sel else {
+                    return self.nothing_selected();
+                };
                 self.overlay = Some(Overlay::Confirm {
                     title: "Delete dataset?".into(),
                     lines: vec![
-                        format!("{} ({}, {})", d.name, d.file_name, crate::format::bytes(d.file_size)),
+                        format!(
+                            "{} ({}, {})",
+                            d.name,
+                            d.file_name,
+                            crate::format::bytes(d.file_size)
+                        ),
                         "It is removed from lists and storage; jobs using it keep their records."
                             .into(),
                     ],
@@ -673,19 +741,24 @@ impl App {
                 Vec::new()
             }
             Action::Train => {
-                let Some(d) = sel else { return self.nothing_selected() };
+                let Some(d) = sel else {
+                    return self.nothing_selected();
+                };
                 if d.status != DatasetStatus::Ready || !d.training_ready {
                     self.notify_user(
-                        format!("{} is {}: only a ready dataset can be trained on", d.name, d.status.as_str()),
+                        format!(
+                            "{} is {}: only a ready dataset can be trained on",
+                            d.name,
+                            d.status.as_str()
+                        ),
                         Level::Warning,
                     );
                     return Vec::new();
                 }
                 self.configure.dataset = Some(d.id);
                 self.configure.row = 0;
-                let mut fx = self.go_tab(Tab::Configure);
-                fx.extend(self.configure_changed());
-                fx
+                self.tab = Tab::Configure;
+                self.configure_changed()
             }
             _ => Vec::new(),
         }
@@ -725,7 +798,35 @@ impl App {
                 ..Default::default()
             },
         );
+        self.evict_details(id);
         vec![Effect::LoadJobDetail(id)]
+    }
+
+    /// Keeps the loaded histories bounded: those of active jobs, the one on screen, and the
+    /// most recently viewed others. An evicted job's history is loaded again when viewed.
+    fn evict_details(&mut self, keep: JobId) {
+        self.detail_order.retain(|j| *j != keep);
+        self.detail_order.push_back(keep);
+        // Live jobs keep their series (their events keep coming); others are dropped,
+        // oldest viewed first.
+        let jobs = &self.jobs;
+        let inactive = |j: &JobId| !jobs.get(*j).is_some_and(|x| x.status.is_active());
+        let mut excess = self
+            .detail_order
+            .iter()
+            .filter(|j| inactive(j))
+            .count()
+            .saturating_sub(KEEP_DETAILS);
+        let mut kept = std::collections::VecDeque::new();
+        while let Some(j) = self.detail_order.pop_front() {
+            if excess > 0 && j != keep && inactive(&j) {
+                self.details.remove(&j);
+                excess -= 1;
+            } else {
+                kept.push_back(j);
+            }
+        }
+        self.detail_order = kept;
     }
 
     fn jobs_action(&mut self, action: Action) -> Vec<Effect> {
@@ -789,14 +890,22 @@ impl App {
                 Vec::new()
             }
             Action::CancelJob => {
-                let Some(j) = sel else { return self.nothing_selected() };
+                let Some(j) = sel else {
+                    return self.nothing_selected();
+                };
                 self.confirm_cancel(&j)
             }
             Action::RetryJob => {
-                let Some(j) = sel else { return self.nothing_selected() };
+                let Some(j) = sel else {
+                    return self.nothing_selected();
+                };
                 if !matches!(j.status, JobStatus::Failed | JobStatus::Cancelled) {
                     self.notify_user(
-                        format!("job {} is {}: only failed or cancelled jobs can be retried", j.id.short(), j.status.as_str()),
+                        format!(
+                            "job {} is {}: only failed or cancelled jobs can be retried",
+                            j.id.short(),
+                            j.status.as_str()
+                        ),
                         Level::Warning,
                     );
                     return Vec::new();
@@ -805,11 +914,16 @@ impl App {
                 vec![Effect::RetryJob(j.id)]
             }
             Action::OpenArtifact => {
-                let Some(j) = sel else { return self.nothing_selected() };
+                let Some(j) = sel else {
+                    return self.nothing_selected();
+                };
                 match j.artifact_id {
                     Some(a) => self.jump(Link::Artifact(a)),
                     None => {
-                        self.notify_user(format!("job {} has no model yet", j.id.short()), Level::Info);
+                        self.notify_user(
+                            format!("job {} has no model yet", j.id.short()),
+                            Level::Info,
+                        );
                         Vec::new()
                     }
                 }
@@ -820,14 +934,23 @@ impl App {
 
     fn confirm_cancel(&mut self, j: &TrainingJob) -> Vec<Effect> {
         if j.status.is_terminal() {
-            self.notify_user(format!("job {} is already {}", j.id.short(), j.status.as_str()), Level::Info);
+            self.notify_user(
+                format!("job {} is already {}", j.id.short(), j.status.as_str()),
+                Level::Info,
+            );
             return Vec::new();
         }
         let dataset = self.dataset_name(j.dataset_id);
         self.overlay = Some(Overlay::Confirm {
             title: "Cancel job?".into(),
             lines: vec![
-                format!("Job {} on {} ({}, {:.0}% done).", j.id.short(), dataset, j.status.as_str(), j.progress),
+                format!(
+                    "Job {} on {} ({}, {:.0}% done).",
+                    j.id.short(),
+                    dataset,
+                    j.status.as_str(),
+                    j.progress
+                ),
                 format!(
                     "It has cost {} so far; a cancelled job costs what it ran.",
                     crate::format::money(j.current_cost)
@@ -848,7 +971,9 @@ impl App {
     // ---- Models ------------------------------------------------------------------------------
 
     pub fn selected_artifact(&self) -> Option<&Arc<ModelArtifact>> {
-        self.model_list.selected_item().map(|i| self.artifacts.at(i))
+        self.model_list
+            .selected_item()
+            .map(|i| self.artifacts.at(i))
     }
 
     fn models_action(&mut self, action: Action) -> Vec<Effect> {
@@ -880,14 +1005,22 @@ impl App {
                 Vec::new()
             }
             Action::Download => {
-                let Some(a) = sel else { return self.nothing_selected() };
+                let Some(a) = sel else {
+                    return self.nothing_selected();
+                };
                 let default = std::env::current_dir()
-                    .map(|d| d.join(format!("{}-v{}", crate::sanitize::one_line(&a.name), a.version)))
+                    .map(|d| {
+                        d.join(format!(
+                            "{}-v{}",
+                            crate::sanitize::one_line(&a.name),
+                            a.version
+                        ))
+                    })
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|_| format!("./{}-v{}", a.name, a.version));
                 self.overlay = Some(Overlay::Prompt {
                     title: format!("Download {} v{} to folder", a.name, a.version),
-                    input: Input::new(&default),
+                    input: Box::new(Input::new(&default)),
                     kind: PromptKind::DownloadTo(a.id),
                     hint: Some("tab completes a folder; enter downloads".into()),
                 });
@@ -908,10 +1041,21 @@ impl App {
             .artifacts
             .get(id)
             .map(|a| a.files.iter().map(|f| f.size).sum());
-        self.tasks
-            .insert(TaskKey::Download(request), TaskInfo { label, done: 0, total });
+        self.tasks.insert(
+            TaskKey::Download(request),
+            TaskInfo {
+                label,
+                done: 0,
+                total,
+            },
+        );
         self.downloads.insert(request, (id, to.clone()));
-        vec![Effect::DownloadArtifact { request, id, to, force }]
+        vec![Effect::DownloadArtifact {
+            request,
+            id,
+            to,
+            force,
+        }]
     }
 
     /// The progress of a download of this artifact, if one runs.
@@ -929,7 +1073,12 @@ impl App {
             Action::NextPeriod | Action::Right => self.period.next(),
             Action::Left => self.period.prev(),
             Action::SetPeriod(p) => p,
-            Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top | Action::Bottom => {
+            Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom => {
                 self.scroll_detail(Tab::Costs, &action);
                 return Vec::new();
             }
@@ -947,7 +1096,9 @@ impl App {
     // ---- Notifications -----------------------------------------------------------------------
 
     pub fn selected_notification(&self) -> Option<&Arc<Notification>> {
-        self.notification_list.selected_item().map(|i| self.notifications.at(i))
+        self.notification_list
+            .selected_item()
+            .map(|i| self.notifications.at(i))
     }
 
     fn notifications_action(&mut self, action: Action) -> Vec<Effect> {
@@ -957,7 +1108,9 @@ impl App {
         let sel = self.selected_notification().cloned();
         match action {
             Action::Open | Action::Right => {
-                let Some(n) = sel else { return self.nothing_selected() };
+                let Some(n) = sel else {
+                    return self.nothing_selected();
+                };
                 let mut fx = self.mark_read_local(Some(n.id));
                 match n.link {
                     Some(link) => fx.extend(self.jump(link)),
@@ -972,7 +1125,9 @@ impl App {
                 Vec::new()
             }
             Action::MarkRead => {
-                let Some(n) = sel else { return self.nothing_selected() };
+                let Some(n) = sel else {
+                    return self.nothing_selected();
+                };
                 self.mark_read_local(Some(n.id))
             }
             Action::MarkAllRead => self.mark_read_local(None),
@@ -983,8 +1138,20 @@ impl App {
     /// Marks read here at once (the engine's event confirms it) and asks the engine to.
     fn mark_read_local(&mut self, id: Option<NotificationId>) -> Vec<Effect> {
         let targets: Vec<Arc<Notification>> = match id {
-            Some(id) => self.notifications.get(id).into_iter().filter(|n| !n.read).cloned().collect(),
-            None => self.notifications.items().iter().filter(|n| !n.read).cloned().collect(),
+            Some(id) => self
+                .notifications
+                .get(id)
+                .into_iter()
+                .filter(|n| !n.read)
+                .cloned()
+                .collect(),
+            None => self
+                .notifications
+                .items()
+                .iter()
+                .filter(|n| !n.read)
+                .cloned()
+                .collect(),
         };
         if targets.is_empty() && id.is_some() {
             return Vec::new();
@@ -999,7 +1166,12 @@ impl App {
     }
 
     fn recount_unread(&mut self) {
-        self.unread = self.notifications.items().iter().filter(|n| !n.read).count();
+        self.unread = self
+            .notifications
+            .items()
+            .iter()
+            .filter(|n| !n.read)
+            .count();
     }
 
     /// Jumps to the item a notification (or a job) links to.
@@ -1010,7 +1182,13 @@ impl App {
                 let found = self.select_in(Tab::Datasets, |app| app.datasets.position(id));
                 let fx = self.go_tab(Tab::Datasets);
                 if !found {
-                    self.notify_user(format!("dataset {} is not in the list (deleted or filtered)", id.short()), Level::Warning);
+                    self.notify_user(
+                        format!(
+                            "dataset {} is not in the list (deleted or filtered)",
+                            id.short()
+                        ),
+                        Level::Warning,
+                    );
                 }
                 fx
             }
@@ -1021,7 +1199,10 @@ impl App {
                 }
                 let fx = self.go_tab(Tab::Jobs);
                 if !found {
-                    self.notify_user(format!("job {} is not in the list", id.short()), Level::Warning);
+                    self.notify_user(
+                        format!("job {} is not in the list", id.short()),
+                        Level::Warning,
+                    );
                 }
                 fx
             }
@@ -1032,7 +1213,10 @@ impl App {
                 }
                 let fx = self.go_tab(Tab::Models);
                 if !found {
-                    self.notify_user(format!("model {} is not in the list", id.short()), Level::Warning);
+                    self.notify_user(
+                        format!("model {} is not in the list", id.short()),
+                        Level::Warning,
+                    );
                 }
                 fx
             }
@@ -1097,7 +1281,13 @@ impl App {
 
     fn click(&mut self, column: u16, row: u16) -> Vec<Effect> {
         let pos = ratatui::layout::Position { x: column, y: row };
-        if let Some((_, tab)) = self.hits.tabs.iter().find(|(r, _)| r.contains(pos)).cloned() {
+        if let Some((_, tab)) = self
+            .hits
+            .tabs
+            .iter()
+            .find(|(r, _)| r.contains(pos))
+            .cloned()
+        {
             return self.go_tab(tab);
         }
         if let Some((area, tab, offset)) = self.hits.list
@@ -1178,7 +1368,9 @@ impl App {
     // ---- overlays and input lines --------------------------------------------------------------
 
     fn handle_overlay(&mut self, action: Action) -> Vec<Effect> {
-        let Some(overlay) = self.overlay.take() else { return Vec::new() };
+        let Some(overlay) = self.overlay.take() else {
+            return Vec::new();
+        };
         let key = match &action {
             Action::Input(k) => Some(*k),
             _ => None,
@@ -1197,18 +1389,31 @@ impl App {
                 }
                 Vec::new()
             }
-            Overlay::Confirm { title, lines, on_yes } => match key.map(|k| k.code) {
+            Overlay::Confirm {
+                title,
+                lines,
+                on_yes,
+            } => match key.map(|k| k.code) {
                 Some(KeyCode::Char('y' | 'Y')) | Some(KeyCode::Enter) => self.confirmed(on_yes),
                 Some(KeyCode::Char('n' | 'N' | 'q')) | Some(KeyCode::Esc) => {
                     self.notify_user("cancelled", Level::Info);
                     Vec::new()
                 }
                 _ => {
-                    self.overlay = Some(Overlay::Confirm { title, lines, on_yes });
+                    self.overlay = Some(Overlay::Confirm {
+                        title,
+                        lines,
+                        on_yes,
+                    });
                     Vec::new()
                 }
             },
-            Overlay::Prompt { title, mut input, kind, hint } => {
+            Overlay::Prompt {
+                title,
+                mut input,
+                kind,
+                hint,
+            } => {
                 match action {
                     Action::Paste(text) => {
                         input.paste(&text);
@@ -1232,7 +1437,12 @@ impl App {
                     },
                     _ => {}
                 }
-                self.overlay = Some(Overlay::Prompt { title, input, kind, hint });
+                self.overlay = Some(Overlay::Prompt {
+                    title,
+                    input,
+                    kind,
+                    hint,
+                });
                 Vec::new()
             }
             Overlay::Files(mut fb) => {
@@ -1244,14 +1454,17 @@ impl App {
                     }
                     files::FileOutcome::Cancel => Vec::new(),
                     files::FileOutcome::Chosen(path) => match fb.folders_only.take() {
-                        Some(PromptKind::DownloadTo(id)) => {
-                            self.start_download_checked(id, path)
-                        }
+                        Some(PromptKind::DownloadTo(id)) => self.start_download_checked(id, path),
                         _ => self.add_dataset(path),
                     },
                 }
             }
-            Overlay::Pick { title, options, selected, target } => {
+            Overlay::Pick {
+                title,
+                options,
+                selected,
+                target,
+            } => {
                 let n = options.len().max(1);
                 let sel = match key.map(|k| k.code) {
                     Some(KeyCode::Char('j') | KeyCode::Down) => Some((selected + 1) % n),
@@ -1263,7 +1476,12 @@ impl App {
                     _ => Some(selected),
                 };
                 if let Some(selected) = sel {
-                    self.overlay = Some(Overlay::Pick { title, options, selected, target });
+                    self.overlay = Some(Overlay::Pick {
+                        title,
+                        options,
+                        selected,
+                        target,
+                    });
                 }
                 Vec::new()
             }
@@ -1282,11 +1500,27 @@ impl App {
         let request = self.request_id();
         let label = format!(
             "upload {}",
-            one_line(&path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default())
+            one_line(
+                &path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            )
         );
-        self.tasks.insert(TaskKey::Upload(request), TaskInfo { label: label.clone(), done: 0, total: None });
+        self.tasks.insert(
+            TaskKey::Upload(request),
+            TaskInfo {
+                label: label.clone(),
+                done: 0,
+                total: None,
+            },
+        );
         self.notify_user(format!("{label}…"), Level::Info);
-        vec![Effect::AddDataset { request, path, name: None }]
+        vec![Effect::AddDataset {
+            request,
+            path,
+            name: None,
+        }]
     }
 
     fn prompt_done(&mut self, kind: PromptKind, text: String) -> Vec<Effect> {
@@ -1323,14 +1557,19 @@ impl App {
             }
             Confirmed::CreateJob { draft, over_budget } => {
                 self.notify_user("creating the job…", Level::Info);
-                vec![Effect::CreateJob { draft, confirm_over_budget: over_budget }]
+                vec![Effect::CreateJob {
+                    draft,
+                    confirm_over_budget: over_budget,
+                }]
             }
             Confirmed::OverwriteDownload { id, to } => self.start_download(id, to, true),
         }
     }
 
     fn handle_bottom(&mut self, action: Action) -> Vec<Effect> {
-        let Some(bottom) = self.bottom.take() else { return Vec::new() };
+        let Some(bottom) = self.bottom.take() else {
+            return Vec::new();
+        };
         match bottom {
             Bottom::Filter { mut input, tab } => {
                 match action {
@@ -1342,7 +1581,11 @@ impl App {
                         KeyCode::Enter => return Vec::new(),
                         KeyCode::Down | KeyCode::Up => {
                             // Move in the filtered list without leaving the filter.
-                            let a = if k.code == KeyCode::Down { Action::Down } else { Action::Up };
+                            let a = if k.code == KeyCode::Down {
+                                Action::Down
+                            } else {
+                                Action::Up
+                            };
                             self.move_list(tab, &a);
                         }
                         _ => {
@@ -1360,7 +1603,12 @@ impl App {
                 self.bottom = Some(Bottom::Filter { input, tab });
                 Vec::new()
             }
-            Bottom::Command { mut input, completions, cycle, stem } => {
+            Bottom::Command {
+                mut input,
+                completions,
+                cycle,
+                stem,
+            } => {
                 match action {
                     Action::Input(k) => match k.code {
                         KeyCode::Esc => return Vec::new(),
@@ -1377,7 +1625,12 @@ impl App {
                                 (input.text().to_string(), c)
                             };
                             if completions.is_empty() {
-                                self.bottom = Some(Bottom::Command { input, completions, cycle: None, stem });
+                                self.bottom = Some(Bottom::Command {
+                                    input,
+                                    completions,
+                                    cycle: None,
+                                    stem,
+                                });
                                 return Vec::new();
                             }
                             let n = completions.len();
@@ -1391,9 +1644,19 @@ impl App {
                             input.set(&text);
                             if n == 1 {
                                 let c = complete(input.text(), self);
-                                self.bottom = Some(Bottom::Command { input, completions: c, cycle: None, stem: String::new() });
+                                self.bottom = Some(Bottom::Command {
+                                    input,
+                                    completions: c,
+                                    cycle: None,
+                                    stem: String::new(),
+                                });
                             } else {
-                                self.bottom = Some(Bottom::Command { input, completions, cycle: Some(next), stem });
+                                self.bottom = Some(Bottom::Command {
+                                    input,
+                                    completions,
+                                    cycle: Some(next),
+                                    stem,
+                                });
                             }
                             return Vec::new();
                         }
@@ -1410,7 +1673,12 @@ impl App {
                     _ => {}
                 }
                 let c = complete(input.text(), self);
-                self.bottom = Some(Bottom::Command { input, completions: c, cycle: None, stem: String::new() });
+                self.bottom = Some(Bottom::Command {
+                    input,
+                    completions: c,
+                    cycle: None,
+                    stem: String::new(),
+                });
                 Vec::new()
             }
         }
@@ -1419,7 +1687,10 @@ impl App {
     fn update_completions(&mut self) {
         if let Some(Bottom::Command { input, .. }) = &self.bottom {
             let c = complete(input.text(), self);
-            if let Some(Bottom::Command { completions, cycle, .. }) = &mut self.bottom {
+            if let Some(Bottom::Command {
+                completions, cycle, ..
+            }) = &mut self.bottom
+            {
                 *completions = c;
                 *cycle = None;
             }
@@ -1523,7 +1794,11 @@ impl App {
             1 => Ok(matches[0]),
             _ => Err(format!(
                 "`{q}` matches several jobs: {}; give more characters",
-                matches.iter().map(|m| m.short()).collect::<Vec<_>>().join(", ")
+                matches
+                    .iter()
+                    .map(|m| m.short())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }
@@ -1541,6 +1816,11 @@ impl App {
             match &ev {
                 EngineEvent::Progress(_) | EngineEvent::BackendHealth { .. } => {}
                 _ => {
+                    if self.held.len() >= MAX_HELD {
+                        // Too much to replay: reload everything on resume instead.
+                        self.held.clear();
+                        self.held_overflow = true;
+                    }
                     self.held.push(ev);
                     self.dirty = true;
                     return Vec::new();
@@ -1565,7 +1845,9 @@ impl App {
                 } else {
                     let changed_sort = match self.datasets.upsert(d.clone()) {
                         Upsert::Inserted => true,
-                        Upsert::Updated(old) => lists::dataset_view_changed(&old, &d, &self.dataset_list),
+                        Upsert::Updated(old) => {
+                            lists::dataset_view_changed(&old, &d, &self.dataset_list)
+                        }
                     };
                     if changed_sort {
                         self.dataset_list.dirty = true;
@@ -1628,7 +1910,10 @@ impl App {
                         self.toasts.remove(0);
                     }
                 }
-                if matches!(n.kind, NotificationType::BudgetWarning | NotificationType::BudgetExceeded) {
+                if matches!(
+                    n.kind,
+                    NotificationType::BudgetWarning | NotificationType::BudgetExceeded
+                ) {
                     self.costs_stale = true;
                 }
                 Vec::new()
@@ -1660,7 +1945,9 @@ impl App {
                 // Our own uploads and downloads already show with their own progress.
                 let own = match &p.task {
                     ProgressTask::Download(id) => self.downloads.values().any(|(a, _)| a == id),
-                    ProgressTask::Upload(_) => self.tasks.keys().any(|k| matches!(k, TaskKey::Upload(_))),
+                    ProgressTask::Upload(_) => {
+                        self.tasks.keys().any(|k| matches!(k, TaskKey::Upload(_)))
+                    }
                     _ => false,
                 };
                 let finished = p.total.is_some_and(|t| p.done >= t && t > 0);
@@ -1669,18 +1956,32 @@ impl App {
                 } else {
                     let label = match &p.task {
                         ProgressTask::Upload(id) => format!("upload {}", self.dataset_name(*id)),
-                        ProgressTask::Validation(id) => format!("validating {}", self.dataset_name(*id)),
+                        ProgressTask::Validation(id) => {
+                            format!("validating {}", self.dataset_name(*id))
+                        }
                         ProgressTask::Download(id) => format!("download {}", id.short()),
                         ProgressTask::TrainerEnvironment => "trainer environment".to_string(),
                     };
                     let msg = one_line(&p.message);
-                    let label = if msg.is_empty() { label } else { format!("{label}: {msg}") };
-                    self.tasks.insert(key, TaskInfo { label, done: p.done, total: p.total });
+                    let label = if msg.is_empty() {
+                        label
+                    } else {
+                        format!("{label}: {msg}")
+                    };
+                    self.tasks.insert(
+                        key,
+                        TaskInfo {
+                            label,
+                            done: p.done,
+                            total: p.total,
+                        },
+                    );
                 }
                 Vec::new()
             }
             EngineEvent::BackendHealth { backend, reachable } => {
-                self.health.insert(one_line(&backend).into_owned(), reachable);
+                self.health
+                    .insert(one_line(&backend).into_owned(), reachable);
                 Vec::new()
             }
         }
@@ -1701,6 +2002,7 @@ impl App {
         match o {
             Outcome::Snapshot(s) => {
                 self.details.clear();
+                self.detail_order.clear();
                 self.load_snapshot(*s);
                 let mut fx = Vec::new();
                 if self.tab == Tab::Jobs {
@@ -1720,7 +2022,11 @@ impl App {
                 self.notify_user(e, Level::Error);
                 Vec::new()
             }
-            Outcome::DirListing { request, dir, entries } => {
+            Outcome::DirListing {
+                request,
+                dir,
+                entries,
+            } => {
                 if let Some(Overlay::Files(fb)) = &mut self.overlay
                     && fb.request == request
                 {
@@ -1728,9 +2034,21 @@ impl App {
                 }
                 Vec::new()
             }
-            Outcome::Progress { task, label, done, total } => {
+            Outcome::Progress {
+                task,
+                label,
+                done,
+                total,
+            } => {
                 if self.tasks.contains_key(&task) {
-                    self.tasks.insert(task, TaskInfo { label: one_line(&label).into_owned(), done, total: Some(total) });
+                    self.tasks.insert(
+                        task,
+                        TaskInfo {
+                            label: one_line(&label).into_owned(),
+                            done,
+                            total: Some(total),
+                        },
+                    );
                 }
                 Vec::new()
             }
@@ -1739,7 +2057,10 @@ impl App {
                 match result {
                     Ok(d) => {
                         let d = Arc::new(clean_dataset(d));
-                        self.notify_user(format!("{} uploaded; validating…", d.name), Level::Success);
+                        self.notify_user(
+                            format!("{} uploaded; validating…", d.name),
+                            Level::Success,
+                        );
                         let id = d.id;
                         self.datasets.upsert(d);
                         self.dataset_list.dirty = true;
@@ -1767,13 +2088,18 @@ impl App {
                         self.configure.sync_datasets(&self.datasets);
                     }
                     Err(e) => {
-                        self.tasks.retain(|k, _| !matches!(k, TaskKey::Validation(_)));
+                        self.tasks
+                            .retain(|k, _| !matches!(k, TaskKey::Validation(_)));
                         self.notify_user(format!("could not {}: {e}", verb(what)), Level::Error)
                     }
                 }
                 Vec::new()
             }
-            Outcome::JobDetail { job_id, metrics, log } => {
+            Outcome::JobDetail {
+                job_id,
+                metrics,
+                log,
+            } => {
                 let d = self.details.entry(job_id).or_default();
                 d.loading = false;
                 match metrics {
@@ -1808,7 +2134,11 @@ impl App {
                         let j = Arc::new(clean_job(j));
                         let id = j.id;
                         self.notify_user(
-                            format!("job {} queued (estimated {})", j.id.short(), crate::format::money(j.estimated_cost)),
+                            format!(
+                                "job {} queued (estimated {})",
+                                j.id.short(),
+                                crate::format::money(j.estimated_cost)
+                            ),
                             Level::Success,
                         );
                         self.jobs.upsert(j);
@@ -1818,7 +2148,9 @@ impl App {
                         self.set_focus(Tab::Jobs, Focus::Detail);
                         return self.go_tab(Tab::Jobs);
                     }
-                    Err(e) => self.notify_user(format!("could not create the job: {e}"), Level::Error),
+                    Err(e) => {
+                        self.notify_user(format!("could not create the job: {e}"), Level::Error)
+                    }
                 }
                 Vec::new()
             }
@@ -1836,16 +2168,28 @@ impl App {
                             return self.ensure_job_detail();
                         }
                     }
-                    Err(e) => self.notify_user(format!("could not {} the job: {e}", verb(what)), Level::Error),
+                    Err(e) => self.notify_user(
+                        format!("could not {} the job: {e}", verb(what)),
+                        Level::Error,
+                    ),
                 }
                 Vec::new()
             }
-            Outcome::Downloaded { request, id, to, result } => {
+            Outcome::Downloaded {
+                request,
+                id,
+                to,
+                result,
+            } => {
                 self.tasks.remove(&TaskKey::Download(request));
                 self.downloads.remove(&request);
                 match result {
                     Ok(files) => self.notify_user(
-                        format!("downloaded {} files to {}", files.len(), one_line(&to.display().to_string())),
+                        format!(
+                            "downloaded {} files to {}",
+                            files.len(),
+                            one_line(&to.display().to_string())
+                        ),
                         Level::Success,
                     ),
                     Err(e) if e.contains("already exist") => {

@@ -14,18 +14,25 @@ impl App {
     pub(super) fn draw_configure(&mut self, frame: &mut Frame, area: Rect) {
         let t = self.theme.clone();
         let (form_area, right) = if area.width >= 100 {
-            let [a, b] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+            let [a, b] =
+                Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                    .areas(area);
             (a, b)
         } else {
             let est_h = 10.min(area.height / 2);
-            let [a, b] = Layout::vertical([Constraint::Min(6), Constraint::Length(est_h)]).areas(area);
+            let [a, b] =
+                Layout::vertical([Constraint::Min(6), Constraint::Length(est_h)]).areas(area);
             (a, b)
         };
         let editing = self.configure.editing.is_some();
         let title = Line::from(vec![
             Span::styled(" New training job ", t.header()),
             Span::styled(
-                if editing { "(typing: enter keeps, esc reverts) " } else { "(enter edits, ←→ change, s submits) " },
+                if editing {
+                    "(typing: enter keeps, esc reverts) "
+                } else {
+                    "(enter edits, ←→ change, s submits) "
+                },
                 t.muted(),
             ),
         ]);
@@ -40,7 +47,7 @@ impl App {
         } else if h > 0 && c.row >= c.offset + h {
             c.offset = c.row + 1 - h;
         }
-        let label_w = 30usize.min(inner.width as usize / 2);
+        let label_w = 29usize.min(inner.width as usize * 6 / 10);
         let datasets = &self.datasets;
         let name = |id| {
             datasets
@@ -53,7 +60,8 @@ impl App {
             let line_area = Rect::new(inner.x, y, inner.width, 1);
             let selected = i == c.row;
             let err = c.error_of(*row).is_some();
-            let changed = matches!(row, crate::app::FormRow::Field(f) if c.values[*f] != c.base_values[*f]);
+            let changed =
+                matches!(row, crate::app::FormRow::Field(f) if c.values[*f] != c.base_values[*f]);
             let label = format!(
                 "{}{:<w$}",
                 if changed { "*" } else { " " },
@@ -61,18 +69,33 @@ impl App {
                 w = label_w.saturating_sub(1)
             );
             let label_style = if selected { t.selected() } else { t.muted() };
-            let [la, va] = Layout::horizontal([Constraint::Length(label_w as u16), Constraint::Min(1)]).areas(line_area);
+            let [la, va] =
+                Layout::horizontal([Constraint::Length(label_w as u16), Constraint::Min(1)])
+                    .areas(line_area);
             frame.render_widget(Paragraph::new(label).style(label_style), la);
             if selected && let Some(input) = &mut c.editing {
-                input.draw(frame, va, Style::new().fg(if err { t.error } else { t.foreground }).add_modifier(Modifier::UNDERLINED));
+                input.draw(
+                    frame,
+                    va,
+                    Style::new()
+                        .fg(if err { t.error } else { t.foreground })
+                        .add_modifier(Modifier::UNDERLINED),
+                );
                 continue;
             }
             let value = c.value_of(*row, name);
             let picker = matches!(
                 row,
-                crate::app::FormRow::Dataset | crate::app::FormRow::Preset | crate::app::FormRow::GpuType | crate::app::FormRow::Backend
+                crate::app::FormRow::Dataset
+                    | crate::app::FormRow::Preset
+                    | crate::app::FormRow::GpuType
+                    | crate::app::FormRow::Backend
             );
-            let text = if picker && selected { format!("◀ {value} ▶") } else { format!(" {value}") };
+            let text = if picker && selected {
+                format!("◀ {value} ▶")
+            } else {
+                format!(" {value}")
+            };
             let style = if err {
                 Style::new().fg(t.error).add_modifier(Modifier::BOLD)
             } else if selected {
@@ -95,10 +118,16 @@ impl App {
         let row = c.current_row();
         let mut lines: Vec<Line> = Vec::new();
         match &c.estimate {
-            None if c.dataset.is_none() => lines.push(Line::styled("Choose a ready dataset to see the estimate.", t.muted())),
+            None if c.dataset.is_none() => lines.push(Line::styled(
+                "Choose a ready dataset to see the estimate.",
+                t.muted(),
+            )),
             None => lines.push(Line::styled("estimating…", t.muted())),
             Some(Err(e)) => {
-                lines.push(Line::styled("No estimate:", Style::new().fg(t.error).add_modifier(Modifier::BOLD)));
+                lines.push(Line::styled(
+                    "No estimate:",
+                    Style::new().fg(t.error).add_modifier(Modifier::BOLD),
+                ));
                 lines.push(Line::styled(e.clone(), Style::new().fg(t.error)));
             }
             Some(Ok(e)) => {
@@ -106,21 +135,40 @@ impl App {
                     Span::styled(format!("{:<14}", "cost"), t.muted()),
                     Span::styled(format::money(e.estimated_cost), t.header()),
                     Span::styled(
-                        format!("  compute {} + storage {}", format::money(e.compute_cost), format::money(e.storage_cost)),
+                        format!(
+                            "  compute {} + storage {}",
+                            format::money(e.compute_cost),
+                            format::money(e.storage_cost)
+                        ),
                         t.muted(),
                     ),
                 ]));
-                lines.push(kv(&t, "duration", format!(
-                    "{}  at {}/h",
-                    format::duration_secs((e.estimated_duration_hours * 3600.0).round() as i64),
-                    format::money(e.hourly_rate)
-                )));
-                lines.push(kv(&t, "steps", format!(
-                    "{} ({} per epoch)",
-                    format::thousands(e.total_steps),
-                    format::thousands(e.steps_per_epoch)
-                )));
-                lines.push(kv(&t, "throughput", format!("{} tokens/s", format::thousands(e.throughput_tokens_per_sec.round() as u64))));
+                lines.push(kv(
+                    &t,
+                    "duration",
+                    format!(
+                        "{}  at {}/h",
+                        format::duration_secs((e.estimated_duration_hours * 3600.0).round() as i64),
+                        format::money(e.hourly_rate)
+                    ),
+                ));
+                lines.push(kv(
+                    &t,
+                    "steps",
+                    format!(
+                        "{} ({} per epoch)",
+                        format::thousands(e.total_steps),
+                        format::thousands(e.steps_per_epoch)
+                    ),
+                ));
+                lines.push(kv(
+                    &t,
+                    "throughput",
+                    format!(
+                        "{} tokens/s",
+                        format::thousands(e.throughput_tokens_per_sec.round() as u64)
+                    ),
+                ));
                 let fit_color = match e.fit_level {
                     Level::Error => t.error,
                     Level::Warning => t.warning,
@@ -136,7 +184,14 @@ impl App {
                 if let Some(b) = &e.budget {
                     lines.push(Line::from(vec![
                         Span::styled(format!("{:<14}", "budget"), t.muted()),
-                        Span::styled(b.clone(), if e.over_budget { Style::new().fg(t.error).add_modifier(Modifier::BOLD) } else { t.base() }),
+                        Span::styled(
+                            b.clone(),
+                            if e.over_budget {
+                                Style::new().fg(t.error).add_modifier(Modifier::BOLD)
+                            } else {
+                                t.base()
+                            },
+                        ),
                     ]));
                 }
                 if c.estimate_pending {
@@ -145,13 +200,21 @@ impl App {
             }
         }
         lines.push(Line::raw(""));
-        lines.push(Line::styled(ConfigureState::label_of(row).to_string(), t.header()));
+        lines.push(Line::styled(
+            ConfigureState::label_of(row).to_string(),
+            t.header(),
+        ));
         lines.push(Line::raw(c.help_of(row)));
-        if let Some(e) = c.error_of(row) {
+        if let Some(e) = c.error_of(row)
+            && !matches!(&c.estimate, Some(Err(x)) if x == e)
+        {
             lines.push(Line::styled(e.clone(), Style::new().fg(t.error)));
         }
         if let Some(e) = &c.catalog_error {
-            lines.push(Line::styled(format!("GPU catalog: {e}"), Style::new().fg(t.warning)));
+            lines.push(Line::styled(
+                format!("GPU catalog: {e}"),
+                Style::new().fg(t.warning),
+            ));
         }
         frame.render_widget(
             Paragraph::new(lines)

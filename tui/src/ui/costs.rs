@@ -17,14 +17,29 @@ impl App {
         for p in Period::ALL {
             let label = format!(" {} ", p.name());
             tabs.push(if p == self.period {
-                Span::styled(label, Style::new().fg(t.tab_active_fg).bg(t.tab_active_bg).add_modifier(Modifier::BOLD))
+                Span::styled(
+                    label,
+                    Style::new()
+                        .fg(t.tab_active_fg)
+                        .bg(t.tab_active_bg)
+                        .add_modifier(Modifier::BOLD),
+                )
             } else {
                 Span::styled(label, t.muted())
             });
         }
         let Some(c) = self.costs.clone() else {
-            let msg = if self.costs_loading { "loading costs…" } else { "no cost data yet" };
-            frame.render_widget(Paragraph::new(msg).style(t.muted()).block(panel(&t, Line::from(tabs), true)), area);
+            let msg = if self.costs_loading {
+                "loading costs…"
+            } else {
+                "no cost data yet"
+            };
+            frame.render_widget(
+                Paragraph::new(msg)
+                    .style(t.muted())
+                    .block(panel(&t, Line::from(tabs), true)),
+                area,
+            );
             return;
         };
         if c.period == self.period && !c.label.is_empty() {
@@ -37,15 +52,22 @@ impl App {
         let inner = outer.inner(area);
         frame.render_widget(outer, area);
         let top_h = 6.min(inner.height);
-        let jobs_h = if inner.height >= 30 { 12 } else { (inner.height.saturating_sub(top_h) / 3).max(3) };
+        let jobs_h = if inner.height >= 30 {
+            12
+        } else {
+            (inner.height.saturating_sub(top_h) / 3).max(3)
+        };
         let [top, chart_area, jobs_area] = Layout::vertical([
             Constraint::Length(top_h),
             Constraint::Min(3),
             Constraint::Length(jobs_h),
         ])
         .areas(inner);
-        let [totals_area, budget_area] =
-            Layout::horizontal([Constraint::Length(36.min(top.width / 2).max(24)), Constraint::Min(10)]).areas(top);
+        let [totals_area, budget_area] = Layout::horizontal([
+            Constraint::Length(36.min(top.width / 2).max(24)),
+            Constraint::Min(10),
+        ])
+        .areas(top);
 
         // Totals by type.
         let mut lines = vec![Line::from(vec![
@@ -54,11 +76,17 @@ impl App {
         ])];
         for (kind, amount) in &c.by_type {
             lines.push(Line::from(vec![
-                Span::styled(format!("{:<16}", kind.as_str().replace('_', " ")), t.muted()),
+                Span::styled(
+                    format!("{:<16}", kind.as_str().replace('_', " ")),
+                    t.muted(),
+                ),
                 Span::raw(format!("{:>12}", format::money(*amount))),
             ]));
         }
-        frame.render_widget(Paragraph::new(lines).block(panel(&t, Span::styled(" By type ", t.header()), false)), totals_area);
+        frame.render_widget(
+            Paragraph::new(lines).block(panel(&t, Span::styled(" By type ", t.header()), false)),
+            totals_area,
+        );
 
         // Budget.
         let budget_block = panel(&t, Span::styled(" Budget this month ", t.header()), false);
@@ -74,11 +102,20 @@ impl App {
                 };
                 let inner_b = budget_block.inner(budget_area);
                 frame.render_widget(budget_block, budget_area);
-                let [g, note] = Layout::vertical([Constraint::Length(1.min(inner_b.height)), Constraint::Min(0)]).areas(inner_b);
+                let [g, note] = Layout::vertical([
+                    Constraint::Length(1.min(inner_b.height)),
+                    Constraint::Min(0),
+                ])
+                .areas(inner_b);
                 frame.render_widget(
                     Gauge::default()
                         .ratio(ratio.clamp(0.0, 1.0))
-                        .label(format!("{} of {} ({:.0}%)", format::money(c.month_spent), format::money(b), ratio * 100.0))
+                        .label(format!(
+                            "{} of {} ({:.0}%)",
+                            format::money(c.month_spent),
+                            format::money(b),
+                            ratio * 100.0
+                        ))
                         .gauge_style(Style::new().fg(color).bg(t.status_bg))
                         .use_unicode(true),
                     g,
@@ -104,7 +141,18 @@ impl App {
         }
 
         // Spend by day (grouped to fit the width).
-        let chart_block = panel(&t, Span::styled(if self.period == Period::Year { " Spend by month " } else { " Spend by day " }, t.header()), false);
+        let chart_block = panel(
+            &t,
+            Span::styled(
+                if self.period == Period::Year {
+                    " Spend by month "
+                } else {
+                    " Spend by day "
+                },
+                t.header(),
+            ),
+            false,
+        );
         let chart_inner = chart_block.inner(chart_area);
         let n = c.by_day.len().max(1);
         let avail = chart_inner.width.max(1) as usize;
@@ -122,7 +170,11 @@ impl App {
             .map(|(label, v)| {
                 let mut b = Bar::default()
                     .value((v * 100.0).round().max(0.0) as u64)
-                    .text_value(if show_labels && *v > 0.0 { format!("{v:.0}") } else { String::new() })
+                    .text_value(if show_labels && *v > 0.0 {
+                        format!("{v:.0}")
+                    } else {
+                        String::new()
+                    })
                     .style(Style::new().fg(t.bar));
                 if show_labels {
                     b = b.label(Line::from(format::truncate(label, bar_w as usize)));
@@ -131,15 +183,30 @@ impl App {
             })
             .collect();
         if grouped.iter().all(|g| g.1 <= 0.0) {
-            frame.render_widget(Paragraph::new("nothing spent in this period").style(t.muted()).block(chart_block), chart_area);
+            frame.render_widget(
+                Paragraph::new("nothing spent in this period")
+                    .style(t.muted())
+                    .block(chart_block),
+                chart_area,
+            );
         } else {
             let mut title_note = String::new();
             if !c.by_day.is_empty() {
-                title_note = format!("{}{}", c.label, if group > 1 { format!(" ({group} per bar)") } else { String::new() });
+                title_note = format!(
+                    "{}{}",
+                    c.label,
+                    if group > 1 {
+                        format!(" ({group} per bar)")
+                    } else {
+                        String::new()
+                    }
+                );
             }
             frame.render_widget(
                 BarChart::default()
-                    .block(chart_block.title_bottom(Line::styled(format!(" {title_note} "), t.muted()).right_aligned()))
+                    .block(chart_block.title_bottom(
+                        Line::styled(format!(" {title_note} "), t.muted()).right_aligned(),
+                    ))
                     .data(BarGroup::default().bars(&bars))
                     .bar_width(bar_w)
                     .bar_gap(1)
@@ -164,13 +231,26 @@ impl App {
                 .map(|(id, label, amount)| {
                     let label = if label.is_empty() {
                         id.and_then(|i| self.jobs.get(i))
-                            .map(|j| format!("{} · {}×{}", self.dataset_name(j.dataset_id), j.gpu_config.gpu_count, j.gpu_config.gpu_type))
+                            .map(|j| {
+                                format!(
+                                    "{} · {}×{}",
+                                    self.dataset_name(j.dataset_id),
+                                    j.gpu_config.gpu_count,
+                                    j.gpu_config.gpu_type
+                                )
+                            })
                             .unwrap_or_default()
                     } else {
                         label.clone()
                     };
                     Line::from(vec![
-                        Span::styled(format!("{:<10}", id.map(|i| i.short()).unwrap_or_else(|| "–".into())), t.muted()),
+                        Span::styled(
+                            format!(
+                                "{:<10}",
+                                id.map(|i| i.short()).unwrap_or_else(|| "–".into())
+                            ),
+                            t.muted(),
+                        ),
                         Span::raw(format!("{:<label_w$}", format::truncate(&label, label_w))),
                         Span::styled(format!("{:>12}", format::money(*amount)), t.header()),
                     ])
@@ -178,7 +258,11 @@ impl App {
                 .collect()
         };
         frame.render_widget(
-            Paragraph::new(lines).block(panel(&t, Span::styled(" Most expensive jobs ", t.header()), false)),
+            Paragraph::new(lines).block(panel(
+                &t,
+                Span::styled(" Most expensive jobs ", t.header()),
+                false,
+            )),
             jobs_area,
         );
     }

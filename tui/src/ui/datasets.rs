@@ -24,19 +24,36 @@ impl App {
     pub(super) fn draw_datasets(&mut self, frame: &mut Frame, area: Rect) {
         let detail_focus = self.focus.get(&Tab::Datasets).copied() == Some(Focus::Detail);
         let (list_area, detail_area) = if area.width >= 140 {
-            let [a, b] = Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)]).areas(area);
+            let [a, b] =
+                Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
+                    .areas(area);
             (a, b)
         } else {
             let pct = if detail_focus { 30 } else { 50 };
-            let [a, b] = Layout::vertical([Constraint::Percentage(pct), Constraint::Percentage(100 - pct)]).areas(area);
+            let [a, b] = Layout::vertical([
+                Constraint::Percentage(pct),
+                Constraint::Percentage(100 - pct),
+            ])
+            .areas(area);
             (a, b)
         };
         let t = self.theme.clone();
         let wide = list_area.width >= 100;
-        let title = list_title(&t, "Datasets", self.dataset_list.len(), self.datasets.len(), &self.dataset_list.filter);
+        let title = list_title(
+            &t,
+            "Datasets",
+            self.dataset_list.len(),
+            self.datasets.len(),
+            &self.dataset_list.filter,
+        );
         let block = panel(&t, title, !detail_focus);
         let cols = lists_columns::DATASET_COLUMNS;
-        let header = headers(&t, &cols, self.dataset_list.sort_col, self.dataset_list.sort_desc);
+        let header = headers(
+            &t,
+            &cols,
+            cols[self.dataset_list.sort_col],
+            self.dataset_list.sort_desc,
+        );
         let widths = [
             Constraint::Min(12),
             Constraint::Length(if wide { 17 } else { 12 }),
@@ -44,7 +61,7 @@ impl App {
             Constraint::Length(8),
             Constraint::Length(8),
             Constraint::Length(8),
-            Constraint::Length(if wide { 16 } else { 7 }),
+            Constraint::Length(if wide { 16 } else { 8 }),
         ];
         let now = self.now;
         let datasets = &self.datasets;
@@ -65,7 +82,9 @@ impl App {
                         let p = tasks
                             .values()
                             .find(|x| x.label.ends_with(&d.file_name) || x.label.contains(&d.name))
-                            .and_then(|x| x.total.map(|tot| x.done as f64 * 100.0 / tot.max(1) as f64));
+                            .and_then(|x| {
+                                x.total.map(|tot| x.done as f64 * 100.0 / tot.max(1) as f64)
+                            });
                         match p {
                             Some(p) => format!("up {p:.0}%"),
                             None => "uploading".into(),
@@ -73,9 +92,20 @@ impl App {
                     }
                     s => s.as_str().to_string(),
                 };
-                let examples = d.statistics.as_ref().map(|s| format::compact(s.total_examples)).unwrap_or_else(|| "–".into());
-                let tokens = d.total_tokens.map(format::compact).unwrap_or_else(|| "–".into());
-                let created = if wide { format::datetime(d.created_at) } else { format::age(now, d.created_at) };
+                let examples = d
+                    .statistics
+                    .as_ref()
+                    .map(|s| format::compact(s.total_examples))
+                    .unwrap_or_else(|| "–".into());
+                let tokens = d
+                    .total_tokens
+                    .map(format::compact)
+                    .unwrap_or_else(|| "–".into());
+                let created = if wide {
+                    format::datetime(d.created_at)
+                } else {
+                    format::age(now, d.created_at)
+                };
                 Row::new(vec![
                     Cell::from(d.name.clone()),
                     Cell::from(d.format.map(|f| f.as_str()).unwrap_or("–")),
@@ -108,10 +138,17 @@ impl App {
             Span::styled(d.name.clone(), t.header()),
             Span::styled(format!("  {}", d.id.short()), t.muted()),
         ]));
-        lines.push(kv(&t, "file", format!("{} · {}", d.file_name, format::bytes(d.file_size))));
+        lines.push(kv(
+            &t,
+            "file",
+            format!("{} · {}", d.file_name, format::bytes(d.file_size)),
+        ));
         lines.push(Line::from(vec![
             Span::styled(format!("{:<14}", "status"), t.muted()),
-            Span::styled(d.status.as_str().to_string(), status_style(&t, d.status).add_modifier(Modifier::BOLD)),
+            Span::styled(
+                d.status.as_str().to_string(),
+                status_style(&t, d.status).add_modifier(Modifier::BOLD),
+            ),
             Span::styled(
                 match d.validated_at {
                     Some(v) => format!("  validated {}", format::datetime(v)),
@@ -131,7 +168,10 @@ impl App {
             lines.extend(text_lines(desc, t.base(), "  "));
         }
         if let Some(e) = &d.error_message {
-            lines.push(Line::styled(format!("error: {e}"), Style::new().fg(t.error)));
+            lines.push(Line::styled(
+                format!("error: {e}"),
+                Style::new().fg(t.error),
+            ));
         }
         if let Some(task) = self.tasks.iter().find(|(k, _)| matches!(k, crate::effect::TaskKey::Validation(id) | crate::effect::TaskKey::EngineUpload(id) if *id == d.id)).map(|(_, v)| v) {
             let frac = task.total.map(|tot| task.done as f64 / tot.max(1) as f64).unwrap_or(0.0);
@@ -140,40 +180,83 @@ impl App {
                 Style::new().fg(t.info),
             ));
         }
-        if let Some(s) = &d.statistics {
+        if let Some(s) = d
+            .statistics
+            .as_ref()
+            .filter(|_| d.status == DatasetStatus::Ready)
+        {
             lines.push(Line::raw(""));
             lines.push(Line::styled("Statistics", t.header()));
-            lines.push(kv(&t, "examples", format!(
-                "{}  (training {}, validation {})",
-                format::thousands(s.total_examples),
-                format::thousands(s.total_training_pairs),
-                format::thousands(s.total_validation_pairs)
-            )));
-            lines.push(kv(&t, "tokens", format!(
-                "{}{}",
-                format::thousands(s.total_tokens),
-                if s.tokens_exact { "" } else { " (estimated)" }
-            )));
-            lines.push(kv(&t, "turns/conv", format!("{:.1}   tokens/turn {:.1}", s.avg_turns_per_conversation, s.avg_tokens_per_turn)));
-            lines.push(kv(&t, "length", format!(
-                "p50 {}  p95 {}  max {} tokens",
-                format::thousands(s.tokens_p50),
-                format::thousands(s.tokens_p95),
-                format::thousands(s.tokens_max)
-            )));
-            lines.push(kv(&t, "duplicates", format::thousands(s.duplicate_examples)));
+            lines.push(kv(
+                &t,
+                "examples",
+                format!(
+                    "{}  (training {}, validation {})",
+                    format::thousands(s.total_examples),
+                    format::thousands(s.total_training_pairs),
+                    format::thousands(s.total_validation_pairs)
+                ),
+            ));
+            lines.push(kv(
+                &t,
+                "tokens",
+                format!(
+                    "{}{}",
+                    format::thousands(s.total_tokens),
+                    if s.tokens_exact { "" } else { " (estimated)" }
+                ),
+            ));
+            lines.push(kv(
+                &t,
+                "turns/conv",
+                format!(
+                    "{:.1}   tokens/turn {:.1}",
+                    s.avg_turns_per_conversation, s.avg_tokens_per_turn
+                ),
+            ));
+            lines.push(kv(
+                &t,
+                "length",
+                format!(
+                    "p50 {}  p95 {}  max {} tokens",
+                    format::thousands(s.tokens_p50),
+                    format::thousands(s.tokens_p95),
+                    format::thousands(s.tokens_max)
+                ),
+            ));
+            lines.push(kv(
+                &t,
+                "duplicates",
+                format::thousands(s.duplicate_examples),
+            ));
             let over = Line::from(vec![
                 Span::styled(format!("{:<14}", "over max len"), t.muted()),
                 Span::styled(
-                    format!("{} (max_seq_length {})", format::thousands(s.examples_over_max_seq_length), s.max_seq_length),
-                    if s.examples_over_max_seq_length > 0 { Style::new().fg(t.warning) } else { t.base() },
+                    format!(
+                        "{} (max_seq_length {})",
+                        format::thousands(s.examples_over_max_seq_length),
+                        s.max_seq_length
+                    ),
+                    if s.examples_over_max_seq_length > 0 {
+                        Style::new().fg(t.warning)
+                    } else {
+                        t.base()
+                    },
                 ),
             ]);
             lines.push(over);
         }
-        let errors = d.validation_errors.iter().filter(|i| i.severity == Severity::Error).count();
+        let errors = d
+            .validation_errors
+            .iter()
+            .filter(|i| i.severity == Severity::Error)
+            .count();
         let warnings = d.validation_errors.len() - errors;
-        if !d.validation_errors.is_empty() || d.statistics.as_ref().is_some_and(|s| s.error_count + s.warning_count > 0) {
+        if !d.validation_errors.is_empty()
+            || d.statistics
+                .as_ref()
+                .is_some_and(|s| s.error_count + s.warning_count > 0)
+        {
             let (ec, wc) = d
                 .statistics
                 .as_ref()
@@ -206,7 +289,10 @@ impl App {
                     Span::raw(issue.error.replace('\n', " ")),
                 ]));
                 if !issue.suggestion.is_empty() {
-                    lines.push(Line::styled(format!("               → {}", issue.suggestion.replace('\n', " ")), t.muted()));
+                    lines.push(Line::styled(
+                        format!("               → {}", issue.suggestion.replace('\n', " ")),
+                        t.muted(),
+                    ));
                 }
             }
         }
@@ -223,7 +309,11 @@ impl App {
                     };
                     let mut first = true;
                     for l in m.content.lines().take(6) {
-                        let prefix = if first { format!("  {:>9}: ", m.role) } else { " ".repeat(13) };
+                        let prefix = if first {
+                            format!("  {:>9}: ", m.role)
+                        } else {
+                            " ".repeat(13)
+                        };
                         first = false;
                         lines.push(Line::from(vec![
                             Span::styled(prefix, role_style),
@@ -237,10 +327,16 @@ impl App {
             }
         }
         let inner_h = area.height.saturating_sub(2);
-        let max_scroll = (lines.len() as u16).saturating_sub(inner_h);
+        let inner_w = area.width.saturating_sub(2).max(1) as usize;
+        let wrapped: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner_w)).sum();
+        let max_scroll = (wrapped as u16).saturating_sub(inner_h);
         let scroll = self.detail_scroll.entry(Tab::Datasets).or_insert(0);
         *scroll = (*scroll).min(max_scroll);
-        let title = if focused { " Detail (↑↓ scroll, esc back) " } else { " Detail (enter to scroll) " };
+        let title = if focused {
+            " Detail (↑↓ scroll, esc back) "
+        } else {
+            " Detail (enter to scroll) "
+        };
         frame.render_widget(
             Paragraph::new(lines)
                 .wrap(Wrap { trim: false })

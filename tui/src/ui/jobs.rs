@@ -14,7 +14,9 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Cell, Chart, Dataset as ChartSeries, Gauge, GraphType, Paragraph, Row, Sparkline};
+use ratatui::widgets::{
+    Axis, Cell, Chart, Dataset as ChartSeries, Gauge, GraphType, Paragraph, Row, Sparkline,
+};
 
 pub(crate) fn job_status_style(t: &Theme, s: JobStatus) -> Style {
     match s {
@@ -43,20 +45,52 @@ impl App {
     }
 
     fn draw_job_list(&mut self, frame: &mut Frame, area: Rect, t: &Theme) {
-        let title = list_title(t, "Jobs", self.job_list.len(), self.jobs.len(), &self.job_list.filter);
+        let title = list_title(
+            t,
+            "Jobs",
+            self.job_list.len(),
+            self.jobs.len(),
+            &self.job_list.filter,
+        );
         let block = panel(t, title, true);
-        let header = headers(t, &lists::JOB_COLUMNS, self.job_list.sort_col, self.job_list.sort_desc);
-        let wide = area.width >= 110;
-        let bar_w = if wide { 20 } else { 8 };
-        let widths = [
-            Constraint::Length(8),
-            Constraint::Min(10),
-            Constraint::Length(12),
-            Constraint::Length(12),
-            Constraint::Length(bar_w + 5),
-            Constraint::Length(9),
-            Constraint::Length(5),
-        ];
+        let wide = area.width >= 130;
+        let sorted = lists::JOB_COLUMNS[self.job_list.sort_col];
+        let bar_w: u16 = if wide { 20 } else { 8 };
+        let (cols, widths): (Vec<&str>, Vec<Constraint>) = if wide {
+            (
+                vec![
+                    "ID", "Dataset", "Preset", "GPU", "Status", "Stage", "Progress", "Step",
+                    "Loss", "Cost", "Age",
+                ],
+                vec![
+                    Constraint::Length(8),
+                    Constraint::Fill(1),
+                    Constraint::Length(9),
+                    Constraint::Length(13),
+                    Constraint::Length(12),
+                    Constraint::Length(12),
+                    Constraint::Length(bar_w + 5),
+                    Constraint::Length(13),
+                    Constraint::Length(7),
+                    Constraint::Length(9),
+                    Constraint::Length(5),
+                ],
+            )
+        } else {
+            (
+                lists::JOB_COLUMNS.to_vec(),
+                vec![
+                    Constraint::Length(8),
+                    Constraint::Fill(1),
+                    Constraint::Length(12),
+                    Constraint::Length(12),
+                    Constraint::Length(bar_w + 5),
+                    Constraint::Length(9),
+                    Constraint::Length(5),
+                ],
+            )
+        };
+        let header = headers(t, &cols, sorted, self.job_list.sort_desc);
         let now = self.now;
         let jobs = &self.jobs;
         let datasets = &self.datasets;
@@ -71,17 +105,56 @@ impl App {
             "No jobs yet: train on a dataset from the Datasets or Configure tab.",
             |i| {
                 let j = jobs.at(i);
-                let name = datasets.get(j.dataset_id).map(|d| d.name.clone()).unwrap_or_else(|| j.dataset_id.short());
-                let progress = format!("{} {:>3.0}%", format::bar(j.progress / 100.0, bar_w as usize), j.progress);
-                Row::new(vec![
+                let name = datasets
+                    .get(j.dataset_id)
+                    .map(|d| d.name.clone())
+                    .unwrap_or_else(|| j.dataset_id.short());
+                let progress = format!(
+                    "{} {:>3.0}%",
+                    format::bar(j.progress / 100.0, bar_w as usize),
+                    j.progress
+                );
+                let mut cells = vec![
                     Cell::from(Span::styled(j.id.short(), t.muted())),
                     Cell::from(name),
-                    Cell::from(Span::styled(j.status.as_str(), job_status_style(t, j.status))),
-                    Cell::from(j.current_stage.as_str()),
-                    Cell::from(Span::styled(progress, Style::new().fg(t.gauge))),
-                    Cell::from(Line::from(format::money(lists::job_cost(j))).right_aligned()),
-                    Cell::from(format::age(now, j.created_at)),
-                ])
+                ];
+                if wide {
+                    cells.push(Cell::from(j.preset_id.as_str().to_string()));
+                    cells.push(Cell::from(format!(
+                        "{}×{}",
+                        j.gpu_config.gpu_count, j.gpu_config.gpu_type
+                    )));
+                }
+                cells.push(Cell::from(Span::styled(
+                    j.status.as_str(),
+                    job_status_style(t, j.status),
+                )));
+                cells.push(Cell::from(j.current_stage.as_str()));
+                cells.push(Cell::from(Span::styled(progress, Style::new().fg(t.gauge))));
+                if wide {
+                    cells.push(Cell::from(
+                        Line::from(format!(
+                            "{}/{}",
+                            format::compact(j.current_step),
+                            format::compact(j.total_steps)
+                        ))
+                        .right_aligned(),
+                    ));
+                    cells.push(Cell::from(
+                        Line::from(
+                            j.current_metrics
+                                .training_loss
+                                .map(format::metric)
+                                .unwrap_or_else(|| "–".into()),
+                        )
+                        .right_aligned(),
+                    ));
+                }
+                cells.push(Cell::from(
+                    Line::from(format::money(lists::job_cost(j))).right_aligned(),
+                ));
+                cells.push(Cell::from(format::age(now, j.created_at)));
+                Row::new(cells)
             },
         );
         self.hits.list = Some((rows_area, Tab::Jobs, offset));
@@ -92,7 +165,9 @@ impl App {
         self.hits.detail = Some(area);
         let Some(job) = self.selected_job().cloned() else {
             frame.render_widget(
-                Paragraph::new("Select a job to monitor it.").style(t.muted()).block(panel(&t, " Monitor ", focused)),
+                Paragraph::new("Select a job to monitor it.")
+                    .style(t.muted())
+                    .block(panel(&t, " Monitor ", focused)),
                 area,
             );
             return;
@@ -120,9 +195,12 @@ impl App {
         }
         let now = self.now;
         // Line 1: stage, epoch, step, times, cost.
-        let elapsed = job.started_at.map(|s| (job.completed_at.unwrap_or(now) - s).num_seconds());
+        let elapsed = job
+            .started_at
+            .map(|s| (job.completed_at.unwrap_or(now) - s).num_seconds());
         let eta = if job.status.is_active() {
-            job.estimated_completion_at.map(|e| (e - now).num_seconds().max(0))
+            job.estimated_completion_at
+                .map(|e| (e - now).num_seconds().max(0))
         } else {
             None
         };
@@ -132,33 +210,68 @@ impl App {
         } else {
             t.base()
         };
-        let l1 = Line::from(vec![
-            Span::styled(job.status.as_str().to_string(), job_status_style(&t, job.status)),
+        let mut spans = vec![
+            Span::styled(
+                job.status.as_str().to_string(),
+                job_status_style(&t, job.status),
+            ),
             Span::styled(" · ", t.muted()),
             Span::raw(format!("stage {}", job.current_stage.as_str())),
             Span::styled(" · ", t.muted()),
             Span::raw(format!("epoch {}/{}", job.current_epoch, job.total_epochs)),
             Span::styled(" · ", t.muted()),
-            Span::raw(format!("step {}/{}", format::thousands(job.current_step), format::thousands(job.total_steps))),
+            Span::raw(format!(
+                "step {}/{}",
+                format::thousands(job.current_step),
+                format::thousands(job.total_steps)
+            )),
             Span::styled(" · ", t.muted()),
-            Span::raw(format!("elapsed {}", elapsed.map(format::duration_secs).unwrap_or_else(|| "–".into()))),
+            Span::raw(format!(
+                "elapsed {}",
+                elapsed
+                    .map(format::duration_secs)
+                    .unwrap_or_else(|| "–".into())
+            )),
             Span::styled(" · ", t.muted()),
-            Span::raw(format!("ETA {}", eta.map(format::duration_secs).unwrap_or_else(|| "–".into()))),
+            Span::raw(format!(
+                "ETA {}",
+                eta.map(format::duration_secs).unwrap_or_else(|| "–".into())
+            )),
             Span::styled(" · ", t.muted()),
-            Span::styled(format!("cost {} of est. {}", format::money(cost), format::money(job.estimated_cost)), cost_style),
-        ]);
+        ];
+        let cost_span = Span::styled(
+            format!(
+                "cost {} of est. {}",
+                format::money(cost),
+                format::money(job.estimated_cost)
+            ),
+            cost_style,
+        );
+        let width: usize = spans.iter().map(|s| s.width()).sum::<usize>() + cost_span.width();
+        let mut info = Vec::new();
+        if width <= inner.width as usize {
+            spans.push(cost_span);
+            info.push(Line::from(spans));
+        } else {
+            spans.pop();
+            info.push(Line::from(spans));
+            info.push(Line::from(cost_span));
+        }
         let error_lines: Vec<Line> = match &job.error_message {
-            Some(e) => vec![Line::styled(format!("✗ {}", e.replace('\n', " ")), Style::new().fg(t.error).add_modifier(Modifier::BOLD))],
+            Some(e) => vec![Line::styled(
+                format!("✗ {}", e.replace('\n', " ")),
+                Style::new().fg(t.error).add_modifier(Modifier::BOLD),
+            )],
             None => Vec::new(),
         };
-        let head_h = 2 + error_lines.len() as u16;
+        let head_h = 1 + info.len() as u16 + error_lines.len() as u16;
         let [head, gauge_area, rest] = Layout::vertical([
             Constraint::Length(head_h.saturating_sub(1)),
             Constraint::Length(1),
             Constraint::Min(0),
         ])
         .areas(inner);
-        let mut head_lines = vec![l1];
+        let mut head_lines = info;
         head_lines.extend(error_lines);
         frame.render_widget(Paragraph::new(head_lines), head);
         let ratio = (job.progress / 100.0).clamp(0.0, 1.0);
@@ -173,12 +286,22 @@ impl App {
         if rest.height < 3 {
             return;
         }
-        let log_h = if rest.height >= 20 { rest.height / 3 } else { (rest.height / 3).max(3) }.min(rest.height);
-        let [charts, log_area] = Layout::vertical([Constraint::Min(0), Constraint::Length(log_h)]).areas(rest);
-        let [chart_area, spark_area] = if charts.width >= 60 {
-            Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(charts)
+        let log_h = if rest.height >= 20 {
+            rest.height / 3
         } else {
-            [charts, Rect::new(charts.x, charts.bottom(), charts.width, 0)]
+            (rest.height / 3).max(3)
+        }
+        .min(rest.height);
+        let [charts, log_area] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(log_h)]).areas(rest);
+        let [chart_area, spark_area] = if charts.width >= 60 {
+            Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
+                .areas(charts)
+        } else {
+            [
+                charts,
+                Rect::new(charts.x, charts.bottom(), charts.width, 0),
+            ]
         };
         let mut pending = JobDetail {
             loading: true,
@@ -209,27 +332,33 @@ fn cached(detail: &mut JobDetail, chart_w: usize, spark_w: usize) -> ChartCache 
     {
         return c.clone();
     }
-    let s = &detail.series;
+    let s = &mut detail.series;
     // Braille gives two dots per cell horizontally.
     let buckets = chart_w * 2;
     let c = ChartCache {
         version,
         chart_width: chart_w,
         spark_width: spark_w,
-        training: series::min_max(s.steps(), s.column(Metric::TrainingLoss), buckets),
-        validation: series::min_max(s.steps(), s.column(Metric::ValidationLoss), buckets),
+        training: s.min_max(Metric::TrainingLoss, buckets),
+        validation: s.min_max(Metric::ValidationLoss, buckets),
         sparks: [
-            series::sparkline(s.column(Metric::LearningRate), spark_w),
-            series::sparkline(s.column(Metric::GradientNorm), spark_w),
-            series::sparkline(s.column(Metric::Throughput), spark_w),
-            series::sparkline(s.column(Metric::GpuUtilization), spark_w),
+            s.sparkline(Metric::LearningRate, spark_w),
+            s.sparkline(Metric::GradientNorm, spark_w),
+            s.sparkline(Metric::Throughput, spark_w),
+            s.sparkline(Metric::GpuUtilization, spark_w),
         ],
     };
     detail.cache = Some(c.clone());
     c
 }
 
-fn draw_loss_chart(frame: &mut Frame, area: Rect, t: &Theme, cache: &ChartCache, detail: &JobDetail) {
+fn draw_loss_chart(
+    frame: &mut Frame,
+    area: Rect,
+    t: &Theme,
+    cache: &ChartCache,
+    detail: &JobDetail,
+) {
     let s = &detail.series;
     let title = Line::from(vec![
         Span::styled(" Loss ", t.header()),
@@ -261,7 +390,10 @@ fn draw_loss_chart(frame: &mut Frame, area: Rect, t: &Theme, cache: &ChartCache,
         (Some(a), _) => (*a as f64, *a as f64 + 1.0),
         _ => (0.0, 1.0),
     };
-    let (mut y0, mut y1) = match (series::bounds(&cache.training), series::bounds(&cache.validation)) {
+    let (mut y0, mut y1) = match (
+        series::bounds(&cache.training),
+        series::bounds(&cache.validation),
+    ) {
         (Some(a), Some(b)) => (a.0.min(b.0), a.1.max(b.1)),
         (Some(a), None) | (None, Some(a)) => a,
         (None, None) => (0.0, 1.0),
@@ -271,7 +403,10 @@ fn draw_loss_chart(frame: &mut Frame, area: Rect, t: &Theme, cache: &ChartCache,
         y1 += 0.5;
     }
     let pad = (y1 - y0) * 0.05;
-    let (y0, y1) = ((y0 - pad).max(if y0 >= 0.0 { 0.0 } else { f64::MIN }), y1 + pad);
+    let (y0, y1) = (
+        (y0 - pad).max(if y0 >= 0.0 { 0.0 } else { f64::MIN }),
+        y1 + pad,
+    );
     let datasets = vec![
         ChartSeries::default()
             .marker(Marker::Braille)
@@ -304,8 +439,18 @@ fn draw_loss_chart(frame: &mut Frame, area: Rect, t: &Theme, cache: &ChartCache,
     frame.render_widget(chart, area);
 }
 
-fn draw_sparklines(frame: &mut Frame, area: Rect, t: &Theme, cache: &ChartCache, detail: &JobDetail) {
-    let block = panel(t, Span::styled(" Rate · grad · speed · GPU ", t.header()), false);
+fn draw_sparklines(
+    frame: &mut Frame,
+    area: Rect,
+    t: &Theme,
+    cache: &ChartCache,
+    detail: &JobDetail,
+) {
+    let block = panel(
+        t,
+        Span::styled(" Rate · grad · speed · GPU ", t.header()),
+        false,
+    );
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let s = &detail.series;
@@ -322,7 +467,12 @@ fn draw_sparklines(frame: &mut Frame, area: Rect, t: &Theme, cache: &ChartCache,
             .iter()
             .map(|(label, m, c, unit)| {
                 Span::styled(
-                    format!("{label} {}{unit}  ", s.last_value(*m).map(|v| format::metric(v as f64)).unwrap_or_else(|| "–".into())),
+                    format!(
+                        "{label} {}{unit}  ",
+                        s.last_value(*m)
+                            .map(|v| format::metric(v as f64))
+                            .unwrap_or_else(|| "–".into())
+                    ),
                     Style::new().fg(*c),
                 )
             })
@@ -332,8 +482,12 @@ fn draw_sparklines(frame: &mut Frame, area: Rect, t: &Theme, cache: &ChartCache,
     }
     let areas = Layout::vertical([Constraint::Length(rows); 4]).split(inner);
     for (i, (label, m, color, unit)) in specs.iter().enumerate() {
-        let [lab, spark] = Layout::horizontal([Constraint::Length(17), Constraint::Min(1)]).areas(areas[i]);
-        let last = s.last_value(*m).map(|v| format!("{}{unit}", format::metric(v as f64))).unwrap_or_else(|| "–".into());
+        let [lab, spark] =
+            Layout::horizontal([Constraint::Length(17), Constraint::Min(1)]).areas(areas[i]);
+        let last = s
+            .last_value(*m)
+            .map(|v| format!("{}{unit}", format::metric(v as f64)))
+            .unwrap_or_else(|| "–".into());
         frame.render_widget(
             Paragraph::new(Line::from(vec![
                 Span::styled(format!("{label:<6}"), t.muted()),
@@ -372,7 +526,8 @@ fn draw_log(frame: &mut Frame, area: Rect, t: &Theme, detail: &JobDetail, focuse
         .log
         .range(start..end)
         .map(|l| {
-            let style = if l.contains("ERROR") || l.contains("Error") || l.starts_with("Traceback") {
+            let style = if l.contains("ERROR") || l.contains("Error") || l.starts_with("Traceback")
+            {
                 Style::new().fg(t.error)
             } else if l.contains("WARN") || l.contains("Warning") {
                 Style::new().fg(t.warning)
@@ -385,7 +540,14 @@ fn draw_log(frame: &mut Frame, area: Rect, t: &Theme, detail: &JobDetail, focuse
         })
         .collect();
     let body = if lines.is_empty() {
-        vec![Line::styled(if detail.loading { "loading log…" } else { "no log lines yet" }, t.muted())]
+        vec![Line::styled(
+            if detail.loading {
+                "loading log…"
+            } else {
+                "no log lines yet"
+            },
+            t.muted(),
+        )]
     } else {
         lines
     };

@@ -62,7 +62,10 @@ impl App {
         for tab in Tab::ALL {
             let label = format!(" {} {} ", tab.index() + 1, tab.title());
             let style = if tab == self.tab {
-                Style::new().fg(t.tab_active_fg).bg(t.tab_active_bg).add_modifier(Modifier::BOLD)
+                Style::new()
+                    .fg(t.tab_active_fg)
+                    .bg(t.tab_active_bg)
+                    .add_modifier(Modifier::BOLD)
             } else {
                 Style::new().fg(t.foreground)
             };
@@ -73,18 +76,18 @@ impl App {
                 w += badge.chars().count() as u16;
                 spans.push(Span::styled(
                     badge,
-                    Style::new().fg(t.badge_fg).bg(t.badge_bg).add_modifier(Modifier::BOLD),
+                    Style::new()
+                        .fg(t.badge_fg)
+                        .bg(t.badge_bg)
+                        .add_modifier(Modifier::BOLD),
                 ));
             }
-            hits.push((Rect::new(x, area.y, w.min(area.right().saturating_sub(x)), 1), tab));
+            hits.push((
+                Rect::new(x, area.y, w.min(area.right().saturating_sub(x)), 1),
+                tab,
+            ));
             x = x.saturating_add(w + 1);
             spans.push(Span::raw(" "));
-        }
-        if self.frozen {
-            spans.push(Span::styled(
-                " FROZEN ",
-                Style::new().fg(t.badge_fg).bg(t.warning).add_modifier(Modifier::BOLD),
-            ));
         }
         self.hits.tabs = hits;
         frame.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -101,7 +104,12 @@ impl App {
                 input.draw(frame, field, t.base());
                 return;
             }
-            Some(Bottom::Command { input, completions, cycle, .. }) => {
+            Some(Bottom::Command {
+                input,
+                completions,
+                cycle,
+                ..
+            }) => {
                 let [label, field] =
                     Layout::horizontal([Constraint::Length(1), Constraint::Min(1)]).areas(area);
                 frame.render_widget(Paragraph::new(":").style(t.accent()), label);
@@ -109,7 +117,8 @@ impl App {
                 if !completions.is_empty() {
                     let shown: Vec<&String> = completions.iter().take(10).collect();
                     let h = shown.len() as u16 + 2;
-                    let w = shown.iter().map(|c| c.chars().count()).max().unwrap_or(4) as u16 + 4;
+                    let w = (shown.iter().map(|c| c.chars().count()).max().unwrap_or(4) as u16 + 4)
+                        .max(17);
                     let popup = Rect::new(
                         area.x + 1,
                         body.bottom().saturating_sub(h),
@@ -120,14 +129,20 @@ impl App {
                         .iter()
                         .enumerate()
                         .map(|(i, c)| {
-                            let st = if Some(i) == *cycle { t.selected() } else { t.base() };
+                            let st = if Some(i) == *cycle {
+                                t.selected()
+                            } else {
+                                t.base()
+                            };
                             Line::styled(format!(" {c} "), st)
                         })
                         .collect();
                     frame.render_widget(Clear, popup);
                     frame.render_widget(
                         Paragraph::new(lines).block(
-                            Block::bordered().border_style(t.border(true)).title(" tab completes "),
+                            Block::bordered()
+                                .border_style(t.border(true))
+                                .title(" tab completes "),
                         ),
                         popup,
                     );
@@ -137,7 +152,10 @@ impl App {
             None => {}
         }
         let right = self.status_right();
-        let right_w = right.iter().map(|s| s.content.chars().count()).sum::<usize>() as u16;
+        let right_w = right
+            .iter()
+            .map(|s| s.content.chars().count())
+            .sum::<usize>() as u16;
         let [left_area, right_area] = Layout::horizontal([
             Constraint::Min(10),
             Constraint::Length(right_w.min(area.width.saturating_sub(10))),
@@ -153,11 +171,13 @@ impl App {
                 };
                 Line::from(Span::styled(format!(" {}", m.text), st))
             }
-            None => self.hints_line(),
+            None => self.hints_line(left_area.width as usize),
         };
         frame.render_widget(Paragraph::new(left).style(t.status_bar()), left_area);
         frame.render_widget(
-            Paragraph::new(Line::from(right)).style(t.status_bar()).right_aligned(),
+            Paragraph::new(Line::from(right))
+                .style(t.status_bar())
+                .right_aligned(),
             right_area,
         );
     }
@@ -165,6 +185,23 @@ impl App {
     fn status_right(&self) -> Vec<Span<'static>> {
         let t = &self.theme;
         let mut spans = Vec::new();
+        if self.frozen {
+            spans.push(Span::styled(
+                format!(
+                    " FROZEN{} ",
+                    if self.held.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({} held)", self.held.len())
+                    }
+                ),
+                Style::new()
+                    .fg(t.badge_fg)
+                    .bg(t.warning)
+                    .add_modifier(Modifier::BOLD),
+            ));
+            spans.push(Span::styled(" ".to_string(), t.status_bar()));
+        }
         // Background work: the first task with its progress, and how many more.
         if let Some((key, task)) = self
             .tasks
@@ -198,28 +235,82 @@ impl App {
             format!("{} │ {backend} ", self.settings.profile),
             t.status_bar(),
         ));
-        spans.push(Span::styled(dot.to_string(), Style::new().fg(color).bg(t.status_bg)));
+        spans.push(Span::styled(
+            dot.to_string(),
+            Style::new().fg(color).bg(t.status_bg),
+        ));
         if let Some(false) = self.health.get(&backend) {
-            spans.push(Span::styled(" unreachable", Style::new().fg(t.error).bg(t.status_bg)));
+            spans.push(Span::styled(
+                " unreachable",
+                Style::new().fg(t.error).bg(t.status_bg),
+            ));
         }
         spans.push(Span::styled(" ".to_string(), t.status_bar()));
         spans
     }
 
     /// Key hints for the current view (from the keymap, so remapped keys show as they are).
-    fn hints_line(&self) -> Line<'static> {
+    fn hints_line(&self, width: usize) -> Line<'static> {
         let names: &[(&str, &str)] = match self.tab {
-            Tab::Datasets => &[("add", "add"), ("train", "train"), ("rename", "rename"), ("validate", "validate"), ("delete", "delete"), ("filter", "filter"), ("sort", "sort")],
-            Tab::Configure => &[("open", "edit"), ("left", "◀▶"), ("submit", "submit")],
-            Tab::Jobs => &[("open", "monitor"), ("cancel", "cancel"), ("retry", "retry"), ("open_artifact", "model"), ("filter", "filter"), ("freeze", "freeze")],
-            Tab::Models => &[("open", "detail"), ("download", "download"), ("sort", "sort"), ("filter", "filter")],
-            Tab::Costs => &[("period_week", "week"), ("period_month", "month"), ("period_year", "year")],
-            Tab::Notifications => &[("open", "go to"), ("mark_read", "read"), ("mark_all_read", "all read")],
+            Tab::Datasets => &[
+                ("add", "add"),
+                ("train", "train"),
+                ("rename", "rename"),
+                ("validate", "validate"),
+                ("delete", "delete"),
+                ("filter", "filter"),
+                ("sort", "sort"),
+            ],
+            Tab::Configure => &[
+                ("open", "edit"),
+                ("right", "next value"),
+                ("submit", "submit"),
+            ],
+            Tab::Jobs => &[
+                ("open", "monitor"),
+                ("cancel", "cancel"),
+                ("retry", "retry"),
+                ("open_artifact", "model"),
+                ("filter", "filter"),
+                ("freeze", "freeze"),
+            ],
+            Tab::Models => &[
+                ("open", "detail"),
+                ("download", "download"),
+                ("sort", "sort"),
+                ("filter", "filter"),
+            ],
+            Tab::Costs => &[
+                ("period_week", "week"),
+                ("period_month", "month"),
+                ("period_year", "year"),
+            ],
+            Tab::Notifications => &[
+                ("open", "go to"),
+                ("mark_read", "read"),
+                ("mark_all_read", "all read"),
+            ],
         };
         let t = &self.theme;
         let mut spans = vec![Span::raw(" ")];
-        for (name, label) in names.iter().chain([("help", "help"), ("command", "cmd"), ("quit", "quit")].iter()) {
-            spans.push(Span::styled(self.keymap.hint(self.tab, name), t.status_bar().fg(t.accent).add_modifier(Modifier::BOLD)));
+        let mut used = 1;
+        // Help first: whatever else does not fit, `?` shows.
+        let all: Vec<&(&str, &str)> = [("help", "help")]
+            .iter()
+            .chain(names.iter())
+            .chain([("command", "cmd"), ("quit", "quit")].iter())
+            .collect();
+        for (name, label) in all {
+            let k = self.keymap.hint(self.tab, name);
+            let w = k.chars().count() + label.chars().count() + 3;
+            if used + w > width {
+                break;
+            }
+            used += w;
+            spans.push(Span::styled(
+                k,
+                t.status_bar().fg(t.accent).add_modifier(Modifier::BOLD),
+            ));
             spans.push(Span::styled(format!(" {label}  "), t.status_bar()));
         }
         Line::from(spans)
@@ -234,15 +325,26 @@ impl App {
                 break;
             }
             let area = Rect::new(body.right().saturating_sub(w + 1), y, w, 4);
-            let color = if toast.priority == Priority::Critical { t.error } else { t.warning };
+            let color = if toast.priority == Priority::Critical {
+                t.error
+            } else {
+                t.warning
+            };
             frame.render_widget(Clear, area);
             frame.render_widget(
                 Paragraph::new(vec![
-                    Line::styled(format::truncate(&toast.title, w as usize - 2), Style::new().fg(color).add_modifier(Modifier::BOLD)),
+                    Line::styled(
+                        format::truncate(&toast.title, w as usize - 2),
+                        Style::new().fg(color).add_modifier(Modifier::BOLD),
+                    ),
                     Line::raw(format::truncate(&toast.message, w as usize - 2)),
                 ])
                 .style(t.base())
-                .block(Block::bordered().border_type(BorderType::Rounded).border_style(Style::new().fg(color))),
+                .block(
+                    Block::bordered()
+                        .border_type(BorderType::Rounded)
+                        .border_style(Style::new().fg(color)),
+                ),
                 area,
             );
             y += 4;
@@ -251,11 +353,16 @@ impl App {
 
     fn draw_overlay(&mut self, frame: &mut Frame, area: Rect) {
         let t = self.theme.clone();
-        let Some(overlay) = &mut self.overlay else { return };
+        let Some(overlay) = &mut self.overlay else {
+            return;
+        };
         match overlay {
             Overlay::Help { scroll } => {
                 let (own, global) = self.keymap.help(self.tab);
-                let mut lines = vec![Line::styled(format!("{} tab", self.tab.title()), t.header())];
+                let mut lines = vec![Line::styled(
+                    format!("{} tab", self.tab.title()),
+                    t.header(),
+                )];
                 for h in &own {
                     lines.push(Line::from(vec![
                         Span::styled(format!("  {:<16}", h.keys), t.accent()),
@@ -319,14 +426,17 @@ impl App {
                     popup,
                 );
             }
-            Overlay::Prompt { title, input, hint, .. } => {
+            Overlay::Prompt {
+                title, input, hint, ..
+            } => {
                 let w = 70.min(area.width.saturating_sub(4));
                 let popup = centered(area, w, if hint.is_some() { 4 } else { 3 });
                 frame.render_widget(Clear, popup);
                 let block = overlay_block(&t, &format!(" {title} "));
                 let inner = block.inner(popup);
                 frame.render_widget(block, popup);
-                let [field, help] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+                let [field, help] =
+                    Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
                 input.draw(frame, field, t.base());
                 if let Some(h) = hint {
                     frame.render_widget(Paragraph::new(h.clone()).style(t.muted()), help);
@@ -337,7 +447,11 @@ impl App {
                 let h = 20.min(area.height.saturating_sub(2));
                 let popup = centered(area, w, h);
                 frame.render_widget(Clear, popup);
-                let title = if fb.folders_only.is_some() { " Download to folder " } else { " Add a dataset (JSONL) " };
+                let title = if fb.folders_only.is_some() {
+                    " Download to folder "
+                } else {
+                    " Add a dataset (JSONL) "
+                };
                 let block = overlay_block(&t, title);
                 let inner = block.inner(popup);
                 frame.render_widget(block, popup);
@@ -362,11 +476,20 @@ impl App {
                     lines.push(Line::styled("(nothing matches)", t.muted()));
                 }
                 for (i, e) in visible.iter().enumerate().skip(offset).take(rows) {
-                    let name = if e.is_dir { format!("{}/", e.name) } else { e.name.clone() };
-                    let size = if e.is_dir { String::new() } else { format::bytes(e.size) };
+                    let name = if e.is_dir {
+                        format!("{}/", e.name)
+                    } else {
+                        e.name.clone()
+                    };
+                    let size = if e.is_dir {
+                        String::new()
+                    } else {
+                        format::bytes(e.size)
+                    };
                     let width = list.width as usize;
                     let name_w = width.saturating_sub(12);
-                    let text = format!(" {:<name_w$} {:>10}", format::truncate(&name, name_w), size);
+                    let text =
+                        format!(" {:<name_w$} {:>10}", format::truncate(&name, name_w), size);
                     let st = if i == sel {
                         t.selected()
                     } else if e.is_dir {
@@ -384,19 +507,42 @@ impl App {
                 };
                 frame.render_widget(Paragraph::new(help_text).style(t.muted()), help);
             }
-            Overlay::Pick { title, options, selected, .. } => {
-                let w = (options.iter().map(|o| o.chars().count()).max().unwrap_or(10) as u16 + 6)
-                    .clamp(30, area.width.saturating_sub(4).max(30));
+            Overlay::Pick {
+                title,
+                options,
+                selected,
+                ..
+            } => {
+                let w = (options
+                    .iter()
+                    .map(|o| o.chars().count())
+                    .max()
+                    .unwrap_or(10) as u16
+                    + 6)
+                .clamp(30, area.width.saturating_sub(4).max(30));
                 let h = (options.len() as u16 + 2).min(area.height.saturating_sub(2));
                 let popup = centered(area, w, h);
                 let rows = h.saturating_sub(2) as usize;
-                let offset = if *selected >= rows { *selected + 1 - rows } else { 0 };
+                let offset = if *selected >= rows {
+                    *selected + 1 - rows
+                } else {
+                    0
+                };
                 let lines: Vec<Line> = options
                     .iter()
                     .enumerate()
                     .skip(offset)
                     .take(rows)
-                    .map(|(i, o)| Line::styled(format!(" {o}"), if i == *selected { t.selected() } else { t.base() }))
+                    .map(|(i, o)| {
+                        Line::styled(
+                            format!(" {o}"),
+                            if i == *selected {
+                                t.selected()
+                            } else {
+                                t.base()
+                            },
+                        )
+                    })
                     .collect();
                 frame.render_widget(Clear, popup);
                 frame.render_widget(
@@ -425,7 +571,11 @@ pub(crate) fn overlay_block<'a>(t: &Theme, title: &str) -> Block<'a> {
 pub(crate) fn panel<'a>(t: &Theme, title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
     Block::default()
         .borders(Borders::ALL)
-        .border_type(if focused { BorderType::Thick } else { BorderType::Plain })
+        .border_type(if focused {
+            BorderType::Thick
+        } else {
+            BorderType::Plain
+        })
         .border_style(t.border(focused))
         .title(title)
 }
@@ -498,20 +648,32 @@ pub(crate) fn draw_list<'a, K: Copy + PartialEq>(
     }
     frame.render_stateful_widget(table, area, &mut state);
     if view.rows.is_empty() {
-        let msg = Rect::new(inner.x + 1, inner.y + 1, inner.width.saturating_sub(2), 1.min(inner.height.saturating_sub(1)));
+        let msg = Rect::new(
+            inner.x + 1,
+            inner.y + 1,
+            inner.width.saturating_sub(2),
+            1.min(inner.height.saturating_sub(1)),
+        );
         frame.render_widget(Paragraph::new(empty.to_string()).style(t.muted()), msg);
     }
-    let rows_area = Rect::new(inner.x, inner.y + 1, inner.width, inner.height.saturating_sub(1));
+    let rows_area = Rect::new(
+        inner.x,
+        inner.y + 1,
+        inner.width,
+        inner.height.saturating_sub(1),
+    );
     (rows_area, offset)
 }
 
 /// Column headers with the sort marker on the sorted one.
-pub(crate) fn headers<'a>(t: &Theme, cols: &[&str], sort_col: usize, desc: bool) -> Vec<Span<'a>> {
+pub(crate) fn headers<'a>(t: &Theme, cols: &[&str], sorted: &str, desc: bool) -> Vec<Span<'a>> {
     cols.iter()
-        .enumerate()
-        .map(|(i, c)| {
-            if i == sort_col {
-                Span::styled(format!("{c}{}", if desc { "↓" } else { "↑" }), t.header().fg(t.accent))
+        .map(|c| {
+            if *c == sorted {
+                Span::styled(
+                    format!("{c}{}", if desc { "↓" } else { "↑" }),
+                    t.header().fg(t.accent),
+                )
             } else {
                 Span::styled(c.to_string(), t.header())
             }
@@ -520,13 +682,26 @@ pub(crate) fn headers<'a>(t: &Theme, cols: &[&str], sort_col: usize, desc: bool)
 }
 
 /// A list panel's title: name, count, filter.
-pub(crate) fn list_title<'a>(t: &Theme, name: &str, shown: usize, total: usize, filter: &str) -> Line<'a> {
+pub(crate) fn list_title<'a>(
+    t: &Theme,
+    name: &str,
+    shown: usize,
+    total: usize,
+    filter: &str,
+) -> Line<'a> {
     let mut spans = vec![Span::styled(format!(" {name} "), t.header())];
     if shown == total {
-        spans.push(Span::styled(format!("{} ", format::thousands(total as u64)), t.muted()));
+        spans.push(Span::styled(
+            format!("{} ", format::thousands(total as u64)),
+            t.muted(),
+        ));
     } else {
         spans.push(Span::styled(
-            format!("{} of {} ", format::thousands(shown as u64), format::thousands(total as u64)),
+            format!(
+                "{} of {} ",
+                format::thousands(shown as u64),
+                format::thousands(total as u64)
+            ),
             t.muted(),
         ));
     }

@@ -32,17 +32,34 @@ impl App {
     pub(super) fn draw_models(&mut self, frame: &mut Frame, area: Rect) {
         let detail_focus = self.focus.get(&Tab::Models).copied() == Some(Focus::Detail);
         let (list_area, detail_area) = if area.width >= 140 {
-            let [a, b] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+            let [a, b] =
+                Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                    .areas(area);
             (a, b)
         } else {
             let pct = if detail_focus { 30 } else { 45 };
-            let [a, b] = Layout::vertical([Constraint::Percentage(pct), Constraint::Percentage(100 - pct)]).areas(area);
+            let [a, b] = Layout::vertical([
+                Constraint::Percentage(pct),
+                Constraint::Percentage(100 - pct),
+            ])
+            .areas(area);
             (a, b)
         };
         let t = self.theme.clone();
-        let title = list_title(&t, "Models", self.model_list.len(), self.artifacts.len(), &self.model_list.filter);
+        let title = list_title(
+            &t,
+            "Models",
+            self.model_list.len(),
+            self.artifacts.len(),
+            &self.model_list.filter,
+        );
         let block = panel(&t, title, !detail_focus);
-        let header = headers(&t, &lists::MODEL_COLUMNS, self.model_list.sort_col, self.model_list.sort_desc);
+        let header = headers(
+            &t,
+            &lists::MODEL_COLUMNS,
+            lists::MODEL_COLUMNS[self.model_list.sort_col],
+            self.model_list.sort_desc,
+        );
         let wide = list_area.width >= 100;
         let widths = [
             Constraint::Min(14),
@@ -51,7 +68,7 @@ impl App {
             Constraint::Length(6),
             Constraint::Length(8),
             Constraint::Length(8),
-            Constraint::Length(if wide { 16 } else { 5 }),
+            Constraint::Length(if wide { 16 } else { 8 }),
         ];
         let now = self.now;
         let artifacts = &self.artifacts;
@@ -75,11 +92,27 @@ impl App {
                 Row::new(vec![
                     Cell::from(a.name.clone()),
                     Cell::from(format!("v{}", a.version)),
-                    Cell::from(a.base_model.rsplit('/').next().unwrap_or(&a.base_model).to_string()),
-                    Cell::from(Span::styled(stars(q.quality_score)[..].chars().take(5).collect::<String>(), Style::new().fg(t.warning))),
+                    Cell::from(
+                        a.base_model
+                            .rsplit('/')
+                            .next()
+                            .unwrap_or(&a.base_model)
+                            .to_string(),
+                    ),
+                    Cell::from(Span::styled(
+                        stars(q.quality_score)[..]
+                            .chars()
+                            .take(5)
+                            .collect::<String>(),
+                        Style::new().fg(t.warning),
+                    )),
                     Cell::from(Span::styled(convergence(q.convergence), conv_style)),
                     Cell::from(Line::from(format::bytes(lists::artifact_size(a))).right_aligned()),
-                    Cell::from(if wide { format::datetime(a.created_at) } else { format::age(now, a.created_at) }),
+                    Cell::from(if wide {
+                        format::datetime(a.created_at)
+                    } else {
+                        format::age(now, a.created_at)
+                    }),
                 ])
             },
         );
@@ -92,9 +125,11 @@ impl App {
         self.hits.detail = Some(area);
         let Some(a) = self.selected_artifact().cloned() else {
             frame.render_widget(
-                Paragraph::new("Select a model to see its quality, summary, configuration and files.")
-                    .style(t.muted())
-                    .block(panel(&t, " Detail ", focused)),
+                Paragraph::new(
+                    "Select a model to see its quality, summary, configuration and files.",
+                )
+                .style(t.muted())
+                .block(panel(&t, " Detail ", focused)),
                 area,
             );
             return;
@@ -104,16 +139,28 @@ impl App {
         let mut lines: Vec<Line> = vec![
             Line::from(vec![
                 Span::styled(format!("{} v{}", a.name, a.version), t.header()),
-                Span::styled(format!("  {}  from job {}", a.id.short(), a.job_id.short()), t.muted()),
+                Span::styled(
+                    format!("  {}  from job {}", a.id.short(), a.job_id.short()),
+                    t.muted(),
+                ),
             ]),
             kv(&t, "base model", a.base_model.clone()),
             kv(&t, "dataset", self.dataset_name(a.dataset_id)),
             kv(&t, "created", format::datetime(a.created_at)),
         ];
         if let Some(task) = self.download_progress(a.id) {
-            let frac = task.total.map(|tot| task.done as f64 / tot.max(1) as f64).unwrap_or(0.0);
+            let frac = task
+                .total
+                .map(|tot| task.done as f64 / tot.max(1) as f64)
+                .unwrap_or(0.0);
             lines.push(Line::styled(
-                format!("downloading {} {:.0}%  {} of {}", format::bar(frac, 24), frac * 100.0, format::bytes(task.done), format::bytes(task.total.unwrap_or(0))),
+                format!(
+                    "downloading {} {:.0}%  {} of {}",
+                    format::bar(frac, 24),
+                    frac * 100.0,
+                    format::bytes(task.done),
+                    format::bytes(task.total.unwrap_or(0))
+                ),
                 Style::new().fg(t.info),
             ));
         }
@@ -122,47 +169,98 @@ impl App {
         lines.push(Line::from(vec![
             Span::styled(format!("{:<14}", "score"), t.muted()),
             Span::styled(stars(q.quality_score), Style::new().fg(t.warning)),
-            Span::raw(format!("  {}/5 · {}", q.quality_score, convergence(q.convergence))),
+            Span::raw(format!(
+                "  {}/5 · {}",
+                q.quality_score,
+                convergence(q.convergence)
+            )),
         ]));
-        lines.push(kv(&t, "training loss", format!("{} → {}", opt(q.initial_training_loss), opt(q.final_training_loss))));
+        lines.push(kv(
+            &t,
+            "training loss",
+            format!(
+                "{} → {}",
+                opt(q.initial_training_loss),
+                opt(q.final_training_loss)
+            ),
+        ));
         lines.push(kv(&t, "validation", opt(q.final_validation_loss)));
-        lines.push(kv(&t, "reduction", q.loss_reduction_percent.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "–".into())));
+        lines.push(kv(
+            &t,
+            "reduction",
+            q.loss_reduction_percent
+                .map(|p| format!("{p:.1}%"))
+                .unwrap_or_else(|| "–".into()),
+        ));
         lines.push(kv(&t, "perplexity", opt(q.perplexity)));
         lines.push(Line::raw(""));
         lines.push(Line::styled("Training summary", t.header()));
-        lines.push(kv(&t, "steps", format!("{} over {} epochs", format::thousands(s.total_steps), s.epochs)));
-        lines.push(kv(&t, "duration", format::duration_secs(s.duration_seconds as i64)));
-        lines.push(kv(&t, "hardware", format!("{}×{}", s.gpu_count, s.gpu_type)));
+        lines.push(kv(
+            &t,
+            "steps",
+            format!(
+                "{} over {} epochs",
+                format::thousands(s.total_steps),
+                s.epochs
+            ),
+        ));
+        lines.push(kv(
+            &t,
+            "duration",
+            format::duration_secs(s.duration_seconds as i64),
+        ));
+        lines.push(kv(
+            &t,
+            "hardware",
+            format!("{}×{}", s.gpu_count, s.gpu_type),
+        ));
         lines.push(kv(&t, "cost", format::money(s.final_cost)));
         if let Some(tok) = s.train_tokens {
             lines.push(kv(&t, "tokens", format::thousands(tok)));
         }
         if let (Some(tr), Some(tot)) = (s.trainable_parameters, s.total_parameters) {
-            lines.push(kv(&t, "parameters", format!(
-                "{} trainable of {} ({:.2}%)",
-                format::compact(tr),
-                format::compact(tot),
-                tr as f64 * 100.0 / tot.max(1) as f64
-            )));
+            lines.push(kv(
+                &t,
+                "parameters",
+                format!(
+                    "{} trainable of {} ({:.2}%)",
+                    format::compact(tr),
+                    format::compact(tot),
+                    tr as f64 * 100.0 / tot.max(1) as f64
+                ),
+            ));
         }
         lines.push(Line::raw(""));
         lines.push(Line::styled("Configuration", t.header()));
         config_lines(&a.configuration.0, "", &mut lines, &t);
         lines.push(Line::raw(""));
-        lines.push(Line::styled(format!("Files ({})", a.files.len()), t.header()));
+        lines.push(Line::styled(
+            format!("Files ({})", a.files.len()),
+            t.header(),
+        ));
         for f in &a.files {
             lines.push(Line::from(vec![
                 Span::raw(format!("  {:<34}", f.path)),
                 Span::styled(format!("{:>9}  ", format::bytes(f.size)), t.base()),
-                Span::styled(format!("sha256 {}", f.sha256.get(..12).unwrap_or(&f.sha256)), t.muted()),
+                Span::styled(
+                    format!("sha256 {}", f.sha256.get(..12).unwrap_or(&f.sha256)),
+                    t.muted(),
+                ),
             ]));
         }
         let inner_w = area.width.saturating_sub(2).max(1) as usize;
-        let total: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner_w)).sum();
+        let total: usize = lines
+            .iter()
+            .map(|l| l.width().max(1).div_ceil(inner_w))
+            .sum();
         let max_scroll = (total as u16).saturating_sub(area.height.saturating_sub(2));
         let scroll = self.detail_scroll.entry(Tab::Models).or_insert(0);
         *scroll = (*scroll).min(max_scroll);
-        let title = if focused { " Detail (↑↓ scroll, d download) " } else { " Detail " };
+        let title = if focused {
+            " Detail (↑↓ scroll, d download) "
+        } else {
+            " Detail "
+        };
         frame.render_widget(
             Paragraph::new(lines)
                 .wrap(Wrap { trim: false })
@@ -174,7 +272,12 @@ impl App {
 }
 
 /// The configuration JSON as indented `key value` lines (strings cleaned of controls).
-fn config_lines(v: &serde_json::Value, indent: &str, out: &mut Vec<Line<'static>>, t: &crate::theme::Theme) {
+fn config_lines(
+    v: &serde_json::Value,
+    indent: &str,
+    out: &mut Vec<Line<'static>>,
+    t: &crate::theme::Theme,
+) {
     match v {
         serde_json::Value::Object(map) => {
             for (k, val) in map {

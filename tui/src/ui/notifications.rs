@@ -14,8 +14,17 @@ use ratatui::widgets::{Cell, Row};
 impl App {
     pub(super) fn draw_notifications(&mut self, frame: &mut Frame, area: Rect) {
         let t = self.theme.clone();
-        let mut title = list_title(&t, "Notifications", self.notification_list.len(), self.notifications.len(), &self.notification_list.filter);
-        title.spans.push(Span::styled(format!("· {} unread ", self.unread), Style::new().fg(t.unread)));
+        let mut title = list_title(
+            &t,
+            "Notifications",
+            self.notification_list.len(),
+            self.notifications.len(),
+            &self.notification_list.filter,
+        );
+        title.spans.push(Span::styled(
+            format!("· {} unread ", self.unread),
+            Style::new().fg(t.unread),
+        ));
         let block = panel(&t, title, true);
         let header: Vec<Span> = ["", "Priority", "Title", "Message", "Age"]
             .iter()
@@ -47,7 +56,11 @@ impl App {
                     Priority::Medium => t.info,
                     Priority::Low => t.muted,
                 };
-                let base = if n.read { t.muted() } else { Style::new().fg(t.foreground).add_modifier(Modifier::BOLD) };
+                let base = if n.read {
+                    t.muted()
+                } else {
+                    Style::new().fg(t.foreground).add_modifier(Modifier::BOLD)
+                };
                 let prio = match n.priority {
                     Priority::Critical => "critical",
                     Priority::High => "high",
@@ -55,10 +68,16 @@ impl App {
                     Priority::Low => "low",
                 };
                 Row::new(vec![
-                    Cell::from(Span::styled(if n.read { " " } else { "●" }, Style::new().fg(t.unread))),
+                    Cell::from(Span::styled(
+                        if n.read { " " } else { "●" },
+                        Style::new().fg(t.unread),
+                    )),
                     Cell::from(Span::styled(prio, Style::new().fg(pcolor))),
                     Cell::from(Span::styled(n.title.clone(), base)),
-                    Cell::from(Span::styled(n.message.replace('\n', " "), if n.read { t.muted() } else { t.base() })),
+                    Cell::from(Span::styled(
+                        n.message.replace('\n', " "),
+                        if n.read { t.muted() } else { t.base() },
+                    )),
                     Cell::from(Span::styled(format::age(now, n.created_at), t.muted())),
                 ])
             },

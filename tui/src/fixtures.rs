@@ -1,0 +1,511 @@
+//! Fixture data with fixed ids and times, for snapshot tests, benchmarks and demos. Built from
+//! the engine's domain types directly: no engine needed.
+
+use crate::action::Period;
+use crate::effect::CostsView;
+use crate::state::Snapshot;
+use brightrun_engine::domain::*;
+use brightrun_engine::ids::*;
+use brightrun_engine::training::presets;
+use chrono::TimeZone;
+use uuid::Uuid;
+
+/// The fixed "now" of every fixture: 2026-11-25 12:00 UTC.
+pub fn now() -> Timestamp {
+    chrono::Utc
+        .with_ymd_and_hms(2026, 11, 25, 12, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+pub fn ago(minutes: i64) -> Timestamp {
+    now() - chrono::Duration::minutes(minutes)
+}
+
+/// Ids whose short form reads as kind and number: `d0000001` is dataset 1, `b0000002` job 2.
+fn id(kind: u128, n: u128) -> Uuid {
+    Uuid::from_u128((kind << 124) | (n << 96) | (0xabcd << 64) | n)
+}
+
+pub fn user() -> UserId {
+    UserId(id(0x1, 1))
+}
+pub fn dataset_id(n: u128) -> DatasetId {
+    DatasetId(id(0xd, n))
+}
+pub fn job_id(n: u128) -> JobId {
+    JobId(id(0xb, n))
+}
+pub fn artifact_id(n: u128) -> ArtifactId {
+    ArtifactId(id(0xa, n))
+}
+pub fn notification_id(n: u128) -> NotificationId {
+    NotificationId(id(0x4, n))
+}
+
+pub fn stats(examples: u64) -> DatasetStatistics {
+    let validation = examples / 10;
+    DatasetStatistics {
+        total_examples: examples,
+        total_training_pairs: examples - validation,
+        total_validation_pairs: validation,
+        total_tokens: examples * 412,
+        tokens_exact: false,
+        avg_turns_per_conversation: 2.4,
+        avg_tokens_per_turn: 171.7,
+        tokens_p50: 380,
+        tokens_p95: 1210,
+        tokens_max: 3050,
+        duplicate_examples: 3,
+        examples_over_max_seq_length: 2,
+        max_seq_length: 2048,
+        error_count: 0,
+        warning_count: 2,
+    }
+}
+
+pub fn dataset(n: u128, name: &str, status: DatasetStatus, minutes_ago: i64) -> Dataset {
+    let ready = status == DatasetStatus::Ready;
+    let s = ready.then(|| stats(1200 + n as u64 * 37));
+    Dataset {
+        id: dataset_id(n),
+        user_id: user(),
+        name: name.into(),
+        description: None,
+        file_name: format!("{name}.jsonl"),
+        file_size: 1_000_000 + n as u64 * 123_457,
+        format: (status != DatasetStatus::Uploading).then_some(DatasetFormat::OpenaiChat),
+        status,
+        storage_bucket: "lora-datasets".into(),
+        storage_path: format!("u/{n}/{name}.jsonl"),
+        sha256: None,
+        total_training_pairs: s.as_ref().map(|s| s.total_training_pairs),
+        total_validation_pairs: s.as_ref().map(|s| s.total_validation_pairs),
+        total_tokens: s.as_ref().map(|s| s.total_tokens),
+        statistics: s,
+        training_ready: ready,
+        validated_at: ready.then(|| ago(minutes_ago - 2)),
+        validation_errors: Vec::new(),
+        sample_data: Vec::new(),
+        error_message: None,
+        source_path: None,
+        created_at: ago(minutes_ago),
+        updated_at: ago(minutes_ago),
+        deleted_at: None,
+    }
+}
+
+pub fn datasets() -> Vec<Dataset> {
+    let mut support = dataset(1, "support-chats", DatasetStatus::Ready, 60 * 24 * 3);
+    support.description =
+        Some("Customer support conversations, November export.\nPII removed.".into());
+    support.statistics.as_mut().unwrap().warning_count = 2;
+    support.validation_errors = vec![
+        ValidationIssue {
+            line: 17,
+            error: "unknown key `meta`".into(),
+            suggestion: "remove it, or ignore this warning: unknown keys are skipped".into(),
+            severity: Severity::Warning,
+        },
+        ValidationIssue {
+            line: 942,
+            error: "example is 3050 tokens, longer than max_seq_length 2048".into(),
+            suggestion: "it will be truncated; raise max_seq_length or split it".into(),
+            severity: Severity::Warning,
+        },
+    ];
+    support.sample_data = vec![
+        vec![
+            ChatMessage {
+                role: "system".into(),
+                content: "You are a helpful support agent.".into(),
+            },
+            ChatMessage {
+                role: "user".into(),
+                content: "My order #1234 has not arrived.".into(),
+            },
+            ChatMessage {
+                role: "assistant".into(),
+                content: "Sorry to hear that! Let me check the tracking for order #1234.".into(),
+            },
+        ],
+        vec![
+            ChatMessage {
+                role: "user".into(),
+                content: "How do I reset my password?".into(),
+            },
+            ChatMessage {
+                role: "assistant".into(),
+                content: "Open Settings → Account → Reset password.".into(),
+            },
+        ],
+    ];
+    let mut alpaca = dataset(2, "alpaca-mini", DatasetStatus::Ready, 60 * 24);
+    alpaca.format = Some(DatasetFormat::Alpaca);
+    let mut broken = dataset(3, "broken-export", DatasetStatus::Error, 90);
+    broken.statistics = Some(DatasetStatistics {
+        total_examples: 40,
+        error_count: 3,
+        warning_count: 0,
+        ..Default::default()
+    });
+    broken.validation_errors = vec![
+        ValidationIssue {
+            line: 3,
+            // Escape sequences from a file must never reach the terminal.
+            error: "invalid JSON: expected `,` near \u{1b}[31m\"role\"\u{1b}[0m".into(),
+            suggestion: "check the quoting on this line".into(),
+            severity: Severity::Error,
+        },
+        ValidationIssue {
+            line: 8,
+            error: "conversation ends with a user turn".into(),
+            suggestion: "end every example with an assistant turn".into(),
+            severity: Severity::Error,
+        },
+        ValidationIssue {
+            line: 12,
+            error: "role `bot` is not one of system, user, assistant".into(),
+            suggestion: "rename it to assistant".into(),
+            severity: Severity::Error,
+        },
+    ];
+    let validating = dataset(4, "fresh-upload", DatasetStatus::Validating, 1);
+    vec![support, alpaca, broken, validating]
+}
+
+pub fn job(n: u128, dataset: u128, status: JobStatus, minutes_ago: i64) -> TrainingJob {
+    let hp = presets::builtin_values(&PresetId::Balanced, "mistralai/Mistral-7B-v0.1");
+    let (stage, progress) = match status {
+        JobStatus::Queued => (JobStage::Queued, 0.0),
+        JobStatus::Initializing => (JobStage::Initializing, 0.0),
+        JobStatus::Running => (JobStage::Training, 45.0),
+        JobStatus::Completed => (JobStage::Completed, 100.0),
+        JobStatus::Failed => (JobStage::Training, 12.0),
+        JobStatus::Cancelled => (JobStage::Training, 30.0),
+    };
+    let total_steps = 900;
+    let started = (status != JobStatus::Queued).then(|| ago(minutes_ago - 1));
+    TrainingJob {
+        id: job_id(n),
+        user_id: user(),
+        dataset_id: dataset_id(dataset),
+        preset_id: PresetId::Balanced,
+        hyperparameters: hp,
+        gpu_config: GpuConfig {
+            gpu_type: "A100-80GB".into(),
+            gpu_count: 1,
+            price_per_gpu_hour: 3.5,
+            backend: "local".into(),
+        },
+        status,
+        current_stage: stage,
+        progress,
+        current_epoch: (progress / 100.0 * 3.0).ceil() as u32,
+        total_epochs: 3,
+        current_step: (progress / 100.0 * total_steps as f64) as u64,
+        total_steps,
+        current_metrics: CurrentMetrics::default(),
+        queued_at: ago(minutes_ago),
+        started_at: started,
+        completed_at: status.is_terminal().then(|| ago(minutes_ago / 2)),
+        estimated_completion_at: (status == JobStatus::Running)
+            .then(|| now() + chrono::Duration::minutes(37)),
+        estimated_cost: 4.85,
+        current_cost: 3.5 * progress / 100.0 * 1.2,
+        final_cost: status.is_terminal().then_some(3.5 * progress / 100.0 * 1.3),
+        error_message: (status == JobStatus::Failed)
+            .then(|| "CUDA out of memory while allocating 2.1 GiB".into()),
+        error_detail: None,
+        retry_count: 0,
+        external_job_id: None,
+        event_cursor: 0,
+        artifact_id: (status == JobStatus::Completed).then(|| artifact_id(n)),
+        retry_of: None,
+        last_event_at: None,
+        next_attempt_at: None,
+        first_training_loss: None,
+        stall_notified: false,
+        loss_warned: false,
+        output_files: Vec::new(),
+        output_dir: None,
+        parameters_billions: None,
+        created_at: ago(minutes_ago),
+        updated_at: ago(minutes_ago / 2),
+    }
+}
+
+pub fn jobs() -> Vec<TrainingJob> {
+    vec![
+        job(1, 1, JobStatus::Running, 50),
+        job(2, 2, JobStatus::Completed, 60 * 20),
+        job(3, 1, JobStatus::Failed, 60 * 30),
+        job(4, 2, JobStatus::Queued, 70),
+        job(5, 1, JobStatus::Cancelled, 60 * 50),
+    ]
+}
+
+pub fn artifact(n: u128, job: u128, dataset: u128, score: u8, minutes_ago: i64) -> ModelArtifact {
+    ModelArtifact {
+        id: artifact_id(n),
+        user_id: user(),
+        job_id: job_id(job),
+        dataset_id: dataset_id(dataset),
+        name: format!("support-lora-{n}"),
+        version: n as u32,
+        status: ArtifactStatus::Stored,
+        base_model: "mistralai/Mistral-7B-v0.1".into(),
+        quality_metrics: QualityMetrics {
+            final_training_loss: Some(0.82),
+            final_validation_loss: Some(0.95),
+            initial_training_loss: Some(2.31),
+            loss_reduction_percent: Some(64.5),
+            perplexity: Some(2.59),
+            convergence: if score >= 4 {
+                Convergence::Good
+            } else {
+                Convergence::Overfit
+            },
+            quality_score: score,
+        },
+        training_summary: TrainingSummary {
+            total_steps: 900,
+            epochs: 3,
+            duration_seconds: 5420.0,
+            train_tokens: Some(1_234_567),
+            trainable_parameters: Some(41_943_040),
+            total_parameters: Some(7_241_732_096),
+            final_cost: 5.27,
+            gpu_type: "A100-80GB".into(),
+            gpu_count: 1,
+        },
+        configuration: JsonValue(serde_json::json!({
+            "hyperparameters": {"learning_rate": 5e-5, "batch_size": 4, "epochs": 3, "lora_rank": 16, "lora_alpha": 32,
+                                "target_modules": ["q_proj", "v_proj"]},
+            "gpu": {"gpu_type": "A100-80GB", "gpu_count": 1}
+        })),
+        storage_bucket: "lora-models".into(),
+        storage_path: format!("u/{n}"),
+        files: vec![
+            ArtifactFile {
+                path: "adapter_config.json".into(),
+                size: 712,
+                sha256: "3f1c9a0b4d2e5f6071829a3b4c5d6e7f".into(),
+            },
+            ArtifactFile {
+                path: "adapter_model.safetensors".into(),
+                size: 167_832_240,
+                sha256: "9a8b7c6d5e4f30211f2e3d4c5b6a7988".into(),
+            },
+            ArtifactFile {
+                path: "tokenizer.json".into(),
+                size: 1_795_303,
+                sha256: "0011223344556677889900aabbccddee".into(),
+            },
+        ],
+        parent_model_id: None,
+        created_at: ago(minutes_ago),
+        updated_at: ago(minutes_ago),
+        deleted_at: None,
+    }
+}
+
+pub fn artifacts() -> Vec<ModelArtifact> {
+    vec![
+        artifact(2, 2, 2, 5, 60 * 10),
+        artifact(7, 7, 1, 3, 60 * 24 * 6),
+    ]
+}
+
+pub fn notification(
+    n: u128,
+    kind: NotificationType,
+    title: &str,
+    message: &str,
+    read: bool,
+    link: Option<Link>,
+    minutes_ago: i64,
+) -> Notification {
+    Notification {
+        id: notification_id(n),
+        user_id: user(),
+        kind,
+        title: title.into(),
+        message: message.into(),
+        priority: kind.default_priority(),
+        read,
+        link,
+        metadata: JsonValue::default(),
+        created_at: ago(minutes_ago),
+    }
+}
+
+pub fn notifications() -> Vec<Notification> {
+    vec![
+        notification(
+            1,
+            NotificationType::DatasetReady,
+            "Dataset ready",
+            "support-chats: 1,237 examples, 2 warnings",
+            true,
+            Some(Link::Dataset(dataset_id(1))),
+            60 * 24 * 3,
+        ),
+        notification(
+            2,
+            NotificationType::JobCompleted,
+            "Job completed",
+            "Job on alpaca-mini finished in 1h30m",
+            true,
+            Some(Link::Job(job_id(2))),
+            60 * 10,
+        ),
+        notification(
+            3,
+            NotificationType::ArtifactReady,
+            "Model ready",
+            "support-lora-2 v2 scored 5/5",
+            false,
+            Some(Link::Artifact(artifact_id(2))),
+            60 * 10,
+        ),
+        notification(
+            4,
+            NotificationType::DatasetError,
+            "Dataset has errors",
+            "broken-export: 3 errors (first on line 3)",
+            false,
+            Some(Link::Dataset(dataset_id(3))),
+            88,
+        ),
+        notification(
+            5,
+            NotificationType::BudgetWarning,
+            "80% of the monthly budget",
+            "$81.20 of $100.00 spent this month",
+            false,
+            Some(Link::Costs),
+            30,
+        ),
+        notification(
+            6,
+            NotificationType::JobStarted,
+            "Job started",
+            "Job b0000001 on support-chats is training",
+            false,
+            Some(Link::Job(job_id(1))),
+            49,
+        ),
+    ]
+}
+
+pub fn costs() -> CostsView {
+    let by_day = (0..30)
+        .map(|d| {
+            let date = now().date_naive() - chrono::Duration::days(29 - d);
+            let v = if d % 4 == 0 {
+                0.0
+            } else {
+                ((d * 7) % 11) as f64 * 0.62 + 0.25
+            };
+            (date.format("%m-%d").to_string(), v)
+        })
+        .collect::<Vec<_>>();
+    let total: f64 = by_day.iter().map(|x| x.1).sum();
+    CostsView {
+        period: Period::Month,
+        label: "2026-10-27 → 2026-11-25".into(),
+        total,
+        by_type: vec![
+            (CostType::Compute, total - 1.42),
+            (CostType::Storage, 1.42),
+            (CostType::DataTransfer, 0.0),
+        ],
+        by_day,
+        by_job: vec![
+            (Some(job_id(2)), String::new(), 5.27),
+            (
+                Some(job_id(5)),
+                "support-chats · 1×A100-80GB (cancelled)".into(),
+                1.37,
+            ),
+            (Some(job_id(3)), String::new(), 0.55),
+        ],
+        budget: Some(100.0),
+        month_spent: 81.2,
+    }
+}
+
+/// The estimate the Configure tab shows for the fixture's default form.
+pub fn estimate() -> crate::effect::EstimateView {
+    crate::effect::EstimateView {
+        estimated_cost: 4.85,
+        compute_cost: 4.35,
+        storage_cost: 0.5,
+        estimated_duration_hours: 1.243,
+        hourly_rate: 3.5,
+        total_steps: 834,
+        steps_per_epoch: 278,
+        throughput_tokens_per_sec: 1800.0,
+        fit: "fits: 21.4 of 80 GB per GPU (mistralai/Mistral-7B-v0.1)".into(),
+        fit_level: crate::effect::Level::Success,
+        fit_advice: Vec::new(),
+        budget: Some("$81.20 → $86.05 of $100.00 this month (86%)".into()),
+        over_budget: false,
+    }
+}
+
+pub fn snapshot() -> Snapshot {
+    Snapshot {
+        datasets: datasets(),
+        jobs: jobs(),
+        artifacts: artifacts(),
+        notifications: notifications(),
+        costs: Some(costs()),
+        profile: "default".into(),
+        backends: vec!["local".into(), "ray".into()],
+        storage: "local".into(),
+        themes: vec!["dark".into(), "light".into(), "high-contrast".into()],
+    }
+}
+
+/// `n` metric points of a plausible run: loss decaying with noise, validation every 50 steps.
+pub fn metrics(job: JobId, n: u64) -> Vec<MetricsPoint> {
+    (1..=n)
+        .map(|step| {
+            let x = step as f64 / n.max(1) as f64;
+            let noise = ((step * 7919) % 101) as f64 / 101.0 - 0.5;
+            MetricsPoint {
+                job_id: job,
+                timestamp: now(),
+                epoch: x * 3.0,
+                step,
+                training_loss: Some(2.3 * (-2.2 * x).exp() + 0.6 + noise * 0.12),
+                validation_loss: (step % 50 == 0).then(|| 2.3 * (-2.0 * x).exp() + 0.75),
+                learning_rate: Some(
+                    5e-5 * if x < 0.05 {
+                        x / 0.05
+                    } else {
+                        1.0 - (x - 0.05) / 0.95
+                    },
+                ),
+                gradient_norm: Some(1.2 + noise * 0.8 + (1.0 - x)),
+                throughput: Some(1780.0 + noise * 160.0),
+                gpu_utilization: Some(92.0 + noise * 10.0),
+            }
+        })
+        .collect()
+}
+
+pub fn log_lines() -> Vec<String> {
+    vec![
+        "loading base model mistralai/Mistral-7B-v0.1 (bf16)".into(),
+        "trainable params: 41,943,040 || all params: 7,241,732,096 || trainable%: 0.5792".into(),
+        "epoch 1/3 started".into(),
+        "[checkpoint] step 300 epoch 1.00 loss 1.2034".into(),
+        "epoch 2/3 started".into(),
+        "WARN gradient norm 8.1 clipped to 1.0".into(),
+        // A trainer line with an escape sequence: cleaned before it is drawn.
+        "step 405 loss 0.9811 \u{1b}[2Jlr 4.1e-5".into(),
+    ]
+}

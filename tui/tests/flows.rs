@@ -1,0 +1,650 @@
+//! Main flows driven by key events and actions: filter, sort, command line with completion,
+//! confirmations, tab switching, help, mouse, live events, freeze, Configure, file browser.
+
+mod common;
+
+use brightrun_engine::domain::*;
+use brightrun_engine::events::{EngineEvent, Progress, ProgressTask};
+use brightrun_tui::effect::{DirEntry, TaskKey};
+use brightrun_tui::fixtures;
+use brightrun_tui::{Action, Effect, Outcome, Period, Tab};
+use common::*;
+use crossterm::event::KeyCode;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[test]
+fn tab_switching_by_number_tab_backtab_and_mouse() {
+    let mut app = app();
+    assert_eq!(app.tab, Tab::Datasets);
+    chr(&mut app, '3');
+    assert_eq!(app.tab, Tab::Jobs);
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.tab, Tab::Models);
+    key(&mut app, KeyCode::BackTab);
+    key(&mut app, KeyCode::BackTab);
+    assert_eq!(app.tab, Tab::Configure);
+    chr(&mut app, '6');
+    assert_eq!(app.tab, Tab::Notifications);
+    // Click on "5 Costs" in the tab bar after a draw recorded where it is.
+    render(&mut app, 80, 24);
+    let (rect, _) = app
+        .hits
+        .tabs
+        .iter()
+        .find(|(_, t)| *t == Tab::Costs)
+        .cloned()
+        .unwrap();
+    let fx = act(
+        &mut app,
+        Action::Click {
+            column: rect.x + 1,
+            row: rect.y,
+        },
+    );
+    assert_eq!(app.tab, Tab::Costs);
+    assert!(fx.is_empty(), "costs came with the snapshot: {fx:?}");
+}
+
+#[test]
+fn filter_narrows_the_list_live_and_esc_clears() {
+    let mut app = app();
+    chr(&mut app, '/');
+    typed(&mut app, "sup");
+    assert_eq!(app.dataset_list.len(), 1);
+    insta::assert_snapshot!("filter_typing", render(&mut app, 80, 24));
+    key(&mut app, KeyCode::Enter);
+    assert!(app.bottom.is_none());
+    assert_eq!(app.dataset_list.filter, "sup");
+    // Esc on the list clears the filter.
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.dataset_list.len(), 4);
+}
+
+#[test]
+fn sort_cycles_columns_and_reverses() {
+    let mut app = app();
+    chr(&mut app, 's'); // created → name (ascending)
+    let names: Vec<String> = app
+        .dataset_list
+        .rows
+        .iter()
+        .map(|&i| app.datasets.at(i as usize).name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "alpaca-mini",
+            "broken-export",
+            "fresh-upload",
+            "support-chats"
+        ]
+    );
+    chr(&mut app, 'S');
+    let first = app
+        .datasets
+        .at(app.dataset_list.rows[0] as usize)
+        .name
+        .clone();
+    assert_eq!(first, "support-chats");
+    insta::assert_snapshot!("sorted_by_name_desc", render(&mut app, 80, 24));
+    // Models sort by date and by quality score.
+    chr(&mut app, '4');
+    chr(&mut app, 's');
+    let top = app
+        .selected_artifact()
+        .unwrap()
+        .quality_metrics
+        .quality_score;
+    assert_eq!(top, 5);
+}
+
+#[test]
+fn command_line_completes_and_runs() {
+    let mut app = app();
+    chr(&mut app, ':');
+    typed(&mut app, "jo");
+    key(&mut app, KeyCode::Tab);
+    typed(&mut app, "ru");
+    insta::assert_snapshot!("command_completion", render(&mut app, 80, 24));
+    key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.tab, Tab::Jobs);
+    assert_eq!(app.job_list.filter, "running");
+    assert_eq!(app.job_list.len(), 1);
+    // :theme with completion.
+    chr(&mut app, ':');
+    typed(&mut app, "theme hi");
+    key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.theme.name, "high-contrast");
+    // A theme file goes to the runtime.
+    chr(&mut app, ':');
+    typed(&mut app, "theme ./mine.toml");
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(fx, vec![Effect::LoadTheme("./mine.toml".into())]);
+    // Unknown commands say so.
+    chr(&mut app, ':');
+    typed(&mut app, "frob");
+    key(&mut app, KeyCode::Enter);
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("unknown command")
+    );
+    // :q quits.
+    chr(&mut app, ':');
+    chr(&mut app, 'q');
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(fx, vec![Effect::Quit]);
+    assert!(app.should_quit());
+}
+
+#[test]
+fn cancel_by_command_asks_first() {
+    let mut app = app();
+    chr(&mut app, ':');
+    typed(&mut app, "cancel b0000001");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    insta::assert_snapshot!("cancel_confirm", render(&mut app, 80, 24));
+    let fx = chr(&mut app, 'y');
+    assert_eq!(fx, vec![Effect::CancelJob(fixtures::job_id(1))]);
+}
+
+#[test]
+fn delete_dataset_confirms_and_no_cancels() {
+    let mut app = app();
+    chr(&mut app, 'x');
+    insta::assert_snapshot!("delete_confirm", render(&mut app, 80, 24));
+    assert!(chr(&mut app, 'n').is_empty());
+    assert!(app.overlay.is_none());
+    chr(&mut app, 'x');
+    let fx = chr(&mut app, 'y');
+    assert_eq!(fx, vec![Effect::DeleteDataset(fixtures::dataset_id(4))]);
+}
+
+#[test]
+fn jobs_cancel_retry_and_open_artifact() {
+    let mut app = app();
+    chr(&mut app, '3');
+    // The running job is first: cancel asks.
+    chr(&mut app, 'c');
+    assert!(app.overlay.is_some());
+    key(&mut app, KeyCode::Esc);
+    // Retry is refused for a running job.
+    assert!(chr(&mut app, 'r').is_empty());
+    // The completed job opens its model.
+    chr(&mut app, 'j');
+    chr(&mut app, 'j');
+    assert_eq!(app.selected_job().unwrap().status, JobStatus::Completed);
+    chr(&mut app, 'o');
+    assert_eq!(app.tab, Tab::Models);
+    assert_eq!(
+        app.selected_artifact().unwrap().id,
+        fixtures::artifact_id(2)
+    );
+    // The failed job can be retried.
+    chr(&mut app, '3');
+    chr(&mut app, 'j');
+    assert_eq!(app.selected_job().unwrap().status, JobStatus::Failed);
+    let fx = chr(&mut app, 'r');
+    assert_eq!(fx, vec![Effect::RetryJob(fixtures::job_id(3))]);
+}
+
+#[test]
+fn monitor_focus_scrolls_the_log() {
+    let mut app = app();
+    chr(&mut app, '3');
+    key(&mut app, KeyCode::Enter);
+    chr(&mut app, 'k');
+    chr(&mut app, 'k');
+    insta::assert_snapshot!("monitor_focused_scrolled", render(&mut app, 80, 24));
+    chr(&mut app, 'G');
+    let d = app.details.get(&fixtures::job_id(1)).unwrap();
+    assert_eq!(d.log_scroll, 0);
+    key(&mut app, KeyCode::Esc);
+    // Selecting another job loads its history once.
+    let fx = chr(&mut app, 'j');
+    assert_eq!(fx, vec![Effect::LoadJobDetail(fixtures::job_id(4))]);
+    assert!(chr(&mut app, 'k').is_empty());
+    assert!(chr(&mut app, 'j').is_empty());
+}
+
+#[test]
+fn help_shows_the_keys_of_the_current_view() {
+    let mut app = app();
+    chr(&mut app, '3');
+    chr(&mut app, '?');
+    let screen = render(&mut app, 80, 40);
+    assert!(screen.contains("cancel the job"));
+    assert!(!screen.contains("add a dataset"));
+    insta::assert_snapshot!("help_jobs", screen);
+    key(&mut app, KeyCode::Esc);
+    assert!(app.overlay.is_none());
+}
+
+#[test]
+fn remapped_keys_work_and_show_in_help() {
+    let mut config = config();
+    config.tui.keys.insert("cancel".into(), "ctrl-k".into());
+    let mut app = brightrun_tui::App::new(fixtures::snapshot(), &config);
+    app.set_now(fixtures::now());
+    chr(&mut app, '3');
+    assert!(chr(&mut app, 'c').is_empty());
+    assert!(app.overlay.is_none());
+    ctrl(&mut app, 'k');
+    assert!(app.overlay.is_some());
+    key(&mut app, KeyCode::Esc);
+    chr(&mut app, '?');
+    assert!(render(&mut app, 80, 40).contains("ctrl-k"));
+}
+
+#[test]
+fn notification_enter_jumps_and_marks_read() {
+    let mut app = app();
+    chr(&mut app, '6');
+    assert_eq!(app.unread, 4);
+    // Newest first: budget (→ Costs), job started, dataset error, model ready.
+    chr(&mut app, 'j');
+    chr(&mut app, 'j');
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(app.tab, Tab::Datasets);
+    assert_eq!(app.selected_dataset().unwrap().id, fixtures::dataset_id(3));
+    assert_eq!(
+        fx,
+        vec![Effect::MarkRead(Some(fixtures::notification_id(4)))]
+    );
+    assert_eq!(app.unread, 3);
+    chr(&mut app, '6');
+    let fx = chr(&mut app, 'M');
+    assert_eq!(fx, vec![Effect::MarkRead(None)]);
+    assert_eq!(app.unread, 0);
+}
+
+#[test]
+fn high_priority_notification_shows_a_toast_and_the_badge() {
+    let mut app = app();
+    let n = fixtures::notification(
+        9,
+        NotificationType::JobFailed,
+        "Job failed",
+        "b0000001: CUDA out of memory",
+        false,
+        Some(Link::Job(fixtures::job_id(1))),
+        0,
+    );
+    app.apply_event(EngineEvent::Notification(Arc::new(n)));
+    assert_eq!(app.unread, 5);
+    insta::assert_snapshot!("toast", render(&mut app, 80, 24));
+    // Toasts go away by themselves.
+    app.tick(fixtures::now() + chrono::Duration::seconds(10));
+    assert!(app.toasts.is_empty());
+}
+
+#[test]
+fn live_events_update_lists_and_charts_unless_frozen() {
+    let mut app = app();
+    chr(&mut app, '3');
+    let job = fixtures::job_id(1);
+    let before = app.details[&job].series.len();
+    app.apply_event(EngineEvent::Metrics {
+        job_id: job,
+        points: Arc::new(fixtures::metrics(job, 410)[400..].to_vec()),
+    });
+    assert_eq!(app.details[&job].series.len(), before + 10);
+    // A replayed batch does not duplicate points.
+    app.apply_event(EngineEvent::Metrics {
+        job_id: job,
+        points: Arc::new(fixtures::metrics(job, 410)[400..].to_vec()),
+    });
+    assert_eq!(app.details[&job].series.len(), before + 10);
+    app.apply_event(EngineEvent::JobLog {
+        job_id: job,
+        line: "hello \u{1b}]52;c;eA==\u{7}world".into(),
+    });
+    assert_eq!(app.details[&job].log.back().unwrap(), "hello world");
+
+    chr(&mut app, 'f');
+    assert!(app.frozen);
+    let mut j = fixtures::job(1, 1, JobStatus::Completed, 50);
+    j.progress = 100.0;
+    app.apply_event(EngineEvent::Job(Arc::new(j)));
+    assert_eq!(
+        app.jobs.get(job).unwrap().status,
+        JobStatus::Running,
+        "frozen: held"
+    );
+    insta::assert_snapshot!(
+        "frozen",
+        render(&mut app, 80, 24).lines().last().unwrap().to_string()
+    );
+    chr(&mut app, 'f');
+    assert_eq!(app.jobs.get(job).unwrap().status, JobStatus::Completed);
+
+    // A dataset leaves validation: the list and the badge follow.
+    let mut d = fixtures::dataset(4, "fresh-upload", DatasetStatus::Ready, 1);
+    d.name = "fresh\u{1b}[31m-upload".into();
+    app.apply_event(EngineEvent::Dataset(Arc::new(d)));
+    let d = app.datasets.get(fixtures::dataset_id(4)).unwrap();
+    assert_eq!(d.status, DatasetStatus::Ready);
+    assert_eq!(d.name, "fresh-upload", "names are cleaned on the way in");
+    // Deleted datasets leave the list.
+    let mut gone = fixtures::dataset(3, "broken-export", DatasetStatus::Error, 90);
+    gone.deleted_at = Some(fixtures::now());
+    app.apply_event(EngineEvent::Dataset(Arc::new(gone)));
+    chr(&mut app, '1');
+    assert_eq!(app.dataset_list.len(), 3);
+    // Backend health reaches the status bar.
+    app.apply_event(EngineEvent::BackendHealth {
+        backend: "local".into(),
+        reachable: false,
+    });
+    assert!(render(&mut app, 80, 24).contains("unreachable"));
+}
+
+#[test]
+fn configure_checks_ranges_live_and_submits_with_the_cost() {
+    let mut app = app();
+    chr(&mut app, '2');
+    // Down to learning_rate (dataset, preset, base_model, learning_rate).
+    for _ in 0..3 {
+        chr(&mut app, 'j');
+    }
+    key(&mut app, KeyCode::Enter);
+    for _ in 0..4 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    let fx = typed(&mut app, "0.5");
+    assert!(
+        fx.is_empty(),
+        "no estimate for an out-of-range form: {fx:?}"
+    );
+    insta::assert_snapshot!("configure_range_error", render(&mut app, 100, 30));
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    let fx = typed(&mut app, "1e-4");
+    let seq = match fx.last() {
+        Some(Effect::Estimate { seq, draft }) => {
+            assert_eq!(
+                draft.sets,
+                vec![("learning_rate".to_string(), "1e-4".to_string())]
+            );
+            assert_eq!(draft.dataset_id, fixtures::dataset_id(2));
+            *seq
+        }
+        other => panic!("expected an estimate, got {other:?}"),
+    };
+    key(&mut app, KeyCode::Enter);
+    // An older answer is ignored, the latest is shown.
+    app.apply_outcome(Outcome::Estimate {
+        seq: seq - 1,
+        result: Err("stale".into()),
+    });
+    app.apply_outcome(Outcome::Estimate {
+        seq,
+        result: Ok(fixtures::estimate()),
+    });
+    // GPU count: right raises it, within 1..=8.
+    chr(&mut app, 'G');
+    chr(&mut app, 'k');
+    let fx = key(&mut app, KeyCode::Right);
+    assert!(matches!(&fx[..], [Effect::Estimate { draft, .. }] if draft.gpu_count == Some(2)));
+    if let [Effect::Estimate { seq, .. }] = &fx[..] {
+        app.apply_outcome(Outcome::Estimate {
+            seq: *seq,
+            result: Ok(fixtures::estimate()),
+        });
+    }
+    chr(&mut app, 's');
+    insta::assert_snapshot!("configure_submit_confirm", render(&mut app, 100, 30));
+    let fx = chr(&mut app, 'y');
+    match &fx[..] {
+        [
+            Effect::CreateJob {
+                draft,
+                confirm_over_budget,
+            },
+        ] => {
+            assert!(!confirm_over_budget);
+            assert_eq!(draft.gpu_count, Some(2));
+            assert_eq!(draft.preset, "balanced");
+        }
+        other => panic!("expected CreateJob, got {other:?}"),
+    }
+    // The created job opens in the monitor.
+    let mut j = fixtures::job(8, 2, JobStatus::Queued, 0);
+    j.created_at = fixtures::now();
+    let fx = app.apply_outcome(Outcome::JobCreated(Ok(j)));
+    assert_eq!(app.tab, Tab::Jobs);
+    assert_eq!(app.selected_job().unwrap().id, fixtures::job_id(8));
+    assert_eq!(fx, vec![Effect::LoadJobDetail(fixtures::job_id(8))]);
+}
+
+#[test]
+fn train_on_this_opens_configure_with_the_dataset() {
+    let mut app = app();
+    // fresh-upload (validating) cannot be trained on.
+    assert!(chr(&mut app, 't').is_empty());
+    assert_eq!(app.tab, Tab::Datasets);
+    chr(&mut app, 'G'); // support-chats, the oldest
+    let fx = chr(&mut app, 't');
+    assert_eq!(app.tab, Tab::Configure);
+    assert_eq!(app.configure.dataset, Some(fixtures::dataset_id(1)));
+    assert!(
+        matches!(&fx[..], [Effect::Estimate { draft, .. }] if draft.dataset_id == fixtures::dataset_id(1))
+    );
+}
+
+#[test]
+fn file_browser_completes_paths_and_adds() {
+    let mut app = app();
+    let fx = chr(&mut app, 'a');
+    let (request, dir) = match &fx[..] {
+        [Effect::ListDir { request, dir }] => (*request, dir.clone()),
+        other => panic!("{other:?}"),
+    };
+    // Type a folder of our own.
+    let base = "/data/sets/";
+    if let Some(brightrun_tui::app::Overlay::Files(fb)) = &mut app.overlay {
+        fb.input.set(base);
+    }
+    let _ = dir;
+    app.apply_outcome(Outcome::DirListing {
+        request,
+        dir: PathBuf::from("/data/sets"),
+        entries: Ok(vec![
+            DirEntry {
+                name: "archive".into(),
+                is_dir: true,
+                size: 0,
+            },
+            DirEntry {
+                name: "chats-nov.jsonl".into(),
+                is_dir: false,
+                size: 12_000_000,
+            },
+            DirEntry {
+                name: "chats-oct.jsonl".into(),
+                is_dir: false,
+                size: 9_000_000,
+            },
+            DirEntry {
+                name: "evil\u{1b}[2J.jsonl".into(),
+                is_dir: false,
+                size: 1,
+            },
+        ]),
+    });
+    typed(&mut app, "ch");
+    key(&mut app, KeyCode::Tab);
+    insta::assert_snapshot!("file_browser", render(&mut app, 80, 24));
+    typed(&mut app, "n");
+    key(&mut app, KeyCode::Tab);
+    let fx = key(&mut app, KeyCode::Enter);
+    let upload = match &fx[..] {
+        [Effect::AddDataset { request, path, .. }] => {
+            assert_eq!(path, &PathBuf::from("/data/sets/chats-nov.jsonl"));
+            *request
+        }
+        other => panic!("{other:?}"),
+    };
+    // Upload progress shows live; quitting asks while it runs.
+    app.apply_outcome(Outcome::Progress {
+        task: TaskKey::Upload(upload),
+        label: "upload chats-nov.jsonl".into(),
+        done: 6_000_000,
+        total: 12_000_000,
+    });
+    assert!(render(&mut app, 80, 24).contains("upload chats-nov.jsonl 50%"));
+    assert!(chr(&mut app, 'q').is_empty());
+    insta::assert_snapshot!("quit_during_upload", render(&mut app, 80, 24));
+    key(&mut app, KeyCode::Esc);
+    let mut d = fixtures::dataset(9, "chats-nov", DatasetStatus::Validating, 0);
+    d.created_at = fixtures::now();
+    app.apply_outcome(Outcome::DatasetAdded {
+        request: upload,
+        result: Ok(d),
+    });
+    assert!(!app.transfer_in_progress());
+    assert_eq!(app.selected_dataset().unwrap().name, "chats-nov");
+    assert_eq!(chr(&mut app, 'q'), vec![Effect::Quit]);
+}
+
+#[test]
+fn rename_and_download_prompts() {
+    let mut app = app();
+    chr(&mut app, 'r');
+    for _ in 0.."fresh-upload".len() {
+        key(&mut app, KeyCode::Backspace);
+    }
+    typed(&mut app, "nov-chats");
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        fx,
+        vec![Effect::RenameDataset(
+            fixtures::dataset_id(4),
+            "nov-chats".into()
+        )]
+    );
+    // Download to a folder, then overwrite after confirmation.
+    chr(&mut app, '4');
+    chr(&mut app, 'd');
+    if let Some(brightrun_tui::app::Overlay::Prompt { input, .. }) = &mut app.overlay {
+        input.set("/tmp/out");
+    }
+    let fx = key(&mut app, KeyCode::Enter);
+    let request = match &fx[..] {
+        [
+            Effect::DownloadArtifact {
+                request,
+                to,
+                force: false,
+                ..
+            },
+        ] => {
+            assert_eq!(to, &PathBuf::from("/tmp/out"));
+            *request
+        }
+        other => panic!("{other:?}"),
+    };
+    app.apply_outcome(Outcome::Progress {
+        task: TaskKey::Download(request),
+        label: "download".into(),
+        done: 50_000_000,
+        total: 169_628_255,
+    });
+    insta::assert_snapshot!("download_progress", render(&mut app, 80, 24));
+    app.apply_outcome(Outcome::Downloaded {
+        request,
+        id: fixtures::artifact_id(2),
+        to: PathBuf::from("/tmp/out"),
+        result: Err(
+            "a file already exists: /tmp/out/adapter_config.json; use --force to overwrite".into(),
+        ),
+    });
+    let fx = chr(&mut app, 'y');
+    assert!(matches!(
+        &fx[..],
+        [Effect::DownloadArtifact { force: true, .. }]
+    ));
+}
+
+#[test]
+fn costs_period_switch_loads_and_ignores_stale_answers() {
+    let mut app = app();
+    chr(&mut app, '5');
+    let fx = chr(&mut app, 'w');
+    assert_eq!(fx, vec![Effect::LoadCosts(Period::Week)]);
+    let fx = chr(&mut app, 'y');
+    assert_eq!(fx, vec![Effect::LoadCosts(Period::Year)]);
+    // The week answer arrives after the user asked for the year: it is not shown.
+    let mut week = fixtures::costs();
+    week.period = Period::Week;
+    let fx = app.apply_outcome(Outcome::Costs(Ok(week)));
+    assert_eq!(fx, vec![Effect::LoadCosts(Period::Year)]);
+    let mut year = fixtures::costs();
+    year.period = Period::Year;
+    year.by_day = (1..=12)
+        .map(|m| (format!("{m:02}"), m as f64 * 3.0))
+        .collect();
+    app.apply_outcome(Outcome::Costs(Ok(year)));
+    insta::assert_snapshot!("costs_year", render(&mut app, 80, 24));
+    // A new cost record refreshes the view.
+    let fx = app.apply_event(EngineEvent::Cost(Arc::new(CostRecord {
+        id: Default::default(),
+        user_id: fixtures::user(),
+        job_id: None,
+        cost_type: CostType::Storage,
+        amount: 0.1,
+        details: Default::default(),
+        billing_period: "2026-11".into(),
+        created_at: fixtures::now(),
+    })));
+    assert_eq!(fx, vec![Effect::LoadCosts(Period::Year)]);
+}
+
+#[test]
+fn mouse_selects_rows_and_wheel_scrolls() {
+    let mut app = app();
+    render(&mut app, 80, 24);
+    let (area, _, _) = app.hits.list.unwrap();
+    act(
+        &mut app,
+        Action::Click {
+            column: area.x + 2,
+            row: area.y + 2,
+        },
+    );
+    assert_eq!(app.selected_dataset().unwrap().name, "alpaca-mini");
+    act(
+        &mut app,
+        Action::Scroll {
+            column: area.x + 2,
+            row: area.y,
+            delta: 1,
+        },
+    );
+    assert_eq!(app.selected_dataset().unwrap().name, "support-chats");
+}
+
+#[test]
+fn engine_progress_shows_in_the_status_bar() {
+    let mut app = app();
+    app.apply_event(EngineEvent::Progress(Progress {
+        task: ProgressTask::TrainerEnvironment,
+        done: 3,
+        total: Some(10),
+        message: "installing torch".into(),
+    }));
+    assert!(render(&mut app, 120, 24).contains("trainer environment"));
+    app.apply_event(EngineEvent::Progress(Progress {
+        task: ProgressTask::TrainerEnvironment,
+        done: 10,
+        total: Some(10),
+        message: String::new(),
+    }));
+    assert!(app.tasks.is_empty());
+}
