@@ -39,6 +39,7 @@ fn main() {
         );
         std::process::exit(2);
     };
+    let cpu_start = cpu_ns();
     let start = Instant::now();
     let mut bytes = 0;
     let report =
@@ -47,6 +48,7 @@ fn main() {
             std::process::exit(2)
         });
     let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_ns().zip(cpu_start).map(|(b, a)| (b - a) as f64 / 1e9);
     let s = &report.statistics;
     println!(
         "format={} examples={} training={} validation={} tokens={} p50={} p95={} max={} duplicates={} over_max={} errors={} warnings={} ready={}",
@@ -78,4 +80,17 @@ fn main() {
         secs,
         bytes as f64 / 1e6 / secs
     );
+    if let Some(cpu) = cpu {
+        println!(
+            "rust cpu: {:.3} s = {:.1} MB/s of CPU time",
+            cpu,
+            bytes as f64 / 1e6 / cpu
+        );
+    }
+}
+
+/// CPU time of this (single-threaded) process so far, from Linux's /proc/self/schedstat.
+fn cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }

@@ -91,10 +91,10 @@ struct Parser<'a, 'n> {
     arena: &'n mut String,
 }
 
-/// The first index `>= i` holding `"`, `\\`, a control character or a non-ASCII byte, or
-/// `b.len()`.
+/// The first index `>= i` holding `"`, `\\`, a control character or (with `NON_ASCII`) a
+/// byte `>= 0x80`; `b.len()` when there is none.
 #[inline(always)]
-fn find_special(b: &[u8], mut i: usize) -> usize {
+fn find_special<const NON_ASCII: bool>(b: &[u8], mut i: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::*;
@@ -103,13 +103,20 @@ fn find_special(b: &[u8], mut i: usize) -> usize {
         unsafe {
             let quote = _mm_set1_epi8(b'"' as i8);
             let backslash = _mm_set1_epi8(b'\\' as i8);
-            // Signed: bytes >= 0x80 are negative and so below 0x20 too, which we want.
             let space = _mm_set1_epi8(0x20);
+            let max_control = _mm_set1_epi8(0x1f);
             while i + 16 <= b.len() {
                 let x = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
+                let control = if NON_ASCII {
+                    // Signed: bytes >= 0x80 are negative, so "below 0x20" catches them too.
+                    _mm_cmplt_epi8(x, space)
+                } else {
+                    // Unsigned x <= 0x1f.
+                    _mm_cmpeq_epi8(_mm_min_epu8(x, max_control), x)
+                };
                 let hit = _mm_or_si128(
                     _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
-                    _mm_cmplt_epi8(x, space),
+                    control,
                 );
                 let mask = _mm_movemask_epi8(hit) as u32;
                 if mask != 0 {
@@ -121,7 +128,7 @@ fn find_special(b: &[u8], mut i: usize) -> usize {
     }
     while i < b.len() {
         let x = b[i];
-        if x == b'"' || x == b'\\' || !(0x20..0x80).contains(&x) {
+        if x == b'"' || x == b'\\' || x < 0x20 || (NON_ASCII && x >= 0x80) {
             return i;
         }
         i += 1;
@@ -373,7 +380,7 @@ impl<'a> Parser<'a, '_> {
         let mut first_escape = None;
         let mut escapes = 0usize;
         loop {
-            self.i = find_special(self.b, self.i);
+            self.i = find_special::<true>(self.b, self.i);
             match self.b.get(self.i) {
                 Some(b'"') => {
                     let s = self.text(start, self.i);
@@ -447,7 +454,7 @@ impl<'a> Parser<'a, '_> {
             self.arena.push(c);
             let from = self.i;
             loop {
-                self.i = find_special(self.b, self.i);
+                self.i = find_special::<true>(self.b, self.i);
                 match self.b.get(self.i) {
                     Some(&x) if x >= 0x80 => self.non_ascii()?,
                     _ => break,
@@ -734,8 +741,13 @@ impl<'t> Text<'t> {
             }
             Text::Decoded(s) => s,
         };
-        for &b in s.as_bytes() {
-            match b {
+        let b = s.as_bytes();
+        let mut i = 0;
+        loop {
+            let j = find_special::<false>(b, i);
+            out.extend_from_slice(&b[i..j]);
+            let Some(&c) = b.get(j) else { return };
+            match c {
                 b'"' => out.extend_from_slice(b"\\\""),
                 b'\\' => out.extend_from_slice(b"\\\\"),
                 b'\n' => out.extend_from_slice(b"\\n"),
@@ -743,9 +755,9 @@ impl<'t> Text<'t> {
                 b'\t' => out.extend_from_slice(b"\\t"),
                 0x08 => out.extend_from_slice(b"\\b"),
                 0x0c => out.extend_from_slice(b"\\f"),
-                0..0x20 => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
-                _ => out.push(b),
+                _ => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
             }
+            i = j + 1;
         }
     }
 }
