@@ -58,7 +58,9 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
         Some(Command::Estimate { run, json }) => commands::jobs::estimate(&engine, &run, json.json),
         Some(Command::Jobs(cmd)) => commands::jobs::run(&engine, cmd).await,
         Some(Command::Models(cmd)) => commands::models::run(&engine, cmd).await,
-        Some(Command::Costs { period, json }) => commands::costs::costs(&engine, &period, json.json),
+        Some(Command::Costs { period, json }) => {
+            commands::costs::costs(&engine, &period, json.json)
+        }
         Some(Command::Notifications { cmd, unread, json }) => {
             commands::costs::notifications(&engine, cmd, unread, json.json)
         }

@@ -176,7 +176,10 @@ fn config_show_masks_secrets_and_refuses_open_secret_files() {
     let home = tempfile::tempdir().unwrap();
     let out = brightrun(home.path())
         .args(["config", "show", "--json"])
-        .env("BRIGHTRUN_SECRET_RUNPOD_API_KEY", "rp_supersecretvalue_9876")
+        .env(
+            "BRIGHTRUN_SECRET_RUNPOD_API_KEY",
+            "rp_supersecretvalue_9876",
+        )
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -269,7 +272,10 @@ fn a_second_process_is_told_which_process_holds_the_store() {
     assert!(err.contains("in use by another BrightRun process"), "{err}");
     assert!(err.contains(&format!("pid {}", engine.id())), "{err}");
     assert!(err.contains("engine"), "{err}");
-    assert!(status.success(), "the engine stops cleanly on Ctrl-C: {status:?}");
+    assert!(
+        status.success(),
+        "the engine stops cleanly on Ctrl-C: {status:?}"
+    );
     // Once it is gone the store opens again.
     let out = brightrun(home.path())
         .args(["datasets", "list", "--json"])

@@ -10,7 +10,14 @@ fn estimate_json_uses_the_seed_fields_and_the_formula() {
     let home = Home::new(0);
     let d = home.ready_dataset(100);
     let e = home.json(
-        &["estimate", "--dataset", &d[..8], "--gpu", "a100-80gb", "--json"],
+        &[
+            "estimate",
+            "--dataset",
+            &d[..8],
+            "--gpu",
+            "a100-80gb",
+            "--json",
+        ],
         0,
     );
     // balanced: batch 4, 3 epochs; 90 training pairs → 23 steps an epoch.
@@ -24,7 +31,12 @@ fn estimate_json_uses_the_seed_fields_and_the_formula() {
     assert!((total - compute - 0.5).abs() < 1e-9);
     // Overheads alone are 10 + 5×3 + 5 minutes.
     assert!(e["estimated_duration_hours"].as_f64().unwrap() >= 30.0 / 60.0);
-    assert!(e["training_details"]["estimated_throughput_tokens_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(
+        e["training_details"]["estimated_throughput_tokens_per_sec"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     assert!(e["fit"]["verdict"].is_string());
     assert!(e["budget"].is_null(), "no budget configured");
 }
@@ -40,7 +52,10 @@ fn out_of_range_values_name_the_field_value_and_range() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("learning_rate") && err.contains("0.5"), "{err}");
+    assert!(
+        err.contains("learning_rate") && err.contains("0.5"),
+        "{err}"
+    );
     let out = home
         .cmd()
         .args(["estimate", "--dataset", &d, "--gpus", "9"])
@@ -71,7 +86,13 @@ fn an_unknown_base_model_asks_for_its_size() {
     let d = home.ready_dataset(20);
     let out = home
         .cmd()
-        .args(["estimate", "--dataset", &d, "--set", "base_model=acme/mystery-13b"])
+        .args([
+            "estimate",
+            "--dataset",
+            &d,
+            "--set",
+            "base_model=acme/mystery-13b",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -102,20 +123,50 @@ fn the_fit_verdict_follows_model_size_and_quantisation() {
         "word ".repeat(2500)
     );
     std::fs::write(&file, line.repeat(20)).unwrap();
-    let d = home.json(&["datasets", "add", file.to_str().unwrap(), "--wait", "--json"], 0);
+    let d = home.json(
+        &[
+            "datasets",
+            "add",
+            file.to_str().unwrap(),
+            "--wait",
+            "--json",
+        ],
+        0,
+    );
     let d = d["id"].as_str().unwrap();
     let llama = "base_model=meta-llama/Llama-3.1-8B";
     let big = home.json(
-        &["estimate", "--dataset", d, "--gpu", "RTX-4090", "--set", llama, "--json"],
+        &[
+            "estimate",
+            "--dataset",
+            d,
+            "--gpu",
+            "RTX-4090",
+            "--set",
+            llama,
+            "--json",
+        ],
         0,
     );
     assert_eq!(big["fit"]["verdict"], "will_not_fit");
     let suggestions = big["fit"]["suggestions"].as_array().unwrap();
-    assert!(suggestions.iter().any(|s| s.as_str().unwrap().contains("4bit")));
+    assert!(
+        suggestions
+            .iter()
+            .any(|s| s.as_str().unwrap().contains("4bit"))
+    );
     let q = home.json(
         &[
-            "estimate", "--dataset", d, "--gpu", "RTX-4090", "--set", llama, "--set",
-            "quantization=4bit", "--json",
+            "estimate",
+            "--dataset",
+            d,
+            "--gpu",
+            "RTX-4090",
+            "--set",
+            llama,
+            "--set",
+            "quantization=4bit",
+            "--json",
         ],
         0,
     );
@@ -134,10 +185,22 @@ fn creating_a_job_confirms_the_cost_and_the_budget() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
-    assert_eq!(home.json(&["jobs", "list", "--json"], 0), serde_json::json!([]));
+    assert_eq!(
+        home.json(&["jobs", "list", "--json"], 0),
+        serde_json::json!([])
+    );
 
     let job = home.json(
-        &["jobs", "create", "--dataset", &d, "--preset", "quality", "--yes", "--json"],
+        &[
+            "jobs",
+            "create",
+            "--dataset",
+            &d,
+            "--preset",
+            "quality",
+            "--yes",
+            "--json",
+        ],
         0,
     );
     assert_eq!(job["status"], "queued");
@@ -153,7 +216,13 @@ fn creating_a_job_confirms_the_cost_and_the_budget() {
     let queued = home.json(&["jobs", "list", "--status", "queued", "--json"], 0);
     assert_eq!(queued.as_array().unwrap().len(), 1);
     let notes = home.json(&["notifications", "--json"], 0);
-    assert!(notes.as_array().unwrap().iter().any(|n| n["type"] == "job_queued" && n["priority"] == "low"));
+    assert!(
+        notes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "job_queued" && n["priority"] == "low")
+    );
 
     // A budget the run would exceed needs --over-budget on top of --yes.
     let config = home.path().join("config/config.toml");
@@ -163,20 +232,47 @@ fn creating_a_job_confirms_the_cost_and_the_budget() {
         .unwrap()
         .insert("monthly_usd".into(), toml::Value::Float(1.0));
     std::fs::write(&config, toml::to_string(&value).unwrap()).unwrap();
-    let e = home.json(&["estimate", "--dataset", &d, "--preset", "quality", "--json"], 0);
+    let e = home.json(
+        &["estimate", "--dataset", &d, "--preset", "quality", "--json"],
+        0,
+    );
     assert_eq!(e["budget"]["exceeds"], true);
     let out = home
         .cmd()
-        .args(["jobs", "create", "--dataset", &d, "--preset", "quality", "--yes"])
+        .args([
+            "jobs",
+            "create",
+            "--dataset",
+            &d,
+            "--preset",
+            "quality",
+            "--yes",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--over-budget"));
     home.json(
-        &["jobs", "create", "--dataset", &d, "--preset", "quality", "--yes", "--over-budget", "--json"],
+        &[
+            "jobs",
+            "create",
+            "--dataset",
+            &d,
+            "--preset",
+            "quality",
+            "--yes",
+            "--over-budget",
+            "--json",
+        ],
         0,
     );
-    assert_eq!(home.json(&["jobs", "list", "--json"], 0).as_array().unwrap().len(), 2);
+    assert_eq!(
+        home.json(&["jobs", "list", "--json"], 0)
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -188,12 +284,21 @@ fn a_dataset_that_is_not_ready_cannot_be_trained_on() {
     assert_eq!(d["status"], "error");
     let out = home
         .cmd()
-        .args(["jobs", "create", "--dataset", d["id"].as_str().unwrap(), "--yes"])
+        .args([
+            "jobs",
+            "create",
+            "--dataset",
+            d["id"].as_str().unwrap(),
+            "--yes",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not ready") || err.contains("not been validated"), "{err}");
+    assert!(
+        err.contains("not ready") || err.contains("not been validated"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -206,10 +311,22 @@ fn presets_from_config_are_usable() {
     .unwrap();
     let d = home.ready_dataset(20);
     let job = home.json(
-        &["jobs", "create", "--dataset", &d, "--preset", "tiny-fast", "--yes", "--json"],
+        &[
+            "jobs",
+            "create",
+            "--dataset",
+            &d,
+            "--preset",
+            "tiny-fast",
+            "--yes",
+            "--json",
+        ],
         0,
     );
     assert_eq!(job["hyperparameters"]["epochs"], 2);
     assert_eq!(job["hyperparameters"]["lora_rank"], 4);
-    assert_eq!(job["hyperparameters"]["batch_size"], 8, "the rest comes from `fast`");
+    assert_eq!(
+        job["hyperparameters"]["batch_size"], 8,
+        "the rest comes from `fast`"
+    );
 }

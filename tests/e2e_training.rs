@@ -56,7 +56,14 @@ fn a_dataset_trains_into_a_downloadable_adapter() {
     let out = home.path().join("download");
     let id = model["id"].as_str().unwrap();
     home.json(
-        &["models", "download", id, "--to", out.to_str().unwrap(), "--json"],
+        &[
+            "models",
+            "download",
+            id,
+            "--to",
+            out.to_str().unwrap(),
+            "--json",
+        ],
         0,
     );
     for f in model["files"].as_array().unwrap() {
@@ -128,8 +135,14 @@ print("LORA", lora, out.shape[1] > ids.shape[1])
         assert!(kinds.contains(k), "missing {k} in {kinds:?}");
     }
     let marked = home.json(&["notifications", "read", "--all", "--json"], 0);
-    assert_eq!(marked["marked_read"].as_u64().unwrap() as usize, notes.as_array().unwrap().len());
-    assert_eq!(home.json(&["notifications", "--unread", "--json"], 0), serde_json::json!([]));
+    assert_eq!(
+        marked["marked_read"].as_u64().unwrap() as usize,
+        notes.as_array().unwrap().len()
+    );
+    assert_eq!(
+        home.json(&["notifications", "--unread", "--json"], 0),
+        serde_json::json!([])
+    );
 }
 
 #[test]
@@ -138,7 +151,11 @@ fn killing_the_engine_mid_run_loses_and_duplicates_nothing() {
     let dataset = home.ready_dataset(40);
     // batch 2 over 36 training examples: 18 steps an epoch, 36 in all.
     let job = home.tiny_job(&dataset, &["epochs=2", "batch_size=2"]);
-    let mut engine = home.std_cmd().args(["jobs", "watch", &job]).spawn().unwrap();
+    let mut engine = home
+        .std_cmd()
+        .args(["jobs", "watch", &job])
+        .spawn()
+        .unwrap();
     home.wait_until(180, "the first metrics", || home.metric_lines(&job) >= 3);
     // SAFETY: killing the child we spawned.
     unsafe {
@@ -156,7 +173,13 @@ fn killing_the_engine_mid_run_loses_and_duplicates_nothing() {
     assert_eq!(total, 36);
     let metrics = home.json(&["jobs", "metrics", &job, "--json"], 0);
     assert_eq!(steps(&metrics), (1..=total).collect::<Vec<_>>());
-    assert_eq!(home.json(&["models", "list", "--json"], 0).as_array().unwrap().len(), 1);
+    assert_eq!(
+        home.json(&["models", "list", "--json"], 0)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -164,7 +187,11 @@ fn a_cancelled_job_stops_its_trainer_and_costs_what_it_ran() {
     let home = Home::new(0);
     let dataset = home.ready_dataset(40);
     let job = home.tiny_job(&dataset, &["epochs=3", "batch_size=1"]);
-    let mut engine = home.std_cmd().args(["jobs", "watch", &job]).spawn().unwrap();
+    let mut engine = home
+        .std_cmd()
+        .args(["jobs", "watch", &job])
+        .spawn()
+        .unwrap();
     home.wait_until(180, "the first metrics", || home.metric_lines(&job) >= 2);
     // SAFETY: killing the child we spawned.
     unsafe {
@@ -179,7 +206,10 @@ fn a_cancelled_job_stops_its_trainer_and_costs_what_it_ran() {
     home.wait_until(60, "the trainer to exit", || exit.exists());
     assert_eq!(std::fs::read_to_string(&exit).unwrap().trim(), "143");
     let events = std::fs::read_to_string(home.job_dir(&job).join("events.jsonl")).unwrap();
-    assert!(events.contains("\"checkpoint\""), "no checkpoint event:\n{events}");
+    assert!(
+        events.contains("\"checkpoint\""),
+        "no checkpoint event:\n{events}"
+    );
     // A cancelled job can be cancelled no more, and can be retried with the same config.
     let again = home.cmd().args(["jobs", "cancel", &job]).output().unwrap();
     assert_eq!(again.status.code(), Some(2));
@@ -190,11 +220,13 @@ fn a_cancelled_job_stops_its_trainer_and_costs_what_it_ran() {
     let costs = home.json(&["costs", "--json"], 0);
     assert!(costs["by_type"]["compute"].as_f64().unwrap() > 0.0);
     let notes = home.json(&["notifications", "--json"], 0);
-    assert!(notes
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|n| n["type"] == "job_cancelled"));
+    assert!(
+        notes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "job_cancelled")
+    );
 }
 
 #[test]
@@ -215,8 +247,19 @@ fn a_dataset_that_fails_in_training_fails_the_job_with_the_reason() {
     assert!(!reason.is_empty());
     assert!(failed["error_detail"].is_string(), "{failed:#}");
     let notes = home.json(&["notifications", "--json"], 0);
-    assert!(notes.as_array().unwrap().iter().any(|n| n["type"] == "job_failed"));
-    assert!(home.json(&["models", "list", "--json"], 0).as_array().unwrap().is_empty());
+    assert!(
+        notes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "job_failed")
+    );
+    assert!(
+        home.json(&["models", "list", "--json"], 0)
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]

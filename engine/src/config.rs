@@ -25,7 +25,7 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub profile: ProfileConfig,
@@ -172,21 +172,6 @@ pub struct TuiConfig {
     /// Action name → key, e.g. `quit = "ctrl-q"`.
     pub keys: BTreeMap<String, String>,
     pub tick_millis: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            profile: ProfileConfig::default(),
-            storage: StorageConfig::default(),
-            validation: ValidationConfig::default(),
-            training: TrainingConfig::default(),
-            engine: EngineConfig::default(),
-            trainer: TrainerConfig::default(),
-            budget: BudgetConfig::default(),
-            tui: TuiConfig::default(),
-        }
-    }
 }
 
 impl Default for ProfileConfig {

@@ -159,7 +159,9 @@ async fn run_step(
     });
     let mut lines = BufReader::new(stdout).lines();
     while let Ok(Some(l)) = lines.next_line().await {
-        if l.starts_with("Collecting") || l.starts_with("Installing") || l.starts_with("Successfully")
+        if l.starts_with("Collecting")
+            || l.starts_with("Installing")
+            || l.starts_with("Successfully")
         {
             progress(l);
         }

@@ -51,17 +51,19 @@ fn request(d: &Dataset) -> JobRequest {
     JobRequest {
         dataset_id: d.id,
         preset: "fast".into(),
-        sets: vec![(
-            "base_model".into(),
-            "brightrun/tiny-random-llama".into(),
-        )],
+        sets: vec![("base_model".into(), "brightrun/tiny-random-llama".into())],
         gpu_type: Some("A10G".into()),
         gpu_count: Some(1),
         backend: None,
     }
 }
 
-async fn wait_for(engine: &Engine, id: brightrun_engine::ids::JobId, secs: u64, f: impl Fn(&TrainingJob) -> bool) -> TrainingJob {
+async fn wait_for(
+    engine: &Engine,
+    id: brightrun_engine::ids::JobId,
+    secs: u64,
+    f: impl Fn(&TrainingJob) -> bool,
+) -> TrainingJob {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         let j = engine.job(id).unwrap();
@@ -164,12 +166,18 @@ async fn infrastructure_failures_are_retried_then_fail_with_the_log() {
     assert_eq!(j.status, JobStatus::Failed);
     assert_eq!(j.retry_count, 1, "retried once before failing");
     assert!(
-        j.error_message.as_deref().unwrap().contains("exit status 1"),
+        j.error_message
+            .as_deref()
+            .unwrap()
+            .contains("exit status 1"),
         "{:?}",
         j.error_message
     );
     assert!(
-        j.error_detail.as_deref().unwrap().contains("no module named torch"),
+        j.error_detail
+            .as_deref()
+            .unwrap()
+            .contains("no module named torch"),
         "{:?}",
         j.error_detail
     );
@@ -189,7 +197,10 @@ async fn a_training_error_is_not_retried() {
     let j = wait_for(&engine, job.id, 30, |j| j.status.is_terminal()).await;
     assert_eq!(j.status, JobStatus::Failed);
     assert_eq!(j.retry_count, 0);
-    assert_eq!(j.error_message.as_deref(), Some("loss became NaN at step 3"));
+    assert_eq!(
+        j.error_message.as_deref(),
+        Some("loss became NaN at step 3")
+    );
     assert!(j.final_cost.is_some());
     engine.shutdown();
     let _ = tasks.await;
@@ -208,7 +219,10 @@ async fn artifact_files_outside_the_output_folder_are_refused() {
     let j = wait_for(&engine, job.id, 30, |j| j.status.is_terminal()).await;
     assert_eq!(j.status, JobStatus::Failed);
     assert!(
-        j.error_message.as_deref().unwrap().contains("storing the adapter failed"),
+        j.error_message
+            .as_deref()
+            .unwrap()
+            .contains("storing the adapter failed"),
         "{:?}",
         j.error_message
     );
@@ -224,7 +238,10 @@ async fn cancelling_a_queued_job_costs_nothing_and_frees_the_dataset() {
     // No tasks running: the job stays queued.
     let job = engine.create_job(request(&d), false).await.unwrap();
     let refused = engine.delete_dataset(d.id).await.unwrap_err();
-    assert!(refused.to_string().contains("used by active job"), "{refused}");
+    assert!(
+        refused.to_string().contains("used by active job"),
+        "{refused}"
+    );
     let j = engine.cancel_job(job.id).await.unwrap();
     assert_eq!(j.status, JobStatus::Cancelled);
     assert_eq!(j.final_cost, Some(0.0));

@@ -37,12 +37,20 @@ pub fn run(engine: &Engine, cmd: ConfigCmd) -> Result<i32> {
             } else {
                 println!("# effective configuration ({})", p.config_file().display());
                 print!("{}", toml::to_string_pretty(engine.config())?);
-                println!("\n# secrets (from the environment or {})", p.secrets_file().display());
+                println!(
+                    "\n# secrets (from the environment or {})",
+                    p.secrets_file().display()
+                );
                 if secrets.is_empty() {
                     println!("# none set");
                 }
                 for s in &secrets {
-                    println!("# {} = {} ({})", s["name"].as_str().unwrap_or(""), s["value"].as_str().unwrap_or(""), s["source"].as_str().unwrap_or(""));
+                    println!(
+                        "# {} = {} ({})",
+                        s["name"].as_str().unwrap_or(""),
+                        s["value"].as_str().unwrap_or(""),
+                        s["source"].as_str().unwrap_or("")
+                    );
                 }
             }
         }

@@ -56,16 +56,19 @@ pub fn notifications(
     json: bool,
 ) -> Result<i32> {
     match cmd {
-        Some(NotificationsCmd::Read { id, all, json: read_json }) => {
+        Some(NotificationsCmd::Read {
+            id,
+            all,
+            json: read_json,
+        }) => {
             let json = json || read_json.json;
             let n = match (id, all) {
                 (_, true) => engine.mark_read(None)?,
                 (Some(id), false) => engine.mark_read(Some(engine.resolve_notification(&id)?))?,
                 (None, false) => {
-                    return Err(EngineError::Invalid(
-                        "give a notification id or --all".into(),
-                    )
-                    .into());
+                    return Err(
+                        EngineError::Invalid("give a notification id or --all".into()).into(),
+                    );
                 }
             };
             if json {

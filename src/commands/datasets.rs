@@ -84,7 +84,9 @@ pub async fn run(engine: &Engine, cmd: DatasetsCmd) -> Result<i32> {
             Ok(exit::OK)
         }
         DatasetsCmd::Validate { id, json } => {
-            let d = engine.validate_dataset(engine.resolve_dataset(&id)?).await?;
+            let d = engine
+                .validate_dataset(engine.resolve_dataset(&id)?)
+                .await?;
             print_one(&d, json.json)?;
             Ok(if d.status == DatasetStatus::Ready {
                 exit::OK
@@ -138,11 +140,11 @@ fn row(d: &Dataset) -> Vec<String> {
     vec![
         d.id.short(),
         fit(&d.name, 40),
-        d.format.map(|f| f.as_str().to_string()).unwrap_or("-".into()),
-        d.status.as_str().into(),
-        stats
-            .map(|s| count(s.total_examples))
+        d.format
+            .map(|f| f.as_str().to_string())
             .unwrap_or("-".into()),
+        d.status.as_str().into(),
+        stats.map(|s| count(s.total_examples)).unwrap_or("-".into()),
         d.total_tokens.map(count).unwrap_or("-".into()),
         bytes(d.file_size),
         d.created_at.format("%Y-%m-%d %H:%M").to_string(),
@@ -166,7 +168,11 @@ fn print_one(d: &Dataset, json: bool) -> Result<()> {
             ""
         }
     );
-    println!("  file          {} ({})", fit(&d.file_name, 80), bytes(d.file_size));
+    println!(
+        "  file          {} ({})",
+        fit(&d.file_name, 80),
+        bytes(d.file_size)
+    );
     if let Some(f) = d.format {
         println!("  format        {}", f.as_str());
     }
@@ -217,10 +223,7 @@ fn print_one(d: &Dataset, json: bool) -> Result<()> {
             }
         }
         if d.validation_errors.len() > 20 {
-            println!(
-                "    … {} more (see --json)",
-                d.validation_errors.len() - 20
-            );
+            println!("    … {} more (see --json)", d.validation_errors.len() - 20);
         }
     }
     if !d.sample_data.is_empty() {

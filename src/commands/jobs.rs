@@ -94,7 +94,10 @@ fn confirm(question: &str) -> Result<bool> {
     std::io::stderr().flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
@@ -121,7 +124,8 @@ pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
                             .into()
                     ));
                 }
-                confirmed_budget = confirm("This run goes over the monthly budget. Create it anyway?")?;
+                confirmed_budget =
+                    confirm("This run goes over the monthly budget. Create it anyway?")?;
                 if !confirmed_budget {
                     eprintln!("not created");
                     return Ok(exit::FAILED);
@@ -129,7 +133,10 @@ pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
             }
             if !yes
                 && !confirmed_budget
-                && !confirm(&format!("Create this job for about ${:.2}?", est.estimated_cost))?
+                && !confirm(&format!(
+                    "Create this job for about ${:.2}?",
+                    est.estimated_cost
+                ))?
             {
                 eprintln!("not created");
                 return Ok(exit::FAILED);
@@ -240,14 +247,26 @@ pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
                             format!("{:.2}", p.epoch),
                             f(p.training_loss),
                             f(p.validation_loss),
-                            p.learning_rate.map(|v| format!("{v:.2e}")).unwrap_or("-".into()),
+                            p.learning_rate
+                                .map(|v| format!("{v:.2e}"))
+                                .unwrap_or("-".into()),
                             f(p.gradient_norm),
-                            p.throughput.map(|v| format!("{v:.0}")).unwrap_or("-".into()),
+                            p.throughput
+                                .map(|v| format!("{v:.0}"))
+                                .unwrap_or("-".into()),
                         ]
                     })
                     .collect();
                 output::table(
-                    &["STEP", "EPOCH", "LOSS", "VAL_LOSS", "LR", "GRAD_NORM", "TOK/S"],
+                    &[
+                        "STEP",
+                        "EPOCH",
+                        "LOSS",
+                        "VAL_LOSS",
+                        "LR",
+                        "GRAD_NORM",
+                        "TOK/S",
+                    ],
                     &rows,
                 );
             }
@@ -289,7 +308,14 @@ fn print_job(j: &TrainingJob) {
         println!("  error        {}", fit(e, 200));
     }
     if let Some(d) = &j.error_detail {
-        for l in d.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev() {
+        for l in d
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
             println!("    | {}", fit(l, 160));
         }
     }
@@ -363,6 +389,9 @@ fn progress_line(j: &TrainingJob) -> String {
     if let Some(v) = j.current_metrics.validation_loss {
         s.push_str(&format!(" val {v:.4}"));
     }
-    s.push_str(&format!(" {}", money(j.final_cost.unwrap_or(j.current_cost))));
+    s.push_str(&format!(
+        " {}",
+        money(j.final_cost.unwrap_or(j.current_cost))
+    ));
     s
 }

@@ -35,7 +35,9 @@ pub async fn run(engine: &Engine, cmd: ModelsCmd) -> Result<i32> {
                     })
                     .collect();
                 output::table(
-                    &["ID", "NAME", "VERSION", "QUALITY", "LOSS", "SIZE", "CREATED"],
+                    &[
+                        "ID", "NAME", "VERSION", "QUALITY", "LOSS", "SIZE", "CREATED",
+                    ],
                     &rows,
                 );
             }

@@ -109,7 +109,13 @@ impl Home {
             .collect();
         std::fs::write(&file, text).unwrap();
         let d = self.json(
-            &["datasets", "add", file.to_str().unwrap(), "--wait", "--json"],
+            &[
+                "datasets",
+                "add",
+                file.to_str().unwrap(),
+                "--wait",
+                "--json",
+            ],
             0,
         );
         assert_eq!(d["status"], "ready");

@@ -59,7 +59,10 @@ fn process_alive(pid: i32, external_id: &str) -> bool {
             return false;
         };
         // The state letter follows the parenthesised command name.
-        let state = stat.rsplit(')').next().and_then(|s| s.trim().chars().next());
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.trim().chars().next());
         if state == Some('Z') {
             return false;
         }
@@ -292,7 +295,10 @@ mod tests {
         let (ev2, cur2) = read_events(&path, cur).unwrap();
         assert!(ev2.is_empty());
         assert_eq!(cur2, cur);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         std::io::Write::write_all(&mut f, b"age\":\"hi\"}\n").unwrap();
         let (ev3, _) = read_events(&path, cur).unwrap();
         assert_eq!(ev3.len(), 1);

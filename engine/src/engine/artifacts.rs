@@ -20,11 +20,12 @@ impl Engine {
         job: &TrainingJob,
         summary: &DoneSummary,
     ) -> Result<ModelArtifact> {
-        let out_dir = PathBuf::from(
-            job.output_dir
-                .clone()
-                .unwrap_or_else(|| self.job_dir_path(job.id).join("output").to_string_lossy().into()),
-        );
+        let out_dir = PathBuf::from(job.output_dir.clone().unwrap_or_else(|| {
+            self.job_dir_path(job.id)
+                .join("output")
+                .to_string_lossy()
+                .into()
+        }));
         let out_root = out_dir.canonicalize().map_err(|source| EngineError::Io {
             action: "reading",
             path: out_dir.clone(),
@@ -113,7 +114,10 @@ impl Engine {
             .to_string();
         let name = format!(
             "{}-{}-lora",
-            dataset.as_ref().map(|d| d.name.as_str()).unwrap_or("dataset"),
+            dataset
+                .as_ref()
+                .map(|d| d.name.as_str())
+                .unwrap_or("dataset"),
             model_short
         );
         let t = now();
@@ -204,7 +208,11 @@ impl Engine {
             if !existing.is_empty() {
                 return Err(EngineError::Conflict(format!(
                     "{} already exist{}: {}; use --force to overwrite",
-                    if existing.len() == 1 { "a file" } else { "files" },
+                    if existing.len() == 1 {
+                        "a file"
+                    } else {
+                        "files"
+                    },
                     if existing.len() == 1 { "s" } else { "" },
                     existing.join(", ")
                 )));
@@ -217,7 +225,9 @@ impl Engine {
             let got = self
                 .inner
                 .objects
-                .get_to_file(Bucket::Models, &key, dest, &|d, _| progress(base + d, total))
+                .get_to_file(Bucket::Models, &key, dest, &|d, _| {
+                    progress(base + d, total)
+                })
                 .await?;
             if got.sha256 != f.sha256 {
                 let _ = std::fs::remove_file(dest);

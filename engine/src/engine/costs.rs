@@ -39,7 +39,9 @@ impl std::str::FromStr for Period {
             "week" => Ok(Self::Week),
             "month" => Ok(Self::Month),
             "year" => Ok(Self::Year),
-            _ => Err(format!("unknown period `{s}` (expected week, month or year)")),
+            _ => Err(format!(
+                "unknown period `{s}` (expected week, month or year)"
+            )),
         }
     }
 }
@@ -90,11 +92,7 @@ impl Engine {
     pub fn spent_this_month(&self) -> Result<f64> {
         let t = now();
         let start = month_start(&t);
-        let recorded: f64 = self
-            .records_since(start)?
-            .iter()
-            .map(|r| r.amount)
-            .sum();
+        let recorded: f64 = self.records_since(start)?.iter().map(|r| r.amount).sum();
         Ok(recorded + self.running_costs()?)
     }
 
@@ -148,7 +146,9 @@ impl Engine {
         let mut total = 0.0;
         for r in &records {
             total += r.amount;
-            *by_type.entry(r.cost_type.as_str().to_string()).or_insert(0.0) += r.amount;
+            *by_type
+                .entry(r.cost_type.as_str().to_string())
+                .or_insert(0.0) += r.amount;
             *by_day.entry(r.created_at.date_naive()).or_insert(0.0) += r.amount;
             if let Some(j) = r.job_id {
                 let e = by_job.entry(j).or_insert(JobCost {
@@ -216,7 +216,10 @@ impl Engine {
         // One record per user and month: its id follows from both.
         let (hi, lo) = self.inner.user.0.as_u64_pair();
         let month_key = (t.year() as u64) * 100 + t.month() as u64;
-        let id = CostRecordId(uuid::Uuid::from_u64_pair(hi ^ 0x5354_4f52_4147_4500, lo ^ month_key));
+        let id = CostRecordId(uuid::Uuid::from_u64_pair(
+            hi ^ 0x5354_4f52_4147_4500,
+            lo ^ month_key,
+        ));
         let existing: Option<CostRecord> = self.inner.store.get(&id.bytes())?;
         let record = CostRecord {
             id,
@@ -255,11 +258,10 @@ impl Engine {
         } else {
             0.0
         };
-        let recent = self.inner.store.notifications(
-            self.inner.user,
-            false,
-            Page::first(1000),
-        )?;
+        let recent = self
+            .inner
+            .store
+            .notifications(self.inner.user, false, Page::first(1000))?;
         let already = |kind: NotificationType| {
             recent.iter().any(|n| {
                 n.kind == kind && n.metadata.0.get("billing_period") == Some(&json!(period))
@@ -308,11 +310,7 @@ impl Engine {
 
     pub fn resolve_notification(&self, query: &str) -> Result<NotificationId> {
         let all = self.notifications(false, Page::ALL)?;
-        super::resolve::pick(
-            super::IdKind::Notification,
-            query,
-            all.iter().map(|n| n.id),
-        )
+        super::resolve::pick(super::IdKind::Notification, query, all.iter().map(|n| n.id))
     }
 
     /// Marks one notification (or all, with `None`) read; returns how many changed.

@@ -417,7 +417,9 @@ impl Engine {
 
 fn check_name(name: &str) -> Result<()> {
     if name.is_empty() {
-        return Err(EngineError::Invalid("a dataset name cannot be empty".into()));
+        return Err(EngineError::Invalid(
+            "a dataset name cannot be empty".into(),
+        ));
     }
     if name.chars().count() > 200 {
         return Err(EngineError::Invalid(

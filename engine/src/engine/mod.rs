@@ -124,7 +124,10 @@ impl Engine {
         };
         let user = config.user_id();
         let mut backends: BTreeMap<String, Arc<dyn ClusterBackend>> = BTreeMap::new();
-        backends.insert("local".into(), Arc::new(LocalBackend::new(paths.jobs_dir())));
+        backends.insert(
+            "local".into(),
+            Arc::new(LocalBackend::new(paths.jobs_dir())),
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 paths,

@@ -97,8 +97,7 @@ impl Engine {
         {
             let _g = self.inner.job_lock.lock().await;
             let mut job = self.job(id)?;
-            let resumable =
-                job.status == JobStatus::Initializing && job.external_job_id.is_none();
+            let resumable = job.status == JobStatus::Initializing && job.external_job_id.is_none();
             if job.status != JobStatus::Queued && !resumable {
                 return Ok(());
             }
@@ -135,7 +134,11 @@ impl Engine {
         let job = self.job(id)?;
         let spec = match self.build_spec(&job) {
             Ok(s) => s,
-            Err(e) => return self.fail_or_retry(id, false, e.to_string(), String::new()).await,
+            Err(e) => {
+                return self
+                    .fail_or_retry(id, false, e.to_string(), String::new())
+                    .await;
+            }
         };
         let backend = self.backend(&job.gpu_config.backend)?;
         match backend.submit(&spec, &trainer).await {
@@ -240,7 +243,11 @@ impl Engine {
             self.inner.store.put(&job)?;
             return Ok(());
         }
-        let detail = if detail.is_empty() { None } else { Some(detail) };
+        let detail = if detail.is_empty() {
+            None
+        } else {
+            Some(detail)
+        };
         self.finish_job(&mut job, JobStatus::Failed, Some((reason, detail)), None)
     }
 
@@ -470,13 +477,13 @@ impl Engine {
         }
         self.update_progress(&mut job, t);
         let stall_after = chrono::Duration::seconds(
-            self.inner.config.engine.stall_after_secs.min(i64::MAX as u64) as i64,
+            self.inner
+                .config
+                .engine
+                .stall_after_secs
+                .min(i64::MAX as u64) as i64,
         );
-        if !job.stall_notified
-            && job
-                .last_event_at
-                .is_some_and(|last| t - last > stall_after)
-        {
+        if !job.stall_notified && job.last_event_at.is_some_and(|last| t - last > stall_after) {
             job.stall_notified = true;
             notes.push((
                 NotificationType::JobStalled,
@@ -536,7 +543,9 @@ impl Engine {
             .join("\n");
         match outcome {
             Outcome::Done(summary) => match self.collect_artifact(&job, &summary).await {
-                Ok(artifact) => self.finish_job(&mut job, JobStatus::Completed, None, Some(artifact)),
+                Ok(artifact) => {
+                    self.finish_job(&mut job, JobStatus::Completed, None, Some(artifact))
+                }
                 Err(e) => self.finish_job(
                     &mut job,
                     JobStatus::Failed,
@@ -575,8 +584,7 @@ impl Engine {
                 let elapsed = (t - started).num_milliseconds().max(0) as f64;
                 let per_step = elapsed / job.current_step as f64;
                 let left = per_step * (job.total_steps - job.current_step) as f64;
-                job.estimated_completion_at =
-                    Some(t + chrono::Duration::milliseconds(left as i64));
+                job.estimated_completion_at = Some(t + chrono::Duration::milliseconds(left as i64));
             }
         }
     }

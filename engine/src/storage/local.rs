@@ -38,9 +38,7 @@ pub(crate) async fn copy_atomic(
     limit: Option<(u64, Bucket)>,
     progress: ProgressFn<'_>,
 ) -> Result<(u64, String), StorageError> {
-    let meta = tokio::fs::metadata(src)
-        .await
-        .map_err(io("reading", src))?;
+    let meta = tokio::fs::metadata(src).await.map_err(io("reading", src))?;
     if !meta.is_file() {
         return Err(StorageError::Io {
             action: "reading",
@@ -69,7 +67,9 @@ pub(crate) async fn copy_atomic(
         uuid::Uuid::new_v4().simple()
     ));
     let result = async {
-        let mut input = tokio::fs::File::open(src).await.map_err(io("reading", src))?;
+        let mut input = tokio::fs::File::open(src)
+            .await
+            .map_err(io("reading", src))?;
         let mut output = tokio::fs::File::create(&tmp)
             .await
             .map_err(io("writing", &tmp))?;
@@ -130,8 +130,13 @@ impl ObjectStore for LocalStore {
         progress: ProgressFn<'_>,
     ) -> Result<StoredObject, StorageError> {
         let dest = self.full_path(bucket, path)?;
-        let (size, sha256) =
-            copy_atomic(src, &dest, Some((bucket.max_object_size(), bucket)), progress).await?;
+        let (size, sha256) = copy_atomic(
+            src,
+            &dest,
+            Some((bucket.max_object_size(), bucket)),
+            progress,
+        )
+        .await?;
         Ok(StoredObject {
             bucket,
             path: path.to_string(),

@@ -278,9 +278,8 @@ impl Store {
         status: JobStatus,
         limit: usize,
     ) -> Result<Vec<TrainingJob>, StoreError> {
-        let mut all = self.list_by::<TrainingJob>(JOBS_BY_STATUS, &[status as u8], Page::ALL, |_| {
-            true
-        })?;
+        let mut all =
+            self.list_by::<TrainingJob>(JOBS_BY_STATUS, &[status as u8], Page::ALL, |_| true)?;
         all.reverse();
         all.truncate(limit);
         Ok(all)
@@ -292,9 +291,12 @@ impl Store {
     }
 
     pub fn artifacts(&self, user: UserId, page: Page) -> Result<Vec<ModelArtifact>, StoreError> {
-        self.list_by(ARTIFACTS_BY_USER, &user.bytes(), page, |a: &ModelArtifact| {
-            a.deleted_at.is_none()
-        })
+        self.list_by(
+            ARTIFACTS_BY_USER,
+            &user.bytes(),
+            page,
+            |a: &ModelArtifact| a.deleted_at.is_none(),
+        )
     }
 
     pub fn artifact_for_job(&self, job: JobId) -> Result<Option<ModelArtifact>, StoreError> {
@@ -313,9 +315,12 @@ impl Store {
         unread_only: bool,
         page: Page,
     ) -> Result<Vec<Notification>, StoreError> {
-        self.list_by(NOTIFICATIONS_BY_USER, &user.bytes(), page, |n: &Notification| {
-            !unread_only || !n.read
-        })
+        self.list_by(
+            NOTIFICATIONS_BY_USER,
+            &user.bytes(),
+            page,
+            |n: &Notification| !unread_only || !n.read,
+        )
     }
 
     pub fn checkpoints(&self, job: JobId) -> Result<Vec<Checkpoint>, StoreError> {

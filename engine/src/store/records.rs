@@ -123,7 +123,11 @@ impl Record for CostRecord {
     fn index_keys(&self) -> Vec<(Bytes, Vec<u8>)> {
         vec![(
             COSTS_BY_USER,
-            join(&[&self.user_id.bytes(), &ts(&self.created_at), &self.id.bytes()]),
+            join(&[
+                &self.user_id.bytes(),
+                &ts(&self.created_at),
+                &self.id.bytes(),
+            ]),
         )]
     }
     fn into_event(self) -> EngineEvent {
@@ -139,7 +143,11 @@ impl Record for Notification {
     fn index_keys(&self) -> Vec<(Bytes, Vec<u8>)> {
         vec![(
             NOTIFICATIONS_BY_USER,
-            join(&[&self.user_id.bytes(), &ts(&self.created_at), &self.id.bytes()]),
+            join(&[
+                &self.user_id.bytes(),
+                &ts(&self.created_at),
+                &self.id.bytes(),
+            ]),
         )]
     }
     fn into_event(self) -> EngineEvent {
@@ -155,7 +163,11 @@ impl Record for Checkpoint {
     fn index_keys(&self) -> Vec<(Bytes, Vec<u8>)> {
         vec![(
             CHECKPOINTS_BY_JOB,
-            join(&[&self.job_id.bytes(), &self.step.to_be_bytes(), &self.id.bytes()]),
+            join(&[
+                &self.job_id.bytes(),
+                &self.step.to_be_bytes(),
+                &self.id.bytes(),
+            ]),
         )]
     }
     fn into_event(self) -> EngineEvent {

@@ -36,11 +36,11 @@ use reader::{Line, LineReader};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::hash::{BuildHasherDefault, Hasher};
-use xxhash_rust::xxh3::xxh3_64;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
 use tape::{Doc, ErrorKind, JsonError, Node};
+use xxhash_rust::xxh3::xxh3_64;
 
 /// The most bytes one example (a line, or an element of a JSON array) may take. Longer ones
 /// are skipped with an error, never held in memory: at ~4 bytes per token this is millions of

@@ -20,9 +20,15 @@ pub(crate) enum Node<'a> {
     /// A value string whose only escapes are the short ones (`\"`, `\\`, `\n`, `\r`, `\t`,
     /// `\b`, `\f`), kept raw with its decoded length. Its raw form is also its canonical form
     /// (see [`Text::canonical`]), so hashing it needs no decoding.
-    Esc { raw: &'a str, len: u32 },
+    Esc {
+        raw: &'a str,
+        len: u32,
+    },
     /// A string with other escapes (or a key with escapes), decoded into the arena.
-    Owned { start: u32, len: u32 },
+    Owned {
+        start: u32,
+        len: u32,
+    },
     Arr {
         len: u32,
         end: u32,

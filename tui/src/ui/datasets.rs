@@ -328,7 +328,10 @@ impl App {
         }
         let inner_h = area.height.saturating_sub(2);
         let inner_w = area.width.saturating_sub(2).max(1) as usize;
-        let wrapped: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner_w)).sum();
+        let wrapped: usize = lines
+            .iter()
+            .map(|l| l.width().max(1).div_ceil(inner_w))
+            .sum();
         let max_scroll = (wrapped as u16).saturating_sub(inner_h);
         let scroll = self.detail_scroll.entry(Tab::Datasets).or_insert(0);
         *scroll = (*scroll).min(max_scroll);
