@@ -199,9 +199,10 @@ exit "$code""#;
                 cursor,
             });
         }
-        // Read the exit status before the events, so no event written before exit is missed.
+        // Liveness first, then the exit status (written just before the wrapper exits), then
+        // the events (written before that): no exit and no event can slip between the reads.
+        let alive = self.alive(external_id);
         let exit = self.exit_code(external_id);
-        let alive = exit.is_none() && self.alive(external_id);
         let (events, cursor) = read_events(&dir.join("events.jsonl"), cursor)?;
         let state = match exit {
             Some(code) => RemoteState::Exited(code),
