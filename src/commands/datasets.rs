@@ -6,7 +6,6 @@ use crate::cli::DatasetsCmd;
 use anyhow::Result;
 use brightrun_engine::domain::{Dataset, DatasetStatus, Severity};
 use brightrun_engine::{Engine, NewDataset, Page};
-use indicatif::{ProgressBar, ProgressStyle};
 
 pub async fn run(engine: &Engine, cmd: DatasetsCmd) -> Result<i32> {
     match cmd {
@@ -17,21 +16,7 @@ pub async fn run(engine: &Engine, cmd: DatasetsCmd) -> Result<i32> {
             wait,
             json,
         } => {
-            let bar = ProgressBar::with_draw_target(
-                Some(0),
-                indicatif::ProgressDrawTarget::stderr_with_hz(10),
-            );
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            bar.set_message("uploading");
-            if json.json {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-            }
+            let bar = output::progress_bar("uploading", json.json);
             let dataset = engine
                 .add_dataset(&file, NewDataset { name, description }, &|done, total| {
                     bar.set_length(total);

@@ -6,7 +6,6 @@ use crate::cli::ModelsCmd;
 use anyhow::Result;
 use brightrun_engine::domain::ModelArtifact;
 use brightrun_engine::{Engine, Page};
-use indicatif::{ProgressBar, ProgressStyle};
 
 pub async fn run(engine: &Engine, cmd: ModelsCmd) -> Result<i32> {
     match cmd {
@@ -59,18 +58,7 @@ pub async fn run(engine: &Engine, cmd: ModelsCmd) -> Result<i32> {
             json,
         } => {
             let id = engine.resolve_artifact(&id)?;
-            let bar = ProgressBar::with_draw_target(
-                Some(0),
-                indicatif::ProgressDrawTarget::stderr_with_hz(10),
-            );
-            bar.set_style(
-                ProgressStyle::with_template("downloading [{bar:30}] {bytes}/{total_bytes} {eta}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            if json.json {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-            }
+            let bar = output::progress_bar("downloading", json.json);
             let files = engine
                 .download_artifact(id, &to, force, &|d, t| {
                     bar.set_length(t);

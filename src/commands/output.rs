@@ -1,6 +1,24 @@
 //! Human tables and JSON documents. `--json` prints exactly one JSON document on stdout.
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
+
+/// A byte progress bar on stderr (hidden for `--json`, and by indicatif when stderr is not a
+/// terminal).
+pub fn progress_bar(label: &str, hidden: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10));
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{label} [{{bar:30}}] {{bytes}}/{{total_bytes}} {{bytes_per_sec}} {{eta}}"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    if hidden {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar
+}
 
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;

@@ -322,18 +322,7 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        let spec = TrainerSpec {
-            version: 1,
-            job_id: "job-1".into(),
-            base_model: "m".into(),
-            dataset: DatasetRef::Path("/d".into()),
-            hyperparameters: serde_json::json!({}),
-            output: OutputRef::Dir("/o".into()),
-            checkpoint_dir: "/c".into(),
-            resume_from: None,
-            logging_steps: 1,
-            max_steps: None,
-        };
+        let spec = TrainerSpec::sample("job-1");
         let cmd = TrainerCommand {
             python: fake,
             source_dir: dir.path().to_path_buf(),

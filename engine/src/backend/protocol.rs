@@ -142,6 +142,25 @@ impl Envelope {
 }
 
 #[cfg(test)]
+impl TrainerSpec {
+    /// A minimal spec for tests.
+    pub(crate) fn sample(job_id: &str) -> Self {
+        TrainerSpec {
+            version: 1,
+            job_id: job_id.into(),
+            base_model: "m".into(),
+            dataset: DatasetRef::Path("/d".into()),
+            hyperparameters: serde_json::json!({}),
+            output: OutputRef::Dir("/o".into()),
+            checkpoint_dir: "/c".into(),
+            resume_from: None,
+            logging_steps: 1,
+            max_steps: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -166,18 +185,7 @@ mod tests {
         }
         let bad = Envelope::parse_line("Traceback (most recent call last):");
         assert!(matches!(bad.event, TrainerEvent::Log { .. }));
-        let spec = TrainerSpec {
-            version: 1,
-            job_id: "j".into(),
-            base_model: "m".into(),
-            dataset: DatasetRef::Path("/d".into()),
-            hyperparameters: serde_json::json!({}),
-            output: OutputRef::Dir("/o".into()),
-            checkpoint_dir: "/c".into(),
-            resume_from: None,
-            logging_steps: 1,
-            max_steps: None,
-        };
+        let spec = TrainerSpec::sample("j");
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["dataset"]["path"], "/d");
         assert_eq!(v["output"]["dir"], "/o");

@@ -238,3 +238,60 @@ pub struct TrainingJob {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
+
+impl TrainingJob {
+    /// A new job waiting in the queue, with no run state yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_queued(
+        user_id: UserId,
+        dataset_id: DatasetId,
+        preset_id: PresetId,
+        hyperparameters: Hyperparameters,
+        gpu_config: GpuConfig,
+        total_steps: u64,
+        estimated_cost: f64,
+        parameters_billions: Option<f64>,
+    ) -> Self {
+        let t = super::now();
+        Self {
+            id: JobId::new(),
+            user_id,
+            dataset_id,
+            preset_id,
+            total_epochs: hyperparameters.epochs,
+            hyperparameters,
+            gpu_config,
+            status: JobStatus::Queued,
+            current_stage: JobStage::Queued,
+            progress: 0.0,
+            current_epoch: 0,
+            current_step: 0,
+            total_steps,
+            current_metrics: CurrentMetrics::default(),
+            queued_at: t,
+            started_at: None,
+            completed_at: None,
+            estimated_completion_at: None,
+            estimated_cost,
+            current_cost: 0.0,
+            final_cost: None,
+            error_message: None,
+            error_detail: None,
+            retry_count: 0,
+            external_job_id: None,
+            event_cursor: 0,
+            artifact_id: None,
+            retry_of: None,
+            last_event_at: None,
+            next_attempt_at: None,
+            first_training_loss: None,
+            stall_notified: false,
+            loss_warned: false,
+            output_files: Vec::new(),
+            output_dir: None,
+            parameters_billions,
+            created_at: t,
+            updated_at: t,
+        }
+    }
+}

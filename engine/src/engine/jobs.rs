@@ -162,52 +162,21 @@ impl Engine {
                 est.estimated_cost, b.after_this_run, b.monthly_budget
             )));
         }
-        let t = now();
-        let job = TrainingJob {
-            id: JobId::new(),
-            user_id: self.inner.user,
-            dataset_id: r.dataset.id,
-            preset_id: r.preset,
-            total_epochs: r.hyperparameters.epochs,
-            hyperparameters: r.hyperparameters,
-            gpu_config: GpuConfig {
+        let job = TrainingJob::new_queued(
+            self.inner.user,
+            r.dataset.id,
+            r.preset,
+            r.hyperparameters,
+            GpuConfig {
                 gpu_type: r.gpu_type,
                 gpu_count: r.gpu_count,
                 price_per_gpu_hour: est.price_per_gpu_hour,
                 backend: r.backend,
             },
-            status: JobStatus::Queued,
-            current_stage: JobStage::Queued,
-            progress: 0.0,
-            current_epoch: 0,
-            current_step: 0,
-            total_steps: est.training_details.total_steps,
-            current_metrics: CurrentMetrics::default(),
-            queued_at: t,
-            started_at: None,
-            completed_at: None,
-            estimated_completion_at: None,
-            estimated_cost: est.estimated_cost,
-            current_cost: 0.0,
-            final_cost: None,
-            error_message: None,
-            error_detail: None,
-            retry_count: 0,
-            external_job_id: None,
-            event_cursor: 0,
-            artifact_id: None,
-            retry_of: None,
-            last_event_at: None,
-            next_attempt_at: None,
-            first_training_loss: None,
-            stall_notified: false,
-            loss_warned: false,
-            output_files: Vec::new(),
-            output_dir: None,
-            parameters_billions: r.parameters_billions,
-            created_at: t,
-            updated_at: t,
-        };
+            est.training_details.total_steps,
+            est.estimated_cost,
+            r.parameters_billions,
+        );
         self.queue(&job, &r.dataset.name)?;
         Ok(job)
     }
@@ -325,39 +294,17 @@ impl Engine {
                 dataset.status.as_str()
             )));
         }
-        let t = now();
-        let job = TrainingJob {
-            id: JobId::new(),
-            status: JobStatus::Queued,
-            current_stage: JobStage::Queued,
-            progress: 0.0,
-            current_epoch: 0,
-            current_step: 0,
-            current_metrics: CurrentMetrics::default(),
-            queued_at: t,
-            started_at: None,
-            completed_at: None,
-            estimated_completion_at: None,
-            current_cost: 0.0,
-            final_cost: None,
-            error_message: None,
-            error_detail: None,
-            retry_count: 0,
-            external_job_id: None,
-            event_cursor: 0,
-            artifact_id: None,
-            retry_of: Some(old.id),
-            last_event_at: None,
-            next_attempt_at: None,
-            first_training_loss: None,
-            stall_notified: false,
-            loss_warned: false,
-            output_files: Vec::new(),
-            output_dir: None,
-            created_at: t,
-            updated_at: t,
-            ..old
-        };
+        let mut job = TrainingJob::new_queued(
+            old.user_id,
+            old.dataset_id,
+            old.preset_id.clone(),
+            old.hyperparameters.clone(),
+            old.gpu_config.clone(),
+            old.total_steps,
+            old.estimated_cost,
+            old.parameters_billions,
+        );
+        job.retry_of = Some(old.id);
         self.queue(&job, &dataset.name)?;
         Ok(job)
     }

@@ -208,7 +208,6 @@ struct ListSpec {
     top_keys: &'static [&'static str],
     role_key: &'static str,
     content_key: &'static str,
-    roles: &'static [(&'static str, Role)],
     /// Allowed role names, for messages.
     role_names: &'static str,
     /// `weight` (0 or 1) on assistant messages, content as a list of text parts.
@@ -221,12 +220,6 @@ const OPENAI: ListSpec = ListSpec {
     top_keys: &[],
     role_key: "role",
     content_key: "content",
-    roles: &[
-        ("user", Role::User),
-        ("assistant", Role::Assistant),
-        ("system", Role::System),
-        ("developer", Role::System),
-    ],
     role_names: "system, user or assistant (developer is read as system)",
     openai: true,
 };
@@ -237,11 +230,6 @@ const V4: ListSpec = ListSpec {
     top_keys: &["conversation_id"],
     role_key: "role",
     content_key: "content",
-    roles: &[
-        ("user", Role::User),
-        ("assistant", Role::Assistant),
-        ("system", Role::System),
-    ],
     role_names: "system, user or assistant",
     openai: false,
 };
@@ -252,13 +240,6 @@ const SHAREGPT: ListSpec = ListSpec {
     top_keys: &["system"],
     role_key: "from",
     content_key: "value",
-    roles: &[
-        ("human", Role::User),
-        ("gpt", Role::Assistant),
-        ("system", Role::System),
-        ("user", Role::User),
-        ("assistant", Role::Assistant),
-    ],
     role_names: "human, gpt or system",
     openai: false,
 };
@@ -278,6 +259,54 @@ fn unknown_key(rep: &mut Rep, fmt: DatasetFormat, place: &str, key: &str, known:
             ),
         )
     });
+}
+
+/// What a key of a message means in a list format (matched against constants, which
+/// compiles to a few integer comparisons).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Role,
+    Content,
+    Weight,
+    Other,
+}
+
+#[inline(always)]
+fn message_key(format: DatasetFormat, k: &str) -> Key {
+    match format {
+        DatasetFormat::OpenaiChat => match k {
+            "role" => Key::Role,
+            "content" => Key::Content,
+            "weight" => Key::Weight,
+            _ => Key::Other,
+        },
+        DatasetFormat::Sharegpt => match k {
+            "from" => Key::Role,
+            "value" => Key::Content,
+            _ => Key::Other,
+        },
+        _ => match k {
+            "role" => Key::Role,
+            "content" => Key::Content,
+            _ => Key::Other,
+        },
+    }
+}
+
+#[inline(always)]
+fn role_named(format: DatasetFormat, text: Text) -> Option<Role> {
+    let (Text::Raw(s) | Text::Decoded(s)) = text else {
+        return None;
+    };
+    match (format, s) {
+        (_, "user") => Some(Role::User),
+        (_, "assistant") => Some(Role::Assistant),
+        (_, "system") => Some(Role::System),
+        (DatasetFormat::OpenaiChat, "developer") => Some(Role::System),
+        (DatasetFormat::Sharegpt, "human") => Some(Role::User),
+        (DatasetFormat::Sharegpt, "gpt") => Some(Role::Assistant),
+        _ => None,
+    }
 }
 
 fn is_blank(parts: &[Text]) -> bool {
@@ -372,11 +401,12 @@ fn check_list_format<'t>(
         }
         let (mut role_at, mut content_at, mut weight_at) = (None, None, None);
         for (k, v) in doc.entries(item) {
-            if k == spec.role_key {
+            let key = message_key(spec.format, k);
+            if key == Key::Role {
                 role_at = Some(v);
-            } else if k == spec.content_key {
+            } else if key == Key::Content {
                 content_at = Some(v);
-            } else if k == "weight" && spec.openai {
+            } else if key == Key::Weight {
                 weight_at = Some(v);
             } else {
                 let place = format!(" in {name}[{n}]");
@@ -475,8 +505,8 @@ fn role_of(doc: &Doc, rep: &mut Rep, spec: &ListSpec, n: usize, at: Option<usize
         });
         return None;
     };
-    if let Some((_, r)) = spec.roles.iter().find(|(s, _)| text.is(s)) {
-        return Some(*r);
+    if let Some(r) = role_named(spec.format, text) {
+        return Some(r);
     }
     rep.error(|| {
         let tool = ["tool", "function", "ipython", "observation", "function_call"];

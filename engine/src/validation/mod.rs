@@ -321,7 +321,7 @@ impl<'o> Validator<'o> {
             total_tokens: 0,
             turns: 0,
             tokens: Vec::new(),
-            seen: HashMap::default(),
+            seen: HashMap::with_capacity_and_hasher(1 << 14, Default::default()),
             duplicates: 0,
             duplicate_lines: Vec::new(),
             over: 0,

@@ -4,7 +4,7 @@
 use std::io::{self, Read};
 
 /// Bytes read from the source per `read` call (at least).
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 1 << 18;
 
 /// One step of [`LineReader::next_line`].
 pub(crate) enum Line<'b> {

@@ -1,7 +1,8 @@
 //! A JSON document parsed into a flat, reusable tape of borrowed nodes.
 //!
 //! The parser is strict RFC 8259 JSON (what Python's `json.loads` accepts, less `NaN` and
-//! `Infinity`, and lone surrogates) and validates UTF-8 as it goes, so a line is read once.
+//! `Infinity`, and lone surrogates). The text is first checked as UTF-8 with SIMD
+//! (simdutf8), so the parser itself only looks for quotes, backslashes and control bytes.
 //! It keeps only what the validator needs: strings are borrowed from the line when they hold
 //! no escape and decoded into one per-line arena when they do, numbers become `f64`, arrays
 //! and objects become a header node followed by their children. Nothing is allocated per
@@ -66,7 +67,20 @@ pub(crate) fn parse<'a>(
 ) -> Result<(), JsonError> {
     nodes.clear();
     arena.clear();
+    let s = match simdutf8::basic::from_utf8(text) {
+        Ok(s) => s,
+        Err(_) => {
+            let e = simdutf8::compat::from_utf8(text).expect_err("invalid UTF-8");
+            let at = e.valid_up_to();
+            return Err(JsonError {
+                at,
+                kind: ErrorKind::Utf8(e.error_len().map(|_| text[at])),
+            });
+        }
+    };
     let mut p = Parser {
+        avx2: avx2(),
+        s,
         b: text,
         i: 0,
         depth: 0,
@@ -89,7 +103,22 @@ pub(crate) fn recycle<'b>(mut v: Vec<Node<'_>>) -> Vec<Node<'b>> {
     v.into_iter().map(|_| unreachable!()).collect()
 }
 
+/// Whether the CPU has AVX2 (std caches the answer).
+#[inline]
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 struct Parser<'a, 'n> {
+    avx2: bool,
+    s: &'a str,
     b: &'a [u8],
     i: usize,
     depth: u32,
@@ -97,49 +126,120 @@ struct Parser<'a, 'n> {
     arena: &'n mut String,
 }
 
-/// The first index `>= i` holding `"`, `\\`, a control character or (with `NON_ASCII`) a
-/// byte `>= 0x80`; `b.len()` when there is none.
+/// The first index `>= i` holding `"`, `\\` or a control character (`< 0x20`), or
+/// `b.len()`: 32 bytes at a time with AVX2 when the CPU has it (`avx2`, detected once per
+/// parse), else 16 with SSE2 (the x86-64 baseline), else one by one.
 #[inline(always)]
-fn find_special<const NON_ASCII: bool>(b: &[u8], mut i: usize) -> usize {
+fn find_special(b: &[u8], i: usize, avx2: bool) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::*;
-        // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16 bytes inside `b`
-        // (`i + 16 <= b.len()`), unaligned loads are allowed.
-        unsafe {
-            let quote = _mm_set1_epi8(b'"' as i8);
-            let backslash = _mm_set1_epi8(b'\\' as i8);
-            let space = _mm_set1_epi8(0x20);
-            let max_control = _mm_set1_epi8(0x1f);
-            while i + 16 <= b.len() {
-                let x = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
-                let control = if NON_ASCII {
-                    // Signed: bytes >= 0x80 are negative, so "below 0x20" catches them too.
-                    _mm_cmplt_epi8(x, space)
-                } else {
-                    // Unsigned x <= 0x1f.
-                    _mm_cmpeq_epi8(_mm_min_epu8(x, max_control), x)
-                };
-                let hit = _mm_or_si128(
-                    _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
-                    control,
-                );
-                let mask = _mm_movemask_epi8(hit) as u32;
-                if mask != 0 {
-                    return i + mask.trailing_zeros() as usize;
-                }
-                i += 16;
+        if avx2 {
+            // Most strings are short (keys, roles): look at the first 16 bytes inline before
+            // calling the AVX2 loop (which cannot be inlined here).
+            if let Some(found) = first_block_sse2(b, i) {
+                return found;
             }
+            // SAFETY: `avx2` is only true when the CPU supports AVX2.
+            return unsafe { find_special_avx2(b, i + 16) };
         }
+        find_special_sse2(b, i)
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = avx2;
+        find_special_tail(b, i)
+    }
+}
+
+#[inline(always)]
+fn find_special_tail(b: &[u8], mut i: usize) -> usize {
     while i < b.len() {
         let x = b[i];
-        if x == b'"' || x == b'\\' || x < 0x20 || (NON_ASCII && x >= 0x80) {
+        if x == b'"' || x == b'\\' || x < 0x20 {
             return i;
         }
         i += 1;
     }
     i
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn find_special_sse2(b: &[u8], mut i: usize) -> usize {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16 bytes inside `b`
+    // (`i + 16 <= b.len()`), unaligned loads are allowed.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        let max_control = _mm_set1_epi8(0x1f);
+        while i + 16 <= b.len() {
+            let x = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
+            // Unsigned x <= 0x1f.
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(x, max_control), x);
+            let hit = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+                control,
+            );
+            let mask = _mm_movemask_epi8(hit) as u32;
+            if mask != 0 {
+                return i + mask.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+    }
+    find_special_tail(b, i)
+}
+
+/// The special byte in `b[i..i + 16]`, or `None` when there is none there (or fewer than 16
+/// bytes are left: then the answer is exact too).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn first_block_sse2(b: &[u8], i: usize) -> Option<usize> {
+    use std::arch::x86_64::*;
+    if i + 16 > b.len() {
+        return Some(find_special_tail(b, i));
+    }
+    // SAFETY: SSE2 is part of the x86-64 baseline; the load reads 16 bytes inside `b`.
+    unsafe {
+        let x = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+        let hit = _mm_or_si128(
+            _mm_or_si128(
+                _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8)),
+                _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8)),
+            ),
+            control,
+        );
+        let mask = _mm_movemask_epi8(hit) as u32;
+        (mask != 0).then(|| i + mask.trailing_zeros() as usize)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn find_special_avx2(b: &[u8], mut i: usize) -> usize {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller checked AVX2; every load reads 32 bytes inside `b`.
+    unsafe {
+        let quote = _mm256_set1_epi8(b'"' as i8);
+        let backslash = _mm256_set1_epi8(b'\\' as i8);
+        let max_control = _mm256_set1_epi8(0x1f);
+        while i + 32 <= b.len() {
+            let x = _mm256_loadu_si256(b.as_ptr().add(i) as *const __m256i);
+            let control = _mm256_cmpeq_epi8(_mm256_min_epu8(x, max_control), x);
+            let hit = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(x, quote), _mm256_cmpeq_epi8(x, backslash)),
+                control,
+            );
+            let mask = _mm256_movemask_epi8(hit) as u32;
+            if mask != 0 {
+                return i + mask.trailing_zeros() as usize;
+            }
+            i += 32;
+        }
+    }
+    find_special_sse2(b, i)
 }
 
 impl<'a> Parser<'a, '_> {
@@ -339,41 +439,11 @@ impl<'a> Parser<'a, '_> {
         Ok(())
     }
 
-    /// Checks the run of non-ASCII bytes at `self.i` (a multi-byte character never holds an
-    /// ASCII byte, so a maximal run is valid UTF-8 on its own or not at all).
-    #[cold]
-    fn non_ascii(&mut self) -> Result<(), JsonError> {
-        let start = self.i;
-        let mut end = start;
-        while self.b.get(end).is_some_and(|&x| x >= 0x80) {
-            end += 1;
-        }
-        match std::str::from_utf8(&self.b[start..end]) {
-            Ok(_) => {
-                self.i = end;
-                Ok(())
-            }
-            Err(e) => {
-                let at = start + e.valid_up_to();
-                // A sequence cut short by an ASCII byte is a bad byte, not the end of the text.
-                let cut = e.error_len().is_none() && end == self.b.len();
-                Err(JsonError {
-                    at,
-                    kind: ErrorKind::Utf8((!cut).then(|| self.b[at])),
-                })
-            }
-        }
-    }
-
-    /// The text of `b[from..to]`, which the scanner has checked.
+    /// The text of `b[from..to]`; both ends sit next to ASCII bytes (quotes, backslashes,
+    /// escape letters), so they are character boundaries.
     #[inline(always)]
     fn text(&self, from: usize, to: usize) -> &'a str {
-        let bytes: &'a [u8] = &self.b[from..to];
-        // SAFETY: every byte in `from..to` was either ASCII (checked by `find_special`) or part
-        // of a maximal non-ASCII run that `non_ascii` validated with `str::from_utf8`; the
-        // range starts and ends next to ASCII bytes (quotes, backslashes or escape letters),
-        // so it is valid UTF-8 as a whole.
-        unsafe { std::str::from_utf8_unchecked(bytes) }
+        &self.s[from..to]
     }
 
     /// A string starting at the `"` at `self.i`; leaves `self.i` after its closing quote.
@@ -386,7 +456,7 @@ impl<'a> Parser<'a, '_> {
         let mut first_escape = None;
         let mut escapes = 0usize;
         loop {
-            self.i = find_special::<true>(self.b, self.i);
+            self.i = find_special(self.b, self.i, self.avx2);
             match self.b.get(self.i) {
                 Some(b'"') => {
                     let s = self.text(start, self.i);
@@ -415,7 +485,6 @@ impl<'a> Parser<'a, '_> {
                         return self.escaped(start);
                     }
                 }
-                Some(&x) if x >= 0x80 => self.non_ascii()?,
                 Some(_) => {
                     return Err(self.syntax(
                         "control character (\\u0000-\\u001F) found while parsing a string",
@@ -459,13 +528,7 @@ impl<'a> Parser<'a, '_> {
             }
             self.arena.push(c);
             let from = self.i;
-            loop {
-                self.i = find_special::<true>(self.b, self.i);
-                match self.b.get(self.i) {
-                    Some(&x) if x >= 0x80 => self.non_ascii()?,
-                    _ => break,
-                }
-            }
+            self.i = find_special(self.b, self.i, self.avx2);
             let plain = self.text(from, self.i);
             self.arena.push_str(plain);
             match self.b.get(self.i) {
@@ -750,7 +813,7 @@ impl<'t> Text<'t> {
         let b = s.as_bytes();
         let mut i = 0;
         loop {
-            let j = find_special::<false>(b, i);
+            let j = find_special(b, i, avx2());
             out.extend_from_slice(&b[i..j]);
             let Some(&c) = b.get(j) else { return };
             match c {
@@ -876,6 +939,31 @@ mod tests {
         let (text, len, _, _) = facts(r#""x\"y\\z\r\b\f""#);
         assert_eq!(text, "x\"y\\z\r\u{8}\u{c}");
         assert_eq!(len, text.len());
+    }
+
+    #[test]
+    fn every_scanner_finds_the_same_byte() {
+        let mut rng = super::super::synth::Rng::new(5);
+        for _ in 0..2000 {
+            let len = rng.below(200) as usize;
+            let b: Vec<u8> = (0..len)
+                .map(|_| match rng.below(40) {
+                    0 => b'"',
+                    1 => b'\\',
+                    2 => rng.below(0x20) as u8,
+                    3 => 0x80 + rng.below(0x80) as u8,
+                    _ => b'a' + rng.below(26) as u8,
+                })
+                .collect();
+            let start = if len == 0 {
+                0
+            } else {
+                rng.below(len as u64) as usize
+            };
+            let want = find_special_tail(&b, start);
+            assert_eq!(find_special(&b, start, false), want);
+            assert_eq!(find_special(&b, start, avx2()), want);
+        }
     }
 
     #[test]
