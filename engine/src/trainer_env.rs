@@ -78,11 +78,20 @@ pub async fn ensure(
         }
         return Ok(TrainerCommand { python, source_dir });
     }
+    ensure_venv(&paths.cache_dir, source_dir, progress).await
+}
+
+/// The cache's venv for the trainer in `source_dir`, built first if missing or incomplete.
+pub async fn ensure_venv(
+    cache_dir: &Path,
+    source_dir: PathBuf,
+    progress: &(dyn Fn(String) + Send + Sync),
+) -> Result<TrainerCommand, TrainerEnvError> {
     let requirements = source_dir.join("requirements.txt");
     let content = std::fs::read(&requirements).map_err(|e| {
         TrainerEnvError::Install(format!("cannot read {}: {e}", requirements.display()))
     })?;
-    let venv = paths.cache_dir.join(venv_name(&content));
+    let venv = cache_dir.join(venv_name(&content));
     let python = venv.join("bin/python");
     if venv.join(".complete").exists() && python.exists() {
         return Ok(TrainerCommand { python, source_dir });
@@ -191,6 +200,39 @@ mod tests {
         assert!(a.starts_with("trainer-") && a.len() == 20);
         assert_eq!(a, venv_name(b"torch==2.0\n"));
         assert_ne!(a, venv_name(b"torch==2.1\n"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_environment_is_built_once_with_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("trainer");
+        std::fs::create_dir_all(src.join("brightrun_trainer")).unwrap();
+        std::fs::write(src.join("brightrun_trainer/__main__.py"), "").unwrap();
+        // No packages to fetch: the build runs offline and fast, through the same steps.
+        std::fs::write(src.join("requirements.txt"), "# nothing\n").unwrap();
+        let lines = std::sync::Mutex::new(Vec::new());
+        let cache = dir.path().join("cache");
+        let cmd = ensure_venv(&cache, src.clone(), &|l| lines.lock().unwrap().push(l))
+            .await
+            .unwrap();
+        assert!(cmd.python.exists(), "{:?}", cmd.python);
+        assert!(
+            cmd.python
+                .starts_with(cache.join(venv_name(b"# nothing\n")))
+        );
+        let seen = lines.lock().unwrap().clone();
+        assert!(
+            seen.iter()
+                .any(|l| l.contains("creating the virtual environment")),
+            "{seen:?}"
+        );
+        assert!(seen.iter().any(|l| l.contains("ready")), "{seen:?}");
+        // The second call finds it complete and builds nothing.
+        let again = std::sync::Mutex::new(Vec::new());
+        ensure_venv(&cache, src, &|l| again.lock().unwrap().push(l))
+            .await
+            .unwrap();
+        assert!(again.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -259,3 +259,37 @@ async fn a_job_over_budget_needs_confirmation() {
     let job = engine.create_job(request(&d), true).await.unwrap();
     assert_eq!(job.status, JobStatus::Queued);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spending_past_the_budget_raises_one_critical_alert() {
+    let (home, engine) = engine_with(
+        &format!("{STAGE_TRAINING}\nsleep 30"),
+        "[budget]\nmonthly_usd = 0.000001",
+    )
+    .await;
+    let d = ready_dataset(&engine, home.path()).await;
+    let tasks = engine.start();
+    for _ in 0..2 {
+        let job = engine.create_job(request(&d), true).await.unwrap();
+        wait_for(&engine, job.id, 30, |j| j.status == JobStatus::Running).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let j = engine.cancel_job(job.id).await.unwrap();
+        assert!(j.final_cost.unwrap() > 0.0);
+    }
+    let alerts: Vec<Notification> = engine
+        .notifications(false, Page::ALL)
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.kind == NotificationType::BudgetExceeded)
+        .collect();
+    assert_eq!(alerts.len(), 1, "once per month");
+    assert_eq!(alerts[0].priority, Priority::Critical);
+    assert_eq!(alerts[0].link, Some(Link::Costs));
+    let summary = engine
+        .cost_summary(brightrun_engine::Period::Month)
+        .unwrap();
+    assert_eq!(summary.by_job.len(), 2);
+    assert!(summary.budget.unwrap().percent > 100.0);
+    engine.shutdown();
+    let _ = tasks.await;
+}
