@@ -20,22 +20,28 @@ echo "file: $file ($(du -m "$file" | cut -f1) MB)"
 # Warm the page cache so both read from memory.
 cat "$file" > /dev/null
 
-mbs() { grep -o '= [0-9.]* MB/s' | tr -d '= MB/s'; }
-rust_runs=() py_runs=()
+# "NAME: … = X MB/s" (wall clock) and "NAME cpu: … = Y MB/s of CPU time" from each run.
+wall() { grep -E "^$1: " | grep -o '= [0-9.]* MB/s' | tr -d '= MB/s'; }
+cpu() { grep -E "^$1 cpu: " | grep -o '= [0-9.]* MB/s' | tr -d '= MB/s'; }
+best() { printf '%s\n' "$@" | sort -g | tail -1; }
+rust_wall=() rust_cpu=() py_wall=() py_cpu=()
 for _ in 1 2 3; do
-  rust_out=$("${pin[@]}" "$bin/validate" "$file")
-  rust_runs+=("$(mbs <<<"$rust_out")")
+  out=$("${pin[@]}" "$bin/validate" "$file")
+  rust_wall+=("$(wall rust <<<"$out")") rust_cpu+=("$(cpu rust <<<"$out")")
+  rust_stats=$(head -1 <<<"$out")
 done
 for _ in 1 2 3; do
-  py_out=$("${pin[@]}" python3 bench/python_validator.py "$file")
-  py_runs+=("$(mbs <<<"$py_out")")
+  out=$("${pin[@]}" python3 bench/python_validator.py "$file")
+  py_wall+=("$(wall python <<<"$out")") py_cpu+=("$(cpu python <<<"$out")")
+  py_stats=$(head -1 <<<"$out")
 done
-echo "$rust_out" | head -1 | sed 's/^/rust:   /'
-echo "$py_out" | head -1 | sed 's/^/python: /'
-rust_mbs=$(printf '%s\n' "${rust_runs[@]}" | sort -g | tail -1)
-py_mbs=$(printf '%s\n' "${py_runs[@]}" | sort -g | tail -1)
-echo "rust runs (MB/s):   ${rust_runs[*]}"
-echo "python runs (MB/s): ${py_runs[*]}"
-echo "rust   (best of 3): ${rust_mbs} MB/s"
-echo "python (best of 3): ${py_mbs} MB/s"
-awk -v r="$rust_mbs" -v p="$py_mbs" 'BEGIN { printf "ratio:              %.1fx\n", r / p }'
+echo "rust stats:   $rust_stats"
+echo "python stats: $py_stats"
+echo "rust   MB/s, wall clock: ${rust_wall[*]}   CPU time: ${rust_cpu[*]}"
+echo "python MB/s, wall clock: ${py_wall[*]}   CPU time: ${py_cpu[*]}"
+rw=$(best "${rust_wall[@]}") rc=$(best "${rust_cpu[@]}")
+pw=$(best "${py_wall[@]}") pc=$(best "${py_cpu[@]}")
+awk -v rw="$rw" -v rc="$rc" -v pw="$pw" -v pc="$pc" 'BEGIN {
+  printf "best of 3, wall clock: rust %.0f MB/s, python %.1f MB/s, ratio %.1fx\n", rw, pw, rw / pw
+  printf "best of 3, CPU time:   rust %.0f MB/s, python %.1f MB/s, ratio %.1fx\n", rc, pc, rc / pc
+}'

@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: the real binary, a temporary BRIGHTRUN_HOME, the
 //! real trainer environment.
 #![allow(dead_code)]
+pub mod tmux;
 
 use assert_cmd::Command;
 use serde_json::Value;

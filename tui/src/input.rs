@@ -41,6 +41,10 @@ impl Input {
         match key.code {
             KeyCode::Enter | KeyCode::Tab | KeyCode::BackTab | KeyCode::Esc => false,
             KeyCode::Char('m' | 'j') if key.modifiers.contains(KeyModifiers::CONTROL) => false,
+            // Readline's ctrl-u (clear to the start), not the widget's undo.
+            KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                self.area.delete_line_by_head()
+            }
             _ => self.area.input(key),
         }
     }

@@ -196,7 +196,10 @@ pub async fn run(engine: Engine, options: RunOptions) -> anyhow::Result<()> {
                     None => return Ok(()),
                 },
                 ev = events.recv(), if events_open => match ev {
-                    Ok(ev) => fx.extend(app.apply_event(ev)),
+                    Ok(ev) => {
+                        tracing::trace!(event = event_kind(&ev), "engine event");
+                        fx.extend(app.apply_event(ev))
+                    }
                     Err(RecvError::Lagged(n)) => fx.extend(app.events_lost(n)),
                     Err(RecvError::Closed) => {
                         events_open = false;
@@ -276,6 +279,22 @@ fn terminal_event(app: &mut App, ev: Event) -> Vec<Effect> {
             Vec::new()
         }
         _ => Vec::new(),
+    }
+}
+
+fn event_kind(ev: &brightrun_engine::events::EngineEvent) -> &'static str {
+    use brightrun_engine::events::EngineEvent as E;
+    match ev {
+        E::Dataset(_) => "dataset",
+        E::Job(_) => "job",
+        E::Metrics { .. } => "metrics",
+        E::Artifact(_) => "artifact",
+        E::Cost(_) => "cost",
+        E::Notification(_) => "notification",
+        E::Checkpoint(_) => "checkpoint",
+        E::JobLog { .. } => "job_log",
+        E::Progress(_) => "progress",
+        E::BackendHealth { .. } => "backend_health",
     }
 }
 

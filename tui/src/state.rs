@@ -151,7 +151,14 @@ pub struct ListView<K> {
     pub filter: String,
     pub sort_col: usize,
     pub sort_desc: bool,
+    /// Everything must be re-sorted (new order, removals, a new snapshot).
     pub dirty: bool,
+    /// The filter changed: the sorted order stands, membership is re-checked.
+    pub refilter: bool,
+    /// Records added or whose sort key changed: moved into place by binary search.
+    pub moved: Vec<u32>,
+    /// Every record in sorted order (the filter applies on top).
+    pub order: Vec<u32>,
     /// Rows visible at the last draw (for page up/down).
     pub page: usize,
 }
@@ -167,6 +174,9 @@ impl<K: Copy + PartialEq> ListView<K> {
             sort_col,
             sort_desc,
             dirty: true,
+            refilter: false,
+            moved: Vec::new(),
+            order: Vec::new(),
             page: 10,
         }
     }
@@ -213,8 +223,20 @@ impl<K: Copy + PartialEq> ListView<K> {
         self.offset
     }
 
-    /// Rebuilds the rows with `keep` as the filter and `cmp` as the order, keeping the selection
-    /// on the same record when it is still there.
+    /// Whether `rebuild` has anything to do.
+    pub fn needs_rebuild(&self) -> bool {
+        self.dirty || self.refilter || !self.moved.is_empty()
+    }
+
+    /// A record at collection position `pos` was added or its sort key changed.
+    pub fn touch(&mut self, pos: usize) {
+        self.moved.push(pos as u32);
+    }
+
+    /// Brings the rows up to date with `keep` as the filter and `cmp` as the order, keeping
+    /// the selection on the same record when it is still there. A full sort happens only when
+    /// `dirty`; added or changed records are moved into place (O(n) + O(k log n)); a filter
+    /// change is one pass over the sorted order.
     pub fn rebuild<T: Keyed<Id = K>>(
         &mut self,
         coll: &Collection<T>,
@@ -224,16 +246,39 @@ impl<K: Copy + PartialEq> ListView<K> {
         K: Eq + Hash,
     {
         let items = coll.items();
-        let mut rows: Vec<u32> = (0..items.len() as u32)
-            .filter(|&i| keep(&items[i as usize]))
-            .collect();
         let desc = self.sort_desc;
-        rows.sort_by(|&a, &b| {
+        let ord = |a: u32, b: u32| {
             let o = cmp(&items[a as usize], &items[b as usize]);
             if desc { o.reverse() } else { o }
-        });
-        self.rows = rows;
+        };
+        if !self.dirty && !self.moved.is_empty() {
+            let mut moved = std::mem::take(&mut self.moved);
+            moved.sort_unstable();
+            moved.dedup();
+            self.order.retain(|i| moved.binary_search(i).is_err());
+            for p in moved {
+                if (p as usize) < items.len() {
+                    let at = self
+                        .order
+                        .partition_point(|&x| ord(x, p) == std::cmp::Ordering::Less);
+                    self.order.insert(at, p);
+                }
+            }
+        }
+        if self.dirty || self.order.len() != items.len() {
+            let mut order: Vec<u32> = (0..items.len() as u32).collect();
+            order.sort_by(|&a, &b| ord(a, b));
+            self.order = order;
+        }
+        self.moved.clear();
+        self.rows = self
+            .order
+            .iter()
+            .copied()
+            .filter(|&i| keep(&items[i as usize]))
+            .collect();
         self.dirty = false;
+        self.refilter = false;
         match self.selected_key.and_then(|k| coll.position(k)) {
             Some(pos) => {
                 if let Some(i) = self.rows.iter().position(|&r| r as usize == pos) {
@@ -351,4 +396,59 @@ pub fn clean_notification(mut n: Notification) -> Notification {
 pub fn clean_arc<T: Clone + PartialEq>(a: Arc<T>, f: impl Fn(T) -> T) -> Arc<T> {
     let cleaned = f((*a).clone());
     if cleaned == *a { a } else { Arc::new(cleaned) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Item {
+        id: u32,
+        key: i64,
+        tag: bool,
+    }
+
+    impl Keyed for Item {
+        type Id = u32;
+        fn key(&self) -> u32 {
+            self.id
+        }
+    }
+
+    #[test]
+    fn incremental_moves_match_a_full_sort() {
+        let mut coll: Collection<Item> = Collection::default();
+        let mut view: ListView<u32> = ListView::new(0, true);
+        let cmp = |a: &Item, b: &Item| a.key.cmp(&b.key).then(a.id.cmp(&b.id));
+        let keep = |i: &Item| i.tag;
+        for id in 0..500u32 {
+            coll.upsert(Arc::new(Item {
+                id,
+                key: ((id * 7919) % 301) as i64,
+                tag: id % 3 != 0,
+            }));
+        }
+        view.rebuild(&coll, keep, cmp);
+        let mut x = 17u32;
+        for round in 0..300u32 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let id = if round % 5 == 0 { 500 + round } else { x % 500 };
+            let item = Item {
+                id,
+                key: (x % 1000) as i64,
+                tag: x.is_multiple_of(2),
+            };
+            coll.upsert(Arc::new(item));
+            view.touch(coll.position(id).unwrap());
+            if round % 7 == 0 {
+                view.rebuild(&coll, keep, cmp);
+            }
+        }
+        view.rebuild(&coll, keep, cmp);
+        let mut full: ListView<u32> = ListView::new(0, true);
+        full.rebuild(&coll, keep, cmp);
+        assert_eq!(view.rows, full.rows);
+        assert_eq!(view.order, full.order);
+    }
 }

@@ -648,3 +648,28 @@ fn engine_progress_shows_in_the_status_bar() {
     }));
     assert!(app.tasks.is_empty());
 }
+
+#[test]
+fn a_stale_answer_never_overwrites_a_newer_event() {
+    let mut app = app();
+    let fx = chr(&mut app, 'a');
+    let request = match &fx[..] {
+        [Effect::ListDir { request, .. }] => *request + 1,
+        other => panic!("{other:?}"),
+    };
+    // The upload's answer carries the record as it was when the upload ended ...
+    let mut uploaded = fixtures::dataset(9, "chats", DatasetStatus::Validating, 0);
+    uploaded.updated_at = fixtures::now();
+    // ... but validation finished first, and its event came before the answer.
+    let mut ready = fixtures::dataset(9, "chats", DatasetStatus::Ready, 0);
+    ready.updated_at = fixtures::now() + chrono::Duration::seconds(1);
+    app.apply_event(EngineEvent::Dataset(Arc::new(ready)));
+    app.apply_outcome(Outcome::DatasetAdded {
+        request,
+        result: Ok(uploaded),
+    });
+    assert_eq!(
+        app.datasets.get(fixtures::dataset_id(9)).unwrap().status,
+        DatasetStatus::Ready
+    );
+}

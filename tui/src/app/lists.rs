@@ -115,9 +115,28 @@ pub fn job_cmp<'n>(
         .then(a.id.cmp(&b.id))
 }
 
-/// What a job has cost: final when done, running otherwise.
+/// What a job has cost: final when done, running otherwise (as last stored).
 pub fn job_cost(j: &TrainingJob) -> f64 {
     j.final_cost.unwrap_or(j.current_cost)
+}
+
+/// What a job has cost by `now`: a running job's cost grows by the second (the engine stores
+/// it only every few seconds), computed as the engine does (price × GPUs × hours running).
+pub fn job_cost_at(j: &TrainingJob, now: Timestamp) -> f64 {
+    if let Some(f) = j.final_cost {
+        return f;
+    }
+    match (j.status, j.started_at) {
+        (JobStatus::Running | JobStatus::Initializing, Some(started)) => {
+            j.current_cost.max(brightrun_engine::training::running_cost(
+                j.gpu_config.price_per_gpu_hour,
+                j.gpu_config.gpu_count,
+                started,
+                now,
+            ))
+        }
+        _ => j.current_cost,
+    }
 }
 
 pub fn job_matches(j: &TrainingJob, dataset_name: &str, f: &str) -> bool {
@@ -204,7 +223,7 @@ pub fn job_view_changed(
 impl App {
     /// Recomputes the rows of any list whose data, filter or order changed.
     pub fn refresh_views(&mut self) {
-        if self.dataset_list.dirty {
+        if self.dataset_list.needs_rebuild() {
             let f = self.dataset_list.filter.to_lowercase();
             let col = self.dataset_list.sort_col;
             self.dataset_list.rebuild(
@@ -213,7 +232,7 @@ impl App {
                 |a, b| dataset_cmp(col, a, b),
             );
         }
-        if self.job_list.dirty {
+        if self.job_list.needs_rebuild() {
             let f = self.job_list.filter.to_lowercase();
             let col = self.job_list.sort_col;
             // Dataset names, lower-cased once (not once per job).
@@ -240,7 +259,7 @@ impl App {
                 |a, b| job_cmp(col, a, b, &name),
             );
         }
-        if self.model_list.dirty {
+        if self.model_list.needs_rebuild() {
             let f = self.model_list.filter.to_lowercase();
             let col = self.model_list.sort_col;
             self.model_list.rebuild(
@@ -249,7 +268,7 @@ impl App {
                 |a, b| artifact_cmp(col, a, b),
             );
         }
-        if self.notification_list.dirty {
+        if self.notification_list.needs_rebuild() {
             let f = self.notification_list.filter.to_lowercase();
             // Newest first, always.
             self.notification_list.sort_desc = true;
@@ -266,19 +285,19 @@ impl App {
         match tab {
             Tab::Datasets => {
                 self.dataset_list.filter = filter;
-                self.dataset_list.dirty = true;
+                self.dataset_list.refilter = true;
             }
             Tab::Jobs => {
                 self.job_list.filter = filter;
-                self.job_list.dirty = true;
+                self.job_list.refilter = true;
             }
             Tab::Models => {
                 self.model_list.filter = filter;
-                self.model_list.dirty = true;
+                self.model_list.refilter = true;
             }
             Tab::Notifications => {
                 self.notification_list.filter = filter;
-                self.notification_list.dirty = true;
+                self.notification_list.refilter = true;
             }
             _ => {}
         }

@@ -364,6 +364,40 @@ impl App {
         std::mem::replace(&mut self.dirty, false)
     }
 
+    /// Records in effect answers can be older than what events already brought (a dataset
+    /// validated between the end of its upload and the answer): the newer one stays.
+    fn upsert_dataset_if_newer(&mut self, d: Arc<Dataset>) {
+        if self
+            .datasets
+            .get(d.id)
+            .is_none_or(|old| old.updated_at <= d.updated_at)
+        {
+            self.datasets.upsert(d);
+        }
+    }
+
+    fn upsert_job_if_newer(&mut self, j: Arc<TrainingJob>) {
+        if self
+            .jobs
+            .get(j.id)
+            .is_none_or(|old| old.updated_at <= j.updated_at)
+        {
+            self.jobs.upsert(j);
+        }
+    }
+
+    fn touch_dataset(&mut self, id: DatasetId) {
+        if let Some(pos) = self.datasets.position(id) {
+            self.dataset_list.touch(pos);
+        }
+    }
+
+    fn touch_job(&mut self, id: JobId) {
+        if let Some(pos) = self.jobs.position(id) {
+            self.job_list.touch(pos);
+        }
+    }
+
     /// Whether an upload or download this UI started is still running (quit asks first).
     pub fn transfer_in_progress(&self) -> bool {
         self.tasks
@@ -1843,14 +1877,14 @@ impl App {
                         self.job_list.dirty = true;
                     }
                 } else {
-                    let changed_sort = match self.datasets.upsert(d.clone()) {
+                    let changed = match self.datasets.upsert(d.clone()) {
                         Upsert::Inserted => true,
                         Upsert::Updated(old) => {
                             lists::dataset_view_changed(&old, &d, &self.dataset_list)
                         }
                     };
-                    if changed_sort {
-                        self.dataset_list.dirty = true;
+                    if changed && let Some(pos) = self.datasets.position(d.id) {
+                        self.dataset_list.touch(pos);
                     }
                 }
                 self.configure.sync_datasets(&self.datasets);
@@ -1862,8 +1896,8 @@ impl App {
                     Upsert::Inserted => true,
                     Upsert::Updated(old) => lists::job_view_changed(&old, &j, &self.job_list),
                 };
-                if changed {
-                    self.job_list.dirty = true;
+                if changed && let Some(pos) = self.jobs.position(j.id) {
+                    self.job_list.touch(pos);
                 }
                 if j.status.is_terminal() {
                     self.costs_stale = true;
@@ -2062,8 +2096,8 @@ impl App {
                             Level::Success,
                         );
                         let id = d.id;
-                        self.datasets.upsert(d);
-                        self.dataset_list.dirty = true;
+                        self.upsert_dataset_if_newer(d);
+                        self.touch_dataset(id);
                         self.refresh_views();
                         self.select_in(Tab::Datasets, |a| a.datasets.position(id));
                     }
@@ -2081,10 +2115,12 @@ impl App {
                         }
                         if d.deleted_at.is_some() {
                             self.datasets.remove(d.id);
+                            self.dataset_list.dirty = true;
                         } else {
-                            self.datasets.upsert(d);
+                            let id = d.id;
+                            self.upsert_dataset_if_newer(d);
+                            self.touch_dataset(id);
                         }
-                        self.dataset_list.dirty = true;
                         self.configure.sync_datasets(&self.datasets);
                     }
                     Err(e) => {
@@ -2141,8 +2177,8 @@ impl App {
                             ),
                             Level::Success,
                         );
-                        self.jobs.upsert(j);
-                        self.job_list.dirty = true;
+                        self.upsert_job_if_newer(j);
+                        self.touch_job(id);
                         self.refresh_views();
                         self.select_in(Tab::Jobs, |a| a.jobs.position(id));
                         self.set_focus(Tab::Jobs, Focus::Detail);
@@ -2160,8 +2196,9 @@ impl App {
                         let j = Arc::new(clean_job(j));
                         self.notify_user(format!("job {} {what}", j.id.short()), Level::Success);
                         let id = j.id;
-                        let new = matches!(self.jobs.upsert(j), Upsert::Inserted);
-                        self.job_list.dirty = true;
+                        let new = self.jobs.get(id).is_none();
+                        self.upsert_job_if_newer(j);
+                        self.touch_job(id);
                         if new {
                             self.refresh_views();
                             self.select_in(Tab::Jobs, |a| a.jobs.position(id));

@@ -151,7 +151,7 @@ impl App {
                     ));
                 }
                 cells.push(Cell::from(
-                    Line::from(format::money(lists::job_cost(j))).right_aligned(),
+                    Line::from(format::money(lists::job_cost_at(j, now))).right_aligned(),
                 ));
                 cells.push(Cell::from(format::age(now, j.created_at)));
                 Row::new(cells)
@@ -204,7 +204,7 @@ impl App {
         } else {
             None
         };
-        let cost = job.final_cost.unwrap_or(job.current_cost);
+        let cost = lists::job_cost_at(&job, now);
         let cost_style = if job.estimated_cost > 0.0 && cost > job.estimated_cost * 1.1 {
             Style::new().fg(t.warning)
         } else {

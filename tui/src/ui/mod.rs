@@ -184,7 +184,7 @@ impl App {
 
     fn status_right(&self) -> Vec<Span<'static>> {
         let t = &self.theme;
-        let mut spans = Vec::new();
+        let mut spans = vec![Span::styled(" ".to_string(), t.status_bar())];
         if self.frozen {
             spans.push(Span::styled(
                 format!(
