@@ -14,8 +14,12 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   mkdir -p "$cache"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
-  "$venv/bin/python" -m pip install --quiet -r "$req" -r "$root/trainer/requirements-dev.txt" >&2
+  "$venv/bin/python" -m pip install --quiet -r "$req" >&2
   # Written last: an interrupted build is redone from scratch next time.
   touch "$venv/.complete"
+fi
+# The engine builds the same folder without the test tools; add them when they are missing.
+if ! "$venv/bin/python" -c "import pytest" 2>/dev/null; then
+  "$venv/bin/python" -m pip install --quiet -r "$root/trainer/requirements-dev.txt" >&2
 fi
 echo "$venv/bin/python"
