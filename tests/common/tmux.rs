@@ -143,7 +143,12 @@ impl Tmux {
 
     /// Waits until the screen is stable and `pred` holds; returns that screen. Panics with the
     /// screen after `timeout`, or at once if the program ended while the screen does not match.
-    pub fn wait_for(&self, what: &str, timeout: Duration, pred: impl FnMut(&str) -> bool) -> String {
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl FnMut(&str) -> bool,
+    ) -> String {
         self.wait(what, timeout, true, pred)
     }
 
@@ -170,7 +175,10 @@ impl Tmux {
                 return screen;
             }
             if fail_on_exit && stable && screen.contains(EXIT_MARKER) {
-                self.fail(&format!("the program ended while waiting for {what}"), &screen);
+                self.fail(
+                    &format!("the program ended while waiting for {what}"),
+                    &screen,
+                );
             }
             if start.elapsed() >= timeout {
                 self.fail(

@@ -46,6 +46,10 @@ pub enum Effect {
     Reload,
     /// Resolve a theme that is not built in (a file).
     LoadTheme(String),
+    /// Open the desktop's own file dialog (rfd), when there is a desktop session.
+    NativeFileDialog {
+        request: u64,
+    },
     /// List a folder for the file browser (path as typed).
     ListDir {
         request: u64,
@@ -152,6 +156,11 @@ pub enum Outcome {
         request: u64,
         dir: PathBuf,
         entries: Result<Vec<DirEntry>, String>,
+    },
+    /// What the desktop file dialog returned (None: cancelled or unavailable).
+    NativeFile {
+        request: u64,
+        path: Option<PathBuf>,
     },
     /// Bytes done of a UI-started upload or download.
     Progress {

@@ -492,6 +492,12 @@ impl Executor {
                     send(Outcome::Theme(r));
                 });
             }
+            Effect::NativeFileDialog { request } => {
+                tokio::spawn(async move {
+                    let path = native_file_dialog().await;
+                    send(Outcome::NativeFile { request, path });
+                });
+            }
             Effect::ListDir { request, dir } => {
                 tokio::spawn(async move {
                     let entries = list_dir(&dir).await;
@@ -708,4 +714,20 @@ async fn list_dir(dir: &std::path::Path) -> Result<Vec<DirEntry>, String> {
         });
     }
     Ok(out)
+}
+
+/// The desktop's file dialog (through the XDG portal on Linux), for picking a dataset.
+#[cfg(feature = "native-dialog")]
+async fn native_file_dialog() -> Option<std::path::PathBuf> {
+    rfd::AsyncFileDialog::new()
+        .set_title("Add a dataset")
+        .add_filter("datasets", &["jsonl", "json"])
+        .pick_file()
+        .await
+        .map(|f| f.path().to_path_buf())
+}
+
+#[cfg(not(feature = "native-dialog"))]
+async fn native_file_dialog() -> Option<std::path::PathBuf> {
+    None
 }

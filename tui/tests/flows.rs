@@ -673,3 +673,42 @@ fn a_stale_answer_never_overwrites_a_newer_event() {
         DatasetStatus::Ready
     );
 }
+
+#[test]
+fn a_file_from_the_desktop_dialog_is_added_and_closes_the_browser() {
+    let mut app = app();
+    let fx = chr(&mut app, 'a');
+    let request = match &fx[..] {
+        [Effect::ListDir { request, .. }] => *request,
+        other => panic!("{other:?}"),
+    };
+    // An answer for another (stale) browser is ignored.
+    let stale = app.apply_outcome(Outcome::NativeFile {
+        request: request + 100,
+        path: Some(PathBuf::from("/elsewhere/x.jsonl")),
+    });
+    assert!(stale.is_empty());
+    assert!(matches!(
+        app.overlay,
+        Some(brightrun_tui::app::Overlay::Files(_))
+    ));
+    // A cancelled dialog leaves the browser open.
+    assert!(
+        app.apply_outcome(Outcome::NativeFile {
+            request,
+            path: None
+        })
+        .is_empty()
+    );
+    let fx = app.apply_outcome(Outcome::NativeFile {
+        request,
+        path: Some(PathBuf::from("/home/me/picked.jsonl")),
+    });
+    match &fx[..] {
+        [Effect::AddDataset { path, .. }] => {
+            assert_eq!(path, &PathBuf::from("/home/me/picked.jsonl"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(app.overlay.is_none());
+}

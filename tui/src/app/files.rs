@@ -6,8 +6,17 @@ use super::PromptKind;
 use crate::action::Action;
 use crate::effect::{DirEntry, Effect};
 use crate::input::Input;
-use crossterm::event::KeyCode;
+use crossterm::event::{KeyCode, KeyModifiers};
 use std::path::{Path, PathBuf};
+
+/// Whether a desktop file dialog can be offered: built with the `native-dialog` feature and a
+/// desktop session to show it on (never over plain SSH).
+pub fn native_dialog_available() -> bool {
+    cfg!(feature = "native-dialog")
+        && (cfg!(any(target_os = "macos", target_os = "windows"))
+            || std::env::var_os("WAYLAND_DISPLAY").is_some_and(|v| !v.is_empty())
+            || std::env::var_os("DISPLAY").is_some_and(|v| !v.is_empty()))
+}
 
 #[derive(Clone, Debug)]
 pub struct FileBrowser {
@@ -46,7 +55,11 @@ pub fn expand_home(s: &str) -> PathBuf {
 impl FileBrowser {
     pub fn new(start: &str, request: u64) -> Self {
         let mut input = Input::new(start);
-        input.set_placeholder("a path: tab completes, ↑↓ choose, enter opens");
+        input.set_placeholder(if native_dialog_available() {
+            "a path: tab completes, ↑↓ choose, enter opens, ctrl-o desktop dialog"
+        } else {
+            "a path: tab completes, ↑↓ choose, enter opens"
+        });
         FileBrowser {
             input,
             request,
@@ -184,6 +197,15 @@ impl FileBrowser {
         let n = self.visible().len();
         match key.code {
             KeyCode::Esc => FileOutcome::Cancel,
+            KeyCode::Char('o')
+                if key.modifiers.contains(KeyModifiers::CONTROL)
+                    && self.folders_only.is_none()
+                    && native_dialog_available() =>
+            {
+                FileOutcome::Stay(vec![Effect::NativeFileDialog {
+                    request: self.request,
+                }])
+            }
             KeyCode::Down => {
                 if n > 0 {
                     self.selected = (self.selected + 1) % n;

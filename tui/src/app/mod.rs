@@ -2056,6 +2056,17 @@ impl App {
                 self.notify_user(e, Level::Error);
                 Vec::new()
             }
+            Outcome::NativeFile { request, path } => {
+                let ours =
+                    matches!(&self.overlay, Some(Overlay::Files(fb)) if fb.request == request);
+                match path {
+                    Some(path) if ours => {
+                        self.overlay = None;
+                        self.add_dataset(path)
+                    }
+                    _ => Vec::new(),
+                }
+            }
             Outcome::DirListing {
                 request,
                 dir,
