@@ -18,7 +18,7 @@
 //!
 //! Speed (BENCHMARKS.md, "Dataset validation"): the input is read in 256 KiB chunks and
 //! split with memchr; each line is checked as UTF-8 with SIMD (simdutf8) and parsed by the
-//! validator's own JSON parser ([`tape`]) into a reused tape of borrowed nodes, scanning
+//! validator's own JSON parser (`tape.rs`) into a reused tape of borrowed nodes, scanning
 //! strings 16 or 32 bytes at a time, so the hot path allocates nothing per line; duplicates
 //! are found by a 64-bit xxh3 hash of the canonical JSON form of the normalised example. It
 //! runs on one thread.
