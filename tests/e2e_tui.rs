@@ -276,7 +276,7 @@ fn the_dashboard_takes_a_file_to_a_downloaded_model() {
     term.type_text(TINY);
     term.keys(&["Enter"]);
     term.wait_for("the base model set and estimated", secs(30), |s| {
-        s.contains(&format!("┃*base_model"))
+        s.contains("┃*base_model")
             && form_row(s, "base_model").is_some_and(|v| v == TINY)
             && s.contains(&format!("({TINY})"))
             && !s.contains("updating…")
@@ -420,6 +420,16 @@ fn the_dashboard_takes_a_file_to_a_downloaded_model() {
         "{screen}"
     );
     assert!(screen.contains("hardware      1×A10G"), "{screen}");
+    // Quality metrics from the run, the validation loss included.
+    let validation = screen
+        .lines()
+        .find_map(|l| l.trim_start_matches('┃').strip_prefix("validation    "))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(
+        validation.is_some_and(f64::is_finite),
+        "a validation loss: {screen}"
+    );
     assert!(
         screen.contains(&format!("steps         {steps} over 1 epochs")),
         "{screen}"
