@@ -11,6 +11,15 @@ use commands::exit;
 
 fn main() {
     let cli = Cli::parse();
+    if matches!(&cli.command, Some(c) if !matches!(c, Command::Engine)) {
+        // A one-shot command piped into `head` should end quietly when the pipe closes, as
+        // other command-line tools do, not panic on the failed write.
+        #[cfg(unix)]
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let paths = brightrun_engine::paths::Paths::from_env();
     let _guard = logging::init(&paths.log_dir());
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -63,7 +63,8 @@ impl Engine {
             let before = hp.clone();
             training::ranges::set(&mut hp, key, value)
                 .map_err(|e| EngineError::Invalid(e.to_string()))?;
-            if hp != before && !matches!(preset, PresetId::User(_)) {
+            // The base model is chosen beside the preset, not part of it.
+            if key != "base_model" && hp != before && !matches!(preset, PresetId::User(_)) {
                 preset = PresetId::Custom;
             }
         }
