@@ -614,6 +614,28 @@ impl App {
         }
     }
 
+    /// Enter/→ opens the detail, Esc/← backs out of it (then clears the filter), sort keys
+    /// sort: the same in every list view. Returns true when the action was one of those.
+    fn list_nav(&mut self, tab: Tab, has_selection: bool, action: &Action) -> bool {
+        match action {
+            Action::Open | Action::Right => {
+                if has_selection {
+                    self.set_focus(tab, Focus::Detail);
+                }
+            }
+            Action::Back | Action::Left => {
+                if self.focus_of(tab) == Focus::Detail {
+                    self.set_focus(tab, Focus::List);
+                } else if !self.list_filter(tab).is_empty() {
+                    self.set_filter(tab, String::new());
+                }
+            }
+            Action::Sort | Action::SortReverse => self.sort(tab, *action == Action::SortReverse),
+            _ => return false,
+        }
+        true
+    }
+
     /// Movement shared by list views. Returns true when the action was a movement.
     fn move_list(&mut self, tab: Tab, action: &Action) -> bool {
         let delta: isize = match action {
@@ -690,25 +712,10 @@ impl App {
             return Vec::new();
         }
         let sel = self.selected_dataset().cloned();
+        if self.list_nav(Tab::Datasets, sel.is_some(), &action) {
+            return Vec::new();
+        }
         match action {
-            Action::Open | Action::Right => {
-                if sel.is_some() {
-                    self.set_focus(Tab::Datasets, Focus::Detail);
-                }
-                Vec::new()
-            }
-            Action::Back | Action::Left => {
-                if focus == Focus::Detail {
-                    self.set_focus(Tab::Datasets, Focus::List);
-                } else if !self.dataset_list.filter.is_empty() {
-                    self.set_filter(Tab::Datasets, String::new());
-                }
-                Vec::new()
-            }
-            Action::Sort | Action::SortReverse => {
-                self.sort(Tab::Datasets, action == Action::SortReverse);
-                Vec::new()
-            }
             Action::AddDataset => {
                 let start = std::env::current_dir()
                     .map(|d| format!("{}/", d.display()))
@@ -904,25 +911,14 @@ impl App {
             return self.ensure_job_detail();
         }
         let sel = self.selected_job().cloned();
-        match action {
-            Action::Open | Action::Right => {
-                if sel.is_some() {
-                    self.set_focus(Tab::Jobs, Focus::Detail);
-                }
+        if self.list_nav(Tab::Jobs, sel.is_some(), &action) {
+            return if matches!(action, Action::Open | Action::Right) {
                 self.ensure_job_detail()
-            }
-            Action::Back | Action::Left => {
-                if focus == Focus::Detail {
-                    self.set_focus(Tab::Jobs, Focus::List);
-                } else if !self.job_list.filter.is_empty() {
-                    self.set_filter(Tab::Jobs, String::new());
-                }
+            } else {
                 Vec::new()
-            }
-            Action::Sort | Action::SortReverse => {
-                self.sort(Tab::Jobs, action == Action::SortReverse);
-                Vec::new()
-            }
+            };
+        }
+        match action {
             Action::CancelJob => {
                 let Some(j) = sel else {
                     return self.nothing_selected();
@@ -1019,25 +1015,10 @@ impl App {
             return Vec::new();
         }
         let sel = self.selected_artifact().cloned();
+        if self.list_nav(Tab::Models, sel.is_some(), &action) {
+            return Vec::new();
+        }
         match action {
-            Action::Open | Action::Right => {
-                if sel.is_some() {
-                    self.set_focus(Tab::Models, Focus::Detail);
-                }
-                Vec::new()
-            }
-            Action::Back | Action::Left => {
-                if focus == Focus::Detail {
-                    self.set_focus(Tab::Models, Focus::List);
-                } else if !self.model_list.filter.is_empty() {
-                    self.set_filter(Tab::Models, String::new());
-                }
-                Vec::new()
-            }
-            Action::Sort | Action::SortReverse => {
-                self.sort(Tab::Models, action == Action::SortReverse);
-                Vec::new()
-            }
             Action::Download => {
                 let Some(a) = sel else {
                     return self.nothing_selected();
