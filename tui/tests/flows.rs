@@ -712,3 +712,32 @@ fn a_file_from_the_desktop_dialog_is_added_and_closes_the_browser() {
     }
     assert!(app.overlay.is_none());
 }
+
+#[test]
+fn the_validating_message_goes_when_the_verdict_arrives() {
+    let mut app = app();
+    let fx = chr(&mut app, 'a');
+    assert!(matches!(&fx[..], [Effect::ListDir { .. }]));
+    let fx = app.apply_outcome(Outcome::NativeFile {
+        request: match &app.overlay {
+            Some(brightrun_tui::app::Overlay::Files(fb)) => fb.request,
+            _ => unreachable!("the browser is open"),
+        },
+        path: Some(PathBuf::from("/data/new.jsonl")),
+    });
+    let upload = match &fx[..] {
+        [Effect::AddDataset { request, .. }] => *request,
+        other => panic!("{other:?}"),
+    };
+    let mut d = fixtures::dataset(11, "fresh", DatasetStatus::Validating, 0);
+    d.created_at = fixtures::now();
+    app.apply_outcome(Outcome::DatasetAdded {
+        request: upload,
+        result: Ok(d.clone()),
+    });
+    assert!(render(&mut app, 80, 24).contains("fresh uploaded; validating"));
+    d.status = DatasetStatus::Ready;
+    d.updated_at = fixtures::now() + chrono::Duration::seconds(1);
+    app.apply_event(EngineEvent::Dataset(Arc::new(d)));
+    assert!(app.message.is_none());
+}

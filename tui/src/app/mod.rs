@@ -1848,6 +1848,11 @@ impl App {
                 let d = clean_arc(d, clean_dataset);
                 if d.status != DatasetStatus::Validating {
                     self.tasks.remove(&TaskKey::Validation(d.id));
+                    // "NAME uploaded; validating…" is out of date once the verdict is in.
+                    let stale = format!("{} uploaded; validating…", d.name);
+                    if self.message.as_ref().is_some_and(|m| m.text == stale) {
+                        self.message = None;
+                    }
                 }
                 if d.status != DatasetStatus::Uploading {
                     self.tasks.remove(&TaskKey::EngineUpload(d.id));
