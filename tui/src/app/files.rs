@@ -29,6 +29,8 @@ pub struct FileBrowser {
     pub selected: usize,
     /// Set when choosing a download folder instead of a dataset file.
     pub folders_only: Option<PromptKind>,
+    /// A Tab pressed before the folder was listed: complete as soon as the listing arrives.
+    pub complete_on_listing: bool,
 }
 
 pub enum FileOutcome {
@@ -68,6 +70,7 @@ impl FileBrowser {
             error: None,
             selected: 0,
             folders_only: None,
+            complete_on_listing: false,
         }
     }
 
@@ -103,9 +106,14 @@ impl FileBrowser {
             .collect()
     }
 
-    pub fn set_listing(&mut self, dir: PathBuf, entries: Result<Vec<DirEntry>, String>) {
+    /// Takes a folder listing; returns what a pending completion asks for next.
+    pub fn set_listing(
+        &mut self,
+        dir: PathBuf,
+        entries: Result<Vec<DirEntry>, String>,
+    ) -> Vec<Effect> {
         if dir != self.dir_to_list() {
-            return; // an answer for a folder no longer typed
+            return Vec::new(); // an answer for a folder no longer typed
         }
         self.listed = Some(dir);
         match entries {
@@ -124,6 +132,10 @@ impl FileBrowser {
             }
         }
         self.selected = 0;
+        if std::mem::take(&mut self.complete_on_listing) {
+            return self.complete();
+        }
+        Vec::new()
     }
 
     fn relist(&mut self, before: PathBuf) -> Vec<Effect> {
@@ -322,6 +334,23 @@ mod tests {
             FileOutcome::Chosen(p) => assert_eq!(p, PathBuf::from("/tmp/x/train.jsonl")),
             _ => panic!("enter on a file chooses it"),
         }
+    }
+
+    #[test]
+    fn a_tab_before_the_listing_completes_when_it_arrives() {
+        let mut fb = FileBrowser::new("/tmp/x/da", 1);
+        fb.complete_on_listing = true;
+        let fx = fb.set_listing(PathBuf::from("/tmp/x"), Ok(entries()));
+        assert_eq!(fb.input.text(), "/tmp/x/data/");
+        assert_eq!(
+            fx,
+            vec![Effect::ListDir {
+                request: 1,
+                dir: PathBuf::from("/tmp/x/data")
+            }]
+        );
+        // Only once: a later listing completes nothing by itself.
+        assert!(!fb.complete_on_listing);
     }
 
     #[test]

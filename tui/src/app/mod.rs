@@ -1442,6 +1442,7 @@ impl App {
                             let request = self.request_id();
                             let mut fb = FileBrowser::new(input.text(), request);
                             fb.folders_only = Some(kind.clone());
+                            fb.complete_on_listing = true;
                             let dir = fb.dir_to_list();
                             self.overlay = Some(Overlay::Files(Box::new(fb)));
                             return vec![Effect::ListDir { request, dir }];
@@ -2057,14 +2058,10 @@ impl App {
                 request,
                 dir,
                 entries,
-            } => {
-                if let Some(Overlay::Files(fb)) = &mut self.overlay
-                    && fb.request == request
-                {
-                    fb.set_listing(dir, entries);
-                }
-                Vec::new()
-            }
+            } => match &mut self.overlay {
+                Some(Overlay::Files(fb)) if fb.request == request => fb.set_listing(dir, entries),
+                _ => Vec::new(),
+            },
             Outcome::Progress {
                 task,
                 label,
