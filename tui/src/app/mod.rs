@@ -614,6 +614,14 @@ impl App {
         }
     }
 
+    /// Everything a plain list-and-detail view does with an action: scroll the detail when it
+    /// has the focus, move in the list, open, back out, sort. True when the action was used.
+    fn browse(&mut self, tab: Tab, has_selection: bool, action: &Action) -> bool {
+        (self.focus_of(tab) == Focus::Detail && self.scroll_detail(tab, action))
+            || self.move_list(tab, action)
+            || self.list_nav(tab, has_selection, action)
+    }
+
     /// Enter/→ opens the detail, Esc/← backs out of it (then clears the filter), sort keys
     /// sort: the same in every list view. Returns true when the action was one of those.
     fn list_nav(&mut self, tab: Tab, has_selection: bool, action: &Action) -> bool {
@@ -704,15 +712,8 @@ impl App {
     }
 
     fn datasets_action(&mut self, action: Action) -> Vec<Effect> {
-        let focus = self.focus_of(Tab::Datasets);
-        if focus == Focus::Detail && self.scroll_detail(Tab::Datasets, &action) {
-            return Vec::new();
-        }
-        if self.move_list(Tab::Datasets, &action) {
-            return Vec::new();
-        }
         let sel = self.selected_dataset().cloned();
-        if self.list_nav(Tab::Datasets, sel.is_some(), &action) {
+        if self.browse(Tab::Datasets, sel.is_some(), &action) {
             return Vec::new();
         }
         match action {
@@ -1007,15 +1008,8 @@ impl App {
     }
 
     fn models_action(&mut self, action: Action) -> Vec<Effect> {
-        let focus = self.focus_of(Tab::Models);
-        if focus == Focus::Detail && self.scroll_detail(Tab::Models, &action) {
-            return Vec::new();
-        }
-        if self.move_list(Tab::Models, &action) {
-            return Vec::new();
-        }
         let sel = self.selected_artifact().cloned();
-        if self.list_nav(Tab::Models, sel.is_some(), &action) {
+        if self.browse(Tab::Models, sel.is_some(), &action) {
             return Vec::new();
         }
         match action {
