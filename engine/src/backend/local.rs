@@ -12,6 +12,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+/// How long a fresh submission that shows no process yet counts as starting, not dead.
+const STARTUP_GRACE: Duration = Duration::from_secs(10);
+
 pub struct LocalBackend {
     jobs_dir: PathBuf,
     /// Seconds between SIGTERM and SIGKILL on cancel.
@@ -42,6 +45,16 @@ impl LocalBackend {
     fn exit_code(&self, external_id: &str) -> Option<Option<i32>> {
         let text = std::fs::read_to_string(self.job_dir(external_id).join("exit_code")).ok()?;
         Some(text.trim().parse().ok())
+    }
+
+    /// Whether the submission is younger than the start-up grace period (judged by its spec
+    /// file, written just before the trainer is spawned).
+    fn recently_submitted(&self, external_id: &str) -> bool {
+        std::fs::metadata(self.job_dir(external_id).join("spec.json"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < STARTUP_GRACE)
     }
 
     fn alive(&self, external_id: &str) -> bool {
@@ -145,9 +158,11 @@ impl ClusterBackend for LocalBackend {
             .append(true)
             .open(dir.join("trainer.log"))
             .map_err(io("creating", &dir.join("trainer.log")))?;
-        // The shell records the trainer's exit status where a restarted engine can read it;
-        // it forwards SIGTERM to the trainer so a cancel still checkpoints.
-        let script = r#"trap 'kill -TERM "$child" 2>/dev/null' TERM
+        // The shell records the trainer's exit status where a restarted engine can read it.
+        // A cancel signals the whole process group, so the trainer gets SIGTERM exactly once
+        // (a second one would make it exit without its checkpoint); the shell only keeps
+        // waiting.
+        let script = r#"trap ':' TERM
 "$@" &
 child=$!
 while :; do
@@ -207,6 +222,8 @@ exit "$code""#;
         let state = match exit {
             Some(code) => RemoteState::Exited(code),
             None if alive => RemoteState::Running,
+            // Just spawned: the pid file may not be written yet, or the child not yet exec'd.
+            None if self.recently_submitted(external_id) => RemoteState::Pending,
             None => RemoteState::Exited(None),
         };
         Ok(PollResult {
