@@ -1,52 +1,124 @@
-//! Text that came from files, trainers or servers is cleaned before anyone shows it: escape
-//! sequences could move a terminal's cursor, change its title or hide text.
+//! Text that came from outside (files, datasets, trainer logs, servers, file names) may carry
+//! terminal control sequences: a dataset line with `ESC ] 52 ;` could write the clipboard, a log
+//! line with `ESC [ 2 J` could wipe the screen. Everything such is cleaned on its way into a
+//! UI's state or onto a terminal (the dashboard, CLI output, job logs), so drawing code can
+//! trust every string it holds.
 
-/// Removes ANSI escape sequences (CSI, OSC, and lone ESC pairs) and control characters; tabs
-/// become spaces. Newlines are removed too: the result is one line.
-pub fn clean_line(s: &str) -> String {
+use std::borrow::Cow;
+
+const ESC: char = '\u{1b}';
+
+/// True when `c` must never reach the terminal: C0 controls (except the newline, kept for
+/// multi-line text, and the tab, expanded), DEL, C1 controls, and the bidi overrides that can
+/// make text read differently from what it is.
+fn is_forbidden(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{8}' | '\u{b}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+        | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}'
+    )
+}
+
+fn is_clean(s: &str) -> bool {
+    // Fast path: printable ASCII and newlines only.
+    s.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\n')
+        || !s.chars().any(|c| c == '\t' || c == '\r' || is_forbidden(c))
+}
+
+/// Removes escape sequences (CSI, OSC, DCS, SOS, PM, APC and two-byte escapes) and control
+/// characters; keeps newlines, turns tabs into four spaces and drops carriage returns.
+pub fn clean(s: &str) -> Cow<'_, str> {
+    if is_clean(s) {
+        return Cow::Borrowed(s);
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '\x1b' => match chars.peek() {
+            ESC => match chars.peek().copied() {
+                // CSI: parameters and intermediates, then one final byte in @..~.
                 Some('[') => {
                     chars.next();
-                    // CSI: parameters and intermediates, then one final byte in @..~
                     for c in chars.by_ref() {
                         if ('@'..='~').contains(&c) {
                             break;
                         }
                     }
                 }
-                Some(']') => {
+                // OSC, DCS, SOS, PM, APC: a string ended by BEL or ST (ESC \).
+                Some(']' | 'P' | 'X' | '^' | '_') => {
                     chars.next();
-                    // OSC: up to BEL or ESC \
-                    while let Some(c) = chars.next() {
-                        if c == '\x07' {
-                            break;
-                        }
-                        if c == '\x1b' {
-                            if chars.peek() == Some(&'\\') {
-                                chars.next();
-                            }
-                            break;
-                        }
-                    }
+                    skip_string(&mut chars);
                 }
+                // Two-byte (or charset-designation) escapes.
                 Some(_) => {
-                    chars.next();
+                    let c = chars.next();
+                    if matches!(c, Some('(' | ')' | '*' | '+' | '#' | '%')) {
+                        chars.next();
+                    }
                 }
                 None => {}
             },
-            '\t' => out.push(' '),
-            c if c.is_control() => {}
-            // C1 controls arrive as chars U+0080..U+009F and are caught above; bidi overrides
-            // could reorder what is shown.
-            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
+            // 8-bit CSI and string introducers.
+            '\u{9b}' => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            '\u{90}' | '\u{98}' | '\u{9d}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
+            '\t' => out.push_str("    "),
+            '\r' => {}
+            c if is_forbidden(c) => {}
             c => out.push(c),
         }
     }
-    out
+    Cow::Owned(out)
+}
+
+fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{7}' | '\u{9c}' => break,
+            ESC => {
+                if chars.peek() == Some(&'\\') {
+                    chars.next();
+                }
+                break;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// [`clean`], and newlines become spaces: for table cells and titles.
+pub fn one_line(s: &str) -> Cow<'_, str> {
+    let c = clean(s);
+    if c.contains('\n') {
+        Cow::Owned(c.replace('\n', " "))
+    } else {
+        c
+    }
+}
+
+/// Cleans a string in place; returns whether it changed.
+pub fn clean_in_place(s: &mut String) -> bool {
+    if let Cow::Owned(o) = clean(s) {
+        *s = o;
+        true
+    } else {
+        false
+    }
+}
+
+/// [`one_line`] as an owned string, trimmed: for log lines and messages stored or sent on.
+pub fn clean_line(s: &str) -> String {
+    one_line(s).trim_end().to_string()
+}
+
+/// Cleans an optional string in place.
+pub fn clean_opt(s: &mut Option<String>) -> bool {
+    s.as_mut().is_some_and(clean_in_place)
 }
 
 #[cfg(test)]
@@ -54,12 +126,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_and_controls_are_removed() {
-        assert_eq!(clean_line("\x1b[31mred\x1b[0m text"), "red text");
-        assert_eq!(clean_line("a\x1b]0;title\x07b"), "ab");
-        assert_eq!(clean_line("a\x1b]8;;http://x\x1b\\b"), "ab");
-        assert_eq!(clean_line("tab\there\r\n"), "tab here");
-        assert_eq!(clean_line("bell\x07\u{9b}31m"), "bell31m");
-        assert_eq!(clean_line("plain ünïcode"), "plain ünïcode");
+    fn plain_text_is_borrowed() {
+        assert!(matches!(clean("hello, wörld\nok"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn strips_csi_osc_and_controls() {
+        assert_eq!(clean("a\x1b[2Jb\x1b[31mc\x1b[0m"), "abc");
+        assert_eq!(clean("x\x1b]52;c;SGVsbG8=\x07y"), "xy");
+        assert_eq!(
+            clean("x\x1b]8;;http://e\x1b\\link\x1b]8;;\x1b\\y"),
+            "xlinky"
+        );
+        assert_eq!(clean("a\x00b\x08c\x7fd\u{9b}31me"), "abcde");
+        assert_eq!(clean("t\tab\r\n"), "t    ab\n");
+        assert_eq!(clean("bidi\u{202e}evil"), "bidievil");
+        assert_eq!(clean("\x1b(Bok\x1bc"), "ok");
+        assert_eq!(clean("dangling\x1b"), "dangling");
+        assert_eq!(one_line("two\nlines"), "two lines");
+        assert_eq!(clean_line("\x1b[31mred\x1b[0m line\r\n"), "red line");
     }
 }

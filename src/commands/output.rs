@@ -26,11 +26,9 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes control and escape characters from text that came from files or servers.
+/// Removes control and escape sequences from text that came from files or servers.
 pub fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    brightrun_engine::text::one_line(s).into_owned()
 }
 
 /// Shortens to `n` characters with an ellipsis.
@@ -117,6 +115,6 @@ mod tests {
         assert_eq!(bytes(999), "999 B");
         assert_eq!(bytes(1_500_000), "1.5 MB");
         assert_eq!(fit("abcdef", 4), "abc…");
-        assert_eq!(clean("a\x1b[31mb"), "a [31mb");
+        assert_eq!(clean("a\x1b[31mb\nc"), "ab c");
     }
 }
