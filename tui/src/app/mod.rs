@@ -44,6 +44,13 @@ pub struct Message {
     pub at: Timestamp,
 }
 
+/// Where a list's selection goes.
+#[derive(Clone, Copy, Debug)]
+enum Cursor {
+    By(isize),
+    To(usize),
+}
+
 /// A pop-up for a new high-priority notification.
 #[derive(Clone, Debug)]
 pub struct Toast {
@@ -644,6 +651,37 @@ impl App {
         true
     }
 
+    /// Moves the selection of `tab`'s list and remembers the selected record's key, so the
+    /// selection follows the record when the list re-sorts. False for tabs without a list.
+    fn set_cursor(&mut self, tab: Tab, to: Cursor) -> bool {
+        fn apply<K: Copy + PartialEq>(list: &mut ListView<K>, to: Cursor) {
+            match to {
+                Cursor::By(delta) => list.move_by(delta),
+                Cursor::To(i) => list.select(i),
+            }
+        }
+        match tab {
+            Tab::Datasets => {
+                apply(&mut self.dataset_list, to);
+                self.dataset_list.sync_key(&self.datasets);
+            }
+            Tab::Jobs => {
+                apply(&mut self.job_list, to);
+                self.job_list.sync_key(&self.jobs);
+            }
+            Tab::Models => {
+                apply(&mut self.model_list, to);
+                self.model_list.sync_key(&self.artifacts);
+            }
+            Tab::Notifications => {
+                apply(&mut self.notification_list, to);
+                self.notification_list.sync_key(&self.notifications);
+            }
+            _ => return false,
+        }
+        true
+    }
+
     /// Movement shared by list views. Returns true when the action was a movement.
     fn move_list(&mut self, tab: Tab, action: &Action) -> bool {
         let delta: isize = match action {
@@ -655,24 +693,8 @@ impl App {
             Action::Bottom => isize::MAX / 2,
             _ => return false,
         };
-        match tab {
-            Tab::Datasets => {
-                self.dataset_list.move_by(delta);
-                self.dataset_list.sync_key(&self.datasets);
-            }
-            Tab::Jobs => {
-                self.job_list.move_by(delta);
-                self.job_list.sync_key(&self.jobs);
-            }
-            Tab::Models => {
-                self.model_list.move_by(delta);
-                self.model_list.sync_key(&self.artifacts);
-            }
-            Tab::Notifications => {
-                self.notification_list.move_by(delta);
-                self.notification_list.sync_key(&self.notifications);
-            }
-            _ => return false,
+        if !self.set_cursor(tab, Cursor::By(delta)) {
+            return false;
         }
         self.detail_scroll.insert(tab, 0);
         true
@@ -1244,26 +1266,7 @@ impl App {
             idx = self.list_rows(tab).and_then(find);
         }
         let Some(i) = idx else { return false };
-        match tab {
-            Tab::Datasets => {
-                self.dataset_list.select(i);
-                self.dataset_list.sync_key(&self.datasets);
-            }
-            Tab::Jobs => {
-                self.job_list.select(i);
-                self.job_list.sync_key(&self.jobs);
-            }
-            Tab::Models => {
-                self.model_list.select(i);
-                self.model_list.sync_key(&self.artifacts);
-            }
-            Tab::Notifications => {
-                self.notification_list.select(i);
-                self.notification_list.sync_key(&self.notifications);
-            }
-            _ => return false,
-        }
-        true
+        self.set_cursor(tab, Cursor::To(i))
     }
 
     fn list_rows(&self, tab: Tab) -> Option<&[u32]> {
@@ -1314,25 +1317,7 @@ impl App {
                 return Vec::new();
             }
             self.set_focus(tab, Focus::List);
-            match tab {
-                Tab::Datasets => {
-                    self.dataset_list.select(i);
-                    self.dataset_list.sync_key(&self.datasets);
-                }
-                Tab::Jobs => {
-                    self.job_list.select(i);
-                    self.job_list.sync_key(&self.jobs);
-                }
-                Tab::Models => {
-                    self.model_list.select(i);
-                    self.model_list.sync_key(&self.artifacts);
-                }
-                Tab::Notifications => {
-                    self.notification_list.select(i);
-                    self.notification_list.sync_key(&self.notifications);
-                }
-                _ => {}
-            }
+            self.set_cursor(tab, Cursor::To(i));
             self.detail_scroll.insert(tab, 0);
             // A click on the selected row opens it.
             if was == i {
