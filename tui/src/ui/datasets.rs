@@ -1,13 +1,13 @@
 //! Datasets: the table and the detail pane (statistics, validation problems, sample).
 
-use super::{draw_list, headers, kv, list_title, panel, text_lines};
+use super::{draw_list, headers, kv, list_and_detail, list_title, panel, text_lines};
 use crate::action::Tab;
 use crate::app::{App, Focus, lists as lists_columns};
 use crate::format;
 use crate::theme::Theme;
 use brightrun_engine::domain::*;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
@@ -23,20 +23,7 @@ pub(crate) fn status_style(t: &Theme, s: DatasetStatus) -> Style {
 impl App {
     pub(super) fn draw_datasets(&mut self, frame: &mut Frame, area: Rect) {
         let detail_focus = self.focus.get(&Tab::Datasets).copied() == Some(Focus::Detail);
-        let (list_area, detail_area) = if area.width >= 140 {
-            let [a, b] =
-                Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
-                    .areas(area);
-            (a, b)
-        } else {
-            let pct = if detail_focus { 30 } else { 50 };
-            let [a, b] = Layout::vertical([
-                Constraint::Percentage(pct),
-                Constraint::Percentage(100 - pct),
-            ])
-            .areas(area);
-            (a, b)
-        };
+        let (list_area, detail_area) = list_and_detail(area, detail_focus, 58, 50);
         let t = self.theme.clone();
         let wide = list_area.width >= 100;
         let title = list_title(

@@ -681,6 +681,31 @@ pub(crate) fn headers<'a>(t: &Theme, cols: &[&str], sorted: &str, desc: bool) ->
         .collect()
 }
 
+/// Splits a list-and-detail tab: side by side on wide terminals (`wide_list_pct` for the
+/// list), stacked otherwise (`tall_list_pct`, shrinking to 30% while the detail has the focus).
+pub(crate) fn list_and_detail(
+    area: Rect,
+    detail_focus: bool,
+    wide_list_pct: u16,
+    tall_list_pct: u16,
+) -> (Rect, Rect) {
+    let [a, b] = if area.width >= 140 {
+        Layout::horizontal([
+            Constraint::Percentage(wide_list_pct),
+            Constraint::Percentage(100 - wide_list_pct),
+        ])
+        .areas(area)
+    } else {
+        let pct = if detail_focus { 30 } else { tall_list_pct };
+        Layout::vertical([
+            Constraint::Percentage(pct),
+            Constraint::Percentage(100 - pct),
+        ])
+        .areas(area)
+    };
+    (a, b)
+}
+
 /// A list panel's title: name, count, filter.
 pub(crate) fn list_title<'a>(
     t: &Theme,

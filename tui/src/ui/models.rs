@@ -1,12 +1,12 @@
 //! Models: the artifact list (sortable by date and quality score) and its detail.
 
-use super::{draw_list, headers, kv, list_title, panel};
+use super::{draw_list, headers, kv, list_and_detail, list_title, panel};
 use crate::action::Tab;
 use crate::app::{App, Focus, lists};
 use crate::format;
 use brightrun_engine::domain::*;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
@@ -31,20 +31,7 @@ fn opt(v: Option<f64>) -> String {
 impl App {
     pub(super) fn draw_models(&mut self, frame: &mut Frame, area: Rect) {
         let detail_focus = self.focus.get(&Tab::Models).copied() == Some(Focus::Detail);
-        let (list_area, detail_area) = if area.width >= 140 {
-            let [a, b] =
-                Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
-                    .areas(area);
-            (a, b)
-        } else {
-            let pct = if detail_focus { 30 } else { 45 };
-            let [a, b] = Layout::vertical([
-                Constraint::Percentage(pct),
-                Constraint::Percentage(100 - pct),
-            ])
-            .areas(area);
-            (a, b)
-        };
+        let (list_area, detail_area) = list_and_detail(area, detail_focus, 55, 45);
         let t = self.theme.clone();
         let title = list_title(
             &t,
