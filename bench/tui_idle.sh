@@ -14,44 +14,16 @@ command -v tmux > /dev/null || { echo "tmux is needed (scripts/test.sh installs 
 cargo build --release --quiet --bin brightrun
 bin="$PWD/target/release/brightrun"
 tick=$(getconf CLK_TCK)
+# shellcheck source=bench/idle_jobs.sh
+source bench/idle_jobs.sh
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-
-# Kills the stand-in trainers of a home (their process groups, from the pid files, checked
-# against their command lines so a recycled pid is left alone).
-kill_trainers() {
-  local home="$1" f id pid
-  for f in "$home"/data/jobs/*/pid; do
-    [ -f "$f" ] || continue
-    id="$(basename "$(dirname "$f")")"
-    pid="$(cat "$f")"
-    if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "brightrun-trainer-$id"; then
-      kill -KILL -- "-$pid" 2>/dev/null || true
-    fi
-  done
-}
 
 measure() { # $1 = number of jobs
   local n="$1"
   # Not local: the EXIT trap may need them after a failure.
-  home="$(mktemp -d)"
   sock="brightrun-tui-idle-$$-$n"
-  mkdir -p "$home/config"
-  cat > "$home/fake-python" <<'PY'
-#!/bin/sh
-echo '{"type":"stage","seq":0,"ts":0,"stage":"training","message":"idle stand-in"}'
-exec sleep 3600
-PY
-  chmod +x "$home/fake-python"
-  printf '[trainer]\npython = "%s"\n[engine]\npoll_interval_millis = 500\nstall_after_secs = 100000\n' "$home/fake-python" > "$home/config/config.toml"
-  export BRIGHTRUN_HOME="$home"
-  for i in $(seq 1 50); do echo "{\"prompt\":\"p$i\",\"completion\":\"c$i\"}"; done > "$home/d.jsonl"
-  "$bin" datasets add "$home/d.jsonl" --wait --json > /dev/null
-  local d
-  d=$("$bin" datasets list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
-  for _ in $(seq 1 "$n"); do
-    "$bin" jobs create --dataset "$d" --set base_model=brightrun/tiny-random-llama --gpu A10G --yes --json > /dev/null
-  done
+  make_idle_home "$n"
   # `exec` so the pane's process is brightrun itself.
   env -u TMUX tmux -f /dev/null -L "$sock" new-session -d -x 200 -y 50 -c "$home" \
     "exec env BRIGHTRUN_HOME='$home' '$bin'"
