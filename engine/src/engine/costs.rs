@@ -90,10 +90,12 @@ pub struct CostSummary {
 impl Engine {
     /// This calendar month's spending: recorded costs plus what running jobs cost so far.
     pub fn spent_this_month(&self) -> Result<f64> {
-        let t = now();
-        let start = month_start(&t);
-        let recorded: f64 = self.records_since(start)?.iter().map(|r| r.amount).sum();
-        Ok(recorded + self.running_costs()?)
+        Ok(self.recorded_this_month()? + self.running_costs()?)
+    }
+
+    fn recorded_this_month(&self) -> Result<f64> {
+        let start = month_start(&now());
+        Ok(self.records_since(start)?.iter().map(|r| r.amount).sum())
     }
 
     fn running_costs(&self) -> Result<f64> {
@@ -161,9 +163,10 @@ impl Engine {
         }
         let mut by_job: Vec<JobCost> = by_job.into_values().collect();
         by_job.sort_by(|a, b| b.amount.total_cmp(&a.amount));
+        let running = self.running_costs()?;
         let budget = match self.inner.config.budget.monthly_usd {
             Some(b) => {
-                let spent = self.spent_this_month()?;
+                let spent = self.recorded_this_month()? + running;
                 Some(BudgetStatus {
                     monthly_budget: b,
                     spent_this_month: spent,
@@ -179,7 +182,7 @@ impl Engine {
             by_type,
             by_day: by_day.into_iter().collect(),
             by_job,
-            running: self.running_costs()?,
+            running,
             budget,
         })
     }
