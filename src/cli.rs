@@ -15,6 +15,11 @@ pub struct Cli {
     /// Colour theme for the dashboard (a name from themes/ or a TOML file).
     #[arg(long, global = true)]
     pub theme: Option<String>,
+    /// Attach to this engine instead of finding one: `unix:PATH` or `http://HOST:PORT`
+    /// (with BRIGHTRUN_TOKEN). Without it, a daemon serving this home is used when it
+    /// answers, and the engine is embedded otherwise.
+    #[arg(long, global = true, env = "BRIGHTRUN_ENGINE", value_name = "ADDRESS")]
+    pub engine: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -55,8 +60,20 @@ pub enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Run the engine headless (validation, dispatch, monitoring) until interrupted.
-    Engine,
+    /// Run the engine as a daemon: it owns the store, runs the background work, and serves
+    /// every CLI and dashboard on a Unix socket (and TCP with tokens) until SIGTERM/Ctrl-C.
+    #[command(alias = "engine")]
+    Serve {
+        /// Also listen on TCP (HOST:PORT); every request then needs a bearer token.
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<std::net::SocketAddr>,
+        /// The Unix socket to serve (default: engine.sock in the data dir).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<std::path::PathBuf>,
+    },
+    /// Bearer tokens for clients that attach over TCP.
+    #[command(subcommand)]
+    Tokens(TokensCmd),
     /// Show or locate the configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -272,6 +289,29 @@ pub enum ConfigCmd {
     },
     /// Print where config, data, logs and the trainer cache live.
     Paths {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokensCmd {
+    /// Make a new token and print it (once: only its hash is kept).
+    Create {
+        /// The user it acts for (a new name is a new user); default: the profile's user.
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Revoke a token by its id (or a unique prefix).
+    Revoke {
+        id: String,
         #[command(flatten)]
         json: JsonFlag,
     },

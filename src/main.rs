@@ -2,6 +2,7 @@
 //! a command or the dashboard. Errors become one clear line on stderr and an exit status.
 
 mod cli;
+mod client;
 mod commands;
 mod logging;
 
@@ -11,7 +12,7 @@ use commands::exit;
 
 fn main() {
     let cli = Cli::parse();
-    if matches!(&cli.command, Some(c) if !matches!(c, Command::Engine)) {
+    if matches!(&cli.command, Some(c) if !matches!(c, Command::Serve { .. })) {
         // A one-shot command piped into `head` should end quietly when the pipe closes, as
         // other command-line tools do, not panic on the failed write.
         #[cfg(unix)]
@@ -38,12 +39,30 @@ fn main() {
             Err(e) => {
                 tracing::error!("{e:#}");
                 eprintln!("brightrun: {}", message(&e));
-                exit::USAGE
+                exit_status(&e)
             }
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     std::process::exit(code);
+}
+
+/// The exit status an error's code calls for; errors without one are usage or I/O problems.
+fn exit_status(e: &anyhow::Error) -> i32 {
+    use brightrun_engine::api::{ApiError, ErrorCode};
+    let code = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<ApiError>().map(|a| a.code))
+        .or_else(|| {
+            e.chain()
+                .find_map(|c| c.downcast_ref::<brightrun_engine::EngineError>())
+                .map(|err| ApiError::from_ref(err).code)
+        });
+    match code {
+        Some(ErrorCode::Unavailable) => exit::UNAVAILABLE,
+        Some(ErrorCode::Internal) => exit::INTERNAL,
+        _ => exit::USAGE,
+    }
 }
 
 /// The error chain on one line, without repeating causes already in the message.
@@ -60,39 +79,43 @@ fn message(e: &anyhow::Error) -> String {
 }
 
 async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<i32> {
-    let engine = brightrun_engine::Engine::open(paths)?;
-    match cli.command {
-        Some(Command::Datasets(cmd)) => commands::datasets::run(&engine, cmd).await,
-        Some(Command::Config(cmd)) => commands::config::run(&engine, cmd),
-        Some(Command::Estimate { run, json }) => commands::jobs::estimate(&engine, &run, json.json),
-        Some(Command::Jobs(cmd)) => commands::jobs::run(&engine, cmd).await,
-        Some(Command::Models(cmd)) => commands::models::run(&engine, cmd).await,
+    // The daemon owns the store itself: it must not attach to (or embed) another engine.
+    if let Some(Command::Serve { listen, socket }) = cli.command {
+        return commands::serve::run(paths, listen, socket).await;
+    }
+    let command = cli.command;
+    let client = client::Client::connect(cli.engine.as_deref(), paths.clone()).await?;
+    let api = client.api.as_ref();
+    match command {
+        Some(Command::Datasets(cmd)) => commands::datasets::run(api, cmd).await,
+        Some(Command::Config(cmd)) => commands::config::run(api, cmd).await,
+        Some(Command::Estimate { run, json }) => commands::jobs::estimate(api, &run, json.json).await,
+        Some(Command::Jobs(cmd)) => commands::jobs::run(&client, cmd).await,
+        Some(Command::Models(cmd)) => commands::models::run(api, cmd).await,
         Some(Command::Costs { period, json }) => {
-            commands::costs::costs(&engine, &period, json.json)
+            commands::costs::costs(api, &period, json.json).await
         }
         Some(Command::Notifications { cmd, unread, json }) => {
-            commands::costs::notifications(&engine, cmd, unread, json.json)
+            commands::costs::notifications(api, cmd, unread, json.json).await
         }
-        Some(Command::Engine) => {
-            let tasks = engine.start();
-            eprintln!(
-                "engine running (store {}); Ctrl-C stops it",
-                engine.paths().database_file().display()
-            );
-            let _ = tokio::signal::ctrl_c().await;
-            engine.shutdown();
-            let _ = tasks.await;
-            Ok(exit::OK)
+        Some(Command::Tokens(cmd)) => commands::tokens::run(api, cmd).await,
+        Some(Command::Serve { listen, socket }) => {
+            commands::serve::run(paths, listen, socket).await
         }
         None => {
-            let tasks = engine.start();
+            let running = client.run_engine().await;
+            let tui_config = brightrun_engine::config::Config::load_or_init(&paths)
+                .map(|c| c.tui)
+                .unwrap_or_default();
             let result = brightrun_tui::run(
-                engine.clone(),
+                client.api.clone(),
+                tui_config,
                 brightrun_tui::RunOptions { theme: cli.theme },
             )
             .await;
-            engine.shutdown();
-            let _ = tasks.await;
+            if let Some(r) = running {
+                r.stop().await;
+            }
             result.map(|()| exit::OK)
         }
     }

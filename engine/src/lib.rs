@@ -2,6 +2,7 @@
 //! training estimates, cluster backends and the background tasks that move work along.
 //! It has no terminal code: UIs use [`Engine`]'s API and its event stream.
 
+pub mod api;
 pub mod backend;
 pub mod config;
 pub mod domain;

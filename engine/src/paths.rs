@@ -69,6 +69,10 @@ impl Paths {
     pub fn jobs_dir(&self) -> PathBuf {
         self.data_dir.join("jobs")
     }
+    /// Where `brightrun serve` (or an embedded dashboard) answers other clients of this home.
+    pub fn socket_file(&self) -> PathBuf {
+        self.state_dir.join("engine.sock")
+    }
     pub fn log_dir(&self) -> PathBuf {
         self.state_dir.join("logs")
     }

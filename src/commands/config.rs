@@ -1,65 +1,49 @@
-//! `brightrun config …`
+//! `brightrun config …`: the configuration of the engine this command reaches (embedded or
+//! attached), as that engine sees it.
 
 use super::exit;
 use super::output;
 use crate::cli::ConfigCmd;
 use anyhow::Result;
-use brightrun_engine::Engine;
+use brightrun_engine::api::{Api, EngineApi};
 use serde_json::json;
 
-pub fn run(engine: &Engine, cmd: ConfigCmd) -> Result<i32> {
-    let p = engine.paths();
-    let paths = json!({
-        "config_file": p.config_file(),
-        "secrets_file": p.secrets_file(),
-        "data_dir": p.data_dir,
-        "database": p.database_file(),
-        "objects": p.objects_dir(),
-        "logs": p.log_dir(),
-        "trainer_cache": p.cache_dir,
-    });
+pub async fn run(api: &dyn EngineApi, cmd: ConfigCmd) -> Result<i32> {
+    let info = api.config_info().await?;
+    let path = |k: &str| info.paths.get(k).cloned().unwrap_or_default();
     match cmd {
         ConfigCmd::Show { json } => {
-            let secrets: Vec<_> = engine
-                .secrets()
-                .describe()
-                .into_iter()
-                .map(|(name, masked, source)| json!({"name": name, "value": masked, "source": source}))
-                .collect();
             if json.json {
                 output::json(&json!({
-                    "config": engine.config(),
-                    "paths": paths,
-                    "secrets": secrets,
-                    "storage": engine.storage_kind(),
-                    "schema_version": engine.schema_version()?,
+                    "config": info.config,
+                    "paths": info.paths,
+                    "secrets": info.secrets,
+                    "storage": info.storage,
+                    "schema_version": info.schema_version,
+                    "engine": api.connection().to_string(),
                 }))?;
             } else {
-                println!("# effective configuration ({})", p.config_file().display());
-                print!("{}", toml::to_string_pretty(engine.config())?);
+                println!("# effective configuration ({})", path("config_file"));
+                print!("{}", info.config_toml);
                 println!(
                     "\n# secrets (from the environment or {})",
-                    p.secrets_file().display()
+                    path("secrets_file")
                 );
-                if secrets.is_empty() {
+                if info.secrets.is_empty() {
                     println!("# none set");
                 }
-                for s in &secrets {
-                    println!(
-                        "# {} = {} ({})",
-                        s["name"].as_str().unwrap_or(""),
-                        s["value"].as_str().unwrap_or(""),
-                        s["source"].as_str().unwrap_or("")
-                    );
+                for s in &info.secrets {
+                    println!("# {} = {} ({})", s.name, s.value, s.source);
                 }
+                println!("\n# engine: {}", api.connection());
             }
         }
         ConfigCmd::Paths { json } => {
             if json.json {
-                output::json(&paths)?;
-            } else if let Some(map) = paths.as_object() {
-                for (k, v) in map {
-                    println!("{k:<14} {}", v.as_str().unwrap_or(""));
+                output::json(&info.paths)?;
+            } else {
+                for (k, v) in &info.paths {
+                    println!("{k:<14} {v}");
                 }
             }
         }

@@ -4,11 +4,14 @@ use super::exit;
 use super::output::{self, fit, money};
 use crate::cli::NotificationsCmd;
 use anyhow::Result;
-use brightrun_engine::{Engine, EngineError, Page, Period};
+use brightrun_engine::Period;
+use brightrun_engine::api::{Api, ApiError, EngineApi, Paging};
 
-pub fn costs(engine: &Engine, period: &str, json: bool) -> Result<i32> {
-    let period: Period = period.parse().map_err(EngineError::Invalid)?;
-    let s = engine.cost_summary(period)?;
+pub async fn costs(api: &dyn EngineApi, period: &str, json: bool) -> Result<i32> {
+    let period: Period = period
+        .parse()
+        .map_err(|e: String| ApiError::invalid("period", e))?;
+    let s = api.costs(period).await?.summary;
     if json {
         output::json(&s)?;
         return Ok(exit::OK);
@@ -49,8 +52,8 @@ pub fn costs(engine: &Engine, period: &str, json: bool) -> Result<i32> {
     Ok(exit::OK)
 }
 
-pub fn notifications(
-    engine: &Engine,
+pub async fn notifications(
+    api: &dyn EngineApi,
     cmd: Option<NotificationsCmd>,
     unread: bool,
     json: bool,
@@ -63,12 +66,10 @@ pub fn notifications(
         }) => {
             let json = json || read_json.json;
             let n = match (id, all) {
-                (_, true) => engine.mark_read(None)?,
-                (Some(id), false) => engine.mark_read(Some(engine.resolve_notification(&id)?))?,
+                (_, true) => api.mark_read(None).await?,
+                (Some(id), false) => api.mark_read(Some(id)).await?,
                 (None, false) => {
-                    return Err(
-                        EngineError::Invalid("give a notification id or --all".into()).into(),
-                    );
+                    return Err(ApiError::invalid("id", "give a notification id or --all").into());
                 }
             };
             if json {
@@ -78,7 +79,7 @@ pub fn notifications(
             }
         }
         None => {
-            let list = engine.notifications(unread, Page::ALL)?;
+            let list = api.notifications(unread, Paging::ALL).await?.items;
             if json {
                 output::json(&list)?;
             } else if list.is_empty() {

@@ -4,10 +4,10 @@ use super::exit;
 use super::output::{self, bytes, count, fit};
 use crate::cli::DatasetsCmd;
 use anyhow::Result;
+use brightrun_engine::api::{Api, ApiError, EngineApi, Paging};
 use brightrun_engine::domain::{Dataset, DatasetStatus, Severity};
-use brightrun_engine::{Engine, NewDataset, Page};
 
-pub async fn run(engine: &Engine, cmd: DatasetsCmd) -> Result<i32> {
+pub async fn run(api: &dyn EngineApi, cmd: DatasetsCmd) -> Result<i32> {
     match cmd {
         DatasetsCmd::Add {
             file,
@@ -17,8 +17,8 @@ pub async fn run(engine: &Engine, cmd: DatasetsCmd) -> Result<i32> {
             json,
         } => {
             let bar = output::progress_bar("uploading", json.json);
-            let dataset = engine
-                .add_dataset(&file, NewDataset { name, description }, &|done, total| {
+            let dataset = api
+                .add_dataset_file(&file, name, description, &|done, total| {
                     bar.set_length(total);
                     bar.set_position(done);
                 })
@@ -32,7 +32,7 @@ pub async fn run(engine: &Engine, cmd: DatasetsCmd) -> Result<i32> {
                     bytes(dataset.file_size)
                 );
             }
-            let dataset = engine.validate_dataset(dataset.id).await?;
+            let dataset = api.validate_dataset(&dataset.id.to_string()).await?;
             print_one(&dataset, json.json)?;
             Ok(if wait && dataset.status != DatasetStatus::Ready {
                 exit::FAILED
@@ -47,7 +47,10 @@ pub async fn run(engine: &Engine, cmd: DatasetsCmd) -> Result<i32> {
             json,
         } => {
             let status = status.map(|s| parse_status(&s)).transpose()?;
-            let list = engine.datasets(status, Page { offset, limit })?;
+            let list = api
+                .datasets(status, None, Paging { offset, limit })
+                .await?
+                .items;
             if json.json {
                 output::json(&list)?;
             } else if list.is_empty() {
@@ -64,14 +67,12 @@ pub async fn run(engine: &Engine, cmd: DatasetsCmd) -> Result<i32> {
             Ok(exit::OK)
         }
         DatasetsCmd::Show { id, json } => {
-            let d = engine.dataset(engine.resolve_dataset(&id)?)?;
+            let d = api.dataset(&id).await?;
             print_one(&d, json.json)?;
             Ok(exit::OK)
         }
         DatasetsCmd::Validate { id, json } => {
-            let d = engine
-                .validate_dataset(engine.resolve_dataset(&id)?)
-                .await?;
+            let d = api.validate_dataset(&id).await?;
             print_one(&d, json.json)?;
             Ok(if d.status == DatasetStatus::Ready {
                 exit::OK
@@ -80,7 +81,7 @@ pub async fn run(engine: &Engine, cmd: DatasetsCmd) -> Result<i32> {
             })
         }
         DatasetsCmd::Rename { id, name, json } => {
-            let d = engine.rename_dataset(engine.resolve_dataset(&id)?, &name)?;
+            let d = api.update_dataset(&id, Some(name), None).await?;
             print_one(&d, json.json)?;
             Ok(exit::OK)
         }
@@ -89,12 +90,12 @@ pub async fn run(engine: &Engine, cmd: DatasetsCmd) -> Result<i32> {
             description,
             json,
         } => {
-            let d = engine.describe_dataset(engine.resolve_dataset(&id)?, &description)?;
+            let d = api.update_dataset(&id, None, Some(description)).await?;
             print_one(&d, json.json)?;
             Ok(exit::OK)
         }
         DatasetsCmd::Rm { id, json } => {
-            let d = engine.delete_dataset(engine.resolve_dataset(&id)?).await?;
+            let d = api.delete_dataset(&id).await?;
             if json.json {
                 output::json(&d)?;
             } else {
@@ -112,9 +113,12 @@ fn parse_status(s: &str) -> Result<DatasetStatus> {
         "ready" => DatasetStatus::Ready,
         "error" => DatasetStatus::Error,
         _ => {
-            return Err(brightrun_engine::EngineError::Invalid(format!(
-                "unknown dataset status `{s}` (expected uploading, validating, ready or error)"
-            ))
+            return Err(ApiError::invalid(
+                "status",
+                format!(
+                    "unknown dataset status `{s}` (expected uploading, validating, ready or error)"
+                ),
+            )
             .into());
         }
     })

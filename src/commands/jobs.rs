@@ -3,25 +3,28 @@
 use super::exit;
 use super::output::{self, count, fit, money};
 use crate::cli::{JobsCmd, RunArgs};
+use crate::client::Client;
 use anyhow::{Result, bail};
+use brightrun_engine::api::{Api, ApiError, EngineApi, ErrorCode, JobSpec, Paging};
 use brightrun_engine::domain::{JobStatus, TrainingJob};
 use brightrun_engine::events::EngineEvent;
 use brightrun_engine::training::Estimate;
-use brightrun_engine::{Engine, EngineError, JobRequest, Page};
+use futures::StreamExt;
 use std::io::{BufRead, IsTerminal, Write};
 
-pub fn request(engine: &Engine, run: &RunArgs) -> Result<JobRequest> {
+pub fn request(run: &RunArgs) -> Result<JobSpec> {
     let mut sets = Vec::new();
     for s in &run.sets {
         let Some((k, v)) = s.split_once('=') else {
-            bail!(EngineError::Invalid(format!(
-                "--set {s}: expected KEY=VALUE, e.g. --set learning_rate=1e-4"
-            )));
+            bail!(ApiError::invalid(
+                "set",
+                format!("--set {s}: expected KEY=VALUE, e.g. --set learning_rate=1e-4")
+            ));
         };
         sets.push((k.trim().to_string(), v.trim().to_string()));
     }
-    Ok(JobRequest {
-        dataset_id: engine.resolve_dataset(&run.dataset)?,
+    Ok(JobSpec {
+        dataset: run.dataset.clone(),
         preset: run.preset.clone(),
         sets,
         gpu_type: run.gpu.clone(),
@@ -30,9 +33,8 @@ pub fn request(engine: &Engine, run: &RunArgs) -> Result<JobRequest> {
     })
 }
 
-pub fn estimate(engine: &Engine, run: &RunArgs, json: bool) -> Result<i32> {
-    let req = request(engine, run)?;
-    let est = engine.estimate(&req)?;
+pub async fn estimate(api: &dyn EngineApi, run: &RunArgs, json: bool) -> Result<i32> {
+    let est = api.estimate(request(run)?).await?;
     if json {
         output::json(&est)?;
     } else {
@@ -86,9 +88,10 @@ pub fn print_estimate(e: &Estimate) {
 
 fn confirm(question: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
-        bail!(EngineError::Invalid(format!(
-            "{question} — no terminal to ask on; pass --yes to confirm"
-        )));
+        bail!(ApiError::invalid(
+            "yes",
+            format!("{question} — no terminal to ask on; pass --yes to confirm")
+        ));
     }
     eprint!("{question} [y/N] ");
     std::io::stderr().flush()?;
@@ -100,7 +103,8 @@ fn confirm(question: &str) -> Result<bool> {
     ))
 }
 
-pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
+pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
+    let api = client.api.as_ref();
     match cmd {
         JobsCmd::Create {
             run,
@@ -108,8 +112,8 @@ pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
             over_budget,
             json,
         } => {
-            let req = request(engine, &run)?;
-            let est = engine.estimate(&req)?;
+            let req = request(&run)?;
+            let est = api.estimate(req.clone()).await?;
             if !json.json {
                 print_estimate(&est);
             }
@@ -119,9 +123,9 @@ pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
             let mut confirmed_budget = over_budget;
             if est.needs_budget_confirmation() && !over_budget {
                 if yes {
-                    bail!(EngineError::Conflict(
+                    bail!(ApiError::new(
+                        ErrorCode::Conflict,
                         "this run would exceed the monthly budget; pass --over-budget to allow it"
-                            .into()
                     ));
                 }
                 confirmed_budget =
@@ -141,7 +145,7 @@ pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
                 eprintln!("not created");
                 return Ok(exit::FAILED);
             }
-            let job = engine.create_job(req, confirmed_budget).await?;
+            let job = api.create_job(req, confirmed_budget).await?;
             if json.json {
                 output::json(&job)?;
             } else {
@@ -161,8 +165,11 @@ pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
             let status = status
                 .map(|s| s.parse::<JobStatus>())
                 .transpose()
-                .map_err(EngineError::Invalid)?;
-            let jobs = engine.jobs(status, Page::first(limit))?;
+                .map_err(|e| ApiError::invalid("status", e))?;
+            let jobs = api
+                .jobs(status, Paging { offset: 0, limit })
+                .await?
+                .items;
             if json.json {
                 output::json(&jobs)?;
             } else if jobs.is_empty() {
@@ -196,7 +203,7 @@ pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
             Ok(exit::OK)
         }
         JobsCmd::Show { id, json } => {
-            let job = engine.job(engine.resolve_job(&id)?)?;
+            let job = api.job(&id).await?;
             if json.json {
                 output::json(&job)?;
             } else {
@@ -204,9 +211,9 @@ pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        JobsCmd::Watch { id, json } => watch(engine, &id, json.json).await,
+        JobsCmd::Watch { id, json } => watch(client, &id, json.json).await,
         JobsCmd::Cancel { id, json } => {
-            let job = engine.cancel_job(engine.resolve_job(&id)?).await?;
+            let job = api.cancel_job(&id).await?;
             if json.json {
                 output::json(&job)?;
             } else {
@@ -219,7 +226,7 @@ pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
             Ok(exit::OK)
         }
         JobsCmd::Retry { id, json } => {
-            let job = engine.retry_job(engine.resolve_job(&id)?).await?;
+            let job = api.retry_job(&id).await?;
             if json.json {
                 output::json(&job)?;
             } else {
@@ -228,13 +235,13 @@ pub async fn run(engine: &Engine, cmd: JobsCmd) -> Result<i32> {
             Ok(exit::OK)
         }
         JobsCmd::Logs { id, lines } => {
-            for l in engine.job_log_tail(engine.resolve_job(&id)?, lines).await? {
+            for l in api.job_logs(&id, lines).await? {
                 println!("{l}");
             }
             Ok(exit::OK)
         }
         JobsCmd::Metrics { id, json } => {
-            let points = engine.metrics(engine.resolve_job(&id)?, 0, usize::MAX)?;
+            let points = api.metrics(&id, 0, None).await?;
             if json.json {
                 output::json(&points)?;
             } else {
@@ -324,43 +331,75 @@ fn print_job(j: &TrainingJob) {
     }
 }
 
-/// Runs the engine's tasks in this process and prints the job's progress until it ends.
-async fn watch(engine: &Engine, id: &str, json: bool) -> Result<i32> {
-    let id = engine.resolve_job(id)?;
-    let mut events = engine.subscribe();
-    let tasks = engine.start();
+/// Follows a job until it ends, printing its progress. Embedded, this process runs the
+/// engine (and serves its socket meanwhile); attached, the daemon runs it. A dropped
+/// connection is resumed from the last seq seen.
+async fn watch(client: &Client, id: &str, json: bool) -> Result<i32> {
+    let api = client.api.as_ref();
+    let mut job = api.job(id).await?;
+    let id = job.id;
+    let key_of = |j: &TrainingJob| (j.status, j.current_stage, j.current_step);
+    let mut last_seq = api.hello().await?.last_seq;
+    let running = client.run_engine().await;
+    let mut live = if json { None } else { api.live().await.ok() };
     let mut last_key = None;
-    let mut job = engine.job(id)?;
-    loop {
-        // One line per step, stage or status change; the running cost alone is not news.
-        let key = (job.status, job.current_stage, job.current_step);
-        if !json && last_key != Some(key) {
-            eprintln!("{}", progress_line(&job));
-            last_key = Some(key);
-        }
-        if job.status.is_terminal() {
-            break;
-        }
-        tokio::select! {
-            ev = events.recv() => match ev {
-                Ok(EngineEvent::Job(j)) if j.id == id => job = (*j).clone(),
-                Ok(EngineEvent::JobLog { job_id, line }) if job_id == id && !json => {
-                    eprintln!("  {line}");
+    let outcome: Result<()> = async {
+        'outer: loop {
+            job = api.job(&id.to_string()).await?;
+            let mut changes = api.changes(last_seq).await?;
+            loop {
+                // One line per step, stage or status change; the running cost alone is not news.
+                if !json && last_key != Some(key_of(&job)) {
+                    eprintln!("{}", progress_line(&job));
+                    last_key = Some(key_of(&job));
                 }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => job = engine.job(id)?,
-                Err(_) => break,
-            },
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("stopped watching; the job goes on when the engine runs again");
-                engine.shutdown();
-                let _ = tasks.await;
-                return Ok(exit::USAGE);
+                if job.status.is_terminal() {
+                    break 'outer;
+                }
+                tokio::select! {
+                    c = changes.next() => match c {
+                        Some(Ok(c)) => {
+                            last_seq = c.seq;
+                            if let EngineEvent::Job(j) = &c.event && j.id == id {
+                                job = (**j).clone();
+                            }
+                        }
+                        Some(Err(e)) if e.code == ErrorCode::Unavailable => {
+                            eprintln!("lost the engine ({e}); reconnecting…");
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            continue 'outer;
+                        }
+                        Some(Err(e)) => return Err(e.into()),
+                        None => {
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            continue 'outer;
+                        }
+                    },
+                    Some(ev) = async { match live.as_mut() { Some(l) => l.next().await, None => None } } => {
+                        if let EngineEvent::JobLog { job_id, line } = ev && job_id == id {
+                            eprintln!("  {line}");
+                        }
+                    }
+                    _ = tokio::signal::ctrl_c() => {
+                        eprintln!("stopped watching; the job goes on {}",
+                            if running.is_some() { "when the engine runs again" } else { "in the engine" });
+                        return Err(StopWatching.into());
+                    }
+                }
             }
         }
+        Ok(())
     }
-    engine.shutdown();
-    let _ = tasks.await;
+    .await;
+    if let Some(r) = running {
+        r.stop().await;
+    }
+    if let Err(e) = outcome {
+        if e.is::<StopWatching>() {
+            return Ok(exit::USAGE);
+        }
+        return Err(e);
+    }
     if json {
         output::json(&job)?;
     } else {
@@ -372,6 +411,10 @@ async fn watch(engine: &Engine, id: &str, json: bool) -> Result<i32> {
         exit::FAILED
     })
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("stopped watching")]
+struct StopWatching;
 
 fn progress_line(j: &TrainingJob) -> String {
     let mut s = format!(

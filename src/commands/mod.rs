@@ -6,12 +6,19 @@ pub mod datasets;
 pub mod jobs;
 pub mod models;
 pub mod output;
+pub mod serve;
+pub mod tokens;
 
 /// Exit statuses shared by every command.
 pub mod exit {
     pub const OK: i32 = 0;
     /// The thing asked about failed (dataset invalid, job failed).
     pub const FAILED: i32 = 1;
-    /// A usage or I/O problem.
+    /// A usage or I/O problem: the request was wrong (`invalid`, `not_found`, `ambiguous`,
+    /// `conflict`, `unauthorized`).
     pub const USAGE: i32 = 2;
+    /// The engine, a backend or storage does not answer (`unavailable`).
+    pub const UNAVAILABLE: i32 = 3;
+    /// A bug or an unexpected failure inside the engine (`internal`).
+    pub const INTERNAL: i32 = 4;
 }

@@ -4,13 +4,13 @@ use super::exit;
 use super::output::{self, bytes, fit};
 use crate::cli::ModelsCmd;
 use anyhow::Result;
+use brightrun_engine::api::{Api, EngineApi, Paging};
 use brightrun_engine::domain::ModelArtifact;
-use brightrun_engine::{Engine, Page};
 
-pub async fn run(engine: &Engine, cmd: ModelsCmd) -> Result<i32> {
+pub async fn run(api: &dyn EngineApi, cmd: ModelsCmd) -> Result<i32> {
     match cmd {
         ModelsCmd::List { json } => {
-            let list = engine.artifacts(Page::ALL)?;
+            let list = api.models(Paging::ALL).await?.items;
             if json.json {
                 output::json(&list)?;
             } else if list.is_empty() {
@@ -43,7 +43,7 @@ pub async fn run(engine: &Engine, cmd: ModelsCmd) -> Result<i32> {
             Ok(exit::OK)
         }
         ModelsCmd::Show { id, json } => {
-            let a = engine.artifact(engine.resolve_artifact(&id)?)?;
+            let a = api.model(&id).await?;
             if json.json {
                 output::json(&a)?;
             } else {
@@ -57,10 +57,9 @@ pub async fn run(engine: &Engine, cmd: ModelsCmd) -> Result<i32> {
             force,
             json,
         } => {
-            let id = engine.resolve_artifact(&id)?;
             let bar = output::progress_bar("downloading", json.json);
-            let files = engine
-                .download_artifact(id, &to, force, &|d, t| {
+            let files = api
+                .download_model(&id, &to, force, &|d, t| {
                     bar.set_length(t);
                     bar.set_position(d);
                 })

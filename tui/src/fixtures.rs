@@ -466,6 +466,9 @@ pub fn snapshot() -> Snapshot {
         backends: vec!["local".into(), "ray".into()],
         storage: "local".into(),
         themes: vec!["dark".into(), "light".into(), "high-contrast".into()],
+        catalog: None,
+        connection: String::new(),
+        seq: 0,
     }
 }
 

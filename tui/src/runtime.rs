@@ -9,8 +9,10 @@ use crate::effect::*;
 use crate::state::Snapshot;
 use crate::theme::Theme;
 use anyhow::Context;
+use brightrun_engine::api::{Api, ApiError, Connection, EngineApi, ErrorCode, JobSpec, Paging};
+use brightrun_engine::config::{Config, TuiConfig};
 use brightrun_engine::domain::*;
-use brightrun_engine::{Engine, JobRequest, NewDataset, Page};
+use brightrun_engine::events::EngineEvent;
 use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
     EventStream, KeyEventKind, MouseButton, MouseEventKind,
@@ -26,7 +28,6 @@ use std::io::{Stdout, Write, stdout};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::mpsc;
 
 /// Options from the command line.
@@ -128,19 +129,102 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Runs the dashboard until the user quits. The engine's background tasks must already be
-/// started by the caller.
-pub async fn run(engine: Engine, options: RunOptions) -> anyhow::Result<()> {
-    // Subscribe before taking the snapshot, so nothing between the two is lost (an event for a
-    // record the snapshot already has is applied again, harmlessly).
-    let mut events = engine.subscribe();
-    let snap = {
-        let e = engine.clone();
-        tokio::task::spawn_blocking(move || snapshot(&e))
-            .await
-            .context("loading the dashboard's data")??
+/// What the engine feeds reach the loop with.
+enum Feed {
+    Event(EngineEvent),
+    /// The connection to the engine dropped; the feed retries.
+    Lost(String),
+    /// It is back, resumed from the last seq seen.
+    Back,
+}
+
+/// Follows the change log from `after` and the live events, reconnecting after a drop and
+/// resuming from the last seq, so the view misses nothing and applies nothing twice.
+fn spawn_feeds(api: Arc<dyn EngineApi>, mut after: u64, tx: mpsc::Sender<Feed>) {
+    let live_api = api.clone();
+    let live_tx = tx.clone();
+    tokio::spawn(async move {
+        let mut lost = false;
+        loop {
+            match api.changes(after).await {
+                Ok(mut changes) => {
+                    if lost && tx.send(Feed::Back).await.is_err() {
+                        return;
+                    }
+                    lost = false;
+                    while let Some(c) = changes.next().await {
+                        match c {
+                            Ok(c) => {
+                                after = c.seq;
+                                let event = c.event.clone();
+                                if tx.send(Feed::Event(event)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                lost = true;
+                                if tx.send(Feed::Lost(e.message)).await.is_err() {
+                                    return;
+                                }
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.code == ErrorCode::Unavailable => {
+                    if !lost && tx.send(Feed::Lost(e.message)).await.is_err() {
+                        return;
+                    }
+                    lost = true;
+                }
+                Err(e) => {
+                    let _ = tx.send(Feed::Lost(e.message)).await;
+                    return;
+                }
+            }
+            if tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            if let Ok(mut live) = live_api.live().await {
+                while let Some(e) = live.next().await {
+                    // Live events may be dropped when the loop is busy.
+                    if let Err(mpsc::error::TrySendError::Closed(_)) =
+                        live_tx.try_send(Feed::Event(e))
+                    {
+                        return;
+                    }
+                }
+            }
+            if live_tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+}
+
+/// Runs the dashboard until the user quits. `tui` is this client's own `[tui]` settings
+/// (theme, keys, tick); everything else (presets, GPUs, backends) comes from the engine's
+/// catalog, so a dashboard attached to a daemon shows what the daemon will do.
+pub async fn run(
+    api: Arc<dyn EngineApi>,
+    tui: TuiConfig,
+    options: RunOptions,
+) -> anyhow::Result<()> {
+    let snap = snapshot(api.as_ref())
+        .await
+        .context("loading the dashboard's data")?;
+    let (feed_tx, mut events) = mpsc::channel::<Feed>(8192);
+    spawn_feeds(api.clone(), snap.seq, feed_tx);
+    let mut config = Config {
+        tui,
+        ..Config::default()
     };
-    let mut config = engine.config().clone();
     if let Some(t) = &options.theme {
         config.tui.theme = t.clone();
     }
@@ -157,7 +241,7 @@ pub async fn run(engine: Engine, options: RunOptions) -> anyhow::Result<()> {
     let mut guard = TerminalGuard::enter()?;
     let (tx, mut outcomes) = mpsc::unbounded_channel::<Outcome>();
     let exec = Executor {
-        engine: engine.clone(),
+        api: api.clone(),
         tx,
     };
     let mut input = EventStream::new();
@@ -196,12 +280,8 @@ pub async fn run(engine: Engine, options: RunOptions) -> anyhow::Result<()> {
                     None => return Ok(()),
                 },
                 ev = events.recv(), if events_open => match ev {
-                    Ok(ev) => {
-                        tracing::trace!(event = event_kind(&ev), "engine event");
-                        fx.extend(app.apply_event(ev))
-                    }
-                    Err(RecvError::Lagged(n)) => fx.extend(app.events_lost(n)),
-                    Err(RecvError::Closed) => {
+                    Some(f) => fx.extend(apply_feed(&mut app, f)),
+                    None => {
                         events_open = false;
                         app.notify_user("the engine stopped publishing events; the view no longer updates", Level::Error);
                     }
@@ -215,10 +295,9 @@ pub async fn run(engine: Engine, options: RunOptions) -> anyhow::Result<()> {
             if events_open {
                 for _ in 0..EVENT_BATCH {
                     match events.try_recv() {
-                        Ok(ev) => fx.extend(app.apply_event(ev)),
-                        Err(TryRecvError::Lagged(n)) => fx.extend(app.events_lost(n)),
-                        Err(TryRecvError::Empty) => break,
-                        Err(TryRecvError::Closed) => {
+                        Ok(f) => fx.extend(apply_feed(&mut app, f)),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
                             events_open = false;
                             break;
                         }
@@ -249,6 +328,25 @@ pub async fn run(engine: Engine, options: RunOptions) -> anyhow::Result<()> {
     .await;
     drop(guard);
     result
+}
+
+fn apply_feed(app: &mut App, f: Feed) -> Vec<Effect> {
+    match f {
+        Feed::Event(ev) => {
+            tracing::trace!(event = event_kind(&ev), "engine event");
+            app.apply_event(ev)
+        }
+        Feed::Lost(why) => {
+            tracing::warn!("lost the engine: {why}");
+            app.set_reconnecting(true);
+            Vec::new()
+        }
+        Feed::Back => {
+            app.set_reconnecting(false);
+            app.notify_user("reconnected to the engine", Level::Success);
+            Vec::new()
+        }
+    }
 }
 
 /// Turns a terminal event into actions.
@@ -302,28 +400,46 @@ fn now() -> Timestamp {
     brightrun_engine::domain::now()
 }
 
-/// Everything the dashboard starts from, read from the engine (blocking: call it off the
-/// async threads).
-pub fn snapshot(engine: &Engine) -> anyhow::Result<Snapshot> {
-    let datasets = engine.datasets(None, Page::ALL)?;
-    let jobs = engine.jobs(None, Page::ALL)?;
-    let artifacts = engine.artifacts(Page::ALL)?;
-    let notifications = engine.notifications(false, Page::first(NOTIFICATIONS))?;
-    let costs = engine
-        .cost_summary(to_engine_period(Period::Month))
+/// Everything the dashboard starts from, with the change log's seq it was read at (the
+/// feeds resume after it; a change read twice is applied twice, harmlessly: records are whole).
+pub async fn snapshot(api: &dyn EngineApi) -> Result<Snapshot, ApiError> {
+    let info = api.hello().await?;
+    let catalog = api.catalog().await?;
+    let datasets = api.datasets(None, None, Paging::ALL).await?.items;
+    let jobs = api.jobs(None, Paging::ALL).await?.items;
+    let artifacts = api.models(Paging::ALL).await?.items;
+    let notifications = api
+        .notifications(
+            false,
+            Paging {
+                offset: 0,
+                limit: NOTIFICATIONS,
+            },
+        )
+        .await?
+        .items;
+    let costs = api
+        .costs(brightrun_engine::Period::Month)
+        .await
         .ok()
-        .map(|s| costs_view(Period::Month, s, engine.spent_this_month().ok()));
-    let config = engine.config();
+        .map(|r| costs_view(Period::Month, r.summary, r.month_spent));
+    let connection = match api.connection() {
+        Connection::Embedded => String::new(),
+        Connection::Attached(a) => a,
+    };
     Ok(Snapshot {
         datasets,
         jobs,
         artifacts,
         notifications,
         costs,
-        profile: config.profile.name.clone(),
-        backends: engine.backend_names(),
-        storage: engine.storage_kind().to_string(),
+        profile: catalog.profile.clone(),
+        backends: catalog.backends.clone(),
+        storage: catalog.storage.clone(),
         themes: Theme::available_names(),
+        catalog: Some(catalog),
+        connection,
+        seq: info.last_seq,
     })
 }
 
@@ -437,9 +553,9 @@ fn estimate_view(e: &brightrun_engine::training::Estimate) -> EstimateView {
     }
 }
 
-fn request(d: JobDraft) -> JobRequest {
-    JobRequest {
-        dataset_id: d.dataset_id,
+fn request(d: JobDraft) -> JobSpec {
+    JobSpec {
+        dataset: d.dataset_id.to_string(),
         preset: d.preset,
         sets: d.sets,
         gpu_type: d.gpu_type,
@@ -448,25 +564,20 @@ fn request(d: JobDraft) -> JobRequest {
     }
 }
 
-/// Runs effects against the engine in spawned tasks; answers go back through `tx`.
+/// Runs effects against the engine API in spawned tasks; answers go back through `tx`.
 struct Executor {
-    engine: Engine,
+    api: Arc<dyn EngineApi>,
     tx: mpsc::UnboundedSender<Outcome>,
 }
 
-/// Runs blocking engine calls (redb reads and writes) off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, brightrun_engine::EngineError> + Send + 'static,
-) -> Result<T, String> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("internal error: {e}")),
-    }
+/// An API error as the dashboard shows it.
+fn text(e: ApiError) -> String {
+    e.message
 }
 
 impl Executor {
     fn run(&self, effect: Effect) {
-        let engine = self.engine.clone();
+        let engine = self.api.clone();
         let tx = self.tx.clone();
         let send = move |o: Outcome| {
             let _ = tx.send(o);
@@ -475,10 +586,8 @@ impl Executor {
             Effect::Quit => {}
             Effect::Reload => {
                 tokio::spawn(async move {
-                    let e = engine.clone();
-                    match tokio::task::spawn_blocking(move || snapshot(&e)).await {
-                        Ok(Ok(s)) => send(Outcome::Snapshot(Box::new(s))),
-                        Ok(Err(e)) => send(Outcome::Theme(Err(format!("reload failed: {e}")))),
+                    match snapshot(engine.as_ref()).await {
+                        Ok(s) => send(Outcome::Snapshot(Box::new(s))),
                         Err(e) => send(Outcome::Theme(Err(format!("reload failed: {e}")))),
                     }
                 });
@@ -536,22 +645,18 @@ impl Executor {
                         }
                     };
                     let result = engine
-                        .add_dataset(
-                            &path,
-                            NewDataset {
-                                name,
-                                description: None,
-                            },
-                            &progress,
-                        )
+                        .add_dataset_file(&path, name, None, &progress)
                         .await
-                        .map_err(|e| e.to_string());
+                        .map_err(text);
                     send(Outcome::DatasetAdded { request, result });
                 });
             }
             Effect::ValidateDataset(id) => {
                 tokio::spawn(async move {
-                    let result = engine.validate_dataset(id).await.map_err(|e| e.to_string());
+                    let result = engine
+                        .validate_dataset(&id.to_string())
+                        .await
+                        .map_err(text);
                     send(Outcome::DatasetChanged {
                         what: "validated",
                         result,
@@ -560,7 +665,10 @@ impl Executor {
             }
             Effect::RenameDataset(id, name) => {
                 tokio::spawn(async move {
-                    let result = blocking(move || engine.rename_dataset(id, &name)).await;
+                    let result = engine
+                        .update_dataset(&id.to_string(), Some(name), None)
+                        .await
+                        .map_err(text);
                     send(Outcome::DatasetChanged {
                         what: "renamed",
                         result,
@@ -569,7 +677,10 @@ impl Executor {
             }
             Effect::DescribeDataset(id, text) => {
                 tokio::spawn(async move {
-                    let result = blocking(move || engine.describe_dataset(id, &text)).await;
+                    let result = engine
+                        .update_dataset(&id.to_string(), None, Some(text))
+                        .await
+                        .map_err(self::text);
                     send(Outcome::DatasetChanged {
                         what: "described",
                         result,
@@ -578,7 +689,10 @@ impl Executor {
             }
             Effect::DeleteDataset(id) => {
                 tokio::spawn(async move {
-                    let result = engine.delete_dataset(id).await.map_err(|e| e.to_string());
+                    let result = engine
+                        .delete_dataset(&id.to_string())
+                        .await
+                        .map_err(text);
                     send(Outcome::DatasetChanged {
                         what: "deleted",
                         result,
@@ -587,12 +701,9 @@ impl Executor {
             }
             Effect::LoadJobDetail(job_id) => {
                 tokio::spawn(async move {
-                    let e = engine.clone();
-                    let metrics = blocking(move || e.metrics(job_id, 0, usize::MAX)).await;
-                    let log = engine
-                        .job_log_tail(job_id, LOG_TAIL)
-                        .await
-                        .map_err(|e| e.to_string());
+                    let id = job_id.to_string();
+                    let metrics = engine.metrics(&id, 0, None).await.map_err(text);
+                    let log = engine.job_logs(&id, LOG_TAIL).await.map_err(text);
                     send(Outcome::JobDetail {
                         job_id,
                         metrics,
@@ -603,9 +714,11 @@ impl Executor {
             Effect::Estimate { seq, draft } => {
                 tokio::spawn(async move {
                     let req = request(draft);
-                    let result = blocking(move || engine.estimate(&req))
+                    let result = engine
+                        .estimate(req)
                         .await
-                        .map(|e| estimate_view(&e));
+                        .map(|e| estimate_view(&e))
+                        .map_err(text);
                     send(Outcome::Estimate { seq, result });
                 });
             }
@@ -617,13 +730,13 @@ impl Executor {
                     let result = engine
                         .create_job(request(draft), confirm_over_budget)
                         .await
-                        .map_err(|e| e.to_string());
+                        .map_err(text);
                     send(Outcome::JobCreated(result));
                 });
             }
             Effect::CancelJob(id) => {
                 tokio::spawn(async move {
-                    let result = engine.cancel_job(id).await.map_err(|e| e.to_string());
+                    let result = engine.cancel_job(&id.to_string()).await.map_err(text);
                     send(Outcome::JobChanged {
                         what: "cancelled",
                         result,
@@ -632,7 +745,7 @@ impl Executor {
             }
             Effect::RetryJob(id) => {
                 tokio::spawn(async move {
-                    let result = engine.retry_job(id).await.map_err(|e| e.to_string());
+                    let result = engine.retry_job(&id.to_string()).await.map_err(text);
                     send(Outcome::JobChanged {
                         what: "retried",
                         result,
@@ -662,9 +775,9 @@ impl Executor {
                         }
                     };
                     let result = engine
-                        .download_artifact(id, &to, force, &progress)
+                        .download_model(&id.to_string(), &to, force, &progress)
                         .await
-                        .map_err(|e| e.to_string());
+                        .map_err(text);
                     send(Outcome::Downloaded {
                         request,
                         id,
@@ -675,18 +788,20 @@ impl Executor {
             }
             Effect::LoadCosts(period) => {
                 tokio::spawn(async move {
-                    let result = blocking(move || {
-                        let s = engine.cost_summary(to_engine_period(period))?;
-                        let spent = engine.spent_this_month().ok();
-                        Ok(costs_view(period, s, spent))
-                    })
-                    .await;
+                    let result = engine
+                        .costs(to_engine_period(period))
+                        .await
+                        .map(|r| costs_view(period, r.summary, r.month_spent))
+                        .map_err(text);
                     send(Outcome::Costs(result));
                 });
             }
             Effect::MarkRead(id) => {
                 tokio::spawn(async move {
-                    let result = blocking(move || engine.mark_read(id)).await;
+                    let result = engine
+                        .mark_read(id.map(|i| i.to_string()))
+                        .await
+                        .map_err(text);
                     send(Outcome::MarkedRead(result));
                 });
             }

@@ -27,6 +27,13 @@ pub struct Snapshot {
     pub storage: String,
     /// Theme names offered by `:theme` completion.
     pub themes: Vec<String>,
+    /// What the engine will do with a job (presets, GPUs, defaults). Tests may leave it out;
+    /// the app then reads the config it is given.
+    pub catalog: Option<brightrun_engine::api::Catalog>,
+    /// Where the engine is: empty when embedded, else its address.
+    pub connection: String,
+    /// The change log's seq the snapshot was read at.
+    pub seq: u64,
 }
 
 /// A record with an id.

@@ -50,7 +50,7 @@ impl Engine {
             )));
         }
         let id = ArtifactId::new();
-        let user = self.inner.user;
+        let user = job.user_id;
         let mut files = Vec::new();
         for f in &manifest {
             check_path(&f.path)?;
@@ -164,14 +164,14 @@ impl Engine {
 
     /// The active user's model artifacts, newest first.
     pub fn artifacts(&self, page: Page) -> Result<Vec<ModelArtifact>> {
-        Ok(self.inner.store.artifacts(self.inner.user, page)?)
+        Ok(self.inner.store.artifacts(self.user, page)?)
     }
 
     pub fn artifact(&self, id: ArtifactId) -> Result<ModelArtifact> {
         self.inner
             .store
             .artifact(id)?
-            .filter(|a| a.user_id == self.inner.user && a.deleted_at.is_none())
+            .filter(|a| a.user_id == self.user && a.deleted_at.is_none())
             .ok_or_else(|| EngineError::NotFound {
                 kind: IdKind::Model,
                 query: id.to_string(),
@@ -181,6 +181,24 @@ impl Engine {
     pub fn resolve_artifact(&self, query: &str) -> Result<ArtifactId> {
         let all = self.artifacts(Page::ALL)?;
         pick(IdKind::Model, query, all.iter().map(|a| a.id))
+    }
+
+    /// Opens one file of an artifact for reading (a download over the API). Only files in the
+    /// artifact's manifest can be opened.
+    pub async fn open_artifact_file(
+        &self,
+        id: ArtifactId,
+        file: &str,
+    ) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>> {
+        let a = self.artifact(id)?;
+        if !a.files.iter().any(|f| f.path == file) {
+            return Err(EngineError::NotFound {
+                kind: IdKind::ModelFile,
+                query: file.to_string(),
+            });
+        }
+        let key = object_path(&[a.storage_path.as_str(), file])?;
+        Ok(self.inner.objects.open(Bucket::Models, &key).await?)
     }
 
     /// Downloads every file of an artifact into `to`, verifying each sha256. Refuses to

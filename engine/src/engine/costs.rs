@@ -8,7 +8,7 @@ use crate::ids::*;
 use crate::storage::Bucket;
 use crate::store::Page;
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -24,7 +24,7 @@ fn month_start(t: &Timestamp) -> Timestamp {
 }
 
 /// How far back a cost summary looks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
     Week,
@@ -56,14 +56,14 @@ impl Period {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobCost {
     pub job_id: JobId,
     pub amount: f64,
     pub description: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BudgetStatus {
     pub monthly_budget: f64,
     pub spent_this_month: f64,
@@ -71,7 +71,7 @@ pub struct BudgetStatus {
 }
 
 /// Totals over a period.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CostSummary {
     pub period: Period,
     pub since: Timestamp,
@@ -118,7 +118,7 @@ impl Engine {
             let page = self
                 .inner
                 .store
-                .cost_records(self.inner.user, Page { offset, limit: 500 })?;
+                .cost_records(self.user, Page { offset, limit: 500 })?;
             let n = page.len();
             for r in page {
                 if r.created_at < since {
@@ -217,7 +217,7 @@ impl Engine {
         let share = ((t - start).num_seconds() as f64 / days_in_month).clamp(0.0, 1.0);
         let amount = gb * self.inner.config.training.storage_price_per_gb_month * share;
         // One record per user and month: its id follows from both.
-        let (hi, lo) = self.inner.user.0.as_u64_pair();
+        let (hi, lo) = self.user.0.as_u64_pair();
         let month_key = (t.year() as u64) * 100 + t.month() as u64;
         let id = CostRecordId(uuid::Uuid::from_u64_pair(
             hi ^ 0x5354_4f52_4147_4500,
@@ -226,7 +226,7 @@ impl Engine {
         let existing: Option<CostRecord> = self.inner.store.get(&id.bytes())?;
         let record = CostRecord {
             id,
-            user_id: self.inner.user,
+            user_id: self.user,
             job_id: None,
             cost_type: CostType::Storage,
             amount,
@@ -264,7 +264,7 @@ impl Engine {
         let recent = self
             .inner
             .store
-            .notifications(self.inner.user, false, Page::first(1000))?;
+            .notifications(self.user, false, Page::first(1000))?;
         let already = |kind: NotificationType| {
             recent.iter().any(|n| {
                 n.kind == kind && n.metadata.0.get("billing_period") == Some(&json!(period))
@@ -285,7 +285,7 @@ impl Engine {
         if alerts.is_empty() {
             return Ok(());
         }
-        let user = self.inner.user;
+        let user = self.user;
         self.inner.store.write(|w| {
             for (kind, title) in &alerts {
                 notify(
@@ -308,7 +308,7 @@ impl Engine {
         Ok(self
             .inner
             .store
-            .notifications(self.inner.user, unread_only, page)?)
+            .notifications(self.user, unread_only, page)?)
     }
 
     pub fn resolve_notification(&self, query: &str) -> Result<NotificationId> {
@@ -323,7 +323,7 @@ impl Engine {
                 self.inner
                     .store
                     .notification(id)?
-                    .filter(|n| n.user_id == self.inner.user)
+                    .filter(|n| n.user_id == self.user)
                     .ok_or_else(|| super::EngineError::NotFound {
                         kind: super::IdKind::Notification,
                         query: id.to_string(),

@@ -5,7 +5,7 @@ use super::{Engine, EngineError, Result};
 use crate::domain::*;
 use crate::events::{EngineEvent, Progress, ProgressTask};
 use crate::ids::*;
-use crate::storage::{Bucket, object_path};
+use crate::storage::Bucket;
 use crate::store::Page;
 use crate::validation::{self, ValidationOptions, ValidationReport};
 use serde_json::json;
@@ -40,66 +40,18 @@ impl Engine {
                 file.display()
             )));
         }
-        let limit = Bucket::Datasets.max_object_size();
-        if meta.len() > limit {
-            return Err(EngineError::Invalid(format!(
-                "{} is {} bytes, over the {} MB limit for datasets",
-                file.display(),
-                meta.len(),
-                limit / 1_000_000
-            )));
-        }
         let file_name = file
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .filter(|n| !n.is_empty())
             .ok_or_else(|| EngineError::Invalid(format!("{} has no file name", file.display())))?;
-        let safe_name: String = file_name
-            .chars()
-            .map(|c| if c == '/' || c.is_control() { '_' } else { c })
-            .collect();
-        let name = new
-            .name
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| {
-                Path::new(&file_name)
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().to_string())
-                    .unwrap_or_else(|| file_name.clone())
-            });
-        check_name(&name)?;
-        let id = DatasetId::new();
-        let user = self.inner.user;
-        let storage_path = object_path(&[&user.to_string(), &id.to_string(), &safe_name])?;
         let source = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
-        let t = now();
-        let mut dataset = Dataset {
-            id,
-            user_id: user,
-            name,
-            description: new.description.filter(|d| !d.trim().is_empty()),
-            file_name,
-            file_size: meta.len(),
-            format: None,
-            status: DatasetStatus::Uploading,
-            storage_bucket: Bucket::Datasets.name().into(),
-            storage_path,
-            sha256: None,
-            statistics: None,
-            total_training_pairs: None,
-            total_validation_pairs: None,
-            total_tokens: None,
-            training_ready: false,
-            validated_at: None,
-            validation_errors: Vec::new(),
-            sample_data: Vec::new(),
-            error_message: None,
-            source_path: Some(source.to_string_lossy().to_string()),
-            created_at: t,
-            updated_at: t,
-            deleted_at: None,
-        };
+        let mut dataset = self.new_dataset_record(
+            &file_name,
+            meta.len(),
+            new,
+            Some(source.to_string_lossy().to_string()),
+        )?;
         self.inner.store.put(&dataset)?;
         self.upload(&mut dataset, progress).await?;
         Ok(dataset)
@@ -152,7 +104,7 @@ impl Engine {
         }
     }
 
-    fn fail_dataset(
+    pub(crate) fn fail_dataset(
         &self,
         dataset: &mut Dataset,
         message: String,
@@ -165,7 +117,7 @@ impl Engine {
             dataset.validation_errors = issues;
         }
         dataset.updated_at = now();
-        let user = self.inner.user;
+        let user = dataset.user_id;
         self.inner.store.write(|w| {
             w.put(&*dataset)?;
             notify(
@@ -280,7 +232,7 @@ impl Engine {
         if report.training_ready {
             dataset.status = DatasetStatus::Ready;
             dataset.error_message = None;
-            let user = self.inner.user;
+            let user = dataset.user_id;
             self.inner.store.write(|w| {
                 w.put(&*dataset)?;
                 notify(
@@ -326,7 +278,7 @@ impl Engine {
         self.inner
             .store
             .dataset(id)?
-            .filter(|d| d.deleted_at.is_none() && d.user_id == self.inner.user)
+            .filter(|d| d.deleted_at.is_none() && d.user_id == self.user)
             .ok_or_else(|| EngineError::NotFound {
                 kind: super::IdKind::Dataset,
                 query: id.to_string(),
@@ -335,7 +287,7 @@ impl Engine {
 
     /// The active user's datasets, newest first.
     pub fn datasets(&self, status: Option<DatasetStatus>, page: Page) -> Result<Vec<Dataset>> {
-        Ok(self.inner.store.datasets(self.inner.user, status, page)?)
+        Ok(self.inner.store.datasets(self.user, status, page)?)
     }
 
     pub fn rename_dataset(&self, id: DatasetId, name: &str) -> Result<Dataset> {
@@ -392,6 +344,9 @@ impl Engine {
     pub async fn resume_pending_datasets(&self) -> Result<usize> {
         let mut n = 0;
         for mut d in self.datasets(Some(DatasetStatus::Uploading), Page::ALL)? {
+            if self.awaiting_upload(&d) {
+                continue;
+            }
             n += 1;
             let source_ok = d
                 .source_path
@@ -415,7 +370,7 @@ impl Engine {
     }
 }
 
-fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(EngineError::Invalid(
             "a dataset name cannot be empty".into(),

@@ -164,7 +164,7 @@ impl Engine {
             )));
         }
         let job = TrainingJob::new_queued(
-            self.inner.user,
+            self.user,
             r.dataset.id,
             r.preset,
             r.hyperparameters,
@@ -183,7 +183,7 @@ impl Engine {
     }
 
     fn queue(&self, job: &TrainingJob, dataset_name: &str) -> Result<()> {
-        let user = self.inner.user;
+        let user = self.user;
         self.inner.store.write(|w| {
             w.put(job)?;
             notify(
@@ -212,7 +212,7 @@ impl Engine {
         self.inner
             .store
             .job(id)?
-            .filter(|j| j.user_id == self.inner.user)
+            .filter(|j| j.user_id == self.user)
             .ok_or_else(|| EngineError::NotFound {
                 kind: IdKind::Job,
                 query: id.to_string(),
@@ -221,7 +221,7 @@ impl Engine {
 
     /// The active user's jobs, newest first.
     pub fn jobs(&self, status: Option<JobStatus>, page: Page) -> Result<Vec<TrainingJob>> {
-        Ok(self.inner.store.jobs(self.inner.user, status, page)?)
+        Ok(self.inner.store.jobs(self.user, status, page)?)
     }
 
     pub fn resolve_job(&self, query: &str) -> Result<JobId> {

@@ -9,11 +9,13 @@ mod notify;
 mod resolve;
 mod runner;
 mod tasks;
+mod uploads;
 
 pub use costs::{BudgetStatus, CostSummary, JobCost, Period};
 pub use datasets::NewDataset;
 pub use jobs::JobRequest;
 pub use resolve::IdKind;
+pub(crate) use resolve::pick;
 
 use crate::backend::{ClusterBackend, LocalBackend};
 use crate::config::{Config, ConfigError};
@@ -48,6 +50,9 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// A request field is wrong: `field` names it for API clients.
+    #[error("{message}")]
+    InvalidField { field: String, message: String },
     #[error("{0}")]
     Conflict(String),
     #[error("{action} {}: {source}", path.display())]
@@ -63,7 +68,11 @@ impl EngineError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Self::NotFound { .. } | Self::Ambiguous { .. } | Self::Invalid(_) | Self::Conflict(_)
+            Self::NotFound { .. }
+                | Self::Ambiguous { .. }
+                | Self::Invalid(_)
+                | Self::InvalidField { .. }
+                | Self::Conflict(_)
         )
     }
 }
@@ -76,7 +85,8 @@ pub(crate) struct Inner {
     pub secrets: Secrets,
     pub store: Store,
     pub objects: Arc<dyn ObjectStore>,
-    pub user: UserId,
+    /// The profile's user: the owner of the data dir, the user of the embedded engine.
+    pub profile_user: UserId,
     pub backends: BTreeMap<String, Arc<dyn ClusterBackend>>,
     pub wake_validation: Notify,
     pub wake_dispatch: Notify,
@@ -87,12 +97,17 @@ pub(crate) struct Inner {
     pub env_lock: tokio::sync::Mutex<()>,
     /// Jobs being started right now, so a dispatch cycle never starts one twice.
     pub in_flight: std::sync::Mutex<HashSet<JobId>>,
+    /// Datasets whose bytes are being received right now.
+    pub uploads: std::sync::Mutex<HashSet<DatasetId>>,
 }
 
-/// Cheap to clone; every clone is the same engine.
+/// Cheap to clone; every clone is the same engine. A handle acts for one user (the profile's,
+/// or a token's through [`Engine::as_user`]): every query and command sees only that user's
+/// records, as the seed's row-level security promises.
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) inner: Arc<Inner>,
+    pub(crate) user: UserId,
 }
 
 impl Engine {
@@ -106,8 +121,7 @@ impl Engine {
         })?;
         let config = Config::load_or_init(&paths)?;
         let secrets = Secrets::load(&paths)?;
-        let (tx, _) = broadcast::channel(4096);
-        let store = Store::open(&paths.database_file(), tx)?;
+        let store = Store::open(&paths.database_file())?;
         let objects: Arc<dyn ObjectStore> = match config.storage.backend.as_str() {
             "local" => Arc::new(LocalStore::new(
                 config
@@ -129,13 +143,14 @@ impl Engine {
             Arc::new(LocalBackend::new(paths.jobs_dir())),
         );
         Ok(Self {
+            user,
             inner: Arc::new(Inner {
                 paths,
                 config,
                 secrets,
                 store,
                 objects,
-                user,
+                profile_user: user,
                 backends,
                 wake_validation: Notify::new(),
                 wake_dispatch: Notify::new(),
@@ -143,6 +158,7 @@ impl Engine {
                 job_lock: tokio::sync::Mutex::new(()),
                 env_lock: tokio::sync::Mutex::new(()),
                 in_flight: std::sync::Mutex::new(HashSet::new()),
+                uploads: std::sync::Mutex::new(HashSet::new()),
             }),
         })
     }
@@ -153,14 +169,42 @@ impl Engine {
         tasks::spawn_all(self.clone())
     }
 
+    /// Has the validator look for new work now (after an upload is confirmed).
+    pub fn wake_validation(&self) {
+        self.inner.wake_validation.notify_one();
+    }
+
     /// Asks every background task to stop at its next safe point.
     pub fn shutdown(&self) {
         self.inner.shutdown.cancel();
     }
 
-    /// Every change from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
-        self.inner.store.subscribe()
+    /// The same engine, acting for `user`.
+    pub fn as_user(&self, user: UserId) -> Engine {
+        Engine {
+            inner: self.inner.clone(),
+            user,
+        }
+    }
+
+    /// The profile's user (the owner of this data dir).
+    pub fn profile_user(&self) -> UserId {
+        self.inner.profile_user
+    }
+
+    /// The store, for the API layer and the daemon (its change log, tokens).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Every record change committed from now on, with its seq.
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<Arc<crate::events::Sequenced>> {
+        self.inner.store.subscribe_changes()
+    }
+
+    /// Live events (logs, progress, backend health) from now on; may drop under load.
+    pub fn subscribe_live(&self) -> broadcast::Receiver<EngineEvent> {
+        self.inner.store.subscribe_live()
     }
 
     pub fn config(&self) -> &Config {
@@ -173,7 +217,7 @@ impl Engine {
         &self.inner.secrets
     }
     pub fn user_id(&self) -> UserId {
-        self.inner.user
+        self.user
     }
     /// `local` or `s3`.
     pub fn storage_kind(&self) -> &'static str {

@@ -10,6 +10,8 @@ pub enum IdKind {
     Dataset,
     Job,
     Model,
+    /// A file inside a model artifact.
+    ModelFile,
     Notification,
 }
 
@@ -19,6 +21,7 @@ impl fmt::Display for IdKind {
             Self::Dataset => "dataset",
             Self::Job => "job",
             Self::Model => "model",
+            Self::ModelFile => "model file",
             Self::Notification => "notification",
         })
     }
@@ -67,7 +70,7 @@ impl Engine {
         let all = self
             .inner
             .store
-            .datasets(self.inner.user, None, Page::ALL)?;
+            .datasets(self.user, None, Page::ALL)?;
         pick(IdKind::Dataset, query, all.iter().map(|d| d.id))
     }
 }

@@ -506,7 +506,7 @@ impl Engine {
             return Ok(());
         }
         job.updated_at = t;
-        let user = self.inner.user;
+        let user = job.user_id;
         self.inner.store.write(|w| {
             w.put_metrics(&points)?;
             for c in &checkpoints {
@@ -617,7 +617,7 @@ impl Engine {
         }
         job.artifact_id = artifact.as_ref().map(|a| a.id);
         job.updated_at = t;
-        let user = self.inner.user;
+        let user = job.user_id;
         let short = job.id.short();
         let (kind, title, message) = match status {
             JobStatus::Completed => (

@@ -145,6 +145,74 @@ impl ObjectStore for LocalStore {
         })
     }
 
+    async fn put_reader(
+        &self,
+        bucket: Bucket,
+        path: &str,
+        reader: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+        progress: ProgressFn<'_>,
+    ) -> Result<StoredObject, StorageError> {
+        let dest = self.full_path(bucket, path)?;
+        let dir = dest.parent().expect("object paths have a parent");
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(io("creating", dir))?;
+        let tmp = dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let limit = bucket.max_object_size();
+        let result = async {
+            let mut output = tokio::fs::File::create(&tmp)
+                .await
+                .map_err(io("writing", &tmp))?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; CHUNK];
+            let mut done = 0u64;
+            loop {
+                let n = reader.read(&mut buf).await.map_err(|e| StorageError::Other(
+                    format!("the upload of {path} broke off after {done} bytes: {e}"),
+                ))?;
+                if n == 0 {
+                    break;
+                }
+                done += n as u64;
+                if done > limit {
+                    return Err(StorageError::TooLarge {
+                        what: path.to_string(),
+                        size: done,
+                        limit,
+                        bucket,
+                    });
+                }
+                hasher.update(&buf[..n]);
+                output
+                    .write_all(&buf[..n])
+                    .await
+                    .map_err(io("writing", &dest))?;
+                progress(done, done);
+            }
+            output.flush().await.map_err(io("writing", &dest))?;
+            output.sync_all().await.map_err(io("writing", &dest))?;
+            drop(output);
+            tokio::fs::rename(&tmp, &dest)
+                .await
+                .map_err(io("writing", &dest))?;
+            Ok(StoredObject {
+                bucket,
+                path: path.to_string(),
+                size: done,
+                sha256: hex::encode(hasher.finalize()),
+            })
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
+    }
+
     async fn get_to_file(
         &self,
         bucket: Bucket,

@@ -132,6 +132,16 @@ pub trait ObjectStore: Send + Sync {
     ) -> Result<StoredObject, StorageError>;
 
     /// Copies an object to a local file (atomically), returning its size and sha256.
+    /// Stores what `reader` yields (an upload's body) at `path`, atomically, hashing as it
+    /// goes; refused as soon as it passes the bucket's size limit.
+    async fn put_reader(
+        &self,
+        bucket: Bucket,
+        path: &str,
+        reader: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+        progress: ProgressFn<'_>,
+    ) -> Result<StoredObject, StorageError>;
+
     async fn get_to_file(
         &self,
         bucket: Bucket,

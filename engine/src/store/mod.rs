@@ -1,6 +1,14 @@
 //! The embedded store: redb tables of bincode-encoded records, secondary indexes kept in the same
-//! write transaction, a schema version with an upgrade path, and an event published for every
-//! committed change. One process owns the file; another gets a message naming the holder.
+//! write transaction, a schema version with an upgrade path, and the change log: every
+//! committed change gets a sequence number in the same transaction (an outbox), and is then
+//! published to subscribers. One process owns the file; another gets a message naming the
+//! holder.
+
+mod auth;
+mod changelog;
+
+pub use auth::TokenRecord;
+pub use changelog::LogBounds;
 
 mod keys;
 mod records;
@@ -10,7 +18,7 @@ pub use records::Record;
 use records::*;
 
 use crate::domain::*;
-use crate::events::EngineEvent;
+use crate::events::{EngineEvent, Sequenced};
 use crate::ids::*;
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle, WriteTransaction,
@@ -81,16 +89,22 @@ impl Page {
     }
 }
 
+/// How many changes a slow subscriber may fall behind before it must catch up from the log.
+const CHANGE_CHANNEL: usize = 8192;
+/// Live events (logs, progress) buffered per subscriber; older ones are dropped.
+const LIVE_CHANNEL: usize = 4096;
+
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
-    events: broadcast::Sender<EngineEvent>,
+    changes: broadcast::Sender<Arc<Sequenced>>,
+    live: broadcast::Sender<EngineEvent>,
     path: PathBuf,
 }
 
 impl Store {
     /// Opens (or creates) the store at `path`, upgrading its schema when it is older.
-    pub fn open(path: &Path, events: broadcast::Sender<EngineEvent>) -> Result<Self, StoreError> {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
                 path: dir.to_path_buf(),
@@ -118,7 +132,8 @@ impl Store {
         );
         let store = Self {
             db: Arc::new(db),
-            events,
+            changes: broadcast::channel(CHANGE_CHANNEL).0,
+            live: broadcast::channel(LIVE_CHANNEL).0,
             path: path.to_path_buf(),
         };
         schema::upgrade(&store.db)?;
@@ -129,17 +144,26 @@ impl Store {
         &self.path
     }
 
-    /// A new receiver of every change committed from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
-        self.events.subscribe()
+    /// A new receiver of every change committed from now on, with its seq. To miss nothing,
+    /// subscribe first and then read the log ([`Store::changes_after`]); see
+    /// [`crate::api`]'s change feed, which does exactly that.
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<Arc<Sequenced>> {
+        self.changes.subscribe()
+    }
+
+    /// A new receiver of live events (logs, progress, backend health) from now on.
+    pub fn subscribe_live(&self) -> broadcast::Receiver<EngineEvent> {
+        self.live.subscribe()
     }
 
     /// Publishes an event that is not a record change (progress, logs).
     pub fn publish(&self, event: EngineEvent) {
-        let _ = self.events.send(event);
+        debug_assert!(!event.is_change(), "record changes go through write()");
+        let _ = self.live.send(event);
     }
 
-    /// Runs `f` in one write transaction; on commit, publishes the events of every change.
+    /// Runs `f` in one write transaction. Every record change it makes is appended to the change
+    /// log in the same transaction; on commit, the changes are published with their seqs.
     pub fn write<T>(
         &self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, StoreError>,
@@ -152,9 +176,13 @@ impl Store {
         let out = f(&mut writer)?;
         let events = std::mem::take(&mut writer.events);
         drop(writer);
+        let (changes, live) = changelog::append(&txn, events)?;
         txn.commit().map_err(db)?;
-        for e in events {
-            let _ = self.events.send(e);
+        for c in changes {
+            let _ = self.changes.send(c);
+        }
+        for e in live {
+            let _ = self.live.send(e);
         }
         Ok(out)
     }
@@ -356,6 +384,45 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// How many index entries start with `prefix` (keys only: no record is decoded).
+    fn count_by(&self, index: Bytes, prefix: &[u8]) -> Result<usize, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let idx = match txn.open_table(index) {
+            Ok(i) => i,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(db(e)),
+        };
+        let end = keys::prefix_end(prefix);
+        let range = match &end {
+            Some(end) => idx.range::<&[u8]>(prefix..end.as_slice()),
+            None => idx.range::<&[u8]>(prefix..),
+        }
+        .map_err(db)?;
+        Ok(range.count())
+    }
+
+    /// How many jobs a user has (in `status`, when given).
+    pub fn count_jobs(&self, user: UserId, status: Option<JobStatus>) -> Result<usize, StoreError> {
+        match status {
+            Some(s) => self.count_by(JOBS_BY_USER_STATUS, &keys::join(&[&user.bytes(), &[s as u8]])),
+            None => self.count_by(JOBS_BY_USER, &user.bytes()),
+        }
+    }
+
+    /// How many jobs of every user are in `status` (metrics).
+    pub fn count_jobs_in_status(&self, status: JobStatus) -> Result<usize, StoreError> {
+        self.count_by(JOBS_BY_STATUS, &[status as u8])
+    }
+
+    /// How many notifications a user has (unread ones only, when asked).
+    pub fn count_notifications(&self, user: UserId, unread_only: bool) -> Result<usize, StoreError> {
+        if unread_only {
+            Ok(self.notifications(user, true, Page::ALL)?.len())
+        } else {
+            self.count_by(NOTIFICATIONS_BY_USER, &user.bytes())
+        }
     }
 
     /// Number of records in a record type's table.

@@ -4,13 +4,16 @@
 //! - v1: records and the user/created, status, dataset, job and step indexes.
 //! - v2: adds the user+status indexes for datasets and jobs (filtered lists); the upgrade
 //!   rebuilds every index from the records.
+//! - v3: adds the change log (`change_log`, `change_log_consumers`). Older BrightRuns would
+//!   write records without logging them, so they are refused from v3 on. The upgrade only
+//!   stamps the version: the log starts at the next change.
 
 use super::records::*;
 use super::{StoreError, db, decode};
 use crate::domain::*;
 use redb::{Database, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 const KEY: &str = "schema_version";
 
 pub fn read_version(db_: &Database) -> Result<u64, StoreError> {

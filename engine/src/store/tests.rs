@@ -30,9 +30,10 @@ pub(crate) fn dataset(user: UserId, name: &str, status: DatasetStatus) -> Datase
     }
 }
 
-fn open(dir: &tempfile::TempDir) -> (Store, broadcast::Receiver<EngineEvent>) {
-    let (tx, rx) = broadcast::channel(1024);
-    (Store::open(&dir.path().join("db.redb"), tx).unwrap(), rx)
+fn open(dir: &tempfile::TempDir) -> (Store, broadcast::Receiver<Arc<Sequenced>>) {
+    let store = Store::open(&dir.path().join("db.redb")).unwrap();
+    let rx = store.subscribe_changes();
+    (store, rx)
 }
 
 #[test]
@@ -43,8 +44,10 @@ fn records_round_trip_and_publish_events() {
     let d = dataset(user, "a", DatasetStatus::Uploading);
     store.put(&d).unwrap();
     assert_eq!(store.dataset(d.id).unwrap(), Some(d.clone()));
-    match rx.try_recv().unwrap() {
-        EngineEvent::Dataset(got) => assert_eq!(*got, d),
+    let change = rx.try_recv().unwrap();
+    assert_eq!(change.seq, 1);
+    match &change.event {
+        EngineEvent::Dataset(got) => assert_eq!(**got, d),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -176,8 +179,7 @@ fn schema_1_is_upgraded_with_its_indexes_rebuilt() {
         schema::write_v1(&db_, std::slice::from_ref(&d)).unwrap();
         assert_eq!(schema::read_version(&db_).unwrap(), 1);
     }
-    let (tx, _) = broadcast::channel(8);
-    let store = Store::open(&path, tx).unwrap();
+    let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     let ready = store
         .datasets(user, Some(DatasetStatus::Ready), Page::ALL)
@@ -198,8 +200,7 @@ fn a_newer_schema_is_refused() {
             .unwrap();
         txn.commit().unwrap();
     }
-    let (tx, _) = broadcast::channel(8);
-    let err = Store::open(&path, tx).err().unwrap();
+    let err = Store::open(&path).err().unwrap();
     assert!(err.to_string().contains("schema 99"), "{err}");
 }
 
@@ -207,12 +208,89 @@ fn a_newer_schema_is_refused() {
 fn a_second_opener_is_told_who_holds_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let (_store, _rx) = open(&dir);
-    let (tx, _) = broadcast::channel(8);
-    let err = Store::open(&dir.path().join("db.redb"), tx).err().unwrap();
+    let err = Store::open(&dir.path().join("db.redb")).err().unwrap();
     let msg = err.to_string();
     assert!(msg.contains("in use by another BrightRun process"), "{msg}");
     assert!(
         msg.contains(&format!("pid {}", std::process::id())),
         "{msg}"
     );
+}
+
+#[test]
+fn every_change_gets_the_next_seq_in_its_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut rx) = open(&dir);
+    let user = UserId::new();
+    let a = dataset(user, "a", DatasetStatus::Uploading);
+    let b = dataset(user, "b", DatasetStatus::Uploading);
+    store.put(&a).unwrap();
+    store
+        .write(|w| {
+            w.put(&a)?;
+            w.put(&b)
+        })
+        .unwrap();
+    // A failed transaction writes nothing to the log and publishes nothing.
+    let failed: Result<(), StoreError> = store.write(|w| {
+        w.put(&b)?;
+        Err(StoreError::Decode {
+            table: "x".into(),
+            message: "abort".into(),
+        })
+    });
+    assert!(failed.is_err());
+    let seqs: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok()).map(|c| c.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    assert_eq!(store.last_seq().unwrap(), 3);
+    let replay: Vec<u64> = store.changes_after(1, 10).unwrap().iter().map(|c| c.seq).collect();
+    assert_eq!(replay, vec![2, 3]);
+    // The log outlives the process: a reopened store continues the numbering.
+    drop(rx);
+    drop(store);
+    let store = Store::open(&dir.path().join("db.redb")).unwrap();
+    store.put(&a).unwrap();
+    assert_eq!(store.last_seq().unwrap(), 4);
+    match &store.changes_after(3, 1).unwrap()[0].event {
+        EngineEvent::Dataset(d) => assert_eq!(d.id, a.id),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn compaction_keeps_what_a_durable_consumer_has_not_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    let user = UserId::new();
+    for i in 0..10 {
+        store
+            .put(&dataset(user, &format!("d{i}"), DatasetStatus::Ready))
+            .unwrap();
+    }
+    store.ack_changes("mirror", 4).unwrap();
+    let later = now() + chrono::Duration::seconds(1);
+    assert_eq!(store.compact_changes(later).unwrap(), 4);
+    assert_eq!(store.change_bounds().unwrap().first, 5);
+    store.ack_changes("mirror", 10).unwrap();
+    // Everything acknowledged and old: all but the last go, so the numbering survives.
+    assert_eq!(store.compact_changes(later).unwrap(), 5);
+    let bounds = store.change_bounds().unwrap();
+    assert_eq!((bounds.first, bounds.last), (10, 10));
+    store.put(&dataset(user, "next", DatasetStatus::Ready)).unwrap();
+    assert_eq!(store.last_seq().unwrap(), 11);
+    // Nothing newer than the cutoff is removed.
+    assert_eq!(store.compact_changes(now() - chrono::Duration::hours(1)).unwrap(), 0);
+}
+
+#[test]
+fn live_events_are_not_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    let mut live = store.subscribe_live();
+    store.publish(EngineEvent::BackendHealth {
+        backend: "local".into(),
+        reachable: true,
+    });
+    assert!(matches!(live.try_recv().unwrap(), EngineEvent::BackendHealth { .. }));
+    assert_eq!(store.last_seq().unwrap(), 0);
 }

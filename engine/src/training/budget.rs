@@ -3,10 +3,10 @@
 //! The budget is optional (`[budget] monthly_usd`); without one there is no effect to show.
 
 use crate::config::BudgetConfig;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The month's spend before and after one run, against the monthly budget.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BudgetEffect {
     /// US dollars per calendar month.
     pub monthly_budget: f64,

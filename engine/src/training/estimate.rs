@@ -34,7 +34,7 @@ use super::ranges::{self, RangeError};
 use crate::config::{BudgetConfig, TrainingConfig};
 use crate::domain::{DatasetStatistics, Hyperparameters};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Minutes of fixed overhead before training: start-up, model download and load.
 pub const STARTUP_MINUTES: f64 = 10.0;
@@ -78,14 +78,14 @@ pub enum EstimateError {
 }
 
 /// The seed's `cost_breakdown`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CostBreakdown {
     pub compute: f64,
     pub storage: f64,
 }
 
 /// The seed's `training_details`, plus the intermediate figures of the formula.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainingDetails {
     pub total_steps: u64,
     pub steps_per_epoch: u64,
@@ -106,7 +106,7 @@ pub struct TrainingDetails {
 
 /// An estimate, serialised with the seed's field names (`estimated_cost`, `cost_breakdown`,
 /// `estimated_duration_hours`, `hourly_rate`, `training_details`) plus ours.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     /// US dollars: compute + storage.
     pub estimated_cost: f64,

@@ -33,7 +33,7 @@
 use super::gpus::{GpuCatalog, GpuSpec};
 use super::models::ModelSize;
 use crate::domain::{DatasetStatistics, Hyperparameters, Quantization};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const GB: f64 = (1u64 << 30) as f64;
 /// 16-bit weights.
@@ -55,7 +55,7 @@ pub const FRAGMENTATION: f64 = 0.10;
 pub const TIGHT_ABOVE: f64 = 0.85;
 
 /// The verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FitVerdict {
     /// At most 85% of the GPU's memory.
@@ -92,7 +92,7 @@ impl FitVerdict {
 }
 
 /// Where the memory goes, per GPU, in GB.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemoryBreakdown {
     pub weights_gb: f64,
     /// LoRA weights, gradients and optimiser state.
@@ -114,7 +114,7 @@ impl MemoryBreakdown {
 }
 
 /// The fit check's answer.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Fit {
     pub verdict: FitVerdict,
     /// Per GPU.

@@ -21,10 +21,10 @@
 //! roughly a quarter of an A100's compute and is slower than a V100 (800).
 
 use crate::config::{GpuOverride, TrainingConfig};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One GPU type.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GpuSpec {
     /// As the CLI and config spell it (`A100-80GB`); matched without regard to case.
     pub id: String,
@@ -69,7 +69,7 @@ pub enum GpuCatalogError {
 }
 
 /// The GPU types estimates can use, built-ins first, then config additions.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GpuCatalog {
     gpus: Vec<GpuSpec>,
 }

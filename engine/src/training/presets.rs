@@ -10,7 +10,7 @@
 use super::ranges::{self, RangeError, SetError};
 use crate::config::{PresetOverride, TrainingConfig};
 use crate::domain::{Hyperparameters, PresetId, Quantization, Scheduler};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why a preset could not be resolved.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -35,7 +35,7 @@ pub enum PresetError {
 }
 
 /// A preset as the Configure tab and `brightrun presets` list it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PresetInfo {
     pub id: PresetId,
     /// As `--preset` spells it.

@@ -56,8 +56,22 @@ pub struct ConfigureState {
 impl ConfigureState {
     pub fn new(settings: &Settings) -> Self {
         let training = &settings.config.training;
+        // The engine's catalog when there is one (a daemon's presets are what it will use);
+        // else the config the app was given (tests).
+        let catalog = settings.catalog.clone();
+        let (default_preset, default_gpu, default_gpu_count) = match &catalog {
+            Some(c) => (c.default_preset.clone(), c.default_gpu.clone(), c.default_gpu_count),
+            None => (
+                training.default_preset.clone(),
+                training.default_gpu.clone(),
+                training.default_gpu_count,
+            ),
+        };
         // Preset and GPU names come from the user's config: cleaned like any outside text.
-        let mut presets = presets::list(training);
+        let mut presets = match &catalog {
+            Some(c) => c.presets.clone(),
+            None => presets::list(training),
+        };
         for p in &mut presets {
             crate::sanitize::clean_in_place(&mut p.name);
             crate::sanitize::clean_in_place(&mut p.description);
@@ -65,11 +79,14 @@ impl ConfigureState {
         }
         let preset = presets
             .iter()
-            .position(|p| p.name.eq_ignore_ascii_case(&training.default_preset))
+            .position(|p| p.name.eq_ignore_ascii_case(&default_preset))
             .unwrap_or(0);
-        let (gpus, catalog_error) = match GpuCatalog::from_config(training) {
-            Ok(c) => (c.all().to_vec(), None),
-            Err(e) => (GpuCatalog::builtin().all().to_vec(), Some(e.to_string())),
+        let (gpus, catalog_error) = match catalog {
+            Some(c) => (c.gpus, c.gpu_error),
+            None => match GpuCatalog::from_config(training) {
+                Ok(c) => (c.all().to_vec(), None),
+                Err(e) => (GpuCatalog::builtin().all().to_vec(), Some(e.to_string())),
+            },
         };
         let mut gpus = gpus;
         for g in &mut gpus {
@@ -78,7 +95,7 @@ impl ConfigureState {
         }
         let gpu = gpus
             .iter()
-            .position(|g| g.id.eq_ignore_ascii_case(&training.default_gpu))
+            .position(|g| g.id.eq_ignore_ascii_case(&default_gpu))
             .unwrap_or(0);
         let mut s = ConfigureState {
             dataset: None,
@@ -90,7 +107,7 @@ impl ConfigureState {
             errors: vec![None; FIELDS.len()],
             gpus,
             gpu,
-            gpu_count: training.default_gpu_count.to_string(),
+            gpu_count: default_gpu_count.to_string(),
             gpu_count_error: None,
             backends: settings.backends.clone(),
             backend: 0,

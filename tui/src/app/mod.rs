@@ -158,6 +158,12 @@ pub enum Focus {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub config: Config,
+    /// The engine's catalog, when the app runs against an engine.
+    pub catalog: Option<brightrun_engine::api::Catalog>,
+    /// The engine's address when attached (empty when embedded).
+    pub connection: String,
+    /// Attached and the connection is down.
+    pub reconnecting: bool,
     pub profile: String,
     pub backends: Vec<String>,
     pub storage: String,
@@ -211,22 +217,35 @@ pub struct App {
 impl App {
     /// A new app over a snapshot of the engine's data. `config` is the engine's config (themes,
     /// keys, tick, presets, GPUs, budget).
+    /// Shows (or clears) a lost connection to an attached engine in the status bar.
+    pub fn set_reconnecting(&mut self, lost: bool) {
+        if self.settings.reconnecting != lost {
+            self.settings.reconnecting = lost;
+            self.mark_dirty();
+        }
+    }
+
     pub fn new(snapshot: Snapshot, config: &Config) -> Self {
         let (keymap, problems) = Keymap::new(&config.tui.keys);
         let theme = Theme::builtin(&config.tui.theme).unwrap_or_default();
         let mut backends = snapshot.backends.clone();
+        let default_backend = snapshot
+            .catalog
+            .as_ref()
+            .map(|c| c.default_backend.clone())
+            .unwrap_or_else(|| config.training.default_backend.clone());
         if backends.is_empty() {
-            backends.push(config.training.default_backend.clone());
+            backends.push(default_backend.clone());
         }
-        if let Some(pos) = backends
-            .iter()
-            .position(|b| *b == config.training.default_backend)
-        {
+        if let Some(pos) = backends.iter().position(|b| *b == default_backend) {
             let d = backends.remove(pos);
             backends.insert(0, d);
         }
         let settings = Settings {
             config: config.clone(),
+            catalog: snapshot.catalog.clone(),
+            connection: snapshot.connection.clone(),
+            reconnecting: false,
             profile: if snapshot.profile.is_empty() {
                 config.profile.name.clone()
             } else {

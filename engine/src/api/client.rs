@@ -1,0 +1,353 @@
+//! Typed helpers over [`EngineApi::call`], for the CLI and the dashboard: each sends one
+//! [`Request`] and unpacks its [`Reply`]. Also the client halves of uploads and downloads
+//! (a file streamed up with progress; an artifact streamed down, sha256-checked, written
+//! atomically), which run wherever the client is.
+
+use super::*;
+use crate::domain::*;
+use crate::engine::Period;
+use crate::storage::check_path;
+use crate::training::Estimate;
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+/// Unpacks the expected reply variant, or explains what came instead.
+macro_rules! expect {
+    ($reply:expr, $variant:ident) => {
+        match $reply? {
+            Reply::$variant(v) => Ok(v),
+            other => Err(ApiError::internal(format!(
+                "the engine answered `{}` where `{}` was expected",
+                other.kind(),
+                stringify!($variant)
+            ))),
+        }
+    };
+}
+
+/// Byte progress of a client-side transfer: (done, total).
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
+
+/// The typed face of any [`EngineApi`].
+#[async_trait]
+pub trait Api: EngineApi {
+    async fn hello(&self) -> Result<EngineInfo, ApiError> {
+        expect!(self.call(Request::Hello).await, Hello)
+    }
+    async fn catalog(&self) -> Result<Catalog, ApiError> {
+        expect!(self.call(Request::Catalog).await, Catalog)
+    }
+    async fn config_info(&self) -> Result<ConfigInfo, ApiError> {
+        expect!(self.call(Request::Config).await, Config)
+    }
+
+    async fn datasets(
+        &self,
+        status: Option<DatasetStatus>,
+        search: Option<String>,
+        page: Paging,
+    ) -> Result<Listing<Dataset>, ApiError> {
+        expect!(
+            self.call(Request::ListDatasets {
+                status,
+                search,
+                page
+            })
+            .await,
+            Datasets
+        )
+    }
+    async fn dataset(&self, id: &str) -> Result<Dataset, ApiError> {
+        expect!(self.call(Request::GetDataset { id: id.into() }).await, Dataset)
+    }
+    async fn validate_dataset(&self, id: &str) -> Result<Dataset, ApiError> {
+        expect!(
+            self.call(Request::ValidateDataset { id: id.into() }).await,
+            Dataset
+        )
+    }
+    async fn update_dataset(
+        &self,
+        id: &str,
+        name: Option<String>,
+        description: Option<String>,
+    ) -> Result<Dataset, ApiError> {
+        expect!(
+            self.call(Request::UpdateDataset {
+                id: id.into(),
+                name,
+                description
+            })
+            .await,
+            Dataset
+        )
+    }
+    async fn delete_dataset(&self, id: &str) -> Result<Dataset, ApiError> {
+        expect!(
+            self.call(Request::DeleteDataset { id: id.into() }).await,
+            Dataset
+        )
+    }
+
+    /// Imports a local file: by path when the engine shares this filesystem, otherwise by
+    /// streaming its bytes. Answers once the file is stored (the dataset is then
+    /// `validating`). `progress` sees the bytes sent when they are streamed.
+    async fn add_dataset_file(
+        &self,
+        file: &Path,
+        name: Option<String>,
+        description: Option<String>,
+        progress: Progress<'_>,
+    ) -> Result<Dataset, ApiError> {
+        if self.shares_filesystem() {
+            let path = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+            return expect!(
+                self.call(Request::ImportDataset {
+                    path: path.to_string_lossy().into_owned(),
+                    name,
+                    description
+                })
+                .await,
+                Dataset
+            );
+        }
+        let meta = tokio::fs::metadata(file).await.map_err(|e| {
+            ApiError::invalid("file", format!("cannot read {}: {e}", file.display()))
+        })?;
+        if !meta.is_file() {
+            return Err(ApiError::invalid(
+                "file",
+                format!("{} is not a regular file", file.display()),
+            ));
+        }
+        let file_name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ticket = expect!(
+            self.call(Request::CreateDataset {
+                file_name,
+                file_size: meta.len(),
+                name,
+                description
+            })
+            .await,
+            Upload
+        )?;
+        let f = tokio::fs::File::open(file).await.map_err(|e| {
+            ApiError::invalid("file", format!("cannot read {}: {e}", file.display()))
+        })?;
+        let total = meta.len();
+        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = done.clone();
+        let body = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).map(move |chunk| {
+            if let Ok(c) = &chunk {
+                counter.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            chunk
+        });
+        let upload = self.upload(ticket.dataset.id, Box::pin(body));
+        tokio::pin!(upload);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                r = &mut upload => {
+                    progress(total, total);
+                    return r;
+                }
+                _ = tick.tick() => progress(done.load(std::sync::atomic::Ordering::Relaxed), total),
+            }
+        }
+    }
+
+    async fn estimate(&self, spec: JobSpec) -> Result<Estimate, ApiError> {
+        expect!(self.call(Request::Estimate { spec }).await, Estimate).map(|b| *b)
+    }
+    async fn create_job(
+        &self,
+        spec: JobSpec,
+        confirm_over_budget: bool,
+    ) -> Result<TrainingJob, ApiError> {
+        expect!(
+            self.call(Request::CreateJob {
+                spec,
+                confirm_over_budget
+            })
+            .await,
+            Job
+        )
+    }
+    async fn jobs(
+        &self,
+        status: Option<JobStatus>,
+        page: Paging,
+    ) -> Result<Listing<TrainingJob>, ApiError> {
+        expect!(self.call(Request::ListJobs { status, page }).await, Jobs)
+    }
+    async fn job(&self, id: &str) -> Result<TrainingJob, ApiError> {
+        expect!(self.call(Request::GetJob { id: id.into() }).await, Job)
+    }
+    async fn cancel_job(&self, id: &str) -> Result<TrainingJob, ApiError> {
+        expect!(self.call(Request::CancelJob { id: id.into() }).await, Job)
+    }
+    async fn retry_job(&self, id: &str) -> Result<TrainingJob, ApiError> {
+        expect!(self.call(Request::RetryJob { id: id.into() }).await, Job)
+    }
+    async fn metrics(
+        &self,
+        id: &str,
+        from_step: u64,
+        limit: Option<usize>,
+    ) -> Result<Vec<MetricsPoint>, ApiError> {
+        expect!(
+            self.call(Request::JobMetrics {
+                id: id.into(),
+                from_step,
+                limit
+            })
+            .await,
+            Metrics
+        )
+    }
+    async fn job_logs(&self, id: &str, lines: usize) -> Result<Vec<String>, ApiError> {
+        expect!(
+            self.call(Request::JobLogs {
+                id: id.into(),
+                lines
+            })
+            .await,
+            Logs
+        )
+    }
+
+    async fn models(&self, page: Paging) -> Result<Listing<ModelArtifact>, ApiError> {
+        expect!(self.call(Request::ListModels { page }).await, Models)
+    }
+    async fn model(&self, id: &str) -> Result<ModelArtifact, ApiError> {
+        expect!(self.call(Request::GetModel { id: id.into() }).await, Model)
+    }
+
+    /// Downloads every file of a model into `to`, checking each sha256 as it streams and
+    /// writing through a temporary file, so a failed download leaves nothing half-written.
+    /// Refuses to overwrite existing files unless `force`.
+    async fn download_model(
+        &self,
+        id: &str,
+        to: &Path,
+        force: bool,
+        progress: Progress<'_>,
+    ) -> Result<Vec<PathBuf>, ApiError> {
+        let model = self.model(id).await?;
+        let total: u64 = model.files.iter().map(|f| f.size).sum();
+        let mut targets = Vec::new();
+        for f in &model.files {
+            check_path(&f.path).map_err(|e| ApiError::internal(e.to_string()))?;
+            targets.push(to.join(&f.path));
+        }
+        if !force {
+            let existing: Vec<String> = targets
+                .iter()
+                .filter(|p| p.exists())
+                .map(|p| p.display().to_string())
+                .collect();
+            if !existing.is_empty() {
+                let (what, verb) = if existing.len() == 1 {
+                    ("a file", "exists")
+                } else {
+                    ("files", "exist")
+                };
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "{what} already {verb}: {}; use --force to overwrite",
+                        existing.join(", ")
+                    ),
+                ));
+            }
+        }
+        let mut done = 0u64;
+        for (f, dest) in model.files.iter().zip(&targets) {
+            let io = |e: std::io::Error| {
+                ApiError::invalid("to", format!("cannot write {}: {e}", dest.display()))
+            };
+            if let Some(dir) = dest.parent() {
+                tokio::fs::create_dir_all(dir).await.map_err(io)?;
+            }
+            let tmp = dest.with_file_name(format!(
+                ".{}.part",
+                dest.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
+            let mut body = self.download(model.id, &f.path).await?;
+            let mut hash = Sha256::new();
+            let mut size = 0u64;
+            let result: Result<(), ApiError> = async {
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(|e| {
+                        ApiError::unavailable(format!("download of {} broke off: {e}", f.path))
+                    })?;
+                    hash.update(&chunk);
+                    size += chunk.len() as u64;
+                    out.write_all(&chunk).await.map_err(io)?;
+                    progress(done + size, total);
+                }
+                out.flush().await.map_err(io)?;
+                out.sync_all().await.map_err(io)?;
+                let got = hex::encode(hash.finalize());
+                if got != f.sha256 || size != f.size {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        format!(
+                            "{} arrived corrupted (sha256 {got} instead of {}); nothing was kept",
+                            f.path, f.sha256
+                        ),
+                    ));
+                }
+                tokio::fs::rename(&tmp, dest).await.map_err(io)
+            }
+            .await;
+            if let Err(e) = result {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(e);
+            }
+            done += size;
+        }
+        progress(total, total);
+        Ok(targets)
+    }
+
+    async fn costs(&self, period: Period) -> Result<CostsReport, ApiError> {
+        expect!(self.call(Request::Costs { period }).await, Costs).map(|b| *b)
+    }
+    async fn notifications(
+        &self,
+        unread_only: bool,
+        page: Paging,
+    ) -> Result<Listing<Notification>, ApiError> {
+        expect!(
+            self.call(Request::ListNotifications { unread_only, page })
+                .await,
+            Notifications
+        )
+    }
+    async fn mark_read(&self, id: Option<String>) -> Result<usize, ApiError> {
+        expect!(self.call(Request::MarkRead { id }).await, Count)
+    }
+
+    async fn create_token(&self, user: Option<String>) -> Result<NewToken, ApiError> {
+        expect!(self.call(Request::CreateToken { user }).await, Token)
+    }
+    async fn tokens(&self) -> Result<Vec<TokenInfo>, ApiError> {
+        expect!(self.call(Request::ListTokens).await, Tokens)
+    }
+    async fn revoke_token(&self, id: &str) -> Result<TokenInfo, ApiError> {
+        expect!(
+            self.call(Request::RevokeToken { id: id.into() }).await,
+            TokenRevoked
+        )
+    }
+}
+
+impl<T: EngineApi + ?Sized> Api for T {}

@@ -1,0 +1,210 @@
+//! Errors as they cross the engine API: a code that callers branch on (exit statuses, the
+//! dashboard's messages, HTTP statuses), a message for people, and optional details. Nothing
+//! on the client side ever matches on the message text.
+
+use crate::EngineError;
+use crate::store::StoreError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What kind of failure it is; stable across versions (the wire form is snake_case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No such record for this user (another user's record answers this too, never 403).
+    NotFound,
+    /// An id prefix matched several records.
+    Ambiguous,
+    /// The request is valid but the current state refuses it (a dataset in use, over budget).
+    Conflict,
+    /// The request itself is wrong; `field` names the part when there is one.
+    Invalid,
+    /// Something the engine needs does not answer (a daemon, a backend, storage, the disk).
+    Unavailable,
+    /// No token, a wrong token, a revoked token.
+    Unauthorized,
+    /// Too many requests (failed authentication is rate-limited).
+    RateLimited,
+    /// A bug or an unexpected failure inside the engine.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Ambiguous => "ambiguous",
+            Self::Conflict => "conflict",
+            Self::Invalid => "invalid",
+            Self::Unavailable => "unavailable",
+            Self::Unauthorized => "unauthorized",
+            Self::RateLimited => "rate_limited",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status the seed's routes answer with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::NotFound => 404,
+            Self::Ambiguous | Self::Invalid => 400,
+            Self::Conflict => 409,
+            Self::Unavailable => 503,
+            Self::Unauthorized => 401,
+            Self::RateLimited => 429,
+            Self::Internal => 500,
+        }
+    }
+
+    /// Whether the caller asked for something wrong (exit status 2), as opposed to the thing
+    /// asked about failing.
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, Self::Internal)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error from the engine API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// For `invalid`: the request field at fault (`learning_rate`, `name`, `after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// More about it, for people (the seed's `details`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            field: None,
+            details: None,
+        }
+    }
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::new(ErrorCode::Invalid, message)
+        }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthorized, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Internal, message)
+    }
+    pub fn with_details(mut self, details: impl Into<String>) -> Self {
+        self.details = Some(details.into());
+        self
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        Self::from_ref(&e)
+    }
+}
+
+impl ApiError {
+    /// The API error for an engine error (its code, message and field).
+    pub fn from_ref(e: &EngineError) -> Self {
+        let message = e.to_string();
+        let code = match e {
+            EngineError::NotFound { .. } => ErrorCode::NotFound,
+            EngineError::Ambiguous { .. } => ErrorCode::Ambiguous,
+            EngineError::Conflict(_) => ErrorCode::Conflict,
+            EngineError::Invalid(_) | EngineError::Config(_) | EngineError::Secrets(_) => {
+                ErrorCode::Invalid
+            }
+            EngineError::InvalidField { field, .. } => {
+                return ApiError::invalid(field.clone(), message);
+            }
+            EngineError::Store(StoreError::Locked { .. }) => ErrorCode::Unavailable,
+            EngineError::Store(StoreError::SchemaTooNew { .. }) => ErrorCode::Conflict,
+            EngineError::Store(_) => ErrorCode::Unavailable,
+            EngineError::Storage(crate::storage::StorageError::TooLarge { .. })
+            | EngineError::Storage(crate::storage::StorageError::BadPath { .. }) => {
+                ErrorCode::Invalid
+            }
+            EngineError::Storage(crate::storage::StorageError::NotFound { .. }) => {
+                ErrorCode::NotFound
+            }
+            EngineError::Storage(_) => ErrorCode::Unavailable,
+            EngineError::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::PermissionDenied
+                | std::io::ErrorKind::AlreadyExists
+                | std::io::ErrorKind::InvalidInput => ErrorCode::Invalid,
+                _ => ErrorCode::Unavailable,
+            },
+        };
+        ApiError::new(code, message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_have_stable_wire_names_and_statuses() {
+        for (code, name, status) in [
+            (ErrorCode::NotFound, "not_found", 404),
+            (ErrorCode::Ambiguous, "ambiguous", 400),
+            (ErrorCode::Conflict, "conflict", 409),
+            (ErrorCode::Invalid, "invalid", 400),
+            (ErrorCode::Unavailable, "unavailable", 503),
+            (ErrorCode::Unauthorized, "unauthorized", 401),
+            (ErrorCode::RateLimited, "rate_limited", 429),
+            (ErrorCode::Internal, "internal", 500),
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), name);
+            assert_eq!(code.as_str(), name);
+            assert_eq!(code.http_status(), status);
+        }
+    }
+
+    #[test]
+    fn engine_errors_map_to_codes() {
+        let e: ApiError = EngineError::NotFound {
+            kind: crate::IdKind::Job,
+            query: "abc".into(),
+        }
+        .into();
+        assert_eq!(e.code, ErrorCode::NotFound);
+        let e: ApiError = EngineError::InvalidField {
+            field: "learning_rate".into(),
+            message: "learning_rate 1 is outside 1e-5..1e-3".into(),
+        }
+        .into();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            (ErrorCode::Invalid, Some("learning_rate"))
+        );
+        let e: ApiError = EngineError::Conflict("in use".into()).into();
+        assert_eq!(e.code, ErrorCode::Conflict);
+    }
+}

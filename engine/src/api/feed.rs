@@ -1,0 +1,201 @@
+//! The change feed: "everything after seq N, then live". It subscribes before it reads the
+//! log, replays from the log, then follows the broadcast, skipping seqs it has already sent
+//! and going back to the log whenever it falls behind (a lagged channel, a gap). So a
+//! subscriber sees every change once, in order, however slow it is. Only the caller's own
+//! records pass (the seed's RLS promise).
+
+use super::{ApiError, ChangeStream, ErrorCode, LiveStream};
+use crate::Engine;
+use crate::events::{EngineEvent, ProgressTask, Sequenced};
+use crate::ids::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc};
+
+/// Log entries read per replay step.
+const REPLAY_BATCH: usize = 1000;
+/// Changes buffered per subscriber before the feed waits for it.
+const FEED_BUFFER: usize = 1024;
+
+/// Decides which events a user may see, remembering the answer per record.
+pub(crate) struct Visibility {
+    engine: Engine,
+    jobs: HashMap<JobId, bool>,
+    datasets: HashMap<DatasetId, bool>,
+    models: HashMap<ArtifactId, bool>,
+}
+
+impl Visibility {
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            engine,
+            jobs: HashMap::new(),
+            datasets: HashMap::new(),
+            models: HashMap::new(),
+        }
+    }
+
+    fn user(&self) -> UserId {
+        self.engine.user_id()
+    }
+
+    fn job(&mut self, id: JobId) -> bool {
+        let store = self.engine.store();
+        let user = self.engine.user_id();
+        *self.jobs.entry(id).or_insert_with(|| {
+            matches!(store.job(id), Ok(Some(j)) if j.user_id == user)
+        })
+    }
+
+    pub fn allows(&mut self, event: &EngineEvent) -> bool {
+        if let Some(owner) = event.user() {
+            let mine = owner == self.user();
+            if let EngineEvent::Job(j) = event {
+                self.jobs.insert(j.id, mine);
+            }
+            return mine;
+        }
+        match event {
+            EngineEvent::Metrics { job_id, .. } | EngineEvent::JobLog { job_id, .. } => {
+                self.job(*job_id)
+            }
+            EngineEvent::Checkpoint(c) => self.job(c.job_id),
+            EngineEvent::Progress(p) => match &p.task {
+                ProgressTask::Upload(id) | ProgressTask::Validation(id) => {
+                    let store = self.engine.store();
+                    let user = self.engine.user_id();
+                    *self.datasets.entry(*id).or_insert_with(|| {
+                        matches!(store.dataset(*id), Ok(Some(d)) if d.user_id == user)
+                    })
+                }
+                ProgressTask::Download(id) => {
+                    let store = self.engine.store();
+                    let user = self.engine.user_id();
+                    *self.models.entry(*id).or_insert_with(|| {
+                        matches!(store.artifact(*id), Ok(Some(a)) if a.user_id == user)
+                    })
+                }
+                ProgressTask::TrainerEnvironment => true,
+            },
+            EngineEvent::BackendHealth { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// The caller's changes with seq > `after`, then live. Fails at once with `conflict` when the
+/// log no longer holds seq `after + 1` (it was compacted): the client must reload.
+pub fn change_feed(engine: Engine, after: u64) -> Result<ChangeStream, ApiError> {
+    // Subscribe first: whatever commits from here on is either in the log or in the channel.
+    let rx = engine.subscribe_changes();
+    let bounds = engine.store().change_bounds()?;
+    if bounds.first > 0 && after + 1 < bounds.first {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "changes after seq {after} are no longer kept (the log starts at {}); reload",
+                bounds.first
+            ),
+        )
+        .with_details(format!("oldest_seq={}", bounds.first)));
+    }
+    if after > bounds.last {
+        return Err(ApiError::invalid(
+            "after",
+            format!(
+                "seq {after} is ahead of the change log (last {}); is this another engine?",
+                bounds.last
+            ),
+        ));
+    }
+    let (tx, out) = mpsc::channel(FEED_BUFFER);
+    tokio::spawn(pump(engine, after, rx, tx));
+    Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out)))
+}
+
+type Tx = mpsc::Sender<Result<Arc<Sequenced>, ApiError>>;
+
+async fn pump(
+    engine: Engine,
+    mut last: u64,
+    mut rx: broadcast::Receiver<Arc<Sequenced>>,
+    tx: Tx,
+) {
+    let mut vis = Visibility::new(engine.clone());
+    loop {
+        // Replay whatever the log has past `last`.
+        loop {
+            let store = engine.store().clone();
+            let from = last;
+            let batch = tokio::task::spawn_blocking(move || store.changes_after(from, REPLAY_BATCH))
+                .await;
+            let batch = match batch {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(ApiError::internal(e.to_string()))).await;
+                    return;
+                }
+            };
+            if batch.is_empty() {
+                break;
+            }
+            for c in batch {
+                last = c.seq;
+                if vis.allows(&c.event) && tx.send(Ok(c)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        // Follow live until we fall behind.
+        loop {
+            let next = tokio::select! {
+                r = rx.recv() => r,
+                _ = tx.closed() => return,
+            };
+            match next {
+                Ok(c) if c.seq <= last => continue,
+                Ok(c) if c.seq == last + 1 => {
+                    last = c.seq;
+                    if vis.allows(&c.event) && tx.send(Ok(c)).await.is_err() {
+                        return;
+                    }
+                }
+                // A gap (or a lagged channel): the log has what we missed.
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+/// The caller's live events (logs, progress) and everyone's backend health, from now on.
+pub fn live_feed(engine: Engine) -> LiveStream {
+    let mut rx = engine.subscribe_live();
+    let (tx, out) = mpsc::channel(FEED_BUFFER);
+    tokio::spawn(async move {
+        let mut vis = Visibility::new(engine);
+        loop {
+            let next = tokio::select! {
+                r = rx.recv() => r,
+                _ = tx.closed() => return,
+            };
+            match next {
+                Ok(e) => {
+                    // Live events may be dropped: never wait on a slow subscriber.
+                    if vis.allows(&e)
+                        && let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(e)
+                    {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(out))
+}

@@ -1,0 +1,462 @@
+//! The engine in this process, behind [`EngineApi`]. Every request runs against an engine
+//! handle that acts for one user; blocking store work (redb reads and commits) runs on the
+//! blocking pool, never on the async workers.
+
+use super::*;
+use crate::domain::*;
+use crate::engine::{IdKind, NewDataset, pick};
+use crate::store::Page;
+use crate::training::{GpuCatalog, presets};
+use crate::{Engine, EngineError, JobRequest};
+use futures::TryStreamExt;
+use std::str::FromStr;
+
+/// The embedded engine as an API. Cheap to clone.
+#[derive(Clone)]
+pub struct LocalApi {
+    engine: Engine,
+    tokens: TokenStore,
+    /// Whether this caller may manage tokens (the owner: embedded, or on the Unix socket).
+    owner: bool,
+}
+
+impl LocalApi {
+    /// The engine, acting for the engine handle's user, as its owner.
+    pub fn new(engine: Engine) -> Self {
+        let tokens = TokenStore::new(
+            engine.store().clone(),
+            engine.profile_user(),
+            engine.config().profile.name.clone(),
+        );
+        Self {
+            engine,
+            tokens,
+            owner: true,
+        }
+    }
+
+    /// The same engine acting for `user`, who is the owner only when `owner` is set.
+    pub fn for_user(&self, user: UserId, owner: bool) -> Self {
+        Self {
+            engine: self.engine.as_user(user),
+            tokens: self.tokens.clone(),
+            owner,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn tokens(&self) -> &TokenStore {
+        &self.tokens
+    }
+}
+
+/// Runs blocking engine work off the async workers.
+async fn blocking<T: Send + 'static>(
+    engine: &Engine,
+    f: impl FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let e = engine.clone();
+    tokio::task::spawn_blocking(move || f(&e))
+        .await
+        .map_err(|e| ApiError::internal(format!("engine task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+/// Checks a request's strings at the edge: lengths and control characters.
+fn check_field(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.len() > MAX_FIELD_LEN {
+        return Err(ApiError::invalid(
+            field,
+            format!("`{field}` is {} bytes; at most {MAX_FIELD_LEN}", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn page(p: Paging) -> Page {
+    Page {
+        offset: p.offset,
+        limit: p.limit.max(1),
+    }
+}
+
+/// Resolves an id or unique prefix. A full id is looked up directly (no scan), so clients
+/// that pass ids pay nothing for prefix support.
+macro_rules! resolver {
+    ($name:ident, $ty:ty, $kind:expr, $list:expr) => {
+        fn $name(engine: &Engine, query: &str) -> Result<$ty, EngineError> {
+            if let Ok(u) = uuid::Uuid::from_str(query.trim()) {
+                return Ok(<$ty>::from_bytes(*u.as_bytes()));
+            }
+            check_field("id", query).map_err(|e| EngineError::Invalid(e.message))?;
+            let all = $list(engine)?;
+            pick($kind, query, all)
+        }
+    };
+}
+resolver!(dataset_id, DatasetId, IdKind::Dataset, |e: &Engine| e
+    .datasets(None, Page::ALL)
+    .map(|v| v.into_iter().map(|d| d.id).collect::<Vec<_>>()));
+resolver!(job_id, JobId, IdKind::Job, |e: &Engine| e
+    .jobs(None, Page::ALL)
+    .map(|v| v.into_iter().map(|j| j.id).collect::<Vec<_>>()));
+resolver!(model_id, ArtifactId, IdKind::Model, |e: &Engine| e
+    .artifacts(Page::ALL)
+    .map(|v| v.into_iter().map(|a| a.id).collect::<Vec<_>>()));
+resolver!(
+    notification_id,
+    NotificationId,
+    IdKind::Notification,
+    |e: &Engine| e
+        .notifications(false, Page::ALL)
+        .map(|v| v.into_iter().map(|n| n.id).collect::<Vec<_>>())
+);
+
+fn job_request(engine: &Engine, spec: JobSpec) -> Result<JobRequest, EngineError> {
+    Ok(JobRequest {
+        dataset_id: dataset_id(engine, &spec.dataset)?,
+        preset: spec.preset,
+        sets: spec.sets,
+        gpu_type: spec.gpu_type,
+        gpu_count: spec.gpu_count,
+        backend: spec.backend,
+    })
+}
+
+fn listing<T>(items: Vec<T>, total: usize, p: Paging) -> Listing<T> {
+    Listing {
+        items,
+        total,
+        offset: p.offset,
+        limit: p.limit,
+    }
+}
+
+/// Lists the whole (filtered) set and slices it: for the lists that filter on content.
+fn slice<T>(all: Vec<T>, p: Paging) -> Listing<T> {
+    let total = all.len();
+    let items = all.into_iter().skip(p.offset).take(p.limit).collect();
+    listing(items, total, p)
+}
+
+fn matches_search(d: &Dataset, q: &str) -> bool {
+    let q = q.to_lowercase();
+    d.name.to_lowercase().contains(&q)
+        || d.file_name.to_lowercase().contains(&q)
+        || d.description
+            .as_deref()
+            .is_some_and(|t| t.to_lowercase().contains(&q))
+}
+
+impl LocalApi {
+    fn catalog(&self) -> Catalog {
+        let cfg = &self.engine.config().training;
+        let (gpus, gpu_error) = match GpuCatalog::from_config(cfg) {
+            Ok(c) => (c.all().to_vec(), None),
+            Err(e) => (GpuCatalog::builtin().all().to_vec(), Some(e.to_string())),
+        };
+        Catalog {
+            presets: presets::list(cfg),
+            default_preset: cfg.default_preset.clone(),
+            gpus,
+            gpu_error,
+            default_gpu: cfg.default_gpu.clone(),
+            default_gpu_count: cfg.default_gpu_count,
+            backends: self.engine.backend_names(),
+            default_backend: cfg.default_backend.clone(),
+            profile: self.engine.config().profile.name.clone(),
+            storage: self.engine.storage_kind().to_string(),
+        }
+    }
+
+    fn config_info(&self) -> Result<ConfigInfo, ApiError> {
+        let e = &self.engine;
+        let p = e.paths();
+        let s = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+        let paths = [
+            ("config_file", s(p.config_file())),
+            ("secrets_file", s(p.secrets_file())),
+            ("data_dir", s(p.data_dir.clone())),
+            ("database", s(p.database_file())),
+            ("objects", s(p.objects_dir())),
+            ("logs", s(p.log_dir())),
+            ("trainer_cache", s(p.cache_dir.clone())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Ok(ConfigInfo {
+            config: serde_json::to_value(e.config())
+                .map_err(|err| ApiError::internal(err.to_string()))?,
+            config_toml: toml::to_string_pretty(e.config())
+                .map_err(|err| ApiError::internal(err.to_string()))?,
+            paths,
+            secrets: e
+                .secrets()
+                .describe()
+                .into_iter()
+                .map(|(name, value, source)| SecretInfo {
+                    name,
+                    value,
+                    source: source.to_string(),
+                })
+                .collect(),
+            schema_version: e.schema_version()?,
+            storage: e.storage_kind().to_string(),
+        })
+    }
+
+    fn hello(&self) -> Result<EngineInfo, ApiError> {
+        let e = &self.engine;
+        Ok(EngineInfo {
+            api_version: API_VERSION,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            user_id: e.user_id(),
+            profile: e.config().profile.name.clone(),
+            storage: e.storage_kind().to_string(),
+            store_path: e.paths().database_file().to_string_lossy().into_owned(),
+            schema_version: e.schema_version()?,
+            last_seq: e.store().last_seq()?,
+        })
+    }
+
+    /// Answers one request.
+    pub async fn dispatch(&self, request: Request) -> Result<Reply, ApiError> {
+        if request.owner_only() && !self.owner {
+            return Err(ApiError::unauthorized(
+                "only the engine's owner (on its Unix socket) may manage tokens",
+            ));
+        }
+        let e = &self.engine;
+        Ok(match request {
+            Request::Hello => Reply::Hello(self.hello()?),
+            Request::Catalog => Reply::Catalog(self.catalog()),
+            Request::Config => Reply::Config(self.config_info()?),
+
+            Request::ListDatasets {
+                status,
+                search,
+                page: p,
+            } => {
+                if let Some(q) = &search {
+                    check_field("search", q)?;
+                }
+                blocking(e, move |e| {
+                    let all = e.datasets(status, Page::ALL)?;
+                    Ok(match search.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+                        Some(q) => slice(all.into_iter().filter(|d| matches_search(d, q)).collect(), p),
+                        None => slice(all, p),
+                    })
+                })
+                .await
+                .map(Reply::Datasets)?
+            }
+            Request::GetDataset { id } => {
+                Reply::Dataset(blocking(e, move |e| e.dataset(dataset_id(e, &id)?)).await?)
+            }
+            Request::CreateDataset {
+                file_name,
+                file_size,
+                name,
+                description,
+            } => {
+                check_field("file_name", &file_name)?;
+                check_field("name", name.as_deref().unwrap_or(""))?;
+                check_field("description", description.as_deref().unwrap_or(""))?;
+                let dataset = blocking(e, move |e| {
+                    e.create_streamed_dataset(&file_name, file_size, NewDataset { name, description })
+                })
+                .await?;
+                let upload = UploadTarget::Engine {
+                    method: "PUT".into(),
+                    path: format!("/api/datasets/{}/upload", dataset.id),
+                };
+                Reply::Upload(UploadTicket { dataset, upload })
+            }
+            Request::ImportDataset {
+                path,
+                name,
+                description,
+            } => {
+                check_field("path", &path)?;
+                check_field("name", name.as_deref().unwrap_or(""))?;
+                check_field("description", description.as_deref().unwrap_or(""))?;
+                let d = e
+                    .add_dataset(
+                        std::path::Path::new(&path),
+                        NewDataset { name, description },
+                        &|_, _| {},
+                    )
+                    .await?;
+                Reply::Dataset(d)
+            }
+            Request::ConfirmDataset { id } => {
+                let d = blocking(e, move |e| e.dataset(dataset_id(e, &id)?)).await?;
+                if d.status == DatasetStatus::Uploading {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        format!("dataset {} has not been uploaded yet", d.id.short()),
+                    ));
+                }
+                e.wake_validation();
+                Reply::Dataset(d)
+            }
+            Request::ValidateDataset { id } => {
+                let id = blocking(e, move |e| dataset_id(e, &id)).await?;
+                Reply::Dataset(e.validate_dataset(id).await?)
+            }
+            Request::UpdateDataset {
+                id,
+                name,
+                description,
+            } => {
+                check_field("name", name.as_deref().unwrap_or(""))?;
+                check_field("description", description.as_deref().unwrap_or(""))?;
+                Reply::Dataset(
+                    blocking(e, move |e| {
+                        let id = dataset_id(e, &id)?;
+                        let mut d = e.dataset(id)?;
+                        if let Some(n) = &name {
+                            d = e.rename_dataset(id, n)?;
+                        }
+                        if let Some(t) = &description {
+                            d = e.describe_dataset(id, t)?;
+                        }
+                        Ok(d)
+                    })
+                    .await?,
+                )
+            }
+            Request::DeleteDataset { id } => {
+                let id = blocking(e, move |e| dataset_id(e, &id)).await?;
+                Reply::Dataset(e.delete_dataset(id).await?)
+            }
+
+            Request::Estimate { spec } => Reply::Estimate(Box::new(
+                blocking(e, move |e| e.estimate(&job_request(e, spec)?)).await?,
+            )),
+            Request::CreateJob {
+                spec,
+                confirm_over_budget,
+            } => {
+                let req = blocking(e, move |e| job_request(e, spec)).await?;
+                Reply::Job(e.create_job(req, confirm_over_budget).await?)
+            }
+            Request::ListJobs { status, page: p } => blocking(e, move |e| {
+                let total = e.store().count_jobs(e.user_id(), status)?;
+                Ok(listing(e.jobs(status, page(p))?, total, p))
+            })
+            .await
+            .map(Reply::Jobs)?,
+            Request::GetJob { id } => Reply::Job(blocking(e, move |e| e.job(job_id(e, &id)?)).await?),
+            Request::CancelJob { id } => {
+                let id = blocking(e, move |e| job_id(e, &id)).await?;
+                Reply::Job(e.cancel_job(id).await?)
+            }
+            Request::RetryJob { id } => {
+                let id = blocking(e, move |e| job_id(e, &id)).await?;
+                Reply::Job(e.retry_job(id).await?)
+            }
+            Request::JobMetrics {
+                id,
+                from_step,
+                limit,
+            } => Reply::Metrics(
+                blocking(e, move |e| {
+                    e.metrics(job_id(e, &id)?, from_step, limit.unwrap_or(usize::MAX))
+                })
+                .await?,
+            ),
+            Request::JobLogs { id, lines } => {
+                let id = blocking(e, move |e| job_id(e, &id)).await?;
+                Reply::Logs(e.job_log_tail(id, lines.min(100_000)).await?)
+            }
+
+            Request::ListModels { page: p } => blocking(e, move |e| Ok(slice(e.artifacts(Page::ALL)?, p)))
+                .await
+                .map(Reply::Models)?,
+            Request::GetModel { id } => {
+                Reply::Model(blocking(e, move |e| e.artifact(model_id(e, &id)?)).await?)
+            }
+
+            Request::Costs { period } => Reply::Costs(Box::new(
+                blocking(e, move |e| {
+                    Ok(CostsReport {
+                        summary: e.cost_summary(period)?,
+                        month_spent: e.spent_this_month().ok(),
+                    })
+                })
+                .await?,
+            )),
+            Request::ListNotifications {
+                unread_only,
+                page: p,
+            } => blocking(e, move |e| {
+                let total = e.store().count_notifications(e.user_id(), unread_only)?;
+                Ok(listing(e.notifications(unread_only, page(p))?, total, p))
+            })
+            .await
+            .map(Reply::Notifications)?,
+            Request::MarkRead { id } => Reply::Count(
+                blocking(e, move |e| {
+                    let id = id.map(|q| notification_id(e, &q)).transpose()?;
+                    e.mark_read(id)
+                })
+                .await?,
+            ),
+
+            Request::CreateToken { user } => {
+                check_field("user", user.as_deref().unwrap_or(""))?;
+                let tokens = self.tokens.clone();
+                Reply::Token(
+                    tokio::task::spawn_blocking(move || tokens.create(user.as_deref()))
+                        .await
+                        .map_err(|e| ApiError::internal(e.to_string()))??,
+                )
+            }
+            Request::ListTokens => Reply::Tokens(self.tokens.list()?),
+            Request::RevokeToken { id } => Reply::TokenRevoked(self.tokens.revoke(&id)?),
+        })
+    }
+}
+
+#[async_trait]
+impl EngineApi for LocalApi {
+    async fn call(&self, request: Request) -> Result<Reply, ApiError> {
+        self.dispatch(request).await
+    }
+
+    async fn upload(&self, dataset: DatasetId, body: ByteStream) -> Result<Dataset, ApiError> {
+        let mut reader =
+            tokio_util::io::StreamReader::new(body.map_err(std::io::Error::other));
+        Ok(self.engine.receive_upload(dataset, &mut reader).await?)
+    }
+
+    async fn download(&self, model: ArtifactId, file: &str) -> Result<ByteStream, ApiError> {
+        let reader = self.engine.open_artifact_file(model, file).await?;
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            reader,
+            256 * 1024,
+        )))
+    }
+
+    async fn changes(&self, after: u64) -> Result<ChangeStream, ApiError> {
+        change_feed(self.engine.clone(), after)
+    }
+
+    async fn live(&self) -> Result<LiveStream, ApiError> {
+        Ok(live_feed(self.engine.clone()))
+    }
+
+    fn connection(&self) -> Connection {
+        Connection::Embedded
+    }
+
+    fn shares_filesystem(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,408 @@
+//! The engine API's vocabulary: every request a client may make and every reply it may get,
+//! as serde types. The in-process engine and the daemon speak exactly these; the wire form is
+//! JSON (`{"op": "list_jobs", …}` in, `{"kind": "jobs", "data": …}` out). Records keep the
+//! field names of the domain tables, so scripts read the same names everywhere.
+//!
+//! Ids in requests are strings: a full id or a unique prefix, resolved by the engine, which
+//! answers `not_found` or `ambiguous`.
+
+use crate::domain::*;
+use crate::engine::{CostSummary, Period};
+use crate::ids::*;
+use crate::training::{Estimate, GpuSpec, PresetInfo};
+use serde::{Deserialize, Serialize};
+
+/// Bumped when a request or reply changes incompatibly; a client refuses a daemon of another
+/// version rather than misreading it.
+pub const API_VERSION: u32 = 1;
+
+/// The longest string a request field may hold (names, descriptions, ids).
+pub const MAX_FIELD_LEN: usize = 4096;
+
+/// A slice of a newest-first list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paging {
+    #[serde(default)]
+    pub offset: usize,
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+}
+
+fn default_limit() -> usize {
+    50
+}
+
+impl Default for Paging {
+    fn default() -> Self {
+        Self {
+            offset: 0,
+            limit: default_limit(),
+        }
+    }
+}
+
+impl Paging {
+    /// Everything (the dashboard's first load).
+    pub const ALL: Paging = Paging {
+        offset: 0,
+        limit: usize::MAX,
+    };
+}
+
+/// A run as a user asks for it; unset fields take the engine's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// A dataset id or unique prefix.
+    pub dataset: String,
+    /// `fast`, `balanced`, `quality`, `custom` or a preset from config; empty: the default.
+    #[serde(default)]
+    pub preset: String,
+    /// `key=value` overrides over the preset, in order (as `--set` takes them).
+    #[serde(default)]
+    pub sets: Vec<(String, String)>,
+    #[serde(default)]
+    pub gpu_type: Option<String>,
+    #[serde(default)]
+    pub gpu_count: Option<u32>,
+    #[serde(default)]
+    pub backend: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Who am I talking to: versions, user, store, the change log's last seq.
+    Hello,
+    /// Presets, GPUs, backends and defaults: what this engine will do with a job.
+    Catalog,
+    /// The effective config (secrets masked) and the paths in use.
+    Config,
+
+    ListDatasets {
+        #[serde(default)]
+        status: Option<DatasetStatus>,
+        /// Case-insensitive match on name, file name or description.
+        #[serde(default)]
+        search: Option<String>,
+        #[serde(default)]
+        page: Paging,
+    },
+    GetDataset {
+        id: String,
+    },
+    /// Creates a dataset record (`uploading`) and says where to send the bytes.
+    CreateDataset {
+        file_name: String,
+        file_size: u64,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        description: Option<String>,
+    },
+    /// Imports a file the engine can read itself (client and engine share a filesystem).
+    ImportDataset {
+        path: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        description: Option<String>,
+    },
+    /// Hands an uploaded dataset to the validator (the seed's `confirm`).
+    ConfirmDataset {
+        id: String,
+    },
+    /// Validates now and answers with the verdict.
+    ValidateDataset {
+        id: String,
+    },
+    UpdateDataset {
+        id: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        description: Option<String>,
+    },
+    DeleteDataset {
+        id: String,
+    },
+
+    Estimate {
+        spec: JobSpec,
+    },
+    CreateJob {
+        spec: JobSpec,
+        /// The user has seen that the run exceeds the monthly budget and wants it anyway.
+        #[serde(default)]
+        confirm_over_budget: bool,
+    },
+    ListJobs {
+        #[serde(default)]
+        status: Option<JobStatus>,
+        #[serde(default)]
+        page: Paging,
+    },
+    GetJob {
+        id: String,
+    },
+    CancelJob {
+        id: String,
+    },
+    RetryJob {
+        id: String,
+    },
+    JobMetrics {
+        id: String,
+        #[serde(default)]
+        from_step: u64,
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    JobLogs {
+        id: String,
+        #[serde(default = "default_log_lines")]
+        lines: usize,
+    },
+
+    ListModels {
+        #[serde(default)]
+        page: Paging,
+    },
+    GetModel {
+        id: String,
+    },
+
+    Costs {
+        period: Period,
+    },
+    ListNotifications {
+        #[serde(default)]
+        unread_only: bool,
+        #[serde(default)]
+        page: Paging,
+    },
+    /// Marks one notification read, or all of them when `id` is absent.
+    MarkRead {
+        #[serde(default)]
+        id: Option<String>,
+    },
+
+    /// A new bearer token for TCP clients; only the owner (on the Unix socket or embedded)
+    /// may manage tokens.
+    CreateToken {
+        /// A user name; a new name becomes a new user. Absent: the profile's user.
+        #[serde(default)]
+        user: Option<String>,
+    },
+    ListTokens,
+    RevokeToken {
+        id: String,
+    },
+}
+
+fn default_log_lines() -> usize {
+    200
+}
+
+impl Request {
+    /// The operation's name, as the wire spells it (for metrics and logs).
+    pub fn op(&self) -> &'static str {
+        match self {
+            Self::Hello => "hello",
+            Self::Catalog => "catalog",
+            Self::Config => "config",
+            Self::ListDatasets { .. } => "list_datasets",
+            Self::GetDataset { .. } => "get_dataset",
+            Self::CreateDataset { .. } => "create_dataset",
+            Self::ImportDataset { .. } => "import_dataset",
+            Self::ConfirmDataset { .. } => "confirm_dataset",
+            Self::ValidateDataset { .. } => "validate_dataset",
+            Self::UpdateDataset { .. } => "update_dataset",
+            Self::DeleteDataset { .. } => "delete_dataset",
+            Self::Estimate { .. } => "estimate",
+            Self::CreateJob { .. } => "create_job",
+            Self::ListJobs { .. } => "list_jobs",
+            Self::GetJob { .. } => "get_job",
+            Self::CancelJob { .. } => "cancel_job",
+            Self::RetryJob { .. } => "retry_job",
+            Self::JobMetrics { .. } => "job_metrics",
+            Self::JobLogs { .. } => "job_logs",
+            Self::ListModels { .. } => "list_models",
+            Self::GetModel { .. } => "get_model",
+            Self::Costs { .. } => "costs",
+            Self::ListNotifications { .. } => "list_notifications",
+            Self::MarkRead { .. } => "mark_read",
+            Self::CreateToken { .. } => "create_token",
+            Self::ListTokens => "list_tokens",
+            Self::RevokeToken { .. } => "revoke_token",
+        }
+    }
+
+    /// Whether only the owner of the engine may make it (token management).
+    pub fn owner_only(&self) -> bool {
+        matches!(
+            self,
+            Self::CreateToken { .. } | Self::ListTokens | Self::RevokeToken { .. }
+        )
+    }
+}
+
+/// One page of a list and how many there are in all.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub total: usize,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// Where an engine is and what it runs on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EngineInfo {
+    pub api_version: u32,
+    /// BrightRun's version (the crate's).
+    pub version: String,
+    pub pid: u32,
+    /// The caller's user.
+    pub user_id: UserId,
+    pub profile: String,
+    /// `local` or `s3`.
+    pub storage: String,
+    pub store_path: String,
+    pub schema_version: u64,
+    /// The change log's last seq when this was answered.
+    pub last_seq: u64,
+}
+
+/// What the engine would do with a job: the Configure tab and `--help` texts come from here,
+/// so a dashboard attached to a daemon shows the daemon's presets and GPUs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Catalog {
+    pub presets: Vec<PresetInfo>,
+    pub default_preset: String,
+    pub gpus: Vec<GpuSpec>,
+    /// Set when the config's GPU overrides are invalid (the built-in catalog is then listed).
+    pub gpu_error: Option<String>,
+    pub default_gpu: String,
+    pub default_gpu_count: u32,
+    pub backends: Vec<String>,
+    pub default_backend: String,
+    pub profile: String,
+    pub storage: String,
+}
+
+/// The effective configuration as `config show` prints it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigInfo {
+    /// The effective config as JSON (secrets never live in it).
+    pub config: serde_json::Value,
+    /// The same, as TOML, for people.
+    pub config_toml: String,
+    /// What → where: config_file, secrets_file, data_dir, database, objects, logs, trainer_cache.
+    pub paths: std::collections::BTreeMap<String, String>,
+    /// Secrets that are set, masked.
+    pub secrets: Vec<SecretInfo>,
+    pub schema_version: u64,
+    pub storage: String,
+}
+
+/// A secret that is set: its name, a masked value and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    pub name: String,
+    pub value: String,
+    pub source: String,
+}
+
+/// Where to send a new dataset's bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UploadTarget {
+    /// Straight to storage (S3): large files never pass through the engine.
+    Presigned { method: String, url: String },
+    /// To the engine's own upload route (relative to its address).
+    Engine { method: String, path: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UploadTicket {
+    pub dataset: Dataset,
+    pub upload: UploadTarget,
+}
+
+/// A token as listed (never the secret itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub user_id: UserId,
+    pub user_name: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A new token: the secret is shown this once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewToken {
+    pub token: String,
+    #[serde(flatten)]
+    pub info: TokenInfo,
+}
+
+/// A cost summary with this month's spend (for the budget gauge).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CostsReport {
+    pub summary: CostSummary,
+    pub month_spent: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum Reply {
+    Hello(EngineInfo),
+    Catalog(Catalog),
+    Config(ConfigInfo),
+    Dataset(Dataset),
+    Datasets(Listing<Dataset>),
+    Upload(UploadTicket),
+    Estimate(Box<Estimate>),
+    Job(TrainingJob),
+    Jobs(Listing<TrainingJob>),
+    Metrics(Vec<MetricsPoint>),
+    Logs(Vec<String>),
+    Model(ModelArtifact),
+    Models(Listing<ModelArtifact>),
+    Costs(Box<CostsReport>),
+    Notifications(Listing<Notification>),
+    Count(usize),
+    Token(NewToken),
+    Tokens(Vec<TokenInfo>),
+    TokenRevoked(TokenInfo),
+}
+
+impl Reply {
+    /// The variant's wire name, for error messages about unexpected replies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hello(_) => "hello",
+            Self::Catalog(_) => "catalog",
+            Self::Config(_) => "config",
+            Self::Dataset(_) => "dataset",
+            Self::Datasets(_) => "datasets",
+            Self::Upload(_) => "upload",
+            Self::Estimate(_) => "estimate",
+            Self::Job(_) => "job",
+            Self::Jobs(_) => "jobs",
+            Self::Metrics(_) => "metrics",
+            Self::Logs(_) => "logs",
+            Self::Model(_) => "model",
+            Self::Models(_) => "models",
+            Self::Costs(_) => "costs",
+            Self::Notifications(_) => "notifications",
+            Self::Count(_) => "count",
+            Self::Token(_) => "token",
+            Self::Tokens(_) => "tokens",
+            Self::TokenRevoked(_) => "token_revoked",
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The daemon's HTTP face, served on a Unix socket (mode 0600; its peer is the owner) and,
+//! optionally, on TCP where every request needs a bearer token. One router serves both:
+//!
+//! - `POST /api/v1/call`: any [`Request`], answered with `{"success": true, "data": Reply}`;
+//! - the seed's REST routes (`/api/datasets`, `/api/jobs`, …) in the seed's shapes;
+//! - uploads (`PUT /api/datasets/{id}/upload`) and downloads (`GET /api/models/{id}/file`)
+//!   as streamed bodies;
+//! - `GET /api/events?after=SEQ` (the change log) and `GET /api/live` as server-sent events;
+//! - `GET /metrics` in Prometheus text.
+//!
+//! Errors are `{"error", "details", "code", "field"}` with the code's HTTP status.
+
+mod auth;
+mod metrics;
+mod routes;
+
+use super::*;
+use crate::api::local::LocalApi;
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use futures::StreamExt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio_util::sync::CancellationToken;
+
+pub use auth::Caller;
+
+/// What the routes share.
+pub(crate) struct ServerState {
+    pub api: LocalApi,
+    pub auth: auth::AuthState,
+    pub metrics: metrics::Metrics,
+}
+
+type Shared = Arc<ServerState>;
+
+/// An error as every route answers it (an [`ApiError`] with its HTTP status).
+pub struct HttpError(pub ApiError);
+
+impl From<ApiError> for HttpError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status =
+            StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::json!({
+            "error": e.message,
+            "details": e.details,
+            "code": e.code,
+            "field": e.field,
+        });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// `{"success": true, "data": …}`
+pub(crate) fn ok<T: serde::Serialize>(data: T) -> Response {
+    axum::Json(serde_json::json!({"success": true, "data": data})).into_response()
+}
+
+/// The router over an engine.
+pub fn router(api: LocalApi) -> Router {
+    let state = Arc::new(ServerState {
+        api,
+        auth: auth::AuthState::default(),
+        metrics: metrics::Metrics::default(),
+    });
+    Router::new()
+        .route("/api/v1/call", post(call))
+        .route("/api/datasets/{id}/upload", put(upload))
+        .route("/api/models/{id}/file", get(download))
+        .route("/api/events", get(events))
+        .route("/api/live", get(live))
+        .route("/metrics", get(metrics::prometheus))
+        .merge(routes::seed_routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .with_state(state)
+}
+
+async fn call(
+    caller: Caller,
+    State(state): State<Shared>,
+    body: Result<axum::Json<Request>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, HttpError> {
+    let axum::Json(request) = body.map_err(routes::bad_json)?;
+    let op = request.op();
+    let started = std::time::Instant::now();
+    let result = caller.api.dispatch(request).await;
+    state.metrics.observe_call(op, started.elapsed(), result.is_ok());
+    Ok(ok(result?))
+}
+
+async fn upload(
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+    body: axum::body::Body,
+) -> Result<Response, HttpError> {
+    let id: DatasetId = id
+        .parse()
+        .map_err(|_| ApiError::invalid("id", format!("`{id}` is not a dataset id")))?;
+    let stream = body
+        .into_data_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    Ok(ok(caller.api.upload(id, Box::pin(stream)).await?))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileQuery {
+    path: String,
+}
+
+async fn download(
+    caller: Caller,
+    UrlPath(id): UrlPath<String>,
+    q: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, HttpError> {
+    let Query(q) = q.map_err(routes::bad_query)?;
+    let id: ArtifactId = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("no model matches `{id}`")))?;
+    let stream = caller.api.download(id, &q.path).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    #[serde(default)]
+    after: Option<u64>,
+}
+
+async fn events(
+    caller: Caller,
+    State(state): State<Shared>,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, HttpError> {
+    let Query(q) = q.map_err(routes::bad_query)?;
+    let after = match q.after {
+        Some(a) => a,
+        None => caller.api.engine().store().last_seq().map_err(ApiError::from)?,
+    };
+    let feed = caller.api.changes(after).await?;
+    let guard = state.metrics.subscriber();
+    let stream = feed
+        .scan(false, |failed, item| {
+            // After an error event the stream ends: the client resumes from its last seq.
+            if *failed {
+                return futures::future::ready(None);
+            }
+            let ev = match item {
+                Ok(c) => Event::default()
+                    .event("change")
+                    .id(c.seq.to_string())
+                    .json_data(&*c),
+                Err(e) => {
+                    *failed = true;
+                    Event::default().event("error").json_data(&e)
+                }
+            };
+            futures::future::ready(Some(ev.map_err(std::io::Error::other)))
+        })
+        .map(move |e| {
+            let _ = &guard;
+            e
+        });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response())
+}
+
+async fn live(caller: Caller) -> Result<Response, HttpError> {
+    let feed = caller.api.live().await?;
+    let stream = feed.map(|e| {
+        Event::default()
+            .event("live")
+            .json_data(&e)
+            .map_err(std::io::Error::other)
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response())
+}
+
+/// Why the daemon could not start listening.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {what}: {source}")]
+    Listen {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "refusing to listen on {addr}: it is not a loopback address and no token exists; create one with `brightrun tokens create` first"
+    )]
+    NoTokens { addr: SocketAddr },
+}
+
+/// Binds the Unix socket at `path` with mode 0600 (removing a stale socket first). Fails if
+/// another daemon answers there.
+pub async fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServeError> {
+    let err = |source| ServeError::Listen {
+        what: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another engine is serving this socket",
+            )));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    // Created private from the start: no window in which another user could connect.
+    let old = unsafe { libc::umask(0o177) };
+    let listener = tokio::net::UnixListener::bind(path);
+    unsafe { libc::umask(old) };
+    listener.map_err(err)
+}
+
+/// Serves `api` on the Unix socket and, when given, on TCP, until `shutdown` is cancelled.
+/// TCP on a non-loopback address is refused unless a token exists.
+pub async fn serve(
+    api: LocalApi,
+    unix: tokio::net::UnixListener,
+    unix_path: PathBuf,
+    tcp: Option<tokio::net::TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    if let Some(l) = &tcp {
+        let addr = l.local_addr().map_err(|source| ServeError::Listen {
+            what: "tcp".into(),
+            source,
+        })?;
+        let has_tokens = api
+            .tokens()
+            .list()
+            .map(|t| t.iter().any(|t| t.revoked_at.is_none()))
+            .unwrap_or(false);
+        if !addr.ip().is_loopback() && !has_tokens {
+            return Err(ServeError::NoTokens { addr });
+        }
+    }
+    let app = router(api);
+    let unix_app = app.clone().layer(axum::Extension(auth::Transport::Unix));
+    let s1 = shutdown.clone();
+    let unix_task = tokio::spawn(async move {
+        axum::serve(unix, unix_app)
+            .with_graceful_shutdown(async move { s1.cancelled().await })
+            .await
+    });
+    let tcp_task = tcp.map(|l| {
+        let s2 = shutdown.clone();
+        let tcp_app = app
+            .layer(axum::Extension(auth::Transport::Tcp))
+            .into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move {
+            axum::serve(l, tcp_app)
+                .with_graceful_shutdown(async move { s2.cancelled().await })
+                .await
+        })
+    });
+    let _ = unix_task.await;
+    if let Some(t) = tcp_task {
+        let _ = t.await;
+    }
+    let _ = std::fs::remove_file(&unix_path);
+    Ok(())
+}

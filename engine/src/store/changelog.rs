@@ -1,0 +1,139 @@
+//! The change log (an outbox): every record change is numbered and written in the same redb
+//! transaction as the change itself, so a subscriber that resumes "after seq N" misses nothing
+//! and sees nothing twice, whatever crashed in between. Durable consumers (the Postgres
+//! mirror) record how far they got; the log is compacted only behind all of them.
+
+use super::{Store, StoreError, db, decode, encode};
+use crate::domain::{Timestamp, now};
+use crate::events::{EngineEvent, Sequenced};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction};
+use std::sync::Arc;
+
+pub const CHANGELOG: TableDefinition<'static, u64, &'static [u8]> =
+    TableDefinition::new("change_log");
+/// Durable consumers and the last seq each has acknowledged.
+pub const CONSUMERS: TableDefinition<'static, &'static str, u64> =
+    TableDefinition::new("change_log_consumers");
+
+/// Numbers the record changes among `events` and appends them to the log inside `txn`.
+/// Returns the sequenced changes and, separately, the live events to publish on commit.
+pub(super) fn append(
+    txn: &WriteTransaction,
+    events: Vec<EngineEvent>,
+) -> Result<(Vec<Arc<Sequenced>>, Vec<EngineEvent>), StoreError> {
+    let (changes, live): (Vec<_>, Vec<_>) = events.into_iter().partition(|e| e.is_change());
+    if changes.is_empty() {
+        return Ok((Vec::new(), live));
+    }
+    let mut log = txn.open_table(CHANGELOG).map_err(db)?;
+    let mut seq = log.last().map_err(db)?.map(|(k, _)| k.value()).unwrap_or(0);
+    let at = now();
+    let mut out = Vec::with_capacity(changes.len());
+    for event in changes {
+        seq += 1;
+        let s = Sequenced { seq, at, event };
+        log.insert(seq, encode(&s).as_slice()).map_err(db)?;
+        out.push(Arc::new(s));
+    }
+    Ok((out, live))
+}
+
+/// What the log holds: the first and last seq still stored (both 0 when it is empty).
+/// Compaction always keeps the last entry, so the numbering never restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LogBounds {
+    pub first: u64,
+    pub last: u64,
+}
+
+impl Store {
+    /// The first and last seq stored in the change log.
+    pub fn change_bounds(&self) -> Result<LogBounds, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let log = match txn.open_table(CHANGELOG) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(LogBounds::default()),
+            Err(e) => return Err(db(e)),
+        };
+        let first = log.first().map_err(db)?.map(|(k, _)| k.value()).unwrap_or(0);
+        let last = log.last().map_err(db)?.map(|(k, _)| k.value()).unwrap_or(0);
+        Ok(LogBounds { first, last })
+    }
+
+    /// The last committed seq (0 for a store that has never changed).
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.change_bounds()?.last)
+    }
+
+    /// Up to `limit` changes with seq > `after`, in order.
+    pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Sequenced>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let log = match txn.open_table(CHANGELOG) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db(e)),
+        };
+        let mut out = Vec::new();
+        for entry in log.range(after.saturating_add(1)..).map_err(db)? {
+            let (_, v) = entry.map_err(db)?;
+            out.push(Arc::new(decode::<Sequenced>(CHANGELOG.name(), v.value())?));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that a durable consumer has applied everything up to `seq`.
+    pub fn ack_changes(&self, consumer: &str, seq: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        txn.open_table(CONSUMERS)
+            .map_err(db)?
+            .insert(consumer, seq)
+            .map_err(db)?;
+        txn.commit().map_err(db)
+    }
+
+    /// The last seq a durable consumer acknowledged, if it ever did.
+    pub fn acked_changes(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        match txn.open_table(CONSUMERS) {
+            Ok(t) => Ok(t.get(consumer).map_err(db)?.map(|v| v.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    /// Deletes changes committed before `older_than`, but never one that a durable consumer
+    /// has not acknowledged, and never the last one (it carries the numbering). Returns how
+    /// many were removed.
+    pub fn compact_changes(&self, older_than: Timestamp) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        let removed = {
+            let mut floor = u64::MAX;
+            for entry in txn.open_table(CONSUMERS).map_err(db)?.iter().map_err(db)? {
+                let (_, v) = entry.map_err(db)?;
+                floor = floor.min(v.value());
+            }
+            let mut log = txn.open_table(CHANGELOG).map_err(db)?;
+            let last = log.last().map_err(db)?.map(|(k, _)| k.value()).unwrap_or(0);
+            let (mut cut, mut count) = (0, 0);
+            for entry in log.iter().map_err(db)? {
+                let (k, v) = entry.map_err(db)?;
+                let seq = k.value();
+                let s: Sequenced = decode(CHANGELOG.name(), v.value())?;
+                if seq >= last || seq > floor || s.at >= older_than {
+                    break;
+                }
+                cut = seq;
+                count += 1;
+            }
+            if cut > 0 {
+                log.retain_in(..=cut, |_, _| false).map_err(db)?;
+            }
+            count
+        };
+        txn.commit().map_err(db)?;
+        Ok(removed)
+    }
+}

@@ -1,0 +1,60 @@
+//! `brightrun serve` (alias `engine`): the engine as a daemon. It owns the store, runs the
+//! background work, and serves the engine API on a Unix socket (0600) and, with `--listen`,
+//! on TCP for token holders, until SIGTERM or SIGINT stops it gracefully.
+
+use super::exit;
+use anyhow::{Context, Result};
+use brightrun_engine::Engine;
+use brightrun_engine::api::{LocalApi, server};
+use brightrun_engine::paths::Paths;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run(paths: Paths, listen: Option<SocketAddr>, socket: Option<PathBuf>) -> Result<i32> {
+    // A second daemon on the same home is told here which process serves it.
+    let engine = Engine::open(paths.clone())?;
+    let socket = socket.unwrap_or_else(|| paths.socket_file());
+    let unix = server::bind_unix(&socket).await?;
+    let tcp = match listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
+    let tasks = engine.start();
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            #[cfg(unix)]
+            {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("a SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            let _ = tokio::signal::ctrl_c().await;
+            stop.cancel();
+        });
+    }
+    eprintln!(
+        "engine serving on unix:{}{} (store {}); Ctrl-C or SIGTERM stops it",
+        socket.display(),
+        listen.map(|a| format!(" and http://{a}")).unwrap_or_default(),
+        paths.database_file().display()
+    );
+    tracing::info!(socket = %socket.display(), ?listen, "engine serving");
+    let result = server::serve(LocalApi::new(engine.clone()), unix, socket, tcp, stop).await;
+    engine.shutdown();
+    let _ = tasks.await;
+    result?;
+    eprintln!("engine stopped");
+    Ok(exit::OK)
+}
