@@ -89,7 +89,9 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
     match command {
         Some(Command::Datasets(cmd)) => commands::datasets::run(api, cmd).await,
         Some(Command::Config(cmd)) => commands::config::run(api, cmd).await,
-        Some(Command::Estimate { run, json }) => commands::jobs::estimate(api, &run, json.json).await,
+        Some(Command::Estimate { run, json }) => {
+            commands::jobs::estimate(api, &run, json.json).await
+        }
         Some(Command::Jobs(cmd)) => commands::jobs::run(&client, cmd).await,
         Some(Command::Models(cmd)) => commands::models::run(api, cmd).await,
         Some(Command::Costs { period, json }) => {

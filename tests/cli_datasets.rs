@@ -245,33 +245,45 @@ fn a_broken_config_file_is_named() {
 }
 
 #[test]
-fn a_second_process_is_told_which_process_holds_the_store() {
+fn a_second_command_attaches_and_a_second_daemon_is_told_who_serves() {
     let home = tempfile::tempdir().unwrap();
     let mut engine = std::process::Command::new(assert_cmd::cargo::cargo_bin("brightrun"))
-        .arg("engine")
+        .arg("serve")
         .env("BRIGHTRUN_HOME", home.path())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let lock = home.path().join("data/brightrun.lock");
+    let socket = home.path().join("state/engine.sock");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !lock.exists() && std::time::Instant::now() < deadline {
+    while !socket.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let out = brightrun(home.path())
-        .args(["datasets", "list"])
+    // Another command attaches to the daemon instead of being refused.
+    let attached = brightrun(home.path())
+        .args(["config", "show", "--json"])
         .output()
         .unwrap();
+    // A second daemon on the same home is told which process serves it.
+    let second = brightrun(home.path()).arg("serve").output().unwrap();
     // SAFETY: interrupting the child we started.
     unsafe {
         libc::kill(engine.id() as i32, libc::SIGINT);
     }
     let status = engine.wait().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(attached.status.success(), "{attached:?}");
+    let v: serde_json::Value = serde_json::from_slice(&attached.stdout).unwrap();
+    assert!(
+        v["engine"]
+            .as_str()
+            .unwrap()
+            .starts_with("attached to unix:"),
+        "{v}"
+    );
+    assert_eq!(second.status.code(), Some(3), "{second:?}");
+    let err = String::from_utf8_lossy(&second.stderr);
     assert!(err.contains("in use by another BrightRun process"), "{err}");
     assert!(err.contains(&format!("pid {}", engine.id())), "{err}");
-    assert!(err.contains("engine"), "{err}");
+    assert!(err.contains("serve"), "{err}");
     assert!(
         status.success(),
         "the engine stops cleanly on Ctrl-C: {status:?}"

@@ -29,8 +29,7 @@ fn ingestion(c: &mut Criterion) {
     group.sample_size(20);
     for batch in [1u64, 10, 100, 1000] {
         let dir = tempfile::tempdir().unwrap();
-        let (tx, _rx) = tokio::sync::broadcast::channel(16);
-        let store = Store::open(&dir.path().join("bench.redb"), tx).unwrap();
+        let store = Store::open(&dir.path().join("bench.redb")).unwrap();
         let job = JobId::new();
         let mut next = 0u64;
         group.throughput(Throughput::Elements(batch));
@@ -47,8 +46,7 @@ fn ingestion(c: &mut Criterion) {
 
 fn read_back(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let (tx, _rx) = tokio::sync::broadcast::channel(16);
-    let store = Store::open(&dir.path().join("bench.redb"), tx).unwrap();
+    let store = Store::open(&dir.path().join("bench.redb")).unwrap();
     let job = JobId::new();
     for chunk in 0..100 {
         let p = points(job, chunk * 1000, 1000);

@@ -46,10 +46,16 @@ pub enum EngineEvent {
     Notification(Arc<Notification>),
     Checkpoint(Arc<Checkpoint>),
     /// A line from a job's trainer log (stderr or `log` events), already stripped of controls.
-    JobLog { job_id: JobId, line: String },
+    JobLog {
+        job_id: JobId,
+        line: String,
+    },
     Progress(Progress),
     /// Whether a cluster backend answers.
-    BackendHealth { backend: String, reachable: bool },
+    BackendHealth {
+        backend: String,
+        reachable: bool,
+    },
 }
 
 impl EngineEvent {

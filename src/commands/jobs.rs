@@ -166,10 +166,7 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
                 .map(|s| s.parse::<JobStatus>())
                 .transpose()
                 .map_err(|e| ApiError::invalid("status", e))?;
-            let jobs = api
-                .jobs(status, Paging { offset: 0, limit })
-                .await?
-                .items;
+            let jobs = api.jobs(status, Paging { offset: 0, limit }).await?.items;
             if json.json {
                 output::json(&jobs)?;
             } else if jobs.is_empty() {

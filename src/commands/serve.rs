@@ -47,7 +47,9 @@ pub async fn run(paths: Paths, listen: Option<SocketAddr>, socket: Option<PathBu
     eprintln!(
         "engine serving on unix:{}{} (store {}); Ctrl-C or SIGTERM stops it",
         socket.display(),
-        listen.map(|a| format!(" and http://{a}")).unwrap_or_default(),
+        listen
+            .map(|a| format!(" and http://{a}"))
+            .unwrap_or_default(),
         paths.database_file().display()
     );
     tracing::info!(socket = %socket.display(), ?listen, "engine serving");

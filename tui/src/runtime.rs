@@ -653,10 +653,7 @@ impl Executor {
             }
             Effect::ValidateDataset(id) => {
                 tokio::spawn(async move {
-                    let result = engine
-                        .validate_dataset(&id.to_string())
-                        .await
-                        .map_err(text);
+                    let result = engine.validate_dataset(&id.to_string()).await.map_err(text);
                     send(Outcome::DatasetChanged {
                         what: "validated",
                         result,
@@ -689,10 +686,7 @@ impl Executor {
             }
             Effect::DeleteDataset(id) => {
                 tokio::spawn(async move {
-                    let result = engine
-                        .delete_dataset(&id.to_string())
-                        .await
-                        .map_err(text);
+                    let result = engine.delete_dataset(&id.to_string()).await.map_err(text);
                     send(Outcome::DatasetChanged {
                         what: "deleted",
                         result,

@@ -60,7 +60,10 @@ pub trait Api: EngineApi {
         )
     }
     async fn dataset(&self, id: &str) -> Result<Dataset, ApiError> {
-        expect!(self.call(Request::GetDataset { id: id.into() }).await, Dataset)
+        expect!(
+            self.call(Request::GetDataset { id: id.into() }).await,
+            Dataset
+        )
     }
     async fn validate_dataset(&self, id: &str) -> Result<Dataset, ApiError> {
         expect!(

@@ -42,9 +42,10 @@ impl Visibility {
     fn job(&mut self, id: JobId) -> bool {
         let store = self.engine.store();
         let user = self.engine.user_id();
-        *self.jobs.entry(id).or_insert_with(|| {
-            matches!(store.job(id), Ok(Some(j)) if j.user_id == user)
-        })
+        *self
+            .jobs
+            .entry(id)
+            .or_insert_with(|| matches!(store.job(id), Ok(Some(j)) if j.user_id == user))
     }
 
     pub fn allows(&mut self, event: &EngineEvent) -> bool {
@@ -64,16 +65,16 @@ impl Visibility {
                 ProgressTask::Upload(id) | ProgressTask::Validation(id) => {
                     let store = self.engine.store();
                     let user = self.engine.user_id();
-                    *self.datasets.entry(*id).or_insert_with(|| {
-                        matches!(store.dataset(*id), Ok(Some(d)) if d.user_id == user)
-                    })
+                    *self.datasets.entry(*id).or_insert_with(
+                        || matches!(store.dataset(*id), Ok(Some(d)) if d.user_id == user),
+                    )
                 }
                 ProgressTask::Download(id) => {
                     let store = self.engine.store();
                     let user = self.engine.user_id();
-                    *self.models.entry(*id).or_insert_with(|| {
-                        matches!(store.artifact(*id), Ok(Some(a)) if a.user_id == user)
-                    })
+                    *self.models.entry(*id).or_insert_with(
+                        || matches!(store.artifact(*id), Ok(Some(a)) if a.user_id == user),
+                    )
                 }
                 ProgressTask::TrainerEnvironment => true,
             },
@@ -115,20 +116,15 @@ pub fn change_feed(engine: Engine, after: u64) -> Result<ChangeStream, ApiError>
 
 type Tx = mpsc::Sender<Result<Arc<Sequenced>, ApiError>>;
 
-async fn pump(
-    engine: Engine,
-    mut last: u64,
-    mut rx: broadcast::Receiver<Arc<Sequenced>>,
-    tx: Tx,
-) {
+async fn pump(engine: Engine, mut last: u64, mut rx: broadcast::Receiver<Arc<Sequenced>>, tx: Tx) {
     let mut vis = Visibility::new(engine.clone());
     loop {
         // Replay whatever the log has past `last`.
         loop {
             let store = engine.store().clone();
             let from = last;
-            let batch = tokio::task::spawn_blocking(move || store.changes_after(from, REPLAY_BATCH))
-                .await;
+            let batch =
+                tokio::task::spawn_blocking(move || store.changes_after(from, REPLAY_BATCH)).await;
             let batch = match batch {
                 Ok(Ok(b)) => b,
                 Ok(Err(e)) => {

@@ -70,7 +70,10 @@ fn check_field(field: &str, value: &str) -> Result<(), ApiError> {
     if value.len() > MAX_FIELD_LEN {
         return Err(ApiError::invalid(
             field,
-            format!("`{field}` is {} bytes; at most {MAX_FIELD_LEN}", value.len()),
+            format!(
+                "`{field}` is {} bytes; at most {MAX_FIELD_LEN}",
+                value.len()
+            ),
         ));
     }
     Ok(())
@@ -247,10 +250,15 @@ impl LocalApi {
                 }
                 blocking(e, move |e| {
                     let all = e.datasets(status, Page::ALL)?;
-                    Ok(match search.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-                        Some(q) => slice(all.into_iter().filter(|d| matches_search(d, q)).collect(), p),
-                        None => slice(all, p),
-                    })
+                    Ok(
+                        match search.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+                            Some(q) => slice(
+                                all.into_iter().filter(|d| matches_search(d, q)).collect(),
+                                p,
+                            ),
+                            None => slice(all, p),
+                        },
+                    )
                 })
                 .await
                 .map(Reply::Datasets)?
@@ -268,7 +276,11 @@ impl LocalApi {
                 check_field("name", name.as_deref().unwrap_or(""))?;
                 check_field("description", description.as_deref().unwrap_or(""))?;
                 let dataset = blocking(e, move |e| {
-                    e.create_streamed_dataset(&file_name, file_size, NewDataset { name, description })
+                    e.create_streamed_dataset(
+                        &file_name,
+                        file_size,
+                        NewDataset { name, description },
+                    )
                 })
                 .await?;
                 let upload = UploadTarget::Engine {
@@ -352,7 +364,9 @@ impl LocalApi {
             })
             .await
             .map(Reply::Jobs)?,
-            Request::GetJob { id } => Reply::Job(blocking(e, move |e| e.job(job_id(e, &id)?)).await?),
+            Request::GetJob { id } => {
+                Reply::Job(blocking(e, move |e| e.job(job_id(e, &id)?)).await?)
+            }
             Request::CancelJob { id } => {
                 let id = blocking(e, move |e| job_id(e, &id)).await?;
                 Reply::Job(e.cancel_job(id).await?)
@@ -376,9 +390,11 @@ impl LocalApi {
                 Reply::Logs(e.job_log_tail(id, lines.min(100_000)).await?)
             }
 
-            Request::ListModels { page: p } => blocking(e, move |e| Ok(slice(e.artifacts(Page::ALL)?, p)))
-                .await
-                .map(Reply::Models)?,
+            Request::ListModels { page: p } => {
+                blocking(e, move |e| Ok(slice(e.artifacts(Page::ALL)?, p)))
+                    .await
+                    .map(Reply::Models)?
+            }
             Request::GetModel { id } => {
                 Reply::Model(blocking(e, move |e| e.artifact(model_id(e, &id)?)).await?)
             }
@@ -431,8 +447,7 @@ impl EngineApi for LocalApi {
     }
 
     async fn upload(&self, dataset: DatasetId, body: ByteStream) -> Result<Dataset, ApiError> {
-        let mut reader =
-            tokio_util::io::StreamReader::new(body.map_err(std::io::Error::other));
+        let mut reader = tokio_util::io::StreamReader::new(body.map_err(std::io::Error::other));
         Ok(self.engine.receive_upload(dataset, &mut reader).await?)
     }
 

@@ -68,7 +68,11 @@ pub trait EngineApi: Send + Sync {
 
     /// Sends the bytes of a dataset created with [`Request::CreateDataset`]; answers with the
     /// dataset once its object is stored (then `validating`).
-    async fn upload(&self, dataset: DatasetId, body: ByteStream) -> Result<crate::domain::Dataset, ApiError>;
+    async fn upload(
+        &self,
+        dataset: DatasetId,
+        body: ByteStream,
+    ) -> Result<crate::domain::Dataset, ApiError>;
 
     /// Reads one file of a model artifact (`file` is its path inside the artifact).
     async fn download(&self, model: ArtifactId, file: &str) -> Result<ByteStream, ApiError>;

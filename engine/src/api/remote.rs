@@ -191,8 +191,11 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[async_trait]
 impl EngineApi for RemoteApi {
     async fn call(&self, request: Request) -> Result<Reply, ApiError> {
-        self.send(self.request(reqwest::Method::POST, "/api/v1/call").json(&request))
-            .await
+        self.send(
+            self.request(reqwest::Method::POST, "/api/v1/call")
+                .json(&request),
+        )
+        .await
     }
 
     async fn upload(&self, dataset: DatasetId, body: ByteStream) -> Result<Dataset, ApiError> {
@@ -237,8 +240,8 @@ impl EngineApi for RemoteApi {
             return Err(error_from(status.as_u16(), &body));
         }
         let address = self.address.to_string();
-        let stream = eventsource_stream::EventStream::new(resp.bytes_stream()).filter_map(
-            move |ev| {
+        let stream =
+            eventsource_stream::EventStream::new(resp.bytes_stream()).filter_map(move |ev| {
                 let address = address.clone();
                 async move {
                     match ev {
@@ -249,18 +252,17 @@ impl EngineApi for RemoteApi {
                                     ApiError::internal(format!("an unreadable change: {e}"))
                                 }),
                         ),
-                        Ok(ev) if ev.event == "error" => Some(Err(serde_json::from_str::<
-                            ApiError,
-                        >(&ev.data)
-                        .unwrap_or_else(|_| ApiError::internal(ev.data)))),
+                        Ok(ev) if ev.event == "error" => {
+                            Some(Err(serde_json::from_str::<ApiError>(&ev.data)
+                                .unwrap_or_else(|_| ApiError::internal(ev.data))))
+                        }
                         Ok(_) => None,
                         Err(e) => Some(Err(ApiError::unavailable(format!(
                             "the connection to the engine at {address} was lost: {e}"
                         )))),
                     }
                 }
-            },
-        );
+            });
         Ok(Box::pin(stream))
     }
 
@@ -325,6 +327,9 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("learning_rate"));
         assert_eq!(e.details.as_deref(), Some("1e-5..1e-3"));
         // A proxy's HTML page still gets a code from its status.
-        assert_eq!(error_from(502, b"<html>bad gateway</html>").code, ErrorCode::Unavailable);
+        assert_eq!(
+            error_from(502, b"<html>bad gateway</html>").code,
+            ErrorCode::Unavailable
+        );
     }
 }

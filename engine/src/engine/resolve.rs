@@ -67,10 +67,7 @@ pub(crate) fn pick<T: Copy + fmt::Display>(
 
 impl Engine {
     pub fn resolve_dataset(&self, query: &str) -> Result<DatasetId> {
-        let all = self
-            .inner
-            .store
-            .datasets(self.user, None, Page::ALL)?;
+        let all = self.inner.store.datasets(self.user, None, Page::ALL)?;
         pick(IdKind::Dataset, query, all.iter().map(|d| d.id))
     }
 }

@@ -167,7 +167,11 @@ impl Engine {
     /// Whether an `uploading` dataset without a source file is still waiting for its bytes
     /// (being received, or announced less than [`UPLOAD_WAIT`] ago).
     pub(crate) fn awaiting_upload(&self, d: &Dataset) -> bool {
-        self.inner.uploads.lock().expect("uploads lock").contains(&d.id)
+        self.inner
+            .uploads
+            .lock()
+            .expect("uploads lock")
+            .contains(&d.id)
             || (d.source_path.is_none() && now() - d.created_at < UPLOAD_WAIT)
     }
 }

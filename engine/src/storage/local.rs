@@ -171,9 +171,11 @@ impl ObjectStore for LocalStore {
             let mut buf = vec![0u8; CHUNK];
             let mut done = 0u64;
             loop {
-                let n = reader.read(&mut buf).await.map_err(|e| StorageError::Other(
-                    format!("the upload of {path} broke off after {done} bytes: {e}"),
-                ))?;
+                let n = reader.read(&mut buf).await.map_err(|e| {
+                    StorageError::Other(format!(
+                        "the upload of {path} broke off after {done} bytes: {e}"
+                    ))
+                })?;
                 if n == 0 {
                     break;
                 }

@@ -4,9 +4,11 @@
 //! mirror) record how far they got; the log is compacted only behind all of them.
 
 use super::{Store, StoreError, db, decode, encode};
-use crate::domain::{Timestamp, now};
+use crate::domain::*;
 use crate::events::{EngineEvent, Sequenced};
+use crate::ids::JobId;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub const CHANGELOG: TableDefinition<'static, u64, &'static [u8]> =
@@ -14,6 +16,66 @@ pub const CHANGELOG: TableDefinition<'static, u64, &'static [u8]> =
 /// Durable consumers and the last seq each has acknowledged.
 pub const CONSUMERS: TableDefinition<'static, &'static str, u64> =
     TableDefinition::new("change_log_consumers");
+
+/// How a change is kept in the log: the record variants of [`EngineEvent`] in a form bincode
+/// can write (externally tagged, by variant index). [`LoggedRef`] writes, [`Logged`] reads;
+/// their variants must stay in the same order.
+#[derive(Serialize)]
+enum LoggedRef<'a> {
+    Dataset(&'a Dataset),
+    Job(&'a TrainingJob),
+    Metrics(JobId, &'a [MetricsPoint]),
+    Artifact(&'a ModelArtifact),
+    Cost(&'a CostRecord),
+    Notification(&'a Notification),
+    Checkpoint(&'a Checkpoint),
+}
+
+#[derive(Deserialize)]
+enum Logged {
+    Dataset(Dataset),
+    Job(TrainingJob),
+    Metrics(JobId, Vec<MetricsPoint>),
+    Artifact(ModelArtifact),
+    Cost(CostRecord),
+    Notification(Notification),
+    Checkpoint(Checkpoint),
+}
+
+fn encode_change(at: &Timestamp, e: &EngineEvent) -> Option<Vec<u8>> {
+    let r = match e {
+        EngineEvent::Dataset(d) => LoggedRef::Dataset(d),
+        EngineEvent::Job(j) => LoggedRef::Job(j),
+        EngineEvent::Metrics { job_id, points } => LoggedRef::Metrics(*job_id, points),
+        EngineEvent::Artifact(a) => LoggedRef::Artifact(a),
+        EngineEvent::Cost(c) => LoggedRef::Cost(c),
+        EngineEvent::Notification(n) => LoggedRef::Notification(n),
+        EngineEvent::Checkpoint(c) => LoggedRef::Checkpoint(c),
+        EngineEvent::JobLog { .. }
+        | EngineEvent::Progress(_)
+        | EngineEvent::BackendHealth { .. } => {
+            return None;
+        }
+    };
+    Some(encode(&(at, r)))
+}
+
+fn decode_change(seq: u64, bytes: &[u8]) -> Result<Sequenced, StoreError> {
+    let (at, l): (Timestamp, Logged) = decode(CHANGELOG.name(), bytes)?;
+    let event = match l {
+        Logged::Dataset(d) => EngineEvent::Dataset(Arc::new(d)),
+        Logged::Job(j) => EngineEvent::Job(Arc::new(j)),
+        Logged::Metrics(job_id, points) => EngineEvent::Metrics {
+            job_id,
+            points: Arc::new(points),
+        },
+        Logged::Artifact(a) => EngineEvent::Artifact(Arc::new(a)),
+        Logged::Cost(c) => EngineEvent::Cost(Arc::new(c)),
+        Logged::Notification(n) => EngineEvent::Notification(Arc::new(n)),
+        Logged::Checkpoint(c) => EngineEvent::Checkpoint(Arc::new(c)),
+    };
+    Ok(Sequenced { seq, at, event })
+}
 
 /// Numbers the record changes among `events` and appends them to the log inside `txn`.
 /// Returns the sequenced changes and, separately, the live events to publish on commit.
@@ -30,10 +92,12 @@ pub(super) fn append(
     let at = now();
     let mut out = Vec::with_capacity(changes.len());
     for event in changes {
+        let Some(bytes) = encode_change(&at, &event) else {
+            continue;
+        };
         seq += 1;
-        let s = Sequenced { seq, at, event };
-        log.insert(seq, encode(&s).as_slice()).map_err(db)?;
-        out.push(Arc::new(s));
+        log.insert(seq, bytes.as_slice()).map_err(db)?;
+        out.push(Arc::new(Sequenced { seq, at, event }));
     }
     Ok((out, live))
 }
@@ -55,7 +119,11 @@ impl Store {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(LogBounds::default()),
             Err(e) => return Err(db(e)),
         };
-        let first = log.first().map_err(db)?.map(|(k, _)| k.value()).unwrap_or(0);
+        let first = log
+            .first()
+            .map_err(db)?
+            .map(|(k, _)| k.value())
+            .unwrap_or(0);
         let last = log.last().map_err(db)?.map(|(k, _)| k.value()).unwrap_or(0);
         Ok(LogBounds { first, last })
     }
@@ -66,7 +134,11 @@ impl Store {
     }
 
     /// Up to `limit` changes with seq > `after`, in order.
-    pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Sequenced>>, StoreError> {
+    pub fn changes_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Arc<Sequenced>>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let log = match txn.open_table(CHANGELOG) {
             Ok(t) => t,
@@ -75,8 +147,8 @@ impl Store {
         };
         let mut out = Vec::new();
         for entry in log.range(after.saturating_add(1)..).map_err(db)? {
-            let (_, v) = entry.map_err(db)?;
-            out.push(Arc::new(decode::<Sequenced>(CHANGELOG.name(), v.value())?));
+            let (k, v) = entry.map_err(db)?;
+            out.push(Arc::new(decode_change(k.value(), v.value())?));
             if out.len() >= limit {
                 break;
             }
@@ -121,7 +193,7 @@ impl Store {
             for entry in log.iter().map_err(db)? {
                 let (k, v) = entry.map_err(db)?;
                 let seq = k.value();
-                let s: Sequenced = decode(CHANGELOG.name(), v.value())?;
+                let s = decode_change(seq, v.value())?;
                 if seq >= last || seq > floor || s.at >= older_than {
                     break;
                 }

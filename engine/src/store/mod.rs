@@ -406,7 +406,10 @@ impl Store {
     /// How many jobs a user has (in `status`, when given).
     pub fn count_jobs(&self, user: UserId, status: Option<JobStatus>) -> Result<usize, StoreError> {
         match status {
-            Some(s) => self.count_by(JOBS_BY_USER_STATUS, &keys::join(&[&user.bytes(), &[s as u8]])),
+            Some(s) => self.count_by(
+                JOBS_BY_USER_STATUS,
+                &keys::join(&[&user.bytes(), &[s as u8]]),
+            ),
             None => self.count_by(JOBS_BY_USER, &user.bytes()),
         }
     }
@@ -417,7 +420,11 @@ impl Store {
     }
 
     /// How many notifications a user has (unread ones only, when asked).
-    pub fn count_notifications(&self, user: UserId, unread_only: bool) -> Result<usize, StoreError> {
+    pub fn count_notifications(
+        &self,
+        user: UserId,
+        unread_only: bool,
+    ) -> Result<usize, StoreError> {
         if unread_only {
             Ok(self.notifications(user, true, Page::ALL)?.len())
         } else {

@@ -240,10 +240,17 @@ fn every_change_gets_the_next_seq_in_its_transaction() {
         })
     });
     assert!(failed.is_err());
-    let seqs: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok()).map(|c| c.seq).collect();
+    let seqs: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok())
+        .map(|c| c.seq)
+        .collect();
     assert_eq!(seqs, vec![1, 2, 3]);
     assert_eq!(store.last_seq().unwrap(), 3);
-    let replay: Vec<u64> = store.changes_after(1, 10).unwrap().iter().map(|c| c.seq).collect();
+    let replay: Vec<u64> = store
+        .changes_after(1, 10)
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .collect();
     assert_eq!(replay, vec![2, 3]);
     // The log outlives the process: a reopened store continues the numbering.
     drop(rx);
@@ -276,10 +283,17 @@ fn compaction_keeps_what_a_durable_consumer_has_not_acknowledged() {
     assert_eq!(store.compact_changes(later).unwrap(), 5);
     let bounds = store.change_bounds().unwrap();
     assert_eq!((bounds.first, bounds.last), (10, 10));
-    store.put(&dataset(user, "next", DatasetStatus::Ready)).unwrap();
+    store
+        .put(&dataset(user, "next", DatasetStatus::Ready))
+        .unwrap();
     assert_eq!(store.last_seq().unwrap(), 11);
     // Nothing newer than the cutoff is removed.
-    assert_eq!(store.compact_changes(now() - chrono::Duration::hours(1)).unwrap(), 0);
+    assert_eq!(
+        store
+            .compact_changes(now() - chrono::Duration::hours(1))
+            .unwrap(),
+        0
+    );
 }
 
 #[test]
@@ -291,6 +305,9 @@ fn live_events_are_not_logged() {
         backend: "local".into(),
         reachable: true,
     });
-    assert!(matches!(live.try_recv().unwrap(), EngineEvent::BackendHealth { .. }));
+    assert!(matches!(
+        live.try_recv().unwrap(),
+        EngineEvent::BackendHealth { .. }
+    ));
     assert_eq!(store.last_seq().unwrap(), 0);
 }

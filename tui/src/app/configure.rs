@@ -60,7 +60,11 @@ impl ConfigureState {
         // else the config the app was given (tests).
         let catalog = settings.catalog.clone();
         let (default_preset, default_gpu, default_gpu_count) = match &catalog {
-            Some(c) => (c.default_preset.clone(), c.default_gpu.clone(), c.default_gpu_count),
+            Some(c) => (
+                c.default_preset.clone(),
+                c.default_gpu.clone(),
+                c.default_gpu_count,
+            ),
             None => (
                 training.default_preset.clone(),
                 training.default_gpu.clone(),

@@ -104,7 +104,8 @@ pub(crate) async fn authenticate(
         (_, Some(t)) => match state.api.tokens().authenticate(&t) {
             Ok(Some(user)) => {
                 // A token acts for its user; only the owner's socket may manage tokens.
-                let owner = transport == Transport::Unix && user == state.api.engine().profile_user();
+                let owner =
+                    transport == Transport::Unix && user == state.api.engine().profile_user();
                 state.api.for_user(user, owner)
             }
             Ok(None) => {

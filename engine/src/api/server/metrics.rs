@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 /// Latency buckets, in seconds.
-const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
+const BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -76,7 +78,13 @@ pub(crate) async fn prometheus(State(state): State<Shared>) -> impl IntoResponse
     for (s, n) in &counts {
         let _ = writeln!(out, "brightrun_jobs{{status=\"{}\"}} {n}", s.as_str());
     }
-    let get = |s: JobStatus| counts.iter().find(|(x, _)| *x == s).map(|c| c.1).unwrap_or(0);
+    let get = |s: JobStatus| {
+        counts
+            .iter()
+            .find(|(x, _)| *x == s)
+            .map(|c| c.1)
+            .unwrap_or(0)
+    };
     let _ = writeln!(out, "# HELP brightrun_queue_depth Jobs waiting to start.");
     let _ = writeln!(out, "# TYPE brightrun_queue_depth gauge");
     let _ = writeln!(out, "brightrun_queue_depth {}", get(JobStatus::Queued));
@@ -93,10 +101,16 @@ pub(crate) async fn prometheus(State(state): State<Shared>) -> impl IntoResponse
     };
     let _ = writeln!(out, "brightrun_job_success_ratio {ratio}");
     let seq = state.api.engine().store().last_seq().unwrap_or(0);
-    let _ = writeln!(out, "# HELP brightrun_change_log_seq The change log's last seq.");
+    let _ = writeln!(
+        out,
+        "# HELP brightrun_change_log_seq The change log's last seq."
+    );
     let _ = writeln!(out, "# TYPE brightrun_change_log_seq counter");
     let _ = writeln!(out, "brightrun_change_log_seq {seq}");
-    let _ = writeln!(out, "# HELP brightrun_event_subscribers Open change streams.");
+    let _ = writeln!(
+        out,
+        "# HELP brightrun_event_subscribers Open change streams."
+    );
     let _ = writeln!(out, "# TYPE brightrun_event_subscribers gauge");
     let _ = writeln!(
         out,
@@ -122,9 +136,21 @@ pub(crate) async fn prometheus(State(state): State<Shared>) -> impl IntoResponse
             "brightrun_api_request_seconds_bucket{{op=\"{op}\",le=\"+Inf\"}} {}",
             h.count
         );
-        let _ = writeln!(out, "brightrun_api_request_seconds_sum{{op=\"{op}\"}} {}", h.sum);
-        let _ = writeln!(out, "brightrun_api_request_seconds_count{{op=\"{op}\"}} {}", h.count);
-        let _ = writeln!(out, "brightrun_api_request_errors_total{{op=\"{op}\"}} {}", h.errors);
+        let _ = writeln!(
+            out,
+            "brightrun_api_request_seconds_sum{{op=\"{op}\"}} {}",
+            h.sum
+        );
+        let _ = writeln!(
+            out,
+            "brightrun_api_request_seconds_count{{op=\"{op}\"}} {}",
+            h.count
+        );
+        let _ = writeln!(
+            out,
+            "brightrun_api_request_errors_total{{op=\"{op}\"}} {}",
+            h.errors
+        );
     }
     (
         [(

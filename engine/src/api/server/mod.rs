@@ -98,7 +98,9 @@ async fn call(
     let op = request.op();
     let started = std::time::Instant::now();
     let result = caller.api.dispatch(request).await;
-    state.metrics.observe_call(op, started.elapsed(), result.is_ok());
+    state
+        .metrics
+        .observe_call(op, started.elapsed(), result.is_ok());
     Ok(ok(result?))
 }
 
@@ -154,7 +156,12 @@ async fn events(
     let Query(q) = q.map_err(routes::bad_query)?;
     let after = match q.after {
         Some(a) => a,
-        None => caller.api.engine().store().last_seq().map_err(ApiError::from)?,
+        None => caller
+            .api
+            .engine()
+            .store()
+            .last_seq()
+            .map_err(ApiError::from)?,
     };
     let feed = caller.api.changes(after).await?;
     let guard = state.metrics.subscriber();

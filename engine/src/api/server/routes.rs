@@ -22,7 +22,10 @@ pub(super) fn bad_json(e: JsonRejection) -> HttpError {
     let text = e.body_text();
     HttpError(ApiError {
         field: field_of(&text),
-        ..ApiError::new(ErrorCode::Invalid, format!("the request body is not valid: {text}"))
+        ..ApiError::new(
+            ErrorCode::Invalid,
+            format!("the request body is not valid: {text}"),
+        )
     })
 }
 
@@ -30,7 +33,10 @@ pub(super) fn bad_query(e: QueryRejection) -> HttpError {
     let text = e.body_text();
     HttpError(ApiError {
         field: field_of(&text),
-        ..ApiError::new(ErrorCode::Invalid, format!("the query is not valid: {text}"))
+        ..ApiError::new(
+            ErrorCode::Invalid,
+            format!("the query is not valid: {text}"),
+        )
     })
 }
 
@@ -238,13 +244,19 @@ impl JobBody {
                 serde_json::Value::Bool(b) => b.to_string(),
                 serde_json::Value::Array(a) => a
                     .iter()
-                    .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| x.to_string())
+                    })
                     .collect::<Vec<_>>()
                     .join(","),
                 _ => {
                     return Err(ApiError::invalid(
                         format!("hyperparameters.{k}"),
-                        format!("hyperparameters.{k} must be a number, a string, a boolean or a list"),
+                        format!(
+                            "hyperparameters.{k} must be a number, a string, a boolean or a list"
+                        ),
                     ));
                 }
             };
@@ -370,7 +382,11 @@ async fn list_models(
 ) -> Result<Response, HttpError> {
     let q = parse!(query q);
     let (page, limit, paging) = q.paging()?;
-    match caller.api.dispatch(Request::ListModels { page: paging }).await? {
+    match caller
+        .api
+        .dispatch(Request::ListModels { page: paging })
+        .await?
+    {
         Reply::Models(l) => Ok(paged("models", l, page, limit)),
         other => Err(HttpError(ApiError::internal(other.kind()))),
     }
