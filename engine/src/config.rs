@@ -147,6 +147,10 @@ pub struct EngineConfig {
     pub retry_count: u32,
     /// A running job with no event for this long gets a "stalled" warning.
     pub stall_after_secs: u64,
+    /// Changes older than this are dropped from the change log (never one a durable
+    /// consumer such as the Postgres mirror has not acknowledged). A client that was away
+    /// longer reloads instead of resuming.
+    pub change_log_retention_hours: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -229,6 +233,7 @@ impl Default for EngineConfig {
             poll_interval_millis: 500,
             retry_count: 3,
             stall_after_secs: 600,
+            change_log_retention_hours: 168,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod training;
 pub mod validation;
 
 pub use engine::{
-    BudgetStatus, CostSummary, Engine, EngineError, IdKind, JobCost, JobRequest, NewDataset, Period,
+    BudgetStatus, CostSummary, Engine, EngineBuilder, EngineError, IdKind, JobCost, JobRequest,
+    NewDataset, Period,
 };
 pub use store::Page;

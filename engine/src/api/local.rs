@@ -48,7 +48,7 @@ impl LocalApi {
         &self.engine
     }
 
-    pub fn tokens(&self) -> &TokenStore {
+    pub fn token_store(&self) -> &TokenStore {
         &self.tokens
     }
 }

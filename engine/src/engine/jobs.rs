@@ -208,6 +208,17 @@ impl Engine {
         Ok(())
     }
 
+    /// A job of any user: for the background tasks, which act for every user.
+    pub(crate) fn job_any_user(&self, id: JobId) -> Result<TrainingJob> {
+        self.inner
+            .store
+            .job(id)?
+            .ok_or_else(|| EngineError::NotFound {
+                kind: IdKind::Job,
+                query: id.to_string(),
+            })
+    }
+
     pub fn job(&self, id: JobId) -> Result<TrainingJob> {
         self.inner
             .store
@@ -256,21 +267,21 @@ impl Engine {
     /// Cancels a queued, initializing or running job. The trainer is asked to stop (it saves a
     /// checkpoint); the job's final cost is what it ran.
     pub async fn cancel_job(&self, id: JobId) -> Result<TrainingJob> {
-        let _guard = self.inner.job_lock.lock().await;
-        let mut job = self.job(id)?;
+        let job = self.job(id)?;
+        let already = |status: JobStatus| {
+            EngineError::Conflict(format!("job {} is already {}", id.short(), status.as_str()))
+        };
         if job.status.is_terminal() {
-            return Err(EngineError::Conflict(format!(
-                "job {} is already {}",
-                id.short(),
-                job.status.as_str()
-            )));
+            return Err(already(job.status));
         }
-        let ext = job.external_job_id.clone();
-        self.finish_job(&mut job, JobStatus::Cancelled, None, None)?;
-        drop(_guard);
-        if let Some(ext) = ext {
+        // The finish re-reads the job in its transaction: a job that ended meanwhile is
+        // reported as such, never overwritten.
+        let Some(job) = self.finish_job(id, JobStatus::Cancelled, None, None, |_| {})? else {
+            return Err(already(self.job(id)?.status));
+        };
+        if let Some(ext) = &job.external_job_id {
             let backend = self.backend(&job.gpu_config.backend)?;
-            if let Err(e) = backend.cancel(&ext).await {
+            if let Err(e) = backend.cancel(ext).await {
                 tracing::warn!("cancelling {ext}: {e}");
             }
         }

@@ -5,6 +5,7 @@ mod artifacts;
 mod costs;
 mod datasets;
 mod jobs;
+mod lifecycle;
 mod notify;
 mod resolve;
 mod runner;
@@ -79,6 +80,95 @@ impl EngineError {
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
+/// Builds an [`Engine`]; see [`Engine::builder`].
+pub struct EngineBuilder {
+    paths: Paths,
+    config: Option<Config>,
+    objects: Option<Arc<dyn ObjectStore>>,
+    backends: BTreeMap<String, Arc<dyn ClusterBackend>>,
+}
+
+impl EngineBuilder {
+    /// Uses this config instead of reading (or creating) `config.toml`.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Uses this object store instead of the one `[storage]` names.
+    pub fn objects(mut self, objects: Arc<dyn ObjectStore>) -> Self {
+        self.objects = Some(objects);
+        self
+    }
+
+    /// Adds (or replaces) a cluster backend under `name`.
+    pub fn backend(mut self, name: impl Into<String>, backend: Arc<dyn ClusterBackend>) -> Self {
+        self.backends.insert(name.into(), backend);
+        self
+    }
+
+    pub fn open(self) -> Result<Engine> {
+        let paths = self.paths;
+        paths.ensure().map_err(|source| EngineError::Io {
+            action: "creating",
+            path: paths.data_dir.clone(),
+            source,
+        })?;
+        let config = match self.config {
+            Some(c) => c,
+            None => Config::load_or_init(&paths)?,
+        };
+        let secrets = Secrets::load(&paths)?;
+        let store = Store::open(&paths.database_file())?;
+        let objects: Arc<dyn ObjectStore> = match self.objects {
+            Some(o) => o,
+            None => match config.storage.backend.as_str() {
+                "local" => Arc::new(LocalStore::new(
+                    config
+                        .storage
+                        .local_root
+                        .clone()
+                        .unwrap_or_else(|| paths.objects_dir()),
+                )),
+                other => {
+                    return Err(EngineError::Invalid(format!(
+                        "storage.backend = `{other}` is not supported by this build (use `local`)"
+                    )));
+                }
+            },
+        };
+        let user = config.profile.user_id.ok_or_else(|| {
+            EngineError::Invalid("the engine's config has no profile user id".into())
+        })?;
+        let mut backends: BTreeMap<String, Arc<dyn ClusterBackend>> = BTreeMap::new();
+        backends.insert(
+            "local".into(),
+            Arc::new(LocalBackend::new(paths.jobs_dir())),
+        );
+        backends.extend(self.backends);
+        Ok(Engine {
+            user,
+            inner: Arc::new(Inner {
+                paths,
+                config,
+                secrets,
+                store,
+                objects,
+                profile_user: user,
+                backends,
+                wake_validation: Notify::new(),
+                wake_dispatch: Notify::new(),
+                shutdown: CancellationToken::new(),
+                env_lock: tokio::sync::Mutex::new(()),
+                in_flight: std::sync::Mutex::new(HashSet::new()),
+                uploads: std::sync::Mutex::new(HashSet::new()),
+                polling: std::sync::Mutex::new(HashSet::new()),
+                poll_slots: Arc::new(tokio::sync::Semaphore::new(runner::POLL_CONCURRENCY)),
+            }),
+        })
+    }
+}
+
 pub(crate) struct Inner {
     pub paths: Paths,
     pub config: Config,
@@ -91,14 +181,16 @@ pub(crate) struct Inner {
     pub wake_validation: Notify,
     pub wake_dispatch: Notify,
     pub shutdown: CancellationToken,
-    /// Serialises read-modify-write of job records between the tasks and user actions.
-    pub job_lock: tokio::sync::Mutex<()>,
     /// One trainer-environment build at a time.
     pub env_lock: tokio::sync::Mutex<()>,
     /// Jobs being started right now, so a dispatch cycle never starts one twice.
     pub in_flight: std::sync::Mutex<HashSet<JobId>>,
     /// Datasets whose bytes are being received right now.
     pub uploads: std::sync::Mutex<HashSet<DatasetId>>,
+    /// Jobs whose poll is in flight, so a slow one is not polled twice at once.
+    pub polling: std::sync::Mutex<HashSet<JobId>>,
+    /// Bounds the polls in flight.
+    pub poll_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Cheap to clone; every clone is the same engine. A handle acts for one user (the profile's,
@@ -114,53 +206,19 @@ impl Engine {
     /// Opens the engine on its embedded defaults: config from `paths`, the redb store and the
     /// local object store in the data dir. Starts no background work; see [`Engine::start`].
     pub fn open(paths: Paths) -> Result<Self> {
-        paths.ensure().map_err(|source| EngineError::Io {
-            action: "creating",
-            path: paths.data_dir.clone(),
-            source,
-        })?;
-        let config = Config::load_or_init(&paths)?;
-        let secrets = Secrets::load(&paths)?;
-        let store = Store::open(&paths.database_file())?;
-        let objects: Arc<dyn ObjectStore> = match config.storage.backend.as_str() {
-            "local" => Arc::new(LocalStore::new(
-                config
-                    .storage
-                    .local_root
-                    .clone()
-                    .unwrap_or_else(|| paths.objects_dir()),
-            )),
-            other => {
-                return Err(EngineError::Invalid(format!(
-                    "storage.backend = `{other}` is not supported by this build (use `local`)"
-                )));
-            }
-        };
-        let user = config.user_id();
-        let mut backends: BTreeMap<String, Arc<dyn ClusterBackend>> = BTreeMap::new();
-        backends.insert(
-            "local".into(),
-            Arc::new(LocalBackend::new(paths.jobs_dir())),
-        );
-        Ok(Self {
-            user,
-            inner: Arc::new(Inner {
-                paths,
-                config,
-                secrets,
-                store,
-                objects,
-                profile_user: user,
-                backends,
-                wake_validation: Notify::new(),
-                wake_dispatch: Notify::new(),
-                shutdown: CancellationToken::new(),
-                job_lock: tokio::sync::Mutex::new(()),
-                env_lock: tokio::sync::Mutex::new(()),
-                in_flight: std::sync::Mutex::new(HashSet::new()),
-                uploads: std::sync::Mutex::new(HashSet::new()),
-            }),
-        })
+        Self::builder(paths).open()
+    }
+
+    /// An engine with some parts given instead of made from config: another object store,
+    /// extra or replacement cluster backends, a config not read from disk. Lifecycle tests
+    /// use it to drive jobs through scripted backends without trainers or sleeps.
+    pub fn builder(paths: Paths) -> EngineBuilder {
+        EngineBuilder {
+            paths,
+            config: None,
+            objects: None,
+            backends: BTreeMap::new(),
+        }
     }
 
     /// Starts the background tasks (validation, dispatch, monitoring, cost accrual). They run
@@ -185,6 +243,16 @@ impl Engine {
             inner: self.inner.clone(),
             user,
         }
+    }
+
+    /// This engine acting for each user it serves (the profile's and every token's), for the
+    /// background work done per user.
+    pub(crate) fn every_user(&self) -> Vec<Engine> {
+        let mut users = self.inner.store.token_users().unwrap_or_default();
+        users.push(self.inner.profile_user);
+        users.sort();
+        users.dedup();
+        users.into_iter().map(|u| self.as_user(u)).collect()
     }
 
     /// The profile's user (the owner of this data dir).

@@ -1,8 +1,11 @@
 //! Running jobs: the dispatch task takes queued jobs to a backend, the monitor task polls
-//! running ones and applies their events. Every step reads its state from the store and writes
-//! its result in one transaction (events cursor included), so a crash at any point replays
-//! without losing or duplicating anything.
+//! running ones (concurrently: one slow cluster does not hold up the others) and applies their
+//! reports through the pure transitions of [`super::lifecycle`]. No lock is held across
+//! network or storage I/O: each change is a read-modify-write inside one store transaction
+//! (redb serialises them), which re-reads the job, so a cancel that lands while an artifact
+//! uploads wins, and a crash at any point replays without losing or duplicating anything.
 
+use super::lifecycle::{self, AfterFailure, Limits, Note, Outcome};
 use super::notify::notify;
 use super::{Engine, EngineError, Result};
 use crate::backend::*;
@@ -10,25 +13,28 @@ use crate::domain::*;
 use crate::events::{EngineEvent, Progress, ProgressTask};
 use crate::ids::*;
 use crate::storage::Bucket;
+use crate::store::{StoreError, Writer};
 use crate::trainer_env::{self, TrainerEnvError};
-use crate::training;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// How a trainer run ended, as learned from its events or its exit.
-#[derive(Debug)]
-enum Outcome {
-    Done(DoneSummary),
-    TrainingError { reason: String, detail: String },
-    InfraError { reason: String, detail: String },
+/// Jobs polled at once by one monitor cycle.
+pub(crate) const POLL_CONCURRENCY: usize = 64;
+
+/// Raises a lifecycle note about a job inside a transaction.
+fn raise(w: &mut Writer<'_>, job: &TrainingJob, note: &Note) -> Result<(), StoreError> {
+    notify(
+        w,
+        job.user_id,
+        note.kind,
+        note.title.clone(),
+        note.message.clone(),
+        Some(Link::Job(job.id)),
+        json!({"job_id": job.id}),
+    )
+    .map(|_| ())
 }
-
-/// A training loss above this many times the first one is reported as exploding.
-const EXPLODING_FACTOR: f64 = 4.0;
-
-/// How often a job with no news is written back (for its running cost).
-const QUIET_PERSIST_SECS: i64 = 10;
 
 impl Engine {
     pub(crate) fn backend(&self, name: &str) -> Result<Arc<dyn ClusterBackend>> {
@@ -93,22 +99,53 @@ impl Engine {
         Ok(started)
     }
 
+    pub(crate) fn limits(&self) -> Limits {
+        let e = &self.inner.config.engine;
+        Limits {
+            stall_after: chrono::Duration::seconds(e.stall_after_secs.min(i64::MAX as u64) as i64),
+            retry_count: e.retry_count,
+        }
+    }
+
+    /// Reads a job inside a transaction (the one place job changes are decided).
+    fn job_in(w: &Writer<'_>, id: JobId) -> Result<TrainingJob, StoreError> {
+        w.get::<TrainingJob>(&id.bytes())?
+            .ok_or_else(|| StoreError::Decode {
+                table: "training_jobs".into(),
+                message: format!("job {id} vanished"),
+            })
+    }
+
     async fn start_job(&self, id: JobId) -> Result<()> {
-        {
-            let _g = self.inner.job_lock.lock().await;
-            let mut job = self.job(id)?;
+        let claimed = self.inner.store.write(|w| {
+            let mut job = Self::job_in(w, id)?;
             let resumable = job.status == JobStatus::Initializing && job.external_job_id.is_none();
             if job.status != JobStatus::Queued && !resumable {
-                return Ok(());
+                return Ok(false);
             }
             job.status = JobStatus::Initializing;
             job.current_stage = JobStage::Initializing;
             job.next_attempt_at = None;
             job.updated_at = now();
-            self.inner.store.put(&job)?;
+            w.put(&job)?;
+            Ok(true)
+        })?;
+        if !claimed {
+            return Ok(());
         }
+        let job = self.job_any_user(id)?;
+        let backend = match self.backend(&job.gpu_config.backend) {
+            Ok(b) => b,
+            // A backend that is gone will not come back by waiting: fail at once.
+            Err(e) => {
+                return self
+                    .fail_or_retry(id, false, e.to_string(), String::new())
+                    .await;
+            }
+        };
         let store = self.inner.store.clone();
         let env = {
+            // One environment build at a time (it is shared by every job).
             let _g = self.inner.env_lock.lock().await;
             trainer_env::ensure(&self.inner.paths, &self.inner.config, &|line: String| {
                 let line = crate::text::clean_line(&line);
@@ -131,7 +168,6 @@ impl Engine {
                     .await;
             }
         };
-        let job = self.job(id)?;
         let spec = match self.build_spec(&job) {
             Ok(s) => s,
             Err(e) => {
@@ -140,21 +176,24 @@ impl Engine {
                     .await;
             }
         };
-        let backend = self.backend(&job.gpu_config.backend)?;
         match backend.submit(&spec, &trainer).await {
             Ok(ext) => {
-                let _g = self.inner.job_lock.lock().await;
-                let mut job = self.job(id)?;
-                if job.status != JobStatus::Initializing {
-                    drop(_g);
+                let recorded = self.inner.store.write(|w| {
+                    let mut job = Self::job_in(w, id)?;
+                    if job.status != JobStatus::Initializing {
+                        return Ok(false);
+                    }
+                    job.external_job_id = Some(ext.clone());
+                    job.event_cursor = 0;
+                    job.last_event_at = Some(now());
+                    job.updated_at = now();
+                    w.put(&job)?;
+                    Ok(true)
+                })?;
+                if !recorded {
+                    // Cancelled while it was being submitted.
                     let _ = backend.cancel(&ext).await;
-                    return Ok(());
                 }
-                job.external_job_id = Some(ext);
-                job.event_cursor = 0;
-                job.last_event_at = Some(now());
-                job.updated_at = now();
-                self.inner.store.put(&job)?;
                 Ok(())
             }
             Err(e) => {
@@ -213,7 +252,7 @@ impl Engine {
     }
 
     /// Retries infrastructure failures with exponential backoff up to `retry_count`; fails the
-    /// job otherwise.
+    /// job otherwise (see [`lifecycle::after_failure`]).
     async fn fail_or_retry(
         &self,
         id: JobId,
@@ -221,37 +260,33 @@ impl Engine {
         reason: String,
         detail: String,
     ) -> Result<()> {
-        let _g = self.inner.job_lock.lock().await;
-        let mut job = self.job(id)?;
-        if job.status.is_terminal() {
-            return Ok(());
+        let limits = self.limits();
+        let t = now();
+        let decision = self.inner.store.write(|w| {
+            let mut job = Self::job_in(w, id)?;
+            let d = lifecycle::after_failure(&mut job, transient, &reason, t, &limits);
+            if let AfterFailure::Retry { .. } = d {
+                w.put(&job)?;
+            }
+            Ok(d)
+        })?;
+        match decision {
+            AfterFailure::Retry { attempt, at } => {
+                tracing::warn!("job {id}: {reason}; retry {attempt} at {at}");
+                Ok(())
+            }
+            AfterFailure::Ignore => Ok(()),
+            AfterFailure::Fail => {
+                let detail = (!detail.is_empty()).then_some(detail);
+                self.finish_job(id, JobStatus::Failed, Some((reason, detail)), None, |_| {})
+                    .map(|_| ())
+            }
         }
-        if transient && job.retry_count < self.inner.config.engine.retry_count {
-            job.retry_count += 1;
-            let backoff = 5i64 * (1 << job.retry_count.min(10));
-            tracing::warn!(
-                "job {id}: {reason}; retry {} in {backoff}s",
-                job.retry_count
-            );
-            job.status = JobStatus::Queued;
-            job.current_stage = JobStage::Queued;
-            job.external_job_id = None;
-            job.event_cursor = 0;
-            job.next_attempt_at = Some(now() + chrono::Duration::seconds(backoff));
-            job.error_message = Some(format!("retrying after: {reason}"));
-            job.updated_at = now();
-            self.inner.store.put(&job)?;
-            return Ok(());
-        }
-        let detail = if detail.is_empty() {
-            None
-        } else {
-            Some(detail)
-        };
-        self.finish_job(&mut job, JobStatus::Failed, Some((reason, detail)), None)
     }
 
-    /// One monitor cycle over every submitted, unfinished job.
+    /// One monitor cycle: every submitted, unfinished job not already being polled gets a
+    /// poll of its own task, so a slow cluster holds up only its own jobs (at most
+    /// [`POLL_CONCURRENCY`] polls run at once).
     pub(crate) async fn monitor_cycle(&self) -> Result<()> {
         let mut jobs = self
             .inner
@@ -263,19 +298,53 @@ impl Engine {
                 .jobs_in_status(JobStatus::Running, usize::MAX)?,
         );
         for job in jobs.into_iter().filter(|j| j.external_job_id.is_some()) {
-            if let Err(e) = self.monitor_job(job.id).await {
-                tracing::error!("monitoring job {}: {e}", job.id);
+            if !self
+                .inner
+                .polling
+                .lock()
+                .expect("not poisoned")
+                .insert(job.id)
+            {
+                continue;
             }
+            let engine = self.clone();
+            tokio::spawn(async move {
+                let id = job.id;
+                let permit = engine.inner.poll_slots.clone().acquire_owned().await;
+                if let Err(e) = engine.monitor_job(job).await {
+                    tracing::error!("monitoring job {id}: {e}");
+                }
+                drop(permit);
+                engine
+                    .inner
+                    .polling
+                    .lock()
+                    .expect("not poisoned")
+                    .remove(&id);
+            });
         }
         Ok(())
     }
 
-    async fn monitor_job(&self, id: JobId) -> Result<()> {
-        let job = self.job(id)?;
+    async fn monitor_job(&self, job: TrainingJob) -> Result<()> {
+        let id = job.id;
         let Some(ext) = job.external_job_id.clone() else {
             return Ok(());
         };
-        let backend = self.backend(&job.gpu_config.backend)?;
+        let backend = match self.backend(&job.gpu_config.backend) {
+            Ok(b) => b,
+            Err(e) => {
+                return self
+                    .finish_job(
+                        id,
+                        JobStatus::Failed,
+                        Some((format!("{e}; it is no longer configured"), None)),
+                        None,
+                        |_| {},
+                    )
+                    .map(|_| ());
+            }
+        };
         let result = match backend.poll(&ext, job.event_cursor).await {
             Ok(r) => r,
             Err(e) => {
@@ -287,390 +356,121 @@ impl Engine {
                 return Ok(());
             }
         };
-        let guard = self.inner.job_lock.lock().await;
-        let mut job = self.job(id)?;
-        if job.status.is_terminal() || job.external_job_id.as_deref() != Some(&ext) {
-            return Ok(());
-        }
         let t = now();
-        let mut points = Vec::new();
-        let mut checkpoints = Vec::new();
-        let mut notes: Vec<(NotificationType, String, String)> = Vec::new();
-        let mut logs = Vec::new();
-        let mut outcome = None;
-        for env in &result.events {
-            let at = event_time(env.ts).unwrap_or(t);
-            match &env.event {
-                TrainerEvent::Stage { stage, message } => {
-                    if let Some(m) = message {
-                        logs.push(format!("[{stage}] {m}"));
-                    }
-                    let stage = match stage.as_str() {
-                        "initializing" => JobStage::Initializing,
-                        "training" => JobStage::Training,
-                        "validating" => JobStage::Validating,
-                        "saving" => JobStage::Saving,
-                        "completed" => JobStage::Saving,
-                        _ => job.current_stage,
-                    };
-                    job.current_stage = stage;
-                    if stage != JobStage::Initializing && job.status == JobStatus::Initializing {
-                        job.status = JobStatus::Running;
-                        job.started_at.get_or_insert(at);
-                        notes.push((
-                            NotificationType::JobStarted,
-                            format!("Job {} started", id.short()),
-                            format!(
-                                "training {} on {}× {}",
-                                job.hyperparameters.base_model,
-                                job.gpu_config.gpu_count,
-                                job.gpu_config.gpu_type
-                            ),
-                        ));
-                    }
-                }
-                TrainerEvent::Metric {
-                    step,
-                    total_steps,
-                    epoch,
-                    training_loss,
-                    learning_rate,
-                    gradient_norm,
-                    throughput,
-                    gpu_utilization,
-                    validation_loss,
-                } => {
-                    if job.status == JobStatus::Initializing {
-                        job.status = JobStatus::Running;
-                        job.started_at.get_or_insert(at);
-                    }
-                    if let Some(total) = total_steps.filter(|t| *t > 0) {
-                        job.total_steps = total;
-                    }
-                    job.current_step = job.current_step.max(*step);
-                    if let Some(e) = epoch {
-                        job.current_epoch = (e.ceil() as u32).clamp(1, job.total_epochs.max(1));
-                    }
-                    let m = &mut job.current_metrics;
-                    if training_loss.is_some() {
-                        m.training_loss = *training_loss;
-                    }
-                    if validation_loss.is_some() {
-                        m.validation_loss = *validation_loss;
-                    }
-                    if learning_rate.is_some() {
-                        m.learning_rate = *learning_rate;
-                    }
-                    if gradient_norm.is_some() {
-                        m.gradient_norm = *gradient_norm;
-                    }
-                    if throughput.is_some() {
-                        m.throughput = *throughput;
-                    }
-                    if gpu_utilization.is_some() {
-                        m.gpu_utilization = *gpu_utilization;
-                    }
-                    if let Some(loss) = training_loss {
-                        if job.first_training_loss.is_none() && loss.is_finite() {
-                            job.first_training_loss = Some(*loss);
-                        }
-                        if let Some(w) = loss_warning(&job, *loss) {
-                            job.loss_warned = true;
-                            notes.push((
-                                NotificationType::TrainingWarning,
-                                format!("Job {}: {w}", id.short()),
-                                format!("training loss {loss} at step {step}"),
-                            ));
-                        }
-                    }
-                    points.push(MetricsPoint {
-                        job_id: id,
-                        timestamp: at,
-                        epoch: epoch.unwrap_or(0.0),
-                        step: *step,
-                        training_loss: *training_loss,
-                        validation_loss: *validation_loss,
-                        learning_rate: *learning_rate,
-                        gradient_norm: *gradient_norm,
-                        throughput: *throughput,
-                        gpu_utilization: *gpu_utilization,
-                    });
-                }
-                TrainerEvent::Checkpoint {
-                    step,
-                    epoch,
-                    loss,
-                    path,
-                } => {
-                    checkpoints.push(Checkpoint {
-                        id: checkpoint_id(id, *step),
-                        job_id: id,
-                        step: *step,
-                        epoch: epoch.unwrap_or(0.0),
-                        loss: *loss,
-                        storage_path: path.clone(),
-                        created_at: at,
-                    });
-                }
-                TrainerEvent::Log { level, message } => {
-                    let level = level.as_deref().unwrap_or("info");
-                    logs.push(format!("{level}: {message}"));
-                }
-                TrainerEvent::Artifact { dir, files } => {
-                    job.output_dir = Some(dir.clone());
-                    job.output_files = files
-                        .iter()
-                        .map(|f| ArtifactFile {
-                            path: f.path.clone(),
-                            size: f.size,
-                            sha256: f.sha256.clone(),
-                        })
-                        .collect();
-                }
-                TrainerEvent::Done { summary } => {
-                    outcome = Some(Outcome::Done(summary.clone()));
-                }
-                TrainerEvent::Error {
-                    kind,
-                    reason,
-                    detail,
-                } => {
-                    let detail = detail.clone().unwrap_or_default();
-                    outcome = Some(if kind.as_deref() == Some("infrastructure") {
-                        Outcome::InfraError {
-                            reason: reason.clone(),
-                            detail,
-                        }
-                    } else {
-                        Outcome::TrainingError {
-                            reason: reason.clone(),
-                            detail,
-                        }
-                    });
-                }
+        let limits = self.limits();
+        // A quiet poll only moves the running cost: skip the durable write (UIs compute the
+        // live cost from started_at) unless it is time to persist it.
+        {
+            let mut probe = job.clone();
+            if lifecycle::observe(&mut probe, &result, t, &limits).quiet {
+                return Ok(());
             }
         }
-        if outcome.is_none() {
-            match &result.state {
-                RemoteState::Exited(code) => {
-                    outcome = Some(Outcome::InfraError {
-                        reason: format!(
-                            "the trainer exited without finishing ({})",
-                            code.map(|c| format!("exit status {c}"))
-                                .unwrap_or_else(|| "killed".into())
-                        ),
-                        detail: String::new(),
-                    });
-                }
-                RemoteState::Lost => {
-                    outcome = Some(Outcome::InfraError {
-                        reason: "the backend has no record of the job".into(),
-                        detail: String::new(),
-                    });
-                }
-                RemoteState::Pending | RemoteState::Running => {}
+        let applied = self.inner.store.write(|w| {
+            let mut job = Self::job_in(w, id)?;
+            if job.status.is_terminal() || job.external_job_id.as_deref() != Some(&ext) {
+                return Ok(None);
             }
-        }
-        if !result.events.is_empty() {
-            job.last_event_at = Some(t);
-            job.stall_notified = false;
-        }
-        self.update_progress(&mut job, t);
-        let stall_after = chrono::Duration::seconds(
-            self.inner
-                .config
-                .engine
-                .stall_after_secs
-                .min(i64::MAX as u64) as i64,
-        );
-        if !job.stall_notified && job.last_event_at.is_some_and(|last| t - last > stall_after) {
-            job.stall_notified = true;
-            notes.push((
-                NotificationType::JobStalled,
-                format!("Job {} seems stalled", id.short()),
-                format!(
-                    "no event from the trainer for {} minutes",
-                    (t - job.last_event_at.unwrap_or(t)).num_minutes()
-                ),
-            ));
-        }
-        // The cursor moves past a final event only when the job is finished, in the same
-        // write as the finish; until then a crash replays the final events.
-        if outcome.is_none() {
-            job.event_cursor = result.cursor;
-        }
-        // A quiet poll only moves the running cost; persist that every few seconds rather than
-        // paying a durable write per job per poll (UIs compute the live cost from started_at).
-        let quiet = result.events.is_empty() && notes.is_empty() && outcome.is_none();
-        if quiet && t - job.updated_at < chrono::Duration::seconds(QUIET_PERSIST_SECS) {
-            return Ok(());
-        }
-        job.updated_at = t;
-        let user = job.user_id;
-        self.inner.store.write(|w| {
-            w.put_metrics(&points)?;
-            for c in &checkpoints {
+            let seen = lifecycle::observe(&mut job, &result, t, &limits);
+            w.put_metrics(&seen.points)?;
+            for c in &seen.checkpoints {
                 w.put(c)?;
             }
-            for (kind, title, message) in &notes {
-                notify(
-                    w,
-                    user,
-                    *kind,
-                    title.clone(),
-                    message.clone(),
-                    Some(Link::Job(id)),
-                    json!({"job_id": id}),
-                )?;
+            for n in &seen.notes {
+                raise(w, &job, n)?;
             }
             w.put(&job)?;
-            Ok(())
+            Ok(Some((job, seen)))
         })?;
-        for line in logs {
-            self.inner.store.publish(EngineEvent::JobLog {
-                job_id: id,
-                line: crate::text::clean_line(&line),
-            });
-        }
-        let Some(outcome) = outcome else {
+        let Some((job, seen)) = applied else {
             return Ok(());
         };
-        job.event_cursor = result.cursor;
+        for line in &seen.logs {
+            self.inner.store.publish(EngineEvent::JobLog {
+                job_id: id,
+                line: crate::text::clean_line(line),
+            });
+        }
+        let Some(outcome) = seen.outcome else {
+            return Ok(());
+        };
+        let cursor = result.cursor;
         let tail = backend
             .log_tail(&ext, 30)
             .await
             .unwrap_or_default()
             .join("\n");
+        let moved = |j: &mut TrainingJob| j.event_cursor = cursor;
         match outcome {
             Outcome::Done(summary) => match self.collect_artifact(&job, &summary).await {
-                Ok(artifact) => {
-                    self.finish_job(&mut job, JobStatus::Completed, None, Some(artifact))
-                }
-                Err(e) => self.finish_job(
-                    &mut job,
-                    JobStatus::Failed,
-                    Some((format!("storing the adapter failed: {e}"), None)),
-                    None,
-                ),
+                Ok(artifact) => self
+                    .finish_job(id, JobStatus::Completed, None, Some(artifact), moved)
+                    .map(|_| ()),
+                Err(e) => self
+                    .finish_job(
+                        id,
+                        JobStatus::Failed,
+                        Some((format!("storing the adapter failed: {e}"), None)),
+                        None,
+                        moved,
+                    )
+                    .map(|_| ()),
             },
-            Outcome::TrainingError { reason, detail } => self.finish_job(
-                &mut job,
-                JobStatus::Failed,
-                Some((reason, Some(join_detail(&detail, &tail)))),
-                None,
-            ),
+            Outcome::TrainingError { reason, detail } => self
+                .finish_job(
+                    id,
+                    JobStatus::Failed,
+                    Some((reason, Some(join_detail(&detail, &tail)))),
+                    None,
+                    moved,
+                )
+                .map(|_| ()),
             Outcome::InfraError { reason, detail } => {
-                self.inner.store.put(&job)?;
-                drop(guard);
                 self.fail_or_retry(id, true, reason, join_detail(&detail, &tail))
                     .await
             }
         }
     }
 
-    /// Progress, ETA and running cost from the step counters and the clock.
-    fn update_progress(&self, job: &mut TrainingJob, t: Timestamp) {
-        if job.total_steps > 0 {
-            job.progress = (job.current_step as f64 / job.total_steps as f64 * 100.0).min(100.0);
-        }
-        if let Some(started) = job.started_at {
-            job.current_cost = training::running_cost(
-                job.gpu_config.price_per_gpu_hour,
-                job.gpu_config.gpu_count,
-                started,
-                t,
-            );
-            if job.current_step > 0 && job.total_steps > job.current_step {
-                let elapsed = (t - started).num_milliseconds().max(0) as f64;
-                let per_step = elapsed / job.current_step as f64;
-                let left = per_step * (job.total_steps - job.current_step) as f64;
-                job.estimated_completion_at = Some(t + chrono::Duration::milliseconds(left as i64));
-            }
-        }
-    }
-
     /// Moves a job to a terminal status, with its final cost, compute cost record,
-    /// notification and (on success) artifact, all in one write. Then checks the budget.
+    /// notification and (on success) artifact, all in one transaction that re-reads the job:
+    /// a job that ended meanwhile (cancelled while its artifact was stored) is left as it is,
+    /// and `None` is returned. `prepare` adjusts the job first (the event cursor). Then checks
+    /// the budget.
     pub(crate) fn finish_job(
         &self,
-        job: &mut TrainingJob,
+        id: JobId,
         status: JobStatus,
         error: Option<(String, Option<String>)>,
         artifact: Option<ModelArtifact>,
-    ) -> Result<()> {
+        prepare: impl FnOnce(&mut TrainingJob),
+    ) -> Result<Option<TrainingJob>> {
         let t = now();
-        self.update_progress(job, t);
-        job.status = status;
-        job.completed_at = Some(t);
-        job.estimated_completion_at = None;
-        let cost = job.started_at.map(|_| job.current_cost).unwrap_or(0.0);
-        job.final_cost = Some(cost);
-        if status == JobStatus::Completed {
-            job.current_stage = JobStage::Completed;
-            job.progress = 100.0;
-            job.current_step = job.current_step.max(job.total_steps);
-            job.error_message = None;
-        }
-        if let Some((reason, detail)) = &error {
-            job.error_message = Some(crate::text::clean_line(reason));
-            job.error_detail = detail.clone();
-        }
-        job.artifact_id = artifact.as_ref().map(|a| a.id);
-        job.updated_at = t;
-        let user = job.user_id;
-        let short = job.id.short();
-        let (kind, title, message) = match status {
-            JobStatus::Completed => (
-                NotificationType::JobCompleted,
-                format!("Job {short} completed"),
-                format!("{} steps, ${cost:.2}", job.current_step),
-            ),
-            JobStatus::Failed => (
-                NotificationType::JobFailed,
-                format!("Job {short} failed"),
-                job.error_message.clone().unwrap_or_default(),
-            ),
-            _ => (
-                NotificationType::JobCancelled,
-                format!("Job {short} cancelled"),
-                format!("it ran for ${cost:.2}"),
-            ),
-        };
-        let job_ref = &*job;
-        self.inner.store.write(|w| {
-            if job_ref.started_at.is_some() {
-                let started = job_ref.started_at.unwrap_or(t);
-                w.put(&CostRecord {
-                    id: CostRecordId::new(),
-                    user_id: user,
-                    job_id: Some(job_ref.id),
-                    cost_type: CostType::Compute,
-                    amount: cost,
-                    details: CostDetails {
-                        gpu_type: Some(job_ref.gpu_config.gpu_type.clone()),
-                        gpu_count: Some(job_ref.gpu_config.gpu_count),
-                        hours: Some((t - started).num_milliseconds().max(0) as f64 / 3.6e6),
-                        gigabytes: None,
-                        description: Some(format!("job {short} ({})", status.as_str())),
-                    },
-                    billing_period: super::costs::billing_period(&t),
-                    created_at: t,
-                })?;
+        let done = self.inner.store.write(|w| {
+            let mut job = Self::job_in(w, id)?;
+            if job.status.is_terminal() {
+                return Ok(None);
+            }
+            prepare(&mut job);
+            let fin =
+                lifecycle::finish(&mut job, status, error, artifact.as_ref().map(|a| a.id), t);
+            if let Some(c) = &fin.cost {
+                w.put(c)?;
             }
             notify(
                 w,
-                user,
-                kind,
-                title,
-                message,
-                Some(Link::Job(job_ref.id)),
-                json!({"job_id": job_ref.id, "final_cost": cost}),
+                job.user_id,
+                fin.note.kind,
+                fin.note.title.clone(),
+                fin.note.message.clone(),
+                Some(Link::Job(job.id)),
+                json!({"job_id": job.id, "final_cost": job.final_cost}),
             )?;
             if let Some(a) = &artifact {
                 w.put(a)?;
                 notify(
                     w,
-                    user,
+                    job.user_id,
                     NotificationType::ArtifactReady,
                     format!("Model {} is ready", a.name),
                     format!(
@@ -683,40 +483,14 @@ impl Engine {
                     json!({"artifact_id": a.id, "quality_score": a.quality_metrics.quality_score}),
                 )?;
             }
-            w.put(job_ref)?;
-            Ok(())
+            w.put(&job)?;
+            Ok(Some(job))
         })?;
-        self.check_budget()?;
-        Ok(())
-    }
-}
-
-fn loss_warning(job: &TrainingJob, loss: f64) -> Option<&'static str> {
-    if job.loss_warned {
-        return None;
-    }
-    if !loss.is_finite() {
-        return Some("training loss is not a number");
-    }
-    match job.first_training_loss {
-        Some(first) if first > 0.0 && loss > first * EXPLODING_FACTOR => {
-            Some("training loss is exploding")
+        if let Some(job) = &done {
+            self.as_user(job.user_id).check_budget()?;
         }
-        _ => None,
+        Ok(done)
     }
-}
-
-fn event_time(ts: f64) -> Option<Timestamp> {
-    if ts <= 0.0 || !ts.is_finite() {
-        return None;
-    }
-    chrono::DateTime::from_timestamp_millis((ts * 1000.0) as i64)
-}
-
-/// A checkpoint's id follows from (job, step), so a replayed event overwrites it.
-fn checkpoint_id(job: JobId, step: u64) -> CheckpointId {
-    let (hi, lo) = job.0.as_u64_pair();
-    CheckpointId(uuid::Uuid::from_u64_pair(hi, lo ^ step.rotate_left(17)))
 }
 
 fn join_detail(detail: &str, tail: &str) -> String {

@@ -22,8 +22,11 @@ pub(crate) fn spawn_all(engine: Engine) -> tokio::task::JoinHandle<()> {
 async fn validation_loop(engine: Engine) {
     let interval = Duration::from_secs(engine.inner.config.validation.interval_secs.max(1));
     loop {
-        if let Err(e) = engine.resume_pending_datasets().await {
-            tracing::error!("validation task: {e}");
+        // Datasets of every user: the profile's and each token's.
+        for e in engine.every_user() {
+            if let Err(err) = e.resume_pending_datasets().await {
+                tracing::error!("validation task: {err}");
+            }
         }
         tokio::select! {
             _ = engine.inner.shutdown.cancelled() => break,
@@ -62,14 +65,35 @@ async fn monitor_loop(engine: Engine) {
     }
 }
 
-/// Storage cost accrual, budget alerts and backend health, every minute.
+/// Storage cost accrual and budget alerts for every user, backend health, and compaction of
+/// the change log, every minute.
 async fn housekeeping_loop(engine: Engine) {
     loop {
-        if let Err(e) = engine.accrue_storage() {
-            tracing::error!("storage accrual: {e}");
+        for e in engine.every_user() {
+            if let Err(err) = e.accrue_storage() {
+                tracing::error!("storage accrual: {err}");
+            }
+            if let Err(err) = e.check_budget() {
+                tracing::error!("budget check: {err}");
+            }
         }
-        if let Err(e) = engine.check_budget() {
-            tracing::error!("budget check: {e}");
+        let keep = chrono::Duration::hours(
+            engine
+                .inner
+                .config
+                .engine
+                .change_log_retention_hours
+                .min(1 << 30) as i64,
+        );
+        let store = engine.inner.store.clone();
+        match tokio::task::spawn_blocking(move || {
+            store.compact_changes(crate::domain::now() - keep)
+        })
+        .await
+        {
+            Ok(Ok(n)) if n > 0 => tracing::info!("change log: compacted {n} entries"),
+            Ok(Err(e)) => tracing::error!("change log compaction: {e}"),
+            _ => {}
         }
         for (name, backend) in &engine.inner.backends {
             let reachable = backend.healthy().await;

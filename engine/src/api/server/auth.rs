@@ -101,7 +101,7 @@ pub(crate) async fn authenticate(
     }
     let token = bearer(&req);
     let caller = match (transport, token) {
-        (_, Some(t)) => match state.api.tokens().authenticate(&t) {
+        (_, Some(t)) => match state.api.token_store().authenticate(&t) {
             Ok(Some(user)) => {
                 // A token acts for its user; only the owner's socket may manage tokens.
                 let owner =

@@ -265,7 +265,7 @@ pub async fn serve(
             source,
         })?;
         let has_tokens = api
-            .tokens()
+            .token_store()
             .list()
             .map(|t| t.iter().any(|t| t.revoked_at.is_none()))
             .unwrap_or(false);

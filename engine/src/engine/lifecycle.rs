@@ -1,0 +1,417 @@
+//! The job lifecycle as pure functions: a job, what the cluster reported and the time go in;
+//! the new job and the effects to carry out come out. No I/O and no locks here, so every
+//! transition is table-tested; the runner applies the result in one store transaction.
+//!
+//! ```text
+//! queued → initializing → running → completed | failed | cancelled
+//!    ↑__________ retry (infrastructure failure, with backoff) __|
+//! ```
+
+use crate::backend::{PollResult, RemoteState, TrainerEvent};
+use crate::domain::*;
+use crate::ids::*;
+use crate::training;
+
+/// A training loss above this many times the first one is reported as exploding.
+pub(crate) const EXPLODING_FACTOR: f64 = 4.0;
+
+/// How often a job with no news is written back (for its running cost), in seconds.
+pub(crate) const QUIET_PERSIST_SECS: i64 = 10;
+
+/// How a trainer run ended, as learned from its events or its exit.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Outcome {
+    Done(crate::backend::DoneSummary),
+    TrainingError { reason: String, detail: String },
+    InfraError { reason: String, detail: String },
+}
+
+/// A notification to raise about the job.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Note {
+    pub kind: NotificationType,
+    pub title: String,
+    pub message: String,
+}
+
+/// What one poll's report does to a job.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Observed {
+    pub points: Vec<MetricsPoint>,
+    pub checkpoints: Vec<Checkpoint>,
+    pub notes: Vec<Note>,
+    /// Log lines to publish (live, not stored).
+    pub logs: Vec<String>,
+    /// Set when the run is over; the runner finishes or retries the job.
+    pub outcome: Option<Outcome>,
+    /// Nothing happened but time passing: the write may be skipped.
+    pub quiet: bool,
+}
+
+/// The limits a transition checks against (from config).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub stall_after: chrono::Duration,
+    pub retry_count: u32,
+}
+
+/// Applies a poll's report to `job` at time `t`. The event cursor moves past the report
+/// only when the run goes on; a final report is re-read until the finish is committed.
+pub(crate) fn observe(
+    job: &mut TrainingJob,
+    poll: &PollResult,
+    t: Timestamp,
+    limits: &Limits,
+) -> Observed {
+    let id = job.id;
+    let mut out = Observed::default();
+    for env in &poll.events {
+        let at = event_time(env.ts).unwrap_or(t);
+        match &env.event {
+            TrainerEvent::Stage { stage, message } => {
+                if let Some(m) = message {
+                    out.logs.push(format!("[{stage}] {m}"));
+                }
+                let stage = match stage.as_str() {
+                    "initializing" => JobStage::Initializing,
+                    "training" => JobStage::Training,
+                    "validating" => JobStage::Validating,
+                    "saving" | "completed" => JobStage::Saving,
+                    _ => job.current_stage,
+                };
+                job.current_stage = stage;
+                if stage != JobStage::Initializing && job.status == JobStatus::Initializing {
+                    job.status = JobStatus::Running;
+                    job.started_at.get_or_insert(at);
+                    out.notes.push(Note {
+                        kind: NotificationType::JobStarted,
+                        title: format!("Job {} started", id.short()),
+                        message: format!(
+                            "training {} on {}× {}",
+                            job.hyperparameters.base_model,
+                            job.gpu_config.gpu_count,
+                            job.gpu_config.gpu_type
+                        ),
+                    });
+                }
+            }
+            TrainerEvent::Metric {
+                step,
+                total_steps,
+                epoch,
+                training_loss,
+                learning_rate,
+                gradient_norm,
+                throughput,
+                gpu_utilization,
+                validation_loss,
+            } => {
+                if job.status == JobStatus::Initializing {
+                    job.status = JobStatus::Running;
+                    job.started_at.get_or_insert(at);
+                }
+                if let Some(total) = total_steps.filter(|t| *t > 0) {
+                    job.total_steps = total;
+                }
+                job.current_step = job.current_step.max(*step);
+                if let Some(e) = epoch {
+                    job.current_epoch = (e.ceil() as u32).clamp(1, job.total_epochs.max(1));
+                }
+                let m = &mut job.current_metrics;
+                for (slot, v) in [
+                    (&mut m.training_loss, training_loss),
+                    (&mut m.validation_loss, validation_loss),
+                    (&mut m.learning_rate, learning_rate),
+                    (&mut m.gradient_norm, gradient_norm),
+                    (&mut m.throughput, throughput),
+                    (&mut m.gpu_utilization, gpu_utilization),
+                ] {
+                    if v.is_some() {
+                        *slot = *v;
+                    }
+                }
+                if let Some(loss) = training_loss {
+                    if job.first_training_loss.is_none() && loss.is_finite() {
+                        job.first_training_loss = Some(*loss);
+                    }
+                    if let Some(w) = loss_warning(job, *loss) {
+                        job.loss_warned = true;
+                        out.notes.push(Note {
+                            kind: NotificationType::TrainingWarning,
+                            title: format!("Job {}: {w}", id.short()),
+                            message: format!("training loss {loss} at step {step}"),
+                        });
+                    }
+                }
+                out.points.push(MetricsPoint {
+                    job_id: id,
+                    timestamp: at,
+                    epoch: epoch.unwrap_or(0.0),
+                    step: *step,
+                    training_loss: *training_loss,
+                    validation_loss: *validation_loss,
+                    learning_rate: *learning_rate,
+                    gradient_norm: *gradient_norm,
+                    throughput: *throughput,
+                    gpu_utilization: *gpu_utilization,
+                });
+            }
+            TrainerEvent::Checkpoint {
+                step,
+                epoch,
+                loss,
+                path,
+            } => out.checkpoints.push(Checkpoint {
+                id: checkpoint_id(id, *step),
+                job_id: id,
+                step: *step,
+                epoch: epoch.unwrap_or(0.0),
+                loss: *loss,
+                storage_path: path.clone(),
+                created_at: at,
+            }),
+            TrainerEvent::Log { level, message } => {
+                let level = level.as_deref().unwrap_or("info");
+                out.logs.push(format!("{level}: {message}"));
+            }
+            TrainerEvent::Artifact { dir, files } => {
+                job.output_dir = Some(dir.clone());
+                job.output_files = files
+                    .iter()
+                    .map(|f| ArtifactFile {
+                        path: f.path.clone(),
+                        size: f.size,
+                        sha256: f.sha256.clone(),
+                    })
+                    .collect();
+            }
+            TrainerEvent::Done { summary } => out.outcome = Some(Outcome::Done(summary.clone())),
+            TrainerEvent::Error {
+                kind,
+                reason,
+                detail,
+            } => {
+                let (reason, detail) = (reason.clone(), detail.clone().unwrap_or_default());
+                out.outcome = Some(if kind.as_deref() == Some("infrastructure") {
+                    Outcome::InfraError { reason, detail }
+                } else {
+                    Outcome::TrainingError { reason, detail }
+                });
+            }
+        }
+    }
+    if out.outcome.is_none() {
+        out.outcome = match &poll.state {
+            RemoteState::Exited(code) => Some(Outcome::InfraError {
+                reason: format!(
+                    "the trainer exited without finishing ({})",
+                    code.map(|c| format!("exit status {c}"))
+                        .unwrap_or_else(|| "killed".into())
+                ),
+                detail: String::new(),
+            }),
+            RemoteState::Lost => Some(Outcome::InfraError {
+                reason: "the backend has no record of the job".into(),
+                detail: String::new(),
+            }),
+            RemoteState::Pending | RemoteState::Running => None,
+        };
+    }
+    if !poll.events.is_empty() {
+        job.last_event_at = Some(t);
+        job.stall_notified = false;
+    }
+    update_progress(job, t);
+    if !job.stall_notified
+        && job
+            .last_event_at
+            .is_some_and(|last| t - last > limits.stall_after)
+    {
+        job.stall_notified = true;
+        out.notes.push(Note {
+            kind: NotificationType::JobStalled,
+            title: format!("Job {} seems stalled", id.short()),
+            message: format!(
+                "no event from the trainer for {} minutes",
+                (t - job.last_event_at.unwrap_or(t)).num_minutes()
+            ),
+        });
+    }
+    if out.outcome.is_none() {
+        job.event_cursor = poll.cursor;
+    }
+    out.quiet = poll.events.is_empty()
+        && out.notes.is_empty()
+        && out.outcome.is_none()
+        && t - job.updated_at < chrono::Duration::seconds(QUIET_PERSIST_SECS);
+    if !out.quiet {
+        job.updated_at = t;
+    }
+    out
+}
+
+/// Progress, ETA and running cost from the step counters and the clock.
+pub(crate) fn update_progress(job: &mut TrainingJob, t: Timestamp) {
+    if job.total_steps > 0 {
+        job.progress = (job.current_step as f64 / job.total_steps as f64 * 100.0).min(100.0);
+    }
+    if let Some(started) = job.started_at {
+        job.current_cost = training::running_cost(
+            job.gpu_config.price_per_gpu_hour,
+            job.gpu_config.gpu_count,
+            started,
+            t,
+        );
+        if job.current_step > 0 && job.total_steps > job.current_step {
+            let elapsed = (t - started).num_milliseconds().max(0) as f64;
+            let per_step = elapsed / job.current_step as f64;
+            let left = per_step * (job.total_steps - job.current_step) as f64;
+            job.estimated_completion_at = Some(t + chrono::Duration::milliseconds(left as i64));
+        }
+    }
+}
+
+/// What a failure does: another attempt later, or the end.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum AfterFailure {
+    /// Queued again; the next attempt is due at this time.
+    Retry { attempt: u32, at: Timestamp },
+    /// Failed for good.
+    Fail,
+    /// The job already ended (cancelled meanwhile): nothing to do.
+    Ignore,
+}
+
+/// Infrastructure failures are retried with exponential backoff (10 s, 20 s, 40 s, …) up to
+/// `retry_count` times; training errors are not.
+pub(crate) fn after_failure(
+    job: &mut TrainingJob,
+    transient: bool,
+    reason: &str,
+    t: Timestamp,
+    limits: &Limits,
+) -> AfterFailure {
+    if job.status.is_terminal() {
+        return AfterFailure::Ignore;
+    }
+    if !(transient && job.retry_count < limits.retry_count) {
+        return AfterFailure::Fail;
+    }
+    job.retry_count += 1;
+    let backoff = 5i64 * (1 << job.retry_count.min(10));
+    let at = t + chrono::Duration::seconds(backoff);
+    job.status = JobStatus::Queued;
+    job.current_stage = JobStage::Queued;
+    job.external_job_id = None;
+    job.event_cursor = 0;
+    job.next_attempt_at = Some(at);
+    job.error_message = Some(format!("retrying after: {reason}"));
+    job.updated_at = t;
+    AfterFailure::Retry {
+        attempt: job.retry_count,
+        at,
+    }
+}
+
+/// What finishing a job writes besides the job itself.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Finished {
+    /// The compute cost record (only for a job that ran).
+    pub cost: Option<CostRecord>,
+    pub note: Note,
+}
+
+/// Moves a job to a terminal status at `t`: final cost (what it ran), counters, error.
+pub(crate) fn finish(
+    job: &mut TrainingJob,
+    status: JobStatus,
+    error: Option<(String, Option<String>)>,
+    artifact: Option<ArtifactId>,
+    t: Timestamp,
+) -> Finished {
+    debug_assert!(status.is_terminal());
+    update_progress(job, t);
+    job.status = status;
+    job.completed_at = Some(t);
+    job.estimated_completion_at = None;
+    let cost = job.started_at.map(|_| job.current_cost).unwrap_or(0.0);
+    job.final_cost = Some(cost);
+    if status == JobStatus::Completed {
+        job.current_stage = JobStage::Completed;
+        job.progress = 100.0;
+        job.current_step = job.current_step.max(job.total_steps);
+        job.error_message = None;
+    }
+    if let Some((reason, detail)) = &error {
+        job.error_message = Some(crate::text::clean_line(reason));
+        job.error_detail = detail.clone();
+    }
+    job.artifact_id = artifact;
+    job.updated_at = t;
+    let short = job.id.short();
+    let note = match status {
+        JobStatus::Completed => Note {
+            kind: NotificationType::JobCompleted,
+            title: format!("Job {short} completed"),
+            message: format!("{} steps, ${cost:.2}", job.current_step),
+        },
+        JobStatus::Failed => Note {
+            kind: NotificationType::JobFailed,
+            title: format!("Job {short} failed"),
+            message: job.error_message.clone().unwrap_or_default(),
+        },
+        _ => Note {
+            kind: NotificationType::JobCancelled,
+            title: format!("Job {short} cancelled"),
+            message: format!("it ran for ${cost:.2}"),
+        },
+    };
+    let cost = job.started_at.map(|started| CostRecord {
+        id: CostRecordId::new(),
+        user_id: job.user_id,
+        job_id: Some(job.id),
+        cost_type: CostType::Compute,
+        amount: cost,
+        details: CostDetails {
+            gpu_type: Some(job.gpu_config.gpu_type.clone()),
+            gpu_count: Some(job.gpu_config.gpu_count),
+            hours: Some((t - started).num_milliseconds().max(0) as f64 / 3.6e6),
+            gigabytes: None,
+            description: Some(format!("job {short} ({})", status.as_str())),
+        },
+        billing_period: super::costs::billing_period(&t),
+        created_at: t,
+    });
+    Finished { cost, note }
+}
+
+fn loss_warning(job: &TrainingJob, loss: f64) -> Option<&'static str> {
+    if job.loss_warned {
+        return None;
+    }
+    if !loss.is_finite() {
+        return Some("training loss is not a number");
+    }
+    match job.first_training_loss {
+        Some(first) if first > 0.0 && loss > first * EXPLODING_FACTOR => {
+            Some("training loss is exploding")
+        }
+        _ => None,
+    }
+}
+
+fn event_time(ts: f64) -> Option<Timestamp> {
+    if ts <= 0.0 || !ts.is_finite() {
+        return None;
+    }
+    chrono::DateTime::from_timestamp_millis((ts * 1000.0) as i64)
+}
+
+/// A checkpoint's id follows from (job, step), so a replayed event overwrites it.
+fn checkpoint_id(job: JobId, step: u64) -> CheckpointId {
+    let (hi, lo) = job.0.as_u64_pair();
+    CheckpointId(uuid::Uuid::from_u64_pair(hi, lo ^ step.rotate_left(17)))
+}
+
+#[cfg(test)]
+mod tests;

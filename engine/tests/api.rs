@@ -1,0 +1,602 @@
+//! The engine API in process: every request and reply round-trips through JSON, users see
+//! only their own records and changes, the change feed resumes after any seq with nothing
+//! missed or repeated, and the job lifecycle runs against a scripted cluster backend
+//! (injected through the builder: no trainer, no shell scripts) with concurrent polling.
+
+use async_trait::async_trait;
+use brightrun_engine::api::*;
+use brightrun_engine::backend::*;
+use brightrun_engine::domain::*;
+use brightrun_engine::events::EngineEvent;
+use brightrun_engine::ids::*;
+use brightrun_engine::paths::Paths;
+use brightrun_engine::{Engine, Period};
+use futures::StreamExt;
+use sha2::Digest;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A cluster that answers polls from a script, one report per poll; a job whose script is
+/// empty keeps running. `hold` makes its polls wait until released (a slow cluster).
+#[derive(Default)]
+struct Scripted {
+    scripts: Mutex<HashMap<String, VecDeque<PollResult>>>,
+    next: Mutex<VecDeque<VecDeque<PollResult>>>,
+    cancelled: Mutex<Vec<String>>,
+    hold: Option<Arc<tokio::sync::Semaphore>>,
+    polls: std::sync::atomic::AtomicUsize,
+}
+
+impl Scripted {
+    fn queue(&self, script: Vec<PollResult>) {
+        self.next.lock().unwrap().push_back(script.into());
+    }
+}
+
+#[async_trait]
+impl ClusterBackend for Scripted {
+    fn name(&self) -> &'static str {
+        "scripted"
+    }
+    async fn submit(&self, spec: &TrainerSpec, _: &TrainerCommand) -> Result<String, BackendError> {
+        let script = self.next.lock().unwrap().pop_front().unwrap_or_default();
+        let ext = format!("ext-{}", spec.job_id);
+        self.scripts.lock().unwrap().insert(ext.clone(), script);
+        Ok(ext)
+    }
+    async fn poll(&self, id: &str, cursor: u64) -> Result<PollResult, BackendError> {
+        self.polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(h) = &self.hold {
+            let _permit = h.acquire().await.unwrap();
+        }
+        let mut scripts = self.scripts.lock().unwrap();
+        let script = scripts
+            .get_mut(id)
+            .ok_or_else(|| BackendError::Unavailable(format!("unknown {id}")))?;
+        Ok(script.pop_front().unwrap_or(PollResult {
+            state: RemoteState::Running,
+            events: Vec::new(),
+            cursor,
+        }))
+    }
+    async fn cancel(&self, id: &str) -> Result<(), BackendError> {
+        self.cancelled.lock().unwrap().push(id.to_string());
+        Ok(())
+    }
+    async fn log_tail(&self, _: &str, _: usize) -> Result<Vec<String>, BackendError> {
+        Ok(vec![])
+    }
+    async fn healthy(&self) -> bool {
+        true
+    }
+}
+
+fn report(state: RemoteState, lines: &[String], cursor: u64) -> PollResult {
+    PollResult {
+        state,
+        events: lines.iter().map(|l| Envelope::parse_line(l)).collect(),
+        cursor,
+    }
+}
+
+const CONFIG: &str = "[trainer]\npython = \"/bin/true\"\n[engine]\npoll_interval_millis = 20\ndispatch_interval_secs = 1\n";
+
+fn engine(home: &std::path::Path, backends: Vec<(&str, Arc<Scripted>)>) -> Engine {
+    std::fs::create_dir_all(home.join("config")).unwrap();
+    // Written once: the engine adds the profile's user id on first open.
+    if !home.join("config/config.toml").exists() {
+        std::fs::write(home.join("config/config.toml"), CONFIG).unwrap();
+    }
+    let mut b = Engine::builder(Paths::under(home));
+    for (name, backend) in backends {
+        b = b.backend(name, backend);
+    }
+    b.open().unwrap()
+}
+
+async fn ready_dataset(api: &LocalApi, dir: &std::path::Path, name: &str) -> Dataset {
+    let file = dir.join(format!("{name}.jsonl"));
+    let lines: String = (0..20)
+        .map(|i| format!("{{\"prompt\":\"p{i}\",\"completion\":\"c{i}\"}}\n"))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let d = api
+        .add_dataset_file(&file, Some(name.into()), None, &|_, _| {})
+        .await
+        .unwrap();
+    let d = api.validate_dataset(&d.id.to_string()).await.unwrap();
+    assert_eq!(d.status, DatasetStatus::Ready, "{:?}", d.validation_errors);
+    d
+}
+
+fn spec(d: &Dataset, backend: &str) -> JobSpec {
+    JobSpec {
+        dataset: d.id.to_string(),
+        preset: "fast".into(),
+        sets: vec![("base_model".into(), "brightrun/tiny-random-llama".into())],
+        gpu_type: Some("A10G".into()),
+        gpu_count: Some(1),
+        backend: Some(backend.into()),
+    }
+}
+
+async fn wait_job(api: &LocalApi, id: JobId, f: impl Fn(&TrainingJob) -> bool) -> TrainingJob {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let j = api.job(&id.to_string()).await.unwrap();
+        if f(&j) {
+            return j;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {j:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Writes an adapter the way a trainer would and returns the events announcing it.
+fn adapter_events(dir: &std::path::Path) -> Vec<String> {
+    std::fs::create_dir_all(dir).unwrap();
+    let body = b"{\"r\": 8}";
+    std::fs::write(dir.join("adapter_config.json"), body).unwrap();
+    let sha = hex::encode(sha2::Sha256::digest(body));
+    vec![
+        format!(
+            r#"{{"type":"artifact","dir":{:?},"files":[{{"path":"adapter_config.json","size":{},"sha256":"{sha}"}}]}}"#,
+            dir.to_str().unwrap(),
+            body.len()
+        ),
+        r#"{"type":"done","summary":{"total_steps":2}}"#.to_string(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripted_job_runs_to_a_model_and_every_change_is_seen_once_in_order() {
+    let home = tempfile::tempdir().unwrap();
+    let cluster = Arc::new(Scripted::default());
+    let e = engine(home.path(), vec![("scripted", cluster.clone())]);
+    let api = LocalApi::new(e.clone());
+    let d = ready_dataset(&api, home.path(), "chats").await;
+    let start_seq = api.hello().await.unwrap().last_seq;
+    let mut feed = api.changes(start_seq).await.unwrap();
+    let metric = |s: u64| {
+        format!(
+            r#"{{"type":"metric","step":{s},"total_steps":2,"epoch":1.0,"training_loss":{}}}"#,
+            2.0 / s as f64
+        )
+    };
+    let out = home.path().join("adapter-out");
+    cluster.queue(vec![
+        report(
+            RemoteState::Running,
+            &[r#"{"type":"stage","stage":"training"}"#.into()],
+            1,
+        ),
+        report(RemoteState::Running, &[metric(1), metric(2)], 3),
+        report(RemoteState::Exited(Some(0)), &adapter_events(&out), 5),
+    ]);
+    let tasks = e.start();
+    let job = api.create_job(spec(&d, "scripted"), false).await.unwrap();
+    let done = wait_job(&api, job.id, |j| j.status.is_terminal()).await;
+    assert_eq!(
+        done.status,
+        JobStatus::Completed,
+        "{:?}",
+        done.error_message
+    );
+    assert_eq!(done.current_step, 2);
+    let model = api
+        .model(&done.artifact_id.unwrap().to_string())
+        .await
+        .unwrap();
+    assert_eq!(model.files.len(), 1);
+    // The feed saw every change after start_seq, contiguous, with the job's path through
+    // its states in order.
+    let mut seqs = Vec::new();
+    let mut statuses = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Some(c)) = tokio::time::timeout_at(deadline, feed.next()).await {
+        let c = c.unwrap();
+        seqs.push(c.seq);
+        if let EngineEvent::Job(j) = &c.event
+            && j.id == job.id
+            && statuses.last() != Some(&j.status)
+        {
+            statuses.push(j.status);
+        }
+        if c.seq == api.hello().await.unwrap().last_seq
+            && statuses.last() == Some(&JobStatus::Completed)
+        {
+            break;
+        }
+    }
+    let expected: Vec<u64> = (start_seq + 1..=*seqs.last().unwrap()).collect();
+    assert_eq!(seqs, expected, "contiguous, no duplicates");
+    assert_eq!(
+        statuses,
+        vec![
+            JobStatus::Queued,
+            JobStatus::Initializing,
+            JobStatus::Running,
+            JobStatus::Completed
+        ]
+    );
+    // A new subscriber from the same seq gets exactly the same sequence from the log.
+    let replay: Vec<u64> = api
+        .changes(start_seq)
+        .await
+        .unwrap()
+        .take(seqs.len())
+        .map(|c| c.unwrap().seq)
+        .collect()
+        .await;
+    assert_eq!(replay, seqs);
+    e.shutdown();
+    let _ = tasks.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_cluster_delays_neither_other_jobs_nor_a_cancel() {
+    let home = tempfile::tempdir().unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let slow = Arc::new(Scripted {
+        hold: Some(gate.clone()),
+        ..Default::default()
+    });
+    let fast = Arc::new(Scripted::default());
+    let e = engine(
+        home.path(),
+        vec![("slow", slow.clone()), ("fast", fast.clone())],
+    );
+    let api = LocalApi::new(e.clone());
+    let d = ready_dataset(&api, home.path(), "chats").await;
+    fast.queue(vec![report(
+        RemoteState::Exited(Some(0)),
+        &adapter_events(&home.path().join("fast-out")),
+        2,
+    )]);
+    let tasks = e.start();
+    let stuck = api.create_job(spec(&d, "slow"), false).await.unwrap();
+    // The slow cluster's poll is now blocked inside the monitor.
+    wait_job(&api, stuck.id, |j| j.external_job_id.is_some()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while slow.polls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow job was never polled"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let other = api.create_job(spec(&d, "fast"), false).await.unwrap();
+    let done = wait_job(&api, other.id, |j| j.status.is_terminal()).await;
+    assert_eq!(
+        done.status,
+        JobStatus::Completed,
+        "{:?}",
+        done.error_message
+    );
+    // Cancelling the job whose poll hangs answers at once.
+    let cancelled = tokio::time::timeout(
+        Duration::from_secs(2),
+        api.cancel_job(&stuck.id.to_string()),
+    )
+    .await
+    .expect("cancel is not blocked by a hanging poll")
+    .unwrap();
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    assert_eq!(
+        slow.cancelled.lock().unwrap().as_slice(),
+        [format!("ext-{}", stuck.id)]
+    );
+    // When the hung poll finally answers, the cancel stands.
+    gate.add_permits(100);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        api.job(&stuck.id.to_string()).await.unwrap().status,
+        JobStatus::Cancelled
+    );
+    e.shutdown();
+    let _ = tasks.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_backend_is_gone_fails_at_once_with_the_reason() {
+    let home = tempfile::tempdir().unwrap();
+    let cluster = Arc::new(Scripted::default());
+    let e = engine(home.path(), vec![("scripted", cluster)]);
+    let api = LocalApi::new(e.clone());
+    let d = ready_dataset(&api, home.path(), "chats").await;
+    let job = api.create_job(spec(&d, "scripted"), false).await.unwrap();
+    drop(api);
+    drop(e);
+    // Reopened without that backend (the config no longer has it).
+    let e = engine(home.path(), vec![]);
+    let api = LocalApi::new(e.clone());
+    let tasks = e.start();
+    let j = wait_job(&api, job.id, |j| j.status.is_terminal()).await;
+    assert_eq!(j.status, JobStatus::Failed);
+    assert!(
+        j.error_message
+            .as_deref()
+            .unwrap()
+            .contains("unknown backend `scripted`"),
+        "{:?}",
+        j.error_message
+    );
+    e.shutdown();
+    let _ = tasks.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_see_only_their_own_records_and_changes() {
+    let home = tempfile::tempdir().unwrap();
+    let e = engine(home.path(), vec![]);
+    let owner = LocalApi::new(e.clone());
+    let alice = owner.create_token(Some("alice".into())).await.unwrap();
+    let bob = owner.create_token(Some("bob".into())).await.unwrap();
+    assert_ne!(alice.info.user_id, bob.info.user_id);
+    let a = owner.for_user(alice.info.user_id, false);
+    let b = owner.for_user(bob.info.user_id, false);
+    let b_seq = b.hello().await.unwrap().last_seq;
+    let mut b_feed = b.changes(b_seq).await.unwrap();
+    let d = ready_dataset(&a, home.path(), "alices").await;
+    let id = d.id.to_string();
+    for r in [
+        Request::GetDataset { id: id.clone() },
+        Request::ValidateDataset { id: id.clone() },
+        Request::UpdateDataset {
+            id: id.clone(),
+            name: Some("mine now".into()),
+            description: None,
+        },
+        Request::DeleteDataset { id: id.clone() },
+        Request::Estimate {
+            spec: spec(&d, "local"),
+        },
+        Request::CreateJob {
+            spec: spec(&d, "local"),
+            confirm_over_budget: false,
+        },
+    ] {
+        let op = r.op();
+        let err = b.call(r).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::NotFound, "{op}: {err}");
+    }
+    assert_eq!(b.datasets(None, None, Paging::ALL).await.unwrap().total, 0);
+    assert_eq!(a.datasets(None, None, Paging::ALL).await.unwrap().total, 1);
+    // Bob's feed carries none of Alice's changes: nothing arrives.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), b_feed.next())
+            .await
+            .is_err()
+    );
+    // Only the owner manages tokens.
+    assert_eq!(b.tokens().await.unwrap_err().code, ErrorCode::Unauthorized);
+    assert_eq!(owner.tokens().await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_resumes_after_any_seq_and_refuses_a_compacted_one() {
+    let home = tempfile::tempdir().unwrap();
+    let e = engine(home.path(), vec![]);
+    let api = LocalApi::new(e.clone());
+    for i in 0..5 {
+        ready_dataset(&api, home.path(), &format!("d{i}")).await;
+    }
+    let last = api.hello().await.unwrap().last_seq;
+    assert!(last >= 10, "{last}");
+    for after in [0, 3, last - 1] {
+        let got: Vec<u64> = api
+            .changes(after)
+            .await
+            .unwrap()
+            .take((last - after) as usize)
+            .map(|c| c.unwrap().seq)
+            .collect()
+            .await;
+        assert_eq!(got, (after + 1..=last).collect::<Vec<_>>(), "after {after}");
+    }
+    let later = now() + chrono::Duration::seconds(1);
+    assert!(e.store().compact_changes(later).unwrap() > 0);
+    let Err(err) = api.changes(0).await else {
+        panic!("a compacted seq must be refused")
+    };
+    assert_eq!(err.code, ErrorCode::Conflict);
+    let Err(err) = api.changes(last + 100).await else {
+        panic!("a seq from the future must be refused")
+    };
+    assert_eq!(
+        (err.code, err.field.as_deref()),
+        (ErrorCode::Invalid, Some("after"))
+    );
+}
+
+/// Every request the API has, and every reply kind, made by the real engine and sent through
+/// JSON and back unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_and_reply_round_trips_through_json() {
+    let home = tempfile::tempdir().unwrap();
+    let cluster = Arc::new(Scripted::default());
+    let e = engine(home.path(), vec![("scripted", cluster.clone())]);
+    let api = LocalApi::new(e.clone());
+    let d = ready_dataset(&api, home.path(), "chats").await;
+    cluster.queue(vec![report(
+        RemoteState::Exited(Some(0)),
+        &[
+            vec![r#"{"type":"metric","step":1,"total_steps":1,"training_loss":1.5}"#.to_string()],
+            adapter_events(&home.path().join("out")),
+        ]
+        .concat(),
+        3,
+    )]);
+    let tasks = e.start();
+    let job = api.create_job(spec(&d, "scripted"), false).await.unwrap();
+    let job = wait_job(&api, job.id, |j| j.status.is_terminal()).await;
+    let model = job.artifact_id.unwrap().to_string();
+    let file = home.path().join("second.jsonl");
+    std::fs::write(&file, "{\"prompt\":\"a\",\"completion\":\"b\"}\n").unwrap();
+    let notification = api.notifications(false, Paging::ALL).await.unwrap().items[0]
+        .id
+        .to_string();
+    let jid = job.id.to_string();
+    let did = d.id.to_string();
+    let token = api.create_token(Some("carol".into())).await.unwrap();
+    let requests = vec![
+        Request::Hello,
+        Request::Catalog,
+        Request::Config,
+        Request::ListDatasets {
+            status: Some(DatasetStatus::Ready),
+            search: Some("cha".into()),
+            page: Paging {
+                offset: 0,
+                limit: 5,
+            },
+        },
+        Request::GetDataset {
+            id: did[..8].to_string(),
+        },
+        Request::CreateDataset {
+            file_name: "x.jsonl".into(),
+            file_size: 10,
+            name: Some("x".into()),
+            description: None,
+        },
+        Request::ImportDataset {
+            path: file.to_string_lossy().into(),
+            name: None,
+            description: Some("second".into()),
+        },
+        Request::ConfirmDataset { id: did.clone() },
+        Request::ValidateDataset { id: did.clone() },
+        Request::UpdateDataset {
+            id: did.clone(),
+            name: Some("renamed".into()),
+            description: Some("d".into()),
+        },
+        Request::Estimate {
+            spec: spec(&d, "scripted"),
+        },
+        Request::ListJobs {
+            status: None,
+            page: Paging::default(),
+        },
+        Request::GetJob { id: jid.clone() },
+        Request::JobMetrics {
+            id: jid.clone(),
+            from_step: 0,
+            limit: Some(10),
+        },
+        Request::JobLogs {
+            id: jid.clone(),
+            lines: 5,
+        },
+        Request::ListModels {
+            page: Paging::default(),
+        },
+        Request::GetModel { id: model.clone() },
+        Request::Costs {
+            period: Period::Week,
+        },
+        Request::ListNotifications {
+            unread_only: true,
+            page: Paging::default(),
+        },
+        Request::MarkRead {
+            id: Some(notification),
+        },
+        Request::ListTokens,
+        Request::CreateToken {
+            user: Some("dave".into()),
+        },
+        Request::RevokeToken {
+            id: token.info.id.clone(),
+        },
+        Request::CreateJob {
+            spec: spec(&d, "scripted"),
+            confirm_over_budget: true,
+        },
+    ];
+    let mut ops = std::collections::BTreeSet::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut last_job = None;
+    for r in requests {
+        let text = serde_json::to_string(&r).unwrap();
+        let back: Request = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r, "{text}");
+        ops.insert(r.op());
+        let reply = api.call(r).await.unwrap_or_else(|e| panic!("{text}: {e}"));
+        if let Reply::Job(j) = &reply {
+            last_job = Some(j.id);
+        }
+        let text = serde_json::to_string(&reply).unwrap();
+        let back: Reply = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, reply, "{text}");
+        kinds.insert(reply.kind());
+    }
+    // The last ones change state: cancel a queued job, delete a dataset without active jobs.
+    let cancel = Request::CancelJob {
+        id: last_job.unwrap().to_string(),
+    };
+    let reply = api.call(cancel.clone()).await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<Reply>(&serde_json::to_string(&reply).unwrap()).unwrap(),
+        reply
+    );
+    ops.insert(cancel.op());
+    let retry = Request::RetryJob {
+        id: last_job.unwrap().to_string(),
+    };
+    let reply = api.call(retry.clone()).await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<Reply>(&serde_json::to_string(&reply).unwrap()).unwrap(),
+        reply
+    );
+    ops.insert(retry.op());
+    let other = api
+        .datasets(None, Some("second".into()), Paging::ALL)
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    let del = Request::DeleteDataset {
+        id: other.to_string(),
+    };
+    ops.insert(del.op());
+    kinds.insert(api.call(del).await.unwrap().kind());
+    assert_eq!(ops.len(), 27, "every request: {ops:?}");
+    assert_eq!(kinds.len(), 19, "every reply kind: {kinds:?}");
+    // Errors round-trip with their code and field.
+    let err = api
+        .call(Request::GetJob {
+            id: "ffffffff".into(),
+        })
+        .await
+        .unwrap_err();
+    let back: ApiError = serde_json::from_str(&serde_json::to_string(&err).unwrap()).unwrap();
+    assert_eq!((back.code, back), (ErrorCode::NotFound, err));
+    // Changes round-trip too.
+    let mut feed = api.changes(0).await.unwrap();
+    for _ in 0..20 {
+        let c = feed.next().await.unwrap().unwrap();
+        let text = serde_json::to_string(&*c).unwrap();
+        assert_eq!(
+            serde_json::from_str::<brightrun_engine::events::Sequenced>(&text).unwrap(),
+            *c
+        );
+    }
+    e.shutdown();
+    let _ = tasks.await;
+}
+
+#[test]
+fn unknown_fields_and_wrong_types_are_refused_with_the_field() {
+    for (text, needle) in [
+        (r#"{"op":"get_job","id":"1","colour":"red"}"#, "colour"),
+        (r#"{"op":"no_such_op"}"#, "no_such_op"),
+    ] {
+        let err = serde_json::from_str::<Request>(text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{text}: {err}");
+    }
+}
