@@ -197,6 +197,7 @@ impl Engine {
             max_seq_length: v.max_seq_length,
             tokenizer,
             max_issues_kept: 100,
+            chat_overhead: None,
         })
     }
 

@@ -96,6 +96,37 @@ pub(crate) fn parse<'a>(
     Ok(())
 }
 
+/// Parses the first JSON value of `text` (whitespace before it allowed) and returns the
+/// offset just past it; what follows is not looked at. Used to recognise a file of
+/// pretty-printed objects from its first bytes.
+pub(crate) fn parse_prefix<'a>(
+    text: &'a [u8],
+    nodes: &mut Vec<Node<'a>>,
+    arena: &mut String,
+) -> Result<usize, JsonError> {
+    nodes.clear();
+    arena.clear();
+    // Only the valid UTF-8 prefix is parsed; a cut character at the end is an EOF.
+    let valid = match simdutf8::compat::from_utf8(text) {
+        Ok(_) => text.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    let text = &text[..valid];
+    let s = std::str::from_utf8(text).unwrap_or_default();
+    let mut p = Parser {
+        avx2: avx2(),
+        s,
+        b: text,
+        i: 0,
+        depth: 0,
+        nodes,
+        arena,
+    };
+    p.ws();
+    p.value()?;
+    Ok(p.i)
+}
+
 /// Gives back a vector's allocation with another lifetime parameter. The vector is emptied;
 /// the in-place `collect` keeps the allocation, so this costs nothing.
 pub(crate) fn recycle<'b>(mut v: Vec<Node<'_>>) -> Vec<Node<'b>> {
