@@ -622,6 +622,11 @@ fn tool_call<'t>(
             None => return Err("has no \"function\": {\"name\": …, \"arguments\": …}".into()),
         }
     };
+    // The call is registered even when it is broken, so that its result is not blamed too.
+    match doc.get(at, "id").and_then(|i| doc.text_at(i)) {
+        Some(id) if !legacy => pending.ids.push(id),
+        _ => pending.anonymous += 1,
+    }
     let name = match doc.get(f, "name").and_then(|n| doc.text_at(n)) {
         Some(n) if !n.is_blank() => n,
         _ => return Err("has no function \"name\" (a string)".into()),
@@ -649,10 +654,6 @@ fn tool_call<'t>(
             },
         },
     };
-    match doc.get(at, "id").and_then(|i| doc.text_at(i)) {
-        Some(id) if !legacy => pending.ids.push(id),
-        _ => pending.anonymous += 1,
-    }
     if !pieces.is_empty() {
         pieces.push(Text::Decoded("\n"));
     }
@@ -905,7 +906,11 @@ fn check_list_format<'t>(
                 });
             }
         }
-        let may_be_empty = calls > 0 || role == Role::Tool;
+        let attempted = [calls_at, function_call_at]
+            .iter()
+            .flatten()
+            .any(|&c| !matches!(doc.nodes[c], Node::Null));
+        let may_be_empty = calls > 0 || (openai && attempted) || role == Role::Tool;
         let content_ok = match named {
             Named::CallTurn => match content_at.and_then(|c| doc.text_at(c)) {
                 Some(v) => match sharegpt_call(v, &mut conv.pieces, &mut pending) {

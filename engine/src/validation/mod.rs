@@ -908,6 +908,7 @@ impl<'o, 'r> Validator<'o, 'r> {
                 at
             };
             let named = list_lines(lines, n);
+            let what = if n == 1 { &what[..what.len() - 1] } else { what };
             let total = self.records;
             let of = if n == total {
                 format!("all {}", plural(n, "example", "").trim_start_matches("1 "))
@@ -986,7 +987,12 @@ impl<'o, 'r> Validator<'o, 'r> {
             };
             let places: Vec<u64> = self.over_lines.iter().map(|p| p.1).collect();
             let lines = list_lines(&places, n);
-            let what = if self.array { "elements" } else { "lines" };
+            let what = match (self.array, n) {
+                (true, 1) => "element",
+                (true, _) => "elements",
+                (false, 1) => "line",
+                (false, _) => "lines",
+            };
             let (n_ex, are) = if n == 1 {
                 ("1 example".to_string(), "is")
             } else {
