@@ -18,6 +18,7 @@ pub mod training;
 pub mod validation;
 
 pub use engine::{
-    BudgetStatus, CostSummary, Engine, EngineError, IdKind, JobCost, JobRequest, NewDataset, Period,
+    BudgetStatus, CleanOptions, CleanReport, CostSummary, DroppedRecord, Engine, EngineError,
+    IdKind, JobCost, JobRequest, NewDataset, Period,
 };
 pub use store::Page;

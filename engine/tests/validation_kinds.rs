@@ -108,21 +108,40 @@ fn a_tool_message_answers_an_earlier_call() {
     let r = check(
         r#"{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "tool", "content": "c"}, {"role": "assistant", "content": "d"}]}"#,
     );
-    assert!(first_error(&r).contains("messages[2] is a tool result, but no earlier assistant message made a call"));
+    assert!(
+        first_error(&r)
+            .contains("messages[2] is a tool result, but no earlier assistant message made a call")
+    );
     // A user turn right after a call, before its result.
     let r = check(&format!(
         r#"{{"messages": [{{"role": "user", "content": "a"}}, {{"role": "assistant", "tool_calls": [{{"id": "x", "type": "function", "function": {{"name": "f", "arguments": "{{}}"}}}}]}}, {{"role": "user", "content": "c"}}, {{"role": "assistant", "content": "d"}}]}}"#
     ));
-    assert!(first_error(&r).contains("makes a tool call, but messages[2] is a user message"), "{:#?}", r.issues);
+    assert!(
+        first_error(&r).contains("makes a tool call, but messages[2] is a user message"),
+        "{:#?}",
+        r.issues
+    );
 }
 
 #[test]
 fn tools_must_be_json_schema_objects() {
     let bad_tools = [
-        (r#"[{"type": "function", "function": {"description": "x"}}]"#, "\"tools\"[0] has no function \"name\""),
-        (r#"[{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]"#, "\"tools\"[0].parameters has \"type\" \"string\""),
-        (r#"[{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": 3}}}}]"#, "\"properties\".\"a\" is a number"),
-        (r#"[{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}, "required": ["b"]}}}]"#, "\"required\" names \"b\""),
+        (
+            r#"[{"type": "function", "function": {"description": "x"}}]"#,
+            "\"tools\"[0] has no function \"name\"",
+        ),
+        (
+            r#"[{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]"#,
+            "\"tools\"[0].parameters has \"type\" \"string\"",
+        ),
+        (
+            r#"[{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": 3}}}}]"#,
+            "\"properties\".\"a\" is a number",
+        ),
+        (
+            r#"[{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}, "required": ["b"]}}}]"#,
+            "\"required\" names \"b\"",
+        ),
         (r#"{"name": "f"}"#, "\"tools\" is an object, not a list"),
     ];
     for (tools, want) in bad_tools {
@@ -156,18 +175,36 @@ fn sharegpt_glaive_tool_calls() {
     let roles: Vec<&str> = r.sample[0].iter().map(|m| m.role.as_str()).collect();
     assert_eq!(roles, ["user", "assistant", "tool", "assistant"]);
     // A call that is not JSON, and tools that are not.
-    let r = check(&line.replace(r#""{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}""#, r#""get_weather(Paris)""#));
-    assert!(first_error(&r).contains("conversations[1].value (a function_call) is not valid JSON"), "{:#?}", r.issues);
+    let r = check(&line.replace(
+        r#""{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}""#,
+        r#""get_weather(Paris)""#,
+    ));
+    assert!(
+        first_error(&r).contains("conversations[1].value (a function_call) is not valid JSON"),
+        "{:#?}",
+        r.issues
+    );
     let r = check(&line.replace(r#""tools": "[{"#, r#""tools": "[{]"#));
-    assert!(first_error(&r).contains("\"tools\" is a string that is not valid JSON"), "{:#?}", r.issues);
+    assert!(
+        first_error(&r).contains("\"tools\" is a string that is not valid JSON"),
+        "{:#?}",
+        r.issues
+    );
     // An observation with no call before it.
-    let r = check(r#"{"conversations": [{"from": "human", "value": "q"}, {"from": "observation", "value": "x"}, {"from": "gpt", "value": "a"}]}"#);
-    assert!(first_error(&r).contains("conversations[1] is a tool result"), "{:#?}", r.issues);
+    let r = check(
+        r#"{"conversations": [{"from": "human", "value": "q"}, {"from": "observation", "value": "x"}, {"from": "gpt", "value": "a"}]}"#,
+    );
+    assert!(
+        first_error(&r).contains("conversations[1] is a tool result"),
+        "{:#?}",
+        r.issues
+    );
 }
 
 #[test]
 fn plain_text_is_a_format() {
-    let r = check("{\"text\": \"The cat sat on the mat.\"}\n{\"text\": \"Dogs bark.\", \"id\": 7}\n");
+    let r =
+        check("{\"text\": \"The cat sat on the mat.\"}\n{\"text\": \"Dogs bark.\", \"id\": 7}\n");
     clean(&r);
     assert_eq!(r.format, Some(DatasetFormat::Text));
     assert_eq!(
@@ -182,7 +219,11 @@ fn plain_text_is_a_format() {
     assert!(first_error(&r).contains("\"text\" is empty"));
     let r = check("{\"text\": \"a\", \"lang\": \"en\"}\n");
     assert_eq!(r.statistics.warning_count, 1);
-    assert!(r.issues[0].suggestion.contains("a plain text example has \"text\""));
+    assert!(
+        r.issues[0]
+            .suggestion
+            .contains("a plain text example has \"text\"")
+    );
 }
 
 #[test]
@@ -195,7 +236,9 @@ fn content_as_text_parts_with_text_or_value_is_joined() {
     clean(&r);
     assert_eq!(r.sample[0][0].content, "Hello");
     assert_eq!(r.sample[0][1].content, "Hi");
-    let r = check(r#"{"conversations": [{"from": "human", "value": [{"type": "text", "value": "q"}]}, {"from": "gpt", "value": "a"}]}"#);
+    let r = check(
+        r#"{"conversations": [{"from": "human", "value": [{"type": "text", "value": "q"}]}, {"from": "gpt", "value": "a"}]}"#,
+    );
     clean(&r);
     assert_eq!(r.sample[0][0].content, "q");
 }
@@ -203,8 +246,16 @@ fn content_as_text_parts_with_text_or_value_is_joined() {
 fn multimodal(text: &str, by: &str) {
     let r = check(text);
     only_error(&r, "this is multimodal data", "vision-language");
-    assert!(r.issues[0].error.contains("BrightRun trains text LoRA adapters"));
-    assert!(r.issues[0].error.contains(by), "{:?} lacks {by:?}", r.issues[0].error);
+    assert!(
+        r.issues[0]
+            .error
+            .contains("BrightRun trains text LoRA adapters")
+    );
+    assert!(
+        r.issues[0].error.contains(by),
+        "{:?} lacks {by:?}",
+        r.issues[0].error
+    );
     assert_eq!(r.statistics.total_examples, 0);
 }
 
@@ -214,7 +265,11 @@ fn multimodal_data_gets_one_file_level_error() {
     multimodal(&format!("{sharegpt}\n").repeat(30), "an \"images\" key");
     let r = check(&format!("{sharegpt}\n").repeat(30));
     assert!(r.issues[0].error.contains("all 30 examples"));
-    assert!(r.issues[0].error.contains("lines 1, 2, 3, 4, 5 and 25 more"));
+    assert!(
+        r.issues[0]
+            .error
+            .contains("lines 1, 2, 3, 4, 5 and 25 more")
+    );
     assert_eq!(r.format, Some(DatasetFormat::Sharegpt));
     multimodal(
         r#"{"messages": [{"role": "user", "content": [{"type": "text", "text": "What?"}, {"type": "image_url", "image_url": {"url": "x.png"}}]}, {"role": "assistant", "content": "A cat."}]}"#,
@@ -234,19 +289,34 @@ fn multimodal_data_gets_one_file_level_error() {
     );
     // One multimodal line among text lines still refuses the file, once, on its line.
     let text = r#"{"prompt": "a", "completion": "b"}"#;
-    let r = check(&format!("{text}\n{}\n{}\n", r#"{"prompt": "<audio> say", "completion": "b"}"#, text.replace('a', "c")));
-    only_error(&r, "1 example of 3 hold images, audio or video, recognised by an <audio> tag: line 2)", "");
+    let r = check(&format!(
+        "{text}\n{}\n{}\n",
+        r#"{"prompt": "<audio> say", "completion": "b"}"#,
+        text.replace('a', "c")
+    ));
+    only_error(
+        &r,
+        "1 example of 3 hold images, audio or video, recognised by an <audio> tag: line 2)",
+        "",
+    );
     assert_eq!(r.issues[0].line, 2);
     assert_eq!(r.format, Some(DatasetFormat::PromptCompletion));
     // An empty images list holds no media.
-    clean(&check(&format!("{}\n", r#"{"instruction": "a", "output": "b", "images": []}"#.replace(", \"images\": []", ""))));
+    clean(&check(&format!(
+        "{}\n",
+        r#"{"instruction": "a", "output": "b", "images": []}"#.replace(", \"images\": []", "")
+    )));
 }
 
 #[test]
 fn preference_data_is_named_and_refused() {
     let dpo = r#"{"prompt": "2+2?", "chosen": "4", "rejected": "5"}"#;
     let r = check(&format!("{dpo}\n{dpo}\n"));
-    only_error(&r, "this is preference data (chosen and rejected replies", "keep the chosen reply");
+    only_error(
+        &r,
+        "this is preference data (chosen and rejected replies",
+        "keep the chosen reply",
+    );
     assert_eq!(r.format, Some(DatasetFormat::Preference));
     let openai = r#"{"input": {"messages": [{"role": "user", "content": "Hi"}]}, "preferred_output": [{"role": "assistant", "content": "Hello!"}], "non_preferred_output": [{"role": "assistant", "content": "Go away."}]}"#;
     let r = check(openai);
@@ -254,7 +324,9 @@ fn preference_data_is_named_and_refused() {
     let r = check(r#"{"chosen_messages": [], "rejected_messages": []}"#);
     only_error(&r, "chosen_messages", "SFT");
     // LLaMA-Factory's ShareGPT preference layout: conversations plus chosen/rejected turns.
-    let r = check(r#"{"conversations": [{"from": "human", "value": "q"}], "chosen": {"from": "gpt", "value": "a"}, "rejected": {"from": "gpt", "value": "b"}}"#);
+    let r = check(
+        r#"{"conversations": [{"from": "human", "value": "q"}], "chosen": {"from": "gpt", "value": "a"}, "rejected": {"from": "gpt", "value": "b"}}"#,
+    );
     only_error(&r, "preference data", "");
     assert_eq!(r.format, Some(DatasetFormat::Preference));
 }
@@ -268,9 +340,15 @@ fn kto_data_is_named_and_refused() {
         "\n",
     ));
     only_error(&r, "this is KTO data", "select(.label == true)");
-    assert!(r.issues[0].error.contains("1 labelled undesirable"), "{}", r.issues[0].error);
+    assert!(
+        r.issues[0].error.contains("1 labelled undesirable"),
+        "{}",
+        r.issues[0].error
+    );
     assert_eq!(r.format, Some(DatasetFormat::Kto));
-    let r = check(r#"{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}], "kto_tag": false}"#);
+    let r = check(
+        r#"{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}], "kto_tag": false}"#,
+    );
     only_error(&r, "KTO", "");
     // A non-boolean label is just an unknown key.
     let r = check(r#"{"prompt": "Hi", "completion": "Hello!", "label": "greeting"}"#);
@@ -290,8 +368,15 @@ fn a_single_json_object_in_a_json_file_gets_one_error() {
         "squad.json",
         "{\n \"version\": 1,\n \"data\": [\n  {\"prompt\": \"a\", \"completion\": \"b\"},\n  {\"prompt\": \"c\", \"completion\": \"d\"}\n ]\n}\n",
     );
-    only_error(&r, "a single JSON object, with the examples in its list \"data\"", "jq -c '.data[]'");
-    let r = run("one.json", "{\n \"prompt\": \"a\",\n \"completion\": \"b\"\n}\n");
+    only_error(
+        &r,
+        "a single JSON object, with the examples in its list \"data\"",
+        "jq -c '.data[]'",
+    );
+    let r = run(
+        "one.json",
+        "{\n \"prompt\": \"a\",\n \"completion\": \"b\"\n}\n",
+    );
     only_error(&r, "a single JSON object (4 lines)", "wrap them in [ ]");
     // One example on one line is a one-example dataset, whatever the extension.
     let r = run("one.json", "{\"prompt\": \"a\", \"completion\": \"b\"}\n");
@@ -301,8 +386,15 @@ fn a_single_json_object_in_a_json_file_gets_one_error() {
 
 #[test]
 fn text_and_csv_files_get_one_error() {
-    let r = run("notes.txt", "Once upon a time\nthere was a cat.\nThe end.\n");
-    only_error(&r, "the file is plain text (.txt), not JSONL", "{\"text\": …}");
+    let r = run(
+        "notes.txt",
+        "Once upon a time\nthere was a cat.\nThe end.\n",
+    );
+    only_error(
+        &r,
+        "the file is plain text (.txt), not JSONL",
+        "{\"text\": …}",
+    );
     let r = run("data.jsonl", "question,answer\nhi,hello\nbye,see you\n");
     only_error(&r, "the file is CSV text, not JSONL", "read_csv");
     let r = run("data.csv", "question,answer\nhi,hello\n");
@@ -312,12 +404,20 @@ fn text_and_csv_files_get_one_error() {
 #[test]
 fn a_file_of_json_strings_gets_one_error() {
     let r = check("\"first document\"\n\"second\"\n\"third\"\n");
-    only_error(&r, "the file holds JSON strings (3 lines), not example objects", "{\"text\": …}");
+    only_error(
+        &r,
+        "the file holds JSON strings (3 lines), not example objects",
+        "{\"text\": …}",
+    );
     let r = run("d.json", "[\"a\", \"b\"]");
     only_error(&r, "JSON strings (2 elements)", "");
     // Strings among objects are named one by one.
     let r = check("{\"text\": \"a\"}\n\"b\"\n{\"text\": \"c\"}\n");
-    only_error(&r, "the example is a string, not a JSON object", "a plain text example");
+    only_error(
+        &r,
+        "the example is a string, not a JSON object",
+        "a plain text example",
+    );
     assert_eq!(r.issues[0].line, 2);
 }
 
@@ -332,17 +432,38 @@ fn a_one_line_json_array_names_the_element() {
     assert_eq!(r.issues[0].line, 1);
     // Duplicates are named by element too.
     let r = run("d.json", &format!("[{}, {}]", items[3], items[3]));
-    assert!(r.issues[0].error.contains("element 1 repeats element 0"), "{:#?}", r.issues);
-    assert!(r.issues[0].error.starts_with("1 example is an exact duplicate"));
+    assert!(
+        r.issues[0].error.contains("element 1 repeats element 0"),
+        "{:#?}",
+        r.issues
+    );
+    assert!(
+        r.issues[0]
+            .error
+            .starts_with("1 example is an exact duplicate")
+    );
 }
 
 #[test]
 fn messages_use_the_right_article() {
     let r = check("{\"messages\": []}\n{\"messages\": [], \"x\": 1}");
-    let warning = r.issues.iter().find(|i| i.severity == Severity::Warning).unwrap();
-    assert!(warning.suggestion.contains("an OpenAI chat example has"), "{warning:?}");
+    let warning = r
+        .issues
+        .iter()
+        .find(|i| i.severity == Severity::Warning)
+        .unwrap();
+    assert!(
+        warning.suggestion.contains("an OpenAI chat example has"),
+        "{warning:?}"
+    );
     let r = check("{\"instruction\": \"a\", \"output\": \"b\"}\n5\n");
-    assert!(r.issues[0].suggestion.contains("write it as an Alpaca example"), "{:?}", r.issues);
+    assert!(
+        r.issues[0]
+            .suggestion
+            .contains("write it as an Alpaca example"),
+        "{:?}",
+        r.issues
+    );
 }
 
 #[test]
@@ -354,12 +475,28 @@ fn record_verdicts_name_valid_and_duplicate_records() {
         "{\"prompt\": \"a\", \"completion\": \"\"}\n",
     );
     let mut seen = Vec::new();
-    validate_reader_with(text.as_bytes(), "d.jsonl", &opts(), &mut |_| {}, &mut |v: &RecordVerdict<'_>| {
-        seen.push((v.line, v.valid, v.duplicate_of, String::from_utf8_lossy(v.bytes).len()))
-    })
+    validate_reader_with(
+        text.as_bytes(),
+        "d.jsonl",
+        &opts(),
+        &mut |_| {},
+        &mut |v: &RecordVerdict<'_>| {
+            seen.push((
+                v.line,
+                v.valid,
+                v.duplicate_of,
+                String::from_utf8_lossy(v.bytes).len(),
+            ))
+        },
+    )
     .unwrap();
     assert_eq!(
         seen,
-        vec![(1, true, None, 34), (2, false, None, 8), (3, true, Some(1), 34), (4, false, None, 33)]
+        vec![
+            (1, true, None, 34),
+            (2, false, None, 8),
+            (3, true, Some(1), 34),
+            (4, false, None, 33)
+        ]
     );
 }

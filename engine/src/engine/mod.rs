@@ -2,6 +2,7 @@
 //! CLI commands call its methods and subscribe to its events; nothing else touches storage.
 
 mod artifacts;
+mod clean;
 mod costs;
 mod datasets;
 mod jobs;
@@ -10,6 +11,7 @@ mod resolve;
 mod runner;
 mod tasks;
 
+pub use clean::{CleanOptions, CleanReport, DroppedRecord};
 pub use costs::{BudgetStatus, CostSummary, JobCost, Period};
 pub use datasets::NewDataset;
 pub use jobs::JobRequest;
@@ -87,6 +89,11 @@ pub(crate) struct Inner {
     pub env_lock: tokio::sync::Mutex<()>,
     /// Jobs being started right now, so a dispatch cycle never starts one twice.
     pub in_flight: std::sync::Mutex<HashSet<JobId>>,
+    /// Verdicts of one-pass imports not yet asked for by `validate_dataset`, with the stored
+    /// file's (size, mtime) and the options they were given with.
+    pub fresh_verdicts: std::sync::Mutex<
+        std::collections::HashMap<DatasetId, ((u64, std::time::SystemTime), String)>,
+    >,
 }
 
 /// Cheap to clone; every clone is the same engine.
@@ -143,6 +150,7 @@ impl Engine {
                 job_lock: tokio::sync::Mutex::new(()),
                 env_lock: tokio::sync::Mutex::new(()),
                 in_flight: std::sync::Mutex::new(HashSet::new()),
+                fresh_verdicts: Default::default(),
             }),
         })
     }

@@ -908,7 +908,11 @@ impl<'o, 'r> Validator<'o, 'r> {
                 at
             };
             let named = list_lines(lines, n);
-            let what = if n == 1 { &what[..what.len() - 1] } else { what };
+            let what = if n == 1 {
+                &what[..what.len() - 1]
+            } else {
+                what
+            };
             let total = self.records;
             let of = if n == total {
                 format!("all {}", plural(n, "example", "").trim_start_matches("1 "))
