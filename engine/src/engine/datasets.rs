@@ -537,8 +537,8 @@ fn options_fingerprint(o: &ValidationOptions) -> String {
 /// Hands the chunks the copy reads to the validator on another thread, through a bounded
 /// channel (the copy waits when the validator is behind), as a `Read`.
 struct ChunkReader {
-    rx: std::sync::mpsc::Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
+    rx: std::sync::mpsc::Receiver<Arc<Vec<u8>>>,
+    chunk: Arc<Vec<u8>>,
     at: usize,
 }
 
@@ -569,12 +569,12 @@ fn one_pass(
     opts: &ValidationOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> std::result::Result<(u64, String, ValidationReport), crate::storage::StorageError> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<u8>>>(8);
     std::thread::scope(|scope| {
         let validator = scope.spawn(move || {
             let reader = ChunkReader {
                 rx,
-                chunk: Vec::new(),
+                chunk: Arc::new(Vec::new()),
                 at: 0,
             };
             validation::validate_reader(reader, file_name, opts, &mut |_| {})

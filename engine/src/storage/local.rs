@@ -117,9 +117,9 @@ pub(crate) async fn copy_atomic(
 }
 
 /// The blocking one-pass form of [`copy_atomic`], for imports that also validate: reads `src`
-/// once, in chunks of [`CHUNK`] bytes; each chunk is hashed, written to a temp file beside
-/// `dest`, and handed to `tee` (with the bytes done so far and the total) before the next is
-/// read. Writeback of each chunk is started as soon as it is written (`sync_file_range`), so
+/// once, in chunks of [`CHUNK`] bytes; each chunk is written to a temp file beside `dest`,
+/// hashed (on a thread of its own: sha256 costs about what the write does) and handed to
+/// `tee` (with the bytes done so far and the total) before the next is read. Writeback of each chunk is started as soon as it is written (`sync_file_range`), so
 /// the final `fsync` has little left to wait for. The rename at the end makes the write
 /// atomic; on any error (or when `tee` returns `false`: the caller gave up) the temp file
 /// is removed.
@@ -127,9 +127,8 @@ pub(crate) fn copy_atomic_blocking(
     src: &Path,
     dest: &Path,
     limit: Option<(u64, Bucket)>,
-    tee: &mut dyn FnMut(Vec<u8>, u64, u64) -> bool,
+    tee: &mut dyn FnMut(std::sync::Arc<Vec<u8>>, u64, u64) -> bool,
 ) -> Result<(u64, String), StorageError> {
-    use std::io::{Read, Write};
     let mut input = std::fs::File::open(src).map_err(io("reading", src))?;
     let meta = input.metadata().map_err(io("reading", src))?;
     if !meta.is_file() {
@@ -160,9 +159,51 @@ pub(crate) fn copy_atomic_blocking(
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     ));
-    let result = (|| {
-        let mut output = std::fs::File::create(&tmp).map_err(io("writing", &tmp))?;
-        let mut hasher = Sha256::new();
+    let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<std::sync::Arc<Vec<u8>>>(8);
+    let result = std::thread::scope(|scope| {
+        let hasher = scope.spawn(move || {
+            let mut hasher = Sha256::new();
+            for chunk in chunks {
+                hasher.update(&chunk[..]);
+            }
+            hex::encode(hasher.finalize())
+        });
+        let copied = copy_chunks(
+            &mut input,
+            src,
+            dest,
+            &tmp,
+            &too_large,
+            &mut |chunk, done, total| {
+                to_hasher.send(chunk.clone()).is_ok() && tee(chunk, done, total)
+            },
+        );
+        drop(to_hasher);
+        let sha256 = hasher
+            .join()
+            .map_err(|_| StorageError::Other("the sha256 thread stopped".into()))?;
+        copied.map(|done| (done, sha256))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The copy loop of [`copy_atomic_blocking`]: read, write, start writeback, hand on; then
+/// `fsync` and rename. Returns the bytes copied.
+fn copy_chunks(
+    input: &mut std::fs::File,
+    src: &Path,
+    dest: &Path,
+    tmp: &Path,
+    too_large: &dyn Fn(u64) -> Option<StorageError>,
+    tee: &mut dyn FnMut(std::sync::Arc<Vec<u8>>, u64, u64) -> bool,
+) -> Result<u64, StorageError> {
+    use std::io::{Read, Write};
+    let total = input.metadata().map_err(io("reading", src))?.len();
+    {
+        let mut output = std::fs::File::create(tmp).map_err(io("writing", tmp))?;
         let mut done = 0u64;
         loop {
             let mut buf = vec![0u8; CHUNK];
@@ -180,7 +221,6 @@ pub(crate) fn copy_atomic_blocking(
                 break;
             }
             buf.truncate(n);
-            hasher.update(&buf);
             output.write_all(&buf).map_err(io("writing", dest))?;
             start_writeback(&output, done, n as u64);
             done += n as u64;
@@ -188,7 +228,7 @@ pub(crate) fn copy_atomic_blocking(
                 // The file grew while we copied it.
                 return Err(e);
             }
-            if !tee(buf, done, total.max(done)) {
+            if !tee(std::sync::Arc::new(buf), done, total.max(done)) {
                 return Err(StorageError::Other("the import was abandoned".into()));
             }
             if n < CHUNK {
@@ -197,13 +237,9 @@ pub(crate) fn copy_atomic_blocking(
         }
         output.sync_all().map_err(io("writing", dest))?;
         drop(output);
-        std::fs::rename(&tmp, dest).map_err(io("writing", dest))?;
-        Ok((done, hex::encode(hasher.finalize())))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        std::fs::rename(tmp, dest).map_err(io("writing", dest))?;
+        Ok(done)
     }
-    result
 }
 
 /// Asks the kernel to start writing `len` bytes at `offset` of `file` to disk now, without
