@@ -13,6 +13,7 @@ pub mod secrets;
 pub mod storage;
 pub mod store;
 pub mod text;
+pub mod tokens;
 pub mod trainer_env;
 pub mod training;
 pub mod validation;

@@ -228,3 +228,53 @@ async fn cleaning_a_json_array_names_elements_and_writes_jsonl() {
         "{err}"
     );
 }
+
+/// A word-level `tokenizer.json` with a ChatML template beside it, built here.
+fn write_tokenizer(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("tokenizer.json"),
+        r#"{"version":"1.0","truncation":null,"padding":null,
+            "added_tokens":[{"id":0,"content":"<|im_start|>","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true},
+                            {"id":1,"content":"<|im_end|>","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}],
+            "normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,
+            "model":{"type":"WordLevel","vocab":{"<|im_start|>":0,"<|im_end|>":1,"[UNK]":2,"user":3,"assistant":4},"unk_token":"[UNK]"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        r#"{"eos_token": "<|im_end|>", "chat_template": "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"}"#,
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_exact_with_the_chat_template_overhead_when_a_tokenizer_is_configured() {
+    let home = tempfile::tempdir().unwrap();
+    let tok = home.path().join("tok");
+    write_tokenizer(&tok);
+    std::fs::create_dir_all(home.path().join("config")).unwrap();
+    std::fs::write(
+        home.path().join("config/config.toml"),
+        format!(
+            "[validation]\ntokenizer = {:?}\n",
+            tok.join("tokenizer.json").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let engine = Engine::open(Paths::under(home.path())).unwrap();
+    let file = home.path().join("d.jsonl");
+    // 3 + 2 words of content; each message adds <|im_start|>, its role and <|im_end|>.
+    std::fs::write(
+        &file,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"one two three\"}, {\"role\": \"assistant\", \"content\": \"four five\"}]}\n",
+    )
+    .unwrap();
+    let d = engine
+        .add_dataset(&file, NewDataset::default(), &|_, _| {})
+        .await
+        .unwrap();
+    let s = d.statistics.unwrap();
+    assert!(s.tokens_exact);
+    assert_eq!(s.total_tokens, 5 + 2 * 3);
+}

@@ -254,23 +254,94 @@ impl Engine {
         Ok(())
     }
 
-    /// The options the validator runs with, from config.
+    /// The options the validator runs with, from config. Tokens are counted exactly (with the
+    /// chat template's overhead when the tokenizer has a template) with the `tokenizer.json`
+    /// that `validation.tokenizer` names, else with the default base model's tokenizer when
+    /// it is in the local Hugging Face cache; otherwise they are estimated.
     pub fn validation_options(&self) -> Result<ValidationOptions> {
         let v = &self.inner.config.validation;
-        let tokenizer = match &v.tokenizer {
-            Some(path) => Some(Arc::new(
-                validation::load_tokenizer(path).map_err(EngineError::Invalid)?,
-            )),
-            None => None,
+        let model = match &v.tokenizer {
+            Some(path) => {
+                Some(crate::tokens::load(path).map_err(|e| EngineError::Invalid(e.to_string()))?)
+            }
+            None => self.model_tokenizer(&self.inner.config.training.default_base_model),
         };
         Ok(ValidationOptions {
             holdout_fraction: v.holdout_fraction,
             split_seed: v.split_seed,
             max_seq_length: v.max_seq_length,
-            tokenizer,
+            tokenizer: model.as_ref().map(|m| m.tokenizer.clone()),
             max_issues_kept: 100,
-            chat_overhead: None,
+            chat_overhead: model.and_then(|m| m.overhead),
         })
+    }
+
+    /// A base model's tokenizer from the local Hugging Face cache (or the model's own folder),
+    /// loaded once per engine; `None` when it is not there or cannot be used (then tokens are
+    /// estimated, and say so).
+    pub(crate) fn model_tokenizer(&self, model: &str) -> Option<crate::tokens::ModelTokenizer> {
+        let mut cache = self
+            .inner
+            .tokenizers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(model.to_string())
+            .or_insert_with(|| {
+                let dir = crate::tokens::find_model_dir(model, &crate::tokens::hf_cache_roots())?;
+                crate::tokens::load(&dir)
+                    .map_err(|e| tracing::warn!("{e}; token counts are estimated"))
+                    .ok()
+            })
+            .clone()
+    }
+
+    /// A ready dataset's statistics with its tokens counted by `model`'s tokenizer, for a
+    /// job's estimate: the dataset's own when the model's tokenizer is not available (or
+    /// the dataset was counted with it already), else counted once (a validation pass with
+    /// that tokenizer) and remembered for the engine's life.
+    pub(crate) fn statistics_for_model(
+        &self,
+        dataset: &Dataset,
+        model: &str,
+    ) -> Option<DatasetStatistics> {
+        let own = dataset.statistics.clone()?;
+        if model == self.inner.config.training.default_base_model
+            && self.inner.config.validation.tokenizer.is_none()
+        {
+            return Some(own);
+        }
+        let key = (dataset.id, model.to_string());
+        if let Some(s) = self
+            .inner
+            .model_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Some(s.clone());
+        }
+        let Some(m) = self.model_tokenizer(model) else {
+            return Some(own);
+        };
+        let path = self
+            .inner
+            .objects
+            .local_path(Bucket::Datasets, &dataset.storage_path)?;
+        let opts = ValidationOptions {
+            tokenizer: Some(m.tokenizer.clone()),
+            chat_overhead: m.overhead,
+            ..self.validation_options().ok()?
+        };
+        let stats = validation::validate_path(&path, &opts, &mut |_| {})
+            .map(|r| r.statistics)
+            .unwrap_or(own);
+        self.inner
+            .model_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, stats.clone());
+        Some(stats)
     }
 
     /// Validates a stored dataset now and records the verdict (`ready` or `error`) with its

@@ -94,6 +94,14 @@ pub(crate) struct Inner {
     pub fresh_verdicts: std::sync::Mutex<
         std::collections::HashMap<DatasetId, ((u64, std::time::SystemTime), String)>,
     >,
+    /// Base models' tokenizers from the local Hugging Face cache, by model id (`None`: not
+    /// there).
+    pub tokenizers:
+        std::sync::Mutex<std::collections::HashMap<String, Option<crate::tokens::ModelTokenizer>>>,
+    /// Datasets' statistics counted with another base model's tokenizer, for estimates.
+    pub model_stats: std::sync::Mutex<
+        std::collections::HashMap<(DatasetId, String), crate::domain::DatasetStatistics>,
+    >,
 }
 
 /// Cheap to clone; every clone is the same engine.
@@ -151,6 +159,8 @@ impl Engine {
                 env_lock: tokio::sync::Mutex::new(()),
                 in_flight: std::sync::Mutex::new(HashSet::new()),
                 fresh_verdicts: Default::default(),
+                tokenizers: Default::default(),
+                model_stats: Default::default(),
             }),
         })
     }
