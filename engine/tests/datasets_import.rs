@@ -66,10 +66,11 @@ async fn one_pass_import_stores_hashes_and_validates() {
         Some(hex::encode(Sha256::digest(text.as_bytes())).as_str())
     );
     assert_eq!(stored(&home, &d), text.as_bytes());
-    let p = progress.lock().unwrap();
-    assert_eq!(p.last(), Some(&(text.len() as u64, text.len() as u64)));
-    assert!(p.windows(2).all(|w| w[0].0 <= w[1].0));
-    drop(p);
+    {
+        let p = progress.lock().unwrap();
+        assert_eq!(p.last(), Some(&(text.len() as u64, text.len() as u64)));
+        assert!(p.windows(2).all(|w| w[0].0 <= w[1].0));
+    }
     // The validate call that follows an import (the CLI's) reuses the verdict once…
     let again = engine.validate_dataset(d.id).await.unwrap();
     assert_eq!(again.validated_at, d.validated_at);

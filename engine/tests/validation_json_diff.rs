@@ -16,9 +16,9 @@ fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| Value::from(n)),
-        any::<u64>().prop_map(|n| Value::from(n)),
-        (-1e300f64..1e300).prop_map(|x| Value::from(x)),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        (-1e300f64..1e300).prop_map(Value::from),
         "\\PC{0,12}".prop_map(Value::String),
         "[\"\\\\/\u{0}-\u{1f}\u{7f}\u{e9}\u{2028}\u{1F600}a-z ]{0,12}".prop_map(Value::String),
     ];

@@ -113,9 +113,9 @@ fn a_tool_message_answers_an_earlier_call() {
             .contains("messages[2] is a tool result, but no earlier assistant message made a call")
     );
     // A user turn right after a call, before its result.
-    let r = check(&format!(
-        r#"{{"messages": [{{"role": "user", "content": "a"}}, {{"role": "assistant", "tool_calls": [{{"id": "x", "type": "function", "function": {{"name": "f", "arguments": "{{}}"}}}}]}}, {{"role": "user", "content": "c"}}, {{"role": "assistant", "content": "d"}}]}}"#
-    ));
+    let r = check(
+        r#"{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "tool_calls": [{"id": "x", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}, {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]}"#,
+    );
     assert!(
         first_error(&r).contains("makes a tool call, but messages[2] is a user message"),
         "{:#?}",

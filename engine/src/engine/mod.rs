@@ -91,9 +91,7 @@ pub(crate) struct Inner {
     pub in_flight: std::sync::Mutex<HashSet<JobId>>,
     /// Verdicts of one-pass imports not yet asked for by `validate_dataset`, with the stored
     /// file's (size, mtime) and the options they were given with.
-    pub fresh_verdicts: std::sync::Mutex<
-        std::collections::HashMap<DatasetId, ((u64, std::time::SystemTime), String)>,
-    >,
+    pub fresh_verdicts: std::sync::Mutex<std::collections::HashMap<DatasetId, FreshVerdict>>,
     /// Base models' tokenizers from the local Hugging Face cache, by model id (`None`: not
     /// there).
     pub tokenizers:
@@ -103,6 +101,10 @@ pub(crate) struct Inner {
         std::collections::HashMap<(DatasetId, String), crate::domain::DatasetStatistics>,
     >,
 }
+
+/// A one-pass import's verdict not yet used: the stored file's (size, mtime) and the
+/// validation options' fingerprint it was given with.
+pub(crate) type FreshVerdict = ((u64, std::time::SystemTime), String);
 
 /// Cheap to clone; every clone is the same engine.
 #[derive(Clone)]

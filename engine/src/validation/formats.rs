@@ -681,10 +681,9 @@ fn sharegpt_call<'t>(
             if !d.is_obj(c) {
                 return Some(format!("holds {}, not a call object", d.kind(c)));
             }
-            if !d
-                .get(c, "name")
+            if d.get(c, "name")
                 .and_then(|n| d.text_at(n))
-                .is_some_and(|n| !n.is_blank())
+                .is_none_or(|n| n.is_blank())
             {
                 return Some("has no function \"name\"".to_string());
             }
@@ -816,8 +815,8 @@ fn check_list_format<'t>(
         // Tool calls of an assistant message (OpenAI `tool_calls`, legacy `function_call`).
         let mut calls = 0u32;
         let mut call_problem = None;
-        if openai && (calls_at.is_some() || function_call_at.is_some()) {
-            if role != Role::Assistant {
+        if openai && (calls_at.is_some() || function_call_at.is_some()) && role != Role::Assistant {
+            {
                 rep.error(|| {
                     (
                         format!("{name}[{n}] is a {} message with tool calls; only assistant messages make calls", role.as_str()),
