@@ -296,11 +296,7 @@ def tools_of(record: dict[str, Any], fmt: DatasetFormat) -> tuple[dict[str, Any]
         raw = record.get("functions")
     if raw is None or raw == "":
         return ()
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidRecord(f"`tools` is not valid JSON ({exc.msg})") from exc
+    raw = _json_text(raw, "`tools`")
     if not isinstance(raw, list):
         raise InvalidRecord("`tools` must be a list of tool definitions")
     tools = []
@@ -377,15 +373,20 @@ def _from_openai_chat(record: dict[str, Any]) -> list[Message]:
     return messages
 
 
+def _json_text(value: Any, what: str) -> Any:
+    """A value that may be JSON written as a string (tool arguments, ShareGPT's ``tools``)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InvalidRecord(f"{what} is not valid JSON ({exc.msg})") from exc
+
+
 def _tool_call(function: Any, where: str, call_id: Any) -> ToolCall:
     if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
         raise InvalidRecord(f"`{where}` has no function name")
-    arguments = function.get("arguments", {})
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError as exc:
-            raise InvalidRecord(f"`{where}.arguments` is not valid JSON ({exc.msg})") from exc
+    arguments = _json_text(function.get("arguments", {}), f"`{where}.arguments`")
     if not isinstance(arguments, dict):
         raise InvalidRecord(f"`{where}.arguments` must be a JSON object")
     return ToolCall(function["name"], arguments, call_id if isinstance(call_id, str) else None)

@@ -189,15 +189,14 @@ impl Engine {
         let mut last = 0u64;
         while let Some((done, total)) = rx.recv().await {
             progress(done, total);
-            if done - last >= 8 << 20 || done == total {
-                last = done;
-                store.publish(EngineEvent::Progress(Progress {
-                    task: ProgressTask::Upload(id),
-                    done,
-                    total: Some(total),
-                    message: "uploading and validating".into(),
-                }));
-            }
+            publish_progress(
+                store,
+                ProgressTask::Upload(id),
+                "uploading and validating",
+                &mut last,
+                done,
+                total,
+            );
         }
         let outcome = work
             .await
@@ -395,15 +394,14 @@ impl Engine {
         let report = tokio::task::spawn_blocking(move || {
             let mut last = 0u64;
             validation::validate_path(&path, &opts, &mut |done| {
-                if done - last >= 8 << 20 || done == total {
-                    last = done;
-                    store.publish(EngineEvent::Progress(Progress {
-                        task: ProgressTask::Validation(id),
-                        done,
-                        total: Some(total),
-                        message: "validating".into(),
-                    }));
-                }
+                publish_progress(
+                    &store,
+                    ProgressTask::Validation(id),
+                    "validating",
+                    &mut last,
+                    done,
+                    total,
+                );
             })
             .map_err(|e| (path, e))
         })
@@ -576,6 +574,27 @@ impl Engine {
             self.validate_dataset(d.id).await?;
         }
         Ok(n)
+    }
+}
+
+/// Publishes a progress event every 8 MB (and at the end), so a large file does not flood
+/// the event channel.
+fn publish_progress(
+    store: &crate::store::Store,
+    task: ProgressTask,
+    message: &str,
+    last: &mut u64,
+    done: u64,
+    total: u64,
+) {
+    if done - *last >= 8 << 20 || done == total {
+        *last = done;
+        store.publish(EngineEvent::Progress(Progress {
+            task,
+            done,
+            total: Some(total),
+            message: message.into(),
+        }));
     }
 }
 

@@ -30,15 +30,13 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Stora
     }
 }
 
-/// Streams `src` into `dest` through a temp file beside it, hashing as it goes; the rename at
-/// the end makes the write atomic. On any error the temp file is removed.
-pub(crate) async fn copy_atomic(
+/// The size of `src`, checked to be a regular file within the bucket's `limit` before any
+/// byte is copied.
+fn check_source(
     src: &Path,
-    dest: &Path,
+    meta: &std::fs::Metadata,
     limit: Option<(u64, Bucket)>,
-    progress: ProgressFn<'_>,
-) -> Result<(u64, String), StorageError> {
-    let meta = tokio::fs::metadata(src).await.map_err(io("reading", src))?;
+) -> Result<u64, StorageError> {
     if !meta.is_file() {
         return Err(StorageError::Io {
             action: "reading",
@@ -57,6 +55,19 @@ pub(crate) async fn copy_atomic(
             bucket,
         });
     }
+    Ok(total)
+}
+
+/// Streams `src` into `dest` through a temp file beside it, hashing as it goes; the rename at
+/// the end makes the write atomic. On any error the temp file is removed.
+pub(crate) async fn copy_atomic(
+    src: &Path,
+    dest: &Path,
+    limit: Option<(u64, Bucket)>,
+    progress: ProgressFn<'_>,
+) -> Result<(u64, String), StorageError> {
+    let meta = tokio::fs::metadata(src).await.map_err(io("reading", src))?;
+    let total = check_source(src, &meta, limit)?;
     let dir = dest.parent().expect("object paths have a parent");
     tokio::fs::create_dir_all(dir)
         .await
@@ -131,14 +142,7 @@ pub(crate) fn copy_atomic_blocking(
 ) -> Result<(u64, String), StorageError> {
     let mut input = std::fs::File::open(src).map_err(io("reading", src))?;
     let meta = input.metadata().map_err(io("reading", src))?;
-    if !meta.is_file() {
-        return Err(StorageError::Io {
-            action: "reading",
-            path: src.to_path_buf(),
-            source: std::io::Error::other("not a regular file"),
-        });
-    }
-    let total = meta.len();
+    check_source(src, &meta, limit)?;
     let too_large = |size| {
         limit.and_then(|(limit, bucket)| {
             (size > limit).then(|| StorageError::TooLarge {
@@ -149,9 +153,6 @@ pub(crate) fn copy_atomic_blocking(
             })
         })
     };
-    if let Some(e) = too_large(total) {
-        return Err(e);
-    }
     let dir = dest.parent().expect("object paths have a parent");
     std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
     let tmp = dir.join(format!(

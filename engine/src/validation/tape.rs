@@ -79,15 +79,7 @@ pub(crate) fn parse<'a>(
             });
         }
     };
-    let mut p = Parser {
-        avx2: avx2(),
-        s,
-        b: text,
-        i: 0,
-        depth: 0,
-        nodes,
-        arena,
-    };
+    let mut p = Parser::new(s, text, nodes, arena);
     p.ws();
     p.value()?;
     p.ws();
@@ -114,15 +106,7 @@ pub(crate) fn parse_prefix<'a>(
     };
     let text = &text[..valid];
     let s = std::str::from_utf8(text).unwrap_or_default();
-    let mut p = Parser {
-        avx2: avx2(),
-        s,
-        b: text,
-        i: 0,
-        depth: 0,
-        nodes,
-        arena,
-    };
+    let mut p = Parser::new(s, text, nodes, arena);
     p.ws();
     p.value()?;
     Ok(p.i)
@@ -274,7 +258,19 @@ unsafe fn find_special_avx2(b: &[u8], mut i: usize) -> usize {
     find_special_sse2(b, i)
 }
 
-impl<'a> Parser<'a, '_> {
+impl<'a, 'n> Parser<'a, 'n> {
+    fn new(s: &'a str, b: &'a [u8], nodes: &'n mut Vec<Node<'a>>, arena: &'n mut String) -> Self {
+        Parser {
+            avx2: avx2(),
+            s,
+            b,
+            i: 0,
+            depth: 0,
+            nodes,
+            arena,
+        }
+    }
+
     #[inline]
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
