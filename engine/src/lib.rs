@@ -14,12 +14,13 @@ pub mod secrets;
 pub mod storage;
 pub mod store;
 pub mod text;
+pub mod tokens;
 pub mod trainer_env;
 pub mod training;
 pub mod validation;
 
 pub use engine::{
-    BudgetStatus, CostSummary, Engine, EngineBuilder, EngineError, IdKind, JobCost, JobRequest,
-    NewDataset, Period,
+    BudgetStatus, CleanOptions, CleanReport, CostSummary, DroppedRecord, Engine, EngineBuilder,
+    EngineError, IdKind, JobCost, JobRequest, NewDataset, Period,
 };
 pub use store::Page;

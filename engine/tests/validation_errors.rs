@@ -178,7 +178,7 @@ fn wrong_types() {
     error(
         r#"{"messages": [{"role": 1, "content": "a"}, {"role": "assistant", "content": "b"}]}"#,
         "messages[0].role is a number, not a string",
-        "system, user or assistant",
+        "system, user, assistant or tool",
     );
     error(
         r#"{"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "b"}]}"#,
@@ -186,9 +186,9 @@ fn wrong_types() {
         "string",
     );
     error(
-        r#"{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "x"}]}, {"role": "assistant", "content": "b"}]}"#,
+        r#"{"messages": [{"role": "user", "content": [{"type": "text", "txt": "x"}]}, {"role": "assistant", "content": "b"}]}"#,
         "messages[0].content[0] is not a text part",
-        "only text",
+        "{\"type\": \"text\", \"text\": …}",
     );
     error(
         r#"{"messages": [{"content": "a"}, {"role": "assistant", "content": "b"}]}"#,
@@ -240,12 +240,20 @@ fn unknown_roles() {
     error(
         r#"{"messages": [{"role": "bot", "content": "a"}, {"role": "assistant", "content": "b"}]}"#,
         "messages[0].role is \"bot\", which is not a known role",
-        "system, user or assistant",
+        "system, user, assistant or tool",
     );
     error(
         r#"{"messages": [{"role": "user", "content": "a"}, {"role": "tool", "content": "b"}, {"role": "assistant", "content": "c"}]}"#,
-        "messages[1].role is \"tool\"",
-        "tool calls",
+        "messages[1] is a tool result, but no earlier assistant message made a call",
+        "matching tool call",
+    );
+    let r = check(
+        r#"{"turns": [{"role": "user", "content": "a"}, {"role": "tool", "content": "b"}, {"role": "assistant", "content": "c"}]}"#,
+    );
+    has(
+        &r.issues[0],
+        "turns[1].role is \"tool\"",
+        "tool calls are read from OpenAI chat",
     );
     let r = check(concat!(
         "{\"conversations\": [{\"from\": \"human\", \"value\": \"q\"}, {\"from\": \"gpt\", \"value\": \"a\"}]}\n",
@@ -255,7 +263,7 @@ fn unknown_roles() {
     has(
         &r.issues[0],
         "conversations[1].from is \"bard\"",
-        "human, gpt or system",
+        "human, gpt, system, function_call or observation",
     );
 }
 
@@ -487,19 +495,61 @@ fn json_array_structure_problems() {
 }
 
 #[test]
-fn everything_in_the_validation_split_is_an_error() {
+fn a_split_that_leaves_training_empty_is_dropped_with_a_warning() {
     let opts = ValidationOptions {
         holdout_fraction: 1.0,
         ..Default::default()
     };
     let r = run_bytes("d.jsonl", format!("{GOOD}\n{GOOD2}\n").as_bytes(), &opts);
-    assert!(!r.training_ready);
-    assert_eq!(r.statistics.total_validation_pairs, 2);
+    assert!(r.training_ready, "{:#?}", r.issues);
+    assert_eq!(r.statistics.total_training_pairs, 2);
+    assert_eq!(r.statistics.total_validation_pairs, 0);
+    assert_eq!(r.issues.len(), 1);
+    assert_eq!(r.issues[0].severity, Severity::Warning);
     has(
         &r.issues[0],
-        "all 2 examples fall into the validation split",
-        "lower the hold-out",
+        "would put all 2 of its examples in the validation split",
+        "add examples",
     );
+    has(&r.issues[0], "no validation split is used", "");
+}
+
+#[test]
+fn a_one_example_file_is_trainable_without_a_split() {
+    // Index 0 with seed 42 falls into a 10 % split: (0 × 2654435761 + 42) mod 10000 = 42.
+    let r = run_bytes(
+        "d.jsonl",
+        format!("{GOOD}\n").as_bytes(),
+        &ValidationOptions::default(),
+    );
+    assert!(r.training_ready, "{:#?}", r.issues);
+    assert_eq!(r.statistics.total_training_pairs, 1);
+    assert_eq!(r.statistics.total_validation_pairs, 0);
+    assert_eq!(r.statistics.warning_count, 1);
+    has(&r.issues[0], "1 example", "");
+    has(
+        &r.issues[0],
+        "too small for a validation split",
+        "hold-out fraction to 0",
+    );
+    // Three examples where the split selects none for validation: the same rule, worded so.
+    let three = format!("{GOOD2}\n{GOOD}\n{GOOD2}\n").replace("Yo", "A");
+    let opts = ValidationOptions {
+        split_seed: 1000,
+        ..Default::default()
+    };
+    let r = run_bytes("d.jsonl", three.as_bytes(), &opts);
+    assert_eq!(r.statistics.total_validation_pairs, 0);
+    assert!(
+        r.issues
+            .iter()
+            .any(|i| i.error.contains("selects none of its 3 examples")),
+        "{:#?}",
+        r.issues
+    );
+    // With no hold-out asked for, nothing is said.
+    let r = check(&format!("{GOOD}\n"));
+    assert!(r.issues.is_empty());
 }
 
 #[test]
@@ -526,7 +576,7 @@ fn all_problems_are_counted_the_first_100_kept_in_line_order() {
     assert!(
         r.issues
             .iter()
-            .any(|i| i.line == 4 && i.error.contains("124 example(s) are exact duplicates"))
+            .any(|i| i.line == 4 && i.error.contains("124 examples are exact duplicates"))
     );
     let none = ValidationOptions {
         max_issues_kept: 0,
@@ -539,12 +589,15 @@ fn all_problems_are_counted_the_first_100_kept_in_line_order() {
 
 #[test]
 fn pretty_printed_jsonl_is_explained() {
-    let r = check("{\n  \"prompt\": \"p\",\n  \"completion\": \"c\"\n}\n");
+    let one = "{\n  \"prompt\": \"p\",\n  \"completion\": \"c\"\n}\n";
+    let r = check(&one.repeat(50));
+    assert_eq!(r.issues.len(), 1, "{:#?}", r.issues);
+    assert_eq!(r.statistics.error_count, 1);
     assert_eq!(r.issues[0].line, 1);
     has(
         &r.issues[0],
-        "EOF while parsing an object",
-        "complete on one line",
+        "pretty-printed JSON: the first example spreads over lines 1–4",
+        "jq -c",
     );
     assert!(!r.training_ready);
 }

@@ -1,8 +1,15 @@
 """Reading a dataset file, recognising its format and normalising it to chat messages.
 
-DESIGN.md ("Dataset formats") lists six layouts, detected per file and never mixed. Every
-example becomes a list of :class:`Message` (``system`` / ``user`` / ``assistant``), the one
-shape the tokenizer's chat template understands.
+DESIGN.md ("Dataset formats") lists the layouts, detected per file and never mixed. Every
+chat example becomes a list of :class:`Message` (``system`` / ``user`` / ``assistant`` /
+``tool``), the one shape the tokenizer's chat template understands, with the example's tool
+definitions beside it; a plain-text example (``{"text": …}``) is one ``text`` message,
+trained on every token.
+
+Data for other kinds of training is refused as a whole, as the engine's validator refuses
+it: multimodal examples (``images``/``videos``/``audios``, media content parts, ``<image>``
+tags: the media would be dropped), preference pairs (``chosen``/``rejected`` …) and KTO
+(``label``/``kto_tag``: the undesirable replies would become targets).
 
 The trainer is the second reader of a file the engine has already validated, so it is
 forgiving the same way: a record it cannot use is skipped and counted (the first few are
@@ -41,17 +48,40 @@ class DatasetFormat(str, Enum):
     ALPACA = "alpaca"
     SHAREGPT = "sharegpt"
     PROMPT_COMPLETION = "prompt_completion"
+    TEXT = "text"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    #: The arguments, parsed (chat templates render them with ``tojson``).
+    arguments: dict[str, Any]
+    id: str | None = None
+
+    def as_chat(self) -> dict[str, Any]:
+        call: dict[str, Any] = {"type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+        if self.id is not None:
+            call["id"] = self.id
+        return call
 
 
 @dataclass(frozen=True)
 class Message:
     role: str
     content: str
-    #: Whether the loss covers this message; only assistant messages are ever trained.
+    #: Whether the loss covers this message; only assistant messages (tool-call turns
+    #: included) and plain text are ever trained.
     trainable: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
-    def as_chat(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+    def as_chat(self) -> dict[str, Any]:
+        chat: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            chat["tool_calls"] = [call.as_chat() for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            chat["tool_call_id"] = self.tool_call_id
+        return chat
 
 
 @dataclass(frozen=True)
@@ -61,6 +91,12 @@ class Example:
     #: 0-based record index, the input of the split rule.
     index: int
     messages: tuple[Message, ...]
+    #: Tool definitions (OpenAI ``{"type": "function", "function": {…}}``), for the template.
+    tools: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def is_text(self) -> bool:
+        return len(self.messages) == 1 and self.messages[0].role == "text"
 
 
 @dataclass(frozen=True)
@@ -77,6 +113,8 @@ class LoadedDataset:
     total_records: int
     skipped_count: int = 0
     skipped: list[SkippedRecord] = field(default_factory=list)
+    #: Why the hold-out split was not used although asked for (a file too small for one).
+    split_dropped: str | None = None
 
 
 # --------------------------------------------------------------------------- split rule
@@ -199,20 +237,86 @@ def detect_format(record: Any) -> DatasetFormat | None:
         return DatasetFormat.ALPACA
     if "prompt" in record and "completion" in record:
         return DatasetFormat.PROMPT_COMPLETION
+    if "text" in record:
+        return DatasetFormat.TEXT
     return None
+
+
+_MEDIA_KEYS = ("images", "videos", "audios", "image", "video", "audio")
+_MEDIA_PARTS = {"image", "image_url", "input_image", "audio", "input_audio", "audio_url", "video", "video_url", "file"}
+_MEDIA_TAGS = ("<image>", "<video>", "<audio>")
+
+
+def refusal(record: Any) -> str | None:
+    """Why a record is data for another kind of training, or ``None`` (the engine's rule)."""
+    if not isinstance(record, dict):
+        return None
+    if "chosen" in record and "rejected" in record:
+        return "this is preference data (chosen and rejected replies); for supervised fine-tuning keep the chosen reply"
+    if "preferred_output" in record or "non_preferred_output" in record:
+        return "this is preference data (OpenAI preference fine-tuning); for supervised fine-tuning keep the preferred output"
+    if "chosen_messages" in record or "rejected_messages" in record:
+        return "this is preference data (chosen_messages and rejected_messages); for supervised fine-tuning keep the chosen messages"
+    if "kto_tag" in record or isinstance(record.get("label"), bool):
+        return "this is KTO data (replies labelled desirable or not); for supervised fine-tuning keep the examples labelled true"
+    for key in _MEDIA_KEYS:
+        if record.get(key) not in (None, [], ""):
+            return f"this is multimodal data (a {key!r} key); BrightRun trains text LoRA adapters"
+    if _holds_media(record):
+        return "this is multimodal data (media content parts or <image> tags); BrightRun trains text LoRA adapters"
+    return None
+
+
+def _holds_media(value: Any) -> bool:
+    if isinstance(value, str):
+        return any(tag in value for tag in _MEDIA_TAGS)
+    if isinstance(value, list):
+        return any(_holds_media(v) for v in value)
+    if isinstance(value, dict):
+        if value.get("type") in _MEDIA_PARTS:
+            return True
+        return any(_holds_media(v) for k, v in value.items() if k not in ("tools", "functions"))
+    return False
 
 
 def normalise(record: dict[str, Any], fmt: DatasetFormat) -> tuple[Message, ...]:
     """Turn one record of ``fmt`` into chat messages, or raise :class:`InvalidRecord`."""
     messages = _NORMALISERS[fmt](record)
-    _check_conversation(messages)
+    if fmt is not DatasetFormat.TEXT:
+        _check_conversation(messages)
     return tuple(messages)
+
+
+def tools_of(record: dict[str, Any], fmt: DatasetFormat) -> tuple[dict[str, Any], ...]:
+    """The example's tool definitions in OpenAI's shape, or raise :class:`InvalidRecord`."""
+    if fmt not in (DatasetFormat.OPENAI_CHAT, DatasetFormat.SHAREGPT):
+        return ()
+    raw = record.get("tools")
+    if raw is None and fmt is DatasetFormat.OPENAI_CHAT:
+        raw = record.get("functions")
+    if raw is None or raw == "":
+        return ()
+    raw = _json_text(raw, "`tools`")
+    if not isinstance(raw, list):
+        raise InvalidRecord("`tools` must be a list of tool definitions")
+    tools = []
+    for i, tool in enumerate(raw):
+        if not isinstance(tool, dict):
+            raise InvalidRecord(f"`tools[{i}]` must be an object")
+        function = tool.get("function", tool)
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise InvalidRecord(f"`tools[{i}]` has no function name")
+        parameters = function.get("parameters")
+        if parameters is not None and not (isinstance(parameters, dict) and parameters.get("type", "object") == "object"):
+            raise InvalidRecord(f"`tools[{i}].parameters` must be a JSON schema object")
+        tools.append({"type": "function", "function": function})
+    return tuple(tools)
 
 
 def _from_brightrun_v4(record: dict[str, Any]) -> list[Message]:
     turns = _list_field(record, "turns")
     return [
-        _message(_role(turn, "role", _CHAT_ROLES, f"turns[{i}]"), _text(turn, "content", f"turns[{i}]"))
+        _message(_role(turn, "role", _CHAT_ROLES, f"turns[{i}]"), _parts_text(turn, "content", f"turns[{i}]"))
         for i, turn in enumerate(turns)
     ]
 
@@ -231,6 +335,7 @@ def _from_brightrun_flat(record: dict[str, Any]) -> list[Message]:
 
 def _from_openai_chat(record: dict[str, Any]) -> list[Message]:
     messages = []
+    pending: list[str | None] = []
     for i, item in enumerate(_list_field(record, "messages")):
         where = f"messages[{i}]"
         role = _role(item, "role", _OPENAI_ROLES, where)
@@ -240,8 +345,51 @@ def _from_openai_chat(record: dict[str, Any]) -> list[Message]:
             if weight not in (0, 1) or isinstance(weight, bool):
                 raise InvalidRecord(f"`{where}.weight` must be 0 or 1")
             trainable = weight == 1
-        messages.append(_message(role, _openai_content(item, where), trainable))
+        calls: list[ToolCall] = []
+        if role == "assistant":
+            for j, call in enumerate(item.get("tool_calls") or []):
+                function = call.get("function") if isinstance(call, dict) else None
+                calls.append(_tool_call(function, f"{where}.tool_calls[{j}]", call.get("id") if isinstance(call, dict) else None))
+            if item.get("function_call") is not None:
+                calls.append(_tool_call(item["function_call"], f"{where}.function_call", None))
+            pending.extend(call.id for call in calls)
+        call_id = None
+        if role == "tool":
+            call_id = item.get("tool_call_id")
+            if call_id is not None and call_id in pending:
+                pending.remove(call_id)
+            elif call_id is None and pending:
+                call_id = pending.pop(0)
+            else:
+                raise InvalidRecord(f"`{where}` is a tool result that answers no earlier tool call")
+        content = item.get("content")
+        if calls and content in (None, ""):
+            content = ""
+        elif role == "tool" and isinstance(content, str):
+            pass
+        else:
+            content = _openai_content(item, where)
+        messages.append(Message(role, content, trainable and role == "assistant", tuple(calls), call_id))
     return messages
+
+
+def _json_text(value: Any, what: str) -> Any:
+    """A value that may be JSON written as a string (tool arguments, ShareGPT's ``tools``)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InvalidRecord(f"{what} is not valid JSON ({exc.msg})") from exc
+
+
+def _tool_call(function: Any, where: str, call_id: Any) -> ToolCall:
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+        raise InvalidRecord(f"`{where}` has no function name")
+    arguments = _json_text(function.get("arguments", {}), f"`{where}.arguments`")
+    if not isinstance(arguments, dict):
+        raise InvalidRecord(f"`{where}.arguments` must be a JSON object")
+    return ToolCall(function["name"], arguments, call_id if isinstance(call_id, str) else None)
 
 
 def _from_alpaca(record: dict[str, Any]) -> list[Message]:
@@ -264,15 +412,37 @@ def _from_sharegpt(record: dict[str, Any]) -> list[Message]:
     system = record.get("system")
     if isinstance(system, str) and system.strip():
         messages.append(Message("system", system))
+    pending = 0
     for i, item in enumerate(_list_field(record, "conversations")):
         where = f"conversations[{i}]"
         role = _role(item, "from", _SHAREGPT_ROLES, where)
-        messages.append(_message(role, _text(item, "value", where)))
+        if role == "function_call":
+            value = _text(item, "value", where)
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise InvalidRecord(f"`{where}.value` (a function_call) is not valid JSON ({exc.msg})") from exc
+            calls = [_tool_call(call, where, None) for call in (parsed if isinstance(parsed, list) else [parsed])]
+            pending += len(calls)
+            messages.append(Message("assistant", "", True, tuple(calls)))
+            continue
+        if role == "tool":
+            if pending == 0:
+                raise InvalidRecord(f"`{where}` is an observation that answers no earlier function_call")
+            pending -= 1
+        messages.append(_message(role, _parts_text(item, "value", where)))
     return messages
 
 
 def _from_prompt_completion(record: dict[str, Any]) -> list[Message]:
     return [Message("user", _text(record, "prompt")), _message("assistant", _text(record, "completion"))]
+
+
+def _from_text(record: dict[str, Any]) -> list[Message]:
+    text = _text(record, "text")
+    if not text.strip():
+        raise InvalidRecord("`text` is empty")
+    return [Message("text", text, trainable=True)]
 
 
 _NORMALISERS = {
@@ -282,11 +452,13 @@ _NORMALISERS = {
     DatasetFormat.ALPACA: _from_alpaca,
     DatasetFormat.SHAREGPT: _from_sharegpt,
     DatasetFormat.PROMPT_COMPLETION: _from_prompt_completion,
+    DatasetFormat.TEXT: _from_text,
 }
 _CHAT_ROLES = {"system": "system", "user": "user", "assistant": "assistant"}
-_OPENAI_ROLES = {**_CHAT_ROLES, "developer": "system"}
+_OPENAI_ROLES = {**_CHAT_ROLES, "developer": "system", "tool": "tool", "function": "tool"}
 _SHAREGPT_ROLES = {
     "system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+    "observation": "tool", "function_call": "function_call",
 }
 
 
@@ -320,16 +492,27 @@ def _text(item: dict[str, Any], key: str, where: str | None = None) -> str:
 
 
 def _openai_content(item: dict[str, Any], where: str) -> str:
-    """OpenAI content is a string or a list of parts; only text parts can be trained on."""
-    content = item.get("content")
+    return _parts_text(item, "content", where)
+
+
+def _parts_text(item: dict[str, Any], key: str, where: str) -> str:
+    """Content is a string or a list of text parts (``text``, or ``value`` as LLaMA-Factory
+    writes it), joined; only text can be trained on."""
+    if not isinstance(item, dict):
+        raise InvalidRecord(f"`{where}` must be an object")
+    content = item.get(key)
     if isinstance(content, str):
         return content
-    if isinstance(content, list) and all(
-        isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
-        for part in content
-    ):
-        return "".join(part["text"] for part in content)
-    raise InvalidRecord(f"`{where}.content` must be a string or a list of text parts")
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            text = part.get("text", part.get("value")) if isinstance(part, dict) else None
+            if part.get("type", "text") != "text" or not isinstance(text, str):
+                break
+            texts.append(text)
+        else:
+            return "".join(texts)
+    raise InvalidRecord(f"`{where}.{key}` must be a string or a list of text parts")
 
 
 def _check_conversation(messages: list[Message]) -> None:
@@ -339,7 +522,7 @@ def _check_conversation(messages: list[Message]) -> None:
     first = next((m for m in messages if m.role != "system"), None)
     if first is None or first.role != "user":
         raise InvalidRecord("the conversation must start with a user message")
-    if not any(m.trainable and m.content.strip() for m in messages):
+    if not any(m.trainable and (m.content.strip() or m.tool_calls) for m in messages):
         raise InvalidRecord("there is no non-empty assistant response to learn from")
 
 
@@ -364,6 +547,9 @@ def load_dataset(
         reason = record.error
         example = None
         if reason is None:
+            refused = refusal(record.value)
+            if refused is not None:
+                raise DatasetError(f"line {record.line}: {refused}")
             record_format = detect_format(record.value)
             if fmt is None and record_format is not None:
                 fmt = record_format
@@ -373,7 +559,9 @@ def load_dataset(
                 reason = f"this record is {record_format.value} but the file is {fmt.value}; formats cannot be mixed"
             else:
                 try:
-                    example = Example(record.line, index, normalise(record.value, fmt))
+                    example = Example(
+                        record.line, index, normalise(record.value, fmt), tools_of(record.value, fmt)
+                    )
                 except InvalidRecord as exc:
                     reason = str(exc)
         if example is not None:
@@ -386,12 +574,18 @@ def load_dataset(
 
     if fmt is None or not (train or validation):
         raise DatasetError(_nothing_usable_reason(index, skipped))
-    if not train:
-        raise DatasetError(
-            f"all {len(validation)} usable examples fell into the validation split; "
-            "lower validation_split or add examples"
+    split_dropped = None
+    if threshold > 0 and (not train or not validation):
+        # PROTOCOL.md's small-file rule, as the engine's validator applies it: a split that
+        # would leave training empty, or select no validation example, is not used.
+        count = len(train) + len(validation)
+        split_dropped = (
+            f"the file is too small for a validation split ({count} usable example{'s' if count != 1 else ''}): "
+            "no validation split is used, and no validation loss will be reported"
         )
-    return LoadedDataset(fmt, train, validation, index, skipped_count, skipped)
+        train = sorted(train + validation, key=lambda e: e.index)
+        validation = []
+    return LoadedDataset(fmt, train, validation, index, skipped_count, skipped, split_dropped)
 
 
 def _is_meta(record: _Record) -> bool:

@@ -1,8 +1,10 @@
 """Turning chat examples into token ids and loss labels with the model's chat template.
 
-The loss covers assistant turns only (``trainable`` messages: every assistant turn, except
-OpenAI turns with ``weight: 0``), including the template's end-of-turn marker so the model
-learns to stop. Labels are ``-100`` everywhere else.
+The loss covers assistant turns only (``trainable`` messages: every assistant turn, tool-call
+turns included, except OpenAI turns with ``weight: 0``), including the template's end-of-turn
+marker so the model learns to stop. Labels are ``-100`` everywhere else: system, user and
+tool-result turns, and the tool definitions the template renders (passed as ``tools=``).
+A plain-text example is the text and the end-of-sequence token, trained on every token.
 
 Finding the assistant tokens without knowing the template: the template is rendered for
 each prefix of the conversation. The text rendered up to message ``k`` with a generation
@@ -77,7 +79,14 @@ def encode_examples(
     """Encode many examples, dropping those left without any trained token."""
     encoded, report = [], EncodingReport()
     for example in examples:
-        item, truncated, searched = encode_conversation(tokenizer, example.messages, max_seq_length)
+        if example.is_text:
+            text_item = encode_text(tokenizer, example.messages[0].content, max_seq_length)
+            item = text_item.encoded if text_item is not None else None
+            truncated, searched = bool(text_item and text_item.truncated), False
+        else:
+            item, truncated, searched = encode_conversation(
+                tokenizer, example.messages, max_seq_length, tools=example.tools
+            )
         report.truncated += truncated
         report.located_by_search += searched
         if item is None:
@@ -88,17 +97,36 @@ def encode_examples(
     return encoded, report
 
 
+@dataclass(frozen=True)
+class EncodedText:
+    encoded: EncodedExample
+    truncated: bool
+
+
+def encode_text(tokenizer, text: str, max_seq_length: int) -> EncodedText | None:
+    """A plain-text example: its tokens (BOS when the tokenizer adds one) and EOS, all trained."""
+    ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    truncated = len(ids) > max_seq_length
+    ids = ids[:max_seq_length]
+    if not ids:
+        return None
+    return EncodedText(EncodedExample.of(ids, ids), truncated)
+
+
 def encode_conversation(
-    tokenizer, messages: Sequence[Message], max_seq_length: int
+    tokenizer, messages: Sequence[Message], max_seq_length: int, tools: Sequence[dict] = ()
 ) -> tuple[EncodedExample | None, bool, bool]:
-    """Token ids and labels for one conversation.
+    """Token ids and labels for one conversation, its tools rendered by the template.
 
     Returns ``(encoded or None, truncated, spans_located_by_search)``; ``None`` when no
     assistant token survives truncation to ``max_seq_length``.
     """
-    chat = adapt_to_template(tokenizer, [m.as_chat() for m in messages])
-    text = render(tokenizer, chat)
-    spans, searched = assistant_spans(tokenizer, chat, messages, text)
+    tools = list(tools) or None
+    chat = adapt_to_template(tokenizer, [m.as_chat() for m in messages], tools)
+    text = render(tokenizer, chat, tools=tools)
+    spans, searched = assistant_spans(tokenizer, chat, messages, text, tools)
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     input_ids = list(encoding["input_ids"])
     labels = [
@@ -112,14 +140,16 @@ def encode_conversation(
     return EncodedExample.of(input_ids, labels), truncated, searched
 
 
-def render(tokenizer, chat: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=add_generation_prompt)
+def render(tokenizer, chat: list[dict[str, Any]], add_generation_prompt: bool = False, tools=None) -> str:
+    return tokenizer.apply_chat_template(
+        chat, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
 
 
-def adapt_to_template(tokenizer, chat: list[dict[str, str]]) -> list[dict[str, str]]:
+def adapt_to_template(tokenizer, chat: list[dict[str, Any]], tools=None) -> list[dict[str, Any]]:
     """Fold a system message into the first user turn for templates that reject the role."""
     try:
-        render(tokenizer, chat)
+        render(tokenizer, chat, tools=tools)
         return chat
     except Exception:
         if not chat or chat[0]["role"] != "system" or len(chat) < 2:
@@ -130,15 +160,15 @@ def adapt_to_template(tokenizer, chat: list[dict[str, str]]) -> list[dict[str, s
 
 
 def assistant_spans(
-    tokenizer, chat: list[dict[str, str]], messages: Sequence[Message], text: str
+    tokenizer, chat: list[dict[str, Any]], messages: Sequence[Message], text: str, tools=None
 ) -> tuple[list[tuple[int, int]], bool]:
     """Character spans of ``text`` that belong to trainable assistant turns."""
     offset = len(messages) - len(chat)  # 1 when a system message was folded away
     trainable = [k - offset for k, m in enumerate(messages) if m.trainable and k - offset >= 0]
     spans = []
     for k in trainable:
-        start_text = render(tokenizer, chat[:k], add_generation_prompt=True)
-        end_text = render(tokenizer, chat[: k + 1])
+        start_text = render(tokenizer, chat[:k], add_generation_prompt=True, tools=tools)
+        end_text = render(tokenizer, chat[: k + 1], tools=tools)
         if not (text.startswith(start_text) and text.startswith(end_text) and len(end_text) > len(start_text)):
             return _spans_by_search(chat, trainable, text), True
         spans.append((len(start_text), len(end_text)))

@@ -85,8 +85,8 @@ def _read_dataset(spec: JobSpec, scratch: Path, emitter: EventEmitter) -> Loaded
     if dataset.skipped_count:
         listed = "; ".join(f"line {s.line}: {s.reason}" for s in dataset.skipped[:SKIPPED_LISTED])
         emitter.warning(f"skipped {dataset.skipped_count} unusable records ({listed})")
-    if hp.holds_out_validation and not dataset.validation:
-        emitter.warning("the validation split selected no example; validation loss will not be reported")
+    if dataset.split_dropped:
+        emitter.warning(dataset.split_dropped)
     return dataset
 
 

@@ -18,12 +18,23 @@ import tempfile
 from pathlib import Path
 
 #: Bump when the construction changes, so stale caches are rebuilt rather than reused.
-BUILD_VERSION = 1
+#: 2: the chat template renders tools and tool calls.
+BUILD_VERSION = 2
 SEED = 1_234_567
 SPECIAL_TOKENS = ("<unk>", "<s>", "<|im_end|>", "<pad>", "<|im_start|>")
+#: ChatML with tools in the Hermes style (as Qwen's templates write them): the definitions in
+#: a system block, calls as ``<tool_call>`` JSON inside the assistant turn, results in
+#: ``tool`` turns.
 CHAT_TEMPLATE = (
+    "{% if tools %}{{ '<|im_start|>system\\n# Tools\\n<tools>\\n' }}"
+    "{% for tool in tools %}{{ (tool | tojson) + '\\n' }}{% endfor %}"
+    "{{ '</tools><|im_end|>\\n' }}{% endif %}"
     "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + (message['content'] or '') }}"
+    "{% if message.tool_calls is defined and message.tool_calls %}{% for call in message.tool_calls %}"
+    "{{ '<tool_call>' + (call['function'] | tojson) + '</tool_call>' }}"
+    "{% endfor %}{% endif %}"
+    "{{ '<|im_end|>' + '\\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )

@@ -105,7 +105,8 @@ def test_each_format_is_detected_and_normalised(fmt, record, expected):
         (DatasetFormat.PROMPT_COMPLETION, {"prompt": "Q", "completion": ""}, "no non-empty assistant"),
         (DatasetFormat.OPENAI_CHAT, {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A", "weight": 0}]}, "no non-empty assistant"),
         (DatasetFormat.OPENAI_CHAT, {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A", "weight": 2}]}, "weight"),
-        (DatasetFormat.OPENAI_CHAT, {"messages": [{"role": "tool", "content": "x"}]}, "role"),
+        (DatasetFormat.OPENAI_CHAT, {"messages": [{"role": "tool", "content": "x"}]}, "answers no earlier tool call"),
+        (DatasetFormat.OPENAI_CHAT, {"messages": [{"role": "bot", "content": "x"}]}, "role"),
         (DatasetFormat.SHAREGPT, {"conversations": [{"from": "gpt", "value": "I start"}]}, "start with a user"),
         (DatasetFormat.BRIGHTRUN_V4, {"turns": []}, "non-empty list"),
         (DatasetFormat.BRIGHTRUN_V4, {"turns": [{"role": "user", "content": "Q"}, {"role": "system", "content": "late"}, {"role": "assistant", "content": "A"}]}, "system message"),
@@ -118,7 +119,7 @@ def test_unusable_records_are_rejected_with_a_reason(fmt, record, reason):
 
 
 def test_unknown_shapes_are_not_detected():
-    assert detect_format({"text": "raw"}) is None
+    assert detect_format({"body": "raw"}) is None
     assert detect_format(["not", "an", "object"]) is None
 
 
@@ -182,11 +183,20 @@ def test_missing_file_is_an_infrastructure_error(tmp_path):
         _load(tmp_path / "absent.jsonl")
 
 
-def test_everything_in_validation_fails(tmp_path):
-    # seed 0, split 0.1: record 0 hashes to bucket 0 < 1000, so it is held out.
+def test_a_one_example_file_trains_without_a_split(tmp_path):
+    # seed 0, split 0.1: record 0 hashes to bucket 0 < 1000, so it would be held out.
     path = write_jsonl(tmp_path / "one.jsonl", [{"prompt": "Q", "completion": "A"}])
-    with pytest.raises(DatasetError, match="validation split"):
-        _load(path, seed=0, split=0.1)
+    loaded = _load(path, seed=0, split=0.1)
+    assert [e.index for e in loaded.train] == [0] and loaded.validation == []
+    assert "too small for a validation split" in loaded.split_dropped
+
+
+def test_a_split_that_selects_no_validation_example_is_dropped(tmp_path):
+    # seed 1000, split 0.1: records 0, 1, 2 land in buckets 1000, 3761, 6522: none held out.
+    path = write_jsonl(tmp_path / "three.jsonl", [{"prompt": f"Q{i}", "completion": "A"} for i in range(3)])
+    loaded = _load(path, seed=1000, split=0.1)
+    assert len(loaded.train) == 3 and loaded.split_dropped
+    assert _load(path, seed=1000, split=0.0).split_dropped is None
 
 
 # ------------------------------------------------------------------------ split rule
@@ -241,3 +251,101 @@ def test_utf8_and_bom_are_handled(tmp_path):
     dataset = _load(path)
     assert dataset.train[0].messages[0].content == "café"
     assert dataset.skipped[0].reason == "the line is not valid UTF-8"
+
+
+# ------------------------------------------------------------------------ tools, text, refusals
+
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+
+
+def test_openai_tool_calls_are_normalised():
+    from brightrun_trainer.data import ToolCall, tools_of
+
+    record = {
+        "tools": [WEATHER_TOOL],
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "21"},
+            {"role": "assistant", "content": "21 C"},
+        ],
+    }
+    messages = normalise(record, DatasetFormat.OPENAI_CHAT)
+    assert [m.role for m in messages] == [U, A, "tool", A]
+    assert [m.trainable for m in messages] == [False, True, False, True]
+    assert messages[1].tool_calls == (ToolCall("get_weather", {"city": "Paris"}, "c1"),)
+    assert messages[2].as_chat() == {"role": "tool", "content": "21", "tool_call_id": "c1"}
+    assert tools_of(record, DatasetFormat.OPENAI_CHAT) == (WEATHER_TOOL,)
+    bad = json.loads(json.dumps(record))
+    bad["messages"][1]["tool_calls"][0]["function"]["arguments"] = "{city"
+    with pytest.raises(InvalidRecord, match="not valid JSON"):
+        normalise(bad, DatasetFormat.OPENAI_CHAT)
+
+
+def test_legacy_function_call_and_function_role():
+    record = {
+        "functions": [{"name": "add", "parameters": {"type": "object", "properties": {}}}],
+        "messages": [
+            {"role": "user", "content": "1+1?"},
+            {"role": "assistant", "content": None, "function_call": {"name": "add", "arguments": "{}"}},
+            {"role": "function", "name": "add", "content": "2"},
+            {"role": "assistant", "content": "2"},
+        ],
+    }
+    messages = normalise(record, DatasetFormat.OPENAI_CHAT)
+    assert [m.role for m in messages] == [U, A, "tool", A]
+    assert messages[1].tool_calls[0].name == "add"
+
+
+def test_sharegpt_glaive_layout():
+    from brightrun_trainer.data import tools_of
+
+    record = {
+        "conversations": [
+            {"from": "human", "value": "Weather?"},
+            {"from": "function_call", "value": json.dumps({"name": "get_weather", "arguments": {"city": "Oslo"}})},
+            {"from": "observation", "value": "-3"},
+            {"from": "gpt", "value": "-3 C"},
+        ],
+        "tools": json.dumps([WEATHER_TOOL["function"]]),
+    }
+    messages = normalise(record, DatasetFormat.SHAREGPT)
+    assert [m.role for m in messages] == [U, A, "tool", A]
+    assert messages[1].trainable and messages[1].tool_calls[0].arguments == {"city": "Oslo"}
+    assert tools_of(record, DatasetFormat.SHAREGPT) == (WEATHER_TOOL,)
+    record["conversations"][2:3] = []
+    record["conversations"].insert(1, {"from": "observation", "value": "x"})
+    with pytest.raises(InvalidRecord, match="answers no earlier function_call"):
+        normalise(record, DatasetFormat.SHAREGPT)
+
+
+def test_plain_text_is_a_format_of_its_own():
+    assert detect_format({"text": "raw"}) is DatasetFormat.TEXT
+    assert normalise({"text": "raw"}, DatasetFormat.TEXT) == (Message("text", "raw", True),)
+    with pytest.raises(InvalidRecord, match="empty"):
+        normalise({"text": " "}, DatasetFormat.TEXT)
+
+
+def test_text_parts_with_text_or_value_are_joined():
+    record = {"messages": [{"role": "user", "content": [{"type": "text", "text": "Hel"}, {"type": "text", "value": "lo"}]}, {"role": "assistant", "content": "Hi"}]}
+    assert normalise(record, DatasetFormat.OPENAI_CHAT)[0].content == "Hello"
+    record = {"conversations": [{"from": "human", "value": [{"value": "q"}]}, {"from": "gpt", "value": "a"}]}
+    assert normalise(record, DatasetFormat.SHAREGPT)[0].content == "q"
+
+
+@pytest.mark.parametrize(
+    "record, reason",
+    [
+        ({"conversations": [{"from": "human", "value": "<image>What?"}, {"from": "gpt", "value": "Cat"}], "images": ["a.png"]}, "multimodal"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}, {"role": "assistant", "content": "Cat"}]}, "multimodal"),
+        ({"instruction": "<audio>Transcribe", "output": "hello"}, "multimodal"),
+        ({"prompt": "Q", "chosen": "A", "rejected": "B"}, "preference data"),
+        ({"input": {"messages": []}, "preferred_output": [], "non_preferred_output": []}, "preference data"),
+        ({"prompt": "Q", "completion": "A", "label": False}, "KTO data"),
+    ],
+)
+def test_data_for_other_training_fails_the_whole_file(tmp_path, record, reason):
+    good = {"prompt": "Q", "completion": "A"}
+    path = write_jsonl(tmp_path / "d.jsonl", [good, record, good])
+    with pytest.raises(DatasetError, match=f"line 2: this is {reason}"):
+        _load(path)

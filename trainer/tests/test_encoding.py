@@ -101,3 +101,48 @@ def test_collator_pads_right_and_masks_padding():
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 3, 3]]
     assert batch["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+# ------------------------------------------------------------------------ tools and plain text
+
+TOOLS = ({"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},)
+
+
+def tool_conversation() -> list[Message]:
+    from brightrun_trainer.data import ToolCall
+
+    return [
+        Message("user", "Weather in Paris?"),
+        Message("assistant", "", True, (ToolCall("get_weather", {"city": "Paris"}, "c1"),)),
+        Message("tool", "21", tool_call_id="c1"),
+        Message("assistant", "It is 21.", True),
+    ]
+
+
+def test_tool_calls_render_with_tools_and_train_only_assistant_turns(tokenizer):
+    encoded, truncated, searched = encode_conversation(tokenizer, tool_conversation(), 1024, tools=TOOLS)
+    assert not truncated and not searched
+    full = tokenizer.decode(list(encoded.input_ids))
+    assert full.startswith('<|im_start|>system\n# Tools\n<tools>\n{"type": "function"')
+    assert "<|im_start|>tool\n21<|im_end|>" in full
+    # The mask, token by token: exactly the two assistant turns (the call and the answer).
+    labels = list(encoded.labels)
+    trained = [i for i, label in enumerate(labels) if label != IGNORE_INDEX]
+    assert all(labels[i] == encoded.input_ids[i] for i in trained)
+    assert trained_text(tokenizer, encoded) == (
+        '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call><|im_end|>\n'
+        "It is 21.<|im_end|>\n"
+    )
+    masked = tokenizer.decode([t for t, label in zip(encoded.input_ids, labels) if label == IGNORE_INDEX])
+    assert "Weather in Paris?" in masked and "<tools>" in masked and "tool\n21" in masked
+
+
+def test_plain_text_is_trained_on_every_token(tokenizer):
+    from brightrun_trainer.data import Example
+    from brightrun_trainer.encoding import encode_examples
+
+    example = Example(1, 0, (Message("text", "Once upon a time.", True),))
+    (encoded,), report = encode_examples(tokenizer, [example], 512)
+    assert list(encoded.labels) == list(encoded.input_ids)
+    assert tokenizer.decode(list(encoded.input_ids)) == "Once upon a time.<|im_end|>"
+    assert report.kept == 1

@@ -329,3 +329,58 @@ def test_missing_package_is_an_infrastructure_error(tmp_path, dataset):
     spec = make_spec(tmp_path, {"path": str(dataset)})
     run = run_trainer(write_spec(tmp_path / "spec.json", spec), env=env)
     assert_failed(run, "infrastructure", "peft")
+
+
+# ------------------------------------------------------------------------ tool calling
+
+
+def tool_records(count: int) -> list[dict]:
+    tools = [{"type": "function", "function": {"name": "add", "description": "Adds two numbers",
+              "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}}}]
+    return [
+        {
+            "tools": tools,
+            "messages": [
+                {"role": "user", "content": f"What is {i} plus {i}?"},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": f"call_{i}", "type": "function", "function": {"name": "add", "arguments": json.dumps({"a": i, "b": i})}}]},
+                {"role": "tool", "tool_call_id": f"call_{i}", "content": str(2 * i)},
+                {"role": "assistant", "content": f"It is {2 * i}."},
+            ],
+        }
+        for i in range(count)
+    ]
+
+
+def test_a_tool_calling_dataset_trains_with_the_loss_on_assistant_turns_only(tmp_path, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from brightrun_trainer.data import DatasetFormat, load_dataset
+    from brightrun_trainer.encoding import IGNORE_INDEX, encode_examples, prepare_tokenizer
+
+    dataset = write_jsonl(tmp_path / "tools.jsonl", tool_records(12))
+    # The mask the trainer will use, with the base model's own tokenizer and chat template.
+    loaded = load_dataset(dataset, seed=42, validation_split=0.1, use_validation=True)
+    assert loaded.format is DatasetFormat.OPENAI_CHAT and loaded.train[0].tools
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prepare_tokenizer(tokenizer)
+    encoded, report = encode_examples(tokenizer, loaded.train, 512)
+    assert report.kept == len(loaded.train) and not report.located_by_search
+    example, first = encoded[0], loaded.train[0]
+    i = first.index
+    trained = tokenizer.decode([t for t in example.labels if t != IGNORE_INDEX])
+    assert trained == (
+        f'<tool_call>{{"name": "add", "arguments": {{"a": {i}, "b": {i}}}}}</tool_call><|im_end|>\n'
+        f"It is {2 * i}.<|im_end|>\n"
+    )
+    masked = tokenizer.decode([t for t, label in zip(example.input_ids, example.labels) if label == IGNORE_INDEX])
+    assert f"What is {i} plus {i}?" in masked and "Adds two numbers" in masked and f"tool\n{2 * i}" in masked
+
+    spec = make_spec(tmp_path, {"path": str(dataset)}, hyperparameters={"epochs": 1, "batch_size": 2, "max_seq_length": 1024})
+    run = run_trainer(write_spec(tmp_path / "spec.json", spec))
+    assert run.returncode == 0, run.describe()
+    assert run.stages[-1] == "completed"
+    (done,) = run.of_type("done")
+    assert done["summary"]["total_steps"] > 0
+    assert all(math.isfinite(m["training_loss"]) for m in run.of_type("metric"))
+    assert any("openai_chat" in e.get("message", "") for e in run.of_type("log"))

@@ -39,17 +39,48 @@ pub enum DatasetFormat {
     Sharegpt,
     /// `{"prompt", "completion"}`
     PromptCompletion,
+    /// `{"text"}`: plain text (Together's general format, LLaMA-Factory's `pt` stage),
+    /// trained with the loss on every token.
+    Text,
+    /// Preference pairs (`chosen`/`rejected`, `preferred_output`/`non_preferred_output`,
+    /// `chosen_messages`): recognised so the verdict can name it, never trainable, since
+    /// supervised fine-tuning on it would learn the rejected replies too.
+    Preference,
+    /// KTO data (`label`/`kto_tag` per reply): recognised, never trainable, since the
+    /// replies labelled undesirable would become training targets.
+    Kto,
 }
 
 impl DatasetFormat {
-    pub const ALL: [DatasetFormat; 6] = [
+    /// Every format the validator recognises, trainable or not.
+    pub const ALL: [DatasetFormat; 9] = [
         Self::BrightrunV4,
         Self::BrightrunFlat,
         Self::OpenaiChat,
         Self::Alpaca,
         Self::Sharegpt,
         Self::PromptCompletion,
+        Self::Text,
+        Self::Preference,
+        Self::Kto,
     ];
+
+    /// The formats a dataset may be trained from (suggestions list these).
+    pub const TRAINABLE: [DatasetFormat; 7] = [
+        Self::BrightrunV4,
+        Self::BrightrunFlat,
+        Self::OpenaiChat,
+        Self::Alpaca,
+        Self::Sharegpt,
+        Self::PromptCompletion,
+        Self::Text,
+    ];
+
+    /// Whether examples of this format can be trained with BrightRun's supervised LoRA
+    /// trainer. A file of another format is never `ready`.
+    pub fn is_trainable(&self) -> bool {
+        !matches!(self, Self::Preference | Self::Kto)
+    }
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -59,6 +90,9 @@ impl DatasetFormat {
             Self::Alpaca => "alpaca",
             Self::Sharegpt => "sharegpt",
             Self::PromptCompletion => "prompt_completion",
+            Self::Text => "text",
+            Self::Preference => "preference",
+            Self::Kto => "kto",
         }
     }
 
@@ -73,6 +107,9 @@ impl DatasetFormat {
             Self::Alpaca => r#"{"instruction": …, "input": …, "output": …}"#,
             Self::Sharegpt => r#"{"conversations": [{"from": …, "value": …}]}"#,
             Self::PromptCompletion => r#"{"prompt": …, "completion": …}"#,
+            Self::Text => r#"{"text": …}"#,
+            Self::Preference => r#"{"prompt": …, "chosen": …, "rejected": …}"#,
+            Self::Kto => r#"{"prompt": …, "completion": …, "label": true}"#,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Datasets: import (copy into the store, then validate), queries, rename, soft delete.
+//! Datasets: import (copy into the store and validate, in one pass over the file), queries,
+//! rename, soft delete.
 
 use super::notify::notify;
 use super::{Engine, EngineError, Result};
@@ -20,9 +21,10 @@ pub struct NewDataset {
 }
 
 impl Engine {
-    /// Imports a file: creates the record (`uploading`), copies the file into the store (size
-    /// checked first, atomic, sha256), then marks it `validating` and wakes the validator.
-    /// `progress` gets (bytes copied, total).
+    /// Imports a file: creates the record (`uploading`), then copies the file into the store
+    /// (size checked first, atomic, sha256) and, with a local store, validates it in the same
+    /// pass, recording the verdict (`ready` or `error`); otherwise it is marked `validating`
+    /// and the validator is woken. `progress` gets (bytes copied, total).
     pub async fn add_dataset(
         &self,
         file: &Path,
@@ -57,13 +59,22 @@ impl Engine {
         Ok(dataset)
     }
 
-    /// Copies the dataset's source file into the store and moves it to `validating`. On
-    /// failure the record goes to `error` with the reason; the source file is never touched.
+    /// Copies the dataset's source file into the store: with a local store in one pass that
+    /// also validates ([`Engine::import_one_pass`]), else by the store's `put_file`, moving it
+    /// to `validating`. On failure the record goes to `error` with the reason; the source file
+    /// is never touched.
     pub(crate) async fn upload(
         &self,
         dataset: &mut Dataset,
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<()> {
+        if let Some(dest) = self
+            .inner
+            .objects
+            .local_path(Bucket::Datasets, &dataset.storage_path)
+        {
+            return self.import_one_pass(dataset, dest, progress).await;
+        }
         let source = dataset.source_path.clone().unwrap_or_default();
         let store = &self.inner.store;
         let id = dataset.id;
@@ -104,6 +115,66 @@ impl Engine {
         }
     }
 
+    /// The one-pass import: the source is read once, in chunks; each chunk is hashed and
+    /// written to the store (`copy_atomic_blocking`) on one thread and handed to the validator
+    /// on another, so the import costs about what validation alone does. The verdict is
+    /// recorded at once, and remembered so that the `validate_dataset` call that follows an
+    /// import (the CLI's `datasets add`) does not read the file again.
+    async fn import_one_pass(
+        &self,
+        dataset: &mut Dataset,
+        dest: std::path::PathBuf,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<()> {
+        let source = std::path::PathBuf::from(dataset.source_path.clone().unwrap_or_default());
+        let opts = self.validation_options()?;
+        let fingerprint = options_fingerprint(&opts);
+        let file_name = dataset.file_name.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, u64)>();
+        let work = tokio::task::spawn_blocking(move || {
+            one_pass(&source, &dest, &file_name, &opts, &mut |done, total| {
+                let _ = tx.send((done, total));
+            })
+        });
+        let store = &self.inner.store;
+        let id = dataset.id;
+        let mut last = 0u64;
+        while let Some((done, total)) = rx.recv().await {
+            progress(done, total);
+            publish_progress(
+                store,
+                ProgressTask::Upload(id),
+                "uploading and validating",
+                &mut last,
+                done,
+                total,
+            );
+        }
+        let outcome = work
+            .await
+            .map_err(|e| EngineError::Invalid(format!("the import stopped: {e}")))?;
+        match outcome {
+            Ok((size, sha256, report)) => {
+                dataset.file_size = size;
+                dataset.sha256 = Some(sha256);
+                self.record_verdict(dataset, report)?;
+                if let Ok(stamp) = stored_stamp(self, dataset) {
+                    self.inner
+                        .fresh_verdicts
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, (stamp, fingerprint));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let message = format!("upload failed: {e}");
+                self.fail_dataset(dataset, message, Vec::new())?;
+                Err(e.into())
+            }
+        }
+    }
+
     pub(crate) fn fail_dataset(
         &self,
         dataset: &mut Dataset,
@@ -134,28 +205,115 @@ impl Engine {
         Ok(())
     }
 
-    /// The options the validator runs with, from config.
+    /// The options the validator runs with, from config. Tokens are counted exactly (with the
+    /// chat template's overhead when the tokenizer has a template) with the `tokenizer.json`
+    /// that `validation.tokenizer` names, else with the default base model's tokenizer when
+    /// it is in the local Hugging Face cache; otherwise they are estimated.
     pub fn validation_options(&self) -> Result<ValidationOptions> {
         let v = &self.inner.config.validation;
-        let tokenizer = match &v.tokenizer {
-            Some(path) => Some(Arc::new(
-                validation::load_tokenizer(path).map_err(EngineError::Invalid)?,
-            )),
-            None => None,
+        let model = match &v.tokenizer {
+            Some(path) => {
+                Some(crate::tokens::load(path).map_err(|e| EngineError::Invalid(e.to_string()))?)
+            }
+            None => self.model_tokenizer(&self.inner.config.training.default_base_model),
         };
         Ok(ValidationOptions {
             holdout_fraction: v.holdout_fraction,
             split_seed: v.split_seed,
             max_seq_length: v.max_seq_length,
-            tokenizer,
+            tokenizer: model.as_ref().map(|m| m.tokenizer.clone()),
             max_issues_kept: 100,
+            chat_overhead: model.and_then(|m| m.overhead),
         })
+    }
+
+    /// A base model's tokenizer from the local Hugging Face cache (or the model's own folder),
+    /// loaded once per engine; `None` when it is not there or cannot be used (then tokens are
+    /// estimated, and say so).
+    pub(crate) fn model_tokenizer(&self, model: &str) -> Option<crate::tokens::ModelTokenizer> {
+        let mut cache = self
+            .inner
+            .tokenizers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(model.to_string())
+            .or_insert_with(|| {
+                let dir = crate::tokens::find_model_dir(model, &crate::tokens::hf_cache_roots())?;
+                crate::tokens::load(&dir)
+                    .map_err(|e| tracing::warn!("{e}; token counts are estimated"))
+                    .ok()
+            })
+            .clone()
+    }
+
+    /// A ready dataset's statistics with its tokens counted by `model`'s tokenizer, for a
+    /// job's estimate: the dataset's own when the model's tokenizer is not available (or
+    /// the dataset was counted with it already), else counted once (a validation pass with
+    /// that tokenizer) and remembered for the engine's life.
+    pub(crate) fn statistics_for_model(
+        &self,
+        dataset: &Dataset,
+        model: &str,
+    ) -> Option<DatasetStatistics> {
+        let own = dataset.statistics.clone()?;
+        if model == self.inner.config.training.default_base_model
+            && self.inner.config.validation.tokenizer.is_none()
+        {
+            return Some(own);
+        }
+        let key = (dataset.id, model.to_string());
+        if let Some(s) = self
+            .inner
+            .model_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Some(s.clone());
+        }
+        let Some(m) = self.model_tokenizer(model) else {
+            return Some(own);
+        };
+        let path = self
+            .inner
+            .objects
+            .local_path(Bucket::Datasets, &dataset.storage_path)?;
+        let opts = ValidationOptions {
+            tokenizer: Some(m.tokenizer.clone()),
+            chat_overhead: m.overhead,
+            ..self.validation_options().ok()?
+        };
+        let stats = validation::validate_path(&path, &opts, &mut |_| {})
+            .map(|r| r.statistics)
+            .unwrap_or(own);
+        self.inner
+            .model_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, stats.clone());
+        Some(stats)
     }
 
     /// Validates a stored dataset now and records the verdict (`ready` or `error`) with its
     /// notification. Used by the validation task and by `datasets validate`.
     pub async fn validate_dataset(&self, id: DatasetId) -> Result<Dataset> {
         let mut dataset = self.dataset(id)?;
+        // The verdict of the one-pass import is used once, by the call that follows it, when
+        // the stored file and the options are still those it was given with.
+        let fresh = self
+            .inner
+            .fresh_verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        if let Some((stamp, fingerprint)) = fresh
+            && matches!(dataset.status, DatasetStatus::Ready | DatasetStatus::Error)
+            && stored_stamp(self, &dataset).is_ok_and(|s| s == stamp)
+            && options_fingerprint(&self.validation_options()?) == fingerprint
+        {
+            return Ok(dataset);
+        }
         if dataset.status == DatasetStatus::Uploading {
             return Err(EngineError::Conflict(format!(
                 "dataset {} is still uploading",
@@ -188,15 +346,14 @@ impl Engine {
         let report = tokio::task::spawn_blocking(move || {
             let mut last = 0u64;
             validation::validate_path(&path, &opts, &mut |done| {
-                if done - last >= 8 << 20 || done == total {
-                    last = done;
-                    store.publish(EngineEvent::Progress(Progress {
-                        task: ProgressTask::Validation(id),
-                        done,
-                        total: Some(total),
-                        message: "validating".into(),
-                    }));
-                }
+                publish_progress(
+                    &store,
+                    ProgressTask::Validation(id),
+                    "validating",
+                    &mut last,
+                    done,
+                    total,
+                );
             })
             .map_err(|e| (path, e))
         })
@@ -254,11 +411,16 @@ impl Engine {
                 Ok(())
             })?;
         } else {
+            // The format is named even for a rejected file, when it was recognised.
+            let what = dataset
+                .format
+                .map(|f| format!("a {} file: ", f.as_str()))
+                .unwrap_or_default();
             let message = if errors == 0 {
-                "the file holds no usable training examples".to_string()
+                format!("{what}the file holds no usable training examples")
             } else {
                 format!(
-                    "{errors} problem{} found; the first is on line {}",
+                    "{what}{errors} problem{} found; the first is on line {}",
                     if errors == 1 { "" } else { "s" },
                     dataset
                         .validation_errors
@@ -368,6 +530,123 @@ impl Engine {
         }
         Ok(n)
     }
+}
+
+/// Publishes a progress event every 8 MB (and at the end), so a large file does not flood
+/// the event channel.
+fn publish_progress(
+    store: &crate::store::Store,
+    task: ProgressTask,
+    message: &str,
+    last: &mut u64,
+    done: u64,
+    total: u64,
+) {
+    if done - *last >= 8 << 20 || done == total {
+        *last = done;
+        store.publish(EngineEvent::Progress(Progress {
+            task,
+            done,
+            total: Some(total),
+            message: message.into(),
+        }));
+    }
+}
+
+/// What identifies the stored file's content cheaply: its size and modification time.
+fn stored_stamp(
+    engine: &Engine,
+    dataset: &Dataset,
+) -> std::io::Result<(u64, std::time::SystemTime)> {
+    let path = engine
+        .inner
+        .objects
+        .local_path(Bucket::Datasets, &dataset.storage_path)
+        .ok_or_else(|| std::io::Error::other("not a local store"))?;
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.len(), meta.modified()?))
+}
+
+/// The validation options that change a verdict, as a comparable string.
+fn options_fingerprint(o: &ValidationOptions) -> String {
+    format!(
+        "{}:{}:{}:{}:{:?}",
+        o.holdout_fraction,
+        o.split_seed,
+        o.max_seq_length,
+        o.tokenizer.is_some(),
+        o.chat_overhead
+    )
+}
+
+/// Hands the chunks the copy reads to the validator on another thread, through a bounded
+/// channel (the copy waits when the validator is behind), as a `Read`.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Arc<Vec<u8>>>,
+    chunk: Arc<Vec<u8>>,
+    at: usize,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0), // the copy is done (or failed)
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Copies `source` to `dest` (hashing) and validates it from the same reads. Returns the
+/// size, the sha256 and the report.
+fn one_pass(
+    source: &Path,
+    dest: &Path,
+    file_name: &str,
+    opts: &ValidationOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> std::result::Result<(u64, String, ValidationReport), crate::storage::StorageError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<u8>>>(8);
+    std::thread::scope(|scope| {
+        let validator = scope.spawn(move || {
+            let reader = ChunkReader {
+                rx,
+                chunk: Arc::new(Vec::new()),
+                at: 0,
+            };
+            validation::validate_reader(reader, file_name, opts, &mut |_| {})
+        });
+        let copied = crate::storage::copy_atomic_blocking(
+            source,
+            dest,
+            Some((Bucket::Datasets.max_object_size(), Bucket::Datasets)),
+            &mut |chunk, done, total| {
+                progress(done, total);
+                tx.send(chunk).is_ok()
+            },
+        );
+        drop(tx);
+        let report = validator.join();
+        let (size, sha256) = copied?;
+        match report {
+            Ok(Ok(report)) => Ok((size, sha256, report)),
+            Ok(Err(e)) => Err(crate::storage::StorageError::Other(format!(
+                "validating {}: {e}",
+                source.display()
+            ))),
+            Err(_) => Err(crate::storage::StorageError::Other(
+                "the validator stopped unexpectedly".into(),
+            )),
+        }
+    })
 }
 
 pub(crate) fn check_name(name: &str) -> Result<()> {

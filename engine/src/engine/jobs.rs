@@ -113,12 +113,15 @@ impl Engine {
                 r.dataset.status.as_str()
             )));
         }
-        let stats = r.dataset.statistics.clone().ok_or_else(|| {
-            EngineError::Invalid(format!(
-                "dataset {} has not been validated yet",
-                r.dataset.id.short()
-            ))
-        })?;
+        // Tokens as the job's base model counts them, when its tokenizer is available.
+        let stats = self
+            .statistics_for_model(&r.dataset, &r.hyperparameters.base_model)
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "dataset {} has not been validated yet",
+                    r.dataset.id.short()
+                ))
+            })?;
         let spent = self.spent_this_month()?;
         training::estimate(&EstimateInput {
             statistics: &stats,

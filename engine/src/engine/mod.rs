@@ -2,6 +2,7 @@
 //! CLI commands call its methods and subscribe to its events; nothing else touches storage.
 
 mod artifacts;
+mod clean;
 mod costs;
 mod datasets;
 mod jobs;
@@ -12,6 +13,7 @@ mod runner;
 mod tasks;
 mod uploads;
 
+pub use clean::{CleanOptions, CleanReport, DroppedRecord};
 pub use costs::{BudgetStatus, CostSummary, JobCost, Period};
 pub use datasets::NewDataset;
 pub use jobs::JobRequest;
@@ -164,6 +166,9 @@ impl EngineBuilder {
                 uploads: std::sync::Mutex::new(HashSet::new()),
                 polling: std::sync::Mutex::new(HashSet::new()),
                 poll_slots: Arc::new(tokio::sync::Semaphore::new(runner::POLL_CONCURRENCY)),
+                fresh_verdicts: Default::default(),
+                tokenizers: Default::default(),
+                model_stats: Default::default(),
             }),
         })
     }
@@ -191,7 +196,22 @@ pub(crate) struct Inner {
     pub polling: std::sync::Mutex<HashSet<JobId>>,
     /// Bounds the polls in flight.
     pub poll_slots: Arc<tokio::sync::Semaphore>,
+    /// Verdicts of one-pass imports not yet asked for by `validate_dataset`, with the stored
+    /// file's (size, mtime) and the options they were given with.
+    pub fresh_verdicts: std::sync::Mutex<std::collections::HashMap<DatasetId, FreshVerdict>>,
+    /// Base models' tokenizers from the local Hugging Face cache, by model id (`None`: not
+    /// there).
+    pub tokenizers:
+        std::sync::Mutex<std::collections::HashMap<String, Option<crate::tokens::ModelTokenizer>>>,
+    /// Datasets' statistics counted with another base model's tokenizer, for estimates.
+    pub model_stats: std::sync::Mutex<
+        std::collections::HashMap<(DatasetId, String), crate::domain::DatasetStatistics>,
+    >,
 }
+
+/// A one-pass import's verdict not yet used: the stored file's (size, mtime) and the
+/// validation options' fingerprint it was given with.
+pub(crate) type FreshVerdict = ((u64, std::time::SystemTime), String);
 
 /// Cheap to clone; every clone is the same engine. A handle acts for one user (the profile's,
 /// or a token's through [`Engine::as_user`]): every query and command sees only that user's

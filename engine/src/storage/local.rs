@@ -30,15 +30,13 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Stora
     }
 }
 
-/// Streams `src` into `dest` through a temp file beside it, hashing as it goes; the rename at
-/// the end makes the write atomic. On any error the temp file is removed.
-pub(crate) async fn copy_atomic(
+/// The size of `src`, checked to be a regular file within the bucket's `limit` before any
+/// byte is copied.
+fn check_source(
     src: &Path,
-    dest: &Path,
+    meta: &std::fs::Metadata,
     limit: Option<(u64, Bucket)>,
-    progress: ProgressFn<'_>,
-) -> Result<(u64, String), StorageError> {
-    let meta = tokio::fs::metadata(src).await.map_err(io("reading", src))?;
+) -> Result<u64, StorageError> {
     if !meta.is_file() {
         return Err(StorageError::Io {
             action: "reading",
@@ -57,6 +55,19 @@ pub(crate) async fn copy_atomic(
             bucket,
         });
     }
+    Ok(total)
+}
+
+/// Streams `src` into `dest` through a temp file beside it, hashing as it goes; the rename at
+/// the end makes the write atomic. On any error the temp file is removed.
+pub(crate) async fn copy_atomic(
+    src: &Path,
+    dest: &Path,
+    limit: Option<(u64, Bucket)>,
+    progress: ProgressFn<'_>,
+) -> Result<(u64, String), StorageError> {
+    let meta = tokio::fs::metadata(src).await.map_err(io("reading", src))?;
+    let total = check_source(src, &meta, limit)?;
     let dir = dest.parent().expect("object paths have a parent");
     tokio::fs::create_dir_all(dir)
         .await
@@ -114,6 +125,142 @@ pub(crate) async fn copy_atomic(
         let _ = tokio::fs::remove_file(&tmp).await;
     }
     result
+}
+
+/// The blocking one-pass form of [`copy_atomic`], for imports that also validate: reads `src`
+/// once, in chunks of [`CHUNK`] bytes; each chunk is written to a temp file beside `dest`,
+/// hashed (on a thread of its own: sha256 costs about what the write does) and handed to
+/// `tee` (with the bytes done so far and the total) before the next is read. Writeback of each chunk is started as soon as it is written (`sync_file_range`), so
+/// the final `fsync` has little left to wait for. The rename at the end makes the write
+/// atomic; on any error (or when `tee` returns `false`: the caller gave up) the temp file
+/// is removed.
+pub(crate) fn copy_atomic_blocking(
+    src: &Path,
+    dest: &Path,
+    limit: Option<(u64, Bucket)>,
+    tee: &mut dyn FnMut(std::sync::Arc<Vec<u8>>, u64, u64) -> bool,
+) -> Result<(u64, String), StorageError> {
+    let mut input = std::fs::File::open(src).map_err(io("reading", src))?;
+    let meta = input.metadata().map_err(io("reading", src))?;
+    check_source(src, &meta, limit)?;
+    let too_large = |size| {
+        limit.and_then(|(limit, bucket)| {
+            (size > limit).then(|| StorageError::TooLarge {
+                what: src.display().to_string(),
+                size,
+                limit,
+                bucket,
+            })
+        })
+    };
+    let dir = dest.parent().expect("object paths have a parent");
+    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<std::sync::Arc<Vec<u8>>>(8);
+    let result = std::thread::scope(|scope| {
+        let hasher = scope.spawn(move || {
+            let mut hasher = Sha256::new();
+            for chunk in chunks {
+                hasher.update(&chunk[..]);
+            }
+            hex::encode(hasher.finalize())
+        });
+        let copied = copy_chunks(
+            &mut input,
+            src,
+            dest,
+            &tmp,
+            &too_large,
+            &mut |chunk, done, total| {
+                to_hasher.send(chunk.clone()).is_ok() && tee(chunk, done, total)
+            },
+        );
+        drop(to_hasher);
+        let sha256 = hasher
+            .join()
+            .map_err(|_| StorageError::Other("the sha256 thread stopped".into()))?;
+        copied.map(|done| (done, sha256))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The copy loop of [`copy_atomic_blocking`]: read, write, start writeback, hand on; then
+/// `fsync` and rename. Returns the bytes copied.
+fn copy_chunks(
+    input: &mut std::fs::File,
+    src: &Path,
+    dest: &Path,
+    tmp: &Path,
+    too_large: &dyn Fn(u64) -> Option<StorageError>,
+    tee: &mut dyn FnMut(std::sync::Arc<Vec<u8>>, u64, u64) -> bool,
+) -> Result<u64, StorageError> {
+    use std::io::{Read, Write};
+    let total = input.metadata().map_err(io("reading", src))?.len();
+    {
+        let mut output = std::fs::File::create(tmp).map_err(io("writing", tmp))?;
+        let mut done = 0u64;
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            let mut n = 0;
+            // Fill the chunk (short reads happen on pipes and network file systems).
+            while n < CHUNK {
+                match input.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(io("reading", src)(e)),
+                }
+            }
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n);
+            output.write_all(&buf).map_err(io("writing", dest))?;
+            start_writeback(&output, done, n as u64);
+            done += n as u64;
+            if let Some(e) = too_large(done) {
+                // The file grew while we copied it.
+                return Err(e);
+            }
+            if !tee(std::sync::Arc::new(buf), done, total.max(done)) {
+                return Err(StorageError::Other("the import was abandoned".into()));
+            }
+            if n < CHUNK {
+                break;
+            }
+        }
+        output.sync_all().map_err(io("writing", dest))?;
+        drop(output);
+        std::fs::rename(tmp, dest).map_err(io("writing", dest))?;
+        Ok(done)
+    }
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` of `file` to disk now, without
+/// waiting (Linux); elsewhere nothing, and the final `fsync` does it all.
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on an open descriptor; failure only loses the hint.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
 }
 
 #[async_trait]

@@ -5,6 +5,7 @@
 mod local;
 
 pub use local::LocalStore;
+pub(crate) use local::copy_atomic_blocking;
 
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};

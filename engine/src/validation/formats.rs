@@ -1,12 +1,16 @@
-//! The six example layouts: recognising one from its keys, checking an example against it,
-//! and turning it into chat messages.
+//! The example layouts: recognising one from its keys, checking an example against it, and
+//! turning it into chat messages. Tool calls (OpenAI `tools`/`tool_calls`/`tool` messages,
+//! the older `functions`/`function_call`/`function` role, ShareGPT's `function_call` and
+//! `observation` turns with a `tools` field) are part of the OpenAI chat and ShareGPT
+//! formats; plain text is a format of its own. Data for other kinds of training (media,
+//! preference pairs, KTO labels) is recognised and refused ([`refusal`]).
 //!
 //! The rules agree with the trainer's reader (`trainer/brightrun_trainer/data.py`): an example
 //! this module accepts is one the trainer can use, in the same normal form. The validator is
 //! stricter where a person would want to know (empty messages, alternation, a conversation
 //! that does not end with the assistant's reply, unknown keys).
 
-use super::issues::Rep;
+use super::issues::{Refusal, Rep};
 use super::tape::{Doc, Node, Text};
 use crate::domain::DatasetFormat;
 
@@ -15,6 +19,10 @@ pub(crate) enum Role {
     System,
     User,
     Assistant,
+    /// A tool's (or function's) result, answering an earlier call.
+    Tool,
+    /// The whole of a plain-text example, trained on every token.
+    Text,
 }
 
 impl Role {
@@ -23,6 +31,8 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
+            Role::Text => "text",
         }
     }
 }
@@ -34,12 +44,17 @@ pub(crate) struct Msg {
     pub first: u32,
     pub count: u32,
     pub trainable: bool,
+    /// How many tool calls an assistant message makes (its content then shows them).
+    pub calls: u32,
 }
 
 /// One example in normal form. The vectors are reused from one example to the next.
 pub(crate) struct Conversation<'t> {
     pub msgs: Vec<Msg>,
     pub pieces: Vec<Text<'t>>,
+    /// Bytes of text the model also reads besides the messages (tool definitions), for the
+    /// token count.
+    pub extra_bytes: u64,
 }
 
 impl<'t> Conversation<'t> {
@@ -48,7 +63,8 @@ impl<'t> Conversation<'t> {
             role,
             first: self.pieces.len() as u32,
             count: parts.len() as u32,
-            trainable: trainable && role == Role::Assistant,
+            trainable: trainable && matches!(role, Role::Assistant | Role::Text),
+            calls: 0,
         });
         self.pieces.extend_from_slice(parts);
     }
@@ -60,6 +76,7 @@ impl<'t> Conversation<'t> {
             first: first as u32,
             count: (self.pieces.len() - first) as u32,
             trainable: trainable && role == Role::Assistant,
+            calls: 0,
         });
     }
 
@@ -77,12 +94,26 @@ pub(crate) fn label(f: DatasetFormat) -> &'static str {
         DatasetFormat::Alpaca => "Alpaca",
         DatasetFormat::Sharegpt => "ShareGPT",
         DatasetFormat::PromptCompletion => "prompt/completion",
+        DatasetFormat::Text => "plain text",
+        DatasetFormat::Preference => "preference",
+        DatasetFormat::Kto => "KTO",
     }
+}
+
+/// "a" or "an" before a format's label ("an OpenAI chat example", "an Alpaca example").
+pub(crate) fn a_label(f: DatasetFormat) -> String {
+    let l = label(f);
+    let article = if l.starts_with(['A', 'E', 'I', 'O', 'U', 'a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {l}")
 }
 
 /// The format an example's keys announce, in the trainer's order of precedence.
 pub(crate) fn detect(doc: &Doc, root: usize) -> Option<DatasetFormat> {
-    let (mut turns, mut messages, mut conversations) = (false, false, false);
+    let (mut turns, mut messages, mut conversations, mut text) = (false, false, false, false);
     let (mut user_input, mut target, mut instruction, mut output, mut prompt, mut completion) =
         (false, false, false, false, false, false);
     for (k, _) in doc.entries(root) {
@@ -96,6 +127,7 @@ pub(crate) fn detect(doc: &Doc, root: usize) -> Option<DatasetFormat> {
             "output" => output = true,
             "prompt" => prompt = true,
             "completion" => completion = true,
+            "text" => text = true,
             _ => {}
         }
     }
@@ -111,9 +143,94 @@ pub(crate) fn detect(doc: &Doc, root: usize) -> Option<DatasetFormat> {
         Some(DatasetFormat::Alpaca)
     } else if prompt && completion {
         Some(DatasetFormat::PromptCompletion)
+    } else if text {
+        Some(DatasetFormat::Text)
     } else {
         None
     }
+}
+
+/// Data for another kind of training, recognised from the example's top-level keys: preference
+/// pairs, KTO labels, media. Looked at before [`detect`], so that such a file is refused as a
+/// whole with the right reason instead of being trained on what happens to fit a format.
+pub(crate) fn refusal(doc: &Doc, root: usize) -> Option<(Refusal, DatasetFormat)> {
+    let (mut chosen, mut rejected, mut preferred, mut non_preferred, mut chosen_messages) =
+        (false, false, false, false, false);
+    let (mut kto, mut media) = (false, None);
+    for (k, v) in doc.entries(root) {
+        match k {
+            "chosen" => chosen = true,
+            "rejected" => rejected = true,
+            "preferred_output" => preferred = true,
+            "non_preferred_output" => non_preferred = true,
+            "chosen_messages" | "rejected_messages" => chosen_messages = true,
+            "kto_tag" => kto = true,
+            "label" => kto |= matches!(doc.nodes[v], Node::Bool(_)),
+            "images" | "videos" | "audios" | "image" | "audio" | "video" => {
+                let present = match doc.nodes[v] {
+                    Node::Null => false,
+                    Node::Arr { len, .. } => len > 0,
+                    Node::Str(s) => !s.is_empty(),
+                    _ => true,
+                };
+                if present && media.is_none() {
+                    media = Some(match k {
+                        "images" | "image" => "an \"images\" key",
+                        "videos" | "video" => "a \"videos\" key",
+                        _ => "an \"audios\" key",
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    if chosen && rejected {
+        return Some((
+            Refusal::Preference("chosen and rejected replies"),
+            DatasetFormat::Preference,
+        ));
+    }
+    if preferred || non_preferred {
+        return Some((
+            Refusal::Preference(
+                "OpenAI preference fine-tuning: input, preferred_output and non_preferred_output",
+            ),
+            DatasetFormat::Preference,
+        ));
+    }
+    if chosen_messages {
+        return Some((
+            Refusal::Preference("chosen_messages and rejected_messages"),
+            DatasetFormat::Preference,
+        ));
+    }
+    if kto {
+        return Some((Refusal::Kto, DatasetFormat::Kto));
+    }
+    let media = media?;
+    let fmt = detect(doc, root).unwrap_or(DatasetFormat::Sharegpt);
+    Some((Refusal::Multimodal(media), fmt))
+}
+
+/// Whether a text holds a LLaMA-Factory media placeholder (`<image>`, `<video>`, `<audio>`):
+/// the media it stands for would be dropped and the model would learn the bare tag.
+pub(crate) fn media_tag(text: &Text) -> Option<&'static str> {
+    let raw = match *text {
+        Text::Raw(s) | Text::Esc { raw: s, .. } | Text::Decoded(s) => s.as_bytes(),
+    };
+    for at in memchr::memchr_iter(b'<', raw) {
+        let rest = &raw[at + 1..];
+        for tag in ["image>", "video>", "audio>"] {
+            if rest.starts_with(tag.as_bytes()) {
+                return Some(match tag {
+                    "image>" => "an <image> tag",
+                    "video>" => "a <video> tag",
+                    _ => "an <audio> tag",
+                });
+            }
+        }
+    }
+    None
 }
 
 /// Why an object is no example of any format, and what to do about it.
@@ -159,13 +276,16 @@ pub(crate) fn unknown_shape(
                 "the example has {shown} but no \"{missing}\": it looks like {} but is incomplete",
                 label(f)
             ),
-            format!("add \"{missing}\"; a {} example is {}", label(f), f.shape()),
+            format!("add \"{missing}\"; {} example is {}", a_label(f), f.shape()),
         );
     }
     let error = format!("the example has {shown}, which match none of the supported formats");
     let suggestion = match file {
-        Some(f) => format!("write it like the rest of the file, as {}: {}", label(f), f.shape()),
-        None if has("text") => "plain text is not supported: write each example as a conversation, e.g. {\"messages\": [{\"role\": \"user\", …}, {\"role\": \"assistant\", …}]} or {\"prompt\": …, \"completion\": …}".into(),
+        Some(f) => format!(
+            "write it like the rest of the file, as {}: {}",
+            label(f),
+            f.shape()
+        ),
         None => supported_formats(),
     };
     (error, suggestion)
@@ -173,7 +293,7 @@ pub(crate) fn unknown_shape(
 
 /// A one-line list of the accepted layouts.
 pub(crate) fn supported_formats() -> String {
-    let list: Vec<String> = DatasetFormat::ALL
+    let list: Vec<String> = DatasetFormat::TRAINABLE
         .iter()
         .map(|f| format!("{} {}", label(*f), f.shape()))
         .collect();
@@ -196,6 +316,10 @@ pub(crate) fn check<'t>(
         DatasetFormat::BrightrunFlat => check_flat(doc, root, rep, conv),
         DatasetFormat::Alpaca => check_alpaca(doc, root, rep, conv),
         DatasetFormat::PromptCompletion => check_prompt_completion(doc, root, rep, conv),
+        DatasetFormat::Text => check_text(doc, root, rep, conv),
+        // Never reached: `refusal` catches these first. Refuse anyway, never accept.
+        DatasetFormat::Preference => rep.refuse(Refusal::Preference("chosen and rejected")),
+        DatasetFormat::Kto => rep.refuse(Refusal::Kto),
     }
 }
 
@@ -204,24 +328,28 @@ struct ListSpec {
     format: DatasetFormat,
     /// The key of the message list.
     list: &'static str,
-    /// Other top-level keys it knows (`system` is read as a system prompt when listed).
+    /// Other top-level keys it knows (`system` is read as a system prompt when listed,
+    /// `tools`/`functions` as tool definitions).
     top_keys: &'static [&'static str],
     role_key: &'static str,
     content_key: &'static str,
     /// Allowed role names, for messages.
     role_names: &'static str,
-    /// `weight` (0 or 1) on assistant messages, content as a list of text parts.
-    openai: bool,
+    /// The known keys of a message, for the unknown-key warning.
+    message_keys: &'static str,
+    /// The known keys of an example, for the unknown-key warning.
+    example_keys: &'static str,
 }
 
 const OPENAI: ListSpec = ListSpec {
     format: DatasetFormat::OpenaiChat,
     list: "messages",
-    top_keys: &[],
+    top_keys: &["tools", "functions", "parallel_tool_calls"],
     role_key: "role",
     content_key: "content",
-    role_names: "system, user or assistant (developer is read as system)",
-    openai: true,
+    role_names: "system, user, assistant or tool (developer is read as system, function as tool)",
+    message_keys: "\"role\", \"content\", an optional \"weight\", and for tool calls \"tool_calls\", \"tool_call_id\", \"name\" or \"function_call\"",
+    example_keys: "\"messages\" and optional \"tools\" or \"functions\"",
 };
 
 const V4: ListSpec = ListSpec {
@@ -231,17 +359,19 @@ const V4: ListSpec = ListSpec {
     role_key: "role",
     content_key: "content",
     role_names: "system, user or assistant",
-    openai: false,
+    message_keys: "\"role\" and \"content\"",
+    example_keys: "\"conversation_id\" and \"turns\"",
 };
 
 const SHAREGPT: ListSpec = ListSpec {
     format: DatasetFormat::Sharegpt,
     list: "conversations",
-    top_keys: &["system"],
+    top_keys: &["system", "tools"],
     role_key: "from",
     content_key: "value",
-    role_names: "human, gpt or system",
-    openai: false,
+    role_names: "human, gpt, system, function_call or observation",
+    message_keys: "\"from\" and \"value\"",
+    example_keys: "\"conversations\" and optional \"system\" and \"tools\"",
 };
 
 fn unknown_key(rep: &mut Rep, fmt: DatasetFormat, place: &str, key: &str, known: &str) {
@@ -249,8 +379,8 @@ fn unknown_key(rep: &mut Rep, fmt: DatasetFormat, place: &str, key: &str, known:
         (
             format!("unknown key \"{key}\"{place}; it is ignored"),
             format!(
-                "remove it or check its spelling; a {} {} has {known}",
-                label(fmt),
+                "remove it or check its spelling; {} {} has {known}",
+                a_label(fmt),
                 if place.is_empty() {
                     "example"
                 } else {
@@ -268,6 +398,10 @@ enum Key {
     Role,
     Content,
     Weight,
+    ToolCalls,
+    ToolCallId,
+    Name,
+    FunctionCall,
     Other,
 }
 
@@ -278,6 +412,10 @@ fn message_key(format: DatasetFormat, k: &str) -> Key {
             "role" => Key::Role,
             "content" => Key::Content,
             "weight" => Key::Weight,
+            "tool_calls" => Key::ToolCalls,
+            "tool_call_id" => Key::ToolCallId,
+            "name" => Key::Name,
+            "function_call" => Key::FunctionCall,
             _ => Key::Other,
         },
         DatasetFormat::Sharegpt => match k {
@@ -293,20 +431,33 @@ fn message_key(format: DatasetFormat, k: &str) -> Key {
     }
 }
 
+/// A role as written, before it is mapped: ShareGPT's `function_call` turn is an assistant
+/// message that is one tool call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Named {
+    Role(Role),
+    /// ShareGPT `function_call`: the value is the call, as JSON.
+    CallTurn,
+}
+
 #[inline(always)]
-fn role_named(format: DatasetFormat, text: Text) -> Option<Role> {
+fn role_named(format: DatasetFormat, text: Text) -> Option<Named> {
     let (Text::Raw(s) | Text::Decoded(s)) = text else {
         return None;
     };
-    match (format, s) {
-        (_, "user") => Some(Role::User),
-        (_, "assistant") => Some(Role::Assistant),
-        (_, "system") => Some(Role::System),
-        (DatasetFormat::OpenaiChat, "developer") => Some(Role::System),
-        (DatasetFormat::Sharegpt, "human") => Some(Role::User),
-        (DatasetFormat::Sharegpt, "gpt") => Some(Role::Assistant),
-        _ => None,
-    }
+    let role = match (format, s) {
+        (_, "user") => Role::User,
+        (_, "assistant") => Role::Assistant,
+        (_, "system") => Role::System,
+        (DatasetFormat::OpenaiChat, "developer") => Role::System,
+        (DatasetFormat::OpenaiChat, "tool" | "function") => Role::Tool,
+        (DatasetFormat::Sharegpt, "human") => Role::User,
+        (DatasetFormat::Sharegpt, "gpt") => Role::Assistant,
+        (DatasetFormat::Sharegpt, "observation") => Role::Tool,
+        (DatasetFormat::Sharegpt, "function_call") => return Some(Named::CallTurn),
+        _ => return None,
+    };
+    Some(Named::Role(role))
 }
 
 fn is_blank(parts: &[Text]) -> bool {
@@ -318,6 +469,242 @@ fn is_blank(parts: &[Text]) -> bool {
 pub(crate) fn recycle<'b>(mut v: Vec<Text<'_>>) -> Vec<Text<'b>> {
     v.clear();
     v.into_iter().map(|_| unreachable!()).collect()
+}
+
+/// Parses a JSON text held in a string (tool-call arguments, ShareGPT's `tools` and
+/// `function_call` values) into its own small tape and runs `f` on it; `Err` is the
+/// parser's reason. These texts are small, so a fresh tape each time costs little.
+fn with_parsed<R>(text: &Text, f: impl FnOnce(&Doc<'_, '_>) -> R) -> Result<R, String> {
+    let decoded = text.decoded();
+    let mut nodes = Vec::new();
+    let mut arena = String::new();
+    match super::tape::parse(decoded.as_bytes(), &mut nodes, &mut arena) {
+        Ok(()) => Ok(f(&Doc {
+            nodes: &nodes,
+            arena: &arena,
+        })),
+        Err(e) => Err(match e.kind {
+            super::tape::ErrorKind::Eof(m) | super::tape::ErrorKind::Syntax(m) => m.to_string(),
+            super::tape::ErrorKind::Utf8(_) => "not UTF-8".to_string(),
+        }),
+    }
+}
+
+/// Checks a list of tool definitions at `at` (OpenAI `tools`, `{"type": "function",
+/// "function": {…}}`, or bare `{"name", "description", "parameters"}` as in `functions` and
+/// ShareGPT's `tools`): each names its function and its parameters are a JSON schema object.
+/// Returns the first problem, and counts the definitions' text bytes.
+fn check_tool_defs(doc: &Doc, at: usize, bytes: &mut u64) -> Result<(), String> {
+    let Node::Arr { .. } = doc.nodes[at] else {
+        return Err(format!(
+            "is {}, not a list of tool definitions",
+            doc.kind(at)
+        ));
+    };
+    for (i, def) in doc.elements(at).enumerate() {
+        if !doc.is_obj(def) {
+            return Err(format!("[{i}] is {}, not an object", doc.kind(def)));
+        }
+        let f = match doc.get(def, "function") {
+            Some(f) if doc.is_obj(f) => f,
+            Some(f) => return Err(format!("[{i}].function is {}, not an object", doc.kind(f))),
+            None => def,
+        };
+        match doc.get(f, "name").and_then(|n| doc.text_at(n)) {
+            Some(n) if !n.is_blank() => {}
+            _ => return Err(format!("[{i}] has no function \"name\" (a string)")),
+        }
+        if let Some(p) = doc.get(f, "parameters") {
+            check_schema(doc, p).map_err(|e| format!("[{i}].parameters {e}"))?;
+        }
+        *bytes += text_bytes(doc, def);
+    }
+    Ok(())
+}
+
+/// The JSON-schema shape a function's parameters must have: an object schema (`type`
+/// "object" when given), `properties` an object of schema objects, `required` a list of
+/// strings naming properties.
+fn check_schema(doc: &Doc, p: usize) -> Result<(), String> {
+    if matches!(doc.nodes[p], Node::Null) {
+        return Ok(());
+    }
+    if !doc.is_obj(p) {
+        return Err(format!("is {}, not a JSON schema object", doc.kind(p)));
+    }
+    if let Some(t) = doc.get(p, "type")
+        && !doc.text_at(t).is_some_and(|t| t.is("object"))
+    {
+        return Err(format!(
+            "has \"type\" {}; a function's parameters are \"object\"",
+            doc.show(t)
+        ));
+    }
+    let props = doc.get(p, "properties");
+    if let Some(props) = props {
+        if !doc.is_obj(props) {
+            return Err(format!(
+                "\"properties\" is {}, not an object",
+                doc.kind(props)
+            ));
+        }
+        for (k, v) in doc.entries(props) {
+            if !doc.is_obj(v) {
+                return Err(format!(
+                    "\"properties\".\"{k}\" is {}, not a schema object",
+                    doc.kind(v)
+                ));
+            }
+        }
+    }
+    if let Some(r) = doc.get(p, "required") {
+        let Node::Arr { .. } = doc.nodes[r] else {
+            return Err(format!(
+                "\"required\" is {}, not a list of names",
+                doc.kind(r)
+            ));
+        };
+        for n in doc.elements(r) {
+            let Some(name) = doc.str_at(n) else {
+                return Err("\"required\" holds something other than a property name".into());
+            };
+            if let Some(props) = props
+                && doc.get(props, name).is_none()
+            {
+                return Err(format!(
+                    "\"required\" names \"{name}\", which is not in \"properties\""
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of the strings in a subtree (keys and values), for the token count.
+fn text_bytes(doc: &Doc, at: usize) -> u64 {
+    let end = doc.skip(at);
+    (at..end)
+        .map(|i| doc.text_at(i).map_or(1, |t| t.len() as u64 + 2))
+        .sum()
+}
+
+/// The calls an assistant message has made that no tool message has answered yet.
+#[derive(Default)]
+struct Pending<'t> {
+    ids: Vec<Text<'t>>,
+    /// Calls without an id (the legacy `function_call`, ShareGPT), answered in order.
+    anonymous: u32,
+}
+
+fn same_text(a: &Text, b: &Text) -> bool {
+    a.decoded() == b.decoded()
+}
+
+/// Checks one OpenAI tool call (`{"id", "type": "function", "function": {"name",
+/// "arguments"}}`) or a legacy `function_call` (`{"name", "arguments"}`), and adds it to the
+/// message's content as `name(arguments)`.
+fn tool_call<'t>(
+    doc: &Doc<'t, '_>,
+    at: usize,
+    legacy: bool,
+    pieces: &mut Vec<Text<'t>>,
+    pending: &mut Pending<'t>,
+) -> Result<(), String> {
+    if !doc.is_obj(at) {
+        return Err(format!("is {}, not an object", doc.kind(at)));
+    }
+    let f = if legacy {
+        at
+    } else {
+        match doc.get(at, "function") {
+            Some(f) if doc.is_obj(f) => f,
+            Some(f) => return Err(format!(".function is {}, not an object", doc.kind(f))),
+            None => return Err("has no \"function\": {\"name\": …, \"arguments\": …}".into()),
+        }
+    };
+    // The call is registered even when it is broken, so that its result is not blamed too.
+    match doc.get(at, "id").and_then(|i| doc.text_at(i)) {
+        Some(id) if !legacy => pending.ids.push(id),
+        _ => pending.anonymous += 1,
+    }
+    let name = match doc.get(f, "name").and_then(|n| doc.text_at(n)) {
+        Some(n) if !n.is_blank() => n,
+        _ => return Err("has no function \"name\" (a string)".into()),
+    };
+    let args = match doc.get(f, "arguments") {
+        None => None,
+        Some(a) => match doc.nodes[a] {
+            Node::Obj { .. } => Some(Text::Decoded("{…}")),
+            _ => match doc.text_at(a) {
+                Some(t) => {
+                    let is_obj = with_parsed(&t, |d| d.is_obj(0)).map_err(|e| {
+                        format!(".arguments is not valid JSON ({e}): {}", doc.show(a))
+                    })?;
+                    if !is_obj {
+                        return Err(".arguments must be a JSON object (as a string)".into());
+                    }
+                    Some(t)
+                }
+                None => {
+                    return Err(format!(
+                        ".arguments is {}, not a JSON object in a string",
+                        doc.kind(a)
+                    ));
+                }
+            },
+        },
+    };
+    if !pieces.is_empty() {
+        pieces.push(Text::Decoded("\n"));
+    }
+    pieces.push(name);
+    pieces.push(Text::Decoded("("));
+    if let Some(a) = args {
+        pieces.push(a);
+    }
+    pieces.push(Text::Decoded(")"));
+    Ok(())
+}
+
+/// ShareGPT's `function_call` turn: its value is `{"name": …, "arguments": …}` as JSON text.
+fn sharegpt_call<'t>(
+    value: Text<'t>,
+    pieces: &mut Vec<Text<'t>>,
+    pending: &mut Pending<'t>,
+) -> Result<(), String> {
+    let problem = with_parsed(&value, |d| {
+        let calls: Vec<usize> = match d.nodes[0] {
+            Node::Arr { .. } => d.elements(0).collect(),
+            _ => vec![0],
+        };
+        for c in calls {
+            if !d.is_obj(c) {
+                return Some(format!("holds {}, not a call object", d.kind(c)));
+            }
+            if d.get(c, "name")
+                .and_then(|n| d.text_at(n))
+                .is_none_or(|n| n.is_blank())
+            {
+                return Some("has no function \"name\"".to_string());
+            }
+            match d.get(c, "arguments") {
+                None => {}
+                Some(a) if d.is_obj(a) => {}
+                Some(a) => match d.text_at(a).map(|t| with_parsed(&t, |x| x.is_obj(0))) {
+                    Some(Ok(true)) => {}
+                    _ => return Some("has \"arguments\" that are not a JSON object".to_string()),
+                },
+            }
+        }
+        None
+    })
+    .map_err(|e| format!("is not valid JSON ({e})"))?;
+    if let Some(p) = problem {
+        return Err(p);
+    }
+    pending.anonymous += 1;
+    pieces.push(value);
+    Ok(())
 }
 
 fn check_list_format<'t>(
@@ -334,13 +721,10 @@ fn check_list_format<'t>(
             list = Some(v);
         } else if k == "system" && spec.top_keys.contains(&"system") {
             system = Some(v);
+        } else if (k == "tools" || k == "functions") && spec.top_keys.contains(&k) {
+            tool_defs(doc, k, v, rep, conv);
         } else if !spec.top_keys.contains(&k) {
-            let known = match spec.format {
-                DatasetFormat::BrightrunV4 => "\"conversation_id\" and \"turns\"",
-                DatasetFormat::Sharegpt => "\"conversations\" and an optional \"system\"",
-                _ => "\"messages\"",
-            };
-            unknown_key(rep, spec.format, "", k, known);
+            unknown_key(rep, spec.format, "", k, spec.example_keys);
         }
     }
     if let Some(s) = system {
@@ -365,8 +749,8 @@ fn check_list_format<'t>(
             (
                 format!("\"{name}\" is {}, not an array", doc.kind(list)),
                 format!(
-                    "a {} example is {}",
-                    label(spec.format),
+                    "{} example is {}",
+                    a_label(spec.format),
                     spec.format.shape()
                 ),
             )
@@ -382,9 +766,11 @@ fn check_list_format<'t>(
         });
         return;
     }
+    let openai = spec.format == DatasetFormat::OpenaiChat;
     let before = rep.errors;
     let offset = conv.msgs.len();
     let mut complete = true;
+    let mut pending = Pending::default();
     for (n, item) in doc.elements(list).enumerate() {
         if !doc.is_obj(item) {
             rep.error(|| {
@@ -400,32 +786,158 @@ fn check_list_format<'t>(
             continue;
         }
         let (mut role_at, mut content_at, mut weight_at) = (None, None, None);
+        let (mut calls_at, mut call_id_at, mut function_call_at) = (None, None, None);
         for (k, v) in doc.entries(item) {
-            let key = message_key(spec.format, k);
-            if key == Key::Role {
-                role_at = Some(v);
-            } else if key == Key::Content {
-                content_at = Some(v);
-            } else if key == Key::Weight {
-                weight_at = Some(v);
-            } else {
-                let place = format!(" in {name}[{n}]");
-                let known = if spec.openai {
-                    "\"role\", \"content\" and an optional \"weight\"".to_string()
-                } else {
-                    format!("\"{}\" and \"{}\"", spec.role_key, spec.content_key)
-                };
-                unknown_key(rep, spec.format, &place, k, &known);
+            match message_key(spec.format, k) {
+                Key::Role => role_at = Some(v),
+                Key::Content => content_at = Some(v),
+                Key::Weight => weight_at = Some(v),
+                Key::ToolCalls => calls_at = Some(v),
+                Key::ToolCallId => call_id_at = Some(v),
+                Key::FunctionCall => function_call_at = Some(v),
+                Key::Name => {}
+                Key::Other => {
+                    let place = format!(" in {name}[{n}]");
+                    unknown_key(rep, spec.format, &place, k, spec.message_keys);
+                }
             }
         }
-        let role = role_of(doc, rep, spec, n, role_at);
+        let named = role_of(doc, rep, spec, n, role_at);
         let first = conv.pieces.len();
-        let content_ok = content_of(doc, rep, spec, n, content_at, &mut conv.pieces);
-        let Some(role) = role else {
-            conv.pieces.truncate(first);
+        let Some(named) = named else {
             complete = false;
             continue;
         };
+        let role = match named {
+            Named::Role(r) => r,
+            Named::CallTurn => Role::Assistant,
+        };
+        // Tool calls of an assistant message (OpenAI `tool_calls`, legacy `function_call`).
+        let mut calls = 0u32;
+        let mut call_problem = None;
+        if openai && (calls_at.is_some() || function_call_at.is_some()) && role != Role::Assistant {
+            {
+                rep.error(|| {
+                    (
+                        format!("{name}[{n}] is a {} message with tool calls; only assistant messages make calls", role.as_str()),
+                        "move the calls to the assistant message that makes them".into(),
+                    )
+                });
+            }
+        }
+        let mut call_pieces: Vec<Text<'t>> = Vec::new();
+        if openai && role == Role::Assistant {
+            if let Some(c) = calls_at {
+                match doc.nodes[c] {
+                    Node::Null => {}
+                    Node::Arr { .. } => {
+                        for (j, call) in doc.elements(c).enumerate() {
+                            match tool_call(doc, call, false, &mut call_pieces, &mut pending) {
+                                Ok(()) => calls += 1,
+                                Err(e) => {
+                                    call_problem.get_or_insert(format!(
+                                        "{name}[{n}].tool_calls[{j}]{}",
+                                        sep(&e)
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    _ => {
+                        call_problem = Some(format!(
+                            "{name}[{n}].tool_calls is {}, not a list",
+                            doc.kind(c)
+                        ))
+                    }
+                }
+            }
+            if let Some(c) = function_call_at
+                && !matches!(doc.nodes[c], Node::Null)
+            {
+                match tool_call(doc, c, true, &mut call_pieces, &mut pending) {
+                    Ok(()) => calls += 1,
+                    Err(e) => {
+                        call_problem.get_or_insert(format!("{name}[{n}].function_call{}", sep(&e)));
+                    }
+                }
+            }
+        }
+        if let Some(p) = call_problem {
+            rep.error(|| {
+                (
+                    p,
+                    "write each call as {\"id\": …, \"type\": \"function\", \"function\": {\"name\": …, \"arguments\": \"{…}\"}}, the arguments a JSON object serialised as a string".into(),
+                )
+            });
+        }
+        // A tool message answers an earlier call.
+        if role == Role::Tool {
+            let id = call_id_at.and_then(|i| doc.text_at(i));
+            let answered = match id {
+                Some(id) => {
+                    if let Some(p) = pending.ids.iter().position(|x| same_text(x, &id)) {
+                        pending.ids.remove(p);
+                        true
+                    } else {
+                        false
+                    }
+                }
+                None if pending.anonymous > 0 => {
+                    pending.anonymous -= 1;
+                    true
+                }
+                None if !pending.ids.is_empty() => {
+                    pending.ids.remove(0);
+                    true
+                }
+                None => false,
+            };
+            if !answered {
+                let shown = call_id_at.map(|i| doc.show(i));
+                rep.error(|| {
+                    (
+                        match shown {
+                            Some(id) => format!("{name}[{n}] is a tool result for call {id}, which no earlier assistant message made"),
+                            None => format!("{name}[{n}] is a tool result, but no earlier assistant message made a call it could answer"),
+                        },
+                        "give the assistant message before it the matching tool call (\"tool_calls\" with the same \"id\"), or remove the tool message".into(),
+                    )
+                });
+            }
+        }
+        let attempted = [calls_at, function_call_at]
+            .iter()
+            .flatten()
+            .any(|&c| !matches!(doc.nodes[c], Node::Null));
+        let may_be_empty = calls > 0 || (openai && attempted) || role == Role::Tool;
+        let content_ok = match named {
+            Named::CallTurn => match content_at.and_then(|c| doc.text_at(c)) {
+                Some(v) => match sharegpt_call(v, &mut conv.pieces, &mut pending) {
+                    Ok(()) => {
+                        calls += 1;
+                        true
+                    }
+                    Err(e) => {
+                        rep.error(|| {
+                                (
+                                    format!("{name}[{n}].value (a function_call) {e}"),
+                                    "write the call as JSON text: \"{\\\"name\\\": …, \\\"arguments\\\": {…}}\"".into(),
+                                )
+                            });
+                        false
+                    }
+                },
+                None => content_of(doc, rep, spec, n, content_at, &mut conv.pieces),
+            },
+            Named::Role(_)
+                if may_be_empty
+                    && content_at.is_none_or(|c| matches!(doc.nodes[c], Node::Null)) =>
+            {
+                true
+            }
+            Named::Role(_) => content_of(doc, rep, spec, n, content_at, &mut conv.pieces),
+        };
+        conv.pieces.extend(call_pieces);
         let mut trainable = true;
         if let Some(w) = weight_at {
             let value = match doc.nodes[w] {
@@ -456,7 +968,7 @@ fn check_list_format<'t>(
             complete = false;
             continue;
         }
-        if is_blank(&conv.pieces[first..]) {
+        if is_blank(&conv.pieces[first..]) && !may_be_empty {
             if role == Role::System {
                 rep.warn(|| {
                     (
@@ -478,13 +990,61 @@ fn check_list_format<'t>(
             }
         }
         conv.push_since(role, first, trainable);
+        if let Some(m) = conv.msgs.last_mut() {
+            m.calls = calls;
+        }
     }
     if complete && rep.errors == before {
         check_order(conv, spec.list, offset, rep);
     }
 }
 
-fn role_of(doc: &Doc, rep: &mut Rep, spec: &ListSpec, n: usize, at: Option<usize>) -> Option<Role> {
+/// `": reason"` or `"reason"` when it starts with a field (`.arguments …`, `[0] …`).
+fn sep(e: &str) -> String {
+    if e.starts_with(['.', '[']) {
+        e.to_string()
+    } else {
+        format!(" {e}")
+    }
+}
+
+/// The example's tool definitions (`tools`, `functions`): a list, or (ShareGPT, as
+/// LLaMA-Factory writes it) a JSON text holding the list.
+fn tool_defs(doc: &Doc, key: &str, v: usize, rep: &mut Rep, conv: &mut Conversation) {
+    let mut bytes = 0u64;
+    let result = match doc.nodes[v] {
+        Node::Null => Ok(()),
+        Node::Arr { .. } => check_tool_defs(doc, v, &mut bytes),
+        _ => match doc.text_at(v) {
+            Some(t) if t.is_blank() => Ok(()),
+            Some(t) => match with_parsed(&t, |d| check_tool_defs(d, 0, &mut bytes)) {
+                Ok(r) => r,
+                Err(e) => Err(format!("is a string that is not valid JSON ({e})")),
+            },
+            None => Err(format!(
+                "is {}, not a list of tool definitions",
+                doc.kind(v)
+            )),
+        },
+    };
+    conv.extra_bytes += bytes;
+    if let Err(e) = result {
+        rep.error(|| {
+            (
+                format!("\"{key}\"{}", sep(&e)),
+                "write the tools as a list of {\"type\": \"function\", \"function\": {\"name\": …, \"description\": …, \"parameters\": {\"type\": \"object\", \"properties\": {…}, \"required\": […]}}}".into(),
+            )
+        });
+    }
+}
+
+fn role_of(
+    doc: &Doc,
+    rep: &mut Rep,
+    spec: &ListSpec,
+    n: usize,
+    at: Option<usize>,
+) -> Option<Named> {
     let name = spec.list;
     let key = spec.role_key;
     let Some(at) = at else {
@@ -511,7 +1071,7 @@ fn role_of(doc: &Doc, rep: &mut Rep, spec: &ListSpec, n: usize, at: Option<usize
     rep.error(|| {
         let tool = ["tool", "function", "ipython", "observation", "function_call"];
         let suggestion = if tool.iter().any(|t| text.is(t)) {
-            "BrightRun trains on system, user and assistant messages only: remove tool calls and tool results, or fold them into the assistant's text".to_string()
+            "tool calls are read from OpenAI chat (\"tool_calls\" and \"tool\" messages) and ShareGPT (\"function_call\" and \"observation\" turns): convert the file to one of those".to_string()
         } else {
             format!("use {}", spec.role_names)
         };
@@ -522,6 +1082,19 @@ fn role_of(doc: &Doc, rep: &mut Rep, spec: &ListSpec, n: usize, at: Option<usize
     });
     None
 }
+
+/// The part types that carry media rather than text.
+const MEDIA_PARTS: [&str; 9] = [
+    "image",
+    "image_url",
+    "input_image",
+    "audio",
+    "input_audio",
+    "audio_url",
+    "video",
+    "video_url",
+    "file",
+];
 
 fn content_of<'t>(
     doc: &Doc<'t, '_>,
@@ -546,26 +1119,34 @@ fn content_of<'t>(
         parts.push(text);
         return true;
     }
-    if spec.openai
-        && let Node::Arr { .. } = doc.nodes[at]
-    {
+    if let Node::Arr { .. } = doc.nodes[at] {
         for (p, part) in doc.elements(at).enumerate() {
             let mut text = None;
-            let mut is_text = false;
+            let mut kind = None;
             for (k, v) in doc.entries(part) {
                 match k {
-                    "type" => is_text = doc.text_at(v).is_some_and(|t| t.is("text")),
-                    "text" => text = doc.text_at(v),
+                    "type" => kind = doc.text_at(v),
+                    "text" | "value" => text = doc.text_at(v),
                     _ => {}
                 }
             }
-            match (is_text, text) {
+            let media = kind.and_then(|k| MEDIA_PARTS.iter().find(|m| k.is(m)));
+            if let Some(m) = media {
+                rep.refuse(Refusal::Multimodal(match *m {
+                    "image" | "image_url" | "input_image" => "image content parts",
+                    "audio" | "input_audio" | "audio_url" => "audio content parts",
+                    "video" | "video_url" => "video content parts",
+                    _ => "file content parts",
+                }));
+                return false;
+            }
+            match (kind.is_none_or(|k| k.is("text")) && doc.is_obj(part), text) {
                 (true, Some(t)) => parts.push(t),
                 _ => {
                     rep.error(|| {
                         (
-                            format!("{name}[{n}].content[{p}] is not a text part"),
-                            "only text can be trained on: use {\"type\": \"text\", \"text\": …} parts, or a plain string".into(),
+                            format!("{name}[{n}].{key}[{p}] is not a text part"),
+                            "write text parts as {\"type\": \"text\", \"text\": …}, or the message as a plain string".into(),
                         )
                     });
                     return false;
@@ -575,13 +1156,11 @@ fn content_of<'t>(
         return true;
     }
     rep.error(|| {
-        let what = if spec.openai {
-            "a string or a list of text parts"
-        } else {
-            "a string"
-        };
         (
-            format!("{name}[{n}].{key} is {}, not {what}", doc.kind(at)),
+            format!(
+                "{name}[{n}].{key} is {}, not a string or a list of text parts",
+                doc.kind(at)
+            ),
             "write the message's text as a string".into(),
         )
     });
@@ -589,7 +1168,9 @@ fn content_of<'t>(
 }
 
 /// The conversation rules: an optional leading system message, then user and assistant
-/// alternating, starting with the user and ending with the assistant; something to learn.
+/// alternating, starting with the user and ending with the assistant; an assistant message
+/// that makes tool calls is followed by the tool results, then by the assistant again;
+/// something to learn.
 ///
 /// `offset` messages (a top-level ShareGPT `system`) come before the list's own.
 fn check_order(conv: &Conversation, list: &str, offset: usize, rep: &mut Rep) {
@@ -626,35 +1207,60 @@ fn check_order(conv: &Conversation, list: &str, offset: usize, rep: &mut Rep) {
         return;
     };
     if first.role != Role::User {
+        let role = first.role.as_str();
         rep.error(|| {
             (
-                format!("the conversation starts with an assistant message ({}); it must start with a user message", at(start)),
+                format!("the conversation starts with {} {role} message ({}); it must start with a user message", if role == "assistant" { "an" } else { "a" }, at(start)),
                 "add the user message that the reply answers".into(),
             )
         });
         return;
     }
-    if let Some(k) = body.windows(2).position(|w| w[0].role == w[1].role) {
-        let (i, role) = (start + k, body[k].role);
-        let other = if role == Role::User {
-            "assistant"
-        } else {
-            "user"
+    for (k, w) in body.windows(2).enumerate() {
+        let (a, b) = (w[0], w[1]);
+        let ok = match (a.role, b.role) {
+            (Role::User, Role::Assistant) => true,
+            (Role::Assistant, Role::User) => a.calls == 0,
+            (Role::Assistant, Role::Tool) => a.calls > 0,
+            (Role::Tool, Role::Tool | Role::Assistant) => true,
+            // A tool turn whose results were not written down (ShareGPT datasets do this).
+            (Role::Assistant, Role::Assistant) => a.calls > 0,
+            _ => false,
         };
-        rep.error(|| {
-            (
-                format!("{} and {} are both {} messages; user and assistant must alternate", at(i), at(i + 1), role.as_str()),
-                format!("merge the two into one message, or add the missing {other} message between them"),
-            )
+        if ok {
+            continue;
+        }
+        let i = start + k;
+        rep.error(|| match (a.role, b.role) {
+            (Role::Assistant, Role::User) => (
+                format!("{} makes a tool call, but {} is a user message, not the tool's result", at(i), at(i + 1)),
+                "put the tool result (a \"tool\" message, or an \"observation\" turn) after the call".into(),
+            ),
+            (_, Role::Tool) => (
+                format!("{} is a tool result, but {} before it makes no tool call", at(i + 1), at(i)),
+                "a tool result must follow the assistant message that made the call".into(),
+            ),
+            (Role::Tool, Role::User) => (
+                format!("{} is a user message right after the tool result {}; the assistant must answer first", at(i + 1), at(i)),
+                "add the assistant's reply that uses the tool result".into(),
+            ),
+            (x, _) => {
+                let other = if x == Role::User { "assistant" } else { "user" };
+                (
+                    format!("{} and {} are both {} messages; user and assistant must alternate", at(i), at(i + 1), x.as_str()),
+                    format!("merge the two into one message, or add the missing {other} message between them"),
+                )
+            }
         });
         return;
     }
     let last = body[body.len() - 1];
     if last.role != Role::Assistant {
+        let role = last.role.as_str();
         rep.error(|| {
             (
-                format!("the conversation ends with a user message ({}); it must end with the assistant's reply", at(msgs.len() - 1)),
-                "add the assistant's reply, or remove the last user message".into(),
+                format!("the conversation ends with a {role} message ({}); it must end with the assistant's reply", at(msgs.len() - 1)),
+                format!("add the assistant's reply, or remove the last {role} message"),
             )
         });
         return;
@@ -682,7 +1288,7 @@ fn string_field<'t>(
             rep.error(|| {
                 (
                     format!("the example has no \"{key}\""),
-                    format!("a {} example is {}", label(fmt), fmt.shape()),
+                    format!("{} example is {}", a_label(fmt), fmt.shape()),
                 )
             });
         }
@@ -836,5 +1442,24 @@ fn check_prompt_completion<'t>(
             empty_error(rep, "completion");
         }
         conv.push(Role::Assistant, &[c], true);
+    }
+}
+
+fn check_text<'t>(doc: &Doc<'t, '_>, root: usize, rep: &mut Rep, conv: &mut Conversation<'t>) {
+    let fmt = DatasetFormat::Text;
+    let mut text = None;
+    for (k, v) in doc.entries(root) {
+        match k {
+            "text" => text = Some(v),
+            // Common provenance fields of pretraining corpora.
+            "id" | "source" | "meta" | "metadata" | "url" => {}
+            _ => unknown_key(rep, fmt, "", k, "\"text\""),
+        }
+    }
+    if let Some(t) = string_field(doc, rep, fmt, "text", text, true) {
+        if t.is_blank() {
+            empty_error(rep, "text");
+        }
+        conv.push(Role::Text, &[t], true);
     }
 }

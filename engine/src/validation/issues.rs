@@ -8,6 +8,9 @@ pub(crate) struct IssueSink {
     cap: usize,
     pub errors: u64,
     pub warnings: u64,
+    /// The 0-based element index of the record being checked in a `.json` array file: its
+    /// findings start with "element N: ", since a one-line array puts every one on line 1.
+    pub element: Option<u64>,
 }
 
 impl IssueSink {
@@ -17,6 +20,7 @@ impl IssueSink {
             cap,
             errors: 0,
             warnings: 0,
+            element: None,
         }
     }
 
@@ -33,7 +37,10 @@ impl IssueSink {
         if full && last.is_none_or(|l| line >= l) {
             return;
         }
-        let (error, suggestion) = text();
+        let (mut error, suggestion) = text();
+        if let Some(e) = self.element {
+            error = format!("element {e}: {error}");
+        }
         let issue = ValidationIssue {
             line,
             error,
@@ -52,23 +59,49 @@ impl IssueSink {
     }
 }
 
+/// Why a whole example (and so the file) is refused rather than checked: data for another
+/// kind of training. Reported once per file, with the lines, not once per line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Images, audio or video: `images`/`videos`/`audios` keys, media content parts or
+    /// `<image>`-style tags. The media would be silently dropped.
+    Multimodal(&'static str),
+    /// Preference pairs; the `&str` names the layout recognised.
+    Preference(&'static str),
+    /// KTO: replies labelled desirable or not.
+    Kto,
+}
+
 /// The findings of one example, on its line.
 pub(crate) struct Rep<'s> {
     pub sink: &'s mut IssueSink,
     pub line: u64,
     pub errors: u32,
+    /// Set when the example turned out to be data of another kind: its other errors are
+    /// then counted for the example but not reported (the file-level verdict says it all).
+    pub refused: Option<Refusal>,
 }
 
 impl Rep<'_> {
     #[inline]
     pub fn error(&mut self, text: impl FnOnce() -> (String, String)) {
         self.errors += 1;
-        self.sink.add(self.line, Severity::Error, text);
+        if self.refused.is_none() {
+            self.sink.add(self.line, Severity::Error, text);
+        }
+    }
+
+    /// Marks the example as data of another kind (the first reason wins).
+    pub fn refuse(&mut self, why: Refusal) {
+        self.errors += 1;
+        self.refused.get_or_insert(why);
     }
 
     #[inline]
     pub fn warn(&mut self, text: impl FnOnce() -> (String, String)) {
-        self.sink.add(self.line, Severity::Warning, text);
+        if self.refused.is_none() {
+            self.sink.add(self.line, Severity::Warning, text);
+        }
     }
 }
 

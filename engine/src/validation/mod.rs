@@ -27,13 +27,14 @@ mod array;
 mod formats;
 mod issues;
 mod reader;
+mod shape;
 #[doc(hidden)]
 pub mod synth;
 mod tape;
 
 use crate::domain::{ChatMessage, DatasetFormat, DatasetStatistics, Severity, ValidationIssue};
 use formats::{Conversation, Msg};
-use issues::{IssueSink, Rep};
+use issues::{IssueSink, Refusal, Rep};
 use reader::{Line, LineReader};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -42,6 +43,40 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
 use tape::{Doc, ErrorKind, JsonError, Node};
+
+/// The validator's own JSON parser (`tape.rs`) as a `serde_json::Value`, for the
+/// differential test against serde_json and the fuzz target (`engine/fuzz`); not an API.
+/// Numbers become `f64`, as the validator reads them.
+#[doc(hidden)]
+pub fn parse_json_value(text: &[u8]) -> Result<serde_json::Value, String> {
+    let mut nodes = Vec::new();
+    let mut arena = String::new();
+    tape::parse(text, &mut nodes, &mut arena).map_err(|e| format!("{e:?}"))?;
+    let doc = Doc {
+        nodes: &nodes,
+        arena: &arena,
+    };
+    fn value(doc: &Doc, i: usize) -> serde_json::Value {
+        use serde_json::Value;
+        match doc.nodes[i] {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(b),
+            Node::Num(x) => serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number),
+            Node::Arr { .. } => Value::Array(doc.elements(i).map(|e| value(doc, e)).collect()),
+            Node::Obj { .. } => Value::Object(
+                doc.entries(i)
+                    .map(|(k, v)| (k.to_string(), value(doc, v)))
+                    .collect(),
+            ),
+            _ => Value::String(
+                doc.text_at(i)
+                    .map(|t| t.decoded().into_owned())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+    Ok(value(&doc, 0))
+}
 use xxhash_rust::xxh3::xxh3_64;
 
 /// The most bytes one example (a line, or an element of a JSON array) may take. Longer ones
@@ -50,10 +85,12 @@ use xxhash_rust::xxh3::xxh3_64;
 pub const MAX_LINE_BYTES: usize = 32 << 20;
 
 /// Mixed into the duplicate hash per message role.
-const ROLE_SALT: [u64; 3] = [
+const ROLE_SALT: [u64; 5] = [
     0x243f_6a88_85a3_08d3,
     0x1319_8a2e_0370_7344,
     0xa409_3822_299f_31d0,
+    0x082e_fa98_ec4e_6c89,
+    0x4528_21e6_38d0_1377,
 ];
 
 /// How many lines an aggregated finding (duplicates, over-long examples) names.
@@ -72,6 +109,35 @@ pub struct ValidationOptions {
     pub tokenizer: Option<Arc<tokenizers::Tokenizer>>,
     /// How many findings the report keeps (all are counted).
     pub max_issues_kept: usize,
+    /// The tokens the base model's chat template adds around messages, counted with the
+    /// same tokenizer; with it, token counts are what the trainer will see.
+    pub chat_overhead: Option<ChatOverhead>,
+}
+
+/// The tokens a chat template adds: `fixed` per conversation (a BOS, a default system
+/// preamble) and `per_role` per message of each role (the turn markers), measured by
+/// rendering probe conversations ([`crate::tokens`]). Plain-text examples get `fixed` only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChatOverhead {
+    pub fixed: u32,
+    /// System, user, assistant, tool.
+    pub per_role: [u32; 4],
+}
+
+impl ChatOverhead {
+    fn of(&self, roles: impl Iterator<Item = formats::Role>) -> u64 {
+        let mut n = u64::from(self.fixed);
+        for r in roles {
+            n += match r {
+                formats::Role::System => self.per_role[0],
+                formats::Role::User => self.per_role[1],
+                formats::Role::Assistant => self.per_role[2],
+                formats::Role::Tool => self.per_role[3],
+                formats::Role::Text => 0,
+            } as u64;
+        }
+        n
+    }
 }
 
 impl Default for ValidationOptions {
@@ -82,6 +148,7 @@ impl Default for ValidationOptions {
             max_seq_length: 2048,
             tokenizer: None,
             max_issues_kept: 100,
+            chat_overhead: None,
         }
     }
 }
@@ -94,6 +161,7 @@ impl std::fmt::Debug for ValidationOptions {
             .field("max_seq_length", &self.max_seq_length)
             .field("tokenizer", &self.tokenizer.as_ref().map(|_| "…"))
             .field("max_issues_kept", &self.max_issues_kept)
+            .field("chat_overhead", &self.chat_overhead)
             .finish()
     }
 }
@@ -111,6 +179,23 @@ pub struct ValidationReport {
     pub sample: Vec<Vec<ChatMessage>>,
     /// No errors and at least one example in the training split.
     pub training_ready: bool,
+}
+
+/// What the validator concluded about one record, for callers that act per record (the
+/// `clean` path keeps the valid ones). `bytes` is the record as it is in the file: a JSONL
+/// line without its line break, or a JSON array element.
+#[derive(Debug)]
+pub struct RecordVerdict<'b> {
+    /// 1-based line of the record (of its first byte, for an array element).
+    pub line: u64,
+    /// 0-based position in the JSON array, for a `.json` array file.
+    pub element: Option<u64>,
+    pub bytes: &'b [u8],
+    /// A valid example of the file's format. (The format is fixed by the first valid example;
+    /// records before it of another format are invalid.)
+    pub valid: bool,
+    /// For a valid example that repeats an earlier one exactly: the earlier one's line.
+    pub duplicate_of: Option<u64>,
 }
 
 /// The token count used when no tokenizer is configured: `ceil(UTF-8 bytes / 4)` of a
@@ -176,7 +261,20 @@ pub fn validate_reader<R: Read>(
     opts: &ValidationOptions,
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<ValidationReport> {
-    let mut v = Validator::new(opts);
+    validate_reader_with(reader, file_name, opts, progress, &mut |_| {})
+}
+
+/// [`validate_reader`], telling `records` the verdict on every record as it goes (records
+/// after a file-level verdict, and the leading `_meta` record, are not reported). A record
+/// reported valid may still be part of a file that is not ready (other records are bad).
+pub fn validate_reader_with<R: Read>(
+    reader: R,
+    file_name: &str,
+    opts: &ValidationOptions,
+    progress: &mut dyn FnMut(u64),
+    records: &mut dyn FnMut(&RecordVerdict<'_>),
+) -> io::Result<ValidationReport> {
+    let mut v = Validator::new(opts, records);
     let mut lines = LineReader::new(reader, MAX_LINE_BYTES);
     lines.fill_to(reader::SNIFF_BYTES, progress)?;
     let head = lines.buffered();
@@ -210,7 +308,14 @@ pub fn validate_reader<R: Read>(
         v.stopped = true;
         return Ok(v.finish());
     }
+    if let Some((line, error, suggestion)) = shape::verdict(lines.buffered(), lines.at_eof(), &ext)
+    {
+        v.sink.add(line, Severity::Error, || (error, suggestion));
+        v.stopped = true;
+        return Ok(v.finish());
+    }
     if first == Some(b'[') {
+        v.array = true;
         let mut splitter = array::ArraySplitter::new(MAX_LINE_BYTES);
         loop {
             let data = lines.buffered();
@@ -257,8 +362,26 @@ impl Hasher for Prehashed {
     }
 }
 
-struct Validator<'o> {
+struct Validator<'o, 'r> {
     opts: &'o ValidationOptions,
+    records_out: &'r mut dyn FnMut(&RecordVerdict<'_>),
+    /// A `.json` array file: findings name the element.
+    array: bool,
+    /// Elements of the array so far.
+    elements: u64,
+    /// Examples refused as data for another kind of training: (count, lines named).
+    refused: [(u64, Vec<u64>); 3],
+    /// What the first refused example of each kind was recognised by.
+    refused_why: [Option<Refusal>; 3],
+    /// Whether a record that is a JSON object was seen; until then string records are only
+    /// counted (a file of strings gets one verdict, not one per line).
+    object_seen: bool,
+    strings: u64,
+    string_lines: Vec<u64>,
+    /// KTO examples labelled undesirable.
+    undesirable: u64,
+    /// The first line of a refused example (where the file-level finding is reported).
+    refused_line: Option<u64>,
     sink: IssueSink,
     threshold: u64,
     /// The file's format and the line of the example that fixed it.
@@ -276,9 +399,11 @@ struct Validator<'o> {
     tokens: Vec<u32>,
     seen: HashMap<u64, u64, BuildHasherDefault<Prehashed>>,
     duplicates: u64,
-    duplicate_lines: Vec<(u64, u64)>,
+    /// (line, line or element, the earlier one's line or element).
+    duplicate_lines: Vec<(u64, u64, u64)>,
     over: u64,
-    over_lines: Vec<u64>,
+    /// (line, line or element).
+    over_lines: Vec<(u64, u64)>,
     sample: Vec<Vec<ChatMessage>>,
     /// A verdict on the whole file was given; nothing else is said.
     stopped: bool,
@@ -307,10 +432,23 @@ fn list_lines(lines: &[u64], total: u64) -> String {
     s
 }
 
-impl<'o> Validator<'o> {
-    fn new(opts: &'o ValidationOptions) -> Self {
+impl<'o, 'r> Validator<'o, 'r> {
+    fn new(
+        opts: &'o ValidationOptions,
+        records_out: &'r mut dyn FnMut(&RecordVerdict<'_>),
+    ) -> Self {
         Self {
             opts,
+            records_out,
+            array: false,
+            elements: 0,
+            refused: Default::default(),
+            refused_why: [None; 3],
+            object_seen: false,
+            strings: 0,
+            string_lines: Vec::new(),
+            undesirable: 0,
+            refused_line: None,
             sink: IssueSink::new(opts.max_issues_kept),
             threshold: split_threshold(opts.holdout_fraction),
             format: None,
@@ -341,8 +479,18 @@ impl<'o> Validator<'o> {
 
     fn piece(&mut self, piece: array::Piece<'_>) {
         match piece {
-            array::Piece::Element { line, bytes } => self.record(line, line, bytes),
-            array::Piece::TooLong { line, len } => self.too_long(line, len, true),
+            array::Piece::Element { line, bytes } => {
+                self.sink.element = Some(self.elements);
+                self.record(line, line, bytes);
+                self.sink.element = None;
+                self.elements += 1;
+            }
+            array::Piece::TooLong { line, len } => {
+                self.sink.element = Some(self.elements);
+                self.too_long(line, len, true);
+                self.sink.element = None;
+                self.elements += 1;
+            }
             array::Piece::Structure {
                 line,
                 error,
@@ -390,9 +538,27 @@ impl<'o> Validator<'o> {
                     nodes: &nodes,
                     arena: &arena,
                 };
-                self.example(line, index, &doc);
+                let verdict = self.example(line, index, &doc);
+                if let Some((valid, duplicate_of)) = verdict {
+                    (self.records_out)(&RecordVerdict {
+                        line,
+                        element: self.sink.element,
+                        bytes,
+                        valid,
+                        duplicate_of,
+                    });
+                }
             }
-            Err(e) => self.json_error(line, base, bytes, &e),
+            Err(e) => {
+                self.json_error(line, base, bytes, &e);
+                (self.records_out)(&RecordVerdict {
+                    line,
+                    element: self.sink.element,
+                    bytes,
+                    valid: false,
+                    duplicate_of: None,
+                });
+            }
         }
         self.nodes = tape::recycle(nodes);
         self.arena = arena;
@@ -454,35 +620,49 @@ impl<'o> Validator<'o> {
         });
     }
 
-    fn example(&mut self, line: u64, index: u64, doc: &Doc<'_, '_>) {
+    /// Checks one parsed record; `None` for a leading `_meta` record, else whether it is a
+    /// valid example and, if it repeats an earlier one, that one's line.
+    fn example(&mut self, line: u64, index: u64, doc: &Doc<'_, '_>) -> Option<(bool, Option<u64>)> {
         if !doc.is_obj(0) {
-            let file = self.format.map(|f| f.0);
-            self.sink.add(line, Severity::Error, || {
-                (
-                    format!("the example is {}, not a JSON object", doc.kind(0)),
-                    match file {
-                        Some(f) => {
-                            format!("write it as a {} example: {}", formats::label(f), f.shape())
-                        }
-                        None => format!(
-                            "each example must be a JSON object; {}",
-                            formats::supported_formats()
-                        ),
-                    },
-                )
-            });
-            return;
+            if doc.text_at(0).is_some() && !self.object_seen {
+                // Maybe a file of strings: one verdict at the end, unless objects follow.
+                self.strings += 1;
+                if self.string_lines.len() < 10_000 {
+                    self.string_lines.push(line);
+                }
+                return Some((false, None));
+            }
+            self.not_an_object(line, doc.kind(0));
+            return Some((false, None));
+        }
+        if !self.object_seen {
+            self.object_seen = true;
+            for l in std::mem::take(&mut self.string_lines) {
+                self.not_an_object(l, "a string");
+            }
         }
         if index == 0 && doc.get(0, "_meta").is_some() {
             self.records = 0;
-            return;
+            return None;
+        }
+        if let Some((why, fmt)) = formats::refusal(doc, 0) {
+            self.first_seen.get_or_insert(fmt);
+            if why == Refusal::Kto {
+                let bad = ["label", "kto_tag"]
+                    .iter()
+                    .filter_map(|k| doc.get(0, k))
+                    .any(|v| matches!(doc.nodes[v], Node::Bool(false)));
+                self.undesirable += u64::from(bad);
+            }
+            self.refuse(line, why);
+            return Some((false, None));
         }
         let Some(fmt) = formats::detect(doc, 0) else {
             let file = self.format.map(|f| f.0);
             self.sink.add(line, Severity::Error, || {
                 formats::unknown_shape(doc, 0, file)
             });
-            return;
+            return Some((false, None));
         };
         self.first_seen.get_or_insert(fmt);
         if let Some((file, from)) = self.format
@@ -490,29 +670,78 @@ impl<'o> Validator<'o> {
         {
             self.sink
                 .add(line, Severity::Error, || mixed(fmt, file, from));
-            return;
+            return Some((false, None));
         }
         let mut conv = Conversation {
             msgs: std::mem::take(&mut self.msgs),
             pieces: formats::recycle(std::mem::take(&mut self.pieces)),
+            extra_bytes: 0,
         };
         conv.msgs.clear();
         let mut rep = Rep {
             sink: &mut self.sink,
             line,
             errors: 0,
+            refused: None,
         };
         formats::check(doc, 0, fmt, &mut rep, &mut conv);
-        if rep.errors == 0 {
+        if rep.refused.is_none()
+            && let Some(tag) = conv.pieces.iter().find_map(formats::media_tag)
+        {
+            rep.refuse(Refusal::Multimodal(tag));
+        }
+        let (errors, refused) = (rep.errors, rep.refused);
+        let mut verdict = (false, None);
+        if let Some(why) = refused {
+            self.refuse(line, why);
+        } else if errors == 0 {
             if self.format.is_none() {
                 self.fix_format(fmt, line);
             }
-            self.count(index, line, &conv);
+            verdict = (true, self.count(index, line, &conv));
         } else if self.format.is_none() && self.pending.len() < 10_000 {
             self.pending.push((line, fmt));
         }
         self.msgs = conv.msgs;
         self.pieces = formats::recycle(conv.pieces);
+        Some(verdict)
+    }
+
+    fn not_an_object(&mut self, line: u64, kind: &str) {
+        let file = self.format.map(|f| f.0);
+        self.sink.add(line, Severity::Error, || {
+            (
+                format!("the example is {kind}, not a JSON object"),
+                match file {
+                    Some(f) => {
+                        format!("write it as {} example: {}", formats::a_label(f), f.shape())
+                    }
+                    None => format!(
+                        "each example must be a JSON object; {}",
+                        formats::supported_formats()
+                    ),
+                },
+            )
+        });
+    }
+
+    /// Counts an example that is data for another kind of training (one finding per kind,
+    /// at the end).
+    fn refuse(&mut self, line: u64, why: Refusal) {
+        let k = match why {
+            Refusal::Multimodal(_) => 0,
+            Refusal::Preference(_) => 1,
+            Refusal::Kto => 2,
+        };
+        let (n, lines) = &mut self.refused[k];
+        *n += 1;
+        if lines.len() < LINES_NAMED {
+            lines.push(self.sink.element.unwrap_or(line));
+        }
+        self.refused_why[k].get_or_insert(why);
+        if self.refused_line.is_none_or(|l| line < l) {
+            self.refused_line = Some(line);
+        }
     }
 
     fn fix_format(&mut self, fmt: DatasetFormat, line: u64) {
@@ -524,14 +753,20 @@ impl<'o> Validator<'o> {
         }
     }
 
-    fn count(&mut self, index: u64, line: u64, conv: &Conversation) {
+    /// Counts a valid example; returns the line (element, in an array) of the earlier example
+    /// it repeats, if any.
+    fn count(&mut self, index: u64, line: u64, conv: &Conversation) -> Option<u64> {
+        let pos = self.sink.element.unwrap_or(line);
         self.examples += 1;
         if in_split(index, self.opts.split_seed, self.threshold) {
             self.validation += 1;
         } else {
             self.training += 1;
         }
-        let mut tokens = 0u64;
+        let mut tokens = conv.extra_bytes.div_ceil(4);
+        if let Some(o) = &self.opts.chat_overhead {
+            tokens += o.of(conv.msgs.iter().map(|m| m.role));
+        }
         let mut h = conv.msgs.len() as u64;
         for m in &conv.msgs {
             let parts = conv.content(m);
@@ -560,9 +795,10 @@ impl<'o> Validator<'o> {
                     xxh3_64(&self.canon)
                 }
             };
-            h = (h.rotate_left(23) ^ x ^ ROLE_SALT[m.role as usize])
+            h = (h.rotate_left(23) ^ x ^ ROLE_SALT[m.role as usize] ^ u64::from(m.calls))
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
+        h ^= conv.extra_bytes.wrapping_mul(0x2545_f491_4f6c_dd1d);
         let h = h ^ (h >> 29);
         self.total_tokens += tokens;
         self.turns += conv.msgs.len() as u64;
@@ -570,20 +806,22 @@ impl<'o> Validator<'o> {
         if tokens > u64::from(self.opts.max_seq_length) {
             self.over += 1;
             if self.over_lines.len() < LINES_NAMED {
-                self.over_lines.push(line);
+                self.over_lines.push((line, pos));
             }
         }
-        match self.seen.entry(h) {
+        let duplicate_of = match self.seen.entry(h) {
             Entry::Occupied(e) => {
                 self.duplicates += 1;
                 if self.duplicate_lines.len() < LINES_NAMED {
-                    self.duplicate_lines.push((line, *e.get()));
+                    self.duplicate_lines.push((line, pos, *e.get()));
                 }
+                Some(*e.get())
             }
             Entry::Vacant(e) => {
-                e.insert(line);
+                e.insert(pos);
+                None
             }
-        }
+        };
         if self.sample.len() < 3 {
             self.sample.push(
                 conv.msgs
@@ -595,11 +833,18 @@ impl<'o> Validator<'o> {
                     .collect(),
             );
         }
+        duplicate_of
     }
 
     fn finish(mut self) -> ValidationReport {
         if !self.stopped {
             self.summarise();
+        }
+        // PROTOCOL.md's small-file rule, as the trainer applies it: when the split would
+        // leave training empty, or select no validation example, there is no validation split.
+        if self.examples > 0 && self.threshold > 0 && (self.training == 0 || self.validation == 0) {
+            self.training = self.examples;
+            self.validation = 0;
         }
         let mut tokens = std::mem::take(&mut self.tokens);
         tokens.sort_unstable();
@@ -635,12 +880,60 @@ impl<'o> Validator<'o> {
             error_count: self.sink.errors,
             warning_count: self.sink.warnings,
         };
+        let format = self.format.map(|f| f.0).or(self.first_seen);
         ValidationReport {
-            format: self.format.map(|f| f.0).or(self.first_seen),
-            training_ready: self.sink.errors == 0 && self.training > 0,
+            training_ready: self.sink.errors == 0
+                && self.training > 0
+                && format.is_some_and(|f| f.is_trainable()),
+            format,
             statistics,
             issues: self.sink.kept,
             sample: self.sample,
+        }
+    }
+
+    /// One finding per kind of data refused (media, preference pairs, KTO), naming what it
+    /// was recognised by and what to do.
+    fn summarise_refusals(&mut self) {
+        let what = if self.array { "elements" } else { "lines" };
+        for k in 0..3 {
+            let (n, ref lines) = self.refused[k];
+            let Some(why) = self.refused_why[k] else {
+                continue;
+            };
+            let at = lines.first().copied().unwrap_or(1);
+            let line = if self.array {
+                self.refused_line.unwrap_or(1)
+            } else {
+                at
+            };
+            let named = list_lines(lines, n);
+            let what = if n == 1 {
+                &what[..what.len() - 1]
+            } else {
+                what
+            };
+            let total = self.records;
+            let of = if n == total {
+                format!("all {}", plural(n, "example", "").trim_start_matches("1 "))
+            } else {
+                format!("{} of {total}", plural(n, "example", ""))
+            };
+            let undesirable = self.undesirable;
+            self.sink.add(line, Severity::Error, || match why {
+                Refusal::Multimodal(by) => (
+                    format!("this is multimodal data ({of} hold images, audio or video, recognised by {by}: {what} {named}); BrightRun trains text LoRA adapters, and the media would be silently dropped"),
+                    "remove the media (the images/videos/audios keys, the image, audio and video content parts, the <image> tags) to train on the text alone, or use a vision-language trainer for this data".into(),
+                ),
+                Refusal::Preference(by) => (
+                    format!("this is preference data ({by}; {of}: {what} {named}), for DPO-style training; BrightRun trains supervised (SFT) LoRA adapters, which would learn the rejected replies too"),
+                    "for SFT, keep the chosen reply only, e.g. `jq -c '{messages: .chosen}'` when \"chosen\" is a conversation, `jq -c '{prompt, completion: .chosen}'` when it is text, or `jq -c '{messages: (.input.messages + .preferred_output)}'` for OpenAI preference files".into(),
+                ),
+                Refusal::Kto => (
+                    format!("this is KTO data (each reply is labelled desirable or not with \"label\" or \"kto_tag\"; {of}: {what} {named}; {undesirable} labelled undesirable); supervised fine-tuning would make the undesirable replies training targets"),
+                    "for SFT, keep the examples labelled true and drop the label, e.g. `jq -c 'select(.label == true) | del(.label)'` (or `.kto_tag`)".into(),
+                ),
+            });
         }
     }
 
@@ -657,36 +950,72 @@ impl<'o> Validator<'o> {
                 )
             });
         }
-        if self.examples > 0 && self.training == 0 {
-            let (n, fraction) = (self.examples, self.opts.holdout_fraction);
-            self.sink.add(1, Severity::Error, || {
+        self.summarise_refusals();
+        if self.strings > 0 && !self.object_seen {
+            let n = self.strings;
+            let first = self.string_lines.first().copied().unwrap_or(1);
+            let what = if self.array { "elements" } else { "lines" };
+            self.sink.add(first, Severity::Error, || {
                 (
-                    format!("all {n} examples fall into the validation split (hold-out fraction {fraction}), none is left to train on"),
-                    "lower the hold-out fraction, or add examples".into(),
+                    format!("the file holds JSON strings ({n} {what}), not example objects"),
+                    "write each example as a JSON object: for plain text {\"text\": …}, e.g. `jq -c '{text: .}' in.jsonl > out.jsonl`; for conversations one of the chat formats".into(),
                 )
             });
         }
-        if let Some(&first) = self.over_lines.first() {
+        if self.examples > 0 && self.threshold > 0 && (self.training == 0 || self.validation == 0) {
+            let (n, fraction) = (self.examples, self.opts.holdout_fraction);
+            let why = if self.training == 0 {
+                format!(
+                    "the hold-out fraction {fraction} would put {} in the validation split and leave none to train on",
+                    plural(n, "example", "all of its examples")
+                )
+            } else {
+                format!(
+                    "the hold-out fraction {fraction} selects none of its {}",
+                    plural(n, "example", "")
+                )
+            };
+            self.sink.add(1, Severity::Warning, || {
+                (
+                    format!("the file is too small for a validation split ({why}): no validation split is used, all {} train, and no validation loss will be reported", plural(n, "example", "")),
+                    "add examples for a validation loss, or set the hold-out fraction to 0 to silence this".into(),
+                )
+            });
+        }
+        if let Some(&(first, _)) = self.over_lines.first() {
             let (n, max) = (self.over, self.opts.max_seq_length);
             let how = if self.opts.tokenizer.is_some() {
                 ""
             } else {
                 " (estimated)"
             };
-            let lines = list_lines(&self.over_lines, n);
+            let places: Vec<u64> = self.over_lines.iter().map(|p| p.1).collect();
+            let lines = list_lines(&places, n);
+            let what = match (self.array, n) {
+                (true, 1) => "element",
+                (true, _) => "elements",
+                (false, 1) => "line",
+                (false, _) => "lines",
+            };
+            let (n_ex, are) = if n == 1 {
+                ("1 example".to_string(), "is")
+            } else {
+                (format!("{n} examples"), "are")
+            };
             self.sink.add(first, Severity::Warning, || {
                 (
-                    format!("{n} example(s) are longer than the maximum sequence length of {max} tokens{how}: lines {lines}"),
+                    format!("{n_ex} {are} longer than the maximum sequence length of {max} tokens{how}: {what} {lines}"),
                     "they will be truncated in training: raise max_seq_length, or shorten or split these examples".into(),
                 )
             });
         }
-        if let Some(&(first, _)) = self.duplicate_lines.first() {
+        if let Some(&(first, _, _)) = self.duplicate_lines.first() {
             let n = self.duplicates;
+            let what = if self.array { "element" } else { "line" };
             let mut pairs = self
                 .duplicate_lines
                 .iter()
-                .map(|(l, o)| format!("line {l} repeats line {o}"))
+                .map(|(_, l, o)| format!("{what} {l} repeats {what} {o}"))
                 .collect::<Vec<_>>()
                 .join(", ");
             if n > self.duplicate_lines.len() as u64 {
@@ -695,13 +1024,35 @@ impl<'o> Validator<'o> {
                     n - self.duplicate_lines.len() as u64
                 ));
             }
+            let (n_ex, are) = if n == 1 {
+                (
+                    "1 example".to_string(),
+                    "is an exact duplicate of an earlier one",
+                )
+            } else {
+                (
+                    format!("{n} examples"),
+                    "are exact duplicates of earlier ones",
+                )
+            };
             self.sink.add(first, Severity::Warning, || {
                 (
-                    format!("{n} example(s) are exact duplicates of earlier ones: {pairs}"),
+                    format!("{n_ex} {are}: {pairs}"),
                     "remove the duplicates: repeated examples weigh more in training and leak between the training and validation splits".into(),
                 )
             });
         }
+    }
+}
+
+/// "1 example", "3 examples"; `all` (when not empty) replaces the count for n > 1.
+fn plural(n: u64, one: &str, all: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else if all.is_empty() {
+        format!("{n} {one}s")
+    } else {
+        all.replace("all of its", &format!("all {n} of its"))
     }
 }
 

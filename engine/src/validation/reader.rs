@@ -44,6 +44,11 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// Whether the whole input has been read (what is buffered is all that is left).
+    pub fn at_eof(&self) -> bool {
+        self.eof
+    }
+
     /// The unread bytes held now.
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.start..self.end]

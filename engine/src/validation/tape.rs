@@ -56,7 +56,8 @@ pub(crate) enum ErrorKind {
     Syntax(&'static str),
 }
 
-/// How deep arrays and objects may nest (serde_json's limit).
+/// How deep arrays and objects may nest: fewer than 128 levels, exactly serde_json's limit
+/// (found by the differential test, `tests/validation_json_diff.rs`).
 const MAX_DEPTH: u32 = 128;
 
 /// Parses `text` (one whole JSON value, whitespace around it allowed) into `nodes`/`arena`.
@@ -78,15 +79,7 @@ pub(crate) fn parse<'a>(
             });
         }
     };
-    let mut p = Parser {
-        avx2: avx2(),
-        s,
-        b: text,
-        i: 0,
-        depth: 0,
-        nodes,
-        arena,
-    };
+    let mut p = Parser::new(s, text, nodes, arena);
     p.ws();
     p.value()?;
     p.ws();
@@ -94,6 +87,29 @@ pub(crate) fn parse<'a>(
         return Err(p.syntax("trailing characters"));
     }
     Ok(())
+}
+
+/// Parses the first JSON value of `text` (whitespace before it allowed) and returns the
+/// offset just past it; what follows is not looked at. Used to recognise a file of
+/// pretty-printed objects from its first bytes.
+pub(crate) fn parse_prefix<'a>(
+    text: &'a [u8],
+    nodes: &mut Vec<Node<'a>>,
+    arena: &mut String,
+) -> Result<usize, JsonError> {
+    nodes.clear();
+    arena.clear();
+    // Only the valid UTF-8 prefix is parsed; a cut character at the end is an EOF.
+    let valid = match simdutf8::compat::from_utf8(text) {
+        Ok(_) => text.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    let text = &text[..valid];
+    let s = std::str::from_utf8(text).unwrap_or_default();
+    let mut p = Parser::new(s, text, nodes, arena);
+    p.ws();
+    p.value()?;
+    Ok(p.i)
 }
 
 /// Gives back a vector's allocation with another lifetime parameter. The vector is emptied;
@@ -242,7 +258,19 @@ unsafe fn find_special_avx2(b: &[u8], mut i: usize) -> usize {
     find_special_sse2(b, i)
 }
 
-impl<'a> Parser<'a, '_> {
+impl<'a, 'n> Parser<'a, 'n> {
+    fn new(s: &'a str, b: &'a [u8], nodes: &'n mut Vec<Node<'a>>, arena: &'n mut String) -> Self {
+        Parser {
+            avx2: avx2(),
+            s,
+            b,
+            i: 0,
+            depth: 0,
+            nodes,
+            arena,
+        }
+    }
+
     #[inline]
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
@@ -347,7 +375,7 @@ impl<'a> Parser<'a, '_> {
 
     fn enter(&mut self) -> Result<(), JsonError> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        if self.depth >= MAX_DEPTH {
             return Err(self.syntax("recursion limit exceeded"));
         }
         self.i += 1;

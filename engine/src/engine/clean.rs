@@ -1,0 +1,223 @@
+//! Cleaning a dataset: a new dataset made of the valid examples of one with a few bad ones,
+//! with a report of what was dropped. The way forward for a file that is almost right.
+
+use super::{Engine, EngineError, NewDataset, Result};
+use crate::domain::{Dataset, Severity};
+use crate::ids::DatasetId;
+use crate::storage::Bucket;
+use crate::validation::{self, RecordVerdict};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+
+/// How to clean.
+#[derive(Clone, Debug, Default)]
+pub struct CleanOptions {
+    /// Also drop examples that exactly repeat an earlier one (they weigh more in training
+    /// and leak between the splits).
+    pub drop_duplicates: bool,
+    /// The new dataset's name; by default the old name with " (clean)".
+    pub name: Option<String>,
+}
+
+/// One record left out, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedRecord {
+    /// 1-based line in the original file (of the element's start, in a `.json` array).
+    pub line: u64,
+    /// 0-based element index in a `.json` array file.
+    pub element: Option<u64>,
+    /// The validator's reason, when it was among the findings kept; else a summary.
+    pub reason: String,
+}
+
+/// What cleaning did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanReport {
+    /// Examples copied into the new dataset.
+    pub kept: u64,
+    /// Every record left out, in file order (invalid ones and, when asked, duplicates).
+    pub dropped: Vec<DroppedRecord>,
+    /// Of those, exact duplicates.
+    pub duplicates_dropped: u64,
+}
+
+impl Engine {
+    /// Makes a new dataset from the valid examples of `id` (optionally without exact
+    /// duplicates), written as JSONL, one example per line as it was in the file, and imports
+    /// it like any file; returns the new dataset (validated) and what was dropped, with lines.
+    /// Refused when nothing valid is left, or when the file as a whole is refused (multimodal,
+    /// preference or KTO data: those need converting, not cleaning).
+    pub async fn clean_dataset(
+        &self,
+        id: DatasetId,
+        opts: CleanOptions,
+    ) -> Result<(Dataset, CleanReport)> {
+        let original = self.dataset(id)?;
+        let path = self
+            .inner
+            .objects
+            .local_path(Bucket::Datasets, &original.storage_path)
+            .filter(|p| p.is_file())
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "the stored file of dataset {} is not available to clean",
+                    id.short()
+                ))
+            })?;
+        let tmp_dir = self.inner.paths.data_dir.join("tmp");
+        std::fs::create_dir_all(&tmp_dir).map_err(|source| EngineError::Io {
+            action: "creating",
+            path: tmp_dir.clone(),
+            source,
+        })?;
+        let stem = std::path::Path::new(&original.file_name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "dataset".into());
+        let out_dir = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
+        std::fs::create_dir_all(&out_dir).map_err(|source| EngineError::Io {
+            action: "creating",
+            path: out_dir.clone(),
+            source,
+        })?;
+        let out_path = out_dir.join(format!("{stem}.clean.jsonl"));
+        let opts_v = self.validation_options()?;
+        let file_name = original.file_name.clone();
+        let drop_duplicates = opts.drop_duplicates;
+        let out = out_path.clone();
+        let src = path.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            clean_file(&src, &out, &file_name, &opts_v, drop_duplicates)
+        })
+        .await
+        .map_err(|e| EngineError::Invalid(format!("cleaning stopped: {e}")))?;
+        let result = async {
+            let report = work.map_err(|source| EngineError::Io {
+                action: "cleaning",
+                path: path.clone(),
+                source,
+            })?;
+            if report.kept == 0 {
+                return Err(EngineError::Invalid(format!(
+                    "dataset {} has no valid example to keep ({} records dropped); fix the file instead",
+                    id.short(),
+                    report.dropped.len()
+                )));
+            }
+            let name = opts
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{} (clean)", original.name));
+            let description = format!(
+                "cleaned from {} ({}): kept {}, dropped {}{}",
+                original.name,
+                id.short(),
+                report.kept,
+                report.dropped.len(),
+                if report.duplicates_dropped > 0 {
+                    format!(" ({} duplicates)", report.duplicates_dropped)
+                } else {
+                    String::new()
+                }
+            );
+            let dataset = self
+                .add_dataset(
+                    &out_path,
+                    NewDataset {
+                        name: Some(name),
+                        description: Some(description),
+                    },
+                    &|_, _| {},
+                )
+                .await?;
+            let dataset = self.validate_dataset(dataset.id).await?;
+            Ok((dataset, report))
+        }
+        .await;
+        let _ = std::fs::remove_dir_all(&out_dir);
+        result
+    }
+}
+
+/// Writes the valid records of `src` to `out` as JSONL and says what was left out.
+fn clean_file(
+    src: &std::path::Path,
+    out: &std::path::Path,
+    file_name: &str,
+    opts: &validation::ValidationOptions,
+    drop_duplicates: bool,
+) -> std::io::Result<CleanReport> {
+    let input = std::fs::File::open(src)?;
+    let mut writer = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let mut report = CleanReport::default();
+    let mut failed = None;
+    let opts = validation::ValidationOptions {
+        // Every finding, so each dropped record gets its reason.
+        max_issues_kept: usize::MAX,
+        ..opts.clone()
+    };
+    let verdict = validation::validate_reader_with(
+        input,
+        file_name,
+        &opts,
+        &mut |_| {},
+        &mut |r: &RecordVerdict<'_>| {
+            let duplicate = r.duplicate_of.is_some() && drop_duplicates;
+            if r.valid && !duplicate {
+                report.kept += 1;
+                // An array element may span lines: whitespace between tokens only, since
+                // strings cannot hold raw line breaks.
+                let line: Vec<u8> = r
+                    .bytes
+                    .iter()
+                    .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
+                    .collect();
+                if let Err(e) = writer
+                    .write_all(line.trim_ascii())
+                    .and_then(|()| writer.write_all(b"\n"))
+                {
+                    failed.get_or_insert(e);
+                }
+            } else {
+                if duplicate {
+                    report.duplicates_dropped += 1;
+                }
+                report.dropped.push(DroppedRecord {
+                    line: r.line,
+                    element: r.element,
+                    reason: if duplicate {
+                        let what = if r.element.is_some() {
+                            "element"
+                        } else {
+                            "line"
+                        };
+                        format!(
+                            "an exact duplicate of {what} {}",
+                            r.duplicate_of.unwrap_or(0)
+                        )
+                    } else {
+                        String::new()
+                    },
+                });
+            }
+        },
+    )?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    writer.flush()?;
+    // The reasons, from the findings on the same line (and element).
+    for d in report.dropped.iter_mut().filter(|d| d.reason.is_empty()) {
+        let prefix = d.element.map(|e| format!("element {e}: "));
+        let found = verdict.issues.iter().find(|i| {
+            i.severity == Severity::Error
+                && i.line == d.line
+                && prefix.as_ref().is_none_or(|p| i.error.starts_with(p))
+        });
+        d.reason = match found {
+            Some(i) => i.error.clone(),
+            None => "not a valid example of the file's format".into(),
+        };
+    }
+    Ok(report)
+}
