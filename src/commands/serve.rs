@@ -15,6 +15,11 @@ pub async fn run(paths: Paths, listen: Option<SocketAddr>, socket: Option<PathBu
     // A second daemon on the same home is told here which process serves it.
     let engine = Engine::open(paths.clone())?;
     let socket = socket.unwrap_or_else(|| paths.socket_file());
+    let api = LocalApi::new(engine.clone());
+    // Checked before binding: a non-loopback address is never opened without tokens.
+    if let Some(addr) = listen {
+        server::check_exposure(&api, addr)?;
+    }
     let unix = server::bind_unix(&socket).await?;
     let tcp = match listen {
         Some(addr) => Some(
@@ -53,7 +58,7 @@ pub async fn run(paths: Paths, listen: Option<SocketAddr>, socket: Option<PathBu
         paths.database_file().display()
     );
     tracing::info!(socket = %socket.display(), ?listen, "engine serving");
-    let result = server::serve(LocalApi::new(engine.clone()), unix, socket, tcp, stop).await;
+    let result = server::serve(api, unix, socket, tcp, stop).await;
     engine.shutdown();
     let _ = tasks.await;
     result?;

@@ -92,9 +92,10 @@ pub fn router(api: LocalApi) -> Router {
 async fn call(
     caller: Caller,
     State(state): State<Shared>,
-    body: Result<axum::Json<Request>, axum::extract::rejection::JsonRejection>,
+    body: Result<axum::Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, HttpError> {
-    let axum::Json(request) = body.map_err(routes::bad_json)?;
+    let axum::Json(value) = body.map_err(routes::bad_json)?;
+    let request = routes::decode_request(value)?;
     let op = request.op();
     let started = std::time::Instant::now();
     let result = caller.api.dispatch(request).await;
@@ -250,6 +251,20 @@ pub async fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServeErr
     listener.map_err(err)
 }
 
+/// Refuses a TCP address other than loopback while no token exists: nobody could use it
+/// but everybody could knock on it.
+pub fn check_exposure(api: &LocalApi, addr: SocketAddr) -> Result<(), ServeError> {
+    let has_tokens = api
+        .token_store()
+        .list()
+        .map(|t| t.iter().any(|t| t.revoked_at.is_none()))
+        .unwrap_or(false);
+    if !addr.ip().is_loopback() && !has_tokens {
+        return Err(ServeError::NoTokens { addr });
+    }
+    Ok(())
+}
+
 /// Serves `api` on the Unix socket and, when given, on TCP, until `shutdown` is cancelled.
 /// TCP on a non-loopback address is refused unless a token exists.
 pub async fn serve(
@@ -264,14 +279,7 @@ pub async fn serve(
             what: "tcp".into(),
             source,
         })?;
-        let has_tokens = api
-            .token_store()
-            .list()
-            .map(|t| t.iter().any(|t| t.revoked_at.is_none()))
-            .unwrap_or(false);
-        if !addr.ip().is_loopback() && !has_tokens {
-            return Err(ServeError::NoTokens { addr });
-        }
+        check_exposure(&api, addr)?;
     }
     let app = router(api);
     let unix_app = app.clone().layer(axum::Extension(auth::Transport::Unix));

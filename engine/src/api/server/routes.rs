@@ -55,6 +55,60 @@ fn field_of(text: &str) -> Option<String> {
         .then(|| token.to_string())
 }
 
+/// Decodes a [`Request`], naming the field at fault when it is wrong. serde cannot say which
+/// field of a tagged enum failed, so on failure each field is left out in turn: the one whose
+/// absence cures the error (or turns it into "missing field") is the culprit; one level of
+/// nesting is searched the same way (`page.offset`).
+pub(super) fn decode_request(value: serde_json::Value) -> Result<Request, HttpError> {
+    let err = match serde_json::from_value::<Request>(value.clone()) {
+        Ok(r) => return Ok(r),
+        Err(e) => e.to_string(),
+    };
+    let field = field_of(&err)
+        .filter(|f| err.contains("unknown field") || err.contains("missing field"))
+        .or_else(|| culprit(&value));
+    Err(HttpError(ApiError {
+        field,
+        ..ApiError::new(
+            ErrorCode::Invalid,
+            format!("the request is not valid: {err}"),
+        )
+    }))
+}
+
+fn culprit(value: &serde_json::Value) -> Option<String> {
+    let obj = value.as_object()?;
+    let fails_without = |path: &[&str]| {
+        let mut v = value.clone();
+        match path {
+            [k] => {
+                v.as_object_mut()?.remove(*k);
+            }
+            [k, inner] => {
+                v.get_mut(*k)?.as_object_mut()?.remove(*inner);
+            }
+            _ => return None,
+        }
+        Some(match serde_json::from_value::<Request>(v) {
+            Ok(_) => false,
+            Err(e) => !e.to_string().contains("missing field"),
+        })
+    };
+    for (k, v) in obj.iter().filter(|(k, _)| *k != "op") {
+        if fails_without(&[k]) == Some(false) {
+            if let Some(inner) = v.as_object() {
+                for ik in inner.keys() {
+                    if fails_without(&[k, ik]) == Some(false) {
+                        return Some(format!("{k}.{ik}"));
+                    }
+                }
+            }
+            return Some(k.clone());
+        }
+    }
+    None
+}
+
 macro_rules! parse {
     (json $e:expr) => {
         $e.map_err(bad_json)?.0
@@ -119,8 +173,12 @@ fn status<T: serde::de::DeserializeOwned>(s: &Option<String>) -> Result<Option<T
         .transpose()
 }
 
+/// Answers a route with the reply's record itself (the seed's `data`), not the typed
+/// envelope `/api/v1/call` uses.
 async fn call(caller: &Caller, request: Request) -> Result<Response, HttpError> {
-    Ok(ok(caller.api.dispatch(request).await?))
+    let reply = caller.api.dispatch(request).await?;
+    let mut v = serde_json::to_value(&reply).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(ok(v["data"].take()))
 }
 
 async fn list_datasets(
@@ -508,6 +566,28 @@ pub(super) fn seed_routes() -> Router<Shared> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrong_request_names_its_field() {
+        for (body, field) in [
+            (
+                serde_json::json!({"op": "list_jobs", "page": {"offset": "x"}}),
+                "page.offset",
+            ),
+            (serde_json::json!({"op": "get_job", "id": 7}), "id"),
+            (
+                serde_json::json!({"op": "get_job", "id": "1", "colour": 1}),
+                "colour",
+            ),
+            (
+                serde_json::json!({"op": "costs", "period": "fortnight"}),
+                "period",
+            ),
+        ] {
+            let e = decode_request(body.clone()).err().unwrap().0;
+            assert_eq!(e.field.as_deref(), Some(field), "{body}: {e:?}");
+        }
+    }
 
     #[test]
     fn serde_messages_name_their_field() {
