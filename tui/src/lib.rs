@@ -22,6 +22,7 @@ mod runtime;
 pub mod sanitize;
 pub mod series;
 pub mod state;
+pub mod tabs;
 pub mod theme;
 mod ui;
 

@@ -1,8 +1,11 @@
-//! Models: the artifact list (sortable by date and quality score) and its detail.
+//! The Models tab: the artifact list (sortable by date and quality score), its detail, and
+//! downloading the selected model.
 
-use super::{draw_list, headers, kv, list_and_detail, list_title, panel};
-use crate::action::Tab;
-use crate::app::{App, Focus, lists};
+use super::{Browse, Component, Focus, Handled, TabHits, max_scroll};
+use crate::action::{Action, Tab};
+use crate::app::{Overlay, PromptKind, Shared, lists};
+use crate::input::Input;
+use crate::ui::{draw_list, headers, kv, list_and_detail, list_layout, list_title, panel};
 use crate::format;
 use brightrun_engine::domain::*;
 use ratatui::Frame;
@@ -28,24 +31,98 @@ fn opt(v: Option<f64>) -> String {
     v.map(format::metric).unwrap_or_else(|| "–".into())
 }
 
-impl App {
-    pub(super) fn draw_models(&mut self, frame: &mut Frame, area: Rect) {
-        let detail_focus = self.focus.get(&Tab::Models).copied() == Some(Focus::Detail);
+
+/// The Models tab's own state: focus and detail scroll.
+#[derive(Clone, Debug, Default)]
+pub struct ModelsTab {
+    pub browse: Browse,
+}
+
+impl Component for ModelsTab {
+    fn handle(&mut self, action: &Action, s: &mut Shared) -> Handled {
+        let sel = s.selected_artifact().cloned();
+        if self.browse.browse(Tab::Models, sel.is_some(), action, s) {
+            return Handled::done();
+        }
+        match action {
+            Action::Download => {
+                let Some(a) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                let default = std::env::current_dir()
+                    .map(|d| {
+                        d.join(format!(
+                            "{}-v{}",
+                            crate::sanitize::one_line(&a.name),
+                            a.version
+                        ))
+                    })
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| format!("./{}-v{}", a.name, a.version));
+                s.overlay = Some(Overlay::Prompt {
+                    title: format!("Download {} v{} to folder", a.name, a.version),
+                    input: Box::new(Input::new(&default)),
+                    kind: PromptKind::DownloadTo(a.id),
+                    hint: Some("tab completes a folder; enter downloads".into()),
+                });
+                Handled::done()
+            }
+            _ => Handled::Ignored,
+        }
+    }
+
+    fn browse(&mut self) -> Option<&mut Browse> {
+        Some(&mut self.browse)
+    }
+
+    fn layout(&mut self, area: Rect, s: &mut Shared) -> TabHits {
+        let (list_area, detail_area) =
+            list_and_detail(area, self.browse.focus == Focus::Detail, 55, 45);
+        let list = list_layout(&mut s.model_list, list_area);
+        if let Some(a) = s.selected_artifact() {
+            let lines = detail_lines(a, s);
+            self.browse.scroll = self.browse.scroll.min(max_scroll(&lines, detail_area));
+        }
+        TabHits {
+            list: Some(list),
+            detail: Some(detail_area),
+        }
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, s: &Shared) {
+        let detail_focus = self.browse.focus == Focus::Detail;
         let (list_area, detail_area) = list_and_detail(area, detail_focus, 55, 45);
-        let t = self.theme.clone();
+        self.draw_list(frame, list_area, s);
+        self.draw_detail(frame, detail_area, detail_focus, s);
+    }
+
+    fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("open", "detail"),
+            ("download", "download"),
+            ("sort", "sort"),
+            ("filter", "filter"),
+        ]
+    }
+}
+
+impl ModelsTab {
+    fn draw_list(&self, frame: &mut Frame, list_area: Rect, s: &Shared) {
+        let detail_focus = self.browse.focus == Focus::Detail;
+        let t = s.theme.clone();
         let title = list_title(
             &t,
             "Models",
-            self.model_list.len(),
-            self.artifacts.len(),
-            &self.model_list.filter,
+            s.model_list.len(),
+            s.artifacts.len(),
+            &s.model_list.filter,
         );
         let block = panel(&t, title, !detail_focus);
         let header = headers(
             &t,
             &lists::MODEL_COLUMNS,
-            lists::MODEL_COLUMNS[self.model_list.sort_col],
-            self.model_list.sort_desc,
+            lists::MODEL_COLUMNS[s.model_list.sort_col],
+            s.model_list.sort_desc,
         );
         let wide = list_area.width >= 100;
         let widths = [
@@ -57,14 +134,14 @@ impl App {
             Constraint::Length(8),
             Constraint::Length(if wide { 16 } else { 8 }),
         ];
-        let now = self.now;
-        let artifacts = &self.artifacts;
-        let (rows_area, offset) = draw_list(
+        let now = s.now;
+        let artifacts = &s.artifacts;
+        draw_list(
             frame,
             list_area,
             block,
             &t,
-            &mut self.model_list,
+            &s.model_list,
             header,
             &widths,
             "No models yet: a completed job stores its adapter here.",
@@ -103,27 +180,44 @@ impl App {
                 ])
             },
         );
-        self.hits.list = Some((rows_area, Tab::Models, offset));
-        self.draw_model_detail(frame, detail_area, detail_focus);
     }
 
-    fn draw_model_detail(&mut self, frame: &mut Frame, area: Rect, focused: bool) {
-        let t = self.theme.clone();
-        self.hits.detail = Some(area);
-        let Some(a) = self.selected_artifact().cloned() else {
+
+    fn draw_detail(&self, frame: &mut Frame, area: Rect, focused: bool, s: &Shared) {
+        let t = &s.theme;
+        let Some(a) = s.selected_artifact() else {
             frame.render_widget(
                 Paragraph::new(
                     "Select a model to see its quality, summary, configuration and files.",
                 )
                 .style(t.muted())
-                .block(panel(&t, " Detail ", focused)),
+                .block(panel(t, " Detail ", focused)),
                 area,
             );
             return;
         };
+        let lines = detail_lines(a, s);
+        let title = if focused {
+            " Detail (↑↓ scroll, d download) "
+        } else {
+            " Detail "
+        };
+        frame.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .scroll((self.browse.scroll, 0))
+                .block(panel(t, Span::styled(title, t.header()), focused)),
+            area,
+        );
+    }
+}
+
+/// The detail pane's text: built by layout (to bound the scroll) and by draw.
+fn detail_lines(a: &ModelArtifact, sh: &Shared) -> Vec<Line<'static>> {
+    let t = &sh.theme;
         let q = &a.quality_metrics;
         let s = &a.training_summary;
-        let mut lines: Vec<Line> = vec![
+        let mut lines: Vec<Line<'static>> = vec![
             Line::from(vec![
                 Span::styled(format!("{} v{}", a.name, a.version), t.header()),
                 Span::styled(
@@ -132,10 +226,10 @@ impl App {
                 ),
             ]),
             kv(&t, "base model", a.base_model.clone()),
-            kv(&t, "dataset", self.dataset_name(a.dataset_id)),
+            kv(&t, "dataset", sh.dataset_name(a.dataset_id)),
             kv(&t, "created", format::datetime(a.created_at)),
         ];
-        if let Some(task) = self.download_progress(a.id) {
+        if let Some(task) = sh.download_progress(a.id) {
             let frac = task
                 .total
                 .map(|tot| task.done as f64 / tot.max(1) as f64)
@@ -235,27 +329,7 @@ impl App {
                 ),
             ]));
         }
-        let inner_w = area.width.saturating_sub(2).max(1) as usize;
-        let total: usize = lines
-            .iter()
-            .map(|l| l.width().max(1).div_ceil(inner_w))
-            .sum();
-        let max_scroll = (total as u16).saturating_sub(area.height.saturating_sub(2));
-        let scroll = self.detail_scroll.entry(Tab::Models).or_insert(0);
-        *scroll = (*scroll).min(max_scroll);
-        let title = if focused {
-            " Detail (↑↓ scroll, d download) "
-        } else {
-            " Detail "
-        };
-        frame.render_widget(
-            Paragraph::new(lines)
-                .wrap(Wrap { trim: false })
-                .scroll((*scroll, 0))
-                .block(panel(&t, Span::styled(title, t.header()), focused)),
-            area,
-        );
-    }
+    lines
 }
 
 /// The configuration JSON as indented `key value` lines (strings cleaned of controls).

@@ -1,8 +1,12 @@
-//! Datasets: the table and the detail pane (statistics, validation problems, sample).
+//! The Datasets tab: the table and the detail pane (statistics, validation problems, sample),
+//! and what can be done to the selected dataset.
 
-use super::{draw_list, headers, kv, list_and_detail, list_title, panel, text_lines};
-use crate::action::Tab;
-use crate::app::{App, Focus, lists as lists_columns};
+use super::{Browse, Component, Focus, Handled, Request, TabHits, max_scroll};
+use crate::action::{Action, Tab};
+use crate::app::{Confirmed, Overlay, PromptKind, Shared, TaskInfo, lists as lists_columns};
+use crate::effect::{Effect, Level, TaskKey};
+use crate::input::Input;
+use crate::ui::{draw_list, headers, kv, list_and_detail, list_layout, list_title, panel, text_lines};
 use crate::format;
 use crate::theme::Theme;
 use brightrun_engine::domain::*;
@@ -20,26 +24,166 @@ pub(crate) fn status_style(t: &Theme, s: DatasetStatus) -> Style {
     }
 }
 
-impl App {
-    pub(super) fn draw_datasets(&mut self, frame: &mut Frame, area: Rect) {
-        let detail_focus = self.focus.get(&Tab::Datasets).copied() == Some(Focus::Detail);
+
+/// The Datasets tab's own state: focus and detail scroll (the list view is shared: the
+/// command line, jumps and uploads select in it too).
+#[derive(Clone, Debug, Default)]
+pub struct DatasetsTab {
+    pub browse: Browse,
+}
+
+impl Component for DatasetsTab {
+    fn handle(&mut self, action: &Action, s: &mut Shared) -> Handled {
+        let sel = s.selected_dataset().cloned();
+        if self.browse.browse(Tab::Datasets, sel.is_some(), action, s) {
+            return Handled::done();
+        }
+        let fx = match action {
+            Action::AddDataset => {
+                let start = std::env::current_dir()
+                    .map(|d| format!("{}/", d.display()))
+                    .unwrap_or_else(|_| "./".into());
+                s.open_file_browser(&start)
+            }
+            Action::Rename => {
+                let Some(d) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                s.overlay = Some(Overlay::Prompt {
+                    title: format!("Rename {}", d.name),
+                    input: Box::new(Input::new(&d.name)),
+                    kind: PromptKind::Rename(d.id),
+                    hint: None,
+                });
+                Vec::new()
+            }
+            Action::Describe => {
+                let Some(d) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                s.overlay = Some(Overlay::Prompt {
+                    title: format!("Description of {}", d.name),
+                    input: Box::new(Input::new(d.description.as_deref().unwrap_or(""))),
+                    kind: PromptKind::Describe(d.id),
+                    hint: None,
+                });
+                Vec::new()
+            }
+            Action::Validate => {
+                let Some(d) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                s.notify_user(format!("validating {}…", d.name), Level::Info);
+                s.tasks.insert(
+                    TaskKey::Validation(d.id),
+                    TaskInfo {
+                        label: format!("validating {}", d.name),
+                        done: 0,
+                        total: None,
+                    },
+                );
+                vec![Effect::ValidateDataset(d.id)]
+            }
+            Action::Delete => {
+                let Some(d) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                s.overlay = Some(Overlay::Confirm {
+                    title: "Delete dataset?".into(),
+                    lines: vec![
+                        format!(
+                            "{} ({}, {})",
+                            d.name,
+                            d.file_name,
+                            crate::format::bytes(d.file_size)
+                        ),
+                        "It is removed from lists and storage; jobs using it keep their records."
+                            .into(),
+                    ],
+                    on_yes: Confirmed::DeleteDataset(d.id),
+                });
+                Vec::new()
+            }
+            Action::Train => {
+                let Some(d) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                if d.status != DatasetStatus::Ready || !d.training_ready {
+                    s.notify_user(
+                        format!(
+                            "{} is {}: only a ready dataset can be trained on",
+                            d.name,
+                            d.status.as_str()
+                        ),
+                        Level::Warning,
+                    );
+                    return Handled::done();
+                }
+                s.requests.push(Request::Train(d.id));
+                Vec::new()
+            }
+            _ => return Handled::Ignored,
+        };
+        Handled::Consumed(fx)
+    }
+
+    fn browse(&mut self) -> Option<&mut Browse> {
+        Some(&mut self.browse)
+    }
+
+    fn layout(&mut self, area: Rect, s: &mut Shared) -> TabHits {
+        let (list_area, detail_area) =
+            list_and_detail(area, self.browse.focus == Focus::Detail, 58, 50);
+        let list = list_layout(&mut s.dataset_list, list_area);
+        if let Some(d) = s.selected_dataset() {
+            let lines = detail_lines(d, s);
+            self.browse.scroll = self.browse.scroll.min(max_scroll(&lines, detail_area));
+        }
+        TabHits {
+            list: Some(list),
+            detail: Some(detail_area),
+        }
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, s: &Shared) {
+        let detail_focus = self.browse.focus == Focus::Detail;
         let (list_area, detail_area) = list_and_detail(area, detail_focus, 58, 50);
-        let t = self.theme.clone();
+        self.draw_list(frame, list_area, s);
+        self.draw_detail(frame, detail_area, detail_focus, s);
+    }
+
+    fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("add", "add"),
+            ("train", "train"),
+            ("rename", "rename"),
+            ("validate", "validate"),
+            ("delete", "delete"),
+            ("filter", "filter"),
+            ("sort", "sort"),
+        ]
+    }
+}
+
+impl DatasetsTab {
+    fn draw_list(&self, frame: &mut Frame, list_area: Rect, s: &Shared) {
+        let detail_focus = self.browse.focus == Focus::Detail;
+        let t = s.theme.clone();
         let wide = list_area.width >= 100;
         let title = list_title(
             &t,
             "Datasets",
-            self.dataset_list.len(),
-            self.datasets.len(),
-            &self.dataset_list.filter,
+            s.dataset_list.len(),
+            s.datasets.len(),
+            &s.dataset_list.filter,
         );
         let block = panel(&t, title, !detail_focus);
         let cols = lists_columns::DATASET_COLUMNS;
         let header = headers(
             &t,
             &cols,
-            cols[self.dataset_list.sort_col],
-            self.dataset_list.sort_desc,
+            cols[s.dataset_list.sort_col],
+            s.dataset_list.sort_desc,
         );
         let widths = [
             Constraint::Min(12),
@@ -50,15 +194,15 @@ impl App {
             Constraint::Length(8),
             Constraint::Length(if wide { 16 } else { 8 }),
         ];
-        let now = self.now;
-        let datasets = &self.datasets;
-        let tasks = &self.tasks;
-        let (rows_area, offset) = draw_list(
+        let now = s.now;
+        let datasets = &s.datasets;
+        let tasks = &s.tasks;
+        draw_list(
             frame,
             list_area,
             block,
             &t,
-            &mut self.dataset_list,
+            &s.dataset_list,
             header,
             &widths,
             "No datasets yet: press a to add a JSONL file.",
@@ -104,23 +248,40 @@ impl App {
                 ])
             },
         );
-        self.hits.list = Some((rows_area, Tab::Datasets, offset));
-        self.draw_dataset_detail(frame, detail_area, detail_focus);
     }
 
-    fn draw_dataset_detail(&mut self, frame: &mut Frame, area: Rect, focused: bool) {
-        let t = self.theme.clone();
-        self.hits.detail = Some(area);
-        let Some(d) = self.selected_dataset().cloned() else {
+
+    fn draw_detail(&self, frame: &mut Frame, area: Rect, focused: bool, s: &Shared) {
+        let t = &s.theme;
+        let Some(d) = s.selected_dataset() else {
             frame.render_widget(
                 Paragraph::new("Select a dataset to see its statistics, problems and sample.")
                     .style(t.muted())
-                    .block(panel(&t, " Detail ", focused)),
+                    .block(panel(t, " Detail ", focused)),
                 area,
             );
             return;
         };
-        let mut lines: Vec<Line> = Vec::new();
+        let lines = detail_lines(d, s);
+        let title = if focused {
+            " Detail (↑↓ scroll, esc back) "
+        } else {
+            " Detail (enter to scroll) "
+        };
+        frame.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .scroll((self.browse.scroll, 0))
+                .block(panel(t, Span::styled(title, t.header()), focused)),
+            area,
+        );
+    }
+}
+
+/// The detail pane's text: built by layout (to bound the scroll) and by draw.
+fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
+    let t = &s.theme;
+        let mut lines: Vec<Line<'static>> = Vec::new();
         lines.push(Line::from(vec![
             Span::styled(d.name.clone(), t.header()),
             Span::styled(format!("  {}", d.id.short()), t.muted()),
@@ -160,7 +321,7 @@ impl App {
                 Style::new().fg(t.error),
             ));
         }
-        if let Some(task) = self.tasks.iter().find(|(k, _)| matches!(k, crate::effect::TaskKey::Validation(id) | crate::effect::TaskKey::EngineUpload(id) if *id == d.id)).map(|(_, v)| v) {
+        if let Some(task) = s.tasks.iter().find(|(k, _)| matches!(k, crate::effect::TaskKey::Validation(id) | crate::effect::TaskKey::EngineUpload(id) if *id == d.id)).map(|(_, v)| v) {
             let frac = task.total.map(|tot| task.done as f64 / tot.max(1) as f64).unwrap_or(0.0);
             lines.push(Line::styled(
                 format!("{} {} {:.0}%", task.label, format::bar(frac, 20), frac * 100.0),
@@ -313,26 +474,5 @@ impl App {
                 }
             }
         }
-        let inner_h = area.height.saturating_sub(2);
-        let inner_w = area.width.saturating_sub(2).max(1) as usize;
-        let wrapped: usize = lines
-            .iter()
-            .map(|l| l.width().max(1).div_ceil(inner_w))
-            .sum();
-        let max_scroll = (wrapped as u16).saturating_sub(inner_h);
-        let scroll = self.detail_scroll.entry(Tab::Datasets).or_insert(0);
-        *scroll = (*scroll).min(max_scroll);
-        let title = if focused {
-            " Detail (↑↓ scroll, esc back) "
-        } else {
-            " Detail (enter to scroll) "
-        };
-        frame.render_widget(
-            Paragraph::new(lines)
-                .wrap(Wrap { trim: false })
-                .scroll((*scroll, 0))
-                .block(panel(&t, Span::styled(title, t.header()), focused)),
-            area,
-        );
-    }
+    lines
 }

@@ -1,0 +1,212 @@
+//! The six tabs, each a [`Component`] that owns what only it uses (focus, detail scroll, its
+//! form, its geometry) and draws itself from `&self`. What several places need (the engine's
+//! records, the list views over them, the overlay, the status bar) stays in [`Shared`], which
+//! the app lends to the tab it routes to.
+//!
+//! A tab never reaches into another tab: it asks the app with a [`Request`], which the app
+//! carries out after the tab returns, so cross-tab moves (a notification opening a job, a
+//! dataset sent to Configure) have one place that knows every tab.
+
+pub mod configure;
+pub mod costs;
+pub mod datasets;
+pub mod jobs;
+pub mod models;
+pub mod notifications;
+
+use crate::action::{Action, Tab};
+use crate::app::Shared;
+use crate::app::shared::Cursor;
+use crate::effect::Effect;
+use brightrun_engine::domain::Link;
+use brightrun_engine::events::EngineEvent;
+use brightrun_engine::ids::DatasetId;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+
+/// Whether a tab used an action. An ignored one falls through to the app's global keys, so a
+/// tab only has to know its own.
+#[derive(Debug)]
+pub enum Handled {
+    Consumed(Vec<Effect>),
+    Ignored,
+}
+
+impl Handled {
+    /// Consumed with no effect to run.
+    pub fn done() -> Self {
+        Handled::Consumed(Vec::new())
+    }
+
+    /// The effects to run, whether or not the action was used.
+    pub fn effects(self) -> Vec<Effect> {
+        match self {
+            Handled::Consumed(fx) => fx,
+            Handled::Ignored => Vec::new(),
+        }
+    }
+}
+
+/// What a tab asks of the app because it touches other tabs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    /// Show the record a link points at (on its own tab).
+    Jump(Link),
+    /// Fill the Configure form with this dataset and go there.
+    Train(DatasetId),
+}
+
+/// The clickable areas a tab's layout found, for the mouse.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TabHits {
+    /// The rows of the list on screen and the list's offset.
+    pub list: Option<(Rect, usize)>,
+    pub detail: Option<Rect>,
+}
+
+/// One tab of the dashboard.
+///
+/// Drawing is split in two so that [`Component::draw`] can take `&self`: [`Component::layout`]
+/// runs first on the same area and does everything that changes state (scroll offsets kept
+/// in view, chart caches, mouse areas).
+pub trait Component {
+    /// An action while this tab is shown (after overlays and input lines had their turn).
+    fn handle(&mut self, action: &Action, s: &mut Shared) -> Handled;
+
+    /// What to load when the tab comes into view.
+    fn shown(&mut self, _s: &mut Shared) -> Vec<Effect> {
+        Vec::new()
+    }
+
+    /// The slow tick while the tab is shown.
+    fn tick(&mut self, _s: &mut Shared) -> Vec<Effect> {
+        Vec::new()
+    }
+
+    /// An engine event, after the app applied it to the shared records.
+    fn on_event(&mut self, _ev: &EngineEvent, _s: &Shared) -> Vec<Effect> {
+        Vec::new()
+    }
+
+    /// True while the tab takes raw keys (a field being typed into), bypassing the keymap.
+    fn captures_input(&self) -> bool {
+        false
+    }
+
+    /// The list-and-detail state, for tabs that have one (mouse clicks and the wheel set it).
+    fn browse(&mut self) -> Option<&mut Browse> {
+        None
+    }
+
+    /// Fits the tab's state to `area` before drawing; returns where the mouse can click.
+    fn layout(&mut self, area: Rect, s: &mut Shared) -> TabHits;
+
+    fn draw(&self, frame: &mut Frame, area: Rect, s: &Shared);
+
+    /// The keymap actions to show in the hint bar, with their labels (`?` shows the rest).
+    fn keys(&self) -> &'static [(&'static str, &'static str)];
+}
+
+/// Which part of a tab has the keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Focus {
+    #[default]
+    List,
+    Detail,
+}
+
+/// What every list tab keeps besides its list view: which half has the keys and how far the
+/// detail pane is scrolled. The navigation here is the same in every list, so it lives once.
+#[derive(Clone, Debug, Default)]
+pub struct Browse {
+    pub focus: Focus,
+    pub scroll: u16,
+}
+
+impl Browse {
+    /// Everything a plain list-and-detail view does with an action: scroll the detail when it
+    /// has the focus, move in the list, open, back out, sort. True when the action was used.
+    pub fn browse(
+        &mut self,
+        tab: Tab,
+        has_selection: bool,
+        action: &Action,
+        s: &mut Shared,
+    ) -> bool {
+        (self.focus == Focus::Detail && scroll(&mut self.scroll, action))
+            || self.move_list(tab, action, s)
+            || self.list_nav(tab, has_selection, action, s)
+    }
+
+    /// Enter/→ opens the detail, Esc/← backs out of it (then clears the filter), sort keys
+    /// sort: the same in every list view. Returns true when the action was one of those.
+    pub fn list_nav(
+        &mut self,
+        tab: Tab,
+        has_selection: bool,
+        action: &Action,
+        s: &mut Shared,
+    ) -> bool {
+        match action {
+            Action::Open | Action::Right => {
+                if has_selection {
+                    self.focus = Focus::Detail;
+                }
+            }
+            Action::Back | Action::Left => {
+                if self.focus == Focus::Detail {
+                    self.focus = Focus::List;
+                } else if !s.list_filter(tab).is_empty() {
+                    s.set_filter(tab, String::new());
+                }
+            }
+            Action::Sort | Action::SortReverse => s.sort(tab, *action == Action::SortReverse),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Movement in `tab`'s list. Returns true when the action was a movement.
+    pub fn move_list(&mut self, tab: Tab, action: &Action, s: &mut Shared) -> bool {
+        let delta: isize = match action {
+            Action::Up => -1,
+            Action::Down => 1,
+            Action::PageUp => -(s.list_page(tab) as isize),
+            Action::PageDown => s.list_page(tab) as isize,
+            Action::Top => isize::MIN / 2,
+            Action::Bottom => isize::MAX / 2,
+            _ => return false,
+        };
+        if !s.set_cursor(tab, Cursor::By(delta)) {
+            return false;
+        }
+        self.scroll = 0;
+        true
+    }
+}
+
+/// Scrolls a detail pane by a movement action; false for other actions. The bottom is
+/// "far enough": layout clamps it to the text.
+pub fn scroll(s: &mut u16, action: &Action) -> bool {
+    match action {
+        Action::Up => *s = s.saturating_sub(1),
+        Action::Down => *s = s.saturating_add(1),
+        Action::PageUp => *s = s.saturating_sub(10),
+        Action::PageDown => *s = s.saturating_add(10),
+        Action::Top => *s = 0,
+        Action::Bottom => *s = u16::MAX / 2,
+        _ => return false,
+    }
+    true
+}
+
+/// How far a detail pane of `lines` can scroll in `area` (borders included), wrapped.
+pub(crate) fn max_scroll(lines: &[ratatui::text::Line], area: Rect) -> u16 {
+    let inner_h = area.height.saturating_sub(2);
+    let inner_w = area.width.saturating_sub(2).max(1) as usize;
+    let wrapped: usize = lines
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(inner_w))
+        .sum();
+    (wrapped as u16).saturating_sub(inner_h)
+}
