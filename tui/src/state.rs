@@ -335,7 +335,9 @@ pub struct ChartCache {
 impl ChartCache {
     /// Whether this cache holds the series at `version` downsampled for these widths.
     pub fn fits(&self, version: u64, chart_width: usize, spark_width: usize) -> bool {
-        self.version == version && self.chart_width == chart_width && self.spark_width == spark_width
+        self.version == version
+            && self.chart_width == chart_width
+            && self.spark_width == spark_width
     }
 }
 

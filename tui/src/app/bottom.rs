@@ -23,7 +23,6 @@ pub enum Bottom {
     },
 }
 
-
 impl App {
     pub(super) fn handle_bottom(&mut self, action: Action) -> Vec<Effect> {
         let Some(bottom) = self.bottom.take() else {
@@ -236,5 +235,4 @@ impl App {
             },
         }
     }
-
 }

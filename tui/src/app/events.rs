@@ -418,4 +418,3 @@ fn verb(what: &str) -> &str {
         other => other,
     }
 }
-

@@ -15,13 +15,13 @@ mod mouse;
 mod overlay;
 pub mod shared;
 
+pub use crate::tabs::Focus;
+pub use crate::tabs::configure::{ConfigureTab, FormRow};
 pub use bottom::Bottom;
 pub use command::{Command, complete, parse_command};
 pub use files::FileBrowser;
 pub use overlay::{Confirmed, Overlay, PickTarget, PromptKind};
 pub use shared::{Hits, Message, Settings, Shared, TaskInfo, Toast};
-pub use crate::tabs::Focus;
-pub use crate::tabs::configure::{ConfigureTab, FormRow};
 
 use crate::action::{Action, Period, Tab};
 use crate::effect::*;

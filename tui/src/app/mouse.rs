@@ -2,9 +2,9 @@
 //! opens it), on a detail pane gives it the keys; the wheel scrolls what is under it.
 
 use super::App;
+use super::shared::Cursor;
 use crate::action::{Action, Tab};
 use crate::effect::Effect;
-use super::shared::Cursor;
 use crate::tabs::Focus;
 
 impl App {

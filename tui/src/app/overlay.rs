@@ -62,8 +62,6 @@ pub enum Overlay {
     },
 }
 
-/// The input line at the bottom, when one is open.
-
 impl App {
     pub(super) fn handle_overlay(&mut self, action: Action) -> Vec<Effect> {
         let Some(overlay) = self.overlay.take() else {

@@ -385,7 +385,12 @@ impl Shared {
             .selected_item()
             .map(|i| self.artifacts.at(i))
     }
-    pub(crate) fn start_download(&mut self, id: ArtifactId, to: PathBuf, force: bool) -> Vec<Effect> {
+    pub(crate) fn start_download(
+        &mut self,
+        id: ArtifactId,
+        to: PathBuf,
+        force: bool,
+    ) -> Vec<Effect> {
         let request = self.request_id();
         let label = self
             .artifacts

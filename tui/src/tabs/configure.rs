@@ -5,17 +5,17 @@
 use super::{Component, Handled, TabHits};
 use crate::action::Action;
 use crate::app::{Confirmed, Overlay, PickTarget, Settings, Shared};
-use brightrun_engine::events::EngineEvent;
 use crate::effect::{Effect, EstimateView, JobDraft, Level};
+use crate::format;
 use crate::input::Input;
 use crate::state::Collection;
+use crate::ui::{kv, panel};
 use brightrun_engine::domain::*;
+use brightrun_engine::events::EngineEvent;
 use brightrun_engine::ids::DatasetId;
 use brightrun_engine::training::ranges::{self, FIELDS, FieldKind};
 use brightrun_engine::training::{GpuCatalog, GpuSpec, PresetInfo, presets};
 use crossterm::event::KeyCode;
-use crate::format;
-use crate::ui::{kv, panel};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
@@ -762,8 +762,7 @@ impl ConfigureTab {
             let line_area = Rect::new(inner.x, y, inner.width, 1);
             let selected = i == c.row;
             let err = c.error_of(*row).is_some();
-            let changed =
-                matches!(row, FormRow::Field(f) if c.values[*f] != c.base_values[*f]);
+            let changed = matches!(row, FormRow::Field(f) if c.values[*f] != c.base_values[*f]);
             let label = format!(
                 "{}{:<w$}",
                 if changed { "*" } else { " " },
@@ -788,10 +787,7 @@ impl ConfigureTab {
             let value = c.value_of(*row, name);
             let picker = matches!(
                 row,
-                FormRow::Dataset
-                    | FormRow::Preset
-                    | FormRow::GpuType
-                    | FormRow::Backend
+                FormRow::Dataset | FormRow::Preset | FormRow::GpuType | FormRow::Backend
             );
             let text = if picker && selected {
                 format!("◀ {value} ▶")

@@ -7,6 +7,7 @@ use crate::action::{Action, Period, Tab};
 use crate::app::Shared;
 use crate::effect::{CostsView, Effect, Level};
 use crate::format;
+use crate::ui::panel;
 use brightrun_engine::domain::NotificationType;
 use brightrun_engine::events::EngineEvent;
 use ratatui::Frame;
@@ -14,7 +15,6 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Bar, BarChart, BarGroup, Gauge, Paragraph};
-use crate::ui::panel;
 
 /// The Costs tab's state: the loaded view and whether it still matches the engine.
 #[derive(Clone, Debug)]

@@ -5,10 +5,12 @@ use super::{Browse, Component, Focus, Handled, Request, TabHits, max_scroll};
 use crate::action::{Action, Tab};
 use crate::app::{Confirmed, Overlay, PromptKind, Shared, TaskInfo, lists as lists_columns};
 use crate::effect::{Effect, Level, TaskKey};
-use crate::input::Input;
-use crate::ui::{draw_list, headers, kv, list_and_detail, list_layout, list_title, panel, text_lines};
 use crate::format;
+use crate::input::Input;
 use crate::theme::Theme;
+use crate::ui::{
+    draw_list, headers, kv, list_and_detail, list_layout, list_title, panel, text_lines,
+};
 use brightrun_engine::domain::*;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -23,7 +25,6 @@ pub(crate) fn status_style(t: &Theme, s: DatasetStatus) -> Style {
         DatasetStatus::Uploading | DatasetStatus::Validating => Style::new().fg(t.info),
     }
 }
-
 
 /// The Datasets tab's own state: focus and detail scroll (the list view is shared: the
 /// command line, jumps and uploads select in it too).
@@ -250,7 +251,6 @@ impl DatasetsTab {
         );
     }
 
-
     fn draw_detail(&self, frame: &mut Frame, area: Rect, focused: bool, s: &Shared) {
         let t = &s.theme;
         let Some(d) = s.selected_dataset() else {
@@ -281,198 +281,198 @@ impl DatasetsTab {
 /// The detail pane's text: built by layout (to bound the scroll) and by draw.
 fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
     let t = &s.theme;
-        let mut lines: Vec<Line<'static>> = Vec::new();
-        lines.push(Line::from(vec![
-            Span::styled(d.name.clone(), t.header()),
-            Span::styled(format!("  {}", d.id.short()), t.muted()),
-        ]));
-        lines.push(kv(
-            &t,
-            "file",
-            format!("{} · {}", d.file_name, format::bytes(d.file_size)),
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    lines.push(Line::from(vec![
+        Span::styled(d.name.clone(), t.header()),
+        Span::styled(format!("  {}", d.id.short()), t.muted()),
+    ]));
+    lines.push(kv(
+        &t,
+        "file",
+        format!("{} · {}", d.file_name, format::bytes(d.file_size)),
+    ));
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:<14}", "status"), t.muted()),
+        Span::styled(
+            d.status.as_str().to_string(),
+            status_style(&t, d.status).add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(
+            match d.validated_at {
+                Some(v) => format!("  validated {}", format::datetime(v)),
+                None => String::new(),
+            },
+            t.muted(),
+        ),
+    ]));
+    if let Some(f) = d.format {
+        lines.push(kv(&t, "format", f.as_str()));
+    }
+    lines.push(kv(&t, "created", format::datetime(d.created_at)));
+    if let Some(desc) = &d.description
+        && !desc.is_empty()
+    {
+        lines.push(kv(&t, "description", ""));
+        lines.extend(text_lines(desc, t.base(), "  "));
+    }
+    if let Some(e) = &d.error_message {
+        lines.push(Line::styled(
+            format!("error: {e}"),
+            Style::new().fg(t.error),
         ));
-        lines.push(Line::from(vec![
-            Span::styled(format!("{:<14}", "status"), t.muted()),
-            Span::styled(
-                d.status.as_str().to_string(),
-                status_style(&t, d.status).add_modifier(Modifier::BOLD),
-            ),
-            Span::styled(
-                match d.validated_at {
-                    Some(v) => format!("  validated {}", format::datetime(v)),
-                    None => String::new(),
-                },
-                t.muted(),
-            ),
-        ]));
-        if let Some(f) = d.format {
-            lines.push(kv(&t, "format", f.as_str()));
-        }
-        lines.push(kv(&t, "created", format::datetime(d.created_at)));
-        if let Some(desc) = &d.description
-            && !desc.is_empty()
-        {
-            lines.push(kv(&t, "description", ""));
-            lines.extend(text_lines(desc, t.base(), "  "));
-        }
-        if let Some(e) = &d.error_message {
-            lines.push(Line::styled(
-                format!("error: {e}"),
-                Style::new().fg(t.error),
-            ));
-        }
-        if let Some(task) = s.tasks.iter().find(|(k, _)| matches!(k, crate::effect::TaskKey::Validation(id) | crate::effect::TaskKey::EngineUpload(id) if *id == d.id)).map(|(_, v)| v) {
+    }
+    if let Some(task) = s.tasks.iter().find(|(k, _)| matches!(k, crate::effect::TaskKey::Validation(id) | crate::effect::TaskKey::EngineUpload(id) if *id == d.id)).map(|(_, v)| v) {
             let frac = task.total.map(|tot| task.done as f64 / tot.max(1) as f64).unwrap_or(0.0);
             lines.push(Line::styled(
                 format!("{} {} {:.0}%", task.label, format::bar(frac, 20), frac * 100.0),
                 Style::new().fg(t.info),
             ));
         }
-        if let Some(s) = d
+    if let Some(s) = d
+        .statistics
+        .as_ref()
+        .filter(|_| d.status == DatasetStatus::Ready)
+    {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled("Statistics", t.header()));
+        lines.push(kv(
+            &t,
+            "examples",
+            format!(
+                "{}  (training {}, validation {})",
+                format::thousands(s.total_examples),
+                format::thousands(s.total_training_pairs),
+                format::thousands(s.total_validation_pairs)
+            ),
+        ));
+        lines.push(kv(
+            &t,
+            "tokens",
+            format!(
+                "{}{}",
+                format::thousands(s.total_tokens),
+                if s.tokens_exact { "" } else { " (estimated)" }
+            ),
+        ));
+        lines.push(kv(
+            &t,
+            "turns/conv",
+            format!(
+                "{:.1}   tokens/turn {:.1}",
+                s.avg_turns_per_conversation, s.avg_tokens_per_turn
+            ),
+        ));
+        lines.push(kv(
+            &t,
+            "length",
+            format!(
+                "p50 {}  p95 {}  max {} tokens",
+                format::thousands(s.tokens_p50),
+                format::thousands(s.tokens_p95),
+                format::thousands(s.tokens_max)
+            ),
+        ));
+        lines.push(kv(
+            &t,
+            "duplicates",
+            format::thousands(s.duplicate_examples),
+        ));
+        let over = Line::from(vec![
+            Span::styled(format!("{:<14}", "over max len"), t.muted()),
+            Span::styled(
+                format!(
+                    "{} (max_seq_length {})",
+                    format::thousands(s.examples_over_max_seq_length),
+                    s.max_seq_length
+                ),
+                if s.examples_over_max_seq_length > 0 {
+                    Style::new().fg(t.warning)
+                } else {
+                    t.base()
+                },
+            ),
+        ]);
+        lines.push(over);
+    }
+    let errors = d
+        .validation_errors
+        .iter()
+        .filter(|i| i.severity == Severity::Error)
+        .count();
+    let warnings = d.validation_errors.len() - errors;
+    if !d.validation_errors.is_empty()
+        || d.statistics
+            .as_ref()
+            .is_some_and(|s| s.error_count + s.warning_count > 0)
+    {
+        let (ec, wc) = d
             .statistics
             .as_ref()
-            .filter(|_| d.status == DatasetStatus::Ready)
-        {
-            lines.push(Line::raw(""));
-            lines.push(Line::styled("Statistics", t.header()));
-            lines.push(kv(
-                &t,
-                "examples",
-                format!(
-                    "{}  (training {}, validation {})",
-                    format::thousands(s.total_examples),
-                    format::thousands(s.total_training_pairs),
-                    format::thousands(s.total_validation_pairs)
-                ),
-            ));
-            lines.push(kv(
-                &t,
-                "tokens",
-                format!(
-                    "{}{}",
-                    format::thousands(s.total_tokens),
-                    if s.tokens_exact { "" } else { " (estimated)" }
-                ),
-            ));
-            lines.push(kv(
-                &t,
-                "turns/conv",
-                format!(
-                    "{:.1}   tokens/turn {:.1}",
-                    s.avg_turns_per_conversation, s.avg_tokens_per_turn
-                ),
-            ));
-            lines.push(kv(
-                &t,
-                "length",
-                format!(
-                    "p50 {}  p95 {}  max {} tokens",
-                    format::thousands(s.tokens_p50),
-                    format::thousands(s.tokens_p95),
-                    format::thousands(s.tokens_max)
-                ),
-            ));
-            lines.push(kv(
-                &t,
-                "duplicates",
-                format::thousands(s.duplicate_examples),
-            ));
-            let over = Line::from(vec![
-                Span::styled(format!("{:<14}", "over max len"), t.muted()),
-                Span::styled(
-                    format!(
-                        "{} (max_seq_length {})",
-                        format::thousands(s.examples_over_max_seq_length),
-                        s.max_seq_length
-                    ),
-                    if s.examples_over_max_seq_length > 0 {
-                        Style::new().fg(t.warning)
-                    } else {
-                        t.base()
-                    },
-                ),
-            ]);
-            lines.push(over);
+            .map(|s| (s.error_count, s.warning_count))
+            .unwrap_or((errors as u64, warnings as u64));
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            format!(
+                "Problems: {} error{}, {} warning{}{}",
+                format::thousands(ec),
+                if ec == 1 { "" } else { "s" },
+                format::thousands(wc),
+                if wc == 1 { "" } else { "s" },
+                if (ec + wc) as usize > d.validation_errors.len() {
+                    format!(" (first {} shown)", d.validation_errors.len())
+                } else {
+                    String::new()
+                }
+            ),
+            t.header(),
+        ));
+        for issue in &d.validation_errors {
+            let (tag, color) = match issue.severity {
+                Severity::Error => ("error", t.error),
+                Severity::Warning => ("warn ", t.warning),
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("  line {:<7}", issue.line), t.muted()),
+                Span::styled(format!("{tag} "), Style::new().fg(color)),
+                Span::raw(issue.error.replace('\n', " ")),
+            ]));
+            if !issue.suggestion.is_empty() {
+                lines.push(Line::styled(
+                    format!("               → {}", issue.suggestion.replace('\n', " ")),
+                    t.muted(),
+                ));
+            }
         }
-        let errors = d
-            .validation_errors
-            .iter()
-            .filter(|i| i.severity == Severity::Error)
-            .count();
-        let warnings = d.validation_errors.len() - errors;
-        if !d.validation_errors.is_empty()
-            || d.statistics
-                .as_ref()
-                .is_some_and(|s| s.error_count + s.warning_count > 0)
-        {
-            let (ec, wc) = d
-                .statistics
-                .as_ref()
-                .map(|s| (s.error_count, s.warning_count))
-                .unwrap_or((errors as u64, warnings as u64));
-            lines.push(Line::raw(""));
-            lines.push(Line::styled(
-                format!(
-                    "Problems: {} error{}, {} warning{}{}",
-                    format::thousands(ec),
-                    if ec == 1 { "" } else { "s" },
-                    format::thousands(wc),
-                    if wc == 1 { "" } else { "s" },
-                    if (ec + wc) as usize > d.validation_errors.len() {
-                        format!(" (first {} shown)", d.validation_errors.len())
-                    } else {
-                        String::new()
-                    }
-                ),
-                t.header(),
-            ));
-            for issue in &d.validation_errors {
-                let (tag, color) = match issue.severity {
-                    Severity::Error => ("error", t.error),
-                    Severity::Warning => ("warn ", t.warning),
+    }
+    if !d.sample_data.is_empty() {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled("Sample", t.header()));
+        for (n, conv) in d.sample_data.iter().enumerate() {
+            lines.push(Line::styled(format!("  #{}", n + 1), t.accent()));
+            for m in conv {
+                let role_style = match m.role.as_str() {
+                    "assistant" => Style::new().fg(t.success),
+                    "system" => Style::new().fg(t.warning),
+                    _ => Style::new().fg(t.info),
                 };
-                lines.push(Line::from(vec![
-                    Span::styled(format!("  line {:<7}", issue.line), t.muted()),
-                    Span::styled(format!("{tag} "), Style::new().fg(color)),
-                    Span::raw(issue.error.replace('\n', " ")),
-                ]));
-                if !issue.suggestion.is_empty() {
-                    lines.push(Line::styled(
-                        format!("               → {}", issue.suggestion.replace('\n', " ")),
-                        t.muted(),
-                    ));
-                }
-            }
-        }
-        if !d.sample_data.is_empty() {
-            lines.push(Line::raw(""));
-            lines.push(Line::styled("Sample", t.header()));
-            for (n, conv) in d.sample_data.iter().enumerate() {
-                lines.push(Line::styled(format!("  #{}", n + 1), t.accent()));
-                for m in conv {
-                    let role_style = match m.role.as_str() {
-                        "assistant" => Style::new().fg(t.success),
-                        "system" => Style::new().fg(t.warning),
-                        _ => Style::new().fg(t.info),
+                let mut first = true;
+                for l in m.content.lines().take(6) {
+                    let prefix = if first {
+                        format!("  {:>9}: ", m.role)
+                    } else {
+                        " ".repeat(13)
                     };
-                    let mut first = true;
-                    for l in m.content.lines().take(6) {
-                        let prefix = if first {
-                            format!("  {:>9}: ", m.role)
-                        } else {
-                            " ".repeat(13)
-                        };
-                        first = false;
-                        lines.push(Line::from(vec![
-                            Span::styled(prefix, role_style),
-                            Span::raw(format::truncate(l, 400)),
-                        ]));
-                    }
-                    if m.content.lines().count() > 6 {
-                        lines.push(Line::styled(format!("{}…", " ".repeat(13)), t.muted()));
-                    }
+                    first = false;
+                    lines.push(Line::from(vec![
+                        Span::styled(prefix, role_style),
+                        Span::raw(format::truncate(l, 400)),
+                    ]));
+                }
+                if m.content.lines().count() > 6 {
+                    lines.push(Line::styled(format!("{}…", " ".repeat(13)), t.muted()));
                 }
             }
         }
+    }
     lines
 }

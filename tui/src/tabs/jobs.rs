@@ -5,11 +5,11 @@ use super::{Browse, Component, Focus, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
 use crate::app::{Shared, lists};
 use crate::effect::{Effect, Level};
-use crate::ui::{draw_list, headers, list_layout, list_title, panel};
 use crate::format;
 use crate::series::{self, Metric};
 use crate::state::{ChartCache, JobDetail};
 use crate::theme::Theme;
+use crate::ui::{draw_list, headers, list_layout, list_title, panel};
 use brightrun_engine::domain::*;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -29,7 +29,6 @@ pub(crate) fn job_status_style(t: &Theme, s: JobStatus) -> Style {
         JobStatus::Cancelled => Style::new().fg(t.muted),
     }
 }
-
 
 /// The Jobs tab's own state: whether the monitor has the keys. (Loaded job histories are
 /// shared records, kept with the app: engine events feed them whichever tab is shown.)
@@ -467,7 +466,6 @@ impl JobsTab {
         draw_log(frame, log_area, &t, detail, focused);
     }
 }
-
 
 /// The loss chart and the sparklines, side by side when there is room.
 fn split_charts(charts: Rect) -> [Rect; 2] {

@@ -4,9 +4,9 @@
 use super::{Browse, Component, Focus, Handled, TabHits, max_scroll};
 use crate::action::{Action, Tab};
 use crate::app::{Overlay, PromptKind, Shared, lists};
+use crate::format;
 use crate::input::Input;
 use crate::ui::{draw_list, headers, kv, list_and_detail, list_layout, list_title, panel};
-use crate::format;
 use brightrun_engine::domain::*;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -30,7 +30,6 @@ fn convergence(c: Convergence) -> &'static str {
 fn opt(v: Option<f64>) -> String {
     v.map(format::metric).unwrap_or_else(|| "–".into())
 }
-
 
 /// The Models tab's own state: focus and detail scroll.
 #[derive(Clone, Debug, Default)]
@@ -182,7 +181,6 @@ impl ModelsTab {
         );
     }
 
-
     fn draw_detail(&self, frame: &mut Frame, area: Rect, focused: bool, s: &Shared) {
         let t = &s.theme;
         let Some(a) = s.selected_artifact() else {
@@ -215,120 +213,120 @@ impl ModelsTab {
 /// The detail pane's text: built by layout (to bound the scroll) and by draw.
 fn detail_lines(a: &ModelArtifact, sh: &Shared) -> Vec<Line<'static>> {
     let t = &sh.theme;
-        let q = &a.quality_metrics;
-        let s = &a.training_summary;
-        let mut lines: Vec<Line<'static>> = vec![
-            Line::from(vec![
-                Span::styled(format!("{} v{}", a.name, a.version), t.header()),
-                Span::styled(
-                    format!("  {}  from job {}", a.id.short(), a.job_id.short()),
-                    t.muted(),
-                ),
-            ]),
-            kv(&t, "base model", a.base_model.clone()),
-            kv(&t, "dataset", sh.dataset_name(a.dataset_id)),
-            kv(&t, "created", format::datetime(a.created_at)),
-        ];
-        if let Some(task) = sh.download_progress(a.id) {
-            let frac = task
-                .total
-                .map(|tot| task.done as f64 / tot.max(1) as f64)
-                .unwrap_or(0.0);
-            lines.push(Line::styled(
-                format!(
-                    "downloading {} {:.0}%  {} of {}",
-                    format::bar(frac, 24),
-                    frac * 100.0,
-                    format::bytes(task.done),
-                    format::bytes(task.total.unwrap_or(0))
-                ),
-                Style::new().fg(t.info),
-            ));
-        }
-        lines.push(Line::raw(""));
-        lines.push(Line::styled("Quality", t.header()));
-        lines.push(Line::from(vec![
-            Span::styled(format!("{:<14}", "score"), t.muted()),
-            Span::styled(stars(q.quality_score), Style::new().fg(t.warning)),
-            Span::raw(format!(
-                "  {}/5 · {}",
-                q.quality_score,
-                convergence(q.convergence)
-            )),
-        ]));
-        lines.push(kv(
-            &t,
-            "training loss",
-            format!(
-                "{} → {}",
-                opt(q.initial_training_loss),
-                opt(q.final_training_loss)
+    let q = &a.quality_metrics;
+    let s = &a.training_summary;
+    let mut lines: Vec<Line<'static>> = vec![
+        Line::from(vec![
+            Span::styled(format!("{} v{}", a.name, a.version), t.header()),
+            Span::styled(
+                format!("  {}  from job {}", a.id.short(), a.job_id.short()),
+                t.muted(),
             ),
-        ));
-        lines.push(kv(&t, "validation", opt(q.final_validation_loss)));
-        lines.push(kv(
-            &t,
-            "reduction",
-            q.loss_reduction_percent
-                .map(|p| format!("{p:.1}%"))
-                .unwrap_or_else(|| "–".into()),
-        ));
-        lines.push(kv(&t, "perplexity", opt(q.perplexity)));
-        lines.push(Line::raw(""));
-        lines.push(Line::styled("Training summary", t.header()));
-        lines.push(kv(
-            &t,
-            "steps",
-            format!(
-                "{} over {} epochs",
-                format::thousands(s.total_steps),
-                s.epochs
-            ),
-        ));
-        lines.push(kv(
-            &t,
-            "duration",
-            format::duration_secs(s.duration_seconds as i64),
-        ));
-        lines.push(kv(
-            &t,
-            "hardware",
-            format!("{}×{}", s.gpu_count, s.gpu_type),
-        ));
-        lines.push(kv(&t, "cost", format::money(s.final_cost)));
-        if let Some(tok) = s.train_tokens {
-            lines.push(kv(&t, "tokens", format::thousands(tok)));
-        }
-        if let (Some(tr), Some(tot)) = (s.trainable_parameters, s.total_parameters) {
-            lines.push(kv(
-                &t,
-                "parameters",
-                format!(
-                    "{} trainable of {} ({:.2}%)",
-                    format::compact(tr),
-                    format::compact(tot),
-                    tr as f64 * 100.0 / tot.max(1) as f64
-                ),
-            ));
-        }
-        lines.push(Line::raw(""));
-        lines.push(Line::styled("Configuration", t.header()));
-        config_lines(&a.configuration.0, "", &mut lines, &t);
-        lines.push(Line::raw(""));
+        ]),
+        kv(&t, "base model", a.base_model.clone()),
+        kv(&t, "dataset", sh.dataset_name(a.dataset_id)),
+        kv(&t, "created", format::datetime(a.created_at)),
+    ];
+    if let Some(task) = sh.download_progress(a.id) {
+        let frac = task
+            .total
+            .map(|tot| task.done as f64 / tot.max(1) as f64)
+            .unwrap_or(0.0);
         lines.push(Line::styled(
-            format!("Files ({})", a.files.len()),
-            t.header(),
+            format!(
+                "downloading {} {:.0}%  {} of {}",
+                format::bar(frac, 24),
+                frac * 100.0,
+                format::bytes(task.done),
+                format::bytes(task.total.unwrap_or(0))
+            ),
+            Style::new().fg(t.info),
         ));
-        for f in &a.files {
-            lines.push(Line::from(vec![
-                Span::raw(format!("  {:<34}", f.path)),
-                Span::styled(format!("{:>9}  ", format::bytes(f.size)), t.base()),
-                Span::styled(
-                    format!("sha256 {}", f.sha256.get(..12).unwrap_or(&f.sha256)),
-                    t.muted(),
-                ),
-            ]));
-        }
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("Quality", t.header()));
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:<14}", "score"), t.muted()),
+        Span::styled(stars(q.quality_score), Style::new().fg(t.warning)),
+        Span::raw(format!(
+            "  {}/5 · {}",
+            q.quality_score,
+            convergence(q.convergence)
+        )),
+    ]));
+    lines.push(kv(
+        &t,
+        "training loss",
+        format!(
+            "{} → {}",
+            opt(q.initial_training_loss),
+            opt(q.final_training_loss)
+        ),
+    ));
+    lines.push(kv(&t, "validation", opt(q.final_validation_loss)));
+    lines.push(kv(
+        &t,
+        "reduction",
+        q.loss_reduction_percent
+            .map(|p| format!("{p:.1}%"))
+            .unwrap_or_else(|| "–".into()),
+    ));
+    lines.push(kv(&t, "perplexity", opt(q.perplexity)));
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("Training summary", t.header()));
+    lines.push(kv(
+        &t,
+        "steps",
+        format!(
+            "{} over {} epochs",
+            format::thousands(s.total_steps),
+            s.epochs
+        ),
+    ));
+    lines.push(kv(
+        &t,
+        "duration",
+        format::duration_secs(s.duration_seconds as i64),
+    ));
+    lines.push(kv(
+        &t,
+        "hardware",
+        format!("{}×{}", s.gpu_count, s.gpu_type),
+    ));
+    lines.push(kv(&t, "cost", format::money(s.final_cost)));
+    if let Some(tok) = s.train_tokens {
+        lines.push(kv(&t, "tokens", format::thousands(tok)));
+    }
+    if let (Some(tr), Some(tot)) = (s.trainable_parameters, s.total_parameters) {
+        lines.push(kv(
+            &t,
+            "parameters",
+            format!(
+                "{} trainable of {} ({:.2}%)",
+                format::compact(tr),
+                format::compact(tot),
+                tr as f64 * 100.0 / tot.max(1) as f64
+            ),
+        ));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("Configuration", t.header()));
+    config_lines(&a.configuration.0, "", &mut lines, &t);
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        format!("Files ({})", a.files.len()),
+        t.header(),
+    ));
+    for f in &a.files {
+        lines.push(Line::from(vec![
+            Span::raw(format!("  {:<34}", f.path)),
+            Span::styled(format!("{:>9}  ", format::bytes(f.size)), t.base()),
+            Span::styled(
+                format!("sha256 {}", f.sha256.get(..12).unwrap_or(&f.sha256)),
+                t.muted(),
+            ),
+        ]));
+    }
     lines
 }
 

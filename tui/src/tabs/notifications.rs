@@ -4,15 +4,14 @@ use super::{Browse, Component, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
 use crate::app::Shared;
 use crate::effect::Level;
-use crate::ui::{draw_list, list_layout, list_title, panel};
 use crate::format;
+use crate::ui::{draw_list, list_layout, list_title, panel};
 use brightrun_engine::domain::*;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Span;
 use ratatui::widgets::{Cell, Row};
-
 
 /// The Notifications tab's own state (a list without a detail pane).
 #[derive(Clone, Debug, Default)]
