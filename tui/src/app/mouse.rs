@@ -51,10 +51,9 @@ impl App {
         }
         if let Some(area) = self.hits.detail
             && area.contains(pos)
+            && let Some(b) = self.component_mut(self.tab).0.browse()
         {
-            if let Some(b) = self.component_mut(self.tab).0.browse() {
-                b.focus = Focus::Detail;
-            }
+            b.focus = Focus::Detail;
         }
         Vec::new()
     }

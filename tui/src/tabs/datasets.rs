@@ -287,7 +287,7 @@ fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
         Span::styled(format!("  {}", d.id.short()), t.muted()),
     ]));
     lines.push(kv(
-        &t,
+        t,
         "file",
         format!("{} · {}", d.file_name, format::bytes(d.file_size)),
     ));
@@ -295,7 +295,7 @@ fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
         Span::styled(format!("{:<14}", "status"), t.muted()),
         Span::styled(
             d.status.as_str().to_string(),
-            status_style(&t, d.status).add_modifier(Modifier::BOLD),
+            status_style(t, d.status).add_modifier(Modifier::BOLD),
         ),
         Span::styled(
             match d.validated_at {
@@ -306,13 +306,13 @@ fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
         ),
     ]));
     if let Some(f) = d.format {
-        lines.push(kv(&t, "format", f.as_str()));
+        lines.push(kv(t, "format", f.as_str()));
     }
-    lines.push(kv(&t, "created", format::datetime(d.created_at)));
+    lines.push(kv(t, "created", format::datetime(d.created_at)));
     if let Some(desc) = &d.description
         && !desc.is_empty()
     {
-        lines.push(kv(&t, "description", ""));
+        lines.push(kv(t, "description", ""));
         lines.extend(text_lines(desc, t.base(), "  "));
     }
     if let Some(e) = &d.error_message {
@@ -336,7 +336,7 @@ fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
         lines.push(Line::raw(""));
         lines.push(Line::styled("Statistics", t.header()));
         lines.push(kv(
-            &t,
+            t,
             "examples",
             format!(
                 "{}  (training {}, validation {})",
@@ -346,7 +346,7 @@ fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
             ),
         ));
         lines.push(kv(
-            &t,
+            t,
             "tokens",
             format!(
                 "{}{}",
@@ -355,7 +355,7 @@ fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
             ),
         ));
         lines.push(kv(
-            &t,
+            t,
             "turns/conv",
             format!(
                 "{:.1}   tokens/turn {:.1}",
@@ -363,7 +363,7 @@ fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
             ),
         ));
         lines.push(kv(
-            &t,
+            t,
             "length",
             format!(
                 "p50 {}  p95 {}  max {} tokens",
@@ -372,11 +372,7 @@ fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
                 format::thousands(s.tokens_max)
             ),
         ));
-        lines.push(kv(
-            &t,
-            "duplicates",
-            format::thousands(s.duplicate_examples),
-        ));
+        lines.push(kv(t, "duplicates", format::thousands(s.duplicate_examples)));
         let over = Line::from(vec![
             Span::styled(format!("{:<14}", "over max len"), t.muted()),
             Span::styled(

@@ -223,9 +223,9 @@ fn detail_lines(a: &ModelArtifact, sh: &Shared) -> Vec<Line<'static>> {
                 t.muted(),
             ),
         ]),
-        kv(&t, "base model", a.base_model.clone()),
-        kv(&t, "dataset", sh.dataset_name(a.dataset_id)),
-        kv(&t, "created", format::datetime(a.created_at)),
+        kv(t, "base model", a.base_model.clone()),
+        kv(t, "dataset", sh.dataset_name(a.dataset_id)),
+        kv(t, "created", format::datetime(a.created_at)),
     ];
     if let Some(task) = sh.download_progress(a.id) {
         let frac = task
@@ -255,7 +255,7 @@ fn detail_lines(a: &ModelArtifact, sh: &Shared) -> Vec<Line<'static>> {
         )),
     ]));
     lines.push(kv(
-        &t,
+        t,
         "training loss",
         format!(
             "{} → {}",
@@ -263,19 +263,19 @@ fn detail_lines(a: &ModelArtifact, sh: &Shared) -> Vec<Line<'static>> {
             opt(q.final_training_loss)
         ),
     ));
-    lines.push(kv(&t, "validation", opt(q.final_validation_loss)));
+    lines.push(kv(t, "validation", opt(q.final_validation_loss)));
     lines.push(kv(
-        &t,
+        t,
         "reduction",
         q.loss_reduction_percent
             .map(|p| format!("{p:.1}%"))
             .unwrap_or_else(|| "–".into()),
     ));
-    lines.push(kv(&t, "perplexity", opt(q.perplexity)));
+    lines.push(kv(t, "perplexity", opt(q.perplexity)));
     lines.push(Line::raw(""));
     lines.push(Line::styled("Training summary", t.header()));
     lines.push(kv(
-        &t,
+        t,
         "steps",
         format!(
             "{} over {} epochs",
@@ -284,22 +284,18 @@ fn detail_lines(a: &ModelArtifact, sh: &Shared) -> Vec<Line<'static>> {
         ),
     ));
     lines.push(kv(
-        &t,
+        t,
         "duration",
         format::duration_secs(s.duration_seconds as i64),
     ));
-    lines.push(kv(
-        &t,
-        "hardware",
-        format!("{}×{}", s.gpu_count, s.gpu_type),
-    ));
-    lines.push(kv(&t, "cost", format::money(s.final_cost)));
+    lines.push(kv(t, "hardware", format!("{}×{}", s.gpu_count, s.gpu_type)));
+    lines.push(kv(t, "cost", format::money(s.final_cost)));
     if let Some(tok) = s.train_tokens {
-        lines.push(kv(&t, "tokens", format::thousands(tok)));
+        lines.push(kv(t, "tokens", format::thousands(tok)));
     }
     if let (Some(tr), Some(tot)) = (s.trainable_parameters, s.total_parameters) {
         lines.push(kv(
-            &t,
+            t,
             "parameters",
             format!(
                 "{} trainable of {} ({:.2}%)",
@@ -311,7 +307,7 @@ fn detail_lines(a: &ModelArtifact, sh: &Shared) -> Vec<Line<'static>> {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled("Configuration", t.header()));
-    config_lines(&a.configuration.0, "", &mut lines, &t);
+    config_lines(&a.configuration.0, "", &mut lines, t);
     lines.push(Line::raw(""));
     lines.push(Line::styled(
         format!("Files ({})", a.files.len()),
