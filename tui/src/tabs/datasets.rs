@@ -1,22 +1,20 @@
 //! The Datasets tab: the table and the detail pane (statistics, validation problems, sample),
 //! and what can be done to the selected dataset.
 
-use super::{Browse, Component, Focus, Handled, Request, TabHits, max_scroll};
+use super::{Browse, Component, DetailPane, Focus, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
 use crate::app::{Confirmed, Overlay, PromptKind, Shared, TaskInfo, lists as lists_columns};
 use crate::effect::{Effect, Level, TaskKey};
 use crate::format;
 use crate::input::Input;
 use crate::theme::Theme;
-use crate::ui::{
-    draw_list, headers, kv, list_and_detail, list_layout, list_title, panel, text_lines,
-};
+use crate::ui::{draw_list, headers, kv, list_title, panel, text_lines};
 use brightrun_engine::domain::*;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
+use ratatui::widgets::{Cell, Row};
 
 pub(crate) fn status_style(t: &Theme, s: DatasetStatus) -> Style {
     match s {
@@ -28,6 +26,14 @@ pub(crate) fn status_style(t: &Theme, s: DatasetStatus) -> Style {
 
 /// The Datasets tab's own state: focus and detail scroll (the list view is shared: the
 /// command line, jumps and uploads select in it too).
+const PANE: DetailPane = DetailPane {
+    wide_list_pct: 58,
+    tall_list_pct: 50,
+    empty: "Select a dataset to see its statistics, problems and sample.",
+    title: " Detail (enter to scroll) ",
+    focused_title: " Detail (↑↓ scroll, esc back) ",
+};
+
 #[derive(Clone, Debug, Default)]
 pub struct DatasetsTab {
     pub browse: Browse,
@@ -133,24 +139,15 @@ impl Component for DatasetsTab {
     }
 
     fn layout(&mut self, area: Rect, s: &mut Shared) -> TabHits {
-        let (list_area, detail_area) =
-            list_and_detail(area, self.browse.focus == Focus::Detail, 58, 50);
-        let list = list_layout(&mut s.dataset_list, list_area);
-        if let Some(d) = s.selected_dataset() {
-            let lines = detail_lines(d, s);
-            self.browse.scroll = self.browse.scroll.min(max_scroll(&lines, detail_area));
-        }
-        TabHits {
-            list: Some(list),
-            detail: Some(detail_area),
-        }
+        let lines = s.selected_dataset().map(|x| detail_lines(x, s));
+        PANE.layout(area, &mut self.browse, &mut s.dataset_list, lines)
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, s: &Shared) {
-        let detail_focus = self.browse.focus == Focus::Detail;
-        let (list_area, detail_area) = list_and_detail(area, detail_focus, 58, 50);
+        let (list_area, detail_area) = PANE.split(area, &self.browse);
         self.draw_list(frame, list_area, s);
-        self.draw_detail(frame, detail_area, detail_focus, s);
+        let lines = s.selected_dataset().map(|x| detail_lines(x, s));
+        PANE.draw(frame, detail_area, &s.theme, &self.browse, lines);
     }
 
     fn keys(&self) -> &'static [(&'static str, &'static str)] {
@@ -248,32 +245,6 @@ impl DatasetsTab {
                     Cell::from(created),
                 ])
             },
-        );
-    }
-
-    fn draw_detail(&self, frame: &mut Frame, area: Rect, focused: bool, s: &Shared) {
-        let t = &s.theme;
-        let Some(d) = s.selected_dataset() else {
-            frame.render_widget(
-                Paragraph::new("Select a dataset to see its statistics, problems and sample.")
-                    .style(t.muted())
-                    .block(panel(t, " Detail ", focused)),
-                area,
-            );
-            return;
-        };
-        let lines = detail_lines(d, s);
-        let title = if focused {
-            " Detail (↑↓ scroll, esc back) "
-        } else {
-            " Detail (enter to scroll) "
-        };
-        frame.render_widget(
-            Paragraph::new(lines)
-                .wrap(Wrap { trim: false })
-                .scroll((self.browse.scroll, 0))
-                .block(panel(t, Span::styled(title, t.header()), focused)),
-            area,
         );
     }
 }

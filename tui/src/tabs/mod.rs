@@ -18,11 +18,16 @@ use crate::action::{Action, Tab};
 use crate::app::Shared;
 use crate::app::shared::Cursor;
 use crate::effect::Effect;
+use crate::state::ListView;
+use crate::theme::Theme;
+use crate::ui::{list_and_detail, list_layout, panel};
 use brightrun_engine::domain::Link;
 use brightrun_engine::events::EngineEvent;
 use brightrun_engine::ids::DatasetId;
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
 
 /// Whether a tab used an action. An ignored one falls through to the app's global keys, so a
 /// tab only has to know its own.
@@ -200,8 +205,85 @@ pub fn scroll(s: &mut u16, action: &Action) -> bool {
     true
 }
 
+/// What differs between the list-and-detail tabs (Datasets, Models): how the screen is split
+/// and what the detail pane says around its text.
+pub(crate) struct DetailPane {
+    /// The list's share of the width on wide terminals, and of the height on narrow ones.
+    pub wide_list_pct: u16,
+    pub tall_list_pct: u16,
+    /// Shown when nothing is selected.
+    pub empty: &'static str,
+    pub title: &'static str,
+    pub focused_title: &'static str,
+}
+
+impl DetailPane {
+    /// The list's area and the detail's.
+    pub fn split(&self, area: Rect, browse: &Browse) -> (Rect, Rect) {
+        list_and_detail(
+            area,
+            browse.focus == Focus::Detail,
+            self.wide_list_pct,
+            self.tall_list_pct,
+        )
+    }
+
+    /// The layout pass: keeps the list's selection in view and the detail's scroll within
+    /// `lines` (the selected record's detail, if one is selected).
+    pub fn layout<K: Copy + PartialEq>(
+        &self,
+        area: Rect,
+        browse: &mut Browse,
+        view: &mut ListView<K>,
+        lines: Option<Vec<Line<'static>>>,
+    ) -> TabHits {
+        let (list_area, detail_area) = self.split(area, browse);
+        let list = list_layout(view, list_area);
+        if let Some(lines) = lines {
+            browse.scroll = browse.scroll.min(max_scroll(&lines, detail_area));
+        }
+        TabHits {
+            list: Some(list),
+            detail: Some(detail_area),
+        }
+    }
+
+    /// Draws the detail: `lines` scrolled as far as layout allowed, or the `empty` text.
+    pub fn draw(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        t: &Theme,
+        browse: &Browse,
+        lines: Option<Vec<Line<'static>>>,
+    ) {
+        let focused = browse.focus == Focus::Detail;
+        let Some(lines) = lines else {
+            frame.render_widget(
+                Paragraph::new(self.empty)
+                    .style(t.muted())
+                    .block(panel(t, " Detail ", focused)),
+                area,
+            );
+            return;
+        };
+        let title = if focused {
+            self.focused_title
+        } else {
+            self.title
+        };
+        frame.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .scroll((browse.scroll, 0))
+                .block(panel(t, Span::styled(title, t.header()), focused)),
+            area,
+        );
+    }
+}
+
 /// How far a detail pane of `lines` can scroll in `area` (borders included), wrapped.
-pub(crate) fn max_scroll(lines: &[ratatui::text::Line], area: Rect) -> u16 {
+fn max_scroll(lines: &[Line], area: Rect) -> u16 {
     let inner_h = area.height.saturating_sub(2);
     let inner_w = area.width.saturating_sub(2).max(1) as usize;
     let wrapped: usize = lines

@@ -1,18 +1,18 @@
 //! The Models tab: the artifact list (sortable by date and quality score), its detail, and
 //! downloading the selected model.
 
-use super::{Browse, Component, Focus, Handled, TabHits, max_scroll};
+use super::{Browse, Component, DetailPane, Focus, Handled, TabHits};
 use crate::action::{Action, Tab};
 use crate::app::{Overlay, PromptKind, Shared, lists};
 use crate::format;
 use crate::input::Input;
-use crate::ui::{draw_list, headers, kv, list_and_detail, list_layout, list_title, panel};
+use crate::ui::{draw_list, headers, kv, list_title, panel};
 use brightrun_engine::domain::*;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
+use ratatui::widgets::{Cell, Row};
 
 pub(crate) fn stars(score: u8) -> String {
     let s = score.min(5) as usize;
@@ -32,6 +32,14 @@ fn opt(v: Option<f64>) -> String {
 }
 
 /// The Models tab's own state: focus and detail scroll.
+const PANE: DetailPane = DetailPane {
+    wide_list_pct: 55,
+    tall_list_pct: 45,
+    empty: "Select a model to see its quality, summary, configuration and files.",
+    title: " Detail ",
+    focused_title: " Detail (↑↓ scroll, d download) ",
+};
+
 #[derive(Clone, Debug, Default)]
 pub struct ModelsTab {
     pub browse: Browse,
@@ -75,24 +83,15 @@ impl Component for ModelsTab {
     }
 
     fn layout(&mut self, area: Rect, s: &mut Shared) -> TabHits {
-        let (list_area, detail_area) =
-            list_and_detail(area, self.browse.focus == Focus::Detail, 55, 45);
-        let list = list_layout(&mut s.model_list, list_area);
-        if let Some(a) = s.selected_artifact() {
-            let lines = detail_lines(a, s);
-            self.browse.scroll = self.browse.scroll.min(max_scroll(&lines, detail_area));
-        }
-        TabHits {
-            list: Some(list),
-            detail: Some(detail_area),
-        }
+        let lines = s.selected_artifact().map(|x| detail_lines(x, s));
+        PANE.layout(area, &mut self.browse, &mut s.model_list, lines)
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, s: &Shared) {
-        let detail_focus = self.browse.focus == Focus::Detail;
-        let (list_area, detail_area) = list_and_detail(area, detail_focus, 55, 45);
+        let (list_area, detail_area) = PANE.split(area, &self.browse);
         self.draw_list(frame, list_area, s);
-        self.draw_detail(frame, detail_area, detail_focus, s);
+        let lines = s.selected_artifact().map(|x| detail_lines(x, s));
+        PANE.draw(frame, detail_area, &s.theme, &self.browse, lines);
     }
 
     fn keys(&self) -> &'static [(&'static str, &'static str)] {
@@ -178,34 +177,6 @@ impl ModelsTab {
                     }),
                 ])
             },
-        );
-    }
-
-    fn draw_detail(&self, frame: &mut Frame, area: Rect, focused: bool, s: &Shared) {
-        let t = &s.theme;
-        let Some(a) = s.selected_artifact() else {
-            frame.render_widget(
-                Paragraph::new(
-                    "Select a model to see its quality, summary, configuration and files.",
-                )
-                .style(t.muted())
-                .block(panel(t, " Detail ", focused)),
-                area,
-            );
-            return;
-        };
-        let lines = detail_lines(a, s);
-        let title = if focused {
-            " Detail (↑↓ scroll, d download) "
-        } else {
-            " Detail "
-        };
-        frame.render_widget(
-            Paragraph::new(lines)
-                .wrap(Wrap { trim: false })
-                .scroll((self.browse.scroll, 0))
-                .block(panel(t, Span::styled(title, t.header()), focused)),
-            area,
         );
     }
 }
