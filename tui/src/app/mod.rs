@@ -54,6 +54,8 @@ pub struct Tabs {
     pub notifications: NotificationsTab,
 }
 
+/// The dashboard without a terminal: the runtime feeds it keys, events and answers and draws
+/// it; tests do the same by hand.
 pub struct App {
     /// What every tab may read; `app.datasets`, `app.overlay`… reach it through `Deref`.
     pub shared: Shared,

@@ -33,9 +33,7 @@ impl App {
             if i >= self.list_rows(tab).map_or(0, |r| r.len()) {
                 return Vec::new();
             }
-            if let Some(b) = self.component_mut(tab).0.browse() {
-                b.focus = Focus::List;
-            }
+            self.set_focus(tab, Focus::List);
             self.set_cursor(tab, Cursor::To(i));
             if let Some(b) = self.component_mut(tab).0.browse() {
                 b.scroll = 0;
@@ -51,9 +49,8 @@ impl App {
         }
         if let Some(area) = self.hits.detail
             && area.contains(pos)
-            && let Some(b) = self.component_mut(self.tab).0.browse()
         {
-            b.focus = Focus::Detail;
+            self.set_focus(self.tab, Focus::Detail);
         }
         Vec::new()
     }

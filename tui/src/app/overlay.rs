@@ -9,6 +9,7 @@ use brightrun_engine::ids::*;
 use crossterm::event::KeyCode;
 use std::path::PathBuf;
 
+/// What a confirmation dialog does on "yes".
 #[derive(Clone, Debug, PartialEq)]
 pub enum Confirmed {
     Quit,
@@ -184,6 +185,7 @@ impl App {
             }
         }
     }
+
     fn prompt_done(&mut self, kind: PromptKind, text: String) -> Vec<Effect> {
         let text = text.trim().to_string();
         match kind {
@@ -227,6 +229,7 @@ impl App {
             Confirmed::OverwriteDownload { id, to } => self.start_download(id, to, true),
         }
     }
+
     fn picked(&mut self, target: PickTarget, index: usize) -> Vec<Effect> {
         self.configure.picked(target, index)
     }

@@ -55,8 +55,7 @@ pub struct TaskInfo {
     pub total: Option<u64>,
 }
 
-/// What a confirmation dialog does on "yes".
-/// Screen areas from the last draw, for mouse clicks.
+/// Screen areas from the last layout pass, for mouse clicks.
 #[derive(Clone, Debug, Default)]
 pub struct Hits {
     pub tabs: Vec<(Rect, Tab)>,
@@ -132,6 +131,7 @@ impl Shared {
             self.mark_dirty();
         }
     }
+
     /// Sets the clock used for ages, ETAs, toasts and messages (tests pin it).
     pub fn set_now(&mut self, now: Timestamp) {
         self.now = now;
@@ -216,6 +216,7 @@ impl Shared {
         });
         self.dirty = true;
     }
+
     pub(crate) fn ask_quit(&mut self) -> Vec<Effect> {
         if self.transfer_in_progress() {
             let work: Vec<String> = self
@@ -239,6 +240,8 @@ impl Shared {
             vec![Effect::Quit]
         }
     }
+
+    /// Moves the selection of `tab`'s list and remembers the selected record's key, so the
     /// selection follows the record when the list re-sorts. False for tabs without a list.
     pub(crate) fn set_cursor(&mut self, tab: Tab, to: Cursor) -> bool {
         fn apply<K: Copy + PartialEq>(list: &mut ListView<K>, to: Cursor) {
@@ -279,11 +282,13 @@ impl Shared {
         }
         .max(1)
     }
+
     pub fn selected_dataset(&self) -> Option<&Arc<Dataset>> {
         self.dataset_list
             .selected_item()
             .map(|i| self.datasets.at(i))
     }
+
     pub(crate) fn nothing_selected(&mut self) -> Vec<Effect> {
         self.notify_user("nothing selected", Level::Info);
         Vec::new()
@@ -296,6 +301,7 @@ impl Shared {
         self.overlay = Some(Overlay::Files(Box::new(fb)));
         vec![Effect::ListDir { request, dir }]
     }
+
     pub fn selected_job(&self) -> Option<&Arc<TrainingJob>> {
         self.job_list.selected_item().map(|i| self.jobs.at(i))
     }
@@ -345,6 +351,7 @@ impl Shared {
         }
         self.detail_order = kept;
     }
+
     pub(crate) fn confirm_cancel(&mut self, j: &TrainingJob) -> Vec<Effect> {
         if j.status.is_terminal() {
             self.notify_user(
@@ -380,11 +387,13 @@ impl Shared {
             .map(|d| d.name.clone())
             .unwrap_or_else(|| id.short())
     }
+
     pub fn selected_artifact(&self) -> Option<&Arc<ModelArtifact>> {
         self.model_list
             .selected_item()
             .map(|i| self.artifacts.at(i))
     }
+
     pub(crate) fn start_download(
         &mut self,
         id: ArtifactId,
@@ -425,11 +434,13 @@ impl Shared {
             .find(|(_, (a, _))| *a == id)
             .and_then(|(r, _)| self.tasks.get(&TaskKey::Download(*r)))
     }
+
     pub fn selected_notification(&self) -> Option<&Arc<Notification>> {
         self.notification_list
             .selected_item()
             .map(|i| self.notifications.at(i))
     }
+
     /// Marks read here at once (the engine's event confirms it) and asks the engine to.
     pub(crate) fn mark_read_local(&mut self, id: Option<NotificationId>) -> Vec<Effect> {
         let targets: Vec<Arc<Notification>> = match id {
@@ -502,6 +513,7 @@ impl Shared {
             _ => "",
         }
     }
+
     pub(crate) fn start_download_checked(&mut self, id: ArtifactId, to: PathBuf) -> Vec<Effect> {
         if to.as_os_str().is_empty() {
             self.notify_user("give a folder to download into", Level::Warning);
@@ -536,6 +548,7 @@ impl Shared {
             name: None,
         }]
     }
+
     /// A job by id prefix (short ids as shown, or the full uuid).
     pub fn resolve_job(&self, q: &str) -> Result<JobId, String> {
         let q = q.trim().to_ascii_lowercase().replace('-', "");
