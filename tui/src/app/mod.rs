@@ -38,7 +38,6 @@ use crate::theme::Theme;
 use brightrun_engine::config::Config;
 use brightrun_engine::domain::*;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use std::collections::{BTreeMap, HashMap};
 
 /// How long a status-bar message stays.
 const MESSAGE_SECS: i64 = 8;
@@ -122,40 +121,7 @@ impl App {
         let mut app = App {
             configure: ConfigureTab::new(&settings),
             tabs: Tabs::default(),
-            shared: Shared {
-                theme,
-                keymap,
-                settings,
-                tab: Tab::Datasets,
-                now,
-                datasets: Collection::default(),
-                jobs: Collection::default(),
-                artifacts: Collection::default(),
-                notifications: Collection::default(),
-                dataset_list: ListView::new(lists::DATASET_CREATED, true),
-                job_list: ListView::new(lists::JOB_CREATED, true),
-                model_list: ListView::new(lists::MODEL_CREATED, true),
-                notification_list: ListView::new(0, true),
-                details: HashMap::new(),
-                detail_order: Default::default(),
-                overlay: None,
-                bottom: None,
-                frozen: false,
-                held: Vec::new(),
-                held_overflow: false,
-                toasts: Vec::new(),
-                message: None,
-                tasks: BTreeMap::new(),
-                health: BTreeMap::new(),
-                unread: 0,
-                themes,
-                hits: Hits::default(),
-                downloads: HashMap::new(),
-                requests: Vec::new(),
-                dirty: true,
-                quit: false,
-                next_request: 1,
-            },
+            shared: Shared::new(theme, keymap, settings, themes, now),
         };
         app.load_snapshot(snapshot);
         if let Some(p) = problems.first() {

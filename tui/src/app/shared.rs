@@ -2,7 +2,7 @@
 //! settings, the status bar, toasts, background work, the overlay and the input line. A tab
 //! gets it as `&mut Shared` while it handles an action, and as `&Shared` while it draws.
 
-use super::{Bottom, Confirmed, FileBrowser, Overlay};
+use super::{Bottom, Confirmed, FileBrowser, Overlay, lists};
 use crate::action::Tab;
 use crate::effect::*;
 use crate::keymap::Keymap;
@@ -124,6 +124,50 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Empty records: [`App::new`](super::App::new) loads its snapshot next.
+    pub(crate) fn new(
+        theme: Theme,
+        keymap: Keymap,
+        settings: Settings,
+        themes: Vec<String>,
+        now: Timestamp,
+    ) -> Self {
+        Shared {
+            theme,
+            keymap,
+            settings,
+            tab: Tab::Datasets,
+            now,
+            datasets: Collection::default(),
+            jobs: Collection::default(),
+            artifacts: Collection::default(),
+            notifications: Collection::default(),
+            dataset_list: ListView::new(lists::DATASET_CREATED, true),
+            job_list: ListView::new(lists::JOB_CREATED, true),
+            model_list: ListView::new(lists::MODEL_CREATED, true),
+            notification_list: ListView::new(0, true),
+            details: HashMap::new(),
+            detail_order: Default::default(),
+            overlay: None,
+            bottom: None,
+            frozen: false,
+            held: Vec::new(),
+            held_overflow: false,
+            toasts: Vec::new(),
+            message: None,
+            tasks: BTreeMap::new(),
+            health: BTreeMap::new(),
+            unread: 0,
+            themes,
+            hits: Hits::default(),
+            downloads: HashMap::new(),
+            requests: Vec::new(),
+            dirty: true,
+            quit: false,
+            next_request: 1,
+        }
+    }
+
     /// Shows (or clears) a lost connection to an attached engine in the status bar.
     pub fn set_reconnecting(&mut self, lost: bool) {
         if self.settings.reconnecting != lost {
