@@ -292,3 +292,38 @@ fn max_scroll(lines: &[Line], area: Rect) -> u16 {
         .sum();
     (wrapped as u16).saturating_sub(inner_h)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::action::Tab;
+    use crate::app::App;
+    use crate::fixtures;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::layout::Rect;
+
+    fn rendered(app: &App, w: u16, h: u16) -> String {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| app.render(f)).unwrap();
+        t.backend().to_string()
+    }
+
+    /// Drawing reads only: once laid out, every tab draws the same screen from `&App` as
+    /// often as asked, and the same screen as `App::draw`.
+    #[test]
+    fn render_after_layout_is_pure_and_matches_draw() {
+        for tab in Tab::ALL {
+            for (w, h) in [(80, 24), (200, 50), (20, 5)] {
+                let mut app = App::new(fixtures::snapshot(), &Default::default());
+                app.set_now(fixtures::now());
+                app.go_tab(tab);
+                app.layout(Rect::new(0, 0, w, h));
+                let first = rendered(&app, w, h);
+                assert_eq!(first, rendered(&app, w, h), "{tab:?} at {w}x{h}");
+                let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+                t.draw(|f| app.draw(f)).unwrap();
+                assert_eq!(first, t.backend().to_string(), "{tab:?} at {w}x{h}");
+            }
+        }
+    }
+}
