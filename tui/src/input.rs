@@ -58,9 +58,12 @@ impl Input {
         self.area.set_placeholder_text(text.to_string());
     }
 
-    pub fn draw(&mut self, frame: &mut Frame, area: Rect, style: Style) {
-        self.area.set_style(style);
-        frame.render_widget(&self.area, area);
+    /// Draws from `&self` (styling a copy: a one-line area is small) so that views can draw
+    /// without holding their state mutably.
+    pub fn draw(&self, frame: &mut Frame, area: Rect, style: Style) {
+        let mut styled = self.area.clone();
+        styled.set_style(style);
+        frame.render_widget(&styled, area);
     }
 }
 

@@ -8,6 +8,9 @@
 //! in spawned tasks, which answer with [`Outcome`]s. So the whole app runs headless in tests:
 //! `App::new(snapshot, &config)`, `app.handle(action)`, `app.draw(frame)`.
 //!
+//! Each tab is a [`tabs::Component`] that owns its own state and draws from `&self`; the app
+//! keeps what they share ([`app::Shared`]) and routes to the shown one.
+//!
 //! [`EngineEvent`]: brightrun_engine::events::EngineEvent
 
 pub mod action;
@@ -22,6 +25,7 @@ mod runtime;
 pub mod sanitize;
 pub mod series;
 pub mod state;
+pub mod tabs;
 pub mod theme;
 mod ui;
 

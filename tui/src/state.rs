@@ -332,6 +332,15 @@ pub struct ChartCache {
 }
 
 /// Log lines kept per job.
+impl ChartCache {
+    /// Whether this cache holds the series at `version` downsampled for these widths.
+    pub fn fits(&self, version: u64, chart_width: usize, spark_width: usize) -> bool {
+        self.version == version
+            && self.chart_width == chart_width
+            && self.spark_width == spark_width
+    }
+}
+
 pub const LOG_LINES: usize = 5_000;
 
 impl JobDetail {

@@ -1,6 +1,6 @@
 //! The `:` command line: parsing and completion (k9s style: `:jobs running`, `:cancel ID`).
 
-use super::App;
+use super::Shared;
 use crate::action::{Period, Tab};
 use brightrun_engine::domain::JobStatus;
 
@@ -88,7 +88,7 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
 }
 
 /// Candidates for the word being typed (the last one).
-pub fn complete(text: &str, app: &App) -> Vec<String> {
+pub fn complete(text: &str, app: &Shared) -> Vec<String> {
     let text = text.trim_start_matches(':');
     let ends_with_space = text.ends_with(char::is_whitespace);
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -126,7 +126,7 @@ pub fn complete(text: &str, app: &App) -> Vec<String> {
 }
 
 /// Short ids of the newest jobs in the given states (at most 20).
-fn job_ids(app: &App, keep: impl Fn(JobStatus) -> bool) -> Vec<String> {
+fn job_ids(app: &Shared, keep: impl Fn(JobStatus) -> bool) -> Vec<String> {
     let mut jobs: Vec<_> = app.jobs.items().iter().filter(|j| keep(j.status)).collect();
     jobs.sort_by_key(|j| std::cmp::Reverse(j.created_at));
     jobs.into_iter().take(20).map(|j| j.id.short()).collect()

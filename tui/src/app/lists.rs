@@ -2,7 +2,7 @@
 //! decides membership or order changed, so a live job's progress updates cost nothing here
 //! even with 100,000 jobs.
 
-use super::App;
+use super::Shared;
 use crate::action::Tab;
 use crate::state::ListView;
 use brightrun_engine::domain::*;
@@ -220,7 +220,7 @@ pub fn job_view_changed(
     (!v.filter.is_empty() && filter_fields) || sort_fields
 }
 
-impl App {
+impl Shared {
     /// Recomputes the rows of any list whose data, filter or order changed.
     pub fn refresh_views(&mut self) {
         if self.dataset_list.needs_rebuild() {

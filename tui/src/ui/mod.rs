@@ -1,12 +1,10 @@
 //! Drawing. Everything is computed from the app's state; nothing here waits on anything. Big
 //! lists build rows only for the lines on screen; charts draw downsampled series.
-
-mod configure;
-mod costs;
-mod datasets;
-mod jobs;
-mod models;
-mod notifications;
+//!
+//! A frame is two passes: [`App::layout`] fits the state to the screen (list offsets, scroll
+//! bounds, chart caches, the areas the mouse can click), then [`App::render`] draws from
+//! `&self`. Each tab draws its own body; this module draws the chrome around it (the tab bar,
+//! the status bar, toasts, overlays) and holds the widgets the tabs share.
 
 use crate::action::Tab;
 use crate::app::{App, Bottom, Hits, Overlay};
@@ -20,47 +18,62 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 
+/// The tab bar, the shown tab's body and the status bar.
+fn screen(area: Rect) -> [Rect; 3] {
+    Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(area)
+}
+
 impl App {
-    /// Draws the whole screen. Records clickable areas for the mouse.
+    /// Draws the whole screen: [`App::layout`], then [`App::render`]. Records clickable areas
+    /// for the mouse, and clears the redraw flag.
     pub fn draw(&mut self, frame: &mut Frame) {
+        self.layout(frame.area());
+        self.render(frame);
+        // Drawing is the only thing that clears the flag.
+        self.take_redraw();
+    }
+
+    /// Fits the state to a screen of this size, before it is drawn: brings list rows up to
+    /// date, lets the shown tab keep its selection and scroll in view, and records where the
+    /// mouse can click.
+    pub fn layout(&mut self, area: Rect) {
         self.refresh_views();
-        self.hits = Hits::default();
+        let [top, body, _] = screen(area);
+        let tabs = tab_hits(top, self.unread);
+        let tab = self.tab;
+        let (c, shared) = self.component_mut(tab);
+        let hits = c.layout(body, shared);
+        self.hits = Hits {
+            tabs,
+            list: hits.list.map(|(r, offset)| (r, tab, offset)),
+            detail: hits.detail,
+        };
+    }
+
+    /// Draws the screen from the state as [`App::layout`] left it.
+    pub fn render(&self, frame: &mut Frame) {
         let area = frame.area();
         frame.render_widget(Block::default().style(self.theme.base()), area);
-        let [top, body, bottom] = Layout::vertical([
-            Constraint::Length(1),
-            Constraint::Min(1),
-            Constraint::Length(1),
-        ])
-        .areas(area);
+        let [top, body, bottom] = screen(area);
         self.draw_tabs(frame, top);
-        match self.tab {
-            Tab::Datasets => self.draw_datasets(frame, body),
-            Tab::Configure => self.draw_configure(frame, body),
-            Tab::Jobs => self.draw_jobs(frame, body),
-            Tab::Models => self.draw_models(frame, body),
-            Tab::Costs => self.draw_costs(frame, body),
-            Tab::Notifications => self.draw_notifications(frame, body),
-        }
+        self.component(self.tab).draw(frame, body, &self.shared);
         self.draw_bottom(frame, bottom, body);
         self.draw_toasts(frame, body);
         self.draw_overlay(frame, area);
-        self.clear_redraw();
     }
 
-    fn draw_tabs(&mut self, frame: &mut Frame, area: Rect) {
+    fn draw_tabs(&self, frame: &mut Frame, area: Rect) {
         let t = &self.theme;
         let mut spans: Vec<Span> = Vec::new();
-        let mut x = area.x;
-        let wide = area.width >= 96;
-        if wide {
-            let brand = " BrightRun ";
-            spans.push(Span::styled(brand, t.accent().add_modifier(Modifier::BOLD)));
-            x += brand.len() as u16;
+        if area.width >= 96 {
+            spans.push(Span::styled(BRAND, t.accent().add_modifier(Modifier::BOLD)));
         }
-        let mut hits = Vec::new();
         for tab in Tab::ALL {
-            let label = format!(" {} {} ", tab.index() + 1, tab.title());
             let style = if tab == self.tab {
                 Style::new()
                     .fg(t.tab_active_fg)
@@ -69,11 +82,8 @@ impl App {
             } else {
                 Style::new().fg(t.foreground)
             };
-            let mut w = label.chars().count() as u16;
-            spans.push(Span::styled(label, style));
-            if tab == Tab::Notifications && self.unread > 0 {
-                let badge = format!(" {} ", self.unread.min(999));
-                w += badge.chars().count() as u16;
+            spans.push(Span::styled(tab_label(tab), style));
+            if let Some(badge) = badge(tab, self.unread) {
                 spans.push(Span::styled(
                     badge,
                     Style::new()
@@ -82,21 +92,15 @@ impl App {
                         .add_modifier(Modifier::BOLD),
                 ));
             }
-            hits.push((
-                Rect::new(x, area.y, w.min(area.right().saturating_sub(x)), 1),
-                tab,
-            ));
-            x = x.saturating_add(w + 1);
             spans.push(Span::raw(" "));
         }
-        self.hits.tabs = hits;
         frame.render_widget(Paragraph::new(Line::from(spans)), area);
     }
 
     /// The status bar: hints or a message on the left; work, profile, backend on the right.
-    fn draw_bottom(&mut self, frame: &mut Frame, area: Rect, body: Rect) {
+    fn draw_bottom(&self, frame: &mut Frame, area: Rect, body: Rect) {
         let t = self.theme.clone();
-        match &mut self.bottom {
+        match &self.bottom {
             Some(Bottom::Filter { input, .. }) => {
                 let [label, field] =
                     Layout::horizontal([Constraint::Length(1), Constraint::Min(1)]).areas(area);
@@ -260,46 +264,7 @@ impl App {
 
     /// Key hints for the current view (from the keymap, so remapped keys show as they are).
     fn hints_line(&self, width: usize) -> Line<'static> {
-        let names: &[(&str, &str)] = match self.tab {
-            Tab::Datasets => &[
-                ("add", "add"),
-                ("train", "train"),
-                ("rename", "rename"),
-                ("validate", "validate"),
-                ("delete", "delete"),
-                ("filter", "filter"),
-                ("sort", "sort"),
-            ],
-            Tab::Configure => &[
-                ("open", "edit"),
-                ("right", "next value"),
-                ("submit", "submit"),
-            ],
-            Tab::Jobs => &[
-                ("open", "monitor"),
-                ("cancel", "cancel"),
-                ("retry", "retry"),
-                ("open_artifact", "model"),
-                ("filter", "filter"),
-                ("freeze", "freeze"),
-            ],
-            Tab::Models => &[
-                ("open", "detail"),
-                ("download", "download"),
-                ("sort", "sort"),
-                ("filter", "filter"),
-            ],
-            Tab::Costs => &[
-                ("period_week", "week"),
-                ("period_month", "month"),
-                ("period_year", "year"),
-            ],
-            Tab::Notifications => &[
-                ("open", "go to"),
-                ("mark_read", "read"),
-                ("mark_all_read", "all read"),
-            ],
-        };
+        let names = self.component(self.tab).keys();
         let t = &self.theme;
         let mut spans = vec![Span::raw(" ")];
         let mut used = 1;
@@ -360,9 +325,9 @@ impl App {
         }
     }
 
-    fn draw_overlay(&mut self, frame: &mut Frame, area: Rect) {
+    fn draw_overlay(&self, frame: &mut Frame, area: Rect) {
         let t = self.theme.clone();
-        let Some(overlay) = &mut self.overlay else {
+        let Some(overlay) = &self.overlay else {
             return;
         };
         match overlay {
@@ -561,11 +526,38 @@ impl App {
             }
         }
     }
+}
 
-    fn clear_redraw(&mut self) {
-        // Drawing is the only thing that clears the flag.
-        self.take_redraw();
+const BRAND: &str = " BrightRun ";
+
+fn tab_label(tab: Tab) -> String {
+    format!(" {} {} ", tab.index() + 1, tab.title())
+}
+
+/// The unread count on the Notifications tab's title.
+fn badge(tab: Tab, unread: usize) -> Option<String> {
+    (tab == Tab::Notifications && unread > 0).then(|| format!(" {} ", unread.min(999)))
+}
+
+/// Where each tab's title is in the tab bar (as [`App::render`] draws it).
+fn tab_hits(area: Rect, unread: usize) -> Vec<(Rect, Tab)> {
+    let mut x = area.x;
+    if area.width >= 96 {
+        x += BRAND.len() as u16;
     }
+    let mut hits = Vec::new();
+    for tab in Tab::ALL {
+        let mut w = tab_label(tab).chars().count() as u16;
+        if let Some(b) = badge(tab, unread) {
+            w += b.chars().count() as u16;
+        }
+        hits.push((
+            Rect::new(x, area.y, w.min(area.right().saturating_sub(x)), 1),
+            tab,
+        ));
+        x = x.saturating_add(w + 1);
+    }
+    hits
 }
 
 pub(crate) fn overlay_block<'a>(t: &Theme, title: &str) -> Block<'a> {
@@ -620,24 +612,41 @@ pub(crate) fn text_of<'a>(lines: Vec<Line<'a>>) -> Text<'a> {
     Text::from(lines)
 }
 
-/// Draws a list as a table, building rows only for the lines on screen. Returns the rows'
-/// area and the offset (for mouse hits).
+/// The rows area of a bordered list (below its header) in `area`, with the selection kept in
+/// view; returns it with the list's offset (for mouse hits). The layout half of [`draw_list`].
+pub(crate) fn list_layout<K: Copy + PartialEq>(
+    view: &mut crate::state::ListView<K>,
+    area: Rect,
+) -> (Rect, usize) {
+    let inner = Block::bordered().inner(area);
+    let offset = view.scroll_into_view(inner.height.saturating_sub(1) as usize);
+    let rows_area = Rect::new(
+        inner.x,
+        inner.y + 1,
+        inner.width,
+        inner.height.saturating_sub(1),
+    );
+    (rows_area, offset)
+}
+
+/// Draws a list as a table from the offset [`list_layout`] chose, building rows only for the
+/// lines on screen.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn draw_list<'a, K: Copy + PartialEq>(
     frame: &mut Frame,
     area: Rect,
     block: Block<'a>,
     t: &Theme,
-    view: &mut crate::state::ListView<K>,
+    view: &crate::state::ListView<K>,
     header: Vec<Span<'a>>,
     widths: &[Constraint],
     empty: &str,
     mut row: impl FnMut(usize) -> ratatui::widgets::Row<'a>,
-) -> (Rect, usize) {
+) {
     use ratatui::widgets::{Row, Table, TableState};
     let inner = block.inner(area);
     let rows_h = inner.height.saturating_sub(1) as usize;
-    let offset = view.scroll_into_view(rows_h);
+    let offset = view.offset;
     let rows: Vec<Row> = view
         .rows
         .iter()
@@ -653,7 +662,7 @@ pub(crate) fn draw_list<'a, K: Copy + PartialEq>(
         .row_highlight_style(t.selected());
     let mut state = TableState::default();
     if !view.rows.is_empty() {
-        state.select(Some(view.selected - offset));
+        state.select(Some(view.selected.saturating_sub(offset)));
     }
     frame.render_stateful_widget(table, area, &mut state);
     if view.rows.is_empty() {
@@ -665,13 +674,6 @@ pub(crate) fn draw_list<'a, K: Copy + PartialEq>(
         );
         frame.render_widget(Paragraph::new(empty.to_string()).style(t.muted()), msg);
     }
-    let rows_area = Rect::new(
-        inner.x,
-        inner.y + 1,
-        inner.width,
-        inner.height.saturating_sub(1),
-    );
-    (rows_area, offset)
 }
 
 /// Column headers with the sort marker on the sorted one.

@@ -2,16 +2,25 @@
 //! `training::ranges::FIELDS`, with live range checks), GPU type and count, backend. Each change
 //! asks for a new estimate; answers to older requests are ignored.
 
-use super::{App, Confirmed, Overlay, PickTarget, Settings};
+use super::{Component, Handled, TabHits};
 use crate::action::Action;
+use crate::app::{Confirmed, Overlay, PickTarget, Settings, Shared};
 use crate::effect::{Effect, EstimateView, JobDraft, Level};
+use crate::format;
 use crate::input::Input;
 use crate::state::Collection;
+use crate::ui::{kv, panel};
 use brightrun_engine::domain::*;
+use brightrun_engine::events::EngineEvent;
 use brightrun_engine::ids::DatasetId;
 use brightrun_engine::training::ranges::{self, FIELDS, FieldKind};
 use brightrun_engine::training::{GpuCatalog, GpuSpec, PresetInfo, presets};
 use crossterm::event::KeyCode;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
 
 /// One line of the form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,8 +33,9 @@ pub enum FormRow {
     Backend,
 }
 
+/// The form and its estimate: owned by the tab, filled from the Datasets tab by the app.
 #[derive(Clone, Debug)]
-pub struct ConfigureState {
+pub struct ConfigureTab {
     pub dataset: Option<DatasetId>,
     /// Ready datasets, newest first: (id, name, examples).
     pub ready: Vec<(DatasetId, String, u64)>,
@@ -53,7 +63,7 @@ pub struct ConfigureState {
     pub catalog_error: Option<String>,
 }
 
-impl ConfigureState {
+impl ConfigureTab {
     pub fn new(settings: &Settings) -> Self {
         let training = &settings.config.training;
         // The engine's catalog when there is one (a daemon's presets are what it will use);
@@ -101,7 +111,7 @@ impl ConfigureState {
             .iter()
             .position(|g| g.id.eq_ignore_ascii_case(&default_gpu))
             .unwrap_or(0);
-        let mut s = ConfigureState {
+        let mut s = ConfigureTab {
             dataset: None,
             ready: Vec::new(),
             presets,
@@ -332,11 +342,11 @@ fn cycle(i: usize, n: usize, forward: bool) -> usize {
     }
 }
 
-impl App {
+impl ConfigureTab {
     /// Re-checks the form and asks for a new estimate when it is valid.
-    pub fn configure_changed(&mut self) -> Vec<Effect> {
-        let ok = self.configure.recheck();
-        let c = &mut self.configure;
+    pub fn changed(&mut self) -> Vec<Effect> {
+        let ok = self.recheck();
+        let c = self;
         if !ok {
             c.estimate = Some(Err(c.first_error().unwrap_or_default()));
             c.estimate_pending = false;
@@ -358,29 +368,37 @@ impl App {
         }
     }
 
-    pub(super) fn configure_action(&mut self, action: Action) -> Vec<Effect> {
-        let n = self.configure.rows().len();
-        let row = self.configure.current_row();
+    fn handle_form(&mut self, action: &Action, s: &mut Shared) -> Handled {
+        let n = self.rows().len();
+        let row = self.current_row();
         match action {
-            Action::Up => self.configure.row = self.configure.row.saturating_sub(1),
-            Action::Down => self.configure.row = (self.configure.row + 1).min(n - 1),
-            Action::PageUp => self.configure.row = self.configure.row.saturating_sub(10),
-            Action::PageDown => self.configure.row = (self.configure.row + 10).min(n - 1),
-            Action::Top => self.configure.row = 0,
-            Action::Bottom => self.configure.row = n - 1,
+            Action::Up => self.row = self.row.saturating_sub(1),
+            Action::Down => self.row = (self.row + 1).min(n - 1),
+            Action::PageUp => self.row = self.row.saturating_sub(10),
+            Action::PageDown => self.row = (self.row + 10).min(n - 1),
+            Action::Top => self.row = 0,
+            Action::Bottom => self.row = n - 1,
             Action::Left | Action::Right => {
-                return self.configure_cycle(row, action == Action::Right);
+                return Handled::Consumed(self.cycle_value(row, *action == Action::Right));
             }
-            Action::Open => return self.configure_open(row),
-            Action::Submit => return self.configure_submit(),
+            Action::Open => return Handled::Consumed(self.open(row, s)),
+            Action::Submit => return Handled::Consumed(self.submit(s)),
             Action::Back => {}
-            _ => {}
+            _ => return Handled::Ignored,
         }
-        Vec::new()
+        Handled::done()
     }
 
-    fn configure_cycle(&mut self, row: FormRow, forward: bool) -> Vec<Effect> {
-        let c = &mut self.configure;
+    /// The Datasets tab's "train on this": the dataset goes into the form, which starts over
+    /// at its first row.
+    pub fn train_on(&mut self, dataset: DatasetId) -> Vec<Effect> {
+        self.dataset = Some(dataset);
+        self.row = 0;
+        self.changed()
+    }
+
+    fn cycle_value(&mut self, row: FormRow, forward: bool) -> Vec<Effect> {
+        let c = &mut *self;
         match row {
             FormRow::Dataset => {
                 if c.ready.is_empty() {
@@ -423,11 +441,11 @@ impl App {
                 _ => return Vec::new(),
             },
         }
-        self.configure_changed()
+        self.changed()
     }
 
-    fn configure_open(&mut self, row: FormRow) -> Vec<Effect> {
-        let c = &self.configure;
+    fn open(&mut self, row: FormRow, s: &mut Shared) -> Vec<Effect> {
+        let c = &*self;
         let pick = |title: &str, options: Vec<String>, selected: usize, target: PickTarget| {
             Overlay::Pick {
                 title: title.into(),
@@ -439,7 +457,7 @@ impl App {
         let overlay = match row {
             FormRow::Dataset => {
                 if c.ready.is_empty() {
-                    self.notify_user(
+                    s.notify_user(
                         "no ready dataset yet: add one on the Datasets tab",
                         Level::Info,
                     );
@@ -503,27 +521,27 @@ impl App {
                 )
             }
             FormRow::Field(i) if FIELDS[i].kind == FieldKind::Bool => {
-                return self.configure_cycle(row, true);
+                return self.cycle_value(row, true);
             }
             FormRow::Field(i) => {
                 let v = c.values[i].clone();
-                self.configure.edit_before = v.clone();
-                self.configure.editing = Some(Input::new(&v));
+                self.edit_before = v.clone();
+                self.editing = Some(Input::new(&v));
                 return Vec::new();
             }
             FormRow::GpuCount => {
                 let v = c.gpu_count.clone();
-                self.configure.edit_before = v.clone();
-                self.configure.editing = Some(Input::new(&v));
+                self.edit_before = v.clone();
+                self.editing = Some(Input::new(&v));
                 return Vec::new();
             }
         };
-        self.overlay = Some(overlay);
+        s.overlay = Some(overlay);
         Vec::new()
     }
 
-    pub(super) fn configure_picked(&mut self, target: PickTarget, index: usize) -> Vec<Effect> {
-        let c = &mut self.configure;
+    pub fn picked(&mut self, target: PickTarget, index: usize) -> Vec<Effect> {
+        let c = &mut *self;
         match target {
             PickTarget::Dataset => c.dataset = c.ready.get(index).map(|r| r.0),
             PickTarget::Preset => {
@@ -540,62 +558,62 @@ impl App {
                 }
             }
         }
-        self.configure_changed()
+        self.changed()
     }
 
     /// Keys while a field is being edited: every change is checked and re-estimated.
-    pub(super) fn configure_edit(&mut self, action: Action) -> Vec<Effect> {
-        let row = self.configure.current_row();
-        let Some(mut input) = self.configure.editing.take() else {
+    fn edit(&mut self, action: &Action, s: &mut Shared) -> Vec<Effect> {
+        let row = self.current_row();
+        let Some(mut input) = self.editing.take() else {
             return Vec::new();
         };
         let changed = match action {
             Action::Input(k) => match k.code {
                 KeyCode::Esc => {
-                    let before = self.configure.edit_before.clone();
+                    let before = self.edit_before.clone();
                     self.set_row_value(row, before);
-                    return self.configure_changed();
+                    return self.changed();
                 }
                 KeyCode::Enter | KeyCode::Tab => {
-                    let fx = self.configure_changed();
-                    if let Some(e) = self.configure.error_of(row).cloned() {
-                        self.notify_user(e, Level::Warning);
+                    let fx = self.changed();
+                    if let Some(e) = self.error_of(row).cloned() {
+                        s.notify_user(e, Level::Warning);
                     }
                     return fx;
                 }
-                _ => input.key(k),
+                _ => input.key(*k),
             },
-            Action::Paste(t) => input.paste(&t),
+            Action::Paste(t) => input.paste(t),
             _ => false,
         };
         let text = input.text().to_string();
-        self.configure.editing = Some(input);
+        self.editing = Some(input);
         if changed {
             self.set_row_value(row, text);
-            return self.configure_changed();
+            return self.changed();
         }
         Vec::new()
     }
 
     fn set_row_value(&mut self, row: FormRow, v: String) {
         match row {
-            FormRow::Field(i) => self.configure.values[i] = v,
-            FormRow::GpuCount => self.configure.gpu_count = v,
+            FormRow::Field(i) => self.values[i] = v,
+            FormRow::GpuCount => self.gpu_count = v,
             _ => {}
         }
     }
 
-    fn configure_submit(&mut self) -> Vec<Effect> {
-        if !self.configure.recheck() {
-            let e = self.configure.first_error().unwrap_or_default();
-            self.notify_user(format!("fix the form first: {e}"), Level::Error);
+    fn submit(&mut self, s: &mut Shared) -> Vec<Effect> {
+        if !self.recheck() {
+            let e = self.first_error().unwrap_or_default();
+            s.notify_user(format!("fix the form first: {e}"), Level::Error);
             return Vec::new();
         }
-        let Some(draft) = self.configure.draft() else {
-            self.notify_user("choose a ready dataset first", Level::Warning);
+        let Some(draft) = self.draft() else {
+            s.notify_user("choose a ready dataset first", Level::Warning);
             return Vec::new();
         };
-        let name = self.dataset_name(draft.dataset_id);
+        let name = s.dataset_name(draft.dataset_id);
         let mut lines = vec![format!(
             "Train on {name} with preset {}{} on {}×{} ({}).",
             draft.preset,
@@ -609,8 +627,8 @@ impl App {
             draft.backend.clone().unwrap_or_default()
         )];
         let mut over_budget = false;
-        match &self.configure.estimate {
-            Some(Ok(e)) if !self.configure.estimate_pending => {
+        match &self.estimate {
+            Some(Ok(e)) if !self.estimate_pending => {
                 lines.push(format!(
                     "Estimated cost {} (compute {} + storage {}), about {}.",
                     crate::format::money(e.estimated_cost),
@@ -631,7 +649,7 @@ impl App {
             _ => lines.push("The estimate is not ready yet.".into()),
         }
         lines.push("Create the job?".into());
-        self.overlay = Some(Overlay::Confirm {
+        s.overlay = Some(Overlay::Confirm {
             title: if over_budget {
                 "Over budget: create job?".into()
             } else {
@@ -641,5 +659,266 @@ impl App {
             on_yes: Confirmed::CreateJob { draft, over_budget },
         });
         Vec::new()
+    }
+}
+
+impl Component for ConfigureTab {
+    fn handle(&mut self, action: &Action, s: &mut Shared) -> Handled {
+        if self.editing.is_some() {
+            return Handled::Consumed(self.edit(action, s));
+        }
+        self.handle_form(action, s)
+    }
+
+    fn shown(&mut self, _s: &mut Shared) -> Vec<Effect> {
+        if self.estimate.is_none() && !self.estimate_pending {
+            self.changed()
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn on_event(&mut self, ev: &EngineEvent, s: &Shared) -> Vec<Effect> {
+        if let EngineEvent::Dataset(_) = ev {
+            self.sync_datasets(&s.datasets);
+        }
+        Vec::new()
+    }
+
+    fn captures_input(&self) -> bool {
+        self.editing.is_some()
+    }
+
+    fn layout(&mut self, area: Rect, s: &mut Shared) -> TabHits {
+        // Keep the selected row in the form's window.
+        let (form_area, _) = split(area);
+        let h = panel(&s.theme, "", true).inner(form_area).height as usize;
+        if self.row < self.offset {
+            self.offset = self.row;
+        } else if h > 0 && self.row >= self.offset + h {
+            self.offset = self.row + 1 - h;
+        }
+        TabHits::default()
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, s: &Shared) {
+        self.draw_form(frame, area, s);
+    }
+
+    fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("open", "edit"),
+            ("right", "next value"),
+            ("submit", "submit"),
+        ]
+    }
+}
+
+/// The form and, beside it or below it, the estimate.
+fn split(area: Rect) -> (Rect, Rect) {
+    if area.width >= 100 {
+        let [a, b] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+            .areas(area);
+        (a, b)
+    } else {
+        let est_h = 10.min(area.height / 2);
+        let [a, b] = Layout::vertical([Constraint::Min(6), Constraint::Length(est_h)]).areas(area);
+        (a, b)
+    }
+}
+
+impl ConfigureTab {
+    fn draw_form(&self, frame: &mut Frame, area: Rect, s: &Shared) {
+        let t = s.theme.clone();
+        let (form_area, right) = split(area);
+        let editing = self.editing.is_some();
+        let title = Line::from(vec![
+            Span::styled(" New training job ", t.header()),
+            Span::styled(
+                if editing {
+                    "(typing: enter keeps, esc reverts) "
+                } else {
+                    "(enter edits, ←→ change, s submits) "
+                },
+                t.muted(),
+            ),
+        ]);
+        let block = panel(&t, title, true);
+        let inner = block.inner(form_area);
+        frame.render_widget(block, form_area);
+        let rows = self.rows();
+        let h = inner.height as usize;
+        let c = self;
+        let label_w = 29usize.min(inner.width as usize * 6 / 10);
+        let datasets = &s.datasets;
+        let name = |id| {
+            datasets
+                .get(id)
+                .map(|d| d.name.clone())
+                .unwrap_or_else(|| brightrun_engine::ids::DatasetId::short(&id))
+        };
+        for (i, row) in rows.iter().enumerate().skip(c.offset).take(h) {
+            let y = inner.y + (i - c.offset) as u16;
+            let line_area = Rect::new(inner.x, y, inner.width, 1);
+            let selected = i == c.row;
+            let err = c.error_of(*row).is_some();
+            let changed = matches!(row, FormRow::Field(f) if c.values[*f] != c.base_values[*f]);
+            let label = format!(
+                "{}{:<w$}",
+                if changed { "*" } else { " " },
+                ConfigureTab::label_of(*row),
+                w = label_w.saturating_sub(1)
+            );
+            let label_style = if selected { t.selected() } else { t.muted() };
+            let [la, va] =
+                Layout::horizontal([Constraint::Length(label_w as u16), Constraint::Min(1)])
+                    .areas(line_area);
+            frame.render_widget(Paragraph::new(label).style(label_style), la);
+            if selected && let Some(input) = &c.editing {
+                input.draw(
+                    frame,
+                    va,
+                    Style::new()
+                        .fg(if err { t.error } else { t.foreground })
+                        .add_modifier(Modifier::UNDERLINED),
+                );
+                continue;
+            }
+            let value = c.value_of(*row, name);
+            let picker = matches!(
+                row,
+                FormRow::Dataset | FormRow::Preset | FormRow::GpuType | FormRow::Backend
+            );
+            let text = if picker && selected {
+                format!("◀ {value} ▶")
+            } else {
+                format!(" {value}")
+            };
+            let style = if err {
+                Style::new().fg(t.error).add_modifier(Modifier::BOLD)
+            } else if selected {
+                Style::new().fg(t.accent).add_modifier(Modifier::BOLD)
+            } else {
+                t.base()
+            };
+            let mut spans = vec![Span::styled(text, style)];
+            if err {
+                spans.push(Span::styled("  ✗", Style::new().fg(t.error)));
+            }
+            frame.render_widget(Paragraph::new(Line::from(spans)), va);
+        }
+        self.draw_estimate(frame, right, s);
+    }
+
+    fn draw_estimate(&self, frame: &mut Frame, area: Rect, s: &Shared) {
+        let t = s.theme.clone();
+        let c = self;
+        let row = c.current_row();
+        let mut lines: Vec<Line> = Vec::new();
+        match &c.estimate {
+            None if c.dataset.is_none() => lines.push(Line::styled(
+                "Choose a ready dataset to see the estimate.",
+                t.muted(),
+            )),
+            None => lines.push(Line::styled("estimating…", t.muted())),
+            Some(Err(e)) => {
+                lines.push(Line::styled(
+                    "No estimate:",
+                    Style::new().fg(t.error).add_modifier(Modifier::BOLD),
+                ));
+                lines.push(Line::styled(e.clone(), Style::new().fg(t.error)));
+            }
+            Some(Ok(e)) => {
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{:<14}", "cost"), t.muted()),
+                    Span::styled(format::money(e.estimated_cost), t.header()),
+                    Span::styled(
+                        format!(
+                            "  compute {} + storage {}",
+                            format::money(e.compute_cost),
+                            format::money(e.storage_cost)
+                        ),
+                        t.muted(),
+                    ),
+                ]));
+                lines.push(kv(
+                    &t,
+                    "duration",
+                    format!(
+                        "{}  at {}/h",
+                        format::duration_secs((e.estimated_duration_hours * 3600.0).round() as i64),
+                        format::money(e.hourly_rate)
+                    ),
+                ));
+                lines.push(kv(
+                    &t,
+                    "steps",
+                    format!(
+                        "{} ({} per epoch)",
+                        format::thousands(e.total_steps),
+                        format::thousands(e.steps_per_epoch)
+                    ),
+                ));
+                lines.push(kv(
+                    &t,
+                    "throughput",
+                    format!(
+                        "{} tokens/s",
+                        format::thousands(e.throughput_tokens_per_sec.round() as u64)
+                    ),
+                ));
+                let fit_color = match e.fit_level {
+                    Level::Error => t.error,
+                    Level::Warning => t.warning,
+                    _ => t.success,
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{:<14}", "memory"), t.muted()),
+                    Span::styled(e.fit.clone(), Style::new().fg(fit_color)),
+                ]));
+                for a in e.fit_advice.iter().take(3) {
+                    lines.push(Line::styled(format!("{:14}→ {a}", ""), t.muted()));
+                }
+                if let Some(b) = &e.budget {
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("{:<14}", "budget"), t.muted()),
+                        Span::styled(
+                            b.clone(),
+                            if e.over_budget {
+                                Style::new().fg(t.error).add_modifier(Modifier::BOLD)
+                            } else {
+                                t.base()
+                            },
+                        ),
+                    ]));
+                }
+                if c.estimate_pending {
+                    lines.push(Line::styled("updating…", t.muted()));
+                }
+            }
+        }
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            ConfigureTab::label_of(row).to_string(),
+            t.header(),
+        ));
+        lines.push(Line::raw(c.help_of(row)));
+        if let Some(e) = c.error_of(row)
+            && !matches!(&c.estimate, Some(Err(x)) if x == e)
+        {
+            lines.push(Line::styled(e.clone(), Style::new().fg(t.error)));
+        }
+        if let Some(e) = &c.catalog_error {
+            lines.push(Line::styled(
+                format!("GPU catalog: {e}"),
+                Style::new().fg(t.warning),
+            ));
+        }
+        frame.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(panel(&t, Span::styled(" Estimate ", t.header()), false)),
+            area,
+        );
     }
 }

@@ -1,18 +1,157 @@
-//! Costs: period, totals by type, a bar chart by day, the most expensive jobs, the budget.
+//! The Costs tab: period, totals by type, a bar chart by day, the most expensive jobs, the
+//! budget. It owns the costs it shows: they are loaded for one period at a time, only while
+//! the tab is shown, and marked stale by the events that change them.
 
-use super::panel;
-use crate::action::{Period, Tab};
-use crate::app::App;
+use super::{Component, Handled, TabHits, scroll};
+use crate::action::{Action, Period, Tab};
+use crate::app::Shared;
+use crate::effect::{CostsView, Effect, Level};
 use crate::format;
+use crate::ui::panel;
+use brightrun_engine::domain::NotificationType;
+use brightrun_engine::events::EngineEvent;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Bar, BarChart, BarGroup, Gauge, Paragraph};
 
-impl App {
-    pub(super) fn draw_costs(&mut self, frame: &mut Frame, area: Rect) {
-        let t = self.theme.clone();
+/// The Costs tab's state: the loaded view and whether it still matches the engine.
+#[derive(Clone, Debug)]
+pub struct CostsTab {
+    pub view: Option<CostsView>,
+    pub period: Period,
+    /// Something changed costs since `view` was loaded.
+    pub stale: bool,
+    /// A load is in flight (ticks do not ask again).
+    pub loading: bool,
+    /// Scroll of the most-expensive-jobs list.
+    pub scroll: u16,
+}
+
+impl Default for CostsTab {
+    fn default() -> Self {
+        CostsTab {
+            view: None,
+            period: Period::Month,
+            stale: true,
+            loading: false,
+            scroll: 0,
+        }
+    }
+}
+
+impl CostsTab {
+    /// Asks for the costs of the current period.
+    pub fn load(&mut self) -> Effect {
+        self.loading = true;
+        Effect::LoadCosts(self.period)
+    }
+
+    pub fn set_period(&mut self, p: Period) -> Vec<Effect> {
+        self.period = p;
+        self.stale = true;
+        vec![self.load()]
+    }
+
+    /// Costs that came with a snapshot.
+    pub fn set_view(&mut self, c: CostsView) {
+        self.view = Some(clean_costs(c));
+        self.stale = false;
+    }
+
+    /// The answer to [`CostsTab::load`]; asks again when the period changed meanwhile.
+    pub fn loaded(&mut self, result: Result<CostsView, String>, s: &mut Shared) -> Vec<Effect> {
+        self.loading = false;
+        match result {
+            Ok(c) => {
+                if c.period == self.period {
+                    self.set_view(c);
+                } else {
+                    // The user switched period meanwhile.
+                    return vec![self.load()];
+                }
+            }
+            Err(e) => {
+                self.stale = false;
+                s.notify_user(format!("costs: {e}"), Level::Error)
+            }
+        }
+        Vec::new()
+    }
+
+    fn load_if_stale(&mut self) -> Vec<Effect> {
+        if self.stale && !self.loading {
+            vec![self.load()]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+fn clean_costs(mut c: CostsView) -> CostsView {
+    for (_, label, _) in &mut c.by_job {
+        crate::sanitize::clean_in_place(label);
+    }
+    c
+}
+
+impl Component for CostsTab {
+    fn handle(&mut self, action: &Action, _s: &mut Shared) -> Handled {
+        let new = match action {
+            Action::NextPeriod | Action::Right => self.period.next(),
+            Action::Left => self.period.prev(),
+            Action::SetPeriod(p) => *p,
+            Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom => {
+                scroll(&mut self.scroll, action);
+                return Handled::done();
+            }
+            _ => return Handled::Ignored,
+        };
+        Handled::Consumed(self.set_period(new))
+    }
+
+    fn shown(&mut self, _s: &mut Shared) -> Vec<Effect> {
+        self.load_if_stale()
+    }
+
+    fn tick(&mut self, _s: &mut Shared) -> Vec<Effect> {
+        self.load_if_stale()
+    }
+
+    fn on_event(&mut self, ev: &EngineEvent, s: &Shared) -> Vec<Effect> {
+        match ev {
+            EngineEvent::Job(j) if j.status.is_terminal() => self.stale = true,
+            EngineEvent::Notification(n)
+                if matches!(
+                    n.kind,
+                    NotificationType::BudgetWarning | NotificationType::BudgetExceeded
+                ) =>
+            {
+                self.stale = true
+            }
+            EngineEvent::Cost(_) => {
+                self.stale = true;
+                if s.tab == Tab::Costs && !self.loading {
+                    return vec![self.load()];
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn layout(&mut self, _area: Rect, _s: &mut Shared) -> TabHits {
+        TabHits::default()
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, s: &Shared) {
+        let t = s.theme.clone();
         let mut tabs: Vec<Span> = vec![Span::styled(" Costs ", t.header())];
         for p in Period::ALL {
             let label = format!(" {} ", p.name());
@@ -28,8 +167,8 @@ impl App {
                 Span::styled(label, t.muted())
             });
         }
-        let Some(c) = self.costs.clone() else {
-            let msg = if self.costs_loading {
+        let Some(c) = self.view.clone() else {
+            let msg = if self.loading {
                 "loading costs…"
             } else {
                 "no cost data yet"
@@ -45,7 +184,7 @@ impl App {
         if c.period == self.period && !c.label.is_empty() {
             tabs.push(Span::styled(format!(" {} ", c.label), t.muted()));
         }
-        if self.costs_loading {
+        if self.loading {
             tabs.push(Span::styled(" updating… ", t.muted()));
         }
         let outer = panel(&t, Line::from(tabs), true);
@@ -216,7 +355,7 @@ impl App {
         }
 
         // Most expensive jobs.
-        let scroll = *self.detail_scroll.get(&Tab::Costs).unwrap_or(&0) as usize;
+        let scroll = self.scroll as usize;
         let rows = jobs_area.height.saturating_sub(2) as usize;
         let scroll = scroll.min(c.by_job.len().saturating_sub(rows));
         let w = jobs_area.width.saturating_sub(2) as usize;
@@ -230,11 +369,11 @@ impl App {
                 .take(rows)
                 .map(|(id, label, amount)| {
                     let label = if label.is_empty() {
-                        id.and_then(|i| self.jobs.get(i))
+                        id.and_then(|i| s.jobs.get(i))
                             .map(|j| {
                                 format!(
                                     "{} · {}×{}",
-                                    self.dataset_name(j.dataset_id),
+                                    s.dataset_name(j.dataset_id),
                                     j.gpu_config.gpu_count,
                                     j.gpu_config.gpu_type
                                 )
@@ -265,5 +404,13 @@ impl App {
             )),
             jobs_area,
         );
+    }
+
+    fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("period_week", "week"),
+            ("period_month", "month"),
+            ("period_year", "year"),
+        ]
     }
 }

@@ -1,13 +1,15 @@
-//! Jobs: the list and the live monitor (stage, progress, times, cost, loss chart, sparklines,
+//! The Jobs tab: the list and the live monitor (stage, progress, times, cost, loss chart, sparklines,
 //! log). Series are downsampled to the chart's width and cached until new points arrive.
 
-use super::{draw_list, headers, list_title, panel};
-use crate::action::Tab;
-use crate::app::{App, Focus, lists};
+use super::{Browse, Component, Focus, Handled, Request, TabHits};
+use crate::action::{Action, Tab};
+use crate::app::{Shared, lists};
+use crate::effect::{Effect, Level};
 use crate::format;
 use crate::series::{self, Metric};
 use crate::state::{ChartCache, JobDetail};
 use crate::theme::Theme;
+use crate::ui::{draw_list, headers, list_layout, list_title, panel};
 use brightrun_engine::domain::*;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -28,33 +30,179 @@ pub(crate) fn job_status_style(t: &Theme, s: JobStatus) -> Style {
     }
 }
 
-impl App {
-    pub(super) fn draw_jobs(&mut self, frame: &mut Frame, area: Rect) {
-        let monitor_focus = self.focus.get(&Tab::Jobs).copied() == Some(Focus::Detail);
-        let t = self.theme.clone();
-        let monitor_area = if monitor_focus {
-            area
+/// The Jobs tab's own state: whether the monitor has the keys. (Loaded job histories are
+/// shared records, kept with the app: engine events feed them whichever tab is shown.)
+#[derive(Clone, Debug, Default)]
+pub struct JobsTab {
+    pub browse: Browse,
+}
+
+impl Component for JobsTab {
+    fn handle(&mut self, action: &Action, s: &mut Shared) -> Handled {
+        if self.browse.focus == Focus::Detail {
+            let sel = s.selected_job().map(|j| j.id);
+            if let Some(d) = sel.and_then(|id| s.details.get_mut(&id)) {
+                let len = d.log.len();
+                let moved = match action {
+                    Action::Up => {
+                        d.log_scroll = (d.log_scroll + 1).min(len);
+                        true
+                    }
+                    Action::Down => {
+                        d.log_scroll = d.log_scroll.saturating_sub(1);
+                        true
+                    }
+                    Action::PageUp => {
+                        d.log_scroll = (d.log_scroll + 10).min(len);
+                        true
+                    }
+                    Action::PageDown => {
+                        d.log_scroll = d.log_scroll.saturating_sub(10);
+                        true
+                    }
+                    Action::Top => {
+                        d.log_scroll = len;
+                        true
+                    }
+                    Action::Bottom => {
+                        d.log_scroll = 0;
+                        true
+                    }
+                    _ => false,
+                };
+                if moved {
+                    return Handled::done();
+                }
+            }
+        } else if self.browse.move_list(Tab::Jobs, action, s) {
+            return Handled::Consumed(s.ensure_job_detail());
+        }
+        let sel = s.selected_job().cloned();
+        if self.browse.list_nav(Tab::Jobs, sel.is_some(), action, s) {
+            return Handled::Consumed(if matches!(action, Action::Open | Action::Right) {
+                s.ensure_job_detail()
+            } else {
+                Vec::new()
+            });
+        }
+        let fx = match action {
+            Action::CancelJob => {
+                let Some(j) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                s.confirm_cancel(&j)
+            }
+            Action::RetryJob => {
+                let Some(j) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                if !matches!(j.status, JobStatus::Failed | JobStatus::Cancelled) {
+                    s.notify_user(
+                        format!(
+                            "job {} is {}: only failed or cancelled jobs can be retried",
+                            j.id.short(),
+                            j.status.as_str()
+                        ),
+                        Level::Warning,
+                    );
+                    return Handled::done();
+                }
+                s.notify_user(format!("retrying job {}…", j.id.short()), Level::Info);
+                vec![Effect::RetryJob(j.id)]
+            }
+            Action::OpenArtifact => {
+                let Some(j) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                match j.artifact_id {
+                    Some(a) => s.requests.push(Request::Jump(Link::Artifact(a))),
+                    None => s.notify_user(
+                        format!("job {} has no model yet", j.id.short()),
+                        Level::Info,
+                    ),
+                }
+                Vec::new()
+            }
+            _ => return Handled::Ignored,
+        };
+        Handled::Consumed(fx)
+    }
+
+    fn shown(&mut self, s: &mut Shared) -> Vec<Effect> {
+        s.ensure_job_detail()
+    }
+
+    fn tick(&mut self, s: &mut Shared) -> Vec<Effect> {
+        s.ensure_job_detail()
+    }
+
+    fn browse(&mut self) -> Option<&mut Browse> {
+        Some(&mut self.browse)
+    }
+
+    fn layout(&mut self, area: Rect, s: &mut Shared) -> TabHits {
+        let (list_area, monitor_area) = self.split(area);
+        let list = list_area.map(|a| list_layout(&mut s.job_list, a));
+        // The monitor's charts: downsample for their width now, so drawing only reads.
+        let inner = panel(&s.theme, "", false).inner(monitor_area);
+        let sel = s.selected_job().map(|j| j.id);
+        if inner.height >= 3
+            && let Some(d) = sel.and_then(|id| s.details.get_mut(&id))
+        {
+            let [chart_area, spark_area] = split_charts(inner);
+            let (w, sw) = chart_widths(chart_area, spark_area);
+            cached(d, w, sw);
+        }
+        TabHits {
+            list,
+            detail: Some(monitor_area),
+        }
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, s: &Shared) {
+        let (list_area, monitor_area) = self.split(area);
+        if let Some(list_area) = list_area {
+            self.draw_list(frame, list_area, &s.theme, s);
+        }
+        self.draw_monitor(frame, monitor_area, self.browse.focus == Focus::Detail, s);
+    }
+
+    fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("open", "monitor"),
+            ("cancel", "cancel"),
+            ("retry", "retry"),
+            ("open_artifact", "model"),
+            ("filter", "filter"),
+            ("freeze", "freeze"),
+        ]
+    }
+}
+
+impl JobsTab {
+    /// The list (hidden while the monitor has the keys) and the monitor.
+    fn split(&self, area: Rect) -> (Option<Rect>, Rect) {
+        if self.browse.focus == Focus::Detail {
+            (None, area)
         } else {
             let list_h = (area.height * 3 / 10).clamp(5, 16).min(area.height);
             let [list_area, monitor_area] =
                 Layout::vertical([Constraint::Length(list_h), Constraint::Min(0)]).areas(area);
-            self.draw_job_list(frame, list_area, &t);
-            monitor_area
-        };
-        self.draw_monitor(frame, monitor_area, monitor_focus);
+            (Some(list_area), monitor_area)
+        }
     }
 
-    fn draw_job_list(&mut self, frame: &mut Frame, area: Rect, t: &Theme) {
+    fn draw_list(&self, frame: &mut Frame, area: Rect, t: &Theme, s: &Shared) {
         let title = list_title(
             t,
             "Jobs",
-            self.job_list.len(),
-            self.jobs.len(),
-            &self.job_list.filter,
+            s.job_list.len(),
+            s.jobs.len(),
+            &s.job_list.filter,
         );
         let block = panel(t, title, true);
         let wide = area.width >= 130;
-        let sorted = lists::JOB_COLUMNS[self.job_list.sort_col];
+        let sorted = lists::JOB_COLUMNS[s.job_list.sort_col];
         let bar_w: u16 = if wide { 20 } else { 8 };
         let (cols, widths): (Vec<&str>, Vec<Constraint>) = if wide {
             (
@@ -90,16 +238,16 @@ impl App {
                 ],
             )
         };
-        let header = headers(t, &cols, sorted, self.job_list.sort_desc);
-        let now = self.now;
-        let jobs = &self.jobs;
-        let datasets = &self.datasets;
-        let (rows_area, offset) = draw_list(
+        let header = headers(t, &cols, sorted, s.job_list.sort_desc);
+        let now = s.now;
+        let jobs = &s.jobs;
+        let datasets = &s.datasets;
+        draw_list(
             frame,
             area,
             block,
             t,
-            &mut self.job_list,
+            &s.job_list,
             header,
             &widths,
             "No jobs yet: train on a dataset from the Datasets or Configure tab.",
@@ -157,13 +305,11 @@ impl App {
                 Row::new(cells)
             },
         );
-        self.hits.list = Some((rows_area, Tab::Jobs, offset));
     }
 
-    fn draw_monitor(&mut self, frame: &mut Frame, area: Rect, focused: bool) {
-        let t = self.theme.clone();
-        self.hits.detail = Some(area);
-        let Some(job) = self.selected_job().cloned() else {
+    fn draw_monitor(&self, frame: &mut Frame, area: Rect, focused: bool, s: &Shared) {
+        let t = s.theme.clone();
+        let Some(job) = s.selected_job().cloned() else {
             frame.render_widget(
                 Paragraph::new("Select a job to monitor it.")
                     .style(t.muted())
@@ -172,7 +318,7 @@ impl App {
             );
             return;
         };
-        let dataset = self.dataset_name(job.dataset_id);
+        let dataset = s.dataset_name(job.dataset_id);
         let title = Line::from(vec![
             Span::styled(format!(" Job {} ", job.id.short()), t.header()),
             Span::styled(
@@ -193,7 +339,7 @@ impl App {
         if inner.height < 3 {
             return;
         }
-        let now = self.now;
+        let now = s.now;
         // Line 1: stage, epoch, step, times, cost.
         let elapsed = job
             .started_at
@@ -294,32 +440,51 @@ impl App {
         .min(rest.height);
         let [charts, log_area] =
             Layout::vertical([Constraint::Min(0), Constraint::Length(log_h)]).areas(rest);
-        let [chart_area, spark_area] = if charts.width >= 60 {
-            Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
-                .areas(charts)
-        } else {
-            [
-                charts,
-                Rect::new(charts.x, charts.bottom(), charts.width, 0),
-            ]
-        };
-        let mut pending = JobDetail {
+        let [chart_area, spark_area] = split_charts(charts);
+        let pending = JobDetail {
             loading: true,
             ..Default::default()
         };
-        let detail = match self.details.get_mut(&job.id) {
-            Some(d) => d,
-            None => &mut pending,
+        let detail = s.details.get(&job.id).unwrap_or(&pending);
+        let (chart_inner_w, spark_w) = chart_widths(chart_area, spark_area);
+        let cache = match &detail.cache {
+            Some(c) if c.fits(detail.series.version(), chart_inner_w, spark_w) => c.clone(),
+            // Layout fills the cache; without it (a record not loaded yet) compute a copy.
+            _ => cached(
+                &mut JobDetail {
+                    series: detail.series.clone(),
+                    ..Default::default()
+                },
+                chart_inner_w,
+                spark_w,
+            ),
         };
-        let chart_inner_w = chart_area.width.saturating_sub(10).max(1) as usize;
-        let spark_w = spark_area.width.saturating_sub(18).max(1) as usize;
-        let cache = cached(detail, chart_inner_w, spark_w);
         draw_loss_chart(frame, chart_area, &t, &cache, detail);
         if spark_area.height > 0 {
             draw_sparklines(frame, spark_area, &t, &cache, detail);
         }
         draw_log(frame, log_area, &t, detail, focused);
     }
+}
+
+/// The loss chart and the sparklines, side by side when there is room.
+fn split_charts(charts: Rect) -> [Rect; 2] {
+    if charts.width >= 60 {
+        Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(charts)
+    } else {
+        [
+            charts,
+            Rect::new(charts.x, charts.bottom(), charts.width, 0),
+        ]
+    }
+}
+
+/// The data widths of the chart and of the sparklines (without axes and labels).
+fn chart_widths(chart_area: Rect, spark_area: Rect) -> (usize, usize) {
+    (
+        chart_area.width.saturating_sub(10).max(1) as usize,
+        spark_area.width.saturating_sub(18).max(1) as usize,
+    )
 }
 
 /// The downsampled data for this size, from the cache when the series has not changed.

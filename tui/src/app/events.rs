@@ -1,0 +1,420 @@
+//! Engine events and effect answers, applied to the shared records and routed to the tabs.
+
+use super::{App, Confirmed, Overlay, TaskInfo, Toast, lists};
+use crate::action::Tab;
+use crate::effect::*;
+use crate::sanitize::one_line;
+use crate::state::*;
+use crate::tabs::Focus;
+use brightrun_engine::domain::*;
+use brightrun_engine::events::{EngineEvent, ProgressTask};
+use std::sync::Arc;
+
+/// How long a toast stays.
+const TOAST_SECS: i64 = 6;
+/// Events held while frozen before the app gives up replaying and reloads instead.
+const MAX_HELD: usize = 50_000;
+
+impl App {
+    // ---- engine events -----------------------------------------------------------------------
+
+    /// Applies an engine event (or holds it while frozen).
+    pub fn apply_event(&mut self, ev: EngineEvent) -> Vec<Effect> {
+        if self.frozen {
+            // Work in progress still shows; records wait.
+            match &ev {
+                EngineEvent::Progress(_) | EngineEvent::BackendHealth { .. } => {}
+                _ => {
+                    if self.held.len() >= MAX_HELD {
+                        // Too much to replay: reload everything on resume instead.
+                        self.held.clear();
+                        self.held_overflow = true;
+                    }
+                    self.held.push(ev);
+                    self.dirty = true;
+                    return Vec::new();
+                }
+            }
+        }
+        self.dirty = true;
+        match &ev {
+            EngineEvent::Dataset(d) => {
+                let d = clean_arc(d.clone(), clean_dataset);
+                if d.status != DatasetStatus::Validating {
+                    self.tasks.remove(&TaskKey::Validation(d.id));
+                    // "NAME uploaded; validating…" is out of date once the verdict is in.
+                    let stale = format!("{} uploaded; validating…", d.name);
+                    if self.message.as_ref().is_some_and(|m| m.text == stale) {
+                        self.message = None;
+                    }
+                }
+                if d.status != DatasetStatus::Uploading {
+                    self.tasks.remove(&TaskKey::EngineUpload(d.id));
+                }
+                if d.deleted_at.is_some() {
+                    if self.datasets.remove(d.id).is_some() {
+                        self.dataset_list.dirty = true;
+                        self.job_list.dirty = true;
+                    }
+                } else {
+                    let changed = match self.datasets.upsert(d.clone()) {
+                        Upsert::Inserted => true,
+                        Upsert::Updated(old) => {
+                            lists::dataset_view_changed(&old, &d, &self.dataset_list)
+                        }
+                    };
+                    if changed && let Some(pos) = self.datasets.position(d.id) {
+                        self.dataset_list.touch(pos);
+                    }
+                }
+            }
+            EngineEvent::Job(j) => {
+                let j = clean_arc(j.clone(), clean_job);
+                let changed = match self.jobs.upsert(j.clone()) {
+                    Upsert::Inserted => true,
+                    Upsert::Updated(old) => lists::job_view_changed(&old, &j, &self.job_list),
+                };
+                if changed && let Some(pos) = self.jobs.position(j.id) {
+                    self.job_list.touch(pos);
+                }
+            }
+            EngineEvent::Metrics { job_id, points } => {
+                if let Some(d) = self.details.get_mut(job_id) {
+                    d.series.insert(points);
+                }
+            }
+            EngineEvent::Artifact(a) => {
+                let a = clean_arc(a.clone(), clean_artifact);
+                if a.deleted_at.is_some() {
+                    self.artifacts.remove(a.id);
+                } else {
+                    self.artifacts.upsert(a);
+                }
+                self.model_list.dirty = true;
+            }
+            EngineEvent::Cost(_) => {}
+            EngineEvent::Notification(n) => {
+                let n = clean_arc(n.clone(), clean_notification);
+                let fresh = matches!(self.notifications.upsert(n.clone()), Upsert::Inserted);
+                self.notification_list.dirty = true;
+                self.recount_unread();
+                if fresh && !n.read && n.priority >= Priority::High {
+                    let now = self.now;
+                    self.toasts.push(Toast {
+                        title: n.title.clone(),
+                        message: n.message.clone(),
+                        priority: n.priority,
+                        until: now + chrono::Duration::seconds(TOAST_SECS),
+                    });
+                    if self.toasts.len() > 3 {
+                        self.toasts.remove(0);
+                    }
+                }
+            }
+            EngineEvent::Checkpoint(c) => {
+                if let Some(d) = self.details.get_mut(&c.job_id) {
+                    d.push_log(format!(
+                        "[checkpoint] step {} epoch {:.2}{}",
+                        c.step,
+                        c.epoch,
+                        c.loss.map(|l| format!(" loss {l:.4}")).unwrap_or_default()
+                    ));
+                }
+            }
+            EngineEvent::JobLog { job_id, line } => {
+                if let Some(d) = self.details.get_mut(job_id) {
+                    d.push_log(crate::sanitize::clean(line).into_owned());
+                }
+            }
+            EngineEvent::Progress(p) => {
+                let key = match &p.task {
+                    ProgressTask::Upload(id) => TaskKey::EngineUpload(*id),
+                    ProgressTask::Validation(id) => TaskKey::Validation(*id),
+                    ProgressTask::Download(id) => TaskKey::EngineDownload(*id),
+                    ProgressTask::TrainerEnvironment => TaskKey::TrainerEnvironment,
+                };
+                // Our own uploads and downloads already show with their own progress.
+                let own = match &p.task {
+                    ProgressTask::Download(id) => self.downloads.values().any(|(a, _)| a == id),
+                    ProgressTask::Upload(_) => {
+                        self.tasks.keys().any(|k| matches!(k, TaskKey::Upload(_)))
+                    }
+                    _ => false,
+                };
+                let finished = p.total.is_some_and(|t| p.done >= t && t > 0);
+                if own || finished {
+                    self.tasks.remove(&key);
+                } else {
+                    let label = match &p.task {
+                        ProgressTask::Upload(id) => format!("upload {}", self.dataset_name(*id)),
+                        ProgressTask::Validation(id) => {
+                            format!("validating {}", self.dataset_name(*id))
+                        }
+                        ProgressTask::Download(id) => format!("download {}", id.short()),
+                        ProgressTask::TrainerEnvironment => "trainer environment".to_string(),
+                    };
+                    let msg = one_line(&p.message);
+                    let label = if msg.is_empty() {
+                        label
+                    } else {
+                        format!("{label}: {msg}")
+                    };
+                    self.tasks.insert(
+                        key,
+                        TaskInfo {
+                            label,
+                            done: p.done,
+                            total: p.total,
+                        },
+                    );
+                }
+            }
+            EngineEvent::BackendHealth { backend, reachable } => {
+                self.health
+                    .insert(one_line(backend).into_owned(), *reachable);
+            }
+        }
+        self.route_event(&ev)
+    }
+
+    // ---- outcomes ----------------------------------------------------------------------------
+
+    /// Applies the answer to an effect.
+    pub fn apply_outcome(&mut self, o: Outcome) -> Vec<Effect> {
+        self.dirty = true;
+        match o {
+            Outcome::Snapshot(s) => {
+                self.details.clear();
+                self.detail_order.clear();
+                self.load_snapshot(*s);
+                let mut fx = Vec::new();
+                if self.tab == Tab::Jobs {
+                    fx.extend(self.ensure_job_detail());
+                }
+                if self.tab == Tab::Costs {
+                    fx.push(self.tabs.costs.load());
+                }
+                fx
+            }
+            Outcome::Theme(Ok(t)) => {
+                self.notify_user(format!("theme {}", t.name), Level::Info);
+                self.set_theme(t);
+                Vec::new()
+            }
+            Outcome::Theme(Err(e)) => {
+                self.notify_user(e, Level::Error);
+                Vec::new()
+            }
+            Outcome::NativeFile { request, path } => {
+                let ours =
+                    matches!(&self.overlay, Some(Overlay::Files(fb)) if fb.request == request);
+                match path {
+                    Some(path) if ours => {
+                        self.overlay = None;
+                        self.add_dataset(path)
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            Outcome::DirListing {
+                request,
+                dir,
+                entries,
+            } => match &mut self.overlay {
+                Some(Overlay::Files(fb)) if fb.request == request => fb.set_listing(dir, entries),
+                _ => Vec::new(),
+            },
+            Outcome::Progress {
+                task,
+                label,
+                done,
+                total,
+            } => {
+                if self.tasks.contains_key(&task) {
+                    self.tasks.insert(
+                        task,
+                        TaskInfo {
+                            label: one_line(&label).into_owned(),
+                            done,
+                            total: Some(total),
+                        },
+                    );
+                }
+                Vec::new()
+            }
+            Outcome::DatasetAdded { request, result } => {
+                self.tasks.remove(&TaskKey::Upload(request));
+                match result {
+                    Ok(d) => {
+                        let d = Arc::new(clean_dataset(d));
+                        self.notify_user(
+                            format!("{} uploaded; validating…", d.name),
+                            Level::Success,
+                        );
+                        let id = d.id;
+                        self.upsert_dataset_if_newer(d);
+                        self.touch_dataset(id);
+                        self.refresh_views();
+                        self.select_in(Tab::Datasets, |a| a.datasets.position(id));
+                    }
+                    Err(e) => self.notify_user(format!("upload failed: {e}"), Level::Error),
+                }
+                Vec::new()
+            }
+            Outcome::DatasetChanged { what, result } => {
+                match result {
+                    Ok(d) => {
+                        let d = Arc::new(clean_dataset(d));
+                        self.notify_user(format!("{} {what}", d.name), Level::Success);
+                        if what != "validated" {
+                            self.tasks.remove(&TaskKey::Validation(d.id));
+                        }
+                        if d.deleted_at.is_some() {
+                            self.datasets.remove(d.id);
+                            self.dataset_list.dirty = true;
+                        } else {
+                            let id = d.id;
+                            self.upsert_dataset_if_newer(d);
+                            self.touch_dataset(id);
+                        }
+                        self.configure.sync_datasets(&self.shared.datasets);
+                    }
+                    Err(e) => {
+                        self.tasks
+                            .retain(|k, _| !matches!(k, TaskKey::Validation(_)));
+                        self.notify_user(format!("could not {}: {e}", verb(what)), Level::Error)
+                    }
+                }
+                Vec::new()
+            }
+            Outcome::JobDetail {
+                job_id,
+                metrics,
+                log,
+            } => {
+                let d = self.details.entry(job_id).or_default();
+                d.loading = false;
+                match metrics {
+                    Ok(points) => {
+                        let mut loaded = crate::series::Series::from_points(&points);
+                        loaded.merge(&d.series);
+                        d.series = loaded;
+                    }
+                    Err(e) => d.load_error = Some(one_line(&e).into_owned()),
+                }
+                match log {
+                    Ok(lines) => {
+                        let live: Vec<String> = d.log.drain(..).collect();
+                        for l in lines {
+                            d.push_log(crate::sanitize::clean(&l).into_owned());
+                        }
+                        for l in live {
+                            d.push_log(l);
+                        }
+                    }
+                    Err(e) => d.push_log(format!("(log unavailable: {})", one_line(&e))),
+                }
+                Vec::new()
+            }
+            Outcome::Estimate { seq, result } => {
+                self.configure.estimate_done(seq, result);
+                Vec::new()
+            }
+            Outcome::JobCreated(result) => {
+                match result {
+                    Ok(j) => {
+                        let j = Arc::new(clean_job(j));
+                        let id = j.id;
+                        self.notify_user(
+                            format!(
+                                "job {} queued (estimated {})",
+                                j.id.short(),
+                                crate::format::money(j.estimated_cost)
+                            ),
+                            Level::Success,
+                        );
+                        self.upsert_job_if_newer(j);
+                        self.touch_job(id);
+                        self.refresh_views();
+                        self.select_in(Tab::Jobs, |a| a.jobs.position(id));
+                        self.tabs.jobs.browse.focus = Focus::Detail;
+                        return self.go_tab(Tab::Jobs);
+                    }
+                    Err(e) => {
+                        self.notify_user(format!("could not create the job: {e}"), Level::Error)
+                    }
+                }
+                Vec::new()
+            }
+            Outcome::JobChanged { what, result } => {
+                match result {
+                    Ok(j) => {
+                        let j = Arc::new(clean_job(j));
+                        self.notify_user(format!("job {} {what}", j.id.short()), Level::Success);
+                        let id = j.id;
+                        let new = self.jobs.get(id).is_none();
+                        self.upsert_job_if_newer(j);
+                        self.touch_job(id);
+                        if new {
+                            self.refresh_views();
+                            self.select_in(Tab::Jobs, |a| a.jobs.position(id));
+                            return self.ensure_job_detail();
+                        }
+                    }
+                    Err(e) => self.notify_user(
+                        format!("could not {} the job: {e}", verb(what)),
+                        Level::Error,
+                    ),
+                }
+                Vec::new()
+            }
+            Outcome::Downloaded {
+                request,
+                id,
+                to,
+                result,
+            } => {
+                self.tasks.remove(&TaskKey::Download(request));
+                self.downloads.remove(&request);
+                match result {
+                    Ok(files) => self.notify_user(
+                        format!(
+                            "downloaded {} files to {}",
+                            files.len(),
+                            one_line(&to.display().to_string())
+                        ),
+                        Level::Success,
+                    ),
+                    Err(e) if e.contains("already exist") => {
+                        self.overlay = Some(Overlay::Confirm {
+                            title: "Overwrite?".into(),
+                            lines: vec![one_line(&e).into_owned(), "Overwrite those files?".into()],
+                            on_yes: Confirmed::OverwriteDownload { id, to },
+                        });
+                    }
+                    Err(e) => self.notify_user(format!("download failed: {e}"), Level::Error),
+                }
+                Vec::new()
+            }
+            Outcome::Costs(result) => self.tabs.costs.loaded(result, &mut self.shared),
+            Outcome::MarkedRead(result) => {
+                if let Err(e) = result {
+                    self.notify_user(format!("could not mark read: {e}"), Level::Error);
+                }
+                Vec::new()
+            }
+        }
+    }
+}
+
+fn verb(what: &str) -> &str {
+    match what {
+        "renamed" => "rename",
+        "described" => "describe",
+        "validated" => "validate",
+        "deleted" => "delete",
+        "cancelled" => "cancel",
+        "retried" => "retry",
+        other => other,
+    }
+}

@@ -1,0 +1,236 @@
+//! Modal windows over the tabs (help, confirmations, prompts, the file browser, pick lists):
+//! they get the keys first, and "yes" or "enter" runs what they were opened for.
+
+use super::{App, FileBrowser, files};
+use crate::action::Action;
+use crate::effect::*;
+use crate::input::Input;
+use brightrun_engine::ids::*;
+use crossterm::event::KeyCode;
+use std::path::PathBuf;
+
+/// What a confirmation dialog does on "yes".
+#[derive(Clone, Debug, PartialEq)]
+pub enum Confirmed {
+    Quit,
+    DeleteDataset(DatasetId),
+    CancelJob(JobId),
+    CreateJob { draft: JobDraft, over_budget: bool },
+    OverwriteDownload { id: ArtifactId, to: PathBuf },
+}
+
+/// What a one-line prompt is for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PromptKind {
+    Rename(DatasetId),
+    Describe(DatasetId),
+    DownloadTo(ArtifactId),
+}
+
+/// What a pick list chooses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PickTarget {
+    Dataset,
+    Preset,
+    Gpu,
+    Backend,
+    Field(usize),
+}
+
+/// A modal window over the tabs. Keys go to it first.
+#[derive(Clone, Debug)]
+pub enum Overlay {
+    Help {
+        scroll: u16,
+    },
+    Confirm {
+        title: String,
+        lines: Vec<String>,
+        on_yes: Confirmed,
+    },
+    Prompt {
+        title: String,
+        input: Box<Input>,
+        kind: PromptKind,
+        hint: Option<String>,
+    },
+    Files(Box<FileBrowser>),
+    Pick {
+        title: String,
+        options: Vec<String>,
+        selected: usize,
+        target: PickTarget,
+    },
+}
+
+impl App {
+    pub(super) fn handle_overlay(&mut self, action: Action) -> Vec<Effect> {
+        let Some(overlay) = self.overlay.take() else {
+            return Vec::new();
+        };
+        let key = match &action {
+            Action::Input(k) => Some(*k),
+            _ => None,
+        };
+        match overlay {
+            Overlay::Help { scroll } => {
+                let keep = match key.map(|k| k.code) {
+                    Some(KeyCode::Char('j') | KeyCode::Down) => Some(scroll.saturating_add(1)),
+                    Some(KeyCode::Char('k') | KeyCode::Up) => Some(scroll.saturating_sub(1)),
+                    Some(KeyCode::PageDown) => Some(scroll.saturating_add(10)),
+                    Some(KeyCode::PageUp) => Some(scroll.saturating_sub(10)),
+                    _ => None,
+                };
+                if let Some(s) = keep {
+                    self.overlay = Some(Overlay::Help { scroll: s });
+                }
+                Vec::new()
+            }
+            Overlay::Confirm {
+                title,
+                lines,
+                on_yes,
+            } => match key.map(|k| k.code) {
+                Some(KeyCode::Char('y' | 'Y')) | Some(KeyCode::Enter) => self.confirmed(on_yes),
+                Some(KeyCode::Char('n' | 'N' | 'q')) | Some(KeyCode::Esc) => {
+                    self.notify_user("cancelled", Level::Info);
+                    Vec::new()
+                }
+                _ => {
+                    self.overlay = Some(Overlay::Confirm {
+                        title,
+                        lines,
+                        on_yes,
+                    });
+                    Vec::new()
+                }
+            },
+            Overlay::Prompt {
+                title,
+                mut input,
+                kind,
+                hint,
+            } => {
+                match action {
+                    Action::Paste(text) => {
+                        input.paste(&text);
+                    }
+                    Action::Input(k) => match k.code {
+                        KeyCode::Esc => return Vec::new(),
+                        KeyCode::Enter => return self.prompt_done(kind, input.text().to_string()),
+                        KeyCode::Tab if matches!(kind, PromptKind::DownloadTo(_)) => {
+                            // Completion of a folder needs a listing: open the browser in
+                            // folder mode at what was typed.
+                            let request = self.request_id();
+                            let mut fb = FileBrowser::new(input.text(), request);
+                            fb.folders_only = Some(kind.clone());
+                            fb.complete_on_listing = true;
+                            let dir = fb.dir_to_list();
+                            self.overlay = Some(Overlay::Files(Box::new(fb)));
+                            return vec![Effect::ListDir { request, dir }];
+                        }
+                        _ => {
+                            input.key(k);
+                        }
+                    },
+                    _ => {}
+                }
+                self.overlay = Some(Overlay::Prompt {
+                    title,
+                    input,
+                    kind,
+                    hint,
+                });
+                Vec::new()
+            }
+            Overlay::Files(mut fb) => {
+                let out = fb.handle(action);
+                match out {
+                    files::FileOutcome::Stay(fx) => {
+                        self.overlay = Some(Overlay::Files(fb));
+                        fx
+                    }
+                    files::FileOutcome::Cancel => Vec::new(),
+                    files::FileOutcome::Chosen(path) => match fb.folders_only.take() {
+                        Some(PromptKind::DownloadTo(id)) => self.start_download_checked(id, path),
+                        _ => self.add_dataset(path),
+                    },
+                }
+            }
+            Overlay::Pick {
+                title,
+                options,
+                selected,
+                target,
+            } => {
+                let n = options.len().max(1);
+                let sel = match key.map(|k| k.code) {
+                    Some(KeyCode::Char('j') | KeyCode::Down) => Some((selected + 1) % n),
+                    Some(KeyCode::Char('k') | KeyCode::Up) => Some((selected + n - 1) % n),
+                    Some(KeyCode::Enter) => {
+                        return self.picked(target, selected);
+                    }
+                    Some(KeyCode::Esc | KeyCode::Char('q')) => return Vec::new(),
+                    _ => Some(selected),
+                };
+                if let Some(selected) = sel {
+                    self.overlay = Some(Overlay::Pick {
+                        title,
+                        options,
+                        selected,
+                        target,
+                    });
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn prompt_done(&mut self, kind: PromptKind, text: String) -> Vec<Effect> {
+        let text = text.trim().to_string();
+        match kind {
+            PromptKind::Rename(id) => {
+                if text.is_empty() {
+                    self.notify_user("a name cannot be empty", Level::Warning);
+                    return Vec::new();
+                }
+                vec![Effect::RenameDataset(id, text)]
+            }
+            PromptKind::Describe(id) => vec![Effect::DescribeDataset(id, text)],
+            PromptKind::DownloadTo(id) => {
+                let to = files::expand_home(&text);
+                self.start_download_checked(id, to)
+            }
+        }
+    }
+
+    fn confirmed(&mut self, what: Confirmed) -> Vec<Effect> {
+        match what {
+            Confirmed::Quit => {
+                self.quit = true;
+                vec![Effect::Quit]
+            }
+            Confirmed::DeleteDataset(id) => {
+                let name = self.dataset_name(id);
+                self.notify_user(format!("deleting {name}…"), Level::Info);
+                vec![Effect::DeleteDataset(id)]
+            }
+            Confirmed::CancelJob(id) => {
+                self.notify_user(format!("cancelling job {}…", id.short()), Level::Info);
+                vec![Effect::CancelJob(id)]
+            }
+            Confirmed::CreateJob { draft, over_budget } => {
+                self.notify_user("creating the job…", Level::Info);
+                vec![Effect::CreateJob {
+                    draft,
+                    confirm_over_budget: over_budget,
+                }]
+            }
+            Confirmed::OverwriteDownload { id, to } => self.start_download(id, to, true),
+        }
+    }
+
+    fn picked(&mut self, target: PickTarget, index: usize) -> Vec<Effect> {
+        self.configure.picked(target, index)
+    }
+}

@@ -1,0 +1,148 @@
+//! The Notifications tab: newest first, unread highlighted; opening one goes where it links.
+
+use super::{Browse, Component, Handled, Request, TabHits};
+use crate::action::{Action, Tab};
+use crate::app::Shared;
+use crate::effect::Level;
+use crate::format;
+use crate::ui::{draw_list, list_layout, list_title, panel};
+use brightrun_engine::domain::*;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Span;
+use ratatui::widgets::{Cell, Row};
+
+/// The Notifications tab's own state (a list without a detail pane).
+#[derive(Clone, Debug, Default)]
+pub struct NotificationsTab {
+    pub browse: Browse,
+}
+
+impl Component for NotificationsTab {
+    fn handle(&mut self, action: &Action, s: &mut Shared) -> Handled {
+        if self.browse.move_list(Tab::Notifications, action, s) {
+            return Handled::done();
+        }
+        let sel = s.selected_notification().cloned();
+        let fx = match action {
+            Action::Open | Action::Right => {
+                let Some(n) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                let fx = s.mark_read_local(Some(n.id));
+                match n.link {
+                    Some(link) => s.requests.push(Request::Jump(link)),
+                    None => s.notify_user("this notification links to nothing", Level::Info),
+                }
+                fx
+            }
+            Action::Back => {
+                if !s.notification_list.filter.is_empty() {
+                    s.set_filter(Tab::Notifications, String::new());
+                }
+                Vec::new()
+            }
+            Action::MarkRead => {
+                let Some(n) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                s.mark_read_local(Some(n.id))
+            }
+            Action::MarkAllRead => s.mark_read_local(None),
+            _ => return Handled::Ignored,
+        };
+        Handled::Consumed(fx)
+    }
+
+    fn browse(&mut self) -> Option<&mut Browse> {
+        Some(&mut self.browse)
+    }
+
+    fn layout(&mut self, area: Rect, s: &mut Shared) -> TabHits {
+        TabHits {
+            list: Some(list_layout(&mut s.notification_list, area)),
+            detail: None,
+        }
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, s: &Shared) {
+        let t = s.theme.clone();
+        let mut title = list_title(
+            &t,
+            "Notifications",
+            s.notification_list.len(),
+            s.notifications.len(),
+            &s.notification_list.filter,
+        );
+        title.spans.push(Span::styled(
+            format!("· {} unread ", s.unread),
+            Style::new().fg(t.unread),
+        ));
+        let block = panel(&t, title, true);
+        let header: Vec<Span> = ["", "Priority", "Title", "Message", "Age"]
+            .iter()
+            .map(|h| Span::styled(h.to_string(), t.header()))
+            .collect();
+        let widths = [
+            Constraint::Length(1),
+            Constraint::Length(8),
+            Constraint::Length(if area.width >= 120 { 34 } else { 24 }),
+            Constraint::Min(10),
+            Constraint::Length(4),
+        ];
+        let now = s.now;
+        let notifications = &s.notifications;
+        draw_list(
+            frame,
+            area,
+            block,
+            &t,
+            &s.notification_list,
+            header,
+            &widths,
+            "No notifications.",
+            |i| {
+                let n = notifications.at(i);
+                let pcolor = match n.priority {
+                    Priority::Critical => t.error,
+                    Priority::High => t.warning,
+                    Priority::Medium => t.info,
+                    Priority::Low => t.muted,
+                };
+                let base = if n.read {
+                    t.muted()
+                } else {
+                    Style::new().fg(t.foreground).add_modifier(Modifier::BOLD)
+                };
+                let prio = match n.priority {
+                    Priority::Critical => "critical",
+                    Priority::High => "high",
+                    Priority::Medium => "medium",
+                    Priority::Low => "low",
+                };
+                Row::new(vec![
+                    Cell::from(Span::styled(
+                        if n.read { " " } else { "●" },
+                        Style::new().fg(t.unread),
+                    )),
+                    Cell::from(Span::styled(prio, Style::new().fg(pcolor))),
+                    Cell::from(Span::styled(n.title.clone(), base)),
+                    Cell::from(Span::styled(
+                        n.message.replace('\n', " "),
+                        if n.read { t.muted() } else { t.base() },
+                    )),
+                    Cell::from(Span::styled(format::age(now, n.created_at), t.muted())),
+                ])
+            },
+        );
+    }
+
+    fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("open", "go to"),
+            ("mark_read", "read"),
+            ("mark_all_read", "all read"),
+        ]
+    }
+}
