@@ -65,7 +65,7 @@ pub(super) fn decode_request(value: serde_json::Value) -> Result<Request, HttpEr
         Err(e) => e.to_string(),
     };
     let field = field_of(&err)
-        .filter(|f| err.contains("unknown field") || err.contains("missing field"))
+        .filter(|_| err.contains("unknown field") || err.contains("missing field"))
         .or_else(|| culprit(&value));
     Err(HttpError(ApiError {
         field,
