@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite: builds the trainer environment once per machine, then runs the Rust
-# tests (unit, property, CLI and end-to-end against the real binary and the real trainer) and
-# the trainer's own Python tests.
+# The whole test suite: builds the trainer environment and the test tools' environment
+# (schemathesis) once per machine, then runs the trainer's own Python tests and the Rust tests
+# (unit, property, CLI, and end-to-end against the real binary, the real trainer, a real daemon
+# with dashboards in tmux, and schemathesis against the daemon's OpenAPI document).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="$(scripts/trainer-env.sh | tail -n 1)"
 export BRIGHTRUN_TRAINER_PYTHON="$python"
+BRIGHTRUN_TOOLS_BIN="$(scripts/tools-env.sh | tail -n 1)"
+export BRIGHTRUN_TOOLS_BIN
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; } >/dev/null 2>&1 || true
 echo "== trainer tests (pytest)"

@@ -151,6 +151,9 @@ pub struct EngineConfig {
     /// consumer such as the Postgres mirror has not acknowledged). A client that was away
     /// longer reloads instead of resuming.
     pub change_log_retention_hours: u64,
+    /// Failed authentications one address may make per minute before the daemon refuses it
+    /// (429) for the rest of the minute. 0 turns the limit off.
+    pub auth_failures_per_minute: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -234,6 +237,7 @@ impl Default for EngineConfig {
             retry_count: 3,
             stall_after_secs: 600,
             change_log_retention_hours: 168,
+            auth_failures_per_minute: 10,
         }
     }
 }

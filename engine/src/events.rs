@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Progress of long work that is not a record change (uploads, downloads, environment builds).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Progress {
     pub task: ProgressTask,
     pub done: u64,
@@ -23,7 +23,7 @@ pub struct Progress {
     pub message: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum ProgressTask {
     Upload(DatasetId),
@@ -32,7 +32,7 @@ pub enum ProgressTask {
     TrainerEnvironment,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum EngineEvent {
     Dataset(Arc<Dataset>),
@@ -95,7 +95,7 @@ impl EngineEvent {
 }
 
 /// A change with its place in the change log. Seqs start at 1 and have no gaps.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Sequenced {
     pub seq: u64,
     /// When the change was committed.

@@ -20,7 +20,7 @@ pub const API_VERSION: u32 = 1;
 pub const MAX_FIELD_LEN: usize = 4096;
 
 /// A slice of a newest-first list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Paging {
     #[serde(default)]
@@ -51,7 +51,7 @@ impl Paging {
 }
 
 /// A run as a user asks for it; unset fields take the engine's defaults.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     /// A dataset id or unique prefix.
@@ -70,7 +70,7 @@ pub struct JobSpec {
     pub backend: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     /// Who am I talking to: versions, user, store, the change log's last seq.
@@ -249,7 +249,7 @@ impl Request {
 }
 
 /// One page of a list and how many there are in all.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Listing<T> {
     pub items: Vec<T>,
     pub total: usize,
@@ -258,7 +258,7 @@ pub struct Listing<T> {
 }
 
 /// Where an engine is and what it runs on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EngineInfo {
     pub api_version: u32,
     /// BrightRun's version (the crate's).
@@ -277,7 +277,7 @@ pub struct EngineInfo {
 
 /// What the engine would do with a job: the Configure tab and `--help` texts come from here,
 /// so a dashboard attached to a daemon shows the daemon's presets and GPUs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Catalog {
     pub presets: Vec<PresetInfo>,
     pub default_preset: String,
@@ -293,7 +293,7 @@ pub struct Catalog {
 }
 
 /// The effective configuration as `config show` prints it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConfigInfo {
     /// The effective config as JSON (secrets never live in it).
     pub config: serde_json::Value,
@@ -308,7 +308,7 @@ pub struct ConfigInfo {
 }
 
 /// A secret that is set: its name, a masked value and where it came from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SecretInfo {
     pub name: String,
     pub value: String,
@@ -316,7 +316,7 @@ pub struct SecretInfo {
 }
 
 /// Where to send a new dataset's bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum UploadTarget {
     /// Straight to storage (S3): large files never pass through the engine.
@@ -325,14 +325,14 @@ pub enum UploadTarget {
     Engine { method: String, path: String },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UploadTicket {
     pub dataset: Dataset,
     pub upload: UploadTarget,
 }
 
 /// A token as listed (never the secret itself).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenInfo {
     pub id: String,
     pub user_id: UserId,
@@ -342,7 +342,7 @@ pub struct TokenInfo {
 }
 
 /// A new token: the secret is shown this once.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewToken {
     pub token: String,
     #[serde(flatten)]
@@ -350,13 +350,13 @@ pub struct NewToken {
 }
 
 /// A cost summary with this month's spend (for the budget gauge).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CostsReport {
     pub summary: CostSummary,
     pub month_spent: Option<f64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum Reply {
     Hello(EngineInfo),

@@ -2,7 +2,7 @@ use super::Timestamp;
 use crate::ids::{ArtifactId, DatasetId, JobId, UserId};
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ArtifactStatus {
     Stored,
@@ -11,7 +11,7 @@ pub enum ArtifactStatus {
 }
 
 /// Whether training loss went down and validation loss followed it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Convergence {
     Good,
@@ -19,7 +19,7 @@ pub enum Convergence {
     Unknown,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QualityMetrics {
     pub final_training_loss: Option<f64>,
     pub final_validation_loss: Option<f64>,
@@ -32,7 +32,7 @@ pub struct QualityMetrics {
     pub quality_score: u8,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrainingSummary {
     pub total_steps: u64,
     pub epochs: u32,
@@ -45,7 +45,7 @@ pub struct TrainingSummary {
     pub gpu_count: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ArtifactFile {
     /// Relative to the artifact's folder.
     pub path: String,
@@ -53,7 +53,7 @@ pub struct ArtifactFile {
     pub sha256: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ModelArtifact {
     pub id: ArtifactId,
     pub user_id: UserId,

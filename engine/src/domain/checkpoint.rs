@@ -3,7 +3,7 @@ use crate::ids::{CheckpointId, JobId};
 use serde::{Deserialize, Serialize};
 
 /// A resumable training state saved by the trainer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Checkpoint {
     pub id: CheckpointId,
     pub job_id: JobId,

@@ -2,7 +2,7 @@ use super::Timestamp;
 use crate::ids::{CostRecordId, JobId, UserId};
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CostType {
     Compute,
@@ -20,7 +20,7 @@ impl CostType {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CostDetails {
     pub gpu_type: Option<String>,
     pub gpu_count: Option<u32>,
@@ -30,7 +30,7 @@ pub struct CostDetails {
     pub description: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CostRecord {
     pub id: CostRecordId,
     pub user_id: UserId,

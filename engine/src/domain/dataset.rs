@@ -3,7 +3,7 @@ use crate::ids::{DatasetId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// Where a dataset is in its life. `Ready` and `Error` are verdicts of the validator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DatasetStatus {
     Uploading,
@@ -24,7 +24,7 @@ impl DatasetStatus {
 }
 
 /// The accepted example layouts (DESIGN.md, "Dataset formats"). Detected per file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DatasetFormat {
     /// `{"conversation_id", "turns": [{"role","content"}]}`
@@ -115,7 +115,7 @@ impl DatasetFormat {
 }
 
 /// How serious a validation finding is. Errors make the dataset unusable; warnings do not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Error,
@@ -123,7 +123,7 @@ pub enum Severity {
 }
 
 /// One problem found in a dataset file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ValidationIssue {
     /// 1-based line number in the file (for a `.json` array file: the element's line).
     pub line: u64,
@@ -133,7 +133,7 @@ pub struct ValidationIssue {
 }
 
 /// What the validator learned about a dataset.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DatasetStatistics {
     pub total_examples: u64,
     pub total_training_pairs: u64,
@@ -154,14 +154,14 @@ pub struct DatasetStatistics {
 }
 
 /// A chat message, the normal form every format is turned into.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
 }
 
 /// A dataset record.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Dataset {
     pub id: DatasetId,
     pub user_id: UserId,

@@ -3,7 +3,7 @@ use crate::ids::{ArtifactId, DatasetId, JobId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// The lifecycle of DESIGN.md: `queued → initializing → running → completed | failed | cancelled`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,
@@ -57,7 +57,7 @@ impl std::str::FromStr for JobStatus {
 }
 
 /// Finer-grained than the status: what the trainer is doing now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStage {
     Queued,
@@ -82,7 +82,7 @@ impl JobStage {
 }
 
 /// The named hyperparameter sets of DESIGN.md; `Custom` means the user changed values.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PresetId {
     Fast,
@@ -106,7 +106,7 @@ impl PresetId {
 }
 
 /// Learning-rate schedule shapes the trainer supports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scheduler {
     Linear,
@@ -133,7 +133,7 @@ impl Scheduler {
 }
 
 /// How the base model's weights are loaded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Quantization {
     /// 16-bit weights (bf16/fp16).
@@ -144,7 +144,7 @@ pub enum Quantization {
 }
 
 /// Everything the trainer needs to know about how to train. Ranges live in `training::ranges`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Hyperparameters {
     pub base_model: String,
     pub learning_rate: f64,
@@ -166,7 +166,7 @@ pub struct Hyperparameters {
 }
 
 /// Which GPUs, how many, and on which backend.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GpuConfig {
     /// Catalog id, e.g. `A100-80GB`.
     pub gpu_type: String,
@@ -177,7 +177,7 @@ pub struct GpuConfig {
 }
 
 /// The latest figures reported by the trainer.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CurrentMetrics {
     pub training_loss: Option<f64>,
     pub validation_loss: Option<f64>,
@@ -188,7 +188,7 @@ pub struct CurrentMetrics {
 }
 
 /// A training job record.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrainingJob {
     pub id: JobId,
     pub user_id: UserId,

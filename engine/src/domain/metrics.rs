@@ -3,7 +3,7 @@ use crate::ids::JobId;
 use serde::{Deserialize, Serialize};
 
 /// One logged training step. Keyed by (job, step), so a replayed event cannot duplicate it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MetricsPoint {
     pub job_id: JobId,
     pub timestamp: Timestamp,

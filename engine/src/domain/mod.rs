@@ -52,3 +52,13 @@ impl<'de> serde::Deserialize<'de> for JsonValue {
         }
     }
 }
+
+impl schemars::JsonSchema for JsonValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "JsonValue".into()
+    }
+    /// Any JSON value: it is free-form by design.
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!(true)
+    }
+}

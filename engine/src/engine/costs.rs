@@ -24,7 +24,7 @@ fn month_start(t: &Timestamp) -> Timestamp {
 }
 
 /// How far back a cost summary looks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
     Week,
@@ -56,14 +56,14 @@ impl Period {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JobCost {
     pub job_id: JobId,
     pub amount: f64,
     pub description: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BudgetStatus {
     pub monthly_budget: f64,
     pub spent_this_month: f64,
@@ -71,7 +71,7 @@ pub struct BudgetStatus {
 }
 
 /// Totals over a period.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CostSummary {
     pub period: Period,
     pub since: Timestamp,

@@ -6,7 +6,7 @@ use crate::config::BudgetConfig;
 use serde::{Deserialize, Serialize};
 
 /// The month's spend before and after one run, against the monthly budget.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BudgetEffect {
     /// US dollars per calendar month.
     pub monthly_budget: f64,

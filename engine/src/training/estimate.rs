@@ -78,14 +78,14 @@ pub enum EstimateError {
 }
 
 /// The seed's `cost_breakdown`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CostBreakdown {
     pub compute: f64,
     pub storage: f64,
 }
 
 /// The seed's `training_details`, plus the intermediate figures of the formula.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrainingDetails {
     pub total_steps: u64,
     pub steps_per_epoch: u64,
@@ -106,7 +106,7 @@ pub struct TrainingDetails {
 
 /// An estimate, serialised with the seed's field names (`estimated_cost`, `cost_breakdown`,
 /// `estimated_duration_hours`, `hourly_rate`, `training_details`) plus ours.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Estimate {
     /// US dollars: compute + storage.
     pub estimated_cost: f64,

@@ -55,7 +55,7 @@ pub const FRAGMENTATION: f64 = 0.10;
 pub const TIGHT_ABOVE: f64 = 0.85;
 
 /// The verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FitVerdict {
     /// At most 85% of the GPU's memory.
@@ -92,7 +92,7 @@ impl FitVerdict {
 }
 
 /// Where the memory goes, per GPU, in GB.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MemoryBreakdown {
     pub weights_gb: f64,
     /// LoRA weights, gradients and optimiser state.
@@ -114,7 +114,7 @@ impl MemoryBreakdown {
 }
 
 /// The fit check's answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Fit {
     pub verdict: FitVerdict,
     /// Per GPU.

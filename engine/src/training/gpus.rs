@@ -24,7 +24,7 @@ use crate::config::{GpuOverride, TrainingConfig};
 use serde::{Deserialize, Serialize};
 
 /// One GPU type.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GpuSpec {
     /// As the CLI and config spell it (`A100-80GB`); matched without regard to case.
     pub id: String,
@@ -69,7 +69,7 @@ pub enum GpuCatalogError {
 }
 
 /// The GPU types estimates can use, built-ins first, then config additions.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GpuCatalog {
     gpus: Vec<GpuSpec>,
 }

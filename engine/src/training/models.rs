@@ -17,7 +17,7 @@ use crate::config::{ModelOverride, TrainingConfig};
 use serde::{Deserialize, Serialize};
 
 /// Where a size came from, so the UI can say how much to trust it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelSource {
     /// The built-in table.
@@ -31,7 +31,7 @@ pub enum ModelSource {
 }
 
 /// The size and shape of a base model.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ModelSize {
     /// The table's id (or the id asked for, for config entries and overrides).
     pub id: String,

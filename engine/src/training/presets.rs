@@ -35,7 +35,7 @@ pub enum PresetError {
 }
 
 /// A preset as the Configure tab and `brightrun presets` list it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PresetInfo {
     pub id: PresetId,
     /// As `--preset` spells it.

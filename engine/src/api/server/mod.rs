@@ -12,7 +12,10 @@
 
 mod auth;
 mod metrics;
+mod openapi;
 mod routes;
+
+pub use openapi::document as openapi_document;
 
 use super::*;
 use crate::api::local::LocalApi;
@@ -69,9 +72,10 @@ pub(crate) fn ok<T: serde::Serialize>(data: T) -> Response {
 
 /// The router over an engine.
 pub fn router(api: LocalApi) -> Router {
+    let limit = api.engine().config().engine.auth_failures_per_minute;
     let state = Arc::new(ServerState {
         api,
-        auth: auth::AuthState::default(),
+        auth: auth::AuthState::new(limit),
         metrics: metrics::Metrics::default(),
     });
     Router::new()
@@ -81,6 +85,10 @@ pub fn router(api: LocalApi) -> Router {
         .route("/api/events", get(events))
         .route("/api/live", get(live))
         .route("/metrics", get(metrics::prometheus))
+        .route(
+            "/api/openapi.json",
+            get(|| async { axum::Json(openapi::document()) }),
+        )
         .merge(routes::seed_routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

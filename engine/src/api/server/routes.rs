@@ -201,9 +201,9 @@ async fn list_datasets(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewDatasetBody {
+pub(super) struct NewDatasetBody {
     file_name: String,
     file_size: u64,
     #[serde(default)]
@@ -233,9 +233,9 @@ async fn get_dataset(caller: Caller, UrlPath(id): UrlPath<String>) -> Result<Res
     call(&caller, Request::GetDataset { id }).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchDatasetBody {
+pub(super) struct PatchDatasetBody {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -274,9 +274,9 @@ async fn confirm_dataset(
 }
 
 /// A job as the seed's form posts it: hyperparameters as an object of overrides.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct JobBody {
+pub(super) struct JobBody {
     dataset_id: String,
     #[serde(default)]
     preset: Option<String>,
