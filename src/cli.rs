@@ -278,6 +278,19 @@ pub enum DatasetsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Make a new dataset from the valid examples of one with a few bad ones, and report
+    /// what was dropped (line and reason).
+    Clean {
+        id: String,
+        /// Also drop examples that exactly repeat an earlier one.
+        #[arg(long)]
+        drop_duplicates: bool,
+        /// The new dataset's name (default: the old one with " (clean)").
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -295,3 +295,42 @@ fn a_second_command_attaches_and_a_second_daemon_is_told_who_serves() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+#[test]
+fn a_file_with_a_few_bad_examples_is_cleaned_into_a_new_dataset() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("mixed.jsonl");
+    let mut text = chat_lines(6);
+    text.push_str("{\"messages\": [{\"role\": \"user\", \"content\": \"no reply\"}]}\n");
+    text.push_str(&chat_lines(2)); // exact repeats of lines 1 and 2
+    std::fs::write(&file, text).unwrap();
+    let out = brightrun(home.path())
+        .args(["datasets", "add", file.to_str().unwrap(), "--wait", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "the mixed file is not ready");
+    let id = json(&out)["id"].as_str().unwrap().to_string();
+    let out = brightrun(home.path())
+        .args(["datasets", "clean", &id[..8], "--drop-duplicates", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let c = json(&out);
+    assert_eq!(c["dataset"]["status"], "ready", "{c:#}");
+    assert_eq!(c["dataset"]["name"], "mixed (clean)");
+    assert_eq!(c["report"]["kept"], 6);
+    assert_eq!(c["report"]["duplicates_dropped"], 2);
+    let lines: Vec<u64> = c["report"]["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![7, 8, 9]);
+    // The original stays as it was; both are listed.
+    let out = brightrun(home.path())
+        .args(["datasets", "list", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(json(&out).as_array().unwrap().len(), 2);
+}

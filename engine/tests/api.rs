@@ -476,6 +476,11 @@ async fn every_request_and_reply_round_trips_through_json() {
         Request::Estimate {
             spec: spec(&d, "scripted"),
         },
+        Request::CleanDataset {
+            id: did.clone(),
+            drop_duplicates: true,
+            name: Some("cleaned".into()),
+        },
         Request::ListJobs {
             status: None,
             page: Paging::default(),
@@ -563,8 +568,8 @@ async fn every_request_and_reply_round_trips_through_json() {
     };
     ops.insert(del.op());
     kinds.insert(api.call(del).await.unwrap().kind());
-    assert_eq!(ops.len(), 27, "every request: {ops:?}");
-    assert_eq!(kinds.len(), 19, "every reply kind: {kinds:?}");
+    assert_eq!(ops.len(), 28, "every request: {ops:?}");
+    assert_eq!(kinds.len(), 20, "every reply kind: {kinds:?}");
     // Errors round-trip with their code and field.
     let err = api
         .call(Request::GetJob {

@@ -94,6 +94,46 @@ pub async fn run(api: &dyn EngineApi, cmd: DatasetsCmd) -> Result<i32> {
             print_one(&d, json.json)?;
             Ok(exit::OK)
         }
+        DatasetsCmd::Clean {
+            id,
+            drop_duplicates,
+            name,
+            json,
+        } => {
+            let c = api.clean_dataset(&id, drop_duplicates, name).await?;
+            if json.json {
+                output::json(&c)?;
+            } else {
+                let r = &c.report;
+                println!(
+                    "made dataset {} ({}) from {} of the examples of {id}; {} dropped{}",
+                    c.dataset.id.short(),
+                    fit(&c.dataset.name, 60),
+                    count(r.kept),
+                    count(r.dropped.len() as u64),
+                    if r.duplicates_dropped > 0 {
+                        format!(" ({} duplicates)", count(r.duplicates_dropped))
+                    } else {
+                        String::new()
+                    }
+                );
+                for d in r.dropped.iter().take(20) {
+                    let at = match d.element {
+                        Some(e) => format!("element {e}"),
+                        None => format!("line {}", d.line),
+                    };
+                    println!("  {at:>14}  {}", fit(&d.reason, 120));
+                }
+                if r.dropped.len() > 20 {
+                    println!("  … {} more (see --json)", r.dropped.len() - 20);
+                }
+            }
+            Ok(if c.dataset.status == DatasetStatus::Ready {
+                exit::OK
+            } else {
+                exit::FAILED
+            })
+        }
         DatasetsCmd::Rm { id, json } => {
             let d = api.delete_dataset(&id).await?;
             if json.json {

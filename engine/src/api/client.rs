@@ -87,6 +87,22 @@ pub trait Api: EngineApi {
             Dataset
         )
     }
+    async fn clean_dataset(
+        &self,
+        id: &str,
+        drop_duplicates: bool,
+        name: Option<String>,
+    ) -> Result<Cleaned, ApiError> {
+        expect!(
+            self.call(Request::CleanDataset {
+                id: id.into(),
+                drop_duplicates,
+                name
+            })
+            .await,
+            Cleaned
+        )
+    }
     async fn delete_dataset(&self, id: &str) -> Result<Dataset, ApiError> {
         expect!(
             self.call(Request::DeleteDataset { id: id.into() }).await,

@@ -343,6 +343,24 @@ impl LocalApi {
                     .await?,
                 )
             }
+            Request::CleanDataset {
+                id,
+                drop_duplicates,
+                name,
+            } => {
+                check_field("name", name.as_deref().unwrap_or(""))?;
+                let id = blocking(e, move |e| dataset_id(e, &id)).await?;
+                let (dataset, report) = e
+                    .clean_dataset(
+                        id,
+                        crate::engine::CleanOptions {
+                            drop_duplicates,
+                            name,
+                        },
+                    )
+                    .await?;
+                Reply::Cleaned(Cleaned { dataset, report })
+            }
             Request::DeleteDataset { id } => {
                 let id = blocking(e, move |e| dataset_id(e, &id)).await?;
                 Reply::Dataset(e.delete_dataset(id).await?)

@@ -127,6 +127,17 @@ pub enum Request {
     DeleteDataset {
         id: String,
     },
+    /// A new dataset from the valid examples of one with a few bad ones, with a report of
+    /// what was dropped (lines and reasons).
+    CleanDataset {
+        id: String,
+        /// Also drop exact duplicates.
+        #[serde(default)]
+        drop_duplicates: bool,
+        /// The new dataset's name (default: the old one with " (clean)").
+        #[serde(default)]
+        name: Option<String>,
+    },
 
     Estimate {
         spec: JobSpec,
@@ -220,6 +231,7 @@ impl Request {
             Self::ValidateDataset { .. } => "validate_dataset",
             Self::UpdateDataset { .. } => "update_dataset",
             Self::DeleteDataset { .. } => "delete_dataset",
+            Self::CleanDataset { .. } => "clean_dataset",
             Self::Estimate { .. } => "estimate",
             Self::CreateJob { .. } => "create_job",
             Self::ListJobs { .. } => "list_jobs",
@@ -331,6 +343,13 @@ pub struct UploadTicket {
     pub upload: UploadTarget,
 }
 
+/// A cleaned dataset and what was left out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Cleaned {
+    pub dataset: Dataset,
+    pub report: crate::engine::CleanReport,
+}
+
 /// A token as listed (never the secret itself).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenInfo {
@@ -365,6 +384,7 @@ pub enum Reply {
     Dataset(Dataset),
     Datasets(Listing<Dataset>),
     Upload(UploadTicket),
+    Cleaned(Cleaned),
     Estimate(Box<Estimate>),
     Job(TrainingJob),
     Jobs(Listing<TrainingJob>),
@@ -390,6 +410,7 @@ impl Reply {
             Self::Dataset(_) => "dataset",
             Self::Datasets(_) => "datasets",
             Self::Upload(_) => "upload",
+            Self::Cleaned(_) => "cleaned",
             Self::Estimate(_) => "estimate",
             Self::Job(_) => "job",
             Self::Jobs(_) => "jobs",

@@ -20,7 +20,7 @@ pub struct CleanOptions {
 }
 
 /// One record left out, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DroppedRecord {
     /// 1-based line in the original file (of the element's start, in a `.json` array).
     pub line: u64,
@@ -31,7 +31,7 @@ pub struct DroppedRecord {
 }
 
 /// What cleaning did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CleanReport {
     /// Examples copied into the new dataset.
     pub kept: u64,
