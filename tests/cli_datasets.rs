@@ -305,7 +305,13 @@ fn a_file_with_a_few_bad_examples_is_cleaned_into_a_new_dataset() {
     text.push_str(&chat_lines(2)); // exact repeats of lines 1 and 2
     std::fs::write(&file, text).unwrap();
     let out = brightrun(home.path())
-        .args(["datasets", "add", file.to_str().unwrap(), "--wait", "--json"])
+        .args([
+            "datasets",
+            "add",
+            file.to_str().unwrap(),
+            "--wait",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "the mixed file is not ready");

@@ -126,6 +126,8 @@ pub enum Action {
     Rename,
     Describe,
     Validate,
+    /// A new dataset from the valid examples of one in error.
+    Clean,
     Delete,
     Train,
     // Configure.

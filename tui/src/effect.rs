@@ -65,6 +65,8 @@ pub enum Effect {
     RenameDataset(DatasetId, String),
     DescribeDataset(DatasetId, String),
     DeleteDataset(DatasetId),
+    /// `datasets clean` with duplicates dropped: a new dataset of the valid examples.
+    CleanDataset(DatasetId),
     /// Load a job's stored metrics and the tail of its log (when the monitor opens it).
     LoadJobDetail(JobId),
     /// Estimate a draft (debounced by `seq`: only the latest answer is used).

@@ -332,6 +332,13 @@ pub fn specs() -> Vec<BindingSpec> {
             "validate again"
         ),
         b!(
+            "clean",
+            Action::Clean,
+            [T(Tab::Datasets)],
+            ["c"],
+            "clean: a new dataset of the valid examples"
+        ),
+        b!(
             "delete",
             Action::Delete,
             [T(Tab::Datasets)],

@@ -693,6 +693,19 @@ impl Executor {
                     });
                 });
             }
+            Effect::CleanDataset(id) => {
+                tokio::spawn(async move {
+                    let result = engine
+                        .clean_dataset(&id.to_string(), true, None)
+                        .await
+                        .map(|c| c.dataset)
+                        .map_err(text);
+                    send(Outcome::DatasetChanged {
+                        what: "cleaned",
+                        result,
+                    });
+                });
+            }
             Effect::LoadJobDetail(job_id) => {
                 tokio::spawn(async move {
                     let id = job_id.to_string();

@@ -741,3 +741,22 @@ fn the_validating_message_goes_when_the_verdict_arrives() {
     app.apply_event(EngineEvent::Dataset(Arc::new(d)));
     assert!(app.message.is_none());
 }
+
+#[test]
+fn a_dataset_in_error_is_offered_a_clean_copy() {
+    let mut app = app();
+    // Only a dataset with problems is cleaned.
+    assert!(chr(&mut app, 'c').is_empty());
+    assert!(app.overlay.is_none());
+    for _ in 0..5 {
+        if app.selected_dataset().map(|d| d.id) == Some(fixtures::dataset_id(3)) {
+            break;
+        }
+        chr(&mut app, 'j');
+    }
+    assert_eq!(app.selected_dataset().unwrap().status, DatasetStatus::Error);
+    assert!(chr(&mut app, 'c').is_empty());
+    assert!(app.overlay.is_some(), "it asks first");
+    let fx = chr(&mut app, 'y');
+    assert_eq!(fx, vec![Effect::CleanDataset(fixtures::dataset_id(3))]);
+}

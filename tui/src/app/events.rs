@@ -413,6 +413,7 @@ fn verb(what: &str) -> &str {
         "described" => "describe",
         "validated" => "validate",
         "deleted" => "delete",
+        "cleaned" => "clean",
         "cancelled" => "cancel",
         "retried" => "retry",
         other => other,

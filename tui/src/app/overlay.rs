@@ -14,6 +14,7 @@ use std::path::PathBuf;
 pub enum Confirmed {
     Quit,
     DeleteDataset(DatasetId),
+    CleanDataset(DatasetId),
     CancelJob(JobId),
     CreateJob { draft: JobDraft, over_budget: bool },
     OverwriteDownload { id: ArtifactId, to: PathBuf },
@@ -214,6 +215,11 @@ impl App {
                 let name = self.dataset_name(id);
                 self.notify_user(format!("deleting {name}…"), Level::Info);
                 vec![Effect::DeleteDataset(id)]
+            }
+            Confirmed::CleanDataset(id) => {
+                let name = self.dataset_name(id);
+                self.notify_user(format!("cleaning {name}…"), Level::Info);
+                vec![Effect::CleanDataset(id)]
             }
             Confirmed::CancelJob(id) => {
                 self.notify_user(format!("cancelling job {}…", id.short()), Level::Info);

@@ -91,6 +91,35 @@ impl Component for DatasetsTab {
                 );
                 vec![Effect::ValidateDataset(d.id)]
             }
+            Action::Clean => {
+                let Some(d) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                if d.status != DatasetStatus::Error {
+                    s.notify_user(
+                        format!(
+                            "{} is {}: only a dataset with problems needs cleaning",
+                            d.name,
+                            d.status.as_str()
+                        ),
+                        Level::Warning,
+                    );
+                    return Handled::done();
+                }
+                s.overlay = Some(Overlay::Confirm {
+                    title: "Clean dataset?".into(),
+                    lines: vec![
+                        format!(
+                            "A new dataset “{} (clean)” of the valid examples of {}.",
+                            d.name, d.file_name
+                        ),
+                        "Invalid examples and exact duplicates are left out; the original stays."
+                            .into(),
+                    ],
+                    on_yes: Confirmed::CleanDataset(d.id),
+                });
+                Vec::new()
+            }
             Action::Delete => {
                 let Some(d) = sel else {
                     return Handled::Consumed(s.nothing_selected());
@@ -291,6 +320,16 @@ fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
             format!("error: {e}"),
             Style::new().fg(t.error),
         ));
+        if d.status == DatasetStatus::Error
+            && d.statistics
+                .as_ref()
+                .is_some_and(|st| st.total_examples > st.error_count)
+        {
+            lines.push(Line::styled(
+                "press c to make a new dataset of the valid examples".to_string(),
+                Style::new().fg(t.info),
+            ));
+        }
     }
     if let Some(task) = s.tasks.iter().find(|(k, _)| matches!(k, crate::effect::TaskKey::Validation(id) | crate::effect::TaskKey::EngineUpload(id) if *id == d.id)).map(|(_, v)| v) {
             let frac = task.total.map(|tot| task.done as f64 / tot.max(1) as f64).unwrap_or(0.0);
