@@ -31,6 +31,8 @@ enum LoggedRef<'a> {
     Checkpoint(&'a Checkpoint),
 }
 
+// Decoded one at a time and converted at once: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Deserialize)]
 enum Logged {
     Dataset(Dataset),
