@@ -36,7 +36,7 @@ pub use auth::Caller;
 pub(crate) struct ServerState {
     pub api: LocalApi,
     pub auth: auth::AuthState,
-    pub metrics: metrics::Metrics,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 type Shared = Arc<ServerState>;
@@ -73,10 +73,12 @@ pub(crate) fn ok<T: serde::Serialize>(data: T) -> Response {
 /// The router over an engine.
 pub fn router(api: LocalApi) -> Router {
     let limit = api.engine().config().engine.auth_failures_per_minute;
+    let metrics = Arc::new(metrics::Metrics::default());
+    metrics.follow(api.engine().clone());
     let state = Arc::new(ServerState {
         api,
         auth: auth::AuthState::new(limit),
-        metrics: metrics::Metrics::default(),
+        metrics,
     });
     Router::new()
         .route("/api/v1/call", post(call))
