@@ -229,13 +229,15 @@ impl App {
                 Style::new().fg(t.info).bg(t.status_bg),
             ));
         }
-        // Attached: say so, and show a lost connection until the feeds resume.
+        // Embedded or attached, and a lost connection until the feeds resume.
         if self.settings.reconnecting {
             spans.push(Span::styled(
                 "⚠ reconnecting… │ ".to_string(),
                 Style::new().fg(t.warning).bg(t.status_bg),
             ));
-        } else if !self.settings.connection.is_empty() {
+        } else if self.settings.connection.is_empty() {
+            spans.push(Span::styled("embedded │ ".to_string(), t.status_bar()));
+        } else {
             spans.push(Span::styled("attached │ ".to_string(), t.status_bar()));
         }
         let backend = self.settings.backends.first().cloned().unwrap_or_default();

@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Request latency buckets, in seconds.
-const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
+const BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
 /// From a dataset's creation to its verdict (upload and validation), in seconds.
 const VALIDATION_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 /// A training run from start to end, in seconds.
@@ -55,9 +57,17 @@ impl Histogram {
     fn write(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         for (i, b) in self.bounds.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}", self.counts[i]);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}",
+                self.counts[i]
+            );
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
         let braces = if labels.is_empty() {
             String::new()
         } else {
@@ -183,16 +193,36 @@ pub(crate) async fn prometheus(State(state): State<Shared>) -> impl IntoResponse
                 .unwrap_or(0);
         }
         let seq = engine.store().last_seq().unwrap_or(0);
-        (counts, [("lora-datasets", datasets), ("lora-models", models)], seq)
+        (
+            counts,
+            [("lora-datasets", datasets), ("lora-models", models)],
+            seq,
+        )
     })
     .await
     .unwrap_or_default();
-    gauge(&mut out, "brightrun_jobs", "Training jobs by status.", "gauge");
+    gauge(
+        &mut out,
+        "brightrun_jobs",
+        "Training jobs by status.",
+        "gauge",
+    );
     for (s, n) in &counts {
         let _ = writeln!(out, "brightrun_jobs{{status=\"{}\"}} {n}", s.as_str());
     }
-    let get = |s: JobStatus| counts.iter().find(|(x, _)| *x == s).map(|c| c.1).unwrap_or(0);
-    gauge(&mut out, "brightrun_queue_depth", "Jobs waiting to start.", "gauge");
+    let get = |s: JobStatus| {
+        counts
+            .iter()
+            .find(|(x, _)| *x == s)
+            .map(|c| c.1)
+            .unwrap_or(0)
+    };
+    gauge(
+        &mut out,
+        "brightrun_queue_depth",
+        "Jobs waiting to start.",
+        "gauge",
+    );
     let _ = writeln!(out, "brightrun_queue_depth {}", get(JobStatus::Queued));
     let finished = get(JobStatus::Completed) + get(JobStatus::Failed) + get(JobStatus::Cancelled);
     let ratio = if finished == 0 {
@@ -207,7 +237,12 @@ pub(crate) async fn prometheus(State(state): State<Shared>) -> impl IntoResponse
         "gauge",
     );
     let _ = writeln!(out, "brightrun_job_success_ratio {ratio}");
-    gauge(&mut out, "brightrun_storage_bytes", "Bytes stored, by bucket.", "gauge");
+    gauge(
+        &mut out,
+        "brightrun_storage_bytes",
+        "Bytes stored, by bucket.",
+        "gauge",
+    );
     for (bucket, n) in bytes {
         let _ = writeln!(out, "brightrun_storage_bytes{{bucket=\"{bucket}\"}} {n}");
     }
@@ -230,11 +265,25 @@ pub(crate) async fn prometheus(State(state): State<Shared>) -> impl IntoResponse
         "histogram",
     );
     for (status, h) in state.metrics.training.lock().expect("metrics lock").iter() {
-        h.write(&mut out, "brightrun_training_seconds", &format!("status=\"{status}\""));
+        h.write(
+            &mut out,
+            "brightrun_training_seconds",
+            &format!("status=\"{status}\""),
+        );
     }
-    gauge(&mut out, "brightrun_change_log_seq", "The change log's last seq.", "counter");
+    gauge(
+        &mut out,
+        "brightrun_change_log_seq",
+        "The change log's last seq.",
+        "counter",
+    );
     let _ = writeln!(out, "brightrun_change_log_seq {seq}");
-    gauge(&mut out, "brightrun_event_subscribers", "Open change streams.", "gauge");
+    gauge(
+        &mut out,
+        "brightrun_event_subscribers",
+        "Open change streams.",
+        "gauge",
+    );
     let _ = writeln!(
         out,
         "brightrun_event_subscribers {}",
@@ -249,7 +298,11 @@ pub(crate) async fn prometheus(State(state): State<Shared>) -> impl IntoResponse
     {
         let calls = state.metrics.calls.lock().expect("metrics lock");
         for (op, h) in calls.iter() {
-            h.write(&mut out, "brightrun_api_request_seconds", &format!("op=\"{op}\""));
+            h.write(
+                &mut out,
+                "brightrun_api_request_seconds",
+                &format!("op=\"{op}\""),
+            );
         }
         gauge(
             &mut out,
@@ -258,11 +311,18 @@ pub(crate) async fn prometheus(State(state): State<Shared>) -> impl IntoResponse
             "counter",
         );
         for (op, h) in calls.iter() {
-            let _ = writeln!(out, "brightrun_api_request_errors_total{{op=\"{op}\"}} {}", h.errors);
+            let _ = writeln!(
+                out,
+                "brightrun_api_request_errors_total{{op=\"{op}\"}} {}",
+                h.errors
+            );
         }
     }
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         out,
     )
 }
