@@ -473,9 +473,17 @@ fn clients_stay_live_and_survive_a_killed_daemon() {
         seqs, contiguous,
         "every change once, in order, across the kill"
     );
-    for b in boards {
-        b.keys(&["q"]);
-        b.wait_for_exit(Duration::from_secs(10));
-    }
+    // SIGTERM stops the daemon even with dashboards attached to it (their streams end);
+    // they show the lost connection and still quit cleanly.
     assert!(d2.stop().success());
+    for b in boards {
+        b.wait_for_all(
+            "the lost connection",
+            Duration::from_secs(10),
+            &["reconnecting"],
+        );
+        b.keys(&["q"]);
+        let screen = b.wait_for_exit(Duration::from_secs(10));
+        assert!(screen.contains("[exited 0]"), "{screen}");
+    }
 }

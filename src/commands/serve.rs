@@ -33,6 +33,7 @@ pub async fn run(paths: Paths, listen: Option<SocketAddr>, socket: Option<PathBu
     let stop = CancellationToken::new();
     {
         let stop = stop.clone();
+        let engine = engine.clone();
         tokio::spawn(async move {
             #[cfg(unix)]
             {
@@ -46,6 +47,8 @@ pub async fn run(paths: Paths, listen: Option<SocketAddr>, socket: Option<PathBu
             }
             #[cfg(not(unix))]
             let _ = tokio::signal::ctrl_c().await;
+            // Stopping the engine first ends the event streams, so clients let go.
+            engine.shutdown();
             stop.cancel();
         });
     }

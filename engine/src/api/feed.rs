@@ -146,11 +146,13 @@ async fn pump(engine: Engine, mut last: u64, mut rx: broadcast::Receiver<Arc<Seq
                 }
             }
         }
-        // Follow live until we fall behind.
+        // Follow live until we fall behind (or the engine stops: the stream then ends, so a
+        // daemon's graceful shutdown is not held up by its subscribers).
         loop {
             let next = tokio::select! {
                 r = rx.recv() => r,
                 _ = tx.closed() => return,
+                _ = engine.inner.shutdown.cancelled() => return,
             };
             match next {
                 Ok(c) if c.seq <= last => continue,
@@ -173,11 +175,13 @@ pub fn live_feed(engine: Engine) -> LiveStream {
     let mut rx = engine.subscribe_live();
     let (tx, out) = mpsc::channel(FEED_BUFFER);
     tokio::spawn(async move {
+        let stopping = engine.inner.shutdown.clone();
         let mut vis = Visibility::new(engine);
         loop {
             let next = tokio::select! {
                 r = rx.recv() => r,
                 _ = tx.closed() => return,
+                _ = stopping.cancelled() => return,
             };
             match next {
                 Ok(e) => {

@@ -310,9 +310,11 @@ pub async fn serve(
                 .await
         })
     });
-    let _ = unix_task.await;
+    // Clients get a few seconds to finish what they asked for; then they are cut off.
+    let grace = std::time::Duration::from_secs(10);
+    let _ = tokio::time::timeout(grace, unix_task).await;
     if let Some(t) = tcp_task {
-        let _ = t.await;
+        let _ = tokio::time::timeout(grace, t).await;
     }
     let _ = std::fs::remove_file(&unix_path);
     Ok(())
