@@ -50,7 +50,13 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// When request `k` of client `i` is due: back to back (`rate` 0), or `rate` requests a second
 /// per client with the clients' phases spread over one period. Latency is measured from the
 /// due time, so a server that falls behind is charged for the wait (no coordinated omission).
-fn due(start: tokio::time::Instant, rate: f64, i: usize, clients: usize, k: usize) -> Option<tokio::time::Instant> {
+fn due(
+    start: tokio::time::Instant,
+    rate: f64,
+    i: usize,
+    clients: usize,
+    k: usize,
+) -> Option<tokio::time::Instant> {
     (rate > 0.0).then(|| {
         let period = 1.0 / rate;
         start + Duration::from_secs_f64(period * (k as f64 + i as f64 / clients as f64))
@@ -401,7 +407,13 @@ fn daemon(jobs: usize, datasets: usize) -> Daemon {
         let unix = server::bind_unix(&sock).await.unwrap();
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
-        tokio::spawn(server::serve(api.clone(), unix, sock, Some(tcp), stop.clone()));
+        tokio::spawn(server::serve(
+            api.clone(),
+            unix,
+            sock,
+            Some(tcp),
+            stop.clone(),
+        ));
         format!("http://{addr}")
     });
     Daemon {
@@ -458,9 +470,9 @@ impl Route {
         match self {
             Route::Jobs => c.get(format!("{base}/api/jobs?page=1&limit=20")),
             Route::Datasets => c.get(format!("{base}/api/datasets")),
-            Route::Call => c.post(format!("{base}/api/v1/call")).json(
-                &serde_json::json!({"op": "list_jobs", "page": {"offset": 0, "limit": 20}}),
-            ),
+            Route::Call => c
+                .post(format!("{base}/api/v1/call"))
+                .json(&serde_json::json!({"op": "list_jobs", "page": {"offset": 0, "limit": 20}})),
         }
         .bearer_auth(token)
     }
@@ -500,7 +512,14 @@ fn list_bench() {
     let crt = client_runtime();
     println!(
         "\n## list routes: {jobs} jobs, {datasets} datasets, {clients} clients × {requests} requests ({}), {} cores\n",
-        if rate > 0.0 { format!("{rate} requests/s per client, {} /s in all", rate * clients as f64) } else { "back to back".into() },
+        if rate > 0.0 {
+            format!(
+                "{rate} requests/s per client, {} /s in all",
+                rate * clients as f64
+            )
+        } else {
+            "back to back".into()
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!("| what | requests | p50 | p90 | p99 | max | throughput | daemon CPU |");
@@ -702,12 +721,11 @@ fn sse_bench() {
                 let (mut lat, mut from_begin) = (Vec::new(), Vec::new());
                 let (mut points, mut other, mut last) = (0usize, 0usize, after);
                 while (lat.len() as u64) < batches {
-                    let chunk = match tokio::time::timeout(Duration::from_secs(10), body.next())
-                        .await
-                    {
-                        Ok(Some(Ok(c))) => c,
-                        _ => break,
-                    };
+                    let chunk =
+                        match tokio::time::timeout(Duration::from_secs(10), body.next()).await {
+                            Ok(Some(Ok(c))) => c,
+                            _ => break,
+                        };
                     buf.push_str(std::str::from_utf8(&chunk).unwrap());
                     while let Some(end) = buf.find("\n\n") {
                         let frame: String = buf.drain(..end + 2).collect();
@@ -775,7 +793,10 @@ fn sse_bench() {
     let done = t0.elapsed();
     let cpu1 = (thread_cpu("daemon"), thread_cpu("client"));
     for (i, (events, points, _)) in per_sub.iter().enumerate() {
-        assert_eq!(*events as u64, batches, "subscriber {i} got {events} of {batches} events");
+        assert_eq!(
+            *events as u64, batches,
+            "subscriber {i} got {events} of {batches} events"
+        );
         assert_eq!(*points as u64, batches * BATCH, "subscriber {i}: points");
     }
     let others: Vec<usize> = per_sub.iter().map(|s| s.2).collect();
@@ -789,7 +810,10 @@ fn sse_bench() {
         batches * BATCH,
         others.iter().min().zip(others.iter().max())
     );
-    println!("writer: {:.2} s for {batches} commits (paced)", wall.as_secs_f64());
+    println!(
+        "writer: {:.2} s for {batches} commits (paced)",
+        wall.as_secs_f64()
+    );
     println!("\n| what | samples | p50 | p90 | p99 | max | throughput | CPU |");
     println!("|---|---|---|---|---|---|---|---|");
     row(

@@ -249,14 +249,21 @@ impl LocalApi {
                     check_field("search", q)?;
                 }
                 blocking(e, move |e| {
-                    let all = e.datasets(status, Page::ALL)?;
                     Ok(
                         match search.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+                            // A search filters on content: read them all.
                             Some(q) => slice(
-                                all.into_iter().filter(|d| matches_search(d, q)).collect(),
+                                e.datasets(status, Page::ALL)?
+                                    .into_iter()
+                                    .filter(|d| matches_search(d, q))
+                                    .collect(),
                                 p,
                             ),
-                            None => slice(all, p),
+                            // Otherwise only the page is read, and the total is kept count.
+                            None => {
+                                let total = e.store().count_datasets(e.user_id(), status)?;
+                                listing(e.datasets(status, page(p))?, total, p)
+                            }
                         },
                     )
                 })
