@@ -296,6 +296,14 @@ fn two_users_over_tcp_see_only_their_own_records_on_every_route() {
     );
     let (s, b) = req("GET", "/api/jobs", Some(&tb), None);
     assert_eq!((s, b["code"].clone()), (401, json!("unauthorized")));
+    // A token holder cannot make the daemon read a file of its machine by path.
+    let (s, b) = req(
+        "POST",
+        "/api/v1/call",
+        Some(&ta),
+        Some(json!({"op": "import_dataset", "path": "/etc/passwd"})),
+    );
+    assert_eq!((s, b["code"].clone()), (401, json!("unauthorized")), "{b}");
     // Only the owner manages tokens, even with a valid token over TCP.
     let (s, _) = req(
         "POST",

@@ -40,10 +40,14 @@ pub async fn run(paths: Paths, listen: Option<SocketAddr>, socket: Option<PathBu
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                         .expect("a SIGTERM handler");
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+                let why = tokio::select! {
+                    r = tokio::signal::ctrl_c() => match r {
+                        Ok(()) => "SIGINT".to_string(),
+                        Err(e) => format!("no SIGINT handler: {e}"),
+                    },
+                    _ = term.recv() => "SIGTERM".to_string(),
+                };
+                tracing::info!("stopping on {why}");
             }
             #[cfg(not(unix))]
             let _ = tokio::signal::ctrl_c().await;

@@ -230,9 +230,14 @@ impl LocalApi {
     /// Answers one request.
     pub async fn dispatch(&self, request: Request) -> Result<Reply, ApiError> {
         if request.owner_only() && !self.owner {
-            return Err(ApiError::unauthorized(
-                "only the engine's owner (on its Unix socket) may manage tokens",
-            ));
+            return Err(ApiError::unauthorized(format!(
+                "only the engine's owner (on its Unix socket) may {}",
+                if matches!(request, Request::ImportDataset { .. }) {
+                    "import a file by path; send its bytes instead"
+                } else {
+                    "manage tokens"
+                }
+            )));
         }
         let e = &self.engine;
         Ok(match request {
@@ -249,14 +254,21 @@ impl LocalApi {
                     check_field("search", q)?;
                 }
                 blocking(e, move |e| {
-                    let all = e.datasets(status, Page::ALL)?;
                     Ok(
                         match search.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+                            // A search filters on content: read them all.
                             Some(q) => slice(
-                                all.into_iter().filter(|d| matches_search(d, q)).collect(),
+                                e.datasets(status, Page::ALL)?
+                                    .into_iter()
+                                    .filter(|d| matches_search(d, q))
+                                    .collect(),
                                 p,
                             ),
-                            None => slice(all, p),
+                            // Otherwise only the page is read, and the total is kept count.
+                            None => {
+                                let total = e.store().count_datasets(e.user_id(), status)?;
+                                listing(e.datasets(status, page(p))?, total, p)
+                            }
                         },
                     )
                 })

@@ -251,11 +251,16 @@ impl Request {
         }
     }
 
-    /// Whether only the owner of the engine may make it (token management).
+    /// Whether only the owner of the engine may make it: token management, and importing a
+    /// file by path (the engine would read any file it can; only the owner, on the Unix
+    /// socket or embedded, shares its filesystem).
     pub fn owner_only(&self) -> bool {
         matches!(
             self,
-            Self::CreateToken { .. } | Self::ListTokens | Self::RevokeToken { .. }
+            Self::CreateToken { .. }
+                | Self::ListTokens
+                | Self::RevokeToken { .. }
+                | Self::ImportDataset { .. }
         )
     }
 }

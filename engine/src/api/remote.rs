@@ -292,8 +292,9 @@ impl EngineApi for RemoteApi {
     }
 
     fn shares_filesystem(&self) -> bool {
-        // A daemon on this machine's Unix socket reads our files itself.
-        matches!(self.address, EngineAddress::Unix(_))
+        // A daemon on this machine's Unix socket reads the owner's files itself; a token
+        // holder (another user) sends the bytes.
+        matches!(self.address, EngineAddress::Unix(_)) && self.token.is_none()
     }
 }
 

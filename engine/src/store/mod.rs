@@ -403,15 +403,29 @@ impl Store {
         Ok(range.count())
     }
 
-    /// How many jobs a user has (in `status`, when given).
-    pub fn count_jobs(&self, user: UserId, status: Option<JobStatus>) -> Result<usize, StoreError> {
-        match status {
-            Some(s) => self.count_by(
-                JOBS_BY_USER_STATUS,
-                &keys::join(&[&user.bytes(), &[s as u8]]),
-            ),
-            None => self.count_by(JOBS_BY_USER, &user.bytes()),
+    /// A counter of [`COUNTS`] (0 when never counted).
+    fn counter(&self, key: &[u8]) -> Result<usize, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        match txn.open_table(COUNTS) {
+            Ok(t) => Ok(t.get(key).map_err(db)?.map_or(0, |v| v.value() as usize)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(db(e)),
         }
+    }
+
+    /// How many jobs a user has (in `status`, when given). One lookup: the count is kept in
+    /// the write transactions that add or move jobs.
+    pub fn count_jobs(&self, user: UserId, status: Option<JobStatus>) -> Result<usize, StoreError> {
+        self.counter(&count_key(COUNT_JOBS, &user, status.map(|s| s as u8)))
+    }
+
+    /// How many datasets a user has that are not deleted (in `status`, when given).
+    pub fn count_datasets(
+        &self,
+        user: UserId,
+        status: Option<DatasetStatus>,
+    ) -> Result<usize, StoreError> {
+        self.counter(&count_key(COUNT_DATASETS, &user, status.map(|s| s as u8)))
     }
 
     /// How many jobs of every user are in `status` (metrics).
@@ -452,6 +466,22 @@ fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
+/// Adds `delta` to a counter (never below 0).
+pub(crate) fn add_count(
+    counts: &mut redb::Table<&[u8], u64>,
+    key: &[u8],
+    delta: i64,
+) -> Result<(), StoreError> {
+    let n = counts.get(key).map_err(db)?.map_or(0, |v| v.value());
+    let n = n.saturating_add_signed(delta);
+    if n == 0 {
+        counts.remove(key).map_err(db)?;
+    } else {
+        counts.insert(key, n).map_err(db)?;
+    }
+    Ok(())
+}
+
 /// Changes inside one write transaction. Events are published only if it commits.
 pub struct Writer<'t> {
     txn: &'t WriteTransaction,
@@ -467,7 +497,7 @@ impl Writer<'_> {
         }
     }
 
-    /// Inserts or replaces a record and moves its index entries.
+    /// Inserts or replaces a record and moves its index entries and counters.
     pub fn put<R: Record>(&mut self, record: &R) -> Result<(), StoreError> {
         let key = record.key();
         let old: Option<R> = self.get(&key)?;
@@ -478,6 +508,19 @@ impl Writer<'_> {
                     .map_err(db)?
                     .remove(k.as_slice())
                     .map_err(db)?;
+            }
+        }
+        let (before, after) = (
+            old.as_ref().map(Record::counters).unwrap_or_default(),
+            record.counters(),
+        );
+        if before != after {
+            let mut counts = self.txn.open_table(COUNTS).map_err(db)?;
+            for k in before.iter().filter(|k| !after.contains(k)) {
+                add_count(&mut counts, k, -1)?;
+            }
+            for k in after.iter().filter(|k| !before.contains(k)) {
+                add_count(&mut counts, k, 1)?;
             }
         }
         for (index, k) in record.index_keys() {

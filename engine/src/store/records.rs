@@ -32,6 +32,23 @@ pub const COSTS_BY_USER: Bytes = TableDefinition::new("idx_costs_user_created");
 pub const NOTIFICATIONS_BY_USER: Bytes = TableDefinition::new("idx_notifications_user_created");
 pub const CHECKPOINTS_BY_JOB: Bytes = TableDefinition::new("idx_checkpoints_job_step");
 
+/// Record counts kept in step with the records (so a list's `total` costs one lookup, not a
+/// scan of its index): key → how many records have it among their [`Record::counters`].
+pub const COUNTS: TableDefinition<'static, &'static [u8], u64> =
+    TableDefinition::new("record_counts");
+
+/// Counter keys: a kind byte, the user, and a status byte for the per-status counts.
+pub const COUNT_JOBS: u8 = 1;
+pub const COUNT_DATASETS: u8 = 2;
+
+/// The counter key of a user's records of one kind (all of them, or in one status).
+pub fn count_key(kind: u8, user: &crate::ids::UserId, status: Option<u8>) -> Vec<u8> {
+    match status {
+        Some(s) => join(&[&[kind], &user.bytes(), &[s]]),
+        None => join(&[&[kind], &user.bytes()]),
+    }
+}
+
 /// Every index, so a migration can rebuild them all.
 pub const ALL_INDEXES: [Bytes; 11] = [
     DATASETS_BY_USER,
@@ -52,6 +69,10 @@ pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     const TABLE: Bytes;
     fn key(&self) -> Vec<u8>;
     fn index_keys(&self) -> Vec<(Bytes, Vec<u8>)>;
+    /// The counters this record adds one to (in [`COUNTS`]); none by default.
+    fn counters(&self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
     fn into_event(self) -> EngineEvent;
 }
 
@@ -68,6 +89,16 @@ impl Record for Dataset {
                 DATASETS_BY_USER_STATUS,
                 join(&[&u, &[self.status as u8], &t, &id]),
             ),
+        ]
+    }
+    /// Live datasets only: lists leave soft-deleted ones out, and so do their totals.
+    fn counters(&self) -> Vec<Vec<u8>> {
+        if self.deleted_at.is_some() {
+            return Vec::new();
+        }
+        vec![
+            count_key(COUNT_DATASETS, &self.user_id, None),
+            count_key(COUNT_DATASETS, &self.user_id, Some(self.status as u8)),
         ]
     }
     fn into_event(self) -> EngineEvent {
@@ -88,6 +119,12 @@ impl Record for TrainingJob {
             (JOBS_BY_USER_STATUS, join(&[&u, &st, &t, &id])),
             (JOBS_BY_STATUS, join(&[&st, &ts(&self.queued_at), &id])),
             (JOBS_BY_DATASET, join(&[&self.dataset_id.bytes(), &id])),
+        ]
+    }
+    fn counters(&self) -> Vec<Vec<u8>> {
+        vec![
+            count_key(COUNT_JOBS, &self.user_id, None),
+            count_key(COUNT_JOBS, &self.user_id, Some(self.status as u8)),
         ]
     }
     fn into_event(self) -> EngineEvent {

@@ -7,13 +7,16 @@
 //! - v3: adds the change log (`change_log`, `change_log_consumers`). Older BrightRuns would
 //!   write records without logging them, so they are refused from v3 on. The upgrade only
 //!   stamps the version: the log starts at the next change.
+//! - v4: adds `record_counts` (jobs per user and per user+status, live datasets likewise),
+//!   kept in the write transaction, so list totals are one lookup. Older BrightRuns would
+//!   not keep them, so they are refused from v4 on. The upgrade counts the stored records.
 
 use super::records::*;
 use super::{StoreError, db, decode};
 use crate::domain::*;
 use redb::{Database, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 const KEY: &str = "schema_version";
 
 pub fn read_version(db_: &Database) -> Result<u64, StoreError> {
@@ -42,6 +45,7 @@ pub fn upgrade(db_: &Database) -> Result<(), StoreError> {
         tracing::info!("upgrading store schema 1 → 2: rebuilding indexes");
         rebuild_indexes(&txn)?;
     }
+    rebuild_counts(&txn)?;
     txn.open_table(META)
         .map_err(db)?
         .insert(KEY, SCHEMA_VERSION)
@@ -61,6 +65,41 @@ fn rebuild_indexes(txn: &WriteTransaction) -> Result<(), StoreError> {
     reindex::<CostRecord>(txn)?;
     reindex::<Notification>(txn)?;
     reindex::<Checkpoint>(txn)?;
+    Ok(())
+}
+
+/// Recounts every counter from the records.
+fn rebuild_counts(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.delete_table(COUNTS).map_err(db)?;
+    recount::<Dataset>(txn)?;
+    recount::<TrainingJob>(txn)?;
+    recount::<ModelArtifact>(txn)?;
+    recount::<CostRecord>(txn)?;
+    recount::<Notification>(txn)?;
+    recount::<Checkpoint>(txn)?;
+    Ok(())
+}
+
+fn recount<R: Record>(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut totals = std::collections::BTreeMap::<Vec<u8>, u64>::new();
+    {
+        let table = txn.open_table(R::TABLE).map_err(db)?;
+        for entry in table.iter().map_err(db)? {
+            let (_, value) = entry.map_err(db)?;
+            let r: R = decode(R::TABLE.name(), value.value())?;
+            for k in r.counters() {
+                *totals.entry(k).or_default() += 1;
+            }
+        }
+    }
+    let mut counts = txn.open_table(COUNTS).map_err(db)?;
+    for (k, n) in totals {
+        let n = n + counts
+            .get(k.as_slice())
+            .map_err(db)?
+            .map_or(0, |v| v.value());
+        counts.insert(k.as_slice(), n).map_err(db)?;
+    }
     Ok(())
 }
 

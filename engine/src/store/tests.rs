@@ -311,3 +311,137 @@ fn live_events_are_not_logged() {
     ));
     assert_eq!(store.last_seq().unwrap(), 0);
 }
+
+fn job(user: UserId, status: JobStatus) -> TrainingJob {
+    let hp = crate::training::presets::list(&crate::config::TrainingConfig::default())[0]
+        .hyperparameters
+        .clone();
+    let gpu = GpuConfig {
+        gpu_type: "A10G".into(),
+        gpu_count: 1,
+        price_per_gpu_hour: 1.0,
+        backend: "local".into(),
+    };
+    let mut j = TrainingJob::new_queued(
+        user,
+        DatasetId::new(),
+        PresetId::Fast,
+        hp,
+        gpu,
+        10,
+        1.0,
+        None,
+    );
+    j.status = status;
+    j
+}
+
+/// The counts the index scans give, for comparing with the kept ones.
+fn scanned_jobs(store: &Store, user: UserId, status: Option<JobStatus>) -> usize {
+    store.jobs(user, status, Page::ALL).unwrap().len()
+}
+
+#[test]
+fn job_counts_follow_inserts_and_status_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    let (a, b) = (UserId::new(), UserId::new());
+    let mut jobs: Vec<TrainingJob> = (0..7).map(|_| job(a, JobStatus::Queued)).collect();
+    jobs.push(job(b, JobStatus::Running));
+    store
+        .write(|w| jobs.iter().try_for_each(|j| w.put(j)))
+        .unwrap();
+    // Moves: two queued jobs start, one of them completes; a re-put changes nothing.
+    for (i, s) in [(0, JobStatus::Running), (1, JobStatus::Running)] {
+        jobs[i].status = s;
+        store.put(&jobs[i]).unwrap();
+    }
+    jobs[0].status = JobStatus::Completed;
+    store.put(&jobs[0]).unwrap();
+    store.put(&jobs[0]).unwrap();
+    let expect = [
+        (a, None, 7),
+        (a, Some(JobStatus::Queued), 5),
+        (a, Some(JobStatus::Running), 1),
+        (a, Some(JobStatus::Completed), 1),
+        (a, Some(JobStatus::Failed), 0),
+        (b, None, 1),
+        (b, Some(JobStatus::Running), 1),
+        (UserId::new(), None, 0),
+    ];
+    for (user, status, n) in expect {
+        assert_eq!(store.count_jobs(user, status).unwrap(), n, "{status:?}");
+        assert_eq!(scanned_jobs(&store, user, status), n, "{status:?}");
+    }
+}
+
+#[test]
+fn dataset_counts_leave_out_deleted_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    let user = UserId::new();
+    let mut ds: Vec<Dataset> = (0..4)
+        .map(|i| dataset(user, &format!("d{i}"), DatasetStatus::Ready))
+        .collect();
+    for d in &ds {
+        store.put(d).unwrap();
+    }
+    ds[0].deleted_at = Some(now());
+    store.put(&ds[0]).unwrap();
+    ds[1].status = DatasetStatus::Error;
+    store.put(&ds[1]).unwrap();
+    assert_eq!(store.count_datasets(user, None).unwrap(), 3);
+    assert_eq!(
+        store
+            .count_datasets(user, Some(DatasetStatus::Ready))
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .count_datasets(user, Some(DatasetStatus::Error))
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.datasets(user, None, Page::ALL).unwrap().len(), 3);
+}
+
+#[test]
+fn schema_3_is_upgraded_with_its_counts_recounted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let user = UserId::new();
+    {
+        let store = Store::open(&path).unwrap();
+        let jobs = [
+            job(user, JobStatus::Completed),
+            job(user, JobStatus::Completed),
+            job(user, JobStatus::Failed),
+        ];
+        store
+            .write(|w| jobs.iter().try_for_each(|j| w.put(j)))
+            .unwrap();
+        store
+            .put(&dataset(user, "d", DatasetStatus::Ready))
+            .unwrap();
+    }
+    // As schema 3 left it: the same records, no counts.
+    {
+        let db_ = redb::Database::create(&path).unwrap();
+        let txn = db_.begin_write().unwrap();
+        txn.delete_table(COUNTS).unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("schema_version", 3u64)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.count_jobs(user, None).unwrap(), 3);
+    assert_eq!(
+        store.count_jobs(user, Some(JobStatus::Completed)).unwrap(),
+        2
+    );
+    assert_eq!(store.count_datasets(user, None).unwrap(), 1);
+}

@@ -65,9 +65,20 @@ impl IntoResponse for HttpError {
     }
 }
 
-/// `{"success": true, "data": …}`
+/// `{"data": …, "success": true}`, serialized straight into the body: no `serde_json::Value`
+/// in between (building one, and then another around it, cost more than reading a page of
+/// jobs from the store).
 pub(crate) fn ok<T: serde::Serialize>(data: T) -> Response {
-    axum::Json(serde_json::json!({"success": true, "data": data})).into_response()
+    #[derive(serde::Serialize)]
+    struct Success<T> {
+        data: T,
+        success: bool,
+    }
+    axum::Json(Success {
+        data,
+        success: true,
+    })
+    .into_response()
 }
 
 /// The router over an engine.
@@ -304,15 +315,34 @@ pub async fn serve(
         let tcp_app = app
             .layer(axum::Extension(auth::Transport::Tcp))
             .into_make_service_with_connect_info::<SocketAddr>();
+        // No Nagle: a reply or an event written in more than one segment must not wait for
+        // the client's delayed ACK (up to 40 ms on Linux) before its last part goes out.
+        let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
         tokio::spawn(async move {
             axum::serve(l, tcp_app)
                 .with_graceful_shutdown(async move { s2.cancelled().await })
                 .await
         })
     });
-    // Clients get a few seconds to finish what they asked for; then they are cut off.
+    // Serve until asked to stop (or until the socket's server fails: then stop the rest).
+    let mut unix_task = unix_task;
+    let unix_done = tokio::select! {
+        _ = shutdown.cancelled() => false,
+        r = &mut unix_task => {
+            tracing::error!("the Unix socket's server stopped: {r:?}");
+            shutdown.cancel();
+            true
+        }
+    };
+    // Then clients get a few seconds to finish what they asked for, and are cut off.
     let grace = std::time::Duration::from_secs(10);
-    let _ = tokio::time::timeout(grace, unix_task).await;
+    if !unix_done {
+        let _ = tokio::time::timeout(grace, unix_task).await;
+    }
     if let Some(t) = tcp_task {
         let _ = tokio::time::timeout(grace, t).await;
     }

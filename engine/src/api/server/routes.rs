@@ -154,14 +154,42 @@ impl ListQuery {
 }
 
 fn paged<T: serde::Serialize>(key: &str, l: Listing<T>, page: usize, limit: usize) -> Response {
-    let total_pages = l.total.div_ceil(limit);
-    ok(serde_json::json!({
-        key: l.items,
-        "total": l.total,
-        "page": page,
-        "limit": limit,
-        "totalPages": total_pages,
-    }))
+    ok(Paged {
+        key,
+        items: l.items,
+        total: l.total,
+        page,
+        limit,
+    })
+}
+
+/// A page as the seed answers it: `{<key>: [...], "limit", "page", "total", "totalPages"}`,
+/// keys sorted (as the `serde_json::Value` this replaced wrote them), serialized directly.
+struct Paged<'a, T> {
+    key: &'a str,
+    items: Vec<T>,
+    total: usize,
+    page: usize,
+    limit: usize,
+}
+
+impl<T: serde::Serialize> serde::Serialize for Paged<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut keys = [self.key, "limit", "page", "total", "totalPages"];
+        keys.sort_unstable();
+        let mut m = s.serialize_map(Some(keys.len()))?;
+        for k in keys {
+            match k {
+                "limit" => m.serialize_entry(k, &self.limit)?,
+                "page" => m.serialize_entry(k, &self.page)?,
+                "total" => m.serialize_entry(k, &self.total)?,
+                "totalPages" => m.serialize_entry(k, &self.total.div_ceil(self.limit))?,
+                _ => m.serialize_entry(k, &self.items)?,
+            }
+        }
+        m.end()
+    }
 }
 
 fn status<T: serde::de::DeserializeOwned>(s: &Option<String>) -> Result<Option<T>, ApiError> {
@@ -586,6 +614,32 @@ mod tests {
         ] {
             let e = decode_request(body.clone()).err().unwrap().0;
             assert_eq!(e.field.as_deref(), Some(field), "{body}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn pages_keep_the_seed_shape() {
+        for key in ["jobs", "datasets", "models", "notifications"] {
+            let items = vec![serde_json::json!({"id": 1}), serde_json::json!({"id": 2})];
+            let page = Paged {
+                key,
+                items: items.clone(),
+                total: 41,
+                page: 2,
+                limit: 20,
+            };
+            let want = serde_json::json!({
+                key: items,
+                "total": 41,
+                "page": 2,
+                "limit": 20,
+                "totalPages": 3,
+            });
+            // Byte for byte what the `serde_json::Value` form wrote.
+            assert_eq!(
+                serde_json::to_string(&page).unwrap(),
+                serde_json::to_string(&want).unwrap()
+            );
         }
     }
 
