@@ -502,6 +502,7 @@ impl EngineApi for LocalApi {
     }
 
     fn shares_filesystem(&self) -> bool {
-        true
+        // Only the owner may have the engine read a file by path.
+        self.owner
     }
 }
