@@ -340,3 +340,49 @@ fn a_file_with_a_few_bad_examples_is_cleaned_into_a_new_dataset() {
         .unwrap();
     assert_eq!(json(&out).as_array().unwrap().len(), 2);
 }
+
+/// Every folder and file BrightRun makes under its home is private (0700/0600) even under a
+/// permissive umask.
+#[cfg(unix)]
+#[test]
+fn everything_under_the_home_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let file = outside.path().join("chat.jsonl");
+    std::fs::write(&file, chat_lines(20)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"umask 022; exec "$0" "$@""#)
+        .arg(assert_cmd::cargo::cargo_bin("brightrun"))
+        .args(["datasets", "add"])
+        .arg(&file)
+        .args(["--name", "private", "--wait", "--json"])
+        .env("BRIGHTRUN_HOME", home.path())
+        .env_remove("BRIGHTRUN_TRAINER_PYTHON")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let mut seen = 0;
+    let mut stack = vec![home.path().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() {
+                assert_eq!(mode, 0o700, "{}", entry.path().display());
+                stack.push(entry.path());
+            } else if meta.file_type().is_file() {
+                assert_eq!(mode, 0o600, "{}", entry.path().display());
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen > 5, "only {seen} entries under the home");
+    // The user's own file is left as it was.
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+}

@@ -283,10 +283,11 @@ impl Config {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(&paths.config_dir).map_err(write)?;
+        crate::private::create_dir_all(&paths.config_dir).map_err(write)?;
         let text = toml::to_string_pretty(self).expect("config always serialises");
         let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, text).map_err(write)?;
+        // 0600: a token pasted into the config by mistake is not for other users.
+        crate::private::write(&tmp, text).map_err(write)?;
         std::fs::rename(&tmp, &path).map_err(write)
     }
 

@@ -143,21 +143,24 @@ impl ClusterBackend for LocalBackend {
         if self.alive(&id) {
             return Ok(id);
         }
-        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        // Job folders hold the spec (dataset paths, hyperparameters), logs and weights: 0700.
+        crate::private::create_dir_all(&dir).map_err(io("creating", &dir))?;
         // A fresh attempt: old event and exit files belong to the previous attempt.
         for stale in ["events.jsonl", "exit_code", "pid"] {
             let _ = std::fs::remove_file(dir.join(stale));
         }
         let spec_path = dir.join("spec.json");
         let text = serde_json::to_vec_pretty(spec).expect("specs serialise");
-        std::fs::write(&spec_path, text).map_err(io("writing", &spec_path))?;
-        let events = std::fs::File::create(dir.join("events.jsonl"))
+        crate::private::write(&spec_path, text).map_err(io("writing", &spec_path))?;
+        let events = crate::private::create_file(&dir.join("events.jsonl"))
             .map_err(io("creating", &dir.join("events.jsonl")))?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("trainer.log"))
-            .map_err(io("creating", &dir.join("trainer.log")))?;
+        let log = {
+            let mut options = crate::private::file_options();
+            options.truncate(false).append(true);
+            options
+        }
+        .open(dir.join("trainer.log"))
+        .map_err(io("creating", &dir.join("trainer.log")))?;
         // The shell records the trainer's exit status where a restarted engine can read it.
         // A cancel signals the whole process group, so the trainer gets SIGTERM exactly once
         // (a second one would make it exit without its checkpoint); the shell only keeps
@@ -188,7 +191,17 @@ exit "$code""#;
             .stderr(Stdio::from(log))
             .kill_on_drop(false);
         #[cfg(unix)]
-        cmd.process_group(0);
+        {
+            cmd.process_group(0);
+            // SAFETY: umask is async-signal-safe and touches no memory; what the trainer
+            // writes into the job folder (checkpoints, weights) is private like the rest.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::umask(0o077);
+                    Ok(())
+                });
+            }
+        }
         let child = cmd.spawn().map_err(|e| {
             BackendError::Unavailable(format!(
                 "cannot start the trainer with {}: {e}",
@@ -196,7 +209,7 @@ exit "$code""#;
             ))
         })?;
         let pid = child.id().unwrap_or(0);
-        std::fs::write(dir.join("pid"), pid.to_string()).map_err(io("writing", &dir))?;
+        crate::private::write(&dir.join("pid"), pid.to_string()).map_err(io("writing", &dir))?;
         // Reap the shell when it ends so it leaves no zombie while this engine lives.
         tokio::spawn(async move {
             let mut child = child;
