@@ -272,8 +272,10 @@ impl Config {
         Ok(config)
     }
 
+    /// Parses `config.toml`. The error names the line and key but never quotes the text: a
+    /// token put here by mistake would otherwise be echoed to stderr and the log.
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        toml::from_str(text).map_err(|e| crate::secrets::describe_toml_error(text, &e))
     }
 
     /// Writes atomically, so a crash never leaves half a config.
