@@ -190,6 +190,9 @@ exit "$code""#;
             .stdout(Stdio::from(events))
             .stderr(Stdio::from(log))
             .kill_on_drop(false);
+        for name in withheld_from_trainer() {
+            cmd.env_remove(name);
+        }
         #[cfg(unix)]
         {
             cmd.process_group(0);
@@ -290,6 +293,22 @@ fn prepend_path(dir: &Path) -> std::ffi::OsString {
     out
 }
 
+/// The variables of this process the trainer does not get: the engine's secrets
+/// (`BRIGHTRUN_SECRET_*`, API keys and S3 credentials the engine uses itself) and the API
+/// token. The trainer runs third-party Python (transformers, datasets, custom code) that needs
+/// none of them, and a crash dump or `wandb` run would carry them off.
+fn withheld_from_trainer() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| is_withheld(name))
+        .collect()
+}
+
+fn is_withheld(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|n| n.starts_with("BRIGHTRUN_SECRET_") || n == "BRIGHTRUN_TOKEN")
+}
+
 /// The last `n` lines of a text file, reading at most its last 64 KB.
 pub(crate) fn tail_lines(path: &Path, n: usize) -> Vec<String> {
     let Ok(mut f) = std::fs::File::open(path) else {
@@ -375,5 +394,49 @@ mod tests {
             backend.poll("nope", 0).await.unwrap().state,
             RemoteState::Lost
         );
+    }
+
+    #[tokio::test]
+    async fn the_trainer_gets_no_secrets_and_no_token() {
+        // SAFETY: test-only; the names are unique to this test, and std's own environment
+        // reads (spawn included) take the same lock as set_var.
+        unsafe {
+            std::env::set_var("BRIGHTRUN_SECRET_WT13_RUNPOD_API_KEY", "rp-secret-value");
+            std::env::set_var("BRIGHTRUN_TOKEN", "token-secret-value");
+            std::env::set_var("BRIGHTRUN_WT13_PLAIN", "plain-value");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path());
+        let fake = dir.path().join("fake-python");
+        std::fs::write(&fake, "#!/bin/sh\nenv > env.txt\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let spec = TrainerSpec::sample("job-env");
+        let cmd = TrainerCommand {
+            python: fake,
+            source_dir: dir.path().to_path_buf(),
+        };
+        let id = backend.submit(&spec, &cmd).await.unwrap();
+        for _ in 0..100 {
+            let r = backend.poll(&id, 0).await.unwrap();
+            if matches!(r.state, RemoteState::Exited(_)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let env = std::fs::read_to_string(backend.job_dir(&id).join("env.txt")).unwrap();
+        assert!(env.contains("BRIGHTRUN_JOB_ID=job-env"), "{env}");
+        assert!(env.contains("BRIGHTRUN_WT13_PLAIN=plain-value"), "{env}");
+        assert!(!env.contains("secret-value"), "{env}");
+        assert!(!env.contains("BRIGHTRUN_SECRET_"), "{env}");
+        assert!(!env.contains("BRIGHTRUN_TOKEN"), "{env}");
+        unsafe {
+            std::env::remove_var("BRIGHTRUN_SECRET_WT13_RUNPOD_API_KEY");
+            std::env::remove_var("BRIGHTRUN_TOKEN");
+            std::env::remove_var("BRIGHTRUN_WT13_PLAIN");
+        }
     }
 }
