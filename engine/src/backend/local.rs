@@ -100,9 +100,22 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Backe
     }
 }
 
+/// The longest event line read. A longer one (a runaway print of a tensor, say) is skipped
+/// rather than buffered: the engine must not hold an unbounded line in memory.
+const MAX_EVENT_LINE: u64 = 16 << 20;
+
 /// Reads complete lines after `cursor` (a byte offset); a trailing partial line waits for the
-/// next poll.
+/// next poll. A line over [`MAX_EVENT_LINE`] is skipped, with a warning in the log and in the
+/// job's events, so reading goes on after it.
 pub(crate) fn read_events(path: &Path, cursor: u64) -> Result<(Vec<Envelope>, u64), BackendError> {
+    read_events_limited(path, cursor, MAX_EVENT_LINE)
+}
+
+fn read_events_limited(
+    path: &Path,
+    cursor: u64,
+    limit: u64,
+) -> Result<(Vec<Envelope>, u64), BackendError> {
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), cursor)),
@@ -111,11 +124,39 @@ pub(crate) fn read_events(path: &Path, cursor: u64) -> Result<(Vec<Envelope>, u6
     file.seek(SeekFrom::Start(cursor))
         .map_err(io("reading", path))?;
     let mut buf = Vec::new();
-    file.take(16 << 20)
+    file.by_ref()
+        .take(limit)
         .read_to_end(&mut buf)
         .map_err(io("reading", path))?;
     let Some(last_newline) = memchr::memrchr(b'\n', &buf) else {
-        return Ok((Vec::new(), cursor));
+        if (buf.len() as u64) < limit {
+            return Ok((Vec::new(), cursor));
+        }
+        // One line fills the whole window. Skip to its end; while it is still being written
+        // the cursor stays, and the next poll looks again.
+        let Some(end) = next_newline(&mut file, cursor + limit).map_err(io("reading", path))?
+        else {
+            return Ok((Vec::new(), cursor));
+        };
+        let len = end - cursor;
+        tracing::warn!(
+            path = %path.display(),
+            offset = cursor,
+            bytes = len,
+            "skipped a trainer event line longer than {limit} bytes"
+        );
+        let skipped = Envelope {
+            seq: 0,
+            ts: 0.0,
+            event: TrainerEvent::Log {
+                level: Some("warning".into()),
+                message: format!(
+                    "skipped a trainer output line of {len} bytes (the limit is {limit}): {}",
+                    String::from_utf8_lossy(&buf[..buf.len().min(300)])
+                ),
+            },
+        };
+        return Ok((vec![skipped], end + 1));
     };
     let complete = &buf[..=last_newline];
     let events = complete
@@ -125,6 +166,26 @@ pub(crate) fn read_events(path: &Path, cursor: u64) -> Result<(Vec<Envelope>, u6
         .map(|l| Envelope::parse_line(l.trim()))
         .collect();
     Ok((events, cursor + complete.len() as u64))
+}
+
+/// The offset of the first newline at or after `from`, reading forward in chunks (never more
+/// than one in memory); `None` at end of file.
+fn next_newline(file: &mut std::fs::File, from: u64) -> std::io::Result<Option<u64>> {
+    file.seek(SeekFrom::Start(from))?;
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut offset = from;
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(0) => return Ok(None),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(i) = memchr::memchr(b'\n', &chunk[..n]) {
+            return Ok(Some(offset + i as u64));
+        }
+        offset += n as u64;
+    }
 }
 
 #[async_trait]
@@ -438,5 +499,45 @@ mod tests {
             std::env::remove_var("BRIGHTRUN_TOKEN");
             std::env::remove_var("BRIGHTRUN_WT13_PLAIN");
         }
+    }
+
+    #[test]
+    fn an_over_long_line_is_skipped_and_reading_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let good = |seq: u32| {
+            format!("{{\"type\":\"log\",\"seq\":{seq},\"ts\":1,\"message\":\"m{seq}\"}}\n")
+        };
+        // A real over-long line, past the 16 MiB limit, still being written.
+        let long = "x".repeat((MAX_EVENT_LINE + 5) as usize);
+        std::fs::write(&path, format!("{}{long}", good(1))).unwrap();
+        let (ev, cur) = read_events(&path, 0).unwrap();
+        assert_eq!(ev.len(), 1);
+        let (ev, cur2) = read_events(&path, cur).unwrap();
+        assert!(ev.is_empty());
+        assert_eq!(cur2, cur, "an unfinished line waits");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, format!("xx\n{}", good(2)).as_bytes()).unwrap();
+        let (ev, cur3) = read_events(&path, cur).unwrap();
+        assert_eq!(ev.len(), 1);
+        match &ev[0].event {
+            TrainerEvent::Log { level, message } => {
+                assert_eq!(level.as_deref(), Some("warning"));
+                assert!(
+                    message.starts_with("skipped a trainer output line"),
+                    "{}",
+                    &message[..80]
+                );
+                assert!(message.len() < 1000);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(cur3, cur + long.len() as u64 + 3);
+        let (ev, _) = read_events(&path, cur3).unwrap();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].seq, 2);
     }
 }
