@@ -108,7 +108,7 @@ fn without_quoted(message: &str) -> String {
     for c in first.chars() {
         match quoted {
             Some(q) if c == q => {
-                out.push_str("…");
+                out.push('…');
                 out.push(c);
                 quoted = None;
             }
@@ -121,7 +121,7 @@ fn without_quoted(message: &str) -> String {
         }
     }
     if let Some(q) = quoted {
-        out.push_str("…");
+        out.push('…');
         out.push(q);
     }
     if out.is_empty() {
