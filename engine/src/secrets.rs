@@ -100,29 +100,31 @@ fn key_of_line(line: &str) -> Option<String> {
 }
 
 /// The first line of a `toml`/serde message with anything in quotes (a value serde echoes,
-/// as in `invalid type: string "…"`) replaced by `"…"`.
+/// as in `invalid type: string "…"`) replaced by `…`. Backticks hold tokens, field names and
+/// numbers (``expected `"` ``, ``unknown field `x` ``): kept when short, elided when long.
 fn without_quoted(message: &str) -> String {
     let first = message.lines().next().unwrap_or("").trim();
     let mut out = String::with_capacity(first.len());
-    let mut quoted: Option<char> = None;
-    for c in first.chars() {
-        match quoted {
-            Some(q) if c == q => {
+    let mut rest = first;
+    while let Some(c) = rest.chars().next() {
+        if matches!(c, '"' | '\'' | '`') {
+            let body = &rest[1..];
+            let (inner, after) = match body.find(c) {
+                Some(end) => (&body[..end], &body[end + 1..]),
+                None => (body, ""),
+            };
+            out.push(c);
+            if c == '`' && inner.chars().count() <= 24 {
+                out.push_str(inner);
+            } else {
                 out.push('…');
-                out.push(c);
-                quoted = None;
             }
-            Some(_) => {}
-            None if c == '"' || c == '\'' => {
-                out.push(c);
-                quoted = Some(c);
-            }
-            None => out.push(c),
+            out.push(c);
+            rest = after;
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
         }
-    }
-    if let Some(q) = quoted {
-        out.push('…');
-        out.push(q);
     }
     if out.is_empty() {
         "not valid TOML".into()
@@ -208,6 +210,7 @@ mod tests {
         let d = describe::<Table>(&unterminated);
         assert!(!d.contains("SECRET") && !d.contains("sk-live"), "{d}");
         assert!(d.contains("line 2") && d.contains("runpod_api_key"), "{d}");
+        assert!(d.ends_with("expected `\"`"), "{d}");
         // serde echoes a value of the wrong type.
         #[derive(Debug, serde::Deserialize)]
         #[allow(dead_code)]
