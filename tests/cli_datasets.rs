@@ -340,3 +340,131 @@ fn a_file_with_a_few_bad_examples_is_cleaned_into_a_new_dataset() {
         .unwrap();
     assert_eq!(json(&out).as_array().unwrap().len(), 2);
 }
+
+/// Every folder and file BrightRun makes under its home is private (0700/0600) even under a
+/// permissive umask.
+#[cfg(unix)]
+#[test]
+fn everything_under_the_home_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let file = outside.path().join("chat.jsonl");
+    std::fs::write(&file, chat_lines(20)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"umask 022; exec "$0" "$@""#)
+        .arg(assert_cmd::cargo::cargo_bin("brightrun"))
+        .args(["datasets", "add"])
+        .arg(&file)
+        .args(["--name", "private", "--wait", "--json"])
+        .env("BRIGHTRUN_HOME", home.path())
+        .env_remove("BRIGHTRUN_TRAINER_PYTHON")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let mut seen = 0;
+    let mut stack = vec![home.path().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() {
+                assert_eq!(mode, 0o700, "{}", entry.path().display());
+                stack.push(entry.path());
+            } else if meta.file_type().is_file() {
+                assert_eq!(mode, 0o600, "{}", entry.path().display());
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen > 5, "only {seen} entries under the home");
+    // The user's own file is left as it was.
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+}
+
+/// Everything in the log dir, as text.
+fn logs(home: &Path) -> String {
+    let dir = home.join("state/logs");
+    std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A malformed secrets.toml, or a token put in config.toml by mistake, is reported by file,
+/// line and key; the value reaches neither stderr nor the log.
+#[cfg(unix)]
+#[test]
+fn parse_errors_never_show_the_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    const SECRET: &str = "sk-live-9f8e7d6c5b4a3210TOPSECRET";
+    // An unterminated string in secrets.toml.
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let secrets = config.join("secrets.toml");
+    std::fs::write(
+        &secrets,
+        format!("hf_token = \"hf_x\"\nrunpod_api_key = \"{SECRET}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = brightrun(home.path())
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert!(stderr.contains("secrets.toml"), "{stderr}");
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(stderr.contains("runpod_api_key"), "{stderr}");
+    for text in [
+        stderr.to_string(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        logs(home.path()),
+    ] {
+        assert!(
+            !text.contains("TOPSECRET") && !text.contains("sk-live"),
+            "{text}"
+        );
+    }
+
+    // A token in config.toml by mistake, where a number or a table was expected.
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    for text in [
+        format!("[profile]\nname = \"{SECRET}\n"),
+        format!("[validation]\nmax_seq_length = \"{SECRET}\"\n"),
+        format!("profile = \"{SECRET}\"\n"),
+    ] {
+        std::fs::write(config.join("config.toml"), &text).unwrap();
+        let out = brightrun(home.path())
+            .args(["config", "show"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{text}: {out:?}");
+        assert!(stderr.contains("config.toml"), "{stderr}");
+        assert!(stderr.contains("line "), "{stderr}");
+        for shown in [
+            stderr.to_string(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            logs(home.path()),
+        ] {
+            assert!(
+                !shown.contains("TOPSECRET") && !shown.contains("sk-live"),
+                "{text}: {shown}"
+            );
+        }
+    }
+}

@@ -272,8 +272,10 @@ impl Config {
         Ok(config)
     }
 
+    /// Parses `config.toml`. The error names the line and key but never quotes the text: a
+    /// token put here by mistake would otherwise be echoed to stderr and the log.
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        toml::from_str(text).map_err(|e| crate::secrets::describe_toml_error(text, &e))
     }
 
     /// Writes atomically, so a crash never leaves half a config.
@@ -283,10 +285,11 @@ impl Config {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(&paths.config_dir).map_err(write)?;
+        crate::private::create_dir_all(&paths.config_dir).map_err(write)?;
         let text = toml::to_string_pretty(self).expect("config always serialises");
         let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, text).map_err(write)?;
+        // 0600: a token pasted into the config by mistake is not for other users.
+        crate::private::write(&tmp, text).map_err(write)?;
         std::fs::rename(&tmp, &path).map_err(write)
     }
 

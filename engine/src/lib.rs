@@ -10,6 +10,7 @@ mod engine;
 pub mod events;
 pub mod ids;
 pub mod paths;
+pub mod private;
 pub mod secrets;
 pub mod storage;
 pub mod store;

@@ -77,7 +77,8 @@ impl Paths {
         self.state_dir.join("logs")
     }
 
-    /// Creates the folders that must exist before anything is written.
+    /// Creates the folders that must exist before anything is written, private to the user
+    /// (0700) whatever the umask: they hold datasets, models, tokens and logs.
     pub fn ensure(&self) -> std::io::Result<()> {
         for d in [
             &self.config_dir,
@@ -87,7 +88,7 @@ impl Paths {
             &self.jobs_dir(),
             &self.log_dir(),
         ] {
-            std::fs::create_dir_all(d)?;
+            crate::private::create_dir_all(d)?;
         }
         Ok(())
     }

@@ -59,6 +59,80 @@ pub enum SecretsError {
     Parse { path: PathBuf, message: String },
 }
 
+/// A TOML parse error of a file that holds (or may hold, by mistake) secrets, as "line N, key
+/// `k`: what is wrong": never the excerpt `toml` quotes, nor any quoted value, since the
+/// offending value is often the secret itself (an unterminated string runs to the end of the
+/// line) and the text goes to stderr and into the log.
+pub fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let Some(span) = err.span() else {
+        return format!("not valid TOML: {}", without_quoted(err.message()));
+    };
+    let start = span.start.min(text.len());
+    let start = (0..=start)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    let line = text[..start].matches('\n').count() + 1;
+    let key = text[..start]
+        .lines()
+        .chain(text[start..].lines().take(1))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .find_map(key_of_line);
+    let what = without_quoted(err.message());
+    match key {
+        Some(key) => format!("line {line}, key `{key}`: {what}"),
+        None => format!("line {line}: {what}"),
+    }
+}
+
+/// The key of a `key = value` line, when it looks like one.
+fn key_of_line(line: &str) -> Option<String> {
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let plain = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    plain.then(|| key.to_string())
+}
+
+/// The first line of a `toml`/serde message with anything in quotes (a value serde echoes,
+/// as in `invalid type: string "…"`) replaced by `…`. Backticks hold tokens, field names and
+/// numbers (``expected `"` ``, ``unknown field `x` ``): kept when short, elided when long.
+fn without_quoted(message: &str) -> String {
+    let first = message.lines().next().unwrap_or("").trim();
+    let mut out = String::with_capacity(first.len());
+    let mut rest = first;
+    while let Some(c) = rest.chars().next() {
+        if matches!(c, '"' | '\'' | '`') {
+            let body = &rest[1..];
+            let (inner, after) = match body.find(c) {
+                Some(end) => (&body[..end], &body[end + 1..]),
+                None => (body, ""),
+            };
+            out.push(c);
+            if c == '`' && inner.chars().count() <= 24 {
+                out.push_str(inner);
+            } else {
+                out.push('…');
+            }
+            out.push(c);
+            rest = after;
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    if out.is_empty() {
+        "not valid TOML".into()
+    } else {
+        out
+    }
+}
+
 /// Named secrets, e.g. `runpod_api_key`, `s3_secret_access_key`.
 #[derive(Clone, Debug, Default)]
 pub struct Secrets {
@@ -91,7 +165,7 @@ impl Secrets {
             let table: BTreeMap<String, String> =
                 toml::from_str(&text).map_err(|e| SecretsError::Parse {
                     path: path.clone(),
-                    message: e.to_string(),
+                    message: describe_toml_error(&text, &e),
                 })?;
             for (k, v) in table {
                 out.values.insert(k, (Secret::new(v), "secrets.toml"));
@@ -116,5 +190,38 @@ impl Secrets {
             .iter()
             .map(|(k, (s, src))| (k.clone(), s.masked(), *src))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "sk-live-0123456789abcdefSECRET";
+
+    fn describe<T: serde::de::DeserializeOwned + std::fmt::Debug>(text: &str) -> String {
+        describe_toml_error(text, &toml::from_str::<T>(text).unwrap_err())
+    }
+
+    #[test]
+    fn parse_errors_name_the_line_and_key_never_the_value() {
+        type Table = BTreeMap<String, String>;
+        let unterminated = format!("a = \"x\"\nrunpod_api_key = \"{SECRET}\nb = \"y\"\n");
+        let d = describe::<Table>(&unterminated);
+        assert!(!d.contains("SECRET") && !d.contains("sk-live"), "{d}");
+        assert!(d.contains("line 2") && d.contains("runpod_api_key"), "{d}");
+        assert!(d.ends_with("expected `\"`"), "{d}");
+        // serde echoes a value of the wrong type.
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Typed {
+            port: u32,
+        }
+        let d = describe::<Typed>(&format!("port = \"{SECRET}\"\n"));
+        assert!(!d.contains("SECRET") && !d.contains("sk-live"), "{d}");
+        assert!(d.contains("line 1") && d.contains("port"), "{d}");
+        // A value that is not even a string.
+        let d = describe::<Table>(&format!("key = {SECRET}\n"));
+        assert!(!d.contains("SECRET") && !d.contains("sk-live"), "{d}");
     }
 }

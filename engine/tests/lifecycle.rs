@@ -293,3 +293,89 @@ async fn spending_past_the_budget_raises_one_critical_alert() {
     engine.shutdown();
     let _ = tasks.await;
 }
+
+/// The objects stored in the models bucket under `home`.
+fn stored_models(home: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![home.join("data/objects/lora-models")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// Runs a stand-in trainer that prepares its folder with `setup` (in the job folder), then
+/// reports `artifact` (a JSON object's `dir` and `files` members) and finishes.
+async fn run_with_artifact(setup: &str, artifact: &str) -> (tempfile::TempDir, TrainingJob, usize) {
+    let script = format!(
+        "{STAGE_TRAINING}\n{setup}\necho '{{\"type\":\"artifact\",\"seq\":1,\"ts\":0,{artifact}}}'\necho '{{\"type\":\"done\",\"seq\":2,\"ts\":0,\"summary\":{{}}}}'\nexit 0"
+    );
+    let (home, engine) = engine_with(&script, "").await;
+    let d = ready_dataset(&engine, home.path()).await;
+    let tasks = engine.start();
+    let job = engine.create_job(request(&d), false).await.unwrap();
+    let j = wait_for(&engine, job.id, 30, |j| j.status.is_terminal()).await;
+    let artifacts = engine.artifacts(Page::ALL).unwrap().len();
+    engine.shutdown();
+    let _ = tasks.await;
+    (home, j, artifacts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adapter_in_the_output_folder_is_stored() {
+    let (home, j, artifacts) = run_with_artifact(
+        "mkdir -p output/sub && echo weights > output/adapter.bin && echo cfg > output/sub/c.json",
+        r#""dir":"'"$PWD"'/output","files":[{"path":"adapter.bin","size":8,"sha256":""},{"path":"sub/c.json","size":4,"sha256":""}]"#,
+    )
+    .await;
+    assert_eq!(j.status, JobStatus::Completed, "{:?}", j.error_message);
+    assert_eq!(artifacts, 1);
+    assert_eq!(stored_models(home.path()).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_dir_outside_the_output_folder_is_refused() {
+    // The trainer says its adapter is in a folder of the user's that it does not own.
+    let (home, j, artifacts) = run_with_artifact(
+        "mkdir -p output ../../../private && echo hunter2 > ../../../private/passwd",
+        r#""dir":"'"$PWD"'/../../../private","files":[{"path":"passwd","size":8,"sha256":""}]"#,
+    )
+    .await;
+    assert!(home.path().join("private/passwd").exists());
+    assert_eq!(j.status, JobStatus::Failed);
+    let message = j.error_message.unwrap_or_default();
+    assert!(
+        message.contains("outside the job's output folder"),
+        "{message}"
+    );
+    assert_eq!(artifacts, 0);
+    assert!(stored_models(home.path()).is_empty());
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_manifest_is_checked_before_anything_is_copied() {
+    // A good file first, then a symlink out of the folder: nothing at all is stored.
+    let (home, j, artifacts) = run_with_artifact(
+        "mkdir -p output && echo weights > output/adapter.bin && echo hunter2 > secret && ln -s \"$PWD/secret\" output/link.bin",
+        r#""dir":"'"$PWD"'/output","files":[{"path":"adapter.bin","size":8,"sha256":""},{"path":"link.bin","size":8,"sha256":""}]"#,
+    )
+    .await;
+    assert_eq!(j.status, JobStatus::Failed);
+    let message = j.error_message.unwrap_or_default();
+    assert!(
+        message.contains("points outside its output folder"),
+        "{message}"
+    );
+    assert_eq!(artifacts, 0);
+    assert!(stored_models(home.path()).is_empty());
+}

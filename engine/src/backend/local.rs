@@ -100,9 +100,22 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Backe
     }
 }
 
+/// The longest event line read. A longer one (a runaway print of a tensor, say) is skipped
+/// rather than buffered: the engine must not hold an unbounded line in memory.
+const MAX_EVENT_LINE: u64 = 16 << 20;
+
 /// Reads complete lines after `cursor` (a byte offset); a trailing partial line waits for the
-/// next poll.
+/// next poll. A line over [`MAX_EVENT_LINE`] is skipped, with a warning in the log and in the
+/// job's events, so reading goes on after it.
 pub(crate) fn read_events(path: &Path, cursor: u64) -> Result<(Vec<Envelope>, u64), BackendError> {
+    read_events_limited(path, cursor, MAX_EVENT_LINE)
+}
+
+fn read_events_limited(
+    path: &Path,
+    cursor: u64,
+    limit: u64,
+) -> Result<(Vec<Envelope>, u64), BackendError> {
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), cursor)),
@@ -111,11 +124,39 @@ pub(crate) fn read_events(path: &Path, cursor: u64) -> Result<(Vec<Envelope>, u6
     file.seek(SeekFrom::Start(cursor))
         .map_err(io("reading", path))?;
     let mut buf = Vec::new();
-    file.take(16 << 20)
+    file.by_ref()
+        .take(limit)
         .read_to_end(&mut buf)
         .map_err(io("reading", path))?;
     let Some(last_newline) = memchr::memrchr(b'\n', &buf) else {
-        return Ok((Vec::new(), cursor));
+        if (buf.len() as u64) < limit {
+            return Ok((Vec::new(), cursor));
+        }
+        // One line fills the whole window. Skip to its end; while it is still being written
+        // the cursor stays, and the next poll looks again.
+        let Some(end) = next_newline(&mut file, cursor + limit).map_err(io("reading", path))?
+        else {
+            return Ok((Vec::new(), cursor));
+        };
+        let len = end - cursor;
+        tracing::warn!(
+            path = %path.display(),
+            offset = cursor,
+            bytes = len,
+            "skipped a trainer event line longer than {limit} bytes"
+        );
+        let skipped = Envelope {
+            seq: 0,
+            ts: 0.0,
+            event: TrainerEvent::Log {
+                level: Some("warning".into()),
+                message: format!(
+                    "skipped a trainer output line of {len} bytes (the limit is {limit}): {}",
+                    String::from_utf8_lossy(&buf[..buf.len().min(300)])
+                ),
+            },
+        };
+        return Ok((vec![skipped], end + 1));
     };
     let complete = &buf[..=last_newline];
     let events = complete
@@ -125,6 +166,26 @@ pub(crate) fn read_events(path: &Path, cursor: u64) -> Result<(Vec<Envelope>, u6
         .map(|l| Envelope::parse_line(l.trim()))
         .collect();
     Ok((events, cursor + complete.len() as u64))
+}
+
+/// The offset of the first newline at or after `from`, reading forward in chunks (never more
+/// than one in memory); `None` at end of file.
+fn next_newline(file: &mut std::fs::File, from: u64) -> std::io::Result<Option<u64>> {
+    file.seek(SeekFrom::Start(from))?;
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut offset = from;
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(0) => return Ok(None),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(i) = memchr::memchr(b'\n', &chunk[..n]) {
+            return Ok(Some(offset + i as u64));
+        }
+        offset += n as u64;
+    }
 }
 
 #[async_trait]
@@ -143,21 +204,24 @@ impl ClusterBackend for LocalBackend {
         if self.alive(&id) {
             return Ok(id);
         }
-        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        // Job folders hold the spec (dataset paths, hyperparameters), logs and weights: 0700.
+        crate::private::create_dir_all(&dir).map_err(io("creating", &dir))?;
         // A fresh attempt: old event and exit files belong to the previous attempt.
         for stale in ["events.jsonl", "exit_code", "pid"] {
             let _ = std::fs::remove_file(dir.join(stale));
         }
         let spec_path = dir.join("spec.json");
         let text = serde_json::to_vec_pretty(spec).expect("specs serialise");
-        std::fs::write(&spec_path, text).map_err(io("writing", &spec_path))?;
-        let events = std::fs::File::create(dir.join("events.jsonl"))
+        crate::private::write(&spec_path, text).map_err(io("writing", &spec_path))?;
+        let events = crate::private::create_file(&dir.join("events.jsonl"))
             .map_err(io("creating", &dir.join("events.jsonl")))?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("trainer.log"))
-            .map_err(io("creating", &dir.join("trainer.log")))?;
+        let log = {
+            let mut options = crate::private::file_options();
+            options.truncate(false).append(true);
+            options
+        }
+        .open(dir.join("trainer.log"))
+        .map_err(io("creating", &dir.join("trainer.log")))?;
         // The shell records the trainer's exit status where a restarted engine can read it.
         // A cancel signals the whole process group, so the trainer gets SIGTERM exactly once
         // (a second one would make it exit without its checkpoint); the shell only keeps
@@ -187,8 +251,21 @@ exit "$code""#;
             .stdout(Stdio::from(events))
             .stderr(Stdio::from(log))
             .kill_on_drop(false);
+        for name in withheld_from_trainer() {
+            cmd.env_remove(name);
+        }
         #[cfg(unix)]
-        cmd.process_group(0);
+        {
+            cmd.process_group(0);
+            // SAFETY: umask is async-signal-safe and touches no memory; what the trainer
+            // writes into the job folder (checkpoints, weights) is private like the rest.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::umask(0o077);
+                    Ok(())
+                });
+            }
+        }
         let child = cmd.spawn().map_err(|e| {
             BackendError::Unavailable(format!(
                 "cannot start the trainer with {}: {e}",
@@ -196,7 +273,7 @@ exit "$code""#;
             ))
         })?;
         let pid = child.id().unwrap_or(0);
-        std::fs::write(dir.join("pid"), pid.to_string()).map_err(io("writing", &dir))?;
+        crate::private::write(&dir.join("pid"), pid.to_string()).map_err(io("writing", &dir))?;
         // Reap the shell when it ends so it leaves no zombie while this engine lives.
         tokio::spawn(async move {
             let mut child = child;
@@ -275,6 +352,22 @@ fn prepend_path(dir: &Path) -> std::ffi::OsString {
         out.push(old);
     }
     out
+}
+
+/// The variables of this process the trainer does not get: the engine's secrets
+/// (`BRIGHTRUN_SECRET_*`, API keys and S3 credentials the engine uses itself) and the API
+/// token. The trainer runs third-party Python (transformers, datasets, custom code) that needs
+/// none of them, and a crash dump or `wandb` run would carry them off.
+fn withheld_from_trainer() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| is_withheld(name))
+        .collect()
+}
+
+fn is_withheld(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|n| n.starts_with("BRIGHTRUN_SECRET_") || n == "BRIGHTRUN_TOKEN")
 }
 
 /// The last `n` lines of a text file, reading at most its last 64 KB.
@@ -362,5 +455,89 @@ mod tests {
             backend.poll("nope", 0).await.unwrap().state,
             RemoteState::Lost
         );
+    }
+
+    #[tokio::test]
+    async fn the_trainer_gets_no_secrets_and_no_token() {
+        // SAFETY: test-only; the names are unique to this test, and std's own environment
+        // reads (spawn included) take the same lock as set_var.
+        unsafe {
+            std::env::set_var("BRIGHTRUN_SECRET_WT13_RUNPOD_API_KEY", "rp-secret-value");
+            std::env::set_var("BRIGHTRUN_TOKEN", "token-secret-value");
+            std::env::set_var("BRIGHTRUN_WT13_PLAIN", "plain-value");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path());
+        let fake = dir.path().join("fake-python");
+        std::fs::write(&fake, "#!/bin/sh\nenv > env.txt\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let spec = TrainerSpec::sample("job-env");
+        let cmd = TrainerCommand {
+            python: fake,
+            source_dir: dir.path().to_path_buf(),
+        };
+        let id = backend.submit(&spec, &cmd).await.unwrap();
+        for _ in 0..100 {
+            let r = backend.poll(&id, 0).await.unwrap();
+            if matches!(r.state, RemoteState::Exited(_)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let env = std::fs::read_to_string(backend.job_dir(&id).join("env.txt")).unwrap();
+        assert!(env.contains("BRIGHTRUN_JOB_ID=job-env"), "{env}");
+        assert!(env.contains("BRIGHTRUN_WT13_PLAIN=plain-value"), "{env}");
+        assert!(!env.contains("secret-value"), "{env}");
+        assert!(!env.contains("BRIGHTRUN_SECRET_"), "{env}");
+        assert!(!env.contains("BRIGHTRUN_TOKEN"), "{env}");
+        unsafe {
+            std::env::remove_var("BRIGHTRUN_SECRET_WT13_RUNPOD_API_KEY");
+            std::env::remove_var("BRIGHTRUN_TOKEN");
+            std::env::remove_var("BRIGHTRUN_WT13_PLAIN");
+        }
+    }
+
+    #[test]
+    fn an_over_long_line_is_skipped_and_reading_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let good = |seq: u32| {
+            format!("{{\"type\":\"log\",\"seq\":{seq},\"ts\":1,\"message\":\"m{seq}\"}}\n")
+        };
+        // A real over-long line, past the 16 MiB limit, still being written.
+        let long = "x".repeat((MAX_EVENT_LINE + 5) as usize);
+        std::fs::write(&path, format!("{}{long}", good(1))).unwrap();
+        let (ev, cur) = read_events(&path, 0).unwrap();
+        assert_eq!(ev.len(), 1);
+        let (ev, cur2) = read_events(&path, cur).unwrap();
+        assert!(ev.is_empty());
+        assert_eq!(cur2, cur, "an unfinished line waits");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, format!("xx\n{}", good(2)).as_bytes()).unwrap();
+        let (ev, cur3) = read_events(&path, cur).unwrap();
+        assert_eq!(ev.len(), 1);
+        match &ev[0].event {
+            TrainerEvent::Log { level, message } => {
+                assert_eq!(level.as_deref(), Some("warning"));
+                assert!(
+                    message.starts_with("skipped a trainer output line"),
+                    "{}",
+                    &message[..80]
+                );
+                assert!(message.len() < 1000);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(cur3, cur + long.len() as u64 + 3);
+        let (ev, _) = read_events(&path, cur3).unwrap();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].seq, 2);
     }
 }

@@ -20,17 +20,7 @@ impl Engine {
         job: &TrainingJob,
         summary: &DoneSummary,
     ) -> Result<ModelArtifact> {
-        let out_dir = PathBuf::from(job.output_dir.clone().unwrap_or_else(|| {
-            self.job_dir_path(job.id)
-                .join("output")
-                .to_string_lossy()
-                .into()
-        }));
-        let out_root = out_dir.canonicalize().map_err(|source| EngineError::Io {
-            action: "reading",
-            path: out_dir.clone(),
-            source,
-        })?;
+        let out_root = self.output_root(job)?;
         let manifest: Vec<ArtifactFile> = if job.output_files.is_empty() {
             list_files(&out_root)?
                 .into_iter()
@@ -49,23 +39,16 @@ impl Engine {
                 out_root.display()
             )));
         }
+        // Every entry is checked before any byte is copied, so a manifest with one bad entry
+        // leaves nothing behind in the models bucket.
+        let mut sources = Vec::with_capacity(manifest.len());
+        for f in &manifest {
+            sources.push((f, contained_file(&out_root, &f.path)?));
+        }
         let id = ArtifactId::new();
         let user = job.user_id;
         let mut files = Vec::new();
-        for f in &manifest {
-            check_path(&f.path)?;
-            let src = out_root.join(&f.path);
-            let real = src.canonicalize().map_err(|source| EngineError::Io {
-                action: "reading",
-                path: src.clone(),
-                source,
-            })?;
-            if !real.starts_with(&out_root) {
-                return Err(EngineError::Invalid(format!(
-                    "the trainer's file `{}` points outside its output folder",
-                    f.path
-                )));
-            }
+        for (f, real) in sources {
             let key = object_path(&[&user.to_string(), &id.to_string(), &f.path])?;
             let stored = self
                 .inner
@@ -156,6 +139,35 @@ impl Engine {
             updated_at: t,
             deleted_at: None,
         })
+    }
+
+    /// The folder the adapter is collected from: the job's own output folder (or one inside
+    /// it), resolved. The trainer reports where it wrote (`artifact.dir`), but that report is
+    /// not trusted: a trainer saying `/etc` must not get `/etc/passwd` stored as a model.
+    fn output_root(&self, job: &TrainingJob) -> Result<PathBuf> {
+        let expected = self.job_dir_path(job.id).join("output");
+        let expected_real = expected.canonicalize().map_err(|source| EngineError::Io {
+            action: "reading",
+            path: expected.clone(),
+            source,
+        })?;
+        let Some(reported) = job.output_dir.as_deref() else {
+            return Ok(expected_real);
+        };
+        let reported = PathBuf::from(reported);
+        let real = reported.canonicalize().map_err(|source| EngineError::Io {
+            action: "reading",
+            path: reported.clone(),
+            source,
+        })?;
+        if !real.starts_with(&expected_real) {
+            return Err(EngineError::Invalid(format!(
+                "the trainer reported its adapter in {}, outside the job's output folder {}",
+                reported.display(),
+                expected.display()
+            )));
+        }
+        Ok(real)
     }
 
     fn job_dir_path(&self, id: JobId) -> PathBuf {
@@ -259,6 +271,29 @@ impl Engine {
         progress(total, total);
         Ok(targets)
     }
+}
+
+/// The real path of the manifest entry `rel` under `root`: a safe relative name whose target,
+/// symlinks followed, is a regular file inside `root`.
+fn contained_file(root: &Path, rel: &str) -> Result<PathBuf> {
+    check_path(rel)?;
+    let src = root.join(rel);
+    let real = src.canonicalize().map_err(|source| EngineError::Io {
+        action: "reading",
+        path: src.clone(),
+        source,
+    })?;
+    if !real.starts_with(root) {
+        return Err(EngineError::Invalid(format!(
+            "the trainer's file `{rel}` points outside its output folder"
+        )));
+    }
+    if !real.is_file() {
+        return Err(EngineError::Invalid(format!(
+            "the trainer's file `{rel}` is not a regular file"
+        )));
+    }
+    Ok(real)
 }
 
 /// Regular files under `root`, as relative `/`-separated paths with sizes.

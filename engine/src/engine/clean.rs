@@ -65,7 +65,7 @@ impl Engine {
                 ))
             })?;
         let tmp_dir = self.inner.paths.data_dir.join("tmp");
-        std::fs::create_dir_all(&tmp_dir).map_err(|source| EngineError::Io {
+        crate::private::create_dir_all(&tmp_dir).map_err(|source| EngineError::Io {
             action: "creating",
             path: tmp_dir.clone(),
             source,
@@ -75,7 +75,7 @@ impl Engine {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "dataset".into());
         let out_dir = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
-        std::fs::create_dir_all(&out_dir).map_err(|source| EngineError::Io {
+        crate::private::create_dir_all(&out_dir).map_err(|source| EngineError::Io {
             action: "creating",
             path: out_dir.clone(),
             source,
@@ -139,7 +139,8 @@ impl Engine {
     }
 }
 
-/// Writes the valid records of `src` to `out` as JSONL and says what was left out.
+/// Writes the valid records of `src` to `out` (a 0600 file in the data dir's tmp folder) as
+/// JSONL and says what was left out.
 fn clean_file(
     src: &std::path::Path,
     out: &std::path::Path,
@@ -148,7 +149,7 @@ fn clean_file(
     drop_duplicates: bool,
 ) -> std::io::Result<CleanReport> {
     let input = std::fs::File::open(src)?;
-    let mut writer = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let mut writer = std::io::BufWriter::new(crate::private::create_file(out)?);
     let mut report = CleanReport::default();
     let mut failed = None;
     let opts = validation::ValidationOptions {

@@ -59,19 +59,25 @@ fn check_source(
 }
 
 /// Streams `src` into `dest` through a temp file beside it, hashing as it goes; the rename at
-/// the end makes the write atomic. On any error the temp file is removed.
+/// the end makes the write atomic. On any error the temp file is removed. `private` is for
+/// writes into the store (0700 folders, 0600 files); a copy out to a folder the user chose
+/// keeps the umask's permissions.
 pub(crate) async fn copy_atomic(
     src: &Path,
     dest: &Path,
     limit: Option<(u64, Bucket)>,
+    private: bool,
     progress: ProgressFn<'_>,
 ) -> Result<(u64, String), StorageError> {
     let meta = tokio::fs::metadata(src).await.map_err(io("reading", src))?;
     let total = check_source(src, &meta, limit)?;
     let dir = dest.parent().expect("object paths have a parent");
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(io("creating", dir))?;
+    if private {
+        crate::private::create_dir_all_async(dir).await
+    } else {
+        tokio::fs::create_dir_all(dir).await
+    }
+    .map_err(io("creating", dir))?;
     let tmp = dir.join(format!(
         ".tmp-{}-{}",
         std::process::id(),
@@ -81,9 +87,12 @@ pub(crate) async fn copy_atomic(
         let mut input = tokio::fs::File::open(src)
             .await
             .map_err(io("reading", src))?;
-        let mut output = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(io("writing", &tmp))?;
+        let mut output = if private {
+            crate::private::create_file_async(&tmp).await
+        } else {
+            tokio::fs::File::create(&tmp).await
+        }
+        .map_err(io("writing", &tmp))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
         let mut done = 0u64;
@@ -154,7 +163,7 @@ pub(crate) fn copy_atomic_blocking(
         })
     };
     let dir = dest.parent().expect("object paths have a parent");
-    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    crate::private::create_dir_all(dir).map_err(io("creating", dir))?;
     let tmp = dir.join(format!(
         ".tmp-{}-{}",
         std::process::id(),
@@ -204,7 +213,7 @@ fn copy_chunks(
     use std::io::{Read, Write};
     let total = input.metadata().map_err(io("reading", src))?.len();
     {
-        let mut output = std::fs::File::create(tmp).map_err(io("writing", tmp))?;
+        let mut output = crate::private::create_file(tmp).map_err(io("writing", tmp))?;
         let mut done = 0u64;
         loop {
             let mut buf = vec![0u8; CHUNK];
@@ -281,6 +290,7 @@ impl ObjectStore for LocalStore {
             src,
             &dest,
             Some((bucket.max_object_size(), bucket)),
+            true,
             progress,
         )
         .await?;
@@ -301,7 +311,7 @@ impl ObjectStore for LocalStore {
     ) -> Result<StoredObject, StorageError> {
         let dest = self.full_path(bucket, path)?;
         let dir = dest.parent().expect("object paths have a parent");
-        tokio::fs::create_dir_all(dir)
+        crate::private::create_dir_all_async(dir)
             .await
             .map_err(io("creating", dir))?;
         let tmp = dir.join(format!(
@@ -311,7 +321,7 @@ impl ObjectStore for LocalStore {
         ));
         let limit = bucket.max_object_size();
         let result = async {
-            let mut output = tokio::fs::File::create(&tmp)
+            let mut output = crate::private::create_file_async(&tmp)
                 .await
                 .map_err(io("writing", &tmp))?;
             let mut hasher = Sha256::new();
@@ -376,7 +386,7 @@ impl ObjectStore for LocalStore {
                 path: path.to_string(),
             });
         }
-        let (size, sha256) = copy_atomic(&src, dest, None, progress).await?;
+        let (size, sha256) = copy_atomic(&src, dest, None, false, progress).await?;
         Ok(StoredObject {
             bucket,
             path: path.to_string(),

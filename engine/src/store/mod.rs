@@ -106,7 +106,7 @@ impl Store {
     /// Opens (or creates) the store at `path`, upgrading its schema when it is older.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            crate::private::create_dir_all(dir).map_err(|source| StoreError::Io {
                 path: dir.to_path_buf(),
                 source,
             })?;
@@ -125,8 +125,15 @@ impl Store {
             }
             Err(e) => return Err(db(e)),
         };
+        // redb takes no mode; narrow the file it made (or an older 0644 one) to 0600.
+        if let Err(source) = crate::private::restrict_file(path) {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
         let exe = std::env::args().collect::<Vec<_>>().join(" ");
-        let _ = std::fs::write(
+        let _ = crate::private::write(
             &lock_path,
             format!("pid {}: {}", std::process::id(), truncate(&exe, 200)),
         );
