@@ -17,20 +17,24 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A script of reports, written when the job is submitted: it gets the job's output folder
+/// (where a trainer writes its adapter).
+type Script = Box<dyn FnOnce(&std::path::Path) -> Vec<PollResult> + Send>;
+
 /// A cluster that answers polls from a script, one report per poll; a job whose script is
 /// empty keeps running. `hold` makes its polls wait until released (a slow cluster).
 #[derive(Default)]
 struct Scripted {
     scripts: Mutex<HashMap<String, VecDeque<PollResult>>>,
-    next: Mutex<VecDeque<VecDeque<PollResult>>>,
+    next: Mutex<VecDeque<Script>>,
     cancelled: Mutex<Vec<String>>,
     hold: Option<Arc<tokio::sync::Semaphore>>,
     polls: std::sync::atomic::AtomicUsize,
 }
 
 impl Scripted {
-    fn queue(&self, script: Vec<PollResult>) {
-        self.next.lock().unwrap().push_back(script.into());
+    fn queue(&self, script: impl FnOnce(&std::path::Path) -> Vec<PollResult> + Send + 'static) {
+        self.next.lock().unwrap().push_back(Box::new(script));
     }
 }
 
@@ -40,7 +44,15 @@ impl ClusterBackend for Scripted {
         "scripted"
     }
     async fn submit(&self, spec: &TrainerSpec, _: &TrainerCommand) -> Result<String, BackendError> {
-        let script = self.next.lock().unwrap().pop_front().unwrap_or_default();
+        let OutputRef::Dir(out) = &spec.output else {
+            return Err(BackendError::Rejected(
+                "scripted runs write to a folder".into(),
+            ));
+        };
+        let script: VecDeque<PollResult> = match self.next.lock().unwrap().pop_front() {
+            Some(f) => f(std::path::Path::new(out)).into(),
+            None => VecDeque::new(),
+        };
         let ext = format!("ext-{}", spec.job_id);
         self.scripts.lock().unwrap().insert(ext.clone(), script);
         Ok(ext)
@@ -164,16 +176,17 @@ async fn a_scripted_job_runs_to_a_model_and_every_change_is_seen_once_in_order()
             2.0 / s as f64
         )
     };
-    let out = home.path().join("adapter-out");
-    cluster.queue(vec![
-        report(
-            RemoteState::Running,
-            &[r#"{"type":"stage","stage":"training"}"#.into()],
-            1,
-        ),
-        report(RemoteState::Running, &[metric(1), metric(2)], 3),
-        report(RemoteState::Exited(Some(0)), &adapter_events(&out), 5),
-    ]);
+    cluster.queue(move |out| {
+        vec![
+            report(
+                RemoteState::Running,
+                &[r#"{"type":"stage","stage":"training"}"#.into()],
+                1,
+            ),
+            report(RemoteState::Running, &[metric(1), metric(2)], 3),
+            report(RemoteState::Exited(Some(0)), &adapter_events(out), 5),
+        ]
+    });
     let tasks = e.start();
     let job = api.create_job(spec(&d, "scripted"), false).await.unwrap();
     let done = wait_job(&api, job.id, |j| j.status.is_terminal()).await;
@@ -249,11 +262,13 @@ async fn a_slow_cluster_delays_neither_other_jobs_nor_a_cancel() {
     );
     let api = LocalApi::new(e.clone());
     let d = ready_dataset(&api, home.path(), "chats").await;
-    fast.queue(vec![report(
-        RemoteState::Exited(Some(0)),
-        &adapter_events(&home.path().join("fast-out")),
-        2,
-    )]);
+    fast.queue(|out| {
+        vec![report(
+            RemoteState::Exited(Some(0)),
+            &adapter_events(out),
+            2,
+        )]
+    });
     let tasks = e.start();
     let stuck = api.create_job(spec(&d, "slow"), false).await.unwrap();
     // The slow cluster's poll is now blocked inside the monitor.
@@ -419,15 +434,19 @@ async fn every_request_and_reply_round_trips_through_json() {
     let e = engine(home.path(), vec![("scripted", cluster.clone())]);
     let api = LocalApi::new(e.clone());
     let d = ready_dataset(&api, home.path(), "chats").await;
-    cluster.queue(vec![report(
-        RemoteState::Exited(Some(0)),
-        &[
-            vec![r#"{"type":"metric","step":1,"total_steps":1,"training_loss":1.5}"#.to_string()],
-            adapter_events(&home.path().join("out")),
-        ]
-        .concat(),
-        3,
-    )]);
+    cluster.queue(|out| {
+        vec![report(
+            RemoteState::Exited(Some(0)),
+            &[
+                vec![
+                    r#"{"type":"metric","step":1,"total_steps":1,"training_loss":1.5}"#.to_string(),
+                ],
+                adapter_events(out),
+            ]
+            .concat(),
+            3,
+        )]
+    });
     let tasks = e.start();
     let job = api.create_job(spec(&d, "scripted"), false).await.unwrap();
     let job = wait_job(&api, job.id, |j| j.status.is_terminal()).await;
