@@ -72,20 +72,6 @@ impl Drop for Daemon {
     }
 }
 
-fn arith_file(home: &Home, name: &str, n: usize) -> std::path::PathBuf {
-    let file = home.path().join(name);
-    let text: String = (0..n)
-        .map(|i| {
-            format!(
-                "{{\"messages\":[{{\"role\":\"user\",\"content\":\"What is {i} plus {i}?\"}},{{\"role\":\"assistant\",\"content\":\"{i} plus {i} is {}.\"}}]}}\n",
-                2 * i
-            )
-        })
-        .collect();
-    std::fs::write(&file, text).unwrap();
-    file
-}
-
 /// `brightrun ARGS --json` against the daemon over TCP with a token.
 fn as_user(home: &Home, d: &Daemon, token: &str, args: &[&str], code: i32) -> Value {
     let out = home
@@ -131,7 +117,7 @@ fn two_users_over_tcp_see_only_their_own_records_on_every_route() {
     assert!(!store.windows(ta.len()).any(|w| w == ta.as_bytes()));
 
     // Alice works over TCP: her file's bytes stream to the daemon (no shared path).
-    let file = arith_file(&home, "alice.jsonl", 30);
+    let file = home.arith_file("alice.jsonl", 30);
     let ds = as_user(
         &home,
         &d,
@@ -399,8 +385,8 @@ fn clients_stay_live_and_survive_a_killed_daemon() {
     }
     // Two CLIs at once while both dashboards watch: both see each dataset appear.
     let files = [
-        arith_file(&home, "left.jsonl", 12),
-        arith_file(&home, "right.jsonl", 12),
+        home.arith_file("left.jsonl", 12),
+        home.arith_file("right.jsonl", 12),
     ];
     let adds: Vec<_> = files
         .iter()

@@ -40,11 +40,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// Set when the binary runs as a test (`cargo test --all-targets` passes no `--bench`): then
+/// the sizes are a smoke run's, so the suite checks that the benchmark works without paying
+/// for the measurement.
+static SMOKE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
 fn env_usize(name: &str, default: usize) -> usize {
+    let smoke = *SMOKE.get().unwrap_or(&false);
+    let fallback = match (smoke, name) {
+        (true, "API_LOAD_JOBS") => 500,
+        (true, "API_LOAD_DATASETS") => 20,
+        (true, "API_LOAD_CLIENTS") => 4,
+        (true, "API_LOAD_REQUESTS") => 10,
+        (true, "API_LOAD_SUBSCRIBERS") => 2,
+        (true, "API_LOAD_SSE_SECS") => 1,
+        _ => default,
+    };
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+        .unwrap_or(fallback)
 }
 
 /// When request `k` of client `i` is due: back to back (`rate` 0), or `rate` requests a second
@@ -856,6 +871,7 @@ fn sse_bench() {
 }
 
 fn main() {
+    let _ = SMOKE.set(!std::env::args().any(|a| a == "--bench"));
     let which: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))

@@ -97,9 +97,9 @@ impl Home {
         })
     }
 
-    /// Adds a ready dataset of `n` short arithmetic conversations; returns its id.
-    pub fn ready_dataset(&self, n: usize) -> String {
-        let file = self.path().join("arith.jsonl");
+    /// Writes `name` in the home: `n` short arithmetic conversations (OpenAI chat).
+    pub fn arith_file(&self, name: &str, n: usize) -> PathBuf {
+        let file = self.path().join(name);
         let text: String = (0..n)
             .map(|i| {
                 format!(
@@ -109,6 +109,12 @@ impl Home {
             })
             .collect();
         std::fs::write(&file, text).unwrap();
+        file
+    }
+
+    /// Adds a ready dataset of `n` short arithmetic conversations; returns its id.
+    pub fn ready_dataset(&self, n: usize) -> String {
+        let file = self.arith_file("arith.jsonl", n);
         let d = self.json(
             &[
                 "datasets",

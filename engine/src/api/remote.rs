@@ -126,6 +126,17 @@ impl RemoteApi {
         ))
     }
 
+    /// Sends a request whose answer is a stream; an error status becomes an ApiError.
+    async fn open(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(error_from(status.as_u16(), &body));
+        }
+        Ok(resp)
+    }
+
     /// Sends a request and unpacks `{success, data}`, or turns `{error, …}` into an ApiError.
     async fn send<T: serde::de::DeserializeOwned>(
         &self,
@@ -211,16 +222,11 @@ impl EngineApi for RemoteApi {
 
     async fn download(&self, model: ArtifactId, file: &str) -> Result<ByteStream, ApiError> {
         let resp = self
-            .request(reqwest::Method::GET, &format!("/api/models/{model}/file"))
-            .query(&[("path", file)])
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body = resp.bytes().await.unwrap_or_default();
-            return Err(error_from(status.as_u16(), &body));
-        }
+            .open(
+                self.request(reqwest::Method::GET, &format!("/api/models/{model}/file"))
+                    .query(&[("path", file)]),
+            )
+            .await?;
         Ok(Box::pin(
             resp.bytes_stream()
                 .map(|r| r.map_err(std::io::Error::other)),
@@ -229,16 +235,11 @@ impl EngineApi for RemoteApi {
 
     async fn changes(&self, after: u64) -> Result<ChangeStream, ApiError> {
         let resp = self
-            .request(reqwest::Method::GET, "/api/events")
-            .query(&[("after", after)])
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body = resp.bytes().await.unwrap_or_default();
-            return Err(error_from(status.as_u16(), &body));
-        }
+            .open(
+                self.request(reqwest::Method::GET, "/api/events")
+                    .query(&[("after", after)]),
+            )
+            .await?;
         let address = self.address.to_string();
         let stream =
             eventsource_stream::EventStream::new(resp.bytes_stream()).filter_map(move |ev| {
@@ -268,15 +269,8 @@ impl EngineApi for RemoteApi {
 
     async fn live(&self) -> Result<LiveStream, ApiError> {
         let resp = self
-            .request(reqwest::Method::GET, "/api/live")
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body = resp.bytes().await.unwrap_or_default();
-            return Err(error_from(status.as_u16(), &body));
-        }
+            .open(self.request(reqwest::Method::GET, "/api/live"))
+            .await?;
         let stream = eventsource_stream::EventStream::new(resp.bytes_stream())
             .take_while(|ev| futures::future::ready(ev.is_ok()))
             .filter_map(|ev| async move {

@@ -212,65 +212,6 @@ impl Engine {
         let key = object_path(&[a.storage_path.as_str(), file])?;
         Ok(self.inner.objects.open(Bucket::Models, &key).await?)
     }
-
-    /// Downloads every file of an artifact into `to`, verifying each sha256. Refuses to
-    /// overwrite existing files unless `force`. `progress` gets (bytes done, bytes total).
-    pub async fn download_artifact(
-        &self,
-        id: ArtifactId,
-        to: &Path,
-        force: bool,
-        progress: &(dyn Fn(u64, u64) + Send + Sync),
-    ) -> Result<Vec<PathBuf>> {
-        let a = self.artifact(id)?;
-        let total: u64 = a.files.iter().map(|f| f.size).sum();
-        let mut targets = Vec::new();
-        for f in &a.files {
-            check_path(&f.path)?;
-            targets.push(to.join(&f.path));
-        }
-        if !force {
-            let existing: Vec<String> = targets
-                .iter()
-                .filter(|p| p.exists())
-                .map(|p| p.display().to_string())
-                .collect();
-            if !existing.is_empty() {
-                return Err(EngineError::Conflict(format!(
-                    "{} already exist{}: {}; use --force to overwrite",
-                    if existing.len() == 1 {
-                        "a file"
-                    } else {
-                        "files"
-                    },
-                    if existing.len() == 1 { "s" } else { "" },
-                    existing.join(", ")
-                )));
-            }
-        }
-        let mut done_before = 0u64;
-        for (f, dest) in a.files.iter().zip(&targets) {
-            let key = object_path(&[a.storage_path.as_str(), f.path.as_str()])?;
-            let base = done_before;
-            let got = self
-                .inner
-                .objects
-                .get_to_file(Bucket::Models, &key, dest, &|d, _| {
-                    progress(base + d, total)
-                })
-                .await?;
-            if got.sha256 != f.sha256 {
-                let _ = std::fs::remove_file(dest);
-                return Err(EngineError::Invalid(format!(
-                    "{} arrived corrupted (sha256 {} instead of {}); nothing was kept",
-                    f.path, got.sha256, f.sha256
-                )));
-            }
-            done_before += got.size;
-        }
-        progress(total, total);
-        Ok(targets)
-    }
 }
 
 /// The real path of the manifest entry `rel` under `root`: a safe relative name whose target,
