@@ -105,6 +105,11 @@ fn two_users_over_tcp_see_only_their_own_records_on_every_route() {
         "{out:?}"
     );
     let d = Daemon::start(&home, free_port());
+    // Only the owner can reach the socket.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&home.path().join("state/engine.sock")), 0o600);
+    assert_eq!(mode(&home.path().join("state")), 0o700);
     let alice = home.json(&["tokens", "create", "--user", "alice", "--json"], 0);
     let bob = home.json(&["tokens", "create", "--user", "bob", "--json"], 0);
     let (ta, tb) = (

@@ -37,15 +37,25 @@ pub async fn run(paths: Paths, listen: Option<SocketAddr>, socket: Option<PathBu
         tokio::spawn(async move {
             #[cfg(unix)]
             {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("a SIGTERM handler");
+                let term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+                if let Err(e) = &term {
+                    tracing::warn!("no SIGTERM handler ({e}); only Ctrl-C stops the engine");
+                }
+                let sigterm = async {
+                    match term {
+                        Ok(mut t) => {
+                            t.recv().await;
+                        }
+                        Err(_) => std::future::pending::<()>().await,
+                    }
+                };
                 let why = tokio::select! {
                     r = tokio::signal::ctrl_c() => match r {
                         Ok(()) => "SIGINT".to_string(),
                         Err(e) => format!("no SIGINT handler: {e}"),
                     },
-                    _ = term.recv() => "SIGTERM".to_string(),
+                    _ = sigterm => "SIGTERM".to_string(),
                 };
                 tracing::info!("stopping on {why}");
             }

@@ -253,7 +253,7 @@ pub async fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServeErr
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
         }
     }
     if path.exists() {
@@ -265,11 +265,16 @@ pub async fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServeErr
         }
         let _ = std::fs::remove_file(path);
     }
-    // Created private from the start: no window in which another user could connect.
-    let old = unsafe { libc::umask(0o177) };
-    let listener = tokio::net::UnixListener::bind(path);
-    unsafe { libc::umask(old) };
-    listener.map_err(err)
+    // Its folder is 0700 already, so no other user can reach the socket in the moment
+    // before it is made 0600 (changing the process's umask instead would race with every
+    // other thread creating files).
+    let listener = tokio::net::UnixListener::bind(path).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    }
+    Ok(listener)
 }
 
 /// Refuses a TCP address other than loopback while no token exists: nobody could use it
