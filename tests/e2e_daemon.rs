@@ -139,26 +139,9 @@ fn two_users_over_tcp_see_only_their_own_records_on_every_route() {
     assert_eq!(ds["status"], "ready", "{ds:#}");
     assert_eq!(ds["file_size"], std::fs::metadata(&file).unwrap().len());
     let dsid = ds["id"].as_str().unwrap().to_string();
-    let job = as_user(
-        &home,
-        &d,
-        &ta,
-        &[
-            "jobs",
-            "create",
-            "--dataset",
-            &dsid,
-            "--preset",
-            "fast",
-            "--gpu",
-            "A10G",
-            "--set",
-            "base_model=brightrun/tiny-random-llama",
-            "--yes",
-            "--json",
-        ],
-        0,
-    );
+    let args = tiny_job_args(&dsid, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let job = as_user(&home, &d, &ta, &args, 0);
     let jid = job["id"].as_str().unwrap().to_string();
     let done = as_user(&home, &d, &ta, &["jobs", "watch", &jid, "--json"], 0);
     assert_eq!(done["status"], "completed", "{done:#}");

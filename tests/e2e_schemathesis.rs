@@ -11,26 +11,7 @@ use std::path::PathBuf;
 /// The tools' bin folder: `BRIGHTRUN_TOOLS_BIN` (scripts/test.sh sets it), else built by
 /// scripts/tools-env.sh (once per machine).
 fn tools_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("BRIGHTRUN_TOOLS_BIN").filter(|v| !v.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new("bash")
-        .arg(root.join("scripts/tools-env.sh"))
-        .output()
-        .expect("bash runs");
-    assert!(
-        out.status.success(),
-        "building the tools environment failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap()
-            .trim(),
-    )
+    env_or_script("BRIGHTRUN_TOOLS_BIN", "scripts/tools-env.sh")
 }
 
 #[test]

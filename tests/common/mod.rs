@@ -12,24 +12,28 @@ use std::sync::OnceLock;
 /// shared environment built by scripts/trainer-env.sh (once per machine).
 pub fn trainer_python() -> PathBuf {
     static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        if let Some(p) = std::env::var_os("BRIGHTRUN_TRAINER_PYTHON").filter(|v| !v.is_empty()) {
-            return PathBuf::from(p);
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = std::process::Command::new("bash")
-            .arg(root.join("scripts/trainer-env.sh"))
-            .output()
-            .expect("bash runs");
-        assert!(
-            out.status.success(),
-            "building the trainer environment failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        PathBuf::from(text.lines().last().expect("a python path").trim())
-    })
-    .clone()
+    PY.get_or_init(|| env_or_script("BRIGHTRUN_TRAINER_PYTHON", "scripts/trainer-env.sh"))
+        .clone()
+}
+
+/// The path in `var` (scripts/test.sh sets it), otherwise the last line printed by `script`,
+/// which builds what it names once per machine.
+pub fn env_or_script(var: &str, script: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("bash")
+        .arg(root.join(script))
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(text.lines().last().expect("a path").trim())
 }
 
 pub struct Home {
@@ -131,24 +135,8 @@ impl Home {
 
     /// Queues a job on the tiny model; extra `--set`s are appended.
     pub fn tiny_job(&self, dataset: &str, sets: &[&str]) -> String {
-        let mut args = vec![
-            "jobs",
-            "create",
-            "--dataset",
-            dataset,
-            "--preset",
-            "fast",
-            "--gpu",
-            "A10G",
-            "--set",
-            "base_model=brightrun/tiny-random-llama",
-            "--yes",
-            "--json",
-        ];
-        for s in sets {
-            args.push("--set");
-            args.push(s);
-        }
+        let args = tiny_job_args(dataset, sets);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let j = self.json(&args, 0);
         assert_eq!(j["status"], "queued");
         j["id"].as_str().unwrap().to_string()
@@ -181,6 +169,32 @@ impl Home {
         }
         panic!("timed out after {secs}s waiting for {what}");
     }
+}
+
+/// `jobs create` arguments for a job on the tiny model, with extra `--set`s.
+pub fn tiny_job_args(dataset: &str, sets: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "jobs",
+        "create",
+        "--dataset",
+        dataset,
+        "--preset",
+        "fast",
+        "--gpu",
+        "A10G",
+        "--set",
+        "base_model=brightrun/tiny-random-llama",
+        "--yes",
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for s in sets {
+        args.push("--set".into());
+        args.push(s.to_string());
+    }
+    args
 }
 
 pub fn sha256_file(path: &Path) -> String {

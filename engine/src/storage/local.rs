@@ -71,69 +71,106 @@ pub(crate) async fn copy_atomic(
 ) -> Result<(u64, String), StorageError> {
     let meta = tokio::fs::metadata(src).await.map_err(io("reading", src))?;
     let total = check_source(src, &meta, limit)?;
-    let dir = dest.parent().expect("object paths have a parent");
-    if private {
-        crate::private::create_dir_all_async(dir).await
-    } else {
-        tokio::fs::create_dir_all(dir).await
-    }
-    .map_err(io("creating", dir))?;
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    let result = async {
-        let mut input = tokio::fs::File::open(src)
-            .await
-            .map_err(io("reading", src))?;
-        let mut output = if private {
-            crate::private::create_file_async(&tmp).await
+    let mut input = tokio::fs::File::open(src)
+        .await
+        .map_err(io("reading", src))?;
+    let what = src.display().to_string();
+    let read_error = |_: u64, e| io("reading", src)(e);
+    let sink = Sink {
+        dest,
+        limit,
+        private,
+    };
+    sink.write(&mut input, &what, &read_error, Some(total), progress)
+        .await
+}
+
+/// Where an atomic write goes and under what rules.
+struct Sink<'a> {
+    dest: &'a Path,
+    /// The bucket's size limit, checked as the bytes arrive (a file may grow while copied; a
+    /// stream's announced size may lie).
+    limit: Option<(u64, Bucket)>,
+    private: bool,
+}
+
+impl Sink<'_> {
+    /// Writes everything `input` yields to a temp file beside `dest`, hashing as it goes, then
+    /// renames it into place; on any error the temp file is removed. Returns (size, sha256).
+    async fn write(
+        &self,
+        input: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+        what: &str,
+        read_error: &(dyn Fn(u64, std::io::Error) -> StorageError + Sync),
+        total: Option<u64>,
+        progress: ProgressFn<'_>,
+    ) -> Result<(u64, String), StorageError> {
+        let dest = self.dest;
+        let dir = dest.parent().expect("object paths have a parent");
+        if self.private {
+            crate::private::create_dir_all_async(dir).await
         } else {
-            tokio::fs::File::create(&tmp).await
+            tokio::fs::create_dir_all(dir).await
         }
-        .map_err(io("writing", &tmp))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; CHUNK];
-        let mut done = 0u64;
-        progress(0, total);
-        loop {
-            let n = input.read(&mut buf).await.map_err(io("reading", src))?;
-            if n == 0 {
-                break;
+        .map_err(io("creating", dir))?;
+        let tmp = dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let result = async {
+            let mut output = if self.private {
+                crate::private::create_file_async(&tmp).await
+            } else {
+                tokio::fs::File::create(&tmp).await
             }
-            hasher.update(&buf[..n]);
-            output
-                .write_all(&buf[..n])
+            .map_err(io("writing", &tmp))?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; CHUNK];
+            let mut done = 0u64;
+            if let Some(t) = total {
+                progress(0, t);
+            }
+            loop {
+                let n = input
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| read_error(done, e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                output
+                    .write_all(&buf[..n])
+                    .await
+                    .map_err(io("writing", dest))?;
+                done += n as u64;
+                if let Some((limit, bucket)) = self.limit
+                    && done > limit
+                {
+                    return Err(StorageError::TooLarge {
+                        what: what.to_string(),
+                        size: done,
+                        limit,
+                        bucket,
+                    });
+                }
+                progress(done, total.unwrap_or(done).max(done));
+            }
+            output.flush().await.map_err(io("writing", dest))?;
+            output.sync_all().await.map_err(io("writing", dest))?;
+            drop(output);
+            tokio::fs::rename(&tmp, dest)
                 .await
                 .map_err(io("writing", dest))?;
-            done += n as u64;
-            if let Some((limit, bucket)) = limit
-                && done > limit
-            {
-                // The file grew while we copied it.
-                return Err(StorageError::TooLarge {
-                    what: src.display().to_string(),
-                    size: done,
-                    limit,
-                    bucket,
-                });
-            }
-            progress(done, total.max(done));
+            Ok((done, hex::encode(hasher.finalize())))
         }
-        output.flush().await.map_err(io("writing", dest))?;
-        output.sync_all().await.map_err(io("writing", dest))?;
-        drop(output);
-        tokio::fs::rename(&tmp, dest)
-            .await
-            .map_err(io("writing", dest))?;
-        Ok((done, hex::encode(hasher.finalize())))
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
     }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
-    }
-    result
 }
 
 /// The blocking one-pass form of [`copy_atomic`], for imports that also validate: reads `src`
@@ -310,66 +347,25 @@ impl ObjectStore for LocalStore {
         progress: ProgressFn<'_>,
     ) -> Result<StoredObject, StorageError> {
         let dest = self.full_path(bucket, path)?;
-        let dir = dest.parent().expect("object paths have a parent");
-        crate::private::create_dir_all_async(dir)
-            .await
-            .map_err(io("creating", dir))?;
-        let tmp = dir.join(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
-        let limit = bucket.max_object_size();
-        let result = async {
-            let mut output = crate::private::create_file_async(&tmp)
-                .await
-                .map_err(io("writing", &tmp))?;
-            let mut hasher = Sha256::new();
-            let mut buf = vec![0u8; CHUNK];
-            let mut done = 0u64;
-            loop {
-                let n = reader.read(&mut buf).await.map_err(|e| {
-                    StorageError::Other(format!(
-                        "the upload of {path} broke off after {done} bytes: {e}"
-                    ))
-                })?;
-                if n == 0 {
-                    break;
-                }
-                done += n as u64;
-                if done > limit {
-                    return Err(StorageError::TooLarge {
-                        what: path.to_string(),
-                        size: done,
-                        limit,
-                        bucket,
-                    });
-                }
-                hasher.update(&buf[..n]);
-                output
-                    .write_all(&buf[..n])
-                    .await
-                    .map_err(io("writing", &dest))?;
-                progress(done, done);
-            }
-            output.flush().await.map_err(io("writing", &dest))?;
-            output.sync_all().await.map_err(io("writing", &dest))?;
-            drop(output);
-            tokio::fs::rename(&tmp, &dest)
-                .await
-                .map_err(io("writing", &dest))?;
-            Ok(StoredObject {
-                bucket,
-                path: path.to_string(),
-                size: done,
-                sha256: hex::encode(hasher.finalize()),
-            })
-        }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        result
+        let read_error = |done: u64, e: std::io::Error| {
+            StorageError::Other(format!(
+                "the upload of {path} broke off after {done} bytes: {e}"
+            ))
+        };
+        let sink = Sink {
+            dest: &dest,
+            limit: Some((bucket.max_object_size(), bucket)),
+            private: true,
+        };
+        let (size, sha256) = sink
+            .write(reader, path, &read_error, None, progress)
+            .await?;
+        Ok(StoredObject {
+            bucket,
+            path: path.to_string(),
+            size,
+            sha256,
+        })
     }
 
     async fn get_to_file(

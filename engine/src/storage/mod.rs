@@ -132,7 +132,6 @@ pub trait ObjectStore: Send + Sync {
         progress: ProgressFn<'_>,
     ) -> Result<StoredObject, StorageError>;
 
-    /// Copies an object to a local file (atomically), returning its size and sha256.
     /// Stores what `reader` yields (an upload's body) at `path`, atomically, hashing as it
     /// goes; refused as soon as it passes the bucket's size limit.
     async fn put_reader(
@@ -143,6 +142,7 @@ pub trait ObjectStore: Send + Sync {
         progress: ProgressFn<'_>,
     ) -> Result<StoredObject, StorageError>;
 
+    /// Copies an object to a local file (atomically), returning its size and sha256.
     async fn get_to_file(
         &self,
         bucket: Bucket,
