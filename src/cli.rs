@@ -77,6 +77,22 @@ pub enum Command {
     /// Show or locate the configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The object store (local folder or S3): check that it answers.
+    #[command(subcommand)]
+    Storage(StorageCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StorageCmd {
+    /// Reachability, buckets present, and a put/get/delete probe, each with its verdict;
+    /// exit 0 only when all pass.
+    Check {
+        /// Create missing buckets.
+        #[arg(long)]
+        create_buckets: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 /// What to train and on what: shared by `estimate` and `jobs create`.
@@ -193,6 +209,28 @@ pub enum ModelsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Print a presigned download URL to share (S3 stores only).
+    Url {
+        id: String,
+        /// Which file (default: the adapter's weights).
+        #[arg(long)]
+        file: Option<String>,
+        /// How long it lasts: 30m, 1h, 24h, 7d (at most 7 days).
+        #[arg(long, default_value = "24h")]
+        expires: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Delete a model. Its stored files are kept unless --purge.
+    #[command(alias = "delete")]
+    Rm {
+        id: String,
+        /// Delete the stored files too.
+        #[arg(long)]
+        purge: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -271,9 +309,20 @@ pub enum DatasetsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Delete a dataset (refused while a job uses it).
+    /// Delete a dataset (refused while a job uses it). The stored file is kept unless
+    /// --purge.
     #[command(alias = "delete")]
     Rm {
+        id: String,
+        /// Delete the stored file too.
+        #[arg(long)]
+        purge: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Continue an upload that broke off (a killed `datasets add`); with S3 the parts already
+    /// stored are not sent again.
+    Resume {
         id: String,
         #[command(flatten)]
         json: JsonFlag,

@@ -49,10 +49,43 @@ pub struct ProfileConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `local` (the embedded default).
+    /// `local` (the embedded default) or `s3`.
     pub backend: String,
     /// Root of the local object store; default `DATA_DIR/objects`.
     pub local_root: Option<PathBuf>,
+    /// The S3-compatible store, used when `backend = "s3"`.
+    pub s3: S3Config,
+}
+
+/// An S3-compatible store: AWS S3, Cloudflare R2, MinIO, Backblaze B2, Supabase Storage.
+/// Credentials never live here: they come from BrightRun's secrets
+/// (`s3_access_key_id`, `s3_secret_access_key`, optionally `s3_session_token`) or else from
+/// the usual AWS chain (environment, shared credentials file and `profile`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// The endpoint URL (`http://127.0.0.1:9000`, `https://ACCOUNT.r2.cloudflarestorage.com`);
+    /// none for AWS itself.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Bucket in the path (`endpoint/bucket/key`) rather than the host name; most
+    /// self-hosted servers need it.
+    pub force_path_style: bool,
+    pub datasets_bucket: String,
+    pub models_bucket: String,
+    /// Put every object under this prefix (`team-a/`), for users with one shared bucket.
+    pub prefix: Option<String>,
+    /// Multipart part size in MiB (5..=5120, S3's limits).
+    pub part_size_mb: u64,
+    /// Parts uploaded or downloaded at once.
+    pub concurrency: usize,
+    /// The AWS shared-config profile to take credentials from, when not from secrets.
+    pub profile: Option<String>,
+    /// Multipart uploads left unfinished this long are aborted, so no parts are billed forever.
+    pub abort_unfinished_after_hours: u64,
+    /// How long an upload or download keeps retrying while the server does not answer before
+    /// it gives up (it resumes from where it stopped when run again).
+    pub retry_for_secs: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -195,6 +228,25 @@ impl Default for StorageConfig {
         Self {
             backend: "local".into(),
             local_root: None,
+            s3: S3Config::default(),
+        }
+    }
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: "us-east-1".into(),
+            force_path_style: false,
+            datasets_bucket: "lora-datasets".into(),
+            models_bucket: "lora-models".into(),
+            prefix: None,
+            part_size_mb: 16,
+            concurrency: 8,
+            profile: None,
+            abort_unfinished_after_hours: 24,
+            retry_for_secs: 300,
         }
     }
 }
@@ -315,6 +367,36 @@ impl Config {
         }
         if self.validation.max_seq_length == 0 {
             return Err(invalid("validation.max_seq_length", "must be > 0".into()));
+        }
+        match self.storage.backend.as_str() {
+            "local" | "s3" => {}
+            other => {
+                return Err(invalid(
+                    "storage.backend",
+                    format!("`{other}` is not a store; use `local` or `s3`"),
+                ));
+            }
+        }
+        let s3 = &self.storage.s3;
+        if !(5..=5120).contains(&s3.part_size_mb) {
+            return Err(invalid(
+                "storage.s3.part_size_mb",
+                format!("{} is outside S3's 5..=5120 MiB", s3.part_size_mb),
+            ));
+        }
+        if !(1..=64).contains(&s3.concurrency) {
+            return Err(invalid(
+                "storage.s3.concurrency",
+                format!("{} is outside 1..=64", s3.concurrency),
+            ));
+        }
+        if let Some(e) = &s3.endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(invalid(
+                "storage.s3.endpoint",
+                "must be an http:// or https:// URL".into(),
+            ));
         }
         if self.engine.dispatch_batch == 0 {
             return Err(invalid("engine.dispatch_batch", "must be > 0".into()));

@@ -58,6 +58,9 @@ pub enum EngineEvent {
     },
 }
 
+/// The name `BackendHealth` carries for the object store, beside the backends' names.
+pub const STORAGE_HEALTH: &str = "storage";
+
 impl EngineEvent {
     /// Whether this is a durable record change (goes in the change log) rather than a live
     /// notice that may be dropped.

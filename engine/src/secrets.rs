@@ -180,6 +180,16 @@ impl Secrets {
         Ok(out)
     }
 
+    /// Secrets given in code (tests, embedders), as if from the environment.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self {
+            values: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), (Secret::new(v), "environment")))
+                .collect(),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&Secret> {
         self.values.get(name).map(|(s, _)| s)
     }

@@ -237,7 +237,7 @@ async fn cancelling_a_queued_job_costs_nothing_and_frees_the_dataset() {
     let d = ready_dataset(&engine, home.path()).await;
     // No tasks running: the job stays queued.
     let job = engine.create_job(request(&d), false).await.unwrap();
-    let refused = engine.delete_dataset(d.id).await.unwrap_err();
+    let refused = engine.delete_dataset(d.id, true).await.unwrap_err();
     assert!(
         refused.to_string().contains("used by active job"),
         "{refused}"
@@ -245,7 +245,7 @@ async fn cancelling_a_queued_job_costs_nothing_and_frees_the_dataset() {
     let j = engine.cancel_job(job.id).await.unwrap();
     assert_eq!(j.status, JobStatus::Cancelled);
     assert_eq!(j.final_cost, Some(0.0));
-    engine.delete_dataset(d.id).await.unwrap();
+    engine.delete_dataset(d.id, true).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

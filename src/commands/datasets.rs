@@ -134,12 +134,31 @@ pub async fn run(api: &dyn EngineApi, cmd: DatasetsCmd) -> Result<i32> {
                 exit::FAILED
             })
         }
-        DatasetsCmd::Rm { id, json } => {
-            let d = api.delete_dataset(&id).await?;
+        DatasetsCmd::Rm { id, purge, json } => {
+            let d = api.delete_dataset(&id, purge).await?;
             if json.json {
                 output::json(&d)?;
             } else {
-                println!("deleted dataset {} ({})", d.id.short(), fit(&d.name, 60));
+                println!(
+                    "deleted dataset {} ({}){}",
+                    d.id.short(),
+                    fit(&d.name, 60),
+                    if purge { " and its stored file" } else { "" }
+                );
+            }
+            Ok(exit::OK)
+        }
+        DatasetsCmd::Resume { id, json } => {
+            let d = api.resume_dataset(&id).await?;
+            if json.json {
+                output::json(&d)?;
+            } else {
+                println!(
+                    "dataset {} ({}) is {}",
+                    d.id.short(),
+                    fit(&d.name, 60),
+                    d.status.as_str()
+                );
             }
             Ok(exit::OK)
         }

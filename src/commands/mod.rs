@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod models;
 pub mod output;
 pub mod serve;
+pub mod storage;
 pub mod tokens;
 
 /// Exit statuses shared by every command.

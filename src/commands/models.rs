@@ -76,7 +76,68 @@ pub async fn run(api: &dyn EngineApi, cmd: ModelsCmd) -> Result<i32> {
             }
             Ok(exit::OK)
         }
+        ModelsCmd::Url {
+            id,
+            file,
+            expires,
+            json,
+        } => {
+            let secs = parse_duration(&expires).ok_or_else(|| {
+                anyhow::anyhow!(brightrun_engine::api::ApiError::invalid(
+                    "expires",
+                    format!(
+                        "--expires takes a duration such as 30m, 1h, 24h or 7d, not `{}`",
+                        brightrun_engine::text::clean_line(&expires)
+                    ),
+                ))
+            })?;
+            let u = api.model_url(&id, file, Some(secs)).await?;
+            if json.json {
+                output::json(&u)?;
+            } else {
+                println!("{}", u.url);
+                eprintln!(
+                    "{} of model {}, valid until {}",
+                    u.file,
+                    u.model_id.short(),
+                    u.expires_at.format("%Y-%m-%d %H:%M UTC")
+                );
+            }
+            Ok(exit::OK)
+        }
+        ModelsCmd::Rm { id, purge, json } => {
+            let m = api.delete_model(&id, purge).await?;
+            if json.json {
+                output::json(&m)?;
+            } else {
+                println!(
+                    "deleted model {} ({}){}",
+                    m.id.short(),
+                    fit(&m.name, 60),
+                    if purge { " and its stored files" } else { "" }
+                );
+            }
+            Ok(exit::OK)
+        }
     }
+}
+
+/// `30s`, `30m`, `1h`, `7d` (or plain seconds) as seconds.
+fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = n.parse().ok()?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|&v| v > 0)
 }
 
 fn print_model(a: &ModelArtifact) {

@@ -686,7 +686,10 @@ impl Executor {
             }
             Effect::DeleteDataset(id) => {
                 tokio::spawn(async move {
-                    let result = engine.delete_dataset(&id.to_string()).await.map_err(text);
+                    let result = engine
+                        .delete_dataset(&id.to_string(), false)
+                        .await
+                        .map_err(text);
                     send(Outcome::DatasetChanged {
                         what: "deleted",
                         result,

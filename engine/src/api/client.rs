@@ -103,9 +103,13 @@ pub trait Api: EngineApi {
             Cleaned
         )
     }
-    async fn delete_dataset(&self, id: &str) -> Result<Dataset, ApiError> {
+    async fn delete_dataset(&self, id: &str, purge: bool) -> Result<Dataset, ApiError> {
         expect!(
-            self.call(Request::DeleteDataset { id: id.into() }).await,
+            self.call(Request::DeleteDataset {
+                id: id.into(),
+                purge
+            })
+            .await,
             Dataset
         )
     }
@@ -294,47 +298,81 @@ pub trait Api: EngineApi {
             if let Some(dir) = dest.parent() {
                 tokio::fs::create_dir_all(dir).await.map_err(io)?;
             }
-            let tmp = dest.with_file_name(format!(
-                ".{}.part",
-                dest.file_name().unwrap_or_default().to_string_lossy()
-            ));
-            let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
-            let mut body = self.download(model.id, &f.path).await?;
-            let mut hash = Sha256::new();
-            let mut size = 0u64;
-            let result: Result<(), ApiError> = async {
-                while let Some(chunk) = body.next().await {
-                    let chunk = chunk.map_err(|e| {
-                        ApiError::unavailable(format!("download of {} broke off: {e}", f.path))
-                    })?;
-                    hash.update(&chunk);
-                    size += chunk.len() as u64;
-                    out.write_all(&chunk).await.map_err(io)?;
-                    progress(done + size, total);
+            let before = done;
+            let file_progress = |d: u64, _t: u64| progress(before + d, total);
+            // With an S3 store the bytes come straight from storage: ranged, in parallel,
+            // resumable. Without URLs (the local store), or when storage cannot be reached
+            // from here, they stream through the engine.
+            let via_url = match self
+                .model_url(&model.id.to_string(), Some(f.path.clone()), Some(3600))
+                .await
+            {
+                Ok(u) => download_url(&u.url, f, dest, &file_progress).await,
+                Err(_) => Err(None),
+            };
+            match via_url {
+                Ok(()) => {}
+                Err(Some(e)) => return Err(e),
+                Err(None) => {
+                    self.download_streamed(&model, f, dest, &file_progress)
+                        .await?
                 }
-                out.flush().await.map_err(io)?;
-                out.sync_all().await.map_err(io)?;
-                let got = hex::encode(hash.finalize());
-                if got != f.sha256 || size != f.size {
-                    return Err(ApiError::new(
-                        ErrorCode::Conflict,
-                        format!(
-                            "{} arrived corrupted (sha256 {got} instead of {}); nothing was kept",
-                            f.path, f.sha256
-                        ),
-                    ));
-                }
-                tokio::fs::rename(&tmp, dest).await.map_err(io)
             }
-            .await;
-            if let Err(e) = result {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(e);
-            }
-            done += size;
+            done += f.size;
         }
         progress(total, total);
         Ok(targets)
+    }
+
+    /// One model file streamed through the engine, sha256-checked as it arrives and written
+    /// through a temporary file.
+    async fn download_streamed(
+        &self,
+        model: &ModelArtifact,
+        f: &ArtifactFile,
+        dest: &Path,
+        progress: Progress<'_>,
+    ) -> Result<(), ApiError> {
+        let io = |e: std::io::Error| {
+            ApiError::invalid("to", format!("cannot write {}: {e}", dest.display()))
+        };
+        let tmp = dest.with_file_name(format!(
+            ".{}.part",
+            dest.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        let mut body = self.download(model.id, &f.path).await?;
+        let mut hash = Sha256::new();
+        let mut size = 0u64;
+        let result: Result<(), ApiError> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::unavailable(format!("download of {} broke off: {e}", f.path))
+                })?;
+                hash.update(&chunk);
+                size += chunk.len() as u64;
+                out.write_all(&chunk).await.map_err(io)?;
+                progress(size, f.size);
+            }
+            out.flush().await.map_err(io)?;
+            out.sync_all().await.map_err(io)?;
+            let got = hex::encode(hash.finalize());
+            if got != f.sha256 || size != f.size {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "{} arrived corrupted (sha256 {got} instead of {}); nothing was kept",
+                        f.path, f.sha256
+                    ),
+                ));
+            }
+            tokio::fs::rename(&tmp, dest).await.map_err(io)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
     }
 
     async fn costs(&self, period: Period) -> Result<CostsReport, ApiError> {
@@ -367,6 +405,129 @@ pub trait Api: EngineApi {
             TokenRevoked
         )
     }
+
+    async fn resume_dataset(&self, id: &str) -> Result<Dataset, ApiError> {
+        expect!(
+            self.call(Request::ResumeDataset { id: id.into() }).await,
+            Dataset
+        )
+    }
+    async fn model_url(
+        &self,
+        id: &str,
+        file: Option<String>,
+        expires_secs: Option<u64>,
+    ) -> Result<crate::engine::SharedUrl, ApiError> {
+        expect!(
+            self.call(Request::ModelUrl {
+                id: id.into(),
+                file,
+                expires_secs
+            })
+            .await,
+            Url
+        )
+    }
+    async fn delete_model(&self, id: &str, purge: bool) -> Result<ModelArtifact, ApiError> {
+        expect!(
+            self.call(Request::DeleteModel {
+                id: id.into(),
+                purge
+            })
+            .await,
+            Model
+        )
+    }
+    async fn storage_check(
+        &self,
+        create_buckets: bool,
+    ) -> Result<crate::engine::StorageReport, ApiError> {
+        expect!(
+            self.call(Request::StorageCheck { create_buckets }).await,
+            StorageCheck
+        )
+    }
 }
 
 impl<T: EngineApi + ?Sized> Api for T {}
+
+/// Byte ranges of a presigned URL.
+struct UrlRanges<'a> {
+    http: reqwest::Client,
+    url: &'a str,
+    name: &'a str,
+}
+
+#[async_trait]
+impl crate::storage::ranged::RangeSource for UrlRanges<'_> {
+    async fn fetch(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<bytes::Bytes, crate::storage::StorageError> {
+        let unreachable = |e: reqwest::Error| crate::storage::StorageError::Unreachable {
+            endpoint: "the presigned URL's host".into(),
+            message: e.without_url().to_string(),
+        };
+        let r = self
+            .http
+            .get(self.url)
+            .header("Range", format!("bytes={start}-{}", end - 1))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !r.status().is_success() {
+            return Err(crate::storage::StorageError::Remote {
+                endpoint: "the presigned URL's host".into(),
+                what: format!("downloading {}", self.name),
+                code: format!("HTTP {}", r.status().as_u16()),
+                message: String::new(),
+            });
+        }
+        r.bytes().await.map_err(unreachable)
+    }
+    fn describe(&self) -> String {
+        self.name.to_string()
+    }
+}
+
+/// Downloads one model file from a presigned URL: 8 MiB ranges, 4 at a time, resuming a
+/// partial download of the same file, the sha256 checked before the rename. `Err(None)`: the
+/// URL's host cannot be reached from here (the caller streams through the engine instead).
+async fn download_url(
+    url: &str,
+    f: &ArtifactFile,
+    dest: &Path,
+    progress: Progress<'_>,
+) -> Result<(), Option<ApiError>> {
+    let source = UrlRanges {
+        http: reqwest::Client::new(),
+        url,
+        name: &f.path,
+    };
+    let plan = crate::storage::ranged::RangePlan {
+        range_size: 8 << 20,
+        concurrency: 4,
+    };
+    match crate::storage::ranged::download(
+        &source,
+        f.size,
+        &f.sha256,
+        dest,
+        plan,
+        Some(&f.sha256),
+        progress,
+    )
+    .await
+    {
+        Ok(_) => Ok(()),
+        Err(crate::storage::StorageError::Unreachable { .. }) => Err(None),
+        Err(e @ crate::storage::StorageError::Corrupt { .. }) => {
+            Err(Some(ApiError::new(ErrorCode::Conflict, e.to_string())))
+        }
+        Err(e) => Err(Some(ApiError::unavailable(format!(
+            "downloading {}: {e}",
+            f.path
+        )))),
+    }
+}

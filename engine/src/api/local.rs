@@ -373,9 +373,12 @@ impl LocalApi {
                     .await?;
                 Reply::Cleaned(Cleaned { dataset, report })
             }
-            Request::DeleteDataset { id } => {
+            Request::DeleteDataset { id, purge } => {
                 let id = blocking(e, move |e| dataset_id(e, &id)).await?;
-                Reply::Dataset(e.delete_dataset(id).await?)
+                Reply::Dataset(e.delete_dataset(id, purge).await?)
+            }
+            Request::ResumeDataset { id } => {
+                Reply::Dataset(e.resume_dataset(&id, &|_, _| {}).await?)
             }
 
             Request::Estimate { spec } => Reply::Estimate(Box::new(
@@ -427,6 +430,24 @@ impl LocalApi {
             }
             Request::GetModel { id } => {
                 Reply::Model(blocking(e, move |e| e.artifact(model_id(e, &id)?)).await?)
+            }
+            Request::ModelUrl {
+                id,
+                file,
+                expires_secs,
+            } => {
+                let id = blocking(e, move |e| model_id(e, &id)).await?;
+                let ttl = expires_secs
+                    .map(std::time::Duration::from_secs)
+                    .unwrap_or(crate::storage::Bucket::DOWNLOAD_URL_TTL);
+                Reply::Url(e.model_url(id, file.as_deref(), ttl).await?)
+            }
+            Request::DeleteModel { id, purge } => {
+                let id = blocking(e, move |e| model_id(e, &id)).await?;
+                Reply::Model(e.delete_model(id, purge).await?)
+            }
+            Request::StorageCheck { create_buckets } => {
+                Reply::StorageCheck(e.storage_check(create_buckets).await)
             }
 
             Request::Costs { period } => Reply::Costs(Box::new(

@@ -124,7 +124,15 @@ pub enum Request {
         #[serde(default)]
         description: Option<String>,
     },
+    /// Soft-deletes a dataset; with `purge` its stored object is deleted too.
     DeleteDataset {
+        id: String,
+        #[serde(default)]
+        purge: bool,
+    },
+    /// Continues an upload that broke off (a killed `datasets add`), from its source file;
+    /// with S3 the parts already stored are not sent again.
+    ResumeDataset {
         id: String,
     },
     /// A new dataset from the valid examples of one with a few bad ones, with a report of
@@ -183,6 +191,27 @@ pub enum Request {
     GetModel {
         id: String,
     },
+    /// A presigned download URL for one file of a model (the weights by default), to share.
+    ModelUrl {
+        id: String,
+        #[serde(default)]
+        file: Option<String>,
+        /// How long the URL lasts; default 24 h, at most 7 days.
+        #[serde(default)]
+        expires_secs: Option<u64>,
+    },
+    /// Soft-deletes a model; with `purge` its stored files are deleted too.
+    DeleteModel {
+        id: String,
+        #[serde(default)]
+        purge: bool,
+    },
+    /// Checks the object store: reachable, buckets present (created with `create_buckets`,
+    /// owner only), and a put/get/delete probe.
+    StorageCheck {
+        #[serde(default)]
+        create_buckets: bool,
+    },
 
     Costs {
         period: Period,
@@ -231,6 +260,10 @@ impl Request {
             Self::ValidateDataset { .. } => "validate_dataset",
             Self::UpdateDataset { .. } => "update_dataset",
             Self::DeleteDataset { .. } => "delete_dataset",
+            Self::ResumeDataset { .. } => "resume_dataset",
+            Self::ModelUrl { .. } => "model_url",
+            Self::DeleteModel { .. } => "delete_model",
+            Self::StorageCheck { .. } => "storage_check",
             Self::CleanDataset { .. } => "clean_dataset",
             Self::Estimate { .. } => "estimate",
             Self::CreateJob { .. } => "create_job",
@@ -261,6 +294,9 @@ impl Request {
                 | Self::ListTokens
                 | Self::RevokeToken { .. }
                 | Self::ImportDataset { .. }
+                | Self::StorageCheck {
+                    create_buckets: true
+                }
         )
     }
 }
@@ -403,6 +439,8 @@ pub enum Reply {
     Token(NewToken),
     Tokens(Vec<TokenInfo>),
     TokenRevoked(TokenInfo),
+    Url(crate::engine::SharedUrl),
+    StorageCheck(crate::engine::StorageReport),
 }
 
 impl Reply {
@@ -429,6 +467,8 @@ impl Reply {
             Self::Token(_) => "token",
             Self::Tokens(_) => "tokens",
             Self::TokenRevoked(_) => "token_revoked",
+            Self::Url(_) => "url",
+            Self::StorageCheck(_) => "storage_check",
         }
     }
 }

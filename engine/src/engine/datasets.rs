@@ -48,6 +48,14 @@ impl Engine {
             .filter(|n| !n.is_empty())
             .ok_or_else(|| EngineError::Invalid(format!("{} has no file name", file.display())))?;
         let source = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        if let Some(mut unfinished) = self.unfinished_upload_of(&source, meta.len())? {
+            // The same file (path and size; the store checks its modification time before
+            // keeping any stored part) whose upload broke off: continue it, not a second
+            // dataset.
+            tracing::info!(dataset = %unfinished.id, "resuming the unfinished upload");
+            self.upload(&mut unfinished, progress).await?;
+            return Ok(unfinished);
+        }
         let mut dataset = self.new_dataset_record(
             &file_name,
             meta.len(),
@@ -68,44 +76,95 @@ impl Engine {
         dataset: &mut Dataset,
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<()> {
-        if let Some(dest) = self
+        let id = dataset.id;
+        // One upload of a dataset at a time: the validation task's resume of `uploading`
+        // datasets must not start a second one beside a running `datasets add`.
+        if !self.inner.uploads.lock().expect("uploads lock").insert(id) {
+            return Err(EngineError::Conflict(format!(
+                "dataset {} is already being uploaded",
+                id.short()
+            )));
+        }
+        let result = match self
             .inner
             .objects
             .local_path(Bucket::Datasets, &dataset.storage_path)
         {
-            return self.import_one_pass(dataset, dest, progress).await;
-        }
+            Some(dest) => self.import_one_pass(dataset, dest, progress).await,
+            None => self.import_remote(dataset, progress).await,
+        };
+        self.inner.uploads.lock().expect("uploads lock").remove(&id);
+        result
+    }
+
+    /// The import into a remote store (S3): the upload reads the source once and hands every
+    /// chunk to the validator as well, so the verdict comes with the upload, without a local
+    /// copy. A store that cannot feed the validator leaves the dataset `validating` for the
+    /// validation task, which streams the object back.
+    async fn import_remote(
+        &self,
+        dataset: &mut Dataset,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<()> {
         let source = dataset.source_path.clone().unwrap_or_default();
         let store = &self.inner.store;
         let id = dataset.id;
+        let opts = self.validation_options()?;
+        let file_name = dataset.file_name.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<u8>>>(8);
+        let validator = tokio::task::spawn_blocking(move || {
+            let reader = ChunkReader {
+                rx,
+                chunk: Arc::new(Vec::new()),
+                at: 0,
+            };
+            validation::validate_reader(reader, &file_name, &opts, &mut |_| {})
+        });
+        let last = std::sync::Mutex::new(0u64);
         let report = |done: u64, total: u64| {
             progress(done, total);
-            store.publish(EngineEvent::Progress(Progress {
-                task: ProgressTask::Upload(id),
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            publish_progress(
+                store,
+                ProgressTask::Upload(id),
+                "uploading and validating",
+                &mut last,
                 done,
-                total: Some(total),
-                message: "uploading".into(),
-            }));
+                total,
+            );
         };
-        match self
+        let tee: crate::storage::ChunkTee = Box::new(move |chunk| tx.send(chunk).is_ok());
+        let uploaded = self
             .inner
             .objects
-            .put_file(
+            .put_file_tee(
                 Bucket::Datasets,
                 &dataset.storage_path,
                 Path::new(&source),
                 &report,
+                tee,
             )
-            .await
-        {
-            Ok(obj) => {
-                dataset.status = DatasetStatus::Validating;
+            .await;
+        let verdict = validator.await;
+        match uploaded {
+            Ok((obj, teed)) => {
                 dataset.file_size = obj.size;
                 dataset.sha256 = Some(obj.sha256);
-                dataset.updated_at = now();
-                store.put(&*dataset)?;
-                self.inner.wake_validation.notify_one();
+                match verdict {
+                    Ok(Ok(report)) if teed => self.record_verdict(dataset, report)?,
+                    _ => {
+                        dataset.status = DatasetStatus::Validating;
+                        dataset.updated_at = now();
+                        store.put(&*dataset)?;
+                        self.inner.wake_validation.notify_one();
+                    }
+                }
                 Ok(())
+            }
+            Err(e) if e.is_transient() => {
+                // Left `uploading`: the parts sent are journaled, and running the same
+                // `datasets add` again (or `datasets resume`) continues from there.
+                Err(e.into())
             }
             Err(e) => {
                 let message = format!("upload failed: {e}");
@@ -325,9 +384,7 @@ impl Engine {
             .objects
             .local_path(Bucket::Datasets, &dataset.storage_path)
         else {
-            return Err(EngineError::Invalid(
-                "validation needs a local copy of the dataset".into(),
-            ));
+            return self.validate_streamed(dataset).await;
         };
         if !path.exists() {
             let msg = format!(
@@ -367,6 +424,54 @@ impl Engine {
                     format!("cannot read {}: {e}", path.display()),
                     Vec::new(),
                 )?;
+            }
+        }
+        Ok(dataset)
+    }
+
+    /// Re-validation in a remote store: the object is streamed through the validator, with no
+    /// local copy.
+    async fn validate_streamed(&self, mut dataset: Dataset) -> Result<Dataset> {
+        let body = match self
+            .inner
+            .objects
+            .open(Bucket::Datasets, &dataset.storage_path)
+            .await
+        {
+            Ok(b) => b,
+            Err(crate::storage::StorageError::NotFound { .. }) => {
+                let msg = format!(
+                    "the stored file {}/{} is missing",
+                    dataset.storage_bucket, dataset.storage_path
+                );
+                self.fail_dataset(&mut dataset, msg, Vec::new())?;
+                return Ok(dataset);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        dataset.status = DatasetStatus::Validating;
+        dataset.updated_at = now();
+        self.inner.store.put(&dataset)?;
+        let opts = self.validation_options()?;
+        let file_name = dataset.file_name.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let reader =
+                std::io::BufReader::with_capacity(1 << 20, tokio_util::io::SyncIoBridge::new(body));
+            validation::validate_reader(reader, &file_name, &opts, &mut |_| {})
+        })
+        .await
+        .map_err(|e| EngineError::Invalid(format!("the validator stopped: {e}")))?;
+        match report {
+            Ok(report) => self.record_verdict(&mut dataset, report)?,
+            Err(e) => {
+                // The store stopped answering mid-way: the dataset stays as it was, to be
+                // validated again.
+                return Err(EngineError::Storage(crate::storage::StorageError::Other(
+                    format!(
+                        "reading {}/{}: {e}",
+                        dataset.storage_bucket, dataset.storage_path
+                    ),
+                )));
             }
         }
         Ok(dataset)
@@ -472,7 +577,9 @@ impl Engine {
     }
 
     /// Soft-deletes a dataset and removes its stored file. Refused while an active job uses it.
-    pub async fn delete_dataset(&self, id: DatasetId) -> Result<Dataset> {
+    /// Soft-deletes a dataset (the seed's `deleted_at`); with `purge` its stored object goes
+    /// too. Refused while an active job uses it.
+    pub async fn delete_dataset(&self, id: DatasetId, purge: bool) -> Result<Dataset> {
         let mut d = self.dataset(id)?;
         let active: Vec<String> = self
             .inner
@@ -491,13 +598,68 @@ impl Engine {
                 if active.len() == 1 { "it" } else { "them" },
             )));
         }
-        d.deleted_at = Some(now());
-        d.updated_at = now();
-        self.inner.store.put(&d)?;
-        self.inner
-            .objects
-            .delete(Bucket::Datasets, &d.storage_path)
-            .await?;
+        if d.deleted_at.is_none() {
+            d.deleted_at = Some(now());
+            d.updated_at = now();
+            self.inner.store.put(&d)?;
+        }
+        if purge {
+            self.inner
+                .objects
+                .delete(Bucket::Datasets, &d.storage_path)
+                .await?;
+        }
+        Ok(d)
+    }
+
+    /// This user's dataset still `uploading` from `source` (with this size), whose upload is not
+    /// running now: one a killed or interrupted `datasets add` left.
+    fn unfinished_upload_of(&self, source: &Path, size: u64) -> Result<Option<Dataset>> {
+        let source = source.to_string_lossy();
+        Ok(self
+            .datasets(Some(DatasetStatus::Uploading), Page::ALL)?
+            .into_iter()
+            .find(|d| {
+                d.source_path.as_deref() == Some(&*source)
+                    && d.file_size == size
+                    && !self.awaiting_upload(d)
+            }))
+    }
+
+    /// `datasets resume ID`: continues an upload that broke off, from its source file (with
+    /// S3, the parts already stored are not sent again).
+    pub async fn resume_dataset(
+        &self,
+        query: &str,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Dataset> {
+        let mut d = self.dataset(self.resolve_dataset(query)?)?;
+        if d.status != DatasetStatus::Uploading {
+            return Err(EngineError::Conflict(format!(
+                "dataset {} is {}, not uploading; nothing to resume",
+                d.id.short(),
+                d.status.as_str()
+            )));
+        }
+        if self.awaiting_upload(&d) {
+            return Err(EngineError::Conflict(format!(
+                "dataset {} is being uploaded right now",
+                d.id.short()
+            )));
+        }
+        let source = d.source_path.clone().unwrap_or_default();
+        if source.is_empty() || !Path::new(&source).is_file() {
+            return Err(EngineError::Invalid(format!(
+                "the source file of dataset {} ({}) is gone; add the file again",
+                d.id.short(),
+                if source.is_empty() {
+                    "streamed"
+                } else {
+                    &source
+                }
+            )));
+        }
+        self.upload(&mut d, progress).await?;
         Ok(d)
     }
 

@@ -10,6 +10,7 @@ mod lifecycle;
 mod notify;
 mod resolve;
 mod runner;
+mod storage_ops;
 mod tasks;
 mod uploads;
 
@@ -19,6 +20,7 @@ pub use datasets::NewDataset;
 pub use jobs::JobRequest;
 pub use resolve::IdKind;
 pub(crate) use resolve::pick;
+pub use storage_ops::{SharedUrl, StorageReport};
 
 use crate::backend::{ClusterBackend, LocalBackend};
 use crate::config::{Config, ConfigError};
@@ -26,7 +28,7 @@ use crate::events::EngineEvent;
 use crate::ids::*;
 use crate::paths::Paths;
 use crate::secrets::{Secrets, SecretsError};
-use crate::storage::{LocalStore, ObjectStore, StorageError};
+use crate::storage::{LocalStore, ObjectStore, S3Store, StorageError};
 use crate::store::{Store, StoreError};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -132,9 +134,14 @@ impl EngineBuilder {
                         .clone()
                         .unwrap_or_else(|| paths.objects_dir()),
                 )),
+                "s3" => Arc::new(S3Store::new(
+                    config.storage.s3.clone(),
+                    &secrets,
+                    Arc::new(store.clone()),
+                )),
                 other => {
                     return Err(EngineError::Invalid(format!(
-                        "storage.backend = `{other}` is not supported by this build (use `local`)"
+                        "storage.backend = `{other}` is not a store (use `local` or `s3`)"
                     )));
                 }
             },

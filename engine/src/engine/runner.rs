@@ -168,7 +168,16 @@ impl Engine {
                     .await;
             }
         };
-        let spec = match self.build_spec(&job) {
+        let dataset_path = match self.local_dataset_copy(&job).await {
+            Ok(p) => p,
+            Err(e) => {
+                let transient = matches!(&e, EngineError::Storage(s) if s.is_transient());
+                return self
+                    .fail_or_retry(id, transient, e.to_string(), String::new())
+                    .await;
+            }
+        };
+        let spec = match self.build_spec(&job, dataset_path) {
             Ok(s) => s,
             Err(e) => {
                 return self
@@ -204,19 +213,53 @@ impl Engine {
         }
     }
 
-    fn build_spec(&self, job: &TrainingJob) -> Result<TrainerSpec> {
+    /// Where the local trainer reads the job's dataset: in place in a local store, else a copy
+    /// downloaded (ranged, resumable, sha256 checked) into the job's folder.
+    async fn local_dataset_copy(&self, job: &TrainingJob) -> Result<std::path::PathBuf> {
         let dataset = self
             .inner
             .store
             .dataset(job.dataset_id)?
             .ok_or_else(|| EngineError::Invalid("the job's dataset no longer exists".into()))?;
-        let path = self
+        if let Some(p) = self
             .inner
             .objects
             .local_path(Bucket::Datasets, &dataset.storage_path)
-            .ok_or_else(|| {
-                EngineError::Invalid("the local backend needs a local dataset copy".into())
+        {
+            return Ok(p);
+        }
+        let dir = self.job_dir(job.id).join("dataset");
+        crate::private::create_dir_all_async(&dir)
+            .await
+            .map_err(|source| EngineError::Io {
+                action: "creating",
+                path: dir.clone(),
+                source,
             })?;
+        // Only the last component of the recorded name, so it cannot point out of the folder.
+        let name = std::path::Path::new(&dataset.file_name)
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "dataset.jsonl".into());
+        let dest = dir.join(name);
+        let got = self
+            .inner
+            .objects
+            .get_to_file(Bucket::Datasets, &dataset.storage_path, &dest, &|_, _| {})
+            .await?;
+        if let Some(want) = &dataset.sha256
+            && *want != got.sha256
+        {
+            let _ = std::fs::remove_file(&dest);
+            return Err(EngineError::Invalid(format!(
+                "the stored dataset {}/{} does not match its recorded sha256",
+                dataset.storage_bucket, dataset.storage_path
+            )));
+        }
+        Ok(dest)
+    }
+
+    fn build_spec(&self, job: &TrainingJob, path: std::path::PathBuf) -> Result<TrainerSpec> {
         let dir = self.job_dir(job.id);
         let mut hp = serde_json::to_value(&job.hyperparameters).expect("serialises");
         let split = if job.hyperparameters.use_validation {

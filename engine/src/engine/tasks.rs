@@ -21,6 +21,12 @@ pub(crate) fn spawn_all(engine: Engine) -> tokio::task::JoinHandle<()> {
 
 async fn validation_loop(engine: Engine) {
     let interval = Duration::from_secs(engine.inner.config.validation.interval_secs.max(1));
+    // Multipart uploads nobody resumed for too long are aborted, so their parts stop costing.
+    match engine.inner.objects.resume_uploads().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("aborted {n} unfinished multipart uploads"),
+        Err(e) => tracing::warn!("cleaning up unfinished uploads: {e}"),
+    }
     loop {
         // Datasets of every user: the profile's and each token's.
         for e in engine.every_user() {
@@ -95,6 +101,12 @@ async fn housekeeping_loop(engine: Engine) {
             Ok(Err(e)) => tracing::error!("change log compaction: {e}"),
             _ => {}
         }
+        // The object store answers (the dashboard's status bar shows it beside the backend).
+        let reachable = engine.inner.objects.reachable().await;
+        engine.inner.store.publish(EngineEvent::BackendHealth {
+            backend: crate::events::STORAGE_HEALTH.into(),
+            reachable,
+        });
         for (name, backend) in &engine.inner.backends {
             let reachable = backend.healthy().await;
             engine.inner.store.publish(EngineEvent::BackendHealth {

@@ -446,6 +446,58 @@ impl ObjectStore for LocalStore {
     ) -> Result<Option<String>, StorageError> {
         Ok(None)
     }
+
+    /// The folder exists (made when asked) and a file can be written, read back and removed.
+    async fn check(&self, create_buckets: bool) -> Vec<CheckStep> {
+        let mut steps = Vec::new();
+        for bucket in [Bucket::Datasets, Bucket::Models] {
+            let dir = self.root.join(bucket.name());
+            let what = format!("folder {}", dir.display());
+            let present = tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir());
+            if !present && !create_buckets {
+                // The first write makes it; nothing is wrong yet.
+                steps.push(CheckStep::pass(what, "made on first use"));
+                continue;
+            }
+            if !present && let Err(e) = crate::private::create_dir_all_async(&dir).await {
+                steps.push(CheckStep::fail(what, &io("creating", &dir)(e)));
+                continue;
+            }
+            steps.push(CheckStep::pass(
+                what,
+                if present { "present" } else { "created" },
+            ));
+            let probe = format!(".brightrun-probe/{}", uuid::Uuid::new_v4().simple());
+            let what = format!("write/read/delete in {}", dir.display());
+            let body = b"brightrun probe".to_vec();
+            let result = async {
+                let mut reader: &[u8] = &body;
+                self.put_reader(bucket, &probe, &mut reader, &|_, _| {})
+                    .await?;
+                let mut back = Vec::new();
+                self.open(bucket, &probe)
+                    .await?
+                    .read_to_end(&mut back)
+                    .await
+                    .map_err(io("reading", &dir))?;
+                self.delete(bucket, &probe).await?;
+                let _ = tokio::fs::remove_dir(dir.join(".brightrun-probe")).await;
+                if back != body {
+                    return Err(StorageError::Corrupt {
+                        what: dir.display().to_string(),
+                        reason: "the probe read back differs from what was written".into(),
+                    });
+                }
+                Ok(())
+            }
+            .await;
+            steps.push(match result {
+                Ok(()) => CheckStep::pass(what, "ok"),
+                Err(e) => CheckStep::fail(what, &e),
+            });
+        }
+        steps
+    }
 }
 
 #[cfg(test)]

@@ -2,17 +2,22 @@
 //! any byte is copied, atomic writes and a sha256 for everything stored. The local-folder store
 //! is the embedded default; the trait is shaped for S3 (streams, presigned URLs) too.
 
+pub mod journal;
 mod local;
+pub mod ranged;
+mod s3;
 
 pub use local::LocalStore;
 pub(crate) use local::copy_atomic_blocking;
+pub use s3::S3Store;
 
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The seed's two buckets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Bucket {
     Datasets,
     Models,
@@ -69,9 +74,138 @@ pub enum StorageError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "cannot reach the S3 endpoint {endpoint}: {message}; check [storage.s3] endpoint and \
+         that the server is up"
+    )]
+    Unreachable { endpoint: String, message: String },
+    #[error(
+        "{endpoint} refused the credentials for bucket {bucket} ({code}); check \
+         s3_access_key_id and s3_secret_access_key (secrets.toml or \
+         BRIGHTRUN_SECRET_S3_ACCESS_KEY_ID / _SECRET_ACCESS_KEY) or the AWS profile"
+    )]
+    Denied {
+        endpoint: String,
+        bucket: String,
+        code: String,
+    },
+    #[error(
+        "bucket {bucket} does not exist on {endpoint}; create it, or run \
+         `brightrun storage check --create-buckets`"
+    )]
+    NoBucket { endpoint: String, bucket: String },
+    #[error(
+        "bucket {bucket} is not in region {region}{}; set [storage.s3] region",
+        actual.as_deref().map(|a| format!(" (it is in {a})")).unwrap_or_default()
+    )]
+    WrongRegion {
+        bucket: String,
+        region: String,
+        actual: Option<String>,
+    },
+    #[error("{what}: {reason}")]
+    Corrupt { what: String, reason: String },
+    /// The server no longer knows a multipart upload (aborted, or its state was lost).
+    #[error("{what}: the server no longer knows this upload")]
+    UploadGone { what: String },
+    #[error("{what} on {endpoint}: {code}: {message}")]
+    Remote {
+        endpoint: String,
+        what: String,
+        code: String,
+        message: String,
+    },
     #[error("{0}")]
     Other(String),
 }
+
+impl StorageError {
+    /// Worth retrying: the server is away or overloaded, not refusing.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Remote { code, .. } => {
+                matches!(
+                    code.as_str(),
+                    "InternalError"
+                        | "ServiceUnavailable"
+                        | "SlowDown"
+                        | "RequestTimeout"
+                        | "RequestTimeTooSkewed"
+                        | "ThrottlingException"
+                ) || code.starts_with("HTTP 5")
+                    || code == "HTTP 429"
+            }
+            _ => false,
+        }
+    }
+
+    /// The server does not implement what was asked (sha256 checksums on some servers).
+    pub(crate) fn is_unsupported(&self) -> bool {
+        matches!(self, Self::Remote { code, .. }
+            if matches!(code.as_str(), "NotImplemented" | "InvalidArgument" | "InvalidRequest"))
+    }
+
+    /// The verdict `storage check` shows for this error.
+    pub fn failure(&self) -> CheckFailure {
+        match self {
+            Self::Unreachable { .. } => CheckFailure::Unreachable,
+            Self::Denied { .. } => CheckFailure::Denied,
+            Self::NoBucket { .. } => CheckFailure::NoBucket,
+            Self::WrongRegion { .. } => CheckFailure::WrongRegion,
+            _ => CheckFailure::Other,
+        }
+    }
+}
+
+/// Why a `storage check` step failed, for scripts (`--json`) and the status bar.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckFailure {
+    Unreachable,
+    Denied,
+    NoBucket,
+    WrongRegion,
+    Other,
+}
+
+/// One step of `storage check`, with its verdict.
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct CheckStep {
+    /// What was checked: `endpoint`, `bucket lora-datasets`, `put/get/delete in …`.
+    pub what: String,
+    pub ok: bool,
+    /// `present`, `created`, `ok`, or what is wrong and what to do.
+    pub detail: String,
+    pub failure: Option<CheckFailure>,
+}
+
+impl CheckStep {
+    pub fn pass(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            ok: true,
+            detail: detail.into(),
+            failure: None,
+        }
+    }
+    pub fn fail(what: impl Into<String>, err: &StorageError) -> Self {
+        Self {
+            what: what.into(),
+            ok: false,
+            detail: err.to_string(),
+            failure: Some(err.failure()),
+        }
+    }
+}
+
+/// Handed each chunk of a file as an upload reads it (the validator, in one-pass imports);
+/// returns `false` when it wants no more.
+pub type ChunkTee = Box<dyn FnMut(std::sync::Arc<Vec<u8>>) -> bool + Send>;
 
 /// What the store knows about an object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +266,21 @@ pub trait ObjectStore: Send + Sync {
         progress: ProgressFn<'_>,
     ) -> Result<StoredObject, StorageError>;
 
+    /// As [`ObjectStore::put_file`], handing each chunk read to `tee` as well, so one read of
+    /// the source serves hashing, storing and validating. Returns whether `tee` was fed; a
+    /// store that cannot feed it returns `false` and the caller reads the object back.
+    async fn put_file_tee(
+        &self,
+        bucket: Bucket,
+        path: &str,
+        src: &Path,
+        progress: ProgressFn<'_>,
+        tee: ChunkTee,
+    ) -> Result<(StoredObject, bool), StorageError> {
+        drop(tee);
+        Ok((self.put_file(bucket, path, src, progress).await?, false))
+    }
+
     /// Stores what `reader` yields (an upload's body) at `path`, atomically, hashing as it
     /// goes; refused as soon as it passes the bucket's size limit.
     async fn put_reader(
@@ -183,6 +332,20 @@ pub trait ObjectStore: Send + Sync {
         path: &str,
         ttl: Duration,
     ) -> Result<Option<String>, StorageError>;
+
+    /// `brightrun storage check`: each step with its verdict.
+    async fn check(&self, create_buckets: bool) -> Vec<CheckStep>;
+
+    /// Whether the store answers now: cheap, for the status bar.
+    async fn reachable(&self) -> bool {
+        true
+    }
+
+    /// Run when the engine starts: cleans up after uploads a previous run left unfinished
+    /// (the S3 store aborts those older than its limit). Returns how many it handled.
+    async fn resume_uploads(&self) -> Result<usize, StorageError> {
+        Ok(0)
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub use changelog::LogBounds;
 mod keys;
 mod records;
 mod schema;
+mod uploads;
 
 pub use records::Record;
 use records::*;

@@ -240,6 +240,33 @@ impl App {
         } else {
             spans.push(Span::styled("attached │ ".to_string(), t.status_bar()));
         }
+        // The object store, and whether it answers.
+        let (dot, color) = match self.health.get(brightrun_engine::events::STORAGE_HEALTH) {
+            Some(true) => ("●", t.success),
+            Some(false) => ("✗", t.error),
+            None => ("○", t.muted),
+        };
+        if !self.settings.storage.is_empty() {
+            spans.push(Span::styled(
+                format!("{} ", self.settings.storage),
+                t.status_bar(),
+            ));
+            spans.push(Span::styled(
+                dot.to_string(),
+                Style::new().fg(color).bg(t.status_bg),
+            ));
+            let down = if self.health.get(brightrun_engine::events::STORAGE_HEALTH) == Some(&false)
+            {
+                " unreachable"
+            } else {
+                ""
+            };
+            spans.push(Span::styled(
+                down.to_string(),
+                Style::new().fg(t.error).bg(t.status_bg),
+            ));
+            spans.push(Span::styled(" │ ".to_string(), t.status_bar()));
+        }
         let backend = self.settings.backends.first().cloned().unwrap_or_default();
         let (dot, color) = match self.health.get(&backend) {
             Some(true) => ("●", t.success),

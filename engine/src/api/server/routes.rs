@@ -287,11 +287,20 @@ async fn patch_dataset(
     .await
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    #[serde(default)]
+    purge: bool,
+}
+
 async fn delete_dataset(
     caller: Caller,
     UrlPath(id): UrlPath<String>,
+    q: Result<Query<DeleteQuery>, QueryRejection>,
 ) -> Result<Response, HttpError> {
-    call(&caller, Request::DeleteDataset { id }).await
+    let purge = q.map_err(bad_query)?.0.purge;
+    call(&caller, Request::DeleteDataset { id, purge }).await
 }
 
 async fn confirm_dataset(
@@ -482,26 +491,35 @@ async fn get_model(caller: Caller, UrlPath(id): UrlPath<String>) -> Result<Respo
     call(&caller, Request::GetModel { id }).await
 }
 
-/// The seed answers with URLs to fetch each file from; here they are the daemon's own file
-/// route (relative), as the local store has no presigned URLs.
+/// The seed answers with URLs to fetch each file from: presigned (24 h) with an S3 store, the
+/// daemon's own file route (relative) with the local folder store, which has none.
 async fn download_model(
     caller: Caller,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, HttpError> {
     match caller.api.dispatch(Request::GetModel { id }).await? {
         Reply::Model(m) => {
-            let files: Vec<_> = m
-                .files
-                .iter()
-                .map(|f| {
-                    serde_json::json!({
-                        "path": f.path,
-                        "size": f.size,
-                        "sha256": f.sha256,
-                        "url": format!("/api/models/{}/file?path={}", m.id, urlencode(&f.path)),
+            let mut files = Vec::new();
+            for f in &m.files {
+                let presigned = caller
+                    .api
+                    .dispatch(Request::ModelUrl {
+                        id: m.id.to_string(),
+                        file: Some(f.path.clone()),
+                        expires_secs: None,
                     })
-                })
-                .collect();
+                    .await;
+                let url = match presigned {
+                    Ok(Reply::Url(u)) => u.url,
+                    _ => format!("/api/models/{}/file?path={}", m.id, urlencode(&f.path)),
+                };
+                files.push(serde_json::json!({
+                    "path": f.path,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "url": url,
+                }));
+            }
             Ok(ok(serde_json::json!({"model_id": m.id, "files": files})))
         }
         other => Err(HttpError(ApiError::internal(other.kind()))),
