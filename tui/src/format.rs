@@ -159,6 +159,52 @@ pub fn truncate(s: &str, width: usize) -> String {
     }
 }
 
+/// Word-wraps `s` to lines of at most `width` columns; lines after the first start with
+/// `indent` spaces (so a wrapped item lines up under its text). A word longer than a line is
+/// cut. Never returns an empty list.
+pub fn wrap(s: &str, width: usize, indent: usize) -> Vec<String> {
+    let width = width.max(indent + 8).max(1);
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    let mut cur_w = 0usize;
+    for word in s.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let room = width - if lines.is_empty() { 0 } else { indent };
+            let sep = usize::from(cur_w > 0);
+            if cur_w + sep + word.len() <= room {
+                if sep == 1 {
+                    cur.push(' ');
+                }
+                cur.extend(word.iter());
+                cur_w += sep + word.len();
+                break;
+            }
+            if cur_w > 0 {
+                lines.push(std::mem::take(&mut cur));
+                cur_w = 0;
+                continue;
+            }
+            // A word longer than a whole line: cut it.
+            let rest = word.split_off(room.min(word.len()));
+            lines.push(word.iter().collect());
+            word = rest;
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if cur_w > 0 || lines.is_empty() {
+        lines.push(cur);
+    }
+    let pad = " ".repeat(indent);
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| if i == 0 { l } else { format!("{pad}{l}") })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +224,11 @@ mod tests {
         assert_eq!(bar(0.5, 4), "██  ");
         assert_eq!(bar(1.0, 3), "███");
         assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(
+            wrap("lower batch_size or max_seq_length", 20, 2),
+            vec!["lower batch_size or", "  max_seq_length"]
+        );
+        assert_eq!(wrap("", 10, 0), vec![String::new()]);
+        assert_eq!(wrap("abcdefghijkl", 8, 0), vec!["abcdefgh", "ijkl"]);
     }
 }

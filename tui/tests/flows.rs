@@ -348,8 +348,8 @@ fn live_events_update_lists_and_charts_unless_frozen() {
 fn configure_checks_ranges_live_and_submits_with_the_cost() {
     let mut app = app();
     chr(&mut app, '2');
-    // Down to learning_rate (dataset, preset, base_model, learning_rate).
-    for _ in 0..3 {
+    // Down to learning_rate (dataset, preset, base_model, parameters_billions, learning_rate).
+    for _ in 0..4 {
         chr(&mut app, 'j');
     }
     key(&mut app, KeyCode::Enter);

@@ -403,11 +403,13 @@ impl JobsTab {
             info.push(Line::from(spans));
             info.push(Line::from(cost_span));
         }
+        // The whole reason, wrapped (a base model's "not found" says what to do about it).
         let error_lines: Vec<Line> = match &job.error_message {
-            Some(e) => vec![Line::styled(
-                format!("✗ {}", e.replace('\n', " ")),
-                Style::new().fg(t.error).add_modifier(Modifier::BOLD),
-            )],
+            Some(e) => format::wrap(&format!("✗ {e}"), inner.width as usize, 2)
+                .into_iter()
+                .take((inner.height as usize / 3).max(2))
+                .map(|l| Line::styled(l, Style::new().fg(t.error).add_modifier(Modifier::BOLD)))
+                .collect(),
             None => Vec::new(),
         };
         let head_h = 1 + info.len() as u16 + error_lines.len() as u16;

@@ -126,6 +126,9 @@ pub enum Focus {
 pub struct Browse {
     pub focus: Focus,
     pub scroll: u16,
+    /// The record the scroll belongs to: when the selection moves by any means (keys, a
+    /// mouse click, a new record auto-selected), the detail starts at its top again.
+    pub scrolled_key: Option<String>,
 }
 
 impl Browse {
@@ -230,13 +233,18 @@ impl DetailPane {
 
     /// The layout pass: keeps the list's selection in view and the detail's scroll within
     /// `lines` (the selected record's detail, if one is selected).
-    pub fn layout<K: Copy + PartialEq>(
+    pub fn layout<K: Copy + PartialEq + std::fmt::Debug>(
         &self,
         area: Rect,
         browse: &mut Browse,
         view: &mut ListView<K>,
         lines: Option<Vec<Line<'static>>>,
     ) -> TabHits {
+        let key = view.selected_key.map(|k| format!("{k:?}"));
+        if key != browse.scrolled_key {
+            browse.scroll = 0;
+            browse.scrolled_key = key;
+        }
         let (list_area, detail_area) = self.split(area, browse);
         let list = list_layout(view, list_area);
         if let Some(lines) = lines {
