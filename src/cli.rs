@@ -153,11 +153,14 @@ pub enum JobsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// The last lines of the trainer's log.
+    /// The job's log: its stages, checkpoints and the trainer's messages (as the dashboard's
+    /// log pane shows them), then the end of the trainer's stderr.
     Logs {
         id: String,
         #[arg(long, short = 'n', default_value_t = 100)]
         lines: usize,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// A job's metrics points.
     Metrics {
@@ -178,6 +181,12 @@ pub enum ModelsCmd {
     /// Show a model: quality metrics, training summary, configuration, files.
     Show {
         id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// The base models the estimate knows the size of (built-in and from config); any other
+    /// Hugging Face id needs --set parameters_billions=N.
+    Base {
         #[command(flatten)]
         json: JsonFlag,
     },

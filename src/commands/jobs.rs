@@ -53,15 +53,26 @@ pub fn print_estimate(e: &Estimate) {
         e.estimated_duration_hours,
         e.hourly_rate
     );
+    let epochs = if d.epochs == 1 { "epoch" } else { "epochs" };
     println!(
-        "  {}× {}   {} steps ({} per epoch × {} epochs), {:.0} tokens/s assumed",
+        "  {}× {}{}   {} steps ({} per epoch × {} {epochs}), {} tokens/s",
         e.gpu_count,
         e.gpu_type,
+        if e.local { " (your machine)" } else { "" },
         count(d.total_steps),
         count(d.steps_per_epoch),
         d.epochs,
-        d.estimated_throughput_tokens_per_sec
+        count(d.estimated_throughput_tokens_per_sec.round() as u64)
     );
+    // Which throughput the figures rest on: the catalog's (scaled to the model), this
+    // machine's, or what earlier runs of this setting measured.
+    println!("  throughput: {}", e.throughput.note);
+    if e.cost_breakdown.storage > 0.0 {
+        println!(
+            "  storage: ${:.2} flat per job (keeping the adapter and its checkpoints; training.storage_cost_per_job)",
+            e.cost_breakdown.storage
+        );
+    }
     println!(
         "  memory: {} — needs {:.1} GB of {:.1} GB",
         e.fit.verdict.as_str(),
@@ -231,9 +242,14 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        JobsCmd::Logs { id, lines } => {
-            for l in api.job_logs(&id, lines).await? {
-                println!("{l}");
+        JobsCmd::Logs { id, lines, json } => {
+            let log = api.job_logs(&id, lines).await?;
+            if json.json {
+                output::json(&log)?;
+            } else {
+                for l in log {
+                    println!("{l}");
+                }
             }
             Ok(exit::OK)
         }

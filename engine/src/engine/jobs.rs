@@ -211,6 +211,9 @@ impl Engine {
         })?;
         let gpu_type = spec.id.clone();
         let asked = req.gpu_count.unwrap_or(cfg.default_gpu_count);
+        // An impossible count is refused even where the machine's own count replaces it.
+        training::ranges::check_gpu_count(asked)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         // This machine has as many devices as it has: the run uses them all.
         let (gpu_count, asked_gpu_count) = if spec.local {
             let n = self.local_hardware().device_count();
@@ -392,16 +395,30 @@ impl Engine {
         Ok(self.inner.store.checkpoints(id)?)
     }
 
-    /// The last lines of the trainer's log.
+    /// The last `lines` of the job's log: its stages, checkpoints and the trainer's messages,
+    /// as the dashboard's log pane shows them live, then the end of the trainer's stderr
+    /// (`stderr: …`), where tracebacks and library warnings go.
     pub async fn job_log_tail(&self, id: JobId, lines: usize) -> Result<Vec<String>> {
         let job = self.job(id)?;
         let backend = self.backend(&job.gpu_config.backend)?;
         let ext = job.external_job_id.unwrap_or_else(|| id.to_string());
-        Ok(backend
+        let mut out: Vec<String> = match backend.poll(&ext, 0).await {
+            Ok(poll) => poll
+                .events
+                .iter()
+                .filter_map(|e| super::lifecycle::log_line(&e.event))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let stderr = backend
             .log_tail(&ext, lines)
             .await
-            .map_err(|e| EngineError::Invalid(e.to_string()))?
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        out.extend(stderr.into_iter().map(|l| format!("stderr: {l}")));
+        let skip = out.len().saturating_sub(lines);
+        Ok(out
             .into_iter()
+            .skip(skip)
             .map(|l| crate::text::clean_line(&l))
             .collect())
     }

@@ -168,8 +168,8 @@ pub struct ThroughputBasis {
     pub model_factor: f64,
     /// `6 × parameters`.
     pub training_flops_per_token: f64,
-    /// For people: `calibrated from 3 runs` or `catalog (1,800 tokens/s per GPU for
-    /// Mistral-7B) × 0.103 for 70.6B parameters`.
+    /// For people: `calibrated from 3 runs` or `catalog 1,800/s per GPU (Mistral-7B) ×
+    /// 0.103 for 71B parameters`.
     pub note: String,
 }
 
@@ -270,7 +270,7 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
             model_factor: factor,
             training_flops_per_token: TRAINING_FLOPS_PER_PARAMETER * model.parameters as f64,
             note: format!(
-                "{} ({} tokens/s per GPU for Mistral-7B) × {} for {}",
+                "{} {}/s per GPU (Mistral-7B) × {} for {}",
                 if gpu.local { "this machine" } else { "catalog" },
                 group_thousands(gpu.tokens_per_sec),
                 format_factor(factor),
