@@ -760,3 +760,170 @@ fn a_dataset_in_error_is_offered_a_clean_copy() {
     let fx = chr(&mut app, 'y');
     assert_eq!(fx, vec![Effect::CleanDataset(fixtures::dataset_id(3))]);
 }
+
+#[test]
+fn the_light_theme_paints_its_own_background() {
+    // On a dark terminal, the light theme's dark text needs its own light background: every
+    // cell of the screen gets it, not the terminal's default.
+    let mut app = app();
+    app.apply_outcome(Outcome::Theme(Ok(
+        brightrun_tui::theme::Theme::builtin("light").unwrap()
+    )));
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| app.draw(f)).unwrap();
+    let buf = t.backend().buffer();
+    let reset = buf
+        .content()
+        .iter()
+        .filter(|c| c.bg == ratatui::style::Color::Reset)
+        .count();
+    assert_eq!(reset, 0, "cells left on the terminal's own background");
+}
+
+#[test]
+fn costs_bars_keep_their_cents() {
+    let mut app = app();
+    let fx = chr(&mut app, '5');
+    let mut view = fixtures::costs();
+    view.by_day = vec![("11-01".into(), 0.30), ("11-02".into(), 4.0)];
+    for f in fx {
+        if let Effect::LoadCosts(period) = f {
+            view.period = period;
+        }
+    }
+    app.apply_outcome(Outcome::Costs(Ok(view)));
+    let screen = render(&mut app, 120, 30);
+    assert!(screen.contains("$0.30"), "{screen}");
+}
+
+#[test]
+fn a_filter_with_no_match_says_so_not_that_there_are_no_jobs() {
+    let mut app = app();
+    chr(&mut app, '3');
+    chr(&mut app, '/');
+    typed(&mut app, "no-such-job");
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("Nothing matches “no-such-job”"), "{screen}");
+    assert!(!screen.contains("No jobs yet"), "{screen}");
+}
+
+#[test]
+fn slash_on_configure_finds_a_field_and_q_does_not_quit() {
+    let mut app = app();
+    chr(&mut app, '2');
+    chr(&mut app, '/');
+    typed(&mut app, "lora_r");
+    key(&mut app, KeyCode::Enter);
+    assert!(!app.should_quit(), "typing after / must not quit");
+    let rows = app.configure.rows();
+    assert_eq!(
+        brightrun_tui::tabs::configure::ConfigureTab::label_of(rows[app.configure.row]),
+        "lora_rank"
+    );
+    // The q typed in the field name went into the input, not to the quit key.
+    chr(&mut app, '/');
+    typed(&mut app, "q");
+    assert!(!app.should_quit());
+}
+
+#[test]
+fn help_scrolls_with_g_and_end_and_says_there_is_more() {
+    let mut app = app();
+    chr(&mut app, '?');
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("more below"), "{screen}");
+    chr(&mut app, 'G');
+    assert!(app.overlay.is_some(), "G closed the help");
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("more above"), "{screen}");
+    key(&mut app, KeyCode::Home);
+    key(&mut app, KeyCode::End);
+    chr(&mut app, 'g');
+    assert!(app.overlay.is_some(), "Home/End/g closed the help");
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("more below"), "{screen}");
+}
+
+#[test]
+fn a_warning_goes_with_its_cause() {
+    let mut app = app();
+    chr(&mut app, '2');
+    // Down to learning_rate, type a non-number, enter: the warning shows.
+    for _ in 0..4 {
+        chr(&mut app, 'j');
+    }
+    key(&mut app, KeyCode::Enter);
+    for _ in 0..4 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    typed(&mut app, "abc");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.message.is_some());
+    // Fixed: the warning goes.
+    key(&mut app, KeyCode::Enter);
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    typed(&mut app, "1e-4");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.message.is_none(), "{:?}", app.message);
+    // A hint about one tab goes when another is shown.
+    app.notify_user("only a ready dataset can be trained on", brightrun_tui::Level::Warning);
+    chr(&mut app, '3');
+    assert!(app.message.is_none());
+}
+
+#[test]
+fn a_click_on_another_row_starts_its_detail_at_the_top() {
+    let mut app = app();
+    render(&mut app, 80, 16);
+    // Into the detail of the dataset with problems (a long one), scrolled down.
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Enter);
+    for _ in 0..6 {
+        chr(&mut app, 'j');
+    }
+    render(&mut app, 80, 16);
+    assert!(app.tabs.datasets.browse.scroll > 0);
+    // Back in the list, a click on another row selects it: its detail starts at the top.
+    key(&mut app, KeyCode::Esc);
+    render(&mut app, 80, 16);
+    let (area, _, _) = app.hits.list.unwrap();
+    act(
+        &mut app,
+        Action::Click {
+            column: area.x + 2,
+            row: area.y + 3,
+        },
+    );
+    assert_ne!(app.selected_dataset().unwrap().name, "broken-export");
+    render(&mut app, 80, 16);
+    assert_eq!(app.tabs.datasets.browse.scroll, 0);
+}
+
+#[test]
+fn an_auto_selected_new_dataset_starts_its_detail_at_the_top() {
+    let mut app = app();
+    render(&mut app, 80, 16);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Enter);
+    for _ in 0..6 {
+        chr(&mut app, 'j');
+    }
+    render(&mut app, 80, 16);
+    assert!(app.tabs.datasets.browse.scroll > 0);
+    // An upload finishes: the new dataset is selected, and shown from its top.
+    let mut d = fixtures::datasets()[2].clone();
+    d.id = "d0000009-0000-abcd-0000-000000000009".parse().unwrap();
+    d.name = "just-added".into();
+    d.created_at = fixtures::now();
+    d.updated_at = fixtures::now();
+    app.apply_outcome(Outcome::DatasetAdded {
+        request: 1,
+        result: Ok(d),
+    });
+    assert_eq!(app.selected_dataset().unwrap().name, "just-added");
+    render(&mut app, 80, 16);
+    assert_eq!(app.tabs.datasets.browse.scroll, 0);
+}

@@ -554,6 +554,17 @@ impl Shared {
         }
     }
 
+    /// The selected record of `tab`'s list, as text (for "has the selection moved?").
+    pub fn selected_key_text(&self, tab: Tab) -> Option<String> {
+        match tab {
+            Tab::Datasets => self.selected_dataset().map(|d| format!("{:?}", d.id)),
+            Tab::Jobs => self.selected_job().map(|j| format!("{:?}", j.id)),
+            Tab::Models => self.selected_artifact().map(|a| format!("{:?}", a.id)),
+            Tab::Notifications => self.selected_notification().map(|n| format!("{:?}", n.id)),
+            _ => None,
+        }
+    }
+
     pub fn list_filter(&self, tab: Tab) -> &str {
         match tab {
             Tab::Datasets => &self.dataset_list.filter,

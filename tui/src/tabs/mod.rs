@@ -132,6 +132,14 @@ pub struct Browse {
 }
 
 impl Browse {
+    /// The scroll belongs to the selected record: another record starts at the top.
+    pub fn follow_selection(&mut self, key: Option<String>) {
+        if key != self.scrolled_key {
+            self.scroll = 0;
+            self.scrolled_key = key;
+        }
+    }
+
     /// Everything a plain list-and-detail view does with an action: scroll the detail when it
     /// has the focus, move in the list, open, back out, sort. True when the action was used.
     pub fn browse(
@@ -141,6 +149,7 @@ impl Browse {
         action: &Action,
         s: &mut Shared,
     ) -> bool {
+        self.follow_selection(s.selected_key_text(tab));
         (self.focus == Focus::Detail && scroll(&mut self.scroll, action))
             || self.move_list(tab, action, s)
             || self.list_nav(tab, has_selection, action, s)
@@ -240,11 +249,7 @@ impl DetailPane {
         view: &mut ListView<K>,
         lines: Option<Vec<Line<'static>>>,
     ) -> TabHits {
-        let key = view.selected_key.map(|k| format!("{k:?}"));
-        if key != browse.scrolled_key {
-            browse.scroll = 0;
-            browse.scrolled_key = key;
-        }
+        browse.follow_selection(view.selected_key.map(|k| format!("{k:?}")));
         let (list_area, detail_area) = self.split(area, browse);
         let list = list_layout(view, list_area);
         if let Some(lines) = lines {
