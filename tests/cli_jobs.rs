@@ -237,7 +237,16 @@ fn creating_a_job_confirms_the_cost_and_the_budget() {
         .insert("monthly_usd".into(), toml::Value::Float(1.0));
     std::fs::write(&config, toml::to_string(&value).unwrap()).unwrap();
     let e = home.json(
-        &["estimate", "--dataset", &d, "--preset", "quality", "--gpu", "A100-80GB", "--json"],
+        &[
+            "estimate",
+            "--dataset",
+            &d,
+            "--preset",
+            "quality",
+            "--gpu",
+            "A100-80GB",
+            "--json",
+        ],
         0,
     );
     assert_eq!(e["budget"]["exceeds"], true);
@@ -360,10 +369,22 @@ fn the_local_backend_estimates_this_machine_at_its_own_price() {
     let out = home
         .cmd()
         .env("BRIGHTRUN_NVIDIA_SMI", home.path().join("no-such-program"))
-        .args(["estimate", "--dataset", &d, "--set", "base_model=brightrun/tiny-random-llama", "--json"])
+        .args([
+            "estimate",
+            "--dataset",
+            &d,
+            "--set",
+            "base_model=brightrun/tiny-random-llama",
+            "--json",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(e["gpu_type"], "local");
     assert_eq!(e["local"], true);
@@ -374,7 +395,10 @@ fn the_local_backend_estimates_this_machine_at_its_own_price() {
     let secs = e["estimated_duration_hours"].as_f64().unwrap() * 3600.0;
     assert!(secs < 60.0, "{secs} s");
     // A named catalog GPU keeps the seed's pricing.
-    let a = home.json(&["estimate", "--dataset", &d, "--gpu", "A100-80GB", "--json"], 0);
+    let a = home.json(
+        &["estimate", "--dataset", &d, "--gpu", "A100-80GB", "--json"],
+        0,
+    );
     assert_eq!(a["hourly_rate"], 3.5);
     assert!(a.get("local").is_none_or(|l| l == false));
     // Two H200s here, and a price for the machine in config.
@@ -390,11 +414,18 @@ fn the_local_backend_estimates_this_machine_at_its_own_price() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("at $2.00/h"), "{text}");
     assert!(text.contains("2× local (your machine)"), "{text}");
     assert!(
-        text.contains("throughput: this machine 2,600/s per GPU (Mistral-7B) × 1.000 for 7.2B parameters"),
+        text.contains(
+            "throughput: this machine 2,600/s per GPU (Mistral-7B) × 1.000 for 7.2B parameters"
+        ),
         "{text}"
     );
     assert!(text.contains("storage: $0.50 flat per job"), "{text}");
@@ -406,7 +437,16 @@ fn estimates_scale_with_the_model_and_the_known_models_are_listed() {
     let d = home.ready_dataset(100);
     let est = |model: &str| {
         home.json(
-            &["estimate", "--dataset", &d, "--gpu", "A100-80GB", "--set", &format!("base_model={model}"), "--json"],
+            &[
+                "estimate",
+                "--dataset",
+                &d,
+                "--gpu",
+                "A100-80GB",
+                "--set",
+                &format!("base_model={model}"),
+                "--json",
+            ],
             0,
         )
     };
@@ -434,14 +474,26 @@ fn estimates_scale_with_the_model_and_the_known_models_are_listed() {
     assert!(ids.contains(&"mistralai/Mistral-7B-v0.1") && ids.contains(&"Qwen/Qwen2.5-0.5B"));
     let out = home.cmd().args(["models", "base"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("meta-llama/Llama-3.1-70B") && text.contains("70.6B"), "{text}");
+    assert!(
+        text.contains("meta-llama/Llama-3.1-70B") && text.contains("70.6B"),
+        "{text}"
+    );
     let out = home
         .cmd()
-        .args(["estimate", "--dataset", &d, "--set", "base_model=acme/secret-13b"])
+        .args([
+            "estimate",
+            "--dataset",
+            &d,
+            "--set",
+            "base_model=acme/secret-13b",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("brightrun models base") && err.contains("parameters_billions"), "{err}");
+    assert!(
+        err.contains("brightrun models base") && err.contains("parameters_billions"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -469,7 +521,16 @@ echo '{"type":"done","seq":4,"ts":0,"summary":{}}'
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let job = home.json(
-        &["jobs", "create", "--dataset", &d, "--gpu", "A10G", "--yes", "--json"],
+        &[
+            "jobs",
+            "create",
+            "--dataset",
+            &d,
+            "--gpu",
+            "A10G",
+            "--yes",
+            "--json",
+        ],
         0,
     );
     let id = job["id"].as_str().unwrap().to_string();
@@ -480,7 +541,12 @@ echo '{"type":"done","seq":4,"ts":0,"summary":{}}'
         .timeout(std::time::Duration::from_secs(120))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = home.json(&["jobs", "logs", &id, "--json"], 0);
     let lines: Vec<&str> = log
         .as_array()

@@ -134,7 +134,11 @@ impl LocalHardware {
 
 /// The catalog entry a detected GPU is: every part of the entry's id but its memory
 /// (`A100`, `RTX` and `4090`) is a word of the name, and of several the closest in memory.
-pub fn match_catalog<'c>(name: &str, memory_gb: f64, catalog: &'c GpuCatalog) -> Option<&'c GpuSpec> {
+pub fn match_catalog<'c>(
+    name: &str,
+    memory_gb: f64,
+    catalog: &'c GpuCatalog,
+) -> Option<&'c GpuSpec> {
     let words: Vec<String> = name
         .to_ascii_uppercase()
         .split(|c: char| !c.is_ascii_alphanumeric())
@@ -146,13 +150,12 @@ pub fn match_catalog<'c>(name: &str, memory_gb: f64, catalog: &'c GpuCatalog) ->
         .iter()
         .filter(|g| !g.local)
         .filter(|g| {
-            let parts: Vec<String> = g
-                .id
-                .to_ascii_uppercase()
-                .split('-')
-                .filter(|p| !(p.ends_with("GB") && p[..p.len() - 2].parse::<u32>().is_ok()))
-                .map(str::to_string)
-                .collect();
+            let parts: Vec<String> =
+                g.id.to_ascii_uppercase()
+                    .split('-')
+                    .filter(|p| !(p.ends_with("GB") && p[..p.len() - 2].parse::<u32>().is_ok()))
+                    .map(str::to_string)
+                    .collect();
             !parts.is_empty() && parts.iter().all(|p| words.contains(p))
         })
         .min_by(|a, b| {
@@ -220,7 +223,8 @@ mod tests {
 
     #[test]
     fn nvidia_smi_lines_become_gpus() {
-        let gpus = parse_nvidia_smi("NVIDIA H200, 143771\nNVIDIA A100-SXM4-80GB, 81920\nbad line\n");
+        let gpus =
+            parse_nvidia_smi("NVIDIA H200, 143771\nNVIDIA A100-SXM4-80GB, 81920\nbad line\n");
         assert_eq!(gpus.len(), 2);
         assert_eq!(gpus[0].name, "NVIDIA H200");
         assert!((gpus[0].memory_gb - 140.4).abs() < 0.1);
@@ -232,9 +236,18 @@ mod tests {
         let c = GpuCatalog::builtin();
         let id = |n: &str, m: f64| match_catalog(n, m, &c).map(|g| g.id.clone());
         assert_eq!(id("NVIDIA H200", 140.4).as_deref(), Some("H200"));
-        assert_eq!(id("NVIDIA A100-SXM4-80GB", 80.0).as_deref(), Some("A100-80GB"));
-        assert_eq!(id("NVIDIA A100-PCIE-40GB", 40.0).as_deref(), Some("A100-40GB"));
-        assert_eq!(id("NVIDIA GeForce RTX 4090", 24.0).as_deref(), Some("RTX-4090"));
+        assert_eq!(
+            id("NVIDIA A100-SXM4-80GB", 80.0).as_deref(),
+            Some("A100-80GB")
+        );
+        assert_eq!(
+            id("NVIDIA A100-PCIE-40GB", 40.0).as_deref(),
+            Some("A100-40GB")
+        );
+        assert_eq!(
+            id("NVIDIA GeForce RTX 4090", 24.0).as_deref(),
+            Some("RTX-4090")
+        );
         assert_eq!(id("NVIDIA H100 80GB HBM3", 80.0).as_deref(), Some("H100"));
         assert_eq!(id("NVIDIA GeForce GTX 1080", 8.0), None);
     }
@@ -269,7 +282,10 @@ mod tests {
         let s = cpu.spec(0.0, &c);
         assert_eq!(s.name, "your machine: CPU (16 cores)");
         // 0.5 tokens/s per core for Mistral-7B × 16 cores.
-        assert_eq!((s.price_per_hour, s.tokens_per_sec, s.memory_gb), (0.0, 8.0, 64.0));
+        assert_eq!(
+            (s.price_per_hour, s.tokens_per_sec, s.memory_gb),
+            (0.0, 8.0, 64.0)
+        );
         assert!(s.local);
     }
 }

@@ -407,7 +407,10 @@ async fn a_completed_run_calibrates_later_estimates_of_its_setting() {
     );
     assert_eq!(after.throughput.calibration_runs, 1);
     assert_eq!(after.throughput.note, "calibrated from 1 run");
-    assert_eq!(after.training_details.estimated_throughput_tokens_per_sec, 1500.0);
+    assert_eq!(
+        after.training_details.estimated_throughput_tokens_per_sec,
+        1500.0
+    );
     // Another GPU count is another setting: still the catalog's.
     let mut two = request(&d);
     two.gpu_count = Some(2);

@@ -492,8 +492,14 @@ mod training {
         // Mistral-7B: factor 1, the seed's figures unchanged ($3.0601851…).
         let m = run("mistralai/Mistral-7B-v0.1");
         assert_close!(m.throughput.model_factor, 1.0);
-        assert_close!(m.training_details.estimated_throughput_tokens_per_sec, 1800.0);
-        assert_close!(m.estimated_cost, 3.5 * (750.0 * 2000.0 / 1800.0 / 3600.0 + 0.5) + 0.5);
+        assert_close!(
+            m.training_details.estimated_throughput_tokens_per_sec,
+            1800.0
+        );
+        assert_close!(
+            m.estimated_cost,
+            3.5 * (750.0 * 2000.0 / 1800.0 / 3600.0 + 0.5) + 0.5
+        );
         assert_eq!(m.throughput.source, training::ThroughputSource::Catalog);
         assert_close!(m.throughput.training_flops_per_token, 6.0 * 7_241_732_096.0);
         // Llama-3.1-70B (70,553,706,496 parameters):
@@ -503,15 +509,26 @@ mod training {
         //   training     = 750 × 10.82517… / 3600          = 2.255244… h
         //   cost         = 3.50 × (2.255244… + 0.5) + 0.50 = 10.14336… $
         let l = run("meta-llama/Llama-3.1-70B");
-        assert_close!(l.throughput.model_factor, 7_241_732_096.0 / 70_553_706_496.0);
+        assert_close!(
+            l.throughput.model_factor,
+            7_241_732_096.0 / 70_553_706_496.0
+        );
         assert!((l.training_details.estimated_throughput_tokens_per_sec - 184.7545).abs() < 1e-3);
         assert!((l.training_details.training_hours - 2.255244).abs() < 1e-5);
-        assert!((l.estimated_cost - 10.14336).abs() < 1e-5, "{}", l.estimated_cost);
+        assert!(
+            (l.estimated_cost - 10.14336).abs() < 1e-5,
+            "{}",
+            l.estimated_cost
+        );
         // Qwen2.5-0.5B (494,032,768): factor 14.6584…, 26,385.13 tokens/s, 0.0157917 h of
         // training, $2.30527.
         let q = run("Qwen/Qwen2.5-0.5B");
         assert!((q.training_details.estimated_throughput_tokens_per_sec - 26_385.128).abs() < 1e-2);
-        assert!((q.estimated_cost - 2.305271).abs() < 1e-5, "{}", q.estimated_cost);
+        assert!(
+            (q.estimated_cost - 2.305271).abs() < 1e-5,
+            "{}",
+            q.estimated_cost
+        );
         assert!(q.estimated_cost < m.estimated_cost && m.estimated_cost < l.estimated_cost);
         assert!(
             l.throughput.note.contains("× 0.103 for 71B parameters"),
@@ -531,8 +548,14 @@ mod training {
             .run()
             .unwrap();
         assert_eq!(training::estimate::QLORA_SLOWDOWN, 1.4);
-        assert_close!(e.training_details.estimated_throughput_tokens_per_sec, 1800.0 / 1.4);
-        assert_close!(e.estimated_cost, 3.5 * (750.0 * 2000.0 / (1800.0 / 1.4) / 3600.0 + 0.5) + 0.5);
+        assert_close!(
+            e.training_details.estimated_throughput_tokens_per_sec,
+            1800.0 / 1.4
+        );
+        assert_close!(
+            e.estimated_cost,
+            3.5 * (750.0 * 2000.0 / (1800.0 / 1.4) / 3600.0 + 0.5) + 0.5
+        );
         assert!((e.estimated_cost - 3.3842592).abs() < 1e-6);
     }
 
@@ -551,7 +574,10 @@ mod training {
         assert_eq!(e.throughput.source, training::ThroughputSource::Calibrated);
         assert_eq!(e.throughput.calibration_runs, 3);
         assert_eq!(e.throughput.note, "calibrated from 3 runs");
-        assert_close!(e.training_details.estimated_throughput_tokens_per_sec, 1200.0);
+        assert_close!(
+            e.training_details.estimated_throughput_tokens_per_sec,
+            1200.0
+        );
         assert_close!(e.throughput.uncalibrated_tokens_per_sec, 1800.0);
         assert!((e.estimated_cost - 3.4652777).abs() < 1e-6);
     }
@@ -611,6 +637,9 @@ mod training {
         .unwrap();
         assert!(!a.local);
         assert_close!(a.hourly_rate, 3.5);
-        assert_close!(a.training_details.overhead_hours, 10.0 / 60.0 + 3.0 * 5.0 / 60.0 + 5.0 / 60.0);
+        assert_close!(
+            a.training_details.overhead_hours,
+            10.0 / 60.0 + 3.0 * 5.0 / 60.0 + 5.0 / 60.0
+        );
     }
 }

@@ -75,7 +75,10 @@ pub async fn run(api: &dyn EngineApi, cmd: ModelsCmd) -> Result<i32> {
                         ]
                     })
                     .collect();
-                output::table(&["MODEL", "PARAMETERS", "LAYERS", "HIDDEN", "SOURCE"], &rows);
+                output::table(
+                    &["MODEL", "PARAMETERS", "LAYERS", "HIDDEN", "SOURCE"],
+                    &rows,
+                );
                 eprintln!(
                     "other Hugging Face ids: give their size with --set parameters_billions=N, or add [training.models.\"ID\"] to config"
                 );

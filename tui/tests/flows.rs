@@ -766,9 +766,10 @@ fn the_light_theme_paints_its_own_background() {
     // On a dark terminal, the light theme's dark text needs its own light background: every
     // cell of the screen gets it, not the terminal's default.
     let mut app = app();
-    app.apply_outcome(Outcome::Theme(Ok(
-        brightrun_tui::theme::Theme::builtin("light").unwrap()
-    )));
+    app.apply_outcome(Outcome::Theme(Ok(brightrun_tui::theme::Theme::builtin(
+        "light",
+    )
+    .unwrap())));
     let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
     t.draw(|f| app.draw(f)).unwrap();
     let buf = t.backend().buffer();
@@ -869,7 +870,10 @@ fn a_warning_goes_with_its_cause() {
     key(&mut app, KeyCode::Enter);
     assert!(app.message.is_none(), "{:?}", app.message);
     // A hint about one tab goes when another is shown.
-    app.notify_user("only a ready dataset can be trained on", brightrun_tui::Level::Warning);
+    app.notify_user(
+        "only a ready dataset can be trained on",
+        brightrun_tui::Level::Warning,
+    );
     chr(&mut app, '3');
     assert!(app.message.is_none());
 }

@@ -4,9 +4,9 @@ use super::notify::notify;
 use super::resolve::{IdKind, pick};
 use super::{Engine, EngineError, Result};
 use crate::domain::*;
+use crate::hardware::LocalHardware;
 use crate::ids::*;
 use crate::store::Page;
-use crate::hardware::LocalHardware;
 use crate::training::{
     self, CalibrationKey, Estimate, EstimateInput, GpuCatalog, LOCAL_GPU, ModelSize,
 };
@@ -48,17 +48,12 @@ impl Engine {
 
     /// This machine's hardware (detected once, on first use).
     pub fn local_hardware(&self) -> &LocalHardware {
-        self.inner
-            .local_hardware
-            .get_or_init(LocalHardware::detect)
+        self.inner.local_hardware.get_or_init(LocalHardware::detect)
     }
 
     /// Whether the backend called `name` runs the trainer on this machine.
     pub fn backend_runs_here(&self, name: &str) -> bool {
-        self.inner
-            .backends
-            .get(name)
-            .is_some_and(|b| b.runs_here())
+        self.inner.backends.get(name).is_some_and(|b| b.runs_here())
     }
 
     /// The GPU catalog jobs on `backend` choose from: the config's, with this machine's
@@ -252,10 +247,11 @@ impl Engine {
                 ))
             })?;
         let spent = self.spent_this_month()?;
-        let calibration = self
-            .inner
-            .store
-            .calibration(&self.calibration_key(&r.gpu_type, r.gpu_count, &r.hyperparameters))?;
+        let calibration = self.inner.store.calibration(&self.calibration_key(
+            &r.gpu_type,
+            r.gpu_count,
+            &r.hyperparameters,
+        ))?;
         let mut est = training::estimate(&EstimateInput {
             statistics: &stats,
             hyperparameters: &r.hyperparameters,

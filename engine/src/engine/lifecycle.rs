@@ -162,13 +162,13 @@ pub(crate) fn observe(
             } => {
                 out.logs.extend(log_line(&env.event));
                 out.checkpoints.push(Checkpoint {
-                id: checkpoint_id(id, *step),
-                job_id: id,
-                step: *step,
-                epoch: epoch.unwrap_or(0.0),
-                loss: *loss,
-                storage_path: path.clone(),
-                created_at: at,
+                    id: checkpoint_id(id, *step),
+                    job_id: id,
+                    step: *step,
+                    epoch: epoch.unwrap_or(0.0),
+                    loss: *loss,
+                    storage_path: path.clone(),
+                    created_at: at,
                 })
             }
             TrainerEvent::Log { .. } => out.logs.extend(log_line(&env.event)),
@@ -395,10 +395,9 @@ pub(crate) fn log_line(event: &TrainerEvent) -> Option<String> {
         TrainerEvent::Checkpoint { step, path, .. } => {
             Some(format!("[checkpoint] step {step}: {path}"))
         }
-        TrainerEvent::Log { level, message } => Some(format!(
-            "{}: {message}",
-            level.as_deref().unwrap_or("info")
-        )),
+        TrainerEvent::Log { level, message } => {
+            Some(format!("{}: {message}", level.as_deref().unwrap_or("info")))
+        }
         TrainerEvent::Error { kind, reason, .. } => Some(format!(
             "error ({}): {reason}",
             kind.as_deref().unwrap_or("training")

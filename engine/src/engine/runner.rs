@@ -476,7 +476,8 @@ impl Engine {
                 // The model's cost and duration are the job's own, from this same finish (the
                 // artifact was built a moment earlier, at a running cost a few ms short).
                 let mut a = a.clone();
-                a.training_summary.final_cost = job.final_cost.unwrap_or(a.training_summary.final_cost);
+                a.training_summary.final_cost =
+                    job.final_cost.unwrap_or(a.training_summary.final_cost);
                 if let (Some(started), Some(done)) = (job.started_at, job.completed_at) {
                     a.training_summary.duration_seconds =
                         (done - started).num_milliseconds().max(0) as f64 / 1000.0;

@@ -174,6 +174,9 @@ mod tests {
             "brightrun/tiny-random-llama",
             Quantization::FourBit,
         );
-        assert_eq!(here.to_bytes(), b"local:cpu|1|tiny-random-llama|4bit".to_vec());
+        assert_eq!(
+            here.to_bytes(),
+            b"local:cpu|1|tiny-random-llama|4bit".to_vec()
+        );
     }
 }

@@ -27,11 +27,11 @@ pub mod quality;
 pub mod ranges;
 
 pub use budget::{BudgetEffect, budget_effect};
+pub use calibration::{Calibration, CalibrationKey};
 pub use estimate::{
     CostBreakdown, Estimate, EstimateError, EstimateInput, ThroughputBasis, ThroughputSource,
     TrainingDetails, estimate, model_factor, running_cost,
 };
-pub use calibration::{Calibration, CalibrationKey};
 pub use fit::{Fit, FitVerdict, MemoryBreakdown, check_fit, effective_seq_len, memory_required};
 pub use gpus::{GpuCatalog, GpuCatalogError, GpuSpec, LOCAL_GPU, UnknownGpu};
 pub use models::{ModelSize, ModelSource, UnknownModel};

@@ -273,9 +273,9 @@ impl ConfigureTab {
     /// The size table's entry for the base model, if it has one.
     fn known_model(&self) -> Option<&ModelSize> {
         let key = models::normalize(self.base_model());
-        self.base_models
-            .iter()
-            .find(|m| m.id.eq_ignore_ascii_case(self.base_model()) || models::normalize(&m.id) == key)
+        self.base_models.iter().find(|m| {
+            m.id.eq_ignore_ascii_case(self.base_model()) || models::normalize(&m.id) == key
+        })
     }
 
     pub fn draft(&self) -> Option<JobDraft> {
@@ -816,7 +816,10 @@ impl Component for ConfigureTab {
             && m.tab == crate::action::Tab::Configure
             && m.level != Level::Success
             && self.first_error().is_none()
-            && self.form_messages.iter().any(|e| m.text.contains(e.as_str()))
+            && self
+                .form_messages
+                .iter()
+                .any(|e| m.text.contains(e.as_str()))
         {
             s.message = None;
             s.dirty = true;

@@ -307,7 +307,10 @@ impl Component for CostsTab {
         // A bar shows its amount only on a whole cell: a small amount's bar is drawn one cell
         // high at least, so it reads "$0.30" instead of a sliver (or a "0").
         let top = grouped.iter().map(|g| g.1).fold(0.0_f64, f64::max);
-        let rows = chart_inner.height.saturating_sub(u16::from(show_labels)).max(1) as f64;
+        let rows = chart_inner
+            .height
+            .saturating_sub(u16::from(show_labels))
+            .max(1) as f64;
         let floor = top / rows;
         let bars: Vec<Bar> = grouped
             .iter()
