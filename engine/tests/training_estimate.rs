@@ -430,7 +430,8 @@ mod training {
             assert_eq!(q.initial_training_loss, Some(first));
             assert_eq!(q.final_training_loss, Some(last));
             assert_eq!(q.perplexity, None);
-            let expected = if last < first {
+            // Good convergence needs more than a 5% drop: a 1/5 is never "good".
+            let expected = if score >= 2 {
                 Convergence::Good
             } else {
                 Convergence::Unknown

@@ -144,8 +144,14 @@ fn print_model(a: &ModelArtifact) {
     );
     let s = &a.training_summary;
     println!(
-        "  training     {} steps, {} epochs, {:.0} s, ${:.2} on {}× {}",
-        s.total_steps, s.epochs, s.duration_seconds, s.final_cost, s.gpu_count, s.gpu_type
+        "  training     {} steps, {} epoch{}, {:.0} s, ${:.2} on {}× {}",
+        s.total_steps,
+        s.epochs,
+        if s.epochs == 1 { "" } else { "s" },
+        s.duration_seconds,
+        s.final_cost,
+        s.gpu_count,
+        s.gpu_type
     );
     println!("  files:");
     for file in &a.files {

@@ -47,10 +47,13 @@ pub fn compact(n: u64) -> String {
     }
 }
 
-/// `$12.34`.
+/// `$12.34`; four decimals under a cent (`$0.0055`, a short run on a cheap machine), as the
+/// CLI prints it.
 pub fn money(v: f64) -> String {
     if v.abs() >= 10_000.0 {
         format!("${}", thousands(v.round() as u64))
+    } else if v > 0.0 && v < 0.01 {
+        format!("${v:.4}")
     } else {
         format!("${v:.2}")
     }
@@ -146,6 +149,15 @@ pub fn bar(fraction: f64, width: usize) -> String {
     s
 }
 
+/// `1 epoch`, `3 epochs`: a count with its noun, singular for one.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(n))
+    }
+}
+
 /// Cuts to at most `width` characters, with an ellipsis.
 pub fn truncate(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
@@ -224,6 +236,8 @@ mod tests {
         assert_eq!(bar(0.5, 4), "██  ");
         assert_eq!(bar(1.0, 3), "███");
         assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(plural(1, "epoch"), "1 epoch");
+        assert_eq!(plural(1200, "change"), "1,200 changes");
         assert_eq!(
             wrap("lower batch_size or max_seq_length", 20, 2),
             vec!["lower batch_size or", "  max_seq_length"]

@@ -234,7 +234,7 @@ impl Engine {
             return Err(EngineError::Conflict(format!(
                 "dataset {} is {}, not ready for training",
                 r.dataset.id.short(),
-                r.dataset.status.as_str()
+                r.dataset.status.phrase()
             )));
         }
         // Tokens as the job's base model counts them, when its tokenizer is available.
@@ -458,7 +458,7 @@ impl Engine {
             return Err(EngineError::Conflict(format!(
                 "dataset {} is {}, not ready",
                 dataset.id.short(),
-                dataset.status.as_str()
+                dataset.status.phrase()
             )));
         }
         let mut job = TrainingJob::new_queued(

@@ -756,13 +756,24 @@ impl ConfigureTab {
             return Vec::new();
         };
         let name = s.dataset_name(draft.dataset_id);
+        // Changed hyperparameters make the job's preset `custom` (the job's header says so):
+        // the base model and its size are chosen beside a preset, not changes to it.
+        let changes = draft
+            .sets
+            .iter()
+            .filter(|(k, _)| k != "base_model" && k != "parameters_billions")
+            .count() as u64;
+        let builtin = ["fast", "balanced", "quality"].contains(&draft.preset.as_str());
         let mut lines = vec![format!(
-            "Train on {name} with preset {}{} on {}×{} ({}).",
-            draft.preset,
-            if draft.sets.is_empty() {
-                String::new()
+            "Train on {name} with preset {} on {}×{} ({}).",
+            if changes == 0 || !builtin {
+                draft.preset.clone()
             } else {
-                format!(" + {} changes", draft.sets.len())
+                format!(
+                    "custom ({} + {})",
+                    draft.preset,
+                    format::plural(changes, "change")
+                )
             },
             draft.gpu_count.unwrap_or(1),
             draft.gpu_type.clone().unwrap_or_default(),

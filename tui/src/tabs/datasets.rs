@@ -100,7 +100,7 @@ impl Component for DatasetsTab {
                         format!(
                             "{} is {}: only a dataset with problems needs cleaning",
                             d.name,
-                            d.status.as_str()
+                            d.status.phrase()
                         ),
                         Level::Warning,
                     );
@@ -149,7 +149,7 @@ impl Component for DatasetsTab {
                         format!(
                             "{} is {}: only a ready dataset can be trained on",
                             d.name,
-                            d.status.as_str()
+                            d.status.phrase()
                         ),
                         Level::Warning,
                     );

@@ -222,7 +222,11 @@ fn detail_lines(a: &ModelArtifact, sh: &Shared) -> Vec<Line<'static>> {
         Span::raw(format!(
             "  {}/5 · {}",
             q.quality_score,
-            convergence(q.convergence)
+            match (q.convergence, q.loss_reduction_percent) {
+                // Known losses that did not converge: say so rather than "unknown".
+                (Convergence::Unknown, Some(_)) => "little or no progress",
+                (c, _) => convergence(c),
+            }
         )),
     ]));
     lines.push(kv(
@@ -249,9 +253,9 @@ fn detail_lines(a: &ModelArtifact, sh: &Shared) -> Vec<Line<'static>> {
         t,
         "steps",
         format!(
-            "{} over {} epochs",
+            "{} over {}",
             format::thousands(s.total_steps),
-            s.epochs
+            format::plural(s.epochs as u64, "epoch")
         ),
     ));
     lines.push(kv(
