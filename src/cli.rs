@@ -280,10 +280,14 @@ pub enum DatasetsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Delete a dataset (refused while a job uses it).
+    /// Delete a dataset (refused while a job uses it). Asks first, naming the jobs and models
+    /// made from it; without a terminal to ask on, --yes is needed.
     #[command(alias = "delete")]
     Rm {
         id: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
         #[command(flatten)]
         json: JsonFlag,
     },

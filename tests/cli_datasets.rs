@@ -94,8 +94,23 @@ fn a_valid_file_becomes_ready_with_statistics() {
         .unwrap();
     assert_eq!(json(&out)["name"], "renamed");
 
+    // A unique name works where an id prefix does.
+    let out = brightrun(home.path())
+        .args(["datasets", "show", "Renamed", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(json(&out)["id"], id.as_str());
+
+    // rm asks first; with no terminal to ask on, it needs --yes.
     let out = brightrun(home.path())
         .args(["datasets", "rm", &id, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert!(stored.exists(), "nothing was deleted");
+    let out = brightrun(home.path())
+        .args(["datasets", "rm", &id, "--yes", "--json"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");

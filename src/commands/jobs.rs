@@ -97,7 +97,9 @@ pub fn print_estimate(e: &Estimate) {
     }
 }
 
-fn confirm(question: &str) -> Result<bool> {
+/// Asks a yes/no question on the terminal; without one, refuses (the caller's `--yes` is the
+/// way to confirm from a script).
+pub(crate) fn confirm(question: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         bail!(ApiError::invalid(
             "yes",

@@ -100,9 +100,14 @@ macro_rules! resolver {
         }
     };
 }
-resolver!(dataset_id, DatasetId, IdKind::Dataset, |e: &Engine| e
-    .datasets(None, Page::ALL)
-    .map(|v| v.into_iter().map(|d| d.id).collect::<Vec<_>>()));
+/// A dataset by full id, unique id prefix, or unique name.
+fn dataset_id(engine: &Engine, query: &str) -> Result<DatasetId, EngineError> {
+    if let Ok(u) = uuid::Uuid::from_str(query.trim()) {
+        return Ok(DatasetId::from_bytes(*u.as_bytes()));
+    }
+    check_field("id", query).map_err(|e| EngineError::Invalid(e.message))?;
+    engine.resolve_dataset(query)
+}
 resolver!(job_id, JobId, IdKind::Job, |e: &Engine| e
     .jobs(None, Page::ALL)
     .map(|v| v.into_iter().map(|j| j.id).collect::<Vec<_>>()));
