@@ -176,6 +176,25 @@ fn a_missing_file_is_named_with_exit_2() {
 }
 
 #[test]
+fn a_missing_file_or_a_folder_with_json_prints_one_error_document() {
+    let home = tempfile::tempdir().unwrap();
+    for path in ["/nonexistent/data.jsonl".to_string(), home.path().display().to_string()] {
+        let out = brightrun(home.path())
+            .args(["datasets", "add", &path, "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let doc = json(&out);
+        let message = doc["error"].as_str().unwrap();
+        assert!(message.contains(&path), "{doc}");
+        assert_eq!(doc["exit_status"], 2);
+        assert!(doc["code"].is_string(), "{doc}");
+        // The message is on stderr too, for people.
+        assert!(String::from_utf8_lossy(&out.stderr).contains(&path));
+    }
+}
+
+#[test]
 fn unknown_ids_and_ambiguous_prefixes_are_explained() {
     let home = tempfile::tempdir().unwrap();
     let out = brightrun(home.path())

@@ -453,3 +453,74 @@ fn progress_line(j: &TrainingJob) -> String {
     ));
     s
 }
+
+/// What to say after the dashboard closes while jobs are unfinished: they keep going (the
+/// trainer is detached; a queued one starts when an engine runs) and how to follow them.
+pub fn still_running_lines(jobs: &[TrainingJob]) -> Vec<String> {
+    jobs.iter()
+        .filter(|j| j.status.is_active())
+        .map(|j| {
+            let short = j.id.short();
+            let what = if j.status == JobStatus::Queued {
+                "is queued: it starts when an engine runs"
+            } else {
+                "keeps running"
+            };
+            format!("job {short} {what}; follow it with `brightrun jobs watch {short}`")
+        })
+        .collect()
+}
+
+/// Prints [`still_running_lines`] for the user's jobs on stderr (after the dashboard quits).
+pub async fn say_what_keeps_running(api: &dyn EngineApi) {
+    if let Ok(list) = api.jobs(None, Paging::ALL).await {
+        for line in still_running_lines(&list.items) {
+            eprintln!("{line}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brightrun_engine::config::TrainingConfig;
+    use brightrun_engine::domain::{GpuConfig, PresetId};
+    use brightrun_engine::ids::{DatasetId, UserId};
+    use brightrun_engine::training::presets;
+
+    #[test]
+    fn quitting_says_which_jobs_keep_running_and_how_to_follow_them() {
+        let job = |status| {
+            let mut j = TrainingJob::new_queued(
+                UserId::new(),
+                DatasetId::new(),
+                PresetId::Custom,
+                presets::resolve("fast", &TrainingConfig::default()).unwrap().1,
+                GpuConfig {
+                    gpu_type: "local".into(),
+                    gpu_count: 1,
+                    price_per_gpu_hour: 0.0,
+                    backend: "local".into(),
+                },
+                10,
+                0.5,
+                None,
+            );
+            j.status = status;
+            j
+        };
+        let jobs = [
+            job(JobStatus::Running),
+            job(JobStatus::Completed),
+            job(JobStatus::Queued),
+        ];
+        let lines = still_running_lines(&jobs);
+        assert_eq!(lines.len(), 2);
+        let s = jobs[0].id.short();
+        assert_eq!(
+            lines[0],
+            format!("job {s} keeps running; follow it with `brightrun jobs watch {s}`")
+        );
+        assert!(lines[1].contains("is queued: it starts when an engine runs"));
+    }
+}
