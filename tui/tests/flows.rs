@@ -189,8 +189,23 @@ fn jobs_cancel_retry_and_open_artifact() {
     chr(&mut app, '3');
     chr(&mut app, 'j');
     assert_eq!(app.selected_job().unwrap().status, JobStatus::Failed);
-    let fx = chr(&mut app, 'r');
+    // Retry confirms the cost like create does…
+    assert!(chr(&mut app, 'r').is_empty());
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("Retry job?") && screen.contains("Estimated cost $"), "{screen}");
+    let fx = chr(&mut app, 'y');
     assert_eq!(fx, vec![Effect::RetryJob(fixtures::job_id(3))]);
+    // …and selects the new job, even when the change feed brought it first.
+    let mut new = (*app.selected_job().unwrap().clone()).clone();
+    new.id = "a0000009-0000-abcd-0000-000000000009".parse().unwrap();
+    new.status = JobStatus::Queued;
+    new.retry_of = Some(fixtures::job_id(3));
+    app.apply_event(EngineEvent::Job(Arc::new(new.clone())));
+    app.apply_outcome(Outcome::JobChanged {
+        what: "retried",
+        result: Ok(new.clone()),
+    });
+    assert_eq!(app.selected_job().unwrap().id, new.id);
 }
 
 #[test]

@@ -16,6 +16,7 @@ pub enum Confirmed {
     DeleteDataset(DatasetId),
     CleanDataset(DatasetId),
     CancelJob(JobId),
+    RetryJob(JobId),
     CreateJob { draft: JobDraft, over_budget: bool },
     OverwriteDownload { id: ArtifactId, to: PathBuf },
 }
@@ -230,6 +231,10 @@ impl App {
             Confirmed::CancelJob(id) => {
                 self.notify_user(format!("cancelling job {}…", id.short()), Level::Info);
                 vec![Effect::CancelJob(id)]
+            }
+            Confirmed::RetryJob(id) => {
+                self.notify_user(format!("retrying job {}…", id.short()), Level::Info);
+                vec![Effect::RetryJob(id)]
             }
             Confirmed::CreateJob { draft, over_budget } => {
                 self.notify_user("creating the job…", Level::Info);

@@ -3,7 +3,7 @@
 
 use super::{Browse, Component, Focus, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
-use crate::app::{Shared, lists};
+use crate::app::{Confirmed, Overlay, Shared, lists};
 use crate::effect::{Effect, Level};
 use crate::format;
 use crate::series::{self, Metric};
@@ -107,8 +107,28 @@ impl Component for JobsTab {
                     );
                     return Handled::done();
                 }
-                s.notify_user(format!("retrying job {}…", j.id.short()), Level::Info);
-                vec![Effect::RetryJob(j.id)]
+                // A retry is a new run: it costs what the first was estimated at, so it is
+                // confirmed like a new job.
+                s.overlay = Some(Overlay::Confirm {
+                    title: "Retry job?".into(),
+                    lines: vec![
+                        format!(
+                            "A new job with the configuration of {} ({} on {}×{}, {}).",
+                            j.id.short(),
+                            j.hyperparameters.base_model,
+                            j.gpu_config.gpu_count,
+                            j.gpu_config.gpu_type,
+                            j.gpu_config.backend
+                        ),
+                        format!(
+                            "Estimated cost {}, as for the first run.",
+                            format::money(j.estimated_cost)
+                        ),
+                        "Queue it?".into(),
+                    ],
+                    on_yes: Confirmed::RetryJob(j.id),
+                });
+                Vec::new()
             }
             Action::OpenArtifact => {
                 let Some(j) = sel else {
