@@ -147,9 +147,13 @@ pub enum JobsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Queue a new job with the configuration of a failed or cancelled one.
+    /// Queue a new job with the configuration of a failed or cancelled one (shows its cost
+    /// and asks first unless --yes, as create does).
     Retry {
         id: String,
+        /// Do not ask for confirmation of the cost.
+        #[arg(long, short)]
+        yes: bool,
         #[command(flatten)]
         json: JsonFlag,
     },

@@ -567,3 +567,24 @@ echo '{"type":"done","seq":4,"ts":0,"summary":{}}'
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("[training] training 5 steps\n"), "{text}");
 }
+
+#[test]
+fn retry_confirms_the_cost_like_create() {
+    let home = Home::new(0);
+    let d = home.ready_dataset(20);
+    let job = home.json(
+        &["jobs", "create", "--dataset", &d, "--gpu", "A10G", "--yes", "--json"],
+        0,
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    home.json(&["jobs", "cancel", &id, "--json"], 0);
+    // No terminal to ask on and no --yes: refused, nothing queued.
+    let out = home.cmd().args(["jobs", "retry", &id]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--yes") && err.contains("about $"), "{err}");
+    assert_eq!(home.json(&["jobs", "list", "--json"], 0).as_array().unwrap().len(), 1);
+    let retry = home.json(&["jobs", "retry", &id, "--yes", "--json"], 0);
+    assert_eq!(retry["status"], "queued");
+    assert_eq!(retry["retry_of"], id.as_str());
+}

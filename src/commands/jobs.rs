@@ -235,7 +235,22 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        JobsCmd::Retry { id, json } => {
+        JobsCmd::Retry { id, yes, json } => {
+            if !yes {
+                let old = api.job(&id).await?;
+                let q = format!(
+                    "Retry job {} as a new job: {} on {}× {}, about {}?",
+                    old.id.short(),
+                    old.hyperparameters.base_model,
+                    old.gpu_config.gpu_count,
+                    old.gpu_config.gpu_type,
+                    money(old.estimated_cost)
+                );
+                if !confirm(&q)? {
+                    eprintln!("not retried");
+                    return Ok(exit::FAILED);
+                }
+            }
             let job = api.retry_job(&id).await?;
             if json.json {
                 output::json(&job)?;
