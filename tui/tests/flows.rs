@@ -946,3 +946,31 @@ fn an_auto_selected_new_dataset_starts_its_detail_at_the_top() {
     render(&mut app, 80, 16);
     assert_eq!(app.tabs.datasets.browse.scroll, 0);
 }
+
+#[test]
+fn the_key_hints_follow_the_focused_pane() {
+    let mut app = app();
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("a add"), "{screen}");
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 100, 30);
+    let last = screen.lines().last().unwrap().to_string();
+    assert!(last.contains("scroll") && last.contains("back to the list"), "{last}");
+    assert!(!last.contains("a add"), "{last}");
+}
+
+#[test]
+fn freeze_also_freezes_the_clocks_it_shows() {
+    let mut app = app();
+    chr(&mut app, '3');
+    let before = render(&mut app, 100, 30);
+    chr(&mut app, 'f');
+    app.tick(fixtures::now() + chrono::Duration::minutes(7));
+    let frozen = render(&mut app, 100, 30);
+    // Only the status line (the "frozen" message) may differ.
+    let body = |s: &str| s.lines().take(28).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&before), body(&frozen));
+    chr(&mut app, 'f');
+    app.tick(fixtures::now() + chrono::Duration::minutes(7));
+    assert_eq!(app.now, fixtures::now() + chrono::Duration::minutes(7));
+}

@@ -214,7 +214,11 @@ impl App {
 
     /// The slow tick: expires messages and toasts, and redraws clocks and ETAs.
     pub fn tick(&mut self, now: Timestamp) -> Vec<Effect> {
-        self.now = now;
+        // Frozen, the screen holds still: the clocks it shows (ages, elapsed, ETA, running
+        // cost) stop with the data. Messages and toasts still expire by the real clock.
+        if !self.frozen {
+            self.now = now;
+        }
         if let Some(m) = &self.message
             && (now - m.at).num_seconds() >= MESSAGE_SECS
             && m.level != Level::Error

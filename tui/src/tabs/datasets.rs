@@ -180,6 +180,10 @@ impl Component for DatasetsTab {
     }
 
     fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        // The hints follow the focused pane.
+        if self.browse.focus == super::Focus::Detail {
+            return super::DETAIL_KEYS;
+        }
         &[
             ("add", "add"),
             ("train", "train"),

@@ -188,6 +188,14 @@ impl Component for JobsTab {
     }
 
     fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        // With the monitor focused, the keys scroll its log.
+        if self.browse.focus == Focus::Detail {
+            return &[
+                ("up", "older log"),
+                ("down", "newer log"),
+                ("back", "back to the list"),
+            ];
+        }
         &[
             ("open", "monitor"),
             ("cancel", "cancel"),

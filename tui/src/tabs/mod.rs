@@ -112,6 +112,13 @@ pub trait Component {
     fn keys(&self) -> &'static [(&'static str, &'static str)];
 }
 
+/// The key hints while a detail pane has the keys: they scroll it and back out.
+pub const DETAIL_KEYS: &[(&str, &str)] = &[
+    ("down", "scroll"),
+    ("page_down", "page"),
+    ("back", "back to the list"),
+];
+
 /// Which part of a tab has the keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Focus {

@@ -95,6 +95,10 @@ impl Component for ModelsTab {
     }
 
     fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        // The hints follow the focused pane.
+        if self.browse.focus == super::Focus::Detail {
+            return super::DETAIL_KEYS;
+        }
         &[
             ("open", "detail"),
             ("download", "download"),
