@@ -342,10 +342,11 @@ fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
                 Style::new().fg(t.info),
             ));
         }
+    // A dataset with problems has statistics too (of what could be read), as the CLI shows.
     if let Some(s) = d
         .statistics
         .as_ref()
-        .filter(|_| d.status == DatasetStatus::Ready)
+        .filter(|_| matches!(d.status, DatasetStatus::Ready | DatasetStatus::Error))
     {
         lines.push(Line::raw(""));
         lines.push(Line::styled("Statistics", t.header()));
