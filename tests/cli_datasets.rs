@@ -178,7 +178,10 @@ fn a_missing_file_is_named_with_exit_2() {
 #[test]
 fn a_missing_file_or_a_folder_with_json_prints_one_error_document() {
     let home = tempfile::tempdir().unwrap();
-    for path in ["/nonexistent/data.jsonl".to_string(), home.path().display().to_string()] {
+    for path in [
+        "/nonexistent/data.jsonl".to_string(),
+        home.path().display().to_string(),
+    ] {
         let out = brightrun(home.path())
             .args(["datasets", "add", &path, "--json"])
             .output()

@@ -573,7 +573,16 @@ fn retry_confirms_the_cost_like_create() {
     let home = Home::new(0);
     let d = home.ready_dataset(20);
     let job = home.json(
-        &["jobs", "create", "--dataset", &d, "--gpu", "A10G", "--yes", "--json"],
+        &[
+            "jobs",
+            "create",
+            "--dataset",
+            &d,
+            "--gpu",
+            "A10G",
+            "--yes",
+            "--json",
+        ],
         0,
     );
     let id = job["id"].as_str().unwrap().to_string();
@@ -583,7 +592,13 @@ fn retry_confirms_the_cost_like_create() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--yes") && err.contains("about $"), "{err}");
-    assert_eq!(home.json(&["jobs", "list", "--json"], 0).as_array().unwrap().len(), 1);
+    assert_eq!(
+        home.json(&["jobs", "list", "--json"], 0)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let retry = home.json(&["jobs", "retry", &id, "--yes", "--json"], 0);
     assert_eq!(retry["status"], "queued");
     assert_eq!(retry["retry_of"], id.as_str());

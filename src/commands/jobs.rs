@@ -510,7 +510,9 @@ mod tests {
                 UserId::new(),
                 DatasetId::new(),
                 PresetId::Custom,
-                presets::resolve("fast", &TrainingConfig::default()).unwrap().1,
+                presets::resolve("fast", &TrainingConfig::default())
+                    .unwrap()
+                    .1,
                 GpuConfig {
                     gpu_type: "local".into(),
                     gpu_count: 1,

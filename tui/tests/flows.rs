@@ -192,7 +192,10 @@ fn jobs_cancel_retry_and_open_artifact() {
     // Retry confirms the cost like create does…
     assert!(chr(&mut app, 'r').is_empty());
     let screen = render(&mut app, 100, 30);
-    assert!(screen.contains("Retry job?") && screen.contains("Estimated cost $"), "{screen}");
+    assert!(
+        screen.contains("Retry job?") && screen.contains("Estimated cost $"),
+        "{screen}"
+    );
     let fx = chr(&mut app, 'y');
     assert_eq!(fx, vec![Effect::RetryJob(fixtures::job_id(3))]);
     // …and selects the new job, even when the change feed brought it first.
@@ -955,7 +958,10 @@ fn the_key_hints_follow_the_focused_pane() {
     key(&mut app, KeyCode::Enter);
     let screen = render(&mut app, 100, 30);
     let last = screen.lines().last().unwrap().to_string();
-    assert!(last.contains("scroll") && last.contains("back to the list"), "{last}");
+    assert!(
+        last.contains("scroll") && last.contains("back to the list"),
+        "{last}"
+    );
     assert!(!last.contains("a add"), "{last}");
 }
 
@@ -973,4 +979,20 @@ fn freeze_also_freezes_the_clocks_it_shows() {
     chr(&mut app, 'f');
     app.tick(fixtures::now() + chrono::Duration::minutes(7));
     assert_eq!(app.now, fixtures::now() + chrono::Duration::minutes(7));
+}
+
+#[test]
+fn the_file_browser_expands_a_tilde() {
+    let mut app = app();
+    chr(&mut app, 'a');
+    if let Some(brightrun_tui::app::Overlay::Files(fb)) = &mut app.overlay {
+        fb.input.set("");
+    }
+    let fx = typed(&mut app, "~/");
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap());
+    assert!(
+        fx.iter()
+            .any(|f| matches!(f, Effect::ListDir { dir, .. } if *dir == home)),
+        "{fx:?}"
+    );
 }

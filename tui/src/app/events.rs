@@ -389,11 +389,7 @@ impl App {
                     ),
                     Err(e) if e.contains("already exist") => {
                         // The CLI's advice (--force) is not a key here: the dialog asks instead.
-                        let e = e
-                            .split("; use --force")
-                            .next()
-                            .unwrap_or(&e)
-                            .to_string();
+                        let e = e.split("; use --force").next().unwrap_or(&e).to_string();
                         self.overlay = Some(Overlay::Confirm {
                             title: "Overwrite?".into(),
                             lines: vec![one_line(&e).into_owned(), "Overwrite those files?".into()],
