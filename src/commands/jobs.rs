@@ -193,7 +193,7 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
                             j.status.as_str().into(),
                             j.current_stage.as_str().into(),
                             format!("{:.0}%", j.progress),
-                            format!("{}/{}", j.current_step, j.total_steps),
+                            format!("{}/{}", count(j.current_step), count(j.total_steps)),
                             fit(&j.hyperparameters.base_model, 32),
                             format!("{}×{}", j.gpu_config.gpu_count, j.gpu_config.gpu_type),
                             money(j.final_cost.unwrap_or(j.current_cost)),
@@ -317,7 +317,11 @@ fn print_job(j: &TrainingJob) {
     println!("  stage        {}", j.current_stage.as_str());
     println!(
         "  progress     {:.1}%  step {}/{}  epoch {}/{}",
-        j.progress, j.current_step, j.total_steps, j.current_epoch, j.total_epochs
+        j.progress,
+        count(j.current_step),
+        count(j.total_steps),
+        j.current_epoch,
+        j.total_epochs
     );
     println!(
         "  model        {} (preset {}, rank {}, lr {:e})",
@@ -342,7 +346,8 @@ fn print_job(j: &TrainingJob) {
         println!("  eta          {}", eta.format("%Y-%m-%d %H:%M:%S UTC"));
     }
     if let Some(e) = &j.error_message {
-        println!("  error        {}", fit(e, 200));
+        // The whole reason: it says what to do (e.g. a base model not in the offline cache).
+        println!("  error        {e}");
     }
     if let Some(d) = &j.error_detail {
         for l in d
@@ -453,8 +458,8 @@ fn progress_line(j: &TrainingJob) -> String {
         j.status.as_str(),
         j.current_stage.as_str(),
         j.progress,
-        j.current_step,
-        j.total_steps
+        count(j.current_step),
+        count(j.total_steps)
     );
     if let Some(l) = j.current_metrics.training_loss {
         s.push_str(&format!(" loss {l:.4}"));
