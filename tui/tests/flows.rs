@@ -996,3 +996,46 @@ fn the_file_browser_expands_a_tilde() {
         "{fx:?}"
     );
 }
+
+#[test]
+fn a_long_failure_reason_is_whole_in_the_jobs_detail_at_80_columns() {
+    let mut app = app();
+    chr(&mut app, '3');
+    let mut failed = (*app.jobs.get(fixtures::job_id(3)).unwrap().clone()).clone();
+    let reason = "base model acme/nothing-7b is not in the offline cache (HF_HUB_OFFLINE is set): download it first (huggingface-cli download acme/nothing-7b) or let the trainer reach the Hugging Face Hub";
+    failed.error_message = Some(reason.into());
+    app.apply_event(EngineEvent::Job(Arc::new(failed)));
+    for _ in 0..5 {
+        if app.selected_job().unwrap().id == fixtures::job_id(3) {
+            break;
+        }
+        chr(&mut app, 'j');
+    }
+    assert_eq!(app.selected_job().unwrap().id, fixtures::job_id(3));
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 80, 24);
+    // Every word of the reason is on the screen (wrapped, not cut at the edge).
+    let text: String = screen.replace(['│', '┃', '"'], " ");
+    let words: Vec<&str> = text.split_whitespace().collect();
+    for w in reason.split_whitespace() {
+        assert!(words.contains(&w), "{w:?} missing:\n{screen}");
+    }
+}
+
+#[test]
+fn a_models_configuration_keeps_a_space_after_the_longest_key() {
+    let mut app = app();
+    chr(&mut app, '4');
+    let mut a = (*app.selected_artifact().unwrap().clone()).clone();
+    a.configuration = brightrun_engine::domain::JsonValue(serde_json::json!({
+        "hyperparameters": {"gradient_accumulation_steps": 1}
+    }));
+    app.apply_event(EngineEvent::Artifact(Arc::new(a)));
+    key(&mut app, KeyCode::Enter);
+    for _ in 0..40 {
+        chr(&mut app, 'j');
+    }
+    let screen = render(&mut app, 120, 60);
+    assert!(screen.contains("gradient_accumulation_steps"), "{screen}");
+    assert!(!screen.contains("gradient_accumulation_steps1"), "{screen}");
+}

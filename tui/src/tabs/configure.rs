@@ -944,6 +944,9 @@ impl ConfigureTab {
                     .areas(line_area);
             frame.render_widget(Paragraph::new(label).style(label_style), la);
             if selected && let Some(input) = &c.editing {
+                // One column in, as values are shown: the longest label
+                // (gradient_accumulation_steps) never runs into what is typed.
+                let va = Rect::new(va.x + 1, va.y, va.width.saturating_sub(1), va.height);
                 input.draw(
                     frame,
                     va,

@@ -322,7 +322,9 @@ fn config_lines(
                         config_lines(val, &format!("{indent}  "), out, t);
                     }
                     other => out.push(Line::from(vec![
-                        Span::styled(format!("  {indent}{key:<24}"), t.muted()),
+                        // A space always follows the key, however long
+                        // (gradient_accumulation_steps is 27 characters).
+                        Span::styled(format!("  {indent}{key:<24} "), t.muted()),
                         Span::raw(scalar(other)),
                     ])),
                 }
