@@ -33,7 +33,7 @@ from transformers import (
 from . import TINY_MODEL_ID
 from .data import LoadedDataset
 from .encoding import EncodingReport, PaddingCollator, encode_examples, prepare_tokenizer
-from .errors import DatasetError, InfrastructureError, TrainingError, model_load_error
+from .errors import DatasetError, TrainingError, model_load_error
 from .events import EventEmitter
 from .progress import ProgressReporter, TokenMeter
 from .signals import StopSignal
