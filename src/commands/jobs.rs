@@ -45,13 +45,18 @@ pub async fn estimate(api: &dyn EngineApi, run: &RunArgs, json: bool) -> Result<
 
 pub fn print_estimate(e: &Estimate) {
     let d = &e.training_details;
+    let hours = e.estimated_duration_hours;
+    // A run of seconds on this machine is not "0.0 h".
+    let duration = if hours >= 1.0 {
+        format!("{hours:.1} h")
+    } else if hours * 60.0 >= 1.0 {
+        format!("{:.0} min", hours * 60.0)
+    } else {
+        format!("{:.0} s", hours * 3600.0)
+    };
     println!(
-        "estimate: ${:.2} (compute ${:.2} + storage ${:.2}), about {:.1} h at ${:.2}/h",
-        e.estimated_cost,
-        e.cost_breakdown.compute,
-        e.cost_breakdown.storage,
-        e.estimated_duration_hours,
-        e.hourly_rate
+        "estimate: ${:.2} (compute ${:.2} + storage ${:.2}), about {duration} at ${:.2}/h",
+        e.estimated_cost, e.cost_breakdown.compute, e.cost_breakdown.storage, e.hourly_rate
     );
     let epochs = if d.epochs == 1 { "epoch" } else { "epochs" };
     println!(

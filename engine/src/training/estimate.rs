@@ -384,8 +384,10 @@ fn model_label(model: &ModelSize, q: Quantization) -> String {
         format!("{b:.0}B")
     } else if b >= 0.1 {
         format!("{b:.1}B")
+    } else if b >= 0.001 {
+        format!("{:.0}M", b * 1e3)
     } else {
-        format!("{:.1}M", b * 1000.0)
+        format!("{:.0}k", b * 1e6)
     };
     match q {
         Quantization::None => format!("{size} parameters"),
