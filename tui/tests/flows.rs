@@ -1039,3 +1039,64 @@ fn a_models_configuration_keeps_a_space_after_the_longest_key() {
     assert!(screen.contains("gradient_accumulation_steps"), "{screen}");
     assert!(!screen.contains("gradient_accumulation_steps1"), "{screen}");
 }
+
+#[test]
+fn base_models_are_listed_and_an_unknown_ones_size_has_a_field() {
+    let mut app = app();
+    chr(&mut app, '2');
+    // base_model is the third row; ←/→ list the models whose size is known.
+    chr(&mut app, 'j');
+    chr(&mut app, 'j');
+    chr(&mut app, 'l');
+    let Some(brightrun_tui::app::Overlay::Pick {
+        options, selected, ..
+    }) = app.overlay.clone()
+    else {
+        panic!("no base model picker: {:?}", app.overlay);
+    };
+    let qwen = options
+        .iter()
+        .position(|o| o.starts_with("Qwen/Qwen2.5-0.5B "))
+        .expect("Qwen2.5-0.5B listed");
+    assert_eq!(options.last().unwrap(), "(type another id…)");
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("Base model (size known)"), "{screen}");
+    for _ in selected..qwen {
+        key(&mut app, KeyCode::Down);
+    }
+    for _ in qwen..selected {
+        key(&mut app, KeyCode::Up);
+    }
+    let fx = key(&mut app, KeyCode::Enter);
+    let Some(Effect::Estimate { draft, .. }) = fx.last() else {
+        panic!("no estimate: {fx:?}");
+    };
+    assert!(
+        draft
+            .sets
+            .contains(&("base_model".into(), "Qwen/Qwen2.5-0.5B".into()))
+    );
+    // An id the table does not know: its size goes in parameters_billions, the next row.
+    key(&mut app, KeyCode::Enter);
+    ctrl(&mut app, 'u');
+    typed(&mut app, "acme/secret-13b");
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("(unknown: type size)"), "{screen}");
+    chr(&mut app, 'j');
+    key(&mut app, KeyCode::Enter);
+    let fx = typed(&mut app, "13");
+    let Some(Effect::Estimate { draft, .. }) = fx.last() else {
+        panic!("no estimate: {fx:?}");
+    };
+    assert!(
+        draft
+            .sets
+            .contains(&("parameters_billions".into(), "13".into()))
+    );
+    assert!(
+        draft
+            .sets
+            .contains(&("base_model".into(), "acme/secret-13b".into()))
+    );
+}

@@ -344,7 +344,7 @@ impl ConfigureTab {
                 } else if let Some(m) = self.known_model() {
                     format!("(known: {:.2}B)", m.parameters_billions())
                 } else {
-                    "(unknown model: type its size, e.g. 7)".into()
+                    "(unknown: type size)".into()
                 }
             }
             FormRow::GpuType => self
@@ -390,7 +390,7 @@ impl ConfigureTab {
                 s
             }
             FormRow::Field(i) if Some(i) == base_model_field() => format!(
-                "{} Allowed: {}. Enter lists the {} models whose size is known; any other id needs parameters_billions.",
+                "{} Allowed: {}. ←/→ list the {} models whose size is known; any other id needs parameters_billions.",
                 FIELDS[i].help,
                 FIELDS[i].range,
                 self.base_models.len()
@@ -461,6 +461,11 @@ impl ConfigureTab {
             Action::PageDown => self.row = (self.row + 10).min(n - 1),
             Action::Top => self.row = 0,
             Action::Bottom => self.row = n - 1,
+            // On base_model, ←/→ list the models whose size is known (enter types any id).
+            Action::Left | Action::Right if matches!(row, FormRow::Field(i) if Some(i) == base_model_field()) =>
+            {
+                self.pick_base_model(s);
+            }
             Action::Left | Action::Right => {
                 return Handled::Consumed(self.cycle_value(row, *action == Action::Right));
             }
@@ -470,6 +475,29 @@ impl ConfigureTab {
             _ => return Handled::Ignored,
         }
         Handled::done()
+    }
+
+    /// The picker of the base models whose size is known; its last entry types another id.
+    fn pick_base_model(&mut self, s: &mut Shared) {
+        let c = &*self;
+        let current = c.base_model().to_string();
+        let mut options: Vec<String> = c
+            .base_models
+            .iter()
+            .map(|m| format!("{:<36} {:>7.2}B", m.id, m.parameters_billions()))
+            .collect();
+        options.push("(type another id…)".into());
+        let selected = c
+            .base_models
+            .iter()
+            .position(|m| m.id.eq_ignore_ascii_case(&current))
+            .unwrap_or(options.len() - 1);
+        s.overlay = Some(Overlay::Pick {
+            title: "Base model (size known)".into(),
+            options,
+            selected,
+            target: PickTarget::BaseModel,
+        });
     }
 
     /// `/` on the form: goes to the first row whose name contains `text` (any case).
@@ -618,21 +646,6 @@ impl ConfigureTab {
                     at,
                     PickTarget::Field(i),
                 )
-            }
-            FormRow::Field(i) if Some(i) == base_model_field() => {
-                let current = c.base_model().to_string();
-                let mut options: Vec<String> = c
-                    .base_models
-                    .iter()
-                    .map(|m| format!("{:<36} {:>7.2}B", m.id, m.parameters_billions()))
-                    .collect();
-                options.push("(type another id…)".into());
-                let at = c
-                    .base_models
-                    .iter()
-                    .position(|m| m.id.eq_ignore_ascii_case(&current))
-                    .unwrap_or(options.len() - 1);
-                pick("Base model", options, at, PickTarget::BaseModel)
             }
             FormRow::Field(i) if FIELDS[i].kind == FieldKind::Bool => {
                 return self.cycle_value(row, true);
@@ -960,7 +973,7 @@ impl ConfigureTab {
             let picker = matches!(
                 row,
                 FormRow::Dataset | FormRow::Preset | FormRow::GpuType | FormRow::Backend
-            );
+            ) || matches!(row, FormRow::Field(f) if Some(*f) == base_model_field());
             let text = if picker && selected {
                 format!("◀ {value} ▶")
             } else {
