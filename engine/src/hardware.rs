@@ -15,9 +15,10 @@ use std::time::Duration;
 /// V100 (1,200) and an A10G (800) on the seed's scale, since an unrecognised card is more
 /// often a workstation one than a datacentre one.
 pub const UNKNOWN_GPU_TOKENS_PER_SEC: f64 = 1000.0;
-/// Tokens per second for Mistral-7B per CPU core: a 7B model's ~43 GFLOPs per token against
-/// the ~50–100 GFLOP/s a core sustains in fp32 matrix products, halved for the rest of the
-/// step. Small models, the ones CPUs train, scale up from it by their size.
+/// Tokens per second for Mistral-7B per CPU core: a 7B model's ~43 GFLOPs per token (6 ×
+/// 7.2B) against the ~50–100 GFLOP/s a core sustains in fp32 matrix products is 1–2, and
+/// memory traffic and Python take more than half of that in practice. Small models, the
+/// ones CPUs train, scale up from it by their size; completed runs calibrate it.
 pub const CPU_TOKENS_PER_SEC_PER_CORE: f64 = 0.5;
 /// How long `nvidia-smi` may take before the machine is taken to have no GPU.
 const NVIDIA_SMI_TIMEOUT: Duration = Duration::from_secs(5);

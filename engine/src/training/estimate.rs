@@ -13,7 +13,8 @@
 //!    divides by training pairs, which is the same when nothing is held out and overstates
 //!    it otherwise). It is capped at `max_seq_length`, since longer examples are truncated.
 //! 3. `seconds_per_step = tokens_per_example × batch_size / (tokens_per_sec × gpu_count)`:
-//!    the GPUs share each batch (data parallel), so more GPUs shorten every step.
+//!    the GPUs share each batch (data parallel), so more GPUs shorten every step. (Here
+//!    `tokens_per_sec` is scaled to the model, or calibrated: see below.)
 //! 4. `training_hours = total_steps × seconds_per_step / 3600`.
 //! 5. `overhead = 10 min (start-up, model download and load) + 5 min per epoch (evaluation
 //!    and checkpoints) + 5 min (saving the adapter)`.
@@ -126,7 +127,8 @@ pub struct CostBreakdown {
 pub struct TrainingDetails {
     pub total_steps: u64,
     pub steps_per_epoch: u64,
-    /// All GPUs together: `tokens_per_sec × gpu_count`.
+    /// All GPUs together: `tokens_per_sec × gpu_count × model_factor` (see
+    /// [`ThroughputBasis`]), or the calibrated mean of earlier runs of this setting.
     pub estimated_throughput_tokens_per_sec: f64,
     pub tokens_per_example: f64,
     pub training_hours: f64,
