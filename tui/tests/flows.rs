@@ -1100,3 +1100,38 @@ fn base_models_are_listed_and_an_unknown_ones_size_has_a_field() {
             .contains(&("base_model".into(), "acme/secret-13b".into()))
     );
 }
+
+#[test]
+fn this_machine_is_the_local_backends_gpu_type_in_the_form() {
+    use brightrun_engine::training::{GpuCatalog, presets};
+    let config = config();
+    let hw = brightrun_engine::hardware::LocalHardware {
+        gpus: vec![],
+        cpu_cores: 16,
+        memory_gb: 64.0,
+    };
+    let gpus = GpuCatalog::builtin();
+    let gpus = gpus.clone().with_local(hw.spec(0.0, &gpus));
+    let mut snap = fixtures::snapshot();
+    snap.catalog = Some(brightrun_engine::api::Catalog {
+        presets: presets::list(&config.training),
+        default_preset: "balanced".into(),
+        gpus: gpus.all().to_vec(),
+        gpu_error: None,
+        default_gpu: "local".into(),
+        default_gpu_count: 1,
+        backends: vec!["local".into()],
+        default_backend: "local".into(),
+        profile: "default".into(),
+        storage: "local".into(),
+        base_models: brightrun_engine::training::models::builtin_all(),
+    });
+    let mut app = brightrun_tui::App::new(snap, &config);
+    app.set_now(fixtures::now());
+    chr(&mut app, '2');
+    let screen = render(&mut app, 120, 40);
+    assert!(
+        screen.contains("gpu_type                     your machine: CPU (16 cores)"),
+        "{screen}"
+    );
+}

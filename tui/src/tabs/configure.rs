@@ -352,7 +352,8 @@ impl ConfigureTab {
                 .get(self.gpu)
                 .map(|g| {
                     if g.local {
-                        format!("{} ({})", g.id, g.name)
+                        // `your machine: CPU (16 cores)`: the id is `local`.
+                        g.name.clone()
                     } else {
                         format!(
                             "{} ({:.0} GB, ${:.2}/h)",
