@@ -163,17 +163,24 @@ pub enum JobsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Queue a new job with the configuration of a failed or cancelled one.
+    /// Queue a new job with the configuration of a failed or cancelled one (shows its cost
+    /// and asks first unless --yes, as create does).
     Retry {
         id: String,
+        /// Do not ask for confirmation of the cost.
+        #[arg(long, short)]
+        yes: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// The last lines of the trainer's log.
+    /// The job's log: its stages, checkpoints and the trainer's messages (as the dashboard's
+    /// log pane shows them), then the end of the trainer's stderr.
     Logs {
         id: String,
         #[arg(long, short = 'n', default_value_t = 100)]
         lines: usize,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// A job's metrics points.
     Metrics {
@@ -194,6 +201,12 @@ pub enum ModelsCmd {
     /// Show a model: quality metrics, training summary, configuration, files.
     Show {
         id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// The base models the estimate knows the size of (built-in and from config); any other
+    /// Hugging Face id needs --set parameters_billions=N.
+    Base {
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -309,11 +322,15 @@ pub enum DatasetsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Delete a dataset (refused while a job uses it). The stored file is kept unless
-    /// --purge.
+    /// Delete a dataset (refused while a job uses it). Asks first, naming the jobs and models
+    /// made from it; without a terminal to ask on, --yes is needed. The stored file is kept
+    /// unless --purge.
     #[command(alias = "delete")]
     Rm {
         id: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
         /// Delete the stored file too.
         #[arg(long)]
         purge: bool,

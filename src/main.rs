@@ -33,18 +33,55 @@ fn main() {
             std::process::exit(exit::USAGE);
         }
     };
+    // With --json a script reads stdout: a failure gives it one document too.
+    let json = std::env::args_os().skip(1).any(|a| a == "--json");
     let code = runtime.block_on(async move {
         match run(cli, paths).await {
             Ok(code) => code,
             Err(e) => {
                 tracing::error!("{e:#}");
                 eprintln!("brightrun: {}", message(&e));
+                if json {
+                    println!("{}", error_document(&e));
+                }
                 exit_status(&e)
             }
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     std::process::exit(code);
+}
+
+/// The JSON document a failed `--json` command prints on stdout: the seed's `{error,
+/// details}` with the engine API's error `code` (and the request `field` at fault).
+fn error_document(e: &anyhow::Error) -> serde_json::Value {
+    use brightrun_engine::api::ApiError;
+    let api = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<ApiError>().cloned())
+        .or_else(|| {
+            e.chain()
+                .find_map(|c| c.downcast_ref::<brightrun_engine::EngineError>())
+                .map(ApiError::from_ref)
+        });
+    let code = api
+        .as_ref()
+        .map(|a| serde_json::to_value(a.code).unwrap_or_default())
+        .unwrap_or_else(|| serde_json::json!("invalid"));
+    let mut doc = serde_json::json!({
+        "error": message(e),
+        "code": code,
+        "exit_status": exit_status(e),
+    });
+    if let Some(a) = api {
+        if let Some(f) = a.field {
+            doc["field"] = f.into();
+        }
+        if let Some(d) = a.details {
+            doc["details"] = d.into();
+        }
+    }
+    doc
 }
 
 /// The exit status an error's code calls for; errors without one are usage or I/O problems.
@@ -116,6 +153,9 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
                 brightrun_tui::RunOptions { theme: cli.theme },
             )
             .await;
+            if result.is_ok() {
+                commands::jobs::say_what_keeps_running(client.api.as_ref()).await;
+            }
             if let Some(r) = running {
                 r.stop().await;
             }

@@ -94,12 +94,52 @@ fn a_valid_file_becomes_ready_with_statistics() {
         .unwrap();
     assert_eq!(json(&out)["name"], "renamed");
 
+    // A unique name works where an id prefix does.
+    let out = brightrun(home.path())
+        .args(["datasets", "show", "Renamed", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(json(&out)["id"], id.as_str());
+
+    // rm asks first; with no terminal to ask on, it needs --yes.
     let out = brightrun(home.path())
         .args(["datasets", "rm", &id, "--json"])
         .output()
         .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert!(stored.exists(), "nothing was deleted");
+    // A plain rm is a soft delete: the record goes from lists, the stored file stays.
+    let out = brightrun(home.path())
+        .args(["datasets", "rm", &id, "--yes", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(!stored.exists(), "the stored file is removed");
+    assert!(stored.exists(), "a plain rm keeps the stored file");
+    let out = brightrun(home.path())
+        .args(["datasets", "list", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(json(&out).as_array().unwrap().len(), 0);
+    // --purge deletes the stored file too.
+    let out = brightrun(home.path())
+        .args(["datasets", "add"])
+        .arg(&file)
+        .args(["--json"])
+        .output()
+        .unwrap();
+    let again = json(&out);
+    let stored_again = home
+        .path()
+        .join("data/objects/lora-datasets")
+        .join(again["storage_path"].as_str().unwrap());
+    assert!(stored_again.exists());
+    let out = brightrun(home.path())
+        .args(["datasets", "rm", again["id"].as_str().unwrap(), "--yes", "--purge", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!stored_again.exists(), "--purge removes the stored file");
     let out = brightrun(home.path())
         .args(["datasets", "list", "--json"])
         .output()
@@ -158,6 +198,28 @@ fn a_missing_file_is_named_with_exit_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/data.jsonl"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_missing_file_or_a_folder_with_json_prints_one_error_document() {
+    let home = tempfile::tempdir().unwrap();
+    for path in [
+        "/nonexistent/data.jsonl".to_string(),
+        home.path().display().to_string(),
+    ] {
+        let out = brightrun(home.path())
+            .args(["datasets", "add", &path, "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let doc = json(&out);
+        let message = doc["error"].as_str().unwrap();
+        assert!(message.contains(&path), "{doc}");
+        assert_eq!(doc["exit_status"], 2);
+        assert!(doc["code"].is_string(), "{doc}");
+        // The message is on stderr too, for people.
+        assert!(String::from_utf8_lossy(&out.stderr).contains(&path));
+    }
 }
 
 #[test]

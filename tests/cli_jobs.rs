@@ -208,7 +208,10 @@ fn creating_a_job_confirms_the_cost_and_the_budget() {
     assert_eq!(job["preset_id"], "quality");
     assert_eq!(job["hyperparameters"]["lora_rank"], 32);
     assert_eq!(job["hyperparameters"]["epochs"], 5);
-    assert!(job["estimated_cost"].as_f64().unwrap() > 0.5);
+    // On this machine (the local backend's default GPU type) at the default $0/h, the
+    // estimate is the flat storage line.
+    assert_eq!(job["gpu_config"]["gpu_type"], "local");
+    assert_eq!(job["estimated_cost"].as_f64().unwrap(), 0.5);
     assert!(job["total_steps"].as_u64().unwrap() > 0);
     let id = job["id"].as_str().unwrap();
     let shown = home.json(&["jobs", "show", &id[..6], "--json"], 0);
@@ -224,7 +227,8 @@ fn creating_a_job_confirms_the_cost_and_the_budget() {
             .any(|n| n["type"] == "job_queued" && n["priority"] == "low")
     );
 
-    // A budget the run would exceed needs --over-budget on top of --yes.
+    // A budget the run would exceed needs --over-budget on top of --yes (priced on a
+    // catalog GPU: this machine costs nothing by default).
     let config = home.path().join("config/config.toml");
     let mut value: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
     value["budget"]
@@ -233,7 +237,16 @@ fn creating_a_job_confirms_the_cost_and_the_budget() {
         .insert("monthly_usd".into(), toml::Value::Float(1.0));
     std::fs::write(&config, toml::to_string(&value).unwrap()).unwrap();
     let e = home.json(
-        &["estimate", "--dataset", &d, "--preset", "quality", "--json"],
+        &[
+            "estimate",
+            "--dataset",
+            &d,
+            "--preset",
+            "quality",
+            "--gpu",
+            "A100-80GB",
+            "--json",
+        ],
         0,
     );
     assert_eq!(e["budget"]["exceeds"], true);
@@ -246,6 +259,8 @@ fn creating_a_job_confirms_the_cost_and_the_budget() {
             &d,
             "--preset",
             "quality",
+            "--gpu",
+            "A100-80GB",
             "--yes",
         ])
         .output()
@@ -260,6 +275,8 @@ fn creating_a_job_confirms_the_cost_and_the_budget() {
             &d,
             "--preset",
             "quality",
+            "--gpu",
+            "A100-80GB",
             "--yes",
             "--over-budget",
             "--json",
@@ -329,4 +346,260 @@ fn presets_from_config_are_usable() {
         job["hyperparameters"]["batch_size"], 8,
         "the rest comes from `fast`"
     );
+}
+
+/// A stand-in for `nvidia-smi` that reports `lines`, in the home.
+fn fake_nvidia_smi(home: &Home, lines: &str) -> std::path::PathBuf {
+    let p = home.path().join("nvidia-smi");
+    std::fs::write(&p, format!("#!/bin/sh\nprintf '{lines}'\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    p
+}
+
+#[test]
+fn the_local_backend_estimates_this_machine_at_its_own_price() {
+    let home = Home::new(0);
+    let d = home.ready_dataset(40);
+    // No GPU here: the CPU, at the default $0/h ("your machine"); the tiny model's run is
+    // seconds, not the seed's 30 minutes of cluster overhead.
+    let out = home
+        .cmd()
+        .env("BRIGHTRUN_NVIDIA_SMI", home.path().join("no-such-program"))
+        .args([
+            "estimate",
+            "--dataset",
+            &d,
+            "--set",
+            "base_model=brightrun/tiny-random-llama",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["gpu_type"], "local");
+    assert_eq!(e["local"], true);
+    assert_eq!(e["hourly_rate"], 0.0);
+    assert_eq!(e["cost_breakdown"]["compute"], 0.0);
+    assert_eq!(e["estimated_cost"], 0.5);
+    assert_eq!(e["throughput"]["source"], "local");
+    let secs = e["estimated_duration_hours"].as_f64().unwrap() * 3600.0;
+    assert!(secs < 60.0, "{secs} s");
+    // A named catalog GPU keeps the seed's pricing.
+    let a = home.json(
+        &["estimate", "--dataset", &d, "--gpu", "A100-80GB", "--json"],
+        0,
+    );
+    assert_eq!(a["hourly_rate"], 3.5);
+    assert!(a.get("local").is_none_or(|l| l == false));
+    // Two H200s here, and a price for the machine in config.
+    let smi = fake_nvidia_smi(&home, "NVIDIA H200, 143771\\nNVIDIA H200, 143771\\n");
+    let cfg = home.path().join("config/config.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[backends.local]\nprice_per_hour = 2.0\n");
+    std::fs::write(&cfg, text).unwrap();
+    let out = home
+        .cmd()
+        .env("BRIGHTRUN_NVIDIA_SMI", &smi)
+        .args(["estimate", "--dataset", &d])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("at $2.00/h"), "{text}");
+    assert!(text.contains("2× local (your machine)"), "{text}");
+    assert!(
+        text.contains(
+            "throughput: this machine 2,600/s per GPU (Mistral-7B) × 1.000 for 7.2B parameters"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("storage: $0.50 flat per job"), "{text}");
+}
+
+#[test]
+fn estimates_scale_with_the_model_and_the_known_models_are_listed() {
+    let home = Home::new(0);
+    let d = home.ready_dataset(100);
+    let est = |model: &str| {
+        home.json(
+            &[
+                "estimate",
+                "--dataset",
+                &d,
+                "--gpu",
+                "A100-80GB",
+                "--set",
+                &format!("base_model={model}"),
+                "--json",
+            ],
+            0,
+        )
+    };
+    let tps = |e: &serde_json::Value| {
+        e["training_details"]["estimated_throughput_tokens_per_sec"]
+            .as_f64()
+            .unwrap()
+    };
+    let small = est("Qwen/Qwen2.5-0.5B");
+    let seed = est("mistralai/Mistral-7B-v0.1");
+    let big = est("meta-llama/Llama-3.1-70B");
+    assert_eq!(tps(&seed), 1800.0);
+    assert!((tps(&big) - 1800.0 * 7_241_732_096.0 / 70_553_706_496.0).abs() < 1e-6);
+    assert!((tps(&small) - 1800.0 * 7_241_732_096.0 / 494_032_768.0).abs() < 1e-6);
+    let cost = |e: &serde_json::Value| e["estimated_cost"].as_f64().unwrap();
+    assert!(cost(&small) < cost(&seed) && cost(&seed) < cost(&big));
+    // The models whose size is known, and how to give another's.
+    let list = home.json(&["models", "base", "--json"], 0);
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"mistralai/Mistral-7B-v0.1") && ids.contains(&"Qwen/Qwen2.5-0.5B"));
+    let out = home.cmd().args(["models", "base"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("meta-llama/Llama-3.1-70B") && text.contains("70.6B"),
+        "{text}"
+    );
+    let out = home
+        .cmd()
+        .args([
+            "estimate",
+            "--dataset",
+            &d,
+            "--set",
+            "base_model=acme/secret-13b",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("brightrun models base") && err.contains("parameters_billions"),
+        "{err}"
+    );
+}
+
+#[test]
+fn job_logs_show_the_stages_and_checkpoints_and_take_json() {
+    let home = Home::new(0);
+    let d = home.ready_dataset(20);
+    // A stand-in trainer: a stage, a checkpoint, a message, some stderr, an adapter, done.
+    let fake = home.path().join("fake-python");
+    std::fs::write(
+        &fake,
+        r#"#!/bin/sh
+echo '{"type":"stage","seq":0,"ts":0,"stage":"training","message":"training 5 steps"}'
+echo '{"type":"checkpoint","seq":1,"ts":0,"step":3,"epoch":1.0,"loss":1.5,"path":"/tmp/ckpt-3"}'
+echo '{"type":"log","seq":2,"ts":0,"level":"warning","message":"2 examples were truncated"}'
+echo 'a library warning' >&2
+mkdir -p output && echo w > output/adapter.bin
+echo '{"type":"artifact","seq":3,"ts":0,"dir":"'"$PWD"'/output","files":[{"path":"adapter.bin","size":2,"sha256":""}]}'
+echo '{"type":"done","seq":4,"ts":0,"summary":{}}'
+"#,
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let job = home.json(
+        &[
+            "jobs",
+            "create",
+            "--dataset",
+            &d,
+            "--gpu",
+            "A10G",
+            "--yes",
+            "--json",
+        ],
+        0,
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    let out = home
+        .cmd()
+        .env("BRIGHTRUN_TRAINER_PYTHON", &fake)
+        .args(["jobs", "watch", &id])
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = home.json(&["jobs", "logs", &id, "--json"], 0);
+    let lines: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    for want in [
+        "[training] training 5 steps",
+        "[checkpoint] step 3: /tmp/ckpt-3",
+        "warning: 2 examples were truncated",
+        "[done]",
+        "stderr: a library warning",
+    ] {
+        assert!(lines.contains(&want), "{want:?} not in {lines:?}");
+    }
+    let out = home.cmd().args(["jobs", "logs", &id]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("[training] training 5 steps\n"), "{text}");
+}
+
+#[test]
+fn retry_confirms_the_cost_like_create() {
+    let home = Home::new(0);
+    let d = home.ready_dataset(20);
+    let job = home.json(
+        &[
+            "jobs",
+            "create",
+            "--dataset",
+            &d,
+            "--gpu",
+            "A10G",
+            "--yes",
+            "--json",
+        ],
+        0,
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    home.json(&["jobs", "cancel", &id, "--json"], 0);
+    // No terminal to ask on and no --yes: refused, nothing queued.
+    let out = home.cmd().args(["jobs", "retry", &id]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--yes") && err.contains("about $"), "{err}");
+    assert_eq!(
+        home.json(&["jobs", "list", "--json"], 0)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let retry = home.json(&["jobs", "retry", &id, "--yes", "--json"], 0);
+    assert_eq!(retry["status"], "queued");
+    assert_eq!(retry["retry_of"], id.as_str());
 }

@@ -238,6 +238,7 @@ fn a_killed_300_mb_upload_resumes_and_the_aws_cli_reads_it_back() {
             "datasets",
             "rm",
             d["id"].as_str().unwrap(),
+            "--yes",
             "--purge",
             "--json",
         ],

@@ -213,7 +213,7 @@ fn a_cancelled_job_stops_its_trainer_and_costs_what_it_ran() {
     // A cancelled job can be cancelled no more, and can be retried with the same config.
     let again = home.cmd().args(["jobs", "cancel", &job]).output().unwrap();
     assert_eq!(again.status.code(), Some(2));
-    let retry = home.json(&["jobs", "retry", &job, "--json"], 0);
+    let retry = home.json(&["jobs", "retry", &job, "--yes", "--json"], 0);
     assert_eq!(retry["status"], "queued");
     assert_eq!(retry["retry_of"], job.as_str());
     assert_eq!(retry["hyperparameters"], cancelled["hyperparameters"]);

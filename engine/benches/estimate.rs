@@ -62,6 +62,7 @@ fn run(cfg: &Config, stats: &DatasetStatistics, preset: &str, model: &str, gpu: 
         parameters_billions: None,
         budget,
         spent_this_month: 120.0,
+        calibration: None,
     })
     .expect("estimate");
     e.estimated_cost + e.fit.required_gb

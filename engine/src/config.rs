@@ -36,6 +36,29 @@ pub struct Config {
     pub trainer: TrainerConfig,
     pub budget: BudgetConfig,
     pub tui: TuiConfig,
+    /// `[backends.NAME]`: per-backend settings (`[backends.local] price_per_hour`).
+    pub backends: BTreeMap<String, BackendConfig>,
+}
+
+/// One cluster backend's settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `local`, `ray` or `runpod`; default: the backend's name.
+    pub kind: Option<String>,
+    /// What an hour of this backend's machine costs, US dollars, for the whole machine. For
+    /// `local` (this machine) the default is 0: estimates and costs say "your machine".
+    pub price_per_hour: Option<f64>,
+}
+
+impl Config {
+    /// `[backends.local] price_per_hour`, 0 when unset.
+    pub fn local_price_per_hour(&self) -> f64 {
+        self.backends
+            .get("local")
+            .and_then(|b| b.price_per_hour)
+            .unwrap_or(0.0)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -400,6 +423,16 @@ impl Config {
         }
         if self.engine.dispatch_batch == 0 {
             return Err(invalid("engine.dispatch_batch", "must be > 0".into()));
+        }
+        for (name, b) in &self.backends {
+            if let Some(p) = b.price_per_hour
+                && !(p.is_finite() && p >= 0.0)
+            {
+                return Err(invalid(
+                    &format!("backends.{name}.price_per_hour"),
+                    format!("{p} is not a non-negative amount"),
+                ));
+            }
         }
         if let Some(b) = self.budget.monthly_usd
             && !(b.is_finite() && b >= 0.0)

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 mod engine;
 pub mod events;
+pub mod hardware;
 pub mod ids;
 pub mod paths;
 pub mod private;

@@ -379,3 +379,48 @@ async fn the_whole_manifest_is_checked_before_anything_is_copied() {
     assert_eq!(artifacts, 0);
     assert!(stored_models(home.path()).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_run_calibrates_later_estimates_of_its_setting() {
+    // The stand-in trained 90,000 tokens in 60 s: 1,500 tokens/s on one A10G.
+    let script = format!(
+        "{STAGE_TRAINING}\nmkdir -p output && echo weights > output/adapter.bin\necho '{{\"type\":\"artifact\",\"seq\":1,\"ts\":0,\"dir\":\"'\"$PWD\"'/output\",\"files\":[{{\"path\":\"adapter.bin\",\"size\":8,\"sha256\":\"\"}}]}}'\necho '{{\"type\":\"done\",\"seq\":2,\"ts\":0,\"summary\":{{\"train_tokens\":90000,\"train_runtime_seconds\":60.0}}}}'\nexit 0"
+    );
+    let (home, engine) = engine_with(&script, "").await;
+    let d = ready_dataset(&engine, home.path()).await;
+    let before = engine.estimate(&request(&d)).unwrap();
+    assert_eq!(
+        before.throughput.source,
+        brightrun_engine::training::ThroughputSource::Catalog
+    );
+    // A10G: 800 tokens/s for Mistral-7B, × 7,241,732,096 / 115,648 for the tiny model.
+    let scaled = 800.0 * 7_241_732_096.0 / 115_648.0;
+    assert!((before.training_details.estimated_throughput_tokens_per_sec - scaled).abs() < 1e-6);
+    let tasks = engine.start();
+    let job = engine.create_job(request(&d), false).await.unwrap();
+    let j = wait_for(&engine, job.id, 30, |j| j.status.is_terminal()).await;
+    assert_eq!(j.status, JobStatus::Completed, "{:?}", j.error_message);
+    let after = engine.estimate(&request(&d)).unwrap();
+    assert_eq!(
+        after.throughput.source,
+        brightrun_engine::training::ThroughputSource::Calibrated
+    );
+    assert_eq!(after.throughput.calibration_runs, 1);
+    assert_eq!(after.throughput.note, "calibrated from 1 run");
+    assert_eq!(
+        after.training_details.estimated_throughput_tokens_per_sec,
+        1500.0
+    );
+    // Another GPU count is another setting: still the catalog's.
+    let mut two = request(&d);
+    two.gpu_count = Some(2);
+    assert_eq!(
+        engine.estimate(&two).unwrap().throughput.source,
+        brightrun_engine::training::ThroughputSource::Catalog
+    );
+    // The model costs exactly what its job did (one finish sets both).
+    let model = engine.artifacts(Page::ALL).unwrap().pop().unwrap();
+    assert_eq!(Some(model.training_summary.final_cost), j.final_cost);
+    engine.shutdown();
+    let _ = tasks.await;
+}

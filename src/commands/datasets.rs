@@ -134,7 +134,44 @@ pub async fn run(api: &dyn EngineApi, cmd: DatasetsCmd) -> Result<i32> {
                 exit::FAILED
             })
         }
-        DatasetsCmd::Rm { id, purge, json } => {
+        DatasetsCmd::Rm {
+            id,
+            yes,
+            purge,
+            json,
+        } => {
+            if !yes {
+                let d = api.dataset(&id).await?;
+                let jobs = api
+                    .jobs(None, Paging::ALL)
+                    .await?
+                    .items
+                    .iter()
+                    .filter(|j| j.dataset_id == d.id)
+                    .count();
+                let models = api
+                    .models(Paging::ALL)
+                    .await?
+                    .items
+                    .iter()
+                    .filter(|m| m.dataset_id == d.id)
+                    .count();
+                let used = if jobs + models > 0 {
+                    let n = |k: usize, w: &str| format!("{k} {w}{}", if k == 1 { "" } else { "s" });
+                    format!(" (used by {} and {})", n(jobs, "job"), n(models, "model"))
+                } else {
+                    String::new()
+                };
+                let q = format!(
+                    "Delete dataset {} “{}”{used}?",
+                    d.id.short(),
+                    fit(&d.name, 60)
+                );
+                if !super::jobs::confirm(&q)? {
+                    eprintln!("not deleted");
+                    return Ok(exit::FAILED);
+                }
+            }
             let d = api.delete_dataset(&id, purge).await?;
             if json.json {
                 output::json(&d)?;

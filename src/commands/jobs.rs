@@ -45,23 +45,39 @@ pub async fn estimate(api: &dyn EngineApi, run: &RunArgs, json: bool) -> Result<
 
 pub fn print_estimate(e: &Estimate) {
     let d = &e.training_details;
+    let hours = e.estimated_duration_hours;
+    // A run of seconds on this machine is not "0.0 h".
+    let duration = if hours >= 1.0 {
+        format!("{hours:.1} h")
+    } else if hours * 60.0 >= 1.0 {
+        format!("{:.0} min", hours * 60.0)
+    } else {
+        format!("{:.0} s", hours * 3600.0)
+    };
     println!(
-        "estimate: ${:.2} (compute ${:.2} + storage ${:.2}), about {:.1} h at ${:.2}/h",
-        e.estimated_cost,
-        e.cost_breakdown.compute,
-        e.cost_breakdown.storage,
-        e.estimated_duration_hours,
-        e.hourly_rate
+        "estimate: ${:.2} (compute ${:.2} + storage ${:.2}), about {duration} at ${:.2}/h",
+        e.estimated_cost, e.cost_breakdown.compute, e.cost_breakdown.storage, e.hourly_rate
     );
+    let epochs = if d.epochs == 1 { "epoch" } else { "epochs" };
     println!(
-        "  {}× {}   {} steps ({} per epoch × {} epochs), {:.0} tokens/s assumed",
+        "  {}× {}{}   {} steps ({} per epoch × {} {epochs}), {} tokens/s",
         e.gpu_count,
         e.gpu_type,
+        if e.local { " (your machine)" } else { "" },
         count(d.total_steps),
         count(d.steps_per_epoch),
         d.epochs,
-        d.estimated_throughput_tokens_per_sec
+        count(d.estimated_throughput_tokens_per_sec.round() as u64)
     );
+    // Which throughput the figures rest on: the catalog's (scaled to the model), this
+    // machine's, or what earlier runs of this setting measured.
+    println!("  throughput: {}", e.throughput.note);
+    if e.cost_breakdown.storage > 0.0 {
+        println!(
+            "  storage: ${:.2} flat per job (keeping the adapter and its checkpoints; training.storage_cost_per_job)",
+            e.cost_breakdown.storage
+        );
+    }
     println!(
         "  memory: {} — needs {:.1} GB of {:.1} GB",
         e.fit.verdict.as_str(),
@@ -86,7 +102,9 @@ pub fn print_estimate(e: &Estimate) {
     }
 }
 
-fn confirm(question: &str) -> Result<bool> {
+/// Asks a yes/no question on the terminal; without one, refuses (the caller's `--yes` is the
+/// way to confirm from a script).
+pub(crate) fn confirm(question: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         bail!(ApiError::invalid(
             "yes",
@@ -180,7 +198,7 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
                             j.status.as_str().into(),
                             j.current_stage.as_str().into(),
                             format!("{:.0}%", j.progress),
-                            format!("{}/{}", j.current_step, j.total_steps),
+                            format!("{}/{}", count(j.current_step), count(j.total_steps)),
                             fit(&j.hyperparameters.base_model, 32),
                             format!("{}×{}", j.gpu_config.gpu_count, j.gpu_config.gpu_type),
                             money(j.final_cost.unwrap_or(j.current_cost)),
@@ -222,7 +240,22 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        JobsCmd::Retry { id, json } => {
+        JobsCmd::Retry { id, yes, json } => {
+            if !yes {
+                let old = api.job(&id).await?;
+                let q = format!(
+                    "Retry job {} as a new job: {} on {}× {}, about {}?",
+                    old.id.short(),
+                    old.hyperparameters.base_model,
+                    old.gpu_config.gpu_count,
+                    old.gpu_config.gpu_type,
+                    money(old.estimated_cost)
+                );
+                if !confirm(&q)? {
+                    eprintln!("not retried");
+                    return Ok(exit::FAILED);
+                }
+            }
             let job = api.retry_job(&id).await?;
             if json.json {
                 output::json(&job)?;
@@ -231,9 +264,14 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        JobsCmd::Logs { id, lines } => {
-            for l in api.job_logs(&id, lines).await? {
-                println!("{l}");
+        JobsCmd::Logs { id, lines, json } => {
+            let log = api.job_logs(&id, lines).await?;
+            if json.json {
+                output::json(&log)?;
+            } else {
+                for l in log {
+                    println!("{l}");
+                }
             }
             Ok(exit::OK)
         }
@@ -284,7 +322,11 @@ fn print_job(j: &TrainingJob) {
     println!("  stage        {}", j.current_stage.as_str());
     println!(
         "  progress     {:.1}%  step {}/{}  epoch {}/{}",
-        j.progress, j.current_step, j.total_steps, j.current_epoch, j.total_epochs
+        j.progress,
+        count(j.current_step),
+        count(j.total_steps),
+        j.current_epoch,
+        j.total_epochs
     );
     println!(
         "  model        {} (preset {}, rank {}, lr {:e})",
@@ -309,7 +351,8 @@ fn print_job(j: &TrainingJob) {
         println!("  eta          {}", eta.format("%Y-%m-%d %H:%M:%S UTC"));
     }
     if let Some(e) = &j.error_message {
-        println!("  error        {}", fit(e, 200));
+        // The whole reason: it says what to do (e.g. a base model not in the offline cache).
+        println!("  error        {e}");
     }
     if let Some(d) = &j.error_detail {
         for l in d
@@ -420,8 +463,8 @@ fn progress_line(j: &TrainingJob) -> String {
         j.status.as_str(),
         j.current_stage.as_str(),
         j.progress,
-        j.current_step,
-        j.total_steps
+        count(j.current_step),
+        count(j.total_steps)
     );
     if let Some(l) = j.current_metrics.training_loss {
         s.push_str(&format!(" loss {l:.4}"));
@@ -434,4 +477,77 @@ fn progress_line(j: &TrainingJob) -> String {
         money(j.final_cost.unwrap_or(j.current_cost))
     ));
     s
+}
+
+/// What to say after the dashboard closes while jobs are unfinished: they keep going (the
+/// trainer is detached; a queued one starts when an engine runs) and how to follow them.
+pub fn still_running_lines(jobs: &[TrainingJob]) -> Vec<String> {
+    jobs.iter()
+        .filter(|j| j.status.is_active())
+        .map(|j| {
+            let short = j.id.short();
+            let what = if j.status == JobStatus::Queued {
+                "is queued: it starts when an engine runs"
+            } else {
+                "keeps running"
+            };
+            format!("job {short} {what}; follow it with `brightrun jobs watch {short}`")
+        })
+        .collect()
+}
+
+/// Prints [`still_running_lines`] for the user's jobs on stderr (after the dashboard quits).
+pub async fn say_what_keeps_running(api: &dyn EngineApi) {
+    if let Ok(list) = api.jobs(None, Paging::ALL).await {
+        for line in still_running_lines(&list.items) {
+            eprintln!("{line}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brightrun_engine::config::TrainingConfig;
+    use brightrun_engine::domain::{GpuConfig, PresetId};
+    use brightrun_engine::ids::{DatasetId, UserId};
+    use brightrun_engine::training::presets;
+
+    #[test]
+    fn quitting_says_which_jobs_keep_running_and_how_to_follow_them() {
+        let job = |status| {
+            let mut j = TrainingJob::new_queued(
+                UserId::new(),
+                DatasetId::new(),
+                PresetId::Custom,
+                presets::resolve("fast", &TrainingConfig::default())
+                    .unwrap()
+                    .1,
+                GpuConfig {
+                    gpu_type: "local".into(),
+                    gpu_count: 1,
+                    price_per_gpu_hour: 0.0,
+                    backend: "local".into(),
+                },
+                10,
+                0.5,
+                None,
+            );
+            j.status = status;
+            j
+        };
+        let jobs = [
+            job(JobStatus::Running),
+            job(JobStatus::Completed),
+            job(JobStatus::Queued),
+        ];
+        let lines = still_running_lines(&jobs);
+        assert_eq!(lines.len(), 2);
+        let s = jobs[0].id.short();
+        assert_eq!(
+            lines[0],
+            format!("job {s} keeps running; follow it with `brightrun jobs watch {s}`")
+        );
+        assert!(lines[1].contains("is queued: it starts when an engine runs"));
+    }
 }

@@ -6,6 +6,18 @@ use crate::cli::ModelsCmd;
 use anyhow::Result;
 use brightrun_engine::api::{Api, EngineApi, Paging};
 use brightrun_engine::domain::ModelArtifact;
+use brightrun_engine::training::ModelSource;
+
+/// `7.2B`, `494M`, `116k` parameters.
+fn format_billions(b: f64) -> String {
+    if b >= 1.0 {
+        format!("{b:.1}B")
+    } else if b >= 0.001 {
+        format!("{:.0}M", b * 1000.0)
+    } else {
+        format!("{:.0}k", b * 1e6)
+    }
+}
 
 pub async fn run(api: &dyn EngineApi, cmd: ModelsCmd) -> Result<i32> {
     match cmd {
@@ -38,6 +50,37 @@ pub async fn run(api: &dyn EngineApi, cmd: ModelsCmd) -> Result<i32> {
                         "ID", "NAME", "VERSION", "QUALITY", "LOSS", "SIZE", "CREATED",
                     ],
                     &rows,
+                );
+            }
+            Ok(exit::OK)
+        }
+        ModelsCmd::Base { json } => {
+            let models = api.catalog().await?.base_models;
+            if json.json {
+                output::json(&models)?;
+            } else {
+                let rows: Vec<Vec<String>> = models
+                    .iter()
+                    .map(|m| {
+                        vec![
+                            m.id.clone(),
+                            format_billions(m.parameters_billions()),
+                            m.num_layers.to_string(),
+                            m.hidden_size.to_string(),
+                            match m.source {
+                                ModelSource::Builtin => "built-in",
+                                _ => "config",
+                            }
+                            .to_string(),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &["MODEL", "PARAMETERS", "LAYERS", "HIDDEN", "SOURCE"],
+                    &rows,
+                );
+                eprintln!(
+                    "other Hugging Face ids: give their size with --set parameters_billions=N, or add [training.models.\"ID\"] to config"
                 );
             }
             Ok(exit::OK)
@@ -162,8 +205,14 @@ fn print_model(a: &ModelArtifact) {
     );
     let s = &a.training_summary;
     println!(
-        "  training     {} steps, {} epochs, {:.0} s, ${:.2} on {}× {}",
-        s.total_steps, s.epochs, s.duration_seconds, s.final_cost, s.gpu_count, s.gpu_type
+        "  training     {} steps, {} epoch{}, {:.0} s, ${:.2} on {}× {}",
+        s.total_steps,
+        s.epochs,
+        if s.epochs == 1 { "" } else { "s" },
+        s.duration_seconds,
+        s.final_cost,
+        s.gpu_count,
+        s.gpu_type
     );
     println!("  files:");
     for file in &a.files {

@@ -44,7 +44,8 @@ pub fn fit(s: &str, n: usize) -> String {
 }
 
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    // Decimal units, spelled as the dashboard spells them (kB, not KB).
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut v = n as f64;
     let mut u = 0;
     while v >= 1000.0 && u < UNITS.len() - 1 {

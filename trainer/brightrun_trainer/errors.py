@@ -9,6 +9,7 @@ retries from this kind, so classification errs towards ``training`` for anything
 
 from __future__ import annotations
 
+import os
 import traceback
 
 TRAINING = "training"
@@ -114,3 +115,51 @@ def traceback_tail(exc: BaseException) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+#: Exception class names (anywhere in the cause chain) that mean the id names no model.
+_NOT_FOUND = ("RepositoryNotFoundError", "HFValidationError", "RevisionNotFoundError")
+#: Class names that mean "not in the local cache" (raised when the hub may not be asked).
+_NOT_CACHED = ("LocalEntryNotFoundError", "OfflineModeIsEnabled")
+
+
+def hub_offline() -> bool:
+    """Whether the Hugging Face libraries are told not to use the network."""
+    truthy = {"1", "on", "yes", "true"}
+    return any(os.environ.get(v, "").strip().lower() in truthy for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def model_load_error(exc: BaseException, model_id: str, what: str) -> TrainerError:
+    """Map a failure to load a base model's tokenizer or weights.
+
+    A model that does not exist, and one that is not in the cache while the hub is offline
+    (``HF_HUB_OFFLINE``), are the job's fault: running it again unchanged fails again, so they
+    are ``training`` errors and the engine does not retry them. A gated model, an unreachable
+    hub and disk or package failures are the environment's (``infrastructure``).
+    """
+    chain, cause = [], exc
+    while cause is not None and len(chain) < 10:
+        chain.append(type(cause).__name__)
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc)
+    first_line = (text.strip().splitlines() or [type(exc).__name__])[0]
+    if "GatedRepoError" in chain:
+        return InfrastructureError(f"base model {model_id} is gated: the worker needs a Hugging Face token with access")
+    if any(n in chain for n in _NOT_FOUND) or "not a valid model identifier" in text:
+        return TrainingError(
+            f"base model {model_id} was not found: it is not a local folder and not a model on the "
+            "Hugging Face Hub; check the id (e.g. mistralai/Mistral-7B-v0.1)"
+        )
+    offline = hub_offline()
+    not_cached = any(n in chain for n in _NOT_CACHED) or (
+        offline and ("cached files" in text or "offline mode" in text or isinstance(exc, FileNotFoundError))
+    )
+    if not_cached:
+        how = "HF_HUB_OFFLINE is set" if offline else "the hub may not be used"
+        return TrainingError(
+            f"base model {model_id} is not in the offline cache ({how}): download it first "
+            f"(huggingface-cli download {model_id}) or let the trainer reach the Hugging Face Hub"
+        )
+    if isinstance(exc, (OSError, ImportError)):
+        return InfrastructureError(f"could not load the {what} of {model_id}: {first_line}")
+    return TrainingError(f"could not load the {what} of {model_id}: {first_line}")

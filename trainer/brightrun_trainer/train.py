@@ -33,7 +33,7 @@ from transformers import (
 from . import TINY_MODEL_ID
 from .data import LoadedDataset
 from .encoding import EncodingReport, PaddingCollator, encode_examples, prepare_tokenizer
-from .errors import DatasetError, InfrastructureError, TrainingError
+from .errors import DatasetError, TrainingError, model_load_error
 from .events import EventEmitter
 from .progress import ProgressReporter, TokenMeter
 from .signals import StopSignal
@@ -209,7 +209,7 @@ def load_tokenizer(model_path: str, model_id: str):
     try:
         return AutoTokenizer.from_pretrained(model_path)
     except Exception as exc:
-        raise _model_load_error(exc, model_id, "tokenizer") from exc
+        raise model_load_error(exc, model_id, "tokenizer") from exc
 
 
 def wants_4bit(hp: Hyperparameters, emitter: EventEmitter) -> bool:
@@ -238,7 +238,7 @@ def load_base_model(model_path: str, model_id: str, precision: Precision, *, qua
     try:
         model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
     except Exception as exc:
-        raise _model_load_error(exc, model_id, "model") from exc
+        raise model_load_error(exc, model_id, "model") from exc
     model.config.use_cache = False  # the KV cache only costs memory while training
     if quantize:
         model = prepare_model_for_kbit_training(
@@ -264,22 +264,6 @@ def attach_lora(model, hp: Hyperparameters, model_id: str) -> PeftModel:
     except ValueError as exc:  # e.g. target modules that the model does not have
         raise TrainingError(f"cannot attach LoRA to {model_id}: {str(exc).splitlines()[0]}") from exc
     return peft_model
-
-
-def _model_load_error(exc: Exception, model_id: str, what: str) -> Exception:
-    """Map loading failures: an unknown model is the job's fault, anything else the environment's."""
-    chain, cause = [], exc
-    while cause is not None and len(chain) < 10:
-        chain.append(type(cause).__name__)
-        cause = cause.__cause__ or cause.__context__
-    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if "GatedRepoError" in chain:
-        return InfrastructureError(f"base model {model_id} is gated: the worker needs a Hugging Face token with access")
-    if "RepositoryNotFoundError" in chain or "not a valid model identifier" in str(exc):
-        return TrainingError(f"base model {model_id} was not found (not a local folder, not on the Hugging Face Hub)")
-    if isinstance(exc, (OSError, ImportError)):
-        return InfrastructureError(f"could not load the {what} of {model_id}: {first_line}")
-    return TrainingError(f"could not load the {what} of {model_id}: {first_line}")
 
 
 # --------------------------------------------------------------------------- data

@@ -128,6 +128,11 @@ pub struct EstimateView {
     /// How the run leaves the month's spend, if there is a budget.
     pub budget: Option<String>,
     pub over_budget: bool,
+    /// What the throughput rests on: `calibrated from 3 runs`, or the catalog's (or this
+    /// machine's) figure scaled to the model.
+    pub throughput_note: String,
+    /// The `local` GPU type: this machine, at `[backends.local] price_per_hour`.
+    pub local: bool,
 }
 
 /// How loud a message is.

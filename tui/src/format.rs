@@ -47,10 +47,13 @@ pub fn compact(n: u64) -> String {
     }
 }
 
-/// `$12.34`.
+/// `$12.34`; four decimals under a cent (`$0.0055`, a short run on a cheap machine), as the
+/// CLI prints it.
 pub fn money(v: f64) -> String {
     if v.abs() >= 10_000.0 {
         format!("${}", thousands(v.round() as u64))
+    } else if v > 0.0 && v < 0.01 {
+        format!("${v:.4}")
     } else {
         format!("${v:.2}")
     }
@@ -146,6 +149,15 @@ pub fn bar(fraction: f64, width: usize) -> String {
     s
 }
 
+/// `1 epoch`, `3 epochs`: a count with its noun, singular for one.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(n))
+    }
+}
+
 /// Cuts to at most `width` characters, with an ellipsis.
 pub fn truncate(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
@@ -157,6 +169,52 @@ pub fn truncate(s: &str, width: usize) -> String {
         t.push('…');
         t
     }
+}
+
+/// Word-wraps `s` to lines of at most `width` columns; lines after the first start with
+/// `indent` spaces (so a wrapped item lines up under its text). A word longer than a line is
+/// cut. Never returns an empty list.
+pub fn wrap(s: &str, width: usize, indent: usize) -> Vec<String> {
+    let width = width.max(indent + 8).max(1);
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    let mut cur_w = 0usize;
+    for word in s.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let room = width - if lines.is_empty() { 0 } else { indent };
+            let sep = usize::from(cur_w > 0);
+            if cur_w + sep + word.len() <= room {
+                if sep == 1 {
+                    cur.push(' ');
+                }
+                cur.extend(word.iter());
+                cur_w += sep + word.len();
+                break;
+            }
+            if cur_w > 0 {
+                lines.push(std::mem::take(&mut cur));
+                cur_w = 0;
+                continue;
+            }
+            // A word longer than a whole line: cut it.
+            let rest = word.split_off(room.min(word.len()));
+            lines.push(word.iter().collect());
+            word = rest;
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if cur_w > 0 || lines.is_empty() {
+        lines.push(cur);
+    }
+    let pad = " ".repeat(indent);
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| if i == 0 { l } else { format!("{pad}{l}") })
+        .collect()
 }
 
 #[cfg(test)]
@@ -178,5 +236,13 @@ mod tests {
         assert_eq!(bar(0.5, 4), "██  ");
         assert_eq!(bar(1.0, 3), "███");
         assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(plural(1, "epoch"), "1 epoch");
+        assert_eq!(plural(1200, "change"), "1,200 changes");
+        assert_eq!(
+            wrap("lower batch_size or max_seq_length", 20, 2),
+            vec!["lower batch_size or", "  max_seq_length"]
+        );
+        assert_eq!(wrap("", 10, 0), vec![String::new()]);
+        assert_eq!(wrap("abcdefghijkl", 8, 0), vec!["abcdefgh", "ijkl"]);
     }
 }

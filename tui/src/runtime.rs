@@ -550,6 +550,8 @@ fn estimate_view(e: &brightrun_engine::training::Estimate) -> EstimateView {
             )
         }),
         over_budget: e.needs_budget_confirmation(),
+        throughput_note: e.throughput.note.clone(),
+        local: e.local,
     }
 }
 

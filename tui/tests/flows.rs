@@ -189,8 +189,26 @@ fn jobs_cancel_retry_and_open_artifact() {
     chr(&mut app, '3');
     chr(&mut app, 'j');
     assert_eq!(app.selected_job().unwrap().status, JobStatus::Failed);
-    let fx = chr(&mut app, 'r');
+    // Retry confirms the cost like create does…
+    assert!(chr(&mut app, 'r').is_empty());
+    let screen = render(&mut app, 100, 30);
+    assert!(
+        screen.contains("Retry job?") && screen.contains("Estimated cost $"),
+        "{screen}"
+    );
+    let fx = chr(&mut app, 'y');
     assert_eq!(fx, vec![Effect::RetryJob(fixtures::job_id(3))]);
+    // …and selects the new job, even when the change feed brought it first.
+    let mut new = (*app.selected_job().unwrap().clone()).clone();
+    new.id = "a0000009-0000-abcd-0000-000000000009".parse().unwrap();
+    new.status = JobStatus::Queued;
+    new.retry_of = Some(fixtures::job_id(3));
+    app.apply_event(EngineEvent::Job(Arc::new(new.clone())));
+    app.apply_outcome(Outcome::JobChanged {
+        what: "retried",
+        result: Ok(new.clone()),
+    });
+    assert_eq!(app.selected_job().unwrap().id, new.id);
 }
 
 #[test]
@@ -348,8 +366,8 @@ fn live_events_update_lists_and_charts_unless_frozen() {
 fn configure_checks_ranges_live_and_submits_with_the_cost() {
     let mut app = app();
     chr(&mut app, '2');
-    // Down to learning_rate (dataset, preset, base_model, learning_rate).
-    for _ in 0..3 {
+    // Down to learning_rate (dataset, preset, base_model, parameters_billions, learning_rate).
+    for _ in 0..4 {
         chr(&mut app, 'j');
     }
     key(&mut app, KeyCode::Enter);
@@ -759,4 +777,361 @@ fn a_dataset_in_error_is_offered_a_clean_copy() {
     assert!(app.overlay.is_some(), "it asks first");
     let fx = chr(&mut app, 'y');
     assert_eq!(fx, vec![Effect::CleanDataset(fixtures::dataset_id(3))]);
+}
+
+#[test]
+fn the_light_theme_paints_its_own_background() {
+    // On a dark terminal, the light theme's dark text needs its own light background: every
+    // cell of the screen gets it, not the terminal's default.
+    let mut app = app();
+    app.apply_outcome(Outcome::Theme(Ok(brightrun_tui::theme::Theme::builtin(
+        "light",
+    )
+    .unwrap())));
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| app.draw(f)).unwrap();
+    let buf = t.backend().buffer();
+    let reset = buf
+        .content()
+        .iter()
+        .filter(|c| c.bg == ratatui::style::Color::Reset)
+        .count();
+    assert_eq!(reset, 0, "cells left on the terminal's own background");
+}
+
+#[test]
+fn costs_bars_keep_their_cents() {
+    let mut app = app();
+    let fx = chr(&mut app, '5');
+    let mut view = fixtures::costs();
+    view.by_day = vec![("11-01".into(), 0.30), ("11-02".into(), 4.0)];
+    for f in fx {
+        if let Effect::LoadCosts(period) = f {
+            view.period = period;
+        }
+    }
+    app.apply_outcome(Outcome::Costs(Ok(view)));
+    let screen = render(&mut app, 120, 30);
+    assert!(screen.contains("$0.30"), "{screen}");
+}
+
+#[test]
+fn a_filter_with_no_match_says_so_not_that_there_are_no_jobs() {
+    let mut app = app();
+    chr(&mut app, '3');
+    chr(&mut app, '/');
+    typed(&mut app, "no-such-job");
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("Nothing matches “no-such-job”"), "{screen}");
+    assert!(!screen.contains("No jobs yet"), "{screen}");
+}
+
+#[test]
+fn slash_on_configure_finds_a_field_and_q_does_not_quit() {
+    let mut app = app();
+    chr(&mut app, '2');
+    chr(&mut app, '/');
+    typed(&mut app, "lora_r");
+    key(&mut app, KeyCode::Enter);
+    assert!(!app.should_quit(), "typing after / must not quit");
+    let rows = app.configure.rows();
+    assert_eq!(
+        brightrun_tui::tabs::configure::ConfigureTab::label_of(rows[app.configure.row]),
+        "lora_rank"
+    );
+    // The q typed in the field name went into the input, not to the quit key.
+    chr(&mut app, '/');
+    typed(&mut app, "q");
+    assert!(!app.should_quit());
+}
+
+#[test]
+fn help_scrolls_with_g_and_end_and_says_there_is_more() {
+    let mut app = app();
+    chr(&mut app, '?');
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("more below"), "{screen}");
+    chr(&mut app, 'G');
+    assert!(app.overlay.is_some(), "G closed the help");
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("more above"), "{screen}");
+    key(&mut app, KeyCode::Home);
+    key(&mut app, KeyCode::End);
+    chr(&mut app, 'g');
+    assert!(app.overlay.is_some(), "Home/End/g closed the help");
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("more below"), "{screen}");
+}
+
+#[test]
+fn a_warning_goes_with_its_cause() {
+    let mut app = app();
+    chr(&mut app, '2');
+    // Down to learning_rate, type a non-number, enter: the warning shows.
+    for _ in 0..4 {
+        chr(&mut app, 'j');
+    }
+    key(&mut app, KeyCode::Enter);
+    for _ in 0..4 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    typed(&mut app, "abc");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.message.is_some());
+    // Fixed: the warning goes.
+    key(&mut app, KeyCode::Enter);
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    typed(&mut app, "1e-4");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.message.is_none(), "{:?}", app.message);
+    // A hint about one tab goes when another is shown.
+    app.notify_user(
+        "only a ready dataset can be trained on",
+        brightrun_tui::Level::Warning,
+    );
+    chr(&mut app, '3');
+    assert!(app.message.is_none());
+}
+
+#[test]
+fn a_click_on_another_row_starts_its_detail_at_the_top() {
+    let mut app = app();
+    render(&mut app, 80, 16);
+    // Into the detail of the dataset with problems (a long one), scrolled down.
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Enter);
+    for _ in 0..6 {
+        chr(&mut app, 'j');
+    }
+    render(&mut app, 80, 16);
+    assert!(app.tabs.datasets.browse.scroll > 0);
+    // Back in the list, a click on another row selects it: its detail starts at the top.
+    key(&mut app, KeyCode::Esc);
+    render(&mut app, 80, 16);
+    let (area, _, _) = app.hits.list.unwrap();
+    act(
+        &mut app,
+        Action::Click {
+            column: area.x + 2,
+            row: area.y + 3,
+        },
+    );
+    assert_ne!(app.selected_dataset().unwrap().name, "broken-export");
+    render(&mut app, 80, 16);
+    assert_eq!(app.tabs.datasets.browse.scroll, 0);
+}
+
+#[test]
+fn an_auto_selected_new_dataset_starts_its_detail_at_the_top() {
+    let mut app = app();
+    render(&mut app, 80, 16);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Enter);
+    for _ in 0..6 {
+        chr(&mut app, 'j');
+    }
+    render(&mut app, 80, 16);
+    assert!(app.tabs.datasets.browse.scroll > 0);
+    // An upload finishes: the new dataset is selected, and shown from its top.
+    let mut d = fixtures::datasets()[2].clone();
+    d.id = "d0000009-0000-abcd-0000-000000000009".parse().unwrap();
+    d.name = "just-added".into();
+    d.created_at = fixtures::now();
+    d.updated_at = fixtures::now();
+    app.apply_outcome(Outcome::DatasetAdded {
+        request: 1,
+        result: Ok(d),
+    });
+    assert_eq!(app.selected_dataset().unwrap().name, "just-added");
+    render(&mut app, 80, 16);
+    assert_eq!(app.tabs.datasets.browse.scroll, 0);
+}
+
+#[test]
+fn the_key_hints_follow_the_focused_pane() {
+    let mut app = app();
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("a add"), "{screen}");
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 100, 30);
+    let last = screen.lines().last().unwrap().to_string();
+    assert!(
+        last.contains("scroll") && last.contains("back to the list"),
+        "{last}"
+    );
+    assert!(!last.contains("a add"), "{last}");
+}
+
+#[test]
+fn freeze_also_freezes_the_clocks_it_shows() {
+    let mut app = app();
+    chr(&mut app, '3');
+    let before = render(&mut app, 100, 30);
+    chr(&mut app, 'f');
+    app.tick(fixtures::now() + chrono::Duration::minutes(7));
+    let frozen = render(&mut app, 100, 30);
+    // Only the status line (the "frozen" message) may differ.
+    let body = |s: &str| s.lines().take(28).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&before), body(&frozen));
+    chr(&mut app, 'f');
+    app.tick(fixtures::now() + chrono::Duration::minutes(7));
+    assert_eq!(app.now, fixtures::now() + chrono::Duration::minutes(7));
+}
+
+#[test]
+fn the_file_browser_expands_a_tilde() {
+    let mut app = app();
+    chr(&mut app, 'a');
+    if let Some(brightrun_tui::app::Overlay::Files(fb)) = &mut app.overlay {
+        fb.input.set("");
+    }
+    let fx = typed(&mut app, "~/");
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap());
+    assert!(
+        fx.iter()
+            .any(|f| matches!(f, Effect::ListDir { dir, .. } if *dir == home)),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn a_long_failure_reason_is_whole_in_the_jobs_detail_at_80_columns() {
+    let mut app = app();
+    chr(&mut app, '3');
+    let mut failed = (*app.jobs.get(fixtures::job_id(3)).unwrap().clone()).clone();
+    let reason = "base model acme/nothing-7b is not in the offline cache (HF_HUB_OFFLINE is set): download it first (huggingface-cli download acme/nothing-7b) or let the trainer reach the Hugging Face Hub";
+    failed.error_message = Some(reason.into());
+    app.apply_event(EngineEvent::Job(Arc::new(failed)));
+    for _ in 0..5 {
+        if app.selected_job().unwrap().id == fixtures::job_id(3) {
+            break;
+        }
+        chr(&mut app, 'j');
+    }
+    assert_eq!(app.selected_job().unwrap().id, fixtures::job_id(3));
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 80, 24);
+    // Every word of the reason is on the screen (wrapped, not cut at the edge).
+    let text: String = screen.replace(['│', '┃', '"'], " ");
+    let words: Vec<&str> = text.split_whitespace().collect();
+    for w in reason.split_whitespace() {
+        assert!(words.contains(&w), "{w:?} missing:\n{screen}");
+    }
+}
+
+#[test]
+fn a_models_configuration_keeps_a_space_after_the_longest_key() {
+    let mut app = app();
+    chr(&mut app, '4');
+    let mut a = (*app.selected_artifact().unwrap().clone()).clone();
+    a.configuration = brightrun_engine::domain::JsonValue(serde_json::json!({
+        "hyperparameters": {"gradient_accumulation_steps": 1}
+    }));
+    app.apply_event(EngineEvent::Artifact(Arc::new(a)));
+    key(&mut app, KeyCode::Enter);
+    for _ in 0..40 {
+        chr(&mut app, 'j');
+    }
+    let screen = render(&mut app, 120, 60);
+    assert!(screen.contains("gradient_accumulation_steps"), "{screen}");
+    assert!(!screen.contains("gradient_accumulation_steps1"), "{screen}");
+}
+
+#[test]
+fn base_models_are_listed_and_an_unknown_ones_size_has_a_field() {
+    let mut app = app();
+    chr(&mut app, '2');
+    // base_model is the third row; ←/→ list the models whose size is known.
+    chr(&mut app, 'j');
+    chr(&mut app, 'j');
+    chr(&mut app, 'l');
+    let Some(brightrun_tui::app::Overlay::Pick {
+        options, selected, ..
+    }) = app.overlay.clone()
+    else {
+        panic!("no base model picker: {:?}", app.overlay);
+    };
+    let qwen = options
+        .iter()
+        .position(|o| o.starts_with("Qwen/Qwen2.5-0.5B "))
+        .expect("Qwen2.5-0.5B listed");
+    assert_eq!(options.last().unwrap(), "(type another id…)");
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("Base model (size known)"), "{screen}");
+    for _ in selected..qwen {
+        key(&mut app, KeyCode::Down);
+    }
+    for _ in qwen..selected {
+        key(&mut app, KeyCode::Up);
+    }
+    let fx = key(&mut app, KeyCode::Enter);
+    let Some(Effect::Estimate { draft, .. }) = fx.last() else {
+        panic!("no estimate: {fx:?}");
+    };
+    assert!(
+        draft
+            .sets
+            .contains(&("base_model".into(), "Qwen/Qwen2.5-0.5B".into()))
+    );
+    // An id the table does not know: its size goes in parameters_billions, the next row.
+    key(&mut app, KeyCode::Enter);
+    ctrl(&mut app, 'u');
+    typed(&mut app, "acme/secret-13b");
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("(unknown: type size)"), "{screen}");
+    chr(&mut app, 'j');
+    key(&mut app, KeyCode::Enter);
+    let fx = typed(&mut app, "13");
+    let Some(Effect::Estimate { draft, .. }) = fx.last() else {
+        panic!("no estimate: {fx:?}");
+    };
+    assert!(
+        draft
+            .sets
+            .contains(&("parameters_billions".into(), "13".into()))
+    );
+    assert!(
+        draft
+            .sets
+            .contains(&("base_model".into(), "acme/secret-13b".into()))
+    );
+}
+
+#[test]
+fn this_machine_is_the_local_backends_gpu_type_in_the_form() {
+    use brightrun_engine::training::{GpuCatalog, presets};
+    let config = config();
+    let hw = brightrun_engine::hardware::LocalHardware {
+        gpus: vec![],
+        cpu_cores: 16,
+        memory_gb: 64.0,
+    };
+    let gpus = GpuCatalog::builtin();
+    let gpus = gpus.clone().with_local(hw.spec(0.0, &gpus));
+    let mut snap = fixtures::snapshot();
+    snap.catalog = Some(brightrun_engine::api::Catalog {
+        presets: presets::list(&config.training),
+        default_preset: "balanced".into(),
+        gpus: gpus.all().to_vec(),
+        gpu_error: None,
+        default_gpu: "local".into(),
+        default_gpu_count: 1,
+        backends: vec!["local".into()],
+        default_backend: "local".into(),
+        profile: "default".into(),
+        storage: "local".into(),
+        base_models: brightrun_engine::training::models::builtin_all(),
+    });
+    let mut app = brightrun_tui::App::new(snap, &config);
+    app.set_now(fixtures::now());
+    chr(&mut app, '2');
+    let screen = render(&mut app, 120, 40);
+    assert!(
+        screen.contains("gpu_type                     your machine: CPU (16 cores)"),
+        "{screen}"
+    );
 }

@@ -100,9 +100,14 @@ macro_rules! resolver {
         }
     };
 }
-resolver!(dataset_id, DatasetId, IdKind::Dataset, |e: &Engine| e
-    .datasets(None, Page::ALL)
-    .map(|v| v.into_iter().map(|d| d.id).collect::<Vec<_>>()));
+/// A dataset by full id, unique id prefix, or unique name.
+fn dataset_id(engine: &Engine, query: &str) -> Result<DatasetId, EngineError> {
+    if let Ok(u) = uuid::Uuid::from_str(query.trim()) {
+        return Ok(DatasetId::from_bytes(*u.as_bytes()));
+    }
+    check_field("id", query).map_err(|e| EngineError::Invalid(e.message))?;
+    engine.resolve_dataset(query)
+}
 resolver!(job_id, JobId, IdKind::Job, |e: &Engine| e
     .jobs(None, Page::ALL)
     .map(|v| v.into_iter().map(|j| j.id).collect::<Vec<_>>()));
@@ -157,21 +162,27 @@ fn matches_search(d: &Dataset, q: &str) -> bool {
 impl LocalApi {
     fn catalog(&self) -> Catalog {
         let cfg = &self.engine.config().training;
-        let (gpus, gpu_error) = match GpuCatalog::from_config(cfg) {
-            Ok(c) => (c.all().to_vec(), None),
-            Err(e) => (GpuCatalog::builtin().all().to_vec(), Some(e.to_string())),
+        let (catalog, gpu_error) = match GpuCatalog::from_config(cfg) {
+            Ok(c) => (c, None),
+            Err(e) => (GpuCatalog::builtin(), Some(e.to_string())),
         };
+        let gpus = self
+            .engine
+            .catalog_for_backend(catalog, &cfg.default_backend)
+            .all()
+            .to_vec();
         Catalog {
             presets: presets::list(cfg),
             default_preset: cfg.default_preset.clone(),
             gpus,
             gpu_error,
-            default_gpu: cfg.default_gpu.clone(),
+            default_gpu: self.engine.default_gpu_for_backend(&cfg.default_backend),
             default_gpu_count: cfg.default_gpu_count,
             backends: self.engine.backend_names(),
             default_backend: cfg.default_backend.clone(),
             profile: self.engine.config().profile.name.clone(),
             storage: self.engine.storage_kind().to_string(),
+            base_models: self.engine.base_models(),
         }
     }
 

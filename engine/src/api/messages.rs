@@ -9,7 +9,7 @@
 use crate::domain::*;
 use crate::engine::{CostSummary, Period};
 use crate::ids::*;
-use crate::training::{Estimate, GpuSpec, PresetInfo};
+use crate::training::{Estimate, GpuSpec, ModelSize, PresetInfo};
 use serde::{Deserialize, Serialize};
 
 /// Bumped when a request or reply changes incompatibly; a client refuses a daemon of another
@@ -343,6 +343,10 @@ pub struct Catalog {
     pub default_backend: String,
     pub profile: String,
     pub storage: String,
+    /// The base models whose size the estimate knows (built-in, then config entries): any
+    /// other Hugging Face id needs `parameters_billions`.
+    #[serde(default)]
+    pub base_models: Vec<ModelSize>,
 }
 
 /// The effective configuration as `config show` prints it.

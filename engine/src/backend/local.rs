@@ -194,6 +194,10 @@ impl ClusterBackend for LocalBackend {
         "local"
     }
 
+    fn runs_here(&self) -> bool {
+        true
+    }
+
     async fn submit(
         &self,
         spec: &TrainerSpec,

@@ -63,6 +63,11 @@ pub struct TrainerCommand {
 #[async_trait]
 pub trait ClusterBackend: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Whether the trainer runs on this machine (the local backend): its estimates are then
+    /// for this machine's hardware, at `[backends.local] price_per_hour`.
+    fn runs_here(&self) -> bool {
+        false
+    }
     /// Starts the trainer on `spec` (idempotent per job id); returns the external id.
     async fn submit(
         &self,

@@ -21,6 +21,18 @@ impl DatasetStatus {
             Self::Error => "error",
         }
     }
+
+    /// The status in a sentence ("dataset X is …"): `still uploading`, `still being
+    /// validated`, `ready`, `invalid (validation found errors)`; "dataset X is error" reads
+    /// as a typo.
+    pub fn phrase(&self) -> &'static str {
+        match self {
+            Self::Uploading => "still uploading",
+            Self::Validating => "still being validated",
+            Self::Ready => "ready",
+            Self::Error => "invalid (validation found errors)",
+        }
+    }
 }
 
 /// The accepted example layouts (DESIGN.md, "Dataset formats"). Detected per file.

@@ -4,9 +4,12 @@ use super::notify::notify;
 use super::resolve::{IdKind, pick};
 use super::{Engine, EngineError, Result};
 use crate::domain::*;
+use crate::hardware::LocalHardware;
 use crate::ids::*;
 use crate::store::Page;
-use crate::training::{self, Estimate, EstimateInput, GpuCatalog};
+use crate::training::{
+    self, CalibrationKey, Estimate, EstimateInput, GpuCatalog, LOCAL_GPU, ModelSize,
+};
 use serde_json::json;
 
 /// What a user asks for when configuring a run. Unset fields take the config's defaults.
@@ -33,12 +36,116 @@ pub(crate) struct Resolved {
     pub parameters_billions: Option<f64>,
     pub dataset: Dataset,
     pub catalog: GpuCatalog,
+    /// The GPU count asked for, when the `local` GPU type replaced it by this machine's.
+    pub asked_gpu_count: Option<u32>,
 }
 
 impl Engine {
     pub(crate) fn gpu_catalog(&self) -> Result<GpuCatalog> {
         GpuCatalog::from_config(&self.inner.config.training)
             .map_err(|e| EngineError::Invalid(e.to_string()))
+    }
+
+    /// This machine's hardware (detected once, on first use).
+    pub fn local_hardware(&self) -> &LocalHardware {
+        self.inner.local_hardware.get_or_init(LocalHardware::detect)
+    }
+
+    /// Whether the backend called `name` runs the trainer on this machine.
+    pub fn backend_runs_here(&self, name: &str) -> bool {
+        self.inner.backends.get(name).is_some_and(|b| b.runs_here())
+    }
+
+    /// The GPU catalog jobs on `backend` choose from: the config's, with this machine's
+    /// `local` entry first when the backend runs here.
+    pub fn catalog_for_backend(&self, catalog: GpuCatalog, backend: &str) -> GpuCatalog {
+        if self.backend_runs_here(backend) {
+            let local = self
+                .local_hardware()
+                .spec(self.inner.config.local_price_per_hour(), &catalog);
+            catalog.with_local(local)
+        } else {
+            catalog
+        }
+    }
+
+    /// The GPU type a job on `backend` gets when none is named: `local` (this machine) on
+    /// the local backend, the config's `default_gpu` elsewhere.
+    pub fn default_gpu_for_backend(&self, backend: &str) -> String {
+        if self.backend_runs_here(backend) {
+            LOCAL_GPU.to_string()
+        } else {
+            self.inner.config.training.default_gpu.clone()
+        }
+    }
+
+    /// Every base model the estimate knows the size of: the built-in table, then the
+    /// config's `[training.models]` entries that are not built-in.
+    pub fn base_models(&self) -> Vec<ModelSize> {
+        let cfg = &self.inner.config.training;
+        let mut out: Vec<ModelSize> = training::models::builtin_all()
+            .into_iter()
+            .map(|m| training::models::lookup(&m.id, cfg).unwrap_or(m))
+            .collect();
+        for id in cfg.models.keys() {
+            if training::models::builtin(id).is_none()
+                && let Some(m) = training::models::lookup(id, cfg)
+            {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    /// The calibration key of a run: on the `local` GPU type, this machine's hardware is
+    /// part of it.
+    pub(crate) fn calibration_key(
+        &self,
+        gpu_type: &str,
+        gpu_count: u32,
+        hp: &Hyperparameters,
+    ) -> CalibrationKey {
+        let local = gpu_type.eq_ignore_ascii_case(LOCAL_GPU);
+        let hardware = local.then(|| self.local_hardware().describe());
+        CalibrationKey::new(
+            gpu_type,
+            hardware.as_deref(),
+            gpu_count,
+            &hp.base_model,
+            hp.quantization,
+        )
+    }
+
+    /// Keeps a completed job's measured throughput for later estimates of its setting.
+    pub(crate) fn calibrate_from(&self, job: &TrainingJob, summary: &crate::backend::DoneSummary) {
+        let points = self
+            .inner
+            .store
+            .metrics(job.id, 0, usize::MAX)
+            .unwrap_or_default();
+        let throughputs: Vec<f64> = points.iter().filter_map(|p| p.throughput).collect();
+        let Some(tps) = training::calibration::measured_throughput(
+            summary.train_tokens,
+            summary.train_runtime_seconds,
+            &throughputs,
+        ) else {
+            return;
+        };
+        let key = self.calibration_key(
+            &job.gpu_config.gpu_type,
+            job.gpu_config.gpu_count,
+            &job.hyperparameters,
+        );
+        match self.inner.store.add_calibration(&key, tps) {
+            Ok(Some(c)) => tracing::info!(
+                "job {}: measured {tps:.0} tokens/s; estimates for this setting are now calibrated from {} runs ({:.0} tokens/s)",
+                job.id.short(),
+                c.runs,
+                c.tokens_per_sec
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("keeping job {}'s throughput: {e}", job.id.short()),
+        }
     }
 
     fn resolve_request(&self, req: &JobRequest) -> Result<Resolved> {
@@ -83,25 +190,42 @@ impl Engine {
                     .join(", ")
             )));
         }
-        let catalog = self.gpu_catalog()?;
+        let catalog = self.catalog_for_backend(self.gpu_catalog()?, &backend);
         let gpu_type = req
             .gpu_type
             .clone()
-            .unwrap_or_else(|| cfg.default_gpu.clone());
-        let gpu_type = catalog
-            .get(&gpu_type)
-            .map_err(|e| EngineError::Invalid(e.to_string()))?
-            .id
-            .clone();
+            .unwrap_or_else(|| self.default_gpu_for_backend(&backend));
+        let spec = catalog.get(&gpu_type).map_err(|e| {
+            if gpu_type.trim().eq_ignore_ascii_case(LOCAL_GPU) {
+                EngineError::Invalid(format!(
+                    "GPU type `local` means this machine: it needs a backend that runs here (`local`), not `{backend}`"
+                ))
+            } else {
+                EngineError::Invalid(e.to_string())
+            }
+        })?;
+        let gpu_type = spec.id.clone();
+        let asked = req.gpu_count.unwrap_or(cfg.default_gpu_count);
+        // An impossible count is refused even where the machine's own count replaces it.
+        training::ranges::check_gpu_count(asked)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        // This machine has as many devices as it has: the run uses them all.
+        let (gpu_count, asked_gpu_count) = if spec.local {
+            let n = self.local_hardware().device_count();
+            (n, req.gpu_count.filter(|a| *a != n))
+        } else {
+            (asked, None)
+        };
         Ok(Resolved {
             preset,
             hyperparameters: hp,
             gpu_type,
-            gpu_count: req.gpu_count.unwrap_or(cfg.default_gpu_count),
+            gpu_count,
             backend,
             parameters_billions,
             dataset,
             catalog,
+            asked_gpu_count,
         })
     }
 
@@ -110,7 +234,7 @@ impl Engine {
             return Err(EngineError::Conflict(format!(
                 "dataset {} is {}, not ready for training",
                 r.dataset.id.short(),
-                r.dataset.status.as_str()
+                r.dataset.status.phrase()
             )));
         }
         // Tokens as the job's base model counts them, when its tokenizer is available.
@@ -123,7 +247,12 @@ impl Engine {
                 ))
             })?;
         let spent = self.spent_this_month()?;
-        training::estimate(&EstimateInput {
+        let calibration = self.inner.store.calibration(&self.calibration_key(
+            &r.gpu_type,
+            r.gpu_count,
+            &r.hyperparameters,
+        ))?;
+        let mut est = training::estimate(&EstimateInput {
             statistics: &stats,
             hyperparameters: &r.hyperparameters,
             gpu_type: &r.gpu_type,
@@ -133,8 +262,17 @@ impl Engine {
             parameters_billions: r.parameters_billions,
             budget: &self.inner.config.budget,
             spent_this_month: spent,
+            calibration,
         })
-        .map_err(|e| EngineError::Invalid(e.to_string()))
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if let Some(asked) = r.asked_gpu_count {
+            est.warnings.push(format!(
+                "{} GPUs were asked for, but a run on this machine uses what it has ({}): the estimate is for that",
+                asked,
+                self.local_hardware().describe()
+            ));
+        }
+        Ok(est)
     }
 
     /// Cost, duration, memory fit and budget effect of a run, before it exists. Microseconds:
@@ -253,16 +391,30 @@ impl Engine {
         Ok(self.inner.store.checkpoints(id)?)
     }
 
-    /// The last lines of the trainer's log.
+    /// The last `lines` of the job's log: its stages, checkpoints and the trainer's messages,
+    /// as the dashboard's log pane shows them live, then the end of the trainer's stderr
+    /// (`stderr: …`), where tracebacks and library warnings go.
     pub async fn job_log_tail(&self, id: JobId, lines: usize) -> Result<Vec<String>> {
         let job = self.job(id)?;
         let backend = self.backend(&job.gpu_config.backend)?;
         let ext = job.external_job_id.unwrap_or_else(|| id.to_string());
-        Ok(backend
+        let mut out: Vec<String> = match backend.poll(&ext, 0).await {
+            Ok(poll) => poll
+                .events
+                .iter()
+                .filter_map(|e| super::lifecycle::log_line(&e.event))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let stderr = backend
             .log_tail(&ext, lines)
             .await
-            .map_err(|e| EngineError::Invalid(e.to_string()))?
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        out.extend(stderr.into_iter().map(|l| format!("stderr: {l}")));
+        let skip = out.len().saturating_sub(lines);
+        Ok(out
             .into_iter()
+            .skip(skip)
             .map(|l| crate::text::clean_line(&l))
             .collect())
     }
@@ -306,7 +458,7 @@ impl Engine {
             return Err(EngineError::Conflict(format!(
                 "dataset {} is {}, not ready",
                 dataset.id.short(),
-                dataset.status.as_str()
+                dataset.status.phrase()
             )));
         }
         let mut job = TrainingJob::new_queued(

@@ -68,10 +68,8 @@ pub(crate) fn observe(
     for env in &poll.events {
         let at = event_time(env.ts).unwrap_or(t);
         match &env.event {
-            TrainerEvent::Stage { stage, message } => {
-                if let Some(m) = message {
-                    out.logs.push(format!("[{stage}] {m}"));
-                }
+            TrainerEvent::Stage { stage, .. } => {
+                out.logs.extend(log_line(&env.event));
                 let stage = match stage.as_str() {
                     "initializing" => JobStage::Initializing,
                     "training" => JobStage::Training,
@@ -161,19 +159,19 @@ pub(crate) fn observe(
                 epoch,
                 loss,
                 path,
-            } => out.checkpoints.push(Checkpoint {
-                id: checkpoint_id(id, *step),
-                job_id: id,
-                step: *step,
-                epoch: epoch.unwrap_or(0.0),
-                loss: *loss,
-                storage_path: path.clone(),
-                created_at: at,
-            }),
-            TrainerEvent::Log { level, message } => {
-                let level = level.as_deref().unwrap_or("info");
-                out.logs.push(format!("{level}: {message}"));
+            } => {
+                out.logs.extend(log_line(&env.event));
+                out.checkpoints.push(Checkpoint {
+                    id: checkpoint_id(id, *step),
+                    job_id: id,
+                    step: *step,
+                    epoch: epoch.unwrap_or(0.0),
+                    loss: *loss,
+                    storage_path: path.clone(),
+                    created_at: at,
+                })
             }
+            TrainerEvent::Log { .. } => out.logs.extend(log_line(&env.event)),
             TrainerEvent::Artifact { dir, files } => {
                 job.output_dir = Some(dir.clone());
                 job.output_files = files
@@ -383,6 +381,30 @@ pub(crate) fn finish(
         created_at: t,
     });
     Finished { cost, note }
+}
+
+/// The job log's line for a trainer event: stages, checkpoints, the trainer's messages and
+/// its error. The dashboard's live log pane and `jobs logs` both read these, so they show
+/// one log.
+pub(crate) fn log_line(event: &TrainerEvent) -> Option<String> {
+    match event {
+        TrainerEvent::Stage { stage, message } => Some(match message {
+            Some(m) => format!("[{stage}] {m}"),
+            None => format!("[{stage}]"),
+        }),
+        TrainerEvent::Checkpoint { step, path, .. } => {
+            Some(format!("[checkpoint] step {step}: {path}"))
+        }
+        TrainerEvent::Log { level, message } => {
+            Some(format!("{}: {message}", level.as_deref().unwrap_or("info")))
+        }
+        TrainerEvent::Error { kind, reason, .. } => Some(format!(
+            "error ({}): {reason}",
+            kind.as_deref().unwrap_or("training")
+        )),
+        TrainerEvent::Done { .. } => Some("[done]".into()),
+        _ => None,
+    }
 }
 
 fn loss_warning(job: &TrainingJob, loss: f64) -> Option<&'static str> {

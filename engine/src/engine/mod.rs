@@ -176,6 +176,7 @@ impl EngineBuilder {
                 fresh_verdicts: Default::default(),
                 tokenizers: Default::default(),
                 model_stats: Default::default(),
+                local_hardware: Default::default(),
             }),
         })
     }
@@ -214,6 +215,8 @@ pub(crate) struct Inner {
     pub model_stats: std::sync::Mutex<
         std::collections::HashMap<(DatasetId, String), crate::domain::DatasetStatistics>,
     >,
+    /// This machine's hardware, detected on first use (for the local backend's estimates).
+    pub local_hardware: std::sync::OnceLock<crate::hardware::LocalHardware>,
 }
 
 /// A one-pass import's verdict not yet used: the stored file's (size, mtime) and the

@@ -66,9 +66,38 @@ pub(crate) fn pick<T: Copy + fmt::Display>(
 }
 
 impl Engine {
+    /// A dataset by id prefix or, when no id matches, by its unique name (any case): people
+    /// remember "support chats", not 3f2a.
     pub fn resolve_dataset(&self, query: &str) -> Result<DatasetId> {
         let all = self.inner.store.datasets(self.user, None, Page::ALL)?;
-        pick(IdKind::Dataset, query, all.iter().map(|d| d.id))
+        match pick(IdKind::Dataset, query, all.iter().map(|d| d.id)) {
+            Err(EngineError::NotFound { .. }) => {
+                let q = query.trim();
+                let named: Vec<DatasetId> = all
+                    .iter()
+                    .filter(|d| d.name.trim().eq_ignore_ascii_case(q))
+                    .map(|d| d.id)
+                    .collect();
+                match named.as_slice() {
+                    [one] => Ok(*one),
+                    [] => Err(EngineError::NotFound {
+                        kind: IdKind::Dataset,
+                        query: query.to_string(),
+                    }),
+                    many => Err(EngineError::Ambiguous {
+                        kind: IdKind::Dataset,
+                        query: query.to_string(),
+                        candidates: many
+                            .iter()
+                            .take(5)
+                            .map(|id| id.to_string()[..8].to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    }),
+                }
+            }
+            other => other,
+        }
     }
 }
 

@@ -446,9 +446,15 @@ impl Engine {
         let moved = |j: &mut TrainingJob| j.event_cursor = cursor;
         match outcome {
             Outcome::Done(summary) => match self.collect_artifact(&job, &summary).await {
-                Ok(artifact) => self
-                    .finish_job(id, JobStatus::Completed, None, Some(artifact), moved)
-                    .map(|_| ()),
+                Ok(artifact) => {
+                    let done =
+                        self.finish_job(id, JobStatus::Completed, None, Some(artifact), moved)?;
+                    // Only the finish that committed counts the run (a replay finds it done).
+                    if let Some(job) = done {
+                        self.calibrate_from(&job, &summary);
+                    }
+                    Ok(())
+                }
                 Err(e) => self
                     .finish_job(
                         id,
@@ -510,6 +516,16 @@ impl Engine {
                 json!({"job_id": job.id, "final_cost": job.final_cost}),
             )?;
             if let Some(a) = &artifact {
+                // The model's cost and duration are the job's own, from this same finish (the
+                // artifact was built a moment earlier, at a running cost a few ms short).
+                let mut a = a.clone();
+                a.training_summary.final_cost =
+                    job.final_cost.unwrap_or(a.training_summary.final_cost);
+                if let (Some(started), Some(done)) = (job.started_at, job.completed_at) {
+                    a.training_summary.duration_seconds =
+                        (done - started).num_milliseconds().max(0) as f64 / 1000.0;
+                }
+                let a = &a;
                 w.put(a)?;
                 notify(
                     w,

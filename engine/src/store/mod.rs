@@ -5,6 +5,7 @@
 //! holder.
 
 mod auth;
+mod calibration;
 mod changelog;
 
 pub use auth::TokenRecord;

@@ -13,7 +13,8 @@
 //!    divides by training pairs, which is the same when nothing is held out and overstates
 //!    it otherwise). It is capped at `max_seq_length`, since longer examples are truncated.
 //! 3. `seconds_per_step = tokens_per_example × batch_size / (tokens_per_sec × gpu_count)`:
-//!    the GPUs share each batch (data parallel), so more GPUs shorten every step.
+//!    the GPUs share each batch (data parallel), so more GPUs shorten every step. (Here
+//!    `tokens_per_sec` is scaled to the model, or calibrated: see below.)
 //! 4. `training_hours = total_steps × seconds_per_step / 3600`.
 //! 5. `overhead = 10 min (start-up, model download and load) + 5 min per epoch (evaluation
 //!    and checkpoints) + 5 min (saving the adapter)`.
@@ -25,14 +26,34 @@
 //!
 //! Training pairs are the dataset's `total_training_pairs`; when `use_validation` is off the
 //! held-out pairs train too (the trainer then uses every example), so they are added.
+//!
+//! ## The model's size, calibration and this machine
+//!
+//! The seed's formula has one `tokens_per_sec` per GPU and no model in it. We read the
+//! catalog's figure as the throughput for the seed's default model, Mistral-7B
+//! ([`REFERENCE_PARAMETERS`]), and scale it for other models by their training FLOPs per
+//! token, about 6 × parameters (forward 2, backward 4: LoRA skips the weight gradients of the
+//! frozen model but still back-propagates through it): `tokens_per_sec × 6·P_ref / 6·P`.
+//! QLoRA dequantises every 4-bit weight in the forward and the backward pass, so its
+//! throughput is divided by [`QLORA_SLOWDOWN`]. Mistral-7B's numbers stay the seed's.
+//!
+//! When completed runs of the same setting (GPU type and count, base model, quantization)
+//! measured their throughput, the mean of those measurements replaces the scaled catalog
+//! figure ([`super::calibration`]).
+//!
+//! The `local` GPU type is this machine (the local backend's detected GPUs, or its CPU): its
+//! price is `[backends.local] price_per_hour` for the whole machine, and instead of the
+//! seed's cluster overhead (provisioning, download, upload) it has [`LOCAL_STARTUP_SECONDS`]
+//! plus the seed's overhead scaled by the model's size (at most the seed's).
 
 use super::budget::{BudgetEffect, budget_effect};
+use super::calibration::Calibration;
 use super::fit::{Fit, FitVerdict, check_fit, effective_seq_len};
 use super::gpus::{GpuCatalog, UnknownGpu};
 use super::models::{self, ModelSize, UnknownModel};
 use super::ranges::{self, RangeError};
 use crate::config::{BudgetConfig, TrainingConfig};
-use crate::domain::{DatasetStatistics, Hyperparameters};
+use crate::domain::{DatasetStatistics, Hyperparameters, Quantization};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +63,21 @@ pub const STARTUP_MINUTES: f64 = 10.0;
 pub const PER_EPOCH_MINUTES: f64 = 5.0;
 /// Minutes of fixed overhead after training: saving and uploading the adapter.
 pub const FINISH_MINUTES: f64 = 5.0;
+
+/// The model the catalog's `tokens_per_sec` is measured for: the seed's default,
+/// `mistralai/Mistral-7B-v0.1`.
+pub const REFERENCE_MODEL: &str = "mistralai/Mistral-7B-v0.1";
+/// Its parameter count (the safetensors total).
+pub const REFERENCE_PARAMETERS: u64 = 7_241_732_096;
+/// Training FLOPs per token per parameter: forward 2, backward 4.
+pub const TRAINING_FLOPS_PER_PARAMETER: f64 = 6.0;
+/// QLoRA's throughput is the 16-bit run's divided by this: every 4-bit weight is dequantised
+/// in the forward and again in the backward pass (the QLoRA paper and bitsandbytes'
+/// benchmarks put the cost at 30–40% over 16-bit LoRA).
+pub const QLORA_SLOWDOWN: f64 = 1.4;
+/// Seconds a run on this machine takes before and after training whatever the model:
+/// starting Python and importing torch, PEFT and TRL.
+pub const LOCAL_STARTUP_SECONDS: f64 = 20.0;
 
 /// Everything an estimate depends on. Borrowed, so the TUI can re-estimate on every change
 /// without cloning its state.
@@ -60,6 +96,8 @@ pub struct EstimateInput<'a> {
     pub budget: &'a BudgetConfig,
     /// This calendar month's recorded costs so far, US dollars.
     pub spent_this_month: f64,
+    /// What earlier completed runs of this setting measured, if any.
+    pub calibration: Option<Calibration>,
 }
 
 /// Why no estimate could be made. Each names what to fix.
@@ -89,7 +127,8 @@ pub struct CostBreakdown {
 pub struct TrainingDetails {
     pub total_steps: u64,
     pub steps_per_epoch: u64,
-    /// All GPUs together: `tokens_per_sec × gpu_count`.
+    /// All GPUs together: `tokens_per_sec × gpu_count × model_factor` (see
+    /// [`ThroughputBasis`]), or the calibrated mean of earlier runs of this setting.
     pub estimated_throughput_tokens_per_sec: f64,
     pub tokens_per_example: f64,
     pub training_hours: f64,
@@ -102,6 +141,38 @@ pub struct TrainingDetails {
     pub effective_batch_size: u32,
     /// Optimiser updates: `ceil(steps_per_epoch / gradient_accumulation_steps) × epochs`.
     pub optimizer_steps: u64,
+}
+
+/// Where the throughput came from.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ThroughputSource {
+    /// The catalog's tokens/s, scaled from Mistral-7B to the model.
+    #[default]
+    Catalog,
+    /// This machine's detected hardware, scaled from Mistral-7B to the model.
+    Local,
+    /// The mean of completed runs of the same setting.
+    Calibrated,
+}
+
+/// How the throughput was arrived at, so an estimate can say what it rests on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ThroughputBasis {
+    pub source: ThroughputSource,
+    /// Completed runs the calibrated figure averages (0 unless `calibrated`).
+    pub calibration_runs: u32,
+    /// What the uncalibrated figure would be: the GPU's tokens/s × GPUs × `model_factor`.
+    pub uncalibrated_tokens_per_sec: f64,
+    /// `REFERENCE_PARAMETERS / parameters`, divided by `QLORA_SLOWDOWN` for 4-bit runs.
+    pub model_factor: f64,
+    /// `6 × parameters`.
+    pub training_flops_per_token: f64,
+    /// For people: `calibrated from 3 runs` or `catalog 1,800/s per GPU (Mistral-7B) ×
+    /// 0.103 for 71B parameters`.
+    pub note: String,
 }
 
 /// An estimate, serialised with the seed's field names (`estimated_cost`, `cost_breakdown`,
@@ -126,6 +197,13 @@ pub struct Estimate {
     pub budget: Option<BudgetEffect>,
     /// Things worth knowing before paying (truncation, fp16 on V100, estimated shapes).
     pub warnings: Vec<String>,
+    /// Where the throughput came from (catalog, this machine, or calibrated by runs).
+    #[serde(default)]
+    pub throughput: ThroughputBasis,
+    /// True for the `local` GPU type: this machine, priced at `[backends.local]
+    /// price_per_hour` ("your machine").
+    #[serde(default)]
+    pub local: bool,
 }
 
 impl Estimate {
@@ -168,11 +246,57 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
         steps_per_epoch.div_ceil(hp.gradient_accumulation_steps as u64) * hp.epochs as u64;
     let tokens_per_example =
         (stats.total_tokens as f64 / all_examples as f64).min(hp.max_seq_length as f64);
-    let throughput = gpu.tokens_per_sec * gpus;
+    let factor = model_factor(model.parameters, hp.quantization);
+    let uncalibrated = gpu.tokens_per_sec * gpus * factor;
+    let throughput_basis = match input.calibration.filter(|c| c.runs > 0) {
+        Some(c) => ThroughputBasis {
+            source: ThroughputSource::Calibrated,
+            calibration_runs: c.runs,
+            uncalibrated_tokens_per_sec: uncalibrated,
+            model_factor: factor,
+            training_flops_per_token: TRAINING_FLOPS_PER_PARAMETER * model.parameters as f64,
+            note: format!(
+                "calibrated from {} run{}",
+                c.runs,
+                if c.runs == 1 { "" } else { "s" }
+            ),
+        },
+        None => ThroughputBasis {
+            source: if gpu.local {
+                ThroughputSource::Local
+            } else {
+                ThroughputSource::Catalog
+            },
+            calibration_runs: 0,
+            uncalibrated_tokens_per_sec: uncalibrated,
+            model_factor: factor,
+            training_flops_per_token: TRAINING_FLOPS_PER_PARAMETER * model.parameters as f64,
+            note: format!(
+                "{} {}/s per GPU (Mistral-7B) × {} for {}",
+                if gpu.local { "this machine" } else { "catalog" },
+                group_thousands(gpu.tokens_per_sec),
+                format_factor(factor),
+                model_label(&model, hp.quantization),
+            ),
+        },
+    };
+    let throughput = match throughput_basis.source {
+        ThroughputSource::Calibrated => input
+            .calibration
+            .map(|c| c.tokens_per_sec)
+            .unwrap_or(uncalibrated),
+        _ => uncalibrated,
+    };
     let seconds_per_step = tokens_per_example * hp.batch_size as f64 / throughput;
     let training_hours = total_steps as f64 * seconds_per_step / 3600.0;
-    let overhead_hours =
+    let seed_overhead_hours =
         (STARTUP_MINUTES + PER_EPOCH_MINUTES * hp.epochs as f64 + FINISH_MINUTES) / 60.0;
+    let overhead_hours = if gpu.local {
+        LOCAL_STARTUP_SECONDS / 3600.0
+            + seed_overhead_hours * (model.parameters as f64 / REFERENCE_PARAMETERS as f64).min(1.0)
+    } else {
+        seed_overhead_hours
+    };
     let duration = training_hours + overhead_hours;
     let hourly_rate = gpu.price_per_hour * gpus;
     let compute = hourly_rate * duration;
@@ -239,7 +363,61 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
         fit,
         budget,
         warnings,
+        throughput: throughput_basis,
+        local: gpu.local,
     })
+}
+
+/// How much faster than Mistral-7B a model trains per token: the ratio of training FLOPs per
+/// token (`6 × parameters`), divided by [`QLORA_SLOWDOWN`] for QLoRA.
+pub fn model_factor(parameters: u64, quantization: Quantization) -> f64 {
+    let flops = TRAINING_FLOPS_PER_PARAMETER * parameters.max(1) as f64;
+    let reference = TRAINING_FLOPS_PER_PARAMETER * REFERENCE_PARAMETERS as f64;
+    let f = reference / flops;
+    match quantization {
+        Quantization::None => f,
+        Quantization::FourBit => f / QLORA_SLOWDOWN,
+    }
+}
+
+fn model_label(model: &ModelSize, q: Quantization) -> String {
+    let b = model.parameters_billions();
+    let size = if b >= 10.0 {
+        format!("{b:.0}B")
+    } else if b >= 0.1 {
+        format!("{b:.1}B")
+    } else if b >= 0.001 {
+        format!("{:.0}M", b * 1e3)
+    } else {
+        format!("{:.0}k", b * 1e6)
+    };
+    match q {
+        Quantization::None => format!("{size} parameters"),
+        Quantization::FourBit => format!("{size} parameters in 4 bits"),
+    }
+}
+
+fn format_factor(f: f64) -> String {
+    if f >= 100.0 {
+        group_thousands(f)
+    } else if f >= 10.0 {
+        format!("{f:.1}")
+    } else {
+        format!("{f:.3}")
+    }
+}
+
+/// `1234567.8` → `1,234,568`.
+fn group_thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// What a running (or cancelled) job has cost so far: `$/GPU-hour × GPUs × hours since it

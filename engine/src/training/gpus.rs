@@ -40,7 +40,15 @@ pub struct GpuSpec {
     /// Whether it computes in bfloat16; without it (V100) training runs in fp16, which
     /// needs loss scaling and is less stable.
     pub bf16: bool,
+    /// This machine, as the local backend detected it (the `local` entry), rather than a
+    /// cloud GPU: its price is `[backends.local] price_per_hour` and the seed's cluster
+    /// overhead does not apply. Absent (false) for catalog entries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
 }
+
+/// The GPU type that means "this machine" (the local backend's detected hardware).
+pub const LOCAL_GPU: &str = "local";
 
 /// An id that is not in the catalog.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +90,7 @@ fn spec(id: &str, name: &str, price: f64, tps: f64, mem: f64, bf16: bool) -> Gpu
         tokens_per_sec: tps,
         memory_gb: mem,
         bf16,
+        local: false,
     }
 }
 
@@ -190,6 +199,14 @@ impl GpuCatalog {
                 id: id.into(),
                 known: self.ids(),
             })
+    }
+
+    /// The same catalog with `spec` (this machine, [`LOCAL_GPU`]) first, replacing any
+    /// earlier `local` entry.
+    pub fn with_local(mut self, spec: GpuSpec) -> Self {
+        self.gpus.retain(|g| !g.id.eq_ignore_ascii_case(LOCAL_GPU));
+        self.gpus.insert(0, spec);
+        self
     }
 
     /// Every entry, built-ins first.

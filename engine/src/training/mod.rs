@@ -13,9 +13,11 @@
 //! - [`fit`]: GPU memory needed versus available, with a verdict and suggestions;
 //! - [`estimate`]: the seed's cost and duration formula, plus fit and budget effect;
 //! - [`budget`]: how a run would leave the month's spend;
+//! - [`calibration`]: throughput measured by completed runs, for later estimates;
 //! - [`quality`]: the artifact quality score.
 
 pub mod budget;
+pub mod calibration;
 pub mod estimate;
 pub mod fit;
 pub mod gpus;
@@ -25,11 +27,13 @@ pub mod quality;
 pub mod ranges;
 
 pub use budget::{BudgetEffect, budget_effect};
+pub use calibration::{Calibration, CalibrationKey};
 pub use estimate::{
-    CostBreakdown, Estimate, EstimateError, EstimateInput, TrainingDetails, estimate, running_cost,
+    CostBreakdown, Estimate, EstimateError, EstimateInput, ThroughputBasis, ThroughputSource,
+    TrainingDetails, estimate, model_factor, running_cost,
 };
 pub use fit::{Fit, FitVerdict, MemoryBreakdown, check_fit, effective_seq_len, memory_required};
-pub use gpus::{GpuCatalog, GpuCatalogError, GpuSpec, UnknownGpu};
+pub use gpus::{GpuCatalog, GpuCatalogError, GpuSpec, LOCAL_GPU, UnknownGpu};
 pub use models::{ModelSize, ModelSource, UnknownModel};
 pub use presets::{PresetError, PresetInfo};
 pub use quality::quality;

@@ -69,7 +69,7 @@ impl ModelSize {
 /// A model the table does not know and the config does not size.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the size of base model `{id}` is unknown: give it with --set parameters_billions=N (e.g. 7 for a 7B model), or add [training.models.\"{id}\"] with parameters_billions (and optionally hidden_size, num_layers) to config"
+    "the size of base model `{id}` is unknown: give it in parameters_billions (the dashboard's field, or --set parameters_billions=N; e.g. 7 for a 7B model), or add [training.models.\"{id}\"] with parameters_billions to config; `brightrun models base` lists the models it knows"
 )]
 pub struct UnknownModel {
     pub id: String,

@@ -31,9 +31,10 @@ fn finite(x: Option<f64>) -> Option<f64> {
 /// - Overfitting (validation loss more than 0.5 above the last training loss) costs one
 ///   point, "not below 2": a score of 3–5 drops by one, while a 2 stays 2 and a 1 stays 1 —
 ///   the rule limits the penalty, it never raises a bad score to 2.
-/// - Convergence is `Overfit` as above, `Good` when training loss went down and validation
-///   loss (if any) followed it, else `Unknown` (a loss that did not go down is not good
-///   convergence; its score of 1 already says so).
+/// - Convergence is `Overfit` as above, `Good` when training loss went down by more than 5%
+///   (a score of 2 or more) and validation loss (if any) followed it, else `Unknown` (a loss
+///   that did not go down, or barely did, is not good convergence: a "1/5 · good" would
+///   contradict itself).
 /// - Perplexity is `exp(final validation loss)`, when there is one and it is finite.
 ///
 /// Non-finite losses (NaN from a diverged run) count as missing.
@@ -58,7 +59,8 @@ pub fn quality(
                 .iter()
                 .find(|(threshold, _)| r > *threshold + THRESHOLD_EPSILON)
                 .map_or(1, |(_, s)| *s);
-            let convergence = if r > 0.0 {
+            // A loss that barely moved (score 1) is not good convergence either.
+            let convergence = if score >= 2 {
                 Convergence::Good
             } else {
                 Convergence::Unknown

@@ -24,6 +24,15 @@ pub enum Bottom {
 }
 
 impl App {
+    /// A list's filter; on the Configure form, which hides no rows, `/` finds a field.
+    fn filter_or_find(&mut self, tab: Tab, text: String) {
+        if tab == Tab::Configure {
+            self.configure.find_row(&text);
+        } else {
+            self.set_filter(tab, text);
+        }
+    }
+
     pub(super) fn handle_bottom(&mut self, action: Action) -> Vec<Effect> {
         let Some(bottom) = self.bottom.take() else {
             return Vec::new();
@@ -51,13 +60,13 @@ impl App {
                         }
                         _ => {
                             if input.key(k) {
-                                self.set_filter(tab, input.text().to_string());
+                                self.filter_or_find(tab, input.text().to_string());
                             }
                         }
                     },
                     Action::Paste(t) => {
                         input.paste(&t);
-                        self.set_filter(tab, input.text().to_string());
+                        self.filter_or_find(tab, input.text().to_string());
                     }
                     _ => {}
                 }

@@ -352,7 +352,9 @@ impl App {
                         let j = Arc::new(clean_job(j));
                         self.notify_user(format!("job {} {what}", j.id.short()), Level::Success);
                         let id = j.id;
-                        let new = self.jobs.get(id).is_none();
+                        // A retry's job may have arrived by the change feed already: it is
+                        // selected all the same.
+                        let new = self.jobs.get(id).is_none() || what == "retried";
                         self.upsert_job_if_newer(j);
                         self.touch_job(id);
                         if new {
@@ -386,6 +388,8 @@ impl App {
                         Level::Success,
                     ),
                     Err(e) if e.contains("already exist") => {
+                        // The CLI's advice (--force) is not a key here: the dialog asks instead.
+                        let e = e.split("; use --force").next().unwrap_or(&e).to_string();
                         self.overlay = Some(Overlay::Confirm {
                             title: "Overwrite?".into(),
                             lines: vec![one_line(&e).into_owned(), "Overwrite those files?".into()],

@@ -214,7 +214,11 @@ impl App {
 
     /// The slow tick: expires messages and toasts, and redraws clocks and ETAs.
     pub fn tick(&mut self, now: Timestamp) -> Vec<Effect> {
-        self.now = now;
+        // Frozen, the screen holds still: the clocks it shows (ages, elapsed, ETA, running
+        // cost) stop with the data. Messages and toasts still expire by the real clock.
+        if !self.frozen {
+            self.now = now;
+        }
         if let Some(m) = &self.message
             && (now - m.at).num_seconds() >= MESSAGE_SECS
             && m.level != Level::Error
@@ -318,13 +322,17 @@ impl App {
                 Vec::new()
             }
             Action::Filter => {
-                if matches!(self.tab, Tab::Configure | Tab::Costs) {
+                if self.tab == Tab::Costs {
                     self.notify_user("this view has no list to filter", Level::Info);
                     return Vec::new();
                 }
                 let current = self.list_filter(self.tab).to_string();
                 let mut input = Input::new(&current);
-                input.set_placeholder("type to filter, enter keeps, esc clears");
+                input.set_placeholder(if self.tab == Tab::Configure {
+                    "type a field's name to go to it, enter keeps, esc closes"
+                } else {
+                    "type to filter, enter keeps, esc clears"
+                });
                 self.bottom = Some(Bottom::Filter {
                     input,
                     tab: self.tab,
@@ -371,6 +379,14 @@ impl App {
     }
 
     pub fn go_tab(&mut self, tab: Tab) -> Vec<Effect> {
+        // A hint or warning about the view being left has no cause on the next one (errors
+        // stay until they expire: they may answer work still in flight).
+        if let Some(m) = &self.message
+            && m.tab != tab
+            && m.level != Level::Error
+        {
+            self.message = None;
+        }
         self.tab = tab;
         let (c, shared) = self.component_mut(tab);
         c.shown(shared)

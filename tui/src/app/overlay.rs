@@ -16,6 +16,7 @@ pub enum Confirmed {
     DeleteDataset(DatasetId),
     CleanDataset(DatasetId),
     CancelJob(JobId),
+    RetryJob(JobId),
     CreateJob { draft: JobDraft, over_budget: bool },
     OverwriteDownload { id: ArtifactId, to: PathBuf },
 }
@@ -36,6 +37,8 @@ pub enum PickTarget {
     Gpu,
     Backend,
     Field(usize),
+    /// A base model from the known list; the index after the last means "type another id".
+    BaseModel,
 }
 
 /// A modal window over the tabs. Keys go to it first.
@@ -75,15 +78,19 @@ impl App {
         };
         match overlay {
             Overlay::Help { scroll } => {
+                // The help lists g/G/Home/End for moving: they scroll it too, never close it.
+                let max = self.help_max_scroll.get();
                 let keep = match key.map(|k| k.code) {
                     Some(KeyCode::Char('j') | KeyCode::Down) => Some(scroll.saturating_add(1)),
                     Some(KeyCode::Char('k') | KeyCode::Up) => Some(scroll.saturating_sub(1)),
-                    Some(KeyCode::PageDown) => Some(scroll.saturating_add(10)),
+                    Some(KeyCode::PageDown | KeyCode::Char(' ')) => Some(scroll.saturating_add(10)),
                     Some(KeyCode::PageUp) => Some(scroll.saturating_sub(10)),
+                    Some(KeyCode::Char('g') | KeyCode::Home) => Some(0),
+                    Some(KeyCode::Char('G') | KeyCode::End) => Some(max),
                     _ => None,
                 };
                 if let Some(s) = keep {
-                    self.overlay = Some(Overlay::Help { scroll: s });
+                    self.overlay = Some(Overlay::Help { scroll: s.min(max) });
                 }
                 Vec::new()
             }
@@ -224,6 +231,10 @@ impl App {
             Confirmed::CancelJob(id) => {
                 self.notify_user(format!("cancelling job {}…", id.short()), Level::Info);
                 vec![Effect::CancelJob(id)]
+            }
+            Confirmed::RetryJob(id) => {
+                self.notify_user(format!("retrying job {}…", id.short()), Level::Info);
+                vec![Effect::RetryJob(id)]
             }
             Confirmed::CreateJob { draft, over_budget } => {
                 self.notify_user("creating the job…", Level::Info);

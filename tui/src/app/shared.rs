@@ -28,6 +28,8 @@ pub struct Message {
     pub text: String,
     pub level: Level,
     pub at: Timestamp,
+    /// The tab it was said on: a hint or warning about one view goes when another is shown.
+    pub tab: Tab,
 }
 
 /// Where a list's selection goes.
@@ -82,6 +84,8 @@ pub struct Settings {
 
 /// The state more than one tab (or the app around them) reads or changes.
 pub struct Shared {
+    /// How far the help overlay can scroll at the last draw (its keys clamp to it).
+    pub help_max_scroll: std::cell::Cell<u16>,
     pub theme: Theme,
     pub keymap: Keymap,
     pub settings: Settings,
@@ -133,6 +137,7 @@ impl Shared {
         now: Timestamp,
     ) -> Self {
         Shared {
+            help_max_scroll: Default::default(),
             theme,
             keymap,
             settings,
@@ -257,6 +262,7 @@ impl Shared {
             text: one_line(&text.into()).into_owned(),
             level,
             at: self.now,
+            tab: self.tab,
         });
         self.dirty = true;
     }
@@ -544,6 +550,17 @@ impl Shared {
             Tab::Jobs => Some(&self.job_list.rows),
             Tab::Models => Some(&self.model_list.rows),
             Tab::Notifications => Some(&self.notification_list.rows),
+            _ => None,
+        }
+    }
+
+    /// The selected record of `tab`'s list, as text (for "has the selection moved?").
+    pub fn selected_key_text(&self, tab: Tab) -> Option<String> {
+        match tab {
+            Tab::Datasets => self.selected_dataset().map(|d| format!("{:?}", d.id)),
+            Tab::Jobs => self.selected_job().map(|j| format!("{:?}", j.id)),
+            Tab::Models => self.selected_artifact().map(|a| format!("{:?}", a.id)),
+            Tab::Notifications => self.selected_notification().map(|n| format!("{:?}", n.id)),
             _ => None,
         }
     }

@@ -14,7 +14,7 @@ use brightrun_engine::domain::*;
 use brightrun_engine::events::EngineEvent;
 use brightrun_engine::ids::DatasetId;
 use brightrun_engine::training::ranges::{self, FIELDS, FieldKind};
-use brightrun_engine::training::{GpuCatalog, GpuSpec, PresetInfo, presets};
+use brightrun_engine::training::{GpuCatalog, GpuSpec, ModelSize, PresetInfo, models, presets};
 use crossterm::event::KeyCode;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -28,6 +28,8 @@ pub enum FormRow {
     Dataset,
     Preset,
     Field(usize),
+    /// The base model's size, for a model the size table does not know.
+    ParametersBillions,
     GpuType,
     GpuCount,
     Backend,
@@ -61,6 +63,18 @@ pub struct ConfigureTab {
     pub estimate_seq: u64,
     pub estimate_pending: bool,
     pub catalog_error: Option<String>,
+    /// `parameters_billions` as typed (empty: the size table's).
+    pub parameters_billions: String,
+    pub parameters_billions_error: Option<String>,
+    /// The base models whose size is known, for the base_model picker.
+    pub base_models: Vec<ModelSize>,
+    /// Form problems said in the status bar, so the message goes when they are fixed.
+    pub form_messages: Vec<String>,
+}
+
+/// The row of `base_model` in `FIELDS`.
+fn base_model_field() -> Option<usize> {
+    FIELDS.iter().position(|f| f.name == "base_model")
 }
 
 impl ConfigureTab {
@@ -95,6 +109,13 @@ impl ConfigureTab {
             .iter()
             .position(|p| p.name.eq_ignore_ascii_case(&default_preset))
             .unwrap_or(0);
+        let mut base_models = match &catalog {
+            Some(c) if !c.base_models.is_empty() => c.base_models.clone(),
+            _ => models::builtin_all(),
+        };
+        for m in &mut base_models {
+            crate::sanitize::clean_in_place(&mut m.id);
+        }
         let (gpus, catalog_error) = match catalog {
             Some(c) => (c.gpus, c.gpu_error),
             None => match GpuCatalog::from_config(training) {
@@ -133,6 +154,10 @@ impl ConfigureTab {
             estimate_seq: 0,
             estimate_pending: false,
             catalog_error,
+            parameters_billions: String::new(),
+            parameters_billions_error: None,
+            base_models,
+            form_messages: Vec::new(),
         };
         s.load_preset();
         s
@@ -141,7 +166,12 @@ impl ConfigureTab {
     /// Every row of the form, in order.
     pub fn rows(&self) -> Vec<FormRow> {
         let mut r = vec![FormRow::Dataset, FormRow::Preset];
-        r.extend((0..FIELDS.len()).map(FormRow::Field));
+        for i in 0..FIELDS.len() {
+            r.push(FormRow::Field(i));
+            if Some(i) == base_model_field() {
+                r.push(FormRow::ParametersBillions);
+            }
+        }
         r.extend([FormRow::GpuType, FormRow::GpuCount, FormRow::Backend]);
         r
     }
@@ -204,6 +234,12 @@ impl ConfigureTab {
                 }
             }
         }
+        self.parameters_billions_error = match self.parameters_billions.trim() {
+            "" => None,
+            v => models::parse_parameters_billions(v)
+                .err()
+                .map(|e| e.to_string()),
+        };
         self.gpu_count_error = match self.gpu_count.trim().parse::<u32>() {
             Ok(n) => ranges::check_gpu_count(n).err().map(|e| e.to_string()),
             Err(_) => Some(format!(
@@ -211,7 +247,9 @@ impl ConfigureTab {
                 self.gpu_count
             )),
         };
-        self.errors.iter().all(Option::is_none) && self.gpu_count_error.is_none()
+        self.errors.iter().all(Option::is_none)
+            && self.gpu_count_error.is_none()
+            && self.parameters_billions_error.is_none()
     }
 
     /// The first problem, for the status bar.
@@ -221,17 +259,39 @@ impl ConfigureTab {
             .flatten()
             .next()
             .cloned()
+            .or_else(|| self.parameters_billions_error.clone())
             .or_else(|| self.gpu_count_error.clone())
+    }
+
+    /// The base model as typed.
+    fn base_model(&self) -> &str {
+        base_model_field()
+            .map(|i| self.values[i].trim())
+            .unwrap_or_default()
+    }
+
+    /// The size table's entry for the base model, if it has one.
+    fn known_model(&self) -> Option<&ModelSize> {
+        let key = models::normalize(self.base_model());
+        self.base_models.iter().find(|m| {
+            m.id.eq_ignore_ascii_case(self.base_model()) || models::normalize(&m.id) == key
+        })
     }
 
     pub fn draft(&self) -> Option<JobDraft> {
         let dataset_id = self.dataset?;
-        let sets = FIELDS
+        let mut sets: Vec<(String, String)> = FIELDS
             .iter()
             .enumerate()
             .filter(|(i, _)| self.values[*i] != self.base_values[*i])
             .map(|(i, f)| (f.name.to_string(), self.values[i].trim().to_string()))
             .collect();
+        if !self.parameters_billions.trim().is_empty() {
+            sets.push((
+                "parameters_billions".into(),
+                self.parameters_billions.trim().to_string(),
+            ));
+        }
         Some(JobDraft {
             dataset_id,
             preset: self.presets[self.preset].name.clone(),
@@ -250,6 +310,7 @@ impl ConfigureTab {
             let result = result
                 .map(|mut e| {
                     clean(&mut e.fit);
+                    clean(&mut e.throughput_note);
                     e.fit_advice.iter_mut().for_each(clean);
                     if let Some(b) = &mut e.budget {
                         clean(b);
@@ -277,14 +338,28 @@ impl ConfigureTab {
                 p.name.clone()
             }
             FormRow::Field(i) => self.values[i].clone(),
+            FormRow::ParametersBillions => {
+                if !self.parameters_billions.trim().is_empty() {
+                    self.parameters_billions.clone()
+                } else if let Some(m) = self.known_model() {
+                    format!("(known: {:.2}B)", m.parameters_billions())
+                } else {
+                    "(unknown: type size)".into()
+                }
+            }
             FormRow::GpuType => self
                 .gpus
                 .get(self.gpu)
                 .map(|g| {
-                    format!(
-                        "{} ({:.0} GB, ${:.2}/h)",
-                        g.id, g.memory_gb, g.price_per_hour
-                    )
+                    if g.local {
+                        // `your machine: CPU (16 cores)`: the id is `local`.
+                        g.name.clone()
+                    } else {
+                        format!(
+                            "{} ({:.0} GB, ${:.2}/h)",
+                            g.id, g.memory_gb, g.price_per_hour
+                        )
+                    }
                 })
                 .unwrap_or_default(),
             FormRow::GpuCount => self.gpu_count.clone(),
@@ -297,6 +372,7 @@ impl ConfigureTab {
             FormRow::Dataset => "dataset",
             FormRow::Preset => "preset",
             FormRow::Field(i) => FIELDS[i].name,
+            FormRow::ParametersBillions => "parameters_billions",
             FormRow::GpuType => "gpu_type",
             FormRow::GpuCount => "gpu_count",
             FormRow::Backend => "backend",
@@ -314,9 +390,16 @@ impl ConfigureTab {
                 }
                 s
             }
+            FormRow::Field(i) if Some(i) == base_model_field() => format!(
+                "{} Allowed: {}. ←/→ list the {} models whose size is known; any other id needs parameters_billions.",
+                FIELDS[i].help,
+                FIELDS[i].range,
+                self.base_models.len()
+            ),
             FormRow::Field(i) => format!("{} Allowed: {}.", FIELDS[i].help, FIELDS[i].range),
+            FormRow::ParametersBillions => "The base model's size in billions of parameters (7 for a 7B model, 0.5 or 500m), for a model the size table does not know; empty uses the table's. It sizes the memory fit and the throughput.".into(),
             FormRow::GpuType => {
-                "GPU type from the catalog (config can override and extend it).".into()
+                "GPU type from the catalog (config can override and extend it); `local` is this machine, at [backends.local] price_per_hour.".into()
             }
             FormRow::GpuCount => "GPUs for the run. Allowed: 1..=8.".into(),
             FormRow::Backend => "Where the job runs: local (this machine), ray, runpod.".into(),
@@ -327,6 +410,7 @@ impl ConfigureTab {
         match row {
             FormRow::Field(i) => self.errors[i].as_ref(),
             FormRow::GpuCount => self.gpu_count_error.as_ref(),
+            FormRow::ParametersBillions => self.parameters_billions_error.as_ref(),
             _ => None,
         }
     }
@@ -378,6 +462,11 @@ impl ConfigureTab {
             Action::PageDown => self.row = (self.row + 10).min(n - 1),
             Action::Top => self.row = 0,
             Action::Bottom => self.row = n - 1,
+            // On base_model, ←/→ list the models whose size is known (enter types any id).
+            Action::Left | Action::Right if matches!(row, FormRow::Field(i) if Some(i) == base_model_field()) =>
+            {
+                self.pick_base_model(s);
+            }
             Action::Left | Action::Right => {
                 return Handled::Consumed(self.cycle_value(row, *action == Action::Right));
             }
@@ -387,6 +476,44 @@ impl ConfigureTab {
             _ => return Handled::Ignored,
         }
         Handled::done()
+    }
+
+    /// The picker of the base models whose size is known; its last entry types another id.
+    fn pick_base_model(&mut self, s: &mut Shared) {
+        let c = &*self;
+        let current = c.base_model().to_string();
+        let mut options: Vec<String> = c
+            .base_models
+            .iter()
+            .map(|m| format!("{:<36} {:>7.2}B", m.id, m.parameters_billions()))
+            .collect();
+        options.push("(type another id…)".into());
+        let selected = c
+            .base_models
+            .iter()
+            .position(|m| m.id.eq_ignore_ascii_case(&current))
+            .unwrap_or(options.len() - 1);
+        s.overlay = Some(Overlay::Pick {
+            title: "Base model (size known)".into(),
+            options,
+            selected,
+            target: PickTarget::BaseModel,
+        });
+    }
+
+    /// `/` on the form: goes to the first row whose name contains `text` (any case).
+    pub fn find_row(&mut self, text: &str) {
+        let q = text.trim().to_ascii_lowercase();
+        if q.is_empty() {
+            return;
+        }
+        if let Some(i) = self
+            .rows()
+            .iter()
+            .position(|r| ConfigureTab::label_of(*r).contains(q.as_str()))
+        {
+            self.row = i;
+        }
     }
 
     /// The Datasets tab's "train on this": the dataset goes into the form, which starts over
@@ -440,6 +567,7 @@ impl ConfigureTab {
                 }
                 _ => return Vec::new(),
             },
+            FormRow::ParametersBillions => return Vec::new(),
         }
         self.changed()
     }
@@ -535,6 +663,12 @@ impl ConfigureTab {
                 self.editing = Some(Input::new(&v));
                 return Vec::new();
             }
+            FormRow::ParametersBillions => {
+                let v = c.parameters_billions.clone();
+                self.edit_before = v.clone();
+                self.editing = Some(Input::new(&v));
+                return Vec::new();
+            }
         };
         s.overlay = Some(overlay);
         Vec::new()
@@ -557,6 +691,25 @@ impl ConfigureTab {
                     c.values[i] = o.to_string();
                 }
             }
+            PickTarget::BaseModel => {
+                let Some(f) = base_model_field() else {
+                    return Vec::new();
+                };
+                match c.base_models.get(index) {
+                    Some(m) => {
+                        c.values[f] = m.id.clone();
+                        // A known model's size comes from the table.
+                        c.parameters_billions.clear();
+                    }
+                    None => {
+                        // Type another id: edit the field in place.
+                        let v = c.values[f].clone();
+                        c.edit_before = v.clone();
+                        c.editing = Some(Input::new(&v));
+                        return Vec::new();
+                    }
+                }
+            }
         }
         self.changed()
     }
@@ -577,6 +730,7 @@ impl ConfigureTab {
                 KeyCode::Enter | KeyCode::Tab => {
                     let fx = self.changed();
                     if let Some(e) = self.error_of(row).cloned() {
+                        self.form_messages.push(e.clone());
                         s.notify_user(e, Level::Warning);
                     }
                     return fx;
@@ -599,6 +753,7 @@ impl ConfigureTab {
         match row {
             FormRow::Field(i) => self.values[i] = v,
             FormRow::GpuCount => self.gpu_count = v,
+            FormRow::ParametersBillions => self.parameters_billions = v,
             _ => {}
         }
     }
@@ -606,6 +761,7 @@ impl ConfigureTab {
     fn submit(&mut self, s: &mut Shared) -> Vec<Effect> {
         if !self.recheck() {
             let e = self.first_error().unwrap_or_default();
+            self.form_messages.push(e.clone());
             s.notify_user(format!("fix the form first: {e}"), Level::Error);
             return Vec::new();
         }
@@ -614,13 +770,24 @@ impl ConfigureTab {
             return Vec::new();
         };
         let name = s.dataset_name(draft.dataset_id);
+        // Changed hyperparameters make the job's preset `custom` (the job's header says so):
+        // the base model and its size are chosen beside a preset, not changes to it.
+        let changes = draft
+            .sets
+            .iter()
+            .filter(|(k, _)| k != "base_model" && k != "parameters_billions")
+            .count() as u64;
+        let builtin = ["fast", "balanced", "quality"].contains(&draft.preset.as_str());
         let mut lines = vec![format!(
-            "Train on {name} with preset {}{} on {}×{} ({}).",
-            draft.preset,
-            if draft.sets.is_empty() {
-                String::new()
+            "Train on {name} with preset {} on {}×{} ({}).",
+            if changes == 0 || !builtin {
+                draft.preset.clone()
             } else {
-                format!(" + {} changes", draft.sets.len())
+                format!(
+                    "custom ({} + {})",
+                    draft.preset,
+                    format::plural(changes, "change")
+                )
             },
             draft.gpu_count.unwrap_or(1),
             draft.gpu_type.clone().unwrap_or_default(),
@@ -664,10 +831,26 @@ impl ConfigureTab {
 
 impl Component for ConfigureTab {
     fn handle(&mut self, action: &Action, s: &mut Shared) -> Handled {
-        if self.editing.is_some() {
-            return Handled::Consumed(self.edit(action, s));
+        let out = if self.editing.is_some() {
+            Handled::Consumed(self.edit(action, s))
+        } else {
+            self.handle_form(action, s)
+        };
+        // A message about a form problem goes once the problem is fixed.
+        if let Some(m) = &s.message
+            && m.tab == crate::action::Tab::Configure
+            && m.level != Level::Success
+            && self.first_error().is_none()
+            && self
+                .form_messages
+                .iter()
+                .any(|e| m.text.contains(e.as_str()))
+        {
+            s.message = None;
+            s.dirty = true;
+            self.form_messages.clear();
         }
-        self.handle_form(action, s)
+        out
     }
 
     fn shown(&mut self, _s: &mut Shared) -> Vec<Effect> {
@@ -775,6 +958,9 @@ impl ConfigureTab {
                     .areas(line_area);
             frame.render_widget(Paragraph::new(label).style(label_style), la);
             if selected && let Some(input) = &c.editing {
+                // One column in, as values are shown: the longest label
+                // (gradient_accumulation_steps) never runs into what is typed.
+                let va = Rect::new(va.x + 1, va.y, va.width.saturating_sub(1), va.height);
                 input.draw(
                     frame,
                     va,
@@ -788,7 +974,7 @@ impl ConfigureTab {
             let picker = matches!(
                 row,
                 FormRow::Dataset | FormRow::Preset | FormRow::GpuType | FormRow::Backend
-            );
+            ) || matches!(row, FormRow::Field(f) if Some(*f) == base_model_field());
             let text = if picker && selected {
                 format!("◀ {value} ▶")
             } else {
@@ -815,6 +1001,14 @@ impl ConfigureTab {
         let c = self;
         let row = c.current_row();
         let mut lines: Vec<Line> = Vec::new();
+        // Lines under a 14-column label, wrapped so that their continuation lines up too.
+        let text_w = area.width.saturating_sub(2) as usize;
+        let under = |lines: &mut Vec<Line>, text: String| {
+            for l in format::wrap(&text, text_w, 14) {
+                lines.push(Line::styled(format!("{:14}{l}", ""), t.muted()));
+            }
+        };
+        let under_w = text_w.saturating_sub(14);
         match &c.estimate {
             None if c.dataset.is_none() => lines.push(Line::styled(
                 "Choose a ready dataset to see the estimate.",
@@ -845,11 +1039,25 @@ impl ConfigureTab {
                     &t,
                     "duration",
                     format!(
-                        "{}  at {}/h",
+                        "{}  at {}/h{}",
                         format::duration_secs((e.estimated_duration_hours * 3600.0).round() as i64),
-                        format::money(e.hourly_rate)
+                        format::money(e.hourly_rate),
+                        if e.local { " (your machine)" } else { "" }
                     ),
                 ));
+                if e.storage_cost > 0.0 {
+                    // The flat storage line is the seed's `storage_cost_per_job`.
+                    for l in format::wrap(
+                        &format!(
+                            "{} flat per job: keeping the adapter",
+                            format::money(e.storage_cost)
+                        ),
+                        under_w,
+                        0,
+                    ) {
+                        lines.push(Line::styled(format!("{:<14}{l}", "storage"), t.muted()));
+                    }
+                }
                 lines.push(kv(
                     &t,
                     "steps",
@@ -867,6 +1075,9 @@ impl ConfigureTab {
                         format::thousands(e.throughput_tokens_per_sec.round() as u64)
                     ),
                 ));
+                if !e.throughput_note.is_empty() {
+                    under(&mut lines, e.throughput_note.clone());
+                }
                 let fit_color = match e.fit_level {
                     Level::Error => t.error,
                     Level::Warning => t.warning,
@@ -877,7 +1088,13 @@ impl ConfigureTab {
                     Span::styled(e.fit.clone(), Style::new().fg(fit_color)),
                 ]));
                 for a in e.fit_advice.iter().take(3) {
-                    lines.push(Line::styled(format!("{:14}→ {a}", ""), t.muted()));
+                    for (i, l) in format::wrap(a, under_w.saturating_sub(2), 0)
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let arrow = if i == 0 { "→ " } else { "  " };
+                        lines.push(Line::styled(format!("{:14}{arrow}{l}", ""), t.muted()));
+                    }
                 }
                 if let Some(b) = &e.budget {
                     lines.push(Line::from(vec![

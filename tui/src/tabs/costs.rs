@@ -304,13 +304,22 @@ impl Component for CostsTab {
         let m = grouped.len().max(1);
         let bar_w = ((avail.saturating_sub(m)) / m).clamp(1, 9) as u16;
         let show_labels = bar_w >= 5;
+        // A bar shows its amount only on a whole cell: a small amount's bar is drawn one cell
+        // high at least, so it reads "$0.30" instead of a sliver (or a "0").
+        let top = grouped.iter().map(|g| g.1).fold(0.0_f64, f64::max);
+        let rows = chart_inner
+            .height
+            .saturating_sub(u16::from(show_labels))
+            .max(1) as f64;
+        let floor = top / rows;
         let bars: Vec<Bar> = grouped
             .iter()
             .map(|(label, v)| {
+                let shown = if *v > 0.0 { v.max(floor) } else { 0.0 };
                 let mut b = Bar::default()
-                    .value((v * 100.0).round().max(0.0) as u64)
+                    .value((shown * 100.0).round().max(0.0) as u64)
                     .text_value(if show_labels && *v > 0.0 {
-                        format!("{v:.0}")
+                        bar_amount(*v, bar_w as usize)
                     } else {
                         String::new()
                     })
@@ -412,5 +421,39 @@ impl Component for CostsTab {
             ("period_month", "month"),
             ("period_year", "year"),
         ]
+    }
+}
+
+/// A bar's amount in the room it has: `$0.30`, else `0.30`, `0.3`, or whole dollars for
+/// large amounts (never a `0` for thirty cents).
+fn bar_amount(v: f64, width: usize) -> String {
+    let candidates = if v >= 10.0 {
+        vec![format!("${v:.2}"), format!("${v:.0}"), format!("{v:.0}")]
+    } else {
+        vec![
+            format!("${v:.2}"),
+            format!("{v:.2}"),
+            format!("{v:.1}"),
+            format!("{v:.0}"),
+        ]
+    };
+    candidates
+        .into_iter()
+        .find(|s| s.chars().count() <= width && s.trim_start_matches('$') != "0")
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod bar_tests {
+    use super::bar_amount;
+
+    #[test]
+    fn cents_survive_in_bar_labels() {
+        assert_eq!(bar_amount(0.30, 5), "$0.30");
+        assert_eq!(bar_amount(0.30, 4), "0.30");
+        assert_eq!(bar_amount(0.30, 3), "0.3");
+        assert_eq!(bar_amount(12.5, 9), "$12.50");
+        assert_eq!(bar_amount(12.6, 5), "$13");
+        assert_eq!(bar_amount(1234.0, 5), "$1234");
     }
 }

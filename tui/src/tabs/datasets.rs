@@ -100,7 +100,7 @@ impl Component for DatasetsTab {
                         format!(
                             "{} is {}: only a dataset with problems needs cleaning",
                             d.name,
-                            d.status.as_str()
+                            d.status.phrase()
                         ),
                         Level::Warning,
                     );
@@ -149,7 +149,7 @@ impl Component for DatasetsTab {
                         format!(
                             "{} is {}: only a ready dataset can be trained on",
                             d.name,
-                            d.status.as_str()
+                            d.status.phrase()
                         ),
                         Level::Warning,
                     );
@@ -180,6 +180,10 @@ impl Component for DatasetsTab {
     }
 
     fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        // The hints follow the focused pane.
+        if self.browse.focus == super::Focus::Detail {
+            return super::DETAIL_KEYS;
+        }
         &[
             ("add", "add"),
             ("train", "train"),
@@ -338,10 +342,11 @@ fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
                 Style::new().fg(t.info),
             ));
         }
+    // A dataset with problems has statistics too (of what could be read), as the CLI shows.
     if let Some(s) = d
         .statistics
         .as_ref()
-        .filter(|_| d.status == DatasetStatus::Ready)
+        .filter(|_| matches!(d.status, DatasetStatus::Ready | DatasetStatus::Error))
     {
         lines.push(Line::raw(""));
         lines.push(Line::styled("Statistics", t.header()));

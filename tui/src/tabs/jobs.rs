@@ -3,7 +3,7 @@
 
 use super::{Browse, Component, Focus, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
-use crate::app::{Shared, lists};
+use crate::app::{Confirmed, Overlay, Shared, lists};
 use crate::effect::{Effect, Level};
 use crate::format;
 use crate::series::{self, Metric};
@@ -107,8 +107,28 @@ impl Component for JobsTab {
                     );
                     return Handled::done();
                 }
-                s.notify_user(format!("retrying job {}…", j.id.short()), Level::Info);
-                vec![Effect::RetryJob(j.id)]
+                // A retry is a new run: it costs what the first was estimated at, so it is
+                // confirmed like a new job.
+                s.overlay = Some(Overlay::Confirm {
+                    title: "Retry job?".into(),
+                    lines: vec![
+                        format!(
+                            "A new job with the configuration of {} ({} on {}×{}, {}).",
+                            j.id.short(),
+                            j.hyperparameters.base_model,
+                            j.gpu_config.gpu_count,
+                            j.gpu_config.gpu_type,
+                            j.gpu_config.backend
+                        ),
+                        format!(
+                            "Estimated cost {}, as for the first run.",
+                            format::money(j.estimated_cost)
+                        ),
+                        "Queue it?".into(),
+                    ],
+                    on_yes: Confirmed::RetryJob(j.id),
+                });
+                Vec::new()
             }
             Action::OpenArtifact => {
                 let Some(j) = sel else {
@@ -168,6 +188,14 @@ impl Component for JobsTab {
     }
 
     fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        // With the monitor focused, the keys scroll its log.
+        if self.browse.focus == Focus::Detail {
+            return &[
+                ("up", "older log"),
+                ("down", "newer log"),
+                ("back", "back to the list"),
+            ];
+        }
         &[
             ("open", "monitor"),
             ("cancel", "cancel"),
@@ -403,11 +431,13 @@ impl JobsTab {
             info.push(Line::from(spans));
             info.push(Line::from(cost_span));
         }
+        // The whole reason, wrapped (a base model's "not found" says what to do about it).
         let error_lines: Vec<Line> = match &job.error_message {
-            Some(e) => vec![Line::styled(
-                format!("✗ {}", e.replace('\n', " ")),
-                Style::new().fg(t.error).add_modifier(Modifier::BOLD),
-            )],
+            Some(e) => format::wrap(&format!("✗ {e}"), inner.width as usize, 2)
+                .into_iter()
+                .take((inner.height as usize / 3).max(2))
+                .map(|l| Line::styled(l, Style::new().fg(t.error).add_modifier(Modifier::BOLD)))
+                .collect(),
             None => Vec::new(),
         };
         let head_h = 1 + info.len() as u16 + error_lines.len() as u16;

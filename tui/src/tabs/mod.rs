@@ -112,6 +112,13 @@ pub trait Component {
     fn keys(&self) -> &'static [(&'static str, &'static str)];
 }
 
+/// The key hints while a detail pane has the keys: they scroll it and back out.
+pub const DETAIL_KEYS: &[(&str, &str)] = &[
+    ("down", "scroll"),
+    ("page_down", "page"),
+    ("back", "back to the list"),
+];
+
 /// Which part of a tab has the keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Focus {
@@ -126,9 +133,20 @@ pub enum Focus {
 pub struct Browse {
     pub focus: Focus,
     pub scroll: u16,
+    /// The record the scroll belongs to: when the selection moves by any means (keys, a
+    /// mouse click, a new record auto-selected), the detail starts at its top again.
+    pub scrolled_key: Option<String>,
 }
 
 impl Browse {
+    /// The scroll belongs to the selected record: another record starts at the top.
+    pub fn follow_selection(&mut self, key: Option<String>) {
+        if key != self.scrolled_key {
+            self.scroll = 0;
+            self.scrolled_key = key;
+        }
+    }
+
     /// Everything a plain list-and-detail view does with an action: scroll the detail when it
     /// has the focus, move in the list, open, back out, sort. True when the action was used.
     pub fn browse(
@@ -138,6 +156,7 @@ impl Browse {
         action: &Action,
         s: &mut Shared,
     ) -> bool {
+        self.follow_selection(s.selected_key_text(tab));
         (self.focus == Focus::Detail && scroll(&mut self.scroll, action))
             || self.move_list(tab, action, s)
             || self.list_nav(tab, has_selection, action, s)
@@ -230,13 +249,14 @@ impl DetailPane {
 
     /// The layout pass: keeps the list's selection in view and the detail's scroll within
     /// `lines` (the selected record's detail, if one is selected).
-    pub fn layout<K: Copy + PartialEq>(
+    pub fn layout<K: Copy + PartialEq + std::fmt::Debug>(
         &self,
         area: Rect,
         browse: &mut Browse,
         view: &mut ListView<K>,
         lines: Option<Vec<Line<'static>>>,
     ) -> TabHits {
+        browse.follow_selection(view.selected_key.map(|k| format!("{k:?}")));
         let (list_area, detail_area) = self.split(area, browse);
         let list = list_layout(view, list_area);
         if let Some(lines) = lines {

@@ -95,6 +95,10 @@ impl Component for ModelsTab {
     }
 
     fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        // The hints follow the focused pane.
+        if self.browse.focus == super::Focus::Detail {
+            return super::DETAIL_KEYS;
+        }
         &[
             ("open", "detail"),
             ("download", "download"),
@@ -222,7 +226,11 @@ fn detail_lines(a: &ModelArtifact, sh: &Shared) -> Vec<Line<'static>> {
         Span::raw(format!(
             "  {}/5 · {}",
             q.quality_score,
-            convergence(q.convergence)
+            match (q.convergence, q.loss_reduction_percent) {
+                // Known losses that did not converge: say so rather than "unknown".
+                (Convergence::Unknown, Some(_)) => "little or no progress",
+                (c, _) => convergence(c),
+            }
         )),
     ]));
     lines.push(kv(
@@ -249,9 +257,9 @@ fn detail_lines(a: &ModelArtifact, sh: &Shared) -> Vec<Line<'static>> {
         t,
         "steps",
         format!(
-            "{} over {} epochs",
+            "{} over {}",
             format::thousands(s.total_steps),
-            s.epochs
+            format::plural(s.epochs as u64, "epoch")
         ),
     ));
     lines.push(kv(
@@ -314,7 +322,9 @@ fn config_lines(
                         config_lines(val, &format!("{indent}  "), out, t);
                     }
                     other => out.push(Line::from(vec![
-                        Span::styled(format!("  {indent}{key:<24}"), t.muted()),
+                        // A space always follows the key, however long
+                        // (gradient_accumulation_steps is 27 characters).
+                        Span::styled(format!("  {indent}{key:<24} "), t.muted()),
                         Span::raw(scalar(other)),
                     ])),
                 }

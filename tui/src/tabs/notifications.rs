@@ -139,6 +139,10 @@ impl Component for NotificationsTab {
     }
 
     fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        // The hints follow the focused pane.
+        if self.browse.focus == super::Focus::Detail {
+            return super::DETAIL_KEYS;
+        }
         &[
             ("open", "go to"),
             ("mark_read", "read"),

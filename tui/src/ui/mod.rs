@@ -395,12 +395,26 @@ impl App {
                 ));
                 let h = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
                 let popup = centered(area, 76, h);
+                let max = (lines.len() as u16).saturating_sub(h.saturating_sub(2));
+                self.help_max_scroll.set(max);
+                let scroll = (*scroll).min(max);
+                let mut block = overlay_block(&t, " Help: keys of this view (esc closes) ");
+                // Say there is more, and where.
+                let more = match (scroll > 0, scroll < max) {
+                    (true, true) => Some(" ↑↓ more: j/k, g/G "),
+                    (false, true) => Some(" ↓ more below: j, PgDn, G "),
+                    (true, false) => Some(" ↑ more above: k, g "),
+                    (false, false) => None,
+                };
+                if let Some(m) = more {
+                    block = block.title_bottom(Line::styled(m, t.accent()).right_aligned());
+                }
                 frame.render_widget(Clear, popup);
                 frame.render_widget(
                     Paragraph::new(lines)
-                        .scroll((*scroll, 0))
+                        .scroll((scroll, 0))
                         .style(t.base())
-                        .block(overlay_block(&t, " Help: keys of this view (esc closes) ")),
+                        .block(block),
                     popup,
                 );
             }
@@ -701,7 +715,16 @@ pub(crate) fn draw_list<'a, K: Copy + PartialEq>(
             inner.width.saturating_sub(2),
             1.min(inner.height.saturating_sub(1)),
         );
-        frame.render_widget(Paragraph::new(empty.to_string()).style(t.muted()), msg);
+        // An empty list under a filter is not an empty collection: say what hides the rows.
+        let text = if view.filter.trim().is_empty() {
+            empty.to_string()
+        } else {
+            format!(
+                "Nothing matches “{}”: esc clears the filter.",
+                crate::sanitize::one_line(view.filter.trim())
+            )
+        };
+        frame.render_widget(Paragraph::new(text).style(t.muted()), msg);
     }
 }
 
