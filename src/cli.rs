@@ -77,6 +77,9 @@ pub enum Command {
     /// Show or locate the configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The shared Postgres mirror (`[mirror] url`): lag, push now, compare.
+    #[command(subcommand)]
+    Mirror(MirrorCmd),
 }
 
 /// What to train and on what: shared by `estimate` and `jobs create`.
@@ -325,6 +328,29 @@ pub enum TokensCmd {
     /// Revoke a token by its id (or a unique prefix).
     Revoke {
         id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MirrorCmd {
+    /// In sync, how many changes behind, or unreachable (and why); the last error.
+    Status {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Push now and return once PostgreSQL holds everything committed so far.
+    Sync {
+        /// Give up after this many seconds (exit 3).
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Compare row counts and checksums of every table with PostgreSQL; list the
+    /// differences and exit 1 when there is one.
+    Verify {
         #[command(flatten)]
         json: JsonFlag,
     },

@@ -9,6 +9,7 @@ pub mod domain;
 mod engine;
 pub mod events;
 pub mod ids;
+pub mod mirror;
 pub mod paths;
 pub mod private;
 pub mod secrets;

@@ -210,6 +210,19 @@ pub enum Request {
     RevokeToken {
         id: String,
     },
+
+    /// The Postgres mirror's state: in sync, how far behind, unreachable and why.
+    MirrorStatus,
+    /// Pushes to the mirror now; answers once PostgreSQL holds every change committed before
+    /// the request, or fails (`unavailable`) after `timeout_secs` (default 60).
+    MirrorSync {
+        #[serde(default)]
+        #[schemars(range(min = 1, max = 3600))]
+        timeout_secs: Option<u64>,
+    },
+    /// Compares this engine's records with their PostgreSQL rows: counts and checksums per
+    /// table, and the ids that differ.
+    MirrorVerify,
 }
 
 fn default_log_lines() -> usize {
@@ -248,6 +261,9 @@ impl Request {
             Self::CreateToken { .. } => "create_token",
             Self::ListTokens => "list_tokens",
             Self::RevokeToken { .. } => "revoke_token",
+            Self::MirrorStatus => "mirror_status",
+            Self::MirrorSync { .. } => "mirror_sync",
+            Self::MirrorVerify => "mirror_verify",
         }
     }
 
@@ -261,6 +277,7 @@ impl Request {
                 | Self::ListTokens
                 | Self::RevokeToken { .. }
                 | Self::ImportDataset { .. }
+                | Self::MirrorVerify
         )
     }
 }
@@ -403,6 +420,8 @@ pub enum Reply {
     Token(NewToken),
     Tokens(Vec<TokenInfo>),
     TokenRevoked(TokenInfo),
+    Mirror(crate::mirror::MirrorStatus),
+    MirrorVerify(crate::mirror::VerifyReport),
 }
 
 impl Reply {
@@ -429,6 +448,8 @@ impl Reply {
             Self::Token(_) => "token",
             Self::Tokens(_) => "tokens",
             Self::TokenRevoked(_) => "token_revoked",
+            Self::Mirror(_) => "mirror",
+            Self::MirrorVerify(_) => "mirror_verify",
         }
     }
 }

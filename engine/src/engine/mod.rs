@@ -43,6 +43,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Mirror(#[from] crate::mirror::MirrorError),
     #[error("no {kind} matches `{query}`")]
     NotFound { kind: IdKind, query: String },
     #[error("`{query}` matches several {kind}s: {candidates}; give more characters")]
@@ -76,6 +78,8 @@ impl EngineError {
                 | Self::Invalid(_)
                 | Self::InvalidField { .. }
                 | Self::Conflict(_)
+                | Self::Mirror(crate::mirror::MirrorError::NotConfigured)
+                | Self::Mirror(crate::mirror::MirrorError::BadUrl(_))
         )
     }
 }
@@ -169,6 +173,7 @@ impl EngineBuilder {
                 fresh_verdicts: Default::default(),
                 tokenizers: Default::default(),
                 model_stats: Default::default(),
+                mirror: Default::default(),
             }),
         })
     }
@@ -207,6 +212,8 @@ pub(crate) struct Inner {
     pub model_stats: std::sync::Mutex<
         std::collections::HashMap<(DatasetId, String), crate::domain::DatasetStatistics>,
     >,
+    /// The Postgres mirror's status and wake-ups, shared by its task and the API.
+    pub mirror: Arc<crate::mirror::Shared>,
 }
 
 /// A one-pass import's verdict not yet used: the stored file's (size, mtime) and the

@@ -12,7 +12,10 @@ pub use changelog::LogBounds;
 
 mod keys;
 mod records;
+mod scan;
 mod schema;
+
+pub use scan::Chunk;
 
 pub use records::Record;
 use records::*;
