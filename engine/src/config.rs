@@ -360,5 +360,6 @@ pub fn url_has_password(url: &str) -> bool {
         }
         return url.contains("password=");
     }
-    url.split_whitespace().any(|kv| kv.trim_start().starts_with("password="))
+    url.split_whitespace()
+        .any(|kv| kv.trim_start().starts_with("password="))
 }

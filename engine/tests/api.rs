@@ -587,8 +587,29 @@ async fn every_request_and_reply_round_trips_through_json() {
     };
     ops.insert(del.op());
     kinds.insert(api.call(del).await.unwrap().kind());
-    assert_eq!(ops.len(), 28, "every request: {ops:?}");
-    assert_eq!(kinds.len(), 20, "every reply kind: {kinds:?}");
+    // The mirror's requests on an engine without `[mirror] url`: a status that says so, and
+    // `conflict` for the two that need a database (tests/mirror.rs covers them with one).
+    let status = Request::MirrorStatus;
+    ops.insert(status.op());
+    match api.call(status).await.unwrap() {
+        Reply::Mirror(m) => {
+            assert_eq!(m.state, brightrun_engine::mirror::MirrorState::Disabled);
+            kinds.insert("mirror");
+        }
+        other => panic!("{other:?}"),
+    }
+    for r in [
+        Request::MirrorSync {
+            timeout_secs: Some(1),
+        },
+        Request::MirrorVerify,
+    ] {
+        ops.insert(r.op());
+        let e = api.call(r).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::Conflict, "{e:?}");
+    }
+    assert_eq!(ops.len(), 31, "every request: {ops:?}");
+    assert_eq!(kinds.len(), 21, "every reply kind: {kinds:?}");
     // Errors round-trip with their code and field.
     let err = api
         .call(Request::GetJob {

@@ -94,8 +94,14 @@ async fn migrations_apply_once_and_hold_every_seed_column() {
     let db = TestDb::new(SERVER).await;
     let mut c = db.client().await;
     assert_eq!(migrate(&mut c).await.unwrap(), vec![1, 2, 3]);
-    assert!(migrate(&mut c).await.unwrap().is_empty(), "second run is a no-op");
-    assert_eq!(count(&c, "SELECT count(*) FROM brightrun_migrations").await, 3);
+    assert!(
+        migrate(&mut c).await.unwrap().is_empty(),
+        "second run is a no-op"
+    );
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM brightrun_migrations").await,
+        3
+    );
 
     // Every column the seed's app reads, with a type of the same family.
     let int = &["integer", "bigint", "smallint"][..];
@@ -110,71 +116,141 @@ async fn migrations_apply_once_and_hold_every_seed_column() {
         (
             "datasets",
             &[
-                ("id", uuid), ("user_id", uuid), ("name", text), ("description", text),
-                ("format", text), ("status", text), ("storage_bucket", text),
-                ("storage_path", text), ("file_name", text), ("file_size", int),
-                ("total_training_pairs", int), ("total_validation_pairs", int),
-                ("total_tokens", int), ("avg_turns_per_conversation", num),
-                ("avg_tokens_per_turn", num), ("training_ready", boolean),
-                ("validated_at", ts), ("validation_errors", json), ("sample_data", json),
-                ("created_at", ts), ("updated_at", ts), ("deleted_at", ts),
+                ("id", uuid),
+                ("user_id", uuid),
+                ("name", text),
+                ("description", text),
+                ("format", text),
+                ("status", text),
+                ("storage_bucket", text),
+                ("storage_path", text),
+                ("file_name", text),
+                ("file_size", int),
+                ("total_training_pairs", int),
+                ("total_validation_pairs", int),
+                ("total_tokens", int),
+                ("avg_turns_per_conversation", num),
+                ("avg_tokens_per_turn", num),
+                ("training_ready", boolean),
+                ("validated_at", ts),
+                ("validation_errors", json),
+                ("sample_data", json),
+                ("created_at", ts),
+                ("updated_at", ts),
+                ("deleted_at", ts),
             ],
         ),
         (
             "training_jobs",
             &[
-                ("id", uuid), ("user_id", uuid), ("dataset_id", uuid), ("preset_id", text),
-                ("hyperparameters", json), ("gpu_config", json), ("status", text),
-                ("current_stage", text), ("progress", num), ("current_epoch", int),
-                ("total_epochs", int), ("current_step", int), ("total_steps", int),
-                ("current_metrics", json), ("queued_at", ts), ("started_at", ts),
-                ("completed_at", ts), ("estimated_completion_at", ts), ("current_cost", num),
-                ("estimated_total_cost", num), ("final_cost", num), ("error_message", text),
-                ("error_stack", text), ("retry_count", int), ("external_job_id", text),
-                ("artifact_id", uuid), ("created_at", ts), ("updated_at", ts),
+                ("id", uuid),
+                ("user_id", uuid),
+                ("dataset_id", uuid),
+                ("preset_id", text),
+                ("hyperparameters", json),
+                ("gpu_config", json),
+                ("status", text),
+                ("current_stage", text),
+                ("progress", num),
+                ("current_epoch", int),
+                ("total_epochs", int),
+                ("current_step", int),
+                ("total_steps", int),
+                ("current_metrics", json),
+                ("queued_at", ts),
+                ("started_at", ts),
+                ("completed_at", ts),
+                ("estimated_completion_at", ts),
+                ("current_cost", num),
+                ("estimated_total_cost", num),
+                ("final_cost", num),
+                ("error_message", text),
+                ("error_stack", text),
+                ("retry_count", int),
+                ("external_job_id", text),
+                ("artifact_id", uuid),
+                ("created_at", ts),
+                ("updated_at", ts),
             ],
         ),
         (
             "metrics_points",
             &[
-                ("id", uuid), ("job_id", uuid), ("timestamp", ts), ("epoch", num),
-                ("step", int), ("training_loss", num), ("validation_loss", num),
-                ("learning_rate", num), ("gradient_norm", num), ("throughput", num),
+                ("id", uuid),
+                ("job_id", uuid),
+                ("timestamp", ts),
+                ("epoch", num),
+                ("step", int),
+                ("training_loss", num),
+                ("validation_loss", num),
+                ("learning_rate", num),
+                ("gradient_norm", num),
+                ("throughput", num),
                 ("gpu_utilization", num),
             ],
         ),
         (
             "model_artifacts",
             &[
-                ("id", uuid), ("user_id", uuid), ("job_id", uuid), ("dataset_id", uuid),
-                ("name", text), ("version", text), ("description", text), ("status", text),
-                ("deployed_at", ts), ("quality_metrics", json), ("training_summary", json),
-                ("configuration", json), ("artifacts", json), ("parent_model_id", uuid),
-                ("created_at", ts), ("updated_at", ts), ("deleted_at", ts),
+                ("id", uuid),
+                ("user_id", uuid),
+                ("job_id", uuid),
+                ("dataset_id", uuid),
+                ("name", text),
+                ("version", text),
+                ("description", text),
+                ("status", text),
+                ("deployed_at", ts),
+                ("quality_metrics", json),
+                ("training_summary", json),
+                ("configuration", json),
+                ("artifacts", json),
+                ("parent_model_id", uuid),
+                ("created_at", ts),
+                ("updated_at", ts),
+                ("deleted_at", ts),
             ],
         ),
         (
             "cost_records",
             &[
-                ("id", uuid), ("user_id", uuid), ("job_id", uuid), ("cost_type", text),
-                ("amount", num), ("details", json), ("billing_period", date),
+                ("id", uuid),
+                ("user_id", uuid),
+                ("job_id", uuid),
+                ("cost_type", text),
+                ("amount", num),
+                ("details", json),
+                ("billing_period", date),
                 ("recorded_at", ts),
             ],
         ),
         (
             "notifications",
             &[
-                ("id", uuid), ("user_id", uuid), ("type", text), ("title", text),
-                ("message", text), ("priority", text), ("read", boolean),
-                ("action_url", text), ("metadata", json), ("created_at", ts),
+                ("id", uuid),
+                ("user_id", uuid),
+                ("type", text),
+                ("title", text),
+                ("message", text),
+                ("priority", text),
+                ("read", boolean),
+                ("action_url", text),
+                ("metadata", json),
+                ("created_at", ts),
             ],
         ),
         (
             "training_checkpoints",
             &[
-                ("id", uuid), ("job_id", uuid), ("checkpoint_step", int), ("epoch", num),
-                ("training_loss", num), ("validation_loss", num), ("learning_rate", num),
-                ("storage_path", text), ("created_at", ts),
+                ("id", uuid),
+                ("job_id", uuid),
+                ("checkpoint_step", int),
+                ("epoch", num),
+                ("training_loss", num),
+                ("validation_loss", num),
+                ("learning_rate", num),
+                ("storage_path", text),
+                ("created_at", ts),
             ],
         ),
     ];
@@ -193,7 +269,10 @@ async fn migrations_apply_once_and_hold_every_seed_column() {
             let t = have
                 .get(*col)
                 .unwrap_or_else(|| panic!("{table}.{col} is missing"));
-            assert!(types.contains(&t.as_str()), "{table}.{col} is {t}, expected one of {types:?}");
+            assert!(
+                types.contains(&t.as_str()),
+                "{table}.{col} is {t}, expected one of {types:?}"
+            );
         }
     }
     // The uniques the seed names.
@@ -298,10 +377,7 @@ async fn check_values(c: &Client, s: &Sample) {
         .await
         .unwrap();
     assert_eq!(p.get::<_, f64>(0), 2.0 / (1.0 + 1234.0 * 0.001));
-    assert_eq!(
-        p.get::<_, f64>(1),
-        5e-5 * (1.0 - 1234.0 / s.metrics as f64)
-    );
+    assert_eq!(p.get::<_, f64>(1), 5e-5 * (1.0 - 1234.0 / s.metrics as f64));
     assert_eq!(p.get::<_, f64>(2), 1234.0 * 3.0 / s.metrics as f64);
     let ts: chrono::DateTime<chrono::Utc> = p.get(3);
     assert_eq!(
@@ -351,7 +427,10 @@ async fn check_values(c: &Client, s: &Sample) {
     assert_eq!(n.get::<_, String>(0), "job_completed");
     assert_eq!(n.get::<_, String>(1), "high");
     assert!(!n.get::<_, bool>(2));
-    assert_eq!(n.get::<_, String>(3), format!("/training/jobs/{}", s.job.id));
+    assert_eq!(
+        n.get::<_, String>(3),
+        format!("/training/jobs/{}", s.job.id)
+    );
     assert_eq!(n.get::<_, String>(4), "5");
 
     let k = c
@@ -364,7 +443,14 @@ async fn check_values(c: &Client, s: &Sample) {
     assert_eq!(k.get::<_, i32>(0) as u64, s.checkpoint.step);
     assert_eq!(k.get::<_, Option<f64>>(1), Some(0.8));
     assert_eq!(k.get::<_, String>(2), s.checkpoint.storage_path);
-    let users = count(c, &format!("SELECT count(*) FROM auth.users WHERE id = '{}'", s.dataset.user_id)).await;
+    let users = count(
+        c,
+        &format!(
+            "SELECT count(*) FROM auth.users WHERE id = '{}'",
+            s.dataset.user_id
+        ),
+    )
+    .await;
     assert_eq!(users, 1);
 }
 
@@ -381,7 +467,11 @@ async fn every_record_reaches_postgres_with_its_values_and_verify_is_clean() {
     let report = e.mirror_verify().await.unwrap();
     assert!(report.clean, "{report:#?}");
     assert_eq!(report.tables.len(), 7);
-    let m = report.tables.iter().find(|t| t.table == "metrics_points").unwrap();
+    let m = report
+        .tables
+        .iter()
+        .find(|t| t.table == "metrics_points")
+        .unwrap();
     assert_eq!((m.local_rows, m.remote_rows), (10_000, 10_000));
 
     // Following the log: a change after the backfill replaces the row; PostgreSQL's
@@ -399,7 +489,10 @@ async fn every_record_reaches_postgres_with_its_values_and_verify_is_clean() {
     let status = e.mirror_status().unwrap();
     assert_eq!(status.behind, 0);
     assert_eq!(status.acked_seq, e.store().last_seq().unwrap());
-    assert_eq!(e.store().acked_changes("postgres_mirror").unwrap(), Some(status.acked_seq));
+    assert_eq!(
+        e.store().acked_changes("postgres_mirror").unwrap(),
+        Some(status.acked_seq)
+    );
     let pg_seq: i64 = c
         .query_one("SELECT seq FROM brightrun_mirror_state", &[])
         .await
@@ -444,14 +537,25 @@ async fn every_record_reaches_postgres_with_its_values_and_verify_is_clean() {
     )
     .await
     .unwrap();
-    c.execute("DELETE FROM cost_records WHERE id = $1", &[&s.costs[1].id.0])
-        .await
-        .unwrap();
+    c.execute(
+        "DELETE FROM cost_records WHERE id = $1",
+        &[&s.costs[1].id.0],
+    )
+    .await
+    .unwrap();
     let report = e.mirror_verify().await.unwrap();
     assert!(!report.clean);
-    let jobs = report.tables.iter().find(|t| t.table == "training_jobs").unwrap();
+    let jobs = report
+        .tables
+        .iter()
+        .find(|t| t.table == "training_jobs")
+        .unwrap();
     assert_eq!(jobs.different, vec![s.job.id.to_string()]);
-    let costs = report.tables.iter().find(|t| t.table == "cost_records").unwrap();
+    let costs = report
+        .tables
+        .iter()
+        .find(|t| t.table == "cost_records")
+        .unwrap();
     assert_eq!(costs.missing, vec![s.costs[1].id.to_string()]);
     assert_eq!((costs.local_rows, costs.remote_rows), (2, 1));
     let clean_elsewhere = report
@@ -515,7 +619,11 @@ async fn two_engines_share_a_database_and_rls_shows_each_user_only_their_rows() 
                 )
                 .await
             } else {
-                count(&c, &format!("SELECT count(*) FROM {t} WHERE user_id = '{me}'")).await
+                count(
+                    &c,
+                    &format!("SELECT count(*) FROM {t} WHERE user_id = '{me}'"),
+                )
+                .await
             };
             assert!(rows > 0, "{t}: user sees none of their rows");
             assert_eq!(rows, owned, "{t}: user sees rows that are not theirs");
@@ -524,13 +632,19 @@ async fn two_engines_share_a_database_and_rls_shows_each_user_only_their_rows() 
         // Another user's rows, by id: invisible.
         let n = count(
             &u,
-            &format!("SELECT count(*) FROM datasets WHERE id = '{}'", other.dataset.id),
+            &format!(
+                "SELECT count(*) FROM datasets WHERE id = '{}'",
+                other.dataset.id
+            ),
         )
         .await;
         assert_eq!(n, 0);
         let n = count(
             &u,
-            &format!("SELECT count(*) FROM metrics_points WHERE job_id = '{}'", other.job.id),
+            &format!(
+                "SELECT count(*) FROM metrics_points WHERE job_id = '{}'",
+                other.job.id
+            ),
         )
         .await;
         assert_eq!(n, 0);
@@ -583,7 +697,8 @@ struct Cluster {
 impl Cluster {
     fn new() -> Self {
         let bin = PathBuf::from(
-            std::env::var("BRIGHTRUN_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()),
+            std::env::var("BRIGHTRUN_PG_BIN")
+                .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()),
         );
         let dir = tempfile::tempdir().unwrap();
         let port = {
@@ -593,10 +708,22 @@ impl Cluster {
         let data = dir.path().join("data");
         // initdb refuses to run as root; run it (and the server) as the postgres user then.
         let out = Self::as_owner(&bin.join("initdb"), dir.path())
-            .args(["-D", data.to_str().unwrap(), "-U", "postgres", "-A", "trust", "--no-sync"])
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let c = Cluster { dir, port, bin };
         c.start();
         c
@@ -626,7 +753,15 @@ impl Cluster {
             self.dir.path().display()
         );
         let out = Self::as_owner(&self.bin.join("pg_ctl"), self.dir.path())
-            .args(["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-o", &opts, "-w"])
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-w",
+            ])
             .args(args)
             .output()
             .unwrap();
@@ -657,7 +792,6 @@ impl Drop for Cluster {
     }
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_stopped_mid_sync_is_caught_up_with_nothing_lost_or_twice() {
     let cluster = Cluster::new();
@@ -681,7 +815,10 @@ async fn a_database_stopped_mid_sync_is_caught_up_with_nothing_lost_or_twice() {
             assert!(n < 300_000, "the backfill finished before the stop");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the backfill never started");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backfill never started"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(c);
@@ -694,7 +831,10 @@ async fn a_database_stopped_mid_sync_is_caught_up_with_nothing_lost_or_twice() {
         if s.state == MirrorState::Unreachable {
             break s;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never unreachable: {s:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never unreachable: {s:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.behind > 0);
@@ -707,15 +847,25 @@ async fn a_database_stopped_mid_sync_is_caught_up_with_nothing_lost_or_twice() {
     let r = e.mirror_verify().await.unwrap();
     assert!(r.clean, "{r:#?}");
     let c = db.client().await;
-    assert_eq!(count(&c, "SELECT count(*) FROM metrics_points").await, 305_000);
     assert_eq!(
-        count(&c, "SELECT count(*) FROM (SELECT DISTINCT job_id, step FROM metrics_points) x").await,
+        count(&c, "SELECT count(*) FROM metrics_points").await,
+        305_000
+    );
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM (SELECT DISTINCT job_id, step FROM metrics_points) x"
+        )
+        .await,
         305_000
     );
     assert_eq!(count(&c, "SELECT count(*) FROM training_jobs").await, 2);
     assert_eq!(count(&c, "SELECT count(*) FROM notifications").await, 4);
     let id: uuid::Uuid = c
-        .query_one("SELECT id FROM model_artifacts WHERE job_id = $1", &[&more.job.id.0])
+        .query_one(
+            "SELECT id FROM model_artifacts WHERE job_id = $1",
+            &[&more.job.id.0],
+        )
         .await
         .unwrap()
         .get(0);

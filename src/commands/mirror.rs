@@ -23,7 +23,10 @@ pub fn describe(s: &MirrorStatus) -> String {
         MirrorState::Behind => format!("{} changes behind {target}", s.behind),
         MirrorState::Unreachable => format!(
             "unreachable: {target}: {}",
-            s.last_error.as_deref().map(|e| fit(e, 200)).unwrap_or_default()
+            s.last_error
+                .as_deref()
+                .map(|e| fit(e, 200))
+                .unwrap_or_default()
         ),
     }
 }

@@ -16,6 +16,15 @@ pub(crate) fn spawn_all(engine: Engine) -> tokio::task::JoinHandle<()> {
         // The Postgres mirror, when `[mirror] url` is set: its own task, reading the log.
         if engine.mirror_configured() {
             tasks.push(tokio::spawn(crate::mirror::run(engine.clone())));
+        } else {
+            // A mirror turned off must not hold the change log back for ever.
+            let store = engine.inner.store.clone();
+            let forgot =
+                tokio::task::spawn_blocking(move || store.forget_consumer(crate::mirror::CONSUMER))
+                    .await;
+            if let Ok(Ok(true)) = forgot {
+                tracing::info!("mirror: off; the change log no longer waits for it");
+            }
         }
         for t in tasks {
             let _ = t.await;

@@ -19,8 +19,8 @@
 
 mod migrate;
 mod rows;
-mod verify;
 pub mod sample;
+mod verify;
 
 pub use migrate::{MIGRATIONS, migrate};
 pub use rows::{action_url, metric_row_id};
@@ -305,11 +305,15 @@ pub(crate) async fn run(engine: Engine) {
         }
     };
     let shared = engine.inner.mirror.clone();
-    if shared.running.swap(true, Ordering::SeqCst) {
-        return;
+    let shutdown = engine.inner.shutdown.clone();
+    // A `mirror sync` that came first runs its own worker; take over when it is done.
+    while shared.running.swap(true, Ordering::SeqCst) {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = shutdown.cancelled() => return,
+        }
     }
     let mut m = Mirror::new(engine.clone(), target);
-    let shutdown = engine.inner.shutdown.clone();
     tokio::select! {
         _ = m.run_forever() => {}
         _ = shutdown.cancelled() => {}
@@ -384,7 +388,8 @@ impl Mirror {
                     let backoff = Duration::from_millis(
                         (500u64 << failures.min(6)).min(MAX_BACKOFF.as_millis() as u64),
                     );
-                    let jitter = Duration::from_millis(u64::from(now().timestamp_subsec_millis() % 250));
+                    let jitter =
+                        Duration::from_millis(u64::from(now().timestamp_subsec_millis() % 250));
                     tokio::select! {
                         _ = tokio::time::sleep(backoff + jitter) => {}
                         _ = self.shared.wake.notified() => {}
@@ -732,6 +737,9 @@ impl Engine {
                 let state = match s.state {
                     Some(MirrorState::InSync) if acked < last_seq => MirrorState::Behind,
                     Some(st) => st,
+                    // No task here (a one-shot command): what redb acknowledged says it.
+                    None if !running && acked >= last_seq => MirrorState::InSync,
+                    None if !running => MirrorState::Behind,
                     None => MirrorState::Starting,
                 };
                 (state, Some(t.display))

@@ -371,9 +371,9 @@ pub fn action_url(link: &Option<Link>) -> Option<String> {
 
 /// `YYYY-MM` as the first day of that month.
 fn billing_date(period: &str, fallback: &Timestamp) -> NaiveDate {
-    let parsed = period.split_once('-').and_then(|(y, m)| {
-        NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, 1)
-    });
+    let parsed = period
+        .split_once('-')
+        .and_then(|(y, m)| NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, 1));
     parsed.unwrap_or_else(|| {
         NaiveDate::from_ymd_opt(fallback.year(), fallback.month(), 1).unwrap_or_default()
     })
@@ -647,7 +647,8 @@ pub(crate) async fn upsert_metrics(
         )
         .await?;
     // The staging rows go at commit; a second upsert in the same transaction must not see them.
-    tx.execute("DELETE FROM brightrun_stage_metrics", &[]).await?;
+    tx.execute("DELETE FROM brightrun_stage_metrics", &[])
+        .await?;
     Ok(n)
 }
 
@@ -703,7 +704,8 @@ impl Batch {
             }
             E::Metrics { points, .. } => {
                 for (i, p) in points.iter().enumerate() {
-                    self.metrics.insert((p.job_id, p.step), (seq, points.clone(), i));
+                    self.metrics
+                        .insert((p.job_id, p.step), (seq, points.clone(), i));
                 }
             }
             E::JobLog { .. } | E::Progress(_) | E::BackendHealth { .. } => {}

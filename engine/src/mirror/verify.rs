@@ -123,7 +123,11 @@ fn local_metrics(store: &Store) -> Result<BTreeMap<String, (u64, u64)>, StoreErr
     }
 }
 
-fn compare(table: &str, local: &BTreeMap<String, String>, remote: &BTreeMap<String, String>) -> TableCheck {
+fn compare(
+    table: &str,
+    local: &BTreeMap<String, String>,
+    remote: &BTreeMap<String, String>,
+) -> TableCheck {
     let sum = |m: &BTreeMap<String, String>| {
         m.iter()
             .fold(0u64, |acc, (id, s)| acc.wrapping_add(row_sum(id, s)))
