@@ -112,7 +112,8 @@ async fn migrations_apply_once_and_hold_every_seed_column() {
     let json = &["jsonb"][..];
     let boolean = &["boolean"][..];
     let date = &["date"][..];
-    let seed: &[(&str, &[(&str, &[&str])])] = &[
+    type Columns<'a> = &'a [(&'a str, &'a [&'a str])];
+    let seed: &[(&str, Columns)] = &[
         (
             "datasets",
             &[

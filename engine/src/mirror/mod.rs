@@ -403,7 +403,8 @@ impl Mirror {
     async fn idle(&self) {
         let mut rx = self.store.subscribe_changes();
         // A change committed between the last read and the subscription is seen here.
-        if self.store.last_seq().unwrap_or(0) > self.pos.unwrap_or(0) {
+        let store = self.store.clone();
+        if blocking(move || store.last_seq()).await.unwrap_or(0) > self.pos.unwrap_or(0) {
             return;
         }
         tokio::select! {

@@ -652,6 +652,10 @@ pub(crate) async fn upsert_metrics(
     Ok(n)
 }
 
+/// A metrics point inside the change (or chunk) that carried it: (seq, points, index), so a
+/// batch holds no copies.
+pub(crate) type PointRef = (u64, std::sync::Arc<Vec<MetricsPoint>>, usize);
+
 /// A batch of changes to apply in one transaction: the newest version of each record, with
 /// the seq it came from.
 #[derive(Default)]
@@ -663,7 +667,7 @@ pub(crate) struct Batch {
     pub notifications: HashMap<Uuid, (u64, std::sync::Arc<Notification>)>,
     pub checkpoints: HashMap<Uuid, (u64, std::sync::Arc<Checkpoint>)>,
     /// (job, step) → (seq, the change's points, index of the point)
-    pub metrics: HashMap<(JobId, u64), (u64, std::sync::Arc<Vec<MetricsPoint>>, usize)>,
+    pub metrics: HashMap<(JobId, u64), PointRef>,
     /// Users whose rows the batch holds (their auth.users rows are ensured).
     pub users: std::collections::BTreeSet<Uuid>,
     /// Changes in the batch (before coalescing) and their last seq.
