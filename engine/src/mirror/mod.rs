@@ -820,3 +820,55 @@ impl Engine {
         Ok(verify::verify(self, &target).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::url_has_password;
+
+    #[test]
+    fn passwords_are_spotted_kept_apart_and_scrubbed() {
+        assert!(url_has_password("postgres://u:pw@h:5432/db"));
+        assert!(url_has_password("postgresql://u:pw@h/db?sslmode=disable"));
+        assert!(url_has_password("host=h user=u password=pw dbname=db"));
+        assert!(!url_has_password("postgres://u@h:5432/db"));
+        assert!(!url_has_password("postgres://h/db"));
+        assert!(!url_has_password("host=h user=u dbname=db"));
+
+        let t = Target::parse(
+            "postgres://brightrun@db.example.com:6543/lora",
+            Some(Secret::new("s3cret-password")),
+        )
+        .unwrap();
+        assert_eq!(t.display, "brightrun@db.example.com:6543/lora");
+        assert!(!format!("{t:?}").contains("s3cret"));
+        assert_eq!(
+            t.scrub("auth failed for s3cret-password".into()),
+            "auth failed for ****"
+        );
+        // A URL secret with its own password: shown without it.
+        let t = Target::parse("postgres://u:inline-pw@h/db", None).unwrap();
+        assert_eq!(t.display, "u@h:5432/db");
+        assert_eq!(t.scrub("x inline-pw y".into()), "x **** y");
+        assert!(matches!(
+            Target::parse("postgres://h:notaport/db", None),
+            Err(MirrorError::BadUrl(_))
+        ));
+    }
+
+    #[test]
+    fn links_become_the_seeds_pages() {
+        use crate::domain::Link;
+        use crate::ids::*;
+        let j = JobId::new();
+        assert_eq!(
+            action_url(&Some(Link::Job(j))),
+            Some(format!("/training/jobs/{j}"))
+        );
+        assert_eq!(action_url(&Some(Link::Costs)), Some("/costs".into()));
+        assert_eq!(action_url(&None), None);
+        // Metrics rows have one id per (job, step), whoever computes it.
+        assert_eq!(metric_row_id(j, 7), metric_row_id(j, 7));
+        assert_ne!(metric_row_id(j, 7), metric_row_id(j, 8));
+    }
+}
