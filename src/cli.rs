@@ -80,6 +80,9 @@ pub enum Command {
     /// The object store (local folder or S3): check that it answers.
     #[command(subcommand)]
     Storage(StorageCmd),
+    /// The shared Postgres mirror (`[mirror] url`): lag, push now, compare.
+    #[command(subcommand)]
+    Mirror(MirrorCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -391,6 +394,29 @@ pub enum TokensCmd {
     /// Revoke a token by its id (or a unique prefix).
     Revoke {
         id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MirrorCmd {
+    /// In sync, how many changes behind, or unreachable (and why); the last error.
+    Status {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Push now and return once PostgreSQL holds everything committed so far.
+    Sync {
+        /// Give up after this many seconds (exit 3).
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Compare row counts and checksums of every table with PostgreSQL; list the
+    /// differences and exit 1 when there is one.
+    Verify {
         #[command(flatten)]
         json: JsonFlag,
     },

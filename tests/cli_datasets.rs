@@ -135,7 +135,14 @@ fn a_valid_file_becomes_ready_with_statistics() {
         .join(again["storage_path"].as_str().unwrap());
     assert!(stored_again.exists());
     let out = brightrun(home.path())
-        .args(["datasets", "rm", again["id"].as_str().unwrap(), "--yes", "--purge", "--json"])
+        .args([
+            "datasets",
+            "rm",
+            again["id"].as_str().unwrap(),
+            "--yes",
+            "--purge",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");

@@ -38,6 +38,17 @@ pub struct Config {
     pub tui: TuiConfig,
     /// `[backends.NAME]`: per-backend settings (`[backends.local] price_per_hour`).
     pub backends: BTreeMap<String, BackendConfig>,
+    pub mirror: MirrorConfig,
+}
+
+/// `[mirror]`: the optional Postgres mirror (see `brightrun_engine::mirror`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// `postgres://user@host:port/db`: turns the mirror on. No password here (the config is
+    /// shown by `config show`): it comes from the `mirror_password` secret
+    /// (`BRIGHTRUN_SECRET_MIRROR_PASSWORD` or secrets.toml).
+    pub url: Option<String>,
 }
 
 /// One cluster backend's settings.
@@ -421,6 +432,14 @@ impl Config {
                 "must be an http:// or https:// URL".into(),
             ));
         }
+        if let Some(url) = &self.mirror.url
+            && url_has_password(url)
+        {
+            return Err(invalid(
+                "mirror.url",
+                "holds a password; put it in secrets.toml as `mirror_password` (or BRIGHTRUN_SECRET_MIRROR_PASSWORD) instead".into(),
+            ));
+        }
         if self.engine.dispatch_batch == 0 {
             return Err(invalid("engine.dispatch_batch", "must be > 0".into()));
         }
@@ -444,4 +463,18 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether a Postgres connection string carries a password (`postgres://u:p@h` or
+/// `password=…`), which must live in secrets, never in config.toml.
+pub fn url_has_password(url: &str) -> bool {
+    if let Some((_, rest)) = url.split_once("://") {
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            return userinfo.contains(':');
+        }
+        return url.contains("password=");
+    }
+    url.split_whitespace()
+        .any(|kv| kv.trim_start().starts_with("password="))
 }

@@ -10,6 +10,7 @@ mod engine;
 pub mod events;
 pub mod hardware;
 pub mod ids;
+pub mod mirror;
 pub mod paths;
 pub mod private;
 pub mod secrets;

@@ -602,7 +602,10 @@ async fn every_request_and_reply_round_trips_through_json() {
             },
             Some(ErrorCode::Invalid),
         ),
-        (Request::ResumeDataset { id: did.clone() }, Some(ErrorCode::Conflict)),
+        (
+            Request::ResumeDataset { id: did.clone() },
+            Some(ErrorCode::Conflict),
+        ),
         (
             Request::StorageCheck {
                 create_buckets: false,
@@ -628,9 +631,30 @@ async fn every_request_and_reply_round_trips_through_json() {
             (other, _) => panic!("{text}: {:?}", other.map(|r| r.kind())),
         }
     }
-    assert_eq!(ops.len(), 32, "every request: {ops:?}");
+    // The mirror's requests on an engine without `[mirror] url`: a status that says so, and
+    // `conflict` for the two that need a database (tests/mirror.rs covers them with one).
+    let status = Request::MirrorStatus;
+    ops.insert(status.op());
+    match api.call(status).await.unwrap() {
+        Reply::Mirror(m) => {
+            assert_eq!(m.state, brightrun_engine::mirror::MirrorState::Disabled);
+            kinds.insert("mirror");
+        }
+        other => panic!("{other:?}"),
+    }
+    for r in [
+        Request::MirrorSync {
+            timeout_secs: Some(1),
+        },
+        Request::MirrorVerify,
+    ] {
+        ops.insert(r.op());
+        let e = api.call(r).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::Conflict, "{e:?}");
+    }
+    assert_eq!(ops.len(), 35, "every request: {ops:?}");
     // All but `url`, which only an S3 store gives (tests/e2e_s3.rs).
-    assert_eq!(kinds.len(), 21, "every reply kind: {kinds:?}");
+    assert_eq!(kinds.len(), 22, "every reply kind: {kinds:?}");
     // Errors round-trip with their code and field.
     let err = api
         .call(Request::GetJob {

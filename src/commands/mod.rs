@@ -4,6 +4,7 @@ pub mod config;
 pub mod costs;
 pub mod datasets;
 pub mod jobs;
+pub mod mirror;
 pub mod models;
 pub mod output;
 pub mod serve;

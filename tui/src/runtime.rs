@@ -136,6 +136,8 @@ enum Feed {
     Lost(String),
     /// It is back, resumed from the last seq seen.
     Back,
+    /// The Postgres mirror's status (polled every 2 s while it is on).
+    Mirror(brightrun_engine::mirror::MirrorStatus),
 }
 
 /// Follows the change log from `after` and the live events, reconnecting after a drop and
@@ -143,6 +145,24 @@ enum Feed {
 fn spawn_feeds(api: Arc<dyn EngineApi>, mut after: u64, tx: mpsc::Sender<Feed>) {
     let live_api = api.clone();
     let live_tx = tx.clone();
+    let (mirror_api, mirror_tx) = (api.clone(), tx.clone());
+    tokio::spawn(async move {
+        use brightrun_engine::api::Api;
+        loop {
+            match mirror_api.mirror_status().await {
+                Ok(s) => {
+                    let off = s.state == brightrun_engine::mirror::MirrorState::Disabled;
+                    if mirror_tx.send(Feed::Mirror(s)).await.is_err() || off {
+                        return;
+                    }
+                }
+                // An older daemon without the request, or no engine: nothing to show.
+                Err(e) if e.code != ErrorCode::Unavailable => return,
+                Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
     tokio::spawn(async move {
         let mut lost = false;
         loop {
@@ -344,6 +364,10 @@ fn apply_feed(app: &mut App, f: Feed) -> Vec<Effect> {
         Feed::Back => {
             app.set_reconnecting(false);
             app.notify_user("reconnected to the engine", Level::Success);
+            Vec::new()
+        }
+        Feed::Mirror(status) => {
+            app.set_mirror(status);
             Vec::new()
         }
     }

@@ -1135,3 +1135,41 @@ fn this_machine_is_the_local_backends_gpu_type_in_the_form() {
         "{screen}"
     );
 }
+
+#[test]
+fn the_status_bar_shows_the_postgres_mirror() {
+    use brightrun_engine::mirror::{MirrorState, MirrorStatus};
+    let mut app = app();
+    let status = |state, behind, err: Option<&str>| MirrorStatus {
+        state,
+        target: Some("brightrun@db:5432/lora".into()),
+        running: true,
+        acked_seq: 10,
+        last_seq: 10 + behind,
+        behind,
+        last_error: err.map(str::to_string),
+        last_error_at: None,
+        last_synced_at: None,
+        backfilled_rows: 0,
+    };
+    assert!(
+        !render(&mut app, 160, 24).contains("pg "),
+        "nothing while off"
+    );
+    app.set_mirror(status(MirrorState::InSync, 0, None));
+    assert!(render(&mut app, 160, 24).contains("pg ✓"));
+    app.set_mirror(status(MirrorState::Behind, 12, None));
+    assert!(render(&mut app, 160, 24).contains("pg 12 behind"));
+    app.set_mirror(status(
+        MirrorState::Unreachable,
+        3,
+        Some("PostgreSQL at brightrun@db:5432/lora: connection refused"),
+    ));
+    let screen = render(&mut app, 160, 24);
+    assert!(
+        screen.contains("pg ✗ PostgreSQL at brightrun@db:5432/lo"),
+        "{screen}"
+    );
+    app.set_mirror(status(MirrorState::Disabled, 0, None));
+    assert!(!render(&mut app, 160, 24).contains("pg "));
+}

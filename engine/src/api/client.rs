@@ -33,6 +33,24 @@ pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
 /// The typed face of any [`EngineApi`].
 #[async_trait]
 pub trait Api: EngineApi {
+    /// The Postgres mirror's state and lag.
+    async fn mirror_status(&self) -> Result<crate::mirror::MirrorStatus, ApiError> {
+        expect!(self.call(Request::MirrorStatus).await, Mirror)
+    }
+    /// Pushes to the mirror and waits until it holds everything committed before the call.
+    async fn mirror_sync(
+        &self,
+        timeout_secs: Option<u64>,
+    ) -> Result<crate::mirror::MirrorStatus, ApiError> {
+        expect!(
+            self.call(Request::MirrorSync { timeout_secs }).await,
+            Mirror
+        )
+    }
+    /// Compares the store with the mirror, table by table.
+    async fn mirror_verify(&self) -> Result<crate::mirror::VerifyReport, ApiError> {
+        expect!(self.call(Request::MirrorVerify).await, MirrorVerify)
+    }
     async fn hello(&self) -> Result<EngineInfo, ApiError> {
         expect!(self.call(Request::Hello).await, Hello)
     }

@@ -149,6 +149,8 @@ impl ApiError {
                 ErrorCode::NotFound
             }
             EngineError::Storage(_) => ErrorCode::Unavailable,
+            EngineError::Mirror(m) if m.is_unavailable() => ErrorCode::Unavailable,
+            EngineError::Mirror(_) => ErrorCode::Conflict,
             EngineError::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound
                 | std::io::ErrorKind::PermissionDenied

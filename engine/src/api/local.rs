@@ -498,6 +498,19 @@ impl LocalApi {
             }
             Request::ListTokens => Reply::Tokens(self.tokens.list()?),
             Request::RevokeToken { id } => Reply::TokenRevoked(self.tokens.revoke(&id)?),
+
+            Request::MirrorStatus => Reply::Mirror(blocking(e, move |e| e.mirror_status()).await?),
+            Request::MirrorSync { timeout_secs } => {
+                let secs = timeout_secs.unwrap_or(60);
+                if !(1..=3600).contains(&secs) {
+                    return Err(ApiError::invalid(
+                        "timeout_secs",
+                        "timeout_secs must be between 1 and 3600",
+                    ));
+                }
+                Reply::Mirror(e.mirror_sync(std::time::Duration::from_secs(secs)).await?)
+            }
+            Request::MirrorVerify => Reply::MirrorVerify(e.mirror_verify().await?),
         })
     }
 }

@@ -239,6 +239,19 @@ pub enum Request {
     RevokeToken {
         id: String,
     },
+
+    /// The Postgres mirror's state: in sync, how far behind, unreachable and why.
+    MirrorStatus,
+    /// Pushes to the mirror now; answers once PostgreSQL holds every change committed before
+    /// the request, or fails (`unavailable`) after `timeout_secs` (default 60).
+    MirrorSync {
+        #[serde(default)]
+        #[schemars(range(min = 1, max = 3600))]
+        timeout_secs: Option<u64>,
+    },
+    /// Compares this engine's records with their PostgreSQL rows: counts and checksums per
+    /// table, and the ids that differ.
+    MirrorVerify,
 }
 
 fn default_log_lines() -> usize {
@@ -281,6 +294,9 @@ impl Request {
             Self::CreateToken { .. } => "create_token",
             Self::ListTokens => "list_tokens",
             Self::RevokeToken { .. } => "revoke_token",
+            Self::MirrorStatus => "mirror_status",
+            Self::MirrorSync { .. } => "mirror_sync",
+            Self::MirrorVerify => "mirror_verify",
         }
     }
 
@@ -297,6 +313,7 @@ impl Request {
                 | Self::StorageCheck {
                     create_buckets: true
                 }
+                | Self::MirrorVerify
         )
     }
 }
@@ -445,6 +462,8 @@ pub enum Reply {
     TokenRevoked(TokenInfo),
     Url(crate::engine::SharedUrl),
     StorageCheck(crate::engine::StorageReport),
+    Mirror(crate::mirror::MirrorStatus),
+    MirrorVerify(crate::mirror::VerifyReport),
 }
 
 impl Reply {
@@ -473,6 +492,8 @@ impl Reply {
             Self::TokenRevoked(_) => "token_revoked",
             Self::Url(_) => "url",
             Self::StorageCheck(_) => "storage_check",
+            Self::Mirror(_) => "mirror",
+            Self::MirrorVerify(_) => "mirror_verify",
         }
     }
 }

@@ -45,6 +45,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Mirror(#[from] crate::mirror::MirrorError),
     #[error("no {kind} matches `{query}`")]
     NotFound { kind: IdKind, query: String },
     #[error("`{query}` matches several {kind}s: {candidates}; give more characters")]
@@ -78,6 +80,8 @@ impl EngineError {
                 | Self::Invalid(_)
                 | Self::InvalidField { .. }
                 | Self::Conflict(_)
+                | Self::Mirror(crate::mirror::MirrorError::NotConfigured)
+                | Self::Mirror(crate::mirror::MirrorError::BadUrl(_))
         )
     }
 }
@@ -177,6 +181,7 @@ impl EngineBuilder {
                 tokenizers: Default::default(),
                 model_stats: Default::default(),
                 local_hardware: Default::default(),
+                mirror: Default::default(),
             }),
         })
     }
@@ -217,6 +222,8 @@ pub(crate) struct Inner {
     >,
     /// This machine's hardware, detected on first use (for the local backend's estimates).
     pub local_hardware: std::sync::OnceLock<crate::hardware::LocalHardware>,
+    /// The Postgres mirror's status and wake-ups, shared by its task and the API.
+    pub mirror: Arc<crate::mirror::Shared>,
 }
 
 /// A one-pass import's verdict not yet used: the stored file's (size, mtime) and the

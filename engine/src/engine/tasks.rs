@@ -7,12 +7,25 @@ use std::time::Duration;
 
 pub(crate) fn spawn_all(engine: Engine) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let tasks = [
+        let mut tasks = vec![
             tokio::spawn(validation_loop(engine.clone())),
             tokio::spawn(dispatch_loop(engine.clone())),
             tokio::spawn(monitor_loop(engine.clone())),
             tokio::spawn(housekeeping_loop(engine.clone())),
         ];
+        // The Postgres mirror, when `[mirror] url` is set: its own task, reading the log.
+        if engine.mirror_configured() {
+            tasks.push(tokio::spawn(crate::mirror::run(engine.clone())));
+        } else {
+            // A mirror turned off must not hold the change log back for ever.
+            let store = engine.inner.store.clone();
+            let forgot =
+                tokio::task::spawn_blocking(move || store.forget_consumer(crate::mirror::CONSUMER))
+                    .await;
+            if let Ok(Ok(true)) = forgot {
+                tracing::info!("mirror: off; the change log no longer waits for it");
+            }
+        }
         for t in tasks {
             let _ = t.await;
         }

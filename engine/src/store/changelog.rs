@@ -168,6 +168,20 @@ impl Store {
         txn.commit().map_err(db)
     }
 
+    /// Forgets a durable consumer (one that was turned off), so compaction no longer waits
+    /// for it. Returns whether it was known.
+    pub fn forget_consumer(&self, consumer: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        let had = txn
+            .open_table(CONSUMERS)
+            .map_err(db)?
+            .remove(consumer)
+            .map_err(db)?
+            .is_some();
+        txn.commit().map_err(db)?;
+        Ok(had)
+    }
+
     /// The last seq a durable consumer acknowledged, if it ever did.
     pub fn acked_changes(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;

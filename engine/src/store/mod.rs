@@ -13,8 +13,11 @@ pub use changelog::LogBounds;
 
 mod keys;
 mod records;
+mod scan;
 mod schema;
 mod uploads;
+
+pub use scan::Chunk;
 
 pub use records::Record;
 use records::*;

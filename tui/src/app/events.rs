@@ -177,6 +177,20 @@ impl App {
         self.route_event(&ev)
     }
 
+    /// The mirror's status as last polled; redraws only when what the bar shows changes.
+    pub fn set_mirror(&mut self, status: brightrun_engine::mirror::MirrorStatus) {
+        use brightrun_engine::mirror::MirrorState;
+        let status = (status.state != MirrorState::Disabled).then_some(status);
+        let shown = |s: &Option<brightrun_engine::mirror::MirrorStatus>| {
+            s.as_ref()
+                .map(|s| (s.state, s.behind, s.last_error.clone()))
+        };
+        if shown(&self.mirror) != shown(&status) {
+            self.dirty = true;
+        }
+        self.mirror = status;
+    }
+
     // ---- outcomes ----------------------------------------------------------------------------
 
     /// Applies the answer to an effect.

@@ -115,6 +115,8 @@ pub struct Shared {
     pub message: Option<Message>,
     pub tasks: BTreeMap<TaskKey, TaskInfo>,
     pub health: BTreeMap<String, bool>,
+    /// The Postgres mirror's last status (none while it is off or not yet asked).
+    pub mirror: Option<brightrun_engine::mirror::MirrorStatus>,
     pub unread: usize,
     pub themes: Vec<String>,
     pub hits: Hits,
@@ -162,6 +164,7 @@ impl Shared {
             message: None,
             tasks: BTreeMap::new(),
             health: BTreeMap::new(),
+            mirror: None,
             unread: 0,
             themes,
             hits: Hits::default(),

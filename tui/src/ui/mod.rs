@@ -267,6 +267,29 @@ impl App {
             ));
             spans.push(Span::styled(" │ ".to_string(), t.status_bar()));
         }
+        // The Postgres mirror, when it is on: in sync, N behind, or unreachable and why.
+        if let Some(m) = &self.mirror {
+            use brightrun_engine::mirror::MirrorState as M;
+            let (text, color) = match m.state {
+                M::InSync => ("pg ✓".to_string(), t.success),
+                M::Disabled => (String::new(), t.muted),
+                M::Starting | M::Behind | M::Backfilling => {
+                    (format!("pg {} behind", m.behind), t.warning)
+                }
+                M::Unreachable => (
+                    format!(
+                        "pg ✗ {}",
+                        format::truncate(
+                            &one_line_text(m.last_error.as_deref().unwrap_or("unreachable")),
+                            40
+                        )
+                    ),
+                    t.error,
+                ),
+            };
+            spans.push(Span::styled(text, Style::new().fg(color).bg(t.status_bg)));
+            spans.push(Span::styled(" │ ".to_string(), t.status_bar()));
+        }
         let backend = self.settings.backends.first().cloned().unwrap_or_default();
         let (dot, color) = match self.health.get(&backend) {
             Some(true) => ("●", t.success),
@@ -797,4 +820,9 @@ pub(crate) fn list_title<'a>(
         spans.push(Span::styled(format!("/{filter} "), t.accent()));
     }
     Line::from(spans)
+}
+
+/// Text from the engine (an error from a server) on one line, without control characters.
+fn one_line_text(s: &str) -> String {
+    brightrun_engine::text::one_line(s).into_owned()
 }
