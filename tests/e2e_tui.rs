@@ -277,7 +277,9 @@ fn the_dashboard_takes_a_file_to_a_downloaded_model() {
     term.keys(&["Enter"]);
     term.wait_for("the base model set and estimated", secs(30), |s| {
         s.contains("┃*base_model")
-            && form_row(s, "base_model").is_some_and(|v| v == TINY)
+            // Selected, the row shows ◀ ▶: ←/→ pick from the known models.
+            && form_row(s, "base_model")
+                .is_some_and(|v| v.trim_matches(|c| c == '◀' || c == '▶' || c == ' ') == TINY)
             && s.contains(&format!("({TINY})"))
             && !s.contains("updating…")
             && !s.contains("(typing: enter keeps")
@@ -431,7 +433,7 @@ fn the_dashboard_takes_a_file_to_a_downloaded_model() {
         "a validation loss: {screen}"
     );
     assert!(
-        screen.contains(&format!("steps         {steps} over 1 epochs")),
+        screen.contains(&format!("steps         {steps} over 1 epoch")),
         "{screen}"
     );
 

@@ -1173,3 +1173,28 @@ fn the_status_bar_shows_the_postgres_mirror() {
     app.set_mirror(status(MirrorState::Disabled, 0, None));
     assert!(!render(&mut app, 160, 24).contains("pg "));
 }
+
+#[test]
+fn the_status_bar_shows_a_remote_store_and_whether_it_answers() {
+    let mut snapshot = fixtures::snapshot();
+    snapshot.storage = "s3".into();
+    let mut app = brightrun_tui::App::new(snapshot, &config());
+    app.set_now(fixtures::now());
+    assert!(
+        render(&mut app, 160, 24).contains("s3 ○"),
+        "not heard from yet"
+    );
+    app.apply_event(EngineEvent::BackendHealth {
+        backend: brightrun_engine::events::STORAGE_HEALTH.into(),
+        reachable: true,
+    });
+    assert!(render(&mut app, 160, 24).contains("s3 ●"));
+    app.apply_event(EngineEvent::BackendHealth {
+        backend: brightrun_engine::events::STORAGE_HEALTH.into(),
+        reachable: false,
+    });
+    assert!(render(&mut app, 160, 24).contains("s3 ✗ unreachable"));
+    // The local folder store always answers: the narrow bar does not spend room on it.
+    let mut app = common::app();
+    assert!(!render(&mut app, 160, 24).contains("local ○ │ default"));
+}

@@ -246,7 +246,8 @@ impl App {
             Some(false) => ("✗", t.error),
             None => ("○", t.muted),
         };
-        if !self.settings.storage.is_empty() {
+        // A remote store only: the local folder always answers, and the bar is narrow.
+        if !self.settings.storage.is_empty() && self.settings.storage != "local" {
             spans.push(Span::styled(
                 format!("{} ", self.settings.storage),
                 t.status_bar(),
