@@ -37,9 +37,10 @@ for mode in default tuned; do
   AWS_CONFIG_FILE="$cfg" t "aws s3 cp ($mode) download" "$aws" --endpoint-url "$ep" s3 cp s3://bench/aws.bin "$work/aws-back.bin"
   rm -f "$work/aws-back.bin"
 done
+# rclone 1.60 refuses AWS_CA_BUNDLE (set on some machines) for a plain-http endpoint.
 export RCLONE_CONFIG_B_TYPE=s3 RCLONE_CONFIG_B_PROVIDER=Other RCLONE_CONFIG_B_ENDPOINT="$ep" \
   RCLONE_CONFIG_B_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" RCLONE_CONFIG_B_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
   RCLONE_CONFIG_B_FORCE_PATH_STYLE=true
 mkdir -p "$work/rc-up" "$work/rc-down"; ln "$work/file.bin" "$work/rc-up/rclone.bin"
-t "rclone copy upload" rclone copy --s3-chunk-size "${part_mb}M" --s3-upload-concurrency "$conc" "$work/rc-up" b:bench
-t "rclone copy download" rclone copy --multi-thread-streams "$conc" b:bench/rclone.bin "$work/rc-down"
+t "rclone copy upload" env -u AWS_CA_BUNDLE rclone copy --s3-chunk-size "${part_mb}M" --s3-upload-concurrency "$conc" "$work/rc-up" b:bench
+t "rclone copy download" env -u AWS_CA_BUNDLE rclone copy --multi-thread-streams "$conc" b:bench/rclone.bin "$work/rc-down"

@@ -105,6 +105,10 @@ pub async fn download(
         .map(|i| range_len(*i, range_size, size))
         .sum();
     progress(have, size);
+    // A fresh download is hashed as its ranges arrive, in order (out-of-order ones wait in
+    // memory: at most `concurrency` of them), so the file is not read again at the end. A
+    // resumed one has ranges from before that are only on disk: it is hashed from the file.
+    let mut in_order = state.done.is_empty().then(InOrderHash::default);
     let failure = {
         let fetches = futures::stream::iter(ranges)
             .map(|i| {
@@ -125,12 +129,12 @@ pub async fn download(
                     }
                     tokio::task::spawn_blocking(move || {
                         use std::os::unix::fs::FileExt;
-                        file.write_all_at(&bytes, start)
+                        file.write_all_at(&bytes, start).map(|()| bytes)
                     })
                     .await
                     .map_err(|_| StorageError::Other("a download writer stopped".into()))?
-                    .map_err(io("writing", &part))?;
-                    Ok::<_, StorageError>(i)
+                    .map_err(io("writing", &part))
+                    .map(|bytes| (i, bytes))
                 }
             })
             .buffer_unordered(plan.concurrency.max(1));
@@ -138,7 +142,10 @@ pub async fn download(
         let mut failure = None;
         while let Some(r) = fetches.next().await {
             match r {
-                Ok(i) => {
+                Ok((i, bytes)) => {
+                    if let Some(h) = in_order.as_mut() {
+                        h.add(i, bytes).await;
+                    }
                     state.done.insert(i);
                     have += range_len(i, range_size, size);
                     progress(have, size);
@@ -160,11 +167,16 @@ pub async fn download(
     }
     file.sync_all().map_err(io("writing", &part))?;
     drop(file);
-    let part_for_hash = part.clone();
-    let sha256 = tokio::task::spawn_blocking(move || hash_file(&part_for_hash))
-        .await
-        .map_err(|_| StorageError::Other("hashing the download stopped".into()))?
-        .map_err(io("reading", &part))?;
+    let sha256 = match in_order {
+        Some(h) => h.finish(),
+        None => {
+            let part_for_hash = part.clone();
+            tokio::task::spawn_blocking(move || hash_file(&part_for_hash))
+                .await
+                .map_err(|_| StorageError::Other("hashing the download stopped".into()))?
+                .map_err(io("reading", &part))?
+        }
+    };
     if let Some(want) = expected
         && want != sha256
     {
@@ -183,6 +195,43 @@ pub async fn download(
         .map_err(io("writing", dest))?;
     let _ = tokio::fs::remove_file(&sidecar).await;
     Ok(sha256)
+}
+
+/// The sha256 of ranges taken in index order, whatever order they arrive in; the hashing runs
+/// on the blocking pool so the fetches go on meanwhile.
+#[derive(Default)]
+struct InOrderHash {
+    hasher: Option<Sha256>,
+    next: u64,
+    waiting: std::collections::BTreeMap<u64, Bytes>,
+}
+
+impl InOrderHash {
+    async fn add(&mut self, i: u64, bytes: Bytes) {
+        self.waiting.insert(i, bytes);
+        let mut run = Vec::new();
+        while let Some(b) = self.waiting.remove(&self.next) {
+            run.push(b);
+            self.next += 1;
+        }
+        if run.is_empty() {
+            return;
+        }
+        let mut h = self.hasher.take().unwrap_or_default();
+        h = tokio::task::spawn_blocking(move || {
+            for b in run {
+                h.update(&b);
+            }
+            h
+        })
+        .await
+        .unwrap_or_default();
+        self.hasher = Some(h);
+    }
+
+    fn finish(self) -> String {
+        hex::encode(self.hasher.unwrap_or_default().finalize())
+    }
 }
 
 /// The partial file and its sidecar, hidden beside the destination.

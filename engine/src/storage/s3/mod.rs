@@ -208,7 +208,7 @@ impl S3Store {
         for b in &buckets {
             if steps
                 .iter()
-                .any(|s| s.ok.not() && s.what.ends_with(self.bucket_name(*b)))
+                .any(|s| !s.ok && s.what.ends_with(self.bucket_name(*b)))
             {
                 continue;
             }
@@ -317,8 +317,6 @@ impl S3Store {
         self.journal.all()
     }
 }
-
-use std::ops::Not;
 
 #[async_trait]
 impl ObjectStore for S3Store {
