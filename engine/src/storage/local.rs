@@ -30,34 +30,6 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Stora
     }
 }
 
-/// The size of `src`, checked to be a regular file within the bucket's `limit` before any
-/// byte is copied.
-fn check_source(
-    src: &Path,
-    meta: &std::fs::Metadata,
-    limit: Option<(u64, Bucket)>,
-) -> Result<u64, StorageError> {
-    if !meta.is_file() {
-        return Err(StorageError::Io {
-            action: "reading",
-            path: src.to_path_buf(),
-            source: std::io::Error::other("not a regular file"),
-        });
-    }
-    let total = meta.len();
-    if let Some((limit, bucket)) = limit
-        && total > limit
-    {
-        return Err(StorageError::TooLarge {
-            what: src.display().to_string(),
-            size: total,
-            limit,
-            bucket,
-        });
-    }
-    Ok(total)
-}
-
 /// Streams `src` into `dest` through a temp file beside it, hashing as it goes; the rename at
 /// the end makes the write atomic. On any error the temp file is removed. `private` is for
 /// writes into the store (0700 folders, 0600 files); a copy out to a folder the user chose

@@ -251,6 +251,34 @@ pub fn check_path(path: &str) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// The size of `src`, checked to be a regular file within the bucket's `limit` before any
+/// byte is copied.
+pub(crate) fn check_source(
+    src: &Path,
+    meta: &std::fs::Metadata,
+    limit: Option<(u64, Bucket)>,
+) -> Result<u64, StorageError> {
+    if !meta.is_file() {
+        return Err(StorageError::Io {
+            action: "reading",
+            path: src.to_path_buf(),
+            source: std::io::Error::other("not a regular file"),
+        });
+    }
+    let total = meta.len();
+    if let Some((limit, bucket)) = limit
+        && total > limit
+    {
+        return Err(StorageError::TooLarge {
+            what: src.display().to_string(),
+            size: total,
+            limit,
+            bucket,
+        });
+    }
+    Ok(total)
+}
+
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     /// `local` or `s3`, for the status bar and `config show`.

@@ -50,7 +50,7 @@ impl S3Store {
                 path: src.to_path_buf(),
                 source,
             })?;
-        let size = check_source_size(src, &meta, bucket)?;
+        let size = check_source(src, &meta, Some((bucket.max_object_size(), bucket)))?;
         let key = self.key(bucket, path)?;
         if size <= self.part_size() {
             let obj = self
@@ -590,23 +590,7 @@ fn read_parts(
     Ok((done, hex::encode(hasher.finalize())))
 }
 
-/// A regular file within the bucket's limit, checked before the first byte moves.
-fn check_source_size(
-    src: &Path,
-    meta: &std::fs::Metadata,
-    bucket: Bucket,
-) -> Result<u64, StorageError> {
-    if !meta.is_file() {
-        return Err(StorageError::Io {
-            action: "reading",
-            path: src.to_path_buf(),
-            source: std::io::Error::other("not a regular file"),
-        });
-    }
-    check_size(src, meta.len(), bucket)?;
-    Ok(meta.len())
-}
-
+/// The limit again for bytes already read (a file may grow between its stat and its read).
 fn check_size(src: &Path, size: u64, bucket: Bucket) -> Result<(), StorageError> {
     if size > bucket.max_object_size() {
         return Err(StorageError::TooLarge {
