@@ -37,8 +37,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import runpod
 
@@ -156,7 +157,7 @@ async def _stop(process: asyncio.subprocess.Process, grace: float) -> None:
         await asyncio.wait_for(process.wait(), timeout=grace)
     except ProcessLookupError:
         pass
-    except asyncio.TimeoutError:
+    except asyncio.TimeoutError:  # (TimeoutError itself only from 3.11)
         process.kill()
         await process.wait()
 

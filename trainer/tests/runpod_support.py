@@ -116,7 +116,10 @@ def presigned_spec(
     hyperparameters.update(overrides.pop("hyperparameters", {}))
     defaults.update(overrides)
     return make_spec(
-        tmp_path, {"url": store.url(f"/datasets/{name}.jsonl")}, hyperparameters=hyperparameters, **defaults
+        tmp_path,
+        {"url": store.url(f"/datasets/{name}.jsonl")},
+        hyperparameters=hyperparameters,
+        **defaults,
     )
 
 

@@ -11,7 +11,6 @@ without the cost of torch.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -21,7 +20,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
 from runpod_support import (  # noqa: F401  (object_store is a fixture)
     HANDLER,
     ObjectStore,
@@ -82,7 +80,10 @@ def test_local_test_mode_trains_through_presigned_urls(tmp_path, object_store, t
     events = events_of(result.stdout)
     assert [e["seq"] for e in events] == list(range(len(events)))
     assert [e["stage"] for e in events if e["type"] == "stage"] == [
-        "initializing", "training", "saving", "completed"
+        "initializing",
+        "training",
+        "saving",
+        "completed",
     ]
     assert [e["step"] for e in events if e["type"] == "metric"] == [1, 2, 3]
     assert events[-1]["type"] == "done" and not [e for e in events if e["type"] == "error"]
@@ -134,7 +135,9 @@ def test_sdk_local_api_runsync_iterates_the_generator(tmp_path):
             while True:
                 try:
                     request = urllib.request.Request(
-                        f"http://localhost:{port}/runsync", body, {"Content-Type": "application/json"}
+                        f"http://localhost:{port}/runsync",
+                        body,
+                        {"Content-Type": "application/json"},
                     )
                     with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
                         answer = json.loads(response.read())
