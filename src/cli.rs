@@ -83,6 +83,25 @@ pub enum Command {
     /// The shared Postgres mirror (`[mirror] url`): lag, push now, compare.
     #[command(subcommand)]
     Mirror(MirrorCmd),
+    /// The cluster backends (`[backends.NAME]`: local, Ray, RunPod) and their health.
+    #[command(subcommand)]
+    Backends(BackendsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackendsCmd {
+    /// Each backend: its kind, where it answers, how its trainer reaches the data, and its
+    /// latest health (checked now when none is known).
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Asks every backend now (all at once); exit 0 only when all answer, 3 when one is
+    /// unreachable.
+    Check {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -117,8 +136,9 @@ pub struct RunArgs {
     /// (parameters_billions=N gives an unknown base model's size).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// Cluster backend (default from config: local).
-    #[arg(long)]
+    /// Cluster backend: a `[backends.NAME]` entry, or `local` (default: `[training]
+    /// default_backend`). `brightrun backends list` shows them.
+    #[arg(long, value_name = "NAME")]
     pub backend: Option<String>,
 }
 

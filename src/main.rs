@@ -140,6 +140,7 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
         Some(Command::Tokens(cmd)) => commands::tokens::run(api, cmd).await,
         Some(Command::Storage(cmd)) => commands::storage::run(api, cmd).await,
         Some(Command::Mirror(cmd)) => commands::mirror::run(api, cmd).await,
+        Some(Command::Backends(cmd)) => commands::backends::run(api, cmd).await,
         Some(Command::Serve { listen, socket }) => {
             commands::serve::run(paths, listen, socket).await
         }

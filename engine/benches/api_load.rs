@@ -84,18 +84,15 @@ struct Quiet;
 
 #[async_trait]
 impl ClusterBackend for Quiet {
-    fn name(&self) -> &'static str {
+    fn kind(&self) -> &'static str {
         "bench"
     }
-    async fn submit(&self, spec: &TrainerSpec, _: &TrainerCommand) -> Result<String, BackendError> {
+    async fn submit(&self, job: &Submission<'_>) -> Result<String, BackendError> {
+        let spec = job.spec;
         Ok(format!("bench-{}", spec.job_id))
     }
     async fn poll(&self, _: &str, cursor: u64) -> Result<PollResult, BackendError> {
-        Ok(PollResult {
-            state: RemoteState::Running,
-            events: Vec::new(),
-            cursor,
-        })
+        Ok(PollResult::new(RemoteState::Running, Vec::new(), cursor))
     }
     async fn cancel(&self, _: &str) -> Result<(), BackendError> {
         Ok(())
@@ -103,8 +100,8 @@ impl ClusterBackend for Quiet {
     async fn log_tail(&self, _: &str, _: usize) -> Result<Vec<String>, BackendError> {
         Ok(vec![])
     }
-    async fn healthy(&self) -> bool {
-        true
+    async fn check(&self) -> BackendHealth {
+        BackendHealth::ok("scripted")
     }
 }
 

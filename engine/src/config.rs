@@ -51,15 +51,48 @@ pub struct MirrorConfig {
     pub url: Option<String>,
 }
 
-/// One cluster backend's settings.
+/// One cluster backend's settings: `[backends.NAME]`. A user may have several of one kind
+/// (two Ray clusters); jobs name the entry, `[training] default_backend` the default one.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackendConfig {
     /// `local`, `ray` or `runpod`; default: the backend's name.
     pub kind: Option<String>,
     /// What an hour of this backend's machine costs, US dollars, for the whole machine. For
-    /// `local` (this machine) the default is 0: estimates and costs say "your machine".
+    /// `local` (this machine) the default is 0: estimates and costs say "your machine". Remote
+    /// backends price by the GPU catalog unless this is set.
     pub price_per_hour: Option<f64>,
+    /// Ray: the dashboard's URL (`http://127.0.0.1:8265`), where the Jobs API answers.
+    pub address: Option<String>,
+    /// Ray: whether jobs ask for GPUs (`entrypoint_num_gpus`, the accelerator type). `false`
+    /// lets a CPU-only cluster run jobs.
+    pub request_gpus: Option<bool>,
+    /// Ray: the trainer's Python on the cluster, for clusters with a ready environment (an
+    /// absolute path: the entrypoint inherits `ray start`'s PATH). Unset: Ray installs
+    /// trainer/requirements.txt through the job's `runtime_env` `pip`.
+    pub python: Option<String>,
+    /// The name of the secret holding the cluster's credential: for Ray an `Authorization`
+    /// header value (default secret `ray_auth_token`, optional), for RunPod the API key
+    /// (default `runpod_api_key`, else the seed's `GPU_CLUSTER_API_KEY`).
+    pub secret: Option<String>,
+    /// The backend reads this machine's paths (a filesystem the user vouches the cluster
+    /// shares), so it needs no presigned URLs and no S3 store.
+    pub shared_filesystem: Option<bool>,
+    /// RunPod: the Serverless endpoint's id.
+    pub endpoint_id: Option<String>,
+    /// RunPod: the API's base URL (default `https://api.runpod.ai/v2`, else the seed's
+    /// `GPU_CLUSTER_API_URL`).
+    pub api_url: Option<String>,
+}
+
+/// The backend kinds BrightRun can drive.
+pub const BACKEND_KINDS: [&str; 3] = ["local", "ray", "runpod"];
+
+impl BackendConfig {
+    /// The entry's kind: its `kind`, else its name.
+    pub fn kind_for<'a>(&'a self, name: &'a str) -> &'a str {
+        self.kind.as_deref().unwrap_or(name)
+    }
 }
 
 impl Config {
@@ -444,6 +477,48 @@ impl Config {
             return Err(invalid("engine.dispatch_batch", "must be > 0".into()));
         }
         for (name, b) in &self.backends {
+            let kind = b.kind_for(name);
+            if !BACKEND_KINDS.contains(&kind) {
+                return Err(invalid(
+                    &format!("backends.{name}.kind"),
+                    format!("`{kind}` is not a backend kind; use `local`, `ray` or `runpod`"),
+                ));
+            }
+            match kind {
+                "ray" => match b.address.as_deref() {
+                    None => {
+                        return Err(invalid(
+                            &format!("backends.{name}.address"),
+                            "a Ray backend needs its dashboard URL, e.g. `http://127.0.0.1:8265`"
+                                .into(),
+                        ));
+                    }
+                    Some(a) if !(a.starts_with("http://") || a.starts_with("https://")) => {
+                        return Err(invalid(
+                            &format!("backends.{name}.address"),
+                            "must be an http:// or https:// URL (the Ray dashboard)".into(),
+                        ));
+                    }
+                    Some(_) => {}
+                },
+                "runpod" => {
+                    if b.endpoint_id.as_deref().is_none_or(|e| e.trim().is_empty()) {
+                        return Err(invalid(
+                            &format!("backends.{name}.endpoint_id"),
+                            "a RunPod backend needs its Serverless endpoint's id".into(),
+                        ));
+                    }
+                    if let Some(u) = &b.api_url
+                        && !(u.starts_with("http://") || u.starts_with("https://"))
+                    {
+                        return Err(invalid(
+                            &format!("backends.{name}.api_url"),
+                            "must be an http:// or https:// URL".into(),
+                        ));
+                    }
+                }
+                _ => {}
+            }
             if let Some(p) = b.price_per_hour
                 && !(p.is_finite() && p >= 0.0)
             {

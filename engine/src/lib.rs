@@ -23,7 +23,8 @@ pub mod training;
 pub mod validation;
 
 pub use engine::{
-    BudgetStatus, CleanOptions, CleanReport, CostSummary, DroppedRecord, Engine, EngineBuilder,
+    BackendInfo, BudgetStatus, CleanOptions, CleanReport, CostSummary, DroppedRecord, Engine,
+    EngineBuilder,
     EngineError, IdKind, JobCost, JobRequest, NewDataset, Period,
 };
 pub use store::Page;

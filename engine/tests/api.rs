@@ -40,10 +40,11 @@ impl Scripted {
 
 #[async_trait]
 impl ClusterBackend for Scripted {
-    fn name(&self) -> &'static str {
+    fn kind(&self) -> &'static str {
         "scripted"
     }
-    async fn submit(&self, spec: &TrainerSpec, _: &TrainerCommand) -> Result<String, BackendError> {
+    async fn submit(&self, job: &Submission<'_>) -> Result<String, BackendError> {
+        let spec = job.spec;
         let OutputRef::Dir(out) = &spec.output else {
             return Err(BackendError::Rejected(
                 "scripted runs write to a folder".into(),
@@ -66,11 +67,7 @@ impl ClusterBackend for Scripted {
         let script = scripts
             .get_mut(id)
             .ok_or_else(|| BackendError::Unavailable(format!("unknown {id}")))?;
-        Ok(script.pop_front().unwrap_or(PollResult {
-            state: RemoteState::Running,
-            events: Vec::new(),
-            cursor,
-        }))
+        Ok(script.pop_front().unwrap_or(PollResult::new(RemoteState::Running, Vec::new(), cursor)))
     }
     async fn cancel(&self, id: &str) -> Result<(), BackendError> {
         self.cancelled.lock().unwrap().push(id.to_string());
@@ -79,17 +76,17 @@ impl ClusterBackend for Scripted {
     async fn log_tail(&self, _: &str, _: usize) -> Result<Vec<String>, BackendError> {
         Ok(vec![])
     }
-    async fn healthy(&self) -> bool {
-        true
+    async fn check(&self) -> BackendHealth {
+        BackendHealth::ok("scripted")
     }
 }
 
 fn report(state: RemoteState, lines: &[String], cursor: u64) -> PollResult {
-    PollResult {
+    PollResult::new(
         state,
-        events: lines.iter().map(|l| Envelope::parse_line(l)).collect(),
+        lines.iter().map(|l| Envelope::parse_line(l)).collect(),
         cursor,
-    }
+    )
 }
 
 const CONFIG: &str = "[trainer]\npython = \"/bin/true\"\n[engine]\npoll_interval_millis = 20\ndispatch_interval_secs = 1\n";
@@ -184,7 +181,7 @@ async fn a_scripted_job_runs_to_a_model_and_every_change_is_seen_once_in_order()
                 1,
             ),
             report(RemoteState::Running, &[metric(1), metric(2)], 3),
-            report(RemoteState::Exited(Some(0)), &adapter_events(out), 5),
+            report(RemoteState::Succeeded, &adapter_events(out), 5),
         ]
     });
     let tasks = e.start();
@@ -264,7 +261,7 @@ async fn a_slow_cluster_delays_neither_other_jobs_nor_a_cancel() {
     let d = ready_dataset(&api, home.path(), "chats").await;
     fast.queue(|out| {
         vec![report(
-            RemoteState::Exited(Some(0)),
+            RemoteState::Succeeded,
             &adapter_events(out),
             2,
         )]
@@ -439,7 +436,7 @@ async fn every_request_and_reply_round_trips_through_json() {
     let d = ready_dataset(&api, home.path(), "chats").await;
     cluster.queue(|out| {
         vec![report(
-            RemoteState::Exited(Some(0)),
+            RemoteState::Succeeded,
             &[
                 vec![
                     r#"{"type":"metric","step":1,"total_steps":1,"training_loss":1.5}"#.to_string(),
@@ -612,6 +609,7 @@ async fn every_request_and_reply_round_trips_through_json() {
             },
             None,
         ),
+        (Request::Backends { check: true }, None),
         (
             Request::DeleteModel {
                 id: model.clone(),
@@ -652,9 +650,9 @@ async fn every_request_and_reply_round_trips_through_json() {
         let e = api.call(r).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::Conflict, "{e:?}");
     }
-    assert_eq!(ops.len(), 35, "every request: {ops:?}");
+    assert_eq!(ops.len(), 36, "every request: {ops:?}");
     // All but `url`, which only an S3 store gives (tests/e2e_s3.rs).
-    assert_eq!(kinds.len(), 22, "every reply kind: {kinds:?}");
+    assert_eq!(kinds.len(), 23, "every reply kind: {kinds:?}");
     // Errors round-trip with their code and field.
     let err = api
         .call(Request::GetJob {

@@ -201,3 +201,39 @@ pub fn sha256_file(path: &Path) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
+
+/// A running `brightrun serve` on a home's socket, started from `cmd` (the test's environment:
+/// keys, secrets); SIGKILLed on drop if still running.
+pub struct Daemon(pub std::process::Child);
+
+impl Daemon {
+    pub fn start(home: &Home, mut cmd: std::process::Command) -> Daemon {
+        let child = cmd
+            .arg("serve")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let sock = home.path().join("state/engine.sock");
+        home.wait_until(30, "the daemon's socket", || {
+            sock.exists() && std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        });
+        Daemon(child)
+    }
+
+    pub fn kill9(&mut self) {
+        // SAFETY: killing the child we spawned.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGKILL);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.kill9();
+        }
+    }
+}

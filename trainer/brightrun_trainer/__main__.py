@@ -25,7 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run one training job; events are JSON lines on stdout")
-    run.add_argument("--spec", required=True, help="path to the job spec (JSON)")
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("--spec", help="path to the job spec (JSON)")
+    source.add_argument(
+        "--spec-env",
+        metavar="NAME",
+        help="read the job spec (JSON) from this environment variable (Ray jobs carry it there)",
+    )
     tiny = commands.add_parser("make-tiny-model", help=f"materialise {TINY_MODEL_ID} and print its folder")
     tiny.add_argument("--out", help="folder to write it to (default: the cache folder the trainer uses)")
     return parser
@@ -38,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         from .events import EventEmitter, claim_stdout
         from .runner import run
 
-        return run(args.spec, EventEmitter(claim_stdout()))
+        spec = args.spec if args.spec is not None else f"env:{args.spec_env}"
+        return run(spec, EventEmitter(claim_stdout()))
     from .tiny_model import build_tiny_model, ensure_tiny_model
 
     folder = build_tiny_model(args.out) if args.out else ensure_tiny_model()

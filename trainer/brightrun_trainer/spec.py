@@ -99,7 +99,17 @@ class JobSpec:
 
 
 def load_spec(path: str | os.PathLike[str]) -> JobSpec:
-    """Read and validate a spec file."""
+    """Read and validate a spec file; ``env:NAME`` reads it from the environment variable NAME."""
+    if isinstance(path, str) and path.startswith("env:"):
+        name = path[4:]
+        text = os.environ.get(name)
+        if text is None:
+            raise SpecError(f"the job spec's environment variable {name} is not set")
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"the job spec in ${name} is not valid JSON: {exc}") from exc
+        return parse_spec(document)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:

@@ -161,3 +161,14 @@ def test_any_u64_seed_is_accepted_and_folded_for_the_libraries(spec):
     spec["hyperparameters"]["seed"] = 2**64 - 1
     hp = parse_spec(spec).hyperparameters
     assert hp.seed == 2**64 - 1 and hp.library_seed == 2**32 - 1
+
+
+def test_load_spec_from_the_environment(monkeypatch, spec):
+    monkeypatch.setenv("BRIGHTRUN_SPEC_TEST", json.dumps(spec))
+    assert load_spec("env:BRIGHTRUN_SPEC_TEST") == parse_spec(spec)
+    monkeypatch.delenv("BRIGHTRUN_SPEC_TEST")
+    with pytest.raises(SpecError, match="BRIGHTRUN_SPEC_TEST is not set"):
+        load_spec("env:BRIGHTRUN_SPEC_TEST")
+    monkeypatch.setenv("BRIGHTRUN_SPEC_TEST", "{not json")
+    with pytest.raises(SpecError, match=r"\$BRIGHTRUN_SPEC_TEST is not valid JSON"):
+        load_spec("env:BRIGHTRUN_SPEC_TEST")

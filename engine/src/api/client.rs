@@ -465,6 +465,10 @@ pub trait Api: EngineApi {
             StorageCheck
         )
     }
+    /// The cluster backends with their health (fresh verdicts with `check`).
+    async fn backends(&self, check: bool) -> Result<Vec<crate::engine::BackendInfo>, ApiError> {
+        expect!(self.call(Request::Backends { check }).await, Backends)
+    }
 }
 
 impl<T: EngineApi + ?Sized> Api for T {}

@@ -460,6 +460,11 @@ impl LocalApi {
             Request::StorageCheck { create_buckets } => {
                 Reply::StorageCheck(e.storage_check(create_buckets).await)
             }
+            Request::Backends { check } => Reply::Backends(if check {
+                e.check_backends().await
+            } else {
+                e.backends()
+            }),
 
             Request::Costs { period } => Reply::Costs(Box::new(
                 blocking(e, move |e| {

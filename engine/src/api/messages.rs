@@ -212,6 +212,12 @@ pub enum Request {
         #[serde(default)]
         create_buckets: bool,
     },
+    /// The cluster backends (`[backends.NAME]`) and their health: the latest verdicts, or
+    /// fresh ones (each backend asked at once) with `check`.
+    Backends {
+        #[serde(default)]
+        check: bool,
+    },
 
     Costs {
         period: Period,
@@ -277,6 +283,7 @@ impl Request {
             Self::ModelUrl { .. } => "model_url",
             Self::DeleteModel { .. } => "delete_model",
             Self::StorageCheck { .. } => "storage_check",
+            Self::Backends { .. } => "backends",
             Self::CleanDataset { .. } => "clean_dataset",
             Self::Estimate { .. } => "estimate",
             Self::CreateJob { .. } => "create_job",
@@ -462,6 +469,7 @@ pub enum Reply {
     TokenRevoked(TokenInfo),
     Url(crate::engine::SharedUrl),
     StorageCheck(crate::engine::StorageReport),
+    Backends(Vec<crate::engine::BackendInfo>),
     Mirror(crate::mirror::MirrorStatus),
     MirrorVerify(crate::mirror::VerifyReport),
 }
@@ -492,6 +500,7 @@ impl Reply {
             Self::TokenRevoked(_) => "token_revoked",
             Self::Url(_) => "url",
             Self::StorageCheck(_) => "storage_check",
+            Self::Backends(_) => "backends",
             Self::Mirror(_) => "mirror",
             Self::MirrorVerify(_) => "mirror_verify",
         }

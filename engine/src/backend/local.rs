@@ -17,15 +17,58 @@ const STARTUP_GRACE: Duration = Duration::from_secs(10);
 
 pub struct LocalBackend {
     jobs_dir: PathBuf,
+    trainer: TrainerSource,
+    /// One trainer-environment build at a time (it is shared by every job).
+    env_lock: tokio::sync::Mutex<()>,
     /// Seconds between SIGTERM and SIGKILL on cancel.
     grace: Duration,
 }
 
+/// Reports one line of a trainer-environment build for a job (job id, line).
+pub type BuildProgress = std::sync::Arc<dyn Fn(&str, String) + Send + Sync>;
+
+/// Where the local backend gets the trainer's Python: given, or found (and built once, in
+/// the cache) from config the way [`crate::trainer_env::ensure`] does. Only this backend
+/// needs it, so dispatch builds the environment only for jobs that run here.
+#[derive(Clone)]
+pub enum TrainerSource {
+    Fixed(TrainerCommand),
+    Managed {
+        paths: crate::paths::Paths,
+        config: Box<crate::config::Config>,
+        progress: BuildProgress,
+    },
+}
+
 impl LocalBackend {
-    pub fn new(jobs_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(jobs_dir: impl Into<PathBuf>, trainer: TrainerSource) -> Self {
         Self {
             jobs_dir: jobs_dir.into(),
+            trainer,
+            env_lock: tokio::sync::Mutex::new(()),
             grace: Duration::from_secs(20),
+        }
+    }
+
+    async fn trainer(&self, job_id: &str) -> Result<TrainerCommand, BackendError> {
+        match &self.trainer {
+            TrainerSource::Fixed(t) => Ok(t.clone()),
+            TrainerSource::Managed {
+                paths,
+                config,
+                progress,
+            } => {
+                let _g = self.env_lock.lock().await;
+                let report = |line: String| progress(job_id, line);
+                crate::trainer_env::ensure(paths, config, &report)
+                    .await
+                    .map_err(|e| match e {
+                        crate::trainer_env::TrainerEnvError::Install(_) => {
+                            BackendError::Unavailable(e.to_string())
+                        }
+                        _ => BackendError::Rejected(e.to_string()),
+                    })
+            }
         }
     }
 
@@ -190,7 +233,7 @@ fn next_newline(file: &mut std::fs::File, from: u64) -> std::io::Result<Option<u
 
 #[async_trait]
 impl ClusterBackend for LocalBackend {
-    fn name(&self) -> &'static str {
+    fn kind(&self) -> &'static str {
         "local"
     }
 
@@ -198,16 +241,14 @@ impl ClusterBackend for LocalBackend {
         true
     }
 
-    async fn submit(
-        &self,
-        spec: &TrainerSpec,
-        trainer: &TrainerCommand,
-    ) -> Result<String, BackendError> {
+    async fn submit(&self, job: &Submission<'_>) -> Result<String, BackendError> {
+        let spec = job.spec;
         let id = spec.job_id.clone();
         let dir = self.job_dir(&id);
         if self.alive(&id) {
             return Ok(id);
         }
+        let trainer = &self.trainer(&id).await?;
         // Job folders hold the spec (dataset paths, hyperparameters), logs and weights: 0700.
         crate::private::create_dir_all(&dir).map_err(io("creating", &dir))?;
         // A fresh attempt: old event and exit files belong to the previous attempt.
@@ -289,11 +330,7 @@ exit "$code""#;
     async fn poll(&self, external_id: &str, cursor: u64) -> Result<PollResult, BackendError> {
         let dir = self.job_dir(external_id);
         if !dir.exists() {
-            return Ok(PollResult {
-                state: RemoteState::Lost,
-                events: Vec::new(),
-                cursor,
-            });
+            return Ok(PollResult::new(RemoteState::Lost, Vec::new(), cursor));
         }
         // Liveness first, then the exit status (written just before the wrapper exits), then
         // the events (written before that): no exit and no event can slip between the reads.
@@ -301,17 +338,13 @@ exit "$code""#;
         let exit = self.exit_code(external_id);
         let (events, cursor) = read_events(&dir.join("events.jsonl"), cursor)?;
         let state = match exit {
-            Some(code) => RemoteState::Exited(code),
+            Some(code) => exit_state(code),
             None if alive => RemoteState::Running,
             // Just spawned: the pid file may not be written yet, or the child not yet exec'd.
             None if self.recently_submitted(external_id) => RemoteState::Pending,
-            None => RemoteState::Exited(None),
+            None => exit_state(None),
         };
-        Ok(PollResult {
-            state,
-            events,
-            cursor,
-        })
+        Ok(PollResult::new(state, events, cursor))
     }
 
     async fn cancel(&self, external_id: &str) -> Result<(), BackendError> {
@@ -344,8 +377,29 @@ exit "$code""#;
         Ok(tail_lines(&path, lines))
     }
 
-    async fn healthy(&self) -> bool {
-        std::fs::create_dir_all(&self.jobs_dir).is_ok()
+    async fn check(&self) -> BackendHealth {
+        match crate::private::create_dir_all(&self.jobs_dir) {
+            Ok(()) => BackendHealth::ok(format!(
+                "this machine; job folders in {}",
+                self.jobs_dir.display()
+            )),
+            Err(source) => BackendHealth::failed(&BackendError::Io {
+                action: "creating",
+                path: self.jobs_dir.clone(),
+                source,
+            }),
+        }
+    }
+}
+
+/// The state an exit status means: 0 succeeded, 143/130 (SIGTERM/SIGINT, the trainer's stop)
+/// stopped, anything else failed; `None` (no status recorded) means killed.
+fn exit_state(code: Option<i32>) -> RemoteState {
+    match code {
+        Some(0) => RemoteState::Succeeded,
+        Some(143) | Some(130) => RemoteState::Stopped,
+        Some(c) => RemoteState::Failed(format!("exit status {c}")),
+        None => RemoteState::Failed("killed".into()),
     }
 }
 
@@ -396,6 +450,35 @@ pub(crate) fn tail_lines(path: &Path, n: usize) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn fixed(dir: &Path, python: PathBuf) -> LocalBackend {
+        LocalBackend::new(
+            dir,
+            TrainerSource::Fixed(TrainerCommand {
+                python,
+                source_dir: dir.to_path_buf(),
+            }),
+        )
+    }
+
+    fn submission(spec: &TrainerSpec) -> Submission<'_> {
+        Submission {
+            spec,
+            gpu_type: "local",
+            gpu_count: 1,
+            timeout: None,
+            attempt: 0,
+        }
+    }
+
+    #[test]
+    fn exit_statuses_map_onto_remote_states() {
+        assert_eq!(exit_state(Some(0)), RemoteState::Succeeded);
+        assert_eq!(exit_state(Some(143)), RemoteState::Stopped);
+        assert_eq!(exit_state(Some(130)), RemoteState::Stopped);
+        assert_eq!(exit_state(Some(1)), RemoteState::Failed("exit status 1".into()));
+        assert_eq!(exit_state(None), RemoteState::Failed("killed".into()));
+    }
+
     #[test]
     fn events_are_read_from_the_cursor_and_partial_lines_wait() {
         let dir = tempfile::tempdir().unwrap();
@@ -423,7 +506,6 @@ mod tests {
     #[tokio::test]
     async fn a_process_is_started_detached_and_its_exit_recorded() {
         let dir = tempfile::tempdir().unwrap();
-        let backend = LocalBackend::new(dir.path());
         // A fake "python" that prints one event and exits 3.
         let fake = dir.path().join("fake-python");
         std::fs::write(
@@ -437,22 +519,19 @@ mod tests {
             std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         let spec = TrainerSpec::sample("job-1");
-        let cmd = TrainerCommand {
-            python: fake,
-            source_dir: dir.path().to_path_buf(),
-        };
-        let id = backend.submit(&spec, &cmd).await.unwrap();
+        let backend = fixed(dir.path(), fake);
+        let id = backend.submit(&submission(&spec)).await.unwrap();
         let mut result = None;
         for _ in 0..100 {
             let r = backend.poll(&id, 0).await.unwrap();
-            if matches!(r.state, RemoteState::Exited(_)) {
+            if r.state.is_final() {
                 result = Some(r);
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let r = result.expect("the process ends");
-        assert_eq!(r.state, RemoteState::Exited(Some(3)));
+        assert_eq!(r.state, RemoteState::Failed("exit status 3".into()));
         assert_eq!(r.events.len(), 1);
         assert_eq!(backend.log_tail(&id, 5).await.unwrap(), vec!["oops"]);
         assert_eq!(
@@ -471,7 +550,6 @@ mod tests {
             std::env::set_var("BRIGHTRUN_WT13_PLAIN", "plain-value");
         }
         let dir = tempfile::tempdir().unwrap();
-        let backend = LocalBackend::new(dir.path());
         let fake = dir.path().join("fake-python");
         std::fs::write(&fake, "#!/bin/sh\nenv > env.txt\n").unwrap();
         #[cfg(unix)]
@@ -480,14 +558,11 @@ mod tests {
             std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         let spec = TrainerSpec::sample("job-env");
-        let cmd = TrainerCommand {
-            python: fake,
-            source_dir: dir.path().to_path_buf(),
-        };
-        let id = backend.submit(&spec, &cmd).await.unwrap();
+        let backend = fixed(dir.path(), fake);
+        let id = backend.submit(&submission(&spec)).await.unwrap();
         for _ in 0..100 {
             let r = backend.poll(&id, 0).await.unwrap();
-            if matches!(r.state, RemoteState::Exited(_)) {
+            if r.state.is_final() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

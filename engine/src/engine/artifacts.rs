@@ -20,53 +20,14 @@ impl Engine {
         job: &TrainingJob,
         summary: &DoneSummary,
     ) -> Result<ModelArtifact> {
-        let out_root = self.output_root(job)?;
-        let manifest: Vec<ArtifactFile> = if job.output_files.is_empty() {
-            list_files(&out_root)?
-                .into_iter()
-                .map(|(path, size)| ArtifactFile {
-                    path,
-                    size,
-                    sha256: String::new(),
-                })
-                .collect()
+        let (id, files) = if self.uploads_by_url(job) {
+            let id = remote_artifact_id(job);
+            (id, self.verify_uploaded(job, id).await?)
         } else {
-            job.output_files.clone()
+            let id = ArtifactId::new();
+            (id, self.copy_output(job, id).await?)
         };
-        if manifest.is_empty() {
-            return Err(EngineError::Invalid(format!(
-                "the trainer wrote no files in {}",
-                out_root.display()
-            )));
-        }
-        // Every entry is checked before any byte is copied, so a manifest with one bad entry
-        // leaves nothing behind in the models bucket.
-        let mut sources = Vec::with_capacity(manifest.len());
-        for f in &manifest {
-            sources.push((f, contained_file(&out_root, &f.path)?));
-        }
-        let id = ArtifactId::new();
         let user = job.user_id;
-        let mut files = Vec::new();
-        for (f, real) in sources {
-            let key = object_path(&[&user.to_string(), &id.to_string(), &f.path])?;
-            let stored = self
-                .inner
-                .objects
-                .put_file(Bucket::Models, &key, &real, &|_, _| {})
-                .await?;
-            if !f.sha256.is_empty() && stored.sha256 != f.sha256 {
-                return Err(EngineError::Invalid(format!(
-                    "`{}` does not match the sha256 the trainer reported",
-                    f.path
-                )));
-            }
-            files.push(ArtifactFile {
-                path: f.path.clone(),
-                size: stored.size,
-                sha256: stored.sha256,
-            });
-        }
         let metrics = self.inner.store.metrics(job.id, 0, usize::MAX)?;
         let first = job
             .first_training_loss
@@ -139,6 +100,123 @@ impl Engine {
             updated_at: t,
             deleted_at: None,
         })
+    }
+
+    /// Copies the adapter from the job's output folder into the models bucket.
+    async fn copy_output(&self, job: &TrainingJob, id: ArtifactId) -> Result<Vec<ArtifactFile>> {
+        let out_root = self.output_root(job)?;
+        let manifest: Vec<ArtifactFile> = if job.output_files.is_empty() {
+            list_files(&out_root)?
+                .into_iter()
+                .map(|(path, size)| ArtifactFile {
+                    path,
+                    size,
+                    sha256: String::new(),
+                })
+                .collect()
+        } else {
+            job.output_files.clone()
+        };
+        if manifest.is_empty() {
+            return Err(EngineError::Invalid(format!(
+                "the trainer wrote no files in {}",
+                out_root.display()
+            )));
+        }
+        // Every entry is checked before any byte is copied, so a manifest with one bad entry
+        // leaves nothing behind in the models bucket.
+        let mut sources = Vec::with_capacity(manifest.len());
+        for f in &manifest {
+            sources.push((f, contained_file(&out_root, &f.path)?));
+        }
+        let user = job.user_id;
+        let mut files = Vec::new();
+        for (f, real) in sources {
+            let key = object_path(&[&user.to_string(), &id.to_string(), &f.path])?;
+            let stored = self
+                .inner
+                .objects
+                .put_file(Bucket::Models, &key, &real, &|_, _| {})
+                .await?;
+            if !f.sha256.is_empty() && stored.sha256 != f.sha256 {
+                return Err(EngineError::Invalid(format!(
+                    "`{}` does not match the sha256 the trainer reported",
+                    f.path
+                )));
+            }
+            files.push(ArtifactFile {
+                path: f.path.clone(),
+                size: stored.size,
+                sha256: stored.sha256,
+            });
+        }
+        Ok(files)
+    }
+
+    /// Checks what a remote trainer uploaded through its presigned URLs: every reported file
+    /// is one the engine presigned, is in the models bucket with the reported size, and hashes
+    /// to the reported sha256 (read back: the trainer's word is not taken).
+    async fn verify_uploaded(&self, job: &TrainingJob, id: ArtifactId) -> Result<Vec<ArtifactFile>> {
+        if job.output_files.is_empty() {
+            return Err(EngineError::Invalid(
+                "the trainer reported no uploaded adapter files".into(),
+            ));
+        }
+        for f in &job.output_files {
+            if !ADAPTER_FILES.contains(&f.path.as_str()) {
+                return Err(EngineError::Invalid(format!(
+                    "the trainer reported `{}`, which is not an adapter file the engine asked for",
+                    crate::text::clean_line(&f.path)
+                )));
+            }
+        }
+        let mut files = Vec::new();
+        for f in &job.output_files {
+            let key = object_path(&[&job.user_id.to_string(), &id.to_string(), &f.path])?;
+            let got = self.inner.objects.size(Bucket::Models, &key).await?;
+            if got != Some(f.size) {
+                return Err(EngineError::Invalid(format!(
+                    "`{}` is {} in the models bucket, but the trainer reported {} bytes",
+                    f.path,
+                    got.map(|n| format!("{n} bytes"))
+                        .unwrap_or_else(|| "missing".into()),
+                    f.size
+                )));
+            }
+            let sha = self.hash_object(Bucket::Models, &key).await?;
+            if !f.sha256.is_empty() && sha != f.sha256 {
+                return Err(EngineError::Invalid(format!(
+                    "`{}` in the models bucket does not match the sha256 the trainer reported",
+                    f.path
+                )));
+            }
+            files.push(ArtifactFile {
+                path: f.path.clone(),
+                size: f.size,
+                sha256: sha,
+            });
+        }
+        Ok(files)
+    }
+
+    async fn hash_object(&self, bucket: Bucket, key: &str) -> Result<String> {
+        use sha2::Digest;
+        use tokio::io::AsyncReadExt;
+        let mut r = self.inner.objects.open(bucket, key).await?;
+        let mut h = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = r.read(&mut buf).await.map_err(|source| EngineError::Io {
+                action: "reading",
+                path: PathBuf::from(key),
+                source,
+            })?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(hex::encode(h.finalize()))
     }
 
     /// The folder the adapter is collected from: the job's own output folder (or one inside
@@ -265,4 +343,29 @@ fn list_files(root: &Path) -> Result<Vec<(String, u64)>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// The files a trainer may write for an adapter (PROTOCOL.md, "Spec fields"): each gets a
+/// presigned PUT URL when the trainer runs remotely.
+pub(crate) const ADAPTER_FILES: [&str; 10] = [
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "tokenizer_config.json",
+    "tokenizer.json",
+    "chat_template.jinja",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+];
+
+/// The artifact id a remote attempt uploads under: fixed by (job, attempt) before the run, so
+/// the presigned URLs can name its folder and a replayed finish finds the same files.
+pub(crate) fn remote_artifact_id(job: &TrainingJob) -> ArtifactId {
+    let (hi, lo) = job.id.0.as_u64_pair();
+    ArtifactId(uuid::Uuid::from_u64_pair(
+        hi ^ 0x6172_7469_6661_6374,
+        lo ^ u64::from(job.retry_count).rotate_left(29),
+    ))
 }

@@ -190,6 +190,9 @@ impl Engine {
                     .join(", ")
             )));
         }
+        if self.data_access(&backend) == crate::backend::DataAccess::Urls {
+            self.check_url_store(&backend)?;
+        }
         let catalog = self.catalog_for_backend(self.gpu_catalog()?, &backend);
         let gpu_type = req
             .gpu_type

@@ -46,6 +46,44 @@ pub(crate) struct Observed {
     pub outcome: Option<Outcome>,
     /// Nothing happened but time passing: the write may be skipped.
     pub quiet: bool,
+    /// The cluster's start time or its note changed the job.
+    pub retimed: bool,
+}
+
+/// What a job's `error_message` starts with while it carries a note from its cluster (in the
+/// queue, unreachable) rather than an error; cleared when the note goes.
+pub(crate) const CLUSTER_NOTE: &str = "cluster: ";
+
+/// How a run that ended without its own `done` or `error` event ends: an infrastructure
+/// failure (retried) when the trainer died or the cluster lost it; a plain failure when the
+/// cluster stopped it or its time ran out (the same run would end the same way).
+pub(crate) fn ended_without_report(state: &RemoteState) -> Option<Outcome> {
+    let infra = |reason: String| Outcome::InfraError {
+        reason,
+        detail: String::new(),
+    };
+    let fail = |reason: &str| Outcome::TrainingError {
+        reason: reason.into(),
+        detail: String::new(),
+    };
+    match state {
+        RemoteState::Pending | RemoteState::Running => None,
+        RemoteState::Succeeded => Some(infra(
+            "the trainer ended without reporting `done` (the cluster says it succeeded)".into(),
+        )),
+        RemoteState::Failed(why) => Some(infra(format!(
+            "the trainer exited without finishing ({why})"
+        ))),
+        RemoteState::Stopped => Some(fail(
+            "the job was stopped on the cluster (not by BrightRun)",
+        )),
+        RemoteState::TimedOut => Some(fail(
+            "the cluster's execution timeout ran out before the trainer finished",
+        )),
+        RemoteState::Lost => Some(infra(
+            "the backend has no record of the job (was the cluster rebuilt?)".into(),
+        )),
+    }
 }
 
 /// The limits a transition checks against (from config).
@@ -199,21 +237,29 @@ pub(crate) fn observe(
         }
     }
     if out.outcome.is_none() {
-        out.outcome = match &poll.state {
-            RemoteState::Exited(code) => Some(Outcome::InfraError {
-                reason: format!(
-                    "the trainer exited without finishing ({})",
-                    code.map(|c| format!("exit status {c}"))
-                        .unwrap_or_else(|| "killed".into())
-                ),
-                detail: String::new(),
-            }),
-            RemoteState::Lost => Some(Outcome::InfraError {
-                reason: "the backend has no record of the job".into(),
-                detail: String::new(),
-            }),
-            RemoteState::Pending | RemoteState::Running => None,
-        };
+        out.outcome = ended_without_report(&poll.state);
+    }
+    // A remote cluster's own clock is what it bills: its start time, when it gives one.
+    if let Some(started) = poll.times.started_at
+        && poll.state != RemoteState::Pending
+        && job.started_at != Some(started)
+    {
+        job.started_at = Some(started);
+        out.retimed = true;
+    }
+    let note = poll.note.as_ref().map(|n| format!("{CLUSTER_NOTE}{n}"));
+    let stale = job
+        .error_message
+        .as_deref()
+        .is_some_and(|m| m.starts_with(CLUSTER_NOTE));
+    if let Some(n) = note {
+        if job.error_message.as_deref() != Some(n.as_str()) {
+            job.error_message = Some(crate::text::clean_line(&n));
+            out.retimed = true;
+        }
+    } else if stale {
+        job.error_message = None;
+        out.retimed = true;
     }
     if !poll.events.is_empty() {
         job.last_event_at = Some(t);
@@ -239,6 +285,7 @@ pub(crate) fn observe(
         job.event_cursor = poll.cursor;
     }
     out.quiet = poll.events.is_empty()
+        && !out.retimed
         && out.notes.is_empty()
         && out.outcome.is_none()
         && t - job.updated_at < chrono::Duration::seconds(QUIET_PERSIST_SECS);
@@ -326,9 +373,23 @@ pub(crate) fn finish(
     error: Option<(String, Option<String>)>,
     artifact: Option<ArtifactId>,
     t: Timestamp,
+    ended: Option<Timestamp>,
 ) -> Finished {
     debug_assert!(status.is_terminal());
+    // A remote cluster's end time, when it gives one, ends the billed run (never before its
+    // start, never after now).
+    let t = match (ended, job.started_at) {
+        (Some(e), Some(s)) if e >= s && e <= t => e,
+        _ => t,
+    };
     update_progress(job, t);
+    if job
+        .error_message
+        .as_deref()
+        .is_some_and(|m| m.starts_with(CLUSTER_NOTE))
+    {
+        job.error_message = None;
+    }
     job.status = status;
     job.completed_at = Some(t);
     job.estimated_completion_at = None;

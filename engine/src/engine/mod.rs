@@ -2,6 +2,7 @@
 //! CLI commands call its methods and subscribe to its events; nothing else touches storage.
 
 mod artifacts;
+mod backends;
 mod clean;
 mod costs;
 mod datasets;
@@ -14,6 +15,7 @@ mod storage_ops;
 mod tasks;
 mod uploads;
 
+pub use backends::BackendInfo;
 pub use clean::{CleanOptions, CleanReport, DroppedRecord};
 pub use costs::{BudgetStatus, CostSummary, JobCost, Period};
 pub use datasets::NewDataset;
@@ -22,7 +24,7 @@ pub use resolve::IdKind;
 pub(crate) use resolve::pick;
 pub use storage_ops::{SharedUrl, StorageReport};
 
-use crate::backend::{ClusterBackend, LocalBackend};
+use crate::backend::{ClusterBackend, TrainerSource};
 use crate::config::{Config, ConfigError};
 use crate::events::EngineEvent;
 use crate::ids::*;
@@ -153,11 +155,29 @@ impl EngineBuilder {
         let user = config.profile.user_id.ok_or_else(|| {
             EngineError::Invalid("the engine's config has no profile user id".into())
         })?;
-        let mut backends: BTreeMap<String, Arc<dyn ClusterBackend>> = BTreeMap::new();
-        backends.insert(
-            "local".into(),
-            Arc::new(LocalBackend::new(paths.jobs_dir())),
-        );
+        // The local trainer's environment build reports into the job's log and the progress
+        // feed (it is the job's `initializing` stage).
+        let progress: crate::backend::BuildProgress = {
+            let store = store.clone();
+            Arc::new(move |job: &str, line: String| {
+                let line = crate::text::clean_line(&line);
+                store.publish(EngineEvent::Progress(crate::events::Progress {
+                    task: crate::events::ProgressTask::TrainerEnvironment,
+                    done: 0,
+                    total: None,
+                    message: line.clone(),
+                }));
+                if let Ok(job_id) = job.parse::<JobId>() {
+                    store.publish(EngineEvent::JobLog { job_id, line });
+                }
+            })
+        };
+        let trainer = TrainerSource::Managed {
+            paths: paths.clone(),
+            config: Box::new(config.clone()),
+            progress,
+        };
+        let mut backends = crate::backend::from_config(&config, &secrets, paths.jobs_dir(), trainer);
         backends.extend(self.backends);
         Ok(Engine {
             user,
@@ -169,10 +189,10 @@ impl EngineBuilder {
                 objects,
                 profile_user: user,
                 backends,
+                backend_health: Default::default(),
                 wake_validation: Notify::new(),
                 wake_dispatch: Notify::new(),
                 shutdown: CancellationToken::new(),
-                env_lock: tokio::sync::Mutex::new(()),
                 in_flight: std::sync::Mutex::new(HashSet::new()),
                 uploads: std::sync::Mutex::new(HashSet::new()),
                 polling: std::sync::Mutex::new(HashSet::new()),
@@ -196,11 +216,11 @@ pub(crate) struct Inner {
     /// The profile's user: the owner of the data dir, the user of the embedded engine.
     pub profile_user: UserId,
     pub backends: BTreeMap<String, Arc<dyn ClusterBackend>>,
+    /// Each backend's latest health verdict (from the housekeeping loop or a check).
+    pub backend_health: std::sync::Mutex<BTreeMap<String, crate::backend::BackendHealth>>,
     pub wake_validation: Notify,
     pub wake_dispatch: Notify,
     pub shutdown: CancellationToken,
-    /// One trainer-environment build at a time.
-    pub env_lock: tokio::sync::Mutex<()>,
     /// Jobs being started right now, so a dispatch cycle never starts one twice.
     pub in_flight: std::sync::Mutex<HashSet<JobId>>,
     /// Datasets whose bytes are being received right now.

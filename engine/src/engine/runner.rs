@@ -10,11 +10,10 @@ use super::notify::notify;
 use super::{Engine, EngineError, Result};
 use crate::backend::*;
 use crate::domain::*;
-use crate::events::{EngineEvent, Progress, ProgressTask};
+use crate::events::EngineEvent;
 use crate::ids::*;
 use crate::storage::Bucket;
 use crate::store::{StoreError, Writer};
-use crate::trainer_env::{self, TrainerEnvError};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -143,33 +142,24 @@ impl Engine {
                     .await;
             }
         };
-        let store = self.inner.store.clone();
-        let env = {
-            // One environment build at a time (it is shared by every job).
-            let _g = self.inner.env_lock.lock().await;
-            trainer_env::ensure(&self.inner.paths, &self.inner.config, &|line: String| {
-                let line = crate::text::clean_line(&line);
-                store.publish(EngineEvent::Progress(Progress {
-                    task: ProgressTask::TrainerEnvironment,
-                    done: 0,
-                    total: None,
-                    message: line.clone(),
-                }));
-                store.publish(EngineEvent::JobLog { job_id: id, line });
-            })
-            .await
+        let access = self.data_access(&job.gpu_config.backend);
+        if access == DataAccess::Urls
+            && let Err(e) = self.check_url_store(&job.gpu_config.backend)
+        {
+            return self.fail_or_retry(id, false, e.to_string(), String::new()).await;
+        }
+        let spec = match access {
+            DataAccess::Paths => match self.local_dataset_copy(&job).await {
+                Ok(p) => self.build_spec(&job, Inputs::Paths(p)),
+                Err(e) => Err(e),
+            },
+            DataAccess::Urls => match self.presigned_inputs(&job).await {
+                Ok(inputs) => self.build_spec(&job, inputs),
+                Err(e) => Err(e),
+            },
         };
-        let trainer = match env {
-            Ok(t) => t,
-            Err(e) => {
-                let transient = matches!(e, TrainerEnvError::Install(_));
-                return self
-                    .fail_or_retry(id, transient, e.to_string(), String::new())
-                    .await;
-            }
-        };
-        let dataset_path = match self.local_dataset_copy(&job).await {
-            Ok(p) => p,
+        let spec = match spec {
+            Ok(s) => s,
             Err(e) => {
                 let transient = matches!(&e, EngineError::Storage(s) if s.is_transient());
                 return self
@@ -177,15 +167,14 @@ impl Engine {
                     .await;
             }
         };
-        let spec = match self.build_spec(&job, dataset_path) {
-            Ok(s) => s,
-            Err(e) => {
-                return self
-                    .fail_or_retry(id, false, e.to_string(), String::new())
-                    .await;
-            }
+        let submission = Submission {
+            spec: &spec,
+            gpu_type: &job.gpu_config.gpu_type,
+            gpu_count: job.gpu_config.gpu_count,
+            timeout: Some(run_timeout(&job)),
+            attempt: job.retry_count,
         };
-        match backend.submit(&spec, &trainer).await {
+        match backend.submit(&submission).await {
             Ok(ext) => {
                 let recorded = self.inner.store.write(|w| {
                     let mut job = Self::job_in(w, id)?;
@@ -211,6 +200,73 @@ impl Engine {
                     .await
             }
         }
+    }
+
+    /// How the trainer of backend `name` reaches data: the backend's own way, or paths when
+    /// the entry says the cluster shares this machine's filesystem.
+    pub(crate) fn data_access(&self, name: &str) -> DataAccess {
+        let shared = self
+            .inner
+            .config
+            .backends
+            .get(name)
+            .and_then(|b| b.shared_filesystem)
+            .unwrap_or(false);
+        match self.inner.backends.get(name) {
+            Some(_) if shared => DataAccess::Paths,
+            Some(b) => b.data_access(),
+            None => DataAccess::Paths,
+        }
+    }
+
+    /// Whether the job's adapter arrives through presigned PUT URLs (a remote trainer).
+    pub(crate) fn uploads_by_url(&self, job: &TrainingJob) -> bool {
+        self.data_access(&job.gpu_config.backend) == DataAccess::Urls
+    }
+
+    /// A backend that needs URLs needs a store that makes them: refused up front with the
+    /// local folder store.
+    pub(crate) fn check_url_store(&self, backend: &str) -> Result<()> {
+        if self.inner.objects.kind() == "local" {
+            return Err(EngineError::Invalid(format!(
+                "backend `{backend}` runs the trainer on another machine, which reads the dataset and writes the adapter through presigned URLs; the local folder store has none. Configure S3 storage ([storage] backend = \"s3\", see `brightrun storage check`), or set [backends.{backend}] shared_filesystem = true if the cluster sees this machine's data folder at the same path"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The presigned GET URL of the job's dataset and PUT URLs for every adapter file, valid
+    /// for the whole run (the adapter is written at its end).
+    async fn presigned_inputs(&self, job: &TrainingJob) -> Result<Inputs> {
+        let dataset = self
+            .inner
+            .store
+            .dataset(job.dataset_id)?
+            .ok_or_else(|| EngineError::Invalid("the job's dataset no longer exists".into()))?;
+        let ttl = url_ttl(&job);
+        let get = self
+            .inner
+            .objects
+            .presign_get(Bucket::Datasets, &dataset.storage_path, ttl)
+            .await?
+            .ok_or_else(|| EngineError::Invalid("the object store makes no URLs".into()))?;
+        let artifact = super::artifacts::remote_artifact_id(job);
+        let mut puts = std::collections::BTreeMap::new();
+        for f in super::artifacts::ADAPTER_FILES {
+            let key = crate::storage::object_path(&[
+                &job.user_id.to_string(),
+                &artifact.to_string(),
+                f,
+            ])?;
+            let url = self
+                .inner
+                .objects
+                .presign_put(Bucket::Models, &key, ttl)
+                .await?
+                .ok_or_else(|| EngineError::Invalid("the object store makes no URLs".into()))?;
+            puts.insert(f.to_string(), url);
+        }
+        Ok(Inputs::Urls { dataset: get, puts })
     }
 
     /// Where the local trainer reads the job's dataset: in place in a local store, else a copy
@@ -259,7 +315,7 @@ impl Engine {
         Ok(dest)
     }
 
-    fn build_spec(&self, job: &TrainingJob, path: std::path::PathBuf) -> Result<TrainerSpec> {
+    fn build_spec(&self, job: &TrainingJob, inputs: Inputs) -> Result<TrainerSpec> {
         let dir = self.job_dir(job.id);
         let mut hp = serde_json::to_value(&job.hyperparameters).expect("serialises");
         let split = if job.hyperparameters.use_validation {
@@ -272,22 +328,38 @@ impl Engine {
             // The spec carries the base model at its top level.
             obj.remove("base_model");
         }
-        let resume_from = self
-            .inner
-            .store
-            .checkpoints(job.id)?
-            .into_iter()
-            .rev()
-            .find(|c| std::path::Path::new(&c.storage_path).exists())
-            .map(|c| c.storage_path);
+        let (dataset, output, checkpoint_dir, resume_from) = match inputs {
+            Inputs::Paths(path) => (
+                DatasetRef::Path(path.to_string_lossy().into()),
+                OutputRef::Dir(dir.join("output").to_string_lossy().into()),
+                dir.join("checkpoints").to_string_lossy().into(),
+                // The last checkpoint still on disk: a retry resumes from it.
+                self.inner
+                    .store
+                    .checkpoints(job.id)?
+                    .into_iter()
+                    .rev()
+                    .find(|c| std::path::Path::new(&c.storage_path).exists())
+                    .map(|c| c.storage_path),
+            ),
+            // A remote worker keeps checkpoints on its own disk (the trainer's default
+            // folder, stable per job); the engine cannot tell whether the next worker has
+            // them, so a remote retry starts afresh.
+            Inputs::Urls { dataset, puts } => (
+                DatasetRef::Url(dataset),
+                OutputRef::PresignedPut(puts),
+                format!("/tmp/brightrun-checkpoints/{}", job.id),
+                None,
+            ),
+        };
         Ok(TrainerSpec {
             version: 1,
             job_id: job.id.to_string(),
             base_model: job.hyperparameters.base_model.clone(),
-            dataset: DatasetRef::Path(path.to_string_lossy().into()),
+            dataset,
             hyperparameters: hp,
-            output: OutputRef::Dir(dir.join("output").to_string_lossy().into()),
-            checkpoint_dir: dir.join("checkpoints").to_string_lossy().into(),
+            output,
+            checkpoint_dir,
             resume_from,
             logging_steps: 1,
             max_steps: None,
@@ -393,10 +465,12 @@ impl Engine {
             Err(e) => {
                 tracing::warn!("polling job {id}: {e}");
                 self.inner.store.publish(EngineEvent::BackendHealth {
-                    backend: backend.name().into(),
+                    backend: job.gpu_config.backend.clone(),
                     reachable: false,
                 });
-                return Ok(());
+                // The job keeps running there; it says so (once), and the next answer clears
+                // it and catches up on every event from the stored cursor.
+                return self.note_unreachable(id, &job.gpu_config.backend, &e);
             }
         };
         let t = now();
@@ -444,11 +518,18 @@ impl Engine {
             .unwrap_or_default()
             .join("\n");
         let moved = |j: &mut TrainingJob| j.event_cursor = cursor;
+        let ended = result.times.ended_at;
         match outcome {
             Outcome::Done(summary) => match self.collect_artifact(&job, &summary).await {
                 Ok(artifact) => {
-                    let done =
-                        self.finish_job(id, JobStatus::Completed, None, Some(artifact), moved)?;
+                    let done = self.finish_job_at(
+                        id,
+                        JobStatus::Completed,
+                        None,
+                        Some(artifact),
+                        moved,
+                        ended,
+                    )?;
                     // Only the finish that committed counts the run (a replay finds it done).
                     if let Some(job) = done {
                         self.calibrate_from(&job, &summary);
@@ -456,22 +537,24 @@ impl Engine {
                     Ok(())
                 }
                 Err(e) => self
-                    .finish_job(
+                    .finish_job_at(
                         id,
                         JobStatus::Failed,
                         Some((format!("storing the adapter failed: {e}"), None)),
                         None,
                         moved,
+                        ended,
                     )
                     .map(|_| ()),
             },
             Outcome::TrainingError { reason, detail } => self
-                .finish_job(
+                .finish_job_at(
                     id,
                     JobStatus::Failed,
                     Some((reason, Some(join_detail(&detail, &tail)))),
                     None,
                     moved,
+                    ended,
                 )
                 .map(|_| ()),
             Outcome::InfraError { reason, detail } => {
@@ -479,6 +562,25 @@ impl Engine {
                     .await
             }
         }
+    }
+
+    /// Says on a running job that its cluster does not answer (written once per outage).
+    fn note_unreachable(&self, id: JobId, backend: &str, e: &BackendError) -> Result<()> {
+        let note = format!(
+            "{}backend `{backend}` is unreachable ({}); the job keeps running there and catches up when it answers",
+            lifecycle::CLUSTER_NOTE,
+            e.code()
+        );
+        self.inner.store.write(|w| {
+            let mut job = Self::job_in(w, id)?;
+            if job.status.is_terminal() || job.error_message.as_deref() == Some(note.as_str()) {
+                return Ok(());
+            }
+            job.error_message = Some(note.clone());
+            job.updated_at = now();
+            w.put(&job)
+        })?;
+        Ok(())
     }
 
     /// Moves a job to a terminal status, with its final cost, compute cost record,
@@ -494,6 +596,19 @@ impl Engine {
         artifact: Option<ModelArtifact>,
         prepare: impl FnOnce(&mut TrainingJob),
     ) -> Result<Option<TrainingJob>> {
+        self.finish_job_at(id, status, error, artifact, prepare, None)
+    }
+
+    /// [`Engine::finish_job`] with the cluster's own end time of the run, for its cost.
+    pub(crate) fn finish_job_at(
+        &self,
+        id: JobId,
+        status: JobStatus,
+        error: Option<(String, Option<String>)>,
+        artifact: Option<ModelArtifact>,
+        prepare: impl FnOnce(&mut TrainingJob),
+        ended: Option<Timestamp>,
+    ) -> Result<Option<TrainingJob>> {
         let t = now();
         let done = self.inner.store.write(|w| {
             let mut job = Self::job_in(w, id)?;
@@ -502,7 +617,7 @@ impl Engine {
             }
             prepare(&mut job);
             let fin =
-                lifecycle::finish(&mut job, status, error, artifact.as_ref().map(|a| a.id), t);
+                lifecycle::finish(&mut job, status, error, artifact.as_ref().map(|a| a.id), t, ended);
             if let Some(c) = &fin.cost {
                 w.put(c)?;
             }
@@ -550,6 +665,35 @@ impl Engine {
         }
         Ok(done)
     }
+}
+
+/// Where the trainer reads the dataset and writes the adapter.
+enum Inputs {
+    Paths(PathBuf),
+    Urls {
+        dataset: String,
+        puts: std::collections::BTreeMap<String, String>,
+    },
+}
+
+/// How long the cluster may let a run go: three times its estimated duration (from the
+/// estimated cost and the hourly price), at least 2 h, at most 7 days; 24 h when the price is
+/// unknown.
+pub(crate) fn run_timeout(job: &TrainingJob) -> std::time::Duration {
+    let per_hour = job.gpu_config.price_per_gpu_hour * f64::from(job.gpu_config.gpu_count.max(1));
+    let hours = if per_hour > 0.0 && job.estimated_cost > 0.0 {
+        (job.estimated_cost / per_hour * 3.0).clamp(2.0, 7.0 * 24.0)
+    } else {
+        24.0
+    };
+    std::time::Duration::from_secs_f64(hours * 3600.0)
+}
+
+/// Presigned URLs must outlive the run (the adapter is uploaded at its end), within S3's
+/// 7-day limit.
+fn url_ttl(job: &TrainingJob) -> std::time::Duration {
+    (run_timeout(job) + std::time::Duration::from_secs(3600))
+        .min(super::storage_ops::MAX_URL_TTL)
 }
 
 fn join_detail(detail: &str, tail: &str) -> String {

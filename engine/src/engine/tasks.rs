@@ -120,13 +120,8 @@ async fn housekeeping_loop(engine: Engine) {
             backend: crate::events::STORAGE_HEALTH.into(),
             reachable,
         });
-        for (name, backend) in &engine.inner.backends {
-            let reachable = backend.healthy().await;
-            engine.inner.store.publish(EngineEvent::BackendHealth {
-                backend: name.clone(),
-                reachable,
-            });
-        }
+        // Every backend at once: one slow cluster does not delay the others' verdicts.
+        engine.check_backends().await;
         tokio::select! {
             _ = engine.inner.shutdown.cancelled() => break,
             _ = tokio::time::sleep(Duration::from_secs(60)) => {}

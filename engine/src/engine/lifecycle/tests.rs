@@ -52,11 +52,11 @@ fn job(status: JobStatus) -> TrainingJob {
 }
 
 fn poll(state: RemoteState, lines: &[&str], cursor: u64) -> PollResult {
-    PollResult {
+    PollResult::new(
         state,
-        events: lines.iter().map(|l| Envelope::parse_line(l)).collect(),
+        lines.iter().map(|l| Envelope::parse_line(l)).collect(),
         cursor,
-    }
+    )
 }
 
 /// One row: a job in a status, a report at a time, and what must come out.
@@ -138,7 +138,7 @@ fn observe_table() {
             name: "done is an outcome and the cursor waits for the finish",
             status: Running,
             report: poll(
-                RemoteState::Exited(Some(0)),
+                RemoteState::Succeeded,
                 &[r#"{"type":"done","summary":{}}"#],
                 7,
             ),
@@ -155,7 +155,7 @@ fn observe_table() {
             name: "a training error is not an infrastructure error",
             status: Running,
             report: poll(
-                RemoteState::Exited(Some(1)),
+                RemoteState::Failed("exit status 1".into()),
                 &[r#"{"type":"error","kind":"training","reason":"bad data"}"#],
                 2,
             ),
@@ -171,13 +171,52 @@ fn observe_table() {
         Row {
             name: "an exit without done is an infrastructure failure",
             status: Running,
-            report: poll(RemoteState::Exited(None), &[], 0),
+            report: poll(RemoteState::Failed("killed".into()), &[], 0),
             at: secs(5),
             expect_status: Running,
             expect_stage: None,
             expect_points: 0,
             expect_notes: &[],
             expect_outcome: Some("infra"),
+            expect_cursor: 0,
+            expect_quiet: false,
+        },
+        Row {
+            name: "a success without done is an infrastructure failure",
+            status: Running,
+            report: poll(RemoteState::Succeeded, &[], 0),
+            at: secs(5),
+            expect_status: Running,
+            expect_stage: None,
+            expect_points: 0,
+            expect_notes: &[],
+            expect_outcome: Some("infra"),
+            expect_cursor: 0,
+            expect_quiet: false,
+        },
+        Row {
+            name: "a stop on the cluster fails the job without a retry",
+            status: Running,
+            report: poll(RemoteState::Stopped, &[], 0),
+            at: secs(5),
+            expect_status: Running,
+            expect_stage: None,
+            expect_points: 0,
+            expect_notes: &[],
+            expect_outcome: Some("training"),
+            expect_cursor: 0,
+            expect_quiet: false,
+        },
+        Row {
+            name: "a cluster timeout fails the job without a retry",
+            status: Running,
+            report: poll(RemoteState::TimedOut, &[], 0),
+            at: secs(5),
+            expect_status: Running,
+            expect_stage: None,
+            expect_points: 0,
+            expect_notes: &[],
+            expect_outcome: Some("training"),
             expect_cursor: 0,
             expect_quiet: false,
         },
@@ -327,7 +366,7 @@ fn finishing_sets_cost_counters_and_the_note() {
         let mut j = job(JobStatus::Running);
         j.current_step = 40;
         let error = (status == JobStatus::Failed).then(|| ("out of memory".to_string(), None));
-        let f = finish(&mut j, status, error, None, secs(3600));
+        let f = finish(&mut j, status, error, None, secs(3600), None);
         assert_eq!(j.status, status);
         assert_eq!(f.note.kind, kind);
         assert_eq!(f.cost.is_some(), has_cost);
@@ -342,6 +381,44 @@ fn finishing_sets_cost_counters_and_the_note() {
     }
     // A queued job that never ran costs nothing and writes no cost record.
     let mut q = job(JobStatus::Queued);
-    let f = finish(&mut q, JobStatus::Cancelled, None, None, secs(60));
+    let f = finish(&mut q, JobStatus::Cancelled, None, None, secs(60), None);
     assert_eq!((q.final_cost, f.cost.is_none()), (Some(0.0), true));
+}
+
+#[test]
+fn the_clusters_clock_bills_the_run_and_its_notes_come_and_go() {
+    let limits = Limits {
+        stall_after: chrono::Duration::minutes(30),
+        retry_count: 3,
+    };
+    let mut j = job(JobStatus::Running);
+    j.started_at = Some(secs(10));
+    j.gpu_config.price_per_gpu_hour = 3.6;
+    j.gpu_config.gpu_count = 1;
+    // Ray says it started at 4 s: the cost runs from there.
+    let mut r = poll(RemoteState::Running, &[], 0);
+    r.times.started_at = Some(secs(4));
+    let seen = observe(&mut j, &r, secs(20), &limits);
+    assert_eq!(j.started_at, Some(secs(4)));
+    assert!(!seen.quiet, "a new start time is written");
+    // A queue note shows in the job, and goes when the cluster says nothing more.
+    let mut r = poll(RemoteState::Pending, &[], 0);
+    r.note = Some("in RunPod's queue: 3 job(s) waiting".into());
+    observe(&mut j, &r, secs(21), &limits);
+    assert_eq!(
+        j.error_message.as_deref(),
+        Some("cluster: in RunPod's queue: 3 job(s) waiting")
+    );
+    observe(&mut j, &poll(RemoteState::Running, &[], 0), secs(22), &limits);
+    assert_eq!(j.error_message, None);
+    // The cluster's end time (1004 s) ends the bill, not the moment the engine noticed (3600 s).
+    let f = finish(&mut j, JobStatus::Completed, None, None, secs(3600), Some(secs(1004)));
+    assert_eq!(j.completed_at, Some(secs(1004)));
+    assert!((j.final_cost.unwrap() - 1.0).abs() < 1e-9, "{:?}", j.final_cost);
+    assert!(f.cost.is_some());
+    // An end before the start is not believed.
+    let mut k = job(JobStatus::Running);
+    k.started_at = Some(secs(100));
+    finish(&mut k, JobStatus::Failed, None, None, secs(200), Some(secs(50)));
+    assert_eq!(k.completed_at, Some(secs(200)));
 }

@@ -1,0 +1,441 @@
+//! The Ray backend against a real Ray head on loopback (scripts/ray-head.sh: `ray start --head`
+//! on ports beside Redis's), the real trainer on the tiny model, and the S3 test server
+//! (s3s-fs) for the presigned URLs the remote trainer reads the dataset from and writes the
+//! adapter to. The daemon is a real `brightrun serve`, killed with SIGKILL mid-run; the
+//! dashboard is reached through a loopback proxy the test pauses.
+
+mod common;
+#[path = "../engine/tests/support/s3.rs"]
+mod s3;
+
+use common::{Daemon, Home, env_or_script, trainer_python};
+use s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+use serde_json::Value;
+use std::io::Write;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn ray_url() -> String {
+    env_or_script("BRIGHTRUN_RAY_ADDRESS", "scripts/ray-head.sh")
+        .to_string_lossy()
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// A TCP proxy in front of the Ray dashboard. `pause` drops every open connection and
+/// refuses new ones (the head "restarting"); `resume` lets them through again.
+struct Proxy {
+    port: u16,
+    paused: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: &str) -> Proxy {
+        let target = target
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let paused = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (p, o) = (paused.clone(), open.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { continue };
+                if p.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                {
+                    let mut o = o.lock().unwrap();
+                    o.push(client.try_clone().unwrap());
+                    o.push(server.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, paused, open }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+    }
+}
+
+fn serve(home: &Home) -> Daemon {
+    let mut c = home.std_cmd();
+    keys(&mut c);
+    Daemon::start(home, c)
+}
+
+fn keys(c: &mut std::process::Command) -> &mut std::process::Command {
+    c.env("BRIGHTRUN_SECRET_S3_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("BRIGHTRUN_SECRET_S3_SECRET_ACCESS_KEY", SECRET_KEY)
+}
+
+/// A home on the S3 server with a Ray backend `ray` at `address` (CPU-only: no GPUs asked
+/// for; the trainer environment's Python named by path).
+fn ray_home(server: &S3Server, address: &str) -> Home {
+    let home = Home::new(0);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(home.path().join("config/config.toml"))
+        .unwrap();
+    write!(
+        f,
+        "[storage]\nbackend = \"s3\"\n[storage.s3]\nendpoint = \"{}\"\nforce_path_style = true\n\
+         retry_for_secs = 20\n\
+         [backends.ray]\nkind = \"ray\"\naddress = \"{address}\"\nrequest_gpus = false\n\
+         python = \"{}\"\n",
+        server.endpoint(),
+        trainer_python().display()
+    )
+    .unwrap();
+    home
+}
+
+fn run(home: &Home, args: &[&str]) -> std::process::Output {
+    keys(&mut home.std_cmd()).args(args).output().unwrap()
+}
+
+fn json(home: &Home, args: &[&str], code: i32) -> Value {
+    let out = run(home, args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "brightrun {args:?}\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "brightrun {args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn ready_dataset(home: &Home, n: usize) -> String {
+    let file = home.arith_file("arith.jsonl", n);
+    let d = json(
+        home,
+        &["datasets", "add", file.to_str().unwrap(), "--wait", "--json"],
+        0,
+    );
+    assert_eq!(d["status"], "ready", "{d:#}");
+    d["id"].as_str().unwrap().to_string()
+}
+
+fn ray_job(home: &Home, dataset: &str, sets: &[&str]) -> String {
+    let mut args = common::tiny_job_args(dataset, sets);
+    args.extend(["--backend".to_string(), "ray".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let j = json(home, &args, 0);
+    assert_eq!(j["status"], "queued");
+    assert_eq!(j["gpu_config"]["backend"], "ray");
+    j["id"].as_str().unwrap().to_string()
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// Ray's record of a submission, straight from the dashboard.
+fn ray_info(ray: &str, id: &str) -> Option<Value> {
+    let r = http().get(format!("{ray}/api/jobs/{id}")).send().ok()?;
+    r.status().is_success().then(|| r.json().unwrap())
+}
+
+fn ray_log(ray: &str, id: &str) -> String {
+    http()
+        .get(format!("{ray}/api/jobs/{id}/logs"))
+        .send()
+        .ok()
+        .and_then(|r| r.json::<Value>().ok())
+        .and_then(|v| v["logs"].as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+fn metric_steps_in(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "metric")
+        .filter_map(|v| v["step"].as_u64())
+        .collect()
+}
+
+fn wait(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out after {secs}s waiting for {what}");
+}
+
+fn steps(metrics: &Value) -> Vec<u64> {
+    metrics
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["step"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_job_trains_on_ray_through_presigned_urls_across_an_engine_kill_and_an_outage() {
+    let ray = ray_url();
+    let server = S3Server::start(&["lora-datasets", "lora-models"]);
+    let proxy = Proxy::start(&ray);
+    let home = ray_home(&server, &proxy.url());
+    let mut daemon = serve(&home);
+
+    let list = json(&home, &["backends", "check", "--json"], 0);
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "ray")
+        .expect("the ray entry")
+        .clone();
+    assert_eq!(entry["kind"], "ray");
+    assert_eq!(entry["data"], "urls");
+    assert_eq!(entry["health"]["reachable"], true, "{entry:#}");
+    assert!(
+        entry["health"]["detail"].as_str().unwrap().contains("Ray 2."),
+        "{entry:#}"
+    );
+
+    let dataset = ready_dataset(&home, 60);
+    // batch 1 over 54 training examples, 2 epochs: 108 steps, long enough to interrupt.
+    let job = ray_job(&home, &dataset, &["epochs=2", "batch_size=1"]);
+    // The engine's job id is Ray's submission id.
+    wait(120, "the submission on Ray", || ray_info(&ray, &job).is_some());
+    wait(300, "the first metrics in Ray's log", || {
+        metric_steps_in(&ray_log(&ray, &job)).len() >= 3
+    });
+
+    // The engine dies mid-run; the trainer goes on on Ray without it.
+    daemon.kill9();
+    let seen = metric_steps_in(&ray_log(&ray, &job)).len();
+    wait(120, "the trainer to go on alone", || {
+        metric_steps_in(&ray_log(&ray, &job)).len() > seen
+    });
+    let mut daemon = serve(&home);
+
+    // The dashboard goes away: the job is not failed, and says its cluster is unreachable.
+    proxy.pause();
+    wait(60, "the job to say its cluster is unreachable", || {
+        let j = json(&home, &["jobs", "show", &job, "--json"], 0);
+        assert_eq!(j["status"], "running", "{j:#}");
+        j["error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unreachable"))
+    });
+    let out = run(&home, &["backends", "check", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "an unreachable backend exits 3");
+    // The run finishes on Ray while the engine cannot see it.
+    wait(600, "the run to end on Ray", || {
+        ray_info(&ray, &job).is_some_and(|i| i["status"] == "SUCCEEDED")
+    });
+    let j = json(&home, &["jobs", "show", &job, "--json"], 0);
+    assert_eq!(j["status"], "running", "not failed while unreachable: {j:#}");
+
+    // It answers again: the engine catches up on every event it missed.
+    proxy.resume();
+    let done = json(&home, &["jobs", "watch", &job, "--json"], 0);
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(done["error_message"], Value::Null, "{done:#}");
+    let total = done["total_steps"].as_u64().unwrap();
+    assert_eq!(total, 108);
+    let metrics = json(&home, &["jobs", "metrics", &job, "--json"], 0);
+    assert_eq!(
+        steps(&metrics),
+        (1..=total).collect::<Vec<_>>(),
+        "every step once, in order"
+    );
+    // The cost runs on Ray's clock.
+    let info = ray_info(&ray, &job).unwrap();
+    let ray_secs = (info["end_time"].as_i64().unwrap() - info["start_time"].as_i64().unwrap())
+        as f64
+        / 1000.0;
+    let started = chrono::DateTime::parse_from_rfc3339(done["started_at"].as_str().unwrap())
+        .unwrap();
+    let ended = chrono::DateTime::parse_from_rfc3339(done["completed_at"].as_str().unwrap())
+        .unwrap();
+    let ours = (ended - started).num_milliseconds() as f64 / 1000.0;
+    assert!(
+        (ours - ray_secs).abs() < 1.5,
+        "billed {ours} s, Ray ran {ray_secs} s"
+    );
+    assert!(done["final_cost"].as_f64().unwrap() > 0.0);
+
+    // The adapter went up through the presigned URLs into the models bucket; it downloads
+    // and loads in PEFT.
+    let models = json(&home, &["models", "list", "--json"], 0);
+    assert_eq!(models.as_array().unwrap().len(), 1);
+    let model = &models[0];
+    let id = model["id"].as_str().unwrap();
+    let stored = server
+        .root
+        .path()
+        .join("lora-models/lora-models")
+        .join(model["user_id"].as_str().unwrap())
+        .join(id);
+    let stored = if stored.exists() {
+        stored
+    } else {
+        server
+            .root
+            .path()
+            .join("lora-models")
+            .join(model["user_id"].as_str().unwrap())
+            .join(id)
+    };
+    assert!(
+        stored.join("adapter_model.safetensors").is_file(),
+        "the adapter is in the models bucket at {}",
+        stored.display()
+    );
+    let out_dir = home.path().join("download");
+    json(
+        &home,
+        &["models", "download", id, "--out", out_dir.to_str().unwrap(), "--json"],
+        0,
+    );
+    let load = std::process::Command::new(trainer_python())
+        .args([
+            "-c",
+            "import sys; from peft import PeftConfig; from safetensors.torch import load_file; \
+             c = PeftConfig.from_pretrained(sys.argv[1]); w = load_file(sys.argv[1] + '/adapter_model.safetensors'); \
+             assert c.base_model_name_or_path == 'brightrun/tiny-random-llama', c; assert w, 'no weights'; print(len(w))",
+        ])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        load.status.success(),
+        "the adapter loads in PEFT: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    daemon.kill9();
+}
+
+#[test]
+fn a_cancel_reaches_the_trainer_on_ray_which_checkpoints_and_stops() {
+    let ray = ray_url();
+    let server = S3Server::start(&["lora-datasets", "lora-models"]);
+    let home = ray_home(&server, &ray);
+    let _daemon = serve(&home);
+    let dataset = ready_dataset(&home, 60);
+    let job = ray_job(&home, &dataset, &["epochs=3", "batch_size=1"]);
+    wait(300, "the first metrics in Ray's log", || {
+        metric_steps_in(&ray_log(&ray, &job)).len() >= 2
+    });
+    let cancelled = json(&home, &["jobs", "cancel", &job, "--json"], 0);
+    assert_eq!(cancelled["status"], "cancelled");
+    wait(120, "Ray to stop the job", || {
+        ray_info(&ray, &job).is_some_and(|i| i["status"] == "STOPPED")
+    });
+    let log = ray_log(&ray, &job);
+    assert!(
+        log.lines().any(|l| l.contains("\"type\":\"checkpoint\"")),
+        "the trainer checkpointed before stopping:\n{log}"
+    );
+    assert!(
+        log.contains("stopped by signal 15"),
+        "the trainer got SIGTERM and said so:\n{log}"
+    );
+}
+
+#[test]
+fn remote_backends_are_configured_checked_and_refused_without_urls() {
+    // No Ray needed: a backend at a port nobody listens on, and the local folder store.
+    let dead = s3::free_port();
+    let home = Home::new(0);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(home.path().join("config/config.toml"))
+        .unwrap();
+    write!(
+        f,
+        "[backends.ray]\nkind = \"ray\"\naddress = \"http://127.0.0.1:{dead}\"\n\
+         [backends.gpu-pod]\nkind = \"runpod\"\nendpoint_id = \"abc123\"\napi_url = \"http://127.0.0.1:{dead}/v2\"\n"
+    )
+    .unwrap();
+    drop(f);
+    let out = home
+        .cmd()
+        .args(["backends", "check", "--json"])
+        .env_remove("BRIGHTRUN_SECRET_RUNPOD_API_KEY")
+        .env_remove("GPU_CLUSTER_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by = |n: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == n)
+            .unwrap_or_else(|| panic!("{n} in {list:#}"))
+            .clone()
+    };
+    assert_eq!(by("local")["health"]["reachable"], true);
+    assert_eq!(by("local")["default"], true);
+    assert_eq!(by("ray")["health"]["failure"], "unreachable");
+    assert_eq!(by("gpu-pod")["kind"], "runpod");
+    assert_eq!(by("gpu-pod")["health"]["failure"], "unauthorized");
+    assert!(
+        by("gpu-pod")["health"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("BRIGHTRUN_SECRET_RUNPOD_API_KEY")
+    );
+    // A remote backend with the local folder store is refused up front, saying what to do.
+    let dataset = home.ready_dataset(10);
+    let mut args = common::tiny_job_args(&dataset, &[]);
+    args.extend(["--backend".into(), "ray".into()]);
+    let out = home.cmd().args(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("S3") && err.contains("shared_filesystem"), "{err}");
+    // A backend nobody configured is refused with the ones that exist.
+    let mut args = common::tiny_job_args(&dataset, &[]);
+    args.extend(["--backend".into(), "nope".into()]);
+    let out = home.cmd().args(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown backend `nope`") && err.contains("ray"), "{err}");
+}

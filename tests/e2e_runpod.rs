@@ -1,0 +1,285 @@
+//! The RunPod backend against a stand-in of RunPod's hosted Serverless API
+//! (tests/fixtures/runpod_standin.py: its documented states, streaming, cancel, Bearer auth and
+//! 429s) that runs the real worker (trainer/runpod/handler.py, through the runpod SDK) and the
+//! real trainer on the tiny model, with the S3 test server for the presigned URLs. The worker
+//! itself is also tested without the stand-in, through the SDK's own local test mode
+//! (trainer/tests/test_runpod_worker.py).
+
+mod common;
+#[path = "../engine/tests/support/s3.rs"]
+mod s3;
+
+use common::{Daemon, Home, env_or_script, trainer_python};
+use s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+use serde_json::Value;
+use std::io::{BufRead, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "rp-test-key-5c1d";
+const ENDPOINT: &str = "ep-brightrun";
+
+/// The stand-in on a free port; stopped when dropped (its stdin closes).
+struct StandIn {
+    child: Child,
+    port: u16,
+}
+
+impl StandIn {
+    fn start() -> StandIn {
+        let python = env_or_script("BRIGHTRUN_TOOLS_BIN", "scripts/tools-env.sh").join("python");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new(&python)
+            .arg(root.join("tests/fixtures/runpod_standin.py"))
+            .args(["--port", "0", "--api-key", KEY, "--endpoint", ENDPOINT])
+            .args(["--workers", "1", "--exit-on-stdin-eof", "--cancel-grace", "60"])
+            .env("BRIGHTRUN_TRAINER_PYTHON", trainer_python())
+            .env("BRIGHTRUN_RUNPOD_PYTHON", &python)
+            .env("HF_HUB_OFFLINE", "1")
+            .env("TRANSFORMERS_OFFLINE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the stand-in starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the stand-in prints its port");
+        StandIn { child, port }
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn control(&self, path: &str, body: Value) -> Value {
+        let r = http()
+            .post(format!("{}/_standin/{path}", self.base()))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().unwrap_or(Value::Null)
+    }
+
+    fn record(&self, id: &str) -> Value {
+        http()
+            .get(format!("{}/_standin/jobs/{id}", self.base()))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn home(server: &S3Server, standin: &StandIn) -> Home {
+    let home = Home::new(0);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(home.path().join("config/config.toml"))
+        .unwrap();
+    write!(
+        f,
+        "[storage]\nbackend = \"s3\"\n[storage.s3]\nendpoint = \"{}\"\nforce_path_style = true\n\
+         retry_for_secs = 20\n\
+         [backends.pod]\nkind = \"runpod\"\nendpoint_id = \"{ENDPOINT}\"\napi_url = \"{}/v2\"\n",
+        server.endpoint(),
+        standin.base()
+    )
+    .unwrap();
+    home
+}
+
+fn cmd(home: &Home, key: &str) -> Command {
+    let mut c = home.std_cmd();
+    c.env("BRIGHTRUN_SECRET_S3_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("BRIGHTRUN_SECRET_S3_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("BRIGHTRUN_SECRET_RUNPOD_API_KEY", key)
+        .env_remove("GPU_CLUSTER_API_KEY")
+        .env_remove("GPU_CLUSTER_API_URL");
+    c
+}
+
+fn json(home: &Home, args: &[&str], code: i32) -> Value {
+    let out = cmd(home, KEY).args(args).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "brightrun {args:?}\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "brightrun {args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn pod_job(home: &Home, sets: &[&str]) -> String {
+    let file = home.arith_file("arith.jsonl", 60);
+    let d = json(
+        home,
+        &["datasets", "add", file.to_str().unwrap(), "--wait", "--json"],
+        0,
+    );
+    assert_eq!(d["status"], "ready", "{d:#}");
+    let mut args = common::tiny_job_args(d["id"].as_str().unwrap(), sets);
+    args.extend(["--backend".to_string(), "pod".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let j = json(home, &args, 0);
+    j["id"].as_str().unwrap().to_string()
+}
+
+fn wait(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out after {secs}s waiting for {what}");
+}
+
+#[test]
+fn a_job_runs_on_runpod_and_loses_no_event_to_a_crash_or_a_429() {
+    let server = S3Server::start(&["lora-datasets", "lora-models"]);
+    let standin = StandIn::start();
+    let home = home(&server, &standin);
+    // Credentials are checked: a wrong key is `unauthorized`, the right one answers.
+    let out = cmd(&home, "wrong")
+        .args(["backends", "check", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a refused key is not an outage");
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pod = list.as_array().unwrap().iter().find(|b| b["name"] == "pod").unwrap();
+    assert_eq!(pod["health"]["failure"], "unauthorized", "{pod:#}");
+    assert!(!out.stdout.windows(5).any(|w| w == b"wrong"), "the key is never shown");
+    json(&home, &["backends", "check", "--json"], 0);
+
+    // The worker is busy: the job waits in RunPod's queue and says so.
+    standin.control("pause", Value::Null);
+    let job = pod_job(&home, &["epochs=2", "batch_size=1"]);
+    let _daemon = Daemon::start(&home, cmd(&home, KEY));
+    let ext = {
+        let mut ext = String::new();
+        wait(60, "the submission", || {
+            let j = json(&home, &["jobs", "show", &job, "--json"], 0);
+            ext = j["external_job_id"].as_str().unwrap_or_default().to_string();
+            !ext.is_empty()
+        });
+        ext
+    };
+    assert_eq!(standin.record(&ext)["status"], "IN_QUEUE");
+    wait(30, "the job to show the queue", || {
+        json(&home, &["jobs", "show", &job, "--json"], 0)["error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("in RunPod's queue"))
+    });
+    // The next 5 stream items are lost (an engine that read them crashed before storing
+    // them), and RunPod asks us to slow down for a while.
+    standin.control(&format!("jobs/{ext}/drop-stream"), serde_json::json!({"count": 5}));
+    standin.control("resume", Value::Null);
+    wait(300, "training to start", || {
+        standin.record(&ext)["status"] == "IN_PROGRESS"
+    });
+    standin.control("fail-next", serde_json::json!({"status": 429, "count": 4}));
+    let done = json(&home, &["jobs", "watch", &job, "--json"], 0);
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(done["error_message"], Value::Null);
+    let record = standin.record(&ext);
+    assert!(
+        record["dropped"].as_array().is_some_and(|d| d.len() == 5),
+        "the stand-in dropped 5 items: {record:#}"
+    );
+    let total = done["total_steps"].as_u64().unwrap();
+    assert_eq!(total, 108);
+    let metrics = json(&home, &["jobs", "metrics", &job, "--json"], 0);
+    let steps: Vec<u64> = metrics
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=total).collect::<Vec<_>>(), "no step lost, none twice");
+    // Billed on RunPod's execution time.
+    let exec_ms = record["executionTime"].as_f64().unwrap();
+    let started =
+        chrono::DateTime::parse_from_rfc3339(done["started_at"].as_str().unwrap()).unwrap();
+    let ended =
+        chrono::DateTime::parse_from_rfc3339(done["completed_at"].as_str().unwrap()).unwrap();
+    let ours = (ended - started).num_milliseconds() as f64;
+    assert!((ours - exec_ms).abs() < 1500.0, "billed {ours} ms, ran {exec_ms} ms");
+
+    // The adapter came through the presigned PUT URLs and downloads.
+    let models = json(&home, &["models", "list", "--json"], 0);
+    let id = models[0]["id"].as_str().unwrap();
+    let out_dir = home.path().join("download");
+    json(
+        &home,
+        &["models", "download", id, "--out", out_dir.to_str().unwrap(), "--json"],
+        0,
+    );
+    assert!(out_dir.join("adapter_model.safetensors").is_file());
+    assert!(out_dir.join("adapter_config.json").is_file());
+}
+
+#[test]
+fn a_cancel_reaches_the_trainer_on_runpod() {
+    let server = S3Server::start(&["lora-datasets", "lora-models"]);
+    let standin = StandIn::start();
+    let home = home(&server, &standin);
+    let job = pod_job(&home, &["epochs=3", "batch_size=1"]);
+    let _daemon = Daemon::start(&home, cmd(&home, KEY));
+    wait(300, "training metrics", || {
+        json(&home, &["jobs", "show", &job, "--json"], 0)["current_step"]
+            .as_u64()
+            .is_some_and(|s| s >= 2)
+    });
+    let cancelled = json(&home, &["jobs", "cancel", &job, "--json"], 0);
+    assert_eq!(cancelled["status"], "cancelled");
+    let ext = cancelled["external_job_id"].as_str().unwrap().to_string();
+    wait(120, "the worker to stop", || {
+        !standin.record(&ext)["workerExitStatus"].is_null()
+    });
+    let record = standin.record(&ext);
+    assert_eq!(record["status"], "CANCELLED");
+    assert_eq!(record["workerExitStatus"], 143, "SIGTERM reached the trainer: {record:#}");
+    let everything: Vec<Value> = ["streamed", "pending", "late"]
+        .iter()
+        .flat_map(|k| record[*k].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(
+        everything
+            .iter()
+            .any(|e| e["type"] == "checkpoint" || e["output"]["type"] == "checkpoint"),
+        "the trainer checkpointed before stopping: {record:#}"
+    );
+}
