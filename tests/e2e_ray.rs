@@ -253,6 +253,11 @@ fn a_job_trains_on_ray_through_presigned_urls_across_an_engine_kill_and_an_outag
         metric_steps_in(&ray_log(&ray, &job)).len() > seen
     });
     let mut daemon = serve(&home);
+    // The restarted engine catches up from its stored cursor.
+    wait(120, "the restarted engine to catch up", || {
+        let j = json(&home, &["jobs", "show", &job, "--json"], 0);
+        j["status"] == "running" && j["current_step"].as_u64().unwrap_or(0) as usize > seen
+    });
 
     // The dashboard goes away: the job is not failed, and says its cluster is unreachable.
     proxy.pause();
@@ -331,7 +336,7 @@ fn a_job_trains_on_ray_through_presigned_urls_across_an_engine_kill_and_an_outag
     let out_dir = home.path().join("download");
     json(
         &home,
-        &["models", "download", id, "--out", out_dir.to_str().unwrap(), "--json"],
+        &["models", "download", id, "--to", out_dir.to_str().unwrap(), "--json"],
         0,
     );
     let load = std::process::Command::new(trainer_python())

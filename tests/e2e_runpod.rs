@@ -244,7 +244,7 @@ fn a_job_runs_on_runpod_and_loses_no_event_to_a_crash_or_a_429() {
     let out_dir = home.path().join("download");
     json(
         &home,
-        &["models", "download", id, "--out", out_dir.to_str().unwrap(), "--json"],
+        &["models", "download", id, "--to", out_dir.to_str().unwrap(), "--json"],
         0,
     );
     assert!(out_dir.join("adapter_model.safetensors").is_file());

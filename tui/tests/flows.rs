@@ -1198,3 +1198,42 @@ fn the_status_bar_shows_a_remote_store_and_whether_it_answers() {
     let mut app = common::app();
     assert!(!render(&mut app, 160, 24).contains("local ○ │ default"));
 }
+
+#[test]
+fn the_backend_picker_shows_which_backends_answer() {
+    use brightrun_engine::training::{GpuCatalog, presets};
+    let config = config();
+    let mut snap = fixtures::snapshot();
+    snap.catalog = Some(brightrun_engine::api::Catalog {
+        presets: presets::list(&config.training),
+        default_preset: "balanced".into(),
+        gpus: GpuCatalog::builtin().all().to_vec(),
+        gpu_error: None,
+        default_gpu: "A100-80GB".into(),
+        default_gpu_count: 1,
+        backends: vec!["gpu-ray".into(), "local".into(), "pod".into()],
+        default_backend: "local".into(),
+        profile: "default".into(),
+        storage: "s3".into(),
+        base_models: brightrun_engine::training::models::builtin_all(),
+    });
+    snap.backends = vec!["gpu-ray".into(), "local".into(), "pod".into()];
+    let mut app = brightrun_tui::App::new(snap, &config);
+    app.set_now(fixtures::now());
+    for (backend, reachable) in [("local", true), ("gpu-ray", false)] {
+        app.apply_event(EngineEvent::BackendHealth {
+            backend: backend.into(),
+            reachable,
+        });
+    }
+    chr(&mut app, '2');
+    // The backend is the form's last row.
+    for _ in 0..80 {
+        chr(&mut app, 'j');
+    }
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 120, 40);
+    for line in ["local                ● answers", "gpu-ray              ✗ unreachable", "pod                  ○ not checked yet"] {
+        assert!(screen.contains(line), "{line:?} in\n{screen}");
+    }
+}

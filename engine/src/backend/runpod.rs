@@ -278,11 +278,22 @@ impl ClusterBackend for RunPodBackend {
                     None => Stream::default(),
                 };
                 let items = stream.stream.into_iter().map(|i| i.output);
-                let (events, next) = select(events_in(items), cursor, false);
-                // The stream may already say the job ended; the next status poll reads the
-                // final output.
+                let (mut events, mut next) = select(events_in(items), cursor, false);
+                // The run's last word (`done` or `error`) waits for the final output: that is
+                // where events a crashed engine read but never stored come back, and a job
+                // finished from the stream would never read it.
+                if let Some(i) = events.iter().position(|e| {
+                    matches!(e.event, TrainerEvent::Done { .. } | TrainerEvent::Error { .. })
+                }) {
+                    next = events[i].seq;
+                    events.truncate(i);
+                }
                 let _ = stream.status;
-                Ok(PollResult::new(RemoteState::Running, events, next))
+                let mut r = PollResult::new(RemoteState::Running, events, next);
+                r.times.started_at = status.execution_time.map(|ms| {
+                    crate::domain::now() - chrono::Duration::milliseconds(ms as i64)
+                });
+                Ok(r)
             }
             "COMPLETED" => {
                 let output = match status.output.clone() {

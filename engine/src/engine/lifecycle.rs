@@ -240,9 +240,12 @@ pub(crate) fn observe(
         out.outcome = ended_without_report(&poll.state);
     }
     // A remote cluster's own clock is what it bills: its start time, when it gives one.
+    // (A start derived from an elapsed time jitters by milliseconds: only a real change counts.)
     if let Some(started) = poll.times.started_at
         && poll.state != RemoteState::Pending
-        && job.started_at != Some(started)
+        && job
+            .started_at
+            .is_none_or(|s| (s - started).num_milliseconds().abs() > 1000)
     {
         job.started_at = Some(started);
         out.retimed = true;

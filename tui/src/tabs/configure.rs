@@ -402,7 +402,7 @@ impl ConfigureTab {
                 "GPU type from the catalog (config can override and extend it); `local` is this machine, at [backends.local] price_per_hour.".into()
             }
             FormRow::GpuCount => "GPUs for the run. Allowed: 1..=8.".into(),
-            FormRow::Backend => "Where the job runs: local (this machine), ray, runpod.".into(),
+            FormRow::Backend => "Where the job runs: local (this machine) or a [backends.NAME] entry (a Ray cluster, a RunPod endpoint); the picker shows which answer.".into(),
         }
     }
 
@@ -630,9 +630,20 @@ impl ConfigureTab {
                 c.gpu,
                 PickTarget::Gpu,
             ),
+            // Each backend with whether it answers (the engine's latest health verdict).
             FormRow::Backend => pick(
                 "Backend",
-                c.backends.clone(),
+                c.backends
+                    .iter()
+                    .map(|b| {
+                        let mark = match s.health.get(b) {
+                            Some(true) => "● answers",
+                            Some(false) => "✗ unreachable",
+                            None => "○ not checked yet",
+                        };
+                        format!("{b:<20} {mark}")
+                    })
+                    .collect(),
                 c.backend,
                 PickTarget::Backend,
             ),
