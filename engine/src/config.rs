@@ -60,7 +60,7 @@ pub struct BackendConfig {
     pub kind: Option<String>,
     /// What an hour of this backend's machine costs, US dollars, for the whole machine. For
     /// `local` (this machine) the default is 0: estimates and costs say "your machine". Remote
-    /// backends price by the GPU catalog unless this is set.
+    /// backends are priced by the GPU catalog (`[training.gpus]`), per GPU.
     pub price_per_hour: Option<f64>,
     /// Ray: the dashboard's URL (`http://127.0.0.1:8265`), where the Jobs API answers.
     pub address: Option<String>,

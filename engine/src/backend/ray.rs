@@ -31,6 +31,8 @@ const TAIL_LINES: usize = 200;
 /// How long Ray waits between its stop signal and SIGKILL: time for the trainer to write its
 /// checkpoint at the next step boundary (Ray's own default is 3 s).
 const STOP_WAIT_SECS: u32 = 120;
+/// How long a finished job's follower (its stderr tail, for failure details) is kept.
+const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 pub struct RayBackend {
     name: String,
@@ -71,6 +73,9 @@ struct Follow {
     broken: Option<String>,
     /// A line over [`MAX_LINE`] is being skipped until its end.
     skipping: bool,
+    /// When the tail ended (complete or broken): followers of finished jobs are forgotten a
+    /// while later, so the engine's memory does not grow with every job it ever ran.
+    ended_at: Option<Instant>,
     tail: VecDeque<String>,
 }
 
@@ -253,6 +258,12 @@ impl RayBackend {
 
     fn follow(&self, id: &str, cursor: u64) -> Arc<Mutex<Follow>> {
         let mut follows = self.follows.lock().expect("not poisoned");
+        follows.retain(|_, f| {
+            f.lock()
+                .expect("not poisoned")
+                .ended_at
+                .is_none_or(|t| t.elapsed() < FORGET_AFTER)
+        });
         if let Some(f) = follows.get(id) {
             let usable = {
                 let g = f.lock().expect("not poisoned");
@@ -276,6 +287,7 @@ impl RayBackend {
         tokio::spawn(async move {
             let outcome = tail(&url, auth.as_ref(), &state).await;
             let mut g = state.lock().expect("not poisoned");
+            g.ended_at = Some(Instant::now());
             match outcome {
                 Ok(()) => g.complete = true,
                 Err(e) => g.broken = Some(e),

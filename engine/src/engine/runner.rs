@@ -473,6 +473,7 @@ impl Engine {
                 return self.note_unreachable(id, &job.gpu_config.backend, &e);
             }
         };
+        self.mark_reachable(&job.gpu_config.backend);
         let t = now();
         let limits = self.limits();
         // A quiet poll only moves the running cost: skip the durable write (UIs compute the
@@ -564,10 +565,32 @@ impl Engine {
         }
     }
 
+    /// A poll answered: a backend last seen unreachable is reachable again (the status bar
+    /// need not wait for the next health check).
+    fn mark_reachable(&self, backend: &str) {
+        let mut health = self.inner.backend_health.lock().expect("not poisoned");
+        let was_down = health.get(backend).is_some_and(|h| !h.reachable);
+        if was_down {
+            health.insert(
+                backend.to_string(),
+                crate::backend::BackendHealth::ok("answered a poll"),
+            );
+            drop(health);
+            self.inner.store.publish(EngineEvent::BackendHealth {
+                backend: backend.to_string(),
+                reachable: true,
+            });
+        }
+    }
+
     /// Says on a running job that its cluster does not answer (written once per outage).
     fn note_unreachable(&self, id: JobId, backend: &str, e: &BackendError) -> Result<()> {
+        self.inner.backend_health.lock().expect("not poisoned").insert(
+            backend.to_string(),
+            crate::backend::BackendHealth::failed(e),
+        );
         let note = format!(
-            "{}backend `{backend}` is unreachable ({}); the job keeps running there and catches up when it answers",
+            "{}backend `{backend}` does not answer ({}); the job keeps running there and catches up when it answers",
             lifecycle::CLUSTER_NOTE,
             e.code()
         );
