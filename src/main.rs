@@ -145,7 +145,7 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
         }
         None => {
             let running = client.run_engine().await;
-            let tui_config = brightrun_engine::config::Config::load_or_init(&paths)
+            let tui_config = brightrun_engine::config::Config::load(&paths)
                 .map(|c| c.tui)
                 .unwrap_or_default();
             let result = brightrun_tui::run(

@@ -131,7 +131,10 @@ impl ApiError {
         let code = match e {
             EngineError::NotFound { .. } => ErrorCode::NotFound,
             EngineError::Ambiguous { .. } => ErrorCode::Ambiguous,
-            EngineError::Conflict(_) => ErrorCode::Conflict,
+            EngineError::Conflict(_)
+            | EngineError::ProfileMismatch { .. }
+            | EngineError::ProfileUnknown { .. }
+            | EngineError::StoreMissing { .. } => ErrorCode::Conflict,
             EngineError::Invalid(_) | EngineError::Config(_) | EngineError::Secrets(_) => {
                 ErrorCode::Invalid
             }

@@ -7,6 +7,7 @@
 mod auth;
 mod calibration;
 mod changelog;
+mod identity;
 
 pub use auth::TokenRecord;
 pub use changelog::LogBounds;
@@ -584,4 +585,4 @@ impl Writer<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
