@@ -1,5 +1,6 @@
 //! One module per command group. Each returns the process exit status.
 
+pub mod backup;
 pub mod config;
 pub mod costs;
 pub mod datasets;

@@ -465,6 +465,10 @@ pub trait Api: EngineApi {
             StorageCheck
         )
     }
+    /// A consistent copy of the store in the data dir's `backups/`.
+    async fn create_backup(&self) -> Result<crate::store::backup::BackupInfo, ApiError> {
+        expect!(self.call(Request::CreateBackup).await, Backup)
+    }
 }
 
 impl<T: EngineApi + ?Sized> Api for T {}

@@ -143,6 +143,7 @@ impl ApiError {
             }
             EngineError::Store(StoreError::Locked { .. }) => ErrorCode::Unavailable,
             EngineError::Store(StoreError::SchemaTooNew { .. }) => ErrorCode::Conflict,
+            EngineError::Store(StoreError::NoBackup { .. }) => ErrorCode::NotFound,
             EngineError::Store(_) => ErrorCode::Unavailable,
             EngineError::Storage(crate::storage::StorageError::TooLarge { .. })
             | EngineError::Storage(crate::storage::StorageError::BadPath { .. }) => {

@@ -460,6 +460,9 @@ impl LocalApi {
             Request::StorageCheck { create_buckets } => {
                 Reply::StorageCheck(e.storage_check(create_buckets).await)
             }
+            Request::CreateBackup => {
+                Reply::Backup(blocking(e, |e| Ok(e.store().backup("manual")?)).await?)
+            }
 
             Request::Costs { period } => Reply::Costs(Box::new(
                 blocking(e, move |e| {

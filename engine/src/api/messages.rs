@@ -212,6 +212,9 @@ pub enum Request {
         #[serde(default)]
         create_buckets: bool,
     },
+    /// A consistent copy of the store in the data dir's `backups/` (owner only: it holds
+    /// every user's records). Listing and restoring need no engine: see `brightrun backup`.
+    CreateBackup,
 
     Costs {
         period: Period,
@@ -277,6 +280,7 @@ impl Request {
             Self::ModelUrl { .. } => "model_url",
             Self::DeleteModel { .. } => "delete_model",
             Self::StorageCheck { .. } => "storage_check",
+            Self::CreateBackup => "create_backup",
             Self::CleanDataset { .. } => "clean_dataset",
             Self::Estimate { .. } => "estimate",
             Self::CreateJob { .. } => "create_job",
@@ -314,6 +318,7 @@ impl Request {
                     create_buckets: true
                 }
                 | Self::MirrorVerify
+                | Self::CreateBackup
         )
     }
 }
@@ -462,6 +467,7 @@ pub enum Reply {
     TokenRevoked(TokenInfo),
     Url(crate::engine::SharedUrl),
     StorageCheck(crate::engine::StorageReport),
+    Backup(crate::store::backup::BackupInfo),
     Mirror(crate::mirror::MirrorStatus),
     MirrorVerify(crate::mirror::VerifyReport),
 }
@@ -492,6 +498,7 @@ impl Reply {
             Self::TokenRevoked(_) => "token_revoked",
             Self::Url(_) => "url",
             Self::StorageCheck(_) => "storage_check",
+            Self::Backup(_) => "backup",
             Self::Mirror(_) => "mirror",
             Self::MirrorVerify(_) => "mirror_verify",
         }
