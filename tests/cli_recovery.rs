@@ -186,3 +186,20 @@ fn a_damaged_store_is_named_and_backup_restore_brings_it_back() {
     let (_, stderr) = run(home.path(), &["backup", "restore", "no-such-backup"], 2);
     assert!(stderr.contains("`no-such-backup`"), "{stderr}");
 }
+
+#[test]
+fn a_copy_cut_off_by_a_kill_leaves_no_temp_file_after_the_next_command() {
+    let home = tempfile::tempdir().unwrap();
+    home_with_a_dataset(home.path());
+    let user = config_user(home.path());
+    let dir = home
+        .path()
+        .join(format!("data/objects/lora-datasets/{user}"));
+    // What `datasets add` leaves when it is killed mid-copy.
+    let tmp = dir.join(".tmp-4242-0123456789abcdef");
+    std::fs::write(&tmp, vec![b'x'; 4096]).unwrap();
+    let stored_before = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(listed_ids(home.path()).len(), 1);
+    assert!(!tmp.exists(), "the stale temp file is removed");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), stored_before - 1);
+}

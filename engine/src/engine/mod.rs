@@ -12,6 +12,7 @@ pub mod profile;
 mod resolve;
 mod runner;
 mod storage_ops;
+mod sweep;
 mod tasks;
 mod uploads;
 
@@ -173,6 +174,7 @@ impl EngineBuilder {
             &store,
             profile::adopt_from_env(),
         )?;
+        sweep::sweep(&paths, &config, &store)?;
         let objects: Arc<dyn ObjectStore> = match self.objects {
             Some(o) => o,
             None => match config.storage.backend.as_str() {
