@@ -4,7 +4,10 @@
 //! that has just opened the store has started no upload and no artifact collection yet. So at
 //! that moment every `.tmp-*` file under the object store and the backups folder is an
 //! unfinished write of a process that is gone, and every model folder without an artifact
-//! record is a collection that never finished (or a manifest rejected halfway).
+//! record is a collection that never finished (or a manifest rejected halfway), with one
+//! exception: after `backup restore` the store may lack records of models made after that
+//! backup, so folders older than the last restore are kept (the replaced store, kept as a
+//! backup, may name them).
 
 use super::profile::objects_root;
 use crate::config::Config;
@@ -40,6 +43,11 @@ pub(crate) fn sweep(paths: &Paths, config: &Config, store: &Store) -> Result<Swe
         }
     }
     if config.storage.backend == "local" {
+        let last_restore = crate::store::backup::list(store.path())?
+            .iter()
+            .filter(|b| b.reason == "replaced")
+            .map(|b| std::time::SystemTime::from(b.created_at))
+            .max();
         let models = objects_root(paths, config).join(Bucket::Models.name());
         for user_dir in subdirs(&models) {
             for folder in subdirs(&user_dir) {
@@ -51,6 +59,14 @@ pub(crate) fn sweep(paths: &Paths, config: &Config, store: &Store) -> Result<Swe
                     // Not a folder BrightRun names: not ours to remove.
                     continue;
                 };
+                let before_restore = last_restore.is_some_and(|r| {
+                    std::fs::metadata(&folder)
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t <= r)
+                });
+                if before_restore {
+                    continue;
+                }
                 if store.artifact(id)?.is_none() {
                     let bytes = tree_size(&folder);
                     if std::fs::remove_dir_all(&folder).is_ok() {
@@ -187,5 +203,34 @@ mod tests {
             not_ours.exists(),
             "a folder BrightRun does not name is left alone"
         );
+    }
+
+    #[test]
+    fn model_folders_older_than_the_last_restore_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path());
+        let engine = Engine::open(paths.clone()).unwrap();
+        let user = engine.profile_user();
+        engine.store().backup("manual").unwrap();
+        drop(engine);
+        // A model collected after that backup: the restored store will not name it.
+        let model = paths
+            .objects_dir()
+            .join(format!("lora-models/{user}/{}", ArtifactId::new()));
+        std::fs::create_dir_all(&model).unwrap();
+        std::fs::write(model.join("adapter.bin"), "weights").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        crate::store::backup::restore(&paths.database_file(), "latest").unwrap();
+        drop(Engine::open(paths.clone()).unwrap());
+        assert!(model.join("adapter.bin").exists());
+        // One made after the restore and never recorded is an unfinished collection.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let unfinished = paths
+            .objects_dir()
+            .join(format!("lora-models/{user}/{}", ArtifactId::new()));
+        std::fs::create_dir_all(&unfinished).unwrap();
+        drop(Engine::open(paths.clone()).unwrap());
+        assert!(!unfinished.exists());
+        assert!(model.exists());
     }
 }
