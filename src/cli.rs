@@ -83,6 +83,9 @@ pub enum Command {
     /// The shared Postgres mirror (`[mirror] url`): lag, push now, compare.
     #[command(subcommand)]
     Mirror(MirrorCmd),
+    /// Copies of the store in the data dir's backups/: make one, list them, put one back.
+    #[command(subcommand)]
+    Backup(BackupCmd),
     /// The cluster backends (`[backends.NAME]`: local, Ray, RunPod) and their health.
     #[command(subcommand)]
     Backends(BackendsCmd),
@@ -99,6 +102,28 @@ pub enum BackendsCmd {
     /// Asks every backend now (all at once); exit 0 only when all answer, 3 when one is
     /// unreachable.
     Check {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupCmd {
+    /// A consistent copy of the store now (through the running engine, if one serves).
+    Create {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// The backups, oldest first: time, size, schema version, why it was made.
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Puts a backup in place of the store (refused while an engine or daemon has it open);
+    /// the store it replaces is kept as a `replaced` backup.
+    Restore {
+        /// The backup's id (from `backup list`), or `latest`.
+        id: String,
         #[command(flatten)]
         json: JsonFlag,
     },

@@ -120,6 +120,10 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
     if let Some(Command::Serve { listen, socket }) = cli.command {
         return commands::serve::run(paths, listen, socket).await;
     }
+    // Listing and restoring backups must work when the store cannot be opened: no engine.
+    if let Some(Command::Backup(cmd)) = cli.command {
+        return commands::backup::run(&paths, cli.engine.as_deref(), cmd).await;
+    }
     let command = cli.command;
     let client = client::Client::connect(cli.engine.as_deref(), paths.clone()).await?;
     let api = client.api.as_ref();
@@ -141,12 +145,13 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
         Some(Command::Storage(cmd)) => commands::storage::run(api, cmd).await,
         Some(Command::Mirror(cmd)) => commands::mirror::run(api, cmd).await,
         Some(Command::Backends(cmd)) => commands::backends::run(api, cmd).await,
+        Some(Command::Backup(_)) => unreachable!("handled before attaching"),
         Some(Command::Serve { listen, socket }) => {
             commands::serve::run(paths, listen, socket).await
         }
         None => {
             let running = client.run_engine().await;
-            let tui_config = brightrun_engine::config::Config::load_or_init(&paths)
+            let tui_config = brightrun_engine::config::Config::load(&paths)
                 .map(|c| c.tui)
                 .unwrap_or_default();
             let result = brightrun_tui::run(

@@ -372,10 +372,12 @@ impl Default for TuiConfig {
 }
 
 impl Config {
-    /// Reads `config.toml`, creating it (with a fresh user id) on first run.
-    pub fn load_or_init(paths: &Paths) -> Result<Self, ConfigError> {
+    /// Reads `config.toml` (defaults when it is missing) and writes nothing. The profile user
+    /// id may be unset: the engine settles it against the store's own record of it (see
+    /// `engine::profile`), so a lost config never mints an id that hides every record.
+    pub fn load(paths: &Paths) -> Result<Self, ConfigError> {
         let path = paths.config_file();
-        let mut config = match std::fs::read_to_string(&path) {
+        let config = match std::fs::read_to_string(&path) {
             Ok(text) => Self::parse(&text).map_err(|message| ConfigError::Parse {
                 path: path.clone(),
                 message,
@@ -383,10 +385,6 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        if config.profile.user_id.is_none() {
-            config.profile.user_id = Some(UserId::new());
-            config.save(paths)?;
-        }
         config.check()?;
         Ok(config)
     }
@@ -412,11 +410,11 @@ impl Config {
         std::fs::rename(&tmp, &path).map_err(write)
     }
 
-    /// The active profile's user id (always set after `load_or_init`).
+    /// The active profile's user id (always set in an open engine's config).
     pub fn user_id(&self) -> UserId {
         self.profile
             .user_id
-            .expect("load_or_init always sets a user id")
+            .expect("the engine sets the user id when it opens")
     }
 
     /// Range checks that serde cannot express.

@@ -610,6 +610,7 @@ async fn every_request_and_reply_round_trips_through_json() {
             None,
         ),
         (Request::Backends { check: true }, None),
+        (Request::CreateBackup, None),
         (
             Request::DeleteModel {
                 id: model.clone(),
@@ -650,9 +651,9 @@ async fn every_request_and_reply_round_trips_through_json() {
         let e = api.call(r).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::Conflict, "{e:?}");
     }
-    assert_eq!(ops.len(), 36, "every request: {ops:?}");
+    assert_eq!(ops.len(), 37, "every request: {ops:?}");
     // All but `url`, which only an S3 store gives (tests/e2e_s3.rs).
-    assert_eq!(kinds.len(), 23, "every reply kind: {kinds:?}");
+    assert_eq!(kinds.len(), 24, "every reply kind: {kinds:?}");
     // Errors round-trip with their code and field.
     let err = api
         .call(Request::GetJob {

@@ -1,6 +1,7 @@
 //! One module per command group. Each returns the process exit status.
 
 pub mod backends;
+pub mod backup;
 pub mod config;
 pub mod costs;
 pub mod datasets;

@@ -469,6 +469,10 @@ pub trait Api: EngineApi {
     async fn backends(&self, check: bool) -> Result<Vec<crate::engine::BackendInfo>, ApiError> {
         expect!(self.call(Request::Backends { check }).await, Backends)
     }
+    /// A consistent copy of the store in the data dir's `backups/`.
+    async fn create_backup(&self) -> Result<crate::store::backup::BackupInfo, ApiError> {
+        expect!(self.call(Request::CreateBackup).await, Backup)
+    }
 }
 
 impl<T: EngineApi + ?Sized> Api for T {}

@@ -131,7 +131,10 @@ impl ApiError {
         let code = match e {
             EngineError::NotFound { .. } => ErrorCode::NotFound,
             EngineError::Ambiguous { .. } => ErrorCode::Ambiguous,
-            EngineError::Conflict(_) => ErrorCode::Conflict,
+            EngineError::Conflict(_)
+            | EngineError::ProfileMismatch { .. }
+            | EngineError::ProfileUnknown { .. }
+            | EngineError::StoreMissing { .. } => ErrorCode::Conflict,
             EngineError::Invalid(_) | EngineError::Config(_) | EngineError::Secrets(_) => {
                 ErrorCode::Invalid
             }
@@ -140,6 +143,7 @@ impl ApiError {
             }
             EngineError::Store(StoreError::Locked { .. }) => ErrorCode::Unavailable,
             EngineError::Store(StoreError::SchemaTooNew { .. }) => ErrorCode::Conflict,
+            EngineError::Store(StoreError::NoBackup { .. }) => ErrorCode::NotFound,
             EngineError::Store(_) => ErrorCode::Unavailable,
             EngineError::Storage(crate::storage::StorageError::TooLarge { .. })
             | EngineError::Storage(crate::storage::StorageError::BadPath { .. }) => {

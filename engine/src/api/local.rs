@@ -465,6 +465,9 @@ impl LocalApi {
             } else {
                 e.backends()
             }),
+            Request::CreateBackup => {
+                Reply::Backup(blocking(e, |e| Ok(e.store().backup("manual")?)).await?)
+            }
 
             Request::Costs { period } => Reply::Costs(Box::new(
                 blocking(e, move |e| {

@@ -218,6 +218,9 @@ pub enum Request {
         #[serde(default)]
         check: bool,
     },
+    /// A consistent copy of the store in the data dir's `backups/` (owner only: it holds
+    /// every user's records). Listing and restoring need no engine: see `brightrun backup`.
+    CreateBackup,
 
     Costs {
         period: Period,
@@ -284,6 +287,7 @@ impl Request {
             Self::DeleteModel { .. } => "delete_model",
             Self::StorageCheck { .. } => "storage_check",
             Self::Backends { .. } => "backends",
+            Self::CreateBackup => "create_backup",
             Self::CleanDataset { .. } => "clean_dataset",
             Self::Estimate { .. } => "estimate",
             Self::CreateJob { .. } => "create_job",
@@ -321,6 +325,7 @@ impl Request {
                     create_buckets: true
                 }
                 | Self::MirrorVerify
+                | Self::CreateBackup
         )
     }
 }
@@ -470,6 +475,7 @@ pub enum Reply {
     Url(crate::engine::SharedUrl),
     StorageCheck(crate::engine::StorageReport),
     Backends(Vec<crate::engine::BackendInfo>),
+    Backup(crate::store::backup::BackupInfo),
     Mirror(crate::mirror::MirrorStatus),
     MirrorVerify(crate::mirror::VerifyReport),
 }
@@ -501,6 +507,7 @@ impl Reply {
             Self::Url(_) => "url",
             Self::StorageCheck(_) => "storage_check",
             Self::Backends(_) => "backends",
+            Self::Backup(_) => "backup",
             Self::Mirror(_) => "mirror",
             Self::MirrorVerify(_) => "mirror_verify",
         }

@@ -390,7 +390,9 @@ impl Engine {
         Ok(self.inner.store.metrics(id, from_step, limit)?)
     }
 
+    /// A job's checkpoints; another user's job is not found, as with [`Engine::metrics`].
     pub fn checkpoints(&self, id: JobId) -> Result<Vec<Checkpoint>> {
+        self.job(id)?;
         Ok(self.inner.store.checkpoints(id)?)
     }
 
@@ -477,5 +479,30 @@ impl Engine {
         job.retry_of = Some(old.id);
         self.queue(&job, &dataset.name)?;
         Ok(job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Engine;
+    use crate::engine::EngineError;
+    use crate::ids::UserId;
+    use crate::paths::Paths;
+
+    #[test]
+    fn checkpoints_of_another_users_job_are_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(Paths::under(dir.path())).unwrap();
+        let owner = engine.profile_user();
+        let sample = crate::mirror::sample::write_sample(engine.store(), owner, 1).unwrap();
+        assert_eq!(engine.checkpoints(sample.job.id).unwrap().len(), 1);
+        let stranger = engine.as_user(UserId::new());
+        let err = stranger.checkpoints(sample.job.id).unwrap_err();
+        assert!(matches!(err, EngineError::NotFound { .. }), "{err:?}");
+        // The same answer as for its metrics.
+        assert!(matches!(
+            stranger.metrics(sample.job.id, 0, 10),
+            Err(EngineError::NotFound { .. })
+        ));
     }
 }

@@ -9,9 +9,11 @@ mod datasets;
 mod jobs;
 mod lifecycle;
 mod notify;
+pub mod profile;
 mod resolve;
 mod runner;
 mod storage_ops;
+mod sweep;
 mod tasks;
 mod uploads;
 
@@ -64,6 +66,38 @@ pub enum EngineError {
     InvalidField { field: String, message: String },
     #[error("{0}")]
     Conflict(String),
+    /// The store was made under another profile user id than config.toml names: opening it
+    /// would hide every record and give new ones a stranger's id.
+    #[error(
+        "the store {} belongs to profile user {store_user}, but {} says [profile] user_id = \"{config_user}\"; its records would be invisible. Put user_id = \"{store_user}\" back under [profile] in config.toml, or run once with {}=1 to write the store's id into config.toml",
+        store_path.display(), config_path.display(), profile::ADOPT_STORE_ENV
+    )]
+    ProfileMismatch {
+        store_path: std::path::PathBuf,
+        store_user: UserId,
+        config_path: std::path::PathBuf,
+        config_user: UserId,
+    },
+    /// Neither config.toml nor an older store says whose records these are.
+    #[error(
+        "{} has no [profile] user_id and the store {} does not record one, but it holds records of {owners}; put yours under [profile] user_id in config.toml",
+        config_path.display(), store_path.display()
+    )]
+    ProfileUnknown {
+        store_path: std::path::PathBuf,
+        config_path: std::path::PathBuf,
+        owners: String,
+    },
+    /// The store is missing or empty though the data dir holds what a store described.
+    #[error(
+        "the store {} {state}, but the data dir still holds {found}; a fresh store would orphan them. Restore the store from a backup (`brightrun backup list`, `brightrun backup restore`), or move the data dir aside to start afresh",
+        path.display()
+    )]
+    StoreMissing {
+        path: std::path::PathBuf,
+        state: &'static str,
+        found: profile::Leftovers,
+    },
     #[error("{action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -79,6 +113,9 @@ impl EngineError {
             self,
             Self::NotFound { .. }
                 | Self::Ambiguous { .. }
+                | Self::ProfileMismatch { .. }
+                | Self::ProfileUnknown { .. }
+                | Self::StoreMissing { .. }
                 | Self::Invalid(_)
                 | Self::InvalidField { .. }
                 | Self::Conflict(_)
@@ -124,22 +161,26 @@ impl EngineBuilder {
             path: paths.data_dir.clone(),
             source,
         })?;
-        let config = match self.config {
+        let config_on_disk = self.config.is_none();
+        let mut config = match self.config {
             Some(c) => c,
-            None => Config::load_or_init(&paths)?,
+            None => Config::load(&paths)?,
         };
         let secrets = Secrets::load(&paths)?;
+        profile::check_store_present(&paths, &config)?;
         let store = Store::open(&paths.database_file())?;
+        let user = profile::settle_user(
+            &paths,
+            &mut config,
+            config_on_disk,
+            &store,
+            profile::adopt_from_env(),
+        )?;
+        sweep::sweep(&paths, &config, &store)?;
         let objects: Arc<dyn ObjectStore> = match self.objects {
             Some(o) => o,
             None => match config.storage.backend.as_str() {
-                "local" => Arc::new(LocalStore::new(
-                    config
-                        .storage
-                        .local_root
-                        .clone()
-                        .unwrap_or_else(|| paths.objects_dir()),
-                )),
+                "local" => Arc::new(LocalStore::new(profile::objects_root(&paths, &config))),
                 "s3" => Arc::new(S3Store::new(
                     config.storage.s3.clone(),
                     &secrets,
@@ -152,9 +193,6 @@ impl EngineBuilder {
                 }
             },
         };
-        let user = config.profile.user_id.ok_or_else(|| {
-            EngineError::Invalid("the engine's config has no profile user id".into())
-        })?;
         // The local trainer's environment build reports into the job's log and the progress
         // feed (it is the job's `initializing` stage).
         let progress: crate::backend::BuildProgress = {

@@ -5,8 +5,10 @@
 //! holder.
 
 mod auth;
+pub mod backup;
 mod calibration;
 mod changelog;
+mod identity;
 
 pub use auth::TokenRecord;
 pub use changelog::LogBounds;
@@ -50,6 +52,16 @@ pub enum StoreError {
         "the store was written by a newer BrightRun (schema {found}, this one knows up to {supported}); upgrade BrightRun"
     )]
     SchemaTooNew { found: u64, supported: u64 },
+    /// The file cannot be used as a store: damaged, not a store at all, unreadable. `problem`
+    /// says what is wrong with it, `advice` what the person can do.
+    #[error("the store {} {problem}; {advice}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        problem: String,
+        advice: &'static str,
+    },
+    #[error("no backup `{id}` in {}; `brightrun backup list` shows them", dir.display())]
+    NoBackup { id: String, dir: PathBuf },
     #[error("cannot create {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -117,7 +129,23 @@ impl Store {
             })?;
         }
         let lock_path = path.with_extension("lock");
-        let db = match Database::create(path) {
+        if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            return Err(unreadable(
+                path,
+                "is a directory, not a database file".into(),
+                MOVE_ASIDE,
+            ));
+        }
+        // redb's debug builds assert on some inconsistencies a damaged file can hold; a damaged
+        // store must be an error that names it, never a crash.
+        let created = std::panic::catch_unwind(|| Database::create(path)).map_err(|panic| {
+            unreadable(
+                path,
+                format!("is damaged ({})", panic_text(&panic)),
+                DAMAGED,
+            )
+        })?;
+        let db = match created {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 let holder = std::fs::read_to_string(&lock_path)
@@ -128,7 +156,7 @@ impl Store {
                     holder,
                 });
             }
-            Err(e) => return Err(db(e)),
+            Err(e) => return Err(open_error(path, e)),
         };
         // redb takes no mode; narrow the file it made (or an older 0644 one) to 0600.
         if let Err(source) = crate::private::restrict_file(path) {
@@ -148,8 +176,39 @@ impl Store {
             live: broadcast::channel(LIVE_CHANNEL).0,
             path: path.to_path_buf(),
         };
-        schema::upgrade(&store.db)?;
-        Ok(store)
+        // The first reads touch the tables' roots: a damaged page shows here, not in create().
+        let upgraded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.upgrade()))
+            .map_err(|panic| {
+            unreadable(
+                path,
+                format!("is damaged ({})", panic_text(&panic)),
+                DAMAGED,
+            )
+        })?;
+        match upgraded {
+            Ok(()) => Ok(store),
+            Err(StoreError::Db(e)) => Err(unreadable(path, describe_db_error(&e), DAMAGED)),
+            Err(StoreError::Decode { table, message }) => Err(unreadable(
+                path,
+                format!("holds a record it cannot decode in table `{table}` ({message})"),
+                DAMAGED,
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Brings the schema up to date, backing the store up first when an older one is found,
+    /// so an upgrade that goes wrong (or a BrightRun that must be downgraded) loses nothing.
+    fn upgrade(&self) -> Result<(), StoreError> {
+        let found = schema::read_version(&self.db)?;
+        if found != 0 && found < SCHEMA_VERSION {
+            let b = self.backup(&format!("before-upgrade-from-v{found}"))?;
+            tracing::info!(
+                "upgrading the store from schema {found} to {SCHEMA_VERSION}; the old one is kept as {}",
+                b.path.display()
+            );
+        }
+        schema::upgrade(&self.db)
     }
 
     pub fn path(&self) -> &Path {
@@ -474,6 +533,76 @@ impl Store {
     }
 }
 
+/// What to do about a damaged store file.
+const DAMAGED: &str = "keep a copy of it, then put the latest backup in its place (`brightrun backup list`, then `brightrun backup restore latest` or an id)";
+/// What to do about a path that is not a store at all.
+const MOVE_ASIDE: &str =
+    "move it aside, or put a backup in its place with `brightrun backup restore latest`";
+/// What to do about a store this user may not open.
+const PERMISSION: &str =
+    "it must belong to you and be readable and writable by you (mode 0600); fix its owner or mode";
+
+fn unreadable(path: &Path, problem: String, advice: &'static str) -> StoreError {
+    StoreError::Unreadable {
+        path: path.to_path_buf(),
+        problem,
+        advice,
+    }
+}
+
+/// A failed open as a sentence about the file and what to do.
+fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
+    use redb::DatabaseError as D;
+    match e {
+        D::UpgradeRequired(v) => unreadable(
+            path,
+            format!("is in redb file format {v}, which this BrightRun cannot read"),
+            "open it once with the BrightRun that wrote it and make a backup, or restore a backup made by this one (`brightrun backup restore`)",
+        ),
+        D::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            unreadable(
+                path,
+                "cannot be opened: permission denied".into(),
+                PERMISSION,
+            )
+        }
+        D::Storage(redb::StorageError::Io(io)) if io.kind() == std::io::ErrorKind::InvalidData => {
+            // Another file put here, or the store with its header overwritten: either way
+            // a backup is what brings the records back.
+            unreadable(
+                path,
+                format!("is not a store, or its header is damaged ({io})"),
+                DAMAGED,
+            )
+        }
+        other => {
+            let e: redb::Error = other.into();
+            unreadable(path, describe_db_error(&e), DAMAGED)
+        }
+    }
+}
+
+fn describe_db_error(e: &redb::Error) -> String {
+    match e {
+        redb::Error::Corrupted(m) => format!("is damaged ({m})"),
+        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "is cut short (truncated)".into()
+        }
+        redb::Error::Io(io) => format!("cannot be read ({io})"),
+        other => format!("cannot be opened ({other})"),
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "an internal check failed".into())
+}
+
 fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
@@ -584,4 +713,4 @@ impl Writer<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

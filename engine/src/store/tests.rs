@@ -445,3 +445,124 @@ fn schema_3_is_upgraded_with_its_counts_recounted() {
     );
     assert_eq!(store.count_datasets(user, None).unwrap(), 1);
 }
+
+/// A store with one dataset at `path`, closed again.
+fn store_with_a_record(path: &Path) {
+    let store = Store::open(path).unwrap();
+    store
+        .put(&dataset(UserId::new(), "kept", DatasetStatus::Ready))
+        .unwrap();
+}
+
+/// Opens a damaged `path`, which must fail (never panic) with an error naming it.
+fn unreadable(path: &Path) -> (String, String) {
+    match Store::open(path) {
+        Err(StoreError::Unreadable {
+            path: p,
+            problem,
+            advice,
+        }) => {
+            assert_eq!(p, path);
+            let err = StoreError::Unreadable {
+                path: p,
+                problem: problem.clone(),
+                advice,
+            };
+            let msg = err.to_string();
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            (problem, msg)
+        }
+        Err(other) => panic!("not an Unreadable error: {other:?}"),
+        Ok(_) => panic!("a damaged store opened"),
+    }
+}
+
+#[test]
+fn a_store_with_the_wrong_magic_is_named_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    store_with_a_record(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[..9].copy_from_slice(b"NOTREDB!!");
+    std::fs::write(&path, bytes).unwrap();
+    let (problem, msg) = unreadable(&path);
+    assert!(problem.contains("magic"), "{problem}");
+    assert!(msg.contains("brightrun backup restore"), "{msg}");
+    assert!(msg.contains("brightrun backup list"), "{msg}");
+}
+
+#[test]
+fn a_truncated_store_is_an_error_not_a_fresh_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    store_with_a_record(&path);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(100).unwrap();
+    drop(file);
+    assert!(len > 100);
+    let (_, msg) = unreadable(&path);
+    assert!(msg.contains("backup restore"), "{msg}");
+    // The damaged file is left as it was for the person to keep.
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 100);
+}
+
+#[test]
+fn a_store_in_an_old_file_format_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    store_with_a_record(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The version byte of both commit slots (redb's header layout).
+    bytes[64] = 2;
+    bytes[64 + 128] = 2;
+    std::fs::write(&path, bytes).unwrap();
+    let (problem, _) = unreadable(&path);
+    assert!(problem.contains("file format"), "{problem}");
+}
+
+#[test]
+fn a_directory_where_the_store_should_be_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    std::fs::create_dir(&path).unwrap();
+    let (problem, msg) = unreadable(&path);
+    assert_eq!(problem, "is a directory, not a database file");
+    assert!(msg.contains("move it aside"), "{msg}");
+}
+
+#[test]
+fn a_store_without_permission_says_to_fix_its_owner_or_mode() {
+    // Built from the error redb gives, since a test run as root opens any file.
+    let path = Path::new("/data/brightrun.redb");
+    let e = redb::DatabaseError::Storage(redb::StorageError::Io(std::io::Error::from(
+        std::io::ErrorKind::PermissionDenied,
+    )));
+    let msg = open_error(path, e).to_string();
+    assert!(msg.contains("/data/brightrun.redb"), "{msg}");
+    assert!(msg.contains("permission denied"), "{msg}");
+    assert!(msg.contains("mode 0600"), "{msg}");
+}
+
+#[test]
+fn an_upgrade_keeps_a_backup_of_the_old_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let d = dataset(UserId::new(), "old", DatasetStatus::Ready);
+    {
+        let db_ = redb::Database::create(&path).unwrap();
+        schema::write_v1(&db_, std::slice::from_ref(&d)).unwrap();
+    }
+    drop(Store::open(&path).unwrap());
+    let backups = backup::list(&path).unwrap();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(backups[0].schema_version, 1);
+    assert_eq!(backups[0].reason, "before-upgrade-from-v1");
+    // The copy is the old store as it was: schema 1, the record inside.
+    let old = redb::Database::create(&backups[0].path).unwrap();
+    assert_eq!(schema::read_version(&old).unwrap(), 1);
+    drop(old);
+    // A store already up to date is not copied again.
+    drop(Store::open(&path).unwrap());
+    assert_eq!(backup::list(&path).unwrap().len(), 1);
+}

@@ -1,0 +1,205 @@
+//! The real binary when its data dir has lost something: the config's profile user id, the
+//! store's bytes, the store itself. Nothing may start afresh silently; every refusal names
+//! what it found and the way out, and `backup restore` brings a damaged store back.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn brightrun(home: &Path) -> Command {
+    let mut c = Command::cargo_bin("brightrun").unwrap();
+    c.env("BRIGHTRUN_HOME", home)
+        .env_remove("BRIGHTRUN_TRAINER_PYTHON")
+        .env_remove("BRIGHTRUN_ADOPT_STORE")
+        .env("NO_COLOR", "1");
+    c
+}
+
+/// Runs `args`, asserts the exit status, and returns (stdout, stderr).
+fn run(home: &Path, args: &[&str], code: i32) -> (String, String) {
+    let out = brightrun(home).args(args).output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "brightrun {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    (stdout, stderr)
+}
+
+fn json(home: &Path, args: &[&str]) -> Value {
+    let (stdout, _) = run(home, args, 0);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// A home with one ready dataset; returns the dataset's id.
+fn home_with_a_dataset(home: &Path) -> String {
+    let file = home.join("chat.jsonl");
+    let lines: String = (0..20)
+        .map(|i| {
+            format!(
+                r#"{{"messages":[{{"role":"user","content":"q {i}"}},{{"role":"assistant","content":"a {i}"}}]}}"#
+            ) + "\n"
+        })
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let d = json(
+        home,
+        &[
+            "datasets",
+            "add",
+            file.to_str().unwrap(),
+            "--wait",
+            "--json",
+        ],
+    );
+    assert_eq!(d["status"], "ready", "{d}");
+    d["id"].as_str().unwrap().to_string()
+}
+
+fn listed_ids(home: &Path) -> Vec<String> {
+    json(home, &["datasets", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn config(home: &Path) -> PathBuf {
+    home.join("config/config.toml")
+}
+
+fn store(home: &Path) -> PathBuf {
+    home.join("data/brightrun.redb")
+}
+
+fn config_user(home: &Path) -> String {
+    let text = std::fs::read_to_string(config(home)).unwrap();
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    v["profile"]["user_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_deleted_or_emptied_config_keeps_every_record_visible() {
+    let home = tempfile::tempdir().unwrap();
+    let id = home_with_a_dataset(home.path());
+    let user = config_user(home.path());
+    std::fs::remove_file(config(home.path())).unwrap();
+    assert_eq!(listed_ids(home.path()), vec![id.clone()]);
+    assert_eq!(
+        config_user(home.path()),
+        user,
+        "the store's id is written back"
+    );
+    std::fs::write(config(home.path()), "").unwrap();
+    assert_eq!(listed_ids(home.path()), vec![id]);
+    assert_eq!(config_user(home.path()), user);
+}
+
+#[test]
+fn another_profile_id_is_refused_until_the_store_is_adopted() {
+    let home = tempfile::tempdir().unwrap();
+    let id = home_with_a_dataset(home.path());
+    let user = config_user(home.path());
+    let other = "0193a5b0-0000-7000-8000-000000000001";
+    std::fs::write(
+        config(home.path()),
+        format!("# kept\n[profile]\nuser_id = \"{other}\"\n"),
+    )
+    .unwrap();
+    let (_, stderr) = run(home.path(), &["datasets", "list"], 2);
+    assert!(stderr.contains(&user), "{stderr}");
+    assert!(stderr.contains(other), "{stderr}");
+    assert!(stderr.contains("BRIGHTRUN_ADOPT_STORE=1"), "{stderr}");
+    assert_eq!(config_user(home.path()), other, "a refusal writes nothing");
+
+    let out = brightrun(home.path())
+        .env("BRIGHTRUN_ADOPT_STORE", "1")
+        .args(["datasets", "list", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(config_user(home.path()), user);
+    let text = std::fs::read_to_string(config(home.path())).unwrap();
+    assert!(
+        text.contains("# kept"),
+        "the rest of the file is kept: {text}"
+    );
+}
+
+#[test]
+fn an_emptied_or_deleted_store_beside_stored_data_is_an_error_not_a_fresh_start() {
+    let home = tempfile::tempdir().unwrap();
+    home_with_a_dataset(home.path());
+    std::fs::write(store(home.path()), "").unwrap();
+    let (stdout, stderr) = run(home.path(), &["datasets", "list", "--json"], 2);
+    assert!(stderr.contains("is empty (0 bytes)"), "{stderr}");
+    assert!(stderr.contains("1 stored object(s)"), "{stderr}");
+    assert!(
+        stderr.contains(&store(home.path()).display().to_string()),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("[]"), "no empty list: {stdout}");
+    assert_eq!(std::fs::metadata(store(home.path())).unwrap().len(), 0);
+    std::fs::remove_file(store(home.path())).unwrap();
+    let (_, stderr) = run(home.path(), &["datasets", "list"], 2);
+    assert!(stderr.contains("is missing"), "{stderr}");
+    assert!(!store(home.path()).exists());
+}
+
+#[test]
+fn a_damaged_store_is_named_and_backup_restore_brings_it_back() {
+    let home = tempfile::tempdir().unwrap();
+    let id = home_with_a_dataset(home.path());
+    let b = json(home.path(), &["backup", "create", "--json"]);
+    assert_eq!(b["reason"], "manual");
+    let mut bytes = std::fs::read(store(home.path())).unwrap();
+    bytes[..9].copy_from_slice(b"XXXXXXXXX");
+    std::fs::write(store(home.path()), bytes).unwrap();
+
+    let (_, stderr) = run(home.path(), &["datasets", "list"], 3);
+    assert!(
+        stderr.contains(&store(home.path()).display().to_string()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("brightrun backup restore"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let list = json(home.path(), &["backup", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["id"], b["id"]);
+    let (table, _) = run(home.path(), &["backup", "list"], 0);
+    assert!(table.contains("SCHEMA"), "{table}");
+    assert!(table.contains(b["id"].as_str().unwrap()), "{table}");
+
+    let r = json(home.path(), &["backup", "restore", "latest", "--json"]);
+    assert_eq!(r["backup"]["id"], b["id"]);
+    assert!(Path::new(r["replaced"].as_str().unwrap()).exists());
+    assert_eq!(listed_ids(home.path()), vec![id]);
+
+    let (_, stderr) = run(home.path(), &["backup", "restore", "no-such-backup"], 2);
+    assert!(stderr.contains("`no-such-backup`"), "{stderr}");
+}
+
+#[test]
+fn a_copy_cut_off_by_a_kill_leaves_no_temp_file_after_the_next_command() {
+    let home = tempfile::tempdir().unwrap();
+    home_with_a_dataset(home.path());
+    let user = config_user(home.path());
+    let dir = home
+        .path()
+        .join(format!("data/objects/lora-datasets/{user}"));
+    // What `datasets add` leaves when it is killed mid-copy.
+    let tmp = dir.join(".tmp-4242-0123456789abcdef");
+    std::fs::write(&tmp, vec![b'x'; 4096]).unwrap();
+    let stored_before = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(listed_ids(home.path()).len(), 1);
+    assert!(!tmp.exists(), "the stale temp file is removed");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), stored_before - 1);
+}
