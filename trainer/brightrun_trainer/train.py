@@ -291,6 +291,13 @@ def _report_encoding(emitter: EventEmitter, max_seq_length: int, *reports: Encod
         emitter.warning(f"{dropped} examples were dropped: no assistant token within max_seq_length {max_seq_length}")
     if searched:
         emitter.info(f"{searched} examples: assistant turns located by text search (the chat template rewrites turns)")
+    missed = sum(r.turns_not_located for r in reports)
+    if missed:
+        examples = sum(r.examples_with_turns_not_located for r in reports)
+        emitter.warning(
+            f"{missed} assistant turns in {examples} examples could not be located in the chat template's "
+            "rendering (the template rewrites them) and are not trained"
+        )
 
 
 # --------------------------------------------------------------------------- trainer
