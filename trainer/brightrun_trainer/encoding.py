@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import re
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from .data import Example, Message
+from .data import SKIPPED_KEPT, Example, Message, SkippedRecord
 
 IGNORE_INDEX = -100
 
@@ -71,6 +71,10 @@ class EncodingReport:
     #: find in the rendering: not trained.
     turns_not_located: int = 0
     examples_with_turns_not_located: int = 0
+    #: Records the chat template refuses to render (e.g. a strict template's "roles must
+    #: alternate"): skipped like the dataset's unusable records; the first few kept by line.
+    rejected_by_template: int = 0
+    rejections: list[SkippedRecord] = field(default_factory=list)
 
 
 def prepare_tokenizer(tokenizer) -> list[str]:
@@ -97,9 +101,16 @@ def encode_examples(
             truncated, searched = bool(text_item and text_item.truncated), False
         else:
             missed_before = report.turns_not_located
-            item, truncated, searched = encode_conversation(
-                tokenizer, example.messages, max_seq_length, tools=example.tools, report=report
-            )
+            try:
+                item, truncated, searched = encode_conversation(
+                    tokenizer, example.messages, max_seq_length, tools=example.tools, report=report
+                )
+            except TEMPLATE_REJECTIONS as exc:
+                report.turns_not_located = missed_before
+                report.rejected_by_template += 1
+                if len(report.rejections) < SKIPPED_KEPT:
+                    report.rejections.append(SkippedRecord(example.line, template_rejection_reason(exc)))
+                continue
             report.examples_with_turns_not_located += report.turns_not_located > missed_before
         report.truncated += truncated
         report.located_by_search += searched
@@ -109,6 +120,24 @@ def encode_examples(
             encoded.append(item)
     report.kept = len(encoded)
     return encoded, report
+
+
+def _template_rejections() -> tuple[type[BaseException], ...]:
+    try:
+        from jinja2 import TemplateError
+    except ImportError:  # transformers renders templates with jinja2; be safe anyway
+        return (ValueError, TypeError)
+    return (TemplateError, ValueError, TypeError)
+
+
+#: What a chat template raises for a conversation it will not render: ``raise_exception``
+#: ("Conversation roles must alternate user/assistant/…") and template runtime errors.
+TEMPLATE_REJECTIONS = _template_rejections()
+
+
+def template_rejection_reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"the chat template rejects this conversation: {text[:200]}"
 
 
 @dataclass(frozen=True)

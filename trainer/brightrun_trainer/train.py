@@ -31,7 +31,7 @@ from transformers import (
 )
 
 from . import TINY_MODEL_ID
-from .data import LoadedDataset
+from .data import LoadedDataset, skipped_warning
 from .encoding import EncodingReport, PaddingCollator, encode_examples, prepare_tokenizer
 from .errors import DatasetError, TrainingError, model_load_error
 from .events import EventEmitter
@@ -273,6 +273,12 @@ def _encode(tokenizer, dataset: LoadedDataset, hp: Hyperparameters, emitter: Eve
     train_set, train_report = encode_examples(tokenizer, dataset.train, hp.max_seq_length)
     validation_set, validation_report = encode_examples(tokenizer, dataset.validation, hp.max_seq_length)
     _report_encoding(emitter, hp.max_seq_length, train_report, validation_report)
+    if not train_set and train_report.rejected_by_template:
+        first = train_report.rejections[0]
+        raise DatasetError(
+            f"no training example is usable: the chat template rejects {train_report.rejected_by_template} "
+            f"of them (line {first.line}: {first.reason})"
+        )
     if not train_set:
         raise DatasetError(
             f"no training example keeps any assistant token within max_seq_length {hp.max_seq_length}; "
@@ -282,6 +288,10 @@ def _encode(tokenizer, dataset: LoadedDataset, hp: Hyperparameters, emitter: Eve
 
 
 def _report_encoding(emitter: EventEmitter, max_seq_length: int, *reports: EncodingReport) -> None:
+    rejected = sum(r.rejected_by_template for r in reports)
+    if rejected:
+        rejections = sorted((s for r in reports for s in r.rejections), key=lambda s: s.line)
+        emitter.warning(skipped_warning(rejected, rejections))
     truncated = sum(r.truncated for r in reports)
     dropped = sum(r.dropped_no_trainable_tokens for r in reports)
     searched = sum(r.located_by_search for r in reports)

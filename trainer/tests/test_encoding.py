@@ -243,3 +243,80 @@ def test_a_template_with_generation_markers_supplies_its_own_mask():
     messages[1] = Message("assistant", messages[1].content, False)
     encoded, _, _ = encode_conversation(marked, messages, 1024)
     assert marked.decode([t for t in encoded.labels if t != IGNORE_INDEX]) == "<think>\nsecond thoughts\n</think>\n\nA2<|im_end|>"
+
+
+# ------------------------------------------------------------------------ strict templates
+
+#: Mistral/Gemma style: anything but user/assistant alternation is refused.
+STRICT_TEMPLATE = (
+    "{%- for m in messages %}"
+    "{%- if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{- raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{%- endif %}"
+    "{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def strict_examples(bad_lines=(3,), count=4):
+    from brightrun_trainer.data import Example
+
+    examples = []
+    for i in range(count):
+        line = i + 1
+        if line in bad_lines:  # two user turns in a row
+            turns = [("user", f"q{i}", False), ("user", "again", False), ("assistant", f"a{i}", True)]
+        else:
+            turns = [("system", "Be brief.", False), ("user", f"q{i}", False), ("assistant", f"a{i}", True)]
+        examples.append(Example(line, i, tuple(conversation(*turns))))
+    return examples
+
+
+def test_a_record_a_strict_template_rejects_is_skipped_and_counted():
+    import io
+    import json
+
+    from brightrun_trainer.data import DatasetFormat, LoadedDataset
+    from brightrun_trainer.encoding import encode_examples
+    from brightrun_trainer.events import EventEmitter
+    from brightrun_trainer.train import _encode
+
+    strict = build_tokenizer()
+    strict.chat_template = STRICT_TEMPLATE
+    encoded, report = encode_examples(strict, strict_examples(), 512)
+    assert report.kept == 3 and report.rejected_by_template == 1
+    assert report.rejections[0].line == 3 and "roles must alternate" in report.rejections[0].reason
+
+    dataset = LoadedDataset(DatasetFormat.OPENAI_CHAT, strict_examples(), [], total_records=4)
+    out = io.StringIO()
+    hp = _hyperparameters()
+    train_set, _ = _encode(strict, dataset, hp, EventEmitter(out))
+    assert len(train_set) == 3
+    warnings = [json.loads(line)["message"] for line in out.getvalue().splitlines() if '"warning"' in line]
+    assert warnings == [
+        "skipped 1 unusable records (line 3: the chat template rejects this conversation: "
+        "Conversation roles must alternate user/assistant/user/assistant/...)"
+    ]
+
+
+def test_only_when_the_template_rejects_every_record_does_encoding_fail():
+    import io
+
+    from brightrun_trainer.data import DatasetFormat, LoadedDataset
+    from brightrun_trainer.errors import DatasetError
+    from brightrun_trainer.events import EventEmitter
+    from brightrun_trainer.train import _encode
+
+    strict = build_tokenizer()
+    strict.chat_template = STRICT_TEMPLATE
+    dataset = LoadedDataset(DatasetFormat.OPENAI_CHAT, strict_examples(bad_lines=(1, 2)), [], total_records=2)
+    dataset.train = dataset.train[:2]
+    with pytest.raises(DatasetError, match=r"the chat template rejects 2 of them \(line 1: .*roles must alternate"):
+        _encode(strict, dataset, _hyperparameters(), EventEmitter(io.StringIO()))
+
+
+def _hyperparameters():
+    from types import SimpleNamespace
+
+    return SimpleNamespace(max_seq_length=512)  # all that encoding reads

@@ -384,3 +384,32 @@ def test_a_tool_calling_dataset_trains_with_the_loss_on_assistant_turns_only(tmp
     assert done["summary"]["total_steps"] > 0
     assert all(math.isfinite(m["training_loss"]) for m in run.of_type("metric"))
     assert any("openai_chat" in e.get("message", "") for e in run.of_type("log"))
+
+
+# ------------------------------------------------------------------------ strict chat templates
+
+
+def test_one_record_a_strict_template_rejects_does_not_end_the_run(tmp_path, tiny_model_dir):
+    """In-process: a base model whose template demands alternating roles, one record that
+    does not alternate: skipped and counted, the rest trains."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from test_encoding import STRICT_TEMPLATE
+
+    model_dir = tmp_path / "strict-model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.chat_template = STRICT_TEMPLATE
+    tokenizer.save_pretrained(model_dir)
+    records = chat_records(8)
+    records[2] = {"messages": [{"role": "user", "content": "Hi"}, {"role": "user", "content": "Hello?"},
+                               {"role": "assistant", "content": "Hello."}]}
+    dataset = write_jsonl(tmp_path / "train.jsonl", records)
+    spec = make_spec(tmp_path, {"path": str(dataset)}, base_model=str(model_dir), max_steps=2,
+                     hyperparameters={"use_validation": False})
+    run = run_in_process(write_spec(tmp_path / "spec.json", spec))
+    assert run.returncode == 0, run.describe()
+    warnings = [e["message"] for e in run.of_type("log") if e["level"] == "warning"]
+    assert any(m.startswith("skipped 1 unusable records (line 3: the chat template rejects") for m in warnings), warnings
