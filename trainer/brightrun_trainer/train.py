@@ -33,7 +33,7 @@ from transformers import (
 from . import TINY_MODEL_ID
 from .data import LoadedDataset, skipped_warning
 from .encoding import EncodingReport, PaddingCollator, encode_examples, prepare_tokenizer
-from .errors import DatasetError, TrainingError, model_load_error
+from .errors import DatasetError, InfrastructureError, TrainingError, model_load_error
 from .events import EventEmitter
 from .progress import ProgressReporter, TokenMeter
 from .signals import StopSignal
@@ -99,6 +99,7 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
     transformers.utils.logging.set_verbosity_warning()
     transformers.utils.logging.disable_progress_bar()
     precision = select_precision()
+    quantize = check_quantization(hp)  # before any download or load: fail fast
     _check_resume_folder(spec.resume_from)
 
     model_path = resolve_base_model(spec.base_model)
@@ -107,7 +108,7 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
     for note in prepare_tokenizer(tokenizer):
         emitter.info(note)
     train_set, validation_set = _encode(tokenizer, dataset, hp, emitter)
-    model = load_base_model(model_path, spec.base_model, precision, quantize=wants_4bit(hp, emitter))
+    model = load_base_model(model_path, spec.base_model, precision, quantize=quantize)
     model = attach_lora(model, hp, spec.base_model)
     trainable, total = model.get_nb_trainable_parameters()
     emitter.info(f"LoRA adapter: {trainable:,} trainable of {total:,} parameters")
@@ -212,16 +213,26 @@ def load_tokenizer(model_path: str, model_id: str):
         raise model_load_error(exc, model_id, "tokenizer") from exc
 
 
-def wants_4bit(hp: Hyperparameters, emitter: EventEmitter) -> bool:
-    """QLoRA only when asked for and possible; otherwise say why and train in full precision."""
+def check_quantization(hp: Hyperparameters) -> bool:
+    """Whether to load the base model in 4 bits (QLoRA); raises when asked for and impossible.
+
+    A 4-bit job was sized for a 4-bit model: loading the 16-bit one instead would run out of
+    memory or silently train something else, so a worker without a CUDA GPU or without
+    bitsandbytes refuses the job (``infrastructure``: another worker can run it).
+    """
     if hp.quantization != "4bit":
         return False
+    missing = []
     if not torch.cuda.is_available():
-        emitter.warning("quantization \"4bit\" needs a CUDA GPU; training the full-precision model instead")
-        return False
+        missing.append("a CUDA GPU")
     if importlib.util.find_spec("bitsandbytes") is None:
-        emitter.warning("quantization \"4bit\" needs the bitsandbytes package; training the full-precision model instead")
-        return False
+        missing.append("the bitsandbytes package")
+    if missing:
+        raise InfrastructureError(
+            f'quantization "4bit" (QLoRA) needs a CUDA GPU with the bitsandbytes package, and this worker '
+            f'lacks {" and ".join(missing)}: run the job on a CUDA worker with bitsandbytes installed '
+            '(pip install bitsandbytes; the BrightRun CUDA worker image has it), or set quantization = "none"'
+        )
     return True
 
 

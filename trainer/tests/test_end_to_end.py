@@ -266,7 +266,7 @@ def test_dataset_url_and_presigned_put_output(tmp_path, dataset):
             output={"presigned_put": urls},
             max_steps=3,
             logging_steps=2,
-            hyperparameters={"quantization": "4bit", "use_validation": False},
+            hyperparameters={"use_validation": False},
         )
         run = run_in_process(write_spec(tmp_path / "spec.json", spec))
     finally:
@@ -281,7 +281,6 @@ def test_dataset_url_and_presigned_put_output(tmp_path, dataset):
         body = _ObjectStore.objects[f"/models/{name}"]
         assert len(body) == entry["size"] and hashlib.sha256(body).hexdigest() == entry["sha256"]
     warnings = [e["message"] for e in run.of_type("log") if e["level"] == "warning"]
-    assert any('"4bit" needs a CUDA GPU' in message for message in warnings)  # CPU: full precision
     assert any("tokenizer_config.json" in message and "not uploaded" in message for message in warnings)
     assert all("secret" not in json.dumps(event) for event in run.events if event["type"] == "log")
 
@@ -329,6 +328,19 @@ def test_missing_package_is_an_infrastructure_error(tmp_path, dataset):
     spec = make_spec(tmp_path, {"path": str(dataset)})
     run = run_trainer(write_spec(tmp_path / "spec.json", spec), env=env)
     assert_failed(run, "infrastructure", "peft")
+
+
+def test_4bit_without_cuda_or_bitsandbytes_fails_fast_as_infrastructure(tmp_path, dataset):
+    """In-process: this CPU machine has neither; the job is refused before the model loads."""
+    spec = make_spec(tmp_path, {"path": str(dataset)}, hyperparameters={"quantization": "4bit"})
+    run = run_in_process(write_spec(tmp_path / "spec.json", spec))
+    assert run.returncode == 1, run.describe()
+    (error,) = run.of_type("error")
+    assert error["kind"] == "infrastructure"
+    assert 'quantization "4bit"' in error["reason"] and "lacks a CUDA GPU" in error["reason"]
+    assert "install" in error["reason"] and "bitsandbytes" in error["reason"] and 'quantization = "none"' in error["reason"]
+    assert run.stages == ["initializing"] and not run.of_type("metric")
+    assert not any("loading base model" in e.get("message", "") for e in run.of_type("log"))
 
 
 # ------------------------------------------------------------------------ tool calling
