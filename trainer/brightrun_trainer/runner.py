@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 
 from .data import LoadedDataset, load_dataset, skipped_warning
+from .devices import pin_one_gpu
 from .errors import StopRequested, classify, one_line_reason, traceback_tail
 from .events import EventEmitter
 from .output import publish
@@ -36,6 +37,9 @@ def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -
         spec = load_spec(spec_path)
         _report_unknown_fields(spec, emitter)
         dataset = _read_dataset(spec, scratch, emitter)
+        pinned = pin_one_gpu()  # before torch initialises CUDA
+        if pinned:
+            emitter.info(pinned)
         training = _import_training()
         outcome = training.train(spec, dataset, emitter, stop)
         if outcome.stopped:

@@ -32,6 +32,7 @@ from transformers import (
 
 from . import TINY_MODEL_ID
 from .data import LoadedDataset, skipped_warning
+from .devices import forbid_data_parallel
 from .encoding import EncodingReport, PaddingCollator, encode_examples, prepare_tokenizer
 from .errors import DatasetError, InfrastructureError, TrainingError, model_load_error
 from .events import EventEmitter
@@ -113,11 +114,15 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
     trainable, total = model.get_nb_trainable_parameters()
     emitter.info(f"LoRA adapter: {trainable:,} trainable of {total:,} parameters")
 
+    args = training_arguments(spec, precision)
+    if forbid_data_parallel(args):
+        emitter.warning("several GPUs are visible to one trainer process: training on the first only (no DataParallel)")
+    emitter.info(global_batch_note(hp, args.world_size))
     tokens = TokenMeter()
     reporter = ProgressReporter(emitter, stop, tokens, has_validation=bool(validation_set))
     trainer = _MeteredTrainer(
         model=model,
-        args=training_arguments(spec, precision),
+        args=args,
         train_dataset=train_set,
         eval_dataset=validation_set or None,
         data_collator=PaddingCollator(tokenizer.pad_token_id),
@@ -372,6 +377,15 @@ def training_arguments(spec: JobSpec, precision: Precision) -> TrainingArguments
         report_to=[],
         disable_tqdm=True,
         log_level="warning",
+    )
+
+
+def global_batch_note(hp: Hyperparameters, world_size: int) -> str:
+    total = hp.batch_size * hp.gradient_accumulation_steps * world_size
+    return (
+        f"global batch: {total} examples per optimizer step (batch_size {hp.batch_size} × "
+        f"gradient_accumulation_steps {hp.gradient_accumulation_steps} × {world_size} "
+        f"{'process' if world_size == 1 else 'processes'})"
     )
 
 
