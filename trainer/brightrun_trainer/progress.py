@@ -61,6 +61,27 @@ def gpu_utilization() -> float | None:
         return None
 
 
+class LossWatch:
+    """The training loss of the current optimizer step, summed on the device.
+
+    ``_MeteredTrainer.training_step`` adds each micro-batch's loss; the reporter reads the sum
+    once per optimizer step (one device sync), so a NaN is caught at the step it appears,
+    not at the next logging step.
+    """
+
+    def __init__(self) -> None:
+        self._sum = None
+
+    def add(self, loss) -> None:
+        loss = loss.detach().float().sum()
+        self._sum = loss if self._sum is None else self._sum + loss
+
+    def take(self) -> float | None:
+        """The summed loss since the previous call (``None`` if nothing was added)."""
+        total, self._sum = self._sum, None
+        return None if total is None else float(total.item())
+
+
 @dataclass
 class _PendingMetric:
     step: int
@@ -85,11 +106,24 @@ class ProgressReporter(TrainerCallback):
     - on a stop request, the current step is logged and checkpointed and training ends.
     """
 
-    def __init__(self, emitter: EventEmitter, stop: StopSignal, tokens: TokenMeter, *, has_validation: bool):
+    def __init__(
+        self,
+        emitter: EventEmitter,
+        stop: StopSignal,
+        tokens: TokenMeter,
+        *,
+        has_validation: bool,
+        losses: LossWatch | None = None,
+        last_checkpoint: str | None = None,
+    ):
         self._emitter = emitter
         self._stop = stop
         self._tokens = tokens
+        self._losses = losses
         self._has_validation = has_validation
+        #: The newest checkpoint folder (the one resumed from, until this process saves one):
+        #: named in the error when the loss diverges.
+        self.last_checkpoint = last_checkpoint
         self._pending: _PendingMetric | None = None
         self._step_started: float | None = None
         self._window_seconds = 0.0
@@ -107,6 +141,9 @@ class ProgressReporter(TrainerCallback):
         if self._step_started is not None:
             self._window_seconds += time.monotonic() - self._step_started
             self._step_started = None
+        step_loss = self._losses.take() if self._losses is not None else None
+        if step_loss is not None and not math.isfinite(step_loss):
+            raise self._diverged("training", step_loss, state.global_step)
         if self._stop.requested:
             control.should_log = True
             control.should_save = True
@@ -127,10 +164,7 @@ class ProgressReporter(TrainerCallback):
             return
         loss = float(logs["loss"])
         if not math.isfinite(loss):
-            raise TrainingError(
-                f"the training loss became {loss} at step {state.global_step}: "
-                "lower learning_rate, or check the data for empty or corrupt examples"
-            )
+            raise self._diverged("training", loss, state.global_step)
         self._start_metric(state, training_loss=loss, logs=logs)
         self.last_training_loss = loss
 
@@ -140,7 +174,7 @@ class ProgressReporter(TrainerCallback):
             return
         loss = float(loss)
         if not math.isfinite(loss):
-            raise TrainingError(f"the validation loss became {loss} at step {state.global_step}: lower learning_rate")
+            raise self._diverged("validation", loss, state.global_step)
         self.last_validation_loss = loss
         # Evaluation steps are always logged first (see on_step_end/on_epoch_end). The one
         # exception is a run resumed at its last step: that step's metric belongs to the
@@ -171,9 +205,19 @@ class ProgressReporter(TrainerCallback):
         )
         if self._stop.requested:
             self.stop_checkpoint = path
+        self.last_checkpoint = path
         return path
 
     # ----------------------------------------------------------------- helpers
+
+    def _diverged(self, which: str, loss: float, step: int) -> TrainingError:
+        advice = "lower learning_rate" + (", or check the data for empty or corrupt examples" if which == "training" else "")
+        kept = (
+            f"; the last good checkpoint is {self.last_checkpoint} (resume_from it with a lower learning_rate)"
+            if self.last_checkpoint
+            else "; no checkpoint was saved before it"
+        )
+        return TrainingError(f"the {which} loss became {loss} at step {step}: {advice}{kept}")
 
     def _start_metric(self, state, *, training_loss: float, logs: dict[str, Any]) -> None:
         self.flush()

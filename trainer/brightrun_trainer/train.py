@@ -36,7 +36,7 @@ from .devices import forbid_data_parallel
 from .encoding import EncodingReport, PaddingCollator, encode_examples, prepare_tokenizer
 from .errors import DatasetError, InfrastructureError, TrainingError, model_load_error
 from .events import EventEmitter
-from .progress import ProgressReporter, TokenMeter
+from .progress import LossWatch, ProgressReporter, TokenMeter
 from .signals import StopSignal
 from .spec import Hyperparameters, JobSpec
 from .tiny_model import ensure_tiny_model
@@ -118,8 +118,10 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
     if forbid_data_parallel(args):
         emitter.warning("several GPUs are visible to one trainer process: training on the first only (no DataParallel)")
     emitter.info(global_batch_note(hp, args.world_size))
-    tokens = TokenMeter()
-    reporter = ProgressReporter(emitter, stop, tokens, has_validation=bool(validation_set))
+    tokens, losses = TokenMeter(), LossWatch()
+    reporter = ProgressReporter(
+        emitter, stop, tokens, has_validation=bool(validation_set), losses=losses, last_checkpoint=spec.resume_from
+    )
     trainer = _MeteredTrainer(
         model=model,
         args=args,
@@ -128,6 +130,7 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
         data_collator=PaddingCollator(tokenizer.pad_token_id),
         callbacks=[reporter],
         token_meter=tokens,
+        loss_watch=losses,
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
 
@@ -330,17 +333,21 @@ def _report_encoding(emitter: EventEmitter, max_seq_length: int, *reports: Encod
 
 
 class _MeteredTrainer(Trainer):
-    """A ``Trainer`` that counts the non-padding tokens it trains on (for throughput)."""
+    """A ``Trainer`` that counts the non-padding tokens it trains on (for throughput) and hands
+    every micro-batch loss to the reporter's per-step NaN check."""
 
-    def __init__(self, *args, token_meter: TokenMeter, **kwargs):
+    def __init__(self, *args, token_meter: TokenMeter, loss_watch: LossWatch, **kwargs):
         super().__init__(*args, **kwargs)
         self.token_meter = token_meter
+        self.loss_watch = loss_watch
 
     def training_step(self, model, inputs, *args, **kwargs):
         mask = inputs.get("attention_mask")
         if mask is not None:
             self.token_meter.add(mask)
-        return super().training_step(model, inputs, *args, **kwargs)
+        loss = super().training_step(model, inputs, *args, **kwargs)
+        self.loss_watch.add(loss)
+        return loss
 
 
 def training_arguments(spec: JobSpec, precision: Precision) -> TrainingArguments:

@@ -425,3 +425,35 @@ def test_one_record_a_strict_template_rejects_does_not_end_the_run(tmp_path, tin
     assert run.returncode == 0, run.describe()
     warnings = [e["message"] for e in run.of_type("log") if e["level"] == "warning"]
     assert any(m.startswith("skipped 1 unusable records (line 3: the chat template rejects") for m in warnings), warnings
+
+
+# ------------------------------------------------------------------------ divergence
+
+
+def test_nan_at_a_step_that_is_not_logged_ends_the_run_at_that_step_and_names_the_last_checkpoint(tmp_path, monkeypatch):
+    """In-process: logging every 5 steps, an epoch-end checkpoint at step 10, a NaN loss
+    injected at step 12 (not a logging step): the run ends at step 12, not at the next
+    logging step, and the error names checkpoint-10 to resume from."""
+    import transformers
+
+    original = transformers.Trainer.training_step
+
+    def poisoned(self, model, inputs, *args, **kwargs):
+        loss = original(self, model, inputs, *args, **kwargs)
+        return loss * float("nan") if self.state.global_step == 11 else loss  # during step 12
+
+    monkeypatch.setattr(transformers.Trainer, "training_step", poisoned)
+    dataset = write_jsonl(tmp_path / "train.jsonl", chat_records(40))  # 10 steps of 4 per epoch
+    spec = make_spec(tmp_path, {"path": str(dataset)}, max_steps=14, logging_steps=5,
+                     hyperparameters={"use_validation": False})
+    run = run_in_process(write_spec(tmp_path / "spec.json", spec))
+    assert run.returncode == 1, run.describe()
+    (checkpoint,) = run.of_type("checkpoint")
+    assert checkpoint["step"] == 10 and Path(checkpoint["path"]).is_dir()
+    assert run.metric_steps == [5, 10]
+    error = run.events[-1]
+    assert error["type"] == "error" and error["kind"] == "training"
+    assert "the training loss became nan at step 12" in error["reason"]
+    assert f"the last good checkpoint is {checkpoint['path']}" in error["reason"]
+    assert checkpoint["path"] in error["detail"]
+    assert (Path(checkpoint["path"]) / "trainer_state.json").is_file()  # kept, resumable
