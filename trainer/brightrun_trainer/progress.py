@@ -10,9 +10,12 @@ metric for step ``S`` is held until that is over and written when step ``S + 1``
 checkpoint is saved, or the runner calls :meth:`ProgressReporter.flush`. The metric of the
 last step is therefore written after the final evaluation and carries its loss.
 
-Throughput is the number of non-padding tokens in the training batches of the logged window
-divided by the time spent inside those optimizer steps (forward, backward, optimizer), so
-evaluation and checkpoint time do not dilute it.
+Throughput is the number of real (non-padding) tokens in the training batches of the logged
+window divided by the time spent inside those optimizer steps (forward, backward, optimizer),
+so evaluation and checkpoint time do not dilute it. On CUDA each step's clock is read after
+``torch.cuda.synchronize()``: kernels are queued asynchronously, and an unsynchronised clock
+measures how fast work was queued, not done. Peak memory is ``torch.cuda.max_memory_allocated``
+since the trainer started (null on CPU).
 """
 
 from __future__ import annotations
@@ -47,6 +50,36 @@ class TokenMeter:
         self._pending = None
         self.total += taken
         return taken
+
+
+def _cuda_in_use() -> bool:
+    """Whether this process trains on CUDA (CUDA available and initialised)."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available() and torch.cuda.is_initialized())
+    except Exception:
+        return False
+
+
+def synchronize_device() -> None:
+    """Wait for the queued GPU work, so that a clock read next covers it (no-op on CPU)."""
+    if _cuda_in_use():
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def peak_memory_gb() -> float | None:
+    """The most GPU memory torch has allocated in this process, in GiB; ``None`` on CPU."""
+    if not _cuda_in_use():
+        return None
+    try:
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**30
+    except Exception:
+        return None
 
 
 def gpu_utilization() -> float | None:
@@ -93,6 +126,7 @@ class _PendingMetric:
     throughput: float | None
     gpu_utilization: float | None
     validation_loss: float | None = None
+    peak_memory_gb: float | None = None
 
 
 class ProgressReporter(TrainerCallback):
@@ -126,6 +160,7 @@ class ProgressReporter(TrainerCallback):
         self.last_checkpoint = last_checkpoint
         self._pending: _PendingMetric | None = None
         self._step_started: float | None = None
+        self._cuda: bool | None = None  # decided at the first step
         self._window_seconds = 0.0
         self.last_training_loss: float | None = None
         self.last_validation_loss: float | None = None
@@ -135,10 +170,16 @@ class ProgressReporter(TrainerCallback):
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.flush()
+        if self._cuda is None:
+            self._cuda = _cuda_in_use()
+        if self._cuda:
+            synchronize_device()  # work queued by logging or evaluation is not this step's
         self._step_started = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
         if self._step_started is not None:
+            if self._cuda:
+                synchronize_device()  # the step is over when the GPU is done with it
             self._window_seconds += time.monotonic() - self._step_started
             self._step_started = None
         step_loss = self._losses.take() if self._losses is not None else None
@@ -232,6 +273,7 @@ class ProgressReporter(TrainerCallback):
             gradient_norm=_float_or_none(logs.get("grad_norm")),
             throughput=tokens / seconds if seconds > 0 and tokens else None,
             gpu_utilization=gpu_utilization(),
+            peak_memory_gb=peak_memory_gb(),
         )
 
 
