@@ -117,6 +117,16 @@ class LoadedDataset:
     split_dropped: str | None = None
 
 
+#: How many skipped records a warning lists by line (all are counted).
+SKIPPED_LISTED = 5
+
+
+def skipped_warning(count: int, skipped: list[SkippedRecord]) -> str:
+    """The one ``log`` warning that counts skipped records and lists the first few by line."""
+    listed = "; ".join(f"line {s.line}: {s.reason}" for s in skipped[:SKIPPED_LISTED])
+    return f"skipped {count} unusable records ({listed})"
+
+
 # --------------------------------------------------------------------------- split rule
 
 

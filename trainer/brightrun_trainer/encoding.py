@@ -10,17 +10,25 @@ Finding the assistant tokens without knowing the template: the template is rende
 each prefix of the conversation. The text rendered up to message ``k`` with a generation
 prompt ends where assistant message ``k`` begins; the text rendered through message ``k``
 ends where it ends. These character spans become token labels through the fast
-tokenizer's offset mapping. Templates that rewrite earlier turns (so prefixes are not
-string prefixes) fall back to locating each assistant message's text in the rendering.
+tokenizer's offset mapping.
+
+Templates that mark assistant output with ``{% generation %}`` blocks are asked for their own
+mask instead (``return_assistant_tokens_mask``). Templates that rewrite earlier turns (so
+prefixes are not string prefixes, e.g. Qwen3 dropping earlier ``<think>`` reasoning) fall back
+to locating each message's text in the rendering, in order; each located assistant turn is
+trained through the template's end-of-turn marker (found by rendering a probe conversation).
+A turn that cannot be located is counted (:attr:`EncodingReport.turns_not_located`) and
+reported, never silently skipped.
 """
 
 from __future__ import annotations
 
+import re
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from .data import Example, Message
+from .data import SKIPPED_KEPT, Example, Message, SkippedRecord
 
 IGNORE_INDEX = -100
 
@@ -59,6 +67,14 @@ class EncodingReport:
     dropped_no_trainable_tokens: int = 0
     truncated: int = 0
     located_by_search: int = 0
+    #: Trainable assistant turns (or their end-of-turn marker) the text search could not
+    #: find in the rendering: not trained.
+    turns_not_located: int = 0
+    examples_with_turns_not_located: int = 0
+    #: Records the chat template refuses to render (e.g. a strict template's "roles must
+    #: alternate"): skipped like the dataset's unusable records; the first few kept by line.
+    rejected_by_template: int = 0
+    rejections: list[SkippedRecord] = field(default_factory=list)
 
 
 def prepare_tokenizer(tokenizer) -> list[str]:
@@ -84,9 +100,18 @@ def encode_examples(
             item = text_item.encoded if text_item is not None else None
             truncated, searched = bool(text_item and text_item.truncated), False
         else:
-            item, truncated, searched = encode_conversation(
-                tokenizer, example.messages, max_seq_length, tools=example.tools
-            )
+            missed_before = report.turns_not_located
+            try:
+                item, truncated, searched = encode_conversation(
+                    tokenizer, example.messages, max_seq_length, tools=example.tools, report=report
+                )
+            except TEMPLATE_REJECTIONS as exc:
+                report.turns_not_located = missed_before
+                report.rejected_by_template += 1
+                if len(report.rejections) < SKIPPED_KEPT:
+                    report.rejections.append(SkippedRecord(example.line, template_rejection_reason(exc)))
+                continue
+            report.examples_with_turns_not_located += report.turns_not_located > missed_before
         report.truncated += truncated
         report.located_by_search += searched
         if item is None:
@@ -95,6 +120,24 @@ def encode_examples(
             encoded.append(item)
     report.kept = len(encoded)
     return encoded, report
+
+
+def _template_rejections() -> tuple[type[BaseException], ...]:
+    try:
+        from jinja2 import TemplateError
+    except ImportError:  # transformers renders templates with jinja2; be safe anyway
+        return (ValueError, TypeError)
+    return (TemplateError, ValueError, TypeError)
+
+
+#: What a chat template raises for a conversation it will not render: ``raise_exception``
+#: ("Conversation roles must alternate user/assistant/…") and template runtime errors.
+TEMPLATE_REJECTIONS = _template_rejections()
+
+
+def template_rejection_reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"the chat template rejects this conversation: {text[:200]}"
 
 
 @dataclass(frozen=True)
@@ -116,23 +159,35 @@ def encode_text(tokenizer, text: str, max_seq_length: int) -> EncodedText | None
 
 
 def encode_conversation(
-    tokenizer, messages: Sequence[Message], max_seq_length: int, tools: Sequence[dict] = ()
+    tokenizer,
+    messages: Sequence[Message],
+    max_seq_length: int,
+    tools: Sequence[dict] = (),
+    report: EncodingReport | None = None,
 ) -> tuple[EncodedExample | None, bool, bool]:
     """Token ids and labels for one conversation, its tools rendered by the template.
 
     Returns ``(encoded or None, truncated, spans_located_by_search)``; ``None`` when no
-    assistant token survives truncation to ``max_seq_length``.
+    assistant token survives truncation to ``max_seq_length``. Turns the text search cannot
+    locate are added to ``report.turns_not_located``.
     """
     tools = list(tools) or None
     chat = adapt_to_template(tokenizer, [m.as_chat() for m in messages], tools)
-    text = render(tokenizer, chat, tools=tools)
-    spans, searched = assistant_spans(tokenizer, chat, messages, text, tools)
-    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    input_ids = list(encoding["input_ids"])
-    labels = [
-        token if _overlaps(offset, spans) else IGNORE_INDEX
-        for token, offset in zip(input_ids, encoding["offset_mapping"])
-    ]
+    masked = _encode_with_template_mask(tokenizer, chat, messages, tools)
+    searched = False
+    if masked is not None:
+        input_ids, labels = masked
+    else:
+        text = render(tokenizer, chat, tools=tools)
+        spans, searched, missed = assistant_spans(tokenizer, chat, messages, text, tools)
+        if report is not None:
+            report.turns_not_located += missed
+        encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        input_ids = list(encoding["input_ids"])
+        labels = [
+            token if _overlaps(offset, spans) else IGNORE_INDEX
+            for token, offset in zip(input_ids, encoding["offset_mapping"])
+        ]
     truncated = len(input_ids) > max_seq_length
     input_ids, labels = input_ids[:max_seq_length], labels[:max_seq_length]
     if all(label == IGNORE_INDEX for label in labels):
@@ -161,30 +216,141 @@ def adapt_to_template(tokenizer, chat: list[dict[str, Any]], tools=None) -> list
 
 def assistant_spans(
     tokenizer, chat: list[dict[str, Any]], messages: Sequence[Message], text: str, tools=None
-) -> tuple[list[tuple[int, int]], bool]:
-    """Character spans of ``text`` that belong to trainable assistant turns."""
-    offset = len(messages) - len(chat)  # 1 when a system message was folded away
-    trainable = [k - offset for k, m in enumerate(messages) if m.trainable and k - offset >= 0]
+) -> tuple[list[tuple[int, int]], bool, int]:
+    """Character spans of ``text`` that belong to trainable assistant turns.
+
+    Returns ``(spans, located_by_search, turns_not_located)``.
+    """
+    trainable = _trainable_chat_indices(chat, messages)
     spans = []
     for k in trainable:
         start_text = render(tokenizer, chat[:k], add_generation_prompt=True, tools=tools)
         end_text = render(tokenizer, chat[: k + 1], tools=tools)
         if not (text.startswith(start_text) and text.startswith(end_text) and len(end_text) > len(start_text)):
-            return _spans_by_search(chat, trainable, text), True
+            spans, missed = _spans_by_search(chat, trainable, text, end_of_turn_marker(tokenizer))
+            return spans, True, missed
         spans.append((len(start_text), len(end_text)))
-    return spans, False
+    return spans, False, 0
 
 
-def _spans_by_search(chat: list[dict[str, str]], trainable: list[int], text: str) -> list[tuple[int, int]]:
-    """Locate each trainable message's content in order; used when prefixes do not nest."""
-    spans, cursor = [], 0
-    for k in trainable:
-        content = chat[k]["content"]
-        start = text.find(content, cursor) if content else -1
-        if start >= 0:
-            spans.append((start, start + len(content)))
-            cursor = start + len(content)
-    return spans
+def _trainable_chat_indices(chat: list[dict[str, Any]], messages: Sequence[Message]) -> list[int]:
+    offset = len(messages) - len(chat)  # 1 when a system message was folded away
+    return [k - offset for k, m in enumerate(messages) if m.trainable and k - offset >= 0]
+
+
+_PROBE_USER = "brightrun probe question 7f3a"
+_PROBE_ANSWER = "brightrun probe answer 9c1e"
+
+
+def end_of_turn_marker(tokenizer) -> str | None:
+    """What the template writes right after an assistant message's text (e.g. ``<|im_end|>`` and a newline,
+    ``<|eot_id|>``, ``</s>``), found by rendering a probe conversation; the tokenizer's
+    end-of-sequence token when the template writes nothing there."""
+    marker = None
+    try:
+        probe = render(tokenizer, [{"role": "user", "content": _PROBE_USER}, {"role": "assistant", "content": _PROBE_ANSWER}])
+        at = probe.rfind(_PROBE_ANSWER)
+        if at >= 0:
+            marker = probe[at + len(_PROBE_ANSWER):]
+    except Exception:  # a template that rejects the probe: fall back to the EOS token
+        marker = None
+    if marker is not None and marker.strip():
+        return marker
+    return tokenizer.eos_token or None
+
+
+def _search_candidates(content: str) -> list[str]:
+    """The message's text as the template may render it: whole, or without the reasoning
+    block that reasoning-model templates drop from earlier turns."""
+    candidates = [content] if content else []
+    if "</think>" in content:
+        answer = content.split("</think>")[-1].strip()
+        if answer:
+            candidates.append(answer)
+    return candidates
+
+
+def _spans_by_search(
+    chat: list[dict[str, Any]], trainable: list[int], text: str, marker: str | None
+) -> tuple[list[tuple[int, int]], int]:
+    """Locate every message's content in order (used when prefixes do not nest).
+
+    Each trainable turn's span runs from its text through the next end-of-turn ``marker``
+    (tool calls rendered after the text included). Returns the spans and how many trainable
+    turns could not be located (their text, or the marker after it, is missing).
+    """
+    spans, cursor, missed = [], 0, 0
+    wanted = set(trainable)
+    for k, message in enumerate(chat):
+        content = message.get("content") or ""
+        start = -1
+        for candidate in _search_candidates(content):
+            start = text.find(candidate, cursor)
+            if start >= 0:
+                end = start + len(candidate)
+                break
+        if k not in wanted:
+            if start >= 0:
+                cursor = end
+            continue
+        if start < 0:
+            missed += 1
+            continue
+        marker_at = text.find(marker, end) if marker else -1
+        if marker_at < 0:
+            missed += 1
+            spans.append((start, end))
+            cursor = end
+            continue
+        spans.append((start, marker_at + len(marker)))
+        cursor = marker_at + len(marker)
+    return spans, missed
+
+
+# --------------------------------------------------------------------------- template masks
+
+_GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
+
+
+def has_generation_markers(tokenizer) -> bool:
+    template = getattr(tokenizer, "chat_template", None)
+    return isinstance(template, str) and bool(_GENERATION_TAG.search(template))
+
+
+def _encode_with_template_mask(
+    tokenizer, chat: list[dict[str, Any]], messages: Sequence[Message], tools=None
+) -> tuple[list[int], list[int]] | None:
+    """Ids and labels from the template's own assistant mask (``{% generation %}`` blocks).
+
+    ``None`` when the template has no such blocks, or when its mask cannot be matched to the
+    assistant turns (then the text route decides). Each contiguous run of masked tokens is one
+    assistant turn; the runs of untrained turns (``weight: 0``) are dropped.
+    """
+    if not has_generation_markers(tokenizer):
+        return None
+    out = tokenizer.apply_chat_template(
+        chat, tools=tools, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    input_ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
+    runs, start = [], None
+    for i, flag in enumerate([*mask, 0]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            runs.append((start, i))
+            start = None
+    assistant = [k for k, m in enumerate(chat) if m["role"] == "assistant"]
+    trainable = set(_trainable_chat_indices(chat, messages))
+    if len(runs) == len(assistant):
+        kept = [run for run, k in zip(runs, assistant) if k in trainable]
+    elif all(k in trainable for k in assistant) and runs:
+        kept = runs
+    else:
+        return None
+    labels = [IGNORE_INDEX] * len(input_ids)
+    for run_start, run_end in kept:
+        labels[run_start:run_end] = input_ids[run_start:run_end]
+    return input_ids, labels
 
 
 def _overlaps(offset: Sequence[int], spans: list[tuple[int, int]]) -> bool:

@@ -9,7 +9,9 @@ retries from this kind, so classification errs towards ``training`` for anything
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import traceback
 
 TRAINING = "training"
@@ -91,10 +93,8 @@ def one_line_reason(exc: BaseException) -> str:
     if isinstance(exc, TrainerError):
         text = exc.reason
     elif is_out_of_memory(exc):
-        text = (
-            "out of memory: lower batch_size or max_seq_length, or use quantization \"4bit\" "
-            f"({_first_line(exc)})"
-        )
+        advice = ', or use quantization "4bit"' if four_bit_available() else ""
+        text = f"out of memory: lower batch_size or max_seq_length{advice} ({_first_line(exc)})"
     elif isinstance(exc, ImportError):
         text = f"a required Python package is missing or broken: {_first_line(exc)}"
     else:
@@ -103,6 +103,17 @@ def one_line_reason(exc: BaseException) -> str:
     if len(text) > REASON_MAX_CHARS:
         text = text[: REASON_MAX_CHARS - 1] + "…"
     return text
+
+
+def four_bit_available() -> bool:
+    """Whether QLoRA could run here (bitsandbytes installed, a CUDA GPU), so advice may name it."""
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return False
+    torch = sys.modules.get("torch")  # never import torch just to word an error
+    try:
+        return bool(torch is not None and torch.cuda.is_available())
+    except Exception:
+        return False
 
 
 def traceback_tail(exc: BaseException) -> str:

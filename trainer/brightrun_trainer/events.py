@@ -88,6 +88,7 @@ class EventEmitter:
         throughput: float | None,
         gpu_utilization: float | None,
         validation_loss: float | None,
+        peak_memory_gb: float | None = None,
     ) -> None:
         self.emit(
             "metric",
@@ -100,6 +101,7 @@ class EventEmitter:
             throughput=throughput,
             gpu_utilization=gpu_utilization,
             validation_loss=validation_loss,
+            peak_memory_gb=peak_memory_gb,
         )
 
     def checkpoint(self, *, step: int, epoch: float, loss: float | None, path: str) -> None:

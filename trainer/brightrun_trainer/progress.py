@@ -10,9 +10,12 @@ metric for step ``S`` is held until that is over and written when step ``S + 1``
 checkpoint is saved, or the runner calls :meth:`ProgressReporter.flush`. The metric of the
 last step is therefore written after the final evaluation and carries its loss.
 
-Throughput is the number of non-padding tokens in the training batches of the logged window
-divided by the time spent inside those optimizer steps (forward, backward, optimizer), so
-evaluation and checkpoint time do not dilute it.
+Throughput is the number of real (non-padding) tokens in the training batches of the logged
+window divided by the time spent inside those optimizer steps (forward, backward, optimizer),
+so evaluation and checkpoint time do not dilute it. On CUDA each step's clock is read after
+``torch.cuda.synchronize()``: kernels are queued asynchronously, and an unsynchronised clock
+measures how fast work was queued, not done. Peak memory is ``torch.cuda.max_memory_allocated``
+since the trainer started (null on CPU).
 """
 
 from __future__ import annotations
@@ -49,6 +52,36 @@ class TokenMeter:
         return taken
 
 
+def _cuda_in_use() -> bool:
+    """Whether this process trains on CUDA (CUDA available and initialised)."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available() and torch.cuda.is_initialized())
+    except Exception:
+        return False
+
+
+def synchronize_device() -> None:
+    """Wait for the queued GPU work, so that a clock read next covers it (no-op on CPU)."""
+    if _cuda_in_use():
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def peak_memory_gb() -> float | None:
+    """The most GPU memory torch has allocated in this process, in GiB; ``None`` on CPU."""
+    if not _cuda_in_use():
+        return None
+    try:
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**30
+    except Exception:
+        return None
+
+
 def gpu_utilization() -> float | None:
     """Current GPU use in percent, or ``None`` without a GPU or NVML."""
     try:
@@ -59,6 +92,27 @@ def gpu_utilization() -> float | None:
         return float(torch.cuda.utilization())
     except Exception:  # NVML missing or not permitted: the metric is optional
         return None
+
+
+class LossWatch:
+    """The training loss of the current optimizer step, summed on the device.
+
+    ``_MeteredTrainer.training_step`` adds each micro-batch's loss; the reporter reads the sum
+    once per optimizer step (one device sync), so a NaN is caught at the step it appears,
+    not at the next logging step.
+    """
+
+    def __init__(self) -> None:
+        self._sum = None
+
+    def add(self, loss) -> None:
+        loss = loss.detach().float().sum()
+        self._sum = loss if self._sum is None else self._sum + loss
+
+    def take(self) -> float | None:
+        """The summed loss since the previous call (``None`` if nothing was added)."""
+        total, self._sum = self._sum, None
+        return None if total is None else float(total.item())
 
 
 @dataclass
@@ -72,6 +126,7 @@ class _PendingMetric:
     throughput: float | None
     gpu_utilization: float | None
     validation_loss: float | None = None
+    peak_memory_gb: float | None = None
 
 
 class ProgressReporter(TrainerCallback):
@@ -85,13 +140,27 @@ class ProgressReporter(TrainerCallback):
     - on a stop request, the current step is logged and checkpointed and training ends.
     """
 
-    def __init__(self, emitter: EventEmitter, stop: StopSignal, tokens: TokenMeter, *, has_validation: bool):
+    def __init__(
+        self,
+        emitter: EventEmitter,
+        stop: StopSignal,
+        tokens: TokenMeter,
+        *,
+        has_validation: bool,
+        losses: LossWatch | None = None,
+        last_checkpoint: str | None = None,
+    ):
         self._emitter = emitter
         self._stop = stop
         self._tokens = tokens
+        self._losses = losses
         self._has_validation = has_validation
+        #: The newest checkpoint folder (the one resumed from, until this process saves one):
+        #: named in the error when the loss diverges.
+        self.last_checkpoint = last_checkpoint
         self._pending: _PendingMetric | None = None
         self._step_started: float | None = None
+        self._cuda: bool | None = None  # decided at the first step
         self._window_seconds = 0.0
         self.last_training_loss: float | None = None
         self.last_validation_loss: float | None = None
@@ -101,12 +170,21 @@ class ProgressReporter(TrainerCallback):
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.flush()
+        if self._cuda is None:
+            self._cuda = _cuda_in_use()
+        if self._cuda:
+            synchronize_device()  # work queued by logging or evaluation is not this step's
         self._step_started = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
         if self._step_started is not None:
+            if self._cuda:
+                synchronize_device()  # the step is over when the GPU is done with it
             self._window_seconds += time.monotonic() - self._step_started
             self._step_started = None
+        step_loss = self._losses.take() if self._losses is not None else None
+        if step_loss is not None and not math.isfinite(step_loss):
+            raise self._diverged("training", step_loss, state.global_step)
         if self._stop.requested:
             control.should_log = True
             control.should_save = True
@@ -127,10 +205,7 @@ class ProgressReporter(TrainerCallback):
             return
         loss = float(logs["loss"])
         if not math.isfinite(loss):
-            raise TrainingError(
-                f"the training loss became {loss} at step {state.global_step}: "
-                "lower learning_rate, or check the data for empty or corrupt examples"
-            )
+            raise self._diverged("training", loss, state.global_step)
         self._start_metric(state, training_loss=loss, logs=logs)
         self.last_training_loss = loss
 
@@ -140,7 +215,7 @@ class ProgressReporter(TrainerCallback):
             return
         loss = float(loss)
         if not math.isfinite(loss):
-            raise TrainingError(f"the validation loss became {loss} at step {state.global_step}: lower learning_rate")
+            raise self._diverged("validation", loss, state.global_step)
         self.last_validation_loss = loss
         # Evaluation steps are always logged first (see on_step_end/on_epoch_end). The one
         # exception is a run resumed at its last step: that step's metric belongs to the
@@ -171,9 +246,19 @@ class ProgressReporter(TrainerCallback):
         )
         if self._stop.requested:
             self.stop_checkpoint = path
+        self.last_checkpoint = path
         return path
 
     # ----------------------------------------------------------------- helpers
+
+    def _diverged(self, which: str, loss: float, step: int) -> TrainingError:
+        advice = "lower learning_rate" + (", or check the data for empty or corrupt examples" if which == "training" else "")
+        kept = (
+            f"; the last good checkpoint is {self.last_checkpoint} (resume_from it with a lower learning_rate)"
+            if self.last_checkpoint
+            else "; no checkpoint was saved before it"
+        )
+        return TrainingError(f"the {which} loss became {loss} at step {step}: {advice}{kept}")
 
     def _start_metric(self, state, *, training_loss: float, logs: dict[str, Any]) -> None:
         self.flush()
@@ -188,6 +273,7 @@ class ProgressReporter(TrainerCallback):
             gradient_norm=_float_or_none(logs.get("grad_norm")),
             throughput=tokens / seconds if seconds > 0 and tokens else None,
             gpu_utilization=gpu_utilization(),
+            peak_memory_gb=peak_memory_gb(),
         )
 
 

@@ -15,7 +15,8 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from .data import LoadedDataset, load_dataset
+from .data import LoadedDataset, load_dataset, skipped_warning
+from .devices import pin_one_gpu
 from .errors import StopRequested, classify, one_line_reason, traceback_tail
 from .events import EventEmitter
 from .output import publish
@@ -25,8 +26,6 @@ from .transfer import download
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-#: How many skipped records a warning lists by line (all are counted).
-SKIPPED_LISTED = 5
 
 
 def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -> int:
@@ -38,6 +37,9 @@ def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -
         spec = load_spec(spec_path)
         _report_unknown_fields(spec, emitter)
         dataset = _read_dataset(spec, scratch, emitter)
+        pinned = pin_one_gpu()  # before torch initialises CUDA
+        if pinned:
+            emitter.info(pinned)
         training = _import_training()
         outcome = training.train(spec, dataset, emitter, stop)
         if outcome.stopped:
@@ -83,8 +85,7 @@ def _read_dataset(spec: JobSpec, scratch: Path, emitter: EventEmitter) -> Loaded
         f"{len(dataset.train)} training and {len(dataset.validation)} validation examples"
     )
     if dataset.skipped_count:
-        listed = "; ".join(f"line {s.line}: {s.reason}" for s in dataset.skipped[:SKIPPED_LISTED])
-        emitter.warning(f"skipped {dataset.skipped_count} unusable records ({listed})")
+        emitter.warning(skipped_warning(dataset.skipped_count, dataset.skipped))
     if dataset.split_dropped:
         emitter.warning(dataset.split_dropped)
     return dataset

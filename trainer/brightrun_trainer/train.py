@@ -31,11 +31,12 @@ from transformers import (
 )
 
 from . import TINY_MODEL_ID
-from .data import LoadedDataset
+from .data import LoadedDataset, skipped_warning
+from .devices import forbid_data_parallel
 from .encoding import EncodingReport, PaddingCollator, encode_examples, prepare_tokenizer
-from .errors import DatasetError, TrainingError, model_load_error
+from .errors import DatasetError, InfrastructureError, TrainingError, model_load_error
 from .events import EventEmitter
-from .progress import ProgressReporter, TokenMeter
+from .progress import LossWatch, ProgressReporter, TokenMeter
 from .signals import StopSignal
 from .spec import Hyperparameters, JobSpec
 from .tiny_model import ensure_tiny_model
@@ -99,6 +100,7 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
     transformers.utils.logging.set_verbosity_warning()
     transformers.utils.logging.disable_progress_bar()
     precision = select_precision()
+    quantize = check_quantization(hp)  # before any download or load: fail fast
     _check_resume_folder(spec.resume_from)
 
     model_path = resolve_base_model(spec.base_model)
@@ -107,21 +109,28 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
     for note in prepare_tokenizer(tokenizer):
         emitter.info(note)
     train_set, validation_set = _encode(tokenizer, dataset, hp, emitter)
-    model = load_base_model(model_path, spec.base_model, precision, quantize=wants_4bit(hp, emitter))
+    model = load_base_model(model_path, spec.base_model, precision, quantize=quantize)
     model = attach_lora(model, hp, spec.base_model)
     trainable, total = model.get_nb_trainable_parameters()
     emitter.info(f"LoRA adapter: {trainable:,} trainable of {total:,} parameters")
 
-    tokens = TokenMeter()
-    reporter = ProgressReporter(emitter, stop, tokens, has_validation=bool(validation_set))
+    args = training_arguments(spec, precision)
+    if forbid_data_parallel(args):
+        emitter.warning("several GPUs are visible to one trainer process: training on the first only (no DataParallel)")
+    emitter.info(global_batch_note(hp, args.world_size))
+    tokens, losses = TokenMeter(), LossWatch()
+    reporter = ProgressReporter(
+        emitter, stop, tokens, has_validation=bool(validation_set), losses=losses, last_checkpoint=spec.resume_from
+    )
     trainer = _MeteredTrainer(
         model=model,
-        args=training_arguments(spec, precision),
+        args=args,
         train_dataset=train_set,
         eval_dataset=validation_set or None,
         data_collator=PaddingCollator(tokenizer.pad_token_id),
         callbacks=[reporter],
         token_meter=tokens,
+        loss_watch=losses,
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
 
@@ -212,16 +221,26 @@ def load_tokenizer(model_path: str, model_id: str):
         raise model_load_error(exc, model_id, "tokenizer") from exc
 
 
-def wants_4bit(hp: Hyperparameters, emitter: EventEmitter) -> bool:
-    """QLoRA only when asked for and possible; otherwise say why and train in full precision."""
+def check_quantization(hp: Hyperparameters) -> bool:
+    """Whether to load the base model in 4 bits (QLoRA); raises when asked for and impossible.
+
+    A 4-bit job was sized for a 4-bit model: loading the 16-bit one instead would run out of
+    memory or silently train something else, so a worker without a CUDA GPU or without
+    bitsandbytes refuses the job (``infrastructure``: another worker can run it).
+    """
     if hp.quantization != "4bit":
         return False
+    missing = []
     if not torch.cuda.is_available():
-        emitter.warning("quantization \"4bit\" needs a CUDA GPU; training the full-precision model instead")
-        return False
+        missing.append("a CUDA GPU")
     if importlib.util.find_spec("bitsandbytes") is None:
-        emitter.warning("quantization \"4bit\" needs the bitsandbytes package; training the full-precision model instead")
-        return False
+        missing.append("the bitsandbytes package")
+    if missing:
+        raise InfrastructureError(
+            f'quantization "4bit" (QLoRA) needs a CUDA GPU with the bitsandbytes package, and this worker '
+            f'lacks {" and ".join(missing)}: run the job on a CUDA worker with bitsandbytes installed '
+            '(pip install bitsandbytes; the BrightRun CUDA worker image has it), or set quantization = "none"'
+        )
     return True
 
 
@@ -273,6 +292,12 @@ def _encode(tokenizer, dataset: LoadedDataset, hp: Hyperparameters, emitter: Eve
     train_set, train_report = encode_examples(tokenizer, dataset.train, hp.max_seq_length)
     validation_set, validation_report = encode_examples(tokenizer, dataset.validation, hp.max_seq_length)
     _report_encoding(emitter, hp.max_seq_length, train_report, validation_report)
+    if not train_set and train_report.rejected_by_template:
+        first = train_report.rejections[0]
+        raise DatasetError(
+            f"no training example is usable: the chat template rejects {train_report.rejected_by_template} "
+            f"of them (line {first.line}: {first.reason})"
+        )
     if not train_set:
         raise DatasetError(
             f"no training example keeps any assistant token within max_seq_length {hp.max_seq_length}; "
@@ -282,6 +307,10 @@ def _encode(tokenizer, dataset: LoadedDataset, hp: Hyperparameters, emitter: Eve
 
 
 def _report_encoding(emitter: EventEmitter, max_seq_length: int, *reports: EncodingReport) -> None:
+    rejected = sum(r.rejected_by_template for r in reports)
+    if rejected:
+        rejections = sorted((s for r in reports for s in r.rejections), key=lambda s: s.line)
+        emitter.warning(skipped_warning(rejected, rejections))
     truncated = sum(r.truncated for r in reports)
     dropped = sum(r.dropped_no_trainable_tokens for r in reports)
     searched = sum(r.located_by_search for r in reports)
@@ -291,23 +320,34 @@ def _report_encoding(emitter: EventEmitter, max_seq_length: int, *reports: Encod
         emitter.warning(f"{dropped} examples were dropped: no assistant token within max_seq_length {max_seq_length}")
     if searched:
         emitter.info(f"{searched} examples: assistant turns located by text search (the chat template rewrites turns)")
+    missed = sum(r.turns_not_located for r in reports)
+    if missed:
+        examples = sum(r.examples_with_turns_not_located for r in reports)
+        emitter.warning(
+            f"{missed} assistant turns in {examples} examples could not be located in the chat template's "
+            "rendering (the template rewrites them) and are not trained"
+        )
 
 
 # --------------------------------------------------------------------------- trainer
 
 
 class _MeteredTrainer(Trainer):
-    """A ``Trainer`` that counts the non-padding tokens it trains on (for throughput)."""
+    """A ``Trainer`` that counts the non-padding tokens it trains on (for throughput) and hands
+    every micro-batch loss to the reporter's per-step NaN check."""
 
-    def __init__(self, *args, token_meter: TokenMeter, **kwargs):
+    def __init__(self, *args, token_meter: TokenMeter, loss_watch: LossWatch, **kwargs):
         super().__init__(*args, **kwargs)
         self.token_meter = token_meter
+        self.loss_watch = loss_watch
 
     def training_step(self, model, inputs, *args, **kwargs):
         mask = inputs.get("attention_mask")
         if mask is not None:
             self.token_meter.add(mask)
-        return super().training_step(model, inputs, *args, **kwargs)
+        loss = super().training_step(model, inputs, *args, **kwargs)
+        self.loss_watch.add(loss)
+        return loss
 
 
 def training_arguments(spec: JobSpec, precision: Precision) -> TrainingArguments:
@@ -344,6 +384,15 @@ def training_arguments(spec: JobSpec, precision: Precision) -> TrainingArguments
         report_to=[],
         disable_tqdm=True,
         log_level="warning",
+    )
+
+
+def global_batch_note(hp: Hyperparameters, world_size: int) -> str:
+    total = hp.batch_size * hp.gradient_accumulation_steps * world_size
+    return (
+        f"global batch: {total} examples per optimizer step (batch_size {hp.batch_size} × "
+        f"gradient_accumulation_steps {hp.gradient_accumulation_steps} × {world_size} "
+        f"{'process' if world_size == 1 else 'processes'})"
     )
 
 

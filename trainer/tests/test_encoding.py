@@ -146,3 +146,177 @@ def test_plain_text_is_trained_on_every_token(tokenizer):
     assert list(encoded.labels) == list(encoded.input_ids)
     assert tokenizer.decode(list(encoded.input_ids)) == "Once upon a time.<|im_end|>"
     assert report.kept == 1
+
+
+# ------------------------------------------------------------------------ templates that rewrite history
+
+#: Qwen3's rule, reduced: the reasoning (``<think>…</think>``) of assistant turns before the
+#: last user message is dropped, so earlier renderings are not prefixes of later ones.
+QWEN3_LIKE_TEMPLATE = (
+    "{%- set ns = namespace(last_user=-1) %}"
+    "{%- for m in messages %}{%- if m['role'] == 'user' %}{%- set ns.last_user = loop.index0 %}{%- endif %}{%- endfor %}"
+    "{%- for m in messages %}"
+    "{%- if m['role'] == 'assistant' %}"
+    "{%- set content = m['content'] %}{%- set reasoning = '' %}"
+    "{%- if '</think>' in content %}"
+    "{%- set reasoning = content.split('</think>')[0].split('<think>')[-1].strip('\\n') %}"
+    "{%- set content = content.split('</think>')[-1].lstrip('\\n') %}"
+    "{%- endif %}"
+    "{%- if loop.index0 > ns.last_user %}"
+    "{{- '<|im_start|>assistant\\n<think>\\n' + reasoning + '\\n</think>\\n\\n' + content + '<|im_end|>\\n' }}"
+    "{%- else %}{{- '<|im_start|>assistant\\n' + content + '<|im_end|>\\n' }}{%- endif %}"
+    "{%- else %}{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def reasoning_chat() -> list[Message]:
+    return conversation(
+        ("user", "Q1", False),
+        ("assistant", "<think>\nfirst thoughts\n</think>\n\nA1", True),
+        ("user", "Q2", False),
+        ("assistant", "<think>\nsecond thoughts\n</think>\n\nA2", True),
+    )
+
+
+def test_a_template_that_drops_earlier_reasoning_trains_every_turn_and_its_end_marker():
+    from brightrun_trainer.encoding import EncodingReport
+
+    qwen3 = build_tokenizer()
+    qwen3.chat_template = QWEN3_LIKE_TEMPLATE
+    report = EncodingReport()
+    encoded, _, searched = encode_conversation(qwen3, reasoning_chat(), 1024, report=report)
+    assert searched and report.turns_not_located == 0
+    full = qwen3.decode(list(encoded.input_ids))
+    assert "first thoughts" not in full  # the template rewrote the earlier turn
+    # The earlier turn as rendered (its answer) and the last one with its reasoning, each
+    # through its end-of-turn marker, so the model learns to stop.
+    assert qwen3.decode([t for t in encoded.labels if t != IGNORE_INDEX]) == (
+        "A1<|im_end|>\n<think>\nsecond thoughts\n</think>\n\nA2<|im_end|>\n"
+    )
+
+
+def test_a_turn_the_search_cannot_locate_is_counted_and_reported():
+    import io
+    import json
+
+    from brightrun_trainer.data import Example
+    from brightrun_trainer.encoding import encode_examples
+    from brightrun_trainer.events import EventEmitter
+    from brightrun_trainer.train import _report_encoding
+
+    shouting = build_tokenizer()
+    # Earlier assistant turns are rewritten beyond recognition (upper-cased); the last is not.
+    shouting.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+        "{% if m['role'] == 'assistant' and not loop.last %}{{ m['content'] | upper }}{% else %}{{ m['content'] }}{% endif %}"
+        "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    messages = conversation(("user", "q1", False), ("assistant", "first", True), ("user", "q2", False), ("assistant", "second", True))
+    (encoded,), report = encode_examples(shouting, [Example(1, 0, tuple(messages))], 512)
+    assert report.turns_not_located == 1 and report.examples_with_turns_not_located == 1
+    assert shouting.decode([t for t in encoded.labels if t != IGNORE_INDEX]) == "second<|im_end|>\n"
+    out = io.StringIO()
+    _report_encoding(EventEmitter(out), 512, report)
+    warnings = [json.loads(line)["message"] for line in out.getvalue().splitlines() if '"warning"' in line]
+    assert len(warnings) == 1 and warnings[0].startswith("1 assistant turns in 1 examples could not be located")
+
+
+def test_a_template_with_generation_markers_supplies_its_own_mask():
+    marked = build_tokenizer()
+    marked.chat_template = QWEN3_LIKE_TEMPLATE.replace(
+        "{{- '<|im_start|>assistant\\n<think>\\n' + reasoning + '\\n</think>\\n\\n' + content + '<|im_end|>\\n' }}",
+        "{{- '<|im_start|>assistant\\n' }}{% generation %}{{- '<think>\\n' + reasoning + '\\n</think>\\n\\n' + content + '<|im_end|>' }}{% endgeneration %}{{- '\\n' }}",
+    ).replace(
+        "{%- else %}{{- '<|im_start|>assistant\\n' + content + '<|im_end|>\\n' }}{%- endif %}",
+        "{%- else %}{{- '<|im_start|>assistant\\n' }}{% generation %}{{- content + '<|im_end|>' }}{% endgeneration %}{{- '\\n' }}{%- endif %}",
+    )
+    assert "{% generation %}" in marked.chat_template
+    encoded, _, searched = encode_conversation(marked, reasoning_chat(), 1024)
+    assert not searched
+    assert marked.decode([t for t in encoded.labels if t != IGNORE_INDEX]) == (
+        "A1<|im_end|><think>\nsecond thoughts\n</think>\n\nA2<|im_end|>"
+    )
+    # A turn with weight 0 keeps its tokens out of the loss, mask or not.
+    messages = reasoning_chat()
+    messages[1] = Message("assistant", messages[1].content, False)
+    encoded, _, _ = encode_conversation(marked, messages, 1024)
+    assert marked.decode([t for t in encoded.labels if t != IGNORE_INDEX]) == "<think>\nsecond thoughts\n</think>\n\nA2<|im_end|>"
+
+
+# ------------------------------------------------------------------------ strict templates
+
+#: Mistral/Gemma style: anything but user/assistant alternation is refused.
+STRICT_TEMPLATE = (
+    "{%- for m in messages %}"
+    "{%- if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{- raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{%- endif %}"
+    "{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def strict_examples(bad_lines=(3,), count=4):
+    from brightrun_trainer.data import Example
+
+    examples = []
+    for i in range(count):
+        line = i + 1
+        if line in bad_lines:  # two user turns in a row
+            turns = [("user", f"q{i}", False), ("user", "again", False), ("assistant", f"a{i}", True)]
+        else:
+            turns = [("system", "Be brief.", False), ("user", f"q{i}", False), ("assistant", f"a{i}", True)]
+        examples.append(Example(line, i, tuple(conversation(*turns))))
+    return examples
+
+
+def test_a_record_a_strict_template_rejects_is_skipped_and_counted():
+    import io
+    import json
+
+    from brightrun_trainer.data import DatasetFormat, LoadedDataset
+    from brightrun_trainer.encoding import encode_examples
+    from brightrun_trainer.events import EventEmitter
+    from brightrun_trainer.train import _encode
+
+    strict = build_tokenizer()
+    strict.chat_template = STRICT_TEMPLATE
+    encoded, report = encode_examples(strict, strict_examples(), 512)
+    assert report.kept == 3 and report.rejected_by_template == 1
+    assert report.rejections[0].line == 3 and "roles must alternate" in report.rejections[0].reason
+
+    dataset = LoadedDataset(DatasetFormat.OPENAI_CHAT, strict_examples(), [], total_records=4)
+    out = io.StringIO()
+    hp = _hyperparameters()
+    train_set, _ = _encode(strict, dataset, hp, EventEmitter(out))
+    assert len(train_set) == 3
+    warnings = [json.loads(line)["message"] for line in out.getvalue().splitlines() if '"warning"' in line]
+    assert warnings == [
+        "skipped 1 unusable records (line 3: the chat template rejects this conversation: "
+        "Conversation roles must alternate user/assistant/user/assistant/...)"
+    ]
+
+
+def test_only_when_the_template_rejects_every_record_does_encoding_fail():
+    import io
+
+    from brightrun_trainer.data import DatasetFormat, LoadedDataset
+    from brightrun_trainer.errors import DatasetError
+    from brightrun_trainer.events import EventEmitter
+    from brightrun_trainer.train import _encode
+
+    strict = build_tokenizer()
+    strict.chat_template = STRICT_TEMPLATE
+    dataset = LoadedDataset(DatasetFormat.OPENAI_CHAT, strict_examples(bad_lines=(1, 2)), [], total_records=2)
+    dataset.train = dataset.train[:2]
+    with pytest.raises(DatasetError, match=r"the chat template rejects 2 of them \(line 1: .*roles must alternate"):
+        _encode(strict, dataset, _hyperparameters(), EventEmitter(io.StringIO()))
+
+
+def _hyperparameters():
+    from types import SimpleNamespace
+
+    return SimpleNamespace(max_seq_length=512)  # all that encoding reads

@@ -80,7 +80,7 @@ def test_metrics_cover_every_step_once(reference):
         assert math.isfinite(metric["training_loss"])
         assert metric["learning_rate"] >= 0 and metric["gradient_norm"] >= 0
         assert metric["throughput"] > 0
-        assert metric["gpu_utilization"] is None  # CPU run
+        assert metric["gpu_utilization"] is None and metric["peak_memory_gb"] is None  # CPU run
     evaluated = {m["step"]: m["validation_loss"] for m in metrics if m["validation_loss"] is not None}
     assert sorted(evaluated) == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH, TOTAL_STEPS]
     assert metrics[-1]["epoch"] == pytest.approx(EPOCHS)
@@ -266,7 +266,7 @@ def test_dataset_url_and_presigned_put_output(tmp_path, dataset):
             output={"presigned_put": urls},
             max_steps=3,
             logging_steps=2,
-            hyperparameters={"quantization": "4bit", "use_validation": False},
+            hyperparameters={"use_validation": False},
         )
         run = run_in_process(write_spec(tmp_path / "spec.json", spec))
     finally:
@@ -281,7 +281,6 @@ def test_dataset_url_and_presigned_put_output(tmp_path, dataset):
         body = _ObjectStore.objects[f"/models/{name}"]
         assert len(body) == entry["size"] and hashlib.sha256(body).hexdigest() == entry["sha256"]
     warnings = [e["message"] for e in run.of_type("log") if e["level"] == "warning"]
-    assert any('"4bit" needs a CUDA GPU' in message for message in warnings)  # CPU: full precision
     assert any("tokenizer_config.json" in message and "not uploaded" in message for message in warnings)
     assert all("secret" not in json.dumps(event) for event in run.events if event["type"] == "log")
 
@@ -329,6 +328,19 @@ def test_missing_package_is_an_infrastructure_error(tmp_path, dataset):
     spec = make_spec(tmp_path, {"path": str(dataset)})
     run = run_trainer(write_spec(tmp_path / "spec.json", spec), env=env)
     assert_failed(run, "infrastructure", "peft")
+
+
+def test_4bit_without_cuda_or_bitsandbytes_fails_fast_as_infrastructure(tmp_path, dataset):
+    """In-process: this CPU machine has neither; the job is refused before the model loads."""
+    spec = make_spec(tmp_path, {"path": str(dataset)}, hyperparameters={"quantization": "4bit"})
+    run = run_in_process(write_spec(tmp_path / "spec.json", spec))
+    assert run.returncode == 1, run.describe()
+    (error,) = run.of_type("error")
+    assert error["kind"] == "infrastructure"
+    assert 'quantization "4bit"' in error["reason"] and "lacks a CUDA GPU" in error["reason"]
+    assert "install" in error["reason"] and "bitsandbytes" in error["reason"] and 'quantization = "none"' in error["reason"]
+    assert run.stages == ["initializing"] and not run.of_type("metric")
+    assert not any("loading base model" in e.get("message", "") for e in run.of_type("log"))
 
 
 # ------------------------------------------------------------------------ tool calling
@@ -384,3 +396,64 @@ def test_a_tool_calling_dataset_trains_with_the_loss_on_assistant_turns_only(tmp
     assert done["summary"]["total_steps"] > 0
     assert all(math.isfinite(m["training_loss"]) for m in run.of_type("metric"))
     assert any("openai_chat" in e.get("message", "") for e in run.of_type("log"))
+
+
+# ------------------------------------------------------------------------ strict chat templates
+
+
+def test_one_record_a_strict_template_rejects_does_not_end_the_run(tmp_path, tiny_model_dir):
+    """In-process: a base model whose template demands alternating roles, one record that
+    does not alternate: skipped and counted, the rest trains."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from test_encoding import STRICT_TEMPLATE
+
+    model_dir = tmp_path / "strict-model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.chat_template = STRICT_TEMPLATE
+    tokenizer.save_pretrained(model_dir)
+    records = chat_records(8)
+    records[2] = {"messages": [{"role": "user", "content": "Hi"}, {"role": "user", "content": "Hello?"},
+                               {"role": "assistant", "content": "Hello."}]}
+    dataset = write_jsonl(tmp_path / "train.jsonl", records)
+    spec = make_spec(tmp_path, {"path": str(dataset)}, base_model=str(model_dir), max_steps=2,
+                     hyperparameters={"use_validation": False})
+    run = run_in_process(write_spec(tmp_path / "spec.json", spec))
+    assert run.returncode == 0, run.describe()
+    warnings = [e["message"] for e in run.of_type("log") if e["level"] == "warning"]
+    assert any(m.startswith("skipped 1 unusable records (line 3: the chat template rejects") for m in warnings), warnings
+
+
+# ------------------------------------------------------------------------ divergence
+
+
+def test_nan_at_a_step_that_is_not_logged_ends_the_run_at_that_step_and_names_the_last_checkpoint(tmp_path, monkeypatch):
+    """In-process: logging every 5 steps, an epoch-end checkpoint at step 10, a NaN loss
+    injected at step 12 (not a logging step): the run ends at step 12, not at the next
+    logging step, and the error names checkpoint-10 to resume from."""
+    import transformers
+
+    original = transformers.Trainer.training_step
+
+    def poisoned(self, model, inputs, *args, **kwargs):
+        loss = original(self, model, inputs, *args, **kwargs)
+        return loss * float("nan") if self.state.global_step == 11 else loss  # during step 12
+
+    monkeypatch.setattr(transformers.Trainer, "training_step", poisoned)
+    dataset = write_jsonl(tmp_path / "train.jsonl", chat_records(40))  # 10 steps of 4 per epoch
+    spec = make_spec(tmp_path, {"path": str(dataset)}, max_steps=14, logging_steps=5,
+                     hyperparameters={"use_validation": False})
+    run = run_in_process(write_spec(tmp_path / "spec.json", spec))
+    assert run.returncode == 1, run.describe()
+    (checkpoint,) = run.of_type("checkpoint")
+    assert checkpoint["step"] == 10 and Path(checkpoint["path"]).is_dir()
+    assert run.metric_steps == [5, 10]
+    error = run.events[-1]
+    assert error["type"] == "error" and error["kind"] == "training"
+    assert "the training loss became nan at step 12" in error["reason"]
+    assert f"the last good checkpoint is {checkpoint['path']}" in error["reason"]
+    assert checkpoint["path"] in error["detail"]
+    assert (Path(checkpoint["path"]) / "trainer_state.json").is_file()  # kept, resumable

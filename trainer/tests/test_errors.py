@@ -54,3 +54,43 @@ def test_gated_models_and_broken_disks_stay_infrastructure(monkeypatch, offline)
     monkeypatch.setenv("HF_HUB_OFFLINE", offline)
     assert model_load_error(_chained(OSError("401"), GatedRepoError("gated")), "m", "model").kind == INFRASTRUCTURE
     assert model_load_error(OSError("No space left on device"), "m", "model").kind == INFRASTRUCTURE
+
+
+# ------------------------------------------------------------------------ QLoRA
+
+
+def test_4bit_on_a_gpu_without_bitsandbytes_is_refused(monkeypatch):
+    import importlib.util
+    from types import SimpleNamespace
+
+    import torch
+
+    from brightrun_trainer import train
+    from brightrun_trainer.errors import InfrastructureError
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real_find_spec(name, *a))
+    with pytest.raises(InfrastructureError, match="lacks the bitsandbytes package") as raised:
+        train.check_quantization(SimpleNamespace(quantization="4bit"))
+    assert raised.value.kind == INFRASTRUCTURE and "CUDA GPU and" not in raised.value.reason
+    assert train.check_quantization(SimpleNamespace(quantization="none")) is False
+
+
+def test_out_of_memory_advises_4bit_only_where_4bit_can_run(monkeypatch):
+    import importlib.util
+
+    import torch
+
+    from brightrun_trainer import errors
+
+    oom = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real_find_spec(name, *a))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert errors.classify(oom) == TRAINING
+    reason = errors.one_line_reason(oom)
+    assert reason.startswith("out of memory: lower batch_size or max_seq_length (") and "4bit" not in reason
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "bitsandbytes" else real_find_spec(name, *a))
+    assert 'quantization "4bit"' in errors.one_line_reason(oom)

@@ -101,3 +101,36 @@ def test_last_step_is_always_logged():
     h.state.global_step = 3
     h.reporter.on_step_end(h.args, h.state, h.control)
     assert h.control.should_log and not h.control.should_save
+
+
+# ------------------------------------------------------------------------ throughput and memory
+
+
+def test_on_cpu_the_peak_memory_field_is_there_and_null():
+    h = Harness()
+    h.step(2.0)
+    h.reporter.flush()
+    (metric,) = [e for e in h.events() if e["type"] == "metric"]
+    assert "peak_memory_gb" in metric and metric["peak_memory_gb"] is None
+
+
+def test_on_cuda_steps_are_timed_after_a_synchronize_and_peak_memory_is_reported(monkeypatch):
+    """CUDA mocked: queued kernels would make an unsynchronised step look instantaneous."""
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: calls.append("sync"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a: 3 * 2**30)
+    monkeypatch.setattr(torch.cuda, "utilization", lambda *a: 87)
+    clock = iter(range(100))
+    monkeypatch.setattr("brightrun_trainer.progress.time.monotonic", lambda: calls.append("clock") or float(next(clock)))
+    h = Harness()
+    h.step(2.0, tokens=500)
+    h.reporter.flush()
+    # Each clock read comes right after a synchronize.
+    assert calls == ["sync", "clock", "sync", "clock"]
+    (metric,) = [e for e in h.events() if e["type"] == "metric"]
+    assert metric["peak_memory_gb"] == 3.0 and metric["gpu_utilization"] == 87.0
+    assert metric["throughput"] == 500.0  # 500 real tokens in the 1 s between the two reads
