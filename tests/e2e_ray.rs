@@ -8,14 +8,14 @@ mod common;
 #[path = "../engine/tests/support/s3.rs"]
 mod s3;
 
-use common::{Daemon, Home, env_or_script, trainer_python};
+use common::{Daemon, Home, env_or_script, trainer_python, wait_until as wait};
 use s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 use serde_json::Value;
 use std::io::Write;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn ray_url() -> String {
     env_or_script("BRIGHTRUN_RAY_ADDRESS", "scripts/ray-head.sh")
@@ -125,27 +125,22 @@ fn run(home: &Home, args: &[&str]) -> std::process::Output {
 }
 
 fn json(home: &Home, args: &[&str], code: i32) -> Value {
-    let out = run(home, args);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "brightrun {args:?}\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "brightrun {args:?}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    let mut c = home.std_cmd();
+    keys(&mut c);
+    common::run_json(c, args, code)
 }
 
 fn ready_dataset(home: &Home, n: usize) -> String {
     let file = home.arith_file("arith.jsonl", n);
     let d = json(
         home,
-        &["datasets", "add", file.to_str().unwrap(), "--wait", "--json"],
+        &[
+            "datasets",
+            "add",
+            file.to_str().unwrap(),
+            "--wait",
+            "--json",
+        ],
         0,
     );
     assert_eq!(d["status"], "ready", "{d:#}");
@@ -193,17 +188,6 @@ fn metric_steps_in(log: &str) -> Vec<u64> {
         .collect()
 }
 
-fn wait(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out after {secs}s waiting for {what}");
-}
-
 fn steps(metrics: &Value) -> Vec<u64> {
     metrics
         .as_array()
@@ -233,7 +217,10 @@ fn a_job_trains_on_ray_through_presigned_urls_across_an_engine_kill_and_an_outag
     assert_eq!(entry["data"], "urls");
     assert_eq!(entry["health"]["reachable"], true, "{entry:#}");
     assert!(
-        entry["health"]["detail"].as_str().unwrap().contains("Ray 2."),
+        entry["health"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Ray 2."),
         "{entry:#}"
     );
 
@@ -241,7 +228,9 @@ fn a_job_trains_on_ray_through_presigned_urls_across_an_engine_kill_and_an_outag
     // batch 1 over 54 training examples, 2 epochs: 108 steps, long enough to interrupt.
     let job = ray_job(&home, &dataset, &["epochs=2", "batch_size=1"]);
     // The engine's job id is Ray's submission id.
-    wait(120, "the submission on Ray", || ray_info(&ray, &job).is_some());
+    wait(120, "the submission on Ray", || {
+        ray_info(&ray, &job).is_some()
+    });
     wait(300, "the first metrics in Ray's log", || {
         metric_steps_in(&ray_log(&ray, &job)).len() >= 3
     });
@@ -275,7 +264,10 @@ fn a_job_trains_on_ray_through_presigned_urls_across_an_engine_kill_and_an_outag
         ray_info(&ray, &job).is_some_and(|i| i["status"] == "SUCCEEDED")
     });
     let j = json(&home, &["jobs", "show", &job, "--json"], 0);
-    assert_eq!(j["status"], "running", "not failed while unreachable: {j:#}");
+    assert_eq!(
+        j["status"], "running",
+        "not failed while unreachable: {j:#}"
+    );
 
     // It answers again: the engine catches up on every event it missed.
     proxy.resume();
@@ -292,13 +284,12 @@ fn a_job_trains_on_ray_through_presigned_urls_across_an_engine_kill_and_an_outag
     );
     // The cost runs on Ray's clock.
     let info = ray_info(&ray, &job).unwrap();
-    let ray_secs = (info["end_time"].as_i64().unwrap() - info["start_time"].as_i64().unwrap())
-        as f64
-        / 1000.0;
-    let started = chrono::DateTime::parse_from_rfc3339(done["started_at"].as_str().unwrap())
-        .unwrap();
-    let ended = chrono::DateTime::parse_from_rfc3339(done["completed_at"].as_str().unwrap())
-        .unwrap();
+    let ray_secs =
+        (info["end_time"].as_i64().unwrap() - info["start_time"].as_i64().unwrap()) as f64 / 1000.0;
+    let started =
+        chrono::DateTime::parse_from_rfc3339(done["started_at"].as_str().unwrap()).unwrap();
+    let ended =
+        chrono::DateTime::parse_from_rfc3339(done["completed_at"].as_str().unwrap()).unwrap();
     let ours = (ended - started).num_milliseconds() as f64 / 1000.0;
     assert!(
         (ours - ray_secs).abs() < 1.5,
@@ -336,7 +327,14 @@ fn a_job_trains_on_ray_through_presigned_urls_across_an_engine_kill_and_an_outag
     let out_dir = home.path().join("download");
     json(
         &home,
-        &["models", "download", id, "--to", out_dir.to_str().unwrap(), "--json"],
+        &[
+            "models",
+            "download",
+            id,
+            "--to",
+            out_dir.to_str().unwrap(),
+            "--json",
+        ],
         0,
     );
     let load = std::process::Command::new(trainer_python())
@@ -407,7 +405,12 @@ fn remote_backends_are_configured_checked_and_refused_without_urls() {
         .env_remove("GPU_CLUSTER_API_KEY")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     let by = |n: &str| {
         list.as_array()
@@ -435,12 +438,18 @@ fn remote_backends_are_configured_checked_and_refused_without_urls() {
     let out = home.cmd().args(&args).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("S3") && err.contains("shared_filesystem"), "{err}");
+    assert!(
+        err.contains("S3") && err.contains("shared_filesystem"),
+        "{err}"
+    );
     // A backend nobody configured is refused with the ones that exist.
     let mut args = common::tiny_job_args(&dataset, &[]);
     args.extend(["--backend".into(), "nope".into()]);
     let out = home.cmd().args(&args).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unknown backend `nope`") && err.contains("ray"), "{err}");
+    assert!(
+        err.contains("unknown backend `nope`") && err.contains("ray"),
+        "{err}"
+    );
 }

@@ -9,7 +9,7 @@ mod common;
 #[path = "../engine/tests/support/s3.rs"]
 mod s3;
 
-use common::{Daemon, Home, env_or_script, trainer_python};
+use common::{Daemon, Home, env_or_script, trainer_python, wait_until as wait};
 use s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 use serde_json::Value;
 use std::io::{BufRead, Write};
@@ -32,7 +32,13 @@ impl StandIn {
         let mut child = Command::new(&python)
             .arg(root.join("tests/fixtures/runpod_standin.py"))
             .args(["--port", "0", "--api-key", KEY, "--endpoint", ENDPOINT])
-            .args(["--workers", "1", "--exit-on-stdin-eof", "--cancel-grace", "60"])
+            .args([
+                "--workers",
+                "1",
+                "--exit-on-stdin-eof",
+                "--cancel-grace",
+                "60",
+            ])
             .env("BRIGHTRUN_TRAINER_PYTHON", trainer_python())
             .env("BRIGHTRUN_RUNPOD_PYTHON", &python)
             .env("HF_HUB_OFFLINE", "1")
@@ -125,27 +131,20 @@ fn cmd(home: &Home, key: &str) -> Command {
 }
 
 fn json(home: &Home, args: &[&str], code: i32) -> Value {
-    let out = cmd(home, KEY).args(args).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "brightrun {args:?}\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "brightrun {args:?}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    common::run_json(cmd(home, KEY), args, code)
 }
 
 fn pod_job(home: &Home, sets: &[&str]) -> String {
     let file = home.arith_file("arith.jsonl", 60);
     let d = json(
         home,
-        &["datasets", "add", file.to_str().unwrap(), "--wait", "--json"],
+        &[
+            "datasets",
+            "add",
+            file.to_str().unwrap(),
+            "--wait",
+            "--json",
+        ],
         0,
     );
     assert_eq!(d["status"], "ready", "{d:#}");
@@ -154,17 +153,6 @@ fn pod_job(home: &Home, sets: &[&str]) -> String {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let j = json(home, &args, 0);
     j["id"].as_str().unwrap().to_string()
-}
-
-fn wait(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out after {secs}s waiting for {what}");
 }
 
 #[test]
@@ -179,9 +167,17 @@ fn a_job_runs_on_runpod_and_loses_no_event_to_a_crash_or_a_429() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "a refused key is not an outage");
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let pod = list.as_array().unwrap().iter().find(|b| b["name"] == "pod").unwrap();
+    let pod = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "pod")
+        .unwrap();
     assert_eq!(pod["health"]["failure"], "unauthorized", "{pod:#}");
-    assert!(!out.stdout.windows(5).any(|w| w == b"wrong"), "the key is never shown");
+    assert!(
+        !out.stdout.windows(5).any(|w| w == b"wrong"),
+        "the key is never shown"
+    );
     json(&home, &["backends", "check", "--json"], 0);
 
     // The worker is busy: the job waits in RunPod's queue and says so.
@@ -192,7 +188,10 @@ fn a_job_runs_on_runpod_and_loses_no_event_to_a_crash_or_a_429() {
         let mut ext = String::new();
         wait(60, "the submission", || {
             let j = json(&home, &["jobs", "show", &job, "--json"], 0);
-            ext = j["external_job_id"].as_str().unwrap_or_default().to_string();
+            ext = j["external_job_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             !ext.is_empty()
         });
         ext
@@ -205,7 +204,10 @@ fn a_job_runs_on_runpod_and_loses_no_event_to_a_crash_or_a_429() {
     });
     // The next 5 stream items are lost (an engine that read them crashed before storing
     // them), and RunPod asks us to slow down for a while.
-    standin.control(&format!("jobs/{ext}/drop-stream"), serde_json::json!({"count": 5}));
+    standin.control(
+        &format!("jobs/{ext}/drop-stream"),
+        serde_json::json!({"count": 5}),
+    );
     standin.control("resume", Value::Null);
     wait(300, "training to start", || {
         standin.record(&ext)["status"] == "IN_PROGRESS"
@@ -228,7 +230,11 @@ fn a_job_runs_on_runpod_and_loses_no_event_to_a_crash_or_a_429() {
         .iter()
         .map(|p| p["step"].as_u64().unwrap())
         .collect();
-    assert_eq!(steps, (1..=total).collect::<Vec<_>>(), "no step lost, none twice");
+    assert_eq!(
+        steps,
+        (1..=total).collect::<Vec<_>>(),
+        "no step lost, none twice"
+    );
     // Billed on RunPod's execution time.
     let exec_ms = record["executionTime"].as_f64().unwrap();
     let started =
@@ -236,7 +242,10 @@ fn a_job_runs_on_runpod_and_loses_no_event_to_a_crash_or_a_429() {
     let ended =
         chrono::DateTime::parse_from_rfc3339(done["completed_at"].as_str().unwrap()).unwrap();
     let ours = (ended - started).num_milliseconds() as f64;
-    assert!((ours - exec_ms).abs() < 1500.0, "billed {ours} ms, ran {exec_ms} ms");
+    assert!(
+        (ours - exec_ms).abs() < 1500.0,
+        "billed {ours} ms, ran {exec_ms} ms"
+    );
 
     // The adapter came through the presigned PUT URLs and downloads.
     let models = json(&home, &["models", "list", "--json"], 0);
@@ -244,7 +253,14 @@ fn a_job_runs_on_runpod_and_loses_no_event_to_a_crash_or_a_429() {
     let out_dir = home.path().join("download");
     json(
         &home,
-        &["models", "download", id, "--to", out_dir.to_str().unwrap(), "--json"],
+        &[
+            "models",
+            "download",
+            id,
+            "--to",
+            out_dir.to_str().unwrap(),
+            "--json",
+        ],
         0,
     );
     assert!(out_dir.join("adapter_model.safetensors").is_file());
@@ -271,7 +287,10 @@ fn a_cancel_reaches_the_trainer_on_runpod() {
     });
     let record = standin.record(&ext);
     assert_eq!(record["status"], "CANCELLED");
-    assert_eq!(record["workerExitStatus"], 143, "SIGTERM reached the trainer: {record:#}");
+    assert_eq!(
+        record["workerExitStatus"], 143,
+        "SIGTERM reached the trainer: {record:#}"
+    );
     let everything: Vec<Value> = ["streamed", "pending", "late"]
         .iter()
         .flat_map(|k| record[*k].as_array().cloned().unwrap_or_default())

@@ -39,20 +39,9 @@ fn with_keys(c: &mut std::process::Command) -> &mut std::process::Command {
 
 /// Runs brightrun with the S3 keys, asserting the exit status; returns stdout as JSON.
 fn run_json(home: &Home, args: &[&str], code: i32) -> serde_json::Value {
-    let out = with_keys(&mut home.std_cmd()).args(args).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "brightrun {args:?}\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "brightrun {args:?}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    let mut c = home.std_cmd();
+    with_keys(&mut c);
+    common::run_json(c, args, code)
 }
 
 /// The AWS CLI from the test tools' environment, pointed at the server.

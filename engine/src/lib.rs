@@ -24,7 +24,6 @@ pub mod validation;
 
 pub use engine::{
     BackendInfo, BudgetStatus, CleanOptions, CleanReport, CostSummary, DroppedRecord, Engine,
-    EngineBuilder,
-    EngineError, IdKind, JobCost, JobRequest, NewDataset, Period,
+    EngineBuilder, EngineError, IdKind, JobCost, JobRequest, NewDataset, Period,
 };
 pub use store::Page;

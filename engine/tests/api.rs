@@ -67,7 +67,9 @@ impl ClusterBackend for Scripted {
         let script = scripts
             .get_mut(id)
             .ok_or_else(|| BackendError::Unavailable(format!("unknown {id}")))?;
-        Ok(script.pop_front().unwrap_or(PollResult::new(RemoteState::Running, Vec::new(), cursor)))
+        Ok(script
+            .pop_front()
+            .unwrap_or(PollResult::new(RemoteState::Running, Vec::new(), cursor)))
     }
     async fn cancel(&self, id: &str) -> Result<(), BackendError> {
         self.cancelled.lock().unwrap().push(id.to_string());
@@ -259,13 +261,7 @@ async fn a_slow_cluster_delays_neither_other_jobs_nor_a_cancel() {
     );
     let api = LocalApi::new(e.clone());
     let d = ready_dataset(&api, home.path(), "chats").await;
-    fast.queue(|out| {
-        vec![report(
-            RemoteState::Succeeded,
-            &adapter_events(out),
-            2,
-        )]
-    });
+    fast.queue(|out| vec![report(RemoteState::Succeeded, &adapter_events(out), 2)]);
     let tasks = e.start();
     let stuck = api.create_job(spec(&d, "slow"), false).await.unwrap();
     // The slow cluster's poll is now blocked inside the monitor.

@@ -4,8 +4,8 @@ use super::exit;
 use super::output;
 use crate::cli::BackendsCmd;
 use anyhow::Result;
-use brightrun_engine::api::{Api, EngineApi};
 use brightrun_engine::BackendInfo;
+use brightrun_engine::api::{Api, EngineApi};
 
 pub async fn run(api: &dyn EngineApi, cmd: BackendsCmd) -> Result<i32> {
     let (list, json) = match cmd {
@@ -29,8 +29,8 @@ pub async fn run(api: &dyn EngineApi, cmd: BackendsCmd) -> Result<i32> {
 
 fn print_table(list: &[BackendInfo]) {
     println!(
-        "{:<16} {:<7} {:<5} {:<13} {}",
-        "NAME", "KIND", "DATA", "HEALTH", "WHERE / WHAT ANSWERED"
+        "{:<16} {:<7} {:<5} {:<13} WHERE / WHAT ANSWERED",
+        "NAME", "KIND", "DATA", "HEALTH"
     );
     for b in list {
         let name = if b.default {
@@ -67,10 +67,12 @@ fn status(list: &[BackendInfo]) -> i32 {
         .collect();
     if failed.is_empty() {
         exit::OK
-    } else if failed
-        .iter()
-        .any(|h| matches!(h.failure.as_deref(), Some("unreachable") | Some("rate_limited")))
-    {
+    } else if failed.iter().any(|h| {
+        matches!(
+            h.failure.as_deref(),
+            Some("unreachable") | Some("rate_limited")
+        )
+    }) {
         exit::UNAVAILABLE
     } else {
         exit::FAILED

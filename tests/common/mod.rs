@@ -85,20 +85,7 @@ impl Home {
 
     /// Runs the binary and parses its `--json` output, asserting the exit status.
     pub fn json(&self, args: &[&str], code: i32) -> Value {
-        let out = self.cmd().args(args).output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "brightrun {args:?}\nstdout:\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "brightrun {args:?}: not JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
+        run_json(self.std_cmd(), args, code)
     }
 
     /// Writes `name` in the home: `n` short arithmetic conversations (OpenAI chat).
@@ -159,16 +146,40 @@ impl Home {
     }
 
     /// Waits (up to `secs`) until `f` holds.
-    pub fn wait_until(&self, secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        while std::time::Instant::now() < deadline {
-            if f() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("timed out after {secs}s waiting for {what}");
+    pub fn wait_until(&self, secs: u64, what: &str, f: impl FnMut() -> bool) {
+        wait_until(secs, what, f)
     }
+}
+
+/// Runs `cmd` (the binary with the test's environment) with `args`, asserting the exit
+/// status; parses stdout as the one JSON document `--json` prints.
+pub fn run_json(mut cmd: std::process::Command, args: &[&str], code: i32) -> Value {
+    let out = cmd.args(args).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "brightrun {args:?}\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "brightrun {args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Waits (up to `secs`) until `f` holds.
+pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out after {secs}s waiting for {what}");
 }
 
 /// `jobs create` arguments for a job on the tiny model, with extra `--set`s.

@@ -1233,7 +1233,11 @@ fn the_backend_picker_shows_which_backends_answer() {
     }
     key(&mut app, KeyCode::Enter);
     let screen = render(&mut app, 120, 40);
-    for line in ["local                ● answers", "gpu-ray              ✗ unreachable", "pod                  ○ not checked yet"] {
+    for line in [
+        "local                ● answers",
+        "gpu-ray              ✗ unreachable",
+        "pod                  ○ not checked yet",
+    ] {
         assert!(screen.contains(line), "{line:?} in\n{screen}");
     }
 }

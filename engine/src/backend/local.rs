@@ -475,7 +475,10 @@ mod tests {
         assert_eq!(exit_state(Some(0)), RemoteState::Succeeded);
         assert_eq!(exit_state(Some(143)), RemoteState::Stopped);
         assert_eq!(exit_state(Some(130)), RemoteState::Stopped);
-        assert_eq!(exit_state(Some(1)), RemoteState::Failed("exit status 1".into()));
+        assert_eq!(
+            exit_state(Some(1)),
+            RemoteState::Failed("exit status 1".into())
+        );
         assert_eq!(exit_state(None), RemoteState::Failed("killed".into()));
     }
 

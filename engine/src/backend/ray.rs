@@ -119,7 +119,10 @@ impl RayBackend {
     }
 
     fn what(&self) -> String {
-        format!("the Ray dashboard of backend `{}` ({})", self.name, self.address)
+        format!(
+            "the Ray dashboard of backend `{}` ({})",
+            self.name, self.address
+        )
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -310,7 +313,9 @@ impl RayBackend {
             .await?;
         serde_json::from_str::<Logs>(&body)
             .map(|l| l.logs)
-            .map_err(|e| BackendError::Unavailable(format!("{} sent unreadable logs: {e}", self.what())))
+            .map_err(|e| {
+                BackendError::Unavailable(format!("{} sent unreadable logs: {e}", self.what()))
+            })
     }
 }
 
@@ -411,13 +416,18 @@ fn take_lines(f: &mut Follow, cursor: u64, eof: bool) -> (Vec<Envelope>, u64) {
 }
 
 fn skipped_line(len: usize) -> Envelope {
-    tracing::warn!(bytes = len, "skipped a Ray log line longer than {MAX_LINE} bytes");
+    tracing::warn!(
+        bytes = len,
+        "skipped a Ray log line longer than {MAX_LINE} bytes"
+    );
     Envelope {
         seq: 0,
         ts: 0.0,
         event: TrainerEvent::Log {
             level: Some("warning".into()),
-            message: format!("skipped a trainer output line of {len} bytes (the limit is {MAX_LINE})"),
+            message: format!(
+                "skipped a trainer output line of {len} bytes (the limit is {MAX_LINE})"
+            ),
         },
     }
 }
@@ -478,7 +488,8 @@ fn package_zip(dir: &Path) -> Result<Vec<u8>, BackendError> {
             source,
         }
     };
-    let mut files: Vec<(String, PathBuf)> = vec![("requirements.txt".into(), dir.join("requirements.txt"))];
+    let mut files: Vec<(String, PathBuf)> =
+        vec![("requirements.txt".into(), dir.join("requirements.txt"))];
     let pkg = dir.join("brightrun_trainer");
     let mut stack = vec![pkg.clone()];
     while let Some(d) = stack.pop() {
@@ -594,7 +605,8 @@ impl ClusterBackend for RayBackend {
         let body = self.submit_body(job, &id, &package, reqs);
         match self
             .send(
-                self.request(reqwest::Method::POST, "/api/jobs/").json(&body),
+                self.request(reqwest::Method::POST, "/api/jobs/")
+                    .json(&body),
                 &[],
             )
             .await
@@ -688,7 +700,14 @@ impl ClusterBackend for RayBackend {
             .lock()
             .expect("not poisoned")
             .get(external_id)
-            .map(|f| f.lock().expect("not poisoned").tail.iter().cloned().collect())
+            .map(|f| {
+                f.lock()
+                    .expect("not poisoned")
+                    .tail
+                    .iter()
+                    .cloned()
+                    .collect()
+            })
             .filter(|t: &Vec<String>| !t.is_empty());
         let all = match kept {
             Some(t) => t,
@@ -801,10 +820,16 @@ mod tests {
         };
         assert_eq!(remote_state(&info("PENDING", None)), RemoteState::Pending);
         assert_eq!(remote_state(&info("RUNNING", None)), RemoteState::Running);
-        assert_eq!(remote_state(&info("SUCCEEDED", None)), RemoteState::Succeeded);
+        assert_eq!(
+            remote_state(&info("SUCCEEDED", None)),
+            RemoteState::Succeeded
+        );
         assert_eq!(remote_state(&info("STOPPED", None)), RemoteState::Stopped);
         assert_eq!(
-            remote_state(&info("FAILED", Some("Job entrypoint command failed with exit code 1"))),
+            remote_state(&info(
+                "FAILED",
+                Some("Job entrypoint command failed with exit code 1")
+            )),
             RemoteState::Failed("Job entrypoint command failed with exit code 1".into())
         );
         assert_eq!(
@@ -834,12 +859,18 @@ mod tests {
         let body = b.submit_body(&job, "j1", "gcs://_ray_pkg_x.zip", vec!["torch==2".into()]);
         assert_eq!(body["submission_id"], "j1");
         assert_eq!(body["entrypoint_num_gpus"], 2);
-        assert_eq!(body["entrypoint_resources"]["accelerator_type:A100-80G"], 0.001);
+        assert_eq!(
+            body["entrypoint_resources"]["accelerator_type:A100-80G"],
+            0.001
+        );
         assert_eq!(body["runtime_env"]["pip"]["packages"][0], "torch==2");
         assert_eq!(body["runtime_env"]["working_dir"], "gcs://_ray_pkg_x.zip");
-        let carried: TrainerSpec =
-            serde_json::from_str(body["runtime_env"]["env_vars"]["BRIGHTRUN_SPEC"].as_str().unwrap())
-                .unwrap();
+        let carried: TrainerSpec = serde_json::from_str(
+            body["runtime_env"]["env_vars"]["BRIGHTRUN_SPEC"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(carried, spec);
         let cpu = crate::config::BackendConfig {
             request_gpus: Some(false),
@@ -866,7 +897,11 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("brightrun_trainer/__pycache__")).unwrap();
         std::fs::write(dir.path().join("requirements.txt"), "torch\n").unwrap();
         std::fs::write(dir.path().join("brightrun_trainer/__init__.py"), "x = 1\n").unwrap();
-        std::fs::write(dir.path().join("brightrun_trainer/__pycache__/a.pyc"), "junk").unwrap();
+        std::fs::write(
+            dir.path().join("brightrun_trainer/__pycache__/a.pyc"),
+            "junk",
+        )
+        .unwrap();
         let a = package_zip(dir.path()).unwrap();
         let b = package_zip(dir.path()).unwrap();
         assert_eq!(a, b);

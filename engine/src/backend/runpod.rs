@@ -59,7 +59,10 @@ struct StreamItem {
 
 impl RunPodBackend {
     pub fn new(name: &str, cfg: &crate::config::BackendConfig, secrets: &Secrets) -> Self {
-        let key_name = cfg.secret.clone().unwrap_or_else(|| "runpod_api_key".into());
+        let key_name = cfg
+            .secret
+            .clone()
+            .unwrap_or_else(|| "runpod_api_key".into());
         // The seed's variables are the fallback: GPU_CLUSTER_API_KEY / GPU_CLUSTER_API_URL.
         let key = secrets.get(&key_name).cloned().or_else(|| {
             std::env::var("GPU_CLUSTER_API_KEY")
@@ -70,7 +73,11 @@ impl RunPodBackend {
         let api = cfg
             .api_url
             .clone()
-            .or_else(|| std::env::var("GPU_CLUSTER_API_URL").ok().filter(|u| !u.is_empty()))
+            .or_else(|| {
+                std::env::var("GPU_CLUSTER_API_URL")
+                    .ok()
+                    .filter(|u| !u.is_empty())
+            })
             .unwrap_or_else(|| DEFAULT_API.into());
         let endpoint = cfg.endpoint_id.clone().unwrap_or_default();
         Self {
@@ -283,16 +290,19 @@ impl ClusterBackend for RunPodBackend {
                 // where events a crashed engine read but never stored come back, and a job
                 // finished from the stream would never read it.
                 if let Some(i) = events.iter().position(|e| {
-                    matches!(e.event, TrainerEvent::Done { .. } | TrainerEvent::Error { .. })
+                    matches!(
+                        e.event,
+                        TrainerEvent::Done { .. } | TrainerEvent::Error { .. }
+                    )
                 }) {
                     next = events[i].seq;
                     events.truncate(i);
                 }
                 let _ = stream.status;
                 let mut r = PollResult::new(RemoteState::Running, events, next);
-                r.times.started_at = status.execution_time.map(|ms| {
-                    crate::domain::now() - chrono::Duration::milliseconds(ms as i64)
-                });
+                r.times.started_at = status
+                    .execution_time
+                    .map(|ms| crate::domain::now() - chrono::Duration::milliseconds(ms as i64));
                 Ok(r)
             }
             "COMPLETED" => {
@@ -417,7 +427,10 @@ mod tests {
 
     #[test]
     fn nested_lists_and_odd_items_are_read() {
-        let got = events_in([serde_json::json!([ev(0, "log"), ev(1, "log")]), serde_json::json!("text")]);
+        let got = events_in([
+            serde_json::json!([ev(0, "log"), ev(1, "log")]),
+            serde_json::json!("text"),
+        ]);
         assert_eq!(got.len(), 3);
         assert!(matches!(got[2].event, TrainerEvent::Log { .. }));
     }
@@ -434,6 +447,10 @@ mod tests {
         };
         let msg = b.missing_key().to_string();
         assert!(msg.contains("BRIGHTRUN_SECRET_RUNPOD_API_KEY"), "{msg}");
-        assert!(b.base.ends_with("/v2/abc") || b.base.ends_with("/abc"), "{}", b.base);
+        assert!(
+            b.base.ends_with("/v2/abc") || b.base.ends_with("/abc"),
+            "{}",
+            b.base
+        );
     }
 }

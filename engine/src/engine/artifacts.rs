@@ -156,7 +156,11 @@ impl Engine {
     /// Checks what a remote trainer uploaded through its presigned URLs: every reported file
     /// is one the engine presigned, is in the models bucket with the reported size, and hashes
     /// to the reported sha256 (read back: the trainer's word is not taken).
-    async fn verify_uploaded(&self, job: &TrainingJob, id: ArtifactId) -> Result<Vec<ArtifactFile>> {
+    async fn verify_uploaded(
+        &self,
+        job: &TrainingJob,
+        id: ArtifactId,
+    ) -> Result<Vec<ArtifactFile>> {
         if job.output_files.is_empty() {
             return Err(EngineError::Invalid(
                 "the trainer reported no uploaded adapter files".into(),

@@ -47,7 +47,12 @@ impl Engine {
 
     /// Every backend with its latest known verdict (no network).
     pub fn backends(&self) -> Vec<BackendInfo> {
-        let health = self.inner.backend_health.lock().expect("not poisoned").clone();
+        let health = self
+            .inner
+            .backend_health
+            .lock()
+            .expect("not poisoned")
+            .clone();
         let cfg = &self.inner.config;
         self.inner
             .backends
@@ -58,7 +63,9 @@ impl Engine {
                     "ray" => entry.and_then(|e| e.address.clone()).unwrap_or_default(),
                     "runpod" => format!(
                         "endpoint {}",
-                        entry.and_then(|e| e.endpoint_id.clone()).unwrap_or_default()
+                        entry
+                            .and_then(|e| e.endpoint_id.clone())
+                            .unwrap_or_default()
                     ),
                     "local" => "this machine".into(),
                     _ => String::new(),

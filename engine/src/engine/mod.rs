@@ -215,7 +215,8 @@ impl EngineBuilder {
             config: Box::new(config.clone()),
             progress,
         };
-        let mut backends = crate::backend::from_config(&config, &secrets, paths.jobs_dir(), trainer);
+        let mut backends =
+            crate::backend::from_config(&config, &secrets, paths.jobs_dir(), trainer);
         backends.extend(self.backends);
         Ok(Engine {
             user,

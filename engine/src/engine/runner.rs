@@ -146,7 +146,9 @@ impl Engine {
         if access == DataAccess::Urls
             && let Err(e) = self.check_url_store(&job.gpu_config.backend)
         {
-            return self.fail_or_retry(id, false, e.to_string(), String::new()).await;
+            return self
+                .fail_or_retry(id, false, e.to_string(), String::new())
+                .await;
         }
         let spec = match access {
             DataAccess::Paths => match self.local_dataset_copy(&job).await {
@@ -243,7 +245,7 @@ impl Engine {
             .store
             .dataset(job.dataset_id)?
             .ok_or_else(|| EngineError::Invalid("the job's dataset no longer exists".into()))?;
-        let ttl = url_ttl(&job);
+        let ttl = url_ttl(job);
         let get = self
             .inner
             .objects
@@ -253,11 +255,8 @@ impl Engine {
         let artifact = super::artifacts::remote_artifact_id(job);
         let mut puts = std::collections::BTreeMap::new();
         for f in super::artifacts::ADAPTER_FILES {
-            let key = crate::storage::object_path(&[
-                &job.user_id.to_string(),
-                &artifact.to_string(),
-                f,
-            ])?;
+            let key =
+                crate::storage::object_path(&[&job.user_id.to_string(), &artifact.to_string(), f])?;
             let url = self
                 .inner
                 .objects
@@ -585,10 +584,14 @@ impl Engine {
 
     /// Says on a running job that its cluster does not answer (written once per outage).
     fn note_unreachable(&self, id: JobId, backend: &str, e: &BackendError) -> Result<()> {
-        self.inner.backend_health.lock().expect("not poisoned").insert(
-            backend.to_string(),
-            crate::backend::BackendHealth::failed(e),
-        );
+        self.inner
+            .backend_health
+            .lock()
+            .expect("not poisoned")
+            .insert(
+                backend.to_string(),
+                crate::backend::BackendHealth::failed(e),
+            );
         let note = format!(
             "{}backend `{backend}` does not answer ({}); the job keeps running there and catches up when it answers",
             lifecycle::CLUSTER_NOTE,
@@ -639,8 +642,14 @@ impl Engine {
                 return Ok(None);
             }
             prepare(&mut job);
-            let fin =
-                lifecycle::finish(&mut job, status, error, artifact.as_ref().map(|a| a.id), t, ended);
+            let fin = lifecycle::finish(
+                &mut job,
+                status,
+                error,
+                artifact.as_ref().map(|a| a.id),
+                t,
+                ended,
+            );
             if let Some(c) = &fin.cost {
                 w.put(c)?;
             }
@@ -715,8 +724,7 @@ pub(crate) fn run_timeout(job: &TrainingJob) -> std::time::Duration {
 /// Presigned URLs must outlive the run (the adapter is uploaded at its end), within S3's
 /// 7-day limit.
 fn url_ttl(job: &TrainingJob) -> std::time::Duration {
-    (run_timeout(job) + std::time::Duration::from_secs(3600))
-        .min(super::storage_ops::MAX_URL_TTL)
+    (run_timeout(job) + std::time::Duration::from_secs(3600)).min(super::storage_ops::MAX_URL_TTL)
 }
 
 fn join_detail(detail: &str, tail: &str) -> String {

@@ -409,16 +409,39 @@ fn the_clusters_clock_bills_the_run_and_its_notes_come_and_go() {
         j.error_message.as_deref(),
         Some("cluster: in RunPod's queue: 3 job(s) waiting")
     );
-    observe(&mut j, &poll(RemoteState::Running, &[], 0), secs(22), &limits);
+    observe(
+        &mut j,
+        &poll(RemoteState::Running, &[], 0),
+        secs(22),
+        &limits,
+    );
     assert_eq!(j.error_message, None);
     // The cluster's end time (1004 s) ends the bill, not the moment the engine noticed (3600 s).
-    let f = finish(&mut j, JobStatus::Completed, None, None, secs(3600), Some(secs(1004)));
+    let f = finish(
+        &mut j,
+        JobStatus::Completed,
+        None,
+        None,
+        secs(3600),
+        Some(secs(1004)),
+    );
     assert_eq!(j.completed_at, Some(secs(1004)));
-    assert!((j.final_cost.unwrap() - 1.0).abs() < 1e-9, "{:?}", j.final_cost);
+    assert!(
+        (j.final_cost.unwrap() - 1.0).abs() < 1e-9,
+        "{:?}",
+        j.final_cost
+    );
     assert!(f.cost.is_some());
     // An end before the start is not believed.
     let mut k = job(JobStatus::Running);
     k.started_at = Some(secs(100));
-    finish(&mut k, JobStatus::Failed, None, None, secs(200), Some(secs(50)));
+    finish(
+        &mut k,
+        JobStatus::Failed,
+        None,
+        None,
+        secs(200),
+        Some(secs(50)),
+    );
     assert_eq!(k.completed_at, Some(secs(200)));
 }
