@@ -89,6 +89,17 @@ pub enum Command {
     /// The cluster backends (`[backends.NAME]`: local, Ray, RunPod) and their health.
     #[command(subcommand)]
     Backends(BackendsCmd),
+    /// Checks the store, the config, stored objects against the records (missing and
+    /// orphaned), job folders, stale temporary files and interrupted uploads. Exit 0 when
+    /// clean (or all was repaired), 1 when problems remain.
+    Doctor {
+        /// Fix what is safe: remove stale temporary files, move orphaned objects and job
+        /// folders into the data dir's quarantine/ folder. Never changes or deletes a record.
+        #[arg(long)]
+        repair: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Subcommand, Debug)]

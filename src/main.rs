@@ -124,6 +124,16 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
     if let Some(Command::Backup(cmd)) = cli.command {
         return commands::backup::run(&paths, cli.engine.as_deref(), cmd).await;
     }
+    // A store that cannot open is the doctor's first finding, not a failure to run it.
+    if let Some(Command::Doctor { repair, json }) = cli.command {
+        return match client::Client::connect(cli.engine.as_deref(), paths.clone()).await {
+            Ok(client) => commands::doctor::run(client.api.as_ref(), repair, json.json).await,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                commands::doctor::cannot_open(&message(&e), json.json)
+            }
+        };
+    }
     let command = cli.command;
     let client = client::Client::connect(cli.engine.as_deref(), paths.clone()).await?;
     let api = client.api.as_ref();
@@ -146,6 +156,7 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
         Some(Command::Mirror(cmd)) => commands::mirror::run(api, cmd).await,
         Some(Command::Backends(cmd)) => commands::backends::run(api, cmd).await,
         Some(Command::Backup(_)) => unreachable!("handled before attaching"),
+        Some(Command::Doctor { .. }) => unreachable!("handled before attaching"),
         Some(Command::Serve { listen, socket }) => {
             commands::serve::run(paths, listen, socket).await
         }

@@ -203,3 +203,122 @@ fn a_copy_cut_off_by_a_kill_leaves_no_temp_file_after_the_next_command() {
     assert!(!tmp.exists(), "the stale temp file is removed");
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), stored_before - 1);
 }
+
+/// Writes `text` at `path`, dated an hour back: older than any write the doctor would take
+/// for one in flight.
+fn old_file(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .unwrap();
+}
+
+fn doctor_step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name}: {report}"))
+}
+
+#[test]
+fn doctor_names_what_a_damaged_home_lost_and_repair_leaves_it_clean() {
+    let home = tempfile::tempdir().unwrap();
+    let id = home_with_a_dataset(home.path());
+    let user = config_user(home.path());
+    let (clean, _) = run(home.path(), &["doctor"], 0);
+    assert!(clean.contains("no problems left"), "{clean}");
+
+    let shown = json(home.path(), &["datasets", "show", &id, "--json"]);
+    let objects = home.path().join("data/objects/lora-datasets");
+    let stored = objects.join(shown["storage_path"].as_str().unwrap());
+    let aside = home.path().join("aside.jsonl");
+    std::fs::rename(&stored, &aside).unwrap();
+    let orphan = objects.join(format!("{user}/stray/stray.jsonl"));
+    old_file(&orphan, "no record names me");
+    let job_folder = home
+        .path()
+        .join("data/jobs/0190f5a2-7c1e-7000-8000-000000000001");
+    old_file(&job_folder.join("trainer.log"), "a log");
+    old_file(&objects.join(format!("{user}/.tmp-99-abc")), "half");
+
+    let (stdout, _) = run(home.path(), &["doctor", "--json"], 1);
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let missing = doctor_step(&report, "missing_objects");
+    assert_eq!(missing["problems"], 1, "{missing}");
+    assert!(
+        missing["examples"][0].as_str().unwrap().contains(&id[..8]),
+        "{missing}"
+    );
+    let orphans = doctor_step(&report, "orphaned_objects");
+    assert_eq!(
+        (orphans["problems"].as_u64(), orphans["repaired"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert!(
+        orphans["examples"][0]
+            .as_str()
+            .unwrap()
+            .contains("stray.jsonl"),
+        "{orphans}"
+    );
+    let jobs = doctor_step(&report, "job_folders");
+    assert_eq!(jobs["problems"], 1, "{jobs}");
+    // The engine's opening sweep already removed the temp file: reported as repaired.
+    let temps = doctor_step(&report, "temp_files");
+    assert_eq!(
+        (temps["problems"].as_u64(), temps["ok"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert!(
+        orphan.exists() && job_folder.exists(),
+        "no repair without --repair"
+    );
+
+    // What the advice says for the lost object: put the file back.
+    std::fs::rename(&aside, &stored).unwrap();
+    let (repaired, _) = run(home.path(), &["doctor", "--repair"], 0);
+    assert!(repaired.contains("repaired 1"), "{repaired}");
+    assert!(!orphan.exists() && !job_folder.exists());
+    let quarantine = home.path().join("data/quarantine");
+    assert!(
+        quarantine
+            .join(format!("objects/lora-datasets/{user}/stray/stray.jsonl"))
+            .is_file()
+    );
+    let (after, _) = run(home.path(), &["doctor"], 0);
+    assert!(after.contains("no problems left"), "{after}");
+    assert_eq!(listed_ids(home.path()), vec![id]);
+}
+
+#[test]
+fn doctor_on_a_store_that_cannot_open_names_it_with_exit_1() {
+    let home = tempfile::tempdir().unwrap();
+    home_with_a_dataset(home.path());
+    let mut bytes = std::fs::read(store(home.path())).unwrap();
+    bytes[..9].copy_from_slice(b"XXXXXXXXX");
+    std::fs::write(store(home.path()), bytes).unwrap();
+    let (stdout, stderr) = run(home.path(), &["doctor", "--json"], 1);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let s = doctor_step(&report, "store");
+    let example = s["examples"][0].as_str().unwrap();
+    assert!(
+        example.contains(&store(home.path()).display().to_string()),
+        "{report}"
+    );
+    assert!(
+        s["advice"].as_str().unwrap().contains("backup restore"),
+        "{report}"
+    );
+    let (text, stderr) = run(home.path(), &["doctor"], 1);
+    assert!(text.contains("store") && text.contains("problem"), "{text}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -23,7 +23,8 @@ pub mod training;
 pub mod validation;
 
 pub use engine::{
-    BackendInfo, BudgetStatus, CleanOptions, CleanReport, CostSummary, DroppedRecord, Engine,
-    EngineBuilder, EngineError, IdKind, JobCost, JobRequest, NewDataset, Period,
+    BackendInfo, BudgetStatus, CleanOptions, CleanReport, CostSummary, DoctorReport, DoctorStep,
+    DroppedRecord, Engine, EngineBuilder, EngineError, IdKind, JobCost, JobRequest, NewDataset,
+    Period,
 };
 pub use store::Page;

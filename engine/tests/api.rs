@@ -607,6 +607,7 @@ async fn every_request_and_reply_round_trips_through_json() {
         ),
         (Request::Backends { check: true }, None),
         (Request::CreateBackup, None),
+        (Request::Doctor { repair: false }, None),
         (
             Request::DeleteModel {
                 id: model.clone(),
@@ -647,9 +648,9 @@ async fn every_request_and_reply_round_trips_through_json() {
         let e = api.call(r).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::Conflict, "{e:?}");
     }
-    assert_eq!(ops.len(), 37, "every request: {ops:?}");
+    assert_eq!(ops.len(), 38, "every request: {ops:?}");
     // All but `url`, which only an S3 store gives (tests/e2e_s3.rs).
-    assert_eq!(kinds.len(), 24, "every reply kind: {kinds:?}");
+    assert_eq!(kinds.len(), 25, "every reply kind: {kinds:?}");
     // Errors round-trip with their code and field.
     let err = api
         .call(Request::GetJob {

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod config;
 pub mod costs;
 pub mod datasets;
+pub mod doctor;
 pub mod jobs;
 pub mod mirror;
 pub mod models;

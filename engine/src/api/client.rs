@@ -473,6 +473,10 @@ pub trait Api: EngineApi {
     async fn create_backup(&self) -> Result<crate::store::backup::BackupInfo, ApiError> {
         expect!(self.call(Request::CreateBackup).await, Backup)
     }
+    /// The doctor's checks; with `repair`, fixes what no record depends on.
+    async fn doctor(&self, repair: bool) -> Result<crate::engine::DoctorReport, ApiError> {
+        expect!(self.call(Request::Doctor { repair }).await, Doctor)
+    }
 }
 
 impl<T: EngineApi + ?Sized> Api for T {}

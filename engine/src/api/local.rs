@@ -468,6 +468,7 @@ impl LocalApi {
             Request::CreateBackup => {
                 Reply::Backup(blocking(e, |e| Ok(e.store().backup("manual")?)).await?)
             }
+            Request::Doctor { repair } => Reply::Doctor(e.doctor(repair).await?),
 
             Request::Costs { period } => Reply::Costs(Box::new(
                 blocking(e, move |e| {

@@ -221,6 +221,14 @@ pub enum Request {
     /// A consistent copy of the store in the data dir's `backups/` (owner only: it holds
     /// every user's records). Listing and restoring need no engine: see `brightrun backup`.
     CreateBackup,
+    /// Checks the store, the config, the object store against the records, the job folders
+    /// and what interrupted writes left; with `repair`, removes stale temporary files and
+    /// moves orphaned objects and job folders into `quarantine/` (owner only: the report
+    /// names every user's records, and a repair moves files).
+    Doctor {
+        #[serde(default)]
+        repair: bool,
+    },
 
     Costs {
         period: Period,
@@ -288,6 +296,7 @@ impl Request {
             Self::StorageCheck { .. } => "storage_check",
             Self::Backends { .. } => "backends",
             Self::CreateBackup => "create_backup",
+            Self::Doctor { .. } => "doctor",
             Self::CleanDataset { .. } => "clean_dataset",
             Self::Estimate { .. } => "estimate",
             Self::CreateJob { .. } => "create_job",
@@ -326,6 +335,7 @@ impl Request {
                 }
                 | Self::MirrorVerify
                 | Self::CreateBackup
+                | Self::Doctor { .. }
         )
     }
 }
@@ -476,6 +486,7 @@ pub enum Reply {
     StorageCheck(crate::engine::StorageReport),
     Backends(Vec<crate::engine::BackendInfo>),
     Backup(crate::store::backup::BackupInfo),
+    Doctor(crate::engine::DoctorReport),
     Mirror(crate::mirror::MirrorStatus),
     MirrorVerify(crate::mirror::VerifyReport),
 }
@@ -508,6 +519,7 @@ impl Reply {
             Self::StorageCheck(_) => "storage_check",
             Self::Backends(_) => "backends",
             Self::Backup(_) => "backup",
+            Self::Doctor(_) => "doctor",
             Self::Mirror(_) => "mirror",
             Self::MirrorVerify(_) => "mirror_verify",
         }

@@ -6,6 +6,7 @@ mod backends;
 mod clean;
 mod costs;
 mod datasets;
+mod doctor;
 mod jobs;
 mod lifecycle;
 mod notify;
@@ -21,6 +22,7 @@ pub use backends::BackendInfo;
 pub use clean::{CleanOptions, CleanReport, DroppedRecord};
 pub use costs::{BudgetStatus, CostSummary, JobCost, Period};
 pub use datasets::NewDataset;
+pub use doctor::{DoctorReport, DoctorStep};
 pub use jobs::JobRequest;
 pub use resolve::IdKind;
 pub(crate) use resolve::pick;
@@ -176,7 +178,7 @@ impl EngineBuilder {
             &store,
             profile::adopt_from_env(),
         )?;
-        sweep::sweep(&paths, &config, &store)?;
+        let swept = sweep::sweep(&paths, &config, &store)?;
         let objects: Arc<dyn ObjectStore> = match self.objects {
             Some(o) => o,
             None => match config.storage.backend.as_str() {
@@ -241,6 +243,7 @@ impl EngineBuilder {
                 model_stats: Default::default(),
                 local_hardware: Default::default(),
                 mirror: Default::default(),
+                swept,
             }),
         })
     }
@@ -283,6 +286,8 @@ pub(crate) struct Inner {
     pub local_hardware: std::sync::OnceLock<crate::hardware::LocalHardware>,
     /// The Postgres mirror's status and wake-ups, shared by its task and the API.
     pub mirror: Arc<crate::mirror::Shared>,
+    /// What the sweep removed when this engine opened, for `doctor` to report.
+    pub swept: sweep::Swept,
 }
 
 /// A one-pass import's verdict not yet used: the stored file's (size, mtime) and the
