@@ -382,6 +382,14 @@ async fn users_see_only_their_own_records_and_changes() {
     );
     // Only the owner manages tokens.
     assert_eq!(b.tokens().await.unwrap_err().code, ErrorCode::Unauthorized);
+    // The doctor's report names every user's records, and a repair moves files: owner only.
+    for repair in [false, true] {
+        assert_eq!(
+            b.doctor(repair).await.unwrap_err().code,
+            ErrorCode::Unauthorized
+        );
+    }
+    assert!(owner.doctor(false).await.unwrap().ok);
     assert_eq!(owner.tokens().await.unwrap().len(), 2);
 }
 

@@ -662,7 +662,7 @@ mod tests {
             not_ours.exists(),
             "a folder BrightRun does not name is left alone"
         );
-        assert!(kept.storage_path.len() > 0 && objects.join(&kept.storage_path).exists());
+        assert!(objects.join(&kept.storage_path).exists());
         // No record was changed or removed.
         assert_eq!(store.dataset(lost.id).unwrap(), Some(lost.clone()));
         assert_eq!(store.dataset(stuck.id).unwrap(), Some(stuck.clone()));
@@ -729,5 +729,34 @@ mod tests {
         assert!(r.ok, "{r:?}");
         assert_eq!((temps.problems, temps.repaired), (1, 1), "{temps:?}");
         assert!(temps.examples[0].contains(".tmp-7-xyz"), "{temps:?}");
+    }
+
+    #[tokio::test]
+    async fn a_running_local_job_without_its_folder_is_a_problem_no_repair_hides() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path());
+        let engine = Engine::open(paths.clone()).unwrap();
+        let user = engine.profile_user();
+        let sample = crate::mirror::sample::write_sample(engine.store(), user, 1).unwrap();
+        let mut job = sample.job.clone();
+        job.status = JobStatus::Running;
+        job.gpu_config.backend = "local".into();
+        engine.store().put(&job).unwrap();
+        for repair in [false, true] {
+            let r = engine.doctor(repair).await.unwrap();
+            let jobs = step(&r, "job_folders");
+            assert_eq!((jobs.problems, jobs.repaired), (1, 0), "{jobs:?}");
+            assert!(jobs.examples[0].contains("is running"), "{jobs:?}");
+            assert!(
+                jobs.advice.as_deref().unwrap().contains("jobs cancel"),
+                "{jobs:?}"
+            );
+        }
+        let folder = paths
+            .jobs_dir()
+            .join(job.external_job_id.clone().unwrap_or(job.id.to_string()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let r = engine.doctor(false).await.unwrap();
+        assert!(step(&r, "job_folders").ok, "{r:?}");
     }
 }
