@@ -231,7 +231,10 @@ fn creating_a_job_confirms_the_cost_and_the_budget() {
     // catalog GPU: this machine costs nothing by default).
     let config = home.path().join("config/config.toml");
     let mut value: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
-    value["budget"]
+    // The engine writes only what it must (the profile's id), so the section may be absent.
+    value
+        .entry("budget")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
         .as_table_mut()
         .unwrap()
         .insert("monthly_usd".into(), toml::Value::Float(1.0));
