@@ -131,30 +131,11 @@ fn json(home: &Home, args: &[&str], code: i32) -> Value {
 }
 
 fn ready_dataset(home: &Home, n: usize) -> String {
-    let file = home.arith_file("arith.jsonl", n);
-    let d = json(
-        home,
-        &[
-            "datasets",
-            "add",
-            file.to_str().unwrap(),
-            "--wait",
-            "--json",
-        ],
-        0,
-    );
-    assert_eq!(d["status"], "ready", "{d:#}");
-    d["id"].as_str().unwrap().to_string()
+    home.ready_dataset_with(n, |args| json(home, args, 0))
 }
 
 fn ray_job(home: &Home, dataset: &str, sets: &[&str]) -> String {
-    let mut args = common::tiny_job_args(dataset, sets);
-    args.extend(["--backend".to_string(), "ray".to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let j = json(home, &args, 0);
-    assert_eq!(j["status"], "queued");
-    assert_eq!(j["gpu_config"]["backend"], "ray");
-    j["id"].as_str().unwrap().to_string()
+    common::backend_job(|args| json(home, args, 0), dataset, "ray", sets)
 }
 
 fn http() -> reqwest::blocking::Client {

@@ -135,24 +135,8 @@ fn json(home: &Home, args: &[&str], code: i32) -> Value {
 }
 
 fn pod_job(home: &Home, sets: &[&str]) -> String {
-    let file = home.arith_file("arith.jsonl", 60);
-    let d = json(
-        home,
-        &[
-            "datasets",
-            "add",
-            file.to_str().unwrap(),
-            "--wait",
-            "--json",
-        ],
-        0,
-    );
-    assert_eq!(d["status"], "ready", "{d:#}");
-    let mut args = common::tiny_job_args(d["id"].as_str().unwrap(), sets);
-    args.extend(["--backend".to_string(), "pod".to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let j = json(home, &args, 0);
-    j["id"].as_str().unwrap().to_string()
+    let dataset = home.ready_dataset_with(60, |args| json(home, args, 0));
+    common::backend_job(|args| json(home, args, 0), &dataset, "pod", sets)
 }
 
 #[test]

@@ -105,18 +105,21 @@ impl Home {
 
     /// Adds a ready dataset of `n` short arithmetic conversations; returns its id.
     pub fn ready_dataset(&self, n: usize) -> String {
+        self.ready_dataset_with(n, |args| self.json(args, 0))
+    }
+
+    /// [`Home::ready_dataset`] through `json` (the binary with the test's own environment:
+    /// S3 keys, secrets), which runs the arguments and asserts success.
+    pub fn ready_dataset_with(&self, n: usize, json: impl Fn(&[&str]) -> Value) -> String {
         let file = self.arith_file("arith.jsonl", n);
-        let d = self.json(
-            &[
-                "datasets",
-                "add",
-                file.to_str().unwrap(),
-                "--wait",
-                "--json",
-            ],
-            0,
-        );
-        assert_eq!(d["status"], "ready");
+        let d = json(&[
+            "datasets",
+            "add",
+            file.to_str().unwrap(),
+            "--wait",
+            "--json",
+        ]);
+        assert_eq!(d["status"], "ready", "{d:#}");
         d["id"].as_str().unwrap().to_string()
     }
 
@@ -180,6 +183,22 @@ pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     panic!("timed out after {secs}s waiting for {what}");
+}
+
+/// Queues a job on the tiny model on `backend` through `json`; returns its id.
+pub fn backend_job(
+    json: impl Fn(&[&str]) -> Value,
+    dataset: &str,
+    backend: &str,
+    sets: &[&str],
+) -> String {
+    let mut args = tiny_job_args(dataset, sets);
+    args.extend(["--backend".to_string(), backend.to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let j = json(&args);
+    assert_eq!(j["status"], "queued", "{j:#}");
+    assert_eq!(j["gpu_config"]["backend"], backend, "{j:#}");
+    j["id"].as_str().unwrap().to_string()
 }
 
 /// `jobs create` arguments for a job on the tiny model, with extra `--set`s.

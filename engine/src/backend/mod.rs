@@ -227,6 +227,46 @@ pub fn from_config(
     out
 }
 
+/// Calls to a cluster after a transient failure wait, doubling from 1 s up to a minute, so an
+/// unreachable cluster is not hammered and a poll fails fast meanwhile. Shared by the remote
+/// backends; one per backend.
+#[derive(Default)]
+pub(crate) struct Backoff(std::sync::Mutex<BackoffState>);
+
+#[derive(Default)]
+struct BackoffState {
+    failures: u32,
+    until: Option<std::time::Instant>,
+    last_error: String,
+}
+
+impl Backoff {
+    /// The error to fail with while backing off, if backing off.
+    pub(crate) fn waiting(&self) -> Option<BackendError> {
+        let b = self.0.lock().expect("not poisoned");
+        let left = b.until?.checked_duration_since(std::time::Instant::now())?;
+        Some(BackendError::Unavailable(format!(
+            "{} (next try in {} s)",
+            b.last_error,
+            left.as_secs().max(1)
+        )))
+    }
+
+    /// Records a call's outcome: a transient failure lengthens the wait, anything else ends it.
+    pub(crate) fn record<T>(&self, result: &Result<T, BackendError>) {
+        let mut b = self.0.lock().expect("not poisoned");
+        match result {
+            Err(e) if e.is_transient() => {
+                b.failures += 1;
+                let secs = (1u64 << b.failures.min(6)).min(60);
+                b.until = Some(std::time::Instant::now() + Duration::from_secs(secs));
+                b.last_error = e.to_string();
+            }
+            _ => *b = BackoffState::default(),
+        }
+    }
+}
+
 /// A reqwest client for a cluster's API: bounded connect and request times, so an
 /// unreachable cluster fails a poll quickly instead of holding it.
 pub(crate) fn http_client() -> reqwest::Client {

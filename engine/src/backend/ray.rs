@@ -46,15 +46,7 @@ pub struct RayBackend {
     /// The uploaded package's URI, once uploaded by this engine.
     package: tokio::sync::Mutex<Option<String>>,
     follows: Mutex<HashMap<String, Arc<Mutex<Follow>>>>,
-    backoff: Mutex<Backoff>,
-}
-
-/// Polls after a failure wait, doubling up to a minute, so an unreachable head is not hammered.
-#[derive(Default)]
-struct Backoff {
-    failures: u32,
-    until: Option<Instant>,
-    last_error: String,
+    backoff: Backoff,
 }
 
 /// One job's log as followed through the tail WebSocket.
@@ -114,7 +106,7 @@ impl RayBackend {
             source_dir,
             package: tokio::sync::Mutex::new(None),
             follows: Mutex::new(HashMap::new()),
-            backoff: Mutex::new(Backoff::default()),
+            backoff: Backoff::default(),
         }
     }
 
@@ -151,29 +143,8 @@ impl RayBackend {
             }
         }
         .await;
-        let mut b = self.backoff.lock().expect("not poisoned");
-        match &result {
-            Err(e) if e.is_transient() => {
-                b.failures += 1;
-                let secs = (1u64 << b.failures.min(6)).min(60);
-                b.until = Some(Instant::now() + Duration::from_secs(secs));
-                b.last_error = e.to_string();
-            }
-            _ => *b = Backoff::default(),
-        }
+        self.backoff.record(&result);
         result
-    }
-
-    /// Fails fast while backing off after a transport failure.
-    fn backing_off(&self) -> Option<BackendError> {
-        let b = self.backoff.lock().expect("not poisoned");
-        let until = b.until?;
-        let left = until.checked_duration_since(Instant::now())?;
-        Some(BackendError::Unavailable(format!(
-            "{} (next try in {} s)",
-            b.last_error,
-            left.as_secs().max(1)
-        )))
     }
 
     async fn job_info(&self, id: &str) -> Result<Option<JobInfo>, BackendError> {
@@ -589,7 +560,7 @@ impl ClusterBackend for RayBackend {
 
     async fn submit(&self, job: &Submission<'_>) -> Result<String, BackendError> {
         let id = submission_id(&job.spec.job_id, job.attempt);
-        if let Some(e) = self.backing_off() {
+        if let Some(e) = self.backoff.waiting() {
             return Err(e);
         }
         // Already submitted (the engine stopped between submitting and recording it): the
@@ -622,7 +593,7 @@ impl ClusterBackend for RayBackend {
     }
 
     async fn poll(&self, external_id: &str, cursor: u64) -> Result<PollResult, BackendError> {
-        if let Some(e) = self.backing_off() {
+        if let Some(e) = self.backoff.waiting() {
             return Err(e);
         }
         let Some(info) = self.job_info(external_id).await? else {

@@ -16,8 +16,6 @@
 use super::*;
 use crate::secrets::{Secret, Secrets};
 use serde::Deserialize;
-use std::sync::Mutex;
-use std::time::Instant;
 
 const DEFAULT_API: &str = "https://api.runpod.ai/v2";
 
@@ -27,7 +25,7 @@ pub struct RunPodBackend {
     key: Option<Secret>,
     key_name: String,
     http: reqwest::Client,
-    backoff: Mutex<(u32, Option<Instant>, String)>,
+    backoff: Backoff,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,7 +84,7 @@ impl RunPodBackend {
             key,
             key_name,
             http: http_client(),
-            backoff: Mutex::new((0, None, String::new())),
+            backoff: Backoff::default(),
         }
     }
 
@@ -110,15 +108,8 @@ impl RunPodBackend {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Option<String>, BackendError> {
-        {
-            let b = self.backoff.lock().expect("not poisoned");
-            if let Some(left) = b.1.and_then(|u| u.checked_duration_since(Instant::now())) {
-                return Err(BackendError::Unavailable(format!(
-                    "{} (next try in {} s)",
-                    b.2,
-                    left.as_secs().max(1)
-                )));
-            }
+        if let Some(e) = self.backoff.waiting() {
+            return Err(e);
         }
         let key = self.key.as_ref().ok_or_else(|| self.missing_key())?;
         let mut req = self
@@ -141,16 +132,7 @@ impl RunPodBackend {
             Ok(Some(text))
         }
         .await;
-        let mut b = self.backoff.lock().expect("not poisoned");
-        match &result {
-            Err(e) if e.is_transient() => {
-                b.0 += 1;
-                let secs = (1u64 << b.0.min(6)).min(60);
-                b.1 = Some(Instant::now() + Duration::from_secs(secs));
-                b.2 = e.to_string();
-            }
-            _ => *b = (0, None, String::new()),
-        }
+        self.backoff.record(&result);
         result
     }
 
