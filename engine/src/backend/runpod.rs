@@ -45,8 +45,6 @@ struct Status {
 #[derive(Debug, Default, Deserialize)]
 struct Stream {
     #[serde(default)]
-    status: String,
-    #[serde(default)]
     stream: Vec<StreamItem>,
 }
 
@@ -280,7 +278,6 @@ impl ClusterBackend for RunPodBackend {
                     next = events[i].seq;
                     events.truncate(i);
                 }
-                let _ = stream.status;
                 let mut r = PollResult::new(RemoteState::Running, events, next);
                 r.times.started_at = status
                     .execution_time
