@@ -1,6 +1,25 @@
 //! The `brightrun` binary: parses the command line, starts logging, opens the engine, and runs
 //! a command or the dashboard. Errors become one clear line on stderr and an exit status.
 
+// Every line the binary writes to a terminal goes through the engine's one sanitiser: messages
+// echo arguments, file names, server replies and other processes' command lines, any of which
+// may carry escape sequences (an OSC 52 clipboard write, a title change). These shadow the
+// standard macros for the whole crate, so no output path can forget.
+macro_rules! println {
+    () => { ::std::println!() };
+    ($($t:tt)*) => { ::std::println!("{}", ::brightrun_engine::text::clean(&format!($($t)*))) };
+}
+macro_rules! eprintln {
+    () => { ::std::eprintln!() };
+    ($($t:tt)*) => { ::std::eprintln!("{}", ::brightrun_engine::text::clean(&format!($($t)*))) };
+}
+macro_rules! print {
+    ($($t:tt)*) => { ::std::print!("{}", ::brightrun_engine::text::clean(&format!($($t)*))) };
+}
+macro_rules! eprint {
+    ($($t:tt)*) => { ::std::eprint!("{}", ::brightrun_engine::text::clean(&format!($($t)*))) };
+}
+
 mod cli;
 mod client;
 mod commands;
@@ -11,7 +30,19 @@ use cli::{Cli, Command};
 use commands::exit;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap echoes the offending argument: it goes through the sanitiser like every line.
+        Err(e) => {
+            let text = e.render().to_string();
+            if e.use_stderr() {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+            }
+            std::process::exit(e.exit_code());
+        }
+    };
     if matches!(&cli.command, Some(c) if !matches!(c, Command::Serve { .. })) {
         // A one-shot command piped into `head` should end quietly when the pipe closes, as
         // other command-line tools do, not panic on the failed write.

@@ -243,8 +243,13 @@ fn a_dataset_that_fails_in_training_fails_the_job_with_the_reason() {
     let job = home.tiny_job(&dataset, &[]);
     let failed = home.json(&["jobs", "watch", &job, "--json"], 1);
     assert_eq!(failed["status"], "failed", "{failed:#}");
+    // The trainer's own words: which line, and what is wrong with it.
     let reason = failed["error_message"].as_str().unwrap();
-    assert!(!reason.is_empty());
+    assert!(
+        reason.contains("none of the dataset's 1 records is a usable example")
+            && reason.contains("line 1: not valid JSON"),
+        "{reason}"
+    );
     assert!(failed["error_detail"].is_string(), "{failed:#}");
     let notes = home.json(&["notifications", "--json"], 0);
     assert!(

@@ -14,6 +14,7 @@ pub mod mirror;
 pub mod paths;
 pub mod private;
 pub mod secrets;
+pub mod space;
 pub mod storage;
 pub mod store;
 pub mod text;

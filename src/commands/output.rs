@@ -22,8 +22,30 @@ pub fn progress_bar(label: &str, hidden: bool) -> ProgressBar {
 
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
-    println!("{text}");
+    println!("{}", escape_json_controls(&text));
     Ok(())
+}
+
+/// serde_json leaves DEL, the C1 controls and the bidi overrides raw inside strings; as `\u`
+/// escapes the document means the same and the terminal sanitiser has nothing to remove, so
+/// a script reading `--json` gets the exact names and a person reading it gets no escapes.
+pub fn escape_json_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let escape = |c: char| {
+        matches!(c, '\u{7f}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            | '\u{200e}' | '\u{200f}')
+    };
+    if !text.chars().any(escape) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if escape(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Removes control and escape sequences from text that came from files or servers.
@@ -117,5 +139,11 @@ mod tests {
         assert_eq!(bytes(1_500_000), "1.5 MB");
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(clean("a\x1b[31mb\nc"), "ab c");
+        let doc =
+            serde_json::to_string(&serde_json::json!({"name": "a\u{9b}b\u{202e}c\u{1b}"})).unwrap();
+        let safe = escape_json_controls(&doc);
+        assert_eq!(safe, r#"{"name":"a\u009bb\u202ec\u001b"}"#);
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["name"], "a\u{9b}b\u{202e}c\u{1b}");
     }
 }

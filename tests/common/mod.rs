@@ -44,7 +44,12 @@ impl Home {
     /// A fresh BRIGHTRUN_HOME with a config suited to tests: fast polling and no retries
     /// (unless `retries` says otherwise).
     pub fn new(retries: u32) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::new_in(&std::env::temp_dir(), retries)
+    }
+
+    /// [`Home::new`] in a folder of `parent` (a small file system the test fills).
+    pub fn new_in(parent: &Path, retries: u32) -> Self {
+        let dir = tempfile::tempdir_in(parent).unwrap();
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         std::fs::write(
             dir.path().join("config/config.toml"),

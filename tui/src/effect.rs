@@ -148,7 +148,10 @@ pub enum Level {
 /// One entry of a folder listing for the file browser.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
+    /// The name as shown: cleaned of control characters, so never a path to open.
     pub name: String,
+    /// The name as the file system has it: what a chosen entry opens.
+    pub raw: std::ffi::OsString,
     pub is_dir: bool,
     pub size: u64,
 }

@@ -652,9 +652,18 @@ impl Executor {
                     let label = format!(
                         "upload {}",
                         path.file_name()
-                            .map(|f| f.to_string_lossy().into_owned())
+                            .map(|f| crate::sanitize::one_line(&f.to_string_lossy()).into_owned())
                             .unwrap_or_default()
                     );
+                    // A file whose name holds control characters can still be added from the
+                    // dashboard (which has no `--name`): its name is the cleaned file stem.
+                    let name = name.or_else(|| {
+                        let stem = path.file_stem()?.to_string_lossy().into_owned();
+                        stem.chars()
+                            .any(char::is_control)
+                            .then(|| crate::sanitize::one_line(&stem).trim().to_string())
+                            .filter(|n| !n.is_empty())
+                    });
                     let tx2 = send.clone();
                     let last = std::sync::Mutex::new(Instant::now() - Duration::from_secs(1));
                     let progress = move |done: u64, total: u64| {
@@ -855,11 +864,13 @@ async fn list_dir(dir: &std::path::Path) -> Result<Vec<DirEntry>, String> {
         if out.len() >= 5000 {
             break;
         }
-        let name = crate::sanitize::one_line(&e.file_name().to_string_lossy()).into_owned();
+        let raw = e.file_name();
+        let name = crate::sanitize::one_line(&raw.to_string_lossy()).into_owned();
         // Follow symlinks for the kind and size.
         let meta = tokio::fs::metadata(e.path()).await.ok();
         out.push(DirEntry {
             name,
+            raw,
             is_dir: meta.as_ref().is_some_and(|m| m.is_dir()),
             size: meta.as_ref().map(|m| m.len()).unwrap_or(0),
         });

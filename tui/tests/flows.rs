@@ -476,21 +476,25 @@ fn file_browser_completes_paths_and_adds() {
         entries: Ok(vec![
             DirEntry {
                 name: "archive".into(),
+                raw: "archive".into(),
                 is_dir: true,
                 size: 0,
             },
             DirEntry {
                 name: "chats-nov.jsonl".into(),
+                raw: "chats-nov.jsonl".into(),
                 is_dir: false,
                 size: 12_000_000,
             },
             DirEntry {
                 name: "chats-oct.jsonl".into(),
+                raw: "chats-oct.jsonl".into(),
                 is_dir: false,
                 size: 9_000_000,
             },
             DirEntry {
                 name: "evil\u{1b}[2J.jsonl".into(),
+                raw: "evil\u{1b}[2J.jsonl".into(),
                 is_dir: false,
                 size: 1,
             },

@@ -287,11 +287,19 @@ pub trait Api: EngineApi {
             check_path(&f.path).map_err(|e| ApiError::internal(e.to_string()))?;
             targets.push(to.join(&f.path));
         }
+        // A file already there with the manifest's size and sha256 is this model's (an earlier
+        // download, perhaps killed part-way): kept, not fetched again and not a conflict, so
+        // running the same download again finishes it.
+        let mut have = Vec::with_capacity(targets.len());
+        for (f, p) in model.files.iter().zip(&targets) {
+            have.push(already_downloaded(p, f).await);
+        }
         if !force {
             let existing: Vec<String> = targets
                 .iter()
-                .filter(|p| p.exists())
-                .map(|p| p.display().to_string())
+                .zip(&have)
+                .filter(|(p, have)| !**have && p.exists())
+                .map(|(p, _)| p.display().to_string())
                 .collect();
             if !existing.is_empty() {
                 let (what, verb) = if existing.len() == 1 {
@@ -309,7 +317,12 @@ pub trait Api: EngineApi {
             }
         }
         let mut done = 0u64;
-        for (f, dest) in model.files.iter().zip(&targets) {
+        for ((f, dest), have) in model.files.iter().zip(&targets).zip(have) {
+            if have {
+                done += f.size;
+                progress(done, total);
+                continue;
+            }
             let io = |e: std::io::Error| {
                 ApiError::invalid("to", format!("cannot write {}: {e}", dest.display()))
             };
@@ -560,4 +573,24 @@ async fn download_url(
             f.path
         )))),
     }
+}
+
+/// Whether `path` already holds `f` exactly (its size, then its sha256).
+async fn already_downloaded(path: &Path, f: &ArtifactFile) -> bool {
+    if !tokio::fs::metadata(path)
+        .await
+        .is_ok_and(|m| m.is_file() && m.len() == f.size)
+    {
+        return false;
+    }
+    let path = path.to_path_buf();
+    let expected = f.sha256.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(path)?;
+        let mut hash = Sha256::new();
+        std::io::copy(&mut file, &mut hash)?;
+        Ok::<_, std::io::Error>(hex::encode(hash.finalize()) == expected)
+    })
+    .await
+    .is_ok_and(|r| r.unwrap_or(false))
 }

@@ -342,9 +342,15 @@ exit "$code""#;
             None if alive => RemoteState::Running,
             // Just spawned: the pid file may not be written yet, or the child not yet exec'd.
             None if self.recently_submitted(external_id) => RemoteState::Pending,
-            None => exit_state(None),
+            None => gone_without_status(&dir),
         };
-        Ok(PollResult::new(state, events, cursor))
+        let mut result = PollResult::new(state, events, cursor);
+        if !matches!(result.state, RemoteState::Running | RemoteState::Pending) {
+            // The run's cost ends when the trainer did, not when a poll (perhaps long after,
+            // when the store could be written again) noticed.
+            result.times.ended_at = ended_at(&dir);
+        }
+        Ok(result)
     }
 
     async fn cancel(&self, external_id: &str) -> Result<(), BackendError> {
@@ -390,6 +396,43 @@ exit "$code""#;
             }),
         }
     }
+}
+
+/// A trainer gone without its exit status: the wrapper could not write it (a full file
+/// system leaves `exit_code.tmp` empty) or the process group was killed. A full file system is
+/// named, so the job says what to free, not just "killed".
+fn gone_without_status(dir: &Path) -> RemoteState {
+    let tmp_written = std::fs::metadata(dir.join("exit_code.tmp")).is_ok();
+    let log_says_full = tail_lines(&dir.join("trainer.log"), 40).iter().any(|l| {
+        l.contains("No space left on device") || l.contains("Errno 28") || l.contains("ENOSPC")
+    });
+    let nearly_full = crate::space::free_bytes(dir).is_some_and(|b| b < 1 << 20);
+    if log_says_full || nearly_full {
+        RemoteState::Failed(format!(
+            "the trainer stopped: {}",
+            crate::space::describe_full(dir)
+        ))
+    } else if tmp_written {
+        RemoteState::Failed(format!(
+            "the trainer stopped and its exit status could not be written in {}",
+            dir.display()
+        ))
+    } else {
+        exit_state(None)
+    }
+}
+
+/// When the run ended: the exit status's write, else the last write of its output.
+fn ended_at(dir: &Path) -> Option<crate::domain::Timestamp> {
+    ["exit_code", "exit_code.tmp", "events.jsonl", "trainer.log"]
+        .iter()
+        .filter_map(|f| {
+            std::fs::metadata(dir.join(f))
+                .and_then(|m| m.modified())
+                .ok()
+        })
+        .max()
+        .map(crate::domain::Timestamp::from)
 }
 
 /// The state an exit status means: 0 succeeded, 143/130 (SIGTERM/SIGINT, the trainer's stop)

@@ -36,7 +36,7 @@ pub enum BackendError {
     /// The cluster refused the job: retrying will not help.
     #[error("{0}")]
     Rejected(String),
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}: {}", path.display(), crate::space::io_detail(path, source))]
     Io {
         action: &'static str,
         path: PathBuf,

@@ -85,6 +85,14 @@ impl Engine {
                 id.short()
             )));
         }
+        if dataset.error_message.take().is_some() {
+            // It uploads again: the note that it was interrupted no longer holds.
+            dataset.updated_at = now();
+            if let Err(e) = self.inner.store.put(&*dataset) {
+                self.inner.uploads.lock().expect("uploads lock").remove(&id);
+                return Err(e.into());
+            }
+        }
         let result = match self
             .inner
             .objects
@@ -356,7 +364,38 @@ impl Engine {
 
     /// Validates a stored dataset now and records the verdict (`ready` or `error`) with its
     /// notification. Used by the validation task and by `datasets validate`.
+    ///
+    /// One validation of a dataset runs at a time: a second request (the dashboard's while the
+    /// validation task is at it) waits for the running one and gets its verdict.
     pub async fn validate_dataset(&self, id: DatasetId) -> Result<Dataset> {
+        let gate = self
+            .inner
+            .validating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id)
+            .or_default()
+            .clone();
+        let result = match gate.clone().try_lock_owned() {
+            Ok(_running) => self.validate_dataset_now(id).await,
+            Err(_) => {
+                let _done = gate.clone().lock_owned().await;
+                self.dataset(id)
+            }
+        };
+        let mut gates = self
+            .inner
+            .validating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // The map's copy and this one: nobody else is waiting, so the gate can go.
+        if Arc::strong_count(&gate) <= 2 {
+            gates.remove(&id);
+        }
+        result
+    }
+
+    async fn validate_dataset_now(&self, id: DatasetId) -> Result<Dataset> {
         let mut dataset = self.dataset(id)?;
         // The verdict of the one-pass import is used once, by the call that follows it, when
         // the stored file and the options are still those it was given with.
@@ -395,6 +434,7 @@ impl Engine {
             return Ok(dataset);
         }
         dataset.status = DatasetStatus::Validating;
+        dataset.error_message = None;
         dataset.updated_at = now();
         self.inner.store.put(&dataset)?;
         let opts = self.validation_options()?;
@@ -450,6 +490,7 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         dataset.status = DatasetStatus::Validating;
+        dataset.error_message = None;
         dataset.updated_at = now();
         self.inner.store.put(&dataset)?;
         let opts = self.validation_options()?;
@@ -580,29 +621,39 @@ impl Engine {
     /// Soft-deletes a dataset (the seed's `deleted_at`); with `purge` its stored object goes
     /// too. Refused while an active job uses it.
     pub async fn delete_dataset(&self, id: DatasetId, purge: bool) -> Result<Dataset> {
-        let mut d = self.dataset(id)?;
-        let active: Vec<String> = self
-            .inner
-            .store
-            .jobs_for_dataset(id)?
-            .into_iter()
-            .filter(|j| j.status.is_active())
-            .map(|j| format!("{} ({})", j.id.short(), j.status.as_str()))
-            .collect();
-        if !active.is_empty() {
-            return Err(EngineError::Conflict(format!(
-                "dataset {} is used by active job{} {}; cancel {} first",
-                id.short(),
-                if active.len() == 1 { "" } else { "s" },
-                active.join(", "),
-                if active.len() == 1 { "it" } else { "them" },
-            )));
-        }
-        if d.deleted_at.is_none() {
-            d.deleted_at = Some(now());
-            d.updated_at = now();
-            self.inner.store.put(&d)?;
-        }
+        self.dataset(id)?;
+        // The check and the soft delete are one write transaction: a job queued on this
+        // dataset at the same moment either comes first (and the delete is refused) or finds
+        // the dataset deleted (and is refused itself); see `Engine::queue`.
+        let d = self.inner.store.write(|w| {
+            let Some(mut d) = w.get::<Dataset>(&id.bytes())? else {
+                return Ok(Err(EngineError::NotFound {
+                    kind: super::IdKind::Dataset,
+                    query: id.to_string(),
+                }));
+            };
+            let active: Vec<String> = w
+                .jobs_for_dataset(id)?
+                .into_iter()
+                .filter(|j| j.status.is_active())
+                .map(|j| format!("{} ({})", j.id.short(), j.status.as_str()))
+                .collect();
+            if !active.is_empty() {
+                return Ok(Err(EngineError::Conflict(format!(
+                    "dataset {} is used by active job{} {}; cancel {} first",
+                    id.short(),
+                    if active.len() == 1 { "" } else { "s" },
+                    active.join(", "),
+                    if active.len() == 1 { "it" } else { "them" },
+                ))));
+            }
+            if d.deleted_at.is_none() {
+                d.deleted_at = Some(now());
+                d.updated_at = now();
+                w.put(&d)?;
+            }
+            Ok(Ok(d))
+        })??;
         if purge {
             self.inner
                 .objects
@@ -665,6 +716,8 @@ impl Engine {
 
     /// Datasets left mid-way by a previous run: uploads are redone from their source file,
     /// validations are rerun. Returns how many were picked up.
+    /// One dataset that cannot be picked up does not hold up the others: its error is logged
+    /// with its id and the rest go on.
     pub async fn resume_pending_datasets(&self) -> Result<usize> {
         let mut n = 0;
         for mut d in self.datasets(Some(DatasetStatus::Uploading), Page::ALL)? {
@@ -676,19 +729,24 @@ impl Engine {
                 .source_path
                 .as_deref()
                 .is_some_and(|p| Path::new(p).is_file());
-            if source_ok {
-                let _ = self.upload(&mut d, &|_, _| {}).await;
+            let picked_up = if source_ok {
+                self.upload(&mut d, &|_, _| {}).await
             } else {
                 let msg = format!(
                     "the upload was interrupted and the source file {} is gone; add it again",
                     d.source_path.as_deref().unwrap_or("?")
                 );
-                self.fail_dataset(&mut d, msg, Vec::new())?;
+                self.fail_dataset(&mut d, msg, Vec::new())
+            };
+            if let Err(e) = picked_up {
+                tracing::warn!(dataset = %d.id, "cannot resume the interrupted upload: {e}");
             }
         }
         for d in self.datasets(Some(DatasetStatus::Validating), Page::ALL)? {
             n += 1;
-            self.validate_dataset(d.id).await?;
+            if let Err(e) = self.validate_dataset(d.id).await {
+                tracing::warn!(dataset = %d.id, "cannot validate: {e}");
+            }
         }
         Ok(n)
     }
@@ -828,4 +886,60 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// What an `uploading` record says once nothing uploads it any more.
+pub(crate) fn interrupted_note(id: DatasetId) -> String {
+    format!(
+        "the upload was interrupted; `brightrun datasets resume {id}` continues it (from the \
+         source file), `brightrun datasets rm {id}` deletes it"
+    )
+}
+
+/// What a `validating` record says once nothing validates it any more.
+fn interrupted_validation_note(id: DatasetId) -> String {
+    format!("the validation was interrupted; `brightrun datasets validate {id}` runs it again")
+}
+
+/// At open, every `uploading` or `validating` record belongs to a process that is gone (the
+/// store has one owner at a time), so each says it was interrupted and what to do, instead of
+/// "uploading" with nothing behind it. A dashboard or daemon then picks up by itself those it
+/// can (the note goes when the upload or validation starts again).
+pub(crate) fn note_interrupted_uploads(store: &crate::store::Store) -> Result<usize> {
+    let mut stuck = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let chunk = store.scan::<Dataset>(after.as_deref(), 1000)?;
+        stuck.extend(chunk.items.into_iter().filter(|d| {
+            matches!(
+                d.status,
+                DatasetStatus::Uploading | DatasetStatus::Validating
+            ) && d.deleted_at.is_none()
+                && d.error_message.is_none()
+        }));
+        match chunk.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    if stuck.is_empty() {
+        return Ok(0);
+    }
+    store.write(|w| {
+        for d in &mut stuck {
+            d.error_message = Some(if d.status == DatasetStatus::Uploading {
+                interrupted_note(d.id)
+            } else {
+                interrupted_validation_note(d.id)
+            });
+            d.updated_at = now();
+            w.put(&*d)?;
+        }
+        Ok(())
+    })?;
+    tracing::warn!(
+        "{} interrupted upload(s) or validation(s) found at start",
+        stuck.len()
+    );
+    Ok(stuck.len())
 }

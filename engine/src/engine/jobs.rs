@@ -329,6 +329,24 @@ impl Engine {
     fn queue(&self, job: &TrainingJob, dataset_name: &str) -> Result<()> {
         let user = self.user;
         self.inner.store.write(|w| {
+            // Checked again in the write transaction: the dataset may have been deleted (or
+            // re-validated into an error) since the request was resolved.
+            match w.get::<Dataset>(&job.dataset_id.bytes())? {
+                Some(d) if d.deleted_at.is_none() && d.status == DatasetStatus::Ready => {}
+                Some(d) if d.deleted_at.is_none() => {
+                    return Ok(Err(EngineError::Conflict(format!(
+                        "dataset {} is {} now, not ready; the job was not created",
+                        d.id.short(),
+                        d.status.as_str()
+                    ))));
+                }
+                _ => {
+                    return Ok(Err(EngineError::Conflict(format!(
+                        "dataset {} was deleted meanwhile; the job was not created",
+                        job.dataset_id.short()
+                    ))));
+                }
+            }
             w.put(job)?;
             notify(
                 w,
@@ -346,8 +364,8 @@ impl Engine {
                 Some(Link::Job(job.id)),
                 json!({"job_id": job.id, "estimated_cost": job.estimated_cost}),
             )?;
-            Ok(())
-        })?;
+            Ok(Ok(()))
+        })??;
         self.inner.wake_dispatch.notify_one();
         Ok(())
     }

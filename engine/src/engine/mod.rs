@@ -100,7 +100,7 @@ pub enum EngineError {
         state: &'static str,
         found: profile::Leftovers,
     },
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}: {}", path.display(), crate::space::io_detail(path, source))]
     Io {
         action: &'static str,
         path: std::path::PathBuf,
@@ -179,6 +179,7 @@ impl EngineBuilder {
             profile::adopt_from_env(),
         )?;
         let swept = sweep::sweep(&paths, &config, &store)?;
+        datasets::note_interrupted_uploads(&store)?;
         let objects: Arc<dyn ObjectStore> = match self.objects {
             Some(o) => o,
             None => match config.storage.backend.as_str() {
@@ -236,6 +237,8 @@ impl EngineBuilder {
                 shutdown: CancellationToken::new(),
                 in_flight: std::sync::Mutex::new(HashSet::new()),
                 uploads: std::sync::Mutex::new(HashSet::new()),
+                validating: Default::default(),
+                unrecorded_said: Default::default(),
                 polling: std::sync::Mutex::new(HashSet::new()),
                 poll_slots: Arc::new(tokio::sync::Semaphore::new(runner::POLL_CONCURRENCY)),
                 fresh_verdicts: Default::default(),
@@ -267,6 +270,11 @@ pub(crate) struct Inner {
     pub in_flight: std::sync::Mutex<HashSet<JobId>>,
     /// Datasets whose bytes are being received right now.
     pub uploads: std::sync::Mutex<HashSet<DatasetId>>,
+    /// When each job was last told its news cannot be recorded (a full store).
+    pub unrecorded_said: std::sync::Mutex<std::collections::HashMap<JobId, std::time::Instant>>,
+    /// One gate per dataset being validated, so two requests never validate one file at once.
+    pub validating:
+        std::sync::Mutex<std::collections::HashMap<DatasetId, Arc<tokio::sync::Mutex<()>>>>,
     /// Jobs whose poll is in flight, so a slow one is not polled twice at once.
     pub polling: std::sync::Mutex<HashSet<JobId>>,
     /// Bounds the polls in flight.

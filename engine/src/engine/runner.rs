@@ -374,13 +374,42 @@ impl Engine {
         reason: String,
         detail: String,
     ) -> Result<()> {
+        self.fail_or_retry_at(id, transient, reason, detail, None)
+            .await
+    }
+
+    /// [`Engine::fail_or_retry`] with the run's own end time, for the cost of a final failure.
+    async fn fail_or_retry_at(
+        &self,
+        id: JobId,
+        transient: bool,
+        reason: String,
+        detail: String,
+        ended: Option<Timestamp>,
+    ) -> Result<()> {
         let limits = self.limits();
         let t = now();
         let decision = self.inner.store.write(|w| {
             let mut job = Self::job_in(w, id)?;
             let d = lifecycle::after_failure(&mut job, transient, &reason, t, &limits);
-            if let AfterFailure::Retry { .. } = d {
+            if let AfterFailure::Retry { attempt, at } = d {
                 w.put(&job)?;
+                // A retry is news too: what went wrong (a full file system, named) may need
+                // the person before the next attempt fails the same way.
+                notify(
+                    w,
+                    job.user_id,
+                    NotificationType::TrainingWarning,
+                    format!("Job {} will be retried", job.id.short()),
+                    format!(
+                        "attempt {} of {} from {}: {reason}",
+                        attempt + 1,
+                        limits.retry_count + 1,
+                        at.format("%H:%M:%S")
+                    ),
+                    Some(Link::Job(job.id)),
+                    json!({"job_id": job.id, "retry": attempt}),
+                )?;
             }
             Ok(d)
         })?;
@@ -392,8 +421,15 @@ impl Engine {
             AfterFailure::Ignore => Ok(()),
             AfterFailure::Fail => {
                 let detail = (!detail.is_empty()).then_some(detail);
-                self.finish_job(id, JobStatus::Failed, Some((reason, detail)), None, |_| {})
-                    .map(|_| ())
+                self.finish_job_at(
+                    id,
+                    JobStatus::Failed,
+                    Some((reason, detail)),
+                    None,
+                    |_| {},
+                    ended,
+                )
+                .map(|_| ())
             }
         }
     }
@@ -427,6 +463,7 @@ impl Engine {
                 let permit = engine.inner.poll_slots.clone().acquire_owned().await;
                 if let Err(e) = engine.monitor_job(job).await {
                     tracing::error!("monitoring job {id}: {e}");
+                    engine.say_unrecorded(id, &e);
                 }
                 drop(permit);
                 engine
@@ -558,9 +595,38 @@ impl Engine {
                 )
                 .map(|_| ()),
             Outcome::InfraError { reason, detail } => {
-                self.fail_or_retry(id, true, reason, join_detail(&detail, &tail))
+                self.fail_or_retry_at(id, true, reason, join_detail(&detail, &tail), ended)
                     .await
             }
+        }
+    }
+
+    /// A poll whose news cannot be committed (the store's file system is full) leaves the
+    /// job `running` in the store; those watching it are told why, at most every 30 s, on the
+    /// live feed (which needs no write). The next poll after space comes back commits it, with
+    /// the run's own end time for its cost.
+    fn say_unrecorded(&self, id: JobId, e: &EngineError) {
+        if !matches!(e, EngineError::Store(StoreError::Full { .. })) {
+            return;
+        }
+        let due = {
+            let mut said = self.inner.unrecorded_said.lock().expect("not poisoned");
+            let now = std::time::Instant::now();
+            match said.get(&id) {
+                Some(at) if now.duration_since(*at) < std::time::Duration::from_secs(30) => false,
+                _ => {
+                    said.insert(id, now);
+                    true
+                }
+            }
+        };
+        if due {
+            self.inner.store.publish(EngineEvent::JobLog {
+                job_id: id,
+                line: crate::text::clean_line(&format!(
+                    "engine: this job's news cannot be recorded: {e}; it is tried again at every poll"
+                )),
+            });
         }
     }
 

@@ -44,16 +44,32 @@ impl Engine {
             .chars()
             .map(|c| if c == '/' || c.is_control() { '_' } else { c })
             .collect();
-        let name = new
+        let given = new
             .name
             .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| {
-                Path::new(file_name)
+            .filter(|n| !n.is_empty());
+        let name = match given {
+            Some(name) => name,
+            None => {
+                let stem = Path::new(file_name)
                     .file_stem()
                     .map(|s| s.to_string_lossy().to_string())
-                    .unwrap_or_else(|| file_name.to_string())
-            });
+                    .unwrap_or_else(|| file_name.to_string());
+                if stem.chars().any(char::is_control) {
+                    // Debug formatting shows each control character as an escape, so the
+                    // person sees where it is and the terminal never receives it.
+                    return Err(EngineError::InvalidField {
+                        field: "name".into(),
+                        message: format!(
+                            "the dataset's name would come from the file name {stem:?}, which \
+                             holds control characters a dataset name cannot; give a name with \
+                             `--name NAME`"
+                        ),
+                    });
+                }
+                stem
+            }
+        };
         super::datasets::check_name(&name)?;
         let id = DatasetId::new();
         let storage_path = object_path(&[&self.user.to_string(), &id.to_string(), &safe_name])?;
@@ -138,6 +154,7 @@ impl Engine {
         match result {
             Ok(obj) if obj.size == dataset.file_size => {
                 dataset.status = DatasetStatus::Validating;
+                dataset.error_message = None;
                 dataset.sha256 = Some(obj.sha256);
                 dataset.updated_at = now();
                 self.inner.store.put(&dataset)?;

@@ -68,7 +68,7 @@ pub enum StorageError {
     BadPath { path: String, reason: &'static str },
     #[error("object {bucket}/{path} does not exist", bucket = bucket.name())]
     NotFound { bucket: Bucket, path: String },
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}: {}", path.display(), crate::space::io_detail(path, source))]
     Io {
         action: &'static str,
         path: PathBuf,

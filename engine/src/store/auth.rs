@@ -4,7 +4,7 @@
 use super::{Store, StoreError, db, decode, encode};
 use crate::domain::Timestamp;
 use crate::ids::UserId;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{ReadableTable, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
 
 /// sha256(token) → token record.

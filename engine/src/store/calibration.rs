@@ -5,7 +5,7 @@
 
 use super::{Store, StoreError, db, decode, encode};
 use crate::training::{Calibration, CalibrationKey};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{ReadableTable, TableDefinition, TableHandle};
 
 /// Key bytes ([`CalibrationKey::to_bytes`]) → [`Calibration`].
 const CALIBRATION: TableDefinition<'static, &'static [u8], &'static [u8]> =

@@ -7,7 +7,7 @@ use super::{Store, StoreError, db, decode, encode};
 use crate::domain::*;
 use crate::events::{EngineEvent, Sequenced};
 use crate::ids::JobId;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 

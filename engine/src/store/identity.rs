@@ -8,7 +8,7 @@ use super::records::{DATASETS, JOBS};
 use super::{Store, StoreError, db, decode};
 use crate::domain::{Dataset, TrainingJob};
 use crate::ids::UserId;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{ReadableTable, TableDefinition, TableHandle};
 use std::collections::BTreeMap;
 
 /// Facts about the store itself, not records: kept out of the change log.

@@ -8,6 +8,9 @@ mod auth;
 pub mod backup;
 mod calibration;
 mod changelog;
+mod guards;
+mod handle;
+mod holder;
 mod identity;
 
 pub use auth::TokenRecord;
@@ -27,9 +30,7 @@ use records::*;
 use crate::domain::*;
 use crate::events::{EngineEvent, Sequenced};
 use crate::ids::*;
-use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle, WriteTransaction,
-};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableHandle, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,6 +61,9 @@ pub enum StoreError {
         problem: String,
         advice: &'static str,
     },
+    /// A write found the store's file system full; nothing of it was committed.
+    #[error("cannot write the store {}: {problem}; nothing was changed: free some space there and try again", path.display())]
+    Full { path: PathBuf, problem: String },
     #[error("no backup `{id}` in {}; `brightrun backup list` shows them", dir.display())]
     NoBackup { id: String, dir: PathBuf },
     #[error("cannot create {}: {source}", path.display())]
@@ -113,10 +117,12 @@ const LIVE_CHANNEL: usize = 4096;
 
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<handle::DbHandle>,
     changes: broadcast::Sender<Arc<Sequenced>>,
     live: broadcast::Sender<EngineEvent>,
     path: PathBuf,
+    /// The lock file naming this process, held while any clone of the store lives.
+    _holder: Arc<holder::Holder>,
 }
 
 impl Store {
@@ -136,6 +142,10 @@ impl Store {
                 MOVE_ASIDE,
             ));
         }
+        let holder = holder::acquire(&lock_path).map_err(|holder| StoreError::Locked {
+            path: path.to_path_buf(),
+            holder,
+        })?;
         // redb's debug builds assert on some inconsistencies a damaged file can hold; a damaged
         // store must be an error that names it, never a crash.
         let created = std::panic::catch_unwind(|| Database::create(path)).map_err(|panic| {
@@ -165,13 +175,9 @@ impl Store {
                 source,
             });
         }
-        let exe = std::env::args().collect::<Vec<_>>().join(" ");
-        let _ = crate::private::write(
-            &lock_path,
-            format!("pid {}: {}", std::process::id(), truncate(&exe, 200)),
-        );
         let store = Self {
-            db: Arc::new(db),
+            db: Arc::new(handle::DbHandle::new(path.to_path_buf(), db)),
+            _holder: Arc::new(holder),
             changes: broadcast::channel(CHANGE_CHANNEL).0,
             live: broadcast::channel(LIVE_CHANNEL).0,
             path: path.to_path_buf(),
@@ -200,7 +206,10 @@ impl Store {
     /// Brings the schema up to date, backing the store up first when an older one is found,
     /// so an upgrade that goes wrong (or a BrightRun that must be downgraded) loses nothing.
     fn upgrade(&self) -> Result<(), StoreError> {
-        let found = schema::read_version(&self.db)?;
+        let found = self
+            .db
+            .with(|d| Ok(schema::read_version(d)))
+            .map_err(db)??;
         if found != 0 && found < SCHEMA_VERSION {
             let b = self.backup(&format!("before-upgrade-from-v{found}"))?;
             tracing::info!(
@@ -208,7 +217,7 @@ impl Store {
                 b.path.display()
             );
         }
-        schema::upgrade(&self.db)
+        self.db.with(|d| Ok(schema::upgrade(d))).map_err(db)?
     }
 
     pub fn path(&self) -> &Path {
@@ -239,16 +248,34 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write().map_err(db)?;
-        let mut writer = Writer {
-            txn: &txn,
-            events: Vec::new(),
-        };
-        let out = f(&mut writer)?;
-        let events = std::mem::take(&mut writer.events);
-        drop(writer);
-        let (changes, live) = changelog::append(&txn, events)?;
-        txn.commit().map_err(db)?;
+        let committed = (|| {
+            let txn = self.db.begin_write().map_err(db)?;
+            let mut writer = Writer {
+                txn: &txn,
+                events: Vec::new(),
+            };
+            let out = f(&mut writer)?;
+            let events = std::mem::take(&mut writer.events);
+            drop(writer);
+            let (changes, live) = changelog::append(&txn, events)?;
+            txn.commit().map_err(db)?;
+            Ok((out, changes, live))
+        })();
+        let (out, changes, live) = committed.map_err(|e| match e {
+            // A write latched as failed earlier reports "previous I/O error": when the disk
+            // is (still) full, that is what it means.
+            StoreError::Db(e)
+                if crate::space::is_full(&e)
+                    || (matches!(e, redb::Error::PreviousIo)
+                        && crate::space::free_bytes(&self.path).is_some_and(|b| b < 1 << 20)) =>
+            {
+                StoreError::Full {
+                    problem: crate::space::describe_full(&self.path),
+                    path: self.path.clone(),
+                }
+            }
+            e => e,
+        })?;
         for c in changes {
             let _ = self.changes.send(c);
         }
@@ -529,7 +556,7 @@ impl Store {
 
     /// The schema version recorded in the file.
     pub fn schema_version(&self) -> Result<u64, StoreError> {
-        schema::read_version(&self.db)
+        self.db.with(|d| Ok(schema::read_version(d))).map_err(db)?
     }
 }
 

@@ -6,7 +6,7 @@
 use super::records::*;
 use super::{Store, StoreError, db, decode};
 use crate::domain::MetricsPoint;
-use redb::{ReadableDatabase, ReadableTable, TableHandle};
+use redb::{ReadableTable, TableHandle};
 
 /// One chunk of a table scan.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 use super::{Store, StoreError, db, decode, encode};
 use crate::storage::StorageError;
 use crate::storage::journal::{DonePart, PendingUpload, UploadJournal};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{ReadableTable, TableDefinition, TableHandle};
 
 /// `bucket/path` → the pending upload.
 const UPLOADS: TableDefinition<'static, &'static str, &'static [u8]> =

@@ -245,11 +245,7 @@ impl FileBrowser {
                     // Enter on a highlighted sub-folder while typing its name takes it.
                     if n > 0 && !self.prefix().is_empty() {
                         let e = self.visible()[self.selected.min(n - 1)].clone();
-                        return FileOutcome::Chosen(expand_home(&format!(
-                            "{}{}",
-                            self.base(),
-                            e.name
-                        )));
+                        return FileOutcome::Chosen(self.dir_to_list().join(&e.raw));
                     }
                     return FileOutcome::Chosen(expand_home(t.trim_end_matches('/')));
                 }
@@ -258,7 +254,8 @@ impl FileBrowser {
                     if e.is_dir {
                         return FileOutcome::Stay(self.descend(&e.name, true));
                     }
-                    return FileOutcome::Chosen(expand_home(&format!("{}{}", self.base(), e.name)));
+                    // The file system's own name: the shown one is cleaned and may not exist.
+                    return FileOutcome::Chosen(self.dir_to_list().join(&e.raw));
                 }
                 let t = self.input.text().trim();
                 if t.is_empty() || t.ends_with('/') {
@@ -288,28 +285,21 @@ mod tests {
     use super::*;
     use crossterm::event::{KeyEvent, KeyModifiers};
 
+    fn entry(name: &str, is_dir: bool, size: u64) -> DirEntry {
+        DirEntry {
+            name: crate::sanitize::one_line(name).into_owned(),
+            raw: name.into(),
+            is_dir,
+            size,
+        }
+    }
+
     fn entries() -> Vec<DirEntry> {
         vec![
-            DirEntry {
-                name: "data".into(),
-                is_dir: true,
-                size: 0,
-            },
-            DirEntry {
-                name: "train.jsonl".into(),
-                is_dir: false,
-                size: 10,
-            },
-            DirEntry {
-                name: "train-small.jsonl".into(),
-                is_dir: false,
-                size: 5,
-            },
-            DirEntry {
-                name: ".hidden".into(),
-                is_dir: false,
-                size: 1,
-            },
+            entry("data", true, 0),
+            entry("train.jsonl", false, 10),
+            entry("train-small.jsonl", false, 5),
+            entry(".hidden", false, 1),
         ]
     }
 
@@ -373,5 +363,17 @@ mod tests {
         // A stale answer for the old folder is ignored.
         fb.set_listing(PathBuf::from("/tmp/x"), Ok(entries()));
         assert!(fb.listed.is_some_and(|l| l == Path::new("/tmp/x")) || fb.entries.len() == 4);
+    }
+
+    #[test]
+    fn a_file_whose_name_has_control_characters_opens_by_its_real_name() {
+        let raw = "evil\u{1b}]0;title\u{7}.jsonl";
+        let mut fb = FileBrowser::new("/tmp/x/ev", 1);
+        fb.set_listing(PathBuf::from("/tmp/x"), Ok(vec![entry(raw, false, 3)]));
+        assert_eq!(fb.visible()[0].name, "evil.jsonl", "shown cleaned");
+        match fb.handle(key(KeyCode::Enter)) {
+            FileOutcome::Chosen(p) => assert_eq!(p, Path::new("/tmp/x").join(raw)),
+            _ => panic!("enter on a file chooses it"),
+        }
     }
 }
