@@ -568,7 +568,12 @@ fn an_upgrade_keeps_a_backup_of_the_old_schema() {
 }
 
 /// Rewrites the raw value of `key` in `table` with `f`, as a damaged disk would.
-fn damage(store: &Store, table: Bytes, key: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+pub(crate) fn damage(
+    store: &Store,
+    table: Bytes,
+    key: &[u8],
+    f: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
     let txn = store.db.begin_write().unwrap();
     let raw = {
         let mut t = txn.open_table(table).unwrap();
@@ -581,8 +586,17 @@ fn damage(store: &Store, table: Bytes, key: &[u8], f: impl FnOnce(&mut Vec<u8>))
     raw
 }
 
+/// Flips one bit inside the name of a stored dataset (its value still decodes without the
+/// checksum), for tests outside the store.
+pub(crate) fn damage_dataset_name(store: &Store, d: &Dataset) {
+    damage(store, DATASETS, &d.id.bytes(), |raw| {
+        let at = find(raw, d.name.as_bytes());
+        raw[at] ^= 0x01;
+    });
+}
+
 /// Where `needle` first occurs in `raw`.
-fn find(raw: &[u8], needle: &[u8]) -> usize {
+pub(crate) fn find(raw: &[u8], needle: &[u8]) -> usize {
     raw.windows(needle.len())
         .position(|w| w == needle)
         .expect("the bytes are in the value")
