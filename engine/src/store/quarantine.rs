@@ -47,12 +47,15 @@ struct Quarantined {
     problem: String,
 }
 
-/// Records reads found corrupt since the last quarantine pass: (table, key).
+/// Records by (table name, key).
+type RecordSet = BTreeSet<(String, Vec<u8>)>;
+
+/// Records reads found corrupt since the last quarantine pass.
 #[derive(Clone, Default)]
-pub(crate) struct Seen(Arc<Mutex<BTreeSet<(String, Vec<u8>)>>>);
+pub(crate) struct Seen(Arc<Mutex<RecordSet>>);
 
 impl Seen {
-    fn set(&self) -> std::sync::MutexGuard<'_, BTreeSet<(String, Vec<u8>)>> {
+    fn set(&self) -> std::sync::MutexGuard<'_, RecordSet> {
         // A panic elsewhere while holding the lock leaves a set that is still a valid set.
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -88,11 +91,11 @@ impl Seen {
         }
     }
 
-    fn snapshot(&self) -> BTreeSet<(String, Vec<u8>)> {
+    fn snapshot(&self) -> RecordSet {
         self.set().clone()
     }
 
-    fn forget(&self, checked: &BTreeSet<(String, Vec<u8>)>) {
+    fn forget(&self, checked: &RecordSet) {
         self.set().retain(|k| !checked.contains(k));
     }
 }
@@ -107,12 +110,7 @@ struct Found {
 
 /// What is wrong with one value of `rt`, if anything: its checksum, or (for a record a read
 /// found corrupt) its full decode. Checking the checksum only keeps the pass fast.
-fn problem_with(
-    rt: &RecordTable,
-    key: &[u8],
-    raw: &[u8],
-    seen: &BTreeSet<(String, Vec<u8>)>,
-) -> Option<String> {
+fn problem_with(rt: &RecordTable, key: &[u8], raw: &[u8], seen: &RecordSet) -> Option<String> {
     if let Err(problem) = unseal(raw) {
         return Some(problem);
     }
@@ -131,7 +129,7 @@ fn problem_with(
 fn find_in<T: ReadableTable<&'static [u8], &'static [u8]>>(
     rt: &RecordTable,
     table: &T,
-    seen: &BTreeSet<(String, Vec<u8>)>,
+    seen: &RecordSet,
 ) -> Result<Vec<Found>, StoreError> {
     let mut found = Vec::new();
     for entry in table.iter().map_err(db)? {
@@ -282,7 +280,7 @@ impl Store {
             .collect())
     }
 
-    fn find_corrupt(&self, seen: &BTreeSet<(String, Vec<u8>)>) -> Result<Vec<Found>, StoreError> {
+    fn find_corrupt(&self, seen: &RecordSet) -> Result<Vec<Found>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let mut found = Vec::new();
         for rt in &RECORD_TABLES {

@@ -66,6 +66,9 @@ pub const ALL_INDEXES: [Bytes; 11] = [
     CHECKPOINTS_BY_JOB,
 ];
 
+/// Decodes one value of a table at a key fully; see [`RecordTable::check`].
+pub type CheckFn = fn(&str, &[u8], &[u8]) -> Result<(), super::StoreError>;
+
 /// A table of checksummed records (see [`super::checksum`]) and what the store needs to
 /// check, upgrade and quarantine its values without knowing their type at the call site.
 pub struct RecordTable {
@@ -74,7 +77,7 @@ pub struct RecordTable {
     /// entries are removed from them.
     pub indexes: &'static [Bytes],
     /// Decodes a value fully (checksum and type); the error is [`super::StoreError::Corrupt`].
-    pub check: fn(&str, &[u8], &[u8]) -> Result<(), super::StoreError>,
+    pub check: CheckFn,
     /// Decodes a value as schema v4 wrote it (plain bincode) and encodes it with its checksum.
     pub reseal_legacy: fn(&[u8]) -> Result<Vec<u8>, String>,
 }

@@ -862,7 +862,12 @@ fn schema_4_records_get_their_checksums_and_undecodable_ones_are_quarantined() {
     let broken = dataset(user, "broken", DatasetStatus::Ready);
     {
         let db_ = redb::Database::create(&path).unwrap();
-        schema::write_v4(&db_, &[a.clone(), b.clone(), broken.clone()], &[j.clone()]).unwrap();
+        schema::write_v4(
+            &db_,
+            &[a.clone(), b.clone(), broken.clone()],
+            std::slice::from_ref(&j),
+        )
+        .unwrap();
         // One v4 record that no longer decodes: the upgrade must not fail on it.
         let txn = db_.begin_write().unwrap();
         txn.open_table(DATASETS)
