@@ -1,8 +1,9 @@
-//! The embedded store: redb tables of bincode-encoded records, secondary indexes kept in the same
-//! write transaction, a schema version with an upgrade path, and the change log: every
-//! committed change gets a sequence number in the same transaction (an outbox), and is then
-//! published to subscribers. One process owns the file; another gets a message naming the
-//! holder.
+//! The embedded store: redb tables of bincode-encoded records, each value with a CRC32 (the
+//! `checksum` module; a damaged record is left out of lists and moved to quarantine, the
+//! `quarantine` module), secondary indexes kept in the same write transaction, a schema
+//! version with an upgrade path, and the change log: every committed change gets a sequence
+//! number in the same transaction (an outbox), and is then published to subscribers. One
+//! process owns the file; another gets a message naming the holder.
 
 mod auth;
 pub mod backup;
