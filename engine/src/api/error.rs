@@ -144,6 +144,8 @@ impl ApiError {
             EngineError::Store(StoreError::Locked { .. }) => ErrorCode::Unavailable,
             EngineError::Store(StoreError::SchemaTooNew { .. }) => ErrorCode::Conflict,
             EngineError::Store(StoreError::NoBackup { .. }) => ErrorCode::NotFound,
+            // The request is fine; this one record cannot be used (the message says what to do).
+            EngineError::Store(StoreError::Corrupt { .. }) => ErrorCode::Conflict,
             EngineError::Store(_) => ErrorCode::Unavailable,
             EngineError::Storage(crate::storage::StorageError::TooLarge { .. })
             | EngineError::Storage(crate::storage::StorageError::BadPath { .. }) => {

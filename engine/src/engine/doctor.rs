@@ -2,8 +2,10 @@
 //! records, the job folders and what interrupted writes left, each as a named step with a
 //! verdict. Repairs only what no record depends on: stale temporary files are removed, and
 //! orphaned objects and job folders are moved into the data dir's `quarantine/` folder (never
-//! deleted: a record restored from a backup may name them again). No record is ever changed
-//! or deleted; a record that lost its object is reported with what to do.
+//! deleted: a record restored from a backup may name them again). No readable record is ever
+//! changed or deleted; a record that lost its object is reported with what to do. A record
+//! whose bytes are damaged (its checksum does not match) is moved into the store's quarantine
+//! table with its raw bytes, never dropped.
 
 use super::profile::objects_root;
 use super::{Engine, Result};
@@ -34,8 +36,8 @@ pub struct DoctorReport {
 /// One check: what it found, what it repaired and what to do about the rest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DoctorStep {
-    /// `store`, `config`, `missing_objects`, `orphaned_objects`, `job_folders`,
-    /// `temp_files` or `stuck_uploads`.
+    /// `store`, `corrupt_records`, `config`, `missing_objects`, `orphaned_objects`,
+    /// `job_folders`, `temp_files` or `stuck_uploads`.
     pub name: String,
     /// True when every problem found was repaired (or none was found).
     pub ok: bool,
@@ -78,10 +80,12 @@ impl Engine {
     /// Runs every check across all users' records (the data dir's owner asks this); with
     /// `repair`, fixes what is safe to fix (see the module's doc).
     pub async fn doctor(&self, repair: bool) -> Result<DoctorReport> {
+        // First, so the other steps judge the records as they are after a repair.
+        let corrupt = self.check_corrupt_records(repair)?;
         let datasets: Vec<Dataset> = all_records(&self.inner.store)?;
         let artifacts: Vec<ModelArtifact> = all_records(&self.inner.store)?;
         let jobs: Vec<TrainingJob> = all_records(&self.inner.store)?;
-        let mut steps = vec![self.check_store()?, self.check_config()];
+        let mut steps = vec![self.check_store()?, corrupt, self.check_config()];
         steps.push(self.check_missing_objects(&datasets, &artifacts).await);
         steps.push(self.check_orphaned_objects(&datasets, &artifacts, repair));
         steps.push(self.check_job_folders(&jobs, repair));
@@ -125,6 +129,81 @@ impl Engine {
                  or put the store's user_id under [profile] in config.toml"
                     .into(),
             );
+        }
+        Ok(step)
+    }
+
+    /// Records whose bytes are damaged: those the opening sweep quarantined (repaired), those
+    /// found now (quarantined with `repair`), and, as notes, those quarantined before.
+    fn check_corrupt_records(&self, repair: bool) -> Result<DoctorStep> {
+        let mut step = DoctorStep::new("corrupt_records");
+        let store = &self.inner.store;
+        for q in &self.inner.swept.quarantined {
+            step.problem(format!(
+                "table `{}`, record {}: {} (quarantined when the engine opened)",
+                q.table, q.id, q.problem
+            ));
+            step.repaired += 1;
+        }
+        if repair {
+            for q in store.quarantine_corrupt()? {
+                step.problem(format!(
+                    "table `{}`, record {}: {} (quarantined)",
+                    q.table, q.id, q.problem
+                ));
+                step.repaired += 1;
+            }
+        } else {
+            for c in store.corrupt_records()? {
+                step.problem(format!(
+                    "table `{}`, record {}: {}",
+                    c.table, c.id, c.problem
+                ));
+            }
+        }
+        let quarantined = store.quarantined()?;
+        let new: HashSet<(&str, &str)> = self
+            .inner
+            .swept
+            .quarantined
+            .iter()
+            .map(|q| (q.table.as_str(), q.id.as_str()))
+            .collect();
+        let earlier: Vec<_> = quarantined
+            .iter()
+            .filter(|q| !new.contains(&(q.table.as_str(), q.id.as_str())))
+            .filter(|q| !step.examples.iter().any(|e| e.contains(&q.id)))
+            .collect();
+        // Not problems any more (nothing reads them), but a person should know they exist.
+        for q in &earlier {
+            if step.examples.len() < MAX_EXAMPLES {
+                step.examples.push(format!(
+                    "table `{}`, record {}: {} (in quarantine since {})",
+                    q.table,
+                    q.id,
+                    q.problem,
+                    q.quarantined_at.format("%Y-%m-%d %H:%M UTC")
+                ));
+            }
+        }
+        if step.problems > 0 || !quarantined.is_empty() {
+            let mut advice = Vec::new();
+            if step.problems > step.repaired {
+                advice.push(
+                    "lists leave these records out; `brightrun doctor --repair` moves them into the \
+                     store's quarantine table"
+                        .to_string(),
+                );
+            }
+            if !quarantined.is_empty() {
+                advice.push(format!(
+                    "{} record(s) are in quarantine: their raw bytes are kept in the store's \
+                     `quarantined_records` table",
+                    quarantined.len()
+                ));
+            }
+            advice.push("a backup (`brightrun backup list`) may hold a good copy of each".into());
+            step.advice = Some(advice.join("; "));
         }
         Ok(step)
     }
@@ -577,7 +656,7 @@ mod tests {
 
         let clean = engine.doctor(false).await.unwrap();
         assert!(clean.ok, "a fresh data dir is clean: {clean:?}");
-        assert_eq!(clean.steps.len(), 7);
+        assert_eq!(clean.steps.len(), 8);
 
         let mut kept = crate::store::tests::dataset(user, "kept", DatasetStatus::Ready);
         kept.storage_path = format!("{user}/{}/kept.jsonl", kept.id);
@@ -758,5 +837,76 @@ mod tests {
         std::fs::create_dir_all(&folder).unwrap();
         let r = engine.doctor(false).await.unwrap();
         assert!(step(&r, "job_folders").ok, "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_record_is_named_quarantined_by_repair_and_listed_afterwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path());
+        let engine = Engine::open(paths.clone()).unwrap();
+        let user = engine.profile_user();
+        let store = engine.store();
+        let kept = crate::store::tests::dataset(user, "kept", DatasetStatus::Ready);
+        let damaged = crate::store::tests::dataset(user, "damaged", DatasetStatus::Ready);
+        store.put(&kept).unwrap();
+        store.put(&damaged).unwrap();
+        crate::store::tests::damage_dataset_name(store, &damaged);
+
+        let found = engine.doctor(false).await.unwrap();
+        let s = step(&found, "corrupt_records");
+        assert_eq!((s.problems, s.repaired), (1, 0), "{s:?}");
+        assert!(
+            s.examples[0].contains("`datasets`") && s.examples[0].contains(&damaged.id.to_string()),
+            "{s:?}"
+        );
+        let advice = s.advice.as_deref().unwrap();
+        assert!(
+            advice.contains("doctor --repair") && advice.contains("backup list"),
+            "{advice}"
+        );
+        assert!(!found.ok);
+
+        let repaired = engine.doctor(true).await.unwrap();
+        let s = step(&repaired, "corrupt_records");
+        assert_eq!((s.problems, s.repaired), (1, 1), "{s:?}");
+        assert!(s.ok && s.examples[0].contains("quarantined"), "{s:?}");
+        assert!(
+            s.advice.as_deref().unwrap().contains("quarantined_records"),
+            "{s:?}"
+        );
+        assert_eq!(store.quarantined().unwrap().len(), 1);
+        assert_eq!(store.dataset(damaged.id).unwrap(), None);
+        assert_eq!(store.dataset(kept.id).unwrap(), Some(kept.clone()));
+
+        let after = engine.doctor(false).await.unwrap();
+        let s = step(&after, "corrupt_records");
+        assert_eq!((s.ok, s.problems), (true, 0), "{s:?}");
+        assert!(
+            s.examples[0].contains(&damaged.id.to_string())
+                && s.examples[0].contains("in quarantine since"),
+            "{s:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_opening_sweep_quarantines_a_corrupt_record_and_doctor_reports_it_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path());
+        let engine = Engine::open(paths.clone()).unwrap();
+        let user = engine.profile_user();
+        let damaged = crate::store::tests::dataset(user, "damaged", DatasetStatus::Ready);
+        engine.store().put(&damaged).unwrap();
+        crate::store::tests::damage_dataset_name(engine.store(), &damaged);
+        drop(engine);
+        let engine = Engine::open(paths.clone()).unwrap();
+        assert_eq!(engine.store().count_datasets(user, None).unwrap(), 0);
+        let r = engine.doctor(false).await.unwrap();
+        let s = step(&r, "corrupt_records");
+        assert_eq!((s.problems, s.repaired), (1, 1), "{s:?}");
+        assert!(
+            s.examples[0].contains("quarantined when the engine opened"),
+            "{s:?}"
+        );
+        assert_eq!(s.examples.len(), 1, "not listed twice: {s:?}");
     }
 }

@@ -8,13 +8,17 @@
 //! exception: after `backup restore` the store may lack records of models made after that
 //! backup, so folders older than the last restore are kept (the replaced store, kept as a
 //! backup, may name them).
+//!
+//! First, corrupt records are moved into the store's quarantine table
+//! ([`Store::quarantine_corrupt`]), so lists, totals and the dashboard start from records that
+//! all read.
 
 use super::profile::objects_root;
 use crate::config::Config;
 use crate::ids::ArtifactId;
 use crate::paths::Paths;
 use crate::storage::Bucket;
-use crate::store::{Store, StoreError};
+use crate::store::{QuarantinedRecord, Store, StoreError};
 use std::path::{Path, PathBuf};
 
 /// What a sweep removed.
@@ -23,11 +27,16 @@ pub struct Swept {
     pub temp_files: Vec<PathBuf>,
     pub model_folders: Vec<PathBuf>,
     pub bytes: u64,
+    /// Corrupt records moved into the store's quarantine table.
+    pub quarantined: Vec<QuarantinedRecord>,
 }
 
 /// Removes stale temporary files and unfinished model folders; see the module's doc.
 pub(crate) fn sweep(paths: &Paths, config: &Config, store: &Store) -> Result<Swept, StoreError> {
-    let mut swept = Swept::default();
+    let mut swept = Swept {
+        quarantined: quarantine_records(store),
+        ..Swept::default()
+    };
     let mut roots = vec![crate::store::backup::backups_dir(store.path())];
     if config.storage.backend == "local" {
         roots.push(objects_root(paths, config));
@@ -86,6 +95,26 @@ pub(crate) fn sweep(paths: &Paths, config: &Config, store: &Store) -> Result<Swe
         );
     }
     Ok(swept)
+}
+
+/// Quarantines corrupt records. A failure is logged, not returned: the engine must still
+/// start (lists skip corrupt records anyway), and `doctor --repair` tries again.
+fn quarantine_records(store: &Store) -> Vec<QuarantinedRecord> {
+    match store.quarantine_corrupt() {
+        Ok(q) => {
+            if !q.is_empty() {
+                tracing::error!(
+                    "moved {} damaged record(s) into the store's quarantine table; `brightrun doctor` lists them",
+                    q.len()
+                );
+            }
+            q
+        }
+        Err(e) => {
+            tracing::error!("could not check the store's records for damage: {e}");
+            Vec::new()
+        }
+    }
 }
 
 fn remove_temp_files(dir: &Path, swept: &mut Swept) {

@@ -5,7 +5,7 @@
 //! (see `engine::profile`).
 
 use super::records::{DATASETS, JOBS};
-use super::{Store, StoreError, db, decode};
+use super::{Store, StoreError, db};
 use crate::domain::{Dataset, TrainingJob};
 use crate::ids::UserId;
 use redb::{ReadableTable, TableDefinition, TableHandle};
@@ -54,9 +54,13 @@ impl Store {
         match txn.open_table(DATASETS) {
             Ok(t) => {
                 for entry in t.iter().map_err(db)? {
-                    let (_, v) = entry.map_err(db)?;
-                    let d: Dataset = decode(DATASETS.name(), v.value())?;
-                    *owners.entry(d.user_id).or_default() += 1;
+                    let (k, v) = entry.map_err(db)?;
+                    let d: Option<Dataset> =
+                        self.seen
+                            .skip_corrupt(DATASETS.name(), k.value(), v.value())?;
+                    if let Some(d) = d {
+                        *owners.entry(d.user_id).or_default() += 1;
+                    }
                 }
             }
             Err(redb::TableError::TableDoesNotExist(_)) => {}
@@ -65,9 +69,12 @@ impl Store {
         match txn.open_table(JOBS) {
             Ok(t) => {
                 for entry in t.iter().map_err(db)? {
-                    let (_, v) = entry.map_err(db)?;
-                    let j: TrainingJob = decode(JOBS.name(), v.value())?;
-                    *owners.entry(j.user_id).or_default() += 1;
+                    let (k, v) = entry.map_err(db)?;
+                    let j: Option<TrainingJob> =
+                        self.seen.skip_corrupt(JOBS.name(), k.value(), v.value())?;
+                    if let Some(j) = j {
+                        *owners.entry(j.user_id).or_default() += 1;
+                    }
                 }
             }
             Err(redb::TableError::TableDoesNotExist(_)) => {}

@@ -1,13 +1,15 @@
-//! The embedded store: redb tables of bincode-encoded records, secondary indexes kept in the same
-//! write transaction, a schema version with an upgrade path, and the change log: every
-//! committed change gets a sequence number in the same transaction (an outbox), and is then
-//! published to subscribers. One process owns the file; another gets a message naming the
-//! holder.
+//! The embedded store: redb tables of bincode-encoded records, each value with a CRC32 (the
+//! `checksum` module; a damaged record is left out of lists and moved to quarantine, the
+//! `quarantine` module), secondary indexes kept in the same write transaction, a schema
+//! version with an upgrade path, and the change log: every committed change gets a sequence
+//! number in the same transaction (an outbox), and is then published to subscribers. One
+//! process owns the file; another gets a message naming the holder.
 
 mod auth;
 pub mod backup;
 mod calibration;
 mod changelog;
+mod checksum;
 mod guards;
 mod handle;
 mod holder;
@@ -17,10 +19,16 @@ pub use auth::TokenRecord;
 pub use changelog::LogBounds;
 
 mod keys;
+mod quarantine;
 mod records;
 mod scan;
 mod schema;
 mod uploads;
+
+pub use checksum::describe_key;
+use checksum::encode_record;
+use quarantine::Seen;
+pub use quarantine::{CorruptRecord, QuarantinedRecord};
 
 pub use scan::Chunk;
 
@@ -49,6 +57,17 @@ pub enum StoreError {
     Db(#[from] redb::Error),
     #[error("cannot decode a record in table `{table}`: {message}")]
     Decode { table: String, message: String },
+    /// One record's value is damaged: its checksum does not match, or it does not decode.
+    /// Lists leave it out; reading it by id answers this. `id` is the record's id (a metrics
+    /// point's job and step, other keys in hex).
+    #[error(
+        "the record {id} in table `{table}` is damaged ({problem}); lists leave it out, and `brightrun doctor --repair` moves it to quarantine"
+    )]
+    Corrupt {
+        table: String,
+        id: String,
+        problem: String,
+    },
     #[error(
         "the store was written by a newer BrightRun (schema {found}, this one knows up to {supported}); upgrade BrightRun"
     )]
@@ -123,6 +142,9 @@ pub struct Store {
     path: PathBuf,
     /// The lock file naming this process, held while any clone of the store lives.
     _holder: Arc<holder::Holder>,
+    /// Records found corrupt by reads since the last quarantine pass, so that pass moves them
+    /// even when their checksum happens to match (a value that does not decode).
+    seen: Seen,
 }
 
 impl Store {
@@ -181,6 +203,7 @@ impl Store {
             changes: broadcast::channel(CHANGE_CHANNEL).0,
             live: broadcast::channel(LIVE_CHANNEL).0,
             path: path.to_path_buf(),
+            seen: Seen::default(),
         };
         // The first reads touch the tables' roots: a damaged page shows here, not in create().
         let upgraded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.upgrade()))
@@ -253,6 +276,7 @@ impl Store {
             let mut writer = Writer {
                 txn: &txn,
                 events: Vec::new(),
+                seen: &self.seen,
             };
             let out = f(&mut writer)?;
             let events = std::mem::take(&mut writer.events);
@@ -298,7 +322,7 @@ impl Store {
             Err(e) => return Err(db(e)),
         };
         match table.get(key).map_err(db)? {
-            Some(v) => Ok(Some(decode(R::TABLE.name(), v.value())?)),
+            Some(v) => self.seen.decode(R::TABLE.name(), key, v.value()).map(Some),
             None => Ok(None),
         }
     }
@@ -345,7 +369,9 @@ impl Store {
             let Some(v) = table.get(id.as_slice()).map_err(db)? else {
                 continue;
             };
-            let record: R = decode(R::TABLE.name(), v.value())?;
+            let Some(record) = self.seen.skip_corrupt(R::TABLE.name(), &id, v.value())? else {
+                continue;
+            };
             if !keep(&record) {
                 continue;
             }
@@ -475,8 +501,13 @@ impl Store {
             .range::<&[u8]>(start.as_slice()..end.as_slice())
             .map_err(db)?
         {
-            let (_, v) = entry.map_err(db)?;
-            out.push(decode(METRICS.name(), v.value())?);
+            let (k, v) = entry.map_err(db)?;
+            if let Some(p) = self
+                .seen
+                .skip_corrupt(METRICS.name(), k.value(), v.value())?
+            {
+                out.push(p);
+            }
             if out.len() >= limit {
                 break;
             }
@@ -654,13 +685,17 @@ pub(crate) fn add_count(
 pub struct Writer<'t> {
     txn: &'t WriteTransaction,
     events: Vec<EngineEvent>,
+    seen: &'t Seen,
 }
 
 impl Writer<'_> {
+    /// A record by key. A corrupt one is an error (and remembered for quarantine): a change
+    /// decided from a damaged record, or one that replaces it without moving its index
+    /// entries, would be worse than none.
     pub fn get<R: Record>(&self, key: &[u8]) -> Result<Option<R>, StoreError> {
         let table = self.txn.open_table(R::TABLE).map_err(db)?;
         match table.get(key).map_err(db)? {
-            Some(v) => Ok(Some(decode(R::TABLE.name(), v.value())?)),
+            Some(v) => self.seen.decode(R::TABLE.name(), key, v.value()).map(Some),
             None => Ok(None),
         }
     }
@@ -701,7 +736,7 @@ impl Writer<'_> {
         self.txn
             .open_table(R::TABLE)
             .map_err(db)?
-            .insert(key.as_slice(), encode(record).as_slice())
+            .insert(key.as_slice(), encode_record(record).as_slice())
             .map_err(db)?;
         self.events.push(record.clone().into_event());
         Ok(())
@@ -718,7 +753,7 @@ impl Writer<'_> {
         for p in points {
             let k = metric_key(p);
             if table
-                .insert(k.as_slice(), encode(p).as_slice())
+                .insert(k.as_slice(), encode_record(p).as_slice())
                 .map_err(db)?
                 .is_none()
             {

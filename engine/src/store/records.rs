@@ -14,7 +14,9 @@ pub const META: TableDefinition<'static, &'static str, u64> = TableDefinition::n
 
 pub const DATASETS: Bytes = TableDefinition::new("datasets");
 pub const JOBS: Bytes = TableDefinition::new("training_jobs");
-pub const METRICS: Bytes = TableDefinition::new("metrics_points");
+/// The metrics table's name, for naming its keys (job and step) in messages.
+pub const METRICS_NAME: &str = "metrics_points";
+pub const METRICS: Bytes = TableDefinition::new(METRICS_NAME);
 pub const ARTIFACTS: Bytes = TableDefinition::new("model_artifacts");
 pub const COSTS: Bytes = TableDefinition::new("cost_records");
 pub const NOTIFICATIONS: Bytes = TableDefinition::new("notifications");
@@ -63,6 +65,59 @@ pub const ALL_INDEXES: [Bytes; 11] = [
     NOTIFICATIONS_BY_USER,
     CHECKPOINTS_BY_JOB,
 ];
+
+/// Decodes one value of a table at a key fully; see [`RecordTable::check`].
+pub type CheckFn = fn(&str, &[u8], &[u8]) -> Result<(), super::StoreError>;
+
+/// A table of checksummed records (see [`super::checksum`]) and what the store needs to
+/// check, upgrade and quarantine its values without knowing their type at the call site.
+pub struct RecordTable {
+    pub def: Bytes,
+    /// The indexes whose keys end with this table's record ids: a quarantined record's
+    /// entries are removed from them.
+    pub indexes: &'static [Bytes],
+    /// Decodes a value fully (checksum and type); the error is [`super::StoreError::Corrupt`].
+    pub check: CheckFn,
+    /// Decodes a value as schema v4 wrote it (plain bincode) and encodes it with its checksum.
+    pub reseal_legacy: fn(&[u8]) -> Result<Vec<u8>, String>,
+}
+
+const fn record_table<R: Serialize + DeserializeOwned>(
+    def: Bytes,
+    indexes: &'static [Bytes],
+) -> RecordTable {
+    RecordTable {
+        def,
+        indexes,
+        check: super::checksum::check_typed::<R>,
+        reseal_legacy: super::checksum::reseal_legacy::<R>,
+    }
+}
+
+/// Every table of checksummed records.
+pub const RECORD_TABLES: [RecordTable; 7] = [
+    record_table::<Dataset>(DATASETS, &[DATASETS_BY_USER, DATASETS_BY_USER_STATUS]),
+    record_table::<TrainingJob>(
+        JOBS,
+        &[
+            JOBS_BY_USER,
+            JOBS_BY_USER_STATUS,
+            JOBS_BY_STATUS,
+            JOBS_BY_DATASET,
+        ],
+    ),
+    record_table::<MetricsPoint>(METRICS, &[]),
+    record_table::<ModelArtifact>(ARTIFACTS, &[ARTIFACTS_BY_USER, ARTIFACTS_BY_JOB]),
+    record_table::<CostRecord>(COSTS, &[COSTS_BY_USER]),
+    record_table::<Notification>(NOTIFICATIONS, &[NOTIFICATIONS_BY_USER]),
+    record_table::<Checkpoint>(CHECKPOINTS, &[CHECKPOINTS_BY_JOB]),
+];
+
+/// Corrupt records moved out of their tables: (table name, record key) → the raw value, when
+/// and why (a bincode [`super::quarantine::Quarantined`]). Nothing reads them back into a table:
+/// they are kept so a person (or a later tool) can look at the bytes.
+pub const QUARANTINE: TableDefinition<'static, (&'static str, &'static [u8]), &'static [u8]> =
+    TableDefinition::new("quarantined_records");
 
 /// A record the store can keep: its table, its primary key, its index keys, its event.
 pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {

@@ -4,7 +4,7 @@
 //! from the log (a higher seq) replaces it and an earlier one never does.
 
 use super::records::*;
-use super::{Store, StoreError, db, decode};
+use super::{Store, StoreError, db};
 use crate::domain::MetricsPoint;
 use redb::{ReadableTable, TableHandle};
 
@@ -21,13 +21,13 @@ pub struct Chunk<T> {
 
 impl Store {
     /// Up to `limit` records of `R`'s table with key > `after` (from the start when `None`),
-    /// in key order.
+    /// in key order. Corrupt records are left out (and remembered for quarantine).
     pub fn scan<R: Record>(
         &self,
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Chunk<R>, StoreError> {
-        self.scan_table(R::TABLE, after, limit, |b| decode(R::TABLE.name(), b))
+        self.scan_table(R::TABLE, after, limit)
     }
 
     /// Up to `limit` metrics points with key (job, step) > `after`, in key order.
@@ -36,15 +36,14 @@ impl Store {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Chunk<MetricsPoint>, StoreError> {
-        self.scan_table(METRICS, after, limit, |b| decode(METRICS.name(), b))
+        self.scan_table(METRICS, after, limit)
     }
 
-    fn scan_table<T>(
+    fn scan_table<T: serde::de::DeserializeOwned>(
         &self,
         table: Bytes,
         after: Option<&[u8]>,
         limit: usize,
-        decode_one: impl Fn(&[u8]) -> Result<T, StoreError>,
     ) -> Result<Chunk<T>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let seq = match txn.open_table(super::changelog::CHANGELOG) {
@@ -70,9 +69,12 @@ impl Store {
         .map_err(db)?;
         let mut items = Vec::new();
         let mut last = None;
+        let name = table.name();
         for entry in range {
             let (k, v) = entry.map_err(db)?;
-            items.push(decode_one(v.value())?);
+            if let Some(item) = self.seen.skip_corrupt(name, k.value(), v.value())? {
+                items.push(item);
+            }
             if items.len() >= limit.max(1) {
                 last = Some(k.value().to_vec());
                 break;

@@ -10,13 +10,20 @@
 //! - v4: adds `record_counts` (jobs per user and per user+status, live datasets likewise),
 //!   kept in the write transaction, so list totals are one lookup. Older BrightRuns would
 //!   not keep them, so they are refused from v4 on. The upgrade counts the stored records.
+//! - v5: every record value carries a CRC32 (see [`super::checksum`]) and corrupt records are
+//!   moved to `quarantined_records`. Older BrightRuns would read the CRC as part of the
+//!   record, so they are refused from v5 on. The upgrade gives every record of every record
+//!   table its checksum; one that does not decode is quarantined instead of failing the
+//!   upgrade. The change log and the other tables keep their format.
 
+use super::StoreError;
+use super::checksum::decode_record;
+use super::db;
 use super::records::*;
-use super::{StoreError, db, decode};
 use crate::domain::*;
 use redb::{Database, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 const KEY: &str = "schema_version";
 
 pub fn read_version(db_: &Database) -> Result<u64, StoreError> {
@@ -41,6 +48,14 @@ pub fn upgrade(db_: &Database) -> Result<(), StoreError> {
         return Ok(());
     }
     let txn = db_.begin_write().map_err(db)?;
+    if found >= 1 {
+        let quarantined = super::quarantine::reseal_all(&txn)?;
+        if quarantined > 0 {
+            tracing::error!(
+                "upgrading store schema {found} → {SCHEMA_VERSION}: {quarantined} record(s) did not decode and were moved to quarantine (`brightrun doctor` lists them)"
+            );
+        }
+    }
     if found == 1 {
         tracing::info!("upgrading store schema 1 → 2: rebuilding indexes");
         rebuild_indexes(&txn)?;
@@ -69,7 +84,7 @@ fn rebuild_indexes(txn: &WriteTransaction) -> Result<(), StoreError> {
 }
 
 /// Recounts every counter from the records.
-fn rebuild_counts(txn: &WriteTransaction) -> Result<(), StoreError> {
+pub(crate) fn rebuild_counts(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.delete_table(COUNTS).map_err(db)?;
     recount::<Dataset>(txn)?;
     recount::<TrainingJob>(txn)?;
@@ -85,8 +100,16 @@ fn recount<R: Record>(txn: &WriteTransaction) -> Result<(), StoreError> {
     {
         let table = txn.open_table(R::TABLE).map_err(db)?;
         for entry in table.iter().map_err(db)? {
-            let (_, value) = entry.map_err(db)?;
-            let r: R = decode(R::TABLE.name(), value.value())?;
+            let (key, value) = entry.map_err(db)?;
+            // A corrupt record counts for nothing: lists leave it out too.
+            let r: R = match decode_record(R::TABLE.name(), key.value(), value.value()) {
+                Ok(r) => r,
+                Err(e @ StoreError::Corrupt { .. }) => {
+                    tracing::error!("{e}");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             for k in r.counters() {
                 *totals.entry(k).or_default() += 1;
             }
@@ -108,8 +131,8 @@ fn reindex<R: Record>(txn: &WriteTransaction) -> Result<(), StoreError> {
         let table = txn.open_table(R::TABLE).map_err(db)?;
         let mut v = Vec::new();
         for entry in table.iter().map_err(db)? {
-            let (_, value) = entry.map_err(db)?;
-            v.push(decode(R::TABLE.name(), value.value())?);
+            let (key, value) = entry.map_err(db)?;
+            v.push(decode_record(R::TABLE.name(), key.value(), value.value())?);
         }
         v
     };
@@ -124,7 +147,7 @@ fn reindex<R: Record>(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Writes a store as BrightRun's schema 1 wrote it, for the upgrade test.
+/// Writes a store as BrightRun's schema 1 wrote it (no checksums), for the upgrade test.
 #[cfg(test)]
 pub fn write_v1(db_: &Database, datasets: &[Dataset]) -> Result<(), StoreError> {
     use super::encode;
@@ -150,5 +173,41 @@ pub fn write_v1(db_: &Database, datasets: &[Dataset]) -> Result<(), StoreError> 
             .map_err(db)?;
     }
     txn.commit().map_err(db)?;
+    Ok(())
+}
+
+/// Writes a store as BrightRun's schema 4 wrote it: records and their indexes, no checksums
+/// (the counts are left to the upgrade, which recounts them).
+#[cfg(test)]
+pub fn write_v4(
+    db_: &Database,
+    datasets: &[Dataset],
+    jobs: &[TrainingJob],
+) -> Result<(), StoreError> {
+    let txn = db_.begin_write().map_err(db)?;
+    put_v4(&txn, datasets)?;
+    put_v4(&txn, jobs)?;
+    txn.open_table(META)
+        .map_err(db)?
+        .insert(KEY, 4u64)
+        .map_err(db)?;
+    txn.commit().map_err(db)?;
+    Ok(())
+}
+
+#[cfg(test)]
+fn put_v4<R: Record>(txn: &WriteTransaction, records: &[R]) -> Result<(), StoreError> {
+    for r in records {
+        txn.open_table(R::TABLE)
+            .map_err(db)?
+            .insert(r.key().as_slice(), super::encode(r).as_slice())
+            .map_err(db)?;
+        for (index, k) in r.index_keys() {
+            txn.open_table(index)
+                .map_err(db)?
+                .insert(k.as_slice(), [].as_slice())
+                .map_err(db)?;
+        }
+    }
     Ok(())
 }

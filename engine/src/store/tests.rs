@@ -566,3 +566,346 @@ fn an_upgrade_keeps_a_backup_of_the_old_schema() {
     drop(Store::open(&path).unwrap());
     assert_eq!(backup::list(&path).unwrap().len(), 1);
 }
+
+/// Rewrites the raw value of `key` in `table` with `f`, as a damaged disk would.
+pub(crate) fn damage(
+    store: &Store,
+    table: Bytes,
+    key: &[u8],
+    f: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
+    let txn = store.db.begin_write().unwrap();
+    let raw = {
+        let mut t = txn.open_table(table).unwrap();
+        let mut raw = t.get(key).unwrap().unwrap().value().to_vec();
+        f(&mut raw);
+        t.insert(key, raw.as_slice()).unwrap();
+        raw
+    };
+    txn.commit().unwrap();
+    raw
+}
+
+/// Flips one bit inside the name of a stored dataset (its value still decodes without the
+/// checksum), for tests outside the store.
+pub(crate) fn damage_dataset_name(store: &Store, d: &Dataset) {
+    damage(store, DATASETS, &d.id.bytes(), |raw| {
+        let at = find(raw, d.name.as_bytes());
+        raw[at] ^= 0x01;
+    });
+}
+
+/// Where `needle` first occurs in `raw`.
+pub(crate) fn find(raw: &[u8], needle: &[u8]) -> usize {
+    raw.windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the bytes are in the value")
+}
+
+fn is_corrupt(err: StoreError, table: &str, id: &str) -> String {
+    match &err {
+        StoreError::Corrupt {
+            table: t, id: i, ..
+        } => {
+            assert_eq!((t.as_str(), i.as_str()), (table, id), "{err}");
+        }
+        other => panic!("not a corrupt record: {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains(table) && msg.contains(id), "{msg}");
+    assert!(msg.contains("brightrun doctor --repair"), "{msg}");
+    msg
+}
+
+/// A dataset created `ms` milliseconds from now: lists order by creation time (to the
+/// millisecond).
+fn dataset_at(user: UserId, name: &str, status: DatasetStatus, ms: i64) -> Dataset {
+    let mut d = dataset(user, name, status);
+    d.created_at += chrono::Duration::milliseconds(ms);
+    d
+}
+
+/// Three live datasets of one user, the middle one (`target`) about to be damaged; returns
+/// it and the others as a list shows them (newest first).
+fn three_datasets(store: &Store, user: UserId) -> (Dataset, Vec<Dataset>) {
+    let a = dataset_at(user, "alpha", DatasetStatus::Ready, 0);
+    let target = dataset_at(user, "target-name", DatasetStatus::Ready, 1);
+    let c = dataset_at(user, "gamma", DatasetStatus::Validating, 2);
+    for d in [&a, &target, &c] {
+        store.put(d).unwrap();
+    }
+    (target, vec![c, a])
+}
+
+/// After the damaged dataset is quarantined: gone from its table and indexes, counted out,
+/// its raw bytes kept.
+fn assert_quarantined(store: &Store, user: UserId, target: &Dataset, raw: &[u8]) {
+    let moved = store.quarantine_corrupt().unwrap();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(
+        (moved[0].table.as_str(), moved[0].id.clone()),
+        ("datasets", target.id.to_string())
+    );
+    assert_eq!(store.quarantined().unwrap(), moved);
+    assert_eq!(
+        store
+            .quarantined_bytes("datasets", &target.id.bytes())
+            .unwrap()
+            .as_deref(),
+        Some(raw)
+    );
+    assert_eq!(store.dataset(target.id).unwrap(), None);
+    assert_eq!(store.count::<Dataset>().unwrap(), 2);
+    assert_eq!(store.count_datasets(user, None).unwrap(), 2);
+    assert_eq!(
+        store
+            .count_datasets(user, Some(DatasetStatus::Ready))
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.count_by(DATASETS_BY_USER, &user.bytes()).unwrap(), 2);
+    assert_eq!(
+        store
+            .count_by(
+                DATASETS_BY_USER_STATUS,
+                &keys::join(&[&user.bytes(), &[DatasetStatus::Ready as u8]])
+            )
+            .unwrap(),
+        1
+    );
+    assert!(store.corrupt_records().unwrap().is_empty());
+    assert!(store.quarantine_corrupt().unwrap().is_empty(), "moved once");
+}
+
+#[test]
+fn a_flipped_byte_inside_a_string_is_named_left_out_of_lists_and_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    let user = UserId::new();
+    let (target, others) = three_datasets(&store, user);
+    let raw = damage(&store, DATASETS, &target.id.bytes(), |raw| {
+        let at = find(raw, b"target-name");
+        raw[at] ^= 0x01; // `t` becomes `u`: still a valid string
+    });
+    // Without its checksum the value would read as another name, silently.
+    let body = &raw[..raw.len() - checksum::CRC_LEN];
+    let (silent, _): (Dataset, usize) = bincode::serde::decode_from_slice(body, ENCODING).unwrap();
+    assert_eq!(silent.name, "uarget-name");
+
+    let err = store.dataset(target.id).unwrap_err();
+    let msg = is_corrupt(err, "datasets", &target.id.to_string());
+    assert!(msg.contains("checksum"), "{msg}");
+    assert_eq!(store.datasets(user, None, Page::ALL).unwrap(), others);
+    assert_eq!(
+        store
+            .datasets(user, Some(DatasetStatus::Ready), Page::ALL)
+            .unwrap(),
+        vec![others[1].clone()]
+    );
+    assert_eq!(
+        store.datasets(user, None, Page::first(1)).unwrap(),
+        vec![others[0].clone()]
+    );
+    assert_eq!(store.scan::<Dataset>(None, 100).unwrap().items.len(), 2);
+    let found = store.corrupt_records().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].table.as_str(), found[0].id.clone()),
+        ("datasets", target.id.to_string())
+    );
+    // Nothing was changed by reading.
+    assert_eq!(store.count::<Dataset>().unwrap(), 3);
+    assert_quarantined(&store, user, &target, &raw);
+    assert_eq!(store.datasets(user, None, Page::ALL).unwrap(), others);
+}
+
+#[test]
+fn a_damaged_length_byte_is_named_left_out_of_lists_and_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    let user = UserId::new();
+    let (target, others) = three_datasets(&store, user);
+    let raw = damage(&store, DATASETS, &target.id.bytes(), |raw| {
+        // bincode's varint length of the name: the byte just before it.
+        let at = find(raw, b"target-name") - 1;
+        assert_eq!(raw[at] as usize, "target-name".len());
+        raw[at] = 200;
+    });
+    is_corrupt(
+        store.dataset(target.id).unwrap_err(),
+        "datasets",
+        &target.id.to_string(),
+    );
+    assert_eq!(store.datasets(user, None, Page::ALL).unwrap(), others);
+    assert_eq!(store.record_owners().unwrap().get(&user), Some(&2));
+    assert_quarantined(&store, user, &target, &raw);
+}
+
+#[test]
+fn a_truncated_job_is_left_out_of_every_job_list_and_its_counts_fixed_by_quarantine() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    let user = UserId::new();
+    let (kept, lost) = (job(user, JobStatus::Queued), job(user, JobStatus::Queued));
+    store.put(&kept).unwrap();
+    store.put(&lost).unwrap();
+    damage(&store, JOBS, &lost.id.bytes(), |raw| {
+        raw.truncate(raw.len() / 2)
+    });
+    is_corrupt(
+        store.job(lost.id).unwrap_err(),
+        "training_jobs",
+        &lost.id.to_string(),
+    );
+    let ids = |v: Vec<TrainingJob>| v.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.jobs_in_status(JobStatus::Queued, 10).unwrap()),
+        [kept.id]
+    );
+    assert_eq!(ids(store.jobs(user, None, Page::ALL).unwrap()), [kept.id]);
+    assert_eq!(
+        ids(store.jobs_for_dataset(lost.dataset_id).unwrap()),
+        Vec::<JobId>::new()
+    );
+    // A change decided from a damaged record would be worse than none.
+    let mut update = lost.clone();
+    update.status = JobStatus::Running;
+    assert!(matches!(
+        store.put(&update).unwrap_err(),
+        StoreError::Corrupt { .. }
+    ));
+    assert_eq!(
+        store.count_jobs(user, None).unwrap(),
+        2,
+        "until quarantined"
+    );
+    assert_eq!(store.quarantine_corrupt().unwrap().len(), 1);
+    assert_eq!(store.count_jobs(user, None).unwrap(), 1);
+    assert_eq!(store.count_jobs(user, Some(JobStatus::Queued)).unwrap(), 1);
+    assert_eq!(store.count_jobs_in_status(JobStatus::Queued).unwrap(), 1);
+    assert_eq!(
+        store
+            .count_by(JOBS_BY_DATASET, &lost.dataset_id.bytes())
+            .unwrap(),
+        0
+    );
+}
+
+#[test]
+fn a_value_with_a_good_checksum_that_does_not_decode_is_quarantined_once_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    let user = UserId::new();
+    let (target, others) = three_datasets(&store, user);
+    damage(&store, DATASETS, &target.id.bytes(), |raw| {
+        *raw = checksum::seal(vec![0xff; 5]);
+    });
+    assert!(
+        store.corrupt_records().unwrap().is_empty(),
+        "the checksum pass alone cannot tell"
+    );
+    let msg = is_corrupt(
+        store.dataset(target.id).unwrap_err(),
+        "datasets",
+        &target.id.to_string(),
+    );
+    assert!(msg.contains("cannot decode"), "{msg}");
+    assert_eq!(store.corrupt_records().unwrap().len(), 1, "remembered");
+    assert_eq!(store.quarantine_corrupt().unwrap().len(), 1);
+    assert_eq!(store.datasets(user, None, Page::ALL).unwrap(), others);
+    assert_eq!(store.count_datasets(user, None).unwrap(), 2);
+}
+
+#[test]
+fn a_damaged_metrics_point_is_skipped_and_named_by_job_and_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    let job = JobId::new();
+    let points: Vec<_> = (1..=3)
+        .map(|step| MetricsPoint {
+            job_id: job,
+            timestamp: now(),
+            epoch: 0.0,
+            step,
+            training_loss: Some(1.0),
+            validation_loss: None,
+            learning_rate: None,
+            gradient_norm: None,
+            throughput: None,
+            gpu_utilization: None,
+        })
+        .collect();
+    store.write(|w| w.put_metrics(&points)).unwrap();
+    damage(&store, METRICS, &metric_key(&points[1]), |raw| {
+        raw[3] ^= 0x40
+    });
+    let steps = |v: Vec<MetricsPoint>| v.into_iter().map(|p| p.step).collect::<Vec<_>>();
+    assert_eq!(steps(store.metrics(job, 0, 10).unwrap()), [1, 3]);
+    assert_eq!(steps(store.scan_metrics(None, 10).unwrap().items), [1, 3]);
+    let moved = store.quarantine_corrupt().unwrap();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].table, "metrics_points");
+    assert_eq!(moved[0].id, format!("job {job} step 2"));
+    assert_eq!(steps(store.metrics(job, 0, 10).unwrap()), [1, 3]);
+}
+
+#[test]
+fn schema_4_records_get_their_checksums_and_undecodable_ones_are_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let user = UserId::new();
+    let (a, b) = (
+        dataset_at(user, "old-a", DatasetStatus::Ready, 0),
+        dataset_at(user, "old-b", DatasetStatus::Ready, 1),
+    );
+    let j = job(user, JobStatus::Completed);
+    let broken = dataset(user, "broken", DatasetStatus::Ready);
+    {
+        let db_ = redb::Database::create(&path).unwrap();
+        schema::write_v4(
+            &db_,
+            &[a.clone(), b.clone(), broken.clone()],
+            std::slice::from_ref(&j),
+        )
+        .unwrap();
+        // One v4 record that no longer decodes: the upgrade must not fail on it.
+        let txn = db_.begin_write().unwrap();
+        txn.open_table(DATASETS)
+            .unwrap()
+            .insert(
+                broken.id.bytes().as_slice(),
+                [0xffu8, 0xff, 0xff].as_slice(),
+            )
+            .unwrap();
+        txn.commit().unwrap();
+        assert_eq!(schema::read_version(&db_).unwrap(), 4);
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.dataset(a.id).unwrap(), Some(a.clone()));
+    assert_eq!(store.job(j.id).unwrap(), Some(j.clone()));
+    assert_eq!(
+        store.datasets(user, None, Page::ALL).unwrap(),
+        vec![b.clone(), a.clone()]
+    );
+    assert_eq!(store.count_datasets(user, None).unwrap(), 2);
+    assert_eq!(store.count_jobs(user, None).unwrap(), 1);
+    {
+        let txn = store.db.begin_read().unwrap();
+        let t = txn.open_table(DATASETS).unwrap();
+        for d in [&a, &b] {
+            let v = t.get(d.id.bytes().as_slice()).unwrap().unwrap();
+            assert!(checksum::unseal(v.value()).is_ok(), "sealed");
+        }
+    }
+    let q = store.quarantined().unwrap();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(
+        (q[0].table.as_str(), q[0].id.clone()),
+        ("datasets", broken.id.to_string())
+    );
+    assert_eq!(store.count_by(DATASETS_BY_USER, &user.bytes()).unwrap(), 2);
+    assert!(store.corrupt_records().unwrap().is_empty());
+    let backups = backup::list(&path).unwrap();
+    assert_eq!(backups[0].reason, "before-upgrade-from-v4");
+}
