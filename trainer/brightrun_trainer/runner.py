@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 
@@ -53,10 +54,13 @@ def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -
             relaunch(plan, spec_path, emitter)
         elif plan:
             emitter.info(plan)
-        dataset = _read_dataset(spec, scratch, emitter)
-        pinned = pin_one_gpu()  # before torch initialises CUDA
+        pinned = pin_one_gpu()  # before torch initialises CUDA (the import below may)
         if pinned:
             emitter.info(pinned)
+        importing = _prefetch_training() if spec.dataset.url else None
+        dataset = _read_dataset(spec, scratch, emitter)
+        if importing is not None:
+            importing.join()
         training = _import_training()
         outcome = training.train(spec, dataset, emitter, stop)
         if outcome.stopped:
@@ -125,6 +129,25 @@ def _read_dataset(spec: JobSpec, scratch: Path, emitter: EventEmitter) -> Loaded
     if dataset.split_dropped:
         emitter.warning(dataset.split_dropped)
     return dataset
+
+
+def _prefetch_training() -> threading.Thread:
+    """Start importing torch, transformers and peft (3 s or more) while the dataset downloads.
+
+    Only for a URL: the download waits on the network and leaves the GIL to the import, while
+    reading a local file competes with it for the GIL and gains nothing (measured: a 40 000-record
+    file read in 0.7 s alone took 1.4 s beside the import). A failed import is not reported here: :func:`_import_training` imports
+    again in the main thread and raises it there, as before."""
+
+    def load() -> None:
+        try:
+            from . import train  # noqa: F401
+        except BaseException:  # reported by the main thread's import
+            pass
+
+    thread = threading.Thread(target=load, name="brightrun-import", daemon=True)
+    thread.start()
+    return thread
 
 
 def _import_training():
