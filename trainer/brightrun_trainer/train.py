@@ -443,7 +443,10 @@ class _MeteredTrainer(Trainer):
 
     def training_step(self, model, inputs, *args, **kwargs):
         mask = inputs.get("attention_mask")
-        self.token_meter.add(mask if mask is not None else inputs["input_ids"])  # a flat batch is all tokens
+        if mask is not None:
+            self.token_meter.add(mask)
+        else:
+            self.token_meter.add_count(inputs["input_ids"].numel())  # a flat batch is all real tokens
         loss = super().training_step(model, inputs, *args, **kwargs)
         self.loss_watch.add(loss)
         return loss

@@ -211,13 +211,22 @@ def test_the_run_logs_its_batching_and_checkpointing_choice(tmp_path):
     assert 'activation checkpointing: on (gradient_checkpointing "on" in the spec)' in messages
 
 
-def test_a_packed_run_trains_and_counts_every_token(tmp_path):
+def test_a_packed_run_trains_and_counts_the_same_real_tokens(tmp_path):
+    """Throughput counts real tokens: a packed (flat, maskless) run trains the same tokens as
+    a padded one, and the meter must count them, not sum their ids."""
     dataset = write_jsonl(tmp_path / "train.jsonl", chat_records(24))
-    spec = make_spec(tmp_path, {"path": str(dataset)}, efficiency={"packing": True, "padding_free": True},
-                     hyperparameters={"use_validation": True, "epochs": 1})
-    run = run_in_process(write_spec(tmp_path / "spec.json", spec))
-    assert run.returncode == 0, run.describe()
-    messages = [e["message"] for e in run.of_type("log")]
-    assert any(m.startswith("packing: 21 training examples in ") for m in messages), messages
-    (done,) = run.of_type("done")
-    assert done["summary"]["final_validation_loss"] is not None and done["summary"]["train_tokens"] > 0
+    summaries = {}
+    for packing in (True, False):
+        root = tmp_path / f"packing-{packing}"
+        root.mkdir()
+        spec = make_spec(root, {"path": str(dataset)}, efficiency={"packing": packing},
+                         hyperparameters={"use_validation": True, "epochs": 1})
+        run = run_in_process(write_spec(root / "spec.json", spec))
+        assert run.returncode == 0, run.describe()
+        messages = [e["message"] for e in run.of_type("log")]
+        assert any(m.startswith("packing: 21 training examples in ") for m in messages) is packing, messages
+        (done,) = run.of_type("done")
+        summaries[packing] = done["summary"]
+    assert summaries[True]["final_validation_loss"] is not None
+    assert summaries[True]["train_tokens"] == summaries[False]["train_tokens"] > 0
+    assert summaries[True]["total_steps"] < summaries[False]["total_steps"]  # fewer, fuller rows
