@@ -166,11 +166,11 @@ def chunked_loss_supported(causal_lm) -> str | None:
     if getattr(config, "is_encoder_decoder", False):
         return "an encoder-decoder model"
     try:
-        decoder, head = causal_lm.get_decoder(), causal_lm.get_output_embeddings()
+        head = causal_lm.get_output_embeddings()
     except Exception:
-        return "no decoder / LM head split"
-    if decoder is None or head is None:
-        return "no decoder / LM head split"
+        head = None
+    if head is None or not hasattr(causal_lm, "set_output_embeddings"):
+        return "no separate LM head"
     return None
 
 
@@ -179,25 +179,43 @@ def _chunk_loss_sum(head, hidden: torch.Tensor, targets: torch.Tensor) -> torch.
     return F.cross_entropy(logits, targets, reduction="sum")
 
 
+def hidden_states(model, causal_lm, inputs: dict) -> torch.Tensor:
+    """The last hidden states, from a forward pass through ``model`` itself with the LM head
+    swapped for an identity.
+
+    Going through the outermost module (PEFT, DistributedDataParallel, a compiled wrapper)
+    rather than calling the decoder directly keeps their forward hooks: DDP prepares its
+    gradient all-reduce there. The model's forward then returns the hidden states as its
+    "logits" (no labels are passed, so it computes no loss).
+    """
+    head = causal_lm.get_output_embeddings()
+    causal_lm.set_output_embeddings(torch.nn.Identity())
+    try:
+        return model(**inputs, use_cache=False).logits
+    finally:
+        causal_lm.set_output_embeddings(head)
+
+
 def chunked_lm_loss(
-    decoder,
-    head,
+    model,
+    causal_lm,
     inputs: dict,
     num_items_in_batch=None,
     chunk_tokens: int = LOSS_CHUNK_TOKENS,
 ) -> torch.Tensor:
     """The causal-LM loss without materialising the logits.
 
-    The decoder's hidden states are shifted against the labels as ``ForCausalLMLoss`` does,
-    only positions with a label are kept, and the LM head and cross-entropy run over chunks
-    of them under ``torch.utils.checkpoint``: backward recomputes each chunk's logits
-    instead of keeping them. Reduction: the sum over trained tokens divided by
-    ``num_items_in_batch`` (the Trainer's count over the accumulated batch) or, without it,
-    by this batch's trained tokens — the model's own loss, exactly.
+    ``model`` is what the Trainer calls (possibly wrapped), ``causal_lm`` the
+    ``…ForCausalLM`` inside it. The hidden states are shifted against the labels as
+    ``ForCausalLMLoss`` does, only positions with a label are kept, and the LM head and
+    cross-entropy run over chunks of them under ``torch.utils.checkpoint``: backward
+    recomputes each chunk's logits instead of keeping them. Reduction: the sum over trained
+    tokens divided by ``num_items_in_batch`` (the Trainer's count over the accumulated batch)
+    or, without it, by this batch's trained tokens — the model's own loss, exactly.
     """
     labels = inputs["labels"]
-    model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-    hidden = decoder(**model_inputs, use_cache=False).last_hidden_state
+    head = causal_lm.get_output_embeddings()
+    hidden = hidden_states(model, causal_lm, {k: v for k, v in inputs.items() if k != "labels"})
     shift_labels = F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:]
     keep = shift_labels != IGNORE_INDEX
     selected, targets = hidden[keep], shift_labels[keep]

@@ -464,7 +464,7 @@ class _MeteredTrainer(Trainer):
         if not self.chunked_loss:
             return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
         causal_lm = self.accelerator.unwrap_model(model).get_base_model()
-        loss = chunked_lm_loss(causal_lm.get_decoder(), causal_lm.get_output_embeddings(), inputs, num_items_in_batch)
+        loss = chunked_lm_loss(model, causal_lm, inputs, num_items_in_batch)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # as Trainer.compute_loss: DDP averages gradients
         return (loss, {"loss": loss}) if return_outputs else loss

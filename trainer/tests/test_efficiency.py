@@ -79,8 +79,7 @@ def assert_same(a, b):
 
 
 def chunked(model, batch, **kwargs):
-    causal_lm = model.get_base_model()
-    return chunked_lm_loss(causal_lm.get_decoder(), causal_lm.get_output_embeddings(), batch, **kwargs)
+    return chunked_lm_loss(model, model.get_base_model(), batch, **kwargs)
 
 
 # ------------------------------------------------------------------------ padding-free
@@ -136,6 +135,12 @@ def test_chunked_loss_divides_by_the_accumulated_token_count(lora_model):
         loss_and_grads(lora_model, lambda: lora_model(**batch, num_items_in_batch=items).loss),
         loss_and_grads(lora_model, lambda: chunked(lora_model, batch, num_items_in_batch=items, chunk_tokens=16)),
     )
+
+
+def test_chunked_loss_leaves_the_lm_head_in_place(lora_model):
+    head = lora_model.get_base_model().get_output_embeddings()
+    chunked(lora_model, PaddingCollator(pad_token_id=3)(examples()))
+    assert lora_model.get_base_model().get_output_embeddings() is head
 
 
 def test_chunked_loss_keeps_models_that_reshape_their_logits(lora_model):
