@@ -105,6 +105,12 @@ def activation_bytes(config, tokens: int, dtype_bytes: int, lora_modules: int = 
     return tokens * layers * per_token_layer * dtype_bytes
 
 
+def logits_bytes(config, tokens: int) -> int:
+    """The model's own loss: the logits, their fp32 upcast and its gradient."""
+    vocab = int(getattr(config, "vocab_size", 0) or 0)
+    return tokens * vocab * (2 + 4 + 4)
+
+
 def decide_checkpointing(setting: str, *, on_cuda: bool, needed: int, free: int | None) -> tuple[bool, str]:
     """Whether to recompute activations in backward (≈20–30 % more compute), and why.
 

@@ -42,6 +42,7 @@ from .efficiency import (
     chunked_loss_supported,
     decide_checkpointing,
     enable_tf32,
+    logits_bytes,
     free_gpu_memory,
     varlen_attention_available,
 )
@@ -136,7 +137,11 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
         train_set, validation_set = _pack(train_set, validation_set, hp.max_seq_length, emitter)
     attention = batching.attention if batching.attention.startswith("flash") else None
     model = load_base_model(model_path, spec.base_model, precision, quantize=quantize, attention=attention)
-    checkpointing, why = _decide_checkpointing(spec.efficiency, model, hp, precision, train_set)
+    liger = _liger_available(spec.efficiency, emitter)
+    chunked = _use_chunked_loss(spec.efficiency, model, liger, emitter)
+    checkpointing, why = _decide_checkpointing(
+        spec.efficiency, model, hp, precision, train_set, logits=not (chunked or liger)
+    )
     emitter.info(why)
     if quantize:
         model = prepare_model_for_kbit_training(
@@ -147,8 +152,6 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
     model = attach_lora(model, hp, spec.base_model)
     trainable, total = model.get_nb_trainable_parameters()
     emitter.info(f"LoRA adapter: {trainable:,} trainable of {total:,} parameters")
-    liger = _liger_available(spec.efficiency, emitter)
-    chunked = _use_chunked_loss(spec.efficiency, model, liger, emitter)
     if spec.efficiency.torch_compile:
         model.get_base_model().get_decoder().compile()  # in place: both loss paths run the compiled decoder
         emitter.info("torch.compile: the decoder is compiled (the first steps include compilation)")
@@ -309,14 +312,18 @@ def load_base_model(
     return model
 
 
-def _decide_checkpointing(efficiency: Efficiency, model, hp: Hyperparameters, precision: Precision, train_set):
+def _decide_checkpointing(
+    efficiency: Efficiency, model, hp: Hyperparameters, precision: Precision, train_set, *, logits: bool
+):
     """Activation checkpointing from the estimated activations of the largest micro-batch
-    (``batch_size`` × the longest row: an upper bound for padded and flat batches alike)."""
+    (``batch_size`` × the longest row: an upper bound for padded and flat batches alike),
+    plus the full logits when the model's own loss computes them."""
     longest = max(len(row.input_ids) for row in train_set)
     targets = 7 if isinstance(hp.target_modules, str) else len(hp.target_modules)
-    needed = activation_bytes(
-        model.config, hp.batch_size * longest, torch.finfo(precision.dtype).bits // 8, lora_modules=targets
-    )
+    tokens = hp.batch_size * longest
+    needed = activation_bytes(model.config, tokens, torch.finfo(precision.dtype).bits // 8, lora_modules=targets)
+    if logits:
+        needed += logits_bytes(model.config, tokens)
     free = free_gpu_memory() if precision.on_cuda else None
     return decide_checkpointing(efficiency.gradient_checkpointing, on_cuda=precision.on_cuda, needed=needed, free=free)
 
@@ -334,7 +341,7 @@ def _liger_available(efficiency: Efficiency, emitter: EventEmitter) -> bool:
 def _use_chunked_loss(efficiency: Efficiency, model, liger: bool, emitter: EventEmitter) -> bool:
     if not efficiency.chunked_loss or liger:
         return False  # Liger's fused linear cross-entropy never materialises the logits either
-    unsupported = chunked_loss_supported(model.get_base_model())
+    unsupported = chunked_loss_supported(model)
     if unsupported:
         emitter.info(f"chunked loss off: {unsupported}; the model computes its own loss")
         return False

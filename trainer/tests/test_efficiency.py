@@ -17,6 +17,7 @@ from brightrun_trainer.efficiency import (  # noqa: E402
     chunked_lm_loss,
     chunked_loss_supported,
     decide_checkpointing,
+    logits_bytes,
 )
 from brightrun_trainer.encoding import (  # noqa: E402
     IGNORE_INDEX,
@@ -185,6 +186,10 @@ def test_activation_estimate_is_in_the_right_range():
     assert 80 * GIB < needed < 200 * GIB
     # Batch 1 × 512 of the same model: a few GiB.
     assert activation_bytes(LLAMA_3_8B, 512, 2, lora_modules=2) < 5 * GIB
+    # The figure: the fp32 logits of Llama-3 (vocabulary 128,256) at 8 × 2048 are 8.4 GB;
+    # the model's own loss also keeps the bf16 logits and the fp32 gradient.
+    assert logits_bytes(SimpleNamespace(vocab_size=128256), 8 * 2048) == 8 * 2048 * 128256 * 10
+    assert round(8 * 2048 * 128256 * 4 / 1e9, 1) == 8.4
 
 
 @pytest.mark.parametrize(
