@@ -23,6 +23,7 @@ reported, never silently skipped.
 
 from __future__ import annotations
 
+import bisect
 import re
 from array import array
 from dataclasses import dataclass, field
@@ -421,22 +422,26 @@ class PackedRow:
 
 
 def pack_examples(examples: Sequence[EncodedExample], max_seq_length: int) -> list[PackedRow]:
-    """First-fit decreasing: fewer, fuller rows, deterministic for the same data.
+    """Best-fit decreasing: fewer, fuller rows, deterministic for the same data.
 
-    Examples keep their own positions and attention (the collator flattens each row), so
-    packing changes only how many examples one forward pass sees, not the loss per token.
+    Longest first, each example goes to the open row with the least room that still fits it
+    (a sorted list of ``(room, row)`` searched with bisect: O(n log n) searches, so a
+    100 000-example dataset packs in seconds). Examples keep their own positions and
+    attention (the collator flattens each row), so packing changes only how many examples
+    one forward pass sees, not the loss per token.
     """
     order = sorted(range(len(examples)), key=lambda i: (-len(examples[i].input_ids), i))
-    bins: list[list[int]] = []
-    room: list[int] = []
+    rows: list[list[int]] = []
+    open_rows: list[tuple[int, int]] = []  # (room left, row index), sorted
     for i in order:
         length = len(examples[i].input_ids)
-        for b, free in enumerate(room):
-            if length <= free:
-                bins[b].append(i)
-                room[b] -= length
-                break
+        at = bisect.bisect_left(open_rows, (length, -1))
+        if at < len(open_rows):
+            room, row = open_rows.pop(at)
         else:
-            bins.append([i])
-            room.append(max_seq_length - length)
-    return [PackedRow(tuple(examples[i] for i in sorted(members))) for members in bins]
+            room, row = max_seq_length, len(rows)
+            rows.append([])
+        rows[row].append(i)
+        if room - length > 0:
+            bisect.insort(open_rows, (room - length, row))
+    return [PackedRow(tuple(examples[i] for i in sorted(members))) for members in rows]

@@ -3,11 +3,12 @@ model, CPU), and the decisions between them follow the numbers they are given.""
 
 from __future__ import annotations
 
+import os
 import random
 from types import SimpleNamespace
 
 import pytest
-from conftest import chat_records, make_spec, run_in_process, write_jsonl, write_spec
+from conftest import chat_records, make_spec, run_in_process, run_trainer, write_jsonl, write_spec
 
 torch = pytest.importorskip("torch")
 
@@ -240,3 +241,35 @@ def test_a_packed_run_trains_and_counts_the_same_real_tokens(tmp_path):
     assert summaries[True]["final_validation_loss"] is not None
     assert summaries[True]["train_tokens"] == summaries[False]["train_tokens"] > 0
     assert summaries[True]["total_steps"] < summaries[False]["total_steps"]  # fewer, fuller rows
+
+
+def test_liger_without_the_package_warns_and_trains(tmp_path, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "liger_kernel" else real_find_spec(name, *a))
+    dataset = write_jsonl(tmp_path / "train.jsonl", chat_records(8))
+    spec = make_spec(tmp_path, {"path": str(dataset)}, max_steps=1, efficiency={"liger": True},
+                     hyperparameters={"use_validation": False})
+    run = run_in_process(write_spec(tmp_path / "spec.json", spec))
+    assert run.returncode == 0, run.describe()
+    warnings = [e["message"] for e in run.of_type("log") if e["level"] == "warning"]
+    assert "liger is on but the liger-kernel package is not installed: training without Liger kernels" in warnings
+
+
+@pytest.mark.skipif(
+    not os.environ.get("BRIGHTRUN_SLOW_TESTS"),
+    reason="torch.compile takes 30–40 s on two cores (inductor builds C++ kernels); set BRIGHTRUN_SLOW_TESTS=1",
+)
+def test_torch_compile_trains_the_same_losses(tmp_path):
+    dataset = write_jsonl(tmp_path / "train.jsonl", chat_records(8))
+    losses = {}
+    for compiled in (True, False):
+        root = tmp_path / f"compile-{compiled}"
+        root.mkdir()
+        spec = make_spec(root, {"path": str(dataset)}, max_steps=2, efficiency={"torch_compile": compiled},
+                         hyperparameters={"use_validation": False, "lora_dropout": 0.0})
+        run = run_trainer(write_spec(root / "spec.json", spec))
+        assert run.returncode == 0, run.describe()
+        losses[compiled] = [m["training_loss"] for m in run.of_type("metric")]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
