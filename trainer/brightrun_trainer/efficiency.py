@@ -6,6 +6,14 @@ model). The decisions are plain functions of numbers the caller measures, so the
 tested with mocked GPUs; every decision comes with a sentence the runner logs, so a job's
 log says which path ran and why.
 
+What transformers 5.24 does with a flattened batch (read in its source): with
+``position_ids`` given, no ``attention_mask`` and no KV cache (hence ``use_cache = False``),
+``masking_utils.find_packed_sequence_indices`` detects the restarts of the position ids and
+sdpa/eager attention get a block-diagonal causal mask over the whole row, which is exact but
+computes every block of it; the flash-attention implementations instead take the sequence
+bounds (``cu_seq_lens_*`` from the collator, or derived from ``position_ids``) and run the
+varlen kernel, which computes no cross-example and no padding work at all.
+
 Importing this module imports torch (the training stack is loaded by then).
 """
 

@@ -273,3 +273,31 @@ def test_torch_compile_trains_the_same_losses(tmp_path):
         assert run.returncode == 0, run.describe()
         losses[compiled] = [m["training_loss"] for m in run.of_type("metric")]
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+
+
+def test_a_padding_free_run_wires_the_flattening_collator(tmp_path, monkeypatch):
+    """The flat path as a GPU with flash-attn takes it, with the varlen check mocked to
+    answer "sdpa" (no flash-attn here; sdpa gets the block-diagonal mask, exact on CPU).
+    It trains the same real tokens as the padded run, counted without a mask."""
+    from brightrun_trainer import encoding, train
+
+    dataset = write_jsonl(tmp_path / "train.jsonl", chat_records(12))
+    spec = make_spec(tmp_path, {"path": str(dataset)}, hyperparameters={"use_validation": False, "epochs": 1})
+    padded = run_in_process(write_spec(tmp_path / "padded.json", spec))
+    assert padded.returncode == 0, padded.describe()
+
+    monkeypatch.setattr(train, "varlen_attention_available", lambda on_cuda: "sdpa")
+    sizes = []
+    collate = encoding.FlatteningCollator.__call__
+    monkeypatch.setattr(
+        encoding.FlatteningCollator, "__call__", lambda self, rows: sizes.append(len(rows)) or collate(self, rows)
+    )
+    flat = run_in_process(write_spec(tmp_path / "flat.json", spec))
+    assert flat.returncode == 0, flat.describe()
+    assert "padding-free batches (varlen sdpa, sequence bounds from position ids)" in [
+        e["message"] for e in flat.of_type("log")
+    ]
+    assert sizes and set(sizes) == {4}  # batch_size examples per flattened row
+    (done_flat,), (done_padded,) = flat.of_type("done"), padded.of_type("done")
+    assert done_flat["summary"]["train_tokens"] == done_padded["summary"]["train_tokens"] > 0
+    assert all(m["throughput"] > 0 for m in flat.of_type("metric"))
