@@ -151,15 +151,19 @@ def test_chunked_loss_keeps_models_that_reshape_their_logits(lora_model):
     assert "final_logit_softcapping" in chunked_loss_supported(capped)
 
 
-def test_chunked_loss_in_a_training_run_matches_the_plain_loss(tmp_path):
-    """The whole trainer, chunked loss on and off: the same losses step by step."""
+@pytest.mark.parametrize("accumulation", [1, 3])
+def test_chunked_loss_in_a_training_run_matches_the_plain_loss(tmp_path, accumulation):
+    """The whole trainer, chunked loss on and off: the same losses (and so the same updates)
+    step by step, with gradient accumulation too (the loss divides by the accumulated
+    batch's token count, as the model's does)."""
     dataset = write_jsonl(tmp_path / "train.jsonl", chat_records(16))
     losses = {}
     for chunked_loss in (True, False):
         root = tmp_path / f"chunked-{chunked_loss}"
         root.mkdir()
         spec = make_spec(root, {"path": str(dataset)}, max_steps=3, efficiency={"chunked_loss": chunked_loss},
-                         hyperparameters={"use_validation": False, "lora_dropout": 0.0})
+                         hyperparameters={"use_validation": False, "lora_dropout": 0.0, "batch_size": 2,
+                                          "gradient_accumulation_steps": accumulation})
         run = run_in_process(write_spec(root / "spec.json", spec))
         assert run.returncode == 0, run.describe()
         losses[chunked_loss] = [m["training_loss"] for m in run.of_type("metric")]
