@@ -18,6 +18,36 @@ def configure_environment() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "warning")
 
 
+def event_emitter():
+    """The protocol's emitter on the real stdout; a rank other than 0 of a data-parallel job
+    writes none (rank 0 speaks for the job), and a re-executed trainer continues the numbering."""
+    from .devices import RELAUNCH_SEQ_VARIABLE, is_rank_zero
+    from .events import EventEmitter, claim_stdout
+
+    stream = claim_stdout()
+    if not is_rank_zero():
+        stream.close()
+        stream = open(os.devnull, "w", encoding="utf-8")
+    start = int(os.environ.get(RELAUNCH_SEQ_VARIABLE, "0") or 0)
+    return EventEmitter(stream, start_seq=start)
+
+
+def exit_now(code: int, *streams) -> None:
+    """Flush and leave without the interpreter's teardown.
+
+    After ``done`` (or ``error``) nothing is left to do, but a normal exit garbage-collects
+    torch, CUDA contexts and thousands of modules and runs their atexit hooks: seconds during
+    which the engine waits for the exit status. The events are already written; flush them
+    and the standard streams, then ``os._exit``.
+    """
+    for stream in (*streams, sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="brightrun_trainer", description="BrightRun's LoRA trainer (see PROTOCOL.md)."
@@ -41,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_environment()
     if args.command == "run":
-        from .events import EventEmitter, claim_stdout
         from .runner import run
 
         spec = args.spec if args.spec is not None else f"env:{args.spec_env}"
-        return run(spec, EventEmitter(claim_stdout()))
+        emitter = event_emitter()
+        exit_now(run(spec, emitter), emitter.stream)
     from .tiny_model import build_tiny_model, ensure_tiny_model
 
     folder = build_tiny_model(args.out) if args.out else ensure_tiny_model()

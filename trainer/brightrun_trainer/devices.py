@@ -7,12 +7,17 @@ would silently mean something else on every machine. :func:`pin_one_gpu` keeps o
 GPU visible, before torch initialises CUDA (it counts GPUs through NVML, which does not);
 :func:`forbid_data_parallel` is the guard for a process where CUDA was already initialised.
 
+With ``efficiency.gpu_count`` above 1 and several GPUs visible, :func:`plan_data_parallel`
+asks the runner to re-execute the trainer under ``torch.distributed.run`` (one process per
+GPU, real DistributedDataParallel); only rank 0 writes events and the adapter.
+
 This module imports no torch, so the runner can call it before the training stack loads.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Callable, MutableMapping
 
 LAUNCHER_VARIABLES = ("LOCAL_RANK", "WORLD_SIZE")
@@ -74,3 +79,67 @@ def forbid_data_parallel(args) -> bool:
         return False
     args._n_gpu = 1  # read by Trainer for DataParallel wrapping and train_batch_size
     return True
+
+
+def local_rank(environ: MutableMapping[str, str] = os.environ) -> int | None:
+    """This process's GPU index under a launcher (``LOCAL_RANK``), else None."""
+    try:
+        return int(environ["LOCAL_RANK"])
+    except (KeyError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------- data parallelism
+
+#: Set in the environment of a trainer re-executed under torchrun: the event ``seq`` to
+#: continue from, so the engine sees one numbered stream from one process id.
+RELAUNCH_SEQ_VARIABLE = "BRIGHTRUN_RELAUNCH_SEQ"
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Run the job as ``processes`` data-parallel ranks, one per GPU, under torchrun."""
+
+    processes: int
+    note: str
+
+
+def plan_data_parallel(
+    requested: int,
+    environ: MutableMapping[str, str] = os.environ,
+    count_gpus: Callable[[], int | None] | None = None,
+) -> LaunchPlan | str | None:
+    """What to do with ``efficiency.gpu_count``: a :class:`LaunchPlan` to re-execute under
+    ``torch.distributed.run``, a note when fewer GPUs are visible than asked for (then one GPU
+    trains, as without the setting), or None when there is nothing to decide (one GPU asked
+    for, or already running under a launcher)."""
+    if requested <= 1 or launched_distributed(environ):
+        return None
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        count = len([part for part in visible.split(",") if part.strip()])
+    else:
+        count = (count_gpus or visible_gpu_count)() or 0
+    if count <= 1:
+        return f"gpu_count {requested} asked for, {count} GPU visible: training in one process"
+    processes = min(requested, count)
+    fewer = f" (only {count} visible)" if count < requested else ""
+    return LaunchPlan(
+        processes,
+        f"data parallel: {processes} processes, one per GPU, under torch.distributed.run{fewer}; "
+        "rank 0 reports events",
+    )
+
+
+def relaunch_command(processes: int, spec_path: str, python: str) -> list[str]:
+    """The torchrun command line that runs this same job as ``processes`` ranks."""
+    source = ["--spec-env", spec_path[4:]] if spec_path.startswith("env:") else ["--spec", spec_path]
+    return [
+        python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+        "-m", "brightrun_trainer", "run", *source,
+    ]
+
+
+def is_rank_zero(environ: MutableMapping[str, str] = os.environ) -> bool:
+    """Only rank 0 of a data-parallel job writes events and the adapter."""
+    return environ.get("RANK", "0") in ("", "0")

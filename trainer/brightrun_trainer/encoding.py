@@ -23,6 +23,7 @@ reported, never silently skipped.
 
 from __future__ import annotations
 
+import bisect
 import re
 from array import array
 from dataclasses import dataclass, field
@@ -379,3 +380,68 @@ class PaddingCollator:
             labels[i, :n] = torch.frombuffer(row.labels, dtype=torch.int32)
             attention_mask[i, :n] = 1
         return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+
+
+class FlatteningCollator:
+    """Concatenates a batch into one row without padding (transformers'
+    ``DataCollatorWithFlattening``): ``position_ids`` restart at 0 for every example, so
+    varlen attention keeps the examples apart, and each example's first label is ``-100`` so
+    no token is trained to predict the next example's start. The loss equals the padded
+    batch's. Rows may be :class:`PackedRow` (several examples each)."""
+
+    def __init__(self, flash_kwargs: bool = False):
+        from transformers import DataCollatorWithFlattening
+
+        self._collate = DataCollatorWithFlattening(
+            return_position_ids=True, separator_id=IGNORE_INDEX, return_flash_attn_kwargs=flash_kwargs
+        )
+
+    def __call__(self, rows: list) -> dict[str, Any]:
+        features = [
+            {"input_ids": example.input_ids.tolist(), "labels": example.labels.tolist()}
+            for row in rows
+            for example in (row.examples if isinstance(row, PackedRow) else (row,))
+        ]
+        return self._collate(features, return_tensors="pt")
+
+
+@dataclass(frozen=True)
+class PackedRow:
+    """Several examples trained as one ``max_seq_length`` row (``efficiency.packing``)."""
+
+    examples: tuple[EncodedExample, ...]
+
+    @property
+    def input_ids(self) -> array:
+        """The row's tokens (its length is what length-aware samplers and logs read)."""
+        return array("i", [token for example in self.examples for token in example.input_ids])
+
+    @property
+    def trained_tokens(self) -> int:
+        return sum(example.trained_tokens for example in self.examples)
+
+
+def pack_examples(examples: Sequence[EncodedExample], max_seq_length: int) -> list[PackedRow]:
+    """Best-fit decreasing: fewer, fuller rows, deterministic for the same data.
+
+    Longest first, each example goes to the open row with the least room that still fits it
+    (a sorted list of ``(room, row)`` searched with bisect: O(n log n) searches, so a
+    100 000-example dataset packs in seconds). Examples keep their own positions and
+    attention (the collator flattens each row), so packing changes only how many examples
+    one forward pass sees, not the loss per token.
+    """
+    order = sorted(range(len(examples)), key=lambda i: (-len(examples[i].input_ids), i))
+    rows: list[list[int]] = []
+    open_rows: list[tuple[int, int]] = []  # (room left, row index), sorted
+    for i in order:
+        length = len(examples[i].input_ids)
+        at = bisect.bisect_left(open_rows, (length, -1))
+        if at < len(open_rows):
+            room, row = open_rows.pop(at)
+        else:
+            room, row = max_seq_length, len(rows)
+            rows.append([])
+        rows[row].append(i)
+        if room - length > 0:
+            bisect.insort(open_rows, (room - length, row))
+    return [PackedRow(tuple(examples[i] for i in sorted(members))) for members in rows]

@@ -44,12 +44,21 @@ class EventEmitter:
     adapter still lands in its output location.
     """
 
-    def __init__(self, stream: TextIO, clock=time.time):
+    def __init__(self, stream: TextIO, clock=time.time, start_seq: int = 0):
         self._stream = stream
         self._clock = clock
         self._lock = threading.Lock()
-        self._seq = 0
+        self._seq = start_seq
         self._broken = False
+
+    @property
+    def next_seq(self) -> int:
+        """The ``seq`` the next event gets (a re-executed trainer continues from it)."""
+        return self._seq
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream
 
     def emit(self, event_type: str, **fields: Any) -> dict[str, Any]:
         """Write one event and return it as written (non-finite floats become null)."""

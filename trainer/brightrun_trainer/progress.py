@@ -44,9 +44,13 @@ class TokenMeter:
         count = attention_mask.detach().sum()
         self._pending = count if self._pending is None else self._pending + count
 
+    def add_count(self, count: int) -> None:
+        """A batch whose every token is real (a flattened batch: no padding, no mask)."""
+        self._pending = count if self._pending is None else self._pending + count
+
     def take(self) -> int:
         """Tokens added since the previous call (this is where the sync happens)."""
-        taken = int(self._pending.item()) if self._pending is not None else 0
+        taken = int(self._pending) if self._pending is not None else 0  # a tensor syncs here
         self._pending = None
         self.total += taken
         return taken

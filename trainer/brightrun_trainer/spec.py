@@ -21,6 +21,7 @@ from .errors import SpecError
 SPEC_VERSION = 1
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 QUANTIZATIONS = ("none", "4bit")
+GRADIENT_CHECKPOINTING = ("auto", "on", "off")
 #: Files every adapter has; a presigned output must say where each goes.
 REQUIRED_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 MIN_SEQ_LENGTH = 16
@@ -29,7 +30,11 @@ MAX_SEED = 2**64 - 1
 
 _TOP_LEVEL = {
     "version", "job_id", "base_model", "dataset", "hyperparameters", "output",
-    "checkpoint_dir", "resume_from", "logging_steps", "max_steps",
+    "checkpoint_dir", "resume_from", "logging_steps", "max_steps", "efficiency",
+}
+_EFFICIENCY = {
+    "padding_free", "packing", "gradient_checkpointing", "chunked_loss", "torch_compile", "liger",
+    "gpu_count",
 }
 _HYPERPARAMETERS = {
     "learning_rate", "batch_size", "gradient_accumulation_steps", "epochs", "lora_rank",
@@ -71,6 +76,31 @@ class Hyperparameters:
 
 
 @dataclass(frozen=True)
+class Efficiency:
+    """How the trainer spends the GPU (the optional ``efficiency`` object; PROTOCOL.md).
+
+    None of these change what is learnt, only how fast and in how much memory: every default
+    is the faster choice that is safe on any machine, so an old spec without the object gets
+    them too.
+    """
+
+    #: Concatenate each batch's examples into one row with per-example position ids (no
+    #: padding tokens computed) where a varlen attention kernel runs; else length-grouped batches.
+    padding_free: bool = True
+    #: Pack several examples into each ``max_seq_length`` row (fewer, fuller rows per batch).
+    packing: bool = False
+    #: ``"auto"``: only when the activations would not fit in free GPU memory.
+    gradient_checkpointing: str = "auto"
+    #: LM head and cross-entropy over chunks of the trained tokens: the full logits never exist.
+    chunked_loss: bool = True
+    torch_compile: bool = False
+    #: Liger kernels (fused linear cross-entropy, RMSNorm, RoPE, SwiGLU) when installed.
+    liger: bool = False
+    #: GPUs on this machine for data parallelism (one process per GPU under torchrun).
+    gpu_count: int = 1
+
+
+@dataclass(frozen=True)
 class DatasetSource:
     path: str | None = None
     url: str | None = None
@@ -94,6 +124,7 @@ class JobSpec:
     resume_from: str | None
     logging_steps: int
     max_steps: int | None
+    efficiency: Efficiency = Efficiency()
     #: Dotted names of fields this trainer does not know (reported, not fatal).
     unknown_fields: tuple[str, ...] = ()
 
@@ -129,6 +160,10 @@ def parse_spec(document: Any) -> JobSpec:
         raise SpecError(f"spec field `version`: this trainer reads version {SPEC_VERSION}, got {version}")
     job_id = top.string("job_id")
     hyperparameters = top.object("hyperparameters")
+    efficiency = top.optional_object("efficiency")
+    unknown = top.unknown(_TOP_LEVEL) + hyperparameters.unknown(_HYPERPARAMETERS)
+    if efficiency is not None:
+        unknown += efficiency.unknown(_EFFICIENCY)
     return JobSpec(
         version=version,
         job_id=job_id,
@@ -140,7 +175,8 @@ def parse_spec(document: Any) -> JobSpec:
         resume_from=top.optional_string("resume_from"),
         logging_steps=top.integer("logging_steps", minimum=1, default=1),
         max_steps=top.optional_integer("max_steps", minimum=1),
-        unknown_fields=tuple(top.unknown(_TOP_LEVEL) + hyperparameters.unknown(_HYPERPARAMETERS)),
+        efficiency=_parse_efficiency(efficiency),
+        unknown_fields=tuple(unknown),
     )
 
 
@@ -164,6 +200,24 @@ def _parse_hyperparameters(fields: _Fields) -> Hyperparameters:
         validation_split=fields.number("validation_split", minimum=0.0, below=1.0),
         use_validation=fields.boolean("use_validation"),
         quantization=fields.choice("quantization", QUANTIZATIONS, default="none"),
+    )
+
+
+def _parse_efficiency(fields: _Fields | None) -> Efficiency:
+    """The optional ``efficiency`` object; absent (or null) fields take the defaults."""
+    if fields is None:
+        return Efficiency()
+    default = Efficiency()
+    return Efficiency(
+        padding_free=fields.boolean("padding_free", default=default.padding_free),
+        packing=fields.boolean("packing", default=default.packing),
+        gradient_checkpointing=fields.choice(
+            "gradient_checkpointing", GRADIENT_CHECKPOINTING, default=default.gradient_checkpointing
+        ),
+        chunked_loss=fields.boolean("chunked_loss", default=default.chunked_loss),
+        torch_compile=fields.boolean("torch_compile", default=default.torch_compile),
+        liger=fields.boolean("liger", default=default.liger),
+        gpu_count=fields.integer("gpu_count", minimum=1, default=default.gpu_count),
     )
 
 
@@ -239,7 +293,7 @@ class _Fields:
         return SpecError(f"spec field `{self._prefix}{name}`: {expectation}, got {_describe(got)}")
 
     def require(self, name: str, default: Any = _MISSING) -> Any:
-        if name not in self._value:
+        if name not in self._value or (default is not _MISSING and self._value[name] is None):
             if default is not _MISSING:
                 return default
             raise SpecError(f"spec field `{self._prefix}{name}` is missing")
@@ -261,8 +315,8 @@ class _Fields:
     def optional_string(self, name: str) -> str | None:
         return None if self._value.get(name) is None else self.string(name)
 
-    def boolean(self, name: str) -> bool:
-        value = self.require(name)
+    def boolean(self, name: str, default: Any = _MISSING) -> bool:
+        value = self.require(name, default)
         if not isinstance(value, bool):
             raise self.error(name, "expected true or false", value)
         return value

@@ -29,16 +29,36 @@ from transformers import (
     TrainerState,
     TrainingArguments,
 )
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from . import TINY_MODEL_ID
 from .data import LoadedDataset, skipped_warning
-from .devices import forbid_data_parallel
-from .encoding import EncodingReport, PaddingCollator, encode_examples, prepare_tokenizer
+from .devices import forbid_data_parallel, local_rank
+from .efficiency import (
+    Batching,
+    activation_bytes,
+    choose_batching,
+    chunked_lm_loss,
+    chunked_loss_supported,
+    decide_checkpointing,
+    enable_tf32,
+    logits_bytes,
+    free_gpu_memory,
+    varlen_attention_available,
+)
+from .encoding import (
+    EncodingReport,
+    FlatteningCollator,
+    PaddingCollator,
+    encode_examples,
+    pack_examples,
+    prepare_tokenizer,
+)
 from .errors import DatasetError, InfrastructureError, TrainingError, model_load_error
 from .events import EventEmitter
 from .progress import LossWatch, ProgressReporter, TokenMeter
 from .signals import StopSignal
-from .spec import Hyperparameters, JobSpec
+from .spec import Efficiency, Hyperparameters, JobSpec
 from .tiny_model import ensure_tiny_model
 
 
@@ -102,6 +122,10 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
     precision = select_precision()
     quantize = check_quantization(hp)  # before any download or load: fail fast
     _check_resume_folder(spec.resume_from)
+    if precision.on_cuda and enable_tf32():
+        emitter.info("TF32 matmuls on (Ampere or later GPU)")
+    batching = choose_batching(spec.efficiency, varlen_attention_available(precision.on_cuda))
+    emitter.info(batching.reason)
 
     model_path = resolve_base_model(spec.base_model)
     emitter.info(f"loading base model {spec.base_model}")
@@ -109,12 +133,30 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
     for note in prepare_tokenizer(tokenizer):
         emitter.info(note)
     train_set, validation_set = _encode(tokenizer, dataset, hp, emitter)
-    model = load_base_model(model_path, spec.base_model, precision, quantize=quantize)
+    if batching.mode == "packed":
+        train_set, validation_set = _pack(train_set, validation_set, hp.max_seq_length, emitter)
+    attention = batching.attention if batching.attention.startswith("flash") else None
+    model = load_base_model(model_path, spec.base_model, precision, quantize=quantize, attention=attention)
+    liger = _liger_available(spec.efficiency, emitter)
+    chunked = _use_chunked_loss(spec.efficiency, model, liger, emitter)
+    checkpointing, why = _decide_checkpointing(
+        spec.efficiency, model, hp, precision, train_set, logits=not (chunked or liger)
+    )
+    emitter.info(why)
+    if quantize:
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
     model = attach_lora(model, hp, spec.base_model)
     trainable, total = model.get_nb_trainable_parameters()
     emitter.info(f"LoRA adapter: {trainable:,} trainable of {total:,} parameters")
+    if spec.efficiency.torch_compile:
+        model.get_base_model().get_decoder().compile()  # in place: both loss paths run the compiled decoder
+        emitter.info("torch.compile: the decoder is compiled (the first steps include compilation)")
 
-    args = training_arguments(spec, precision)
+    args = training_arguments(spec, precision, checkpointing=checkpointing, liger=liger)
     if forbid_data_parallel(args):
         emitter.warning("several GPUs are visible to one trainer process: training on the first only (no DataParallel)")
     emitter.info(global_batch_note(hp, args.world_size))
@@ -127,10 +169,12 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
         args=args,
         train_dataset=train_set,
         eval_dataset=validation_set or None,
-        data_collator=PaddingCollator(tokenizer.pad_token_id),
+        data_collator=_collator(batching, tokenizer),
         callbacks=[reporter],
         token_meter=tokens,
         loss_watch=losses,
+        chunked_loss=chunked,
+        lengths=[len(row.input_ids) for row in train_set] if batching.mode == "grouped" else None,
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
 
@@ -244,8 +288,15 @@ def check_quantization(hp: Hyperparameters) -> bool:
     return True
 
 
-def load_base_model(model_path: str, model_id: str, precision: Precision, *, quantize: bool):
+def load_base_model(
+    model_path: str, model_id: str, precision: Precision, *, quantize: bool, attention: str | None = None
+):
+    """Load the base model straight onto its GPU (``device_map``): no full CPU copy first."""
     kwargs: dict[str, Any] = {"dtype": precision.dtype}
+    if attention is not None:
+        kwargs["attn_implementation"] = attention
+    if precision.on_cuda:
+        kwargs["device_map"] = {"": local_rank() if local_rank() is not None else torch.cuda.current_device()}
     if quantize:
         kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
             load_in_4bit=True,
@@ -253,17 +304,63 @@ def load_base_model(model_path: str, model_id: str, precision: Precision, *, qua
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=precision.dtype,
         )
-        kwargs["device_map"] = {"": torch.cuda.current_device()}
     try:
         model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
     except Exception as exc:
         raise model_load_error(exc, model_id, "model") from exc
     model.config.use_cache = False  # the KV cache only costs memory while training
-    if quantize:
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
-        )
     return model
+
+
+def _decide_checkpointing(
+    efficiency: Efficiency, model, hp: Hyperparameters, precision: Precision, train_set, *, logits: bool
+):
+    """Activation checkpointing from the estimated activations of the largest micro-batch
+    (``batch_size`` × the longest row: an upper bound for padded and flat batches alike),
+    plus the full logits when the model's own loss computes them."""
+    longest = max(len(row.input_ids) for row in train_set)
+    targets = 7 if isinstance(hp.target_modules, str) else len(hp.target_modules)
+    tokens = hp.batch_size * longest
+    needed = activation_bytes(model.config, tokens, torch.finfo(precision.dtype).bits // 8, lora_modules=targets)
+    if logits:
+        needed += logits_bytes(model.config, tokens)
+    free = free_gpu_memory() if precision.on_cuda else None
+    return decide_checkpointing(efficiency.gradient_checkpointing, on_cuda=precision.on_cuda, needed=needed, free=free)
+
+
+def _liger_available(efficiency: Efficiency, emitter: EventEmitter) -> bool:
+    if not efficiency.liger:
+        return False
+    if importlib.util.find_spec("liger_kernel") is None:
+        emitter.warning("liger is on but the liger-kernel package is not installed: training without Liger kernels")
+        return False
+    emitter.info("Liger kernels on (fused linear cross-entropy, RMSNorm, RoPE, SwiGLU)")
+    return True
+
+
+def _use_chunked_loss(efficiency: Efficiency, model, liger: bool, emitter: EventEmitter) -> bool:
+    if not efficiency.chunked_loss or liger:
+        return False  # Liger's fused linear cross-entropy never materialises the logits either
+    unsupported = chunked_loss_supported(model)
+    if unsupported:
+        emitter.info(f"chunked loss off: {unsupported}; the model computes its own loss")
+        return False
+    return True
+
+
+def _collator(batching: Batching, tokenizer):
+    if batching.flattens:
+        return FlatteningCollator(flash_kwargs=batching.attention.startswith("flash"))
+    return PaddingCollator(tokenizer.pad_token_id)
+
+
+def _pack(train_set, validation_set, max_seq_length: int, emitter: EventEmitter):
+    packed = pack_examples(train_set, max_seq_length)
+    emitter.info(
+        f"packing: {len(train_set)} training examples in {len(packed)} rows of at most {max_seq_length} "
+        "tokens; batch_size counts rows"
+    )
+    return packed, pack_examples(validation_set, max_seq_length) if validation_set else validation_set
 
 
 def attach_lora(model, hp: Hyperparameters, model_id: str) -> PeftModel:
@@ -336,22 +433,57 @@ class _MeteredTrainer(Trainer):
     """A ``Trainer`` that counts the non-padding tokens it trains on (for throughput) and hands
     every micro-batch loss to the reporter's per-step NaN check."""
 
-    def __init__(self, *args, token_meter: TokenMeter, loss_watch: LossWatch, **kwargs):
+    def __init__(
+        self,
+        *args,
+        token_meter: TokenMeter,
+        loss_watch: LossWatch,
+        chunked_loss: bool = False,
+        lengths: list[int] | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.token_meter = token_meter
         self.loss_watch = loss_watch
+        self.chunked_loss = chunked_loss
+        self._lengths = lengths
 
     def training_step(self, model, inputs, *args, **kwargs):
         mask = inputs.get("attention_mask")
         if mask is not None:
             self.token_meter.add(mask)
+        else:
+            self.token_meter.add_count(inputs["input_ids"].numel())  # a flat batch is all real tokens
         loss = super().training_step(model, inputs, *args, **kwargs)
         self.loss_watch.add(loss)
         return loss
 
+    def _get_train_sampler(self, train_dataset=None):
+        """Length-grouped batches (padded batching) from the encoded lengths: the Trainer's own
+        grouping only reads lengths from dict rows."""
+        if self._lengths is None:
+            return super()._get_train_sampler(train_dataset)
+        return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=self._lengths)
 
-def training_arguments(spec: JobSpec, precision: Precision) -> TrainingArguments:
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The chunked LM-head loss (:func:`.efficiency.chunked_lm_loss`) in place of the model's:
+        the same number, without the logits in memory."""
+        if not self.chunked_loss:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        causal_lm = self.accelerator.unwrap_model(model).get_base_model()
+        loss = chunked_lm_loss(model, causal_lm, inputs, num_items_in_batch)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # as Trainer.compute_loss: DDP averages gradients
+        return (loss, {"loss": loss}) if return_outputs else loss
+
+
+def training_arguments(
+    spec: JobSpec, precision: Precision, *, checkpointing: bool | None = None, liger: bool = False
+) -> TrainingArguments:
+    """``checkpointing`` None keeps the old rule (on with CUDA), for callers without a decision."""
     hp = spec.hyperparameters
+    if checkpointing is None:
+        checkpointing = precision.on_cuda
     # transformers reads a warmup_steps below 1 as a ratio of the total steps.
     warmup = hp.warmup_steps if hp.warmup_steps is not None else hp.warmup_ratio
     return TrainingArguments(
@@ -369,8 +501,9 @@ def training_arguments(spec: JobSpec, precision: Precision) -> TrainingArguments
         data_seed=hp.library_seed,
         bf16=precision.bf16,
         fp16=precision.fp16,
-        activation_checkpointing=precision.on_cuda,
-        activation_checkpointing_kwargs={"use_reentrant": False} if precision.on_cuda else None,
+        activation_checkpointing=checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
+        use_liger_kernel=liger,
         logging_strategy="steps",
         logging_steps=spec.logging_steps,
         logging_nan_inf_filter=False,  # a NaN loss must reach the callback, not be papered over

@@ -172,3 +172,63 @@ def test_load_spec_from_the_environment(monkeypatch, spec):
     monkeypatch.setenv("BRIGHTRUN_SPEC_TEST", "{not json")
     with pytest.raises(SpecError, match=r"\$BRIGHTRUN_SPEC_TEST is not valid JSON"):
         load_spec("env:BRIGHTRUN_SPEC_TEST")
+
+
+# ------------------------------------------------------------------------ efficiency (optional)
+
+
+def test_efficiency_defaults_without_the_object_or_with_nulls(spec):
+    from brightrun_trainer.spec import Efficiency
+
+    expected = Efficiency(
+        padding_free=True, packing=False, gradient_checkpointing="auto", chunked_loss=True,
+        torch_compile=False, liger=False, gpu_count=1,
+    )
+    assert "efficiency" not in spec and parse_spec(spec).efficiency == expected
+    spec["efficiency"] = None
+    assert parse_spec(spec).efficiency == expected
+    spec["efficiency"] = {}
+    assert parse_spec(spec).efficiency == expected
+    spec["efficiency"] = {name: None for name in ("padding_free", "packing", "gradient_checkpointing",
+                                                  "chunked_loss", "torch_compile", "liger", "gpu_count")}
+    assert parse_spec(spec).efficiency == expected
+
+
+def test_efficiency_fields_parse(spec):
+    spec["efficiency"] = {
+        "padding_free": False, "packing": True, "gradient_checkpointing": "off", "chunked_loss": False,
+        "torch_compile": True, "liger": True, "gpu_count": 4.0,
+    }
+    parsed = parse_spec(spec).efficiency
+    assert (parsed.padding_free, parsed.packing, parsed.gradient_checkpointing) == (False, True, "off")
+    assert (parsed.chunked_loss, parsed.torch_compile, parsed.liger, parsed.gpu_count) == (False, True, True, 4)
+    assert parse_spec(spec).unknown_fields == ()
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("padding_free", "yes", "expected true or false"),
+        ("packing", 1, "expected true or false"),
+        ("gradient_checkpointing", True, "expected one of 'auto', 'on', 'off'"),
+        ("gradient_checkpointing", "sometimes", "expected one of"),
+        ("chunked_loss", 0, "expected true or false"),
+        ("torch_compile", "false", "expected true or false"),
+        ("liger", [], "expected true or false"),
+        ("gpu_count", 0, "expected an integer ≥ 1"),
+        ("gpu_count", 1.5, "expected an integer"),
+        ("gpu_count", True, "expected an integer"),
+    ],
+)
+def test_bad_efficiency_field_is_named(spec, name, value, message):
+    spec["efficiency"] = {name: value}
+    with pytest.raises(SpecError, match=f"spec field `efficiency.{name}`: {message}"):
+        parse_spec(spec)
+
+
+def test_efficiency_must_be_an_object_and_unknown_keys_are_reported(spec):
+    spec["efficiency"] = "fast"
+    with pytest.raises(SpecError, match="spec field `efficiency`: expected a JSON object"):
+        parse_spec(spec)
+    spec["efficiency"] = {"flash": True}
+    assert parse_spec(spec).unknown_fields == ("efficiency.flash",)
