@@ -232,6 +232,51 @@ pub struct TrainingConfig {
     pub storage_cost_per_job: f64,
     /// Storage price per GB-month for datasets and models.
     pub storage_price_per_gb_month: f64,
+    /// How the trainer spends the GPU (`[training.efficiency]`), passed to every run.
+    pub efficiency: EfficiencyConfig,
+}
+
+/// The trainer's efficiency settings (PROTOCOL.md's `efficiency` object, less `gpu_count`,
+/// which comes from each job). The defaults are what most runs want; these are here for the
+/// runs that need otherwise (a model torch.compile breaks, a kernel to try).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EfficiencyConfig {
+    /// Flattened batches without padding where a varlen attention kernel runs.
+    pub padding_free: bool,
+    /// Several short examples packed into one row.
+    pub packing: bool,
+    /// Activation checkpointing: when memory needs it, always, or never.
+    pub gradient_checkpointing: Checkpointing,
+    /// The LM head and its loss in chunks, so full logits never exist.
+    pub chunked_loss: bool,
+    pub torch_compile: bool,
+    /// Liger kernels, where the package is installed on the worker.
+    pub liger: bool,
+}
+
+impl Default for EfficiencyConfig {
+    fn default() -> Self {
+        Self {
+            padding_free: true,
+            packing: false,
+            gradient_checkpointing: Checkpointing::Auto,
+            chunked_loss: true,
+            torch_compile: false,
+            liger: false,
+        }
+    }
+}
+
+/// When the trainer recomputes activations instead of keeping them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Checkpointing {
+    /// When the estimated activations would not fit in free GPU memory.
+    #[default]
+    Auto,
+    On,
+    Off,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -343,6 +388,7 @@ impl Default for TrainingConfig {
             models: BTreeMap::new(),
             storage_cost_per_job: 0.50,
             storage_price_per_gb_month: 0.021,
+            efficiency: EfficiencyConfig::default(),
         }
     }
 }

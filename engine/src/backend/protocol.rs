@@ -33,6 +33,28 @@ pub struct TrainerSpec {
     pub resume_from: Option<String>,
     pub logging_steps: u32,
     pub max_steps: Option<u64>,
+    /// How the trainer spends the GPU, and on how many GPUs of its machine it runs.
+    #[serde(default)]
+    pub efficiency: Efficiency,
+}
+
+/// PROTOCOL.md's `efficiency` object: `[training.efficiency]` plus the job's GPU count (more
+/// than one runs the trainer under torchrun, so the batch size stays per GPU and the global
+/// batch is stated in its events).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Efficiency {
+    #[serde(flatten)]
+    pub settings: crate::config::EfficiencyConfig,
+    pub gpu_count: u32,
+}
+
+impl Default for Efficiency {
+    fn default() -> Self {
+        Efficiency {
+            settings: Default::default(),
+            gpu_count: 1,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,6 +178,7 @@ impl TrainerSpec {
             resume_from: None,
             logging_steps: 1,
             max_steps: None,
+            efficiency: Efficiency::default(),
         }
     }
 }
@@ -163,6 +186,29 @@ impl TrainerSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_efficiency_object_is_protocol_md_s() {
+        let mut spec = TrainerSpec::sample("j");
+        spec.efficiency.gpu_count = 2;
+        spec.efficiency.settings.gradient_checkpointing = crate::config::Checkpointing::Off;
+        let v = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            v["efficiency"],
+            serde_json::json!({"padding_free": true, "packing": false,
+                "gradient_checkpointing": "off", "chunked_loss": true,
+                "torch_compile": false, "liger": false, "gpu_count": 2})
+        );
+        // A spec from before the field (a stored one, a test fixture) means one GPU.
+        let mut old = v.clone();
+        old.as_object_mut().unwrap().remove("efficiency");
+        let back: TrainerSpec = serde_json::from_value(old).unwrap();
+        assert_eq!(back.efficiency, Efficiency::default());
+        let bad = toml::from_str::<crate::config::EfficiencyConfig>(
+            "gradient_checkpointing = \"sometimes\"",
+        );
+        assert!(bad.unwrap_err().to_string().contains("sometimes"));
+    }
 
     #[test]
     fn events_parse_and_bad_lines_become_logs() {

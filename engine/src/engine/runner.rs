@@ -362,6 +362,10 @@ impl Engine {
             resume_from,
             logging_steps: 1,
             max_steps: None,
+            efficiency: Efficiency {
+                settings: self.inner.config.training.efficiency.clone(),
+                gpu_count: job.gpu_config.gpu_count.max(1),
+            },
         })
     }
 
