@@ -21,7 +21,14 @@ mod training {
         let catalog = GpuCatalog::builtin();
         let m = models::lookup(model, &TrainingConfig::default()).expect("model in table");
         let hp = hp(model, batch, seq, q);
-        let f = fit::check_fit(&m, &hp, seq, catalog.get(gpu).unwrap(), &catalog);
+        let f = fit::check_fit(
+            &m,
+            &hp,
+            seq,
+            catalog.get(gpu).unwrap(),
+            &catalog,
+            fit::LossMode::Full,
+        );
         eprintln!(
             "{model} {gpu} b{batch} s{seq} {q:?}: {:?} {:.2}/{:.0} GB {:?}",
             f.verdict, f.required_gb, f.available_gb, f.breakdown
@@ -211,7 +218,7 @@ mod training {
         // Llama-3.1-8B, 16-bit, rank 16 on q,k,v,o, batch 1, seq 1024.
         let m = models::builtin("meta-llama/Llama-3.1-8B").unwrap();
         let hp = hp("meta-llama/Llama-3.1-8B", 1, 1024, Quantization::None);
-        let b = fit::memory_required(&m, &hp, 1024);
+        let b = fit::memory_required(&m, &hp, 1024, fit::LossMode::Full);
         let gb = (1u64 << 30) as f64;
         // LoRA: 16 × ((4096+4096) + 2×(4096+1024) + (4096+4096)) × 32 layers = 13,631,488.
         assert_eq!(b.lora_parameters, 13_631_488);
@@ -227,10 +234,32 @@ mod training {
 
         // QLoRA keeps the 2 × 128256 × 4096 embedding/head parameters in 16 bits.
         let q = hp_q(&hp);
-        let bq = fit::memory_required(&m, &q, 1024);
+        let bq = fit::memory_required(&m, &q, 1024, fit::LossMode::Full);
         let emb = 2.0 * 128_256.0 * 4096.0;
         let expected = ((8_030_261_248.0 - emb) * 0.55 + emb * 2.0) / gb;
         assert!((bq.weights_gb - expected).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_chunked_loss_keeps_one_chunk_of_logits() {
+        // Llama-3 at batch 8 × 2048: the full fp32 logits alone are many GB; the trainer's
+        // chunked loss holds 1024 tokens' worth, and the fit check counts what it holds.
+        let m = models::builtin("meta-llama/Llama-3.1-8B").unwrap();
+        let hp = hp("meta-llama/Llama-3.1-8B", 8, 2048, Quantization::FourBit);
+        let gb = (1u64 << 30) as f64;
+        let full = fit::memory_required(&m, &hp, 2048, fit::LossMode::Full);
+        let chunked = fit::memory_required(&m, &hp, 2048, fit::LossMode::Chunked);
+        assert!((full.logits_gb - 8.0 * 2048.0 * 128_256.0 * 10.0 / gb).abs() < 1e-9);
+        assert!((chunked.logits_gb - 1024.0 * 128_256.0 * 10.0 / gb).abs() < 1e-9);
+        assert_eq!(chunked.weights_gb, full.weights_gb);
+        assert_eq!(chunked.activations_gb, full.activations_gb);
+        // On a 24 GB card that is the difference between not fitting and fitting.
+        let catalog = GpuCatalog::builtin();
+        let a10g = catalog.get("A10G").unwrap();
+        let f_full = fit::check_fit(&m, &hp, 2048, a10g, &catalog, fit::LossMode::Full);
+        let f_chunked = fit::check_fit(&m, &hp, 2048, a10g, &catalog, fit::LossMode::Chunked);
+        assert_eq!(f_full.verdict, FitVerdict::WillNotFit, "{f_full:?}");
+        assert!(f_chunked.verdict.fits(), "{f_chunked:?}");
     }
 
     fn hp_q(hp: &Hyperparameters) -> Hyperparameters {

@@ -304,7 +304,8 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
     let estimated_cost = compute + storage;
 
     let seq_len = effective_seq_len(hp, Some(stats));
-    let fit = check_fit(&model, hp, seq_len, gpu, input.catalog);
+    let loss = super::fit::LossMode::from_config(input.training.efficiency.chunked_loss);
+    let fit = check_fit(&model, hp, seq_len, gpu, input.catalog, loss);
     let budget = budget_effect(input.budget, input.spent_this_month, estimated_cost);
 
     let mut warnings = Vec::new();

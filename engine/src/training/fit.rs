@@ -21,7 +21,10 @@
 //!   dropout copies; attention itself is flash/SDPA, so nothing quadratic in seq).
 //! - **logits**: `batch × seq × vocab × 10` bytes: the bf16 logits, their fp32 upcast for
 //!   the loss and the fp32 log-softmax kept for backward. Not checkpointed, and for large
-//!   vocabularies (Llama 3, Qwen, Gemma: 128k–262k) the largest activation by far.
+//!   vocabularies (Llama 3, Qwen, Gemma: 128k–262k) the largest activation by far. With the
+//!   trainer's chunked loss (`[training.efficiency] chunked_loss`, on by default) only one
+//!   chunk of [`LOSS_CHUNK_TOKENS`] tokens has logits at a time, each recomputed in the
+//!   backward pass: `min(batch × seq, 1024) × vocab × 10` bytes, as the trainer computes it.
 //! - **overhead**: 1 GB of CUDA context and cuBLAS workspace, plus 10% of the rest for the
 //!   caching allocator's fragmentation.
 //!
@@ -46,6 +49,9 @@ pub const ADAPTER_BYTES_PER_PARAM: f64 = 16.0;
 pub const CHECKPOINT_BYTES_PER_HIDDEN: f64 = 2.0;
 /// Bytes per token per vocabulary entry for the logits (bf16 + fp32 copy + fp32 log-softmax).
 pub const LOGIT_BYTES: f64 = 10.0;
+/// Tokens per chunk of the trainer's chunked loss (trainer/brightrun_trainer/efficiency.py's
+/// `LOSS_CHUNK_TOKENS`).
+pub const LOSS_CHUNK_TOKENS: f64 = 1024.0;
 /// CUDA context and workspaces, GB.
 pub const CONTEXT_GB: f64 = 1.0;
 /// Allocator fragmentation, as a share of everything else.
@@ -53,6 +59,25 @@ pub const FRAGMENTATION: f64 = 0.10;
 /// Above this share of the GPU's memory a run is `Tight`: it may run out of memory on the
 /// longest batch or a framework version that needs a little more.
 pub const TIGHT_ABOVE: f64 = 0.85;
+
+/// How the trainer computes the loss, which decides how many logits exist at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossMode {
+    /// The model's own loss: the whole batch's logits.
+    Full,
+    /// The chunked LM-head loss: one chunk's logits at a time.
+    Chunked,
+}
+
+impl LossMode {
+    pub fn from_config(chunked_loss: bool) -> Self {
+        if chunked_loss {
+            Self::Chunked
+        } else {
+            Self::Full
+        }
+    }
+}
 
 /// The verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -161,7 +186,12 @@ pub fn effective_seq_len(hp: &Hyperparameters, stats: Option<&DatasetStatistics>
 }
 
 /// The memory one GPU needs (see the module docs for the model).
-pub fn memory_required(m: &ModelSize, hp: &Hyperparameters, seq_len: u32) -> MemoryBreakdown {
+pub fn memory_required(
+    m: &ModelSize,
+    hp: &Hyperparameters,
+    seq_len: u32,
+    loss: LossMode,
+) -> MemoryBreakdown {
     let params = m.parameters as f64;
     let weights = match hp.quantization {
         Quantization::None => params * BYTES_PER_PARAM_16BIT,
@@ -180,7 +210,11 @@ pub fn memory_required(m: &ModelSize, hp: &Hyperparameters, seq_len: u32) -> Mem
     );
     let checkpoints = tokens * h * m.num_layers as f64 * CHECKPOINT_BYTES_PER_HIDDEN;
     let layer = tokens * (20.0 * h + 4.0 * kv + 8.0 * i);
-    let logits = tokens * m.vocab_size as f64 * LOGIT_BYTES;
+    let logit_tokens = match loss {
+        LossMode::Full => tokens,
+        LossMode::Chunked => tokens.min(LOSS_CHUNK_TOKENS),
+    };
+    let logits = logit_tokens * m.vocab_size as f64 * LOGIT_BYTES;
     let subtotal = weights + adapter + checkpoints + layer + logits;
     MemoryBreakdown {
         weights_gb: weights / GB,
@@ -193,8 +227,8 @@ pub fn memory_required(m: &ModelSize, hp: &Hyperparameters, seq_len: u32) -> Mem
     }
 }
 
-fn required_gb(m: &ModelSize, hp: &Hyperparameters, seq_len: u32) -> f64 {
-    memory_required(m, hp, seq_len).total_gb()
+fn required_gb(m: &ModelSize, hp: &Hyperparameters, seq_len: u32, loss: LossMode) -> f64 {
+    memory_required(m, hp, seq_len, loss).total_gb()
 }
 
 /// Checks `hp` on `gpu` and, when it does not comfortably fit, suggests changes: QLoRA, a
@@ -206,8 +240,9 @@ pub fn check_fit(
     seq_len: u32,
     gpu: &GpuSpec,
     catalog: &GpuCatalog,
+    loss: LossMode,
 ) -> Fit {
-    let breakdown = memory_required(m, hp, seq_len);
+    let breakdown = memory_required(m, hp, seq_len, loss);
     let required = breakdown.total_gb();
     let available = gpu.memory_gb;
     let verdict = FitVerdict::of(required, available);
@@ -225,7 +260,7 @@ pub fn check_fit(
                 quantization: Quantization::FourBit,
                 ..hp.clone()
             };
-            let gb = required_gb(m, &q, seq_len);
+            let gb = required_gb(m, &q, seq_len, loss);
             let outcome = match FitVerdict::of(gb, available) {
                 FitVerdict::Fits => "fits",
                 FitVerdict::Tight => "fits, tightly",
@@ -241,7 +276,7 @@ pub fn check_fit(
                 batch_size: b,
                 ..hp.clone()
             };
-            let gb = required_gb(m, &t, seq_len);
+            let gb = required_gb(m, &t, seq_len, loss);
             comfortably(gb).then_some((b, gb))
         });
         if let Some((b, gb)) = smaller_batch {
@@ -256,7 +291,7 @@ pub fn check_fit(
 
         let mut s = seq_len / 2;
         while s >= 256 {
-            let gb = required_gb(m, hp, s);
+            let gb = required_gb(m, hp, s, loss);
             if comfortably(gb) {
                 suggestions.push(format!(
                     "lower max_seq_length to {s} (about {gb:.1} GB) {goal}; longer examples are truncated"
