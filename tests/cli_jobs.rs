@@ -135,6 +135,7 @@ fn the_fit_verdict_follows_model_size_and_quantisation() {
     );
     let d = d["id"].as_str().unwrap();
     let llama = "base_model=meta-llama/Llama-3.1-8B";
+    // Batch 8 × 2048 in 16 bits: the weights alone are 15 GB of the card's 24.
     let big = home.json(
         &[
             "estimate",
@@ -144,6 +145,8 @@ fn the_fit_verdict_follows_model_size_and_quantisation() {
             "RTX-4090",
             "--set",
             llama,
+            "--set",
+            "batch_size=8",
             "--json",
         ],
         0,
@@ -165,12 +168,46 @@ fn the_fit_verdict_follows_model_size_and_quantisation() {
             "--set",
             llama,
             "--set",
+            "batch_size=8",
+            "--set",
             "quantization=4bit",
             "--json",
         ],
         0,
     );
     assert_ne!(q["fit"]["verdict"], "will_not_fit");
+    // Without the chunked loss the whole batch's logits count too: more memory, same model.
+    let logits = |v: &serde_json::Value| v["fit"]["breakdown"]["logits_gb"].as_f64().unwrap();
+    let config = home.path().join("config/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text + "\n[training.efficiency]\nchunked_loss = false\n",
+    )
+    .unwrap();
+    let plain = home.json(
+        &[
+            "estimate",
+            "--dataset",
+            d,
+            "--gpu",
+            "RTX-4090",
+            "--set",
+            llama,
+            "--set",
+            "batch_size=8",
+            "--set",
+            "quantization=4bit",
+            "--json",
+        ],
+        0,
+    );
+    assert!(
+        logits(&plain) > 10.0 * logits(&q),
+        "{} vs {}",
+        logits(&plain),
+        logits(&q)
+    );
 }
 
 #[test]

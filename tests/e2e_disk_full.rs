@@ -84,19 +84,7 @@ fn stderr_of(home: &Home, args: &[&str], code: i32) -> String {
 }
 
 fn temp_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                out.push(p);
-            }
-        }
-    }
-    out
+    common::files_named(dir, &|n| n.starts_with(".tmp-"))
 }
 
 #[test]

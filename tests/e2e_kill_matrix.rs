@@ -5,9 +5,9 @@
 //! with nothing to say, and files that match their sha256.
 
 mod common;
-use common::{Home, sha256_file};
+use common::{Home, files_named, sha256_file};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -26,22 +26,6 @@ fn soon(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < end, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn files_named(dir: &Path, pred: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if pred(&e.file_name().to_string_lossy()) {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 fn doctor_is_clean(home: &Home) {
@@ -209,17 +193,20 @@ fn training_killed_at_dispatch_mid_run_and_at_collection_completes_once() {
     // (files already there and matching their sha256 are kept).
     let model = models[0]["id"].as_str().unwrap().to_string();
     let to = home.path().join("adapter");
-    let first = home.json(
-        &[
-            "models",
-            "download",
-            &model,
-            "--to",
-            to.to_str().unwrap(),
-            "--json",
-        ],
-        0,
-    );
+    let download = || {
+        home.json(
+            &[
+                "models",
+                "download",
+                &model,
+                "--to",
+                to.to_str().unwrap(),
+                "--json",
+            ],
+            0,
+        )
+    };
+    let first = download();
     let files: Vec<PathBuf> = first
         .as_array()
         .unwrap()
@@ -240,17 +227,7 @@ fn training_killed_at_dispatch_mid_run_and_at_collection_completes_once() {
         .unwrap()
         .set_len(100)
         .unwrap();
-    let second = home.json(
-        &[
-            "models",
-            "download",
-            &model,
-            "--to",
-            to.to_str().unwrap(),
-            "--json",
-        ],
-        0,
-    );
+    let second = download();
     assert_eq!(second, first);
     let shown = home.json(&["models", "show", &model, "--json"], 0);
     for f in shown["files"].as_array().unwrap() {

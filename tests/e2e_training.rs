@@ -70,7 +70,16 @@ fn a_dataset_trains_into_a_downloadable_adapter() {
         let p = out.join(f["path"].as_str().unwrap());
         assert_eq!(sha256_file(&p), f["sha256"].as_str().unwrap(), "{p:?}");
     }
-    // A second download refuses to overwrite.
+    // A second download keeps the files already there (same size and sha256) ...
+    let again = home
+        .cmd()
+        .args(["models", "download", id, "--to", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    // ... and refuses to overwrite one that differs.
+    let first = out.join(model["files"][0]["path"].as_str().unwrap());
+    std::fs::write(&first, "changed").unwrap();
     let again = home
         .cmd()
         .args(["models", "download", id, "--to", out.to_str().unwrap()])
@@ -78,6 +87,23 @@ fn a_dataset_trains_into_a_downloadable_adapter() {
         .unwrap();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    let forced = home
+        .cmd()
+        .args([
+            "models",
+            "download",
+            id,
+            "--to",
+            out.to_str().unwrap(),
+            "--force",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(forced.status.code(), Some(0));
+    assert_eq!(
+        sha256_file(&first),
+        model["files"][0]["sha256"].as_str().unwrap()
+    );
 
     // The adapter loads on the tiny base with PEFT and generates.
     let script = format!(

@@ -331,7 +331,12 @@ mod training {
             monthly_usd: Some(10.0),
         };
         case.spent = 9.0;
+        // With the trainer's chunked loss (the default) only one chunk of logits counts.
+        let chunked = case.run().unwrap().fit.breakdown.logits_gb;
+        // The model's own loss: the whole batch's logits count, and 16 bits do not fit.
+        case.training.efficiency.chunked_loss = false;
         let e = case.run().unwrap();
+        assert!(e.fit.breakdown.logits_gb > chunked, "{chunked} {:?}", e.fit);
         assert_eq!(e.fit.verdict, FitVerdict::WillNotFit);
         assert!(e.warnings.iter().any(|w| w.contains("run out of memory")));
         let b = e.budget.as_ref().unwrap();

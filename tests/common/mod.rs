@@ -272,3 +272,20 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// Every file under `dir` whose name `pred` accepts (what an interrupted write left).
+pub fn files_named(dir: &Path, pred: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if pred(&e.file_name().to_string_lossy()) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

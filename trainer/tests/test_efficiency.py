@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import chat_records, make_spec, run_in_process, run_trainer, write_jsonl, write_spec
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (the trainer environment always has it)
 
 from brightrun_trainer.efficiency import (  # noqa: E402
     activation_bytes,
