@@ -26,7 +26,6 @@ export BRIGHTRUN_RAY_ADDRESS
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; } >/dev/null 2>&1 || true
 echo "== trainer tests (pytest)"
-# BRIGHTRUN_SLOW_TESTS: the suite also runs the torch.compile test (~40 s on two cores).
-BRIGHTRUN_SLOW_TESTS=1 "$python" -m pytest trainer/tests -q
+"$python" -m pytest trainer/tests -q
 echo "== Rust tests (cargo test)"
 cargo test --workspace --all-targets --no-fail-fast

@@ -3,7 +3,6 @@ model, CPU), and the decisions between them follow the numbers they are given.""
 
 from __future__ import annotations
 
-import os
 import random
 from types import SimpleNamespace
 
@@ -261,10 +260,7 @@ def test_liger_without_the_package_warns_and_trains(tmp_path, monkeypatch):
     assert "liger is on but the liger-kernel package is not installed: training without Liger kernels" in warnings
 
 
-@pytest.mark.skipif(
-    not os.environ.get("BRIGHTRUN_SLOW_TESTS"),
-    reason="torch.compile takes 30–40 s on two cores (inductor builds C++ kernels); set BRIGHTRUN_SLOW_TESTS=1",
-)
+# torch.compile takes 30–40 s on two cores (inductor builds C++ kernels): the slowest test here.
 def test_torch_compile_trains_the_same_losses(tmp_path):
     dataset = write_jsonl(tmp_path / "train.jsonl", chat_records(8))
     losses = {}
