@@ -9,9 +9,9 @@
 //! backup, so folders older than the last restore are kept (the replaced store, kept as a
 //! backup, may name them).
 //!
-//! First, corrupt records are moved into the store's quarantine table
-//! ([`Store::quarantine_corrupt`]), so lists, totals and the dashboard start from records that
-//! all read.
+//! First, corrupt records of the tables lists read are moved into the store's quarantine table
+//! ([`Store::quarantine_corrupt_listed`]), so lists, totals and the dashboard start from
+//! records that all read; metrics points are left to `doctor`, which reads them all.
 
 use super::profile::objects_root;
 use crate::config::Config;
@@ -100,7 +100,7 @@ pub(crate) fn sweep(paths: &Paths, config: &Config, store: &Store) -> Result<Swe
 /// Quarantines corrupt records. A failure is logged, not returned: the engine must still
 /// start (lists skip corrupt records anyway), and `doctor --repair` tries again.
 fn quarantine_records(store: &Store) -> Vec<QuarantinedRecord> {
-    match store.quarantine_corrupt() {
+    match store.quarantine_corrupt_listed() {
         Ok(q) => {
             if !q.is_empty() {
                 tracing::error!(

@@ -146,6 +146,14 @@ fn find_in<T: ReadableTable<&'static [u8], &'static [u8]>>(
     Ok(found)
 }
 
+/// Which record tables a quarantine pass reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    All,
+    /// Every table but the metrics points.
+    Listed,
+}
+
 /// The table of `RECORD_TABLES` called `name`.
 fn record_table(name: &str) -> Option<&'static RecordTable> {
     RECORD_TABLES.iter().find(|rt| rt.def.name() == name)
@@ -270,7 +278,7 @@ impl Store {
     pub fn corrupt_records(&self) -> Result<Vec<CorruptRecord>, StoreError> {
         let seen = self.seen.snapshot();
         Ok(self
-            .find_corrupt(&seen)?
+            .find_corrupt(&seen, Scope::All)?
             .into_iter()
             .map(|f| CorruptRecord {
                 id: describe_key(&f.table, &f.key),
@@ -280,10 +288,13 @@ impl Store {
             .collect())
     }
 
-    fn find_corrupt(&self, seen: &RecordSet) -> Result<Vec<Found>, StoreError> {
+    fn find_corrupt(&self, seen: &RecordSet, scope: Scope) -> Result<Vec<Found>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;
         let mut found = Vec::new();
         for rt in &RECORD_TABLES {
+            if scope == Scope::Listed && rt.def.name() == METRICS.name() {
+                continue;
+            }
             match txn.open_table(rt.def) {
                 Ok(t) => found.extend(find_in(rt, &t, seen)?),
                 Err(redb::TableError::TableDoesNotExist(_)) => {}
@@ -298,8 +309,20 @@ impl Store {
     /// what it moved. The pass reads without holding the write lock; each record it found is
     /// checked again inside the write transaction (a writer may have replaced it meanwhile).
     pub fn quarantine_corrupt(&self) -> Result<Vec<QuarantinedRecord>, StoreError> {
+        self.quarantine_in(Scope::All)
+    }
+
+    /// [`Store::quarantine_corrupt`] over the tables lists and totals read, leaving out the
+    /// metrics points (the bulk of a store, read one job at a time, where a corrupt point is
+    /// skipped anyway): what an engine does each time it opens, so a one-shot command does not
+    /// pay for reading every metric. `doctor` checks them all.
+    pub fn quarantine_corrupt_listed(&self) -> Result<Vec<QuarantinedRecord>, StoreError> {
+        self.quarantine_in(Scope::Listed)
+    }
+
+    fn quarantine_in(&self, scope: Scope) -> Result<Vec<QuarantinedRecord>, StoreError> {
         let seen = self.seen.snapshot();
-        let candidates = self.find_corrupt(&seen)?;
+        let candidates = self.find_corrupt(&seen, scope)?;
         if candidates.is_empty() {
             self.seen.forget(&seen);
             return Ok(Vec::new());
