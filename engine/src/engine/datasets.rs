@@ -716,6 +716,7 @@ impl Engine {
 
     /// Datasets left mid-way by a previous run: uploads are redone from their source file,
     /// validations are rerun. Returns how many were picked up.
+    ///
     /// One dataset that cannot be picked up does not hold up the others: its error is logged
     /// with its id and the rest go on.
     pub async fn resume_pending_datasets(&self) -> Result<usize> {
