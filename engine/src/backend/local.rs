@@ -344,6 +344,15 @@ exit "$code""#;
             None if self.recently_submitted(external_id) => RemoteState::Pending,
             None => gone_without_status(&dir),
         };
+        let state = match state {
+            // Exited, but its event stream broke on the way (a full disk): what it reported
+            // is incomplete, whatever its exit status says.
+            RemoteState::Succeeded | RemoteState::Failed(_) => match events_lost(&dir) {
+                Some(why) => RemoteState::Failed(why),
+                None => state,
+            },
+            other => other,
+        };
         let mut result = PollResult::new(state, events, cursor);
         if !matches!(result.state, RemoteState::Running | RemoteState::Pending) {
             // The run's cost ends when the trainer did, not when a poll (perhaps long after,
@@ -420,6 +429,27 @@ fn gone_without_status(dir: &Path) -> RemoteState {
     } else {
         exit_state(None)
     }
+}
+
+/// Why the trainer's events were lost, when its log says its event stream broke (it then
+/// trains on without reporting); a full file system is named.
+fn events_lost(dir: &Path) -> Option<String> {
+    let line = tail_lines(&dir.join("trainer.log"), 200)
+        .into_iter()
+        .find(|l| l.contains("event stream closed"))?;
+    let full = line.contains("No space left") || line.contains("Errno 28");
+    Some(if full {
+        format!(
+            "the trainer could not write its events to {}: no space left on the file system {}",
+            dir.join("events.jsonl").display(),
+            crate::space::filesystem_of(dir)
+        )
+    } else {
+        format!(
+            "the trainer could not write its events: {}",
+            crate::text::clean_line(&line)
+        )
+    })
 }
 
 /// When the run ended: the exit status's write, else the last write of its output.
