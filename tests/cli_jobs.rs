@@ -158,23 +158,26 @@ fn the_fit_verdict_follows_model_size_and_quantisation() {
             .iter()
             .any(|s| s.as_str().unwrap().contains("4bit"))
     );
-    let q = home.json(
-        &[
-            "estimate",
-            "--dataset",
-            d,
-            "--gpu",
-            "RTX-4090",
-            "--set",
-            llama,
-            "--set",
-            "batch_size=8",
-            "--set",
-            "quantization=4bit",
-            "--json",
-        ],
-        0,
-    );
+    let qlora = || {
+        home.json(
+            &[
+                "estimate",
+                "--dataset",
+                d,
+                "--gpu",
+                "RTX-4090",
+                "--set",
+                llama,
+                "--set",
+                "batch_size=8",
+                "--set",
+                "quantization=4bit",
+                "--json",
+            ],
+            0,
+        )
+    };
+    let q = qlora();
     assert_ne!(q["fit"]["verdict"], "will_not_fit");
     // Without the chunked loss the whole batch's logits count too: more memory, same model.
     let logits = |v: &serde_json::Value| v["fit"]["breakdown"]["logits_gb"].as_f64().unwrap();
@@ -185,23 +188,7 @@ fn the_fit_verdict_follows_model_size_and_quantisation() {
         text + "\n[training.efficiency]\nchunked_loss = false\n",
     )
     .unwrap();
-    let plain = home.json(
-        &[
-            "estimate",
-            "--dataset",
-            d,
-            "--gpu",
-            "RTX-4090",
-            "--set",
-            llama,
-            "--set",
-            "batch_size=8",
-            "--set",
-            "quantization=4bit",
-            "--json",
-        ],
-        0,
-    );
+    let plain = qlora();
     assert!(
         logits(&plain) > 10.0 * logits(&q),
         "{} vs {}",

@@ -1,6 +1,7 @@
 //! The real binary when its data dir has lost something: the config's profile user id, the
 //! store's bytes, the store itself. Nothing may start afresh silently; every refusal names
-//! what it found and the way out, and `backup restore` brings a damaged store back.
+//! what it found and the way out, and `backup restore` brings a damaged store back. One
+//! damaged record is left out of lists, named by `doctor` and quarantined by `--repair`.
 
 use assert_cmd::Command;
 use serde_json::Value;
@@ -37,7 +38,12 @@ fn json(home: &Path, args: &[&str]) -> Value {
 
 /// A home with one ready dataset; returns the dataset's id.
 fn home_with_a_dataset(home: &Path) -> String {
-    let file = home.join("chat.jsonl");
+    add_dataset(home, "chat")
+}
+
+/// Adds a small valid chat dataset from `<name>.jsonl`; returns its id.
+fn add_dataset(home: &Path, name: &str) -> String {
+    let file = home.join(format!("{name}.jsonl"));
     let lines: String = (0..20)
         .map(|i| {
             format!(
@@ -321,4 +327,89 @@ fn doctor_on_a_store_that_cannot_open_names_it_with_exit_1() {
     let (text, stderr) = run(home.path(), &["doctor"], 1);
     assert!(text.contains("store") && text.contains("problem"), "{text}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Flips one bit in every occurrence of `marker` in the store file: in the live dataset
+/// record (its name, file name and source path hold it) and in any older copy or change-log
+/// entry, which no list reads. The bytes stay printable, so without a checksum the record
+/// would still decode, as another name.
+fn damage_store(home: &Path, marker: &[u8]) {
+    let path = home.join("data/brightrun.redb");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mut hits = 0;
+    let mut at = 0;
+    while let Some(i) = bytes[at..].windows(marker.len()).position(|w| w == marker) {
+        bytes[at + i] ^= 0x01;
+        hits += 1;
+        at += i + marker.len();
+    }
+    assert!(hits > 0, "the marker is in the store file");
+    std::fs::write(&path, bytes).unwrap();
+}
+
+fn examples(step: &Value) -> Vec<String> {
+    step["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_damaged_dataset_record_is_left_out_named_by_doctor_and_quarantined() {
+    let home = tempfile::tempdir().unwrap();
+    let kept = add_dataset(home.path(), "keptdata");
+    let damaged = add_dataset(home.path(), "corruptme");
+    damage_store(home.path(), b"corruptme");
+
+    let listed = json(home.path(), &["datasets", "list", "--json"]);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [kept.as_str()], "{listed:#}");
+
+    let report = json(home.path(), &["doctor", "--json"]);
+    let corrupt = doctor_step(&report, "corrupt_records");
+    let named = examples(corrupt);
+    assert!(
+        named
+            .iter()
+            .any(|e| e.contains("`datasets`") && e.contains(&damaged)),
+        "{corrupt:#}"
+    );
+    let advice = corrupt["advice"].as_str().unwrap();
+    assert!(
+        advice.contains("quarantined_records") && advice.contains("backup list"),
+        "{advice}"
+    );
+
+    let repaired = json(home.path(), &["doctor", "--repair", "--json"]);
+    assert_eq!(repaired["ok"], true, "{repaired:#}");
+    let corrupt = doctor_step(&repaired, "corrupt_records");
+    assert_eq!(corrupt["ok"], true, "{corrupt:#}");
+    assert!(
+        examples(corrupt)
+            .iter()
+            .any(|e| e.contains(&damaged) && e.contains("in quarantine")),
+        "{corrupt:#}"
+    );
+    let again = json(home.path(), &["doctor", "--json"]);
+    assert_eq!(again["ok"], true, "{again:#}");
+    assert_eq!(
+        doctor_step(&again, "corrupt_records")["problems"],
+        0,
+        "{again:#}"
+    );
+
+    // The rest of the store is as usable as before.
+    let listed = json(home.path(), &["datasets", "list", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed:#}");
+    let third = add_dataset(home.path(), "afterwards");
+    let listed = json(home.path(), &["datasets", "list", "--json"]);
+    assert_eq!(listed[0]["id"], third.as_str(), "{listed:#}");
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed:#}");
 }
