@@ -210,7 +210,12 @@ fn a_killed_300_mb_upload_resumes_and_the_aws_cli_reads_it_back() {
             .unwrap()
     };
     let (sent, skipped) = (field("sent"), field("skipped"));
-    assert!(skipped >= 6, "{line}");
+    // A part the server stored is journaled a moment later: the kill can fall between the
+    // two for each of the (concurrency = 2) parts in flight, which are then sent again.
+    assert!(
+        skipped >= 6 - 2 && skipped <= at_kill,
+        "{line} (at the kill: {at_kill})"
+    );
     assert_eq!(sent + skipped, total_parts, "{line}");
     assert!(!log.contains(SECRET_KEY), "the secret key reached the log");
 
