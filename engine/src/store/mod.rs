@@ -776,3 +776,5 @@ impl Writer<'_> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+pub(crate) mod fixture;

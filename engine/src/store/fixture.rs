@@ -1,0 +1,474 @@
+//! The upgrade fixtures: store files written by a released BrightRun, kept in
+//! `engine/tests/fixtures/store/`, one per schema version, and opened by the current code in
+//! `store::tests::upgrade_fixtures` (every record found, none quarantined).
+//!
+//! [`samples`] is what the fixture of the current schema holds, built deterministically (fixed
+//! ids and times) so the upgrade test can compare what it reads with what was written. When a
+//! stored layout changes, the fixture of the old version stays as it is (it is the old
+//! release's file); `samples` then describes those records as the new code reads them (a new
+//! field with the value its upgrade step gives it), and a fixture of the new version is added
+//! with `cargo test -p brightrun-engine --lib store::fixture::write_fixture -- --ignored`.
+
+use super::{Store, TokenRecord};
+use crate::domain::*;
+use crate::ids::*;
+use crate::storage::Bucket;
+use crate::storage::journal::{DonePart, PendingUpload, SourceStamp, UploadJournal};
+use crate::training::CalibrationKey;
+use chrono::TimeZone;
+
+/// The durable consumer the fixture registers, and the seq it acknowledged.
+pub const CONSUMER: &str = "mirror:fixture";
+pub const CONSUMER_SEQ: u64 = 5;
+
+/// Everything the fixture of the current schema holds.
+pub struct Samples {
+    pub profile_user: UserId,
+    pub datasets: Vec<Dataset>,
+    pub jobs: Vec<TrainingJob>,
+    pub metrics: Vec<MetricsPoint>,
+    pub artifacts: Vec<ModelArtifact>,
+    pub costs: Vec<CostRecord>,
+    pub notifications: Vec<Notification>,
+    pub checkpoints: Vec<Checkpoint>,
+    pub tokens: Vec<TokenRecord>,
+    pub upload: PendingUpload,
+    pub calibration: (CalibrationKey, f64),
+}
+
+fn at(minute: u32) -> Timestamp {
+    chrono::Utc
+        .with_ymd_and_hms(2026, 11, 30, 12, minute, 0)
+        .unwrap()
+}
+
+fn uuid(n: u128) -> uuid::Uuid {
+    uuid::Uuid::from_u128(0x0b7e_0000_0000_4000_8000_0000_0000_0000 | n)
+}
+
+fn dataset(n: u128, user: UserId, status: DatasetStatus) -> Dataset {
+    let ready = status == DatasetStatus::Ready;
+    Dataset {
+        id: DatasetId(uuid(0x100 + n)),
+        user_id: user,
+        name: format!("support chats {n}"),
+        description: (n % 2 == 0).then(|| "tickets, March".to_string()),
+        file_name: format!("chats-{n}.jsonl"),
+        file_size: 1_000 + n as u64,
+        format: (status != DatasetStatus::Uploading).then_some(DatasetFormat::OpenaiChat),
+        status,
+        storage_bucket: "lora-datasets".into(),
+        storage_path: format!("{}/d{n}/chats.jsonl", user.0),
+        sha256: Some(format!("{n:064x}")),
+        statistics: ready.then(|| DatasetStatistics {
+            total_examples: 120,
+            total_training_pairs: 108,
+            total_validation_pairs: 12,
+            total_tokens: 45_000,
+            tokens_exact: true,
+            avg_turns_per_conversation: 2.5,
+            avg_tokens_per_turn: 150.25,
+            tokens_p50: 300,
+            tokens_p95: 900,
+            tokens_max: 1_800,
+            duplicate_examples: 1,
+            examples_over_max_seq_length: 0,
+            max_seq_length: 2048,
+            error_count: 0,
+            warning_count: 1,
+        }),
+        total_training_pairs: ready.then_some(108),
+        total_validation_pairs: ready.then_some(12),
+        total_tokens: ready.then_some(45_000),
+        training_ready: ready,
+        validated_at: ready.then(|| at(2)),
+        validation_errors: vec![ValidationIssue {
+            line: 7,
+            error: "the last message is from the user".into(),
+            suggestion: "end with an assistant turn".into(),
+            severity: if status == DatasetStatus::Error {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+        }],
+        sample_data: vec![vec![
+            ChatMessage {
+                role: "user".into(),
+                content: "Where is my order?".into(),
+            },
+            ChatMessage {
+                role: "assistant".into(),
+                content: "It ships today.".into(),
+            },
+        ]],
+        error_message: (status == DatasetStatus::Error).then(|| "1 error".into()),
+        source_path: Some(format!("/home/ana/chats-{n}.jsonl")),
+        created_at: at(n as u32),
+        updated_at: at(n as u32 + 1),
+        deleted_at: (n == 5).then(|| at(20)),
+    }
+}
+
+fn job(n: u128, user: UserId, dataset: DatasetId, status: JobStatus) -> TrainingJob {
+    let mut j = TrainingJob::new_queued(
+        user,
+        dataset,
+        if n == 6 {
+            PresetId::User("nightly".into())
+        } else {
+            [
+                PresetId::Fast,
+                PresetId::Balanced,
+                PresetId::Quality,
+                PresetId::Custom,
+            ][n as usize % 4]
+                .clone()
+        },
+        Hyperparameters {
+            base_model: "brightrun/tiny-random-llama".into(),
+            learning_rate: 2e-4,
+            batch_size: 4,
+            gradient_accumulation_steps: 2,
+            epochs: 3,
+            lora_rank: 16,
+            lora_alpha: 32,
+            lora_dropout: 0.05,
+            target_modules: vec!["q_proj".into(), "v_proj".into()],
+            warmup_ratio: 0.03,
+            warmup_steps: (n == 2).then_some(10),
+            weight_decay: 0.0,
+            scheduler: Scheduler::ALL[n as usize % 4],
+            max_seq_length: 2048,
+            seed: 42,
+            use_validation: true,
+            quantization: if n == 3 {
+                Quantization::FourBit
+            } else {
+                Quantization::None
+            },
+        },
+        GpuConfig {
+            gpu_type: "A100-80GB".into(),
+            gpu_count: 1,
+            price_per_gpu_hour: 1.89,
+            backend: "local".into(),
+        },
+        81,
+        0.5 + n as f64,
+        Some(0.001),
+    );
+    j.id = JobId(uuid(0x200 + n));
+    j.status = status;
+    j.current_stage = match status {
+        JobStatus::Queued => JobStage::Queued,
+        JobStatus::Initializing => JobStage::Initializing,
+        JobStatus::Running => JobStage::Training,
+        JobStatus::Completed => JobStage::Completed,
+        JobStatus::Failed => JobStage::Validating,
+        JobStatus::Cancelled => JobStage::Saving,
+    };
+    j.queued_at = at(10 + n as u32);
+    j.created_at = j.queued_at;
+    j.updated_at = at(11 + n as u32);
+    if status != JobStatus::Queued {
+        j.started_at = Some(at(12 + n as u32));
+        j.current_step = 40;
+        j.current_epoch = 1;
+        j.progress = 0.5;
+        j.current_metrics = CurrentMetrics {
+            training_loss: Some(1.25),
+            validation_loss: Some(1.5),
+            learning_rate: Some(1e-4),
+            gradient_norm: Some(0.75),
+            throughput: Some(1_234.5),
+            gpu_utilization: None,
+        };
+        j.external_job_id = Some(format!("brightrun-{n}"));
+        j.event_cursor = 4_096;
+        j.last_event_at = Some(at(13 + n as u32));
+        j.first_training_loss = Some(2.5);
+        j.output_dir = Some(format!("/var/lib/brightrun/jobs/{n}"));
+    }
+    if status.is_terminal() {
+        j.completed_at = Some(at(30 + n as u32));
+        j.final_cost = Some(0.25 * n as f64);
+        j.current_cost = 0.25 * n as f64;
+    }
+    if status == JobStatus::Failed {
+        j.error_message = Some("the trainer ran out of memory".into());
+        j.error_detail = Some("CUDA out of memory".into());
+        j.retry_count = 2;
+        j.next_attempt_at = Some(at(50));
+        j.stall_notified = true;
+        j.loss_warned = true;
+    }
+    if status == JobStatus::Completed {
+        j.artifact_id = Some(ArtifactId(uuid(0x400)));
+        j.output_files = vec![ArtifactFile {
+            path: "adapter_model.safetensors".into(),
+            size: 4_096,
+            sha256: "ab".repeat(32),
+        }];
+    }
+    if n == 7 {
+        j.retry_of = Some(JobId(uuid(0x205)));
+    }
+    j
+}
+
+/// The records of the current schema's fixture.
+pub fn samples() -> Samples {
+    let user = UserId(uuid(1));
+    let other = UserId(uuid(2));
+    let statuses = [
+        DatasetStatus::Uploading,
+        DatasetStatus::Validating,
+        DatasetStatus::Ready,
+        DatasetStatus::Error,
+    ];
+    let mut datasets: Vec<Dataset> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, s)| dataset(i as u128 + 1, user, *s))
+        .collect();
+    // A soft-deleted one, and one of another user.
+    datasets.push(dataset(5, user, DatasetStatus::Ready));
+    datasets.push(dataset(6, other, DatasetStatus::Ready));
+    let ready = datasets[2].id;
+    let mut jobs: Vec<TrainingJob> = JobStatus::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, s)| job(i as u128, user, ready, *s))
+        .collect();
+    jobs.push(job(6, other, datasets[5].id, JobStatus::Running));
+    jobs.push(job(7, user, ready, JobStatus::Queued));
+    let done = jobs[3].id;
+    let metrics = (1..=6u64)
+        .map(|step| MetricsPoint {
+            job_id: done,
+            timestamp: at(40 + step as u32),
+            epoch: step as f64 / 4.0,
+            step,
+            training_loss: Some(2.0 / step as f64),
+            validation_loss: (step % 3 == 0).then(|| 2.5 / step as f64),
+            learning_rate: Some(2e-4),
+            gradient_norm: Some(0.5),
+            throughput: Some(1_000.0 + step as f64),
+            gpu_utilization: (step == 2).then_some(87.5),
+        })
+        .collect();
+    let artifact = |n: u128, parent: Option<ArtifactId>, status| ModelArtifact {
+        id: ArtifactId(uuid(0x400 + n)),
+        user_id: user,
+        job_id: done,
+        dataset_id: ready,
+        name: format!("support-bot v{}", n + 1),
+        version: n as u32 + 1,
+        status,
+        base_model: "brightrun/tiny-random-llama".into(),
+        quality_metrics: QualityMetrics {
+            final_training_loss: Some(0.5),
+            final_validation_loss: Some(0.75),
+            initial_training_loss: Some(2.0),
+            loss_reduction_percent: Some(75.0),
+            perplexity: Some(2.117),
+            convergence: [Convergence::Good, Convergence::Overfit, Convergence::Unknown]
+                [n as usize % 3],
+            quality_score: 4,
+        },
+        training_summary: TrainingSummary {
+            total_steps: 81,
+            epochs: 3,
+            duration_seconds: 65.5,
+            train_tokens: Some(120_000),
+            trainable_parameters: Some(1_024),
+            total_parameters: Some(116_000),
+            final_cost: 0.75,
+            gpu_type: "A100-80GB".into(),
+            gpu_count: 1,
+        },
+        configuration: JsonValue(serde_json::json!({"lora_rank": 16, "target_modules": ["q_proj"]})),
+        storage_bucket: "lora-models".into(),
+        storage_path: format!("{}/m{n}", user.0),
+        files: vec![ArtifactFile {
+            path: "adapter_config.json".into(),
+            size: 512,
+            sha256: "cd".repeat(32),
+        }],
+        parent_model_id: parent,
+        created_at: at(35 + n as u32),
+        updated_at: at(36 + n as u32),
+        deleted_at: (status == ArtifactStatus::Archived).then(|| at(59)),
+    };
+    let artifacts = vec![
+        artifact(0, None, ArtifactStatus::Stored),
+        artifact(1, Some(ArtifactId(uuid(0x400))), ArtifactStatus::Deployed),
+        artifact(2, None, ArtifactStatus::Archived),
+    ];
+    let costs = [CostType::Compute, CostType::Storage, CostType::DataTransfer]
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| CostRecord {
+            id: CostRecordId(uuid(0x500 + i as u128)),
+            user_id: user,
+            job_id: (kind == CostType::Compute).then_some(done),
+            cost_type: kind,
+            amount: 0.125 * (i + 1) as f64,
+            details: CostDetails {
+                gpu_type: (kind == CostType::Compute).then(|| "A100-80GB".into()),
+                gpu_count: (kind == CostType::Compute).then_some(1),
+                hours: Some(0.5),
+                gigabytes: (kind == CostType::Storage).then_some(0.25),
+                description: Some(format!("{} for the fixture", kind.as_str())),
+            },
+            billing_period: "2026-11".into(),
+            created_at: at(45 + i as u32),
+        })
+        .collect();
+    let links = [
+        Some(Link::Dataset(ready)),
+        Some(Link::Job(done)),
+        Some(Link::Artifact(ArtifactId(uuid(0x400)))),
+        Some(Link::Costs),
+        None,
+    ];
+    let kinds = [
+        NotificationType::DatasetReady,
+        NotificationType::JobCompleted,
+        NotificationType::ArtifactReady,
+        NotificationType::BudgetExceeded,
+        NotificationType::TrainingWarning,
+    ];
+    let notifications = kinds
+        .into_iter()
+        .zip(links)
+        .enumerate()
+        .map(|(i, (kind, link))| Notification {
+            id: NotificationId(uuid(0x600 + i as u128)),
+            user_id: user,
+            kind,
+            title: format!("notice {i}"),
+            message: format!("something happened ({i})"),
+            priority: kind.default_priority(),
+            read: i % 2 == 0,
+            link,
+            metadata: JsonValue(serde_json::json!({"seq": i})),
+            created_at: at(50 + i as u32),
+        })
+        .collect();
+    let checkpoints = [20u64, 40]
+        .into_iter()
+        .enumerate()
+        .map(|(i, step)| Checkpoint {
+            id: CheckpointId(uuid(0x700 + i as u128)),
+            job_id: done,
+            step,
+            epoch: step as f64 / 27.0,
+            loss: (i == 1).then_some(0.875),
+            storage_path: format!("/var/lib/brightrun/jobs/3/checkpoint-{step}"),
+            created_at: at(41 + i as u32),
+        })
+        .collect();
+    let tokens = vec![
+        TokenRecord {
+            id: "a1b2c3d4".into(),
+            hash: [7; 32],
+            user_id: user,
+            user_name: "ana".into(),
+            created_at: at(1),
+            revoked_at: None,
+        },
+        TokenRecord {
+            id: "e5f6a7b8".into(),
+            hash: [9; 32],
+            user_id: other,
+            user_name: "ben".into(),
+            created_at: at(2),
+            revoked_at: Some(at(3)),
+        },
+    ];
+    let upload = PendingUpload {
+        bucket: Bucket::Datasets,
+        path: format!("{}/d1/chats.jsonl", user.0),
+        upload_id: "upload-1".into(),
+        source: SourceStamp {
+            path: "/home/ana/chats-1.jsonl".into(),
+            size: 300_000_000,
+            modified_ns: 1_764_504_000_000_000_000,
+        },
+        part_size: 8 << 20,
+        checksums: true,
+        parts: vec![DonePart {
+            number: 1,
+            size: 8 << 20,
+            etag: "\"etag-1\"".into(),
+            checksum_sha256: Some("c2hhMjU2".into()),
+        }],
+        started_at: at(1),
+    };
+    Samples {
+        profile_user: user,
+        datasets,
+        jobs,
+        metrics,
+        artifacts,
+        costs,
+        notifications,
+        checkpoints,
+        tokens,
+        upload,
+        calibration: (
+            CalibrationKey::new(
+                "A100-80GB",
+                None,
+                1,
+                "brightrun/tiny-random-llama",
+                Quantization::None,
+            ),
+            1_500.0,
+        ),
+    }
+}
+
+/// Writes [`samples`] into a new store at `path`, through the store's own API.
+pub fn write(path: &std::path::Path) {
+    let s = samples();
+    let store = Store::open(path).expect("a new store opens");
+    store.set_profile_user(s.profile_user).unwrap();
+    for d in &s.datasets {
+        store.put(d).unwrap();
+    }
+    for j in &s.jobs {
+        store.put(j).unwrap();
+    }
+    store.write(|w| w.put_metrics(&s.metrics)).unwrap();
+    store
+        .write(|w| {
+            s.artifacts.iter().try_for_each(|a| w.put(a))?;
+            s.costs.iter().try_for_each(|c| w.put(c))?;
+            s.notifications.iter().try_for_each(|n| w.put(n))?;
+            s.checkpoints.iter().try_for_each(|c| w.put(c))
+        })
+        .unwrap();
+    for t in &s.tokens {
+        store.user_named(&t.user_name, t.user_id).unwrap();
+        store.put_token(t).unwrap();
+    }
+    UploadJournal::begin(&store, &s.upload).unwrap();
+    store.add_calibration(&s.calibration.0, s.calibration.1).unwrap();
+    store.ack_changes(CONSUMER, CONSUMER_SEQ).unwrap();
+}
+
+/// Writes the fixture of the current schema version. Run by hand when a schema version is
+/// added (see the module doc); the file is then committed and never rewritten.
+#[test]
+#[ignore = "writes engine/tests/fixtures/store/v<N>.redb for a new schema version; run by hand"]
+fn write_fixture() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("v{}.redb", super::SCHEMA_VERSION));
+    assert!(!path.exists(), "{} exists: fixtures are never rewritten", path.display());
+    write(&path);
+    let _ = std::fs::remove_file(path.with_extension("lock"));
+}
