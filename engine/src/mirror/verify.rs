@@ -83,7 +83,7 @@ fn stamp(updated_at: Option<&Timestamp>, hash: i64) -> String {
 }
 
 /// id → stamp, for one record table here.
-fn local_stamps<R: Record>(
+fn local_stamps<R: Record + serde::Serialize>(
     store: &Store,
     id: impl Fn(&R) -> Uuid,
     updated: impl Fn(&R) -> Option<Timestamp>,

@@ -1,7 +1,8 @@
 //! Bearer tokens for the daemon's TCP listener and the users they act for. Only a token's
 //! sha256 is kept, so a copy of the store gives no way in.
 
-use super::{Store, StoreError, db, decode, encode};
+use super::stored::Persisted;
+use super::{Store, StoreError, db, decode_stored, encode};
 use crate::domain::Timestamp;
 use crate::ids::UserId;
 use redb::{ReadableTable, TableDefinition, TableHandle};
@@ -52,7 +53,10 @@ impl Store {
         let txn = self.db.begin_write().map_err(db)?;
         txn.open_table(TOKENS)
             .map_err(db)?
-            .insert(record.hash.as_slice(), encode(record).as_slice())
+            .insert(
+                record.hash.as_slice(),
+                encode(&record.to_stored()).as_slice(),
+            )
             .map_err(db)?;
         txn.commit().map_err(db)
     }
@@ -65,7 +69,7 @@ impl Store {
             Err(e) => return Err(db(e)),
         };
         match table.get(hash.as_slice()).map_err(db)? {
-            Some(v) => Ok(Some(decode(TOKENS.name(), v.value())?)),
+            Some(v) => Ok(Some(decode_stored(TOKENS.name(), v.value())?)),
             None => Ok(None),
         }
     }
@@ -80,7 +84,7 @@ impl Store {
         let mut out: Vec<TokenRecord> = Vec::new();
         for entry in table.iter().map_err(db)? {
             let (_, v) = entry.map_err(db)?;
-            out.push(decode(TOKENS.name(), v.value())?);
+            out.push(decode_stored(TOKENS.name(), v.value())?);
         }
         out.sort_by_key(|t| t.created_at);
         Ok(out)

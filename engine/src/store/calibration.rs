@@ -3,7 +3,8 @@
 //! engine's runs, not a domain record, so it is not in the change log or the mirror, and an
 //! older BrightRun reading the file simply never opens it.
 
-use super::{Store, StoreError, db, decode, encode};
+use super::stored::Persisted;
+use super::{Store, StoreError, db, decode_stored, encode};
 use crate::training::{Calibration, CalibrationKey};
 use redb::{ReadableTable, TableDefinition, TableHandle};
 
@@ -21,7 +22,7 @@ impl Store {
             Err(e) => return Err(db(e)),
         };
         match table.get(key.to_bytes().as_slice()).map_err(db)? {
-            Some(v) => Ok(Some(decode(CALIBRATION.name(), v.value())?)),
+            Some(v) => Ok(Some(decode_stored(CALIBRATION.name(), v.value())?)),
             None => Ok(None),
         }
     }
@@ -38,13 +39,13 @@ impl Store {
         let updated = {
             let mut table = txn.open_table(CALIBRATION).map_err(db)?;
             let old: Option<Calibration> = match table.get(k.as_slice()).map_err(db)? {
-                Some(v) => Some(decode(CALIBRATION.name(), v.value())?),
+                Some(v) => Some(decode_stored(CALIBRATION.name(), v.value())?),
                 None => None,
             };
             let new = Calibration::add(old, tokens_per_sec);
             if let Some(c) = &new {
                 table
-                    .insert(k.as_slice(), encode(c).as_slice())
+                    .insert(k.as_slice(), encode(&c.to_stored()).as_slice())
                     .map_err(db)?;
             }
             new

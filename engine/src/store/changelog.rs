@@ -3,12 +3,11 @@
 //! and sees nothing twice, whatever crashed in between. Durable consumers (the Postgres
 //! mirror) record how far they got; the log is compacted only behind all of them.
 
+use super::stored::{Change, Convert, Persisted};
 use super::{Store, StoreError, db, decode, encode};
 use crate::domain::*;
 use crate::events::{EngineEvent, Sequenced};
-use crate::ids::JobId;
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 pub const CHANGELOG: TableDefinition<'static, u64, &'static [u8]> =
@@ -17,64 +16,41 @@ pub const CHANGELOG: TableDefinition<'static, u64, &'static [u8]> =
 pub const CONSUMERS: TableDefinition<'static, &'static str, u64> =
     TableDefinition::new("change_log_consumers");
 
-/// How a change is kept in the log: the record variants of [`EngineEvent`] in a form bincode
-/// can write (externally tagged, by variant index). [`LoggedRef`] writes, [`Logged`] reads;
-/// their variants must stay in the same order.
-#[derive(Serialize)]
-enum LoggedRef<'a> {
-    Dataset(&'a Dataset),
-    Job(&'a TrainingJob),
-    Metrics(JobId, &'a [MetricsPoint]),
-    Artifact(&'a ModelArtifact),
-    Cost(&'a CostRecord),
-    Notification(&'a Notification),
-    Checkpoint(&'a Checkpoint),
-}
-
-// Decoded one at a time and converted at once: the size difference costs nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Deserialize)]
-enum Logged {
-    Dataset(Dataset),
-    Job(TrainingJob),
-    Metrics(JobId, Vec<MetricsPoint>),
-    Artifact(ModelArtifact),
-    Cost(CostRecord),
-    Notification(Notification),
-    Checkpoint(Checkpoint),
-}
-
+/// A change as the log keeps it: [`super::stored::Change`] (the record variants of
+/// [`EngineEvent`] in their stored form) with its commit time.
 fn encode_change(at: &Timestamp, e: &EngineEvent) -> Option<Vec<u8>> {
-    let r = match e {
-        EngineEvent::Dataset(d) => LoggedRef::Dataset(d),
-        EngineEvent::Job(j) => LoggedRef::Job(j),
-        EngineEvent::Metrics { job_id, points } => LoggedRef::Metrics(*job_id, points),
-        EngineEvent::Artifact(a) => LoggedRef::Artifact(a),
-        EngineEvent::Cost(c) => LoggedRef::Cost(c),
-        EngineEvent::Notification(n) => LoggedRef::Notification(n),
-        EngineEvent::Checkpoint(c) => LoggedRef::Checkpoint(c),
+    let change = match e {
+        EngineEvent::Dataset(d) => Change::Dataset(d.to_stored()),
+        EngineEvent::Job(j) => Change::Job(j.to_stored()),
+        EngineEvent::Metrics { job_id, points } => {
+            Change::Metrics(*job_id, points.iter().map(Persisted::to_stored).collect())
+        }
+        EngineEvent::Artifact(a) => Change::Artifact(a.to_stored()),
+        EngineEvent::Cost(c) => Change::Cost(c.to_stored()),
+        EngineEvent::Notification(n) => Change::Notification(n.to_stored()),
+        EngineEvent::Checkpoint(c) => Change::Checkpoint(c.to_stored()),
         EngineEvent::JobLog { .. }
         | EngineEvent::Progress(_)
         | EngineEvent::BackendHealth { .. } => {
             return None;
         }
     };
-    Some(encode(&(at, r)))
+    Some(encode(&(at, change)))
 }
 
 fn decode_change(seq: u64, bytes: &[u8]) -> Result<Sequenced, StoreError> {
-    let (at, l): (Timestamp, Logged) = decode(CHANGELOG.name(), bytes)?;
-    let event = match l {
-        Logged::Dataset(d) => EngineEvent::Dataset(Arc::new(d)),
-        Logged::Job(j) => EngineEvent::Job(Arc::new(j)),
-        Logged::Metrics(job_id, points) => EngineEvent::Metrics {
+    let (at, change): (Timestamp, Change) = decode(CHANGELOG.name(), bytes)?;
+    let event = match change {
+        Change::Dataset(d) => EngineEvent::Dataset(Arc::new(d.convert())),
+        Change::Job(j) => EngineEvent::Job(Arc::new(j.convert())),
+        Change::Metrics(job_id, points) => EngineEvent::Metrics {
             job_id,
-            points: Arc::new(points),
+            points: Arc::new(points.convert()),
         },
-        Logged::Artifact(a) => EngineEvent::Artifact(Arc::new(a)),
-        Logged::Cost(c) => EngineEvent::Cost(Arc::new(c)),
-        Logged::Notification(n) => EngineEvent::Notification(Arc::new(n)),
-        Logged::Checkpoint(c) => EngineEvent::Checkpoint(Arc::new(c)),
+        Change::Artifact(a) => EngineEvent::Artifact(Arc::new(a.convert())),
+        Change::Cost(c) => EngineEvent::Cost(Arc::new(c.convert())),
+        Change::Notification(n) => EngineEvent::Notification(Arc::new(n.convert())),
+        Change::Checkpoint(c) => EngineEvent::Checkpoint(Arc::new(c.convert())),
     };
     Ok(Sequenced { seq, at, event })
 }

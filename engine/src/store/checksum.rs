@@ -19,14 +19,14 @@
 
 use super::StoreError;
 use super::records::*;
-use serde::{Serialize, de::DeserializeOwned};
+use super::stored::Persisted;
 
 /// Bytes of the CRC at the end of a record value.
 pub(crate) const CRC_LEN: usize = 4;
 
-/// A record's value: its bincode bytes followed by their CRC.
-pub(crate) fn encode_record<T: Serialize>(v: &T) -> Vec<u8> {
-    seal(super::encode(v))
+/// A record's value: the bincode bytes of its stored form followed by their CRC.
+pub(crate) fn encode_record<T: Persisted>(v: &T) -> Vec<u8> {
+    seal(super::encode(&v.to_stored()))
 }
 
 /// Appends the CRC of `bytes` to them.
@@ -56,8 +56,8 @@ pub(crate) fn unseal(bytes: &[u8]) -> Result<&[u8], String> {
 }
 
 /// Decodes a record value of `table` at `key`: the CRC must match and the bytes must decode
-/// to exactly one `T`, or it is [`StoreError::Corrupt`].
-pub(crate) fn decode_record<T: DeserializeOwned>(
+/// to exactly one stored `T`, or it is [`StoreError::Corrupt`].
+pub(crate) fn decode_record<T: Persisted>(
     table: &str,
     key: &[u8],
     bytes: &[u8],
@@ -68,8 +68,8 @@ pub(crate) fn decode_record<T: DeserializeOwned>(
         problem,
     };
     let body = unseal(bytes).map_err(corrupt)?;
-    match bincode::serde::decode_from_slice(body, super::ENCODING) {
-        Ok((v, used)) if used == body.len() => Ok(v),
+    match bincode::serde::decode_from_slice::<T::Stored, _>(body, super::ENCODING) {
+        Ok((v, used)) if used == body.len() => Ok(T::from_stored(v)),
         Ok((_, used)) => Err(corrupt(format!(
             "{} byte(s) left over after the record",
             body.len() - used
@@ -79,7 +79,7 @@ pub(crate) fn decode_record<T: DeserializeOwned>(
 }
 
 /// [`decode_record`] as `R`, for checks that need no value.
-pub(crate) fn check_typed<R: DeserializeOwned>(
+pub(crate) fn check_typed<R: Persisted>(
     table: &str,
     key: &[u8],
     bytes: &[u8],
@@ -89,11 +89,9 @@ pub(crate) fn check_typed<R: DeserializeOwned>(
 
 /// A value as schema v4 wrote it (bincode, no checksum) decoded as `R` and encoded again with
 /// its checksum; the error says why it does not decode.
-pub(crate) fn reseal_legacy<R: Serialize + DeserializeOwned>(
-    bytes: &[u8],
-) -> Result<Vec<u8>, String> {
-    bincode::serde::decode_from_slice::<R, _>(bytes, super::ENCODING)
-        .map(|(v, _)| encode_record(&v))
+pub(crate) fn reseal_legacy<R: Persisted>(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    bincode::serde::decode_from_slice::<R::Stored, _>(bytes, super::ENCODING)
+        .map(|(v, _)| seal(super::encode(&v)))
         .map_err(|e| format!("cannot decode it: {e}"))
 }
 

@@ -1,4 +1,6 @@
-//! The embedded store: redb tables of bincode-encoded records, each value with a CRC32 (the
+//! The embedded store: redb tables of records in their versioned stored form (the `stored`
+//! module: bincode of `stored::v1::DatasetV1` and the like, never of a domain type), each value
+//! with a CRC32 (the
 //! `checksum` module; a damaged record is left out of lists and moved to quarantine, the
 //! `quarantine` module), secondary indexes kept in the same write transaction, a schema
 //! version with an upgrade path, and the change log: every committed change gets a sequence
@@ -23,6 +25,7 @@ mod quarantine;
 mod records;
 mod scan;
 mod schema;
+pub mod stored;
 mod uploads;
 
 pub use checksum::describe_key;
@@ -99,10 +102,20 @@ fn db<E: Into<redb::Error>>(e: E) -> StoreError {
 
 const ENCODING: bincode::config::Configuration = bincode::config::standard();
 
+/// bincode bytes of a stored type (never of a domain type: see [`stored`]).
 pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(v, ENCODING).expect("records always encode")
 }
 
+/// A value of an engine-private table (no checksum), decoded through its stored type.
+pub(crate) fn decode_stored<T: stored::Persisted>(
+    table: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    decode::<T::Stored>(table, bytes).map(T::from_stored)
+}
+
+/// A stored type's value decoded from its bincode bytes.
 pub(crate) fn decode<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T, StoreError> {
     bincode::serde::decode_from_slice(bytes, ENCODING)
         .map(|(v, _)| v)
@@ -775,6 +788,6 @@ impl Writer<'_> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
-#[cfg(test)]
 pub(crate) mod fixture;
+#[cfg(test)]
+pub(crate) mod tests;

@@ -10,10 +10,11 @@
 
 use super::checksum::{describe_key, unseal};
 use super::records::*;
+use super::stored::Persisted;
 use super::{Store, StoreError, db, decode, encode, keys};
 use crate::domain::{Timestamp, now};
 use redb::{ReadableTable, TableHandle, WriteTransaction};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
@@ -61,7 +62,7 @@ impl Seen {
     }
 
     /// Decodes a record value, remembering it when it is corrupt.
-    pub(crate) fn decode<T: DeserializeOwned>(
+    pub(crate) fn decode<T: Persisted>(
         &self,
         table: &str,
         key: &[u8],
@@ -78,7 +79,7 @@ impl Seen {
     }
 
     /// Decodes a record value for a list: a corrupt one is remembered and left out.
-    pub(crate) fn skip_corrupt<T: DeserializeOwned>(
+    pub(crate) fn skip_corrupt<T: Persisted>(
         &self,
         table: &str,
         key: &[u8],
@@ -225,51 +226,88 @@ fn move_to_quarantine(
 /// gives every other one its checksum, inside the upgrade's transaction. Returns how many
 /// were quarantined.
 pub(crate) fn reseal_all(txn: &WriteTransaction) -> Result<usize, StoreError> {
+    let mut found = Vec::new();
+    for rt in &RECORD_TABLES {
+        found.extend(rewrite(txn, rt, rt.reseal_legacy)?);
+    }
+    Ok(move_to_quarantine(txn, found)?.len())
+}
+
+/// An upgrade step for a change of stored layout: rewrites every value of the record table
+/// `table` from stored type `Old` to `New` (through `Convert<New> for Old`), keeping its
+/// checksum, inside the upgrade's transaction. A value that does not decode as `Old` is
+/// quarantined. Returns how many were quarantined.
+// No layout has changed since v1: the first `v2` type is its first caller outside tests.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) fn restore<Old, New>(txn: &WriteTransaction, table: &str) -> Result<usize, StoreError>
+where
+    Old: serde::de::DeserializeOwned + super::stored::Convert<New>,
+    New: Serialize,
+{
+    let rt = record_table(table).expect("restore names a record table");
+    let found = rewrite(txn, rt, |raw| {
+        let body = unseal(raw)?;
+        let (old, used) = bincode::serde::decode_from_slice::<Old, _>(body, super::ENCODING)
+            .map_err(|e| format!("cannot decode it: {e}"))?;
+        if used != body.len() {
+            return Err(format!(
+                "{} byte(s) left over after the record",
+                body.len() - used
+            ));
+        }
+        Ok(super::checksum::seal(encode(&old.convert())))
+    })?;
+    Ok(move_to_quarantine(txn, found)?.len())
+}
+
+/// Replaces every value of `rt` with `f(value)`, a chunk at a time; the values `f` refuses are
+/// returned (left in place: the caller quarantines them).
+fn rewrite(
+    txn: &WriteTransaction,
+    rt: &RecordTable,
+    f: impl Fn(&[u8]) -> Result<Vec<u8>, String>,
+) -> Result<Vec<Found>, StoreError> {
     /// Values rewritten per pass over a table (a pass holds them in memory).
     const CHUNK: usize = 10_000;
     let mut found = Vec::new();
-    for rt in &RECORD_TABLES {
-        let mut table = txn.open_table(rt.def).map_err(db)?;
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let chunk: Vec<(Vec<u8>, Vec<u8>)> = {
-                let range = match &after {
-                    Some(k) => table.range::<&[u8]>((
-                        std::ops::Bound::Excluded(k.as_slice()),
-                        std::ops::Bound::Unbounded,
-                    )),
-                    None => table.range::<&[u8]>(..),
+    let mut table = txn.open_table(rt.def).map_err(db)?;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let chunk: Vec<(Vec<u8>, Vec<u8>)> = {
+            let range = match &after {
+                Some(k) => table.range::<&[u8]>((
+                    std::ops::Bound::Excluded(k.as_slice()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => table.range::<&[u8]>(..),
+            }
+            .map_err(db)?;
+            let mut chunk = Vec::new();
+            for entry in range.take(CHUNK) {
+                let (k, v) = entry.map_err(db)?;
+                chunk.push((k.value().to_vec(), v.value().to_vec()));
+            }
+            chunk
+        };
+        let Some((last, _)) = chunk.last() else {
+            break;
+        };
+        after = Some(last.clone());
+        for (key, raw) in chunk {
+            match f(&raw) {
+                Ok(value) => {
+                    table.insert(key.as_slice(), value.as_slice()).map_err(db)?;
                 }
-                .map_err(db)?;
-                let mut chunk = Vec::new();
-                for entry in range.take(CHUNK) {
-                    let (k, v) = entry.map_err(db)?;
-                    chunk.push((k.value().to_vec(), v.value().to_vec()));
-                }
-                chunk
-            };
-            let Some((last, _)) = chunk.last() else {
-                break;
-            };
-            after = Some(last.clone());
-            for (key, raw) in chunk {
-                match (rt.reseal_legacy)(&raw) {
-                    Ok(sealed) => {
-                        table
-                            .insert(key.as_slice(), sealed.as_slice())
-                            .map_err(db)?;
-                    }
-                    Err(problem) => found.push(Found {
-                        table: rt.def.name().to_string(),
-                        key,
-                        raw,
-                        problem,
-                    }),
-                }
+                Err(problem) => found.push(Found {
+                    table: rt.def.name().to_string(),
+                    key,
+                    raw,
+                    problem,
+                }),
             }
         }
     }
-    Ok(move_to_quarantine(txn, found)?.len())
+    Ok(found)
 }
 
 impl Store {

@@ -2,10 +2,10 @@
 //! step with records inside the same write transaction.
 
 use super::keys::{join, ts};
+use super::stored::Persisted;
 use crate::domain::*;
 use crate::events::EngineEvent;
 use redb::TableDefinition;
-use serde::{Serialize, de::DeserializeOwned};
 use std::sync::Arc;
 
 pub type Bytes = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -82,10 +82,7 @@ pub struct RecordTable {
     pub reseal_legacy: fn(&[u8]) -> Result<Vec<u8>, String>,
 }
 
-const fn record_table<R: Serialize + DeserializeOwned>(
-    def: Bytes,
-    indexes: &'static [Bytes],
-) -> RecordTable {
+const fn record_table<R: Persisted>(def: Bytes, indexes: &'static [Bytes]) -> RecordTable {
     RecordTable {
         def,
         indexes,
@@ -120,7 +117,8 @@ pub const QUARANTINE: TableDefinition<'static, (&'static str, &'static [u8]), &'
     TableDefinition::new("quarantined_records");
 
 /// A record the store can keep: its table, its primary key, its index keys, its event.
-pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+/// Its bytes are those of its [`Persisted::Stored`] type, never its own.
+pub trait Record: Persisted + Clone + Send + Sync + 'static {
     const TABLE: Bytes;
     fn key(&self) -> Vec<u8>;
     fn index_keys(&self) -> Vec<(Bytes, Vec<u8>)>;

@@ -39,7 +39,7 @@ impl Store {
         self.scan_table(METRICS, after, limit)
     }
 
-    fn scan_table<T: serde::de::DeserializeOwned>(
+    fn scan_table<T: super::stored::Persisted>(
         &self,
         table: Bytes,
         after: Option<&[u8]>,

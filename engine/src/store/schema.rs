@@ -15,6 +15,12 @@
 //!   record, so they are refused from v5 on. The upgrade gives every record of every record
 //!   table its checksum; one that does not decode is quarantined instead of failing the
 //!   upgrade. The change log and the other tables keep their format.
+//!
+//! Record layouts are the stored types of [`super::stored`], not the domain types: schema v5's
+//! records are `stored::v1` (byte for byte what v5 always wrote; the upgrade fixture
+//! `engine/tests/fixtures/store/v5.redb`, written by that release, proves it). A change of
+//! layout is a new stored version and a new schema version here, whose step rewrites the
+//! table with [`super::quarantine::restore`]; each schema version keeps its fixture.
 
 use super::StoreError;
 use super::checksum::decode_record;
@@ -151,12 +157,13 @@ fn reindex<R: Record>(txn: &WriteTransaction) -> Result<(), StoreError> {
 #[cfg(test)]
 pub fn write_v1(db_: &Database, datasets: &[Dataset]) -> Result<(), StoreError> {
     use super::encode;
+    use super::stored::Persisted;
     let txn = db_.begin_write().map_err(db)?;
     {
         let mut t = txn.open_table(DATASETS).map_err(db)?;
         let mut idx = txn.open_table(DATASETS_BY_USER).map_err(db)?;
         for d in datasets {
-            t.insert(d.key().as_slice(), encode(d).as_slice())
+            t.insert(d.key().as_slice(), encode(&d.to_stored()).as_slice())
                 .map_err(db)?;
             // v1 had only the user/created index.
             let (k, _) = d
@@ -200,7 +207,7 @@ fn put_v4<R: Record>(txn: &WriteTransaction, records: &[R]) -> Result<(), StoreE
     for r in records {
         txn.open_table(R::TABLE)
             .map_err(db)?
-            .insert(r.key().as_slice(), super::encode(r).as_slice())
+            .insert(r.key().as_slice(), super::encode(&r.to_stored()).as_slice())
             .map_err(db)?;
         for (index, k) in r.index_keys() {
             txn.open_table(index)

@@ -1,4 +1,5 @@
 use super::*;
+use stored::Persisted;
 
 pub(crate) fn dataset(user: UserId, name: &str, status: DatasetStatus) -> Dataset {
     let t = now();
@@ -908,4 +909,50 @@ fn schema_4_records_get_their_checksums_and_undecodable_ones_are_quarantined() {
     assert!(store.corrupt_records().unwrap().is_empty());
     let backups = backup::list(&path).unwrap();
     assert_eq!(backups[0].reason, "before-upgrade-from-v4");
+}
+
+/// A layout change as a later version will make one: `DatasetV1` → a `DatasetV2` with one
+/// more field. [`quarantine::restore`] rewrites every record of the table (checksum kept), and
+/// one that does not decode as `DatasetV1` is quarantined instead of stopping the upgrade.
+#[test]
+fn a_layout_change_rewrites_every_record_through_its_upgrade_step() {
+    use stored::Convert;
+    use stored::v1::DatasetV1;
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct DatasetV2 {
+        v1: DatasetV1,
+        method: String,
+    }
+    impl Convert<DatasetV2> for DatasetV1 {
+        fn convert(self) -> DatasetV2 {
+            DatasetV2 {
+                v1: self,
+                method: "sft".into(),
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _rx) = open(&dir);
+    let user = UserId::new();
+    let (target, others) = three_datasets(&store, user);
+    // The target's value no longer decodes (a damaged length byte, checksum made to match).
+    damage(&store, DATASETS, &target.id.bytes(), |raw| {
+        raw.truncate(raw.len() - checksum::CRC_LEN - 3);
+        *raw = checksum::seal(std::mem::take(raw));
+    });
+    let txn = store.db.begin_write().unwrap();
+    let quarantined = quarantine::restore::<DatasetV1, DatasetV2>(&txn, "datasets").unwrap();
+    txn.commit().unwrap();
+    assert_eq!(quarantined, 1);
+    assert_eq!(store.quarantined().unwrap()[0].id, target.id.to_string());
+    let txn = store.db.begin_read().unwrap();
+    let table = txn.open_table(DATASETS).unwrap();
+    for d in &others {
+        let raw = table.get(d.id.bytes().as_slice()).unwrap().unwrap();
+        let body = checksum::unseal(raw.value()).unwrap();
+        let (v2, _): (DatasetV2, usize) =
+            bincode::serde::decode_from_slice(body, ENCODING).unwrap();
+        assert_eq!(v2.method, "sft");
+        assert_eq!(&Dataset::from_stored(v2.v1), d);
+    }
 }

@@ -1,7 +1,8 @@
 //! The S3 store's journal of unfinished multipart uploads, in redb: each confirmed part is
 //! committed as it completes, so an upload killed half-way resumes without resending it.
 
-use super::{Store, StoreError, db, decode, encode};
+use super::stored::Persisted;
+use super::{Store, StoreError, db, decode_stored, encode};
 use crate::storage::StorageError;
 use crate::storage::journal::{DonePart, PendingUpload, UploadJournal};
 use redb::{ReadableTable, TableDefinition, TableHandle};
@@ -23,7 +24,7 @@ impl Store {
             Err(e) => return Err(db(e)),
         };
         match table.get(key).map_err(db)? {
-            Some(v) => Ok(Some(decode(UPLOADS.name(), v.value())?)),
+            Some(v) => Ok(Some(decode_stored(UPLOADS.name(), v.value())?)),
             None => Ok(None),
         }
     }
@@ -37,12 +38,14 @@ impl Store {
         {
             let mut table = txn.open_table(UPLOADS).map_err(db)?;
             let current = match table.get(key).map_err(db)? {
-                Some(v) => Some(decode::<PendingUpload>(UPLOADS.name(), v.value())?),
+                Some(v) => Some(decode_stored::<PendingUpload>(UPLOADS.name(), v.value())?),
                 None => None,
             };
             match f(current) {
                 Some(u) => {
-                    table.insert(key, encode(&u).as_slice()).map_err(db)?;
+                    table
+                        .insert(key, encode(&u.to_stored()).as_slice())
+                        .map_err(db)?;
                 }
                 None => {
                     table.remove(key).map_err(db)?;
@@ -62,7 +65,7 @@ impl Store {
         let mut out = Vec::new();
         for entry in table.iter().map_err(db)? {
             let (_, v) = entry.map_err(db)?;
-            out.push(decode(UPLOADS.name(), v.value())?);
+            out.push(decode_stored(UPLOADS.name(), v.value())?);
         }
         Ok(out)
     }

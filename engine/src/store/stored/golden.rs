@@ -1,0 +1,180 @@
+//! Golden bytes for every stored type: `golden/v<N>/<type>.hex` holds, one hex line per value,
+//! how the fixture's sample records ([`crate::store::fixture::samples`]) encode. Two checks:
+//! - every version's files decode into their stored type and encode back into the same bytes
+//!   (a frozen version whose layout was edited fails here);
+//! - the current version's files equal the samples encoded today (a domain change that
+//!   reaches the stored bytes without a new version fails here).
+//!
+//! A missing file fails too; a new version's files are written once with
+//! `BRIGHTRUN_BLESS_GOLDEN=1 cargo test -p brightrun-engine --lib store::stored::golden`, which
+//! never overwrites an existing file.
+
+use super::v1::*;
+use super::{Change, Persisted};
+use crate::domain::Timestamp;
+use crate::store::fixture::{Samples, samples};
+use crate::store::{ENCODING, encode};
+use serde::{Serialize, de::DeserializeOwned};
+use std::fmt::Debug;
+use std::path::PathBuf;
+
+fn file(version: &str, name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("src/store/stored/golden")
+        .join(version)
+        .join(format!("{name}.hex"))
+}
+
+fn read_lines(version: &str, name: &str) -> Option<Vec<Vec<u8>>> {
+    let text = std::fs::read_to_string(file(version, name)).ok()?;
+    Some(
+        text.lines()
+            .map(|l| hex::decode(l.trim()).expect("golden files hold hex lines"))
+            .collect(),
+    )
+}
+
+/// Decodes all of `bytes` as one `T`.
+fn decode_exact<T: DeserializeOwned>(bytes: &[u8], what: &str) -> T {
+    let (v, used): (T, usize) = bincode::serde::decode_from_slice(bytes, ENCODING)
+        .unwrap_or_else(|e| panic!("{what}: the golden bytes no longer decode: {e}"));
+    assert_eq!(used, bytes.len(), "{what}: bytes left over after decoding");
+    v
+}
+
+/// A frozen version's file decodes into `T` and encodes back into the same bytes.
+fn round_trips<T: Serialize + DeserializeOwned>(version: &str, name: &str) -> usize {
+    let lines = read_lines(version, name)
+        .unwrap_or_else(|| panic!("no golden file {}", file(version, name).display()));
+    assert!(!lines.is_empty(), "{version}/{name} holds no value");
+    for (i, bytes) in lines.iter().enumerate() {
+        let what = format!("{version}/{name} line {}", i + 1);
+        let v: T = decode_exact(bytes, &what);
+        assert_eq!(
+            &encode(&v),
+            bytes,
+            "{what}: the stored layout changed; a change of layout is a new stored version"
+        );
+    }
+    lines.len()
+}
+
+/// The current version's file equals `values` encoded today (written when blessing a new one).
+fn matches_today<T: Serialize + DeserializeOwned + PartialEq + Debug>(
+    version: &str,
+    name: &str,
+    values: &[T],
+) {
+    let today: Vec<Vec<u8>> = values.iter().map(encode).collect();
+    let Some(lines) = read_lines(version, name) else {
+        let path = file(version, name);
+        if std::env::var_os("BRIGHTRUN_BLESS_GOLDEN").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let text: String = today.iter().map(|b| hex::encode(b) + "\n").collect();
+            std::fs::write(&path, text).unwrap();
+            return;
+        }
+        panic!(
+            "no golden file {}: a new stored version writes its own with BRIGHTRUN_BLESS_GOLDEN=1",
+            path.display()
+        );
+    };
+    assert_eq!(
+        lines.len(),
+        today.len(),
+        "{version}/{name}: number of values"
+    );
+    for (i, (stored, now)) in lines.iter().zip(&today).enumerate() {
+        let what = format!("{version}/{name} line {}", i + 1);
+        assert_eq!(&decode_exact::<T>(stored, &what), &values[i], "{what}");
+        assert_eq!(
+            hex::encode(now),
+            hex::encode(stored),
+            "{what}: today's encoding differs from the stored layout; a change of layout is a new stored version (see store::stored)"
+        );
+    }
+}
+
+fn stored<D: Persisted>(values: &[D]) -> Vec<D::Stored> {
+    values.iter().map(Persisted::to_stored).collect()
+}
+
+/// One change of each kind, as the log keeps them (with the commit time).
+fn changes(s: &Samples) -> Vec<(Timestamp, Change)> {
+    let at = s.datasets[0].created_at;
+    vec![
+        (at, Change::Dataset(s.datasets[2].to_stored())),
+        (at, Change::Job(s.jobs[4].to_stored())),
+        (
+            at,
+            Change::Metrics(s.metrics[0].job_id, stored(&s.metrics[..3])),
+        ),
+        (at, Change::Artifact(s.artifacts[1].to_stored())),
+        (at, Change::Cost(s.costs[0].to_stored())),
+        (at, Change::Notification(s.notifications[2].to_stored())),
+        (at, Change::Checkpoint(s.checkpoints[1].to_stored())),
+    ]
+}
+
+#[test]
+fn v1_layouts_are_frozen() {
+    let counted = [
+        round_trips::<DatasetV1>("v1", "dataset"),
+        round_trips::<TrainingJobV1>("v1", "training_job"),
+        round_trips::<MetricsPointV1>("v1", "metrics_point"),
+        round_trips::<ModelArtifactV1>("v1", "model_artifact"),
+        round_trips::<CostRecordV1>("v1", "cost_record"),
+        round_trips::<NotificationV1>("v1", "notification"),
+        round_trips::<CheckpointV1>("v1", "checkpoint"),
+        round_trips::<TokenRecordV1>("v1", "token"),
+        round_trips::<PendingUploadV1>("v1", "pending_upload"),
+        round_trips::<CalibrationV1>("v1", "calibration"),
+        round_trips::<(Timestamp, ChangeV1)>("v1", "change"),
+    ];
+    assert!(counted.iter().all(|n| *n > 0));
+}
+
+#[test]
+fn todays_records_encode_as_the_current_version() {
+    let s = samples();
+    matches_today("v1", "dataset", &stored(&s.datasets));
+    matches_today("v1", "training_job", &stored(&s.jobs));
+    matches_today("v1", "metrics_point", &stored(&s.metrics));
+    matches_today("v1", "model_artifact", &stored(&s.artifacts));
+    matches_today("v1", "cost_record", &stored(&s.costs));
+    matches_today("v1", "notification", &stored(&s.notifications));
+    matches_today("v1", "checkpoint", &stored(&s.checkpoints));
+    matches_today("v1", "token", &stored(&s.tokens));
+    matches_today(
+        "v1",
+        "pending_upload",
+        &stored(std::slice::from_ref(&s.upload)),
+    );
+    let calibration = crate::training::Calibration {
+        runs: 3,
+        tokens_per_sec: s.calibration.1,
+    };
+    matches_today("v1", "calibration", &stored(&[calibration]));
+    matches_today("v1", "change", &changes(&s));
+}
+
+#[test]
+fn stored_values_convert_back_into_the_same_records() {
+    let s = samples();
+    for d in &s.datasets {
+        assert_eq!(&crate::domain::Dataset::from_stored(d.to_stored()), d);
+    }
+    for j in &s.jobs {
+        assert_eq!(&crate::domain::TrainingJob::from_stored(j.to_stored()), j);
+    }
+    for a in &s.artifacts {
+        assert_eq!(&crate::domain::ModelArtifact::from_stored(a.to_stored()), a);
+    }
+    for n in &s.notifications {
+        assert_eq!(&crate::domain::Notification::from_stored(n.to_stored()), n);
+    }
+    assert_eq!(
+        crate::storage::journal::PendingUpload::from_stored(s.upload.to_stored()),
+        s.upload
+    );
+}

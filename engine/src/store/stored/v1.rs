@@ -1,0 +1,506 @@
+//! Version 1 of every stored record: the layout schema v5 wrote (bincode, standard config;
+//! fields in this order, enums by variant index). Frozen: a change of layout is a `v2` module
+//! with an upgrade step in `store::schema`, never an edit here. The golden tests in
+//! `super::golden` fail on any change of these bytes.
+
+use super::convert::{Convert, stored_enum, stored_struct};
+use crate::domain::*;
+use crate::ids::*;
+use crate::storage::Bucket;
+use crate::storage::journal::{DonePart, PendingUpload, SourceStamp};
+use crate::store::TokenRecord;
+use crate::training::Calibration;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// JSON kept as its text (bincode has no self-describing values).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JsonV1(pub serde_json::Value);
+
+impl Serialize for JsonV1 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonV1 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text)
+            .map(JsonV1)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Convert<JsonValue> for JsonV1 {
+    fn convert(self) -> JsonValue {
+        JsonValue(self.0)
+    }
+}
+
+impl Convert<JsonV1> for JsonValue {
+    fn convert(self) -> JsonV1 {
+        JsonV1(self.0)
+    }
+}
+
+// ---- datasets ----
+
+stored_enum!(DatasetStatusV1 <=> DatasetStatus {
+    Uploading,
+    Validating,
+    Ready,
+    Error
+});
+
+stored_enum!(DatasetFormatV1 <=> DatasetFormat {
+    BrightrunV4,
+    BrightrunFlat,
+    OpenaiChat,
+    Alpaca,
+    Sharegpt,
+    PromptCompletion,
+    Text,
+    Preference,
+    Kto,
+});
+
+stored_enum!(SeverityV1 <=> Severity { Error, Warning });
+
+stored_struct!(ValidationIssueV1 <=> ValidationIssue {
+    line: u64,
+    error: String,
+    suggestion: String,
+    severity: SeverityV1,
+});
+
+stored_struct!(DatasetStatisticsV1 <=> DatasetStatistics {
+    total_examples: u64,
+    total_training_pairs: u64,
+    total_validation_pairs: u64,
+    total_tokens: u64,
+    tokens_exact: bool,
+    avg_turns_per_conversation: f64,
+    avg_tokens_per_turn: f64,
+    tokens_p50: u64,
+    tokens_p95: u64,
+    tokens_max: u64,
+    duplicate_examples: u64,
+    examples_over_max_seq_length: u64,
+    max_seq_length: u32,
+    error_count: u64,
+    warning_count: u64,
+});
+
+stored_struct!(ChatMessageV1 <=> ChatMessage {
+    role: String,
+    content: String
+});
+
+stored_struct!(DatasetV1 <=> Dataset {
+    id: DatasetId,
+    user_id: UserId,
+    name: String,
+    description: Option<String>,
+    file_name: String,
+    file_size: u64,
+    format: Option<DatasetFormatV1>,
+    status: DatasetStatusV1,
+    storage_bucket: String,
+    storage_path: String,
+    sha256: Option<String>,
+    statistics: Option<DatasetStatisticsV1>,
+    total_training_pairs: Option<u64>,
+    total_validation_pairs: Option<u64>,
+    total_tokens: Option<u64>,
+    training_ready: bool,
+    validated_at: Option<Timestamp>,
+    validation_errors: Vec<ValidationIssueV1>,
+    sample_data: Vec<Vec<ChatMessageV1>>,
+    error_message: Option<String>,
+    source_path: Option<String>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    deleted_at: Option<Timestamp>,
+});
+
+// ---- training jobs ----
+
+stored_enum!(JobStatusV1 <=> JobStatus {
+    Queued,
+    Initializing,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+});
+
+stored_enum!(JobStageV1 <=> JobStage {
+    Queued,
+    Initializing,
+    Training,
+    Validating,
+    Saving,
+    Completed,
+});
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PresetIdV1 {
+    Fast,
+    Balanced,
+    Quality,
+    Custom,
+    User(String),
+}
+
+impl Convert<PresetId> for PresetIdV1 {
+    fn convert(self) -> PresetId {
+        match self {
+            Self::Fast => PresetId::Fast,
+            Self::Balanced => PresetId::Balanced,
+            Self::Quality => PresetId::Quality,
+            Self::Custom => PresetId::Custom,
+            Self::User(s) => PresetId::User(s),
+        }
+    }
+}
+
+impl Convert<PresetIdV1> for PresetId {
+    fn convert(self) -> PresetIdV1 {
+        match self {
+            Self::Fast => PresetIdV1::Fast,
+            Self::Balanced => PresetIdV1::Balanced,
+            Self::Quality => PresetIdV1::Quality,
+            Self::Custom => PresetIdV1::Custom,
+            Self::User(s) => PresetIdV1::User(s),
+        }
+    }
+}
+
+stored_enum!(SchedulerV1 <=> Scheduler {
+    Linear,
+    Cosine,
+    Constant,
+    ConstantWithWarmup,
+});
+
+stored_enum!(QuantizationV1 <=> Quantization { None, FourBit });
+
+stored_struct!(HyperparametersV1 <=> Hyperparameters {
+    base_model: String,
+    learning_rate: f64,
+    batch_size: u32,
+    gradient_accumulation_steps: u32,
+    epochs: u32,
+    lora_rank: u32,
+    lora_alpha: u32,
+    lora_dropout: f64,
+    target_modules: Vec<String>,
+    warmup_ratio: f64,
+    warmup_steps: Option<u32>,
+    weight_decay: f64,
+    scheduler: SchedulerV1,
+    max_seq_length: u32,
+    seed: u64,
+    use_validation: bool,
+    quantization: QuantizationV1,
+});
+
+stored_struct!(GpuConfigV1 <=> GpuConfig {
+    gpu_type: String,
+    gpu_count: u32,
+    price_per_gpu_hour: f64,
+    backend: String,
+});
+
+stored_struct!(CurrentMetricsV1 <=> CurrentMetrics {
+    training_loss: Option<f64>,
+    validation_loss: Option<f64>,
+    learning_rate: Option<f64>,
+    gradient_norm: Option<f64>,
+    throughput: Option<f64>,
+    gpu_utilization: Option<f64>,
+});
+
+stored_struct!(TrainingJobV1 <=> TrainingJob {
+    id: JobId,
+    user_id: UserId,
+    dataset_id: DatasetId,
+    preset_id: PresetIdV1,
+    hyperparameters: HyperparametersV1,
+    gpu_config: GpuConfigV1,
+    status: JobStatusV1,
+    current_stage: JobStageV1,
+    progress: f64,
+    current_epoch: u32,
+    total_epochs: u32,
+    current_step: u64,
+    total_steps: u64,
+    current_metrics: CurrentMetricsV1,
+    queued_at: Timestamp,
+    started_at: Option<Timestamp>,
+    completed_at: Option<Timestamp>,
+    estimated_completion_at: Option<Timestamp>,
+    estimated_cost: f64,
+    current_cost: f64,
+    final_cost: Option<f64>,
+    error_message: Option<String>,
+    error_detail: Option<String>,
+    retry_count: u32,
+    external_job_id: Option<String>,
+    event_cursor: u64,
+    artifact_id: Option<ArtifactId>,
+    retry_of: Option<JobId>,
+    last_event_at: Option<Timestamp>,
+    next_attempt_at: Option<Timestamp>,
+    first_training_loss: Option<f64>,
+    stall_notified: bool,
+    loss_warned: bool,
+    output_files: Vec<ArtifactFileV1>,
+    output_dir: Option<String>,
+    parameters_billions: Option<f64>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+});
+
+// ---- metrics points ----
+
+stored_struct!(MetricsPointV1 <=> MetricsPoint {
+    job_id: JobId,
+    timestamp: Timestamp,
+    epoch: f64,
+    step: u64,
+    training_loss: Option<f64>,
+    validation_loss: Option<f64>,
+    learning_rate: Option<f64>,
+    gradient_norm: Option<f64>,
+    throughput: Option<f64>,
+    gpu_utilization: Option<f64>,
+});
+
+// ---- model artifacts ----
+
+stored_enum!(ArtifactStatusV1 <=> ArtifactStatus {
+    Stored,
+    Deployed,
+    Archived
+});
+
+stored_enum!(ConvergenceV1 <=> Convergence {
+    Good,
+    Overfit,
+    Unknown
+});
+
+stored_struct!(QualityMetricsV1 <=> QualityMetrics {
+    final_training_loss: Option<f64>,
+    final_validation_loss: Option<f64>,
+    initial_training_loss: Option<f64>,
+    loss_reduction_percent: Option<f64>,
+    perplexity: Option<f64>,
+    convergence: ConvergenceV1,
+    quality_score: u8,
+});
+
+stored_struct!(TrainingSummaryV1 <=> TrainingSummary {
+    total_steps: u64,
+    epochs: u32,
+    duration_seconds: f64,
+    train_tokens: Option<u64>,
+    trainable_parameters: Option<u64>,
+    total_parameters: Option<u64>,
+    final_cost: f64,
+    gpu_type: String,
+    gpu_count: u32,
+});
+
+stored_struct!(ArtifactFileV1 <=> ArtifactFile {
+    path: String,
+    size: u64,
+    sha256: String,
+});
+
+stored_struct!(ModelArtifactV1 <=> ModelArtifact {
+    id: ArtifactId,
+    user_id: UserId,
+    job_id: JobId,
+    dataset_id: DatasetId,
+    name: String,
+    version: u32,
+    status: ArtifactStatusV1,
+    base_model: String,
+    quality_metrics: QualityMetricsV1,
+    training_summary: TrainingSummaryV1,
+    configuration: JsonV1,
+    storage_bucket: String,
+    storage_path: String,
+    files: Vec<ArtifactFileV1>,
+    parent_model_id: Option<ArtifactId>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    deleted_at: Option<Timestamp>,
+});
+
+// ---- costs ----
+
+stored_enum!(CostTypeV1 <=> CostType {
+    Compute,
+    Storage,
+    DataTransfer
+});
+
+stored_struct!(CostDetailsV1 <=> CostDetails {
+    gpu_type: Option<String>,
+    gpu_count: Option<u32>,
+    hours: Option<f64>,
+    gigabytes: Option<f64>,
+    description: Option<String>,
+});
+
+stored_struct!(CostRecordV1 <=> CostRecord {
+    id: CostRecordId,
+    user_id: UserId,
+    job_id: Option<JobId>,
+    cost_type: CostTypeV1,
+    amount: f64,
+    details: CostDetailsV1,
+    billing_period: String,
+    created_at: Timestamp,
+});
+
+// ---- notifications ----
+
+stored_enum!(PriorityV1 <=> Priority {
+    Low,
+    Medium,
+    High,
+    Critical
+});
+
+stored_enum!(NotificationTypeV1 <=> NotificationType {
+    DatasetReady,
+    DatasetError,
+    JobQueued,
+    JobStarted,
+    JobCompleted,
+    JobFailed,
+    JobCancelled,
+    JobStalled,
+    TrainingWarning,
+    ArtifactReady,
+    BudgetWarning,
+    BudgetExceeded,
+});
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkV1 {
+    Dataset(DatasetId),
+    Job(JobId),
+    Artifact(ArtifactId),
+    Costs,
+}
+
+impl Convert<Link> for LinkV1 {
+    fn convert(self) -> Link {
+        match self {
+            Self::Dataset(id) => Link::Dataset(id),
+            Self::Job(id) => Link::Job(id),
+            Self::Artifact(id) => Link::Artifact(id),
+            Self::Costs => Link::Costs,
+        }
+    }
+}
+
+impl Convert<LinkV1> for Link {
+    fn convert(self) -> LinkV1 {
+        match self {
+            Self::Dataset(id) => LinkV1::Dataset(id),
+            Self::Job(id) => LinkV1::Job(id),
+            Self::Artifact(id) => LinkV1::Artifact(id),
+            Self::Costs => LinkV1::Costs,
+        }
+    }
+}
+
+stored_struct!(NotificationV1 <=> Notification {
+    id: NotificationId,
+    user_id: UserId,
+    kind: NotificationTypeV1,
+    title: String,
+    message: String,
+    priority: PriorityV1,
+    read: bool,
+    link: Option<LinkV1>,
+    metadata: JsonV1,
+    created_at: Timestamp,
+});
+
+// ---- checkpoints ----
+
+stored_struct!(CheckpointV1 <=> Checkpoint {
+    id: CheckpointId,
+    job_id: JobId,
+    step: u64,
+    epoch: f64,
+    loss: Option<f64>,
+    storage_path: String,
+    created_at: Timestamp,
+});
+
+// ---- engine-private tables: tokens, the upload journal, calibration ----
+
+stored_struct!(TokenRecordV1 <=> TokenRecord {
+    id: String,
+    hash: [u8; 32],
+    user_id: UserId,
+    user_name: String,
+    created_at: Timestamp,
+    revoked_at: Option<Timestamp>,
+});
+
+stored_enum!(BucketV1 <=> Bucket { Datasets, Models });
+
+stored_struct!(SourceStampV1 <=> SourceStamp {
+    path: String,
+    size: u64,
+    modified_ns: i128,
+});
+
+stored_struct!(DonePartV1 <=> DonePart {
+    number: i32,
+    size: u64,
+    etag: String,
+    checksum_sha256: Option<String>,
+});
+
+stored_struct!(PendingUploadV1 <=> PendingUpload {
+    bucket: BucketV1,
+    path: String,
+    upload_id: String,
+    source: SourceStampV1,
+    part_size: u64,
+    checksums: bool,
+    parts: Vec<DonePartV1>,
+    started_at: Timestamp,
+});
+
+stored_struct!(CalibrationV1 <=> Calibration {
+    runs: u32,
+    tokens_per_sec: f64,
+});
+
+// ---- the change log ----
+
+/// A change as the log keeps it (with the time it was committed): the record variants of
+/// `EngineEvent`. bincode writes the variant index: the order is the layout.
+// Encoded and decoded one at a time and converted at once: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ChangeV1 {
+    Dataset(DatasetV1),
+    Job(TrainingJobV1),
+    Metrics(JobId, Vec<MetricsPointV1>),
+    Artifact(ModelArtifactV1),
+    Cost(CostRecordV1),
+    Notification(NotificationV1),
+    Checkpoint(CheckpointV1),
+}
