@@ -4,6 +4,7 @@
 //! drive it with no engine at all.
 
 use crate::action::Period;
+use brightrun_engine::api::ApiError;
 use brightrun_engine::domain::*;
 use brightrun_engine::ids::*;
 use std::path::PathBuf;
@@ -156,7 +157,8 @@ pub struct DirEntry {
     pub size: u64,
 }
 
-/// The answer to an effect (or a progress report while it runs).
+/// The answer to an effect (or a progress report while it runs). Engine answers carry the
+/// [`ApiError`] itself, so the dashboard acts on its code and reason, never on its text.
 #[derive(Clone, Debug)]
 pub enum Outcome {
     /// A fresh copy of everything (answer to [`Effect::Reload`]).
@@ -181,34 +183,34 @@ pub enum Outcome {
     },
     DatasetAdded {
         request: u64,
-        result: Result<Dataset, String>,
+        result: Result<Dataset, ApiError>,
     },
     /// Rename, describe, validate, delete.
     DatasetChanged {
         what: &'static str,
-        result: Result<Dataset, String>,
+        result: Result<Dataset, ApiError>,
     },
     JobDetail {
         job_id: JobId,
-        metrics: Result<Vec<MetricsPoint>, String>,
-        log: Result<Vec<String>, String>,
+        metrics: Result<Vec<MetricsPoint>, ApiError>,
+        log: Result<Vec<String>, ApiError>,
     },
     Estimate {
         seq: u64,
-        result: Result<EstimateView, String>,
+        result: Result<EstimateView, ApiError>,
     },
-    JobCreated(Result<TrainingJob, String>),
+    JobCreated(Result<TrainingJob, ApiError>),
     /// Cancel or retry.
     JobChanged {
         what: &'static str,
-        result: Result<TrainingJob, String>,
+        result: Result<TrainingJob, ApiError>,
     },
     Downloaded {
         request: u64,
         id: ArtifactId,
         to: PathBuf,
-        result: Result<Vec<PathBuf>, String>,
+        result: Result<Vec<PathBuf>, ApiError>,
     },
-    Costs(Result<CostsView, String>),
-    MarkedRead(Result<usize, String>),
+    Costs(Result<CostsView, ApiError>),
+    MarkedRead(Result<usize, ApiError>),
 }

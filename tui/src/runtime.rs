@@ -596,11 +596,6 @@ struct Executor {
     tx: mpsc::UnboundedSender<Outcome>,
 }
 
-/// An API error as the dashboard shows it.
-fn text(e: ApiError) -> String {
-    e.message
-}
-
 impl Executor {
     fn run(&self, effect: Effect) {
         let engine = self.api.clone();
@@ -679,16 +674,13 @@ impl Executor {
                             });
                         }
                     };
-                    let result = engine
-                        .add_dataset_file(&path, name, None, &progress)
-                        .await
-                        .map_err(text);
+                    let result = engine.add_dataset_file(&path, name, None, &progress).await;
                     send(Outcome::DatasetAdded { request, result });
                 });
             }
             Effect::ValidateDataset(id) => {
                 tokio::spawn(async move {
-                    let result = engine.validate_dataset(&id.to_string()).await.map_err(text);
+                    let result = engine.validate_dataset(&id.to_string()).await;
                     send(Outcome::DatasetChanged {
                         what: "validated",
                         result,
@@ -699,8 +691,7 @@ impl Executor {
                 tokio::spawn(async move {
                     let result = engine
                         .update_dataset(&id.to_string(), Some(name), None)
-                        .await
-                        .map_err(text);
+                        .await;
                     send(Outcome::DatasetChanged {
                         what: "renamed",
                         result,
@@ -711,8 +702,7 @@ impl Executor {
                 tokio::spawn(async move {
                     let result = engine
                         .update_dataset(&id.to_string(), None, Some(text))
-                        .await
-                        .map_err(self::text);
+                        .await;
                     send(Outcome::DatasetChanged {
                         what: "described",
                         result,
@@ -721,10 +711,7 @@ impl Executor {
             }
             Effect::DeleteDataset(id) => {
                 tokio::spawn(async move {
-                    let result = engine
-                        .delete_dataset(&id.to_string(), false)
-                        .await
-                        .map_err(text);
+                    let result = engine.delete_dataset(&id.to_string(), false).await;
                     send(Outcome::DatasetChanged {
                         what: "deleted",
                         result,
@@ -736,8 +723,7 @@ impl Executor {
                     let result = engine
                         .clean_dataset(&id.to_string(), true, None)
                         .await
-                        .map(|c| c.dataset)
-                        .map_err(text);
+                        .map(|c| c.dataset);
                     send(Outcome::DatasetChanged {
                         what: "cleaned",
                         result,
@@ -747,8 +733,8 @@ impl Executor {
             Effect::LoadJobDetail(job_id) => {
                 tokio::spawn(async move {
                     let id = job_id.to_string();
-                    let metrics = engine.metrics(&id, 0, None).await.map_err(text);
-                    let log = engine.job_logs(&id, LOG_TAIL).await.map_err(text);
+                    let metrics = engine.metrics(&id, 0, None).await;
+                    let log = engine.job_logs(&id, LOG_TAIL).await;
                     send(Outcome::JobDetail {
                         job_id,
                         metrics,
@@ -759,11 +745,7 @@ impl Executor {
             Effect::Estimate { seq, draft } => {
                 tokio::spawn(async move {
                     let req = request(draft);
-                    let result = engine
-                        .estimate(req)
-                        .await
-                        .map(|e| estimate_view(&e))
-                        .map_err(text);
+                    let result = engine.estimate(req).await.map(|e| estimate_view(&e));
                     send(Outcome::Estimate { seq, result });
                 });
             }
@@ -772,16 +754,13 @@ impl Executor {
                 confirm_over_budget,
             } => {
                 tokio::spawn(async move {
-                    let result = engine
-                        .create_job(request(draft), confirm_over_budget)
-                        .await
-                        .map_err(text);
+                    let result = engine.create_job(request(draft), confirm_over_budget).await;
                     send(Outcome::JobCreated(result));
                 });
             }
             Effect::CancelJob(id) => {
                 tokio::spawn(async move {
-                    let result = engine.cancel_job(&id.to_string()).await.map_err(text);
+                    let result = engine.cancel_job(&id.to_string()).await;
                     send(Outcome::JobChanged {
                         what: "cancelled",
                         result,
@@ -790,7 +769,7 @@ impl Executor {
             }
             Effect::RetryJob(id) => {
                 tokio::spawn(async move {
-                    let result = engine.retry_job(&id.to_string()).await.map_err(text);
+                    let result = engine.retry_job(&id.to_string()).await;
                     send(Outcome::JobChanged {
                         what: "retried",
                         result,
@@ -821,8 +800,7 @@ impl Executor {
                     };
                     let result = engine
                         .download_model(&id.to_string(), &to, force, &progress)
-                        .await
-                        .map_err(text);
+                        .await;
                     send(Outcome::Downloaded {
                         request,
                         id,
@@ -836,17 +814,13 @@ impl Executor {
                     let result = engine
                         .costs(to_engine_period(period))
                         .await
-                        .map(|r| costs_view(period, r.summary, r.month_spent))
-                        .map_err(text);
+                        .map(|r| costs_view(period, r.summary, r.month_spent));
                     send(Outcome::Costs(result));
                 });
             }
             Effect::MarkRead(id) => {
                 tokio::spawn(async move {
-                    let result = engine
-                        .mark_read(id.map(|i| i.to_string()))
-                        .await
-                        .map_err(text);
+                    let result = engine.mark_read(id.map(|i| i.to_string())).await;
                     send(Outcome::MarkedRead(result));
                 });
             }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use brightrun_engine::api::{ApiError, Reason};
 use brightrun_engine::domain::*;
 use brightrun_engine::events::{EngineEvent, Progress, ProgressTask};
 use brightrun_tui::effect::{DirEntry, TaskKey};
@@ -399,7 +400,7 @@ fn configure_checks_ranges_live_and_submits_with_the_cost() {
     // An older answer is ignored, the latest is shown.
     app.apply_outcome(Outcome::Estimate {
         seq: seq - 1,
-        result: Err("stale".into()),
+        result: Err(ApiError::unavailable("stale")),
     });
     app.apply_outcome(Outcome::Estimate {
         seq,
@@ -583,15 +584,52 @@ fn rename_and_download_prompts() {
         request,
         id: fixtures::artifact_id(2),
         to: PathBuf::from("/tmp/out"),
-        result: Err(
-            "a file already exists: /tmp/out/adapter_config.json; use --force to overwrite".into(),
-        ),
+        result: Err(ApiError::conflict(
+            Reason::FilesExist,
+            "a file already exists: /tmp/out/adapter_config.json; use --force to overwrite",
+        )
+        .with_details("a file already exists: /tmp/out/adapter_config.json")),
     });
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("Overwrite those files?"), "{screen}");
+    assert!(screen.contains("/tmp/out/adapter_config.json"), "{screen}");
+    assert!(
+        !screen.contains("--force"),
+        "the CLI's advice is not shown: {screen}"
+    );
     let fx = chr(&mut app, 'y');
     assert!(matches!(
         &fx[..],
         [Effect::DownloadArtifact { force: true, .. }]
     ));
+}
+
+/// The overwrite dialog follows the error's reason, not its wording: another conflict that
+/// happens to say "already exists" is shown as a failure, with no dialog.
+#[test]
+fn only_a_files_exist_reason_asks_to_overwrite() {
+    let mut app = app();
+    chr(&mut app, '4');
+    chr(&mut app, 'd');
+    if let Some(brightrun_tui::app::Overlay::Prompt { input, .. }) = &mut app.overlay {
+        input.set("/tmp/out");
+    }
+    let fx = key(&mut app, KeyCode::Enter);
+    let [Effect::DownloadArtifact { request, .. }] = &fx[..] else {
+        panic!("{fx:?}")
+    };
+    app.apply_outcome(Outcome::Downloaded {
+        request: *request,
+        id: fixtures::artifact_id(2),
+        to: PathBuf::from("/tmp/out"),
+        result: Err(ApiError::conflict(
+            Reason::InUse,
+            "the folder already exists and is used by another download",
+        )),
+    });
+    assert!(app.overlay.is_none(), "no dialog for another reason");
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("download failed"), "{screen}");
 }
 
 #[test]

@@ -307,13 +307,16 @@ pub trait Api: EngineApi {
                 } else {
                     ("files", "exist")
                 };
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
+                // The message is the CLI's; the dashboard asks instead, by the reason (and
+                // shows the files from `details`).
+                return Err(ApiError::conflict(
+                    Reason::FilesExist,
                     format!(
                         "{what} already {verb}: {}; use --force to overwrite",
                         existing.join(", ")
                     ),
-                ));
+                )
+                .with_details(format!("{what} already {verb}: {}", existing.join(", "))));
             }
         }
         let mut done = 0u64;

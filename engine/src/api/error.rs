@@ -69,6 +69,59 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// Why a request was refused, for the clients that act on it (the dashboard's overwrite
+/// dialog, a script that confirms a budget, a retry loop): clients branch on this, never on
+/// the message. Stable across versions (the wire form is snake_case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Files at the destination would be overwritten: ask, then send again with `force`.
+    FilesExist,
+    /// The run would take the month past its budget: confirm to go over it.
+    OverBudget,
+    /// The dataset is still uploading or validating, or was found invalid.
+    DatasetNotReady,
+    /// The record is used by active jobs: cancel them first.
+    InUse,
+    /// The record was deleted meanwhile.
+    Deleted,
+    /// The job has already finished (completed, failed or cancelled).
+    AlreadyFinished,
+    /// Only failed or cancelled jobs can be retried.
+    NotRetryable,
+    /// An upload of this dataset is already running.
+    UploadInProgress,
+    /// The dataset is not in the state the request needs (an upload to a dataset that is
+    /// not uploading, a resume with nothing to resume).
+    WrongState,
+    /// The record is damaged (`brightrun doctor --repair` quarantines it).
+    Corrupt,
+    /// The store was written by a newer BrightRun.
+    SchemaTooNew,
+    /// The store and config.toml disagree about whose records these are, or the store is
+    /// missing beside its data.
+    Profile,
+}
+
+impl Reason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::FilesExist => "files_exist",
+            Self::OverBudget => "over_budget",
+            Self::DatasetNotReady => "dataset_not_ready",
+            Self::InUse => "in_use",
+            Self::Deleted => "deleted",
+            Self::AlreadyFinished => "already_finished",
+            Self::NotRetryable => "not_retryable",
+            Self::UploadInProgress => "upload_in_progress",
+            Self::WrongState => "wrong_state",
+            Self::Corrupt => "corrupt",
+            Self::SchemaTooNew => "schema_too_new",
+            Self::Profile => "profile",
+        }
+    }
+}
+
 /// An error from the engine API.
 #[derive(
     Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error, schemars::JsonSchema,
@@ -83,6 +136,9 @@ pub struct ApiError {
     /// More about it, for people (the seed's `details`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
+    /// For `conflict`: why, for clients that act on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
 }
 
 impl ApiError {
@@ -92,6 +148,14 @@ impl ApiError {
             message: message.into(),
             field: None,
             details: None,
+            reason: None,
+        }
+    }
+    /// A `conflict` with its reason.
+    pub fn conflict(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason: Some(reason),
+            ..Self::new(ErrorCode::Conflict, message)
         }
     }
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -131,10 +195,12 @@ impl ApiError {
         let code = match e {
             EngineError::NotFound { .. } => ErrorCode::NotFound,
             EngineError::Ambiguous { .. } => ErrorCode::Ambiguous,
-            EngineError::Conflict(_)
-            | EngineError::ProfileMismatch { .. }
+            EngineError::Conflict { reason, .. } => return ApiError::conflict(*reason, message),
+            EngineError::ProfileMismatch { .. }
             | EngineError::ProfileUnknown { .. }
-            | EngineError::StoreMissing { .. } => ErrorCode::Conflict,
+            | EngineError::StoreMissing { .. } => {
+                return ApiError::conflict(Reason::Profile, message);
+            }
             EngineError::Invalid(_) | EngineError::Config(_) | EngineError::Secrets(_) => {
                 ErrorCode::Invalid
             }
@@ -142,10 +208,14 @@ impl ApiError {
                 return ApiError::invalid(field.clone(), message);
             }
             EngineError::Store(StoreError::Locked { .. }) => ErrorCode::Unavailable,
-            EngineError::Store(StoreError::SchemaTooNew { .. }) => ErrorCode::Conflict,
+            EngineError::Store(StoreError::SchemaTooNew { .. }) => {
+                return ApiError::conflict(Reason::SchemaTooNew, message);
+            }
             EngineError::Store(StoreError::NoBackup { .. }) => ErrorCode::NotFound,
             // The request is fine; this one record cannot be used (the message says what to do).
-            EngineError::Store(StoreError::Corrupt { .. }) => ErrorCode::Conflict,
+            EngineError::Store(StoreError::Corrupt { .. }) => {
+                return ApiError::conflict(Reason::Corrupt, message);
+            }
             EngineError::Store(_) => ErrorCode::Unavailable,
             EngineError::Storage(crate::storage::StorageError::TooLarge { .. })
             | EngineError::Storage(crate::storage::StorageError::BadPath { .. }) => {
@@ -214,7 +284,43 @@ mod tests {
             (e.code, e.field.as_deref()),
             (ErrorCode::Invalid, Some("learning_rate"))
         );
-        let e: ApiError = EngineError::Conflict("in use".into()).into();
-        assert_eq!(e.code, ErrorCode::Conflict);
+        let e: ApiError = EngineError::conflict(Reason::InUse, "in use").into();
+        assert_eq!(
+            (e.code, e.reason),
+            (ErrorCode::Conflict, Some(Reason::InUse))
+        );
+    }
+
+    #[test]
+    fn reasons_have_stable_wire_names_and_cross_the_wire() {
+        for r in [
+            Reason::FilesExist,
+            Reason::OverBudget,
+            Reason::DatasetNotReady,
+            Reason::InUse,
+            Reason::Deleted,
+            Reason::AlreadyFinished,
+            Reason::NotRetryable,
+            Reason::UploadInProgress,
+            Reason::WrongState,
+            Reason::Corrupt,
+            Reason::SchemaTooNew,
+            Reason::Profile,
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+            let e = ApiError::conflict(r, "refused");
+            let back: ApiError = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+            assert_eq!(back, e);
+        }
+        // An error without a reason (or from an older engine) has none.
+        let old: ApiError =
+            serde_json::from_str(r#"{"code":"conflict","message":"refused"}"#).unwrap();
+        assert_eq!(old.reason, None);
+        let store: ApiError = StoreError::SchemaTooNew {
+            found: 9,
+            supported: 5,
+        }
+        .into();
+        assert_eq!(store.reason, Some(Reason::SchemaTooNew));
     }
 }

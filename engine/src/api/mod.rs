@@ -19,7 +19,7 @@ pub mod server;
 mod tokens;
 
 pub use client::Api;
-pub use error::{ApiError, ErrorCode};
+pub use error::{ApiError, ErrorCode, Reason};
 pub use feed::{change_feed, live_feed};
 pub use local::LocalApi;
 pub use messages::*;

@@ -72,6 +72,9 @@ struct ErrorBody {
     code: Option<ErrorCode>,
     #[serde(default)]
     field: Option<String>,
+    /// Absent from older engines and from bodies that are not ours: then none.
+    #[serde(default)]
+    reason: Option<Reason>,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +177,7 @@ fn error_from(status: u16, body: &[u8]) -> ApiError {
             message: b.error,
             field: b.field,
             details: b.details,
+            reason: b.reason,
         },
         Err(_) => ApiError::new(
             fallback,
@@ -321,6 +325,11 @@ mod tests {
         assert_eq!(e.code, ErrorCode::Invalid);
         assert_eq!(e.field.as_deref(), Some("learning_rate"));
         assert_eq!(e.details.as_deref(), Some("1e-5..1e-3"));
+        let e = error_from(
+            409,
+            br#"{"error":"files exist","code":"conflict","reason":"files_exist"}"#,
+        );
+        assert_eq!(e.reason, Some(Reason::FilesExist));
         // A proxy's HTML page still gets a code from its status.
         assert_eq!(
             error_from(502, b"<html>bad gateway</html>").code,

@@ -3,6 +3,7 @@
 
 use super::notify::notify;
 use super::{Engine, EngineError, Result};
+use crate::api::Reason;
 use crate::domain::*;
 use crate::events::{EngineEvent, Progress, ProgressTask};
 use crate::ids::*;
@@ -80,10 +81,10 @@ impl Engine {
         // One upload of a dataset at a time: the validation task's resume of `uploading`
         // datasets must not start a second one beside a running `datasets add`.
         if !self.inner.uploads.lock().expect("uploads lock").insert(id) {
-            return Err(EngineError::Conflict(format!(
-                "dataset {} is already being uploaded",
-                id.short()
-            )));
+            return Err(EngineError::conflict(
+                Reason::UploadInProgress,
+                format!("dataset {} is already being uploaded", id.short()),
+            ));
         }
         if dataset.error_message.take().is_some() {
             // It uploads again: the note that it was interrupted no longer holds.
@@ -413,10 +414,10 @@ impl Engine {
             return Ok(dataset);
         }
         if dataset.status == DatasetStatus::Uploading {
-            return Err(EngineError::Conflict(format!(
-                "dataset {} is still uploading",
-                id.short()
-            )));
+            return Err(EngineError::conflict(
+                Reason::DatasetNotReady,
+                format!("dataset {} is still uploading", id.short()),
+            ));
         }
         let Some(path) = self
             .inner
@@ -639,13 +640,16 @@ impl Engine {
                 .map(|j| format!("{} ({})", j.id.short(), j.status.as_str()))
                 .collect();
             if !active.is_empty() {
-                return Ok(Err(EngineError::Conflict(format!(
-                    "dataset {} is used by active job{} {}; cancel {} first",
-                    id.short(),
-                    if active.len() == 1 { "" } else { "s" },
-                    active.join(", "),
-                    if active.len() == 1 { "it" } else { "them" },
-                ))));
+                return Ok(Err(EngineError::conflict(
+                    Reason::InUse,
+                    format!(
+                        "dataset {} is used by active job{} {}; cancel {} first",
+                        id.short(),
+                        if active.len() == 1 { "" } else { "s" },
+                        active.join(", "),
+                        if active.len() == 1 { "it" } else { "them" },
+                    ),
+                )));
             }
             if d.deleted_at.is_none() {
                 d.deleted_at = Some(now());
@@ -686,17 +690,20 @@ impl Engine {
     ) -> Result<Dataset> {
         let mut d = self.dataset(self.resolve_dataset(query)?)?;
         if d.status != DatasetStatus::Uploading {
-            return Err(EngineError::Conflict(format!(
-                "dataset {} is {}, not uploading; nothing to resume",
-                d.id.short(),
-                d.status.as_str()
-            )));
+            return Err(EngineError::conflict(
+                Reason::WrongState,
+                format!(
+                    "dataset {} is {}, not uploading; nothing to resume",
+                    d.id.short(),
+                    d.status.as_str()
+                ),
+            ));
         }
         if self.awaiting_upload(&d) {
-            return Err(EngineError::Conflict(format!(
-                "dataset {} is being uploaded right now",
-                d.id.short()
-            )));
+            return Err(EngineError::conflict(
+                Reason::UploadInProgress,
+                format!("dataset {} is being uploaded right now", d.id.short()),
+            ));
         }
         let source = d.source_path.clone().unwrap_or_default();
         if source.is_empty() || !Path::new(&source).is_file() {

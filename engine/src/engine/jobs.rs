@@ -3,6 +3,7 @@
 use super::notify::notify;
 use super::resolve::{IdKind, pick};
 use super::{Engine, EngineError, Result};
+use crate::api::Reason;
 use crate::domain::*;
 use crate::hardware::LocalHardware;
 use crate::ids::*;
@@ -234,11 +235,14 @@ impl Engine {
 
     fn estimate_resolved(&self, r: &Resolved) -> Result<Estimate> {
         if r.dataset.status != DatasetStatus::Ready || !r.dataset.training_ready {
-            return Err(EngineError::Conflict(format!(
-                "dataset {} is {}, not ready for training",
-                r.dataset.id.short(),
-                r.dataset.status.phrase()
-            )));
+            return Err(EngineError::conflict(
+                Reason::DatasetNotReady,
+                format!(
+                    "dataset {} is {}, not ready for training",
+                    r.dataset.id.short(),
+                    r.dataset.status.phrase()
+                ),
+            ));
         }
         // Tokens as the job's base model counts them, when its tokenizer is available.
         let stats = self
@@ -302,10 +306,13 @@ impl Engine {
         let est = self.estimate_resolved(&r)?;
         if est.needs_budget_confirmation() && !confirm_over_budget {
             let b = est.budget.as_ref().expect("checked");
-            return Err(EngineError::Conflict(format!(
-                "this run (about ${:.2}) would take the month to ${:.2} of its ${:.2} budget; confirm to go over it",
-                est.estimated_cost, b.after_this_run, b.monthly_budget
-            )));
+            return Err(EngineError::conflict(
+                Reason::OverBudget,
+                format!(
+                    "this run (about ${:.2}) would take the month to ${:.2} of its ${:.2} budget; confirm to go over it",
+                    est.estimated_cost, b.after_this_run, b.monthly_budget
+                ),
+            ));
         }
         let job = TrainingJob::new_queued(
             self.user,
@@ -334,17 +341,23 @@ impl Engine {
             match w.get::<Dataset>(&job.dataset_id.bytes())? {
                 Some(d) if d.deleted_at.is_none() && d.status == DatasetStatus::Ready => {}
                 Some(d) if d.deleted_at.is_none() => {
-                    return Ok(Err(EngineError::Conflict(format!(
-                        "dataset {} is {} now, not ready; the job was not created",
-                        d.id.short(),
-                        d.status.as_str()
-                    ))));
+                    return Ok(Err(EngineError::conflict(
+                        Reason::DatasetNotReady,
+                        format!(
+                            "dataset {} is {} now, not ready; the job was not created",
+                            d.id.short(),
+                            d.status.as_str()
+                        ),
+                    )));
                 }
                 _ => {
-                    return Ok(Err(EngineError::Conflict(format!(
-                        "dataset {} was deleted meanwhile; the job was not created",
-                        job.dataset_id.short()
-                    ))));
+                    return Ok(Err(EngineError::conflict(
+                        Reason::Deleted,
+                        format!(
+                            "dataset {} was deleted meanwhile; the job was not created",
+                            job.dataset_id.short()
+                        ),
+                    )));
                 }
             }
             w.put(job)?;
@@ -447,7 +460,10 @@ impl Engine {
     pub async fn cancel_job(&self, id: JobId) -> Result<TrainingJob> {
         let job = self.job(id)?;
         let already = |status: JobStatus| {
-            EngineError::Conflict(format!("job {} is already {}", id.short(), status.as_str()))
+            EngineError::conflict(
+                Reason::AlreadyFinished,
+                format!("job {} is already {}", id.short(), status.as_str()),
+            )
         };
         if job.status.is_terminal() {
             return Err(already(job.status));
@@ -470,19 +486,25 @@ impl Engine {
     pub async fn retry_job(&self, id: JobId) -> Result<TrainingJob> {
         let old = self.job(id)?;
         if !matches!(old.status, JobStatus::Failed | JobStatus::Cancelled) {
-            return Err(EngineError::Conflict(format!(
-                "job {} is {}; only failed or cancelled jobs can be retried",
-                id.short(),
-                old.status.as_str()
-            )));
+            return Err(EngineError::conflict(
+                Reason::NotRetryable,
+                format!(
+                    "job {} is {}; only failed or cancelled jobs can be retried",
+                    id.short(),
+                    old.status.as_str()
+                ),
+            ));
         }
         let dataset = self.dataset(old.dataset_id)?;
         if dataset.status != DatasetStatus::Ready {
-            return Err(EngineError::Conflict(format!(
-                "dataset {} is {}, not ready",
-                dataset.id.short(),
-                dataset.status.phrase()
-            )));
+            return Err(EngineError::conflict(
+                Reason::DatasetNotReady,
+                format!(
+                    "dataset {} is {}, not ready",
+                    dataset.id.short(),
+                    dataset.status.phrase()
+                ),
+            ));
         }
         let mut job = TrainingJob::new_queued(
             old.user_id,

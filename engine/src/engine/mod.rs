@@ -66,8 +66,12 @@ pub enum EngineError {
     /// A request field is wrong: `field` names it for API clients.
     #[error("{message}")]
     InvalidField { field: String, message: String },
-    #[error("{0}")]
-    Conflict(String),
+    /// The request is valid but the state refuses it; `reason` says why, for clients.
+    #[error("{message}")]
+    Conflict {
+        reason: crate::api::Reason,
+        message: String,
+    },
     /// The store was made under another profile user id than config.toml names: opening it
     /// would hide every record and give new ones a stranger's id.
     #[error(
@@ -109,6 +113,13 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    pub fn conflict(reason: crate::api::Reason, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            reason,
+            message: message.into(),
+        }
+    }
+
     /// Errors about what the user asked (as opposed to the machine failing): exit status 2.
     pub fn is_usage(&self) -> bool {
         matches!(
@@ -120,7 +131,7 @@ impl EngineError {
                 | Self::StoreMissing { .. }
                 | Self::Invalid(_)
                 | Self::InvalidField { .. }
-                | Self::Conflict(_)
+                | Self::Conflict { .. }
                 | Self::Mirror(crate::mirror::MirrorError::NotConfigured)
                 | Self::Mirror(crate::mirror::MirrorError::BadUrl(_))
         )

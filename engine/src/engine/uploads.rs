@@ -3,6 +3,7 @@
 //! body is stored as it arrives, and the dataset then moves to `validating`.
 
 use super::{Engine, EngineError, NewDataset, Result};
+use crate::api::Reason;
 use crate::domain::*;
 use crate::events::{EngineEvent, Progress, ProgressTask};
 use crate::ids::*;
@@ -124,17 +125,20 @@ impl Engine {
     ) -> Result<Dataset> {
         let mut dataset = self.dataset(id)?;
         if dataset.status != DatasetStatus::Uploading {
-            return Err(EngineError::Conflict(format!(
-                "dataset {} is {}, not waiting for an upload",
-                id.short(),
-                dataset.status.as_str()
-            )));
+            return Err(EngineError::conflict(
+                Reason::WrongState,
+                format!(
+                    "dataset {} is {}, not waiting for an upload",
+                    id.short(),
+                    dataset.status.as_str()
+                ),
+            ));
         }
         if !self.inner.uploads.lock().expect("uploads lock").insert(id) {
-            return Err(EngineError::Conflict(format!(
-                "dataset {} is already being uploaded",
-                id.short()
-            )));
+            return Err(EngineError::conflict(
+                Reason::UploadInProgress,
+                format!("dataset {} is already being uploaded", id.short()),
+            ));
         }
         let store = self.inner.store.clone();
         let report = move |done: u64, total: u64| {

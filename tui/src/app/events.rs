@@ -6,6 +6,7 @@ use crate::effect::*;
 use crate::sanitize::one_line;
 use crate::state::*;
 use crate::tabs::Focus;
+use brightrun_engine::api::Reason;
 use brightrun_engine::domain::*;
 use brightrun_engine::events::{EngineEvent, ProgressTask};
 use std::sync::Arc;
@@ -314,7 +315,7 @@ impl App {
                         loaded.merge(&d.series);
                         d.series = loaded;
                     }
-                    Err(e) => d.load_error = Some(one_line(&e).into_owned()),
+                    Err(e) => d.load_error = Some(one_line(&e.message).into_owned()),
                 }
                 match log {
                     Ok(lines) => {
@@ -326,7 +327,7 @@ impl App {
                             d.push_log(l);
                         }
                     }
-                    Err(e) => d.push_log(format!("(log unavailable: {})", one_line(&e))),
+                    Err(e) => d.push_log(format!("(log unavailable: {})", one_line(&e.message))),
                 }
                 Vec::new()
             }
@@ -401,12 +402,16 @@ impl App {
                         ),
                         Level::Success,
                     ),
-                    Err(e) if e.contains("already exist") => {
-                        // The CLI's advice (--force) is not a key here: the dialog asks instead.
-                        let e = e.split("; use --force").next().unwrap_or(&e).to_string();
+                    Err(e) if e.reason == Some(Reason::FilesExist) => {
+                        // The CLI's advice (--force) is not a key here: the dialog asks instead,
+                        // naming the files (the error's details; its message as a fallback).
+                        let files = e.details.as_deref().unwrap_or(&e.message);
                         self.overlay = Some(Overlay::Confirm {
                             title: "Overwrite?".into(),
-                            lines: vec![one_line(&e).into_owned(), "Overwrite those files?".into()],
+                            lines: vec![
+                                one_line(files).into_owned(),
+                                "Overwrite those files?".into(),
+                            ],
                             on_yes: Confirmed::OverwriteDownload { id, to },
                         });
                     }

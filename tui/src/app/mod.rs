@@ -21,7 +21,7 @@ pub use bottom::Bottom;
 pub use command::{Command, complete, parse_command};
 pub use files::FileBrowser;
 pub use overlay::{Confirmed, Overlay, PickTarget, PromptKind};
-pub use shared::{Hits, Message, Settings, Shared, TaskInfo, Toast};
+pub use shared::{Cause, Hits, Message, Settings, Shared, TaskInfo, Toast};
 
 use crate::action::{Action, Period, Tab};
 use crate::effect::*;

@@ -30,6 +30,16 @@ pub struct Message {
     pub at: Timestamp,
     /// The tab it was said on: a hint or warning about one view goes when another is shown.
     pub tab: Tab,
+    /// What it is about, when fixing that should clear it: the view that said it clears it
+    /// by this, never by matching its text.
+    pub cause: Option<Cause>,
+}
+
+/// What a status message is about (see [`Message::cause`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// A problem with a value of the Configure form.
+    ConfigureForm,
 }
 
 /// Where a list's selection goes.
@@ -261,11 +271,21 @@ impl Shared {
     }
 
     pub fn notify_user(&mut self, text: impl Into<String>, level: Level) {
+        self.say(text.into(), level, None);
+    }
+
+    /// A message about `cause`, which the view that said it clears once the cause is gone.
+    pub fn notify_about(&mut self, cause: Cause, text: impl Into<String>, level: Level) {
+        self.say(text.into(), level, Some(cause));
+    }
+
+    fn say(&mut self, text: String, level: Level, cause: Option<Cause>) {
         self.message = Some(Message {
-            text: one_line(&text.into()).into_owned(),
+            text: one_line(&text).into_owned(),
             level,
             at: self.now,
             tab: self.tab,
+            cause,
         });
         self.dirty = true;
     }

@@ -4,12 +4,13 @@
 
 use super::{Component, Handled, TabHits};
 use crate::action::Action;
-use crate::app::{Confirmed, Overlay, PickTarget, Settings, Shared};
+use crate::app::{Cause, Confirmed, Overlay, PickTarget, Settings, Shared};
 use crate::effect::{Effect, EstimateView, JobDraft, Level};
 use crate::format;
 use crate::input::Input;
 use crate::state::Collection;
 use crate::ui::{kv, panel};
+use brightrun_engine::api::ApiError;
 use brightrun_engine::domain::*;
 use brightrun_engine::events::EngineEvent;
 use brightrun_engine::ids::DatasetId;
@@ -68,8 +69,6 @@ pub struct ConfigureTab {
     pub parameters_billions_error: Option<String>,
     /// The base models whose size is known, for the base_model picker.
     pub base_models: Vec<ModelSize>,
-    /// Form problems said in the status bar, so the message goes when they are fixed.
-    pub form_messages: Vec<String>,
 }
 
 /// The row of `base_model` in `FIELDS`.
@@ -157,7 +156,6 @@ impl ConfigureTab {
             parameters_billions: String::new(),
             parameters_billions_error: None,
             base_models,
-            form_messages: Vec::new(),
         };
         s.load_preset();
         s
@@ -302,7 +300,7 @@ impl ConfigureTab {
         })
     }
 
-    pub fn estimate_done(&mut self, seq: u64, result: Result<EstimateView, String>) {
+    pub fn estimate_done(&mut self, seq: u64, result: Result<EstimateView, ApiError>) {
         if seq == self.estimate_seq {
             let clean = |s: &mut String| {
                 *s = crate::sanitize::one_line(s).into_owned();
@@ -317,7 +315,7 @@ impl ConfigureTab {
                     }
                     e
                 })
-                .map_err(|e| crate::sanitize::one_line(&e).into_owned());
+                .map_err(|e| crate::sanitize::one_line(&e.message).into_owned());
             self.estimate = Some(result);
             self.estimate_pending = false;
         }
@@ -741,8 +739,7 @@ impl ConfigureTab {
                 KeyCode::Enter | KeyCode::Tab => {
                     let fx = self.changed();
                     if let Some(e) = self.error_of(row).cloned() {
-                        self.form_messages.push(e.clone());
-                        s.notify_user(e, Level::Warning);
+                        s.notify_about(Cause::ConfigureForm, e, Level::Warning);
                     }
                     return fx;
                 }
@@ -772,8 +769,11 @@ impl ConfigureTab {
     fn submit(&mut self, s: &mut Shared) -> Vec<Effect> {
         if !self.recheck() {
             let e = self.first_error().unwrap_or_default();
-            self.form_messages.push(e.clone());
-            s.notify_user(format!("fix the form first: {e}"), Level::Error);
+            s.notify_about(
+                Cause::ConfigureForm,
+                format!("fix the form first: {e}"),
+                Level::Error,
+            );
             return Vec::new();
         }
         let Some(draft) = self.draft() else {
@@ -849,17 +849,11 @@ impl Component for ConfigureTab {
         };
         // A message about a form problem goes once the problem is fixed.
         if let Some(m) = &s.message
-            && m.tab == crate::action::Tab::Configure
-            && m.level != Level::Success
+            && m.cause == Some(Cause::ConfigureForm)
             && self.first_error().is_none()
-            && self
-                .form_messages
-                .iter()
-                .any(|e| m.text.contains(e.as_str()))
         {
             s.message = None;
             s.dirty = true;
-            self.form_messages.clear();
         }
         out
     }

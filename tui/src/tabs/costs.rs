@@ -8,6 +8,7 @@ use crate::app::Shared;
 use crate::effect::{CostsView, Effect, Level};
 use crate::format;
 use crate::ui::panel;
+use brightrun_engine::api::ApiError;
 use brightrun_engine::domain::NotificationType;
 use brightrun_engine::events::EngineEvent;
 use ratatui::Frame;
@@ -61,7 +62,7 @@ impl CostsTab {
     }
 
     /// The answer to [`CostsTab::load`]; asks again when the period changed meanwhile.
-    pub fn loaded(&mut self, result: Result<CostsView, String>, s: &mut Shared) -> Vec<Effect> {
+    pub fn loaded(&mut self, result: Result<CostsView, ApiError>, s: &mut Shared) -> Vec<Effect> {
         self.loading = false;
         match result {
             Ok(c) => {

@@ -8,7 +8,7 @@
 //! - `GET /api/events?after=SEQ` (the change log) and `GET /api/live` as server-sent events;
 //! - `GET /metrics` in Prometheus text.
 //!
-//! Errors are `{"error", "details", "code", "field"}` with the code's HTTP status.
+//! Errors are `{"error", "details", "code", "field", "reason"}` with the code's HTTP status.
 
 mod auth;
 mod metrics;
@@ -60,6 +60,7 @@ impl IntoResponse for HttpError {
             "details": e.details,
             "code": e.code,
             "field": e.field,
+            "reason": e.reason,
         });
         (status, axum::Json(body)).into_response()
     }
