@@ -318,7 +318,9 @@ fn two_users_over_tcp_see_only_their_own_records_on_every_route() {
 
 /// Follows the change log like a dashboard does, reconnecting from its last seq; returns
 /// every seq it saw.
-async fn follow(api: RemoteApi, stop: tokio::sync::watch::Receiver<bool>) -> Vec<u64> {
+/// Stops once it has seen the seq sent on `until`.
+async fn follow(api: RemoteApi, until: tokio::sync::watch::Receiver<Option<u64>>) -> Vec<u64> {
+    let done = |last: u64| until.borrow().is_some_and(|t| last >= t);
     let mut seen = Vec::new();
     let mut last = api
         .call(brightrun_engine::api::Request::Hello)
@@ -328,16 +330,21 @@ async fn follow(api: RemoteApi, stop: tokio::sync::watch::Receiver<bool>) -> Vec
             _ => 0,
         })
         .unwrap_or(0);
-    while !*stop.borrow() {
+    while !done(last) {
         match api.changes(last).await {
             Ok(mut feed) => loop {
                 tokio::select! {
                     c = feed.next() => match c {
-                        Some(Ok(c)) => { last = c.seq; seen.push(c.seq); }
+                        Some(Ok(c)) => {
+                            last = c.seq;
+                            seen.push(c.seq);
+                            if done(last) { return seen; }
+                        }
                         Some(Err(e)) => { assert_eq!(e.code, ErrorCode::Unavailable, "{e}"); break; }
                         None => break,
                     },
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => if *stop.borrow() { return seen; },
+                    // The target may be set while the feed is quiet.
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => if done(last) { return seen; },
                 }
             },
             Err(e) => {
@@ -396,7 +403,7 @@ fn clients_stay_live_and_survive_a_killed_daemon() {
     }
     // A client of the change log that reconnects, like the dashboards do.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(None);
     let sock = home.path().join("state/engine.sock");
     let follower = rt.spawn(follow(
         RemoteApi::new(EngineAddress::Unix(sock), None).unwrap(),
@@ -445,10 +452,12 @@ fn clients_stay_live_and_survive_a_killed_daemon() {
             other => panic!("{other:?}"),
         }
     });
-    // Give the follower a moment to receive the last change, then stop it.
-    std::thread::sleep(Duration::from_millis(500));
-    stop_tx.send(true).unwrap();
-    let seqs = rt.block_on(follower).unwrap();
+    // The follower stops once it has received the last change (or the test fails after 60 s).
+    stop_tx.send(Some(last)).unwrap();
+    let seqs = rt
+        .block_on(tokio::time::timeout(Duration::from_secs(60), follower))
+        .expect("the follower reaches the last seq")
+        .unwrap();
     assert_eq!(seqs.last(), Some(&last), "the follower is caught up");
     let contiguous: Vec<u64> = (seqs[0]..seqs[0] + seqs.len() as u64).collect();
     assert_eq!(

@@ -124,7 +124,7 @@ async fn pump(engine: Engine, mut last: u64, mut rx: broadcast::Receiver<Arc<Seq
             let store = engine.store().clone();
             let from = last;
             let batch =
-                tokio::task::spawn_blocking(move || store.changes_after(from, REPLAY_BATCH)).await;
+                crate::store::off_runtime(move || store.changes_after(from, REPLAY_BATCH)).await;
             let batch = match batch {
                 Ok(Ok(b)) => b,
                 Ok(Err(e)) => {

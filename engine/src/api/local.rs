@@ -59,7 +59,7 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let e = engine.clone();
-    tokio::task::spawn_blocking(move || f(&e))
+    crate::store::off_runtime(move || f(&e))
         .await
         .map_err(|e| ApiError::internal(format!("engine task failed: {e}")))?
         .map_err(ApiError::from)
@@ -500,7 +500,7 @@ impl LocalApi {
                 check_field("user", user.as_deref().unwrap_or(""))?;
                 let tokens = self.tokens.clone();
                 Reply::Token(
-                    tokio::task::spawn_blocking(move || tokens.create(user.as_deref()))
+                    crate::store::off_runtime(move || tokens.create(user.as_deref()))
                         .await
                         .map_err(|e| ApiError::internal(e.to_string()))??,
                 )

@@ -86,7 +86,7 @@ impl Engine {
         let drop_duplicates = opts.drop_duplicates;
         let out = out_path.clone();
         let src = path.clone();
-        let work = tokio::task::spawn_blocking(move || {
+        let work = crate::store::off_runtime(move || {
             clean_file(&src, &out, &file_name, &opts_v, drop_duplicates)
         })
         .await

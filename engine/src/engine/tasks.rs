@@ -20,7 +20,7 @@ pub(crate) fn spawn_all(engine: Engine) -> tokio::task::JoinHandle<()> {
             // A mirror turned off must not hold the change log back for ever.
             let store = engine.inner.store.clone();
             let forgot =
-                tokio::task::spawn_blocking(move || store.forget_consumer(crate::mirror::CONSUMER))
+                crate::store::off_runtime(move || store.forget_consumer(crate::mirror::CONSUMER))
                     .await;
             if let Ok(Ok(true)) = forgot {
                 tracing::info!("mirror: off; the change log no longer waits for it");
@@ -105,10 +105,8 @@ async fn housekeeping_loop(engine: Engine) {
                 .min(1 << 30) as i64,
         );
         let store = engine.inner.store.clone();
-        match tokio::task::spawn_blocking(move || {
-            store.compact_changes(crate::domain::now() - keep)
-        })
-        .await
+        match crate::store::off_runtime(move || store.compact_changes(crate::domain::now() - keep))
+            .await
         {
             Ok(Ok(n)) if n > 0 => tracing::info!("change log: compacted {n} entries"),
             Ok(Err(e)) => tracing::error!("change log compaction: {e}"),

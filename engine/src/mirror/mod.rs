@@ -336,7 +336,7 @@ struct Mirror {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, MirrorError> {
-    tokio::task::spawn_blocking(f)
+    crate::store::off_runtime(f)
         .await
         .map_err(|_| MirrorError::Stopped)?
         .map_err(MirrorError::from)

@@ -175,7 +175,7 @@ pub(crate) async fn verify(engine: &Engine, target: &Target) -> Result<VerifyRep
     let client = target.connect().await?;
     let origin = engine.profile_user().0;
     let store = engine.store().clone();
-    let local = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+    let local = crate::store::off_runtime(move || -> Result<_, StoreError> {
         Ok((
             local_stamps::<Dataset>(&store, |r| r.id.0, |r| Some(r.updated_at))?,
             local_stamps::<TrainingJob>(&store, |r| r.id.0, |r| Some(r.updated_at))?,

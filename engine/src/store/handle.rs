@@ -24,12 +24,16 @@ impl DbHandle {
         }
     }
 
+    #[track_caller]
     pub(super) fn begin_read(&self) -> Result<ReadTransaction, TransactionError> {
+        super::blocking::assert_off_runtime();
         self.with(|d| d.begin_read())
     }
 
     /// A write transaction; a latched I/O failure reopens the database and tries once more.
+    #[track_caller]
     pub(super) fn begin_write(&self) -> Result<WriteTransaction, TransactionError> {
+        super::blocking::assert_off_runtime();
         let seen = self.generation.load(Ordering::Acquire);
         match self.with(|d| d.begin_write()) {
             Err(e) if latched(&e) => {

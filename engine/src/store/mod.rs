@@ -8,6 +8,8 @@
 //! process owns the file; another gets a message naming the holder.
 
 mod auth;
+mod blocking;
+pub use blocking::off_runtime;
 pub mod backup;
 mod calibration;
 mod changelog;

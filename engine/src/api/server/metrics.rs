@@ -176,7 +176,7 @@ fn gauge(out: &mut String, name: &str, help: &str, kind: &str) {
 pub(crate) async fn prometheus(State(state): State<Shared>) -> impl IntoResponse {
     let mut out = String::new();
     let engine = state.api.engine().clone();
-    let (counts, bytes, seq) = tokio::task::spawn_blocking(move || {
+    let (counts, bytes, seq) = crate::store::off_runtime(move || {
         let counts = JobStatus::ALL
             .iter()
             .map(|s| (*s, engine.store().count_jobs_in_status(*s).unwrap_or(0)))
