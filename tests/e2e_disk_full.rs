@@ -241,8 +241,8 @@ fn disk_full_during_training_is_named_on_the_job_and_it_recovers_when_space_retu
         .unwrap_or_else(|| panic!("no retry notification: {notes:#}"));
     // Where the disk filled up decides what the trainer could say: it died writing (the full
     // file system is named), or its event stream broke and it trained on to exit 0 without
-    // reporting (named when its log says so, else the missing `done`). Either way the job
-    // was retried and completed above.
+    // reporting (named from its failure marker, PROTOCOL.md, else the missing `done`). Either
+    // way the job was retried and completed above.
     let message = retried["message"].as_str().unwrap();
     let mount = fs.path().display().to_string();
     assert!(
