@@ -219,6 +219,15 @@ fn disk_full_during_training_is_named_on_the_job_and_it_recovers_when_space_retu
     });
     let told = said();
     assert!(told.contains(&fs.path().display().to_string()), "{told}");
+    // The engine may notice first: the trainer meets the full disk only when its events cross
+    // into a new page. Space comes back once it has (its failure marker, PROTOCOL.md, is
+    // written into space reserved at its start), or once it has exited.
+    let job_dir = home.path().join("data/jobs").join(&job);
+    home.wait_until(120, "the trainer to meet the full disk", || {
+        ["trainer-failure.json", "exit_code.tmp", "exit_code"]
+            .iter()
+            .any(|f| job_dir.join(f).exists())
+    });
     std::fs::remove_file(filler).unwrap();
     // The failure is committed with the file system named, then the job is retried.
     let status = watch.wait().unwrap();
