@@ -53,8 +53,13 @@ impl From<ApiError> for HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let e = self.0;
-        let status =
-            StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // An ambiguous prefix is well formed: the records it matches are the conflict (the
+        // body's `code` says which), so a request its schema allows is not answered 400.
+        let status = match e.code {
+            ErrorCode::Ambiguous => StatusCode::CONFLICT,
+            code => StatusCode::from_u16(code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        };
         let body = serde_json::json!({
             "error": e.message,
             "details": e.details,
@@ -110,10 +115,17 @@ fn all_routes() -> routes::Routes {
         .add(M::GET, "/api/events", events)
         .add(M::GET, "/api/live", live)
         .add(M::GET, "/metrics", metrics::prometheus)
-        .add(M::GET, "/api/openapi.json", || async {
-            axum::Json(openapi::document())
-        });
+        .add(M::GET, "/api/openapi.json", openapi_json);
     routes::seed_routes(r)
+}
+
+/// The document, with this engine's presets, GPU types and backends.
+async fn openapi_json(State(state): State<Shared>) -> Response {
+    let catalog = match state.api.dispatch(Request::Catalog).await {
+        Ok(Reply::Catalog(c)) => Some(c),
+        _ => None,
+    };
+    axum::Json(openapi::document_with(catalog.as_ref())).into_response()
 }
 
 async fn call(

@@ -84,7 +84,10 @@ impl Doc {
             ("400", "invalid input (the field is named)"),
             ("401", "no token, a wrong one or a revoked one"),
             ("404", "no such record for this user"),
-            ("409", "the record's state refuses it"),
+            (
+                "409",
+                "the record's state refuses it, or an id prefix matches several records",
+            ),
             ("429", "too many failed authentication attempts"),
             ("503", "storage or a backend does not answer"),
         ] {
@@ -112,6 +115,107 @@ fn id_schema() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": MAX_FIELD_LEN, "pattern": "[^\\s-]"})
 }
 
+/// The schemas of what clients send (the others describe what the server answers), with the
+/// request each stands for where it is one.
+const REQUEST_SCHEMAS: &[(&str, Option<&str>)] = &[
+    ("Request", None),
+    ("JobSpec", None),
+    ("Paging", None),
+    ("NewDatasetBody", Some("create_dataset")),
+    ("PatchDatasetBody", Some("update_dataset")),
+    ("JobBody", None),
+];
+
+/// What `str::trim` removes (Unicode White_Space), as a regex class's contents.
+const WS: &str =
+    "\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+/// Control characters (`char::is_control`).
+const CTRL: &str = "\\x00-\\x1f\\x7f-\\x9f";
+
+/// A dataset's name as the server takes it: trimmed, then 1 to 200 characters, none of them
+/// control characters (`engine::datasets::check_name`).
+fn name_pattern() -> String {
+    format!("^[{WS}]*[^{WS}{CTRL}]([^{CTRL}]*[^{WS}{CTRL}])?[{WS}]*$")
+}
+
+/// The limits the server enforces on a request field that its type does not carry, by the
+/// field's name (schemars knows types, not the engine's rules); `op` is the request's.
+fn field_limits(op: Option<&str>, field: &str, catalog: Option<&Catalog>) -> Option<Value> {
+    let names = |v: Vec<String>| json!({"enum": v});
+    Some(match field {
+        "gpu_type" => names(catalog?.gpus.iter().map(|g| g.id.clone()).collect()),
+        "backend" => names(catalog?.backends.clone()),
+        // Empty: the default.
+        "preset" => names(
+            std::iter::once(String::new())
+                .chain(catalog?.presets.iter().map(|p| p.name.clone()))
+                .collect(),
+        ),
+        "id" | "dataset" | "dataset_id" => id_schema(),
+        "name" if op == Some("update_dataset") => json!({
+            "minLength": 1, "maxLength": 200, "pattern": name_pattern(),
+        }),
+        // Blank: the name comes from the file's.
+        "name"
+            if matches!(
+                op,
+                Some("create_dataset" | "import_dataset" | "clean_dataset")
+            ) =>
+        {
+            json!({"maxLength": 200, "pattern": format!("^[{WS}]*$|{}", name_pattern())})
+        }
+        "file_name" => json!({
+            "minLength": 1, "maxLength": MAX_FIELD_LEN, "pattern": format!("[^{WS}]"),
+        }),
+        "description" | "search" | "path" | "file" => json!({"maxLength": MAX_FIELD_LEN}),
+        // What `JobBody::spec` turns into `--set key=value`.
+        "hyperparameters" => json!({"additionalProperties": {"anyOf": [
+            {"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "array", "items": {}},
+        ]}}),
+        "file_size" => json!({"maximum": crate::storage::Bucket::Datasets.max_object_size()}),
+        "gpu_count" => json!({
+            "minimum": crate::training::ranges::GPU_COUNT.0,
+            "maximum": crate::training::ranges::GPU_COUNT.1,
+        }),
+        _ => return None,
+    })
+}
+
+/// Adds [`field_limits`] to a request schema's properties (each variant's, for `Request`).
+fn request_limits(schema: &mut Value, op: Option<&str>, catalog: Option<&Catalog>) {
+    let mut objects: Vec<&mut Value> = match schema.get_mut("oneOf").and_then(Value::as_array_mut) {
+        Some(variants) => variants.iter_mut().collect(),
+        None => vec![schema],
+    };
+    for obj in objects.iter_mut() {
+        let op = obj["properties"]["op"]["enum"][0]
+            .as_str()
+            .or(op)
+            .map(str::to_string);
+        let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (field, p) in props.iter_mut() {
+            let (Some(mut limits), Some(p)) = (
+                field_limits(op.as_deref(), field, catalog),
+                p.as_object_mut(),
+            ) else {
+                continue;
+            };
+            // OpenAPI 3.0: `nullable` does not let null past an `enum` without it.
+            if let (Some(e), Some(true)) = (
+                limits.get_mut("enum").and_then(Value::as_array_mut),
+                p.get("nullable").and_then(Value::as_bool),
+            ) {
+                e.push(Value::Null);
+            }
+            for (k, v) in limits.as_object().into_iter().flatten() {
+                p.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
 fn query(name: &str, schema: Value, description: &str) -> Value {
     json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
 }
@@ -131,8 +235,14 @@ fn paging() -> Vec<Value> {
     ]
 }
 
-/// The whole document.
+/// The whole document, with what any engine accepts.
 pub fn document() -> Value {
+    document_with(None)
+}
+
+/// The whole document; with an engine's catalog, its presets, GPU types and backends are the
+/// only ones the document allows (they come from its config).
+pub(super) fn document_with(catalog: Option<&Catalog>) -> Value {
     let mut d = Doc {
         generator: SchemaSettings::openapi3()
             .with_transform(RecursiveTransform(tuples_as_arrays as fn(&mut Schema)))
@@ -346,7 +456,12 @@ pub fn document() -> Value {
         json!({"summary": "This document", "security": [], "responses": {"200": {"description": "the OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}}}),
     );
 
-    let schemas = d.generator.take_definitions(true);
+    let mut schemas = d.generator.take_definitions(true);
+    for (name, op) in REQUEST_SCHEMAS {
+        if let Some(s) = schemas.get_mut(*name) {
+            request_limits(s, *op, catalog);
+        }
+    }
     json!({
         "openapi": "3.0.3",
         "info": {
