@@ -112,7 +112,7 @@ fn id_param(what: &str) -> Value {
 }
 
 fn id_schema() -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": MAX_FIELD_LEN, "pattern": "[^\\s-]"})
+    json!({"type": "string", "minLength": 1, "maxLength": MAX_FIELD_LEN, "pattern": format!("[^{WS}-]")})
 }
 
 /// The schemas of what clients send (the others describe what the server answers), with the
@@ -126,7 +126,9 @@ const REQUEST_SCHEMAS: &[(&str, Option<&str>)] = &[
     ("JobBody", None),
 ];
 
-/// What `str::trim` removes (Unicode White_Space), as a regex class's contents.
+/// What `str::trim` removes (Unicode White_Space), as a regex class's contents: spelled out,
+/// because `\s` means other sets in other regex dialects (ECMA's lacks U+0085, Python's has
+/// U+001C..U+001F).
 const WS: &str =
     "\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 /// Control characters (`char::is_control`).
