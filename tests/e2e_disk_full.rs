@@ -219,6 +219,15 @@ fn disk_full_during_training_is_named_on_the_job_and_it_recovers_when_space_retu
     });
     let told = said();
     assert!(told.contains(&fs.path().display().to_string()), "{told}");
+    // The engine may notice first: the trainer meets the full disk only when its events cross
+    // into a new page. Space comes back once it has (its failure marker, PROTOCOL.md, is
+    // written into space reserved at its start), or once it has exited.
+    let job_dir = home.path().join("data/jobs").join(&job);
+    home.wait_until(120, "the trainer to meet the full disk", || {
+        ["trainer-failure.json", "exit_code.tmp", "exit_code"]
+            .iter()
+            .any(|f| job_dir.join(f).exists())
+    });
     std::fs::remove_file(filler).unwrap();
     // The failure is committed with the file system named, then the job is retried.
     let status = watch.wait().unwrap();
@@ -241,8 +250,8 @@ fn disk_full_during_training_is_named_on_the_job_and_it_recovers_when_space_retu
         .unwrap_or_else(|| panic!("no retry notification: {notes:#}"));
     // Where the disk filled up decides what the trainer could say: it died writing (the full
     // file system is named), or its event stream broke and it trained on to exit 0 without
-    // reporting (named when its log says so, else the missing `done`). Either way the job
-    // was retried and completed above.
+    // reporting (named from its failure marker, PROTOCOL.md, else the missing `done`). Either
+    // way the job was retried and completed above.
     let message = retried["message"].as_str().unwrap();
     let mount = fs.path().display().to_string();
     assert!(

@@ -1,7 +1,12 @@
-//! Schemathesis (the real tool, from PyPI) against a live daemon's own OpenAPI document: it
-//! generates requests from the schemas (valid, edge-case and invalid ones) and checks that
-//! no answer is a server error and every answer conforms to the documented schema. Bounded
-//! in time so CI stays short; `BRIGHTRUN_SCHEMATHESIS_SECS` runs it longer.
+//! The daemon's own OpenAPI document against the real tools, from PyPI:
+//!
+//! - openapi-spec-validator checks the served document against the OpenAPI 3.0 meta-schema;
+//! - schemathesis generates requests from its schemas (valid, edge-case and invalid ones) and
+//!   runs every check it has against a live daemon: no server error, every status, content
+//!   type and body as documented, valid data accepted, invalid data refused, no route that
+//!   answers without the token, 405 with `Allow` for a method a path does not serve
+//!   (tests/fixtures/schemathesis.toml says where a valid request may still be refused, and
+//!   why). Bounded in time so CI stays short; `BRIGHTRUN_SCHEMATHESIS_SECS` runs it longer.
 
 mod common;
 
@@ -14,47 +19,110 @@ fn tools_bin() -> PathBuf {
     env_or_script("BRIGHTRUN_TOOLS_BIN", "scripts/tools-env.sh")
 }
 
-#[test]
-fn schemathesis_finds_no_server_error_and_no_reply_off_the_schema() {
-    let home = Home::new(0);
-    // The fuzzer sends wrong tokens on purpose: no rate limit here.
-    let cfg = home.path().join("config/config.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replace("[engine]\n", "[engine]\nauth_failures_per_minute = 0\n"),
-    )
-    .unwrap();
-    let token = home.json(&["tokens", "create", "--json"], 0)["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    home.ready_dataset(5);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut daemon = home
-        .std_cmd()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stderr(std::process::Stdio::null())
-        .spawn()
+/// A daemon on a loopback port, with a token and a ready dataset; stopped when dropped.
+struct Daemon {
+    home: Home,
+    child: std::process::Child,
+    port: u16,
+    token: String,
+}
+
+impl Daemon {
+    fn start() -> Self {
+        let home = Home::new(0);
+        // The fuzzer sends wrong tokens on purpose: no rate limit here.
+        let cfg = home.path().join("config/config.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(
+            &cfg,
+            text.replace("[engine]\n", "[engine]\nauth_failures_per_minute = 0\n"),
+        )
         .unwrap();
-    let sock = home.path().join("state/engine.sock");
-    home.wait_until(30, "the daemon", || {
-        std::os::unix::net::UnixStream::connect(&sock).is_ok()
-    });
+        let token = home.json(&["tokens", "create", "--json"], 0)["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        home.ready_dataset(5);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = home
+            .std_cmd()
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let sock = home.path().join("state/engine.sock");
+        home.wait_until(30, "the daemon", || {
+            std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        });
+        Self {
+            home,
+            child,
+            port,
+            token,
+        }
+    }
+
+    fn document_url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/openapi.json", self.port)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: stopping the child we started.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_served_document_is_valid_openapi() {
+    let d = Daemon::start();
+    let doc = reqwest::blocking::get(d.document_url())
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .text()
+        .unwrap();
+    let file = d.home.path().join("openapi.json");
+    std::fs::write(&file, &doc).unwrap();
+    let out = std::process::Command::new(tools_bin().join("openapi-spec-validator"))
+        .args(["--validation-errors", "all", "--schema", "3.0"])
+        .arg(&file)
+        .output()
+        .expect("openapi-spec-validator runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(": OK"),
+        "openapi-spec-validator refused the document:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn schemathesis_finds_no_failure_with_every_check() {
+    let d = Daemon::start();
     let secs = std::env::var("BRIGHTRUN_SCHEMATHESIS_SECS").unwrap_or_else(|_| "40".into());
+    // Where a request the document allows may still be refused, and why.
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schemathesis.toml");
     let out = std::process::Command::new(tools_bin().join("st"))
-        .current_dir(home.path())
+        .current_dir(d.home.path())
+        .arg("--config-file")
+        .arg(&config)
         .args([
             "run",
-            &format!("http://127.0.0.1:{port}/api/openapi.json"),
+            &d.document_url(),
             "-H",
-            &format!("Authorization: Bearer {token}"),
+            &format!("Authorization: Bearer {}", d.token),
             "--checks",
-            "not_a_server_error,response_schema_conformance",
+            "all",
             "--max-time",
             &secs,
             "--workers",
@@ -65,15 +133,12 @@ fn schemathesis_finds_no_server_error_and_no_reply_off_the_schema() {
             "--exclude-path",
             "/api/events",
             "--exclude-path",
+            "/api/live",
+            "--exclude-path",
             "/api/datasets/{id}/upload",
         ])
         .output()
         .expect("schemathesis runs");
-    // SAFETY: stopping the child we started.
-    unsafe {
-        libc::kill(daemon.id() as i32, libc::SIGTERM);
-    }
-    let _ = daemon.wait();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -83,4 +148,5 @@ fn schemathesis_finds_no_server_error_and_no_reply_off_the_schema() {
     // It really ran: it generated and checked cases against every selected operation.
     assert!(text.contains("passed"), "{text}");
     assert!(!text.contains("Rate limited"), "{text}");
+    assert!(!text.contains("Undocumented status code"), "{text}");
 }

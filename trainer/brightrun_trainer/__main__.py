@@ -20,16 +20,21 @@ def configure_environment() -> None:
 
 def event_emitter():
     """The protocol's emitter on the real stdout; a rank other than 0 of a data-parallel job
-    writes none (rank 0 speaks for the job), and a re-executed trainer continues the numbering."""
+    writes none (rank 0 speaks for the job), and a re-executed trainer continues the numbering.
+    Rank 0 also gets the failure marker, when the launcher asked for one."""
     from .devices import RELAUNCH_SEQ_VARIABLE, is_rank_zero
     from .events import EventEmitter, claim_stdout
+    from .failure import FailureMarker
 
     stream = claim_stdout()
-    if not is_rank_zero():
+    marker = None
+    if is_rank_zero():
+        marker = FailureMarker.from_env()  # reserves its space now, while there is some
+    else:
         stream.close()
         stream = open(os.devnull, "w", encoding="utf-8")
     start = int(os.environ.get(RELAUNCH_SEQ_VARIABLE, "0") or 0)
-    return EventEmitter(stream, start_seq=start)
+    return EventEmitter(stream, start_seq=start, marker=marker)
 
 
 def exit_now(code: int, *streams) -> None:

@@ -187,9 +187,17 @@ def _jsonl_records(handle) -> Iterator[_Record]:
             yield _Record(line_number, error="the line is not valid UTF-8")
             continue
         try:
-            yield _Record(line_number, value=json.loads(text))
+            yield _Record(line_number, value=json.loads(text, parse_constant=_not_json))
         except json.JSONDecodeError as exc:
             yield _Record(line_number, error=f"not valid JSON ({exc.msg} at column {exc.colno})")
+        except ValueError as exc:
+            yield _Record(line_number, error=f"not valid JSON ({exc})")
+
+
+def _not_json(name: str) -> Any:
+    """``NaN`` and ``Infinity``, which Python's ``json`` reads by default, are not JSON: the
+    engine's validator refuses them, so the trainer does too."""
+    raise ValueError(f"{name} is not a JSON value; write null or a number")
 
 
 def _array_records(data: bytes) -> Iterator[_Record]:
@@ -198,14 +206,14 @@ def _array_records(data: bytes) -> Iterator[_Record]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DatasetError(f"the dataset is not valid UTF-8 (byte {exc.start})") from exc
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(parse_constant=_not_json)
     position = _skip_space(text, text.index("[") + 1)
     if position < len(text) and text[position] == "]":
         return
     while True:
         try:
             value, position = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # json.JSONDecodeError, and NaN/Infinity
             raise DatasetError(f"the dataset is not a valid JSON array: {exc}") from exc
         yield _Record(text.count("\n", 0, position) + 1, value=value)
         position = _skip_space(text, position)

@@ -14,6 +14,8 @@ import os
 import sys
 import traceback
 
+from .failure import disk_full_cause
+
 TRAINING = "training"
 INFRASTRUCTURE = "infrastructure"
 
@@ -80,6 +82,8 @@ def classify(exc: BaseException) -> str:
         return exc.kind
     if is_out_of_memory(exc):
         return TRAINING
+    if disk_full_cause(exc) is not None:  # also the writers that raise no OSError (safetensors)
+        return INFRASTRUCTURE
     # OSError covers the network (URLError, ConnectionError, TimeoutError) and the disk.
     if isinstance(exc, (ImportError, OSError)):
         return INFRASTRUCTURE

@@ -15,7 +15,10 @@ import os
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from .failure import FailureMarker
 
 STAGES = ("initializing", "training", "validating", "saving", "completed")
 LOG_LEVELS = ("info", "warning", "error")
@@ -40,16 +43,35 @@ class EventEmitter:
 
     Thread-safe: the sequence number and the write happen under one lock, so lines never
     interleave and ``seq`` is strictly increasing in file order. If the reader goes away
-    (a broken pipe), the emitter stops writing instead of failing the training run: the
-    adapter still lands in its output location.
+    (a broken pipe) or the stream cannot be written (a full disk), the emitter stops writing
+    instead of failing the training run: the adapter still lands in its output location.
+    That is said on stderr for people and, when the launcher asked for one, in the failure
+    marker for the engine (PROTOCOL.md, "Failure marker").
     """
 
-    def __init__(self, stream: TextIO, clock=time.time, start_seq: int = 0):
+    def __init__(
+        self,
+        stream: TextIO,
+        clock=time.time,
+        start_seq: int = 0,
+        marker: FailureMarker | None = None,
+    ):
         self._stream = stream
         self._clock = clock
         self._lock = threading.Lock()
         self._seq = start_seq
         self._broken = False
+        self._marker = marker
+
+    @property
+    def marker(self) -> FailureMarker | None:
+        """The failure marker the launcher asked for, if any."""
+        return self._marker
+
+    @property
+    def broken(self) -> bool:
+        """Whether the event stream failed (nothing is written to it any more)."""
+        return self._broken
 
     @property
     def next_seq(self) -> int:
@@ -134,6 +156,14 @@ class EventEmitter:
         except (BrokenPipeError, ValueError, OSError) as exc:
             self._broken = True
             print(f"brightrun-trainer: event stream closed ({exc}); continuing", file=sys.stderr)
+            if self._marker is not None:
+                self._marker.record_stream_broken(exc, self._stream)
+
+    def record_failure(self, exc: BaseException) -> None:
+        """After the run's ``error`` event: a full disk also goes into the failure marker,
+        since the event itself was most likely lost on the same disk."""
+        if self._marker is not None:
+            self._marker.record_if_disk_full(exc)
 
 
 def _json_safe(value: Any) -> Any:

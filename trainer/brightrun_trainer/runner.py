@@ -83,9 +83,12 @@ def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -
     except Exception as exc:  # every failure must reach the engine as one error event
         traceback.print_exc(file=sys.stderr)
         emitter.error(kind=classify(exc), reason=one_line_reason(exc), detail=traceback_tail(exc))
+        emitter.record_failure(exc)
         return EXIT_FAILED
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if emitter.marker is not None:
+            emitter.marker.discard_reserve()
 
 
 def relaunch(plan: LaunchPlan, spec_path: str, emitter: EventEmitter) -> None:

@@ -2,9 +2,11 @@
 //!
 //! Each job gets a folder: `spec.json`, `events.jsonl` (the trainer's stdout), `trainer.log`
 //! (its stderr), `pid`, `exit_code` (written by the wrapping shell when the trainer ends),
-//! `output/` and `checkpoints/`. The trainer runs in its own process group, detached from the
-//! engine, so a restarted engine finds it still running (or learns from `exit_code` how it
-//! ended) and continues reading its events from the stored cursor.
+//! `trainer-failure.json` (the trainer's failure marker, PROTOCOL.md: written only when its
+//! event stream broke or it died of a full disk), `output/` and `checkpoints/`. The trainer
+//! runs in its own process group, detached from the engine, so a restarted engine finds it
+//! still running (or learns from `exit_code` how it ended) and continues reading its events
+//! from the stored cursor.
 
 use super::*;
 use std::io::{Read, Seek, SeekFrom};
@@ -14,6 +16,13 @@ use std::time::Duration;
 
 /// How long a fresh submission that shows no process yet counts as starting, not dead.
 const STARTUP_GRACE: Duration = Duration::from_secs(10);
+
+/// The trainer's failure marker in the job folder (PROTOCOL.md, "Failure marker"), named to
+/// the trainer in [`MARKER_VARIABLE`]; the trainer reserves its space in `<name>.tmp`.
+const FAILURE_MARKER: &str = "trainer-failure.json";
+const MARKER_VARIABLE: &str = "BRIGHTRUN_FAILURE_MARKER";
+/// A marker is a few hundred bytes (4 KiB with its padding); more is not one.
+const MARKER_MAX_BYTES: u64 = 64 * 1024;
 
 pub struct LocalBackend {
     jobs_dir: PathBuf,
@@ -252,7 +261,13 @@ impl ClusterBackend for LocalBackend {
         // Job folders hold the spec (dataset paths, hyperparameters), logs and weights: 0700.
         crate::private::create_dir_all(&dir).map_err(io("creating", &dir))?;
         // A fresh attempt: old event and exit files belong to the previous attempt.
-        for stale in ["events.jsonl", "exit_code", "pid"] {
+        for stale in [
+            "events.jsonl",
+            "exit_code",
+            "pid",
+            FAILURE_MARKER,
+            "trainer-failure.json.tmp",
+        ] {
             let _ = std::fs::remove_file(dir.join(stale));
         }
         let spec_path = dir.join("spec.json");
@@ -292,6 +307,11 @@ exit "$code""#;
             .env("PYTHONUNBUFFERED", "1")
             .env("TOKENIZERS_PARALLELISM", "false")
             .env("BRIGHTRUN_JOB_ID", &id)
+            .env(
+                MARKER_VARIABLE,
+                std::path::absolute(dir.join(FAILURE_MARKER))
+                    .unwrap_or_else(|_| dir.join(FAILURE_MARKER)),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(events))
             .stderr(Stdio::from(log))
@@ -347,10 +367,12 @@ exit "$code""#;
         let state = match state {
             // Exited, but its event stream broke on the way (a full disk): what it reported
             // is incomplete, whatever its exit status says.
-            RemoteState::Succeeded | RemoteState::Failed(_) => match events_lost(&dir) {
-                Some(why) => RemoteState::Failed(why),
-                None => state,
-            },
+            RemoteState::Succeeded | RemoteState::Failed(_) => {
+                match read_marker(&dir).map(|m| m.failure(&dir)) {
+                    Some(why) => RemoteState::Failed(why),
+                    None => state,
+                }
+            }
             other => other,
         };
         let mut result = PollResult::new(state, events, cursor);
@@ -409,14 +431,15 @@ exit "$code""#;
 
 /// A trainer gone without its exit status: the wrapper could not write it (a full file
 /// system leaves `exit_code.tmp` empty) or the process group was killed. A full file system is
-/// named, so the job says what to free, not just "killed".
+/// named, so the job says what to free, not just "killed": the trainer's failure marker says
+/// so, or (when even the marker could not be written) the free space does.
 fn gone_without_status(dir: &Path) -> RemoteState {
     let tmp_written = std::fs::metadata(dir.join("exit_code.tmp")).is_ok();
-    let log_says_full = tail_lines(&dir.join("trainer.log"), 40).iter().any(|l| {
-        l.contains("No space left on device") || l.contains("Errno 28") || l.contains("ENOSPC")
-    });
+    let marker = read_marker(dir);
     let nearly_full = crate::space::free_bytes(dir).is_some_and(|b| b < 1 << 20);
-    if log_says_full || nearly_full {
+    if let Some(m) = marker.as_ref().filter(|m| m.disk_full()) {
+        RemoteState::Failed(m.failure(dir))
+    } else if nearly_full {
         RemoteState::Failed(format!(
             "the trainer stopped: {}",
             crate::space::describe_full(dir)
@@ -431,25 +454,90 @@ fn gone_without_status(dir: &Path) -> RemoteState {
     }
 }
 
-/// Why the trainer's events were lost, when its log says its event stream broke (it then
-/// trains on without reporting); a full file system is named.
-fn events_lost(dir: &Path) -> Option<String> {
-    let line = tail_lines(&dir.join("trainer.log"), 200)
-        .into_iter()
-        .find(|l| l.contains("event stream closed"))?;
-    let full = line.contains("No space left") || line.contains("Errno 28");
-    Some(if full {
-        format!(
-            "the trainer could not write its events to {}: no space left on the file system {}",
-            dir.join("events.jsonl").display(),
-            crate::space::filesystem_of(dir)
-        )
-    } else {
-        format!(
-            "the trainer could not write its events: {}",
-            crate::text::clean_line(&line)
-        )
-    })
+/// The trainer's failure marker (PROTOCOL.md, "Failure marker"): its event stream broke (it
+/// then trains on without reporting), or it died of a full disk (its `error` event most
+/// likely lost on the same disk). Unknown fields are ignored; an unknown `kind` makes the
+/// marker unreadable.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+struct FailureMarker {
+    kind: MarkerKind,
+    /// The OS error number, when the failure carried one (28 is ENOSPC).
+    #[serde(default)]
+    errno: Option<i32>,
+    /// The file being written, when known (for a full disk, it names the file system).
+    #[serde(default)]
+    path: Option<PathBuf>,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum MarkerKind {
+    EventStreamBroken,
+    DiskFull,
+}
+
+impl FailureMarker {
+    /// Whether it says a file system was full (or a quota exhausted).
+    fn disk_full(&self) -> bool {
+        self.kind == MarkerKind::DiskFull
+            || self
+                .errno
+                .is_some_and(|e| e == libc::ENOSPC || e == libc::EDQUOT)
+    }
+
+    /// Why the run failed, as the job should say it; a full file system is named.
+    fn failure(&self, dir: &Path) -> String {
+        match self.kind {
+            MarkerKind::DiskFull => {
+                // The file it failed to write names the file system, which need not be the
+                // job folder's (a cache, a checkpoint folder elsewhere).
+                let at = self
+                    .path
+                    .as_deref()
+                    .filter(|p| p.is_absolute())
+                    .unwrap_or(dir);
+                format!("the trainer stopped: {}", crate::space::describe_full(at))
+            }
+            MarkerKind::EventStreamBroken if self.disk_full() => format!(
+                "the trainer could not write its events to {}: no space left on the file system {}",
+                dir.join("events.jsonl").display(),
+                crate::space::filesystem_of(dir)
+            ),
+            MarkerKind::EventStreamBroken if self.message.trim().is_empty() => {
+                "the trainer could not write its events".into()
+            }
+            MarkerKind::EventStreamBroken => format!(
+                "the trainer could not write its events: {}",
+                crate::text::clean_line(&self.message)
+            ),
+        }
+    }
+}
+
+/// The job folder's failure marker; `None` when there is none, and when it cannot be read
+/// or is malformed (said in a warning: the run is then judged as if there were none).
+fn read_marker(dir: &Path) -> Option<FailureMarker> {
+    let path = dir.join(FAILURE_MARKER);
+    let mut bytes = Vec::new();
+    let read =
+        std::fs::File::open(&path).and_then(|f| f.take(MARKER_MAX_BYTES).read_to_end(&mut bytes));
+    match read {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "cannot read the trainer's failure marker: {e}");
+            return None;
+        }
+    }
+    match serde_json::from_slice(&bytes) {
+        Ok(marker) => Some(marker),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "ignoring a malformed trainer failure marker: {e}");
+            None
+        }
+    }
 }
 
 /// When the run ended: the exit status's write, else the last write of its output.
@@ -654,6 +742,216 @@ mod tests {
             std::env::remove_var("BRIGHTRUN_TOKEN");
             std::env::remove_var("BRIGHTRUN_WT13_PLAIN");
         }
+    }
+
+    fn marker_in(dir: &Path, text: &str) {
+        std::fs::write(dir.join(FAILURE_MARKER), text).unwrap();
+    }
+
+    #[test]
+    fn a_failure_marker_is_read_typed_padding_and_unknown_fields_included() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_marker(dir.path()), None, "absent");
+        // As the trainer writes it: one line, padded with spaces to its reserved size.
+        let text = format!(
+            "{}\n",
+            r#"{"version":1,"kind":"event_stream_broken","errno":28,"path":"/j/events.jsonl","message":"event stream closed ([Errno 28] No space left on device)","ts":1.5,"later":{"x":1}}"#
+                .to_string()
+                + &" ".repeat(3000)
+        );
+        marker_in(dir.path(), &text);
+        assert_eq!(
+            read_marker(dir.path()),
+            Some(FailureMarker {
+                kind: MarkerKind::EventStreamBroken,
+                errno: Some(28),
+                path: Some("/j/events.jsonl".into()),
+                message: "event stream closed ([Errno 28] No space left on device)".into(),
+            })
+        );
+        marker_in(dir.path(), r#"{"kind":"disk_full"}"#);
+        let m = read_marker(dir.path()).unwrap();
+        assert_eq!(
+            (m.kind, m.errno, m.path, m.message.as_str()),
+            (MarkerKind::DiskFull, None, None, "")
+        );
+    }
+
+    #[test]
+    fn a_malformed_or_unreadable_marker_is_ignored_never_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in [
+            "",
+            "   \n",
+            "not json",
+            r#"{"kind":"event_stream_broken","errno":28,"mess"#,
+            r#"{"kind":"exploded"}"#,
+            r#"{"errno":28}"#,
+            r#"{"kind":"disk_full","errno":"28"}"#,
+            r#"{"kind":"disk_full","errno":99999999999}"#,
+            "[1,2]",
+            "\u{0}\u{ff}",
+        ] {
+            marker_in(dir.path(), bad);
+            assert_eq!(read_marker(dir.path()), None, "{bad:?}");
+        }
+        // Not UTF-8, and not a file at all.
+        std::fs::write(dir.path().join(FAILURE_MARKER), [0xff, 0xfe, b'{']).unwrap();
+        assert_eq!(read_marker(dir.path()), None);
+        std::fs::remove_file(dir.path().join(FAILURE_MARKER)).unwrap();
+        std::fs::create_dir(dir.path().join(FAILURE_MARKER)).unwrap();
+        assert_eq!(read_marker(dir.path()), None);
+        // A malformed marker leaves the exit status's verdict alone.
+        assert_eq!(gone_without_status(dir.path()), exit_state(None));
+    }
+
+    #[test]
+    fn a_marker_says_why_and_names_the_full_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = crate::space::filesystem_of(dir.path());
+        let marker = |kind, errno: Option<i32>, path: Option<&Path>, message: &str| FailureMarker {
+            kind,
+            errno,
+            path: path.map(Path::to_path_buf),
+            message: message.into(),
+        };
+        let full = marker(
+            MarkerKind::EventStreamBroken,
+            Some(libc::ENOSPC),
+            None,
+            "event stream closed ([Errno 28] No space left on device)",
+        );
+        assert!(full.disk_full());
+        assert_eq!(
+            full.failure(dir.path()),
+            format!(
+                "the trainer could not write its events to {}: no space left on the file system {fs}",
+                dir.path().join("events.jsonl").display()
+            )
+        );
+        let quota = marker(MarkerKind::EventStreamBroken, Some(libc::EDQUOT), None, "q");
+        assert!(
+            quota
+                .failure(dir.path())
+                .contains("no space left on the file system")
+        );
+        let pipe = marker(
+            MarkerKind::EventStreamBroken,
+            Some(libc::EPIPE),
+            None,
+            "event stream closed ([Errno 32] Broken pipe)\u{1b}[0m",
+        );
+        assert!(!pipe.disk_full());
+        assert_eq!(
+            pipe.failure(dir.path()),
+            "the trainer could not write its events: event stream closed ([Errno 32] Broken pipe)"
+        );
+        assert_eq!(
+            marker(MarkerKind::EventStreamBroken, None, None, " ").failure(dir.path()),
+            "the trainer could not write its events"
+        );
+        // A full disk names the file system of the file it failed to write.
+        let ckpt = dir.path().join("checkpoints/checkpoint-3/optimizer.pt");
+        let died = marker(
+            MarkerKind::DiskFull,
+            Some(libc::ENOSPC),
+            Some(&ckpt),
+            "OSError: …",
+        );
+        assert!(died.disk_full());
+        let said = died.failure(dir.path());
+        assert!(
+            said.starts_with(&format!(
+                "the trainer stopped: the file system {fs} is full ("
+            )),
+            "{said}"
+        );
+        // A relative path names nothing: the job folder's file system is named.
+        let relative = marker(MarkerKind::DiskFull, None, Some(Path::new("x/y")), "");
+        assert!(relative.failure(dir.path()).contains(&fs));
+    }
+
+    #[test]
+    fn a_trainer_gone_without_status_is_named_full_from_its_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(gone_without_status(dir.path()), exit_state(None));
+        // The shell could not write its status (an empty exit_code.tmp) …
+        std::fs::write(dir.path().join("exit_code.tmp"), "").unwrap();
+        let RemoteState::Failed(why) = gone_without_status(dir.path()) else {
+            panic!()
+        };
+        assert!(why.contains("exit status could not be written"), "{why}");
+        // … and the trainer's marker says why: the disk was full.
+        marker_in(
+            dir.path(),
+            r#"{"kind":"disk_full","errno":28,"path":null,"message":"m"}"#,
+        );
+        let RemoteState::Failed(why) = gone_without_status(dir.path()) else {
+            panic!()
+        };
+        assert!(
+            why.starts_with("the trainer stopped: the file system "),
+            "{why}"
+        );
+        assert!(why.contains(" is full ("), "{why}");
+        // A broken pipe is no full disk: the status's absence speaks.
+        marker_in(
+            dir.path(),
+            r#"{"kind":"event_stream_broken","errno":32,"message":"m"}"#,
+        );
+        let RemoteState::Failed(why) = gone_without_status(dir.path()) else {
+            panic!()
+        };
+        assert!(why.contains("exit status could not be written"), "{why}");
+    }
+
+    async fn final_state(backend: &LocalBackend, id: &str) -> RemoteState {
+        for _ in 0..100 {
+            let r = backend.poll(id, 0).await.unwrap();
+            if r.state.is_final() {
+                return r.state;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the process ends")
+    }
+
+    #[tokio::test]
+    async fn the_trainer_is_told_where_its_marker_goes_and_an_exit_0_with_one_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        // A fake "python" whose event stream broke: it writes the marker and exits 0.
+        let fake = dir.path().join("fake-python");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nprintf '%s' '{\"version\":1,\"kind\":\"event_stream_broken\",\"errno\":32,\"path\":null,\"message\":\"event stream closed ([Errno 32] Broken pipe)\"}' > \"$BRIGHTRUN_FAILURE_MARKER\"\nexit 0\n",
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let spec = TrainerSpec::sample("job-marker");
+        let backend = fixed(dir.path(), fake.clone());
+        backend.submit(&submission(&spec)).await.unwrap();
+        assert_eq!(
+            final_state(&backend, "job-marker").await,
+            RemoteState::Failed(
+                "the trainer could not write its events: event stream closed ([Errno 32] Broken pipe)"
+                    .into()
+            )
+        );
+        let job_dir = backend.job_dir("job-marker");
+        // A retry in the same folder starts without the old marker (or its reserve).
+        std::fs::write(&fake, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::write(job_dir.join("trainer-failure.json.tmp"), " ").unwrap();
+        backend.submit(&submission(&spec)).await.unwrap();
+        assert_eq!(
+            final_state(&backend, "job-marker").await,
+            RemoteState::Succeeded
+        );
+        assert!(!job_dir.join(FAILURE_MARKER).exists());
+        assert!(!job_dir.join("trainer-failure.json.tmp").exists());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! Errors are `{"error", "details", "code", "field", "reason"}` with the code's HTTP status.
 
 mod auth;
+mod decode;
 mod metrics;
 mod openapi;
 mod routes;
@@ -20,11 +21,10 @@ pub use openapi::document as openapi_document;
 use super::*;
 use crate::api::local::LocalApi;
 use axum::Router;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use futures::StreamExt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -53,8 +53,13 @@ impl From<ApiError> for HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let e = self.0;
-        let status =
-            StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // An ambiguous prefix is well formed: the records it matches are the conflict (the
+        // body's `code` says which), so a request its schema allows is not answered 400.
+        let status = match e.code {
+            ErrorCode::Ambiguous => StatusCode::CONFLICT,
+            code => StatusCode::from_u16(code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        };
         let body = serde_json::json!({
             "error": e.message,
             "details": e.details,
@@ -92,18 +97,8 @@ pub fn router(api: LocalApi) -> Router {
         auth: auth::AuthState::new(limit),
         metrics,
     });
-    Router::new()
-        .route("/api/v1/call", post(call))
-        .route("/api/datasets/{id}/upload", put(upload))
-        .route("/api/models/{id}/file", get(download))
-        .route("/api/events", get(events))
-        .route("/api/live", get(live))
-        .route("/metrics", get(metrics::prometheus))
-        .route(
-            "/api/openapi.json",
-            get(|| async { axum::Json(openapi::document()) }),
-        )
-        .merge(routes::seed_routes())
+    all_routes()
+        .into_router()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -111,13 +106,34 @@ pub fn router(api: LocalApi) -> Router {
         .with_state(state)
 }
 
+/// Every route the daemon serves (the OpenAPI document describes exactly these).
+fn all_routes() -> routes::Routes {
+    use axum::http::Method as M;
+    let r = routes::Routes::new()
+        .add(M::POST, "/api/v1/call", call)
+        .add(M::PUT, "/api/datasets/{id}/upload", upload)
+        .add(M::GET, "/api/models/{id}/file", download)
+        .add(M::GET, "/api/events", events)
+        .add(M::GET, "/api/live", live)
+        .add(M::GET, "/metrics", metrics::prometheus)
+        .add(M::GET, "/api/openapi.json", openapi_json);
+    routes::seed_routes(r)
+}
+
+/// The document, with this engine's presets, GPU types and backends.
+async fn openapi_json(State(state): State<Shared>) -> Response {
+    let catalog = match state.api.dispatch(Request::Catalog).await {
+        Ok(Reply::Catalog(c)) => Some(c),
+        _ => None,
+    };
+    axum::Json(openapi::document_with(catalog.as_ref())).into_response()
+}
+
 async fn call(
     caller: Caller,
     State(state): State<Shared>,
-    body: Result<axum::Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+    routes::JsonBody(request): routes::JsonBody<Request>,
 ) -> Result<Response, HttpError> {
-    let axum::Json(value) = body.map_err(routes::bad_json)?;
-    let request = routes::decode_request(value)?;
     let op = request.op();
     let started = std::time::Instant::now();
     let result = caller.api.dispatch(request).await;
@@ -129,7 +145,7 @@ async fn call(
 
 async fn upload(
     caller: Caller,
-    UrlPath(id): UrlPath<String>,
+    routes::Id(id): routes::Id,
     body: axum::body::Body,
 ) -> Result<Response, HttpError> {
     let id: DatasetId = id
@@ -144,19 +160,24 @@ async fn upload(
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileQuery {
-    path: String,
+    /// Required; optional here so that its absence is named like any other bad parameter.
+    #[serde(default)]
+    path: Option<String>,
 }
 
 async fn download(
     caller: Caller,
-    UrlPath(id): UrlPath<String>,
+    routes::Id(id): routes::Id,
     q: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, HttpError> {
     let Query(q) = q.map_err(routes::bad_query)?;
+    let path = q.path.ok_or_else(|| {
+        ApiError::invalid("path", "the query needs `path`: which file of the model")
+    })?;
     let id: ArtifactId = id
         .parse()
         .map_err(|_| ApiError::not_found(format!("no model matches `{id}`")))?;
-    let stream = caller.api.download(id, &q.path).await?;
+    let stream = caller.api.download(id, &path).await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
         axum::body::Body::from_stream(stream),

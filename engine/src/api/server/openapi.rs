@@ -1,13 +1,20 @@
 //! `GET /api/openapi.json`: the daemon's routes as an OpenAPI 3.0 document whose schemas are
 //! generated from the very types the routes decode and encode (schemars), so the document
-//! cannot drift from the code. Schemathesis tests the live daemon against it.
+//! cannot drift from the code: a test holds its paths and methods equal to the router's, and
+//! another validates it (openapi-spec-validator) and tests the live daemon against it
+//! (schemathesis, tests/e2e_schemathesis.rs).
+//!
+//! Its schemas carry the limits the server enforces: lengths of ids and strings, the ranges
+//! of integers (the range of their Rust type where nothing narrower is enforced), so that a
+//! request the document calls valid is not refused as invalid, and the other way round.
 
-use super::routes::{JobBody, NewDatasetBody, PatchDatasetBody};
+use super::routes::{JobBody, MAX_LIMIT, MAX_PAGE, NewDatasetBody, PatchDatasetBody};
 use crate::api::*;
 use crate::domain::*;
 use crate::events::Sequenced;
 use crate::training::Estimate;
-use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
+use schemars::transform::RecursiveTransform;
+use schemars::{JsonSchema, Schema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Value, json};
 
 struct Doc {
@@ -15,8 +22,14 @@ struct Doc {
 }
 
 impl Doc {
+    /// `T`'s schema: a reference to its definition, or the schema itself for a type that has
+    /// none (`Vec<T>`, `u64`), transformed like the definitions are.
     fn schema<T: JsonSchema>(&mut self) -> Value {
-        self.generator.subschema_for::<T>().to_value()
+        let mut s = self.generator.subschema_for::<T>();
+        for t in self.generator.transforms_mut() {
+            t.transform(&mut s);
+        }
+        s.to_value()
     }
 
     /// `{success: true, data: T}`
@@ -40,12 +53,13 @@ impl Doc {
             "properties": {
                 key: {"type": "array", "items": item},
                 "total": {"type": "integer", "minimum": 0},
-                "page": {"type": "integer", "minimum": 1},
-                "limit": {"type": "integer", "minimum": 1},
+                "page": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
                 "totalPages": {"type": "integer", "minimum": 0},
             }
         });
-        self.ok(data)
+        let ok = self.ok(data);
+        self.responses(ok)
     }
 
     fn error(&mut self) -> Value {
@@ -70,7 +84,10 @@ impl Doc {
             ("400", "invalid input (the field is named)"),
             ("401", "no token, a wrong one or a revoked one"),
             ("404", "no such record for this user"),
-            ("409", "the record's state refuses it"),
+            (
+                "409",
+                "the record's state refuses it, or an id prefix matches several records",
+            ),
             ("429", "too many failed authentication attempts"),
             ("503", "storage or a backend does not answer"),
         ] {
@@ -87,8 +104,118 @@ impl Doc {
     }
 }
 
+/// An id in a path: a full id, a unique prefix of one (dashes and case do not count) or, for
+/// a dataset, its name. The server refuses one longer than [`MAX_FIELD_LEN`] and one with
+/// nothing but spaces and dashes in it.
 fn id_param(what: &str) -> Value {
-    json!({"name": "id", "in": "path", "required": true, "description": format!("a {what} id or unique prefix"), "schema": {"type": "string", "minLength": 1, "maxLength": 64}})
+    json!({"name": "id", "in": "path", "required": true, "description": format!("a {what} id or unique prefix"), "schema": id_schema()})
+}
+
+fn id_schema() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": MAX_FIELD_LEN, "pattern": format!("[^{WS}-]")})
+}
+
+/// The schemas of what clients send (the others describe what the server answers), with the
+/// request each stands for where it is one.
+const REQUEST_SCHEMAS: &[(&str, Option<&str>)] = &[
+    ("Request", None),
+    ("JobSpec", None),
+    ("Paging", None),
+    ("NewDatasetBody", Some("create_dataset")),
+    ("PatchDatasetBody", Some("update_dataset")),
+    ("JobBody", None),
+];
+
+/// What `str::trim` removes (Unicode White_Space), as a regex class's contents: spelled out,
+/// because `\s` means other sets in other regex dialects (ECMA's lacks U+0085, Python's has
+/// U+001C..U+001F).
+const WS: &str =
+    "\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+/// Control characters (`char::is_control`).
+const CTRL: &str = "\\x00-\\x1f\\x7f-\\x9f";
+
+/// A dataset's name as the server takes it: trimmed, then 1 to 200 characters, none of them
+/// control characters (`engine::datasets::check_name`).
+fn name_pattern() -> String {
+    format!("^[{WS}]*[^{WS}{CTRL}]([^{CTRL}]*[^{WS}{CTRL}])?[{WS}]*$")
+}
+
+/// The limits the server enforces on a request field that its type does not carry, by the
+/// field's name (schemars knows types, not the engine's rules); `op` is the request's.
+fn field_limits(op: Option<&str>, field: &str, catalog: Option<&Catalog>) -> Option<Value> {
+    let names = |v: Vec<String>| json!({"enum": v});
+    Some(match field {
+        "gpu_type" => names(catalog?.gpus.iter().map(|g| g.id.clone()).collect()),
+        "backend" => names(catalog?.backends.clone()),
+        // Empty: the default.
+        "preset" => names(
+            std::iter::once(String::new())
+                .chain(catalog?.presets.iter().map(|p| p.name.clone()))
+                .collect(),
+        ),
+        "id" | "dataset" | "dataset_id" => id_schema(),
+        "name" if op == Some("update_dataset") => json!({
+            "minLength": 1, "maxLength": 200, "pattern": name_pattern(),
+        }),
+        // Blank: the name comes from the file's.
+        "name"
+            if matches!(
+                op,
+                Some("create_dataset" | "import_dataset" | "clean_dataset")
+            ) =>
+        {
+            json!({"maxLength": 200, "pattern": format!("^[{WS}]*$|{}", name_pattern())})
+        }
+        "file_name" => json!({
+            "minLength": 1, "maxLength": MAX_FIELD_LEN, "pattern": format!("[^{WS}]"),
+        }),
+        "description" | "search" | "path" | "file" => json!({"maxLength": MAX_FIELD_LEN}),
+        // What `JobBody::spec` turns into `--set key=value`.
+        "hyperparameters" => json!({"additionalProperties": {"anyOf": [
+            {"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "array", "items": {}},
+        ]}}),
+        "file_size" => json!({"maximum": crate::storage::Bucket::Datasets.max_object_size()}),
+        "gpu_count" => json!({
+            "minimum": crate::training::ranges::GPU_COUNT.0,
+            "maximum": crate::training::ranges::GPU_COUNT.1,
+        }),
+        _ => return None,
+    })
+}
+
+/// Adds [`field_limits`] to a request schema's properties (each variant's, for `Request`).
+fn request_limits(schema: &mut Value, op: Option<&str>, catalog: Option<&Catalog>) {
+    let mut objects: Vec<&mut Value> = match schema.get_mut("oneOf").and_then(Value::as_array_mut) {
+        Some(variants) => variants.iter_mut().collect(),
+        None => vec![schema],
+    };
+    for obj in objects.iter_mut() {
+        let op = obj["properties"]["op"]["enum"][0]
+            .as_str()
+            .or(op)
+            .map(str::to_string);
+        let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (field, p) in props.iter_mut() {
+            let (Some(mut limits), Some(p)) = (
+                field_limits(op.as_deref(), field, catalog),
+                p.as_object_mut(),
+            ) else {
+                continue;
+            };
+            // OpenAPI 3.0: `nullable` does not let null past an `enum` without it.
+            if let (Some(e), Some(true)) = (
+                limits.get_mut("enum").and_then(Value::as_array_mut),
+                p.get("nullable").and_then(Value::as_bool),
+            ) {
+                e.push(Value::Null);
+            }
+            for (k, v) in limits.as_object().into_iter().flatten() {
+                p.insert(k.clone(), v.clone());
+            }
+        }
+    }
 }
 
 fn query(name: &str, schema: Value, description: &str) -> Value {
@@ -99,21 +226,30 @@ fn paging() -> Vec<Value> {
     vec![
         query(
             "page",
-            json!({"type": "integer", "minimum": 1}),
+            json!({"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
             "1-based page",
         ),
         query(
             "limit",
-            json!({"type": "integer", "minimum": 1, "maximum": 100}),
+            json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
             "records per page (default 20)",
         ),
     ]
 }
 
-/// The whole document.
+/// The whole document, with what any engine accepts.
 pub fn document() -> Value {
+    document_with(None)
+}
+
+/// The whole document; with an engine's catalog, its presets, GPU types and backends are the
+/// only ones the document allows (they come from its config).
+pub(super) fn document_with(catalog: Option<&Catalog>) -> Value {
     let mut d = Doc {
-        generator: SchemaSettings::openapi3().into_generator(),
+        generator: SchemaSettings::openapi3()
+            .with_transform(RecursiveTransform(tuples_as_arrays as fn(&mut Schema)))
+            .with_transform(RecursiveTransform(integer_ranges as fn(&mut Schema)))
+            .into_generator(),
     };
     let dataset = d.schema::<Dataset>();
     let job = d.schema::<TrainingJob>();
@@ -170,7 +306,7 @@ pub fn document() -> Value {
     add(
         "/api/datasets/{id}",
         "delete",
-        json!({"summary": "Delete a dataset (refused while an active job uses it)", "parameters": [id_param("dataset")], "responses": ds.clone()}),
+        json!({"summary": "Delete a dataset (refused while an active job uses it)", "parameters": [id_param("dataset"), query("purge", json!({"type": "boolean"}), "delete its stored object too")], "responses": ds.clone()}),
     );
     add(
         "/api/datasets/{id}/confirm",
@@ -222,7 +358,7 @@ pub fn document() -> Value {
     add(
         "/api/jobs/{id}/metrics",
         "get",
-        json!({"summary": "A job's metrics points in step order", "parameters": [id_param("job"), query("from_step", json!({"type": "integer", "minimum": 0}), "first step"), query("limit", json!({"type": "integer", "minimum": 0}), "at most this many")], "responses": d.responses(pts)}),
+        json!({"summary": "A job's metrics points in step order", "parameters": [id_param("job"), query("from_step", d.schema::<u64>(), "first step"), query("limit", d.schema::<usize>(), "at most this many")], "responses": d.responses(pts)}),
     );
     let logs = d_ok(
         &mut d,
@@ -231,7 +367,7 @@ pub fn document() -> Value {
     add(
         "/api/jobs/{id}/logs",
         "get",
-        json!({"summary": "The tail of a job's trainer log", "parameters": [id_param("job"), query("lines", json!({"type": "integer", "minimum": 0, "maximum": 100000}), "lines from the end")], "responses": d.responses(logs)}),
+        json!({"summary": "The tail of a job's trainer log", "parameters": [id_param("job"), query("lines", d.schema::<usize>(), "lines from the end (default 200; at most 100,000 are answered)")], "responses": d.responses(logs)}),
     );
 
     add(
@@ -262,7 +398,7 @@ pub fn document() -> Value {
     add(
         "/api/models/{id}/file",
         "get",
-        json!({"summary": "One file of a model", "parameters": [id_param("model"), {"name": "path", "in": "query", "required": true, "schema": {"type": "string", "minLength": 1}}], "responses": file_ok}),
+        json!({"summary": "One file of a model", "parameters": [id_param("model"), {"name": "path", "in": "query", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": MAX_FIELD_LEN}}], "responses": file_ok}),
     );
 
     let c = d_ok(&mut d, costs);
@@ -300,10 +436,34 @@ pub fn document() -> Value {
     add(
         "/api/events",
         "get",
-        json!({"summary": "The change log after a seq, then live", "parameters": [query("after", json!({"type": "integer", "minimum": 0}), "the last seq seen (default: now)")], "responses": ev}),
+        json!({"summary": "The change log after a seq, then live", "parameters": [query("after", d.schema::<u64>(), "the last seq seen (default: now)")], "responses": ev}),
+    );
+    let mut live = d.responses(json!({}));
+    live["200"] = json!({"description": "server-sent events: `event: live`, `data:` a live sample as JSON (progress, metrics, GPU use of running jobs)", "content": {"text/event-stream": {"schema": {"type": "string"}}}});
+    add(
+        "/api/live",
+        "get",
+        json!({"summary": "Live samples of running jobs, as they come", "responses": live}),
+    );
+    let mut prom = d.responses(json!({}));
+    prom["200"] = json!({"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}});
+    add(
+        "/metrics",
+        "get",
+        json!({"summary": "Counts of records by state, request latencies, subscribers", "responses": prom}),
+    );
+    add(
+        "/api/openapi.json",
+        "get",
+        json!({"summary": "This document", "security": [], "responses": {"200": {"description": "the OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}}}),
     );
 
-    let schemas = d.generator.take_definitions(true);
+    let mut schemas = d.generator.take_definitions(true);
+    for (name, op) in REQUEST_SCHEMAS {
+        if let Some(s) = schemas.get_mut(*name) {
+            request_limits(s, *op, catalog);
+        }
+    }
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -322,4 +482,145 @@ pub fn document() -> Value {
 
 fn d_ok(d: &mut Doc, data: Value) -> Value {
     d.ok(data)
+}
+
+/// A tuple (`(String, String)`, `(NaiveDate, f64)`) as OpenAPI 3.0 can say it: an array of
+/// exactly its length whose items are any of its members' schemas (3.0 has no tuple form:
+/// `items` must be one schema, and `prefixItems` is 3.1's).
+fn tuples_as_arrays(schema: &mut Schema) {
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Array(members)) = obj.get("items") else {
+        return;
+    };
+    let n = members.len();
+    let mut distinct: Vec<Value> = Vec::new();
+    for m in members {
+        if !distinct.contains(m) {
+            distinct.push(m.clone());
+        }
+    }
+    let items = match distinct.len() {
+        1 => distinct.remove(0),
+        _ => json!({"anyOf": distinct}),
+    };
+    obj.insert("items".into(), items);
+    obj.insert("minItems".into(), json!(n));
+    obj.insert("maxItems".into(), json!(n));
+    obj.remove("additionalItems");
+}
+
+/// An integer's range is its Rust type's (schemars gives the format and, for unsigned ones,
+/// the minimum): serde refuses a number past it, so the document says so.
+fn integer_ranges(schema: &mut Schema) {
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    let (min, max): (i128, i128) = match obj.get("format").and_then(Value::as_str) {
+        Some("uint8") => (0, u8::MAX.into()),
+        Some("uint16") => (0, u16::MAX.into()),
+        Some("uint32") => (0, u32::MAX.into()),
+        Some("uint64") | Some("uint") => (0, u64::MAX.into()),
+        Some("int8") => (i8::MIN.into(), i8::MAX.into()),
+        Some("int16") => (i16::MIN.into(), i16::MAX.into()),
+        Some("int32") => (i32::MIN.into(), i32::MAX.into()),
+        Some("int64") | Some("int") => (i64::MIN.into(), i64::MAX.into()),
+        _ => return,
+    };
+    if obj.get("type").and_then(Value::as_str) != Some("integer") {
+        return;
+    }
+    let number = |n: i128| -> Value {
+        if n < 0 {
+            json!(n as i64)
+        } else {
+            json!(n as u64)
+        }
+    };
+    obj.entry("minimum").or_insert_with(|| number(min));
+    obj.entry("maximum").or_insert_with(|| number(max));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn the_document_describes_exactly_the_routes_the_router_serves() {
+        let served: BTreeSet<(String, String)> = super::super::all_routes()
+            .listed()
+            .iter()
+            .map(|(p, m)| (p.to_string(), m.as_str().to_ascii_lowercase()))
+            .collect();
+        let doc = document();
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(p, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| (p.clone(), m.clone()))
+            })
+            .collect();
+        assert_eq!(
+            served.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "served but not documented"
+        );
+        assert_eq!(
+            documented.difference(&served).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "documented but not served"
+        );
+    }
+
+    /// What openapi-spec-validator found in the document before (the e2e test runs the real
+    /// validator on the served document; this keeps the two mistakes out without it).
+    #[test]
+    fn every_operation_documents_its_statuses_and_no_schema_is_a_tuple() {
+        let doc = document();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                assert!(
+                    responses.contains_key("200"),
+                    "{method} {path}: {responses:?}"
+                );
+                for (status, r) in responses {
+                    assert!(
+                        status.len() == 3 && status.chars().all(|c| c.is_ascii_digit()),
+                        "{method} {path}: `{status}` is not a status"
+                    );
+                    assert!(r["description"].is_string(), "{method} {path} {status}");
+                }
+            }
+        }
+        fn walk(v: &Value, at: &str) {
+            match v {
+                Value::Object(m) => {
+                    assert!(
+                        !m.get("items").is_some_and(Value::is_array),
+                        "{at}: tuple items"
+                    );
+                    assert!(!m.contains_key("prefixItems"), "{at}: prefixItems");
+                    for (k, x) in m {
+                        walk(x, &format!("{at}/{k}"));
+                    }
+                }
+                Value::Array(a) => a
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, x)| walk(x, &format!("{at}/{i}"))),
+                _ => {}
+            }
+        }
+        walk(&doc, "");
+        let sets = &doc["components"]["schemas"]["JobSpec"]["properties"]["sets"];
+        assert_eq!(sets["items"]["minItems"], 2, "{sets}");
+        assert_eq!(sets["items"]["maxItems"], 2, "{sets}");
+    }
 }
