@@ -111,6 +111,9 @@ fn error_document(e: &anyhow::Error) -> serde_json::Value {
         if let Some(d) = a.details {
             doc["details"] = d.into();
         }
+        if let Some(r) = a.reason {
+            doc["reason"] = r.as_str().into();
+        }
     }
     doc
 }

@@ -455,7 +455,7 @@ fn clients_stay_live_and_survive_a_killed_daemon() {
     // The follower stops once it has received the last change (or the test fails after 60 s).
     stop_tx.send(Some(last)).unwrap();
     let seqs = rt
-        .block_on(tokio::time::timeout(Duration::from_secs(60), follower))
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), follower).await })
         .expect("the follower reaches the last seq")
         .unwrap();
     assert_eq!(seqs.last(), Some(&last), "the follower is caught up");

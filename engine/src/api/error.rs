@@ -47,8 +47,10 @@ impl ErrorCode {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::NotFound => 404,
-            Self::Ambiguous | Self::Invalid => 400,
-            Self::Conflict => 409,
+            Self::Invalid => 400,
+            // An ambiguous prefix is well formed: the records it matches are the conflict (the
+            // body's `code` says which), so a request its schema allows is not answered 400.
+            Self::Ambiguous | Self::Conflict => 409,
             Self::Unavailable => 503,
             Self::Unauthorized => 401,
             Self::RateLimited => 429,
@@ -253,7 +255,7 @@ mod tests {
     fn codes_have_stable_wire_names_and_statuses() {
         for (code, name, status) in [
             (ErrorCode::NotFound, "not_found", 404),
-            (ErrorCode::Ambiguous, "ambiguous", 400),
+            (ErrorCode::Ambiguous, "ambiguous", 409),
             (ErrorCode::Conflict, "conflict", 409),
             (ErrorCode::Invalid, "invalid", 400),
             (ErrorCode::Unavailable, "unavailable", 503),

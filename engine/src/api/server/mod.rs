@@ -53,20 +53,18 @@ impl From<ApiError> for HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let e = self.0;
-        // An ambiguous prefix is well formed: the records it matches are the conflict (the
-        // body's `code` says which), so a request its schema allows is not answered 400.
-        let status = match e.code {
-            ErrorCode::Ambiguous => StatusCode::CONFLICT,
-            code => StatusCode::from_u16(code.http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        };
-        let body = serde_json::json!({
+        let status =
+            StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut body = serde_json::json!({
             "error": e.message,
             "details": e.details,
             "code": e.code,
             "field": e.field,
-            "reason": e.reason,
         });
+        // Present only with a reason (conflicts clients act on).
+        if let Some(r) = e.reason {
+            body["reason"] = serde_json::json!(r);
+        }
         (status, axum::Json(body)).into_response()
     }
 }

@@ -64,6 +64,7 @@ impl Doc {
 
     fn error(&mut self) -> Value {
         let code = self.schema::<ErrorCode>();
+        let reason = self.schema::<crate::api::Reason>();
         json!({"content": {"application/json": {"schema": {
             "type": "object",
             "required": ["error", "code"],
@@ -72,6 +73,7 @@ impl Doc {
                 "details": {"type": "string", "nullable": true},
                 "code": code,
                 "field": {"type": "string", "nullable": true},
+                "reason": reason,
             }
         }}}})
     }
