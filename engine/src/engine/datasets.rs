@@ -198,7 +198,9 @@ impl Engine {
         let opts = self.validation_options()?;
         let fingerprint = options_fingerprint(&opts);
         let file_name = dataset.file_name.clone();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, u64)>();
+        // The latest (done, total) only: a copy faster than its reader overwrites what was not
+        // read yet instead of queueing every chunk's report.
+        let (tx, mut rx) = tokio::sync::watch::channel::<(u64, u64)>((0, 0));
         let work = tokio::task::spawn_blocking(move || {
             one_pass(&source, &dest, &file_name, &opts, &mut |done, total| {
                 let _ = tx.send((done, total));
@@ -207,7 +209,9 @@ impl Engine {
         let store = &self.inner.store;
         let id = dataset.id;
         let mut last = 0u64;
-        while let Some((done, total)) = rx.recv().await {
+        // Ends when the copy drops its sender (finished or failed).
+        while rx.changed().await.is_ok() {
+            let (done, total) = *rx.borrow_and_update();
             progress(done, total);
             publish_progress(
                 store,

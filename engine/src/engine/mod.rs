@@ -252,6 +252,7 @@ impl EngineBuilder {
                 unrecorded_said: Default::default(),
                 polling: std::sync::Mutex::new(HashSet::new()),
                 poll_slots: Arc::new(tokio::sync::Semaphore::new(runner::POLL_CONCURRENCY)),
+                job_tasks: tokio_util::task::TaskTracker::new(),
                 fresh_verdicts: Default::default(),
                 tokenizers: Default::default(),
                 model_stats: Default::default(),
@@ -290,6 +291,9 @@ pub(crate) struct Inner {
     pub polling: std::sync::Mutex<HashSet<JobId>>,
     /// Bounds the polls in flight.
     pub poll_slots: Arc<tokio::sync::Semaphore>,
+    /// Every per-job task (a start, a poll), so shutdown waits for them instead of dropping
+    /// them mid-write.
+    pub job_tasks: tokio_util::task::TaskTracker,
     /// Verdicts of one-pass imports not yet asked for by `validate_dataset`, with the stored
     /// file's (size, mtime) and the options they were given with.
     pub fresh_verdicts: std::sync::Mutex<std::collections::HashMap<DatasetId, FreshVerdict>>,

@@ -75,24 +75,16 @@ impl Engine {
         );
         let mut started = 0;
         for job in picked {
-            {
-                let mut in_flight = self.inner.in_flight.lock().expect("not poisoned");
-                if !in_flight.insert(job.id) {
-                    continue;
-                }
-            }
+            let Some(claim) = Claim::take(self, |i| &i.in_flight, job.id) else {
+                continue;
+            };
             started += 1;
             let engine = self.clone();
-            tokio::spawn(async move {
+            self.inner.job_tasks.spawn(async move {
+                let _claim = claim;
                 if let Err(e) = engine.start_job(job.id).await {
                     tracing::error!("starting job {}: {e}", job.id);
                 }
-                engine
-                    .inner
-                    .in_flight
-                    .lock()
-                    .expect("not poisoned")
-                    .remove(&job.id);
             });
         }
         Ok(started)
@@ -452,17 +444,12 @@ impl Engine {
                 .jobs_in_status(JobStatus::Running, usize::MAX)?,
         );
         for job in jobs.into_iter().filter(|j| j.external_job_id.is_some()) {
-            if !self
-                .inner
-                .polling
-                .lock()
-                .expect("not poisoned")
-                .insert(job.id)
-            {
+            let Some(claim) = Claim::take(self, |i| &i.polling, job.id) else {
                 continue;
-            }
+            };
             let engine = self.clone();
-            tokio::spawn(async move {
+            self.inner.job_tasks.spawn(async move {
+                let _claim = claim;
                 let id = job.id;
                 let permit = engine.inner.poll_slots.clone().acquire_owned().await;
                 if let Err(e) = engine.monitor_job(job).await {
@@ -470,12 +457,6 @@ impl Engine {
                     engine.say_unrecorded(id, &e);
                 }
                 drop(permit);
-                engine
-                    .inner
-                    .polling
-                    .lock()
-                    .expect("not poisoned")
-                    .remove(&id);
             });
         }
         Ok(())
@@ -803,5 +784,42 @@ fn join_detail(detail: &str, tail: &str) -> String {
         (false, true) => detail.to_string(),
         (true, false) => format!("trainer log:\n{tail}"),
         (false, false) => format!("{detail}\n\ntrainer log:\n{tail}"),
+    }
+}
+
+/// A job's entry in one of the engine's sets of jobs in progress (starting, being polled),
+/// removed when dropped: a task that panics or is cancelled cannot leave its job claimed, and
+/// so never started or polled again, until a restart.
+struct Claim {
+    engine: Engine,
+    set: fn(&super::Inner) -> &std::sync::Mutex<std::collections::HashSet<JobId>>,
+    id: JobId,
+}
+
+impl Claim {
+    /// The claim on `id` in `set`, or `None` when another task holds it.
+    fn take(
+        engine: &Engine,
+        set: fn(&super::Inner) -> &std::sync::Mutex<std::collections::HashSet<JobId>>,
+        id: JobId,
+    ) -> Option<Claim> {
+        let fresh = set(&engine.inner)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id);
+        fresh.then(|| Claim {
+            engine: engine.clone(),
+            set,
+            id,
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        (self.set)(&self.engine.inner)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
     }
 }

@@ -5,6 +5,9 @@ use super::Engine;
 use crate::events::EngineEvent;
 use std::time::Duration;
 
+/// How long shutdown waits for per-job tasks (a start, a poll) to finish.
+const JOB_TASKS_GRACE: Duration = Duration::from_secs(20);
+
 pub(crate) fn spawn_all(engine: Engine) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tasks = vec![
@@ -28,6 +31,17 @@ pub(crate) fn spawn_all(engine: Engine) -> tokio::task::JoinHandle<()> {
         }
         for t in tasks {
             let _ = t.await;
+        }
+        // The loops have stopped: no new per-job task starts; let those running finish their
+        // write (bounded, so a hung backend call cannot hold shutdown).
+        engine.inner.job_tasks.close();
+        let drained = tokio::time::timeout(JOB_TASKS_GRACE, engine.inner.job_tasks.wait()).await;
+        if drained.is_err() {
+            tracing::warn!(
+                "shutdown: {} job task(s) still running after {}s; left to the restart's reconciliation",
+                engine.inner.job_tasks.len(),
+                JOB_TASKS_GRACE.as_secs()
+            );
         }
     })
 }
