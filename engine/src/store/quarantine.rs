@@ -40,13 +40,7 @@ pub struct QuarantinedRecord {
     pub problem: String,
 }
 
-/// A quarantine table value.
-#[derive(Serialize, Deserialize)]
-struct Quarantined {
-    raw: Vec<u8>,
-    at: Timestamp,
-    problem: String,
-}
+use super::stored::Quarantined;
 
 /// Records by (table name, key).
 type RecordSet = BTreeSet<(String, Vec<u8>)>;

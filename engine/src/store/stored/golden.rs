@@ -130,6 +130,7 @@ fn v1_layouts_are_frozen() {
         round_trips::<PendingUploadV1>("v1", "pending_upload"),
         round_trips::<CalibrationV1>("v1", "calibration"),
         round_trips::<(Timestamp, ChangeV1)>("v1", "change"),
+        round_trips::<QuarantinedV1>("v1", "quarantined"),
     ];
     assert!(counted.iter().all(|n| *n > 0));
 }
@@ -156,6 +157,12 @@ fn todays_records_encode_as_the_current_version() {
     };
     matches_today("v1", "calibration", &stored(&[calibration]));
     matches_today("v1", "change", &changes(&s));
+    let quarantined = super::Quarantined {
+        raw: vec![0, 1, 2, 0xff],
+        at: s.datasets[0].created_at,
+        problem: "checksum mismatch: stored 00000000, computed 12345678".into(),
+    };
+    matches_today("v1", "quarantined", &[quarantined]);
 }
 
 #[test]

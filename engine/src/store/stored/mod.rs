@@ -64,5 +64,8 @@ persisted!(
 /// The change log's entry type in the current schema.
 pub type Change = v1::ChangeV1;
 
+/// The quarantine table's value type in the current schema.
+pub type Quarantined = v1::QuarantinedV1;
+
 #[cfg(test)]
 mod golden;

@@ -488,6 +488,17 @@ stored_struct!(CalibrationV1 <=> Calibration {
     tokens_per_sec: f64,
 });
 
+// ---- the quarantine ----
+
+/// A damaged record moved out of its table: its raw value, when, and why. Store-only: no
+/// domain type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuarantinedV1 {
+    pub raw: Vec<u8>,
+    pub at: Timestamp,
+    pub problem: String,
+}
+
 // ---- the change log ----
 
 /// A change as the log keeps it (with the time it was committed): the record variants of
