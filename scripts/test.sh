@@ -32,7 +32,7 @@ cargo test --workspace --all-targets --no-fail-fast
 # The disk-full tests mount tmpfs file systems: root only (CI runs as root).
 if [ "$(id -u)" = 0 ]; then
   echo "== Rust tests that need root (cargo test -- --ignored: the disk-full tests)"
-  cargo test --test e2e_disk_full -- --ignored
+  cargo test --workspace --test e2e_disk_full -- --ignored
 else
   echo "== skipped the disk-full tests (tests/e2e_disk_full.rs): mounting a tmpfs needs root"
 fi
