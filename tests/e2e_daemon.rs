@@ -19,14 +19,6 @@ struct Daemon {
     port: u16,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Daemon {
     fn start(home: &Home, port: u16) -> Daemon {
         let child = home

@@ -20,14 +20,15 @@ fn tools_bin() -> PathBuf {
 }
 
 /// A daemon on a loopback port, with a token and a ready dataset; stopped when dropped.
-struct Daemon {
+struct Served {
+    // Stopped before its home is removed (fields drop in order).
+    _daemon: Daemon,
     home: Home,
-    child: std::process::Child,
     port: u16,
     token: String,
 }
 
-impl Daemon {
+impl Served {
     fn start() -> Self {
         let home = Home::new(0);
         // The fuzzer sends wrong tokens on purpose: no rate limit here.
@@ -43,24 +44,11 @@ impl Daemon {
             .unwrap()
             .to_string();
         home.ready_dataset(5);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = home
-            .std_cmd()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let sock = home.path().join("state/engine.sock");
-        home.wait_until(30, "the daemon", || {
-            std::os::unix::net::UnixStream::connect(&sock).is_ok()
-        });
+        let port = free_port();
+        let daemon = Daemon::listening(&home, port);
         Self {
             home,
-            child,
+            _daemon: daemon,
             port,
             token,
         }
@@ -71,19 +59,9 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: stopping the child we started.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_served_document_is_valid_openapi() {
-    let d = Daemon::start();
+    let d = Served::start();
     let doc = reqwest::blocking::get(d.document_url())
         .unwrap()
         .error_for_status()
@@ -107,7 +85,7 @@ fn the_served_document_is_valid_openapi() {
 
 #[test]
 fn schemathesis_finds_no_failure_with_every_check() {
-    let d = Daemon::start();
+    let d = Served::start();
     let secs = std::env::var("BRIGHTRUN_SCHEMATHESIS_SECS").unwrap_or_else(|_| "40".into());
     // Where a request the document allows may still be refused, and why.
     let config =

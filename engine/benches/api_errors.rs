@@ -17,8 +17,11 @@
 //! Defaults: keys 1000,8000,24000,100000; 5 runs. Run as a test (`cargo test --all-targets`
 //! passes no `--bench`) it makes one small run, to check that it works.
 
+#[path = "common/listen.rs"]
+mod listen;
+
 use brightrun_engine::Engine;
-use brightrun_engine::api::{LocalApi, server};
+use brightrun_engine::api::LocalApi;
 use brightrun_engine::paths::Paths;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -70,20 +73,7 @@ fn main() {
     let api = LocalApi::new(engine.clone());
     let token = api.token_store().create(None).unwrap().token;
     let stop = CancellationToken::new();
-    let base = daemon.block_on(async {
-        let sock = home.path().join("engine.sock");
-        let unix = server::bind_unix(&sock).await.unwrap();
-        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = tcp.local_addr().unwrap();
-        tokio::spawn(server::serve(
-            api.clone(),
-            unix,
-            sock,
-            Some(tcp),
-            stop.clone(),
-        ));
-        format!("http://{addr}")
-    });
+    let base = listen::serve(&daemon, &api, home.path(), &stop);
     let client = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("client")

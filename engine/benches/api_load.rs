@@ -26,9 +26,12 @@
 //! `API_LOAD_REQUESTS` (requests per client per route, 200), `API_LOAD_SUBSCRIBERS` (50),
 //! `API_LOAD_SSE_SECS` (10).
 
+#[path = "common/listen.rs"]
+mod listen;
+
 use async_trait::async_trait;
 use brightrun_engine::Engine;
-use brightrun_engine::api::{EngineApi, LocalApi, Paging, Reply, Request, server};
+use brightrun_engine::api::{EngineApi, LocalApi, Paging, Reply, Request};
 use brightrun_engine::backend::*;
 use brightrun_engine::config::TrainingConfig;
 use brightrun_engine::domain::*;
@@ -427,21 +430,10 @@ fn daemon(jobs: usize, datasets: usize) -> Daemon {
     let api = LocalApi::new(engine.clone());
     let token = api.token_store().create(None).unwrap().token;
     let stop = CancellationToken::new();
-    let base = rt.block_on(async {
+    rt.block_on(async {
         engine.start();
-        let sock = home.path().join("engine.sock");
-        let unix = server::bind_unix(&sock).await.unwrap();
-        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = tcp.local_addr().unwrap();
-        tokio::spawn(server::serve(
-            api.clone(),
-            unix,
-            sock,
-            Some(tcp),
-            stop.clone(),
-        ));
-        format!("http://{addr}")
     });
+    let base = listen::serve(&rt, &api, home.path(), &stop);
     Daemon {
         api,
         base,

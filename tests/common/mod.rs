@@ -241,10 +241,33 @@ pub fn sha256_file(path: &Path) -> String {
 /// keys, secrets); SIGKILLed on drop if still running.
 pub struct Daemon(pub std::process::Child);
 
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Daemon {
-    pub fn start(home: &Home, mut cmd: std::process::Command) -> Daemon {
+    pub fn start(home: &Home, cmd: std::process::Command) -> Daemon {
+        Self::serve(home, cmd, &[])
+    }
+
+    /// `brightrun serve` also listening on loopback TCP at `port`.
+    pub fn listening(home: &Home, port: u16) -> Daemon {
+        Self::serve(
+            home,
+            home.std_cmd(),
+            &["--listen", &format!("127.0.0.1:{port}")],
+        )
+    }
+
+    fn serve(home: &Home, mut cmd: std::process::Command, args: &[&str]) -> Daemon {
         let child = cmd
             .arg("serve")
+            .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

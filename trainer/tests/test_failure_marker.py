@@ -145,6 +145,10 @@ def test_a_long_message_is_bounded_and_one_line(tmp_path):
 def test_the_trainer_with_its_stdout_on_a_full_device_writes_the_marker(tmp_path):
     """The real program, its event stream on ``/dev/full`` (every write fails with ENOSPC)."""
     if not os.path.exists("/dev/full"):
+        # Why it may skip: /dev/full is a Linux device that some containers leave out. CI's
+        # machine has it, so there the test fails instead of passing unrun.
+        if os.environ.get("CI"):
+            pytest.fail("CI must have /dev/full for the full-device test")
         pytest.skip("no /dev/full here")
     spec = make_spec(tmp_path, {"path": str(tmp_path / "missing.jsonl")})
     marker = tmp_path / "trainer-failure.json"
@@ -169,6 +173,10 @@ def test_the_trainer_with_its_stdout_on_a_full_device_writes_the_marker(tmp_path
 def tiny_tmpfs():
     """A 64 KiB tmpfs (needs root, as CI has); skipped where it cannot be mounted."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
+        # Why it may skip: mounting needs root (CAP_SYS_ADMIN). CI runs as root, so there a
+        # test that cannot mount fails instead of passing unrun.
+        if os.environ.get("CI"):
+            pytest.fail("CI must be able to mount a tmpfs (root and mount(8))")
         pytest.skip("mounting a tmpfs needs root")
     folder = Path(tempfile.mkdtemp(prefix="brightrun-full-"))
     mounted = subprocess.run(
@@ -178,6 +186,7 @@ def tiny_tmpfs():
         folder.rmdir()
         if os.environ.get("CI"):
             pytest.fail(f"CI must be able to mount a tmpfs: {mounted.stderr}")
+        # Why it may skip: a sandbox that refuses mounts even to root.
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
         yield folder
