@@ -113,6 +113,79 @@ impl LocalBackend {
         self.pid(external_id)
             .is_some_and(|pid| process_alive(pid, external_id))
     }
+
+    /// The live wrapping shell (the process group leader) of the job's trainer: the pid
+    /// file's, or, when an engine was killed between spawning the shell and writing that
+    /// file, the live process named for the job (then the pid file is written for it).
+    fn live_trainer(&self, external_id: &str) -> Option<i32> {
+        if let Some(pid) = self
+            .pid(external_id)
+            .filter(|pid| process_alive(*pid, external_id))
+        {
+            return Some(pid);
+        }
+        let pid = find_process_by_argument(&shell_name(external_id))?;
+        let path = self.job_dir(external_id).join("pid");
+        if let Err(e) = crate::private::write(&path, pid.to_string()) {
+            tracing::warn!(path = %path.display(), "recording an adopted trainer's pid: {e}");
+        }
+        Some(pid)
+    }
+
+    /// Whether this attempt's trainer already ran to its end while no engine recorded the
+    /// submission (an engine killed between spawning it and storing that): its events and
+    /// exit status are there to be read, and starting it again would train twice.
+    fn finished_attempt(&self, external_id: &str, attempt: u32) -> bool {
+        let dir = self.job_dir(external_id);
+        let recorded = std::fs::read_to_string(dir.join(ATTEMPT_FILE))
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok());
+        recorded == Some(attempt) && self.exit_code(external_id).is_some()
+    }
+}
+
+/// The job folder's record of which attempt (0 for the first run, N for the Nth retry) its
+/// files belong to, written before that attempt's trainer is spawned.
+const ATTEMPT_FILE: &str = "attempt";
+
+/// The wrapping shell's `$0`: names the job in the process table, so a restarted engine can
+/// find a trainer whose pid it never recorded.
+fn shell_name(external_id: &str) -> String {
+    format!("brightrun-trainer-{external_id}")
+}
+
+/// A live (non-zombie) process with `argument` as one of its arguments, exactly.
+#[cfg(target_os = "linux")]
+fn find_process_by_argument(argument: &str) -> Option<i32> {
+    let wanted = argument.as_bytes();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == wanted))
+                && !zombie(*pid)
+        })
+}
+
+/// Without a process table to read, only the pid file finds a trainer.
+#[cfg(not(target_os = "linux"))]
+fn find_process_by_argument(_argument: &str) -> Option<i32> {
+    None
+}
+
+/// Whether `pid` is a zombie (ended, not yet reaped); false when it cannot be read.
+#[cfg(target_os = "linux")]
+fn zombie(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state letter follows the parenthesised command name.
+    stat.rsplit(')')
+        .next()
+        .and_then(|s| s.trim().chars().next())
+        == Some('Z')
 }
 
 /// True when `pid` is a live (non-zombie) process whose command line mentions the job, so a
@@ -120,15 +193,7 @@ impl LocalBackend {
 fn process_alive(pid: i32, external_id: &str) -> bool {
     #[cfg(target_os = "linux")]
     {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        // The state letter follows the parenthesised command name.
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|s| s.trim().chars().next());
-        if state == Some('Z') {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() || zombie(pid) {
             return false;
         }
         std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -254,7 +319,9 @@ impl ClusterBackend for LocalBackend {
         let spec = job.spec;
         let id = spec.job_id.clone();
         let dir = self.job_dir(&id);
-        if self.alive(&id) {
+        // A resubmission after an engine was killed mid-dispatch: the trainer it started is
+        // adopted, running or finished, never started a second time beside it.
+        if self.live_trainer(&id).is_some() || self.finished_attempt(&id, job.attempt) {
             return Ok(id);
         }
         let trainer = &self.trainer(&id).await?;
@@ -267,9 +334,13 @@ impl ClusterBackend for LocalBackend {
             "pid",
             FAILURE_MARKER,
             "trainer-failure.json.tmp",
+            ATTEMPT_FILE,
         ] {
             let _ = std::fs::remove_file(dir.join(stale));
         }
+        let attempt_path = dir.join(ATTEMPT_FILE);
+        crate::private::write(&attempt_path, job.attempt.to_string())
+            .map_err(io("writing", &attempt_path))?;
         let spec_path = dir.join("spec.json");
         let text = serde_json::to_vec_pretty(spec).expect("specs serialise");
         crate::private::write(&spec_path, text).map_err(io("writing", &spec_path))?;
@@ -298,7 +369,7 @@ exit "$code""#;
         let mut cmd = tokio::process::Command::new("sh");
         cmd.arg("-c")
             .arg(script)
-            .arg(format!("brightrun-trainer-{id}"))
+            .arg(shell_name(&id))
             .arg(&trainer.python)
             .args(["-u", "-m", "brightrun_trainer", "run", "--spec"])
             .arg(&spec_path)
@@ -385,12 +456,9 @@ exit "$code""#;
     }
 
     async fn cancel(&self, external_id: &str) -> Result<(), BackendError> {
-        let Some(pid) = self.pid(external_id) else {
+        let Some(pid) = self.live_trainer(external_id) else {
             return Ok(());
         };
-        if !process_alive(pid, external_id) {
-            return Ok(());
-        }
         // SAFETY: signalling a process group we started.
         unsafe {
             libc::kill(-pid, libc::SIGTERM);
@@ -744,6 +812,79 @@ mod tests {
         }
     }
 
+    /// A fake trainer that counts its starts, reports one event, and waits for `go`.
+    fn waiting_trainer(dir: &Path) -> PathBuf {
+        let fake = dir.join("fake-python");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho start >> ../runs\necho '{\"type\":\"log\",\"seq\":0,\"ts\":0,\"message\":\"up\"}'\nwhile [ ! -e ../go ]; do sleep 0.02; done\n",
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        fake
+    }
+
+    async fn until_final(backend: &LocalBackend, id: &str) -> RemoteState {
+        for _ in 0..400 {
+            let r = backend.poll(id, 0).await.unwrap();
+            if r.state.is_final() {
+                return r.state;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the fake trainer of {id} never ended");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_resubmission_adopts_the_trainer_a_killed_engine_left_unrecorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = fixed(dir.path(), waiting_trainer(dir.path()));
+        let spec = TrainerSpec::sample("job-adopt");
+        let id = backend.submit(&submission(&spec)).await.unwrap();
+        let job_dir = backend.job_dir(&id);
+        let events = job_dir.join("events.jsonl");
+        for _ in 0..400 {
+            if std::fs::read_to_string(&events).is_ok_and(|e| e.contains("up")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let first = std::fs::read_to_string(job_dir.join("pid")).unwrap();
+        // The engine was killed after spawning the trainer, before writing its pid.
+        std::fs::remove_file(job_dir.join("pid")).unwrap();
+        assert_eq!(backend.submit(&submission(&spec)).await.unwrap(), id);
+        assert_eq!(
+            std::fs::read_to_string(job_dir.join("pid")).unwrap(),
+            first,
+            "the running shell is adopted"
+        );
+        assert!(std::fs::read_to_string(&events).unwrap().contains("up"));
+        std::fs::write(dir.path().join("go"), "").unwrap();
+        assert_eq!(until_final(&backend, &id).await, RemoteState::Succeeded);
+
+        // Killed again before the submission was stored; the trainer has finished since.
+        std::fs::remove_file(job_dir.join("pid")).unwrap();
+        backend.submit(&submission(&spec)).await.unwrap();
+        assert!(job_dir.join("exit_code").exists(), "its exit status is kept");
+        assert!(std::fs::read_to_string(&events).unwrap().contains("up"));
+        let runs = || std::fs::read_to_string(dir.path().join("runs")).unwrap();
+        assert_eq!(runs().lines().count(), 1, "started once");
+
+        // The next attempt is a run of its own.
+        let retry = Submission {
+            attempt: 1,
+            ..submission(&spec)
+        };
+        backend.submit(&retry).await.unwrap();
+        assert_eq!(until_final(&backend, &id).await, RemoteState::Succeeded);
+        assert_eq!(runs().lines().count(), 2, "{}", runs());
+    }
+
     fn marker_in(dir: &Path, text: &str) {
         std::fs::write(dir.join(FAILURE_MARKER), text).unwrap();
     }
@@ -945,7 +1086,11 @@ mod tests {
         // A retry in the same folder starts without the old marker (or its reserve).
         std::fs::write(&fake, "#!/bin/sh\nexit 0\n").unwrap();
         std::fs::write(job_dir.join("trainer-failure.json.tmp"), " ").unwrap();
-        backend.submit(&submission(&spec)).await.unwrap();
+        let retry = Submission {
+            attempt: 1,
+            ..submission(&spec)
+        };
+        backend.submit(&retry).await.unwrap();
         assert_eq!(
             final_state(&backend, "job-marker").await,
             RemoteState::Succeeded
