@@ -25,14 +25,30 @@ BRIGHTRUN_RAY_ADDRESS="$(scripts/ray-head.sh | tail -n 1)"
 export BRIGHTRUN_RAY_ADDRESS
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; } >/dev/null 2>&1 || true
+# Every store transaction opened on an async worker (outside store::off_runtime) by any engine
+# the tests run (the binary, the daemon, in-process engines) is written here; the suite fails
+# on any (engine/src/store/blocking.rs).
+BRIGHTRUN_STORE_VIOLATIONS="$(mktemp -t brightrun-store-violations.XXXXXX)"
+export BRIGHTRUN_STORE_VIOLATIONS
 echo "== trainer tests (pytest)"
 "$python" -m pytest trainer/tests -q
-echo "== Rust tests (cargo test)"
-cargo test --workspace --all-targets --no-fail-fast
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+echo "== Rust tests (cargo nextest run --profile ci: each test its own process, binaries side by side)"
+cargo nextest run --workspace --lib --bins --tests --profile ci
+# The benches once each in test mode (a quick run of each, so none rots); nextest cannot list
+# the benches that print figures instead of using a harness.
+echo "== Rust benches in test mode (cargo test --benches)"
+cargo test --workspace --benches
 # The disk-full tests mount tmpfs file systems: root only (CI runs as root).
 if [ "$(id -u)" = 0 ]; then
-  echo "== Rust tests that need root (cargo test -- --ignored: the disk-full tests)"
-  cargo test --workspace --test e2e_disk_full -- --ignored
+  echo "== Rust tests that need root (--run-ignored: the disk-full tests)"
+  cargo nextest run --workspace --test e2e_disk_full --profile ci --run-ignored only
 else
   echo "== skipped the disk-full tests (tests/e2e_disk_full.rs): mounting a tmpfs needs root"
 fi
+if [ -s "$BRIGHTRUN_STORE_VIOLATIONS" ]; then
+  echo "== store transactions on async workers (each must go through store::off_runtime):"
+  sort -u "$BRIGHTRUN_STORE_VIOLATIONS"
+  exit 1
+fi
+rm -f "$BRIGHTRUN_STORE_VIOLATIONS"

@@ -77,7 +77,7 @@ impl Client {
                 Err(e) => return Err(e.into()),
             }
         }
-        let engine = Engine::open(paths.clone())?;
+        let engine = open_engine(&paths).await?;
         let local = LocalApi::new(engine);
         Ok(Client {
             api: Arc::new(local.clone()),
@@ -132,4 +132,16 @@ async fn check_version(api: &RemoteApi) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Opens the store (an upgrade or a repair commits) off the async workers.
+pub async fn open_engine(paths: &Paths) -> Result<Engine, brightrun_engine::EngineError> {
+    let paths = paths.clone();
+    brightrun_engine::store::off_runtime(move || Engine::open(paths))
+        .await
+        .map_err(|e| {
+            brightrun_engine::EngineError::Store(brightrun_engine::store::StoreError::Worker(
+                e.to_string(),
+            ))
+        })?
 }

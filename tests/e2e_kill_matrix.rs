@@ -42,6 +42,21 @@ fn datasets(home: &Home) -> Vec<Value> {
         .clone()
 }
 
+/// How many times the engines of `home` logged that they began validating dataset `id`.
+fn validations_logged(home: &Home, id: &str) -> usize {
+    files_named(home.path(), &|n| {
+        n.starts_with("brightrun") && n.ends_with(".log")
+    })
+    .iter()
+    .filter_map(|f| std::fs::read_to_string(f).ok())
+    .map(|t| {
+        t.lines()
+            .filter(|l| l.contains("validating the stored file") && l.contains(id))
+            .count()
+    })
+    .sum()
+}
+
 #[test]
 fn an_import_killed_mid_copy_or_mid_validation_resumes_into_one_ready_dataset() {
     let home = Home::new(0);
@@ -94,6 +109,7 @@ fn an_import_killed_mid_copy_or_mid_validation_resumes_into_one_ready_dataset() 
     );
 
     // Killed mid-validation: the record says so, and validating again finishes it.
+    let logged = validations_logged(&home, &id);
     let mut validate = home
         .std_cmd()
         .args(["datasets", "validate", &id])
@@ -101,20 +117,19 @@ fn an_import_killed_mid_copy_or_mid_validation_resumes_into_one_ready_dataset() 
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(150));
+    // The engine logs once the record is `validating`, just before it reads the 60 MB.
+    soon(60, "the validation to start", || {
+        validations_logged(&home, &id) > logged
+    });
     kill9(&mut validate);
     let shown = home.json(&["datasets", "show", &id, "--json"], 0);
-    if shown["status"] == "validating" {
-        assert!(
-            shown["error_message"]
-                .as_str()
-                .is_some_and(|m| m.contains(&format!("datasets validate {id}"))),
-            "{shown:#}"
-        );
-    } else {
-        // The validation won the race against the kill.
-        assert_eq!(shown["status"], "ready", "{shown:#}");
-    }
+    assert_eq!(shown["status"], "validating", "{shown:#}");
+    assert!(
+        shown["error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("datasets validate {id}"))),
+        "{shown:#}"
+    );
     let again = home.json(&["datasets", "validate", &id, "--json"], 0);
     assert_eq!(again["status"], "ready");
     assert!(again["error_message"].is_null(), "{again:#}");

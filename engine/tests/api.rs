@@ -1,6 +1,9 @@
-//! The engine API in process: every request and reply round-trips through JSON, users see
-//! only their own records and changes, the change feed resumes after any seq with nothing
-//! missed or repeated, and the job lifecycle runs against a scripted cluster backend
+//! The engine API's behaviour, the same through both implementations: every test runs
+//! against `LocalApi` (the engine in process) and against `RemoteApi` talking to that engine
+//! served in process on a temporary Unix socket (as `brightrun serve` serves it), both as
+//! `Arc<dyn EngineApi>`. Every request and reply round-trips, users see only their own records
+//! and changes, the change feed resumes after any seq (replay, gaps, lag, a reconnect) with
+//! nothing missed or repeated, and the job lifecycle runs against a scripted cluster backend
 //! (injected through the builder: no trainer, no shell scripts) with concurrent polling.
 
 use async_trait::async_trait;
@@ -16,6 +19,94 @@ use sha2::Digest;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Which implementation of the engine API a test talks to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Via {
+    Local,
+    Remote,
+}
+
+/// The engine API for one engine, as `via` says. Remote: the engine is served on
+/// `home/engine.sock` until this is dropped.
+struct Served {
+    api: Arc<dyn EngineApi>,
+    local: LocalApi,
+    via: Via,
+    socket: std::path::PathBuf,
+    stop: CancellationToken,
+}
+
+impl Served {
+    async fn new(e: &Engine, home: &std::path::Path, via: Via) -> Self {
+        let local = LocalApi::new(e.clone());
+        let socket = home.join("engine.sock");
+        let stop = CancellationToken::new();
+        let api: Arc<dyn EngineApi> = match via {
+            Via::Local => Arc::new(local.clone()),
+            Via::Remote => {
+                serve(&local, &socket, &stop).await;
+                Arc::new(RemoteApi::new(EngineAddress::Unix(socket.clone()), None).unwrap())
+            }
+        };
+        Served {
+            api,
+            local,
+            via,
+            socket,
+            stop,
+        }
+    }
+
+    /// The API as the holder of `token` sees it (not the owner).
+    fn as_token(&self, token: &NewToken) -> Arc<dyn EngineApi> {
+        match self.via {
+            Via::Local => Arc::new(self.local.for_user(token.info.user_id, false)),
+            Via::Remote => Arc::new(
+                RemoteApi::new(
+                    EngineAddress::Unix(self.socket.clone()),
+                    Some(token.token.clone()),
+                )
+                .unwrap(),
+            ),
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Serves `api` on `socket` until `stop` (the daemon's server, in process).
+async fn serve(api: &LocalApi, socket: &std::path::Path, stop: &CancellationToken) {
+    let unix = server::bind_unix(socket).await.unwrap();
+    tokio::spawn(server::serve(
+        api.clone(),
+        unix,
+        socket.to_path_buf(),
+        None,
+        stop.clone(),
+    ));
+}
+
+/// Runs an async test body once per implementation, each in its own test.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local() {
+                super::$name(super::Via::Local).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn remote() {
+                super::$name(super::Via::Remote).await
+            }
+        }
+    };
+}
 
 /// A script of reports, written when the job is submitted: it gets the job's output folder
 /// (where a trainer writes its adapter).
@@ -106,7 +197,7 @@ fn engine(home: &std::path::Path, backends: Vec<(&str, Arc<Scripted>)>) -> Engin
     b.open().unwrap()
 }
 
-async fn ready_dataset(api: &LocalApi, dir: &std::path::Path, name: &str) -> Dataset {
+async fn ready_dataset(api: &dyn EngineApi, dir: &std::path::Path, name: &str) -> Dataset {
     let file = dir.join(format!("{name}.jsonl"));
     let lines: String = (0..20)
         .map(|i| format!("{{\"prompt\":\"p{i}\",\"completion\":\"c{i}\"}}\n"))
@@ -132,7 +223,7 @@ fn spec(d: &Dataset, backend: &str) -> JobSpec {
     }
 }
 
-async fn wait_job(api: &LocalApi, id: JobId, f: impl Fn(&TrainingJob) -> bool) -> TrainingJob {
+async fn wait_job(api: &dyn EngineApi, id: JobId, f: impl Fn(&TrainingJob) -> bool) -> TrainingJob {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let j = api.job(&id.to_string()).await.unwrap();
@@ -160,13 +251,14 @@ fn adapter_events(dir: &std::path::Path) -> Vec<String> {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scripted_job_runs_to_a_model_and_every_change_is_seen_once_in_order() {
+both!(a_scripted_job_runs_to_a_model_and_every_change_is_seen_once_in_order);
+async fn a_scripted_job_runs_to_a_model_and_every_change_is_seen_once_in_order(via: Via) {
     let home = tempfile::tempdir().unwrap();
     let cluster = Arc::new(Scripted::default());
     let e = engine(home.path(), vec![("scripted", cluster.clone())]);
-    let api = LocalApi::new(e.clone());
-    let d = ready_dataset(&api, home.path(), "chats").await;
+    let served = Served::new(&e, home.path(), via).await;
+    let api = &*served.api;
+    let d = ready_dataset(api, home.path(), "chats").await;
     let start_seq = api.hello().await.unwrap().last_seq;
     let mut feed = api.changes(start_seq).await.unwrap();
     let metric = |s: u64| {
@@ -188,7 +280,7 @@ async fn a_scripted_job_runs_to_a_model_and_every_change_is_seen_once_in_order()
     });
     let tasks = e.start();
     let job = api.create_job(spec(&d, "scripted"), false).await.unwrap();
-    let done = wait_job(&api, job.id, |j| j.status.is_terminal()).await;
+    let done = wait_job(api, job.id, |j| j.status.is_terminal()).await;
     assert_eq!(
         done.status,
         JobStatus::Completed,
@@ -246,8 +338,8 @@ async fn a_scripted_job_runs_to_a_model_and_every_change_is_seen_once_in_order()
     let _ = tasks.await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_cluster_delays_neither_other_jobs_nor_a_cancel() {
+both!(a_slow_cluster_delays_neither_other_jobs_nor_a_cancel);
+async fn a_slow_cluster_delays_neither_other_jobs_nor_a_cancel(via: Via) {
     let home = tempfile::tempdir().unwrap();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let slow = Arc::new(Scripted {
@@ -259,13 +351,14 @@ async fn a_slow_cluster_delays_neither_other_jobs_nor_a_cancel() {
         home.path(),
         vec![("slow", slow.clone()), ("fast", fast.clone())],
     );
-    let api = LocalApi::new(e.clone());
-    let d = ready_dataset(&api, home.path(), "chats").await;
+    let served = Served::new(&e, home.path(), via).await;
+    let api = &*served.api;
+    let d = ready_dataset(api, home.path(), "chats").await;
     fast.queue(|out| vec![report(RemoteState::Succeeded, &adapter_events(out), 2)]);
     let tasks = e.start();
     let stuck = api.create_job(spec(&d, "slow"), false).await.unwrap();
     // The slow cluster's poll is now blocked inside the monitor.
-    wait_job(&api, stuck.id, |j| j.external_job_id.is_some()).await;
+    wait_job(api, stuck.id, |j| j.external_job_id.is_some()).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while slow.polls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         assert!(
@@ -275,7 +368,7 @@ async fn a_slow_cluster_delays_neither_other_jobs_nor_a_cancel() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let other = api.create_job(spec(&d, "fast"), false).await.unwrap();
-    let done = wait_job(&api, other.id, |j| j.status.is_terminal()).await;
+    let done = wait_job(api, other.id, |j| j.status.is_terminal()).await;
     assert_eq!(
         done.status,
         JobStatus::Completed,
@@ -334,19 +427,20 @@ async fn a_job_whose_backend_is_gone_fails_at_once_with_the_reason() {
     let _ = tasks.await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_see_only_their_own_records_and_changes() {
+both!(users_see_only_their_own_records_and_changes);
+async fn users_see_only_their_own_records_and_changes(via: Via) {
     let home = tempfile::tempdir().unwrap();
     let e = engine(home.path(), vec![]);
-    let owner = LocalApi::new(e.clone());
+    let served = Served::new(&e, home.path(), via).await;
+    let owner = &*served.api;
     let alice = owner.create_token(Some("alice".into())).await.unwrap();
     let bob = owner.create_token(Some("bob".into())).await.unwrap();
     assert_ne!(alice.info.user_id, bob.info.user_id);
-    let a = owner.for_user(alice.info.user_id, false);
-    let b = owner.for_user(bob.info.user_id, false);
+    let a = served.as_token(&alice);
+    let b = served.as_token(&bob);
     let b_seq = b.hello().await.unwrap().last_seq;
     let mut b_feed = b.changes(b_seq).await.unwrap();
-    let d = ready_dataset(&a, home.path(), "alices").await;
+    let d = ready_dataset(&*a, home.path(), "alices").await;
     let id = d.id.to_string();
     for r in [
         Request::GetDataset { id: id.clone() },
@@ -393,13 +487,14 @@ async fn users_see_only_their_own_records_and_changes() {
     assert_eq!(owner.tokens().await.unwrap().len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_feed_resumes_after_any_seq_and_refuses_a_compacted_one() {
+both!(the_feed_resumes_after_any_seq_and_refuses_a_compacted_one);
+async fn the_feed_resumes_after_any_seq_and_refuses_a_compacted_one(via: Via) {
     let home = tempfile::tempdir().unwrap();
     let e = engine(home.path(), vec![]);
-    let api = LocalApi::new(e.clone());
+    let served = Served::new(&e, home.path(), via).await;
+    let api = &*served.api;
     for i in 0..5 {
-        ready_dataset(&api, home.path(), &format!("d{i}")).await;
+        ready_dataset(api, home.path(), &format!("d{i}")).await;
     }
     let last = api.hello().await.unwrap().last_seq;
     assert!(last >= 10, "{last}");
@@ -429,15 +524,74 @@ async fn the_feed_resumes_after_any_seq_and_refuses_a_compacted_one() {
     );
 }
 
+both!(a_lagging_subscriber_and_a_reconnect_miss_nothing_and_repeat_nothing);
+async fn a_lagging_subscriber_and_a_reconnect_miss_nothing_and_repeat_nothing(via: Via) {
+    let home = tempfile::tempdir().unwrap();
+    let e = engine(home.path(), vec![]);
+    let served = Served::new(&e, home.path(), via).await;
+    let api = &*served.api;
+    let start = api.hello().await.unwrap().last_seq;
+    // Subscribed, then not read while one commit makes more changes than the live channel
+    // holds: the feed falls behind and must go back to the log.
+    let lagging = api.changes(start).await.unwrap();
+    const MANY: u64 = 10_000;
+    let (store, user) = (e.store().clone(), e.user_id());
+    brightrun_engine::store::off_runtime(move || {
+        store.write(|w| {
+            for i in 0..MANY {
+                w.put(&Notification {
+                    id: NotificationId::new(),
+                    user_id: user,
+                    kind: NotificationType::JobQueued,
+                    title: format!("n{i}"),
+                    message: String::new(),
+                    priority: Priority::Low,
+                    read: false,
+                    link: None,
+                    metadata: JsonValue(serde_json::Value::Null),
+                    created_at: now(),
+                })?;
+            }
+            Ok(())
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let last = api.hello().await.unwrap().last_seq;
+    assert!(last >= start + MANY, "{start}..{last}");
+    let seqs = |stream: ChangeStream, n: u64| async move {
+        let got: Vec<u64> = tokio::time::timeout(
+            Duration::from_secs(60),
+            stream.take(n as usize).map(|c| c.unwrap().seq).collect(),
+        )
+        .await
+        .expect("the feed delivers");
+        got
+    };
+    let all = seqs(lagging, last - start).await;
+    assert_eq!(all, (start + 1..=last).collect::<Vec<_>>(), "lagged: in order, once");
+    // A client that drops its connection part-way resumes from the last seq it saw.
+    let part = seqs(api.changes(start).await.unwrap(), 1234).await;
+    let seen = *part.last().unwrap();
+    let rest = seqs(api.changes(seen).await.unwrap(), last - seen).await;
+    assert_eq!(
+        [part, rest].concat(),
+        (start + 1..=last).collect::<Vec<_>>(),
+        "reconnected: nothing missed, nothing twice"
+    );
+}
+
+both!(every_request_and_reply_round_trips_through_json);
 /// Every request the API has, and every reply kind, made by the real engine and sent through
 /// JSON and back unchanged.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_request_and_reply_round_trips_through_json() {
+async fn every_request_and_reply_round_trips_through_json(via: Via) {
     let home = tempfile::tempdir().unwrap();
     let cluster = Arc::new(Scripted::default());
     let e = engine(home.path(), vec![("scripted", cluster.clone())]);
-    let api = LocalApi::new(e.clone());
-    let d = ready_dataset(&api, home.path(), "chats").await;
+    let served = Served::new(&e, home.path(), via).await;
+    let api = &*served.api;
+    let d = ready_dataset(api, home.path(), "chats").await;
     cluster.queue(|out| {
         vec![report(
             RemoteState::Succeeded,
@@ -453,7 +607,7 @@ async fn every_request_and_reply_round_trips_through_json() {
     });
     let tasks = e.start();
     let job = api.create_job(spec(&d, "scripted"), false).await.unwrap();
-    let job = wait_job(&api, job.id, |j| j.status.is_terminal()).await;
+    let job = wait_job(api, job.id, |j| j.status.is_terminal()).await;
     let model = job.artifact_id.unwrap().to_string();
     let file = home.path().join("second.jsonl");
     std::fs::write(&file, "{\"prompt\":\"a\",\"completion\":\"b\"}\n").unwrap();

@@ -4,7 +4,6 @@
 
 use super::exit;
 use anyhow::{Context, Result};
-use brightrun_engine::Engine;
 use brightrun_engine::api::{LocalApi, server};
 use brightrun_engine::paths::Paths;
 use std::net::SocketAddr;
@@ -13,12 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 pub async fn run(paths: Paths, listen: Option<SocketAddr>, socket: Option<PathBuf>) -> Result<i32> {
     // A second daemon on the same home is told here which process serves it.
-    let engine = Engine::open(paths.clone())?;
+    let engine = crate::client::open_engine(&paths).await?;
     let socket = socket.unwrap_or_else(|| paths.socket_file());
     let api = LocalApi::new(engine.clone());
     // Checked before binding: a non-loopback address is never opened without tokens.
     if let Some(addr) = listen {
-        server::check_exposure(&api, addr)?;
+        server::check_exposure(&api, addr).await?;
     }
     let unix = server::bind_unix(&socket).await?;
     let tcp = match listen {

@@ -8,6 +8,7 @@ use super::{ApiError, ChangeStream, ErrorCode, LiveStream};
 use crate::Engine;
 use crate::events::{EngineEvent, ProgressTask, Sequenced};
 use crate::ids::*;
+use crate::store::Store;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
@@ -39,16 +40,12 @@ impl Visibility {
         self.engine.user_id()
     }
 
-    fn job(&mut self, id: JobId) -> bool {
-        let store = self.engine.store();
-        let user = self.engine.user_id();
-        *self
-            .jobs
-            .entry(id)
-            .or_insert_with(|| matches!(store.job(id), Ok(Some(j)) if j.user_id == user))
+    async fn job(&mut self, id: JobId) -> bool {
+        let lookup = |s: &Store, id| s.job(id).ok().flatten().map(|j| j.user_id);
+        owned(&mut self.jobs, &self.engine, id, lookup).await
     }
 
-    pub fn allows(&mut self, event: &EngineEvent) -> bool {
+    pub async fn allows(&mut self, event: &EngineEvent) -> bool {
         if let Some(owner) = event.user() {
             let mine = owner == self.user();
             if let EngineEvent::Job(j) = event {
@@ -58,23 +55,18 @@ impl Visibility {
         }
         match event {
             EngineEvent::Metrics { job_id, .. } | EngineEvent::JobLog { job_id, .. } => {
-                self.job(*job_id)
+                self.job(*job_id).await
             }
-            EngineEvent::Checkpoint(c) => self.job(c.job_id),
+            EngineEvent::Checkpoint(c) => self.job(c.job_id).await,
             EngineEvent::Progress(p) => match &p.task {
                 ProgressTask::Upload(id) | ProgressTask::Validation(id) => {
-                    let store = self.engine.store();
-                    let user = self.engine.user_id();
-                    *self.datasets.entry(*id).or_insert_with(
-                        || matches!(store.dataset(*id), Ok(Some(d)) if d.user_id == user),
-                    )
+                    let lookup = |s: &Store, id| s.dataset(id).ok().flatten().map(|d| d.user_id);
+                    owned(&mut self.datasets, &self.engine, *id, lookup).await
                 }
                 ProgressTask::Download(id) => {
-                    let store = self.engine.store();
-                    let user = self.engine.user_id();
-                    *self.models.entry(*id).or_insert_with(
-                        || matches!(store.artifact(*id), Ok(Some(a)) if a.user_id == user),
-                    )
+                    let lookup =
+                        |s: &Store, id| s.artifact(id).ok().flatten().map(|a| a.user_id);
+                    owned(&mut self.models, &self.engine, *id, lookup).await
                 }
                 ProgressTask::TrainerEnvironment => true,
             },
@@ -84,12 +76,36 @@ impl Visibility {
     }
 }
 
+/// Whether record `id` is the engine's user's: remembered in `seen`, else looked up (off the
+/// async workers) with `owner`, which answers `None` for a record not there or unreadable.
+async fn owned<K>(
+    seen: &mut HashMap<K, bool>,
+    engine: &Engine,
+    id: K,
+    owner: fn(&Store, K) -> Option<UserId>,
+) -> bool
+where
+    K: std::hash::Hash + Eq + Copy + Send + 'static,
+{
+    if let Some(mine) = seen.get(&id) {
+        return *mine;
+    }
+    let store = engine.store().clone();
+    let found = crate::store::off_runtime(move || owner(&store, id)).await;
+    let mine = matches!(found, Ok(Some(u)) if u == engine.user_id());
+    seen.insert(id, mine);
+    mine
+}
+
 /// The caller's changes with seq > `after`, then live. Fails at once with `conflict` when the
 /// log no longer holds seq `after + 1` (it was compacted): the client must reload.
-pub fn change_feed(engine: Engine, after: u64) -> Result<ChangeStream, ApiError> {
+pub async fn change_feed(engine: Engine, after: u64) -> Result<ChangeStream, ApiError> {
     // Subscribe first: whatever commits from here on is either in the log or in the channel.
     let rx = engine.subscribe_changes();
-    let bounds = engine.store().change_bounds()?;
+    let store = engine.store().clone();
+    let bounds = crate::store::off_runtime(move || store.change_bounds())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     if bounds.first > 0 && after + 1 < bounds.first {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -141,7 +157,7 @@ async fn pump(engine: Engine, mut last: u64, mut rx: broadcast::Receiver<Arc<Seq
             }
             for c in batch {
                 last = c.seq;
-                if vis.allows(&c.event) && tx.send(Ok(c)).await.is_err() {
+                if vis.allows(&c.event).await && tx.send(Ok(c)).await.is_err() {
                     return;
                 }
             }
@@ -158,7 +174,7 @@ async fn pump(engine: Engine, mut last: u64, mut rx: broadcast::Receiver<Arc<Seq
                 Ok(c) if c.seq <= last => continue,
                 Ok(c) if c.seq == last + 1 => {
                     last = c.seq;
-                    if vis.allows(&c.event) && tx.send(Ok(c)).await.is_err() {
+                    if vis.allows(&c.event).await && tx.send(Ok(c)).await.is_err() {
                         return;
                     }
                 }
@@ -186,7 +202,7 @@ pub fn live_feed(engine: Engine) -> LiveStream {
             match next {
                 Ok(e) => {
                     // Live events may be dropped: never wait on a slow subscriber.
-                    if vis.allows(&e)
+                    if vis.allows(&e).await
                         && let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(e)
                     {
                         return;

@@ -65,6 +65,17 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+/// Runs blocking work of this API (its engine's, its tokens') off the async workers.
+async fn off<T: Send + 'static>(
+    api: &LocalApi,
+    f: impl FnOnce(&LocalApi) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let api = api.clone();
+    crate::store::off_runtime(move || f(&api))
+        .await
+        .map_err(|e| ApiError::internal(format!("engine task failed: {e}")))?
+}
+
 /// Checks a request's strings at the edge: lengths and control characters.
 fn check_field(field: &str, value: &str) -> Result<(), ApiError> {
     if value.len() > MAX_FIELD_LEN {
@@ -252,9 +263,9 @@ impl LocalApi {
         }
         let e = &self.engine;
         Ok(match request {
-            Request::Hello => Reply::Hello(self.hello()?),
+            Request::Hello => Reply::Hello(off(self, |api| api.hello()).await?),
             Request::Catalog => Reply::Catalog(self.catalog()),
-            Request::Config => Reply::Config(self.config_info()?),
+            Request::Config => Reply::Config(off(self, |api| api.config_info()).await?),
 
             Request::ListDatasets {
                 status,
@@ -505,8 +516,10 @@ impl LocalApi {
                         .map_err(|e| ApiError::internal(e.to_string()))??,
                 )
             }
-            Request::ListTokens => Reply::Tokens(self.tokens.list()?),
-            Request::RevokeToken { id } => Reply::TokenRevoked(self.tokens.revoke(&id)?),
+            Request::ListTokens => Reply::Tokens(off(self, |api| Ok(api.tokens.list()?)).await?),
+            Request::RevokeToken { id } => {
+                Reply::TokenRevoked(off(self, move |api| Ok(api.tokens.revoke(&id)?)).await?)
+            }
 
             Request::MirrorStatus => Reply::Mirror(blocking(e, move |e| e.mirror_status()).await?),
             Request::MirrorSync { timeout_secs } => {
@@ -544,7 +557,7 @@ impl EngineApi for LocalApi {
     }
 
     async fn changes(&self, after: u64) -> Result<ChangeStream, ApiError> {
-        change_feed(self.engine.clone(), after)
+        change_feed(self.engine.clone(), after).await
     }
 
     async fn live(&self) -> Result<LiveStream, ApiError> {

@@ -27,6 +27,20 @@ impl Engine {
             let id = ArtifactId::new();
             (id, self.copy_output(job, id).await?)
         };
+        let (job, summary) = (job.clone(), summary.clone());
+        self.on_store(move |e| e.artifact_record(&job, &summary, id, files))
+            .await
+    }
+
+    /// The record of a stored adapter: its name and version among the dataset's models, and
+    /// its quality from the job's metrics (store reads: off the async workers).
+    fn artifact_record(
+        &self,
+        job: &TrainingJob,
+        summary: &DoneSummary,
+        id: ArtifactId,
+        files: Vec<ArtifactFile>,
+    ) -> Result<ModelArtifact> {
         let user = job.user_id;
         let metrics = self.inner.store.metrics(job.id, 0, usize::MAX)?;
         let first = job
@@ -284,7 +298,7 @@ impl Engine {
         id: ArtifactId,
         file: &str,
     ) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>> {
-        let a = self.artifact(id)?;
+        let a = self.on_store(move |e| e.artifact(id)).await?;
         if !a.files.iter().any(|f| f.path == file) {
             return Err(EngineError::NotFound {
                 kind: IdKind::ModelFile,

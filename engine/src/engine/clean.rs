@@ -52,7 +52,7 @@ impl Engine {
         id: DatasetId,
         opts: CleanOptions,
     ) -> Result<(Dataset, CleanReport)> {
-        let original = self.dataset(id)?;
+        let original = self.on_store(move |e| e.dataset(id)).await?;
         let path = self
             .inner
             .objects

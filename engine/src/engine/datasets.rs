@@ -22,6 +22,46 @@ pub struct NewDataset {
 }
 
 impl Engine {
+    /// Runs `f` on a copy of `dataset` off the async workers ([`Engine::on_store`]) and keeps
+    /// what it made of it, whatever it answered.
+    async fn on_dataset<T: Send + 'static>(
+        &self,
+        dataset: &mut Dataset,
+        f: impl FnOnce(&Engine, &mut Dataset) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let mut copy = dataset.clone();
+        let (copy, answer) = self
+            .on_store(move |e| {
+                let answer = f(e, &mut copy);
+                Ok((copy, answer))
+            })
+            .await?;
+        *dataset = copy;
+        answer
+    }
+
+    /// Stores `dataset` as it is, off the async workers.
+    pub(super) async fn put_dataset(&self, dataset: &Dataset) -> Result<()> {
+        let d = dataset.clone();
+        self.on_store(move |e| Ok(e.inner.store.put(&d)?)).await
+    }
+
+    /// [`Engine::record_verdict`] off the async workers.
+    async fn record_verdict_off(
+        &self,
+        dataset: &mut Dataset,
+        report: ValidationReport,
+    ) -> Result<()> {
+        self.on_dataset(dataset, move |e, d| e.record_verdict(d, report))
+            .await
+    }
+
+    /// [`Engine::fail_dataset`] off the async workers.
+    pub(super) async fn fail_dataset_off(&self, dataset: &mut Dataset, message: String) -> Result<()> {
+        self.on_dataset(dataset, move |e, d| e.fail_dataset(d, message, Vec::new()))
+            .await
+    }
+
     /// Imports a file: creates the record (`uploading`), then copies the file into the store
     /// (size checked first, atomic, sha256) and, with a local store, validates it in the same
     /// pass, recording the verdict (`ready` or `error`); otherwise it is marked `validating`
@@ -49,7 +89,11 @@ impl Engine {
             .filter(|n| !n.is_empty())
             .ok_or_else(|| EngineError::Invalid(format!("{} has no file name", file.display())))?;
         let source = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
-        if let Some(mut unfinished) = self.unfinished_upload_of(&source, meta.len())? {
+        let (from, size) = (source.clone(), meta.len());
+        let unfinished = self
+            .on_store(move |e| e.unfinished_upload_of(&from, size))
+            .await?;
+        if let Some(mut unfinished) = unfinished {
             // The same file (path and size; the store checks its modification time before
             // keeping any stored part) whose upload broke off: continue it, not a second
             // dataset.
@@ -57,13 +101,18 @@ impl Engine {
             self.upload(&mut unfinished, progress).await?;
             return Ok(unfinished);
         }
-        let mut dataset = self.new_dataset_record(
-            &file_name,
-            meta.len(),
-            new,
-            Some(source.to_string_lossy().to_string()),
-        )?;
-        self.inner.store.put(&dataset)?;
+        let mut dataset = self
+            .on_store(move |e| {
+                let d = e.new_dataset_record(
+                    &file_name,
+                    size,
+                    new,
+                    Some(source.to_string_lossy().to_string()),
+                )?;
+                e.inner.store.put(&d)?;
+                Ok(d)
+            })
+            .await?;
         self.upload(&mut dataset, progress).await?;
         Ok(dataset)
     }
@@ -89,9 +138,9 @@ impl Engine {
         if dataset.error_message.take().is_some() {
             // It uploads again: the note that it was interrupted no longer holds.
             dataset.updated_at = now();
-            if let Err(e) = self.inner.store.put(&*dataset) {
+            if let Err(e) = self.put_dataset(dataset).await {
                 self.inner.uploads.lock().expect("uploads lock").remove(&id);
-                return Err(e.into());
+                return Err(e);
             }
         }
         let result = match self
@@ -160,11 +209,11 @@ impl Engine {
                 dataset.file_size = obj.size;
                 dataset.sha256 = Some(obj.sha256);
                 match verdict {
-                    Ok(Ok(report)) if teed => self.record_verdict(dataset, report)?,
+                    Ok(Ok(report)) if teed => self.record_verdict_off(dataset, report).await?,
                     _ => {
                         dataset.status = DatasetStatus::Validating;
                         dataset.updated_at = now();
-                        store.put(&*dataset)?;
+                        self.put_dataset(dataset).await?;
                         self.inner.wake_validation.notify_one();
                     }
                 }
@@ -177,7 +226,7 @@ impl Engine {
             }
             Err(e) => {
                 let message = format!("upload failed: {e}");
-                self.fail_dataset(dataset, message.clone(), Vec::new())?;
+                self.fail_dataset_off(dataset, message).await?;
                 Err(e.into())
             }
         }
@@ -229,7 +278,7 @@ impl Engine {
             Ok((size, sha256, report)) => {
                 dataset.file_size = size;
                 dataset.sha256 = Some(sha256);
-                self.record_verdict(dataset, report)?;
+                self.record_verdict_off(dataset, report).await?;
                 if let Ok(stamp) = stored_stamp(self, dataset) {
                     self.inner
                         .fresh_verdicts
@@ -241,7 +290,7 @@ impl Engine {
             }
             Err(e) => {
                 let message = format!("upload failed: {e}");
-                self.fail_dataset(dataset, message, Vec::new())?;
+                self.fail_dataset_off(dataset, message).await?;
                 Err(e.into())
             }
         }
@@ -385,7 +434,7 @@ impl Engine {
             Ok(_running) => self.validate_dataset_now(id).await,
             Err(_) => {
                 let _done = gate.clone().lock_owned().await;
-                self.dataset(id)
+                self.on_store(move |e| e.dataset(id)).await
             }
         };
         let mut gates = self
@@ -401,7 +450,7 @@ impl Engine {
     }
 
     async fn validate_dataset_now(&self, id: DatasetId) -> Result<Dataset> {
-        let mut dataset = self.dataset(id)?;
+        let mut dataset = self.on_store(move |e| e.dataset(id)).await?;
         // The verdict of the one-pass import is used once, by the call that follows it, when
         // the stored file and the options are still those it was given with.
         let fresh = self
@@ -435,13 +484,16 @@ impl Engine {
                 "the stored file {}/{} is missing",
                 dataset.storage_bucket, dataset.storage_path
             );
-            self.fail_dataset(&mut dataset, msg, Vec::new())?;
+            self.fail_dataset_off(&mut dataset, msg).await?;
             return Ok(dataset);
         }
         dataset.status = DatasetStatus::Validating;
         dataset.error_message = None;
         dataset.updated_at = now();
-        self.inner.store.put(&dataset)?;
+        self.put_dataset(&dataset).await?;
+        // Said once the record is `validating`: an interrupted run is then resumed (and the
+        // kill-matrix test kills the process at this moment).
+        tracing::info!(dataset = %id, bytes = dataset.file_size, "validating the stored file");
         let opts = self.validation_options()?;
         let store = self.inner.store.clone();
         let total = dataset.file_size;
@@ -462,13 +514,10 @@ impl Engine {
         .await
         .map_err(|e| EngineError::Invalid(format!("the validator stopped: {e}")))?;
         match report {
-            Ok(report) => self.record_verdict(&mut dataset, report)?,
+            Ok(report) => self.record_verdict_off(&mut dataset, report).await?,
             Err((path, e)) => {
-                self.fail_dataset(
-                    &mut dataset,
-                    format!("cannot read {}: {e}", path.display()),
-                    Vec::new(),
-                )?;
+                let why = format!("cannot read {}: {e}", path.display());
+                self.fail_dataset_off(&mut dataset, why).await?;
             }
         }
         Ok(dataset)
@@ -489,7 +538,7 @@ impl Engine {
                     "the stored file {}/{} is missing",
                     dataset.storage_bucket, dataset.storage_path
                 );
-                self.fail_dataset(&mut dataset, msg, Vec::new())?;
+                self.fail_dataset_off(&mut dataset, msg).await?;
                 return Ok(dataset);
             }
             Err(e) => return Err(e.into()),
@@ -497,7 +546,7 @@ impl Engine {
         dataset.status = DatasetStatus::Validating;
         dataset.error_message = None;
         dataset.updated_at = now();
-        self.inner.store.put(&dataset)?;
+        self.put_dataset(&dataset).await?;
         let opts = self.validation_options()?;
         let file_name = dataset.file_name.clone();
         let report = tokio::task::spawn_blocking(move || {
@@ -508,7 +557,7 @@ impl Engine {
         .await
         .map_err(|e| EngineError::Invalid(format!("the validator stopped: {e}")))?;
         match report {
-            Ok(report) => self.record_verdict(&mut dataset, report)?,
+            Ok(report) => self.record_verdict_off(&mut dataset, report).await?,
             Err(e) => {
                 // The store stopped answering mid-way: the dataset stays as it was, to be
                 // validated again.
@@ -626,6 +675,18 @@ impl Engine {
     /// Soft-deletes a dataset (the seed's `deleted_at`); with `purge` its stored object goes
     /// too. Refused while an active job uses it.
     pub async fn delete_dataset(&self, id: DatasetId, purge: bool) -> Result<Dataset> {
+        let d = self.on_store(move |e| e.soft_delete_dataset(id)).await?;
+        if purge {
+            self.inner
+                .objects
+                .delete(Bucket::Datasets, &d.storage_path)
+                .await?;
+        }
+        Ok(d)
+    }
+
+    /// [`Engine::delete_dataset`]'s record work: refused while an active job uses it.
+    fn soft_delete_dataset(&self, id: DatasetId) -> Result<Dataset> {
         self.dataset(id)?;
         // The check and the soft delete are one write transaction: a job queued on this
         // dataset at the same moment either comes first (and the delete is refused) or finds
@@ -662,12 +723,6 @@ impl Engine {
             }
             Ok(Ok(d))
         })??;
-        if purge {
-            self.inner
-                .objects
-                .delete(Bucket::Datasets, &d.storage_path)
-                .await?;
-        }
         Ok(d)
     }
 
@@ -692,7 +747,10 @@ impl Engine {
         query: &str,
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<Dataset> {
-        let mut d = self.dataset(self.resolve_dataset(query)?)?;
+        let query = query.to_string();
+        let mut d = self
+            .on_store(move |e| e.dataset(e.resolve_dataset(&query)?))
+            .await?;
         if d.status != DatasetStatus::Uploading {
             return Err(EngineError::conflict(
                 Reason::WrongState,
@@ -732,7 +790,10 @@ impl Engine {
     /// with its id and the rest go on.
     pub async fn resume_pending_datasets(&self) -> Result<usize> {
         let mut n = 0;
-        for mut d in self.datasets(Some(DatasetStatus::Uploading), Page::ALL)? {
+        let uploading = self
+            .on_store(|e| e.datasets(Some(DatasetStatus::Uploading), Page::ALL))
+            .await?;
+        for mut d in uploading {
             if self.awaiting_upload(&d) {
                 continue;
             }
@@ -748,13 +809,16 @@ impl Engine {
                     "the upload was interrupted and the source file {} is gone; add it again",
                     d.source_path.as_deref().unwrap_or("?")
                 );
-                self.fail_dataset(&mut d, msg, Vec::new())
+                self.fail_dataset_off(&mut d, msg).await
             };
             if let Err(e) = picked_up {
                 tracing::warn!(dataset = %d.id, "cannot resume the interrupted upload: {e}");
             }
         }
-        for d in self.datasets(Some(DatasetStatus::Validating), Page::ALL)? {
+        let validating = self
+            .on_store(|e| e.datasets(Some(DatasetStatus::Validating), Page::ALL))
+            .await?;
+        for d in validating {
             n += 1;
             if let Err(e) = self.validate_dataset(d.id).await {
                 tracing::warn!(dataset = %d.id, "cannot validate: {e}");

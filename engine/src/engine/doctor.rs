@@ -80,12 +80,18 @@ impl Engine {
     /// Runs every check across all users' records (the data dir's owner asks this); with
     /// `repair`, fixes what is safe to fix (see the module's doc).
     pub async fn doctor(&self, repair: bool) -> Result<DoctorReport> {
-        // First, so the other steps judge the records as they are after a repair.
-        let corrupt = self.check_corrupt_records(repair)?;
-        let datasets: Vec<Dataset> = all_records(&self.inner.store)?;
-        let artifacts: Vec<ModelArtifact> = all_records(&self.inner.store)?;
-        let jobs: Vec<TrainingJob> = all_records(&self.inner.store)?;
-        let mut steps = vec![self.check_store()?, corrupt, self.check_config()];
+        // The store's checks and reads: off the async workers.
+        let (mut steps, datasets, artifacts, jobs) = self
+            .on_store(move |e| {
+                // First, so the other steps judge the records as they are after a repair.
+                let corrupt = e.check_corrupt_records(repair)?;
+                let datasets: Vec<Dataset> = all_records(&e.inner.store)?;
+                let artifacts: Vec<ModelArtifact> = all_records(&e.inner.store)?;
+                let jobs: Vec<TrainingJob> = all_records(&e.inner.store)?;
+                let steps = vec![e.check_store()?, corrupt, e.check_config()];
+                Ok((steps, datasets, artifacts, jobs))
+            })
+            .await?;
         steps.push(self.check_missing_objects(&datasets, &artifacts).await);
         steps.push(self.check_orphaned_objects(&datasets, &artifacts, repair));
         steps.push(self.check_job_folders(&jobs, repair));

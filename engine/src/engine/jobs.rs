@@ -302,6 +302,12 @@ impl Engine {
         req: JobRequest,
         confirm_over_budget: bool,
     ) -> Result<TrainingJob> {
+        self.on_store(move |e| e.create_job_now(req, confirm_over_budget))
+            .await
+    }
+
+    /// [`Engine::create_job`]'s work: it reads the dataset and commits the job.
+    fn create_job_now(&self, req: JobRequest, confirm_over_budget: bool) -> Result<TrainingJob> {
         let r = self.resolve_request(&req)?;
         let est = self.estimate_resolved(&r)?;
         if est.needs_budget_confirmation() && !confirm_over_budget {
@@ -383,17 +389,6 @@ impl Engine {
         Ok(())
     }
 
-    /// A job of any user: for the background tasks, which act for every user.
-    pub(crate) fn job_any_user(&self, id: JobId) -> Result<TrainingJob> {
-        self.inner
-            .store
-            .job(id)?
-            .ok_or_else(|| EngineError::NotFound {
-                kind: IdKind::Job,
-                query: id.to_string(),
-            })
-    }
-
     pub fn job(&self, id: JobId) -> Result<TrainingJob> {
         self.inner
             .store
@@ -431,7 +426,7 @@ impl Engine {
     /// as the dashboard's log pane shows them live, then the end of the trainer's stderr
     /// (`stderr: …`), where tracebacks and library warnings go.
     pub async fn job_log_tail(&self, id: JobId, lines: usize) -> Result<Vec<String>> {
-        let job = self.job(id)?;
+        let job = self.on_store(move |e| e.job(id)).await?;
         let backend = self.backend(&job.gpu_config.backend)?;
         let ext = job.external_job_id.unwrap_or_else(|| id.to_string());
         let mut out: Vec<String> = match backend.poll(&ext, 0).await {
@@ -458,21 +453,26 @@ impl Engine {
     /// Cancels a queued, initializing or running job. The trainer is asked to stop (it saves a
     /// checkpoint); the job's final cost is what it ran.
     pub async fn cancel_job(&self, id: JobId) -> Result<TrainingJob> {
-        let job = self.job(id)?;
-        let already = |status: JobStatus| {
-            EngineError::conflict(
-                Reason::AlreadyFinished,
-                format!("job {} is already {}", id.short(), status.as_str()),
-            )
-        };
-        if job.status.is_terminal() {
-            return Err(already(job.status));
-        }
-        // The finish re-reads the job in its transaction: a job that ended meanwhile is
-        // reported as such, never overwritten.
-        let Some(job) = self.finish_job(id, JobStatus::Cancelled, None, None, |_| {})? else {
-            return Err(already(self.job(id)?.status));
-        };
+        let job = self
+            .on_store(move |e| {
+                let job = e.job(id)?;
+                let already = |status: JobStatus| {
+                    EngineError::conflict(
+                        Reason::AlreadyFinished,
+                        format!("job {} is already {}", id.short(), status.as_str()),
+                    )
+                };
+                if job.status.is_terminal() {
+                    return Err(already(job.status));
+                }
+                // The finish re-reads the job in its transaction: a job that ended meanwhile
+                // is reported as such, never overwritten.
+                match e.finish_job(id, JobStatus::Cancelled, None, None, |_| {})? {
+                    Some(job) => Ok(job),
+                    None => Err(already(e.job(id)?.status)),
+                }
+            })
+            .await?;
         if let Some(ext) = &job.external_job_id {
             let backend = self.backend(&job.gpu_config.backend)?;
             if let Err(e) = backend.cancel(ext).await {
@@ -484,6 +484,11 @@ impl Engine {
 
     /// Queues a new job with the same configuration as a failed or cancelled one.
     pub async fn retry_job(&self, id: JobId) -> Result<TrainingJob> {
+        self.on_store(move |e| e.retry_job_now(id)).await
+    }
+
+    /// [`Engine::retry_job`]'s work: it reads the old job and its dataset and commits the new.
+    fn retry_job_now(&self, id: JobId) -> Result<TrainingJob> {
         let old = self.job(id)?;
         if !matches!(old.status, JobStatus::Failed | JobStatus::Cancelled) {
             return Err(EngineError::conflict(

@@ -389,6 +389,19 @@ impl Engine {
         &self.inner.store
     }
 
+    /// Runs `f` (engine work that reads or commits to the store) on the blocking pool, with
+    /// the engine at hand: how the engine's async methods reach the store, so no redb
+    /// transaction (a commit fsyncs) runs on an async worker ([`crate::store::off_runtime`]).
+    pub(crate) async fn on_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let engine = self.clone();
+        crate::store::off_runtime(move || f(&engine))
+            .await
+            .map_err(|e| EngineError::Store(StoreError::Worker(e.to_string())))?
+    }
+
     /// Every record change committed from now on, with its seq.
     pub fn subscribe_changes(&self) -> broadcast::Receiver<Arc<crate::events::Sequenced>> {
         self.inner.store.subscribe_changes()

@@ -58,21 +58,24 @@ impl Engine {
     pub(crate) async fn dispatch_cycle(&self) -> Result<usize> {
         let batch = self.inner.config.engine.dispatch_batch;
         let t = now();
-        let mut picked: Vec<TrainingJob> = self
-            .inner
-            .store
-            .jobs_in_status(JobStatus::Queued, usize::MAX)?
-            .into_iter()
-            .filter(|j| j.next_attempt_at.is_none_or(|at| at <= t))
-            .take(batch)
-            .collect();
-        picked.extend(
-            self.inner
-                .store
-                .jobs_in_status(JobStatus::Initializing, usize::MAX)?
-                .into_iter()
-                .filter(|j| j.external_job_id.is_none()),
-        );
+        let picked = self
+            .on_store(move |e| {
+                let store = &e.inner.store;
+                let mut picked: Vec<TrainingJob> = store
+                    .jobs_in_status(JobStatus::Queued, usize::MAX)?
+                    .into_iter()
+                    .filter(|j| j.next_attempt_at.is_none_or(|at| at <= t))
+                    .take(batch)
+                    .collect();
+                picked.extend(
+                    store
+                        .jobs_in_status(JobStatus::Initializing, usize::MAX)?
+                        .into_iter()
+                        .filter(|j| j.external_job_id.is_none()),
+                );
+                Ok(picked)
+            })
+            .await?;
         let mut started = 0;
         for job in picked {
             let Some(claim) = Claim::take(self, |i| &i.in_flight, job.id) else {
@@ -108,23 +111,27 @@ impl Engine {
     }
 
     async fn start_job(&self, id: JobId) -> Result<()> {
-        let claimed = self.inner.store.write(|w| {
-            let mut job = Self::job_in(w, id)?;
-            let resumable = job.status == JobStatus::Initializing && job.external_job_id.is_none();
-            if job.status != JobStatus::Queued && !resumable {
-                return Ok(false);
-            }
-            job.status = JobStatus::Initializing;
-            job.current_stage = JobStage::Initializing;
-            job.next_attempt_at = None;
-            job.updated_at = now();
-            w.put(&job)?;
-            Ok(true)
-        })?;
-        if !claimed {
+        let claimed = self
+            .on_store(move |e| {
+                Ok(e.inner.store.write(|w| {
+                    let mut job = Self::job_in(w, id)?;
+                    let resumable =
+                        job.status == JobStatus::Initializing && job.external_job_id.is_none();
+                    if job.status != JobStatus::Queued && !resumable {
+                        return Ok(None);
+                    }
+                    job.status = JobStatus::Initializing;
+                    job.current_stage = JobStage::Initializing;
+                    job.next_attempt_at = None;
+                    job.updated_at = now();
+                    w.put(&job)?;
+                    Ok(Some(job))
+                })?)
+            })
+            .await?;
+        let Some(job) = claimed else {
             return Ok(());
-        }
-        let job = self.job_any_user(id)?;
+        };
         let backend = match self.backend(&job.gpu_config.backend) {
             Ok(b) => b,
             // A backend that is gone will not come back by waiting: fail at once.
@@ -142,15 +149,18 @@ impl Engine {
                 .fail_or_retry(id, false, e.to_string(), String::new())
                 .await;
         }
-        let spec = match access {
-            DataAccess::Paths => match self.local_dataset_copy(&job).await {
-                Ok(p) => self.build_spec(&job, Inputs::Paths(p)),
-                Err(e) => Err(e),
-            },
-            DataAccess::Urls => match self.presigned_inputs(&job).await {
-                Ok(inputs) => self.build_spec(&job, inputs),
-                Err(e) => Err(e),
-            },
+        let inputs = match access {
+            DataAccess::Paths => self.local_dataset_copy(&job).await.map(Inputs::Paths),
+            DataAccess::Urls => self.presigned_inputs(&job).await,
+        };
+        let spec = match inputs {
+            // It reads the job's checkpoints: off the async workers.
+            Ok(inputs) => {
+                let for_spec = job.clone();
+                self.on_store(move |e| e.build_spec(&for_spec, inputs))
+                    .await
+            }
+            Err(e) => Err(e),
         };
         let spec = match spec {
             Ok(s) => s,
@@ -170,18 +180,23 @@ impl Engine {
         };
         match backend.submit(&submission).await {
             Ok(ext) => {
-                let recorded = self.inner.store.write(|w| {
-                    let mut job = Self::job_in(w, id)?;
-                    if job.status != JobStatus::Initializing {
-                        return Ok(false);
-                    }
-                    job.external_job_id = Some(ext.clone());
-                    job.event_cursor = 0;
-                    job.last_event_at = Some(now());
-                    job.updated_at = now();
-                    w.put(&job)?;
-                    Ok(true)
-                })?;
+                let submitted = ext.clone();
+                let recorded = self
+                    .on_store(move |e| {
+                        Ok(e.inner.store.write(|w| {
+                            let mut job = Self::job_in(w, id)?;
+                            if job.status != JobStatus::Initializing {
+                                return Ok(false);
+                            }
+                            job.external_job_id = Some(submitted);
+                            job.event_cursor = 0;
+                            job.last_event_at = Some(now());
+                            job.updated_at = now();
+                            w.put(&job)?;
+                            Ok(true)
+                        })?)
+                    })
+                    .await?;
                 if !recorded {
                     // Cancelled while it was being submitted.
                     let _ = backend.cancel(&ext).await;
@@ -232,11 +247,7 @@ impl Engine {
     /// The presigned GET URL of the job's dataset and PUT URLs for every adapter file, valid
     /// for the whole run (the adapter is written at its end).
     async fn presigned_inputs(&self, job: &TrainingJob) -> Result<Inputs> {
-        let dataset = self
-            .inner
-            .store
-            .dataset(job.dataset_id)?
-            .ok_or_else(|| EngineError::Invalid("the job's dataset no longer exists".into()))?;
+        let dataset = self.dataset_of(job).await?;
         let ttl = url_ttl(job);
         let get = self
             .inner
@@ -260,14 +271,21 @@ impl Engine {
         Ok(Inputs::Urls { dataset: get, puts })
     }
 
+    /// The job's dataset record, read off the async workers.
+    async fn dataset_of(&self, job: &TrainingJob) -> Result<crate::domain::Dataset> {
+        let id = job.dataset_id;
+        self.on_store(move |e| {
+            e.inner.store.dataset(id)?.ok_or_else(|| {
+                EngineError::Invalid("the job's dataset no longer exists".into())
+            })
+        })
+        .await
+    }
+
     /// Where the local trainer reads the job's dataset: in place in a local store, else a copy
     /// downloaded (ranged, resumable, sha256 checked) into the job's folder.
     async fn local_dataset_copy(&self, job: &TrainingJob) -> Result<std::path::PathBuf> {
-        let dataset = self
-            .inner
-            .store
-            .dataset(job.dataset_id)?
-            .ok_or_else(|| EngineError::Invalid("the job's dataset no longer exists".into()))?;
+        let dataset = self.dataset_of(job).await?;
         if let Some(p) = self
             .inner
             .objects
@@ -383,6 +401,19 @@ impl Engine {
         detail: String,
         ended: Option<Timestamp>,
     ) -> Result<()> {
+        self.on_store(move |e| e.fail_or_retry_now(id, transient, reason, detail, ended))
+            .await
+    }
+
+    /// [`Engine::fail_or_retry_at`]'s store work (it commits: off the async workers).
+    fn fail_or_retry_now(
+        &self,
+        id: JobId,
+        transient: bool,
+        reason: String,
+        detail: String,
+        ended: Option<Timestamp>,
+    ) -> Result<()> {
         let limits = self.limits();
         let t = now();
         let decision = self.inner.store.write(|w| {
@@ -434,15 +465,14 @@ impl Engine {
     /// poll of its own task, so a slow cluster holds up only its own jobs (at most
     /// [`POLL_CONCURRENCY`] polls run at once).
     pub(crate) async fn monitor_cycle(&self) -> Result<()> {
-        let mut jobs = self
-            .inner
-            .store
-            .jobs_in_status(JobStatus::Initializing, usize::MAX)?;
-        jobs.extend(
-            self.inner
-                .store
-                .jobs_in_status(JobStatus::Running, usize::MAX)?,
-        );
+        let jobs = self
+            .on_store(|e| {
+                let store = &e.inner.store;
+                let mut jobs = store.jobs_in_status(JobStatus::Initializing, usize::MAX)?;
+                jobs.extend(store.jobs_in_status(JobStatus::Running, usize::MAX)?);
+                Ok(jobs)
+            })
+            .await?;
         for job in jobs.into_iter().filter(|j| j.external_job_id.is_some()) {
             let Some(claim) = Claim::take(self, |i| &i.polling, job.id) else {
                 continue;
@@ -470,15 +500,13 @@ impl Engine {
         let backend = match self.backend(&job.gpu_config.backend) {
             Ok(b) => b,
             Err(e) => {
+                let why = format!("{e}; it is no longer configured");
                 return self
-                    .finish_job(
-                        id,
-                        JobStatus::Failed,
-                        Some((format!("{e}; it is no longer configured"), None)),
-                        None,
-                        |_| {},
-                    )
-                    .map(|_| ());
+                    .on_store(move |e| {
+                        e.finish_job(id, JobStatus::Failed, Some((why, None)), None, |_| {})
+                            .map(|_| ())
+                    })
+                    .await;
             }
         };
         let result = match backend.poll(&ext, job.event_cursor).await {
@@ -491,7 +519,10 @@ impl Engine {
                 });
                 // The job keeps running there; it says so (once), and the next answer clears
                 // it and catches up on every event from the stored cursor.
-                return self.note_unreachable(id, &job.gpu_config.backend, &e);
+                let name = job.gpu_config.backend.clone();
+                return self
+                    .on_store(move |engine| engine.note_unreachable(id, &name, &e))
+                    .await;
             }
         };
         self.mark_reachable(&job.gpu_config.backend);
@@ -505,22 +536,29 @@ impl Engine {
                 return Ok(());
             }
         }
-        let applied = self.inner.store.write(|w| {
-            let mut job = Self::job_in(w, id)?;
-            if job.status.is_terminal() || job.external_job_id.as_deref() != Some(&ext) {
-                return Ok(None);
-            }
-            let seen = lifecycle::observe(&mut job, &result, t, &limits);
-            w.put_metrics(&seen.points)?;
-            for c in &seen.checkpoints {
-                w.put(c)?;
-            }
-            for n in &seen.notes {
-                raise(w, &job, n)?;
-            }
-            w.put(&job)?;
-            Ok(Some((job, seen)))
-        })?;
+        let (cursor, ended) = (result.cursor, result.times.ended_at);
+        let polled = ext.clone();
+        let applied = self
+            .on_store(move |e| {
+                Ok(e.inner.store.write(|w| {
+                    let mut job = Self::job_in(w, id)?;
+                    if job.status.is_terminal() || job.external_job_id.as_deref() != Some(&polled)
+                    {
+                        return Ok(None);
+                    }
+                    let seen = lifecycle::observe(&mut job, &result, t, &limits);
+                    w.put_metrics(&seen.points)?;
+                    for c in &seen.checkpoints {
+                        w.put(c)?;
+                    }
+                    for n in &seen.notes {
+                        raise(w, &job, n)?;
+                    }
+                    w.put(&job)?;
+                    Ok(Some((job, seen)))
+                })?)
+            })
+            .await?;
         let Some((job, seen)) = applied else {
             return Ok(());
         };
@@ -533,52 +571,60 @@ impl Engine {
         let Some(outcome) = seen.outcome else {
             return Ok(());
         };
-        let cursor = result.cursor;
         let tail = backend
             .log_tail(&ext, 30)
             .await
             .unwrap_or_default()
             .join("\n");
-        let moved = |j: &mut TrainingJob| j.event_cursor = cursor;
-        let ended = result.times.ended_at;
+        let moved = move |j: &mut TrainingJob| j.event_cursor = cursor;
         match outcome {
-            Outcome::Done(summary) => match self.collect_artifact(&job, &summary).await {
-                Ok(artifact) => {
-                    let done = self.finish_job_at(
-                        id,
-                        JobStatus::Completed,
-                        None,
-                        Some(artifact),
-                        moved,
-                        ended,
-                    )?;
-                    // Only the finish that committed counts the run (a replay finds it done).
-                    if let Some(job) = done {
-                        self.calibrate_from(&job, &summary);
+            Outcome::Done(summary) => {
+                let collected = self.collect_artifact(&job, &summary).await;
+                self.on_store(move |e| match collected {
+                    Ok(artifact) => {
+                        let done = e.finish_job_at(
+                            id,
+                            JobStatus::Completed,
+                            None,
+                            Some(artifact),
+                            moved,
+                            ended,
+                        )?;
+                        // Only the finish that committed counts the run (a replay finds it
+                        // done).
+                        if let Some(job) = done {
+                            e.calibrate_from(&job, &summary);
+                        }
+                        Ok(())
                     }
-                    Ok(())
-                }
-                Err(e) => self
-                    .finish_job_at(
+                    Err(err) => e
+                        .finish_job_at(
+                            id,
+                            JobStatus::Failed,
+                            Some((format!("storing the adapter failed: {err}"), None)),
+                            None,
+                            moved,
+                            ended,
+                        )
+                        .map(|_| ()),
+                })
+                .await
+            }
+            Outcome::TrainingError { reason, detail } => {
+                let detail = join_detail(&detail, &tail);
+                self.on_store(move |e| {
+                    e.finish_job_at(
                         id,
                         JobStatus::Failed,
-                        Some((format!("storing the adapter failed: {e}"), None)),
+                        Some((reason, Some(detail))),
                         None,
                         moved,
                         ended,
                     )
-                    .map(|_| ()),
-            },
-            Outcome::TrainingError { reason, detail } => self
-                .finish_job_at(
-                    id,
-                    JobStatus::Failed,
-                    Some((reason, Some(join_detail(&detail, &tail)))),
-                    None,
-                    moved,
-                    ended,
-                )
-                .map(|_| ()),
+                    .map(|_| ())
+                })
+                .await
+            }
             Outcome::InfraError { reason, detail } => {
                 self.fail_or_retry_at(id, true, reason, join_detail(&detail, &tail), ended)
                     .await

@@ -80,7 +80,7 @@ impl Engine {
                 message: "a URL lasts between 1 second and 7 days".into(),
             });
         }
-        let model = self.artifact(id)?;
+        let model = self.on_store(move |e| e.artifact(id)).await?;
         let f = match file {
             Some(name) => model.files.iter().find(|f| f.path == name).ok_or_else(|| {
                 EngineError::InvalidField {
@@ -130,12 +130,17 @@ impl Engine {
 
     /// Soft-deletes a model (its `deleted_at`); with `purge` its stored files go too.
     pub async fn delete_model(&self, id: ArtifactId, purge: bool) -> Result<ModelArtifact> {
-        let mut model = self.artifact(id)?;
-        if model.deleted_at.is_none() {
-            model.deleted_at = Some(chrono::Utc::now());
-            model.updated_at = chrono::Utc::now();
-            self.inner.store.put(&model)?;
-        }
+        let model = self
+            .on_store(move |e| {
+                let mut model = e.artifact(id)?;
+                if model.deleted_at.is_none() {
+                    model.deleted_at = Some(chrono::Utc::now());
+                    model.updated_at = chrono::Utc::now();
+                    e.inner.store.put(&model)?;
+                }
+                Ok(model)
+            })
+            .await?;
         if purge {
             for f in &model.files {
                 let key =

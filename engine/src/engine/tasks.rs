@@ -56,7 +56,8 @@ async fn validation_loop(engine: Engine) {
     }
     loop {
         // Datasets of every user: the profile's and each token's.
-        for e in engine.every_user() {
+        let users = engine.on_store(|e| Ok(e.every_user())).await;
+        for e in users.unwrap_or_else(|_| vec![engine.clone()]) {
             if let Err(err) = e.resume_pending_datasets().await {
                 tracing::error!("validation task: {err}");
             }
@@ -102,13 +103,22 @@ async fn monitor_loop(engine: Engine) {
 /// the change log, every minute.
 async fn housekeeping_loop(engine: Engine) {
     loop {
-        for e in engine.every_user() {
-            if let Err(err) = e.accrue_storage() {
-                tracing::error!("storage accrual: {err}");
-            }
-            if let Err(err) = e.check_budget() {
-                tracing::error!("budget check: {err}");
-            }
+        // Both scan every dataset and artifact of every user: off the async workers.
+        let accrued = engine
+            .on_store(|engine| {
+                for e in engine.every_user() {
+                    if let Err(err) = e.accrue_storage() {
+                        tracing::error!("storage accrual: {err}");
+                    }
+                    if let Err(err) = e.check_budget() {
+                        tracing::error!("budget check: {err}");
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = accrued {
+            tracing::error!("storage accrual and budget checks: {e}");
         }
         let keep = chrono::Duration::hours(
             engine

@@ -123,7 +123,7 @@ impl Engine {
         id: DatasetId,
         body: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
     ) -> Result<Dataset> {
-        let mut dataset = self.dataset(id)?;
+        let mut dataset = self.on_store(move |e| e.dataset(id)).await?;
         if dataset.status != DatasetStatus::Uploading {
             return Err(EngineError::conflict(
                 Reason::WrongState,
@@ -161,7 +161,7 @@ impl Engine {
                 dataset.error_message = None;
                 dataset.sha256 = Some(obj.sha256);
                 dataset.updated_at = now();
-                self.inner.store.put(&dataset)?;
+                self.put_dataset(&dataset).await?;
                 self.inner.wake_validation.notify_one();
                 Ok(dataset)
             }
@@ -175,11 +175,12 @@ impl Engine {
                     "the upload sent {} bytes but {} were announced; send the file again",
                     obj.size, dataset.file_size
                 );
-                self.fail_dataset(&mut dataset, message.clone(), Vec::new())?;
+                self.fail_dataset_off(&mut dataset, message.clone()).await?;
                 Err(EngineError::Invalid(message))
             }
             Err(e) => {
-                self.fail_dataset(&mut dataset, format!("upload failed: {e}"), Vec::new())?;
+                self.fail_dataset_off(&mut dataset, format!("upload failed: {e}"))
+                    .await?;
                 Err(e.into())
             }
         }

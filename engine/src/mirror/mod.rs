@@ -769,7 +769,8 @@ impl Engine {
             .map_err(crate::EngineError::from)?
             .ok_or(MirrorError::NotConfigured)?;
         let shared = self.inner.mirror.clone();
-        let want = self.store().last_seq()?;
+        let store = self.store().clone();
+        let want = blocking(move || store.last_seq()).await?;
         let mut acked = shared.acked.subscribe();
         let own = !shared.running.swap(true, Ordering::SeqCst);
         let worker = own.then(|| {
@@ -798,7 +799,10 @@ impl Engine {
             let _ = w.await;
             shared.running.store(false, Ordering::SeqCst);
         }
-        let status = self.mirror_status()?;
+        let engine = self.clone();
+        let status = crate::store::off_runtime(move || engine.mirror_status())
+            .await
+            .map_err(|_| MirrorError::Stopped)??;
         if reached || status.acked_seq >= want {
             Ok(status)
         } else {

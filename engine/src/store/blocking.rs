@@ -4,12 +4,12 @@
 //! work on the blocking pool, and the store checks it: opening a transaction on a thread of a
 //! multi-threaded runtime outside [`off_runtime`] is logged once per call site (a warning
 //! naming the file and line), and panics when `BRIGHTRUN_STRICT_STORE=1` (debug builds).
-//! Sync code with no runtime (plain tests, work before the runtime starts) and current-thread
-//! runtimes (`#[tokio::test]` bodies) are not checked: nothing else waits on their thread.
-//!
-//! Not every async path goes through [`off_runtime`] yet (the engine's own async methods
-//! still commit inline): the warnings list them, and the strict mode is how the conversion
-//! is driven to zero before it becomes the default.
+//! With `BRIGHTRUN_STORE_VIOLATIONS=<file>` each offending call path is also appended to that
+//! file: `scripts/test.sh` sets it for the whole suite and fails when anything was written,
+//! so every path the end-to-end tests exercise is checked in the real daemon and binary.
+//! Only tasks of a multi-threaded runtime are checked (its workers, and its blocking pool
+//! outside [`off_runtime`]): sync code with no runtime, the future `block_on` runs (the CLI's
+//! main, a test's body) and current-thread runtimes have their thread to themselves.
 
 use std::cell::Cell;
 
@@ -44,7 +44,12 @@ pub(super) fn allowed_here() -> bool {
         return true;
     }
     match tokio::runtime::Handle::try_current() {
-        Ok(h) => h.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread,
+        // Only a task shares its thread with other tasks; the future `block_on` runs (the
+        // CLI's main, a test's body) has its thread to itself.
+        Ok(h) => {
+            h.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread
+                || tokio::task::try_id().is_none()
+        }
         Err(_) => true,
     }
 }
@@ -61,12 +66,50 @@ pub(super) fn assert_off_runtime() {
     if cfg!(debug_assertions) && strict() {
         panic!("{RULE} ({at})");
     }
-    static SEEN: std::sync::Mutex<Vec<(&str, u32)>> = std::sync::Mutex::new(Vec::new());
+    let report = std::env::var_os(REPORT_VARIABLE);
+    // Who called: the store's own frames say little; the backtrace names the engine code.
+    let path = report.as_ref().map(|_| engine_frames());
+    let site = match &path {
+        Some(frames) => frames.first().cloned().unwrap_or_else(|| at.to_string()),
+        None => at.to_string(),
+    };
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-    if !seen.contains(&(at.file(), at.line())) {
-        seen.push((at.file(), at.line()));
-        tracing::warn!("{RULE} ({at})");
+    if seen.contains(&site) {
+        return;
     }
+    seen.push(site.clone());
+    drop(seen);
+    tracing::warn!("{RULE} ({site})");
+    if let (Some(file), Some(frames)) = (report, path) {
+        let line = format!("{RULE}: {}\n", frames.join(" <- "));
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!("writing {}: {e}", std::path::Path::new(&file).display());
+        }
+    }
+}
+
+/// The file that [`assert_off_runtime`] appends each offending call path to (one line each),
+/// when set: the test suite sets it and fails when anything was written.
+const REPORT_VARIABLE: &str = "BRIGHTRUN_STORE_VIOLATIONS";
+
+/// The source locations of this workspace's frames on the stack, innermost first, without
+/// the store's own (where the transaction opens): the path that reached the store.
+fn engine_frames() -> Vec<String> {
+    let trace = std::backtrace::Backtrace::force_capture().to_string();
+    trace
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("at "))
+        .filter(|at| !at.contains("/.cargo/") && !at.contains("/rustc/"))
+        .filter(|at| !at.contains("/store/") && !at.contains("src/store.rs"))
+        .take(8)
+        .map(str::to_string)
+        .collect()
 }
 
 fn strict() -> bool {
@@ -86,6 +129,7 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
+            assert!(allowed_here(), "block_on's own future is no task");
             let on_worker = tokio::spawn(async { allowed_here() }).await.unwrap();
             assert!(!on_worker, "a worker thread");
             assert!(

@@ -88,6 +88,10 @@ pub enum StoreError {
     /// A write found the store's file system full; nothing of it was committed.
     #[error("cannot write the store {}: {problem}; nothing was changed: free some space there and try again", path.display())]
     Full { path: PathBuf, problem: String },
+    /// The blocking-pool task running store work did not finish (it panicked, or the
+    /// runtime is shutting down): nothing it did after its last commit was kept.
+    #[error("the store's worker task failed: {0}")]
+    Worker(String),
     #[error("no backup `{id}` in {}; `brightrun backup list` shows them", dir.display())]
     NoBackup { id: String, dir: PathBuf },
     #[error("cannot create {}: {source}", path.display())]

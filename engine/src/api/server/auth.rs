@@ -5,6 +5,7 @@
 use super::{HttpError, Shared};
 use crate::api::local::LocalApi;
 use crate::api::{ApiError, ErrorCode};
+use crate::ids::UserId;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
@@ -86,6 +87,14 @@ fn bearer(req: &Request) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
+/// The user of a bearer token, looked up off the async workers.
+async fn authenticated(state: &Shared, token: String) -> Result<Option<UserId>, ApiError> {
+    let tokens = state.api.token_store().clone();
+    crate::store::off_runtime(move || tokens.authenticate(&token))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+}
+
 pub(crate) async fn authenticate(
     State(state): State<Shared>,
     mut req: Request,
@@ -115,7 +124,7 @@ pub(crate) async fn authenticate(
     }
     let token = bearer(&req);
     let caller = match (transport, token) {
-        (_, Some(t)) => match state.api.token_store().authenticate(&t) {
+        (_, Some(t)) => match authenticated(&state, t).await {
             Ok(Some(user)) => {
                 // A token acts for its user; only the owner's socket may manage tokens.
                 let owner =

@@ -198,12 +198,13 @@ async fn events(
     let Query(q) = q.map_err(routes::bad_query)?;
     let after = match q.after {
         Some(a) => a,
-        None => caller
-            .api
-            .engine()
-            .store()
-            .last_seq()
-            .map_err(ApiError::from)?,
+        None => {
+            let store = caller.api.engine().store().clone();
+            crate::store::off_runtime(move || store.last_seq())
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(ApiError::from)?
+        }
     };
     let feed = caller.api.changes(after).await?;
     let guard = state.metrics.subscriber();
@@ -299,12 +300,13 @@ pub async fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServeErr
 
 /// Refuses a TCP address other than loopback while no token exists: nobody could use it
 /// but everybody could knock on it.
-pub fn check_exposure(api: &LocalApi, addr: SocketAddr) -> Result<(), ServeError> {
-    let has_tokens = api
-        .token_store()
-        .list()
-        .map(|t| t.iter().any(|t| t.revoked_at.is_none()))
-        .unwrap_or(false);
+pub async fn check_exposure(api: &LocalApi, addr: SocketAddr) -> Result<(), ServeError> {
+    let tokens = api.token_store().clone();
+    let has_tokens = crate::store::off_runtime(move || tokens.list())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .is_some_and(|t| t.iter().any(|t| t.revoked_at.is_none()));
     if !addr.ip().is_loopback() && !has_tokens {
         return Err(ServeError::NoTokens { addr });
     }
@@ -325,7 +327,7 @@ pub async fn serve(
             what: "tcp".into(),
             source,
         })?;
-        check_exposure(&api, addr)?;
+        check_exposure(&api, addr).await?;
     }
     let app = router(api);
     let unix_app = app.clone().layer(axum::Extension(auth::Transport::Unix));

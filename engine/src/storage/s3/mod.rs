@@ -275,7 +275,7 @@ impl S3Store {
         let max_age = chrono::Duration::hours(self.config.abort_unfinished_after_hours as i64);
         let now = chrono::Utc::now();
         let mut n = 0;
-        for u in self.journal.all()? {
+        for u in self.journaled(|j| j.all()).await? {
             if now - u.started_at < max_age {
                 continue;
             }
@@ -308,8 +308,20 @@ impl S3Store {
             }
         }
         tracing::info!(bucket = u.bucket.name(), path = %u.path, "aborted an unfinished multipart upload");
-        self.journal
-            .finish(&journal::PendingUpload::key(u.bucket, &u.path))
+        let key = journal::PendingUpload::key(u.bucket, &u.path);
+        self.journaled(move |j| j.finish(&key)).await
+    }
+
+    /// Runs `f` on the upload journal off the async workers: the engine's journal is its redb
+    /// store, whose commits fsync ([`crate::store::off_runtime`]).
+    pub(crate) async fn journaled<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn UploadJournal) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let journal = self.journal.clone();
+        crate::store::off_runtime(move || f(&*journal))
+            .await
+            .map_err(|e| StorageError::Other(format!("the upload journal's task failed: {e}")))?
     }
 
     /// The unfinished uploads the journal holds.
@@ -404,10 +416,8 @@ impl ObjectStore for S3Store {
     async fn delete(&self, bucket: Bucket, path: &str) -> Result<(), StorageError> {
         let key = self.key(bucket, path)?;
         // An unfinished upload of this object goes too.
-        if let Some(u) = self
-            .journal
-            .load(&journal::PendingUpload::key(bucket, path))?
-        {
+        let pending = journal::PendingUpload::key(bucket, path);
+        if let Some(u) = self.journaled(move |j| j.load(&pending)).await? {
             self.abort(&u).await?;
         }
         self.client()

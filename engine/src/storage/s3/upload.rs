@@ -60,7 +60,8 @@ impl S3Store {
         }
         let stamp = SourceStamp::of(src, &meta);
         let jkey = PendingUpload::key(bucket, path);
-        let pending = match self.journal.load(&jkey)? {
+        let loading = jkey.clone();
+        let pending = match self.journaled(move |j| j.load(&loading)).await? {
             Some(p) if p.source == stamp && p.part_size == self.part_size() => {
                 tracing::info!(
                     path,
@@ -84,7 +85,8 @@ impl S3Store {
             Err(StorageError::UploadGone { .. }) => {
                 // The server no longer knows the upload (aborted, or its state was lost):
                 // start over once; the caller's tee has seen the bytes, so it goes unfed.
-                self.journal.finish(&jkey)?;
+                let gone = jkey.clone();
+                self.journaled(move |j| j.finish(&gone)).await?;
                 let stamp = SourceStamp::of(src, &meta);
                 let fresh = self.create_upload(bucket, path, &key, stamp).await?;
                 self.send_parts(&fresh, &key, src, size, progress, None)
@@ -150,7 +152,8 @@ impl S3Store {
             parts: Vec::new(),
             started_at: chrono::Utc::now(),
         };
-        self.journal.begin(&pending)?;
+        let begun = pending.clone();
+        self.journaled(move |j| j.begin(&begun)).await?;
         Ok(pending)
     }
 
@@ -193,7 +196,8 @@ impl S3Store {
             while let Some(r) = uploads.next().await {
                 match r {
                     Ok(part) => {
-                        self.journal.part_done(&jkey, &part)?;
+                        let (k, p) = (jkey.clone(), part.clone());
+                        self.journaled(move |j| j.part_done(&k, &p)).await?;
                         tracing::debug!(path = %pending.path, part = part.number, "part stored");
                         stored += part.size;
                         sent += 1;
@@ -222,7 +226,8 @@ impl S3Store {
         );
         let mut parts: Vec<DonePart> = done.into_values().collect();
         self.complete(pending, key, &mut parts).await?;
-        self.journal.finish(&jkey)?;
+        let done = jkey.clone();
+        self.journaled(move |j| j.finish(&done)).await?;
         self.verify_size(bucket, &pending.path, key, read_size)
             .await?;
         Ok((read_size, sha256))
@@ -477,7 +482,8 @@ impl S3Store {
                 }
             }
             self.complete(&pending, &key, &mut parts).await?;
-            self.journal.finish(&jkey)?;
+            let done = jkey.clone();
+            self.journaled(move |j| j.finish(&done)).await?;
             self.verify_size(bucket, path, &key, total).await
         }
         .await;
