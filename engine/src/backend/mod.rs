@@ -16,6 +16,7 @@ pub use ray::RayBackend;
 pub use runpod::RunPodBackend;
 
 use async_trait::async_trait;
+pub use brightrun_api::reports::BackendHealth;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -143,25 +144,13 @@ pub struct Submission<'a> {
     pub attempt: u32,
 }
 
-/// A backend's answer to "can you take work?", for `backends check` and the status bar.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-pub struct BackendHealth {
-    pub reachable: bool,
-    /// `unreachable`, `unauthorized`, `rejected`, … when it is not.
-    pub failure: Option<String>,
-    /// One line: what answered (Ray's version, RunPod's workers and queue), or what to fix.
-    pub detail: String,
+/// A backend's failed health verdict from its error (the type is the API's).
+pub trait BackendHealthExt {
+    fn failed(err: &BackendError) -> Self;
 }
 
-impl BackendHealth {
-    pub fn ok(detail: impl Into<String>) -> Self {
-        Self {
-            reachable: true,
-            failure: None,
-            detail: detail.into(),
-        }
-    }
-    pub fn failed(err: &BackendError) -> Self {
+impl BackendHealthExt for BackendHealth {
+    fn failed(err: &BackendError) -> Self {
         Self {
             reachable: false,
             failure: Some(err.code().into()),

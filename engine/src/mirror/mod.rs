@@ -31,7 +31,7 @@ use crate::engine::Engine;
 use crate::events::Sequenced;
 use crate::secrets::Secret;
 use crate::store::{Store, StoreError};
-use serde::{Deserialize, Serialize};
+pub use brightrun_api::mirror::{MirrorState, MirrorStatus};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -199,45 +199,6 @@ impl Target {
         });
         Ok(client)
     }
-}
-
-/// What the mirror is doing, as the status bar shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MirrorState {
-    /// No `[mirror] url`.
-    Disabled,
-    /// Configured; the task has not connected yet (or does not run in this process).
-    Starting,
-    /// Copying every record on first start.
-    Backfilling,
-    /// Everything committed is in PostgreSQL.
-    InSync,
-    /// Connected and catching up.
-    Behind,
-    /// PostgreSQL does not answer, or refuses: see `last_error`.
-    Unreachable,
-}
-
-/// The mirror's lag and last error (`brightrun mirror status`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct MirrorStatus {
-    pub state: MirrorState,
-    /// `user@host:port/db`; never the password.
-    pub target: Option<String>,
-    /// Whether a mirror task runs in this engine.
-    pub running: bool,
-    /// The last seq PostgreSQL committed and redb acknowledged.
-    pub acked_seq: u64,
-    /// The change log's last seq.
-    pub last_seq: u64,
-    /// Changes committed here and not yet in PostgreSQL.
-    pub behind: u64,
-    pub last_error: Option<String>,
-    pub last_error_at: Option<Timestamp>,
-    pub last_synced_at: Option<Timestamp>,
-    /// Rows copied by the backfill in progress (or the last one).
-    pub backfilled_rows: u64,
 }
 
 #[derive(Default)]

@@ -35,8 +35,8 @@ use crate::tabs::models::ModelsTab;
 use crate::tabs::notifications::NotificationsTab;
 use crate::tabs::{Component, Handled, Request};
 use crate::theme::Theme;
-use brightrun_engine::config::Config;
-use brightrun_engine::domain::*;
+use brightrun_api::config::Config;
+use brightrun_api::domain::*;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// How long a status-bar message stays.
@@ -117,7 +117,7 @@ impl App {
                 .map(|(n, _)| n.to_string())
                 .collect();
         }
-        let now = brightrun_engine::domain::now();
+        let now = brightrun_api::domain::now();
         let mut app = App {
             configure: ConfigureTab::new(&settings),
             tabs: Tabs::default(),
@@ -435,7 +435,7 @@ impl App {
     }
 
     /// Gives every tab an engine event the shared records already took in.
-    fn route_event(&mut self, ev: &brightrun_engine::events::EngineEvent) -> Vec<Effect> {
+    fn route_event(&mut self, ev: &brightrun_api::events::EngineEvent) -> Vec<Effect> {
         let mut fx = Vec::new();
         for tab in Tab::ALL {
             let (c, shared) = self.component_mut(tab);

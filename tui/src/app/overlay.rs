@@ -5,7 +5,7 @@ use super::{App, FileBrowser, files};
 use crate::action::Action;
 use crate::effect::*;
 use crate::input::Input;
-use brightrun_engine::ids::*;
+use brightrun_api::ids::*;
 use crossterm::event::KeyCode;
 use std::path::PathBuf;
 

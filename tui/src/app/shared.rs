@@ -10,10 +10,10 @@ use crate::sanitize::one_line;
 use crate::state::*;
 use crate::tabs::Request;
 use crate::theme::Theme;
-use brightrun_engine::config::Config;
-use brightrun_engine::domain::*;
-use brightrun_engine::events::EngineEvent;
-use brightrun_engine::ids::*;
+use brightrun_api::config::Config;
+use brightrun_api::domain::*;
+use brightrun_api::events::EngineEvent;
+use brightrun_api::ids::*;
 use ratatui::layout::Rect;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -81,7 +81,7 @@ pub struct Hits {
 pub struct Settings {
     pub config: Config,
     /// The engine's catalog, when the app runs against an engine.
-    pub catalog: Option<brightrun_engine::api::Catalog>,
+    pub catalog: Option<brightrun_api::Catalog>,
     /// The engine's address when attached (empty when embedded).
     pub connection: String,
     /// Attached and the connection is down.
@@ -126,7 +126,7 @@ pub struct Shared {
     pub tasks: BTreeMap<TaskKey, TaskInfo>,
     pub health: BTreeMap<String, bool>,
     /// The Postgres mirror's last status (none while it is off or not yet asked).
-    pub mirror: Option<brightrun_engine::mirror::MirrorStatus>,
+    pub mirror: Option<brightrun_api::mirror::MirrorStatus>,
     pub unread: usize,
     pub themes: Vec<String>,
     pub hits: Hits,

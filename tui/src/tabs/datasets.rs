@@ -9,7 +9,7 @@ use crate::format;
 use crate::input::Input;
 use crate::theme::Theme;
 use crate::ui::{draw_list, headers, kv, list_title, panel, text_lines};
-use brightrun_engine::domain::*;
+use brightrun_api::domain::*;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};

@@ -10,7 +10,7 @@ use crate::series::{self, Metric};
 use crate::state::{ChartCache, JobDetail};
 use crate::theme::Theme;
 use crate::ui::{draw_list, headers, list_layout, list_title, panel};
-use brightrun_engine::domain::*;
+use brightrun_api::domain::*;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
