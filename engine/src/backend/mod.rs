@@ -15,6 +15,7 @@ pub use protocol::*;
 pub use ray::RayBackend;
 pub use runpod::RunPodBackend;
 
+pub use crate::trainer_env::TrainerCommand;
 use async_trait::async_trait;
 pub use brightrun_api::reports::BackendHealth;
 use std::path::PathBuf;
@@ -181,13 +182,6 @@ pub trait ClusterBackend: Send + Sync {
     async fn log_tail(&self, external_id: &str, lines: usize) -> Result<Vec<String>, BackendError>;
     /// Whether the backend can take work now, and what answered.
     async fn check(&self) -> BackendHealth;
-}
-
-/// How to run the trainer: its Python and its source folder.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TrainerCommand {
-    pub python: PathBuf,
-    pub source_dir: PathBuf,
 }
 
 /// Builds every configured backend by name (`[backends.NAME]`), plus `local` when the config
