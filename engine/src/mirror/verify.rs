@@ -3,9 +3,8 @@
 //! (µs) and the content hash for the tables that have an `updated_at`, the content hash alone
 //! for the others. Differences are listed by id (metrics points by job).
 
-use super::{MirrorError, Target, rows};
+use super::{MirrorContext, MirrorError, Target, rows};
 use crate::domain::*;
-use crate::engine::Engine;
 use crate::store::{Record, Store, StoreError};
 pub use brightrun_api::mirror::{TableCheck, VerifyReport};
 use sha2::{Digest, Sha256};
@@ -132,10 +131,13 @@ fn compare(
     c
 }
 
-pub(crate) async fn verify(engine: &Engine, target: &Target) -> Result<VerifyReport, MirrorError> {
+pub(crate) async fn verify(
+    ctx: &MirrorContext,
+    target: &Target,
+) -> Result<VerifyReport, MirrorError> {
     let client = target.connect().await?;
-    let origin = engine.profile_user().0;
-    let store = engine.store().clone();
+    let origin = ctx.origin.0;
+    let store = ctx.store.clone();
     let local = crate::store::off_runtime(move || -> Result<_, StoreError> {
         Ok((
             local_stamps::<Dataset>(&store, |r| r.id.0, |r| Some(r.updated_at))?,
