@@ -10,12 +10,14 @@
 //! `App::new(snapshot, &config)`, `app.handle(action)`, `app.draw(frame)`.
 //!
 //! Each tab is a [`tabs::Component`] that owns its own state and draws from `&self`; the app
-//! keeps what they share ([`app::Shared`]) and routes to the shown one.
+//! keeps what they share ([`context::Shared`], outside `app/` so tabs do not import the app)
+//! and routes to the shown one.
 //!
 //! [`EngineEvent`]: brightrun_api::events::EngineEvent
 
 pub mod action;
 pub mod app;
+pub mod context;
 pub mod effect;
 #[doc(hidden)]
 pub mod fixtures;

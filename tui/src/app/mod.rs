@@ -9,19 +9,16 @@
 mod bottom;
 mod command;
 mod events;
-mod files;
-pub mod lists;
 mod mouse;
 mod overlay;
-pub mod shared;
 
+pub use crate::context::{
+    Bottom, Cause, Confirmed, FileBrowser, Hits, Message, Overlay, PickTarget, PromptKind,
+    Settings, Shared, TaskInfo, Toast, files, lists,
+};
 pub use crate::tabs::Focus;
 pub use crate::tabs::configure::{ConfigureTab, FormRow};
-pub use bottom::Bottom;
 pub use command::{Command, complete, parse_command};
-pub use files::FileBrowser;
-pub use overlay::{Confirmed, Overlay, PickTarget, PromptKind};
-pub use shared::{Cause, Hits, Message, Settings, Shared, TaskInfo, Toast};
 
 use crate::action::{Action, Period, Tab};
 use crate::effect::*;

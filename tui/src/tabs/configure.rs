@@ -4,7 +4,7 @@
 
 use super::{Component, Handled, TabHits};
 use crate::action::Action;
-use crate::app::{Cause, Confirmed, Overlay, PickTarget, Settings, Shared};
+use crate::context::{Cause, Confirmed, Overlay, PickTarget, Settings, Shared};
 use crate::effect::{Effect, EstimateView, JobDraft, Level};
 use crate::format;
 use crate::input::Input;

@@ -4,7 +4,7 @@
 
 use super::{Component, Handled, TabHits, scroll};
 use crate::action::{Action, Period, Tab};
-use crate::app::Shared;
+use crate::context::Shared;
 use crate::effect::{CostsView, Effect, Level};
 use crate::format;
 use crate::ui::panel;

@@ -3,7 +3,7 @@
 
 use super::{Browse, Component, DetailPane, Focus, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
-use crate::app::{Confirmed, Overlay, PromptKind, Shared, TaskInfo, lists as lists_columns};
+use crate::context::{Confirmed, Overlay, PromptKind, Shared, TaskInfo, lists as lists_columns};
 use crate::effect::{Effect, Level, TaskKey};
 use crate::format;
 use crate::input::Input;

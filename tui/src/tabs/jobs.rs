@@ -3,7 +3,7 @@
 
 use super::{Browse, Component, Focus, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
-use crate::app::{Confirmed, Overlay, Shared, lists};
+use crate::context::{Confirmed, Overlay, Shared, lists};
 use crate::effect::{Effect, Level};
 use crate::format;
 use crate::series::{self, Metric};

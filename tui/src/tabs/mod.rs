@@ -15,8 +15,8 @@ pub mod models;
 pub mod notifications;
 
 use crate::action::{Action, Tab};
-use crate::app::Shared;
-use crate::app::shared::Cursor;
+use crate::context::Cursor;
+use crate::context::Shared;
 use crate::effect::Effect;
 use crate::state::ListView;
 use crate::theme::Theme;

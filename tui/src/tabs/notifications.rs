@@ -2,7 +2,7 @@
 
 use super::{Browse, Component, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
-use crate::app::Shared;
+use crate::context::Shared;
 use crate::effect::Level;
 use crate::format;
 use crate::ui::{draw_list, list_layout, list_title, panel};

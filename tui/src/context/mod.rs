@@ -1,8 +1,15 @@
-//! What the tabs share and the app routes: the engine's records and the list views over them,
+//! What the tabs share and the app routes (outside `app/`, so the tabs depend on this
+//! context, not on the app that owns it): the engine's records and the list views over them,
 //! settings, the status bar, toasts, background work, the overlay and the input line. A tab
 //! gets it as `&mut Shared` while it handles an action, and as `&Shared` while it draws.
 
-use super::{Bottom, Confirmed, FileBrowser, Overlay, lists};
+pub mod files;
+pub mod lists;
+mod overlay;
+
+pub use files::FileBrowser;
+pub use overlay::{Bottom, Confirmed, Overlay, PickTarget, PromptKind};
+
 use crate::action::Tab;
 use crate::effect::*;
 use crate::keymap::Keymap;
@@ -140,7 +147,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Empty records: [`App::new`](super::App::new) loads its snapshot next.
+    /// Empty records: [`App::new`](crate::app::App::new) loads its snapshot next.
     pub(crate) fn new(
         theme: Theme,
         keymap: Keymap,
