@@ -7,7 +7,6 @@
 //! engine's heavy dependencies; those modules are re-exported here under their old paths.
 
 pub mod api;
-pub use brightrun_api::{config, domain, events, hardware, ids, paths, private, text, training};
 pub mod backend;
 mod engine;
 pub mod mirror;
@@ -25,3 +24,6 @@ pub use engine::{
     Period,
 };
 pub use store::Page;
+
+// The API crate's modules, under the paths the engine, the binary and the tests have always used.
+pub use brightrun_api::{config, domain, events, hardware, ids, paths, private, text, training};
