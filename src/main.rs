@@ -86,7 +86,7 @@ fn main() {
 /// The JSON document a failed `--json` command prints on stdout: the seed's `{error,
 /// details}` with the engine API's error `code` (and the request `field` at fault).
 fn error_document(e: &anyhow::Error) -> serde_json::Value {
-    use brightrun_engine::api::ApiError;
+    use brightrun_engine::api::{ApiError, FromEngineError};
     let api = e
         .chain()
         .find_map(|c| c.downcast_ref::<ApiError>().cloned())
@@ -120,7 +120,7 @@ fn error_document(e: &anyhow::Error) -> serde_json::Value {
 
 /// The exit status an error's code calls for; errors without one are usage or I/O problems.
 fn exit_status(e: &anyhow::Error) -> i32 {
-    use brightrun_engine::api::{ApiError, ErrorCode};
+    use brightrun_engine::api::{ApiError, ErrorCode, FromEngineError};
     let code = e
         .chain()
         .find_map(|c| c.downcast_ref::<ApiError>().map(|a| a.code))

@@ -1,26 +1,21 @@
 //! BrightRun's engine: the domain, the embedded store, object storage, dataset validation,
 //! training estimates, cluster backends and the background tasks that move work along.
 //! It has no terminal code: UIs use [`Engine`]'s API and its event stream.
+//!
+//! What clients share with it (ids, domain records, events, the API's messages and errors, the
+//! config and training vocabulary) is the `brightrun-api` crate, so a client builds without the
+//! engine's heavy dependencies; those modules are re-exported here under their old paths.
 
 pub mod api;
 pub mod backend;
-pub mod config;
-pub mod domain;
 mod engine;
-pub mod events;
-pub mod hardware;
-pub mod ids;
 pub mod mirror;
-pub mod paths;
-pub mod private;
 pub mod secrets;
 pub mod space;
 pub mod storage;
 pub mod store;
-pub mod text;
 pub mod tokens;
 pub mod trainer_env;
-pub mod training;
 pub mod validation;
 
 pub use engine::{
@@ -29,3 +24,6 @@ pub use engine::{
     Period,
 };
 pub use store::Page;
+
+// The API crate's modules, under the paths the engine, the binary and the tests have always used.
+pub use brightrun_api::{config, domain, events, hardware, ids, paths, private, text, training};

@@ -6,12 +6,19 @@
 //! (`scripts/trainer-env.sh` builds the same folder). `trainer.python` in config or
 //! `BRIGHTRUN_TRAINER_PYTHON` names an existing Python instead.
 
-use crate::backend::TrainerCommand;
 use crate::config::Config;
 use crate::paths::Paths;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// How to run the trainer: its Python and its source folder (what this module finds or
+/// builds; the local backend runs it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrainerCommand {
+    pub python: PathBuf,
+    pub source_dir: PathBuf,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainerEnvError {

@@ -3,8 +3,8 @@
 //!
 //! `cargo bench -p brightrun-tui --bench frame`
 
-use brightrun_engine::domain::*;
-use brightrun_engine::events::EngineEvent;
+use brightrun_api::domain::*;
+use brightrun_api::events::EngineEvent;
 use brightrun_tui::fixtures;
 use brightrun_tui::{App, Outcome, Snapshot, Tab};
 use criterion::{Criterion, criterion_group, criterion_main};

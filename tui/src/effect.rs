@@ -4,9 +4,9 @@
 //! drive it with no engine at all.
 
 use crate::action::Period;
-use brightrun_engine::api::ApiError;
-use brightrun_engine::domain::*;
-use brightrun_engine::ids::*;
+use brightrun_api::ApiError;
+use brightrun_api::domain::*;
+use brightrun_api::ids::*;
 use std::path::PathBuf;
 
 /// A job as the Configure form asks for it; the runtime turns it into the engine's

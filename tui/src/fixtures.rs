@@ -4,9 +4,9 @@
 use crate::action::Period;
 use crate::effect::CostsView;
 use crate::state::Snapshot;
-use brightrun_engine::domain::*;
-use brightrun_engine::ids::*;
-use brightrun_engine::training::presets;
+use brightrun_api::domain::*;
+use brightrun_api::ids::*;
+use brightrun_api::training::presets;
 use chrono::TimeZone;
 use uuid::Uuid;
 

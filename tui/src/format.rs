@@ -1,6 +1,6 @@
 //! Number, size, time and money formatting shared by every view.
 
-use brightrun_engine::domain::Timestamp;
+use brightrun_api::domain::Timestamp;
 
 /// `1,234,567`.
 pub fn thousands(n: u64) -> String {

@@ -1,5 +1,6 @@
 //! BrightRun's terminal dashboard. It talks to the engine only through its public API and its
-//! event stream.
+//! event stream, and depends only on the `brightrun-api` crate (never the engine's), so it
+//! builds without the store, the cloud SDKs, the Postgres client or the HTTP server.
 //!
 //! Shape (after television and gitui): the [`App`] holds a copy of the engine's data, built
 //! from a [`Snapshot`] and kept current by [`EngineEvent`]s; key presses become [`Action`]s
@@ -9,12 +10,14 @@
 //! `App::new(snapshot, &config)`, `app.handle(action)`, `app.draw(frame)`.
 //!
 //! Each tab is a [`tabs::Component`] that owns its own state and draws from `&self`; the app
-//! keeps what they share ([`app::Shared`]) and routes to the shown one.
+//! keeps what they share ([`context::Shared`], outside `app/` so tabs do not import the app)
+//! and routes to the shown one.
 //!
-//! [`EngineEvent`]: brightrun_engine::events::EngineEvent
+//! [`EngineEvent`]: brightrun_api::events::EngineEvent
 
 pub mod action;
 pub mod app;
+pub mod context;
 pub mod effect;
 #[doc(hidden)]
 pub mod fixtures;

@@ -9,10 +9,10 @@ use crate::effect::*;
 use crate::state::Snapshot;
 use crate::theme::Theme;
 use anyhow::Context;
-use brightrun_engine::api::{Api, ApiError, Connection, EngineApi, ErrorCode, JobSpec, Paging};
-use brightrun_engine::config::{Config, TuiConfig};
-use brightrun_engine::domain::*;
-use brightrun_engine::events::EngineEvent;
+use brightrun_api::config::{Config, TuiConfig};
+use brightrun_api::domain::*;
+use brightrun_api::events::EngineEvent;
+use brightrun_api::{Api, ApiError, Connection, EngineApi, ErrorCode, JobSpec, Paging};
 use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
     EventStream, KeyEventKind, MouseButton, MouseEventKind,
@@ -137,7 +137,7 @@ enum Feed {
     /// It is back, resumed from the last seq seen.
     Back,
     /// The Postgres mirror's status (polled every 2 s while it is on).
-    Mirror(brightrun_engine::mirror::MirrorStatus),
+    Mirror(brightrun_api::mirror::MirrorStatus),
 }
 
 /// Follows the change log from `after` and the live events, reconnecting after a drop and
@@ -147,11 +147,11 @@ fn spawn_feeds(api: Arc<dyn EngineApi>, mut after: u64, tx: mpsc::Sender<Feed>) 
     let live_tx = tx.clone();
     let (mirror_api, mirror_tx) = (api.clone(), tx.clone());
     tokio::spawn(async move {
-        use brightrun_engine::api::Api;
+        use brightrun_api::Api;
         loop {
             match mirror_api.mirror_status().await {
                 Ok(s) => {
-                    let off = s.state == brightrun_engine::mirror::MirrorState::Disabled;
+                    let off = s.state == brightrun_api::mirror::MirrorState::Disabled;
                     if mirror_tx.send(Feed::Mirror(s)).await.is_err() || off {
                         return;
                     }
@@ -404,8 +404,8 @@ fn terminal_event(app: &mut App, ev: Event) -> Vec<Effect> {
     }
 }
 
-fn event_kind(ev: &brightrun_engine::events::EngineEvent) -> &'static str {
-    use brightrun_engine::events::EngineEvent as E;
+fn event_kind(ev: &brightrun_api::events::EngineEvent) -> &'static str {
+    use brightrun_api::events::EngineEvent as E;
     match ev {
         E::Dataset(_) => "dataset",
         E::Job(_) => "job",
@@ -421,7 +421,7 @@ fn event_kind(ev: &brightrun_engine::events::EngineEvent) -> &'static str {
 }
 
 fn now() -> Timestamp {
-    brightrun_engine::domain::now()
+    brightrun_api::domain::now()
 }
 
 /// Everything the dashboard starts from, with the change log's seq it was read at (the
@@ -443,7 +443,7 @@ pub async fn snapshot(api: &dyn EngineApi) -> Result<Snapshot, ApiError> {
         .await?
         .items;
     let costs = api
-        .costs(brightrun_engine::Period::Month)
+        .costs(brightrun_api::reports::Period::Month)
         .await
         .ok()
         .map(|r| costs_view(Period::Month, r.summary, r.month_spent));
@@ -467,18 +467,18 @@ pub async fn snapshot(api: &dyn EngineApi) -> Result<Snapshot, ApiError> {
     })
 }
 
-fn to_engine_period(p: Period) -> brightrun_engine::Period {
+fn to_engine_period(p: Period) -> brightrun_api::reports::Period {
     match p {
-        Period::Week => brightrun_engine::Period::Week,
-        Period::Month => brightrun_engine::Period::Month,
-        Period::Year => brightrun_engine::Period::Year,
+        Period::Week => brightrun_api::reports::Period::Week,
+        Period::Month => brightrun_api::reports::Period::Month,
+        Period::Year => brightrun_api::reports::Period::Year,
     }
 }
 
 /// The engine's cost summary as the Costs tab shows it.
 fn costs_view(
     period: Period,
-    s: brightrun_engine::CostSummary,
+    s: brightrun_api::reports::CostSummary,
     month_spent: Option<f64>,
 ) -> CostsView {
     let by_type = [CostType::Compute, CostType::Storage, CostType::DataTransfer]
@@ -540,8 +540,8 @@ fn costs_view(
     }
 }
 
-fn estimate_view(e: &brightrun_engine::training::Estimate) -> EstimateView {
-    use brightrun_engine::training::FitVerdict;
+fn estimate_view(e: &brightrun_api::training::Estimate) -> EstimateView {
+    use brightrun_api::training::FitVerdict;
     let (word, level) = match e.fit.verdict {
         FitVerdict::Fits => ("fits", Level::Success),
         FitVerdict::Tight => ("tight", Level::Warning),

@@ -1,4 +1,4 @@
 //! Text from outside is cleaned before it is drawn; the cleaning lives in the engine
-//! ([`brightrun_engine::text`]) so the CLI, the engine's logs and the dashboard share one.
+//! ([`brightrun_api::text`]) so the CLI, the engine's logs and the dashboard share one.
 
-pub use brightrun_engine::text::*;
+pub use brightrun_api::text::*;

@@ -2,7 +2,7 @@
 //! points draw as fast as one of a hundred: the chart is given at most two points (the min and
 //! the max) per horizontal bucket, and sparklines one value per column.
 
-use brightrun_engine::domain::MetricsPoint;
+use brightrun_api::domain::MetricsPoint;
 
 /// The charted metrics, in column order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -427,7 +427,7 @@ pub fn bounds(points: &[(f64, f64)]) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brightrun_engine::ids::JobId;
+    use brightrun_api::ids::JobId;
 
     fn point(step: u64, loss: f64) -> MetricsPoint {
         MetricsPoint {

@@ -4,8 +4,8 @@
 use crate::effect::CostsView;
 use crate::sanitize::{clean_in_place, clean_opt};
 use crate::series::Series;
-use brightrun_engine::domain::*;
-use brightrun_engine::ids::*;
+use brightrun_api::domain::*;
+use brightrun_api::ids::*;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ pub struct Snapshot {
     pub themes: Vec<String>,
     /// What the engine will do with a job (presets, GPUs, defaults). Tests may leave it out;
     /// the app then reads the config it is given.
-    pub catalog: Option<brightrun_engine::api::Catalog>,
+    pub catalog: Option<brightrun_api::Catalog>,
     /// Where the engine is: empty when embedded, else its address.
     pub connection: String,
     /// The change log's seq the snapshot was read at.

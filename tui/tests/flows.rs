@@ -3,9 +3,9 @@
 
 mod common;
 
-use brightrun_engine::api::{ApiError, Reason};
-use brightrun_engine::domain::*;
-use brightrun_engine::events::{EngineEvent, Progress, ProgressTask};
+use brightrun_api::domain::*;
+use brightrun_api::events::{EngineEvent, Progress, ProgressTask};
+use brightrun_api::{ApiError, Reason};
 use brightrun_tui::effect::{DirEntry, TaskKey};
 use brightrun_tui::fixtures;
 use brightrun_tui::{Action, Effect, Outcome, Period, Tab};
@@ -1069,7 +1069,7 @@ fn a_models_configuration_keeps_a_space_after_the_longest_key() {
     let mut app = app();
     chr(&mut app, '4');
     let mut a = (*app.selected_artifact().unwrap().clone()).clone();
-    a.configuration = brightrun_engine::domain::JsonValue(serde_json::json!({
+    a.configuration = brightrun_api::domain::JsonValue(serde_json::json!({
         "hyperparameters": {"gradient_accumulation_steps": 1}
     }));
     app.apply_event(EngineEvent::Artifact(Arc::new(a)));
@@ -1145,9 +1145,9 @@ fn base_models_are_listed_and_an_unknown_ones_size_has_a_field() {
 
 #[test]
 fn this_machine_is_the_local_backends_gpu_type_in_the_form() {
-    use brightrun_engine::training::{GpuCatalog, presets};
+    use brightrun_api::training::{GpuCatalog, presets};
     let config = config();
-    let hw = brightrun_engine::hardware::LocalHardware {
+    let hw = brightrun_api::hardware::LocalHardware {
         gpus: vec![],
         cpu_cores: 16,
         memory_gb: 64.0,
@@ -1155,7 +1155,7 @@ fn this_machine_is_the_local_backends_gpu_type_in_the_form() {
     let gpus = GpuCatalog::builtin();
     let gpus = gpus.clone().with_local(hw.spec(0.0, &gpus));
     let mut snap = fixtures::snapshot();
-    snap.catalog = Some(brightrun_engine::api::Catalog {
+    snap.catalog = Some(brightrun_api::Catalog {
         presets: presets::list(&config.training),
         default_preset: "balanced".into(),
         gpus: gpus.all().to_vec(),
@@ -1166,7 +1166,7 @@ fn this_machine_is_the_local_backends_gpu_type_in_the_form() {
         default_backend: "local".into(),
         profile: "default".into(),
         storage: "local".into(),
-        base_models: brightrun_engine::training::models::builtin_all(),
+        base_models: brightrun_api::training::models::builtin_all(),
     });
     let mut app = brightrun_tui::App::new(snap, &config);
     app.set_now(fixtures::now());
@@ -1180,7 +1180,7 @@ fn this_machine_is_the_local_backends_gpu_type_in_the_form() {
 
 #[test]
 fn the_status_bar_shows_the_postgres_mirror() {
-    use brightrun_engine::mirror::{MirrorState, MirrorStatus};
+    use brightrun_api::mirror::{MirrorState, MirrorStatus};
     let mut app = app();
     let status = |state, behind, err: Option<&str>| MirrorStatus {
         state,
@@ -1227,12 +1227,12 @@ fn the_status_bar_shows_a_remote_store_and_whether_it_answers() {
         "not heard from yet"
     );
     app.apply_event(EngineEvent::BackendHealth {
-        backend: brightrun_engine::events::STORAGE_HEALTH.into(),
+        backend: brightrun_api::events::STORAGE_HEALTH.into(),
         reachable: true,
     });
     assert!(render(&mut app, 160, 24).contains("s3 ●"));
     app.apply_event(EngineEvent::BackendHealth {
-        backend: brightrun_engine::events::STORAGE_HEALTH.into(),
+        backend: brightrun_api::events::STORAGE_HEALTH.into(),
         reachable: false,
     });
     assert!(render(&mut app, 160, 24).contains("s3 ✗ unreachable"));
@@ -1243,10 +1243,10 @@ fn the_status_bar_shows_a_remote_store_and_whether_it_answers() {
 
 #[test]
 fn the_backend_picker_shows_which_backends_answer() {
-    use brightrun_engine::training::{GpuCatalog, presets};
+    use brightrun_api::training::{GpuCatalog, presets};
     let config = config();
     let mut snap = fixtures::snapshot();
-    snap.catalog = Some(brightrun_engine::api::Catalog {
+    snap.catalog = Some(brightrun_api::Catalog {
         presets: presets::list(&config.training),
         default_preset: "balanced".into(),
         gpus: GpuCatalog::builtin().all().to_vec(),
@@ -1257,7 +1257,7 @@ fn the_backend_picker_shows_which_backends_answer() {
         default_backend: "local".into(),
         profile: "default".into(),
         storage: "s3".into(),
-        base_models: brightrun_engine::training::models::builtin_all(),
+        base_models: brightrun_api::training::models::builtin_all(),
     });
     snap.backends = vec!["gpu-ray".into(), "local".into(), "pod".into()];
     let mut app = brightrun_tui::App::new(snap, &config);

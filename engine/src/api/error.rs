@@ -1,198 +1,25 @@
-//! Errors as they cross the engine API: a code that callers branch on (exit statuses, the
-//! dashboard's messages, HTTP statuses), a message for people, and optional details. Nothing
-//! on the client side ever matches on the message text.
+//! The engine's side of API errors: which [`ApiError`] each engine error becomes (the error
+//! type itself is the API crate's).
 
+use super::{ApiError, ErrorCode, Reason};
 use crate::EngineError;
 use crate::store::StoreError;
-use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// What kind of failure it is; stable across versions (the wire form is snake_case).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// No such record for this user (another user's record answers this too, never 403).
-    NotFound,
-    /// An id prefix matched several records.
-    Ambiguous,
-    /// The request is valid but the current state refuses it (a dataset in use, over budget).
-    Conflict,
-    /// The request itself is wrong; `field` names the part when there is one.
-    Invalid,
-    /// Something the engine needs does not answer (a daemon, a backend, storage, the disk).
-    Unavailable,
-    /// No token, a wrong token, a revoked token.
-    Unauthorized,
-    /// Too many requests (failed authentication is rate-limited).
-    RateLimited,
-    /// A bug or an unexpected failure inside the engine.
-    Internal,
-}
-
-impl ErrorCode {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::NotFound => "not_found",
-            Self::Ambiguous => "ambiguous",
-            Self::Conflict => "conflict",
-            Self::Invalid => "invalid",
-            Self::Unavailable => "unavailable",
-            Self::Unauthorized => "unauthorized",
-            Self::RateLimited => "rate_limited",
-            Self::Internal => "internal",
-        }
-    }
-
-    /// The HTTP status the seed's routes answer with.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Self::NotFound => 404,
-            Self::Invalid => 400,
-            // An ambiguous prefix is well formed: the records it matches are the conflict (the
-            // body's `code` says which), so a request its schema allows is not answered 400.
-            Self::Ambiguous | Self::Conflict => 409,
-            Self::Unavailable => 503,
-            Self::Unauthorized => 401,
-            Self::RateLimited => 429,
-            Self::Internal => 500,
-        }
-    }
-
-    /// Whether the caller asked for something wrong (exit status 2), as opposed to the thing
-    /// asked about failing.
-    pub fn is_usage(&self) -> bool {
-        !matches!(self, Self::Internal)
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a request was refused, for the clients that act on it (the dashboard's overwrite
-/// dialog, a script that confirms a budget, a retry loop): clients branch on this, never on
-/// the message. Stable across versions (the wire form is snake_case).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// Files at the destination would be overwritten: ask, then send again with `force`.
-    FilesExist,
-    /// The run would take the month past its budget: confirm to go over it.
-    OverBudget,
-    /// The dataset is still uploading or validating, or was found invalid.
-    DatasetNotReady,
-    /// The record is used by active jobs: cancel them first.
-    InUse,
-    /// The record was deleted meanwhile.
-    Deleted,
-    /// The job has already finished (completed, failed or cancelled).
-    AlreadyFinished,
-    /// Only failed or cancelled jobs can be retried.
-    NotRetryable,
-    /// An upload of this dataset is already running.
-    UploadInProgress,
-    /// The dataset is not in the state the request needs (an upload to a dataset that is
-    /// not uploading, a resume with nothing to resume).
-    WrongState,
-    /// The record is damaged (`brightrun doctor --repair` quarantines it).
-    Corrupt,
-    /// The store was written by a newer BrightRun.
-    SchemaTooNew,
-    /// The store and config.toml disagree about whose records these are, or the store is
-    /// missing beside its data.
-    Profile,
-}
-
-impl Reason {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::FilesExist => "files_exist",
-            Self::OverBudget => "over_budget",
-            Self::DatasetNotReady => "dataset_not_ready",
-            Self::InUse => "in_use",
-            Self::Deleted => "deleted",
-            Self::AlreadyFinished => "already_finished",
-            Self::NotRetryable => "not_retryable",
-            Self::UploadInProgress => "upload_in_progress",
-            Self::WrongState => "wrong_state",
-            Self::Corrupt => "corrupt",
-            Self::SchemaTooNew => "schema_too_new",
-            Self::Profile => "profile",
-        }
-    }
-}
-
-/// An error from the engine API.
-#[derive(
-    Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error, schemars::JsonSchema,
-)]
-#[error("{message}")]
-pub struct ApiError {
-    pub code: ErrorCode,
-    pub message: String,
-    /// For `invalid`: the request field at fault (`learning_rate`, `name`, `after`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// More about it, for people (the seed's `details`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<String>,
-    /// For `conflict`: why, for clients that act on it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<Reason>,
-}
-
-impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            field: None,
-            details: None,
-            reason: None,
-        }
-    }
-    /// A `conflict` with its reason.
-    pub fn conflict(reason: Reason, message: impl Into<String>) -> Self {
-        Self {
-            reason: Some(reason),
-            ..Self::new(ErrorCode::Conflict, message)
-        }
-    }
-    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: Some(field.into()),
-            ..Self::new(ErrorCode::Invalid, message)
-        }
-    }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::NotFound, message)
-    }
-    pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Unavailable, message)
-    }
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Unauthorized, message)
-    }
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Internal, message)
-    }
-    pub fn with_details(mut self, details: impl Into<String>) -> Self {
-        self.details = Some(details.into());
-        self
-    }
-}
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        Self::from_ref(&e)
+        <Self as FromEngineError>::from_ref(&e)
     }
 }
 
-impl ApiError {
+/// Builds the API's error from an engine error (the type is the API crate's, so this is a
+/// trait: `ApiError::from_ref(&e)` with it in scope).
+pub trait FromEngineError {
     /// The API error for an engine error (its code, message and field).
-    pub fn from_ref(e: &EngineError) -> Self {
+    fn from_ref(e: &EngineError) -> Self;
+}
+
+impl FromEngineError for ApiError {
+    fn from_ref(e: &EngineError) -> Self {
         let message = e.to_string();
         let code = match e {
             EngineError::NotFound { .. } => ErrorCode::NotFound,
@@ -252,24 +79,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_have_stable_wire_names_and_statuses() {
-        for (code, name, status) in [
-            (ErrorCode::NotFound, "not_found", 404),
-            (ErrorCode::Ambiguous, "ambiguous", 409),
-            (ErrorCode::Conflict, "conflict", 409),
-            (ErrorCode::Invalid, "invalid", 400),
-            (ErrorCode::Unavailable, "unavailable", 503),
-            (ErrorCode::Unauthorized, "unauthorized", 401),
-            (ErrorCode::RateLimited, "rate_limited", 429),
-            (ErrorCode::Internal, "internal", 500),
-        ] {
-            assert_eq!(serde_json::to_value(code).unwrap(), name);
-            assert_eq!(code.as_str(), name);
-            assert_eq!(code.http_status(), status);
-        }
-    }
-
-    #[test]
     fn engine_errors_map_to_codes() {
         let e: ApiError = EngineError::NotFound {
             kind: crate::IdKind::Job,
@@ -294,30 +103,7 @@ mod tests {
     }
 
     #[test]
-    fn reasons_have_stable_wire_names_and_cross_the_wire() {
-        for r in [
-            Reason::FilesExist,
-            Reason::OverBudget,
-            Reason::DatasetNotReady,
-            Reason::InUse,
-            Reason::Deleted,
-            Reason::AlreadyFinished,
-            Reason::NotRetryable,
-            Reason::UploadInProgress,
-            Reason::WrongState,
-            Reason::Corrupt,
-            Reason::SchemaTooNew,
-            Reason::Profile,
-        ] {
-            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
-            let e = ApiError::conflict(r, "refused");
-            let back: ApiError = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
-            assert_eq!(back, e);
-        }
-        // An error without a reason (or from an older engine) has none.
-        let old: ApiError =
-            serde_json::from_str(r#"{"code":"conflict","message":"refused"}"#).unwrap();
-        assert_eq!(old.reason, None);
+    fn store_errors_keep_their_reason() {
         let store: ApiError = StoreError::SchemaTooNew {
             found: 9,
             supported: 5,

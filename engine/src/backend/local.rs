@@ -9,6 +9,7 @@
 //! from the stored cursor.
 
 use super::*;
+use crate::backend::BackendHealthExt;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::process::Stdio;
@@ -870,7 +871,10 @@ mod tests {
         // Killed again before the submission was stored; the trainer has finished since.
         std::fs::remove_file(job_dir.join("pid")).unwrap();
         backend.submit(&submission(&spec)).await.unwrap();
-        assert!(job_dir.join("exit_code").exists(), "its exit status is kept");
+        assert!(
+            job_dir.join("exit_code").exists(),
+            "its exit status is kept"
+        );
         assert!(std::fs::read_to_string(&events).unwrap().contains("up"));
         let runs = || std::fs::read_to_string(dir.path().join("runs")).unwrap();
         assert_eq!(runs().lines().count(), 1, "started once");

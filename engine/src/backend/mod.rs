@@ -15,7 +15,9 @@ pub use protocol::*;
 pub use ray::RayBackend;
 pub use runpod::RunPodBackend;
 
+pub use crate::trainer_env::TrainerCommand;
 use async_trait::async_trait;
+pub use brightrun_api::reports::BackendHealth;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -143,25 +145,13 @@ pub struct Submission<'a> {
     pub attempt: u32,
 }
 
-/// A backend's answer to "can you take work?", for `backends check` and the status bar.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-pub struct BackendHealth {
-    pub reachable: bool,
-    /// `unreachable`, `unauthorized`, `rejected`, … when it is not.
-    pub failure: Option<String>,
-    /// One line: what answered (Ray's version, RunPod's workers and queue), or what to fix.
-    pub detail: String,
+/// A backend's failed health verdict from its error (the type is the API's).
+pub trait BackendHealthExt {
+    fn failed(err: &BackendError) -> Self;
 }
 
-impl BackendHealth {
-    pub fn ok(detail: impl Into<String>) -> Self {
-        Self {
-            reachable: true,
-            failure: None,
-            detail: detail.into(),
-        }
-    }
-    pub fn failed(err: &BackendError) -> Self {
+impl BackendHealthExt for BackendHealth {
+    fn failed(err: &BackendError) -> Self {
         Self {
             reachable: false,
             failure: Some(err.code().into()),
@@ -192,13 +182,6 @@ pub trait ClusterBackend: Send + Sync {
     async fn log_tail(&self, external_id: &str, lines: usize) -> Result<Vec<String>, BackendError>;
     /// Whether the backend can take work now, and what answered.
     async fn check(&self) -> BackendHealth;
-}
-
-/// How to run the trainer: its Python and its source folder.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TrainerCommand {
-    pub python: PathBuf,
-    pub source_dir: PathBuf,
 }
 
 /// Builds every configured backend by name (`[backends.NAME]`), plus `local` when the config

@@ -15,6 +15,7 @@
 //!   stays running; when the dashboard answers again the tail resumes from the cursor.
 
 use super::*;
+use crate::backend::BackendHealthExt;
 use crate::secrets::{Secret, Secrets};
 use futures::StreamExt;
 use serde::Deserialize;

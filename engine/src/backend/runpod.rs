@@ -14,6 +14,7 @@
 //! knows, 429 a request to slow down (polls back off).
 
 use super::*;
+use crate::backend::BackendHealthExt;
 use crate::secrets::{Secret, Secrets};
 use serde::Deserialize;
 

@@ -2,25 +2,9 @@
 //! the Configure tab's backend picker and the status bar.
 
 use super::Engine;
-use crate::backend::{BackendHealth, DataAccess};
+use crate::backend::DataAccess;
 use crate::events::EngineEvent;
-use serde::{Deserialize, Serialize};
-
-/// One backend entry and how it answers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct BackendInfo {
-    pub name: String,
-    /// `local`, `ray` or `runpod`.
-    pub kind: String,
-    /// Where it answers: the Ray dashboard, the RunPod endpoint, or "this machine".
-    pub address: String,
-    /// `[training] default_backend` names it.
-    pub default: bool,
-    /// `paths` or `urls`: how its trainer reaches the data.
-    pub data: String,
-    /// The latest verdict; `None` until checked.
-    pub health: Option<BackendHealth>,
-}
+pub use brightrun_api::reports::BackendInfo;
 
 impl Engine {
     /// Checks every backend concurrently, remembers and publishes each verdict.

@@ -6,7 +6,7 @@ use crate::domain::{Dataset, Severity};
 use crate::ids::DatasetId;
 use crate::storage::Bucket;
 use crate::validation::{self, RecordVerdict};
-use serde::{Deserialize, Serialize};
+pub use brightrun_api::reports::{CleanReport, DroppedRecord};
 use std::io::Write;
 
 /// How to clean.
@@ -17,28 +17,6 @@ pub struct CleanOptions {
     pub drop_duplicates: bool,
     /// The new dataset's name; by default the old name with " (clean)".
     pub name: Option<String>,
-}
-
-/// One record left out, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct DroppedRecord {
-    /// 1-based line in the original file (of the element's start, in a `.json` array).
-    pub line: u64,
-    /// 0-based element index in a `.json` array file.
-    pub element: Option<u64>,
-    /// The validator's reason, when it was among the findings kept; else a summary.
-    pub reason: String,
-}
-
-/// What cleaning did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct CleanReport {
-    /// Examples copied into the new dataset.
-    pub kept: u64,
-    /// Every record left out, in file order (invalid ones and, when asked, duplicates).
-    pub dropped: Vec<DroppedRecord>,
-    /// Of those, exact duplicates.
-    pub duplicates_dropped: u64,
 }
 
 impl Engine {

@@ -7,8 +7,8 @@ use crate::domain::*;
 use crate::ids::*;
 use crate::storage::Bucket;
 use crate::store::Page;
+pub use brightrun_api::reports::{BudgetStatus, CostSummary, JobCost, Period};
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -21,70 +21,6 @@ fn month_start(t: &Timestamp) -> Timestamp {
     Utc.with_ymd_and_hms(t.year(), t.month(), 1, 0, 0, 0)
         .single()
         .unwrap_or(*t)
-}
-
-/// How far back a cost summary looks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Period {
-    Week,
-    Month,
-    Year,
-}
-
-impl std::str::FromStr for Period {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "week" => Ok(Self::Week),
-            "month" => Ok(Self::Month),
-            "year" => Ok(Self::Year),
-            _ => Err(format!(
-                "unknown period `{s}` (expected week, month or year)"
-            )),
-        }
-    }
-}
-
-impl Period {
-    pub fn days(&self) -> i64 {
-        match self {
-            Self::Week => 7,
-            Self::Month => 30,
-            Self::Year => 365,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct JobCost {
-    pub job_id: JobId,
-    pub amount: f64,
-    pub description: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct BudgetStatus {
-    pub monthly_budget: f64,
-    pub spent_this_month: f64,
-    pub percent: f64,
-}
-
-/// Totals over a period.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct CostSummary {
-    pub period: Period,
-    pub since: Timestamp,
-    pub total: f64,
-    /// `compute`, `storage`, `data_transfer` → dollars.
-    pub by_type: BTreeMap<String, f64>,
-    /// Every day of the period (oldest first), zero where nothing was spent.
-    pub by_day: Vec<(NaiveDate, f64)>,
-    /// Most expensive first.
-    pub by_job: Vec<JobCost>,
-    /// What running jobs have cost so far (not yet recorded).
-    pub running: f64,
-    pub budget: Option<BudgetStatus>,
 }
 
 impl Engine {

@@ -13,45 +13,24 @@ use crate::domain::{Dataset, DatasetStatus, JobStatus, ModelArtifact, TrainingJo
 use crate::ids::JobId;
 use crate::storage::{Bucket, object_path};
 use crate::store::{Record, Store};
-use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-/// How many examples a step lists: enough to find the rest, short enough to read.
-pub const MAX_EXAMPLES: usize = 10;
+pub use brightrun_api::reports::{DoctorReport, DoctorStep, MAX_EXAMPLES};
 
 /// Files touched more recently than this may belong to a write in flight (a daemon may be
 /// receiving an upload or collecting an artifact while doctor runs): they are not judged.
 pub const IN_FLIGHT_AGE: Duration = Duration::from_secs(15 * 60);
 
-/// The doctor's verdict: every step, and whether all of them are clean.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct DoctorReport {
-    /// True when no step has problems left (found ones were all repaired).
-    pub ok: bool,
-    pub steps: Vec<DoctorStep>,
+/// How the doctor builds a step (the type is the API's).
+trait StepExt {
+    fn new(name: &str) -> Self;
+    fn problem(&mut self, example: String);
+    fn finish(self) -> Self;
 }
 
-/// One check: what it found, what it repaired and what to do about the rest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct DoctorStep {
-    /// `store`, `corrupt_records`, `config`, `missing_objects`, `orphaned_objects`,
-    /// `job_folders`, `temp_files` or `stuck_uploads`.
-    pub name: String,
-    /// True when every problem found was repaired (or none was found).
-    pub ok: bool,
-    /// How many problems were found.
-    pub problems: usize,
-    /// How many of them were repaired.
-    pub repaired: usize,
-    /// Up to [`MAX_EXAMPLES`] of the problems, each naming the record or file.
-    pub examples: Vec<String>,
-    /// What to do about what is left, or a note on what was not checked.
-    pub advice: Option<String>,
-}
-
-impl DoctorStep {
+impl StepExt for DoctorStep {
     fn new(name: &str) -> Self {
         Self {
             name: name.into(),

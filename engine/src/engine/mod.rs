@@ -26,7 +26,6 @@ pub use doctor::{DoctorReport, DoctorStep};
 pub use jobs::JobRequest;
 pub use resolve::IdKind;
 pub(crate) use resolve::pick;
-pub use storage_ops::{SharedUrl, StorageReport};
 
 use crate::backend::{ClusterBackend, TrainerSource};
 use crate::config::{Config, ConfigError};

@@ -4,30 +4,9 @@
 use super::{Engine, EngineError, Result};
 use crate::domain::ModelArtifact;
 use crate::ids::ArtifactId;
-use crate::storage::{Bucket, CheckStep, object_path};
-use serde::{Deserialize, Serialize};
+use crate::storage::{Bucket, object_path};
+pub use brightrun_api::reports::{SharedUrl, StorageReport};
 use std::time::Duration;
-
-/// `brightrun storage check`: where the store is and each step's verdict.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct StorageReport {
-    /// `local` or `s3`.
-    pub kind: String,
-    /// The folder, or the endpoint (and region) with the buckets.
-    pub location: String,
-    /// True only when every step passed.
-    pub ok: bool,
-    pub steps: Vec<CheckStep>,
-}
-
-/// A download URL to share (the seed's model download API).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct SharedUrl {
-    pub model_id: ArtifactId,
-    pub file: String,
-    pub url: String,
-    pub expires_at: crate::domain::Timestamp,
-}
 
 /// The longest a presigned URL may last (S3's own limit).
 pub const MAX_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -18,7 +18,7 @@ pub(crate) fn spawn_all(engine: Engine) -> tokio::task::JoinHandle<()> {
         ];
         // The Postgres mirror, when `[mirror] url` is set: its own task, reading the log.
         if engine.mirror_configured() {
-            tasks.push(tokio::spawn(crate::mirror::run(engine.clone())));
+            tasks.push(tokio::spawn(crate::mirror::run(engine.mirror_context())));
         } else {
             // A mirror turned off must not hold the change log back for ever.
             let store = engine.inner.store.clone();

@@ -26,17 +26,20 @@ pub use migrate::{MIGRATIONS, migrate};
 pub use rows::{action_url, metric_row_id};
 pub use verify::{TableCheck, VerifyReport};
 
+use crate::config::Config;
 use crate::domain::{Timestamp, now};
 use crate::engine::Engine;
 use crate::events::Sequenced;
-use crate::secrets::Secret;
+use crate::ids::UserId;
+use crate::secrets::{Secret, Secrets};
 use crate::store::{Store, StoreError};
-use serde::{Deserialize, Serialize};
+pub use brightrun_api::mirror::{MirrorState, MirrorStatus};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// The change-log consumer name the mirror acknowledges under.
@@ -201,45 +204,6 @@ impl Target {
     }
 }
 
-/// What the mirror is doing, as the status bar shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MirrorState {
-    /// No `[mirror] url`.
-    Disabled,
-    /// Configured; the task has not connected yet (or does not run in this process).
-    Starting,
-    /// Copying every record on first start.
-    Backfilling,
-    /// Everything committed is in PostgreSQL.
-    InSync,
-    /// Connected and catching up.
-    Behind,
-    /// PostgreSQL does not answer, or refuses: see `last_error`.
-    Unreachable,
-}
-
-/// The mirror's lag and last error (`brightrun mirror status`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct MirrorStatus {
-    pub state: MirrorState,
-    /// `user@host:port/db`; never the password.
-    pub target: Option<String>,
-    /// Whether a mirror task runs in this engine.
-    pub running: bool,
-    /// The last seq PostgreSQL committed and redb acknowledged.
-    pub acked_seq: u64,
-    /// The change log's last seq.
-    pub last_seq: u64,
-    /// Changes committed here and not yet in PostgreSQL.
-    pub behind: u64,
-    pub last_error: Option<String>,
-    pub last_error_at: Option<Timestamp>,
-    pub last_synced_at: Option<Timestamp>,
-    /// Rows copied by the backfill in progress (or the last one).
-    pub backfilled_rows: u64,
-}
-
 #[derive(Default)]
 struct StatusInner {
     state: Option<MirrorState>,
@@ -292,20 +256,33 @@ impl Shared {
     }
 }
 
+/// What the mirror needs of its engine, and nothing more: the store it reads, the config and
+/// secrets its target comes from, whose rows it writes (the profile's user), its shared state
+/// and the engine's shutdown. The engine builds it ([`Engine::mirror_context`]).
+#[derive(Clone)]
+pub(crate) struct MirrorContext {
+    pub store: Store,
+    pub config: Config,
+    pub secrets: Secrets,
+    pub origin: UserId,
+    pub shared: Arc<Shared>,
+    pub shutdown: CancellationToken,
+}
+
 /// Runs the mirror until the engine shuts down. Started by the engine's tasks when
 /// `[mirror] url` is set.
-pub(crate) async fn run(engine: Engine) {
-    let target = match Target::from_config(engine.config(), engine.secrets()) {
+pub(crate) async fn run(ctx: MirrorContext) {
+    let target = match Target::from_config(&ctx.config, &ctx.secrets) {
         Ok(Some(t)) => t,
         Ok(None) => return,
         Err(e) => {
             tracing::error!("mirror: {e}");
-            engine.inner.mirror.fail(MirrorState::Unreachable, &e);
+            ctx.shared.fail(MirrorState::Unreachable, &e);
             return;
         }
     };
-    let shared = engine.inner.mirror.clone();
-    let shutdown = engine.inner.shutdown.clone();
+    let shared = ctx.shared.clone();
+    let shutdown = ctx.shutdown.clone();
     // A `mirror sync` that came first runs its own worker; take over when it is done.
     while shared.running.swap(true, Ordering::SeqCst) {
         tokio::select! {
@@ -313,7 +290,7 @@ pub(crate) async fn run(engine: Engine) {
             _ = shutdown.cancelled() => return,
         }
     }
-    let mut m = Mirror::new(engine.clone(), target);
+    let mut m = Mirror::new(&ctx, target);
     tokio::select! {
         _ = m.run_forever() => {}
         _ = shutdown.cancelled() => {}
@@ -323,7 +300,6 @@ pub(crate) async fn run(engine: Engine) {
 
 /// One mirror worker: a connection (when it has one) and its position.
 struct Mirror {
-    engine: Engine,
     store: Store,
     target: Target,
     shared: Arc<Shared>,
@@ -356,12 +332,11 @@ async fn timed<T>(
 }
 
 impl Mirror {
-    fn new(engine: Engine, target: Target) -> Self {
+    fn new(ctx: &MirrorContext, target: Target) -> Self {
         Self {
-            store: engine.store().clone(),
-            shared: engine.inner.mirror.clone(),
-            origin: engine.profile_user().0,
-            engine,
+            store: ctx.store.clone(),
+            shared: ctx.shared.clone(),
+            origin: ctx.origin.0,
             target,
             client: None,
             pos: None,
@@ -429,7 +404,7 @@ impl Mirror {
             let users: Vec<Uuid> = {
                 let store = self.store.clone();
                 let mut u = blocking(move || store.token_users()).await?;
-                u.push(self.engine.profile_user());
+                u.push(UserId(self.origin));
                 u.into_iter().map(|u| u.0).collect()
             };
             timed(
@@ -710,6 +685,18 @@ impl Mirror {
 }
 
 impl Engine {
+    /// The mirror's context: what it needs of this engine.
+    pub(crate) fn mirror_context(&self) -> MirrorContext {
+        MirrorContext {
+            store: self.store().clone(),
+            config: self.config().clone(),
+            secrets: self.secrets().clone(),
+            origin: self.profile_user(),
+            shared: self.inner.mirror.clone(),
+            shutdown: self.inner.shutdown.clone(),
+        }
+    }
+
     /// Whether `[mirror] url` (or the `mirror_url` secret) is set.
     pub fn mirror_configured(&self) -> bool {
         self.config()
@@ -774,7 +761,7 @@ impl Engine {
         let mut acked = shared.acked.subscribe();
         let own = !shared.running.swap(true, Ordering::SeqCst);
         let worker = own.then(|| {
-            let mut m = Mirror::new(self.clone(), target);
+            let mut m = Mirror::new(&self.mirror_context(), target);
             let shared = shared.clone();
             tokio::spawn(async move {
                 m.run_forever().await;
@@ -821,7 +808,7 @@ impl Engine {
         let target = Target::from_config(self.config(), self.secrets())
             .map_err(crate::EngineError::from)?
             .ok_or(MirrorError::NotConfigured)?;
-        Ok(verify::verify(self, &target).await?)
+        Ok(verify::verify(&self.mirror_context(), &target).await?)
     }
 }
 

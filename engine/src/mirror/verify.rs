@@ -3,11 +3,10 @@
 //! (µs) and the content hash for the tables that have an `updated_at`, the content hash alone
 //! for the others. Differences are listed by id (metrics points by job).
 
-use super::{MirrorError, Target, rows};
+use super::{MirrorContext, MirrorError, Target, rows};
 use crate::domain::*;
-use crate::engine::Engine;
 use crate::store::{Record, Store, StoreError};
-use serde::{Deserialize, Serialize};
+pub use brightrun_api::mirror::{TableCheck, VerifyReport};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -25,45 +24,6 @@ pub(crate) const TABLES: [&str; 7] = [
 
 /// How many differing ids a table lists (the counts are always complete).
 const LIST_AT_MOST: usize = 20;
-
-/// One table compared.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct TableCheck {
-    pub table: String,
-    pub local_rows: u64,
-    pub remote_rows: u64,
-    /// Order-independent checksums (hex), equal when the rows are.
-    pub local_checksum: String,
-    pub remote_checksum: String,
-    /// Here and not in PostgreSQL (ids; for metrics_points, job ids).
-    pub missing: Vec<String>,
-    /// In PostgreSQL (for this engine) and not here.
-    pub extra: Vec<String>,
-    /// In both, with another stamp.
-    pub different: Vec<String>,
-    /// Full counts of the three lists above.
-    pub missing_count: u64,
-    pub extra_count: u64,
-    pub different_count: u64,
-}
-
-impl TableCheck {
-    pub fn is_clean(&self) -> bool {
-        self.missing_count == 0
-            && self.extra_count == 0
-            && self.different_count == 0
-            && self.local_rows == self.remote_rows
-            && self.local_checksum == self.remote_checksum
-    }
-}
-
-/// Every table compared; `clean` when none differs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct VerifyReport {
-    pub target: String,
-    pub clean: bool,
-    pub tables: Vec<TableCheck>,
-}
 
 /// 64 bits of sha256(id ':' stamp), summed mod 2^64 over rows.
 fn row_sum(id: &str, stamp: &str) -> u64 {
@@ -171,10 +131,13 @@ fn compare(
     c
 }
 
-pub(crate) async fn verify(engine: &Engine, target: &Target) -> Result<VerifyReport, MirrorError> {
+pub(crate) async fn verify(
+    ctx: &MirrorContext,
+    target: &Target,
+) -> Result<VerifyReport, MirrorError> {
     let client = target.connect().await?;
-    let origin = engine.profile_user().0;
-    let store = engine.store().clone();
+    let origin = ctx.origin.0;
+    let store = ctx.store.clone();
     let local = crate::store::off_runtime(move || -> Result<_, StoreError> {
         Ok((
             local_stamps::<Dataset>(&store, |r| r.id.0, |r| Some(r.updated_at))?,

@@ -10,6 +10,7 @@
 
 use super::{Store, StoreError, db, panic_text, unreadable};
 use crate::domain::{Timestamp, now};
+pub use brightrun_api::reports::BackupInfo;
 use redb::Database;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -20,20 +21,6 @@ pub fn backups_dir(store_path: &Path) -> PathBuf {
         .parent()
         .unwrap_or(Path::new("."))
         .join("backups")
-}
-
-/// One backup file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct BackupInfo {
-    /// The file name without `.redb`: how a person names it to `backup restore`.
-    pub id: String,
-    pub path: PathBuf,
-    pub created_at: Timestamp,
-    pub size_bytes: u64,
-    /// The store's schema version when the copy was taken.
-    pub schema_version: u64,
-    /// `manual`, or why the engine made it (`before-upgrade-from-v3`).
-    pub reason: String,
 }
 
 const STAMP: &str = "%Y%m%dT%H%M%S%.3fZ";

@@ -1,27 +1,12 @@
 //! The input line at the bottom: the `/` filter of the shown list and the `:` command line.
 
+use super::App;
 use super::command::{self, Command, complete, parse_command};
-use super::{App, Overlay, files};
 use crate::action::{Action, Period, Tab};
+use crate::context::{Bottom, Overlay, files};
 use crate::effect::*;
-use crate::input::Input;
 use crate::theme::Theme;
 use crossterm::event::KeyCode;
-
-/// The input line at the bottom, when one is open.
-#[derive(Clone, Debug)]
-pub enum Bottom {
-    Filter {
-        input: Input,
-        tab: Tab,
-    },
-    Command {
-        input: Input,
-        completions: Vec<String>,
-        cycle: Option<usize>,
-        stem: String,
-    },
-}
 
 impl App {
     /// A list's filter; on the Configure form, which hides no rows, `/` finds a field.

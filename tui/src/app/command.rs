@@ -2,7 +2,7 @@
 
 use super::Shared;
 use crate::action::{Period, Tab};
-use brightrun_engine::domain::JobStatus;
+use brightrun_api::domain::JobStatus;
 
 /// A parsed command.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,9 +6,9 @@ use crate::effect::*;
 use crate::sanitize::one_line;
 use crate::state::*;
 use crate::tabs::Focus;
-use brightrun_engine::api::Reason;
-use brightrun_engine::domain::*;
-use brightrun_engine::events::{EngineEvent, ProgressTask};
+use brightrun_api::Reason;
+use brightrun_api::domain::*;
+use brightrun_api::events::{EngineEvent, ProgressTask};
 use std::sync::Arc;
 
 /// How long a toast stays.
@@ -179,10 +179,10 @@ impl App {
     }
 
     /// The mirror's status as last polled; redraws only when what the bar shows changes.
-    pub fn set_mirror(&mut self, status: brightrun_engine::mirror::MirrorStatus) {
-        use brightrun_engine::mirror::MirrorState;
+    pub fn set_mirror(&mut self, status: brightrun_api::mirror::MirrorStatus) {
+        use brightrun_api::mirror::MirrorState;
         let status = (status.state != MirrorState::Disabled).then_some(status);
-        let shown = |s: &Option<brightrun_engine::mirror::MirrorStatus>| {
+        let shown = |s: &Option<brightrun_api::mirror::MirrorStatus>| {
             s.as_ref()
                 .map(|s| (s.state, s.behind, s.last_error.clone()))
         };

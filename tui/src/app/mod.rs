@@ -9,19 +9,16 @@
 mod bottom;
 mod command;
 mod events;
-mod files;
-pub mod lists;
 mod mouse;
 mod overlay;
-pub mod shared;
 
+pub use crate::context::{
+    Bottom, Cause, Confirmed, FileBrowser, Hits, Message, Overlay, PickTarget, PromptKind,
+    Settings, Shared, TaskInfo, Toast, files, lists,
+};
 pub use crate::tabs::Focus;
 pub use crate::tabs::configure::{ConfigureTab, FormRow};
-pub use bottom::Bottom;
 pub use command::{Command, complete, parse_command};
-pub use files::FileBrowser;
-pub use overlay::{Confirmed, Overlay, PickTarget, PromptKind};
-pub use shared::{Cause, Hits, Message, Settings, Shared, TaskInfo, Toast};
 
 use crate::action::{Action, Period, Tab};
 use crate::effect::*;
@@ -35,8 +32,8 @@ use crate::tabs::models::ModelsTab;
 use crate::tabs::notifications::NotificationsTab;
 use crate::tabs::{Component, Handled, Request};
 use crate::theme::Theme;
-use brightrun_engine::config::Config;
-use brightrun_engine::domain::*;
+use brightrun_api::config::Config;
+use brightrun_api::domain::*;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// How long a status-bar message stays.
@@ -117,7 +114,7 @@ impl App {
                 .map(|(n, _)| n.to_string())
                 .collect();
         }
-        let now = brightrun_engine::domain::now();
+        let now = brightrun_api::domain::now();
         let mut app = App {
             configure: ConfigureTab::new(&settings),
             tabs: Tabs::default(),
@@ -435,7 +432,7 @@ impl App {
     }
 
     /// Gives every tab an engine event the shared records already took in.
-    fn route_event(&mut self, ev: &brightrun_engine::events::EngineEvent) -> Vec<Effect> {
+    fn route_event(&mut self, ev: &brightrun_api::events::EngineEvent) -> Vec<Effect> {
         let mut fx = Vec::new();
         for tab in Tab::ALL {
             let (c, shared) = self.component_mut(tab);

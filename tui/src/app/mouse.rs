@@ -2,8 +2,8 @@
 //! opens it), on a detail pane gives it the keys; the wheel scrolls what is under it.
 
 use super::App;
-use super::shared::Cursor;
 use crate::action::{Action, Tab};
+use crate::context::Cursor;
 use crate::effect::Effect;
 use crate::tabs::Focus;
 

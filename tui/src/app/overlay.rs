@@ -1,71 +1,11 @@
 //! Modal windows over the tabs (help, confirmations, prompts, the file browser, pick lists):
 //! they get the keys first, and "yes" or "enter" runs what they were opened for.
 
-use super::{App, FileBrowser, files};
+use super::App;
 use crate::action::Action;
+use crate::context::{Confirmed, FileBrowser, Overlay, PickTarget, PromptKind, files};
 use crate::effect::*;
-use crate::input::Input;
-use brightrun_engine::ids::*;
 use crossterm::event::KeyCode;
-use std::path::PathBuf;
-
-/// What a confirmation dialog does on "yes".
-#[derive(Clone, Debug, PartialEq)]
-pub enum Confirmed {
-    Quit,
-    DeleteDataset(DatasetId),
-    CleanDataset(DatasetId),
-    CancelJob(JobId),
-    RetryJob(JobId),
-    CreateJob { draft: JobDraft, over_budget: bool },
-    OverwriteDownload { id: ArtifactId, to: PathBuf },
-}
-
-/// What a one-line prompt is for.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PromptKind {
-    Rename(DatasetId),
-    Describe(DatasetId),
-    DownloadTo(ArtifactId),
-}
-
-/// What a pick list chooses.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PickTarget {
-    Dataset,
-    Preset,
-    Gpu,
-    Backend,
-    Field(usize),
-    /// A base model from the known list; the index after the last means "type another id".
-    BaseModel,
-}
-
-/// A modal window over the tabs. Keys go to it first.
-#[derive(Clone, Debug)]
-pub enum Overlay {
-    Help {
-        scroll: u16,
-    },
-    Confirm {
-        title: String,
-        lines: Vec<String>,
-        on_yes: Confirmed,
-    },
-    Prompt {
-        title: String,
-        input: Box<Input>,
-        kind: PromptKind,
-        hint: Option<String>,
-    },
-    Files(Box<FileBrowser>),
-    Pick {
-        title: String,
-        options: Vec<String>,
-        selected: usize,
-        target: PickTarget,
-    },
-}
 
 impl App {
     pub(super) fn handle_overlay(&mut self, action: Action) -> Vec<Effect> {

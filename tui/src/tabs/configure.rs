@@ -4,18 +4,18 @@
 
 use super::{Component, Handled, TabHits};
 use crate::action::Action;
-use crate::app::{Cause, Confirmed, Overlay, PickTarget, Settings, Shared};
+use crate::context::{Cause, Confirmed, Overlay, PickTarget, Settings, Shared};
 use crate::effect::{Effect, EstimateView, JobDraft, Level};
 use crate::format;
 use crate::input::Input;
 use crate::state::Collection;
 use crate::ui::{kv, panel};
-use brightrun_engine::api::ApiError;
-use brightrun_engine::domain::*;
-use brightrun_engine::events::EngineEvent;
-use brightrun_engine::ids::DatasetId;
-use brightrun_engine::training::ranges::{self, FIELDS, FieldKind};
-use brightrun_engine::training::{GpuCatalog, GpuSpec, ModelSize, PresetInfo, models, presets};
+use brightrun_api::ApiError;
+use brightrun_api::domain::*;
+use brightrun_api::events::EngineEvent;
+use brightrun_api::ids::DatasetId;
+use brightrun_api::training::ranges::{self, FIELDS, FieldKind};
+use brightrun_api::training::{GpuCatalog, GpuSpec, ModelSize, PresetInfo, models, presets};
 use crossterm::event::KeyCode;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -943,7 +943,7 @@ impl ConfigureTab {
             datasets
                 .get(id)
                 .map(|d| d.name.clone())
-                .unwrap_or_else(|| brightrun_engine::ids::DatasetId::short(&id))
+                .unwrap_or_else(|| brightrun_api::ids::DatasetId::short(&id))
         };
         for (i, row) in rows.iter().enumerate().skip(c.offset).take(h) {
             let y = inner.y + (i - c.offset) as u16;

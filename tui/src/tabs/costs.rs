@@ -4,13 +4,13 @@
 
 use super::{Component, Handled, TabHits, scroll};
 use crate::action::{Action, Period, Tab};
-use crate::app::Shared;
+use crate::context::Shared;
 use crate::effect::{CostsView, Effect, Level};
 use crate::format;
 use crate::ui::panel;
-use brightrun_engine::api::ApiError;
-use brightrun_engine::domain::NotificationType;
-use brightrun_engine::events::EngineEvent;
+use brightrun_api::ApiError;
+use brightrun_api::domain::NotificationType;
+use brightrun_api::events::EngineEvent;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};

@@ -3,13 +3,13 @@
 
 use super::{Browse, Component, DetailPane, Focus, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
-use crate::app::{Confirmed, Overlay, PromptKind, Shared, TaskInfo, lists as lists_columns};
+use crate::context::{Confirmed, Overlay, PromptKind, Shared, TaskInfo, lists as lists_columns};
 use crate::effect::{Effect, Level, TaskKey};
 use crate::format;
 use crate::input::Input;
 use crate::theme::Theme;
 use crate::ui::{draw_list, headers, kv, list_title, panel, text_lines};
-use brightrun_engine::domain::*;
+use brightrun_api::domain::*;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};

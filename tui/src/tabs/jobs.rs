@@ -3,14 +3,14 @@
 
 use super::{Browse, Component, Focus, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
-use crate::app::{Confirmed, Overlay, Shared, lists};
+use crate::context::{Confirmed, Overlay, Shared, lists};
 use crate::effect::{Effect, Level};
 use crate::format;
 use crate::series::{self, Metric};
 use crate::state::{ChartCache, JobDetail};
 use crate::theme::Theme;
 use crate::ui::{draw_list, headers, list_layout, list_title, panel};
-use brightrun_engine::domain::*;
+use brightrun_api::domain::*;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};

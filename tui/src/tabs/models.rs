@@ -3,11 +3,11 @@
 
 use super::{Browse, Component, DetailPane, Focus, Handled, TabHits};
 use crate::action::{Action, Tab};
-use crate::app::{Overlay, PromptKind, Shared, lists};
+use crate::context::{Overlay, PromptKind, Shared, lists};
 use crate::format;
 use crate::input::Input;
 use crate::ui::{draw_list, headers, kv, list_title, panel};
-use brightrun_engine::domain::*;
+use brightrun_api::domain::*;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;

@@ -2,11 +2,11 @@
 
 use super::{Browse, Component, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
-use crate::app::Shared;
+use crate::context::Shared;
 use crate::effect::Level;
 use crate::format;
 use crate::ui::{draw_list, list_layout, list_title, panel};
-use brightrun_engine::domain::*;
+use brightrun_api::domain::*;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};

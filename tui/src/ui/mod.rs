@@ -11,7 +11,7 @@ use crate::app::{App, Bottom, Hits, Overlay};
 use crate::effect::{Level, TaskKey};
 use crate::format;
 use crate::theme::Theme;
-use brightrun_engine::domain::Priority;
+use brightrun_api::domain::Priority;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
@@ -241,7 +241,7 @@ impl App {
             spans.push(Span::styled("attached │ ".to_string(), t.status_bar()));
         }
         // The object store, and whether it answers.
-        let (dot, color) = match self.health.get(brightrun_engine::events::STORAGE_HEALTH) {
+        let (dot, color) = match self.health.get(brightrun_api::events::STORAGE_HEALTH) {
             Some(true) => ("●", t.success),
             Some(false) => ("✗", t.error),
             None => ("○", t.muted),
@@ -256,8 +256,7 @@ impl App {
                 dot.to_string(),
                 Style::new().fg(color).bg(t.status_bg),
             ));
-            let down = if self.health.get(brightrun_engine::events::STORAGE_HEALTH) == Some(&false)
-            {
+            let down = if self.health.get(brightrun_api::events::STORAGE_HEALTH) == Some(&false) {
                 " unreachable"
             } else {
                 ""
@@ -270,7 +269,7 @@ impl App {
         }
         // The Postgres mirror, when it is on: in sync, N behind, or unreachable and why.
         if let Some(m) = &self.mirror {
-            use brightrun_engine::mirror::MirrorState as M;
+            use brightrun_api::mirror::MirrorState as M;
             let (text, color) = match m.state {
                 M::InSync => ("pg ✓".to_string(), t.success),
                 M::Disabled => (String::new(), t.muted),
@@ -825,5 +824,5 @@ pub(crate) fn list_title<'a>(
 
 /// Text from the engine (an error from a server) on one line, without control characters.
 fn one_line_text(s: &str) -> String {
-    brightrun_engine::text::one_line(s).into_owned()
+    brightrun_api::text::one_line(s).into_owned()
 }

@@ -1,6 +1,6 @@
 #![allow(dead_code)]
 
-use brightrun_engine::config::Config;
+use brightrun_api::config::Config;
 use brightrun_tui::fixtures;
 use brightrun_tui::{Action, App, Effect, Outcome};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};

@@ -5,7 +5,7 @@
 use super::Shared;
 use crate::action::Tab;
 use crate::state::ListView;
-use brightrun_engine::domain::*;
+use brightrun_api::domain::*;
 use std::cmp::Ordering;
 
 pub const DATASET_COLUMNS: [&str; 7] = [
@@ -128,7 +128,7 @@ pub fn job_cost_at(j: &TrainingJob, now: Timestamp) -> f64 {
     }
     match (j.status, j.started_at) {
         (JobStatus::Running | JobStatus::Initializing, Some(started)) => {
-            j.current_cost.max(brightrun_engine::training::running_cost(
+            j.current_cost.max(brightrun_api::training::running_cost(
                 j.gpu_config.price_per_gpu_hour,
                 j.gpu_config.gpu_count,
                 started,
@@ -193,7 +193,7 @@ pub fn notification_matches(n: &Notification, f: &str) -> bool {
 pub fn dataset_view_changed(
     old: &Dataset,
     new: &Dataset,
-    v: &ListView<brightrun_engine::ids::DatasetId>,
+    v: &ListView<brightrun_api::ids::DatasetId>,
 ) -> bool {
     (!v.filter.is_empty()
         && (old.status != new.status
@@ -207,7 +207,7 @@ pub fn dataset_view_changed(
 pub fn job_view_changed(
     old: &TrainingJob,
     new: &TrainingJob,
-    v: &ListView<brightrun_engine::ids::JobId>,
+    v: &ListView<brightrun_api::ids::JobId>,
 ) -> bool {
     let filter_fields = old.status != new.status || old.current_stage != new.current_stage;
     let sort_fields = match v.sort_col {
@@ -236,7 +236,7 @@ impl Shared {
             let f = self.job_list.filter.to_lowercase();
             let col = self.job_list.sort_col;
             // Dataset names, lower-cased once (not once per job).
-            let names: std::collections::HashMap<brightrun_engine::ids::DatasetId, String> =
+            let names: std::collections::HashMap<brightrun_api::ids::DatasetId, String> =
                 if f.is_empty() && col != 1 {
                     Default::default()
                 } else {
@@ -247,7 +247,7 @@ impl Shared {
                         .collect()
                 };
             fn lookup<'n>(
-                names: &'n std::collections::HashMap<brightrun_engine::ids::DatasetId, String>,
+                names: &'n std::collections::HashMap<brightrun_api::ids::DatasetId, String>,
                 j: &TrainingJob,
             ) -> &'n str {
                 names.get(&j.dataset_id).map(String::as_str).unwrap_or("")

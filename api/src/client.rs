@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::domain::*;
-use crate::engine::Period;
+use crate::reports::Period;
 use crate::storage::check_path;
 use crate::training::Estimate;
 use futures::StreamExt;
@@ -451,7 +451,7 @@ pub trait Api: EngineApi {
         id: &str,
         file: Option<String>,
         expires_secs: Option<u64>,
-    ) -> Result<crate::engine::SharedUrl, ApiError> {
+    ) -> Result<crate::reports::SharedUrl, ApiError> {
         expect!(
             self.call(Request::ModelUrl {
                 id: id.into(),
@@ -475,22 +475,22 @@ pub trait Api: EngineApi {
     async fn storage_check(
         &self,
         create_buckets: bool,
-    ) -> Result<crate::engine::StorageReport, ApiError> {
+    ) -> Result<crate::reports::StorageReport, ApiError> {
         expect!(
             self.call(Request::StorageCheck { create_buckets }).await,
             StorageCheck
         )
     }
     /// The cluster backends with their health (fresh verdicts with `check`).
-    async fn backends(&self, check: bool) -> Result<Vec<crate::engine::BackendInfo>, ApiError> {
+    async fn backends(&self, check: bool) -> Result<Vec<crate::reports::BackendInfo>, ApiError> {
         expect!(self.call(Request::Backends { check }).await, Backends)
     }
     /// A consistent copy of the store in the data dir's `backups/`.
-    async fn create_backup(&self) -> Result<crate::store::backup::BackupInfo, ApiError> {
+    async fn create_backup(&self) -> Result<crate::reports::BackupInfo, ApiError> {
         expect!(self.call(Request::CreateBackup).await, Backup)
     }
     /// The doctor's checks; with `repair`, fixes what no record depends on.
-    async fn doctor(&self, repair: bool) -> Result<crate::engine::DoctorReport, ApiError> {
+    async fn doctor(&self, repair: bool) -> Result<crate::reports::DoctorReport, ApiError> {
         expect!(self.call(Request::Doctor { repair }).await, Doctor)
     }
 }

@@ -1,8 +1,15 @@
-//! What the tabs share and the app routes: the engine's records and the list views over them,
+//! What the tabs share and the app routes (outside `app/`, so the tabs depend on this
+//! context, not on the app that owns it): the engine's records and the list views over them,
 //! settings, the status bar, toasts, background work, the overlay and the input line. A tab
 //! gets it as `&mut Shared` while it handles an action, and as `&Shared` while it draws.
 
-use super::{Bottom, Confirmed, FileBrowser, Overlay, lists};
+pub mod files;
+pub mod lists;
+mod overlay;
+
+pub use files::FileBrowser;
+pub use overlay::{Bottom, Confirmed, Overlay, PickTarget, PromptKind};
+
 use crate::action::Tab;
 use crate::effect::*;
 use crate::keymap::Keymap;
@@ -10,10 +17,10 @@ use crate::sanitize::one_line;
 use crate::state::*;
 use crate::tabs::Request;
 use crate::theme::Theme;
-use brightrun_engine::config::Config;
-use brightrun_engine::domain::*;
-use brightrun_engine::events::EngineEvent;
-use brightrun_engine::ids::*;
+use brightrun_api::config::Config;
+use brightrun_api::domain::*;
+use brightrun_api::events::EngineEvent;
+use brightrun_api::ids::*;
 use ratatui::layout::Rect;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -81,7 +88,7 @@ pub struct Hits {
 pub struct Settings {
     pub config: Config,
     /// The engine's catalog, when the app runs against an engine.
-    pub catalog: Option<brightrun_engine::api::Catalog>,
+    pub catalog: Option<brightrun_api::Catalog>,
     /// The engine's address when attached (empty when embedded).
     pub connection: String,
     /// Attached and the connection is down.
@@ -126,7 +133,7 @@ pub struct Shared {
     pub tasks: BTreeMap<TaskKey, TaskInfo>,
     pub health: BTreeMap<String, bool>,
     /// The Postgres mirror's last status (none while it is off or not yet asked).
-    pub mirror: Option<brightrun_engine::mirror::MirrorStatus>,
+    pub mirror: Option<brightrun_api::mirror::MirrorStatus>,
     pub unread: usize,
     pub themes: Vec<String>,
     pub hits: Hits,
@@ -140,7 +147,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Empty records: [`App::new`](super::App::new) loads its snapshot next.
+    /// Empty records: [`App::new`](crate::app::App::new) loads its snapshot next.
     pub(crate) fn new(
         theme: Theme,
         keymap: Keymap,

@@ -7,8 +7,8 @@
 //! answers `not_found` or `ambiguous`.
 
 use crate::domain::*;
-use crate::engine::{CostSummary, Period};
 use crate::ids::*;
+use crate::reports::{CostSummary, Period};
 use crate::training::{Estimate, GpuSpec, ModelSize, PresetInfo};
 use serde::{Deserialize, Serialize};
 
@@ -431,7 +431,7 @@ pub struct UploadTicket {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Cleaned {
     pub dataset: Dataset,
-    pub report: crate::engine::CleanReport,
+    pub report: crate::reports::CleanReport,
 }
 
 /// A token as listed (never the secret itself).
@@ -482,11 +482,11 @@ pub enum Reply {
     Token(NewToken),
     Tokens(Vec<TokenInfo>),
     TokenRevoked(TokenInfo),
-    Url(crate::engine::SharedUrl),
-    StorageCheck(crate::engine::StorageReport),
-    Backends(Vec<crate::engine::BackendInfo>),
-    Backup(crate::store::backup::BackupInfo),
-    Doctor(crate::engine::DoctorReport),
+    Url(crate::reports::SharedUrl),
+    StorageCheck(crate::reports::StorageReport),
+    Backends(Vec<crate::reports::BackendInfo>),
+    Backup(crate::reports::BackupInfo),
+    Doctor(crate::reports::DoctorReport),
     Mirror(crate::mirror::MirrorStatus),
     MirrorVerify(crate::mirror::VerifyReport),
 }

@@ -1,0 +1,83 @@
+//! The app's modal windows and its input line, as data: what they show and what they run.
+//! The app opens them and handles their keys (`app/overlay.rs`, `app/bottom.rs`); tabs open
+//! them too, through [`Shared`](super::Shared).
+
+use super::FileBrowser;
+use crate::action::Tab;
+use crate::effect::JobDraft;
+use crate::input::Input;
+use brightrun_api::ids::*;
+use std::path::PathBuf;
+
+/// What a confirmation dialog does on "yes".
+#[derive(Clone, Debug, PartialEq)]
+pub enum Confirmed {
+    Quit,
+    DeleteDataset(DatasetId),
+    CleanDataset(DatasetId),
+    CancelJob(JobId),
+    RetryJob(JobId),
+    CreateJob { draft: JobDraft, over_budget: bool },
+    OverwriteDownload { id: ArtifactId, to: PathBuf },
+}
+
+/// What a one-line prompt is for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PromptKind {
+    Rename(DatasetId),
+    Describe(DatasetId),
+    DownloadTo(ArtifactId),
+}
+
+/// What a pick list chooses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PickTarget {
+    Dataset,
+    Preset,
+    Gpu,
+    Backend,
+    Field(usize),
+    /// A base model from the known list; the index after the last means "type another id".
+    BaseModel,
+}
+
+/// A modal window over the tabs. Keys go to it first.
+#[derive(Clone, Debug)]
+pub enum Overlay {
+    Help {
+        scroll: u16,
+    },
+    Confirm {
+        title: String,
+        lines: Vec<String>,
+        on_yes: Confirmed,
+    },
+    Prompt {
+        title: String,
+        input: Box<Input>,
+        kind: PromptKind,
+        hint: Option<String>,
+    },
+    Files(Box<FileBrowser>),
+    Pick {
+        title: String,
+        options: Vec<String>,
+        selected: usize,
+        target: PickTarget,
+    },
+}
+
+/// The input line at the bottom, when one is open.
+#[derive(Clone, Debug)]
+pub enum Bottom {
+    Filter {
+        input: Input,
+        tab: Tab,
+    },
+    Command {
+        input: Input,
+        completions: Vec<String>,
+        cycle: Option<usize>,
+        stem: String,
+    },
+}
