@@ -570,7 +570,11 @@ async fn a_lagging_subscriber_and_a_reconnect_miss_nothing_and_repeat_nothing(vi
         got
     };
     let all = seqs(lagging, last - start).await;
-    assert_eq!(all, (start + 1..=last).collect::<Vec<_>>(), "lagged: in order, once");
+    assert_eq!(
+        all,
+        (start + 1..=last).collect::<Vec<_>>(),
+        "lagged: in order, once"
+    );
     // A client that drops its connection part-way resumes from the last seq it saw.
     let part = seqs(api.changes(start).await.unwrap(), 1234).await;
     let seen = *part.last().unwrap();

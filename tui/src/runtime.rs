@@ -263,6 +263,7 @@ pub async fn run(
     let exec = Executor {
         api: api.clone(),
         tx,
+        tasks: tokio_util::task::TaskTracker::new(),
     };
     let mut input = EventStream::new();
     let tick_every = Duration::from_millis(app.settings.tick_millis);
@@ -347,6 +348,7 @@ pub async fn run(
     }
     .await;
     drop(guard);
+    exec.drain().await;
     result
 }
 
@@ -590,13 +592,35 @@ fn request(d: JobDraft) -> JobSpec {
     }
 }
 
+/// How long quitting waits for effects still in flight (a job being created, a rename).
+const EFFECTS_GRACE: Duration = Duration::from_secs(3);
+
 /// Runs effects against the engine API in spawned tasks; answers go back through `tx`.
 struct Executor {
     api: Arc<dyn EngineApi>,
     tx: mpsc::UnboundedSender<Outcome>,
+    /// Every effect's task, so quitting lets requests in flight finish (bounded) instead of
+    /// cutting them off wherever they are.
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl Executor {
+    /// Waits, at most [`EFFECTS_GRACE`], for the effects still running; what is left then
+    /// (a long download) stops with the process, and can be resumed.
+    async fn drain(&self) {
+        self.tasks.close();
+        if tokio::time::timeout(EFFECTS_GRACE, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "quit with {} request(s) still running after {}s",
+                self.tasks.len(),
+                EFFECTS_GRACE.as_secs()
+            );
+        }
+    }
+
     fn run(&self, effect: Effect) {
         let engine = self.api.clone();
         let tx = self.tx.clone();
@@ -606,7 +630,7 @@ impl Executor {
         match effect {
             Effect::Quit => {}
             Effect::Reload => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     match snapshot(engine.as_ref()).await {
                         Ok(s) => send(Outcome::Snapshot(Box::new(s))),
                         Err(e) => send(Outcome::Theme(Err(format!("reload failed: {e}")))),
@@ -614,7 +638,7 @@ impl Executor {
                 });
             }
             Effect::LoadTheme(name) => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let r = tokio::task::spawn_blocking(move || Theme::load(&name))
                         .await
                         .map_err(|e| e.to_string())
@@ -623,13 +647,13 @@ impl Executor {
                 });
             }
             Effect::NativeFileDialog { request } => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let path = native_file_dialog().await;
                     send(Outcome::NativeFile { request, path });
                 });
             }
             Effect::ListDir { request, dir } => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let entries = list_dir(&dir).await;
                     send(Outcome::DirListing {
                         request,
@@ -643,7 +667,7 @@ impl Executor {
                 path,
                 name,
             } => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let label = format!(
                         "upload {}",
                         path.file_name()
@@ -679,7 +703,7 @@ impl Executor {
                 });
             }
             Effect::ValidateDataset(id) => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let result = engine.validate_dataset(&id.to_string()).await;
                     send(Outcome::DatasetChanged {
                         what: "validated",
@@ -688,7 +712,7 @@ impl Executor {
                 });
             }
             Effect::RenameDataset(id, name) => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let result = engine
                         .update_dataset(&id.to_string(), Some(name), None)
                         .await;
@@ -699,7 +723,7 @@ impl Executor {
                 });
             }
             Effect::DescribeDataset(id, text) => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let result = engine
                         .update_dataset(&id.to_string(), None, Some(text))
                         .await;
@@ -710,7 +734,7 @@ impl Executor {
                 });
             }
             Effect::DeleteDataset(id) => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let result = engine.delete_dataset(&id.to_string(), false).await;
                     send(Outcome::DatasetChanged {
                         what: "deleted",
@@ -719,7 +743,7 @@ impl Executor {
                 });
             }
             Effect::CleanDataset(id) => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let result = engine
                         .clean_dataset(&id.to_string(), true, None)
                         .await
@@ -731,7 +755,7 @@ impl Executor {
                 });
             }
             Effect::LoadJobDetail(job_id) => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let id = job_id.to_string();
                     let metrics = engine.metrics(&id, 0, None).await;
                     let log = engine.job_logs(&id, LOG_TAIL).await;
@@ -743,7 +767,7 @@ impl Executor {
                 });
             }
             Effect::Estimate { seq, draft } => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let req = request(draft);
                     let result = engine.estimate(req).await.map(|e| estimate_view(&e));
                     send(Outcome::Estimate { seq, result });
@@ -753,13 +777,13 @@ impl Executor {
                 draft,
                 confirm_over_budget,
             } => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let result = engine.create_job(request(draft), confirm_over_budget).await;
                     send(Outcome::JobCreated(result));
                 });
             }
             Effect::CancelJob(id) => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let result = engine.cancel_job(&id.to_string()).await;
                     send(Outcome::JobChanged {
                         what: "cancelled",
@@ -768,7 +792,7 @@ impl Executor {
                 });
             }
             Effect::RetryJob(id) => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let result = engine.retry_job(&id.to_string()).await;
                     send(Outcome::JobChanged {
                         what: "retried",
@@ -782,7 +806,7 @@ impl Executor {
                 to,
                 force,
             } => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let tx2 = send.clone();
                     let last = std::sync::Mutex::new(Instant::now() - Duration::from_secs(1));
                     let label = format!("download {}", id.short());
@@ -810,7 +834,7 @@ impl Executor {
                 });
             }
             Effect::LoadCosts(period) => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let result = engine
                         .costs(to_engine_period(period))
                         .await
@@ -819,7 +843,7 @@ impl Executor {
                 });
             }
             Effect::MarkRead(id) => {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let result = engine.mark_read(id.map(|i| i.to_string())).await;
                     send(Outcome::MarkedRead(result));
                 });

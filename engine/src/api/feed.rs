@@ -64,8 +64,7 @@ impl Visibility {
                     owned(&mut self.datasets, &self.engine, *id, lookup).await
                 }
                 ProgressTask::Download(id) => {
-                    let lookup =
-                        |s: &Store, id| s.artifact(id).ok().flatten().map(|a| a.user_id);
+                    let lookup = |s: &Store, id| s.artifact(id).ok().flatten().map(|a| a.user_id);
                     owned(&mut self.models, &self.engine, *id, lookup).await
                 }
                 ProgressTask::TrainerEnvironment => true,

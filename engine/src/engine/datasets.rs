@@ -57,7 +57,11 @@ impl Engine {
     }
 
     /// [`Engine::fail_dataset`] off the async workers.
-    pub(super) async fn fail_dataset_off(&self, dataset: &mut Dataset, message: String) -> Result<()> {
+    pub(super) async fn fail_dataset_off(
+        &self,
+        dataset: &mut Dataset,
+        message: String,
+    ) -> Result<()> {
         self.on_dataset(dataset, move |e, d| e.fail_dataset(d, message, Vec::new()))
             .await
     }

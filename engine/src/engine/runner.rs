@@ -276,9 +276,10 @@ impl Engine {
     async fn dataset_of(&self, job: &TrainingJob) -> Result<crate::domain::Dataset> {
         let id = job.dataset_id;
         self.on_store(move |e| {
-            e.inner.store.dataset(id)?.ok_or_else(|| {
-                EngineError::Invalid("the job's dataset no longer exists".into())
-            })
+            e.inner
+                .store
+                .dataset(id)?
+                .ok_or_else(|| EngineError::Invalid("the job's dataset no longer exists".into()))
         })
         .await
     }
@@ -543,8 +544,7 @@ impl Engine {
             .on_store(move |e| {
                 Ok(e.inner.store.write(|w| {
                     let mut job = Self::job_in(w, id)?;
-                    if job.status.is_terminal() || job.external_job_id.as_deref() != Some(&polled)
-                    {
+                    if job.status.is_terminal() || job.external_job_id.as_deref() != Some(&polled) {
                         return Ok(None);
                     }
                     let seen = lifecycle::observe(&mut job, &result, t, &limits);
