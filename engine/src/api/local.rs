@@ -516,9 +516,9 @@ impl LocalApi {
                         .map_err(|e| ApiError::internal(e.to_string()))??,
                 )
             }
-            Request::ListTokens => Reply::Tokens(off(self, |api| Ok(api.tokens.list()?)).await?),
+            Request::ListTokens => Reply::Tokens(off(self, |api| api.tokens.list()).await?),
             Request::RevokeToken { id } => {
-                Reply::TokenRevoked(off(self, move |api| Ok(api.tokens.revoke(&id)?)).await?)
+                Reply::TokenRevoked(off(self, move |api| api.tokens.revoke(&id)).await?)
             }
 
             Request::MirrorStatus => Reply::Mirror(blocking(e, move |e| e.mirror_status()).await?),
