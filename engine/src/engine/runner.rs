@@ -8,7 +8,6 @@
 use super::lifecycle::{self, AfterFailure, Limits, Note, Outcome};
 use super::notify::notify;
 use super::{Engine, EngineError, Result};
-use crate::backend::BackendHealthExt;
 use crate::backend::*;
 use crate::domain::*;
 use crate::events::EngineEvent;

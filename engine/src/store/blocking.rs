@@ -106,7 +106,7 @@ fn engine_frames() -> Vec<String> {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("at "))
         .filter(|at| !at.contains("/.cargo/") && !at.contains("/rustc/"))
-        .filter(|at| !at.contains("/store/") && !at.contains("src/store.rs"))
+        .filter(|at| !at.contains("/store/"))
         .take(8)
         .map(str::to_string)
         .collect()
