@@ -70,8 +70,10 @@ impl Client {
                         API_VERSION
                     )));
                 }
-                // A stale socket of an engine that is gone: embed instead.
-                Err(e) if e.code == ErrorCode::Unavailable => {
+                // A stale socket of an engine that is gone: embed instead. An engine that is
+                // there but answers with an error (its disk is full, say) keeps the store:
+                // its error is the answer, never an attempt to open the store beside it.
+                Err(e) if e.code == ErrorCode::Unavailable && !answers(&socket).await => {
                     tracing::info!("no engine answers on {}: {e}", socket.display());
                 }
                 Err(e) => return Err(e.into()),
@@ -84,6 +86,14 @@ impl Client {
             embedded: Some(local),
             paths,
         })
+    }
+
+    /// Lets an embedded engine finish the work a command started and left running (a
+    /// cancelled trainer's stop: SIGTERM, the grace period, SIGKILL), at most for its grace.
+    pub async fn finish(&self) {
+        if let Some(local) = &self.embedded {
+            local.engine().drain_job_tasks().await;
+        }
     }
 
     /// For commands that need the engine working (the dashboard, `jobs watch`): an embedded
@@ -116,6 +126,11 @@ impl Client {
             server,
         })
     }
+}
+
+/// Whether a process accepts connections on the socket (an engine, whatever it answers).
+async fn answers(socket: &std::path::Path) -> bool {
+    tokio::net::UnixStream::connect(socket).await.is_ok()
 }
 
 async fn check_version(api: &RemoteApi) -> Result<()> {

@@ -171,7 +171,7 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
     let command = cli.command;
     let client = client::Client::connect(cli.engine.as_deref(), paths.clone()).await?;
     let api = client.api.as_ref();
-    match command {
+    let result = match command {
         Some(Command::Datasets(cmd)) => commands::datasets::run(api, cmd).await,
         Some(Command::Config(cmd)) => commands::config::run(api, cmd).await,
         Some(Command::Estimate { run, json }) => {
@@ -213,5 +213,8 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
             }
             result.map(|()| exit::OK)
         }
-    }
+    };
+    // What an embedded engine still does for the command (a cancel's stop) is seen through.
+    client.finish().await;
+    result
 }

@@ -217,6 +217,17 @@ fn disk_full_during_training_is_named_on_the_job_and_it_recovers_when_space_retu
     });
     let told = said();
     assert!(told.contains(&fs.path().display().to_string()), "{told}");
+    // Reads go on while writes cannot, and a command started now attaches to the running
+    // engine (it neither gets "previous I/O error" nor tries to open the store beside it).
+    let listed = home.json(&["jobs", "list", "--json"], 0);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["id"] == job.as_str()),
+        "{listed:#}"
+    );
     // The engine may notice first: the trainer meets the full disk only when its events cross
     // into a new page. Space comes back once it has (its failure marker, PROTOCOL.md, is
     // written into space reserved at its start), or once it has exited.

@@ -300,6 +300,19 @@ pub struct EngineConfig {
     /// Failed authentications one address may make per minute before the daemon refuses it
     /// (429) for the rest of the minute. 0 turns the limit off.
     pub auth_failures_per_minute: u32,
+    /// Seconds a cancelled trainer gets between SIGTERM (it saves a checkpoint) and SIGKILL.
+    pub cancel_grace_secs: u64,
+    /// A connection's request headers must arrive within this many seconds of its opening (or
+    /// of the first byte of a later request): a slow or silent client is cut off.
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request and no bytes either way for this long is closed (clients
+    /// keep a pooled connection for 30 s, so this must be longer).
+    pub idle_timeout_secs: u64,
+    /// TCP connections that have not yet presented a valid token, at most; beyond it the
+    /// oldest of them is closed. The TCP connections in all stay a reserve of file
+    /// descriptors below the process's limit, so the Unix socket, the store and the
+    /// trainers always have theirs.
+    pub max_unauthenticated_connections: usize,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -404,6 +417,10 @@ impl Default for EngineConfig {
             stall_after_secs: 600,
             change_log_retention_hours: 168,
             auth_failures_per_minute: 10,
+            cancel_grace_secs: 20,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_unauthenticated_connections: 64,
         }
     }
 }
@@ -589,14 +606,49 @@ impl Config {
 /// `password=…`), which must live in secrets, never in config.toml.
 pub fn url_has_password(url: &str) -> bool {
     if let Some((_, rest)) = url.split_once("://") {
-        let authority = rest.split(['/', '?']).next().unwrap_or("");
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
-            return userinfo.contains(':');
-        }
-        return url.contains("password=");
+        let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let authority = before_query.split('/').next().unwrap_or("");
+        let in_userinfo = authority
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+        // `?password=…` anywhere among the parameters, its key percent-encoded or not.
+        let in_query = query.split('&').any(|kv| {
+            let key = kv.split('=').next().unwrap_or("");
+            percent_decoded(key).trim().eq_ignore_ascii_case("password")
+        });
+        return in_userinfo || in_query;
     }
-    url.split_whitespace()
-        .any(|kv| kv.trim_start().starts_with("password="))
+    // libpq's key/value form allows spaces around `=` (`password = x`).
+    let lower = url.to_ascii_lowercase();
+    lower.match_indices("password").any(|(i, _)| {
+        let before = lower[..i].chars().next_back();
+        let after = lower[i + "password".len()..].trim_start();
+        before.is_none_or(char::is_whitespace) && after.starts_with('=')
+    })
+}
+
+/// `%XX` escapes decoded (what a URL's parameter names may use); others left as they are.
+fn percent_decoded(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A TOML parse error of a file that holds (or may hold, by mistake) secrets, as "line N, key

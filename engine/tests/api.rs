@@ -384,6 +384,15 @@ async fn a_slow_cluster_delays_neither_other_jobs_nor_a_cancel(via: Via) {
     .expect("cancel is not blocked by a hanging poll")
     .unwrap();
     assert_eq!(cancelled.status, JobStatus::Cancelled);
+    // The cluster's stop follows the reply (it may take its grace period).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while slow.cancelled.lock().unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cluster was never told"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
         slow.cancelled.lock().unwrap().as_slice(),
         [format!("ext-{}", stuck.id)]

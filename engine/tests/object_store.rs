@@ -310,3 +310,35 @@ async fn each_misconfiguration_gets_its_own_verdict() {
     assert_eq!(steps[0].failure, Some(CheckFailure::Unreachable));
     assert!(steps[0].detail.contains("127.0.0.1"), "{}", steps[0].detail);
 }
+
+/// An upload the server no longer knows (lost in a restart, aborted by a cleanup): s3s-fs
+/// answers AccessDenied for its id where AWS says NoSuchUpload. Neither is the credentials'
+/// fault: the upload starts afresh and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_the_server_forgot_starts_afresh_without_blaming_the_credentials() {
+    use brightrun_engine::storage::journal::{PendingUpload, SourceStamp};
+    let server = S3Server::start(&["lora-datasets", "lora-models"]);
+    let journal = Arc::new(MemoryJournal::default());
+    let store = s3_store(&server, journal.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let src = file_of(dir.path(), "d.jsonl", 12 * 1024 * 1024);
+    let meta = std::fs::metadata(&src).unwrap();
+    journal
+        .begin(&PendingUpload {
+            bucket: Bucket::Datasets,
+            path: "u/d/d.jsonl".into(),
+            upload_id: "an-upload-id-the-server-never-heard-of".into(),
+            source: SourceStamp::of(&src, &meta),
+            part_size: server.config().part_size_mb * 1024 * 1024,
+            checksums: true,
+            parts: Vec::new(),
+            started_at: chrono::Utc::now(),
+        })
+        .unwrap();
+    let stored = store
+        .put_file(Bucket::Datasets, "u/d/d.jsonl", &src, &|_, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stored.sha256, sha(&src));
+    assert!(journal.all().unwrap().is_empty());
+}

@@ -60,6 +60,12 @@ impl LocalBackend {
         }
     }
 
+    /// Sets the time a cancelled trainer gets between SIGTERM and SIGKILL.
+    pub fn with_cancel_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
     async fn trainer(&self, job_id: &str) -> Result<TrainerCommand, BackendError> {
         match &self.trainer {
             TrainerSource::Fixed(t) => Ok(t.clone()),
@@ -209,6 +215,13 @@ fn process_alive(pid: i32, external_id: &str) -> bool {
     }
 }
 
+/// Whether any process of the group `pgid` is left (a zombie counts until reaped: the
+/// engine reaps its own shells at once).
+fn group_alive(pgid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the group has a member we may signal.
+    unsafe { libc::kill(-pgid, 0) == 0 }
+}
+
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackendError {
     let path = path.to_path_buf();
     move |source| BackendError::Io {
@@ -222,23 +235,46 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Backe
 /// rather than buffered: the engine must not hold an unbounded line in memory.
 const MAX_EVENT_LINE: u64 = 16 << 20;
 
-/// Reads complete lines after `cursor` (a byte offset); a trailing partial line waits for the
-/// next poll. A line over [`MAX_EVENT_LINE`] is skipped, with a warning in the log and in the
-/// job's events, so reading goes on after it.
-pub(crate) fn read_events(path: &Path, cursor: u64) -> Result<(Vec<Envelope>, u64), BackendError> {
-    read_events_limited(path, cursor, MAX_EVENT_LINE)
+/// What one read of a job's event file gave.
+pub(crate) struct EventsRead {
+    pub events: Vec<Envelope>,
+    /// Where the next read starts.
+    pub cursor: u64,
+    /// Whether the read reached the end of the file: with the trainer gone, every event it
+    /// wrote has been seen.
+    pub drained: bool,
+}
+
+/// Reads complete lines after `cursor` (a byte offset), at most [`MAX_EVENT_LINE`] bytes a
+/// read; a trailing partial line waits for the next poll, unless the trainer has `ended`
+/// (then it is its last line, cut short or without a newline). A line over the limit is
+/// skipped, with a warning in the log and in the job's events, so reading goes on after it.
+pub(crate) fn read_events(
+    path: &Path,
+    cursor: u64,
+    ended: bool,
+) -> Result<EventsRead, BackendError> {
+    read_events_limited(path, cursor, MAX_EVENT_LINE, ended)
 }
 
 fn read_events_limited(
     path: &Path,
     cursor: u64,
     limit: u64,
-) -> Result<(Vec<Envelope>, u64), BackendError> {
+    ended: bool,
+) -> Result<EventsRead, BackendError> {
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), cursor)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(EventsRead {
+                events: Vec::new(),
+                cursor,
+                drained: true,
+            });
+        }
         Err(e) => return Err(io("reading", path)(e)),
     };
+    let len = file.metadata().map_err(io("reading", path))?.len();
     file.seek(SeekFrom::Start(cursor))
         .map_err(io("reading", path))?;
     let mut buf = Vec::new();
@@ -246,44 +282,70 @@ fn read_events_limited(
         .take(limit)
         .read_to_end(&mut buf)
         .map_err(io("reading", path))?;
-    let Some(last_newline) = memchr::memrchr(b'\n', &buf) else {
-        if (buf.len() as u64) < limit {
-            return Ok((Vec::new(), cursor));
-        }
-        // One line fills the whole window. Skip to its end; while it is still being written
-        // the cursor stays, and the next poll looks again.
-        let Some(end) = next_newline(&mut file, cursor + limit).map_err(io("reading", path))?
-        else {
-            return Ok((Vec::new(), cursor));
-        };
-        let len = end - cursor;
-        tracing::warn!(
-            path = %path.display(),
-            offset = cursor,
-            bytes = len,
-            "skipped a trainer event line longer than {limit} bytes"
-        );
-        let skipped = Envelope {
-            seq: 0,
-            ts: 0.0,
-            event: TrainerEvent::Log {
-                level: Some("warning".into()),
-                message: format!(
-                    "skipped a trainer output line of {len} bytes (the limit is {limit}): {}",
-                    String::from_utf8_lossy(&buf[..buf.len().min(300)])
-                ),
-            },
-        };
-        return Ok((vec![skipped], end + 1));
+    let at_end = cursor + buf.len() as u64 >= len;
+    let complete_len = match memchr::memrchr(b'\n', &buf) {
+        // An ended trainer's last line needs no newline.
+        _ if ended && at_end => buf.len(),
+        Some(last_newline) => last_newline + 1,
+        None if (buf.len() as u64) < limit => 0,
+        None => return skip_long_line(&mut file, path, cursor, limit, &buf, len),
     };
-    let complete = &buf[..=last_newline];
+    let complete = &buf[..complete_len];
     let events = complete
         .split(|b| *b == b'\n')
         .map(|l| String::from_utf8_lossy(l))
         .filter(|l| !l.trim().is_empty())
         .map(|l| Envelope::parse_line(l.trim()))
         .collect();
-    Ok((events, cursor + complete.len() as u64))
+    let cursor = cursor + complete.len() as u64;
+    Ok(EventsRead {
+        events,
+        cursor,
+        drained: cursor >= len,
+    })
+}
+
+/// One line fills the whole read window (`buf`): skips to its end and reports the skip as a
+/// warning event. While the line is still being written the cursor stays, and the next
+/// poll looks again.
+fn skip_long_line(
+    file: &mut std::fs::File,
+    path: &Path,
+    cursor: u64,
+    limit: u64,
+    buf: &[u8],
+    len: u64,
+) -> Result<EventsRead, BackendError> {
+    let Some(end) = next_newline(file, cursor + limit).map_err(io("reading", path))? else {
+        return Ok(EventsRead {
+            events: Vec::new(),
+            cursor,
+            drained: false,
+        });
+    };
+    let bytes = end - cursor;
+    tracing::warn!(
+        path = %path.display(),
+        offset = cursor,
+        bytes,
+        "skipped a trainer event line longer than {limit} bytes"
+    );
+    let skipped = Envelope {
+        seq: 0,
+        ts: 0.0,
+        event: TrainerEvent::Log {
+            level: Some("warning".into()),
+            message: format!(
+                "skipped a trainer output line of {bytes} bytes (the limit is {limit}): {}",
+                String::from_utf8_lossy(&buf[..buf.len().min(300)])
+            ),
+        },
+    };
+    Ok(EventsRead {
+        events: vec![skipped],
+        cursor: end + 1,
+        drained: end + 1 >= len,
+    })
 }
 
 /// The offset of the first newline at or after `from`, reading forward in chunks (never more
@@ -428,7 +490,6 @@ exit "$code""#;
         // the events (written before that): no exit and no event can slip between the reads.
         let alive = self.alive(external_id);
         let exit = self.exit_code(external_id);
-        let (events, cursor) = read_events(&dir.join("events.jsonl"), cursor)?;
         let state = match exit {
             Some(code) => exit_state(code),
             None if alive => RemoteState::Running,
@@ -436,6 +497,13 @@ exit "$code""#;
             None if self.recently_submitted(external_id) => RemoteState::Pending,
             None => gone_without_status(&dir),
         };
+        let read = read_events(&dir.join("events.jsonl"), cursor, state.is_final())?;
+        let (events, cursor) = (read.events, read.cursor);
+        if state.is_final() && !read.drained {
+            // Ended, but more of what it wrote is still unread (a flood of metrics, a restarted
+            // engine's backlog): judged only once every event, `done` included, is read.
+            return Ok(PollResult::new(RemoteState::Running, events, cursor));
+        }
         let state = match state {
             // Exited, but its event stream broke on the way (a full disk): what it reported
             // is incomplete, whatever its exit status says.
@@ -456,6 +524,9 @@ exit "$code""#;
         Ok(result)
     }
 
+    /// SIGTERM to the trainer's process group (it saves a checkpoint and stops), then, when
+    /// any of the group is still there after the grace period (`[engine]
+    /// cancel_grace_secs`), SIGKILL to all of it.
     async fn cancel(&self, external_id: &str) -> Result<(), BackendError> {
         let Some(pid) = self.live_trainer(external_id) else {
             return Ok(());
@@ -466,11 +537,15 @@ exit "$code""#;
         }
         let deadline = tokio::time::Instant::now() + self.grace;
         while tokio::time::Instant::now() < deadline {
-            if !process_alive(pid, external_id) {
+            if !group_alive(pid) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        tracing::warn!(
+            "the trainer of {external_id} ignored SIGTERM for {} s: killing it",
+            self.grace.as_secs()
+        );
         // SAFETY: as above; the trainer ignored SIGTERM for the whole grace period.
         unsafe {
             libc::kill(-pid, libc::SIGKILL);
@@ -721,9 +796,17 @@ mod tests {
             "{\"type\":\"stage\",\"seq\":0,\"ts\":1,\"stage\":\"training\"}\n{\"type\":\"log\",\"seq\":1,\"ts\":2,\"mess",
         )
         .unwrap();
-        let (ev, cur) = read_events(&path, 0).unwrap();
+        let EventsRead {
+            events: ev,
+            cursor: cur,
+            ..
+        } = read_events(&path, 0, false).unwrap();
         assert_eq!(ev.len(), 1);
-        let (ev2, cur2) = read_events(&path, cur).unwrap();
+        let EventsRead {
+            events: ev2,
+            cursor: cur2,
+            ..
+        } = read_events(&path, cur, false).unwrap();
         assert!(ev2.is_empty());
         assert_eq!(cur2, cur);
         let mut f = std::fs::OpenOptions::new()
@@ -731,7 +814,7 @@ mod tests {
             .open(&path)
             .unwrap();
         std::io::Write::write_all(&mut f, b"age\":\"hi\"}\n").unwrap();
-        let (ev3, _) = read_events(&path, cur).unwrap();
+        let EventsRead { events: ev3, .. } = read_events(&path, cur, false).unwrap();
         assert_eq!(ev3.len(), 1);
         assert_eq!(ev3[0].seq, 1);
     }
@@ -1113,9 +1196,17 @@ mod tests {
         // A real over-long line, past the 16 MiB limit, still being written.
         let long = "x".repeat((MAX_EVENT_LINE + 5) as usize);
         std::fs::write(&path, format!("{}{long}", good(1))).unwrap();
-        let (ev, cur) = read_events(&path, 0).unwrap();
+        let EventsRead {
+            events: ev,
+            cursor: cur,
+            ..
+        } = read_events(&path, 0, false).unwrap();
         assert_eq!(ev.len(), 1);
-        let (ev, cur2) = read_events(&path, cur).unwrap();
+        let EventsRead {
+            events: ev,
+            cursor: cur2,
+            ..
+        } = read_events(&path, cur, false).unwrap();
         assert!(ev.is_empty());
         assert_eq!(cur2, cur, "an unfinished line waits");
         let mut f = std::fs::OpenOptions::new()
@@ -1123,7 +1214,11 @@ mod tests {
             .open(&path)
             .unwrap();
         std::io::Write::write_all(&mut f, format!("xx\n{}", good(2)).as_bytes()).unwrap();
-        let (ev, cur3) = read_events(&path, cur).unwrap();
+        let EventsRead {
+            events: ev,
+            cursor: cur3,
+            ..
+        } = read_events(&path, cur, false).unwrap();
         assert_eq!(ev.len(), 1);
         match &ev[0].event {
             TrainerEvent::Log { level, message } => {
@@ -1138,8 +1233,53 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(cur3, cur + long.len() as u64 + 3);
-        let (ev, _) = read_events(&path, cur3).unwrap();
+        let EventsRead { events: ev, .. } = read_events(&path, cur3, false).unwrap();
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].seq, 2);
+    }
+
+    #[test]
+    fn an_ended_trainer_is_read_to_the_end_whatever_it_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let metric = |step: u32| {
+            format!(
+                "{{\"type\":\"metric\",\"seq\":{step},\"ts\":1,\"step\":{step},\"total_steps\":100000,\"training_loss\":1.5}}\n"
+            )
+        };
+        // A flood of metrics (more than one read window), a line over the limit, and `done`
+        // without its newline: the way a trainer killed mid-print or a runaway print leaves it.
+        let flood: String = (1..=200_000).map(metric).collect();
+        assert!(flood.len() as u64 > MAX_EVENT_LINE);
+        let long = "y".repeat((MAX_EVENT_LINE + 10) as usize);
+        std::fs::write(
+            &path,
+            format!(
+                "{flood}{long}\n{{\"type\":\"done\",\"seq\":200001,\"ts\":2,\"summary\":{{}}}}"
+            ),
+        )
+        .unwrap();
+        let (mut cursor, mut events, mut reads) = (0, Vec::new(), 0);
+        loop {
+            let r = read_events(&path, cursor, true).unwrap();
+            reads += 1;
+            events.extend(r.events);
+            cursor = r.cursor;
+            if r.drained {
+                break;
+            }
+            assert!(reads < 10, "reading never ends");
+        }
+        assert!(reads > 1, "a flood takes more than one read");
+        assert_eq!(events.len(), 200_002);
+        assert!(matches!(events[200_000].event, TrainerEvent::Log { .. }));
+        assert!(matches!(
+            events.last().unwrap().event,
+            TrainerEvent::Done { .. }
+        ));
+        // While it runs, the same last line waits for its newline.
+        let done_at = (flood.len() + long.len() + 1) as u64;
+        let r = read_events(&path, done_at, false).unwrap();
+        assert!(r.events.is_empty() && r.cursor == done_at && !r.drained);
     }
 }

@@ -195,7 +195,10 @@ pub fn from_config(
     use std::sync::Arc;
     let mut out: std::collections::BTreeMap<String, Arc<dyn ClusterBackend>> =
         std::collections::BTreeMap::new();
-    let local: Arc<dyn ClusterBackend> = Arc::new(LocalBackend::new(jobs_dir, trainer));
+    let local: Arc<dyn ClusterBackend> =
+        Arc::new(LocalBackend::new(jobs_dir, trainer).with_cancel_grace(
+            std::time::Duration::from_secs(config.engine.cancel_grace_secs),
+        ));
     out.insert("local".into(), local.clone());
     let source = crate::trainer_env::source_dir(config).map_err(|e| e.to_string());
     for (name, entry) in &config.backends {

@@ -306,7 +306,29 @@ impl Engine {
             });
         }
         let key = object_path(&[a.storage_path.as_str(), file])?;
-        Ok(self.inner.objects.open(Bucket::Models, &key).await?)
+        let entry = a
+            .files
+            .iter()
+            .find(|f| f.path == file)
+            .cloned()
+            .expect("checked above");
+        let stored = self.inner.objects.size(Bucket::Models, &key).await?;
+        if stored.is_some_and(|n| n != entry.size) {
+            return Err(EngineError::Invalid(format!(
+                "`{file}` of model {} is {} bytes in the store but {} in its manifest: the stored \
+                 file was changed or damaged; `brightrun doctor` checks the store",
+                a.id.short(),
+                stored.unwrap_or(0),
+                entry.size
+            )));
+        }
+        let reader = self.inner.objects.open(Bucket::Models, &key).await?;
+        Ok(Box::new(crate::storage::verify::Verified::new(
+            reader,
+            format!("`{file}` of model {}", a.id.short()),
+            entry.size,
+            entry.sha256,
+        )))
     }
 }
 

@@ -8,6 +8,7 @@ use crate::domain::*;
 use crate::events::{EngineEvent, Progress, ProgressTask};
 use crate::ids::*;
 use crate::storage::Bucket;
+use crate::storage::verify::Hashing;
 use crate::store::Page;
 use crate::validation::{self, ValidationOptions, ValidationReport};
 use serde_json::json;
@@ -501,30 +502,64 @@ impl Engine {
         let opts = self.validation_options()?;
         let store = self.inner.store.clone();
         let total = dataset.file_size;
+        let file_name = dataset.file_name.clone();
         let report = tokio::task::spawn_blocking(move || {
             let mut last = 0u64;
-            validation::validate_path(&path, &opts, &mut |done| {
-                publish_progress(
-                    &store,
-                    ProgressTask::Validation(id),
-                    "validating",
-                    &mut last,
-                    done,
-                    total,
-                );
-            })
-            .map_err(|e| (path, e))
+            let file = std::fs::File::open(&path).map_err(|e| (path.clone(), e))?;
+            let mut hashing = Hashing::new(file);
+            let report =
+                validation::validate_reader(&mut hashing, &file_name, &opts, &mut |done| {
+                    publish_progress(
+                        &store,
+                        ProgressTask::Validation(id),
+                        "validating",
+                        &mut last,
+                        done,
+                        total,
+                    );
+                });
+            report
+                .and_then(|r| Ok((r, hashing.finish()?)))
+                .map_err(|e| (path, e))
         })
         .await
         .map_err(|e| EngineError::Invalid(format!("the validator stopped: {e}")))?;
         match report {
-            Ok(report) => self.record_verdict_off(&mut dataset, report).await?,
+            Ok((report, sha)) => {
+                self.record_checked_verdict(&mut dataset, report, &sha)
+                    .await?
+            }
             Err((path, e)) => {
                 let why = format!("cannot read {}: {e}", path.display());
                 self.fail_dataset_off(&mut dataset, why).await?;
             }
         }
         Ok(dataset)
+    }
+
+    /// Records a validation's verdict when the bytes validated are those uploaded (their
+    /// sha256 is the record's); otherwise the dataset fails, saying its stored file changed
+    /// (training on it is refused for the same reason).
+    async fn record_checked_verdict(
+        &self,
+        dataset: &mut Dataset,
+        report: ValidationReport,
+        sha256: &str,
+    ) -> Result<()> {
+        match dataset.sha256.as_deref() {
+            Some(recorded) if recorded != sha256 => {
+                let why = format!(
+                    "the stored file {}/{} is not the one uploaded (its sha256 is {}, the upload's \
+                     was {}): it was replaced or damaged in the store; add the file again",
+                    dataset.storage_bucket,
+                    dataset.storage_path,
+                    &sha256[..12],
+                    &recorded[..recorded.len().min(12)]
+                );
+                self.fail_dataset_off(dataset, why).await
+            }
+            _ => self.record_verdict_off(dataset, report).await,
+        }
     }
 
     /// Re-validation in a remote store: the object is streamed through the validator, with no
@@ -556,12 +591,17 @@ impl Engine {
         let report = tokio::task::spawn_blocking(move || {
             let reader =
                 std::io::BufReader::with_capacity(1 << 20, tokio_util::io::SyncIoBridge::new(body));
-            validation::validate_reader(reader, &file_name, &opts, &mut |_| {})
+            let mut hashing = Hashing::new(reader);
+            let report = validation::validate_reader(&mut hashing, &file_name, &opts, &mut |_| {})?;
+            Ok::<_, std::io::Error>((report, hashing.finish()?))
         })
         .await
         .map_err(|e| EngineError::Invalid(format!("the validator stopped: {e}")))?;
         match report {
-            Ok(report) => self.record_verdict_off(&mut dataset, report).await?,
+            Ok((report, sha)) => {
+                self.record_checked_verdict(&mut dataset, report, &sha)
+                    .await?
+            }
             Err(e) => {
                 // The store stopped answering mid-way: the dataset stays as it was, to be
                 // validated again.
@@ -968,12 +1008,21 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// What an `uploading` record says once nothing uploads it any more.
-pub(crate) fn interrupted_note(id: DatasetId) -> String {
-    format!(
-        "the upload was interrupted; `brightrun datasets resume {id}` continues it (from the \
-         source file), `brightrun datasets rm {id}` deletes it"
-    )
+/// What an `uploading` record says once nothing uploads it any more: a file added by path
+/// can be resumed from it; one streamed over the API has no file here to resume from.
+pub(crate) fn interrupted_note(d: &Dataset) -> String {
+    let id = d.id;
+    if d.source_path.as_deref().is_some_and(|s| !s.is_empty()) {
+        format!(
+            "the upload was interrupted; `brightrun datasets resume {id}` continues it (from the \
+             source file), `brightrun datasets rm {id}` deletes it"
+        )
+    } else {
+        format!(
+            "the upload was interrupted; send the file again (PUT /api/datasets/{id}/upload), \
+             or `brightrun datasets rm {id}` deletes it"
+        )
+    }
 }
 
 /// What a `validating` record says once nothing validates it any more.
@@ -1008,7 +1057,7 @@ pub(crate) fn note_interrupted_uploads(store: &crate::store::Store) -> Result<us
     store.write(|w| {
         for d in &mut stuck {
             d.error_message = Some(if d.status == DatasetStatus::Uploading {
-                interrupted_note(d.id)
+                interrupted_note(d)
             } else {
                 interrupted_validation_note(d.id)
             });

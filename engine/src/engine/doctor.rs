@@ -473,18 +473,19 @@ impl Engine {
             {
                 continue;
             }
-            let id = d.id.to_string();
             step.problem(format!(
-                "dataset {} ({}): interrupted; `brightrun datasets resume {id}` or `brightrun datasets rm {id}`",
+                "dataset {} ({}): {}",
                 d.id.short(),
                 crate::text::clean_line(&d.name),
+                super::datasets::interrupted_note(d),
             ));
         }
         if step.problems > 0 {
             step.advice = Some(
-                "these uploads were interrupted: `brightrun datasets resume ID` continues one from \
-                 its source file, `brightrun datasets rm ID` drops it"
-                    .into(),
+                "these uploads were interrupted: `brightrun datasets resume ID` continues one \
+                 added from a file, a streamed one is sent again, `brightrun datasets rm ID` drops \
+                 it"
+                .into(),
             );
         }
         step

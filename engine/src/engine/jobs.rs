@@ -473,11 +473,16 @@ impl Engine {
                 }
             })
             .await?;
-        if let Some(ext) = &job.external_job_id {
+        if let Some(ext) = job.external_job_id.clone() {
+            // The stop (SIGTERM, the grace period, SIGKILL; a cluster's own stop) goes on
+            // after the reply, in a task shutdown waits for: the caller learns at once that
+            // the job is cancelled, and a client going away cannot cut the escalation short.
             let backend = self.backend(&job.gpu_config.backend)?;
-            if let Err(e) = backend.cancel(ext).await {
-                tracing::warn!("cancelling {ext}: {e}");
-            }
+            self.inner.job_tasks.spawn(async move {
+                if let Err(e) = backend.cancel(&ext).await {
+                    tracing::warn!("cancelling {ext}: {e}");
+                }
+            });
         }
         Ok(job)
     }

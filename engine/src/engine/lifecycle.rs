@@ -86,6 +86,43 @@ pub(crate) fn ended_without_report(state: &RemoteState) -> Option<Outcome> {
     }
 }
 
+/// The most steps a run may report: far beyond any LoRA run, far below the numbers a
+/// broken or hostile trainer sends (2⁶⁴−1 would be stored and shown).
+pub(crate) const MAX_TOTAL_STEPS: u64 = 10_000_000;
+
+/// Why a metric or checkpoint's step cannot be the run's, if it cannot: over
+/// [`MAX_TOTAL_STEPS`], past twice the run's total (a trainer overshoots its plan a little,
+/// never that much), or a metric step behind the last one stored (steps only go forward; a
+/// resumed attempt's repeat of steps already stored keeps the first).
+fn implausible_step(job: &TrainingJob, event: &TrainerEvent) -> Option<String> {
+    let (step, total, metric) = match event {
+        TrainerEvent::Metric {
+            step, total_steps, ..
+        } => (*step, *total_steps, true),
+        TrainerEvent::Checkpoint { step, .. } => (*step, None, false),
+        _ => return None,
+    };
+    if let Some(total) = total.filter(|t| *t > MAX_TOTAL_STEPS) {
+        return Some(format!("{total} total steps, over {MAX_TOTAL_STEPS}"));
+    }
+    let total = total.filter(|t| *t > 0).unwrap_or(job.total_steps);
+    let ceiling = if total == 0 {
+        MAX_TOTAL_STEPS
+    } else {
+        total
+            .saturating_mul(2)
+            .saturating_add(100)
+            .min(MAX_TOTAL_STEPS)
+    };
+    if step > ceiling {
+        return Some(format!("step {step} of {total}"));
+    }
+    if metric && step < job.current_step {
+        return Some(format!("step {step} after step {}", job.current_step));
+    }
+    None
+}
+
 /// The limits a transition checks against (from config).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
@@ -103,7 +140,18 @@ pub(crate) fn observe(
 ) -> Observed {
     let id = job.id;
     let mut out = Observed::default();
+    let (mut after_end, mut implausible) = (0usize, Vec::new());
     for env in &poll.events {
+        // The run is over once it says so: whatever follows (a second artifact, say) is
+        // not the run's, and must not undo what it reported.
+        if out.outcome.is_some() {
+            after_end += 1;
+            continue;
+        }
+        if let Some(why) = implausible_step(job, &env.event) {
+            implausible.push(why);
+            continue;
+        }
         let at = event_time(env.ts).unwrap_or(t);
         match &env.event {
             TrainerEvent::Stage { stage, .. } => {
@@ -235,6 +283,19 @@ pub(crate) fn observe(
                 });
             }
         }
+    }
+    if after_end > 0 {
+        out.logs.push(format!(
+            "warning: ignored {after_end} trainer event{} after the run's end",
+            if after_end == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(first) = implausible.first() {
+        out.logs.push(format!(
+            "warning: ignored {} trainer event{} with an impossible step ({first})",
+            implausible.len(),
+            if implausible.len() == 1 { "" } else { "s" }
+        ));
     }
     if out.outcome.is_none() {
         out.outcome = ended_without_report(&poll.state);

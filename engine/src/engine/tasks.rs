@@ -34,16 +34,27 @@ pub(crate) fn spawn_all(engine: Engine) -> tokio::task::JoinHandle<()> {
         }
         // The loops have stopped: no new per-job task starts; let those running finish their
         // write (bounded, so a hung backend call cannot hold shutdown).
-        engine.inner.job_tasks.close();
-        let drained = tokio::time::timeout(JOB_TASKS_GRACE, engine.inner.job_tasks.wait()).await;
-        if drained.is_err() {
+        engine.drain_job_tasks().await;
+    })
+}
+
+impl Engine {
+    /// Waits (at most [`JOB_TASKS_GRACE`], or a cancel's grace period and a little) for the per-job tasks in flight: at shutdown, and
+    /// when a one-shot command's embedded engine is done.
+    pub async fn drain_job_tasks(&self) {
+        let tasks = &self.inner.job_tasks;
+        tasks.close();
+        // A cancel's stop needs its grace period and a moment for the SIGKILL.
+        let cancel = Duration::from_secs(self.inner.config.engine.cancel_grace_secs + 2);
+        let grace = JOB_TASKS_GRACE.max(cancel);
+        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
             tracing::warn!(
                 "shutdown: {} job task(s) still running after {}s; left to the restart's reconciliation",
-                engine.inner.job_tasks.len(),
-                JOB_TASKS_GRACE.as_secs()
+                tasks.len(),
+                grace.as_secs()
             );
         }
-    })
+    }
 }
 
 async fn validation_loop(engine: Engine) {

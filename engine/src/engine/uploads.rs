@@ -41,10 +41,21 @@ impl Engine {
                 message: "the file has no name".into(),
             });
         }
-        let safe_name: String = file_name
+        // The stored object's name: a separator (either kind), a control character or a
+        // name of `.` or `..` could not be one; the record keeps the name as given.
+        let mut safe_name: String = file_name
             .chars()
-            .map(|c| if c == '/' || c.is_control() { '_' } else { c })
+            .map(|c| {
+                if c == '/' || c == '\\' || c.is_control() {
+                    '_'
+                } else {
+                    c
+                }
+            })
             .collect();
+        if safe_name == "." || safe_name == ".." {
+            safe_name = "_".repeat(safe_name.len());
+        }
         let given = new
             .name
             .map(|n| n.trim().to_string())
@@ -149,10 +160,13 @@ impl Engine {
                 message: "uploading".into(),
             }));
         };
+        // Never more than announced (and one byte to tell): a body that runs on is cut there,
+        // not written to the end before it is refused.
+        let mut body = tokio::io::AsyncReadExt::take(body, dataset.file_size + 1);
         let result = self
             .inner
             .objects
-            .put_reader(Bucket::Datasets, &dataset.storage_path, body, &report)
+            .put_reader(Bucket::Datasets, &dataset.storage_path, &mut body, &report)
             .await;
         self.inner.uploads.lock().expect("uploads lock").remove(&id);
         match result {
@@ -171,12 +185,18 @@ impl Engine {
                     .objects
                     .delete(Bucket::Datasets, &dataset.storage_path)
                     .await;
-                let message = format!(
-                    "the upload sent {} bytes but {} were announced; send the file again",
-                    obj.size, dataset.file_size
-                );
-                self.fail_dataset_off(&mut dataset, message.clone()).await?;
-                Err(EngineError::Invalid(message))
+                // Nothing is kept and the dataset still waits for its bytes, so the advice
+                // can be followed.
+                let sent = if obj.size > dataset.file_size {
+                    "more bytes than".to_string()
+                } else {
+                    format!("{} bytes but", obj.size)
+                };
+                Err(EngineError::Invalid(format!(
+                    "the upload sent {sent} the {} announced, and was not kept; send the file \
+                     again (the dataset still waits for it) or delete the dataset",
+                    dataset.file_size
+                )))
             }
             Err(e) => {
                 self.fail_dataset_off(&mut dataset, format!("upload failed: {e}"))

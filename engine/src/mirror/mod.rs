@@ -109,12 +109,25 @@ impl Target {
         config: &crate::config::Config,
         secrets: &crate::secrets::Secrets,
     ) -> Result<Option<Target>, MirrorError> {
-        let url = match (secrets.get(URL_SECRET), config.mirror.url.as_deref()) {
-            (Some(s), _) => s.expose().to_string(),
-            (None, Some(u)) if !u.trim().is_empty() => u.trim().to_string(),
+        let (url, from_config) = match (secrets.get(URL_SECRET), config.mirror.url.as_deref()) {
+            (Some(s), _) => (s.expose().to_string(), false),
+            (None, Some(u)) if !u.trim().is_empty() => (u.trim().to_string(), true),
             _ => return Ok(None),
         };
-        Self::parse(&url, secrets.get(PASSWORD_SECRET).cloned()).map(Some)
+        let target = Self::parse(&url, secrets.get(PASSWORD_SECRET).cloned())?;
+        // Whatever form the driver found one in, config.toml holds no password (it is shown
+        // by `config show` and read by anyone who can read the file).
+        let embedded = tokio_postgres::Config::from_str(&url)
+            .ok()
+            .is_some_and(|c| c.get_password().is_some());
+        if from_config && embedded {
+            return Err(MirrorError::BadUrl(
+                "`[mirror] url` holds a password; put it in secrets.toml as `mirror_password` \
+                 (or BRIGHTRUN_SECRET_MIRROR_PASSWORD) instead"
+                    .into(),
+            ));
+        }
+        Ok(Some(target))
     }
 
     /// A target from a URL or key=value string; `password` (when given) wins over one in it.
@@ -755,6 +768,15 @@ impl Engine {
         let target = Target::from_config(self.config(), self.secrets())
             .map_err(crate::EngineError::from)?
             .ok_or(MirrorError::NotConfigured)?;
+        // "In sync" is PostgreSQL's word, never a guess from nothing being left to push:
+        // the database is reached (and the login accepted) first.
+        let reach = tokio::time::timeout(timeout, target.connect())
+            .await
+            .map_err(|_| MirrorError::Postgres {
+                target: target.display.clone(),
+                message: format!("no answer within {} s", timeout.as_secs()),
+            })?;
+        drop(reach?);
         let shared = self.inner.mirror.clone();
         let store = self.store().clone();
         let want = blocking(move || store.last_seq()).await?;
@@ -825,6 +847,27 @@ mod tests {
         assert!(!url_has_password("postgres://u@h:5432/db"));
         assert!(!url_has_password("postgres://h/db"));
         assert!(!url_has_password("host=h user=u dbname=db"));
+        // The forms a probe slipped through: a query parameter, after another one, encoded,
+        // and key/value with spaces around `=`.
+        for url in [
+            "postgres://u@h/lora?password=PW",
+            "postgres://u@h/lora?sslmode=disable&password=PW",
+            "postgres://u@h/lora?pass%77ord=PW",
+            "host=h user=u password = PW dbname=db",
+            "host=h user=u password= PW",
+            "password =PW host=h",
+        ] {
+            assert!(url_has_password(url), "{url}");
+            assert!(
+                tokio_postgres::Config::from_str(url).is_ok_and(|c| c.get_password().is_some())
+                    || url.contains("%77"),
+                "the driver would not find one in {url}"
+            );
+        }
+        assert!(!url_has_password("host=h user=password_owner dbname=db"));
+        assert!(!url_has_password(
+            "postgres://u@h/passwords?sslmode=disable"
+        ));
 
         let t = Target::parse(
             "postgres://brightrun@db.example.com:6543/lora",

@@ -30,6 +30,41 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Stora
     }
 }
 
+/// Opens the stored object `full` under `root` as it is: a regular file, reached without
+/// following a symbolic link (one planted in the store, say to /etc/passwd, is refused, not
+/// served), in a folder that really is inside `root`.
+fn open_stored(root: &Path, full: &Path) -> std::io::Result<std::fs::File> {
+    let planted = |what: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{what}, not a stored file: something other than BrightRun put it there"),
+        )
+    };
+    if let (Ok(root), Some(Ok(dir))) = (root.canonicalize(), full.parent().map(Path::canonicalize))
+        && !dir.starts_with(&root)
+    {
+        return Err(planted("its folder leads outside the store"));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = options.open(full).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            planted("a symbolic link")
+        } else {
+            e
+        }
+    })?;
+    if !file.metadata()?.is_file() {
+        return Err(planted("not a regular file"));
+    }
+    Ok(file)
+}
+
 /// Streams `src` into `dest` through a temp file beside it, hashing as it goes; the rename at
 /// the end makes the write atomic. On any error the temp file is removed. `private` is for
 /// writes into the store (0700 folders, 0600 files); a copy out to a folder the user chose
@@ -348,13 +383,21 @@ impl ObjectStore for LocalStore {
         progress: ProgressFn<'_>,
     ) -> Result<StoredObject, StorageError> {
         let src = self.full_path(bucket, path)?;
-        if !tokio::fs::try_exists(&src).await.unwrap_or(false) {
-            return Err(StorageError::NotFound {
-                bucket,
-                path: path.to_string(),
-            });
-        }
-        let (size, sha256) = copy_atomic(&src, dest, None, false, progress).await?;
+        let mut input = self.open(bucket, path).await?;
+        let total = tokio::fs::symlink_metadata(&src)
+            .await
+            .map_err(io("reading", &src))?
+            .len();
+        let read_error = |_: u64, e| io("reading", &src)(e);
+        let sink = Sink {
+            dest,
+            limit: None,
+            private: false,
+        };
+        let what = src.display().to_string();
+        let (size, sha256) = sink
+            .write(&mut input, &what, &read_error, Some(total), progress)
+            .await?;
         Ok(StoredObject {
             bucket,
             path: path.to_string(),
@@ -369,8 +412,15 @@ impl ObjectStore for LocalStore {
         path: &str,
     ) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, StorageError> {
         let full = self.full_path(bucket, path)?;
-        match tokio::fs::File::open(&full).await {
-            Ok(f) => Ok(Box::new(f)),
+        let root = self.root.join(bucket.name());
+        let opened = tokio::task::spawn_blocking({
+            let full = full.clone();
+            move || open_stored(&root, &full)
+        })
+        .await
+        .map_err(|e| io("reading", &full)(std::io::Error::other(e)))?;
+        match opened {
+            Ok(f) => Ok(Box::new(tokio::fs::File::from_std(f))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound {
                 bucket,
                 path: path.to_string(),

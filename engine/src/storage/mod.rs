@@ -5,6 +5,7 @@
 pub mod journal;
 mod local;
 mod s3;
+pub(crate) mod verify;
 
 pub use local::LocalStore;
 pub(crate) use local::copy_atomic_blocking;

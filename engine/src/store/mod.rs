@@ -43,7 +43,7 @@ use records::*;
 use crate::domain::*;
 use crate::events::{EngineEvent, Sequenced};
 use crate::ids::*;
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableHandle, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, TableHandle, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -189,7 +189,7 @@ impl Store {
         })?;
         // redb's debug builds assert on some inconsistencies a damaged file can hold; a damaged
         // store must be an error that names it, never a crash.
-        let created = std::panic::catch_unwind(|| Database::create(path)).map_err(|panic| {
+        let created = std::panic::catch_unwind(|| handle::create(path)).map_err(|panic| {
             unreadable(
                 path,
                 format!("is damaged ({})", panic_text(&panic)),

@@ -153,6 +153,12 @@ pub(crate) async fn authenticate(
             .into_response();
         }
     };
+    if let Some(conn) = req
+        .extensions()
+        .get::<std::sync::Arc<super::connections::Connection>>()
+    {
+        conn.authenticated();
+    }
     req.extensions_mut().insert(Caller { api: caller });
     next.run(req).await
 }

@@ -11,6 +11,7 @@
 //! Errors are `{"error", "details", "code", "field", "reason"}` with the code's HTTP status.
 
 mod auth;
+pub mod connections;
 mod decode;
 mod metrics;
 mod openapi;
@@ -329,34 +330,28 @@ pub async fn serve(
         })?;
         check_exposure(&api, addr).await?;
     }
+    let limits = connections::Limits::from_config(&api.engine().config().engine);
     let app = router(api);
-    let unix_app = app.clone().layer(axum::Extension(auth::Transport::Unix));
-    let s1 = shutdown.clone();
-    let unix_task = tokio::spawn(async move {
-        axum::serve(unix, unix_app)
-            .with_graceful_shutdown(async move { s1.cancelled().await })
-            .await
-    });
+    // Clients get a few seconds to finish what they asked for when the daemon stops.
+    let grace = std::time::Duration::from_secs(10);
+    let mut unix_task = tokio::spawn(connections::serve_unix(
+        unix,
+        app.clone(),
+        limits,
+        shutdown.clone(),
+        grace,
+    ));
     let tcp_task = tcp.map(|l| {
-        let s2 = shutdown.clone();
-        let tcp_app = app
-            .layer(axum::Extension(auth::Transport::Tcp))
-            .into_make_service_with_connect_info::<SocketAddr>();
-        // No Nagle: a reply or an event written in more than one segment must not wait for
-        // the client's delayed ACK (up to 40 ms on Linux) before its last part goes out.
-        let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {e}");
-            }
-        });
-        tokio::spawn(async move {
-            axum::serve(l, tcp_app)
-                .with_graceful_shutdown(async move { s2.cancelled().await })
-                .await
-        })
+        tokio::spawn(connections::serve_tcp(
+            l,
+            app,
+            limits,
+            Default::default(),
+            shutdown.clone(),
+            grace,
+        ))
     });
     // Serve until asked to stop (or until the socket's server fails: then stop the rest).
-    let mut unix_task = unix_task;
     let unix_done = tokio::select! {
         _ = shutdown.cancelled() => false,
         r = &mut unix_task => {
@@ -365,13 +360,11 @@ pub async fn serve(
             true
         }
     };
-    // Then clients get a few seconds to finish what they asked for, and are cut off.
-    let grace = std::time::Duration::from_secs(10);
     if !unix_done {
-        let _ = tokio::time::timeout(grace, unix_task).await;
+        let _ = unix_task.await;
     }
     if let Some(t) = tcp_task {
-        let _ = tokio::time::timeout(grace, t).await;
+        let _ = t.await;
     }
     let _ = std::fs::remove_file(&unix_path);
     Ok(())

@@ -445,3 +445,64 @@ fn the_clusters_clock_bills_the_run_and_its_notes_come_and_go() {
     );
     assert_eq!(k.completed_at, Some(secs(200)));
 }
+
+#[test]
+fn events_after_the_runs_end_change_nothing() {
+    let mut j = job(JobStatus::Running);
+    let report = poll(
+        RemoteState::Succeeded,
+        &[
+            r#"{"type":"artifact","seq":1,"ts":0,"dir":"/out","files":[{"path":"a.bin","size":2,"sha256":"ab"}]}"#,
+            r#"{"type":"done","seq":2,"ts":0,"summary":{}}"#,
+            r#"{"type":"artifact","seq":3,"ts":0,"dir":"/etc","files":[{"path":"passwd","size":9,"sha256":""}]}"#,
+            r#"{"type":"error","seq":4,"ts":0,"reason":"late"}"#,
+        ],
+        500,
+    );
+    let out = observe(&mut j, &report, secs(5), &limits());
+    assert!(matches!(out.outcome, Some(Outcome::Done(_))), "{out:?}");
+    assert_eq!(j.output_dir.as_deref(), Some("/out"));
+    assert_eq!(j.output_files.len(), 1);
+    assert!(
+        out.logs
+            .iter()
+            .any(|l| l == "warning: ignored 2 trainer events after the run's end"),
+        "{:?}",
+        out.logs
+    );
+}
+
+#[test]
+fn impossible_steps_are_not_stored() {
+    let mut j = job(JobStatus::Running);
+    let metric = |step: u64, total: &str| {
+        format!(r#"{{"type":"metric","seq":1,"ts":0,"step":{step}{total},"training_loss":1.0}}"#)
+    };
+    let lines = [
+        metric(10, ""),
+        metric(u64::MAX, ""),
+        metric(5, ""),
+        metric(11, &format!(r#","total_steps":{}"#, u64::MAX)),
+        metric(12, ""),
+        r#"{"type":"checkpoint","seq":1,"ts":0,"step":18446744073709551615,"path":"/c"}"#.into(),
+    ];
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let out = observe(
+        &mut j,
+        &poll(RemoteState::Running, &lines, 9),
+        secs(5),
+        &limits(),
+    );
+    let steps: Vec<u64> = out.points.iter().map(|p| p.step).collect();
+    assert_eq!(steps, [10, 12]);
+    assert!(out.checkpoints.is_empty());
+    assert_eq!(j.current_step, 12);
+    assert_eq!(j.total_steps, 100, "an absurd total is not taken");
+    assert!(
+        out.logs.iter().any(|l| l.starts_with(
+            "warning: ignored 4 trainer events with an impossible step (step 18446744073709551615 of 100)"
+        )),
+        "{:?}",
+        out.logs
+    );
+}

@@ -266,8 +266,40 @@ impl S3Store {
                 .send()
         };
         let ctx = self.ctx(pending.bucket, format!("completing the upload of {key}"));
-        retrying(self.retry_for(), complete, &ctx).await?;
-        Ok(())
+        match retrying(self.retry_for(), complete, &ctx).await {
+            Err(e) => Err(self.denied_upload(pending.bucket, e, &ctx).await),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// An error on an existing upload id: some servers (s3s-fs) answer AccessDenied where AWS
+    /// says NoSuchUpload for an upload they no longer know (lost in a restart, say). The
+    /// credentials are blamed only when a request of their own (HeadBucket) is refused too;
+    /// otherwise the upload is gone and starts afresh.
+    async fn denied_upload(
+        &self,
+        bucket: Bucket,
+        e: StorageError,
+        ctx: &errors::Ctx,
+    ) -> StorageError {
+        if !matches!(e, StorageError::Denied { .. }) {
+            return e;
+        }
+        let client = self.client().await;
+        match client
+            .head_bucket()
+            .bucket(self.bucket_name(bucket))
+            .send()
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(what = %ctx.what, "the server refused a known upload id but accepts the credentials: starting the upload afresh");
+                StorageError::UploadGone {
+                    what: ctx.what.clone(),
+                }
+            }
+            Err(_) => e,
+        }
     }
 
     /// Sends one part (retrying while the server is away), returning it as confirmed.
@@ -301,7 +333,10 @@ impl S3Store {
                 .body(ByteStream::from(part.bytes.clone()))
                 .send()
         };
-        let out = retrying(self.retry_for(), send, ctx).await?;
+        let out = match retrying(self.retry_for(), send, ctx).await {
+            Ok(out) => out,
+            Err(e) => return Err(self.denied_upload(pending.bucket, e, ctx).await),
+        };
         Ok(DonePart {
             number: part.number,
             size,
