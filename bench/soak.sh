@@ -125,7 +125,7 @@ python3 bench/soak_driver.py --port "$port" --token "$token" --pid "$daemon" --s
   --interval "${SOAK_INTERVAL:-60}" --clients "${SOAK_CLIENTS:-64}" \
   --subscribers "${SOAK_SUBSCRIBERS:-50}" --idle "${SOAK_IDLE:-200}" \
   --slowloris "${SOAK_SLOWLORIS:-20}" --slowloris-every "${SOAK_SLOWLORIS_EVERY:-5}" \
-  --job "$job" --counter "$home/standin.count" --growth "${SOAK_GROWTH:-2}" \
+  --job "$job" --counter "$home/standin.count" --store "$home/data/brightrun.redb" --growth "${SOAK_GROWTH:-2}" \
   --json "${SOAK_JSON:-$home/soak.json}" || rc=$?
 kill -0 "$daemon" 2> /dev/null || { echo "the daemon died during the soak: $(tail -n 20 "$home/serve.log")" >&2; rc=2; }
 echo "home after the run: $(du -sh "$home" | cut -f1) (events.jsonl $(du -ch "$home"/data/jobs/*/events.jsonl 2> /dev/null | tail -n 1 | cut -f1))" >&2

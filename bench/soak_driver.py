@@ -9,8 +9,8 @@ of those two that the server closes is counted as cut and opened again.
 
 At the start, every --interval seconds and at the end it samples the daemon (--pid): RSS and
 open files (/proc/PID/status, /proc/PID/fd); with the latency of the list routes over the
-interval (p50, p99), errors, server-sent events received, connections cut, and the job's
-progress (--job: the points its stand-in trainer printed, from --counter, and the step the
+interval (p50, p99), errors, server-sent events received, connections cut, the store file's
+size (--store), and the job's progress (--job: the points its stand-in trainer printed, from --counter, and the step the
 engine stored). Prints a table as it goes and a summary at the end, writes every sample as
 JSON to --json, and exits 1 when RSS or open files at the end exceed --growth times the
 figure at one interval (2: growth without bound), 2 when the run could not be measured.
@@ -272,6 +272,13 @@ async def slowloris_conn(args, stats, stop):
             await asyncio.sleep(1.0)
 
 
+def store_size(args):
+    try:
+        return os.path.getsize(args.store) if args.store else None
+    except OSError:
+        return None
+
+
 def proc_sample(pid):
     rss = hwm = threads = None
     with open(f"/proc/{pid}/status") as f:
@@ -312,7 +319,8 @@ async def job_progress(args):
 HEADER = (
     f"{'t (s)':>6} {'reqs':>7} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'p99 jobs':>8} "
     f"{'p99 ds':>7} {'p99 call':>8} {'errors':>6} {'RSS MB':>7} {'fds':>5} {'thr':>4} "
-    f"{'SSE ev':>7} {'SSE up':>6} {'idle cut':>8} {'slow cut':>8} {'points':>8} {'stored':>8}"
+    f"{'SSE ev':>7} {'SSE up':>6} {'idle cut':>8} {'slow cut':>8} {'points':>8} {'stored':>8} "
+    f"{'store MB':>8}"
 )
 
 
@@ -337,6 +345,7 @@ async def sample(args, stats, t, window_s, samples):
         "slowloris_cut": stats.slow_cut,
         "points_emitted": emitted,
         "points_stored": stored,
+        "store_bytes": store_size(args),
         **proc,
     }
     samples.append(row)
@@ -347,7 +356,8 @@ async def sample(args, stats, t, window_s, samples):
         f"{ms(row['p99']):>7} {ms(r[names[0]]):>8} {ms(r[names[1]]):>7} {ms(r[names[2]]):>8} "
         f"{row['errors']:>6} {row['rss'] / 2**20:>7.1f} {row['fds']:>5} {row['threads']:>4} "
         f"{row['sse_events']:>7} {row['sse_open']:>6} {row['idle_cut']:>8} {row['slowloris_cut']:>8} "
-        f"{emitted if emitted is not None else '-':>8} {stored if stored is not None else '-':>8}",
+        f"{emitted if emitted is not None else '-':>8} {stored if stored is not None else '-':>8} "
+        f"{(row['store_bytes'] or 0) / 2**20:>8.1f}",
         flush=True,
     )
     for name in stats.window:
@@ -417,6 +427,8 @@ async def main(args):
         "fds_end": final["fds"],
         "points_emitted": final["points_emitted"],
         "points_stored": final["points_stored"],
+        "store_base": base["store_bytes"],
+        "store_end": final["store_bytes"],
     }
     print()
     print(f"list routes: {summary['requests']} requests, {summary['req_per_s']:.0f}/s, "
@@ -435,6 +447,10 @@ async def main(args):
           f"{summary['rss_end'] / 2**20:.1f} MB at the end (peak {summary['rss_peak'] / 2**20:.1f} MB); "
           f"open files: {summary['fds_start']} at the start, {summary['fds_base']} at "
           f"{summary['base_t']:.0f} s, {summary['fds_end']} at the end")
+    if summary["store_end"] is not None and summary["store_base"] is not None:
+        print(f"store file: {summary['store_base'] / 2**20:.1f} MB at {summary['base_t']:.0f} s, "
+              f"{summary['store_end'] / 2**20:.1f} MB at the end (redb caches the pages it "
+              f"writes, up to its cache size: RSS that grows with it is that cache)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"summary": summary, "samples": samples}, f, indent=1)
@@ -467,6 +483,7 @@ if __name__ == "__main__":
     p.add_argument("--slowloris-every", type=float, default=5.0)
     p.add_argument("--job", default=None)
     p.add_argument("--counter", default=None)
+    p.add_argument("--store", default=None, help="the store file, whose size is sampled too")
     p.add_argument("--growth", type=float, default=2.0)
     p.add_argument("--json", default=None)
     sys.exit(asyncio.run(main(p.parse_args())))
