@@ -35,9 +35,16 @@ fuzz_target!(|data: &[u8]| {
                 match &parsed.event {
                     TrainerEvent::Log { level, message } => {
                         assert_eq!(level.as_deref(), Some("warning"));
-                        assert!(message.starts_with("unreadable trainer output ("), "{message}");
+                        assert!(
+                            message.starts_with("unreadable trainer output ("),
+                            "{message}"
+                        );
                         let n = message.chars().count();
-                        assert!(n <= MAX_MESSAGE, "a {n}-character warning for a {}-byte line", line.len());
+                        assert!(
+                            n <= MAX_MESSAGE,
+                            "a {n}-character warning for a {}-byte line",
+                            line.len()
+                        );
                         let quoted: String = line.chars().take(50).collect();
                         assert!(message.contains(&quoted), "{message}");
                     }

@@ -736,7 +736,11 @@ mod tests {
             let e = decode_json_body::<Request>(bad).err().expect("refused").0;
             assert_eq!(e.code, ErrorCode::Invalid);
             assert_eq!(e.field, None);
-            assert!(e.message.starts_with("the request body is not valid: "), "{}", e.message);
+            assert!(
+                e.message.starts_with("the request body is not valid: "),
+                "{}",
+                e.message
+            );
         }
         let e = decode_json_body::<Request>(br#"{"op": "get_job", "id": 7}"#)
             .err()
@@ -748,7 +752,11 @@ mod tests {
             h.insert(axum::http::header::CONTENT_TYPE, ct.parse().unwrap());
             h
         };
-        for ct in ["application/json", "application/json; charset=utf-8", "application/x+json"] {
+        for ct in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/x+json",
+        ] {
             assert!(json_content_type(&headers(ct)), "{ct}");
         }
         for ct in ["text/plain", "application/jsonx", "json", "text/json"] {
