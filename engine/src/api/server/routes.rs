@@ -733,7 +733,7 @@ mod tests {
         let ok = decode_json_body::<Request>(br#"{"op": "list_jobs", "page": {"offset": 2}}"#);
         assert!(matches!(ok, Ok(Request::ListJobs { .. })));
         for bad in [&b""[..], b"{", b"{\"op\": \"hello\"} x", b"\xff", b"nul"] {
-            let e = decode_json_body::<Request>(bad).err().expect("refused").0;
+            let e = decode_json_body::<Request>(bad).expect_err("refused").0;
             assert_eq!(e.code, ErrorCode::Invalid);
             assert_eq!(e.field, None);
             assert!(
@@ -743,8 +743,7 @@ mod tests {
             );
         }
         let e = decode_json_body::<Request>(br#"{"op": "get_job", "id": 7}"#)
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .0;
         assert_eq!(e.field.as_deref(), Some("id"));
         let headers = |ct: &str| {
