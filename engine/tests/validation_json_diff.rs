@@ -2,7 +2,7 @@
 //! serde_json: on random JSON documents, written compactly, pretty, or with every character
 //! escaped, and on mutations of them (bytes inserted, deleted, replaced), both must accept or
 //! both reject, and what both accept must read as the same value. The case count is bounded
-//! for CI (`PROPTEST_CASES` raises it); `engine/fuzz` runs the same comparison under
+//! for CI (`PROPTEST_CASES` raises it); `fuzz/` runs the same comparison under
 //! cargo-fuzz (see engine/src/validation/README.md).
 //!
 //! The one intended difference: a number too large for an `f64` (`1e400`) is infinity to the

@@ -147,7 +147,9 @@ pub struct Envelope {
 
 impl Envelope {
     /// Parses one line; a line that is not an event becomes a `log` event carrying it, so odd
-    /// output is shown rather than lost or fatal.
+    /// output is shown rather than lost or fatal. The warning quotes at most 300 characters of
+    /// the line and 200 of serde's complaint (which repeats what it refused: an unknown `type`,
+    /// a string where a number belongs, however long).
     pub fn parse_line(line: &str) -> Envelope {
         serde_json::from_str(line).unwrap_or_else(|e| Envelope {
             seq: 0,
@@ -155,7 +157,8 @@ impl Envelope {
             event: TrainerEvent::Log {
                 level: Some("warning".into()),
                 message: format!(
-                    "unreadable trainer output ({e}): {}",
+                    "unreadable trainer output ({}): {}",
+                    e.to_string().chars().take(200).collect::<String>(),
                     line.chars().take(300).collect::<String>()
                 ),
             },
@@ -231,6 +234,19 @@ mod tests {
         }
         let bad = Envelope::parse_line("Traceback (most recent call last):");
         assert!(matches!(bad.event, TrainerEvent::Log { .. }));
+        // serde's complaint repeats what it refused: cut, like the quote of the line.
+        let long = "x".repeat(100_000);
+        for line in [
+            format!(r#"{{"type":"{long}"}}"#),
+            format!(r#"{{"type":"metric","step":"{long}"}}"#),
+        ] {
+            match Envelope::parse_line(&line).event {
+                TrainerEvent::Log { message, .. } => {
+                    assert!(message.len() < 600, "{} bytes", message.len())
+                }
+                other => panic!("{other:?}"),
+            }
+        }
         let spec = TrainerSpec::sample("j");
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["dataset"]["path"], "/d");

@@ -45,7 +45,7 @@ use std::sync::Arc;
 use tape::{Doc, ErrorKind, JsonError, Node};
 
 /// The validator's own JSON parser (`tape.rs`) as a `serde_json::Value`, for the
-/// differential test against serde_json and the fuzz target (`engine/fuzz`); not an API.
+/// differential test against serde_json and the fuzz target (`fuzz/`); not an API.
 /// Numbers become `f64`, as the validator reads them.
 #[doc(hidden)]
 pub fn parse_json_value(text: &[u8]) -> Result<serde_json::Value, String> {

@@ -33,6 +33,15 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::Caller;
 
+/// The body of a `POST /api/v1/call` decoded as the server decodes it (once its content type
+/// and size are checked): JSON, then a [`Request`], or the 400 naming the field at fault.
+/// Public for the fuzz target (`fuzz/fuzz_targets/call_body.rs`), so that what it fuzzes is
+/// what the daemon serves.
+#[doc(hidden)]
+pub fn decode_call_body(body: &[u8]) -> Result<Request, ApiError> {
+    routes::decode_json_body::<Request>(body).map_err(|e| e.0)
+}
+
 /// What the routes share.
 pub(crate) struct ServerState {
     pub api: LocalApi,

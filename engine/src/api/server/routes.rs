@@ -130,11 +130,43 @@ where
     type Rejection = HttpError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, HttpError> {
-        let Json(value) = Json::<serde_json::Value>::from_request(req, state)
+        if !json_content_type(req.headers()) {
+            return Err(HttpError(ApiError::new(
+                ErrorCode::Invalid,
+                format!("the request body is not valid: {MISSING_JSON_CONTENT_TYPE}"),
+            )));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(bad_json)?;
-        decode_body(&value).map(JsonBody)
+            .map_err(|e| bad_json(e.into()))?;
+        decode_json_body(&bytes).map(JsonBody)
     }
+}
+
+/// What axum's `Json` answers a body without a JSON content type.
+const MISSING_JSON_CONTENT_TYPE: &str = "Expected request with `Content-Type: application/json`";
+
+/// Whether the request says its body is JSON, as axum's `Json` decides it: `application/json`
+/// or `application/*+json`, parameters allowed.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            m.type_() == "application"
+                && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+        })
+}
+
+/// A body's bytes read as JSON (as axum's `Json` reads them) and decoded as a `T`: what every
+/// route with a JSON body runs on it, once its content type and size are checked.
+pub(super) fn decode_json_body<T>(bytes: &[u8]) -> Result<T, HttpError>
+where
+    T: serde::de::DeserializeOwned + schemars::JsonSchema,
+{
+    let Json(value) = Json::<serde_json::Value>::from_bytes(bytes).map_err(bad_json)?;
+    decode_body(&value)
 }
 
 /// Decodes a body already read as JSON.
@@ -694,6 +726,42 @@ mod tests {
             decode_body::<Request>(&json!({"op": "hello"})),
             Ok(Request::Hello)
         ));
+    }
+
+    #[test]
+    fn a_body_is_read_as_json_then_decoded() {
+        let ok = decode_json_body::<Request>(br#"{"op": "list_jobs", "page": {"offset": 2}}"#);
+        assert!(matches!(ok, Ok(Request::ListJobs { .. })));
+        for bad in [&b""[..], b"{", b"{\"op\": \"hello\"} x", b"\xff", b"nul"] {
+            let e = decode_json_body::<Request>(bad).expect_err("refused").0;
+            assert_eq!(e.code, ErrorCode::Invalid);
+            assert_eq!(e.field, None);
+            assert!(
+                e.message.starts_with("the request body is not valid: "),
+                "{}",
+                e.message
+            );
+        }
+        let e = decode_json_body::<Request>(br#"{"op": "get_job", "id": 7}"#)
+            .expect_err("refused")
+            .0;
+        assert_eq!(e.field.as_deref(), Some("id"));
+        let headers = |ct: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(axum::http::header::CONTENT_TYPE, ct.parse().unwrap());
+            h
+        };
+        for ct in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/x+json",
+        ] {
+            assert!(json_content_type(&headers(ct)), "{ct}");
+        }
+        for ct in ["text/plain", "application/jsonx", "json", "text/json"] {
+            assert!(!json_content_type(&headers(ct)), "{ct}");
+        }
+        assert!(!json_content_type(&axum::http::HeaderMap::new()));
     }
 
     #[test]

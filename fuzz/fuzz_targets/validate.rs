@@ -9,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
     for name in ["d.jsonl", "d.json", "d.txt"] {
         let r = validate_reader(data, name, &ValidationOptions::default(), &mut |_| {}).unwrap();
         let s = &r.statistics;
-        assert_eq!(s.total_examples, s.total_training_pairs + s.total_validation_pairs);
+        assert_eq!(
+            s.total_examples,
+            s.total_training_pairs + s.total_validation_pairs
+        );
         assert!(!r.training_ready || s.error_count == 0);
     }
 });
