@@ -439,10 +439,14 @@ pub enum TokensCmd {
         /// The user it acts for (a new name is a new user); default: the profile's user.
         #[arg(long)]
         user: Option<String>,
+        /// When it stops being accepted: a duration from now (`90m`, `12h`, `30d`, `8w`) or a
+        /// date (`2027-01-31`, RFC 3339 `2027-01-31T18:00:00Z`). Default: never.
+        #[arg(long, value_name = "WHEN")]
+        expires: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// List tokens (never their secrets).
+    /// List tokens (never their secrets), with their expiry and last use.
     List {
         #[command(flatten)]
         json: JsonFlag,

@@ -427,8 +427,17 @@ pub trait Api: EngineApi {
         expect!(self.call(Request::MarkRead { id }).await, Count)
     }
 
-    async fn create_token(&self, user: Option<String>) -> Result<NewToken, ApiError> {
-        expect!(self.call(Request::CreateToken { user }).await, Token)
+    /// A new token for `user` (absent: the profile's user), accepted until `expires_at`
+    /// (absent: until revoked).
+    async fn create_token(
+        &self,
+        user: Option<String>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<NewToken, ApiError> {
+        expect!(
+            self.call(Request::CreateToken { user, expires_at }).await,
+            Token
+        )
     }
     async fn tokens(&self) -> Result<Vec<TokenInfo>, ApiError> {
         expect!(self.call(Request::ListTokens).await, Tokens)

@@ -297,8 +297,9 @@ pub struct EngineConfig {
     /// consumer such as the Postgres mirror has not acknowledged). A client that was away
     /// longer reloads instead of resuming.
     pub change_log_retention_hours: u64,
-    /// Failed authentications one address may make per minute before the daemon refuses it
-    /// (429) for the rest of the minute. 0 turns the limit off.
+    /// Failed authentications one address may make per minute before its further failures
+    /// are slowed down (a second each) and answered 429 for the rest of the minute. A valid
+    /// token is always accepted, whatever its address's failures. 0 turns the limit off.
     pub auth_failures_per_minute: u32,
     /// Seconds a cancelled trainer gets between SIGTERM (it saves a checkpoint) and SIGKILL.
     pub cancel_grace_secs: u64,

@@ -101,6 +101,11 @@ pub enum Reason {
     /// The store and config.toml disagree about whose records these are, or the store is
     /// missing beside its data.
     Profile,
+    /// (`unauthorized`) The token is past its expiry: the engine's owner makes a new one.
+    TokenExpired,
+    /// (`unauthorized`) Only the engine's owner, on its machine (Unix socket or embedded), may
+    /// make this request.
+    OwnerOnly,
 }
 
 impl Reason {
@@ -118,6 +123,8 @@ impl Reason {
             Self::Corrupt => "corrupt",
             Self::SchemaTooNew => "schema_too_new",
             Self::Profile => "profile",
+            Self::TokenExpired => "token_expired",
+            Self::OwnerOnly => "owner_only",
         }
     }
 }
@@ -136,7 +143,7 @@ pub struct ApiError {
     /// More about it, for people (the seed's `details`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
-    /// For `conflict`: why, for clients that act on it.
+    /// For `conflict` (and some `unauthorized`): why, for clients that act on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
 }
@@ -172,6 +179,13 @@ impl ApiError {
     }
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unauthorized, message)
+    }
+    /// An `unauthorized` with its reason.
+    pub fn unauthorized_because(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason: Some(reason),
+            ..Self::new(ErrorCode::Unauthorized, message)
+        }
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Internal, message)
@@ -219,6 +233,8 @@ mod tests {
             Reason::Corrupt,
             Reason::SchemaTooNew,
             Reason::Profile,
+            Reason::TokenExpired,
+            Reason::OwnerOnly,
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
             let e = ApiError::conflict(r, "refused");

@@ -251,6 +251,9 @@ pub enum Request {
         /// A user name; a new name becomes a new user. Absent: the profile's user.
         #[serde(default)]
         user: Option<String>,
+        /// When the token stops being accepted (in the future). Absent: never.
+        #[serde(default)]
+        expires_at: Option<Timestamp>,
     },
     ListTokens,
     RevokeToken {
@@ -320,9 +323,11 @@ impl Request {
         }
     }
 
-    /// Whether only the owner of the engine may make it: token management, and importing a
-    /// file by path (the engine would read any file it can; only the owner, on the Unix
-    /// socket or embedded, shares its filesystem).
+    /// Whether only the owner of the engine may make it: token management, importing a file
+    /// by path (the engine would read any file it can; only the owner, on the Unix socket or
+    /// embedded, shares its filesystem), and the engine-wide maintenance requests (doctor,
+    /// backups, creating buckets, verifying the mirror). Refused to others as `unauthorized`
+    /// with the reason `owner_only`.
     pub fn owner_only(&self) -> bool {
         matches!(
             self,
@@ -442,6 +447,12 @@ pub struct TokenInfo {
     pub user_name: String,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// When it stops being accepted; none: never.
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+    /// Its last successful use (recorded at most once a minute); none: never used.
+    #[serde(default)]
+    pub last_used_at: Option<Timestamp>,
 }
 
 /// A new token: the secret is shown this once.

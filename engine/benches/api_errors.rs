@@ -71,7 +71,7 @@ fn main() {
         .unwrap();
     let engine = Engine::builder(Paths::under(home.path())).open().unwrap();
     let api = LocalApi::new(engine.clone());
-    let token = api.token_store().create(None).unwrap().token;
+    let token = api.token_store().create(None, None).unwrap().token;
     let stop = CancellationToken::new();
     let base = listen::serve(&daemon, &api, home.path(), &stop);
     let client = tokio::runtime::Builder::new_multi_thread()

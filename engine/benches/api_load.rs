@@ -428,7 +428,7 @@ fn daemon(jobs: usize, datasets: usize) -> Daemon {
         engine.paths().database_file().display()
     );
     let api = LocalApi::new(engine.clone());
-    let token = api.token_store().create(None).unwrap().token;
+    let token = api.token_store().create(None, None).unwrap().token;
     let stop = CancellationToken::new();
     rt.block_on(async {
         engine.start();

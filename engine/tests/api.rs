@@ -442,8 +442,11 @@ async fn users_see_only_their_own_records_and_changes(via: Via) {
     let e = engine(home.path(), vec![]);
     let served = Served::new(&e, home.path(), via).await;
     let owner = &*served.api;
-    let alice = owner.create_token(Some("alice".into())).await.unwrap();
-    let bob = owner.create_token(Some("bob".into())).await.unwrap();
+    let alice = owner
+        .create_token(Some("alice".into()), None)
+        .await
+        .unwrap();
+    let bob = owner.create_token(Some("bob".into()), None).await.unwrap();
     assert_ne!(alice.info.user_id, bob.info.user_id);
     let a = served.as_token(&alice);
     let b = served.as_token(&bob);
@@ -494,6 +497,115 @@ async fn users_see_only_their_own_records_and_changes(via: Via) {
     }
     assert!(owner.doctor(false).await.unwrap().ok);
     assert_eq!(owner.tokens().await.unwrap().len(), 2);
+}
+
+both!(users_other_than_the_owner_see_their_own_figures_and_are_told_what_is_owner_only);
+async fn users_other_than_the_owner_see_their_own_figures_and_are_told_what_is_owner_only(
+    via: Via,
+) {
+    let home = tempfile::tempdir().unwrap();
+    let e = engine(home.path(), vec![]);
+    let served = Served::new(&e, home.path(), via).await;
+    let owner = &*served.api;
+    let bob = owner.create_token(Some("bob".into()), None).await.unwrap();
+    let b = served.as_token(&bob);
+    ready_dataset(owner, home.path(), "owners").await;
+    // The owner sees the engine's configuration, paths and the change log's seq.
+    let full = owner.config_info().await.unwrap();
+    assert!(full.config.get("storage").is_some());
+    assert!(full.paths.contains_key("secrets_file"));
+    assert!(
+        full.config_toml.contains("[storage"),
+        "{}",
+        full.config_toml
+    );
+    assert!(owner.mirror_status().await.unwrap().last_seq > 0);
+    // Bob sees neither the storage, backends, mirror, trainer and engine sections nor paths.
+    let his = b.config_info().await.unwrap();
+    for section in ["storage", "backends", "mirror", "trainer", "engine"] {
+        assert!(
+            his.config.get(section).is_none(),
+            "{section}: {:#}",
+            his.config
+        );
+        assert!(
+            !his.config_toml.contains(&format!("\n[{section}")),
+            "{section}: {}",
+            his.config_toml
+        );
+    }
+    assert!(his.config.get("training").is_some());
+    assert!(his.paths.is_empty() && his.secrets.is_empty(), "{his:?}");
+    let m = b.mirror_status().await.unwrap();
+    assert_eq!((m.last_seq, m.acked_seq, m.behind), (0, 0, 0), "{m:?}");
+    assert_eq!(m.target, None);
+    // Owner-only requests say what they are, with a reason clients can branch on.
+    let err = b.doctor(false).await.unwrap_err();
+    assert_eq!(
+        (err.code, err.reason),
+        (ErrorCode::Unauthorized, Some(Reason::OwnerOnly))
+    );
+    assert!(
+        err.message
+            .starts_with("`doctor` is for the engine's owner: run it on the engine's machine"),
+        "{err}"
+    );
+    assert!(!err.message.contains("may manage tokens"), "{err}");
+    let err = b.create_backup().await.unwrap_err();
+    assert!(err.message.starts_with("`backup create` is for"), "{err}");
+    let err = b.call(Request::MirrorVerify).await.unwrap_err();
+    assert!(err.message.starts_with("`mirror verify` is for"), "{err}");
+    let err = b.tokens().await.unwrap_err();
+    assert_eq!(err.reason, Some(Reason::OwnerOnly));
+}
+
+both!(tokens_expire_and_record_their_last_use);
+async fn tokens_expire_and_record_their_last_use(via: Via) {
+    let home = tempfile::tempdir().unwrap();
+    let e = engine(home.path(), vec![]);
+    let served = Served::new(&e, home.path(), via).await;
+    let owner = &*served.api;
+    let in_an_hour = now() + chrono::Duration::hours(1);
+    let carol = owner
+        .create_token(Some("carol".into()), Some(in_an_hour))
+        .await
+        .unwrap();
+    let past = owner
+        .create_token(
+            Some("dan".into()),
+            Some(now() - chrono::Duration::minutes(1)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(past.field.as_deref(), Some("expires_at"), "{past}");
+    let listed = owner.tokens().await.unwrap();
+    // RFC 3339 on the wire: the same instant, to the microsecond at least.
+    let expiry = listed[0].expires_at.unwrap();
+    assert!(
+        (expiry - in_an_hour).num_milliseconds().abs() < 1,
+        "{expiry}"
+    );
+    assert_eq!(listed[0].last_used_at, None);
+    let c = served.as_token(&carol);
+    c.jobs(None, Paging::ALL).await.unwrap();
+    if via == Via::Remote {
+        // The daemon records a use on authentication (in process, the token is not presented).
+        let used = owner.tokens().await.unwrap()[0].last_used_at;
+        assert!(used.is_some(), "{used:?}");
+        // Past its expiry (set in the store, as time passing would): refused with its reason.
+        let hash = hash_token(&carol.token);
+        let mut record = e.store().token_by_hash(&hash).unwrap().unwrap();
+        record.expires_at = Some(now() - chrono::Duration::seconds(1));
+        e.store().put_token(&record).unwrap();
+        let err = c.jobs(None, Paging::ALL).await.unwrap_err();
+        assert_eq!(
+            (err.code, err.reason),
+            (ErrorCode::Unauthorized, Some(Reason::TokenExpired)),
+            "{err}"
+        );
+        assert!(err.message.contains("expired at"), "{err}");
+        assert!(err.message.contains("brightrun tokens create"), "{err}");
+    }
 }
 
 both!(the_feed_resumes_after_any_seq_and_refuses_a_compacted_one);
@@ -629,7 +741,7 @@ async fn every_request_and_reply_round_trips_through_json(via: Via) {
         .to_string();
     let jid = job.id.to_string();
     let did = d.id.to_string();
-    let token = api.create_token(Some("carol".into())).await.unwrap();
+    let token = api.create_token(Some("carol".into()), None).await.unwrap();
     let requests = vec![
         Request::Hello,
         Request::Catalog,
@@ -702,6 +814,7 @@ async fn every_request_and_reply_round_trips_through_json(via: Via) {
         Request::ListTokens,
         Request::CreateToken {
             user: Some("dave".into()),
+            expires_at: None,
         },
         Request::RevokeToken {
             id: token.info.id.clone(),

@@ -23,14 +23,20 @@ pub async fn run(api: &dyn EngineApi, cmd: ConfigCmd) -> Result<i32> {
                     "engine": api.connection().to_string(),
                 }))?;
             } else {
-                println!("# effective configuration ({})", path("config_file"));
-                print!("{}", info.config_toml);
-                println!(
-                    "\n# secrets (from the environment or {})",
-                    path("secrets_file")
-                );
-                if info.secrets.is_empty() {
-                    println!("# none set");
+                if info.paths.is_empty() {
+                    // The engine's paths and secrets are its owner's to see.
+                    println!("# effective configuration (of the engine)");
+                    print!("{}", info.config_toml);
+                } else {
+                    println!("# effective configuration ({})", path("config_file"));
+                    print!("{}", info.config_toml);
+                    println!(
+                        "\n# secrets (from the environment or {})",
+                        path("secrets_file")
+                    );
+                    if info.secrets.is_empty() {
+                        println!("# none set");
+                    }
                 }
                 for s in &info.secrets {
                     println!("# {} = {} ({})", s.name, s.value, s.source);

@@ -11,7 +11,17 @@ use brightrun_engine::mirror::{MirrorState, MirrorStatus};
 
 /// One line for people: the state, the lag, the target.
 pub fn describe(s: &MirrorStatus) -> String {
-    let target = s.target.as_deref().map(|t| fit(t, 80)).unwrap_or_default();
+    let Some(target) = s.target.as_deref().map(|t| fit(t, 80)) else {
+        // As the engine answers a user who does not see it: no target, no seqs.
+        return match s.state {
+            MirrorState::Disabled => "mirror off".into(),
+            MirrorState::InSync => "in sync".into(),
+            MirrorState::Backfilling => "backfilling".into(),
+            MirrorState::Starting => "starting".into(),
+            MirrorState::Behind => "behind".into(),
+            MirrorState::Unreachable => "unreachable (the engine's owner sees why)".into(),
+        };
+    };
     match s.state {
         MirrorState::Disabled => "mirror off (set [mirror] url in config.toml)".into(),
         MirrorState::InSync => format!("in sync with {target} (seq {})", s.acked_seq),
@@ -39,7 +49,10 @@ pub async fn run(api: &dyn EngineApi, cmd: MirrorCmd) -> Result<i32> {
                 output::json(&s)?;
             } else {
                 println!("{}", describe(&s));
-                println!("acknowledged seq {} of {}", s.acked_seq, s.last_seq);
+                // A user who does not see the engine gets no seqs (both 0) and no target.
+                if s.target.is_some() || s.last_seq > 0 {
+                    println!("acknowledged seq {} of {}", s.acked_seq, s.last_seq);
+                }
                 if !s.running && s.state != MirrorState::Disabled {
                     println!(
                         "no mirror task runs here: `brightrun serve` (or the dashboard) runs it; `brightrun mirror sync` pushes once"

@@ -16,7 +16,8 @@ use std::str::FromStr;
 pub struct LocalApi {
     engine: Engine,
     tokens: TokenStore,
-    /// Whether this caller may manage tokens (the owner: embedded, or on the Unix socket).
+    /// Whether this caller is the engine's owner (embedded, or on the Unix socket as the
+    /// profile's user): it alone may make the owner-only requests.
     owner: bool,
 }
 
@@ -51,7 +52,59 @@ impl LocalApi {
     pub fn token_store(&self) -> &TokenStore {
         &self.tokens
     }
+
+    /// Whether this caller sees engine-wide figures and settings (every user's job counts and
+    /// storage in `/metrics`, the change log's seq in the mirror's status, the storage,
+    /// backends, mirror and paths in `config show`): the owner, and the profile's own user
+    /// with its token over TCP. Other users see their own figures, or nothing.
+    pub fn sees_engine(&self) -> bool {
+        self.owner || self.engine.user_id() == self.engine.profile_user()
+    }
 }
+
+/// Why a caller other than the owner is refused `request` (an owner-only one).
+fn owner_only(request: &Request) -> ApiError {
+    let what = match request {
+        Request::ImportDataset { .. } => {
+            return ApiError::unauthorized_because(
+                Reason::OwnerOnly,
+                "only the engine's owner (on its Unix socket) may import a file by path; send its bytes instead",
+            );
+        }
+        Request::CreateToken { .. } | Request::ListTokens | Request::RevokeToken { .. } => {
+            "managing tokens (`tokens create`, `list`, `revoke`)"
+        }
+        Request::StorageCheck { .. } => "creating buckets (`storage check --create-buckets`)",
+        Request::MirrorVerify => "`mirror verify`",
+        Request::CreateBackup => "`backup create`",
+        Request::Doctor { .. } => "`doctor`",
+        other => other.op(),
+    };
+    ApiError::unauthorized_because(
+        Reason::OwnerOnly,
+        format!(
+            "{what} is for the engine's owner: run it on the engine's machine (through its Unix socket)"
+        ),
+    )
+}
+
+/// The mirror's status as a caller who does not see the engine sees it: its state and when it
+/// last synced, without the change log's seqs, its target or its error text.
+fn mirror_for_user(mut s: crate::mirror::MirrorStatus) -> crate::mirror::MirrorStatus {
+    s.target = None;
+    s.acked_seq = 0;
+    s.last_seq = 0;
+    s.behind = 0;
+    s.backfilled_rows = 0;
+    s.last_error = s
+        .last_error
+        .map(|_| "(shown to the engine's owner)".to_string());
+    s
+}
+
+/// The sections of `config show` only callers who see the engine get: where and how the
+/// engine stores, runs, mirrors and serves.
+const ENGINE_SECTIONS: [&str; 5] = ["storage", "backends", "mirror", "trainer", "engine"];
 
 /// Runs blocking engine work off the async workers.
 async fn blocking<T: Send + 'static>(
@@ -197,7 +250,35 @@ impl LocalApi {
         }
     }
 
+    /// The configuration; for a caller who does not see the engine ([`LocalApi::sees_engine`]),
+    /// without [`ENGINE_SECTIONS`] (the S3 endpoint and buckets, backend addresses, the
+    /// mirror's URL), paths and secrets.
     fn config_info(&self) -> Result<ConfigInfo, ApiError> {
+        let mut info = self.full_config_info()?;
+        if !self.sees_engine() {
+            if let Some(map) = info.config.as_object_mut() {
+                for k in ENGINE_SECTIONS {
+                    map.remove(k);
+                }
+            }
+            let mut table: toml::Table = toml::from_str(&info.config_toml)
+                .map_err(|err| ApiError::internal(err.to_string()))?;
+            for k in ENGINE_SECTIONS {
+                table.remove(k);
+            }
+            info.config_toml = format!(
+                "# [{}] are shown to the engine's owner only\n{}",
+                ENGINE_SECTIONS.join("], ["),
+                toml::to_string_pretty(&table)
+                    .map_err(|err| ApiError::internal(err.to_string()))?
+            );
+            info.paths.clear();
+            info.secrets.clear();
+        }
+        Ok(info)
+    }
+
+    fn full_config_info(&self) -> Result<ConfigInfo, ApiError> {
         let e = &self.engine;
         let p = e.paths();
         let s = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
@@ -252,14 +333,7 @@ impl LocalApi {
     /// Answers one request.
     pub async fn dispatch(&self, request: Request) -> Result<Reply, ApiError> {
         if request.owner_only() && !self.owner {
-            return Err(ApiError::unauthorized(format!(
-                "only the engine's owner (on its Unix socket) may {}",
-                if matches!(request, Request::ImportDataset { .. }) {
-                    "import a file by path; send its bytes instead"
-                } else {
-                    "manage tokens"
-                }
-            )));
+            return Err(owner_only(&request));
         }
         let e = &self.engine;
         Ok(match request {
@@ -507,11 +581,11 @@ impl LocalApi {
                 .await?,
             ),
 
-            Request::CreateToken { user } => {
+            Request::CreateToken { user, expires_at } => {
                 check_field("user", user.as_deref().unwrap_or(""))?;
                 let tokens = self.tokens.clone();
                 Reply::Token(
-                    crate::store::off_runtime(move || tokens.create(user.as_deref()))
+                    crate::store::off_runtime(move || tokens.create(user.as_deref(), expires_at))
                         .await
                         .map_err(|e| ApiError::internal(e.to_string()))??,
                 )
@@ -521,7 +595,14 @@ impl LocalApi {
                 Reply::TokenRevoked(off(self, move |api| api.tokens.revoke(&id)).await?)
             }
 
-            Request::MirrorStatus => Reply::Mirror(blocking(e, move |e| e.mirror_status()).await?),
+            Request::MirrorStatus => {
+                let status = blocking(e, move |e| e.mirror_status()).await?;
+                Reply::Mirror(if self.sees_engine() {
+                    status
+                } else {
+                    mirror_for_user(status)
+                })
+            }
             Request::MirrorSync { timeout_secs } => {
                 let secs = timeout_secs.unwrap_or(60);
                 if !(1..=3600).contains(&secs) {
@@ -530,7 +611,12 @@ impl LocalApi {
                         "timeout_secs must be between 1 and 3600",
                     ));
                 }
-                Reply::Mirror(e.mirror_sync(std::time::Duration::from_secs(secs)).await?)
+                let status = e.mirror_sync(std::time::Duration::from_secs(secs)).await?;
+                Reply::Mirror(if self.sees_engine() {
+                    status
+                } else {
+                    mirror_for_user(status)
+                })
             }
             Request::MirrorVerify => Reply::MirrorVerify(e.mirror_verify().await?),
         })

@@ -20,7 +20,7 @@ pub use brightrun_api::{
 pub use error::FromEngineError;
 pub use feed::{change_feed, live_feed};
 pub use local::LocalApi;
-pub use tokens::{TokenStore, hash_token};
+pub use tokens::{LAST_USE_EVERY, TokenCheck, TokenStore, hash_token};
 
 // What the submodules take with `use super::*`.
 use crate::ids::*;

@@ -24,6 +24,10 @@ pub struct TokenRecord {
     pub user_name: String,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// When it stops being accepted; none: never.
+    pub expires_at: Option<Timestamp>,
+    /// Its last successful use, recorded at most once per [`Store::touch_token`]'s interval.
+    pub last_used_at: Option<Timestamp>,
 }
 
 impl Store {
@@ -90,6 +94,42 @@ impl Store {
         Ok(out)
     }
 
+    /// Records that the token with `hash` was used at `at`, unless a use since `at - every`
+    /// is recorded already (so a busy token costs a write at most once per `every`). One
+    /// write transaction that re-reads the record, so a revocation committed meanwhile is
+    /// kept. Returns whether it wrote.
+    pub fn touch_token(
+        &self,
+        hash: &[u8; 32],
+        at: Timestamp,
+        every: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db)?;
+        let wrote = {
+            let mut table = txn.open_table(TOKENS).map_err(db)?;
+            let current: Option<TokenRecord> = match table.get(hash.as_slice()).map_err(db)? {
+                Some(v) => Some(decode_stored(TOKENS.name(), v.value())?),
+                None => None,
+            };
+            match current {
+                Some(mut t) if t.last_used_at.is_none_or(|l| l + every <= at) => {
+                    t.last_used_at = Some(at);
+                    table
+                        .insert(hash.as_slice(), encode(&t.to_stored()).as_slice())
+                        .map_err(db)?;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if wrote {
+            txn.commit().map_err(db)?;
+        } else {
+            txn.abort().map_err(db)?;
+        }
+        Ok(wrote)
+    }
+
     /// Every user that has a token, with the profile's: whose budgets and storage to account.
     pub fn token_users(&self) -> Result<Vec<UserId>, StoreError> {
         let mut users: Vec<UserId> = self.tokens()?.into_iter().map(|t| t.user_id).collect();
@@ -97,4 +137,59 @@ impl Store {
         users.dedup();
         Ok(users)
     }
+}
+
+/// Schema v5 → v6: rewrites every token from `TokenRecordV1` to `TokenRecordV2` (no expiry, no
+/// recorded use), inside the upgrade's transaction. A value that does not decode as v1 is
+/// moved to the quarantine table (`auth_tokens`, its hash) instead of failing the upgrade: it
+/// could not authenticate anyone anyway. Returns how many were quarantined.
+pub(crate) fn upgrade_tokens_to_v2(txn: &redb::WriteTransaction) -> Result<usize, StoreError> {
+    use super::stored::v1::TokenRecordV1;
+    use super::stored::v2::TokenRecordV2;
+    use super::stored::{Convert, Quarantined};
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = {
+        let table = txn.open_table(TOKENS).map_err(db)?;
+        let mut v = Vec::new();
+        for entry in table.iter().map_err(db)? {
+            let (k, val) = entry.map_err(db)?;
+            v.push((k.value().to_vec(), val.value().to_vec()));
+        }
+        v
+    };
+    let mut quarantined = 0;
+    let mut table = txn.open_table(TOKENS).map_err(db)?;
+    for (key, raw) in entries {
+        match bincode::serde::decode_from_slice::<TokenRecordV1, _>(&raw, super::ENCODING) {
+            Ok((old, used)) if used == raw.len() => {
+                let new: TokenRecordV2 = old.convert();
+                table
+                    .insert(key.as_slice(), encode(&new).as_slice())
+                    .map_err(db)?;
+            }
+            other => {
+                let problem = match other {
+                    Ok((_, used)) => {
+                        format!("{} byte(s) left over after the token", raw.len() - used)
+                    }
+                    Err(e) => format!("cannot decode it: {e}"),
+                };
+                tracing::error!(
+                    "upgrading the tokens: the token {} does not decode ({problem}); moved to quarantine",
+                    hex::encode(&key)
+                );
+                let value = Quarantined {
+                    raw: raw.clone(),
+                    at: crate::domain::now(),
+                    problem,
+                };
+                txn.open_table(super::records::QUARANTINE)
+                    .map_err(db)?
+                    .insert((TOKENS.name(), key.as_slice()), encode(&value).as_slice())
+                    .map_err(db)?;
+                table.remove(key.as_slice()).map_err(db)?;
+                quarantined += 1;
+            }
+        }
+    }
+    Ok(quarantined)
 }

@@ -383,6 +383,8 @@ pub fn samples() -> Samples {
             user_name: "ana".into(),
             created_at: at(1),
             revoked_at: None,
+            expires_at: None,
+            last_used_at: None,
         },
         TokenRecord {
             id: "e5f6a7b8".into(),
@@ -391,6 +393,8 @@ pub fn samples() -> Samples {
             user_name: "ben".into(),
             created_at: at(2),
             revoked_at: Some(at(3)),
+            expires_at: None,
+            last_used_at: None,
         },
     ];
     let upload = PendingUpload {

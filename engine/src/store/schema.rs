@@ -15,6 +15,9 @@
 //!   record, so they are refused from v5 on. The upgrade gives every record of every record
 //!   table its checksum; one that does not decode is quarantined instead of failing the
 //!   upgrade. The change log and the other tables keep their format.
+//! - v6: tokens are `stored::v2::TokenRecordV2` (an expiry and a last use). Older BrightRuns
+//!   could not decode them, so they are refused from v6 on. The upgrade rewrites every token
+//!   (never expiring, no use recorded); one that does not decode is quarantined.
 //!
 //! Record layouts are the stored types of [`super::stored`], not the domain types: schema v5's
 //! records are `stored::v1` (byte for byte what v5 always wrote; the upgrade fixture
@@ -29,7 +32,7 @@ use super::records::*;
 use crate::domain::*;
 use redb::{Database, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 const KEY: &str = "schema_version";
 
 pub fn read_version(db_: &Database) -> Result<u64, StoreError> {
@@ -54,7 +57,8 @@ pub fn upgrade(db_: &Database) -> Result<(), StoreError> {
         return Ok(());
     }
     let txn = db_.begin_write().map_err(db)?;
-    if found >= 1 {
+    // v5 sealed every record: only older files need their checksums.
+    if (1..5).contains(&found) {
         let quarantined = super::quarantine::reseal_all(&txn)?;
         if quarantined > 0 {
             tracing::error!(
@@ -65,6 +69,14 @@ pub fn upgrade(db_: &Database) -> Result<(), StoreError> {
     if found == 1 {
         tracing::info!("upgrading store schema 1 → 2: rebuilding indexes");
         rebuild_indexes(&txn)?;
+    }
+    if (1..6).contains(&found) {
+        let quarantined = super::auth::upgrade_tokens_to_v2(&txn)?;
+        if quarantined > 0 {
+            tracing::error!(
+                "upgrading store schema {found} → {SCHEMA_VERSION}: {quarantined} token(s) did not decode and were moved to quarantine"
+            );
+        }
     }
     rebuild_counts(&txn)?;
     txn.open_table(META)

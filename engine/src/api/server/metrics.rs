@@ -2,8 +2,13 @@
 //! durations of validations and training runs that finished while the daemon ran (followed
 //! on the change log), are kept in memory; job counts come from the store's indexes at
 //! scrape time (keys only, no decoding) and storage bytes from the records.
+//!
+//! Engine-wide figures are for callers who see the engine (`LocalApi::sees_engine`: the owner,
+//! or the profile's user with its own token). Any other token holder gets its own user's job
+//! counts, queue depth, success ratio and storage bytes, and nothing else: no other user's
+//! numbers, no request rates, no change-log seq.
 
-use super::Shared;
+use super::{Caller, Shared};
 use crate::domain::JobStatus;
 use crate::events::EngineEvent;
 use axum::extract::State;
@@ -173,16 +178,34 @@ fn gauge(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-pub(crate) async fn prometheus(State(state): State<Shared>) -> impl IntoResponse {
+pub(crate) async fn prometheus(State(state): State<Shared>, caller: Caller) -> impl IntoResponse {
     let mut out = String::new();
-    let engine = state.api.engine().clone();
+    let everyone = caller.api.sees_engine();
+    let engine = if everyone {
+        state.api.engine().clone()
+    } else {
+        caller.api.engine().clone()
+    };
     let (counts, bytes, seq) = crate::store::off_runtime(move || {
+        let user = engine.user_id();
         let counts = JobStatus::ALL
             .iter()
-            .map(|s| (*s, engine.store().count_jobs_in_status(*s).unwrap_or(0)))
+            .map(|s| {
+                let n = if everyone {
+                    engine.store().count_jobs_in_status(*s)
+                } else {
+                    engine.store().count_jobs(user, Some(*s))
+                };
+                (*s, n.unwrap_or(0))
+            })
             .collect::<Vec<_>>();
         let (mut datasets, mut models) = (0u64, 0u64);
-        for e in engine.every_user() {
+        let users = if everyone {
+            engine.every_user()
+        } else {
+            vec![engine.clone()]
+        };
+        for e in users {
             datasets += e
                 .datasets(None, crate::Page::ALL)
                 .map(|v| v.iter().map(|d| d.file_size).sum::<u64>())
@@ -204,7 +227,7 @@ pub(crate) async fn prometheus(State(state): State<Shared>) -> impl IntoResponse
     gauge(
         &mut out,
         "brightrun_jobs",
-        "Training jobs by status.",
+        "Training jobs by status (the caller's own, unless it sees the engine).",
         "gauge",
     );
     for (s, n) in &counts {
@@ -245,6 +268,15 @@ pub(crate) async fn prometheus(State(state): State<Shared>) -> impl IntoResponse
     );
     for (bucket, n) in bytes {
         let _ = writeln!(out, "brightrun_storage_bytes{{bucket=\"{bucket}\"}} {n}");
+    }
+    if !everyone {
+        return (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
+            out,
+        );
     }
     gauge(
         &mut out,

@@ -10,6 +10,7 @@
 //! never overwrites an existing file.
 
 use super::v1::*;
+use super::v2::*;
 use super::{Change, Persisted};
 use crate::domain::Timestamp;
 use crate::store::fixture::{Samples, samples};
@@ -135,6 +136,42 @@ fn v1_layouts_are_frozen() {
     assert!(counted.iter().all(|n| *n > 0));
 }
 
+/// The samples' tokens, and one that expires and was used (the samples' have neither, as the
+/// v5 fixture's tokens read after their upgrade).
+fn tokens_today(s: &Samples) -> Vec<TokenRecordV2> {
+    let mut tokens = stored(&s.tokens);
+    let mut used = tokens[0].clone();
+    used.id = "c0ffee00".into();
+    used.hash = [11; 32];
+    used.expires_at = Some(s.datasets[0].created_at + chrono::Duration::days(30));
+    used.last_used_at = Some(s.datasets[0].created_at + chrono::Duration::minutes(5));
+    tokens.push(used);
+    tokens
+}
+
+#[test]
+fn v2_layouts_are_frozen() {
+    assert!(round_trips::<TokenRecordV2>("v2", "token") > 0);
+}
+
+/// The schema v6 upgrade of a token: v1's golden tokens become the samples' tokens, with no
+/// expiry and no recorded use.
+#[test]
+fn v1_tokens_upgrade_to_v2() {
+    let s = samples();
+    let lines = read_lines("v1", "token").expect("the v1 token golden file");
+    let upgraded: Vec<TokenRecordV2> = lines
+        .iter()
+        .map(|b| super::Convert::convert(decode_exact::<TokenRecordV1>(b, "v1/token")))
+        .collect();
+    assert_eq!(upgraded, stored(&s.tokens));
+    assert!(
+        upgraded
+            .iter()
+            .all(|t| t.expires_at.is_none() && t.last_used_at.is_none())
+    );
+}
+
 #[test]
 fn todays_records_encode_as_the_current_version() {
     let s = samples();
@@ -145,7 +182,7 @@ fn todays_records_encode_as_the_current_version() {
     matches_today("v1", "cost_record", &stored(&s.costs));
     matches_today("v1", "notification", &stored(&s.notifications));
     matches_today("v1", "checkpoint", &stored(&s.checkpoints));
-    matches_today("v1", "token", &stored(&s.tokens));
+    matches_today("v2", "token", &tokens_today(&s));
     matches_today(
         "v1",
         "pending_upload",

@@ -18,6 +18,7 @@
 
 mod convert;
 pub mod v1;
+pub mod v2;
 
 pub use convert::Convert;
 
@@ -56,7 +57,7 @@ persisted!(
     CostRecord => v1::CostRecordV1,
     Notification => v1::NotificationV1,
     Checkpoint => v1::CheckpointV1,
-    TokenRecord => v1::TokenRecordV1,
+    TokenRecord => v2::TokenRecordV2,
     PendingUpload => v1::PendingUploadV1,
     Calibration => v1::CalibrationV1,
 );

@@ -8,7 +8,6 @@ use crate::domain::*;
 use crate::ids::*;
 use crate::storage::Bucket;
 use crate::storage::journal::{DonePart, PendingUpload, SourceStamp};
-use crate::store::TokenRecord;
 use crate::training::Calibration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -448,14 +447,18 @@ stored_struct!(CheckpointV1 <=> Checkpoint {
 
 // ---- engine-private tables: tokens, the upload journal, calibration ----
 
-stored_struct!(TokenRecordV1 <=> TokenRecord {
-    id: String,
-    hash: [u8; 32],
-    user_id: UserId,
-    user_name: String,
-    created_at: Timestamp,
-    revoked_at: Option<Timestamp>,
-});
+/// A bearer token as schema v5 stored it. Since schema v6 tokens are `v2::TokenRecordV2`
+/// (this layout plus an expiry and a last use); this type stays for the upgrade and its
+/// golden file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecordV1 {
+    pub id: String,
+    pub hash: [u8; 32],
+    pub user_id: UserId,
+    pub user_name: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
 
 stored_enum!(BucketV1 <=> Bucket { Datasets, Models });
 
