@@ -106,6 +106,10 @@ pub enum Reason {
     /// (`unauthorized`) Only the engine's owner, on its machine (Unix socket or embedded), may
     /// make this request.
     OwnerOnly,
+    /// A reason a newer engine gives that this client does not know: the error's code and
+    /// message still say what happened.
+    #[serde(other)]
+    Unknown,
 }
 
 impl Reason {
@@ -125,6 +129,7 @@ impl Reason {
             Self::Profile => "profile",
             Self::TokenExpired => "token_expired",
             Self::OwnerOnly => "owner_only",
+            Self::Unknown => "unknown",
         }
     }
 }
@@ -245,5 +250,11 @@ mod tests {
         let old: ApiError =
             serde_json::from_str(r#"{"code":"conflict","message":"refused"}"#).unwrap();
         assert_eq!(old.reason, None);
+        // A newer engine's reason reads as unknown, never as an unreadable reply.
+        let newer: ApiError = serde_json::from_str(
+            r#"{"code":"conflict","message":"refused","reason":"from_the_future"}"#,
+        )
+        .unwrap();
+        assert_eq!(newer.reason, Some(Reason::Unknown));
     }
 }

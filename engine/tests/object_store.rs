@@ -327,7 +327,7 @@ async fn an_upload_the_server_forgot_starts_afresh_without_blaming_the_credentia
         .begin(&PendingUpload {
             bucket: Bucket::Datasets,
             path: "u/d/d.jsonl".into(),
-            upload_id: "an-upload-id-the-server-never-heard-of".into(),
+            upload_id: uuid::Uuid::new_v4().to_string(),
             source: SourceStamp::of(&src, &meta),
             part_size: server.config().part_size_mb * 1024 * 1024,
             checksums: true,
