@@ -334,6 +334,14 @@ fn an_upload_is_cut_at_its_declared_size_and_can_be_sent_again() {
         .as_str()
         .unwrap_or_else(|| panic!("{created:#}"))
         .to_string();
+    // The REST routes take full ids: a prefix is not found (the CLI resolves prefixes).
+    let r = http
+        .get(format!("{base}/api/datasets/{}", &id[..8]))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert!(r.text().unwrap().contains("full ids"));
     // 20 MiB against the 1 KB announced: refused, and not written to the end first.
     let big = vec![b'x'; 20 << 20];
     let r = http

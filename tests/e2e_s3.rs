@@ -339,3 +339,33 @@ fn an_adapter_trained_on_s3_goes_both_ways_with_the_aws_cli() {
     assert!(err.contains(weights["path"].as_str().unwrap()), "{err}");
     assert!(!to2.join(weights["path"].as_str().unwrap()).exists());
 }
+
+#[test]
+fn a_dataset_in_s3_is_cleaned_like_a_local_one() {
+    let server = S3Server::start(&["lora-datasets", "lora-models"]);
+    let home = s3_home(&server);
+    // 30 good conversations and 2 broken lines.
+    let good = home.arith_file("mixed.jsonl", 30);
+    let mut text = std::fs::read_to_string(&good).unwrap();
+    text.push_str("this line is not json\n{\"not\": \"a conversation\"}\n");
+    std::fs::write(&good, text).unwrap();
+    let added = run_json(
+        &home,
+        &["datasets", "add", good.to_str().unwrap(), "--wait", "--json"],
+        1,
+    );
+    assert_ne!(added["status"], "ready", "{added:#}");
+    let id = added["id"].as_str().unwrap();
+    let cleaned = run_json(&home, &["datasets", "clean", id, "--json"], 0);
+    assert_eq!(cleaned["dataset"]["status"], "ready", "{cleaned:#}");
+    assert_eq!(cleaned["report"]["kept"], 30, "{cleaned:#}");
+    assert_eq!(cleaned["report"]["dropped"].as_array().unwrap().len(), 2);
+    // The clean file went to the bucket like any other.
+    let key = format!(
+        "s3://lora-datasets/{}",
+        cleaned["dataset"]["storage_path"].as_str().unwrap()
+    );
+    let back = home.path().join("back.jsonl");
+    aws(&server, &["s3", "cp", &key, back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap().lines().count(), 30);
+}

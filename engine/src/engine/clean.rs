@@ -31,17 +31,28 @@ impl Engine {
         opts: CleanOptions,
     ) -> Result<(Dataset, CleanReport)> {
         let original = self.on_store(move |e| e.dataset(id)).await?;
-        let path = self
+        // A local store's file is read in place; any other store's object is streamed through
+        // the cleaner, as re-validation does.
+        let local = self
             .inner
             .objects
             .local_path(Bucket::Datasets, &original.storage_path)
-            .filter(|p| p.is_file())
-            .ok_or_else(|| {
-                EngineError::Invalid(format!(
-                    "the stored file of dataset {} is not available to clean",
-                    id.short()
-                ))
-            })?;
+            .filter(|p| p.is_file());
+        let path = local.clone().unwrap_or_else(|| {
+            std::path::PathBuf::from(format!(
+                "{}/{}",
+                original.storage_bucket, original.storage_path
+            ))
+        });
+        let streamed = match local {
+            Some(_) => None,
+            None => Some(
+                self.inner
+                    .objects
+                    .open(Bucket::Datasets, &original.storage_path)
+                    .await?,
+            ),
+        };
         let tmp_dir = self.inner.paths.data_dir.join("tmp");
         crate::private::create_dir_all(&tmp_dir).map_err(|source| EngineError::Io {
             action: "creating",
@@ -65,7 +76,14 @@ impl Engine {
         let out = out_path.clone();
         let src = path.clone();
         let work = crate::store::off_runtime(move || {
-            clean_file(&src, &out, &file_name, &opts_v, drop_duplicates)
+            let input: Box<dyn std::io::Read> = match streamed {
+                None => Box::new(std::fs::File::open(&src)?),
+                Some(body) => Box::new(std::io::BufReader::with_capacity(
+                    1 << 20,
+                    tokio_util::io::SyncIoBridge::new(body),
+                )),
+            };
+            clean_file(input, &out, &file_name, &opts_v, drop_duplicates)
         })
         .await
         .map_err(|e| EngineError::Invalid(format!("cleaning stopped: {e}")))?;
@@ -120,13 +138,12 @@ impl Engine {
 /// Writes the valid records of `src` to `out` (a 0600 file in the data dir's tmp folder) as
 /// JSONL and says what was left out.
 fn clean_file(
-    src: &std::path::Path,
+    input: impl std::io::Read,
     out: &std::path::Path,
     file_name: &str,
     opts: &validation::ValidationOptions,
     drop_duplicates: bool,
 ) -> std::io::Result<CleanReport> {
-    let input = std::fs::File::open(src)?;
     let mut writer = std::io::BufWriter::new(crate::private::create_file(out)?);
     let mut report = CleanReport::default();
     let mut failed = None;

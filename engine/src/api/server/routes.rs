@@ -64,7 +64,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HttpError> {
         match UrlPath::<String>::from_request_parts(parts, state).await {
-            Ok(UrlPath(id)) => Ok(Id(id)),
+            // Full ids only: a prefix (or a name) is the CLI's convenience, and over HTTP it
+            // would answer one record today and `ambiguous` tomorrow.
+            Ok(UrlPath(id)) if uuid::Uuid::try_parse(&id).is_ok() => Ok(Id(id)),
+            Ok(UrlPath(id)) => Err(HttpError(ApiError::not_found(format!(
+                "no record has the id `{}`: the HTTP API takes full ids (prefixes and names are \
+                 the CLI's)",
+                crate::text::clean_line(&id.chars().take(80).collect::<String>())
+            )))),
             Err(e) => Err(HttpError(ApiError::invalid("id", e.body_text()))),
         }
     }
