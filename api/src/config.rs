@@ -492,7 +492,7 @@ impl Config {
         if !(0.0..=0.5).contains(&f) {
             return Err(invalid(
                 "validation.holdout_fraction",
-                format!("{f} is outside 0.0..=0.5"),
+                format!("{f} is outside 0.0 to 0.5"),
             ));
         }
         if self.validation.max_seq_length == 0 {
@@ -511,13 +511,13 @@ impl Config {
         if !(5..=5120).contains(&s3.part_size_mb) {
             return Err(invalid(
                 "storage.s3.part_size_mb",
-                format!("{} is outside S3's 5..=5120 MiB", s3.part_size_mb),
+                format!("{} is outside S3's 5 to 5120 MiB", s3.part_size_mb),
             ));
         }
         if !(1..=64).contains(&s3.concurrency) {
             return Err(invalid(
                 "storage.s3.concurrency",
-                format!("{} is outside 1..=64", s3.concurrency),
+                format!("{} is outside 1 to 64", s3.concurrency),
             ));
         }
         if let Some(e) = &s3.endpoint

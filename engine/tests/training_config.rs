@@ -128,7 +128,7 @@ warmup_steps = 50
         assert!(matches!(&e, PresetError::Invalid { name, .. } if name == "too-hot"));
         assert_eq!(
             e.to_string(),
-            "preset `too-hot`: learning_rate = 0.5 is outside 1e-5..=1e-3"
+            "preset `too-hot`: learning_rate = 0.5 is outside 1e-5 to 1e-3"
         );
         // Listed, with the error, so the user sees why it cannot be picked.
         let listed = presets::list(&cfg)

@@ -53,7 +53,7 @@ mod training {
         let errors = ranges::check(&hp).unwrap_err();
         assert_eq!(
             errors[0].to_string(),
-            "learning_rate = 0.5 is outside 1e-5..=1e-3"
+            "learning_rate = 0.5 is outside 1e-5 to 1e-3"
         );
     }
 
@@ -327,7 +327,7 @@ mod training {
                 range: "1e-5..=1e-3".into()
             })
         );
-        assert_eq!(e.to_string(), "learning_rate = 0.5 is outside 1e-5..=1e-3");
+        assert_eq!(e.to_string(), "learning_rate = 0.5 is outside 1e-5 to 1e-3");
         assert!(ranges::set(&mut hp, "epochs", "50").is_err());
         assert!(ranges::set(&mut hp, "target_modules", " , ").is_err());
         assert_eq!(hp, before);

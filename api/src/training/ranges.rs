@@ -45,12 +45,19 @@ impl fmt::Display for RangeError {
             write!(
                 f,
                 "{} = {} is outside {}",
-                self.field, self.value, self.range
+                self.field,
+                self.value,
+                readable_range(&self.range)
             )
         } else {
             write!(f, "{} = {} is not {}", self.field, self.value, self.range)
         }
     }
+}
+
+/// `a..=b` as people read it: "a to b".
+pub fn readable_range(range: &str) -> String {
+    range.replace("..=", " to ")
 }
 
 /// Why a `--set key=value` could not be applied. The hyperparameters are left unchanged.

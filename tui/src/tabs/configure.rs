@@ -394,12 +394,16 @@ impl ConfigureTab {
                 FIELDS[i].range,
                 self.base_models.len()
             ),
-            FormRow::Field(i) => format!("{} Allowed: {}.", FIELDS[i].help, FIELDS[i].range),
+            FormRow::Field(i) => format!(
+                "{} Allowed: {}.",
+                FIELDS[i].help,
+                brightrun_api::training::ranges::readable_range(FIELDS[i].range)
+            ),
             FormRow::ParametersBillions => "The base model's size in billions of parameters (7 for a 7B model, 0.5 or 500m), for a model the size table does not know; empty uses the table's. It sizes the memory fit and the throughput.".into(),
             FormRow::GpuType => {
                 "GPU type from the catalog (config can override and extend it); `local` is this machine, at [backends.local] price_per_hour.".into()
             }
-            FormRow::GpuCount => "GPUs for the run. Allowed: 1..=8.".into(),
+            FormRow::GpuCount => "GPUs for the run. Allowed: 1 to 8.".into(),
             FormRow::Backend => "Where the job runs: local (this machine) or a [backends.NAME] entry (a Ray cluster, a RunPod endpoint); the picker shows which answer.".into(),
         }
     }
