@@ -620,11 +620,11 @@ fn all_problems_are_counted_the_first_100_kept_in_line_order() {
     assert_eq!(lines[0], 1);
     // The 125 unknown-key warnings are one finding (line 2), so 98 errors fit.
     assert_eq!(*lines.last().unwrap(), 195, "{lines:?}");
-    assert!(
-        r.issues
-            .iter()
-            .any(|i| i.line == 2 && i.error.contains("(the same 125 times in the file, on lines 2, 4, 6, 8, 10, …)"))
-    );
+    assert!(r.issues.iter().any(|i| {
+        i.line == 2
+            && i.error
+                .contains("(the same 125 times in the file, on lines 2, 4, 6, 8, 10, …)")
+    }));
     // The duplicates summary (on line 4, the first repeat) made it in between.
     assert!(
         r.issues

@@ -520,7 +520,11 @@ fn peers_llama_factory_v1_loss_weight() {
     assert_clean(&check(&many));
     // Every reply at loss_weight 0: nothing to learn.
     let r = check(&first.replace("\"loss_weight\": 1.0", "\"loss_weight\": 0.0"));
-    assert!(r.issues[0].error.contains("has weight 0 (or loss_weight 0)"));
+    assert!(
+        r.issues[0]
+            .error
+            .contains("has weight 0 (or loss_weight 0)")
+    );
 }
 
 /// The same warning on many examples is one finding, with the count and the first lines.

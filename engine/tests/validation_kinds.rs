@@ -503,13 +503,19 @@ fn record_verdicts_name_valid_and_duplicate_records() {
 
 #[test]
 fn a_one_example_file_is_worded_as_one() {
-    let r = check(r#"{"messages": [{"role": "user", "content": "<image> what is this?"}, {"role": "assistant", "content": "A cat."}]}"#);
+    let r = check(
+        r#"{"messages": [{"role": "user", "content": "<image> what is this?"}, {"role": "assistant", "content": "A cat."}]}"#,
+    );
     only_error(
         &r,
         "its one example holds images, audio or video, recognised by an <image> tag: line 1)",
         "",
     );
-    assert!(!r.issues[0].error.contains("all example"), "{}", r.issues[0].error);
+    assert!(
+        !r.issues[0].error.contains("all example"),
+        "{}",
+        r.issues[0].error
+    );
     // In a .json array, the element is named.
     let r = validate_reader(
         br#"[{"prompt": "<image> what?", "completion": "A cat."}]"#.as_slice(),
@@ -518,7 +524,11 @@ fn a_one_example_file_is_worded_as_one() {
         &mut |_| {},
     )
     .unwrap();
-    only_error(&r, "(its one example holds images, audio or video, recognised by an <image> tag: element 0)", "");
+    only_error(
+        &r,
+        "(its one example holds images, audio or video, recognised by an <image> tag: element 0)",
+        "",
+    );
 }
 
 /// TRL's stepwise-supervision layout (its docs' example): process-reward data, said so once,

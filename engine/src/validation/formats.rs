@@ -1582,7 +1582,8 @@ fn alpaca_history<'t>(doc: &Doc<'t, '_>, h: usize, rep: &mut Rep, conv: &mut Con
                 rep.error(|| {
                     (
                         format!("history[{i}] is not an [instruction, output] pair of strings"),
-                        "write earlier turns as \"history\": [[\"instruction\", \"output\"], …]".into(),
+                        "write earlier turns as \"history\": [[\"instruction\", \"output\"], …]"
+                            .into(),
                     )
                 });
                 return;
@@ -1620,7 +1621,11 @@ fn pc_side<'t>(
 ) -> bool {
     let key = spec.list;
     let completion = key == "completion";
-    let default_role = if completion { Role::Assistant } else { Role::User };
+    let default_role = if completion {
+        Role::Assistant
+    } else {
+        Role::User
+    };
     let first = conv.pieces.len();
     let Node::Arr { len, .. } = doc.nodes[at] else {
         let Some(t) = doc.text_at(at) else {

@@ -16,7 +16,8 @@ const MAX_GROUPS: usize = 256;
 /// The identity of a per-example warning for grouping: its kind and what it is about (a key
 /// name, a role), never its place.
 pub(crate) fn group_key(kind: &str, about: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(kind.as_bytes()) ^ xxhash_rust::xxh3::xxh3_64(about.as_bytes()).rotate_left(17)
+    xxhash_rust::xxh3::xxh3_64(kind.as_bytes())
+        ^ xxhash_rust::xxh3::xxh3_64(about.as_bytes()).rotate_left(17)
 }
 
 struct Group {
@@ -105,7 +106,12 @@ impl IssueSink {
                     g.count
                 ));
             }
-            self.keep(g.line, Severity::Warning, move || (error, suggestion), false);
+            self.keep(
+                g.line,
+                Severity::Warning,
+                move || (error, suggestion),
+                false,
+            );
         }
     }
 
@@ -234,9 +240,13 @@ mod tests {
         let mut s = IssueSink::new(10);
         let key = group_key("unknown key", "loss_weight");
         for line in 1..=1001 {
-            s.add_grouped(line, key, || ("unknown key \"loss_weight\"".into(), "s".into()));
+            s.add_grouped(line, key, || {
+                ("unknown key \"loss_weight\"".into(), "s".into())
+            });
         }
-        s.add_grouped(3, group_key("unknown key", "source"), || ("other".into(), "s".into()));
+        s.add_grouped(3, group_key("unknown key", "source"), || {
+            ("other".into(), "s".into())
+        });
         s.flush_groups();
         assert_eq!(s.warnings, 1002);
         assert_eq!(s.kept.len(), 2);

@@ -45,12 +45,16 @@ fn not_json(head: &[u8], first_line: u64, eof: bool, ext: &str) -> Option<(u64, 
     }
     // Mostly bytes that are no UTF-8 (stray bytes, binary): not text; the line's own UTF-8
     // error says what they are. (Text in another encoding has a few, and is text.)
-    let (chars, bad) = lines
-        .iter()
-        .flat_map(|l| l.utf8_chunks())
-        .fold((0usize, 0usize), |(c, b), k| {
-            (c + k.valid().chars().count() + k.invalid().len(), b + k.invalid().len())
-        });
+    let (chars, bad) =
+        lines
+            .iter()
+            .flat_map(|l| l.utf8_chunks())
+            .fold((0usize, 0usize), |(c, b), k| {
+                (
+                    c + k.valid().chars().count() + k.invalid().len(),
+                    b + k.invalid().len(),
+                )
+            });
     if bad * 4 > chars {
         return None;
     }
