@@ -202,7 +202,7 @@ pub(crate) fn sniff(head: &[u8]) -> Option<NotText> {
     let whole = head.len() < SNIFF_BYTES;
     if (head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff]))
         && head.len() >= 4
-        && (!whole || head.len() % 2 == 0)
+        && (!whole || head.len().is_multiple_of(2))
     {
         return verdict("UTF-16 text", reencode);
     }
