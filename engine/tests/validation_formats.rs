@@ -408,3 +408,177 @@ fn sample_is_the_first_three_valid_examples() {
     assert_eq!(users, ["1", "2", "3"]);
     assert!(!r.training_ready);
 }
+
+// ------------------------------------------------------------------ peers' own cases
+// Files in engine/tests/fixtures/peers/ (their sources are named in its README.md).
+
+fn peer(name: &str) -> ValidationReport {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/peers")
+        .join(name);
+    let opts = ValidationOptions {
+        holdout_fraction: 0.0,
+        ..ValidationOptions::default()
+    };
+    validate_path(&path, &opts, &mut |_| {}).unwrap()
+}
+
+fn of(r: &ValidationReport, severity: Severity) -> Vec<(u64, &str)> {
+    r.issues
+        .iter()
+        .filter(|i| i.severity == severity)
+        .map(|i| (i.line, i.error.as_str()))
+        .collect()
+}
+
+/// OpenAI's own sample file: its 4th example goes system → assistant. A warning that says
+/// what the trainer does and where templates refuse it; the file is ready.
+#[test]
+fn peers_openai_cookbook_toy_chat_file_is_ready() {
+    let r = peer("openai_cookbook_toy_chat_fine_tuning.jsonl");
+    assert!(r.training_ready, "{:#?}", r.issues);
+    assert_eq!(r.statistics.error_count, 0, "{:#?}", r.issues);
+    assert_eq!(r.statistics.total_examples, 5);
+    let warnings = of(&r, Severity::Warning);
+    let (line, text) = warnings
+        .iter()
+        .find(|(_, w)| w.contains("no user message"))
+        .expect("a warning on the example with no user message");
+    assert_eq!(*line, 4);
+    assert!(text.contains("messages[1] is an assistant message with no user message before it; it is trained as written, the reply learned from only the system prompt"), "{text}");
+    let i = r.issues.iter().find(|i| i.line == 4).unwrap();
+    assert!(i.suggestion.contains("Llama 2, Mistral and Mixtral, Gemma"));
+    // The banana example is long: that warning, and nothing else.
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+}
+
+/// TRL's conversational prompt/completion, with text parts: the prompt's messages are the
+/// context, the completion's assistant message the reply.
+#[test]
+fn peers_trl_conversational_prompt_completion() {
+    let r = peer("trl_conversational_prompt_completion.jsonl");
+    assert_clean(&r);
+    assert!(r.training_ready);
+    assert_eq!(r.format, Some(DatasetFormat::PromptCompletion));
+    assert_eq!(
+        r.sample[0],
+        vec![
+            msg("user", "What color is the sky?"),
+            msg("assistant", "It is blue.")
+        ]
+    );
+    assert_eq!(
+        r.sample[2],
+        vec![
+            msg("system", "Answer briefly."),
+            msg("user", "What color is grass?"),
+            msg("assistant", "Green.")
+        ]
+    );
+    // A prompt that ends with the assistant is no prompt for a reply.
+    let r = check(
+        r#"{"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}], "completion": [{"role": "assistant", "content": "Again"}]}"#,
+    );
+    assert!(
+        r.issues[0]
+            .error
+            .contains("prompt[1] and completion[0] are both assistant messages"),
+        "{:#?}",
+        r.issues
+    );
+}
+
+/// TRL's stepwise supervision: process-reward data, refused as such.
+#[test]
+fn peers_trl_stepwise_supervision() {
+    let r = peer("trl_stepwise_supervision.jsonl");
+    assert!(!r.training_ready);
+    assert_eq!(r.issues.len(), 1, "{:#?}", r.issues);
+    assert!(
+        r.issues[0]
+            .error
+            .starts_with("this is process-reward data, not SFT data")
+    );
+}
+
+/// LLaMA-Factory's v1 layout: `loss_weight` on every message, honoured (0 on a reply: not
+/// trained), no warnings; 1,001 examples of it stay clean.
+#[test]
+fn peers_llama_factory_v1_loss_weight() {
+    let r = peer("llama_factory_v1_sft.jsonl");
+    assert_clean(&r);
+    assert_eq!(r.sample[1].len(), 5);
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/peers/llama_factory_v1_sft.jsonl"),
+    )
+    .unwrap();
+    let first = text.lines().next().unwrap();
+    let many: String = (0..1001)
+        .map(|i| first.replace("Hello,", &format!("Hello {i},")) + "\n")
+        .collect();
+    assert_clean(&check(&many));
+    // Every reply at loss_weight 0: nothing to learn.
+    let r = check(&first.replace("\"loss_weight\": 1.0", "\"loss_weight\": 0.0"));
+    assert!(
+        r.issues[0]
+            .error
+            .contains("has weight 0 (or loss_weight 0)")
+    );
+}
+
+/// The same warning on many examples is one finding, with the count and the first lines.
+#[test]
+fn repeated_warnings_collapse_into_one() {
+    let many: String = (0..1001)
+        .map(|i| format!("{{\"messages\": [{{\"role\": \"user\", \"content\": \"q{i}\", \"lang\": \"en\"}}, {{\"role\": \"assistant\", \"content\": \"a\", \"lang\": \"en\"}}]}}\n"))
+        .collect();
+    let r = run(
+        "data.jsonl",
+        &many,
+        &ValidationOptions {
+            holdout_fraction: 0.0,
+            ..ValidationOptions::default()
+        },
+    );
+    assert_eq!(r.issues.len(), 1, "{:#?}", r.issues);
+    assert_eq!(r.statistics.warning_count, 2002);
+    assert_eq!(r.issues[0].line, 1);
+    assert_eq!(
+        r.issues[0].error,
+        "unknown key \"lang\" in messages[0]; it is ignored (the same 2002 times in the file, on lines 1, 2, 3, 4, 5, …)"
+    );
+}
+
+/// LLaMA-Factory's reasoning/tool-use data: one file-level error naming the parts.
+#[test]
+fn peers_llama_factory_reasoning_and_tool_call_parts() {
+    let r = peer("llama_factory_reason_tool_use.jsonl");
+    assert_eq!(r.issues.len(), 1, "{:#?}", r.issues);
+    assert!(
+        r.issues[0]
+            .error
+            .starts_with("this file uses content parts BrightRun does not read"),
+        "{}",
+        r.issues[0].error
+    );
+}
+
+/// LLaMA-Factory's Alpaca `history`: earlier turns, before the instruction.
+#[test]
+fn peers_llama_factory_alpaca_history() {
+    let r = peer("llama_factory_alpaca_history.json");
+    assert_clean(&r);
+    assert_eq!(
+        r.sample[0],
+        vec![
+            msg("system", "You are an astronomer."),
+            msg("user", "Name the planet closest to the sun."),
+            msg("assistant", "Mercury."),
+            msg("user", "The largest?"),
+            msg("assistant", "Jupiter."),
+            msg("user", "And the second?"),
+            msg("assistant", "Mars.")
+        ]
+    );
+}

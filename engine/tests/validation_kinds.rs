@@ -296,7 +296,7 @@ fn multimodal_data_gets_one_file_level_error() {
     ));
     only_error(
         &r,
-        "1 example of 3 hold images, audio or video, recognised by an <audio> tag: line 2)",
+        "1 of 3 examples holds images, audio or video, recognised by an <audio> tag: line 2)",
         "",
     );
     assert_eq!(r.issues[0].line, 2);
@@ -498,5 +498,64 @@ fn record_verdicts_name_valid_and_duplicate_records() {
             (3, true, Some(1), 34),
             (4, false, None, 33)
         ]
+    );
+}
+
+#[test]
+fn a_one_example_file_is_worded_as_one() {
+    let r = check(
+        r#"{"messages": [{"role": "user", "content": "<image> what is this?"}, {"role": "assistant", "content": "A cat."}]}"#,
+    );
+    only_error(
+        &r,
+        "its one example holds images, audio or video, recognised by an <image> tag: line 1)",
+        "",
+    );
+    assert!(
+        !r.issues[0].error.contains("all example"),
+        "{}",
+        r.issues[0].error
+    );
+    // In a .json array, the element is named.
+    let r = validate_reader(
+        br#"[{"prompt": "<image> what?", "completion": "A cat."}]"#.as_slice(),
+        "data.json",
+        &ValidationOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    only_error(
+        &r,
+        "(its one example holds images, audio or video, recognised by an <image> tag: element 0)",
+        "",
+    );
+}
+
+/// TRL's stepwise-supervision layout (its docs' example): process-reward data, said so once,
+/// not "add a \"completion\"".
+#[test]
+fn stepwise_supervision_is_process_reward_data() {
+    let line = r#"{"prompt": "Which number is larger, 9.8 or 9.11?", "completions": ["The fractional part of 9.8 is 0.8, while the fractional part of 9.11 is 0.11.", "Since 0.11 is greater than 0.8, the number 9.11 is larger than 9.8."], "labels": [true, false]}"#;
+    let r = check(&format!("{line}\n{line}\n"));
+    only_error(
+        &r,
+        "this is process-reward data, not SFT data (stepwise supervision: \"prompt\", a list of \"completions\" steps and a \"labels\" list",
+        "PRM trainer",
+    );
+    assert!(!r.issues[0].suggestion.contains("add \"completion\""));
+    assert!(!r.training_ready);
+}
+
+/// LLaMA-Factory's reasoning and tool-use data (`reason_tool_use_demo`, its v1 layout): one
+/// file-level error naming what is not read, however many examples hold such parts.
+#[test]
+fn reasoning_and_tool_call_parts_are_one_file_level_error() {
+    let line = r#"{"messages": [{"role": "user", "content": [{"type": "text", "value": "What is 6*8?"}]}, {"role": "assistant", "content": [{"type": "reasoning", "value": "Multiply."}, {"type": "tool_call", "value": "{\"name\": \"multiply\", \"arguments\": {\"a\": 6, \"b\": 8}}"}]}, {"role": "tool", "content": [{"type": "text", "value": "48."}]}, {"role": "assistant", "content": [{"type": "text", "value": "48."}]}]}"#;
+    let text: String = (0..177).map(|_| format!("{line}\n")).collect();
+    let r = check(&text);
+    only_error(
+        &r,
+        "this file uses content parts BrightRun does not read (\"reasoning\" content parts, as in LLaMA-Factory's reasoning and tool-use data; all 177 examples: lines 1, 2, 3, 4, 5 and 172 more)",
+        "tool_calls",
     );
 }

@@ -277,6 +277,11 @@ def refusal(record: Any) -> str | None:
         return "this is preference data (chosen_messages and rejected_messages); for supervised fine-tuning keep the chosen messages"
     if "kto_tag" in record or isinstance(record.get("label"), bool):
         return "this is KTO data (replies labelled desirable or not); for supervised fine-tuning keep the examples labelled true"
+    if isinstance(record.get("completions"), list) and isinstance(record.get("labels"), list):
+        return (
+            "this is process-reward data, not SFT data (stepwise supervision: prompt, completions, labels); "
+            "for supervised fine-tuning keep the examples whose steps are all correct"
+        )
     for key in _MEDIA_KEYS:
         if record.get(key) not in (None, [], ""):
             return f"this is multimodal data (a {key!r} key); BrightRun trains text LoRA adapters"
@@ -298,9 +303,14 @@ def _holds_media(value: Any) -> bool:
 
 
 def normalise(record: dict[str, Any], fmt: DatasetFormat) -> tuple[Message, ...]:
-    """Turn one record of ``fmt`` into chat messages, or raise :class:`InvalidRecord`."""
+    """Turn one record of ``fmt`` into chat messages, or raise :class:`InvalidRecord`.
+
+    A last user message with no reply is dropped (it teaches nothing; the replies before it
+    are trained), as the validator's warning says."""
     messages = _NORMALISERS[fmt](record)
     if fmt is not DatasetFormat.TEXT:
+        while len(messages) > 1 and messages[-1].role == "user" and any(m.role == "assistant" for m in messages):
+            messages.pop()
         _check_conversation(messages)
     return tuple(messages)
 
@@ -358,11 +368,10 @@ def _from_openai_chat(record: dict[str, Any]) -> list[Message]:
         where = f"messages[{i}]"
         role = _role(item, "role", _OPENAI_ROLES, where)
         trainable = True
-        if role == "assistant" and "weight" in item:
-            weight = item["weight"]
-            if weight not in (0, 1) or isinstance(weight, bool):
-                raise InvalidRecord(f"`{where}.weight` must be 0 or 1")
-            trainable = weight == 1
+        if "weight" in item:
+            trainable = _weight(item["weight"], role, f"{where}.weight", strict=True)
+        if "loss_weight" in item:
+            trainable = _weight(item["loss_weight"], role, f"{where}.loss_weight", strict=False) and trainable
         calls: list[ToolCall] = []
         if role == "assistant":
             for j, call in enumerate(item.get("tool_calls") or []):
@@ -389,6 +398,16 @@ def _from_openai_chat(record: dict[str, Any]) -> list[Message]:
             content = _openai_content(item, where)
         messages.append(Message(role, content, trainable and role == "assistant", tuple(calls), call_id))
     return messages
+
+
+def _weight(value: Any, role: str, where: str, *, strict: bool) -> bool:
+    """OpenAI's ``weight`` (``strict``: 0 or 1, assistant messages only) or LLaMA-Factory's
+    ``loss_weight`` (0 or 1; on other messages it is ignored): whether the message is trained."""
+    if value not in (0, 1) or isinstance(value, bool):
+        raise InvalidRecord(f"`{where}` must be the number 0 or 1")
+    if role != "assistant" and strict:
+        raise InvalidRecord(f"`{where}` is set on a {role} message; weight is allowed on assistant messages only")
+    return value == 1
 
 
 def _json_text(value: Any, what: str) -> Any:
@@ -420,6 +439,16 @@ def _from_alpaca(record: dict[str, Any]) -> list[Message]:
     system = record.get("system")
     if isinstance(system, str) and system.strip():
         messages.append(Message("system", system))
+    history = record.get("history")
+    if history is not None:
+        # Earlier turns, [[instruction, output], …], trained like the last (as LLaMA-Factory does).
+        if not isinstance(history, list):
+            raise InvalidRecord("`history` must be a list of [instruction, output] pairs")
+        for i, pair in enumerate(history):
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
+                raise InvalidRecord(f"`history[{i}]` must be an [instruction, output] pair of strings")
+            messages.append(Message("user", pair[0]))
+            messages.append(_message("assistant", pair[1]))
     messages.append(Message("user", prompt))
     messages.append(_message("assistant", _text(record, "output")))
     return messages
@@ -453,7 +482,28 @@ def _from_sharegpt(record: dict[str, Any]) -> list[Message]:
 
 
 def _from_prompt_completion(record: dict[str, Any]) -> list[Message]:
-    return [Message("user", _text(record, "prompt")), _message("assistant", _text(record, "completion"))]
+    """A prompt and its completion: strings, lists of text parts, or (TRL's conversational
+    layout) lists of messages, the prompt's as context and the completion's assistant
+    messages trained."""
+    return [*_pc_side(record, "prompt"), *_pc_side(record, "completion")]
+
+
+def _pc_side(record: dict[str, Any], key: str) -> list[Message]:
+    completion = key == "completion"
+    default = "assistant" if completion else "user"
+    value = record.get(key)
+    if isinstance(value, str):
+        return [_message(default, value, trainable=completion)]
+    if not isinstance(value, list) or not value:
+        raise InvalidRecord(f"`{key}` must be a string or a non-empty list of messages")
+    if not (isinstance(value[0], dict) and "role" in value[0]):
+        return [_message(default, _parts_text(record, key, key), trainable=completion)]
+    roles = {"assistant": "assistant"} if completion else _CHAT_ROLES
+    messages = []
+    for i, item in enumerate(value):
+        role = _role(item, "role", roles, f"{key}[{i}]")
+        messages.append(_message(role, _parts_text(item, "content", f"{key}[{i}]"), trainable=completion))
+    return messages
 
 
 def _from_text(record: dict[str, Any]) -> list[Message]:
@@ -525,7 +575,10 @@ def _parts_text(item: dict[str, Any], key: str, where: str) -> str:
         texts = []
         for part in content:
             text = part.get("text", part.get("value")) if isinstance(part, dict) else None
-            if part.get("type", "text") != "text" or not isinstance(text, str):
+            kind = part.get("type", "text") if isinstance(part, dict) else None
+            if kind in ("reasoning", "tool_call"):
+                raise InvalidRecord(f"`{where}.{key}` holds a {kind!r} content part, which BrightRun does not read")
+            if kind != "text" or not isinstance(text, str):
                 break
             texts.append(text)
         else:
@@ -538,8 +591,10 @@ def _check_conversation(messages: list[Message]) -> None:
     if any(m.role == "system" for m in messages[1:]):
         raise InvalidRecord("a system message may only come first")
     first = next((m for m in messages if m.role != "system"), None)
-    if first is None or first.role != "user":
-        raise InvalidRecord("the conversation must start with a user message")
+    # An assistant reply with no user message before it (OpenAI's cookbook accepts it) is
+    # trained as written; a strict chat template's refusal then skips it at encoding.
+    if first is None or first.role not in ("user", "assistant"):
+        raise InvalidRecord("the conversation must start with a user message (or the assistant's reply)")
     if not any(m.trainable and (m.content.strip() or m.tool_calls) for m in messages):
         raise InvalidRecord("there is no non-empty assistant response to learn from")
 

@@ -1,7 +1,7 @@
 """Turning chat examples into token ids and loss labels with the model's chat template.
 
 The loss covers assistant turns only (``trainable`` messages: every assistant turn, tool-call
-turns included, except OpenAI turns with ``weight: 0``), including the template's end-of-turn
+turns included, except OpenAI turns with ``weight: 0`` or LLaMA-Factory ``loss_weight: 0``), including the template's end-of-turn
 marker so the model learns to stop. Labels are ``-100`` everywhere else: system, user and
 tool-result turns, and the tool definitions the template renders (passed as ``tools=``).
 A plain-text example is the text and the end-of-sequence token, trained on every token.

@@ -107,7 +107,7 @@ def test_each_format_is_detected_and_normalised(fmt, record, expected):
         (DatasetFormat.OPENAI_CHAT, {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A", "weight": 2}]}, "weight"),
         (DatasetFormat.OPENAI_CHAT, {"messages": [{"role": "tool", "content": "x"}]}, "answers no earlier tool call"),
         (DatasetFormat.OPENAI_CHAT, {"messages": [{"role": "bot", "content": "x"}]}, "role"),
-        (DatasetFormat.SHAREGPT, {"conversations": [{"from": "gpt", "value": "I start"}]}, "start with a user"),
+        (DatasetFormat.SHAREGPT, {"conversations": [{"from": "human", "value": "Only a question"}]}, "no non-empty assistant"),
         (DatasetFormat.BRIGHTRUN_V4, {"turns": []}, "non-empty list"),
         (DatasetFormat.BRIGHTRUN_V4, {"turns": [{"role": "user", "content": "Q"}, {"role": "system", "content": "late"}, {"role": "assistant", "content": "A"}]}, "system message"),
         (DatasetFormat.ALPACA, {"instruction": 3, "output": "x"}, "instruction"),
@@ -349,3 +349,89 @@ def test_data_for_other_training_fails_the_whole_file(tmp_path, record, reason):
     path = write_jsonl(tmp_path / "d.jsonl", [good, record, good])
     with pytest.raises(DatasetError, match=f"line 2: this is {reason}"):
         _load(path)
+
+
+# ------------------------------------------------------------------ peers' own layouts (issue 23)
+
+
+def _chat(messages):
+    return [(m.role, m.content, m.trainable) for m in messages]
+
+
+def test_trl_conversational_prompt_completion_trains_the_completion():
+    record = {
+        "prompt": [
+            {"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": [{"type": "text", "text": "Sky "}, {"type": "text", "text": "colour?"}]},
+        ],
+        "completion": [{"role": "assistant", "content": [{"type": "text", "text": "Blue."}]}],
+    }
+    assert detect_format(record) is DatasetFormat.PROMPT_COMPLETION
+    assert _chat(normalise(record, DatasetFormat.PROMPT_COMPLETION)) == [
+        (S, "Answer briefly.", False), (U, "Hi", False), (A, "Hello", False), (U, "Sky colour?", False), (A, "Blue.", True)
+    ]
+    parts = {"prompt": [{"type": "text", "text": "The capital of France is"}], "completion": " Paris."}
+    assert _chat(normalise(parts, DatasetFormat.PROMPT_COMPLETION)) == [(U, "The capital of France is", False), (A, " Paris.", True)]
+    with pytest.raises(InvalidRecord, match="completion"):
+        normalise({"prompt": [{"role": "user", "content": "Hi"}], "completion": [{"role": "user", "content": "x"}]}, DatasetFormat.PROMPT_COMPLETION)
+
+
+def test_a_reply_with_no_user_message_before_it_is_trained_as_written():
+    # OpenAI's toy_chat_fine_tuning.jsonl, its 4th example.
+    record = {"messages": [{"role": "system", "content": "Be positive."}, {"role": "assistant", "content": "You're great!"}]}
+    assert _chat(normalise(record, DatasetFormat.OPENAI_CHAT)) == [(S, "Be positive.", False), (A, "You're great!", True)]
+
+
+def test_a_last_user_message_with_no_reply_is_dropped():
+    record = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}]}
+    assert _chat(normalise(record, DatasetFormat.OPENAI_CHAT)) == [(U, "Hi", False), (A, "Hello", True)]
+
+
+def test_llama_factory_loss_weight_is_honoured_like_openai_weight():
+    def message(role, text, weight):
+        return {"role": role, "content": [{"type": "text", "value": text}], "loss_weight": weight}
+
+    record = {"messages": [message("system", "S", 0.0), message(U, "Q1", 0.0), message(A, "draft", 0.0), message(U, "Q2", 0.0), message(A, "final", 1.0)]}
+    assert _chat(normalise(record, DatasetFormat.OPENAI_CHAT)) == [
+        (S, "S", False), (U, "Q1", False), (A, "draft", False), (U, "Q2", False), (A, "final", True)
+    ]
+    with pytest.raises(InvalidRecord, match="must be the number 0 or 1"):
+        normalise({"messages": [message(U, "Q", 0), message(A, "A", 0.5)]}, DatasetFormat.OPENAI_CHAT)
+
+
+@pytest.mark.parametrize(
+    "message, reason",
+    [
+        ({"role": "user", "content": "Q", "weight": 1}, "weight is allowed on assistant messages only"),
+        ({"role": "user", "content": "Q", "weight": 0}, "weight is allowed on assistant messages only"),
+        ({"role": "assistant", "content": "A", "weight": "1"}, "must be the number 0 or 1"),
+        ({"role": "assistant", "content": "A", "weight": 2}, "must be the number 0 or 1"),
+    ],
+)
+def test_openai_weight_follows_openai_rule(message, reason):
+    messages = [message, {"role": "assistant", "content": "A"}] if message["role"] == "user" else [{"role": "user", "content": "Q"}, message]
+    with pytest.raises(InvalidRecord, match=reason):
+        normalise({"messages": messages}, DatasetFormat.OPENAI_CHAT)
+
+
+def test_alpaca_history_is_earlier_turns():
+    record = {"instruction": "And then?", "output": "The end.", "system": "S", "history": [["Tell a story", "Once upon a time"]]}
+    assert _chat(normalise(record, DatasetFormat.ALPACA)) == [
+        (S, "S", False), (U, "Tell a story", False), (A, "Once upon a time", True), (U, "And then?", False), (A, "The end.", True)
+    ]
+    with pytest.raises(InvalidRecord, match=r"history\[0\]"):
+        normalise({"instruction": "a", "output": "b", "history": [["only one"]]}, DatasetFormat.ALPACA)
+
+
+def test_stepwise_supervision_fails_the_file_as_process_reward_data(tmp_path):
+    path = write_jsonl(tmp_path / "prm.jsonl", [{"prompt": "Which is larger, 9.8 or 9.11?", "completions": ["9.8 has 0.8.", "So 9.11 is larger."], "labels": [True, False]}])
+    with pytest.raises(DatasetError, match="process-reward data, not SFT data"):
+        load_dataset(path, seed=0, validation_split=0.0, use_validation=False)
+
+
+def test_reasoning_and_tool_call_parts_are_named():
+    record = {"messages": [{"role": U, "content": "Q"}, {"role": A, "content": [{"type": "reasoning", "value": "hmm"}, {"type": "text", "value": "A"}]}]}
+    with pytest.raises(InvalidRecord, match="'reasoning' content part, which BrightRun does not read"):
+        normalise(record, DatasetFormat.OPENAI_CHAT)

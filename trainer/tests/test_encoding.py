@@ -320,3 +320,17 @@ def _hyperparameters():
     from types import SimpleNamespace
 
     return SimpleNamespace(max_seq_length=512)  # all that encoding reads
+
+
+def test_a_reply_with_no_user_message_is_trained_and_a_strict_template_skips_it():
+    # OpenAI's toy_chat_fine_tuning.jsonl has system → assistant (issue 23).
+    from brightrun_trainer.data import Example
+    from brightrun_trainer.encoding import encode_examples
+
+    messages = conversation(("system", "Be positive.", False), ("assistant", "You're great!", True))
+    encoded, _, _ = encode_conversation(build_tokenizer(), messages, 512)
+    assert trained_text(build_tokenizer(), encoded) == "You're great!<|im_end|>\n"
+    strict = build_tokenizer()
+    strict.chat_template = STRICT_TEMPLATE
+    _, report = encode_examples(strict, [Example(4, 3, tuple(messages))], 512)
+    assert report.rejected_by_template == 1 and report.rejections[0].line == 4

@@ -7,10 +7,16 @@
 //!
 //! The rules agree with the trainer's reader (`trainer/brightrun_trainer/data.py`): an example
 //! this module accepts is one the trainer can use, in the same normal form. The validator is
-//! stricter where a person would want to know (empty messages, alternation, a conversation
-//! that does not end with the assistant's reply, unknown keys).
+//! stricter where a person would want to know (empty messages, alternation, unknown keys).
+//! Two departures both sides train, the validator with a warning: no user message before
+//! the first reply (trained as written) and a last user message (dropped by both).
+//!
+//! Peers' layouts read here: TRL's conversational prompt/completion (lists of messages),
+//! LLaMA-Factory's v1 `loss_weight` per message and Alpaca `history`; TRL's stepwise
+//! supervision and LLaMA-Factory's `reasoning`/`tool_call` parts are refused with one
+//! file-level finding.
 
-use super::issues::{Refusal, Rep};
+use super::issues::{Refusal, Rep, group_key};
 use super::tape::{Doc, Node, Text};
 use crate::domain::DatasetFormat;
 
@@ -157,8 +163,11 @@ pub(crate) fn refusal(doc: &Doc, root: usize) -> Option<(Refusal, DatasetFormat)
     let (mut chosen, mut rejected, mut preferred, mut non_preferred, mut chosen_messages) =
         (false, false, false, false, false);
     let (mut kto, mut media) = (false, None);
+    let (mut steps, mut step_labels) = (false, false);
     for (k, v) in doc.entries(root) {
         match k {
+            "completions" => steps = matches!(doc.nodes[v], Node::Arr { .. }),
+            "labels" => step_labels = matches!(doc.nodes[v], Node::Arr { .. }),
             "chosen" => chosen = true,
             "rejected" => rejected = true,
             "preferred_output" => preferred = true,
@@ -206,6 +215,9 @@ pub(crate) fn refusal(doc: &Doc, root: usize) -> Option<(Refusal, DatasetFormat)
     }
     if kto {
         return Some((Refusal::Kto, DatasetFormat::Kto));
+    }
+    if steps && step_labels {
+        return Some((Refusal::ProcessReward, DatasetFormat::PromptCompletion));
     }
     let media = media?;
     let fmt = detect(doc, root).unwrap_or(DatasetFormat::Sharegpt);
@@ -375,7 +387,12 @@ const SHAREGPT: ListSpec = ListSpec {
 };
 
 fn unknown_key(rep: &mut Rep, fmt: DatasetFormat, place: &str, key: &str, known: &str) {
-    rep.warn(|| {
+    let kind = if place.is_empty() {
+        "unknown example key"
+    } else {
+        "unknown message key"
+    };
+    rep.warn(group_key(kind, key), || {
         (
             format!("unknown key \"{key}\"{place}; it is ignored"),
             format!(
@@ -402,6 +419,8 @@ enum Key {
     ToolCallId,
     Name,
     FunctionCall,
+    /// LLaMA-Factory's per-message `loss_weight`.
+    LossWeight,
     Other,
 }
 
@@ -416,6 +435,7 @@ fn message_key(format: DatasetFormat, k: &str) -> Key {
             "tool_call_id" => Key::ToolCallId,
             "name" => Key::Name,
             "function_call" => Key::FunctionCall,
+            "loss_weight" => Key::LossWeight,
             _ => Key::Other,
         },
         DatasetFormat::Sharegpt => match k {
@@ -785,13 +805,15 @@ fn check_list_format<'t>(
             complete = false;
             continue;
         }
-        let (mut role_at, mut content_at, mut weight_at) = (None, None, None);
+        let (mut role_at, mut content_at, mut weight_at, mut loss_weight_at) =
+            (None, None, None, None);
         let (mut calls_at, mut call_id_at, mut function_call_at) = (None, None, None);
         for (k, v) in doc.entries(item) {
             match message_key(spec.format, k) {
                 Key::Role => role_at = Some(v),
                 Key::Content => content_at = Some(v),
                 Key::Weight => weight_at = Some(v),
+                Key::LossWeight => loss_weight_at = Some(v),
                 Key::ToolCalls => calls_at = Some(v),
                 Key::ToolCallId => call_id_at = Some(v),
                 Key::FunctionCall => function_call_at = Some(v),
@@ -940,28 +962,10 @@ fn check_list_format<'t>(
         conv.pieces.extend(call_pieces);
         let mut trainable = true;
         if let Some(w) = weight_at {
-            let value = match doc.nodes[w] {
-                Node::Num(x) if x == 0.0 || x == 1.0 => Some(x == 1.0),
-                _ => None,
-            };
-            match (role, value) {
-                (Role::Assistant, Some(v)) => trainable = v,
-                (Role::Assistant, None) => rep.error(|| {
-                    (
-                        format!("{name}[{n}].weight is {}; it must be 0 or 1", doc.show(w)),
-                        "use 1 to train on this reply and 0 to skip it".into(),
-                    )
-                }),
-                (_, _) => rep.warn(|| {
-                    (
-                        format!(
-                            "{name}[{n}].weight is set on a {} message; only assistant messages are weighted, so it is ignored",
-                            role.as_str()
-                        ),
-                        "remove \"weight\" from this message".into(),
-                    )
-                }),
-            }
+            trainable &= message_weight(doc, rep, name, n, role, w, false);
+        }
+        if let Some(w) = loss_weight_at {
+            trainable &= message_weight(doc, rep, name, n, role, w, true);
         }
         if !content_ok {
             conv.pieces.truncate(first);
@@ -970,7 +974,7 @@ fn check_list_format<'t>(
         }
         if is_blank(&conv.pieces[first..]) && !may_be_empty {
             if role == Role::System {
-                rep.warn(|| {
+                rep.warn(group_key("empty system message", ""), || {
                     (
                         format!("{name}[{n}] is an empty system message"),
                         "write the system prompt, or remove the message".into(),
@@ -995,7 +999,83 @@ fn check_list_format<'t>(
         }
     }
     if complete && rep.errors == before {
-        check_order(conv, spec.list, offset, rep);
+        let at = |i: usize| -> String {
+            match i.checked_sub(offset) {
+                Some(j) => format!("{name}[{j}]"),
+                None => "\"system\"".to_string(),
+            }
+        };
+        check_order(conv, &at, rep);
+    }
+}
+
+/// OpenAI's `weight` (`loss_weight: false`) or LLaMA-Factory's `loss_weight` on a message:
+/// whether the message is trained. OpenAI's rule: the number 0 or 1, on assistant messages
+/// only. LLaMA-Factory writes `loss_weight` on every message (0.0 on the prompt side), so a 0
+/// there is fine and a 1 is a warning (only assistant messages are trained).
+fn message_weight(
+    doc: &Doc,
+    rep: &mut Rep,
+    name: &str,
+    n: usize,
+    role: Role,
+    w: usize,
+    loss_weight: bool,
+) -> bool {
+    let key = if loss_weight { "loss_weight" } else { "weight" };
+    let value = match doc.nodes[w] {
+        Node::Num(x) if x == 0.0 || x == 1.0 => Some(x == 1.0),
+        _ => None,
+    };
+    let Some(value) = value else {
+        rep.error(|| {
+            let shown = doc.show(w);
+            let error = match doc.nodes[w] {
+                Node::Num(_) if loss_weight => format!(
+                    "{name}[{n}].loss_weight is {shown}; BrightRun reads loss_weight as 0 (not trained) or 1 (trained), not as a scale"
+                ),
+                Node::Num(_) => format!(
+                    "{name}[{n}].weight is {shown}; OpenAI's weight is 0 (do not train on this reply) or 1 (train on it), not a scale"
+                ),
+                _ if doc.text_at(w).is_some() => format!(
+                    "{name}[{n}].{key} is the string {shown}; it must be the number 0 or 1, without quotes"
+                ),
+                _ => format!("{name}[{n}].{key} is {shown}, not the number 0 or 1"),
+            };
+            (
+                error,
+                format!("write \"{key}\": 1 to train on this reply and \"{key}\": 0 to skip it; to make an example count more, repeat it"),
+            )
+        });
+        return true;
+    };
+    match role {
+        Role::Assistant => value,
+        _ if loss_weight && !value => true,
+        _ if loss_weight => {
+            rep.warn(group_key("loss_weight 1 not on assistant", role.as_str()), || {
+                (
+                    format!(
+                        "{name}[{n}].loss_weight is 1 on a {} message; BrightRun trains assistant messages only, so it is not trained",
+                        role.as_str()
+                    ),
+                    "set loss_weight 0 on prompt-side messages, or leave it out".into(),
+                )
+            });
+            true
+        }
+        _ => {
+            rep.error(|| {
+                (
+                    format!(
+                        "{name}[{n}].weight is set on a {} message; OpenAI allows \"weight\" on assistant messages only (the others are never trained)",
+                        role.as_str()
+                    ),
+                    "remove \"weight\" from this message".into(),
+                )
+            });
+            true
+        }
     }
 }
 
@@ -1130,6 +1210,16 @@ fn content_of<'t>(
                     _ => {}
                 }
             }
+            if let Some(k) = kind
+                && (k.is("reasoning") || k.is("tool_call"))
+            {
+                rep.refuse(Refusal::Parts(if k.is("reasoning") {
+                    "\"reasoning\" content parts"
+                } else {
+                    "\"tool_call\" content parts"
+                }));
+                return false;
+            }
             let media = kind.and_then(|k| MEDIA_PARTS.iter().find(|m| k.is(m)));
             if let Some(m) = media {
                 rep.refuse(Refusal::Multimodal(match *m {
@@ -1170,17 +1260,13 @@ fn content_of<'t>(
 /// The conversation rules: an optional leading system message, then user and assistant
 /// alternating, starting with the user and ending with the assistant; an assistant message
 /// that makes tool calls is followed by the tool results, then by the assistant again;
-/// something to learn.
+/// something to learn. Two departures are trainable and only warned about, as OpenAI's
+/// cookbook does: no user message before the first reply (trained as written), and a last
+/// user message with no reply (the trainer drops it and trains the replies before it).
 ///
-/// `offset` messages (a top-level ShareGPT `system`) come before the list's own.
-fn check_order(conv: &Conversation, list: &str, offset: usize, rep: &mut Rep) {
+/// `at(i)` names message `i` (`messages[2]`, `"system"`, `completion[0]`).
+fn check_order(conv: &mut Conversation, at: &dyn Fn(usize) -> String, rep: &mut Rep) {
     let msgs = &conv.msgs;
-    let at = |i: usize| -> String {
-        match i.checked_sub(offset) {
-            Some(j) => format!("{list}[{j}]"),
-            None => "\"system\"".to_string(),
-        }
-    };
     if let Some(i) = msgs.iter().skip(1).position(|m| m.role == Role::System) {
         let i = i + 1;
         rep.error(|| {
@@ -1206,15 +1292,44 @@ fn check_order(conv: &Conversation, list: &str, offset: usize, rep: &mut Rep) {
         });
         return;
     };
-    if first.role != Role::User {
-        let role = first.role.as_str();
+    if !body.iter().any(|m| m.role == Role::Assistant) {
+        let last = body[body.len() - 1].role.as_str();
         rep.error(|| {
             (
-                format!("the conversation starts with {} {role} message ({}); it must start with a user message", if role == "assistant" { "an" } else { "a" }, at(start)),
-                "add the user message that the reply answers".into(),
+                format!("the conversation has no assistant message and ends with a {last} message ({}); it must end with the assistant's reply", at(msgs.len() - 1)),
+                "add the assistant's reply: it is what the model learns".into(),
             )
         });
         return;
+    }
+    match first.role {
+        Role::User => {}
+        Role::Assistant => {
+            let context = if start == 1 {
+                "only the system prompt"
+            } else {
+                "nothing"
+            };
+            rep.warn(group_key("no user message", ""), || {
+                (
+                    format!(
+                        "{} is an assistant message with no user message before it; it is trained as written, the reply learned from {context} before it",
+                        at(start)
+                    ),
+                    "add the user message the reply answers, if there is one. Chat templates that require strict user/assistant alternation (Llama 2, Mistral and Mixtral, Gemma) refuse such a conversation: with those base models the trainer skips it and names it in its log".into(),
+                )
+            });
+        }
+        role => {
+            let role = role.as_str();
+            rep.error(|| {
+                (
+                    format!("the conversation starts with a {role} message ({}); it must start with a user message", at(start)),
+                    "add the user message that the reply answers".into(),
+                )
+            });
+            return;
+        }
     }
     for (k, w) in body.windows(2).enumerate() {
         let (a, b) = (w[0], w[1]);
@@ -1255,20 +1370,37 @@ fn check_order(conv: &Conversation, list: &str, offset: usize, rep: &mut Rep) {
         return;
     }
     let last = body[body.len() - 1];
-    if last.role != Role::Assistant {
-        let role = last.role.as_str();
-        rep.error(|| {
-            (
-                format!("the conversation ends with a {role} message ({}); it must end with the assistant's reply", at(msgs.len() - 1)),
-                format!("add the assistant's reply, or remove the last {role} message"),
-            )
-        });
-        return;
+    let trainable = body.iter().any(|m| m.trainable);
+    match last.role {
+        Role::Assistant => {}
+        Role::User => {
+            rep.warn(group_key("ends with user", ""), || {
+                (
+                    format!(
+                        "the conversation ends with a user message ({}) that has no reply; the trainer drops it and trains the assistant replies before it",
+                        at(msgs.len() - 1)
+                    ),
+                    "add the assistant's reply to train on it too, or remove the last user message".into(),
+                )
+            });
+            // As the trainer reads it (the statistics and the sample follow).
+            conv.msgs.pop();
+        }
+        role => {
+            let role = role.as_str();
+            rep.error(|| {
+                (
+                    format!("the conversation ends with a {role} message ({}); it must end with the assistant's reply", at(msgs.len() - 1)),
+                    format!("add the assistant's reply, or remove the last {role} message"),
+                )
+            });
+            return;
+        }
     }
-    if !body.iter().any(|m| m.trainable) {
+    if !trainable {
         rep.error(|| {
             (
-                "every assistant message has weight 0, so there is nothing to learn".into(),
+                "every assistant message has weight 0 (or loss_weight 0), so there is nothing to learn".into(),
                 "set \"weight\": 1 on at least one assistant reply".into(),
             )
         });
@@ -1360,24 +1492,20 @@ fn check_flat<'t>(doc: &Doc<'t, '_>, root: usize, rep: &mut Rep, conv: &mut Conv
 fn check_alpaca<'t>(doc: &Doc<'t, '_>, root: usize, rep: &mut Rep, conv: &mut Conversation<'t>) {
     let fmt = DatasetFormat::Alpaca;
     let (mut instruction, mut input, mut output, mut system) = (None, None, None, None);
+    let mut history = None;
     for (k, v) in doc.entries(root) {
         match k {
             "instruction" => instruction = Some(v),
             "input" => input = Some(v),
             "output" => output = Some(v),
             "system" => system = Some(v),
-            "history" => rep.warn(|| {
-                (
-                    "\"history\" (earlier turns) is not used: BrightRun trains on instruction, input and output only".into(),
-                    "to train on whole conversations, convert the file to OpenAI chat: {\"messages\": [{\"role\", \"content\"}, …]}".into(),
-                )
-            }),
+            "history" => history = Some(v),
             _ => unknown_key(
                 rep,
                 fmt,
                 "",
                 k,
-                "\"instruction\", \"input\", \"output\" and an optional \"system\"",
+                "\"instruction\", \"input\", \"output\" and optional \"system\" and \"history\"",
             ),
         }
     }
@@ -1389,6 +1517,9 @@ fn check_alpaca<'t>(doc: &Doc<'t, '_>, root: usize, rep: &mut Rep, conv: &mut Co
         && !s.is_blank()
     {
         conv.push(Role::System, &[s], false);
+    }
+    if let Some(h) = history {
+        alpaca_history(doc, h, rep, conv);
     }
     if let Some(i) = instruction {
         match input {
@@ -1416,6 +1547,191 @@ fn check_alpaca<'t>(doc: &Doc<'t, '_>, root: usize, rep: &mut Rep, conv: &mut Co
     }
 }
 
+/// Alpaca's `history`, `[[instruction, output], …]`: earlier turns, before the instruction,
+/// their outputs trained like the last one (as LLaMA-Factory does by default).
+fn alpaca_history<'t>(doc: &Doc<'t, '_>, h: usize, rep: &mut Rep, conv: &mut Conversation<'t>) {
+    let Node::Arr { .. } = doc.nodes[h] else {
+        if !matches!(doc.nodes[h], Node::Null) {
+            rep.error(|| {
+                (
+                    format!("\"history\" is {}, not a list of [instruction, output] pairs", doc.kind(h)),
+                    "write earlier turns as \"history\": [[\"instruction\", \"output\"], …], or leave it out".into(),
+                )
+            });
+        }
+        return;
+    };
+    for (i, pair) in doc.elements(h).enumerate() {
+        let mut texts = doc.elements(pair).map(|e| doc.text_at(e));
+        let pair_ok = matches!(doc.nodes[pair], Node::Arr { len: 2, .. });
+        match (pair_ok, texts.next().flatten(), texts.next().flatten()) {
+            (true, Some(q), Some(a)) if !q.is_blank() && !a.is_blank() => {
+                conv.push(Role::User, &[q], false);
+                conv.push(Role::Assistant, &[a], true);
+            }
+            (true, Some(_), Some(_)) => {
+                rep.error(|| {
+                    (
+                        format!("history[{i}] has an empty instruction or output"),
+                        "write both texts of the earlier turn, or remove the pair".into(),
+                    )
+                });
+                return;
+            }
+            _ => {
+                rep.error(|| {
+                    (
+                        format!("history[{i}] is not an [instruction, output] pair of strings"),
+                        "write earlier turns as \"history\": [[\"instruction\", \"output\"], …]"
+                            .into(),
+                    )
+                });
+                return;
+            }
+        }
+    }
+}
+
+const PROMPT: ListSpec = ListSpec {
+    format: DatasetFormat::PromptCompletion,
+    list: "prompt",
+    top_keys: &[],
+    role_key: "role",
+    content_key: "content",
+    role_names: "system, user or assistant",
+    message_keys: "\"role\" and \"content\"",
+    example_keys: "\"prompt\" and \"completion\"",
+};
+
+const COMPLETION: ListSpec = ListSpec {
+    list: "completion",
+    role_names: "assistant",
+    ..PROMPT
+};
+
+/// One side of a prompt/completion example: a string, a list of text parts, or (TRL's
+/// conversational layout) a list of messages. The prompt's messages are context; the
+/// completion's are assistant messages, trained. Returns false when it is broken.
+fn pc_side<'t>(
+    doc: &Doc<'t, '_>,
+    at: usize,
+    spec: &ListSpec,
+    rep: &mut Rep,
+    conv: &mut Conversation<'t>,
+) -> bool {
+    let key = spec.list;
+    let completion = key == "completion";
+    let default_role = if completion {
+        Role::Assistant
+    } else {
+        Role::User
+    };
+    let first = conv.pieces.len();
+    let Node::Arr { len, .. } = doc.nodes[at] else {
+        let Some(t) = doc.text_at(at) else {
+            rep.error(|| {
+                (
+                    format!("\"{key}\" is {}, not a string or a list of messages", doc.kind(at)),
+                    format!("write \"{key}\" as a string, or as TRL's conversational layout does, a list of {{\"role\", \"content\"}} messages"),
+                )
+            });
+            return false;
+        };
+        if t.is_blank() {
+            empty_error(rep, key);
+        }
+        conv.push(default_role, &[t], completion);
+        return true;
+    };
+    if len == 0 {
+        rep.error(|| {
+            (
+                format!("\"{key}\" is an empty list"),
+                format!("write the {key}'s messages"),
+            )
+        });
+        return false;
+    }
+    let messages = doc
+        .elements(at)
+        .next()
+        .is_some_and(|m| doc.get(m, "role").is_some());
+    if let Some(x) = doc.elements(at).find(|&x| !doc.is_obj(x)) {
+        rep.error(|| {
+            (
+                format!("\"{key}\" is a list holding {}, not messages or text parts", doc.kind(x)),
+                format!("write \"{key}\" as a string, or as TRL's conversational layout does, a list of {{\"role\", \"content\"}} messages"),
+            )
+        });
+        return false;
+    }
+    if !messages {
+        // A list of text parts: one message.
+        let ok = content_of(doc, rep, spec, 0, Some(at), &mut conv.pieces) && {
+            if is_blank(&conv.pieces[first..]) {
+                empty_error(rep, key);
+            }
+            true
+        };
+        conv.push_since(default_role, first, completion);
+        return ok;
+    }
+    let mut ok = true;
+    for (n, item) in doc.elements(at).enumerate() {
+        if !doc.is_obj(item) {
+            rep.error(|| {
+                (
+                    format!("{key}[{n}] is {}, not an object", doc.kind(item)),
+                    "write each message as {\"role\": …, \"content\": …}".into(),
+                )
+            });
+            ok = false;
+            continue;
+        }
+        let (mut role_at, mut content_at) = (None, None);
+        for (k, v) in doc.entries(item) {
+            match k {
+                "role" => role_at = Some(v),
+                "content" => content_at = Some(v),
+                _ => {
+                    let place = format!(" in {key}[{n}]");
+                    unknown_key(rep, spec.format, &place, k, spec.message_keys);
+                }
+            }
+        }
+        let Some(Named::Role(role)) = role_of(doc, rep, spec, n, role_at) else {
+            ok = false;
+            continue;
+        };
+        if completion && role != Role::Assistant {
+            rep.error(|| {
+                (
+                    format!("{key}[{n}] is a {} message; a completion holds the assistant's reply", role.as_str()),
+                    "move it to the end of \"prompt\", which holds the conversation before the reply".into(),
+                )
+            });
+            ok = false;
+            continue;
+        }
+        let start = conv.pieces.len();
+        if !content_of(doc, rep, spec, n, content_at, &mut conv.pieces) {
+            conv.pieces.truncate(start);
+            ok = false;
+            continue;
+        }
+        if is_blank(&conv.pieces[start..]) && role != Role::System {
+            rep.error(|| {
+                (
+                    format!("{key}[{n}].content is empty ({} message)", role.as_str()),
+                    "write the message, or remove the example".into(),
+                )
+            });
+        }
+        conv.push_since(role, start, completion);
+    }
+    ok
+}
+
 fn check_prompt_completion<'t>(
     doc: &Doc<'t, '_>,
     root: usize,
@@ -1431,17 +1747,44 @@ fn check_prompt_completion<'t>(
             _ => unknown_key(rep, fmt, "", k, "\"prompt\" and \"completion\""),
         }
     }
-    if let Some(p) = string_field(doc, rep, fmt, "prompt", prompt, true) {
-        if p.is_blank() {
-            empty_error(rep, "prompt");
+    let (Some(p), Some(c)) = (prompt, completion) else {
+        // Not reached: `detect` needs both keys.
+        for (key, at) in [("prompt", prompt), ("completion", completion)] {
+            string_field(doc, rep, fmt, key, at, true);
         }
-        conv.push(Role::User, &[p], false);
+        return;
+    };
+    let conversational = [p, c]
+        .iter()
+        .any(|&x| matches!(doc.nodes[x], Node::Arr { .. }));
+    if !conversational {
+        if let Some(p) = string_field(doc, rep, fmt, "prompt", Some(p), true) {
+            if p.is_blank() {
+                empty_error(rep, "prompt");
+            }
+            conv.push(Role::User, &[p], false);
+        }
+        if let Some(c) = string_field(doc, rep, fmt, "completion", Some(c), true) {
+            if c.is_blank() {
+                empty_error(rep, "completion");
+            }
+            conv.push(Role::Assistant, &[c], true);
+        }
+        return;
     }
-    if let Some(c) = string_field(doc, rep, fmt, "completion", completion, true) {
-        if c.is_blank() {
-            empty_error(rep, "completion");
-        }
-        conv.push(Role::Assistant, &[c], true);
+    let before = rep.errors;
+    let prompt_ok = pc_side(doc, p, &PROMPT, rep, conv);
+    let split = conv.msgs.len();
+    let completion_ok = pc_side(doc, c, &COMPLETION, rep, conv);
+    if prompt_ok && completion_ok && rep.errors == before {
+        let at = |i: usize| -> String {
+            if i < split {
+                format!("prompt[{i}]")
+            } else {
+                format!("completion[{}]", i - split)
+            }
+        };
+        check_order(conv, &at, rep);
     }
 }
 

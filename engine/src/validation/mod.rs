@@ -4,7 +4,9 @@
 //! What it checks, per example: valid UTF-8, valid JSON, a JSON object, the keys and types of
 //! the file's format (DESIGN.md, "Dataset formats"), known roles, non-empty content, the
 //! order of a conversation (an optional leading system message, then user and assistant
-//! alternating, ending with the assistant), `weight` only 0 or 1, unknown keys (a warning),
+//! alternating, ending with the assistant; no user message before the first reply, or a last
+//! user message, are warnings), `weight`/`loss_weight` only 0 or 1, unknown keys (a warning;
+//! the same warning on many examples is one finding with a count),
 //! and that the file does not mix formats (the first valid example fixes it). A BOM, CRLF
 //! line ends and blank lines are fine; a leading `_meta` record is skipped. Binary,
 //! compressed, UTF-16, empty files and lines over [`MAX_LINE_BYTES`] each get one clear
@@ -370,9 +372,9 @@ struct Validator<'o, 'r> {
     /// Elements of the array so far.
     elements: u64,
     /// Examples refused as data for another kind of training: (count, lines named).
-    refused: [(u64, Vec<u64>); 3],
+    refused: [(u64, Vec<u64>); 5],
     /// What the first refused example of each kind was recognised by.
-    refused_why: [Option<Refusal>; 3],
+    refused_why: [Option<Refusal>; 5],
     /// Whether a record that is a JSON object was seen; until then string records are only
     /// counted (a file of strings gets one verdict, not one per line).
     object_seen: bool,
@@ -443,7 +445,7 @@ impl<'o, 'r> Validator<'o, 'r> {
             array: false,
             elements: 0,
             refused: Default::default(),
-            refused_why: [None; 3],
+            refused_why: [None; 5],
             object_seen: false,
             strings: 0,
             string_lines: Vec::new(),
@@ -732,6 +734,8 @@ impl<'o, 'r> Validator<'o, 'r> {
             Refusal::Multimodal(_) => 0,
             Refusal::Preference(_) => 1,
             Refusal::Kto => 2,
+            Refusal::ProcessReward => 3,
+            Refusal::Parts(_) => 4,
         };
         let (n, lines) = &mut self.refused[k];
         *n += 1;
@@ -837,6 +841,7 @@ impl<'o, 'r> Validator<'o, 'r> {
     }
 
     fn finish(mut self) -> ValidationReport {
+        self.sink.flush_groups();
         if !self.stopped {
             self.summarise();
         }
@@ -892,11 +897,12 @@ impl<'o, 'r> Validator<'o, 'r> {
         }
     }
 
-    /// One finding per kind of data refused (media, preference pairs, KTO), naming what it
+    /// One finding per kind of data refused (media, preference pairs, KTO, process-reward
+    /// data, content parts it does not read), naming what it
     /// was recognised by and what to do.
     fn summarise_refusals(&mut self) {
         let what = if self.array { "elements" } else { "lines" };
-        for k in 0..3 {
+        for k in 0..self.refused.len() {
             let (n, ref lines) = self.refused[k];
             let Some(why) = self.refused_why[k] else {
                 continue;
@@ -914,15 +920,17 @@ impl<'o, 'r> Validator<'o, 'r> {
                 what
             };
             let total = self.records;
-            let of = if n == total {
-                format!("all {}", plural(n, "example", "").trim_start_matches("1 "))
-            } else {
-                format!("{} of {total}", plural(n, "example", ""))
+            // "all 12 examples hold", "its one example holds", "3 of 12 examples hold".
+            let (of, hold) = match (n == total, n) {
+                (true, 1) => ("its one example".to_string(), "holds"),
+                (true, _) => (format!("all {n} examples"), "hold"),
+                (false, 1) => (format!("1 of {total} examples"), "holds"),
+                (false, _) => (format!("{n} of {total} examples"), "hold"),
             };
             let undesirable = self.undesirable;
             self.sink.add(line, Severity::Error, || match why {
                 Refusal::Multimodal(by) => (
-                    format!("this is multimodal data ({of} hold images, audio or video, recognised by {by}: {what} {named}); BrightRun trains text LoRA adapters, and the media would be silently dropped"),
+                    format!("this is multimodal data ({of} {hold} images, audio or video, recognised by {by}: {what} {named}); BrightRun trains text LoRA adapters, and the media would be silently dropped"),
                     "remove the media (the images/videos/audios keys, the image, audio and video content parts, the <image> tags) to train on the text alone, or use a vision-language trainer for this data".into(),
                 ),
                 Refusal::Preference(by) => (
@@ -932,6 +940,14 @@ impl<'o, 'r> Validator<'o, 'r> {
                 Refusal::Kto => (
                     format!("this is KTO data (each reply is labelled desirable or not with \"label\" or \"kto_tag\"; {of}: {what} {named}; {undesirable} labelled undesirable); supervised fine-tuning would make the undesirable replies training targets"),
                     "for SFT, keep the examples labelled true and drop the label, e.g. `jq -c 'select(.label == true) | del(.label)'` (or `.kto_tag`)".into(),
+                ),
+                Refusal::ProcessReward => (
+                    format!("this is process-reward data, not SFT data (stepwise supervision: \"prompt\", a list of \"completions\" steps and a \"labels\" list judging each step, as TRL's PRMTrainer reads it; {of}: {what} {named}); BrightRun trains supervised (SFT) LoRA adapters, which would learn the steps labelled wrong too"),
+                    "train a process reward model with a PRM trainer; for SFT keep the examples whose steps are all correct and join them, e.g. `jq -c 'select(all(.labels[]; .)) | {prompt, completion: (.completions | join(\"\\n\"))}'`".into(),
+                ),
+                Refusal::Parts(by) => (
+                    format!("this file uses content parts BrightRun does not read ({by}, as in LLaMA-Factory's reasoning and tool-use data; {of}: {what} {named}): BrightRun reads text parts only, and would lose the reasoning and the tool calls"),
+                    "convert them: each tool_call part to the assistant message's \"tool_calls\" ({\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}) with \"tool\" messages for the results, and each reasoning part into the text as the base model's template writes it (e.g. <think>…</think> before the answer for Qwen3 or DeepSeek-R1), or drop it".into(),
                 ),
             });
         }

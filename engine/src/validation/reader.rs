@@ -196,7 +196,14 @@ pub(crate) fn sniff(head: &[u8]) -> Option<NotText> {
     if head.starts_with(&[0xff, 0xfe, 0, 0]) || head.starts_with(&[0, 0, 0xfe, 0xff]) {
         return verdict("UTF-32 text", reencode);
     }
-    if head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff]) {
+    // A UTF-16 byte order mark, then text: 2-byte units, at least one character. Fewer or an
+    // odd number of bytes (in a file read whole) are stray bytes, not UTF-16 text: they get
+    // the UTF-8 verdict on their line.
+    let whole = head.len() < SNIFF_BYTES;
+    if (head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff]))
+        && head.len() >= 4
+        && (!whole || head.len().is_multiple_of(2))
+    {
         return verdict("UTF-16 text", reencode);
     }
     if let Some(offset) = memchr::memchr(0, head) {
@@ -270,5 +277,8 @@ mod tests {
                 .error
                 .contains("UTF-16")
         );
+        // Three stray bytes are no UTF-16 text.
+        assert!(sniff(&[0xff, 0xfe, b'x']).is_none());
+        assert!(sniff(&[0xfe, 0xff]).is_none());
     }
 }

@@ -43,6 +43,21 @@ fn not_json(head: &[u8], first_line: u64, eof: bool, ext: &str) -> Option<(u64, 
     if lines.is_empty() || lines.iter().any(|l| starts_like_json(l) || holds_object(l)) {
         return None;
     }
+    // Mostly bytes that are no UTF-8 (stray bytes, binary): not text; the line's own UTF-8
+    // error says what they are. (Text in another encoding has a few, and is text.)
+    let (chars, bad) =
+        lines
+            .iter()
+            .flat_map(|l| l.utf8_chunks())
+            .fold((0usize, 0usize), |(c, b), k| {
+                (
+                    c + k.valid().chars().count() + k.invalid().len(),
+                    b + k.invalid().len(),
+                )
+            });
+    if bad * 4 > chars {
+        return None;
+    }
     let commas = |l: &[u8]| l.iter().filter(|&&b| b == b',').count();
     let csv = lines.len() > 1
         && commas(lines[0]) > 0
