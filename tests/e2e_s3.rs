@@ -351,7 +351,13 @@ fn a_dataset_in_s3_is_cleaned_like_a_local_one() {
     std::fs::write(&good, text).unwrap();
     let added = run_json(
         &home,
-        &["datasets", "add", good.to_str().unwrap(), "--wait", "--json"],
+        &[
+            "datasets",
+            "add",
+            good.to_str().unwrap(),
+            "--wait",
+            "--json",
+        ],
         1,
     );
     assert_ne!(added["status"], "ready", "{added:#}");

@@ -38,7 +38,9 @@ mod training {
             text.starts_with(&format!("{field} = {value} is ")),
             "{text}"
         );
-        assert!(text.contains(range), "{text}");
+        // People read the range as "a to b", never Rust's `a..=b`.
+        assert!(text.contains(&ranges::readable_range(range)), "{text}");
+        assert!(!text.contains("..="), "{text}");
     }
 
     #[test]
@@ -174,7 +176,7 @@ mod training {
             let r = ranges::check_gpu_count(n);
             assert_eq!(r.is_ok(), ok, "{n}");
             if let Err(e) = r {
-                assert_eq!(e.to_string(), format!("gpu_count = {n} is outside 1..=8"));
+                assert_eq!(e.to_string(), format!("gpu_count = {n} is outside 1 to 8"));
             }
         }
     }

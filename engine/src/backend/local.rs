@@ -288,7 +288,7 @@ fn read_events_limited(
         _ if ended && at_end => buf.len(),
         Some(last_newline) => last_newline + 1,
         None if (buf.len() as u64) < limit => 0,
-        None => return skip_long_line(&mut file, path, cursor, limit, &buf, len),
+        None => return skip_long_line(&mut file, path, cursor, limit, &buf, len, ended),
     };
     let complete = &buf[..complete_len];
     let events = complete
@@ -307,7 +307,7 @@ fn read_events_limited(
 
 /// One line fills the whole read window (`buf`): skips to its end and reports the skip as a
 /// warning event. While the line is still being written the cursor stays, and the next
-/// poll looks again.
+/// poll looks again; an `ended` trainer's last line ends at the end of the file.
 fn skip_long_line(
     file: &mut std::fs::File,
     path: &Path,
@@ -315,13 +315,19 @@ fn skip_long_line(
     limit: u64,
     buf: &[u8],
     len: u64,
+    ended: bool,
 ) -> Result<EventsRead, BackendError> {
-    let Some(end) = next_newline(file, cursor + limit).map_err(io("reading", path))? else {
-        return Ok(EventsRead {
-            events: Vec::new(),
-            cursor,
-            drained: false,
-        });
+    let end = match next_newline(file, cursor + limit).map_err(io("reading", path))? {
+        Some(end) => end,
+        // An ended trainer's last line runs to the end of the file.
+        None if ended => len,
+        None => {
+            return Ok(EventsRead {
+                events: Vec::new(),
+                cursor,
+                drained: false,
+            });
+        }
     };
     let bytes = end - cursor;
     tracing::warn!(
@@ -343,7 +349,7 @@ fn skip_long_line(
     };
     Ok(EventsRead {
         events: vec![skipped],
-        cursor: end + 1,
+        cursor: (end + 1).min(len),
         drained: end + 1 >= len,
     })
 }
@@ -1277,6 +1283,11 @@ mod tests {
             events.last().unwrap().event,
             TrainerEvent::Done { .. }
         ));
+        // An ended trainer whose last line is over the limit and has no newline is done too.
+        let tail = dir.path().join("tail.jsonl");
+        std::fs::write(&tail, "z".repeat((MAX_EVENT_LINE + 3) as usize)).unwrap();
+        let r = read_events(&tail, 0, true).unwrap();
+        assert!(r.drained && r.cursor == MAX_EVENT_LINE + 3 && r.events.len() == 1);
         // While it runs, the same last line waits for its newline.
         let done_at = (flood.len() + long.len() + 1) as u64;
         let r = read_events(&path, done_at, false).unwrap();

@@ -83,34 +83,6 @@ impl<R: AsyncRead + Unpin> AsyncRead for Verified<R> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::AsyncReadExt;
-
-    async fn read(data: &[u8], size: u64, sha: &str) -> std::io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        Verified::new(data, "`f`".into(), size, sha.into())
-            .read_to_end(&mut out)
-            .await?;
-        Ok(out)
-    }
-
-    #[tokio::test]
-    async fn only_the_manifests_bytes_pass() {
-        let sha = hex::encode(Sha256::digest(b"hello"));
-        assert_eq!(read(b"hello", 5, &sha).await.unwrap(), b"hello");
-        for (data, size) in [(&b"hellO"[..], 5), (b"hell", 5), (b"hello!", 5)] {
-            let e = read(data, size, &sha).await.unwrap_err();
-            assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
-            assert!(
-                e.to_string().contains("`f` does not match its manifest"),
-                "{e}"
-            );
-        }
-    }
-}
-
 /// A blocking reader that hashes what passes through it, for reads that must also learn
 /// whether the bytes are still those stored (a validation reads every byte anyway).
 pub(crate) struct Hashing<R> {
@@ -138,5 +110,33 @@ impl<R: std::io::Read> std::io::Read for Hashing<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    async fn read(data: &[u8], size: u64, sha: &str) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        Verified::new(data, "`f`".into(), size, sha.into())
+            .read_to_end(&mut out)
+            .await?;
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn only_the_manifests_bytes_pass() {
+        let sha = hex::encode(Sha256::digest(b"hello"));
+        assert_eq!(read(b"hello", 5, &sha).await.unwrap(), b"hello");
+        for (data, size) in [(&b"hellO"[..], 5), (b"hell", 5), (b"hello!", 5)] {
+            let e = read(data, size, &sha).await.unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+            assert!(
+                e.to_string().contains("`f` does not match its manifest"),
+                "{e}"
+            );
+        }
     }
 }

@@ -420,14 +420,38 @@ impl Drop for InFlight {
     }
 }
 
-/// The response body, holding the in-flight guard until it is sent or dropped.
+/// The response body, holding the in-flight guard until it is sent or dropped. Its size
+/// hint is the inner body's, so a reply keeps its Content-Length.
 fn guarded(body: axum::body::Body, guard: InFlight) -> axum::body::Body {
-    use futures::StreamExt;
-    let stream = body.into_data_stream().map(move |chunk| {
-        let _ = &guard;
-        chunk
-    });
-    axum::body::Body::from_stream(stream)
+    axum::body::Body::new(Guarded {
+        inner: body,
+        _guard: guard,
+    })
+}
+
+struct Guarded {
+    inner: axum::body::Body,
+    _guard: InFlight,
+}
+
+impl http_body::Body for Guarded {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 #[cfg(test)]
