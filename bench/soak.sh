@@ -69,6 +69,8 @@ mkdir -p "$home/config"
 cat > "$home/standin.py" <<PY
 import os, sys, time
 rate = $rate
+# A run this long at this rate, and some: the engine ignores steps past twice a run's total.
+total = ($seconds + 300) * rate
 count = "$home/standin.count"
 out = sys.stdout
 out.write('{"type":"stage","seq":0,"ts":%.3f,"stage":"training","message":"soak stand-in"}\n' % time.time())
@@ -80,9 +82,9 @@ while True:
     if due > n:
         ts = time.time()
         out.write("".join(
-            '{"type":"metric","seq":%d,"ts":%.3f,"step":%d,"total_steps":1000000000,"epoch":0.0,'
+            '{"type":"metric","seq":%d,"ts":%.3f,"step":%d,"total_steps":%d,"epoch":0.0,'
             '"training_loss":%.4f,"learning_rate":0.0001,"throughput":900.0}\n'
-            % (i, ts, i, 2.0 / (1 + i * 1e-4)) for i in range(n + 1, due + 1)))
+            % (i, ts, i, total, 2.0 / (1 + i * 1e-4)) for i in range(n + 1, due + 1)))
         out.flush()
         n = due
     if now - last >= 0.5:

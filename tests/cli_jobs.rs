@@ -629,4 +629,16 @@ fn retry_confirms_the_cost_like_create() {
     let retry = home.json(&["jobs", "retry", &id, "--yes", "--json"], 0);
     assert_eq!(retry["status"], "queued");
     assert_eq!(retry["retry_of"], id.as_str());
+    // Said for people with the old job's id, not the prefix typed.
+    home.json(
+        &["jobs", "cancel", retry["id"].as_str().unwrap(), "--json"],
+        0,
+    );
+    let out = home
+        .cmd()
+        .args(["jobs", "retry", &id[..6], "--yes"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("(retry of {id})")), "{said}");
 }

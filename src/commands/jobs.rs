@@ -260,7 +260,12 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
             if json.json {
                 output::json(&job)?;
             } else {
-                println!("queued job {} (retry of {})", job.id, id);
+                // The old job's id as the engine knows it, not the prefix typed.
+                let of = job
+                    .retry_of
+                    .map(|o| o.to_string())
+                    .unwrap_or_else(|| id.clone());
+                println!("queued job {} (retry of {of})", job.id);
             }
             Ok(exit::OK)
         }

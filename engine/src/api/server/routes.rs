@@ -181,6 +181,22 @@ pub(super) fn decode_body<T>(value: &serde_json::Value) -> Result<T, HttpError>
 where
     T: serde::de::DeserializeOwned + schemars::JsonSchema,
 {
+    // Every body of this API is an object: anything else is said as a whole, not as a
+    // fault at `[0]` (which the fuzzer found for `[{"op":"hello"}]`).
+    let kind = match value {
+        serde_json::Value::Object(_) => None,
+        serde_json::Value::Array(_) => Some("an array"),
+        serde_json::Value::String(_) => Some("a string"),
+        serde_json::Value::Number(_) => Some("a number"),
+        serde_json::Value::Bool(_) => Some("a boolean"),
+        serde_json::Value::Null => Some("null"),
+    };
+    if let Some(kind) = kind {
+        return Err(HttpError(ApiError::new(
+            ErrorCode::Invalid,
+            format!("the request body is not valid: invalid type: {kind}, expected a JSON object"),
+        )));
+    }
     super::decode::decode(value).map_err(|r| {
         HttpError(ApiError {
             field: r.field,
@@ -748,6 +764,11 @@ mod tests {
                 "{}",
                 e.message
             );
+        }
+        for whole in [&br#"[{"op":"hello"}]"#[..], b"\"hello\"", b"7", b"null"] {
+            let e = decode_json_body::<Request>(whole).expect_err("refused").0;
+            assert_eq!(e.field, None, "{e:?}");
+            assert!(e.message.contains("expected a JSON object"), "{e:?}");
         }
         let e = decode_json_body::<Request>(br#"{"op": "get_job", "id": 7}"#)
             .expect_err("refused")
