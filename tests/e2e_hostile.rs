@@ -207,6 +207,16 @@ fn create_job(home: &Home, dataset: &str) -> String {
     job["id"].as_str().unwrap().to_string()
 }
 
+/// `jobs watch` on `id` with `fake` as the trainer (it runs the job, embedded).
+fn watch(home: &Home, fake: &std::path::Path, id: &str) -> std::process::Output {
+    home.cmd()
+        .env("BRIGHTRUN_TRAINER_PYTHON", fake)
+        .args(["jobs", "watch", id])
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_run_that_floods_its_events_before_done_completes_once() {
     let home = Home::new(2);
@@ -228,13 +238,7 @@ echo '{"type":"artifact","seq":200001,"ts":0,"dir":"'"$PWD"'/output","files":[{"
 printf '{"type":"done","seq":200002,"ts":0,"summary":{}}'"#,
     );
     let id = create_job(&home, &d);
-    let out = home
-        .cmd()
-        .env("BRIGHTRUN_TRAINER_PYTHON", &fake)
-        .args(["jobs", "watch", &id])
-        .timeout(Duration::from_secs(300))
-        .output()
-        .unwrap();
+    let out = watch(&home, &fake, &id);
     let job = home.json(&["jobs", "show", &id, "--json"], 0);
     assert_eq!(
         job["status"],
@@ -431,13 +435,7 @@ echo '{"type":"done","seq":2,"ts":0,"summary":{}}'"#,
     );
     let ready = home.ready_dataset(20);
     let id = create_job(&home, &ready);
-    let out = home
-        .cmd()
-        .env("BRIGHTRUN_TRAINER_PYTHON", &fake)
-        .args(["jobs", "watch", &id])
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
+    let out = watch(&home, &fake, &id);
     assert!(
         out.status.success(),
         "{}",

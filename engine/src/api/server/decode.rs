@@ -93,7 +93,8 @@ fn render(path: &[Seg]) -> Option<String> {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                out.push_str(k);
+                // An empty key is still a field (`{"": 1}`): named, not mistaken for none.
+                out.push_str(if k.is_empty() { "\"\"" } else { k });
             }
             Seg::Index(i) => out.push_str(&format!("[{i}]")),
         }

@@ -765,6 +765,11 @@ mod tests {
                 e.message
             );
         }
+        // An unknown empty key is named (the fuzzer found it refused with no field).
+        let e = decode_json_body::<Request>(br#"{"op":"list_jobs","":{"off":10}}"#)
+            .expect_err("refused")
+            .0;
+        assert_eq!(e.field.as_deref(), Some("\"\""), "{e:?}");
         for whole in [&br#"[{"op":"hello"}]"#[..], b"\"hello\"", b"7", b"null"] {
             let e = decode_json_body::<Request>(whole).expect_err("refused").0;
             assert_eq!(e.field, None, "{e:?}");
