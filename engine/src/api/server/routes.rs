@@ -765,6 +765,13 @@ mod tests {
                 e.message
             );
         }
+        // A value holding the decoder's own sentinel text is still placed (the fuzzer's find).
+        let e = decode_json_body::<Request>(
+            "{\"op\":\"costs\",\"period\":\"4\u{10FFFF}sentinel4\"}".as_bytes(),
+        )
+        .expect_err("refused")
+        .0;
+        assert_eq!(e.field.as_deref(), Some("period"), "{e:?}");
         // An unknown empty key is named (the fuzzer found it refused with no field).
         let e = decode_json_body::<Request>(br#"{"op":"list_jobs","":{"off":10}}"#)
             .expect_err("refused")
