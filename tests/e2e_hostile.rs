@@ -152,17 +152,7 @@ fn a_daemon_at_systemds_file_limit_still_serves_its_owner_and_tokens() {
     }
     let mut mine = TcpStream::connect(&addr).unwrap();
     assert!(get(&mut mine, "/api/jobs?limit=1", Some(&token)).contains(" 200 "));
-    let out = home
-        .cmd()
-        .args(["jobs", "list", "--json"])
-        .timeout(Duration::from_secs(20))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&home, &["jobs", "list", "--json"]);
 }
 
 /// Raises this process's soft limit on open files to its hard limit; returns the limit.
@@ -179,6 +169,22 @@ fn raise_own_fd_limit() -> u64 {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
     }
     lim.rlim_cur
+}
+
+/// Runs the binary with `args` (at most 30 s), asserting it succeeds.
+fn run_ok(home: &Home, args: &[&str]) -> std::process::Output {
+    let out = home
+        .cmd()
+        .args(args)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "brightrun {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// A stand-in trainer from a shell script body (it runs as `python -u -m … run --spec …`).
@@ -290,17 +296,7 @@ while :; do sleep 1; done"#,
         .parse()
         .unwrap();
     let started = Instant::now();
-    let out = home
-        .cmd()
-        .args(["jobs", "cancel", &id, "--json"])
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(&home, &["jobs", "cancel", &id, "--json"]);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "the reply waited for the trainer's stop"
