@@ -12,8 +12,9 @@ use std::path::PathBuf;
 Data lives in the XDG data dir (or under $BRIGHTRUN_HOME when set)."
 )]
 pub struct Cli {
-    /// Colour theme for the dashboard (a name from themes/ or a TOML file).
-    #[arg(long, global = true)]
+    /// Colour theme for the dashboard (a name from themes/ or a TOML file). Only the
+    /// dashboard (no command) has one, so subcommands' help leaves it out.
+    #[arg(long)]
     pub theme: Option<String>,
     /// Attach to this engine instead of finding one: `unix:PATH` or `http://HOST:PORT`
     /// (with BRIGHTRUN_TOKEN). Without it, a daemon serving this home is used when it
@@ -206,18 +207,21 @@ pub enum JobsCmd {
     },
     /// Show a job.
     Show {
+        /// The job's id, or the first characters of it that match only one (as `jobs list` shows).
         id: String,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// Follow a job to its end, running the engine meanwhile. Exit 0 completed, 1 failed or cancelled.
     Watch {
+        /// The job's id, or the first characters of it that match only one (as `jobs list` shows).
         id: String,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// Cancel a queued or running job (the trainer saves a checkpoint first).
     Cancel {
+        /// The job's id, or the first characters of it that match only one (as `jobs list` shows).
         id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -225,6 +229,7 @@ pub enum JobsCmd {
     /// Queue a new job with the configuration of a failed or cancelled one (shows its cost
     /// and asks first unless --yes, as create does).
     Retry {
+        /// The job's id, or the first characters of it that match only one (as `jobs list` shows).
         id: String,
         /// Do not ask for confirmation of the cost.
         #[arg(long, short)]
@@ -235,6 +240,7 @@ pub enum JobsCmd {
     /// The job's log: its stages, checkpoints and the trainer's messages (as the dashboard's
     /// log pane shows them), then the end of the trainer's stderr.
     Logs {
+        /// The job's id, or the first characters of it that match only one (as `jobs list` shows).
         id: String,
         #[arg(long, short = 'n', default_value_t = 100)]
         lines: usize,
@@ -243,6 +249,7 @@ pub enum JobsCmd {
     },
     /// A job's metrics points.
     Metrics {
+        /// The job's id, or the first characters of it that match only one (as `jobs list` shows).
         id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -259,6 +266,7 @@ pub enum ModelsCmd {
     },
     /// Show a model: quality metrics, training summary, configuration, files.
     Show {
+        /// The model's id, or the first characters of it that match only one (as `models list` shows).
         id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -271,6 +279,7 @@ pub enum ModelsCmd {
     },
     /// Download a model's adapter files (sha256 verified).
     Download {
+        /// The model's id, or the first characters of it that match only one (as `models list` shows).
         id: String,
         /// Folder to write into (created if missing).
         #[arg(long)]
@@ -283,6 +292,7 @@ pub enum ModelsCmd {
     },
     /// Print a presigned download URL to share (S3 stores only).
     Url {
+        /// The model's id, or the first characters of it that match only one (as `models list` shows).
         id: String,
         /// Which file (default: the adapter's weights).
         #[arg(long)]
@@ -296,6 +306,7 @@ pub enum ModelsCmd {
     /// Delete a model. Its stored files are kept unless --purge.
     #[command(alias = "delete")]
     Rm {
+        /// The model's id, or the first characters of it that match only one (as `models list` shows).
         id: String,
         /// Delete the stored files too.
         #[arg(long)]
@@ -309,6 +320,7 @@ pub enum ModelsCmd {
 pub enum NotificationsCmd {
     /// Mark one notification (or --all) read.
     Read {
+        /// The notification's id, or the first characters of it that match only one.
         id: Option<String>,
         #[arg(long)]
         all: bool,
@@ -357,18 +369,21 @@ pub enum DatasetsCmd {
     },
     /// Show a dataset: statistics, sample, validation problems.
     Show {
+        /// The dataset's id, or the first characters of it that match only one (as `datasets list` shows).
         id: String,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// Validate a dataset again (e.g. after changing the tokenizer or hold-out in config).
     Validate {
+        /// The dataset's id, or the first characters of it that match only one (as `datasets list` shows).
         id: String,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// Rename a dataset.
     Rename {
+        /// The dataset's id, or the first characters of it that match only one (as `datasets list` shows).
         id: String,
         name: String,
         #[command(flatten)]
@@ -376,6 +391,7 @@ pub enum DatasetsCmd {
     },
     /// Set a dataset's description.
     Describe {
+        /// The dataset's id, or the first characters of it that match only one (as `datasets list` shows).
         id: String,
         description: String,
         #[command(flatten)]
@@ -386,6 +402,7 @@ pub enum DatasetsCmd {
     /// unless --purge.
     #[command(alias = "delete")]
     Rm {
+        /// The dataset's id, or the first characters of it that match only one (as `datasets list` shows).
         id: String,
         /// Do not ask for confirmation.
         #[arg(long, short)]
@@ -399,6 +416,7 @@ pub enum DatasetsCmd {
     /// Continue an upload that broke off (a killed `datasets add`); with S3 the parts already
     /// stored are not sent again.
     Resume {
+        /// The dataset's id, or the first characters of it that match only one (as `datasets list` shows).
         id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -406,6 +424,7 @@ pub enum DatasetsCmd {
     /// Make a new dataset from the valid examples of one with a few bad ones, and report
     /// what was dropped (line and reason).
     Clean {
+        /// The dataset's id, or the first characters of it that match only one (as `datasets list` shows).
         id: String,
         /// Also drop examples that exactly repeat an earlier one.
         #[arg(long)]
@@ -453,6 +472,7 @@ pub enum TokensCmd {
     },
     /// Revoke a token by its id (or a unique prefix).
     Revoke {
+        /// The token's id, or the first characters of it that match only one (as `tokens list` shows).
         id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -477,6 +497,16 @@ pub enum MirrorCmd {
     /// Compare row counts and checksums of every table with PostgreSQL; list the
     /// differences and exit 1 when there is one.
     Verify {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Apply the mirror's schema migrations to PostgreSQL now (the mirror also applies them
+    /// when it starts), e.g. before any engine connects. Owner only.
+    Migrate {
+        /// Apply nothing: print the SQL of the migrations the database lacks on stdout (to
+        /// read, or to apply by hand with psql), and what is applied already on stderr.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         json: JsonFlag,
     },

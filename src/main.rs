@@ -169,7 +169,17 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
         };
     }
     let command = cli.command;
-    let client = client::Client::connect(cli.engine.as_deref(), paths.clone()).await?;
+    // The dashboard and `jobs watch` follow an engine: one named by --engine that is not up
+    // yet (or restarting) is waited for.
+    let follows = matches!(
+        command,
+        None | Some(Command::Jobs(cli::JobsCmd::Watch { .. }))
+    );
+    let client = if follows {
+        client::Client::connect_or_wait(cli.engine.as_deref(), paths.clone()).await?
+    } else {
+        client::Client::connect(cli.engine.as_deref(), paths.clone()).await?
+    };
     let api = client.api.as_ref();
     let result = match command {
         Some(Command::Datasets(cmd)) => commands::datasets::run(api, cmd).await,

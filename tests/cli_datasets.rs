@@ -537,3 +537,90 @@ fn parse_errors_never_show_the_secret() {
         }
     }
 }
+
+#[test]
+fn advice_is_never_cut_in_a_pipe() {
+    // A preference file: the advice ends with the jq recipe for OpenAI's preference layout,
+    // past the 140 characters at which the CLI used to cut it.
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("prefs.jsonl");
+    let line = r#"{"prompt":"Hi?","chosen":"Hello.","rejected":"Go away."}"#;
+    std::fs::write(&file, format!("{line}\n{line}\n")).unwrap();
+    let out = brightrun(home.path())
+        .args(["datasets", "add"])
+        .arg(&file)
+        .args(["--wait", "--json"])
+        .output()
+        .unwrap();
+    let id = json(&out)["id"].as_str().unwrap().to_string();
+    let out = brightrun(home.path())
+        .args(["datasets", "show", &id])
+        .env("COLUMNS", "250")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("`jq -c '{messages: (.input.messages + .preferred_output)}'` for OpenAI preference files"),
+        "{text}"
+    );
+    assert!(!text.contains('…'), "{text}");
+}
+
+#[test]
+fn commands_started_together_without_a_daemon_all_succeed() {
+    // Scripts, cron jobs and a second shell start commands side by side: the one that finds
+    // the store held waits for its holder (or attaches to it) instead of failing.
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("chats.jsonl");
+    std::fs::write(&file, chat_lines(20)).unwrap();
+    let add = |name: &str| {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("brightrun"));
+        c.env("BRIGHTRUN_HOME", home.path())
+            .args(["datasets", "add"])
+            .arg(&file)
+            .args(["--name", name, "--wait", "--json"]);
+        c
+    };
+    let list = || {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("brightrun"));
+        c.env("BRIGHTRUN_HOME", home.path())
+            .args(["datasets", "list", "--json"]);
+        c
+    };
+    let mut commands = vec![add("one"), list(), add("two"), list(), list(), add("three")];
+    let children: Vec<_> = commands
+        .iter_mut()
+        .map(|c| {
+            c.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap();
+    }
+    let out = list().output().unwrap();
+    let names: Vec<String> = json(&out)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect();
+    for name in ["one", "two", "three"] {
+        assert!(names.iter().any(|n| n == name), "{names:?}");
+    }
+    // The same bytes added once more: kept, with a hint naming an earlier dataset.
+    let out = add("four").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the same file as dataset"), "{err}");
+    assert!(
+        ["one", "two", "three"]
+            .iter()
+            .any(|n| err.contains(&format!("({n}, added"))),
+        "{err}"
+    );
+}

@@ -532,7 +532,8 @@ async fn follow(api: RemoteApi, until: tokio::sync::watch::Receiver<Option<u64>>
 fn clients_stay_live_and_survive_a_killed_daemon() {
     let home = Home::new(0);
     let dataset = home.ready_dataset(40);
-    let mut d = Daemon::start(&home, free_port());
+    let port = free_port();
+    let mut d = Daemon::start(&home, port);
     let bin = assert_cmd::cargo::cargo_bin("brightrun");
     let python = trainer_python();
     let env: Vec<(&str, &OsStr)> = vec![
@@ -583,6 +584,24 @@ fn clients_stay_live_and_survive_a_killed_daemon() {
     ));
     // batch 2 over 36 training examples: 36 steps.
     let job = home.tiny_job(&dataset, &["epochs=2", "batch_size=2"]);
+    // A laptop's `jobs watch` over TCP, which must outlive the daemon's restart.
+    let token = home.json(&["tokens", "create", "--json"], 0)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = d.base();
+    let over_tcp = |args: &[&str]| {
+        let mut c = home.std_cmd();
+        c.env("BRIGHTRUN_ENGINE", &base)
+            .env("BRIGHTRUN_TOKEN", &token)
+            .args(args);
+        c
+    };
+    let tcp_watch = over_tcp(&["jobs", "watch", &job, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     home.wait_until(180, "the first metrics", || home.metric_lines(&job) >= 3);
     d.kill9();
     for b in &boards {
@@ -597,7 +616,38 @@ fn clients_stay_live_and_survive_a_killed_daemon() {
     home.wait_until(120, "the trainer to go on alone", || {
         home.metric_lines(&job) > seen
     });
-    let d2 = Daemon::start(&home, free_port());
+    // A dashboard started over TCP while the daemon is down waits for it, saying so.
+    let tcp_env: Vec<(&str, &OsStr)> = env
+        .iter()
+        .copied()
+        .chain([
+            ("BRIGHTRUN_ENGINE", OsStr::new(base.as_str())),
+            ("BRIGHTRUN_TOKEN", OsStr::new(token.as_str())),
+        ])
+        .collect();
+    let late = Tmux::start(home.path(), 120, 40, &tcp_env, &bin);
+    late.wait_for_all(
+        "the dashboard waiting for the daemon",
+        Duration::from_secs(20),
+        &["waiting for the engine"],
+    );
+    let d2 = Daemon::start(&home, port);
+    late.wait_for_all(
+        "the late dashboard, attached",
+        Duration::from_secs(30),
+        &["attached", "arith"],
+    );
+    let boards: Vec<Tmux> = boards.into_iter().chain([late]).collect();
+    // The TCP watch reconnected to the new daemon and saw the job to its end.
+    let watched = tcp_watch.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&watched.stderr);
+    assert_eq!(watched.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("reconnecting") && err.contains("reconnected"),
+        "{err}"
+    );
+    let done: Value = serde_json::from_slice(&watched.stdout).unwrap();
+    assert_eq!(done["status"], "completed", "{done:#}");
     let done = home.json(&["jobs", "watch", &job, "--json"], 0);
     assert_eq!(done["status"], "completed", "{done:#}");
     let metrics = home.json(&["jobs", "metrics", &job, "--json"], 0);

@@ -193,3 +193,65 @@ fn a_sync_killed_mid_backfill_resumes_with_nothing_lost_or_twice() {
     let out = run(home.path(), &["mirror", "status"], 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("mirror_password"));
 }
+
+#[test]
+fn migrate_applies_the_schema_before_any_engine_connects_and_a_dry_run_prints_its_sql() {
+    let home_with = |db: &Db| {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join("config")).unwrap();
+        std::fs::write(
+            home.path().join("config/config.toml"),
+            format!("[mirror]\nurl = \"{}\"\n", db.url()),
+        )
+        .unwrap();
+        home
+    };
+    let pg = psql_client();
+    let tables = |db: &Db| {
+        pg.count(
+            &format!("{SERVER} dbname={}", db.name),
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'training_jobs'",
+        )
+    };
+
+    // A dry run applies nothing: the SQL comes on stdout, and a DBA applies it by hand.
+    let by_hand = Db::new();
+    let home = home_with(&by_hand);
+    let out = run(home.path(), &["mirror", "migrate", "--dry-run"], 0);
+    let sql = String::from_utf8(out.stdout).unwrap();
+    assert!(sql.contains("-- 0002_tables.sql"), "{sql}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 pending"));
+    assert_eq!(tables(&by_hand), 0, "a dry run created tables");
+    pg.exec(&format!("{SERVER} dbname={}", by_hand.name), &sql)
+        .unwrap();
+    assert_eq!(tables(&by_hand), 1);
+    // The engine then finds every migration applied, with the same checksums.
+    let r = json(&run(home.path(), &["mirror", "migrate", "--json"], 0));
+    let states: Vec<&str> = r["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["applied"; 3], "{r:#}");
+    assert!(
+        r["migrations"][0].get("recorded_checksum").is_none(),
+        "{r:#}"
+    );
+
+    // Without --dry-run it applies them itself, once.
+    let fresh = Db::new();
+    let home = home_with(&fresh);
+    let r = json(&run(home.path(), &["mirror", "migrate", "--json"], 0));
+    assert_eq!(r["migrations"][2]["state"], "applied_now", "{r:#}");
+    assert_eq!(tables(&fresh), 1);
+    let r = json(&run(home.path(), &["mirror", "migrate", "--json"], 0));
+    assert_eq!(r["migrations"][2]["state"], "applied", "{r:#}");
+    let dry = run(home.path(), &["mirror", "migrate", "--dry-run"], 0);
+    assert!(dry.stdout.is_empty(), "nothing pending, no SQL");
+
+    // No mirror configured: a clear refusal.
+    let bare = tempfile::tempdir().unwrap();
+    let out = run(bare.path(), &["mirror", "migrate"], 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mirror"));
+}

@@ -144,6 +144,24 @@ print("LORA", lora, out.shape[1] > ids.shape[1])
     let costs = home.json(&["costs", "--period", "week", "--json"], 0);
     assert!(costs["by_type"]["compute"].as_f64().unwrap() > 0.0);
     assert_eq!(costs["by_job"][0]["job_id"], job.as_str());
+    // The estimate's flat storage line ($0.50 for keeping the model) is what is recorded,
+    // in the job's final cost and in the costs, on the day the model was kept.
+    let storage =
+        done["final_cost"].as_f64().unwrap() - costs["by_type"]["compute"].as_f64().unwrap();
+    assert!((storage - 0.5).abs() < 1e-6, "{done:#} {costs:#}");
+    assert!(
+        costs["by_type"]["storage"].as_f64().unwrap() >= 0.5,
+        "{costs:#}"
+    );
+    let by_job = costs["by_job"][0]["amount"].as_f64().unwrap();
+    assert!(
+        (by_job - done["final_cost"].as_f64().unwrap()).abs() < 1e-9,
+        "{costs:#}"
+    );
+    let today = chrono::Utc::now().date_naive().to_string();
+    let days = costs["by_day"].as_array().unwrap();
+    let first_spent = days.iter().find(|d| d[1].as_f64().unwrap() > 0.0).unwrap();
+    assert_eq!(first_spent[0], today.as_str(), "{costs:#}");
     let notes = home.json(&["notifications", "--json"], 0);
     let kinds: BTreeSet<&str> = notes
         .as_array()

@@ -51,6 +51,16 @@ pub trait Api: EngineApi {
     async fn mirror_verify(&self) -> Result<crate::mirror::VerifyReport, ApiError> {
         expect!(self.call(Request::MirrorVerify).await, MirrorVerify)
     }
+
+    async fn mirror_migrate(
+        &self,
+        dry_run: bool,
+    ) -> Result<crate::mirror::MigrationReport, ApiError> {
+        expect!(
+            self.call(Request::MirrorMigrate { dry_run }).await,
+            MirrorMigrate
+        )
+    }
     async fn hello(&self) -> Result<EngineInfo, ApiError> {
         expect!(self.call(Request::Hello).await, Hello)
     }

@@ -44,6 +44,7 @@ pub mod space;
 pub mod storage;
 pub mod text;
 pub mod training;
+pub mod wording;
 
 pub use client::Api;
 pub use error::{ApiError, ErrorCode, Reason};

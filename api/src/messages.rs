@@ -272,6 +272,12 @@ pub enum Request {
     /// Compares this engine's records with their PostgreSQL rows: counts and checksums per
     /// table, and the ids that differ.
     MirrorVerify,
+    /// Applies the mirror's schema migrations the database lacks, now rather than when the
+    /// mirror starts; `dry_run` applies nothing and answers the pending migrations' SQL.
+    MirrorMigrate {
+        #[serde(default)]
+        dry_run: bool,
+    },
 }
 
 fn default_log_lines() -> usize {
@@ -320,6 +326,7 @@ impl Request {
             Self::MirrorStatus => "mirror_status",
             Self::MirrorSync { .. } => "mirror_sync",
             Self::MirrorVerify => "mirror_verify",
+            Self::MirrorMigrate { .. } => "mirror_migrate",
         }
     }
 
@@ -339,6 +346,7 @@ impl Request {
                     create_buckets: true
                 }
                 | Self::MirrorVerify
+                | Self::MirrorMigrate { .. }
                 | Self::CreateBackup
                 | Self::Doctor { .. }
         )
@@ -500,6 +508,7 @@ pub enum Reply {
     Doctor(crate::reports::DoctorReport),
     Mirror(crate::mirror::MirrorStatus),
     MirrorVerify(crate::mirror::VerifyReport),
+    MirrorMigrate(crate::mirror::MigrationReport),
 }
 
 impl Reply {
@@ -533,6 +542,7 @@ impl Reply {
             Self::Doctor(_) => "doctor",
             Self::Mirror(_) => "mirror",
             Self::MirrorVerify(_) => "mirror_verify",
+            Self::MirrorMigrate(_) => "mirror_migrate",
         }
     }
 }

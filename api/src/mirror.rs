@@ -81,3 +81,38 @@ pub struct VerifyReport {
     pub clean: bool,
     pub tables: Vec<TableCheck>,
 }
+
+/// Where one numbered migration of the mirror's schema stands in the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationState {
+    /// Recorded in `public.brightrun_migrations` before this request.
+    Applied,
+    /// Applied by this request.
+    AppliedNow,
+    /// Not applied yet (a dry run leaves it so).
+    Pending,
+}
+
+/// One migration: its number, file, SHA-256 of its text, where it stands, and its SQL when it
+/// is pending in a dry run (for a DBA to read or apply by hand).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MigrationStep {
+    pub version: i32,
+    pub name: String,
+    pub checksum: String,
+    pub state: MigrationState,
+    /// Set when the database recorded this version with another text's checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_checksum: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+}
+
+/// What `mirror migrate` found and did, migration by migration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MigrationReport {
+    pub target: String,
+    pub dry_run: bool,
+    pub migrations: Vec<MigrationStep>,
+}

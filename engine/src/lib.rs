@@ -26,4 +26,6 @@ pub use engine::{
 pub use store::Page;
 
 // The API crate's modules, under the paths the engine, the binary and the tests have always used.
-pub use brightrun_api::{config, domain, events, hardware, ids, paths, private, text, training};
+pub use brightrun_api::{
+    config, domain, events, hardware, ids, paths, private, text, training, wording,
+};

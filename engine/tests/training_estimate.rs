@@ -463,6 +463,26 @@ mod training {
     }
 
     #[test]
+    fn the_explanation_says_what_the_score_rests_on() {
+        let q = quality(Some(2.0), Some(1.76), None); // 12% → 2
+        assert_eq!(q.quality_score, 2);
+        assert_eq!(quality::explain(&q), "training loss down 12%");
+        let q = quality(Some(2.0), Some(1.6), Some(2.2));
+        assert_eq!(
+            quality::explain(&q),
+            "training loss down 20%; validation loss well above it: overfitting"
+        );
+        assert_eq!(
+            quality::explain(&quality(Some(2.0), Some(2.5), None)),
+            "training loss up 25%"
+        );
+        assert_eq!(
+            quality::explain(&quality(None, None, None)),
+            "no training loss to judge by"
+        );
+    }
+
+    #[test]
     fn no_metrics_scores_three_unknown() {
         let q = quality(None, None, None);
         assert_eq!((q.quality_score, q.convergence), (3, Convergence::Unknown));

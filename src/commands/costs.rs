@@ -93,7 +93,7 @@ pub async fn notifications(
                         format!("{:?}", n.priority).to_lowercase(),
                         n.created_at.format("%m-%d %H:%M"),
                         fit(&n.title, 50),
-                        fit(&n.message, 80)
+                        output::prose(&n.message, 6)
                     );
                 }
             }

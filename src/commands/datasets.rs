@@ -33,6 +33,14 @@ pub async fn run(api: &dyn EngineApi, cmd: DatasetsCmd) -> Result<i32> {
                 );
             }
             let dataset = api.validate_dataset(&dataset.id.to_string()).await?;
+            if let Some(same) = same_file(api, &dataset).await? {
+                eprintln!(
+                    "note: this is the same file as dataset {} ({}, added {}); both are kept",
+                    same.id.short(),
+                    fit(&same.name, 60),
+                    same.created_at.format("%Y-%m-%d %H:%M")
+                );
+            }
             print_one(&dataset, json.json)?;
             Ok(if wait && dataset.status != DatasetStatus::Ready {
                 exit::FAILED
@@ -112,7 +120,7 @@ pub async fn run(api: &dyn EngineApi, cmd: DatasetsCmd) -> Result<i32> {
                     count(r.kept),
                     count(r.dropped.len() as u64),
                     if r.duplicates_dropped > 0 {
-                        format!(" ({} duplicates)", count(r.duplicates_dropped))
+                        format!(" ({})", output::counted(r.duplicates_dropped, "duplicate"))
                     } else {
                         String::new()
                     }
@@ -122,7 +130,7 @@ pub async fn run(api: &dyn EngineApi, cmd: DatasetsCmd) -> Result<i32> {
                         Some(e) => format!("element {e}"),
                         None => format!("line {}", d.line),
                     };
-                    println!("  {at:>14}  {}", fit(&d.reason, 120));
+                    println!("  {at:>14}  {}", output::prose(&d.reason, 18));
                 }
                 if r.dropped.len() > 20 {
                     println!("  … {} more (see --json)", r.dropped.len() - 20);
@@ -236,13 +244,47 @@ fn row(d: &Dataset) -> Vec<String> {
     ]
 }
 
+/// An earlier dataset of this user with byte for byte the same file (the same SHA-256), so
+/// adding a file twice by mistake is noticed; the newest such dataset when there are several.
+async fn same_file(api: &dyn EngineApi, added: &Dataset) -> Result<Option<Dataset>> {
+    let Some(sha) = &added.sha256 else {
+        return Ok(None);
+    };
+    const PAGE: usize = 100;
+    let mut offset = 0;
+    loop {
+        let page = api
+            .datasets(
+                None,
+                None,
+                Paging {
+                    offset,
+                    limit: PAGE,
+                },
+            )
+            .await?;
+        let found = page
+            .items
+            .iter()
+            .filter(|d| d.id != added.id && d.sha256.as_ref() == Some(sha))
+            .max_by_key(|d| d.created_at);
+        if let Some(d) = found {
+            return Ok(Some(d.clone()));
+        }
+        if page.items.len() < PAGE {
+            return Ok(None);
+        }
+        offset += PAGE;
+    }
+}
+
 fn print_one(d: &Dataset, json: bool) -> Result<()> {
     if json {
         return output::json(d);
     }
     println!("{}  {}", d.id, fit(&d.name, 80));
     if let Some(desc) = &d.description {
-        println!("  description   {}", fit(desc, 200));
+        println!("  description   {}", output::prose(desc, 16));
     }
     println!(
         "  status        {}{}",
@@ -262,7 +304,7 @@ fn print_one(d: &Dataset, json: bool) -> Result<()> {
         println!("  format        {}", f.as_str());
     }
     if let Some(msg) = &d.error_message {
-        println!("  problem       {}", fit(msg, 200));
+        println!("  problem       {}", output::prose(msg, 16));
     }
     if let Some(s) = &d.statistics {
         println!(
@@ -290,9 +332,9 @@ fn print_one(d: &Dataset, json: bool) -> Result<()> {
             count(s.examples_over_max_seq_length)
         );
         println!(
-            "  problems      {} errors, {} warnings",
-            count(s.error_count),
-            count(s.warning_count)
+            "  problems      {}, {}",
+            output::counted(s.error_count, "error"),
+            output::counted(s.warning_count, "warning")
         );
     }
     if !d.validation_errors.is_empty() {
@@ -302,9 +344,13 @@ fn print_one(d: &Dataset, json: bool) -> Result<()> {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            println!("    line {:>7}  {tag}: {}", i.line, fit(&i.error, 120));
+            println!(
+                "    line {:>7}  {tag}: {}",
+                i.line,
+                output::prose(&i.error, 18)
+            );
             if !i.suggestion.is_empty() {
-                println!("                 → {}", fit(&i.suggestion, 120));
+                println!("                 → {}", output::prose(&i.suggestion, 19));
             }
         }
         if d.validation_errors.len() > 20 {

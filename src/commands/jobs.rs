@@ -1,6 +1,7 @@
 //! `brightrun estimate` and `brightrun jobs …`
 
 use super::exit;
+use super::follow::LogFollower;
 use super::output::{self, count, fit, money};
 use crate::cli::{JobsCmd, RunArgs};
 use crate::client::Client;
@@ -80,7 +81,7 @@ pub fn print_estimate(e: &Estimate) {
     }
     println!(
         "  memory: {} — needs {:.1} GB of {:.1} GB",
-        e.fit.verdict.as_str(),
+        e.fit.verdict.label(),
         e.fit.required_gb,
         e.fit.available_gb
     );
@@ -168,10 +169,7 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
                 output::json(&job)?;
             } else {
                 println!("queued job {}", job.id);
-                eprintln!(
-                    "follow it with `brightrun jobs watch {}` (which runs it) or in the dashboard",
-                    job.id.short()
-                );
+                eprintln!("{}", follow_hint(&job.id.short(), client.is_embedded()));
             }
             Ok(exit::OK)
         }
@@ -368,7 +366,7 @@ fn print_job(j: &TrainingJob) {
             .into_iter()
             .rev()
         {
-            println!("    | {}", fit(l, 160));
+            println!("    | {}", output::prose(l, 6));
         }
     }
     if let Some(a) = j.artifact_id {
@@ -376,9 +374,10 @@ fn print_job(j: &TrainingJob) {
     }
 }
 
-/// Follows a job until it ends, printing its progress. Embedded, this process runs the
-/// engine (and serves its socket meanwhile); attached, the daemon runs it. A dropped
-/// connection is resumed from the last seq seen.
+/// Follows a job until it ends, printing its progress and its log (from before the watch
+/// began). Embedded, this process runs the engine (and serves its socket meanwhile);
+/// attached, the daemon runs it, and when it goes away (a restart) the watch waits for it
+/// and resumes from the last seq seen, printing the log lines it missed.
 async fn watch(client: &Client, id: &str, json: bool) -> Result<i32> {
     let api = client.api.as_ref();
     let mut job = api.job(id).await?;
@@ -386,12 +385,37 @@ async fn watch(client: &Client, id: &str, json: bool) -> Result<i32> {
     let key_of = |j: &TrainingJob| (j.status, j.current_stage, j.current_step);
     let mut last_seq = api.hello().await?.last_seq;
     let running = client.run_engine().await;
-    let mut live = if json { None } else { api.live().await.ok() };
+    let mut log = LogFollower::default();
     let mut last_key = None;
+    let mut away = Away::default();
     let outcome: Result<()> = async {
         'outer: loop {
-            job = api.job(&id.to_string()).await?;
-            let mut changes = api.changes(last_seq).await?;
+            // Live lines first, then the stored log: a line logged in between comes twice
+            // and the follower prints it once.
+            let mut live = if json { None } else { api.live().await.ok() };
+            let resumed = async {
+                let job = api.job(&id.to_string()).await?;
+                let changes = api.changes(last_seq).await?;
+                let lines = if json {
+                    Vec::new()
+                } else {
+                    api.job_logs(&id.to_string(), WATCH_LOG_LINES).await?
+                };
+                Ok::<_, ApiError>((job, changes, lines))
+            };
+            let (fresh, mut changes, lines) = match resumed.await {
+                Ok(r) => r,
+                Err(e) if e.code == ErrorCode::Unavailable && running.is_none() => {
+                    away.wait(&e).await?;
+                    continue 'outer;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            away.back();
+            job = fresh;
+            for line in log.catch_up(lines) {
+                eprintln!("  {line}");
+            }
             loop {
                 // One line per step, stage or status change; the running cost alone is not news.
                 if !json && last_key != Some(key_of(&job)) {
@@ -410,18 +434,20 @@ async fn watch(client: &Client, id: &str, json: bool) -> Result<i32> {
                             }
                         }
                         Some(Err(e)) if e.code == ErrorCode::Unavailable => {
-                            eprintln!("lost the engine ({e}); reconnecting…");
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            away.wait(&e).await?;
                             continue 'outer;
                         }
                         Some(Err(e)) => return Err(e.into()),
                         None => {
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            away.wait(&ApiError::unavailable("the change stream ended")).await?;
                             continue 'outer;
                         }
                     },
                     Some(ev) = async { match live.as_mut() { Some(l) => l.next().await, None => None } } => {
-                        if let EngineEvent::JobLog { job_id, line } = ev && job_id == id {
+                        if let EngineEvent::JobLog { job_id, line } = ev
+                            && job_id == id
+                            && let Some(line) = log.live(line)
+                        {
                             eprintln!("  {line}");
                         }
                     }
@@ -455,6 +481,52 @@ async fn watch(client: &Client, id: &str, json: bool) -> Result<i32> {
     } else {
         exit::FAILED
     })
+}
+
+/// Where a new job runs and how to follow it: embedded, nothing runs it until a command
+/// holds the engine (`jobs watch` or the dashboard); a daemon runs it now.
+fn follow_hint(short: &str, embedded: bool) -> String {
+    if embedded {
+        format!(
+            "it starts when an engine runs: `brightrun jobs watch {short}` runs it and follows it, as does the dashboard"
+        )
+    } else {
+        format!(
+            "the engine runs it now; follow it with `brightrun jobs watch {short}` or in the dashboard"
+        )
+    }
+}
+
+/// How much of the stored log a watch prints when it begins or comes back.
+const WATCH_LOG_LINES: usize = 200;
+
+/// The engine a watch follows is away (restarting): say so once, then try again every
+/// second, as the dashboard does, until it answers or Ctrl-C.
+#[derive(Default)]
+struct Away {
+    since: Option<std::time::Instant>,
+}
+
+impl Away {
+    async fn wait(&mut self, e: &ApiError) -> Result<()> {
+        if self.since.is_none() {
+            self.since = Some(std::time::Instant::now());
+            eprintln!("lost the engine ({e}); reconnecting… (Ctrl-C to stop watching)");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => Ok(()),
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("stopped watching; the job goes on in the engine");
+                Err(StopWatching.into())
+            }
+        }
+    }
+
+    fn back(&mut self) {
+        if let Some(since) = self.since.take() {
+            eprintln!("reconnected after {:.0} s", since.elapsed().as_secs_f64());
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use super::output::{self, fit};
 use crate::cli::MirrorCmd;
 use anyhow::Result;
 use brightrun_engine::api::{Api, EngineApi};
-use brightrun_engine::mirror::{MirrorState, MirrorStatus};
+use brightrun_engine::mirror::{MigrationReport, MigrationState, MirrorState, MirrorStatus};
 
 /// One line for people: the state, the lag, the target.
 pub fn describe(s: &MirrorStatus) -> String {
@@ -35,7 +35,7 @@ pub fn describe(s: &MirrorStatus) -> String {
             "unreachable: {target}: {}",
             s.last_error
                 .as_deref()
-                .map(|e| fit(e, 200))
+                .map(|e| output::prose(e, 2))
                 .unwrap_or_default()
         ),
     }
@@ -63,7 +63,7 @@ pub async fn run(api: &dyn EngineApi, cmd: MirrorCmd) -> Result<i32> {
                         .last_error_at
                         .map(|t| t.format(" at %Y-%m-%d %H:%M:%S UTC").to_string())
                         .unwrap_or_default();
-                    println!("last error{at}: {}", fit(e, 300));
+                    println!("last error{at}: {}", output::prose(e, 2));
                 }
             }
             Ok(exit::OK)
@@ -74,6 +74,15 @@ pub async fn run(api: &dyn EngineApi, cmd: MirrorCmd) -> Result<i32> {
                 output::json(&s)?;
             } else {
                 println!("{}", describe(&s));
+            }
+            Ok(exit::OK)
+        }
+        MirrorCmd::Migrate { dry_run, json } => {
+            let r = api.mirror_migrate(dry_run).await?;
+            if json.json {
+                output::json(&r)?;
+            } else {
+                print_migrations(&r);
             }
             Ok(exit::OK)
         }
@@ -117,5 +126,54 @@ pub async fn run(api: &dyn EngineApi, cmd: MirrorCmd) -> Result<i32> {
             }
             Ok(if r.clean { exit::OK } else { exit::FAILED })
         }
+    }
+}
+
+/// A dry run's SQL on stdout (a file psql can run), everything else on stderr.
+fn print_migrations(r: &MigrationReport) {
+    let target = fit(&r.target, 80);
+    for m in &r.migrations {
+        let state = match m.state {
+            MigrationState::Applied => "applied before",
+            MigrationState::AppliedNow => "applied now",
+            MigrationState::Pending => "pending",
+        };
+        eprintln!("{:>4}  {:<20} {state}", m.version, m.name);
+        if let Some(had) = &m.recorded_checksum {
+            eprintln!(
+                "      recorded with another text (sha256 {had}, this brightrun's is {}); not applied again",
+                m.checksum
+            );
+        }
+    }
+    let pending: Vec<_> = r.migrations.iter().filter(|m| m.sql.is_some()).collect();
+    if r.dry_run {
+        if !pending.is_empty() {
+            println!("{}", brightrun_engine::mirror::RECORD_TABLE_SQL);
+        }
+        for m in &pending {
+            println!(
+                "-- {} (migration {}, sha256 {})",
+                m.name, m.version, m.checksum
+            );
+            println!("BEGIN;");
+            println!("{}", m.sql.as_deref().unwrap_or_default().trim_end());
+            println!(
+                "INSERT INTO public.brightrun_migrations (version, name, checksum) VALUES ({}, '{}', '{}');",
+                m.version, m.name, m.checksum
+            );
+            println!("COMMIT;");
+        }
+        eprintln!(
+            "{target}: {} pending; nothing applied (dry run)",
+            pending.len()
+        );
+    } else {
+        let now = r
+            .migrations
+            .iter()
+            .filter(|m| m.state == MigrationState::AppliedNow)
+            .count();
+        eprintln!("{target}: {now} applied now, up to date");
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod costs;
 pub mod datasets;
 pub mod doctor;
+pub mod follow;
 pub mod jobs;
 pub mod mirror;
 pub mod models;

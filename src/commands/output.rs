@@ -65,6 +65,67 @@ pub fn fit(s: &str, n: usize) -> String {
     }
 }
 
+/// Free text (advice, problems, descriptions, log lines) whole, never cut: on a terminal it is
+/// wrapped at the terminal's width, continuation lines indented by `indent` columns so they
+/// sit under the text and not under its label; in a pipe it stays one line as it is, because
+/// the end of an advice (a `jq` recipe, a path) is often the useful part.
+pub fn prose(s: &str, indent: usize) -> String {
+    let s = clean(s);
+    match terminal_width() {
+        Some(width) => wrap(&s, width, indent),
+        None => s,
+    }
+}
+
+/// The width of the terminal on stdout, or `None` when stdout is not a terminal.
+fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    // SAFETY: TIOCGWINSZ fills the `winsize` it is given and reads nothing else.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    let from_env = || std::env::var("COLUMNS").ok()?.parse::<usize>().ok();
+    let cols = if ok && size.ws_col > 0 {
+        Some(size.ws_col as usize)
+    } else {
+        from_env()
+    };
+    Some(cols.unwrap_or(100).max(40))
+}
+
+/// Word-wraps `text` (already on one line, starting at column `indent`) to `width` columns;
+/// every line after the first starts with `indent` spaces. A word longer than a line is
+/// broken where the line ends.
+pub fn wrap(text: &str, width: usize, indent: usize) -> String {
+    let room = width.saturating_sub(indent).max(20);
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut used = 0;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let mut chars: Vec<char> = word.chars().collect();
+        if used > 0 && used + 1 + chars.len() > room {
+            out.push('\n');
+            out.extend(std::iter::repeat_n(' ', indent));
+            used = 0;
+        }
+        if used > 0 {
+            out.push(' ');
+            used += 1;
+        }
+        while used + chars.len() > room {
+            let head: String = chars.drain(..room - used).collect();
+            out.push_str(&head);
+            out.push('\n');
+            out.extend(std::iter::repeat_n(' ', indent));
+            used = 0;
+        }
+        used += chars.len();
+        out.extend(chars);
+    }
+    out
+}
+
 pub fn bytes(n: u64) -> String {
     // Decimal units, spelled as the dashboard spells them (kB, not KB).
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
@@ -81,26 +142,19 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// Dollars: cents, or four decimals for amounts under a cent (short CPU test runs).
+/// Dollars: cents, or four decimals for amounts under a cent (short CPU test runs), or
+/// "<$0.0001" for less (a few kilobytes stored for a day), never a non-zero "$0.0000".
 pub fn money(v: f64) -> String {
-    if v > 0.0 && v < 0.01 {
+    if v > 0.0 && v < 0.0001 {
+        "<$0.0001".to_string()
+    } else if v > 0.0 && v < 0.01 {
         format!("${v:.4}")
     } else {
         format!("${v:.2}")
     }
 }
 
-pub fn count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use brightrun_engine::wording::{counted, thousands as count};
 
 /// Prints rows as aligned columns under a header.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
@@ -138,6 +192,21 @@ mod tests {
         assert_eq!(bytes(999), "999 B");
         assert_eq!(bytes(1_500_000), "1.5 MB");
         assert_eq!(fit("abcdef", 4), "abc…");
+        // Wrapping keeps every word and hangs continuation lines under the text.
+        let advice = "split the file with jq -c '.[]' data.json > data.jsonl and add that";
+        let wrapped = wrap(advice, 30, 4);
+        assert_eq!(
+            wrapped,
+            "split the file with jq -c\n    '.[]' data.json >\n    data.jsonl and add that"
+        );
+        assert_eq!(
+            wrapped.split_whitespace().collect::<Vec<_>>().join(" "),
+            advice
+        );
+        assert_eq!(
+            wrap(&"x".repeat(45), 30, 4),
+            format!("{}\n    {}", "x".repeat(26), "x".repeat(19))
+        );
         assert_eq!(clean("a\x1b[31mb\nc"), "ab c");
         let doc =
             serde_json::to_string(&serde_json::json!({"name": "a\u{9b}b\u{202e}c\u{1b}"})).unwrap();

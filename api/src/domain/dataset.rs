@@ -108,6 +108,22 @@ impl DatasetFormat {
         }
     }
 
+    /// The format's name in a sentence, with its article ("an OpenAI chat file"): `as_str`
+    /// is the machine name that `--json` and the API carry.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::BrightrunV4 => "a BrightRun v4",
+            Self::BrightrunFlat => "a BrightRun flat",
+            Self::OpenaiChat => "an OpenAI chat",
+            Self::Alpaca => "an Alpaca",
+            Self::Sharegpt => "a ShareGPT",
+            Self::PromptCompletion => "a prompt/completion",
+            Self::Text => "a plain-text",
+            Self::Preference => "a preference (DPO)",
+            Self::Kto => "a KTO",
+        }
+    }
+
     /// A human description of the keys the format needs, used in suggestions.
     pub fn shape(&self) -> &'static str {
         match self {

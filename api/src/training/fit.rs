@@ -105,6 +105,16 @@ impl FitVerdict {
         }
     }
 
+    /// The verdict in a sentence ("will not fit"); `as_str` is the machine name `--json` and
+    /// the API carry.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Fits => "fits",
+            Self::Tight => "tight",
+            Self::WillNotFit => "will not fit",
+        }
+    }
+
     fn of(required_gb: f64, available_gb: f64) -> Self {
         if required_gb > available_gb {
             Self::WillNotFit

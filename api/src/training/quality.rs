@@ -23,6 +23,21 @@ fn finite(x: Option<f64>) -> Option<f64> {
     x.filter(|v| v.is_finite())
 }
 
+/// What a score rests on, in words, for a notification or a line of output: "quality score
+/// 2/5 (training loss down 12%)" rather than a convergence label beside the score, which read
+/// as praise ("2/5 (Good)").
+pub fn explain(q: &QualityMetrics) -> String {
+    let mut out = match q.loss_reduction_percent {
+        Some(r) if r >= 0.0 => format!("training loss down {r:.0}%"),
+        Some(r) => format!("training loss up {:.0}%", -r),
+        None => "no training loss to judge by".to_string(),
+    };
+    if q.convergence == Convergence::Overfit {
+        out.push_str("; validation loss well above it: overfitting");
+    }
+    out
+}
+
 /// Scores an artifact.
 ///
 /// - Loss reduction `(first − last) / first × 100` maps through [`SCORE_TABLE`]

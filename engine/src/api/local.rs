@@ -76,6 +76,7 @@ fn owner_only(request: &Request) -> ApiError {
         }
         Request::StorageCheck { .. } => "creating buckets (`storage check --create-buckets`)",
         Request::MirrorVerify => "`mirror verify`",
+        Request::MirrorMigrate { .. } => "`mirror migrate`",
         Request::CreateBackup => "`backup create`",
         Request::Doctor { .. } => "`doctor`",
         other => other.op(),
@@ -619,6 +620,9 @@ impl LocalApi {
                 })
             }
             Request::MirrorVerify => Reply::MirrorVerify(e.mirror_verify().await?),
+            Request::MirrorMigrate { dry_run } => {
+                Reply::MirrorMigrate(e.mirror_migrate(dry_run).await?)
+            }
         })
     }
 }

@@ -108,10 +108,13 @@ impl Engine {
                 "cleaned from {} ({}): kept {}, dropped {}{}",
                 original.name,
                 id.short(),
-                report.kept,
-                report.dropped.len(),
+                crate::wording::thousands(report.kept),
+                crate::wording::thousands(report.dropped.len() as u64),
                 if report.duplicates_dropped > 0 {
-                    format!(" ({} duplicates)", report.duplicates_dropped)
+                    format!(
+                        " ({})",
+                        crate::wording::counted(report.duplicates_dropped, "duplicate")
+                    )
                 } else {
                     String::new()
                 }

@@ -1,5 +1,6 @@
-//! Costs: compute records are written when jobs end (runner.rs); storage is accrued per
-//! GB-month here; summaries and budget alerts read the records.
+//! Costs: a job's compute record, and its flat storage charge for keeping the model (the
+//! estimate's `storage` line), are written when it ends (lifecycle.rs); datasets' storage is
+//! accrued per GB-month here; summaries and budget alerts read the records.
 
 use super::notify::notify;
 use super::{Engine, Result};
@@ -123,21 +124,22 @@ impl Engine {
         })
     }
 
-    /// Storage cost of datasets and models for the current month so far (GB × price ×
-    /// share of the month elapsed), kept as one record per month that is updated in place.
+    /// Storage cost of datasets for the current month so far (GB × price × share of the month
+    /// elapsed), kept as one record per month that is updated in place and dated when it
+    /// first accrued (never before anything was stored). Models are not counted here: each
+    /// completed job pays the flat `training.storage_cost_per_job` for keeping its model, the
+    /// line its estimate showed.
     pub(crate) fn accrue_storage(&self) -> Result<()> {
         let t = now();
         let period = billing_period(&t);
-        let mut bytes: u64 = self
+        let bytes: u64 = self
             .datasets(None, Page::ALL)?
             .iter()
             .map(|d| d.file_size)
             .sum();
-        bytes += self
-            .artifacts(Page::ALL)?
-            .iter()
-            .flat_map(|a| a.files.iter().map(|f| f.size))
-            .sum::<u64>();
+        if bytes == 0 {
+            return Ok(());
+        }
         let gb = bytes as f64 / 1e9;
         let start = month_start(&t);
         let days_in_month = {
@@ -169,14 +171,13 @@ impl Engine {
             details: CostDetails {
                 gigabytes: Some(gb),
                 description: Some(format!(
-                    "{} and {} storage, {period}",
-                    Bucket::Datasets.name(),
-                    Bucket::Models.name()
+                    "{} storage, {period} to date",
+                    Bucket::Datasets.name()
                 )),
                 ..Default::default()
             },
             billing_period: period,
-            created_at: existing.map(|e| e.created_at).unwrap_or(start),
+            created_at: existing.map(|e| e.created_at).unwrap_or(t),
         };
         self.inner.store.put(&record)?;
         Ok(())

@@ -642,8 +642,9 @@ impl Engine {
                     NotificationType::DatasetReady,
                     format!("Dataset “{}” is ready", dataset.name),
                     format!(
-                        "{examples} examples, {} tokens{}",
-                        dataset.total_tokens.unwrap_or(0),
+                        "{}, {}{}",
+                        crate::wording::counted(examples, "example"),
+                        crate::wording::counted(dataset.total_tokens.unwrap_or(0), "token"),
                         dataset
                             .format
                             .map(|f| format!(", format {}", f.as_str()))
@@ -658,7 +659,7 @@ impl Engine {
             // The format is named even for a rejected file, when it was recognised.
             let what = dataset
                 .format
-                .map(|f| format!("a {} file: ", f.as_str()))
+                .map(|f| format!("{} file: ", f.label()))
                 .unwrap_or_default();
             let message = if errors == 0 {
                 format!("{what}the file holds no usable training examples")

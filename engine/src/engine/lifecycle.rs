@@ -427,10 +427,14 @@ pub(crate) fn after_failure(
 pub(crate) struct Finished {
     /// The compute cost record (only for a job that ran).
     pub cost: Option<CostRecord>,
+    /// The flat storage charge for keeping the model (`training.storage_cost_per_job`, the
+    /// estimate's `storage` line), only for a completed job that saved one.
+    pub storage: Option<CostRecord>,
     pub note: Note,
 }
 
-/// Moves a job to a terminal status at `t`: final cost (what it ran), counters, error.
+/// Moves a job to a terminal status at `t`: final cost (what it ran, plus `storage_per_job`
+/// when it completed with a model, as its estimate said), counters, error.
 pub(crate) fn finish(
     job: &mut TrainingJob,
     status: JobStatus,
@@ -438,6 +442,7 @@ pub(crate) fn finish(
     artifact: Option<ArtifactId>,
     t: Timestamp,
     ended: Option<Timestamp>,
+    storage_per_job: f64,
 ) -> Finished {
     debug_assert!(status.is_terminal());
     // A remote cluster's end time, when it gives one, ends the billed run (never before its
@@ -458,7 +463,10 @@ pub(crate) fn finish(
     job.completed_at = Some(t);
     job.estimated_completion_at = None;
     let cost = job.started_at.map(|_| job.current_cost).unwrap_or(0.0);
-    job.final_cost = Some(cost);
+    let storage = (status == JobStatus::Completed && artifact.is_some())
+        .then_some(storage_per_job.max(0.0))
+        .filter(|s| *s > 0.0);
+    job.final_cost = Some(cost + storage.unwrap_or(0.0));
     if status == JobStatus::Completed {
         job.current_stage = JobStage::Completed;
         job.progress = 100.0;
@@ -476,7 +484,14 @@ pub(crate) fn finish(
         JobStatus::Completed => Note {
             kind: NotificationType::JobCompleted,
             title: format!("Job {short} completed"),
-            message: format!("{} steps, ${cost:.2}", job.current_step),
+            message: match storage {
+                Some(s) => format!(
+                    "{} steps, ${:.2} (compute ${cost:.2} + storage ${s:.2})",
+                    job.current_step,
+                    cost + s
+                ),
+                None => format!("{} steps, ${cost:.2}", job.current_step),
+            },
         },
         JobStatus::Failed => Note {
             kind: NotificationType::JobFailed,
@@ -505,7 +520,26 @@ pub(crate) fn finish(
         billing_period: super::costs::billing_period(&t),
         created_at: t,
     });
-    Finished { cost, note }
+    let storage = storage.map(|amount| CostRecord {
+        id: CostRecordId::new(),
+        user_id: job.user_id,
+        job_id: Some(job.id),
+        cost_type: CostType::Storage,
+        amount,
+        details: CostDetails {
+            description: Some(format!(
+                "job {short}: keeping its model (training.storage_cost_per_job)"
+            )),
+            ..Default::default()
+        },
+        billing_period: super::costs::billing_period(&t),
+        created_at: t,
+    });
+    Finished {
+        cost,
+        storage,
+        note,
+    }
 }
 
 /// The job log's line for a trainer event: stages, checkpoints, the trainer's messages and

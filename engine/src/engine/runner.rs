@@ -746,8 +746,9 @@ impl Engine {
                 artifact.as_ref().map(|a| a.id),
                 t,
                 ended,
+                self.inner.config.training.storage_cost_per_job,
             );
-            if let Some(c) = &fin.cost {
+            for c in fin.cost.iter().chain(&fin.storage) {
                 w.put(c)?;
             }
             notify(
@@ -777,10 +778,10 @@ impl Engine {
                     NotificationType::ArtifactReady,
                     format!("Model {} is ready", a.name),
                     format!(
-                        "quality score {}/5 ({:?}), {} files",
+                        "quality score {}/5 ({}), {}",
                         a.quality_metrics.quality_score,
-                        a.quality_metrics.convergence,
-                        a.files.len()
+                        crate::training::quality::explain(&a.quality_metrics),
+                        crate::wording::counted(a.files.len() as u64, "file")
                     ),
                     Some(Link::Artifact(a.id)),
                     json!({"artifact_id": a.id, "quality_score": a.quality_metrics.quality_score}),

@@ -22,7 +22,7 @@ mod rows;
 pub mod sample;
 mod verify;
 
-pub use migrate::{MIGRATIONS, migrate};
+pub use migrate::{MIGRATIONS, RECORD_TABLE_SQL, migrate};
 pub use rows::{action_url, metric_row_id};
 pub use verify::{TableCheck, VerifyReport};
 
@@ -33,7 +33,9 @@ use crate::events::Sequenced;
 use crate::ids::UserId;
 use crate::secrets::{Secret, Secrets};
 use crate::store::{Store, StoreError};
-pub use brightrun_api::mirror::{MirrorState, MirrorStatus};
+pub use brightrun_api::mirror::{
+    MigrationReport, MigrationState, MigrationStep, MirrorState, MirrorStatus,
+};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -822,6 +824,28 @@ impl Engine {
             }
             .into())
         }
+    }
+
+    /// `mirror migrate`: applies the schema migrations the database lacks (or, in a dry run,
+    /// lists them with their SQL), with the same lock and records as the mirror's start.
+    pub async fn mirror_migrate(
+        &self,
+        dry_run: bool,
+    ) -> Result<crate::mirror::MigrationReport, crate::EngineError> {
+        let target = Target::from_config(self.config(), self.secrets())
+            .map_err(crate::EngineError::from)?
+            .ok_or(MirrorError::NotConfigured)?;
+        let mut client = target.connect().await?;
+        let migrations = if dry_run {
+            timed(&target, migrate::plan(&client)).await?
+        } else {
+            timed(&target, migrate::apply(&mut client)).await?
+        };
+        Ok(crate::mirror::MigrationReport {
+            target: target.display.clone(),
+            dry_run,
+            migrations,
+        })
     }
 
     /// Compares every table here with its PostgreSQL copy (rows of this engine only): row

@@ -366,12 +366,14 @@ fn finishing_sets_cost_counters_and_the_note() {
         let mut j = job(JobStatus::Running);
         j.current_step = 40;
         let error = (status == JobStatus::Failed).then(|| ("out of memory".to_string(), None));
-        let f = finish(&mut j, status, error, None, secs(3600), None);
+        let f = finish(&mut j, status, error, None, secs(3600), None, 0.5);
         assert_eq!(j.status, status);
         assert_eq!(f.note.kind, kind);
         assert_eq!(f.cost.is_some(), has_cost);
-        // A job that ran an hour on 2 GPUs at $3.50 costs $7, whatever ended it.
+        // A job that ran an hour on 2 GPUs at $3.50 costs $7, whatever ended it; without a
+        // model there is nothing kept, so no storage charge.
         assert!((j.final_cost.unwrap() - 7.0).abs() < 1e-9);
+        assert!(f.storage.is_none());
         if status == JobStatus::Completed {
             assert_eq!((j.progress, j.current_step), (100.0, 100));
         }
@@ -381,8 +383,54 @@ fn finishing_sets_cost_counters_and_the_note() {
     }
     // A queued job that never ran costs nothing and writes no cost record.
     let mut q = job(JobStatus::Queued);
-    let f = finish(&mut q, JobStatus::Cancelled, None, None, secs(60), None);
+    let f = finish(
+        &mut q,
+        JobStatus::Cancelled,
+        None,
+        None,
+        secs(60),
+        None,
+        0.5,
+    );
     assert_eq!((q.final_cost, f.cost.is_none()), (Some(0.0), true));
+}
+
+#[test]
+fn a_completed_job_with_a_model_pays_the_estimates_storage_line() {
+    let mut j = job(JobStatus::Running);
+    let model = ArtifactId::new();
+    let f = finish(
+        &mut j,
+        JobStatus::Completed,
+        None,
+        Some(model),
+        secs(3600),
+        None,
+        0.5,
+    );
+    // Compute $7 (an hour on 2 GPUs at $3.50) and storage $0.50: the estimate's two lines.
+    assert!((j.final_cost.unwrap() - 7.5).abs() < 1e-9);
+    let storage = f.storage.expect("a storage record");
+    assert_eq!(storage.cost_type, CostType::Storage);
+    assert_eq!((storage.amount, storage.job_id), (0.5, Some(j.id)));
+    assert_eq!(storage.created_at, secs(3600));
+    assert_eq!(f.cost.unwrap().amount, 7.0);
+    assert_eq!(
+        f.note.message,
+        "100 steps, $7.50 (compute $7.00 + storage $0.50)"
+    );
+    // A storage price of 0 writes no record.
+    let mut j = job(JobStatus::Running);
+    let f = finish(
+        &mut j,
+        JobStatus::Completed,
+        None,
+        Some(model),
+        secs(3600),
+        None,
+        0.0,
+    );
+    assert!(f.storage.is_none());
 }
 
 #[test]
@@ -424,6 +472,7 @@ fn the_clusters_clock_bills_the_run_and_its_notes_come_and_go() {
         None,
         secs(3600),
         Some(secs(1004)),
+        0.5,
     );
     assert_eq!(j.completed_at, Some(secs(1004)));
     assert!(
@@ -442,6 +491,7 @@ fn the_clusters_clock_bills_the_run_and_its_notes_come_and_go() {
         None,
         secs(200),
         Some(secs(50)),
+        0.5,
     );
     assert_eq!(k.completed_at, Some(secs(200)));
 }
