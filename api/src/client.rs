@@ -280,6 +280,13 @@ pub trait Api: EngineApi {
         expect!(self.call(Request::GetModel { id: id.into() }).await, Model)
     }
 
+    async fn model_evaluation(&self, id: &str) -> Result<Evaluation, ApiError> {
+        expect!(
+            self.call(Request::ModelEvaluation { id: id.into() }).await,
+            Evaluation
+        )
+    }
+
     /// Downloads every file of a model into `to`, checking each sha256 as it streams and
     /// writing through a temporary file, so a failed download leaves nothing half-written.
     /// Refuses to overwrite existing files unless `force`.

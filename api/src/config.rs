@@ -40,7 +40,42 @@ pub struct Config {
     /// `[backends.NAME]`: per-backend settings (`[backends.local] price_per_hour`).
     pub backends: BTreeMap<String, BackendConfig>,
     pub mirror: MirrorConfig,
+    pub evaluation: EvaluationConfig,
 }
+
+/// `[evaluation]`: what the trainer checks after every run, on the cluster that trained it,
+/// before the adapter is saved: held-out loss of the base model and of the adapter, greedy
+/// answers of both to held-out examples and to probe prompts (see `domain::Evaluation`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvaluationConfig {
+    pub enabled: bool,
+    /// Held-out examples answered by both models (0 to 64).
+    pub samples: u32,
+    /// The longest answer generated, in tokens (1 to 4096).
+    pub max_new_tokens: u32,
+    /// The built-in general prompts (a fact, arithmetic, an instruction, a refusal, …), which
+    /// show what the adapter forgot.
+    pub builtin_probes: bool,
+    /// A JSONL file of the team's own probes, `{"prompt": "…", "reference": "…"}` per line
+    /// (`reference` optional), asked after every run.
+    pub probes: Option<PathBuf>,
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            samples: 8,
+            max_new_tokens: 256,
+            builtin_probes: true,
+            probes: None,
+        }
+    }
+}
+
+/// The most probes one evaluation asks (the built-in ones and the file's together).
+pub const MAX_PROBES: usize = 200;
 
 /// `[mirror]`: the optional Postgres mirror (see `brightrun_engine::mirror`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -534,6 +569,19 @@ impl Config {
             return Err(invalid(
                 "mirror.url",
                 "holds a password; put it in secrets.toml as `mirror_password` (or BRIGHTRUN_SECRET_MIRROR_PASSWORD) instead".into(),
+            ));
+        }
+        let e = &self.evaluation;
+        if e.samples > 64 {
+            return Err(invalid(
+                "evaluation.samples",
+                format!("{} is outside 0 to 64", e.samples),
+            ));
+        }
+        if !(1..=4096).contains(&e.max_new_tokens) {
+            return Err(invalid(
+                "evaluation.max_new_tokens",
+                format!("{} is outside 1 to 4096", e.max_new_tokens),
             ));
         }
         if self.engine.dispatch_batch == 0 {

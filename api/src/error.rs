@@ -106,6 +106,9 @@ pub enum Reason {
     /// (`unauthorized`) Only the engine's owner, on its machine (Unix socket or embedded), may
     /// make this request.
     OwnerOnly,
+    /// (`not_found`) The model has no evaluation: its run was before BrightRun evaluated
+    /// runs, or had `[evaluation] enabled = false`.
+    NotEvaluated,
     /// A reason a newer engine gives that this client does not know: the error's code and
     /// message still say what happened.
     #[serde(other)]
@@ -129,6 +132,7 @@ impl Reason {
             Self::Profile => "profile",
             Self::TokenExpired => "token_expired",
             Self::OwnerOnly => "owner_only",
+            Self::NotEvaluated => "not_evaluated",
             Self::Unknown => "unknown",
         }
     }

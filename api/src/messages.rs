@@ -191,6 +191,11 @@ pub enum Request {
     GetModel {
         id: String,
     },
+    /// What the run's `evaluating` stage measured of a model (`not_found` with the reason
+    /// `not_evaluated` when it made no evaluation).
+    ModelEvaluation {
+        id: String,
+    },
     /// A presigned download URL for one file of a model (the weights by default), to share.
     ModelUrl {
         id: String,
@@ -317,6 +322,7 @@ impl Request {
             Self::JobLogs { .. } => "job_logs",
             Self::ListModels { .. } => "list_models",
             Self::GetModel { .. } => "get_model",
+            Self::ModelEvaluation { .. } => "model_evaluation",
             Self::Costs { .. } => "costs",
             Self::ListNotifications { .. } => "list_notifications",
             Self::MarkRead { .. } => "mark_read",
@@ -494,6 +500,7 @@ pub enum Reply {
     Metrics(Vec<MetricsPoint>),
     Logs(Vec<String>),
     Model(ModelArtifact),
+    Evaluation(Evaluation),
     Models(Listing<ModelArtifact>),
     Costs(Box<CostsReport>),
     Notifications(Listing<Notification>),
@@ -528,6 +535,7 @@ impl Reply {
             Self::Metrics(_) => "metrics",
             Self::Logs(_) => "logs",
             Self::Model(_) => "model",
+            Self::Evaluation(_) => "evaluation",
             Self::Models(_) => "models",
             Self::Costs(_) => "costs",
             Self::Notifications(_) => "notifications",

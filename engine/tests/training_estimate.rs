@@ -466,19 +466,51 @@ mod training {
     fn the_explanation_says_what_the_score_rests_on() {
         let q = quality(Some(2.0), Some(1.76), None); // 12% → 2
         assert_eq!(q.quality_score, 2);
-        assert_eq!(quality::explain(&q), "training loss down 12%");
+        assert_eq!(quality::explain(&q, None), "training loss down 12%");
         let q = quality(Some(2.0), Some(1.6), Some(2.2));
         assert_eq!(
-            quality::explain(&q),
+            quality::explain(&q, None),
             "training loss down 20%; validation loss well above it: overfitting"
         );
         assert_eq!(
-            quality::explain(&quality(Some(2.0), Some(2.5), None)),
+            quality::explain(&quality(Some(2.0), Some(2.5), None), None),
             "training loss up 25%"
         );
         assert_eq!(
-            quality::explain(&quality(None, None, None)),
+            quality::explain(&quality(None, None, None), None),
             "no training loss to judge by"
+        );
+    }
+
+    #[test]
+    fn a_measured_base_makes_the_held_out_improvement_the_score() {
+        use brightrun_engine::domain::Evaluation;
+        let eval = |base, adapter| Evaluation {
+            base_loss: Some(base),
+            adapter_loss: Some(adapter),
+            ..Default::default()
+        };
+        // Training loss down 60% (5/5 by the seed's rule), held out only 10% better: 2/5.
+        let e = eval(2.0, 1.8);
+        let q = quality::quality_with(Some(2.0), Some(0.8), Some(1.0), Some(&e));
+        assert_eq!((q.quality_score, q.convergence), (2, Convergence::Good));
+        assert_eq!(
+            quality::explain(&q, Some(&e)),
+            "held-out loss 10% below the base model's"
+        );
+        // Worse than the base on held-out data: 1/5, overfit.
+        let e = eval(2.0, 2.4);
+        let q = quality::quality_with(Some(2.0), Some(0.8), Some(2.4), Some(&e));
+        assert_eq!((q.quality_score, q.convergence), (1, Convergence::Overfit));
+        // 60% better held out, but validation well above training loss: 5 → 4, overfit.
+        let e = eval(2.5, 1.0);
+        let q = quality::quality_with(Some(2.0), Some(0.4), Some(1.0), Some(&e));
+        assert_eq!((q.quality_score, q.convergence), (4, Convergence::Overfit));
+        // No base loss: the training-loss rule, unchanged.
+        let e = Evaluation { adapter_loss: Some(1.0), ..Default::default() };
+        assert_eq!(
+            quality::quality_with(Some(2.0), Some(0.9), None, Some(&e)),
+            quality(Some(2.0), Some(0.9), None)
         );
     }
 

@@ -4,8 +4,8 @@ use super::exit;
 use super::output::{self, bytes, fit};
 use crate::cli::ModelsCmd;
 use anyhow::Result;
-use brightrun_engine::api::{Api, EngineApi, Paging};
-use brightrun_engine::domain::ModelArtifact;
+use brightrun_engine::api::{Api, EngineApi, Paging, Reason};
+use brightrun_engine::domain::{Evaluation, ModelArtifact};
 use brightrun_engine::training::ModelSource;
 
 /// `7.2B`, `494M`, `116k` parameters.
@@ -87,10 +87,18 @@ pub async fn run(api: &dyn EngineApi, cmd: ModelsCmd) -> Result<i32> {
         }
         ModelsCmd::Show { id, json } => {
             let a = api.model(&id).await?;
+            let evaluation = match api.model_evaluation(&a.id.to_string()).await {
+                Ok(e) => Some(e),
+                Err(e) if e.reason == Some(Reason::NotEvaluated) => None,
+                Err(e) => return Err(e.into()),
+            };
             if json.json {
-                output::json(&a)?;
+                // The model as the API's `GET /api/models/{id}` answers it.
+                let mut v = serde_json::to_value(&a)?;
+                v["evaluation"] = serde_json::to_value(&evaluation)?;
+                output::json(&v)?;
             } else {
-                print_model(&a);
+                print_model(&a, evaluation.as_ref());
             }
             Ok(exit::OK)
         }
@@ -183,14 +191,15 @@ fn parse_duration(s: &str) -> Option<u64> {
     n.checked_mul(mult).filter(|&v| v > 0)
 }
 
-fn print_model(a: &ModelArtifact) {
+fn print_model(a: &ModelArtifact, evaluation: Option<&Evaluation>) {
     let q = &a.quality_metrics;
     println!("{}  {} v{}", a.id, fit(&a.name, 80), a.version);
     println!("  base model   {}", a.base_model);
     println!("  job          {}", a.job_id);
     println!(
-        "  quality      {}/5, convergence {:?}",
-        q.quality_score, q.convergence
+        "  quality      {}/5 ({})",
+        q.quality_score,
+        brightrun_engine::training::quality::explain(q, evaluation)
     );
     let f = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or("-".into());
     println!(
@@ -214,6 +223,9 @@ fn print_model(a: &ModelArtifact) {
         s.gpu_count,
         s.gpu_type
     );
+    if let Some(e) = evaluation {
+        print_evaluation(e);
+    }
     println!("  files:");
     for file in &a.files {
         println!(
@@ -222,5 +234,61 @@ fn print_model(a: &ModelArtifact) {
             bytes(file.size),
             &file.sha256[..16.min(file.sha256.len())]
         );
+    }
+}
+
+/// The evaluation under a model: held-out loss base → adapter, how often the adapter came
+/// closer to the reference, then each sample and probe with both answers (`*` marks a probe
+/// whose answer the training changed).
+fn print_evaluation(e: &Evaluation) {
+    let f = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or("-".into());
+    println!(
+        "  evaluation   held-out loss {} → {} (base → adapter), perplexity {} → {}",
+        f(e.base_loss),
+        f(e.adapter_loss),
+        f(e.base_perplexity),
+        f(e.adapter_perplexity)
+    );
+    if let (Some(a), Some(b)) = (e.adapter_closer, e.base_closer) {
+        let from = match e.samples_from.as_deref() {
+            Some("training") => "training examples (the dataset held none out)",
+            _ => "held-out examples",
+        };
+        println!(
+            "               closer to the reference than the base in {a} of {} {from} (base closer in {b}; {})",
+            e.samples.len(),
+            e.similarity.as_deref().unwrap_or("similarity")
+        );
+    }
+    println!(
+        "               {} of {} probes answered differently after training{}",
+        e.probes_changed(),
+        e.probes.len(),
+        e.seconds
+            .map(|s| format!("; evaluated in {s:.0} s"))
+            .unwrap_or_default()
+    );
+    if let Some(err) = &e.error {
+        println!("               incomplete: {}", output::prose(err, 15));
+    }
+    let score = |s: Option<f64>| s.map(|s| format!(" ({s:.2})")).unwrap_or_default();
+    for (title, items) in [("samples", &e.samples), ("probes", &e.probes)] {
+        if items.is_empty() {
+            continue;
+        }
+        println!("  {title}:");
+        for (i, s) in items.iter().enumerate() {
+            let mark = if s.changed == Some(true) { "*" } else { " " };
+            println!("   {mark}{:>2}. {}", i + 1, output::prose(&s.prompt, 8));
+            if let Some(r) = &s.reference {
+                println!("        reference  {}", output::prose(r, 19));
+            }
+            println!("        base       {}{}", output::prose(&s.base, 19), score(s.base_score));
+            println!(
+                "        adapter    {}{}",
+                output::prose(&s.adapter, 19),
+                score(s.adapter_score)
+            );
+        }
     }
 }

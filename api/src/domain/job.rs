@@ -66,6 +66,10 @@ pub enum JobStage {
     Validating,
     Saving,
     Completed,
+    /// The base model and the adapter side by side on held-out examples and probes, after
+    /// training and before saving (`[evaluation]`). Last, so earlier stages keep their
+    /// stored numbers.
+    Evaluating,
 }
 
 impl JobStage {
@@ -77,6 +81,7 @@ impl JobStage {
             Self::Validating => "validating",
             Self::Saving => "saving",
             Self::Completed => "completed",
+            Self::Evaluating => "evaluating",
         }
     }
 }

@@ -2,7 +2,7 @@
 //! loss and the final validation loss: a 1–5 score people can sort models by, a convergence
 //! label and the perplexity.
 
-use crate::domain::{Convergence, QualityMetrics};
+use crate::domain::{Convergence, Evaluation, QualityMetrics};
 
 /// Validation loss this far above the final training loss means the adapter memorised the
 /// training set rather than learning from it.
@@ -26,11 +26,14 @@ fn finite(x: Option<f64>) -> Option<f64> {
 /// What a score rests on, in words, for a notification or a line of output: "quality score
 /// 2/5 (training loss down 12%)" rather than a convergence label beside the score, which read
 /// as praise ("2/5 (Good)").
-pub fn explain(q: &QualityMetrics) -> String {
-    let mut out = match q.loss_reduction_percent {
-        Some(r) if r >= 0.0 => format!("training loss down {r:.0}%"),
-        Some(r) => format!("training loss up {:.0}%", -r),
-        None => "no training loss to judge by".to_string(),
+pub fn explain(q: &QualityMetrics, evaluation: Option<&Evaluation>) -> String {
+    let held_out = evaluation.and_then(Evaluation::held_out_improvement);
+    let mut out = match (held_out, q.loss_reduction_percent) {
+        (Some(h), _) if h >= 0.0 => format!("held-out loss {h:.0}% below the base model's"),
+        (Some(h), _) => format!("held-out loss {:.0}% above the base model's", -h),
+        (None, Some(r)) if r >= 0.0 => format!("training loss down {r:.0}%"),
+        (None, Some(r)) => format!("training loss up {:.0}%", -r),
+        (None, None) => "no training loss to judge by".to_string(),
     };
     if q.convergence == Convergence::Overfit {
         out.push_str("; validation loss well above it: overfitting");
@@ -98,4 +101,47 @@ pub fn quality(
         convergence,
         quality_score: score,
     }
+}
+
+/// The score of a model whose run measured the base model on the same held-out tokens
+/// (`[evaluation]`): the held-out improvement over the base, `(base − adapter) / base × 100`,
+/// goes through [`SCORE_TABLE`] in place of the training-loss reduction, since it rewards what
+/// generalises where the training loss also rewards memorising. An adapter worse than its base
+/// on held-out data is `Overfit` with a score of 1. The overfitting gap of [`quality`] still
+/// costs a point (not below 2). Without both held-out losses: [`quality`] as it is.
+pub fn quality_with(
+    first_train_loss: Option<f64>,
+    last_train_loss: Option<f64>,
+    final_val_loss: Option<f64>,
+    evaluation: Option<&Evaluation>,
+) -> QualityMetrics {
+    let mut q = quality(first_train_loss, last_train_loss, final_val_loss);
+    let Some(improvement) = evaluation.and_then(Evaluation::held_out_improvement) else {
+        return q;
+    };
+    let gap_overfit = q.convergence == Convergence::Overfit;
+    let mut score = score_for(improvement);
+    q.convergence = if improvement < 0.0 {
+        score = 1;
+        Convergence::Overfit
+    } else if gap_overfit {
+        if score > 2 {
+            score -= 1;
+        }
+        Convergence::Overfit
+    } else if score >= 2 {
+        Convergence::Good
+    } else {
+        Convergence::Unknown
+    };
+    q.quality_score = score;
+    q
+}
+
+/// [`SCORE_TABLE`]'s score for a reduction in percent.
+fn score_for(reduction: f64) -> u8 {
+    SCORE_TABLE
+        .iter()
+        .find(|(threshold, _)| reduction > *threshold + THRESHOLD_EPSILON)
+        .map_or(1, |(_, s)| *s)
 }

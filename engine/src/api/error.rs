@@ -23,6 +23,11 @@ impl FromEngineError for ApiError {
         let message = e.to_string();
         let code = match e {
             EngineError::NotFound { .. } => ErrorCode::NotFound,
+            EngineError::NotEvaluated { .. } => {
+                let mut e = ApiError::not_found(message);
+                e.reason = Some(Reason::NotEvaluated);
+                return e;
+            }
             EngineError::Ambiguous { .. } => ErrorCode::Ambiguous,
             EngineError::Conflict { reason, .. } => return ApiError::conflict(*reason, message),
             EngineError::ProfileMismatch { .. }

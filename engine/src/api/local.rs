@@ -528,6 +528,9 @@ impl LocalApi {
             Request::GetModel { id } => {
                 Reply::Model(blocking(e, move |e| e.artifact(model_id(e, &id)?)).await?)
             }
+            Request::ModelEvaluation { id } => Reply::Evaluation(
+                blocking(e, move |e| e.model_evaluation(model_id(e, &id)?)).await?,
+            ),
             Request::ModelUrl {
                 id,
                 file,

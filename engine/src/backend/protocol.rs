@@ -36,6 +36,27 @@ pub struct TrainerSpec {
     /// How the trainer spends the GPU, and on how many GPUs of its machine it runs.
     #[serde(default)]
     pub efficiency: Efficiency,
+    /// The `evaluating` stage's settings (`[evaluation]`); none: no evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<EvaluationSpec>,
+}
+
+/// PROTOCOL.md's `evaluation` object: how many held-out examples both models answer, how long
+/// an answer may be, and the probes (the built-in ones, and the team's own).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationSpec {
+    pub samples: u32,
+    pub max_new_tokens: u32,
+    pub builtin_probes: bool,
+    pub probes: Vec<Probe>,
+}
+
+/// One probe prompt, with the answer expected when there is one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    pub prompt: String,
+    #[serde(default)]
+    pub reference: Option<String>,
 }
 
 /// PROTOCOL.md's `efficiency` object: `[training.efficiency]` plus the job's GPU count (more
@@ -182,6 +203,7 @@ impl TrainerSpec {
             logging_steps: 1,
             max_steps: None,
             efficiency: Efficiency::default(),
+            evaluation: None,
         }
     }
 }

@@ -27,9 +27,15 @@ impl Engine {
             let id = ArtifactId::new();
             (id, self.copy_output(job, id).await?)
         };
+        let evaluation = self.read_evaluation(job, id, &files).await;
         let (job, summary) = (job.clone(), summary.clone());
-        self.on_store(move |e| e.artifact_record(&job, &summary, id, files))
-            .await
+        self.on_store(move |e| {
+            if let Some(ev) = &evaluation {
+                e.inner.store.put_evaluation(id, ev)?;
+            }
+            e.artifact_record(&job, &summary, id, files, evaluation.as_ref())
+        })
+        .await
     }
 
     /// The record of a stored adapter: its name and version among the dataset's models, and
@@ -40,6 +46,7 @@ impl Engine {
         summary: &DoneSummary,
         id: ArtifactId,
         files: Vec<ArtifactFile>,
+        evaluation: Option<&Evaluation>,
     ) -> Result<ModelArtifact> {
         let user = job.user_id;
         let metrics = self.inner.store.metrics(job.id, 0, usize::MAX)?;
@@ -89,7 +96,7 @@ impl Engine {
             version,
             status: ArtifactStatus::Stored,
             base_model: job.hyperparameters.base_model.clone(),
-            quality_metrics: training::quality(first, last, val),
+            quality_metrics: training::quality::quality_with(first, last, val, evaluation),
             training_summary: TrainingSummary {
                 total_steps: summary.total_steps.unwrap_or(job.current_step),
                 epochs: job.total_epochs,
@@ -387,7 +394,9 @@ fn list_files(root: &Path) -> Result<Vec<(String, u64)>> {
 
 /// The files a trainer may write for an adapter (PROTOCOL.md, "Spec fields"): each gets a
 /// presigned PUT URL when the trainer runs remotely.
-pub(crate) const ADAPTER_FILES: [&str; 10] = [
+pub(crate) const ADAPTER_FILES: [&str; 11] = [
+    // What the `evaluating` stage measured (`[evaluation]`), written beside the adapter.
+    crate::engine::evaluation::EVALUATION_FILE,
     "adapter_config.json",
     "adapter_model.safetensors",
     "tokenizer_config.json",

@@ -160,6 +160,7 @@ pub(crate) fn observe(
                     "initializing" => JobStage::Initializing,
                     "training" => JobStage::Training,
                     "validating" => JobStage::Validating,
+                    "evaluating" => JobStage::Evaluating,
                     "saving" | "completed" => JobStage::Saving,
                     _ => job.current_stage,
                 };

@@ -7,6 +7,7 @@ mod clean;
 mod costs;
 mod datasets;
 mod doctor;
+pub(crate) mod evaluation;
 mod jobs;
 mod lifecycle;
 mod notify;
@@ -54,6 +55,10 @@ pub enum EngineError {
     Mirror(#[from] crate::mirror::MirrorError),
     #[error("no {kind} matches `{query}`")]
     NotFound { kind: IdKind, query: String },
+    #[error(
+        "model {model} has no evaluation: it was trained before BrightRun evaluated every run, or with `[evaluation] enabled = false`"
+    )]
+    NotEvaluated { model: String },
     #[error("`{query}` matches several {kind}s: {candidates}; give more characters")]
     Ambiguous {
         kind: IdKind,

@@ -377,6 +377,7 @@ impl Engine {
                 settings: self.inner.config.training.efficiency.clone(),
                 gpu_count: job.gpu_config.gpu_count.max(1),
             },
+            evaluation: self.evaluation_spec()?,
         })
     }
 
@@ -733,6 +734,10 @@ impl Engine {
         ended: Option<Timestamp>,
     ) -> Result<Option<TrainingJob>> {
         let t = now();
+        let evaluation = match &artifact {
+            Some(a) => self.inner.store.evaluation(a.id)?,
+            None => None,
+        };
         let done = self.inner.store.write(|w| {
             let mut job = Self::job_in(w, id)?;
             if job.status.is_terminal() {
@@ -780,7 +785,7 @@ impl Engine {
                     format!(
                         "quality score {}/5 ({}), {}",
                         a.quality_metrics.quality_score,
-                        crate::training::quality::explain(&a.quality_metrics),
+                        crate::training::quality::explain(&a.quality_metrics, evaluation.as_ref()),
                         crate::wording::counted(a.files.len() as u64, "file")
                     ),
                     Some(Link::Artifact(a.id)),

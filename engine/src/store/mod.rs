@@ -14,6 +14,7 @@ pub mod backup;
 mod calibration;
 mod changelog;
 mod checksum;
+mod evaluations;
 mod guards;
 mod handle;
 mod holder;

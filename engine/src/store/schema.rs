@@ -18,6 +18,10 @@
 //! - v6: tokens are `stored::v2::TokenRecordV2` (an expiry and a last use). Older BrightRuns
 //!   could not decode them, so they are refused from v6 on. The upgrade rewrites every token
 //!   (never expiring, no use recorded); one that does not decode is quarantined.
+//! - v7: a job may be in the `evaluating` stage (appended to `JobStageV1`), and a model's
+//!   evaluation is kept in `model_evaluations` (see [`super::evaluations`]). Older BrightRuns
+//!   could not decode a job in that stage, so they are refused from v7 on. The upgrade only
+//!   stamps the version: no record changes.
 //!
 //! Record layouts are the stored types of [`super::stored`], not the domain types: schema v5's
 //! records are `stored::v1` (byte for byte what v5 always wrote; the upgrade fixture
@@ -32,7 +36,7 @@ use super::records::*;
 use crate::domain::*;
 use redb::{Database, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
-pub const SCHEMA_VERSION: u64 = 6;
+pub const SCHEMA_VERSION: u64 = 7;
 const KEY: &str = "schema_version";
 
 pub fn read_version(db_: &Database) -> Result<u64, StoreError> {

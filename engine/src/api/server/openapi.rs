@@ -377,11 +377,22 @@ pub(super) fn document_with(catalog: Option<&Catalog>) -> Value {
         "get",
         json!({"summary": "The caller's models, newest first", "parameters": paging(), "responses": d.page::<ModelArtifact>("models")}),
     );
-    let one_model = d_ok(&mut d, model);
+    let evaluation = d.schema::<Evaluation>();
+    let one_model = d_ok(
+        &mut d,
+        json!({"allOf": [model, {"type": "object", "required": ["evaluation"], "properties": {
+            "evaluation": {"allOf": [evaluation.clone()], "nullable": true}}}]}),
+    );
     add(
         "/api/models/{id}",
         "get",
-        json!({"summary": "One model", "parameters": [id_param("model")], "responses": d.responses(one_model)}),
+        json!({"summary": "One model, with its evaluation (null when its run made none)", "parameters": [id_param("model")], "responses": d.responses(one_model)}),
+    );
+    let one_evaluation = d_ok(&mut d, evaluation);
+    add(
+        "/api/models/{id}/evaluation",
+        "get",
+        json!({"summary": "What the model's run measured of it: held-out loss of the base and the adapter, their answers to held-out examples and probes (404 `not_evaluated` when none)", "parameters": [id_param("model")], "responses": d.responses(one_evaluation)}),
     );
     let files = d_ok(
         &mut d,

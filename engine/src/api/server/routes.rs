@@ -571,8 +571,32 @@ async fn list_models(
     }
 }
 
+/// The seed's model, plus `evaluation`: what its run's `evaluating` stage measured (null when
+/// it made none).
 async fn get_model(caller: Caller, Id(id): Id) -> Result<Response, HttpError> {
-    call(&caller, Request::GetModel { id }).await
+    let model = match caller.api.dispatch(Request::GetModel { id }).await? {
+        Reply::Model(m) => m,
+        other => return Err(HttpError(ApiError::internal(other.kind()))),
+    };
+    let evaluation = match caller
+        .api
+        .dispatch(Request::ModelEvaluation {
+            id: model.id.to_string(),
+        })
+        .await
+    {
+        Ok(Reply::Evaluation(e)) => Some(e),
+        Err(e) if e.reason == Some(Reason::NotEvaluated) => None,
+        Ok(other) => return Err(HttpError(ApiError::internal(other.kind()))),
+        Err(e) => return Err(HttpError(e)),
+    };
+    let mut v = serde_json::to_value(&model).map_err(|e| ApiError::internal(e.to_string()))?;
+    v["evaluation"] = serde_json::to_value(&evaluation).unwrap_or_default();
+    Ok(ok(v))
+}
+
+async fn model_evaluation(caller: Caller, Id(id): Id) -> Result<Response, HttpError> {
+    call(&caller, Request::ModelEvaluation { id }).await
 }
 
 /// The seed answers with URLs to fetch each file from: presigned (24 h) with an S3 store, the
@@ -683,6 +707,7 @@ pub(super) fn seed_routes(r: Routes) -> Routes {
         .add(M::GET, "/api/jobs/{id}/logs", job_logs)
         .add(M::GET, "/api/models", list_models)
         .add(M::GET, "/api/models/{id}", get_model)
+        .add(M::GET, "/api/models/{id}/evaluation", model_evaluation)
         .add(M::GET, "/api/models/{id}/download", download_model)
         .add(M::GET, "/api/costs", costs)
         .add(M::GET, "/api/notifications", list_notifications)

@@ -140,6 +140,9 @@ stored_enum!(JobStageV1 <=> JobStage {
     Validating,
     Saving,
     Completed,
+    // Schema v7: appended, so the stages before it keep their numbers (older BrightRuns,
+    // which could not decode it, are refused from v7 on).
+    Evaluating,
 });
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
