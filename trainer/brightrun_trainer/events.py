@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from .failure import FailureMarker
 
-STAGES = ("initializing", "training", "validating", "saving", "completed")
+STAGES = ("initializing", "training", "validating", "evaluating", "saving", "completed")
 LOG_LEVELS = ("info", "warning", "error")
 
 

@@ -30,8 +30,11 @@ class PublishedArtifact:
     files: list[dict]
 
 
-def save_adapter(model, tokenizer, directory: Path, base_model: str) -> None:
-    """Adapter weights and config, plus the tokenizer (with its chat template).
+def save_adapter(
+    model, tokenizer, directory: Path, base_model: str, extra_files: dict[str, bytes] | None = None
+) -> None:
+    """Adapter weights and config, plus the tokenizer (with its chat template), plus
+    ``extra_files`` (name → bytes: ``evaluation.json``).
 
     The config names ``base_model`` as the spec gave it rather than the local folder the
     model was loaded from, so the adapter stays usable on another machine. Embedding layers
@@ -46,6 +49,8 @@ def save_adapter(model, tokenizer, directory: Path, base_model: str) -> None:
     tokenizer.save_pretrained(directory)
     for name in _DISCARDED:
         (directory / name).unlink(missing_ok=True)
+    for name, data in (extra_files or {}).items():
+        (directory / name).write_bytes(data)
 
 
 def describe_files(directory: Path) -> list[dict]:
@@ -67,10 +72,16 @@ def sha256_of(path: Path) -> str:
 
 
 def publish(
-    model, tokenizer, base_model: str, target: OutputTarget, emitter: EventEmitter, scratch: Path
+    model,
+    tokenizer,
+    base_model: str,
+    target: OutputTarget,
+    emitter: EventEmitter,
+    scratch: Path,
+    extra_files: dict[str, bytes] | None = None,
 ) -> PublishedArtifact:
-    """Write the adapter where the spec says and describe what was delivered."""
-    save = functools.partial(save_adapter, model, tokenizer, base_model=base_model)
+    """Write the adapter (and ``extra_files``) where the spec says and describe what was delivered."""
+    save = functools.partial(save_adapter, model, tokenizer, base_model=base_model, extra_files=extra_files)
     if target.dir is not None:
         return _publish_to_folder(save, Path(target.dir))
     return _publish_to_urls(save, target.presigned_put or {}, emitter, scratch)

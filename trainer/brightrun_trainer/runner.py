@@ -1,7 +1,9 @@
 """The ``run`` command: the phases of one job and the protocol's error and stop handling.
 
 Phases and their ``stage`` events: ``initializing`` (spec, dataset, model), ``training``,
-``validating`` (only with a validation split), ``saving`` (adapter written and delivered),
+``validating`` (only with a validation split), ``evaluating`` (only when the spec has an
+``evaluation`` object: the adapter against its base model, :mod:`.evaluation`), ``saving``
+(adapter and ``evaluation.json`` written and delivered),
 ``completed``, then ``done``. Any failure becomes exactly one ``error`` event and exit
 status 1; a stop request becomes a ``log`` event (after a ``checkpoint`` event once training
 has started) and exit status 143.
@@ -72,7 +74,9 @@ def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -
         if not is_rank_zero():
             return EXIT_OK  # rank 0 writes the adapter and reports it
         emitter.stage("saving", "writing the adapter")
-        artifact = publish(outcome.model, outcome.tokenizer, spec.base_model, spec.output, emitter, scratch)
+        artifact = publish(
+            outcome.model, outcome.tokenizer, spec.base_model, spec.output, emitter, scratch, _extra_files(outcome)
+        )
         emitter.artifact(directory=artifact.directory, files=artifact.files)
         emitter.stage("completed", f"trained {outcome.global_step} steps")
         emitter.done(outcome.summary())
@@ -106,6 +110,15 @@ def relaunch(plan: LaunchPlan, spec_path: str, emitter: EventEmitter) -> None:
     os.dup2(stream.fileno(), 1)
     command = relaunch_command(plan.processes, spec_path, sys.executable)
     os.execve(sys.executable, command, environ)
+
+
+def _extra_files(outcome) -> dict[str, bytes]:
+    """Files written beside the adapter: ``evaluation.json`` after an ``evaluating`` stage."""
+    if outcome.evaluation is None:
+        return {}
+    from .evaluation import EVALUATION_FILE, to_json
+
+    return {EVALUATION_FILE: to_json(outcome.evaluation)}
 
 
 def _report_unknown_fields(spec: JobSpec, emitter: EventEmitter) -> None:

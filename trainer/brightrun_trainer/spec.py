@@ -30,8 +30,14 @@ MAX_SEED = 2**64 - 1
 
 _TOP_LEVEL = {
     "version", "job_id", "base_model", "dataset", "hyperparameters", "output",
-    "checkpoint_dir", "resume_from", "logging_steps", "max_steps", "efficiency",
+    "checkpoint_dir", "resume_from", "logging_steps", "max_steps", "efficiency", "evaluation",
 }
+_EVALUATION = {"samples", "max_new_tokens", "builtin_probes", "probes"}
+_PROBE = {"prompt", "reference"}
+#: Ranges of the ``evaluation`` object's fields (PROTOCOL.md, "Evaluation").
+MAX_EVALUATION_SAMPLES = 64
+MAX_NEW_TOKENS = 4096
+MAX_PROBES = 200
 _EFFICIENCY = {
     "padding_free", "packing", "gradient_checkpointing", "chunked_loss", "torch_compile", "liger",
     "gpu_count",
@@ -101,6 +107,28 @@ class Efficiency:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A prompt asked of the base model and of the adapter after training."""
+
+    prompt: str
+    #: The expected answer, or ``None`` (a blank reference is read as none).
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The optional ``evaluation`` object: the ``evaluating`` stage after training."""
+
+    #: Held-out examples answered by base and adapter (0 to 64).
+    samples: int = 8
+    #: The generation limit for samples and probes (1 to 4096), greedy decoding.
+    max_new_tokens: int = 256
+    #: Whether the trainer's built-in general probes are asked besides ``probes``.
+    builtin_probes: bool = True
+    probes: tuple[Probe, ...] = ()
+
+
+@dataclass(frozen=True)
 class DatasetSource:
     path: str | None = None
     url: str | None = None
@@ -125,6 +153,8 @@ class JobSpec:
     logging_steps: int
     max_steps: int | None
     efficiency: Efficiency = Efficiency()
+    #: ``None``: no ``evaluating`` stage (the field is absent or null).
+    evaluation: Evaluation | None = None
     #: Dotted names of fields this trainer does not know (reported, not fatal).
     unknown_fields: tuple[str, ...] = ()
 
@@ -161,9 +191,12 @@ def parse_spec(document: Any) -> JobSpec:
     job_id = top.string("job_id")
     hyperparameters = top.object("hyperparameters")
     efficiency = top.optional_object("efficiency")
+    evaluation = top.optional_object("evaluation")
     unknown = top.unknown(_TOP_LEVEL) + hyperparameters.unknown(_HYPERPARAMETERS)
     if efficiency is not None:
         unknown += efficiency.unknown(_EFFICIENCY)
+    if evaluation is not None:
+        unknown += evaluation.unknown(_EVALUATION)
     return JobSpec(
         version=version,
         job_id=job_id,
@@ -176,6 +209,7 @@ def parse_spec(document: Any) -> JobSpec:
         logging_steps=top.integer("logging_steps", minimum=1, default=1),
         max_steps=top.optional_integer("max_steps", minimum=1),
         efficiency=_parse_efficiency(efficiency),
+        evaluation=_parse_evaluation(evaluation, unknown),
         unknown_fields=tuple(unknown),
     )
 
@@ -219,6 +253,41 @@ def _parse_efficiency(fields: _Fields | None) -> Efficiency:
         liger=fields.boolean("liger", default=default.liger),
         gpu_count=fields.integer("gpu_count", minimum=1, default=default.gpu_count),
     )
+
+
+def _parse_evaluation(fields: _Fields | None, unknown: list[str]) -> Evaluation | None:
+    """The optional ``evaluation`` object; absent (or null) fields take the defaults.
+
+    Unknown keys of the probes are appended to ``unknown``."""
+    if fields is None:
+        return None
+    default = Evaluation()
+    return Evaluation(
+        samples=fields.integer("samples", minimum=0, maximum=MAX_EVALUATION_SAMPLES, default=default.samples),
+        max_new_tokens=fields.integer(
+            "max_new_tokens", minimum=1, maximum=MAX_NEW_TOKENS, default=default.max_new_tokens
+        ),
+        builtin_probes=fields.boolean("builtin_probes", default=default.builtin_probes),
+        probes=_parse_probes(fields, unknown),
+    )
+
+
+def _parse_probes(fields: _Fields, unknown: list[str]) -> tuple[Probe, ...]:
+    name = "probes"
+    value = fields.require(name, default=[])
+    if not isinstance(value, list):
+        raise fields.error(name, "expected a list of {prompt, reference} objects", value)
+    if len(value) > MAX_PROBES:
+        raise SpecError(f"spec field `evaluation.{name}`: expected at most {MAX_PROBES} probes, got {len(value)}")
+    probes = []
+    for i, item in enumerate(value):
+        probe = fields.item(name, i)
+        unknown += probe.unknown(_PROBE)
+        reference = probe.require("reference", default=None)
+        if reference is not None and not isinstance(reference, str):
+            raise probe.error("reference", "expected a string or null", reference)
+        probes.append(Probe(prompt=probe.string("prompt"), reference=reference if reference and reference.strip() else None))
+    return tuple(probes)
 
 
 def _parse_target_modules(fields: _Fields) -> tuple[str, ...] | str:
@@ -301,6 +370,10 @@ class _Fields:
 
     def object(self, name: str) -> _Fields:
         return _Fields(self.require(name), f"{self._prefix}{name}.")
+
+    def item(self, name: str, index: int) -> _Fields:
+        """Element ``index`` of the list field ``name``, which must be an object."""
+        return _Fields(self._value[name][index], f"{self._prefix}{name}[{index}].")
 
     def optional_object(self, name: str) -> _Fields | None:
         value = self._value.get(name)

@@ -33,7 +33,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from . import TINY_MODEL_ID
 from .data import LoadedDataset, skipped_warning
-from .devices import forbid_data_parallel, local_rank
+from .devices import forbid_data_parallel, is_rank_zero, local_rank
 from .efficiency import (
     Batching,
     activation_bytes,
@@ -78,6 +78,8 @@ class TrainingOutcome:
     trainable_parameters: int
     total_parameters: int
     checkpoint: str | None = None
+    #: The ``evaluating`` stage's result (``evaluation.json``), when the spec asked for one.
+    evaluation: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The ``done`` event's summary (PROTOCOL.md)."""
@@ -179,6 +181,14 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
 
     runtime = _train_and_evaluate(trainer, reporter, spec, emitter, stop, len(train_set), len(validation_set))
+    evaluation = None
+    if not stop.requested and spec.evaluation is not None and is_rank_zero():
+        # Rank 0 alone: the other ranks of a data-parallel run have nothing left to do.
+        from .evaluation import evaluate
+
+        evaluation = evaluate(
+            trainer, model, tokenizer, spec.evaluation, dataset, emitter, stop, max_seq_length=hp.max_seq_length
+        )
     checkpoint = None
     if stop.requested:
         checkpoint = reporter.stop_checkpoint or _save_checkpoint_now(trainer, reporter)
@@ -198,6 +208,7 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
         trainable_parameters=trainable,
         total_parameters=total,
         checkpoint=checkpoint,
+        evaluation=evaluation,
     )
 
 
