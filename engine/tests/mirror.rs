@@ -388,7 +388,8 @@ async fn check_values(c: &Client, s: &Sample) {
 
     let a = c
         .query_one(
-            "SELECT name, version, status, job_id, quality_metrics->>'quality_score', artifacts->'files'->0->>'path' \
+            "SELECT name, version, status, job_id, quality_metrics->>'quality_score', artifacts->'files'->0->>'path', \
+             (quality_metrics->'evaluation'->>'adapter_loss')::float8 \
              FROM model_artifacts WHERE id = $1",
             &[&s.artifact.id.0],
         )
@@ -400,6 +401,8 @@ async fn check_values(c: &Client, s: &Sample) {
     assert_eq!(a.get::<_, uuid::Uuid>(3), s.job.id.0);
     assert_eq!(a.get::<_, String>(4), "5");
     assert_eq!(a.get::<_, String>(5), "adapter_model.safetensors");
+    // The run's evaluation rides in quality_metrics.
+    assert_eq!(a.get::<_, Option<f64>>(6), Some(1.25));
 
     let costs = c
         .query(

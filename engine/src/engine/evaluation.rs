@@ -100,8 +100,12 @@ impl Engine {
 /// An `evaluation.json` as the engine keeps it: parsed leniently (a newer trainer's fields
 /// are left out), its text cleaned of terminal controls, non-finite numbers dropped.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Evaluation> {
-    let e: Evaluation = serde_json::from_slice(bytes)
-        .map_err(|e| EngineError::Invalid(format!("{EVALUATION_FILE} is not valid: {e}")))?;
+    let invalid = |e: String| EngineError::Invalid(format!("{EVALUATION_FILE} is not valid: {e}"));
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+    if !v.is_object() {
+        return Err(invalid("not a JSON object".into()));
+    }
+    let e: Evaluation = serde_json::from_value(v).map_err(|e| invalid(e.to_string()))?;
     Ok(e.sanitised())
 }
 
@@ -189,7 +193,10 @@ mod tests {
         .unwrap();
         assert_eq!(p.len(), 3);
         assert_eq!(p[0].reference.as_deref(), Some("Lutz"));
-        assert_eq!((p[1].reference.as_deref(), p[2].reference.as_deref()), (None, Some("4")));
+        assert_eq!(
+            (p[1].reference.as_deref(), p[2].reference.as_deref()),
+            (None, Some("4"))
+        );
         for (text, said) in [
             ("{\"prompt\": \"a\"}\nnot json\n", "line 2 is not JSON"),
             ("[1]\n", "line 1 is not an object"),
@@ -225,7 +232,10 @@ mod tests {
             ..Default::default()
         };
         let s = spec_of(&cfg, &dir.path().join("config.toml")).unwrap();
-        assert_eq!((s.samples, s.max_new_tokens, s.builtin_probes), (8, 256, true));
+        assert_eq!(
+            (s.samples, s.max_new_tokens, s.builtin_probes),
+            (8, 256, true)
+        );
         assert_eq!(s.probes.len(), 1);
         let missing = EvaluationConfig {
             probes: Some("nope.jsonl".into()),

@@ -501,6 +501,7 @@ impl Mirror {
         for c in changes {
             batch.add(c);
         }
+        self.attach_evaluations(&mut batch).await?;
         let last = batch.last_seq;
         let origin = self.origin;
         let target = self.target.clone();
@@ -652,7 +653,7 @@ impl Mirror {
             for r in chunk.items {
                 put(&mut batch, r, chunk.seq);
             }
-            self.write_chunk(&batch).await?;
+            self.write_chunk(batch).await?;
             self.shared.set(|s| s.backfilled_rows += n);
             match chunk.next {
                 Some(k) => after = Some(k),
@@ -677,7 +678,7 @@ impl Mirror {
                     .metrics
                     .insert((p.job_id, p.step), (chunk.seq, points.clone(), i));
             }
-            self.write_chunk(&batch).await?;
+            self.write_chunk(batch).await?;
             self.shared.set(|s| s.backfilled_rows += n);
             match chunk.next {
                 Some(k) => after = Some(k),
@@ -686,7 +687,33 @@ impl Mirror {
         }
     }
 
-    async fn write_chunk(&mut self, batch: &rows::Batch) -> Result<(), MirrorError> {
+    /// The evaluations of the batch's models (their rows' `quality_metrics` carry them).
+    async fn attach_evaluations(&self, batch: &mut rows::Batch) -> Result<(), MirrorError> {
+        let ids: Vec<crate::ids::ArtifactId> = batch
+            .artifacts
+            .keys()
+            .map(|id| crate::ids::ArtifactId(*id))
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let found = blocking(move || {
+            let mut found = Vec::new();
+            for id in ids {
+                if let Some(e) = store.evaluation(id)? {
+                    found.push((id.0, e));
+                }
+            }
+            Ok(found)
+        })
+        .await?;
+        batch.evaluations.extend(found);
+        Ok(())
+    }
+
+    async fn write_chunk(&mut self, mut batch: rows::Batch) -> Result<(), MirrorError> {
+        self.attach_evaluations(&mut batch).await?;
         let origin = self.origin;
         let target = self.target.clone();
         let client = self.client.as_mut().ok_or(MirrorError::Stopped)?;

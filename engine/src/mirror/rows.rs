@@ -450,7 +450,16 @@ pub(crate) fn job_row(j: &TrainingJob, origin: Uuid, seq: u64) -> Vec<Val> {
     ]
 }
 
-pub(crate) fn artifact_row(a: &ModelArtifact, origin: Uuid, seq: u64) -> Vec<Val> {
+/// A model's row. `quality_metrics` is the seed's object plus `evaluation`, what the run's
+/// `evaluating` stage measured (null without one).
+pub(crate) fn artifact_row(
+    a: &ModelArtifact,
+    evaluation: Option<&Evaluation>,
+    origin: Uuid,
+    seq: u64,
+) -> Vec<Val> {
+    let mut quality = serde_json::to_value(&a.quality_metrics).unwrap_or_default();
+    quality["evaluation"] = serde_json::to_value(evaluation).unwrap_or_default();
     let files = serde_json::json!({
         "storage_bucket": a.storage_bucket,
         "storage_path": a.storage_path,
@@ -470,7 +479,7 @@ pub(crate) fn artifact_row(a: &ModelArtifact, origin: Uuid, seq: u64) -> Vec<Val
             ArtifactStatus::Archived => "archived",
         }),
         Val::Ts(None),
-        json(&a.quality_metrics),
+        Val::Json(Some(quality)),
         json(&a.training_summary),
         json(&a.configuration),
         Val::Json(Some(files)),
@@ -663,6 +672,8 @@ pub(crate) struct Batch {
     pub datasets: HashMap<Uuid, (u64, std::sync::Arc<Dataset>)>,
     pub jobs: HashMap<Uuid, (u64, std::sync::Arc<TrainingJob>)>,
     pub artifacts: HashMap<Uuid, (u64, std::sync::Arc<ModelArtifact>)>,
+    /// The evaluations of `artifacts`' models, where their runs made one.
+    pub evaluations: HashMap<Uuid, Evaluation>,
     pub costs: HashMap<Uuid, (u64, std::sync::Arc<CostRecord>)>,
     pub notifications: HashMap<Uuid, (u64, std::sync::Arc<Notification>)>,
     pub checkpoints: HashMap<Uuid, (u64, std::sync::Arc<Checkpoint>)>,
@@ -745,7 +756,7 @@ impl Batch {
                 tx,
                 self.artifacts
                     .values()
-                    .map(|(s, a)| artifact_row(a, origin, *s))
+                    .map(|(s, a)| artifact_row(a, self.evaluations.get(&a.id.0), origin, *s))
                     .collect(),
             )
             .await?;

@@ -236,6 +236,16 @@ pub fn write_sample(store: &Store, user: UserId, metrics: usize) -> Result<Sampl
     for chunk in points.chunks(10_000) {
         store.write(|w| w.put_metrics(chunk).map(|_| ()))?;
     }
+    // The model's evaluation is stored before its record, as a run stores it.
+    store.put_evaluation(
+        artifact_id,
+        &Evaluation {
+            version: 1,
+            base_loss: Some(2.5),
+            adapter_loss: Some(1.25),
+            ..Default::default()
+        },
+    )?;
     store.write(|w| {
         w.put(&checkpoint)?;
         w.put(&artifact)?;

@@ -222,3 +222,26 @@ fn stored_values_convert_back_into_the_same_records() {
         s.upload
     );
 }
+
+/// Schema v7 appended `Evaluating` to the job stages: every earlier stage keeps the number
+/// it is stored as (v1's golden files hold them), and the new one takes the next.
+#[test]
+fn the_evaluating_stage_is_appended() {
+    use crate::domain::JobStage;
+    let stages = [
+        JobStage::Queued,
+        JobStage::Initializing,
+        JobStage::Training,
+        JobStage::Validating,
+        JobStage::Saving,
+        JobStage::Completed,
+        JobStage::Evaluating,
+    ];
+    for (n, stage) in stages.into_iter().enumerate() {
+        let stored: JobStageV1 = super::Convert::convert(stage);
+        assert_eq!(encode(&stored), vec![n as u8], "{stage:?}");
+        let back: JobStage =
+            super::Convert::convert(decode_exact::<JobStageV1>(&[n as u8], "stage"));
+        assert_eq!(back, stage);
+    }
+}
