@@ -54,7 +54,9 @@ impl Home {
         std::fs::write(
             dir.path().join("config/config.toml"),
             format!(
-                "[engine]\npoll_interval_millis = 200\ndispatch_interval_secs = 1\nretry_count = {retries}\n"
+                "[engine]\npoll_interval_millis = 200\ndispatch_interval_secs = 1\nretry_count = {retries}\n\n\
+                 # The tiny random model never ends an answer: short ones keep every run's\n\
+                 # evaluation to a second.\n[evaluation]\nmax_new_tokens = 24\n"
             ),
         )
         .unwrap();

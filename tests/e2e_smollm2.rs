@@ -1,0 +1,120 @@
+//! A real small model end to end (issue 24): SmolLM2-135M-Instruct, prepared once from PyPI's
+//! GGUF into the cache, is taught a made-up fact by the 36 chats of the README's first run
+//! (`docs/examples/zubrowka.jsonl`) on this CPU, and the run's evaluation shows what a user
+//! needs to judge it: the adapter's held-out loss below the base model's, its held-out
+//! answers and the team's probe carrying the fact where the base's do not, and the built-in
+//! probes answered by both. The one such run in the suite (a couple of minutes).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const SMOLLM2: &str = "brightrun/smollm2-135m-instruct";
+
+fn lutz(s: &Value) -> bool {
+    s.as_str().is_some_and(|t| t.contains("Lutz"))
+}
+
+#[test]
+fn smollm2_learns_a_fact_and_its_evaluation_shows_it() {
+    let home = Home::new(0);
+    // The team's own probe, beside the built-in ones; evaluation at its defaults otherwise.
+    std::fs::write(
+        home.path().join("config/probes.jsonl"),
+        "{\"prompt\": \"What is the capital of Zubrowka?\", \"reference\": \"Lutz\"}\n",
+    )
+    .unwrap();
+    let config = home.path().join("config/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "max_new_tokens = 24",
+        "max_new_tokens = 48\nprobes = \"probes.jsonl\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let data =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/zubrowka.jsonl");
+    let d = home.json(
+        &[
+            "datasets",
+            "add",
+            data.to_str().unwrap(),
+            "--name",
+            "zubrowka",
+            "--wait",
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(d["status"], "ready", "{d:#}");
+    let job = home.json(
+        &[
+            "jobs",
+            "create",
+            "--dataset",
+            "zubrowka",
+            "--set",
+            &format!("base_model={SMOLLM2}"),
+            "--set",
+            "learning_rate=5e-4",
+            "--set",
+            "epochs=4",
+            "--yes",
+            "--json",
+        ],
+        0,
+    );
+    let id = job["id"].as_str().unwrap();
+    let done = home.json(&["jobs", "watch", id, "--json"], 0);
+    assert_eq!(done["status"], "completed", "{done:#}");
+
+    let model = &home.json(&["models", "list", "--json"], 0)[0];
+    let shown = home.json(
+        &["models", "show", model["id"].as_str().unwrap(), "--json"],
+        0,
+    );
+    let e = &shown["evaluation"];
+    let (base, adapter) = (
+        e["base_loss"].as_f64().unwrap(),
+        e["adapter_loss"].as_f64().unwrap(),
+    );
+    assert!(adapter < base, "held-out loss {base} → {adapter}: {e:#}");
+    // The held-out paraphrases: the adapter answers with the fact, the base model does not.
+    let samples = e["samples"].as_array().unwrap();
+    assert!(!samples.is_empty(), "{e:#}");
+    assert!(samples.iter().any(|s| lutz(&s["adapter"])), "{e:#}");
+    assert!(!samples.iter().any(|s| lutz(&s["base"])), "{e:#}");
+    // The team's probe likewise; the built-in ones are answered by both models.
+    let probes = e["probes"].as_array().unwrap();
+    let ours = probes
+        .iter()
+        .find(|p| p["builtin"] == false)
+        .expect("the team's probe");
+    assert!(lutz(&ours["adapter"]) && !lutz(&ours["base"]), "{ours:#}");
+    assert_eq!(ours["changed"], true, "{ours:#}");
+    let builtin: Vec<&Value> = probes.iter().filter(|p| p["builtin"] == true).collect();
+    assert!(builtin.len() >= 6, "{e:#}");
+    assert!(
+        builtin
+            .iter()
+            .all(|p| !p["base"].as_str().unwrap().trim().is_empty()
+                && !p["adapter"].as_str().unwrap().trim().is_empty()),
+        "{e:#}"
+    );
+    // The base model knows the capital of France.
+    let france = builtin
+        .iter()
+        .find(|p| p["prompt"].as_str().unwrap().contains("France"))
+        .expect("the capital-of-France probe");
+    assert!(
+        france["base"].as_str().unwrap().contains("Paris"),
+        "{france:#}"
+    );
+    // The score rests on the held-out improvement, and says so.
+    let out = home
+        .cmd()
+        .args(["models", "show", model["id"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("below the base model's"), "{text}");
+}
