@@ -182,7 +182,7 @@ impl App {
         };
         frame.render_widget(Paragraph::new(left).style(t.status_bar()), left_area);
         frame.render_widget(
-            Paragraph::new(Line::from(right))
+            Paragraph::new(fit_line(Line::from(right), right_area.width as usize))
                 .style(t.status_bar())
                 .right_aligned(),
             right_area,
