@@ -47,13 +47,17 @@ pub fn compact(n: u64) -> String {
     }
 }
 
-/// `$12.34`; four decimals under a cent (`$0.0055`, a short run on a cheap machine), as the
-/// CLI prints it.
+/// `$12.34`, every amount in dollars and cents the same way; an amount under a cent that is
+/// not zero reads `<$0.01` (never `$0.00`, which would say nothing was spent, and never a
+/// fourth decimal beside amounts with two).
 pub fn money(v: f64) -> String {
-    if v.abs() >= 10_000.0 {
+    if v < 0.0 {
+        return format!("-{}", money(-v));
+    }
+    if v >= 10_000.0 {
         format!("${}", thousands(v.round() as u64))
-    } else if v > 0.0 && v < 0.01 {
-        format!("${v:.4}")
+    } else if v > 0.0 && v < 0.005 {
+        "<$0.01".into()
     } else {
         format!("${v:.2}")
     }
@@ -158,17 +162,39 @@ pub fn plural(n: u64, noun: &str) -> String {
     }
 }
 
-/// Cuts to at most `width` characters, with an ellipsis.
+/// Display width of `s` in terminal columns (wide characters count two).
+pub fn width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// Display width of one character in terminal columns (controls count zero).
+pub fn char_width(c: char) -> usize {
+    unicode_width::UnicodeWidthChar::width(c).unwrap_or(0)
+}
+
+/// The one way text is cut to fit: at most `width` terminal columns, and when anything is
+/// cut, the last column is an ellipsis (`support chats v2` in 14 columns is
+/// `support chats…`, never `support chats`, which may be another record's name). Wide
+/// characters count two columns and are never split.
 pub fn truncate(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        s.to_string()
-    } else if width == 0 {
-        String::new()
-    } else {
-        let mut t: String = s.chars().take(width - 1).collect();
-        t.push('…');
-        t
+    if self::width(s) <= width {
+        return s.to_string();
     }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::with_capacity(width + 3);
+    let mut used = 0;
+    for c in s.chars() {
+        let w = char_width(c);
+        if used + w > width - 1 {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
 }
 
 /// Word-wraps `s` to lines of at most `width` columns; lines after the first start with
@@ -236,6 +262,17 @@ mod tests {
         assert_eq!(bar(0.5, 4), "██  ");
         assert_eq!(bar(1.0, 3), "███");
         assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abcd", 4), "abcd");
+        assert_eq!(truncate("support chats v2", 14), "support chats…");
+        // Wide characters count two columns and are not split.
+        assert_eq!(truncate("日本語テキスト", 6), "日本…");
+        assert_eq!(width(&truncate("日本語テキスト", 6)), 5);
+        assert_eq!(truncate("abc", 0), "");
+        assert_eq!(money(0.0), "$0.00");
+        assert_eq!(money(0.0000005), "<$0.01");
+        assert_eq!(money(0.0055), "$0.01");
+        assert_eq!(money(0.004), "<$0.01");
+        assert_eq!(money(-2.5), "-$2.50");
         assert_eq!(plural(1, "epoch"), "1 epoch");
         assert_eq!(plural(1200, "change"), "1,200 changes");
         assert_eq!(

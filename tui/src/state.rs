@@ -252,6 +252,19 @@ impl<K: Copy + PartialEq> ListView<K> {
     ) where
         K: Eq + Hash,
     {
+        self.rebuild_by(coll, |_, t| keep(t), cmp)
+    }
+
+    /// [`ListView::rebuild`] with membership decided by collection position (and record),
+    /// for filters answered ahead for every record at once.
+    pub fn rebuild_by<T: Keyed<Id = K>>(
+        &mut self,
+        coll: &Collection<T>,
+        keep: impl Fn(usize, &T) -> bool,
+        cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+    ) where
+        K: Eq + Hash,
+    {
         let items = coll.items();
         let desc = self.sort_desc;
         let ord = |a: u32, b: u32| {
@@ -282,7 +295,7 @@ impl<K: Copy + PartialEq> ListView<K> {
             .order
             .iter()
             .copied()
-            .filter(|&i| keep(&items[i as usize]))
+            .filter(|&i| keep(i as usize, &items[i as usize]))
             .collect();
         self.dirty = false;
         self.refilter = false;

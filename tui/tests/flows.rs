@@ -1283,3 +1283,309 @@ fn the_backend_picker_shows_which_backends_answer() {
         assert!(screen.contains(line), "{line:?} in\n{screen}");
     }
 }
+
+/// Renames dataset `n` (as an engine event would).
+fn rename_dataset(app: &mut brightrun_tui::App, n: u128, name: &str) {
+    let mut d = (**app.datasets.get(fixtures::dataset_id(n)).unwrap()).clone();
+    d.name = name.into();
+    d.updated_at = fixtures::now();
+    app.apply_event(EngineEvent::Dataset(Arc::new(d)));
+}
+
+#[test]
+fn a_cut_name_ends_in_an_ellipsis_never_in_another_name() {
+    // "support chats v2" cut to "support chats" would name another dataset.
+    let mut app = app();
+    rename_dataset(
+        &mut app,
+        1,
+        "support chats v2 (deduplicated, the March export)",
+    );
+    rename_dataset(&mut app, 2, "support chats");
+    chr(&mut app, '3');
+    let screen = render(&mut app, 80, 24);
+    let rows: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.contains("b0000001") && !l.contains("Job b0000001"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{screen}");
+    // Cut, and saying so: the name shown is the start of the whole name, then "…".
+    let cell = rows[0]
+        .split("b0000001 ")
+        .nth(1)
+        .and_then(|r| r.split('…').next())
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(
+        cell.len() > "support chats".len() && rows[0].contains(&format!("{cell}…")),
+        "{screen}"
+    );
+    assert!(
+        "support chats v2 (deduplicated, the March export)".starts_with(cell),
+        "{cell:?}"
+    );
+    insta::assert_snapshot!("jobs_long_dataset_name_80x24", screen);
+    // With room, the name is whole: the other columns are as wide as what they hold.
+    rename_dataset(&mut app, 1, "support chats v2");
+    let screen = render(&mut app, 80, 24);
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("b0000001 support chats v2 ")),
+        "{screen}"
+    );
+}
+
+#[test]
+fn wide_terminals_give_long_titles_and_names_the_room() {
+    let mut app = app();
+    let title = "Dataset has errors in the March export of customer support chats";
+    app.apply_event(EngineEvent::Notification(Arc::new(fixtures::notification(
+        40,
+        NotificationType::DatasetError,
+        title,
+        "first on line 3",
+        true,
+        None,
+        1,
+    ))));
+    chr(&mut app, '6');
+    let screen = render(&mut app, 200, 50);
+    assert!(screen.contains(title), "{screen}");
+    insta::assert_snapshot!("notifications_long_title_200x50", screen);
+    // A model's long name and base model, whole.
+    let mut a = fixtures::artifact(9, 2, 1, 4, 1);
+    a.name = "support-lora-customer-chats-march".into();
+    a.base_model = "meta-llama/Meta-Llama-3.1-8B-Instruct".into();
+    app.apply_event(EngineEvent::Artifact(Arc::new(a)));
+    chr(&mut app, '4');
+    let screen = render(&mut app, 200, 50);
+    assert!(
+        screen.contains("support-lora-customer-chats-march"),
+        "{screen}"
+    );
+    assert!(screen.contains("Meta-Llama-3.1-8B-Instruct"), "{screen}");
+    assert!(
+        !screen.contains('…'),
+        "nothing needs cutting at 200x50:\n{screen}"
+    );
+}
+
+#[test]
+fn a_long_detail_value_wraps_under_itself() {
+    let mut app = app();
+    let mut d = (**app.datasets.get(fixtures::dataset_id(1)).unwrap()).clone();
+    d.file_name =
+        "customer support chats exported from the helpdesk in March, deduplicated.jsonl".into();
+    d.error_message = Some(
+        "the stored file of this dataset is not available to clean: it was moved or deleted \
+         outside BrightRun"
+            .into(),
+    );
+    d.updated_at = fixtures::now();
+    app.apply_event(EngineEvent::Dataset(Arc::new(d)));
+    for _ in 0..5 {
+        if app.selected_dataset().map(|d| d.id) == Some(fixtures::dataset_id(1)) {
+            break;
+        }
+        chr(&mut app, 'j');
+    }
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 80, 24);
+    // The pane's lines, inside its border.
+    let lines: Vec<String> = screen
+        .lines()
+        .map(|l| l.trim_matches('"').chars().skip(1).collect())
+        .collect();
+    let indent = |l: &str| l.chars().take_while(|c| *c == ' ').count();
+    let file = lines
+        .iter()
+        .position(|l| l.starts_with("file          customer"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    // The continuation starts under the value (14 columns in), not under the key.
+    assert_eq!(indent(&lines[file + 1]), 14, "{screen}");
+    let error = lines
+        .iter()
+        .position(|l| l.starts_with("error: the stored"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert_eq!(indent(&lines[error + 1]), 7, "{screen}");
+    insta::assert_snapshot!("dataset_detail_hanging_indent_80x24", screen);
+}
+
+#[test]
+fn an_error_in_the_status_bar_goes_with_its_tab() {
+    let mut app = app();
+    app.apply_outcome(Outcome::DatasetChanged {
+        what: "cleaned",
+        result: Err(ApiError::unavailable(
+            "the stored file of dataset broken-export is not available to clean",
+        )),
+    });
+    assert!(render(&mut app, 100, 24).contains("could not clean"));
+    chr(&mut app, '3');
+    let screen = render(&mut app, 100, 24);
+    assert!(!screen.contains("could not clean"), "{screen}");
+    chr(&mut app, '1');
+    assert!(!render(&mut app, 100, 24).contains("could not clean"));
+    // An answer that arrives after the switch is said where the user is.
+    chr(&mut app, '3');
+    app.apply_outcome(Outcome::JobChanged {
+        what: "cancelled",
+        result: Err(ApiError::unavailable("the engine is restarting")),
+    });
+    assert!(render(&mut app, 100, 24).contains("could not cancel the job"));
+}
+
+#[test]
+fn health_dots_are_unknown_while_the_engine_is_out_of_reach() {
+    let mut snapshot = fixtures::snapshot();
+    snapshot.storage = "s3".into();
+    snapshot.connection = "tcp://gpu-server:7878".into();
+    let mut app = brightrun_tui::App::new(snapshot, &config());
+    app.set_now(fixtures::now());
+    for backend in [brightrun_api::events::STORAGE_HEALTH, "local"] {
+        app.apply_event(EngineEvent::BackendHealth {
+            backend: backend.into(),
+            reachable: true,
+        });
+    }
+    let screen = render(&mut app, 160, 24);
+    assert!(
+        screen.contains("s3 ●") && screen.contains("local ●"),
+        "{screen}"
+    );
+    app.set_reconnecting(true);
+    let screen = render(&mut app, 160, 24);
+    let bar = screen.lines().last().unwrap();
+    assert!(bar.contains("reconnecting"), "{bar}");
+    assert!(!bar.contains('●'), "a verdict from before the drop: {bar}");
+    assert!(bar.contains("s3 ○") && bar.contains("local ○"), "{bar}");
+    // The backend picker says the same.
+    chr(&mut app, '2');
+    for _ in 0..80 {
+        chr(&mut app, 'j');
+    }
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("○ unknown (reconnecting)"), "{screen}");
+    key(&mut app, KeyCode::Esc);
+    app.set_reconnecting(false);
+    assert!(render(&mut app, 160, 24).contains("local ●"));
+}
+
+#[test]
+fn costs_read_in_one_money_format_and_name_the_jobs() {
+    let mut app = app();
+    let fx = chr(&mut app, '5');
+    let mut view = fixtures::costs();
+    for f in fx {
+        if let Effect::LoadCosts(period) = f {
+            view.period = period;
+        }
+    }
+    // The flat storage line as the engine records it (five ten-millionths of a dollar).
+    view.by_type = vec![
+        (CostType::Compute, 76.0),
+        (CostType::Storage, 5.0e-7),
+        (CostType::DataTransfer, 0.0),
+    ];
+    // The engine describes a job's cost by the id the row already shows.
+    view.by_job = vec![
+        (
+            Some(fixtures::job_id(2)),
+            "job b0000002 (completed)".into(),
+            5.27,
+        ),
+        (
+            Some(fixtures::job_id(5)),
+            "job b0000005 (cancelled)".into(),
+            0.004,
+        ),
+        (
+            Some(fixtures::job_id(77)),
+            format!("job {} (completed)", fixtures::job_id(77).short()),
+            0.2,
+        ),
+    ];
+    app.apply_outcome(Outcome::Costs(Ok(view)));
+    let screen = render(&mut app, 120, 40);
+    assert!(!screen.contains("$0.0000"), "{screen}");
+    assert!(screen.contains("<$0.01"), "{screen}");
+    assert!(screen.contains("$0.00"), "zero is still $0.00:\n{screen}");
+    let row = |id: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("{id} in\n{screen}"))
+            .to_string()
+    };
+    let first = row("b0000002");
+    assert_eq!(first.matches("b0000002").count(), 1, "{first}");
+    assert!(
+        first.contains("alpaca-mini · Mistral-7B-v0.1 · 1×A100-80GB"),
+        "{first}"
+    );
+    assert!(row("b0000005").contains("(cancelled)"));
+    // A job no longer listed keeps what the engine said of it, without the id again.
+    let short = fixtures::job_id(77).short();
+    let gone = row(&short);
+    assert_eq!(gone.matches(short.as_str()).count(), 1, "{gone}");
+    assert!(gone.contains("(completed)"), "{gone}");
+    insta::assert_snapshot!("costs_money_and_job_names", screen);
+}
+
+#[test]
+fn the_base_model_picker_filters_as_you_type() {
+    let mut app = app();
+    chr(&mut app, '2');
+    chr(&mut app, 'j');
+    chr(&mut app, 'j');
+    chr(&mut app, 'l');
+    let Some(brightrun_tui::app::Overlay::Pick { options, .. }) = app.overlay.clone() else {
+        panic!("no base model picker: {:?}", app.overlay);
+    };
+    assert!(options.len() > 20, "{options:?}");
+    chr(&mut app, '/');
+    // j and k are letters while typing, not moves.
+    typed(&mut app, "qwen 0.5");
+    let screen = render(&mut app, 100, 30);
+    insta::assert_snapshot!("base_model_picker_filtered", screen);
+    let shown: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.contains("B ") || l.contains("type another id"))
+        .collect();
+    assert!(
+        shown.iter().any(|l| l.contains("Qwen/Qwen2.5-0.5B ")),
+        "{screen}"
+    );
+    assert!(!screen.contains("Mistral-7B"), "{screen}");
+    assert!(screen.contains("(type another id…)"), "{screen}");
+    // Esc clears the filter and keeps the picker open; a second Esc closes it.
+    key(&mut app, KeyCode::Esc);
+    assert!(render(&mut app, 100, 30).contains("Mistral-7B"));
+    assert!(app.overlay.is_some());
+    key(&mut app, KeyCode::Esc);
+    assert!(app.overlay.is_none());
+    // Enter picks the first shown.
+    chr(&mut app, 'l');
+    chr(&mut app, '/');
+    typed(&mut app, "qwen2.5-0.5b");
+    let fx = key(&mut app, KeyCode::Enter);
+    let Some(Effect::Estimate { draft, .. }) = fx.last() else {
+        panic!("no estimate: {fx:?}");
+    };
+    assert!(
+        draft
+            .sets
+            .contains(&("base_model".into(), "Qwen/Qwen2.5-0.5B".into()))
+    );
+    // Nothing matches: "type another id" starts from what was typed.
+    chr(&mut app, 'l');
+    chr(&mut app, '/');
+    typed(&mut app, "acme/secret-13b");
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("acme/secret-13b"), "{screen}");
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("(unknown: type size)"), "{screen}");
+}

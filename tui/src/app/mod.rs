@@ -376,11 +376,11 @@ impl App {
     }
 
     pub fn go_tab(&mut self, tab: Tab) -> Vec<Effect> {
-        // A hint or warning about the view being left has no cause on the next one (errors
-        // stay until they expire: they may answer work still in flight).
+        // What the status bar said about the view being left (a hint, a warning, an error
+        // such as "could not clean …") has no cause on the next one. An answer to work still
+        // in flight that arrives later is said on the view shown then.
         if let Some(m) = &self.message
             && m.tab != tab
-            && m.level != Level::Error
         {
             self.message = None;
         }

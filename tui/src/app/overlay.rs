@@ -3,7 +3,9 @@
 
 use super::App;
 use crate::action::Action;
-use crate::context::{Confirmed, FileBrowser, Overlay, PickTarget, PromptKind, files};
+use crate::context::{
+    Confirmed, FileBrowser, Overlay, PickTarget, PromptKind, files, pick_visible,
+};
 use crate::effect::*;
 use crossterm::event::KeyCode;
 
@@ -108,27 +110,93 @@ impl App {
             Overlay::Pick {
                 title,
                 options,
-                selected,
+                mut selected,
                 target,
+                mut filter,
             } => {
-                let n = options.len().max(1);
-                let sel = match key.map(|k| k.code) {
-                    Some(KeyCode::Char('j') | KeyCode::Down) => Some((selected + 1) % n),
-                    Some(KeyCode::Char('k') | KeyCode::Up) => Some((selected + n - 1) % n),
-                    Some(KeyCode::Enter) => {
-                        return self.picked(target, selected);
-                    }
-                    Some(KeyCode::Esc | KeyCode::Char('q')) => return Vec::new(),
-                    _ => Some(selected),
+                let keep_last = target.keeps_last();
+                let visible = |filter: &Option<Box<crate::input::Input>>| match filter {
+                    Some(f) => pick_visible(&options, f.text(), keep_last),
+                    None => (0..options.len()).collect(),
                 };
-                if let Some(selected) = sel {
-                    self.overlay = Some(Overlay::Pick {
-                        title,
-                        options,
-                        selected,
-                        target,
-                    });
+                // Moves among the shown options, wrapping around.
+                let step = |selected: usize, shown: &[usize], down: bool| -> usize {
+                    let n = shown.len();
+                    if n == 0 {
+                        return selected;
+                    }
+                    let at = shown.iter().position(|&i| i == selected);
+                    let next = match (at, down) {
+                        (Some(a), true) => (a + 1) % n,
+                        (Some(a), false) => (a + n - 1) % n,
+                        (None, _) => 0,
+                    };
+                    shown[next]
+                };
+                let typing = filter.is_some();
+                match (&action, key.map(|k| k.code)) {
+                    (_, Some(KeyCode::Down)) => selected = step(selected, &visible(&filter), true),
+                    (_, Some(KeyCode::Up)) => selected = step(selected, &visible(&filter), false),
+                    (_, Some(KeyCode::Char('j'))) if !typing => {
+                        selected = step(selected, &visible(&filter), true)
+                    }
+                    (_, Some(KeyCode::Char('k'))) if !typing => {
+                        selected = step(selected, &visible(&filter), false)
+                    }
+                    (_, Some(KeyCode::Char('/'))) if !typing => {
+                        filter = Some(Box::new(crate::input::Input::new("")));
+                    }
+                    (_, Some(KeyCode::Enter)) => {
+                        let shown = visible(&filter);
+                        if shown.contains(&selected) {
+                            let typed = filter
+                                .as_ref()
+                                .map(|f| f.text().trim().to_string())
+                                .unwrap_or_default();
+                            let fx = self.picked(target.clone(), selected);
+                            // "type another id…" after a filter: what was typed is where the
+                            // id starts.
+                            if keep_last
+                                && selected + 1 == options.len()
+                                && !typed.is_empty()
+                                && self.configure.editing.is_some()
+                            {
+                                return self.configure.type_base_model(&typed);
+                            }
+                            return fx;
+                        }
+                    }
+                    // Esc clears a filter first; then it (or q) closes the list.
+                    (_, Some(KeyCode::Esc)) if typing => filter = None,
+                    (_, Some(KeyCode::Esc | KeyCode::Char('q'))) if !typing => return Vec::new(),
+                    (Action::Paste(text), _) => {
+                        if let Some(f) = filter.as_mut() {
+                            f.paste(text);
+                        }
+                    }
+                    (_, Some(_)) => {
+                        if let (Some(f), Some(k)) = (filter.as_mut(), key) {
+                            f.key(k);
+                        }
+                    }
+                    _ => {}
                 }
+                // The selection stays when still shown, else goes to the first shown.
+                if filter.is_some() {
+                    let shown = visible(&filter);
+                    if !shown.contains(&selected)
+                        && let Some(&first) = shown.first()
+                    {
+                        selected = first;
+                    }
+                }
+                self.overlay = Some(Overlay::Pick {
+                    title,
+                    options,
+                    selected,
+                    target,
+                    filter,
+                });
                 Vec::new()
             }
         }

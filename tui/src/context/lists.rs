@@ -235,16 +235,17 @@ impl Shared {
         if self.job_list.needs_rebuild() {
             let f = self.job_list.filter.to_lowercase();
             let col = self.job_list.sort_col;
-            // Dataset names, lower-cased once (not once per job).
+            // Dataset names, only to sort by them, and only when something is sorted.
+            let sorting = self.job_list.dirty || !self.job_list.moved.is_empty();
             let names: std::collections::HashMap<brightrun_api::ids::DatasetId, String> =
-                if f.is_empty() && col != 1 {
-                    Default::default()
-                } else {
+                if col == 1 && sorting {
                     self.datasets
                         .items()
                         .iter()
                         .map(|d| (d.id, d.name.to_lowercase()))
                         .collect()
+                } else {
+                    Default::default()
                 };
             fn lookup<'n>(
                 names: &'n std::collections::HashMap<brightrun_api::ids::DatasetId, String>,
@@ -253,11 +254,19 @@ impl Shared {
                 names.get(&j.dataset_id).map(String::as_str).unwrap_or("")
             }
             let name = |j: &TrainingJob| lookup(&names, j);
-            self.job_list.rebuild(
-                &self.jobs,
-                |j| f.is_empty() || job_matches(j, name(j), &f),
-                |a, b| job_cmp(col, a, b, &name),
-            );
+            if f.is_empty() {
+                self.job_list
+                    .rebuild(&self.jobs, |_| true, |a, b| job_cmp(col, a, b, &name));
+            } else {
+                // One search over every job's text, kept lower-cased (see `search`).
+                self.job_search.sync(&self.jobs, &self.datasets);
+                let matched = self.job_search.matches(&f);
+                self.job_list.rebuild_by(
+                    &self.jobs,
+                    |pos, _| matched[pos],
+                    |a, b| job_cmp(col, a, b, &name),
+                );
+            }
         }
         if self.model_list.needs_rebuild() {
             let f = self.model_list.filter.to_lowercase();

@@ -6,9 +6,10 @@
 pub mod files;
 pub mod lists;
 mod overlay;
+pub mod search;
 
 pub use files::FileBrowser;
-pub use overlay::{Bottom, Confirmed, Overlay, PickTarget, PromptKind};
+pub use overlay::{Bottom, Confirmed, Overlay, PickTarget, PromptKind, pick_visible};
 
 use crate::action::Tab;
 use crate::effect::*;
@@ -119,6 +120,8 @@ pub struct Shared {
     pub job_list: ListView<JobId>,
     pub model_list: ListView<ArtifactId>,
     pub notification_list: ListView<NotificationId>,
+    /// What the Jobs filter searches, kept ready for the next keystroke.
+    pub(crate) job_search: search::JobSearch,
     /// Loaded job histories: fed by engine events whichever tab is shown.
     pub details: HashMap<JobId, JobDetail>,
     pub(crate) detail_order: VecDeque<JobId>,
@@ -170,6 +173,7 @@ impl Shared {
             job_list: ListView::new(lists::JOB_CREATED, true),
             model_list: ListView::new(lists::MODEL_CREATED, true),
             notification_list: ListView::new(0, true),
+            job_search: Default::default(),
             details: HashMap::new(),
             detail_order: Default::default(),
             overlay: None,
@@ -198,6 +202,17 @@ impl Shared {
         if self.settings.reconnecting != lost {
             self.settings.reconnecting = lost;
             self.mark_dirty();
+        }
+    }
+
+    /// The last health verdict on `name` (a backend, or the object store), as far as it is
+    /// known now: while the connection to the engine is lost, nothing is (the verdicts are
+    /// from before the drop, and the engine may be the thing that is down).
+    pub fn health_now(&self, name: &str) -> Option<bool> {
+        if self.settings.reconnecting {
+            None
+        } else {
+            self.health.get(name).copied()
         }
     }
 

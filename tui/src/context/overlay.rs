@@ -62,9 +62,37 @@ pub enum Overlay {
     Pick {
         title: String,
         options: Vec<String>,
+        /// An index into `options` (always one of the shown ones while they are filtered).
         selected: usize,
         target: PickTarget,
+        /// `/` types a filter: the options holding every word typed (any case) are shown.
+        filter: Option<Box<Input>>,
     },
+}
+
+impl PickTarget {
+    /// Whether the last option is an action ("type another id…") kept through any filter.
+    pub fn keeps_last(&self) -> bool {
+        *self == PickTarget::BaseModel
+    }
+}
+
+/// The options of a pick list that `filter` leaves shown (indices into `options`, in order):
+/// those that hold every word of the filter, in any case, plus the last option when `keep_last`.
+pub fn pick_visible(options: &[String], filter: &str, keep_last: bool) -> Vec<usize> {
+    let words: Vec<String> = filter.split_whitespace().map(str::to_lowercase).collect();
+    let last = options.len().saturating_sub(1);
+    options
+        .iter()
+        .enumerate()
+        .filter(|(i, o)| {
+            (keep_last && *i == last) || {
+                let o = o.to_lowercase();
+                words.iter().all(|w| o.contains(w.as_str()))
+            }
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// The input line at the bottom, when one is open.

@@ -9,7 +9,7 @@ use crate::effect::{Effect, EstimateView, JobDraft, Level};
 use crate::format;
 use crate::input::Input;
 use crate::state::Collection;
-use crate::ui::{kv, panel};
+use crate::ui::{fit_line, kv, panel, wrap_all};
 use brightrun_api::ApiError;
 use brightrun_api::domain::*;
 use brightrun_api::events::EngineEvent;
@@ -21,7 +21,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 /// One line of the form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -500,6 +500,7 @@ impl ConfigureTab {
             options,
             selected,
             target: PickTarget::BaseModel,
+            filter: None,
         });
     }
 
@@ -582,6 +583,7 @@ impl ConfigureTab {
                 options,
                 selected,
                 target,
+                filter: None,
             }
         };
         let overlay = match row {
@@ -638,9 +640,10 @@ impl ConfigureTab {
                 c.backends
                     .iter()
                     .map(|b| {
-                        let mark = match s.health.get(b) {
+                        let mark = match s.health_now(b) {
                             Some(true) => "● answers",
                             Some(false) => "✗ unreachable",
+                            None if s.settings.reconnecting => "○ unknown (reconnecting)",
                             None => "○ not checked yet",
                         };
                         format!("{b:<20} {mark}")
@@ -724,6 +727,17 @@ impl ConfigureTab {
                 }
             }
         }
+        self.changed()
+    }
+
+    /// The base model's id being typed, starting from `typed` (the picker's filter, when
+    /// "type another id…" was chosen from it); Esc goes back to the id before.
+    pub fn type_base_model(&mut self, typed: &str) -> Vec<Effect> {
+        let Some(f) = base_model_field() else {
+            return Vec::new();
+        };
+        self.values[f] = typed.to_string();
+        self.editing = Some(Input::new(typed));
         self.changed()
     }
 
@@ -965,7 +979,10 @@ impl ConfigureTab {
             let [la, va] =
                 Layout::horizontal([Constraint::Length(label_w as u16), Constraint::Min(1)])
                     .areas(line_area);
-            frame.render_widget(Paragraph::new(label).style(label_style), la);
+            frame.render_widget(
+                Paragraph::new(format::truncate(&label, la.width as usize)).style(label_style),
+                la,
+            );
             if selected && let Some(input) = &c.editing {
                 // One column in, as values are shown: the longest label
                 // (gradient_accumulation_steps) never runs into what is typed.
@@ -1000,7 +1017,10 @@ impl ConfigureTab {
             if err {
                 spans.push(Span::styled("  ✗", Style::new().fg(t.error)));
             }
-            frame.render_widget(Paragraph::new(Line::from(spans)), va);
+            frame.render_widget(
+                Paragraph::new(fit_line(Line::from(spans), va.width as usize)),
+                va,
+            );
         }
         self.draw_estimate(frame, right, s);
     }
@@ -1056,16 +1076,16 @@ impl ConfigureTab {
                 ));
                 if e.storage_cost > 0.0 {
                     // The flat storage line is the seed's `storage_cost_per_job`.
-                    for l in format::wrap(
-                        &format!(
-                            "{} flat per job: keeping the adapter",
-                            format::money(e.storage_cost)
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("{:<14}", "storage"), t.muted()),
+                        Span::styled(
+                            format!(
+                                "{} flat per job: keeping the adapter",
+                                format::money(e.storage_cost)
+                            ),
+                            t.muted(),
                         ),
-                        under_w,
-                        0,
-                    ) {
-                        lines.push(Line::styled(format!("{:<14}{l}", "storage"), t.muted()));
-                    }
+                    ]));
                 }
                 lines.push(kv(
                     &t,
@@ -1140,10 +1160,10 @@ impl ConfigureTab {
                 Style::new().fg(t.warning),
             ));
         }
+        // Wrapped with a hanging indent: a long value continues under itself.
+        let lines = wrap_all(lines, text_w);
         frame.render_widget(
-            Paragraph::new(lines)
-                .wrap(Wrap { trim: false })
-                .block(panel(&t, Span::styled(" Estimate ", t.header()), false)),
+            Paragraph::new(lines).block(panel(&t, Span::styled(" Estimate ", t.header()), false)),
             area,
         );
     }

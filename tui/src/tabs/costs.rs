@@ -90,6 +90,40 @@ impl CostsTab {
     }
 }
 
+/// What a row of "most expensive jobs" says beside the job's id: what the job trained (its
+/// dataset and base model) on what hardware, and how it ended when not completed. The
+/// engine's description of a cost ("job 1a2b3c4d (completed)") names the job by the id the
+/// row already shows, so it is used only for a job no longer listed, without that id.
+fn job_label(id: Option<brightrun_api::ids::JobId>, description: &str, s: &Shared) -> String {
+    use brightrun_api::domain::JobStatus;
+    if let Some(j) = id.and_then(|i| s.jobs.get(i)) {
+        let model = j.hyperparameters.base_model.as_str();
+        let model = model.rsplit('/').next().unwrap_or(model);
+        let ended = match j.status {
+            JobStatus::Completed => String::new(),
+            other => format!(" ({})", other.as_str()),
+        };
+        return format!(
+            "{} · {} · {}×{}{ended}",
+            s.dataset_name(j.dataset_id),
+            model,
+            j.gpu_config.gpu_count,
+            j.gpu_config.gpu_type
+        );
+    }
+    let short = id.map(|i| i.short()).unwrap_or_default();
+    let rest = description
+        .trim()
+        .strip_prefix(&format!("job {short}"))
+        .unwrap_or(description.trim())
+        .trim();
+    if rest.is_empty() {
+        "(job no longer listed)".into()
+    } else {
+        rest.to_string()
+    }
+}
+
 fn clean_costs(mut c: CostsView) -> CostsView {
     for (_, label, _) in &mut c.by_job {
         crate::sanitize::clean_in_place(label);
@@ -378,20 +412,7 @@ impl Component for CostsTab {
                 .skip(scroll)
                 .take(rows)
                 .map(|(id, label, amount)| {
-                    let label = if label.is_empty() {
-                        id.and_then(|i| s.jobs.get(i))
-                            .map(|j| {
-                                format!(
-                                    "{} · {}×{}",
-                                    s.dataset_name(j.dataset_id),
-                                    j.gpu_config.gpu_count,
-                                    j.gpu_config.gpu_type
-                                )
-                            })
-                            .unwrap_or_default()
-                    } else {
-                        label.clone()
-                    };
+                    let label = job_label(*id, label, s);
                     Line::from(vec![
                         Span::styled(
                             format!(
@@ -400,7 +421,11 @@ impl Component for CostsTab {
                             ),
                             t.muted(),
                         ),
-                        Span::raw(format!("{:<label_w$}", format::truncate(&label, label_w))),
+                        Span::raw({
+                            let l = format::truncate(&label, label_w);
+                            let pad = label_w.saturating_sub(format::width(&l));
+                            format!("{l}{}", " ".repeat(pad))
+                        }),
                         Span::styled(format!("{:>12}", format::money(*amount)), t.header()),
                     ])
                 })
@@ -428,7 +453,10 @@ impl Component for CostsTab {
 /// A bar's amount in the room it has: `$0.30`, else `0.30`, `0.3`, or whole dollars for
 /// large amounts (never a `0` for thirty cents).
 fn bar_amount(v: f64, width: usize) -> String {
-    let candidates = if v >= 10.0 {
+    let candidates = if v > 0.0 && v < 0.005 {
+        // Under a cent, as money() says it.
+        vec![crate::format::money(v), "<.01".to_string()]
+    } else if v >= 10.0 {
         vec![format!("${v:.2}"), format!("${v:.0}"), format!("{v:.0}")]
     } else {
         vec![
@@ -456,5 +484,7 @@ mod bar_tests {
         assert_eq!(bar_amount(12.5, 9), "$12.50");
         assert_eq!(bar_amount(12.6, 5), "$13");
         assert_eq!(bar_amount(1234.0, 5), "$1234");
+        assert_eq!(bar_amount(0.000_5, 9), "<$0.01");
+        assert_eq!(bar_amount(0.000_5, 4), "<.01");
     }
 }

@@ -8,13 +8,12 @@ use crate::effect::{Effect, Level, TaskKey};
 use crate::format;
 use crate::input::Input;
 use crate::theme::Theme;
-use crate::ui::{draw_list, headers, kv, list_title, panel, text_lines};
+use crate::ui::{Col, draw_list, headers, kv, list_title, panel, text_lines};
 use brightrun_api::domain::*;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Row};
 
 pub(crate) fn status_style(t: &Theme, s: DatasetStatus) -> Style {
     match s {
@@ -216,14 +215,15 @@ impl DatasetsTab {
             cols[s.dataset_list.sort_col],
             s.dataset_list.sort_desc,
         );
+        // The name takes the spare width; the rest are as wide as what they show.
         let widths = [
-            Constraint::Min(12),
-            Constraint::Length(if wide { 17 } else { 12 }),
-            Constraint::Length(10),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(if wide { 16 } else { 8 }),
+            Col::fill(12),
+            Col::fit(6, 17),
+            Col::fit(6, 12),
+            Col::fit(4, 8),
+            Col::fit(4, 8),
+            Col::fit(4, 9),
+            Col::fit(3, 16),
         ];
         let now = s.now;
         let datasets = &s.datasets;
@@ -268,15 +268,15 @@ impl DatasetsTab {
                 } else {
                     format::age(now, d.created_at)
                 };
-                Row::new(vec![
-                    Cell::from(d.name.clone()),
-                    Cell::from(d.format.map(|f| f.as_str()).unwrap_or("–")),
-                    Cell::from(Span::styled(status, status_style(&t, d.status))),
-                    Cell::from(Line::from(examples).right_aligned()),
-                    Cell::from(Line::from(tokens).right_aligned()),
-                    Cell::from(Line::from(format::bytes(d.file_size)).right_aligned()),
-                    Cell::from(created),
-                ])
+                vec![
+                    Line::from(d.name.clone()),
+                    Line::from(d.format.map(|f| f.as_str()).unwrap_or("–")),
+                    Line::from(Span::styled(status, status_style(&t, d.status))),
+                    Line::from(examples).right_aligned(),
+                    Line::from(tokens).right_aligned(),
+                    Line::from(format::bytes(d.file_size)).right_aligned(),
+                    Line::from(created),
+                ]
             },
         );
     }
@@ -320,10 +320,11 @@ fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
         lines.extend(text_lines(desc, t.base(), "  "));
     }
     if let Some(e) = &d.error_message {
-        lines.push(Line::styled(
-            format!("error: {e}"),
-            Style::new().fg(t.error),
-        ));
+        // Two spans: a long reason wraps under itself, not under "error:".
+        lines.push(Line::from(vec![
+            Span::styled("error: ", Style::new().fg(t.error)),
+            Span::styled(e.clone(), Style::new().fg(t.error)),
+        ]));
         if d.status == DatasetStatus::Error
             && d.statistics
                 .as_ref()

@@ -9,7 +9,7 @@ use crate::format;
 use crate::series::{self, Metric};
 use crate::state::{ChartCache, JobDetail};
 use crate::theme::Theme;
-use crate::ui::{draw_list, headers, list_layout, list_title, panel};
+use crate::ui::{Col, draw_list, fit_line, headers, list_layout, list_title, panel};
 use brightrun_api::domain::*;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -17,7 +17,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
-    Axis, Cell, Chart, Dataset as ChartSeries, Gauge, GraphType, Paragraph, Row, Sparkline,
+    Axis, Chart, Dataset as ChartSeries, Gauge, GraphType, Paragraph, Sparkline,
 };
 
 pub(crate) fn job_status_style(t: &Theme, s: JobStatus) -> Style {
@@ -232,37 +232,38 @@ impl JobsTab {
         let wide = area.width >= 130;
         let sorted = lists::JOB_COLUMNS[s.job_list.sort_col];
         let bar_w: u16 = if wide { 20 } else { 8 };
-        let (cols, widths): (Vec<&str>, Vec<Constraint>) = if wide {
+        // The dataset's name takes the spare width; the rest are as wide as what they show.
+        let (cols, widths): (Vec<&str>, Vec<Col>) = if wide {
             (
                 vec![
                     "ID", "Dataset", "Preset", "GPU", "Status", "Stage", "Progress", "Step",
                     "Loss", "Cost", "Age",
                 ],
                 vec![
-                    Constraint::Length(8),
-                    Constraint::Fill(1),
-                    Constraint::Length(9),
-                    Constraint::Length(13),
-                    Constraint::Length(12),
-                    Constraint::Length(12),
-                    Constraint::Length(bar_w + 5),
-                    Constraint::Length(13),
-                    Constraint::Length(7),
-                    Constraint::Length(9),
-                    Constraint::Length(5),
+                    Col::fixed(8),
+                    Col::fill(8),
+                    Col::fit(6, 12),
+                    Col::fit(5, 16),
+                    Col::fit(6, 12),
+                    Col::fit(6, 12),
+                    Col::fixed(bar_w + 5),
+                    Col::fit(4, 13),
+                    Col::fit(4, 9),
+                    Col::fit(4, 10),
+                    Col::fit(3, 5),
                 ],
             )
         } else {
             (
                 lists::JOB_COLUMNS.to_vec(),
                 vec![
-                    Constraint::Length(8),
-                    Constraint::Fill(1),
-                    Constraint::Length(12),
-                    Constraint::Length(12),
-                    Constraint::Length(bar_w + 5),
-                    Constraint::Length(9),
-                    Constraint::Length(5),
+                    Col::fixed(8),
+                    Col::fill(8),
+                    Col::fit(6, 12),
+                    Col::fit(6, 12),
+                    Col::fixed(bar_w + 5),
+                    Col::fit(4, 10),
+                    Col::fit(3, 5),
                 ],
             )
         };
@@ -291,32 +292,32 @@ impl JobsTab {
                     j.progress
                 );
                 let mut cells = vec![
-                    Cell::from(Span::styled(j.id.short(), t.muted())),
-                    Cell::from(name),
+                    Line::from(Span::styled(j.id.short(), t.muted())),
+                    Line::from(name),
                 ];
                 if wide {
-                    cells.push(Cell::from(j.preset_id.as_str().to_string()));
-                    cells.push(Cell::from(format!(
+                    cells.push(Line::from(j.preset_id.as_str().to_string()));
+                    cells.push(Line::from(format!(
                         "{}×{}",
                         j.gpu_config.gpu_count, j.gpu_config.gpu_type
                     )));
                 }
-                cells.push(Cell::from(Span::styled(
+                cells.push(Line::from(Span::styled(
                     j.status.as_str(),
                     job_status_style(t, j.status),
                 )));
-                cells.push(Cell::from(j.current_stage.as_str()));
-                cells.push(Cell::from(Span::styled(progress, Style::new().fg(t.gauge))));
+                cells.push(Line::from(j.current_stage.as_str()));
+                cells.push(Line::from(Span::styled(progress, Style::new().fg(t.gauge))));
                 if wide {
-                    cells.push(Cell::from(
+                    cells.push(
                         Line::from(format!(
                             "{}/{}",
                             format::compact(j.current_step),
                             format::compact(j.total_steps)
                         ))
                         .right_aligned(),
-                    ));
-                    cells.push(Cell::from(
+                    );
+                    cells.push(
                         Line::from(
                             j.current_metrics
                                 .training_loss
@@ -324,13 +325,11 @@ impl JobsTab {
                                 .unwrap_or_else(|| "–".into()),
                         )
                         .right_aligned(),
-                    ));
+                    );
                 }
-                cells.push(Cell::from(
-                    Line::from(format::money(lists::job_cost_at(j, now))).right_aligned(),
-                ));
-                cells.push(Cell::from(format::age(now, j.created_at)));
-                Row::new(cells)
+                cells.push(Line::from(format::money(lists::job_cost_at(j, now))).right_aligned());
+                cells.push(Line::from(format::age(now, j.created_at)));
+                cells
             },
         );
     }
@@ -361,7 +360,11 @@ impl JobsTab {
                 t.muted(),
             ),
         ]);
-        let block = panel(&t, title, focused);
+        let block = panel(
+            &t,
+            fit_line(title, area.width.saturating_sub(2) as usize),
+            focused,
+        );
         let inner = block.inner(area);
         frame.render_widget(block, area);
         if inner.height < 3 {
@@ -384,52 +387,58 @@ impl JobsTab {
         } else {
             t.base()
         };
-        let mut spans = vec![
+        // The facts, packed into as few lines as the width allows (a fact is never cut:
+        // what does not fit starts the next line).
+        let facts: Vec<Span> = vec![
             Span::styled(
                 job.status.as_str().to_string(),
                 job_status_style(&t, job.status),
             ),
-            Span::styled(" · ", t.muted()),
             Span::raw(format!("stage {}", job.current_stage.as_str())),
-            Span::styled(" · ", t.muted()),
             Span::raw(format!("epoch {}/{}", job.current_epoch, job.total_epochs)),
-            Span::styled(" · ", t.muted()),
             Span::raw(format!(
                 "step {}/{}",
                 format::thousands(job.current_step),
                 format::thousands(job.total_steps)
             )),
-            Span::styled(" · ", t.muted()),
             Span::raw(format!(
                 "elapsed {}",
                 elapsed
                     .map(format::duration_secs)
                     .unwrap_or_else(|| "–".into())
             )),
-            Span::styled(" · ", t.muted()),
             Span::raw(format!(
                 "ETA {}",
                 eta.map(format::duration_secs).unwrap_or_else(|| "–".into())
             )),
-            Span::styled(" · ", t.muted()),
-        ];
-        let cost_span = Span::styled(
-            format!(
-                "cost {} of est. {}",
-                format::money(cost),
-                format::money(job.estimated_cost)
+            Span::styled(
+                format!(
+                    "cost {} of est. {}",
+                    format::money(cost),
+                    format::money(job.estimated_cost)
+                ),
+                cost_style,
             ),
-            cost_style,
-        );
-        let width: usize = spans.iter().map(|s| s.width()).sum::<usize>() + cost_span.width();
-        let mut info = Vec::new();
-        if width <= inner.width as usize {
-            spans.push(cost_span);
-            info.push(Line::from(spans));
-        } else {
-            spans.pop();
-            info.push(Line::from(spans));
-            info.push(Line::from(cost_span));
+        ];
+        let width = inner.width as usize;
+        let mut info: Vec<Line> = Vec::new();
+        let mut line: Vec<Span> = Vec::new();
+        let mut used = 0usize;
+        for fact in facts {
+            let w = fact.width();
+            if !line.is_empty() && used + 3 + w > width {
+                info.push(fit_line(Line::from(std::mem::take(&mut line)), width));
+                used = 0;
+            }
+            if !line.is_empty() {
+                line.push(Span::styled(" · ", t.muted()));
+                used += 3;
+            }
+            used += w;
+            line.push(fact);
+        }
+        if !line.is_empty() {
+            info.push(fit_line(Line::from(line), width));
         }
         // The whole reason, wrapped (a base model's "not found" says what to do about it).
         let error_lines: Vec<Line> = match &job.error_message {

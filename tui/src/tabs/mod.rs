@@ -20,14 +20,14 @@ use crate::context::Shared;
 use crate::effect::Effect;
 use crate::state::ListView;
 use crate::theme::Theme;
-use crate::ui::{list_and_detail, list_layout, panel};
+use crate::ui::{list_and_detail, list_layout, panel, wrap_all};
 use brightrun_api::domain::Link;
 use brightrun_api::events::EngineEvent;
 use brightrun_api::ids::DatasetId;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 /// Whether a tab used an action. An ignored one falls through to the app's global keys, so a
 /// tab only has to know its own.
@@ -260,7 +260,7 @@ impl DetailPane {
         let (list_area, detail_area) = self.split(area, browse);
         let list = list_layout(view, list_area);
         if let Some(lines) = lines {
-            browse.scroll = browse.scroll.min(max_scroll(&lines, detail_area));
+            browse.scroll = browse.scroll.min(max_scroll(lines, detail_area));
         }
         TabHits {
             list: Some(list),
@@ -280,9 +280,12 @@ impl DetailPane {
         let focused = browse.focus == Focus::Detail;
         let Some(lines) = lines else {
             frame.render_widget(
-                Paragraph::new(self.empty)
-                    .style(t.muted())
-                    .block(panel(t, " Detail ", focused)),
+                Paragraph::new(wrap_all(
+                    vec![Line::raw(self.empty)],
+                    area.width.saturating_sub(2) as usize,
+                ))
+                .style(t.muted())
+                .block(panel(t, " Detail ", focused)),
                 area,
             );
             return;
@@ -292,9 +295,10 @@ impl DetailPane {
         } else {
             self.title
         };
+        // Wrapped here, not by the paragraph: a long value continues under itself.
+        let lines = wrap_all(lines, area.width.saturating_sub(2) as usize);
         frame.render_widget(
             Paragraph::new(lines)
-                .wrap(Wrap { trim: false })
                 .scroll((browse.scroll, 0))
                 .block(panel(t, Span::styled(title, t.header()), focused)),
             area,
@@ -302,15 +306,13 @@ impl DetailPane {
     }
 }
 
-/// How far a detail pane of `lines` can scroll in `area` (borders included), wrapped.
-fn max_scroll(lines: &[Line], area: Rect) -> u16 {
+/// How far a detail pane of `lines` can scroll in `area` (borders included), wrapped as
+/// [`DetailPane::draw`] wraps them.
+fn max_scroll(lines: Vec<Line<'static>>, area: Rect) -> u16 {
     let inner_h = area.height.saturating_sub(2);
-    let inner_w = area.width.saturating_sub(2).max(1) as usize;
-    let wrapped: usize = lines
-        .iter()
-        .map(|l| l.width().max(1).div_ceil(inner_w))
-        .sum();
-    (wrapped as u16).saturating_sub(inner_h)
+    let inner_w = area.width.saturating_sub(2) as usize;
+    let wrapped = wrap_all(lines, inner_w).len();
+    (wrapped.min(u16::MAX as usize) as u16).saturating_sub(inner_h)
 }
 
 #[cfg(test)]

@@ -6,13 +6,12 @@ use crate::action::{Action, Tab};
 use crate::context::{Overlay, PromptKind, Shared, lists};
 use crate::format;
 use crate::input::Input;
-use crate::ui::{draw_list, headers, kv, list_title, panel};
+use crate::ui::{Col, draw_list, headers, kv, list_title, panel};
 use brightrun_api::domain::*;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Row};
 
 pub(crate) fn stars(score: u8) -> String {
     let s = score.min(5) as usize;
@@ -127,14 +126,15 @@ impl ModelsTab {
             s.model_list.sort_desc,
         );
         let wide = list_area.width >= 100;
+        // The name takes the spare width; the base model is as wide as the longest on screen.
         let widths = [
-            Constraint::Min(14),
-            Constraint::Length(4),
-            Constraint::Length(if wide { 28 } else { 14 }),
-            Constraint::Length(6),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(if wide { 16 } else { 8 }),
+            Col::fill(14),
+            Col::fit(3, 5),
+            Col::fit(10, 40),
+            Col::fixed(5),
+            Col::fit(3, 8),
+            Col::fit(4, 9),
+            Col::fit(3, 16),
         ];
         let now = s.now;
         let artifacts = &s.artifacts;
@@ -155,31 +155,28 @@ impl ModelsTab {
                     Convergence::Overfit => Style::new().fg(t.warning),
                     Convergence::Unknown => t.muted(),
                 };
-                Row::new(vec![
-                    Cell::from(a.name.clone()),
-                    Cell::from(format!("v{}", a.version)),
-                    Cell::from(
+                vec![
+                    Line::from(a.name.clone()),
+                    Line::from(format!("v{}", a.version)),
+                    Line::from(
                         a.base_model
                             .rsplit('/')
                             .next()
                             .unwrap_or(&a.base_model)
                             .to_string(),
                     ),
-                    Cell::from(Span::styled(
-                        stars(q.quality_score)[..]
-                            .chars()
-                            .take(5)
-                            .collect::<String>(),
+                    Line::from(Span::styled(
+                        stars(q.quality_score),
                         Style::new().fg(t.warning),
                     )),
-                    Cell::from(Span::styled(convergence(q.convergence), conv_style)),
-                    Cell::from(Line::from(format::bytes(lists::artifact_size(a))).right_aligned()),
-                    Cell::from(if wide {
+                    Line::from(Span::styled(convergence(q.convergence), conv_style)),
+                    Line::from(format::bytes(lists::artifact_size(a))).right_aligned(),
+                    Line::from(if wide {
                         format::datetime(a.created_at)
                     } else {
                         format::age(now, a.created_at)
                     }),
-                ])
+                ]
             },
         );
     }

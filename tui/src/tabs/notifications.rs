@@ -5,13 +5,12 @@ use crate::action::{Action, Tab};
 use crate::context::Shared;
 use crate::effect::Level;
 use crate::format;
-use crate::ui::{draw_list, list_layout, list_title, panel};
+use crate::ui::{Col, draw_list, list_layout, list_title, panel};
 use brightrun_api::domain::*;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
-use ratatui::text::Span;
-use ratatui::widgets::{Cell, Row};
+use ratatui::text::{Line, Span};
 
 /// The Notifications tab's own state (a list without a detail pane).
 #[derive(Clone, Debug, Default)]
@@ -84,12 +83,13 @@ impl Component for NotificationsTab {
             .iter()
             .map(|h| Span::styled(h.to_string(), t.header()))
             .collect();
+        // The title is as wide as the titles on screen; the message takes the rest.
         let widths = [
-            Constraint::Length(1),
-            Constraint::Length(8),
-            Constraint::Length(if area.width >= 120 { 34 } else { 24 }),
-            Constraint::Min(10),
-            Constraint::Length(4),
+            Col::fixed(1),
+            Col::fit(8, 8),
+            Col::fit(10, (area.width / 2).max(24)),
+            Col::fill(10),
+            Col::fit(3, 4),
         ];
         let now = s.now;
         let notifications = &s.notifications;
@@ -121,19 +121,19 @@ impl Component for NotificationsTab {
                     Priority::Medium => "medium",
                     Priority::Low => "low",
                 };
-                Row::new(vec![
-                    Cell::from(Span::styled(
+                vec![
+                    Line::from(Span::styled(
                         if n.read { " " } else { "●" },
                         Style::new().fg(t.unread),
                     )),
-                    Cell::from(Span::styled(prio, Style::new().fg(pcolor))),
-                    Cell::from(Span::styled(n.title.clone(), base)),
-                    Cell::from(Span::styled(
+                    Line::from(Span::styled(prio, Style::new().fg(pcolor))),
+                    Line::from(Span::styled(n.title.clone(), base)),
+                    Line::from(Span::styled(
                         n.message.replace('\n', " "),
                         if n.read { t.muted() } else { t.base() },
                     )),
-                    Cell::from(Span::styled(format::age(now, n.created_at), t.muted())),
-                ])
+                    Line::from(Span::styled(format::age(now, n.created_at), t.muted())),
+                ]
             },
         );
     }

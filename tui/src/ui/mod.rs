@@ -173,13 +173,16 @@ impl App {
                     Level::Warning => t.status_bar().fg(t.warning),
                     Level::Error => t.status_bar().fg(t.error).add_modifier(Modifier::BOLD),
                 };
-                Line::from(Span::styled(format!(" {}", m.text), st))
+                fit_line(
+                    Line::from(Span::styled(format!(" {}", m.text), st)),
+                    left_area.width as usize,
+                )
             }
             None => self.hints_line(left_area.width as usize),
         };
         frame.render_widget(Paragraph::new(left).style(t.status_bar()), left_area);
         frame.render_widget(
-            Paragraph::new(Line::from(right))
+            Paragraph::new(fit_line(Line::from(right), right_area.width as usize))
                 .style(t.status_bar())
                 .right_aligned(),
             right_area,
@@ -241,11 +244,8 @@ impl App {
             spans.push(Span::styled("attached │ ".to_string(), t.status_bar()));
         }
         // The object store, and whether it answers.
-        let (dot, color) = match self.health.get(brightrun_api::events::STORAGE_HEALTH) {
-            Some(true) => ("●", t.success),
-            Some(false) => ("✗", t.error),
-            None => ("○", t.muted),
-        };
+        let storage_health = self.health_now(brightrun_api::events::STORAGE_HEALTH);
+        let (dot, color) = health_dot(t, storage_health);
         // A remote store only: the local folder always answers, and the bar is narrow.
         if !self.settings.storage.is_empty() && self.settings.storage != "local" {
             spans.push(Span::styled(
@@ -256,7 +256,7 @@ impl App {
                 dot.to_string(),
                 Style::new().fg(color).bg(t.status_bg),
             ));
-            let down = if self.health.get(brightrun_api::events::STORAGE_HEALTH) == Some(&false) {
+            let down = if storage_health == Some(false) {
                 " unreachable"
             } else {
                 ""
@@ -291,11 +291,8 @@ impl App {
             spans.push(Span::styled(" │ ".to_string(), t.status_bar()));
         }
         let backend = self.settings.backends.first().cloned().unwrap_or_default();
-        let (dot, color) = match self.health.get(&backend) {
-            Some(true) => ("●", t.success),
-            Some(false) => ("✗", t.error),
-            None => ("○", t.muted),
-        };
+        let backend_health = self.health_now(&backend);
+        let (dot, color) = health_dot(t, backend_health);
         spans.push(Span::styled(
             format!("{} │ {backend} ", self.settings.profile),
             t.status_bar(),
@@ -304,7 +301,7 @@ impl App {
             dot.to_string(),
             Style::new().fg(color).bg(t.status_bg),
         ));
-        if let Some(false) = self.health.get(&backend) {
+        if backend_health == Some(false) {
             spans.push(Span::styled(
                 " unreachable",
                 Style::new().fg(t.error).bg(t.status_bg),
@@ -551,46 +548,84 @@ impl App {
                 title,
                 options,
                 selected,
-                ..
+                target,
+                filter,
             } => {
-                let w = (options
-                    .iter()
-                    .map(|o| o.chars().count())
-                    .max()
-                    .unwrap_or(10) as u16
-                    + 6)
-                .clamp(30, area.width.saturating_sub(4).max(30));
-                let h = (options.len() as u16 + 2).min(area.height.saturating_sub(2));
+                let w = (options.iter().map(|o| format::width(o)).max().unwrap_or(10) as u16 + 6)
+                    .clamp(30, area.width.saturating_sub(4).max(30))
+                    .min(area.width);
+                // The filter line, while typing, sits over the options; the popup keeps its
+                // size as the options narrow.
+                let filter_h = u16::from(filter.is_some());
+                let h = (options.len() as u16 + 2 + filter_h).min(area.height.saturating_sub(2));
                 let popup = centered(area, w, h);
-                let rows = h.saturating_sub(2) as usize;
-                let offset = if *selected >= rows {
-                    *selected + 1 - rows
-                } else {
-                    0
+                let shown: Vec<usize> = match filter {
+                    Some(f) => crate::context::pick_visible(options, f.text(), target.keeps_last()),
+                    None => (0..options.len()).collect(),
                 };
-                let lines: Vec<Line> = options
+                let rows = h.saturating_sub(2 + filter_h) as usize;
+                let at = shown.iter().position(|&i| i == *selected).unwrap_or(0);
+                let offset = if at >= rows { at + 1 - rows } else { 0 };
+                let inner_w = w.saturating_sub(2) as usize;
+                let mut lines: Vec<Line> = shown
                     .iter()
-                    .enumerate()
                     .skip(offset)
                     .take(rows)
-                    .map(|(i, o)| {
-                        Line::styled(
-                            format!(" {o}"),
-                            if i == *selected {
-                                t.selected()
-                            } else {
-                                t.base()
-                            },
+                    .map(|&i| {
+                        fit_line(
+                            Line::styled(
+                                format!(" {}", options[i]),
+                                if i == *selected {
+                                    t.selected()
+                                } else {
+                                    t.base()
+                                },
+                            ),
+                            inner_w,
                         )
                     })
                     .collect();
-                frame.render_widget(Clear, popup);
-                frame.render_widget(
-                    Paragraph::new(lines).block(overlay_block(&t, &format!(" {title} "))),
-                    popup,
+                if shown.is_empty() {
+                    lines.push(Line::styled(" (nothing matches: esc clears)", t.muted()));
+                }
+                let mut block = overlay_block(&t, &format!(" {title} "));
+                block = block.title_bottom(
+                    Line::styled(
+                        if filter.is_some() {
+                            " enter picks · esc clears "
+                        } else {
+                            " / filter "
+                        },
+                        t.muted(),
+                    )
+                    .right_aligned(),
                 );
+                frame.render_widget(Clear, popup);
+                let inner = block.inner(popup);
+                frame.render_widget(block, popup);
+                let [field, list] =
+                    Layout::vertical([Constraint::Length(filter_h), Constraint::Min(0)])
+                        .areas(inner);
+                if let Some(f) = filter {
+                    let [slash, input] =
+                        Layout::horizontal([Constraint::Length(2), Constraint::Min(1)])
+                            .areas(field);
+                    frame.render_widget(Paragraph::new(" /").style(t.accent()), slash);
+                    f.draw(frame, input, t.base());
+                }
+                frame.render_widget(Paragraph::new(lines), list);
             }
         }
+    }
+}
+
+/// The dot for a health verdict: answers, unreachable, or not known (never asked, or the
+/// engine itself out of reach).
+fn health_dot(t: &Theme, verdict: Option<bool>) -> (&'static str, ratatui::style::Color) {
+    match verdict {
+        Some(true) => ("●", t.success),
+        Some(false) => ("✗", t.error),
+        None => ("○", t.muted),
     }
 }
 
@@ -695,8 +730,260 @@ pub(crate) fn list_layout<K: Copy + PartialEq>(
     (rows_area, offset)
 }
 
+/// How a list column is sized. Widths follow what the rows on screen hold: a column is as
+/// wide as its widest cell (header included) within `min..=max`, and the `fill` columns (a
+/// name, a title, a message) share whatever width is left, so nothing is cut while the
+/// terminal has room, and what must be cut ends in `…`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Col {
+    pub min: u16,
+    pub max: u16,
+    pub fill: bool,
+}
+
+impl Col {
+    /// Always `w` columns (a progress bar, a short id).
+    pub const fn fixed(w: u16) -> Col {
+        Col {
+            min: w,
+            max: w,
+            fill: false,
+        }
+    }
+
+    /// As wide as its content, between `min` and `max`.
+    pub const fn fit(min: u16, max: u16) -> Col {
+        Col {
+            min,
+            max,
+            fill: false,
+        }
+    }
+
+    /// As wide as its content at least, and a share of the spare width; cut (with `…`) down
+    /// to `min` before other columns are.
+    pub const fn fill(min: u16) -> Col {
+        Col {
+            min,
+            max: u16::MAX,
+            fill: true,
+        }
+    }
+}
+
+/// Column widths for `cols` whose widest cells are `content`, in `avail` columns with
+/// `spacing` between columns.
+pub(crate) fn column_widths(cols: &[Col], content: &[u16], avail: u16, spacing: u16) -> Vec<u16> {
+    let n = cols.len();
+    let mut w: Vec<u16> = cols
+        .iter()
+        .zip(content)
+        .map(|(c, &x)| x.clamp(c.min, c.max.max(c.min)))
+        .collect();
+    let gaps = spacing.saturating_mul(n.saturating_sub(1) as u16);
+    let avail = avail.saturating_sub(gaps);
+    let total: u16 = w.iter().fold(0u16, |a, b| a.saturating_add(*b));
+    if total <= avail {
+        // Spare width to the fill columns, evenly.
+        let fills: Vec<usize> = (0..n).filter(|&i| cols[i].fill).collect();
+        if !fills.is_empty() {
+            let extra = avail - total;
+            let share = extra / fills.len() as u16;
+            let mut rest = extra % fills.len() as u16;
+            for &i in &fills {
+                w[i] += share + u16::from(rest > 0);
+                rest = rest.saturating_sub(1);
+            }
+        }
+        return w;
+    }
+    // Too wide: the widest fill column gives a column first (down to its minimum), then the
+    // widest other column above its minimum, then whatever is widest.
+    let mut over = total - avail;
+    let floor = |i: usize, stage: u8| match stage {
+        0 if cols[i].fill => cols[i].min,
+        1 => cols[i].min,
+        2 => 0,
+        _ => u16::MAX,
+    };
+    for stage in 0..3u8 {
+        while over > 0 {
+            let pick = (0..n)
+                .filter(|&i| w[i] > floor(i, stage))
+                .max_by_key(|&i| (w[i] - floor(i, stage), std::cmp::Reverse(i)));
+            let Some(i) = pick else { break };
+            w[i] -= 1;
+            over -= 1;
+        }
+    }
+    w
+}
+
+/// `line` cut to `width` columns with the one cut rule ([`format::truncate`]): styles and
+/// alignment kept, an ellipsis in the last column when anything was cut.
+pub(crate) fn fit_line<'a>(line: Line<'a>, width: usize) -> Line<'a> {
+    if line.width() <= width {
+        return line;
+    }
+    let (spans, style, alignment) = (line.spans, line.style, line.alignment);
+    let mut out: Vec<Span<'a>> = Vec::new();
+    if width > 0 {
+        let mut used = 0usize;
+        for span in spans {
+            let sw = span.width();
+            if used + sw < width {
+                used += sw;
+                out.push(span);
+                continue;
+            }
+            // This span holds the cut: as much as fits before the ellipsis, in its style.
+            let room = width - 1 - used;
+            let mut text = String::new();
+            let mut w = 0;
+            for c in span.content.chars() {
+                let cw = format::char_width(c);
+                if w + cw > room {
+                    break;
+                }
+                text.push(c);
+                w += cw;
+            }
+            text.push('…');
+            out.push(Span::styled(text, span.style));
+            break;
+        }
+    }
+    let mut l = Line::from(out).style(style);
+    l.alignment = alignment;
+    l
+}
+
+/// Word-wraps a styled line to `width` columns with a hanging indent: continuation lines
+/// start under the value, not under the key. The key is the line's first span when it has
+/// several (`key  value…`), else its leading spaces; an indent past two thirds of the width
+/// falls back to the leading spaces. Styles are kept; a word longer than a line is broken.
+pub(crate) fn wrap_hanging(line: Line<'static>, width: usize) -> Vec<Line<'static>> {
+    if width == 0 || line.width() <= width {
+        return vec![line];
+    }
+    let leading = line
+        .spans
+        .first()
+        .map(|s| s.content.chars().take_while(|c| *c == ' ').count())
+        .unwrap_or(0);
+    let key = if line.spans.len() >= 2 {
+        line.spans[0].width()
+    } else {
+        leading
+    };
+    let indent = if key * 3 <= width * 2 {
+        key
+    } else if leading * 3 <= width * 2 {
+        leading
+    } else {
+        0
+    };
+    // Atoms: runs of spaces and runs of other characters, each with its style.
+    let mut atoms: Vec<(String, Style, bool)> = Vec::new();
+    for span in &line.spans {
+        let mut cur = String::new();
+        let mut cur_space = None;
+        for c in span.content.chars() {
+            let sp = c == ' ';
+            if cur_space.is_some_and(|s| s != sp) {
+                atoms.push((
+                    std::mem::take(&mut cur),
+                    span.style,
+                    cur_space == Some(true),
+                ));
+            }
+            cur_space = Some(sp);
+            cur.push(c);
+        }
+        if !cur.is_empty() {
+            atoms.push((cur, span.style, cur_space == Some(true)));
+        }
+    }
+    let mut out: Vec<Line<'static>> = Vec::new();
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut used = 0usize;
+    // Whether the current line holds text (a continuation line starts with only its indent).
+    let mut has_text = false;
+    let pad = " ".repeat(indent);
+    let style = line.style;
+    let break_line = |out: &mut Vec<Line<'static>>,
+                      spans: &mut Vec<Span<'static>>,
+                      used: &mut usize,
+                      has_text: &mut bool| {
+        // Trailing spaces at a break are dropped.
+        while spans.len() > 1 && spans.last().is_some_and(|s| s.content.trim().is_empty()) {
+            spans.pop();
+        }
+        out.push(Line::from(std::mem::take(spans)).style(style));
+        spans.push(Span::raw(pad.clone()));
+        *used = indent;
+        *has_text = false;
+    };
+    for (text, st, space) in atoms {
+        let w = format::width(&text);
+        if space {
+            if !has_text && !out.is_empty() {
+                // Spaces at the start of a continuation line go.
+                continue;
+            }
+            if used + w <= width {
+                used += w;
+                spans.push(Span::styled(text, st));
+            } else {
+                break_line(&mut out, &mut spans, &mut used, &mut has_text);
+            }
+            continue;
+        }
+        if used + w > width && has_text {
+            break_line(&mut out, &mut spans, &mut used, &mut has_text);
+        }
+        if used + w <= width {
+            used += w;
+            has_text = true;
+            spans.push(Span::styled(text, st));
+            continue;
+        }
+        // A word longer than the room: broken where it must be.
+        let mut piece = String::new();
+        for c in text.chars() {
+            let cw = format::char_width(c);
+            if used + cw > width && (has_text || !piece.is_empty()) {
+                spans.push(Span::styled(std::mem::take(&mut piece), st));
+                break_line(&mut out, &mut spans, &mut used, &mut has_text);
+            }
+            piece.push(c);
+            used += cw;
+            has_text = true;
+        }
+        if !piece.is_empty() {
+            spans.push(Span::styled(piece, st));
+        }
+    }
+    if has_text || out.is_empty() {
+        while spans.len() > 1 && spans.last().is_some_and(|s| s.content.trim().is_empty()) {
+            spans.pop();
+        }
+        out.push(Line::from(spans).style(style));
+    }
+    out
+}
+
+/// [`wrap_hanging`] over many lines.
+pub(crate) fn wrap_all(lines: Vec<Line<'static>>, width: usize) -> Vec<Line<'static>> {
+    lines
+        .into_iter()
+        .flat_map(|l| wrap_hanging(l, width))
+        .collect()
+}
+
 /// Draws a list as a table from the offset [`list_layout`] chose, building rows only for the
-/// lines on screen.
+/// lines on screen. Each row is one line per column; column widths follow those lines and
+/// the header ([`Col`]), and a cell too wide for its column is cut with an ellipsis.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn draw_list<'a, K: Copy + PartialEq>(
     frame: &mut Frame,
@@ -705,26 +992,44 @@ pub(crate) fn draw_list<'a, K: Copy + PartialEq>(
     t: &Theme,
     view: &crate::state::ListView<K>,
     header: Vec<Span<'a>>,
-    widths: &[Constraint],
+    cols: &[Col],
     empty: &str,
-    mut row: impl FnMut(usize) -> ratatui::widgets::Row<'a>,
+    mut row: impl FnMut(usize) -> Vec<Line<'a>>,
 ) {
     use ratatui::widgets::{Row, Table, TableState};
+    const SPACING: u16 = 1;
     let inner = block.inner(area);
     let rows_h = inner.height.saturating_sub(1) as usize;
     let offset = view.offset;
-    let rows: Vec<Row> = view
+    let cells: Vec<Vec<Line<'a>>> = view
         .rows
         .iter()
         .skip(offset)
         .take(rows_h)
         .map(|&i| row(i as usize))
         .collect();
-    let header = Row::new(header).style(t.header());
-    let table = Table::new(rows, widths.to_vec())
+    let mut content: Vec<u16> = header.iter().map(|h| h.width() as u16).collect();
+    content.resize(cols.len(), 0);
+    for r in &cells {
+        for (c, l) in content.iter_mut().zip(r) {
+            *c = (*c).max(l.width().min(u16::MAX as usize) as u16);
+        }
+    }
+    let widths = column_widths(cols, &content, inner.width, SPACING);
+    let fit = |cells: Vec<Line<'a>>| -> Vec<Line<'a>> {
+        cells
+            .into_iter()
+            .zip(&widths)
+            .map(|(l, &w)| fit_line(l, w as usize))
+            .collect()
+    };
+    let rows: Vec<Row> = cells.into_iter().map(|r| Row::new(fit(r))).collect();
+    let header = Row::new(fit(header.into_iter().map(Line::from).collect())).style(t.header());
+    let constraints: Vec<Constraint> = widths.iter().map(|&w| Constraint::Length(w)).collect();
+    let table = Table::new(rows, constraints)
         .header(header)
         .block(block)
-        .column_spacing(1)
+        .column_spacing(SPACING)
         .row_highlight_style(t.selected());
     let mut state = TableState::default();
     if !view.rows.is_empty() {
@@ -747,7 +1052,10 @@ pub(crate) fn draw_list<'a, K: Copy + PartialEq>(
                 crate::sanitize::one_line(view.filter.trim())
             )
         };
-        frame.render_widget(Paragraph::new(text).style(t.muted()), msg);
+        frame.render_widget(
+            Paragraph::new(fit_line(Line::raw(text), msg.width as usize)).style(t.muted()),
+            msg,
+        );
     }
 }
 
@@ -825,4 +1133,83 @@ pub(crate) fn list_title<'a>(
 /// Text from the engine (an error from a server) on one line, without control characters.
 fn one_line_text(s: &str) -> String {
     brightrun_api::text::one_line(s).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(l: &Line) -> String {
+        l.spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn columns_follow_content_and_fill_takes_the_rest() {
+        let cols = [Col::fixed(8), Col::fill(8), Col::fit(6, 12), Col::fit(3, 5)];
+        // Room for everything: the fill column gets the spare width.
+        assert_eq!(
+            column_widths(&cols, &[8, 16, 9, 3], 60, 1),
+            vec![8, 37, 9, 3]
+        );
+        // Too narrow: the fill column gives first, down to its minimum, then the others.
+        assert_eq!(
+            column_widths(&cols, &[8, 16, 9, 3], 30, 1),
+            vec![8, 8, 8, 3]
+        );
+        assert_eq!(
+            column_widths(&cols, &[8, 16, 9, 3], 36, 1),
+            vec![8, 13, 9, 3]
+        );
+        // Content narrower than a minimum keeps the minimum.
+        assert_eq!(
+            column_widths(&cols, &[8, 2, 2, 1], 40, 1),
+            vec![8, 20, 6, 3]
+        );
+    }
+
+    #[test]
+    fn a_cut_line_ends_in_an_ellipsis_and_keeps_its_styles() {
+        let l = Line::from(vec![
+            Span::styled("support ", Style::new().fg(ratatui::style::Color::Red)),
+            Span::raw("chats v2"),
+        ])
+        .right_aligned();
+        let cut = fit_line(l.clone(), 14);
+        assert_eq!(text(&cut), "support chats…");
+        assert_eq!(cut.width(), 14);
+        assert_eq!(cut.spans[0].style.fg, Some(ratatui::style::Color::Red));
+        assert_eq!(cut.alignment, l.alignment);
+        assert_eq!(text(&fit_line(l.clone(), 16)), "support chats v2");
+        assert_eq!(text(&fit_line(l.clone(), 1)), "…");
+        assert_eq!(text(&fit_line(l, 0)), "");
+        // Wide characters are never split.
+        assert_eq!(text(&fit_line(Line::raw("日本語テキスト"), 6)), "日本…");
+    }
+
+    #[test]
+    fn wrapped_values_hang_under_themselves() {
+        let l = Line::from(vec![
+            Span::raw(format!("{:<14}", "file")),
+            Span::raw("customer support chats exported.jsonl · 1.2 MB"),
+        ]);
+        let got: Vec<String> = wrap_hanging(l, 40).iter().map(text).collect();
+        assert_eq!(
+            got,
+            vec![
+                "file          customer support chats",
+                "              exported.jsonl · 1.2 MB",
+            ]
+        );
+        // A single span hangs under its leading spaces; a long word is broken.
+        let got: Vec<String> = wrap_hanging(Line::raw("  abc defghijklmnopqrstuvwxyz"), 12)
+            .iter()
+            .map(text)
+            .collect();
+        assert_eq!(got, vec!["  abc", "  defghijklm", "  nopqrstuvw", "  xyz"]);
+        // Short lines are untouched.
+        assert_eq!(wrap_hanging(Line::raw("short"), 40).len(), 1);
+        for l in wrap_hanging(Line::raw("word ".repeat(30)), 17) {
+            assert!(l.width() <= 17, "{l:?}");
+        }
+    }
 }
