@@ -10,9 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb="${1:-200}" runs="${2:-3}"
 file="/tmp/brightrun-bench-${size_mb}mb.jsonl"
+release="${CARGO_TARGET_DIR:-target}/release"
 cargo build --release -q -p brightrun-engine --example validate --example gen_dataset
 cargo build --release -q --bin brightrun
-[ -s "$file" ] || target/release/examples/gen_dataset "$file" --size-mb "$size_mb"
+[ -s "$file" ] || $release/examples/gen_dataset "$file" --size-mb "$size_mb"
 cat "$file" > /dev/null  # warm the page cache
 echo "file: $file ($(du -m "$file" | cut -f1) MB)"
 t() { /usr/bin/time -f "%e %U %S" "$@" 2>&1 >/dev/null | tail -1; }
@@ -23,10 +24,10 @@ for _ in $(seq "$runs"); do
   c+=("$(t sh -c "cp '$file' '$dir/copy' && sync '$dir/copy'")")
   rm -rf "$dir"
 done
-for _ in $(seq "$runs"); do v+=("$(t target/release/examples/validate "$file")"); done
+for _ in $(seq "$runs"); do v+=("$(t $release/examples/validate "$file")"); done
 for _ in $(seq "$runs"); do
   home=$(mktemp -d /tmp/brightrun-import-bench.XXXXXX)
-  a+=("$(BRIGHTRUN_HOME="$home" t target/release/brightrun datasets add "$file" --wait)")
+  a+=("$(BRIGHTRUN_HOME="$home" t $release/brightrun datasets add "$file" --wait)")
   rm -rf "$home"
 done
 for _ in $(seq "$runs"); do p+=("$(t python3 bench/python_validator.py "$file")"); done
