@@ -17,6 +17,12 @@ def configure_environment() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "warning")
+    # torch's OpenMP threads spin while they wait for work by default. On a CPU that other
+    # processes share (a build, a second job) the spinning threads steal the cores the working
+    # ones need: measured here on 2 busy cores, SmolLM2-135M trained 13× slower (175 s against
+    # 13 s for 4 steps) and the tiny model 15× slower (BENCHMARKS.md, "CPU estimates").
+    # Passive waiting only adds a wake-up to each parallel region. Read when torch loads OpenMP.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     quiet_library_warnings()
 
 
