@@ -63,6 +63,7 @@ fn run(cfg: &Config, stats: &DatasetStatistics, preset: &str, model: &str, gpu: 
         budget,
         spent_this_month: 120.0,
         calibration: None,
+        evaluation: None,
     })
     .expect("estimate");
     e.estimated_cost + e.fit.required_gb

@@ -90,6 +90,7 @@ mod training {
                 budget: &self.budget,
                 spent_this_month: self.spent,
                 calibration: self.calibration,
+                evaluation: None,
             })
         }
     }
@@ -483,6 +484,34 @@ mod training {
     }
 
     #[test]
+    fn the_evaluation_is_part_of_the_run_and_right_within_twice_on_this_cpu() {
+        use brightrun_engine::config::EvaluationConfig;
+        use brightrun_engine::training::estimate::evaluation_seconds;
+        let defaults = EvaluationConfig::default();
+        // SmolLM2-135M on 2 cores (54 tokens/s of training), the README's 36 chats (4 held
+        // out, 30 tokens each), defaults: 4 samples and 6 probes answered twice. Measured by
+        // bench/evaluation.sh: 43.7 s.
+        let tps = 2.0 * 0.5 * 7_241_732_096.0 / 134_515_008.0;
+        let s = evaluation_seconds(&defaults, 120.0, 4, tps, true);
+        assert!((43.7 / 2.0..=43.7 * 2.0).contains(&s), "{s}");
+        // Off, or without probes and samples, it costs (almost) nothing.
+        let none = EvaluationConfig {
+            builtin_probes: false,
+            ..defaults.clone()
+        };
+        assert!(evaluation_seconds(&none, 0.0, 0, tps, true) < 1e-9);
+        // Mistral-7B on an A100 (1,800 tokens/s): 8 samples and the probes, about 22 s.
+        let gpu = evaluation_seconds(&defaults, 10_000.0, 8, 1_800.0, false);
+        assert!((15.0..40.0).contains(&gpu), "{gpu}");
+        // Shorter answers asked for, shorter evaluation.
+        let short = EvaluationConfig {
+            max_new_tokens: 16,
+            ..defaults
+        };
+        assert!(evaluation_seconds(&short, 120.0, 4, tps, true) < s / 4.0);
+    }
+
+    #[test]
     fn a_measured_base_makes_the_held_out_improvement_the_score() {
         use brightrun_engine::domain::Evaluation;
         let eval = |base, adapter| Evaluation {
@@ -673,6 +702,7 @@ mod training {
             budget: &BudgetConfig::default(),
             spent_this_month: 0.0,
             calibration,
+            evaluation: None,
         })
         .unwrap()
     }
@@ -712,6 +742,7 @@ mod training {
             parameters_billions: None,
             budget: &BudgetConfig::default(),
             spent_this_month: 0.0,
+            evaluation: None,
         })
         .unwrap();
         assert!(!a.local);

@@ -44,17 +44,21 @@ pub async fn estimate(api: &dyn EngineApi, run: &RunArgs, json: bool) -> Result<
     Ok(exit::OK)
 }
 
-pub fn print_estimate(e: &Estimate) {
-    let d = &e.training_details;
-    let hours = e.estimated_duration_hours;
-    // A run of seconds on this machine is not "0.0 h".
-    let duration = if hours >= 1.0 {
+/// Hours as a person reads them: a run of seconds on this machine is not "0.0 h".
+fn short_duration(hours: f64) -> String {
+    if hours >= 1.0 {
         format!("{hours:.1} h")
     } else if hours * 60.0 >= 1.0 {
         format!("{:.0} min", hours * 60.0)
     } else {
         format!("{:.0} s", hours * 3600.0)
-    };
+    }
+}
+
+pub fn print_estimate(e: &Estimate) {
+    let d = &e.training_details;
+    let hours = e.estimated_duration_hours;
+    let duration = short_duration(hours);
     println!(
         "estimate: ${:.2} (compute ${:.2} + storage ${:.2}), about {duration} at ${:.2}/h",
         e.estimated_cost, e.cost_breakdown.compute, e.cost_breakdown.storage, e.hourly_rate
@@ -73,6 +77,12 @@ pub fn print_estimate(e: &Estimate) {
     // Which throughput the figures rest on: the catalog's (scaled to the model), this
     // machine's, or what earlier runs of this setting measured.
     println!("  throughput: {}", e.throughput.note);
+    if d.evaluation_hours > 0.0 {
+        println!(
+            "  evaluation: about {} after training (base model and adapter side by side; [evaluation])",
+            short_duration(d.evaluation_hours)
+        );
+    }
     if e.cost_breakdown.storage > 0.0 {
         println!(
             "  storage: ${:.2} flat per job (keeping the adapter and its checkpoints; training.storage_cost_per_job)",

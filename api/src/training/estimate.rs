@@ -60,11 +60,23 @@ use super::fit::{Fit, FitVerdict, check_fit, effective_seq_len};
 use super::gpus::{GpuCatalog, UnknownGpu};
 use super::models::{self, ModelSize, UnknownModel};
 use super::ranges::{self, RangeError};
-use crate::config::{BudgetConfig, TrainingConfig};
+use crate::config::{BudgetConfig, EvaluationConfig, TrainingConfig};
 use crate::domain::{DatasetStatistics, Hyperparameters, Quantization};
 use crate::hardware::{CPU_LOAD_SECONDS_PER_BILLION, CPU_SECONDS_PER_STEP, CPU_STARTUP_SECONDS};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+/// The built-in probes the trainer asks after every run (trainer/brightrun_trainer/evaluation.py).
+pub const BUILTIN_PROBES: u64 = 6;
+/// The length an evaluation's answer is counted at: answers usually end well before
+/// `max_new_tokens` (the built-in probes' and a chat dataset's replies are short).
+pub const EXPECTED_ANSWER_TOKENS: u32 = 96;
+/// Generating is slower per token than training: one token per sequence per forward pass.
+/// On a GPU, memory-bound decoding runs at about a fifteenth of training's tokens/s; on a CPU,
+/// which is compute-bound either way, at about the same (SmolLM2-135M here: 20 answers of up
+/// to 256 tokens in 44 s against 54 tokens/s of training).
+pub const GPU_DECODE_SLOWDOWN: f64 = 15.0;
+pub const CPU_DECODE_SLOWDOWN: f64 = 1.3;
 
 /// Minutes of fixed overhead before training: start-up, model download and load.
 pub const STARTUP_MINUTES: f64 = 10.0;
@@ -107,6 +119,8 @@ pub struct EstimateInput<'a> {
     pub spent_this_month: f64,
     /// What earlier completed runs of this setting measured, if any.
     pub calibration: Option<Calibration>,
+    /// `[evaluation]`, when runs are evaluated (its time is part of the run's).
+    pub evaluation: Option<&'a EvaluationConfig>,
 }
 
 /// Why no estimate could be made. Each names what to fix.
@@ -142,6 +156,10 @@ pub struct TrainingDetails {
     pub tokens_per_example: f64,
     pub training_hours: f64,
     pub overhead_hours: f64,
+    /// The evaluation after training (`[evaluation]`, see [`evaluation_seconds`]); 0 when
+    /// it is off.
+    #[serde(default)]
+    pub evaluation_hours: f64,
     pub seconds_per_step: f64,
     /// Examples trained on per epoch.
     pub training_examples: u64,
@@ -328,7 +346,22 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
     } else {
         seed_overhead_hours
     };
-    let duration = training_hours + overhead_hours;
+    let evaluation_hours = input.evaluation.filter(|e| e.enabled).map_or(0.0, |e| {
+        let held_out = if hp.use_validation {
+            stats.total_validation_pairs
+        } else {
+            0
+        };
+        let samples = u64::from(e.samples).min(held_out.max(training_examples));
+        evaluation_seconds(
+            e,
+            held_out as f64 * tokens_per_example,
+            samples,
+            throughput,
+            cpu_cores.is_some(),
+        ) / 3600.0
+    });
+    let duration = training_hours + overhead_hours + evaluation_hours;
     let hourly_rate = gpu.price_per_hour * gpus;
     let compute = hourly_rate * duration;
     let storage = input.training.storage_cost_per_job.max(0.0);
@@ -389,6 +422,7 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
             tokens_per_example,
             training_hours,
             overhead_hours,
+            evaluation_hours,
             seconds_per_step,
             training_examples,
             epochs: hp.epochs,
@@ -496,4 +530,36 @@ pub fn running_cost(
 ) -> f64 {
     let millis = (now - started).num_milliseconds().max(0) as f64;
     price_per_gpu_hour * gpu_count as f64 * millis / 3_600_000.0
+}
+
+/// Seconds the `evaluating` stage takes: the held-out loss twice (base and adapter, a forward
+/// pass each: a third of training's work per token) and two answers (base and adapter) to each
+/// of `samples` examples and each built-in probe, at [`EXPECTED_ANSWER_TOKENS`] (or
+/// `max_new_tokens`, when less) generated at training's `tokens_per_sec` slowed by the
+/// decode factor. The team's own probes file is not read here: each of its probes adds as much
+/// as a sample.
+pub fn evaluation_seconds(
+    cfg: &EvaluationConfig,
+    held_out_tokens: f64,
+    samples: u64,
+    tokens_per_sec: f64,
+    cpu: bool,
+) -> f64 {
+    if tokens_per_sec <= 0.0 {
+        return 0.0;
+    }
+    let losses = 2.0 * held_out_tokens / (3.0 * tokens_per_sec);
+    let prompts = samples
+        + if cfg.builtin_probes {
+            BUILTIN_PROBES
+        } else {
+            0
+        };
+    let answer = f64::from(cfg.max_new_tokens.min(EXPECTED_ANSWER_TOKENS));
+    let slowdown = if cpu {
+        CPU_DECODE_SLOWDOWN
+    } else {
+        GPU_DECODE_SLOWDOWN
+    };
+    losses + 2.0 * prompts as f64 * answer * slowdown / tokens_per_sec
 }

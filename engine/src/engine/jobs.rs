@@ -270,6 +270,7 @@ impl Engine {
             budget: &self.inner.config.budget,
             spent_this_month: spent,
             calibration,
+            evaluation: Some(&self.inner.config.evaluation),
         })
         .map_err(|e| EngineError::Invalid(e.to_string()))?;
         if let Some(asked) = r.asked_gpu_count {
