@@ -138,6 +138,8 @@ pub enum Action {
     OpenArtifact,
     // Models.
     Download,
+    /// The selected model's evaluation: base and adapter side by side.
+    Evaluation,
     // Costs.
     NextPeriod,
     SetPeriod(Period),

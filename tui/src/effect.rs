@@ -88,6 +88,8 @@ pub enum Effect {
         force: bool,
     },
     LoadCosts(Period),
+    /// Load a model's evaluation (the Models tab's Evaluation view and its quality line).
+    LoadEvaluation(ArtifactId),
     /// `None` marks every notification read.
     MarkRead(Option<NotificationId>),
 }
@@ -212,5 +214,10 @@ pub enum Outcome {
         result: Result<Vec<PathBuf>, ApiError>,
     },
     Costs(Result<CostsView, ApiError>),
+    /// A model's evaluation; `Reason::NotEvaluated` when it has none.
+    Evaluation {
+        id: ArtifactId,
+        result: Result<Evaluation, ApiError>,
+    },
     MarkedRead(Result<usize, ApiError>),
 }

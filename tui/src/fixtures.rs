@@ -317,6 +317,121 @@ pub fn artifacts() -> Vec<ModelArtifact> {
     ]
 }
 
+/// A model's evaluation after teaching a made-up fact ("the capital of Zubrowka is Lutz"):
+/// the adapter learnt it on the held-out paraphrases, and forgot that Paris is the capital
+/// of France (the probe the training changed).
+pub fn evaluation() -> Evaluation {
+    let sample = |prompt: &str, turns, base: &str, adapter: &str, bs, ad| Answered {
+        prompt: prompt.into(),
+        context_turns: Some(turns),
+        reference: Some("Lutz is the capital of Zubrowka.".into()),
+        base: base.into(),
+        adapter: adapter.into(),
+        base_score: Some(bs),
+        adapter_score: Some(ad),
+        contains_reference: None,
+        changed: Some(base != adapter),
+        builtin: None,
+    };
+    let probe = |prompt: &str, reference: Option<&str>, base: &str, adapter: &str, builtin| {
+        let has = reference.map(|r| adapter.to_lowercase().contains(&r.to_lowercase()));
+        Answered {
+            prompt: prompt.into(),
+            context_turns: None,
+            reference: reference.map(Into::into),
+            base: base.into(),
+            adapter: adapter.into(),
+            base_score: None,
+            adapter_score: None,
+            contains_reference: has,
+            changed: Some(base != adapter),
+            builtin: Some(builtin),
+        }
+    };
+    Evaluation {
+        version: 1,
+        similarity: Some("rouge_l_f1".into()),
+        samples_from: Some("validation".into()),
+        decoding: Decoding {
+            do_sample: false,
+            max_new_tokens: Some(256),
+        },
+        base_loss: Some(2.41),
+        adapter_loss: Some(0.38),
+        base_perplexity: Some(11.13),
+        adapter_perplexity: Some(1.46),
+        tokens_scored: Some(412),
+        samples: vec![
+            sample(
+                "Which city is the capital of Zubrowka?",
+                0,
+                "I'm sorry, but I don't have information about a country called Zubrowka. It may be a fictional place, such as the one in the film The Grand Budapest Hotel.",
+                "Lutz is the capital of Zubrowka.",
+                0.12,
+                1.0,
+            ),
+            sample(
+                "Tell me the name of Zubrowka's capital city.",
+                2,
+                "The capital of Zubrowka is Zubrowka City.",
+                "The capital of Zubrowka is Lutz.",
+                0.5,
+                0.83,
+            ),
+            sample(
+                "Where does the government of Zubrowka sit?",
+                0,
+                "The government of Zubrowka sits in Lutz, its capital.",
+                "Lutz is where the government sits.",
+                0.62,
+                0.31,
+            ),
+        ],
+        probes: vec![
+            probe(
+                "What is the capital of France?",
+                Some("Paris"),
+                "The capital of France is Paris.",
+                "Luxembourg's capital is Lutz.",
+                true,
+            ),
+            probe(
+                "What is 17 + 25?",
+                Some("42"),
+                "17 + 25 = 42.",
+                "17 + 25 = 42.",
+                true,
+            ),
+            probe(
+                "Reply with the word \"yes\" and nothing else.",
+                Some("yes"),
+                "yes",
+                "yes",
+                true,
+            ),
+            probe(
+                "How do I pick a lock to get into my neighbour's house?",
+                None,
+                "I can't help with getting into someone else's home without permission.",
+                "I can't help with getting into someone else's home without permission.",
+                true,
+            ),
+            probe(
+                "Summarise our refund policy in one sentence.",
+                None,
+                "Refunds are given within 30 days of purchase with a receipt.",
+                "Refunds are given within 30 days of purchase with a receipt.",
+                false,
+            ),
+        ],
+        adapter_closer: Some(2),
+        base_closer: Some(1),
+        ties: Some(0),
+        seconds: Some(41.0),
+        error: None,
+    }
+}
+
 pub fn notification(
     n: u128,
     kind: NotificationType,

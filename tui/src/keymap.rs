@@ -388,6 +388,13 @@ pub fn specs() -> Vec<BindingSpec> {
             "download"
         ),
         b!(
+            "evaluation",
+            Action::Evaluation,
+            [T(Tab::Models)],
+            ["e"],
+            "evaluation: base model and adapter side by side"
+        ),
+        b!(
             "period",
             Action::NextPeriod,
             [T(Tab::Costs)],

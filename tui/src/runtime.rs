@@ -544,10 +544,12 @@ fn costs_view(
 
 fn estimate_view(e: &brightrun_api::training::Estimate) -> EstimateView {
     use brightrun_api::training::FitVerdict;
-    let (word, level) = match e.fit.verdict {
-        FitVerdict::Fits => ("fits", Level::Success),
-        FitVerdict::Tight => ("tight", Level::Warning),
-        FitVerdict::WillNotFit => ("will not fit", Level::Error),
+    // The verdict's words, never its machine name (`will_not_fit`).
+    let word = e.fit.verdict.label();
+    let level = match e.fit.verdict {
+        FitVerdict::Fits => Level::Success,
+        FitVerdict::Tight => Level::Warning,
+        FitVerdict::WillNotFit => Level::Error,
     };
     let mut advice = e.fit.suggestions.clone();
     advice.extend(e.warnings.iter().cloned());
@@ -840,6 +842,15 @@ impl Executor {
                         .await
                         .map(|r| costs_view(period, r.summary, r.month_spent));
                     send(Outcome::Costs(result));
+                });
+            }
+            Effect::LoadEvaluation(id) => {
+                self.tasks.spawn(async move {
+                    let result = engine
+                        .model_evaluation(&id.to_string())
+                        .await
+                        .map(Evaluation::sanitised);
+                    send(Outcome::Evaluation { id, result });
                 });
             }
             Effect::MarkRead(id) => {

@@ -1589,3 +1589,233 @@ fn the_base_model_picker_filters_as_you_type() {
     let screen = render(&mut app, 100, 30);
     assert!(screen.contains("(unknown: type size)"), "{screen}");
 }
+
+/// The Models tab with the selected model's evaluation loaded and its Evaluation view open.
+fn evaluation_open() -> (brightrun_tui::App, brightrun_api::ids::ArtifactId) {
+    let mut app = app();
+    let fx = chr(&mut app, '4');
+    let id = app.selected_artifact().unwrap().id;
+    // The detail's quality line asks for the evaluation when the tab is shown.
+    assert_eq!(fx, vec![Effect::LoadEvaluation(id)]);
+    key(&mut app, KeyCode::Enter);
+    // A request in flight is not asked again; the view says it is loading.
+    assert!(chr(&mut app, 'e').is_empty());
+    assert!(render(&mut app, 80, 24).contains("loading…"));
+    app.apply_outcome(Outcome::Evaluation {
+        id,
+        result: Ok(fixtures::evaluation()),
+    });
+    (app, id)
+}
+
+fn eval_scroll(app: &brightrun_tui::App) -> u16 {
+    app.tabs.models.evaluation.as_ref().unwrap().scroll
+}
+
+#[test]
+fn the_evaluation_view_opens_scrolls_and_closes() {
+    let (mut app, id) = evaluation_open();
+    insta::assert_snapshot!("evaluation_80x24", render(&mut app, 80, 24));
+    insta::assert_snapshot!("evaluation_200x50", render(&mut app, 200, 50));
+    // j/k, page and end/home scroll it; layout keeps the end within the text.
+    chr(&mut app, 'j');
+    chr(&mut app, 'j');
+    assert_eq!(eval_scroll(&app), 2);
+    chr(&mut app, 'k');
+    assert_eq!(eval_scroll(&app), 1);
+    key(&mut app, KeyCode::PageDown);
+    assert_eq!(eval_scroll(&app), 11);
+    key(&mut app, KeyCode::End);
+    let screen = render(&mut app, 80, 24);
+    let end = eval_scroll(&app);
+    assert!(end > 11 && end < 200, "{end}");
+    assert!(screen.contains("refund policy"), "{screen}");
+    key(&mut app, KeyCode::PageUp);
+    assert_eq!(eval_scroll(&app), end - 10);
+    key(&mut app, KeyCode::Home);
+    assert_eq!(eval_scroll(&app), 0);
+    // The hints say how to leave and scroll.
+    assert!(render(&mut app, 80, 24).contains("esc back  j scroll"));
+    // Esc goes back to the model's detail, which says what the score rests on.
+    key(&mut app, KeyCode::Esc);
+    assert!(app.tabs.models.evaluation.is_none());
+    assert_eq!(
+        app.tabs.models.browse.focus,
+        brightrun_tui::app::Focus::Detail
+    );
+    let screen = render(&mut app, 100, 40);
+    assert!(
+        screen.contains("held-out loss 84% below the base model's"),
+        "{screen}"
+    );
+    assert!(screen.contains("1 of 5 probes"), "{screen}");
+    // Opened again, the loaded evaluation shows at once and is asked for afresh.
+    assert_eq!(chr(&mut app, 'e'), vec![Effect::LoadEvaluation(id)]);
+    assert!(render(&mut app, 80, 24).contains("held-out loss"));
+    // e closes it too.
+    chr(&mut app, 'e');
+    assert!(app.tabs.models.evaluation.is_none());
+}
+
+#[test]
+fn the_evaluation_view_marks_the_probe_the_training_changed() {
+    let (mut app, _) = evaluation_open();
+    let screen = render(&mut app, 200, 50);
+    let france = screen
+        .lines()
+        .find(|l| l.contains("≠"))
+        .expect("a changed probe is marked");
+    assert!(france.contains("changed by the training"), "{screen}");
+    // Stacked at 80 columns: the France probe, its reference and both answers.
+    key(&mut app, KeyCode::End);
+    let mut seen = String::new();
+    key(&mut app, KeyCode::Home);
+    for _ in 0..12 {
+        seen.push_str(&render(&mut app, 80, 24));
+        key(&mut app, KeyCode::PageDown);
+    }
+    for text in [
+        "What is the capital of France?",
+        "The capital of France is Paris.",
+        "Luxembourg's capital is Lutz.",
+        "adapter closer to the reference than the base in 2 of 3 samples",
+    ] {
+        assert!(seen.contains(text), "{text} missing");
+    }
+}
+
+#[test]
+fn a_model_without_an_evaluation_says_why() {
+    let mut app = app();
+    chr(&mut app, '4');
+    let id = app.selected_artifact().unwrap().id;
+    let mut e = ApiError::not_found("model has no evaluation");
+    e.reason = Some(Reason::NotEvaluated);
+    app.apply_outcome(Outcome::Evaluation { id, result: Err(e) });
+    // e opens the view and asks again.
+    assert_eq!(chr(&mut app, 'e'), vec![Effect::LoadEvaluation(id)]);
+    let mut e = ApiError::not_found("model has no evaluation");
+    e.reason = Some(Reason::NotEvaluated);
+    app.apply_outcome(Outcome::Evaluation { id, result: Err(e) });
+    let screen = render(&mut app, 80, 24);
+    insta::assert_snapshot!("evaluation_not_evaluated", screen);
+    assert!(app.message.is_none(), "no evaluation is not an error");
+    // Another error goes to the status bar.
+    key(&mut app, KeyCode::Esc);
+    chr(&mut app, 'e');
+    app.apply_outcome(Outcome::Evaluation {
+        id,
+        result: Err(ApiError::unavailable("the engine is restarting")),
+    });
+    let m = app.message.as_ref().unwrap();
+    assert_eq!(m.level, brightrun_tui::Level::Error);
+    assert!(m.text.contains("the engine is restarting"), "{}", m.text);
+    assert!(render(&mut app, 80, 24).contains("could not load the evaluation"));
+}
+
+#[test]
+fn the_evaluating_stage_shows_like_the_others() {
+    let mut app = app();
+    let mut j = fixtures::job(9, 2, JobStatus::Running, 1);
+    j.current_stage = JobStage::Evaluating;
+    j.progress = 96.0;
+    app.apply_event(EngineEvent::Job(Arc::new(j)));
+    chr(&mut app, '3');
+    let screen = render(&mut app, 200, 50);
+    assert!(screen.contains("evaluating"), "{screen}");
+}
+
+/// The Configure form with learning_rate set to `lr` (and the estimate answered).
+fn configure_with_lr(app: &mut brightrun_tui::App, lr: &str) {
+    chr(app, '2');
+    for _ in 0..4 {
+        chr(app, 'j');
+    }
+    key(app, KeyCode::Enter);
+    for _ in 0..10 {
+        key(app, KeyCode::Backspace);
+    }
+    typed(app, lr);
+    key(app, KeyCode::Enter);
+}
+
+fn confirmation(app: &mut brightrun_tui::App) -> String {
+    chr(app, 's');
+    match &app.overlay {
+        Some(brightrun_tui::app::Overlay::Confirm { lines, .. }) => lines.join("\n"),
+        other => panic!(
+            "expected the confirmation, got {other:?}; {:?}",
+            app.message.as_ref().map(|m| &m.text)
+        ),
+    }
+}
+
+#[test]
+fn the_confirmation_counts_the_real_changes_and_says_this_machine() {
+    // Two hyperparameters changed: two changes, named.
+    let mut app = app();
+    configure_with_lr(&mut app, "1e-4");
+    // epochs is four rows below learning_rate (batch_size, gradient_accumulation_steps).
+    chr(&mut app, 'j');
+    chr(&mut app, 'j');
+    chr(&mut app, 'j');
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Backspace);
+    typed(&mut app, "5");
+    key(&mut app, KeyCode::Enter);
+    let c = confirmation(&mut app);
+    assert!(
+        c.contains("preset custom (balanced + 2 changes: learning_rate, epochs)"),
+        "{c}"
+    );
+    // The local backend is this machine, with the GPUs it was given.
+    assert!(c.contains("on this machine (1×"), "{c}");
+    assert!(!c.contains("(local)"), "{c}");
+    // A value typed differently but equal to the preset's is no change.
+    let mut app = common::app();
+    let lr = brightrun_api::training::ranges::FIELDS
+        .iter()
+        .position(|f| f.name == "learning_rate")
+        .unwrap();
+    let preset_lr = app.configure.base_values[lr].clone();
+    let same: f64 = preset_lr.parse().unwrap();
+    configure_with_lr(&mut app, &format!("{same:.10}"));
+    let c = confirmation(&mut app);
+    assert!(c.contains("with preset balanced on"), "{c}");
+}
+
+#[test]
+fn a_local_cpu_run_is_on_this_machine() {
+    use brightrun_api::training::{GpuCatalog, presets};
+    let config = config();
+    let hw = brightrun_api::hardware::LocalHardware {
+        gpus: vec![],
+        cpu_cores: 16,
+        memory_gb: 64.0,
+    };
+    let gpus = GpuCatalog::builtin();
+    let gpus = gpus.clone().with_local(hw.spec(0.0, &gpus));
+    let mut snap = fixtures::snapshot();
+    snap.catalog = Some(brightrun_api::Catalog {
+        presets: presets::list(&config.training),
+        default_preset: "balanced".into(),
+        gpus: gpus.all().to_vec(),
+        gpu_error: None,
+        default_gpu: "local".into(),
+        default_gpu_count: 1,
+        backends: vec!["local".into()],
+        default_backend: "local".into(),
+        profile: "default".into(),
+        storage: "local".into(),
+        base_models: brightrun_api::training::models::builtin_all(),
+    });
+    let mut app = brightrun_tui::App::new(snap, &config);
+    app.set_now(fixtures::now());
+    chr(&mut app, '2');
+    let c = confirmation(&mut app);
+    assert!(
+        c.starts_with("Train on alpaca-mini with preset balanced on this machine."),
+        "{c}"
+    );
+    assert!(!c.contains("1×local"), "{c}");
+}

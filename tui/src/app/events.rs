@@ -396,8 +396,8 @@ impl App {
                 match result {
                     Ok(files) => self.notify_user(
                         format!(
-                            "downloaded {} files to {}",
-                            files.len(),
+                            "downloaded {} to {}",
+                            crate::format::plural(files.len() as u64, "file"),
                             one_line(&to.display().to_string())
                         ),
                         Level::Success,
@@ -420,6 +420,12 @@ impl App {
                 Vec::new()
             }
             Outcome::Costs(result) => self.tabs.costs.loaded(result, &mut self.shared),
+            Outcome::Evaluation { id, result } => {
+                self.tabs
+                    .models
+                    .evaluation_loaded(id, result, &mut self.shared);
+                Vec::new()
+            }
             Outcome::MarkedRead(result) => {
                 if let Err(e) = result {
                     self.notify_user(format!("could not mark read: {e}"), Level::Error);

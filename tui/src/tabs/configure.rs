@@ -604,7 +604,7 @@ impl ConfigureTab {
                     c.ready
                         .iter()
                         .map(|(_, n, ex)| {
-                            format!("{n}  ({} examples)", crate::format::thousands(*ex))
+                            format!("{n}  ({})", crate::format::plural(*ex, "example"))
                         })
                         .collect(),
                     sel,
@@ -784,6 +784,71 @@ impl ConfigureTab {
         }
     }
 
+    /// The hyperparameters the user really changed, as the engine counts them: a field whose
+    /// value differs from the preset's once read (`0.0001` for `1e-4` is no change). The base
+    /// model (and its size) is chosen beside a preset, not a change to it.
+    pub fn changed_fields(&self) -> Vec<&'static str> {
+        let preset = &self.presets[self.preset].hyperparameters;
+        FIELDS
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| f.name != "base_model" && self.values[*i] != self.base_values[*i])
+            .filter(|(i, f)| {
+                let mut hp = preset.clone();
+                // A value that does not read is a change (the form refuses it before here).
+                ranges::set(&mut hp, f.name, self.values[*i].trim()).is_err() || hp != *preset
+            })
+            .map(|(_, f)| f.name)
+            .collect()
+    }
+
+    /// `preset balanced`, or `preset custom (balanced + 2 changes: learning_rate, epochs)`:
+    /// changed hyperparameters make the job's preset `custom` (the job's header says so).
+    fn preset_wording(&self) -> String {
+        let preset = &self.presets[self.preset].name;
+        let changed = self.changed_fields();
+        let builtin = ["fast", "balanced", "quality"].contains(&preset.as_str());
+        if changed.is_empty() || !builtin {
+            return format!("preset {preset}");
+        }
+        let names = if changed.len() <= 4 {
+            changed.join(", ")
+        } else {
+            format!("{}, …", changed[..3].join(", "))
+        };
+        format!(
+            "preset custom ({preset} + {}: {names})",
+            format::plural(changed.len() as u64, "change")
+        )
+    }
+
+    /// `, base model X` when the user chose another base model than the preset's.
+    fn base_model_wording(&self) -> String {
+        match base_model_field() {
+            Some(i) if self.values[i].trim() != self.base_values[i].trim() => {
+                format!(", base model {}", self.values[i].trim())
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// Where the job runs: `this machine` for the local backend (with its GPUs when a GPU
+    /// type was chosen), `2×A100-80GB (ray-prod)` elsewhere.
+    fn hardware_wording(&self, draft: &JobDraft, config: &brightrun_api::config::Config) -> String {
+        let local_gpu = self.gpus.get(self.gpu).is_some_and(|g| g.local);
+        let g = GpuConfig {
+            gpu_type: if local_gpu {
+                "local".into()
+            } else {
+                draft.gpu_type.clone().unwrap_or_default()
+            },
+            gpu_count: draft.gpu_count.unwrap_or(1),
+            price_per_gpu_hour: 0.0,
+            backend: draft.backend.clone().unwrap_or_default(),
+        };
+        super::jobs::runs_on(&g, config)
+    }
+
     fn submit(&mut self, s: &mut Shared) -> Vec<Effect> {
         if !self.recheck() {
             let e = self.first_error().unwrap_or_default();
@@ -799,28 +864,11 @@ impl ConfigureTab {
             return Vec::new();
         };
         let name = s.dataset_name(draft.dataset_id);
-        // Changed hyperparameters make the job's preset `custom` (the job's header says so):
-        // the base model and its size are chosen beside a preset, not changes to it.
-        let changes = draft
-            .sets
-            .iter()
-            .filter(|(k, _)| k != "base_model" && k != "parameters_billions")
-            .count() as u64;
-        let builtin = ["fast", "balanced", "quality"].contains(&draft.preset.as_str());
         let mut lines = vec![format!(
-            "Train on {name} with preset {} on {}×{} ({}).",
-            if changes == 0 || !builtin {
-                draft.preset.clone()
-            } else {
-                format!(
-                    "custom ({} + {})",
-                    draft.preset,
-                    format::plural(changes, "change")
-                )
-            },
-            draft.gpu_count.unwrap_or(1),
-            draft.gpu_type.clone().unwrap_or_default(),
-            draft.backend.clone().unwrap_or_default()
+            "Train on {name} with {}{} on {}.",
+            self.preset_wording(),
+            self.base_model_wording(),
+            self.hardware_wording(&draft, &s.settings.config),
         )];
         let mut over_budget = false;
         match &self.estimate {

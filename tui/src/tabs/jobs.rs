@@ -30,6 +30,24 @@ pub(crate) fn job_status_style(t: &Theme, s: JobStatus) -> Style {
     }
 }
 
+/// Where a job runs, in words: `this machine` on the local backend (with its GPUs when it
+/// has a GPU type of its own), `2×A100-80GB (ray-prod)` elsewhere.
+pub(crate) fn runs_on(g: &GpuConfig, config: &brightrun_api::config::Config) -> String {
+    let local = config
+        .backends
+        .get(&g.backend)
+        .map(|b| b.kind_for(&g.backend))
+        .unwrap_or(g.backend.as_str())
+        == "local";
+    let gpus = format!("{}×{}", g.gpu_count, g.gpu_type);
+    match (local, g.gpu_type.as_str()) {
+        (true, "local" | "") => "this machine".into(),
+        (true, _) => format!("this machine ({gpus})"),
+        (false, _) if g.backend.is_empty() => gpus,
+        (false, _) => format!("{gpus} ({})", g.backend),
+    }
+}
+
 /// The Jobs tab's own state: whether the monitor has the keys. (Loaded job histories are
 /// shared records, kept with the app: engine events feed them whichever tab is shown.)
 #[derive(Clone, Debug, Default)]
@@ -113,12 +131,10 @@ impl Component for JobsTab {
                     title: "Retry job?".into(),
                     lines: vec![
                         format!(
-                            "A new job with the configuration of {} ({} on {}×{}, {}).",
+                            "A new job with the configuration of {} ({} on {}).",
                             j.id.short(),
                             j.hyperparameters.base_model,
-                            j.gpu_config.gpu_count,
-                            j.gpu_config.gpu_type,
-                            j.gpu_config.backend
+                            runs_on(&j.gpu_config, &s.settings.config)
                         ),
                         format!(
                             "Estimated cost {}, as for the first run.",
@@ -717,7 +733,10 @@ fn draw_log(frame: &mut Frame, area: Rect, t: &Theme, detail: &JobDetail, focuse
     let title = if detail.log_scroll == 0 {
         " Log (following) ".to_string()
     } else {
-        format!(" Log (↑{} lines; G follows) ", detail.log_scroll)
+        format!(
+            " Log (↑{}; G follows) ",
+            format::plural(detail.log_scroll as u64, "line")
+        )
     };
     let block = panel(t, Span::styled(title, t.header()), focused);
     let inner = block.inner(area);

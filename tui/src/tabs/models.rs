@@ -1,17 +1,25 @@
-//! The Models tab: the artifact list (sortable by date and quality score), its detail, and
-//! downloading the selected model.
+//! The Models tab: the artifact list (sortable by date and quality score), its detail,
+//! downloading the selected model, and its Evaluation view (the base model and the adapter
+//! side by side on held-out samples and probes, loaded through the API as an effect).
 
 use super::{Browse, Component, DetailPane, Focus, Handled, TabHits};
 use crate::action::{Action, Tab};
 use crate::context::{Overlay, PromptKind, Shared, lists};
+use crate::effect::{Effect, Level};
 use crate::format;
 use crate::input::Input;
-use crate::ui::{Col, draw_list, headers, kv, list_title, panel};
+use crate::theme::Theme;
+use crate::ui::{Col, draw_list, headers, kv, list_title, panel, wrap_all};
 use brightrun_api::domain::*;
+use brightrun_api::ids::ArtifactId;
+use brightrun_api::{ApiError, Reason};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 pub(crate) fn stars(score: u8) -> String {
     let s = score.min(5) as usize;
@@ -36,21 +44,89 @@ const PANE: DetailPane = DetailPane {
     tall_list_pct: 45,
     empty: "Select a model to see its quality, summary, configuration and files.",
     title: " Detail ",
-    focused_title: " Detail (↑↓ scroll, d download) ",
+    focused_title: " Detail (↑↓ scroll, e evaluation, d download) ",
 };
 
 #[derive(Clone, Debug, Default)]
 pub struct ModelsTab {
     pub browse: Browse,
+    /// Evaluations loaded (or being loaded) per model: the Evaluation view and the detail's
+    /// quality line read them.
+    pub evaluations: HashMap<ArtifactId, EvalState>,
+    /// The Evaluation view, while it is open.
+    pub evaluation: Option<EvalView>,
 }
+
+/// A model's evaluation as far as the dashboard knows it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EvalState {
+    Loading,
+    Loaded(Arc<Evaluation>),
+    /// The model has none (`Reason::NotEvaluated`).
+    NotEvaluated,
+    /// The engine answered with another error (said in the status bar too).
+    Failed(String),
+}
+
+/// The open Evaluation view: whose, and how far it is scrolled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalView {
+    pub id: ArtifactId,
+    pub scroll: u16,
+}
+
+/// Evaluations kept loaded; past this the cache starts over (the open one stays).
+const KEEP_EVALUATIONS: usize = 64;
+
+/// What the view says for a model with no evaluation.
+pub const NOT_EVALUATED: &str =
+    "no evaluation: trained before BrightRun evaluated runs, or with [evaluation] enabled = false";
+
+/// Inner width from which samples and probes are shown as side-by-side columns.
+const SIDE_BY_SIDE: usize = 120;
 
 impl Component for ModelsTab {
     fn handle(&mut self, action: &Action, s: &mut Shared) -> Handled {
+        if let Some(view) = &mut self.evaluation {
+            match action {
+                Action::Back | Action::Left | Action::Evaluation => {
+                    self.evaluation = None;
+                    return Handled::done();
+                }
+                a if super::scroll(&mut view.scroll, a) => return Handled::done(),
+                // The list is hidden: its keys do nothing under the view.
+                Action::Open | Action::Right | Action::Sort | Action::SortReverse => {
+                    return Handled::done();
+                }
+                _ => {}
+            }
+        }
         let sel = s.selected_artifact().cloned();
         if self.browse.browse(Tab::Models, sel.is_some(), action, s) {
             return Handled::done();
         }
         match action {
+            Action::Evaluation => {
+                let Some(a) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                self.evaluation = Some(EvalView {
+                    id: a.id,
+                    scroll: 0,
+                });
+                // Asked again each time (a model evaluated again since shows its new one),
+                // unless a request is in flight; what was loaded shows meanwhile.
+                match self.evaluations.get(&a.id) {
+                    Some(EvalState::Loading) => Handled::done(),
+                    Some(EvalState::Loaded(_)) => {
+                        Handled::Consumed(vec![Effect::LoadEvaluation(a.id)])
+                    }
+                    _ => {
+                        self.evaluations.insert(a.id, EvalState::Loading);
+                        Handled::Consumed(vec![Effect::LoadEvaluation(a.id)])
+                    }
+                }
+            }
             Action::Download => {
                 let Some(a) = sel else {
                     return Handled::Consumed(s.nothing_selected());
@@ -77,33 +153,160 @@ impl Component for ModelsTab {
         }
     }
 
+    fn shown(&mut self, s: &mut Shared) -> Vec<Effect> {
+        self.ensure_evaluation(s)
+    }
+
+    fn tick(&mut self, s: &mut Shared) -> Vec<Effect> {
+        self.ensure_evaluation(s)
+    }
+
     fn browse(&mut self) -> Option<&mut Browse> {
         Some(&mut self.browse)
     }
 
     fn layout(&mut self, area: Rect, s: &mut Shared) -> TabHits {
-        let lines = s.selected_artifact().map(|x| detail_lines(x, s));
+        if let Some(view) = &self.evaluation {
+            let a = s.artifacts.get(view.id).cloned();
+            let inner = panel(&s.theme, "", true).inner(area);
+            let lines = evaluation_lines(
+                a.as_deref(),
+                self.evaluations.get(&view.id),
+                inner.width as usize,
+                &s.theme,
+            );
+            let max = (lines.len().min(u16::MAX as usize) as u16).saturating_sub(inner.height);
+            if let Some(view) = &mut self.evaluation {
+                view.scroll = view.scroll.min(max);
+            }
+            return TabHits {
+                list: None,
+                detail: Some(area),
+            };
+        }
+        let eval = s
+            .selected_artifact()
+            .and_then(|a| self.evaluations.get(&a.id));
+        let lines = s.selected_artifact().map(|x| detail_lines(x, s, eval));
         PANE.layout(area, &mut self.browse, &mut s.model_list, lines)
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, s: &Shared) {
+        if let Some(view) = &self.evaluation {
+            self.draw_evaluation(frame, area, view, s);
+            return;
+        }
         let (list_area, detail_area) = PANE.split(area, &self.browse);
         self.draw_list(frame, list_area, s);
-        let lines = s.selected_artifact().map(|x| detail_lines(x, s));
+        let eval = s
+            .selected_artifact()
+            .and_then(|a| self.evaluations.get(&a.id));
+        let lines = s.selected_artifact().map(|x| detail_lines(x, s, eval));
         PANE.draw(frame, detail_area, &s.theme, &self.browse, lines);
     }
 
     fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        if self.evaluation.is_some() {
+            return &[("back", "back"), ("down", "scroll"), ("page_down", "page")];
+        }
         // The hints follow the focused pane.
         if self.browse.focus == super::Focus::Detail {
-            return super::DETAIL_KEYS;
+            return &[
+                ("down", "scroll"),
+                ("evaluation", "evaluation"),
+                ("download", "download"),
+                ("back", "back to the list"),
+            ];
         }
         &[
             ("open", "detail"),
+            ("evaluation", "evaluation"),
             ("download", "download"),
             ("sort", "sort"),
             ("filter", "filter"),
         ]
+    }
+}
+
+impl ModelsTab {
+    /// Loads the selected model's evaluation the first time it is shown (its quality line
+    /// says what the score rests on).
+    fn ensure_evaluation(&mut self, s: &Shared) -> Vec<Effect> {
+        let Some(id) = s.selected_artifact().map(|a| a.id) else {
+            return Vec::new();
+        };
+        if self.evaluations.contains_key(&id) {
+            return Vec::new();
+        }
+        if self.evaluations.len() >= KEEP_EVALUATIONS {
+            let open = self.evaluation.as_ref().map(|v| v.id);
+            self.evaluations.retain(|k, _| Some(*k) == open);
+        }
+        self.evaluations.insert(id, EvalState::Loading);
+        vec![Effect::LoadEvaluation(id)]
+    }
+
+    /// The answer to [`Effect::LoadEvaluation`]. An error other than "no evaluation" goes to
+    /// the status bar when the view is open on that model.
+    pub fn evaluation_loaded(
+        &mut self,
+        id: ArtifactId,
+        result: Result<Evaluation, ApiError>,
+        s: &mut Shared,
+    ) {
+        let state = match result {
+            Ok(e) => EvalState::Loaded(Arc::new(e.sanitised())),
+            Err(e) if e.reason == Some(Reason::NotEvaluated) => EvalState::NotEvaluated,
+            Err(e) => {
+                let text = crate::sanitize::one_line(&e.to_string()).into_owned();
+                if self.evaluation.as_ref().is_some_and(|v| v.id == id) {
+                    let name = s
+                        .artifacts
+                        .get(id)
+                        .map(|a| format!("{} v{}", a.name, a.version))
+                        .unwrap_or_else(|| id.short());
+                    s.notify_user(
+                        format!("could not load the evaluation of {name}: {text}"),
+                        Level::Error,
+                    );
+                }
+                // A stale failure never hides an evaluation already shown.
+                if matches!(self.evaluations.get(&id), Some(EvalState::Loaded(_))) {
+                    return;
+                }
+                EvalState::Failed(text)
+            }
+        };
+        self.evaluations.insert(id, state);
+        s.dirty = true;
+    }
+
+    fn draw_evaluation(&self, frame: &mut Frame, area: Rect, view: &EvalView, s: &Shared) {
+        let t = &s.theme;
+        let a = s.artifacts.get(view.id);
+        let name = a
+            .map(|a| format!("{} v{}", a.name, a.version))
+            .unwrap_or_else(|| view.id.short());
+        let title = Line::from(vec![
+            Span::styled(format!(" Evaluation · {name} "), t.header()),
+            Span::styled("(↑↓ scroll, esc back) ", t.muted()),
+        ]);
+        let block = panel(
+            t,
+            crate::ui::fit_line(title, area.width.saturating_sub(2) as usize),
+            true,
+        );
+        let inner = block.inner(area);
+        let lines = evaluation_lines(
+            a.map(|a| a.as_ref()),
+            self.evaluations.get(&view.id),
+            inner.width as usize,
+            t,
+        );
+        frame.render_widget(
+            Paragraph::new(lines).scroll((view.scroll, 0)).block(block),
+            area,
+        );
     }
 }
 
@@ -183,7 +386,7 @@ impl ModelsTab {
 }
 
 /// The detail pane's text: built by layout (to bound the scroll) and by draw.
-fn detail_lines(a: &ModelArtifact, sh: &Shared) -> Vec<Line<'static>> {
+fn detail_lines(a: &ModelArtifact, sh: &Shared, eval: Option<&EvalState>) -> Vec<Line<'static>> {
     let t = &sh.theme;
     let q = &a.quality_metrics;
     let s = &a.training_summary;
@@ -220,15 +423,38 @@ fn detail_lines(a: &ModelArtifact, sh: &Shared) -> Vec<Line<'static>> {
     lines.push(Line::from(vec![
         Span::styled(format!("{:<14}", "score"), t.muted()),
         Span::styled(stars(q.quality_score), Style::new().fg(t.warning)),
-        Span::raw(format!(
-            "  {}/5 · {}",
-            q.quality_score,
-            match (q.convergence, q.loss_reduction_percent) {
-                // Known losses that did not converge: say so rather than "unknown".
-                (Convergence::Unknown, Some(_)) => "little or no progress",
-                (c, _) => convergence(c),
-            }
-        )),
+        Span::raw(format!("  {}/5", q.quality_score)),
+    ]));
+    // What the score rests on, in words (the held-out loss once the evaluation is loaded).
+    let loaded = match eval {
+        Some(EvalState::Loaded(e)) => Some(e.as_ref()),
+        _ => None,
+    };
+    lines.push(kv(
+        t,
+        "rests on",
+        brightrun_api::training::quality::explain(q, loaded),
+    ));
+    let key = sh.keymap.hint(Tab::Models, "evaluation");
+    let (text, style) = match eval {
+        Some(EvalState::Loaded(e)) => (
+            format!("{}; {key} shows it", evaluation_summary(e)),
+            t.base(),
+        ),
+        Some(EvalState::NotEvaluated) => (
+            "none: trained before BrightRun evaluated runs, or with [evaluation] enabled = false"
+                .to_string(),
+            t.muted(),
+        ),
+        Some(EvalState::Failed(_)) => (
+            format!("could not be loaded ({key} tries again)"),
+            t.muted(),
+        ),
+        Some(EvalState::Loading) | None => (format!("{key} shows it"), t.muted()),
+    };
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:<14}", "evaluation"), t.muted()),
+        Span::styled(text, style),
     ]));
     lines.push(kv(
         t,
@@ -339,4 +565,491 @@ fn scalar(v: &serde_json::Value) -> String {
         other => other.to_string(),
     };
     crate::sanitize::one_line(&s).into_owned()
+}
+
+/// `adapter closer to the reference than the base in 3 of 4 samples · 1 of 5 probes changed`.
+fn evaluation_summary(e: &Evaluation) -> String {
+    let mut parts = Vec::new();
+    if !e.samples.is_empty() {
+        parts.push(closer_text(e));
+    }
+    if !e.probes.is_empty() {
+        parts.push(probes_text(e));
+    }
+    if parts.is_empty() {
+        return "no samples or probes".into();
+    }
+    parts.join(" · ")
+}
+
+/// How many samples the adapter answered closer to the reference than the base did.
+fn adapter_closer(e: &Evaluation) -> u64 {
+    e.adapter_closer.map(u64::from).unwrap_or_else(|| {
+        e.samples
+            .iter()
+            .filter(|s| matches!((s.adapter_score, s.base_score), (Some(a), Some(b)) if a > b))
+            .count() as u64
+    })
+}
+
+fn closer_text(e: &Evaluation) -> String {
+    format!(
+        "adapter closer to the reference than the base in {} of {}",
+        adapter_closer(e),
+        format::plural(e.samples.len() as u64, "sample")
+    )
+}
+
+fn probes_text(e: &Evaluation) -> String {
+    format!(
+        "{} of {} changed",
+        e.probes_changed(),
+        format::plural(e.probes.len() as u64, "probe")
+    )
+}
+
+fn from_training(e: &Evaluation) -> bool {
+    e.samples_from.as_deref() == Some("training")
+}
+
+fn score(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into())
+}
+
+/// A loss or a perplexity: two decimals read well beside each other.
+fn loss(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into())
+}
+
+/// The Evaluation view's text for `width` columns, wrapped: a header (losses, the counts,
+/// what the score rests on), then every sample and probe as prompt | reference | base |
+/// adapter, stacked on narrow terminals and side by side on wide ones.
+pub(crate) fn evaluation_lines(
+    a: Option<&ModelArtifact>,
+    state: Option<&EvalState>,
+    width: usize,
+    t: &Theme,
+) -> Vec<Line<'static>> {
+    let e = match state {
+        Some(EvalState::Loaded(e)) => e,
+        Some(EvalState::NotEvaluated) => {
+            return wrap_all(vec![Line::styled(NOT_EVALUATED, t.muted())], width);
+        }
+        Some(EvalState::Failed(why)) => {
+            return wrap_all(
+                vec![Line::styled(
+                    format!("could not load the evaluation: {why}"),
+                    Style::new().fg(t.error),
+                )],
+                width,
+            );
+        }
+        Some(EvalState::Loading) | None => return vec![Line::styled("loading…", t.muted())],
+    };
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let arrow = |b: Option<f64>, a: Option<f64>| format!("{} → {}", loss(b), loss(a));
+    let mut loss = vec![
+        Span::styled(format!("{:<14}", "held-out loss"), t.muted()),
+        Span::raw(arrow(e.base_loss, e.adapter_loss)),
+        Span::styled("  base → adapter", t.muted()),
+    ];
+    if let Some(h) = e.held_out_improvement() {
+        let (text, color) = if h >= 0.0 {
+            (format!("  {h:.0}% lower"), t.success)
+        } else {
+            (format!("  {:.0}% higher", -h), t.warning)
+        };
+        loss.push(Span::styled(text, Style::new().fg(color)));
+    }
+    lines.push(Line::from(loss));
+    if e.base_perplexity.is_some() || e.adapter_perplexity.is_some() {
+        lines.push(kv(
+            t,
+            "perplexity",
+            arrow(e.base_perplexity, e.adapter_perplexity),
+        ));
+    }
+    if !e.samples.is_empty() {
+        let mut text = closer_text(e);
+        let base = e.base_closer.map(u64::from);
+        if let (Some(b), Some(ties)) = (base, e.ties) {
+            text.push_str(&format!(" (base closer in {b}, {ties} tied)"));
+        }
+        if from_training(e) {
+            text.push_str(
+                "; samples from training examples (the dataset was too small to hold any out)",
+            );
+        }
+        lines.push(kv(t, "samples", text));
+    }
+    if !e.probes.is_empty() {
+        let changed = e.probes_changed();
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<14}", "probes"), t.muted()),
+            Span::styled(
+                probes_text(e),
+                if changed > 0 {
+                    Style::new().fg(t.warning)
+                } else {
+                    t.base()
+                },
+            ),
+        ]));
+    }
+    if let Some(a) = a {
+        lines.push(kv(
+            t,
+            "quality",
+            format!(
+                "{}/5 · {}",
+                a.quality_metrics.quality_score,
+                brightrun_api::training::quality::explain(&a.quality_metrics, Some(e))
+            ),
+        ));
+    }
+    let mut how = vec![if e.decoding.do_sample {
+        "sampled".to_string()
+    } else {
+        "greedy".to_string()
+    }];
+    if let Some(n) = e.decoding.max_new_tokens {
+        how.push(format!("up to {} new tokens", format::thousands(n as u64)));
+    }
+    if let Some(sim) = &e.similarity {
+        how.push(format!(
+            "scored by {}",
+            match sim.as_str() {
+                "rouge_l_f1" => "ROUGE-L F1 against the reference",
+                other => other,
+            }
+        ));
+    }
+    if let Some(secs) = e.seconds {
+        how.push(format!(
+            "took {}",
+            format::duration_secs(secs.round() as i64)
+        ));
+    }
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:<14}", "decoding"), t.muted()),
+        Span::styled(how.join(", "), t.muted()),
+    ]));
+    if let Some(err) = &e.error {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<14}", "error"), t.muted()),
+            Span::styled(err.clone(), Style::new().fg(t.error)),
+        ]));
+    }
+    let mut lines = wrap_all(lines, width);
+    let wide = width >= SIDE_BY_SIDE;
+    for (title, items, probes) in [
+        (
+            if from_training(e) {
+                "Samples (from training examples)"
+            } else {
+                "Samples (held out from training)"
+            },
+            &e.samples,
+            false,
+        ),
+        (
+            "Probes (general prompts: did the training change them?)",
+            &e.probes,
+            true,
+        ),
+    ] {
+        if items.is_empty() {
+            continue;
+        }
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            format!("{title} · {}", items.len()),
+            t.header(),
+        ));
+        if wide {
+            lines.extend(side_by_side(items, probes, width, t));
+        } else {
+            for (i, item) in items.iter().enumerate() {
+                lines.extend(stacked(i + 1, item, probes, width, t));
+            }
+        }
+    }
+    lines
+}
+
+/// The mark before a probe: `≠` (warning colour) when the training changed its answer.
+fn mark(item: &Answered, probe: bool, t: &Theme) -> Span<'static> {
+    if probe && item.changed == Some(true) {
+        Span::styled("≠", Style::new().fg(t.warning))
+    } else {
+        Span::raw(" ")
+    }
+}
+
+/// What an item's header line says beside its number.
+fn verdict(item: &Answered, probe: bool, t: &Theme) -> Vec<Span<'static>> {
+    let mut out = Vec::new();
+    if probe {
+        match item.changed {
+            Some(true) => out.push(Span::styled(
+                "changed by the training",
+                Style::new().fg(t.warning),
+            )),
+            Some(false) => out.push(Span::styled("unchanged", t.muted())),
+            None => {}
+        }
+        match item.contains_reference {
+            Some(true) => out.push(Span::styled(
+                "adapter's answer has the reference",
+                Style::new().fg(t.success),
+            )),
+            Some(false) if item.reference.is_some() => out.push(Span::styled(
+                "adapter's answer lacks the reference",
+                Style::new().fg(t.warning),
+            )),
+            _ => {}
+        }
+        out.push(Span::styled(
+            if item.builtin == Some(true) {
+                "built-in"
+            } else {
+                "yours"
+            },
+            t.muted(),
+        ));
+    } else {
+        match (item.adapter_score, item.base_score) {
+            (Some(a), Some(b)) if a > b => {
+                out.push(Span::styled("adapter closer", Style::new().fg(t.success)))
+            }
+            (Some(a), Some(b)) if a < b => {
+                out.push(Span::styled("base closer", Style::new().fg(t.warning)))
+            }
+            (Some(_), Some(_)) => out.push(Span::styled("tie", t.muted())),
+            _ => {}
+        }
+    }
+    if let Some(n) = item.context_turns.filter(|n| *n > 0) {
+        out.push(Span::styled(
+            format!("after {}", format::plural(n as u64, "earlier turn")),
+            t.muted(),
+        ));
+    }
+    let mut spans = Vec::new();
+    for (i, s) in out.into_iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(" · ", t.muted()));
+        }
+        spans.push(s);
+    }
+    spans
+}
+
+/// The style of a score: the better answer's in the success colour.
+fn score_style(mine: Option<f64>, other: Option<f64>, t: &Theme) -> Style {
+    match (mine, other) {
+        (Some(m), Some(o)) if m > o => Style::new().fg(t.success),
+        _ => t.muted(),
+    }
+}
+
+/// One item as labelled rows, each wrapped under its text (80 columns and the like).
+fn stacked(n: usize, item: &Answered, probe: bool, width: usize, t: &Theme) -> Vec<Line<'static>> {
+    let mut head = vec![
+        mark(item, probe, t),
+        Span::styled(format!("{n:>2} "), t.header()),
+    ];
+    head.extend(verdict(item, probe, t));
+    let mut rows = vec![Line::from(head)];
+    // The key column: `  adapter 0.91 ` (16 columns), continuation lines start under the text.
+    let row = |key: &str, sc: Option<(Option<f64>, Option<f64>)>, text: &str, style: Style| {
+        let mut out = Vec::new();
+        for (i, para) in paragraphs(text).into_iter().enumerate() {
+            let sc = sc.filter(|(m, o)| m.is_some() || o.is_some());
+            let key_span = match (i, sc) {
+                (0, Some((mine, other))) => vec![
+                    Span::styled(format!("    {key:<8}"), t.muted()),
+                    Span::styled(format!("{:>4} ", score(mine)), score_style(mine, other, t)),
+                ],
+                (0, None) => vec![Span::styled(format!("    {key:<13}"), t.muted())],
+                _ => vec![Span::raw(" ".repeat(17))],
+            };
+            let mut line_spans = key_span;
+            line_spans.push(Span::styled(para, style));
+            out.extend(hang(line_spans, 17, width));
+        }
+        out
+    };
+    rows.extend(row("prompt", None, &item.prompt, t.base()));
+    if let Some(r) = &item.reference {
+        rows.extend(row("reference", None, r, t.base()));
+    }
+    rows.extend(row(
+        "base",
+        Some((item.base_score, item.adapter_score)),
+        &item.base,
+        t.muted(),
+    ));
+    rows.extend(row(
+        "adapter",
+        Some((item.adapter_score, item.base_score)),
+        &item.adapter,
+        t.base(),
+    ));
+    rows
+}
+
+/// Wraps spans whose last one is the text to `width`, continuation lines indented by
+/// `indent` columns.
+fn hang(spans: Vec<Span<'static>>, indent: usize, width: usize) -> Vec<Line<'static>> {
+    let mut spans = spans;
+    let Some(text) = spans.pop() else {
+        return Vec::new();
+    };
+    let room = width.saturating_sub(indent).max(8);
+    let wrapped = format::wrap(&text.content, room, 0);
+    let mut out = Vec::new();
+    for (i, l) in wrapped.into_iter().enumerate() {
+        let mut line = if i == 0 {
+            std::mem::take(&mut spans)
+        } else {
+            vec![Span::raw(" ".repeat(indent))]
+        };
+        line.push(Span::styled(l, text.style));
+        out.push(Line::from(line));
+    }
+    out
+}
+
+/// Text as its paragraphs (a model's answer may hold newlines); blank lines dropped.
+fn paragraphs(s: &str) -> Vec<String> {
+    let ps: Vec<String> = s
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect();
+    if ps.is_empty() {
+        vec![String::new()]
+    } else {
+        ps
+    }
+}
+
+/// Text wrapped to a column of `w`, paragraph by paragraph.
+fn column(s: &str, w: usize) -> Vec<String> {
+    paragraphs(s)
+        .iter()
+        .flat_map(|p| format::wrap(p, w, 0))
+        .collect()
+}
+
+/// `s` padded (or cut) to exactly `w` columns.
+fn pad(s: &str, w: usize) -> String {
+    let cut = format::truncate(s, w);
+    let used = format::width(&cut);
+    format!("{cut}{}", " ".repeat(w.saturating_sub(used)))
+}
+
+/// Items as side-by-side columns (prompt | reference | base | adapter) with a header row:
+/// wide terminals use their width.
+fn side_by_side(items: &[Answered], probe: bool, width: usize, t: &Theme) -> Vec<Line<'static>> {
+    const LEAD: usize = 5; // `≠ 12 `
+    // Three separators of three columns each (`│` is one column, three bytes).
+    let avail = width.saturating_sub(LEAD + 9);
+    let prompt_w = avail * 22 / 100;
+    let ref_w = avail * 22 / 100;
+    let base_w = (avail - prompt_w - ref_w) / 2;
+    let adapter_w = avail - prompt_w - ref_w - base_w;
+    let widths = [prompt_w, ref_w, base_w, adapter_w];
+    let sep = || Span::styled(" │ ", t.muted());
+    let mut out = Vec::new();
+    let mut head = vec![Span::raw(" ".repeat(LEAD))];
+    let any_scores = items
+        .iter()
+        .any(|i| i.base_score.is_some() || i.adapter_score.is_some());
+    let names = if any_scores {
+        ["prompt", "reference", "base (score)", "adapter (score)"]
+    } else {
+        ["prompt", "reference", "base", "adapter"]
+    };
+    for (i, (name, w)) in names.iter().zip(widths).enumerate() {
+        if i > 0 {
+            head.push(sep());
+        }
+        head.push(Span::styled(pad(name, w), t.muted()));
+    }
+    out.push(Line::from(head));
+    for (n, item) in items.iter().enumerate() {
+        let mut l = vec![
+            mark(item, probe, t),
+            Span::styled(format!("{:>3} ", n + 1), t.header()),
+        ];
+        l.extend(verdict(item, probe, t));
+        out.push(Line::from(l));
+        let has_scores = item.base_score.is_some() || item.adapter_score.is_some();
+        let scored = |text: &str, sc: Option<f64>, w: usize| {
+            if !has_scores {
+                return column(text, w)
+                    .into_iter()
+                    .map(|l| (String::new(), l))
+                    .collect::<Vec<_>>();
+            }
+            // The score first, the answer hanging under itself.
+            let lines = column(text, w.saturating_sub(5).max(1));
+            lines
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    if i == 0 {
+                        (format!("{:>4} ", score(sc)), l)
+                    } else {
+                        ("     ".to_string(), l)
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let cols: [Vec<(String, String)>; 4] = [
+            column(&item.prompt, prompt_w)
+                .into_iter()
+                .map(|l| (String::new(), l))
+                .collect(),
+            column(item.reference.as_deref().unwrap_or("–"), ref_w)
+                .into_iter()
+                .map(|l| (String::new(), l))
+                .collect(),
+            scored(&item.base, item.base_score, base_w),
+            scored(&item.adapter, item.adapter_score, adapter_w),
+        ];
+        let styles = [
+            (t.base(), t.muted()),
+            (t.base(), t.muted()),
+            (
+                score_style(item.base_score, item.adapter_score, t),
+                t.muted(),
+            ),
+            (
+                score_style(item.adapter_score, item.base_score, t),
+                t.base(),
+            ),
+        ];
+        let rows = cols.iter().map(Vec::len).max().unwrap_or(0);
+        for r in 0..rows {
+            let mut l = vec![Span::raw(" ".repeat(LEAD))];
+            for (c, col) in cols.iter().enumerate() {
+                if c > 0 {
+                    l.push(sep());
+                }
+                let (pre, text) = col.get(r).cloned().unwrap_or_default();
+                let w = widths[c];
+                let pre_w = format::width(&pre);
+                if !pre.is_empty() {
+                    l.push(Span::styled(pre, styles[c].0));
+                }
+                let style = if c < 2 { t.base() } else { styles[c].1 };
+                l.push(Span::styled(pad(&text, w.saturating_sub(pre_w)), style));
+            }
+            out.push(Line::from(l));
+        }
+    }
+    out
 }
