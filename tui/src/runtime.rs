@@ -563,8 +563,11 @@ fn estimate_view(e: &brightrun_api::training::Estimate) -> EstimateView {
         steps_per_epoch: e.training_details.steps_per_epoch,
         throughput_tokens_per_sec: e.training_details.estimated_throughput_tokens_per_sec,
         fit: format!(
-            "{word}: {:.1} of {:.0} GB per GPU ({})",
-            e.fit.required_gb, e.fit.available_gb, e.model.id
+            "{word}: {:.1} of {:.0} GB {} ({})",
+            e.fit.required_gb,
+            e.fit.available_gb,
+            if e.cpu { "of memory" } else { "per GPU" },
+            e.model.id
         ),
         fit_level: level,
         fit_advice: advice,

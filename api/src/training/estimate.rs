@@ -231,6 +231,9 @@ pub struct Estimate {
     /// price_per_hour` ("your machine").
     #[serde(default)]
     pub local: bool,
+    /// This machine's CPU, with no GPU: memory is the machine's, not a GPU's.
+    #[serde(default)]
+    pub cpu: bool,
 }
 
 impl Estimate {
@@ -438,6 +441,7 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
         warnings,
         throughput: throughput_basis,
         local: gpu.local,
+        cpu: cpu_cores.is_some(),
     })
 }
 
