@@ -249,6 +249,13 @@ fn a_job_runs_on_runpod_and_loses_no_event_to_a_crash_or_a_429() {
     );
     assert!(out_dir.join("adapter_model.safetensors").is_file());
     assert!(out_dir.join("adapter_config.json").is_file());
+    // The evaluation ran on the worker, came up its presigned URL with the adapter, and was
+    // read back from S3 into the model.
+    assert!(out_dir.join("evaluation.json").is_file());
+    let shown = json(&home, &["models", "show", id, "--json"], 0);
+    let e = &shown["evaluation"];
+    assert!(e["adapter_loss"].as_f64().is_some(), "{e:#}");
+    assert!(!e["probes"].as_array().unwrap().is_empty(), "{e:#}");
 }
 
 #[test]

@@ -27,8 +27,8 @@ fn smollm2_learns_a_fact_and_its_evaluation_shows_it() {
     .unwrap();
     let config = home.path().join("config/config.toml");
     let text = std::fs::read_to_string(&config).unwrap().replace(
-        "max_new_tokens = 24",
-        "max_new_tokens = 48\nprobes = \"probes.jsonl\"",
+        "evaluation.max_new_tokens = 24",
+        "evaluation.max_new_tokens = 48\nevaluation.probes = \"probes.jsonl\"",
     );
     std::fs::write(&config, text).unwrap();
     let data =

@@ -54,9 +54,10 @@ impl Home {
         std::fs::write(
             dir.path().join("config/config.toml"),
             format!(
-                "[engine]\npoll_interval_millis = 200\ndispatch_interval_secs = 1\nretry_count = {retries}\n\n\
-                 # The tiny random model never ends an answer: short ones keep every run's\n\
-                 # evaluation to a second.\n[evaluation]\nmax_new_tokens = 24\n"
+                "# The tiny random model never ends an answer: short ones keep every run's\n\
+                 # evaluation to a second. (Dotted, so tests can append [engine] keys.)\n\
+                 evaluation.max_new_tokens = 24\n\
+                 [engine]\npoll_interval_millis = 200\ndispatch_interval_secs = 1\nretry_count = {retries}\n"
             ),
         )
         .unwrap();
