@@ -47,19 +47,34 @@ fn a_dataset_trains_into_a_downloadable_adapter() {
     assert!((1..=5).contains(&score));
     // The run evaluated the adapter against its base on the held-out split, before saving:
     // the evaluation travels with the model (a file of it, and `models show --json`).
-    let shown = home.json(&["models", "show", model["id"].as_str().unwrap(), "--json"], 0);
+    let shown = home.json(
+        &["models", "show", model["id"].as_str().unwrap(), "--json"],
+        0,
+    );
     let e = &shown["evaluation"];
-    for key in ["base_loss", "adapter_loss", "base_perplexity", "adapter_perplexity"] {
+    for key in [
+        "base_loss",
+        "adapter_loss",
+        "base_perplexity",
+        "adapter_perplexity",
+    ] {
         assert!(e[key].as_f64().is_some_and(f64::is_finite), "{key}: {e:#}");
     }
     assert_eq!(e["samples_from"], "validation", "{e:#}");
     assert!(!e["samples"].as_array().unwrap().is_empty(), "{e:#}");
     let probes = e["probes"].as_array().unwrap();
     assert!(probes.len() >= 6, "the built-in probes: {e:#}");
-    assert!(probes.iter().all(|p| p["base"].is_string() && p["adapter"].is_string()));
+    assert!(
+        probes
+            .iter()
+            .all(|p| p["base"].is_string() && p["adapter"].is_string())
+    );
     let logs = home.json(&["jobs", "logs", &job, "--json"], 0);
     assert!(
-        logs.as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("[evaluating]")),
+        logs.as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("[evaluating]")),
         "{logs:#}"
     );
     let names: BTreeSet<&str> = model["files"]

@@ -321,9 +321,8 @@ where
     E: std::fmt::Display + Send + 'static,
 {
     let events = eventsource_stream::EventStream::new(body);
-    let stream = futures::stream::unfold(
-        (Box::pin(events), false),
-        move |(mut events, finished)| {
+    let stream =
+        futures::stream::unfold((Box::pin(events), false), move |(mut events, finished)| {
             let address = address.clone();
             async move {
                 if finished {
@@ -356,8 +355,7 @@ where
                     return Some((event, (events, last)));
                 }
             }
-        },
-    );
+        });
     Box::pin(stream)
 }
 

@@ -507,7 +507,10 @@ mod training {
         let q = quality::quality_with(Some(2.0), Some(0.4), Some(1.0), Some(&e));
         assert_eq!((q.quality_score, q.convergence), (4, Convergence::Overfit));
         // No base loss: the training-loss rule, unchanged.
-        let e = Evaluation { adapter_loss: Some(1.0), ..Default::default() };
+        let e = Evaluation {
+            adapter_loss: Some(1.0),
+            ..Default::default()
+        };
         assert_eq!(
             quality::quality_with(Some(2.0), Some(0.9), None, Some(&e)),
             quality(Some(2.0), Some(0.9), None)

@@ -128,7 +128,11 @@ pub async fn conversation(api: &dyn EngineApi, options: Options) -> Result<i32> 
 }
 
 fn which(base: bool) -> &'static str {
-    if base { "the base model" } else { "the adapter" }
+    if base {
+        "the base model"
+    } else {
+        "the adapter"
+    }
 }
 
 fn opening(options: &Options) -> Vec<ChatMessage> {
@@ -145,7 +149,9 @@ fn opening(options: &Options) -> Vec<ChatMessage> {
 async fn read_line(interactive: bool) -> Result<Option<String>> {
     let read = tokio::task::spawn_blocking(|| {
         let mut s = String::new();
-        std::io::stdin().read_line(&mut s).map(|n| (n > 0).then_some(s))
+        std::io::stdin()
+            .read_line(&mut s)
+            .map(|n| (n > 0).then_some(s))
     });
     tokio::select! {
         line = read => Ok(line??),
@@ -190,7 +196,9 @@ async fn turn(
             }
         };
         let Some(event) = event else {
-            return Err(ApiError::unavailable("the engine ended the reply before it was done").into());
+            return Err(
+                ApiError::unavailable("the engine ended the reply before it was done").into(),
+            );
         };
         match event {
             ChatEvent::Started { model, .. } => reply.model = model,

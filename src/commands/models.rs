@@ -305,7 +305,11 @@ fn print_evaluation(e: &Evaluation) {
             if let Some(r) = &s.reference {
                 println!("        reference  {}", output::prose(r, 19));
             }
-            println!("        base       {}{}", output::prose(&s.base, 19), score(s.base_score));
+            println!(
+                "        base       {}{}",
+                output::prose(&s.base, 19),
+                score(s.base_score)
+            );
             println!(
                 "        adapter    {}{}",
                 output::prose(&s.adapter, 19),

@@ -79,7 +79,10 @@ impl Evaluation {
 
     /// How many probes' answers the training changed.
     pub fn probes_changed(&self) -> usize {
-        self.probes.iter().filter(|p| p.changed == Some(true)).count()
+        self.probes
+            .iter()
+            .filter(|p| p.changed == Some(true))
+            .count()
     }
 
     /// Cleans every string of terminal controls (the answers are a model's output) and drops
@@ -108,7 +111,11 @@ impl Evaluation {
         ] {
             *f = f.filter(|v| v.is_finite());
         }
-        for s in [&mut self.similarity, &mut self.samples_from, &mut self.error] {
+        for s in [
+            &mut self.similarity,
+            &mut self.samples_from,
+            &mut self.error,
+        ] {
             if let Some(v) = s.as_mut() {
                 *v = crate::text::clean_line(v);
             }

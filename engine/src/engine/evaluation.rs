@@ -189,7 +189,10 @@ mod tests {
         .unwrap();
         assert_eq!(p.len(), 3);
         assert_eq!(p[0].reference.as_deref(), Some("Lutz"));
-        assert_eq!((p[1].reference.as_deref(), p[2].reference.as_deref()), (None, Some("4")));
+        assert_eq!(
+            (p[1].reference.as_deref(), p[2].reference.as_deref()),
+            (None, Some("4"))
+        );
         for (text, said) in [
             ("{\"prompt\": \"a\"}\nnot json\n", "line 2 is not JSON"),
             ("[1]\n", "line 1 is not an object"),
@@ -225,7 +228,10 @@ mod tests {
             ..Default::default()
         };
         let s = spec_of(&cfg, &dir.path().join("config.toml")).unwrap();
-        assert_eq!((s.samples, s.max_new_tokens, s.builtin_probes), (8, 256, true));
+        assert_eq!(
+            (s.samples, s.max_new_tokens, s.builtin_probes),
+            (8, 256, true)
+        );
         assert_eq!(s.probes.len(), 1);
         let missing = EvaluationConfig {
             probes: Some("nope.jsonl".into()),

@@ -204,11 +204,12 @@ fn stopping() -> ApiError {
 impl Engine {
     /// A chat turn with model `id` (already resolved for this user): the reply as a stream.
     pub async fn chat(&self, id: ArtifactId, request: ChatRequest) -> Result<ChatStream> {
-        let limits = check_request(&request, &self.inner.config.playground)
-            .map_err(|e| EngineError::InvalidField {
+        let limits = check_request(&request, &self.inner.config.playground).map_err(|e| {
+            EngineError::InvalidField {
                 field: e.field.clone().unwrap_or_default(),
                 message: e.message,
-            })?;
+            }
+        })?;
         let artifact = self.on_store(move |e| e.artifact(id)).await?;
         let playground = &self.inner.playground;
         let slot = playground.slot(artifact.id);
@@ -230,7 +231,10 @@ impl Engine {
             .await
             .is_err()
         {
-            tracing::warn!("playground: workers still stopping after {:?}", STOP_GRACE * 2);
+            tracing::warn!(
+                "playground: workers still stopping after {:?}",
+                STOP_GRACE * 2
+            );
         }
     }
 
@@ -484,8 +488,7 @@ impl Engine {
                 ));
             }
         }
-        crate::private::write(&partial.join(".complete"), b"")
-            .map_err(|e| io(&partial, e))?;
+        crate::private::write(&partial.join(".complete"), b"").map_err(|e| io(&partial, e))?;
         let _ = std::fs::remove_dir_all(&cache);
         std::fs::rename(&partial, &cache).map_err(|e| io(&cache, e))?;
         Ok(cache)
@@ -507,7 +510,9 @@ impl Worker {
         stop: &CancellationToken,
     ) -> bool {
         if let Err(e) = self.send(line).await {
-            let error = self.ended(&format!("before it read the request ({e})")).await;
+            let error = self
+                .ended(&format!("before it read the request ({e})"))
+                .await;
             let _ = tx.send(ChatEvent::Error { error }).await;
             return false;
         }
@@ -611,7 +616,11 @@ impl Worker {
         let e = worker_failed(format!(
             "the chat worker ended {when} ({status}); the next chat starts a fresh one"
         ));
-        if tail.is_empty() { e } else { e.with_details(tail) }
+        if tail.is_empty() {
+            e
+        } else {
+            e.with_details(tail)
+        }
     }
 
     /// Closes its input (it exits at end of input), then SIGKILL after the grace.
@@ -644,7 +653,9 @@ mod tests {
     #[test]
     fn worker_lines_parse_and_unknown_ones_are_ignored() {
         assert_eq!(
-            WorkerLine::parse(r#"{"type": "ready", "device": "cpu", "seconds": 1.5, "adapter": true}"#),
+            WorkerLine::parse(
+                r#"{"type": "ready", "device": "cpu", "seconds": 1.5, "adapter": true}"#
+            ),
             Some(WorkerLine::Ready {
                 device: "cpu".into()
             })

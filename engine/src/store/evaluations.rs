@@ -84,7 +84,13 @@ mod tests {
         );
         // A later trainer's document, with fields this one does not know, still reads.
         let later = decode(br#"{"version":2,"adapter_loss":0.5,"judge":{"model":"x"},"samples":[{"prompt":"p","base":"b","adapter":"a","rubric":3}]}"#).unwrap();
-        assert_eq!((later.version, later.adapter_loss, later.samples.len()), (2, Some(0.5), 1));
-        assert!(matches!(decode(b"not json"), Err(StoreError::Decode { .. })));
+        assert_eq!(
+            (later.version, later.adapter_loss, later.samples.len()),
+            (2, Some(0.5), 1)
+        );
+        assert!(matches!(
+            decode(b"not json"),
+            Err(StoreError::Decode { .. })
+        ));
     }
 }
