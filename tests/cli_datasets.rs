@@ -587,7 +587,7 @@ fn commands_started_together_without_a_daemon_all_succeed() {
             .args(["datasets", "list", "--json"]);
         c
     };
-    let mut commands = vec![add("one"), list(), add("two"), list(), list(), add("three")];
+    let mut commands = [add("one"), list(), add("two"), list(), list(), add("three")];
     let children: Vec<_> = commands
         .iter_mut()
         .map(|c| {
