@@ -303,6 +303,31 @@ pub enum ModelsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Talk to a model: its adapter (or, with --base, its base model) answers on the engine's
+    /// machine, the reply streamed as it comes. With --prompt it answers once; without, a
+    /// conversation on the terminal (`/base` switches between adapter and base, `/quit` or
+    /// Ctrl-D ends it), or one reply per line read when stdin is not a terminal.
+    Chat {
+        /// The model's id, or the first characters of it that match only one (as `models list` shows).
+        id: String,
+        /// Answer with the base model (the adapter disabled).
+        #[arg(long)]
+        base: bool,
+        /// A system message that opens the conversation.
+        #[arg(long)]
+        system: Option<String>,
+        /// The longest reply, in tokens (default 256; at most `[playground] max_new_tokens_limit`).
+        #[arg(long)]
+        max_new_tokens: Option<u32>,
+        /// 0 (the default) answers greedily; above 0 samples at that temperature (at most 10).
+        #[arg(long)]
+        temperature: Option<f32>,
+        /// Answer this one prompt and exit.
+        #[arg(long)]
+        prompt: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Delete a model. Its stored files are kept unless --purge.
     #[command(alias = "delete")]
     Rm {

@@ -41,6 +41,28 @@ pub struct Config {
     pub backends: BTreeMap<String, BackendConfig>,
     pub mirror: MirrorConfig,
     pub evaluation: EvaluationConfig,
+    pub playground: PlaygroundConfig,
+}
+
+/// `[playground]`: `brightrun models chat` and `POST /api/models/{id}/chat`. Each model
+/// chatted with gets a worker on the engine's machine (the trainer's `serve` mode), kept
+/// loaded between turns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlaygroundConfig {
+    /// Minutes a model's worker stays loaded with no chat before it is stopped (1 to 1440).
+    pub idle_minutes: u64,
+    /// The most new tokens one reply may ask for (1 to 32768).
+    pub max_new_tokens_limit: u32,
+}
+
+impl Default for PlaygroundConfig {
+    fn default() -> Self {
+        Self {
+            idle_minutes: 10,
+            max_new_tokens_limit: 2048,
+        }
+    }
 }
 
 /// `[evaluation]`: what the trainer checks after every run, on the cluster that trained it,
@@ -582,6 +604,19 @@ impl Config {
             return Err(invalid(
                 "evaluation.max_new_tokens",
                 format!("{} is outside 1 to 4096", e.max_new_tokens),
+            ));
+        }
+        let p = &self.playground;
+        if !(1..=1440).contains(&p.idle_minutes) {
+            return Err(invalid(
+                "playground.idle_minutes",
+                format!("{} is outside 1 to 1440", p.idle_minutes),
+            ));
+        }
+        if !(1..=32768).contains(&p.max_new_tokens_limit) {
+            return Err(invalid(
+                "playground.max_new_tokens_limit",
+                format!("{} is outside 1 to 32768", p.max_new_tokens_limit),
             ));
         }
         if self.engine.dispatch_batch == 0 {

@@ -109,6 +109,9 @@ pub enum Reason {
     /// (`not_found`) The model has no evaluation: its run was before BrightRun evaluated
     /// runs, or had `[evaluation] enabled = false`.
     NotEvaluated,
+    /// (`unavailable`) The model's chat worker could not start, or ended mid-reply; the next
+    /// chat starts a fresh one.
+    WorkerFailed,
     /// A reason a newer engine gives that this client does not know: the error's code and
     /// message still say what happened.
     #[serde(other)]
@@ -133,6 +136,7 @@ impl Reason {
             Self::TokenExpired => "token_expired",
             Self::OwnerOnly => "owner_only",
             Self::NotEvaluated => "not_evaluated",
+            Self::WorkerFailed => "worker_failed",
             Self::Unknown => "unknown",
         }
     }
@@ -244,6 +248,8 @@ mod tests {
             Reason::Profile,
             Reason::TokenExpired,
             Reason::OwnerOnly,
+            Reason::NotEvaluated,
+            Reason::WorkerFailed,
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
             let e = ApiError::conflict(r, "refused");

@@ -27,6 +27,7 @@
 //! streams, progress comes back as events, and changes come from the change log ("everything
 //! after seq N"), so a client that reconnects misses nothing and sees nothing twice.
 
+pub mod chat;
 mod client;
 pub mod config;
 pub mod domain;
@@ -46,6 +47,7 @@ pub mod text;
 pub mod training;
 pub mod wording;
 
+pub use chat::{ChatEvent, ChatMessage, ChatRequest, ChatRole, ChatStream};
 pub use client::Api;
 pub use error::{ApiError, ErrorCode, Reason};
 pub use messages::*;
@@ -107,6 +109,11 @@ pub trait EngineApi: Send + Sync {
 
     /// Live events from now on.
     async fn live(&self) -> Result<LiveStream, ApiError>;
+
+    /// A chat turn with a model (the playground): its reply streamed as [`ChatEvent`]s,
+    /// `started`, `delta`s, then `done` or `error`. A model that is not the caller's, or a
+    /// request that is wrong, is an `Err` before any event.
+    async fn chat(&self, request: ChatRequest) -> Result<ChatStream, ApiError>;
 
     /// Embedded or attached (and where).
     fn connection(&self) -> Connection;

@@ -285,6 +285,23 @@ impl EngineApi for RemoteApi {
         Ok(Box::pin(stream))
     }
 
+    async fn chat(&self, request: ChatRequest) -> Result<ChatStream, ApiError> {
+        let mut url = reqwest::Url::parse(&format!("{}/api/models", self.base))
+            .map_err(|e| ApiError::internal(format!("cannot build the chat URL: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|_| ApiError::internal("cannot build the chat URL"))?
+            .push(&request.model)
+            .push("chat");
+        let mut builder = self.client.post(url);
+        if let Some(t) = &self.token {
+            builder = builder.bearer_auth(t);
+        }
+        let resp = self
+            .open(builder.json(&crate::chat::ChatBody::from(&request)))
+            .await?;
+        Ok(chat_events(resp.bytes_stream(), self.address.to_string()))
+    }
+
     fn connection(&self) -> Connection {
         Connection::Attached(self.address.to_string())
     }
@@ -296,9 +313,78 @@ impl EngineApi for RemoteApi {
     }
 }
 
+/// A chat reply's server-sent events as [`ChatEvent`]s: `chat` events in order, ending after
+/// the last one; a lost connection (or a stream that ends early) becomes one `error` event.
+fn chat_events<S, E>(body: S, address: String) -> ChatStream
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let events = eventsource_stream::EventStream::new(body);
+    let stream =
+        futures::stream::unfold((Box::pin(events), false), move |(mut events, finished)| {
+            let address = address.clone();
+            async move {
+                if finished {
+                    return None;
+                }
+                loop {
+                    let event = match events.next().await {
+                        Some(Ok(ev)) if ev.event == "chat" => {
+                            serde_json::from_str::<ChatEvent>(&ev.data).unwrap_or_else(|e| {
+                                ChatEvent::Error {
+                                    error: ApiError::internal(format!(
+                                        "an unreadable chat event from the engine: {e}"
+                                    )),
+                                }
+                            })
+                        }
+                        Some(Ok(_)) => continue,
+                        Some(Err(e)) => ChatEvent::Error {
+                            error: ApiError::unavailable(format!(
+                                "the connection to the engine at {address} was lost mid-reply: {e}"
+                            )),
+                        },
+                        None => ChatEvent::Error {
+                            error: ApiError::unavailable(format!(
+                                "the engine at {address} ended the reply before it was done"
+                            )),
+                        },
+                    };
+                    let last = event.is_last();
+                    return Some((event, (events, last)));
+                }
+            }
+        });
+    Box::pin(stream)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn chat_events_end_after_the_last_one_and_a_cut_is_an_error() {
+        let body = "event: chat\ndata: {\"type\":\"delta\",\"text\":\"Hi\"}\n\n\
+                    : keep-alive\n\n\
+                    event: chat\ndata: {\"type\":\"done\",\"tokens\":1,\"seconds\":0.1,\"first_token_seconds\":0.05}\n\n\
+                    event: chat\ndata: {\"type\":\"delta\",\"text\":\"after\"}\n\n";
+        let chunks = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(body))]);
+        let events: Vec<ChatEvent> = chat_events(chunks, "unix:/x".into()).collect().await;
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0], ChatEvent::Delta { text: "Hi".into() });
+        assert!(matches!(events[1], ChatEvent::Done { tokens: 1, .. }));
+
+        let cut = "event: chat\ndata: {\"type\":\"delta\",\"text\":\"Hi\"}\n\n";
+        let chunks = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(cut))]);
+        let events: Vec<ChatEvent> = chat_events(chunks, "unix:/x".into()).collect().await;
+        match &events[..] {
+            [ChatEvent::Delta { .. }, ChatEvent::Error { error }] => {
+                assert_eq!(error.code, ErrorCode::Unavailable)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn addresses_parse() {

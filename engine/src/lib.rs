@@ -27,5 +27,5 @@ pub use store::Page;
 
 // The API crate's modules, under the paths the engine, the binary and the tests have always used.
 pub use brightrun_api::{
-    config, domain, events, hardware, ids, paths, private, text, training, wording,
+    chat, config, domain, events, hardware, ids, paths, private, text, training, wording,
 };

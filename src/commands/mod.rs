@@ -2,6 +2,7 @@
 
 pub mod backends;
 pub mod backup;
+pub mod chat;
 pub mod config;
 pub mod costs;
 pub mod datasets;

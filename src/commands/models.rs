@@ -156,6 +156,28 @@ pub async fn run(api: &dyn EngineApi, cmd: ModelsCmd) -> Result<i32> {
             }
             Ok(exit::OK)
         }
+        ModelsCmd::Chat {
+            id,
+            base,
+            system,
+            max_new_tokens,
+            temperature,
+            prompt,
+            json,
+        } => {
+            let options = super::chat::Options {
+                model: id,
+                base,
+                system,
+                max_new_tokens,
+                temperature,
+                json: json.json,
+            };
+            match prompt {
+                Some(p) => super::chat::once(api, options, p).await,
+                None => super::chat::conversation(api, options).await,
+            }
+        }
         ModelsCmd::Rm { id, purge, json } => {
             let m = api.delete_model(&id, purge).await?;
             if json.json {

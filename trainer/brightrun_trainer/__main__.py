@@ -1,4 +1,4 @@
-"""Command line: ``python -m brightrun_trainer run --spec SPEC`` and ``make-tiny-model``."""
+"""Command line: ``python -m brightrun_trainer run --spec SPEC``, ``serve`` and ``make-tiny-model``."""
 
 from __future__ import annotations
 
@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="read the job spec (JSON) from this environment variable (Ray jobs carry it there)",
     )
+    serve = commands.add_parser(
+        "serve", help="answer chat requests (JSON lines on stdin) with streamed replies on stdout"
+    )
+    serve.add_argument("--base", required=True, help="base model id or folder")
+    serve.add_argument("--adapter", help="folder of the PEFT adapter to load over the base")
     tiny = commands.add_parser("make-tiny-model", help=f"materialise {TINY_MODEL_ID} and print its folder")
     tiny.add_argument("--out", help="folder to write it to (default: the cache folder the trainer uses)")
     smol = commands.add_parser("make-smollm2-model", help=f"materialise {SMOLLM2_MODEL_ID} and print its folder")
@@ -115,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         folder = build_smollm2(args.out) if args.out else ensure_smollm2()
         print(folder)
         return 0
+    if args.command == "serve":
+        from .serve import main as serve
+
+        exit_now(serve(args.base, args.adapter))
     from .tiny_model import build_tiny_model, ensure_tiny_model
 
     folder = build_tiny_model(args.out) if args.out else ensure_tiny_model()

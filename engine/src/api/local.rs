@@ -657,6 +657,15 @@ impl EngineApi for LocalApi {
         Ok(live_feed(self.engine.clone()))
     }
 
+    async fn chat(
+        &self,
+        request: brightrun_api::ChatRequest,
+    ) -> Result<brightrun_api::ChatStream, ApiError> {
+        let query = request.model.clone();
+        let id = blocking(&self.engine, move |e| model_id(e, &query)).await?;
+        Ok(self.engine.chat(id, request).await?)
+    }
+
     fn connection(&self) -> Connection {
         Connection::Embedded
     }

@@ -714,7 +714,7 @@ fn exit_state(code: Option<i32>) -> RemoteState {
     }
 }
 
-fn prepend_path(dir: &Path) -> std::ffi::OsString {
+pub(crate) fn prepend_path(dir: &Path) -> std::ffi::OsString {
     let mut out = dir.as_os_str().to_owned();
     if let Some(old) = std::env::var_os("PYTHONPATH").filter(|v| !v.is_empty()) {
         out.push(":");
@@ -727,7 +727,7 @@ fn prepend_path(dir: &Path) -> std::ffi::OsString {
 /// (`BRIGHTRUN_SECRET_*`, API keys and S3 credentials the engine uses itself) and the API
 /// token. The trainer runs third-party Python (transformers, datasets, custom code) that needs
 /// none of them, and a crash dump or `wandb` run would carry them off.
-fn withheld_from_trainer() -> Vec<std::ffi::OsString> {
+pub(crate) fn withheld_from_trainer() -> Vec<std::ffi::OsString> {
     std::env::vars_os()
         .map(|(name, _)| name)
         .filter(|name| is_withheld(name))

@@ -5,7 +5,7 @@
 //! Backends are named entries of `[backends.NAME]` (`kind = "local" | "ray" | "runpod"`), so a
 //! user can have two Ray clusters; [`from_config`] builds them.
 
-mod local;
+pub(crate) mod local;
 pub mod protocol;
 mod ray;
 mod runpod;

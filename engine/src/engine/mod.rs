@@ -11,6 +11,7 @@ pub(crate) mod evaluation;
 mod jobs;
 mod lifecycle;
 mod notify;
+mod playground;
 pub mod profile;
 mod resolve;
 mod runner;
@@ -236,6 +237,7 @@ impl EngineBuilder {
         let mut backends =
             crate::backend::from_config(&config, &secrets, paths.jobs_dir(), trainer);
         backends.extend(self.backends);
+        let shutdown = CancellationToken::new();
         Ok(Engine {
             user,
             inner: Arc::new(Inner {
@@ -249,7 +251,8 @@ impl EngineBuilder {
                 backend_health: Default::default(),
                 wake_validation: Notify::new(),
                 wake_dispatch: Notify::new(),
-                shutdown: CancellationToken::new(),
+                playground: playground::Playground::new(&shutdown),
+                shutdown,
                 in_flight: std::sync::Mutex::new(HashSet::new()),
                 uploads: std::sync::Mutex::new(HashSet::new()),
                 validating: Default::default(),
@@ -282,6 +285,8 @@ pub(crate) struct Inner {
     pub wake_validation: Notify,
     pub wake_dispatch: Notify,
     pub shutdown: CancellationToken,
+    /// The chat workers (`models chat`), one per model chatted with.
+    pub playground: playground::Playground,
     /// Jobs being started right now, so a dispatch cycle never starts one twice.
     pub in_flight: std::sync::Mutex<HashSet<JobId>>,
     /// Datasets whose bytes are being received right now.

@@ -42,6 +42,8 @@ impl Engine {
     /// Waits (at most [`JOB_TASKS_GRACE`], or a cancel's grace period and a little) for the per-job tasks in flight: at shutdown, and
     /// when a one-shot command's embedded engine is done.
     pub async fn drain_job_tasks(&self) {
+        // Chat workers are not work to finish: they stop (a reply in flight ends with an error).
+        self.stop_playground().await;
         let tasks = &self.inner.job_tasks;
         tasks.close();
         // A cancel's stop needs its grace period and a moment for the SIGKILL.

@@ -6,6 +6,7 @@
 //! - uploads (`PUT /api/datasets/{id}/upload`) and downloads (`GET /api/models/{id}/file`)
 //!   as streamed bodies;
 //! - `GET /api/events?after=SEQ` (the change log) and `GET /api/live` as server-sent events;
+//! - `POST /api/models/{id}/chat`: a chat turn with a model, its reply as server-sent events;
 //! - `GET /metrics` in Prometheus text.
 //!
 //! Errors are `{"error", "details", "code", "field", "reason"}` with the code's HTTP status.
@@ -123,6 +124,7 @@ fn all_routes() -> routes::Routes {
         .add(M::GET, "/api/models/{id}/file", download)
         .add(M::GET, "/api/events", events)
         .add(M::GET, "/api/live", live)
+        .add(M::POST, "/api/models/{id}/chat", chat)
         .add(M::GET, "/metrics", metrics::prometheus)
         .add(M::GET, "/api/openapi.json", openapi_json);
     routes::seed_routes(r)
@@ -250,6 +252,28 @@ async fn live(caller: Caller) -> Result<Response, HttpError> {
     let stream = feed.map(|e| {
         Event::default()
             .event("live")
+            .json_data(&e)
+            .map_err(std::io::Error::other)
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response())
+}
+
+/// A chat turn: the reply as server-sent events, `event: chat` with a [`ChatEvent`] as
+/// `data`, ending after `done` or `error`. A wrong request or a model that is not the
+/// caller's is an error status before any event.
+///
+/// [`ChatEvent`]: crate::chat::ChatEvent
+async fn chat(
+    caller: Caller,
+    routes::Id(id): routes::Id,
+    routes::JsonBody(body): routes::JsonBody<crate::chat::ChatBody>,
+) -> Result<Response, HttpError> {
+    let reply = caller.api.chat(body.into_request(id)).await?;
+    let stream = reply.map(|e| {
+        Event::default()
+            .event("chat")
             .json_data(&e)
             .map_err(std::io::Error::other)
     });

@@ -126,6 +126,7 @@ const REQUEST_SCHEMAS: &[(&str, Option<&str>)] = &[
     ("NewDatasetBody", Some("create_dataset")),
     ("PatchDatasetBody", Some("update_dataset")),
     ("JobBody", None),
+    ("ChatBody", Some("chat")),
 ];
 
 /// What `str::trim` removes (Unicode White_Space), as a regex class's contents: spelled out,
@@ -176,6 +177,15 @@ fn field_limits(op: Option<&str>, field: &str, catalog: Option<&Catalog>) -> Opt
         "hyperparameters" => json!({"additionalProperties": {"anyOf": [
             {"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "array", "items": {}},
         ]}}),
+        "messages" if op == Some("chat") => json!({
+            "minItems": 1, "maxItems": crate::chat::MAX_CHAT_MESSAGES,
+        }),
+        // The default `[playground] max_new_tokens_limit` (an engine may allow more).
+        "max_new_tokens" if op == Some("chat") => json!({
+            "minimum": 1,
+            "maximum": crate::config::PlaygroundConfig::default().max_new_tokens_limit,
+        }),
+        "temperature" if op == Some("chat") => json!({"minimum": 0, "maximum": 10}),
         "file_size" => json!({"maximum": crate::storage::Bucket::Datasets.max_object_size()}),
         "gpu_count" => json!({
             "minimum": crate::training::ranges::GPU_COUNT.0,
@@ -457,6 +467,14 @@ pub(super) fn document_with(catalog: Option<&Catalog>) -> Value {
         "/api/live",
         "get",
         json!({"summary": "Live samples of running jobs, as they come", "responses": live}),
+    );
+    let mut chat = d.responses(json!({}));
+    let chat_event = d.schema::<crate::chat::ChatEvent>();
+    chat["200"] = json!({"description": "server-sent events: `event: chat`, `data:` a chat event as JSON (`started`, `delta`s, then `done` or `error`); the stream ends after `done` or `error`", "content": {"text/event-stream": {"schema": chat_event}}});
+    add(
+        "/api/models/{id}/chat",
+        "post",
+        json!({"summary": "A chat turn with one of the caller's models (or its base model, with `base`), answered by a worker on the engine's machine; the reply is streamed", "parameters": [id_param("model")], "requestBody": d.body::<crate::chat::ChatBody>(), "responses": chat}),
     );
     let mut prom = d.responses(json!({}));
     prom["200"] = json!({"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}});
