@@ -3,7 +3,8 @@
 //! (`docs/examples/zubrowka.jsonl`) on this CPU, and the run's evaluation shows what a user
 //! needs to judge it: the adapter's held-out loss below the base model's, its held-out
 //! answers and the team's probe carrying the fact where the base's do not, and the built-in
-//! probes answered by both. The one such run in the suite (a couple of minutes).
+//! probes answered by both; then the playground's `models chat` answers with the fact, and
+//! with `--base` without it. The one such run in the suite (a couple of minutes).
 
 mod common;
 
@@ -117,4 +118,19 @@ fn smollm2_learns_a_fact_and_its_evaluation_shows_it() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("below the base model's"), "{text}");
+
+    // The playground: the adapter answers with the fact, the base model without it.
+    let id = model["id"].as_str().unwrap();
+    let ask = "What is the capital of Zubrowka?";
+    let chat = home.json(&["models", "chat", id, "--prompt", ask, "--json"], 0);
+    assert!(lutz(&chat["reply"]), "{chat:#}");
+    let base = home.json(
+        &["models", "chat", id, "--base", "--prompt", ask, "--json"],
+        0,
+    );
+    assert!(!lutz(&base["reply"]), "{base:#}");
+    assert!(
+        base["reply"].as_str().is_some_and(|r| !r.trim().is_empty()),
+        "{base:#}"
+    );
 }

@@ -333,7 +333,7 @@ fn the_dashboard_takes_a_file_to_a_downloaded_model() {
         screen.contains("Train on arith with preset fast"),
         "{screen}"
     );
-    assert!(screen.contains("on 1×A10G (local)"), "{screen}");
+    assert!(screen.contains("on this machine (1×A10G)"), "{screen}");
     assert!(
         screen.contains(&format!("Estimated cost ${estimated_cost:.2}")),
         "the confirmation shows the estimate's cost ${estimated_cost:.2}: {screen}"

@@ -168,7 +168,7 @@ async fn cleaning_keeps_the_valid_examples_and_reports_the_rest() {
         clean
             .description
             .unwrap()
-            .contains("kept 3, dropped 3 (1 duplicates)")
+            .contains("kept 3, dropped 3 (1 duplicate)")
     );
     // Keeping duplicates, with a name.
     let (named, report) = engine
