@@ -595,8 +595,10 @@ fn gone_without_status(dir: &Path) -> RemoteState {
             crate::space::describe_full(dir)
         ))
     } else if tmp_written {
+        // An empty `exit_code.tmp` is a write that failed: almost always a full file system,
+        // whose space may have come back by the time the engine looks.
         RemoteState::Failed(format!(
-            "the trainer stopped and its exit status could not be written in {}",
+            "the trainer stopped and its exit status could not be written in {} (the write failed: its file system is full, or was when it tried)",
             dir.display()
         ))
     } else {
