@@ -178,19 +178,20 @@ fn a_trained_model_answers_embedded_and_through_a_daemon() {
         .unwrap()
         .to_string();
     let engine = format!("http://127.0.0.1:{port}");
-    let over_tcp = |token: &str, code: i32| {
+    let over_tcp = |token: &str, id: &str, code: i32| {
         let mut cmd = home.std_cmd();
         cmd.env("BRIGHTRUN_TOKEN", token)
             .args(["--engine", &engine]);
-        let out = cmd.args(chat_args(&model, &[])).output().unwrap();
+        let out = cmd.args(chat_args(id, &[])).output().unwrap();
         assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
         out
     };
-    let out = over_tcp(&owner, 0);
+    // A prefix works over HTTP too: the CLI resolves it (the chat route takes full ids).
+    let out = over_tcp(&owner, &model[..8], 0);
     let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_answered(&reply, &model, false);
     // Users see only their own models.
-    over_tcp(&alice, 2);
+    over_tcp(&alice, &model, 2);
 
     // SIGTERM: the daemon stops its worker on the way out.
     // SAFETY: signalling the child we spawned.

@@ -165,8 +165,11 @@ pub async fn run(api: &dyn EngineApi, cmd: ModelsCmd) -> Result<i32> {
             prompt,
             json,
         } => {
+            // The model's full id: a prefix or a name is the CLI's convenience, and an
+            // attached engine's chat route (HTTP) takes full ids only.
+            let model = api.model(&id).await?;
             let options = super::chat::Options {
-                model: id,
+                model: model.id.to_string(),
                 base,
                 system,
                 max_new_tokens,
