@@ -2,18 +2,8 @@
 
 use brightrun_api::domain::Timestamp;
 
-/// `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// `1,234,567`: the same in the CLI, the dashboard and the engine's notifications.
+pub use brightrun_api::wording::thousands;
 
 /// `12.3 MB` (decimal units, as file managers show them).
 pub fn bytes(n: u64) -> String {
@@ -154,13 +144,7 @@ pub fn bar(fraction: f64, width: usize) -> String {
 }
 
 /// `1 epoch`, `3 epochs`: a count with its noun, singular for one.
-pub fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{} {noun}s", thousands(n))
-    }
-}
+pub use brightrun_api::wording::counted as plural;
 
 /// Display width of `s` in terminal columns (wide characters count two).
 pub fn width(s: &str) -> usize {
