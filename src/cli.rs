@@ -328,6 +328,34 @@ pub enum ModelsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Judge models side by side: each model and its base answer a prompt set on a backend
+    /// (an evaluation job, queued, costed and followed like a training job), each answer
+    /// scored against the reference where the file gives one. Without --prompts, the first
+    /// model's held-out examples and the probes. Prints the comparison when it completes
+    /// (`jobs show ID` prints it again).
+    Eval {
+        /// Models: ids, the first characters of one, or names (as `models list` shows); at most 8.
+        #[arg(required = true, num_args = 1..)]
+        models: Vec<String>,
+        /// A JSONL file of prompts: chat `messages` (a last assistant turn is the reference),
+        /// `prompt`/`completion`, ShareGPT or Alpaca records; references are optional.
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        /// The longest answer, in tokens (default `[evaluation] max_new_tokens`).
+        #[arg(long)]
+        max_new_tokens: Option<u32>,
+        /// Where it runs (default: the configured default backend).
+        #[arg(long)]
+        backend: Option<String>,
+        /// Queue it and return (follow it with `jobs watch ID`).
+        #[arg(long)]
+        detach: bool,
+        /// Go over the monthly budget without asking.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Delete a model. Its stored files are kept unless --purge.
     #[command(alias = "delete")]
     Rm {

@@ -174,6 +174,7 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
     let follows = matches!(
         command,
         None | Some(Command::Jobs(cli::JobsCmd::Watch { .. }))
+            | Some(Command::Models(cli::ModelsCmd::Eval { detach: false, .. }))
     );
     let client = if follows {
         client::Client::connect_or_wait(cli.engine.as_deref(), paths.clone()).await?
@@ -188,7 +189,7 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
             commands::jobs::estimate(api, &run, json.json).await
         }
         Some(Command::Jobs(cmd)) => commands::jobs::run(&client, cmd).await,
-        Some(Command::Models(cmd)) => commands::models::run(api, cmd).await,
+        Some(Command::Models(cmd)) => commands::models::run(&client, cmd).await,
         Some(Command::Costs { period, json }) => {
             commands::costs::costs(api, &period, json.json).await
         }

@@ -287,6 +287,36 @@ pub trait Api: EngineApi {
         )
     }
 
+    /// Queues an evaluation job (see [`Request::EvaluateModels`]).
+    async fn evaluate_models(
+        &self,
+        models: Vec<String>,
+        prompts: Option<Vec<EvalPrompt>>,
+        max_new_tokens: Option<u32>,
+        backend: Option<String>,
+        confirm_over_budget: bool,
+    ) -> Result<TrainingJob, ApiError> {
+        expect!(
+            self.call(Request::EvaluateModels {
+                models,
+                prompts,
+                max_new_tokens,
+                backend,
+                gpu_type: None,
+                confirm_over_budget,
+            })
+            .await,
+            Job
+        )
+    }
+
+    async fn job_comparison(&self, id: &str) -> Result<Comparison, ApiError> {
+        expect!(
+            self.call(Request::JobComparison { id: id.into() }).await,
+            Comparison
+        )
+    }
+
     /// Downloads every file of a model into `to`, checking each sha256 as it streams and
     /// writing through a temporary file, so a failed download leaves nothing half-written.
     /// Refuses to overwrite existing files unless `force`.

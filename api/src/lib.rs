@@ -39,6 +39,7 @@ pub mod messages;
 pub mod mirror;
 pub mod paths;
 pub mod private;
+pub mod prompts;
 mod remote;
 pub mod reports;
 pub mod space;

@@ -196,6 +196,31 @@ pub enum Request {
     ModelEvaluation {
         id: String,
     },
+    /// Queues an evaluation job (`brightrun models eval`): each model, and its base, answers
+    /// the prompts (or, without them, the first model's held-out examples and the probes) on
+    /// a backend, like a training job; it makes no model, its result is a comparison.
+    EvaluateModels {
+        /// Model ids, unique prefixes or names (the caller's own), at most 8.
+        models: Vec<String>,
+        /// The prompt set (see `prompts::parse` for the file layouts it is read from).
+        #[serde(default)]
+        prompts: Option<Vec<EvalPrompt>>,
+        /// The longest answer, in tokens (default `[evaluation] max_new_tokens`).
+        #[serde(default)]
+        max_new_tokens: Option<u32>,
+        #[serde(default)]
+        backend: Option<String>,
+        #[serde(default)]
+        gpu_type: Option<String>,
+        /// The user has seen that the run exceeds the monthly budget and wants it anyway.
+        #[serde(default)]
+        confirm_over_budget: bool,
+    },
+    /// What an evaluation job measured (`not_found` with the reason `not_evaluated` while it
+    /// has not finished, or for a training job).
+    JobComparison {
+        id: String,
+    },
     /// A presigned download URL for one file of a model (the weights by default), to share.
     ModelUrl {
         id: String,
@@ -323,6 +348,8 @@ impl Request {
             Self::ListModels { .. } => "list_models",
             Self::GetModel { .. } => "get_model",
             Self::ModelEvaluation { .. } => "model_evaluation",
+            Self::EvaluateModels { .. } => "evaluate_models",
+            Self::JobComparison { .. } => "job_comparison",
             Self::Costs { .. } => "costs",
             Self::ListNotifications { .. } => "list_notifications",
             Self::MarkRead { .. } => "mark_read",
@@ -501,6 +528,7 @@ pub enum Reply {
     Logs(Vec<String>),
     Model(ModelArtifact),
     Evaluation(Evaluation),
+    Comparison(Comparison),
     Models(Listing<ModelArtifact>),
     Costs(Box<CostsReport>),
     Notifications(Listing<Notification>),
@@ -536,6 +564,7 @@ impl Reply {
             Self::Logs(_) => "logs",
             Self::Model(_) => "model",
             Self::Evaluation(_) => "evaluation",
+            Self::Comparison(_) => "comparison",
             Self::Models(_) => "models",
             Self::Costs(_) => "costs",
             Self::Notifications(_) => "notifications",

@@ -20,12 +20,12 @@ pub mod validation;
 
 pub use engine::{
     BackendInfo, BudgetStatus, CleanOptions, CleanReport, CostSummary, DoctorReport, DoctorStep,
-    DroppedRecord, Engine, EngineBuilder, EngineError, IdKind, JobCost, JobRequest, NewDataset,
+    DroppedRecord, Engine, EngineBuilder, EngineError, EvaluationRequest, IdKind, JobCost, JobRequest, NewDataset,
     Period,
 };
 pub use store::Page;
 
 // The API crate's modules, under the paths the engine, the binary and the tests have always used.
 pub use brightrun_api::{
-    chat, config, domain, events, hardware, ids, paths, private, text, training, wording,
+    chat, config, domain, events, hardware, ids, paths, private, prompts, text, training, wording,
 };

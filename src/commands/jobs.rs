@@ -10,6 +10,7 @@ use brightrun_engine::api::{Api, ApiError, EngineApi, ErrorCode, JobSpec, Paging
 use brightrun_engine::domain::{JobStatus, TrainingJob};
 use brightrun_engine::events::EngineEvent;
 use brightrun_engine::training::Estimate;
+use brightrun_engine::wording::counted;
 use futures::StreamExt;
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -227,10 +228,24 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
         }
         JobsCmd::Show { id, json } => {
             let job = api.job(&id).await?;
+            // An evaluation job's result is its comparison (once it completed).
+            let comparison = match job.status {
+                JobStatus::Completed if job.task.is_evaluation() => {
+                    Some(api.job_comparison(&job.id.to_string()).await?)
+                }
+                _ => None,
+            };
             if json.json {
-                output::json(&job)?;
+                let mut v = serde_json::to_value(&job)?;
+                if job.task.is_evaluation() {
+                    v["comparison"] = serde_json::to_value(&comparison)?;
+                }
+                output::json(&v)?;
             } else {
                 print_job(&job);
+                if let Some(c) = &comparison {
+                    super::compare::print_comparison(c);
+                }
             }
             Ok(exit::OK)
         }
@@ -341,13 +356,24 @@ fn print_job(j: &TrainingJob) {
         j.current_epoch,
         j.total_epochs
     );
-    println!(
-        "  model        {} (preset {}, rank {}, lr {:e})",
-        j.hyperparameters.base_model,
-        j.preset_id.as_str(),
-        j.hyperparameters.lora_rank,
-        j.hyperparameters.learning_rate
-    );
+    match j.task.evaluation() {
+        Some(t) => println!(
+            "  evaluates    {} on {}, answers up to {} tokens",
+            counted(t.models.len() as u64, "model"),
+            t.prompts.as_ref().map_or_else(
+                || "the first one's held-out examples and the probes".to_string(),
+                |p| counted(p.len() as u64, "prompt")
+            ),
+            t.max_new_tokens
+        ),
+        None => println!(
+            "  model        {} (preset {}, rank {}, lr {:e})",
+            j.hyperparameters.base_model,
+            j.preset_id.as_str(),
+            j.hyperparameters.lora_rank,
+            j.hyperparameters.learning_rate
+        ),
+    }
     println!(
         "  gpus         {}× {} on {}",
         j.gpu_config.gpu_count, j.gpu_config.gpu_type, j.gpu_config.backend
@@ -384,11 +410,30 @@ fn print_job(j: &TrainingJob) {
     }
 }
 
-/// Follows a job until it ends, printing its progress and its log (from before the watch
-/// began). Embedded, this process runs the engine (and serves its socket meanwhile);
-/// attached, the daemon runs it, and when it goes away (a restart) the watch waits for it
-/// and resumes from the last seq seen, printing the log lines it missed.
+/// `jobs watch`: follows a job to its end, then prints it.
 async fn watch(client: &Client, id: &str, json: bool) -> Result<i32> {
+    let Some(job) = follow(client, id, json).await? else {
+        return Ok(exit::USAGE);
+    };
+    if json {
+        output::json(&job)?;
+    } else {
+        print_job(&job);
+    }
+    Ok(if job.status == JobStatus::Completed {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}
+
+/// Follows a job until it ends, printing its progress and its log (from before the watch
+/// began) on stderr unless `quiet`; `None` when the user stopped watching (Ctrl-C).
+/// Embedded, this process runs the engine (and serves its socket meanwhile); attached, the
+/// daemon runs it, and when it goes away (a restart) the watch waits for it and resumes from
+/// the last seq seen, printing the log lines it missed.
+pub(crate) async fn follow(client: &Client, id: &str, quiet: bool) -> Result<Option<TrainingJob>> {
+    let json = quiet;
     let api = client.api.as_ref();
     let mut job = api.job(id).await?;
     let id = job.id;
@@ -475,22 +520,11 @@ async fn watch(client: &Client, id: &str, json: bool) -> Result<i32> {
     if let Some(r) = running {
         r.stop().await;
     }
-    if let Err(e) = outcome {
-        if e.is::<StopWatching>() {
-            return Ok(exit::USAGE);
-        }
-        return Err(e);
+    match outcome {
+        Ok(()) => Ok(Some(job)),
+        Err(e) if e.is::<StopWatching>() => Ok(None),
+        Err(e) => Err(e),
     }
-    if json {
-        output::json(&job)?;
-    } else {
-        print_job(&job);
-    }
-    Ok(if job.status == JobStatus::Completed {
-        exit::OK
-    } else {
-        exit::FAILED
-    })
 }
 
 /// Where a new job runs and how to follow it: embedded, nothing runs it until a command
@@ -544,6 +578,15 @@ impl Away {
 struct StopWatching;
 
 fn progress_line(j: &TrainingJob) -> String {
+    if j.task.is_evaluation() {
+        return format!(
+            "{} {} [{}] {}",
+            j.id.short(),
+            j.status.as_str(),
+            j.current_stage.as_str(),
+            money(j.final_cost.unwrap_or(j.current_cost))
+        );
+    }
     let mut s = format!(
         "{} {} [{}] {:>5.1}% step {}/{}",
         j.id.short(),

@@ -3,6 +3,7 @@
 pub mod backends;
 pub mod backup;
 pub mod chat;
+pub mod compare;
 pub mod config;
 pub mod costs;
 pub mod datasets;

@@ -3,8 +3,9 @@
 use super::exit;
 use super::output::{self, bytes, fit};
 use crate::cli::ModelsCmd;
+use crate::client::Client;
 use anyhow::Result;
-use brightrun_engine::api::{Api, EngineApi, Paging, Reason};
+use brightrun_engine::api::{Api, Paging, Reason};
 use brightrun_engine::domain::{Evaluation, ModelArtifact};
 use brightrun_engine::training::ModelSource;
 
@@ -19,8 +20,29 @@ fn format_billions(b: f64) -> String {
     }
 }
 
-pub async fn run(api: &dyn EngineApi, cmd: ModelsCmd) -> Result<i32> {
+pub async fn run(client: &Client, cmd: ModelsCmd) -> Result<i32> {
+    let api = client.api.as_ref();
     match cmd {
+        ModelsCmd::Eval {
+            models,
+            prompts,
+            max_new_tokens,
+            backend,
+            detach,
+            yes,
+            json,
+        } => {
+            let ask = super::compare::EvalArgs {
+                models,
+                prompts,
+                max_new_tokens,
+                backend,
+                detach,
+                yes,
+                json: json.json,
+            };
+            super::compare::eval(client, ask).await
+        }
         ModelsCmd::List { json } => {
             let list = api.models(Paging::ALL).await?.items;
             if json.json {

@@ -230,6 +230,7 @@ pub fn job(n: u128, dataset: u128, status: JobStatus, minutes_ago: i64) -> Train
         output_files: Vec::new(),
         output_dir: None,
         parameters_billions: None,
+        task: Default::default(),
         created_at: ago(minutes_ago),
         updated_at: ago(minutes_ago / 2),
     }

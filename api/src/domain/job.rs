@@ -240,6 +240,9 @@ pub struct TrainingJob {
     pub output_dir: Option<String>,
     /// The base model's size when given by hand (unknown to the built-in table).
     pub parameters_billions: Option<f64>,
+    /// Training, or an evaluation of trained models (`brightrun models eval`).
+    #[serde(default)]
+    pub task: super::JobTask,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -295,6 +298,7 @@ impl TrainingJob {
             output_files: Vec::new(),
             output_dir: None,
             parameters_billions,
+            task: super::JobTask::Training,
             created_at: t,
             updated_at: t,
         }

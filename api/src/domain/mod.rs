@@ -3,6 +3,7 @@
 
 mod artifact;
 mod checkpoint;
+mod comparison;
 mod cost;
 mod dataset;
 mod evaluation;
@@ -12,6 +13,7 @@ mod notification;
 
 pub use artifact::*;
 pub use checkpoint::*;
+pub use comparison::*;
 pub use cost::*;
 pub use dataset::*;
 pub use evaluation::*;

@@ -567,3 +567,75 @@ pub fn evaluation_seconds(
     };
     losses + 2.0 * prompts as f64 * answer * slowdown / tokens_per_sec
 }
+
+/// What an evaluation job (`brightrun models eval`) answers with and where.
+pub struct EvaluationJobInput<'a> {
+    /// The first model's run: its base model, quantization and sequence length.
+    pub hyperparameters: &'a Hyperparameters,
+    pub parameters_billions: Option<f64>,
+    pub gpu_type: &'a str,
+    pub gpu_count: u32,
+    pub catalog: &'a GpuCatalog,
+    pub training: &'a TrainingConfig,
+    pub calibration: Option<Calibration>,
+    /// Prompts each model answers, and the longest answer.
+    pub prompts: u64,
+    pub max_new_tokens: u32,
+    /// Held-out tokens each model's loss is measured on (0 with the user's prompts).
+    pub held_out_tokens: f64,
+    /// Models answering (adapters and their bases), and distinct bases (each loaded once).
+    pub columns: u32,
+    pub bases: u32,
+}
+
+/// An evaluation job's duration and price.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvaluationJobEstimate {
+    pub hours: f64,
+    pub cost: f64,
+    pub price_per_gpu_hour: f64,
+}
+
+/// An evaluation job's time: each base's loading (a CPU's fixed cost, or a GPU machine's
+/// start), then per column what [`evaluation_seconds`] counts for one of its two models (a
+/// held-out loss pass and the answers), at the training throughput of the first model's run.
+pub fn evaluation_job(input: &EvaluationJobInput) -> Result<EvaluationJobEstimate, EstimateError> {
+    let hp = input.hyperparameters;
+    ranges::check_gpu_count(input.gpu_count).map_err(EstimateError::GpuCount)?;
+    let gpu = input.catalog.get(input.gpu_type)?;
+    let model = models::resolve(&hp.base_model, input.training, input.parameters_billions)?;
+    let cpu = gpu.cpu_cores.filter(|_| gpu.local).is_some();
+    let throughput = input
+        .calibration
+        .filter(|c| c.runs > 0)
+        .map(|c| c.tokens_per_sec)
+        .unwrap_or(
+            gpu.tokens_per_sec
+                * f64::from(input.gpu_count)
+                * model_factor(model.parameters, hp.quantization),
+        );
+    let answers = EvaluationConfig {
+        builtin_probes: false,
+        max_new_tokens: input.max_new_tokens,
+        ..EvaluationConfig::default()
+    };
+    let per_pair = evaluation_seconds(
+        &answers,
+        input.held_out_tokens,
+        input.prompts,
+        throughput,
+        cpu,
+    );
+    let loading = if cpu {
+        cpu_fixed_seconds(model.parameters)
+    } else {
+        LOCAL_STARTUP_SECONDS
+    };
+    let seconds = per_pair / 2.0 * f64::from(input.columns) + loading * f64::from(input.bases);
+    let hours = seconds / 3600.0;
+    Ok(EvaluationJobEstimate {
+        hours,
+        cost: hours * gpu.price_per_hour * f64::from(input.gpu_count),
+        price_per_gpu_hour: gpu.price_per_hour,
+    })
+}

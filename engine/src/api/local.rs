@@ -531,6 +531,30 @@ impl LocalApi {
             Request::ModelEvaluation { id } => Reply::Evaluation(
                 blocking(e, move |e| e.model_evaluation(model_id(e, &id)?)).await?,
             ),
+            Request::EvaluateModels {
+                models,
+                prompts,
+                max_new_tokens,
+                backend,
+                gpu_type,
+                confirm_over_budget,
+            } => {
+                let models = blocking(e, move |e| {
+                    models.iter().map(|m| model_id(e, m)).collect::<Result<Vec<_>, _>>()
+                })
+                .await?;
+                let req = crate::EvaluationRequest {
+                    models,
+                    prompts,
+                    max_new_tokens,
+                    backend,
+                    gpu_type,
+                };
+                Reply::Job(e.evaluate_models(req, confirm_over_budget).await?)
+            }
+            Request::JobComparison { id } => Reply::Comparison(
+                blocking(e, move |e| e.job_comparison(job_id(e, &id)?)).await?,
+            ),
             Request::ModelUrl {
                 id,
                 file,

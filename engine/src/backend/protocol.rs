@@ -39,6 +39,35 @@ pub struct TrainerSpec {
     /// The `evaluating` stage's settings (`[evaluation]`); none: no evaluation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<EvaluationSpec>,
+    /// An evaluation job (`brightrun models eval`): answer with these models instead of
+    /// training (PROTOCOL.md, "Compare mode"); none: train.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<CompareSpec>,
+}
+
+/// PROTOCOL.md's `compare` object: the models to answer with, and the prompts (none: the
+/// held-out examples of `dataset` and the probes).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareSpec {
+    pub models: Vec<CompareModel>,
+    pub prompts: Option<Vec<crate::domain::EvalPrompt>>,
+}
+
+/// One model of a comparison and where the trainer finds its adapter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareModel {
+    pub id: String,
+    pub label: String,
+    pub base_model: String,
+    pub adapter: AdapterRef,
+}
+
+/// An adapter in a folder the trainer can read, or presigned GET URLs of its files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdapterRef {
+    Dir(String),
+    Urls(BTreeMap<String, String>),
 }
 
 /// PROTOCOL.md's `evaluation` object: how many held-out examples both models answer, how long
@@ -204,6 +233,7 @@ impl TrainerSpec {
             max_steps: None,
             efficiency: Efficiency::default(),
             evaluation: None,
+            compare: None,
         }
     }
 }
@@ -211,6 +241,50 @@ impl TrainerSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_compare_object_is_protocol_md_s() {
+        let mut spec = TrainerSpec::sample("j");
+        assert!(serde_json::to_value(&spec).unwrap().get("compare").is_none());
+        spec.compare = Some(CompareSpec {
+            models: vec![
+                CompareModel {
+                    id: "a".into(),
+                    label: "zubrowka".into(),
+                    base_model: "m".into(),
+                    adapter: AdapterRef::Dir("/models/a".into()),
+                },
+                CompareModel {
+                    id: "b".into(),
+                    label: "zubrowka-2".into(),
+                    base_model: "m".into(),
+                    adapter: AdapterRef::Urls(BTreeMap::from([(
+                        "adapter_config.json".into(),
+                        "https://s3/x".into(),
+                    )])),
+                },
+            ],
+            prompts: Some(vec![crate::domain::EvalPrompt {
+                messages: vec![crate::domain::ChatMessage {
+                    role: "user".into(),
+                    content: "hi".into(),
+                }],
+                reference: None,
+            }]),
+        });
+        let v = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            v["compare"],
+            serde_json::json!({
+                "models": [
+                    {"id": "a", "label": "zubrowka", "base_model": "m", "adapter": {"dir": "/models/a"}},
+                    {"id": "b", "label": "zubrowka-2", "base_model": "m",
+                     "adapter": {"urls": {"adapter_config.json": "https://s3/x"}}}
+                ],
+                "prompts": [{"messages": [{"role": "user", "content": "hi"}], "reference": null}]
+            })
+        );
+    }
 
     #[test]
     fn the_efficiency_object_is_protocol_md_s() {

@@ -247,7 +247,7 @@ impl Engine {
     /// The folder the adapter is collected from: the job's own output folder (or one inside
     /// it), resolved. The trainer reports where it wrote (`artifact.dir`), but that report is
     /// not trusted: a trainer saying `/etc` must not get `/etc/passwd` stored as a model.
-    fn output_root(&self, job: &TrainingJob) -> Result<PathBuf> {
+    pub(crate) fn output_root(&self, job: &TrainingJob) -> Result<PathBuf> {
         let expected = self.job_dir_path(job.id).join("output");
         let expected_real = expected.canonicalize().map_err(|source| EngineError::Io {
             action: "reading",

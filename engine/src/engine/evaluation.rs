@@ -29,7 +29,13 @@ impl Engine {
         if !cfg.enabled {
             return Ok(None);
         }
-        Ok(Some(spec_of(cfg, &self.inner.paths.config_file())?))
+        self.evaluation_settings().map(Some)
+    }
+
+    /// `[evaluation]` as the spec's object whether or not runs are evaluated (an evaluation
+    /// job uses its settings either way).
+    pub(crate) fn evaluation_settings(&self) -> Result<EvaluationSpec> {
+        spec_of(&self.inner.config.evaluation, &self.inner.paths.config_file())
     }
 
     /// What a model's run measured of it (the caller's models only, like every model read).
@@ -74,17 +80,33 @@ impl Engine {
         id: ArtifactId,
         entry: &ArtifactFile,
     ) -> Result<Evaluation> {
-        if entry.size > MAX_EVALUATION_BYTES {
+        let bytes = self
+            .read_model_document(job, id, entry, MAX_EVALUATION_BYTES)
+            .await?;
+        parse(&bytes)
+    }
+
+    /// A small document the trainer wrote into the models bucket beside an adapter (or, for
+    /// an evaluation job, in the folder its URLs named), read whole and checked against the
+    /// size and sha256 the trainer reported.
+    pub(crate) async fn read_model_document(
+        &self,
+        job: &TrainingJob,
+        folder: ArtifactId,
+        entry: &ArtifactFile,
+        max: u64,
+    ) -> Result<Vec<u8>> {
+        if entry.size > max {
             return Err(EngineError::Invalid(format!(
-                "{EVALUATION_FILE} is {} bytes, over the {MAX_EVALUATION_BYTES} read",
-                entry.size
+                "{} is {} bytes, over the {max} read",
+                entry.path, entry.size
             )));
         }
-        let key = object_path(&[&job.user_id.to_string(), &id.to_string(), EVALUATION_FILE])?;
+        let key = object_path(&[&job.user_id.to_string(), &folder.to_string(), &entry.path])?;
         let reader = self.inner.objects.open(Bucket::Models, &key).await?;
         let mut verified = crate::storage::verify::Verified::new(
             reader,
-            format!("{EVALUATION_FILE} of model {}", id.short()),
+            format!("{} of job {}", entry.path, job.id.short()),
             entry.size,
             entry.sha256.clone(),
         );
@@ -93,7 +115,7 @@ impl Engine {
             .read_to_end(&mut bytes)
             .await
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        parse(&bytes)
+        Ok(bytes)
     }
 }
 

@@ -28,6 +28,16 @@ pub struct JobRequest {
 }
 
 /// A request resolved against config: everything a job record needs.
+/// Where a job runs (see [`Engine::placement`]).
+pub(crate) struct Placement {
+    pub backend: String,
+    pub catalog: GpuCatalog,
+    pub gpu_type: String,
+    pub gpu_count: u32,
+    /// The GPU count asked for, when the `local` GPU type replaced it by this machine's.
+    pub asked_gpu_count: Option<u32>,
+}
+
 pub(crate) struct Resolved {
     pub preset: PresetId,
     pub hyperparameters: Hyperparameters,
@@ -176,10 +186,37 @@ impl Engine {
                 preset = PresetId::Custom;
             }
         }
-        let backend = req
-            .backend
-            .clone()
-            .unwrap_or_else(|| cfg.default_backend.clone());
+        let Placement {
+            backend,
+            catalog,
+            gpu_type,
+            gpu_count,
+            asked_gpu_count,
+        } = self.placement(req.backend.clone(), req.gpu_type.clone(), req.gpu_count)?;
+        Ok(Resolved {
+            preset,
+            hyperparameters: hp,
+            gpu_type,
+            gpu_count,
+            backend,
+            parameters_billions,
+            dataset,
+            catalog,
+            asked_gpu_count,
+        })
+    }
+
+    /// Where a job runs: the backend (the default when none is named), the GPU type it
+    /// offers (its default when none is named) and the count (this machine's own on the
+    /// `local` GPU type).
+    pub(crate) fn placement(
+        &self,
+        backend: Option<String>,
+        gpu_type: Option<String>,
+        gpu_count: Option<u32>,
+    ) -> Result<Placement> {
+        let cfg = &self.inner.config.training;
+        let backend = backend.unwrap_or_else(|| cfg.default_backend.clone());
         if !self.inner.backends.contains_key(&backend) {
             return Err(EngineError::Invalid(format!(
                 "unknown backend `{backend}` (available: {})",
@@ -195,10 +232,7 @@ impl Engine {
             self.check_url_store(&backend)?;
         }
         let catalog = self.catalog_for_backend(self.gpu_catalog()?, &backend);
-        let gpu_type = req
-            .gpu_type
-            .clone()
-            .unwrap_or_else(|| self.default_gpu_for_backend(&backend));
+        let gpu_type = gpu_type.unwrap_or_else(|| self.default_gpu_for_backend(&backend));
         let spec = catalog.get(&gpu_type).map_err(|e| {
             if gpu_type.trim().eq_ignore_ascii_case(LOCAL_GPU) {
                 EngineError::Invalid(format!(
@@ -209,26 +243,22 @@ impl Engine {
             }
         })?;
         let gpu_type = spec.id.clone();
-        let asked = req.gpu_count.unwrap_or(cfg.default_gpu_count);
+        let asked = gpu_count.unwrap_or(cfg.default_gpu_count);
         // An impossible count is refused even where the machine's own count replaces it.
         training::ranges::check_gpu_count(asked)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         // This machine has as many devices as it has: the run uses them all.
         let (gpu_count, asked_gpu_count) = if spec.local {
             let n = self.local_hardware().device_count();
-            (n, req.gpu_count.filter(|a| *a != n))
+            (n, gpu_count.filter(|a| *a != n))
         } else {
             (asked, None)
         };
-        Ok(Resolved {
-            preset,
-            hyperparameters: hp,
+        Ok(Placement {
+            backend,
+            catalog,
             gpu_type,
             gpu_count,
-            backend,
-            parameters_billions,
-            dataset,
-            catalog,
             asked_gpu_count,
         })
     }
@@ -340,31 +370,35 @@ impl Engine {
         Ok(job)
     }
 
-    fn queue(&self, job: &TrainingJob, dataset_name: &str) -> Result<()> {
+    /// Commits a new job and its notification, and wakes the dispatcher. A job that reads its
+    /// dataset needs it there and ready, checked again in the write transaction (it may have
+    /// been deleted, or re-validated into an error, since the request was resolved).
+    pub(crate) fn queue(&self, job: &TrainingJob, dataset_name: &str) -> Result<()> {
         let user = self.user;
+        let (title, message) = queued_note(job, dataset_name);
         self.inner.store.write(|w| {
-            // Checked again in the write transaction: the dataset may have been deleted (or
-            // re-validated into an error) since the request was resolved.
-            match w.get::<Dataset>(&job.dataset_id.bytes())? {
-                Some(d) if d.deleted_at.is_none() && d.status == DatasetStatus::Ready => {}
-                Some(d) if d.deleted_at.is_none() => {
-                    return Ok(Err(EngineError::conflict(
-                        Reason::DatasetNotReady,
-                        format!(
-                            "dataset {} is {} now, not ready; the job was not created",
-                            d.id.short(),
-                            d.status.as_str()
-                        ),
-                    )));
-                }
-                _ => {
-                    return Ok(Err(EngineError::conflict(
-                        Reason::Deleted,
-                        format!(
-                            "dataset {} was deleted meanwhile; the job was not created",
-                            job.dataset_id.short()
-                        ),
-                    )));
+            if job.task.uses_dataset() {
+                match w.get::<Dataset>(&job.dataset_id.bytes())? {
+                    Some(d) if d.deleted_at.is_none() && d.status == DatasetStatus::Ready => {}
+                    Some(d) if d.deleted_at.is_none() => {
+                        return Ok(Err(EngineError::conflict(
+                            Reason::DatasetNotReady,
+                            format!(
+                                "dataset {} is {} now, not ready; the job was not created",
+                                d.id.short(),
+                                d.status.as_str()
+                            ),
+                        )));
+                    }
+                    _ => {
+                        return Ok(Err(EngineError::conflict(
+                            Reason::Deleted,
+                            format!(
+                                "dataset {} was deleted meanwhile; the job was not created",
+                                job.dataset_id.short()
+                            ),
+                        )));
+                    }
                 }
             }
             w.put(job)?;
@@ -372,15 +406,8 @@ impl Engine {
                 w,
                 user,
                 NotificationType::JobQueued,
-                format!("Job {} queued", job.id.short()),
-                format!(
-                    "{} on “{}”, {}× {}, about ${:.2}",
-                    job.hyperparameters.base_model,
-                    dataset_name,
-                    job.gpu_config.gpu_count,
-                    job.gpu_config.gpu_type,
-                    job.estimated_cost
-                ),
+                title.clone(),
+                message.clone(),
                 Some(Link::Job(job.id)),
                 json!({"job_id": job.id, "estimated_cost": job.estimated_cost}),
             )?;
@@ -506,17 +533,23 @@ impl Engine {
                 ),
             ));
         }
-        let dataset = self.dataset(old.dataset_id)?;
-        if dataset.status != DatasetStatus::Ready {
-            return Err(EngineError::conflict(
-                Reason::DatasetNotReady,
-                format!(
-                    "dataset {} is {}, not ready",
-                    dataset.id.short(),
-                    dataset.status.phrase()
-                ),
-            ));
-        }
+        // An evaluation of the user's prompts reads no dataset: it may be gone.
+        let dataset_name = if old.task.uses_dataset() {
+            let dataset = self.dataset(old.dataset_id)?;
+            if dataset.status != DatasetStatus::Ready {
+                return Err(EngineError::conflict(
+                    Reason::DatasetNotReady,
+                    format!(
+                        "dataset {} is {}, not ready",
+                        dataset.id.short(),
+                        dataset.status.phrase()
+                    ),
+                ));
+            }
+            dataset.name
+        } else {
+            String::new()
+        };
         let mut job = TrainingJob::new_queued(
             old.user_id,
             old.dataset_id,
@@ -528,8 +561,36 @@ impl Engine {
             old.parameters_billions,
         );
         job.retry_of = Some(old.id);
-        self.queue(&job, &dataset.name)?;
+        job.task = old.task.clone();
+        self.queue(&job, &dataset_name)?;
         Ok(job)
+    }
+}
+
+/// The notification of a queued job: what it runs, where, and about what it costs.
+fn queued_note(job: &TrainingJob, dataset_name: &str) -> (String, String) {
+    let short = job.id.short();
+    let gpus = format!("{}× {}", job.gpu_config.gpu_count, job.gpu_config.gpu_type);
+    match job.task.evaluation() {
+        Some(t) => (
+            format!("Evaluation {short} queued"),
+            format!(
+                "{} on {}, {gpus}, about ${:.2}",
+                crate::wording::counted(t.models.len() as u64, "model"),
+                match &t.prompts {
+                    Some(p) => crate::wording::counted(p.len() as u64, "prompt"),
+                    None => "held-out examples and probes".into(),
+                },
+                job.estimated_cost
+            ),
+        ),
+        None => (
+            format!("Job {short} queued"),
+            format!(
+                "{} on “{dataset_name}”, {gpus}, about ${:.2}",
+                job.hyperparameters.base_model, job.estimated_cost
+            ),
+        ),
     }
 }
 

@@ -482,6 +482,13 @@ pub(crate) fn finish(
     job.updated_at = t;
     let short = job.id.short();
     let note = match status {
+        JobStatus::Completed if job.task.is_evaluation() => Note {
+            kind: NotificationType::JobCompleted,
+            title: format!("Evaluation {short} completed"),
+            message: format!(
+                "`brightrun jobs show {short}` shows the answers side by side; ${cost:.2}"
+            ),
+        },
         JobStatus::Completed => Note {
             kind: NotificationType::JobCompleted,
             title: format!("Job {short} completed"),

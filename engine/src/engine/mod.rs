@@ -7,6 +7,7 @@ mod clean;
 mod costs;
 mod datasets;
 mod doctor;
+pub(crate) mod compare;
 pub(crate) mod evaluation;
 mod jobs;
 mod lifecycle;
@@ -22,6 +23,7 @@ mod uploads;
 
 pub use backends::BackendInfo;
 pub use clean::{CleanOptions, CleanReport, DroppedRecord};
+pub use compare::EvaluationRequest;
 pub use costs::{BudgetStatus, CostSummary, JobCost, Period};
 pub use datasets::NewDataset;
 pub use doctor::{DoctorReport, DoctorStep};

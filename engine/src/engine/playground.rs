@@ -441,7 +441,7 @@ impl Engine {
 
     /// The folder of the model's adapter files on this machine: in place in a local store,
     /// else downloaded once (sha256-checked) into the playground's cache.
-    async fn adapter_dir(&self, artifact: &ModelArtifact) -> Result<PathBuf, ApiError> {
+    pub(crate) async fn adapter_dir(&self, artifact: &ModelArtifact) -> Result<PathBuf, ApiError> {
         let objects = &self.inner.objects;
         if let Some(dir) = objects.local_path(Bucket::Models, &artifact.storage_path)
             && dir.join("adapter_config.json").is_file()

@@ -150,14 +150,22 @@ impl Engine {
                 .await;
         }
         let inputs = match access {
-            DataAccess::Paths => self.local_dataset_copy(&job).await.map(Inputs::Paths),
+            DataAccess::Paths if job.task.uses_dataset() => {
+                self.local_dataset_copy(&job).await.map(Some).map(Inputs::Paths)
+            }
+            DataAccess::Paths => Ok(Inputs::Paths(None)),
             DataAccess::Urls => self.presigned_inputs(&job).await,
+        };
+        // An evaluation job's models, where its trainer finds them.
+        let inputs = match inputs {
+            Ok(i) => self.compare_spec(&job).await.map(|c| (i, c)),
+            Err(e) => Err(e),
         };
         let spec = match inputs {
             // It reads the job's checkpoints: off the async workers.
-            Ok(inputs) => {
+            Ok((inputs, compare)) => {
                 let for_spec = job.clone();
-                self.on_store(move |e| e.build_spec(&for_spec, inputs))
+                self.on_store(move |e| e.build_spec(&for_spec, inputs, compare))
                     .await
             }
             Err(e) => Err(e),
@@ -244,17 +252,29 @@ impl Engine {
         Ok(())
     }
 
-    /// The presigned GET URL of the job's dataset and PUT URLs for every adapter file, valid
-    /// for the whole run (the adapter is written at its end).
+    /// The presigned GET URL of the job's dataset (when it reads one) and PUT URLs for every
+    /// adapter file (an evaluation job's: its comparison), valid for the whole run (the
+    /// adapter is written at its end).
     async fn presigned_inputs(&self, job: &TrainingJob) -> Result<Inputs> {
-        let dataset = self.dataset_of(job).await?;
         let ttl = url_ttl(job);
-        let get = self
-            .inner
-            .objects
-            .presign_get(Bucket::Datasets, &dataset.storage_path, ttl)
-            .await?
-            .ok_or_else(|| EngineError::Invalid("the object store makes no URLs".into()))?;
+        let get = if job.task.uses_dataset() {
+            let dataset = self.dataset_of(job).await?;
+            let url = self
+                .inner
+                .objects
+                .presign_get(Bucket::Datasets, &dataset.storage_path, ttl)
+                .await?
+                .ok_or_else(|| EngineError::Invalid("the object store makes no URLs".into()))?;
+            Some(url)
+        } else {
+            None
+        };
+        if job.task.is_evaluation() {
+            return Ok(Inputs::Urls {
+                dataset: get,
+                puts: self.comparison_put(job, ttl).await?,
+            });
+        }
         let artifact = super::artifacts::remote_artifact_id(job);
         let mut puts = std::collections::BTreeMap::new();
         for f in super::artifacts::ADAPTER_FILES {
@@ -325,7 +345,12 @@ impl Engine {
         Ok(dest)
     }
 
-    fn build_spec(&self, job: &TrainingJob, inputs: Inputs) -> Result<TrainerSpec> {
+    fn build_spec(
+        &self,
+        job: &TrainingJob,
+        inputs: Inputs,
+        compare: Option<crate::backend::CompareSpec>,
+    ) -> Result<TrainerSpec> {
         let dir = self.job_dir(job.id);
         let mut hp = serde_json::to_value(&job.hyperparameters).expect("serialises");
         let split = if job.hyperparameters.use_validation {
@@ -339,8 +364,12 @@ impl Engine {
             obj.remove("base_model");
         }
         let (dataset, output, checkpoint_dir, resume_from) = match inputs {
+            // An evaluation of the user's prompts reads no dataset (PROTOCOL.md: an empty path).
             Inputs::Paths(path) => (
-                DatasetRef::Path(path.to_string_lossy().into()),
+                DatasetRef::Path(
+                    path.map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                ),
                 OutputRef::Dir(dir.join("output").to_string_lossy().into()),
                 dir.join("checkpoints").to_string_lossy().into(),
                 // The last checkpoint still on disk: a retry resumes from it.
@@ -356,7 +385,7 @@ impl Engine {
             // folder, stable per job); the engine cannot tell whether the next worker has
             // them, so a remote retry starts afresh.
             Inputs::Urls { dataset, puts } => (
-                DatasetRef::Url(dataset),
+                dataset.map_or(DatasetRef::Path(String::new()), DatasetRef::Url),
                 OutputRef::PresignedPut(puts),
                 format!("/tmp/brightrun-checkpoints/{}", job.id),
                 None,
@@ -377,7 +406,15 @@ impl Engine {
                 settings: self.inner.config.training.efficiency.clone(),
                 gpu_count: job.gpu_config.gpu_count.max(1),
             },
-            evaluation: self.evaluation_spec()?,
+            evaluation: match job.task.evaluation() {
+                // An evaluation job answers at its own length, whatever `enabled` says.
+                Some(task) => Some(EvaluationSpec {
+                    max_new_tokens: task.max_new_tokens,
+                    ..self.evaluation_settings()?
+                }),
+                None => self.evaluation_spec()?,
+            },
+            compare,
         })
     }
 
@@ -579,6 +616,25 @@ impl Engine {
             .join("\n");
         let moved = move |j: &mut TrainingJob| j.event_cursor = cursor;
         match outcome {
+            Outcome::Done(_) if job.task.is_evaluation() => {
+                let collected = self.collect_comparison(&job).await;
+                self.on_store(move |e| {
+                    let error = match collected.and_then(|c| e.keep_comparison(&job, &c)) {
+                        Ok(()) => None,
+                        Err(err) => Some((
+                            format!("reading the evaluation's comparison failed: {err}"),
+                            None,
+                        )),
+                    };
+                    let status = match error {
+                        None => JobStatus::Completed,
+                        Some(_) => JobStatus::Failed,
+                    };
+                    e.finish_job_at(id, status, error, None, moved, ended)
+                        .map(|_| ())
+                })
+                .await
+            }
             Outcome::Done(summary) => {
                 let collected = self.collect_artifact(&job, &summary).await;
                 self.on_store(move |e| match collected {
@@ -804,9 +860,10 @@ impl Engine {
 
 /// Where the trainer reads the dataset and writes the adapter.
 enum Inputs {
-    Paths(PathBuf),
+    /// The dataset's path on this machine (none: the job reads no dataset).
+    Paths(Option<PathBuf>),
     Urls {
-        dataset: String,
+        dataset: Option<String>,
         puts: std::collections::BTreeMap<String, String>,
     },
 }
@@ -826,7 +883,7 @@ pub(crate) fn run_timeout(job: &TrainingJob) -> std::time::Duration {
 
 /// Presigned URLs must outlive the run (the adapter is uploaded at its end), within S3's
 /// 7-day limit.
-fn url_ttl(job: &TrainingJob) -> std::time::Duration {
+pub(crate) fn url_ttl(job: &TrainingJob) -> std::time::Duration {
     (run_timeout(job) + std::time::Duration::from_secs(3600)).min(super::storage_ops::MAX_URL_TTL)
 }
 

@@ -21,7 +21,7 @@ pub const CONSUMERS: TableDefinition<'static, &'static str, u64> =
 fn encode_change(at: &Timestamp, e: &EngineEvent) -> Option<Vec<u8>> {
     let change = match e {
         EngineEvent::Dataset(d) => Change::Dataset(d.to_stored()),
-        EngineEvent::Job(j) => Change::Job(j.to_stored()),
+        EngineEvent::Job(j) => Change::JobV3(j.to_stored()),
         EngineEvent::Metrics { job_id, points } => {
             Change::Metrics(*job_id, points.iter().map(Persisted::to_stored).collect())
         }
@@ -42,7 +42,12 @@ fn decode_change(seq: u64, bytes: &[u8]) -> Result<Sequenced, StoreError> {
     let (at, change): (Timestamp, Change) = decode(CHANGELOG.name(), bytes)?;
     let event = match change {
         Change::Dataset(d) => EngineEvent::Dataset(Arc::new(d.convert())),
-        Change::Job(j) => EngineEvent::Job(Arc::new(j.convert())),
+        // An entry written before schema v8 reads as its upgrade would store it.
+        Change::Job(j) => {
+            let j: super::stored::v3::TrainingJobV3 = j.convert();
+            EngineEvent::Job(Arc::new(j.convert()))
+        }
+        Change::JobV3(j) => EngineEvent::Job(Arc::new(j.convert())),
         Change::Metrics(job_id, points) => EngineEvent::Metrics {
             job_id,
             points: Arc::new(points.convert()),

@@ -87,10 +87,12 @@ pub(crate) fn check_typed<R: Persisted>(
     decode_record::<R>(table, key, bytes).map(drop)
 }
 
-/// A value as schema v4 wrote it (bincode, no checksum) decoded as `R` and encoded again with
-/// its checksum; the error says why it does not decode.
-pub(crate) fn reseal_legacy<R: Persisted>(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    bincode::serde::decode_from_slice::<R::Stored, _>(bytes, super::ENCODING)
+/// A value as schema v4 wrote it (bincode, no checksum) decoded as its stored type of then,
+/// `S`, and encoded again with its checksum; the error says why it does not decode.
+pub(crate) fn reseal_legacy<S: serde::Serialize + serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<Vec<u8>, String> {
+    bincode::serde::decode_from_slice::<S, _>(bytes, super::ENCODING)
         .map(|(v, _)| seal(super::encode(&v)))
         .map_err(|e| format!("cannot decode it: {e}"))
 }

@@ -440,9 +440,101 @@ pub fn samples() -> Samples {
     }
 }
 
-/// Writes [`samples`] into a new store at `path`, through the store's own API.
+/// What schema v8 added to the samples (fixtures of v8 on hold them; older ones do not): an
+/// evaluation job in the `evaluating` stage with its prompts, a finished one's comparison,
+/// and a model's evaluation.
+pub struct SinceV8 {
+    pub job: TrainingJob,
+    pub comparison: (JobId, Comparison),
+    pub evaluation: (ArtifactId, Evaluation),
+}
+
+/// [`SinceV8`]'s records, built like the samples (fixed ids and times).
+pub fn since_v8(s: &Samples) -> SinceV8 {
+    let mut job = job(8, s.profile_user, s.datasets[2].id, JobStatus::Running);
+    job.current_stage = JobStage::Evaluating;
+    job.task = JobTask::Evaluation(EvaluationTask {
+        models: vec![ArtifactId(uuid(0x400)), ArtifactId(uuid(0x401))],
+        prompts: Some(vec![EvalPrompt {
+            messages: vec![
+                ChatMessage {
+                    role: "system".into(),
+                    content: "Answer briefly.".into(),
+                },
+                ChatMessage {
+                    role: "user".into(),
+                    content: "What is the capital of Zubrowka?".into(),
+                },
+            ],
+            reference: Some("Lutz".into()),
+        }]),
+        max_new_tokens: 64,
+    });
+    let answer = |text: &str, score: f64| ComparedAnswer {
+        text: text.into(),
+        score: Some(score),
+        changed: None,
+    };
+    let comparison = Comparison {
+        version: 1,
+        similarity: Some("rouge_l_f1".into()),
+        prompts_from: Some("prompts".into()),
+        models: vec![
+            ComparedModel {
+                id: "base:brightrun/tiny-random-llama".into(),
+                label: "brightrun/tiny-random-llama (base)".into(),
+                base_model: "brightrun/tiny-random-llama".into(),
+                mean_score: Some(0.0),
+                ..Default::default()
+            },
+            ComparedModel {
+                id: uuid(0x400).to_string(),
+                label: "support-chats-lora".into(),
+                base_model: "brightrun/tiny-random-llama".into(),
+                adapter: true,
+                mean_score: Some(1.0),
+                best: 1,
+                ..Default::default()
+            },
+        ],
+        prompts: vec![ComparedPrompt {
+            prompt: "What is the capital of Zubrowka?".into(),
+            context_turns: Some(1),
+            reference: Some("Lutz".into()),
+            answers: vec![answer("Paris.", 0.0), answer("Lutz", 1.0)],
+            ..Default::default()
+        }],
+        seconds: Some(12.5),
+        ..Default::default()
+    };
+    let evaluation = Evaluation {
+        version: 1,
+        similarity: Some("rouge_l_f1".into()),
+        samples_from: Some("validation".into()),
+        base_loss: Some(2.0),
+        adapter_loss: Some(0.5),
+        probes: vec![Answered {
+            prompt: "What is the capital of France?".into(),
+            base: "Paris.".into(),
+            adapter: "Lutz.".into(),
+            changed: Some(true),
+            builtin: Some(true),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    SinceV8 {
+        comparison: (JobId(uuid(0x205)), comparison),
+        evaluation: (ArtifactId(uuid(0x400)), evaluation),
+        job,
+    }
+}
+
+/// Writes [`samples`] and [`since_v8`] into a new store at `path`, through the store's own
+/// API.
 pub fn write(path: &std::path::Path) {
     let s = samples();
+    let v8 = since_v8(&s);
     let store = Store::open(path).expect("a new store opens");
     store.set_profile_user(s.profile_user).unwrap();
     for d in &s.datasets {
@@ -451,6 +543,13 @@ pub fn write(path: &std::path::Path) {
     for j in &s.jobs {
         store.put(j).unwrap();
     }
+    store.put(&v8.job).unwrap();
+    store
+        .put_comparison(v8.comparison.0, &v8.comparison.1)
+        .unwrap();
+    store
+        .put_evaluation(v8.evaluation.0, &v8.evaluation.1)
+        .unwrap();
     store.write(|w| w.put_metrics(&s.metrics)).unwrap();
     store
         .write(|w| {
@@ -500,6 +599,15 @@ fn fixture_files() -> Vec<std::path::PathBuf> {
     files
 }
 
+/// The schema version a fixture was written by (`v8.redb` → 8).
+fn fixture_version(file: &std::path::Path) -> u64 {
+    file.file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.strip_prefix('v'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}: fixtures are named v<N>.redb", file.display()))
+}
+
 /// Sorted by id, for comparing sets of records.
 fn by_id<T: Clone, K: Ord>(items: &[T], id: impl Fn(&T) -> K) -> Vec<T> {
     let mut v = items.to_vec();
@@ -522,6 +630,10 @@ fn every_upgrade_fixture_opens_with_every_record() {
         std::fs::copy(&file, &path).unwrap();
         let store = Store::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         let s = samples();
+        // What v8 added is in v8's fixture and later ones.
+        let v8 = since_v8(&s);
+        let has_v8 = fixture_version(&file) >= 8;
+        let extra = usize::from(has_v8);
         assert_eq!(
             store.schema_version().unwrap(),
             super::SCHEMA_VERSION,
@@ -546,6 +658,19 @@ fn every_upgrade_fixture_opens_with_every_record() {
         }
         for j in &s.jobs {
             assert_eq!(store.job(j.id).unwrap().as_ref(), Some(j), "{name}");
+        }
+        if has_v8 {
+            assert_eq!(store.job(v8.job.id).unwrap(), Some(v8.job.clone()), "{name}");
+            assert_eq!(
+                store.comparison(v8.comparison.0).unwrap(),
+                Some(v8.comparison.1.clone()),
+                "{name}"
+            );
+            assert_eq!(
+                store.evaluation(v8.evaluation.0).unwrap(),
+                Some(v8.evaluation.1.clone()),
+                "{name}"
+            );
         }
         for a in &s.artifacts {
             assert_eq!(store.artifact(a.id).unwrap().as_ref(), Some(a), "{name}");
@@ -580,7 +705,7 @@ fn every_upgrade_fixture_opens_with_every_record() {
             live(user),
             "{name}"
         );
-        let jobs = s.jobs.iter().filter(|j| j.user_id == user).count();
+        let jobs = s.jobs.iter().filter(|j| j.user_id == user).count() + extra;
         assert_eq!(store.count_jobs(user, None).unwrap(), jobs, "{name}");
         assert_eq!(
             store.count_jobs(user, Some(JobStatus::Queued)).unwrap(),
@@ -589,7 +714,7 @@ fn every_upgrade_fixture_opens_with_every_record() {
         );
         assert_eq!(
             store.jobs_in_status(JobStatus::Running, 100).unwrap().len(),
-            2,
+            2 + extra,
             "{name}"
         );
 
@@ -611,6 +736,7 @@ fn every_upgrade_fixture_opens_with_every_record() {
         let changes = store.changes_after(0, usize::MAX).unwrap();
         let records = s.datasets.len()
             + s.jobs.len()
+            + extra
             + 1
             + s.artifacts.len()
             + s.costs.len()

@@ -231,8 +231,6 @@ pub(crate) fn reseal_all(txn: &WriteTransaction) -> Result<usize, StoreError> {
 /// `table` from stored type `Old` to `New` (through `Convert<New> for Old`), keeping its
 /// checksum, inside the upgrade's transaction. A value that does not decode as `Old` is
 /// quarantined. Returns how many were quarantined.
-// No layout has changed since v1: the first `v2` type is its first caller outside tests.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn restore<Old, New>(txn: &WriteTransaction, table: &str) -> Result<usize, StoreError>
 where
     Old: serde::de::DeserializeOwned + super::stored::Convert<New>,

@@ -82,19 +82,30 @@ pub struct RecordTable {
     pub reseal_legacy: fn(&[u8]) -> Result<Vec<u8>, String>,
 }
 
+/// A record table whose stored type has kept schema v4's layout.
 const fn record_table<R: Persisted>(def: Bytes, indexes: &'static [Bytes]) -> RecordTable {
+    record_table_since::<R, R::Stored>(def, indexes)
+}
+
+/// A record table whose values schema v4 wrote as `Legacy` (a later schema's upgrade step
+/// turns them into today's stored type after they are resealed).
+const fn record_table_since<R: Persisted, Legacy: serde::Serialize + serde::de::DeserializeOwned>(
+    def: Bytes,
+    indexes: &'static [Bytes],
+) -> RecordTable {
     RecordTable {
         def,
         indexes,
         check: super::checksum::check_typed::<R>,
-        reseal_legacy: super::checksum::reseal_legacy::<R>,
+        reseal_legacy: super::checksum::reseal_legacy::<Legacy>,
     }
 }
 
 /// Every table of checksummed records.
 pub const RECORD_TABLES: [RecordTable; 7] = [
     record_table::<Dataset>(DATASETS, &[DATASETS_BY_USER, DATASETS_BY_USER_STATUS]),
-    record_table::<TrainingJob>(
+    // Jobs gained their task in schema v8 (`stored::v3`).
+    record_table_since::<TrainingJob, super::stored::v1::TrainingJobV1>(
         JOBS,
         &[
             JOBS_BY_USER,

@@ -22,6 +22,12 @@
 //!   evaluation is kept in `model_evaluations` (see [`super::evaluations`]). Older BrightRuns
 //!   could not decode a job in that stage, so they are refused from v7 on. The upgrade only
 //!   stamps the version: no record changes.
+//! - v8: jobs are `stored::v3::TrainingJobV3` (their task: training, or an evaluation of
+//!   trained models), the change log writes them as `ChangeV3::JobV3` (its older entries
+//!   keep their bytes), and an evaluation job's result is kept in `job_comparisons` (see
+//!   [`super::evaluations`]). Older BrightRuns could not decode the jobs, so they are refused
+//!   from v8 on. The upgrade rewrites every job (a training job); one that does not decode is
+//!   quarantined.
 //!
 //! Record layouts are the stored types of [`super::stored`], not the domain types: schema v5's
 //! records are `stored::v1` (byte for byte what v5 always wrote; the upgrade fixture
@@ -36,7 +42,7 @@ use super::records::*;
 use crate::domain::*;
 use redb::{Database, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
-pub const SCHEMA_VERSION: u64 = 7;
+pub const SCHEMA_VERSION: u64 = 8;
 const KEY: &str = "schema_version";
 
 pub fn read_version(db_: &Database) -> Result<u64, StoreError> {
@@ -67,6 +73,18 @@ pub fn upgrade(db_: &Database) -> Result<(), StoreError> {
         if quarantined > 0 {
             tracing::error!(
                 "upgrading store schema {found} → {SCHEMA_VERSION}: {quarantined} record(s) did not decode and were moved to quarantine (`brightrun doctor` lists them)"
+            );
+        }
+    }
+    // Before the indexes are rebuilt from the records, which reads them in today's layout.
+    if (1..8).contains(&found) {
+        let quarantined = super::quarantine::restore::<
+            super::stored::v1::TrainingJobV1,
+            super::stored::v3::TrainingJobV3,
+        >(&txn, JOBS.name())?;
+        if quarantined > 0 {
+            tracing::error!(
+                "upgrading store schema {found} → {SCHEMA_VERSION}: {quarantined} job(s) did not decode and were moved to quarantine (`brightrun doctor` lists them)"
             );
         }
     }

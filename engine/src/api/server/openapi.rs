@@ -126,6 +126,7 @@ const REQUEST_SCHEMAS: &[(&str, Option<&str>)] = &[
     ("NewDatasetBody", Some("create_dataset")),
     ("PatchDatasetBody", Some("update_dataset")),
     ("JobBody", None),
+    ("EvaluateBody", Some("evaluate_models")),
     ("ChatBody", Some("chat")),
 ];
 
@@ -364,7 +365,19 @@ pub(super) fn document_with(catalog: Option<&Catalog>) -> Value {
     add(
         "/api/jobs/{id}/retry",
         "post",
-        json!({"summary": "A new job with a failed or cancelled job's configuration", "parameters": [id_param("job")], "responses": jr}),
+        json!({"summary": "A new job with a failed or cancelled job's configuration", "parameters": [id_param("job")], "responses": jr.clone()}),
+    );
+    add(
+        "/api/evaluations",
+        "post",
+        json!({"summary": "Queue an evaluation job: each model and its base answer the prompts (or the first model's held-out examples and the probes) on a backend; the job makes no model", "requestBody": d.body::<super::routes::EvaluateBody>(), "responses": jr}),
+    );
+    let comparison = d.schema::<Comparison>();
+    let one_comparison = d_ok(&mut d, comparison);
+    add(
+        "/api/jobs/{id}/comparison",
+        "get",
+        json!({"summary": "What an evaluation job measured: every model's answer to every prompt, scored (409 `not_evaluated` before it completes, or for a training job)", "parameters": [id_param("job")], "responses": d.responses(one_comparison)}),
     );
     let pts = d_ok(&mut d, points);
     add(

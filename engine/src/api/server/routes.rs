@@ -402,6 +402,47 @@ async fn confirm_dataset(caller: Caller, Id(id): Id) -> Result<Response, HttpErr
     call(&caller, Request::ConfirmDataset { id }).await
 }
 
+/// An evaluation job (`brightrun models eval`): the models and, optionally, the prompts.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EvaluateBody {
+    /// Model ids, unique prefixes or names (at most 8).
+    models: Vec<String>,
+    /// The prompt set; none: the first model's held-out examples and the probes.
+    #[serde(default)]
+    prompts: Option<Vec<crate::domain::EvalPrompt>>,
+    #[serde(default)]
+    max_new_tokens: Option<u32>,
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(default)]
+    gpu_type: Option<String>,
+    #[serde(default)]
+    confirm_over_budget: bool,
+}
+
+async fn evaluate_models(
+    caller: Caller,
+    JsonBody(b): JsonBody<EvaluateBody>,
+) -> Result<Response, HttpError> {
+    call(
+        &caller,
+        Request::EvaluateModels {
+            models: b.models,
+            prompts: b.prompts,
+            max_new_tokens: b.max_new_tokens,
+            backend: b.backend,
+            gpu_type: b.gpu_type,
+            confirm_over_budget: b.confirm_over_budget,
+        },
+    )
+    .await
+}
+
+async fn job_comparison(caller: Caller, Id(id): Id) -> Result<Response, HttpError> {
+    call(&caller, Request::JobComparison { id }).await
+}
+
 /// A job as the seed's form posts it: hyperparameters as an object of overrides.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -705,6 +746,8 @@ pub(super) fn seed_routes(r: Routes) -> Routes {
         .add(M::POST, "/api/jobs/{id}/retry", retry_job)
         .add(M::GET, "/api/jobs/{id}/metrics", job_metrics)
         .add(M::GET, "/api/jobs/{id}/logs", job_logs)
+        .add(M::GET, "/api/jobs/{id}/comparison", job_comparison)
+        .add(M::POST, "/api/evaluations", evaluate_models)
         .add(M::GET, "/api/models", list_models)
         .add(M::GET, "/api/models/{id}", get_model)
         .add(M::GET, "/api/models/{id}/evaluation", model_evaluation)

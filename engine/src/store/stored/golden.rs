@@ -11,9 +11,10 @@
 
 use super::v1::*;
 use super::v2::*;
+use super::v3::*;
 use super::{Change, Persisted};
 use crate::domain::Timestamp;
-use crate::store::fixture::{Samples, samples};
+use crate::store::fixture::{Samples, samples, since_v8};
 use crate::store::{ENCODING, encode};
 use serde::{Serialize, de::DeserializeOwned};
 use std::fmt::Debug;
@@ -100,12 +101,14 @@ fn stored<D: Persisted>(values: &[D]) -> Vec<D::Stored> {
     values.iter().map(Persisted::to_stored).collect()
 }
 
-/// One change of each kind, as the log keeps them (with the commit time).
+/// One change of each kind, as the log keeps them (with the commit time), and a job of each
+/// task.
 fn changes(s: &Samples) -> Vec<(Timestamp, Change)> {
     let at = s.datasets[0].created_at;
     vec![
         (at, Change::Dataset(s.datasets[2].to_stored())),
-        (at, Change::Job(s.jobs[4].to_stored())),
+        (at, Change::JobV3(s.jobs[4].to_stored())),
+        (at, Change::JobV3(since_v8(s).job.to_stored())),
         (
             at,
             Change::Metrics(s.metrics[0].job_id, stored(&s.metrics[..3])),
@@ -173,10 +176,43 @@ fn v1_tokens_upgrade_to_v2() {
 }
 
 #[test]
+fn v3_layouts_are_frozen() {
+    assert!(round_trips::<TrainingJobV3>("v3", "training_job") > 0);
+    assert!(round_trips::<(Timestamp, ChangeV3)>("v3", "change") > 0);
+}
+
+/// The schema v8 upgrade of a job: v1's golden jobs become the samples' jobs, training jobs.
+#[test]
+fn v1_jobs_upgrade_to_v3() {
+    let s = samples();
+    let lines = read_lines("v1", "training_job").expect("the v1 job golden file");
+    let upgraded: Vec<TrainingJobV3> = lines
+        .iter()
+        .map(|b| super::Convert::convert(decode_exact::<TrainingJobV1>(b, "v1/training_job")))
+        .collect();
+    assert_eq!(upgraded, stored(&s.jobs));
+    assert!(upgraded.iter().all(|j| j.task == JobTaskV3::Training));
+}
+
+/// The change log's entries written before schema v8 keep their bytes: each reads as today's
+/// entry type and encodes back the same.
+#[test]
+fn v1_change_log_entries_read_as_v3() {
+    let lines = read_lines("v1", "change").expect("the v1 change golden file");
+    for (i, bytes) in lines.iter().enumerate() {
+        let what = format!("v1/change line {} as v3", i + 1);
+        let entry: (Timestamp, ChangeV3) = decode_exact(bytes, &what);
+        assert_eq!(&encode(&entry), bytes, "{what}");
+    }
+}
+
+#[test]
 fn todays_records_encode_as_the_current_version() {
     let s = samples();
     matches_today("v1", "dataset", &stored(&s.datasets));
-    matches_today("v1", "training_job", &stored(&s.jobs));
+    let mut jobs = s.jobs.clone();
+    jobs.push(since_v8(&s).job);
+    matches_today("v3", "training_job", &stored(&jobs));
     matches_today("v1", "metrics_point", &stored(&s.metrics));
     matches_today("v1", "model_artifact", &stored(&s.artifacts));
     matches_today("v1", "cost_record", &stored(&s.costs));
@@ -193,7 +229,7 @@ fn todays_records_encode_as_the_current_version() {
         tokens_per_sec: s.calibration.1,
     };
     matches_today("v1", "calibration", &stored(&[calibration]));
-    matches_today("v1", "change", &changes(&s));
+    matches_today("v3", "change", &changes(&s));
     let quarantined = super::Quarantined {
         raw: vec![0, 1, 2, 0xff],
         at: s.datasets[0].created_at,
@@ -208,7 +244,7 @@ fn stored_values_convert_back_into_the_same_records() {
     for d in &s.datasets {
         assert_eq!(&crate::domain::Dataset::from_stored(d.to_stored()), d);
     }
-    for j in &s.jobs {
+    for j in s.jobs.iter().chain([&since_v8(&s).job]) {
         assert_eq!(&crate::domain::TrainingJob::from_stored(j.to_stored()), j);
     }
     for a in &s.artifacts {

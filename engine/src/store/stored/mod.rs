@@ -19,6 +19,7 @@
 mod convert;
 pub mod v1;
 pub mod v2;
+pub mod v3;
 
 pub use convert::Convert;
 
@@ -51,7 +52,7 @@ macro_rules! persisted {
 
 persisted!(
     Dataset => v1::DatasetV1,
-    TrainingJob => v1::TrainingJobV1,
+    TrainingJob => v3::TrainingJobV3,
     MetricsPoint => v1::MetricsPointV1,
     ModelArtifact => v1::ModelArtifactV1,
     CostRecord => v1::CostRecordV1,
@@ -63,7 +64,7 @@ persisted!(
 );
 
 /// The change log's entry type in the current schema.
-pub type Change = v1::ChangeV1;
+pub type Change = v3::ChangeV3;
 
 /// The quarantine table's value type in the current schema.
 pub type Quarantined = v1::QuarantinedV1;

@@ -1,0 +1,203 @@
+//! Version 3 of the stored records whose layout changed after v2 (schema v8). A job gains its
+//! task (training, or an evaluation of trained models: `brightrun models eval`), and the
+//! change log's entry gains a variant for jobs in that layout. Every other type is still
+//! `v1`'s or `v2`'s. Frozen like them: a change of layout is a `v4` module, never an edit here.
+
+use super::Convert;
+use super::convert::stored_struct;
+use super::v1::*;
+use crate::domain::*;
+use crate::ids::*;
+use serde::{Deserialize, Serialize};
+
+stored_struct!(
+    /// One prompt of an evaluation job: its turns and the expected answer.
+    EvalPromptV3 <=> EvalPrompt {
+        messages: Vec<ChatMessageV1>,
+        reference: Option<String>,
+    }
+);
+
+stored_struct!(
+    /// What an evaluation job answers, and with which models.
+    EvaluationTaskV3 <=> EvaluationTask {
+        models: Vec<ArtifactId>,
+        prompts: Option<Vec<EvalPromptV3>>,
+        max_new_tokens: u32,
+    }
+);
+
+/// What a job is for. bincode writes the variant index: the order is the layout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum JobTaskV3 {
+    Training,
+    Evaluation(EvaluationTaskV3),
+}
+
+impl Convert<JobTask> for JobTaskV3 {
+    fn convert(self) -> JobTask {
+        match self {
+            Self::Training => JobTask::Training,
+            Self::Evaluation(t) => JobTask::Evaluation(t.convert()),
+        }
+    }
+}
+
+impl Convert<JobTaskV3> for JobTask {
+    fn convert(self) -> JobTaskV3 {
+        match self {
+            Self::Training => JobTaskV3::Training,
+            Self::Evaluation(t) => JobTaskV3::Evaluation(t.convert()),
+        }
+    }
+}
+
+stored_struct!(
+    /// A job (schema v8): v1's fields, then its task.
+    TrainingJobV3 <=> TrainingJob {
+        id: JobId,
+        user_id: UserId,
+        dataset_id: DatasetId,
+        preset_id: PresetIdV1,
+        hyperparameters: HyperparametersV1,
+        gpu_config: GpuConfigV1,
+        status: JobStatusV1,
+        current_stage: JobStageV1,
+        progress: f64,
+        current_epoch: u32,
+        total_epochs: u32,
+        current_step: u64,
+        total_steps: u64,
+        current_metrics: CurrentMetricsV1,
+        queued_at: Timestamp,
+        started_at: Option<Timestamp>,
+        completed_at: Option<Timestamp>,
+        estimated_completion_at: Option<Timestamp>,
+        estimated_cost: f64,
+        current_cost: f64,
+        final_cost: Option<f64>,
+        error_message: Option<String>,
+        error_detail: Option<String>,
+        retry_count: u32,
+        external_job_id: Option<String>,
+        event_cursor: u64,
+        artifact_id: Option<ArtifactId>,
+        retry_of: Option<JobId>,
+        last_event_at: Option<Timestamp>,
+        next_attempt_at: Option<Timestamp>,
+        first_training_loss: Option<f64>,
+        stall_notified: bool,
+        loss_warned: bool,
+        output_files: Vec<ArtifactFileV1>,
+        output_dir: Option<String>,
+        parameters_billions: Option<f64>,
+        task: JobTaskV3,
+        created_at: Timestamp,
+        updated_at: Timestamp,
+    }
+);
+
+/// The schema v7 → v8 upgrade of one job (and how a change log entry of v7 reads): every job
+/// before v8 trained.
+impl Convert<TrainingJobV3> for TrainingJobV1 {
+    fn convert(self) -> TrainingJobV3 {
+        let TrainingJobV1 {
+            id,
+            user_id,
+            dataset_id,
+            preset_id,
+            hyperparameters,
+            gpu_config,
+            status,
+            current_stage,
+            progress,
+            current_epoch,
+            total_epochs,
+            current_step,
+            total_steps,
+            current_metrics,
+            queued_at,
+            started_at,
+            completed_at,
+            estimated_completion_at,
+            estimated_cost,
+            current_cost,
+            final_cost,
+            error_message,
+            error_detail,
+            retry_count,
+            external_job_id,
+            event_cursor,
+            artifact_id,
+            retry_of,
+            last_event_at,
+            next_attempt_at,
+            first_training_loss,
+            stall_notified,
+            loss_warned,
+            output_files,
+            output_dir,
+            parameters_billions,
+            created_at,
+            updated_at,
+        } = self;
+        TrainingJobV3 {
+            id,
+            user_id,
+            dataset_id,
+            preset_id,
+            hyperparameters,
+            gpu_config,
+            status,
+            current_stage,
+            progress,
+            current_epoch,
+            total_epochs,
+            current_step,
+            total_steps,
+            current_metrics,
+            queued_at,
+            started_at,
+            completed_at,
+            estimated_completion_at,
+            estimated_cost,
+            current_cost,
+            final_cost,
+            error_message,
+            error_detail,
+            retry_count,
+            external_job_id,
+            event_cursor,
+            artifact_id,
+            retry_of,
+            last_event_at,
+            next_attempt_at,
+            first_training_loss,
+            stall_notified,
+            loss_warned,
+            output_files,
+            output_dir,
+            parameters_billions,
+            task: JobTaskV3::Training,
+            created_at,
+            updated_at,
+        }
+    }
+}
+
+/// A change as the log keeps it from schema v8: v1's variants, which entries written before v8
+/// still decode as (their bytes are unchanged), then jobs in v3's layout, which v8 writes.
+// Encoded and decoded one at a time and converted at once: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ChangeV3 {
+    Dataset(DatasetV1),
+    /// A job written before schema v8.
+    Job(TrainingJobV1),
+    Metrics(JobId, Vec<MetricsPointV1>),
+    Artifact(ModelArtifactV1),
+    Cost(CostRecordV1),
+    Notification(NotificationV1),
+    Checkpoint(CheckpointV1),
+    JobV3(TrainingJobV3),
+}
