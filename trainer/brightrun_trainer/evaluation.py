@@ -18,6 +18,11 @@ next batch (or generated token) and the run stops as it would during training.
 The scoring helpers at the top need no torch and are what the engine's documentation
 describes: lowercased word tokens (``\\w+`` runs), ROUGE-L F1 from the longest common
 subsequence.
+
+Compare mode (:mod:`.compare`) answers and scores the same way with models it loads itself,
+so the loss and generation helpers take a :class:`Harness` (where the batches go, under which
+autocast, with which loss) rather than the Hugging Face ``Trainer``: :func:`trainer_harness`
+builds one from the trainer that trained the adapter.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, ContextManager, Iterable, Sequence
 
 from .data import Example
 from .spec import Evaluation, Probe
@@ -296,10 +301,11 @@ def evaluate(trainer, model, tokenizer, settings: Evaluation, dataset, emitter, 
     emitter.stage("evaluating", "comparing the adapter with the base model: " + ", ".join(what))
     errors: list[str] = []
     model.eval()
+    harness = trainer_harness(trainer)
     try:
         if eval_set:
-            _guarded(errors, emitter, "held-out loss", lambda: _held_out_losses(trainer, model, eval_set, result, emitter, stop))
-        generator = _Generator(trainer, model, tokenizer, settings.max_new_tokens, max_seq_length, stop)
+            _guarded(errors, emitter, "held-out loss", lambda: _held_out_losses(harness, model, eval_set, result, emitter, stop))
+        generator = _Generator(harness, model, tokenizer, settings.max_new_tokens, max_seq_length, stop)
         if prompts:
             _guarded(errors, emitter, "samples", lambda: _answer_samples(generator, prompts, result, emitter))
         if probes:
@@ -315,21 +321,28 @@ def evaluate(trainer, model, tokenizer, settings: Evaluation, dataset, emitter, 
     return result
 
 
-def _guarded(errors: list[str], emitter, part: str, work) -> None:
+def _guarded(
+    errors: list[str], emitter, part: str, work, name: str = "evaluation", keeps: str = EVALUATION_FILE
+) -> None:
     """Run one part; a failure is logged and recorded, never raised (a stop is)."""
     try:
         work()
     except EvaluationStopped:
         raise
     except Exception as exc:
-        text = " ".join(str(exc).split())[:300] or type(exc).__name__
-        message = f"{part}: {type(exc).__name__}: {text}"
+        message = failure_text(part, exc)
         errors.append(message)
-        emitter.warning(f"evaluation failed ({message}); the run goes on and evaluation.json keeps what was computed")
-        _release_cuda_memory()
+        emitter.warning(f"{name} failed ({message}); the run goes on and {keeps} keeps what was computed")
+        release_cuda_memory()
 
 
-def _release_cuda_memory() -> None:
+def failure_text(part: str, exc: BaseException) -> str:
+    """``"PART: Exception: message"``, one line, as ``error`` records it."""
+    text = " ".join(str(exc).split())[:300] or type(exc).__name__
+    return f"{part}: {type(exc).__name__}: {text}"
+
+
+def release_cuda_memory() -> None:
     try:
         import torch
 
@@ -339,14 +352,56 @@ def _release_cuda_memory() -> None:
         pass
 
 
+# ----------------------------------------------------------------- harness
+
+
+@dataclass(frozen=True)
+class Harness:
+    """What scoring and answering need of the machine, with or without a ``Trainer``.
+
+    The ``evaluating`` stage takes all of it from the trainer that trained the adapter (its
+    device, eval batch size, collator, autocast and loss), so the held-out loss covers
+    exactly the validation loss's tokens; compare mode builds the same from the model it loaded.
+    """
+
+    #: Where input tensors go.
+    device: Any
+    #: Rows per loss batch (generation batches are capped at 16).
+    batch_size: int
+    #: Encoded rows → a batch dict on the CPU with ``labels``.
+    collator: Callable[[list], dict[str, Any]]
+    #: The mixed-precision context of forward passes.
+    autocast: Callable[[], ContextManager]
+    #: ``(model, CPU batch)`` → the mean loss over the batch's scored tokens (a tensor).
+    loss: Callable[[Any, dict[str, Any]], Any]
+
+
+def trainer_harness(trainer) -> Harness:
+    """The harness of a Hugging Face ``Trainer``: its own loss (chunked or the model's) under
+    its loss context."""
+
+    def loss(model, batch):
+        inputs = trainer._prepare_inputs(batch)
+        with trainer.compute_loss_context_manager():
+            return trainer.compute_loss(model, inputs)
+
+    return Harness(
+        device=trainer.args.device,
+        batch_size=int(trainer.args.per_device_eval_batch_size),
+        collator=trainer.data_collator,
+        autocast=trainer.accelerator.autocast,
+        loss=loss,
+    )
+
+
 # ----------------------------------------------------------------- held-out loss
 
 
-def _held_out_losses(trainer, model, eval_set, result: dict[str, Any], emitter, stop) -> None:
+def _held_out_losses(harness: Harness, model, eval_set, result: dict[str, Any], emitter, stop) -> None:
     emitter.info(f"evaluating: held-out loss of the adapter and of the base model on {len(eval_set)} validation rows")
-    adapter_sum, tokens = _loss_sum(trainer, model, eval_set, stop)
+    adapter_sum, tokens = _loss_sum(harness, model, eval_set, stop)
     with model.disable_adapter():
-        base_sum, _ = _loss_sum(trainer, model, eval_set, stop)
+        base_sum, _ = _loss_sum(harness, model, eval_set, stop)
     result["tokens_scored"] = tokens
     if tokens:
         result["adapter_loss"], result["base_loss"] = adapter_sum / tokens, base_sum / tokens
@@ -354,20 +409,18 @@ def _held_out_losses(trainer, model, eval_set, result: dict[str, Any], emitter, 
         result["base_perplexity"] = perplexity(result["base_loss"])
 
 
-def _loss_sum(trainer, model, eval_set, stop) -> tuple[float, int]:
+def _loss_sum(harness: Harness, model, eval_set, stop) -> tuple[float, int]:
     """Summed token loss and scored-token count over the validation rows.
 
-    The Trainer's own loss (chunked or the model's, under its autocast) per batch of its
-    collator, weighted by the batch's scored tokens: a token-weighted mean overall.
+    The harness's loss (the Trainer's: chunked or the model's, under its autocast) per batch
+    of its collator, weighted by the batch's scored tokens: a token-weighted mean overall.
     """
     import torch
     from torch.utils.data import DataLoader
 
     from .encoding import IGNORE_INDEX
 
-    loader = DataLoader(
-        eval_set, batch_size=trainer.args.per_device_eval_batch_size, collate_fn=trainer.data_collator, shuffle=False
-    )
+    loader = DataLoader(eval_set, batch_size=harness.batch_size, collate_fn=harness.collator, shuffle=False)
     total, tokens = 0.0, 0
     with torch.no_grad():
         for batch in loader:
@@ -376,9 +429,7 @@ def _loss_sum(trainer, model, eval_set, stop) -> tuple[float, int]:
             count = int((batch["labels"][..., 1:] != IGNORE_INDEX).sum())
             if count == 0:
                 continue
-            inputs = trainer._prepare_inputs(batch)
-            with trainer.compute_loss_context_manager():
-                loss = trainer.compute_loss(model, inputs)
+            loss = harness.loss(model, batch)
             total += float(loss.detach().float()) * count
             tokens += count
     return total, tokens
@@ -390,14 +441,14 @@ def _loss_sum(trainer, model, eval_set, stop) -> tuple[float, int]:
 class _Generator:
     """Greedy answers from the base (adapter disabled) and from the adapter, in batches."""
 
-    def __init__(self, trainer, model, tokenizer, max_new_tokens: int, max_seq_length: int, stop):
-        self.trainer = trainer
+    def __init__(self, harness: Harness, model, tokenizer, max_new_tokens: int, max_seq_length: int, stop):
+        self.harness = harness
         self.model = model
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
         self.max_seq_length = max_seq_length
         self.stop = stop
-        self.batch_size = max(1, min(int(trainer.args.per_device_eval_batch_size), 16))
+        self.batch_size = max(1, min(harness.batch_size, 16))
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.pad_token_id = tokenizer.pad_token_id
@@ -423,6 +474,10 @@ class _Generator:
             base = self._generate(prompts)
         return base, self._generate(prompts)
 
+    def answers(self, prompts: list[list[int]]) -> list[str]:
+        """The answers of the model as it is set now (compare mode picks the adapter, or none)."""
+        return self._generate(prompts)
+
     def _generate(self, prompts: list[list[int]]) -> list[str]:
         import torch
 
@@ -435,8 +490,8 @@ class _Generator:
             if ids:
                 input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
                 attention_mask[row, width - len(ids) :] = 1
-        device = self.trainer.args.device
-        with torch.no_grad(), self.trainer.accelerator.autocast():
+        device = self.harness.device
+        with torch.no_grad(), self.harness.autocast():
             output = self.model.generate(
                 input_ids=input_ids.to(device),
                 attention_mask=attention_mask.to(device),

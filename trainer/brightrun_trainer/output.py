@@ -1,4 +1,5 @@
-"""Writing the adapter and delivering it: to a folder, or to presigned PUT URLs.
+"""Writing the adapter (or a comparison's ``comparison.json``) and delivering it: to a
+folder, or to presigned PUT URLs.
 
 Files are first written to a staging folder, so that the ``artifact`` event lists exactly
 what this run produced (never leftovers of an earlier attempt in the same output folder)
@@ -87,6 +88,23 @@ def publish(
     return _publish_to_urls(save, target.presigned_put or {}, emitter, scratch)
 
 
+def publish_files(
+    files: dict[str, bytes], target: OutputTarget, emitter: EventEmitter, scratch: Path
+) -> PublishedArtifact:
+    """Deliver ``files`` (name → bytes) where the spec says, as :func:`publish` delivers an
+    adapter: the same staging, the same ``artifact`` description, the same uploads. Compare
+    mode's only output, ``comparison.json``, goes this way."""
+
+    def save(directory: Path) -> None:
+        for name, data in files.items():
+            (directory / name).write_bytes(data)
+
+    if target.dir is not None:
+        return _publish_to_folder(save, Path(target.dir))
+    urls = target.presigned_put or {}
+    return _publish_to_urls(save, urls, emitter, scratch, what="this comparison", folder="comparison")
+
+
 def _publish_to_folder(save: Callable[[Path], None], out_dir: Path) -> PublishedArtifact:
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
@@ -103,9 +121,14 @@ def _publish_to_folder(save: Callable[[Path], None], out_dir: Path) -> Published
 
 
 def _publish_to_urls(
-    save: Callable[[Path], None], urls: dict[str, str], emitter: EventEmitter, scratch: Path
+    save: Callable[[Path], None],
+    urls: dict[str, str],
+    emitter: EventEmitter,
+    scratch: Path,
+    what: str = "this adapter",
+    folder: str = "adapter",
 ) -> PublishedArtifact:
-    staging = scratch / "adapter"
+    staging = scratch / folder
     staging.mkdir(parents=True, exist_ok=True)
     save(staging)
     produced = describe_files(staging)
@@ -120,5 +143,5 @@ def _publish_to_urls(
         emitter.warning("no presigned URL for " + ", ".join(unsent) + "; these files were not uploaded")
     unused = sorted(set(urls) - {entry["path"] for entry in produced})
     if unused:
-        emitter.info("this adapter has no " + ", ".join(unused) + "; those URLs were left unused")
+        emitter.info(f"{what} has no " + ", ".join(unused) + "; those URLs were left unused")
     return PublishedArtifact(str(staging), delivered)

@@ -7,6 +7,11 @@ Phases and their ``stage`` events: ``initializing`` (spec, dataset, model), ``tr
 ``completed``, then ``done``. Any failure becomes exactly one ``error`` event and exit
 status 1; a stop request becomes a ``log`` event (after a ``checkpoint`` event once training
 has started) and exit status 143.
+
+A spec with a ``compare`` object runs compare mode instead (:mod:`.compare`): no training,
+``initializing`` (adapters fetched, the dataset read only when the prompts come from it, the
+first base loaded), ``evaluating`` (every model answers), ``saving`` (``comparison.json``),
+``completed``, ``done``; the same error and stop handling.
 """
 
 from __future__ import annotations
@@ -30,13 +35,20 @@ from .devices import (
 )
 from .errors import StopRequested, classify, one_line_reason, traceback_tail
 from .events import EventEmitter
-from .output import publish
+from .output import publish, publish_files
 from .signals import StopSignal
 from .spec import JobSpec, load_spec
 from .transfer import download
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+#: Compare mode's ``done`` summary: it trains nothing, so every figure is null.
+COMPARE_SUMMARY = dict.fromkeys(
+    (
+        "total_steps", "epochs", "final_training_loss", "final_validation_loss", "train_runtime_seconds",
+        "train_tokens", "trainable_parameters", "total_parameters",
+    )
+)  # fmt: skip
 
 
 def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -> int:
@@ -44,12 +56,16 @@ def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -
     stop = stop or StopSignal().install()
     scratch = Path(tempfile.mkdtemp(prefix="brightrun-trainer-"))
     relaunched = RELAUNCH_SEQ_VARIABLE in os.environ  # the initializing events came before the exec
+    comparing = False
     try:
         if not relaunched:
             emitter.stage("initializing", "reading the job spec")
         spec = load_spec(spec_path)
         if not relaunched:
             _report_unknown_fields(spec, emitter)
+        if spec.compare is not None:
+            comparing = True
+            return _compare(spec, emitter, stop, scratch)
         plan = plan_data_parallel(spec.efficiency.gpu_count)
         if isinstance(plan, LaunchPlan):
             shutil.rmtree(scratch, ignore_errors=True)  # exec skips the finally below
@@ -82,7 +98,10 @@ def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -
         emitter.done(outcome.summary())
         return EXIT_OK
     except StopRequested as stopped:
-        emitter.info(f"stopped by signal {stopped.signum} before training started; nothing to checkpoint")
+        if comparing:
+            emitter.info(f"stopped by signal {stopped.signum} before the comparison started; nothing was written")
+        else:
+            emitter.info(f"stopped by signal {stopped.signum} before training started; nothing to checkpoint")
         return 128 + stopped.signum
     except Exception as exc:  # every failure must reach the engine as one error event
         traceback.print_exc(file=sys.stderr)
@@ -93,6 +112,27 @@ def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -
         shutil.rmtree(scratch, ignore_errors=True)
         if emitter.marker is not None:
             emitter.marker.discard_reserve()
+
+
+def _compare(spec: JobSpec, emitter: EventEmitter, stop: StopSignal, scratch: Path) -> int:
+    """Compare mode: one process on one GPU (never the data-parallel relaunch), the dataset read
+    only when the prompts come from it, ``comparison.json`` the only output."""
+    from .compare import COMPARISON_FILE, run_comparison, to_json
+
+    pinned = pin_one_gpu()
+    if pinned:
+        emitter.info(pinned)
+    dataset = _read_dataset(spec, scratch, emitter) if spec.compare.prompts is None else None
+    result = run_comparison(spec, dataset, emitter, stop, scratch)
+    if result is None:
+        emitter.info(f"stopped by signal {stop.signum} during the comparison; no {COMPARISON_FILE} was written")
+        return stop.exit_status
+    emitter.stage("saving", f"writing {COMPARISON_FILE}")
+    artifact = publish_files({COMPARISON_FILE: to_json(result)}, spec.output, emitter, scratch)
+    emitter.artifact(directory=artifact.directory, files=artifact.files)
+    emitter.stage("completed", f"compared {len(result['models'])} models on {len(result['prompts'])} prompts")
+    emitter.done(dict(COMPARE_SUMMARY))
+    return EXIT_OK
 
 
 def relaunch(plan: LaunchPlan, spec_path: str, emitter: EventEmitter) -> None:

@@ -31,6 +31,7 @@ MAX_SEED = 2**64 - 1
 _TOP_LEVEL = {
     "version", "job_id", "base_model", "dataset", "hyperparameters", "output",
     "checkpoint_dir", "resume_from", "logging_steps", "max_steps", "efficiency", "evaluation",
+    "compare",
 }
 _EVALUATION = {"samples", "max_new_tokens", "builtin_probes", "probes"}
 _PROBE = {"prompt", "reference"}
@@ -38,6 +39,17 @@ _PROBE = {"prompt", "reference"}
 MAX_EVALUATION_SAMPLES = 64
 MAX_NEW_TOKENS = 4096
 MAX_PROBES = 200
+_COMPARE = {"models", "prompts"}
+_COMPARE_MODEL = {"id", "label", "base_model", "adapter"}
+_COMPARE_ADAPTER = {"dir", "urls"}
+_COMPARE_PROMPT = {"messages", "reference"}
+_COMPARE_MESSAGE = {"role", "content"}
+COMPARE_ROLES = ("system", "user", "assistant")
+#: Compare mode's only output file (the ``presigned_put`` entry it needs).
+COMPARISON_FILE = "comparison.json"
+#: Bounds of the ``compare`` object (PROTOCOL.md, "Compare mode").
+MAX_COMPARE_MODELS = 16
+MAX_COMPARE_PROMPTS = 1000
 _EFFICIENCY = {
     "padding_free", "packing", "gradient_checkpointing", "chunked_loss", "torch_compile", "liger",
     "gpu_count",
@@ -129,6 +141,43 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class AdapterSource:
+    """Where a compared adapter's files are: a local folder, or presigned GET URLs by file name."""
+
+    dir: str | None = None
+    urls: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class CompareModel:
+    """One adapter of the ``compare`` object (its base model is compared too, implicitly)."""
+
+    id: str
+    label: str
+    base_model: str
+    adapter: AdapterSource
+
+
+@dataclass(frozen=True)
+class ComparePrompt:
+    """A prompt of the user's file: chat messages ending with a user turn, and a reference."""
+
+    #: ``{"role", "content"}`` dicts, the last one a user turn.
+    messages: tuple[dict[str, str], ...]
+    #: The expected answer, or ``None`` (a blank reference is read as none).
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class Compare:
+    """The optional ``compare`` object: answer prompts with several models instead of training."""
+
+    models: tuple[CompareModel, ...]
+    #: ``None``: held-out examples of the dataset and the probes, as the ``evaluating`` stage chooses.
+    prompts: tuple[ComparePrompt, ...] | None = None
+
+
+@dataclass(frozen=True)
 class DatasetSource:
     path: str | None = None
     url: str | None = None
@@ -155,6 +204,8 @@ class JobSpec:
     efficiency: Efficiency = Efficiency()
     #: ``None``: no ``evaluating`` stage (the field is absent or null).
     evaluation: Evaluation | None = None
+    #: ``None``: a training job; else compare mode (no training, ``comparison.json`` only).
+    compare: Compare | None = None
     #: Dotted names of fields this trainer does not know (reported, not fatal).
     unknown_fields: tuple[str, ...] = ()
 
@@ -192,24 +243,27 @@ def parse_spec(document: Any) -> JobSpec:
     hyperparameters = top.object("hyperparameters")
     efficiency = top.optional_object("efficiency")
     evaluation = top.optional_object("evaluation")
+    compare_fields = top.optional_object("compare")
     unknown = top.unknown(_TOP_LEVEL) + hyperparameters.unknown(_HYPERPARAMETERS)
     if efficiency is not None:
         unknown += efficiency.unknown(_EFFICIENCY)
     if evaluation is not None:
         unknown += evaluation.unknown(_EVALUATION)
+    compare = _parse_compare(compare_fields, unknown)
     return JobSpec(
         version=version,
         job_id=job_id,
         base_model=top.string("base_model"),
         dataset=_parse_dataset(top.object("dataset")),
         hyperparameters=_parse_hyperparameters(hyperparameters),
-        output=_parse_output(top.object("output")),
+        output=_parse_output(top.object("output"), (COMPARISON_FILE,) if compare else REQUIRED_ADAPTER_FILES),
         checkpoint_dir=top.optional_string("checkpoint_dir") or _default_checkpoint_dir(job_id),
         resume_from=top.optional_string("resume_from"),
         logging_steps=top.integer("logging_steps", minimum=1, default=1),
         max_steps=top.optional_integer("max_steps", minimum=1),
         efficiency=_parse_efficiency(efficiency),
         evaluation=_parse_evaluation(evaluation, unknown),
+        compare=compare,
         unknown_fields=tuple(unknown),
     )
 
@@ -290,6 +344,78 @@ def _parse_probes(fields: _Fields, unknown: list[str]) -> tuple[Probe, ...]:
     return tuple(probes)
 
 
+def _parse_compare(fields: _Fields | None, unknown: list[str]) -> Compare | None:
+    """The optional ``compare`` object (compare mode); unknown keys inside are appended to ``unknown``."""
+    if fields is None:
+        return None
+    unknown += fields.unknown(_COMPARE)
+    models = fields.items("models", "a list of {id, label, base_model, adapter} objects", minimum=1,
+                         maximum=MAX_COMPARE_MODELS)
+    parsed = tuple(_parse_compare_model(model, unknown) for model in models)
+    seen: set[str] = set()
+    for i, model in enumerate(parsed):
+        if model.id in seen:
+            raise SpecError(f"spec field `compare.models[{i}].id`: {model.id!r} is given twice")
+        seen.add(model.id)
+    prompts = None
+    if fields.require("prompts", default=None) is not None:
+        items = fields.items("prompts", "a list of {messages, reference} objects or null", minimum=1,
+                            maximum=MAX_COMPARE_PROMPTS)
+        prompts = tuple(_parse_compare_prompt(prompt, unknown) for prompt in items)
+    return Compare(models=parsed, prompts=prompts)
+
+
+def _parse_compare_model(fields: _Fields, unknown: list[str]) -> CompareModel:
+    unknown += fields.unknown(_COMPARE_MODEL)
+    adapter = fields.object("adapter")
+    unknown += adapter.unknown(_COMPARE_ADAPTER)
+    directory = adapter.optional_string("dir")
+    urls = adapter.optional_object("urls")
+    if (directory is None) == (urls is None):
+        raise adapter.error_at('expected exactly one of "dir" or "urls"')
+    source = AdapterSource(dir=directory)
+    if urls is not None:
+        presigned = {}
+        for name in urls.keys():
+            url = urls.string(name)
+            if not _plain_file_name(name):
+                raise urls.error(name, "expected a file name without a folder", name)
+            if not url.startswith(("http://", "https://")):
+                raise urls.error(name, "expected an http(s) URL", url)
+            presigned[name] = url
+        for name in REQUIRED_ADAPTER_FILES:
+            if name not in presigned:
+                raise urls.error_at(f"needs a URL for {name!r}")
+        source = AdapterSource(urls=presigned)
+    return CompareModel(
+        id=fields.string("id"), label=fields.string("label"), base_model=fields.string("base_model"), adapter=source
+    )
+
+
+def _plain_file_name(name: str) -> bool:
+    """A name that stays inside the folder it is downloaded to (no separators, not ``..``)."""
+    return bool(name.strip()) and "/" not in name and "\\" not in name and name not in (".", "..")
+
+
+def _parse_compare_prompt(fields: _Fields, unknown: list[str]) -> ComparePrompt:
+    unknown += fields.unknown(_COMPARE_PROMPT)
+    items = fields.items("messages", "a list of {role, content} objects ending with a user message", minimum=1)
+    messages = []
+    for message in items:
+        unknown += message.unknown(_COMPARE_MESSAGE)
+        role = message.choice("role", COMPARE_ROLES)
+        content = message.require("content")
+        if not isinstance(content, str):
+            raise message.error("content", "expected a string", content)
+        messages.append({"role": role, "content": content})
+    if messages[-1]["role"] != "user":
+        raise fields.error("messages", "expected the last message to be from the user", messages[-1]["role"])
+    reference = fields.require("reference", default=None)
+    if reference is not None and not isinstance(reference, str):
+        raise fields.error("reference", "expected a string or null", reference)
+    return ComparePrompt(tuple(messages), reference if reference and reference.strip() else None)
+
+
 def _parse_target_modules(fields: _Fields) -> tuple[str, ...] | str:
     name = "target_modules"
     value = fields.require(name)
@@ -314,7 +440,7 @@ def _parse_dataset(fields: _Fields) -> DatasetSource:
     return DatasetSource(path=path, url=url)
 
 
-def _parse_output(fields: _Fields) -> OutputTarget:
+def _parse_output(fields: _Fields, required: tuple[str, ...] = REQUIRED_ADAPTER_FILES) -> OutputTarget:
     directory = fields.optional_string("dir")
     urls = fields.optional_object("presigned_put")
     if (directory is None) == (urls is None):
@@ -327,9 +453,9 @@ def _parse_output(fields: _Fields) -> OutputTarget:
         if not url.startswith(("http://", "https://")):
             raise urls.error(name, "expected an http(s) URL", url)
         presigned[name] = url
-    for required in REQUIRED_ADAPTER_FILES:
-        if required not in presigned:
-            raise SpecError(f"spec field `output.presigned_put`: needs a URL for {required!r}")
+    for name in required:
+        if name not in presigned:
+            raise SpecError(f"spec field `output.presigned_put`: needs a URL for {name!r}")
     return OutputTarget(presigned_put=presigned)
 
 
@@ -374,6 +500,20 @@ class _Fields:
     def item(self, name: str, index: int) -> _Fields:
         """Element ``index`` of the list field ``name``, which must be an object."""
         return _Fields(self._value[name][index], f"{self._prefix}{name}[{index}].")
+
+    def items(self, name: str, expectation: str, *, minimum: int = 0, maximum: int | None = None) -> list[_Fields]:
+        """The list field ``name``, each element an object, with ``minimum``..``maximum`` of them."""
+        value = self.require(name)
+        if not isinstance(value, list):
+            raise self.error(name, f"expected {expectation}", value)
+        if len(value) < minimum or (maximum is not None and len(value) > maximum):
+            bound = f"at least {minimum}" if len(value) < minimum else f"at most {maximum}"
+            raise SpecError(f"spec field `{self._prefix}{name}`: expected {bound} elements, got {len(value)}")
+        return [self.item(name, i) for i in range(len(value))]
+
+    def error_at(self, expectation: str) -> SpecError:
+        """An error about this object as a whole (``spec field `compare.models[0].adapter`: …``)."""
+        return SpecError(f"spec field `{self._prefix.rstrip('.')}`: {expectation}")
 
     def optional_object(self, name: str) -> _Fields | None:
         value = self._value.get(name)

@@ -25,15 +25,17 @@ TIMEOUT_SECONDS = 60
 CHUNK_BYTES = 1 << 20
 
 
-def download(url: str, destination: Path) -> Path:
-    """Stream ``url`` into ``destination`` (written atomically), retrying transient failures."""
+def download(url: str, destination: Path, what: str = "the dataset") -> Path:
+    """Stream ``url`` into ``destination`` (written atomically), retrying transient failures.
+
+    ``what`` names the file in the failure's reason ("download of WHAT from URL failed")."""
     partial = destination.with_name(destination.name + ".partial")
 
     def fetch() -> None:
         with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response, open(partial, "wb") as out:
             shutil.copyfileobj(response, out, CHUNK_BYTES)
 
-    _with_retries(f"download of the dataset from {_redact(url)}", fetch)
+    _with_retries(f"download of {what} from {_redact(url)}", fetch)
     os.replace(partial, destination)
     return destination
 
@@ -73,6 +75,13 @@ def _redact(url: str) -> str:
     """A URL without its query string: presigned signatures are credentials."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status behind a failed transfer (an :class:`InfrastructureError` raised here
+    keeps the ``HTTPError`` as its cause), or ``None`` when it was not an HTTP answer."""
+    cause = exc if isinstance(exc, urllib.error.HTTPError) else exc.__cause__
+    return cause.code if isinstance(cause, urllib.error.HTTPError) else None
 
 
 def _retryable(exc: BaseException) -> bool:
