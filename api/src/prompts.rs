@@ -278,7 +278,7 @@ mod tests {
         let cases = [
             ("{\"prompt\": \"ok\"}\nnot json\n", "line 2: not valid JSON"),
             ("{\"text\": \"some prose\"}", "line 1: plain `text`"),
-            ("{\"foo\": 1, \"bar\": 2}", "line 1: no prompt in it (keys: foo, bar)"),
+            ("{\"foo\": 1, \"bar\": 2}", "line 1: no prompt in it (keys: bar, foo)"),
             ("[1]", "record 1: not a JSON object"),
             (
                 r#"{"messages": [{"role": "assistant", "content": "hi"}]}"#,
@@ -306,7 +306,7 @@ mod tests {
         let line = "{\"prompt\": \"q\"}\n";
         let e = parse(&line.repeat(MAX_EVALUATION_PROMPTS + 1)).unwrap_err();
         assert_eq!(e, PromptsError::TooMany(MAX_EVALUATION_PROMPTS + 1));
-        let big = format!("{{\"prompt\": \"{}\"}}\n", "x".repeat(MAX_EVALUATION_PROMPT_BYTES));
+        let big = format!("{{\"prompt\": \"{}\"}}\n", "x".repeat(MAX_EVALUATION_PROMPT_BYTES + 1));
         assert!(matches!(parse(&big).unwrap_err(), PromptsError::TooLarge(_)));
     }
 }

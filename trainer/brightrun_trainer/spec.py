@@ -254,7 +254,7 @@ def parse_spec(document: Any) -> JobSpec:
         version=version,
         job_id=job_id,
         base_model=top.string("base_model"),
-        dataset=_parse_dataset(top.object("dataset")),
+        dataset=_dataset_of(top.optional_object("dataset"), compare),
         hyperparameters=_parse_hyperparameters(hyperparameters),
         output=_parse_output(top.object("output"), (COMPARISON_FILE,) if compare else REQUIRED_ADAPTER_FILES),
         checkpoint_dir=top.optional_string("checkpoint_dir") or _default_checkpoint_dir(job_id),
@@ -428,6 +428,15 @@ def _parse_target_modules(fields: _Fields) -> tuple[str, ...] | str:
     ):
         raise fields.error(name, 'expected a non-empty list of module names or "all-linear"', value)
     return tuple(value)
+
+
+def _dataset_of(fields: _Fields | None, compare: Compare | None) -> DatasetSource:
+    """The ``dataset`` object; only a comparison of given prompts reads none (and may omit it)."""
+    if fields is not None:
+        return _parse_dataset(fields)
+    if compare is not None and compare.prompts is not None:
+        return DatasetSource()
+    raise SpecError("spec field `dataset` is missing (only a comparison of given prompts reads none)")
 
 
 def _parse_dataset(fields: _Fields) -> DatasetSource:

@@ -95,6 +95,19 @@ def test_compare_absent_or_null_is_a_training_job_and_null_prompts_ask_the_datas
     assert parse_spec(spec).compare.prompts is None
 
 
+def test_only_a_comparison_of_given_prompts_may_leave_the_dataset_out(spec):
+    del spec["dataset"]
+    with pytest.raises(SpecError, match="`dataset` is missing"):
+        parse_spec(spec)
+    spec["compare"] = {"models": [model("m1")], "prompts": None}
+    with pytest.raises(SpecError, match="`dataset` is missing"):
+        parse_spec(spec)
+    spec["compare"]["prompts"] = [user("Hi")]
+    spec["output"] = {"dir": "/out"}
+    parsed = parse_spec(spec)
+    assert (parsed.dataset.path, parsed.dataset.url) == (None, None)
+
+
 def test_compare_unknown_keys_are_reported(spec):
     spec["compare"] = {
         "models": [{**model("m1"), "colour": "red"}],

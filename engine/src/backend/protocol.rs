@@ -25,7 +25,9 @@ pub struct TrainerSpec {
     pub version: u32,
     pub job_id: String,
     pub base_model: String,
-    pub dataset: DatasetRef,
+    /// None only for an evaluation job of given prompts, which reads no dataset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetRef>,
     /// The job's hyperparameters plus `validation_split`, as PROTOCOL.md lists them.
     pub hyperparameters: serde_json::Value,
     pub output: OutputRef,
@@ -224,7 +226,7 @@ impl TrainerSpec {
             version: 1,
             job_id: job_id.into(),
             base_model: "m".into(),
-            dataset: DatasetRef::Path("/d".into()),
+            dataset: Some(DatasetRef::Path("/d".into())),
             hyperparameters: serde_json::json!({}),
             output: OutputRef::Dir("/o".into()),
             checkpoint_dir: "/c".into(),

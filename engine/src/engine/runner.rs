@@ -364,12 +364,9 @@ impl Engine {
             obj.remove("base_model");
         }
         let (dataset, output, checkpoint_dir, resume_from) = match inputs {
-            // An evaluation of the user's prompts reads no dataset (PROTOCOL.md: an empty path).
+            // An evaluation of the user's prompts reads no dataset.
             Inputs::Paths(path) => (
-                DatasetRef::Path(
-                    path.map(|p| p.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                ),
+                path.map(|p| DatasetRef::Path(p.to_string_lossy().into_owned())),
                 OutputRef::Dir(dir.join("output").to_string_lossy().into()),
                 dir.join("checkpoints").to_string_lossy().into(),
                 // The last checkpoint still on disk: a retry resumes from it.
@@ -385,7 +382,7 @@ impl Engine {
             // folder, stable per job); the engine cannot tell whether the next worker has
             // them, so a remote retry starts afresh.
             Inputs::Urls { dataset, puts } => (
-                dataset.map_or(DatasetRef::Path(String::new()), DatasetRef::Url),
+                dataset.map(DatasetRef::Url),
                 OutputRef::PresignedPut(puts),
                 format!("/tmp/brightrun-checkpoints/{}", job.id),
                 None,

@@ -236,12 +236,30 @@ pub fn write_v4(
     Ok(())
 }
 
+/// A record in the layout schema v4 wrote: v1's (jobs had no task then).
 #[cfg(test)]
-fn put_v4<R: Record>(txn: &WriteTransaction, records: &[R]) -> Result<(), StoreError> {
+pub(crate) trait LegacyLayout: Record {
+    fn v4_bytes(&self) -> Vec<u8> {
+        super::encode(&self.to_stored())
+    }
+}
+
+#[cfg(test)]
+impl LegacyLayout for Dataset {}
+
+#[cfg(test)]
+impl LegacyLayout for TrainingJob {
+    fn v4_bytes(&self) -> Vec<u8> {
+        super::encode(&super::stored::v3::v1_of(self))
+    }
+}
+
+#[cfg(test)]
+fn put_v4<R: LegacyLayout>(txn: &WriteTransaction, records: &[R]) -> Result<(), StoreError> {
     for r in records {
         txn.open_table(R::TABLE)
             .map_err(db)?
-            .insert(r.key().as_slice(), super::encode(&r.to_stored()).as_slice())
+            .insert(r.key().as_slice(), r.v4_bytes().as_slice())
             .map_err(db)?;
         for (index, k) in r.index_keys() {
             txn.open_table(index)

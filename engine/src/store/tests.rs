@@ -412,13 +412,13 @@ fn schema_3_is_upgraded_with_its_counts_recounted() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.redb");
     let user = UserId::new();
+    let jobs = [
+        job(user, JobStatus::Completed),
+        job(user, JobStatus::Completed),
+        job(user, JobStatus::Failed),
+    ];
     {
         let store = Store::open(&path).unwrap();
-        let jobs = [
-            job(user, JobStatus::Completed),
-            job(user, JobStatus::Completed),
-            job(user, JobStatus::Failed),
-        ];
         store
             .write(|w| jobs.iter().try_for_each(|j| w.put(j)))
             .unwrap();
@@ -426,10 +426,17 @@ fn schema_3_is_upgraded_with_its_counts_recounted() {
             .put(&dataset(user, "d", DatasetStatus::Ready))
             .unwrap();
     }
-    // As schema 3 left it: the same records, no counts.
+    // As schema 3 left it: the same records (jobs in their layout of then), no counts.
     {
         let db_ = redb::Database::create(&path).unwrap();
         let txn = db_.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(JOBS).unwrap();
+            for j in &jobs {
+                let v1 = crate::store::stored::v3::v1_of(j);
+                t.insert(j.key().as_slice(), encode(&v1).as_slice()).unwrap();
+            }
+        }
         txn.delete_table(COUNTS).unwrap();
         txn.open_table(META)
             .unwrap()
