@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0003_rls.sql",
         include_str!("../../../migrations-compat/0003_rls.sql"),
     ),
+    (
+        4,
+        "0004_evaluation_jobs.sql",
+        include_str!("../../../migrations-compat/0004_evaluation_jobs.sql"),
+    ),
 ];
 
 /// The table that records which migrations a database holds (a dry run's SQL creates it too).

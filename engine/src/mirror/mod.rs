@@ -687,28 +687,42 @@ impl Mirror {
         }
     }
 
-    /// The evaluations of the batch's models (their rows' `quality_metrics` carry them).
+    /// The evaluations of the batch's models (their rows' `quality_metrics` carry them) and
+    /// the comparisons of its completed evaluation jobs (their rows' `brightrun_comparison`).
     async fn attach_evaluations(&self, batch: &mut rows::Batch) -> Result<(), MirrorError> {
         let ids: Vec<crate::ids::ArtifactId> = batch
             .artifacts
             .keys()
             .map(|id| crate::ids::ArtifactId(*id))
             .collect();
-        if ids.is_empty() {
+        let jobs: Vec<crate::ids::JobId> = batch
+            .jobs
+            .values()
+            .filter(|(_, j)| j.task.is_evaluation() && j.status == crate::domain::JobStatus::Completed)
+            .map(|(_, j)| j.id)
+            .collect();
+        if ids.is_empty() && jobs.is_empty() {
             return Ok(());
         }
         let store = self.store.clone();
-        let found = blocking(move || {
-            let mut found = Vec::new();
+        let (evaluations, comparisons) = blocking(move || {
+            let mut evaluations = Vec::new();
             for id in ids {
                 if let Some(e) = store.evaluation(id)? {
-                    found.push((id.0, e));
+                    evaluations.push((id.0, e));
                 }
             }
-            Ok(found)
+            let mut comparisons = Vec::new();
+            for id in jobs {
+                if let Some(c) = store.comparison(id)? {
+                    comparisons.push((id.0, c));
+                }
+            }
+            Ok((evaluations, comparisons))
         })
         .await?;
-        batch.evaluations.extend(found);
+        batch.evaluations.extend(evaluations);
+        batch.comparisons.extend(comparisons);
         Ok(())
     }
 

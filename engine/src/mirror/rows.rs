@@ -215,6 +215,8 @@ pub(crate) const JOBS: Table = Table {
         ("brightrun_hash", "int8"),
         ("brightrun_retry_of", "uuid"),
         ("brightrun_backend", "text"),
+        ("brightrun_task", "jsonb"),
+        ("brightrun_comparison", "jsonb"),
     ],
 };
 
@@ -412,7 +414,13 @@ pub(crate) fn dataset_row(d: &Dataset, origin: Uuid, seq: u64) -> Vec<Val> {
     ]
 }
 
-pub(crate) fn job_row(j: &TrainingJob, origin: Uuid, seq: u64) -> Vec<Val> {
+/// A job's row, with its task and (a completed evaluation job) its comparison.
+pub(crate) fn job_row(
+    j: &TrainingJob,
+    comparison: Option<&Comparison>,
+    origin: Uuid,
+    seq: u64,
+) -> Vec<Val> {
     vec![
         Val::Uuid(Some(j.id.0)),
         Val::Uuid(Some(j.user_id.0)),
@@ -447,6 +455,11 @@ pub(crate) fn job_row(j: &TrainingJob, origin: Uuid, seq: u64) -> Vec<Val> {
         Val::I64(Some(record_hash(j))),
         Val::Uuid(j.retry_of.map(|r| r.0)),
         text(&j.gpu_config.backend),
+        json(&j.task),
+        match comparison {
+            Some(c) => json(c),
+            None => Val::Json(None),
+        },
     ]
 }
 
@@ -674,6 +687,8 @@ pub(crate) struct Batch {
     pub artifacts: HashMap<Uuid, (u64, std::sync::Arc<ModelArtifact>)>,
     /// The evaluations of `artifacts`' models, where their runs made one.
     pub evaluations: HashMap<Uuid, Evaluation>,
+    /// The comparisons of `jobs`' completed evaluation jobs.
+    pub comparisons: HashMap<Uuid, Comparison>,
     pub costs: HashMap<Uuid, (u64, std::sync::Arc<CostRecord>)>,
     pub notifications: HashMap<Uuid, (u64, std::sync::Arc<Notification>)>,
     pub checkpoints: HashMap<Uuid, (u64, std::sync::Arc<Checkpoint>)>,
@@ -747,7 +762,7 @@ impl Batch {
             tx,
             self.jobs
                 .values()
-                .map(|(s, j)| job_row(j, origin, *s))
+                .map(|(s, j)| job_row(j, self.comparisons.get(&j.id.0), origin, *s))
                 .collect(),
         )
         .await?;
@@ -811,4 +826,42 @@ pub(crate) async fn ensure_users(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ArtifactId, UserId};
+
+    /// A job row ends with `brightrun_task` and `brightrun_comparison`, one value per column.
+    #[test]
+    fn an_evaluation_jobs_row_carries_its_task_and_comparison() {
+        let user = UserId::new();
+        let mut job = crate::store::fixture::samples().jobs[3].clone();
+        job.user_id = user;
+        let model = ArtifactId::new();
+        job.task = JobTask::Evaluation(EvaluationTask {
+            models: vec![model],
+            prompts: None,
+            max_new_tokens: 32,
+        });
+        let c = Comparison {
+            version: 1,
+            prompts_from: Some("validation".into()),
+            ..Default::default()
+        };
+        let row = job_row(&job, Some(&c), Uuid::nil(), 7);
+        assert_eq!(row.len(), JOBS.columns.len());
+        let [.., Val::Json(Some(task)), Val::Json(Some(comparison))] = row.as_slice() else {
+            panic!("the last two columns are JSON: {row:?}");
+        };
+        assert_eq!(task["kind"], "evaluation");
+        assert_eq!(task["models"][0], model.to_string());
+        assert_eq!(comparison["prompts_from"], "validation");
+        let training = job_row(&crate::store::fixture::samples().jobs[0], None, Uuid::nil(), 1);
+        assert!(matches!(
+            training.as_slice(),
+            [.., Val::Json(Some(t)), Val::Json(None)] if t["kind"] == "training"
+        ));
+    }
 }
