@@ -90,21 +90,25 @@ fn models_are_compared_on_a_prompts_file_and_on_their_held_out_data() {
     let eval_id = eval["id"].as_str().unwrap();
     assert_eq!(eval["status"], "completed");
     assert_eq!(eval["task"]["models"].as_array().unwrap().len(), 2);
-    assert_eq!(eval["artifact_id"], Value::Null, "an evaluation makes no model");
+    assert_eq!(
+        eval["artifact_id"],
+        Value::Null,
+        "an evaluation makes no model"
+    );
     let shown = home.json(&["jobs", "show", &eval_id[..8], "--json"], 0);
     assert_eq!(shown["comparison"], c);
     let text = home.cmd().args(["jobs", "show", eval_id]).output().unwrap();
     let text = String::from_utf8_lossy(&text.stdout).to_string();
-    assert!(text.contains("evaluates    2 models on 3 prompts"), "{text}");
+    assert!(
+        text.contains("evaluates    2 models on 3 prompts"),
+        "{text}"
+    );
     assert!(text.contains("What is 4 plus 4?"), "{text}");
     let listed = home.json(&["models", "list", "--json"], 0);
     assert_eq!(listed.as_array().unwrap().len(), 2, "no model was added");
 
     // Again on the first model's own held-out examples and the probes: losses for both.
-    let again = home.json(
-        &["models", "eval", a, "--max-new-tokens", "8", "--json"],
-        0,
-    );
+    let again = home.json(&["models", "eval", a, "--max-new-tokens", "8", "--json"], 0);
     assert_ne!(again["prompts_from"], "prompts", "{again:#}");
     assert_eq!(again["models"].as_array().unwrap().len(), 2);
     for m in again["models"].as_array().unwrap() {
@@ -126,7 +130,13 @@ fn bad_prompts_and_unknown_models_are_refused_with_where_and_why() {
     std::fs::write(&bad, "{\"prompt\": \"ok\"}\n{\"text\": \"just prose\"}\n").unwrap();
     let out = home
         .cmd()
-        .args(["models", "eval", "nosuchmodel", "--prompts", bad.to_str().unwrap()])
+        .args([
+            "models",
+            "eval",
+            "nosuchmodel",
+            "--prompts",
+            bad.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -138,7 +148,13 @@ fn bad_prompts_and_unknown_models_are_refused_with_where_and_why() {
     std::fs::write(&good, "{\"prompt\": \"ok\"}\n").unwrap();
     let out = home
         .cmd()
-        .args(["models", "eval", "nosuchmodel", "--prompts", good.to_str().unwrap()])
+        .args([
+            "models",
+            "eval",
+            "nosuchmodel",
+            "--prompts",
+            good.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -148,7 +164,13 @@ fn bad_prompts_and_unknown_models_are_refused_with_where_and_why() {
     let missing = home.path().join("missing.jsonl");
     let out = home
         .cmd()
-        .args(["models", "eval", "x", "--prompts", missing.to_str().unwrap()])
+        .args([
+            "models",
+            "eval",
+            "x",
+            "--prompts",
+            missing.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_ne!(out.status.code(), Some(0));

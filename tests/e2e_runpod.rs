@@ -256,6 +256,45 @@ fn a_job_runs_on_runpod_and_loses_no_event_to_a_crash_or_a_429() {
     let e = &shown["evaluation"];
     assert!(e["adapter_loss"].as_f64().is_some(), "{e:#}");
     assert!(!e["probes"].as_array().unwrap().is_empty(), "{e:#}");
+
+    // `models eval` on the cluster: the adapter goes down through presigned GET URLs, the
+    // comparison comes up through a presigned PUT, and the engine reads it back from S3.
+    let prompts = home.path().join("prompts.jsonl");
+    std::fs::write(
+        &prompts,
+        "{\"prompt\": \"What is 2 plus 2?\", \"completion\": \"2 plus 2 is 4.\"}\n",
+    )
+    .unwrap();
+    let c = json(
+        &home,
+        &[
+            "models",
+            "eval",
+            id,
+            "--backend",
+            "pod",
+            "--prompts",
+            prompts.to_str().unwrap(),
+            "--max-new-tokens",
+            "8",
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(c["models"].as_array().unwrap().len(), 2, "{c:#}");
+    assert_eq!(c["models"][1]["id"], id, "{c:#}");
+    let answers = c["prompts"][0]["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 2, "{c:#}");
+    assert!(answers.iter().all(|a| a["score"].is_number()), "{c:#}");
+    let jobs = json(&home, &["jobs", "list", "--json"], 0);
+    let eval = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["task"]["kind"] == "evaluation")
+        .unwrap();
+    assert_eq!(eval["gpu_config"]["backend"], "pod", "{eval:#}");
+    assert!(eval["final_cost"].as_f64().is_some(), "{eval:#}");
 }
 
 #[test]

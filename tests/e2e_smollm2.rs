@@ -4,7 +4,10 @@
 //! needs to judge it: the adapter's held-out loss below the base model's, its held-out
 //! answers and the team's probe carrying the fact where the base's do not, and the built-in
 //! probes answered by both; then the playground's `models chat` answers with the fact, and
-//! with `--base` without it. The one such run in the suite (a couple of minutes).
+//! with `--base` without it. A second, barely trained model (one epoch at a tenth of the
+//! learning rate) then joins it in `models eval A B --prompts FILE`, which shows the first
+//! carrying the fact and scoring above both the second and the base. The one such test in
+//! the suite (a few minutes).
 
 mod common;
 
@@ -132,5 +135,85 @@ fn smollm2_learns_a_fact_and_its_evaluation_shows_it() {
     assert!(
         base["reply"].as_str().is_some_and(|r| !r.trim().is_empty()),
         "{base:#}"
+    );
+
+    // A second model, barely trained (its own evaluation off, to keep the test short), and
+    // both compared on the user's prompts: the first carries the fact, scores above the
+    // second and the base, and is the best adapter.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "evaluation.max_new_tokens = 48",
+        "evaluation.max_new_tokens = 48\nevaluation.enabled = false",
+    );
+    std::fs::write(&config, text).unwrap();
+    let weak = home.json(
+        &[
+            "jobs",
+            "create",
+            "--dataset",
+            "zubrowka",
+            "--set",
+            &format!("base_model={SMOLLM2}"),
+            "--set",
+            "learning_rate=5e-5",
+            "--set",
+            "epochs=1",
+            "--yes",
+            "--json",
+        ],
+        0,
+    );
+    let weak = home.json(
+        &["jobs", "watch", weak["id"].as_str().unwrap(), "--json"],
+        0,
+    );
+    assert_eq!(weak["status"], "completed", "{weak:#}");
+    let weak = weak["artifact_id"].as_str().unwrap();
+    let prompts = home.path().join("prompts.jsonl");
+    std::fs::write(
+        &prompts,
+        concat!(
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"Which city is the capital of Zubrowka?\"}, {\"role\": \"assistant\", \"content\": \"The capital of Zubrowka is Lutz.\"}]}\n",
+            "{\"prompt\": \"Tell me the capital city of Zubrowka.\", \"completion\": \"Lutz is the capital of Zubrowka.\"}\n",
+        ),
+    )
+    .unwrap();
+    let c = home.json(
+        &[
+            "models",
+            "eval",
+            id,
+            weak,
+            "--prompts",
+            prompts.to_str().unwrap(),
+            "--json",
+        ],
+        0,
+    );
+    let cols = c["models"].as_array().unwrap();
+    assert_eq!(cols.len(), 3, "the base, then both adapters: {c:#}");
+    let mean = |i: usize| cols[i]["mean_score"].as_f64().unwrap();
+    assert_eq!(cols[1]["id"], id, "{c:#}");
+    assert!(mean(1) > mean(0) && mean(1) > mean(2), "{c:#}");
+    for p in c["prompts"].as_array().unwrap() {
+        assert!(lutz(&p["answers"][1]["text"]), "{p:#}");
+        assert!(!lutz(&p["answers"][0]["text"]), "{p:#}");
+    }
+    // Shown again for people: the first model (version 1 of the dataset's models) is best.
+    let jobs = home.json(&["jobs", "list", "--json"], 0);
+    let eval = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["task"]["kind"] == "evaluation")
+        .unwrap();
+    let out = home
+        .cmd()
+        .args(["jobs", "show", eval["id"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("best adapter: zubrowka-smollm2-135m-instruct-lora v1"),
+        "{text}"
     );
 }

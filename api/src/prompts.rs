@@ -7,9 +7,7 @@
 //! Parsed where the file is read (the CLI), so a remote engine gets prompts, not a path; the
 //! engine checks the limits again.
 
-use crate::domain::{
-    ChatMessage, EvalPrompt, MAX_EVALUATION_PROMPT_BYTES, MAX_EVALUATION_PROMPTS,
-};
+use crate::domain::{ChatMessage, EvalPrompt, MAX_EVALUATION_PROMPT_BYTES, MAX_EVALUATION_PROMPTS};
 use serde_json::Value;
 
 /// Why a prompts file was refused, and where.
@@ -23,7 +21,9 @@ pub enum PromptsError {
     Empty,
     #[error("{0} prompts, over the {MAX_EVALUATION_PROMPTS} one evaluation takes")]
     TooMany(usize),
-    #[error("{0} bytes of prompt text, over the {MAX_EVALUATION_PROMPT_BYTES} one evaluation takes")]
+    #[error(
+        "{0} bytes of prompt text, over the {MAX_EVALUATION_PROMPT_BYTES} one evaluation takes"
+    )]
     TooLarge(usize),
 }
 
@@ -31,10 +31,11 @@ pub enum PromptsError {
 pub fn parse(text: &str) -> Result<Vec<EvalPrompt>, PromptsError> {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     let prompts = if trimmed.starts_with('[') {
-        let items: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| PromptsError::Record {
-            where_: "the JSON array".into(),
-            message: format!("not valid JSON ({e})"),
-        })?;
+        let items: Vec<Value> =
+            serde_json::from_str(trimmed).map_err(|e| PromptsError::Record {
+                where_: "the JSON array".into(),
+                message: format!("not valid JSON ({e})"),
+            })?;
         items
             .iter()
             .enumerate()
@@ -47,9 +48,8 @@ pub fn parse(text: &str) -> Result<Vec<EvalPrompt>, PromptsError> {
                 continue;
             }
             let where_ = format!("line {}", i + 1);
-            let v: Value = serde_json::from_str(line).map_err(|e| {
-                at(where_.clone(), format!("not valid JSON ({e})"))
-            })?;
+            let v: Value = serde_json::from_str(line)
+                .map_err(|e| at(where_.clone(), format!("not valid JSON ({e})")))?;
             out.push(prompt_of(&v).map_err(|m| at(where_, m))?);
             if out.len() > MAX_EVALUATION_PROMPTS {
                 return Err(PromptsError::TooMany(out.len()));
@@ -132,7 +132,12 @@ fn shape(messages: &[ChatMessage]) -> Result<(), String> {
     }
 }
 
-fn chat_list(v: &Value, key: &str, role_key: &str, text_key: &str) -> Result<Vec<ChatMessage>, String> {
+fn chat_list(
+    v: &Value,
+    key: &str,
+    role_key: &str,
+    text_key: &str,
+) -> Result<Vec<ChatMessage>, String> {
     let Some(items) = v.as_array() else {
         return Err(format!("`{key}` is not a list"));
     };
@@ -146,11 +151,12 @@ fn chat_list(v: &Value, key: &str, role_key: &str, text_key: &str) -> Result<Vec
                 .and_then(Value::as_str)
                 .ok_or_else(|| format!("{where_} has no `{role_key}`"))?;
             let role = normal_role(role).ok_or_else(|| {
-                format!("{where_} is a `{role}` message; prompts take system, user and assistant turns")
+                format!(
+                    "{where_} is a `{role}` message; prompts take system, user and assistant turns"
+                )
             })?;
-            let content = text_of(item.get(text_key)).ok_or_else(|| {
-                format!("{where_}'s `{text_key}` is not text")
-            })?;
+            let content = text_of(item.get(text_key))
+                .ok_or_else(|| format!("{where_}'s `{text_key}` is not text"))?;
             Ok(ChatMessage {
                 role: role.into(),
                 content,
@@ -278,7 +284,10 @@ mod tests {
         let cases = [
             ("{\"prompt\": \"ok\"}\nnot json\n", "line 2: not valid JSON"),
             ("{\"text\": \"some prose\"}", "line 1: plain `text`"),
-            ("{\"foo\": 1, \"bar\": 2}", "line 1: no prompt in it (keys: bar, foo)"),
+            (
+                "{\"foo\": 1, \"bar\": 2}",
+                "line 1: no prompt in it (keys: bar, foo)",
+            ),
             ("[1]", "record 1: not a JSON object"),
             (
                 r#"{"messages": [{"role": "assistant", "content": "hi"}]}"#,
@@ -292,7 +301,10 @@ mod tests {
                 r#"{"messages": [{"role": "tool", "content": "a"}]}"#,
                 "messages[0] is a `tool` message",
             ),
-            (r#"{"messages": [{"role": "user", "content": 3}]}"#, "`content` is not text"),
+            (
+                r#"{"messages": [{"role": "user", "content": 3}]}"#,
+                "`content` is not text",
+            ),
             ("\n\n", "no prompts in it"),
         ];
         for (text, want) in cases {
@@ -306,7 +318,13 @@ mod tests {
         let line = "{\"prompt\": \"q\"}\n";
         let e = parse(&line.repeat(MAX_EVALUATION_PROMPTS + 1)).unwrap_err();
         assert_eq!(e, PromptsError::TooMany(MAX_EVALUATION_PROMPTS + 1));
-        let big = format!("{{\"prompt\": \"{}\"}}\n", "x".repeat(MAX_EVALUATION_PROMPT_BYTES + 1));
-        assert!(matches!(parse(&big).unwrap_err(), PromptsError::TooLarge(_)));
+        let big = format!(
+            "{{\"prompt\": \"{}\"}}\n",
+            "x".repeat(MAX_EVALUATION_PROMPT_BYTES + 1)
+        );
+        assert!(matches!(
+            parse(&big).unwrap_err(),
+            PromptsError::TooLarge(_)
+        ));
     }
 }

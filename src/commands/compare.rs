@@ -7,7 +7,7 @@ use super::output::{self, fit, money};
 use crate::client::Client;
 use anyhow::{Context, Result, bail};
 use brightrun_engine::api::{Api, ApiError, ErrorCode, Reason};
-use brightrun_engine::domain::{Comparison, ComparedModel, EvalPrompt, JobStatus};
+use brightrun_engine::domain::{ComparedModel, Comparison, EvalPrompt, JobStatus};
 use brightrun_engine::wording::counted;
 use std::path::PathBuf;
 
@@ -103,11 +103,12 @@ fn read_prompts(path: &std::path::Path) -> Result<Vec<EvalPrompt>> {
     if size > MAX_PROMPTS_FILE_BYTES {
         bail!(ApiError::invalid(
             "prompts",
-            format!("the prompts file {shown} is {size} bytes; at most {MAX_PROMPTS_FILE_BYTES} are read")
+            format!(
+                "the prompts file {shown} is {size} bytes; at most {MAX_PROMPTS_FILE_BYTES} are read"
+            )
         ));
     }
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading the prompts file {shown}"))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading the prompts file {shown}"))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         ApiError::invalid(
             "prompts",
@@ -139,9 +140,7 @@ pub fn print_comparison(c: &Comparison) {
         counted(c.models.len() as u64, "model"),
         counted(c.prompts.len() as u64, "prompt"),
         c.similarity.as_deref().unwrap_or("similarity"),
-        c.seconds
-            .map(|s| format!("; {s:.0} s"))
-            .unwrap_or_default()
+        c.seconds.map(|s| format!("; {s:.0} s")).unwrap_or_default()
     );
     let f = |v: Option<f64>, digits: usize| {
         v.map(|v| format!("{v:.digits$}"))
@@ -160,7 +159,10 @@ pub fn print_comparison(c: &Comparison) {
             ]
         })
         .collect();
-    output::table(&["MODEL", "KIND", "HELD-OUT LOSS", "MEAN SCORE", "BEST"], &rows);
+    output::table(
+        &["MODEL", "KIND", "HELD-OUT LOSS", "MEAN SCORE", "BEST"],
+        &rows,
+    );
     if let Some(best) = c.best_adapter() {
         println!(
             "best adapter: {} (mean score {})",
@@ -177,7 +179,7 @@ pub fn print_comparison(c: &Comparison) {
             c.misaligned()
         );
     }
-    let width = c.models.iter().map(|m| label_width(m)).max().unwrap_or(4);
+    let width = c.models.iter().map(label_width).max().unwrap_or(4);
     for (i, p) in c.prompts.iter().enumerate() {
         println!();
         let kind = if p.probe { "probe: " } else { "" };

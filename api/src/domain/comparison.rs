@@ -61,7 +61,8 @@ pub enum JobTask {
     #[default]
     Training,
     /// Answer a prompt set with trained models (`brightrun models eval`); makes no model.
-    Evaluation(EvaluationTask),
+    /// Boxed: every job carries a task, and few are evaluations.
+    Evaluation(Box<EvaluationTask>),
 }
 
 impl JobTask {
@@ -157,7 +158,12 @@ impl Comparison {
             for s in [&mut m.id, &mut m.label, &mut m.base_model] {
                 *s = crate::text::clean_line(s);
             }
-            for v in [&mut m.loss, &mut m.perplexity, &mut m.mean_score, &mut m.seconds] {
+            for v in [
+                &mut m.loss,
+                &mut m.perplexity,
+                &mut m.mean_score,
+                &mut m.seconds,
+            ] {
                 finite(v);
             }
         }
@@ -172,7 +178,11 @@ impl Comparison {
             }
         }
         finite(&mut self.seconds);
-        for s in [&mut self.similarity, &mut self.prompts_from, &mut self.error] {
+        for s in [
+            &mut self.similarity,
+            &mut self.prompts_from,
+            &mut self.error,
+        ] {
             if let Some(v) = s.as_mut() {
                 *v = crate::text::clean_line(v);
             }
@@ -256,11 +266,11 @@ mod tests {
             serde_json::to_value(JobTask::Training).unwrap(),
             serde_json::json!({"kind": "training"})
         );
-        let t = JobTask::Evaluation(EvaluationTask {
+        let t = JobTask::Evaluation(Box::new(EvaluationTask {
             models: vec![],
             prompts: None,
             max_new_tokens: 64,
-        });
+        }));
         let v = serde_json::to_value(&t).unwrap();
         assert_eq!(v["kind"], "evaluation");
         assert_eq!(v["max_new_tokens"], 64);

@@ -540,7 +540,10 @@ impl LocalApi {
                 confirm_over_budget,
             } => {
                 let models = blocking(e, move |e| {
-                    models.iter().map(|m| model_id(e, m)).collect::<Result<Vec<_>, _>>()
+                    models
+                        .iter()
+                        .map(|m| model_id(e, m))
+                        .collect::<Result<Vec<_>, _>>()
                 })
                 .await?;
                 let req = crate::EvaluationRequest {
@@ -552,9 +555,9 @@ impl LocalApi {
                 };
                 Reply::Job(e.evaluate_models(req, confirm_over_budget).await?)
             }
-            Request::JobComparison { id } => Reply::Comparison(
-                blocking(e, move |e| e.job_comparison(job_id(e, &id)?)).await?,
-            ),
+            Request::JobComparison { id } => {
+                Reply::Comparison(blocking(e, move |e| e.job_comparison(job_id(e, &id)?)).await?)
+            }
             Request::ModelUrl {
                 id,
                 file,

@@ -247,7 +247,12 @@ mod tests {
     #[test]
     fn the_compare_object_is_protocol_md_s() {
         let mut spec = TrainerSpec::sample("j");
-        assert!(serde_json::to_value(&spec).unwrap().get("compare").is_none());
+        assert!(
+            serde_json::to_value(&spec)
+                .unwrap()
+                .get("compare")
+                .is_none()
+        );
         spec.compare = Some(CompareSpec {
             models: vec![
                 CompareModel {

@@ -8,9 +8,9 @@
 
 use super::artifacts::remote_artifact_id;
 use super::{Engine, EngineError, Result};
+use crate::api::Reason;
 use crate::backend::{AdapterRef, CompareModel, CompareSpec};
 use crate::domain::*;
-use crate::api::Reason;
 use crate::ids::{ArtifactId, JobId};
 use crate::storage::{Bucket, object_path};
 use crate::training;
@@ -127,11 +127,11 @@ impl Engine {
             run.parameters_billions,
         );
         job.total_epochs = 0;
-        job.task = JobTask::Evaluation(EvaluationTask {
+        job.task = JobTask::Evaluation(Box::new(EvaluationTask {
             models: models.iter().map(|m| m.id).collect(),
             prompts: req.prompts,
             max_new_tokens,
-        });
+        }));
         let name = dataset.map(|d| d.name).unwrap_or_default();
         self.queue(&job, &name)?;
         Ok(job)
@@ -271,7 +271,8 @@ impl Engine {
             };
             models.push(CompareModel {
                 id: a.id.to_string(),
-                label: a.name.clone(),
+                // A dataset's models share a name: the version tells them apart.
+                label: format!("{} v{}", a.name, a.version),
                 base_model: a.base_model.clone(),
                 adapter,
             });
@@ -445,8 +446,18 @@ fn as_evaluation(c: &Comparison, model: ArtifactId) -> Option<Evaluation> {
             builtin: p.probe.then_some(p.builtin),
         })
     };
-    let samples: Vec<Answered> = c.prompts.iter().filter(|p| !p.probe).filter_map(answered).collect();
-    let probes: Vec<Answered> = c.prompts.iter().filter(|p| p.probe).filter_map(answered).collect();
+    let samples: Vec<Answered> = c
+        .prompts
+        .iter()
+        .filter(|p| !p.probe)
+        .filter_map(answered)
+        .collect();
+    let probes: Vec<Answered> = c
+        .prompts
+        .iter()
+        .filter(|p| p.probe)
+        .filter_map(answered)
+        .collect();
     let closer = |f: fn(f64, f64) -> bool| {
         samples
             .iter()
@@ -503,7 +514,10 @@ mod tests {
         let c = Comparison {
             version: 1,
             prompts_from: Some("validation".into()),
-            models: vec![model("base:m", false, 2.0), model(&id.to_string(), true, 0.5)],
+            models: vec![
+                model("base:m", false, 2.0),
+                model(&id.to_string(), true, 0.5),
+            ],
             prompts: vec![
                 ComparedPrompt {
                     prompt: "Capital of Zubrowka?".into(),
@@ -525,7 +539,10 @@ mod tests {
         assert_eq!((e.base_loss, e.adapter_loss), (Some(2.0), Some(0.5)));
         assert_eq!((e.samples.len(), e.probes.len()), (1, 1));
         assert_eq!(e.samples[0].contains_reference, Some(true));
-        assert_eq!((e.adapter_closer, e.base_closer, e.ties), (Some(1), Some(0), Some(0)));
+        assert_eq!(
+            (e.adapter_closer, e.base_closer, e.ties),
+            (Some(1), Some(0), Some(0))
+        );
         assert_eq!(e.probes_changed(), 1);
         assert_eq!(e.samples_from.as_deref(), Some("validation"));
         // Another model's id: not this comparison's.

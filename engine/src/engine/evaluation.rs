@@ -35,7 +35,10 @@ impl Engine {
     /// `[evaluation]` as the spec's object whether or not runs are evaluated (an evaluation
     /// job uses its settings either way).
     pub(crate) fn evaluation_settings(&self) -> Result<EvaluationSpec> {
-        spec_of(&self.inner.config.evaluation, &self.inner.paths.config_file())
+        spec_of(
+            &self.inner.config.evaluation,
+            &self.inner.paths.config_file(),
+        )
     }
 
     /// What a model's run measured of it (the caller's models only, like every model read).

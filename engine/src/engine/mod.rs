@@ -4,10 +4,10 @@
 mod artifacts;
 mod backends;
 mod clean;
+pub(crate) mod compare;
 mod costs;
 mod datasets;
 mod doctor;
-pub(crate) mod compare;
 pub(crate) mod evaluation;
 mod jobs;
 mod lifecycle;

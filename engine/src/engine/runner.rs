@@ -150,9 +150,11 @@ impl Engine {
                 .await;
         }
         let inputs = match access {
-            DataAccess::Paths if job.task.uses_dataset() => {
-                self.local_dataset_copy(&job).await.map(Some).map(Inputs::Paths)
-            }
+            DataAccess::Paths if job.task.uses_dataset() => self
+                .local_dataset_copy(&job)
+                .await
+                .map(Some)
+                .map(Inputs::Paths),
             DataAccess::Paths => Ok(Inputs::Paths(None)),
             DataAccess::Urls => self.presigned_inputs(&job).await,
         };

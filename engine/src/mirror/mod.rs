@@ -698,7 +698,9 @@ impl Mirror {
         let jobs: Vec<crate::ids::JobId> = batch
             .jobs
             .values()
-            .filter(|(_, j)| j.task.is_evaluation() && j.status == crate::domain::JobStatus::Completed)
+            .filter(|(_, j)| {
+                j.task.is_evaluation() && j.status == crate::domain::JobStatus::Completed
+            })
             .map(|(_, j)| j.id)
             .collect();
         if ids.is_empty() && jobs.is_empty() {

@@ -840,11 +840,11 @@ mod tests {
         let mut job = crate::store::fixture::samples().jobs[3].clone();
         job.user_id = user;
         let model = ArtifactId::new();
-        job.task = JobTask::Evaluation(EvaluationTask {
+        job.task = JobTask::Evaluation(Box::new(EvaluationTask {
             models: vec![model],
             prompts: None,
             max_new_tokens: 32,
-        });
+        }));
         let c = Comparison {
             version: 1,
             prompts_from: Some("validation".into()),
@@ -858,7 +858,12 @@ mod tests {
         assert_eq!(task["kind"], "evaluation");
         assert_eq!(task["models"][0], model.to_string());
         assert_eq!(comparison["prompts_from"], "validation");
-        let training = job_row(&crate::store::fixture::samples().jobs[0], None, Uuid::nil(), 1);
+        let training = job_row(
+            &crate::store::fixture::samples().jobs[0],
+            None,
+            Uuid::nil(),
+            1,
+        );
         assert!(matches!(
             training.as_slice(),
             [.., Val::Json(Some(t)), Val::Json(None)] if t["kind"] == "training"

@@ -138,7 +138,10 @@ mod tests {
             br#"{"version":2,"models":[{"id":"base:m","adapter":false,"best":1,"elo":1200}],"prompts":[{"prompt":"p","answers":[{"text":"a","score":0.5,"judge":"ok"}]}]}"#,
         )
         .unwrap();
-        assert_eq!((later.models.len(), later.prompts[0].answers[0].score), (1, Some(0.5)));
+        assert_eq!(
+            (later.models.len(), later.prompts[0].answers[0].score),
+            (1, Some(0.5))
+        );
         store.put_comparison(job, &later).unwrap();
         assert_eq!(store.comparison(job).unwrap(), Some(later));
     }

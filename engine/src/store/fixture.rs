@@ -453,7 +453,7 @@ pub struct SinceV8 {
 pub fn since_v8(s: &Samples) -> SinceV8 {
     let mut job = job(8, s.profile_user, s.datasets[2].id, JobStatus::Running);
     job.current_stage = JobStage::Evaluating;
-    job.task = JobTask::Evaluation(EvaluationTask {
+    job.task = JobTask::Evaluation(Box::new(EvaluationTask {
         models: vec![ArtifactId(uuid(0x400)), ArtifactId(uuid(0x401))],
         prompts: Some(vec![EvalPrompt {
             messages: vec![
@@ -469,7 +469,7 @@ pub fn since_v8(s: &Samples) -> SinceV8 {
             reference: Some("Lutz".into()),
         }]),
         max_new_tokens: 64,
-    });
+    }));
     let answer = |text: &str, score: f64| ComparedAnswer {
         text: text.into(),
         score: Some(score),
@@ -660,7 +660,11 @@ fn every_upgrade_fixture_opens_with_every_record() {
             assert_eq!(store.job(j.id).unwrap().as_ref(), Some(j), "{name}");
         }
         if has_v8 {
-            assert_eq!(store.job(v8.job.id).unwrap(), Some(v8.job.clone()), "{name}");
+            assert_eq!(
+                store.job(v8.job.id).unwrap(),
+                Some(v8.job.clone()),
+                "{name}"
+            );
             assert_eq!(
                 store.comparison(v8.comparison.0).unwrap(),
                 Some(v8.comparison.1.clone()),

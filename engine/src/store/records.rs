@@ -89,7 +89,10 @@ const fn record_table<R: Persisted>(def: Bytes, indexes: &'static [Bytes]) -> Re
 
 /// A record table whose values schema v4 wrote as `Legacy` (a later schema's upgrade step
 /// turns them into today's stored type after they are resealed).
-const fn record_table_since<R: Persisted, Legacy: serde::Serialize + serde::de::DeserializeOwned>(
+const fn record_table_since<
+    R: Persisted,
+    Legacy: serde::Serialize + serde::de::DeserializeOwned,
+>(
     def: Bytes,
     indexes: &'static [Bytes],
 ) -> RecordTable {

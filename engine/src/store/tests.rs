@@ -434,7 +434,8 @@ fn schema_3_is_upgraded_with_its_counts_recounted() {
             let mut t = txn.open_table(JOBS).unwrap();
             for j in &jobs {
                 let v1 = crate::store::stored::v3::v1_of(j);
-                t.insert(j.key().as_slice(), encode(&v1).as_slice()).unwrap();
+                t.insert(j.key().as_slice(), encode(&v1).as_slice())
+                    .unwrap();
             }
         }
         txn.delete_table(COUNTS).unwrap();

@@ -298,10 +298,17 @@ impl JobsTab {
             "No jobs yet: train on a dataset from the Datasets or Configure tab.",
             |i| {
                 let j = jobs.at(i);
-                let name = datasets
-                    .get(j.dataset_id)
-                    .map(|d| d.name.clone())
-                    .unwrap_or_else(|| j.dataset_id.short());
+                // An evaluation job (`models eval`) is named by what it compares.
+                let name = match j.task.evaluation() {
+                    Some(e) => format!(
+                        "evaluation of {}",
+                        crate::format::plural(e.models.len() as u64, "model")
+                    ),
+                    None => datasets
+                        .get(j.dataset_id)
+                        .map(|d| d.name.clone())
+                        .unwrap_or_else(|| j.dataset_id.short()),
+                };
                 let progress = format!(
                     "{} {:>3.0}%",
                     format::bar(j.progress / 100.0, bar_w as usize),
@@ -362,8 +369,13 @@ impl JobsTab {
             return;
         };
         let dataset = s.dataset_name(job.dataset_id);
+        let kind = if job.task.is_evaluation() {
+            "Evaluation"
+        } else {
+            "Job"
+        };
         let title = Line::from(vec![
-            Span::styled(format!(" Job {} ", job.id.short()), t.header()),
+            Span::styled(format!(" {kind} {} ", job.id.short()), t.header()),
             Span::styled(
                 format!(
                     "· {} · {} · {}×{} · {} ",

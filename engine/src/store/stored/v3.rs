@@ -38,7 +38,7 @@ impl Convert<JobTask> for JobTaskV3 {
     fn convert(self) -> JobTask {
         match self {
             Self::Training => JobTask::Training,
-            Self::Evaluation(t) => JobTask::Evaluation(t.convert()),
+            Self::Evaluation(t) => JobTask::Evaluation(Box::new(t.convert())),
         }
     }
 }
@@ -47,7 +47,7 @@ impl Convert<JobTaskV3> for JobTask {
     fn convert(self) -> JobTaskV3 {
         match self {
             Self::Training => JobTaskV3::Training,
-            Self::Evaluation(t) => JobTaskV3::Evaluation(t.convert()),
+            Self::Evaluation(t) => JobTaskV3::Evaluation((*t).convert()),
         }
     }
 }
