@@ -140,6 +140,19 @@ pub enum Action {
     Download,
     /// The selected model's evaluation: base and adapter side by side.
     Evaluation,
+    /// The Chat view (the playground) with the selected model.
+    Chat,
+    // The Chat view.
+    /// Send the message typed.
+    ChatSend,
+    /// A new line in the message.
+    ChatNewline,
+    /// The base model's answer beside the adapter's, on or off.
+    ChatBase,
+    /// Stop the reply in progress.
+    ChatStop,
+    /// Clear the conversation (asks first).
+    ChatClear,
     // Costs.
     NextPeriod,
     SetPeriod(Period),

@@ -5,6 +5,7 @@
 
 use crate::action::Period;
 use brightrun_api::ApiError;
+use brightrun_api::chat::{ChatEvent, ChatMessage};
 use brightrun_api::domain::*;
 use brightrun_api::ids::*;
 use std::path::PathBuf;
@@ -92,6 +93,18 @@ pub enum Effect {
     LoadEvaluation(ArtifactId),
     /// `None` marks every notification read.
     MarkRead(Option<NotificationId>),
+    /// A chat turn with a model (the Chat view): the whole conversation, answered by the
+    /// adapter or, with `base`, by the base model; its events come back as
+    /// [`Outcome::Chat`] under `request` as they stream.
+    Chat {
+        request: u64,
+        model: ArtifactId,
+        messages: Vec<ChatMessage>,
+        base: bool,
+    },
+    /// Stop following a chat reply: its stream is dropped, which ends the generation on the
+    /// engine's side.
+    StopChat(u64),
 }
 
 /// The costs tab's data for one period, whatever the engine's own summary type looks like.
@@ -220,4 +233,10 @@ pub enum Outcome {
         result: Result<Evaluation, ApiError>,
     },
     MarkedRead(Result<usize, ApiError>),
+    /// One event of a chat reply, in order (`started`, `delta`s, then `done` or `error`). A
+    /// request the engine refused, or a stream cut short, ends with an `error`.
+    Chat {
+        request: u64,
+        event: ChatEvent,
+    },
 }

@@ -148,11 +148,14 @@ impl Key {
     }
 }
 
-/// Where a binding applies: everywhere, or on one tab (which shadows the global one).
+/// Where a binding applies: everywhere, on one tab (which shadows the global one), or in the
+/// Models tab's Chat view, where letters are typed into the message and only these keys (and
+/// the global keys that type nothing) act.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Context {
     Global,
     Tab(Tab),
+    Chat,
 }
 
 /// One bindable action: its config name, where it applies, its default keys, its help text.
@@ -164,7 +167,7 @@ pub struct BindingSpec {
     pub help: &'static str,
 }
 
-use Context::{Global, Tab as T};
+use Context::{Chat, Global, Tab as T};
 
 macro_rules! b {
     ($name:literal, $action:expr, [$($ctx:expr),*], [$($key:literal),*], $help:literal) => {
@@ -395,6 +398,55 @@ pub fn specs() -> Vec<BindingSpec> {
             "evaluation: base model and adapter side by side"
         ),
         b!(
+            "chat",
+            Action::Chat,
+            [T(Tab::Models)],
+            ["c"],
+            "chat with the model (playground)"
+        ),
+        b!(
+            "chat_send",
+            Action::ChatSend,
+            [Chat],
+            ["enter"],
+            "send the message"
+        ),
+        b!(
+            "chat_newline",
+            Action::ChatNewline,
+            [Chat],
+            ["alt-enter", "ctrl-j"],
+            "a new line in the message"
+        ),
+        b!(
+            "chat_base",
+            Action::ChatBase,
+            [Chat],
+            ["ctrl-t"],
+            "the base model's answer beside the adapter's, on/off"
+        ),
+        b!(
+            "chat_stop",
+            Action::ChatStop,
+            [Chat],
+            ["ctrl-c"],
+            "stop the reply in progress (what came is kept)"
+        ),
+        b!(
+            "chat_clear",
+            Action::ChatClear,
+            [Chat],
+            ["ctrl-l"],
+            "clear the conversation"
+        ),
+        b!(
+            "chat_help",
+            Action::Help,
+            [Chat],
+            ["f1"],
+            "keys of this view"
+        ),
+        b!(
             "period",
             Action::NextPeriod,
             [T(Tab::Costs)],
@@ -541,11 +593,23 @@ impl Keymap {
             .cloned()
     }
 
-    /// The keys bound to an action name in a context (the tab's or the global one).
+    /// The action for a key in the Chat view, from its own bindings only (`None` for the
+    /// rest: typed into the message, or looked up as usual).
+    pub fn lookup_chat(&self, key: &KeyEvent) -> Option<Action> {
+        self.map
+            .get(&(Context::Chat, Key::from_event(key)))
+            .cloned()
+    }
+
+    /// The keys bound to an action name in a context (the tab's, the global one, or the Chat
+    /// view's: its names are its own).
     pub fn keys_for(&self, tab: Tab, name: &str) -> Vec<Key> {
         self.listing
             .iter()
-            .filter(|(c, n, _, _)| *n == name && (*c == Context::Tab(tab) || *c == Context::Global))
+            .filter(|(c, n, _, _)| {
+                *n == name
+                    && (*c == Context::Tab(tab) || *c == Context::Global || *c == Context::Chat)
+            })
             .flat_map(|(_, _, _, k)| k.clone())
             .collect()
     }
@@ -556,6 +620,19 @@ impl Keymap {
             .first()
             .map(Key::display)
             .unwrap_or_else(|| "?".into())
+    }
+
+    /// The bindings of one context, for help.
+    pub fn help_context(&self, context: Context) -> Vec<HelpLine> {
+        self.listing
+            .iter()
+            .filter(|(c, _, _, k)| *c == context && !k.is_empty())
+            .map(|(_, name, help, keys)| HelpLine {
+                keys: keys.iter().map(Key::display).collect::<Vec<_>>().join(" "),
+                help,
+                name,
+            })
+            .collect()
     }
 
     /// The bindings of a tab (its own first), then the global ones.

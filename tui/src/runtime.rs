@@ -264,6 +264,7 @@ pub async fn run(
         api: api.clone(),
         tx,
         tasks: tokio_util::task::TaskTracker::new(),
+        chats: Default::default(),
     };
     let mut input = EventStream::new();
     let tick_every = Duration::from_millis(app.settings.tick_millis);
@@ -607,12 +608,20 @@ struct Executor {
     /// Every effect's task, so quitting lets requests in flight finish (bounded) instead of
     /// cutting them off wherever they are.
     tasks: tokio_util::task::TaskTracker,
+    /// The chat replies being followed, by request: stopping one aborts its task, which drops
+    /// its stream (and so ends the generation on the engine's side).
+    chats: Arc<std::sync::Mutex<std::collections::HashMap<u64, tokio::task::AbortHandle>>>,
 }
 
 impl Executor {
     /// Waits, at most [`EFFECTS_GRACE`], for the effects still running; what is left then
     /// (a long download) stops with the process, and can be resumed.
     async fn drain(&self) {
+        // A reply being streamed is not worth waiting for: its stream is dropped, which
+        // stops the generation.
+        for (_, chat) in self.chats.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+            chat.abort();
+        }
         self.tasks.close();
         if tokio::time::timeout(EFFECTS_GRACE, self.tasks.wait())
             .await
@@ -862,8 +871,80 @@ impl Executor {
                     send(Outcome::MarkedRead(result));
                 });
             }
+            Effect::Chat {
+                request,
+                model,
+                messages,
+                base,
+            } => {
+                // Held while spawning, so the task's own removal comes after the insert.
+                let mut chats = self.chats.lock().unwrap_or_else(|p| p.into_inner());
+                let registry = self.chats.clone();
+                let handle = self.tasks.spawn(async move {
+                    follow_chat(engine.as_ref(), request, model, messages, base, &send).await;
+                    registry
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&request);
+                });
+                chats.insert(request, handle.abort_handle());
+            }
+            Effect::StopChat(request) => {
+                let chat = self
+                    .chats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&request);
+                if let Some(chat) = chat {
+                    chat.abort();
+                }
+            }
         }
     }
+}
+
+/// Follows one chat reply, sending each event as it comes; the reply always ends with a
+/// `done` or an `error` (a refused request and a stream cut short become errors).
+async fn follow_chat(
+    engine: &dyn EngineApi,
+    request: u64,
+    model: brightrun_api::ids::ArtifactId,
+    messages: Vec<brightrun_api::chat::ChatMessage>,
+    base: bool,
+    send: &(dyn Fn(Outcome) + Send + Sync),
+) {
+    use brightrun_api::chat::{ChatEvent, ChatRequest};
+    let chat = ChatRequest {
+        // The full id: over HTTP the chat route takes no prefix.
+        model: model.to_string(),
+        messages,
+        base,
+        max_new_tokens: None,
+        temperature: None,
+    };
+    let mut stream = match engine.chat(chat).await {
+        Ok(s) => s,
+        Err(error) => {
+            send(Outcome::Chat {
+                request,
+                event: ChatEvent::Error { error },
+            });
+            return;
+        }
+    };
+    while let Some(event) = stream.next().await {
+        let last = event.is_last();
+        send(Outcome::Chat { request, event });
+        if last {
+            return;
+        }
+    }
+    send(Outcome::Chat {
+        request,
+        event: ChatEvent::Error {
+            error: ApiError::unavailable("the engine ended the reply before it was done"),
+        },
+    });
 }
 
 /// A folder's entries for the file browser (names cleaned of control characters).

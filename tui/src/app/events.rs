@@ -426,6 +426,11 @@ impl App {
                     .evaluation_loaded(id, result, &mut self.shared);
                 Vec::new()
             }
+            Outcome::Chat { request, event } => {
+                self.tabs
+                    .models
+                    .chat_event(request, event, &mut self.shared)
+            }
             Outcome::MarkedRead(result) => {
                 if let Err(e) = result {
                     self.notify_user(format!("could not mark read: {e}"), Level::Error);

@@ -240,7 +240,11 @@ impl App {
         if key.kind == crossterm::event::KeyEventKind::Release {
             return Vec::new();
         }
-        if self.overlay.is_some() || self.bottom.is_some() || self.configure.captures_input() {
+        if self.overlay.is_some()
+            || self.bottom.is_some()
+            || self.configure.captures_input()
+            || self.component(self.tab).captures_input()
+        {
             return self.handle(Action::Input(key));
         }
         match self.keymap.lookup(self.tab, &key) {

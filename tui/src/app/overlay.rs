@@ -252,6 +252,10 @@ impl App {
                 }]
             }
             Confirmed::OverwriteDownload { id, to } => self.start_download(id, to, true),
+            Confirmed::ClearChat(id) => {
+                self.notify_user("conversation cleared", Level::Info);
+                self.tabs.models.clear_chat(id)
+            }
         }
     }
 

@@ -17,8 +17,16 @@ pub enum Confirmed {
     CleanDataset(DatasetId),
     CancelJob(JobId),
     RetryJob(JobId),
-    CreateJob { draft: JobDraft, over_budget: bool },
-    OverwriteDownload { id: ArtifactId, to: PathBuf },
+    CreateJob {
+        draft: JobDraft,
+        over_budget: bool,
+    },
+    OverwriteDownload {
+        id: ArtifactId,
+        to: PathBuf,
+    },
+    /// Forget the Chat view's conversation with this model.
+    ClearChat(ArtifactId),
 }
 
 /// What a one-line prompt is for.

@@ -7,6 +7,7 @@
 //! carries out after the tab returns, so cross-tab moves (a notification opening a job, a
 //! dataset sent to Configure) have one place that knows every tab.
 
+pub mod chat;
 pub mod configure;
 pub mod costs;
 pub mod datasets;
@@ -95,6 +96,12 @@ pub trait Component {
 
     /// True while the tab takes raw keys (a field being typed into), bypassing the keymap.
     fn captures_input(&self) -> bool {
+        false
+    }
+
+    /// True while the tab's hint bar is its own: letters type into a field that always has
+    /// the keys, so `?`, `:` and `q` are not offered there.
+    fn own_hints(&self) -> bool {
         false
     }
 

@@ -1,20 +1,23 @@
 //! The Models tab: the artifact list (sortable by date and quality score), its detail,
-//! downloading the selected model, and its Evaluation view (the base model and the adapter
-//! side by side on held-out samples and probes, loaded through the API as an effect).
+//! downloading the selected model, its Evaluation view (the base model and the adapter
+//! side by side on held-out samples and probes, loaded through the API as an effect), and its
+//! Chat view (the playground: [`super::chat`]).
 
+use super::chat::{self, ChatSession, KeyUse, SendRefused};
 use super::{Browse, Component, DetailPane, Focus, Handled, TabHits};
 use crate::action::{Action, Tab};
-use crate::context::{Overlay, PromptKind, Shared, lists};
+use crate::context::{Confirmed, Overlay, PromptKind, Shared, lists};
 use crate::effect::{Effect, Level};
 use crate::format;
 use crate::input::Input;
 use crate::theme::Theme;
 use crate::ui::{Col, draw_list, headers, kv, list_title, panel, wrap_all};
+use brightrun_api::chat::ChatEvent;
 use brightrun_api::domain::*;
 use brightrun_api::ids::ArtifactId;
 use brightrun_api::{ApiError, Reason};
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -55,6 +58,11 @@ pub struct ModelsTab {
     pub evaluations: HashMap<ArtifactId, EvalState>,
     /// The Evaluation view, while it is open.
     pub evaluation: Option<EvalView>,
+    /// Conversations in the Chat view, one per model chatted with, kept while the dashboard
+    /// runs (leaving the view keeps them, and replies still coming keep coming).
+    pub chats: HashMap<ArtifactId, ChatSession>,
+    /// The model whose Chat view is open.
+    pub chat: Option<ArtifactId>,
 }
 
 /// A model's evaluation as far as the dashboard knows it.
@@ -87,6 +95,9 @@ const SIDE_BY_SIDE: usize = 120;
 
 impl Component for ModelsTab {
     fn handle(&mut self, action: &Action, s: &mut Shared) -> Handled {
+        if let Some(id) = self.chat {
+            return self.handle_chat(id, action, s);
+        }
         if let Some(view) = &mut self.evaluation {
             match action {
                 Action::Back | Action::Left | Action::Evaluation => {
@@ -127,6 +138,17 @@ impl Component for ModelsTab {
                     }
                 }
             }
+            Action::Chat => {
+                let Some(a) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                self.evaluation = None;
+                self.chats
+                    .entry(a.id)
+                    .or_insert_with(|| ChatSession::new(a.id));
+                self.chat = Some(a.id);
+                Handled::done()
+            }
             Action::Download => {
                 let Some(a) = sel else {
                     return Handled::Consumed(s.nothing_selected());
@@ -165,7 +187,28 @@ impl Component for ModelsTab {
         Some(&mut self.browse)
     }
 
+    fn captures_input(&self) -> bool {
+        self.chat.is_some()
+    }
+
+    fn own_hints(&self) -> bool {
+        self.chat.is_some()
+    }
+
     fn layout(&mut self, area: Rect, s: &mut Shared) -> TabHits {
+        if let Some(session) = self.chat.and_then(|id| self.chats.get_mut(&id)) {
+            let (history, _) = chat_areas(area, session);
+            let inner = panel(&s.theme, "", false).inner(history);
+            let keys = chat::Keys::new(&s.keymap);
+            let lines = chat::lines(session, inner.width as usize, &s.theme, &keys);
+            session.fit_scroll(lines.len(), inner.height);
+            session.input.set_style(s.theme.base());
+            session.input.set_placeholder_style(s.theme.muted());
+            return TabHits {
+                list: None,
+                detail: Some(history),
+            };
+        }
         if let Some(view) = &self.evaluation {
             let a = s.artifacts.get(view.id).cloned();
             let inner = panel(&s.theme, "", true).inner(area);
@@ -192,6 +235,10 @@ impl Component for ModelsTab {
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, s: &Shared) {
+        if let Some(session) = self.chat.and_then(|id| self.chats.get(&id)) {
+            draw_chat(frame, area, session, s);
+            return;
+        }
         if let Some(view) = &self.evaluation {
             self.draw_evaluation(frame, area, view, s);
             return;
@@ -206,6 +253,25 @@ impl Component for ModelsTab {
     }
 
     fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        if let Some(session) = self.chat.and_then(|id| self.chats.get(&id)) {
+            if session.busy() {
+                return &[
+                    ("chat_stop", "stop"),
+                    ("back", "back"),
+                    ("chat_base", "base beside"),
+                    ("page_up", "scroll"),
+                    ("chat_help", "help"),
+                ];
+            }
+            return &[
+                ("chat_send", "send"),
+                ("back", "back"),
+                ("chat_base", "base beside"),
+                ("chat_clear", "clear"),
+                ("page_up", "scroll"),
+                ("chat_help", "help"),
+            ];
+        }
         if self.evaluation.is_some() {
             return &[("back", "back"), ("down", "scroll"), ("page_down", "page")];
         }
@@ -215,6 +281,7 @@ impl Component for ModelsTab {
                 ("down", "scroll"),
                 ("evaluation", "evaluation"),
                 ("download", "download"),
+                ("chat", "chat"),
                 ("back", "back to the list"),
             ];
         }
@@ -222,6 +289,7 @@ impl Component for ModelsTab {
             ("open", "detail"),
             ("evaluation", "evaluation"),
             ("download", "download"),
+            ("chat", "chat"),
             ("sort", "sort"),
             ("filter", "filter"),
         ]
@@ -229,6 +297,177 @@ impl Component for ModelsTab {
 }
 
 impl ModelsTab {
+    /// An action while the Chat view is open: its own keys, what types into the message, and
+    /// the keymap's keys that type nothing (back, page, next tab…); the rest is ignored here.
+    fn handle_chat(&mut self, id: ArtifactId, action: &Action, s: &mut Shared) -> Handled {
+        let action = match action {
+            Action::Input(key) => match chat::key_use(&s.keymap, Tab::Models, key) {
+                KeyUse::Act(a) | KeyUse::Mapped(a) => a,
+                KeyUse::Edit => {
+                    if let Some(c) = self.chats.get_mut(&id) {
+                        c.edit(*key);
+                    }
+                    return Handled::done();
+                }
+            },
+            other => other.clone(),
+        };
+        let Some(session) = self.chats.get_mut(&id) else {
+            self.chat = None;
+            return Handled::Ignored;
+        };
+        let keys = chat::Keys::new(&s.keymap);
+        let fx = match action {
+            Action::ChatSend => match session.send(s.request_id()) {
+                Ok(fx) => fx,
+                Err(SendRefused::Empty) => Vec::new(),
+                Err(SendRefused::Busy) => {
+                    s.notify_user(
+                        format!(
+                            "a reply is still coming: {} stops it (your message stays in the box)",
+                            keys.stop
+                        ),
+                        Level::Info,
+                    );
+                    Vec::new()
+                }
+            },
+            Action::ChatNewline => {
+                session.newline();
+                Vec::new()
+            }
+            Action::ChatBase => {
+                let fx = session.toggle_beside(&mut || s.request_id());
+                s.notify_user(
+                    if session.beside {
+                        format!(
+                            "the base model answers too, beside the adapter ({} hides it)",
+                            keys.base
+                        )
+                    } else {
+                        "the adapter answers alone".to_string()
+                    },
+                    Level::Info,
+                );
+                fx
+            }
+            Action::ChatStop => {
+                let fx = session.stop();
+                if fx.is_empty() {
+                    s.notify_user(
+                        format!(
+                            "no reply is coming; {} leaves the chat (it is kept)",
+                            keys.back
+                        ),
+                        Level::Info,
+                    );
+                } else {
+                    s.notify_user("stopped; what came is kept", Level::Info);
+                }
+                fx
+            }
+            Action::ChatClear => {
+                if session.turns.is_empty() {
+                    return Handled::done();
+                }
+                let name = chat_name(s, id);
+                s.overlay = Some(Overlay::Confirm {
+                    title: "Clear the conversation?".into(),
+                    lines: vec![format!(
+                        "The {} with {name} will be forgotten{}; the message being typed stays.",
+                        format::plural(session.turns.len() as u64, "turn"),
+                        if session.busy() {
+                            ", and the reply coming stopped"
+                        } else {
+                            ""
+                        }
+                    )],
+                    on_yes: Confirmed::ClearChat(id),
+                });
+                Vec::new()
+            }
+            Action::Help => {
+                s.overlay = Some(Overlay::Help { scroll: 0 });
+                Vec::new()
+            }
+            Action::Back | Action::Chat => {
+                self.chat = None;
+                Vec::new()
+            }
+            Action::Paste(text) => {
+                session.paste(&text);
+                Vec::new()
+            }
+            Action::PageUp => {
+                session.scroll_by(-i32::from(session.page));
+                Vec::new()
+            }
+            Action::PageDown => {
+                session.scroll_by(i32::from(session.page));
+                Vec::new()
+            }
+            // The mouse wheel over the conversation.
+            Action::Up => {
+                session.scroll_by(-1);
+                Vec::new()
+            }
+            Action::Down => {
+                session.scroll_by(1);
+                Vec::new()
+            }
+            Action::Top => {
+                session.follow = false;
+                session.scroll = 0;
+                Vec::new()
+            }
+            Action::Bottom => {
+                session.follow = true;
+                Vec::new()
+            }
+            // The list is hidden: its keys do nothing under the view.
+            Action::Open
+            | Action::Left
+            | Action::Right
+            | Action::Sort
+            | Action::SortReverse
+            | Action::Evaluation
+            | Action::Download => Vec::new(),
+            _ => return Handled::Ignored,
+        };
+        Handled::Consumed(fx)
+    }
+
+    /// One event of a chat reply (the answer to [`Effect::Chat`]); returns what to send next.
+    /// A reply that fails while its view is not shown is said in the status bar too.
+    pub fn chat_event(&mut self, request: u64, event: ChatEvent, s: &mut Shared) -> Vec<Effect> {
+        let Some(session) = self.chats.values_mut().find(|c| c.follows(request)) else {
+            // A reply stopped or cleared: what was on its way is dropped.
+            return Vec::new();
+        };
+        let failure = match &event {
+            ChatEvent::Error { error } => Some(chat::error_text(error)),
+            _ => None,
+        };
+        let model = session.model;
+        let fx = session.on_event(request, event, &mut || s.request_id());
+        if let Some(text) = failure
+            && (self.chat != Some(model) || s.tab != Tab::Models)
+        {
+            let name = chat_name(s, model);
+            s.notify_user(format!("chat with {name}: {text}"), Level::Error);
+        }
+        s.dirty = true;
+        fx
+    }
+
+    /// Forgets a conversation (confirmed); stops what is coming.
+    pub fn clear_chat(&mut self, id: ArtifactId) -> Vec<Effect> {
+        self.chats
+            .get_mut(&id)
+            .map(ChatSession::clear)
+            .unwrap_or_default()
+    }
+
     /// Loads the selected model's evaluation the first time it is shown (its quality line
     /// says what the score rests on).
     fn ensure_evaluation(&mut self, s: &Shared) -> Vec<Effect> {
@@ -308,6 +547,84 @@ impl ModelsTab {
             area,
         );
     }
+}
+
+/// `name vN` of a model, or its short id once it is gone.
+fn chat_name(s: &Shared, id: ArtifactId) -> String {
+    s.artifacts
+        .get(id)
+        .map(|a| format!("{} v{}", a.name, a.version))
+        .unwrap_or_else(|| id.short())
+}
+
+/// The Chat view's conversation and message box.
+fn chat_areas(area: Rect, session: &ChatSession) -> (Rect, Rect) {
+    let rows = session.input_rows(area.width.saturating_sub(2)) + 2;
+    let [history, input] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(rows)]).areas(area);
+    (history, input)
+}
+
+fn draw_chat(frame: &mut Frame, area: Rect, session: &ChatSession, s: &Shared) {
+    let t = &s.theme;
+    let keys = chat::Keys::new(&s.keymap);
+    let (history, input) = chat_areas(area, session);
+    let a = s.artifacts.get(session.model);
+    let mut title = vec![Span::styled(
+        format!(" Chat · {} ", chat_name(s, session.model)),
+        t.header(),
+    )];
+    if let Some(a) = a {
+        title.push(Span::styled(
+            format!("on base {} ", crate::sanitize::one_line(&a.base_model)),
+            t.muted(),
+        ));
+    }
+    let width = history.width.saturating_sub(2) as usize;
+    let mode = if session.beside {
+        " adapter + base "
+    } else {
+        " adapter "
+    };
+    let block = panel(
+        t,
+        crate::ui::fit_line(Line::from(title), width.saturating_sub(mode.len() + 1)),
+        false,
+    )
+    .title(Line::styled(mode, t.accent()).right_aligned());
+    let inner = block.inner(history);
+    let lines = chat::lines(session, inner.width as usize, t, &keys);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .scroll((session.scroll, 0))
+            .block(block),
+        history,
+    );
+    let input_title = if session.busy() {
+        Line::from(vec![
+            Span::styled(" Message ", t.header()),
+            Span::styled(
+                format!("(a reply is coming: {} stops it) ", keys.stop),
+                t.muted(),
+            ),
+        ])
+    } else {
+        Line::from(vec![
+            Span::styled(" Message ", t.header()),
+            Span::styled(
+                format!("({} sends, {} new line) ", keys.send, keys.newline),
+                t.muted(),
+            ),
+        ])
+    };
+    let block = panel(
+        t,
+        crate::ui::fit_line(input_title, input.width.saturating_sub(2) as usize),
+        true,
+    );
+    let inside = block.inner(input);
+    frame.render_widget(block, input);
+    frame.render_widget(&session.input, inside);
 }
 
 impl ModelsTab {

@@ -313,16 +313,22 @@ impl App {
 
     /// Key hints for the current view (from the keymap, so remapped keys show as they are).
     fn hints_line(&self, width: usize) -> Line<'static> {
-        let names = self.component(self.tab).keys();
+        let component = self.component(self.tab);
+        let names = component.keys();
         let t = &self.theme;
         let mut spans = vec![Span::raw(" ")];
         let mut used = 1;
-        // Help first: whatever else does not fit, `?` shows.
-        let all: Vec<&(&str, &str)> = [("help", "help")]
-            .iter()
-            .chain(names.iter())
-            .chain([("command", "cmd"), ("quit", "quit")].iter())
-            .collect();
+        // Help first: whatever else does not fit, `?` shows. A view whose letters type says
+        // all its keys itself.
+        let all: Vec<&(&str, &str)> = if component.own_hints() {
+            names.iter().collect()
+        } else {
+            [("help", "help")]
+                .iter()
+                .chain(names.iter())
+                .chain([("command", "cmd"), ("quit", "quit")].iter())
+                .collect()
+        };
         for (name, label) in all {
             let k = self.keymap.hint(self.tab, name);
             let w = k.chars().count() + label.chars().count() + 3;
@@ -337,6 +343,52 @@ impl App {
             spans.push(Span::styled(format!(" {label}  "), t.status_bar()));
         }
         Line::from(spans)
+    }
+
+    /// The Chat view's part of the help: its own keys, the ones that edit the message, and
+    /// how the keymap's keys behave there.
+    fn chat_help(&self) -> Vec<Line<'static>> {
+        let t = &self.theme;
+        let key_line = |keys: String, help: String| {
+            Line::from(vec![
+                Span::styled(format!("  {keys:<17} "), t.accent()),
+                Span::raw(help),
+            ])
+        };
+        let mut lines = vec![Line::styled(
+            "Chat view (letters type into the message)",
+            t.header(),
+        )];
+        for h in self.keymap.help_context(crate::keymap::Context::Chat) {
+            lines.push(key_line(h.keys, h.help.to_string()));
+        }
+        let k = |name| self.keymap.hint(Tab::Models, name);
+        for (keys, help) in [
+            (
+                format!("{} {}", k("page_up"), k("page_down")),
+                "scroll the conversation",
+            ),
+            (k("back"), "back to the list; the conversation is kept"),
+            (
+                "←→↑↓ home end".to_string(),
+                "move in the message; ctrl-w deletes a word",
+            ),
+            (
+                format!("{} {}", k("next_tab"), k("prev_tab")),
+                "other tabs (the conversation is kept)",
+            ),
+        ] {
+            lines.push(key_line(keys, help.to_string()));
+        }
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            format!(
+                "q, ?, :, / and the tab's letters act back in the list ({}).",
+                k("back")
+            ),
+            t.muted(),
+        ));
+        lines
     }
 
     fn draw_toasts(&self, frame: &mut Frame, body: Rect) {
@@ -382,31 +434,38 @@ impl App {
         match overlay {
             Overlay::Help { scroll } => {
                 let (own, global) = self.keymap.help(self.tab);
-                let mut lines = vec![Line::styled(
-                    format!("{} tab", self.tab.title()),
-                    t.header(),
-                )];
-                for h in &own {
-                    lines.push(Line::from(vec![
-                        Span::styled(format!("  {:<16}", h.keys), t.accent()),
-                        Span::raw(h.help),
-                    ]));
-                }
-                lines.push(Line::raw(""));
-                lines.push(Line::styled("Everywhere", t.header()));
-                for h in &global {
-                    lines.push(Line::from(vec![
-                        Span::styled(format!("  {:<16}", h.keys), t.accent()),
-                        Span::raw(h.help),
-                    ]));
-                }
-                lines.push(Line::raw(""));
-                lines.push(Line::styled("Command line", t.header()));
-                for c in [
-                    ":datasets [text]   :jobs [status]   :models   :costs [week|month|year]",
-                    ":cancel ID   :retry ID   :theme NAME   :add [PATH]   :read-all   :q",
-                ] {
-                    lines.push(Line::raw(format!("  {c}")));
+                let mut lines = Vec::new();
+                if self.tab == Tab::Models && self.tabs.models.chat.is_some() {
+                    // Letters type there: the tab's and the global letter keys act once back
+                    // in the list, so only the view's own keys are listed.
+                    lines.extend(self.chat_help());
+                } else {
+                    lines.push(Line::styled(
+                        format!("{} tab", self.tab.title()),
+                        t.header(),
+                    ));
+                    for h in &own {
+                        lines.push(Line::from(vec![
+                            Span::styled(format!("  {:<16}", h.keys), t.accent()),
+                            Span::raw(h.help),
+                        ]));
+                    }
+                    lines.push(Line::raw(""));
+                    lines.push(Line::styled("Everywhere", t.header()));
+                    for h in &global {
+                        lines.push(Line::from(vec![
+                            Span::styled(format!("  {:<16}", h.keys), t.accent()),
+                            Span::raw(h.help),
+                        ]));
+                    }
+                    lines.push(Line::raw(""));
+                    lines.push(Line::styled("Command line", t.header()));
+                    for c in [
+                        ":datasets [text]   :jobs [status]   :models   :costs [week|month|year]",
+                        ":cancel ID   :retry ID   :theme NAME   :add [PATH]   :read-all   :q",
+                    ] {
+                        lines.push(Line::raw(format!("  {c}")));
+                    }
                 }
                 lines.push(Line::raw(""));
                 lines.push(Line::styled(
