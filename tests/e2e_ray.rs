@@ -284,6 +284,14 @@ fn a_job_trains_on_ray_through_presigned_urls_across_an_engine_kill_and_an_outag
     assert_eq!(models.as_array().unwrap().len(), 1);
     let model = &models[0];
     let id = model["id"].as_str().unwrap();
+    // The evaluation ran on the Ray worker and came up its presigned URL with the adapter.
+    let shown = json(&home, &["models", "show", id, "--json"], 0);
+    let e = &shown["evaluation"];
+    assert!(
+        e["adapter_loss"].as_f64().is_some() && e["base_loss"].as_f64().is_some(),
+        "{e:#}"
+    );
+    assert!(!e["probes"].as_array().unwrap().is_empty(), "{e:#}");
     let stored = server
         .root
         .path()

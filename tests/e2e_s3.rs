@@ -320,6 +320,48 @@ fn an_adapter_trained_on_s3_goes_both_ways_with_the_aws_cli() {
         .bytes()
         .unwrap();
     assert_eq!(body.len() as u64, weights["size"].as_u64().unwrap());
+    // The playground and an evaluation job on this machine fetch the adapter from S3 (once,
+    // each file's sha256 checked) and answer with it.
+    let chat = run_json(
+        &home,
+        &[
+            "models",
+            "chat",
+            model_id,
+            "--prompt",
+            "hi",
+            "--max-new-tokens",
+            "8",
+            "--json",
+        ],
+        0,
+    );
+    assert!(chat["tokens"].as_u64().unwrap() > 0, "{chat:#}");
+    let prompts = tmp.path().join("prompts.jsonl");
+    std::fs::write(
+        &prompts,
+        "{\"prompt\": \"What is 1 plus 1?\", \"completion\": \"2\"}\n",
+    )
+    .unwrap();
+    let c = run_json(
+        &home,
+        &[
+            "models",
+            "eval",
+            model_id,
+            "--prompts",
+            prompts.to_str().unwrap(),
+            "--max-new-tokens",
+            "8",
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(
+        c["prompts"][0]["answers"].as_array().unwrap().len(),
+        2,
+        "{c:#}"
+    );
     // Different bytes under the key: the download refuses them and keeps nothing.
     std::fs::write(&via_cli, b"not the adapter").unwrap();
     aws(&server, &["s3", "cp", via_cli.to_str().unwrap(), &key]);
