@@ -228,9 +228,33 @@ pub enum JobsCmd {
     },
     /// Queue a new job with the configuration of a failed or cancelled one (shows its cost
     /// and asks first unless --yes, as create does).
+    ///
+    /// It continues from the job's latest checkpoint on this machine (a run here, or on a
+    /// cluster sharing this machine's filesystem), with the cost of the steps that remain;
+    /// a remote run's checkpoints stay on its worker, so its retry starts at step 0.
     Retry {
         /// The job's id, or the first characters of it that match only one (as `jobs list` shows).
         id: String,
+        /// Start at step 0 instead of the latest checkpoint.
+        #[arg(long, conflicts_with = "checkpoint")]
+        from_scratch: bool,
+        /// Continue from the checkpoint at this step (`jobs show` lists them).
+        #[arg(long, value_name = "STEP")]
+        checkpoint: Option<u64>,
+        /// Do not ask for confirmation of the cost.
+        #[arg(long, short)]
+        yes: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Continue a failed or cancelled job from one of its checkpoints (`jobs retry ID
+    /// --checkpoint STEP`).
+    Resume {
+        /// The job's id, or the first characters of it that match only one (as `jobs list` shows).
+        id: String,
+        /// The checkpoint's step (`jobs show` lists them).
+        #[arg(long, value_name = "STEP")]
+        checkpoint: u64,
         /// Do not ask for confirmation of the cost.
         #[arg(long, short)]
         yes: bool,

@@ -243,8 +243,26 @@ pub trait Api: EngineApi {
     async fn cancel_job(&self, id: &str) -> Result<TrainingJob, ApiError> {
         expect!(self.call(Request::CancelJob { id: id.into() }).await, Job)
     }
+    /// Retries a job from its latest checkpoint on the engine's machine (see
+    /// [`Request::RetryJob`]).
     async fn retry_job(&self, id: &str) -> Result<TrainingJob, ApiError> {
-        expect!(self.call(Request::RetryJob { id: id.into() }).await, Job)
+        self.retry_job_from(id, false, None).await
+    }
+    async fn retry_job_from(
+        &self,
+        id: &str,
+        from_scratch: bool,
+        checkpoint: Option<u64>,
+    ) -> Result<TrainingJob, ApiError> {
+        expect!(
+            self.call(Request::RetryJob {
+                id: id.into(),
+                from_scratch,
+                checkpoint,
+            })
+            .await,
+            Job
+        )
     }
     async fn metrics(
         &self,

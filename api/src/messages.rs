@@ -168,8 +168,16 @@ pub enum Request {
     CancelJob {
         id: String,
     },
+    /// A new job with a failed or cancelled job's configuration, continuing from its latest
+    /// checkpoint on this machine (or one named by `checkpoint`); `from_scratch` starts at
+    /// step 0.
     RetryJob {
         id: String,
+        #[serde(default)]
+        from_scratch: bool,
+        /// The step of the checkpoint to continue from.
+        #[serde(default)]
+        checkpoint: Option<u64>,
     },
     JobMetrics {
         id: String,

@@ -21,7 +21,7 @@ pub mod validation;
 pub use engine::{
     BackendInfo, BudgetStatus, CleanOptions, CleanReport, CostSummary, DoctorReport, DoctorStep,
     DroppedRecord, Engine, EngineBuilder, EngineError, EvaluationRequest, IdKind, JobCost,
-    JobRequest, NewDataset, Period,
+    JobRequest, NewDataset, Period, RetryFrom,
 };
 pub use store::Page;
 

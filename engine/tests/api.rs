@@ -819,6 +819,20 @@ async fn every_request_and_reply_round_trips_through_json(via: Via) {
         Request::RevokeToken {
             id: token.info.id.clone(),
         },
+        Request::EvaluateModels {
+            models: vec![model.clone()],
+            prompts: Some(vec![brightrun_engine::domain::EvalPrompt {
+                messages: vec![brightrun_engine::domain::ChatMessage {
+                    role: "user".into(),
+                    content: "What is 2 plus 2?".into(),
+                }],
+                reference: Some("4".into()),
+            }]),
+            max_new_tokens: Some(16),
+            backend: None,
+            gpu_type: None,
+            confirm_over_budget: true,
+        },
         Request::CreateJob {
             spec: spec(&d, "scripted"),
             confirm_over_budget: true,
@@ -853,6 +867,8 @@ async fn every_request_and_reply_round_trips_through_json(via: Via) {
     ops.insert(cancel.op());
     let retry = Request::RetryJob {
         id: last_job.unwrap().to_string(),
+        from_scratch: false,
+        checkpoint: None,
     };
     let reply = api.call(retry.clone()).await.unwrap();
     assert_eq!(
@@ -885,6 +901,11 @@ async fn every_request_and_reply_round_trips_through_json(via: Via) {
         ),
         (
             Request::ResumeDataset { id: did.clone() },
+            Some(ErrorCode::Conflict),
+        ),
+        // A training job has no comparison.
+        (
+            Request::JobComparison { id: jid.clone() },
             Some(ErrorCode::Conflict),
         ),
         (
@@ -936,7 +957,7 @@ async fn every_request_and_reply_round_trips_through_json(via: Via) {
         let e = api.call(r).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::Conflict, "{e:?}");
     }
-    assert_eq!(ops.len(), 38, "every request: {ops:?}");
+    assert_eq!(ops.len(), 40, "every request: {ops:?}");
     // All but `url`, which only an S3 store gives (tests/e2e_s3.rs).
     assert_eq!(kinds.len(), 25, "every reply kind: {kinds:?}");
     // Errors round-trip with their code and field.

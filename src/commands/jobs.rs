@@ -263,35 +263,19 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        JobsCmd::Retry { id, yes, json } => {
-            if !yes {
-                let old = api.job(&id).await?;
-                let q = format!(
-                    "Retry job {} as a new job: {} on {}× {}, about {}?",
-                    old.id.short(),
-                    old.hyperparameters.base_model,
-                    old.gpu_config.gpu_count,
-                    old.gpu_config.gpu_type,
-                    money(old.estimated_cost)
-                );
-                if !confirm(&q)? {
-                    eprintln!("not retried");
-                    return Ok(exit::FAILED);
-                }
-            }
-            let job = api.retry_job(&id).await?;
-            if json.json {
-                output::json(&job)?;
-            } else {
-                // The old job's id as the engine knows it, not the prefix typed.
-                let of = job
-                    .retry_of
-                    .map(|o| o.to_string())
-                    .unwrap_or_else(|| id.clone());
-                println!("queued job {} (retry of {of})", job.id);
-            }
-            Ok(exit::OK)
-        }
+        JobsCmd::Retry {
+            id,
+            from_scratch,
+            checkpoint,
+            yes,
+            json,
+        } => retry(api, &id, from_scratch, checkpoint, yes, json.json).await,
+        JobsCmd::Resume {
+            id,
+            checkpoint,
+            yes,
+            json,
+        } => retry(api, &id, false, Some(checkpoint), yes, json.json).await,
         JobsCmd::Logs { id, lines, json } => {
             let log = api.job_logs(&id, lines).await?;
             if json.json {
@@ -343,6 +327,57 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
             Ok(exit::OK)
         }
     }
+}
+
+/// `jobs retry` and `jobs resume`: asks first (the cost) unless `yes`, then says where the
+/// new job starts.
+async fn retry(
+    api: &dyn EngineApi,
+    id: &str,
+    from_scratch: bool,
+    checkpoint: Option<u64>,
+    yes: bool,
+    json: bool,
+) -> Result<i32> {
+    if !yes {
+        let old = api.job(id).await?;
+        let q = format!(
+            "Retry job {} as a new job: {} on {}× {}, about {} (less when it continues from a checkpoint)?",
+            old.id.short(),
+            old.hyperparameters.base_model,
+            old.gpu_config.gpu_count,
+            old.gpu_config.gpu_type,
+            money(old.estimated_cost)
+        );
+        if !confirm(&q)? {
+            eprintln!("not retried");
+            return Ok(exit::FAILED);
+        }
+    }
+    let job = api.retry_job_from(id, from_scratch, checkpoint).await?;
+    if json {
+        output::json(&job)?;
+        return Ok(exit::OK);
+    }
+    // The old job's id as the engine knows it, not the prefix typed.
+    let of = job
+        .retry_of
+        .map(|o| o.to_string())
+        .unwrap_or_else(|| id.to_string());
+    println!("queued job {} (retry of {of})", job.id);
+    eprintln!(
+        "{}, about {}",
+        match job.resumed_from {
+            Some(p) => format!(
+                "it continues from step {} (a checkpoint of job {})",
+                p.step,
+                p.job_id.short()
+            ),
+            None => "it starts at step 0".to_string(),
+        },
+        money(job.estimated_cost)
+    );
+    Ok(exit::OK)
 }
 
 fn print_job(j: &TrainingJob) {
@@ -404,6 +439,13 @@ fn print_job(j: &TrainingJob) {
         {
             println!("    | {}", output::prose(l, 6));
         }
+    }
+    if let Some(p) = j.resumed_from {
+        println!(
+            "  resumed      from step {} of job {}",
+            p.step,
+            p.job_id.short()
+        );
     }
     if let Some(a) = j.artifact_id {
         println!("  artifact     {a}");

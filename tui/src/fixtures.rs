@@ -231,6 +231,7 @@ pub fn job(n: u128, dataset: u128, status: JobStatus, minutes_ago: i64) -> Train
         output_dir: None,
         parameters_billions: None,
         task: Default::default(),
+        resumed_from: None,
         created_at: ago(minutes_ago),
         updated_at: ago(minutes_ago / 2),
     }

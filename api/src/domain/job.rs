@@ -192,6 +192,13 @@ pub struct CurrentMetrics {
     pub gpu_utilization: Option<f64>,
 }
 
+/// A checkpoint of an earlier job that a job continues from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ResumePoint {
+    pub job_id: JobId,
+    pub step: u64,
+}
+
 /// A training job record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrainingJob {
@@ -243,6 +250,10 @@ pub struct TrainingJob {
     /// Training, or an evaluation of trained models (`brightrun models eval`).
     #[serde(default)]
     pub task: super::JobTask,
+    /// The checkpoint of an earlier job this one continues from (`jobs retry`, `jobs
+    /// resume`); none: it started at step 0.
+    #[serde(default)]
+    pub resumed_from: Option<ResumePoint>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -299,6 +310,7 @@ impl TrainingJob {
             output_dir: None,
             parameters_billions,
             task: super::JobTask::Training,
+            resumed_from: None,
             created_at: t,
             updated_at: t,
         }

@@ -501,9 +501,14 @@ impl LocalApi {
                 let id = blocking(e, move |e| job_id(e, &id)).await?;
                 Reply::Job(e.cancel_job(id).await?)
             }
-            Request::RetryJob { id } => {
+            Request::RetryJob {
+                id,
+                from_scratch,
+                checkpoint,
+            } => {
+                let from = crate::RetryFrom::of(from_scratch, checkpoint)?;
                 let id = blocking(e, move |e| job_id(e, &id)).await?;
-                Reply::Job(e.retry_job(id).await?)
+                Reply::Job(e.retry_job(id, from).await?)
             }
             Request::JobMetrics {
                 id,

@@ -515,13 +515,14 @@ impl Engine {
         Ok(job)
     }
 
-    /// Queues a new job with the same configuration as a failed or cancelled one.
-    pub async fn retry_job(&self, id: JobId) -> Result<TrainingJob> {
-        self.on_store(move |e| e.retry_job_now(id)).await
+    /// Queues a new job with the same configuration as a failed or cancelled one, starting
+    /// where `from` says (see [`super::resume`]).
+    pub async fn retry_job(&self, id: JobId, from: super::RetryFrom) -> Result<TrainingJob> {
+        self.on_store(move |e| e.retry_job_now(id, from)).await
     }
 
     /// [`Engine::retry_job`]'s work: it reads the old job and its dataset and commits the new.
-    fn retry_job_now(&self, id: JobId) -> Result<TrainingJob> {
+    fn retry_job_now(&self, id: JobId, from: super::RetryFrom) -> Result<TrainingJob> {
         let old = self.job(id)?;
         if !matches!(old.status, JobStatus::Failed | JobStatus::Cancelled) {
             return Err(EngineError::conflict(
@@ -562,6 +563,11 @@ impl Engine {
         );
         job.retry_of = Some(old.id);
         job.task = old.task.clone();
+        // An evaluation answers its prompts again from the start.
+        if !job.task.is_evaluation() {
+            job.resumed_from = self.resume_point(&old, from)?;
+            job.estimated_cost = super::resume::remaining_cost(&old, job.resumed_from);
+        }
         self.queue(&job, &dataset_name)?;
         Ok(job)
     }

@@ -371,14 +371,9 @@ impl Engine {
                 path.map(|p| DatasetRef::Path(p.to_string_lossy().into_owned())),
                 OutputRef::Dir(dir.join("output").to_string_lossy().into()),
                 dir.join("checkpoints").to_string_lossy().into(),
-                // The last checkpoint still on disk: a retry resumes from it.
-                self.inner
-                    .store
-                    .checkpoints(job.id)?
-                    .into_iter()
-                    .rev()
-                    .find(|c| std::path::Path::new(&c.storage_path).exists())
-                    .map(|c| c.storage_path),
+                // Its own last checkpoint still on disk (a retry of a failure), else the
+                // earlier job's checkpoint it was queued to continue from.
+                self.resume_folder(job)?,
             ),
             // A remote worker keeps checkpoints on its own disk (the trainer's default
             // folder, stable per job); the engine cannot tell whether the next worker has

@@ -453,6 +453,10 @@ pub struct SinceV8 {
 pub fn since_v8(s: &Samples) -> SinceV8 {
     let mut job = job(8, s.profile_user, s.datasets[2].id, JobStatus::Running);
     job.current_stage = JobStage::Evaluating;
+    job.resumed_from = Some(ResumePoint {
+        job_id: JobId(uuid(0x205)),
+        step: 40,
+    });
     job.task = JobTask::Evaluation(Box::new(EvaluationTask {
         models: vec![ArtifactId(uuid(0x400)), ArtifactId(uuid(0x401))],
         prompts: Some(vec![EvalPrompt {

@@ -544,7 +544,16 @@ async fn cancel_job(caller: Caller, Id(id): Id) -> Result<Response, HttpError> {
 }
 
 async fn retry_job(caller: Caller, Id(id): Id) -> Result<Response, HttpError> {
-    call(&caller, Request::RetryJob { id }).await
+    // The seed's route: from the latest checkpoint on the engine's machine, as `jobs retry`.
+    call(
+        &caller,
+        Request::RetryJob {
+            id,
+            from_scratch: false,
+            checkpoint: None,
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]

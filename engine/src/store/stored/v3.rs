@@ -1,5 +1,6 @@
 //! Version 3 of the stored records whose layout changed after v2 (schema v8). A job gains its
-//! task (training, or an evaluation of trained models: `brightrun models eval`), and the
+//! task (training, or an evaluation of trained models: `brightrun models eval`) and the
+//! checkpoint of an earlier job it continues from (`jobs retry`), and the
 //! change log's entry gains a variant for jobs in that layout. Every other type is still
 //! `v1`'s or `v2`'s. Frozen like them: a change of layout is a `v4` module, never an edit here.
 
@@ -24,6 +25,14 @@ stored_struct!(
         models: Vec<ArtifactId>,
         prompts: Option<Vec<EvalPromptV3>>,
         max_new_tokens: u32,
+    }
+);
+
+stored_struct!(
+    /// The checkpoint of an earlier job a job continues from.
+    ResumePointV3 <=> ResumePoint {
+        job_id: JobId,
+        step: u64,
     }
 );
 
@@ -92,6 +101,7 @@ stored_struct!(
         output_dir: Option<String>,
         parameters_billions: Option<f64>,
         task: JobTaskV3,
+        resumed_from: Option<ResumePointV3>,
         created_at: Timestamp,
         updated_at: Timestamp,
     }
@@ -179,6 +189,7 @@ impl Convert<TrainingJobV3> for TrainingJobV1 {
             output_dir,
             parameters_billions,
             task: JobTaskV3::Training,
+            resumed_from: None,
             created_at,
             updated_at,
         }
@@ -243,6 +254,7 @@ pub(crate) fn v1_of(job: &TrainingJob) -> TrainingJobV1 {
         output_dir,
         parameters_billions,
         task: _,
+        resumed_from: _,
         created_at,
         updated_at,
     } = job.clone().convert();
