@@ -109,6 +109,10 @@ pub enum ChatEvent {
         device: String,
         /// Seconds spent loading the model for this request (0 when it was loaded).
         load_seconds: f64,
+        /// Something the person chatting should know once, in a sentence: set when the
+        /// worker runs on the engine's CPU ([`cpu_note`]). Absent from older engines.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// More of the reply's text.
     Delta { text: String },
@@ -133,6 +137,22 @@ impl ChatEvent {
     }
 }
 
+/// The command that judges model `model` (an id or prefix) on a cluster instead of the
+/// engine's machine, quoted.
+pub fn eval_hint(model: &str) -> String {
+    format!("`brightrun models eval {model} --backend NAME`")
+}
+
+/// The note a chat answered on the engine's CPU carries ([`ChatEvent::Started`]'s `note`):
+/// chat runs on the engine's machine, which has no GPU, and judging on a cluster is
+/// [`eval_hint`].
+pub fn cpu_note(model: &str) -> String {
+    format!(
+        "chat runs on the engine's machine, on its CPU (no GPU there): fine for small models, slow for large ones; to judge this model on a cluster's GPU: {}",
+        eval_hint(model)
+    )
+}
+
 /// A chat's reply as it comes; ends after `done` or `error`.
 pub type ChatStream = Pin<Box<dyn Stream<Item = ChatEvent> + Send>>;
 
@@ -152,6 +172,17 @@ mod tests {
                     base_model: "b".into(),
                     device: "cpu".into(),
                     load_seconds: 1.5,
+                    note: Some(cpu_note("1a2b3c4d")),
+                },
+                "started",
+            ),
+            (
+                ChatEvent::Started {
+                    model: "m".into(),
+                    base_model: "b".into(),
+                    device: "cuda".into(),
+                    load_seconds: 0.0,
+                    note: None,
                 },
                 "started",
             ),
@@ -171,6 +202,18 @@ mod tests {
             let back: ChatEvent = serde_json::from_value(json).unwrap();
             assert_eq!(back, event);
         }
+    }
+
+    #[test]
+    fn an_older_engines_started_event_reads_without_a_note() {
+        let e: ChatEvent = serde_json::from_str(
+            r#"{"type": "started", "model": "m", "base_model": "b", "device": "cpu", "load_seconds": 0}"#,
+        )
+        .unwrap();
+        assert!(matches!(e, ChatEvent::Started { note: None, .. }));
+        let note = cpu_note("1a2b3c4d");
+        assert!(note.contains("its CPU"), "{note}");
+        assert!(note.contains("`brightrun models eval 1a2b3c4d --backend NAME`"));
     }
 
     #[test]

@@ -112,6 +112,10 @@ pub enum Reason {
     /// (`unavailable`) The model's chat worker could not start, or ended mid-reply; the next
     /// chat starts a fresh one.
     WorkerFailed,
+    /// (`conflict`) The model does not fit in the memory of the engine's machine (its GPU, or
+    /// its RAM when it has none) for chatting: the message gives what it needs, what there is
+    /// and what to do.
+    DoesNotFit,
     /// A reason a newer engine gives that this client does not know: the error's code and
     /// message still say what happened.
     #[serde(other)]
@@ -137,6 +141,7 @@ impl Reason {
             Self::OwnerOnly => "owner_only",
             Self::NotEvaluated => "not_evaluated",
             Self::WorkerFailed => "worker_failed",
+            Self::DoesNotFit => "does_not_fit",
             Self::Unknown => "unknown",
         }
     }
@@ -250,6 +255,7 @@ mod tests {
             Reason::OwnerOnly,
             Reason::NotEvaluated,
             Reason::WorkerFailed,
+            Reason::DoesNotFit,
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
             let e = ApiError::conflict(r, "refused");

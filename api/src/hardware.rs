@@ -60,7 +60,8 @@ pub struct LocalHardware {
 
 impl LocalHardware {
     /// Looks at this machine: `nvidia-smi` (or the program `BRIGHTRUN_NVIDIA_SMI` names, so
-    /// tests can stand in for a GPU or its absence), the CPU count and `/proc/meminfo`.
+    /// tests can stand in for a GPU or its absence), the CPU count and `/proc/meminfo` (or the
+    /// file `BRIGHTRUN_MEMINFO` names, so tests can stand in for a small machine).
     /// Never fails: what cannot be read counts as absent.
     pub fn detect() -> Self {
         let program =
@@ -77,7 +78,9 @@ impl LocalHardware {
         let cpu_cores = std::thread::available_parallelism()
             .map(|n| n.get() as u32)
             .unwrap_or(1);
-        let memory_gb = std::fs::read_to_string("/proc/meminfo")
+        let meminfo =
+            std::env::var_os("BRIGHTRUN_MEMINFO").unwrap_or_else(|| "/proc/meminfo".into());
+        let memory_gb = std::fs::read_to_string(meminfo)
             .ok()
             .and_then(|t| parse_meminfo(&t))
             .unwrap_or(0.0);

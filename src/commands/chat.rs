@@ -29,6 +29,13 @@ struct Reply {
     tokens: u64,
     seconds: f64,
     first_token_seconds: Option<f64>,
+    /// Where the worker answered: `cpu` or `cuda`.
+    device: String,
+    /// Seconds the engine spent loading the model for this reply (0: it was loaded).
+    load_seconds: f64,
+    /// The engine's note, when it has one: chat runs on the engine's CPU (no GPU there), and
+    /// the command that judges the model on a cluster instead.
+    note: Option<String>,
 }
 
 /// Where a reply's text goes as it comes.
@@ -48,7 +55,17 @@ pub async fn once(api: &dyn EngineApi, options: Options, prompt: String) -> Resu
     } else {
         Echo::Stream
     };
-    let reply = turn(api, &options, options.base, messages, &echo, false).await?;
+    let mut noted = false;
+    let reply = turn(
+        api,
+        &options,
+        options.base,
+        messages,
+        &echo,
+        false,
+        &mut noted,
+    )
+    .await?;
     if options.json {
         output::json(&reply)?;
     }
@@ -63,12 +80,14 @@ pub async fn conversation(api: &dyn EngineApi, options: Options) -> Result<i32> 
     let mut base = options.base;
     if interactive {
         eprintln!(
-            "chatting with model {} ({}); /base switches between adapter and base, /quit or Ctrl-D ends",
+            "chatting with model {} ({}), answered on the engine's machine; /base switches between adapter and base, /quit or Ctrl-D ends",
             output::clean(&options.model),
             which(base)
         );
     }
     let mut failed = false;
+    // The engine's note (chat runs on its CPU) is shown once, before the first reply.
+    let mut noted = false;
     loop {
         if interactive {
             eprint!("{}> ", if base { "base" } else { "" });
@@ -101,7 +120,17 @@ pub async fn conversation(api: &dyn EngineApi, options: Options) -> Result<i32> 
         } else {
             Echo::Stream
         };
-        match turn(api, &options, base, history.clone(), &echo, interactive).await {
+        match turn(
+            api,
+            &options,
+            base,
+            history.clone(),
+            &echo,
+            interactive,
+            &mut noted,
+        )
+        .await
+        {
             Ok(reply) => {
                 if options.json {
                     // One compact document per reply: JSON lines.
@@ -160,7 +189,8 @@ async fn read_line(interactive: bool) -> Result<Option<String>> {
 }
 
 /// Sends one turn and follows its reply. When `interruptible`, Ctrl-C ends the reply (what
-/// came so far is kept) instead of the program.
+/// came so far is kept) instead of the program. The engine's note goes to stderr before the
+/// reply's text unless `noted` (then set); `--json` carries it in every reply instead.
 async fn turn(
     api: &dyn EngineApi,
     options: &Options,
@@ -168,6 +198,7 @@ async fn turn(
     messages: Vec<ChatMessage>,
     echo: &Echo,
     interruptible: bool,
+    noted: &mut bool,
 ) -> Result<Reply> {
     let request = ChatRequest {
         model: options.model.clone(),
@@ -201,7 +232,24 @@ async fn turn(
             );
         };
         match event {
-            ChatEvent::Started { model, .. } => reply.model = model,
+            ChatEvent::Started {
+                model,
+                device,
+                load_seconds,
+                note,
+                ..
+            } => {
+                reply.model = model;
+                reply.device = device;
+                reply.load_seconds = load_seconds;
+                if let (Echo::Stream, Some(note)) = (echo, &note)
+                    && !*noted
+                {
+                    eprintln!("note: {}", output::clean(note));
+                    *noted = true;
+                }
+                reply.note = note;
+            }
             ChatEvent::Delta { text } => {
                 if let Echo::Stream = echo {
                     let shown = brightrun_engine::text::clean(&text);

@@ -267,6 +267,11 @@ impl Daemon {
         )
     }
 
+    /// [`Daemon::listening`] started from `cmd` (the test's own environment).
+    pub fn listening_with(home: &Home, cmd: std::process::Command, port: u16) -> Daemon {
+        Self::serve(home, cmd, &["--listen", &format!("127.0.0.1:{port}")])
+    }
+
     fn serve(home: &Home, mut cmd: std::process::Command, args: &[&str]) -> Daemon {
         let child = cmd
             .arg("serve")

@@ -3,7 +3,8 @@
 Loads the base model (and the PEFT adapter) once, then answers chat requests read as JSON
 lines on stdin with JSON lines on stdout (PROTOCOL.md, "Serve mode"):
 
-- ``{"type": "ready", "device": "cpu", "seconds": 1.2, "adapter": true}`` once loaded;
+- ``{"type": "ready", "device": "cpu", "seconds": 1.2, "adapter": true, "backend": "transformers"}``
+  once loaded (``backend`` is ``vllm`` where vLLM answers: ``serve_vllm``);
 - per request ``{"id", "messages", "max_new_tokens", "temperature", "adapter"}``: ``delta``
   lines as tokens come, then ``done`` (or ``error``);
 - ``{"type": "cancel", "id": …}`` ends that request's generation at the next token.
@@ -106,21 +107,30 @@ class Replies:
 
 
 class Worker:
-    """The loaded model and the generation of one reply at a time."""
+    """The loaded model and the generation of one reply at a time (transformers + PEFT)."""
+
+    backend = "transformers"
 
     def __init__(self, base: str, adapter: str | None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from .errors import model_load_error
         from .train import resolve_base_model, select_precision
 
         precision = select_precision()
         path = resolve_base_model(base)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+        except Exception as exc:
+            raise model_load_error(exc, base, "tokenizer") from exc
         kwargs: dict[str, Any] = {"dtype": precision.dtype}
         if precision.on_cuda:
             kwargs["device_map"] = {"": torch.cuda.current_device()}
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        except Exception as exc:
+            raise model_load_error(exc, base, "weights") from exc
         self.has_adapter = adapter is not None
         if adapter is not None:
             from peft import PeftModel
@@ -140,14 +150,7 @@ class Worker:
         self.context = int(getattr(config, "max_position_embeddings", 0) or FALLBACK_CONTEXT)
 
     def prompt_ids(self, request: ChatRequest) -> list[int]:
-        """The chat rendered with a generation prompt, cut from the left to fit the context."""
-        from .encoding import adapt_to_template, render
-
-        chat = adapt_to_template(self.tokenizer, request.messages)
-        text = render(self.tokenizer, chat, add_generation_prompt=True)
-        ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        room = max(1, self.context - request.max_new_tokens)
-        return ids[-room:]
+        return prompt_ids(self.tokenizer, request, self.context)
 
     def answer(self, request: ChatRequest, replies: Replies, cancelled: threading.Event) -> None:
         import torch
@@ -213,6 +216,41 @@ class Worker:
         )
 
 
+def prompt_ids(tokenizer, request: ChatRequest, context: int) -> list[int]:
+    """The chat rendered with a generation prompt, cut from the left to fit the context."""
+    from .encoding import adapt_to_template, render
+
+    chat = adapt_to_template(tokenizer, request.messages)
+    text = render(tokenizer, chat, add_generation_prompt=True)
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    room = max(1, context - request.max_new_tokens)
+    return ids[-room:]
+
+
+def make_worker(base: str, adapter: str | None):
+    """vLLM where it is installed and a CUDA GPU is present (``serve_vllm``), else (or when
+    ``BRIGHTRUN_SERVE_BACKEND=transformers``) transformers + PEFT."""
+    from .errors import TrainerError
+    from .serve_vllm import VllmWorker, backend_choice, vllm_usable
+
+    choice = backend_choice()
+    if choice != "transformers":
+        usable, why = vllm_usable()
+        if usable or choice == "vllm":
+            try:
+                return VllmWorker(base, adapter)
+            except TrainerError:
+                raise  # the model itself: transformers would fail the same way
+            except Exception as exc:
+                if choice == "vllm":
+                    raise
+                reason = f"{type(exc).__name__}: {exc}"
+                print(f"vLLM could not start ({reason}); answering with transformers", file=sys.stderr)
+        else:
+            print(f"answering with transformers: {why}", file=sys.stderr)
+    return Worker(base, adapter)
+
+
 def counting_streamer(tokenizer, **kwargs):
     """A ``TextIteratorStreamer`` that also counts the generated tokens and times the first."""
     from transformers import TextIteratorStreamer
@@ -257,13 +295,24 @@ def read_requests(stdin: TextIO, inbox: queue.Queue, cancelled: dict[str, thread
 
 def serve(base: str, adapter: str | None, stdin: TextIO, replies: Replies) -> int:
     started = time.monotonic()
+    from .errors import TrainerError
+
     try:
-        worker = Worker(base, adapter)
+        worker = make_worker(base, adapter)
+    except TrainerError as exc:
+        # Already a sentence naming the base model and what to do (a base gone from the
+        # offline cache names HF_HUB_OFFLINE).
+        replies.send(type="fatal", reason=exc.reason)
+        return 1
     except Exception as exc:
         replies.send(type="fatal", reason=f"could not load {base}{' with the adapter' if adapter else ''}: {exc}")
         return 1
     replies.send(
-        type="ready", device=worker.device, seconds=round(time.monotonic() - started, 3), adapter=worker.has_adapter
+        type="ready",
+        device=worker.device,
+        seconds=round(time.monotonic() - started, 3),
+        adapter=worker.has_adapter,
+        backend=worker.backend,
     )
     inbox: queue.Queue = queue.Queue()
     cancelled: dict[str, threading.Event] = {}

@@ -193,3 +193,20 @@ def test_requests_queue_and_end_of_input_ends_the_worker(adapter_dir):
     finally:
         if serve.process.poll() is None:
             serve.process.kill()
+
+
+def test_a_base_missing_from_the_offline_cache_is_a_fatal_naming_it_and_hf_hub_offline(tmp_path):
+    process = subprocess.run(
+        [sys.executable, "-m", "brightrun_trainer", "serve", "--base", "brightrun-test/not-cached"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=trainer_env(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1"),
+        timeout=REPLY_TIMEOUT_SECONDS,
+    )
+    assert process.returncode == 1, process.stderr[-3000:]
+    (fatal,) = [json.loads(line) for line in process.stdout.splitlines()]
+    assert fatal["type"] == "fatal", fatal
+    assert "brightrun-test/not-cached" in fatal["reason"], fatal
+    assert "HF_HUB_OFFLINE" in fatal["reason"], fatal
+    assert "offline cache" in fatal["reason"], fatal

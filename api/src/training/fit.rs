@@ -115,7 +115,7 @@ impl FitVerdict {
         }
     }
 
-    fn of(required_gb: f64, available_gb: f64) -> Self {
+    pub(crate) fn of(required_gb: f64, available_gb: f64) -> Self {
         if required_gb > available_gb {
             Self::WillNotFit
         } else if required_gb > TIGHT_ABOVE * available_gb {

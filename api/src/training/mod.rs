@@ -21,6 +21,7 @@ pub mod calibration;
 pub mod estimate;
 pub mod fit;
 pub mod gpus;
+pub mod inference;
 pub mod models;
 pub mod presets;
 pub mod quality;
@@ -34,6 +35,7 @@ pub use estimate::{
 };
 pub use fit::{Fit, FitVerdict, MemoryBreakdown, check_fit, effective_seq_len, memory_required};
 pub use gpus::{GpuCatalog, GpuCatalogError, GpuSpec, LOCAL_GPU, UnknownGpu};
+pub use inference::{InferenceDevice, InferenceFit, InferenceMemory, check_inference_fit};
 pub use models::{ModelSize, ModelSource, UnknownModel};
 pub use presets::{PresetError, PresetInfo};
 pub use quality::quality;

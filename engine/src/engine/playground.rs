@@ -9,6 +9,12 @@
 //! command's engine drains its tasks. A worker that dies mid-reply ends that reply with an
 //! `unavailable` error (reason `worker_failed`); the next chat starts a fresh one.
 //!
+//! Before a chat is taken, the model is checked against the memory of this machine's GPU (its
+//! RAM when it has none) for replies of up to `[playground] max_new_tokens_limit`
+//! (`training::inference`): one that would not fit is refused at once (`conflict`, reason
+//! `does_not_fit`) instead of loading for a minute and being killed. A reply answered on the
+//! CPU carries a note saying so, and how to judge the model on a cluster instead.
+//!
 //! The adapter is read in place from a local store; from S3 it is downloaded once into
 //! `{data_dir}/playground/adapters/{model}/`, every file checked against its sha256.
 
@@ -20,8 +26,13 @@ use crate::events::{EngineEvent, Progress, ProgressTask};
 use crate::ids::ArtifactId;
 use crate::storage::{Bucket, check_path, object_path};
 use brightrun_api::chat::{
-    ChatEvent, ChatMessage, ChatRequest, ChatStream, MAX_CHAT_BYTES, MAX_CHAT_MESSAGES,
+    ChatEvent, ChatMessage, ChatRequest, ChatStream, MAX_CHAT_BYTES, MAX_CHAT_MESSAGES, cpu_note,
+    eval_hint,
 };
+use brightrun_api::training::inference::{
+    InferenceDevice, InferenceFit, PROMPT_TOKENS, check_inference_fit, refusal_advice,
+};
+use brightrun_api::training::models::{self, ModelSize};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -191,6 +202,46 @@ pub(crate) fn check_request(
     Ok((max_new_tokens.min(limit.max(1)), temperature))
 }
 
+/// Bytes of the adapter's weights (its `adapter_model.*` files).
+fn adapter_bytes(artifact: &ModelArtifact) -> u64 {
+    artifact
+        .files
+        .iter()
+        .filter(|f| f.path.starts_with("adapter_model."))
+        .map(|f| f.size)
+        .sum()
+}
+
+/// The refusal of a model that does not fit: what it needs, where the memory goes, what
+/// there is, and what to do.
+pub(crate) fn does_not_fit_message(
+    artifact: &ModelArtifact,
+    fit: &InferenceFit,
+    limit: u32,
+) -> String {
+    let b = &fit.breakdown;
+    let (dtype, runtime) = if fit.device.on_gpu() {
+        ("16-bit", "CUDA context")
+    } else {
+        ("fp32", "the worker's Python process")
+    };
+    let short = artifact.id.short();
+    let advice = refusal_advice(fit, &eval_hint(&short));
+    format!(
+        "model {short} ({}) does not fit on {} for chatting: it needs about {:.1} GB, {:.1} GB more than the {:.1} GB there ({:.2} GB of {dtype} weights, {:.2} GB of KV cache for {} tokens: `[playground] max_new_tokens_limit` {limit} after a {PROMPT_TOKENS}-token prompt, {:.2} GB of {runtime}, working memory and fragmentation). To chat with it: {}",
+        artifact.base_model,
+        fit.device.describe(),
+        fit.required_gb,
+        fit.required_gb - fit.available_gb,
+        fit.available_gb,
+        b.weights_gb + b.adapter_gb,
+        b.kv_cache_gb,
+        b.tokens,
+        b.overhead_gb + b.working_gb,
+        advice.join("; ")
+    )
+}
+
 fn worker_failed(message: impl Into<String>) -> ApiError {
     let mut e = ApiError::unavailable(message);
     e.reason = Some(Reason::WorkerFailed);
@@ -210,7 +261,13 @@ impl Engine {
                 message: e.message,
             }
         })?;
-        let artifact = self.on_store(move |e| e.artifact(id)).await?;
+        let artifact = self
+            .on_store(move |e| {
+                let artifact = e.artifact(id)?;
+                e.check_chat_fit(&artifact)?;
+                Ok(artifact)
+            })
+            .await?;
         let playground = &self.inner.playground;
         let slot = playground.slot(artifact.id);
         let (tx, rx) = mpsc::channel(256);
@@ -291,6 +348,7 @@ impl Engine {
                 base_model: artifact.base_model.clone(),
                 device: worker.device.clone(),
                 load_seconds,
+                note: (worker.device == "cpu").then(|| cpu_note(&artifact.id.short())),
             })
             .await;
         let id = format!(
@@ -417,6 +475,59 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Refuses (`conflict`, reason `does_not_fit`) a chat with a model that would not fit in
+    /// the memory of this machine's GPU (its RAM when it has none) with replies of up to
+    /// `[playground] max_new_tokens_limit`, before a worker spends a minute loading it. A
+    /// model whose size cannot be found, or a machine whose memory cannot be read, is let
+    /// through (the worker's own failure then says what happened).
+    pub(crate) fn check_chat_fit(&self, artifact: &ModelArtifact) -> Result<()> {
+        let hardware = self.local_hardware();
+        let device = match hardware.gpus.first() {
+            Some(gpu) => InferenceDevice::Gpu {
+                name: gpu.name.clone(),
+                memory_gb: gpu.memory_gb,
+            },
+            None if hardware.memory_gb > 0.0 => InferenceDevice::Cpu {
+                memory_gb: hardware.memory_gb,
+            },
+            None => return Ok(()),
+        };
+        let Some(size) = self.chat_model_size(artifact) else {
+            tracing::info!(
+                "playground: the size of {} is unknown; its worker starts unchecked",
+                artifact.base_model
+            );
+            return Ok(());
+        };
+        let limit = self.inner.config.playground.max_new_tokens_limit;
+        let fit = check_inference_fit(&size, adapter_bytes(artifact), limit, device);
+        if fit.fits() {
+            return Ok(());
+        }
+        Err(EngineError::Conflict {
+            reason: Reason::DoesNotFit,
+            message: does_not_fit_message(artifact, &fit, limit),
+        })
+    }
+
+    /// The base model's size: known to the table or config, or read from the `config.json`
+    /// of its folder or of its snapshot in the Hugging Face cache; else the parameter count
+    /// the trainer reported for the run (with a borrowed shape).
+    fn chat_model_size(&self, artifact: &ModelArtifact) -> Option<ModelSize> {
+        let training = &self.inner.config.training;
+        let base = artifact.base_model.as_str();
+        models::lookup(base, training)
+            .or_else(|| {
+                let dir = crate::tokens::find_model_dir(base, &crate::tokens::hf_cache_roots())?;
+                let text = std::fs::read(dir.join("config.json")).ok()?;
+                models::from_hf_config(base, &serde_json::from_slice(&text).ok()?)
+            })
+            .or_else(|| {
+                let parameters = artifact.training_summary.total_parameters? as f64;
+                models::resolve(base, training, Some(parameters / 1e9)).ok()
+            })
     }
 
     /// The trainer's Python, found or built as the local backend does.

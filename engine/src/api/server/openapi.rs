@@ -483,6 +483,9 @@ pub(super) fn document_with(catalog: Option<&Catalog>) -> Value {
     );
     let mut chat = d.responses(json!({}));
     let chat_event = d.schema::<crate::chat::ChatEvent>();
+    chat["409"]["description"] = json!(
+        "the model does not fit in the memory of the engine's machine (reason `does_not_fit`; the message says what it needs and what to do), or an id prefix matches several models"
+    );
     chat["200"] = json!({"description": "server-sent events: `event: chat`, `data:` a chat event as JSON (`started`, `delta`s, then `done` or `error`); the stream ends after `done` or `error`", "content": {"text/event-stream": {"schema": chat_event}}});
     add(
         "/api/models/{id}/chat",
