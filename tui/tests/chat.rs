@@ -50,6 +50,7 @@ fn started(app: &mut App, request: u64) {
             base_model: "b".into(),
             device: "cpu".into(),
             load_seconds: 1.25,
+            note: None,
         },
     );
 }

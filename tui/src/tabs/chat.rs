@@ -837,6 +837,7 @@ mod tests {
             base_model: "b".into(),
             device: "cpu".into(),
             load_seconds: 2.5,
+            note: None,
         };
         assert!(s.on_event(1, started, &mut next).is_empty());
         assert!(matches!(
