@@ -263,6 +263,10 @@ fn killing_the_engine_mid_run_loses_and_duplicates_nothing() {
 fn a_cancelled_job_stops_its_trainer_and_costs_what_it_ran() {
     let home = Home::new(0);
     let dataset = home.ready_dataset(40);
+    // The same run, uninterrupted: what the cancelled one continued must match.
+    let whole = home.tiny_job(&dataset, &["epochs=3", "batch_size=1"]);
+    let done = home.json(&["jobs", "watch", &whole, "--json"], 0);
+    assert_eq!(done["status"], "completed", "{done:#}");
     let job = home.tiny_job(&dataset, &["epochs=3", "batch_size=1"]);
     let mut engine = home
         .std_cmd()
@@ -294,6 +298,67 @@ fn a_cancelled_job_stops_its_trainer_and_costs_what_it_ran() {
     assert_eq!(retry["status"], "queued");
     assert_eq!(retry["retry_of"], job.as_str());
     assert_eq!(retry["hyperparameters"], cancelled["hyperparameters"]);
+    // It continues from the cancelled run's checkpoint, and the log said how.
+    let from = retry["resumed_from"]["step"]
+        .as_u64()
+        .expect("a resume point");
+    assert_eq!(retry["resumed_from"]["job_id"], job.as_str());
+    assert!(from >= 2, "{retry:#}");
+    let log = home.json(&["jobs", "logs", &job, "--json"], 0).to_string();
+    assert!(
+        log.contains(&format!(
+            "`brightrun jobs retry {}` continues from it",
+            &job[..8]
+        )),
+        "{log}"
+    );
+    let resumed = retry["id"].as_str().unwrap();
+    let done = home.json(&["jobs", "watch", resumed, "--json"], 0);
+    assert_eq!(done["status"], "completed", "{done:#}");
+    // The steps after the checkpoint, each once, with the uninterrupted run's losses.
+    let losses = |id: &str| -> Vec<(u64, f64)> {
+        home.json(&["jobs", "metrics", id, "--json"], 0)
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| Some((p["step"].as_u64()?, p["training_loss"].as_f64()?)))
+            .collect()
+    };
+    let (reference, continued) = (losses(&whole), losses(resumed));
+    let total = done["total_steps"].as_u64().unwrap();
+    assert_eq!(
+        continued.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (from + 1..=total).collect::<Vec<_>>(),
+        "every remaining step once"
+    );
+    for (step, loss) in &continued {
+        let (_, want) = reference.iter().find(|(s, _)| s == step).unwrap();
+        assert!(
+            (loss - want).abs() < 1e-4,
+            "step {step}: resumed {loss}, uninterrupted {want}"
+        );
+    }
+    // From scratch, or from a step it has no checkpoint at: said, not guessed.
+    let scratch = home.json(
+        &["jobs", "retry", &job, "--from-scratch", "--yes", "--json"],
+        0,
+    );
+    assert_eq!(scratch["resumed_from"], Value::Null);
+    let out = home
+        .cmd()
+        .args(["jobs", "resume", &job, "--checkpoint", "100000", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no checkpoint at step 100000") && err.contains(&from.to_string()),
+        "{err}"
+    );
+    home.json(
+        &["jobs", "cancel", scratch["id"].as_str().unwrap(), "--json"],
+        0,
+    );
     let costs = home.json(&["costs", "--json"], 0);
     assert!(costs["by_type"]["compute"].as_f64().unwrap() > 0.0);
     let notes = home.json(&["notifications", "--json"], 0);

@@ -82,10 +82,7 @@ def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -
         training = _import_training()
         outcome = training.train(spec, dataset, emitter, stop)
         if outcome.stopped:
-            emitter.info(
-                f"stopped by signal {stop.signum} at step {outcome.global_step}; "
-                f"resume with resume_from {outcome.checkpoint}"
-            )
+            emitter.info(stopped_line(spec, stop.signum, outcome.global_step))
             return stop.exit_status
         if not is_rank_zero():
             return EXIT_OK  # rank 0 writes the adapter and reports it
@@ -211,3 +208,19 @@ def _import_training():
     from . import train
 
     return train
+
+
+def stopped_line(spec, signum: int, step: int) -> str:
+    """What a stopped run says: where it stopped and how to go on. A run whose checkpoints are
+    on the engine's machine (its output is a folder there) continues with ``jobs retry``; a
+    remote worker's stay on the worker, so its retry starts over."""
+    short = spec.job_id[:8]
+    if spec.output.dir is not None:
+        return (
+            f"stopped by signal {signum} at step {step}, its checkpoint saved; "
+            f"`brightrun jobs retry {short}` continues from it"
+        )
+    return (
+        f"stopped by signal {signum} at step {step}; its checkpoint stays on this worker, "
+        f"so `brightrun jobs retry {short}` starts over"
+    )

@@ -232,3 +232,14 @@ def test_efficiency_must_be_an_object_and_unknown_keys_are_reported(spec):
         parse_spec(spec)
     spec["efficiency"] = {"flash": True}
     assert parse_spec(spec).unknown_fields == ("efficiency.flash",)
+
+
+def test_a_stopped_run_names_the_command_that_continues_it(spec):
+    from brightrun_trainer.runner import stopped_line
+
+    here = stopped_line(parse_spec(spec), 15, 24)
+    assert f"`brightrun jobs retry {spec['job_id'][:8]}` continues from it" in here
+    assert "step 24" in here and "/" not in here.split("`")[0], "no server path"
+    spec["output"] = {"presigned_put": {"adapter_model.safetensors": "https://s3/a", "adapter_config.json": "https://s3/b"}}
+    remote = stopped_line(parse_spec(spec), 15, 24)
+    assert "stays on this worker" in remote and "starts over" in remote

@@ -194,7 +194,7 @@ fn jobs_cancel_retry_and_open_artifact() {
     assert!(chr(&mut app, 'r').is_empty());
     let screen = render(&mut app, 100, 30);
     assert!(
-        screen.contains("Retry job?") && screen.contains("Estimated cost $"),
+        screen.contains("Retry job?") && screen.contains("Estimated cost at most $"),
         "{screen}"
     );
     let fx = chr(&mut app, 'y');

@@ -273,7 +273,7 @@ impl Engine {
         Ok(real)
     }
 
-    fn job_dir_path(&self, id: JobId) -> PathBuf {
+    pub(crate) fn job_dir_path(&self, id: JobId) -> PathBuf {
         self.inner.paths.jobs_dir().join(id.to_string())
     }
 

@@ -11,6 +11,7 @@ use super::{Engine, EngineError, Result};
 use crate::backend::DataAccess;
 use crate::domain::{Checkpoint, ResumePoint, TrainingJob};
 use crate::ids::JobId;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Where a retried job starts.
@@ -40,15 +41,43 @@ impl RetryFrom {
 }
 
 impl Engine {
-    /// The checkpoints of `job` still on this machine, oldest first.
+    /// The checkpoints of `job` still on this machine, by step: those its trainer reported,
+    /// and the complete ones in its checkpoint folder it had no time to report (a cancel
+    /// ends the job before the trainer's last checkpoint is read).
     fn checkpoints_here(&self, job: JobId) -> Result<Vec<Checkpoint>> {
-        Ok(self
+        let mut found: BTreeMap<u64, Checkpoint> = self
             .inner
             .store
             .checkpoints(job)?
             .into_iter()
             .filter(|c| Path::new(&c.storage_path).is_dir())
-            .collect())
+            .map(|c| (c.step, c))
+            .collect();
+        let folder = self.job_dir_path(job).join("checkpoints");
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(step) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("checkpoint-"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            // The Trainer writes its state file after the weights, optimizer and RNG.
+            if !entry.path().join("trainer_state.json").is_file() {
+                continue;
+            }
+            found.entry(step).or_insert_with(|| Checkpoint {
+                id: crate::ids::CheckpointId::new(),
+                job_id: job,
+                step,
+                epoch: 0.0,
+                loss: None,
+                storage_path: entry.path().to_string_lossy().into_owned(),
+                created_at: crate::domain::now(),
+            });
+        }
+        Ok(found.into_values().collect())
     }
 
     /// Where a retry of `old` starts: one of its checkpoints on this machine, or (having

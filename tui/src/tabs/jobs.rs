@@ -136,8 +136,9 @@ impl Component for JobsTab {
                             j.hyperparameters.base_model,
                             runs_on(&j.gpu_config, &s.settings.config)
                         ),
+                        "It continues from the job's latest checkpoint on the engine's machine (step 0 without one).".into(),
                         format!(
-                            "Estimated cost {}, as for the first run.",
+                            "Estimated cost at most {}, as for the first run.",
                             format::money(j.estimated_cost)
                         ),
                         "Queue it?".into(),
