@@ -352,6 +352,17 @@ pub enum ModelsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Make a model of a job's checkpoint on the engine's machine (an early step that was
+    /// better than the end); `jobs show` lists the checkpoints.
+    FromCheckpoint {
+        /// The job's id, or the first characters of it that match only one (as `jobs list` shows).
+        job: String,
+        /// The checkpoint's step.
+        #[arg(long)]
+        step: u64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Judge models side by side: each model and its base answer a prompt set on a backend
     /// (an evaluation job, queued, costed and followed like a training job), each answer
     /// scored against the reference where the file gives one. Without --prompts, the first

@@ -312,6 +312,51 @@ fn a_cancelled_job_stops_its_trainer_and_costs_what_it_ran() {
         )),
         "{log}"
     );
+    // The checkpoint is listed, and makes a model that loads and answers.
+    let shown = home.json(&["jobs", "show", &job, "--json"], 0);
+    assert!(
+        shown["checkpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["step"].as_u64() == Some(from)),
+        "{shown:#}"
+    );
+    let early = home.json(
+        &[
+            "models",
+            "from-checkpoint",
+            &job,
+            "--step",
+            &from.to_string(),
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(early["configuration"]["checkpoint_step"], from, "{early:#}");
+    assert_eq!(early["training_summary"]["total_steps"], from, "{early:#}");
+    assert!(
+        early["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "adapter_model.safetensors"),
+        "{early:#}"
+    );
+    let chat = home.json(
+        &[
+            "models",
+            "chat",
+            early["id"].as_str().unwrap(),
+            "--prompt",
+            "hi",
+            "--max-new-tokens",
+            "4",
+            "--json",
+        ],
+        0,
+    );
+    assert!(chat["tokens"].as_u64().unwrap() > 0, "{chat:#}");
     let resumed = retry["id"].as_str().unwrap();
     let done = home.json(&["jobs", "watch", resumed, "--json"], 0);
     assert_eq!(done["status"], "completed", "{done:#}");

@@ -328,6 +328,23 @@ pub trait Api: EngineApi {
         )
     }
 
+    async fn job_checkpoints(&self, id: &str) -> Result<Vec<Checkpoint>, ApiError> {
+        expect!(
+            self.call(Request::JobCheckpoints { id: id.into() }).await,
+            Checkpoints
+        )
+    }
+    async fn model_from_checkpoint(&self, job: &str, step: u64) -> Result<ModelArtifact, ApiError> {
+        expect!(
+            self.call(Request::ModelFromCheckpoint {
+                job: job.into(),
+                step
+            })
+            .await,
+            Model
+        )
+    }
+
     async fn job_comparison(&self, id: &str) -> Result<Comparison, ApiError> {
         expect!(
             self.call(Request::JobComparison { id: id.into() }).await,

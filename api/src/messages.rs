@@ -224,6 +224,17 @@ pub enum Request {
         #[serde(default)]
         confirm_over_budget: bool,
     },
+    /// A job's checkpoints, oldest first: those its trainer reported and, for a run on the
+    /// engine's machine, those in its checkpoint folder it had no time to report.
+    JobCheckpoints {
+        id: String,
+    },
+    /// A model of a job's checkpoint on the engine's machine (an early step that was better
+    /// than the end): its adapter files are stored like a finished run's.
+    ModelFromCheckpoint {
+        job: String,
+        step: u64,
+    },
     /// What an evaluation job measured (`not_found` with the reason `not_evaluated` while it
     /// has not finished, or for a training job).
     JobComparison {
@@ -358,6 +369,8 @@ impl Request {
             Self::ModelEvaluation { .. } => "model_evaluation",
             Self::EvaluateModels { .. } => "evaluate_models",
             Self::JobComparison { .. } => "job_comparison",
+            Self::JobCheckpoints { .. } => "job_checkpoints",
+            Self::ModelFromCheckpoint { .. } => "model_from_checkpoint",
             Self::Costs { .. } => "costs",
             Self::ListNotifications { .. } => "list_notifications",
             Self::MarkRead { .. } => "mark_read",
@@ -519,6 +532,9 @@ pub struct CostsReport {
     pub month_spent: Option<f64>,
 }
 
+// One reply per request, built once and moved once: a job (the largest, and the most common)
+// inline costs less than a box for every reply.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum Reply {
@@ -533,6 +549,7 @@ pub enum Reply {
     Job(TrainingJob),
     Jobs(Listing<TrainingJob>),
     Metrics(Vec<MetricsPoint>),
+    Checkpoints(Vec<Checkpoint>),
     Logs(Vec<String>),
     Model(ModelArtifact),
     Evaluation(Evaluation),
@@ -569,6 +586,7 @@ impl Reply {
             Self::Job(_) => "job",
             Self::Jobs(_) => "jobs",
             Self::Metrics(_) => "metrics",
+            Self::Checkpoints(_) => "checkpoints",
             Self::Logs(_) => "logs",
             Self::Model(_) => "model",
             Self::Evaluation(_) => "evaluation",

@@ -797,6 +797,7 @@ async fn every_request_and_reply_round_trips_through_json(via: Via) {
             id: jid.clone(),
             lines: 5,
         },
+        Request::JobCheckpoints { id: jid.clone() },
         Request::ListModels {
             page: Paging::default(),
         },
@@ -957,9 +958,9 @@ async fn every_request_and_reply_round_trips_through_json(via: Via) {
         let e = api.call(r).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::Conflict, "{e:?}");
     }
-    assert_eq!(ops.len(), 40, "every request: {ops:?}");
+    assert_eq!(ops.len(), 41, "every request: {ops:?}");
     // All but `url`, which only an S3 store gives (tests/e2e_s3.rs).
-    assert_eq!(kinds.len(), 25, "every reply kind: {kinds:?}");
+    assert_eq!(kinds.len(), 26, "every reply kind: {kinds:?}");
     // Errors round-trip with their code and field.
     let err = api
         .call(Request::GetJob {

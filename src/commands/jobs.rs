@@ -235,14 +235,29 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
                 }
                 _ => None,
             };
+            let checkpoints = if job.task.is_evaluation() {
+                Vec::new()
+            } else {
+                api.job_checkpoints(&job.id.to_string()).await?
+            };
             if json.json {
                 let mut v = serde_json::to_value(&job)?;
                 if job.task.is_evaluation() {
                     v["comparison"] = serde_json::to_value(&comparison)?;
+                } else {
+                    v["checkpoints"] = serde_json::to_value(&checkpoints)?;
                 }
                 output::json(&v)?;
             } else {
                 print_job(&job);
+                if !checkpoints.is_empty() {
+                    let steps: Vec<String> =
+                        checkpoints.iter().map(|c| c.step.to_string()).collect();
+                    println!(
+                        "  checkpoints  steps {} (`jobs retry --checkpoint STEP`, `models from-checkpoint`)",
+                        steps.join(", ")
+                    );
+                }
                 if let Some(c) = &comparison {
                     super::compare::print_comparison(c);
                 }

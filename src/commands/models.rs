@@ -23,6 +23,19 @@ fn format_billions(b: f64) -> String {
 pub async fn run(client: &Client, cmd: ModelsCmd) -> Result<i32> {
     let api = client.api.as_ref();
     match cmd {
+        ModelsCmd::FromCheckpoint { job, step, json } => {
+            let a = api.model_from_checkpoint(&job, step).await?;
+            if json.json {
+                output::json(&a)?;
+            } else {
+                println!("model {} (from step {step} of job {job})", a.id);
+                eprintln!(
+                    "`brightrun models eval {}` evaluates it against its base",
+                    a.id.short()
+                );
+            }
+            Ok(exit::OK)
+        }
         ModelsCmd::Eval {
             models,
             prompts,

@@ -560,6 +560,13 @@ impl LocalApi {
                 };
                 Reply::Job(e.evaluate_models(req, confirm_over_budget).await?)
             }
+            Request::JobCheckpoints { id } => {
+                Reply::Checkpoints(blocking(e, move |e| e.job_checkpoints(job_id(e, &id)?)).await?)
+            }
+            Request::ModelFromCheckpoint { job, step } => {
+                let id = blocking(e, move |e| job_id(e, &job)).await?;
+                Reply::Model(e.model_from_checkpoint(id, step).await?)
+            }
             Request::JobComparison { id } => {
                 Reply::Comparison(blocking(e, move |e| e.job_comparison(job_id(e, &id)?)).await?)
             }

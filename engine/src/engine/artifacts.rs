@@ -33,23 +33,26 @@ impl Engine {
             if let Some(ev) = &evaluation {
                 e.inner.store.put_evaluation(id, ev)?;
             }
-            e.artifact_record(&job, &summary, id, files, evaluation.as_ref())
+            e.artifact_record(&job, &summary, id, files, evaluation.as_ref(), None)
         })
         .await
     }
 
     /// The record of a stored adapter: its name and version among the dataset's models, and
-    /// its quality from the job's metrics (store reads: off the async workers).
-    fn artifact_record(
+    /// its quality from the job's metrics up to step `upto` (all of them: `None`; store
+    /// reads: off the async workers).
+    pub(crate) fn artifact_record(
         &self,
         job: &TrainingJob,
         summary: &DoneSummary,
         id: ArtifactId,
         files: Vec<ArtifactFile>,
         evaluation: Option<&Evaluation>,
+        upto: Option<u64>,
     ) -> Result<ModelArtifact> {
         let user = job.user_id;
-        let metrics = self.inner.store.metrics(job.id, 0, usize::MAX)?;
+        let mut metrics = self.inner.store.metrics(job.id, 0, usize::MAX)?;
+        metrics.retain(|m| upto.is_none_or(|s| m.step <= s));
         let first = job
             .first_training_loss
             .or_else(|| metrics.iter().find_map(|m| m.training_loss));

@@ -9,8 +9,13 @@
 
 use super::{Engine, EngineError, Result};
 use crate::backend::DataAccess;
-use crate::domain::{Checkpoint, ResumePoint, TrainingJob};
+use crate::backend::DoneSummary;
+use crate::domain::{
+    ArtifactFile, Checkpoint, Link, ModelArtifact, NotificationType, ResumePoint, TrainingJob,
+};
+use crate::ids::ArtifactId;
 use crate::ids::JobId;
+use crate::storage::{Bucket, object_path};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -143,6 +148,100 @@ impl Engine {
                     job.id.short()
                 ))
             })
+    }
+}
+
+impl Engine {
+    /// A job's checkpoints, oldest first: on this machine (a local run) the ones still there,
+    /// reported or found in its folder; a remote run's as its trainer reported them.
+    pub fn job_checkpoints(&self, id: JobId) -> Result<Vec<Checkpoint>> {
+        let job = self.job(id)?;
+        if self.data_access(&job.gpu_config.backend) == DataAccess::Paths {
+            self.checkpoints_here(id)
+        } else {
+            Ok(self.inner.store.checkpoints(id)?)
+        }
+    }
+
+    /// A model of a job's checkpoint on this machine: its adapter files stored like a
+    /// finished run's, its quality from the metrics up to that step.
+    pub async fn model_from_checkpoint(&self, id: JobId, step: u64) -> Result<ModelArtifact> {
+        let (job, folder) = self
+            .on_store(move |e| {
+                let job = e.job(id)?;
+                if job.task.is_evaluation() {
+                    return Err(EngineError::Invalid(format!(
+                        "job {} is an evaluation; it has no checkpoints",
+                        id.short()
+                    )));
+                }
+                let point = e.resume_point(&job, RetryFrom::Step(step))?;
+                let folder = e
+                    .checkpoints_here(id)?
+                    .into_iter()
+                    .find(|c| Some(c.step) == point.map(|p| p.step))
+                    .map(|c| std::path::PathBuf::from(c.storage_path))
+                    .ok_or_else(|| {
+                        EngineError::Invalid(format!(
+                            "job {} has no checkpoint at step {step} on this machine",
+                            id.short()
+                        ))
+                    })?;
+                Ok((job, folder))
+            })
+            .await?;
+        let model = ArtifactId::new();
+        let mut files = Vec::new();
+        for name in super::artifacts::ADAPTER_FILES {
+            let path = folder.join(name);
+            if !path.is_file() {
+                continue;
+            }
+            let key = object_path(&[&job.user_id.to_string(), &model.to_string(), name])?;
+            let stored = self
+                .inner
+                .objects
+                .put_file(Bucket::Models, &key, &path, &|_, _| {})
+                .await?;
+            files.push(ArtifactFile {
+                path: name.to_string(),
+                size: stored.size,
+                sha256: stored.sha256,
+            });
+        }
+        if !files.iter().any(|f| f.path == "adapter_model.safetensors") {
+            return Err(EngineError::Invalid(format!(
+                "the checkpoint at step {step} ({}) holds no adapter weights",
+                folder.display()
+            )));
+        }
+        self.on_store(move |e| {
+            let summary = DoneSummary {
+                total_steps: Some(step),
+                ..Default::default()
+            };
+            let mut a = e.artifact_record(&job, &summary, model, files, None, Some(step))?;
+            a.configuration.0["checkpoint_step"] = serde_json::json!(step);
+            e.inner.store.write(|w| {
+                w.put(&a)?;
+                super::notify::notify(
+                    w,
+                    job.user_id,
+                    NotificationType::ArtifactReady,
+                    format!("Model {} is ready", a.name),
+                    format!(
+                        "from the checkpoint at step {step} of job {}; `brightrun models eval {}` evaluates it",
+                        job.id.short(),
+                        a.id.short()
+                    ),
+                    Some(Link::Artifact(a.id)),
+                    serde_json::json!({"artifact_id": a.id, "job_id": job.id, "step": step}),
+                )?;
+                Ok(())
+            })?;
+            Ok(a)
+        })
+        .await
     }
 }
 
