@@ -177,6 +177,10 @@ pub struct RunArgs {
     /// default_backend`). `brightrun backends list` shows them.
     #[arg(long, value_name = "NAME")]
     pub backend: Option<String>,
+    /// Train on from a model's adapter (its id, a prefix or its name): more epochs on the same
+    /// data, or new data for the same base. Its base model and LoRA shape are kept.
+    #[arg(long, value_name = "MODEL")]
+    pub from_model: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -481,3 +481,55 @@ fn a_model_that_cannot_load_fails_the_job_naming_it() {
     let reason = failed["error_message"].as_str().unwrap();
     assert!(reason.contains("no-such-org/no-such-model"), "{reason}");
 }
+
+/// `--from-model`: a run starts from a model's adapter (its base and LoRA shape kept), twice
+/// in a row; each model names its parent and `models show` walks the line back. A changed
+/// LoRA shape is refused, naming both.
+#[test]
+fn a_model_is_trained_on_twice_and_shows_its_lineage() {
+    let home = Home::new(0);
+    let dataset = home.ready_dataset(24);
+    let train = |extra: &[&str]| -> Value {
+        let mut args = tiny_job_args(&dataset, &["epochs=1"]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let job = home.json(&args, 0);
+        let done = home.json(&["jobs", "watch", job["id"].as_str().unwrap(), "--json"], 0);
+        assert_eq!(done["status"], "completed", "{done:#}");
+        done
+    };
+    let first = train(&[]);
+    let a = first["artifact_id"].as_str().unwrap().to_string();
+
+    let mut refused = tiny_job_args(&dataset, &["lora_rank=4"]);
+    refused.extend(["--from-model".to_string(), a[..8].to_string()]);
+    let out = home.cmd().args(&refused).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lora_rank 4 differs from model") && err.contains(&a[..8]),
+        "{err}"
+    );
+
+    let second = train(&["--from-model", &a[..8]]);
+    assert_eq!(second["init_model"], a.as_str(), "{second:#}");
+    let log = home
+        .json(
+            &["jobs", "logs", second["id"].as_str().unwrap(), "--json"],
+            0,
+        )
+        .to_string();
+    assert!(log.contains("starting from the adapter of"), "{log}");
+    let b = second["artifact_id"].as_str().unwrap().to_string();
+    let third = train(&["--from-model", &b]);
+    let c = third["artifact_id"].as_str().unwrap();
+    let shown = home.json(&["models", "show", c, "--json"], 0);
+    assert_eq!(shown["parent_model_id"], b.as_str(), "{shown:#}");
+    let text = home.cmd().args(["models", "show", c]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    let (near, far) = (
+        text.find(&format!("trained from {}", &b[..8])),
+        text.find(&format!("trained from {}", &a[..8])),
+    );
+    assert!(near.is_some() && far.is_some() && near < far, "{text}");
+}

@@ -68,6 +68,10 @@ pub struct JobSpec {
     pub gpu_count: Option<u32>,
     #[serde(default)]
     pub backend: Option<String>,
+    /// Train on from this model's adapter (an id, prefix or name of the caller's): its base
+    /// model and LoRA shape are kept, its weights are the start.
+    #[serde(default)]
+    pub from_model: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

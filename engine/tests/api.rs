@@ -220,6 +220,7 @@ fn spec(d: &Dataset, backend: &str) -> JobSpec {
         gpu_type: Some("A10G".into()),
         gpu_count: Some(1),
         backend: Some(backend.into()),
+        from_model: None,
     }
 }
 

@@ -55,6 +55,7 @@ fn request(d: &Dataset) -> JobRequest {
         gpu_type: Some("A10G".into()),
         gpu_count: Some(1),
         backend: None,
+        from_model: None,
     }
 }
 

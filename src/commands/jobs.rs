@@ -32,6 +32,7 @@ pub fn request(run: &RunArgs) -> Result<JobSpec> {
         gpu_type: run.gpu.clone(),
         gpu_count: run.gpus,
         backend: run.backend.clone(),
+        from_model: run.from_model.clone(),
     })
 }
 

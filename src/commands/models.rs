@@ -134,6 +134,7 @@ pub async fn run(client: &Client, cmd: ModelsCmd) -> Result<i32> {
                 output::json(&v)?;
             } else {
                 print_model(&a, evaluation.as_ref());
+                print_lineage(api, &a).await;
             }
             Ok(exit::OK)
         }
@@ -249,6 +250,35 @@ fn parse_duration(s: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(mult).filter(|&v| v > 0)
+}
+
+/// The models `a` was trained on from (`--from-model`), nearest first: each with its dataset's
+/// version and the step or run it came from. Stops at a model that is gone, at 20, or at a loop.
+async fn print_lineage(api: &dyn brightrun_engine::api::EngineApi, a: &ModelArtifact) {
+    let mut seen = vec![a.id];
+    let mut next = a.parent_model_id;
+    while let Some(id) = next {
+        if seen.len() > 20 || seen.contains(&id) {
+            break;
+        }
+        seen.push(id);
+        match api.model(&id.to_string()).await {
+            Ok(p) => {
+                println!(
+                    "  trained from {} {} v{} (job {})",
+                    p.id.short(),
+                    fit(&p.name, 60),
+                    p.version,
+                    p.job_id.short()
+                );
+                next = p.parent_model_id;
+            }
+            Err(_) => {
+                println!("  trained from {} (deleted)", id.short());
+                break;
+            }
+        }
+    }
 }
 
 fn print_model(a: &ModelArtifact, evaluation: Option<&Evaluation>) {

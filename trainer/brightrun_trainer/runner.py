@@ -80,7 +80,8 @@ def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -
         if importing is not None:
             importing.join()
         training = _import_training()
-        outcome = training.train(spec, dataset, emitter, stop)
+        init = _init_adapter(spec, scratch, emitter)
+        outcome = training.train(spec, dataset, emitter, stop, init_adapter=init)
         if outcome.stopped:
             emitter.info(stopped_line(spec, stop.signum, outcome.global_step))
             return stop.exit_status
@@ -224,3 +225,13 @@ def stopped_line(spec, signum: int, step: int) -> str:
         f"stopped by signal {signum} at step {step}; its checkpoint stays on this worker, "
         f"so `brightrun jobs retry {short}` starts over"
     )
+
+
+def _init_adapter(spec, scratch: Path, emitter) -> Path | None:
+    """The folder of the adapter a run starts from (``init_adapter``), downloaded first when
+    it comes as URLs; ``None`` for fresh LoRA weights."""
+    if spec.init_adapter is None:
+        return None
+    from .compare import fetch_adapters
+
+    return fetch_adapters((spec.init_adapter,), scratch, emitter)[spec.init_adapter.id]

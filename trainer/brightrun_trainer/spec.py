@@ -31,7 +31,7 @@ MAX_SEED = 2**64 - 1
 _TOP_LEVEL = {
     "version", "job_id", "base_model", "dataset", "hyperparameters", "output",
     "checkpoint_dir", "resume_from", "logging_steps", "max_steps", "efficiency", "evaluation",
-    "compare",
+    "compare", "init_adapter",
 }
 _EVALUATION = {"samples", "max_new_tokens", "builtin_probes", "probes"}
 _PROBE = {"prompt", "reference"}
@@ -206,6 +206,8 @@ class JobSpec:
     evaluation: Evaluation | None = None
     #: ``None``: a training job; else compare mode (no training, ``comparison.json`` only).
     compare: Compare | None = None
+    #: The adapter training starts from instead of fresh LoRA weights (``--from-model``).
+    init_adapter: CompareModel | None = None
     #: Dotted names of fields this trainer does not know (reported, not fatal).
     unknown_fields: tuple[str, ...] = ()
 
@@ -264,6 +266,7 @@ def parse_spec(document: Any) -> JobSpec:
         efficiency=_parse_efficiency(efficiency),
         evaluation=_parse_evaluation(evaluation, unknown),
         compare=compare,
+        init_adapter=_parse_init_adapter(top.optional_object("init_adapter"), unknown),
         unknown_fields=tuple(unknown),
     )
 
@@ -363,6 +366,11 @@ def _parse_compare(fields: _Fields | None, unknown: list[str]) -> Compare | None
                             maximum=MAX_COMPARE_PROMPTS)
         prompts = tuple(_parse_compare_prompt(prompt, unknown) for prompt in items)
     return Compare(models=parsed, prompts=prompts)
+
+
+def _parse_init_adapter(fields: _Fields | None, unknown: list[str]) -> CompareModel | None:
+    """The optional ``init_adapter`` object: a model as ``compare.models`` lists one."""
+    return None if fields is None else _parse_compare_model(fields, unknown)
 
 
 def _parse_compare_model(fields: _Fields, unknown: list[str]) -> CompareModel:

@@ -117,8 +117,11 @@ def select_precision() -> Precision:
     return Precision(torch.float32)
 
 
-def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: StopSignal) -> TrainingOutcome:
-    """Train the adapter described by ``spec``; returns with ``stopped`` set after a stop request."""
+def train(
+    spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: StopSignal, *, init_adapter: Path | None = None
+) -> TrainingOutcome:
+    """Train the adapter described by ``spec``; returns with ``stopped`` set after a stop request.
+    ``init_adapter`` is the folder of an adapter to start from instead of fresh LoRA weights."""
     hp = spec.hyperparameters
     transformers.utils.logging.set_verbosity_warning()
     transformers.utils.logging.disable_progress_bar()
@@ -152,7 +155,11 @@ def train(spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: St
             use_gradient_checkpointing=checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
-    model = attach_lora(model, hp, spec.base_model)
+    if init_adapter is not None:
+        model = continue_adapter(model, hp, init_adapter, spec)
+        emitter.info(f"starting from the adapter of {spec.init_adapter.label} ({spec.init_adapter.id[:8]})")
+    else:
+        model = attach_lora(model, hp, spec.base_model)
     trainable, total = model.get_nb_trainable_parameters()
     emitter.info(f"LoRA adapter: {trainable:,} trainable of {total:,} parameters")
     if spec.efficiency.torch_compile:
@@ -400,6 +407,26 @@ def attach_lora(model, hp: Hyperparameters, model_id: str) -> PeftModel:
     except ValueError as exc:  # e.g. target modules that the model does not have
         raise TrainingError(f"cannot attach LoRA to {model_id}: {str(exc).splitlines()[0]}") from exc
     return peft_model
+
+
+def continue_adapter(model, hp: Hyperparameters, folder: Path, spec: JobSpec) -> PeftModel:
+    """The base with a trained adapter loaded trainable, to train on from it. Its shape must be
+    the spec's (the engine checks first; a hand-written spec is checked here)."""
+    import json as _json
+
+    saved = _json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    wanted = {"r": hp.lora_rank, "lora_alpha": hp.lora_alpha}
+    for key, value in wanted.items():
+        if saved.get(key) != value:
+            raise TrainingError(
+                f"the adapter of {spec.init_adapter.label} has {key} {saved.get(key)}, the run asks for {value}: "
+                "training on from a model keeps its LoRA shape"
+            )
+    transformers.set_seed(hp.library_seed)
+    try:
+        return PeftModel.from_pretrained(model, str(folder), is_trainable=True)
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise TrainingError(f"cannot load the adapter of {spec.init_adapter.label}: {str(exc).splitlines()[0]}") from exc
 
 
 # --------------------------------------------------------------------------- data

@@ -243,3 +243,13 @@ def test_a_stopped_run_names_the_command_that_continues_it(spec):
     spec["output"] = {"presigned_put": {"adapter_model.safetensors": "https://s3/a", "adapter_config.json": "https://s3/b"}}
     remote = stopped_line(parse_spec(spec), 15, 24)
     assert "stays on this worker" in remote and "starts over" in remote
+
+
+def test_init_adapter_is_a_model_as_compare_lists_one(spec):
+    assert parse_spec(spec).init_adapter is None
+    spec["init_adapter"] = {"id": "m1", "label": "zubrowka v1", "base_model": spec["base_model"], "adapter": {"dir": "/models/m1"}}
+    init = parse_spec(spec).init_adapter
+    assert (init.id, init.label, init.adapter.dir) == ("m1", "zubrowka v1", "/models/m1")
+    spec["init_adapter"] = {"id": "m1", "label": "x", "base_model": spec["base_model"], "adapter": {}}
+    with pytest.raises(SpecError, match="init_adapter"):
+        parse_spec(spec)

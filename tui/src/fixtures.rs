@@ -232,6 +232,7 @@ pub fn job(n: u128, dataset: u128, status: JobStatus, minutes_ago: i64) -> Train
         parameters_billions: None,
         task: Default::default(),
         resumed_from: None,
+        init_model: None,
         created_at: ago(minutes_ago),
         updated_at: ago(minutes_ago / 2),
     }

@@ -595,6 +595,7 @@ fn request(d: JobDraft) -> JobSpec {
         gpu_type: d.gpu_type,
         gpu_count: d.gpu_count,
         backend: d.backend,
+        from_model: None,
     }
 }
 

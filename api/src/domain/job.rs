@@ -254,6 +254,10 @@ pub struct TrainingJob {
     /// resume`); none: it started at step 0.
     #[serde(default)]
     pub resumed_from: Option<ResumePoint>,
+    /// The model whose adapter this run starts from (`--from-model`); its model's
+    /// `parent_model_id`.
+    #[serde(default)]
+    pub init_model: Option<ArtifactId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -311,6 +315,7 @@ impl TrainingJob {
             parameters_billions,
             task: super::JobTask::Training,
             resumed_from: None,
+            init_model: None,
             created_at: t,
             updated_at: t,
         }

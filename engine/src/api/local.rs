@@ -196,6 +196,11 @@ fn job_request(engine: &Engine, spec: JobSpec) -> Result<JobRequest, EngineError
         gpu_type: spec.gpu_type,
         gpu_count: spec.gpu_count,
         backend: spec.backend,
+        from_model: spec
+            .from_model
+            .as_deref()
+            .map(|m| model_id(engine, m))
+            .transpose()?,
     })
 }
 

@@ -45,6 +45,10 @@ pub struct TrainerSpec {
     /// training (PROTOCOL.md, "Compare mode"); none: train.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare: Option<CompareSpec>,
+    /// The adapter a run starts from instead of fresh LoRA weights (`--from-model`;
+    /// PROTOCOL.md, "Training on from a model"); none: fresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_adapter: Option<CompareModel>,
 }
 
 /// PROTOCOL.md's `compare` object: the models to answer with, and the prompts (none: the
@@ -236,6 +240,7 @@ impl TrainerSpec {
             efficiency: Efficiency::default(),
             evaluation: None,
             compare: None,
+            init_adapter: None,
         }
     }
 }

@@ -119,7 +119,8 @@ impl Engine {
             storage_bucket: Bucket::Models.name().into(),
             storage_path: object_path(&[&user.to_string(), &id.to_string()])?,
             files,
-            parent_model_id: None,
+            // The model it was trained on from (`--from-model`).
+            parent_model_id: job.init_model,
             created_at: t,
             updated_at: t,
             deleted_at: None,

@@ -31,11 +31,12 @@ pub struct EvaluationRequest {
     pub gpu_type: Option<String>,
 }
 
-/// The first model's run, which the job's dataset and settings come from.
-struct FirstRun {
-    hyperparameters: Hyperparameters,
-    preset: PresetId,
-    parameters_billions: Option<f64>,
+/// The run that made a model: its settings (an evaluation job's dataset and settings come
+/// from its first model's).
+pub(crate) struct FirstRun {
+    pub hyperparameters: Hyperparameters,
+    pub preset: PresetId,
+    pub parameters_billions: Option<f64>,
 }
 
 impl Engine {
@@ -158,7 +159,7 @@ impl Engine {
 
     /// The hyperparameters of the run that made `model`: its job's, or (the job gone) the
     /// copy kept in the model's configuration.
-    fn first_run(&self, model: &ModelArtifact) -> Result<FirstRun> {
+    pub(crate) fn first_run(&self, model: &ModelArtifact) -> Result<FirstRun> {
         if let Some(job) = self.inner.store.job(model.job_id)? {
             return Ok(FirstRun {
                 hyperparameters: job.hyperparameters,
@@ -256,31 +257,40 @@ impl Engine {
         let Some(task) = job.task.evaluation() else {
             return Ok(None);
         };
-        let by_url = self.uploads_by_url(job);
         let mut models = Vec::with_capacity(task.models.len());
         for id in &task.models {
-            let a = self.artifact_of(job, *id).await?;
-            let adapter = if by_url {
-                AdapterRef::Urls(self.adapter_urls(&a, job).await?)
-            } else {
-                let dir = self
-                    .adapter_dir(&a)
-                    .await
-                    .map_err(|e| EngineError::Invalid(e.message))?;
-                AdapterRef::Dir(dir.to_string_lossy().into_owned())
-            };
-            models.push(CompareModel {
-                id: a.id.to_string(),
-                // A dataset's models share a name: the version tells them apart.
-                label: format!("{} v{}", a.name, a.version),
-                base_model: a.base_model.clone(),
-                adapter,
-            });
+            models.push(self.adapter_spec(job, *id).await?);
         }
         Ok(Some(CompareSpec {
             models,
             prompts: task.prompts.clone(),
         }))
+    }
+
+    /// A model as a trainer of `job` reads it: its label, its base, and its adapter in a folder
+    /// of this machine or (a remote trainer) behind presigned GET URLs.
+    pub(crate) async fn adapter_spec(
+        &self,
+        job: &TrainingJob,
+        id: ArtifactId,
+    ) -> Result<CompareModel> {
+        let a = self.artifact_of(job, id).await?;
+        let adapter = if self.uploads_by_url(job) {
+            AdapterRef::Urls(self.adapter_urls(&a, job).await?)
+        } else {
+            let dir = self
+                .adapter_dir(&a)
+                .await
+                .map_err(|e| EngineError::Invalid(e.message))?;
+            AdapterRef::Dir(dir.to_string_lossy().into_owned())
+        };
+        Ok(CompareModel {
+            id: a.id.to_string(),
+            // A dataset's models share a name: the version tells them apart.
+            label: format!("{} v{}", a.name, a.version),
+            base_model: a.base_model.clone(),
+            adapter,
+        })
     }
 
     /// A model of the job's user, read off the async workers (deleted since: refused).

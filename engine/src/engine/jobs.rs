@@ -25,6 +25,8 @@ pub struct JobRequest {
     pub gpu_type: Option<String>,
     pub gpu_count: Option<u32>,
     pub backend: Option<String>,
+    /// Start from this model's adapter (`--from-model`).
+    pub from_model: Option<ArtifactId>,
 }
 
 /// A request resolved against config: everything a job record needs.
@@ -49,6 +51,8 @@ pub(crate) struct Resolved {
     pub catalog: GpuCatalog,
     /// The GPU count asked for, when the `local` GPU type replaced it by this machine's.
     pub asked_gpu_count: Option<u32>,
+    /// The model whose adapter the run starts from.
+    pub from_model: Option<ArtifactId>,
 }
 
 impl Engine {
@@ -169,6 +173,14 @@ impl Engine {
         };
         let (mut preset, mut hp) = training::presets::resolve(preset_name, cfg)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        // Training on from a model keeps its base model and LoRA shape, whatever the preset.
+        let parent = req
+            .from_model
+            .map(|id| super::lineage::Parent::of(self, id))
+            .transpose()?;
+        if let Some(p) = &parent {
+            p.shape_into(&mut hp);
+        }
         let mut parameters_billions = None;
         for (key, value) in &req.sets {
             if key == "parameters_billions" {
@@ -185,6 +197,9 @@ impl Engine {
             if key != "base_model" && hp != before && !matches!(preset, PresetId::User(_)) {
                 preset = PresetId::Custom;
             }
+        }
+        if let Some(p) = &parent {
+            p.check_shape(&hp)?;
         }
         let Placement {
             backend,
@@ -203,6 +218,7 @@ impl Engine {
             dataset,
             catalog,
             asked_gpu_count,
+            from_model: req.from_model,
         })
     }
 
@@ -351,7 +367,7 @@ impl Engine {
                 ),
             ));
         }
-        let job = TrainingJob::new_queued(
+        let mut job = TrainingJob::new_queued(
             self.user,
             r.dataset.id,
             r.preset,
@@ -366,6 +382,7 @@ impl Engine {
             est.estimated_cost,
             r.parameters_billions,
         );
+        job.init_model = r.from_model;
         self.queue(&job, &r.dataset.name)?;
         Ok(job)
     }
@@ -563,6 +580,7 @@ impl Engine {
         );
         job.retry_of = Some(old.id);
         job.task = old.task.clone();
+        job.init_model = old.init_model;
         // An evaluation answers its prompts again from the start.
         if !job.task.is_evaluation() {
             job.resumed_from = self.resume_point(&old, from)?;

@@ -11,6 +11,7 @@ mod doctor;
 pub(crate) mod evaluation;
 mod jobs;
 mod lifecycle;
+pub(crate) mod lineage;
 mod notify;
 mod playground;
 pub mod profile;

@@ -158,17 +158,25 @@ impl Engine {
             DataAccess::Paths => Ok(Inputs::Paths(None)),
             DataAccess::Urls => self.presigned_inputs(&job).await,
         };
-        // An evaluation job's models, where its trainer finds them.
+        // An evaluation job's models, or the model a run starts from, where its trainer
+        // finds them.
         let inputs = match inputs {
-            Ok(i) => self.compare_spec(&job).await.map(|c| (i, c)),
+            Ok(i) => match self.compare_spec(&job).await {
+                Ok(c) => self.init_adapter_spec(&job).await.map(|init| (i, c, init)),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         let spec = match inputs {
             // It reads the job's checkpoints: off the async workers.
-            Ok((inputs, compare)) => {
+            Ok((inputs, compare, init)) => {
                 let for_spec = job.clone();
-                self.on_store(move |e| e.build_spec(&for_spec, inputs, compare))
-                    .await
+                self.on_store(move |e| {
+                    let mut spec = e.build_spec(&for_spec, inputs, compare)?;
+                    spec.init_adapter = init;
+                    Ok(spec)
+                })
+                .await
             }
             Err(e) => Err(e),
         };
@@ -409,6 +417,7 @@ impl Engine {
                 None => self.evaluation_spec()?,
             },
             compare,
+            init_adapter: None,
         })
     }
 

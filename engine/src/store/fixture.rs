@@ -457,6 +457,7 @@ pub fn since_v8(s: &Samples) -> SinceV8 {
         job_id: JobId(uuid(0x205)),
         step: 40,
     });
+    job.init_model = Some(ArtifactId(uuid(0x401)));
     job.task = JobTask::Evaluation(Box::new(EvaluationTask {
         models: vec![ArtifactId(uuid(0x400)), ArtifactId(uuid(0x401))],
         prompts: Some(vec![EvalPrompt {

@@ -23,7 +23,8 @@
 //!   could not decode a job in that stage, so they are refused from v7 on. The upgrade only
 //!   stamps the version: no record changes.
 //! - v8: jobs are `stored::v3::TrainingJobV3` (their task: training, or an evaluation of
-//!   trained models; and the checkpoint of an earlier job they continue from), the change log writes them as `ChangeV3::JobV3` (its older entries
+//!   trained models; the checkpoint of an earlier job they continue from; the model whose
+//!   adapter they start from), the change log writes them as `ChangeV3::JobV3` (its older entries
 //!   keep their bytes), and an evaluation job's result is kept in `job_comparisons` (see
 //!   [`super::evaluations`]). Older BrightRuns could not decode the jobs, so they are refused
 //!   from v8 on. The upgrade rewrites every job (a training job); one that does not decode is

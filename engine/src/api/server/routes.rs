@@ -458,6 +458,9 @@ pub(super) struct JobBody {
     gpu_count: Option<u32>,
     #[serde(default)]
     backend: Option<String>,
+    /// Train on from this model's adapter (id, prefix or name).
+    #[serde(default)]
+    from_model: Option<String>,
     #[serde(default)]
     confirm_over_budget: bool,
 }
@@ -497,6 +500,7 @@ impl JobBody {
             gpu_type: self.gpu_type.clone(),
             gpu_count: self.gpu_count,
             backend: self.backend.clone(),
+            from_model: self.from_model.clone(),
         })
     }
 }

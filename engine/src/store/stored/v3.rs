@@ -1,6 +1,7 @@
 //! Version 3 of the stored records whose layout changed after v2 (schema v8). A job gains its
-//! task (training, or an evaluation of trained models: `brightrun models eval`) and the
-//! checkpoint of an earlier job it continues from (`jobs retry`), and the
+//! task (training, or an evaluation of trained models: `brightrun models eval`), the
+//! checkpoint of an earlier job it continues from (`jobs retry`) and the model whose adapter
+//! it starts from (`--from-model`), and the
 //! change log's entry gains a variant for jobs in that layout. Every other type is still
 //! `v1`'s or `v2`'s. Frozen like them: a change of layout is a `v4` module, never an edit here.
 
@@ -102,6 +103,7 @@ stored_struct!(
         parameters_billions: Option<f64>,
         task: JobTaskV3,
         resumed_from: Option<ResumePointV3>,
+        init_model: Option<ArtifactId>,
         created_at: Timestamp,
         updated_at: Timestamp,
     }
@@ -190,6 +192,7 @@ impl Convert<TrainingJobV3> for TrainingJobV1 {
             parameters_billions,
             task: JobTaskV3::Training,
             resumed_from: None,
+            init_model: None,
             created_at,
             updated_at,
         }
@@ -255,6 +258,7 @@ pub(crate) fn v1_of(job: &TrainingJob) -> TrainingJobV1 {
         parameters_billions,
         task: _,
         resumed_from: _,
+        init_model: _,
         created_at,
         updated_at,
     } = job.clone().convert();
