@@ -100,7 +100,7 @@ async fn migrations_apply_once_and_hold_every_seed_column() {
     );
     assert_eq!(
         count(&c, "SELECT count(*) FROM brightrun_migrations").await,
-        3
+        4
     );
 
     // Every column the seed's app reads, with a type of the same family.

@@ -143,11 +143,15 @@ impl LocalBackend {
     /// submission (an engine killed between spawning it and storing that): its events and
     /// exit status are there to be read, and starting it again would train twice.
     fn finished_attempt(&self, external_id: &str, attempt: u32) -> bool {
-        let dir = self.job_dir(external_id);
-        let recorded = std::fs::read_to_string(dir.join(ATTEMPT_FILE))
+        self.recorded_attempt(external_id) == Some(attempt)
+            && self.exit_code(external_id).is_some()
+    }
+
+    /// The attempt whose trainer the job's folder holds, as its submission recorded it.
+    fn recorded_attempt(&self, external_id: &str) -> Option<u32> {
+        std::fs::read_to_string(self.job_dir(external_id).join(ATTEMPT_FILE))
             .ok()
-            .and_then(|t| t.trim().parse::<u32>().ok());
-        recorded == Some(attempt) && self.exit_code(external_id).is_some()
+            .and_then(|t| t.trim().parse::<u32>().ok())
     }
 }
 
@@ -389,8 +393,13 @@ impl ClusterBackend for LocalBackend {
         let id = spec.job_id.clone();
         let dir = self.job_dir(&id);
         // A resubmission after an engine was killed mid-dispatch: the trainer it started is
-        // adopted, running or finished, never started a second time beside it.
-        if self.live_trainer(&id).is_some() || self.finished_attempt(&id, job.attempt) {
+        // adopted, running or finished, never started a second time beside it. A shell still
+        // exiting after an earlier attempt wrote its exit status is not this attempt's.
+        let earlier_ended = self.exit_code(&id).is_some()
+            && self.recorded_attempt(&id).is_some_and(|a| a != job.attempt);
+        if (!earlier_ended && self.live_trainer(&id).is_some())
+            || self.finished_attempt(&id, job.attempt)
+        {
             return Ok(id);
         }
         let trainer = &self.trainer(&id).await?;
@@ -976,8 +985,16 @@ mod tests {
             ..submission(&spec)
         };
         backend.submit(&retry).await.unwrap();
-        assert_eq!(until_final(&backend, &id).await, RemoteState::Succeeded);
+        // Its trainer starts again (waited for: the first run's final state may still be
+        // what a poll sees at first), then succeeds.
+        for _ in 0..400 {
+            if runs().lines().count() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
         assert_eq!(runs().lines().count(), 2, "{}", runs());
+        assert_eq!(until_final(&backend, &id).await, RemoteState::Succeeded);
     }
 
     fn marker_in(dir: &Path, text: &str) {
