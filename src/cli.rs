@@ -233,9 +233,8 @@ pub enum JobsCmd {
     /// Queue a new job with the configuration of a failed or cancelled one (shows its cost
     /// and asks first unless --yes, as create does).
     ///
-    /// It continues from the job's latest checkpoint on this machine (a run here, or on a
-    /// cluster sharing this machine's filesystem), with the cost of the steps that remain;
-    /// a remote run's checkpoints stay on its worker, so its retry starts at step 0.
+    /// It continues from the job's latest stored checkpoint (or its folder on this machine),
+    /// with the cost of the steps that remain, on the same backend or another (--backend).
     Retry {
         /// The job's id, or the first characters of it that match only one (as `jobs list` shows).
         id: String,
@@ -245,6 +244,9 @@ pub enum JobsCmd {
         /// Continue from the checkpoint at this step (`jobs show` lists them).
         #[arg(long, value_name = "STEP")]
         checkpoint: Option<u64>,
+        /// Run it on this backend (`backends` lists them) instead of the job's own.
+        #[arg(long, value_name = "NAME")]
+        backend: Option<String>,
         /// Do not ask for confirmation of the cost.
         #[arg(long, short)]
         yes: bool,
@@ -259,6 +261,9 @@ pub enum JobsCmd {
         /// The checkpoint's step (`jobs show` lists them).
         #[arg(long, value_name = "STEP")]
         checkpoint: u64,
+        /// Run it on this backend (`backends` lists them) instead of the job's own.
+        #[arg(long, value_name = "NAME")]
+        backend: Option<String>,
         /// Do not ask for confirmation of the cost.
         #[arg(long, short)]
         yes: bool,

@@ -533,3 +533,126 @@ fn a_model_is_trained_on_twice_and_shows_its_lineage() {
     );
     assert!(near.is_some() && far.is_some() && near < far, "{text}");
 }
+
+/// Checkpoints go to the object store as the run goes, retention keeps the newest and the
+/// best, and a retry continues from the store when the folders are gone; a damaged or
+/// missing archive is named, with the earlier checkpoint and `--from-scratch` offered.
+#[test]
+fn checkpoints_are_stored_kept_by_retention_and_resumed_from_the_store() {
+    let home = Home::new(0);
+    let config = home.path().join("config/config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[training]\ncheckpoint_steps = 3\nkeep_checkpoints = 2\n");
+    std::fs::write(&config, text).unwrap();
+    let dataset = home.ready_dataset(24);
+    let job = home.tiny_job(&dataset, &["epochs=3", "batch_size=1"]);
+    let mut engine = home
+        .std_cmd()
+        .args(["jobs", "watch", &job])
+        .spawn()
+        .unwrap();
+    // Four checkpoints written means retention has deleted at least one.
+    home.wait_until(240, "the fourth stored checkpoint", || {
+        std::fs::read_to_string(home.job_dir(&job).join("events.jsonl"))
+            .map(|t| t.matches("\"checkpoint\"").count() >= 5)
+            .unwrap_or(false)
+    });
+    // SAFETY: killing the child we spawned.
+    unsafe {
+        libc::kill(engine.id() as i32, libc::SIGKILL);
+    }
+    let _ = engine.wait();
+    home.json(&["jobs", "cancel", &job, "--json"], 0);
+    let exit = home.job_dir(&job).join("exit_code");
+    home.wait_until(60, "the trainer to exit", || exit.exists());
+
+    let shown = home.json(&["jobs", "show", &job, "--json"], 0);
+    let stored: Vec<&Value> = shown["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["sha256"].is_string())
+        .collect();
+    assert!(
+        (2..=3).contains(&stored.len()),
+        "the newest two and perhaps the best: {shown:#}"
+    );
+    let models = home.path().join("data/objects/lora-models");
+    let on_disk = files_named(&models, &|n| n.ends_with(".tar"));
+    assert_eq!(
+        on_disk.len(),
+        stored.len(),
+        "retired archives are deleted: {on_disk:?} {stored:#?}"
+    );
+    for c in &stored {
+        let file = models.join(c["storage_path"].as_str().unwrap());
+        assert_eq!(sha256_file(&file), c["sha256"].as_str().unwrap(), "{c:#}");
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().len(),
+            c["size"].as_u64().unwrap()
+        );
+    }
+    let kept: Vec<u64> = stored.iter().map(|c| c["step"].as_u64().unwrap()).collect();
+    let (latest, earlier) = (*kept.iter().max().unwrap(), *kept.iter().min().unwrap());
+
+    // Without the folders on this machine, the retry continues from the store.
+    std::fs::remove_dir_all(home.job_dir(&job).join("checkpoints")).unwrap();
+    let retry = home.json(&["jobs", "retry", &job, "--yes", "--json"], 0);
+    assert_eq!(retry["resumed_from"]["step"], latest, "{retry:#}");
+    let resumed = retry["id"].as_str().unwrap();
+    let done = home.json(&["jobs", "watch", resumed, "--json"], 0);
+    assert_eq!(done["status"], "completed", "{done:#}");
+    let metrics = home.json(&["jobs", "metrics", resumed, "--json"], 0);
+    assert_eq!(steps(&metrics).first(), Some(&(latest + 1)), "{metrics:#}");
+
+    // A damaged archive: the trainer refuses it before anything trains.
+    let damaged = stored.iter().find(|c| c["step"] == earlier).unwrap();
+    let file = models.join(damaged["storage_path"].as_str().unwrap());
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let step = earlier.to_string();
+    let bad = home.json(
+        &[
+            "jobs",
+            "resume",
+            &job,
+            "--checkpoint",
+            &step,
+            "--yes",
+            "--json",
+        ],
+        0,
+    );
+    let failed = home.json(&["jobs", "watch", bad["id"].as_str().unwrap(), "--json"], 1);
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+    let why = failed["error_message"].as_str().unwrap();
+    assert!(
+        why.contains(&format!("step {earlier}")) && why.contains("sha256"),
+        "{why}"
+    );
+    let none = home.json(
+        &["jobs", "metrics", bad["id"].as_str().unwrap(), "--json"],
+        0,
+    );
+    assert_eq!(none, serde_json::json!([]), "nothing half-restored trained");
+
+    // A missing archive: the retry is refused at once, naming the way on.
+    let latest_file = stored.iter().find(|c| c["step"] == latest).unwrap();
+    std::fs::remove_file(models.join(latest_file["storage_path"].as_str().unwrap())).unwrap();
+    let out = home
+        .cmd()
+        .args(["jobs", "retry", &job, "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("step {latest}"))
+            && err.contains("missing from the store")
+            && err.contains(&format!("--checkpoint {earlier}"))
+            && err.contains("--from-scratch"),
+        "{err}"
+    );
+}

@@ -246,19 +246,26 @@ pub trait Api: EngineApi {
     /// Retries a job from its latest checkpoint on the engine's machine (see
     /// [`Request::RetryJob`]).
     async fn retry_job(&self, id: &str) -> Result<TrainingJob, ApiError> {
-        self.retry_job_from(id, false, None).await
+        self.retry_job_from(id, RetryOptions::default()).await
     }
     async fn retry_job_from(
         &self,
         id: &str,
-        from_scratch: bool,
-        checkpoint: Option<u64>,
+        options: RetryOptions,
     ) -> Result<TrainingJob, ApiError> {
+        let RetryOptions {
+            from_scratch,
+            checkpoint,
+            backend,
+            dry_run,
+        } = options;
         expect!(
             self.call(Request::RetryJob {
                 id: id.into(),
                 from_scratch,
                 checkpoint,
+                backend,
+                dry_run,
             })
             .await,
             Job
@@ -687,4 +694,14 @@ async fn already_downloaded(path: &Path, f: &ArtifactFile) -> bool {
     })
     .await
     .is_ok_and(|r| r.unwrap_or(false))
+}
+
+/// Where and from what a retried job starts ([`Request::RetryJob`]'s options).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetryOptions {
+    pub from_scratch: bool,
+    pub checkpoint: Option<u64>,
+    pub backend: Option<String>,
+    /// Only say what the retry would queue.
+    pub dry_run: bool,
 }

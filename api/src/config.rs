@@ -290,6 +290,12 @@ pub struct TrainingConfig {
     pub storage_cost_per_job: f64,
     /// Storage price per GB-month for datasets and models.
     pub storage_price_per_gb_month: f64,
+    /// How many stored checkpoints a run keeps (the newest ones), besides the one with the
+    /// best validation loss; older archives are deleted as new ones land. At least 1.
+    pub keep_checkpoints: u32,
+    /// Also checkpoint every N optimizer steps (0: at the end of every epoch but the last,
+    /// and on a stop), so a long single-epoch run can be continued.
+    pub checkpoint_steps: u64,
     /// How the trainer spends the GPU (`[training.efficiency]`), passed to every run.
     pub efficiency: EfficiencyConfig,
 }
@@ -460,6 +466,8 @@ impl Default for TrainingConfig {
             models: BTreeMap::new(),
             storage_cost_per_job: 0.50,
             storage_price_per_gb_month: 0.021,
+            keep_checkpoints: 3,
+            checkpoint_steps: 0,
             efficiency: EfficiencyConfig::default(),
         }
     }

@@ -182,6 +182,12 @@ pub enum Request {
         /// The step of the checkpoint to continue from.
         #[serde(default)]
         checkpoint: Option<u64>,
+        /// Run it on this backend instead of the old job's (its GPU type kept where offered).
+        #[serde(default)]
+        backend: Option<String>,
+        /// Reply with the job it would queue (its resume point and estimate), queueing none.
+        #[serde(default)]
+        dry_run: bool,
     },
     JobMetrics {
         id: String,

@@ -871,6 +871,8 @@ async fn every_request_and_reply_round_trips_through_json(via: Via) {
         id: last_job.unwrap().to_string(),
         from_scratch: false,
         checkpoint: None,
+        backend: None,
+        dry_run: false,
     };
     let reply = api.call(retry.clone()).await.unwrap();
     assert_eq!(

@@ -6,7 +6,7 @@ use super::output::{self, count, fit, money};
 use crate::cli::{JobsCmd, RunArgs};
 use crate::client::Client;
 use anyhow::{Result, bail};
-use brightrun_engine::api::{Api, ApiError, EngineApi, ErrorCode, JobSpec, Paging};
+use brightrun_engine::api::{Api, ApiError, EngineApi, ErrorCode, JobSpec, Paging, RetryOptions};
 use brightrun_engine::domain::{JobStatus, TrainingJob};
 use brightrun_engine::events::EngineEvent;
 use brightrun_engine::training::Estimate;
@@ -283,15 +283,32 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
             id,
             from_scratch,
             checkpoint,
+            backend,
             yes,
             json,
-        } => retry(api, &id, from_scratch, checkpoint, yes, json.json).await,
+        } => {
+            let options = RetryOptions {
+                from_scratch,
+                checkpoint,
+                backend,
+                dry_run: false,
+            };
+            retry(api, &id, options, yes, json.json).await
+        }
         JobsCmd::Resume {
             id,
             checkpoint,
+            backend,
             yes,
             json,
-        } => retry(api, &id, false, Some(checkpoint), yes, json.json).await,
+        } => {
+            let options = RetryOptions {
+                checkpoint: Some(checkpoint),
+                backend,
+                ..Default::default()
+            };
+            retry(api, &id, options, yes, json.json).await
+        }
         JobsCmd::Logs { id, lines, json } => {
             let log = api.job_logs(&id, lines).await?;
             if json.json {
@@ -350,27 +367,33 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
 async fn retry(
     api: &dyn EngineApi,
     id: &str,
-    from_scratch: bool,
-    checkpoint: Option<u64>,
+    options: RetryOptions,
     yes: bool,
     json: bool,
 ) -> Result<i32> {
     if !yes {
-        let old = api.job(id).await?;
+        // What it would queue: where it starts, where it runs, what the rest costs.
+        let plan = RetryOptions {
+            dry_run: true,
+            ..options.clone()
+        };
+        let planned = api.retry_job_from(id, plan).await?;
         let q = format!(
-            "Retry job {} as a new job: {} on {}× {}, about {} (less when it continues from a checkpoint)?",
-            old.id.short(),
-            old.hyperparameters.base_model,
-            old.gpu_config.gpu_count,
-            old.gpu_config.gpu_type,
-            money(old.estimated_cost)
+            "Retry job {} as a new job: {} on {}× {} ({}), {}, about {}?",
+            planned.retry_of.map(|o| o.short()).unwrap_or_default(),
+            planned.hyperparameters.base_model,
+            planned.gpu_config.gpu_count,
+            planned.gpu_config.gpu_type,
+            planned.gpu_config.backend,
+            starts_at(&planned),
+            money(planned.estimated_cost)
         );
         if !confirm(&q)? {
             eprintln!("not retried");
             return Ok(exit::FAILED);
         }
     }
-    let job = api.retry_job_from(id, from_scratch, checkpoint).await?;
+    let job = api.retry_job_from(id, options).await?;
     if json {
         output::json(&job)?;
         return Ok(exit::OK);
@@ -382,18 +405,24 @@ async fn retry(
         .unwrap_or_else(|| id.to_string());
     println!("queued job {} (retry of {of})", job.id);
     eprintln!(
-        "{}, about {}",
-        match job.resumed_from {
-            Some(p) => format!(
-                "it continues from step {} (a checkpoint of job {})",
-                p.step,
-                p.job_id.short()
-            ),
-            None => "it starts at step 0".to_string(),
-        },
+        "it {} on {}, about {}",
+        starts_at(&job),
+        job.gpu_config.backend,
         money(job.estimated_cost)
     );
     Ok(exit::OK)
+}
+
+/// Where a retried job starts, in words.
+fn starts_at(job: &TrainingJob) -> String {
+    match job.resumed_from {
+        Some(p) => format!(
+            "continues from step {} (a checkpoint of job {})",
+            p.step,
+            p.job_id.short()
+        ),
+        None => "starts at step 0".to_string(),
+    }
 }
 
 fn print_job(j: &TrainingJob) {

@@ -49,6 +49,12 @@ class DatasetError(TrainingError):
     """The dataset holds nothing the trainer can learn from."""
 
 
+class CheckpointError(TrainingError):
+    """The checkpoint archive to resume from is unusable: missing from storage, not matching its
+    recorded size or sha256, or not a checkpoint archive. Running the job again unchanged fails
+    again; the engine resumes from an earlier checkpoint or starts over instead."""
+
+
 class InfrastructureError(TrainerError):
     """The environment failed the job (packages, network, storage, hardware)."""
 

@@ -135,8 +135,24 @@ class EventEmitter:
             peak_memory_gb=peak_memory_gb,
         )
 
-    def checkpoint(self, *, step: int, epoch: float, loss: float | None, path: str) -> None:
-        self.emit("checkpoint", step=step, epoch=epoch, loss=loss, path=path)
+    def checkpoint(
+        self,
+        *,
+        step: int,
+        epoch: float,
+        loss: float | None,
+        path: str,
+        stored: dict[str, Any] | None = None,
+        archive: str | None = None,
+    ) -> None:
+        """``stored`` is the archive's ``object`` (absent when it was not stored); ``archive`` its
+        file when ``checkpoint_upload`` is a folder (PROTOCOL.md, "Checkpoint storage")."""
+        fields: dict[str, Any] = {"step": step, "epoch": epoch, "loss": loss, "path": path}
+        if stored is not None:
+            fields["object"] = stored
+        if archive is not None:
+            fields["archive"] = archive
+        self.emit("checkpoint", **fields)
 
     def artifact(self, *, directory: str, files: list[dict[str, Any]]) -> None:
         self.emit("artifact", dir=directory, files=files)

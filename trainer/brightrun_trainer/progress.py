@@ -24,13 +24,16 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
 from .errors import TrainingError
 from .events import EventEmitter
 from .signals import StopSignal
+
+if TYPE_CHECKING:
+    from .checkpoints import CheckpointStore
 
 
 class TokenMeter:
@@ -141,7 +144,13 @@ class ProgressReporter(TrainerCallback):
     - at each epoch end except the last, the model is evaluated (when there is a validation
       split) and a checkpoint is saved; the final evaluation is the runner's, in the
       ``validating`` stage;
+    - with ``checkpoint_steps``, a checkpoint every that many steps, except the last step (the
+      adapter is written then anyway); one that falls on an epoch end is that epoch's, saved
+      after its evaluation so that the step's metric carries the validation loss;
     - on a stop request, the current step is logged and checkpointed and training ends.
+
+    With ``archives`` every checkpoint folder is also packed and stored (PROTOCOL.md,
+    "Checkpoint storage") before its ``checkpoint`` event, which then carries ``object``.
     """
 
     def __init__(
@@ -153,12 +162,17 @@ class ProgressReporter(TrainerCallback):
         has_validation: bool,
         losses: LossWatch | None = None,
         last_checkpoint: str | None = None,
+        checkpoint_steps: int | None = None,
+        archives: CheckpointStore | None = None,
     ):
         self._emitter = emitter
         self._stop = stop
         self._tokens = tokens
         self._losses = losses
         self._has_validation = has_validation
+        self._checkpoint_steps = checkpoint_steps
+        self._archives = archives
+        self._saved_step: int | None = None
         #: The newest checkpoint folder (the one resumed from, until this process saves one):
         #: named in the error when the loss diverges.
         self.last_checkpoint = last_checkpoint
@@ -169,6 +183,8 @@ class ProgressReporter(TrainerCallback):
         self.last_training_loss: float | None = None
         self.last_validation_loss: float | None = None
         self.stop_checkpoint: str | None = None
+        #: Whether the newest checkpoint of this process was stored (``checkpoint_upload``).
+        self.last_checkpoint_stored = False
 
     # ----------------------------------------------------------------- Trainer hooks
 
@@ -195,11 +211,14 @@ class ProgressReporter(TrainerCallback):
             control.should_training_stop = True
         elif state.global_step >= state.max_steps:
             control.should_log = True
+        elif self._checkpoint_due(state) and not _at_epoch_end(state):
+            control.should_save = True  # at an epoch end on_epoch_end saves, after the evaluation
 
     def on_epoch_end(self, args, state, control, **kwargs):
         if self._stop.requested or control.should_training_stop or state.global_step >= state.max_steps:
             return
-        control.should_save = True
+        if self._saved_step != state.global_step:
+            control.should_save = True
         if self._has_validation:
             control.should_evaluate = True
             control.should_log = True
@@ -241,12 +260,17 @@ class ProgressReporter(TrainerCallback):
     def report_checkpoint(self, args, state) -> str:
         """Emit the ``checkpoint`` event for the folder the Trainer just wrote."""
         self.flush()
+        self._saved_step = state.global_step
         path = os.path.abspath(os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
+        stored = self._archives.store(path, state.global_step) if self._archives is not None else {}
+        self.last_checkpoint_stored = "object" in stored
         self._emitter.checkpoint(
             step=state.global_step,
             epoch=float(state.epoch or 0.0),
             loss=self.last_training_loss,
             path=path,
+            stored=stored.get("object"),
+            archive=stored.get("archive"),
         )
         if self._stop.requested:
             self.stop_checkpoint = path
@@ -254,6 +278,10 @@ class ProgressReporter(TrainerCallback):
         return path
 
     # ----------------------------------------------------------------- helpers
+
+    def _checkpoint_due(self, state) -> bool:
+        every = self._checkpoint_steps
+        return bool(every) and state.global_step % every == 0 and state.global_step != self._saved_step
 
     def _diverged(self, which: str, loss: float, step: int) -> TrainingError:
         advice = "lower learning_rate" + (", or check the data for empty or corrupt examples" if which == "training" else "")
@@ -279,6 +307,12 @@ class ProgressReporter(TrainerCallback):
             gpu_utilization=gpu_utilization(),
             peak_memory_gb=peak_memory_gb(),
         )
+
+
+def _at_epoch_end(state) -> bool:
+    """Whether the step just taken ends an epoch: the Trainer sets ``epoch`` to
+    ``epoch + (batch + 1) / batches_in_epoch``, exactly a whole number at an epoch's last step."""
+    return state.epoch is not None and float(state.epoch).is_integer()
 
 
 def _float_or_none(value: Any) -> float | None:

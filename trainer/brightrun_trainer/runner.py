@@ -16,6 +16,7 @@ first base loaded), ``evaluating`` (every model answers), ``saving`` (``comparis
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -66,6 +67,8 @@ def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -
         if spec.compare is not None:
             comparing = True
             return _compare(spec, emitter, stop, scratch)
+        if spec.resume_archive is not None:
+            spec = _resume_from_archive(spec, emitter)
         plan = plan_data_parallel(spec.efficiency.gpu_count)
         if isinstance(plan, LaunchPlan):
             shutil.rmtree(scratch, ignore_errors=True)  # exec skips the finally below
@@ -83,7 +86,7 @@ def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -
         init = _init_adapter(spec, scratch, emitter)
         outcome = training.train(spec, dataset, emitter, stop, init_adapter=init)
         if outcome.stopped:
-            emitter.info(stopped_line(spec, stop.signum, outcome.global_step))
+            emitter.info(stopped_line(spec, stop.signum, outcome.global_step, stored=outcome.checkpoint_stored))
             return stop.exit_status
         if not is_rank_zero():
             return EXIT_OK  # rank 0 writes the adapter and reports it
@@ -211,11 +214,14 @@ def _import_training():
     return train
 
 
-def stopped_line(spec, signum: int, step: int) -> str:
+def stopped_line(spec, signum: int, step: int, *, stored: bool = False) -> str:
     """What a stopped run says: where it stopped and how to go on. A run whose checkpoints are
     on the engine's machine (its output is a folder there) continues with ``jobs retry``; a
-    remote worker's stay on the worker, so its retry starts over."""
+    remote worker's stay on the worker, so its retry starts over, unless the checkpoint was
+    uploaded (``stored``: ``checkpoint_upload``)."""
     short = spec.job_id[:8]
+    if spec.output.dir is None and stored:
+        return f"stopped by signal {signum} at step {step}; its checkpoint was uploaded to storage"
     if spec.output.dir is not None:
         return (
             f"stopped by signal {signum} at step {step}, its checkpoint saved; "
@@ -225,6 +231,15 @@ def stopped_line(spec, signum: int, step: int) -> str:
         f"stopped by signal {signum} at step {step}; its checkpoint stays on this worker, "
         f"so `brightrun jobs retry {short}` starts over"
     )
+
+
+def _resume_from_archive(spec: JobSpec, emitter: EventEmitter) -> JobSpec:
+    """The spec with ``resume_from`` set to the folder extracted from its archive (fetched and
+    checked first; a bad archive ends the run before anything trains)."""
+    from .checkpoints import fetch_resume_checkpoint
+
+    folder = fetch_resume_checkpoint(spec.resume_archive, spec.checkpoint_dir, emitter)
+    return dataclasses.replace(spec, resume_from=folder)
 
 
 def _init_adapter(spec, scratch: Path, emitter) -> Path | None:

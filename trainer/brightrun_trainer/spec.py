@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,11 @@ MAX_SEED = 2**64 - 1
 _TOP_LEVEL = {
     "version", "job_id", "base_model", "dataset", "hyperparameters", "output",
     "checkpoint_dir", "resume_from", "logging_steps", "max_steps", "efficiency", "evaluation",
-    "compare", "init_adapter",
+    "compare", "init_adapter", "checkpoint_steps", "checkpoint_upload",
 }
+_CHECKPOINT_UPLOAD = {"dir", "presigned_put"}
+_RESUME_ARCHIVE = {"archive", "url", "sha256", "size", "step"}
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _EVALUATION = {"samples", "max_new_tokens", "builtin_probes", "probes"}
 _PROBE = {"prompt", "reference"}
 #: Ranges of the ``evaluation`` object's fields (PROTOCOL.md, "Evaluation").
@@ -190,6 +194,32 @@ class OutputTarget:
 
 
 @dataclass(frozen=True)
+class CheckpointUpload:
+    """Where every checkpoint's archive goes (the optional ``checkpoint_upload`` object;
+    PROTOCOL.md, "Checkpoint storage"): exactly one of the two is set."""
+
+    #: A folder: ``checkpoint-<step>.tar`` is written into it (the local backend).
+    dir: str | None = None
+    #: Presigned PUT URLs, one slot per checkpoint, used in order (remote backends).
+    presigned_put: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ResumeArchive:
+    """A checkpoint archive to resume from (``resume_from`` as an object): fetched, checked
+    against its recorded size and sha256, then extracted."""
+
+    step: int
+    size: int
+    #: Lowercase hex.
+    sha256: str
+    #: A local file, or ...
+    archive: str | None = None
+    #: ... a presigned GET URL.
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class JobSpec:
     version: int
     job_id: str
@@ -198,6 +228,8 @@ class JobSpec:
     hyperparameters: Hyperparameters
     output: OutputTarget
     checkpoint_dir: str
+    #: The checkpoint folder to resume from (a string ``resume_from``, or the folder an
+    #: archive was extracted to, once the runner has fetched it).
     resume_from: str | None
     logging_steps: int
     max_steps: int | None
@@ -208,6 +240,13 @@ class JobSpec:
     compare: Compare | None = None
     #: The adapter training starts from instead of fresh LoRA weights (``--from-model``).
     init_adapter: CompareModel | None = None
+    #: Also checkpoint every N optimizer steps (``None``: epoch ends and stops only).
+    checkpoint_steps: int | None = None
+    #: Where checkpoint archives go; ``None``: checkpoints stay in ``checkpoint_dir`` only.
+    checkpoint_upload: CheckpointUpload | None = None
+    #: ``resume_from`` given as an archive object; the runner fetches and extracts it and
+    #: sets ``resume_from`` to the folder.
+    resume_archive: ResumeArchive | None = None
     #: Dotted names of fields this trainer does not know (reported, not fatal).
     unknown_fields: tuple[str, ...] = ()
 
@@ -252,6 +291,7 @@ def parse_spec(document: Any) -> JobSpec:
     if evaluation is not None:
         unknown += evaluation.unknown(_EVALUATION)
     compare = _parse_compare(compare_fields, unknown)
+    resume_from, resume_archive = _parse_resume_from(top, unknown)
     return JobSpec(
         version=version,
         job_id=job_id,
@@ -260,15 +300,72 @@ def parse_spec(document: Any) -> JobSpec:
         hyperparameters=_parse_hyperparameters(hyperparameters),
         output=_parse_output(top.object("output"), (COMPARISON_FILE,) if compare else REQUIRED_ADAPTER_FILES),
         checkpoint_dir=top.optional_string("checkpoint_dir") or _default_checkpoint_dir(job_id),
-        resume_from=top.optional_string("resume_from"),
+        resume_from=resume_from,
         logging_steps=top.integer("logging_steps", minimum=1, default=1),
         max_steps=top.optional_integer("max_steps", minimum=1),
         efficiency=_parse_efficiency(efficiency),
         evaluation=_parse_evaluation(evaluation, unknown),
         compare=compare,
         init_adapter=_parse_init_adapter(top.optional_object("init_adapter"), unknown),
+        checkpoint_steps=top.optional_integer("checkpoint_steps", minimum=1),
+        checkpoint_upload=_parse_checkpoint_upload(top.optional_object("checkpoint_upload"), unknown),
+        resume_archive=resume_archive,
         unknown_fields=tuple(unknown),
     )
+
+
+def _parse_checkpoint_upload(fields: _Fields | None, unknown: list[str]) -> CheckpointUpload | None:
+    """The optional ``checkpoint_upload`` object: ``{"dir": FOLDER}`` or ``{"presigned_put": [URL, …]}``."""
+    if fields is None:
+        return None
+    unknown += fields.unknown(_CHECKPOINT_UPLOAD)
+    directory = fields.optional_string("dir")
+    urls = fields.require("presigned_put", default=None)
+    if (directory is None) == (urls is None):
+        raise fields.error_at('expected exactly one of "dir" or "presigned_put"')
+    if directory is not None:
+        return CheckpointUpload(dir=directory)
+    if not isinstance(urls, list) or not urls:
+        raise fields.error("presigned_put", "expected a non-empty list of http(s) URLs", urls)
+    for i, url in enumerate(urls):
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise SpecError(
+                f"spec field `checkpoint_upload.presigned_put[{i}]`: expected an http(s) URL, got {_describe(url)}"
+            )
+    return CheckpointUpload(presigned_put=tuple(urls))
+
+
+def _parse_resume_from(top: _Fields, unknown: list[str]) -> tuple[str | None, ResumeArchive | None]:
+    """``resume_from``: null, a checkpoint folder (a string), or an archive object
+    ``{"archive": PATH} | {"url": URL}`` with ``sha256``, ``size`` and ``step``."""
+    name = "resume_from"
+    value = top.require(name, default=None)
+    if value is None:
+        return None, None
+    if isinstance(value, str):
+        return top.string(name), None
+    if not isinstance(value, dict):
+        expected = "expected a checkpoint folder (a string) or an archive object {archive or url, sha256, size, step}"
+        raise top.error(name, expected, value)
+    fields = top.object(name)
+    unknown += fields.unknown(_RESUME_ARCHIVE)
+    archive = fields.optional_string("archive")
+    url = fields.optional_string("url")
+    if (archive is None) == (url is None):
+        raise fields.error_at('expected exactly one of "archive" or "url"')
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise fields.error("url", "expected an http(s) URL", url)
+    sha256 = fields.string("sha256")
+    if not _SHA256.fullmatch(sha256):
+        raise fields.error("sha256", "expected 64 hexadecimal digits", sha256)
+    archive_spec = ResumeArchive(
+        step=fields.integer("step", minimum=1),
+        size=fields.integer("size", minimum=1),
+        sha256=sha256.lower(),
+        archive=archive,
+        url=url,
+    )
+    return None, archive_spec
 
 
 def _parse_hyperparameters(fields: _Fields) -> Hyperparameters:

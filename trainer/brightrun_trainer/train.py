@@ -29,7 +29,7 @@ from transformers import (
     TrainerState,
     TrainingArguments,
 )
-from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from . import SMOLLM2_MODEL_ID, TINY_MODEL_ID
 from .data import LoadedDataset, skipped_warning
@@ -79,6 +79,8 @@ class TrainingOutcome:
     trainable_parameters: int
     total_parameters: int
     checkpoint: str | None = None
+    #: Whether that checkpoint was also stored as an archive (``checkpoint_upload``).
+    checkpoint_stored: bool = False
     #: The ``evaluating`` stage's result (``evaluation.json``), when the spec asked for one.
     evaluation: dict[str, Any] | None = None
 
@@ -172,7 +174,14 @@ def train(
     emitter.info(global_batch_note(hp, args.world_size))
     tokens, losses = TokenMeter(), LossWatch()
     reporter = ProgressReporter(
-        emitter, stop, tokens, has_validation=bool(validation_set), losses=losses, last_checkpoint=spec.resume_from
+        emitter,
+        stop,
+        tokens,
+        has_validation=bool(validation_set),
+        losses=losses,
+        last_checkpoint=spec.resume_from,
+        checkpoint_steps=spec.checkpoint_steps,
+        archives=_checkpoint_store(spec, emitter),
     )
     trainer = _MeteredTrainer(
         model=model,
@@ -216,6 +225,7 @@ def train(
         trainable_parameters=trainable,
         total_parameters=total,
         checkpoint=checkpoint,
+        checkpoint_stored=checkpoint is not None and reporter.last_checkpoint_stored,
         evaluation=evaluation,
     )
 
@@ -510,7 +520,11 @@ class _MeteredTrainer(Trainer):
         grouping only reads lengths from dict rows."""
         if self._lengths is None:
             return super()._get_train_sampler(train_dataset)
-        return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=self._lengths)
+        return EpochSeededLengthGroupedSampler(
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            lengths=self._lengths,
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+        )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The chunked LM-head loss (:func:`.efficiency.chunked_lm_loss`) in place of the model's:
@@ -522,6 +536,30 @@ class _MeteredTrainer(Trainer):
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # as Trainer.compute_loss: DDP averages gradients
         return (loss, {"loss": loss}) if return_outputs else loss
+
+
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """Length-grouped order drawn from ``(seed, epoch)`` instead of the global RNG.
+
+    The plain sampler draws each epoch's order from torch's global RNG when the epoch starts.
+    An uninterrupted run draws epoch 2's order after epoch 1 has used that RNG (dropout), while
+    a run resumed in the middle of epoch 2 draws it before restoring the checkpoint's RNG state:
+    another order, other losses. Seeded by the epoch (the Trainer calls ``set_epoch`` through
+    accelerate's data loader, skipped batches included), every process and every resume sees
+    the same order."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        generator = torch.Generator()
+        generator.manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
 
 
 def training_arguments(
@@ -582,6 +620,15 @@ def _check_resume_folder(path: str | None) -> None:
     folder = Path(path)
     if not (folder / "trainer_state.json").is_file():
         raise TrainingError(f"resume_from {path} is not a checkpoint folder written by this trainer")
+
+
+def _checkpoint_store(spec: JobSpec, emitter: EventEmitter):
+    """Where checkpoint archives go; rank 0 alone writes checkpoints, so it alone stores them."""
+    if spec.checkpoint_upload is None or not is_rank_zero():
+        return None
+    from .checkpoints import CheckpointStore
+
+    return CheckpointStore(spec.checkpoint_upload, emitter)
 
 
 def _save_checkpoint_now(trainer: Trainer, reporter: ProgressReporter) -> str:

@@ -8,6 +8,7 @@ environment needs no extra client. Transient failures (connection errors, HTTP 5
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import time
@@ -64,17 +65,21 @@ def _with_retries(what: str, action: Callable[[], None]) -> None:
         try:
             action()
             return
-        except OSError as exc:  # urllib's URLError and HTTPError are OSErrors too
+        # urllib's URLError and HTTPError are OSErrors too; a body cut short (IncompleteRead) is not.
+        except (OSError, http.client.HTTPException) as exc:
             if attempt == ATTEMPTS or not _retryable(exc):
                 raise InfrastructureError(f"{what} failed: {_describe(exc)}") from exc
         time.sleep(backoff)
         backoff *= 2
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """A URL without its query string: presigned signatures are credentials."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+_redact = redact_url
 
 
 def http_status(exc: BaseException) -> int | None:
@@ -87,7 +92,7 @@ def http_status(exc: BaseException) -> int | None:
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code >= 500 or exc.code == 429
-    return isinstance(exc, (urllib.error.URLError, ConnectionError, TimeoutError))
+    return isinstance(exc, (urllib.error.URLError, ConnectionError, TimeoutError, http.client.IncompleteRead))
 
 
 def _describe(exc: BaseException) -> str:

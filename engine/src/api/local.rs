@@ -510,10 +510,12 @@ impl LocalApi {
                 id,
                 from_scratch,
                 checkpoint,
+                backend,
+                dry_run,
             } => {
                 let from = crate::RetryFrom::of(from_scratch, checkpoint)?;
                 let id = blocking(e, move |e| job_id(e, &id)).await?;
-                Reply::Job(e.retry_job(id, from).await?)
+                Reply::Job(e.retry_job(id, from, backend, dry_run).await?)
             }
             Request::JobMetrics {
                 id,

@@ -143,8 +143,7 @@ impl LocalBackend {
     /// submission (an engine killed between spawning it and storing that): its events and
     /// exit status are there to be read, and starting it again would train twice.
     fn finished_attempt(&self, external_id: &str, attempt: u32) -> bool {
-        self.recorded_attempt(external_id) == Some(attempt)
-            && self.exit_code(external_id).is_some()
+        self.recorded_attempt(external_id) == Some(attempt) && self.exit_code(external_id).is_some()
     }
 
     /// The attempt whose trainer the job's folder holds, as its submission recorded it.

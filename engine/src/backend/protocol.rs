@@ -32,7 +32,15 @@ pub struct TrainerSpec {
     pub hyperparameters: serde_json::Value,
     pub output: OutputRef,
     pub checkpoint_dir: String,
-    pub resume_from: Option<String>,
+    pub resume_from: Option<ResumeRef>,
+    /// Also checkpoint every N optimizer steps (`[training] checkpoint_steps`); none: at the
+    /// end of every epoch but the last, and on a stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_steps: Option<u64>,
+    /// Where the trainer stores each checkpoint's archive (PROTOCOL.md, "Checkpoint
+    /// storage"); none: checkpoints stay in `checkpoint_dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_upload: Option<CheckpointUpload>,
     pub logging_steps: u32,
     pub max_steps: Option<u64>,
     /// How the trainer spends the GPU, and on how many GPUs of its machine it runs.
@@ -57,6 +65,48 @@ pub struct TrainerSpec {
 pub struct CompareSpec {
     pub models: Vec<CompareModel>,
     pub prompts: Option<Vec<crate::domain::EvalPrompt>>,
+}
+
+/// The checkpoint a run continues from: a folder on the trainer's machine, or a stored
+/// archive (a file here, or a presigned GET URL) with the size and sha256 it must have.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ResumeRef {
+    Folder(String),
+    Archive {
+        archive: String,
+        sha256: String,
+        size: u64,
+        step: u64,
+    },
+    Url {
+        url: String,
+        sha256: String,
+        size: u64,
+        step: u64,
+    },
+}
+
+/// Where checkpoint archives go: a folder the engine moves them from into the store (a local
+/// run), or presigned PUT URLs used in order, one per checkpoint (a remote one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointUpload {
+    Dir(String),
+    PresignedPut(Vec<String>),
+}
+
+/// A `checkpoint` event's stored archive: the slot it went to, its size and sha256, and (a
+/// local run's) the file the engine moves into the store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointObject {
+    pub index: u32,
+    pub size: u64,
+    pub sha256: String,
+    #[serde(default)]
+    pub seconds: Option<f64>,
+    #[serde(default)]
+    pub archive: Option<String>,
 }
 
 /// One model of a comparison and where the trainer finds its adapter.
@@ -167,6 +217,12 @@ pub enum TrainerEvent {
         #[serde(default)]
         loss: Option<f64>,
         path: String,
+        /// The stored archive, when the spec had a `checkpoint_upload` and it succeeded.
+        #[serde(default)]
+        object: Option<CheckpointObject>,
+        /// A local run's archive, where the trainer reports it beside the object.
+        #[serde(default)]
+        archive: Option<String>,
     },
     Log {
         #[serde(default)]
@@ -235,6 +291,8 @@ impl TrainerSpec {
             output: OutputRef::Dir("/o".into()),
             checkpoint_dir: "/c".into(),
             resume_from: None,
+            checkpoint_steps: None,
+            checkpoint_upload: None,
             logging_steps: 1,
             max_steps: None,
             efficiency: Efficiency::default(),

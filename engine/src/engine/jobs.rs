@@ -534,12 +534,40 @@ impl Engine {
 
     /// Queues a new job with the same configuration as a failed or cancelled one, starting
     /// where `from` says (see [`super::resume`]).
-    pub async fn retry_job(&self, id: JobId, from: super::RetryFrom) -> Result<TrainingJob> {
-        self.on_store(move |e| e.retry_job_now(id, from)).await
+    /// On `backend` when one is named (its GPU type kept where it offers it), else where
+    /// the old job ran; `dry_run` only says what it would queue. A stored checkpoint it continues from must be in the store at its
+    /// recorded size.
+    pub async fn retry_job(
+        &self,
+        id: JobId,
+        from: super::RetryFrom,
+        backend: Option<String>,
+        dry_run: bool,
+    ) -> Result<TrainingJob> {
+        let planned = self
+            .on_store(move |e| e.retry_plan(id, from, backend))
+            .await?;
+        if let Some(point) = planned.resumed_from {
+            self.check_stored(&planned, point).await?;
+        }
+        if dry_run {
+            return Ok(planned);
+        }
+        self.on_store(move |e| {
+            let name = e.retry_dataset_name(&planned)?;
+            e.queue(&planned, &name)?;
+            Ok(planned)
+        })
+        .await
     }
 
-    /// [`Engine::retry_job`]'s work: it reads the old job and its dataset and commits the new.
-    fn retry_job_now(&self, id: JobId, from: super::RetryFrom) -> Result<TrainingJob> {
+    /// The job a retry of `id` queues (not yet queued).
+    fn retry_plan(
+        &self,
+        id: JobId,
+        from: super::RetryFrom,
+        backend: Option<String>,
+    ) -> Result<TrainingJob> {
         let old = self.job(id)?;
         if !matches!(old.status, JobStatus::Failed | JobStatus::Cancelled) {
             return Err(EngineError::conflict(
@@ -551,29 +579,17 @@ impl Engine {
                 ),
             ));
         }
-        // An evaluation of the user's prompts reads no dataset: it may be gone.
-        let dataset_name = if old.task.uses_dataset() {
-            let dataset = self.dataset(old.dataset_id)?;
-            if dataset.status != DatasetStatus::Ready {
-                return Err(EngineError::conflict(
-                    Reason::DatasetNotReady,
-                    format!(
-                        "dataset {} is {}, not ready",
-                        dataset.id.short(),
-                        dataset.status.phrase()
-                    ),
-                ));
-            }
-            dataset.name
-        } else {
-            String::new()
+        self.retry_dataset_name(&old)?;
+        let gpu_config = match backend {
+            Some(b) if b != old.gpu_config.backend => self.moved_gpu_config(&old, b)?,
+            _ => old.gpu_config.clone(),
         };
         let mut job = TrainingJob::new_queued(
             old.user_id,
             old.dataset_id,
             old.preset_id.clone(),
             old.hyperparameters.clone(),
-            old.gpu_config.clone(),
+            gpu_config,
             old.total_steps,
             old.estimated_cost,
             old.parameters_billions,
@@ -583,11 +599,56 @@ impl Engine {
         job.init_model = old.init_model;
         // An evaluation answers its prompts again from the start.
         if !job.task.is_evaluation() {
-            job.resumed_from = self.resume_point(&old, from)?;
+            let access = self.data_access(&job.gpu_config.backend);
+            job.resumed_from = self.resume_point(&old, from, access)?;
             job.estimated_cost = super::resume::remaining_cost(&old, job.resumed_from);
+            // Elsewhere, at that backend's price for the same GPU hours.
+            let rate = |g: &GpuConfig| g.price_per_gpu_hour * f64::from(g.gpu_count.max(1));
+            if rate(&old.gpu_config) > 0.0 && job.gpu_config != old.gpu_config {
+                job.estimated_cost *= rate(&job.gpu_config) / rate(&old.gpu_config);
+            }
         }
-        self.queue(&job, &dataset_name)?;
         Ok(job)
+    }
+
+    /// The name of the dataset a retried job trains on, which must still be ready; an
+    /// evaluation of the user's prompts reads none (it may be gone).
+    fn retry_dataset_name(&self, job: &TrainingJob) -> Result<String> {
+        if !job.task.uses_dataset() {
+            return Ok(String::new());
+        }
+        let dataset = self.dataset(job.dataset_id)?;
+        if dataset.status != DatasetStatus::Ready {
+            return Err(EngineError::conflict(
+                Reason::DatasetNotReady,
+                format!(
+                    "dataset {} is {}, not ready",
+                    dataset.id.short(),
+                    dataset.status.phrase()
+                ),
+            ));
+        }
+        Ok(dataset.name)
+    }
+
+    /// The old job's GPUs on another backend: its GPU type and count where that backend
+    /// offers them, else the backend's default, at that backend's price.
+    fn moved_gpu_config(&self, old: &TrainingJob, backend: String) -> Result<GpuConfig> {
+        let (gpu, count) = (old.gpu_config.gpu_type.clone(), old.gpu_config.gpu_count);
+        let placed = match self.placement(Some(backend.clone()), Some(gpu), Some(count)) {
+            Ok(p) => p,
+            Err(_) => self.placement(Some(backend), None, Some(count))?,
+        };
+        let spec = placed
+            .catalog
+            .get(&placed.gpu_type)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        Ok(GpuConfig {
+            gpu_type: placed.gpu_type.clone(),
+            gpu_count: placed.gpu_count,
+            price_per_gpu_hour: spec.price_per_hour,
+            backend: placed.backend,
+        })
     }
 }
 

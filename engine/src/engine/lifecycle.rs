@@ -26,6 +26,14 @@ pub(crate) enum Outcome {
     InfraError { reason: String, detail: String },
 }
 
+/// A checkpoint archive the local trainer wrote, as its event describes it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct LocalArchive {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
 /// A notification to raise about the job.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Note {
@@ -39,6 +47,9 @@ pub(crate) struct Note {
 pub(crate) struct Observed {
     pub points: Vec<MetricsPoint>,
     pub checkpoints: Vec<Checkpoint>,
+    /// A local run's checkpoint archives for the runner to move into the store, with the
+    /// checkpoint each belongs to.
+    pub archives: Vec<(Checkpoint, LocalArchive)>,
     pub notes: Vec<Note>,
     /// Log lines to publish (live, not stored).
     pub logs: Vec<String>,
@@ -246,17 +257,48 @@ pub(crate) fn observe(
                 epoch,
                 loss,
                 path,
+                object,
+                archive,
             } => {
                 out.logs.extend(log_line(&env.event));
-                out.checkpoints.push(Checkpoint {
+                let mut c = Checkpoint {
                     id: checkpoint_id(id, *step),
                     job_id: id,
                     step: *step,
                     epoch: epoch.unwrap_or(0.0),
                     loss: *loss,
                     storage_path: path.clone(),
+                    size: None,
+                    sha256: None,
+                    folder: Some(path.clone()),
                     created_at: at,
-                })
+                };
+                let archive = object
+                    .as_ref()
+                    .and_then(|o| o.archive.clone())
+                    .or_else(|| archive.clone());
+                match (object, archive) {
+                    // A local run's archive: stored once the runner has moved it.
+                    (Some(o), Some(path)) => out.archives.push((
+                        c.clone(),
+                        LocalArchive {
+                            path,
+                            size: o.size,
+                            sha256: o.sha256.clone(),
+                        },
+                    )),
+                    // Uploaded to the slot the engine presigned for this attempt.
+                    (Some(o), None) => {
+                        if let Ok(key) = super::checkpoints::slot_key(job, job.retry_count, o.index)
+                        {
+                            c.storage_path = key;
+                            c.size = Some(o.size);
+                            c.sha256 = Some(o.sha256.clone());
+                        }
+                    }
+                    (None, _) => {}
+                }
+                out.checkpoints.push(c)
             }
             TrainerEvent::Log { .. } => out.logs.extend(log_line(&env.event)),
             TrainerEvent::Artifact { dir, files } => {

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod backends;
+mod checkpoints;
 mod clean;
 pub(crate) mod compare;
 mod costs;

@@ -1,15 +1,18 @@
 //! Continuing a run instead of restarting it: a retried job starts from a checkpoint of the
-//! job it retries (its latest one on this machine, or a chosen step), and its trainer gets
-//! that checkpoint's folder as `resume_from`, so the run goes on where it stopped (the
-//! trainer restores the optimizer, the scheduler, the RNG and the data order).
+//! job it retries (its latest one, or a chosen step), and its trainer gets that checkpoint as
+//! `resume_from`, so the run goes on where it stopped (the trainer restores the optimizer,
+//! the scheduler, the RNG and the data order).
 //!
-//! Checkpoints are the trainer's folders on the machine that ran it: a run on this machine
-//! (or a cluster that shares its filesystem) can be continued; a remote run's checkpoints
-//! stay on its worker, so its retry starts at step 0 and says so.
+//! A checkpoint is usable where its run can reach it: its stored archive (see
+//! [`super::checkpoints`]) from any backend, its folder only on this machine when it ran
+//! here (the folder is used first there: nothing to copy). The archive's size is checked when
+//! the retry is asked for and its sha256 before anything is extracted, so a missing or
+//! damaged checkpoint is named, with the earlier ones and `--from-scratch` offered, and
+//! nothing half-restored trains on.
 
 use super::{Engine, EngineError, Result};
 use crate::backend::DataAccess;
-use crate::backend::DoneSummary;
+use crate::backend::{DoneSummary, ResumeRef};
 use crate::domain::{
     ArtifactFile, Checkpoint, Link, ModelArtifact, NotificationType, ResumePoint, TrainingJob,
 };
@@ -17,12 +20,12 @@ use crate::ids::ArtifactId;
 use crate::ids::JobId;
 use crate::storage::{Bucket, object_path};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Where a retried job starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RetryFrom {
-    /// The retried job's latest checkpoint on this machine, else step 0.
+    /// The retried job's latest usable checkpoint, else step 0.
     Latest,
     /// Step 0.
     Scratch,
@@ -45,18 +48,25 @@ impl RetryFrom {
     }
 }
 
+/// A checkpoint a run can continue from: its folder on this machine, or its stored archive.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Source {
+    Folder(String),
+    Stored(Checkpoint),
+}
+
 impl Engine {
-    /// The checkpoints of `job` still on this machine, by step: those its trainer reported,
-    /// and the complete ones in its checkpoint folder it had no time to report (a cancel
-    /// ends the job before the trainer's last checkpoint is read).
-    fn checkpoints_here(&self, job: JobId) -> Result<Vec<Checkpoint>> {
-        let mut found: BTreeMap<u64, Checkpoint> = self
+    /// The folders of `job`'s checkpoints on this machine, by step: those its trainer
+    /// reported, and the complete ones in its checkpoint folder it had no time to report (a
+    /// cancel ends the job before the trainer's last checkpoint is read).
+    fn folders_here(&self, job: JobId) -> Result<BTreeMap<u64, String>> {
+        let mut found: BTreeMap<u64, String> = self
             .inner
             .store
             .checkpoints(job)?
             .into_iter()
-            .filter(|c| Path::new(&c.storage_path).is_dir())
-            .map(|c| (c.step, c))
+            .filter_map(|c| c.folder.map(|f| (c.step, f)))
+            .filter(|(_, f)| Path::new(f).join("trainer_state.json").is_file())
             .collect();
         let folder = self.job_dir_path(job).join("checkpoints");
         for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
@@ -69,104 +79,315 @@ impl Engine {
                 continue;
             };
             // The Trainer writes its state file after the weights, optimizer and RNG.
-            if !entry.path().join("trainer_state.json").is_file() {
-                continue;
+            if entry.path().join("trainer_state.json").is_file() {
+                found
+                    .entry(step)
+                    .or_insert_with(|| entry.path().to_string_lossy().into_owned());
             }
-            found.entry(step).or_insert_with(|| Checkpoint {
-                id: crate::ids::CheckpointId::new(),
-                job_id: job,
-                step,
-                epoch: 0.0,
-                loss: None,
-                storage_path: entry.path().to_string_lossy().into_owned(),
-                created_at: crate::domain::now(),
-            });
         }
-        Ok(found.into_values().collect())
+        Ok(found)
     }
 
-    /// Where a retry of `old` starts: one of its checkpoints on this machine, or (having
-    /// none of its own) the point it had itself resumed from, or step 0.
+    /// The checkpoints of `job` a run on a backend with `access` can continue from, by step:
+    /// its stored archives, and (a run here of a job that ran here) its folders, preferred.
+    pub(crate) fn usable_checkpoints(
+        &self,
+        job: &TrainingJob,
+        access: DataAccess,
+    ) -> Result<BTreeMap<u64, Source>> {
+        let mut found: BTreeMap<u64, Source> = self
+            .inner
+            .store
+            .checkpoints(job.id)?
+            .into_iter()
+            .filter(Checkpoint::is_stored)
+            .map(|c| (c.step, Source::Stored(c)))
+            .collect();
+        // A remote trainer's folders are on its worker, whatever this machine holds.
+        let ran_here = self.data_access(&job.gpu_config.backend) == DataAccess::Paths;
+        if access == DataAccess::Paths && ran_here {
+            for (step, folder) in self.folders_here(job.id)? {
+                found.insert(step, Source::Folder(folder));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Where a retry of `old` on a backend with `access` starts: one of its usable
+    /// checkpoints, or (having none of its own) the point it had itself resumed from, or
+    /// step 0.
     pub(crate) fn resume_point(
         &self,
         old: &TrainingJob,
         from: RetryFrom,
+        access: DataAccess,
     ) -> Result<Option<ResumePoint>> {
-        // A remote trainer's checkpoints are on its worker, whatever this machine holds.
-        let here = if self.data_access(&old.gpu_config.backend) == DataAccess::Paths {
-            self.checkpoints_here(old.id)?
-        } else {
-            Vec::new()
-        };
-        let at = |c: &Checkpoint| ResumePoint {
+        let usable = self.usable_checkpoints(old, access)?;
+        let at = |step: u64| ResumePoint {
             job_id: old.id,
-            step: c.step,
+            step,
         };
         match from {
             RetryFrom::Scratch => Ok(None),
-            RetryFrom::Latest => Ok(here.last().map(at).or(old.resumed_from)),
-            RetryFrom::Step(step) => here.iter().find(|c| c.step == step).map(at).map(Some).ok_or_else(|| {
-                let steps: Vec<String> = here.iter().map(|c| c.step.to_string()).collect();
-                EngineError::InvalidField {
+            RetryFrom::Latest => Ok(usable.keys().last().copied().map(at).or(old.resumed_from)),
+            RetryFrom::Step(step) if usable.contains_key(&step) => Ok(Some(at(step))),
+            RetryFrom::Step(step) => {
+                let steps: Vec<String> = usable.keys().map(u64::to_string).collect();
+                Err(EngineError::InvalidField {
                     field: "checkpoint".into(),
                     message: if steps.is_empty() {
                         format!(
-                            "job {} has no checkpoint on this machine (a remote run's stay on its worker); `--from-scratch` starts over",
+                            "job {} has no checkpoint to continue from; `--from-scratch` starts over",
                             old.id.short()
                         )
                     } else {
                         format!(
-                            "job {} has no checkpoint at step {step} on this machine; it has steps {}",
+                            "job {} has no checkpoint at step {step}; it has steps {}",
                             old.id.short(),
                             steps.join(", ")
                         )
                     },
-                }
-            }),
+                })
+            }
         }
     }
 
-    /// The folder a job's trainer resumes from: its own latest checkpoint still on disk (an
-    /// automatic retry of an infrastructure failure), else the checkpoint it was queued to
-    /// continue from, which must still be there.
-    pub(crate) fn resume_folder(&self, job: &TrainingJob) -> Result<Option<String>> {
-        if let Some(c) = self.checkpoints_here(job.id)?.pop() {
-            return Ok(Some(c.storage_path));
+    /// The checkpoint a run of `job` on a backend with `access` continues from: its own
+    /// latest (an automatic retry of an infrastructure failure), else the checkpoint it was
+    /// queued to continue from, which must still be usable.
+    pub(crate) fn resume_source(
+        &self,
+        job: &TrainingJob,
+        access: DataAccess,
+    ) -> Result<Option<(ResumePoint, Source)>> {
+        if let Some((step, source)) = self.usable_checkpoints(job, access)?.pop_last() {
+            let point = ResumePoint {
+                job_id: job.id,
+                step,
+            };
+            return Ok(Some((point, source)));
         }
         let Some(p) = job.resumed_from else {
             return Ok(None);
         };
-        self.checkpoints_here(p.job_id)?
-            .into_iter()
-            .find(|c| c.step == p.step)
-            .map(|c| Some(c.storage_path))
-            .ok_or_else(|| {
-                EngineError::Invalid(format!(
-                    "the checkpoint at step {} of job {} is no longer on this machine; `brightrun jobs retry {} --from-scratch` starts over",
-                    p.step,
-                    p.job_id.short(),
-                    job.id.short()
-                ))
-            })
-    }
-}
-
-impl Engine {
-    /// A job's checkpoints, oldest first: on this machine (a local run) the ones still there,
-    /// reported or found in its folder; a remote run's as its trainer reported them.
-    pub fn job_checkpoints(&self, id: JobId) -> Result<Vec<Checkpoint>> {
-        let job = self.job(id)?;
-        if self.data_access(&job.gpu_config.backend) == DataAccess::Paths {
-            self.checkpoints_here(id)
-        } else {
-            Ok(self.inner.store.checkpoints(id)?)
+        let old = self.job(p.job_id)?;
+        let mut usable = self.usable_checkpoints(&old, access)?;
+        match usable.remove(&p.step) {
+            Some(source) => Ok(Some((p, source))),
+            None => Err(EngineError::Invalid(unusable(
+                job,
+                p,
+                "is no longer stored (nor in a folder here)",
+                &usable,
+            ))),
         }
     }
 
-    /// A model of a job's checkpoint on this machine: its adapter files stored like a
-    /// finished run's, its quality from the metrics up to that step.
+    /// What the trainer gets as `resume_from` for `source`: the folder, the archive in a
+    /// local store (or downloaded here, its sha256 checked), or a presigned GET URL.
+    pub(crate) async fn resume_ref(
+        &self,
+        job: &TrainingJob,
+        point: ResumePoint,
+        source: Source,
+        access: DataAccess,
+        ttl: std::time::Duration,
+    ) -> Result<ResumeRef> {
+        let c = match source {
+            Source::Folder(f) => return Ok(ResumeRef::Folder(f)),
+            Source::Stored(c) => c,
+        };
+        let (sha256, size) = (c.sha256.clone().unwrap_or_default(), c.size.unwrap_or(0));
+        let objects = &self.inner.objects;
+        if access == DataAccess::Urls {
+            let url = objects
+                .presign_get(Bucket::Models, &c.storage_path, ttl)
+                .await?
+                .ok_or_else(|| EngineError::Invalid("the object store makes no URLs".into()))?;
+            return Ok(ResumeRef::Url {
+                url,
+                sha256,
+                size,
+                step: c.step,
+            });
+        }
+        let archive = match objects.local_path(Bucket::Models, &c.storage_path) {
+            Some(p) => p,
+            None => {
+                let dest = self
+                    .job_dir_path(job.id)
+                    .join("resume")
+                    .join(format!("checkpoint-{}.tar", c.step));
+                crate::private::create_dir_all_async(dest.parent().expect("has a parent"))
+                    .await
+                    .map_err(|source| EngineError::Io {
+                        action: "creating",
+                        path: dest.clone(),
+                        source,
+                    })?;
+                let got = objects
+                    .get_to_file(Bucket::Models, &c.storage_path, &dest, &|_, _| {})
+                    .await
+                    .map_err(|e| self.missing(job, point, e))?;
+                if got.sha256 != sha256 {
+                    let _ = std::fs::remove_file(&dest);
+                    return Err(self.unusable_now(
+                        job,
+                        point,
+                        &format!("does not match its recorded sha256 (got {})", got.sha256),
+                    ));
+                }
+                dest
+            }
+        };
+        Ok(ResumeRef::Archive {
+            archive: archive.to_string_lossy().into_owned(),
+            sha256,
+            size,
+            step: c.step,
+        })
+    }
+
+    /// What a run of `job` continues from (see [`Engine::resume_source`]) and where its
+    /// checkpoints are stored (see [`Engine::checkpoint_upload`]).
+    pub(crate) async fn continuation(
+        &self,
+        job: &TrainingJob,
+        access: DataAccess,
+    ) -> Result<(Option<ResumeRef>, Option<crate::backend::CheckpointUpload>)> {
+        if job.task.is_evaluation() {
+            return Ok((None, None));
+        }
+        let ttl = super::runner::url_ttl(job);
+        let for_source = job.clone();
+        let source = self
+            .on_store(move |e| e.resume_source(&for_source, access))
+            .await?;
+        let resume = match source {
+            Some((point, source)) => Some(self.resume_ref(job, point, source, access, ttl).await?),
+            None => None,
+        };
+        Ok((resume, self.checkpoint_upload(job, access, ttl).await?))
+    }
+
+    /// Checks, when a retry is asked for, that the stored archive it continues from is there
+    /// at its recorded size.
+    pub(crate) async fn check_stored(&self, job: &TrainingJob, point: ResumePoint) -> Result<()> {
+        let old = self.job(point.job_id)?;
+        let Some(Source::Stored(c)) = self
+            .usable_checkpoints(&old, DataAccess::Urls)?
+            .remove(&point.step)
+        else {
+            return Ok(());
+        };
+        let problem = match self
+            .inner
+            .objects
+            .size(Bucket::Models, &c.storage_path)
+            .await?
+        {
+            None => "is missing from the store".to_string(),
+            Some(n) if Some(n) != c.size => {
+                format!(
+                    "is {n} bytes in the store, not the {} recorded",
+                    c.size.unwrap_or(0)
+                )
+            }
+            Some(_) => return Ok(()),
+        };
+        Err(self.unusable_now(job, point, &format!("{problem} ({})", c.storage_path)))
+    }
+
+    /// A missing archive is [`unusable`]; any other storage error is itself (it may pass).
+    fn missing(
+        &self,
+        job: &TrainingJob,
+        point: ResumePoint,
+        e: crate::storage::StorageError,
+    ) -> EngineError {
+        match e {
+            crate::storage::StorageError::NotFound { .. } => {
+                self.unusable_now(job, point, "is missing from the store")
+            }
+            e => e.into(),
+        }
+    }
+
+    /// [`unusable`]'s error, listing the checkpoints of the job `point` belongs to.
+    fn unusable_now(&self, job: &TrainingJob, point: ResumePoint, why: &str) -> EngineError {
+        let others = self
+            .job(point.job_id)
+            .and_then(|old| self.usable_checkpoints(&old, DataAccess::Urls))
+            .unwrap_or_default();
+        EngineError::Invalid(unusable(job, point, why, &others))
+    }
+}
+
+/// Why a run cannot continue from `point`, and what it can do instead: an earlier checkpoint
+/// of that job, or starting over.
+fn unusable(
+    job: &TrainingJob,
+    point: ResumePoint,
+    why: &str,
+    others: &BTreeMap<u64, Source>,
+) -> String {
+    let earlier = others.range(..point.step).next_back().map(|(s, _)| *s);
+    let mut text = format!(
+        "the checkpoint at step {} of job {} {why}; ",
+        point.step,
+        point.job_id.short()
+    );
+    if let Some(step) = earlier {
+        text.push_str(&format!(
+            "`brightrun jobs resume {} --checkpoint {step}` continues from the one before it, ",
+            point.job_id.short()
+        ));
+    }
+    text.push_str(&format!(
+        "`brightrun jobs retry {} --from-scratch` starts over",
+        job.id.short()
+    ));
+    text
+}
+
+impl Engine {
+    /// A job's checkpoints a run can continue from, oldest first: the stored ones, and (a
+    /// local run) the folders still on this machine, reported or found in its folder.
+    pub fn job_checkpoints(&self, id: JobId) -> Result<Vec<Checkpoint>> {
+        let job = self.job(id)?;
+        let mut records: BTreeMap<u64, Checkpoint> = self
+            .inner
+            .store
+            .checkpoints(id)?
+            .into_iter()
+            .map(|c| (c.step, c))
+            .collect();
+        Ok(self
+            .usable_checkpoints(&job, DataAccess::Paths)?
+            .into_iter()
+            .map(|(step, source)| match source {
+                Source::Stored(c) => c,
+                Source::Folder(f) => records.remove(&step).unwrap_or_else(|| Checkpoint {
+                    id: crate::ids::CheckpointId::new(),
+                    job_id: id,
+                    step,
+                    epoch: 0.0,
+                    loss: None,
+                    storage_path: f.clone(),
+                    size: None,
+                    sha256: None,
+                    folder: Some(f),
+                    created_at: crate::domain::now(),
+                }),
+            })
+            .collect())
+    }
+
+    /// A model of a job's checkpoint: its adapter files (from its folder here, or from its
+    /// stored archive, sha256 checked) stored like a finished run's, its quality from the
+    /// metrics up to that step.
     pub async fn model_from_checkpoint(&self, id: JobId, step: u64) -> Result<ModelArtifact> {
-        let (job, folder) = self
+        let (job, source) = self
             .on_store(move |e| {
                 let job = e.job(id)?;
                 if job.task.is_evaluation() {
@@ -175,21 +396,23 @@ impl Engine {
                         id.short()
                     )));
                 }
-                let point = e.resume_point(&job, RetryFrom::Step(step))?;
-                let folder = e
-                    .checkpoints_here(id)?
-                    .into_iter()
-                    .find(|c| Some(c.step) == point.map(|p| p.step))
-                    .map(|c| std::path::PathBuf::from(c.storage_path))
+                e.resume_point(&job, RetryFrom::Step(step), DataAccess::Paths)?;
+                let source = e
+                    .usable_checkpoints(&job, DataAccess::Paths)?
+                    .remove(&step)
                     .ok_or_else(|| {
                         EngineError::Invalid(format!(
-                            "job {} has no checkpoint at step {step} on this machine",
+                            "job {} has no checkpoint at step {step}",
                             id.short()
                         ))
                     })?;
-                Ok((job, folder))
+                Ok((job, source))
             })
             .await?;
+        let folder = match source {
+            Source::Folder(f) => PathBuf::from(f),
+            Source::Stored(c) => self.unpacked_adapter(&job, &c).await?,
+        };
         let model = ArtifactId::new();
         let mut files = Vec::new();
         for name in super::artifacts::ADAPTER_FILES {
@@ -254,4 +477,83 @@ pub(crate) fn remaining_cost(old: &TrainingJob, from: Option<ResumePoint>) -> f6
         }
         _ => old.estimated_cost,
     }
+}
+
+impl Engine {
+    /// The adapter files of a stored checkpoint, unpacked into a folder of the job's here
+    /// after the archive's sha256 is checked.
+    async fn unpacked_adapter(&self, job: &TrainingJob, c: &Checkpoint) -> Result<PathBuf> {
+        let dir = self
+            .job_dir_path(job.id)
+            .join("unpacked")
+            .join(format!("checkpoint-{}", c.step));
+        crate::private::create_dir_all_async(&dir)
+            .await
+            .map_err(|source| EngineError::Io {
+                action: "creating",
+                path: dir.clone(),
+                source,
+            })?;
+        let archive = dir.join("archive.tar");
+        let point = ResumePoint {
+            job_id: job.id,
+            step: c.step,
+        };
+        let got = self
+            .inner
+            .objects
+            .get_to_file(Bucket::Models, &c.storage_path, &archive, &|_, _| {})
+            .await
+            .map_err(|e| self.missing(job, point, e))?;
+        if Some(&got.sha256) != c.sha256.as_ref() {
+            let _ = std::fs::remove_file(&archive);
+            return Err(self.unusable_now(
+                job,
+                point,
+                &format!("does not match its recorded sha256 (got {})", got.sha256),
+            ));
+        }
+        let (from, into, step) = (archive.clone(), dir.clone(), c.step);
+        tokio::task::spawn_blocking(move || unpack_adapter(&from, &into, step))
+            .await
+            .map_err(|e| EngineError::Invalid(format!("unpacking a checkpoint: {e}")))??;
+        let _ = std::fs::remove_file(&archive);
+        Ok(dir)
+    }
+}
+
+/// Writes the adapter files of a checkpoint archive (PROTOCOL.md, "Checkpoint storage":
+/// members under `checkpoint-<step>/`) into `into`; nothing else is extracted.
+fn unpack_adapter(archive: &Path, into: &Path, step: u64) -> Result<()> {
+    let io = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| EngineError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let file = std::fs::File::open(archive).map_err(io("reading", archive))?;
+    let prefix = format!("checkpoint-{step}/");
+    let mut tar = tar::Archive::new(file);
+    for entry in tar.entries().map_err(io("reading", archive))? {
+        let mut entry = entry.map_err(io("reading", archive))?;
+        let name = entry
+            .path()
+            .map_err(io("reading", archive))?
+            .to_string_lossy()
+            .into_owned();
+        let Some(file) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if !entry.header().entry_type().is_file()
+            || !super::artifacts::ADAPTER_FILES.contains(&file)
+        {
+            continue;
+        }
+        let dest = into.join(file);
+        let mut out = crate::private::create_file(&dest).map_err(io("writing", &dest))?;
+        std::io::copy(&mut entry, &mut out).map_err(io("writing", &dest))?;
+    }
+    Ok(())
 }

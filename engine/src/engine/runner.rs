@@ -167,13 +167,24 @@ impl Engine {
             },
             Err(e) => Err(e),
         };
+        // Where the run continues from, and where its checkpoints go.
+        let inputs = match inputs {
+            Ok((i, c, init)) => self
+                .continuation(&job, access)
+                .await
+                .map(|(resume, upload)| (i, c, init, resume, upload)),
+            Err(e) => Err(e),
+        };
         let spec = match inputs {
-            // It reads the job's checkpoints: off the async workers.
-            Ok((inputs, compare, init)) => {
+            Ok((inputs, compare, init, resume, upload)) => {
                 let for_spec = job.clone();
+                let steps = self.inner.config.training.checkpoint_steps;
                 self.on_store(move |e| {
                     let mut spec = e.build_spec(&for_spec, inputs, compare)?;
                     spec.init_adapter = init;
+                    spec.resume_from = resume;
+                    spec.checkpoint_upload = upload;
+                    spec.checkpoint_steps = (steps > 0).then_some(steps);
                     Ok(spec)
                 })
                 .await
@@ -373,24 +384,19 @@ impl Engine {
             // The spec carries the base model at its top level.
             obj.remove("base_model");
         }
-        let (dataset, output, checkpoint_dir, resume_from) = match inputs {
+        let (dataset, output, checkpoint_dir) = match inputs {
             // An evaluation of the user's prompts reads no dataset.
             Inputs::Paths(path) => (
                 path.map(|p| DatasetRef::Path(p.to_string_lossy().into_owned())),
                 OutputRef::Dir(dir.join("output").to_string_lossy().into()),
                 dir.join("checkpoints").to_string_lossy().into(),
-                // Its own last checkpoint still on disk (a retry of a failure), else the
-                // earlier job's checkpoint it was queued to continue from.
-                self.resume_folder(job)?,
             ),
-            // A remote worker keeps checkpoints on its own disk (the trainer's default
-            // folder, stable per job); the engine cannot tell whether the next worker has
-            // them, so a remote retry starts afresh.
+            // A remote worker's folder, stable per job; the checkpoints it writes there are
+            // stored through presigned URLs (see `super::checkpoints`).
             Inputs::Urls { dataset, puts } => (
                 dataset.map(DatasetRef::Url),
                 OutputRef::PresignedPut(puts),
                 format!("/tmp/brightrun-checkpoints/{}", job.id),
-                None,
             ),
         };
         Ok(TrainerSpec {
@@ -401,7 +407,9 @@ impl Engine {
             hyperparameters: hp,
             output,
             checkpoint_dir,
-            resume_from,
+            resume_from: None,
+            checkpoint_steps: None,
+            checkpoint_upload: None,
             logging_steps: 1,
             max_steps: None,
             efficiency: Efficiency {
@@ -603,6 +611,11 @@ impl Engine {
         let Some((job, seen)) = applied else {
             return Ok(());
         };
+        if !seen.archives.is_empty() {
+            self.store_archives(&job, seen.archives.clone()).await?;
+        } else if seen.checkpoints.iter().any(|c| c.is_stored()) {
+            self.retain_checkpoints(id).await?;
+        }
         for line in &seen.logs {
             self.inner.store.publish(EngineEvent::JobLog {
                 job_id: id,

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0004_evaluation_jobs.sql",
         include_str!("../../../migrations-compat/0004_evaluation_jobs.sql"),
     ),
+    (
+        5,
+        "0005_stored_checkpoints.sql",
+        include_str!("../../../migrations-compat/0005_stored_checkpoints.sql"),
+    ),
 ];
 
 /// The table that records which migrations a database holds (a dry run's SQL creates it too).

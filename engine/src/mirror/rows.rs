@@ -302,6 +302,8 @@ pub(crate) const CHECKPOINTS: Table = Table {
         ("brightrun_origin", "uuid"),
         ("brightrun_seq", "int8"),
         ("brightrun_hash", "int8"),
+        ("brightrun_size", "int8"),
+        ("brightrun_sha256", "text"),
     ],
 };
 
@@ -563,6 +565,8 @@ pub(crate) fn checkpoint_row(c: &Checkpoint, origin: Uuid, seq: u64) -> Vec<Val>
         Val::Uuid(Some(origin)),
         big(seq),
         Val::I64(Some(record_hash(c))),
+        c.size.map_or(Val::I64(None), big),
+        opt_text(c.sha256.as_deref()),
     ]
 }
 

@@ -133,7 +133,10 @@ pub fn write_sample(store: &Store, user: UserId, metrics: usize) -> Result<Sampl
         step: metrics as u64 / 2,
         epoch: 1.5,
         loss: Some(0.8),
-        storage_path: format!("{user}/{job_id}/checkpoint-{}", metrics / 2),
+        storage_path: format!("{user}/checkpoints/{job_id}/step-{}.tar", metrics / 2),
+        size: Some(4_096),
+        sha256: Some("0f".repeat(32)),
+        folder: None,
         created_at: t,
     };
     let artifact = ModelArtifact {

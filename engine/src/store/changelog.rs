@@ -28,7 +28,7 @@ fn encode_change(at: &Timestamp, e: &EngineEvent) -> Option<Vec<u8>> {
         EngineEvent::Artifact(a) => Change::Artifact(a.to_stored()),
         EngineEvent::Cost(c) => Change::Cost(c.to_stored()),
         EngineEvent::Notification(n) => Change::Notification(n.to_stored()),
-        EngineEvent::Checkpoint(c) => Change::Checkpoint(c.to_stored()),
+        EngineEvent::Checkpoint(c) => Change::CheckpointV3(c.to_stored()),
         EngineEvent::JobLog { .. }
         | EngineEvent::Progress(_)
         | EngineEvent::BackendHealth { .. } => {
@@ -55,7 +55,11 @@ fn decode_change(seq: u64, bytes: &[u8]) -> Result<Sequenced, StoreError> {
         Change::Artifact(a) => EngineEvent::Artifact(Arc::new(a.convert())),
         Change::Cost(c) => EngineEvent::Cost(Arc::new(c.convert())),
         Change::Notification(n) => EngineEvent::Notification(Arc::new(n.convert())),
-        Change::Checkpoint(c) => EngineEvent::Checkpoint(Arc::new(c.convert())),
+        Change::Checkpoint(c) => {
+            let c: super::stored::v3::CheckpointV3 = c.convert();
+            EngineEvent::Checkpoint(Arc::new(c.convert()))
+        }
+        Change::CheckpointV3(c) => EngineEvent::Checkpoint(Arc::new(c.convert())),
     };
     Ok(Sequenced { seq, at, event })
 }

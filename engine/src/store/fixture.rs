@@ -372,6 +372,9 @@ pub fn samples() -> Samples {
             epoch: step as f64 / 27.0,
             loss: (i == 1).then_some(0.875),
             storage_path: format!("/var/lib/brightrun/jobs/3/checkpoint-{step}"),
+            size: None,
+            sha256: None,
+            folder: Some(format!("/var/lib/brightrun/jobs/3/checkpoint-{step}")),
             created_at: at(41 + i as u32),
         })
         .collect();
@@ -442,9 +445,10 @@ pub fn samples() -> Samples {
 
 /// What schema v8 added to the samples (fixtures of v8 on hold them; older ones do not): an
 /// evaluation job in the `evaluating` stage with its prompts, a finished one's comparison,
-/// and a model's evaluation.
+/// a model's evaluation, and a checkpoint stored in the object store.
 pub struct SinceV8 {
     pub job: TrainingJob,
+    pub checkpoint: Checkpoint,
     pub comparison: (JobId, Comparison),
     pub evaluation: (ArtifactId, Evaluation),
 }
@@ -528,7 +532,20 @@ pub fn since_v8(s: &Samples) -> SinceV8 {
         }],
         ..Default::default()
     };
+    let checkpoint = Checkpoint {
+        id: CheckpointId(uuid(0x710)),
+        job_id: job.id,
+        step: 24,
+        epoch: 1.0,
+        loss: Some(0.75),
+        storage_path: format!("{}/checkpoints/{}/0-0.tar", s.profile_user, job.id),
+        size: Some(1_234_567),
+        sha256: Some("ab".repeat(32)),
+        folder: Some("/tmp/brightrun-checkpoints/8/checkpoint-24".into()),
+        created_at: at(59),
+    };
     SinceV8 {
+        checkpoint,
         comparison: (JobId(uuid(0x205)), comparison),
         evaluation: (ArtifactId(uuid(0x400)), evaluation),
         job,
@@ -549,6 +566,7 @@ pub fn write(path: &std::path::Path) {
         store.put(j).unwrap();
     }
     store.put(&v8.job).unwrap();
+    store.put(&v8.checkpoint).unwrap();
     store
         .put_comparison(v8.comparison.0, &v8.comparison.1)
         .unwrap();
@@ -638,6 +656,7 @@ fn every_upgrade_fixture_opens_with_every_record() {
         // What v8 added is in v8's fixture and later ones.
         let v8 = since_v8(&s);
         let has_v8 = fixture_version(&file) >= 8;
+        // The evaluation job.
         let extra = usize::from(has_v8);
         assert_eq!(
             store.schema_version().unwrap(),
@@ -678,6 +697,11 @@ fn every_upgrade_fixture_opens_with_every_record() {
             assert_eq!(
                 store.evaluation(v8.evaluation.0).unwrap(),
                 Some(v8.evaluation.1.clone()),
+                "{name}"
+            );
+            assert_eq!(
+                store.checkpoints(v8.job.id).unwrap(),
+                vec![v8.checkpoint.clone()],
                 "{name}"
             );
         }
@@ -750,7 +774,8 @@ fn every_upgrade_fixture_opens_with_every_record() {
             + s.artifacts.len()
             + s.costs.len()
             + s.notifications.len()
-            + s.checkpoints.len();
+            + s.checkpoints.len()
+            + extra;
         assert_eq!(changes.len(), records, "{name}: change log entries");
         assert!(
             changes.windows(2).all(|w| w[1].seq == w[0].seq + 1),

@@ -24,11 +24,12 @@
 //!   stamps the version: no record changes.
 //! - v8: jobs are `stored::v3::TrainingJobV3` (their task: training, or an evaluation of
 //!   trained models; the checkpoint of an earlier job they continue from; the model whose
-//!   adapter they start from), the change log writes them as `ChangeV3::JobV3` (its older entries
-//!   keep their bytes), and an evaluation job's result is kept in `job_comparisons` (see
+//!   adapter they start from), checkpoints are `stored::v3::CheckpointV3` (their stored
+//!   archive's size and sha256, and the trainer's folder), the change log writes both in the new
+//!   layouts (`ChangeV3::JobV3`, `ChangeV3::CheckpointV3`; its older entries keep their bytes), and an evaluation job's result is kept in `job_comparisons` (see
 //!   [`super::evaluations`]). Older BrightRuns could not decode the jobs, so they are refused
-//!   from v8 on. The upgrade rewrites every job (a training job); one that does not decode is
-//!   quarantined.
+//!   from v8 on. The upgrade rewrites every job (a training job) and every checkpoint (its folder,
+//!   not stored); one that does not decode is quarantined.
 //!
 //! Record layouts are the stored types of [`super::stored`], not the domain types: schema v5's
 //! records are `stored::v1` (byte for byte what v5 always wrote; the upgrade fixture
@@ -86,6 +87,15 @@ pub fn upgrade(db_: &Database) -> Result<(), StoreError> {
         if quarantined > 0 {
             tracing::error!(
                 "upgrading store schema {found} → {SCHEMA_VERSION}: {quarantined} job(s) did not decode and were moved to quarantine (`brightrun doctor` lists them)"
+            );
+        }
+        let quarantined = super::quarantine::restore::<
+            super::stored::v1::CheckpointV1,
+            super::stored::v3::CheckpointV3,
+        >(&txn, CHECKPOINTS.name())?;
+        if quarantined > 0 {
+            tracing::error!(
+                "upgrading store schema {found} → {SCHEMA_VERSION}: {quarantined} checkpoint(s) did not decode and were moved to quarantine (`brightrun doctor` lists them)"
             );
         }
     }

@@ -719,6 +719,21 @@ fn detail_lines(a: &ModelArtifact, sh: &Shared, eval: Option<&EvalState>) -> Vec
         kv(t, "dataset", sh.dataset_name(a.dataset_id)),
         kv(t, "created", format::datetime(a.created_at)),
     ];
+    // The models it was trained on from (`--from-model`), nearest first.
+    let mut seen = vec![a.id];
+    let mut parent = a.parent_model_id;
+    while let Some(id) = parent.filter(|p| !seen.contains(p) && seen.len() <= 20) {
+        seen.push(id);
+        let (text, next) = match sh.artifacts.get(id) {
+            Some(p) => (
+                format!("{} v{} ({})", p.name, p.version, id.short()),
+                p.parent_model_id,
+            ),
+            None => (format!("{} (deleted)", id.short()), None),
+        };
+        lines.push(kv(t, "trained from", text));
+        parent = next;
+    }
     if let Some(task) = sh.download_progress(a.id) {
         let frac = task
             .total

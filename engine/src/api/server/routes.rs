@@ -547,14 +547,34 @@ async fn cancel_job(caller: Caller, Id(id): Id) -> Result<Response, HttpError> {
     call(&caller, Request::CancelJob { id }).await
 }
 
-async fn retry_job(caller: Caller, Id(id): Id) -> Result<Response, HttpError> {
-    // The seed's route: from the latest checkpoint on the engine's machine, as `jobs retry`.
+/// `POST /api/jobs/{id}/retry`'s optional query: where the retry starts and runs.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryQuery {
+    #[serde(default)]
+    from_scratch: bool,
+    checkpoint: Option<u64>,
+    backend: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn retry_job(
+    caller: Caller,
+    Id(id): Id,
+    q: Result<Query<RetryQuery>, QueryRejection>,
+) -> Result<Response, HttpError> {
+    let q = parse!(query q);
+    // The seed's route: from the job's latest checkpoint, as `jobs retry`, unless the query
+    // says otherwise.
     call(
         &caller,
         Request::RetryJob {
             id,
-            from_scratch: false,
-            checkpoint: None,
+            from_scratch: q.from_scratch,
+            checkpoint: q.checkpoint,
+            backend: q.backend,
+            dry_run: q.dry_run,
         },
     )
     .await

@@ -116,7 +116,7 @@ fn changes(s: &Samples) -> Vec<(Timestamp, Change)> {
         (at, Change::Artifact(s.artifacts[1].to_stored())),
         (at, Change::Cost(s.costs[0].to_stored())),
         (at, Change::Notification(s.notifications[2].to_stored())),
-        (at, Change::Checkpoint(s.checkpoints[1].to_stored())),
+        (at, Change::CheckpointV3(since_v8(s).checkpoint.to_stored())),
     ]
 }
 
@@ -178,6 +178,7 @@ fn v1_tokens_upgrade_to_v2() {
 #[test]
 fn v3_layouts_are_frozen() {
     assert!(round_trips::<TrainingJobV3>("v3", "training_job") > 0);
+    assert!(round_trips::<CheckpointV3>("v3", "checkpoint") > 0);
     assert!(round_trips::<(Timestamp, ChangeV3)>("v3", "change") > 0);
 }
 
@@ -192,6 +193,24 @@ fn v1_jobs_upgrade_to_v3() {
         .collect();
     assert_eq!(upgraded, stored(&s.jobs));
     assert!(upgraded.iter().all(|j| j.task == JobTaskV3::Training));
+}
+
+/// The schema v8 upgrade of a checkpoint: v1's golden checkpoints become the samples'
+/// checkpoints, their folders, not stored.
+#[test]
+fn v1_checkpoints_upgrade_to_v3() {
+    let s = samples();
+    let lines = read_lines("v1", "checkpoint").expect("the v1 checkpoint golden file");
+    let upgraded: Vec<CheckpointV3> = lines
+        .iter()
+        .map(|b| super::Convert::convert(decode_exact::<CheckpointV1>(b, "v1/checkpoint")))
+        .collect();
+    assert_eq!(upgraded, stored(&s.checkpoints));
+    assert!(
+        upgraded
+            .iter()
+            .all(|c| c.sha256.is_none() && c.folder.as_deref() == Some(c.storage_path.as_str()))
+    );
 }
 
 /// The change log's entries written before schema v8 keep their bytes: each reads as today's
@@ -217,7 +236,9 @@ fn todays_records_encode_as_the_current_version() {
     matches_today("v1", "model_artifact", &stored(&s.artifacts));
     matches_today("v1", "cost_record", &stored(&s.costs));
     matches_today("v1", "notification", &stored(&s.notifications));
-    matches_today("v1", "checkpoint", &stored(&s.checkpoints));
+    let mut checkpoints = s.checkpoints.clone();
+    checkpoints.push(since_v8(&s).checkpoint);
+    matches_today("v3", "checkpoint", &stored(&checkpoints));
     matches_today("v2", "token", &tokens_today(&s));
     matches_today(
         "v1",

@@ -57,7 +57,7 @@ persisted!(
     ModelArtifact => v1::ModelArtifactV1,
     CostRecord => v1::CostRecordV1,
     Notification => v1::NotificationV1,
-    Checkpoint => v1::CheckpointV1,
+    Checkpoint => v3::CheckpointV3,
     TokenRecord => v2::TokenRecordV2,
     PendingUpload => v1::PendingUploadV1,
     Calibration => v1::CalibrationV1,

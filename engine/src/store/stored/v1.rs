@@ -442,15 +442,20 @@ stored_struct!(NotificationV1 <=> Notification {
 
 // ---- checkpoints ----
 
-stored_struct!(CheckpointV1 <=> Checkpoint {
-    id: CheckpointId,
-    job_id: JobId,
-    step: u64,
-    epoch: f64,
-    loss: Option<f64>,
-    storage_path: String,
-    created_at: Timestamp,
-});
+/// A checkpoint as schemas v5 to v7 stored it (the trainer's folder). Schema v8's checkpoints
+/// are `v3::CheckpointV3` (this layout plus the stored archive's size and sha256 and the
+/// folder); this type stays for the upgrade, the change log's older entries and its golden
+/// file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointV1 {
+    pub id: CheckpointId,
+    pub job_id: JobId,
+    pub step: u64,
+    pub epoch: f64,
+    pub loss: Option<f64>,
+    pub storage_path: String,
+    pub created_at: Timestamp,
+}
 
 // ---- engine-private tables: tokens, the upload journal, calibration ----
 

@@ -1,8 +1,8 @@
 //! Version 3 of the stored records whose layout changed after v2 (schema v8). A job gains its
 //! task (training, or an evaluation of trained models: `brightrun models eval`), the
 //! checkpoint of an earlier job it continues from (`jobs retry`) and the model whose adapter
-//! it starts from (`--from-model`), and the
-//! change log's entry gains a variant for jobs in that layout. Every other type is still
+//! it starts from (`--from-model`); a checkpoint gains its stored archive's size and sha256 and
+//! the trainer's folder; and the change log's entry gains variants for both. Every other type is still
 //! `v1`'s or `v2`'s. Frozen like them: a change of layout is a `v4` module, never an edit here.
 
 use super::Convert;
@@ -199,6 +199,50 @@ impl Convert<TrainingJobV3> for TrainingJobV1 {
     }
 }
 
+stored_struct!(
+    /// A checkpoint (schema v8): v1's fields, then its stored archive and its folder.
+    CheckpointV3 <=> Checkpoint {
+        id: CheckpointId,
+        job_id: JobId,
+        step: u64,
+        epoch: f64,
+        loss: Option<f64>,
+        storage_path: String,
+        size: Option<u64>,
+        sha256: Option<String>,
+        folder: Option<String>,
+        created_at: Timestamp,
+    }
+);
+
+/// The schema v7 → v8 upgrade of one checkpoint: before v8 a checkpoint was the trainer's
+/// folder, never stored.
+impl Convert<CheckpointV3> for CheckpointV1 {
+    fn convert(self) -> CheckpointV3 {
+        let CheckpointV1 {
+            id,
+            job_id,
+            step,
+            epoch,
+            loss,
+            storage_path,
+            created_at,
+        } = self;
+        CheckpointV3 {
+            id,
+            job_id,
+            step,
+            epoch,
+            loss,
+            folder: Some(storage_path.clone()),
+            storage_path,
+            size: None,
+            sha256: None,
+            created_at,
+        }
+    }
+}
+
 /// A change as the log keeps it from schema v8: v1's variants, which entries written before v8
 /// still decode as (their bytes are unchanged), then jobs in v3's layout, which v8 writes.
 // Encoded and decoded one at a time and converted at once: the size difference costs nothing.
@@ -212,8 +256,10 @@ pub enum ChangeV3 {
     Artifact(ModelArtifactV1),
     Cost(CostRecordV1),
     Notification(NotificationV1),
+    /// A checkpoint written before schema v8.
     Checkpoint(CheckpointV1),
     JobV3(TrainingJobV3),
+    CheckpointV3(CheckpointV3),
 }
 
 /// A job as schemas v5 to v7 stored it (its task dropped), for tests that build older stores.

@@ -1,0 +1,273 @@
+//! Checkpoints stored like models. Every checkpoint the trainer writes is packed into one
+//! archive (PROTOCOL.md, "Checkpoint storage") and kept in the models bucket, so a run can
+//! be continued on any backend, not only on the machine that ran it:
+//!
+//! - a local run's trainer writes the archive beside its folder and the engine moves it into
+//!   the store when it reads the `checkpoint` event;
+//! - a remote trainer PUTs it to presigned URLs. It learns a checkpoint's step only as it
+//!   writes it, and a presigned URL names its key in advance, so the engine presigns slots
+//!   (`<user>/checkpoints/<job>/<attempt>-<index>.tar`, one per planned checkpoint plus one
+//!   for a stop) and learns from the event which step went to which slot. A local run's
+//!   archives are `<user>/checkpoints/<job>/step-<step>.tar`. (Not under a folder named by a
+//!   uuid: the start-up sweep takes those for unfinished models.)
+//!
+//! Retention keeps the newest `[training] keep_checkpoints` archives of a run and the one
+//! with the best validation loss; the others are deleted as new ones land (their records
+//! stay, emptied, as history).
+
+use super::lifecycle::LocalArchive;
+use super::{Engine, EngineError, Result};
+use crate::backend::{CheckpointUpload, DataAccess};
+use crate::domain::{Checkpoint, TrainingJob};
+use crate::events::EngineEvent;
+use crate::ids::JobId;
+use crate::storage::{Bucket, object_path};
+use std::path::Path;
+
+/// The most presigned slots one attempt of a remote run gets.
+const MAX_SLOTS: u64 = 64;
+
+/// The models-bucket key of a remote attempt's checkpoint slot.
+pub(crate) fn slot_key(job: &TrainingJob, attempt: u32, index: u32) -> Result<String> {
+    Ok(object_path(&[
+        &job.user_id.to_string(),
+        "checkpoints",
+        &job.id.to_string(),
+        &format!("{attempt}-{index}.tar"),
+    ])?)
+}
+
+/// The models-bucket key of a local run's checkpoint archive.
+fn local_key(job: &TrainingJob, step: u64) -> Result<String> {
+    Ok(object_path(&[
+        &job.user_id.to_string(),
+        "checkpoints",
+        &job.id.to_string(),
+        &format!("step-{step}.tar"),
+    ])?)
+}
+
+/// How many checkpoints a run may write: one at the end of every epoch but the last, one
+/// every `checkpoint_steps` steps, and one on a stop.
+pub(crate) fn planned_checkpoints(job: &TrainingJob, checkpoint_steps: u64) -> u64 {
+    let epochs = u64::from(job.total_epochs.max(1));
+    let by_steps = match (checkpoint_steps, job.total_steps) {
+        (0, _) => 0,
+        // Steps not estimated yet: room for a long run.
+        (_, 0) => MAX_SLOTS / 2,
+        (n, total) => total / n,
+    };
+    ((epochs - 1) + by_steps + 1).clamp(1, MAX_SLOTS)
+}
+
+/// Which stored checkpoints retention deletes: all but the newest `keep` and the one with the
+/// lowest validation loss. `stored` holds each stored checkpoint's step and the validation
+/// loss last measured at or before it.
+pub(crate) fn retired(stored: &[(u64, Option<f64>)], keep: usize) -> Vec<u64> {
+    let mut steps: Vec<u64> = stored.iter().map(|(s, _)| *s).collect();
+    steps.sort_unstable();
+    let best = stored
+        .iter()
+        .filter_map(|(s, v)| v.map(|v| (*s, v)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(s, _)| s);
+    let newest = steps.len().saturating_sub(keep.max(1));
+    steps[..newest]
+        .iter()
+        .copied()
+        .filter(|s| Some(*s) != best)
+        .collect()
+}
+
+impl Engine {
+    /// Where a training run's trainer stores its checkpoint archives: a folder of the job's
+    /// on this machine, or presigned slots in the models bucket for a remote worker.
+    pub(crate) async fn checkpoint_upload(
+        &self,
+        job: &TrainingJob,
+        access: DataAccess,
+        ttl: std::time::Duration,
+    ) -> Result<Option<CheckpointUpload>> {
+        if job.task.is_evaluation() {
+            return Ok(None);
+        }
+        if access == DataAccess::Paths {
+            let dir = self.job_dir_path(job.id).join("checkpoint-archives");
+            return Ok(Some(CheckpointUpload::Dir(
+                dir.to_string_lossy().into_owned(),
+            )));
+        }
+        let slots = planned_checkpoints(job, self.inner.config.training.checkpoint_steps);
+        let mut urls = Vec::with_capacity(slots as usize);
+        for index in 0..slots as u32 {
+            let key = slot_key(job, job.retry_count, index)?;
+            let url = self
+                .inner
+                .objects
+                .presign_put(Bucket::Models, &key, ttl)
+                .await?
+                .ok_or_else(|| EngineError::Invalid("the object store makes no URLs".into()))?;
+            urls.push(url);
+        }
+        Ok(Some(CheckpointUpload::PresignedPut(urls)))
+    }
+
+    /// Moves a local run's checkpoint archives into the store and records them stored; one
+    /// that fails stays a folder on this machine, and the job's log says why.
+    pub(crate) async fn store_archives(
+        &self,
+        job: &TrainingJob,
+        archives: Vec<(Checkpoint, LocalArchive)>,
+    ) -> Result<()> {
+        if archives.is_empty() {
+            return Ok(());
+        }
+        for (mut c, archive) in archives {
+            let key = local_key(job, c.step)?;
+            let path = Path::new(&archive.path);
+            let stored = self
+                .inner
+                .objects
+                .put_file(Bucket::Models, &key, path, &|_, _| {})
+                .await;
+            let _ = std::fs::remove_file(path);
+            let problem = match stored {
+                Ok(o) if o.sha256 == archive.sha256 && o.size == archive.size => {
+                    c.storage_path = key;
+                    c.size = Some(o.size);
+                    c.sha256 = Some(o.sha256);
+                    self.on_store(move |e| Ok(e.inner.store.put(&c)?)).await?;
+                    continue;
+                }
+                Ok(o) => {
+                    let _ = self.inner.objects.delete(Bucket::Models, &key).await;
+                    format!(
+                        "the archive changed while it was stored ({} bytes, sha256 {}; the trainer reported {} bytes, {})",
+                        o.size, o.sha256, archive.size, archive.sha256
+                    )
+                }
+                Err(e) => e.to_string(),
+            };
+            self.inner.store.publish(EngineEvent::JobLog {
+                job_id: job.id,
+                line: format!(
+                    "warning: the checkpoint at step {} was not stored: {problem}; it stays in its folder on this machine",
+                    c.step
+                ),
+            });
+        }
+        self.retain_checkpoints(job.id).await
+    }
+
+    /// Deletes the stored checkpoints of `job` that retention no longer keeps (see
+    /// [`retired`]): their archives, and on this machine their folders.
+    pub(crate) async fn retain_checkpoints(&self, job: JobId) -> Result<()> {
+        let keep = self.inner.config.training.keep_checkpoints.max(1) as usize;
+        let retire = self
+            .on_store(move |e| {
+                let stored: Vec<Checkpoint> = e
+                    .inner
+                    .store
+                    .checkpoints(job)?
+                    .into_iter()
+                    .filter(Checkpoint::is_stored)
+                    .collect();
+                let points = e.inner.store.metrics(job, 0, usize::MAX)?;
+                let validation = |step: u64| {
+                    points
+                        .iter()
+                        .filter(|p| p.step <= step)
+                        .filter_map(|p| p.validation_loss)
+                        .next_back()
+                };
+                let scored: Vec<(u64, Option<f64>)> = stored
+                    .iter()
+                    .map(|c| (c.step, validation(c.step)))
+                    .collect();
+                let steps = retired(&scored, keep);
+                Ok(stored
+                    .into_iter()
+                    .filter(|c| steps.contains(&c.step))
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        let mine = self.job_dir_path(job);
+        for mut c in retire {
+            if let Err(e) = self
+                .inner
+                .objects
+                .delete(Bucket::Models, &c.storage_path)
+                .await
+            {
+                tracing::warn!(
+                    "deleting the checkpoint at step {} of job {job}: {e}",
+                    c.step
+                );
+                continue;
+            }
+            // Only a folder of this job's own on this machine.
+            if let Some(folder) = c.folder.take().filter(|f| Path::new(f).starts_with(&mine)) {
+                let _ = std::fs::remove_dir_all(folder);
+            }
+            c.storage_path = String::new();
+            c.size = None;
+            c.sha256 = None;
+            self.on_store(move |e| Ok(e.inner.store.put(&c)?)).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_keeps_the_newest_and_the_best_validation_loss() {
+        let stored = [
+            (10, Some(1.0)),
+            (20, Some(0.5)),
+            (30, Some(0.7)),
+            (40, Some(0.8)),
+            (50, Some(0.9)),
+        ];
+        assert_eq!(retired(&stored, 3), vec![10]);
+        assert_eq!(retired(&stored, 1), vec![10, 30, 40]);
+        assert_eq!(retired(&stored, 9), Vec::<u64>::new());
+        // Without validation losses, only the newest stay; 0 keeps one.
+        let plain = [(5, None), (6, None), (7, None)];
+        assert_eq!(retired(&plain, 0), vec![5, 6]);
+    }
+
+    #[test]
+    fn a_remote_run_gets_a_slot_per_planned_checkpoint_and_one_for_a_stop() {
+        use crate::domain::*;
+        use crate::ids::*;
+        let hp = crate::training::presets::list(&crate::config::TrainingConfig::default())[0]
+            .hyperparameters
+            .clone();
+        let gpu = GpuConfig {
+            gpu_type: "A100-80GB".into(),
+            gpu_count: 1,
+            price_per_gpu_hour: 3.5,
+            backend: "runpod".into(),
+        };
+        let mut job = TrainingJob::new_queued(
+            UserId::new(),
+            DatasetId::new(),
+            PresetId::Fast,
+            hp,
+            gpu,
+            100,
+            1.0,
+            None,
+        );
+        job.total_epochs = 3;
+        job.total_steps = 90;
+        assert_eq!(planned_checkpoints(&job, 0), 3);
+        assert_eq!(planned_checkpoints(&job, 10), 12);
+        assert_eq!(planned_checkpoints(&job, 1), MAX_SLOTS);
+        job.total_steps = 0;
+        assert_eq!(planned_checkpoints(&job, 10), 2 + MAX_SLOTS / 2 + 1);
+    }
+}
