@@ -8,7 +8,9 @@ mod common;
 #[path = "../engine/tests/support/s3.rs"]
 mod s3;
 
-use common::{Daemon, Home, env_or_script, trainer_python, wait_until as wait};
+use common::{
+    Daemon, Home, aws_bin, env_or_script, sha256_file, trainer_python, wait_until as wait,
+};
 use s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 use serde_json::Value;
 use std::io::Write;
@@ -102,7 +104,12 @@ fn keys(c: &mut std::process::Command) -> &mut std::process::Command {
 /// A home on the S3 server with a Ray backend `ray` at `address` (CPU-only: no GPUs asked
 /// for; the trainer environment's Python named by path).
 fn ray_home(server: &S3Server, address: &str) -> Home {
-    let home = Home::new(0);
+    ray_home_with(server, address, 0, "")
+}
+
+/// [`ray_home`] with `retries` automatic retries and `extra` config appended.
+fn ray_home_with(server: &S3Server, address: &str, retries: u32, extra: &str) -> Home {
+    let home = Home::new(retries);
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(home.path().join("config/config.toml"))
@@ -117,6 +124,7 @@ fn ray_home(server: &S3Server, address: &str) -> Home {
         trainer_python().display()
     )
     .unwrap();
+    f.write_all(extra.as_bytes()).unwrap();
     home
 }
 
@@ -368,6 +376,96 @@ fn a_cancel_reaches_the_trainer_on_ray_which_checkpoints_and_stops() {
     assert!(
         log.contains("stopped by signal 15"),
         "the trainer got SIGTERM and said so:\n{log}"
+    );
+}
+
+/// The trainer process of a job on this machine's Ray worker (its environment names the job).
+fn trainer_pid(job: &str) -> Option<i32> {
+    let want = format!("BRIGHTRUN_JOB_ID={job}");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let environ = std::fs::read(e.path().join("environ")).ok()?;
+        let ours = String::from_utf8_lossy(&cmdline).contains("brightrun_trainer")
+            && environ.split(|b| *b == 0).any(|v| v == want.as_bytes());
+        ours.then_some(pid)
+    })
+}
+
+/// The job's stored checkpoints (those with a sha256), as `jobs show` lists them.
+fn stored_checkpoints(home: &Home, job: &str) -> Vec<Value> {
+    json(home, &["jobs", "show", job, "--json"], 0)["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["sha256"].is_string())
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_trainer_killed_on_ray_is_retried_from_its_checkpoint_in_s3() {
+    let ray = ray_url();
+    let server = S3Server::start(&["lora-datasets", "lora-models"]);
+    // Retention keeps them all here, so the ones read back are still there.
+    let extra = "[training]\ncheckpoint_steps = 3\nkeep_checkpoints = 100\n";
+    let home = ray_home_with(&server, &ray, 1, extra);
+    let _daemon = serve(&home);
+    let dataset = ready_dataset(&home, 40);
+    let job = ray_job(&home, &dataset, &["epochs=2", "batch_size=1"]);
+    wait(300, "two checkpoints stored in S3", || {
+        stored_checkpoints(&home, &job).len() >= 2
+    });
+    // Each is an object in the models bucket, as recorded: read back with the AWS CLI.
+    let scratch = tempfile::tempdir().unwrap();
+    for c in stored_checkpoints(&home, &job) {
+        let key = c["storage_path"].as_str().unwrap();
+        assert!(key.contains(&format!("/checkpoints/{job}/0-")), "{c:#}");
+        let copy = scratch.path().join("checkpoint.tar");
+        server.aws(
+            &aws_bin(),
+            &[
+                "s3",
+                "cp",
+                &format!("s3://lora-models/{key}"),
+                copy.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(sha256_file(&copy), c["sha256"].as_str().unwrap(), "{c:#}");
+        assert_eq!(
+            std::fs::metadata(&copy).unwrap().len(),
+            c["size"].as_u64().unwrap()
+        );
+    }
+    // The trainer dies on the cluster (no checkpoint of its own on the way out).
+    let pid = trainer_pid(&job).expect("the trainer's process on the Ray worker");
+    // SAFETY: killing the trainer process this test's job started.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let done = json(&home, &["jobs", "watch", &job, "--json"], 0);
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(done["retry_count"], 1, "{done:#}");
+    // The retry fetched a stored checkpoint and trained on from the step after it.
+    let retried = ray_log(&ray, &format!("{job}-retry-1"));
+    let resumed: u64 = retried
+        .split("/resumed-")
+        .nth(1)
+        .and_then(|t| t.split('/').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the retry resumed from a stored checkpoint:\n{retried}"));
+    assert!(resumed >= 3, "{retried}");
+    assert_eq!(
+        metric_steps_in(&retried).first(),
+        Some(&(resumed + 1)),
+        "{retried}"
+    );
+    let total = done["total_steps"].as_u64().unwrap();
+    let metrics = json(&home, &["jobs", "metrics", &job, "--json"], 0);
+    assert_eq!(
+        steps(&metrics),
+        (1..=total).collect::<Vec<_>>(),
+        "every step once"
     );
 }
 

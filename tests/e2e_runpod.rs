@@ -332,3 +332,63 @@ fn a_cancel_reaches_the_trainer_on_runpod() {
         "the trainer checkpointed before stopping: {record:#}"
     );
 }
+
+/// A worker preempted mid-run leaves its checkpoints in S3; the retry continues from the
+/// latest on another backend (this machine), from the step after it.
+#[test]
+fn a_preempted_worker_is_continued_elsewhere_from_its_stored_checkpoint() {
+    let server = S3Server::start(&["lora-datasets", "lora-models"]);
+    let standin = StandIn::start();
+    let home = home(&server, &standin);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(home.path().join("config/config.toml"))
+        .unwrap();
+    writeln!(f, "[training]\ncheckpoint_steps = 3").unwrap();
+    let job = pod_job(&home, &["epochs=2", "batch_size=1"]);
+    let _daemon = Daemon::start(&home, cmd(&home, KEY));
+    let stored = || -> Vec<Value> {
+        json(&home, &["jobs", "show", &job, "--json"], 0)["checkpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["sha256"].is_string())
+            .cloned()
+            .collect()
+    };
+    wait(300, "a checkpoint stored in S3", || !stored().is_empty());
+    let ext = json(&home, &["jobs", "show", &job, "--json"], 0)["external_job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    standin.control(&format!("jobs/{ext}/kill-worker"), Value::Null);
+    wait(120, "the job to fail", || {
+        json(&home, &["jobs", "show", &job, "--json"], 0)["status"] == "failed"
+    });
+    let latest = stored()
+        .iter()
+        .filter_map(|c| c["step"].as_u64())
+        .max()
+        .unwrap();
+    let retry = json(
+        &home,
+        &[
+            "jobs",
+            "retry",
+            &job,
+            "--backend",
+            "local",
+            "--yes",
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(retry["gpu_config"]["backend"], "local", "{retry:#}");
+    assert_eq!(retry["resumed_from"]["step"], latest, "{retry:#}");
+    let resumed = retry["id"].as_str().unwrap();
+    let done = json(&home, &["jobs", "watch", resumed, "--json"], 0);
+    assert_eq!(done["status"], "completed", "{done:#}");
+    let metrics = json(&home, &["jobs", "metrics", resumed, "--json"], 0);
+    let first = metrics.as_array().unwrap()[0]["step"].as_u64();
+    assert_eq!(first, Some(latest + 1), "{metrics:#}");
+}

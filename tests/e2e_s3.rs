@@ -8,7 +8,7 @@ mod common;
 #[path = "../engine/tests/support/s3.rs"]
 mod s3;
 
-use common::{Home, env_or_script, sha256_file};
+use common::{Home, aws_bin, sha256_file};
 use s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -46,28 +46,7 @@ fn run_json(home: &Home, args: &[&str], code: i32) -> serde_json::Value {
 
 /// The AWS CLI from the test tools' environment, pointed at the server.
 fn aws(server: &S3Server, args: &[&str]) -> std::process::Output {
-    let bin = env_or_script("BRIGHTRUN_TOOLS_BIN", "scripts/tools-env.sh").join("aws");
-    let out = std::process::Command::new(bin)
-        .args(["--endpoint-url", &server.endpoint()])
-        .args(args)
-        .args(if matches!(args.get(1), Some(&"cp") | Some(&"rm")) {
-            &["--only-show-errors"][..]
-        } else {
-            &[]
-        })
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "aws {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    server.aws(&aws_bin(), args)
 }
 
 /// Parts s3s-fs holds for unfinished uploads.

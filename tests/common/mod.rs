@@ -320,3 +320,8 @@ pub fn files_named(dir: &Path, pred: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The AWS CLI of the test tools' environment (scripts/tools-env.sh).
+pub fn aws_bin() -> PathBuf {
+    env_or_script("BRIGHTRUN_TOOLS_BIN", "scripts/tools-env.sh").join("aws")
+}

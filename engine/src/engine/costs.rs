@@ -1,6 +1,6 @@
 //! Costs: a job's compute record, and its flat storage charge for keeping the model (the
-//! estimate's `storage` line), are written when it ends (lifecycle.rs); datasets' storage is
-//! accrued per GB-month here; summaries and budget alerts read the records.
+//! estimate's `storage` line), are written when it ends (lifecycle.rs); the storage of
+//! datasets and of stored checkpoints is accrued per GB-month here; summaries and budget alerts read the records.
 
 use super::notify::notify;
 use super::{Engine, Result};
@@ -124,19 +124,30 @@ impl Engine {
         })
     }
 
-    /// Storage cost of datasets for the current month so far (GB × price × share of the month
-    /// elapsed), kept as one record per month that is updated in place and dated when it
-    /// first accrued (never before anything was stored). Models are not counted here: each
-    /// completed job pays the flat `training.storage_cost_per_job` for keeping its model, the
-    /// line its estimate showed.
+    /// Storage cost of datasets and stored checkpoints for the current month so far (GB ×
+    /// price × share of the month elapsed), kept as one record per month that is updated in
+    /// place and dated when it first accrued (never before anything was stored). Models are
+    /// not counted here: each completed job pays the flat `training.storage_cost_per_job` for
+    /// keeping its model, the line its estimate showed.
     pub(crate) fn accrue_storage(&self) -> Result<()> {
         let t = now();
         let period = billing_period(&t);
-        let bytes: u64 = self
+        let datasets: u64 = self
             .datasets(None, Page::ALL)?
             .iter()
             .map(|d| d.file_size)
             .sum();
+        let mut checkpoints = 0u64;
+        for job in self.jobs(None, Page::ALL)? {
+            checkpoints += self
+                .inner
+                .store
+                .checkpoints(job.id)?
+                .iter()
+                .filter_map(|c| c.size)
+                .sum::<u64>();
+        }
+        let bytes = datasets + checkpoints;
         if bytes == 0 {
             return Ok(());
         }
@@ -170,10 +181,14 @@ impl Engine {
             amount,
             details: CostDetails {
                 gigabytes: Some(gb),
-                description: Some(format!(
-                    "{} storage, {period} to date",
-                    Bucket::Datasets.name()
-                )),
+                description: Some(if checkpoints > 0 {
+                    format!(
+                        "{} and checkpoint storage, {period} to date",
+                        Bucket::Datasets.name()
+                    )
+                } else {
+                    format!("{} storage, {period} to date", Bucket::Datasets.name())
+                }),
                 ..Default::default()
             },
             billing_period: period,

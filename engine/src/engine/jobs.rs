@@ -601,6 +601,9 @@ impl Engine {
         if !job.task.is_evaluation() {
             let access = self.data_access(&job.gpu_config.backend);
             job.resumed_from = self.resume_point(&old, from, access)?;
+            if let Some(p) = job.resumed_from {
+                same_geometry(&old.gpu_config, &job.gpu_config, p.step)?;
+            }
             job.estimated_cost = super::resume::remaining_cost(&old, job.resumed_from);
             // Elsewhere, at that backend's price for the same GPU hours.
             let rate = |g: &GpuConfig| g.price_per_gpu_hour * f64::from(g.gpu_count.max(1));
@@ -650,6 +653,22 @@ impl Engine {
             backend: placed.backend,
         })
     }
+}
+
+/// A checkpoint continues on as many GPUs as trained it: the global batch, and with it the
+/// data order and the schedule the checkpoint holds, depends on the count. (Every
+/// hyperparameter is the old job's: a retry changes none.)
+fn same_geometry(old: &GpuConfig, new: &GpuConfig, step: u64) -> Result<()> {
+    if old.gpu_count == new.gpu_count {
+        return Ok(());
+    }
+    Err(EngineError::InvalidField {
+        field: "backend".into(),
+        message: format!(
+            "the checkpoint at step {step} was trained on {} GPU(s); on `{}` the run would have {}, a different global batch than its data order and schedule were saved for; retry on a backend with {} GPU(s), or `--from-scratch`",
+            old.gpu_count, new.backend, new.gpu_count, old.gpu_count
+        ),
+    })
 }
 
 /// The notification of a queued job: what it runs, where, and about what it costs.

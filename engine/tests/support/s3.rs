@@ -79,6 +79,32 @@ impl S3Server {
         }
     }
 
+    /// The AWS CLI at `bin`, pointed at this server with the test keys and no config of the
+    /// machine's; asserts it succeeded.
+    pub fn aws(&self, bin: &Path, args: &[&str]) -> std::process::Output {
+        let out = Command::new(bin)
+            .args(["--endpoint-url", &self.endpoint()])
+            .args(args)
+            .args(if matches!(args.get(1), Some(&"cp") | Some(&"rm")) {
+                &["--only-show-errors"][..]
+            } else {
+                &[]
+            })
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// Stops the server (as a crash would: SIGKILL).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
