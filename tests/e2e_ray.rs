@@ -411,16 +411,27 @@ fn a_trainer_killed_on_ray_is_retried_from_its_checkpoint_in_s3() {
     let extra = "[training]\ncheckpoint_steps = 3\nkeep_checkpoints = 100\n";
     let home = ray_home_with(&server, &ray, 1, extra);
     let _daemon = serve(&home);
-    let dataset = ready_dataset(&home, 40);
+    let dataset = ready_dataset(&home, 120);
     let job = ray_job(&home, &dataset, &["epochs=2", "batch_size=1"]);
     wait(300, "two checkpoints stored in S3", || {
         stored_checkpoints(&home, &job).len() >= 2
     });
+    // The trainer dies on the cluster (no checkpoint of its own on the way out).
+    let pid = trainer_pid(&job).unwrap_or_else(|| {
+        panic!(
+            "the trainer's process on the Ray worker: {:?}",
+            ray_info(&ray, &job)
+        )
+    });
+    // SAFETY: killing the trainer process this test's job started.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
     // Each is an object in the models bucket, as recorded: read back with the AWS CLI.
     let scratch = tempfile::tempdir().unwrap();
     for c in stored_checkpoints(&home, &job) {
         let key = c["storage_path"].as_str().unwrap();
-        assert!(key.contains(&format!("/checkpoints/{job}/0-")), "{c:#}");
+        assert!(key.contains(&format!("/checkpoints/{job}/")), "{c:#}");
         let copy = scratch.path().join("checkpoint.tar");
         server.aws(
             &aws_bin(),
@@ -436,12 +447,6 @@ fn a_trainer_killed_on_ray_is_retried_from_its_checkpoint_in_s3() {
             std::fs::metadata(&copy).unwrap().len(),
             c["size"].as_u64().unwrap()
         );
-    }
-    // The trainer dies on the cluster (no checkpoint of its own on the way out).
-    let pid = trainer_pid(&job).expect("the trainer's process on the Ray worker");
-    // SAFETY: killing the trainer process this test's job started.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
     }
     let done = json(&home, &["jobs", "watch", &job, "--json"], 0);
     assert_eq!(done["status"], "completed", "{done:#}");
