@@ -334,21 +334,7 @@ fn a_job_trains_on_ray_through_presigned_urls_across_an_engine_kill_and_an_outag
         ],
         0,
     );
-    let load = std::process::Command::new(trainer_python())
-        .args([
-            "-c",
-            "import sys; from peft import PeftConfig; from safetensors.torch import load_file; \
-             c = PeftConfig.from_pretrained(sys.argv[1]); w = load_file(sys.argv[1] + '/adapter_model.safetensors'); \
-             assert c.base_model_name_or_path == 'brightrun/tiny-random-llama', c; assert w, 'no weights'; print(len(w))",
-        ])
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert!(
-        load.status.success(),
-        "the adapter loads in PEFT: {}",
-        String::from_utf8_lossy(&load.stderr)
-    );
+    common::assert_loads_in_peft(&out_dir, "brightrun/tiny-random-llama");
     daemon.kill9();
 }
 

@@ -370,6 +370,27 @@ fn a_preempted_worker_is_continued_elsewhere_from_its_stored_checkpoint() {
         .filter_map(|c| c["step"].as_u64())
         .max()
         .unwrap();
+    // The latest checkpoint, in S3 only, makes a model that downloads and loads in PEFT.
+    let step = latest.to_string();
+    let model = json(
+        &home,
+        &["models", "from-checkpoint", &job, "--step", &step, "--json"],
+        0,
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    json(
+        &home,
+        &[
+            "models",
+            "download",
+            model["id"].as_str().unwrap(),
+            "--to",
+            out_dir.path().to_str().unwrap(),
+            "--json",
+        ],
+        0,
+    );
+    common::assert_loads_in_peft(out_dir.path(), "brightrun/tiny-random-llama");
     let retry = json(
         &home,
         &[

@@ -439,7 +439,7 @@ async fn check_values(c: &Client, s: &Sample) {
 
     let k = c
         .query_one(
-            "SELECT checkpoint_step, training_loss, storage_path FROM training_checkpoints WHERE id = $1",
+            "SELECT checkpoint_step, training_loss, storage_path, brightrun_size, brightrun_sha256 FROM training_checkpoints WHERE id = $1",
             &[&s.checkpoint.id.0],
         )
         .await
@@ -447,6 +447,11 @@ async fn check_values(c: &Client, s: &Sample) {
     assert_eq!(k.get::<_, i32>(0) as u64, s.checkpoint.step);
     assert_eq!(k.get::<_, Option<f64>>(1), Some(0.8));
     assert_eq!(k.get::<_, String>(2), s.checkpoint.storage_path);
+    assert_eq!(
+        k.get::<_, Option<i64>>(3).map(|n| n as u64),
+        s.checkpoint.size
+    );
+    assert_eq!(k.get::<_, Option<String>>(4), s.checkpoint.sha256);
     let users = count(
         c,
         &format!(

@@ -252,8 +252,15 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
             } else {
                 print_job(&job);
                 if !checkpoints.is_empty() {
-                    let steps: Vec<String> =
-                        checkpoints.iter().map(|c| c.step.to_string()).collect();
+                    let steps: Vec<String> = checkpoints
+                        .iter()
+                        .map(|c| match c.size {
+                            Some(n) if c.is_stored() => {
+                                format!("{} ({})", c.step, output::bytes(n))
+                            }
+                            _ => format!("{} (a folder here only)", c.step),
+                        })
+                        .collect();
                     println!(
                         "  checkpoints  steps {} (`jobs retry --checkpoint STEP`, `models from-checkpoint`)",
                         steps.join(", ")

@@ -325,3 +325,24 @@ pub fn files_named(dir: &Path, pred: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
 pub fn aws_bin() -> PathBuf {
     env_or_script("BRIGHTRUN_TOOLS_BIN", "scripts/tools-env.sh").join("aws")
 }
+
+/// Asserts a downloaded adapter folder loads in PEFT: its config names `base`, and its
+/// safetensors hold weights.
+pub fn assert_loads_in_peft(dir: &Path, base: &str) {
+    let load = std::process::Command::new(trainer_python())
+        .args([
+            "-c",
+            "import sys; from peft import PeftConfig; from safetensors.torch import load_file; \
+             c = PeftConfig.from_pretrained(sys.argv[1]); w = load_file(sys.argv[1] + '/adapter_model.safetensors'); \
+             assert c.base_model_name_or_path == sys.argv[2], c; assert w, 'no weights'; print(len(w))",
+        ])
+        .arg(dir)
+        .arg(base)
+        .output()
+        .unwrap();
+    assert!(
+        load.status.success(),
+        "the adapter loads in PEFT: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+}

@@ -416,9 +416,12 @@ impl Engine {
         let model = ArtifactId::new();
         let mut files = Vec::new();
         for name in super::artifacts::ADAPTER_FILES {
-            let path = folder.join(name);
+            let mut path = folder.join(name);
             if !path.is_file() {
                 continue;
+            }
+            if name == "adapter_config.json" {
+                path = self.portable_config(&job, step, &path)?;
             }
             let key = object_path(&[&job.user_id.to_string(), &model.to_string(), name])?;
             let stored = self
@@ -480,6 +483,37 @@ pub(crate) fn remaining_cost(old: &TrainingJob, from: Option<ResumePoint>) -> f6
 }
 
 impl Engine {
+    /// A copy of a checkpoint's adapter config that names the job's base model: the trainer
+    /// saved the folder it loaded the model from, meaningless to whoever downloads the model
+    /// (a finished run's adapter names the model the same way).
+    fn portable_config(&self, job: &TrainingJob, step: u64, config: &Path) -> Result<PathBuf> {
+        let read = |e: std::io::Error| EngineError::Io {
+            action: "reading",
+            path: config.to_path_buf(),
+            source: e,
+        };
+        let text = std::fs::read_to_string(config).map_err(read)?;
+        let mut value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| EngineError::Invalid(format!("{} is not JSON: {e}", config.display())))?;
+        value["base_model_name_or_path"] = job.hyperparameters.base_model.clone().into();
+        let dir = self
+            .job_dir_path(job.id)
+            .join("unpacked")
+            .join(format!("config-{step}"));
+        let dest = dir.join("adapter_config.json");
+        let write = |e: std::io::Error| EngineError::Io {
+            action: "writing",
+            path: dest.clone(),
+            source: e,
+        };
+        crate::private::create_dir_all(&dir).map_err(write)?;
+        let bytes = serde_json::to_vec_pretty(&value).expect("JSON serialises");
+        crate::private::create_file(&dest)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+            .map_err(write)?;
+        Ok(dest)
+    }
+
     /// The adapter files of a stored checkpoint, unpacked into a folder of the job's here
     /// after the archive's sha256 is checked.
     async fn unpacked_adapter(&self, job: &TrainingJob, c: &Checkpoint) -> Result<PathBuf> {

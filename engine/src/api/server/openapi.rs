@@ -362,10 +362,33 @@ pub(super) fn document_with(catalog: Option<&Catalog>) -> Value {
         "post",
         json!({"summary": "Cancel a job (it checkpoints first)", "parameters": [id_param("job")], "responses": jr.clone()}),
     );
+    let retry_params = json!([
+        id_param("job"),
+        query(
+            "from_scratch",
+            json!({"type": "boolean"}),
+            "start at step 0 instead of the latest checkpoint"
+        ),
+        query(
+            "checkpoint",
+            json!({"type": "integer", "minimum": 0}),
+            "continue from the checkpoint at this step"
+        ),
+        query(
+            "backend",
+            json!({"type": "string", "minLength": 1, "maxLength": MAX_FIELD_LEN}),
+            "run it on this backend instead of the job's own"
+        ),
+        query(
+            "dry_run",
+            json!({"type": "boolean"}),
+            "answer with the job it would queue (its resume point and estimate), queueing none"
+        ),
+    ]);
     add(
         "/api/jobs/{id}/retry",
         "post",
-        json!({"summary": "A new job with a failed or cancelled job's configuration", "parameters": [id_param("job")], "responses": jr.clone()}),
+        json!({"summary": "A new job with a failed or cancelled job's configuration, continuing from its latest checkpoint", "parameters": retry_params, "responses": jr.clone()}),
     );
     add(
         "/api/evaluations",
