@@ -62,6 +62,7 @@ fn app_with_points(points: u64) -> App {
         log: Ok((0..1000)
             .map(|i| format!("step {i} loss 1.23 lr 4e-5"))
             .collect()),
+        checkpoints: Ok(fixtures::checkpoints(job)),
     });
     assert_eq!(app.selected_job().unwrap().id, job);
     app

@@ -21,6 +21,19 @@ pub struct JobDraft {
     pub gpu_type: Option<String>,
     pub gpu_count: Option<u32>,
     pub backend: Option<String>,
+    /// Train on from this model's adapter (its base model and LoRA shape kept).
+    pub from_model: Option<ArtifactId>,
+}
+
+/// Where a retried job starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryFrom {
+    /// The latest checkpoint the engine can continue from (step 0 without one).
+    Latest,
+    /// The checkpoint at this step.
+    Step(u64),
+    /// Step 0.
+    Scratch,
 }
 
 /// Identifies a long-running piece of work the status bar shows.
@@ -81,7 +94,16 @@ pub enum Effect {
         confirm_over_budget: bool,
     },
     CancelJob(JobId),
-    RetryJob(JobId),
+    /// What a retry of the job can start from: its checkpoints, and dry runs of a retry
+    /// from the latest one and from scratch (the retry dialog, keyed by `request`).
+    LoadRetryChoices {
+        request: u64,
+        id: JobId,
+    },
+    RetryJob {
+        id: JobId,
+        from: RetryFrom,
+    },
     DownloadArtifact {
         request: u64,
         id: ArtifactId,
@@ -151,6 +173,17 @@ pub struct EstimateView {
     pub local: bool,
 }
 
+/// What the retry dialog asked the engine: the job's checkpoints, and the jobs a retry
+/// from the latest checkpoint and from scratch would queue (dry runs).
+#[derive(Clone, Debug)]
+pub struct RetryAnswer {
+    /// The dialog's request.
+    pub request: u64,
+    pub checkpoints: Result<Vec<Checkpoint>, ApiError>,
+    pub latest: Result<TrainingJob, ApiError>,
+    pub scratch: Result<TrainingJob, ApiError>,
+}
+
 /// How loud a message is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Level {
@@ -209,7 +242,11 @@ pub enum Outcome {
         job_id: JobId,
         metrics: Result<Vec<MetricsPoint>, ApiError>,
         log: Result<Vec<String>, ApiError>,
+        /// Oldest first.
+        checkpoints: Result<Vec<Checkpoint>, ApiError>,
     },
+    /// The answer to [`Effect::LoadRetryChoices`].
+    RetryChoices(Box<RetryAnswer>),
     Estimate {
         seq: u64,
         result: Result<EstimateView, ApiError>,

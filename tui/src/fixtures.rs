@@ -42,6 +42,39 @@ pub fn artifact_id(n: u128) -> ArtifactId {
 pub fn notification_id(n: u128) -> NotificationId {
     NotificationId(id(0x4, n))
 }
+pub fn checkpoint_id(n: u128) -> CheckpointId {
+    CheckpointId(id(0xc, n))
+}
+
+/// A checkpoint of `job` at `step` (100 steps an epoch of the fixtures' 300), stored or only
+/// in the trainer's folder.
+pub fn checkpoint(job: JobId, n: u128, step: u64, loss: f64, stored: bool) -> Checkpoint {
+    let folder = format!("/home/me/.local/share/brightrun/jobs/{job}/checkpoint-{step}");
+    Checkpoint {
+        id: checkpoint_id(n),
+        job_id: job,
+        step,
+        epoch: step as f64 / 300.0,
+        loss: Some(loss),
+        storage_path: if stored {
+            format!("u/checkpoints/{job}/{step}.tar")
+        } else {
+            folder.clone()
+        },
+        size: stored.then_some(167_832_240 + step),
+        sha256: stored.then(|| "5e1f00aa".repeat(8)),
+        folder: Some(folder),
+        created_at: ago(40 - (step / 30) as i64),
+    }
+}
+
+/// Two checkpoints of `job`, oldest first: step 300 stored, step 600 only in its folder.
+pub fn checkpoints(job: JobId) -> Vec<Checkpoint> {
+    vec![
+        checkpoint(job, 1, 300, 1.2034, true),
+        checkpoint(job, 2, 600, 0.8123, false),
+    ]
+}
 
 pub fn stats(examples: u64) -> DatasetStatistics {
     let validation = examples / 10;

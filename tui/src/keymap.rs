@@ -374,7 +374,7 @@ pub fn specs() -> Vec<BindingSpec> {
             Action::RetryJob,
             [T(Tab::Jobs)],
             ["r"],
-            "retry the job"
+            "retry the job: from a checkpoint or from scratch"
         ),
         b!(
             "open_artifact",

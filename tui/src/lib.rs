@@ -34,7 +34,9 @@ mod ui;
 
 pub use action::{Action, Period, Tab};
 pub use app::App;
-pub use effect::{CostsView, Effect, EstimateView, JobDraft, Level, Outcome};
+pub use effect::{
+    CostsView, Effect, EstimateView, JobDraft, Level, Outcome, RetryAnswer, RetryFrom,
+};
 pub use keymap::Keymap;
 pub use runtime::{RunOptions, run, snapshot};
 pub use state::Snapshot;

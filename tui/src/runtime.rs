@@ -12,7 +12,9 @@ use anyhow::Context;
 use brightrun_api::config::{Config, TuiConfig};
 use brightrun_api::domain::*;
 use brightrun_api::events::EngineEvent;
-use brightrun_api::{Api, ApiError, Connection, EngineApi, ErrorCode, JobSpec, Paging};
+use brightrun_api::{
+    Api, ApiError, Connection, EngineApi, ErrorCode, JobSpec, Paging, RetryOptions,
+};
 use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
     EventStream, KeyEventKind, MouseButton, MouseEventKind,
@@ -595,7 +597,21 @@ fn request(d: JobDraft) -> JobSpec {
         gpu_type: d.gpu_type,
         gpu_count: d.gpu_count,
         backend: d.backend,
-        from_model: None,
+        // The full id: a prefix could match another model later.
+        from_model: d.from_model.map(|m| m.to_string()),
+    }
+}
+
+/// A retry from `from` on the job's own backend; `dry_run` only asks what it would queue.
+fn retry_options(from: RetryFrom, dry_run: bool) -> RetryOptions {
+    RetryOptions {
+        from_scratch: from == RetryFrom::Scratch,
+        checkpoint: match from {
+            RetryFrom::Step(s) => Some(s),
+            RetryFrom::Latest | RetryFrom::Scratch => None,
+        },
+        backend: None,
+        dry_run,
     }
 }
 
@@ -774,10 +790,12 @@ impl Executor {
                     let id = job_id.to_string();
                     let metrics = engine.metrics(&id, 0, None).await;
                     let log = engine.job_logs(&id, LOG_TAIL).await;
+                    let checkpoints = engine.job_checkpoints(&id).await;
                     send(Outcome::JobDetail {
                         job_id,
                         metrics,
                         log,
+                        checkpoints,
                     });
                 });
             }
@@ -806,9 +824,27 @@ impl Executor {
                     });
                 });
             }
-            Effect::RetryJob(id) => {
+            Effect::LoadRetryChoices { request, id } => {
                 self.tasks.spawn(async move {
-                    let result = engine.retry_job(&id.to_string()).await;
+                    let id = id.to_string();
+                    let (checkpoints, latest, scratch) = tokio::join!(
+                        engine.job_checkpoints(&id),
+                        engine.retry_job_from(&id, retry_options(RetryFrom::Latest, true)),
+                        engine.retry_job_from(&id, retry_options(RetryFrom::Scratch, true)),
+                    );
+                    send(Outcome::RetryChoices(Box::new(RetryAnswer {
+                        request,
+                        checkpoints,
+                        latest,
+                        scratch,
+                    })));
+                });
+            }
+            Effect::RetryJob { id, from } => {
+                self.tasks.spawn(async move {
+                    let result = engine
+                        .retry_job_from(&id.to_string(), retry_options(from, false))
+                        .await;
                     send(Outcome::JobChanged {
                         what: "retried",
                         result,
@@ -986,4 +1022,41 @@ async fn native_file_dialog() -> Option<std::path::PathBuf> {
 #[cfg(not(feature = "native-dialog"))]
 async fn native_file_dialog() -> Option<std::path::PathBuf> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_retry_choice_asks_the_engine_for_its_start() {
+        let latest = retry_options(RetryFrom::Latest, true);
+        assert_eq!(
+            latest,
+            RetryOptions {
+                dry_run: true,
+                ..RetryOptions::default()
+            }
+        );
+        let step = retry_options(RetryFrom::Step(600), false);
+        assert_eq!((step.checkpoint, step.from_scratch), (Some(600), false));
+        let scratch = retry_options(RetryFrom::Scratch, false);
+        assert_eq!((scratch.checkpoint, scratch.from_scratch), (None, true));
+        assert!(!scratch.dry_run && scratch.backend.is_none());
+    }
+
+    #[test]
+    fn a_drafts_model_is_its_full_id() {
+        let model = crate::fixtures::artifact_id(2);
+        let spec = request(JobDraft {
+            dataset_id: crate::fixtures::dataset_id(1),
+            preset: "balanced".into(),
+            sets: Vec::new(),
+            gpu_type: None,
+            gpu_count: None,
+            backend: None,
+            from_model: Some(model),
+        });
+        assert_eq!(spec.from_model, Some(model.to_string()));
+    }
 }

@@ -330,6 +330,13 @@ pub struct JobDetail {
     pub load_error: Option<String>,
     /// Downsampled chart data for the last drawn size and series version.
     pub cache: Option<ChartCache>,
+    /// The checkpoints a run can continue from, oldest first (kept current by the engine's
+    /// checkpoint events: a retired one leaves).
+    pub checkpoints: Vec<Arc<Checkpoint>>,
+    /// Why the checkpoints could not be listed.
+    pub checkpoints_error: Option<String>,
+    /// Checkpoint events that came while the list was loading, applied over it when it comes.
+    pub(crate) pending_checkpoints: Vec<Arc<Checkpoint>>,
 }
 
 /// Downsampled series, recomputed only when new points arrive or the chart is resized.
@@ -356,7 +363,64 @@ impl ChartCache {
 
 pub const LOG_LINES: usize = 5_000;
 
+/// Whether a checkpoint event says it was retired (by the retention policy): nothing is left
+/// to continue from, in the store or in a folder.
+pub fn checkpoint_retired(c: &Checkpoint) -> bool {
+    c.storage_path.is_empty() && c.sha256.is_none()
+}
+
 impl JobDetail {
+    /// A checkpoint recorded, stored or retired; true when the list did not have it before
+    /// (a new checkpoint, worth a log line).
+    pub fn apply_checkpoint(&mut self, c: Arc<Checkpoint>) -> bool {
+        if self.loading {
+            let new = !self.pending_checkpoints.iter().any(|p| p.id == c.id);
+            self.pending_checkpoints.retain(|p| p.id != c.id);
+            let retired = checkpoint_retired(&c);
+            self.pending_checkpoints.push(c);
+            return new && !retired;
+        }
+        let at = self.checkpoints.iter().position(|p| p.id == c.id);
+        if checkpoint_retired(&c) {
+            if let Some(i) = at {
+                self.checkpoints.remove(i);
+            }
+            return false;
+        }
+        match at {
+            Some(i) => {
+                self.checkpoints[i] = c;
+                false
+            }
+            None => {
+                let i = self
+                    .checkpoints
+                    .partition_point(|p| (p.step, p.created_at) <= (c.step, c.created_at));
+                self.checkpoints.insert(i, c);
+                true
+            }
+        }
+    }
+
+    /// The job's checkpoints as listed by the engine; the events that came while they loaded
+    /// are newer, so they apply on top.
+    pub fn set_checkpoints(&mut self, listed: Result<Vec<Checkpoint>, String>) {
+        let was_loading = std::mem::replace(&mut self.loading, false);
+        match listed {
+            Ok(mut list) => {
+                list.retain(|c| !checkpoint_retired(c));
+                list.sort_by_key(|c| (c.step, c.created_at));
+                self.checkpoints = list.into_iter().map(Arc::new).collect();
+                self.checkpoints_error = None;
+            }
+            Err(e) => self.checkpoints_error = Some(e),
+        }
+        for c in std::mem::take(&mut self.pending_checkpoints) {
+            self.apply_checkpoint(c);
+        }
+        self.loading = was_loading;
+    }
+
     pub fn push_log(&mut self, line: String) {
         if self.log.len() >= LOG_LINES {
             self.log.pop_front();

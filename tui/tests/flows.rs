@@ -8,7 +8,7 @@ use brightrun_api::events::{EngineEvent, Progress, ProgressTask};
 use brightrun_api::{ApiError, Reason};
 use brightrun_tui::effect::{DirEntry, TaskKey};
 use brightrun_tui::fixtures;
-use brightrun_tui::{Action, Effect, Outcome, Period, Tab};
+use brightrun_tui::{Action, Effect, Outcome, Period, RetryAnswer, RetryFrom, Tab};
 use common::*;
 use crossterm::event::KeyCode;
 use std::path::PathBuf;
@@ -190,15 +190,34 @@ fn jobs_cancel_retry_and_open_artifact() {
     chr(&mut app, '3');
     chr(&mut app, 'j');
     assert_eq!(app.selected_job().unwrap().status, JobStatus::Failed);
-    // Retry confirms the cost like create does…
-    assert!(chr(&mut app, 'r').is_empty());
+    // Retry asks the engine where a retry can start and what it costs…
+    let fx = chr(&mut app, 'r');
+    let [Effect::LoadRetryChoices { request, id }] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(*id, fixtures::job_id(3));
+    let mut planned = (*app.selected_job().unwrap().clone()).clone();
+    planned.estimated_cost = 4.85;
+    app.apply_outcome(Outcome::RetryChoices(Box::new(RetryAnswer {
+        request: *request,
+        checkpoints: Ok(Vec::new()),
+        latest: Ok(planned.clone()),
+        scratch: Ok(planned),
+    })));
     let screen = render(&mut app, 100, 30);
     assert!(
-        screen.contains("Retry job?") && screen.contains("Estimated cost at most $"),
+        screen.contains("Retry job b0000003")
+            && screen.contains("Start from scratch (about $4.85)"),
         "{screen}"
     );
-    let fx = chr(&mut app, 'y');
-    assert_eq!(fx, vec![Effect::RetryJob(fixtures::job_id(3))]);
+    let fx = key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        fx,
+        vec![Effect::RetryJob {
+            id: fixtures::job_id(3),
+            from: RetryFrom::Scratch
+        }]
+    );
     // …and selects the new job, even when the change feed brought it first.
     let mut new = (*app.selected_job().unwrap().clone()).clone();
     new.id = "a0000009-0000-abcd-0000-000000000009".parse().unwrap();
@@ -367,8 +386,9 @@ fn live_events_update_lists_and_charts_unless_frozen() {
 fn configure_checks_ranges_live_and_submits_with_the_cost() {
     let mut app = app();
     chr(&mut app, '2');
-    // Down to learning_rate (dataset, preset, base_model, parameters_billions, learning_rate).
-    for _ in 0..4 {
+    // Down to learning_rate (dataset, preset, from_model, base_model, parameters_billions,
+    // learning_rate).
+    for _ in 0..5 {
         chr(&mut app, 'j');
     }
     key(&mut app, KeyCode::Enter);
@@ -1086,7 +1106,8 @@ fn a_models_configuration_keeps_a_space_after_the_longest_key() {
 fn base_models_are_listed_and_an_unknown_ones_size_has_a_field() {
     let mut app = app();
     chr(&mut app, '2');
-    // base_model is the third row; ←/→ list the models whose size is known.
+    // base_model is the fourth row; ←/→ list the models whose size is known.
+    chr(&mut app, 'j');
     chr(&mut app, 'j');
     chr(&mut app, 'j');
     chr(&mut app, 'l');
@@ -1539,6 +1560,7 @@ fn the_base_model_picker_filters_as_you_type() {
     chr(&mut app, '2');
     chr(&mut app, 'j');
     chr(&mut app, 'j');
+    chr(&mut app, 'j');
     chr(&mut app, 'l');
     let Some(brightrun_tui::app::Overlay::Pick { options, .. }) = app.overlay.clone() else {
         panic!("no base model picker: {:?}", app.overlay);
@@ -1728,7 +1750,7 @@ fn the_evaluating_stage_shows_like_the_others() {
 /// The Configure form with learning_rate set to `lr` (and the estimate answered).
 fn configure_with_lr(app: &mut brightrun_tui::App, lr: &str) {
     chr(app, '2');
-    for _ in 0..4 {
+    for _ in 0..5 {
         chr(app, 'j');
     }
     key(app, KeyCode::Enter);

@@ -113,7 +113,11 @@ impl App {
                 }
             }
             EngineEvent::Checkpoint(c) => {
-                if let Some(d) = self.details.get_mut(&c.job_id) {
+                // Recorded, stored or retired: the monitor's list follows; a new one is also
+                // said in the log.
+                if let Some(d) = self.details.get_mut(&c.job_id)
+                    && d.apply_checkpoint(c.clone())
+                {
                     d.push_log(format!(
                         "[checkpoint] step {} epoch {:.2}{}",
                         c.step,
@@ -306,9 +310,11 @@ impl App {
                 job_id,
                 metrics,
                 log,
+                checkpoints,
             } => {
                 let d = self.details.entry(job_id).or_default();
                 d.loading = false;
+                d.set_checkpoints(checkpoints.map_err(|e| one_line(&e.message).into_owned()));
                 match metrics {
                     Ok(points) => {
                         let mut loaded = crate::series::Series::from_points(&points);
@@ -333,6 +339,20 @@ impl App {
             }
             Outcome::Estimate { seq, result } => {
                 self.configure.estimate_done(seq, result);
+                Vec::new()
+            }
+            Outcome::RetryChoices(answer) => {
+                let RetryAnswer {
+                    request,
+                    checkpoints,
+                    latest,
+                    scratch,
+                } = *answer;
+                if let Some(Overlay::Retry(dialog)) = &mut self.shared.overlay
+                    && dialog.request == request
+                {
+                    dialog.loaded(checkpoints, latest, scratch);
+                }
                 Vec::new()
             }
             Outcome::JobCreated(result) => {

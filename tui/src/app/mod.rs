@@ -174,6 +174,7 @@ impl App {
         sh.recount_unread();
         sh.refresh_views();
         self.configure.sync_datasets(&sh.datasets);
+        self.configure.sync_models(&sh.artifacts);
         sh.dirty = true;
     }
 

@@ -107,6 +107,39 @@ impl App {
                     },
                 }
             }
+            Overlay::Retry(mut dialog) => {
+                match key.map(|k| k.code) {
+                    Some(KeyCode::Down | KeyCode::Char('j')) => dialog.move_by(1),
+                    Some(KeyCode::Up | KeyCode::Char('k')) => dialog.move_by(-1),
+                    Some(KeyCode::Home | KeyCode::Char('g')) => dialog.move_to_end(false),
+                    Some(KeyCode::End | KeyCode::Char('G')) => dialog.move_to_end(true),
+                    // While the choices load, enter waits for them.
+                    Some(KeyCode::Enter) if !dialog.loading() => {
+                        if let Some(choice) = dialog.chosen() {
+                            let (id, from) = (dialog.job.id, choice.from);
+                            self.notify_user(
+                                format!(
+                                    "retrying job {} {}…",
+                                    id.short(),
+                                    crate::context::retry::retry_wording(from)
+                                ),
+                                Level::Info,
+                            );
+                            return vec![Effect::RetryJob { id, from }];
+                        }
+                    }
+                    Some(KeyCode::Esc | KeyCode::Char('q')) => {
+                        self.notify_user("cancelled", Level::Info);
+                        return Vec::new();
+                    }
+                    _ => {}
+                }
+                if let Action::Scroll { delta, .. } = action {
+                    dialog.move_by(delta.signum() as isize);
+                }
+                self.overlay = Some(Overlay::Retry(dialog));
+                Vec::new()
+            }
             Overlay::Pick {
                 title,
                 options,
@@ -239,10 +272,6 @@ impl App {
             Confirmed::CancelJob(id) => {
                 self.notify_user(format!("cancelling job {}…", id.short()), Level::Info);
                 vec![Effect::CancelJob(id)]
-            }
-            Confirmed::RetryJob(id) => {
-                self.notify_user(format!("retrying job {}…", id.short()), Level::Info);
-                vec![Effect::RetryJob(id)]
             }
             Confirmed::CreateJob { draft, over_budget } => {
                 self.notify_user("creating the job…", Level::Info);

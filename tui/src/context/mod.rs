@@ -6,10 +6,12 @@
 pub mod files;
 pub mod lists;
 mod overlay;
+pub mod retry;
 pub mod search;
 
 pub use files::FileBrowser;
 pub use overlay::{Bottom, Confirmed, Overlay, PickTarget, PromptKind, pick_visible};
+pub use retry::RetryDialog;
 
 use crate::action::Tab;
 use crate::effect::*;

@@ -16,7 +16,6 @@ pub enum Confirmed {
     DeleteDataset(DatasetId),
     CleanDataset(DatasetId),
     CancelJob(JobId),
-    RetryJob(JobId),
     CreateJob {
         draft: JobDraft,
         over_budget: bool,
@@ -47,6 +46,8 @@ pub enum PickTarget {
     Field(usize),
     /// A base model from the known list; the index after the last means "type another id".
     BaseModel,
+    /// The model to train on from: 0 is none, then the models as listed.
+    FromModel,
 }
 
 /// A modal window over the tabs. Keys go to it first.
@@ -67,6 +68,8 @@ pub enum Overlay {
         hint: Option<String>,
     },
     Files(Box<FileBrowser>),
+    /// Where a retried job starts: the latest checkpoint, one of them, or from scratch.
+    Retry(Box<super::RetryDialog>),
     Pick {
         title: String,
         options: Vec<String>,

@@ -13,7 +13,7 @@ use crate::ui::{fit_line, kv, panel, wrap_all};
 use brightrun_api::ApiError;
 use brightrun_api::domain::*;
 use brightrun_api::events::EngineEvent;
-use brightrun_api::ids::DatasetId;
+use brightrun_api::ids::{ArtifactId, DatasetId};
 use brightrun_api::training::ranges::{self, FIELDS, FieldKind};
 use brightrun_api::training::{GpuCatalog, GpuSpec, ModelSize, PresetInfo, models, presets};
 use crossterm::event::KeyCode;
@@ -28,6 +28,8 @@ use ratatui::widgets::Paragraph;
 pub enum FormRow {
     Dataset,
     Preset,
+    /// The model whose adapter the run starts from (none: a new adapter).
+    FromModel,
     Field(usize),
     /// The base model's size, for a model the size table does not know.
     ParametersBillions,
@@ -36,12 +38,59 @@ pub enum FormRow {
     Backend,
 }
 
+/// A model the run can start from, with its shape (what the form's fields follow).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelChoice {
+    pub id: ArtifactId,
+    pub name: String,
+    pub base_model: String,
+    pub created_at: Timestamp,
+    /// Per field of `FIELDS` that training on from it keeps (the base model, the LoRA shape
+    /// as far as its configuration says): its value.
+    pub shape: Vec<(usize, String)>,
+}
+
+impl ModelChoice {
+    pub fn of(a: &ModelArtifact) -> Self {
+        let hp = &a.configuration.0["hyperparameters"];
+        let mut shape = Vec::new();
+        for (i, f) in FIELDS.iter().enumerate() {
+            let v = match f.name {
+                "base_model" => Some(a.base_model.clone()),
+                "lora_rank" | "lora_alpha" => hp[f.name].as_u64().map(|n| n.to_string()),
+                "target_modules" => hp[f.name].as_array().map(|m| {
+                    m.iter()
+                        .filter_map(|x| x.as_str())
+                        .map(|x| crate::sanitize::one_line(x).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }),
+                _ => None,
+            };
+            if let Some(v) = v {
+                shape.push((i, v));
+            }
+        }
+        ModelChoice {
+            id: a.id,
+            name: a.name.clone(),
+            base_model: a.base_model.clone(),
+            created_at: a.created_at,
+            shape,
+        }
+    }
+}
+
 /// The form and its estimate: owned by the tab, filled from the Datasets tab by the app.
 #[derive(Clone, Debug)]
 pub struct ConfigureTab {
     pub dataset: Option<DatasetId>,
     /// Ready datasets, newest first: (id, name, examples).
     pub ready: Vec<(DatasetId, String, u64)>,
+    /// The user's models, newest first: what a run can start from.
+    pub models: Vec<ModelChoice>,
+    /// The model the run starts from (`JobSpec.from_model`); none trains a new adapter.
+    pub from_model: Option<ArtifactId>,
     pub presets: Vec<PresetInfo>,
     pub preset: usize,
     /// Per field of `FIELDS`: the text shown and edited, the preset's value, the problem.
@@ -134,6 +183,8 @@ impl ConfigureTab {
         let mut s = ConfigureTab {
             dataset: None,
             ready: Vec::new(),
+            models: Vec::new(),
+            from_model: None,
             presets,
             preset,
             values: Vec::new(),
@@ -163,7 +214,7 @@ impl ConfigureTab {
 
     /// Every row of the form, in order.
     pub fn rows(&self) -> Vec<FormRow> {
-        let mut r = vec![FormRow::Dataset, FormRow::Preset];
+        let mut r = vec![FormRow::Dataset, FormRow::Preset, FormRow::FromModel];
         for i in 0..FIELDS.len() {
             r.push(FormRow::Field(i));
             if Some(i) == base_model_field() {
@@ -188,6 +239,69 @@ impl ConfigureTab {
             .collect();
         self.values = self.base_values.clone();
         self.errors = vec![None; FIELDS.len()];
+        self.apply_model_shape();
+    }
+
+    /// The model the run starts from, if one is chosen (and still there).
+    pub fn chosen_model(&self) -> Option<&ModelChoice> {
+        let id = self.from_model?;
+        self.models.iter().find(|m| m.id == id)
+    }
+
+    /// The chosen model's base model and LoRA shape become the fields' values, and what
+    /// they are compared with (the engine keeps them: they are no change).
+    fn apply_model_shape(&mut self) {
+        let Some(m) = self.chosen_model() else {
+            return;
+        };
+        let shape = m.shape.clone();
+        for (i, v) in shape {
+            self.base_values[i] = v.clone();
+            self.values[i] = v;
+        }
+        // A known model's size comes from the table; the model's run had its own.
+        self.parameters_billions.clear();
+    }
+
+    /// Starts the run from this model (none: a new adapter). The fields the model set go
+    /// back to the preset's; the new model's shape is set.
+    pub fn set_from_model(&mut self, id: Option<ArtifactId>) {
+        if let Some(old) = self.chosen_model().map(|m| m.shape.clone()) {
+            self.unset_shape(&old);
+        }
+        self.from_model = id;
+        self.apply_model_shape();
+    }
+
+    /// The fields a model's shape set go back to the preset's values.
+    fn unset_shape(&mut self, shape: &[(usize, String)]) {
+        let hp = &self.presets[self.preset].hyperparameters;
+        for (i, _) in shape {
+            let v = ranges::get(hp, FIELDS[*i].name).unwrap_or_default();
+            self.base_values[*i] = v.clone();
+            self.values[*i] = v;
+        }
+    }
+
+    /// The user's models, newest first. True when the chosen one is gone (deleted): the run
+    /// then starts afresh, and the form must be estimated again.
+    pub fn sync_models(&mut self, artifacts: &Collection<ModelArtifact>) -> bool {
+        let mut models: Vec<&std::sync::Arc<ModelArtifact>> = artifacts
+            .items()
+            .iter()
+            .filter(|a| a.deleted_at.is_none())
+            .collect();
+        models.sort_by_key(|a| std::cmp::Reverse(a.created_at));
+        let before = self.chosen_model().map(|m| m.shape.clone());
+        self.models = models.into_iter().map(|a| ModelChoice::of(a)).collect();
+        match before {
+            Some(shape) if self.chosen_model().is_none() => {
+                self.unset_shape(&shape);
+                self.from_model = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn sync_datasets(&mut self, datasets: &Collection<Dataset>) {
@@ -216,11 +330,29 @@ impl ConfigureTab {
     pub fn recheck(&mut self) -> bool {
         let mut hp = self.presets[self.preset].hyperparameters.clone();
         self.errors = vec![None; FIELDS.len()];
+        if let Some(m) = self.chosen_model() {
+            for (i, v) in &m.shape {
+                let _ = ranges::set(&mut hp, FIELDS[*i].name, v);
+            }
+        }
         for (i, f) in FIELDS.iter().enumerate() {
             if self.values[i] != self.base_values[i]
                 && let Err(e) = ranges::set(&mut hp, f.name, self.values[i].trim())
             {
                 self.errors[i] = Some(e.to_string());
+            }
+        }
+        // Training on from a model keeps its shape: the engine would refuse a change.
+        if let Some(m) = self.chosen_model().cloned() {
+            for (i, v) in &m.shape {
+                if self.errors[*i].is_none() && self.values[*i].trim() != v.trim() {
+                    self.errors[*i] = Some(format!(
+                        "{} {} differs from model {}'s {v}: training on from a model keeps its base model and LoRA shape (set from_model to none to train afresh)",
+                        FIELDS[*i].name,
+                        self.values[*i].trim(),
+                        m.name
+                    ));
+                }
             }
         }
         if let Err(errs) = ranges::check(&hp) {
@@ -297,6 +429,7 @@ impl ConfigureTab {
             gpu_type: self.gpus.get(self.gpu).map(|g| g.id.clone()),
             gpu_count: self.gpu_count.trim().parse().ok(),
             backend: self.backends.get(self.backend).cloned(),
+            from_model: self.chosen_model().map(|m| m.id),
         })
     }
 
@@ -335,6 +468,11 @@ impl ConfigureTab {
                 let p = &self.presets[self.preset];
                 p.name.clone()
             }
+            FormRow::FromModel => match self.chosen_model() {
+                Some(m) => format!("{} ({})", m.name, m.base_model),
+                None if self.models.is_empty() => "(none: no models yet)".into(),
+                None => "(none: a new adapter)".into(),
+            },
             FormRow::Field(i) => self.values[i].clone(),
             FormRow::ParametersBillions => {
                 if !self.parameters_billions.trim().is_empty() {
@@ -369,6 +507,7 @@ impl ConfigureTab {
         match row {
             FormRow::Dataset => "dataset",
             FormRow::Preset => "preset",
+            FormRow::FromModel => "from_model",
             FormRow::Field(i) => FIELDS[i].name,
             FormRow::ParametersBillions => "parameters_billions",
             FormRow::GpuType => "gpu_type",
@@ -388,6 +527,13 @@ impl ConfigureTab {
                 }
                 s
             }
+            FormRow::FromModel => match self.chosen_model() {
+                Some(m) => format!(
+                    "The run starts from model {}'s adapter and keeps its base model ({}) and LoRA shape: those fields follow it. none trains a new adapter (enter picks, ←/→ cycle).",
+                    m.name, m.base_model
+                ),
+                None => "Train on from one of your models: the run starts from its adapter, keeping its base model and LoRA shape (the fields follow it). none trains a new adapter (enter picks, ←/→ cycle).".into(),
+            },
             FormRow::Field(i) if Some(i) == base_model_field() => format!(
                 "{} Allowed: {}. ←/→ list the {} models whose size is known; any other id needs parameters_billions.",
                 FIELDS[i].help,
@@ -547,6 +693,16 @@ impl ConfigureTab {
                 c.preset = cycle(c.preset, c.presets.len(), forward);
                 c.load_preset();
             }
+            FormRow::FromModel => {
+                // 0 is none, then the models.
+                let at = c
+                    .chosen_model()
+                    .and_then(|m| c.models.iter().position(|x| x.id == m.id))
+                    .map_or(0, |i| i + 1);
+                let next = cycle(at, c.models.len() + 1, forward);
+                let id = next.checked_sub(1).map(|i| c.models[i].id);
+                c.set_from_model(id);
+            }
             FormRow::GpuType => c.gpu = cycle(c.gpu, c.gpus.len(), forward),
             FormRow::GpuCount => {
                 let n: u32 = c.gpu_count.trim().parse().unwrap_or(1);
@@ -610,6 +766,26 @@ impl ConfigureTab {
                     sel,
                     PickTarget::Dataset,
                 )
+            }
+            FormRow::FromModel => {
+                if c.models.is_empty() {
+                    s.notify_user("no models yet: a completed job makes one", Level::Info);
+                    return Vec::new();
+                }
+                let mut options = vec!["(none: a new adapter)".to_string()];
+                options.extend(c.models.iter().map(|m| {
+                    format!(
+                        "{:<24} {}  {}",
+                        m.name,
+                        m.base_model,
+                        format::date(m.created_at)
+                    )
+                }));
+                let at = c
+                    .chosen_model()
+                    .and_then(|m| c.models.iter().position(|x| x.id == m.id))
+                    .map_or(0, |i| i + 1);
+                pick("Train on from model", options, at, PickTarget::FromModel)
             }
             FormRow::Preset => pick(
                 "Preset",
@@ -697,6 +873,13 @@ impl ConfigureTab {
             PickTarget::Preset => {
                 c.preset = index.min(c.presets.len().saturating_sub(1));
                 c.load_preset();
+            }
+            PickTarget::FromModel => {
+                let id = index
+                    .checked_sub(1)
+                    .and_then(|i| c.models.get(i))
+                    .map(|m| m.id);
+                c.set_from_model(id);
             }
             PickTarget::Gpu => c.gpu = index.min(c.gpus.len().saturating_sub(1)),
             PickTarget::Backend => c.backend = index.min(c.backends.len().saturating_sub(1)),
@@ -832,6 +1015,14 @@ impl ConfigureTab {
         }
     }
 
+    /// `, from model NAME (base BASE)` when the run starts from a model's adapter.
+    fn start_model_wording(&self) -> String {
+        match self.chosen_model() {
+            Some(m) => format!(", from model {} (base {})", m.name, m.base_model),
+            None => String::new(),
+        }
+    }
+
     /// Where the job runs: `this machine` for the local backend (with its GPUs when a GPU
     /// type was chosen), `2×A100-80GB (ray-prod)` elsewhere.
     fn hardware_wording(&self, draft: &JobDraft, config: &brightrun_api::config::Config) -> String {
@@ -865,9 +1056,10 @@ impl ConfigureTab {
         };
         let name = s.dataset_name(draft.dataset_id);
         let mut lines = vec![format!(
-            "Train on {name} with {}{} on {}.",
+            "Train on {name} with {}{}{} on {}.",
             self.preset_wording(),
             self.base_model_wording(),
+            self.start_model_wording(),
             self.hardware_wording(&draft, &s.settings.config),
         )];
         let mut over_budget = false;
@@ -933,8 +1125,10 @@ impl Component for ConfigureTab {
     }
 
     fn on_event(&mut self, ev: &EngineEvent, s: &Shared) -> Vec<Effect> {
-        if let EngineEvent::Dataset(_) = ev {
-            self.sync_datasets(&s.datasets);
+        match ev {
+            EngineEvent::Dataset(_) => self.sync_datasets(&s.datasets),
+            EngineEvent::Artifact(_) if self.sync_models(&s.artifacts) => return self.changed(),
+            _ => {}
         }
         Vec::new()
     }
@@ -1047,7 +1241,11 @@ impl ConfigureTab {
             let value = c.value_of(*row, name);
             let picker = matches!(
                 row,
-                FormRow::Dataset | FormRow::Preset | FormRow::GpuType | FormRow::Backend
+                FormRow::Dataset
+                    | FormRow::Preset
+                    | FormRow::FromModel
+                    | FormRow::GpuType
+                    | FormRow::Backend
             ) || matches!(row, FormRow::Field(f) if Some(*f) == base_model_field());
             let text = if picker && selected {
                 format!("◀ {value} ▶")

@@ -3,7 +3,7 @@
 
 use super::{Browse, Component, Focus, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
-use crate::context::{Confirmed, Overlay, Shared, lists};
+use crate::context::{Overlay, RetryDialog, Shared, lists};
 use crate::effect::{Effect, Level};
 use crate::format;
 use crate::series::{self, Metric};
@@ -33,12 +33,7 @@ pub(crate) fn job_status_style(t: &Theme, s: JobStatus) -> Style {
 /// Where a job runs, in words: `this machine` on the local backend (with its GPUs when it
 /// has a GPU type of its own), `2×A100-80GB (ray-prod)` elsewhere.
 pub(crate) fn runs_on(g: &GpuConfig, config: &brightrun_api::config::Config) -> String {
-    let local = config
-        .backends
-        .get(&g.backend)
-        .map(|b| b.kind_for(&g.backend))
-        .unwrap_or(g.backend.as_str())
-        == "local";
+    let local = runs_here(g, config);
     let gpus = format!("{}×{}", g.gpu_count, g.gpu_type);
     match (local, g.gpu_type.as_str()) {
         (true, "local" | "") => "this machine".into(),
@@ -46,6 +41,16 @@ pub(crate) fn runs_on(g: &GpuConfig, config: &brightrun_api::config::Config) -> 
         (false, _) if g.backend.is_empty() => gpus,
         (false, _) => format!("{gpus} ({})", g.backend),
     }
+}
+
+/// Whether a job runs on this machine (the local backend): its checkpoints' folders are here.
+pub(crate) fn runs_here(g: &GpuConfig, config: &brightrun_api::config::Config) -> bool {
+    config
+        .backends
+        .get(&g.backend)
+        .map(|b| b.kind_for(&g.backend))
+        .unwrap_or(g.backend.as_str())
+        == "local"
 }
 
 /// The Jobs tab's own state: whether the monitor has the keys. (Loaded job histories are
@@ -125,27 +130,18 @@ impl Component for JobsTab {
                     );
                     return Handled::done();
                 }
-                // A retry is a new run: it costs what the first was estimated at, so it is
-                // confirmed like a new job.
-                s.overlay = Some(Overlay::Confirm {
-                    title: "Retry job?".into(),
-                    lines: vec![
-                        format!(
-                            "A new job with the configuration of {} ({} on {}).",
-                            j.id.short(),
-                            j.hyperparameters.base_model,
-                            runs_on(&j.gpu_config, &s.settings.config)
-                        ),
-                        "It continues from the job's latest checkpoint on the engine's machine (step 0 without one).".into(),
-                        format!(
-                            "Estimated cost at most {}, as for the first run.",
-                            format::money(j.estimated_cost)
-                        ),
-                        "Queue it?".into(),
-                    ],
-                    on_yes: Confirmed::RetryJob(j.id),
-                });
-                Vec::new()
+                // Where the new run starts, and what each start costs, is the engine's to
+                // say: the dialog asks it (dry runs) and offers the answers.
+                let request = s.request_id();
+                let local = runs_here(&j.gpu_config, &s.settings.config);
+                let place = runs_on(&j.gpu_config, &s.settings.config);
+                s.overlay = Some(Overlay::Retry(Box::new(RetryDialog::new(
+                    j.clone(),
+                    request,
+                    local,
+                    place,
+                ))));
+                vec![Effect::LoadRetryChoices { request, id: j.id }]
             }
             Action::OpenArtifact => {
                 let Some(j) = sel else {
@@ -531,8 +527,81 @@ impl JobsTab {
         if spark_area.height > 0 {
             draw_sparklines(frame, spark_area, &t, &cache, detail);
         }
+        // The checkpoints beside the log, under the sparklines, when there is room.
+        let [log_area, checkpoints_area] = split_charts(log_area);
         draw_log(frame, log_area, &t, detail, focused);
+        if checkpoints_area.height > 0 {
+            draw_checkpoints(frame, checkpoints_area, &t, detail);
+        }
     }
+}
+
+/// The checkpoints a retry can continue from, newest first: step, (epoch,) loss, and the
+/// stored archive's size or `folder only`.
+fn draw_checkpoints(frame: &mut Frame, area: Rect, t: &Theme, detail: &JobDetail) {
+    let n = detail.checkpoints.len();
+    let title = if n == 0 {
+        " Checkpoints ".to_string()
+    } else {
+        format!(" Checkpoints ({n}) ")
+    };
+    let block = panel(t, Span::styled(title, t.header()), false);
+    let inner = block.inner(area);
+    let width = inner.width as usize;
+    let lines: Vec<Line> = if n > 0 {
+        checkpoint_rows(&detail.checkpoints, width, inner.height as usize, t)
+    } else if detail.loading {
+        vec![Line::styled("loading…", t.muted())]
+    } else if let Some(e) = &detail.checkpoints_error {
+        vec![Line::styled(
+            format::truncate(&format!("unavailable: {e}"), width.max(1)),
+            Style::new().fg(t.error),
+        )]
+    } else {
+        vec![Line::styled("none yet", t.muted())]
+    };
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// The checkpoint rows that fit `height` lines (a header first when there are 3 or more),
+/// newest first; the epoch shows when the width allows.
+fn checkpoint_rows(
+    checkpoints: &[std::sync::Arc<Checkpoint>],
+    width: usize,
+    height: usize,
+    t: &Theme,
+) -> Vec<Line<'static>> {
+    use crate::context::retry::checkpoint_size;
+    let steps: Vec<String> = checkpoints
+        .iter()
+        .map(|c| format::thousands(c.step))
+        .collect();
+    let sw = steps.iter().map(|s| s.len()).max().unwrap_or(0).max(4);
+    let epoch = width >= sw + 2 + 5 + 2 + 7 + 2 + 11;
+    let row = |step: &str, ep: &str, loss: &str, size: &str| {
+        let ep = if epoch {
+            format!("  {ep:>5}")
+        } else {
+            String::new()
+        };
+        format!("{step:>sw$}{ep}  {loss:>7}  {size:>11}")
+    };
+    let mut lines = Vec::new();
+    let header = height >= 3;
+    if header {
+        lines.push(Line::styled(
+            format::truncate(&row("step", "epoch", "loss", "size"), width.max(1)),
+            t.muted(),
+        ));
+    }
+    let room = height.saturating_sub(usize::from(header));
+    for (c, step) in checkpoints.iter().zip(&steps).rev().take(room) {
+        let loss = c.loss.map(format::metric).unwrap_or_else(|| "–".into());
+        let text = row(step, &format!("{:.2}", c.epoch), &loss, &checkpoint_size(c));
+        let style = if c.is_stored() { t.base() } else { t.muted() };
+        lines.push(Line::styled(format::truncate(&text, width.max(1)), style));
+    }
+    lines
 }
 
 /// The loss chart and the sparklines, side by side when there is room.

@@ -18,6 +18,8 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 
+mod retry;
+
 /// The tab bar, the shown tab's body and the status bar.
 fn screen(area: Rect) -> [Rect; 3] {
     Layout::vertical([
@@ -603,6 +605,7 @@ impl App {
                 };
                 frame.render_widget(Paragraph::new(help_text).style(t.muted()), help);
             }
+            Overlay::Retry(dialog) => retry::draw_retry(frame, area, &t, dialog),
             Overlay::Pick {
                 title,
                 options,

@@ -13,7 +13,7 @@ pub fn config() -> Config {
     c
 }
 
-/// The fixture app at the fixed time, with the running job's history loaded.
+/// The fixture app at the fixed time, with the running job's history (and checkpoints) loaded.
 pub fn app() -> App {
     let mut app = App::new(fixtures::snapshot(), &config());
     app.set_now(fixtures::now());
@@ -22,6 +22,7 @@ pub fn app() -> App {
         job_id: job,
         metrics: Ok(fixtures::metrics(job, 400)),
         log: Ok(fixtures::log_lines()),
+        checkpoints: Ok(fixtures::checkpoints(job)),
     });
     app
 }
