@@ -518,6 +518,36 @@ pub enum DatasetsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Show what a base model will learn from the dataset: an example rendered through the
+    /// model's chat template token by token, the tokens that carry loss marked (the trainer's
+    /// own code decides), or exact counts over the whole dataset (--stats).
+    ///
+    /// Runs on the engine's machine with the trainer's environment; the model's tokenizer
+    /// comes from the Hugging Face cache or a local folder. Cached per dataset, model and
+    /// length.
+    Inspect {
+        /// The dataset's id, or the first characters of it that match only one (as `datasets list` shows).
+        id: String,
+        /// The base model (a Hub id or a local folder); the config's default_base_model when
+        /// none.
+        #[arg(long, value_name = "BASE")]
+        model: Option<String>,
+        /// The example to show, 0-based among the dataset's records (default: the first).
+        #[arg(long, value_name = "N", conflicts_with_all = ["line", "stats"])]
+        example: Option<u64>,
+        /// The example on this line of the file (1-based).
+        #[arg(long, value_name = "L", conflicts_with = "stats")]
+        line: Option<u64>,
+        /// The run's max_seq_length, where the cut is marked (the default preset's when none).
+        #[arg(long, value_name = "N")]
+        max_seq_length: Option<u32>,
+        /// Exact counts over the whole dataset: tokens, trained tokens, examples over
+        /// max_seq_length and the tokens they lose, packing efficiency. Estimates use them.
+        #[arg(long)]
+        stats: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Make a new dataset from the valid examples of one with a few bad ones, and report
     /// what was dropped (line and reason).
     Clean {

@@ -335,6 +335,54 @@ pub trait Api: EngineApi {
         )
     }
 
+    /// One example as the trainer will train it (see [`Request::InspectDataset`]).
+    async fn inspect_example(
+        &self,
+        dataset: &str,
+        model: Option<String>,
+        at: InspectAt,
+        max_seq_length: Option<u32>,
+    ) -> Result<ExampleInspection, ApiError> {
+        let (example, line) = match at {
+            InspectAt::First => (None, None),
+            InspectAt::Index(i) => (Some(i), None),
+            InspectAt::Line(l) => (None, Some(l)),
+        };
+        expect!(
+            self.call(Request::InspectDataset {
+                dataset: dataset.into(),
+                model,
+                example,
+                line,
+                max_seq_length,
+                stats: false,
+            })
+            .await,
+            ExampleInspection
+        )
+        .map(|b| *b)
+    }
+    /// Exact token counts of a whole dataset with a model (see [`Request::InspectDataset`]).
+    async fn inspect_stats(
+        &self,
+        dataset: &str,
+        model: Option<String>,
+        max_seq_length: Option<u32>,
+    ) -> Result<DatasetInspection, ApiError> {
+        expect!(
+            self.call(Request::InspectDataset {
+                dataset: dataset.into(),
+                model,
+                example: None,
+                line: None,
+                max_seq_length,
+                stats: true,
+            })
+            .await,
+            DatasetInspection
+        )
+        .map(|b| *b)
+    }
     async fn job_checkpoints(&self, id: &str) -> Result<Vec<Checkpoint>, ApiError> {
         expect!(
             self.call(Request::JobCheckpoints { id: id.into() }).await,
@@ -704,4 +752,15 @@ pub struct RetryOptions {
     pub backend: Option<String>,
     /// Only say what the retry would queue.
     pub dry_run: bool,
+}
+
+/// Which example of a dataset to inspect.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InspectAt {
+    #[default]
+    First,
+    /// 0-based among its records.
+    Index(u64),
+    /// 1-based line of the file.
+    Line(u64),
 }

@@ -49,7 +49,7 @@ pub mod training;
 pub mod wording;
 
 pub use chat::{ChatEvent, ChatMessage, ChatRequest, ChatRole, ChatStream};
-pub use client::{Api, RetryOptions};
+pub use client::{Api, InspectAt, RetryOptions};
 pub use error::{ApiError, ErrorCode, Reason};
 pub use messages::*;
 pub use remote::{EngineAddress, RemoteApi};

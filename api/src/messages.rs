@@ -234,16 +234,35 @@ pub enum Request {
         #[serde(default)]
         confirm_over_budget: bool,
     },
-    /// A job's checkpoints, oldest first: those its trainer reported and, for a run on the
-    /// engine's machine, those in its checkpoint folder it had no time to report.
+    /// A job's checkpoints a run can continue from, oldest first: the stored ones and, for a
+    /// run on the engine's machine, the folders still there (reported or not).
     JobCheckpoints {
         id: String,
     },
-    /// A model of a job's checkpoint on the engine's machine (an early step that was better
-    /// than the end): its adapter files are stored like a finished run's.
+    /// A model of a job's checkpoint (an early step that was better than the end): its adapter
+    /// files are stored like a finished run's.
     ModelFromCheckpoint {
         job: String,
         step: u64,
+    },
+    /// One example of a dataset rendered through a base model's chat template as the trainer
+    /// will train it (`stats: false`; `example` or `line` picks it, else the first), or exact
+    /// token counts over the whole dataset (`stats: true`). Runs the trainer's own code on the
+    /// engine's machine; cached per dataset, model and length.
+    InspectDataset {
+        dataset: String,
+        /// The base model (a Hub id or a local folder); the config's default when none.
+        #[serde(default)]
+        model: Option<String>,
+        #[serde(default)]
+        example: Option<u64>,
+        #[serde(default)]
+        line: Option<u64>,
+        /// The run's `max_seq_length` (the default preset's when none).
+        #[serde(default)]
+        max_seq_length: Option<u32>,
+        #[serde(default)]
+        stats: bool,
     },
     /// What an evaluation job measured (`not_found` with the reason `not_evaluated` while it
     /// has not finished, or for a training job).
@@ -380,6 +399,7 @@ impl Request {
             Self::EvaluateModels { .. } => "evaluate_models",
             Self::JobComparison { .. } => "job_comparison",
             Self::JobCheckpoints { .. } => "job_checkpoints",
+            Self::InspectDataset { .. } => "inspect_dataset",
             Self::ModelFromCheckpoint { .. } => "model_from_checkpoint",
             Self::Costs { .. } => "costs",
             Self::ListNotifications { .. } => "list_notifications",
@@ -560,6 +580,8 @@ pub enum Reply {
     Jobs(Listing<TrainingJob>),
     Metrics(Vec<MetricsPoint>),
     Checkpoints(Vec<Checkpoint>),
+    ExampleInspection(Box<ExampleInspection>),
+    DatasetInspection(Box<DatasetInspection>),
     Logs(Vec<String>),
     Model(ModelArtifact),
     Evaluation(Evaluation),
@@ -597,6 +619,8 @@ impl Reply {
             Self::Jobs(_) => "jobs",
             Self::Metrics(_) => "metrics",
             Self::Checkpoints(_) => "checkpoints",
+            Self::ExampleInspection(_) => "example_inspection",
+            Self::DatasetInspection(_) => "dataset_inspection",
             Self::Logs(_) => "logs",
             Self::Model(_) => "model",
             Self::Evaluation(_) => "evaluation",

@@ -20,8 +20,8 @@ pub mod validation;
 
 pub use engine::{
     BackendInfo, BudgetStatus, CleanOptions, CleanReport, CostSummary, DoctorReport, DoctorStep,
-    DroppedRecord, Engine, EngineBuilder, EngineError, EvaluationRequest, IdKind, JobCost,
-    JobRequest, NewDataset, Period, RetryFrom,
+    DroppedRecord, Engine, EngineBuilder, EngineError, EvaluationRequest, IdKind, InspectRequest,
+    Inspected, JobCost, JobRequest, NewDataset, Period, RetryFrom,
 };
 pub use store::Page;
 

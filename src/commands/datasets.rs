@@ -4,7 +4,7 @@ use super::exit;
 use super::output::{self, bytes, count, fit};
 use crate::cli::DatasetsCmd;
 use anyhow::Result;
-use brightrun_engine::api::{Api, ApiError, EngineApi, Paging};
+use brightrun_engine::api::{Api, ApiError, EngineApi, InspectAt, Paging};
 use brightrun_engine::domain::{Dataset, DatasetStatus, Severity};
 
 pub async fn run(api: &dyn EngineApi, cmd: DatasetsCmd) -> Result<i32> {
@@ -101,6 +101,29 @@ pub async fn run(api: &dyn EngineApi, cmd: DatasetsCmd) -> Result<i32> {
             let d = api.update_dataset(&id, None, Some(description)).await?;
             print_one(&d, json.json)?;
             Ok(exit::OK)
+        }
+        DatasetsCmd::Inspect {
+            id,
+            model,
+            example,
+            line,
+            max_seq_length,
+            stats,
+            json,
+        } => {
+            let at = match (example, line) {
+                (Some(i), _) => InspectAt::Index(i),
+                (None, Some(l)) => InspectAt::Line(l),
+                (None, None) => InspectAt::First,
+            };
+            let what = super::inspect::Inspect {
+                id,
+                model,
+                at,
+                max_seq_length,
+                stats,
+            };
+            super::inspect::run(api, what, json.json).await
         }
         DatasetsCmd::Clean {
             id,

@@ -9,6 +9,7 @@ pub mod costs;
 pub mod datasets;
 pub mod doctor;
 pub mod follow;
+pub mod inspect;
 pub mod jobs;
 pub mod mirror;
 pub mod models;

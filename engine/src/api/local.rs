@@ -570,6 +570,39 @@ impl LocalApi {
             Request::JobCheckpoints { id } => {
                 Reply::Checkpoints(blocking(e, move |e| e.job_checkpoints(job_id(e, &id)?)).await?)
             }
+            Request::InspectDataset {
+                dataset,
+                model,
+                example,
+                line,
+                max_seq_length,
+                stats,
+            } => {
+                let at = match (example, line) {
+                    (Some(_), Some(_)) => {
+                        return Err(EngineError::InvalidField {
+                            field: "line".into(),
+                            message: "name an example or a line, not both".into(),
+                        }
+                        .into());
+                    }
+                    (Some(i), None) => InspectAt::Index(i),
+                    (None, Some(l)) => InspectAt::Line(l),
+                    (None, None) => InspectAt::First,
+                };
+                let dataset = blocking(e, move |e| dataset_id(e, &dataset)).await?;
+                let req = crate::InspectRequest {
+                    dataset,
+                    model,
+                    at,
+                    max_seq_length,
+                    stats,
+                };
+                match e.inspect_dataset(req).await? {
+                    crate::Inspected::Example(x) => Reply::ExampleInspection(x),
+                    crate::Inspected::Stats(s) => Reply::DatasetInspection(s),
+                }
+            }
             Request::ModelFromCheckpoint { job, step } => {
                 let id = blocking(e, move |e| job_id(e, &job)).await?;
                 Reply::Model(e.model_from_checkpoint(id, step).await?)

@@ -15,7 +15,7 @@ mod tokens;
 
 pub use brightrun_api::{
     Api, ApiError, ByteStream, ChangeStream, Connection, EngineAddress, EngineApi, ErrorCode,
-    LiveStream, Reason, RemoteApi, RetryOptions, chat, messages::*,
+    InspectAt, LiveStream, Reason, RemoteApi, RetryOptions, chat, messages::*,
 };
 pub use error::FromEngineError;
 pub use feed::{change_feed, live_feed};

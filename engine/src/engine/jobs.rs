@@ -290,8 +290,9 @@ impl Engine {
                 ),
             ));
         }
-        // Tokens as the job's base model counts them, when its tokenizer is available.
-        let stats = self
+        // Tokens as the job's base model counts them, when its tokenizer is available; exact
+        // (template and cut included) once `datasets inspect --stats` has counted them.
+        let mut stats = self
             .statistics_for_model(&r.dataset, &r.hyperparameters.base_model)
             .ok_or_else(|| {
                 EngineError::Invalid(format!(
@@ -299,6 +300,16 @@ impl Engine {
                     r.dataset.id.short()
                 ))
             })?;
+        let (model, length) = (
+            &r.hyperparameters.base_model,
+            r.hyperparameters.max_seq_length,
+        );
+        let exact = self.cached_token_stats(&r.dataset, model, length);
+        if let Some(x) = &exact {
+            stats.total_tokens = x.tokens;
+            stats.tokens_exact = true;
+            stats.examples_over_max_seq_length = x.over_max_seq_length;
+        }
         let spent = self.spent_this_month()?;
         let calibration = self.inner.store.calibration(&self.calibration_key(
             &r.gpu_type,
@@ -319,6 +330,13 @@ impl Engine {
             evaluation: Some(&self.inner.config.evaluation),
         })
         .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if exact.is_some() {
+            est.throughput
+                .note
+                .push_str("; exact token counts (`datasets inspect --stats`)");
+        }
+        est.warnings
+            .extend(self.cached_inspection_warnings(&r.dataset, model, length));
         if let Some(asked) = r.asked_gpu_count {
             est.warnings.push(format!(
                 "{} GPUs were asked for, but a run on this machine uses what it has ({}): the estimate is for that",

@@ -326,6 +326,42 @@ pub(super) fn document_with(catalog: Option<&Catalog>) -> Value {
         "post",
         json!({"summary": "Hand an uploaded dataset to the validator", "parameters": [id_param("dataset")], "responses": ds.clone()}),
     );
+    let example = d.schema::<ExampleInspection>();
+    let stats = d.schema::<DatasetInspection>();
+    let inspected = d_ok(&mut d, json!({"oneOf": [example, stats]}));
+    let inspect_params = json!([
+        id_param("dataset"),
+        query(
+            "model",
+            json!({"type": "string", "minLength": 1, "maxLength": MAX_FIELD_LEN}),
+            "the base model (a Hub id or a folder on the engine's machine); the config's default when none"
+        ),
+        query(
+            "example",
+            json!({"type": "integer", "minimum": 0}),
+            "the example, 0-based among the records (default: the first)"
+        ),
+        query(
+            "line",
+            json!({"type": "integer", "minimum": 1}),
+            "the example on this line of the file"
+        ),
+        query(
+            "max_seq_length",
+            json!({"type": "integer", "minimum": 128, "maximum": 32768}),
+            "the run's max_seq_length (the default preset's when none)"
+        ),
+        query(
+            "stats",
+            json!({"type": "boolean"}),
+            "exact counts over the whole dataset instead of one example"
+        ),
+    ]);
+    add(
+        "/api/datasets/{id}/inspect",
+        "get",
+        json!({"summary": "What a base model will learn from the dataset, as the trainer renders and masks it: one example token by token, or exact counts (`stats`); runs the trainer's code on the engine's machine, cached", "parameters": inspect_params, "responses": d.responses(inspected)}),
+    );
     add(
         "/api/datasets/{id}/upload",
         "put",

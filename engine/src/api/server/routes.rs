@@ -402,6 +402,38 @@ async fn confirm_dataset(caller: Caller, Id(id): Id) -> Result<Response, HttpErr
     call(&caller, Request::ConfirmDataset { id }).await
 }
 
+/// `GET /api/datasets/{id}/inspect`'s query (see `Request::InspectDataset`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InspectQuery {
+    model: Option<String>,
+    example: Option<u64>,
+    line: Option<u64>,
+    max_seq_length: Option<u32>,
+    #[serde(default)]
+    stats: bool,
+}
+
+async fn inspect_dataset(
+    caller: Caller,
+    Id(id): Id,
+    q: Result<Query<InspectQuery>, QueryRejection>,
+) -> Result<Response, HttpError> {
+    let q = parse!(query q);
+    call(
+        &caller,
+        Request::InspectDataset {
+            dataset: id,
+            model: q.model,
+            example: q.example,
+            line: q.line,
+            max_seq_length: q.max_seq_length,
+            stats: q.stats,
+        },
+    )
+    .await
+}
+
 /// An evaluation job (`brightrun models eval`): the models and, optionally, the prompts.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -771,6 +803,7 @@ pub(super) fn seed_routes(r: Routes) -> Routes {
         .add(M::PATCH, "/api/datasets/{id}", patch_dataset)
         .add(M::DELETE, "/api/datasets/{id}", delete_dataset)
         .add(M::POST, "/api/datasets/{id}/confirm", confirm_dataset)
+        .add(M::GET, "/api/datasets/{id}/inspect", inspect_dataset)
         .add(M::GET, "/api/jobs", list_jobs)
         .add(M::POST, "/api/jobs", create_job)
         .add(M::POST, "/api/jobs/estimate", estimate)

@@ -1,0 +1,414 @@
+//! `brightrun datasets inspect`: what the trainer will learn from a dataset with a base model.
+//! The trainer's own code renders and masks (`python -m brightrun_trainer inspect`, PROTOCOL.md
+//! "Inspect mode"), run on this machine with the trainer's environment; the engine never
+//! re-implements a chat template. Replies are cached per dataset (its sha256), model (its
+//! tokenizer files where they can be seen), length and the trainer's encoding code, so a second
+//! look is instant and the estimate can use exact counts.
+
+use super::{Engine, EngineError, Result};
+use crate::api::InspectAt;
+use crate::domain::{Dataset, DatasetInspection, DatasetStatus, ExampleInspection};
+use crate::ids::DatasetId;
+use crate::storage::Bucket;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long one example may take (a cold start loads the tokenizer), and a whole dataset.
+const EXAMPLE_TIMEOUT: Duration = Duration::from_secs(300);
+const STATS_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
+
+/// What to inspect.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InspectRequest {
+    pub dataset: DatasetId,
+    pub model: Option<String>,
+    pub at: InspectAt,
+    pub max_seq_length: Option<u32>,
+    pub stats: bool,
+}
+
+/// The trainer's answer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Inspected {
+    Example(Box<ExampleInspection>),
+    Stats(Box<DatasetInspection>),
+}
+
+/// A request resolved against the dataset and the config: everything its cache key and the
+/// trainer need.
+struct Resolved {
+    dataset: Dataset,
+    model: String,
+    max_seq_length: u32,
+    at: InspectAt,
+    stats: bool,
+}
+
+impl Engine {
+    /// Renders one example, or counts the whole dataset, as the trainer will train it.
+    pub async fn inspect_dataset(&self, req: InspectRequest) -> Result<Inspected> {
+        let r = self.on_store(move |e| e.resolve_inspection(req)).await?;
+        let cache = self.inspection_cache(&r)?;
+        if let Some(hit) = read_cached(&cache, r.stats) {
+            return Ok(hit);
+        }
+        let file = self.dataset_file_here(&r.dataset).await?;
+        let request = json!({
+            "version": 1,
+            "dataset": file,
+            "base_model": r.model,
+            "max_seq_length": r.max_seq_length,
+            "mode": if r.stats { "stats" } else { "example" },
+            "example": match r.at { InspectAt::Index(i) => Some(i), _ => None },
+            "line": match r.at { InspectAt::Line(l) => Some(l), _ => None },
+        });
+        let reply = self.run_inspect(&request, r.stats).await?;
+        let inspected = parse(&reply, r.stats, &r.model)?;
+        write_cached(&cache, &reply);
+        Ok(inspected)
+    }
+
+    /// The warnings a cached inspection of this pairing found (for `jobs create`): none when
+    /// it was never inspected.
+    pub(crate) fn cached_inspection_warnings(
+        &self,
+        dataset: &Dataset,
+        model: &str,
+        max_seq_length: u32,
+    ) -> Vec<String> {
+        let resolved = |stats| Resolved {
+            dataset: dataset.clone(),
+            model: model.to_string(),
+            max_seq_length,
+            at: InspectAt::First,
+            stats,
+        };
+        [true, false]
+            .into_iter()
+            .filter_map(|stats| {
+                let cache = self.inspection_cache(&resolved(stats)).ok()?;
+                match read_cached(&cache, stats)? {
+                    Inspected::Stats(s) => Some(s.warnings),
+                    Inspected::Example(x) => Some(x.warnings),
+                }
+            })
+            .next()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| format!("{} ({})", w.message, w.code))
+            .collect()
+    }
+
+    /// The exact counts of a pairing, when `datasets inspect --stats` has made them.
+    pub(crate) fn cached_token_stats(
+        &self,
+        dataset: &Dataset,
+        model: &str,
+        max_seq_length: u32,
+    ) -> Option<crate::domain::TokenStats> {
+        let r = Resolved {
+            dataset: dataset.clone(),
+            model: model.to_string(),
+            max_seq_length,
+            at: InspectAt::First,
+            stats: true,
+        };
+        match read_cached(&self.inspection_cache(&r).ok()?, true)? {
+            Inspected::Stats(s) => Some(s.stats),
+            Inspected::Example(_) => None,
+        }
+    }
+
+    fn resolve_inspection(&self, req: InspectRequest) -> Result<Resolved> {
+        let dataset = self.dataset(req.dataset)?;
+        if dataset.status != DatasetStatus::Ready {
+            return Err(EngineError::conflict(
+                crate::api::Reason::DatasetNotReady,
+                format!(
+                    "dataset {} is {}, not ready: it is inspected once validated",
+                    dataset.id.short(),
+                    dataset.status.phrase()
+                ),
+            ));
+        }
+        let training = &self.inner.config.training;
+        let model = req
+            .model
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| training.default_base_model.clone());
+        let max_seq_length = match req.max_seq_length {
+            Some(n) => n,
+            None => {
+                crate::training::presets::resolve_default(training)
+                    .map_err(|e| EngineError::Invalid(e.to_string()))?
+                    .1
+                    .max_seq_length
+            }
+        };
+        let (low, high) = crate::training::ranges::MAX_SEQ_LENGTH;
+        if !(low..=high).contains(&max_seq_length) {
+            return Err(EngineError::InvalidField {
+                field: "max_seq_length".into(),
+                message: format!("{max_seq_length} is not in {low}..={high}"),
+            });
+        }
+        Ok(Resolved {
+            dataset,
+            model,
+            max_seq_length,
+            at: req.at,
+            stats: req.stats,
+        })
+    }
+
+    /// The cache file of a resolved request.
+    fn inspection_cache(&self, r: &Resolved) -> Result<PathBuf> {
+        let source = crate::trainer_env::source_dir(&self.inner.config)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let key = json!({
+            "v": 1,
+            "dataset": r.dataset.id,
+            "sha256": r.dataset.sha256,
+            "model": r.model,
+            "tokenizer": tokenizer_fingerprint(&r.model),
+            "code": code_fingerprint(&source),
+            "max_seq_length": r.max_seq_length,
+            "stats": r.stats,
+            "at": format!("{:?}", r.at),
+        });
+        let hash = hex::encode(Sha256::digest(key.to_string().as_bytes()));
+        Ok(self
+            .inner
+            .paths
+            .data_dir
+            .join("cache")
+            .join("inspect")
+            .join(format!("{}.json", &hash[..32])))
+    }
+
+    /// The dataset's file on this machine: in place in a local store, else downloaded once
+    /// (sha256 checked) into the cache.
+    async fn dataset_file_here(&self, dataset: &Dataset) -> Result<PathBuf> {
+        let objects = &self.inner.objects;
+        if let Some(p) = objects.local_path(Bucket::Datasets, &dataset.storage_path) {
+            return Ok(p);
+        }
+        let dir = self
+            .inner
+            .paths
+            .data_dir
+            .join("cache")
+            .join("datasets")
+            .join(dataset.id.to_string());
+        let dest = dir.join("dataset.jsonl");
+        let done = dir.join(".complete");
+        if done.is_file() && dest.is_file() {
+            return Ok(dest);
+        }
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| EngineError::Io {
+                action: "writing",
+                path,
+                source,
+            }
+        };
+        crate::private::create_dir_all_async(&dir)
+            .await
+            .map_err(io(&dir))?;
+        let got = objects
+            .get_to_file(Bucket::Datasets, &dataset.storage_path, &dest, &|_, _| {})
+            .await?;
+        if dataset
+            .sha256
+            .as_ref()
+            .is_some_and(|want| *want != got.sha256)
+        {
+            let _ = std::fs::remove_file(&dest);
+            return Err(EngineError::Invalid(format!(
+                "the stored dataset {} does not match its recorded sha256",
+                dataset.storage_path
+            )));
+        }
+        crate::private::create_file(&done).map_err(io(&done))?;
+        Ok(dest)
+    }
+
+    /// The trainer's Python on this machine, found or built as the local backend does (a
+    /// build reports its steps as progress).
+    async fn inspect_trainer(&self) -> Result<crate::trainer_env::TrainerCommand> {
+        let store = self.inner.store.clone();
+        let report = move |line: String| {
+            store.publish(crate::events::EngineEvent::Progress(
+                crate::events::Progress {
+                    task: crate::events::ProgressTask::TrainerEnvironment,
+                    done: 0,
+                    total: None,
+                    message: crate::text::clean_line(&line),
+                },
+            ));
+        };
+        crate::trainer_env::ensure(&self.inner.paths, &self.inner.config, &report)
+            .await
+            .map_err(|e| {
+                EngineError::Invalid(format!(
+                    "inspecting runs the trainer's code on the engine's machine: {e}"
+                ))
+            })
+    }
+
+    /// Runs the trainer's inspect mode and returns its JSON reply (an `error` in it is the
+    /// caller's to read).
+    async fn run_inspect(&self, request: &Value, stats: bool) -> Result<Value> {
+        let trainer = self.inspect_trainer().await?;
+        let mut cmd = tokio::process::Command::new(&trainer.python);
+        cmd.args(["-m", "brightrun_trainer", "inspect", "--request-json"])
+            .arg(request.to_string())
+            .env(
+                "PYTHONPATH",
+                crate::backend::local::prepend_path(&trainer.source_dir),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let limit = if stats {
+            STATS_TIMEOUT
+        } else {
+            EXAMPLE_TIMEOUT
+        };
+        let out = match tokio::time::timeout(limit, cmd.output()).await {
+            Err(_) => {
+                return Err(EngineError::Invalid(format!(
+                    "the trainer's inspection ran past {} s and was stopped",
+                    limit.as_secs()
+                )));
+            }
+            Ok(r) => r.map_err(|source| EngineError::Io {
+                action: "running",
+                path: trainer.python.clone(),
+                source,
+            })?,
+        };
+        serde_json::from_slice::<Value>(&out.stdout).map_err(|e| {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+            EngineError::Invalid(format!(
+                "the trainer's inspection gave no reply ({e}; exit {}): {}",
+                out.status,
+                crate::text::clean_line(&tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
+            ))
+        })
+    }
+}
+
+/// The trainer's reply as the API's type; its `error` as the engine's.
+fn parse(reply: &Value, stats: bool, model: &str) -> Result<Inspected> {
+    if let Some(err) = reply.get("error") {
+        let reason = err["reason"]
+            .as_str()
+            .unwrap_or("the trainer gave no reason");
+        return Err(EngineError::Invalid(crate::text::clean_line(reason)));
+    }
+    let mut with_model = reply.clone();
+    with_model["base_model"] = model.into();
+    Ok(if stats {
+        Inspected::Stats(Box::new(decode(with_model)?))
+    } else {
+        Inspected::Example(Box::new(decode(with_model)?))
+    })
+}
+
+fn decode<T: DeserializeOwned>(v: Value) -> Result<T> {
+    serde_json::from_value(v).map_err(|e| {
+        EngineError::Invalid(format!(
+            "the trainer's inspection reply is not as expected: {e}"
+        ))
+    })
+}
+
+fn read_cached(path: &Path, stats: bool) -> Option<Inspected> {
+    let bytes = std::fs::read(path).ok()?;
+    let reply: Value = serde_json::from_slice(&bytes).ok()?;
+    let model = reply["base_model"].as_str().unwrap_or_default().to_string();
+    parse(&reply, stats, &model).ok()
+}
+
+/// Keeps a reply (with no error) for the next look; a cache that cannot be written only costs
+/// the next look its time.
+fn write_cached(path: &Path, reply: &Value) {
+    if reply.get("error").is_some() {
+        return;
+    }
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            crate::private::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::io::Write::write_all(
+            &mut crate::private::create_file(&tmp)?,
+            reply.to_string().as_bytes(),
+        )?;
+        std::fs::rename(&tmp, path)
+    };
+    if let Err(e) = write() {
+        tracing::warn!("keeping an inspection in {}: {e}", path.display());
+    }
+}
+
+/// What changes a tokenizer, where it can be seen without loading it: a local folder's
+/// tokenizer files (size and time), or the Hugging Face cache's revision of a Hub id.
+fn tokenizer_fingerprint(model: &str) -> String {
+    let folder = Path::new(model);
+    let files = if folder.is_dir() {
+        vec![
+            folder.join("tokenizer.json"),
+            folder.join("tokenizer_config.json"),
+            folder.join("chat_template.jinja"),
+        ]
+    } else {
+        let hub = std::env::var_os("HF_HOME")
+            .map(|h| PathBuf::from(h).join("hub"))
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface/hub"))
+            })
+            .unwrap_or_default();
+        vec![
+            hub.join(format!("models--{}", model.replace('/', "--")))
+                .join("refs/main"),
+        ]
+    };
+    files
+        .iter()
+        .map(|f| match std::fs::metadata(f) {
+            Ok(m) => format!("{}:{}:{:?}", f.display(), m.len(), m.modified().ok()),
+            Err(_) => format!("{}:-", f.display()),
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// The trainer code that decides rendering and masking: another version may train other
+/// tokens. Read once per process (estimates look it up on every key press).
+fn code_fingerprint(source: &Path) -> String {
+    static SEEN: std::sync::OnceLock<(PathBuf, String)> = std::sync::OnceLock::new();
+    let (path, hash) = SEEN.get_or_init(|| (source.to_path_buf(), hash_code(source)));
+    if path == source {
+        hash.clone()
+    } else {
+        hash_code(source)
+    }
+}
+
+fn hash_code(source: &Path) -> String {
+    let mut h = Sha256::new();
+    for f in ["encoding.py", "data.py", "inspect.py"] {
+        if let Ok(bytes) = std::fs::read(source.join("brightrun_trainer").join(f)) {
+            h.update(&bytes);
+        }
+    }
+    hex::encode(h.finalize())
+}
