@@ -363,6 +363,26 @@ fn a_cancel_reaches_the_trainer_on_ray_which_checkpoints_and_stops() {
         log.contains("stopped by signal 15"),
         "the trainer got SIGTERM and said so:\n{log}"
     );
+    // Its stop checkpoint went to S3 after the job was cancelled, and is recorded: a retry
+    // continues from the step it stopped at.
+    let stopped: u64 = log
+        .split("stopped by signal 15 at step ")
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the step it stopped at:\n{log}"));
+    wait(60, "the stop checkpoint recorded", || {
+        stored_checkpoints(&home, &job)
+            .iter()
+            .any(|c| c["step"] == stopped)
+    });
+    let retry = json(&home, &["jobs", "retry", &job, "--yes", "--json"], 0);
+    assert_eq!(retry["resumed_from"]["step"], stopped, "{retry:#}");
+    json(
+        &home,
+        &["jobs", "cancel", retry["id"].as_str().unwrap(), "--json"],
+        0,
+    );
 }
 
 /// The trainer process of a job on this machine's Ray worker (its environment names the job).

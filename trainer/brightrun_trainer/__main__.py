@@ -1,4 +1,10 @@
-"""Command line: ``python -m brightrun_trainer run --spec SPEC``, ``serve`` and ``make-tiny-model``."""
+"""Command line: ``python -m brightrun_trainer run --spec SPEC``, ``serve``, ``inspect`` and ``make-tiny-model``.
+
+``inspect --request-json JSON`` (or ``--request FILE``) prints one JSON object: how a dataset
+example renders through the base model's chat template and which tokens carry loss, or the
+whole dataset's token statistics, decided by the trainer's own encoding (see
+:mod:`.inspection` and PROTOCOL.md, "Inspect mode").
+"""
 
 from __future__ import annotations
 
@@ -98,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--base", required=True, help="base model id or folder")
     serve.add_argument("--adapter", help="folder of the PEFT adapter to load over the base")
+    inspect = commands.add_parser(
+        "inspect", help="show how the trainer encodes a dataset example, or the dataset's token statistics (one JSON object)"
+    )
+    request = inspect.add_mutually_exclusive_group(required=True)
+    request.add_argument("--request-json", metavar="JSON", help="the request (PROTOCOL.md, \"Inspect mode\")")
+    request.add_argument("--request", metavar="FILE", help="read the request from this file")
     tiny = commands.add_parser("make-tiny-model", help=f"materialise {TINY_MODEL_ID} and print its folder")
     tiny.add_argument("--out", help="folder to write it to (default: the cache folder the trainer uses)")
     smol = commands.add_parser("make-smollm2-model", help=f"materialise {SMOLLM2_MODEL_ID} and print its folder")
@@ -120,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         folder = build_smollm2(args.out) if args.out else ensure_smollm2()
         print(folder)
         return 0
+    if args.command == "inspect":
+        from .events import claim_stdout
+        from .inspection import main as inspect
+
+        out = claim_stdout()  # the reply alone on stdout; library noise goes to stderr
+        exit_now(inspect(args.request_json, args.request, out), out)
     if args.command == "serve":
         from .serve import main as serve
 

@@ -150,6 +150,8 @@ class CheckpointStore:
         self._emitter = emitter
         self._next = 0
         self._said_exhausted = False
+        #: Folders whose archive went to storage (presigned): the worker keeps only the newest.
+        self._uploaded: list[Path] = []
 
     def store(self, folder: str | os.PathLike[str], step: int) -> dict:
         """Pack (and upload) the complete checkpoint ``folder``; returns the ``checkpoint``
@@ -175,6 +177,7 @@ class CheckpointStore:
                         )
                     return {}
                 packed = self._upload(folder, step, urls[index])
+                self._forget_uploaded(folder)
         except Exception as exc:  # training goes on: the checkpoint folder is still on the worker
             self._emitter.warning(
                 f"the checkpoint at step {step} was not stored: {one_line_reason(exc)}; it stays on this worker only"
@@ -183,6 +186,22 @@ class CheckpointStore:
         seconds = round(time.monotonic() - started, 3)
         obj = {"index": index, "size": packed.size, "sha256": packed.sha256, "seconds": seconds}
         return {"object": obj, **extra}
+
+    def _forget_uploaded(self, newest: Path) -> None:
+        """A remote worker's disk is not where checkpoints live: once one is in storage, the
+        folders of the earlier stored ones (and an archive extracted to resume from) go, so a
+        long-lived worker does not fill its disk. The newest stays until the run ends."""
+        for old in self._uploaded:
+            shutil.rmtree(old, ignore_errors=True)
+        self._uploaded = [newest]
+        for extracted in newest.parent.glob("resumed-*"):
+            shutil.rmtree(extracted, ignore_errors=True)
+
+    def finish(self) -> None:
+        """The run completed (its adapter is written): its stored checkpoints' folders go too."""
+        for old in self._uploaded:
+            shutil.rmtree(old, ignore_errors=True)
+        self._uploaded = []
 
     @staticmethod
     def _upload(folder: Path, step: int, url: str) -> PackedArchive:

@@ -602,18 +602,25 @@ def _check_conversation(messages: list[Message]) -> None:
 # --------------------------------------------------------------------------- loading
 
 
-def load_dataset(
-    path: str | Path, *, seed: int, validation_split: float, use_validation: bool
-) -> LoadedDataset:
-    """Read, detect, normalise and split a dataset file in one streaming pass."""
-    threshold = validation_threshold(validation_split) if use_validation else 0
-    fmt: DatasetFormat | None = None
-    train: list[Example] = []
-    validation: list[Example] = []
-    skipped: list[SkippedRecord] = []
-    skipped_count = 0
-    index = 0
+@dataclass(frozen=True)
+class RecordVerdict:
+    """One record of the file as a run judges it: a usable example, or why it is skipped."""
 
+    #: 0-based record index (the split rule's input) and 1-based line.
+    index: int
+    line: int
+    #: The file's format as fixed so far (``None`` until a record matches a format).
+    format: DatasetFormat | None
+    example: Example | None = None
+    #: Why the record is unusable (``example`` is then ``None``).
+    reason: str | None = None
+
+
+def read_examples(path: str | Path) -> Iterator[RecordVerdict]:
+    """Every record of a dataset file, streamed, normalised as a run reads it (format detection
+    included). Raises :class:`DatasetError` at a record that is data for another kind of training."""
+    fmt: DatasetFormat | None = None
+    index = 0
     for record in read_records(Path(path)):
         if index == 0 and _is_meta(record):
             continue
@@ -637,13 +644,32 @@ def load_dataset(
                     )
                 except InvalidRecord as exc:
                     reason = str(exc)
-        if example is not None:
-            (validation if is_validation(index, seed, threshold) else train).append(example)
+        if example is None:
+            reason = reason or "unusable record"
+        yield RecordVerdict(index, record.line, fmt, example, reason)
+        index += 1
+
+
+def load_dataset(
+    path: str | Path, *, seed: int, validation_split: float, use_validation: bool
+) -> LoadedDataset:
+    """Read, detect, normalise and split a dataset file in one streaming pass."""
+    threshold = validation_threshold(validation_split) if use_validation else 0
+    fmt: DatasetFormat | None = None
+    train: list[Example] = []
+    validation: list[Example] = []
+    skipped: list[SkippedRecord] = []
+    skipped_count = 0
+    index = 0
+
+    for verdict in read_examples(path):
+        fmt, index = verdict.format, verdict.index + 1
+        if verdict.example is not None:
+            (validation if is_validation(verdict.index, seed, threshold) else train).append(verdict.example)
         else:
             skipped_count += 1
             if len(skipped) < SKIPPED_KEPT:
-                skipped.append(SkippedRecord(record.line, reason or "unusable record"))
-        index += 1
+                skipped.append(SkippedRecord(verdict.line, verdict.reason))
 
     if fmt is None or not (train or validation):
         raise DatasetError(_nothing_usable_reason(index, skipped))

@@ -149,14 +149,100 @@ class EncodedText:
 
 def encode_text(tokenizer, text: str, max_seq_length: int) -> EncodedText | None:
     """A plain-text example: its tokens (BOS when the tokenizer adds one) and EOS, all trained."""
-    ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
-    if tokenizer.eos_token_id is not None:
-        ids.append(tokenizer.eos_token_id)
-    truncated = len(ids) > max_seq_length
-    ids = ids[:max_seq_length]
-    if not ids:
+    (ids,) = text_token_ids(tokenizer, [text])
+    encoded, truncated = cut(ids, ids, max_seq_length)
+    if encoded is None:
         return None
-    return EncodedText(EncodedExample.of(ids, ids), truncated)
+    return EncodedText(encoded, truncated)
+
+
+def text_token_ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Plain-text examples' tokens, untruncated, tokenized in one batch: each text's tokens
+    (BOS when the tokenizer adds one) and EOS (every one of them trained)."""
+    if not texts:
+        return []
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    return [list(ids) + eos for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+
+
+def cut(input_ids: Sequence[int], labels: Sequence[int], max_seq_length: int) -> tuple[EncodedExample | None, bool]:
+    """What training keeps of an encoded sequence: its first ``max_seq_length`` tokens, or
+    ``None`` when no trained token is left. Returns ``(encoded or None, truncated)``."""
+    truncated = len(input_ids) > max_seq_length
+    input_ids, labels = input_ids[:max_seq_length], labels[:max_seq_length]
+    if all(label == IGNORE_INDEX for label in labels):
+        return None, truncated
+    return EncodedExample.of(input_ids, labels), truncated
+
+
+@dataclass
+class RenderedConversation:
+    """A conversation through the chat template, before tokenization.
+
+    Either ``text`` with the character ``spans`` of its trained turns (the text route), or
+    ``input_ids`` and ``labels`` already (the template's own ``{% generation %}`` mask)."""
+
+    #: The messages as rendered (a system message may be folded into the first user turn).
+    chat: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None
+    text: str | None = None
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    #: Whether the turns were located by searching for their text (the template rewrites turns).
+    searched: bool = False
+    #: Trainable turns that could not be located (not trained).
+    missed: int = 0
+    input_ids: list[int] | None = None
+    labels: list[int] | None = None
+
+
+def render_conversation(
+    tokenizer, messages: Sequence[Message], tools: Sequence[dict] = ()
+) -> RenderedConversation:
+    """Render a conversation and locate its trainable assistant turns (raises what the
+    template raises for a conversation it rejects: :data:`TEMPLATE_REJECTIONS`)."""
+    tools = list(tools) or None
+    chat = adapt_to_template(tokenizer, [m.as_chat() for m in messages], tools)
+    masked = _encode_with_template_mask(tokenizer, chat, messages, tools)
+    if masked is not None:
+        return RenderedConversation(chat, tools, input_ids=masked[0], labels=masked[1])
+    text = render(tokenizer, chat, tools=tools)
+    spans, searched, missed = assistant_spans(tokenizer, chat, messages, text, tools)
+    return RenderedConversation(chat, tools, text=text, spans=spans, searched=searched, missed=missed)
+
+
+def tokenize_conversations(
+    tokenizer, rendered: Sequence[RenderedConversation]
+) -> list[tuple[list[int], list[int]]]:
+    """Untruncated ids and labels of rendered conversations; the text route's renderings are
+    tokenized in one batch (the fast tokenizer's offsets map the spans to tokens)."""
+    texts = [item.text for item in rendered if item.input_ids is None]
+    encodings = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True) if texts else None
+    results, at = [], 0
+    for item in rendered:
+        if item.input_ids is not None:
+            results.append((list(item.input_ids), list(item.labels)))
+            continue
+        input_ids = list(encodings["input_ids"][at])
+        offsets = encodings["offset_mapping"][at]
+        at += 1
+        results.append((input_ids, _span_labels(input_ids, offsets, item.spans)))
+    return results
+
+
+def _span_labels(input_ids: Sequence[int], offsets: Sequence[Sequence[int]], spans: list[tuple[int, int]]) -> list[int]:
+    """Each token's label: itself when its characters overlap a trained span, else
+    ``IGNORE_INDEX`` (a token without characters, ``end <= start``, is never trained). Written
+    out without helper calls: this loop runs once per token of the dataset."""
+    labels = []
+    for token, (start, end) in zip(input_ids, offsets):
+        trained = False
+        if end > start:
+            for span_start, span_end in spans:
+                if start < span_end and end > span_start:
+                    trained = True
+                    break
+        labels.append(token if trained else IGNORE_INDEX)
+    return labels
 
 
 def encode_conversation(
@@ -172,28 +258,12 @@ def encode_conversation(
     assistant token survives truncation to ``max_seq_length``. Turns the text search cannot
     locate are added to ``report.turns_not_located``.
     """
-    tools = list(tools) or None
-    chat = adapt_to_template(tokenizer, [m.as_chat() for m in messages], tools)
-    masked = _encode_with_template_mask(tokenizer, chat, messages, tools)
-    searched = False
-    if masked is not None:
-        input_ids, labels = masked
-    else:
-        text = render(tokenizer, chat, tools=tools)
-        spans, searched, missed = assistant_spans(tokenizer, chat, messages, text, tools)
-        if report is not None:
-            report.turns_not_located += missed
-        encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        input_ids = list(encoding["input_ids"])
-        labels = [
-            token if _overlaps(offset, spans) else IGNORE_INDEX
-            for token, offset in zip(input_ids, encoding["offset_mapping"])
-        ]
-    truncated = len(input_ids) > max_seq_length
-    input_ids, labels = input_ids[:max_seq_length], labels[:max_seq_length]
-    if all(label == IGNORE_INDEX for label in labels):
-        return None, truncated, searched
-    return EncodedExample.of(input_ids, labels), truncated, searched
+    rendered = render_conversation(tokenizer, messages, tools)
+    if report is not None:
+        report.turns_not_located += rendered.missed
+    ((input_ids, labels),) = tokenize_conversations(tokenizer, [rendered])
+    encoded, truncated = cut(input_ids, labels, max_seq_length)
+    return encoded, truncated, rendered.searched
 
 
 def render(tokenizer, chat: list[dict[str, Any]], add_generation_prompt: bool = False, tools=None) -> str:
@@ -352,13 +422,6 @@ def _encode_with_template_mask(
     for run_start, run_end in kept:
         labels[run_start:run_end] = input_ids[run_start:run_end]
     return input_ids, labels
-
-
-def _overlaps(offset: Sequence[int], spans: list[tuple[int, int]]) -> bool:
-    start, end = offset
-    if end <= start:
-        return False
-    return any(start < span_end and end > span_start for span_start, span_end in spans)
 
 
 class PaddingCollator:

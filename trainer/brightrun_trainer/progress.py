@@ -171,7 +171,8 @@ class ProgressReporter(TrainerCallback):
         self._losses = losses
         self._has_validation = has_validation
         self._checkpoint_steps = checkpoint_steps
-        self._archives = archives
+        #: Where each checkpoint is stored (none: checkpoints stay in their folders).
+        self.archives = archives
         self._saved_step: int | None = None
         #: The newest checkpoint folder (the one resumed from, until this process saves one):
         #: named in the error when the loss diverges.
@@ -262,7 +263,7 @@ class ProgressReporter(TrainerCallback):
         self.flush()
         self._saved_step = state.global_step
         path = os.path.abspath(os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
-        stored = self._archives.store(path, state.global_step) if self._archives is not None else {}
+        stored = self.archives.store(path, state.global_step) if self.archives is not None else {}
         self.last_checkpoint_stored = "object" in stored
         self._emitter.checkpoint(
             step=state.global_step,

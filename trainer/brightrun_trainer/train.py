@@ -209,6 +209,8 @@ def train(
     checkpoint = None
     if stop.requested:
         checkpoint = reporter.stop_checkpoint or _save_checkpoint_now(trainer, reporter)
+    elif reporter.archives is not None:
+        reporter.archives.finish()  # completed: the stored checkpoints' folders are not needed here
     tokens.take()  # fold the last window into the total
     return TrainingOutcome(
         stopped=stop.requested,

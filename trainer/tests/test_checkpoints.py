@@ -456,7 +456,11 @@ def test_presigned_urls_receive_the_archives_and_a_failing_one_is_a_warning(tmp_
         body = _Store.objects[f"/ckpt/{slot}"]
         assert checkpoint["object"]["index"] == slot and "archive" not in checkpoint
         assert checkpoint["object"]["size"] == len(body) and checkpoint["object"]["sha256"] == sha256(body)
-        assert body == pack_bytes(Path(checkpoint["path"]))[0]
+        assert tarfile.open(fileobj=io.BytesIO(body)).getnames()[0] == f"checkpoint-{checkpoint['step']}"
+        # Stored, and the run completed: the worker keeps no copy (a long-lived worker's disk
+        # would fill up).
+        assert not Path(checkpoint["path"]).exists()
+    # Not stored: the worker's folder is its only copy, and it stays.
     assert "object" not in failed4 and "archive" not in failed4 and Path(failed4["path"]).is_dir()
     assert _Store.puts.count("/ckpt/1") == 4  # retried as adapter uploads are
     assert "/ckpt/3" not in _Store.puts  # the spare slot stays unused

@@ -130,6 +130,19 @@ pub enum Action {
     Clean,
     Delete,
     Train,
+    /// The Inspect view of the selected dataset: an example token by token with a base model.
+    Inspect,
+    // The Inspect view.
+    /// The next example.
+    InspectNext,
+    /// The previous example.
+    InspectPrev,
+    /// Go to the example on a line of the file (asks for it).
+    InspectLine,
+    /// Another base model (the picker).
+    InspectModel,
+    /// The dataset's exact counts with the model, shown or hidden.
+    InspectStats,
     // Configure.
     Submit,
     // Jobs.

@@ -4,10 +4,10 @@
 //! drive it with no engine at all.
 
 use crate::action::Period;
-use brightrun_api::ApiError;
 use brightrun_api::chat::{ChatEvent, ChatMessage};
 use brightrun_api::domain::*;
 use brightrun_api::ids::*;
+use brightrun_api::{ApiError, InspectAt};
 use std::path::PathBuf;
 
 /// A job as the Configure form asks for it; the runtime turns it into the engine's
@@ -127,6 +127,24 @@ pub enum Effect {
     /// Stop following a chat reply: its stream is dropped, which ends the generation on the
     /// engine's side.
     StopChat(u64),
+    /// One example of a dataset as `model` trains on it, token by token (the Inspect view);
+    /// the answer comes back as [`Outcome::InspectExample`] under `request`.
+    InspectExample {
+        request: u64,
+        dataset: DatasetId,
+        model: String,
+        at: InspectAt,
+        /// Where the cut is marked (none: the engine's default preset's).
+        max_seq_length: Option<u32>,
+    },
+    /// Exact counts over a whole dataset with `model` (the Inspect view's `s`); the answer
+    /// comes back as [`Outcome::InspectStats`].
+    InspectStats {
+        request: u64,
+        dataset: DatasetId,
+        model: String,
+        max_seq_length: Option<u32>,
+    },
 }
 
 /// The costs tab's data for one period, whatever the engine's own summary type looks like.
@@ -275,5 +293,17 @@ pub enum Outcome {
     Chat {
         request: u64,
         event: ChatEvent,
+    },
+    /// The answer to [`Effect::InspectExample`].
+    InspectExample {
+        request: u64,
+        result: Result<Box<ExampleInspection>, ApiError>,
+    },
+    /// The answer to [`Effect::InspectStats`], with what was asked (exact counts are kept
+    /// for the dataset's detail even when the view has moved on).
+    InspectStats {
+        request: u64,
+        dataset: DatasetId,
+        result: Result<Box<DatasetInspection>, ApiError>,
     },
 }

@@ -665,3 +665,149 @@ pub fn log_lines() -> Vec<String> {
         "step 405 loss 0.9811 \u{1b}[2Jlr 4.1e-5".into(),
     ]
 }
+
+/// Tokens of `text` as a BPE tokenizer splits it, roughly: a word with the space before it,
+/// punctuation and newlines on their own.
+fn tokens_of(text: &str, trained: bool) -> Vec<InspectedToken> {
+    let mut out: Vec<InspectedToken> = Vec::new();
+    let mut cur = String::new();
+    let flush = |cur: &mut String, out: &mut Vec<InspectedToken>| {
+        if !cur.is_empty() {
+            out.push(InspectedToken {
+                id: 1000 + out.len() as u32,
+                text: std::mem::take(cur),
+                trained,
+                special: false,
+            });
+        }
+    };
+    for c in text.chars() {
+        match c {
+            ' ' => {
+                flush(&mut cur, &mut out);
+                cur.push(c);
+            }
+            '\n' | '.' | '!' | '?' | ',' | '#' | '\t' => {
+                flush(&mut cur, &mut out);
+                cur.push(c);
+                flush(&mut cur, &mut out);
+            }
+            c => cur.push(c),
+        }
+    }
+    flush(&mut cur, &mut out);
+    out
+}
+
+fn special(text: &str, trained: bool) -> InspectedToken {
+    InspectedToken {
+        id: if text == "<s>" { 1 } else { 2 },
+        text: text.into(),
+        trained,
+        special: true,
+    }
+}
+
+/// An inspection warning with its code and message (built as the engine sends it, so what
+/// else a warning may carry keeps its defaults).
+pub fn warning(code: &str, message: &str) -> InspectionWarning {
+    serde_json::from_value(serde_json::json!({ "code": code, "message": message }))
+        .expect("a warning is a code and a message")
+}
+
+/// The tokenizer of the fixtures' inspections (Mistral's: no generation markers).
+pub fn tokenizer() -> TokenizerInfo {
+    TokenizerInfo {
+        hash: "9f2c".repeat(16),
+        chat_template: true,
+        generation_markers: false,
+        bos: Some("<s>".into()),
+        eos: Some("</s>".into()),
+        end_of_turn: None,
+    }
+}
+
+/// An example of support-chats as `model` trains on it: the prompt masked, the reply and
+/// its EOS trained. `long` makes the reply run past `max_seq_length` tokens, so it is cut.
+// The summary's other fields (if the engine adds some) keep their defaults.
+#[allow(clippy::needless_update)]
+pub fn example_inspection(
+    model: &str,
+    index: u64,
+    max_seq_length: u32,
+    long: bool,
+) -> ExampleInspection {
+    let mut tokens = vec![special("<s>", false)];
+    tokens.extend(tokens_of(
+        "[INST] You are a helpful support agent.\n\nMy order:\t#1234 has not arrived. [/INST]",
+        false,
+    ));
+    let mut reply = String::from(
+        " Sorry to hear that! Let me check the tracking for order #1234.\nIt shipped on Monday \
+         and should arrive tomorrow.",
+    );
+    if long {
+        for day in ["Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"] {
+            reply.push_str(&format!(
+                "\nIf it has not come by {day}, reply here and we will send another one at no \
+                 cost, with express shipping."
+            ));
+        }
+    }
+    tokens.extend(tokens_of(&reply, true));
+    tokens.push(special("</s>", true));
+    let n = tokens.len() as u64;
+    let cut = (n > u64::from(max_seq_length)).then_some(max_seq_length as usize);
+    let kept = cut.unwrap_or(tokens.len());
+    let trained = tokens[..kept].iter().filter(|t| t.trained).count() as u64;
+    ExampleInspection {
+        base_model: model.into(),
+        format: "openai_chat".into(),
+        examples: 1237,
+        example: ExamplePosition {
+            index,
+            line: index + 1 + index / 40,
+        },
+        tokenizer: tokenizer(),
+        tokens,
+        cut,
+        summary: ExampleSummary {
+            tokens: kept as u64,
+            trained_tokens: trained,
+            trained_share: trained as f64 / kept.max(1) as f64,
+            truncated: cut.is_some(),
+            tokens_lost: n - kept as u64,
+            max_seq_length,
+            ..Default::default()
+        },
+        warnings: vec![warning(
+            "no_generation_markers",
+            "the chat template has no {% generation %} markers: assistant turns were found by \
+             searching the rendered text",
+        )],
+    }
+}
+
+/// The exact counts of support-chats with `model`.
+pub fn dataset_inspection(model: &str, max_seq_length: u32) -> DatasetInspection {
+    DatasetInspection {
+        base_model: model.into(),
+        format: "openai_chat".into(),
+        tokenizer: tokenizer(),
+        stats: TokenStats {
+            examples: 1237,
+            skipped: 3,
+            tokens: 509_844,
+            trained_tokens: 201_220,
+            over_max_seq_length: 2,
+            tokens_lost: 1_004,
+            packing_efficiency: 0.934,
+            longest: 3050,
+            max_seq_length,
+        },
+        warnings: vec![warning(
+            "no_assistant_turn",
+            "3 records have no assistant turn: a run skips them",
+        )],
+    }
+}

@@ -148,14 +148,16 @@ impl Key {
     }
 }
 
-/// Where a binding applies: everywhere, on one tab (which shadows the global one), or in the
+/// Where a binding applies: everywhere, on one tab (which shadows the global one), in the
 /// Models tab's Chat view, where letters are typed into the message and only these keys (and
-/// the global keys that type nothing) act.
+/// the global keys that type nothing) act, or in the Datasets tab's Inspect view, whose keys
+/// shadow the tab's and the global ones there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Context {
     Global,
     Tab(Tab),
     Chat,
+    Inspect,
 }
 
 /// One bindable action: its config name, where it applies, its default keys, its help text.
@@ -167,7 +169,7 @@ pub struct BindingSpec {
     pub help: &'static str,
 }
 
-use Context::{Chat, Global, Tab as T};
+use Context::{Chat, Global, Inspect, Tab as T};
 
 macro_rules! b {
     ($name:literal, $action:expr, [$($ctx:expr),*], [$($key:literal),*], $help:literal) => {
@@ -354,6 +356,48 @@ pub fn specs() -> Vec<BindingSpec> {
             [T(Tab::Datasets)],
             ["t"],
             "train on this"
+        ),
+        b!(
+            "inspect",
+            Action::Inspect,
+            [T(Tab::Datasets)],
+            ["i"],
+            "inspect: an example token by token, as a base model trains on it"
+        ),
+        b!(
+            "inspect_next",
+            Action::InspectNext,
+            [Inspect],
+            ["n"],
+            "next example"
+        ),
+        b!(
+            "inspect_prev",
+            Action::InspectPrev,
+            [Inspect],
+            ["p"],
+            "previous example"
+        ),
+        b!(
+            "inspect_line",
+            Action::InspectLine,
+            [Inspect],
+            ["/"],
+            "go to the example on a line of the file"
+        ),
+        b!(
+            "inspect_model",
+            Action::InspectModel,
+            [Inspect],
+            ["m"],
+            "another base model"
+        ),
+        b!(
+            "inspect_stats",
+            Action::InspectStats,
+            [Inspect],
+            ["s"],
+            "the dataset's exact counts with this model, shown or hidden"
         ),
         b!(
             "submit",
@@ -601,14 +645,25 @@ impl Keymap {
             .cloned()
     }
 
+    /// The action for a key in the Inspect view, from its own bindings only (`None` for the
+    /// rest: looked up as usual).
+    pub fn lookup_inspect(&self, key: &KeyEvent) -> Option<Action> {
+        self.map
+            .get(&(Context::Inspect, Key::from_event(key)))
+            .cloned()
+    }
+
     /// The keys bound to an action name in a context (the tab's, the global one, or the Chat
-    /// view's: its names are its own).
+    /// and Inspect views': their names are their own).
     pub fn keys_for(&self, tab: Tab, name: &str) -> Vec<Key> {
         self.listing
             .iter()
             .filter(|(c, n, _, _)| {
                 *n == name
-                    && (*c == Context::Tab(tab) || *c == Context::Global || *c == Context::Chat)
+                    && (*c == Context::Tab(tab)
+                        || *c == Context::Global
+                        || *c == Context::Chat
+                        || *c == Context::Inspect)
             })
             .flat_map(|(_, _, _, k)| k.clone())
             .collect()
@@ -699,6 +754,37 @@ mod tests {
         assert_eq!(km.lookup(Tab::Jobs, &g), Some(Action::Bottom));
         let bt = ev(KeyCode::BackTab, KeyModifiers::SHIFT);
         assert_eq!(km.lookup(Tab::Jobs, &bt), Some(Action::PrevTab));
+    }
+
+    #[test]
+    fn the_inspect_views_keys_are_its_own() {
+        let km = Keymap::default();
+        let key = |c| ev(KeyCode::Char(c), KeyModifiers::NONE);
+        assert_eq!(km.lookup(Tab::Datasets, &key('i')), Some(Action::Inspect));
+        // `i` is free on the Datasets tab and everywhere else.
+        for tab in Tab::ALL {
+            if tab != Tab::Datasets {
+                assert_eq!(km.lookup(tab, &key('i')), None, "{tab:?}");
+            }
+        }
+        // In the view, its keys shadow the tab's (`s` sorts the list) and the global `/`.
+        assert_eq!(km.lookup_inspect(&key('s')), Some(Action::InspectStats));
+        assert_eq!(km.lookup_inspect(&key('/')), Some(Action::InspectLine));
+        assert_eq!(km.lookup_inspect(&key('n')), Some(Action::InspectNext));
+        assert_eq!(km.lookup_inspect(&key('p')), Some(Action::InspectPrev));
+        assert_eq!(km.lookup_inspect(&key('m')), Some(Action::InspectModel));
+        assert_eq!(km.lookup_inspect(&key('j')), None);
+        assert_eq!(km.hint(Tab::Datasets, "inspect_stats"), "s");
+        // The view's keys remap like any other.
+        let mut o = BTreeMap::new();
+        o.insert("inspect_next".to_string(), "ctrl-n".to_string());
+        let (km, problems) = Keymap::new(&o);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(km.lookup_inspect(&key('n')), None);
+        assert_eq!(
+            km.lookup_inspect(&ev(KeyCode::Char('n'), KeyModifiers::CONTROL)),
+            Some(Action::InspectNext)
+        );
     }
 
     #[test]

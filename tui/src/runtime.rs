@@ -926,6 +926,39 @@ impl Executor {
                 });
                 chats.insert(request, handle.abort_handle());
             }
+            Effect::InspectExample {
+                request,
+                dataset,
+                model,
+                at,
+                max_seq_length,
+            } => {
+                self.tasks.spawn(async move {
+                    let result = engine
+                        .inspect_example(&dataset.to_string(), Some(model), at, max_seq_length)
+                        .await
+                        .map(Box::new);
+                    send(Outcome::InspectExample { request, result });
+                });
+            }
+            Effect::InspectStats {
+                request,
+                dataset,
+                model,
+                max_seq_length,
+            } => {
+                self.tasks.spawn(async move {
+                    let result = engine
+                        .inspect_stats(&dataset.to_string(), Some(model), max_seq_length)
+                        .await
+                        .map(Box::new);
+                    send(Outcome::InspectStats {
+                        request,
+                        dataset,
+                        result,
+                    });
+                });
+            }
             Effect::StopChat(request) => {
                 let chat = self
                     .chats

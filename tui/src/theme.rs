@@ -280,6 +280,24 @@ impl Theme {
     pub fn fg(&self, c: Color) -> Style {
         Style::new().fg(c)
     }
+
+    /// A token of an inspected example (the Datasets tab's Inspect view): trained (its label
+    /// carries loss) or masked, special (BOS, EOS, end of turn, tool markers) or not. Trained
+    /// and masked differ in more than colour, bold and underlined against dim, so they stay
+    /// apart in every theme, for colour-blind eyes and on terminals without colour.
+    pub fn token(&self, trained: bool, special: bool) -> Style {
+        let fg = match (special, trained) {
+            (true, _) => self.accent,
+            (false, true) => self.success,
+            (false, false) => self.muted,
+        };
+        let style = Style::new().fg(fg);
+        if trained {
+            style.add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+        } else {
+            style.add_modifier(Modifier::DIM)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -313,6 +331,38 @@ mod tests {
         assert!(e.0.contains("accent"), "{e}");
         let e = Theme::parse("[colors]\naccnt = \"red\"", "x", None).unwrap_err();
         assert!(e.0.contains("unknown colour key"), "{e}");
+    }
+
+    #[test]
+    fn trained_and_masked_tokens_differ_in_more_than_colour_in_every_theme() {
+        for (name, _) in BUILTIN {
+            let t = Theme::builtin(name).unwrap();
+            for special in [false, true] {
+                let (trained, masked) = (t.token(true, special), t.token(false, special));
+                // With the colours taken away, the two still differ.
+                let bare = |s: Style| Style { fg: None, ..s };
+                assert_ne!(bare(trained), bare(masked), "{name}, special {special}");
+                assert!(
+                    trained
+                        .add_modifier
+                        .contains(Modifier::BOLD | Modifier::UNDERLINED),
+                    "{name}"
+                );
+                assert!(masked.add_modifier.contains(Modifier::DIM), "{name}");
+                assert!(
+                    !masked
+                        .add_modifier
+                        .intersects(Modifier::BOLD | Modifier::UNDERLINED)
+                );
+                // Neither vanishes into the background.
+                for s in [trained, masked] {
+                    assert_ne!(s.fg, Some(t.background), "{name}");
+                }
+            }
+            // Special tokens stand apart from plain ones by colour too.
+            assert_ne!(t.token(true, true).fg, t.token(true, false).fg, "{name}");
+            assert_ne!(t.token(false, true).fg, t.token(false, false).fg, "{name}");
+        }
     }
 
     #[test]

@@ -26,6 +26,11 @@ pub struct TokenizerInfo {
 pub struct InspectionWarning {
     pub code: String,
     pub message: String,
+    /// Over a whole dataset: how many examples it concerns, and the first few lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<u64>,
 }
 
 /// One token of a rendered example.
@@ -62,6 +67,8 @@ pub struct ExampleSummary {
     pub trained_share: f64,
     pub truncated: bool,
     pub tokens_lost: u64,
+    /// A run drops the example (nothing trained is left within `max_seq_length`).
+    pub dropped: bool,
     pub max_seq_length: u32,
 }
 

@@ -159,6 +159,63 @@ impl Engine {
         self.retain_checkpoints(job.id).await
     }
 
+    /// After a cancel, the trainer saves a checkpoint and stores it on its way out, but the
+    /// job is already cancelled and no longer polled: follow the run until it ends (at most the
+    /// cancel grace and a minute) and keep the checkpoints and metrics it reports meanwhile, so
+    /// a retry continues from where it stopped.
+    pub(crate) async fn collect_stop_checkpoint(
+        &self,
+        mut job: TrainingJob,
+        backend: std::sync::Arc<dyn crate::backend::ClusterBackend>,
+        ext: String,
+    ) {
+        let grace = self.inner.config.engine.cancel_grace_secs;
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(grace + 60);
+        let limits = self.limits();
+        let mut cursor = job.event_cursor;
+        while tokio::time::Instant::now() < until {
+            let result = match backend.poll(&ext, cursor).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!("following cancelled job {}: {e}", job.id);
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            cursor = result.cursor;
+            let ended = !matches!(
+                result.state,
+                crate::backend::RemoteState::Pending | crate::backend::RemoteState::Running
+            );
+            let seen = super::lifecycle::observe(&mut job, &result, crate::domain::now(), &limits);
+            let (points, checkpoints) = (seen.points.clone(), seen.checkpoints.clone());
+            let kept = self
+                .on_store(move |e| {
+                    e.inner.store.write(|w| {
+                        w.put_metrics(&points)?;
+                        checkpoints.iter().try_for_each(|c| w.put(c))?;
+                        Ok(())
+                    })?;
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = kept {
+                tracing::warn!("keeping the last checkpoint of job {}: {e}", job.id);
+                return;
+            }
+            if let Err(e) = self.store_archives(&job, seen.archives).await {
+                tracing::warn!("storing the last checkpoint of job {}: {e}", job.id);
+            }
+            if seen.checkpoints.iter().any(Checkpoint::is_stored) {
+                let _ = self.retain_checkpoints(job.id).await;
+            }
+            if ended {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+
     /// Deletes the stored checkpoints of `job` that retention no longer keeps (see
     /// [`retired`]): their archives, and on this machine their folders.
     pub(crate) async fn retain_checkpoints(&self, job: JobId) -> Result<()> {

@@ -65,8 +65,9 @@ impl Engine {
             "example": match r.at { InspectAt::Index(i) => Some(i), _ => None },
             "line": match r.at { InspectAt::Line(l) => Some(l), _ => None },
         });
-        let reply = self.run_inspect(&request, r.stats).await?;
+        let mut reply = self.run_inspect(&request, r.stats).await?;
         let inspected = parse(&reply, r.stats, &r.model)?;
+        reply["base_model"] = r.model.clone().into();
         write_cached(&cache, &reply);
         Ok(inspected)
     }

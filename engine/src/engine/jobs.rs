@@ -541,10 +541,13 @@ impl Engine {
             // after the reply, in a task shutdown waits for: the caller learns at once that
             // the job is cancelled, and a client going away cannot cut the escalation short.
             let backend = self.backend(&job.gpu_config.backend)?;
+            let (engine, stopped) = (self.clone(), job.clone());
             self.inner.job_tasks.spawn(async move {
                 if let Err(e) = backend.cancel(&ext).await {
                     tracing::warn!("cancelling {ext}: {e}");
                 }
+                // The trainer checkpoints on its way out: keep that checkpoint.
+                engine.collect_stop_checkpoint(stopped, backend, ext).await;
             });
         }
         Ok(job)

@@ -451,6 +451,22 @@ impl App {
                     .models
                     .chat_event(request, event, &mut self.shared)
             }
+            Outcome::InspectExample { request, result } => {
+                self.tabs
+                    .datasets
+                    .example_answer(request, result, &mut self.shared);
+                Vec::new()
+            }
+            Outcome::InspectStats {
+                request,
+                dataset,
+                result,
+            } => {
+                self.tabs
+                    .datasets
+                    .stats_answer(request, dataset, result, &mut self.shared);
+                Vec::new()
+            }
             Outcome::MarkedRead(result) => {
                 if let Err(e) = result {
                     self.notify_user(format!("could not mark read: {e}"), Level::Error);

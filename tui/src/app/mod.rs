@@ -298,6 +298,17 @@ impl App {
                     self.tab = Tab::Configure;
                     fx.extend(self.configure.train_on(id));
                 }
+                Request::PickInspectModel { dataset, current } => {
+                    let current = current.unwrap_or_else(|| {
+                        self.configure.inspect_defaults(&self.shared.settings).0
+                    });
+                    let title = format!("Inspect {} with base model", self.dataset_name(dataset));
+                    self.shared.overlay = Some(self.configure.base_model_picker(
+                        &current,
+                        &title,
+                        PickTarget::InspectModel(dataset),
+                    ));
+                }
             }
         }
         fx
@@ -418,7 +429,11 @@ impl App {
             ),
             Link::Costs => return self.go_tab(Tab::Costs),
         };
-        // A job or a model opens in its detail; a dataset shows in its list.
+        // A job or a model opens in its detail; a dataset shows in its list (out of the
+        // Inspect view).
+        if found && tab == Tab::Datasets {
+            self.tabs.datasets.close_inspect();
+        }
         if found && tab != Tab::Datasets {
             self.set_focus(tab, Focus::Detail);
         }

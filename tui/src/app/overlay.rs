@@ -7,6 +7,8 @@ use crate::context::{
     Confirmed, FileBrowser, Overlay, PickTarget, PromptKind, files, pick_visible,
 };
 use crate::effect::*;
+use crate::tabs::datasets_inspect::parse_goto;
+use brightrun_api::ids::DatasetId;
 use crossterm::event::KeyCode;
 
 impl App {
@@ -186,6 +188,9 @@ impl App {
                                 .as_ref()
                                 .map(|f| f.text().trim().to_string())
                                 .unwrap_or_default();
+                            if let PickTarget::InspectModel(dataset) = target {
+                                return self.inspect_model_picked(dataset, selected, &typed);
+                            }
                             let fx = self.picked(target.clone(), selected);
                             // "type another id…" after a filter: what was typed is where the
                             // id starts.
@@ -250,7 +255,67 @@ impl App {
                 let to = files::expand_home(&text);
                 self.start_download_checked(id, to)
             }
+            PromptKind::InspectModel(dataset) => {
+                if text.is_empty() {
+                    self.notify_user("type a base model's id", Level::Warning);
+                    return Vec::new();
+                }
+                self.inspect_with(dataset, text)
+            }
+            PromptKind::InspectLine(dataset) => match parse_goto(&text) {
+                Ok(at) => self.tabs.datasets.go_to(dataset, at, &mut self.shared),
+                // Asked again, with what was wrong.
+                Err(why) => {
+                    self.overlay = Some(Overlay::Prompt {
+                        title: format!("Go to a line of {}", self.dataset_name(dataset)),
+                        input: Box::new(crate::input::Input::new(&text)),
+                        kind: PromptKind::InspectLine(dataset),
+                        hint: Some(why),
+                    });
+                    Vec::new()
+                }
+            },
         }
+    }
+
+    /// A base model picked for the Inspect view: a known one inspects with it; "type another
+    /// id…" asks for the id, starting from what the filter held (else the view's model).
+    fn inspect_model_picked(
+        &mut self,
+        dataset: DatasetId,
+        index: usize,
+        typed: &str,
+    ) -> Vec<Effect> {
+        if let Some(model) = self.configure.base_model_at(index) {
+            let model = model.to_string();
+            return self.inspect_with(dataset, model);
+        }
+        let start = if typed.is_empty() {
+            self.tabs
+                .datasets
+                .inspect
+                .as_ref()
+                .filter(|v| v.dataset == dataset)
+                .map(|v| v.model.clone())
+                .unwrap_or_else(|| self.configure.inspect_defaults(&self.shared.settings).0)
+        } else {
+            typed.to_string()
+        };
+        self.overlay = Some(Overlay::Prompt {
+            title: format!("Inspect {} with base model", self.dataset_name(dataset)),
+            input: Box::new(crate::input::Input::new(&start)),
+            kind: PromptKind::InspectModel(dataset),
+            hint: Some("a Hugging Face id or a folder on the engine's machine".into()),
+        });
+        Vec::new()
+    }
+
+    /// Inspects `dataset` with `model`, its cut at the Configure form's max_seq_length.
+    pub(crate) fn inspect_with(&mut self, dataset: DatasetId, model: String) -> Vec<Effect> {
+        let (_, max_seq_length) = self.configure.inspect_defaults(&self.shared.settings);
+        self.tabs
+            .datasets
+            .inspect_with(dataset, model, max_seq_length, &mut self.shared)
     }
 
     fn confirmed(&mut self, what: Confirmed) -> Vec<Effect> {

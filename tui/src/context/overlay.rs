@@ -34,6 +34,10 @@ pub enum PromptKind {
     Rename(DatasetId),
     Describe(DatasetId),
     DownloadTo(ArtifactId),
+    /// The base model of the Inspect view of this dataset, typed.
+    InspectModel(DatasetId),
+    /// The line of the file whose example the Inspect view shows.
+    InspectLine(DatasetId),
 }
 
 /// What a pick list chooses.
@@ -48,6 +52,9 @@ pub enum PickTarget {
     BaseModel,
     /// The model to train on from: 0 is none, then the models as listed.
     FromModel,
+    /// The base model to inspect this dataset with: the same list as [`PickTarget::BaseModel`]
+    /// (the index after the last types another id).
+    InspectModel(DatasetId),
 }
 
 /// A modal window over the tabs. Keys go to it first.
@@ -84,7 +91,7 @@ pub enum Overlay {
 impl PickTarget {
     /// Whether the last option is an action ("type another id…") kept through any filter.
     pub fn keeps_last(&self) -> bool {
-        *self == PickTarget::BaseModel
+        matches!(self, PickTarget::BaseModel | PickTarget::InspectModel(_))
     }
 }
 

@@ -628,26 +628,55 @@ impl ConfigureTab {
 
     /// The picker of the base models whose size is known; its last entry types another id.
     fn pick_base_model(&mut self, s: &mut Shared) {
-        let c = &*self;
-        let current = c.base_model().to_string();
-        let mut options: Vec<String> = c
+        s.overlay = Some(self.base_model_picker(
+            self.base_model(),
+            "Base model (size known)",
+            PickTarget::BaseModel,
+        ));
+    }
+
+    /// The base-model picker (the known models, then "type another id…"), with `current`
+    /// chosen: the form's, and the Inspect view's (which picks with it too).
+    pub fn base_model_picker(&self, current: &str, title: &str, target: PickTarget) -> Overlay {
+        let mut options: Vec<String> = self
             .base_models
             .iter()
             .map(|m| format!("{:<36} {:>7.2}B", m.id, m.parameters_billions()))
             .collect();
         options.push("(type another id…)".into());
-        let selected = c
+        let selected = self
             .base_models
             .iter()
-            .position(|m| m.id.eq_ignore_ascii_case(&current))
+            .position(|m| m.id.eq_ignore_ascii_case(current.trim()))
             .unwrap_or(options.len() - 1);
-        s.overlay = Some(Overlay::Pick {
-            title: "Base model (size known)".into(),
+        Overlay::Pick {
+            title: title.into(),
             options,
             selected,
-            target: PickTarget::BaseModel,
+            target,
             filter: None,
-        });
+        }
+    }
+
+    /// The base model at `index` of [`ConfigureTab::base_model_picker`]'s list (none for
+    /// "type another id…").
+    pub fn base_model_at(&self, index: usize) -> Option<&str> {
+        self.base_models.get(index).map(|m| m.id.as_str())
+    }
+
+    /// What the Inspect view starts with: the form's base model (else the config's default)
+    /// and its max_seq_length when it is a valid one (else none: the engine's default).
+    pub fn inspect_defaults(&self, settings: &Settings) -> (String, Option<u32>) {
+        let model = match self.base_model() {
+            "" => settings.config.training.default_base_model.clone(),
+            m => m.to_string(),
+        };
+        let max_seq_length = FIELDS
+            .iter()
+            .position(|f| f.name == "max_seq_length")
+            .filter(|&i| self.errors[i].is_none())
+            .and_then(|i| self.values[i].trim().parse::<u32>().ok());
+        (model, max_seq_length)
     }
 
     /// `/` on the form: goes to the first row whose name contains `text` (any case).
@@ -909,6 +938,8 @@ impl ConfigureTab {
                     }
                 }
             }
+            // The Inspect view's picker is the app's to answer.
+            PickTarget::InspectModel(_) => return Vec::new(),
         }
         self.changed()
     }

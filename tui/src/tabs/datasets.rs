@@ -1,6 +1,8 @@
-//! The Datasets tab: the table and the detail pane (statistics, validation problems, sample),
-//! and what can be done to the selected dataset.
+//! The Datasets tab: the table and the detail pane (statistics, validation problems, sample,
+//! exact counts once known), what can be done to the selected dataset, and its Inspect view
+//! ([`super::datasets_inspect`]).
 
+use super::datasets_inspect::{self as inspect, InspectView};
 use super::{Browse, Component, DetailPane, Focus, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
 use crate::context::{Confirmed, Overlay, PromptKind, Shared, TaskInfo, lists as lists_columns};
@@ -9,11 +11,16 @@ use crate::format;
 use crate::input::Input;
 use crate::theme::Theme;
 use crate::ui::{Col, draw_list, headers, kv, list_title, panel, text_lines};
+use brightrun_api::ApiError;
 use brightrun_api::domain::*;
+use brightrun_api::events::EngineEvent;
+use brightrun_api::ids::DatasetId;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 pub(crate) fn status_style(t: &Theme, s: DatasetStatus) -> Style {
     match s {
@@ -33,13 +40,24 @@ const PANE: DetailPane = DetailPane {
     focused_title: " Detail (↑↓ scroll, esc back) ",
 };
 
+/// Exact counts kept per dataset: one per model and length, newest first.
+const KEEP_COUNTS: usize = 4;
+
 #[derive(Clone, Debug, Default)]
 pub struct DatasetsTab {
     pub browse: Browse,
+    /// The Inspect view, while it is open.
+    pub inspect: Option<InspectView>,
+    /// Exact counts per dataset, newest first, one per model and max_seq_length: from the
+    /// Inspect view's answers (the detail pane shows them; nothing is asked to draw them).
+    pub counts: HashMap<DatasetId, Vec<Arc<DatasetInspection>>>,
 }
 
 impl Component for DatasetsTab {
     fn handle(&mut self, action: &Action, s: &mut Shared) -> Handled {
+        if self.inspect.is_some() {
+            return self.handle_inspect(action, s);
+        }
         let sel = s.selected_dataset().cloned();
         if self.browse.browse(Tab::Datasets, sel.is_some(), action, s) {
             return Handled::done();
@@ -157,6 +175,28 @@ impl Component for DatasetsTab {
                 s.requests.push(Request::Train(d.id));
                 Vec::new()
             }
+            Action::Inspect => {
+                let Some(d) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                if d.status != DatasetStatus::Ready {
+                    s.notify_user(
+                        format!(
+                            "{} is {}: a dataset is inspected once it is validated and ready",
+                            d.name,
+                            d.status.phrase()
+                        ),
+                        Level::Warning,
+                    );
+                    return Handled::done();
+                }
+                // The model first, with Configure's picker (the app has it).
+                s.requests.push(Request::PickInspectModel {
+                    dataset: d.id,
+                    current: None,
+                });
+                Vec::new()
+            }
             _ => return Handled::Ignored,
         };
         Handled::Consumed(fx)
@@ -166,19 +206,60 @@ impl Component for DatasetsTab {
         Some(&mut self.browse)
     }
 
+    fn on_event(&mut self, ev: &EngineEvent, _s: &Shared) -> Vec<Effect> {
+        if let EngineEvent::Dataset(d) = ev
+            && d.deleted_at.is_some()
+        {
+            self.counts.remove(&d.id);
+        }
+        Vec::new()
+    }
+
+    /// The Inspect view's own keys come first there (`n`, `p`, `/`, `m`, `s`).
+    fn captures_input(&self) -> bool {
+        self.inspect.is_some()
+    }
+
     fn layout(&mut self, area: Rect, s: &mut Shared) -> TabHits {
-        let lines = s.selected_dataset().map(|x| detail_lines(x, s));
+        if let Some(view) = &mut self.inspect {
+            view.layout(area, s);
+            return TabHits {
+                list: None,
+                detail: Some(area),
+            };
+        }
+        let lines = s
+            .selected_dataset()
+            .map(|x| detail_lines(x, s, self.counts.get(&x.id)));
         PANE.layout(area, &mut self.browse, &mut s.dataset_list, lines)
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, s: &Shared) {
+        if let Some(view) = &self.inspect {
+            view.draw(frame, area, s);
+            return;
+        }
         let (list_area, detail_area) = PANE.split(area, &self.browse);
         self.draw_list(frame, list_area, s);
-        let lines = s.selected_dataset().map(|x| detail_lines(x, s));
+        let lines = s
+            .selected_dataset()
+            .map(|x| detail_lines(x, s, self.counts.get(&x.id)));
         PANE.draw(frame, detail_area, &s.theme, &self.browse, lines);
     }
 
     fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        if self.inspect.is_some() {
+            // In the order that fits 80 columns best; `?` lists them all.
+            return &[
+                ("inspect_next", "next"),
+                ("inspect_line", "line"),
+                ("inspect_model", "model"),
+                ("inspect_stats", "counts"),
+                ("inspect_prev", "prev"),
+                ("down", "scroll"),
+                ("back", "back"),
+            ];
+        }
         // The hints follow the focused pane.
         if self.browse.focus == super::Focus::Detail {
             return super::DETAIL_KEYS;
@@ -186,6 +267,7 @@ impl Component for DatasetsTab {
         &[
             ("add", "add"),
             ("train", "train"),
+            ("inspect", "inspect"),
             ("rename", "rename"),
             ("validate", "validate"),
             ("delete", "delete"),
@@ -196,6 +278,212 @@ impl Component for DatasetsTab {
 }
 
 impl DatasetsTab {
+    /// An action while the Inspect view is open: its own keys first, then the keymap's; the
+    /// list's keys do nothing under it.
+    fn handle_inspect(&mut self, action: &Action, s: &mut Shared) -> Handled {
+        let action = match action {
+            Action::Input(key) => match s
+                .keymap
+                .lookup_inspect(key)
+                .or_else(|| s.keymap.lookup(Tab::Datasets, key))
+            {
+                Some(a) => a,
+                None => return Handled::done(),
+            },
+            other => other.clone(),
+        };
+        let Some(view) = self.inspect.as_mut() else {
+            return Handled::Ignored;
+        };
+        let fx = match action {
+            Action::InspectNext | Action::InspectPrev => {
+                let delta = if action == Action::InspectNext { 1 } else { -1 };
+                match view.step(delta) {
+                    Ok(at) => view.ask_example(at, s),
+                    Err(why) => {
+                        s.notify_user(why, Level::Info);
+                        Vec::new()
+                    }
+                }
+            }
+            Action::InspectLine => {
+                s.overlay = Some(Overlay::Prompt {
+                    title: format!("Go to a line of {}", view.name),
+                    input: Box::new(Input::new("")),
+                    kind: PromptKind::InspectLine(view.dataset),
+                    hint: Some("a line of the file (1-based), or #N for example N".into()),
+                });
+                Vec::new()
+            }
+            Action::InspectModel => {
+                s.requests.push(Request::PickInspectModel {
+                    dataset: view.dataset,
+                    current: Some(view.model.clone()),
+                });
+                Vec::new()
+            }
+            Action::InspectStats => {
+                view.stats_shown = !view.stats_shown;
+                if view.stats_shown && !matches!(view.stats, inspect::Load::Loading { .. }) {
+                    let known = self.known_counts(self.inspect.as_ref());
+                    match self.inspect.as_mut() {
+                        Some(view) => view.ask_stats(known, s),
+                        None => Vec::new(),
+                    }
+                } else {
+                    Vec::new()
+                }
+            }
+            Action::Back | Action::Left => {
+                self.close_inspect();
+                Vec::new()
+            }
+            a if view.scroll_by(&a) => Vec::new(),
+            // The list is hidden: its keys do nothing under the view.
+            Action::Open
+            | Action::Right
+            | Action::Sort
+            | Action::SortReverse
+            | Action::Filter
+            | Action::AddDataset
+            | Action::Rename
+            | Action::Describe
+            | Action::Validate
+            | Action::Clean
+            | Action::Delete
+            | Action::Train
+            | Action::Inspect => Vec::new(),
+            _ => return Handled::Ignored,
+        };
+        Handled::Consumed(fx)
+    }
+
+    /// Closes the Inspect view; the list has the focus it had before.
+    pub fn close_inspect(&mut self) {
+        if let Some(view) = self.inspect.take() {
+            self.browse.focus = view.focus_before;
+        }
+    }
+
+    /// The counts already known for the view's dataset, model and length.
+    fn known_counts(&self, view: Option<&InspectView>) -> Option<Arc<DatasetInspection>> {
+        let view = view?;
+        self.counts
+            .get(&view.dataset)?
+            .iter()
+            .find(|c| view.counts_match(c))
+            .cloned()
+    }
+
+    /// Inspects `dataset` with `model` (chosen in the picker): the open view of that dataset
+    /// changes model and shows the same example again (and its counts, if shown); else the
+    /// view opens on the first example, its cut at `max_seq_length`.
+    pub fn inspect_with(
+        &mut self,
+        dataset: DatasetId,
+        model: String,
+        max_seq_length: Option<u32>,
+        s: &mut Shared,
+    ) -> Vec<Effect> {
+        let model = crate::sanitize::one_line(model.trim()).into_owned();
+        if let Some(view) = self.inspect.as_mut().filter(|v| v.dataset == dataset) {
+            let at = view.at;
+            view.model = model;
+            view.stats = inspect::Load::Idle;
+            let mut fx = view.ask_example(at, s);
+            if view.stats_shown {
+                let known = self.known_counts(self.inspect.as_ref());
+                if let Some(view) = self.inspect.as_mut() {
+                    fx.extend(view.ask_stats(known, s));
+                }
+            }
+            return fx;
+        }
+        let Some(d) = s.datasets.get(dataset).cloned() else {
+            s.notify_user("the dataset is no longer there", Level::Warning);
+            return Vec::new();
+        };
+        let focus = match self.inspect.take() {
+            Some(old) => old.focus_before,
+            None => self.browse.focus,
+        };
+        let mut view = InspectView::new(dataset, d.name.clone(), model, max_seq_length, focus);
+        let fx = view.ask_example(brightrun_api::InspectAt::First, s);
+        self.inspect = Some(view);
+        fx
+    }
+
+    /// `/` in the view: the example at `at` (a line, or an example's number).
+    pub fn go_to(
+        &mut self,
+        dataset: DatasetId,
+        at: brightrun_api::InspectAt,
+        s: &mut Shared,
+    ) -> Vec<Effect> {
+        match self.inspect.as_mut().filter(|v| v.dataset == dataset) {
+            Some(view) => {
+                if let (brightrun_api::InspectAt::Index(i), Some(n)) = (at, view.examples)
+                    && i >= n
+                {
+                    s.notify_user(
+                        format!(
+                            "{} has {}: example {i} is past its end (examples count from 0)",
+                            view.name,
+                            format::plural(n, "example")
+                        ),
+                        Level::Warning,
+                    );
+                    return Vec::new();
+                }
+                view.ask_example(at, s)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// The answer to [`Effect::InspectExample`]: shown when it is the one the view waits
+    /// for, dropped otherwise.
+    pub fn example_answer(
+        &mut self,
+        request: u64,
+        result: Result<Box<ExampleInspection>, ApiError>,
+        s: &mut Shared,
+    ) {
+        if let Some(view) = self.inspect.as_mut()
+            && view.example_answer(request, result)
+        {
+            s.mark_dirty();
+        }
+    }
+
+    /// The answer to [`Effect::InspectStats`]: counts are kept for the dataset's detail
+    /// whatever the view shows now; the view shows them (or the error) when it waits for them.
+    pub fn stats_answer(
+        &mut self,
+        request: u64,
+        dataset: DatasetId,
+        result: Result<Box<DatasetInspection>, ApiError>,
+        s: &mut Shared,
+    ) {
+        let result = result
+            .map(|x| Arc::new(inspect::clean_counts(*x)))
+            .map_err(|e| inspect::Failure::of(&e));
+        if let Ok(x) = &result
+            && s.datasets.get(dataset).is_some()
+        {
+            let known = self.counts.entry(dataset).or_default();
+            known.retain(|c| {
+                c.base_model != x.base_model || c.stats.max_seq_length != x.stats.max_seq_length
+            });
+            known.insert(0, x.clone());
+            known.truncate(KEEP_COUNTS);
+        }
+        if let Some(view) = self.inspect.as_mut().filter(|v| v.dataset == dataset) {
+            view.stats_answer(request, result);
+        }
+        s.mark_dirty();
+    }
+
     fn draw_list(&self, frame: &mut Frame, list_area: Rect, s: &Shared) {
         let detail_focus = self.browse.focus == Focus::Detail;
         let t = s.theme.clone();
@@ -282,8 +570,13 @@ impl DatasetsTab {
     }
 }
 
-/// The detail pane's text: built by layout (to bound the scroll) and by draw.
-fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
+/// The detail pane's text: built by layout (to bound the scroll) and by draw. `counts` are
+/// the exact counts known for the dataset (newest first).
+fn detail_lines(
+    d: &Dataset,
+    s: &Shared,
+    counts: Option<&Vec<Arc<DatasetInspection>>>,
+) -> Vec<Line<'static>> {
     let t = &s.theme;
     let mut lines: Vec<Line<'static>> = Vec::new();
     lines.push(Line::from(vec![
@@ -405,6 +698,21 @@ fn detail_lines(d: &Dataset, s: &Shared) -> Vec<Line<'static>> {
             ),
         ]);
         lines.push(over);
+    }
+    for c in counts.into_iter().flatten() {
+        lines.push(Line::raw(""));
+        lines.push(Line::from(vec![
+            Span::styled("Exact counts", t.header()),
+            Span::styled(
+                format!(
+                    "  with {}, max_seq_length {}",
+                    c.base_model,
+                    format::thousands(u64::from(c.stats.max_seq_length))
+                ),
+                t.muted(),
+            ),
+        ]));
+        lines.extend(inspect::token_stats_lines(&c.stats, t));
     }
     let errors = d
         .validation_errors

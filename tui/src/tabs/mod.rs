@@ -11,6 +11,7 @@ pub mod chat;
 pub mod configure;
 pub mod costs;
 pub mod datasets;
+pub mod datasets_inspect;
 pub mod jobs;
 pub mod models;
 pub mod notifications;
@@ -60,6 +61,12 @@ pub enum Request {
     Jump(Link),
     /// Fill the Configure form with this dataset and go there.
     Train(DatasetId),
+    /// The base-model picker (Configure's) for the Inspect view of this dataset, with
+    /// `current` chosen (none: the Configure form's base model).
+    PickInspectModel {
+        dataset: DatasetId,
+        current: Option<String>,
+    },
 }
 
 /// The clickable areas a tab's layout found, for the mouse.

@@ -393,6 +393,38 @@ impl App {
         lines
     }
 
+    /// The Inspect view's part of the help: its own keys (they shadow the tab's there) and
+    /// how to move in it.
+    fn inspect_help(&self) -> Vec<Line<'static>> {
+        let t = &self.theme;
+        let key_line = |keys: String, help: String| {
+            Line::from(vec![
+                Span::styled(format!("  {keys:<16}"), t.accent()),
+                Span::raw(help),
+            ])
+        };
+        let mut lines = vec![Line::styled(
+            "Inspect view (an example as the base model trains on it)",
+            t.header(),
+        )];
+        for h in self.keymap.help_context(crate::keymap::Context::Inspect) {
+            lines.push(key_line(h.keys, h.help.to_string()));
+        }
+        let k = |name| self.keymap.hint(Tab::Datasets, name);
+        for (keys, help) in [
+            (format!("{} {}", k("down"), k("up")), "scroll"),
+            (format!("{} {}", k("page_down"), k("page_up")), "page"),
+            (
+                format!("{} {}", k("top"), k("bottom")),
+                "the start, the end",
+            ),
+            (k("back"), "back to the list"),
+        ] {
+            lines.push(key_line(keys, help.to_string()));
+        }
+        lines
+    }
+
     fn draw_toasts(&self, frame: &mut Frame, body: Rect) {
         let t = &self.theme;
         let mut y = body.y + 1;
@@ -442,6 +474,10 @@ impl App {
                     // in the list, so only the view's own keys are listed.
                     lines.extend(self.chat_help());
                 } else {
+                    if self.tab == Tab::Datasets && self.tabs.datasets.inspect.is_some() {
+                        lines.extend(self.inspect_help());
+                        lines.push(Line::raw(""));
+                    }
                     lines.push(Line::styled(
                         format!("{} tab", self.tab.title()),
                         t.header(),
