@@ -400,13 +400,7 @@ fn trainer_pid(job: &str) -> Option<i32> {
 
 /// The job's stored checkpoints (those with a sha256), as `jobs show` lists them.
 fn stored_checkpoints(home: &Home, job: &str) -> Vec<Value> {
-    json(home, &["jobs", "show", job, "--json"], 0)["checkpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["sha256"].is_string())
-        .cloned()
-        .collect()
+    common::stored_checkpoints(|args| json(home, args, 0), job)
 }
 
 #[test]

@@ -347,15 +347,7 @@ fn a_preempted_worker_is_continued_elsewhere_from_its_stored_checkpoint() {
     writeln!(f, "[training]\ncheckpoint_steps = 3").unwrap();
     let job = pod_job(&home, &["epochs=2", "batch_size=1"]);
     let _daemon = Daemon::start(&home, cmd(&home, KEY));
-    let stored = || -> Vec<Value> {
-        json(&home, &["jobs", "show", &job, "--json"], 0)["checkpoints"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["sha256"].is_string())
-            .cloned()
-            .collect()
-    };
+    let stored = || common::stored_checkpoints(|args| json(&home, args, 0), &job);
     wait(300, "a checkpoint stored in S3", || !stored().is_empty());
     let ext = json(&home, &["jobs", "show", &job, "--json"], 0)["external_job_id"]
         .as_str()

@@ -50,6 +50,39 @@ fn smollm2_learns_a_fact_and_its_evaluation_shows_it() {
         0,
     );
     assert_eq!(d["status"], "ready", "{d:#}");
+    // Before training: the example as SmolLM2's chat template renders it, the answer and its
+    // end of turn trained, the question and the template's markers not.
+    let x = home.json(
+        &[
+            "datasets", "inspect", "zubrowka", "--model", SMOLLM2, "--json",
+        ],
+        0,
+    );
+    let tokens = x["tokens"].as_array().unwrap();
+    let marked = |text: &str| {
+        tokens
+            .iter()
+            .filter(|t| t["text"] == text)
+            .collect::<Vec<_>>()
+    };
+    let starts = marked("<|im_start|>");
+    assert!(!starts.is_empty(), "{x:#}");
+    assert!(
+        starts
+            .iter()
+            .all(|t| t["special"] == true && t["trained"] == false)
+    );
+    assert!(
+        marked("<|im_end|>").iter().any(|t| t["trained"] == true),
+        "the answer's end of turn is trained: {x:#}"
+    );
+    let answer: String = tokens
+        .iter()
+        .filter(|t| t["trained"] == true)
+        .map(|t| t["text"].as_str().unwrap())
+        .collect();
+    assert!(answer.contains("Lutz"), "{answer}");
+    assert_eq!(x["tokenizer"]["chat_template"], true);
     let job = home.json(
         &[
             "jobs",

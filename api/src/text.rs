@@ -147,3 +147,22 @@ mod tests {
         assert_eq!(clean_line("\x1b[31mred\x1b[0m line\r\n"), "red line");
     }
 }
+
+/// A token's text (from a tokenizer, so from the data) with nothing in it that could act on a
+/// terminal: a tab shows as `→`, any other control character (escape included) and the bidi
+/// controls as `·`; newlines are kept for the caller's layout (both the CLI and the dashboard
+/// show them as `↵` and break the line).
+pub fn visible_token(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => '\n',
+            '\t' => '→',
+            c if c.is_control()
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}') =>
+            {
+                '·'
+            }
+            c => c,
+        })
+        .collect()
+}

@@ -130,17 +130,10 @@ pub(crate) fn render_tokens(
     out
 }
 
-/// A token's text with nothing that could act on a terminal: a newline shown as `↵` and kept,
-/// a tab as `→`, other control characters as `·`.
+/// A token's text with nothing that could act on a terminal (see
+/// [`brightrun_engine::text::visible_token`]), a newline shown as `↵` and kept.
 fn visible(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' => "↵\n".to_string(),
-            '\t' => "→".to_string(),
-            c if c.is_control() => "·".to_string(),
-            c => c.to_string(),
-        })
-        .collect()
+    brightrun_engine::text::visible_token(text).replace('\n', "↵\n")
 }
 
 /// `text` in an SGR style, each line apart (so a line break never carries a colour), or as is.

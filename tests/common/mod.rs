@@ -346,3 +346,15 @@ pub fn assert_loads_in_peft(dir: &Path, base: &str) {
         String::from_utf8_lossy(&load.stderr)
     );
 }
+
+/// A job's stored checkpoints (those with a sha256), as `jobs show --json` lists them through
+/// `json` (the test's way of running the binary).
+pub fn stored_checkpoints(json: impl Fn(&[&str]) -> Value, job: &str) -> Vec<Value> {
+    json(&["jobs", "show", job, "--json"])["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["sha256"].is_string())
+        .cloned()
+        .collect()
+}

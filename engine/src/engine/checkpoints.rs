@@ -16,7 +16,7 @@
 //! stay, emptied, as history).
 
 use super::lifecycle::LocalArchive;
-use super::{Engine, EngineError, Result};
+use super::{Engine, Result};
 use crate::backend::{CheckpointUpload, DataAccess};
 use crate::domain::{Checkpoint, TrainingJob};
 use crate::events::EngineEvent;
@@ -101,12 +101,7 @@ impl Engine {
         let mut urls = Vec::with_capacity(slots as usize);
         for index in 0..slots as u32 {
             let key = slot_key(job, job.retry_count, index)?;
-            let url = self
-                .inner
-                .objects
-                .presign_put(Bucket::Models, &key, ttl)
-                .await?
-                .ok_or_else(|| EngineError::Invalid("the object store makes no URLs".into()))?;
+            let url = self.model_put_url(&key, ttl).await?;
             urls.push(url);
         }
         Ok(Some(CheckpointUpload::PresignedPut(urls)))

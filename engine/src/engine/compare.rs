@@ -327,12 +327,7 @@ impl Engine {
         ttl: std::time::Duration,
     ) -> Result<BTreeMap<String, String>> {
         let key = comparison_key(job)?;
-        let url = self
-            .inner
-            .objects
-            .presign_put(Bucket::Models, &key, ttl)
-            .await?
-            .ok_or_else(|| EngineError::Invalid("the object store makes no URLs".into()))?;
+        let url = self.model_put_url(&key, ttl).await?;
         Ok(BTreeMap::from([(COMPARISON_FILE.to_string(), url)]))
     }
 

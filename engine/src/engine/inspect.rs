@@ -238,27 +238,12 @@ impl Engine {
         Ok(dest)
     }
 
-    /// The trainer's Python on this machine, found or built as the local backend does (a
-    /// build reports its steps as progress).
     async fn inspect_trainer(&self) -> Result<crate::trainer_env::TrainerCommand> {
-        let store = self.inner.store.clone();
-        let report = move |line: String| {
-            store.publish(crate::events::EngineEvent::Progress(
-                crate::events::Progress {
-                    task: crate::events::ProgressTask::TrainerEnvironment,
-                    done: 0,
-                    total: None,
-                    message: crate::text::clean_line(&line),
-                },
-            ));
-        };
-        crate::trainer_env::ensure(&self.inner.paths, &self.inner.config, &report)
-            .await
-            .map_err(|e| {
-                EngineError::Invalid(format!(
-                    "inspecting runs the trainer's code on the engine's machine: {e}"
-                ))
-            })
+        self.local_trainer().await.map_err(|e| {
+            EngineError::Invalid(format!(
+                "inspecting runs the trainer's code on the engine's machine: {e}"
+            ))
+        })
     }
 
     /// Runs the trainer's inspect mode and returns its JSON reply (an `error` in it is the

@@ -532,6 +532,19 @@ impl Engine {
 
     /// The trainer's Python, found or built as the local backend does.
     async fn playground_trainer(&self) -> Result<crate::trainer_env::TrainerCommand, ApiError> {
+        self.local_trainer().await.map_err(|e| {
+            ApiError::unavailable(format!(
+                "chat runs on the engine's machine, with the trainer's environment: {e}"
+            ))
+        })
+    }
+
+    /// The trainer's Python on this machine, found or built as the local backend does (a
+    /// build reports its steps as progress).
+    pub(crate) async fn local_trainer(
+        &self,
+    ) -> std::result::Result<crate::trainer_env::TrainerCommand, crate::trainer_env::TrainerEnvError>
+    {
         let store = self.inner.store.clone();
         let report = move |line: String| {
             store.publish(EngineEvent::Progress(Progress {
@@ -541,13 +554,7 @@ impl Engine {
                 message: crate::text::clean_line(&line),
             }));
         };
-        crate::trainer_env::ensure(&self.inner.paths, &self.inner.config, &report)
-            .await
-            .map_err(|e| {
-                ApiError::unavailable(format!(
-                    "chat runs on the engine's machine, with the trainer's environment: {e}"
-                ))
-            })
+        crate::trainer_env::ensure(&self.inner.paths, &self.inner.config, &report).await
     }
 
     /// The folder of the model's adapter files on this machine: in place in a local store,

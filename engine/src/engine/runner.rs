@@ -301,15 +301,23 @@ impl Engine {
         for f in super::artifacts::ADAPTER_FILES {
             let key =
                 crate::storage::object_path(&[&job.user_id.to_string(), &artifact.to_string(), f])?;
-            let url = self
-                .inner
-                .objects
-                .presign_put(Bucket::Models, &key, ttl)
-                .await?
-                .ok_or_else(|| EngineError::Invalid("the object store makes no URLs".into()))?;
+            let url = self.model_put_url(&key, ttl).await?;
             puts.insert(f.to_string(), url);
         }
         Ok(Inputs::Urls { dataset: get, puts })
+    }
+
+    /// A presigned PUT URL for `key` in the models bucket, for a remote trainer's upload.
+    pub(crate) async fn model_put_url(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<String> {
+        self.inner
+            .objects
+            .presign_put(Bucket::Models, key, ttl)
+            .await?
+            .ok_or_else(|| EngineError::Invalid("the object store makes no URLs".into()))
     }
 
     /// The job's dataset record, read off the async workers.

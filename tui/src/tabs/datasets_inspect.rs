@@ -88,22 +88,9 @@ pub enum Row {
     Cut,
 }
 
-/// A token's text with nothing in it that could act on a terminal: a tab shows as `→`, any
-/// other control character (escape included) and the bidi controls as `·`; newlines are
-/// kept (the layout shows them as `↵` and breaks the line). As the CLI shows tokens.
+/// A token's text made safe for the terminal (as the CLI shows tokens).
 pub fn visible(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' => '\n',
-            '\t' => '→',
-            c if c.is_control()
-                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}') =>
-            {
-                '·'
-            }
-            c => c,
-        })
-        .collect()
+    brightrun_api::text::visible_token(text)
 }
 
 /// Lays an example's tokens out in rows of at most `width` columns: a newline is `↵` and
