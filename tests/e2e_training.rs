@@ -383,6 +383,40 @@ fn a_cancelled_job_stops_its_trainer_and_costs_what_it_ran() {
             "step {step}: resumed {loss}, uninterrupted {want}"
         );
     }
+    // And it ends with the same adapter: every LoRA weight within 1e-5 of the uninterrupted
+    // run's (fp32 on CPU; the same steps on the same data order).
+    let weights = |id: &str| {
+        let job = home.json(&["jobs", "show", id, "--json"], 0);
+        let model = home.json(
+            &[
+                "models",
+                "show",
+                job["artifact_id"].as_str().unwrap(),
+                "--json",
+            ],
+            0,
+        );
+        home.path()
+            .join("data/objects/lora-models")
+            .join(model["storage_path"].as_str().unwrap())
+            .join("adapter_model.safetensors")
+    };
+    let compare = std::process::Command::new(trainer_python())
+        .args([
+            "-c",
+            "import sys; from safetensors.torch import load_file; a, b = load_file(sys.argv[1]), load_file(sys.argv[2]); \
+             assert a.keys() == b.keys(), (a.keys(), b.keys()); \
+             print(max(float((a[k] - b[k]).abs().max()) for k in a))",
+        ])
+        .arg(weights(&whole))
+        .arg(weights(resumed))
+        .output()
+        .unwrap();
+    let diff: f64 = String::from_utf8_lossy(&compare.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&compare.stderr)));
+    assert!(diff < 1e-5, "the resumed adapter differs by {diff}");
     // From scratch, or from a step it has no checkpoint at: said, not guessed.
     let scratch = home.json(
         &["jobs", "retry", &job, "--from-scratch", "--yes", "--json"],
