@@ -270,6 +270,15 @@ pub enum JobsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Training runs side by side: the hyperparameters that differ, best and final losses,
+    /// evaluation, cost and duration; the best run is marked.
+    Compare {
+        /// 2 to 6 job ids, or the first characters of each that match only one.
+        #[arg(num_args = 2..=6, required = true, value_name = "ID")]
+        ids: Vec<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// The job's log: its stages, checkpoints and the trainer's messages (as the dashboard's
     /// log pane shows them), then the end of the trainer's stderr.
     Logs {

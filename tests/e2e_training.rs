@@ -690,3 +690,66 @@ fn checkpoints_are_stored_kept_by_retention_and_resumed_from_the_store() {
         "{err}"
     );
 }
+
+/// Two runs of the same data at two learning rates, side by side: only the learning rate
+/// differs, each run's losses, cost and duration are there, and the best is named.
+#[test]
+fn two_runs_are_compared_by_what_differs() {
+    let home = Home::new(0);
+    let dataset = home.ready_dataset(24);
+    let runs: Vec<String> = ["learning_rate=0.0002", "learning_rate=0.00005"]
+        .iter()
+        .map(|lr| {
+            let job = home.tiny_job(&dataset, &["epochs=2", lr]);
+            let done = home.json(&["jobs", "watch", &job, "--json"], 0);
+            assert_eq!(done["status"], "completed", "{done:#}");
+            job
+        })
+        .collect();
+    let c = home.json(&["jobs", "compare", &runs[0], &runs[1][..8], "--json"], 0);
+    assert_eq!(
+        c["differing"],
+        serde_json::json!(["learning_rate"]),
+        "{c:#}"
+    );
+    let compared = c["runs"].as_array().unwrap();
+    assert_eq!(compared.len(), 2);
+    for (r, id) in compared.iter().zip(&runs) {
+        assert_eq!(r["id"], id.as_str());
+        assert!(r["best_training_loss"].is_number() && r["final_training_loss"].is_number());
+        assert!(r["best_validation_loss"].is_number(), "{r:#}");
+        assert!(r["cost"].as_f64().unwrap() > 0.0 && r["duration_seconds"].is_number());
+        assert!(r["evaluation"]["adapter_loss"].is_number(), "{r:#}");
+    }
+    // The best has the lowest best validation loss.
+    assert_eq!(c["best_by"], "validation_loss");
+    let best = compared
+        .iter()
+        .min_by(|a, b| {
+            let v = |r: &Value| r["best_validation_loss"].as_f64().unwrap();
+            v(a).total_cmp(&v(b))
+        })
+        .unwrap();
+    assert_eq!(c["best"], best["id"]);
+    // The table: the differing column, the best marked.
+    let out = home
+        .cmd()
+        .args(["jobs", "compare", &runs[0], &runs[1]])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("LEARNING_RATE") && text.contains("BEST VAL"),
+        "{text}"
+    );
+    let best_short = &best["id"].as_str().unwrap()[..8];
+    assert!(text.contains(&format!("*{best_short}")), "{text}");
+    // One run, or an evaluation job, is refused with the reason.
+    let out = home
+        .cmd()
+        .args(["jobs", "compare", &runs[0], &runs[0]])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 to 6 different jobs"));
+}

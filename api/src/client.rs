@@ -383,6 +383,14 @@ pub trait Api: EngineApi {
         )
         .map(|b| *b)
     }
+    /// Training runs side by side (see [`Request::CompareRuns`]).
+    async fn compare_runs(&self, ids: &[String]) -> Result<RunComparison, ApiError> {
+        expect!(
+            self.call(Request::CompareRuns { ids: ids.to_vec() }).await,
+            RunComparison
+        )
+        .map(|b| *b)
+    }
     async fn job_checkpoints(&self, id: &str) -> Result<Vec<Checkpoint>, ApiError> {
         expect!(
             self.call(Request::JobCheckpoints { id: id.into() }).await,

@@ -234,6 +234,11 @@ pub enum Request {
         #[serde(default)]
         confirm_over_budget: bool,
     },
+    /// Training runs side by side (2 to 6): the hyperparameters that differ, best and final
+    /// losses, evaluation, cost and duration, and the best run.
+    CompareRuns {
+        ids: Vec<String>,
+    },
     /// A job's checkpoints a run can continue from, oldest first: the stored ones and, for a
     /// run on the engine's machine, the folders still there (reported or not).
     JobCheckpoints {
@@ -400,6 +405,7 @@ impl Request {
             Self::JobComparison { .. } => "job_comparison",
             Self::JobCheckpoints { .. } => "job_checkpoints",
             Self::InspectDataset { .. } => "inspect_dataset",
+            Self::CompareRuns { .. } => "compare_runs",
             Self::ModelFromCheckpoint { .. } => "model_from_checkpoint",
             Self::Costs { .. } => "costs",
             Self::ListNotifications { .. } => "list_notifications",
@@ -581,6 +587,7 @@ pub enum Reply {
     Metrics(Vec<MetricsPoint>),
     Checkpoints(Vec<Checkpoint>),
     ExampleInspection(Box<ExampleInspection>),
+    RunComparison(Box<RunComparison>),
     DatasetInspection(Box<DatasetInspection>),
     Logs(Vec<String>),
     Model(ModelArtifact),
@@ -620,6 +627,7 @@ impl Reply {
             Self::Metrics(_) => "metrics",
             Self::Checkpoints(_) => "checkpoints",
             Self::ExampleInspection(_) => "example_inspection",
+            Self::RunComparison(_) => "run_comparison",
             Self::DatasetInspection(_) => "dataset_inspection",
             Self::Logs(_) => "logs",
             Self::Model(_) => "model",

@@ -912,6 +912,13 @@ async fn every_request_and_reply_round_trips_through_json(via: Via) {
             Request::JobComparison { id: jid.clone() },
             Some(ErrorCode::Conflict),
         ),
+        // A comparison needs two runs at least (tests/e2e_training.rs compares two).
+        (
+            Request::CompareRuns {
+                ids: vec![jid.clone()],
+            },
+            Some(ErrorCode::Invalid),
+        ),
         // An example or a line, not both (the trainer's replies: tests/e2e_inspect.rs).
         (
             Request::InspectDataset {
@@ -973,9 +980,9 @@ async fn every_request_and_reply_round_trips_through_json(via: Via) {
         let e = api.call(r).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::Conflict, "{e:?}");
     }
-    assert_eq!(ops.len(), 42, "every request: {ops:?}");
-    // All but `url`, which only an S3 store gives (tests/e2e_s3.rs), and the inspections,
-    // which the trainer makes (tests/e2e_inspect.rs).
+    assert_eq!(ops.len(), 43, "every request: {ops:?}");
+    // All but `url`, which only an S3 store gives (tests/e2e_s3.rs), the inspections, which
+    // the trainer makes (tests/e2e_inspect.rs), and a comparison of runs (e2e_training.rs).
     assert_eq!(kinds.len(), 26, "every reply kind: {kinds:?}");
     // Errors round-trip with their code and field.
     let err = api

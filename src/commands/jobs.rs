@@ -316,6 +316,15 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
             };
             retry(api, &id, options, yes, json.json).await
         }
+        JobsCmd::Compare { ids, json } => {
+            let c = api.compare_runs(&ids).await?;
+            if json.json {
+                output::json(&c)?;
+            } else {
+                super::runs::print_runs(&c);
+            }
+            Ok(exit::OK)
+        }
         JobsCmd::Logs { id, lines, json } => {
             let log = api.job_logs(&id, lines).await?;
             if json.json {

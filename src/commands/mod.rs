@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod mirror;
 pub mod models;
 pub mod output;
+pub mod runs;
 pub mod serve;
 pub mod storage;
 pub mod tokens;

@@ -11,6 +11,7 @@ mod inspection;
 mod job;
 mod metrics;
 mod notification;
+mod runs;
 
 pub use artifact::*;
 pub use checkpoint::*;
@@ -22,6 +23,7 @@ pub use inspection::*;
 pub use job::*;
 pub use metrics::*;
 pub use notification::*;
+pub use runs::*;
 
 /// Timestamps are UTC everywhere; the UI converts for display.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

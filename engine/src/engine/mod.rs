@@ -18,6 +18,7 @@ mod notify;
 mod playground;
 pub mod profile;
 mod resolve;
+pub(crate) mod runs;
 pub(crate) mod resume;
 mod runner;
 mod storage_ops;

@@ -393,6 +393,13 @@ pub(super) fn document_with(catalog: Option<&Catalog>) -> Value {
         "get",
         json!({"summary": "One job", "parameters": [id_param("job")], "responses": jr.clone()}),
     );
+    let compared = d.schema::<RunComparison>();
+    let compared = d_ok(&mut d, compared);
+    add(
+        "/api/jobs/compare",
+        "get",
+        json!({"summary": "Training runs side by side (2 to 6): the hyperparameters that differ, best and final losses, evaluation, cost, duration and the best run", "parameters": [{"name": "ids", "in": "query", "required": true, "description": "job ids or unique prefixes, comma-separated", "schema": {"type": "string", "minLength": 1, "maxLength": 1000}}], "responses": d.responses(compared)}),
+    );
     add(
         "/api/jobs/{id}/cancel",
         "post",

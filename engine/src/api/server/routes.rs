@@ -402,6 +402,28 @@ async fn confirm_dataset(caller: Caller, Id(id): Id) -> Result<Response, HttpErr
     call(&caller, Request::ConfirmDataset { id }).await
 }
 
+/// `GET /api/jobs/compare?ids=A,B,…`: training runs side by side.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompareQuery {
+    ids: String,
+}
+
+async fn compare_runs(
+    caller: Caller,
+    q: Result<Query<CompareQuery>, QueryRejection>,
+) -> Result<Response, HttpError> {
+    let q = parse!(query q);
+    let ids = q
+        .ids
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    call(&caller, Request::CompareRuns { ids }).await
+}
+
 /// `GET /api/datasets/{id}/inspect`'s query (see `Request::InspectDataset`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -804,6 +826,7 @@ pub(super) fn seed_routes(r: Routes) -> Routes {
         .add(M::DELETE, "/api/datasets/{id}", delete_dataset)
         .add(M::POST, "/api/datasets/{id}/confirm", confirm_dataset)
         .add(M::GET, "/api/datasets/{id}/inspect", inspect_dataset)
+        .add(M::GET, "/api/jobs/compare", compare_runs)
         .add(M::GET, "/api/jobs", list_jobs)
         .add(M::POST, "/api/jobs", create_job)
         .add(M::POST, "/api/jobs/estimate", estimate)

@@ -1,0 +1,101 @@
+//! `jobs compare`: training runs side by side, as a table of what differs and how each went.
+
+use super::output::{self, money};
+use brightrun_engine::domain::{ComparedRun, RunComparison};
+use serde_json::Value;
+
+/// The table: a row per run (the best marked `*`), the differing hyperparameters as columns,
+/// then the losses, the evaluation, cost and duration.
+pub fn print_runs(c: &RunComparison) {
+    let mut header: Vec<String> = vec![" ID".into(), "STATUS".into()];
+    header.extend(c.differing.iter().map(|k| k.to_uppercase()));
+    header.extend(
+        [
+            "BEST VAL",
+            "FINAL VAL",
+            "BEST TRAIN",
+            "FINAL TRAIN",
+            "EVAL LOSS",
+            "COST",
+            "TIME",
+        ]
+        .map(String::from),
+    );
+    let rows: Vec<Vec<String>> = c.runs.iter().map(|r| row(c, r)).collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    output::table(&header, &rows);
+    if c.differing.is_empty() {
+        println!("(the runs have the same configuration)");
+    }
+    if let (Some(best), Some(by)) = (c.best, &c.best_by) {
+        println!("* best: {} by {}", best.short(), by.replace('_', " "));
+    }
+}
+
+fn row(c: &RunComparison, r: &ComparedRun) -> Vec<String> {
+    let mark = if c.best == Some(r.id) { "*" } else { " " };
+    let mut cells = vec![
+        format!("{mark}{}", r.id.short()),
+        r.status.as_str().to_string(),
+    ];
+    for key in &c.differing {
+        cells.push(if key == "dataset" {
+            output::fit(&output::clean(&r.dataset_name), 24)
+        } else {
+            output::fit(&value(r.hyperparameters.get(key)), 24)
+        });
+    }
+    let loss = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.4}"));
+    cells.extend([
+        loss(r.best_validation_loss),
+        loss(r.final_validation_loss),
+        loss(r.best_training_loss),
+        loss(r.final_training_loss),
+        loss(r.evaluation.as_ref().and_then(|e| e.adapter_loss)),
+        money(r.cost),
+        r.duration_seconds.map_or("–".into(), duration),
+    ]);
+    cells
+}
+
+/// A hyperparameter's value as `--set` would take it.
+fn value(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "–".into(),
+        Some(Value::String(s)) => output::clean(s),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| value(Some(i)))
+            .collect::<Vec<_>>()
+            .join(","),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_durations_read_as_typed() {
+        assert_eq!(value(Some(&serde_json::json!(0.0001))), "0.0001");
+        assert_eq!(
+            value(Some(&serde_json::json!(["q_proj", "v_proj"]))),
+            "q_proj,v_proj"
+        );
+        assert_eq!(value(Some(&serde_json::json!("a\u{1b}[2Jb"))), "ab");
+        assert_eq!(value(None), "–");
+        assert_eq!(duration(42.4), "42s");
+        assert_eq!(duration(125.0), "2m05s");
+        assert_eq!(duration(7300.0), "2h01m");
+    }
+}
