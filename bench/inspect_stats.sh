@@ -21,7 +21,7 @@
 #   bench/inspect_stats.sh      (BIN=target/debug/brightrun; SIZE_MB=200 SEED=29)
 #
 # Needs the trainer's Python (BRIGHTRUN_TRAINER_PYTHON, or scripts/trainer-env.sh builds it) and
-# /usr/bin/time. Prints one JSON line per measure on stdout, progress on stderr. About 10 minutes
+# /usr/bin/time. Prints one JSON line per measure on stdout, progress on stderr. About 7 minutes
 # on 2 cores; the temp folder (the dataset, ~400 MB with the store's copy) is deleted at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -377,8 +377,8 @@ fn tokenizer_fingerprint(model: &str) -> String {
         .join(";")
 }
 
-/// The trainer code that decides rendering and masking: another version may train other
-/// tokens. Read once per process (estimates look it up on every key press).
+/// The trainer code that decides rendering and masking (and builds the built-in models, whose
+/// tokenizers no Hugging Face cache entry tracks): another version may train other tokens. Read once per process (estimates look it up on every key press).
 fn code_fingerprint(source: &Path) -> String {
     static SEEN: std::sync::OnceLock<(PathBuf, String)> = std::sync::OnceLock::new();
     let (path, hash) = SEEN.get_or_init(|| (source.to_path_buf(), hash_code(source)));
@@ -391,7 +391,14 @@ fn code_fingerprint(source: &Path) -> String {
 
 fn hash_code(source: &Path) -> String {
     let mut h = Sha256::new();
-    for f in ["encoding.py", "data.py", "inspect.py"] {
+    // The rendering and masking, the inspector itself, and the built-in models' builds.
+    for f in [
+        "encoding.py",
+        "data.py",
+        "inspection.py",
+        "tiny_model.py",
+        "smollm2.py",
+    ] {
         if let Ok(bytes) = std::fs::read(source.join("brightrun_trainer").join(f)) {
             h.update(&bytes);
         }
