@@ -405,3 +405,23 @@ fn hash_code(source: &Path) -> String {
     }
     hex::encode(h.finalize())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_to_the_inspector_or_the_encoding_makes_a_new_cache_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let code = dir.path().join("brightrun_trainer");
+        std::fs::create_dir_all(&code).unwrap();
+        for f in ["encoding.py", "data.py", "inspection.py", "smollm2.py"] {
+            std::fs::write(code.join(f), f).unwrap();
+        }
+        let before = hash_code(dir.path());
+        for f in ["inspection.py", "encoding.py", "smollm2.py"] {
+            std::fs::write(code.join(f), "changed").unwrap();
+            assert_ne!(hash_code(dir.path()), before, "{f}");
+        }
+    }
+}
