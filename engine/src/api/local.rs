@@ -570,16 +570,16 @@ impl LocalApi {
             Request::JobCheckpoints { id } => {
                 Reply::Checkpoints(blocking(e, move |e| e.job_checkpoints(job_id(e, &id)?)).await?)
             }
-            Request::CompareRuns { ids } => {
-                Reply::RunComparison(Box::new(blocking(e, move |e| {
+            Request::CompareRuns { ids } => Reply::RunComparison(Box::new(
+                blocking(e, move |e| {
                     let ids = ids
                         .iter()
                         .map(|id| job_id(e, id))
                         .collect::<Result<Vec<_>, _>>()?;
                     e.compare_runs(&ids)
                 })
-                .await?))
-            }
+                .await?,
+            )),
             Request::InspectDataset {
                 dataset,
                 model,
