@@ -149,6 +149,13 @@ pub enum Action {
     CancelJob,
     RetryJob,
     OpenArtifact,
+    /// Mark or unmark the selected job for the Compare view.
+    Mark,
+    /// The Compare view of the marked jobs.
+    Compare,
+    // The Compare view.
+    /// The chart's x axis: step, tokens seen, elapsed time, in turn.
+    CompareAxis,
     // Models.
     Download,
     /// The selected model's evaluation: base and adapter side by side.

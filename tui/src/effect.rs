@@ -145,6 +145,19 @@ pub enum Effect {
         model: String,
         max_seq_length: Option<u32>,
     },
+    /// The engine's comparison of 2 to 6 training jobs (the Jobs tab's Compare view); the
+    /// answer comes back as [`Outcome::RunsCompared`] under `request`.
+    CompareRuns {
+        request: u64,
+        ids: Vec<JobId>,
+    },
+    /// One compared run's stored metrics (asked once per run when the Compare view opens;
+    /// live points come with the engine's events); the answer comes back as
+    /// [`Outcome::RunMetrics`] under `request`.
+    LoadRunMetrics {
+        request: u64,
+        id: JobId,
+    },
 }
 
 /// The costs tab's data for one period, whatever the engine's own summary type looks like.
@@ -305,5 +318,16 @@ pub enum Outcome {
         request: u64,
         dataset: DatasetId,
         result: Result<Box<DatasetInspection>, ApiError>,
+    },
+    /// The answer to [`Effect::CompareRuns`].
+    RunsCompared {
+        request: u64,
+        result: Result<Box<RunComparison>, ApiError>,
+    },
+    /// The answer to [`Effect::LoadRunMetrics`].
+    RunMetrics {
+        request: u64,
+        id: JobId,
+        result: Result<Vec<MetricsPoint>, ApiError>,
     },
 }

@@ -653,6 +653,108 @@ pub fn metrics(job: JobId, n: u64) -> Vec<MetricsPoint> {
         .collect()
 }
 
+/// `n` points of a run of the Compare view's fixtures, one a step from `start`, every step
+/// taking `secs_per_step` at about `tokens_per_sec`; the loss falls towards `floor`, the
+/// validation loss is logged every 50 steps.
+pub fn run_metrics(
+    job: JobId,
+    n: u64,
+    start: Timestamp,
+    secs_per_step: f64,
+    tokens_per_sec: f64,
+    floor: f64,
+) -> Vec<MetricsPoint> {
+    (1..=n)
+        .map(|step| {
+            let x = step as f64 / 900.0;
+            let noise = ((step * 7919) % 101) as f64 / 101.0 - 0.5;
+            MetricsPoint {
+                job_id: job,
+                timestamp: start
+                    + chrono::Duration::milliseconds((step as f64 * secs_per_step * 1e3) as i64),
+                epoch: x * 3.0,
+                step,
+                training_loss: Some(2.0 * (-4.0 * x).exp() + floor + noise * 0.1),
+                validation_loss: (step % 50 == 0).then(|| 2.0 * (-3.6 * x).exp() + floor + 0.12),
+                learning_rate: Some(5e-5),
+                gradient_norm: Some(1.0),
+                throughput: Some(tokens_per_sec * (1.0 + noise * 0.05)),
+                gpu_utilization: Some(90.0),
+            }
+        })
+        .collect()
+}
+
+/// The metrics of the Compare view's fixture runs (jobs 1, 2 and 3): the running one at 6 s a
+/// step and ~1,800 tokens/s, the completed one faster and lower, the failed one short.
+pub fn compared_metrics(job: u128) -> Vec<MetricsPoint> {
+    let j = jobs()
+        .into_iter()
+        .find(|j| j.id == job_id(job))
+        .expect("a fixture job");
+    let start = j.started_at.unwrap_or_else(now) + chrono::Duration::seconds(60);
+    match job {
+        1 => run_metrics(j.id, 405, start, 6.0, 1800.0, 0.6),
+        2 => run_metrics(j.id, 900, start, 4.0, 2400.0, 0.42),
+        _ => run_metrics(j.id, 108, start, 5.0, 1500.0, 0.8),
+    }
+}
+
+/// The engine's comparison of fixture jobs 1, 2 and 3: they differ in dataset, learning
+/// rate and LoRA rank; job 2 is the best by validation loss and has an evaluation.
+pub fn comparison() -> RunComparison {
+    let run = |n: u128, lr: f64, rank: u32| {
+        let j = jobs()
+            .into_iter()
+            .find(|j| j.id == job_id(n))
+            .expect("a fixture job");
+        let points = compared_metrics(n);
+        let lowest = |f: fn(&MetricsPoint) -> Option<f64>| {
+            points.iter().filter_map(f).min_by(f64::total_cmp)
+        };
+        let last = |f: fn(&MetricsPoint) -> Option<f64>| points.iter().rev().find_map(f);
+        let mut hp = serde_json::to_value(&j.hyperparameters).expect("hyperparameters");
+        hp["learning_rate"] = serde_json::json!(lr);
+        hp["lora_rank"] = serde_json::json!(rank);
+        ComparedRun {
+            id: j.id,
+            status: j.status,
+            dataset_id: j.dataset_id,
+            dataset_name: datasets()
+                .into_iter()
+                .find(|d| d.id == j.dataset_id)
+                .map(|d| d.name)
+                .unwrap_or_default(),
+            hyperparameters: hp,
+            best_training_loss: lowest(|p| p.training_loss),
+            final_training_loss: last(|p| p.training_loss),
+            best_validation_loss: lowest(|p| p.validation_loss),
+            final_validation_loss: last(|p| p.validation_loss),
+            steps: j.current_step,
+            total_steps: j.total_steps,
+            evaluation: (n == 2).then(|| RunEvaluation {
+                model_id: artifact_id(2),
+                base_loss: Some(1.3204),
+                adapter_loss: Some(0.9121),
+                adapter_closer: Some(14),
+                scored: 20,
+                probes_changed: 3,
+            }),
+            cost: j.final_cost.unwrap_or(j.current_cost),
+            duration_seconds: j
+                .started_at
+                .map(|s| (j.completed_at.unwrap_or_else(now) - s).num_seconds() as f64),
+            started_at: j.started_at,
+        }
+    };
+    RunComparison {
+        runs: vec![run(1, 2e-4, 16), run(2, 1e-4, 16), run(3, 2e-4, 32)],
+        differing: vec!["dataset".into(), "learning_rate".into(), "lora_rank".into()],
+        best: Some(job_id(2)),
+        best_by: Some("validation_loss".into()),
+    }
+}
+
 pub fn log_lines() -> Vec<String> {
     vec![
         "loading base model mistralai/Mistral-7B-v0.1 (bf16)".into(),

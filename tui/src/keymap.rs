@@ -150,14 +150,15 @@ impl Key {
 
 /// Where a binding applies: everywhere, on one tab (which shadows the global one), in the
 /// Models tab's Chat view, where letters are typed into the message and only these keys (and
-/// the global keys that type nothing) act, or in the Datasets tab's Inspect view, whose keys
-/// shadow the tab's and the global ones there.
+/// the global keys that type nothing) act, or in the Datasets tab's Inspect view and the Jobs
+/// tab's Compare view, whose keys shadow the tab's and the global ones there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Context {
     Global,
     Tab(Tab),
     Chat,
     Inspect,
+    Compare,
 }
 
 /// One bindable action: its config name, where it applies, its default keys, its help text.
@@ -169,7 +170,7 @@ pub struct BindingSpec {
     pub help: &'static str,
 }
 
-use Context::{Chat, Global, Inspect, Tab as T};
+use Context::{Chat, Compare, Global, Inspect, Tab as T};
 
 macro_rules! b {
     ($name:literal, $action:expr, [$($ctx:expr),*], [$($key:literal),*], $help:literal) => {
@@ -428,6 +429,27 @@ pub fn specs() -> Vec<BindingSpec> {
             "open its model"
         ),
         b!(
+            "mark",
+            Action::Mark,
+            [T(Tab::Jobs)],
+            ["space"],
+            "mark / unmark the job for the Compare view (up to 6)"
+        ),
+        b!(
+            "compare",
+            Action::Compare,
+            [T(Tab::Jobs)],
+            ["C"],
+            "compare the marked jobs: loss curves and what differs"
+        ),
+        b!(
+            "compare_axis",
+            Action::CompareAxis,
+            [Compare],
+            ["x"],
+            "x axis: step, tokens seen, elapsed time"
+        ),
+        b!(
             "download",
             Action::Download,
             [T(Tab::Models)],
@@ -653,8 +675,16 @@ impl Keymap {
             .cloned()
     }
 
-    /// The keys bound to an action name in a context (the tab's, the global one, or the Chat
-    /// and Inspect views': their names are their own).
+    /// The action for a key in the Compare view, from its own bindings only (`None` for the
+    /// rest: looked up as usual).
+    pub fn lookup_compare(&self, key: &KeyEvent) -> Option<Action> {
+        self.map
+            .get(&(Context::Compare, Key::from_event(key)))
+            .cloned()
+    }
+
+    /// The keys bound to an action name in a context (the tab's, the global one, or the Chat,
+    /// Inspect and Compare views': their names are their own).
     pub fn keys_for(&self, tab: Tab, name: &str) -> Vec<Key> {
         self.listing
             .iter()
@@ -663,7 +693,8 @@ impl Keymap {
                     && (*c == Context::Tab(tab)
                         || *c == Context::Global
                         || *c == Context::Chat
-                        || *c == Context::Inspect)
+                        || *c == Context::Inspect
+                        || *c == Context::Compare)
             })
             .flat_map(|(_, _, _, k)| k.clone())
             .collect()
@@ -785,6 +816,45 @@ mod tests {
             km.lookup_inspect(&ev(KeyCode::Char('n'), KeyModifiers::CONTROL)),
             Some(Action::InspectNext)
         );
+    }
+
+    #[test]
+    fn marking_and_comparing_have_free_keys_on_the_jobs_tab() {
+        let km = Keymap::default();
+        let space = ev(KeyCode::Char(' '), KeyModifiers::NONE);
+        let shift_c = ev(KeyCode::Char('C'), KeyModifiers::SHIFT);
+        assert_eq!(km.lookup(Tab::Jobs, &space), Some(Action::Mark));
+        assert_eq!(km.lookup(Tab::Jobs, &shift_c), Some(Action::Compare));
+        // `c` still cancels; space and `C` mean nothing elsewhere.
+        let c = ev(KeyCode::Char('c'), KeyModifiers::NONE);
+        assert_eq!(km.lookup(Tab::Jobs, &c), Some(Action::CancelJob));
+        for tab in Tab::ALL {
+            if tab != Tab::Jobs {
+                assert_eq!(km.lookup(tab, &space), None, "{tab:?}");
+                assert_eq!(km.lookup(tab, &shift_c), None, "{tab:?}");
+            }
+        }
+        // No two of the Jobs tab's actions share a key, and none hides a global one.
+        let mut seen: HashMap<Key, &str> = HashMap::new();
+        for (ctx, name, _, keys) in &km.listing {
+            if *ctx != Context::Tab(Tab::Jobs) {
+                continue;
+            }
+            for k in keys {
+                assert!(seen.insert(*k, name).is_none(), "{name} shares {k:?}");
+                assert!(
+                    !km.map.contains_key(&(Context::Global, *k)),
+                    "{name} hides a global key"
+                );
+            }
+        }
+        // The view's own key, and its hint.
+        let x = ev(KeyCode::Char('x'), KeyModifiers::NONE);
+        assert_eq!(km.lookup_compare(&x), Some(Action::CompareAxis));
+        assert_eq!(km.lookup(Tab::Jobs, &x), None);
+        assert_eq!(km.hint(Tab::Jobs, "compare_axis"), "x");
+        assert_eq!(km.hint(Tab::Jobs, "mark"), "space");
+        assert_eq!(km.hint(Tab::Jobs, "compare"), "C");
     }
 
     #[test]

@@ -959,6 +959,23 @@ impl Executor {
                     });
                 });
             }
+            Effect::CompareRuns { request, ids } => {
+                self.tasks.spawn(async move {
+                    let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+                    let result = engine.compare_runs(&ids).await.map(Box::new);
+                    send(Outcome::RunsCompared { request, result });
+                });
+            }
+            Effect::LoadRunMetrics { request, id } => {
+                self.tasks.spawn(async move {
+                    let result = engine.metrics(&id.to_string(), 0, None).await;
+                    send(Outcome::RunMetrics {
+                        request,
+                        id,
+                        result,
+                    });
+                });
+            }
             Effect::StopChat(request) => {
                 let chat = self
                     .chats

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+/// How many runs [`Theme::run_colors`] tells apart: as many as one comparison holds.
+pub const RUN_COLORS: usize = brightrun_api::domain::MAX_COMPARED_RUNS;
+
 /// The themes compiled into the binary: (name, TOML).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("dark", include_str!("../../themes/dark.toml")),
@@ -281,6 +284,55 @@ impl Theme {
         Style::new().fg(c)
     }
 
+    /// The colours of up to [`RUN_COLORS`] runs overlaid in one chart (the Jobs tab's Compare
+    /// view), in order: the loss chart's and the sparklines' colours (each theme chose them
+    /// to read on its background), the text colour, then the theme's other roles and basic
+    /// colours; never the background, the muted colour of the axes, or a colour twice. So the
+    /// runs stay apart in every theme, a theme file that repeats a colour included.
+    pub fn run_colors(&self) -> [Color; RUN_COLORS] {
+        let candidates = [
+            self.chart_training,
+            self.chart_validation,
+            self.spark_throughput,
+            self.spark_gradient_norm,
+            self.spark_learning_rate,
+            self.foreground,
+            self.spark_gpu,
+            self.accent,
+            self.info,
+            self.success,
+            self.warning,
+            self.error,
+            self.header,
+            Color::LightBlue,
+            Color::LightMagenta,
+            Color::LightGreen,
+            Color::LightRed,
+            Color::LightYellow,
+            Color::LightCyan,
+            Color::Blue,
+            Color::Magenta,
+            Color::Green,
+            Color::Red,
+            Color::Yellow,
+            Color::Cyan,
+        ];
+        let mut out = [Color::Reset; RUN_COLORS];
+        let mut n = 0;
+        for c in candidates {
+            if n == RUN_COLORS {
+                break;
+            }
+            if c == Color::Reset || c == self.background || c == self.muted || out[..n].contains(&c)
+            {
+                continue;
+            }
+            out[n] = c;
+            n += 1;
+        }
+        out
+    }
+
     /// A token of an inspected example (the Datasets tab's Inspect view): trained (its label
     /// carries loss) or masked, special (BOS, EOS, end of turn, tool markers) or not. Trained
     /// and masked differ in more than colour, bold and underlined against dim, so they stay
@@ -363,6 +415,40 @@ mod tests {
             assert_ne!(t.token(true, true).fg, t.token(true, false).fg, "{name}");
             assert_ne!(t.token(false, true).fg, t.token(false, false).fg, "{name}");
         }
+    }
+
+    #[test]
+    fn every_theme_tells_six_runs_apart_from_each_other_and_the_background() {
+        let themes: Vec<Theme> = BUILTIN
+            .iter()
+            .map(|(n, _)| Theme::builtin(n).unwrap())
+            .collect();
+        // A theme file that gives every role one colour still gets six.
+        let mut flat = Theme {
+            name: "flat".into(),
+            ..Theme::default()
+        };
+        for key in Theme::keys() {
+            flat.set(key, Color::Green);
+        }
+        flat.background = Color::Black;
+        for t in themes.iter().chain([&flat]) {
+            let colors = t.run_colors();
+            for (i, a) in colors.iter().enumerate() {
+                assert_ne!(*a, Color::Reset, "{}: run {i}", t.name);
+                assert_ne!(*a, t.background, "{}: run {i}", t.name);
+                assert_ne!(*a, t.muted, "{}: run {i} is the axes' colour", t.name);
+                for (j, b) in colors.iter().enumerate().skip(i + 1) {
+                    assert_ne!(a, b, "{}: runs {i} and {j}", t.name);
+                }
+            }
+        }
+        // The dark theme's first two runs are its loss chart's colours.
+        let dark = Theme::default();
+        assert_eq!(
+            dark.run_colors()[..2],
+            [dark.chart_training, dark.chart_validation]
+        );
     }
 
     #[test]

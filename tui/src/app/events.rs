@@ -467,6 +467,20 @@ impl App {
                     .stats_answer(request, dataset, result, &mut self.shared);
                 Vec::new()
             }
+            Outcome::RunsCompared { request, result } => {
+                self.tabs.jobs.compared(request, result, &mut self.shared);
+                Vec::new()
+            }
+            Outcome::RunMetrics {
+                request,
+                id,
+                result,
+            } => {
+                self.tabs
+                    .jobs
+                    .run_metrics(request, id, result, &mut self.shared);
+                Vec::new()
+            }
             Outcome::MarkedRead(result) => {
                 if let Err(e) = result {
                     self.notify_user(format!("could not mark read: {e}"), Level::Error);

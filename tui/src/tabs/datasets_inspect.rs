@@ -254,7 +254,7 @@ impl Failure {
     }
 
     /// `what`, the message under it in the error's colour, then the details, muted.
-    fn lines(&self, what: &str, t: &Theme) -> Vec<Line<'static>> {
+    pub(crate) fn lines(&self, what: &str, t: &Theme) -> Vec<Line<'static>> {
         let mut lines = vec![
             Line::styled(
                 what.to_string(),

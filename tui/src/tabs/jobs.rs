@@ -1,6 +1,9 @@
 //! The Jobs tab: the list and the live monitor (stage, progress, times, cost, loss chart, sparklines,
-//! log). Series are downsampled to the chart's width and cached until new points arrive.
+//! log). Series are downsampled to the chart's width and cached until new points arrive. Jobs
+//! marked with space (up to six training runs) open side by side in the Compare view
+//! ([`super::jobs_compare`]).
 
+use super::jobs_compare::{self as compare, CompareView};
 use super::{Browse, Component, Focus, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
 use crate::context::{Overlay, RetryDialog, Shared, lists};
@@ -10,7 +13,10 @@ use crate::series::{self, Metric};
 use crate::state::{ChartCache, JobDetail};
 use crate::theme::Theme;
 use crate::ui::{Col, draw_list, fit_line, headers, list_layout, list_title, panel};
+use brightrun_api::ApiError;
 use brightrun_api::domain::*;
+use brightrun_api::events::EngineEvent;
+use brightrun_api::ids::JobId;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -53,15 +59,24 @@ pub(crate) fn runs_here(g: &GpuConfig, config: &brightrun_api::config::Config) -
         == "local"
 }
 
-/// The Jobs tab's own state: whether the monitor has the keys. (Loaded job histories are
-/// shared records, kept with the app: engine events feed them whichever tab is shown.)
+/// The Jobs tab's own state: whether the monitor has the keys, the jobs marked for the
+/// Compare view and the view while it is open. (Loaded job histories are shared records,
+/// kept with the app: engine events feed them whichever tab is shown.)
 #[derive(Clone, Debug, Default)]
 pub struct JobsTab {
     pub browse: Browse,
+    /// The jobs marked for the Compare view, in the order marked (its runs' order and
+    /// colours). They stay marked when the view closes.
+    pub marks: Vec<JobId>,
+    /// The Compare view, while it is open.
+    pub compare: Option<CompareView>,
 }
 
 impl Component for JobsTab {
     fn handle(&mut self, action: &Action, s: &mut Shared) -> Handled {
+        if self.compare.is_some() {
+            return self.handle_compare(action, s);
+        }
         if self.browse.focus == Focus::Detail {
             let sel = s.selected_job().map(|j| j.id);
             if let Some(d) = sel.and_then(|id| s.details.get_mut(&id)) {
@@ -143,6 +158,14 @@ impl Component for JobsTab {
                 ))));
                 vec![Effect::LoadRetryChoices { request, id: j.id }]
             }
+            Action::Mark => {
+                let Some(j) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                self.toggle_mark(&j, s);
+                Vec::new()
+            }
+            Action::Compare => self.open_compare(s),
             Action::OpenArtifact => {
                 let Some(j) = sel else {
                     return Handled::Consumed(s.nothing_selected());
@@ -165,6 +188,22 @@ impl Component for JobsTab {
         s.ensure_job_detail()
     }
 
+    /// Live metrics extend the compared runs' curves (no request: the event has them).
+    /// The app marks every event for a redraw, so nothing else is needed to show them.
+    fn on_event(&mut self, ev: &EngineEvent, _s: &Shared) -> Vec<Effect> {
+        if let EngineEvent::Metrics { job_id, points } = ev
+            && let Some(view) = &mut self.compare
+        {
+            view.live(*job_id, points);
+        }
+        Vec::new()
+    }
+
+    /// The Compare view's own keys come first there (`x`).
+    fn captures_input(&self) -> bool {
+        self.compare.is_some()
+    }
+
     fn tick(&mut self, s: &mut Shared) -> Vec<Effect> {
         s.ensure_job_detail()
     }
@@ -174,6 +213,13 @@ impl Component for JobsTab {
     }
 
     fn layout(&mut self, area: Rect, s: &mut Shared) -> TabHits {
+        if let Some(view) = &mut self.compare {
+            view.layout(area, s);
+            return TabHits {
+                list: None,
+                detail: Some(area),
+            };
+        }
         let (list_area, monitor_area) = self.split(area);
         let list = list_area.map(|a| list_layout(&mut s.job_list, a));
         // The monitor's charts: downsample for their width now, so drawing only reads.
@@ -193,6 +239,10 @@ impl Component for JobsTab {
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, s: &Shared) {
+        if let Some(view) = &self.compare {
+            view.draw(frame, area, s);
+            return;
+        }
         let (list_area, monitor_area) = self.split(area);
         if let Some(list_area) = list_area {
             self.draw_list(frame, list_area, &s.theme, s);
@@ -201,6 +251,13 @@ impl Component for JobsTab {
     }
 
     fn keys(&self) -> &'static [(&'static str, &'static str)] {
+        if self.compare.is_some() {
+            return &[
+                ("compare_axis", "x axis"),
+                ("down", "scroll"),
+                ("back", "back"),
+            ];
+        }
         // With the monitor focused, the keys scroll its log.
         if self.browse.focus == Focus::Detail {
             return &[
@@ -209,18 +266,192 @@ impl Component for JobsTab {
                 ("back", "back to the list"),
             ];
         }
-        &[
-            ("open", "monitor"),
-            ("cancel", "cancel"),
-            ("retry", "retry"),
-            ("open_artifact", "model"),
-            ("filter", "filter"),
-            ("freeze", "freeze"),
-        ]
+        // In the order that fits 80 columns best; `?` lists them all. Once jobs are marked,
+        // comparing them comes first.
+        if self.marks.is_empty() {
+            &[
+                ("open", "monitor"),
+                ("mark", "mark"),
+                ("cancel", "cancel"),
+                ("retry", "retry"),
+                ("compare", "compare"),
+                ("open_artifact", "model"),
+                ("filter", "filter"),
+                ("freeze", "freeze"),
+            ]
+        } else {
+            &[
+                ("compare", "compare"),
+                ("mark", "mark"),
+                ("open", "monitor"),
+                ("cancel", "cancel"),
+                ("retry", "retry"),
+                ("open_artifact", "model"),
+                ("filter", "filter"),
+                ("freeze", "freeze"),
+            ]
+        }
     }
 }
 
 impl JobsTab {
+    /// Marks the job for the Compare view, or unmarks it: training runs only, at most
+    /// [`compare::MAX_RUNS`]; the status bar says what happened, or why not.
+    pub fn toggle_mark(&mut self, j: &TrainingJob, s: &mut Shared) {
+        // Said in the status bar, so short enough for 80 columns.
+        let id = j.id.short();
+        if let Some(i) = self.marks.iter().position(|m| *m == j.id) {
+            self.marks.remove(i);
+            s.notify_user(
+                format!("job {id} unmarked ({} marked)", self.marks.len()),
+                Level::Info,
+            );
+            return;
+        }
+        if j.task.is_evaluation() {
+            s.notify_user(
+                format!("{id} is an evaluation, not a training run"),
+                Level::Warning,
+            );
+            return;
+        }
+        if self.marks.len() >= compare::MAX_RUNS {
+            s.notify_user(
+                format!(
+                    "at most {} jobs are compared: unmark one ({})",
+                    compare::MAX_RUNS,
+                    s.keymap.hint(Tab::Jobs, "mark")
+                ),
+                Level::Warning,
+            );
+            return;
+        }
+        self.marks.push(j.id);
+        let n = self.marks.len();
+        let next = if n >= compare::MIN_RUNS {
+            format!("{} compares", s.keymap.hint(Tab::Jobs, "compare"))
+        } else {
+            "mark another".to_string()
+        };
+        s.notify_user(
+            format!("job {id} marked ({n} of {}): {next}", compare::MAX_RUNS),
+            Level::Info,
+        );
+    }
+
+    /// Opens the Compare view of the marked jobs (2 to 6), asking the engine for the
+    /// comparison and each run's metrics.
+    fn open_compare(&mut self, s: &mut Shared) -> Vec<Effect> {
+        // Jobs no longer in the records cannot be compared.
+        self.marks.retain(|id| s.jobs.get(*id).is_some());
+        if self.marks.len() < compare::MIN_RUNS {
+            s.notify_user(
+                format!(
+                    "mark {} to {} jobs ({}) to compare; {} marked",
+                    compare::MIN_RUNS,
+                    compare::MAX_RUNS,
+                    s.keymap.hint(Tab::Jobs, "mark"),
+                    self.marks.len()
+                ),
+                Level::Info,
+            );
+            return Vec::new();
+        }
+        let (view, fx) = CompareView::open(&self.marks, self.browse.focus, s);
+        self.compare = Some(view);
+        // What was said about marking is done with: the view's keys show instead.
+        s.message = None;
+        fx
+    }
+
+    /// Closes the Compare view; the list is as it was, the marks stay.
+    pub fn close_compare(&mut self) {
+        if let Some(view) = self.compare.take() {
+            self.browse.focus = view.focus_before;
+        }
+    }
+
+    /// An action while the Compare view is open: its own keys first, then the keymap's; the
+    /// list's keys do nothing under it.
+    fn handle_compare(&mut self, action: &Action, s: &mut Shared) -> Handled {
+        let action = match action {
+            Action::Input(key) => match s
+                .keymap
+                .lookup_compare(key)
+                .or_else(|| s.keymap.lookup(Tab::Jobs, key))
+            {
+                Some(a) => a,
+                None => return Handled::done(),
+            },
+            other => other.clone(),
+        };
+        let Some(view) = self.compare.as_mut() else {
+            return Handled::Ignored;
+        };
+        let fx = match action {
+            Action::CompareAxis => {
+                view.axis = view.axis.next();
+                Vec::new()
+            }
+            Action::Back | Action::Left => {
+                self.close_compare();
+                Vec::new()
+            }
+            // Everything again: the records, the comparison and the curves.
+            Action::Refresh => {
+                let ids = view.ids();
+                let (mut fresh, mut fx) = CompareView::open(&ids, view.focus_before, s);
+                fresh.axis = view.axis;
+                *view = fresh;
+                fx.insert(0, Effect::Reload);
+                fx
+            }
+            a if view.scroll_by(&a) => Vec::new(),
+            // The list is hidden: its keys do nothing under the view.
+            Action::Open
+            | Action::Right
+            | Action::Sort
+            | Action::SortReverse
+            | Action::Filter
+            | Action::CancelJob
+            | Action::RetryJob
+            | Action::OpenArtifact
+            | Action::Mark
+            | Action::Compare => Vec::new(),
+            _ => return Handled::Ignored,
+        };
+        Handled::Consumed(fx)
+    }
+
+    /// The answer to [`Effect::CompareRuns`]: shown when the open view waits for it.
+    pub fn compared(
+        &mut self,
+        request: u64,
+        result: Result<Box<RunComparison>, ApiError>,
+        s: &mut Shared,
+    ) {
+        if let Some(view) = self.compare.as_mut()
+            && view.compared(request, result)
+        {
+            s.mark_dirty();
+        }
+    }
+
+    /// The answer to [`Effect::LoadRunMetrics`]: a run's curves, when the open view asked.
+    pub fn run_metrics(
+        &mut self,
+        request: u64,
+        id: JobId,
+        result: Result<Vec<MetricsPoint>, ApiError>,
+        s: &mut Shared,
+    ) {
+        if let Some(view) = self.compare.as_mut()
+            && view.metrics_answer(request, id, result)
+        {
+            s.mark_dirty();
+        }
+    }
+
     /// The list (hidden while the monitor has the keys) and the monitor.
     fn split(&self, area: Rect) -> (Option<Rect>, Rect) {
         if self.browse.focus == Focus::Detail {
@@ -234,13 +465,19 @@ impl JobsTab {
     }
 
     fn draw_list(&self, frame: &mut Frame, area: Rect, t: &Theme, s: &Shared) {
-        let title = list_title(
+        let mut title = list_title(
             t,
             "Jobs",
             s.job_list.len(),
             s.jobs.len(),
             &s.job_list.filter,
         );
+        if !self.marks.is_empty() {
+            title.spans.push(Span::styled(
+                format!("· {} marked ", self.marks.len()),
+                t.accent().add_modifier(Modifier::BOLD),
+            ));
+        }
         let block = panel(t, title, true);
         let wide = area.width >= 130;
         let sorted = lists::JOB_COLUMNS[s.job_list.sort_col];
@@ -280,10 +517,22 @@ impl JobsTab {
                 ],
             )
         };
+        // While jobs are marked, a column shows which, each in its colour in the Compare view.
+        let marked = !self.marks.is_empty();
+        let (cols, widths) = if marked {
+            (
+                std::iter::once("").chain(cols).collect::<Vec<_>>(),
+                std::iter::once(Col::fixed(1)).chain(widths).collect(),
+            )
+        } else {
+            (cols, widths)
+        };
         let header = headers(t, &cols, sorted, s.job_list.sort_desc);
         let now = s.now;
         let jobs = &s.jobs;
         let datasets = &s.datasets;
+        let colors = t.run_colors();
+        let marks = &self.marks;
         draw_list(
             frame,
             area,
@@ -311,10 +560,20 @@ impl JobsTab {
                     format::bar(j.progress / 100.0, bar_w as usize),
                     j.progress
                 );
-                let mut cells = vec![
-                    Line::from(Span::styled(j.id.short(), t.muted())),
-                    Line::from(name),
-                ];
+                let mut cells = Vec::with_capacity(12);
+                if marked {
+                    cells.push(match marks.iter().position(|m| *m == j.id) {
+                        Some(k) => Line::from(Span::styled(
+                            "✓",
+                            Style::new()
+                                .fg(colors[k % colors.len()])
+                                .add_modifier(Modifier::BOLD),
+                        )),
+                        None => Line::raw(""),
+                    });
+                }
+                cells.push(Line::from(Span::styled(j.id.short(), t.muted())));
+                cells.push(Line::from(name));
                 if wide {
                     cells.push(Line::from(j.preset_id.as_str().to_string()));
                     cells.push(Line::from(format!(
@@ -723,7 +982,9 @@ fn draw_loss_chart(
     ];
     let xl = |v: f64| Span::styled(format::compact(v.max(0.0) as u64), t.muted());
     let yl = |v: f64| Span::styled(format::metric(v), t.muted());
+    // The theme's background under the plot too (the chart's canvas paints its own).
     let chart = Chart::new(datasets)
+        .style(t.base())
         .block(block)
         .x_axis(
             Axis::default()

@@ -13,6 +13,7 @@ pub mod costs;
 pub mod datasets;
 pub mod datasets_inspect;
 pub mod jobs;
+pub mod jobs_compare;
 pub mod models;
 pub mod notifications;
 

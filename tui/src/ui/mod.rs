@@ -425,6 +425,38 @@ impl App {
         lines
     }
 
+    /// The Compare view's part of the help: its own keys (they shadow the tab's there) and
+    /// how to move in it.
+    fn compare_help(&self) -> Vec<Line<'static>> {
+        let t = &self.theme;
+        let key_line = |keys: String, help: String| {
+            Line::from(vec![
+                Span::styled(format!("  {keys:<16}"), t.accent()),
+                Span::raw(help),
+            ])
+        };
+        let mut lines = vec![Line::styled(
+            "Compare view (the marked runs side by side)",
+            t.header(),
+        )];
+        for h in self.keymap.help_context(crate::keymap::Context::Compare) {
+            lines.push(key_line(h.keys, h.help.to_string()));
+        }
+        let k = |name| self.keymap.hint(Tab::Jobs, name);
+        for (keys, help) in [
+            (format!("{} {}", k("down"), k("up")), "scroll the table"),
+            (format!("{} {}", k("page_down"), k("page_up")), "page"),
+            (
+                k("refresh"),
+                "ask the engine again: the comparison and the curves",
+            ),
+            (k("back"), "back to the list; the marks stay"),
+        ] {
+            lines.push(key_line(keys, help.to_string()));
+        }
+        lines
+    }
+
     fn draw_toasts(&self, frame: &mut Frame, body: Rect) {
         let t = &self.theme;
         let mut y = body.y + 1;
@@ -476,6 +508,10 @@ impl App {
                 } else {
                     if self.tab == Tab::Datasets && self.tabs.datasets.inspect.is_some() {
                         lines.extend(self.inspect_help());
+                        lines.push(Line::raw(""));
+                    }
+                    if self.tab == Tab::Jobs && self.tabs.jobs.compare.is_some() {
+                        lines.extend(self.compare_help());
                         lines.push(Line::raw(""));
                     }
                     lines.push(Line::styled(
