@@ -121,6 +121,25 @@ pub fn clean_opt(s: &mut Option<String>) -> bool {
     s.as_mut().is_some_and(clean_in_place)
 }
 
+/// A token's text (from a tokenizer, so from the data) with nothing in it that could act on a
+/// terminal: a tab shows as `→`, any other control character (escape included) and the bidi
+/// controls as `·`; newlines are kept for the caller's layout (both the CLI and the dashboard
+/// show them as `↵` and break the line).
+pub fn visible_token(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => '\n',
+            '\t' => '→',
+            c if c.is_control()
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}') =>
+            {
+                '·'
+            }
+            c => c,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,23 +165,4 @@ mod tests {
         assert_eq!(one_line("two\nlines"), "two lines");
         assert_eq!(clean_line("\x1b[31mred\x1b[0m line\r\n"), "red line");
     }
-}
-
-/// A token's text (from a tokenizer, so from the data) with nothing in it that could act on a
-/// terminal: a tab shows as `→`, any other control character (escape included) and the bidi
-/// controls as `·`; newlines are kept for the caller's layout (both the CLI and the dashboard
-/// show them as `↵` and break the line).
-pub fn visible_token(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' => '\n',
-            '\t' => '→',
-            c if c.is_control()
-                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}') =>
-            {
-                '·'
-            }
-            c => c,
-        })
-        .collect()
 }
