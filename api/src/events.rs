@@ -30,6 +30,8 @@ pub enum ProgressTask {
     Validation(DatasetId),
     Download(ArtifactId),
     TrainerEnvironment,
+    /// `datasets inspect --stats` counting a dataset (the trainer's progress lines).
+    Inspection(DatasetId),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

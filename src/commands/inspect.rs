@@ -11,6 +11,7 @@ use brightrun_engine::api::{Api, EngineApi, InspectAt};
 use brightrun_engine::domain::{
     DatasetInspection, ExampleInspection, InspectedToken, InspectionWarning,
 };
+use brightrun_engine::events::{EngineEvent, ProgressTask};
 use std::io::IsTerminal;
 
 /// What `datasets inspect` was asked.
@@ -24,9 +25,19 @@ pub struct Inspect {
 
 pub async fn run(api: &dyn EngineApi, what: Inspect, json: bool) -> Result<i32> {
     if what.stats {
+        let spinner = if !json && std::io::stderr().is_terminal() {
+            counting(api).await
+        } else {
+            None
+        };
         let s = api
             .inspect_stats(&what.id, what.model, what.max_seq_length)
-            .await?;
+            .await;
+        if let Some((bar, task)) = spinner {
+            task.abort();
+            bar.finish_and_clear();
+        }
+        let s = s?;
         if json {
             output::json(&s)?;
         } else {
@@ -44,6 +55,30 @@ pub async fn run(api: &dyn EngineApi, what: Inspect, json: bool) -> Result<i32> 
         print_example(&x, colour);
     }
     Ok(exit::OK)
+}
+
+/// Shows the trainer's progress while it counts (a 200 MB file takes minutes) on stderr, from
+/// the engine's live events: the spinner, and the task that feeds it (aborted when the reply
+/// comes). The stream is opened before the request, so no progress is missed.
+async fn counting(
+    api: &dyn EngineApi,
+) -> Option<(indicatif::ProgressBar, tokio::task::JoinHandle<()>)> {
+    let mut events = api.live().await.ok()?;
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message("counting with the trainer…");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let shown = spinner.clone();
+    let task = tokio::spawn(async move {
+        use futures::StreamExt;
+        while let Some(event) = events.next().await {
+            if let EngineEvent::Progress(p) = event
+                && matches!(p.task, ProgressTask::Inspection(_))
+            {
+                shown.set_message(output::clean(&p.message));
+            }
+        }
+    });
+    Some((spinner, task))
 }
 
 fn print_example(x: &ExampleInspection, colour: bool) {

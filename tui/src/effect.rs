@@ -50,6 +50,8 @@ pub enum TaskKey {
     EngineDownload(ArtifactId),
     /// The trainer's environment being built.
     TrainerEnvironment,
+    /// A dataset counted for `datasets inspect --stats`.
+    Inspection(DatasetId),
 }
 
 /// Something for the runtime to do.

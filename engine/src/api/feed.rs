@@ -59,7 +59,9 @@ impl Visibility {
             }
             EngineEvent::Checkpoint(c) => self.job(c.job_id).await,
             EngineEvent::Progress(p) => match &p.task {
-                ProgressTask::Upload(id) | ProgressTask::Validation(id) => {
+                ProgressTask::Upload(id)
+                | ProgressTask::Validation(id)
+                | ProgressTask::Inspection(id) => {
                     let lookup = |s: &Store, id| s.dataset(id).ok().flatten().map(|d| d.user_id);
                     owned(&mut self.datasets, &self.engine, *id, lookup).await
                 }

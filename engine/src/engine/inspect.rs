@@ -8,6 +8,7 @@
 use super::{Engine, EngineError, Result};
 use crate::api::InspectAt;
 use crate::domain::{Dataset, DatasetInspection, DatasetStatus, ExampleInspection};
+use crate::events::{EngineEvent, Progress, ProgressTask};
 use crate::ids::DatasetId;
 use crate::storage::Bucket;
 use serde::de::DeserializeOwned;
@@ -65,7 +66,7 @@ impl Engine {
             "example": match r.at { InspectAt::Index(i) => Some(i), _ => None },
             "line": match r.at { InspectAt::Line(l) => Some(l), _ => None },
         });
-        let mut reply = self.run_inspect(&request, r.stats).await?;
+        let mut reply = self.run_inspect(&request, r.dataset.id, r.stats).await?;
         let inspected = parse(&reply, r.stats, &r.model)?;
         reply["base_model"] = r.model.clone().into();
         write_cached(&cache, &reply);
@@ -248,7 +249,7 @@ impl Engine {
 
     /// Runs the trainer's inspect mode and returns its JSON reply (an `error` in it is the
     /// caller's to read).
-    async fn run_inspect(&self, request: &Value, stats: bool) -> Result<Value> {
+    async fn run_inspect(&self, request: &Value, dataset: DatasetId, stats: bool) -> Result<Value> {
         let trainer = self.inspect_trainer().await?;
         let mut cmd = tokio::process::Command::new(&trainer.python);
         cmd.args(["-m", "brightrun_trainer", "inspect", "--request-json"])
@@ -266,27 +267,67 @@ impl Engine {
         } else {
             EXAMPLE_TIMEOUT
         };
-        let out = match tokio::time::timeout(limit, cmd.output()).await {
+        let io = |source| EngineError::Io {
+            action: "running",
+            path: trainer.python.clone(),
+            source,
+        };
+        let mut child = cmd.spawn().map_err(io)?;
+        let stderr = child.stderr.take().expect("piped");
+        let progress = self.inspect_progress(stderr, dataset);
+        let out = match tokio::time::timeout(limit, child.wait_with_output()).await {
             Err(_) => {
                 return Err(EngineError::Invalid(format!(
                     "the trainer's inspection ran past {} s and was stopped",
                     limit.as_secs()
                 )));
             }
-            Ok(r) => r.map_err(|source| EngineError::Io {
-                action: "running",
-                path: trainer.python.clone(),
-                source,
-            })?,
+            Ok(r) => r.map_err(io)?,
         };
+        let tail = progress.await.unwrap_or_default();
+        self.inner.store.publish(EngineEvent::Progress(Progress {
+            task: ProgressTask::Inspection(dataset),
+            done: 1,
+            total: Some(1),
+            message: "done".into(),
+        }));
         serde_json::from_slice::<Value>(&out.stdout).map_err(|e| {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
             EngineError::Invalid(format!(
                 "the trainer's inspection gave no reply ({e}; exit {}): {}",
                 out.status,
-                crate::text::clean_line(&tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
+                crate::text::clean_line(&tail.join(" | "))
             ))
+        })
+    }
+
+    /// Passes the trainer's progress lines (`inspect: N records read…`, at most one a second)
+    /// on as live progress of the dataset, and keeps the last few lines for an error.
+    fn inspect_progress(
+        &self,
+        stderr: tokio::process::ChildStderr,
+        dataset: DatasetId,
+    ) -> tokio::task::JoinHandle<Vec<String>> {
+        let store = self.inner.store.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            let mut tail = std::collections::VecDeque::with_capacity(6);
+            while let Ok(Some(line)) = lines.next_line().await {
+                let line = crate::text::clean_line(&line);
+                if let Some(message) = line.strip_prefix("inspect: ") {
+                    store.publish(EngineEvent::Progress(Progress {
+                        task: ProgressTask::Inspection(dataset),
+                        done: 0,
+                        total: None,
+                        message: message.to_string(),
+                    }));
+                }
+                if tail.len() == 5 {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+            tail.into_iter().collect()
         })
     }
 }

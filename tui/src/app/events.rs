@@ -137,6 +137,7 @@ impl App {
                     ProgressTask::Validation(id) => TaskKey::Validation(*id),
                     ProgressTask::Download(id) => TaskKey::EngineDownload(*id),
                     ProgressTask::TrainerEnvironment => TaskKey::TrainerEnvironment,
+                    ProgressTask::Inspection(id) => TaskKey::Inspection(*id),
                 };
                 // Our own uploads and downloads already show with their own progress.
                 let own = match &p.task {
@@ -157,6 +158,9 @@ impl App {
                         }
                         ProgressTask::Download(id) => format!("download {}", id.short()),
                         ProgressTask::TrainerEnvironment => "trainer environment".to_string(),
+                        ProgressTask::Inspection(id) => {
+                            format!("counting {}", self.dataset_name(*id))
+                        }
                     };
                     let msg = one_line(&p.message);
                     let label = if msg.is_empty() {
