@@ -117,51 +117,6 @@ fn shown() -> (App, Asked) {
     (app, asked)
 }
 
-/// The screen, then the style of every cell as a letter, then what each letter is: so a
-/// snapshot shows what each theme paints, not only the text.
-fn render_styled(app: &mut App, w: u16, h: u16) -> String {
-    let text = render(app, w, h);
-    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| app.draw(f)).unwrap();
-    let buf = t.backend().buffer().clone();
-    let letters: Vec<char> = ('a'..='z').chain('A'..='Z').chain('0'..='9').collect();
-    let mut styles: Vec<Style> = Vec::new();
-    let mut grid = String::new();
-    for y in 0..h {
-        for x in 0..w {
-            let c = &buf[(x, y)];
-            let st = Style::new()
-                .fg(c.fg)
-                .bg(c.bg)
-                .add_modifier(c.modifier)
-                .underline_color(c.underline_color);
-            let i = match styles.iter().position(|s| *s == st) {
-                Some(i) => i,
-                None => {
-                    styles.push(st);
-                    styles.len() - 1
-                }
-            };
-            grid.push(letters.get(i).copied().unwrap_or('?'));
-        }
-        grid.push('\n');
-    }
-    let legend: Vec<String> = styles
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            format!(
-                "{}: fg {:?} bg {:?} {:?}",
-                letters.get(i).copied().unwrap_or('?'),
-                s.fg.unwrap_or_default(),
-                s.bg.unwrap_or_default(),
-                s.add_modifier
-            )
-        })
-        .collect();
-    format!("{text}\n{grid}\n{}\n", legend.join("\n"))
-}
-
 /// The cells whose text is `word` on the screen, by their first cell's style.
 fn style_of(app: &mut App, w: u16, h: u16, word: &str) -> Style {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
