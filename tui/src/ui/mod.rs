@@ -396,22 +396,8 @@ impl App {
     /// The Inspect view's part of the help: its own keys (they shadow the tab's there) and
     /// how to move in it.
     fn inspect_help(&self) -> Vec<Line<'static>> {
-        let t = &self.theme;
-        let key_line = |keys: String, help: String| {
-            Line::from(vec![
-                Span::styled(format!("  {keys:<16}"), t.accent()),
-                Span::raw(help),
-            ])
-        };
-        let mut lines = vec![Line::styled(
-            "Inspect view (an example as the base model trains on it)",
-            t.header(),
-        )];
-        for h in self.keymap.help_context(crate::keymap::Context::Inspect) {
-            lines.push(key_line(h.keys, h.help.to_string()));
-        }
         let k = |name| self.keymap.hint(Tab::Datasets, name);
-        for (keys, help) in [
+        let moves = vec![
             (format!("{} {}", k("down"), k("up")), "scroll"),
             (format!("{} {}", k("page_down"), k("page_up")), "page"),
             (
@@ -419,31 +405,19 @@ impl App {
                 "the start, the end",
             ),
             (k("back"), "back to the list"),
-        ] {
-            lines.push(key_line(keys, help.to_string()));
-        }
-        lines
+        ];
+        self.view_help(
+            "Inspect view (an example as the base model trains on it)",
+            crate::keymap::Context::Inspect,
+            moves,
+        )
     }
 
     /// The Compare view's part of the help: its own keys (they shadow the tab's there) and
     /// how to move in it.
     fn compare_help(&self) -> Vec<Line<'static>> {
-        let t = &self.theme;
-        let key_line = |keys: String, help: String| {
-            Line::from(vec![
-                Span::styled(format!("  {keys:<16}"), t.accent()),
-                Span::raw(help),
-            ])
-        };
-        let mut lines = vec![Line::styled(
-            "Compare view (the marked runs side by side)",
-            t.header(),
-        )];
-        for h in self.keymap.help_context(crate::keymap::Context::Compare) {
-            lines.push(key_line(h.keys, h.help.to_string()));
-        }
         let k = |name| self.keymap.hint(Tab::Jobs, name);
-        for (keys, help) in [
+        let moves = vec![
             (format!("{} {}", k("down"), k("up")), "scroll the table"),
             (format!("{} {}", k("page_down"), k("page_up")), "page"),
             (
@@ -451,7 +425,33 @@ impl App {
                 "ask the engine again: the comparison and the curves",
             ),
             (k("back"), "back to the list; the marks stay"),
-        ] {
+        ];
+        self.view_help(
+            "Compare view (the marked runs side by side)",
+            crate::keymap::Context::Compare,
+            moves,
+        )
+    }
+
+    /// A view's help: its title, the keys of its context, then how to move in it.
+    fn view_help(
+        &self,
+        title: &'static str,
+        context: crate::keymap::Context,
+        moves: Vec<(String, &'static str)>,
+    ) -> Vec<Line<'static>> {
+        let t = &self.theme;
+        let key_line = |keys: String, help: String| {
+            Line::from(vec![
+                Span::styled(format!("  {keys:<16}"), t.accent()),
+                Span::raw(help),
+            ])
+        };
+        let mut lines = vec![Line::styled(title, t.header())];
+        for h in self.keymap.help_context(context) {
+            lines.push(key_line(h.keys, h.help.to_string()));
+        }
+        for (keys, help) in moves {
             lines.push(key_line(keys, help.to_string()));
         }
         lines
