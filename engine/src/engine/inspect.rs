@@ -17,6 +17,10 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Inspections running at once: each is a Python process of about 1 GB (torch's import), so a
+/// burst of requests waits its turn instead of filling the machine's memory.
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// How long one example may take (a cold start loads the tokenizer), and a whole dataset.
 const EXAMPLE_TIMEOUT: Duration = Duration::from_secs(300);
 const STATS_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
@@ -251,6 +255,9 @@ impl Engine {
     /// caller's to read).
     async fn run_inspect(&self, request: &Value, dataset: DatasetId, stats: bool) -> Result<Value> {
         let trainer = self.inspect_trainer().await?;
+        let _turn = RUNNING.acquire().await.map_err(|_| {
+            EngineError::Invalid("the engine is stopping; inspect again after it starts".into())
+        })?;
         let mut cmd = tokio::process::Command::new(&trainer.python);
         cmd.args(["-m", "brightrun_trainer", "inspect", "--request-json"])
             .arg(request.to_string())
