@@ -60,6 +60,9 @@ impl Engine {
         if let Some(hit) = read_cached(&cache, r.stats) {
             return Ok(hit);
         }
+        if let Some(why) = unavailable_offline(&r.model) {
+            return Err(EngineError::Invalid(why));
+        }
         let file = self.dataset_file_here(&r.dataset).await?;
         let request = json!({
             "version": 1,
@@ -393,6 +396,41 @@ fn write_cached(path: &Path, reply: &Value) {
     }
 }
 
+/// Why `model` cannot be loaded here, said before a Python process is started for it: a folder
+/// with no tokenizer in it, or, offline (`HF_HUB_OFFLINE`), a Hub id with no copy in the local
+/// Hugging Face cache. BrightRun's own models (the trainer builds them) are left to the
+/// trainer.
+fn unavailable_offline(model: &str) -> Option<String> {
+    let folder = Path::new(model);
+    if folder.is_dir() {
+        let has = |f: &str| folder.join(f).is_file();
+        return (!has("tokenizer.json") && !has("tokenizer_config.json")).then(|| {
+            format!("{model} is a folder with no tokenizer in it (no tokenizer.json or tokenizer_config.json)")
+        });
+    }
+    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    });
+    if !offline
+        || crate::training::models::builtin(model).is_some_and(|_| model.starts_with("brightrun/"))
+    {
+        return None;
+    }
+    let folder = format!("models--{}", model.replace('/', "--"));
+    let cached = crate::tokens::hf_cache_roots().iter().any(|root| {
+        std::fs::read_dir(root.join(&folder).join("snapshots"))
+            .is_ok_and(|mut entries| entries.next().is_some())
+    });
+    (!cached).then(|| {
+        format!(
+            "base model {model} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: download it once with `huggingface-cli download {model}` or name a local folder"
+        )
+    })
+}
+
 /// What changes a tokenizer, where it can be seen without loading it: a local folder's
 /// tokenizer files (size and time), or the Hugging Face cache's revision of a Hub id.
 fn tokenizer_fingerprint(model: &str) -> String {
@@ -457,6 +495,15 @@ fn hash_code(source: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_without_a_tokenizer_is_refused_before_python_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().to_str().unwrap();
+        assert!(unavailable_offline(model).unwrap().contains("no tokenizer"));
+        std::fs::write(dir.path().join("tokenizer.json"), "{}").unwrap();
+        assert_eq!(unavailable_offline(model), None);
+    }
 
     #[test]
     fn a_change_to_the_inspector_or_the_encoding_makes_a_new_cache_key() {
