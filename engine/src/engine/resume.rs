@@ -225,17 +225,17 @@ impl Engine {
                         path: dest.clone(),
                         source,
                     })?;
-                let got = objects
+                let got = match objects
                     .get_to_file(Bucket::Models, &c.storage_path, &dest, &|_, _| {})
                     .await
-                    .map_err(|e| self.missing(job, point, e))?;
+                {
+                    Ok(got) => got,
+                    Err(e) => return Err(self.missing(job, point, e).await),
+                };
                 if got.sha256 != sha256 {
                     let _ = std::fs::remove_file(&dest);
-                    return Err(self.unusable_now(
-                        job,
-                        point,
-                        &format!("does not match its recorded sha256 (got {})", got.sha256),
-                    ));
+                    let why = format!("does not match its recorded sha256 (got {})", got.sha256);
+                    return Err(self.unusable_now(job, point, why).await);
                 }
                 dest
             }
@@ -273,11 +273,14 @@ impl Engine {
     /// Checks, when a retry is asked for, that the stored archive it continues from is there
     /// at its recorded size.
     pub(crate) async fn check_stored(&self, job: &TrainingJob, point: ResumePoint) -> Result<()> {
-        let old = self.job(point.job_id)?;
-        let Some(Source::Stored(c)) = self
-            .usable_checkpoints(&old, DataAccess::Urls)?
-            .remove(&point.step)
-        else {
+        let (source, others) = self
+            .on_store(move |e| {
+                let old = e.job(point.job_id)?;
+                let mut usable = e.usable_checkpoints(&old, DataAccess::Urls)?;
+                Ok((usable.remove(&point.step), usable))
+            })
+            .await?;
+        let Some(Source::Stored(c)) = source else {
             return Ok(());
         };
         let problem = match self
@@ -295,11 +298,12 @@ impl Engine {
             }
             Some(_) => return Ok(()),
         };
-        Err(self.unusable_now(job, point, &format!("{problem} ({})", c.storage_path)))
+        let why = format!("{problem} ({})", c.storage_path);
+        Err(EngineError::Invalid(unusable(job, point, &why, &others)))
     }
 
     /// A missing archive is [`unusable`]; any other storage error is itself (it may pass).
-    fn missing(
+    async fn missing(
         &self,
         job: &TrainingJob,
         point: ResumePoint,
@@ -307,19 +311,29 @@ impl Engine {
     ) -> EngineError {
         match e {
             crate::storage::StorageError::NotFound { .. } => {
-                self.unusable_now(job, point, "is missing from the store")
+                let why = "is missing from the store".to_string();
+                self.unusable_now(job, point, why).await
             }
             e => e.into(),
         }
     }
 
-    /// [`unusable`]'s error, listing the checkpoints of the job `point` belongs to.
-    fn unusable_now(&self, job: &TrainingJob, point: ResumePoint, why: &str) -> EngineError {
+    /// [`unusable`]'s error, listing the checkpoints of the job `point` belongs to (read off
+    /// the async workers).
+    async fn unusable_now(
+        &self,
+        job: &TrainingJob,
+        point: ResumePoint,
+        why: String,
+    ) -> EngineError {
         let others = self
-            .job(point.job_id)
-            .and_then(|old| self.usable_checkpoints(&old, DataAccess::Urls))
+            .on_store(move |e| {
+                let old = e.job(point.job_id)?;
+                e.usable_checkpoints(&old, DataAccess::Urls)
+            })
+            .await
             .unwrap_or_default();
-        EngineError::Invalid(unusable(job, point, why, &others))
+        EngineError::Invalid(unusable(job, point, &why, &others))
     }
 }
 
@@ -533,19 +547,19 @@ impl Engine {
             job_id: job.id,
             step: c.step,
         };
-        let got = self
+        let got = match self
             .inner
             .objects
             .get_to_file(Bucket::Models, &c.storage_path, &archive, &|_, _| {})
             .await
-            .map_err(|e| self.missing(job, point, e))?;
+        {
+            Ok(got) => got,
+            Err(e) => return Err(self.missing(job, point, e).await),
+        };
         if Some(&got.sha256) != c.sha256.as_ref() {
             let _ = std::fs::remove_file(&archive);
-            return Err(self.unusable_now(
-                job,
-                point,
-                &format!("does not match its recorded sha256 (got {})", got.sha256),
-            ));
+            let why = format!("does not match its recorded sha256 (got {})", got.sha256);
+            return Err(self.unusable_now(job, point, why).await);
         }
         let (from, into, step) = (archive.clone(), dir.clone(), c.step);
         tokio::task::spawn_blocking(move || unpack_adapter(&from, &into, step))
