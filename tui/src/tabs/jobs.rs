@@ -980,12 +980,26 @@ fn draw_loss_chart(
             .style(Style::new().fg(t.chart_validation))
             .data(&cache.validation),
     ];
-    let xl = |v: f64| Span::styled(format::compact(v.max(0.0) as u64), t.muted());
+    let xl = |v: f64| format::compact(v.max(0.0) as u64);
+    let chart = themed_chart(datasets, t, (x0, x1), (y0, y1), xl).block(block);
+    frame.render_widget(chart, area);
+}
+
+/// A loss chart in the theme: its background under the plot too (the chart's canvas paints
+/// its own otherwise), muted axes labelled at both ends and the middle (`x_label` names an x
+/// value; losses are metrics), no legend (the caller draws its own). The monitor's and the
+/// Compare view's.
+pub(crate) fn themed_chart<'a>(
+    datasets: Vec<ChartSeries<'a>>,
+    t: &Theme,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+    x_label: impl Fn(f64) -> String,
+) -> Chart<'a> {
+    let xl = |v: f64| Span::styled(x_label(v), t.muted());
     let yl = |v: f64| Span::styled(format::metric(v), t.muted());
-    // The theme's background under the plot too (the chart's canvas paints its own).
-    let chart = Chart::new(datasets)
+    Chart::new(datasets)
         .style(t.base())
-        .block(block)
         .x_axis(
             Axis::default()
                 .bounds([x0, x1])
@@ -998,8 +1012,7 @@ fn draw_loss_chart(
                 .labels(vec![yl(y0), yl((y0 + y1) / 2.0), yl(y1)])
                 .style(t.muted()),
         )
-        .hidden_legend_constraints((Constraint::Length(0), Constraint::Length(0)));
-    frame.render_widget(chart, area);
+        .hidden_legend_constraints((Constraint::Length(0), Constraint::Length(0)))
 }
 
 fn draw_sparklines(

@@ -25,7 +25,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Chart, Dataset as ChartSeries, GraphType, Paragraph};
+use ratatui::widgets::{Dataset as ChartSeries, GraphType, Paragraph};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -887,24 +887,7 @@ impl CompareView {
         let (x0, x1) = b.x;
         let (y0, y1) = b.y;
         let axis = self.axis;
-        let xl = |v: f64| Span::styled(axis.tick(v), t.muted());
-        let yl = |v: f64| Span::styled(format::metric(v), t.muted());
-        // The theme's background under the plot too (the chart's canvas paints its own).
-        let chart = Chart::new(datasets)
-            .style(t.base())
-            .x_axis(
-                Axis::default()
-                    .bounds([x0, x1])
-                    .labels(vec![xl(x0), xl((x0 + x1) / 2.0), xl(x1)])
-                    .style(t.muted()),
-            )
-            .y_axis(
-                Axis::default()
-                    .bounds([y0, y1])
-                    .labels(vec![yl(y0), yl((y0 + y1) / 2.0), yl(y1)])
-                    .style(t.muted()),
-            )
-            .hidden_legend_constraints((Constraint::Length(0), Constraint::Length(0)));
+        let chart = super::jobs::themed_chart(datasets, t, (x0, x1), (y0, y1), |v| axis.tick(v));
         frame.render_widget(chart, plot);
     }
 
