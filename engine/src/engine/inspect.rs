@@ -80,54 +80,37 @@ impl Engine {
         Ok(inspected)
     }
 
-    /// The warnings a cached inspection of this pairing found (for `jobs create`): none when
-    /// it was never inspected.
-    pub(crate) fn cached_inspection_warnings(
+    /// What earlier inspections of this pairing left for an estimate: the exact counts (when
+    /// `--stats` made them) and the warnings (of the counts, else of the first example),
+    /// each as `message (code)`. Nothing when it was never inspected; each cache file is read
+    /// once (estimates run on every key press).
+    pub(crate) fn cached_pairing(
         &self,
         dataset: &Dataset,
         model: &str,
         max_seq_length: u32,
-    ) -> Vec<String> {
-        let resolved = |stats| Resolved {
-            dataset: dataset.clone(),
-            model: model.to_string(),
-            max_seq_length,
-            at: InspectAt::First,
-            stats,
+    ) -> (Option<crate::domain::TokenStats>, Vec<String>) {
+        let cached = |stats| {
+            let r = Resolved {
+                dataset: dataset.clone(),
+                model: model.to_string(),
+                max_seq_length,
+                at: InspectAt::First,
+                stats,
+            };
+            read_cached(&self.inspection_cache(&r).ok()?, stats)
         };
-        [true, false]
-            .into_iter()
-            .filter_map(|stats| {
-                let cache = self.inspection_cache(&resolved(stats)).ok()?;
-                match read_cached(&cache, stats)? {
-                    Inspected::Stats(s) => Some(s.warnings),
-                    Inspected::Example(x) => Some(x.warnings),
-                }
-            })
-            .next()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|w| format!("{} ({})", w.message, w.code))
-            .collect()
-    }
-
-    /// The exact counts of a pairing, when `datasets inspect --stats` has made them.
-    pub(crate) fn cached_token_stats(
-        &self,
-        dataset: &Dataset,
-        model: &str,
-        max_seq_length: u32,
-    ) -> Option<crate::domain::TokenStats> {
-        let r = Resolved {
-            dataset: dataset.clone(),
-            model: model.to_string(),
-            max_seq_length,
-            at: InspectAt::First,
-            stats: true,
+        let said = |w: Vec<crate::domain::InspectionWarning>| {
+            w.into_iter()
+                .map(|w| format!("{} ({})", w.message, w.code))
+                .collect()
         };
-        match read_cached(&self.inspection_cache(&r).ok()?, true)? {
-            Inspected::Stats(s) => Some(s.stats),
-            Inspected::Example(_) => None,
+        match cached(true) {
+            Some(Inspected::Stats(s)) => (Some(s.stats), said(s.warnings)),
+            _ => match cached(false) {
+                Some(Inspected::Example(x)) => (None, said(x.warnings)),
+                _ => (None, Vec::new()),
+            },
         }
     }
 

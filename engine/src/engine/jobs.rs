@@ -304,7 +304,7 @@ impl Engine {
             &r.hyperparameters.base_model,
             r.hyperparameters.max_seq_length,
         );
-        let exact = self.cached_token_stats(&r.dataset, model, length);
+        let (exact, warned) = self.cached_pairing(&r.dataset, model, length);
         if let Some(x) = &exact {
             stats.total_tokens = x.tokens;
             stats.tokens_exact = true;
@@ -335,8 +335,7 @@ impl Engine {
                 .note
                 .push_str("; exact token counts (`datasets inspect --stats`)");
         }
-        est.warnings
-            .extend(self.cached_inspection_warnings(&r.dataset, model, length));
+        est.warnings.extend(warned);
         if let Some(asked) = r.asked_gpu_count {
             est.warnings.push(format!(
                 "{} GPUs were asked for, but a run on this machine uses what it has ({}): the estimate is for that",
