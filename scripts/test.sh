@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: builds the trainer environment, the test tools' environment
-# (schemathesis, the AWS CLI, the runpod SDK), the S3 test server (s3s-fs) and a Ray head node
+# (schemathesis, the AWS CLI, the runpod SDK), the tracking peers' environment (an MLflow server,
+# TensorBoard's reader, standardwebhooks), the S3 test server (s3s-fs) and a Ray head node
 # (its own venv, on loopback) once per machine,
 # then runs the trainer's own Python tests (the RunPod worker's and its hosted-API stand-in's
 # among them) and the Rust tests
@@ -17,6 +18,9 @@ export BRIGHTRUN_TOOLS_BIN
 # The runpod SDK is in the tools venv: the RunPod worker's tests and the hosted-API stand-in
 # (tests/fixtures/runpod_standin.py) run the handler with this python.
 export BRIGHTRUN_RUNPOD_PYTHON="$BRIGHTRUN_TOOLS_BIN/python"
+# The tracking peers' venv: the MLflow, TensorBoard and webhook tests' fixtures run from it.
+BRIGHTRUN_TRACKING_BIN="$(scripts/tracking-env.sh | tail -n 1)"
+export BRIGHTRUN_TRACKING_BIN
 BRIGHTRUN_S3S_FS="$(scripts/s3-server.sh | tail -n 1)"
 export BRIGHTRUN_S3S_FS
 # A Ray head on loopback (GCS 26379, dashboard 28265: Redis holds 6379), started once per

@@ -81,6 +81,12 @@ pub enum Command {
     /// The object store (local folder or S3): check that it answers.
     #[command(subcommand)]
     Storage(StorageCmd),
+    /// Hyperparameter sweeps (`jobs sweep` starts one): list, show, cancel.
+    #[command(subcommand)]
+    Sweeps(SweepsCmd),
+    /// Webhooks (`[[webhooks]]` in config.toml): list them, send a test, read the delivery log.
+    #[command(subcommand)]
+    Webhooks(WebhooksCmd),
     /// The shared Postgres mirror (`[mirror] url`): lag, push now, compare.
     #[command(subcommand)]
     Mirror(MirrorCmd),
@@ -136,6 +142,59 @@ pub enum BackupCmd {
     Restore {
         /// The backup's id (from `backup list`), or `latest`.
         id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SweepsCmd {
+    /// Every sweep, newest first: status, runs done, spent, the best run.
+    #[command(alias = "ls")]
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// One sweep: its spec, each run's values, job, status and losses, and the best.
+    Show {
+        /// A sweep id or the first characters of one.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Stops a sweep: no further run starts; its queued and running jobs are cancelled.
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhooksCmd {
+    /// The configured webhooks: endpoint, events, whether the key is set, deliveries.
+    #[command(alias = "ls")]
+    List {
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Sends a signed `webhook.test` event to one webhook now and shows its answer.
+    Test {
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// The delivery log, newest first: event, state, tries, last answer.
+    Deliveries {
+        /// Only those not delivered within their retry window.
+        #[arg(long)]
+        failed: bool,
+        /// Only this webhook's.
+        #[arg(long, value_name = "NAME")]
+        webhook: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -267,6 +326,49 @@ pub enum JobsCmd {
         /// Do not ask for confirmation of the cost.
         #[arg(long, short)]
         yes: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// A hyperparameter sweep: the run given by --dataset/--preset/--set at every
+    /// combination of the --grid values (and of --random draws from --range), --max-parallel
+    /// at a time, within --budget. Shows the total estimate and asks before anything starts.
+    Sweep {
+        #[command(flatten)]
+        run: RunArgs,
+        /// A swept hyperparameter and its values, e.g. --grid learning_rate=1e-4,5e-5
+        /// --grid lora_rank=8,16 (every combination runs).
+        #[arg(long = "grid", value_name = "KEY=V1,V2,…")]
+        grid: Vec<String>,
+        /// This many random draws from the --range values (crossed with the grid).
+        #[arg(long, value_name = "N")]
+        random: Option<u32>,
+        /// Where random draws come from: KEY=LOW:HIGH, or KEY=LOW:HIGH:log for log-uniform,
+        /// e.g. --range learning_rate=1e-5:1e-3:log.
+        #[arg(long = "range", value_name = "KEY=LOW:HIGH[:log]")]
+        ranges: Vec<String>,
+        /// The random draws' seed (default: a fresh one, shown in the plan).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Runs training at once (1 to 16).
+        #[arg(long, default_value_t = 1)]
+        max_parallel: u32,
+        /// US dollars: no run starts that could take the sweep's cost past this.
+        #[arg(long, value_name = "USD")]
+        budget: Option<f64>,
+        /// Stop a run whose validation loss is worse than its siblings' median at the same
+        /// step by this margin: 10% or 0.1.
+        #[arg(long, value_name = "MARGIN")]
+        stop_worse: Option<String>,
+        /// A name for lists (default: the swept keys).
+        #[arg(long)]
+        name: Option<String>,
+        /// Do not ask for confirmation of the cost.
+        #[arg(long, short)]
+        yes: bool,
+        /// Allow a sweep whose runs together take the month over its budget (each run still
+        /// stops at it).
+        #[arg(long)]
+        over_budget: bool,
         #[command(flatten)]
         json: JsonFlag,
     },

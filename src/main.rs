@@ -199,6 +199,8 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
         Some(Command::Tokens(cmd)) => commands::tokens::run(api, cmd).await,
         Some(Command::Storage(cmd)) => commands::storage::run(api, cmd).await,
         Some(Command::Mirror(cmd)) => commands::mirror::run(api, cmd).await,
+        Some(Command::Sweeps(cmd)) => commands::sweeps::run(api, cmd).await,
+        Some(Command::Webhooks(cmd)) => commands::webhooks::run(api, cmd).await,
         Some(Command::Backends(cmd)) => commands::backends::run(api, cmd).await,
         Some(Command::Backup(_)) => unreachable!("handled before attaching"),
         Some(Command::Doctor { .. }) => unreachable!("handled before attaching"),

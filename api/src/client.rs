@@ -391,6 +391,64 @@ pub trait Api: EngineApi {
         )
         .map(|b| *b)
     }
+    /// What a sweep would run and cost (see [`Request::PlanSweep`]).
+    async fn plan_sweep(&self, spec: SweepSpec) -> Result<SweepPlan, ApiError> {
+        expect!(self.call(Request::PlanSweep { spec }).await, SweepPlan).map(|b| *b)
+    }
+    async fn create_sweep(
+        &self,
+        spec: SweepSpec,
+        confirm_over_budget: bool,
+    ) -> Result<Sweep, ApiError> {
+        expect!(
+            self.call(Request::CreateSweep {
+                spec,
+                confirm_over_budget
+            })
+            .await,
+            Sweep
+        )
+        .map(|b| *b)
+    }
+    async fn list_sweeps(&self) -> Result<Vec<Sweep>, ApiError> {
+        expect!(self.call(Request::ListSweeps).await, Sweeps)
+    }
+    async fn get_sweep(&self, id: &str) -> Result<Sweep, ApiError> {
+        expect!(self.call(Request::GetSweep { id: id.into() }).await, Sweep).map(|b| *b)
+    }
+    async fn cancel_sweep(&self, id: &str) -> Result<Sweep, ApiError> {
+        expect!(
+            self.call(Request::CancelSweep { id: id.into() }).await,
+            Sweep
+        )
+        .map(|b| *b)
+    }
+    async fn list_webhooks(&self) -> Result<Vec<WebhookInfo>, ApiError> {
+        expect!(self.call(Request::ListWebhooks).await, Webhooks)
+    }
+    async fn test_webhook(&self, name: &str) -> Result<WebhookDelivery, ApiError> {
+        expect!(
+            self.call(Request::TestWebhook { name: name.into() }).await,
+            WebhookDelivery
+        )
+        .map(|b| *b)
+    }
+    async fn webhook_deliveries(
+        &self,
+        webhook: Option<String>,
+        failed: bool,
+        page: Paging,
+    ) -> Result<Vec<WebhookDelivery>, ApiError> {
+        expect!(
+            self.call(Request::WebhookDeliveries {
+                webhook,
+                failed,
+                page
+            })
+            .await,
+            WebhookDeliveries
+        )
+    }
     async fn job_checkpoints(&self, id: &str) -> Result<Vec<Checkpoint>, ApiError> {
         expect!(
             self.call(Request::JobCheckpoints { id: id.into() }).await,

@@ -42,6 +42,77 @@ pub struct Config {
     pub mirror: MirrorConfig,
     pub evaluation: EvaluationConfig,
     pub playground: PlaygroundConfig,
+    /// `[tracking.mlflow]`, `[tracking.tensorboard]`: every job as an experiment-tracking run.
+    pub tracking: TrackingConfig,
+    /// `[[webhooks]]`: endpoints told when records change.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// `[tracking]`: experiment trackers fed from the change log (see the engine's `tracking`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackingConfig {
+    pub mlflow: Option<MlflowConfig>,
+    pub tensorboard: Option<TensorboardConfig>,
+}
+
+/// `[tracking.mlflow]`: an MLflow tracking server; its token (when it needs one) comes from
+/// the `mlflow_token` secret (`BRIGHTRUN_SECRET_MLFLOW_TOKEN` or secrets.toml).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlflowConfig {
+    /// `http://host:port` of the tracking server.
+    pub uri: String,
+    /// The experiment every job's run goes in (created when missing).
+    #[serde(default = "default_experiment")]
+    pub experiment: String,
+}
+
+fn default_experiment() -> String {
+    "brightrun".into()
+}
+
+/// `[tracking.tensorboard]`: a folder of TensorBoard event files, one subfolder per job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorboardConfig {
+    pub dir: PathBuf,
+}
+
+/// One `[[webhooks]]` entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// How `brightrun webhooks` names it (letters, digits, `-`, `_`).
+    pub name: String,
+    /// Where events are POSTed (http or https).
+    pub url: String,
+    /// The event types it receives (see `domain::WEBHOOK_EVENTS`); empty: all.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// The name of the secret (`BRIGHTRUN_SECRET_<NAME>` or secrets.toml) holding its
+    /// Standard Webhooks signing key, `whsec_…`. Never the key itself.
+    pub secret: String,
+    /// `standard` (default: the record as JSON) or `slack` (`{"text": …}` for a Slack
+    /// incoming webhook or a compatible chat).
+    #[serde(default = "default_webhook_format")]
+    pub format: String,
+    /// How long an event is retried (with backoff) before it counts as failed.
+    #[serde(default = "default_retry_minutes")]
+    pub retry_minutes: u64,
+    /// The longest one try may take.
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_webhook_format() -> String {
+    "standard".into()
+}
+fn default_retry_minutes() -> u64 {
+    24 * 60
+}
+fn default_webhook_timeout() -> u64 {
+    10
 }
 
 /// `[playground]`: `brightrun models chat` and `POST /api/models/{id}/chat`. Each model
@@ -690,8 +761,105 @@ impl Config {
                 format!("{b} is not a non-negative amount"),
             ));
         }
+        self.check_tracking()?;
+        self.check_webhooks()
+    }
+
+    fn check_tracking(&self) -> Result<(), ConfigError> {
+        if let Some(m) = &self.tracking.mlflow {
+            check_http_url("tracking.mlflow.uri", &m.uri)?;
+            if m.experiment.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "tracking.mlflow.experiment".into(),
+                    message: "is empty".into(),
+                });
+            }
+        }
+        if let Some(t) = &self.tracking.tensorboard
+            && t.dir.as_os_str().is_empty()
+        {
+            return Err(ConfigError::Invalid {
+                key: "tracking.tensorboard.dir".into(),
+                message: "is empty".into(),
+            });
+        }
         Ok(())
     }
+
+    fn check_webhooks(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, w) in self.webhooks.iter().enumerate() {
+            let key = |field: &str| format!("webhooks[{i}].{field}");
+            let invalid = |field: &str, message: String| ConfigError::Invalid {
+                key: key(field),
+                message,
+            };
+            let named = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+            if w.name.is_empty() || w.name.len() > 64 || !w.name.chars().all(named) {
+                return Err(invalid(
+                    "name",
+                    "1 to 64 letters, digits, `-` or `_`".into(),
+                ));
+            }
+            if !names.insert(w.name.as_str()) {
+                return Err(invalid("name", format!("`{}` is used twice", w.name)));
+            }
+            check_http_url(&key("url"), &w.url)?;
+            for e in &w.events {
+                if !crate::domain::WEBHOOK_EVENTS.contains(&e.as_str()) {
+                    return Err(invalid(
+                        "events",
+                        format!(
+                            "`{e}` is not an event; one of {}",
+                            crate::domain::WEBHOOK_EVENTS.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if w.secret.is_empty() || !w.secret.chars().all(named) {
+                return Err(invalid(
+                    "secret",
+                    "the name of a secret (letters, digits, `-` or `_`), not the key itself".into(),
+                ));
+            }
+            if !matches!(w.format.as_str(), "standard" | "slack") {
+                return Err(invalid(
+                    "format",
+                    format!("`{}` is not `standard` or `slack`", w.format),
+                ));
+            }
+            if !(1..=7 * 24 * 60).contains(&w.retry_minutes) {
+                return Err(invalid("retry_minutes", "1 to 10080 (a week)".into()));
+            }
+            if !(1..=120).contains(&w.timeout_secs) {
+                return Err(invalid("timeout_secs", "1 to 120".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An `http://` or `https://` URL with a host and no credentials in it (they would be shown
+/// by `config show`; secrets hold them).
+fn check_http_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let invalid = |message: &str| ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| invalid("must start with http:// or https://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() {
+        return Err(invalid("has no host"));
+    }
+    if authority.contains('@') {
+        return Err(invalid(
+            "holds credentials; put a token in secrets.toml instead",
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a Postgres connection string carries a password (`postgres://u:p@h` or

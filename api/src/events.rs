@@ -47,6 +47,8 @@ pub enum EngineEvent {
     Cost(Arc<CostRecord>),
     Notification(Arc<Notification>),
     Checkpoint(Arc<Checkpoint>),
+    /// A sweep was created, started a run, finished or was cancelled.
+    Sweep(Arc<Sweep>),
     /// A line from a job's trainer log (stderr or `log` events), already stripped of controls.
     JobLog {
         job_id: JobId,
@@ -82,6 +84,7 @@ impl EngineEvent {
             Self::Artifact(a) => Some(a.user_id),
             Self::Cost(c) => Some(c.user_id),
             Self::Notification(n) => Some(n.user_id),
+            Self::Sweep(s) => Some(s.user_id),
             // Metrics, checkpoints and logs name only their job; the caller checks the job.
             Self::Metrics { .. } | Self::Checkpoint(_) | Self::JobLog { .. } => None,
             Self::Progress(_) | Self::BackendHealth { .. } => None,

@@ -86,3 +86,7 @@ id_type!(
     /// A checkpoint.
     CheckpointId
 );
+id_type!(
+    /// A hyperparameter sweep.
+    SweepId
+);

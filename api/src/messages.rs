@@ -239,6 +239,41 @@ pub enum Request {
     CompareRuns {
         ids: Vec<String>,
     },
+    /// What a sweep would run and cost, before anything starts.
+    PlanSweep {
+        spec: SweepSpec,
+    },
+    /// Starts a sweep (after the same checks as its plan).
+    CreateSweep {
+        spec: SweepSpec,
+        /// The user has seen that the sweep may take the month over its budget.
+        #[serde(default)]
+        confirm_over_budget: bool,
+    },
+    ListSweeps,
+    GetSweep {
+        id: String,
+    },
+    /// Stops a sweep: no further run starts, and its queued and running jobs are cancelled.
+    CancelSweep {
+        id: String,
+    },
+    /// The configured webhooks and how their deliveries stand.
+    ListWebhooks,
+    /// Sends a signed `webhook.test` event to one webhook now and says what it answered.
+    TestWebhook {
+        name: String,
+    },
+    /// The delivery log, newest first.
+    WebhookDeliveries {
+        #[serde(default)]
+        webhook: Option<String>,
+        /// Only those that were not delivered within their retry window.
+        #[serde(default)]
+        failed: bool,
+        #[serde(default)]
+        page: Paging,
+    },
     /// A job's checkpoints a run can continue from, oldest first: the stored ones and, for a
     /// run on the engine's machine, the folders still there (reported or not).
     JobCheckpoints {
@@ -406,6 +441,14 @@ impl Request {
             Self::JobCheckpoints { .. } => "job_checkpoints",
             Self::InspectDataset { .. } => "inspect_dataset",
             Self::CompareRuns { .. } => "compare_runs",
+            Self::PlanSweep { .. } => "plan_sweep",
+            Self::CreateSweep { .. } => "create_sweep",
+            Self::ListSweeps => "list_sweeps",
+            Self::GetSweep { .. } => "get_sweep",
+            Self::CancelSweep { .. } => "cancel_sweep",
+            Self::ListWebhooks => "list_webhooks",
+            Self::TestWebhook { .. } => "test_webhook",
+            Self::WebhookDeliveries { .. } => "webhook_deliveries",
             Self::ModelFromCheckpoint { .. } => "model_from_checkpoint",
             Self::Costs { .. } => "costs",
             Self::ListNotifications { .. } => "list_notifications",
@@ -588,6 +631,12 @@ pub enum Reply {
     Checkpoints(Vec<Checkpoint>),
     ExampleInspection(Box<ExampleInspection>),
     RunComparison(Box<RunComparison>),
+    SweepPlan(Box<SweepPlan>),
+    Sweep(Box<Sweep>),
+    Sweeps(Vec<Sweep>),
+    Webhooks(Vec<WebhookInfo>),
+    WebhookDelivery(Box<WebhookDelivery>),
+    WebhookDeliveries(Vec<WebhookDelivery>),
     DatasetInspection(Box<DatasetInspection>),
     Logs(Vec<String>),
     Model(ModelArtifact),
@@ -628,6 +677,12 @@ impl Reply {
             Self::Checkpoints(_) => "checkpoints",
             Self::ExampleInspection(_) => "example_inspection",
             Self::RunComparison(_) => "run_comparison",
+            Self::SweepPlan(_) => "sweep_plan",
+            Self::Sweep(_) => "sweep",
+            Self::Sweeps(_) => "sweeps",
+            Self::Webhooks(_) => "webhooks",
+            Self::WebhookDelivery(_) => "webhook_delivery",
+            Self::WebhookDeliveries(_) => "webhook_deliveries",
             Self::DatasetInspection(_) => "dataset_inspection",
             Self::Logs(_) => "logs",
             Self::Model(_) => "model",

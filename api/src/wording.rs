@@ -35,3 +35,11 @@ mod tests {
         assert_eq!(counted(1_001, "duplicate"), "1,001 duplicates");
     }
 }
+
+/// Swept values as `key=value key=value`.
+pub fn sets(sets: &[(String, String)]) -> String {
+    sets.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -9,14 +9,17 @@
 pub mod api;
 pub mod backend;
 mod engine;
+mod follow;
 pub mod mirror;
 pub mod secrets;
 pub mod space;
 pub mod storage;
 pub mod store;
 pub mod tokens;
+pub mod tracking;
 pub mod trainer_env;
 pub mod validation;
+pub mod webhooks;
 
 pub use engine::{
     BackendInfo, BudgetStatus, CleanOptions, CleanReport, CostSummary, DoctorReport, DoctorStep,

@@ -17,7 +17,9 @@ pub mod output;
 pub mod runs;
 pub mod serve;
 pub mod storage;
+pub mod sweeps;
 pub mod tokens;
+pub mod webhooks;
 
 /// Exit statuses shared by every command.
 pub mod exit {

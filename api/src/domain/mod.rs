@@ -12,6 +12,8 @@ mod job;
 mod metrics;
 mod notification;
 mod runs;
+mod sweep;
+mod webhook;
 
 pub use artifact::*;
 pub use checkpoint::*;
@@ -24,6 +26,8 @@ pub use job::*;
 pub use metrics::*;
 pub use notification::*;
 pub use runs::*;
+pub use sweep::*;
+pub use webhook::*;
 
 /// Timestamps are UTC everywhere; the UI converts for display.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -179,6 +179,19 @@ resolver!(job_id, JobId, IdKind::Job, |e: &Engine| e
 resolver!(model_id, ArtifactId, IdKind::Model, |e: &Engine| e
     .artifacts(Page::ALL)
     .map(|v| v.into_iter().map(|a| a.id).collect::<Vec<_>>()));
+resolver!(sweep_id, SweepId, IdKind::Sweep, |e: &Engine| e
+    .sweeps()
+    .map(|v| v.into_iter().map(|s| s.id).collect::<Vec<_>>()));
+
+/// A sweep spec with its dataset and model named by full id (as the sweep record keeps it:
+/// a prefix may become ambiguous later).
+fn sweep_spec(engine: &Engine, mut spec: SweepSpec) -> Result<SweepSpec, EngineError> {
+    spec.job.dataset = dataset_id(engine, &spec.job.dataset)?.to_string();
+    if let Some(m) = spec.job.from_model.take() {
+        spec.job.from_model = Some(model_id(engine, &m)?.to_string());
+    }
+    Ok(spec)
+}
 resolver!(
     notification_id,
     NotificationId,
@@ -580,6 +593,33 @@ impl LocalApi {
                 })
                 .await?,
             )),
+            Request::PlanSweep { spec } => Reply::SweepPlan(Box::new(
+                blocking(e, move |e| e.plan_sweep(&sweep_spec(e, spec)?)).await?,
+            )),
+            Request::CreateSweep {
+                spec,
+                confirm_over_budget,
+            } => {
+                let spec = blocking(e, move |e| sweep_spec(e, spec)).await?;
+                Reply::Sweep(Box::new(e.create_sweep(spec, confirm_over_budget).await?))
+            }
+            Request::ListSweeps => Reply::Sweeps(blocking(e, |e| e.sweeps()).await?),
+            Request::GetSweep { id } => Reply::Sweep(Box::new(
+                blocking(e, move |e| e.sweep(sweep_id(e, &id)?)).await?,
+            )),
+            Request::CancelSweep { id } => {
+                let id = blocking(e, move |e| sweep_id(e, &id)).await?;
+                Reply::Sweep(Box::new(e.cancel_sweep(id).await?))
+            }
+            Request::ListWebhooks => Reply::Webhooks(e.webhooks().await?),
+            Request::TestWebhook { name } => {
+                Reply::WebhookDelivery(Box::new(e.test_webhook(&name).await?))
+            }
+            Request::WebhookDeliveries {
+                webhook,
+                failed,
+                page: p,
+            } => Reply::WebhookDeliveries(e.webhook_deliveries(webhook, failed, page(p)).await?),
             Request::InspectDataset {
                 dataset,
                 model,

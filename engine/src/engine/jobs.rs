@@ -372,7 +372,19 @@ impl Engine {
 
     /// [`Engine::create_job`]'s work: it reads the dataset and commits the job.
     fn create_job_now(&self, req: JobRequest, confirm_over_budget: bool) -> Result<TrainingJob> {
-        let r = self.resolve_request(&req)?;
+        let (job, dataset_name) = self.new_job(&req, confirm_over_budget)?;
+        self.queue(&job, &dataset_name)?;
+        Ok(job)
+    }
+
+    /// The queued job a request makes, with its dataset's name, after the budget check; not
+    /// yet stored.
+    pub(crate) fn new_job(
+        &self,
+        req: &JobRequest,
+        confirm_over_budget: bool,
+    ) -> Result<(TrainingJob, String)> {
+        let r = self.resolve_request(req)?;
         let est = self.estimate_resolved(&r)?;
         if est.needs_budget_confirmation() && !confirm_over_budget {
             let b = est.budget.as_ref().expect("checked");
@@ -400,55 +412,64 @@ impl Engine {
             r.parameters_billions,
         );
         job.init_model = r.from_model;
-        self.queue(&job, &r.dataset.name)?;
-        Ok(job)
+        Ok((job, r.dataset.name))
     }
 
     /// Commits a new job and its notification, and wakes the dispatcher. A job that reads its
     /// dataset needs it there and ready, checked again in the write transaction (it may have
     /// been deleted, or re-validated into an error, since the request was resolved).
     pub(crate) fn queue(&self, job: &TrainingJob, dataset_name: &str) -> Result<()> {
-        let user = self.user;
-        let (title, message) = queued_note(job, dataset_name);
-        self.inner.store.write(|w| {
-            if job.task.uses_dataset() {
-                match w.get::<Dataset>(&job.dataset_id.bytes())? {
-                    Some(d) if d.deleted_at.is_none() && d.status == DatasetStatus::Ready => {}
-                    Some(d) if d.deleted_at.is_none() => {
-                        return Ok(Err(EngineError::conflict(
-                            Reason::DatasetNotReady,
-                            format!(
-                                "dataset {} is {} now, not ready; the job was not created",
-                                d.id.short(),
-                                d.status.as_str()
-                            ),
-                        )));
-                    }
-                    _ => {
-                        return Ok(Err(EngineError::conflict(
-                            Reason::Deleted,
-                            format!(
-                                "dataset {} was deleted meanwhile; the job was not created",
-                                job.dataset_id.short()
-                            ),
-                        )));
-                    }
-                }
-            }
-            w.put(job)?;
-            notify(
-                w,
-                user,
-                NotificationType::JobQueued,
-                title.clone(),
-                message.clone(),
-                Some(Link::Job(job.id)),
-                json!({"job_id": job.id, "estimated_cost": job.estimated_cost}),
-            )?;
-            Ok(Ok(()))
-        })??;
+        self.inner
+            .store
+            .write(|w| self.queue_in(w, job, dataset_name))??;
         self.inner.wake_dispatch.notify_one();
         Ok(())
+    }
+
+    /// [`Engine::queue`]'s work inside a write transaction (a sweep starts its runs and
+    /// records them in one). The caller wakes the dispatcher once it has committed.
+    pub(crate) fn queue_in(
+        &self,
+        w: &mut crate::store::Writer<'_>,
+        job: &TrainingJob,
+        dataset_name: &str,
+    ) -> std::result::Result<Result<()>, crate::store::StoreError> {
+        let (title, message) = queued_note(job, dataset_name);
+        if job.task.uses_dataset() {
+            match w.get::<Dataset>(&job.dataset_id.bytes())? {
+                Some(d) if d.deleted_at.is_none() && d.status == DatasetStatus::Ready => {}
+                Some(d) if d.deleted_at.is_none() => {
+                    return Ok(Err(EngineError::conflict(
+                        Reason::DatasetNotReady,
+                        format!(
+                            "dataset {} is {} now, not ready; the job was not created",
+                            d.id.short(),
+                            d.status.as_str()
+                        ),
+                    )));
+                }
+                _ => {
+                    return Ok(Err(EngineError::conflict(
+                        Reason::Deleted,
+                        format!(
+                            "dataset {} was deleted meanwhile; the job was not created",
+                            job.dataset_id.short()
+                        ),
+                    )));
+                }
+            }
+        }
+        w.put(job)?;
+        notify(
+            w,
+            self.user,
+            NotificationType::JobQueued,
+            title,
+            message,
+            Some(Link::Job(job.id)),
+            json!({"job_id": job.id, "estimated_cost": job.estimated_cost}),
+        )?;
+        Ok(Ok(()))
     }
 
     pub fn job(&self, id: JobId) -> Result<TrainingJob> {
@@ -515,6 +536,16 @@ impl Engine {
     /// Cancels a queued, initializing or running job. The trainer is asked to stop (it saves a
     /// checkpoint); the job's final cost is what it ran.
     pub async fn cancel_job(&self, id: JobId) -> Result<TrainingJob> {
+        self.cancel_job_because(id, None).await
+    }
+
+    /// [`Engine::cancel_job`], with the reason kept as the job's message when the engine
+    /// itself cancels it (a sweep stopping a run that falls behind its siblings).
+    pub(crate) async fn cancel_job_because(
+        &self,
+        id: JobId,
+        reason: Option<String>,
+    ) -> Result<TrainingJob> {
         let job = self
             .on_store(move |e| {
                 let job = e.job(id)?;
@@ -529,7 +560,8 @@ impl Engine {
                 }
                 // The finish re-reads the job in its transaction: a job that ended meanwhile
                 // is reported as such, never overwritten.
-                match e.finish_job(id, JobStatus::Cancelled, None, None, |_| {})? {
+                let error = reason.map(|r| (r, None));
+                match e.finish_job(id, JobStatus::Cancelled, error, None, |_| {})? {
                     Some(job) => Ok(job),
                     None => Err(already(e.job(id)?.status)),
                 }

@@ -23,6 +23,7 @@ mod runner;
 pub(crate) mod runs;
 mod storage_ops;
 mod sweep;
+mod sweeps;
 mod tasks;
 mod uploads;
 
@@ -274,6 +275,8 @@ impl EngineBuilder {
                 model_stats: Default::default(),
                 local_hardware: Default::default(),
                 mirror: Default::default(),
+                webhooks: Default::default(),
+                tracking: Default::default(),
                 swept,
             }),
         })
@@ -327,6 +330,10 @@ pub(crate) struct Inner {
     pub local_hardware: std::sync::OnceLock<crate::hardware::LocalHardware>,
     /// The Postgres mirror's status and wake-ups, shared by its task and the API.
     pub mirror: Arc<crate::mirror::Shared>,
+    /// The webhooks' wake-ups and consumer status, shared by their tasks and the API.
+    pub webhooks: Arc<crate::webhooks::Shared>,
+    /// The experiment trackers' consumer status.
+    pub tracking: Arc<crate::tracking::Shared>,
     /// What the sweep removed when this engine opened, for `doctor` to report.
     pub swept: sweep::Swept,
 }

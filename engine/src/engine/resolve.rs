@@ -13,6 +13,8 @@ pub enum IdKind {
     /// A file inside a model artifact.
     ModelFile,
     Notification,
+    Sweep,
+    Webhook,
 }
 
 impl fmt::Display for IdKind {
@@ -23,6 +25,8 @@ impl fmt::Display for IdKind {
             Self::Model => "model",
             Self::ModelFile => "model file",
             Self::Notification => "notification",
+            Self::Sweep => "sweep",
+            Self::Webhook => "webhook",
         })
     }
 }

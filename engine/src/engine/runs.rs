@@ -39,7 +39,7 @@ impl Engine {
         })
     }
 
-    fn compared_run(&self, id: JobId) -> Result<ComparedRun> {
+    pub(crate) fn compared_run(&self, id: JobId) -> Result<ComparedRun> {
         let job = self.job(id)?;
         if job.task.is_evaluation() {
             return Err(EngineError::InvalidField {
@@ -139,7 +139,7 @@ fn differing(runs: &[ComparedRun]) -> Vec<String> {
 /// The best run and what it was judged by: the lowest best validation loss when every run has
 /// one, else the lowest evaluation loss when every run has one, else the lowest final training
 /// loss (runs that have none are left out).
-fn best_run(runs: &[ComparedRun]) -> Option<(JobId, &'static str)> {
+pub(super) fn best_run(runs: &[ComparedRun]) -> Option<(JobId, &'static str)> {
     let by = |f: &dyn Fn(&ComparedRun) -> Option<f64>, all: bool| {
         let scored: Vec<(JobId, f64)> = runs
             .iter()

@@ -15,6 +15,7 @@ pub(crate) fn spawn_all(engine: Engine) -> tokio::task::JoinHandle<()> {
             tokio::spawn(dispatch_loop(engine.clone())),
             tokio::spawn(monitor_loop(engine.clone())),
             tokio::spawn(housekeeping_loop(engine.clone())),
+            tokio::spawn(sweep_loop(engine.clone())),
         ];
         // The Postgres mirror, when `[mirror] url` is set: its own task, reading the log.
         if engine.mirror_configured() {
@@ -29,6 +30,7 @@ pub(crate) fn spawn_all(engine: Engine) -> tokio::task::JoinHandle<()> {
                 tracing::info!("mirror: off; the change log no longer waits for it");
             }
         }
+        tasks.extend(consumers(&engine).await);
         for t in tasks {
             let _ = t.await;
         }
@@ -38,7 +40,107 @@ pub(crate) fn spawn_all(engine: Engine) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// The webhooks and the experiment trackers: each a durable consumer of the change log,
+/// started when configured and forgotten (so compaction no longer waits) when not.
+async fn consumers(engine: &Engine) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let mut off = Vec::new();
+    if engine.inner.config.webhooks.is_empty() {
+        off.push(crate::webhooks::CONSUMER);
+    } else {
+        tasks.push(tokio::spawn(crate::webhooks::run(engine.webhook_context())));
+    }
+    let (started, stopped) = crate::tracking::start(engine.tracking_context());
+    tasks.extend(started);
+    off.extend(stopped);
+    for name in off {
+        let store = engine.inner.store.clone();
+        let forgot = crate::store::off_runtime(move || store.forget_consumer(name)).await;
+        if let Ok(Ok(true)) = forgot {
+            tracing::info!("{name}: off; the change log no longer waits for it");
+        }
+    }
+    tasks
+}
+
 impl Engine {
+    pub(crate) fn webhook_context(&self) -> crate::webhooks::WebhookContext {
+        crate::webhooks::WebhookContext {
+            store: self.inner.store.clone(),
+            config: self.inner.config.clone(),
+            secrets: self.inner.secrets.clone(),
+            shared: self.inner.webhooks.clone(),
+            shutdown: self.inner.shutdown.clone(),
+        }
+    }
+
+    pub(crate) fn tracking_context(&self) -> crate::tracking::TrackingContext {
+        crate::tracking::TrackingContext {
+            store: self.inner.store.clone(),
+            config: self.inner.config.clone(),
+            secrets: self.inner.secrets.clone(),
+            paths: self.inner.paths.clone(),
+            shared: self.inner.tracking.clone(),
+            shutdown: self.inner.shutdown.clone(),
+        }
+    }
+
+    /// The configured webhooks and how their deliveries stand.
+    pub async fn webhooks(&self) -> super::Result<Vec<crate::domain::WebhookInfo>> {
+        self.on_store(|e| {
+            Ok(crate::webhooks::list(
+                &e.inner.store,
+                &e.inner.config,
+                &e.inner.secrets,
+            )?)
+        })
+        .await
+    }
+
+    /// Sends a signed test event to one webhook now.
+    pub async fn test_webhook(&self, name: &str) -> super::Result<crate::domain::WebhookDelivery> {
+        if !self.inner.config.webhooks.iter().any(|w| w.name == name) {
+            return Err(super::EngineError::NotFound {
+                kind: super::IdKind::Webhook,
+                query: name.to_string(),
+            });
+        }
+        let i = &self.inner;
+        crate::webhooks::test(&i.store, &i.config, &i.secrets, name)
+            .await
+            .map_err(super::EngineError::Invalid)
+    }
+
+    /// The delivery log, newest first (of one webhook; only the failed).
+    pub async fn webhook_deliveries(
+        &self,
+        webhook: Option<String>,
+        failed: bool,
+        page: crate::store::Page,
+    ) -> super::Result<Vec<crate::domain::WebhookDelivery>> {
+        if let Some(w) = &webhook
+            && !self.inner.config.webhooks.iter().any(|c| &c.name == w)
+        {
+            return Err(super::EngineError::NotFound {
+                kind: super::IdKind::Webhook,
+                query: w.clone(),
+            });
+        }
+        self.on_store(move |e| {
+            let all = e.inner.store.deliveries(|d| {
+                webhook.as_ref().is_none_or(|w| &d.webhook == w)
+                    && (!failed || d.state == crate::domain::DeliveryState::Failed)
+            })?;
+            Ok(all
+                .into_iter()
+                .map(|d| d.delivery)
+                .skip(page.offset)
+                .take(page.limit)
+                .collect())
+        })
+        .await
+    }
+
     /// Waits (at most [`JOB_TASKS_GRACE`], or a cancel's grace period and a little) for the per-job tasks in flight: at shutdown, and
     /// when a one-shot command's embedded engine is done.
     pub async fn drain_job_tasks(&self) {
@@ -55,6 +157,34 @@ impl Engine {
                 tasks.len(),
                 grace.as_secs()
             );
+        }
+    }
+}
+
+/// Moves running sweeps on when a job changes or a metrics point arrives (at most every
+/// second), and every 10 s regardless (a run refused for the budget may fit after a cost
+/// settles).
+async fn sweep_loop(engine: Engine) {
+    let mut changes = engine.subscribe_changes();
+    loop {
+        engine.advance_sweeps().await;
+        let deadline = tokio::time::sleep(Duration::from_secs(10));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = engine.inner.shutdown.cancelled() => return,
+                _ = &mut deadline => break,
+                c = changes.recv() => match c {
+                    Ok(c) if matches!(c.event, EngineEvent::Job(_) | EngineEvent::Metrics { .. }) => {
+                        // Let a burst of changes settle into one look.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+            }
         }
     }
 }

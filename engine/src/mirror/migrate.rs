@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0005_stored_checkpoints.sql",
         include_str!("../../../migrations-compat/0005_stored_checkpoints.sql"),
     ),
+    (
+        6,
+        "0006_sweeps.sql",
+        include_str!("../../../migrations-compat/0006_sweeps.sql"),
+    ),
 ];
 
 /// The table that records which migrations a database holds (a dry run's SQL creates it too).

@@ -621,6 +621,7 @@ impl Mirror {
             b.notifications.insert(r.id.0, (s, Arc::new(r)));
         })
         .await?;
+        self.copy_sweeps().await?;
         self.copy_metrics().await?;
         let origin = self.origin;
         let client = self.client.as_ref().ok_or(MirrorError::Stopped)?;
@@ -635,6 +636,25 @@ impl Mirror {
         .await?;
         tracing::info!("mirror: backfill done");
         Ok(start)
+    }
+
+    /// Copies every sweep (a handful: one batch), read at one seq.
+    async fn copy_sweeps(&mut self) -> Result<(), MirrorError> {
+        let store = self.store.clone();
+        let (seq, sweeps) = blocking(move || {
+            let seq = store.last_seq()?;
+            Ok((seq, store.sweeps(None)?))
+        })
+        .await?;
+        if sweeps.is_empty() {
+            return Ok(());
+        }
+        let mut b = rows::Batch::default();
+        for s in sweeps {
+            b.users.insert(s.user_id.0);
+            b.sweeps.insert(s.id.0, (seq, Arc::new(s)));
+        }
+        self.write_chunk(b).await
     }
 
     async fn copy_table<R: crate::store::Record>(

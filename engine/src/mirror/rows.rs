@@ -307,6 +307,50 @@ pub(crate) const CHECKPOINTS: Table = Table {
     ],
 };
 
+pub(crate) const SWEEPS: Table = Table {
+    name: "brightrun_sweeps",
+    conflict: "id",
+    columns: &[
+        ("id", "uuid"),
+        ("user_id", "uuid"),
+        ("name", "text"),
+        ("status", "text"),
+        ("spec", "jsonb"),
+        ("runs", "jsonb"),
+        ("best_job_id", "uuid"),
+        ("best_by", "text"),
+        ("spent", "float8"),
+        ("created_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+        ("completed_at", "timestamptz"),
+        ("brightrun_origin", "uuid"),
+        ("brightrun_seq", "int8"),
+        ("brightrun_hash", "int8"),
+    ],
+};
+
+pub(crate) fn sweep_row(s: &Sweep, origin: Uuid, seq: u64) -> Vec<Val> {
+    vec![
+        Val::Uuid(Some(s.id.0)),
+        Val::Uuid(Some(s.user_id.0)),
+        text(&s.name),
+        text(s.status.as_str()),
+        Val::Json(serde_json::to_value(&s.spec).ok()),
+        Val::Json(serde_json::to_value(&s.runs).ok()),
+        Val::Uuid(s.best_job_id.map(|j| j.0)),
+        opt_text(s.best_by.as_deref()),
+        Val::F64(Some(s.spent)),
+        Val::Ts(Some(s.created_at)),
+        Val::Ts(Some(s.updated_at)),
+        Val::Ts(s.completed_at),
+        Val::Uuid(Some(origin)),
+        big(seq),
+        Val::I64(Some(
+            xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(s).unwrap_or_default()) as i64,
+        )),
+    ]
+}
+
 /// The metrics table's columns, in COPY order.
 pub(crate) const METRICS_COLUMNS: &[&str] = &[
     "id",
@@ -696,6 +740,7 @@ pub(crate) struct Batch {
     pub costs: HashMap<Uuid, (u64, std::sync::Arc<CostRecord>)>,
     pub notifications: HashMap<Uuid, (u64, std::sync::Arc<Notification>)>,
     pub checkpoints: HashMap<Uuid, (u64, std::sync::Arc<Checkpoint>)>,
+    pub sweeps: HashMap<Uuid, (u64, std::sync::Arc<Sweep>)>,
     /// (job, step) → (seq, the change's points, index of the point)
     pub metrics: HashMap<(JobId, u64), PointRef>,
     /// Users whose rows the batch holds (their auth.users rows are ensured).
@@ -742,6 +787,10 @@ impl Batch {
                         .insert((p.job_id, p.step), (seq, points.clone(), i));
                 }
             }
+            E::Sweep(w) => {
+                self.users.insert(w.user_id.0);
+                self.sweeps.insert(w.id.0, (seq, w.clone()));
+            }
             E::JobLog { .. } | E::Progress(_) | E::BackendHealth { .. } => {}
         }
     }
@@ -785,6 +834,15 @@ impl Batch {
                 self.checkpoints
                     .values()
                     .map(|(s, c)| checkpoint_row(c, origin, *s))
+                    .collect(),
+            )
+            .await?;
+        SWEEPS
+            .upsert(
+                tx,
+                self.sweeps
+                    .values()
+                    .map(|(s, w)| sweep_row(w, origin, *s))
                     .collect(),
             )
             .await?;

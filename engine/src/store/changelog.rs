@@ -29,6 +29,7 @@ fn encode_change(at: &Timestamp, e: &EngineEvent) -> Option<Vec<u8>> {
         EngineEvent::Cost(c) => Change::Cost(c.to_stored()),
         EngineEvent::Notification(n) => Change::Notification(n.to_stored()),
         EngineEvent::Checkpoint(c) => Change::CheckpointV3(c.to_stored()),
+        EngineEvent::Sweep(s) => Change::Sweep(super::sweeps::encode_sweep(s)),
         EngineEvent::JobLog { .. }
         | EngineEvent::Progress(_)
         | EngineEvent::BackendHealth { .. } => {
@@ -60,6 +61,10 @@ fn decode_change(seq: u64, bytes: &[u8]) -> Result<Sequenced, StoreError> {
             EngineEvent::Checkpoint(Arc::new(c.convert()))
         }
         Change::CheckpointV3(c) => EngineEvent::Checkpoint(Arc::new(c.convert())),
+        Change::Sweep(doc) => EngineEvent::Sweep(Arc::new(super::sweeps::decode_sweep(
+            CHANGELOG.name(),
+            &doc,
+        )?)),
     };
     Ok(Sequenced { seq, at, event })
 }
@@ -87,6 +92,19 @@ pub(super) fn append(
         out.push(Arc::new(Sequenced { seq, at, event }));
     }
     Ok((out, live))
+}
+
+impl super::Writer<'_> {
+    /// Records, inside this transaction, that a durable consumer has applied everything up
+    /// to `seq`: for a consumer whose effect is itself in the store (webhook deliveries).
+    pub fn ack_changes(&mut self, consumer: &str, seq: u64) -> Result<(), StoreError> {
+        self.txn
+            .open_table(CONSUMERS)
+            .map_err(db)?
+            .insert(consumer, seq)
+            .map_err(db)?;
+        Ok(())
+    }
 }
 
 /// What the log holds: the first and last seq still stored (both 0 when it is empty).

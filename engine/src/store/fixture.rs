@@ -552,8 +552,53 @@ pub fn since_v8(s: &Samples) -> SinceV8 {
     }
 }
 
-/// Writes [`samples`] and [`since_v8`] into a new store at `path`, through the store's own
-/// API.
+/// What schema v9 added: a sweep (with one run started: the v8 job).
+pub fn since_v9(s: &Samples) -> Sweep {
+    let job = since_v8(s).job;
+    Sweep {
+        id: SweepId(uuid(0x900)),
+        user_id: s.profile_user,
+        name: "learning_rate".into(),
+        spec: SweepSpec {
+            job: crate::api::JobSpec {
+                dataset: job.dataset_id.to_string(),
+                ..Default::default()
+            },
+            grid: vec![SweepAxis {
+                key: "learning_rate".into(),
+                values: vec!["1e-4".into(), "5e-5".into()],
+            }],
+            max_parallel: 1,
+            budget: Some(5.0),
+            stop_worse: Some(0.1),
+            ..Default::default()
+        },
+        status: SweepStatus::Running,
+        runs: vec![
+            SweepRun {
+                sets: vec![("learning_rate".into(), "1e-4".into())],
+                job_id: Some(job.id),
+                skipped: None,
+                estimated_cost: 1.25,
+            },
+            SweepRun {
+                sets: vec![("learning_rate".into(), "5e-5".into())],
+                job_id: None,
+                skipped: None,
+                estimated_cost: 1.25,
+            },
+        ],
+        best_job_id: None,
+        best_by: None,
+        spent: 0.5,
+        created_at: at(58),
+        updated_at: at(59),
+        completed_at: None,
+    }
+}
+
+/// Writes [`samples`], [`since_v8`] and [`since_v9`] into a new store at `path`, through the
+/// store's own API.
 pub fn write(path: &std::path::Path) {
     let s = samples();
     let v8 = since_v8(&s);
@@ -567,6 +612,7 @@ pub fn write(path: &std::path::Path) {
     }
     store.put(&v8.job).unwrap();
     store.put(&v8.checkpoint).unwrap();
+    store.write(|w| w.put_sweep(&since_v9(&s))).unwrap();
     store
         .put_comparison(v8.comparison.0, &v8.comparison.1)
         .unwrap();
@@ -705,6 +751,17 @@ fn every_upgrade_fixture_opens_with_every_record() {
                 "{name}"
             );
         }
+        if fixture_version(&file) >= 9 {
+            let sweep = since_v9(&s);
+            assert_eq!(
+                store.sweep(sweep.id).unwrap(),
+                Some(sweep.clone()),
+                "{name}"
+            );
+            assert_eq!(store.sweeps(None).unwrap(), vec![sweep], "{name}");
+        } else {
+            assert!(store.sweeps(None).unwrap().is_empty(), "{name}");
+        }
         for a in &s.artifacts {
             assert_eq!(store.artifact(a.id).unwrap().as_ref(), Some(a), "{name}");
         }
@@ -775,7 +832,8 @@ fn every_upgrade_fixture_opens_with_every_record() {
             + s.costs.len()
             + s.notifications.len()
             + s.checkpoints.len()
-            + extra;
+            + extra
+            + usize::from(fixture_version(&file) >= 9);
         assert_eq!(changes.len(), records, "{name}: change log entries");
         assert!(
             changes.windows(2).all(|w| w[1].seq == w[0].seq + 1),

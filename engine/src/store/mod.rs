@@ -29,6 +29,9 @@ mod records;
 mod scan;
 mod schema;
 pub mod stored;
+mod sweeps;
+mod webhooks;
+pub use webhooks::StoredDelivery;
 mod uploads;
 
 pub use checksum::describe_key;

@@ -30,6 +30,10 @@
 //!   [`super::evaluations`]). Older BrightRuns could not decode the jobs, so they are refused
 //!   from v8 on. The upgrade rewrites every job (a training job) and every checkpoint (its folder,
 //!   not stored); one that does not decode is quarantined.
+//! - v9: hyperparameter sweeps are kept in `sweeps` (see [`super::sweeps`]) and logged as
+//!   `ChangeV3::Sweep` (a variant appended: earlier entries keep their bytes). Older BrightRuns
+//!   could not decode those log entries, so they are refused from v9 on. The upgrade only
+//!   stamps the version: no record changes.
 //!
 //! Record layouts are the stored types of [`super::stored`], not the domain types: schema v5's
 //! records are `stored::v1` (byte for byte what v5 always wrote; the upgrade fixture
@@ -44,7 +48,7 @@ use super::records::*;
 use crate::domain::*;
 use redb::{Database, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
-pub const SCHEMA_VERSION: u64 = 8;
+pub const SCHEMA_VERSION: u64 = 9;
 const KEY: &str = "schema_version";
 
 pub fn read_version(db_: &Database) -> Result<u64, StoreError> {

@@ -400,6 +400,63 @@ pub(super) fn document_with(catalog: Option<&Catalog>) -> Value {
         "get",
         json!({"summary": "Training runs side by side (2 to 6): the hyperparameters that differ, best and final losses, evaluation, cost, duration and the best run", "parameters": [{"name": "ids", "in": "query", "required": true, "description": "job ids or unique prefixes, comma-separated", "schema": {"type": "string", "minLength": 1, "maxLength": 1000}}], "responses": d.responses(compared)}),
     );
+    let plan = d.schema::<SweepPlan>();
+    let plan = d_ok(&mut d, plan);
+    add(
+        "/api/sweeps/plan",
+        "post",
+        json!({"summary": "What a hyperparameter sweep would run and cost; nothing starts", "requestBody": d.body::<super::routes::SweepBody>(), "responses": d.responses(plan)}),
+    );
+    let sweep = d.schema::<Sweep>();
+    let one_sweep = d_ok(&mut d, sweep.clone());
+    let sr = d.responses(one_sweep);
+    add(
+        "/api/sweeps",
+        "post",
+        json!({"summary": "Start a hyperparameter sweep", "requestBody": d.body::<super::routes::SweepBody>(), "responses": sr.clone()}),
+    );
+    let sweeps = d_ok(&mut d, json!({"type": "array", "items": sweep}));
+    add(
+        "/api/sweeps",
+        "get",
+        json!({"summary": "The caller's sweeps, newest first", "responses": d.responses(sweeps)}),
+    );
+    add(
+        "/api/sweeps/{id}",
+        "get",
+        json!({"summary": "One sweep", "parameters": [id_param("sweep")], "responses": sr.clone()}),
+    );
+    add(
+        "/api/sweeps/{id}/cancel",
+        "post",
+        json!({"summary": "Cancel a sweep and its queued and running jobs", "parameters": [id_param("sweep")], "responses": sr}),
+    );
+    let hook = d.schema::<WebhookInfo>();
+    let hooks = d_ok(&mut d, json!({"type": "array", "items": hook}));
+    add(
+        "/api/webhooks",
+        "get",
+        json!({"summary": "The configured webhooks and how their deliveries stand", "responses": d.responses(hooks)}),
+    );
+    let delivery = d.schema::<WebhookDelivery>();
+    let deliveries = d_ok(&mut d, json!({"type": "array", "items": delivery.clone()}));
+    add(
+        "/api/webhooks/deliveries",
+        "get",
+        json!({"summary": "The webhook delivery log, newest first", "parameters": [
+            {"name": "webhook", "in": "query", "required": false, "description": "only this webhook's", "schema": {"type": "string", "maxLength": 64}},
+            {"name": "failed", "in": "query", "required": false, "description": "only those not delivered within their retry window", "schema": {"type": "boolean"}},
+            {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+        ], "responses": d.responses(deliveries)}),
+    );
+    let one_delivery = d_ok(&mut d, delivery);
+    add(
+        "/api/webhooks/{name}/test",
+        "post",
+        json!({"summary": "Send a signed webhook.test event to one webhook now", "parameters": [
+            {"name": "name", "in": "path", "required": true, "description": "the webhook's name", "schema": {"type": "string", "minLength": 1, "maxLength": 64}}
+        ], "responses": d.responses(one_delivery)}),
+    );
     add(
         "/api/jobs/{id}/cancel",
         "post",

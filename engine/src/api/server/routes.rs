@@ -424,6 +424,92 @@ async fn compare_runs(
     call(&caller, Request::CompareRuns { ids }).await
 }
 
+/// `POST /api/sweeps` and `/api/sweeps/plan`: a sweep's spec (and, to start it over the
+/// monthly budget, the confirmation).
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SweepBody {
+    spec: crate::domain::SweepSpec,
+    #[serde(default)]
+    confirm_over_budget: bool,
+}
+
+async fn plan_sweep(
+    caller: Caller,
+    JsonBody(b): JsonBody<SweepBody>,
+) -> Result<Response, HttpError> {
+    call(&caller, Request::PlanSweep { spec: b.spec }).await
+}
+
+async fn create_sweep(
+    caller: Caller,
+    JsonBody(b): JsonBody<SweepBody>,
+) -> Result<Response, HttpError> {
+    call(
+        &caller,
+        Request::CreateSweep {
+            spec: b.spec,
+            confirm_over_budget: b.confirm_over_budget,
+        },
+    )
+    .await
+}
+
+async fn list_sweeps(caller: Caller) -> Result<Response, HttpError> {
+    call(&caller, Request::ListSweeps).await
+}
+
+async fn get_sweep(caller: Caller, Id(id): Id) -> Result<Response, HttpError> {
+    call(&caller, Request::GetSweep { id }).await
+}
+
+async fn cancel_sweep(caller: Caller, Id(id): Id) -> Result<Response, HttpError> {
+    call(&caller, Request::CancelSweep { id }).await
+}
+
+async fn list_webhooks(caller: Caller) -> Result<Response, HttpError> {
+    call(&caller, Request::ListWebhooks).await
+}
+
+async fn test_webhook(
+    caller: Caller,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Response, HttpError> {
+    call(&caller, Request::TestWebhook { name }).await
+}
+
+/// `GET /api/webhooks/deliveries`'s query.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveriesQuery {
+    #[serde(default)]
+    webhook: Option<String>,
+    #[serde(default)]
+    failed: bool,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn webhook_deliveries(
+    caller: Caller,
+    q: Result<Query<DeliveriesQuery>, QueryRejection>,
+) -> Result<Response, HttpError> {
+    let q = parse!(query q);
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "limit must be between 1 and 1000").into());
+    }
+    call(
+        &caller,
+        Request::WebhookDeliveries {
+            webhook: q.webhook,
+            failed: q.failed,
+            page: Paging { offset: 0, limit },
+        },
+    )
+    .await
+}
+
 /// `GET /api/datasets/{id}/inspect`'s query (see `Request::InspectDataset`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -827,6 +913,14 @@ pub(super) fn seed_routes(r: Routes) -> Routes {
         .add(M::POST, "/api/datasets/{id}/confirm", confirm_dataset)
         .add(M::GET, "/api/datasets/{id}/inspect", inspect_dataset)
         .add(M::GET, "/api/jobs/compare", compare_runs)
+        .add(M::POST, "/api/sweeps/plan", plan_sweep)
+        .add(M::GET, "/api/sweeps", list_sweeps)
+        .add(M::POST, "/api/sweeps", create_sweep)
+        .add(M::GET, "/api/sweeps/{id}", get_sweep)
+        .add(M::POST, "/api/sweeps/{id}/cancel", cancel_sweep)
+        .add(M::GET, "/api/webhooks", list_webhooks)
+        .add(M::GET, "/api/webhooks/deliveries", webhook_deliveries)
+        .add(M::POST, "/api/webhooks/{name}/test", test_webhook)
         .add(M::GET, "/api/jobs", list_jobs)
         .add(M::POST, "/api/jobs", create_job)
         .add(M::POST, "/api/jobs/estimate", estimate)

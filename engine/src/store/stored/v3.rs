@@ -260,6 +260,9 @@ pub enum ChangeV3 {
     Checkpoint(CheckpointV1),
     JobV3(TrainingJobV3),
     CheckpointV3(CheckpointV3),
+    /// A sweep (schema v9): its JSON document, as the `sweeps` table keeps it
+    /// (`store::sweeps`), so it carries its own version.
+    Sweep(Vec<u8>),
 }
 
 /// A job as schemas v5 to v7 stored it (its task dropped), for tests that build older stores.
