@@ -20,6 +20,14 @@ pub fn counted(n: u64, noun: &str) -> String {
     format!("{} {noun}{}", thousands(n), if n == 1 { "" } else { "s" })
 }
 
+/// Swept values as `key=value key=value`.
+pub fn sets(sets: &[(String, String)]) -> String {
+    sets.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,12 +42,4 @@ mod tests {
         assert_eq!(counted(0, "warning"), "0 warnings");
         assert_eq!(counted(1_001, "duplicate"), "1,001 duplicates");
     }
-}
-
-/// Swept values as `key=value key=value`.
-pub fn sets(sets: &[(String, String)]) -> String {
-    sets.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -100,7 +100,7 @@ impl Store {
                 Err(e) => tracing::error!("a stored sweep does not read: {e}"),
             }
         }
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        out.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(out)
     }
 }
