@@ -153,6 +153,8 @@ pub enum Action {
     Mark,
     /// The Compare view of the marked jobs.
     Compare,
+    /// The Compare view of the selected sweep's jobs (on its header or one of its jobs).
+    CompareSweep,
     // The Compare view.
     /// The chart's x axis: step, tokens seen, elapsed time, in turn.
     CompareAxis,

@@ -25,6 +25,22 @@ pub struct JobDraft {
     pub from_model: Option<ArtifactId>,
 }
 
+impl JobDraft {
+    /// The engine's job spec for this draft (the runtime sends it; a sweep's base job is one).
+    pub fn to_spec(&self) -> brightrun_api::JobSpec {
+        brightrun_api::JobSpec {
+            dataset: self.dataset_id.to_string(),
+            preset: self.preset.clone(),
+            sets: self.sets.clone(),
+            gpu_type: self.gpu_type.clone(),
+            gpu_count: self.gpu_count,
+            backend: self.backend.clone(),
+            // The full id: a prefix could match another model later.
+            from_model: self.from_model.map(|m| m.to_string()),
+        }
+    }
+}
+
 /// Where a retried job starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RetryFrom {
@@ -96,6 +112,19 @@ pub enum Effect {
         confirm_over_budget: bool,
     },
     CancelJob(JobId),
+    /// What a sweep would run and cost (the Configure tab's confirmation of a sweep); the
+    /// answer comes back as [`Outcome::SweepPlanned`] under `request`.
+    PlanSweep {
+        request: u64,
+        spec: SweepSpec,
+    },
+    /// Starts a sweep the user confirmed from its plan.
+    CreateSweep {
+        spec: SweepSpec,
+        confirm_over_budget: bool,
+    },
+    /// Stops a sweep: no further run starts, its queued and running jobs are cancelled.
+    CancelSweep(SweepId),
     /// What a retry of the job can start from: its checkpoints, and dry runs of a retry
     /// from the latest one and from scratch (the retry dialog, keyed by `request`).
     LoadRetryChoices {
@@ -285,6 +314,15 @@ pub enum Outcome {
         result: Result<EstimateView, ApiError>,
     },
     JobCreated(Result<TrainingJob, ApiError>),
+    /// The answer to [`Effect::PlanSweep`], with the spec it plans (what a confirmation
+    /// creates).
+    SweepPlanned {
+        request: u64,
+        spec: Box<SweepSpec>,
+        result: Result<Box<SweepPlan>, ApiError>,
+    },
+    SweepCreated(Result<Box<Sweep>, ApiError>),
+    SweepCancelled(Result<Box<Sweep>, ApiError>),
     /// Cancel or retry.
     JobChanged {
         what: &'static str,

@@ -45,6 +45,9 @@ pub fn notification_id(n: u128) -> NotificationId {
 pub fn checkpoint_id(n: u128) -> CheckpointId {
     CheckpointId(id(0xc, n))
 }
+pub fn sweep_id(n: u128) -> SweepId {
+    SweepId(id(0x5, n))
+}
 
 /// A checkpoint of `job` at `step` (100 steps an epoch of the fixtures' 300), stored or only
 /// in the trainer's folder.
@@ -612,6 +615,7 @@ pub fn snapshot() -> Snapshot {
     Snapshot {
         datasets: datasets(),
         jobs: jobs(),
+        sweeps: Vec::new(),
         artifacts: artifacts(),
         notifications: notifications(),
         costs: Some(costs()),
@@ -622,6 +626,216 @@ pub fn snapshot() -> Snapshot {
         catalog: None,
         connection: String::new(),
         seq: 0,
+    }
+}
+
+/// Job `n` as run `(learning_rate, lora_rank)` of a sweep on alpaca-mini, its latest
+/// validation loss `val` when it has one.
+pub fn sweep_job(
+    n: u128,
+    status: JobStatus,
+    minutes_ago: i64,
+    (lr, rank): (&str, u32),
+    val: Option<f64>,
+) -> TrainingJob {
+    let mut j = job(n, 2, status, minutes_ago);
+    j.preset_id = PresetId::Custom;
+    j.hyperparameters.learning_rate = lr.parse().expect("a learning rate");
+    j.hyperparameters.lora_rank = rank;
+    j.current_metrics.validation_loss = val;
+    j
+}
+
+/// A sweep over `runs` (each its `learning_rate`, `lora_rank` and job, if started), created
+/// `minutes_ago`.
+pub fn sweep(
+    n: u128,
+    name: &str,
+    status: SweepStatus,
+    runs: &[(&str, u32, Option<u128>)],
+    minutes_ago: i64,
+) -> Sweep {
+    let runs: Vec<SweepRun> = runs
+        .iter()
+        .map(|(lr, rank, job)| SweepRun {
+            sets: vec![
+                ("learning_rate".into(), lr.to_string()),
+                ("lora_rank".into(), rank.to_string()),
+            ],
+            job_id: job.map(job_id),
+            skipped: None,
+            estimated_cost: 4.85,
+        })
+        .collect();
+    Sweep {
+        id: sweep_id(n),
+        user_id: user(),
+        name: name.into(),
+        spec: SweepSpec {
+            job: brightrun_api::JobSpec {
+                dataset: dataset_id(2).to_string(),
+                preset: "balanced".into(),
+                ..Default::default()
+            },
+            grid: vec![
+                SweepAxis {
+                    key: "learning_rate".into(),
+                    values: vec!["1e-4".into(), "5e-5".into()],
+                },
+                SweepAxis {
+                    key: "lora_rank".into(),
+                    values: vec!["8".into(), "16".into()],
+                },
+            ],
+            max_parallel: 2,
+            ..Default::default()
+        },
+        status,
+        runs,
+        best_job_id: None,
+        best_by: None,
+        spent: 0.0,
+        created_at: ago(minutes_ago),
+        updated_at: ago(minutes_ago / 2),
+        completed_at: status.is_terminal().then(|| ago(minutes_ago / 2)),
+    }
+}
+
+/// The fixture snapshot with two sweeps on alpaca-mini: `lr × rank` running (jobs 6 and 7
+/// done, 8 running, 9 queued: the newest rows) and `warmup` completed two days ago (jobs 10
+/// and 11, 11 the best).
+pub fn sweep_snapshot() -> Snapshot {
+    let mut snap = snapshot();
+    snap.jobs.extend([
+        sweep_job(6, JobStatus::Completed, 40, ("1e-4", 8), Some(0.91)),
+        sweep_job(7, JobStatus::Completed, 39, ("1e-4", 16), Some(0.87)),
+        sweep_job(8, JobStatus::Running, 38, ("5e-5", 8), Some(1.12)),
+        sweep_job(9, JobStatus::Queued, 37, ("5e-5", 16), None),
+        sweep_job(
+            10,
+            JobStatus::Completed,
+            60 * 50 - 1,
+            ("2e-4", 8),
+            Some(1.05),
+        ),
+        sweep_job(
+            11,
+            JobStatus::Completed,
+            60 * 50 - 2,
+            ("2e-4", 16),
+            Some(0.98),
+        ),
+    ]);
+    let mut running = sweep(
+        1,
+        "lr × rank",
+        SweepStatus::Running,
+        &[
+            ("1e-4", 8, Some(6)),
+            ("1e-4", 16, Some(7)),
+            ("5e-5", 8, Some(8)),
+            ("5e-5", 16, Some(9)),
+        ],
+        41,
+    );
+    running.spent = 11.62;
+    let mut done = sweep(
+        2,
+        "warmup",
+        SweepStatus::Completed,
+        &[("2e-4", 8, Some(10)), ("2e-4", 16, Some(11))],
+        60 * 50,
+    );
+    done.spent = 12.74;
+    done.best_job_id = Some(job_id(11));
+    done.best_by = Some("validation_loss".into());
+    snap.sweeps = vec![running, done];
+    snap
+}
+
+/// One run of a plan on alpaca-mini with the balanced preset on an A100-80GB, with `sets`
+/// over the preset: the estimate the engine's formula gives (the month at $81.20 of $100).
+pub fn planned_run(sets: &[(String, String)]) -> PlannedRun {
+    use brightrun_api::training::{self, EstimateInput, GpuCatalog, ranges};
+    let config = brightrun_api::config::Config::default();
+    let mut hp = presets::builtin_values(&PresetId::Balanced, "mistralai/Mistral-7B-v0.1");
+    for (k, v) in sets {
+        ranges::set(&mut hp, k, v).expect("a valid value");
+    }
+    let estimate = training::estimate(&EstimateInput {
+        statistics: &stats(1274),
+        hyperparameters: &hp,
+        gpu_type: "A100-80GB",
+        gpu_count: 1,
+        catalog: &GpuCatalog::builtin(),
+        training: &config.training,
+        parameters_billions: None,
+        budget: &brightrun_api::config::BudgetConfig {
+            monthly_usd: Some(100.0),
+        },
+        spent_this_month: 81.2,
+        calibration: None,
+        evaluation: None,
+    })
+    .expect("an estimate");
+    PlannedRun {
+        sets: sets.to_vec(),
+        estimate,
+    }
+}
+
+/// The engine's plan of `spec` (its grid's every combination, first key slowest), its
+/// totals as the engine makes them, against a month at $81.20 of $100.
+pub fn sweep_plan(spec: &SweepSpec) -> SweepPlan {
+    let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for axis in &spec.grid {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                axis.values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push((axis.key.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    let runs: Vec<PlannedRun> = combos.iter().map(|c| planned_run(c)).collect();
+    let max_parallel = spec.max_parallel.max(1);
+    let total_cost: f64 = runs.iter().map(|r| r.estimate.estimated_cost).sum();
+    let mut slots = vec![0.0f64; max_parallel as usize];
+    for r in &runs {
+        let first = slots
+            .iter_mut()
+            .min_by(|a, b| a.total_cmp(b))
+            .expect("a slot");
+        *first += r.estimate.estimated_duration_hours;
+    }
+    let mut cumulative = 0.0;
+    let over_sweep_budget = runs
+        .iter()
+        .filter(|r| {
+            cumulative += r.estimate.estimated_cost;
+            spec.budget.is_some_and(|b| cumulative > b + 1e-9)
+        })
+        .count() as u32;
+    let keys: Vec<String> = spec.grid.iter().map(|a| a.key.clone()).collect();
+    SweepPlan {
+        name: format!("sweep of {}", keys.join(" × ")),
+        not_fitting: runs
+            .iter()
+            .filter(|r| !r.estimate.fit.verdict.fits())
+            .count() as u32,
+        keys,
+        runs,
+        total_cost,
+        total_duration_hours: slots.iter().copied().fold(0.0, f64::max),
+        max_parallel,
+        budget: spec.budget,
+        over_sweep_budget,
+        spent_this_month: 81.2,
+        monthly_budget: Some(100.0),
+        exceeds_monthly_budget: 81.2 + total_cost > 100.0,
     }
 }
 

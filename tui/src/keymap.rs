@@ -443,6 +443,13 @@ pub fn specs() -> Vec<BindingSpec> {
             "compare the marked jobs: loss curves and what differs"
         ),
         b!(
+            "compare_sweep",
+            Action::CompareSweep,
+            [T(Tab::Jobs)],
+            ["W"],
+            "compare a sweep's runs (its 6 best when more)"
+        ),
+        b!(
             "compare_axis",
             Action::CompareAxis,
             [Compare],
@@ -855,6 +862,15 @@ mod tests {
         assert_eq!(km.hint(Tab::Jobs, "compare_axis"), "x");
         assert_eq!(km.hint(Tab::Jobs, "mark"), "space");
         assert_eq!(km.hint(Tab::Jobs, "compare"), "C");
+        // A sweep's Compare view has its own key there, and nowhere else.
+        let shift_w = ev(KeyCode::Char('W'), KeyModifiers::SHIFT);
+        assert_eq!(km.lookup(Tab::Jobs, &shift_w), Some(Action::CompareSweep));
+        for tab in Tab::ALL {
+            if tab != Tab::Jobs {
+                assert_eq!(km.lookup(tab, &shift_w), None, "{tab:?}");
+            }
+        }
+        assert_eq!(km.hint(Tab::Jobs, "compare_sweep"), "W");
     }
 
     #[test]

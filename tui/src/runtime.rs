@@ -422,6 +422,7 @@ fn event_kind(ev: &brightrun_api::events::EngineEvent) -> &'static str {
         E::JobLog { .. } => "job_log",
         E::Progress(_) => "progress",
         E::BackendHealth { .. } => "backend_health",
+        E::Sweep(_) => "sweep",
     }
 }
 
@@ -436,6 +437,11 @@ pub async fn snapshot(api: &dyn EngineApi) -> Result<Snapshot, ApiError> {
     let catalog = api.catalog().await?;
     let datasets = api.datasets(None, None, Paging::ALL).await?.items;
     let jobs = api.jobs(None, Paging::ALL).await?.items;
+    // An engine from before sweeps has none to list: the jobs show ungrouped.
+    let sweeps = api.list_sweeps().await.unwrap_or_else(|e| {
+        tracing::warn!("sweeps not listed: {e}");
+        Vec::new()
+    });
     let artifacts = api.models(Paging::ALL).await?.items;
     let notifications = api
         .notifications(
@@ -459,6 +465,7 @@ pub async fn snapshot(api: &dyn EngineApi) -> Result<Snapshot, ApiError> {
     Ok(Snapshot {
         datasets,
         jobs,
+        sweeps,
         artifacts,
         notifications,
         costs,
@@ -590,16 +597,7 @@ fn estimate_view(e: &brightrun_api::training::Estimate) -> EstimateView {
 }
 
 fn request(d: JobDraft) -> JobSpec {
-    JobSpec {
-        dataset: d.dataset_id.to_string(),
-        preset: d.preset,
-        sets: d.sets,
-        gpu_type: d.gpu_type,
-        gpu_count: d.gpu_count,
-        backend: d.backend,
-        // The full id: a prefix could match another model later.
-        from_model: d.from_model.map(|m| m.to_string()),
-    }
+    d.to_spec()
 }
 
 /// A retry from `from` on the job's own backend; `dry_run` only asks what it would queue.
@@ -822,6 +820,31 @@ impl Executor {
                         what: "cancelled",
                         result,
                     });
+                });
+            }
+            Effect::PlanSweep { request, spec } => {
+                self.tasks.spawn(async move {
+                    let result = engine.plan_sweep(spec.clone()).await.map(Box::new);
+                    send(Outcome::SweepPlanned {
+                        request,
+                        spec: Box::new(spec),
+                        result,
+                    });
+                });
+            }
+            Effect::CreateSweep {
+                spec,
+                confirm_over_budget,
+            } => {
+                self.tasks.spawn(async move {
+                    let result = engine.create_sweep(spec, confirm_over_budget).await;
+                    send(Outcome::SweepCreated(result.map(Box::new)));
+                });
+            }
+            Effect::CancelSweep(id) => {
+                self.tasks.spawn(async move {
+                    let result = engine.cancel_sweep(&id.to_string()).await;
+                    send(Outcome::SweepCancelled(result.map(Box::new)));
                 });
             }
             Effect::LoadRetryChoices { request, id } => {

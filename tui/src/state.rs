@@ -16,6 +16,8 @@ use std::sync::Arc;
 pub struct Snapshot {
     pub datasets: Vec<Dataset>,
     pub jobs: Vec<TrainingJob>,
+    /// Hyperparameter sweeps: the Jobs list groups their jobs under them.
+    pub sweeps: Vec<Sweep>,
     pub artifacts: Vec<ModelArtifact>,
     pub notifications: Vec<Notification>,
     pub costs: Option<CostsView>,
@@ -51,6 +53,12 @@ impl Keyed for Dataset {
 impl Keyed for TrainingJob {
     type Id = JobId;
     fn key(&self) -> JobId {
+        self.id
+    }
+}
+impl Keyed for Sweep {
+    type Id = SweepId;
+    fn key(&self) -> SweepId {
         self.id
     }
 }
@@ -147,6 +155,11 @@ impl<T: Keyed> Collection<T> {
     }
 }
 
+/// Marks a row of a [`ListView`] that heads a group rather than showing a record (the Jobs
+/// list's sweeps): the other bits are the group's position in its own collection. Rows are
+/// positions of at most a few million records, so the bit is never a record's.
+pub const GROUP_ROW: u32 = 1 << 31;
+
 /// A filtered, sorted window onto a collection: row positions into its items, the selection
 /// (kept by id across re-sorts), the scroll offset and the filter text.
 #[derive(Clone, Debug)]
@@ -211,9 +224,20 @@ impl<K: Copy + PartialEq> ListView<K> {
         }
     }
 
-    /// The selected row's position in the collection.
+    /// The selected row's position in the collection (none on a group's header row).
     pub fn selected_item(&self) -> Option<usize> {
-        self.rows.get(self.selected).map(|&r| r as usize)
+        self.rows
+            .get(self.selected)
+            .filter(|&&r| r & GROUP_ROW == 0)
+            .map(|&r| r as usize)
+    }
+
+    /// The position of the group whose header row is selected, if one is.
+    pub fn selected_group(&self) -> Option<usize> {
+        self.rows
+            .get(self.selected)
+            .filter(|&&r| r & GROUP_ROW != 0)
+            .map(|&r| (r & !GROUP_ROW) as usize)
     }
 
     /// Keeps the selection visible in a window of `height` rows; returns the offset.
@@ -466,6 +490,20 @@ pub fn clean_job(mut j: TrainingJob) -> TrainingJob {
         clean_in_place(m);
     }
     j
+}
+
+pub fn clean_sweep(mut s: Sweep) -> Sweep {
+    clean_in_place(&mut s.name);
+    clean_opt(&mut s.spec.name);
+    clean_opt(&mut s.best_by);
+    for r in &mut s.runs {
+        clean_opt(&mut r.skipped);
+        for (k, v) in &mut r.sets {
+            clean_in_place(k);
+            clean_in_place(v);
+        }
+    }
+    s
 }
 
 pub fn clean_artifact(mut a: ModelArtifact) -> ModelArtifact {

@@ -15,27 +15,35 @@ pub const MAX_SWEEP_PARALLEL: u32 = 16;
 
 /// What a sweep runs: a base job and the values to try.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct SweepSpec {
     /// The configuration every run starts from (dataset, preset, `--set`s, GPU, backend).
     pub job: JobSpec,
     /// `--grid key=v1,v2`: every combination of these values is run.
+    #[serde(default)]
     pub grid: Vec<SweepAxis>,
     /// `--random N`: this many extra draws from `ranges` (with the grid's values, when both
     /// are given, each draw is crossed with every grid combination).
+    #[serde(default)]
     pub random: u32,
     /// `--range key=low:high[:log]`: where random draws come from.
+    #[serde(default)]
     pub ranges: Vec<SweepRange>,
     /// The seed of the random draws, so a plan is the sweep that runs.
+    #[serde(default)]
     pub seed: u64,
     /// `--max-parallel K`: runs training at once (1 to [`MAX_SWEEP_PARALLEL`]); default 1.
+    #[serde(default)]
     pub max_parallel: u32,
     /// `--budget USD`: the sweep never starts a run that could take its cost past this.
+    #[serde(default)]
     pub budget: Option<f64>,
     /// `--stop-worse MARGIN`: a run whose validation loss is worse than the median of its
     /// siblings at the same step by more than this fraction (0.1 = 10%) is cancelled.
+    #[serde(default)]
     pub stop_worse: Option<f64>,
     /// A name for lists; default: what is swept.
+    #[serde(default)]
     pub name: Option<String>,
 }
 

@@ -361,3 +361,76 @@ impl Consumer for Mlflow {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use crate::config::MlflowConfig;
+
+    /// The consumer's throughput into a real MLflow server: `bench/tracking.sh` starts one
+    /// and runs this with BRIGHTRUN_BENCH_MLFLOW_URI and BRIGHTRUN_BENCH_POINTS set. A job's
+    /// points are committed 20 at a time (as a run's polls commit them), then the consumer
+    /// follows the log from the start until it has acknowledged the last change.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a benchmark: needs an MLflow server (bench/tracking.sh runs it)"]
+    async fn feeds_a_runs_points_to_mlflow() {
+        let uri = std::env::var("BRIGHTRUN_BENCH_MLFLOW_URI").expect("BRIGHTRUN_BENCH_MLFLOW_URI");
+        let values: usize = std::env::var("BRIGHTRUN_BENCH_POINTS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(20_000);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let mut job = crate::store::fixture::samples().jobs[0].clone();
+        job.id = JobId::new();
+        store.put(&job).unwrap();
+        // Each point carries train_loss, learning_rate and epoch: three metric values.
+        let points: Vec<MetricsPoint> = (1..=values / 3)
+            .map(|step| MetricsPoint {
+                job_id: job.id,
+                timestamp: now(),
+                epoch: step as f64 / 1000.0,
+                step: step as u64,
+                training_loss: Some(2.0 / (1.0 + step as f64 / 100.0)),
+                validation_loss: None,
+                learning_rate: Some(1e-4),
+                gradient_norm: None,
+                throughput: None,
+                gpu_utilization: None,
+            })
+            .collect();
+        for chunk in points.chunks(20) {
+            store.write(|w| w.put_metrics(chunk)).unwrap();
+        }
+        let last = store.last_seq().unwrap();
+        let config = MlflowConfig {
+            uri,
+            experiment: "bench-brightrun".into(),
+        };
+        let consumer = Mlflow::new(&config, &Secrets::default(), store.clone());
+        let status = crate::follow::SharedStatus::default();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let t = std::time::Instant::now();
+        let task = tokio::spawn(crate::follow::follow(
+            store.clone(),
+            consumer,
+            status.clone(),
+            shutdown.clone(),
+        ));
+        while store.acked_changes(super::super::MLFLOW_CONSUMER).unwrap() != Some(last) {
+            if let Some(e) = status.lock().unwrap().last_error.clone() {
+                panic!("{e}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        shutdown.cancel();
+        let _ = task.await;
+        let n = points.len() * 3;
+        println!(
+            "brightrun MLflow consumer: {n} points in {secs:.2} s = {:.0} points/s ({} changes of 20 steps)",
+            n as f64 / secs,
+            last - 1
+        );
+    }
+}

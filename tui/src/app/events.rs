@@ -79,6 +79,10 @@ impl App {
                     self.job_list.touch(pos);
                 }
             }
+            EngineEvent::Sweep(w) => {
+                let w = clean_arc(w.clone(), clean_sweep);
+                self.upsert_sweep(w);
+            }
             EngineEvent::Metrics { job_id, points } => {
                 if let Some(d) = self.details.get_mut(job_id) {
                     d.series.insert(points);
@@ -385,6 +389,29 @@ impl App {
                 }
                 Vec::new()
             }
+            Outcome::SweepPlanned {
+                request,
+                spec,
+                result,
+            } => {
+                self.configure
+                    .sweep_planned(request, *spec, result, &mut self.shared);
+                Vec::new()
+            }
+            Outcome::SweepCreated(result) => self.sweep_created(result),
+            Outcome::SweepCancelled(result) => {
+                match result {
+                    Ok(w) => {
+                        let w = Arc::new(clean_sweep(*w));
+                        self.notify_user(format!("sweep {} cancelled", w.name), Level::Success);
+                        self.upsert_sweep(w);
+                    }
+                    Err(e) => {
+                        self.notify_user(format!("could not cancel the sweep: {e}"), Level::Error)
+                    }
+                }
+                Vec::new()
+            }
             Outcome::JobChanged { what, result } => {
                 match result {
                     Ok(j) => {
@@ -492,6 +519,37 @@ impl App {
                 Vec::new()
             }
         }
+    }
+}
+
+impl App {
+    /// A sweep started from the Configure tab: the Jobs tab shows it, its header selected.
+    fn sweep_created(
+        &mut self,
+        result: Result<Box<Sweep>, brightrun_api::ApiError>,
+    ) -> Vec<Effect> {
+        let w = match result {
+            Ok(w) => Arc::new(clean_sweep(*w)),
+            Err(e) => {
+                self.notify_user(format!("could not start the sweep: {e}"), Level::Error);
+                return Vec::new();
+            }
+        };
+        let said = format!(
+            "sweep {} started: {}, {} at a time",
+            w.name,
+            crate::format::plural(w.runs.len() as u64, "run"),
+            w.spec.max_parallel.max(1)
+        );
+        let id = w.id;
+        self.upsert_sweep(w);
+        self.refresh_views();
+        self.select_sweep(id);
+        self.tabs.jobs.browse.focus = Focus::List;
+        let fx = self.go_tab(Tab::Jobs);
+        // Said on the Jobs tab, where the sweep is (leaving a tab clears what was said there).
+        self.notify_user(said, Level::Success);
+        fx
     }
 }
 

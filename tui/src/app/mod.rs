@@ -148,6 +148,8 @@ impl App {
                 .collect(),
         );
         sh.jobs = Collection::from_vec(s.jobs.into_iter().map(clean_job).collect());
+        sh.sweeps = Collection::from_vec(s.sweeps.into_iter().map(clean_sweep).collect());
+        sh.index_sweeps();
         sh.artifacts = Collection::from_vec(
             s.artifacts
                 .into_iter()

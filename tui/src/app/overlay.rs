@@ -338,6 +338,18 @@ impl App {
                 self.notify_user(format!("cancelling job {}…", id.short()), Level::Info);
                 vec![Effect::CancelJob(id)]
             }
+            Confirmed::CancelSweep(id) => {
+                let name = self.sweep_name(id);
+                self.notify_user(format!("cancelling sweep {name}…"), Level::Info);
+                vec![Effect::CancelSweep(id)]
+            }
+            Confirmed::CreateSweep { spec, over_budget } => {
+                self.notify_user("starting the sweep…", Level::Info);
+                vec![Effect::CreateSweep {
+                    spec: *spec,
+                    confirm_over_budget: over_budget,
+                }]
+            }
             Confirmed::CreateJob { draft, over_budget } => {
                 self.notify_user("creating the job…", Level::Info);
                 vec![Effect::CreateJob {

@@ -233,6 +233,9 @@ impl Shared {
             );
         }
         if self.job_list.needs_rebuild() {
+            // Whether the selection is on a record or header to follow (else it keeps its
+            // place: the first row at start, a sweep's header when it is first).
+            let placed = self.job_list.selected_key.is_some() || self.selected_sweep_key.is_some();
             let f = self.job_list.filter.to_lowercase();
             let col = self.job_list.sort_col;
             // Dataset names, only to sort by them, and only when something is sorted.
@@ -261,12 +264,25 @@ impl Shared {
                 // One search over every job's text, kept lower-cased (see `search`).
                 self.job_search.sync(&self.jobs, &self.datasets);
                 let matched = self.job_search.matches(&f);
+                // A sweep's name finds its jobs too.
+                let named: std::collections::HashSet<brightrun_api::ids::SweepId> = self
+                    .sweeps
+                    .items()
+                    .iter()
+                    .filter(|s| contains_ci(&s.name, &f))
+                    .map(|s| s.id)
+                    .collect();
+                let sweep_of = &self.sweep_of;
+                let in_named = |j: &TrainingJob| {
+                    !named.is_empty() && sweep_of.get(&j.id).is_some_and(|s| named.contains(s))
+                };
                 self.job_list.rebuild_by(
                     &self.jobs,
-                    |pos, _| matched[pos],
+                    |pos, j| matched[pos] || in_named(j),
                     |a, b| job_cmp(col, a, b, &name),
                 );
             }
+            self.group_sweep_rows(placed);
         }
         if self.model_list.needs_rebuild() {
             let f = self.model_list.filter.to_lowercase();

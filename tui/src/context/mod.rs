@@ -8,6 +8,7 @@ pub mod lists;
 mod overlay;
 pub mod retry;
 pub mod search;
+pub mod sweeps;
 
 pub use files::FileBrowser;
 pub use overlay::{Bottom, Confirmed, Overlay, PickTarget, PromptKind, pick_visible};
@@ -50,6 +51,8 @@ pub struct Message {
 pub enum Cause {
     /// A problem with a value of the Configure form.
     ConfigureForm,
+    /// A sweep's plan being asked for (its answer clears the message).
+    SweepPlan,
 }
 
 /// Where a list's selection goes.
@@ -116,6 +119,15 @@ pub struct Shared {
     pub jobs: Collection<TrainingJob>,
     pub artifacts: Collection<ModelArtifact>,
     pub notifications: Collection<Notification>,
+    /// Hyperparameter sweeps: the Jobs list groups their jobs under a header row each.
+    pub sweeps: Collection<Sweep>,
+    /// The sweep each job runs for (from the sweeps' runs).
+    pub(crate) sweep_of: HashMap<JobId, SweepId>,
+    /// Sweep header rows in the Jobs list (its title counts jobs, not them).
+    pub job_groups: usize,
+    /// The sweep whose header row is selected in the Jobs list: the selection follows it
+    /// when the list regroups.
+    pub(crate) selected_sweep_key: Option<SweepId>,
     /// The list views are shared with the command line (`:jobs running`), jumps from
     /// notifications and the answers that select what they created.
     pub dataset_list: ListView<DatasetId>,
@@ -171,6 +183,10 @@ impl Shared {
             jobs: Collection::default(),
             artifacts: Collection::default(),
             notifications: Collection::default(),
+            sweeps: Collection::default(),
+            sweep_of: HashMap::new(),
+            job_groups: 0,
+            selected_sweep_key: None,
             dataset_list: ListView::new(lists::DATASET_CREATED, true),
             job_list: ListView::new(lists::JOB_CREATED, true),
             model_list: ListView::new(lists::MODEL_CREATED, true),
@@ -354,7 +370,7 @@ impl Shared {
             }
             Tab::Jobs => {
                 apply(&mut self.job_list, to);
-                self.job_list.sync_key(&self.jobs);
+                self.sync_job_cursor();
             }
             Tab::Models => {
                 apply(&mut self.model_list, to);
@@ -605,7 +621,10 @@ impl Shared {
     pub fn selected_key_text(&self, tab: Tab) -> Option<String> {
         match tab {
             Tab::Datasets => self.selected_dataset().map(|d| format!("{:?}", d.id)),
-            Tab::Jobs => self.selected_job().map(|j| format!("{:?}", j.id)),
+            Tab::Jobs => self
+                .selected_job()
+                .map(|j| format!("{:?}", j.id))
+                .or_else(|| self.selected_sweep().map(|w| format!("{:?}", w.id))),
             Tab::Models => self.selected_artifact().map(|a| format!("{:?}", a.id)),
             Tab::Notifications => self.selected_notification().map(|n| format!("{:?}", n.id)),
             _ => None,

@@ -16,8 +16,16 @@ pub enum Confirmed {
     DeleteDataset(DatasetId),
     CleanDataset(DatasetId),
     CancelJob(JobId),
+    /// Cancel a sweep: its queued and running jobs, and every run not started.
+    CancelSweep(SweepId),
     CreateJob {
         draft: JobDraft,
+        over_budget: bool,
+    },
+    /// Start a sweep as planned; `over_budget` when the plan takes the month over its budget
+    /// and the user said so.
+    CreateSweep {
+        spec: Box<brightrun_api::domain::SweepSpec>,
         over_budget: bool,
     },
     OverwriteDownload {

@@ -36,6 +36,10 @@ pub enum FormRow {
     GpuType,
     GpuCount,
     Backend,
+    /// Runs of a sweep that train at once (shown while a field holds a list).
+    MaxParallel,
+    /// What a sweep may spend at most (shown while a field holds a list).
+    SweepBudget,
 }
 
 /// A model the run can start from, with its shape (what the form's fields follow).
@@ -118,6 +122,14 @@ pub struct ConfigureTab {
     pub parameters_billions_error: Option<String>,
     /// The base models whose size is known, for the base_model picker.
     pub base_models: Vec<ModelSize>,
+    /// A sweep's runs at once, as typed (see [`super::configure_sweep`]).
+    pub max_parallel: String,
+    pub max_parallel_error: Option<String>,
+    /// A sweep's budget in dollars, as typed (empty: none).
+    pub sweep_budget: String,
+    pub sweep_budget_error: Option<String>,
+    /// The plan being asked for (its request), whose answer opens the confirmation.
+    pub planning: Option<u64>,
 }
 
 /// The row of `base_model` in `FIELDS`.
@@ -207,6 +219,11 @@ impl ConfigureTab {
             parameters_billions: String::new(),
             parameters_billions_error: None,
             base_models,
+            max_parallel: super::configure_sweep::DEFAULT_MAX_PARALLEL.to_string(),
+            max_parallel_error: None,
+            sweep_budget: String::new(),
+            sweep_budget_error: None,
+            planning: None,
         };
         s.load_preset();
         s
@@ -222,6 +239,11 @@ impl ConfigureTab {
             }
         }
         r.extend([FormRow::GpuType, FormRow::GpuCount, FormRow::Backend]);
+        // A sweep's own settings, once a field holds a list (last, so rows above keep their
+        // places).
+        if self.is_sweep() {
+            r.extend([FormRow::MaxParallel, FormRow::SweepBudget]);
+        }
         r
     }
 
@@ -336,12 +358,21 @@ impl ConfigureTab {
             }
         }
         for (i, f) in FIELDS.iter().enumerate() {
-            if self.values[i] != self.base_values[i]
-                && let Err(e) = ranges::set(&mut hp, f.name, self.values[i].trim())
+            if self.values[i] == self.base_values[i] {
+                continue;
+            }
+            // A list is checked value by value; the first stands for it in the checks
+            // across fields (the engine checks every combination when it plans).
+            if let Some(values) = self.list_at(i) {
+                self.errors[i] = super::configure_sweep::list_error(&hp, f.name, &values);
+            }
+            if self.errors[i].is_none()
+                && let Err(e) = ranges::set(&mut hp, f.name, &self.field_value(i))
             {
                 self.errors[i] = Some(e.to_string());
             }
         }
+        self.check_sweep();
         // Training on from a model keeps its shape: the engine would refuse a change.
         if let Some(m) = self.chosen_model().cloned() {
             for (i, v) in &m.shape {
@@ -380,6 +411,8 @@ impl ConfigureTab {
         self.errors.iter().all(Option::is_none)
             && self.gpu_count_error.is_none()
             && self.parameters_billions_error.is_none()
+            && self.max_parallel_error.is_none()
+            && self.sweep_budget_error.is_none()
     }
 
     /// The first problem, for the status bar.
@@ -391,6 +424,8 @@ impl ConfigureTab {
             .cloned()
             .or_else(|| self.parameters_billions_error.clone())
             .or_else(|| self.gpu_count_error.clone())
+            .or_else(|| self.max_parallel_error.clone())
+            .or_else(|| self.sweep_budget_error.clone())
     }
 
     /// The base model as typed.
@@ -408,13 +443,15 @@ impl ConfigureTab {
         })
     }
 
+    /// The job the form asks for. A field that holds a list (a sweep) gives its first value:
+    /// the estimate shown is the first run's.
     pub fn draft(&self) -> Option<JobDraft> {
         let dataset_id = self.dataset?;
         let mut sets: Vec<(String, String)> = FIELDS
             .iter()
             .enumerate()
             .filter(|(i, _)| self.values[*i] != self.base_values[*i])
-            .map(|(i, f)| (f.name.to_string(), self.values[i].trim().to_string()))
+            .map(|(i, f)| (f.name.to_string(), self.field_value(i)))
             .collect();
         if !self.parameters_billions.trim().is_empty() {
             sets.push((
@@ -500,6 +537,11 @@ impl ConfigureTab {
                 .unwrap_or_default(),
             FormRow::GpuCount => self.gpu_count.clone(),
             FormRow::Backend => self.backends.get(self.backend).cloned().unwrap_or_default(),
+            FormRow::MaxParallel => self.max_parallel.clone(),
+            FormRow::SweepBudget if self.sweep_budget.trim().is_empty() => {
+                "(none: the monthly budget only)".into()
+            }
+            FormRow::SweepBudget => self.sweep_budget.clone(),
         }
     }
 
@@ -513,6 +555,8 @@ impl ConfigureTab {
             FormRow::GpuType => "gpu_type",
             FormRow::GpuCount => "gpu_count",
             FormRow::Backend => "backend",
+            FormRow::MaxParallel => "max_parallel",
+            FormRow::SweepBudget => "sweep_budget",
         }
     }
 
@@ -541,9 +585,14 @@ impl ConfigureTab {
                 self.base_models.len()
             ),
             FormRow::Field(i) => format!(
-                "{} Allowed: {}.",
+                "{} Allowed: {}.{}",
                 FIELDS[i].help,
-                brightrun_api::training::ranges::readable_range(FIELDS[i].range)
+                brightrun_api::training::ranges::readable_range(FIELDS[i].range),
+                if super::configure_sweep::listable(FIELDS[i].kind) {
+                    " Several values separated by commas sweep it: one run for each."
+                } else {
+                    ""
+                }
             ),
             FormRow::ParametersBillions => "The base model's size in billions of parameters (7 for a 7B model, 0.5 or 500m), for a model the size table does not know; empty uses the table's. It sizes the memory fit and the throughput.".into(),
             FormRow::GpuType => {
@@ -551,6 +600,11 @@ impl ConfigureTab {
             }
             FormRow::GpuCount => "GPUs for the run. Allowed: 1 to 8.".into(),
             FormRow::Backend => "Where the job runs: local (this machine) or a [backends.NAME] entry (a Ray cluster, a RunPod endpoint); the picker shows which answer.".into(),
+            FormRow::MaxParallel => format!(
+                "Runs of the sweep that train at once (1 to {}): the sweep's total time follows it.",
+                brightrun_api::domain::MAX_SWEEP_PARALLEL
+            ),
+            FormRow::SweepBudget => "The most the sweep may spend, in US dollars: a run that could take it past this never starts. Empty: no limit but the monthly budget.".into(),
         }
     }
 
@@ -559,6 +613,8 @@ impl ConfigureTab {
             FormRow::Field(i) => self.errors[i].as_ref(),
             FormRow::GpuCount => self.gpu_count_error.as_ref(),
             FormRow::ParametersBillions => self.parameters_billions_error.as_ref(),
+            FormRow::MaxParallel => self.max_parallel_error.as_ref(),
+            FormRow::SweepBudget => self.sweep_budget_error.as_ref(),
             _ => None,
         }
     }
@@ -578,6 +634,8 @@ impl ConfigureTab {
     /// Re-checks the form and asks for a new estimate when it is valid.
     pub fn changed(&mut self) -> Vec<Effect> {
         let ok = self.recheck();
+        // The sweep's rows go when no field holds a list any more.
+        self.row = self.row.min(self.rows().len() - 1);
         let c = self;
         if !ok {
             c.estimate = Some(Err(c.first_error().unwrap_or_default()));
@@ -744,6 +802,8 @@ impl ConfigureTab {
                 c.gpu_count = n.to_string();
             }
             FormRow::Backend => c.backend = cycle(c.backend, c.backends.len(), forward),
+            FormRow::MaxParallel => c.step_max_parallel(forward),
+            FormRow::SweepBudget => return Vec::new(),
             FormRow::Field(i) => match FIELDS[i].kind {
                 FieldKind::Bool => {
                     let on = matches!(c.values[i].as_str(), "true" | "yes" | "on" | "1");
@@ -890,6 +950,15 @@ impl ConfigureTab {
                 self.editing = Some(Input::new(&v));
                 return Vec::new();
             }
+            FormRow::MaxParallel | FormRow::SweepBudget => {
+                let v = match row {
+                    FormRow::MaxParallel => c.max_parallel.clone(),
+                    _ => c.sweep_budget.clone(),
+                };
+                self.edit_before = v.clone();
+                self.editing = Some(Input::new(&v));
+                return Vec::new();
+            }
         };
         s.overlay = Some(overlay);
         Vec::new()
@@ -994,6 +1063,8 @@ impl ConfigureTab {
             FormRow::Field(i) => self.values[i] = v,
             FormRow::GpuCount => self.gpu_count = v,
             FormRow::ParametersBillions => self.parameters_billions = v,
+            FormRow::MaxParallel => self.max_parallel = v,
+            FormRow::SweepBudget => self.sweep_budget = v,
             _ => {}
         }
     }
@@ -1037,7 +1108,7 @@ impl ConfigureTab {
     }
 
     /// `, base model X` when the user chose another base model than the preset's.
-    fn base_model_wording(&self) -> String {
+    pub(super) fn base_model_wording(&self) -> String {
         match base_model_field() {
             Some(i) if self.values[i].trim() != self.base_values[i].trim() => {
                 format!(", base model {}", self.values[i].trim())
@@ -1047,7 +1118,7 @@ impl ConfigureTab {
     }
 
     /// `, from model NAME (base BASE)` when the run starts from a model's adapter.
-    fn start_model_wording(&self) -> String {
+    pub(super) fn start_model_wording(&self) -> String {
         match self.chosen_model() {
             Some(m) => format!(", from model {} (base {})", m.name, m.base_model),
             None => String::new(),
@@ -1056,7 +1127,11 @@ impl ConfigureTab {
 
     /// Where the job runs: `this machine` for the local backend (with its GPUs when a GPU
     /// type was chosen), `2×A100-80GB (ray-prod)` elsewhere.
-    fn hardware_wording(&self, draft: &JobDraft, config: &brightrun_api::config::Config) -> String {
+    pub(super) fn hardware_wording(
+        &self,
+        draft: &JobDraft,
+        config: &brightrun_api::config::Config,
+    ) -> String {
         let local_gpu = self.gpus.get(self.gpu).is_some_and(|g| g.local);
         let g = GpuConfig {
             gpu_type: if local_gpu {
@@ -1080,6 +1155,9 @@ impl ConfigureTab {
                 Level::Error,
             );
             return Vec::new();
+        }
+        if self.is_sweep() {
+            return self.plan(s);
         }
         let Some(draft) = self.draft() else {
             s.notify_user("choose a ready dataset first", Level::Warning);
@@ -1315,6 +1393,17 @@ impl ConfigureTab {
             }
         };
         let under_w = text_w.saturating_sub(14);
+        if let Some(line) = c.sweep_line() {
+            lines.push(kv(&t, "sweep", line));
+            lines.push(kv(
+                &t,
+                "",
+                format!(
+                    "below: the first run's estimate; {} plans them all",
+                    s.keymap.hint(crate::action::Tab::Configure, "submit")
+                ),
+            ));
+        }
         match &c.estimate {
             None if c.dataset.is_none() => lines.push(Line::styled(
                 "Choose a ready dataset to see the estimate.",

@@ -1,16 +1,18 @@
 //! The Jobs tab: the list and the live monitor (stage, progress, times, cost, loss chart, sparklines,
 //! log). Series are downsampled to the chart's width and cached until new points arrive. Jobs
 //! marked with space (up to six training runs) open side by side in the Compare view
-//! ([`super::jobs_compare`]).
+//! ([`super::jobs_compare`]). A sweep's jobs are listed under its header row, whose own keys
+//! compare or cancel the whole sweep ([`super::jobs_sweeps`]).
 
 use super::jobs_compare::{self as compare, CompareView};
+use super::jobs_sweeps::{self as sweep_rows, SweepRow};
 use super::{Browse, Component, Focus, Handled, Request, TabHits};
 use crate::action::{Action, Tab};
 use crate::context::{Overlay, RetryDialog, Shared, lists};
 use crate::effect::{Effect, Level};
 use crate::format;
 use crate::series::{self, Metric};
-use crate::state::{ChartCache, JobDetail};
+use crate::state::{ChartCache, GROUP_ROW, JobDetail};
 use crate::theme::Theme;
 use crate::ui::{Col, draw_list, fit_line, headers, list_layout, list_title, panel};
 use brightrun_api::ApiError;
@@ -70,6 +72,9 @@ pub struct JobsTab {
     pub marks: Vec<JobId>,
     /// The Compare view, while it is open.
     pub compare: Option<CompareView>,
+    /// Whether the selection is on a sweep's header or job, as the last layout found (the
+    /// key hints follow it).
+    pub sweep_row: SweepRow,
 }
 
 impl Component for JobsTab {
@@ -116,14 +121,21 @@ impl Component for JobsTab {
             return Handled::Consumed(s.ensure_job_detail());
         }
         let sel = s.selected_job().cloned();
-        if self.browse.list_nav(Tab::Jobs, sel.is_some(), action, s) {
+        // A sweep's header opens the sweep's detail as a job opens its monitor.
+        let header = s.selected_sweep().cloned();
+        let has_selection = sel.is_some() || header.is_some();
+        if self.browse.list_nav(Tab::Jobs, has_selection, action, s) {
             return Handled::Consumed(if matches!(action, Action::Open | Action::Right) {
                 s.ensure_job_detail()
             } else {
                 Vec::new()
             });
         }
+        if let Some(sweep) = header {
+            return self.handle_header(action, &sweep, s);
+        }
         let fx = match action {
+            Action::CompareSweep => self.open_sweep_compare(s),
             Action::CancelJob => {
                 let Some(j) = sel else {
                     return Handled::Consumed(s.nothing_selected());
@@ -222,6 +234,7 @@ impl Component for JobsTab {
         }
         let (list_area, monitor_area) = self.split(area);
         let list = list_area.map(|a| list_layout(&mut s.job_list, a));
+        self.sweep_row = Self::sweep_row(s);
         // The monitor's charts: downsample for their width now, so drawing only reads.
         let inner = panel(&s.theme, "", false).inner(monitor_area);
         let sel = s.selected_job().map(|j| j.id);
@@ -258,6 +271,10 @@ impl Component for JobsTab {
                 ("back", "back"),
             ];
         }
+        // A sweep's detail has the sweep's keys.
+        if self.browse.focus == Focus::Detail && self.sweep_row == SweepRow::Header {
+            return sweep_rows::HEADER_DETAIL_KEYS;
+        }
         // With the monitor focused, the keys scroll its log.
         if self.browse.focus == Focus::Detail {
             return &[
@@ -265,6 +282,12 @@ impl Component for JobsTab {
                 ("down", "newer log"),
                 ("back", "back to the list"),
             ];
+        }
+        // On a sweep's rows, its own keys come early; `?` lists them all.
+        match self.sweep_row {
+            SweepRow::Header => return sweep_rows::HEADER_KEYS,
+            SweepRow::Member if self.marks.is_empty() => return sweep_rows::MEMBER_KEYS,
+            _ => {}
         }
         // In the order that fits 80 columns best; `?` lists them all. Once jobs are marked,
         // comparing them comes first.
@@ -295,6 +318,30 @@ impl Component for JobsTab {
 }
 
 impl JobsTab {
+    /// An action on a sweep's header row: compare or cancel the sweep; the keys that act
+    /// on one job say so.
+    fn handle_header(&mut self, action: &Action, sweep: &Sweep, s: &mut Shared) -> Handled {
+        let fx = match action {
+            Action::CompareSweep => self.open_sweep_compare(s),
+            Action::CancelJob => s.confirm_cancel_sweep(sweep),
+            Action::Compare => self.open_compare(s),
+            Action::RetryJob | Action::Mark | Action::OpenArtifact => {
+                s.notify_user(
+                    format!(
+                        "sweep {}: select one of its jobs for that ({} compares them, {} cancels the sweep)",
+                        sweep.name,
+                        s.keymap.hint(Tab::Jobs, "compare_sweep"),
+                        s.keymap.hint(Tab::Jobs, "cancel")
+                    ),
+                    Level::Info,
+                );
+                Vec::new()
+            }
+            _ => return Handled::Ignored,
+        };
+        Handled::Consumed(fx)
+    }
+
     /// Marks the job for the Compare view, or unmarks it: training runs only, at most
     /// [`compare::MAX_RUNS`]; the status bar says what happened, or why not.
     pub fn toggle_mark(&mut self, j: &TrainingJob, s: &mut Shared) {
@@ -417,7 +464,8 @@ impl JobsTab {
             | Action::RetryJob
             | Action::OpenArtifact
             | Action::Mark
-            | Action::Compare => Vec::new(),
+            | Action::Compare
+            | Action::CompareSweep => Vec::new(),
             _ => return Handled::Ignored,
         };
         Handled::Consumed(fx)
@@ -465,10 +513,11 @@ impl JobsTab {
     }
 
     fn draw_list(&self, frame: &mut Frame, area: Rect, t: &Theme, s: &Shared) {
+        // Jobs are counted, not the sweeps' header rows.
         let mut title = list_title(
             t,
             "Jobs",
-            s.job_list.len(),
+            s.job_list.len() - s.job_groups,
             s.jobs.len(),
             &s.job_list.filter,
         );
@@ -533,6 +582,7 @@ impl JobsTab {
         let datasets = &s.datasets;
         let colors = t.run_colors();
         let marks = &self.marks;
+        let last = last_members(s, area);
         draw_list(
             frame,
             area,
@@ -543,14 +593,25 @@ impl JobsTab {
             &widths,
             "No jobs yet: train on a dataset from the Datasets or Configure tab.",
             |i| {
+                if i & GROUP_ROW as usize != 0 {
+                    let sweep = s.sweeps.at(i & !(GROUP_ROW as usize));
+                    let mut cells = sweep_rows::header_cells(sweep, s, wide);
+                    if marked {
+                        cells.insert(0, Line::raw(""));
+                    }
+                    return cells;
+                }
                 let j = jobs.at(i);
-                // An evaluation job (`models eval`) is named by what it compares.
-                let name = match j.task.evaluation() {
-                    Some(e) => format!(
+                let sweep = s.sweep_of_job(j.id);
+                // An evaluation job (`models eval`) is named by what it compares; a sweep's
+                // job by the values it tries, under its sweep.
+                let name = match (sweep, j.task.evaluation()) {
+                    (Some(w), _) => sweep_rows::member_name(j, w, last.contains(&i), wide, s),
+                    (None, Some(e)) => format!(
                         "evaluation of {}",
                         crate::format::plural(e.models.len() as u64, "model")
                     ),
-                    None => datasets
+                    (None, None) => datasets
                         .get(j.dataset_id)
                         .map(|d| d.name.clone())
                         .unwrap_or_else(|| j.dataset_id.short()),
@@ -615,6 +676,10 @@ impl JobsTab {
 
     fn draw_monitor(&self, frame: &mut Frame, area: Rect, focused: bool, s: &Shared) {
         let t = s.theme.clone();
+        if let Some(sweep) = s.selected_sweep() {
+            sweep_rows::draw_sweep(frame, area, focused, sweep, s);
+            return;
+        }
         let Some(job) = s.selected_job().cloned() else {
             frame.render_widget(
                 Paragraph::new("Select a job to monitor it.")
@@ -793,6 +858,24 @@ impl JobsTab {
             draw_checkpoints(frame, checkpoints_area, &t, detail);
         }
     }
+}
+
+/// The rows on screen (`area` is the list's) that are the last job of their sweep's group:
+/// they are drawn with `└` instead of `├`.
+fn last_members(s: &Shared, area: Rect) -> std::collections::HashSet<usize> {
+    let rows = &s.job_list.rows;
+    let end = (s.job_list.offset + area.height as usize).min(rows.len());
+    let sweep_at = |k: usize| -> Option<brightrun_api::ids::SweepId> {
+        let r = *rows.get(k)?;
+        if r & GROUP_ROW != 0 {
+            return None;
+        }
+        s.sweep_of.get(&s.jobs.at(r as usize).id).copied()
+    };
+    (s.job_list.offset..end)
+        .filter(|&k| sweep_at(k).is_some() && sweep_at(k) != sweep_at(k + 1))
+        .map(|k| rows[k] as usize)
+        .collect()
 }
 
 /// The checkpoints a retry can continue from, newest first: step, (epoch,) loss, and the

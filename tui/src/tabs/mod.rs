@@ -9,11 +9,13 @@
 
 pub mod chat;
 pub mod configure;
+pub mod configure_sweep;
 pub mod costs;
 pub mod datasets;
 pub mod datasets_inspect;
 pub mod jobs;
 pub mod jobs_compare;
+pub mod jobs_sweeps;
 pub mod models;
 pub mod notifications;
 
