@@ -1019,3 +1019,161 @@ fn unknown_fields_and_wrong_types_are_refused_with_the_field() {
         assert!(err.contains(needle), "{text}: {err}");
     }
 }
+
+/// A sweep of three runs of the base spec at `learning_rate` 1e-4, 2e-4 and 3e-4.
+fn sweep_spec(d: &Dataset, max_parallel: u32) -> SweepSpec {
+    SweepSpec {
+        job: spec(d, "scripted"),
+        grid: vec![SweepAxis {
+            key: "learning_rate".into(),
+            values: vec!["1e-4".into(), "2e-4".into(), "3e-4".into()],
+        }],
+        max_parallel,
+        ..Default::default()
+    }
+}
+
+/// A metric event at `step` with a validation loss.
+fn val_metric(step: u64, loss: f64) -> String {
+    format!(
+        r#"{{"type":"metric","step":{step},"total_steps":100,"epoch":0.5,"training_loss":{loss},"validation_loss":{loss}}}"#
+    )
+}
+
+async fn wait_sweep(api: &dyn EngineApi, id: SweepId, f: impl Fn(&Sweep) -> bool) -> Sweep {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = api.get_sweep(&id.to_string()).await.unwrap();
+        if f(&s) {
+            return s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {s:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+both!(a_sweep_stops_the_run_that_falls_behind_and_cancelling_it_cancels_the_rest);
+async fn a_sweep_stops_the_run_that_falls_behind_and_cancelling_it_cancels_the_rest(via: Via) {
+    let home = tempfile::tempdir().unwrap();
+    let cluster = Arc::new(Scripted::default());
+    let e = engine(home.path(), vec![("scripted", cluster.clone())]);
+    let served = Served::new(&e, home.path(), via).await;
+    let api = &*served.api;
+    let d = ready_dataset(api, home.path(), "chats").await;
+    // Whichever run is submitted third reports a validation loss twice its siblings'.
+    for loss in [1.0, 1.05, 2.0] {
+        cluster.queue(move |_| vec![report(RemoteState::Running, &[val_metric(10, loss)], 1)]);
+    }
+    let tasks = e.start();
+    let mut spec = sweep_spec(&d, 3);
+    spec.stop_worse = Some(0.1);
+    let sweep = api.create_sweep(spec, false).await.unwrap();
+    assert_eq!(sweep.job_ids().count(), 3, "three at a time: {sweep:#?}");
+    let ids: Vec<JobId> = sweep.job_ids().collect();
+    let mut stopped = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while stopped.is_none() {
+        for id in &ids {
+            let j = api.job(&id.to_string()).await.unwrap();
+            if j.status == JobStatus::Cancelled {
+                stopped = Some(j);
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no run was stopped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopped = stopped.unwrap();
+    let why = stopped.error_message.clone().unwrap_or_default();
+    assert!(
+        why.contains("stopped by its sweep") && why.contains("2.0000 at step 10"),
+        "{why}"
+    );
+    let points = api.metrics(&stopped.id.to_string(), 0, None).await.unwrap();
+    assert_eq!(
+        points[0].validation_loss,
+        Some(2.0),
+        "the worst run was the one stopped"
+    );
+    // The other two run on; cancelling the sweep cancels them.
+    for id in ids.iter().filter(|i| **i != stopped.id) {
+        assert!(!api.job(&id.to_string()).await.unwrap().status.is_terminal());
+    }
+    let cancelled = api.cancel_sweep(&sweep.id.to_string()).await.unwrap();
+    assert_eq!(cancelled.status, SweepStatus::Cancelled);
+    for id in &ids {
+        let j = wait_job(api, *id, |j| j.status.is_terminal()).await;
+        assert_eq!(j.status, JobStatus::Cancelled);
+    }
+    let again = api.cancel_sweep(&sweep.id.to_string()).await.unwrap_err();
+    assert_eq!(again.reason, Some(Reason::AlreadyFinished));
+    e.shutdown();
+    tasks.await.unwrap();
+}
+
+both!(a_sweep_never_starts_a_run_past_its_budget_and_names_its_best);
+async fn a_sweep_never_starts_a_run_past_its_budget_and_names_its_best(via: Via) {
+    let home = tempfile::tempdir().unwrap();
+    let cluster = Arc::new(Scripted::default());
+    let e = engine(home.path(), vec![("scripted", cluster.clone())]);
+    let served = Served::new(&e, home.path(), via).await;
+    let api = &*served.api;
+    let d = ready_dataset(api, home.path(), "chats").await;
+    let plan = api.plan_sweep(sweep_spec(&d, 3)).await.unwrap();
+    assert_eq!(plan.runs.len(), 3);
+    assert_eq!(plan.keys, ["learning_rate"]);
+    let one = plan.runs[0].estimate.estimated_cost;
+    assert!(one > 0.0, "{plan:#?}");
+    assert!(
+        (plan.total_cost
+            - plan
+                .runs
+                .iter()
+                .map(|r| r.estimate.estimated_cost)
+                .sum::<f64>())
+        .abs()
+            < 1e-9
+    );
+    // A budget that covers no run is refused before anything starts.
+    let mut poor = sweep_spec(&d, 3);
+    poor.budget = Some(one / 2.0);
+    let refused = api.create_sweep(poor, false).await.unwrap_err();
+    assert_eq!(refused.reason, Some(Reason::OverBudget), "{refused:?}");
+    assert!(api.list_sweeps().await.unwrap().is_empty());
+    // Two and a half runs' worth: the plan says one will not start, and it does not.
+    let mut spec = sweep_spec(&d, 3);
+    spec.budget = Some(one * 2.5);
+    assert_eq!(
+        api.plan_sweep(spec.clone())
+            .await
+            .unwrap()
+            .over_sweep_budget,
+        1
+    );
+    for loss in [0.9, 0.7] {
+        cluster.queue(move |out| {
+            let mut done = vec![val_metric(1, loss)];
+            done.extend(adapter_events(out));
+            vec![report(RemoteState::Succeeded, &done, 3)]
+        });
+    }
+    let tasks = e.start();
+    let sweep = api.create_sweep(spec, false).await.unwrap();
+    let done = wait_sweep(api, sweep.id, |s| s.status == SweepStatus::Completed).await;
+    assert_eq!(done.job_ids().count(), 2, "{done:#?}");
+    let skipped = done.runs.iter().find(|r| r.job_id.is_none()).unwrap();
+    assert!(
+        skipped.skipped.as_deref().unwrap().contains("budget"),
+        "{skipped:?}"
+    );
+    let best = done.best_job_id.expect("a best run");
+    assert_eq!(done.best_by.as_deref(), Some("validation_loss"));
+    let points = api.metrics(&best.to_string(), 0, None).await.unwrap();
+    assert_eq!(
+        points[0].validation_loss,
+        Some(0.7),
+        "the lowest validation loss wins"
+    );
+    assert!(done.spent > 0.0);
+    e.shutdown();
+    tasks.await.unwrap();
+}
