@@ -787,56 +787,11 @@ pub fn planned_run(sets: &[(String, String)]) -> PlannedRun {
 /// The engine's plan of `spec` (its grid's every combination, first key slowest), its
 /// totals as the engine makes them, against a month at $81.20 of $100.
 pub fn sweep_plan(spec: &SweepSpec) -> SweepPlan {
-    let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
-    for axis in &spec.grid {
-        combos = combos
-            .into_iter()
-            .flat_map(|c| {
-                axis.values.iter().map(move |v| {
-                    let mut c = c.clone();
-                    c.push((axis.key.clone(), v.clone()));
-                    c
-                })
-            })
-            .collect();
-    }
-    let runs: Vec<PlannedRun> = combos.iter().map(|c| planned_run(c)).collect();
-    let max_parallel = spec.max_parallel.max(1);
-    let total_cost: f64 = runs.iter().map(|r| r.estimate.estimated_cost).sum();
-    let mut slots = vec![0.0f64; max_parallel as usize];
-    for r in &runs {
-        let first = slots
-            .iter_mut()
-            .min_by(|a, b| a.total_cmp(b))
-            .expect("a slot");
-        *first += r.estimate.estimated_duration_hours;
-    }
-    let mut cumulative = 0.0;
-    let over_sweep_budget = runs
+    let runs: Vec<PlannedRun> = brightrun_api::domain::grid_combinations(&spec.grid)
         .iter()
-        .filter(|r| {
-            cumulative += r.estimate.estimated_cost;
-            spec.budget.is_some_and(|b| cumulative > b + 1e-9)
-        })
-        .count() as u32;
-    let keys: Vec<String> = spec.grid.iter().map(|a| a.key.clone()).collect();
-    SweepPlan {
-        name: format!("sweep of {}", keys.join(" × ")),
-        not_fitting: runs
-            .iter()
-            .filter(|r| !r.estimate.fit.verdict.fits())
-            .count() as u32,
-        keys,
-        runs,
-        total_cost,
-        total_duration_hours: slots.iter().copied().fold(0.0, f64::max),
-        max_parallel,
-        budget: spec.budget,
-        over_sweep_budget,
-        spent_this_month: 81.2,
-        monthly_budget: Some(100.0),
-        exceeds_monthly_budget: 81.2 + total_cost > 100.0,
-    }
+        .map(|c| planned_run(c))
+        .collect();
+    SweepPlan::new(spec, runs, 81.2, Some(100.0))
 }
 
 /// `n` metric points of a plausible run: loss decaying with noise, validation every 50 steps.

@@ -172,3 +172,85 @@ impl Sweep {
             .count()
     }
 }
+
+/// Every combination of a grid's values, the first axis slowest: each a list of `key=value`
+/// in the axes' order (one empty combination for no axes).
+pub fn grid_combinations(grid: &[SweepAxis]) -> Vec<Vec<(String, String)>> {
+    let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for axis in grid {
+        combos = combos
+            .into_iter()
+            .flat_map(|combo| {
+                axis.values.iter().map(move |v| {
+                    let mut c = combo.clone();
+                    c.push((axis.key.clone(), v.trim().to_string()));
+                    c
+                })
+            })
+            .collect();
+    }
+    combos
+}
+
+impl SweepPlan {
+    /// A plan's totals from its runs' estimates: the cost, the time with `max_parallel` runs
+    /// at a time (each starting on the first free slot, in order), what the sweep budget and
+    /// the month's budget leave out, the runs that will not fit.
+    pub fn new(
+        spec: &SweepSpec,
+        runs: Vec<PlannedRun>,
+        spent_this_month: f64,
+        monthly_budget: Option<f64>,
+    ) -> SweepPlan {
+        let max_parallel = spec.max_parallel.max(1);
+        let total_cost: f64 = runs.iter().map(|r| r.estimate.estimated_cost).sum();
+        let mut slots = vec![0.0f64; max_parallel as usize];
+        for r in &runs {
+            if let Some(first) = slots.iter_mut().min_by(|a, b| a.total_cmp(b)) {
+                *first += r.estimate.estimated_duration_hours;
+            }
+        }
+        let mut cumulative = 0.0;
+        let over_sweep_budget = runs
+            .iter()
+            .filter(|r| {
+                cumulative += r.estimate.estimated_cost;
+                spec.budget.is_some_and(|b| cumulative > b + 1e-9)
+            })
+            .count() as u32;
+        SweepPlan {
+            name: spec.name.clone().unwrap_or_else(|| spec.default_name()),
+            keys: runs
+                .first()
+                .map(|r| r.sets.iter().map(|(k, _)| k.clone()).collect())
+                .unwrap_or_default(),
+            not_fitting: runs
+                .iter()
+                .filter(|r| !r.estimate.fit.verdict.fits())
+                .count() as u32,
+            runs,
+            total_cost,
+            total_duration_hours: slots.iter().copied().fold(0.0, f64::max),
+            max_parallel,
+            budget: spec.budget,
+            over_sweep_budget,
+            spent_this_month,
+            monthly_budget,
+            exceeds_monthly_budget: monthly_budget
+                .is_some_and(|b| spent_this_month + total_cost > b),
+        }
+    }
+}
+
+impl SweepSpec {
+    /// What a sweep is named by default: the keys it sweeps.
+    pub fn default_name(&self) -> String {
+        let keys: Vec<&str> = self
+            .grid
+            .iter()
+            .map(|a| a.key.as_str())
+            .chain(self.ranges.iter().map(|r| r.key.as_str()))
+            .collect();
+        format!("sweep of {}", keys.join(" × "))
+    }
+}

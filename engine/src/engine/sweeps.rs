@@ -38,7 +38,7 @@ impl Engine {
             });
         }
         let spent = self.spent_this_month()?;
-        Ok(totals(
+        Ok(SweepPlan::new(
             spec,
             runs,
             spent,
@@ -330,66 +330,6 @@ fn with_sets(base: &JobRequest, sets: &[(String, String)]) -> JobRequest {
 /// `learning_rate=1e-4 lora_rank=8`.
 pub(crate) fn describe(sets: &[(String, String)]) -> String {
     crate::wording::sets(sets)
-}
-
-/// The plan's totals from its runs' estimates.
-fn totals(
-    spec: &SweepSpec,
-    runs: Vec<PlannedRun>,
-    spent_this_month: f64,
-    monthly_budget: Option<f64>,
-) -> SweepPlan {
-    let max_parallel = spec.max_parallel.max(1);
-    let total_cost: f64 = runs.iter().map(|r| r.estimate.estimated_cost).sum();
-    // Runs start in order on the first free slot.
-    let mut slots = vec![0.0f64; max_parallel as usize];
-    for r in &runs {
-        let first = slots
-            .iter_mut()
-            .min_by(|a, b| a.total_cmp(b))
-            .expect("at least one slot");
-        *first += r.estimate.estimated_duration_hours;
-    }
-    let total_duration_hours = slots.iter().copied().fold(0.0, f64::max);
-    let mut cumulative = 0.0;
-    let over_sweep_budget = runs
-        .iter()
-        .filter(|r| {
-            cumulative += r.estimate.estimated_cost;
-            spec.budget.is_some_and(|b| cumulative > b + 1e-9)
-        })
-        .count() as u32;
-    SweepPlan {
-        name: spec.name.clone().unwrap_or_else(|| default_name(spec)),
-        keys: runs
-            .first()
-            .map(|r| r.sets.iter().map(|(k, _)| k.clone()).collect())
-            .unwrap_or_default(),
-        not_fitting: runs
-            .iter()
-            .filter(|r| !r.estimate.fit.verdict.fits())
-            .count() as u32,
-        runs,
-        total_cost,
-        total_duration_hours,
-        max_parallel,
-        budget: spec.budget,
-        over_sweep_budget,
-        spent_this_month,
-        monthly_budget,
-        exceeds_monthly_budget: monthly_budget.is_some_and(|b| spent_this_month + total_cost > b),
-    }
-}
-
-/// What a sweep is named by default: the keys it sweeps.
-fn default_name(spec: &SweepSpec) -> String {
-    let keys: Vec<&str> = spec
-        .grid
-        .iter()
-        .map(|a| a.key.as_str())
-        .chain(spec.ranges.iter().map(|r| r.key.as_str()))
-        .collect();
-    format!("sweep of {}", keys.join(" × "))
 }
 
 /// Refuses a sweep its budget cannot start, or one over the monthly budget unconfirmed.

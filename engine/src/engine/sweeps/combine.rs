@@ -9,19 +9,7 @@ use std::collections::BTreeSet;
 /// in the order the keys were given (grid axes, then ranges).
 pub(crate) fn combinations(spec: &SweepSpec) -> Result<Vec<Vec<(String, String)>>> {
     check(spec)?;
-    let mut grid: Vec<Vec<(String, String)>> = vec![Vec::new()];
-    for axis in &spec.grid {
-        grid = grid
-            .into_iter()
-            .flat_map(|combo| {
-                axis.values.iter().map(move |v| {
-                    let mut c = combo.clone();
-                    c.push((axis.key.clone(), v.trim().to_string()));
-                    c
-                })
-            })
-            .collect();
-    }
+    let grid = crate::domain::grid_combinations(&spec.grid);
     if spec.random == 0 {
         return Ok(grid);
     }
