@@ -213,6 +213,40 @@ pub enum StorageCmd {
     },
 }
 
+/// What a sweep runs (`jobs sweep`).
+#[derive(Args, Debug, Clone)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// A swept hyperparameter and its values, e.g. --grid learning_rate=1e-4,5e-5
+    /// --grid lora_rank=8,16 (every combination runs).
+    #[arg(long = "grid", value_name = "KEY=V1,V2,…")]
+    pub grid: Vec<String>,
+    /// This many random draws from the --range values (crossed with the grid).
+    #[arg(long, value_name = "N")]
+    pub random: Option<u32>,
+    /// Where random draws come from: KEY=LOW:HIGH, or KEY=LOW:HIGH:log for log-uniform,
+    /// e.g. --range learning_rate=1e-5:1e-3:log.
+    #[arg(long = "range", value_name = "KEY=LOW:HIGH[:log]")]
+    pub ranges: Vec<String>,
+    /// The random draws' seed (default: a fresh one, shown in the plan).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Runs training at once (1 to 16).
+    #[arg(long, default_value_t = 1)]
+    pub max_parallel: u32,
+    /// US dollars: no run starts that could take the sweep's cost past this.
+    #[arg(long, value_name = "USD")]
+    pub budget: Option<f64>,
+    /// Stop a run whose validation loss is worse than its siblings' median at the same
+    /// step by this margin: 10% or 0.1.
+    #[arg(long, value_name = "MARGIN")]
+    pub stop_worse: Option<String>,
+    /// A name for lists (default: the swept keys).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
 /// What to train and on what: shared by `estimate` and `jobs create`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
@@ -334,34 +368,7 @@ pub enum JobsCmd {
     /// at a time, within --budget. Shows the total estimate and asks before anything starts.
     Sweep {
         #[command(flatten)]
-        run: RunArgs,
-        /// A swept hyperparameter and its values, e.g. --grid learning_rate=1e-4,5e-5
-        /// --grid lora_rank=8,16 (every combination runs).
-        #[arg(long = "grid", value_name = "KEY=V1,V2,…")]
-        grid: Vec<String>,
-        /// This many random draws from the --range values (crossed with the grid).
-        #[arg(long, value_name = "N")]
-        random: Option<u32>,
-        /// Where random draws come from: KEY=LOW:HIGH, or KEY=LOW:HIGH:log for log-uniform,
-        /// e.g. --range learning_rate=1e-5:1e-3:log.
-        #[arg(long = "range", value_name = "KEY=LOW:HIGH[:log]")]
-        ranges: Vec<String>,
-        /// The random draws' seed (default: a fresh one, shown in the plan).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Runs training at once (1 to 16).
-        #[arg(long, default_value_t = 1)]
-        max_parallel: u32,
-        /// US dollars: no run starts that could take the sweep's cost past this.
-        #[arg(long, value_name = "USD")]
-        budget: Option<f64>,
-        /// Stop a run whose validation loss is worse than its siblings' median at the same
-        /// step by this margin: 10% or 0.1.
-        #[arg(long, value_name = "MARGIN")]
-        stop_worse: Option<String>,
-        /// A name for lists (default: the swept keys).
-        #[arg(long)]
-        name: Option<String>,
+        sweep: SweepArgs,
         /// Do not ask for confirmation of the cost.
         #[arg(long, short)]
         yes: bool,

@@ -317,32 +317,11 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
             retry(api, &id, options, yes, json.json).await
         }
         JobsCmd::Sweep {
-            run,
-            grid,
-            random,
-            ranges,
-            seed,
-            max_parallel,
-            budget,
-            stop_worse,
-            name,
+            sweep,
             yes,
             over_budget,
             json,
-        } => {
-            let args = super::sweeps::SweepArgs {
-                run,
-                grid,
-                random,
-                ranges,
-                seed,
-                max_parallel,
-                budget,
-                stop_worse,
-                name,
-            };
-            super::sweeps::sweep(api, args, yes, over_budget, json.json).await
-        }
+        } => super::sweeps::sweep(api, sweep, yes, over_budget, json.json).await,
         JobsCmd::Compare { ids, json } => {
             let c = api.compare_runs(&ids).await?;
             if json.json {

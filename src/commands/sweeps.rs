@@ -3,23 +3,10 @@
 use super::exit;
 use super::jobs::{confirm, request};
 use super::output::{self, fit, money};
-use crate::cli::{RunArgs, SweepsCmd};
+use crate::cli::{SweepArgs, SweepsCmd};
 use anyhow::{Result, bail};
 use brightrun_engine::api::{Api, ApiError, EngineApi, ErrorCode};
 use brightrun_engine::domain::{Sweep, SweepAxis, SweepPlan, SweepRange, SweepSpec};
-
-/// What `jobs sweep` was given.
-pub struct SweepArgs {
-    pub run: RunArgs,
-    pub grid: Vec<String>,
-    pub random: Option<u32>,
-    pub ranges: Vec<String>,
-    pub seed: Option<u64>,
-    pub max_parallel: u32,
-    pub budget: Option<f64>,
-    pub stop_worse: Option<String>,
-    pub name: Option<String>,
-}
 
 /// The spec the flags describe.
 pub fn spec(a: &SweepArgs) -> Result<SweepSpec> {
@@ -118,6 +105,12 @@ pub async fn sweep(
     let plan = api.plan_sweep(spec.clone()).await?;
     if !json {
         print_plan(&plan);
+        if spec.random > 0 {
+            println!(
+                "  random draws: seed {} (`--seed {}` draws the same)",
+                spec.seed, spec.seed
+            );
+        }
     }
     let mut confirmed_budget = over_budget;
     if plan.exceeds_monthly_budget && !over_budget {
