@@ -4,7 +4,8 @@
 
 use brightrun_engine::Engine;
 use brightrun_engine::config::Config;
-use brightrun_engine::ids::UserId;
+use brightrun_engine::domain::{Sweep, SweepRun, SweepSpec, SweepStatus, now};
+use brightrun_engine::ids::{SweepId, UserId};
 use brightrun_engine::mirror::sample::{Sample, write_sample};
 use brightrun_engine::mirror::{MirrorState, migrate};
 use brightrun_engine::paths::Paths;
@@ -463,16 +464,67 @@ async fn check_values(c: &Client, s: &Sample) {
     assert_eq!(users, 1);
 }
 
+/// A sweep's row: status, name, runs, spent.
+async fn sweep_row(c: &Client, id: uuid::Uuid) -> (String, String, serde_json::Value, f64) {
+    let r = c
+        .query_one(
+            "SELECT status, name, runs, spent FROM brightrun_sweeps WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2), r.get(3))
+}
+
+fn sweep_sample(user: UserId) -> Sweep {
+    let t = now();
+    Sweep {
+        id: SweepId::new(),
+        user_id: user,
+        name: "lr sweep".into(),
+        spec: SweepSpec::default(),
+        status: SweepStatus::Running,
+        runs: vec![SweepRun {
+            sets: vec![("learning_rate".into(), "1e-4".into())],
+            job_id: None,
+            skipped: None,
+            estimated_cost: 0.5,
+        }],
+        best_job_id: None,
+        best_by: None,
+        spent: 0.25,
+        created_at: t,
+        updated_at: t,
+        completed_at: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_reaches_postgres_with_its_values_and_verify_is_clean() {
     let db = TestDb::new(SERVER).await;
     let home = tempfile::tempdir().unwrap();
     let e = engine(home.path(), &db.url());
     let s = write_sample(e.store(), e.profile_user(), 10_000).unwrap();
+    let mut sweep = sweep_sample(e.profile_user());
+    e.store().write(|w| w.put_sweep(&sweep)).unwrap();
     // The backfill (first start) copies all of it.
     sync(&e, 120).await;
     let c = db.client().await;
     check_values(&c, &s).await;
+    let (status, name, runs, spent) = sweep_row(&c, sweep.id.0).await;
+    assert_eq!(
+        (status.as_str(), name.as_str(), spent),
+        ("running", "lr sweep", 0.25)
+    );
+    assert_eq!(
+        runs[0]["sets"][0],
+        serde_json::json!(["learning_rate", "1e-4"])
+    );
+    // A sweep's change after the backfill is followed like any record's.
+    sweep.status = SweepStatus::Cancelled;
+    e.store().write(|w| w.put_sweep(&sweep)).unwrap();
+    sync(&e, 60).await;
+    assert_eq!(sweep_row(&c, sweep.id.0).await.0, "cancelled");
     let report = e.mirror_verify().await.unwrap();
     assert!(report.clean, "{report:#?}");
     assert_eq!(report.tables.len(), 7);
