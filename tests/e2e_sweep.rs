@@ -222,6 +222,12 @@ fn a_sweep_feeds_mlflow_tensorboard_and_webhooks_through_outages() {
         "{c:#}"
     );
     assert_eq!(c["best"], best, "the sweep's best is the comparison's");
+    let shown = home.cmd().args(["jobs", "show", best]).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("its best run") && shown.contains(&id[..8]),
+        "{shown}"
+    );
 
     // The daemon dies with every delivery still pending (the receiver has been down all
     // along); after a restart, with the receiver up, every event arrives, each id once.

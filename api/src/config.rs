@@ -984,3 +984,73 @@ fn without_quoted(message: &str) -> String {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(toml_text: &str) -> Result<(), ConfigError> {
+        let c: Config = toml::from_str(toml_text).map_err(|e| ConfigError::Parse {
+            path: "config.toml".into(),
+            message: e.to_string(),
+        })?;
+        c.check()
+    }
+
+    fn refused(toml_text: &str, key: &str, needle: &str) {
+        match parsed(toml_text) {
+            Err(ConfigError::Invalid { key: k, message }) => {
+                assert_eq!(k, key, "{message}");
+                assert!(message.contains(needle), "{message}");
+            }
+            other => panic!("{toml_text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn webhooks_and_trackers_are_checked_naming_the_entry() {
+        let hook = |extra: &str| {
+            format!(
+                "[[webhooks]]\nname = \"ops\"\nurl = \"https://h.example/x?t=1\"\nsecret = \"ops_hook\"\n{extra}"
+            )
+        };
+        parsed(&hook("events = [\"job.completed\"]\nformat = \"slack\"")).unwrap();
+        refused(
+            &hook("events = [\"job.done\"]"),
+            "webhooks[0].events",
+            "`job.done` is not an event",
+        );
+        refused(&hook("format = \"xml\""), "webhooks[0].format", "`xml`");
+        refused(
+            &hook("retry_minutes = 0"),
+            "webhooks[0].retry_minutes",
+            "1 to 10080",
+        );
+        refused(
+            &format!("{}{}", hook(""), hook("")),
+            "webhooks[1].name",
+            "used twice",
+        );
+        refused(
+            "[[webhooks]]\nname = \"a\"\nurl = \"https://user:pw@h.example/\"\nsecret = \"s\"\n",
+            "webhooks[0].url",
+            "credentials",
+        );
+        refused(
+            "[[webhooks]]\nname = \"a\"\nurl = \"ftp://h.example/\"\nsecret = \"s\"\n",
+            "webhooks[0].url",
+            "http",
+        );
+        refused(
+            "[[webhooks]]\nname = \"a\"\nurl = \"https://h.example/\"\nsecret = \"whsec_abc+/=\"\n",
+            "webhooks[0].secret",
+            "not the key itself",
+        );
+        parsed("[tracking.mlflow]\nuri = \"http://127.0.0.1:5000\"\n[tracking.tensorboard]\ndir = \"tb\"\n").unwrap();
+        refused(
+            "[tracking.mlflow]\nuri = \"127.0.0.1:5000\"\n",
+            "tracking.mlflow.uri",
+            "http",
+        );
+    }
+}

@@ -269,6 +269,24 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
                 if let Some(c) = &comparison {
                     super::compare::print_comparison(c);
                 }
+                // Its sweep, when it is a run of one (a sweep list is a handful of records).
+                if let Ok(sweeps) = api.list_sweeps().await
+                    && let Some(s) = sweeps.iter().find(|s| s.job_ids().any(|j| j == job.id))
+                {
+                    let run = s.runs.iter().find(|r| r.job_id == Some(job.id));
+                    println!(
+                        "  sweep        {} ({}, {}){}",
+                        s.id.short(),
+                        output::clean(&s.name),
+                        run.map(|r| brightrun_engine::wording::sets(&r.sets))
+                            .unwrap_or_default(),
+                        if s.best_job_id == Some(job.id) {
+                            " — its best run"
+                        } else {
+                            ""
+                        }
+                    );
+                }
             }
             Ok(exit::OK)
         }
