@@ -84,6 +84,10 @@ pub enum Command {
     /// Hyperparameter sweeps (`jobs sweep` starts one): list, show, cancel.
     #[command(subcommand)]
     Sweeps(SweepsCmd),
+    /// The experiment trackers and webhooks fed from the change log: how far each is, and
+    /// why it is behind.
+    #[command(subcommand)]
+    Tracking(TrackingCmd),
     /// Webhooks (`[[webhooks]]` in config.toml): list them, send a test, read the delivery log.
     #[command(subcommand)]
     Webhooks(WebhooksCmd),
@@ -165,6 +169,16 @@ pub enum SweepsCmd {
     /// Stops a sweep: no further run starts; its queued and running jobs are cancelled.
     Cancel {
         id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TrackingCmd {
+    /// Each of MLflow (`[tracking.mlflow]`), TensorBoard (`[tracking.tensorboard]`) and the
+    /// webhooks: where it sends, the changes it has not applied yet, its last error.
+    Status {
         #[command(flatten)]
         json: JsonFlag,
     },

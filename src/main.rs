@@ -201,6 +201,7 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
         Some(Command::Mirror(cmd)) => commands::mirror::run(api, cmd).await,
         Some(Command::Sweeps(cmd)) => commands::sweeps::run(api, cmd).await,
         Some(Command::Webhooks(cmd)) => commands::webhooks::run(api, cmd).await,
+        Some(Command::Tracking(cmd)) => commands::webhooks::tracking(api, cmd).await,
         Some(Command::Backends(cmd)) => commands::backends::run(api, cmd).await,
         Some(Command::Backup(_)) => unreachable!("handled before attaching"),
         Some(Command::Doctor { .. }) => unreachable!("handled before attaching"),

@@ -191,6 +191,20 @@ fn a_sweep_feeds_mlflow_tensorboard_and_webhooks_through_outages() {
         home.json(&["jobs", "show", &first_job, "--json"], 0)["status"] != "running"
             && home.json(&["jobs", "show", &first_job, "--json"], 0)["status"] != "queued"
     });
+    let tracking = |name: &str| -> Value {
+        let all = home.json(&["tracking", "status", "--json"], 0);
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    wait_until(120, "the MLflow consumer to report the outage", || {
+        tracking("mlflow")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("MLflow at"))
+    });
     let mut server = mlflow_server(&mlflow_dir, mlflow_port);
 
     wait_until(900, "the sweep to complete", || {
@@ -375,6 +389,11 @@ fn a_sweep_feeds_mlflow_tensorboard_and_webhooks_through_outages() {
             "{tags}"
         );
     }
+    wait_until(60, "the MLflow consumer to catch up", || {
+        let m = tracking("mlflow");
+        m["behind"] == 0 && m["last_error"].is_null()
+    });
+    assert_eq!(tracking("tensorboard")["behind"], 0);
     server.kill(libc::SIGTERM);
 
     // TensorBoard: each job's folder read back with tensorboard's own reader.

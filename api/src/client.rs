@@ -423,6 +423,9 @@ pub trait Api: EngineApi {
         )
         .map(|b| *b)
     }
+    async fn tracking_status(&self) -> Result<Vec<ConsumerStatus>, ApiError> {
+        expect!(self.call(Request::TrackingStatus).await, Consumers)
+    }
     async fn list_webhooks(&self) -> Result<Vec<WebhookInfo>, ApiError> {
         expect!(self.call(Request::ListWebhooks).await, Webhooks)
     }

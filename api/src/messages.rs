@@ -260,6 +260,8 @@ pub enum Request {
     },
     /// The configured webhooks and how their deliveries stand.
     ListWebhooks,
+    /// How the change log's consumers (MLflow, TensorBoard, the webhooks) are doing.
+    TrackingStatus,
     /// Sends a signed `webhook.test` event to one webhook now and says what it answered.
     TestWebhook {
         name: String,
@@ -447,6 +449,7 @@ impl Request {
             Self::GetSweep { .. } => "get_sweep",
             Self::CancelSweep { .. } => "cancel_sweep",
             Self::ListWebhooks => "list_webhooks",
+            Self::TrackingStatus => "tracking_status",
             Self::TestWebhook { .. } => "test_webhook",
             Self::WebhookDeliveries { .. } => "webhook_deliveries",
             Self::ModelFromCheckpoint { .. } => "model_from_checkpoint",
@@ -635,6 +638,7 @@ pub enum Reply {
     Sweep(Box<Sweep>),
     Sweeps(Vec<Sweep>),
     Webhooks(Vec<WebhookInfo>),
+    Consumers(Vec<ConsumerStatus>),
     WebhookDelivery(Box<WebhookDelivery>),
     WebhookDeliveries(Vec<WebhookDelivery>),
     DatasetInspection(Box<DatasetInspection>),
@@ -681,6 +685,7 @@ impl Reply {
             Self::Sweep(_) => "sweep",
             Self::Sweeps(_) => "sweeps",
             Self::Webhooks(_) => "webhooks",
+            Self::Consumers(_) => "consumers",
             Self::WebhookDelivery(_) => "webhook_delivery",
             Self::WebhookDeliveries(_) => "webhook_deliveries",
             Self::DatasetInspection(_) => "dataset_inspection",

@@ -1,9 +1,11 @@
 //! `brightrun webhooks list|test|deliveries`: the configured webhooks, a signed test event,
 //! and the delivery log. Keys are never shown: only the name of the secret holding each.
+//! `brightrun tracking status`: how each consumer of the change log (MLflow, TensorBoard,
+//! the webhooks) is doing.
 
 use super::exit;
 use super::output::{self, fit};
-use crate::cli::WebhooksCmd;
+use crate::cli::{TrackingCmd, WebhooksCmd};
 use anyhow::Result;
 use brightrun_engine::api::{Api, EngineApi, Paging};
 use brightrun_engine::domain::{DeliveryState, WebhookDelivery};
@@ -102,6 +104,39 @@ pub async fn run(api: &dyn EngineApi, cmd: WebhooksCmd) -> Result<i32> {
             Ok(exit::OK)
         }
     }
+}
+
+pub async fn tracking(api: &dyn EngineApi, cmd: TrackingCmd) -> Result<i32> {
+    let TrackingCmd::Status { json } = cmd;
+    let all = api.tracking_status().await?;
+    if json.json {
+        output::json(&all)?;
+    } else if all.is_empty() {
+        println!(
+            "nothing configured: `[tracking.mlflow]`, `[tracking.tensorboard]` or `[[webhooks]]` in config.toml"
+        );
+    } else {
+        let rows: Vec<Vec<String>> = all
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.clone(),
+                    fit(&output::clean(&c.target), 40),
+                    c.position.to_string(),
+                    c.behind.to_string(),
+                    c.last_error
+                        .as_deref()
+                        .map(|e| fit(&output::clean(e), 60))
+                        .unwrap_or_else(|| "–".into()),
+                ]
+            })
+            .collect();
+        output::table(
+            &["CONSUMER", "TARGET", "POSITION", "BEHIND", "LAST ERROR"],
+            &rows,
+        );
+    }
+    Ok(exit::OK)
 }
 
 /// The last try's answer.

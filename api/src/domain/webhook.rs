@@ -78,3 +78,20 @@ pub struct WebhookDelivery {
     pub next_attempt_at: Option<Timestamp>,
     pub delivered_at: Option<Timestamp>,
 }
+
+/// How one durable consumer of the change log (MLflow, TensorBoard, the webhooks) is doing:
+/// `brightrun tracking status`, `GET /api/tracking`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ConsumerStatus {
+    /// `mlflow`, `tensorboard` or `webhooks`.
+    pub name: String,
+    /// Where it sends: the server, the folder, the number of webhooks.
+    pub target: String,
+    /// The last change it has applied.
+    pub position: u64,
+    /// Changes committed and not yet applied.
+    pub behind: u64,
+    /// Why the last try failed, until one succeeds.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Timestamp>,
+}

@@ -612,6 +612,14 @@ impl LocalApi {
                 Reply::Sweep(Box::new(e.cancel_sweep(id).await?))
             }
             Request::ListWebhooks => Reply::Webhooks(e.webhooks().await?),
+            Request::TrackingStatus => {
+                let mut all = blocking(e, |e| e.tracking_status()).await?;
+                // Where they send is the engine's business: its owner sees it.
+                if !self.sees_engine() {
+                    all.iter_mut().for_each(|c| c.target.clear());
+                }
+                Reply::Consumers(all)
+            }
             Request::TestWebhook { name } => {
                 Reply::WebhookDelivery(Box::new(e.test_webhook(&name).await?))
             }

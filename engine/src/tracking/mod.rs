@@ -9,7 +9,7 @@ mod mlflow;
 mod tensorboard;
 
 use crate::config::Config;
-use crate::domain::TrainingJob;
+use crate::domain::{ConsumerStatus, TrainingJob};
 use crate::follow::SharedStatus;
 use crate::paths::Paths;
 use crate::secrets::Secrets;
@@ -100,4 +100,41 @@ pub(crate) fn scalars(p: &crate::domain::MetricsPoint) -> Vec<(&'static str, f64
     .into_iter()
     .filter_map(|(k, v)| v.filter(|v| v.is_finite()).map(|v| (k, v)))
     .collect()
+}
+
+impl crate::Engine {
+    /// How each configured consumer of the change log is doing (none configured: empty).
+    pub fn tracking_status(&self) -> Result<Vec<ConsumerStatus>, crate::EngineError> {
+        let store = self.store();
+        let last = store.last_seq()?;
+        let one = |name: &str, target: String, consumer: &str, status: &SharedStatus| {
+            let position = store.acked_changes(consumer)?.unwrap_or(0);
+            let s = status.lock().map(|s| s.clone()).unwrap_or_default();
+            Ok::<_, crate::EngineError>(ConsumerStatus {
+                name: name.into(),
+                target,
+                position,
+                behind: last.saturating_sub(position),
+                last_error: s.last_error,
+                last_error_at: s.last_error_at,
+            })
+        };
+        let config = self.config();
+        let mut out = Vec::new();
+        if let Some(m) = &config.tracking.mlflow {
+            let shared = &self.inner.tracking.mlflow;
+            out.push(one("mlflow", m.uri.clone(), MLFLOW_CONSUMER, shared)?);
+        }
+        if let Some(t) = &config.tracking.tensorboard {
+            let dir = self.paths().data_dir.join(&t.dir).display().to_string();
+            let shared = &self.inner.tracking.tensorboard;
+            out.push(one("tensorboard", dir, TENSORBOARD_CONSUMER, shared)?);
+        }
+        if !config.webhooks.is_empty() {
+            let target = crate::wording::counted(config.webhooks.len() as u64, "webhook");
+            let shared = &self.inner.webhooks.follow;
+            out.push(one("webhooks", target, crate::webhooks::CONSUMER, shared)?);
+        }
+        Ok(out)
+    }
 }

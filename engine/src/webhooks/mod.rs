@@ -12,7 +12,7 @@ mod sign;
 use crate::config::{Config, WebhookConfig};
 use crate::domain::*;
 use crate::events::Sequenced;
-use crate::follow::{Consumer, FollowStatus, SharedStatus, on_store};
+use crate::follow::{Consumer, SharedStatus, on_store};
 use crate::secrets::Secrets;
 use crate::store::{LogBounds, Store, StoredDelivery};
 use std::sync::Arc;
@@ -219,9 +219,4 @@ pub(crate) async fn test(
     let (store, logged) = (store.clone(), d.clone());
     on_store(move || store.put_delivery(&logged)).await?;
     Ok(d.delivery)
-}
-
-/// How the webhooks are doing: for `status` and logs.
-pub fn follow_status(shared: &Shared) -> FollowStatus {
-    shared.follow.lock().map(|s| s.clone()).unwrap_or_default()
 }

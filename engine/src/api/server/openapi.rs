@@ -431,6 +431,13 @@ pub(super) fn document_with(catalog: Option<&Catalog>) -> Value {
         "post",
         json!({"summary": "Cancel a sweep and its queued and running jobs", "parameters": [id_param("sweep")], "responses": sr}),
     );
+    let consumer = d.schema::<ConsumerStatus>();
+    let consumers = d_ok(&mut d, json!({"type": "array", "items": consumer}));
+    add(
+        "/api/tracking",
+        "get",
+        json!({"summary": "How the change log's consumers (MLflow, TensorBoard, the webhooks) are doing", "responses": d.responses(consumers)}),
+    );
     let hook = d.schema::<WebhookInfo>();
     let hooks = d_ok(&mut d, json!({"type": "array", "items": hook}));
     add(

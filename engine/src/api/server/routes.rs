@@ -467,6 +467,10 @@ async fn cancel_sweep(caller: Caller, Id(id): Id) -> Result<Response, HttpError>
     call(&caller, Request::CancelSweep { id }).await
 }
 
+async fn tracking_status(caller: Caller) -> Result<Response, HttpError> {
+    call(&caller, Request::TrackingStatus).await
+}
+
 async fn list_webhooks(caller: Caller) -> Result<Response, HttpError> {
     call(&caller, Request::ListWebhooks).await
 }
@@ -918,6 +922,7 @@ pub(super) fn seed_routes(r: Routes) -> Routes {
         .add(M::POST, "/api/sweeps", create_sweep)
         .add(M::GET, "/api/sweeps/{id}", get_sweep)
         .add(M::POST, "/api/sweeps/{id}/cancel", cancel_sweep)
+        .add(M::GET, "/api/tracking", tracking_status)
         .add(M::GET, "/api/webhooks", list_webhooks)
         .add(M::GET, "/api/webhooks/deliveries", webhook_deliveries)
         .add(M::POST, "/api/webhooks/{name}/test", test_webhook)
