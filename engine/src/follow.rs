@@ -41,7 +41,6 @@ pub struct FollowStatus {
     pub position: u64,
     pub last_error: Option<String>,
     pub last_error_at: Option<Timestamp>,
-    pub applied: u64,
 }
 
 /// A consumer's status shared with the API (a short lock, never held across I/O).
@@ -145,7 +144,6 @@ async fn step(
     consumer.commit(store, last).await?;
     set(status, |s| {
         s.position = last;
-        s.applied += changes.len() as u64;
         s.last_error = None;
     });
     Ok(true)

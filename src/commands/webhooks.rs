@@ -8,7 +8,7 @@ use super::output::{self, fit};
 use crate::cli::{TrackingCmd, WebhooksCmd};
 use anyhow::Result;
 use brightrun_engine::api::{Api, EngineApi, Paging};
-use brightrun_engine::domain::{DeliveryState, WebhookDelivery};
+use brightrun_engine::domain::DeliveryState;
 
 pub async fn run(api: &dyn EngineApi, cmd: WebhooksCmd) -> Result<i32> {
     match cmd {
@@ -61,9 +61,9 @@ pub async fn run(api: &dyn EngineApi, cmd: WebhooksCmd) -> Result<i32> {
             if json.json {
                 output::json(&d)?;
             } else if ok {
-                println!("delivered {} to {name}: {}", d.id, result(&d));
+                println!("delivered {} to {name}: {}", d.id, d.result());
             } else {
-                println!("not delivered to {name}: {}", result(&d));
+                println!("not delivered to {name}: {}", d.result());
             }
             Ok(if ok { exit::OK } else { exit::FAILED })
         }
@@ -89,7 +89,7 @@ pub async fn run(api: &dyn EngineApi, cmd: WebhooksCmd) -> Result<i32> {
                             d.event_type.clone(),
                             d.state.as_str().into(),
                             d.attempts.to_string(),
-                            fit(&output::clean(&result(d)), 50),
+                            fit(&output::clean(&d.result()), 50),
                             d.id.clone(),
                         ]
                     })
@@ -137,14 +137,4 @@ pub async fn tracking(api: &dyn EngineApi, cmd: TrackingCmd) -> Result<i32> {
         );
     }
     Ok(exit::OK)
-}
-
-/// The last try's answer.
-fn result(d: &WebhookDelivery) -> String {
-    match (d.last_status, &d.last_error) {
-        (Some(s), None) => format!("HTTP {s}"),
-        (Some(s), Some(e)) => format!("HTTP {s}: {e}"),
-        (None, Some(e)) => e.clone(),
-        (None, None) => "not tried yet".into(),
-    }
 }

@@ -79,6 +79,18 @@ pub struct WebhookDelivery {
     pub delivered_at: Option<Timestamp>,
 }
 
+impl WebhookDelivery {
+    /// The last try's result in a few words: `HTTP 204`, or why there was no answer.
+    pub fn result(&self) -> String {
+        match (self.last_status, &self.last_error) {
+            (Some(s), None) => format!("HTTP {s}"),
+            (Some(s), Some(e)) => format!("HTTP {s}: {e}"),
+            (None, Some(e)) => e.clone(),
+            (None, None) => "not tried yet".into(),
+        }
+    }
+}
+
 /// How one durable consumer of the change log (MLflow, TensorBoard, the webhooks) is doing:
 /// `brightrun tracking status`, `GET /api/tracking`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

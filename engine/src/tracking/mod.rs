@@ -57,7 +57,7 @@ pub(crate) fn start(ctx: TrackingContext) -> (Vec<JoinHandle<()>>, Vec<&'static 
         Some(t) => {
             // A relative folder is under the data dir (a daemon's working folder is no guide).
             let dir = ctx.paths.data_dir.join(&t.dir);
-            let consumer = tensorboard::Tensorboard::new(dir, ctx.store.clone());
+            let consumer = tensorboard::Tensorboard::new(dir);
             tasks.push(tokio::spawn(crate::follow::follow(
                 ctx.store.clone(),
                 consumer,

@@ -14,7 +14,6 @@ use crate::domain::MetricsPoint;
 use crate::events::{EngineEvent, Sequenced};
 use crate::follow::Consumer;
 use crate::ids::JobId;
-use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -23,12 +22,11 @@ use std::sync::Arc;
 
 pub(crate) struct Tensorboard {
     dir: PathBuf,
-    _store: Store,
 }
 
 impl Tensorboard {
-    pub fn new(dir: PathBuf, store: Store) -> Self {
-        Self { dir, _store: store }
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
     }
 }
 

@@ -184,7 +184,7 @@ pub(crate) fn list(
                 delivered: count(DeliveryState::Delivered),
                 failed: count(DeliveryState::Failed),
                 last_attempt_at: last.and_then(|d| d.last_attempt_at),
-                last_result: last.map(|d| send::result_of(d)),
+                last_result: last.map(|d| d.result()),
             }
         })
         .collect())

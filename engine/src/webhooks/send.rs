@@ -183,13 +183,3 @@ fn give_up(d: &mut StoredDelivery, error: String) {
     d.delivery.last_error = Some(error);
     d.delivery.next_attempt_at = None;
 }
-
-/// The last try's result in a few words: `HTTP 204`, or why there was no answer.
-pub(crate) fn result_of(d: &WebhookDelivery) -> String {
-    match (&d.last_status, &d.last_error) {
-        (Some(s), None) => format!("HTTP {s}"),
-        (Some(s), Some(e)) => format!("HTTP {s}: {e}"),
-        (None, Some(e)) => e.clone(),
-        (None, None) => "not tried".into(),
-    }
-}
