@@ -224,16 +224,25 @@ fn spec(d: &Dataset, backend: &str) -> JobSpec {
     }
 }
 
-async fn wait_job(api: &dyn EngineApi, id: JobId, f: impl Fn(&TrainingJob) -> bool) -> TrainingJob {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+/// Fetches until `ok` holds (at most `secs`), returning what held.
+async fn poll_until<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
+    secs: u64,
+    mut fetch: impl FnMut() -> F,
+    ok: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
-        let j = api.job(&id.to_string()).await.unwrap();
-        if f(&j) {
-            return j;
+        let v = fetch().await;
+        if ok(&v) {
+            return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {j:?}");
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {v:#?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn wait_job(api: &dyn EngineApi, id: JobId, f: impl Fn(&TrainingJob) -> bool) -> TrainingJob {
+    poll_until(20, || async { api.job(&id.to_string()).await.unwrap() }, f).await
 }
 
 /// Writes an adapter the way a trainer would and returns the events announcing it.
@@ -1041,15 +1050,12 @@ fn val_metric(step: u64, loss: f64) -> String {
 }
 
 async fn wait_sweep(api: &dyn EngineApi, id: SweepId, f: impl Fn(&Sweep) -> bool) -> Sweep {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = api.get_sweep(&id.to_string()).await.unwrap();
-        if f(&s) {
-            return s;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {s:#?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(
+        30,
+        || async { api.get_sweep(&id.to_string()).await.unwrap() },
+        f,
+    )
+    .await
 }
 
 both!(a_sweep_stops_the_run_that_falls_behind_and_cancelling_it_cancels_the_rest);
@@ -1070,19 +1076,21 @@ async fn a_sweep_stops_the_run_that_falls_behind_and_cancelling_it_cancels_the_r
     let sweep = api.create_sweep(spec, false).await.unwrap();
     assert_eq!(sweep.job_ids().count(), 3, "three at a time: {sweep:#?}");
     let ids: Vec<JobId> = sweep.job_ids().collect();
-    let mut stopped = None;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while stopped.is_none() {
+    let jobs = || async {
+        let mut all = Vec::new();
         for id in &ids {
-            let j = api.job(&id.to_string()).await.unwrap();
-            if j.status == JobStatus::Cancelled {
-                stopped = Some(j);
-            }
+            all.push(api.job(&id.to_string()).await.unwrap());
         }
-        assert!(tokio::time::Instant::now() < deadline, "no run was stopped");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let stopped = stopped.unwrap();
+        all
+    };
+    let all = poll_until(30, jobs, |all: &Vec<TrainingJob>| {
+        all.iter().any(|j| j.status == JobStatus::Cancelled)
+    })
+    .await;
+    let stopped = all
+        .into_iter()
+        .find(|j| j.status == JobStatus::Cancelled)
+        .unwrap();
     let why = stopped.error_message.clone().unwrap_or_default();
     assert!(
         why.contains("stopped by its sweep") && why.contains("2.0000 at step 10"),

@@ -30,7 +30,7 @@ impl Engine {
                 self.estimate(&with_sets(&base, sets))
                     .map_err(|e| EngineError::InvalidField {
                         field: "grid".into(),
-                        message: format!("run {} ({}): {e}", i + 1, describe(sets)),
+                        message: format!("run {} ({}): {e}", i + 1, crate::wording::sets(sets)),
                     })?;
             runs.push(PlannedRun {
                 sets: sets.clone(),
@@ -325,11 +325,6 @@ fn with_sets(base: &JobRequest, sets: &[(String, String)]) -> JobRequest {
     let mut r = base.clone();
     r.sets.extend(sets.iter().cloned());
     r
-}
-
-/// `learning_rate=1e-4 lora_rank=8`.
-pub(crate) fn describe(sets: &[(String, String)]) -> String {
-    crate::wording::sets(sets)
 }
 
 /// Refuses a sweep its budget cannot start, or one over the monthly budget unconfirmed.

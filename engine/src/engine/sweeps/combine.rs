@@ -180,7 +180,7 @@ mod tests {
             ..Default::default()
         };
         let c = combinations(&spec).unwrap();
-        let flat: Vec<String> = c.iter().map(|s| super::super::describe(s)).collect();
+        let flat: Vec<String> = c.iter().map(|s| crate::wording::sets(s)).collect();
         assert_eq!(
             flat,
             [
