@@ -29,6 +29,8 @@ BRIGHTRUN_RAY_ADDRESS="$(scripts/ray-head.sh | tail -n 1)"
 export BRIGHTRUN_RAY_ADDRESS
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; } >/dev/null 2>&1 || true
+# Go's text/template renders the exported Modelfile's TEMPLATE as Ollama does (trainer/tests/test_export.py).
+command -v go >/dev/null || { apt-get update -qq && apt-get install -y -qq golang-go; } >/dev/null 2>&1 || true
 # Every store transaction opened on an async worker (outside store::off_runtime) by any engine
 # the tests run (the binary, the daemon, in-process engines) is written here; the suite fails
 # on any (engine/src/store/blocking.rs).

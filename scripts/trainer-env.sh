@@ -12,4 +12,9 @@ build_venv trainer "$root/trainer/requirements.txt" "the trainer environment (to
 if ! "$venv/bin/python" -c "import pytest" 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet -r "$root/trainer/requirements-dev.txt" >&2
 fi
+# Export mode's tools (trainer/requirements-export.txt): llama.cpp's converter beside the venv and
+# llama-cpp-python in it (a compile of several minutes the first time), so tests and the first
+# export find them ready. Without the network the export installs them on first use instead.
+PYTHONPATH="$root/trainer" "$venv/bin/python" -m brightrun_trainer.llama_tools >/dev/null \
+  || echo "warning: llama.cpp's tools for GGUF exports are not installed (see above)" >&2
 echo "$venv/bin/python"

@@ -532,6 +532,47 @@ pub enum ModelsCmd {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Export a model for serving: merged into its base (safetensors any transformers or vLLM
+    /// user loads), converted to GGUF for llama.cpp (maybe quantized, with --ollama a
+    /// Modelfile), or the adapter alone as a GGUF LoRA. An export is a job (queued, costed,
+    /// followed, cancelled like training) on a backend, and is checked against base + adapter
+    /// before it is stored as a model of its own (`models list` shows its kind).
+    Export {
+        /// The adapter: its id, the first characters of it, or its name (as `models list` shows).
+        model: String,
+        /// What to make: `merged`, `gguf` or `gguf-lora`.
+        #[arg(long, value_parser = ["merged", "gguf", "gguf-lora"])]
+        format: String,
+        /// The tensors' type: `f16` (default), `bf16` or `f32`.
+        #[arg(long, value_parser = ["f16", "bf16", "f32"])]
+        dtype: Option<String>,
+        /// A llama.cpp quantization for a GGUF: q8_0, q4_k_m, q5_k_m, q6_k, …
+        #[arg(long)]
+        quantize: Option<String>,
+        /// Also write an Ollama Modelfile (with --format gguf).
+        #[arg(long)]
+        ollama: bool,
+        /// The exported model's name (default: the adapter's name and version, and the format).
+        #[arg(long)]
+        name: Option<String>,
+        /// The Modelfile's SYSTEM prompt (with --ollama).
+        #[arg(long)]
+        system: Option<String>,
+        /// Where it runs (default: the configured default backend).
+        #[arg(long)]
+        backend: Option<String>,
+        /// The GPU type (default: the backend's).
+        #[arg(long)]
+        gpu_type: Option<String>,
+        /// Queue it and return (follow it with `jobs watch ID`).
+        #[arg(long)]
+        detach: bool,
+        /// Queue without asking (and go over the monthly budget).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Delete a model. Its stored files are kept unless --purge.
     #[command(alias = "delete")]
     Rm {

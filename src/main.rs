@@ -175,6 +175,11 @@ async fn run(cli: Cli, paths: brightrun_engine::paths::Paths) -> anyhow::Result<
         command,
         None | Some(Command::Jobs(cli::JobsCmd::Watch { .. }))
             | Some(Command::Models(cli::ModelsCmd::Eval { detach: false, .. }))
+            | Some(Command::Models(cli::ModelsCmd::Export {
+                detach: false,
+                json: cli::JsonFlag { json: false },
+                ..
+            }))
     );
     let client = if follows {
         client::Client::connect_or_wait(cli.engine.as_deref(), paths.clone()).await?

@@ -233,7 +233,7 @@ fn migrate_applies_the_schema_before_any_engine_connects_and_a_dry_run_prints_it
         .iter()
         .map(|m| m["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["applied"; 6], "{r:#}");
+    assert_eq!(states, ["applied"; 7], "{r:#}");
     assert!(
         r["migrations"][0].get("recorded_checksum").is_none(),
         "{r:#}"

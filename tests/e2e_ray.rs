@@ -545,3 +545,99 @@ fn remote_backends_are_configured_checked_and_refused_without_urls() {
         "{err}"
     );
 }
+
+/// An export runs on Ray like a training job (issue 27): the trainer there reads the adapter
+/// through presigned GET URLs and writes the merged model through the PUT URLs the engine
+/// presigned for every name an export may write; the engine checks what arrived in S3
+/// (sizes, sha256) before it records the model, which downloads from S3 and loads as a plain
+/// transformers model.
+#[test]
+fn an_export_runs_on_ray_through_presigned_urls() {
+    let ray = ray_url();
+    let server = S3Server::start(&["lora-datasets", "lora-models"]);
+    let home = ray_home(&server, &ray);
+    let _daemon = serve(&home);
+    let dataset = ready_dataset(&home, 24);
+    let job = ray_job(&home, &dataset, &["epochs=1"]);
+    let done = json(&home, &["jobs", "watch", &job, "--json"], 0);
+    assert_eq!(done["status"], "completed", "{done:#}");
+    let adapter = done["artifact_id"].as_str().unwrap().to_string();
+
+    let queued = json(
+        &home,
+        &[
+            "models",
+            "export",
+            &adapter,
+            "--format",
+            "merged",
+            "--dtype",
+            "f32",
+            "--backend",
+            "ray",
+            "--yes",
+            "--json",
+        ],
+        0,
+    );
+    let export_job = queued["id"].as_str().unwrap().to_string();
+    assert_eq!(queued["gpu_config"]["backend"], "ray", "{queued:#}");
+    let done = json(&home, &["jobs", "watch", &export_job, "--json"], 0);
+    assert_eq!(done["status"], "completed", "{done:#}");
+    // It ran on Ray: the cluster has the submission, and its log the export's stages.
+    assert!(ray_info(&ray, &export_job).is_some());
+    assert!(ray_log(&ray, &export_job).contains("\"evaluating\""));
+    let model = json(
+        &home,
+        &[
+            "models",
+            "show",
+            done["artifact_id"].as_str().unwrap(),
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(model["kind"], "merged", "{model:#}");
+    assert_eq!(model["parent_model_id"], adapter.as_str());
+    assert_eq!(model["export"]["passed"], true, "{model:#}");
+    let to = home.path().join("merged");
+    json(
+        &home,
+        &[
+            "models",
+            "download",
+            &model["id"].as_str().unwrap()[..8],
+            "--to",
+            to.to_str().unwrap(),
+            "--json",
+        ],
+        0,
+    );
+    for f in model["files"].as_array().unwrap() {
+        let path = to.join(f["path"].as_str().unwrap());
+        assert_eq!(
+            common::sha256_file(&path),
+            f["sha256"],
+            "{}",
+            path.display()
+        );
+    }
+    let out = std::process::Command::new(trainer_python())
+        .args([
+            "-c",
+            "import sys; from transformers import AutoModelForCausalLM; m = AutoModelForCausalLM.from_pretrained(sys.argv[1]); print(type(m).__name__, hasattr(m, 'peft_config'))",
+            to.to_str().unwrap(),
+        ])
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "LlamaForCausalLM False"
+    );
+}

@@ -335,6 +335,43 @@ pub trait Api: EngineApi {
         )
     }
 
+    /// Queues an export job (see [`Request::ExportModel`]).
+    async fn export_model(
+        &self,
+        model: &str,
+        options: ExportOptions,
+    ) -> Result<TrainingJob, ApiError> {
+        let ExportOptions {
+            format,
+            dtype,
+            quantize,
+            ollama,
+            name,
+            system_prompt,
+            backend,
+            gpu_type,
+            confirm_over_budget,
+            dry_run,
+        } = options;
+        expect!(
+            self.call(Request::ExportModel {
+                model: model.into(),
+                format,
+                dtype,
+                quantize,
+                ollama,
+                name,
+                system_prompt,
+                backend,
+                gpu_type,
+                confirm_over_budget,
+                dry_run,
+            })
+            .await,
+            Job
+        )
+    }
+
     /// One example as the trainer will train it (see [`Request::InspectDataset`]).
     async fn inspect_example(
         &self,

@@ -234,6 +234,40 @@ pub enum Request {
         #[serde(default)]
         confirm_over_budget: bool,
     },
+    /// Queues an export job (`brightrun models export`): the adapter merged into its base,
+    /// converted to GGUF (maybe quantized, maybe with an Ollama Modelfile) or to a GGUF LoRA,
+    /// on a backend like a training job, and checked against base + adapter before it is
+    /// stored as a model of its own kind (`parent_model_id` the adapter).
+    ExportModel {
+        /// The adapter: a model id, unique prefix or name (the caller's own).
+        model: String,
+        format: ExportFormat,
+        /// Default `f16`.
+        #[serde(default)]
+        dtype: Option<ExportDtype>,
+        /// A llama.cpp quantization (`gguf` only; `GGUF_QUANTIZATIONS`).
+        #[serde(default)]
+        quantize: Option<String>,
+        /// Also an Ollama Modelfile (`gguf` only).
+        #[serde(default)]
+        ollama: bool,
+        /// The exported model's name (default: the adapter's name and version, and the format).
+        #[serde(default)]
+        name: Option<String>,
+        /// The Modelfile's `SYSTEM` prompt (with `ollama`).
+        #[serde(default)]
+        system_prompt: Option<String>,
+        #[serde(default)]
+        backend: Option<String>,
+        #[serde(default)]
+        gpu_type: Option<String>,
+        /// The user has seen that the export exceeds the monthly budget and wants it anyway.
+        #[serde(default)]
+        confirm_over_budget: bool,
+        /// Answer the job it would queue (its estimate) without queueing it.
+        #[serde(default)]
+        dry_run: bool,
+    },
     /// Training runs side by side (2 to 6): the hyperparameters that differ, best and final
     /// losses, evaluation, cost and duration, and the best run.
     CompareRuns {
@@ -439,6 +473,7 @@ impl Request {
             Self::GetModel { .. } => "get_model",
             Self::ModelEvaluation { .. } => "model_evaluation",
             Self::EvaluateModels { .. } => "evaluate_models",
+            Self::ExportModel { .. } => "export_model",
             Self::JobComparison { .. } => "job_comparison",
             Self::JobCheckpoints { .. } => "job_checkpoints",
             Self::InspectDataset { .. } => "inspect_dataset",

@@ -23,8 +23,8 @@ pub mod webhooks;
 
 pub use engine::{
     BackendInfo, BudgetStatus, CleanOptions, CleanReport, CostSummary, DoctorReport, DoctorStep,
-    DroppedRecord, Engine, EngineBuilder, EngineError, EvaluationRequest, IdKind, InspectRequest,
-    Inspected, JobCost, JobRequest, NewDataset, Period, RetryFrom,
+    DroppedRecord, Engine, EngineBuilder, EngineError, EvaluationRequest, ExportRequest, IdKind,
+    InspectRequest, Inspected, JobCost, JobRequest, NewDataset, Period, RetryFrom,
 };
 pub use store::Page;
 

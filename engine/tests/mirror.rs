@@ -4,7 +4,10 @@
 
 use brightrun_engine::Engine;
 use brightrun_engine::config::Config;
-use brightrun_engine::domain::{Sweep, SweepRun, SweepSpec, SweepStatus, now};
+use brightrun_engine::domain::{
+    ExportCheck, ExportDtype, ExportFormat, ExportTask, JobTask, ModelArtifact, ModelKind, Sweep,
+    SweepRun, SweepSpec, SweepStatus, now,
+};
 use brightrun_engine::ids::{SweepId, UserId};
 use brightrun_engine::mirror::sample::{Sample, write_sample};
 use brightrun_engine::mirror::{MirrorState, migrate};
@@ -94,14 +97,14 @@ async fn sync(e: &Engine, secs: u64) {
 async fn migrations_apply_once_and_hold_every_seed_column() {
     let db = TestDb::new(SERVER).await;
     let mut c = db.client().await;
-    assert_eq!(migrate(&mut c).await.unwrap(), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(migrate(&mut c).await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7]);
     assert!(
         migrate(&mut c).await.unwrap().is_empty(),
         "second run is a no-op"
     );
     assert_eq!(
         count(&c, "SELECT count(*) FROM brightrun_migrations").await,
-        6
+        7
     );
 
     // Every column the seed's app reads, with a type of the same family.
@@ -525,6 +528,57 @@ async fn every_record_reaches_postgres_with_its_values_and_verify_is_clean() {
     e.store().write(|w| w.put_sweep(&sweep)).unwrap();
     sync(&e, 60).await;
     assert_eq!(sweep_row(&c, sweep.id.0).await.0, "cancelled");
+    // An export of the sample's model carries its kind and check; the adapter is `adapter`.
+    // It has its own export job (the seed keeps one model per job).
+    let mut export_job = s.job.clone();
+    export_job.id = brightrun_engine::ids::JobId::new();
+    export_job.external_job_id = Some(export_job.id.to_string());
+    export_job.task = JobTask::Export(Box::new(ExportTask {
+        model: s.artifact.id,
+        format: ExportFormat::Gguf,
+        dtype: ExportDtype::F16,
+        quantize: None,
+        ollama: false,
+        name: "support-bot-gguf".into(),
+        system_prompt: None,
+    }));
+    e.store().put(&export_job).unwrap();
+    let export = ModelArtifact {
+        id: brightrun_engine::ids::ArtifactId::new(),
+        job_id: export_job.id,
+        parent_model_id: Some(s.artifact.id),
+        kind: ModelKind::Gguf,
+        export: Some(ExportCheck {
+            passed: true,
+            checked: "greedy".into(),
+            agreement: Some(1.0),
+            prompts: 3,
+            tokens: Some(8),
+            ..Default::default()
+        }),
+        ..s.artifact.clone()
+    };
+    e.store().put(&export).unwrap();
+    sync(&e, 60).await;
+    let row = c
+        .query_one(
+            "SELECT brightrun_kind, brightrun_export->>'agreement', parent_model_id FROM model_artifacts WHERE id = $1",
+            &[&export.id.0],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "gguf");
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("1.0"));
+    assert_eq!(row.get::<_, Option<uuid::Uuid>>(2), Some(s.artifact.id.0));
+    let adapter_kind: String = c
+        .query_one(
+            "SELECT brightrun_kind FROM model_artifacts WHERE id = $1",
+            &[&s.artifact.id.0],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(adapter_kind, "adapter");
     let report = e.mirror_verify().await.unwrap();
     assert!(report.clean, "{report:#?}");
     assert_eq!(report.tables.len(), 7);

@@ -236,7 +236,7 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
                 }
                 _ => None,
             };
-            let checkpoints = if job.task.is_evaluation() {
+            let checkpoints = if !job.task.is_training() {
                 Vec::new()
             } else {
                 api.job_checkpoints(&job.id.to_string()).await?
@@ -476,7 +476,23 @@ fn print_job(j: &TrainingJob) {
         j.current_epoch,
         j.total_epochs
     );
+    if let Some(t) = j.task.export() {
+        println!(
+            "  exports      model {} as {} {}{}{} ({}), named {}",
+            t.model.short(),
+            t.format.as_str(),
+            t.dtype.as_str(),
+            t.quantize
+                .as_ref()
+                .map(|q| format!(" quantized {q}"))
+                .unwrap_or_default(),
+            if t.ollama { " with a Modelfile" } else { "" },
+            j.hyperparameters.base_model,
+            t.name
+        );
+    }
     match j.task.evaluation() {
+        None if j.task.is_export() => {}
         Some(t) => println!(
             "  evaluates    {} on {}, answers up to {} tokens",
             counted(t.models.len() as u64, "model"),
@@ -705,7 +721,7 @@ impl Away {
 struct StopWatching;
 
 fn progress_line(j: &TrainingJob) -> String {
-    if j.task.is_evaluation() {
+    if !j.task.is_training() {
         return format!(
             "{} {} [{}] {}",
             j.id.short(),

@@ -8,6 +8,7 @@ pub mod config;
 pub mod costs;
 pub mod datasets;
 pub mod doctor;
+pub mod export;
 pub mod follow;
 pub mod inspect;
 pub mod jobs;

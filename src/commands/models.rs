@@ -4,9 +4,11 @@ use super::exit;
 use super::output::{self, bytes, fit};
 use crate::cli::ModelsCmd;
 use crate::client::Client;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use brightrun_engine::api::{Api, Paging, Reason};
-use brightrun_engine::domain::{Evaluation, ModelArtifact};
+use brightrun_engine::domain::{
+    Evaluation, ExportDtype, ExportFormat, ExportOptions, ModelArtifact, ModelKind,
+};
 use brightrun_engine::training::ModelSource;
 
 /// `7.2B`, `494M`, `116k` parameters.
@@ -56,6 +58,38 @@ pub async fn run(client: &Client, cmd: ModelsCmd) -> Result<i32> {
             };
             super::compare::eval(client, ask).await
         }
+        ModelsCmd::Export {
+            model,
+            format,
+            dtype,
+            quantize,
+            ollama,
+            name,
+            system,
+            backend,
+            gpu_type,
+            detach,
+            yes,
+            json,
+        } => {
+            let mut options =
+                ExportOptions::new(ExportFormat::parse(&format).context("clap checked --format")?);
+            options.dtype = dtype.as_deref().and_then(ExportDtype::parse);
+            options.quantize = quantize;
+            options.ollama = ollama;
+            options.name = name;
+            options.system_prompt = system;
+            options.backend = backend;
+            options.gpu_type = gpu_type;
+            let args = super::export::ExportArgs {
+                model,
+                options,
+                detach,
+                yes,
+                json: json.json,
+            };
+            super::export::export(client, args).await
+        }
         ModelsCmd::List { json } => {
             let list = api.models(Paging::ALL).await?.items;
             if json.json {
@@ -68,6 +102,12 @@ pub async fn run(client: &Client, cmd: ModelsCmd) -> Result<i32> {
                     .map(|a| {
                         vec![
                             a.id.short(),
+                            match a.parent_model_id {
+                                Some(p) if a.kind != ModelKind::Adapter => {
+                                    format!("{} of {}", a.kind.as_str(), p.short())
+                                }
+                                _ => a.kind.as_str().to_string(),
+                            },
                             fit(&a.name, 40),
                             format!("v{}", a.version),
                             format!("{}/5", a.quality_metrics.quality_score),
@@ -82,7 +122,7 @@ pub async fn run(client: &Client, cmd: ModelsCmd) -> Result<i32> {
                     .collect();
                 output::table(
                     &[
-                        "ID", "NAME", "VERSION", "QUALITY", "LOSS", "SIZE", "CREATED",
+                        "ID", "KIND", "NAME", "VERSION", "QUALITY", "LOSS", "SIZE", "CREATED",
                     ],
                     &rows,
                 );
@@ -132,6 +172,8 @@ pub async fn run(client: &Client, cmd: ModelsCmd) -> Result<i32> {
                 let mut v = serde_json::to_value(&a)?;
                 v["evaluation"] = serde_json::to_value(&evaluation)?;
                 output::json(&v)?;
+            } else if a.kind != ModelKind::Adapter {
+                super::export::print_export(&a);
             } else {
                 print_model(&a, evaluation.as_ref());
                 print_lineage(api, &a).await;

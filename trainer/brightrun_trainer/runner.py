@@ -12,6 +12,11 @@ A spec with a ``compare`` object runs compare mode instead (:mod:`.compare`): no
 ``initializing`` (adapters fetched, the dataset read only when the prompts come from it, the
 first base loaded), ``evaluating`` (every model answers), ``saving`` (``comparison.json``),
 ``completed``, ``done``; the same error and stop handling.
+
+A spec with an ``export`` object runs export mode (:mod:`.export`): no training,
+``initializing`` (llama.cpp's tools, the adapter, base + adapter loaded and answering the
+check's prompts), ``saving`` (the export written), ``evaluating`` (the export checked, then
+delivered), ``completed``, ``done``. A stop at any point removes what was written.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from .transfer import download
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-#: Compare mode's ``done`` summary: it trains nothing, so every figure is null.
+#: Compare and export modes' ``done`` summary: they train nothing, so every figure is null.
 COMPARE_SUMMARY = dict.fromkeys(
     (
         "total_steps", "epochs", "final_training_loss", "final_validation_loss", "train_runtime_seconds",
@@ -67,6 +72,8 @@ def run(spec_path: str, emitter: EventEmitter, stop: StopSignal | None = None) -
         if spec.compare is not None:
             comparing = True
             return _compare(spec, emitter, stop, scratch)
+        if spec.export is not None:
+            return _export(spec, emitter, scratch)
         if spec.resume_archive is not None:
             spec = _resume_from_archive(spec, emitter)
         plan = plan_data_parallel(spec.efficiency.gpu_count)
@@ -132,6 +139,22 @@ def _compare(spec: JobSpec, emitter: EventEmitter, stop: StopSignal, scratch: Pa
     artifact = publish_files({COMPARISON_FILE: to_json(result)}, spec.output, emitter, scratch)
     emitter.artifact(directory=artifact.directory, files=artifact.files)
     emitter.stage("completed", f"compared {len(result['models'])} models on {len(result['prompts'])} prompts")
+    emitter.done(dict(COMPARE_SUMMARY))
+    return EXIT_OK
+
+
+def _export(spec: JobSpec, emitter: EventEmitter, scratch: Path) -> int:
+    """Export mode: one process, the dataset never read; a stop (raised by the signal handler
+    at any point: nothing is worth keeping half-written) removes the partial output."""
+    from .export import run_export
+
+    try:
+        exported = run_export(spec, emitter, scratch)
+    except StopRequested as stopped:
+        emitter.info(f"stopped by signal {stopped.signum} during the export; nothing was kept")
+        return 128 + stopped.signum
+    emitter.artifact(directory=exported.directory, files=exported.files)
+    emitter.stage("completed", exported.summary)
     emitter.done(dict(COMPARE_SUMMARY))
     return EXIT_OK
 

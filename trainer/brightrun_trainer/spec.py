@@ -32,7 +32,7 @@ MAX_SEED = 2**64 - 1
 _TOP_LEVEL = {
     "version", "job_id", "base_model", "dataset", "hyperparameters", "output",
     "checkpoint_dir", "resume_from", "logging_steps", "max_steps", "efficiency", "evaluation",
-    "compare", "init_adapter", "checkpoint_steps", "checkpoint_upload",
+    "compare", "init_adapter", "checkpoint_steps", "checkpoint_upload", "export",
 }
 _CHECKPOINT_UPLOAD = {"dir", "presigned_put"}
 _RESUME_ARCHIVE = {"archive", "url", "sha256", "size", "step"}
@@ -54,6 +54,29 @@ COMPARISON_FILE = "comparison.json"
 #: Bounds of the ``compare`` object (PROTOCOL.md, "Compare mode").
 MAX_COMPARE_MODELS = 16
 MAX_COMPARE_PROMPTS = 1000
+_EXPORT = {
+    "model", "format", "dtype", "quantize", "ollama", "name", "system_prompt", "max_shard_bytes", "max_shards",
+    "verify",
+}  # fmt: skip
+_VERIFY = {"prompts", "tokens"}
+#: What export mode writes (PROTOCOL.md, "Export mode").
+EXPORT_FORMATS = ("merged", "gguf", "gguf-lora")
+EXPORT_DTYPES = ("f16", "bf16", "f32")
+#: llama.cpp's quantizations a ``gguf`` export may ask for (``llama_model_quantize``'s types;
+#: ``q8_0`` straight from the converter).
+GGUF_QUANTIZATIONS = (
+    "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m",
+    "q5_k_s", "q5_k_m", "q6_k",
+)  # fmt: skip
+#: Export mode's record of the check, written last (the ``presigned_put`` entry it needs).
+EXPORT_FILE = "export.json"
+#: Bounds of the ``export`` object.
+MIN_SHARD_BYTES = 1_048_576
+MAX_EXPORT_SHARDS = 64
+MAX_VERIFY_PROMPTS = 16
+MAX_VERIFY_TOKENS = 64
+DEFAULT_VERIFY_TOKENS = 8
+_EXPORT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _EFFICIENCY = {
     "padding_free", "packing", "gradient_checkpointing", "chunked_loss", "torch_compile", "liger",
     "gpu_count",
@@ -182,6 +205,41 @@ class Compare:
 
 
 @dataclass(frozen=True)
+class Verify:
+    """How an export is checked: the prompts (``None``: the built-in ones) and the greedy
+    tokens compared per prompt."""
+
+    #: Conversations of ``{"role", "content"}`` dicts, each ending with a user turn.
+    prompts: tuple[tuple[dict[str, str], ...], ...] | None = None
+    tokens: int = DEFAULT_VERIFY_TOKENS
+
+
+@dataclass(frozen=True)
+class Export:
+    """The optional ``export`` object: write an adapter as a merged model, a GGUF or a GGUF
+    LoRA, checked against base + adapter, instead of training."""
+
+    model: CompareModel
+    #: One of :data:`EXPORT_FORMATS`.
+    format: str
+    #: One of :data:`EXPORT_DTYPES`.
+    dtype: str
+    #: The model's name for people (the GGUF's ``general.name``, ``ollama create NAME``).
+    name: str
+    #: The largest file written; bigger exports are sharded.
+    max_shard_bytes: int
+    #: The most shards the output may have (the engine presigned that many names).
+    max_shards: int
+    #: A name of :data:`GGUF_QUANTIZATIONS` (``gguf`` only), or ``None``.
+    quantize: str | None = None
+    #: Also write an Ollama ``Modelfile`` (``gguf`` only).
+    ollama: bool = False
+    #: The Modelfile's ``SYSTEM`` line.
+    system_prompt: str | None = None
+    verify: Verify = Verify()
+
+
+@dataclass(frozen=True)
 class DatasetSource:
     path: str | None = None
     url: str | None = None
@@ -238,6 +296,8 @@ class JobSpec:
     evaluation: Evaluation | None = None
     #: ``None``: a training job; else compare mode (no training, ``comparison.json`` only).
     compare: Compare | None = None
+    #: ``None``: not an export; else export mode (no training: the adapter exported and checked).
+    export: Export | None = None
     #: The adapter training starts from instead of fresh LoRA weights (``--from-model``).
     init_adapter: CompareModel | None = None
     #: Also checkpoint every N optimizer steps (``None``: epoch ends and stops only).
@@ -285,20 +345,24 @@ def parse_spec(document: Any) -> JobSpec:
     efficiency = top.optional_object("efficiency")
     evaluation = top.optional_object("evaluation")
     compare_fields = top.optional_object("compare")
+    export_fields = top.optional_object("export")
+    if compare_fields is not None and export_fields is not None:
+        raise SpecError("spec fields `compare` and `export`: a job compares or exports, not both")
     unknown = top.unknown(_TOP_LEVEL) + hyperparameters.unknown(_HYPERPARAMETERS)
     if efficiency is not None:
         unknown += efficiency.unknown(_EFFICIENCY)
     if evaluation is not None:
         unknown += evaluation.unknown(_EVALUATION)
     compare = _parse_compare(compare_fields, unknown)
+    export = _parse_export(export_fields, unknown)
     resume_from, resume_archive = _parse_resume_from(top, unknown)
     return JobSpec(
         version=version,
         job_id=job_id,
         base_model=top.string("base_model"),
-        dataset=_dataset_of(top.optional_object("dataset"), compare),
+        dataset=_dataset_of(top.optional_object("dataset"), compare, export),
         hyperparameters=_parse_hyperparameters(hyperparameters),
-        output=_parse_output(top.object("output"), (COMPARISON_FILE,) if compare else REQUIRED_ADAPTER_FILES),
+        output=_parse_output(top.object("output"), _required_outputs(compare, export)),
         checkpoint_dir=top.optional_string("checkpoint_dir") or _default_checkpoint_dir(job_id),
         resume_from=resume_from,
         logging_steps=top.integer("logging_steps", minimum=1, default=1),
@@ -306,12 +370,22 @@ def parse_spec(document: Any) -> JobSpec:
         efficiency=_parse_efficiency(efficiency),
         evaluation=_parse_evaluation(evaluation, unknown),
         compare=compare,
+        export=export,
         init_adapter=_parse_init_adapter(top.optional_object("init_adapter"), unknown),
         checkpoint_steps=top.optional_integer("checkpoint_steps", minimum=1),
         checkpoint_upload=_parse_checkpoint_upload(top.optional_object("checkpoint_upload"), unknown),
         resume_archive=resume_archive,
         unknown_fields=tuple(unknown),
     )
+
+
+def _required_outputs(compare: Compare | None, export: Export | None) -> tuple[str, ...]:
+    """The files a presigned output must name: the adapter's, or the other modes' record."""
+    if compare is not None:
+        return (COMPARISON_FILE,)
+    if export is not None:
+        return (EXPORT_FILE,)
+    return REQUIRED_ADAPTER_FILES
 
 
 def _parse_checkpoint_upload(fields: _Fields | None, unknown: list[str]) -> CheckpointUpload | None:
@@ -505,20 +579,89 @@ def _plain_file_name(name: str) -> bool:
 def _parse_compare_prompt(fields: _Fields, unknown: list[str]) -> ComparePrompt:
     unknown += fields.unknown(_COMPARE_PROMPT)
     items = fields.items("messages", "a list of {role, content} objects ending with a user message", minimum=1)
-    messages = []
-    for message in items:
-        unknown += message.unknown(_COMPARE_MESSAGE)
-        role = message.choice("role", COMPARE_ROLES)
-        content = message.require("content")
-        if not isinstance(content, str):
-            raise message.error("content", "expected a string", content)
-        messages.append({"role": role, "content": content})
+    messages = [_parse_message(message, unknown) for message in items]
     if messages[-1]["role"] != "user":
         raise fields.error("messages", "expected the last message to be from the user", messages[-1]["role"])
     reference = fields.require("reference", default=None)
     if reference is not None and not isinstance(reference, str):
         raise fields.error("reference", "expected a string or null", reference)
     return ComparePrompt(tuple(messages), reference if reference and reference.strip() else None)
+
+
+def _parse_message(fields: _Fields, unknown: list[str]) -> dict[str, str]:
+    """One ``{role, content}`` chat message (``system``, ``user`` or ``assistant``)."""
+    unknown += fields.unknown(_COMPARE_MESSAGE)
+    role = fields.choice("role", COMPARE_ROLES)
+    content = fields.require("content")
+    if not isinstance(content, str):
+        raise fields.error("content", "expected a string", content)
+    return {"role": role, "content": content}
+
+
+def _parse_export(fields: _Fields | None, unknown: list[str]) -> Export | None:
+    """The optional ``export`` object (export mode); unknown keys inside are appended to ``unknown``.
+
+    ``quantize`` and ``ollama`` ask for things only a ``gguf`` export has, so another format
+    with them is an error rather than a request silently ignored."""
+    if fields is None:
+        return None
+    unknown += fields.unknown(_EXPORT)
+    model = _parse_compare_model(fields.object("model"), unknown)
+    export_format = fields.choice("format", EXPORT_FORMATS)
+    quantize = None if fields.require("quantize", default=None) is None else fields.choice("quantize", GGUF_QUANTIZATIONS)
+    if quantize is not None and export_format != "gguf":
+        raise fields.error("quantize", f'expected null: only a "gguf" export is quantized (format is "{export_format}")', quantize)
+    ollama = fields.boolean("ollama", default=False)
+    if ollama and export_format != "gguf":
+        raise fields.error("ollama", f'expected false: only a "gguf" export has a Modelfile (format is "{export_format}")', ollama)
+    name = fields.string("name")
+    if not _EXPORT_NAME.fullmatch(name):
+        raise fields.error("name", "expected at most 64 of the characters A-Z a-z 0-9 . _ -", name)
+    system_prompt = fields.require("system_prompt", default=None)
+    if system_prompt is not None and not isinstance(system_prompt, str):
+        raise fields.error("system_prompt", "expected a string or null", system_prompt)
+    if system_prompt is not None and '"""' in system_prompt:
+        raise fields.error("system_prompt", 'expected no """ (a Modelfile cannot hold it)', system_prompt)
+    return Export(
+        model=model,
+        format=export_format,
+        dtype=fields.choice("dtype", EXPORT_DTYPES),
+        name=name,
+        max_shard_bytes=fields.integer("max_shard_bytes", minimum=MIN_SHARD_BYTES),
+        max_shards=fields.integer("max_shards", minimum=1, maximum=MAX_EXPORT_SHARDS),
+        quantize=quantize,
+        ollama=ollama,
+        system_prompt=system_prompt,
+        verify=_parse_verify(fields.optional_object("verify"), unknown),
+    )
+
+
+def _parse_verify(fields: _Fields | None, unknown: list[str]) -> Verify:
+    """``export.verify``; absent or null fields take the defaults (the built-in prompts, 8 tokens)."""
+    if fields is None:
+        return Verify()
+    unknown += fields.unknown(_VERIFY)
+    tokens = fields.integer("tokens", minimum=1, maximum=MAX_VERIFY_TOKENS, default=DEFAULT_VERIFY_TOKENS)
+    if fields.require("prompts", default=None) is None:
+        return Verify(tokens=tokens)
+    where = "export.verify.prompts"
+    value = fields.require("prompts")
+    if not isinstance(value, list):
+        raise fields.error("prompts", "expected a list of conversations (lists of {role, content} objects) or null", value)
+    if not 1 <= len(value) <= MAX_VERIFY_PROMPTS:
+        raise SpecError(f"spec field `{where}`: expected 1 to {MAX_VERIFY_PROMPTS} conversations, got {len(value)}")
+    prompts = []
+    for i, conversation in enumerate(value):
+        if not isinstance(conversation, list) or not conversation:
+            raise SpecError(
+                f"spec field `{where}[{i}]`: expected a non-empty list of {{role, content}} objects, got {_describe(conversation)}"
+            )
+        messages = tuple(_parse_message(_Fields(m, f"{where}[{i}][{j}]."), unknown) for j, m in enumerate(conversation))
+        if messages[-1]["role"] != "user":
+            last = json.dumps(messages[-1]["role"])
+            raise SpecError(f"spec field `{where}[{i}]`: expected the last message to be from the user, got {last}")
+        prompts.append(messages)
+    return Verify(prompts=tuple(prompts), tokens=tokens)
 
 
 def _parse_target_modules(fields: _Fields) -> tuple[str, ...] | str:
@@ -535,13 +678,14 @@ def _parse_target_modules(fields: _Fields) -> tuple[str, ...] | str:
     return tuple(value)
 
 
-def _dataset_of(fields: _Fields | None, compare: Compare | None) -> DatasetSource:
-    """The ``dataset`` object; only a comparison of given prompts reads none (and may omit it)."""
+def _dataset_of(fields: _Fields | None, compare: Compare | None, export: Export | None) -> DatasetSource:
+    """The ``dataset`` object; only a comparison of given prompts and an export read none (and
+    may omit it)."""
     if fields is not None:
         return _parse_dataset(fields)
-    if compare is not None and compare.prompts is not None:
+    if export is not None or (compare is not None and compare.prompts is not None):
         return DatasetSource()
-    raise SpecError("spec field `dataset` is missing (only a comparison of given prompts reads none)")
+    raise SpecError("spec field `dataset` is missing (only a comparison of given prompts or an export reads none)")
 
 
 def _parse_dataset(fields: _Fields) -> DatasetSource:

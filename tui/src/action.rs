@@ -164,6 +164,9 @@ pub enum Action {
     Evaluation,
     /// The Chat view (the playground) with the selected model.
     Chat,
+    /// The export dialog of the selected adapter: merged, GGUF or GGUF LoRA
+    /// (`brightrun models export`).
+    Export,
     // The Chat view.
     /// Send the message typed.
     ChatSend,

@@ -182,6 +182,20 @@ pub enum Effect {
         request: u64,
         ids: Vec<JobId>,
     },
+    /// What an export of the adapter `model` would queue, without queueing it (the export
+    /// dialog's estimate: `options` is sent as a dry run); the answer comes back as
+    /// [`Outcome::ExportPlanned`] under `request`.
+    PlanExport {
+        request: u64,
+        model: ArtifactId,
+        options: ExportOptions,
+    },
+    /// Queues the export the user confirmed from its estimate; the answer comes back as
+    /// [`Outcome::ExportQueued`].
+    ExportModel {
+        model: ArtifactId,
+        options: ExportOptions,
+    },
     /// One compared run's stored metrics (asked once per run when the Compare view opens;
     /// live points come with the engine's events); the answer comes back as
     /// [`Outcome::RunMetrics`] under `request`.
@@ -363,6 +377,18 @@ pub enum Outcome {
     RunsCompared {
         request: u64,
         result: Result<Box<RunComparison>, ApiError>,
+    },
+    /// The answer to [`Effect::PlanExport`]: the job the export would queue (its estimate).
+    ExportPlanned {
+        request: u64,
+        result: Result<Box<TrainingJob>, ApiError>,
+    },
+    /// The answer to [`Effect::ExportModel`], with what was asked (an export over the
+    /// budget is asked again with `confirm_over_budget`).
+    ExportQueued {
+        model: ArtifactId,
+        options: Box<ExportOptions>,
+        result: Result<Box<TrainingJob>, ApiError>,
     },
     /// The answer to [`Effect::LoadRunMetrics`].
     RunMetrics {

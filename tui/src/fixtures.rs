@@ -343,6 +343,8 @@ pub fn artifact(n: u128, job: u128, dataset: u128, score: u8, minutes_ago: i64) 
             },
         ],
         parent_model_id: None,
+        kind: ModelKind::Adapter,
+        export: None,
         created_at: ago(minutes_ago),
         updated_at: ago(minutes_ago),
         deleted_at: None,
@@ -750,6 +752,156 @@ pub fn sweep_snapshot() -> Snapshot {
     done.best_job_id = Some(job_id(11));
     done.best_by = Some("validation_loss".into());
     snap.sweeps = vec![running, done];
+    snap
+}
+
+/// What an export of fixture adapter `model` (2 or 7) asks for (`brightrun models
+/// export`): a GGUF is quantized q4_k_m with an Ollama Modelfile; every one is f16 and named
+/// as the engine names it by default.
+pub fn export_task(model: u128, format: ExportFormat) -> ExportTask {
+    let parent = artifacts()
+        .into_iter()
+        .find(|a| a.id == artifact_id(model))
+        .unwrap_or_else(|| artifact(model, model, 2, 5, 60));
+    export_task_of(&parent, format)
+}
+
+fn export_task_of(parent: &ModelArtifact, format: ExportFormat) -> ExportTask {
+    let gguf = format == ExportFormat::Gguf;
+    ExportTask {
+        model: parent.id,
+        format,
+        dtype: ExportDtype::F16,
+        quantize: gguf.then(|| "q4_k_m".to_string()),
+        ollama: gguf,
+        name: format!("{}-v{}-{}", parent.name, parent.version, format.as_str()),
+        system_prompt: None,
+    }
+}
+
+/// Export job `n` of adapter `model`: a job like any other (a backend, a cost, a log), whose
+/// task is the export; completed, it made model `n`.
+pub fn export_job(
+    n: u128,
+    model: u128,
+    format: ExportFormat,
+    status: JobStatus,
+    minutes_ago: i64,
+) -> TrainingJob {
+    let mut j = job(n, 2, status, minutes_ago);
+    j.task = JobTask::Export(Box::new(export_task(model, format)));
+    j.total_epochs = 0;
+    j.current_epoch = 0;
+    j.total_steps = 0;
+    j.current_step = 0;
+    j.estimated_cost = 0.42;
+    j.current_cost = 0.42 * j.progress / 100.0;
+    j.final_cost = status.is_terminal().then_some(0.38);
+    j
+}
+
+/// The model export job `n` made of `parent`: its kind, the check it passed, its files.
+pub fn export_artifact(
+    n: u128,
+    parent: &ModelArtifact,
+    format: ExportFormat,
+    minutes_ago: i64,
+) -> ModelArtifact {
+    let task = export_task_of(parent, format);
+    let (check, files) = match format {
+        ExportFormat::Merged => (
+            ExportCheck {
+                passed: true,
+                checked: "logits".into(),
+                max_abs_diff: Some(3.1e-3),
+                tolerance: Some(1e-2),
+                prompts: 3,
+                seconds: Some(95.0),
+                ..Default::default()
+            },
+            vec![
+                ArtifactFile {
+                    path: "model-00001-of-00002.safetensors".into(),
+                    size: 9_942_998_016,
+                    sha256: "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b".into(),
+                },
+                ArtifactFile {
+                    path: "model-00002-of-00002.safetensors".into(),
+                    size: 4_540_532_736,
+                    sha256: "6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c".into(),
+                },
+            ],
+        ),
+        ExportFormat::Gguf | ExportFormat::GgufLora => (
+            ExportCheck {
+                passed: true,
+                checked: "greedy".into(),
+                agreement: Some(1.0),
+                held: Some(1.0),
+                template_matches: Some(true),
+                prompts: 3,
+                tokens: Some(8),
+                ollama_command: task
+                    .ollama
+                    .then(|| format!("ollama create {} -f Modelfile", task.name)),
+                seconds: Some(212.4),
+                ..Default::default()
+            },
+            vec![
+                ArtifactFile {
+                    path: format!("{}.gguf", task.name),
+                    size: 4_368_439_296,
+                    sha256: "7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d".into(),
+                },
+                ArtifactFile {
+                    path: "Modelfile".into(),
+                    size: 412,
+                    sha256: "8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e".into(),
+                },
+            ],
+        ),
+    };
+    ModelArtifact {
+        id: artifact_id(n),
+        job_id: job_id(n),
+        name: task.name.clone(),
+        version: 1,
+        configuration: JsonValue(serde_json::json!({
+            "export": task,
+            "adapter_configuration": parent.configuration.0,
+        })),
+        storage_path: format!("u/{n}"),
+        files,
+        parent_model_id: Some(parent.id),
+        kind: format.kind(),
+        export: Some(check),
+        created_at: ago(minutes_ago),
+        updated_at: ago(minutes_ago),
+        ..parent.clone()
+    }
+}
+
+/// The fixture snapshot with exports: support-lora-2's GGUF (quantized q4_k_m, with an Ollama
+/// Modelfile; job 12, 2 hours ago) and merged model (job 13, 5 hours ago), and a GGUF LoRA
+/// of support-lora-7 being made (job 14, running).
+pub fn export_snapshot() -> Snapshot {
+    let mut snap = snapshot();
+    let adapter = artifacts().remove(0);
+    snap.jobs.extend([
+        export_job(12, 2, ExportFormat::Gguf, JobStatus::Completed, 60 * 2 + 10),
+        export_job(
+            13,
+            2,
+            ExportFormat::Merged,
+            JobStatus::Completed,
+            60 * 5 + 10,
+        ),
+        export_job(14, 7, ExportFormat::GgufLora, JobStatus::Running, 8),
+    ]);
+    snap.artifacts.extend([
+        export_artifact(12, &adapter, ExportFormat::Gguf, 60 * 2),
+        export_artifact(13, &adapter, ExportFormat::Merged, 60 * 5),
+    ]);
     snap
 }
 

@@ -478,6 +478,13 @@ pub fn specs() -> Vec<BindingSpec> {
             "chat with the model (playground)"
         ),
         b!(
+            "export",
+            Action::Export,
+            [T(Tab::Models)],
+            ["x"],
+            "export the adapter: merged, GGUF (Ollama) or GGUF LoRA"
+        ),
+        b!(
             "chat_send",
             Action::ChatSend,
             [Chat],
@@ -871,6 +878,34 @@ mod tests {
             }
         }
         assert_eq!(km.hint(Tab::Jobs, "compare_sweep"), "W");
+    }
+
+    #[test]
+    fn x_exports_on_the_models_tab_only() {
+        let km = Keymap::default();
+        let x = ev(KeyCode::Char('x'), KeyModifiers::NONE);
+        assert_eq!(km.lookup(Tab::Models, &x), Some(Action::Export));
+        // Elsewhere `x` keeps its meanings: delete a dataset, the Compare view's axis.
+        assert_eq!(km.lookup(Tab::Datasets, &x), Some(Action::Delete));
+        assert_eq!(km.lookup_compare(&x), Some(Action::CompareAxis));
+        for tab in [Tab::Configure, Tab::Jobs, Tab::Costs, Tab::Notifications] {
+            assert_eq!(km.lookup(tab, &x), None, "{tab:?}");
+        }
+        assert_eq!(km.hint(Tab::Models, "export"), "x");
+        // No two of the Models tab's actions share a key, and none hides a global one.
+        let mut seen: HashMap<Key, &str> = HashMap::new();
+        for (ctx, name, _, keys) in &km.listing {
+            if *ctx != Context::Tab(Tab::Models) {
+                continue;
+            }
+            for k in keys {
+                assert!(seen.insert(*k, name).is_none(), "{name} shares {k:?}");
+                assert!(
+                    !km.map.contains_key(&(Context::Global, *k)),
+                    "{name} hides a global key"
+                );
+            }
+        }
     }
 
     #[test]

@@ -989,6 +989,32 @@ impl Executor {
                     send(Outcome::RunsCompared { request, result });
                 });
             }
+            Effect::PlanExport {
+                request,
+                model,
+                options,
+            } => {
+                self.tasks.spawn(async move {
+                    let result = engine
+                        .export_model(&model.to_string(), options)
+                        .await
+                        .map(Box::new);
+                    send(Outcome::ExportPlanned { request, result });
+                });
+            }
+            Effect::ExportModel { model, options } => {
+                self.tasks.spawn(async move {
+                    let result = engine
+                        .export_model(&model.to_string(), options.clone())
+                        .await
+                        .map(Box::new);
+                    send(Outcome::ExportQueued {
+                        model,
+                        options: Box::new(options),
+                        result,
+                    });
+                });
+            }
             Effect::LoadRunMetrics { request, id } => {
                 self.tasks.spawn(async move {
                     let result = engine.metrics(&id.to_string(), 0, None).await;
@@ -1116,6 +1142,183 @@ mod tests {
         let scratch = retry_options(RetryFrom::Scratch, false);
         assert_eq!((scratch.checkpoint, scratch.from_scratch), (None, true));
         assert!(!scratch.dry_run && scratch.backend.is_none());
+    }
+
+    /// An engine that records every request and answers an export with the job it would
+    /// queue (the trait written out as `async_trait` expands it: this crate does not depend
+    /// on the macro).
+    struct Recorder {
+        requests: std::sync::Mutex<Vec<brightrun_api::Request>>,
+    }
+
+    type Answer<'a, T> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ApiError>> + Send + 'a>>;
+
+    impl EngineApi for Recorder {
+        fn call<'life0, 'async_trait>(
+            &'life0 self,
+            request: brightrun_api::Request,
+        ) -> Answer<'async_trait, brightrun_api::Reply>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async move {
+                let reply = match &request {
+                    brightrun_api::Request::ExportModel { format, .. } => {
+                        let mut job =
+                            crate::fixtures::export_job(20, 2, *format, JobStatus::Queued, 0);
+                        job.estimated_cost = 0.82;
+                        Ok(brightrun_api::Reply::Job(job))
+                    }
+                    _ => Err(ApiError::unavailable("not in this test")),
+                };
+                self.requests
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(request);
+                reply
+            })
+        }
+
+        fn upload<'life0, 'async_trait>(
+            &'life0 self,
+            _dataset: brightrun_api::ids::DatasetId,
+            _body: brightrun_api::ByteStream,
+        ) -> Answer<'async_trait, Dataset>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async { Err(ApiError::unavailable("not in this test")) })
+        }
+
+        fn download<'life0, 'life1, 'async_trait>(
+            &'life0 self,
+            _model: brightrun_api::ids::ArtifactId,
+            _file: &'life1 str,
+        ) -> Answer<'async_trait, brightrun_api::ByteStream>
+        where
+            'life0: 'async_trait,
+            'life1: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async { Err(ApiError::unavailable("not in this test")) })
+        }
+
+        fn changes<'life0, 'async_trait>(
+            &'life0 self,
+            _after: u64,
+        ) -> Answer<'async_trait, brightrun_api::ChangeStream>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async { Err(ApiError::unavailable("not in this test")) })
+        }
+
+        fn live<'life0, 'async_trait>(
+            &'life0 self,
+        ) -> Answer<'async_trait, brightrun_api::LiveStream>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async { Err(ApiError::unavailable("not in this test")) })
+        }
+
+        fn chat<'life0, 'async_trait>(
+            &'life0 self,
+            _request: brightrun_api::ChatRequest,
+        ) -> Answer<'async_trait, brightrun_api::ChatStream>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async { Err(ApiError::unavailable("not in this test")) })
+        }
+
+        fn connection(&self) -> Connection {
+            Connection::Embedded
+        }
+
+        fn shares_filesystem(&self) -> bool {
+            true
+        }
+    }
+
+    /// The export dialog's effects reach the engine as `models export` asks: the model's full
+    /// id and every option chosen, the estimate as a dry run, the confirmed one for real.
+    #[tokio::test]
+    async fn the_export_effects_send_the_options_chosen() {
+        let recorder = Arc::new(Recorder {
+            requests: Default::default(),
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let executor = Executor {
+            api: recorder.clone(),
+            tx,
+            tasks: tokio_util::task::TaskTracker::new(),
+            chats: Default::default(),
+        };
+        let model = crate::fixtures::artifact_id(2);
+        let mut options = ExportOptions::new(ExportFormat::Gguf);
+        options.dtype = Some(ExportDtype::Bf16);
+        options.quantize = Some("q4_k_m".into());
+        options.ollama = true;
+        options.system_prompt = Some("Answer as support.".into());
+        options.name = Some("zubrowka-v2-gguf".into());
+        executor.run(Effect::PlanExport {
+            request: 7,
+            model,
+            options: ExportOptions {
+                dry_run: true,
+                ..options.clone()
+            },
+        });
+        match rx.recv().await {
+            Some(Outcome::ExportPlanned {
+                request: 7,
+                result: Ok(job),
+            }) => assert_eq!(job.estimated_cost, 0.82),
+            other => panic!("expected the estimate, got {other:?}"),
+        }
+        let confirmed = ExportOptions {
+            confirm_over_budget: true,
+            ..options.clone()
+        };
+        executor.run(Effect::ExportModel {
+            model,
+            options: confirmed.clone(),
+        });
+        match rx.recv().await {
+            Some(Outcome::ExportQueued {
+                model: m,
+                options: o,
+                result: Ok(_),
+            }) => assert_eq!((m, *o), (model, confirmed)),
+            other => panic!("expected the queued export, got {other:?}"),
+        }
+        let sent = recorder
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let expected =
+            |dry_run: bool, confirm_over_budget: bool| brightrun_api::Request::ExportModel {
+                model: model.to_string(),
+                format: ExportFormat::Gguf,
+                dtype: Some(ExportDtype::Bf16),
+                quantize: Some("q4_k_m".into()),
+                ollama: true,
+                name: Some("zubrowka-v2-gguf".into()),
+                system_prompt: Some("Answer as support.".into()),
+                backend: None,
+                gpu_type: None,
+                confirm_over_budget,
+                dry_run,
+            };
+        assert_eq!(sent, vec![expected(true, false), expected(false, true)]);
     }
 
     #[test]

@@ -71,6 +71,12 @@ pub struct ModelArtifact {
     pub storage_path: String,
     pub files: Vec<ArtifactFile>,
     pub parent_model_id: Option<ArtifactId>,
+    /// What the model is: an adapter, or an export of its parent (`parent_model_id`).
+    #[serde(default)]
+    pub kind: super::ModelKind,
+    /// The check an export passed before it was stored (none for an adapter).
+    #[serde(default)]
+    pub export: Option<super::ExportCheck>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub deleted_at: Option<Timestamp>,

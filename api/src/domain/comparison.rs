@@ -63,13 +63,22 @@ pub enum JobTask {
     /// Answer a prompt set with trained models (`brightrun models eval`); makes no model.
     /// Boxed: every job carries a task, and few are evaluations.
     Evaluation(Box<EvaluationTask>),
+    /// Export a trained model (`brightrun models export`); makes a model of another kind.
+    Export(Box<super::ExportTask>),
 }
 
 impl JobTask {
     pub fn evaluation(&self) -> Option<&EvaluationTask> {
         match self {
-            JobTask::Training => None,
             JobTask::Evaluation(t) => Some(t),
+            JobTask::Training | JobTask::Export(_) => None,
+        }
+    }
+
+    pub fn export(&self) -> Option<&super::ExportTask> {
+        match self {
+            JobTask::Export(t) => Some(t),
+            JobTask::Training | JobTask::Evaluation(_) => None,
         }
     }
 
@@ -77,10 +86,32 @@ impl JobTask {
         self.evaluation().is_some()
     }
 
+    pub fn is_export(&self) -> bool {
+        self.export().is_some()
+    }
+
+    /// Whether the job trains an adapter.
+    pub fn is_training(&self) -> bool {
+        matches!(self, JobTask::Training)
+    }
+
     /// Whether the trainer reads the job's dataset: a training job, or an evaluation of
-    /// held-out examples (none given).
+    /// held-out examples (none given); never an export.
     pub fn uses_dataset(&self) -> bool {
-        self.evaluation().is_none_or(|t| t.prompts.is_none())
+        match self {
+            JobTask::Training => true,
+            JobTask::Evaluation(t) => t.prompts.is_none(),
+            JobTask::Export(_) => false,
+        }
+    }
+
+    /// The job's kind as the CLI and the API name it.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            JobTask::Training => "training",
+            JobTask::Evaluation(_) => "evaluation",
+            JobTask::Export(_) => "export",
+        }
     }
 }
 

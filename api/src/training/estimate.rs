@@ -639,3 +639,78 @@ pub fn evaluation_job(input: &EvaluationJobInput) -> Result<EvaluationJobEstimat
         price_per_gpu_hour: gpu.price_per_hour,
     })
 }
+
+/// What an export job (`brightrun models export`) writes and where.
+pub struct ExportJobInput<'a> {
+    /// The exported model's run: its base model.
+    pub hyperparameters: &'a Hyperparameters,
+    pub parameters_billions: Option<f64>,
+    pub gpu_type: &'a str,
+    pub gpu_count: u32,
+    pub catalog: &'a GpuCatalog,
+    pub training: &'a TrainingConfig,
+    pub format: crate::domain::ExportFormat,
+    pub dtype: crate::domain::ExportDtype,
+    pub quantize: Option<&'a str>,
+}
+
+/// An export job's duration and price.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportJobEstimate {
+    pub hours: f64,
+    pub cost: f64,
+    pub price_per_gpu_hour: f64,
+    /// The bytes the export is expected to store.
+    pub output_bytes: f64,
+}
+
+/// How fast an export moves weights through memory and disk (bytes per second): merging,
+/// writing safetensors, llama.cpp's conversion reading them back. Measured on SmolLM2-135M
+/// (bench/export.sh: ~0.5 GB of fp32 weights through each pass in about 3 s on 2 cores).
+pub const EXPORT_BYTES_PER_SECOND: f64 = 150e6;
+
+/// An export job's time: loading the base (as an evaluation does), then each pass over the
+/// weights at [`EXPORT_BYTES_PER_SECOND`] (merge and write; for a GGUF, llama.cpp's
+/// conversion; quantizing; loading the result back for the check), and the check's load of
+/// base + adapter. A GGUF LoRA converts the base once more for its check.
+pub fn export_job(input: &ExportJobInput) -> Result<ExportJobEstimate, EstimateError> {
+    use crate::domain::ExportFormat;
+    let hp = input.hyperparameters;
+    ranges::check_gpu_count(input.gpu_count).map_err(EstimateError::GpuCount)?;
+    let gpu = input.catalog.get(input.gpu_type)?;
+    let model = models::resolve(&hp.base_model, input.training, input.parameters_billions)?;
+    let cpu = gpu.cpu_cores.filter(|_| gpu.local).is_some();
+    let loading = if cpu {
+        cpu_fixed_seconds(model.parameters)
+    } else {
+        LOCAL_STARTUP_SECONDS
+    };
+    let params = model.parameters as f64;
+    let fp32 = params * 4.0;
+    let written = params * input.dtype.bytes();
+    let (passes, output_bytes) = match input.format {
+        // Merge and write, then read back for the check.
+        ExportFormat::Merged => (fp32 + 2.0 * written, written),
+        // The merged scratch copy, the conversion, the quantization, the check's load.
+        ExportFormat::Gguf => {
+            let quantized = input
+                .quantize
+                .map(|q| params * crate::domain::quantized_bits(q) / 8.0);
+            let out = quantized.unwrap_or(written);
+            (
+                2.0 * fp32 + written + quantized.map_or(0.0, |q| written + q) + out,
+                out,
+            )
+        }
+        // The base's GGUF for the check; the adapter itself is small.
+        ExportFormat::GgufLora => (fp32 + 2.0 * written, written * 0.01),
+    };
+    let seconds = 2.0 * loading + passes / EXPORT_BYTES_PER_SECOND;
+    let hours = seconds / 3600.0;
+    Ok(ExportJobEstimate {
+        hours,
+        cost: hours * gpu.price_per_hour * f64::from(input.gpu_count),
+        price_per_gpu_hour: gpu.price_per_hour,
+        output_bytes,
+    })
+}

@@ -580,6 +580,34 @@ impl LocalApi {
                 };
                 Reply::Job(e.evaluate_models(req, confirm_over_budget).await?)
             }
+            Request::ExportModel {
+                model,
+                format,
+                dtype,
+                quantize,
+                ollama,
+                name,
+                system_prompt,
+                backend,
+                gpu_type,
+                confirm_over_budget,
+                dry_run,
+            } => {
+                let model = blocking(e, move |e| model_id(e, &model)).await?;
+                let req = crate::ExportRequest {
+                    model,
+                    format,
+                    dtype,
+                    quantize,
+                    ollama,
+                    name,
+                    system_prompt,
+                    backend,
+                    gpu_type,
+                    dry_run,
+                };
+                Reply::Job(e.export_model(req, confirm_over_budget).await?)
+            }
             Request::JobCheckpoints { id } => {
                 Reply::Checkpoints(blocking(e, move |e| e.job_checkpoints(job_id(e, &id)?)).await?)
             }

@@ -57,6 +57,33 @@ pub struct TrainerSpec {
     /// PROTOCOL.md, "Training on from a model"); none: fresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_adapter: Option<CompareModel>,
+    /// An export job (`brightrun models export`): export this adapter instead of training
+    /// (PROTOCOL.md, "Export mode"); none: train.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportSpec>,
+}
+
+/// PROTOCOL.md's `export` object: the adapter, what to make of it, and the check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExportSpec {
+    pub model: CompareModel,
+    pub format: crate::domain::ExportFormat,
+    pub dtype: crate::domain::ExportDtype,
+    pub quantize: Option<String>,
+    pub ollama: bool,
+    pub name: String,
+    pub system_prompt: Option<String>,
+    pub max_shard_bytes: u64,
+    pub max_shards: u32,
+    pub verify: ExportVerify,
+}
+
+/// How an export is checked: the prompts (none: the trainer's built-in ones) and the greedy
+/// tokens compared per prompt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExportVerify {
+    pub prompts: Option<Vec<Vec<crate::domain::ChatMessage>>>,
+    pub tokens: u32,
 }
 
 /// PROTOCOL.md's `compare` object: the models to answer with, and the prompts (none: the
@@ -299,6 +326,7 @@ impl TrainerSpec {
             evaluation: None,
             compare: None,
             init_adapter: None,
+            export: None,
         }
     }
 }

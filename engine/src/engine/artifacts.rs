@@ -121,6 +121,8 @@ impl Engine {
             files,
             // The model it was trained on from (`--from-model`).
             parent_model_id: job.init_model,
+            kind: ModelKind::Adapter,
+            export: None,
             created_at: t,
             updated_at: t,
             deleted_at: None,
@@ -128,7 +130,11 @@ impl Engine {
     }
 
     /// Copies the adapter from the job's output folder into the models bucket.
-    async fn copy_output(&self, job: &TrainingJob, id: ArtifactId) -> Result<Vec<ArtifactFile>> {
+    pub(crate) async fn copy_output(
+        &self,
+        job: &TrainingJob,
+        id: ArtifactId,
+    ) -> Result<Vec<ArtifactFile>> {
         let out_root = self.output_root(job)?;
         let manifest: Vec<ArtifactFile> = if job.output_files.is_empty() {
             list_files(&out_root)?
@@ -181,7 +187,7 @@ impl Engine {
     /// Checks what a remote trainer uploaded through its presigned URLs: every reported file
     /// is one the engine presigned, is in the models bucket with the reported size, and hashes
     /// to the reported sha256 (read back: the trainer's word is not taken).
-    async fn verify_uploaded(
+    pub(crate) async fn verify_uploaded(
         &self,
         job: &TrainingJob,
         id: ArtifactId,
@@ -191,7 +197,8 @@ impl Engine {
                 "the trainer reported no uploaded adapter files".into(),
             ));
         }
-        for f in &job.output_files {
+        // An export's names are checked against the files it may write (`collect_export`).
+        for f in job.output_files.iter().filter(|_| !job.task.is_export()) {
             if !ADAPTER_FILES.contains(&f.path.as_str()) {
                 return Err(EngineError::Invalid(format!(
                     "the trainer reported `{}`, which is not an adapter file the engine asked for",
@@ -295,6 +302,24 @@ impl Engine {
                 kind: IdKind::Model,
                 query: id.to_string(),
             })
+    }
+
+    /// The caller's adapter `id`: what training on, evaluating and chatting take. An export
+    /// is refused naming what it is and the adapter it came from.
+    pub(crate) fn adapter(&self, id: ArtifactId, to: &str) -> Result<ModelArtifact> {
+        let model = self.artifact(id)?;
+        if model.kind == ModelKind::Adapter {
+            return Ok(model);
+        }
+        Err(EngineError::Invalid(format!(
+            "model {} is a {} export{}; {to} its adapter instead",
+            id.short(),
+            model.kind.as_str(),
+            model
+                .parent_model_id
+                .map(|p| format!(" of model {}", p.short()))
+                .unwrap_or_default()
+        )))
     }
 
     pub fn resolve_artifact(&self, query: &str) -> Result<ArtifactId> {

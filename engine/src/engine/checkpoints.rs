@@ -88,7 +88,7 @@ impl Engine {
         access: DataAccess,
         ttl: std::time::Duration,
     ) -> Result<Option<CheckpointUpload>> {
-        if job.task.is_evaluation() {
+        if !job.task.is_training() {
             return Ok(None);
         }
         if access == DataAccess::Paths {

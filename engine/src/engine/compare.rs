@@ -111,7 +111,7 @@ impl Engine {
             bases: bases.len() as u32,
         })
         .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        self.check_evaluation_budget(est.cost, confirm_over_budget)?;
+        self.check_task_budget("this evaluation", est.cost, confirm_over_budget)?;
         let mut job = TrainingJob::new_queued(
             self.user,
             first.dataset_id,
@@ -154,7 +154,10 @@ impl Engine {
                 unique.len()
             )));
         }
-        unique.into_iter().map(|id| self.artifact(id)).collect()
+        unique
+            .into_iter()
+            .map(|id| self.adapter(id, "evaluate"))
+            .collect()
     }
 
     /// The hyperparameters of the run that made `model`: its job's, or (the job gone) the
@@ -213,13 +216,15 @@ impl Engine {
         Ok((samples + probes, held_out as f64 * tokens_per_example))
     }
 
-    fn check_evaluation_budget(&self, cost: f64, confirmed: bool) -> Result<()> {
+    /// Refuses a job (`what`: "this evaluation") that would take the month over its budget
+    /// unless the user confirmed it.
+    pub(crate) fn check_task_budget(&self, what: &str, cost: f64, confirmed: bool) -> Result<()> {
         let spent = self.spent_this_month()?;
         match training::budget::budget_effect(&self.inner.config.budget, spent, cost) {
             Some(b) if b.exceeds && !confirmed => Err(EngineError::conflict(
                 Reason::OverBudget,
                 format!(
-                    "this evaluation (about ${cost:.2}) would take the month to ${:.2} of its ${:.2} budget; confirm to go over it",
+                    "{what} (about ${cost:.2}) would take the month to ${:.2} of its ${:.2} budget; confirm to go over it",
                     b.after_this_run, b.monthly_budget
                 ),
             )),

@@ -649,8 +649,8 @@ impl Engine {
         job.retry_of = Some(old.id);
         job.task = old.task.clone();
         job.init_model = old.init_model;
-        // An evaluation answers its prompts again from the start.
-        if !job.task.is_evaluation() {
+        // An evaluation answers its prompts again from the start; an export exports again.
+        if job.task.is_training() {
             let access = self.data_access(&job.gpu_config.backend);
             job.resumed_from = self.resume_point(&old, from, access)?;
             if let Some(p) = job.resumed_from {
@@ -727,6 +727,19 @@ fn same_geometry(old: &GpuConfig, new: &GpuConfig, step: u64) -> Result<()> {
 fn queued_note(job: &TrainingJob, dataset_name: &str) -> (String, String) {
     let short = job.id.short();
     let gpus = format!("{}× {}", job.gpu_config.gpu_count, job.gpu_config.gpu_type);
+    if let Some(t) = job.task.export() {
+        return (
+            format!("Export {short} queued"),
+            format!(
+                "model {} as {} {} ({}), {gpus}, about ${:.2}",
+                t.model.short(),
+                t.format.as_str(),
+                t.dtype.as_str(),
+                dataset_name,
+                job.estimated_cost
+            ),
+        );
+    }
     match job.task.evaluation() {
         Some(t) => (
             format!("Evaluation {short} queued"),

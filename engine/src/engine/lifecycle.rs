@@ -531,6 +531,14 @@ pub(crate) fn finish(
                 "`brightrun jobs show {short}` shows the answers side by side; ${cost:.2}"
             ),
         },
+        JobStatus::Completed if job.task.is_export() => Note {
+            kind: NotificationType::JobCompleted,
+            title: format!("Export {short} completed"),
+            message: format!(
+                "checked against base + adapter; `brightrun models show {}` shows it; ${cost:.2}",
+                job.artifact_id.map(|a| a.short()).unwrap_or_default()
+            ),
+        },
         JobStatus::Completed => Note {
             kind: NotificationType::JobCompleted,
             title: format!("Job {short} completed"),

@@ -17,7 +17,7 @@ pub(crate) struct Parent {
 impl Parent {
     /// The caller's model `id` and its run's hyperparameters.
     pub(crate) fn of(engine: &Engine, id: ArtifactId) -> Result<Self> {
-        let model = engine.artifact(id)?;
+        let model = engine.adapter(id, "train on from")?;
         let hp = engine.first_run(&model)?.hyperparameters;
         Ok(Self { model, hp })
     }

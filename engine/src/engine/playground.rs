@@ -263,7 +263,7 @@ impl Engine {
         })?;
         let artifact = self
             .on_store(move |e| {
-                let artifact = e.artifact(id)?;
+                let artifact = e.adapter(id, "chat with")?;
                 e.check_chat_fit(&artifact)?;
                 Ok(artifact)
             })

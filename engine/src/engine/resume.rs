@@ -255,7 +255,7 @@ impl Engine {
         job: &TrainingJob,
         access: DataAccess,
     ) -> Result<(Option<ResumeRef>, Option<crate::backend::CheckpointUpload>)> {
-        if job.task.is_evaluation() {
+        if !job.task.is_training() {
             return Ok((None, None));
         }
         let ttl = super::runner::url_ttl(job);
@@ -404,10 +404,11 @@ impl Engine {
         let (job, source) = self
             .on_store(move |e| {
                 let job = e.job(id)?;
-                if job.task.is_evaluation() {
+                if !job.task.is_training() {
                     return Err(EngineError::Invalid(format!(
-                        "job {} is an evaluation; it has no checkpoints",
-                        id.short()
+                        "job {} is an {}; it has no checkpoints",
+                        id.short(),
+                        job.task.kind_name()
                     )));
                 }
                 e.resume_point(&job, RetryFrom::Step(step), DataAccess::Paths)?;

@@ -162,7 +162,13 @@ impl Engine {
         // finds them.
         let inputs = match inputs {
             Ok(i) => match self.compare_spec(&job).await {
-                Ok(c) => self.init_adapter_spec(&job).await.map(|init| (i, c, init)),
+                Ok(c) => match self.export_spec(&job).await {
+                    Ok(x) => self
+                        .init_adapter_spec(&job)
+                        .await
+                        .map(|init| (i, (c, x), init)),
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),
@@ -176,11 +182,12 @@ impl Engine {
             Err(e) => Err(e),
         };
         let spec = match inputs {
-            Ok((inputs, compare, init, resume, upload)) => {
+            Ok((inputs, (compare, export), init, resume, upload)) => {
                 let for_spec = job.clone();
                 let steps = self.inner.config.training.checkpoint_steps;
                 self.on_store(move |e| {
                     let mut spec = e.build_spec(&for_spec, inputs, compare)?;
+                    spec.export = export;
                     spec.init_adapter = init;
                     spec.resume_from = resume;
                     spec.checkpoint_upload = upload;
@@ -294,6 +301,12 @@ impl Engine {
             return Ok(Inputs::Urls {
                 dataset: get,
                 puts: self.comparison_put(job, ttl).await?,
+            });
+        }
+        if job.task.is_export() {
+            return Ok(Inputs::Urls {
+                dataset: get,
+                puts: self.export_puts(job, ttl).await?,
             });
         }
         let artifact = super::artifacts::remote_artifact_id(job);
@@ -434,6 +447,7 @@ impl Engine {
             },
             compare,
             init_adapter: None,
+            export: None,
         })
     }
 
@@ -655,6 +669,22 @@ impl Engine {
                         Some(_) => JobStatus::Failed,
                     };
                     e.finish_job_at(id, status, error, None, moved, ended)
+                        .map(|_| ())
+                })
+                .await
+            }
+            Outcome::Done(_) if job.task.is_export() => {
+                let collected = self.collect_export(&job).await;
+                self.on_store(move |e| {
+                    let (status, error, artifact) = match collected {
+                        Ok(a) => (JobStatus::Completed, None, Some(a)),
+                        Err(err) => (
+                            JobStatus::Failed,
+                            Some((format!("storing the export failed: {err}"), None)),
+                            None,
+                        ),
+                    };
+                    e.finish_job_at(id, status, error, artifact, moved, ended)
                         .map(|_| ())
                 })
                 .await

@@ -41,12 +41,13 @@ impl Engine {
 
     pub(crate) fn compared_run(&self, id: JobId) -> Result<ComparedRun> {
         let job = self.job(id)?;
-        if job.task.is_evaluation() {
+        if !job.task.is_training() {
             return Err(EngineError::InvalidField {
                 field: "ids".into(),
                 message: format!(
-                    "job {} is an evaluation, not a training run (`jobs show` shows its comparison)",
-                    id.short()
+                    "job {} is an {}, not a training run (`jobs show` shows what it did)",
+                    id.short(),
+                    job.task.kind_name()
                 ),
             });
         }

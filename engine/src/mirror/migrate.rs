@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0006_sweeps.sql",
         include_str!("../../../migrations-compat/0006_sweeps.sql"),
     ),
+    (
+        7,
+        "0007_exports.sql",
+        include_str!("../../../migrations-compat/0007_exports.sql"),
+    ),
 ];
 
 /// The table that records which migrations a database holds (a dry run's SQL creates it too).

@@ -245,6 +245,8 @@ pub(crate) const ARTIFACTS: Table = Table {
         ("brightrun_seq", "int8"),
         ("brightrun_hash", "int8"),
         ("brightrun_base_model", "text"),
+        ("brightrun_kind", "text"),
+        ("brightrun_export", "jsonb"),
     ],
 };
 
@@ -550,6 +552,11 @@ pub(crate) fn artifact_row(
         big(seq),
         Val::I64(Some(record_hash(a))),
         text(&a.base_model),
+        text(a.kind.as_str()),
+        match &a.export {
+            Some(c) => json(c),
+            None => Val::Json(None),
+        },
     ]
 }
 

@@ -175,6 +175,8 @@ pub fn write_sample(store: &Store, user: UserId, metrics: usize) -> Result<Sampl
             sha256: "cd".repeat(32),
         }],
         parent_model_id: None,
+        kind: ModelKind::Adapter,
+        export: None,
         created_at: t,
         updated_at: t,
         deleted_at: None,

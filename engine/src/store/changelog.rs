@@ -21,11 +21,11 @@ pub const CONSUMERS: TableDefinition<'static, &'static str, u64> =
 fn encode_change(at: &Timestamp, e: &EngineEvent) -> Option<Vec<u8>> {
     let change = match e {
         EngineEvent::Dataset(d) => Change::Dataset(d.to_stored()),
-        EngineEvent::Job(j) => Change::JobV3(j.to_stored()),
+        EngineEvent::Job(j) => Change::JobV4(j.to_stored()),
         EngineEvent::Metrics { job_id, points } => {
             Change::Metrics(*job_id, points.iter().map(Persisted::to_stored).collect())
         }
-        EngineEvent::Artifact(a) => Change::Artifact(a.to_stored()),
+        EngineEvent::Artifact(a) => Change::ArtifactV4(a.to_stored()),
         EngineEvent::Cost(c) => Change::Cost(c.to_stored()),
         EngineEvent::Notification(n) => Change::Notification(n.to_stored()),
         EngineEvent::Checkpoint(c) => Change::CheckpointV3(c.to_stored()),
@@ -45,15 +45,24 @@ fn decode_change(seq: u64, bytes: &[u8]) -> Result<Sequenced, StoreError> {
         Change::Dataset(d) => EngineEvent::Dataset(Arc::new(d.convert())),
         // An entry written before schema v8 reads as its upgrade would store it.
         Change::Job(j) => {
-            let j: super::stored::v3::TrainingJobV3 = j.convert();
+            let j: super::stored::v4::TrainingJobV4 = j.convert();
             EngineEvent::Job(Arc::new(j.convert()))
         }
-        Change::JobV3(j) => EngineEvent::Job(Arc::new(j.convert())),
+        Change::JobV3(j) => {
+            let j: super::stored::v4::TrainingJobV4 = j.convert();
+            EngineEvent::Job(Arc::new(j.convert()))
+        }
+        Change::JobV4(j) => EngineEvent::Job(Arc::new(j.convert())),
         Change::Metrics(job_id, points) => EngineEvent::Metrics {
             job_id,
             points: Arc::new(points.convert()),
         },
-        Change::Artifact(a) => EngineEvent::Artifact(Arc::new(a.convert())),
+        // An entry written before schema v10 reads as its upgrade would store it.
+        Change::Artifact(a) => {
+            let a: super::stored::v4::ModelArtifactV4 = a.convert();
+            EngineEvent::Artifact(Arc::new(a.convert()))
+        }
+        Change::ArtifactV4(a) => EngineEvent::Artifact(Arc::new(a.convert())),
         Change::Cost(c) => EngineEvent::Cost(Arc::new(c.convert())),
         Change::Notification(n) => EngineEvent::Notification(Arc::new(n.convert())),
         Change::Checkpoint(c) => {

@@ -302,6 +302,8 @@ pub fn samples() -> Samples {
             sha256: "cd".repeat(32),
         }],
         parent_model_id: parent,
+        kind: ModelKind::Adapter,
+        export: None,
         created_at: at(35 + n as u32),
         updated_at: at(36 + n as u32),
         deleted_at: (status == ArtifactStatus::Archived).then(|| at(59)),
@@ -597,8 +599,53 @@ pub fn since_v9(s: &Samples) -> Sweep {
     }
 }
 
-/// Writes [`samples`], [`since_v8`] and [`since_v9`] into a new store at `path`, through the
-/// store's own API.
+/// What schema v10 added: an export job (a GGUF of the first model, with a Modelfile) and
+/// the model it made.
+pub fn since_v10(s: &Samples) -> (TrainingJob, ModelArtifact) {
+    let parent = s.artifacts[0].clone();
+    let mut job = job(9, s.profile_user, parent.dataset_id, JobStatus::Completed);
+    job.task = JobTask::Export(Box::new(ExportTask {
+        model: parent.id,
+        format: ExportFormat::Gguf,
+        dtype: ExportDtype::F16,
+        quantize: Some("q8_0".into()),
+        ollama: true,
+        name: "support-bot-gguf".into(),
+        system_prompt: Some("You answer support questions.".into()),
+    }));
+    let model = ModelArtifact {
+        id: ArtifactId(uuid(0x410)),
+        job_id: job.id,
+        name: "support-bot-gguf".into(),
+        version: 1,
+        storage_path: format!("{}/m10", s.profile_user.0),
+        files: vec![ArtifactFile {
+            path: "model.gguf".into(),
+            size: 4_096,
+            sha256: "ef".repeat(32),
+        }],
+        parent_model_id: Some(parent.id),
+        kind: ModelKind::Gguf,
+        export: Some(ExportCheck {
+            passed: true,
+            checked: "greedy".into(),
+            max_abs_diff: None,
+            tolerance: None,
+            agreement: Some(1.0),
+            held: Some(1.0),
+            template_matches: Some(true),
+            prompts: 3,
+            tokens: Some(8),
+            ollama_command: Some("ollama create support-bot-gguf -f Modelfile".into()),
+            seconds: Some(12.5),
+        }),
+        ..parent
+    };
+    (job, model)
+}
+
+/// Writes [`samples`], [`since_v8`], [`since_v9`] and [`since_v10`] into a new store at
+/// `path`, through the store's own API.
 pub fn write(path: &std::path::Path) {
     let s = samples();
     let v8 = since_v8(&s);
@@ -613,6 +660,9 @@ pub fn write(path: &std::path::Path) {
     store.put(&v8.job).unwrap();
     store.put(&v8.checkpoint).unwrap();
     store.write(|w| w.put_sweep(&since_v9(&s))).unwrap();
+    let (export_job, export) = since_v10(&s);
+    store.put(&export_job).unwrap();
+    store.write(|w| w.put(&export)).unwrap();
     store
         .put_comparison(v8.comparison.0, &v8.comparison.1)
         .unwrap();
@@ -702,8 +752,8 @@ fn every_upgrade_fixture_opens_with_every_record() {
         // What v8 added is in v8's fixture and later ones.
         let v8 = since_v8(&s);
         let has_v8 = fixture_version(&file) >= 8;
-        // The evaluation job.
-        let extra = usize::from(has_v8);
+        // The evaluation job, and the export job.
+        let extra = usize::from(has_v8) + usize::from(fixture_version(&file) >= 10);
         assert_eq!(
             store.schema_version().unwrap(),
             super::SCHEMA_VERSION,
@@ -765,6 +815,17 @@ fn every_upgrade_fixture_opens_with_every_record() {
         for a in &s.artifacts {
             assert_eq!(store.artifact(a.id).unwrap().as_ref(), Some(a), "{name}");
         }
+        let (export_job, export) = since_v10(&s);
+        if fixture_version(&file) >= 10 {
+            assert_eq!(
+                store.job(export_job.id).unwrap(),
+                Some(export_job),
+                "{name}"
+            );
+            assert_eq!(store.artifact(export.id).unwrap(), Some(export), "{name}");
+        } else {
+            assert_eq!(store.artifact(export.id).unwrap(), None, "{name}");
+        }
         for n in &s.notifications {
             assert_eq!(
                 store.notification(n.id).unwrap().as_ref(),
@@ -804,7 +865,8 @@ fn every_upgrade_fixture_opens_with_every_record() {
         );
         assert_eq!(
             store.jobs_in_status(JobStatus::Running, 100).unwrap().len(),
-            2 + extra,
+            // The export job has completed.
+            2 + usize::from(has_v8),
             "{name}"
         );
 

@@ -34,6 +34,13 @@
 //!   `ChangeV3::Sweep` (a variant appended: earlier entries keep their bytes). Older BrightRuns
 //!   could not decode those log entries, so they are refused from v9 on. The upgrade only
 //!   stamps the version: no record changes.
+//! - v10: jobs are `stored::v4::TrainingJobV4` (their task may be an export: `brightrun models
+//!   export`) and models are `stored::v4::ModelArtifactV4` (their kind: an adapter, or a
+//!   merged, GGUF or GGUF LoRA export of their parent; and the check an export passed); the
+//!   change log writes both in the new layouts (`ChangeV3::JobV4`, `ChangeV3::ArtifactV4`,
+//!   appended; older entries keep their bytes). Older BrightRuns could not decode them, so
+//!   they are refused from v10 on. The upgrade rewrites every job (its task as it was) and
+//!   every model (an adapter); one that does not decode is quarantined.
 //!
 //! Record layouts are the stored types of [`super::stored`], not the domain types: schema v5's
 //! records are `stored::v1` (byte for byte what v5 always wrote; the upgrade fixture
@@ -48,7 +55,7 @@ use super::records::*;
 use crate::domain::*;
 use redb::{Database, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
-pub const SCHEMA_VERSION: u64 = 9;
+pub const SCHEMA_VERSION: u64 = 10;
 const KEY: &str = "schema_version";
 
 pub fn read_version(db_: &Database) -> Result<u64, StoreError> {
@@ -84,24 +91,42 @@ pub fn upgrade(db_: &Database) -> Result<(), StoreError> {
     }
     // Before the indexes are rebuilt from the records, which reads them in today's layout.
     if (1..8).contains(&found) {
-        let quarantined = super::quarantine::restore::<
-            super::stored::v1::TrainingJobV1,
-            super::stored::v3::TrainingJobV3,
-        >(&txn, JOBS.name())?;
-        if quarantined > 0 {
-            tracing::error!(
-                "upgrading store schema {found} → {SCHEMA_VERSION}: {quarantined} job(s) did not decode and were moved to quarantine (`brightrun doctor` lists them)"
-            );
-        }
-        let quarantined = super::quarantine::restore::<
-            super::stored::v1::CheckpointV1,
-            super::stored::v3::CheckpointV3,
-        >(&txn, CHECKPOINTS.name())?;
-        if quarantined > 0 {
-            tracing::error!(
-                "upgrading store schema {found} → {SCHEMA_VERSION}: {quarantined} checkpoint(s) did not decode and were moved to quarantine (`brightrun doctor` lists them)"
-            );
-        }
+        report(
+            found,
+            "job(s)",
+            super::quarantine::restore::<
+                super::stored::v1::TrainingJobV1,
+                super::stored::v4::TrainingJobV4,
+            >(&txn, JOBS.name())?,
+        );
+        report(
+            found,
+            "checkpoint(s)",
+            super::quarantine::restore::<
+                super::stored::v1::CheckpointV1,
+                super::stored::v3::CheckpointV3,
+            >(&txn, CHECKPOINTS.name())?,
+        );
+    }
+    if (8..10).contains(&found) {
+        report(
+            found,
+            "job(s)",
+            super::quarantine::restore::<
+                super::stored::v3::TrainingJobV3,
+                super::stored::v4::TrainingJobV4,
+            >(&txn, JOBS.name())?,
+        );
+    }
+    if (1..10).contains(&found) {
+        report(
+            found,
+            "model(s)",
+            super::quarantine::restore::<
+                super::stored::v1::ModelArtifactV1,
+                super::stored::v4::ModelArtifactV4,
+            >(&txn, ARTIFACTS.name())?,
+        );
     }
     if found == 1 {
         tracing::info!("upgrading store schema 1 → 2: rebuilding indexes");
@@ -122,6 +147,15 @@ pub fn upgrade(db_: &Database) -> Result<(), StoreError> {
         .map_err(db)?;
     txn.commit().map_err(db)?;
     Ok(())
+}
+
+/// Logs how many records of a kind an upgrade step could not decode (they are in quarantine).
+fn report(found: u64, what: &str, quarantined: usize) {
+    if quarantined > 0 {
+        tracing::error!(
+            "upgrading store schema {found} → {SCHEMA_VERSION}: {quarantined} {what} did not decode and were moved to quarantine (`brightrun doctor` lists them)"
+        );
+    }
 }
 
 /// Empties every index and refills it from the records.

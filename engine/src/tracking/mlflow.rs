@@ -339,14 +339,18 @@ impl Consumer for Mlflow {
         }
         for (id, ps) in &points {
             match self.job(*id, &jobs).await? {
-                Some(job) if !job.task.is_evaluation() => self.log_points(&job, ps).await?,
+                Some(job) if job.task.is_training() => self.log_points(&job, ps).await?,
                 _ => {}
             }
         }
-        for job in jobs.values().filter(|j| !j.task.is_evaluation()) {
+        for job in jobs.values().filter(|j| j.task.is_training()) {
             self.sync_job(job).await?;
         }
-        for m in models {
+        // An export's run is its adapter's (its own job trains nothing).
+        for m in models
+            .into_iter()
+            .filter(|m| m.kind == crate::domain::ModelKind::Adapter)
+        {
             let Some(job) = self.job(m.job_id, &jobs).await? else {
                 continue;
             };

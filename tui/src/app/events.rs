@@ -512,6 +512,15 @@ impl App {
                     .run_metrics(request, id, result, &mut self.shared);
                 Vec::new()
             }
+            Outcome::ExportPlanned { request, result } => {
+                self.export_planned(request, result);
+                Vec::new()
+            }
+            Outcome::ExportQueued {
+                model,
+                options,
+                result,
+            } => self.export_queued(model, *options, result),
             Outcome::MarkedRead(result) => {
                 if let Err(e) = result {
                     self.notify_user(format!("could not mark read: {e}"), Level::Error);
@@ -548,6 +557,96 @@ impl App {
         self.tabs.jobs.browse.focus = Focus::List;
         let fx = self.go_tab(Tab::Jobs);
         // Said on the Jobs tab, where the sweep is (leaving a tab clears what was said there).
+        self.notify_user(said, Level::Success);
+        fx
+    }
+}
+
+impl App {
+    /// The engine's dry run of the export asked for last: the dialog becomes the
+    /// confirmation of what it makes, where, for about how much and how long (an older
+    /// request's answer is dropped). A refusal is said in the dialog, which stays open.
+    fn export_planned(
+        &mut self,
+        request: u64,
+        result: Result<Box<TrainingJob>, brightrun_api::ApiError>,
+    ) {
+        let Some(Overlay::Export(dialog)) = &mut self.shared.overlay else {
+            return;
+        };
+        if dialog.planning != Some(request) {
+            return;
+        }
+        let plan = match result {
+            Ok(plan) => plan,
+            Err(e) => {
+                dialog.refused(&e);
+                return;
+            }
+        };
+        let model = dialog.model.clone();
+        let options = dialog.options();
+        self.overlay = Some(Overlay::Confirm {
+            title: "Queue export?".into(),
+            lines: crate::context::export::plan_lines(&model, &plan),
+            on_yes: Confirmed::Export {
+                model: model.id,
+                options: Box::new(options),
+            },
+        });
+    }
+
+    /// An export queued: the Jobs tab shows its job, selected. Over the month's budget, the
+    /// engine asks for a confirmation (its reason, never its text, says so): the dialog asks,
+    /// and a yes sends it again with `confirm_over_budget`.
+    fn export_queued(
+        &mut self,
+        model: brightrun_api::ids::ArtifactId,
+        options: ExportOptions,
+        result: Result<Box<TrainingJob>, brightrun_api::ApiError>,
+    ) -> Vec<Effect> {
+        let j = match result {
+            Ok(j) => Arc::new(clean_job(*j)),
+            Err(e) if e.reason == Some(Reason::OverBudget) && !options.confirm_over_budget => {
+                self.overlay = Some(Overlay::Confirm {
+                    title: "Over budget: queue export?".into(),
+                    lines: vec![
+                        one_line(&e.message).into_owned(),
+                        "Queue the export anyway?".into(),
+                    ],
+                    on_yes: Confirmed::Export {
+                        model,
+                        options: Box::new(ExportOptions {
+                            confirm_over_budget: true,
+                            ..options
+                        }),
+                    },
+                });
+                return Vec::new();
+            }
+            Err(e) => {
+                self.notify_user(format!("could not queue the export: {e}"), Level::Error);
+                return Vec::new();
+            }
+        };
+        let what = j
+            .task
+            .export()
+            .map(|t| format!("export {} ({})", t.format.as_str(), one_line(&t.name)))
+            .unwrap_or_else(|| "export".into());
+        let said = format!(
+            "{what} queued as job {} (estimated {})",
+            j.id.short(),
+            crate::format::money(j.estimated_cost)
+        );
+        let id = j.id;
+        self.upsert_job_if_newer(j);
+        self.touch_job(id);
+        self.refresh_views();
+        self.select_in(Tab::Jobs, |a| a.jobs.position(id));
+        self.tabs.jobs.browse.focus = Focus::List;
+        let fx = self.go_tab(Tab::Jobs);
+        // Said on the Jobs tab, where the job is (leaving a tab clears what was said there).
         self.notify_user(said, Level::Success);
         fx
     }

@@ -3,11 +3,13 @@
 
 use super::App;
 use crate::action::Action;
+use crate::context::export::ExportKey;
 use crate::context::{
     Confirmed, FileBrowser, Overlay, PickTarget, PromptKind, files, pick_visible,
 };
 use crate::effect::*;
 use crate::tabs::datasets_inspect::parse_goto;
+use brightrun_api::domain::ExportOptions;
 use brightrun_api::ids::DatasetId;
 use crossterm::event::KeyCode;
 
@@ -141,6 +143,44 @@ impl App {
                 }
                 self.overlay = Some(Overlay::Retry(dialog));
                 Vec::new()
+            }
+            Overlay::Export(mut dialog) => {
+                let out = match &action {
+                    Action::Input(k) => dialog.key(*k),
+                    Action::Paste(text) => {
+                        dialog.paste(text);
+                        ExportKey::Stay
+                    }
+                    Action::Scroll { delta, .. } if !dialog.loading() => {
+                        dialog.move_by(delta.signum() as isize);
+                        ExportKey::Stay
+                    }
+                    _ => ExportKey::Stay,
+                };
+                match out {
+                    ExportKey::Stay => {
+                        self.overlay = Some(Overlay::Export(dialog));
+                        Vec::new()
+                    }
+                    ExportKey::Cancel => {
+                        self.notify_user("cancelled", Level::Info);
+                        Vec::new()
+                    }
+                    ExportKey::Plan(options) => {
+                        let request = self.request_id();
+                        let model = dialog.model.id;
+                        dialog.planning = Some(request);
+                        self.overlay = Some(Overlay::Export(dialog));
+                        vec![Effect::PlanExport {
+                            request,
+                            model,
+                            options: ExportOptions {
+                                dry_run: true,
+                                ..options
+                            },
+                        }]
+                    }
+                }
             }
             Overlay::Pick {
                 title,
@@ -358,6 +398,21 @@ impl App {
                 }]
             }
             Confirmed::OverwriteDownload { id, to } => self.start_download(id, to, true),
+            Confirmed::Export { model, options } => {
+                let name = self
+                    .artifacts
+                    .get(model)
+                    .map(|a| format!("{} v{}", a.name, a.version))
+                    .unwrap_or_else(|| model.short());
+                self.notify_user(format!("queueing the export of {name}…"), Level::Info);
+                vec![Effect::ExportModel {
+                    model,
+                    options: ExportOptions {
+                        dry_run: false,
+                        ..*options
+                    },
+                }]
+            }
             Confirmed::ClearChat(id) => {
                 self.notify_user("conversation cleared", Level::Info);
                 self.tabs.models.clear_chat(id)

@@ -4,9 +4,11 @@
 
 use super::Shared;
 use crate::action::Tab;
+use crate::state::Collection;
 use crate::state::ListView;
 use brightrun_api::domain::*;
 use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
 
 pub const DATASET_COLUMNS: [&str; 7] = [
     "Name", "Format", "Status", "Examples", "Tokens", "Size", "Created",
@@ -149,11 +151,15 @@ pub fn job_matches(j: &TrainingJob, dataset_name: &str, f: &str) -> bool {
         || contains_ci(&j.gpu_config.gpu_type, f)
         || contains_ci(&j.gpu_config.backend, f)
         || contains_ci(&j.hyperparameters.base_model, f)
+        || j.task
+            .export()
+            .is_some_and(|e| format!("export {}", e.format.as_str()).contains(f))
 }
 
 pub fn artifact_matches(a: &ModelArtifact, f: &str) -> bool {
     f.is_empty()
         || contains_ci(&a.name, f)
+        || (a.kind != ModelKind::Adapter && a.kind.as_str().contains(f))
         || contains_ci(&a.base_model, f)
         || id_starts_with(&a.id.0, f)
         || id_starts_with(&a.job_id.0, f)
@@ -175,6 +181,57 @@ pub fn artifact_cmp(col: usize, a: &ModelArtifact, b: &ModelArtifact) -> Orderin
     };
     o.then(a.created_at.cmp(&b.created_at))
         .then(a.id.cmp(&b.id))
+}
+
+/// The Models list's rows with each adapter's exports right under it, in the list's order
+/// among themselves; an export whose adapter is not in the rows (filtered out, deleted) stays
+/// where it is. Returns the rows and, for each export placed under its adapter, whether it
+/// is the adapter's last (`└`, else `├`); none when no export is placed (the rows stand).
+pub(crate) fn exports_under_adapters(
+    rows: &[u32],
+    artifacts: &Collection<ModelArtifact>,
+) -> Option<(Vec<u32>, HashMap<u32, bool>)> {
+    let parent_row = |r: u32| -> Option<u32> {
+        let a = artifacts.at(r as usize);
+        if a.kind == ModelKind::Adapter {
+            return None;
+        }
+        let p = artifacts.position(a.parent_model_id?)?;
+        // Only an adapter exports (the engine refuses an export of an export).
+        (artifacts.at(p).kind == ModelKind::Adapter).then_some(p as u32)
+    };
+    if !rows
+        .iter()
+        .any(|&r| artifacts.at(r as usize).kind != ModelKind::Adapter)
+    {
+        return None;
+    }
+    let shown: HashSet<u32> = rows.iter().copied().collect();
+    let mut under: HashMap<u32, Vec<u32>> = HashMap::new();
+    for &r in rows {
+        if let Some(p) = parent_row(r).filter(|p| shown.contains(p)) {
+            under.entry(p).or_default().push(r);
+        }
+    }
+    if under.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    let mut tree = HashMap::new();
+    for &r in rows {
+        if parent_row(r).is_some_and(|p| shown.contains(&p)) {
+            continue;
+        }
+        out.push(r);
+        if let Some(children) = under.remove(&r) {
+            let n = children.len();
+            for (k, c) in children.into_iter().enumerate() {
+                tree.insert(c, k + 1 == n);
+                out.push(c);
+            }
+        }
+    }
+    Some((out, tree))
 }
 
 pub fn artifact_size(a: &ModelArtifact) -> u64 {
@@ -221,6 +278,28 @@ pub fn job_view_changed(
 }
 
 impl Shared {
+    /// Puts each adapter's exports under it in the Models list once its rows were rebuilt,
+    /// and the selection back on the model it was on (`placed`; else it stays at its row).
+    fn group_export_rows(&mut self, placed: bool) {
+        let Some((rows, tree)) = exports_under_adapters(&self.model_list.rows, &self.artifacts)
+        else {
+            self.model_tree.clear();
+            return;
+        };
+        let list = &mut self.model_list;
+        let at = list
+            .selected_key
+            .filter(|_| placed)
+            .and_then(|k| self.artifacts.position(k))
+            .and_then(|p| rows.iter().position(|&r| r as usize == p));
+        list.selected = at
+            .unwrap_or(list.selected)
+            .min(rows.len().saturating_sub(1));
+        list.rows = rows;
+        list.sync_key(&self.artifacts);
+        self.model_tree = tree;
+    }
+
     /// Recomputes the rows of any list whose data, filter or order changed.
     pub fn refresh_views(&mut self) {
         if self.dataset_list.needs_rebuild() {
@@ -285,6 +364,9 @@ impl Shared {
             self.group_sweep_rows(placed);
         }
         if self.model_list.needs_rebuild() {
+            // Whether the selection is on a record to follow (else it keeps its place: the
+            // first row at start).
+            let placed = self.model_list.selected_key.is_some();
             let f = self.model_list.filter.to_lowercase();
             let col = self.model_list.sort_col;
             self.model_list.rebuild(
@@ -292,6 +374,7 @@ impl Shared {
                 |a| artifact_matches(a, &f),
                 |a, b| artifact_cmp(col, a, b),
             );
+            self.group_export_rows(placed);
         }
         if self.notification_list.needs_rebuild() {
             let f = self.notification_list.filter.to_lowercase();

@@ -3,6 +3,7 @@
 //! settings, the status bar, toasts, background work, the overlay and the input line. A tab
 //! gets it as `&mut Shared` while it handles an action, and as `&Shared` while it draws.
 
+pub mod export;
 pub mod files;
 pub mod lists;
 mod overlay;
@@ -10,6 +11,7 @@ pub mod retry;
 pub mod search;
 pub mod sweeps;
 
+pub use export::ExportDialog;
 pub use files::FileBrowser;
 pub use overlay::{Bottom, Confirmed, Overlay, PickTarget, PromptKind, pick_visible};
 pub use retry::RetryDialog;
@@ -133,6 +135,9 @@ pub struct Shared {
     pub dataset_list: ListView<DatasetId>,
     pub job_list: ListView<JobId>,
     pub model_list: ListView<ArtifactId>,
+    /// The Models list's exports shown under their adapter (by collection position), and
+    /// whether each is its adapter's last (kept with the rows: see `lists`).
+    pub(crate) model_tree: HashMap<u32, bool>,
     pub notification_list: ListView<NotificationId>,
     /// What the Jobs filter searches, kept ready for the next keystroke.
     pub(crate) job_search: search::JobSearch,
@@ -190,6 +195,7 @@ impl Shared {
             dataset_list: ListView::new(lists::DATASET_CREATED, true),
             job_list: ListView::new(lists::JOB_CREATED, true),
             model_list: ListView::new(lists::MODEL_CREATED, true),
+            model_tree: HashMap::new(),
             notification_list: ListView::new(0, true),
             job_search: Default::default(),
             details: HashMap::new(),

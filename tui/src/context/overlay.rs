@@ -34,6 +34,12 @@ pub enum Confirmed {
     },
     /// Forget the Chat view's conversation with this model.
     ClearChat(ArtifactId),
+    /// Queue the export of this adapter as estimated; `options.confirm_over_budget` once the
+    /// user said yes to going over the month's budget.
+    Export {
+        model: ArtifactId,
+        options: Box<brightrun_api::domain::ExportOptions>,
+    },
 }
 
 /// What a one-line prompt is for.
@@ -85,6 +91,8 @@ pub enum Overlay {
     Files(Box<FileBrowser>),
     /// Where a retried job starts: the latest checkpoint, one of them, or from scratch.
     Retry(Box<super::RetryDialog>),
+    /// What an export of an adapter makes (the Models tab's `x`), then its estimate.
+    Export(Box<super::ExportDialog>),
     Pick {
         title: String,
         options: Vec<String>,

@@ -1,6 +1,6 @@
 //! What the Jobs filter searches, kept ready: every job's searchable text (status, stage,
-//! dataset name, preset, GPU type, backend, base model), lower-cased once when the record
-//! changes, in one buffer. A keystroke is then one substring search over that buffer
+//! dataset name, preset, GPU type, backend, base model, an export's `export FORMAT`),
+//! lower-cased once when the record changes, in one buffer. A keystroke is then one substring search over that buffer
 //! (`memchr::memmem`, no allocation per row) instead of lower-casing and searching each
 //! field of each of 100,000 records.
 //!
@@ -59,6 +59,7 @@ fn same_text(a: &TrainingJob, b: &TrainingJob) -> bool {
         && a.gpu_config.gpu_type == b.gpu_config.gpu_type
         && a.gpu_config.backend == b.gpu_config.backend
         && a.hyperparameters.base_model == b.hyperparameters.base_model
+        && a.task.export().map(|e| e.format) == b.task.export().map(|e| e.format)
 }
 
 impl JobSearch {
@@ -147,6 +148,12 @@ impl JobSearch {
             j.hyperparameters.base_model.as_str(),
         ] {
             push_lower(t, field);
+            t.push(SEP);
+        }
+        // An export is found by what it makes (`export`, `export gguf`), as the list names it.
+        if let Some(e) = j.task.export() {
+            push_lower(t, "export ");
+            push_lower(t, e.format.as_str());
             t.push(SEP);
         }
         j.id.0.simple().encode_lower(&mut self.hex[row]);
@@ -292,6 +299,9 @@ mod tests {
                 "local",
                 "nothing-like-this",
                 "1",
+                "export",
+                "export gguf",
+                "gguf-lora",
                 "\u{0}",
             ] {
                 search.sync(jobs, datasets);
@@ -321,8 +331,20 @@ mod tests {
             jobs.upsert(Arc::new(j));
         }
         jobs.upsert(Arc::new(fixtures::job(500, 3, JobStatus::Running, 1)));
+        jobs.upsert(Arc::new(fixtures::export_job(
+            501,
+            2,
+            ExportFormat::GgufLora,
+            JobStatus::Queued,
+            1,
+        )));
         jobs.remove(fixtures::job_id(10));
         check(&mut search, &jobs, &datasets);
+        // An export is found by what it makes.
+        search.sync(&jobs, &datasets);
+        let export = jobs.position(fixtures::job_id(501)).unwrap();
+        assert!(search.matches("export gguf-lora")[export]);
+        assert_eq!(search.matches("export").iter().filter(|m| **m).count(), 1);
         // The same filter twice around an update: only the touched row is asked again.
         search.sync(&jobs, &datasets);
         assert!(!search.matches("cancelled")[jobs.position(fixtures::job_id(3)).unwrap()]);

@@ -126,7 +126,7 @@ pub fn compare_ids(sweep: &Sweep, s: &Shared) -> Vec<JobId> {
     let runs: Vec<&Arc<TrainingJob>> = sweep
         .job_ids()
         .filter_map(|id| s.jobs.get(id))
-        .filter(|j| !j.task.is_evaluation())
+        .filter(|j| j.task.is_training())
         .collect();
     if runs.len() <= MAX_RUNS {
         return runs.iter().map(|j| j.id).collect();

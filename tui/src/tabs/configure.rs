@@ -311,7 +311,8 @@ impl ConfigureTab {
         let mut models: Vec<&std::sync::Arc<ModelArtifact>> = artifacts
             .items()
             .iter()
-            .filter(|a| a.deleted_at.is_none())
+            // Training goes on from an adapter; an export (merged, GGUF) has none to load.
+            .filter(|a| a.deleted_at.is_none() && a.kind == ModelKind::Adapter)
             .collect();
         models.sort_by_key(|a| std::cmp::Reverse(a.created_at));
         let before = self.chosen_model().map(|m| m.shape.clone());

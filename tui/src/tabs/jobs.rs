@@ -38,6 +38,22 @@ pub(crate) fn job_status_style(t: &Theme, s: JobStatus) -> Style {
     }
 }
 
+/// An export job as the list names it: `export gguf q4_k_m of support-lora-2 v2` (the
+/// adapter's short id once it is gone).
+pub(crate) fn export_label(e: &ExportTask, s: &Shared) -> String {
+    let model = s
+        .artifacts
+        .get(e.model)
+        .map(|a| format!("{} v{}", a.name, a.version))
+        .unwrap_or_else(|| e.model.short());
+    let quantized = e
+        .quantize
+        .as_deref()
+        .map(|q| format!(" {}", crate::sanitize::one_line(q)))
+        .unwrap_or_default();
+    format!("export {}{quantized} of {model}", e.format.as_str())
+}
+
 /// Where a job runs, in words: `this machine` on the local backend (with its GPUs when it
 /// has a GPU type of its own), `2×A100-80GB (ray-prod)` elsewhere.
 pub(crate) fn runs_on(g: &GpuConfig, config: &brightrun_api::config::Config) -> String {
@@ -355,9 +371,9 @@ impl JobsTab {
             );
             return;
         }
-        if j.task.is_evaluation() {
+        if !j.task.is_training() {
             s.notify_user(
-                format!("{id} is an evaluation, not a training run"),
+                format!("{id} is an {}, not a training run", j.task.kind_name()),
                 Level::Warning,
             );
             return;
@@ -603,15 +619,17 @@ impl JobsTab {
                 }
                 let j = jobs.at(i);
                 let sweep = s.sweep_of_job(j.id);
-                // An evaluation job (`models eval`) is named by what it compares; a sweep's
-                // job by the values it tries, under its sweep.
-                let name = match (sweep, j.task.evaluation()) {
+                // An evaluation job (`models eval`) is named by what it compares, an export
+                // (`models export`) by what it makes; a sweep's job by the values it tries,
+                // under its sweep.
+                let name = match (sweep, &j.task) {
                     (Some(w), _) => sweep_rows::member_name(j, w, last.contains(&i), wide, s),
-                    (None, Some(e)) => format!(
+                    (None, JobTask::Evaluation(e)) => format!(
                         "evaluation of {}",
                         crate::format::plural(e.models.len() as u64, "model")
                     ),
-                    (None, None) => datasets
+                    (None, JobTask::Export(e)) => export_label(e, s),
+                    (None, JobTask::Training) => datasets
                         .get(j.dataset_id)
                         .map(|d| d.name.clone())
                         .unwrap_or_else(|| j.dataset_id.short()),
@@ -689,11 +707,11 @@ impl JobsTab {
             );
             return;
         };
-        let dataset = s.dataset_name(job.dataset_id);
-        let kind = if job.task.is_evaluation() {
-            "Evaluation"
-        } else {
-            "Job"
+        // An export's title says what it makes instead of the dataset its adapter trained on.
+        let (kind, dataset) = match &job.task {
+            JobTask::Evaluation(_) => ("Evaluation", s.dataset_name(job.dataset_id)),
+            JobTask::Export(e) => ("Export", export_label(e, s)),
+            JobTask::Training => ("Job", s.dataset_name(job.dataset_id)),
         };
         let title = Line::from(vec![
             Span::styled(format!(" {kind} {} ", job.id.short()), t.header()),
@@ -738,7 +756,7 @@ impl JobsTab {
         };
         // The facts, packed into as few lines as the width allows (a fact is never cut:
         // what does not fit starts the next line).
-        let facts: Vec<Span> = vec![
+        let mut facts: Vec<Span> = vec![
             Span::styled(
                 job.status.as_str().to_string(),
                 job_status_style(&t, job.status),
@@ -769,6 +787,10 @@ impl JobsTab {
                 cost_style,
             ),
         ];
+        // An export has no epochs or steps to count.
+        if job.task.is_export() {
+            facts.drain(2..4);
+        }
         let width = inner.width as usize;
         let mut info: Vec<Line> = Vec::new();
         let mut line: Vec<Span> = Vec::new();

@@ -1,12 +1,13 @@
-//! The Models tab: the artifact list (sortable by date and quality score), its detail,
-//! downloading the selected model, its Evaluation view (the base model and the adapter
-//! side by side on held-out samples and probes, loaded through the API as an effect), and its
-//! Chat view (the playground: [`super::chat`]).
+//! The Models tab: the artifact list (sortable by date and quality score; each adapter's
+//! exports under it, with their kind and check), its detail, downloading the selected model,
+//! exporting an adapter (the export dialog: [`crate::context::export`]), its Evaluation view
+//! (the base model and the adapter side by side on held-out samples and probes, loaded
+//! through the API as an effect), and its Chat view (the playground: [`super::chat`]).
 
 use super::chat::{self, ChatSession, KeyUse, SendRefused};
 use super::{Browse, Component, DetailPane, Focus, Handled, TabHits};
 use crate::action::{Action, Tab};
-use crate::context::{Confirmed, Overlay, PromptKind, Shared, lists};
+use crate::context::{Confirmed, ExportDialog, Overlay, PromptKind, Shared, lists};
 use crate::effect::{Effect, Level};
 use crate::format;
 use crate::input::Input;
@@ -121,6 +122,23 @@ impl Component for ModelsTab {
                 let Some(a) = sel else {
                     return Handled::Consumed(s.nothing_selected());
                 };
+                // An export is checked, not evaluated: its evaluation is its adapter's.
+                if a.kind != ModelKind::Adapter {
+                    let adapter = a
+                        .parent_model_id
+                        .map(|p| format!("; its adapter {} has one", chat_name(s, p)))
+                        .unwrap_or_default();
+                    s.notify_user(
+                        format!(
+                            "{} v{} is a {} export: its check is in its detail{adapter}",
+                            a.name,
+                            a.version,
+                            a.kind.as_str()
+                        ),
+                        Level::Info,
+                    );
+                    return Handled::done();
+                }
                 self.evaluation = Some(EvalView {
                     id: a.id,
                     scroll: 0,
@@ -147,6 +165,13 @@ impl Component for ModelsTab {
                     .entry(a.id)
                     .or_insert_with(|| ChatSession::new(a.id));
                 self.chat = Some(a.id);
+                Handled::done()
+            }
+            Action::Export => {
+                let Some(a) = sel else {
+                    return Handled::Consumed(s.nothing_selected());
+                };
+                export(&a, s);
                 Handled::done()
             }
             Action::Download => {
@@ -282,6 +307,7 @@ impl Component for ModelsTab {
                 ("evaluation", "evaluation"),
                 ("download", "download"),
                 ("chat", "chat"),
+                ("export", "export"),
                 ("back", "back to the list"),
             ];
         }
@@ -290,6 +316,7 @@ impl Component for ModelsTab {
             ("evaluation", "evaluation"),
             ("download", "download"),
             ("chat", "chat"),
+            ("export", "export"),
             ("sort", "sort"),
             ("filter", "filter"),
         ]
@@ -431,7 +458,8 @@ impl ModelsTab {
             | Action::Sort
             | Action::SortReverse
             | Action::Evaluation
-            | Action::Download => Vec::new(),
+            | Action::Download
+            | Action::Export => Vec::new(),
             _ => return Handled::Ignored,
         };
         Handled::Consumed(fx)
@@ -471,7 +499,12 @@ impl ModelsTab {
     /// Loads the selected model's evaluation the first time it is shown (its quality line
     /// says what the score rests on).
     fn ensure_evaluation(&mut self, s: &Shared) -> Vec<Effect> {
-        let Some(id) = s.selected_artifact().map(|a| a.id) else {
+        // An export's detail shows its check, not an evaluation (its adapter has that).
+        let Some(id) = s
+            .selected_artifact()
+            .filter(|a| a.kind == ModelKind::Adapter)
+            .map(|a| a.id)
+        else {
             return Vec::new();
         };
         if self.evaluations.contains_key(&id) {
@@ -555,6 +588,28 @@ fn chat_name(s: &Shared, id: ArtifactId) -> String {
         .get(id)
         .map(|a| format!("{} v{}", a.name, a.version))
         .unwrap_or_else(|| id.short())
+}
+
+/// `x` on a model: the export dialog of an adapter; an export is not exported again (the
+/// engine would refuse it), so nothing is asked and the status bar says what to do.
+fn export(a: &Arc<ModelArtifact>, s: &mut Shared) {
+    if a.kind != ModelKind::Adapter {
+        let from = a
+            .parent_model_id
+            .map(|p| format!(": export {} instead", chat_name(s, p)))
+            .unwrap_or_default();
+        s.notify_user(
+            format!(
+                "{} v{} is a {} export; exports are made from adapters{from}",
+                a.name,
+                a.version,
+                a.kind.as_str()
+            ),
+            Level::Info,
+        );
+        return;
+    }
+    s.overlay = Some(Overlay::Export(Box::new(ExportDialog::new(a.clone()))));
 }
 
 /// The Chat view's conversation and message box.
@@ -658,6 +713,7 @@ impl ModelsTab {
         ];
         let now = s.now;
         let artifacts = &s.artifacts;
+        let tree = &s.model_tree;
         draw_list(
             frame,
             list_area,
@@ -670,6 +726,39 @@ impl ModelsTab {
             |i| {
                 let a = artifacts.at(i);
                 let q = &a.quality_metrics;
+                let base = Line::from(
+                    a.base_model
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(&a.base_model)
+                        .to_string(),
+                );
+                let size = Line::from(format::bytes(lists::artifact_size(a))).right_aligned();
+                let created = Line::from(if wide {
+                    format::datetime(a.created_at)
+                } else {
+                    format::age(now, a.created_at)
+                });
+                if a.kind != ModelKind::Adapter {
+                    // An export: under its adapter (`├`/`└`) with its kind, and the check it
+                    // passed where an adapter has its score (its quality is the adapter's).
+                    let mut name = Vec::new();
+                    if let Some(last) = tree.get(&(i as u32)) {
+                        name.push(Span::styled(if *last { "└ " } else { "├ " }, t.muted()));
+                    }
+                    name.push(Span::styled(format!("{}  ", a.kind.as_str()), t.accent()));
+                    name.push(Span::raw(a.name.clone()));
+                    let (mark, verdict) = check_cells(a, &t);
+                    return vec![
+                        Line::from(name),
+                        Line::from(format!("v{}", a.version)),
+                        base,
+                        mark,
+                        verdict,
+                        size,
+                        created,
+                    ];
+                }
                 let conv_style = match q.convergence {
                     Convergence::Good => Style::new().fg(t.success),
                     Convergence::Overfit => Style::new().fg(t.warning),
@@ -678,32 +767,151 @@ impl ModelsTab {
                 vec![
                     Line::from(a.name.clone()),
                     Line::from(format!("v{}", a.version)),
-                    Line::from(
-                        a.base_model
-                            .rsplit('/')
-                            .next()
-                            .unwrap_or(&a.base_model)
-                            .to_string(),
-                    ),
+                    base,
                     Line::from(Span::styled(
                         stars(q.quality_score),
                         Style::new().fg(t.warning),
                     )),
                     Line::from(Span::styled(convergence(q.convergence), conv_style)),
-                    Line::from(format::bytes(lists::artifact_size(a))).right_aligned(),
-                    Line::from(if wide {
-                        format::datetime(a.created_at)
-                    } else {
-                        format::age(now, a.created_at)
-                    }),
+                    size,
+                    created,
                 ]
             },
         );
     }
 }
 
+/// A download of the model in progress, as a line of its detail.
+fn download_line(a: &ModelArtifact, sh: &Shared, lines: &mut Vec<Line<'static>>) {
+    let Some(task) = sh.download_progress(a.id) else {
+        return;
+    };
+    let frac = task
+        .total
+        .map(|tot| task.done as f64 / tot.max(1) as f64)
+        .unwrap_or(0.0);
+    lines.push(Line::styled(
+        format!(
+            "downloading {} {:.0}%  {} of {}",
+            format::bar(frac, 24),
+            frac * 100.0,
+            format::bytes(task.done),
+            format::bytes(task.total.unwrap_or(0))
+        ),
+        Style::new().fg(sh.theme.info),
+    ));
+}
+
+/// An export's detail: what it is and what it was made from, the check it passed, what was
+/// asked of the export, and its files. (Its quality and training are its adapter's: the
+/// adapter's detail has them.)
+fn export_detail_lines(a: &ModelArtifact, sh: &Shared) -> Vec<Line<'static>> {
+    let t = &sh.theme;
+    let parent = match a.parent_model_id {
+        Some(p) => match sh.artifacts.get(p) {
+            Some(m) => format!(", exported from {} v{} ({})", m.name, m.version, p.short()),
+            None => format!(", exported from {} (deleted)", p.short()),
+        },
+        None => String::new(),
+    };
+    let mut lines: Vec<Line<'static>> = vec![
+        Line::from(vec![
+            Span::styled(format!("{} v{}", a.name, a.version), t.header()),
+            Span::styled(
+                format!("  {}  from job {}", a.id.short(), a.job_id.short()),
+                t.muted(),
+            ),
+        ]),
+        kv(t, "kind", format!("{}{parent}", a.kind.as_str())),
+        kv(t, "base model", a.base_model.clone()),
+        kv(t, "dataset", sh.dataset_name(a.dataset_id)),
+        kv(t, "created", format::datetime(a.created_at)),
+    ];
+    download_line(a, sh, &mut lines);
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("Check", t.header()));
+    match &a.export {
+        Some(c) => {
+            let how = match c.checked.as_str() {
+                "logits" => "next-token logits against base + adapter".to_string(),
+                "greedy" => "llama.cpp's greedy continuation against transformers'".to_string(),
+                other => crate::sanitize::one_line(other).into_owned(),
+            };
+            let (_, verdict) = check_cells(a, t);
+            let mut result = vec![Span::styled(format!("{:<14}", "result"), t.muted())];
+            result.extend(verdict.spans);
+            result.push(Span::styled(format!("  ({how})"), t.muted()));
+            lines.push(Line::from(result));
+            lines.push(kv(
+                t,
+                "figures",
+                crate::sanitize::one_line(&c.summary()).into_owned(),
+            ));
+            if let Some(secs) = c.seconds {
+                lines.push(kv(t, "took", format::duration_secs(secs.round() as i64)));
+            }
+            if let Some(cmd) = &c.ollama_command {
+                lines.push(kv(t, "ollama", crate::sanitize::one_line(cmd).into_owned()));
+            }
+        }
+        None => lines.push(Line::styled("  (none recorded)", t.muted())),
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("Export", t.header()));
+    let task = a
+        .configuration
+        .0
+        .get("export")
+        .and_then(|v| serde_json::from_value::<ExportTask>(v.clone()).ok());
+    match task {
+        Some(task) => {
+            lines.push(kv(t, "format", task.format.as_str()));
+            lines.push(kv(t, "dtype", task.dtype.as_str()));
+            if let Some(q) = &task.quantize {
+                lines.push(kv(t, "quantize", crate::sanitize::one_line(q).into_owned()));
+            }
+            if task.ollama {
+                lines.push(kv(t, "ollama", "a Modelfile"));
+            }
+            if let Some(p) = &task.system_prompt {
+                lines.push(kv(
+                    t,
+                    "system prompt",
+                    crate::sanitize::one_line(p).into_owned(),
+                ));
+            }
+            // Its own job's cost (the record's summary adds the adapter's training to it).
+            if let Some(cost) = sh.jobs.get(a.job_id).map(|j| lists::job_cost(j)) {
+                lines.push(kv(t, "cost", format::money(cost)));
+            }
+        }
+        None => config_lines(&a.configuration.0, "", &mut lines, t),
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        format!("Files ({})", a.files.len()),
+        t.header(),
+    ));
+    file_lines(a, &mut lines, t);
+    lines
+}
+
+/// An export's check in the list's Score and Fit columns: `check ✓ passed` (or `✗ failed`,
+/// or `–` for an export stored without one).
+fn check_cells(a: &ModelArtifact, t: &Theme) -> (Line<'static>, Line<'static>) {
+    let verdict = match &a.export {
+        Some(c) if c.passed => Span::styled("✓ passed", Style::new().fg(t.success)),
+        Some(_) => Span::styled("✗ failed", Style::new().fg(t.error)),
+        None => Span::styled("–", t.muted()),
+    };
+    (Line::styled("check", t.muted()), Line::from(verdict))
+}
+
 /// The detail pane's text: built by layout (to bound the scroll) and by draw.
 fn detail_lines(a: &ModelArtifact, sh: &Shared, eval: Option<&EvalState>) -> Vec<Line<'static>> {
+    if a.kind != ModelKind::Adapter {
+        return export_detail_lines(a, sh);
+    }
     let t = &sh.theme;
     let q = &a.quality_metrics;
     let s = &a.training_summary;
@@ -734,22 +942,34 @@ fn detail_lines(a: &ModelArtifact, sh: &Shared, eval: Option<&EvalState>) -> Vec
         lines.push(kv(t, "trained from", text));
         parent = next;
     }
-    if let Some(task) = sh.download_progress(a.id) {
-        let frac = task
-            .total
-            .map(|tot| task.done as f64 / tot.max(1) as f64)
-            .unwrap_or(0.0);
-        lines.push(Line::styled(
-            format!(
-                "downloading {} {:.0}%  {} of {}",
-                format::bar(frac, 24),
-                frac * 100.0,
-                format::bytes(task.done),
-                format::bytes(task.total.unwrap_or(0))
+    // Its exports, newest first (the list shows them under it).
+    let mut exports: Vec<&Arc<ModelArtifact>> = sh
+        .artifacts
+        .items()
+        .iter()
+        .filter(|e| e.parent_model_id == Some(a.id) && e.kind != ModelKind::Adapter)
+        .collect();
+    exports.sort_by_key(|e| std::cmp::Reverse((e.created_at, e.id)));
+    let kind_w = exports
+        .iter()
+        .map(|e| e.kind.as_str().len())
+        .max()
+        .unwrap_or(0);
+    for (i, e) in exports.iter().enumerate() {
+        let (_, verdict) = check_cells(e, t);
+        let mut spans = vec![
+            Span::styled(
+                format!("{:<14}", if i == 0 { "exports" } else { "" }),
+                t.muted(),
             ),
-            Style::new().fg(t.info),
-        ));
+            Span::styled(format!("{:<kind_w$}  ", e.kind.as_str()), t.accent()),
+            Span::raw(format!("{} v{}  ", e.name, e.version)),
+            Span::styled("check ", t.muted()),
+        ];
+        spans.extend(verdict.spans);
+        lines.push(Line::from(spans));
     }
+    download_line(a, sh, &mut lines);
     lines.push(Line::raw(""));
     lines.push(Line::styled("Quality", t.header()));
     lines.push(Line::from(vec![
@@ -847,6 +1067,12 @@ fn detail_lines(a: &ModelArtifact, sh: &Shared, eval: Option<&EvalState>) -> Vec
         format!("Files ({})", a.files.len()),
         t.header(),
     ));
+    file_lines(a, &mut lines, t);
+    lines
+}
+
+/// A model's files: path, size, the start of its sha256.
+fn file_lines(a: &ModelArtifact, lines: &mut Vec<Line<'static>>, t: &Theme) {
     for f in &a.files {
         lines.push(Line::from(vec![
             Span::raw(format!("  {:<34}", f.path)),
@@ -857,7 +1083,6 @@ fn detail_lines(a: &ModelArtifact, sh: &Shared, eval: Option<&EvalState>) -> Vec
             ),
         ]));
     }
-    lines
 }
 
 /// The configuration JSON as indented `key value` lines (strings cleaned of controls).

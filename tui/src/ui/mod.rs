@@ -18,6 +18,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
 
+mod export;
 mod retry;
 
 /// The tab bar, the shown tab's body and the status bar.
@@ -678,6 +679,7 @@ impl App {
                 frame.render_widget(Paragraph::new(help_text).style(t.muted()), help);
             }
             Overlay::Retry(dialog) => retry::draw_retry(frame, area, &t, dialog),
+            Overlay::Export(dialog) => export::draw_export(frame, area, &t, dialog),
             Overlay::Pick {
                 title,
                 options,

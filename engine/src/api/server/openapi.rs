@@ -127,6 +127,7 @@ const REQUEST_SCHEMAS: &[(&str, Option<&str>)] = &[
     ("PatchDatasetBody", Some("update_dataset")),
     ("JobBody", None),
     ("EvaluateBody", Some("evaluate_models")),
+    ("ExportBody", Some("export_model")),
     ("ChatBody", Some("chat")),
 ];
 
@@ -174,6 +175,14 @@ fn field_limits(op: Option<&str>, field: &str, catalog: Option<&Catalog>) -> Opt
             "minLength": 1, "maxLength": MAX_FIELD_LEN, "pattern": format!("[^{WS}]"),
         }),
         "description" | "search" | "path" | "file" => json!({"maxLength": MAX_FIELD_LEN}),
+        "quantize" if op == Some("export_model") => json!({
+            "enum": crate::domain::GGUF_QUANTIZATIONS, "nullable": true,
+        }),
+        "name" if op == Some("export_model") => json!({
+            "pattern": format!("^[A-Za-z0-9_][A-Za-z0-9._-]{{0,{}}}$", crate::domain::MAX_EXPORT_NAME - 1),
+            "nullable": true,
+        }),
+        "system_prompt" => json!({"maxLength": 16 * 1024, "nullable": true}),
         // What `JobBody::spec` turns into `--set key=value`.
         "hyperparameters" => json!({"additionalProperties": {"anyOf": [
             {"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "array", "items": {}},
@@ -546,6 +555,11 @@ pub(super) fn document_with(catalog: Option<&Catalog>) -> Value {
         "/api/models/{id}/evaluation",
         "get",
         json!({"summary": "What the model's run measured of it: held-out loss of the base and the adapter, their answers to held-out examples and probes (404 `not_evaluated` when none)", "parameters": [id_param("model")], "responses": d.responses(one_evaluation)}),
+    );
+    add(
+        "/api/models/{id}/export",
+        "post",
+        json!({"summary": "Queue an export job: the adapter merged into its base (`merged`), converted to GGUF (`gguf`, maybe quantized, maybe with an Ollama Modelfile) or to a GGUF LoRA (`gguf-lora`), checked against base + adapter before it is stored as a model whose parent is the adapter", "parameters": [id_param("model")], "requestBody": d.body::<super::routes::ExportBody>(), "responses": jr.clone()}),
     );
     let files = d_ok(
         &mut d,

@@ -546,6 +546,59 @@ async fn inspect_dataset(
     .await
 }
 
+/// An export job (`brightrun models export`) of the model in the path.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExportBody {
+    format: crate::domain::ExportFormat,
+    #[serde(default)]
+    dtype: Option<crate::domain::ExportDtype>,
+    /// A llama.cpp quantization (`gguf` only).
+    #[serde(default)]
+    quantize: Option<String>,
+    /// Also an Ollama Modelfile (`gguf` only).
+    #[serde(default)]
+    ollama: bool,
+    #[serde(default)]
+    name: Option<String>,
+    /// The Modelfile's `SYSTEM` prompt (with `ollama`).
+    #[serde(default)]
+    system_prompt: Option<String>,
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(default)]
+    gpu_type: Option<String>,
+    #[serde(default)]
+    confirm_over_budget: bool,
+    /// Only estimate: answer the job it would queue, without queueing it.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn export_model(
+    caller: Caller,
+    Id(id): Id,
+    JsonBody(b): JsonBody<ExportBody>,
+) -> Result<Response, HttpError> {
+    call(
+        &caller,
+        Request::ExportModel {
+            model: id,
+            format: b.format,
+            dtype: b.dtype,
+            quantize: b.quantize,
+            ollama: b.ollama,
+            name: b.name,
+            system_prompt: b.system_prompt,
+            backend: b.backend,
+            gpu_type: b.gpu_type,
+            confirm_over_budget: b.confirm_over_budget,
+            dry_run: b.dry_run,
+        },
+    )
+    .await
+}
+
 /// An evaluation job (`brightrun models eval`): the models and, optionally, the prompts.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -940,6 +993,7 @@ pub(super) fn seed_routes(r: Routes) -> Routes {
         .add(M::GET, "/api/models/{id}", get_model)
         .add(M::GET, "/api/models/{id}/evaluation", model_evaluation)
         .add(M::GET, "/api/models/{id}/download", download_model)
+        .add(M::POST, "/api/models/{id}/export", export_model)
         .add(M::GET, "/api/costs", costs)
         .add(M::GET, "/api/notifications", list_notifications)
         .add(M::POST, "/api/notifications/{id}/read", read_notification)

@@ -12,9 +12,10 @@
 use super::v1::*;
 use super::v2::*;
 use super::v3::*;
+use super::v4::*;
 use super::{Change, Persisted};
 use crate::domain::Timestamp;
-use crate::store::fixture::{Samples, samples, since_v8};
+use crate::store::fixture::{Samples, samples, since_v8, since_v10};
 use crate::store::{ENCODING, encode};
 use serde::{Serialize, de::DeserializeOwned};
 use std::fmt::Debug;
@@ -107,13 +108,15 @@ fn changes(s: &Samples) -> Vec<(Timestamp, Change)> {
     let at = s.datasets[0].created_at;
     vec![
         (at, Change::Dataset(s.datasets[2].to_stored())),
-        (at, Change::JobV3(s.jobs[4].to_stored())),
-        (at, Change::JobV3(since_v8(s).job.to_stored())),
+        (at, Change::JobV4(s.jobs[4].to_stored())),
+        (at, Change::JobV4(since_v8(s).job.to_stored())),
+        (at, Change::JobV4(since_v10(s).0.to_stored())),
         (
             at,
             Change::Metrics(s.metrics[0].job_id, stored(&s.metrics[..3])),
         ),
-        (at, Change::Artifact(s.artifacts[1].to_stored())),
+        (at, Change::ArtifactV4(s.artifacts[1].to_stored())),
+        (at, Change::ArtifactV4(since_v10(s).1.to_stored())),
         (at, Change::Cost(s.costs[0].to_stored())),
         (at, Change::Notification(s.notifications[2].to_stored())),
         (at, Change::CheckpointV3(since_v8(s).checkpoint.to_stored())),
@@ -182,6 +185,46 @@ fn v3_layouts_are_frozen() {
     assert!(round_trips::<(Timestamp, ChangeV3)>("v3", "change") > 0);
 }
 
+#[test]
+fn v4_layouts_are_frozen() {
+    assert!(round_trips::<TrainingJobV4>("v4", "training_job") > 0);
+    assert!(round_trips::<ModelArtifactV4>("v4", "model_artifact") > 0);
+    assert!(round_trips::<(Timestamp, ChangeV3)>("v4", "change") > 0);
+}
+
+/// The schema v10 upgrade of a job: v3's golden jobs (the samples' and the evaluation job)
+/// keep their tasks.
+#[test]
+fn v3_jobs_upgrade_to_v4() {
+    let s = samples();
+    let lines = read_lines("v3", "training_job").expect("the v3 job golden file");
+    let upgraded: Vec<TrainingJobV4> = lines
+        .iter()
+        .map(|b| super::Convert::convert(decode_exact::<TrainingJobV3>(b, "v3/training_job")))
+        .collect();
+    let mut jobs = s.jobs.clone();
+    jobs.push(since_v8(&s).job);
+    assert_eq!(upgraded, stored(&jobs));
+}
+
+/// The schema v10 upgrade of a model: v1's golden models become the samples', adapters with
+/// no export check.
+#[test]
+fn v1_models_upgrade_to_v4() {
+    let s = samples();
+    let lines = read_lines("v1", "model_artifact").expect("the v1 model golden file");
+    let upgraded: Vec<ModelArtifactV4> = lines
+        .iter()
+        .map(|b| super::Convert::convert(decode_exact::<ModelArtifactV1>(b, "v1/model_artifact")))
+        .collect();
+    assert_eq!(upgraded, stored(&s.artifacts));
+    assert!(
+        upgraded
+            .iter()
+            .all(|a| a.kind == ModelKindV4::Adapter && a.export.is_none())
+    );
+}
+
 /// The schema v8 upgrade of a job: v1's golden jobs become the samples' jobs, training jobs.
 #[test]
 fn v1_jobs_upgrade_to_v3() {
@@ -191,7 +234,13 @@ fn v1_jobs_upgrade_to_v3() {
         .iter()
         .map(|b| super::Convert::convert(decode_exact::<TrainingJobV1>(b, "v1/training_job")))
         .collect();
-    assert_eq!(upgraded, stored(&s.jobs));
+    let today: Vec<TrainingJobV3> = read_lines("v3", "training_job")
+        .expect("the v3 job golden file")
+        .iter()
+        .take(s.jobs.len())
+        .map(|b| decode_exact(b, "v3/training_job"))
+        .collect();
+    assert_eq!(upgraded, today);
     assert!(upgraded.iter().all(|j| j.task == JobTaskV3::Training));
 }
 
@@ -231,9 +280,12 @@ fn todays_records_encode_as_the_current_version() {
     matches_today("v1", "dataset", &stored(&s.datasets));
     let mut jobs = s.jobs.clone();
     jobs.push(since_v8(&s).job);
-    matches_today("v3", "training_job", &stored(&jobs));
+    jobs.push(since_v10(&s).0);
+    matches_today("v4", "training_job", &stored(&jobs));
     matches_today("v1", "metrics_point", &stored(&s.metrics));
-    matches_today("v1", "model_artifact", &stored(&s.artifacts));
+    let mut artifacts = s.artifacts.clone();
+    artifacts.push(since_v10(&s).1);
+    matches_today("v4", "model_artifact", &stored(&artifacts));
     matches_today("v1", "cost_record", &stored(&s.costs));
     matches_today("v1", "notification", &stored(&s.notifications));
     let mut checkpoints = s.checkpoints.clone();
@@ -250,7 +302,7 @@ fn todays_records_encode_as_the_current_version() {
         tokens_per_sec: s.calibration.1,
     };
     matches_today("v1", "calibration", &stored(&[calibration]));
-    matches_today("v3", "change", &changes(&s));
+    matches_today("v4", "change", &changes(&s));
     let quarantined = super::Quarantined {
         raw: vec![0, 1, 2, 0xff],
         at: s.datasets[0].created_at,
@@ -265,10 +317,11 @@ fn stored_values_convert_back_into_the_same_records() {
     for d in &s.datasets {
         assert_eq!(&crate::domain::Dataset::from_stored(d.to_stored()), d);
     }
-    for j in s.jobs.iter().chain([&since_v8(&s).job]) {
+    let (export_job, export) = since_v10(&s);
+    for j in s.jobs.iter().chain([&since_v8(&s).job, &export_job]) {
         assert_eq!(&crate::domain::TrainingJob::from_stored(j.to_stored()), j);
     }
-    for a in &s.artifacts {
+    for a in s.artifacts.iter().chain([&export]) {
         assert_eq!(&crate::domain::ModelArtifact::from_stored(a.to_stored()), a);
     }
     for n in &s.notifications {

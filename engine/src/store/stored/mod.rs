@@ -20,6 +20,7 @@ mod convert;
 pub mod v1;
 pub mod v2;
 pub mod v3;
+pub mod v4;
 
 pub use convert::Convert;
 
@@ -52,9 +53,9 @@ macro_rules! persisted {
 
 persisted!(
     Dataset => v1::DatasetV1,
-    TrainingJob => v3::TrainingJobV3,
+    TrainingJob => v4::TrainingJobV4,
     MetricsPoint => v1::MetricsPointV1,
-    ModelArtifact => v1::ModelArtifactV1,
+    ModelArtifact => v4::ModelArtifactV4,
     CostRecord => v1::CostRecordV1,
     Notification => v1::NotificationV1,
     Checkpoint => v3::CheckpointV3,

@@ -325,26 +325,30 @@ stored_struct!(ArtifactFileV1 <=> ArtifactFile {
     sha256: String,
 });
 
-stored_struct!(ModelArtifactV1 <=> ModelArtifact {
-    id: ArtifactId,
-    user_id: UserId,
-    job_id: JobId,
-    dataset_id: DatasetId,
-    name: String,
-    version: u32,
-    status: ArtifactStatusV1,
-    base_model: String,
-    quality_metrics: QualityMetricsV1,
-    training_summary: TrainingSummaryV1,
-    configuration: JsonV1,
-    storage_bucket: String,
-    storage_path: String,
-    files: Vec<ArtifactFileV1>,
-    parent_model_id: Option<ArtifactId>,
-    created_at: Timestamp,
-    updated_at: Timestamp,
-    deleted_at: Option<Timestamp>,
-});
+/// A model as schemas v5 to v9 stored it. Schema v10's models are `v4::ModelArtifactV4`
+/// (this layout plus its kind and an export's check); this type stays for the upgrade, the
+/// change log's older entries and its golden file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelArtifactV1 {
+    pub id: ArtifactId,
+    pub user_id: UserId,
+    pub job_id: JobId,
+    pub dataset_id: DatasetId,
+    pub name: String,
+    pub version: u32,
+    pub status: ArtifactStatusV1,
+    pub base_model: String,
+    pub quality_metrics: QualityMetricsV1,
+    pub training_summary: TrainingSummaryV1,
+    pub configuration: JsonV1,
+    pub storage_bucket: String,
+    pub storage_path: String,
+    pub files: Vec<ArtifactFileV1>,
+    pub parent_model_id: Option<ArtifactId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub deleted_at: Option<Timestamp>,
+}
 
 // ---- costs ----
 

@@ -44,70 +44,53 @@ pub enum JobTaskV3 {
     Evaluation(EvaluationTaskV3),
 }
 
-impl Convert<JobTask> for JobTaskV3 {
-    fn convert(self) -> JobTask {
-        match self {
-            Self::Training => JobTask::Training,
-            Self::Evaluation(t) => JobTask::Evaluation(Box::new(t.convert())),
-        }
-    }
+/// A job as schemas v8 and v9 stored it: v1's fields, then its task. Schema v10's jobs are
+/// `v4::TrainingJobV4` (its task may be an export); this type stays for the upgrade, the
+/// change log's older entries and its golden file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingJobV3 {
+    pub id: JobId,
+    pub user_id: UserId,
+    pub dataset_id: DatasetId,
+    pub preset_id: PresetIdV1,
+    pub hyperparameters: HyperparametersV1,
+    pub gpu_config: GpuConfigV1,
+    pub status: JobStatusV1,
+    pub current_stage: JobStageV1,
+    pub progress: f64,
+    pub current_epoch: u32,
+    pub total_epochs: u32,
+    pub current_step: u64,
+    pub total_steps: u64,
+    pub current_metrics: CurrentMetricsV1,
+    pub queued_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    pub estimated_completion_at: Option<Timestamp>,
+    pub estimated_cost: f64,
+    pub current_cost: f64,
+    pub final_cost: Option<f64>,
+    pub error_message: Option<String>,
+    pub error_detail: Option<String>,
+    pub retry_count: u32,
+    pub external_job_id: Option<String>,
+    pub event_cursor: u64,
+    pub artifact_id: Option<ArtifactId>,
+    pub retry_of: Option<JobId>,
+    pub last_event_at: Option<Timestamp>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub first_training_loss: Option<f64>,
+    pub stall_notified: bool,
+    pub loss_warned: bool,
+    pub output_files: Vec<ArtifactFileV1>,
+    pub output_dir: Option<String>,
+    pub parameters_billions: Option<f64>,
+    pub task: JobTaskV3,
+    pub resumed_from: Option<ResumePointV3>,
+    pub init_model: Option<ArtifactId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
-
-impl Convert<JobTaskV3> for JobTask {
-    fn convert(self) -> JobTaskV3 {
-        match self {
-            Self::Training => JobTaskV3::Training,
-            Self::Evaluation(t) => JobTaskV3::Evaluation((*t).convert()),
-        }
-    }
-}
-
-stored_struct!(
-    /// A job (schema v8): v1's fields, then its task.
-    TrainingJobV3 <=> TrainingJob {
-        id: JobId,
-        user_id: UserId,
-        dataset_id: DatasetId,
-        preset_id: PresetIdV1,
-        hyperparameters: HyperparametersV1,
-        gpu_config: GpuConfigV1,
-        status: JobStatusV1,
-        current_stage: JobStageV1,
-        progress: f64,
-        current_epoch: u32,
-        total_epochs: u32,
-        current_step: u64,
-        total_steps: u64,
-        current_metrics: CurrentMetricsV1,
-        queued_at: Timestamp,
-        started_at: Option<Timestamp>,
-        completed_at: Option<Timestamp>,
-        estimated_completion_at: Option<Timestamp>,
-        estimated_cost: f64,
-        current_cost: f64,
-        final_cost: Option<f64>,
-        error_message: Option<String>,
-        error_detail: Option<String>,
-        retry_count: u32,
-        external_job_id: Option<String>,
-        event_cursor: u64,
-        artifact_id: Option<ArtifactId>,
-        retry_of: Option<JobId>,
-        last_event_at: Option<Timestamp>,
-        next_attempt_at: Option<Timestamp>,
-        first_training_loss: Option<f64>,
-        stall_notified: bool,
-        loss_warned: bool,
-        output_files: Vec<ArtifactFileV1>,
-        output_dir: Option<String>,
-        parameters_billions: Option<f64>,
-        task: JobTaskV3,
-        resumed_from: Option<ResumePointV3>,
-        init_model: Option<ArtifactId>,
-        created_at: Timestamp,
-        updated_at: Timestamp,
-    }
-);
 
 /// The schema v7 → v8 upgrade of one job (and how a change log entry of v7 reads): every job
 /// before v8 trained.
@@ -263,12 +246,16 @@ pub enum ChangeV3 {
     /// A sweep (schema v9): its JSON document, as the `sweeps` table keeps it
     /// (`store::sweeps`), so it carries its own version.
     Sweep(Vec<u8>),
+    /// A job from schema v10 (`stored::v4`: its task may be an export).
+    JobV4(super::v4::TrainingJobV4),
+    /// A model from schema v10 (`stored::v4`: its kind and an export's check).
+    ArtifactV4(super::v4::ModelArtifactV4),
 }
 
 /// A job as schemas v5 to v7 stored it (its task dropped), for tests that build older stores.
 #[cfg(test)]
 pub(crate) fn v1_of(job: &TrainingJob) -> TrainingJobV1 {
-    let TrainingJobV3 {
+    let super::v4::TrainingJobV4 {
         id,
         user_id,
         dataset_id,
