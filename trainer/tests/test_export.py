@@ -507,6 +507,19 @@ def test_the_tiny_random_model_merges_but_llama_cpp_cannot_convert_it(tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+def test_a_base_model_not_available_offline_is_named_and_nothing_is_written(tmp_path, tiny_adapter, monkeypatch):
+    """The adapter's base is neither built in nor in the Hugging Face cache, and the hub is off:
+    a `training` error names the model; no output, no artifact."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run = run_in_process(export_spec(tmp_path, {"dir": str(tiny_adapter)}, base="brightrun-tests/no-such-model", format="merged"))
+    assert run.returncode == 1, run.describe()
+    error = run.events[-1]
+    assert error["type"] == "error" and error["kind"] == "training", error
+    assert "brightrun-tests/no-such-model" in error["reason"], error["reason"]
+    assert not run.of_type("artifact")
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_unknown_quantization_is_a_spec_error(tmp_path):
     run = run_in_process(export_spec(tmp_path, {"dir": "/nowhere"}, quantize="q4_k_xl"))
     assert run.returncode == 1
