@@ -214,6 +214,10 @@ fn a_smollm2_adapter_exports_merged_gguf_and_gguf_lora_each_checked() {
     let mut names = file_names(&gguf);
     names.sort();
     assert_eq!(names, ["Modelfile", "export.json", "model.gguf"]);
+    // Stored once: the trainer's copy in the job's folder is gone.
+    let job_dir = home.job_dir(gguf["job_id"].as_str().unwrap());
+    let copies = files_named(&job_dir, &|n: &str| n.ends_with(".gguf"));
+    assert!(copies.is_empty(), "{copies:?}");
 
     // A GGUF LoRA for llama.cpp's --lora over the base's own GGUF.
     let lora = export(&home, &adapter, "gguf-lora", &[]);

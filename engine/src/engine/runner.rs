@@ -675,6 +675,14 @@ impl Engine {
             }
             Outcome::Done(_) if job.task.is_export() => {
                 let collected = self.collect_export(&job).await;
+                // Once stored, the export's weights are not kept twice: the local trainer's
+                // copy in the job's folder goes (a merged 70B model is 140 GB).
+                if collected.is_ok()
+                    && !self.uploads_by_url(&job)
+                    && let Ok(dir) = self.output_root(&job)
+                {
+                    let _ = tokio::fs::remove_dir_all(dir).await;
+                }
                 self.on_store(move |e| {
                     let (status, error, artifact) = match collected {
                         Ok(a) => (JobStatus::Completed, None, Some(a)),
