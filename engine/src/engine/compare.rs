@@ -112,30 +112,53 @@ impl Engine {
         })
         .map_err(|e| EngineError::Invalid(e.to_string()))?;
         self.check_task_budget("this evaluation", est.cost, confirm_over_budget)?;
+        let task = JobTask::Evaluation(Box::new(EvaluationTask {
+            models: models.iter().map(|m| m.id).collect(),
+            prompts: req.prompts,
+            max_new_tokens,
+        }));
+        let job = self.task_job(
+            first.dataset_id,
+            run,
+            place,
+            est.price_per_gpu_hour,
+            est.cost,
+            task,
+        );
+        let name = dataset.map(|d| d.name).unwrap_or_default();
+        self.queue(&job, &name)?;
+        Ok(job)
+    }
+
+    /// A job that trains nothing (an evaluation, an export): the settings of the run that made
+    /// its first model, placed and priced, no epochs.
+    pub(crate) fn task_job(
+        &self,
+        dataset: crate::ids::DatasetId,
+        run: FirstRun,
+        place: super::jobs::Placement,
+        price_per_gpu_hour: f64,
+        cost: f64,
+        task: JobTask,
+    ) -> TrainingJob {
         let mut job = TrainingJob::new_queued(
             self.user,
-            first.dataset_id,
+            dataset,
             run.preset,
             run.hyperparameters,
             GpuConfig {
                 gpu_type: place.gpu_type,
                 gpu_count: place.gpu_count,
-                price_per_gpu_hour: est.price_per_gpu_hour,
+                price_per_gpu_hour,
                 backend: place.backend,
             },
             0,
-            est.cost,
+            cost,
             run.parameters_billions,
         );
         job.total_epochs = 0;
-        job.task = JobTask::Evaluation(Box::new(EvaluationTask {
-            models: models.iter().map(|m| m.id).collect(),
-            prompts: req.prompts,
-            max_new_tokens,
-        }));
-        let name = dataset.map(|d| d.name).unwrap_or_default();
-        self.queue(&job, &name)?;
-        Ok(job)
+        job.task = task;
+        job
     }
 
     /// The caller's models, in the order asked, each once; at least one, at most

@@ -89,25 +89,16 @@ impl Engine {
         if !req.dry_run {
             self.check_task_budget("this export", est.cost, confirm_over_budget)?;
         }
-        let mut job = TrainingJob::new_queued(
-            self.user,
+        let mut job = self.task_job(
             model.dataset_id,
-            run.preset,
-            run.hyperparameters,
-            GpuConfig {
-                gpu_type: place.gpu_type,
-                gpu_count: place.gpu_count,
-                price_per_gpu_hour: est.price_per_gpu_hour,
-                backend: place.backend,
-            },
-            0,
+            run,
+            place,
+            est.price_per_gpu_hour,
             est.cost,
-            run.parameters_billions,
+            JobTask::Export(Box::new(task)),
         );
-        job.total_epochs = 0;
         job.estimated_completion_at =
             Some(now() + chrono::Duration::milliseconds((est.hours * 3.6e6) as i64));
-        job.task = JobTask::Export(Box::new(task));
         if !req.dry_run {
             self.queue(&job, &model.name)?;
         }
