@@ -672,7 +672,9 @@ fn checkpoints_are_stored_kept_by_retention_and_resumed_from_the_store() {
     );
     assert_eq!(none, serde_json::json!([]), "nothing half-restored trained");
 
-    // A missing archive: the retry is refused at once, naming the way on.
+    // A missing archive: the retry is refused at once, naming the way on: the newest stored
+    // checkpoint before it (with three kept, the best may be older still).
+    let previous = *kept.iter().filter(|s| **s < latest).max().unwrap();
     let latest_file = stored.iter().find(|c| c["step"] == latest).unwrap();
     std::fs::remove_file(models.join(latest_file["storage_path"].as_str().unwrap())).unwrap();
     let out = home
@@ -685,7 +687,7 @@ fn checkpoints_are_stored_kept_by_retention_and_resumed_from_the_store() {
     assert!(
         err.contains(&format!("step {latest}"))
             && err.contains("missing from the store")
-            && err.contains(&format!("--checkpoint {earlier}"))
+            && err.contains(&format!("--checkpoint {previous}"))
             && err.contains("--from-scratch"),
         "{err}"
     );
