@@ -289,17 +289,7 @@ fn an_export_that_fills_the_disk_fails_naming_it_and_records_nothing() {
     let config = home.path().join("config/config.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("evaluation.enabled = false\n{text}")).unwrap();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/zubrowka.jsonl");
-    let d = home.json(
-        &[
-            "datasets",
-            "add",
-            data.to_str().unwrap(),
-            "--wait",
-            "--json",
-        ],
-        0,
-    );
+    let d = home.zubrowka_dataset();
     let job = home.json(
         &[
             "jobs",

@@ -100,21 +100,7 @@ fn a_smollm2_adapter_exports_merged_gguf_and_gguf_lora_each_checked() {
     let config = home.path().join("config/config.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("evaluation.enabled = false\n{text}")).unwrap();
-    let data =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/zubrowka.jsonl");
-    let d = home.json(
-        &[
-            "datasets",
-            "add",
-            data.to_str().unwrap(),
-            "--name",
-            "zubrowka",
-            "--wait",
-            "--json",
-        ],
-        0,
-    );
-    assert_eq!(d["status"], "ready", "{d:#}");
+    home.zubrowka_dataset();
     let job = home.json(
         &[
             "jobs",

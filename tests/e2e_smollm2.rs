@@ -35,21 +35,7 @@ fn smollm2_learns_a_fact_and_its_evaluation_shows_it() {
         "evaluation.max_new_tokens = 48\nevaluation.probes = \"probes.jsonl\"",
     );
     std::fs::write(&config, text).unwrap();
-    let data =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/zubrowka.jsonl");
-    let d = home.json(
-        &[
-            "datasets",
-            "add",
-            data.to_str().unwrap(),
-            "--name",
-            "zubrowka",
-            "--wait",
-            "--json",
-        ],
-        0,
-    );
-    assert_eq!(d["status"], "ready", "{d:#}");
+    home.zubrowka_dataset();
     // Before training: the example as SmolLM2's chat template renders it, the answer and its
     // end of turn trained, the question and the template's markers not.
     let x = home.json(

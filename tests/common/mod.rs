@@ -131,6 +131,26 @@ impl Home {
         d["id"].as_str().unwrap().to_string()
     }
 
+    /// Adds the README's first-run data (`docs/examples/zubrowka.jsonl`, 36 chats teaching a
+    /// made-up fact) as the ready dataset `zubrowka`; returns its record.
+    pub fn zubrowka_dataset(&self) -> Value {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/zubrowka.jsonl");
+        let d = self.json(
+            &[
+                "datasets",
+                "add",
+                data.to_str().unwrap(),
+                "--name",
+                "zubrowka",
+                "--wait",
+                "--json",
+            ],
+            0,
+        );
+        assert_eq!(d["status"], "ready", "{d:#}");
+        d
+    }
+
     /// Queues a job on the tiny model; extra `--set`s are appended.
     pub fn tiny_job(&self, dataset: &str, sets: &[&str]) -> String {
         let args = tiny_job_args(dataset, sets);

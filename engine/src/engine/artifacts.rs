@@ -22,7 +22,7 @@ impl Engine {
     ) -> Result<ModelArtifact> {
         let (id, files) = if self.uploads_by_url(job) {
             let id = remote_artifact_id(job);
-            (id, self.verify_uploaded(job, id).await?)
+            (id, self.verify_uploaded(job, id, &ADAPTER_FILES).await?)
         } else {
             let id = ArtifactId::new();
             (id, self.copy_output(job, id).await?)
@@ -185,27 +185,20 @@ impl Engine {
     }
 
     /// Checks what a remote trainer uploaded through its presigned URLs: every reported file
-    /// is one the engine presigned, is in the models bucket with the reported size, and hashes
-    /// to the reported sha256 (read back: the trainer's word is not taken).
+    /// is one the engine presigned (`presigned`), is in the models bucket with the reported
+    /// size, and hashes to the reported sha256 (read back: the trainer's word is not taken).
     pub(crate) async fn verify_uploaded(
         &self,
         job: &TrainingJob,
         id: ArtifactId,
+        presigned: &[&str],
     ) -> Result<Vec<ArtifactFile>> {
         if job.output_files.is_empty() {
             return Err(EngineError::Invalid(
-                "the trainer reported no uploaded adapter files".into(),
+                "the trainer reported no uploaded files".into(),
             ));
         }
-        // An export's names are checked against the files it may write (`collect_export`).
-        for f in job.output_files.iter().filter(|_| !job.task.is_export()) {
-            if !ADAPTER_FILES.contains(&f.path.as_str()) {
-                return Err(EngineError::Invalid(format!(
-                    "the trainer reported `{}`, which is not an adapter file the engine asked for",
-                    crate::text::clean_line(&f.path)
-                )));
-            }
-        }
+        check_reported(job, presigned)?;
         let mut files = Vec::new();
         for f in &job.output_files {
             let key = object_path(&[&job.user_id.to_string(), &id.to_string(), &f.path])?;
@@ -440,6 +433,22 @@ pub(crate) const ADAPTER_FILES: [&str; 11] = [
 
 /// The artifact id a remote attempt uploads under: fixed by (job, attempt) before the run, so
 /// the presigned URLs can name its folder and a replayed finish finds the same files.
+/// Refuses a trainer's report that names a file outside `allowed` (the files the engine asked
+/// for), naming it.
+pub(crate) fn check_reported(job: &TrainingJob, allowed: &[&str]) -> Result<()> {
+    match job
+        .output_files
+        .iter()
+        .find(|f| !allowed.contains(&f.path.as_str()))
+    {
+        Some(f) => Err(EngineError::Invalid(format!(
+            "the trainer reported `{}`, which is not a file the engine asked for",
+            crate::text::clean_line(&f.path)
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn remote_artifact_id(job: &TrainingJob) -> ArtifactId {
     let (hi, lo) = job.id.0.as_u64_pair();
     ArtifactId(uuid::Uuid::from_u64_pair(

@@ -198,19 +198,13 @@ impl Engine {
                 "collect_export called for a job that exports nothing".into(),
             ));
         };
-        let allowed = export_file_names(task, self.export_shards(job));
-        for f in &job.output_files {
-            if !allowed.contains(&f.path) {
-                return Err(EngineError::Invalid(format!(
-                    "the trainer reported `{}`, which is not a file this export writes",
-                    crate::text::clean_line(&f.path)
-                )));
-            }
-        }
+        let names = export_file_names(task, self.export_shards(job));
+        let allowed: Vec<&str> = names.iter().map(String::as_str).collect();
         let (id, files) = if self.uploads_by_url(job) {
             let id = remote_artifact_id(job);
-            (id, self.verify_uploaded(job, id).await?)
+            (id, self.verify_uploaded(job, id, &allowed).await?)
         } else {
+            super::artifacts::check_reported(job, &allowed)?;
             let id = ArtifactId::new();
             (id, self.copy_output(job, id).await?)
         };
