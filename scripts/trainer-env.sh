@@ -9,7 +9,7 @@ source "$root/scripts/lib-venv.sh"
 build_venv trainer "$root/trainer/requirements.txt" "the trainer environment (torch, PEFT, TRL: a few minutes)" \
   "$root/trainer/requirements-nodeps.txt"
 # The engine builds the same folder without the test tools; add them when they are missing.
-if ! "$venv/bin/python" -c "import pytest" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import pytest, trl" 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet -r "$root/trainer/requirements-dev.txt" >&2
 fi
 # Export mode's tools (trainer/requirements-export.txt): llama.cpp's converter beside the venv and

@@ -540,11 +540,11 @@ fn parse_errors_never_show_the_secret() {
 
 #[test]
 fn advice_is_never_cut_in_a_pipe() {
-    // A preference file: the advice ends with the jq recipe for OpenAI's preference layout,
-    // past the 140 characters at which the CLI used to cut it.
+    // A multimodal file: the advice ends with the vision-language alternative, past the 140
+    // characters at which the CLI used to cut it.
     let home = tempfile::tempdir().unwrap();
-    let file = home.path().join("prefs.jsonl");
-    let line = r#"{"prompt":"Hi?","chosen":"Hello.","rejected":"Go away."}"#;
+    let file = home.path().join("images.jsonl");
+    let line = r#"{"messages":[{"role":"user","content":"What is this?"},{"role":"assistant","content":"A cat."}],"images":["cat.png"]}"#;
     std::fs::write(&file, format!("{line}\n{line}\n")).unwrap();
     let out = brightrun(home.path())
         .args(["datasets", "add"])
@@ -560,7 +560,7 @@ fn advice_is_never_cut_in_a_pipe() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("`jq -c '{messages: (.input.messages + .preferred_output)}'` for OpenAI preference files"),
+        text.contains("or use a vision-language trainer for this data"),
         "{text}"
     );
     assert!(!text.contains('…'), "{text}");

@@ -220,7 +220,7 @@ fn migrate_applies_the_schema_before_any_engine_connects_and_a_dry_run_prints_it
     let out = run(home.path(), &["mirror", "migrate", "--dry-run"], 0);
     let sql = String::from_utf8(out.stdout).unwrap();
     assert!(sql.contains("-- 0002_tables.sql"), "{sql}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("7 pending"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("8 pending"));
     assert_eq!(tables(&by_hand), 0, "a dry run created tables");
     pg.exec(&format!("{SERVER} dbname={}", by_hand.name), &sql)
         .unwrap();
@@ -233,7 +233,7 @@ fn migrate_applies_the_schema_before_any_engine_connects_and_a_dry_run_prints_it
         .iter()
         .map(|m| m["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["applied"; 7], "{r:#}");
+    assert_eq!(states, ["applied"; 8], "{r:#}");
     assert!(
         r["migrations"][0].get("recorded_checksum").is_none(),
         "{r:#}"

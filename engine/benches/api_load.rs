@@ -149,6 +149,7 @@ fn dataset(user: UserId, i: usize, at: Timestamp) -> Dataset {
             max_seq_length: 2048,
             error_count: 0,
             warning_count: 2,
+            preference: None,
         }),
         total_training_pairs: Some(4_500),
         total_validation_pairs: Some(500),
@@ -258,6 +259,7 @@ fn points(job: JobId, from: u64, n: u64) -> Vec<MetricsPoint> {
             gradient_norm: Some(0.8),
             throughput: Some(1800.0),
             gpu_utilization: Some(97.0),
+            preference: None,
         })
         .collect()
 }

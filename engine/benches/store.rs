@@ -20,6 +20,7 @@ fn points(job: JobId, from: u64, n: u64) -> Vec<MetricsPoint> {
             gradient_norm: Some(0.8),
             throughput: Some(1800.0),
             gpu_utilization: Some(97.0),
+            preference: None,
         })
         .collect()
 }

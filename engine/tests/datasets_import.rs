@@ -85,9 +85,10 @@ async fn one_pass_import_stores_hashes_and_validates() {
 async fn a_rejected_file_is_recorded_as_an_error_with_its_format() {
     let (home, engine) = engine();
     let file = home.path().join("dpo.jsonl");
+    // A preference pair whose two replies are the same.
     std::fs::write(
         &file,
-        "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n",
+        "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"b\"}\n",
     )
     .unwrap();
     let d = engine
@@ -97,7 +98,7 @@ async fn a_rejected_file_is_recorded_as_an_error_with_its_format() {
     assert_eq!(d.status, DatasetStatus::Error);
     assert!(!d.training_ready);
     assert_eq!(d.format, Some(DatasetFormat::Preference));
-    assert!(d.validation_errors[0].error.contains("preference data"));
+    assert!(d.validation_errors[0].error.contains("are the same reply"));
     assert!(
         d.error_message.as_deref().unwrap().contains("preference"),
         "{:?}",

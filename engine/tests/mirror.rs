@@ -5,8 +5,9 @@
 use brightrun_engine::Engine;
 use brightrun_engine::config::Config;
 use brightrun_engine::domain::{
-    ExportCheck, ExportDtype, ExportFormat, ExportTask, JobTask, ModelArtifact, ModelKind, Sweep,
-    SweepRun, SweepSpec, SweepStatus, now,
+    DpoLoss, ExportCheck, ExportDtype, ExportFormat, ExportTask, JobTask, MetricsPoint,
+    ModelArtifact, ModelKind, PreferenceMetrics, Sweep, SweepRun, SweepSpec, SweepStatus,
+    TrainingMethod, now,
 };
 use brightrun_engine::ids::{SweepId, UserId};
 use brightrun_engine::mirror::sample::{Sample, write_sample};
@@ -97,14 +98,14 @@ async fn sync(e: &Engine, secs: u64) {
 async fn migrations_apply_once_and_hold_every_seed_column() {
     let db = TestDb::new(SERVER).await;
     let mut c = db.client().await;
-    assert_eq!(migrate(&mut c).await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(migrate(&mut c).await.unwrap(), vec![1, 2, 3, 4, 5, 6, 7, 8]);
     assert!(
         migrate(&mut c).await.unwrap().is_empty(),
         "second run is a no-op"
     );
     assert_eq!(
         count(&c, "SELECT count(*) FROM brightrun_migrations").await,
-        7
+        8
     );
 
     // Every column the seed's app reads, with a type of the same family.
@@ -589,6 +590,62 @@ async fn every_record_reaches_postgres_with_its_values_and_verify_is_clean() {
         .unwrap();
     assert_eq!((m.local_rows, m.remote_rows), (10_000, 10_000));
 
+    // A DPO run: its method in the seed's hyperparameters column, its rewards beside the seed's
+    // metrics columns (which stay as they were).
+    let mut dpo = s.job.clone();
+    dpo.id = brightrun_engine::ids::JobId::new();
+    dpo.external_job_id = Some(dpo.id.to_string());
+    dpo.hyperparameters.method = TrainingMethod::Dpo {
+        beta: 0.2,
+        loss_type: DpoLoss::Ipo,
+    };
+    e.store().put(&dpo).unwrap();
+    let point = MetricsPoint {
+        job_id: dpo.id,
+        timestamp: dpo.created_at,
+        epoch: 0.5,
+        step: 1,
+        training_loss: Some(0.625),
+        validation_loss: None,
+        learning_rate: Some(2e-5),
+        gradient_norm: None,
+        throughput: Some(900.0),
+        gpu_utilization: None,
+        preference: Some(PreferenceMetrics {
+            rewards_chosen: Some(0.25),
+            rewards_rejected: Some(-0.5),
+            reward_margin: Some(0.75),
+            reward_accuracy: Some(0.875),
+            ..Default::default()
+        }),
+    };
+    e.store()
+        .write(|w| w.put_metrics(std::slice::from_ref(&point)))
+        .unwrap();
+    sync(&e, 60).await;
+    let row = c
+        .query_one(
+            "SELECT j.hyperparameters->'method'->>'name', j.hyperparameters->'method'->>'loss_type', \
+             (m.brightrun_preference->>'reward_accuracy')::float8, m.training_loss \
+             FROM training_jobs j JOIN metrics_points m ON m.job_id = j.id WHERE j.id = $1",
+            &[&dpo.id.0],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("dpo"));
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("ipo"));
+    assert_eq!(row.get::<_, Option<f64>>(2), Some(0.875));
+    assert_eq!(row.get::<_, Option<f64>>(3), point.training_loss);
+    let sft_rewards: i64 = c
+        .query_one(
+            "SELECT count(*) FROM metrics_points WHERE job_id = $1 AND brightrun_preference IS NOT NULL",
+            &[&s.job.id.0],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sft_rewards, 0, "an SFT run's steps have no preference figures");
+
     // Following the log: a change after the backfill replaces the row; PostgreSQL's
     // position moves with it.
     let mut n = s.notifications[0].clone();
@@ -635,7 +692,8 @@ async fn every_record_reaches_postgres_with_its_values_and_verify_is_clean() {
     assert_eq!(title, "newer", "an older change overwrote a newer row");
     assert_eq!(
         count(&c, "SELECT count(*) FROM metrics_points").await,
-        10_000,
+        // The sample's, and the DPO run's one step.
+        10_001,
         "replayed metrics are not duplicated"
     );
     c.execute(

@@ -4,7 +4,9 @@
 // Inside `mod training` so that `cargo test -p brightrun-engine training` selects these.
 mod training {
     use brightrun_engine::config::{BudgetConfig, TrainingConfig};
-    use brightrun_engine::domain::{Convergence, DatasetStatistics, Hyperparameters};
+    use brightrun_engine::domain::{
+        Convergence, DatasetStatistics, Hyperparameters, MethodName, PreferenceStatistics,
+    };
     use brightrun_engine::training::{
         self, EstimateError, EstimateInput, FitVerdict, GpuCatalog, budget_effect, presets,
         quality, running_cost,
@@ -93,6 +95,98 @@ mod training {
                 evaluation: None,
             })
         }
+    }
+
+    /// A preference file of 1000 pairs: prompts of 100 tokens, chosen replies of 250 and
+    /// rejected of 150 (500,000 tokens in all, as the validator counts them).
+    fn pair_stats() -> DatasetStatistics {
+        DatasetStatistics {
+            preference: Some(PreferenceStatistics {
+                pairs: 1000,
+                prompt_tokens: 100_000,
+                chosen_tokens: 250_000,
+                rejected_tokens: 150_000,
+                sequence_tokens_max: 700,
+                ..Default::default()
+            }),
+            ..stats(1000, 0, 500_000)
+        }
+    }
+
+    #[test]
+    fn each_method_costs_its_training_flops_per_token() {
+        // The same balanced values for every method, so only the method's work differs.
+        let run = |method: MethodName| {
+            let mut hp = preset("balanced");
+            hp.method = method.with_defaults();
+            let stats = if method == MethodName::Kto {
+                stats(1000, 0, 500_000)
+            } else {
+                pair_stats()
+            };
+            Case::new(stats, hp, "A100-80GB", 1).run().unwrap()
+        };
+        // A pair is the prompt twice with both replies: (100 + 250) + (100 + 150) = 600.
+        //   ORPO and SimPO: 6 FLOPs per token per parameter, SFT's throughput (1800/s):
+        //   seconds/step = 600 × 4 / 1800.
+        for m in [MethodName::Orpo, MethodName::Simpo] {
+            let d = run(m).training_details;
+            assert_close!(d.tokens_per_example, 600.0);
+            assert_close!(d.estimated_throughput_tokens_per_sec, 1800.0);
+            assert_close!(d.seconds_per_step, 600.0 * 4.0 / 1800.0);
+        }
+        //   DPO adds the reference's forward: 8 FLOPs, throughput × 6/8.
+        let dpo = run(MethodName::Dpo);
+        assert_close!(dpo.training_details.estimated_throughput_tokens_per_sec, 1350.0);
+        assert_close!(dpo.training_details.seconds_per_step, 600.0 * 4.0 / 1350.0);
+        assert_close!(
+            dpo.throughput.training_flops_per_token,
+            8.0 * dpo.model.parameters as f64
+        );
+        assert!(dpo.throughput.note.contains("× 0.750 for dpo"), "{}", dpo.throughput.note);
+        //   KTO: unpaired examples of 500 tokens, 12 FLOPs (reference, KL through both).
+        let kto = run(MethodName::Kto).training_details;
+        assert_close!(kto.tokens_per_example, 500.0);
+        assert_close!(kto.estimated_throughput_tokens_per_sec, 900.0);
+        // Each pair is two sequences in one pass: the activations double against SFT's.
+        let sft = {
+            let mut hp = preset("balanced");
+            hp.method = MethodName::Sft.with_defaults();
+            Case::new(pair_stats(), hp, "A100-80GB", 1).run().unwrap()
+        };
+        assert_close!(
+            dpo.fit.breakdown.activations_gb,
+            2.0 * sft.fit.breakdown.activations_gb
+        );
+        // A calibration of DPO runs already holds the method's work.
+        let mut hp = preset("balanced");
+        hp.method = MethodName::Dpo.with_defaults();
+        let mut case = Case::new(pair_stats(), hp, "A100-80GB", 1);
+        case.calibration = Some(training::Calibration {
+            runs: 2,
+            tokens_per_sec: 1000.0,
+        });
+        let e = case.run().unwrap();
+        assert_close!(e.training_details.estimated_throughput_tokens_per_sec, 1000.0);
+    }
+
+    #[test]
+    fn preference_presets_train_more_gently_and_sft_keeps_the_seeds() {
+        let cfg = TrainingConfig::default();
+        for name in ["fast", "balanced", "quality"] {
+            let (_, sft) = presets::resolve(name, &cfg).unwrap();
+            let (id, dpo) = presets::resolve_for(name, &cfg, MethodName::Dpo).unwrap();
+            assert_eq!(id.as_str(), name);
+            assert_eq!(sft, presets::resolve_for(name, &cfg, MethodName::Sft).unwrap().1);
+            assert!(dpo.learning_rate < sft.learning_rate, "{name}");
+            assert!(dpo.batch_size < sft.batch_size, "{name}");
+            assert_eq!(dpo.method, MethodName::Dpo.with_defaults());
+        }
+        let (_, seed) = presets::resolve("balanced", &cfg).unwrap();
+        assert_eq!(
+            (seed.learning_rate, seed.batch_size, seed.epochs, seed.lora_rank),
+            (5e-5, 4, 3, 16)
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 // Inside `mod training` so that `cargo test -p brightrun-engine training` selects these.
 mod training {
     use brightrun_engine::config::TrainingConfig;
-    use brightrun_engine::domain::{Hyperparameters, Quantization, Scheduler};
+    use brightrun_engine::domain::{
+        DpoLoss, Hyperparameters, MethodName, Quantization, Scheduler, TrainingMethod,
+    };
     use brightrun_engine::training::presets;
     use brightrun_engine::training::ranges::{self, FieldKind, RangeError, SetError};
 
@@ -307,13 +309,69 @@ mod training {
 
     #[test]
     fn set_round_trips_through_get() {
-        let hp = balanced();
-        for f in ranges::FIELDS {
-            let value = ranges::get(&hp, f.name).unwrap();
-            let mut copy = hp.clone();
-            ranges::set(&mut copy, f.name, &value).unwrap_or_else(|e| panic!("{}: {e}", f.name));
-            assert_eq!(copy, hp, "{} = {value}", f.name);
+        // Every field of every method: a method's own fields read back only under it.
+        for method in MethodName::ALL {
+            let mut hp = balanced();
+            hp.method = method.with_defaults();
+            for f in ranges::FIELDS {
+                let applies = ranges::applies(f.name, method);
+                let Some(value) = ranges::get(&hp, f.name) else {
+                    assert!(!applies, "{method:?}: no value for {}", f.name);
+                    continue;
+                };
+                assert!(applies, "{method:?}: {} has a value", f.name);
+                let mut copy = hp.clone();
+                ranges::set(&mut copy, f.name, &value)
+                    .unwrap_or_else(|e| panic!("{}: {e}", f.name));
+                assert_eq!(copy, hp, "{} = {value}", f.name);
+            }
         }
+    }
+
+    #[test]
+    fn a_method_brings_its_defaults_and_owns_its_fields() {
+        let mut hp = balanced();
+        assert_eq!(hp.method, TrainingMethod::Sft);
+        ranges::set(&mut hp, "method", "DPO").unwrap();
+        assert_eq!(
+            hp.method,
+            TrainingMethod::Dpo {
+                beta: 0.1,
+                loss_type: DpoLoss::Sigmoid
+            }
+        );
+        ranges::set(&mut hp, "beta", "0.25").unwrap();
+        ranges::set(&mut hp, "loss_type", "ipo").unwrap();
+        // Choosing the same method again keeps its values; another starts from its defaults.
+        ranges::set(&mut hp, "method", "dpo").unwrap();
+        assert_eq!(
+            hp.method,
+            TrainingMethod::Dpo {
+                beta: 0.25,
+                loss_type: DpoLoss::Ipo
+            }
+        );
+        let before = hp.clone();
+        let e = ranges::set(&mut hp, "gamma", "1").unwrap_err();
+        assert!(matches!(e, SetError::NotForMethod { .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "`gamma` is a hyperparameter of simpo; this run's method is dpo (set method=simpo first)"
+        );
+        assert_eq!(hp, before, "a refused set changes nothing");
+        let e = ranges::set(&mut hp, "beta", "2").unwrap_err();
+        assert_eq!(e.to_string(), "beta = 2 is outside 0.01 to 1");
+        // SimPO's beta scales a per-token average: a larger range.
+        ranges::set(&mut hp, "method", "simpo").unwrap();
+        ranges::set(&mut hp, "beta", "2.5").unwrap();
+        assert_eq!(ranges::get(&hp, "gamma").as_deref(), Some("1"));
+        assert_eq!(ranges::get(&hp, "loss_type"), None);
+        let e = ranges::set(&mut hp, "desirable_weight", "2").unwrap_err();
+        assert!(e.to_string().contains("hyperparameter of kto"), "{e}");
+        assert!(ranges::set(&mut hp, "method", "rlhf").is_err());
+        ranges::set(&mut hp, "method", "sft").unwrap();
+        assert_eq!(hp.method, TrainingMethod::Sft);
+        assert!(ranges::check(&hp).is_ok());
     }
 
     #[test]
@@ -370,7 +428,7 @@ mod training {
         let text = e.to_string();
         assert!(
             text.starts_with(
-                "unknown setting `learningrate`; known settings: base_model, learning_rate,"
+                "unknown setting `learningrate`; known settings: method, beta, loss_type, lambda, gamma, desirable_weight, undesirable_weight, base_model, learning_rate,"
             ),
             "{text}"
         );
@@ -410,10 +468,30 @@ mod training {
             .keys()
             .map(String::as_str)
             .collect();
-        let mut sorted = names.clone();
+        // The method's own fields are inside `method` in JSON (every method's, once each).
+        let mut sorted: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| MethodName::ALL.iter().all(|m| !ranges::method_fields(*m).contains(n)))
+            .collect();
         sorted.sort_unstable();
         keys.sort_unstable();
         assert_eq!(sorted, keys, "FIELDS and Hyperparameters agree");
+        let mut own: Vec<&str> = MethodName::ALL
+            .iter()
+            .flat_map(|m| {
+                let json = serde_json::to_value(m.with_defaults()).unwrap();
+                json.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| *k != "name")
+                    .map(|k| ranges::field(k).unwrap().name)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        own.sort_unstable();
+        own.dedup();
+        assert_eq!(own.len(), 6, "{own:?}");
         let q = ranges::field("quantization").unwrap();
         assert_eq!(q.kind, FieldKind::Choice(&["none", "4bit"]));
         assert_eq!(ranges::field("learning_rate").unwrap().range, "1e-5..=1e-3");

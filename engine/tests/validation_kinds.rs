@@ -1,5 +1,6 @@
-//! The formats real users bring (tool calls, plain text, text parts), the data refused as a
-//! whole (multimodal, preference, KTO), and the file shapes that get one file-level verdict.
+//! The formats real users bring (tool calls, plain text, text parts, preference and KTO data),
+//! the data refused as a whole (multimodal, process-reward), and the file shapes that get one
+//! file-level verdict.
 
 use brightrun_engine::domain::{ChatMessage, DatasetFormat, Severity};
 use brightrun_engine::validation::{
@@ -309,50 +310,58 @@ fn multimodal_data_gets_one_file_level_error() {
 }
 
 #[test]
-fn preference_data_is_named_and_refused() {
+fn preference_data_is_a_format_of_its_own() {
+    // Once refused ("for SFT keep the chosen reply"), now trained with dpo, orpo or simpo
+    // (engine/tests/validation_preference.rs has every layout).
     let dpo = r#"{"prompt": "2+2?", "chosen": "4", "rejected": "5"}"#;
-    let r = check(&format!("{dpo}\n{dpo}\n"));
-    only_error(
-        &r,
-        "this is preference data (chosen and rejected replies",
-        "keep the chosen reply",
-    );
+    let r = check(&format!("{dpo}\n{}\n", dpo.replace("2+2", "3+3")));
+    clean(&r);
     assert_eq!(r.format, Some(DatasetFormat::Preference));
     let openai = r#"{"input": {"messages": [{"role": "user", "content": "Hi"}]}, "preferred_output": [{"role": "assistant", "content": "Hello!"}], "non_preferred_output": [{"role": "assistant", "content": "Go away."}]}"#;
     let r = check(openai);
-    only_error(&r, "OpenAI preference fine-tuning", ".preferred_output");
+    clean(&r);
+    assert_eq!(r.format, Some(DatasetFormat::Preference));
     let r = check(r#"{"chosen_messages": [], "rejected_messages": []}"#);
-    only_error(&r, "chosen_messages", "SFT");
+    assert!(
+        first_error(&r).contains("\"chosen_messages\" is an empty list"),
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(r.format, Some(DatasetFormat::Preference));
     // LLaMA-Factory's ShareGPT preference layout: conversations plus chosen/rejected turns.
     let r = check(
         r#"{"conversations": [{"from": "human", "value": "q"}], "chosen": {"from": "gpt", "value": "a"}, "rejected": {"from": "gpt", "value": "b"}}"#,
     );
-    only_error(&r, "preference data", "");
+    clean(&r);
     assert_eq!(r.format, Some(DatasetFormat::Preference));
 }
 
 #[test]
-fn kto_data_is_named_and_refused() {
+fn kto_data_is_a_format_of_its_own() {
     let r = check(concat!(
         r#"{"prompt": "Hi", "completion": "Hello!", "label": true}"#,
         "\n",
         r#"{"prompt": "Hi", "completion": "Go away.", "label": false}"#,
         "\n",
     ));
-    only_error(&r, "this is KTO data", "select(.label == true)");
-    assert!(
-        r.issues[0].error.contains("1 labelled undesirable"),
-        "{}",
-        r.issues[0].error
-    );
+    clean(&r);
     assert_eq!(r.format, Some(DatasetFormat::Kto));
+    let p = r.statistics.preference.as_ref().unwrap();
+    assert_eq!((p.desirable, p.undesirable), (1, 1));
+    // One label only: KTO needs both.
     let r = check(
         r#"{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}], "kto_tag": false}"#,
     );
-    only_error(&r, "KTO", "");
+    only_error(
+        &r,
+        "KTO needs both desirable and undesirable examples",
+        "DPO",
+    );
+    assert_eq!(r.format, Some(DatasetFormat::Kto));
     // A non-boolean label is just an unknown key.
     let r = check(r#"{"prompt": "Hi", "completion": "Hello!", "label": "greeting"}"#);
     assert!(r.training_ready);
+    assert_eq!(r.format, Some(DatasetFormat::PromptCompletion));
 }
 
 #[test]

@@ -365,11 +365,13 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
             if json.json {
                 output::json(&points)?;
             } else {
+                // A preference run's rewards beside the seed's columns.
+                let preference = points.iter().any(|p| p.preference.is_some());
                 let rows: Vec<Vec<String>> = points
                     .iter()
                     .map(|p| {
                         let f = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or("-".into());
-                        vec![
+                        let mut row = vec![
                             p.step.to_string(),
                             format!("{:.2}", p.epoch),
                             f(p.training_loss),
@@ -381,21 +383,34 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
                             p.throughput
                                 .map(|v| format!("{v:.0}"))
                                 .unwrap_or("-".into()),
-                        ]
+                        ];
+                        if preference {
+                            let r = p.preference.clone().unwrap_or_default();
+                            row.extend([
+                                f(r.rewards_chosen),
+                                f(r.rewards_rejected),
+                                f(r.reward_margin),
+                                r.reward_accuracy
+                                    .map(|a| format!("{:.0}%", a * 100.0))
+                                    .unwrap_or("-".into()),
+                            ]);
+                        }
+                        row
                     })
                     .collect();
-                output::table(
-                    &[
-                        "STEP",
-                        "EPOCH",
-                        "LOSS",
-                        "VAL_LOSS",
-                        "LR",
-                        "GRAD_NORM",
-                        "TOK/S",
-                    ],
-                    &rows,
-                );
+                let mut headers = vec![
+                    "STEP",
+                    "EPOCH",
+                    "LOSS",
+                    "VAL_LOSS",
+                    "LR",
+                    "GRAD_NORM",
+                    "TOK/S",
+                ];
+                if preference {
+                    headers.extend(["CHOSEN", "REJECTED", "MARGIN", "ACCURACY"]);
+                }
+                output::table(&headers, &rows);
             }
             Ok(exit::OK)
         }
@@ -502,13 +517,16 @@ fn print_job(j: &TrainingJob) {
             ),
             t.max_new_tokens
         ),
-        None => println!(
-            "  model        {} (preset {}, rank {}, lr {:e})",
-            j.hyperparameters.base_model,
-            j.preset_id.as_str(),
-            j.hyperparameters.lora_rank,
-            j.hyperparameters.learning_rate
-        ),
+        None => {
+            println!(
+                "  model        {} (preset {}, rank {}, lr {:e})",
+                j.hyperparameters.base_model,
+                j.preset_id.as_str(),
+                j.hyperparameters.lora_rank,
+                j.hyperparameters.learning_rate
+            );
+            println!("  method       {}", j.hyperparameters.method.describe());
+        }
     }
     println!(
         "  gpus         {}× {} on {}",

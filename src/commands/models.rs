@@ -381,6 +381,19 @@ fn print_evaluation(e: &Evaluation) {
         f(e.base_perplexity),
         f(e.adapter_perplexity)
     );
+    if let Some(p) = &e.preference {
+        let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.0}%", v * 100.0));
+        println!(
+            "               prefers the chosen reply in {} → {} of {} held-out pairs (base → adapter; margin {} → {}), implicit reward accuracy {} (margin {})",
+            pct(p.base_accuracy),
+            pct(p.adapter_accuracy),
+            p.pairs,
+            f(p.base_margin),
+            f(p.adapter_margin),
+            pct(p.reward_accuracy),
+            f(p.reward_margin)
+        );
+    }
     if let (Some(a), Some(b)) = (e.adapter_closer, e.base_closer) {
         let from = match e.samples_from.as_deref() {
             Some("training") => "training examples (the dataset held none out)",

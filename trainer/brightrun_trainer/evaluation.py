@@ -279,12 +279,17 @@ class EvaluationStopped(Exception):
     """A stop request arrived during the evaluation."""
 
 
-def evaluate(trainer, model, tokenizer, settings: Evaluation, dataset, emitter, stop, *, max_seq_length: int):
+def evaluate(
+    trainer, model, tokenizer, settings: Evaluation, dataset, emitter, stop, *, max_seq_length: int, held_out=None
+):
     """Run the ``evaluating`` stage; returns the result (a dict) or ``None`` after a stop request.
 
     ``trainer`` is the Hugging Face ``Trainer`` that trained ``model`` (a ``PeftModel``):
     its eval dataset, collator and loss are reused, so the held-out losses cover exactly the
-    validation loss's tokens. ``dataset`` is the :class:`~.data.LoadedDataset`.
+    validation loss's tokens. ``dataset`` is the :class:`~.data.LoadedDataset` (or anything with
+    ``validation`` and ``train`` lists of examples, the samples' source). ``held_out(result,
+    stop)``, when given, replaces the held-out loss part (the preference methods: their
+    ``preference`` object and the chosen replies' loss; a failure there is the part ``preference``).
     """
     started = time.monotonic()
     samples_from = "validation" if dataset.validation else "training"
@@ -303,7 +308,9 @@ def evaluate(trainer, model, tokenizer, settings: Evaluation, dataset, emitter, 
     model.eval()
     harness = trainer_harness(trainer)
     try:
-        if eval_set:
+        if held_out is not None:
+            _guarded(errors, emitter, "preference", lambda: held_out(result, stop))
+        elif eval_set:
             _guarded(errors, emitter, "held-out loss", lambda: _held_out_losses(harness, model, eval_set, result, emitter, stop))
         generator = _Generator(harness, model, tokenizer, settings.max_new_tokens, max_seq_length, stop)
         if prompts:

@@ -120,7 +120,11 @@ class EventEmitter:
         gpu_utilization: float | None,
         validation_loss: float | None,
         peak_memory_gb: float | None = None,
+        preference: dict[str, float | None] | None = None,
     ) -> None:
+        """``preference`` (the preference methods' rewards and log-probs) is written only when
+        given: an sft run's metric events do not carry the key."""
+        extra = {} if preference is None else {"preference": preference}
         self.emit(
             "metric",
             step=step,
@@ -133,6 +137,7 @@ class EventEmitter:
             gpu_utilization=gpu_utilization,
             validation_loss=validation_loss,
             peak_memory_gb=peak_memory_gb,
+            **extra,
         )
 
     def checkpoint(

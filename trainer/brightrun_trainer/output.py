@@ -44,7 +44,8 @@ def save_adapter(
     config = model.peft_config["default"]
     loaded_from, config.base_model_name_or_path = config.base_model_name_or_path, base_model
     try:
-        model.save_pretrained(directory, save_embedding_layers=False)
+        # The trained adapter alone (a preference run may also hold a frozen reference adapter).
+        model.save_pretrained(directory, selected_adapters=["default"], save_embedding_layers=False)
     finally:
         config.base_model_name_or_path = loaded_from
     tokenizer.save_pretrained(directory)

@@ -134,6 +134,8 @@ class _PendingMetric:
     gpu_utilization: float | None
     validation_loss: float | None = None
     peak_memory_gb: float | None = None
+    #: The preference methods' ``preference`` object (absent from the event when ``None``).
+    preference: dict[str, float | None] | None = None
 
 
 class ProgressReporter(TrainerCallback):
@@ -164,8 +166,11 @@ class ProgressReporter(TrainerCallback):
         last_checkpoint: str | None = None,
         checkpoint_steps: int | None = None,
         archives: CheckpointStore | None = None,
+        preference=None,
     ):
         self._emitter = emitter
+        #: The preference methods' window of rewards and log-probs (``take()`` → dict), or None.
+        self._preference = preference
         self._stop = stop
         self._tokens = tokens
         self._losses = losses
@@ -307,6 +312,7 @@ class ProgressReporter(TrainerCallback):
             throughput=tokens / seconds if seconds > 0 and tokens else None,
             gpu_utilization=gpu_utilization(),
             peak_memory_gb=peak_memory_gb(),
+            preference=self._preference.take() if self._preference is not None else None,
         )
 
 

@@ -197,12 +197,22 @@ def _read_dataset(spec: JobSpec, scratch: Path, emitter: EventEmitter) -> Loaded
     else:
         path = Path(spec.dataset.path)
     hp = spec.hyperparameters
-    dataset = load_dataset(
-        path, seed=hp.seed, validation_split=hp.validation_split, use_validation=hp.use_validation
-    )
+    if hp.method.is_preference and spec.compare is None:
+        from .preference_data import load_preference_dataset
+
+        dataset = load_preference_dataset(
+            path, method=hp.method.name, seed=hp.seed, validation_split=hp.validation_split,
+            use_validation=hp.use_validation,
+        )  # fmt: skip
+        unit = "examples" if dataset.is_kto else "pairs"
+    else:
+        dataset = load_dataset(
+            path, seed=hp.seed, validation_split=hp.validation_split, use_validation=hp.use_validation
+        )
+        unit = "examples"
     emitter.info(
         f"dataset: {dataset.format.value}, {dataset.total_records} records, "
-        f"{len(dataset.train)} training and {len(dataset.validation)} validation examples"
+        f"{len(dataset.train)} training and {len(dataset.validation)} validation {unit}"
     )
     if dataset.skipped_count:
         emitter.warning(skipped_warning(dataset.skipped_count, dataset.skipped))

@@ -85,8 +85,63 @@ _HYPERPARAMETERS = {
     "learning_rate", "batch_size", "gradient_accumulation_steps", "epochs", "lora_rank",
     "lora_alpha", "lora_dropout", "target_modules", "warmup_ratio", "warmup_steps",
     "weight_decay", "scheduler", "max_seq_length", "seed", "validation_split",
-    "use_validation", "quantization",
+    "use_validation", "quantization", "method",
 }
+#: ``hyperparameters.method`` (PROTOCOL.md, "Job spec"): the training objective and its fields.
+METHODS = ("sft", "dpo", "orpo", "simpo", "kto")
+PREFERENCE_METHODS = ("dpo", "orpo", "simpo")
+DPO_LOSS_TYPES = ("sigmoid", "ipo")
+_METHOD_FIELDS = {
+    "sft": (),
+    "dpo": ("beta", "loss_type"),
+    "orpo": ("lambda",),
+    "simpo": ("beta", "gamma"),
+    "kto": ("beta", "desirable_weight", "undesirable_weight"),
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """``hyperparameters.method``: what the adapter is trained to do.
+
+    ``sft`` (supervised fine-tuning, the default: absent or null in older specs) or one of the
+    preference methods, each with its own fields (the others stay at their defaults):
+    ``dpo`` (``beta``, ``loss_type`` ``sigmoid`` or ``ipo``; for ipo ``beta`` is τ),
+    ``orpo`` (``lambda``: the weight of the odds-ratio term), ``simpo`` (``beta``, ``gamma``: the
+    target reward margin) and ``kto`` (``beta``, ``desirable_weight``, ``undesirable_weight``).
+    """
+
+    name: str = "sft"
+    beta: float | None = None
+    loss_type: str | None = None
+    #: ORPO's λ (``lambda`` in JSON, a Python keyword).
+    lambda_: float | None = None
+    gamma: float | None = None
+    desirable_weight: float | None = None
+    undesirable_weight: float | None = None
+
+    @property
+    def is_preference(self) -> bool:
+        """Whether the method trains on preference data or KTO data (anything but sft)."""
+        return self.name != "sft"
+
+    @property
+    def has_reference(self) -> bool:
+        """Whether the loss compares the policy with a reference model (dpo, kto): the base, or
+        the starting adapter when the run trains on from one (``init_adapter``)."""
+        return self.name in ("dpo", "kto")
+
+    @property
+    def data_format(self) -> str:
+        """The dataset layout the method reads: ``sft``, ``preference`` or ``kto``."""
+        if self.name == "kto":
+            return "kto"
+        return "preference" if self.name in PREFERENCE_METHODS else "sft"
+
+    @property
+    def reward_beta(self) -> float:
+        """The β of the DPO implicit reward reported by the evaluation (ORPO's is 0.1)."""
+        return self.beta if self.beta is not None else 0.1
 
 
 @dataclass(frozen=True)
@@ -109,6 +164,8 @@ class Hyperparameters:
     validation_split: float
     use_validation: bool
     quantization: str
+    #: The training objective (``sft`` when the spec has no ``method``).
+    method: Method = Method()
 
     @property
     def library_seed(self) -> int:
@@ -361,7 +418,7 @@ def parse_spec(document: Any) -> JobSpec:
         job_id=job_id,
         base_model=top.string("base_model"),
         dataset=_dataset_of(top.optional_object("dataset"), compare, export),
-        hyperparameters=_parse_hyperparameters(hyperparameters),
+        hyperparameters=_parse_hyperparameters(hyperparameters, unknown),
         output=_parse_output(top.object("output"), _required_outputs(compare, export)),
         checkpoint_dir=top.optional_string("checkpoint_dir") or _default_checkpoint_dir(job_id),
         resume_from=resume_from,
@@ -442,7 +499,7 @@ def _parse_resume_from(top: _Fields, unknown: list[str]) -> tuple[str | None, Re
     return None, archive_spec
 
 
-def _parse_hyperparameters(fields: _Fields) -> Hyperparameters:
+def _parse_hyperparameters(fields: _Fields, unknown: list[str] | None = None) -> Hyperparameters:
     warmup_steps = fields.optional_integer("warmup_steps", minimum=0)
     return Hyperparameters(
         learning_rate=fields.number("learning_rate", above=0.0),
@@ -462,6 +519,7 @@ def _parse_hyperparameters(fields: _Fields) -> Hyperparameters:
         validation_split=fields.number("validation_split", minimum=0.0, below=1.0),
         use_validation=fields.boolean("use_validation"),
         quantization=fields.choice("quantization", QUANTIZATIONS, default="none"),
+        method=_parse_method(fields, unknown if unknown is not None else []),
     )
 
 
@@ -662,6 +720,29 @@ def _parse_verify(fields: _Fields | None, unknown: list[str]) -> Verify:
             raise SpecError(f"spec field `{where}[{i}]`: expected the last message to be from the user, got {last}")
         prompts.append(messages)
     return Verify(prompts=tuple(prompts), tokens=tokens)
+
+
+def _parse_method(hyperparameters: _Fields, unknown: list[str]) -> Method:
+    """``hyperparameters.method``: absent or null is ``{"name": "sft"}`` (older specs).
+
+    Every field the named method has is required; β and λ are finite numbers > 0, γ ≥ 0, the
+    KTO weights > 0. Keys the method does not have are reported as unknown fields.
+    """
+    if hyperparameters.require("method", default=None) is None:
+        return Method()
+    fields = hyperparameters.object("method")
+    name = fields.choice("name", METHODS)
+    wanted = _METHOD_FIELDS[name]
+    unknown += fields.unknown({"name", *wanted})
+    values: dict[str, Any] = {}
+    for key in wanted:
+        if key == "loss_type":
+            values[key] = fields.choice(key, DPO_LOSS_TYPES)
+        elif key == "gamma":
+            values[key] = fields.number(key, minimum=0.0)
+        else:
+            values["lambda_" if key == "lambda" else key] = fields.number(key, above=0.0)
+    return Method(name=name, **values)
 
 
 def _parse_target_modules(fields: _Fields) -> tuple[str, ...] | str:

@@ -123,8 +123,13 @@ def train(
     spec: JobSpec, dataset: LoadedDataset, emitter: EventEmitter, stop: StopSignal, *, init_adapter: Path | None = None
 ) -> TrainingOutcome:
     """Train the adapter described by ``spec``; returns with ``stopped`` set after a stop request.
-    ``init_adapter`` is the folder of an adapter to start from instead of fresh LoRA weights."""
+    ``init_adapter`` is the folder of an adapter to start from instead of fresh LoRA weights.
+    The preference methods (``hyperparameters.method`` other than sft) train in :mod:`.preference`."""
     hp = spec.hyperparameters
+    if hp.method.is_preference:
+        from .preference import train_preference
+
+        return train_preference(spec, dataset, emitter, stop, init_adapter=init_adapter)
     transformers.utils.logging.set_verbosity_warning()
     transformers.utils.logging.disable_progress_bar()
     precision = select_precision()

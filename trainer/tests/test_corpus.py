@@ -18,6 +18,7 @@ import pytest
 
 from brightrun_trainer.data import load_dataset
 from brightrun_trainer.errors import DatasetError
+from brightrun_trainer.preference_data import load_preference_dataset
 
 CORPUS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "validation_corpus.jsonl"
 FIELDS = {"case", "records", "raw", "format", "trainable", "messages", "error", "warning", "trainer", "known_difference"}
@@ -43,10 +44,17 @@ def write_case(case: dict[str, Any], folder: Path) -> tuple[Path, int]:
     return path, len(lines)
 
 
-def trainer_verdict(path: Path, line: int) -> tuple[bool, str | None, Any]:
-    """(usable, why not, the loaded dataset or None) for the record on ``line``."""
+def trainer_verdict(path: Path, line: int, format_: str) -> tuple[bool, str | None, Any]:
+    """(usable, why not, the loaded dataset or None) for the record on ``line``, read as the
+    method that trains on its format reads it (preference pairs by DPO, KTO data by KTO)."""
     try:
-        dataset = load_dataset(path, seed=0, validation_split=0.0, use_validation=False)
+        if format_ in ("preference", "kto"):
+            method = "kto" if format_ == "kto" else "dpo"
+            dataset = load_preference_dataset(
+                path, method=method, seed=0, validation_split=0.0, use_validation=False
+            )
+        else:
+            dataset = load_dataset(path, seed=0, validation_split=0.0, use_validation=False)
     except DatasetError as exc:
         return False, str(exc), None
     for example in dataset.train + dataset.validation:
@@ -71,15 +79,15 @@ def test_the_corpus_is_well_formed():
             assert len(case["known_difference"]) > 20, f"{case['case']}: say why"
     formats = {case["format"] for case in CASES if case["trainable"]}
     assert formats == {
-        "brightrun_v4", "brightrun_flat", "openai_chat", "alpaca", "sharegpt", "prompt_completion", "text"
+        "brightrun_v4", "brightrun_flat", "openai_chat", "alpaca", "sharegpt", "prompt_completion", "text",
+        "preference", "kto",
     }, "every trainable format has an accepted case"
-    assert {"preference", "kto"} <= {case["format"] for case in CASES}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case["case"] for case in CASES])
 def test_the_trainer_agrees_with_the_validator(case, tmp_path):
     path, line = write_case(case, tmp_path)
-    usable, why, dataset = trainer_verdict(path, line)
+    usable, why, dataset = trainer_verdict(path, line, case["format"])
     expected = case["trainable"]
     if "known_difference" in case:
         assert usable != expected, (
@@ -95,6 +103,8 @@ def test_the_trainer_agrees_with_the_validator(case, tmp_path):
     assert usable, f"{case['case']}: the validator accepts it, the trainer skipped it: {why}"
     assert dataset.format.value == case["format"]
     (example,) = [e for e in dataset.train if e.line == line]
+    if hasattr(example, "as_example"):  # a pair, or a KTO reply: its prompt and (chosen) reply
+        example = example.as_example()
     got = [[m.role, m.content] for m in example.messages]
     want = case["messages"]
     assert [role for role, _ in got] == [role for role, _ in want], case["case"]

@@ -198,6 +198,7 @@ fn run_points(job: JobId, k: usize) -> Vec<MetricsPoint> {
                 gradient_norm: Some(1.0 + noise * 0.4 + (1.0 - x)),
                 throughput: Some(tokens_per_sec * (1.0 + noise * 0.1)),
                 gpu_utilization: Some(92.0 + noise * 10.0),
+                preference: None,
             }
         })
         .collect()

@@ -97,6 +97,7 @@ pub fn stats(examples: u64) -> DatasetStatistics {
         max_seq_length: 2048,
         error_count: 0,
         warning_count: 2,
+        preference: None,
     }
 }
 
@@ -470,6 +471,7 @@ pub fn evaluation() -> Evaluation {
         ties: Some(0),
         seconds: Some(41.0),
         error: None,
+        preference: None,
     }
 }
 
@@ -969,6 +971,7 @@ pub fn metrics(job: JobId, n: u64) -> Vec<MetricsPoint> {
                 gradient_norm: Some(1.2 + noise * 0.8 + (1.0 - x)),
                 throughput: Some(1780.0 + noise * 160.0),
                 gpu_utilization: Some(92.0 + noise * 10.0),
+                preference: None,
             }
         })
         .collect()
@@ -1001,6 +1004,7 @@ pub fn run_metrics(
                 gradient_norm: Some(1.0),
                 throughput: Some(tokens_per_sec * (1.0 + noise * 0.05)),
                 gpu_utilization: Some(90.0),
+                preference: None,
             }
         })
         .collect()
@@ -1233,4 +1237,140 @@ pub fn dataset_inspection(model: &str, max_seq_length: u32) -> DatasetInspection
             "3 records have no assistant turn: a run skips them",
         )],
     }
+}
+
+/// What the validator learnt about a preference file of `pairs` pairs: chosen replies a bit
+/// longer than rejected ones, and the longer in 71% of the pairs (a length bias to note).
+pub fn preference_stats(pairs: u64) -> PreferenceStatistics {
+    PreferenceStatistics {
+        pairs,
+        prompt_tokens: pairs * 96,
+        chosen_tokens: pairs * 212,
+        rejected_tokens: pairs * 164,
+        chosen_tokens_p50: 188,
+        chosen_tokens_p95: 506,
+        rejected_tokens_p50: 141,
+        rejected_tokens_p95: 402,
+        sequence_tokens_max: 1630,
+        chosen_longer_share: 0.71,
+        desirable: 0,
+        undesirable: 0,
+    }
+}
+
+/// A ready dataset of `format` (preference pairs or KTO replies) with its statistics.
+pub fn preference_dataset(n: u128, name: &str, format: DatasetFormat, minutes_ago: i64) -> Dataset {
+    let mut d = dataset(n, name, DatasetStatus::Ready, minutes_ago);
+    d.format = Some(format);
+    let stats = d
+        .statistics
+        .as_mut()
+        .expect("a ready dataset has statistics");
+    let mut p = preference_stats(stats.total_examples);
+    if format == DatasetFormat::Kto {
+        p.desirable = stats.total_examples * 3 / 5;
+        p.undesirable = stats.total_examples - p.desirable;
+        p.chosen_longer_share = 0.0;
+    }
+    stats.preference = Some(p);
+    d
+}
+
+/// Job `n` training with `method` on dataset `dataset` (running, 45%), with the balanced
+/// preset's preference values.
+pub fn preference_job(
+    n: u128,
+    dataset: u128,
+    method: TrainingMethod,
+    status: JobStatus,
+    minutes_ago: i64,
+) -> TrainingJob {
+    let mut j = job(n, dataset, status, minutes_ago);
+    j.hyperparameters = presets::builtin_values_for(
+        &PresetId::Balanced,
+        "mistralai/Mistral-7B-v0.1",
+        method.name(),
+    );
+    j.hyperparameters.method = method;
+    j
+}
+
+/// `n` points of a preference run: the loss falls from ln 2 (a pair judged at chance), the
+/// chosen reward rises and the rejected one falls, the margin widens, the accuracy climbs
+/// from one half. KTO's points have no accuracy (its replies are not paired) but a KL.
+pub fn preference_metrics(job: JobId, n: u64, kto: bool) -> Vec<MetricsPoint> {
+    metrics(job, n)
+        .into_iter()
+        .map(|mut p| {
+            let x = p.step as f64 / n.max(1) as f64;
+            let noise = ((p.step * 7919) % 101) as f64 / 101.0 - 0.5;
+            let chosen = 1.6 * (1.0 - (-3.0 * x).exp()) + noise * 0.15;
+            let rejected = -2.1 * (1.0 - (-2.5 * x).exp()) + noise * 0.12;
+            p.training_loss = Some(0.693 * (-1.8 * x).exp() + 0.18 + noise * 0.05);
+            p.validation_loss = p.validation_loss.map(|_| 0.693 * (-1.6 * x).exp() + 0.24);
+            p.preference = Some(PreferenceMetrics {
+                rewards_chosen: Some(chosen),
+                rewards_rejected: Some(rejected),
+                reward_margin: Some(chosen - rejected),
+                reward_accuracy: (!kto)
+                    .then(|| (0.5 + 0.42 * (1.0 - (-4.0 * x).exp()) + noise * 0.04).min(1.0)),
+                logps_chosen: Some(-180.0 + 20.0 * x),
+                logps_rejected: Some(-175.0 - 40.0 * x),
+                kl: kto.then_some(0.02 + 0.6 * x + noise * 0.03),
+            });
+            p
+        })
+        .collect()
+}
+
+/// A preference model's evaluation: the base prefers the chosen reply of 54% of 200
+/// held-out pairs, the adapter of 81%.
+pub fn preference_evaluation() -> Evaluation {
+    Evaluation {
+        preference: Some(PreferenceEvaluation {
+            pairs: 200,
+            base_accuracy: Some(0.54),
+            base_margin: Some(0.03),
+            adapter_accuracy: Some(0.81),
+            adapter_margin: Some(0.47),
+            reward_accuracy: Some(0.79),
+            reward_margin: Some(1.24),
+        }),
+        ..evaluation()
+    }
+}
+
+/// The fixture snapshot with preference training: dataset `helpful-pairs` (5, preference
+/// pairs) and `support-feedback` (6, KTO replies), newest first; job 8 training DPO on the
+/// pairs and job 9 KTO on the replies (both running); model `support-lora-8` made by DPO.
+pub fn preference_snapshot() -> Snapshot {
+    let mut snap = snapshot();
+    snap.datasets.extend([
+        preference_dataset(5, "helpful-pairs", DatasetFormat::Preference, 30),
+        preference_dataset(6, "support-feedback", DatasetFormat::Kto, 40),
+    ]);
+    snap.jobs.extend([
+        preference_job(
+            8,
+            5,
+            MethodName::Dpo.with_defaults(),
+            JobStatus::Running,
+            20,
+        ),
+        preference_job(
+            9,
+            6,
+            MethodName::Kto.with_defaults(),
+            JobStatus::Running,
+            25,
+        ),
+    ]);
+    let mut model = artifact(8, 8, 5, 4, 10);
+    model.configuration = JsonValue(serde_json::json!({
+        "hyperparameters": {"learning_rate": 2e-5, "batch_size": 2, "epochs": 2, "lora_rank": 16,
+                            "lora_alpha": 32, "method": {"name": "dpo", "beta": 0.1, "loss_type": "sigmoid"}},
+        "gpu": {"gpu_type": "A100-80GB", "gpu_count": 1}
+    }));
+    snap.artifacts.push(model);
+    snap
 }

@@ -1,6 +1,10 @@
 //! Per-job metric series, kept as columns, and the downsampling that lets a chart of a million
 //! points draw as fast as one of a hundred: the chart is given at most two points (the min and
 //! the max) per horizontal bucket, and sparklines one value per column.
+//!
+//! A preference run (DPO, ORPO, SimPO, KTO) also logs its rewards, their margin, the reward
+//! accuracy and (KTO) the KL estimate: those columns exist only once a point has brought one,
+//! so a supervised run's series costs no more than before.
 
 use brightrun_api::domain::MetricsPoint;
 
@@ -13,9 +17,21 @@ pub enum Metric {
     GradientNorm = 3,
     Throughput = 4,
     GpuUtilization = 5,
+    /// A preference run's implicit reward of the chosen (KTO: desirable) replies.
+    RewardsChosen = 6,
+    /// … of the rejected (KTO: undesirable) replies.
+    RewardsRejected = 7,
+    RewardMargin = 8,
+    /// The share of pairs whose chosen reward is above the rejected one (0..=1); none for KTO.
+    RewardAccuracy = 9,
+    /// KTO's KL estimate between the policy and the reference.
+    Kl = 10,
 }
 
-const COLUMNS: usize = 6;
+/// The columns every run has (losses, learning rate, gradient norm, throughput, GPU).
+pub const BASE_COLUMNS: usize = 6;
+/// With the preference columns.
+const COLUMNS: usize = 11;
 
 /// Rows per summary block. Downsampling reads block summaries instead of rows, so a chart of
 /// a million points costs ~16,000 block reads, and appending a point updates one block.
@@ -74,6 +90,9 @@ pub struct Series {
     stale_from: usize,
     /// Bumped on every change, so caches know when to recompute.
     version: u64,
+    /// Whether a point brought preference figures: until then the preference columns (and
+    /// their blocks) are empty and every loop stops at [`BASE_COLUMNS`].
+    preference: bool,
 }
 
 fn val(v: Option<f64>) -> f32 {
@@ -110,6 +129,36 @@ impl Series {
         &self.steps
     }
 
+    /// Whether any point brought preference figures (a preference run's series).
+    pub fn has_preference(&self) -> bool {
+        self.preference
+    }
+
+    /// The columns in use: the preference ones only once there is one.
+    fn active(&self) -> usize {
+        if self.preference {
+            COLUMNS
+        } else {
+            BASE_COLUMNS
+        }
+    }
+
+    /// Starts the preference columns: missing (NaN) for every row so far, with blocks to
+    /// match.
+    fn start_preference(&mut self) {
+        if self.preference {
+            return;
+        }
+        self.preference = true;
+        let n = self.steps.len();
+        let built = self.blocks[0].len();
+        for c in BASE_COLUMNS..COLUMNS {
+            self.cols[c] = vec![f32::NAN; n];
+            self.blocks[c] = vec![BlockStat::default(); built];
+        }
+    }
+
+    /// A column's values (empty for a preference column of a run without any).
     pub fn column(&self, m: Metric) -> &[f32] {
         &self.cols[m as usize]
     }
@@ -127,6 +176,13 @@ impl Series {
         }
         self.version += 1;
         for p in points {
+            let pref = p.preference.as_ref();
+            if pref.is_some() {
+                self.start_preference();
+            }
+            let pv = |f: fn(&brightrun_api::domain::PreferenceMetrics) -> Option<f64>| {
+                val(pref.and_then(f))
+            };
             let row = [
                 val(p.training_loss),
                 val(p.validation_loss),
@@ -134,40 +190,51 @@ impl Series {
                 val(p.gradient_norm),
                 val(p.throughput),
                 val(p.gpu_utilization),
+                pv(|m| m.rewards_chosen),
+                pv(|m| m.rewards_rejected),
+                pv(|m| m.reward_margin),
+                pv(|m| m.reward_accuracy),
+                pv(|m| m.kl),
             ];
-            match self.steps.last() {
-                None => self.push(p.step, row),
-                Some(&last) if p.step > last => self.push(p.step, row),
-                _ => match self.steps.binary_search(&p.step) {
-                    Ok(i) => {
-                        for (c, v) in self.cols.iter_mut().zip(row) {
-                            c[i] = v;
-                        }
-                        self.invalidate_from(i);
+            self.put(p.step, row);
+        }
+    }
+
+    /// Appends, replaces or inserts one row (see [`Series::insert`]).
+    fn put(&mut self, step: u64, row: [f32; COLUMNS]) {
+        let active = self.active();
+        match self.steps.last() {
+            Some(&last) if step <= last => match self.steps.binary_search(&step) {
+                Ok(i) => {
+                    for (c, v) in self.cols[..active].iter_mut().zip(row) {
+                        c[i] = v;
                     }
-                    Err(i) => {
-                        self.steps.insert(i, p.step);
-                        for (c, v) in self.cols.iter_mut().zip(row) {
-                            c.insert(i, v);
-                        }
-                        self.invalidate_from(i);
+                    self.invalidate_from(i);
+                }
+                Err(i) => {
+                    self.steps.insert(i, step);
+                    for (c, v) in self.cols[..active].iter_mut().zip(row) {
+                        c.insert(i, v);
                     }
-                },
-            }
+                    self.invalidate_from(i);
+                }
+            },
+            _ => self.push(step, row),
         }
     }
 
     fn push(&mut self, step: u64, row: [f32; COLUMNS]) {
+        let active = self.active();
         let i = self.steps.len();
         self.steps.push(step);
-        for (c, v) in self.cols.iter_mut().zip(row) {
+        for (c, v) in self.cols[..active].iter_mut().zip(row) {
             c.push(v);
         }
         let b = i / BLOCK;
         if b >= self.stale_from {
             return; // rebuilt on the next query
         }
-        for (blocks, v) in self.blocks.iter_mut().zip(row) {
+        for (blocks, v) in self.blocks[..active].iter_mut().zip(row) {
             if blocks.len() <= b {
                 blocks.push(BlockStat::default());
             }
@@ -192,7 +259,8 @@ impl Series {
             }
             return;
         }
-        for (c, blocks) in self.blocks.iter_mut().enumerate() {
+        let active = self.active();
+        for (c, blocks) in self.blocks[..active].iter_mut().enumerate() {
             blocks.truncate(from);
             for b in from..nb {
                 let mut st = BlockStat::default();
@@ -206,11 +274,13 @@ impl Series {
         self.stale_from = usize::MAX;
     }
 
-    /// Appends raw rows (for fixtures and benchmarks): steps must be increasing.
-    pub fn push_row(&mut self, step: u64, row: [f32; COLUMNS]) {
+    /// Appends raw rows of the base columns (for fixtures and benchmarks): steps must be
+    /// increasing.
+    pub fn push_row(&mut self, step: u64, row: [f32; BASE_COLUMNS]) {
         debug_assert!(self.steps.last().is_none_or(|l| step > *l));
         self.version += 1;
-        self.push(step, row);
+        let full: [f32; COLUMNS] = std::array::from_fn(|c| row.get(c).copied().unwrap_or(f32::NAN));
+        self.push(step, full);
     }
 
     /// Merges another series in (for a history load that raced with live events).
@@ -219,33 +289,23 @@ impl Series {
             return;
         }
         self.version += 1;
+        if newer.preference {
+            self.start_preference();
+        }
         for i in 0..newer.len() {
             let step = newer.steps[i];
-            let row: [f32; COLUMNS] = std::array::from_fn(|c| newer.cols[c][i]);
-            match self.steps.last() {
-                Some(&last) if step <= last => match self.steps.binary_search(&step) {
-                    Ok(j) => {
-                        for (c, v) in self.cols.iter_mut().zip(row) {
-                            c[j] = v;
-                        }
-                        self.invalidate_from(j);
-                    }
-                    Err(j) => {
-                        self.steps.insert(j, step);
-                        for (c, v) in self.cols.iter_mut().zip(row) {
-                            c.insert(j, v);
-                        }
-                        self.invalidate_from(j);
-                    }
-                },
-                _ => self.push(step, row),
-            }
+            let row: [f32; COLUMNS] =
+                std::array::from_fn(|c| newer.cols[c].get(i).copied().unwrap_or(f32::NAN));
+            self.put(step, row);
         }
     }
 
     /// [`min_max`] over a column, from the block summaries: O(rows / BLOCK) however many rows.
     /// Buckets are whole blocks (sizes differ by at most one block, invisible on a chart).
     pub fn min_max(&mut self, m: Metric, buckets: usize) -> Vec<(f64, f64)> {
+        if m as usize >= self.active() {
+            return Vec::new();
+        }
         let n = self.len();
         let nb = n.div_ceil(BLOCK);
         if buckets == 0 || n <= buckets * 2 || nb < buckets * 2 {
@@ -288,6 +348,9 @@ impl Series {
 
     /// [`sparkline`] over a column, from the block summaries.
     pub fn sparkline(&mut self, m: Metric, width: usize) -> Vec<Option<u64>> {
+        if m as usize >= self.active() {
+            return Vec::new();
+        }
         let n = self.len();
         let nb = n.div_ceil(BLOCK);
         if width == 0 || nb < width * 2 {
@@ -441,6 +504,7 @@ mod tests {
             gradient_norm: None,
             throughput: None,
             gpu_utilization: None,
+            preference: None,
         }
     }
 
@@ -524,6 +588,53 @@ mod tests {
         let spark = s.sparkline(Metric::Throughput, 50);
         assert_eq!(spark.len(), 50);
         assert!(spark.iter().all(|v| v.is_some()));
+    }
+
+    #[test]
+    fn preference_columns_start_with_the_first_preference_point() {
+        use brightrun_api::domain::PreferenceMetrics;
+        let pref = |step: u64, acc: f64| MetricsPoint {
+            preference: Some(PreferenceMetrics {
+                rewards_chosen: Some(1.0),
+                rewards_rejected: Some(-1.0),
+                reward_margin: Some(2.0),
+                reward_accuracy: Some(acc),
+                ..Default::default()
+            }),
+            ..point(step, 0.5)
+        };
+        let mut s = Series::new();
+        // Many SFT-shaped rows first: the preference columns stay empty.
+        let early: Vec<MetricsPoint> = (1..=300).map(|i| point(i, 1.0)).collect();
+        s.insert(&early);
+        assert!(!s.has_preference());
+        assert!(s.column(Metric::RewardAccuracy).is_empty());
+        assert!(s.min_max(Metric::RewardAccuracy, 10).is_empty());
+        assert!(s.sparkline(Metric::Kl, 10).is_empty());
+        assert_eq!(s.last_value(Metric::RewardMargin), None);
+        // Then preference points: the earlier rows are missing, the new ones chart.
+        let later: Vec<MetricsPoint> = (301..=600).map(|i| pref(i, i as f64 / 600.0)).collect();
+        s.insert(&later);
+        assert!(s.has_preference());
+        assert_eq!(s.column(Metric::RewardAccuracy).len(), 600);
+        assert!(s.column(Metric::RewardAccuracy)[0].is_nan());
+        assert_eq!(s.last_value(Metric::RewardAccuracy), Some(1.0));
+        let out = s.min_max(Metric::RewardAccuracy, 4);
+        assert!(!out.is_empty() && out.iter().all(|p| p.0 > 300.0));
+        assert!(s.column(Metric::Kl).iter().all(|v| v.is_nan()));
+        // A replayed step replaces its preference figures too; a merge keeps them.
+        s.insert(&[pref(450, 0.0)]);
+        assert_eq!(s.column(Metric::RewardAccuracy)[449], 0.0);
+        let mut other = Series::new();
+        other.insert(&[point(1, 2.0)]);
+        other.merge(&s);
+        assert!(other.has_preference());
+        assert_eq!(other.len(), 600);
+        assert_eq!(other.column(Metric::RewardAccuracy)[449], 0.0);
+        assert_eq!(
+            other.min_max(Metric::RewardMargin, 4).first().map(|p| p.1),
+            Some(2.0)
+        );
     }
 
     #[test]

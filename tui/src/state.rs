@@ -373,6 +373,26 @@ pub struct ChartCache {
     pub validation: Vec<(f64, f64)>,
     /// Learning rate, gradient norm, throughput, GPU utilisation.
     pub sparks: [Vec<Option<u64>>; 4],
+    /// A preference run's curves, when its points have them.
+    pub preference: Option<PreferenceCurves>,
+}
+
+/// A preference run's downsampled curves: the rewards of the chosen and the rejected
+/// (KTO: desirable and undesirable) replies, their margin, the reward accuracy and the KL.
+#[derive(Clone, Debug, Default)]
+pub struct PreferenceCurves {
+    pub chosen: Vec<(f64, f64)>,
+    pub rejected: Vec<(f64, f64)>,
+    pub margin: Vec<(f64, f64)>,
+    pub accuracy: Vec<(f64, f64)>,
+    pub kl: Vec<(f64, f64)>,
+}
+
+impl PreferenceCurves {
+    /// Whether a reward curve (chosen, rejected or margin) has a point.
+    pub fn has_rewards(&self) -> bool {
+        !(self.chosen.is_empty() && self.rejected.is_empty() && self.margin.is_empty())
+    }
 }
 
 /// Log lines kept per job.

@@ -508,7 +508,8 @@ fn the_from_model_picker_lists_the_models_with_their_base() {
 fn a_base_model_other_than_the_models_is_refused_in_the_form() {
     let mut app = configure_on_from_model();
     chr(&mut app, 'l');
-    // Down to base_model, typed by hand.
+    // Down to base_model (under method), typed by hand.
+    chr(&mut app, 'j');
     chr(&mut app, 'j');
     key(&mut app, KeyCode::Enter);
     for _ in 0..40 {

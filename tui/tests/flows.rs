@@ -386,9 +386,9 @@ fn live_events_update_lists_and_charts_unless_frozen() {
 fn configure_checks_ranges_live_and_submits_with_the_cost() {
     let mut app = app();
     chr(&mut app, '2');
-    // Down to learning_rate (dataset, preset, from_model, base_model, parameters_billions,
-    // learning_rate).
-    for _ in 0..5 {
+    // Down to learning_rate (dataset, preset, from_model, method, base_model,
+    // parameters_billions, learning_rate).
+    for _ in 0..6 {
         chr(&mut app, 'j');
     }
     key(&mut app, KeyCode::Enter);
@@ -931,7 +931,7 @@ fn a_warning_goes_with_its_cause() {
     let mut app = app();
     chr(&mut app, '2');
     // Down to learning_rate, type a non-number, enter: the warning shows.
-    for _ in 0..4 {
+    for _ in 0..5 {
         chr(&mut app, 'j');
     }
     key(&mut app, KeyCode::Enter);
@@ -1106,10 +1106,10 @@ fn a_models_configuration_keeps_a_space_after_the_longest_key() {
 fn base_models_are_listed_and_an_unknown_ones_size_has_a_field() {
     let mut app = app();
     chr(&mut app, '2');
-    // base_model is the fourth row; ←/→ list the models whose size is known.
-    chr(&mut app, 'j');
-    chr(&mut app, 'j');
-    chr(&mut app, 'j');
+    // base_model is the fifth row (under method); ←/→ list the models whose size is known.
+    for _ in 0..4 {
+        chr(&mut app, 'j');
+    }
     chr(&mut app, 'l');
     let Some(brightrun_tui::app::Overlay::Pick {
         options, selected, ..
@@ -1558,9 +1558,9 @@ fn costs_read_in_one_money_format_and_name_the_jobs() {
 fn the_base_model_picker_filters_as_you_type() {
     let mut app = app();
     chr(&mut app, '2');
-    chr(&mut app, 'j');
-    chr(&mut app, 'j');
-    chr(&mut app, 'j');
+    for _ in 0..4 {
+        chr(&mut app, 'j');
+    }
     chr(&mut app, 'l');
     let Some(brightrun_tui::app::Overlay::Pick { options, .. }) = app.overlay.clone() else {
         panic!("no base model picker: {:?}", app.overlay);
@@ -1750,7 +1750,7 @@ fn the_evaluating_stage_shows_like_the_others() {
 /// The Configure form with learning_rate set to `lr` (and the estimate answered).
 fn configure_with_lr(app: &mut brightrun_tui::App, lr: &str) {
     chr(app, '2');
-    for _ in 0..5 {
+    for _ in 0..6 {
         chr(app, 'j');
     }
     key(app, KeyCode::Enter);

@@ -373,8 +373,9 @@ fn cancel_on_a_sweeps_job_cancels_that_job() {
 fn configure_with_list(list: &str) -> (App, Vec<Effect>) {
     let mut app = app();
     chr(&mut app, '2');
-    // Down to learning_rate (dataset, preset, from_model, base_model, parameters_billions).
-    for _ in 0..5 {
+    // Down to learning_rate (dataset, preset, from_model, method, base_model,
+    // parameters_billions).
+    for _ in 0..6 {
         chr(&mut app, 'j');
     }
     key(&mut app, KeyCode::Enter);

@@ -54,17 +54,22 @@ pub enum DatasetFormat {
     /// `{"text"}`: plain text (Together's general format, LLaMA-Factory's `pt` stage),
     /// trained with the loss on every token.
     Text,
-    /// Preference pairs (`chosen`/`rejected`, `preferred_output`/`non_preferred_output`,
-    /// `chosen_messages`): recognised so the verdict can name it, never trainable, since
-    /// supervised fine-tuning on it would learn the rejected replies too.
+    /// Preference pairs, a prompt with a chosen and a rejected reply, trained with `dpo`,
+    /// `orpo` or `simpo`: TRL's explicit (`prompt`/`chosen`/`rejected`) and implicit
+    /// (`chosen`/`rejected` or `chosen_messages`/`rejected_messages` conversations) prompt,
+    /// OpenAI's `input`/`preferred_output`/`non_preferred_output`, LLaMA-Factory's Alpaca
+    /// (`instruction`/`chosen`/`rejected`) and ShareGPT (`conversations` with `chosen` and
+    /// `rejected` turns) layouts. Not for `sft`, which would learn the rejected replies too.
     Preference,
-    /// KTO data (`label`/`kto_tag` per reply): recognised, never trainable, since the
-    /// replies labelled undesirable would become training targets.
+    /// KTO data, a prompt with one reply labelled desirable or not (`label` or `kto_tag`),
+    /// trained with `kto`: TRL's `prompt`/`completion`/`label`, LLaMA-Factory's `messages`
+    /// or `conversations` whose last message is the labelled reply. Not for `sft`, which
+    /// would make the undesirable replies training targets.
     Kto,
 }
 
 impl DatasetFormat {
-    /// Every format the validator recognises, trainable or not.
+    /// Every format the validator recognises.
     pub const ALL: [DatasetFormat; 9] = [
         Self::BrightrunV4,
         Self::BrightrunFlat,
@@ -77,8 +82,10 @@ impl DatasetFormat {
         Self::Kto,
     ];
 
-    /// The formats a dataset may be trained from (suggestions list these).
-    pub const TRAINABLE: [DatasetFormat; 7] = [
+    /// The formats a dataset may be trained from (suggestions list these): all of them, the
+    /// supervised ones with `sft`, `Preference` with `dpo`/`orpo`/`simpo`, `Kto` with `kto`
+    /// (which method fits which format is checked when a job is created).
+    pub const TRAINABLE: [DatasetFormat; 9] = [
         Self::BrightrunV4,
         Self::BrightrunFlat,
         Self::OpenaiChat,
@@ -86,12 +93,15 @@ impl DatasetFormat {
         Self::Sharegpt,
         Self::PromptCompletion,
         Self::Text,
+        Self::Preference,
+        Self::Kto,
     ];
 
-    /// Whether examples of this format can be trained with BrightRun's supervised LoRA
-    /// trainer. A file of another format is never `ready`.
+    /// Whether examples of this format can be trained by BrightRun's trainer, with some
+    /// method: true for every format (preference and KTO data with the preference methods).
+    /// A valid file of a trainable format is `ready`.
     pub fn is_trainable(&self) -> bool {
-        !matches!(self, Self::Preference | Self::Kto)
+        Self::TRAINABLE.contains(self)
     }
 
     pub fn as_str(&self) -> &'static str {
@@ -179,6 +189,9 @@ pub struct DatasetStatistics {
     pub max_seq_length: u32,
     pub error_count: u64,
     pub warning_count: u64,
+    /// A preference or KTO file's pairs, reply lengths and length bias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preference: Option<super::PreferenceStatistics>,
 }
 
 /// A chat message, the normal form every format is turned into.

@@ -34,6 +34,26 @@ pub struct Evaluation {
     pub seconds: Option<f64>,
     /// What failed when the evaluation could not finish (the rest is what it computed).
     pub error: Option<String>,
+    /// A preference run's held-out pairs, judged by the base and by the adapter.
+    pub preference: Option<PreferenceEvaluation>,
+}
+
+/// How often each model prefers the chosen reply of a held-out pair (PROTOCOL.md,
+/// "Evaluation"). `accuracy`: the share of pairs whose chosen reply has the higher mean
+/// per-token log-probability; `margin`: the mean of that difference. The reward figures are
+/// the adapter's implicit reward with the base as reference (`beta` × the log-ratio), as the
+/// training metrics report it. KTO: desirable replies against undesirable ones of the
+/// held-out set, by mean log-probability.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct PreferenceEvaluation {
+    pub pairs: u32,
+    pub base_accuracy: Option<f64>,
+    pub base_margin: Option<f64>,
+    pub adapter_accuracy: Option<f64>,
+    pub adapter_margin: Option<f64>,
+    pub reward_accuracy: Option<f64>,
+    pub reward_margin: Option<f64>,
 }
 
 /// Greedy or sampled, and how long an answer may be.

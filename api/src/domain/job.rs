@@ -168,6 +168,10 @@ pub struct Hyperparameters {
     pub seed: u64,
     pub use_validation: bool,
     pub quantization: Quantization,
+    /// How the run learns: `sft` (the default) or a preference method with its own
+    /// hyperparameters.
+    #[serde(default)]
+    pub method: super::TrainingMethod,
 }
 
 /// Which GPUs, how many, and on which backend.

@@ -17,4 +17,7 @@ pub struct MetricsPoint {
     pub throughput: Option<f64>,
     /// 0..=100, when the trainer has a GPU.
     pub gpu_utilization: Option<f64>,
+    /// A preference run's rewards, margin, accuracy and log-probabilities at this step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preference: Option<super::PreferenceMetrics>,
 }

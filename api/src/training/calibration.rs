@@ -1,5 +1,6 @@
 //! Estimates that learn from runs: the throughput a completed job measured is kept per setting
-//! (GPU type, GPU count, base model and quantization), and later estimates of the same setting
+//! (GPU type, GPU count, base model, quantization and method: a DPO run's tokens/s holds its
+//! reference pass, which an SFT run's has not), and later estimates of the same setting
 //! use the average of those measurements instead of the catalog's assumption, saying so
 //! ("calibrated from N runs").
 //!
@@ -9,7 +10,7 @@
 //! the run's `throughput` metrics.
 
 use super::models;
-use crate::domain::Quantization;
+use crate::domain::{MethodName, Quantization};
 use serde::{Deserialize, Serialize};
 
 /// Which runs measure the same thing: one GPU type and count, one base model (matched as the
@@ -23,6 +24,8 @@ pub struct CalibrationKey {
     pub model: String,
     /// `none` or `4bit`.
     pub quantization: String,
+    /// The method (`sft`, `dpo`, …).
+    pub method: String,
 }
 
 impl CalibrationKey {
@@ -47,19 +50,33 @@ impl CalibrationKey {
                 Quantization::None => "none".into(),
                 Quantization::FourBit => "4bit".into(),
             },
+            method: MethodName::Sft.as_str().into(),
+        }
+    }
+
+    /// The key of a run of `method` (SFT's by default).
+    pub fn for_method(self, method: MethodName) -> Self {
+        Self {
+            method: method.as_str().into(),
+            ..self
         }
     }
 
     /// The key as stored: the fields joined by `|` (none of them holds one after cleaning).
+    /// An SFT run's key has no method field, as before methods existed, so calibrations
+    /// made then still count.
     pub fn to_bytes(&self) -> Vec<u8> {
-        format!(
+        let mut key = format!(
             "{}|{}|{}|{}",
             self.gpu_type.replace('|', "/"),
             self.gpu_count,
             self.model.replace('|', "/"),
             self.quantization
-        )
-        .into_bytes()
+        );
+        if self.method != MethodName::Sft.as_str() {
+            key = format!("{key}|{}", self.method);
+        }
+        key.into_bytes()
     }
 }
 
@@ -178,5 +195,13 @@ mod tests {
             here.to_bytes(),
             b"local:cpu|1|tiny-random-llama|4bit".to_vec()
         );
+        // Each preference method is calibrated apart from SFT, whose key is unchanged.
+        let dpo = here.clone().for_method(MethodName::Dpo);
+        assert_eq!(
+            dpo.to_bytes(),
+            b"local:cpu|1|tiny-random-llama|4bit|dpo".to_vec()
+        );
+        assert_ne!(dpo, here);
+        assert_eq!(here.clone().for_method(MethodName::Sft), here);
     }
 }

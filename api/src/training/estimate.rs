@@ -37,9 +37,21 @@
 //! QLoRA dequantises every 4-bit weight in the forward and the backward pass, so its
 //! throughput is divided by [`QLORA_SLOWDOWN`]. Mistral-7B's numbers stay the seed's.
 //!
-//! When completed runs of the same setting (GPU type and count, base model, quantization)
-//! measured their throughput, the mean of those measurements replaces the scaled catalog
-//! figure ([`super::calibration`]).
+//! When completed runs of the same setting (GPU type and count, base model, quantization,
+//! method) measured their throughput, the mean of those measurements replaces the scaled
+//! catalog figure ([`super::calibration`]).
+//!
+//! ## Preference methods
+//!
+//! A preference run does more per token than SFT, counted in training FLOPs per token per
+//! parameter ([`method_flops_per_parameter`]): the policy's forward and backward (6) over
+//! both replies of a pair, plus for DPO the reference's forward (2, the base with the adapter
+//! disabled), and for KTO the reference's forward and the KL term's forward through policy
+//! and reference over mismatched pairs (2 + 2 + 2). ORPO and SimPO have no reference (6).
+//! The uncalibrated throughput is divided by `flops / 6`, and an example's tokens are what
+//! the trainer runs: a pair's prompt twice with both replies (`PreferenceStatistics`), each
+//! sequence capped at `max_seq_length`. Calibration is kept per method, so a calibrated
+//! figure already holds the method's work.
 //!
 //! The `local` GPU type is this machine (the local backend's detected GPUs, or its CPU): its
 //! price is `[backends.local] price_per_hour` for the whole machine, and instead of the
@@ -61,7 +73,7 @@ use super::gpus::{GpuCatalog, UnknownGpu};
 use super::models::{self, ModelSize, UnknownModel};
 use super::ranges::{self, RangeError};
 use crate::config::{BudgetConfig, EvaluationConfig, TrainingConfig};
-use crate::domain::{DatasetStatistics, Hyperparameters, Quantization};
+use crate::domain::{DataKind, DatasetStatistics, Hyperparameters, MethodName, Quantization};
 use crate::hardware::{CPU_LOAD_SECONDS_PER_BILLION, CPU_SECONDS_PER_STEP, CPU_STARTUP_SECONDS};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -92,6 +104,32 @@ pub const REFERENCE_MODEL: &str = "mistralai/Mistral-7B-v0.1";
 pub const REFERENCE_PARAMETERS: u64 = 7_241_732_096;
 /// Training FLOPs per token per parameter: forward 2, backward 4.
 pub const TRAINING_FLOPS_PER_PARAMETER: f64 = 6.0;
+/// Training FLOPs per token per parameter of a method (see the module docs): SFT's 6, plus
+/// the reference's forward for DPO, and the reference's and the KL term's forwards for KTO.
+pub fn method_flops_per_parameter(method: MethodName) -> f64 {
+    match method {
+        MethodName::Sft | MethodName::Orpo | MethodName::Simpo => TRAINING_FLOPS_PER_PARAMETER,
+        MethodName::Dpo => TRAINING_FLOPS_PER_PARAMETER + 2.0,
+        MethodName::Kto => TRAINING_FLOPS_PER_PARAMETER + 6.0,
+    }
+}
+
+/// The tokens the trainer runs per example: a preference pair's prompt twice with both
+/// replies (each sequence capped at `max_seq_length`); otherwise the dataset's mean example,
+/// capped.
+fn tokens_per_example(stats: &DatasetStatistics, hp: &Hyperparameters, all_examples: u64) -> f64 {
+    let cap = hp.max_seq_length as f64;
+    let mean = |total: u64, n: u64| total as f64 / n.max(1) as f64;
+    match (&stats.preference, hp.method.name().data_kind()) {
+        (Some(p), DataKind::Preference) if p.pairs > 0 => {
+            let prompt = mean(p.prompt_tokens, p.pairs);
+            (prompt + mean(p.chosen_tokens, p.pairs)).min(cap)
+                + (prompt + mean(p.rejected_tokens, p.pairs)).min(cap)
+        }
+        _ => (stats.total_tokens as f64 / all_examples as f64).min(cap),
+    }
+}
+
 /// QLoRA's throughput is the 16-bit run's divided by this: every 4-bit weight is dequantised
 /// in the forward and again in the backward pass (the QLoRA paper and bitsandbytes'
 /// benchmarks put the cost at 30–40% over 16-bit LoRA).
@@ -274,18 +312,19 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
     let total_steps = steps_per_epoch * hp.epochs as u64;
     let optimizer_steps =
         steps_per_epoch.div_ceil(hp.gradient_accumulation_steps as u64) * hp.epochs as u64;
-    let tokens_per_example =
-        (stats.total_tokens as f64 / all_examples as f64).min(hp.max_seq_length as f64);
+    let tokens_per_example = tokens_per_example(stats, hp, all_examples);
     let factor = model_factor(model.parameters, hp.quantization);
     let cpu_cores = gpu.cpu_cores.filter(|_| gpu.local);
-    let uncalibrated = gpu.tokens_per_sec * gpus * factor;
+    let method_flops = method_flops_per_parameter(hp.method.name());
+    let uncalibrated =
+        gpu.tokens_per_sec * gpus * factor * TRAINING_FLOPS_PER_PARAMETER / method_flops;
     let throughput_basis = match input.calibration.filter(|c| c.runs > 0) {
         Some(c) => ThroughputBasis {
             source: ThroughputSource::Calibrated,
             calibration_runs: c.runs,
             uncalibrated_tokens_per_sec: uncalibrated,
             model_factor: factor,
-            training_flops_per_token: TRAINING_FLOPS_PER_PARAMETER * model.parameters as f64,
+            training_flops_per_token: method_flops * model.parameters as f64,
             note: format!(
                 "calibrated from {} run{}",
                 c.runs,
@@ -301,8 +340,8 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
             calibration_runs: 0,
             uncalibrated_tokens_per_sec: uncalibrated,
             model_factor: factor,
-            training_flops_per_token: TRAINING_FLOPS_PER_PARAMETER * model.parameters as f64,
-            note: match cpu_cores {
+            training_flops_per_token: method_flops * model.parameters as f64,
+            note: method_note(hp.method.name(), match cpu_cores {
                 // A CPU is one device with cores, not a GPU; and its fixed costs are named,
                 // since for a small model they are most of the time.
                 Some(cores) => format!(
@@ -321,7 +360,7 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
                     format_factor(factor),
                     model_label(&model, hp.quantization),
                 ),
-            },
+            }),
         },
     };
     let throughput = match throughput_basis.source {
@@ -443,6 +482,21 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
         local: gpu.local,
         cpu: cpu_cores.is_some(),
     })
+}
+
+/// The throughput note, with a preference method's extra work named.
+fn method_note(method: MethodName, note: String) -> String {
+    let flops = method_flops_per_parameter(method);
+    if flops == TRAINING_FLOPS_PER_PARAMETER {
+        return note;
+    }
+    format!(
+        "{note}, × {} for {} ({} training FLOPs per token per parameter against SFT's {})",
+        format_factor(TRAINING_FLOPS_PER_PARAMETER / flops),
+        method.as_str(),
+        flops,
+        TRAINING_FLOPS_PER_PARAMETER
+    )
 }
 
 /// How much faster than Mistral-7B a model trains per token: the ratio of training FLOPs per

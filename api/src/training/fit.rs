@@ -189,7 +189,13 @@ pub fn lora_parameters(m: &ModelSize, hp: &Hyperparameters) -> u64 {
 /// example when that is shorter (batches are padded to their longest example, not to the
 /// maximum).
 pub fn effective_seq_len(hp: &Hyperparameters, stats: Option<&DatasetStatistics>) -> u32 {
-    match stats.map(|s| s.tokens_max) {
+    // A preference file's longest sequence is a prompt with its longer reply.
+    let longest = stats.map(|s| {
+        s.preference
+            .as_ref()
+            .map_or(s.tokens_max, |p| p.sequence_tokens_max)
+    });
+    match longest {
         Some(longest) if longest > 0 => hp.max_seq_length.min(longest.min(u32::MAX as u64) as u32),
         _ => hp.max_seq_length,
     }
@@ -212,7 +218,10 @@ pub fn memory_required(
     };
     let lora = lora_parameters(m, hp);
     let adapter = lora as f64 * ADAPTER_BYTES_PER_PARAM;
-    let tokens = hp.batch_size as f64 * seq_len as f64;
+    // A preference pair is two sequences in one forward pass (chosen and rejected); the
+    // reference pass runs without gradients and holds no activations.
+    let sequences = f64::from(hp.method.name().sequences_per_example());
+    let tokens = hp.batch_size as f64 * seq_len as f64 * sequences;
     let (h, kv, i) = (
         m.hidden_size as f64,
         m.kv_dim as f64,

@@ -7,7 +7,7 @@
 //! job is paid for: a value outside its range is reported with the field, the value and the
 //! range, so the user can fix it without reading docs.
 
-use crate::domain::{Hyperparameters, Quantization, Scheduler};
+use crate::domain::{DpoLoss, Hyperparameters, MethodName, Quantization, Scheduler, TrainingMethod};
 use std::fmt;
 
 /// One value outside its allowed range (or of the wrong shape, for text fields).
@@ -76,6 +76,13 @@ pub enum SetError {
     },
     #[error(transparent)]
     Range(#[from] RangeError),
+    /// A method's own hyperparameter set while the run trains with another method.
+    #[error("`{key}` is a hyperparameter of {}; this run's method is {method} (set method={} first)", methods.join(" and "), methods.first().map_or("", |m| m.as_str()))]
+    NotForMethod {
+        key: String,
+        method: String,
+        methods: Vec<String>,
+    },
     /// `parameters_billions` is a property of the base model, not a hyperparameter: callers
     /// that accept it (the estimate does) handle it before calling [`set`].
     #[error(
@@ -127,11 +134,23 @@ pub const WARMUP_RATIO: (f64, f64) = (0.0, 0.5);
 pub const WARMUP_STEPS: (u32, u32) = (0, 10_000);
 pub const WEIGHT_DECAY: (f64, f64) = (0.0, 1.0);
 pub const MAX_SEQ_LENGTH: (u32, u32) = (128, 32_768);
+/// The preference methods' own hyperparameters (TRL's usual ranges; SimPO's beta is larger
+/// because it scales a per-token average, not a sum).
+pub const DPO_BETA: (f64, f64) = (0.01, 1.0);
+pub const KTO_BETA: (f64, f64) = (0.01, 1.0);
+pub const SIMPO_BETA: (f64, f64) = (0.1, 10.0);
+pub const SIMPO_GAMMA: (f64, f64) = (0.0, 5.0);
+pub const ORPO_LAMBDA: (f64, f64) = (0.01, 1.0);
+pub const KTO_WEIGHT: (f64, f64) = (0.1, 10.0);
 /// GPUs per job (DESIGN.md). Not a hyperparameter, but checked the same way.
 pub const GPU_COUNT: (u32, u32) = (1, 8);
 
 /// Scheduler names as `--set scheduler=…` accepts them.
 pub const SCHEDULERS: &[&str] = &["linear", "cosine", "constant", "constant_with_warmup"];
+/// Method names as `--set method=…` accepts them.
+pub const METHODS: &[&str] = &["sft", "dpo", "orpo", "simpo", "kto"];
+/// DPO's losses as `--set loss_type=…` accepts them.
+pub const DPO_LOSSES: &[&str] = &["sigmoid", "ipo"];
 /// Quantization names as `--set quantization=…` accepts them.
 pub const QUANTIZATIONS: &[&str] = &["none", "4bit"];
 
@@ -156,8 +175,51 @@ pub const KNOWN_TARGET_MODULES: &[&str] = &[
 /// The special base model id that the trainer builds locally (tests, smoke runs).
 pub const TINY_MODEL_ID: &str = "brightrun/tiny-random-llama";
 
-/// Every hyperparameter, in the order the Configure form shows them.
+/// Every hyperparameter, in the order the Configure form shows them: the method first, then
+/// its own fields (only those of the run's method apply: [`applies`]), then the rest.
 pub const FIELDS: &[FieldSpec] = &[
+    FieldSpec {
+        name: "method",
+        kind: FieldKind::Choice(METHODS),
+        range: "sft|dpo|orpo|simpo|kto",
+        help: "sft learns the replies; dpo, orpo and simpo learn from chosen/rejected pairs; kto from replies labelled good or bad.",
+    },
+    FieldSpec {
+        name: "beta",
+        kind: FieldKind::Float,
+        range: "0.01..=1 (dpo, kto), 0.1..=10 (simpo)",
+        help: "How far the adapter may move from the base: lower lets it drift further (SimPO: reward scale).",
+    },
+    FieldSpec {
+        name: "loss_type",
+        kind: FieldKind::Choice(DPO_LOSSES),
+        range: "sigmoid|ipo",
+        help: "DPO's loss: sigmoid (the paper's) or ipo, which resists overfitting on clean, near-deterministic preferences.",
+    },
+    FieldSpec {
+        name: "lambda",
+        kind: FieldKind::Float,
+        range: "0.01..=1",
+        help: "ORPO's weight of the odds-ratio term beside the SFT loss on the chosen reply.",
+    },
+    FieldSpec {
+        name: "gamma",
+        kind: FieldKind::Float,
+        range: "0..=5",
+        help: "SimPO's target reward margin between the chosen and the rejected reply.",
+    },
+    FieldSpec {
+        name: "desirable_weight",
+        kind: FieldKind::Float,
+        range: "0.1..=10",
+        help: "KTO's weight of desirable replies; raise it when they are scarcer than undesirable ones.",
+    },
+    FieldSpec {
+        name: "undesirable_weight",
+        kind: FieldKind::Float,
+        range: "0.1..=10",
+        help: "KTO's weight of undesirable replies; raise it when they are scarcer than desirable ones.",
+    },
     FieldSpec {
         name: "base_model",
         kind: FieldKind::Text,
@@ -261,6 +323,31 @@ pub const FIELDS: &[FieldSpec] = &[
         help: "4bit loads the base model in 4-bit NF4 (QLoRA): about a quarter of the memory.",
     },
 ];
+
+/// The fields of each method, beside `method` itself.
+pub fn method_fields(method: MethodName) -> &'static [&'static str] {
+    match method {
+        MethodName::Sft => &[],
+        MethodName::Dpo => &["beta", "loss_type"],
+        MethodName::Orpo => &["lambda"],
+        MethodName::Simpo => &["beta", "gamma"],
+        MethodName::Kto => &["beta", "desirable_weight", "undesirable_weight"],
+    }
+}
+
+/// The methods a method field belongs to; empty for every other field.
+fn methods_of(name: &str) -> Vec<MethodName> {
+    MethodName::ALL
+        .into_iter()
+        .filter(|m| method_fields(*m).contains(&name))
+        .collect()
+}
+
+/// Whether a field applies to a run of this method (every field but the other methods' own).
+pub fn applies(name: &str, method: MethodName) -> bool {
+    let owners = methods_of(name);
+    owners.is_empty() || owners.contains(&method)
+}
 
 /// The names `--set` accepts, in form order.
 pub fn known_keys() -> Vec<String> {
@@ -404,9 +491,73 @@ pub fn check_field(hp: &Hyperparameters, name: &str) -> Option<RangeError> {
             .and_then(|s| check_int(name, s, WARMUP_STEPS)),
         "weight_decay" => check_float(name, hp.weight_decay, WEIGHT_DECAY),
         "max_seq_length" => check_int(name, hp.max_seq_length, MAX_SEQ_LENGTH),
+        "beta" | "lambda" | "gamma" | "desirable_weight" | "undesirable_weight" => {
+            check_method_field(&hp.method, name)
+        }
         // Typed enums, booleans and any u64 seed cannot be out of range.
         _ => None,
     }
+}
+
+/// Checks one of the method's own numbers against the method's range for it.
+fn check_method_field(method: &TrainingMethod, name: &str) -> Option<RangeError> {
+    let (v, range) = match (method, name) {
+        (TrainingMethod::Dpo { beta, .. }, "beta") => (*beta, DPO_BETA),
+        (TrainingMethod::Kto { beta, .. }, "beta") => (*beta, KTO_BETA),
+        (TrainingMethod::Simpo { beta, .. }, "beta") => (*beta, SIMPO_BETA),
+        (TrainingMethod::Simpo { gamma, .. }, "gamma") => (*gamma, SIMPO_GAMMA),
+        (TrainingMethod::Orpo { lambda }, "lambda") => (*lambda, ORPO_LAMBDA),
+        (TrainingMethod::Kto { desirable_weight, .. }, "desirable_weight") => {
+            (*desirable_weight, KTO_WEIGHT)
+        }
+        (TrainingMethod::Kto { undesirable_weight, .. }, "undesirable_weight") => {
+            (*undesirable_weight, KTO_WEIGHT)
+        }
+        _ => return None,
+    };
+    check_float(name, v, range)
+}
+
+/// Parses a method name (case-insensitive).
+pub fn parse_method(value: &str) -> Result<MethodName, SetError> {
+    value
+        .parse()
+        .map_err(|_| parse_error("method", value, &METHODS.join(" or ")))
+}
+
+/// Sets one of the method's own fields; refused when the run's method has no such field.
+fn set_method_field(method: &mut TrainingMethod, key: &str, value: &str) -> Result<(), SetError> {
+    let not_here = |method: &TrainingMethod| SetError::NotForMethod {
+        key: key.into(),
+        method: method.name().as_str().into(),
+        methods: methods_of(key).iter().map(|m| m.as_str().to_string()).collect(),
+    };
+    if key == "loss_type" {
+        let TrainingMethod::Dpo { loss_type, .. } = method else {
+            return Err(not_here(method));
+        };
+        let wanted = value.trim().to_ascii_lowercase();
+        *loss_type = DpoLoss::ALL
+            .into_iter()
+            .find(|l| l.as_str() == wanted)
+            .ok_or_else(|| parse_error(key, value, &DPO_LOSSES.join(" or ")))?;
+        return Ok(());
+    }
+    let v = parse_f64(key, value)?;
+    let slot = match (&mut *method, key) {
+        (TrainingMethod::Dpo { beta, .. }, "beta")
+        | (TrainingMethod::Kto { beta, .. }, "beta")
+        | (TrainingMethod::Simpo { beta, .. }, "beta") => beta,
+        (TrainingMethod::Simpo { gamma, .. }, "gamma") => gamma,
+        (TrainingMethod::Orpo { lambda }, "lambda") => lambda,
+        (TrainingMethod::Kto { desirable_weight, .. }, "desirable_weight") => desirable_weight,
+        (TrainingMethod::Kto { undesirable_weight, .. }, "undesirable_weight") => {
+            undesirable_weight
+        }
+        _ => return Err(not_here(method)),
+    };
+    *slot = v;
+    Ok(())
 }
 
 /// Checks every field; returns all the problems at once so a form can mark them together.
@@ -535,6 +686,16 @@ pub fn set(hp: &mut Hyperparameters, key: &str, value: &str) -> Result<(), SetEr
         }
         "use_validation" => next.use_validation = parse_bool(key, value)?,
         "quantization" => next.quantization = parse_quantization(value)?,
+        // Choosing another method starts from its defaults; the same one keeps its values.
+        "method" => {
+            let name = parse_method(value)?;
+            if next.method.name() != name {
+                next.method = name.with_defaults();
+            }
+        }
+        "beta" | "loss_type" | "lambda" | "gamma" | "desirable_weight" | "undesirable_weight" => {
+            set_method_field(&mut next.method, key, value)?
+        }
         "parameters_billions" => return Err(SetError::NotAHyperparameter(key.into())),
         _ => {
             return Err(SetError::UnknownKey {
@@ -572,6 +733,27 @@ pub fn get(hp: &Hyperparameters, key: &str) -> Option<String> {
         "seed" => hp.seed.to_string(),
         "use_validation" => hp.use_validation.to_string(),
         "quantization" => quantization_str(hp.quantization).into(),
+        "method" => hp.method.name().as_str().into(),
+        _ => return method_field(&hp.method, key),
+    })
+}
+
+/// A method field's value as `--set` would accept it back; none when the method has no such
+/// field.
+fn method_field(method: &TrainingMethod, key: &str) -> Option<String> {
+    Some(match (method, key) {
+        (TrainingMethod::Dpo { loss_type, .. }, "loss_type") => loss_type.as_str().into(),
+        (TrainingMethod::Dpo { beta, .. }, "beta")
+        | (TrainingMethod::Kto { beta, .. }, "beta")
+        | (TrainingMethod::Simpo { beta, .. }, "beta") => format_float(*beta),
+        (TrainingMethod::Simpo { gamma, .. }, "gamma") => format_float(*gamma),
+        (TrainingMethod::Orpo { lambda }, "lambda") => format_float(*lambda),
+        (TrainingMethod::Kto { desirable_weight, .. }, "desirable_weight") => {
+            format_float(*desirable_weight)
+        }
+        (TrainingMethod::Kto { undesirable_weight, .. }, "undesirable_weight") => {
+            format_float(*undesirable_weight)
+        }
         _ => return None,
     })
 }
@@ -593,7 +775,8 @@ mod tests {
         for f in FIELDS {
             assert!(!f.help.is_empty() && !f.range.is_empty(), "{}", f.name);
         }
-        assert_eq!(FIELDS.len(), 17, "one spec per Hyperparameters field");
+        // 17 run fields, `method` and the methods' six own fields.
+        assert_eq!(FIELDS.len(), 24, "one spec per Hyperparameters field");
     }
 
     #[test]

@@ -236,6 +236,10 @@ pub enum TrainerEvent {
         gpu_utilization: Option<f64>,
         #[serde(default)]
         validation_loss: Option<f64>,
+        /// A preference run's rewards, margin, accuracy and log-probabilities (PROTOCOL.md,
+        /// "Events"); absent for SFT.
+        #[serde(default)]
+        preference: Option<crate::domain::PreferenceMetrics>,
     },
     Checkpoint {
         step: u64,
@@ -418,11 +422,27 @@ mod tests {
                 step,
                 training_loss,
                 total_steps,
+                preference,
                 ..
             } => {
                 assert_eq!(step, 2);
                 assert_eq!(training_loss, Some(1.25));
                 assert_eq!(total_steps, Some(10));
+                assert_eq!(preference, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let dpo = Envelope::parse_line(
+            r#"{"type":"metric","seq":4,"ts":2.0,"step":3,"training_loss":0.6,"preference":{"rewards_chosen":0.12,"rewards_rejected":-0.05,"reward_margin":0.17,"reward_accuracy":0.75,"logps_chosen":-80.5,"logps_rejected":-91.0,"kl":null}}"#,
+        );
+        match dpo.event {
+            TrainerEvent::Metric {
+                preference: Some(p),
+                ..
+            } => {
+                assert_eq!(p.reward_accuracy, Some(0.75));
+                assert_eq!(p.reward_margin, Some(0.17));
+                assert_eq!(p.kl, None);
             }
             other => panic!("{other:?}"),
         }

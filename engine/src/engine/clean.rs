@@ -23,8 +23,9 @@ impl Engine {
     /// Makes a new dataset from the valid examples of `id` (optionally without exact
     /// duplicates), written as JSONL, one example per line as it was in the file, and imports
     /// it like any file; returns the new dataset (validated) and what was dropped, with lines.
-    /// Refused when nothing valid is left, or when the file as a whole is refused (multimodal,
-    /// preference or KTO data: those need converting, not cleaning).
+    /// Preference and KTO files are cleaned like the others: each kept record keeps its own
+    /// layout. Refused when nothing valid is left, or when the file as a whole is refused
+    /// (multimodal or process-reward data: those need converting, not cleaning).
     pub async fn clean_dataset(
         &self,
         id: DatasetId,

@@ -515,6 +515,8 @@ fn as_evaluation(c: &Comparison, model: ArtifactId) -> Option<Evaluation> {
         probes,
         seconds: c.seconds,
         error: c.error.clone(),
+        // An evaluation job compares answers; the pairs are judged only after training.
+        preference: None,
     })
 }
 

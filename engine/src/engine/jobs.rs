@@ -129,6 +129,7 @@ impl Engine {
             &hp.base_model,
             hp.quantization,
         )
+        .for_method(hp.method.name())
     }
 
     /// Keeps a completed job's measured throughput for later estimates of its setting.
@@ -171,7 +172,15 @@ impl Engine {
         } else {
             req.preset.trim()
         };
-        let (mut preset, mut hp) = training::presets::resolve(preset_name, cfg)
+        // The method picks the presets' values (a preference run's differ from SFT's), so it is
+        // read before the preset and the other settings.
+        let method = match req.sets.iter().rev().find(|(k, _)| k.trim() == "method") {
+            Some((_, v)) => {
+                training::ranges::parse_method(v).map_err(|e| EngineError::Invalid(e.to_string()))?
+            }
+            None => crate::domain::MethodName::Sft,
+        };
+        let (mut preset, mut hp) = training::presets::resolve_for(preset_name, cfg, method)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         // Training on from a model keeps its base model and LoRA shape, whatever the preset.
         let parent = req
@@ -193,14 +202,16 @@ impl Engine {
             let before = hp.clone();
             training::ranges::set(&mut hp, key, value)
                 .map_err(|e| EngineError::Invalid(e.to_string()))?;
-            // The base model is chosen beside the preset, not part of it.
-            if key != "base_model" && hp != before && !matches!(preset, PresetId::User(_)) {
+            // The base model is chosen beside the preset, not part of it; the method too.
+            let beside = matches!(key.trim(), "base_model" | "method");
+            if !beside && hp != before && !matches!(preset, PresetId::User(_)) {
                 preset = PresetId::Custom;
             }
         }
         if let Some(p) = &parent {
             p.check_shape(&hp)?;
         }
+        super::method_fit::check(&dataset, &hp.method)?;
         let Placement {
             backend,
             catalog,

@@ -134,6 +134,21 @@ fn implausible_step(job: &TrainingJob, event: &TrainerEvent) -> Option<String> {
     None
 }
 
+/// A preference step's figures with anything not finite dropped: a trainer's NaN or
+/// infinity would otherwise reach charts, averages and the mirror.
+fn finite_preference(p: &PreferenceMetrics) -> PreferenceMetrics {
+    let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
+    PreferenceMetrics {
+        rewards_chosen: finite(p.rewards_chosen),
+        rewards_rejected: finite(p.rewards_rejected),
+        reward_margin: finite(p.reward_margin),
+        reward_accuracy: finite(p.reward_accuracy).filter(|a| (0.0..=1.0).contains(a)),
+        logps_chosen: finite(p.logps_chosen),
+        logps_rejected: finite(p.logps_rejected),
+        kl: finite(p.kl),
+    }
+}
+
 /// The limits a transition checks against (from config).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
@@ -201,6 +216,7 @@ pub(crate) fn observe(
                 throughput,
                 gpu_utilization,
                 validation_loss,
+                preference,
             } => {
                 if job.status == JobStatus::Initializing {
                     job.status = JobStatus::Running;
@@ -250,6 +266,7 @@ pub(crate) fn observe(
                     gradient_norm: *gradient_norm,
                     throughput: *throughput,
                     gpu_utilization: *gpu_utilization,
+                    preference: preference.as_ref().map(finite_preference),
                 });
             }
             TrainerEvent::Checkpoint {

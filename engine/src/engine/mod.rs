@@ -14,6 +14,7 @@ pub(crate) mod export;
 mod inspect;
 mod jobs;
 mod lifecycle;
+mod method_fit;
 pub(crate) mod lineage;
 mod notify;
 mod playground;

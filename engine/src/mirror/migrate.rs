@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0007_exports.sql",
         include_str!("../../../migrations-compat/0007_exports.sql"),
     ),
+    (
+        8,
+        "0008_preference.sql",
+        include_str!("../../../migrations-compat/0008_preference.sql"),
+    ),
 ];
 
 /// The table that records which migrations a database holds (a dry run's SQL creates it too).

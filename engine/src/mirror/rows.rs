@@ -366,6 +366,7 @@ pub(crate) const METRICS_COLUMNS: &[&str] = &[
     "gradient_norm",
     "throughput",
     "gpu_utilization",
+    "brightrun_preference",
     "brightrun_origin",
     "brightrun_seq",
     "brightrun_hash",
@@ -674,7 +675,31 @@ pub(crate) fn metric_line(out: &mut BytesMut, p: &MetricsPoint, origin: Uuid, se
         }
         copy_f64(out, v);
     }
+    out.extend_from_slice(b"\t");
+    copy_json(out, p.preference.as_ref());
     let _ = writeln!(Fmt(out), "\t{origin}\t{seq}\t{}", record_hash(p));
+}
+
+/// A value as JSON in COPY's text format (`\N` for none; backslashes, tabs and line breaks
+/// escaped as COPY reads them).
+fn copy_json<T: serde::Serialize>(out: &mut BytesMut, v: Option<&T>) {
+    match v.and_then(|v| serde_json::to_string(v).ok()) {
+        None => out.extend_from_slice(b"\\N"),
+        Some(json) => {
+            for c in json.chars() {
+                match c {
+                    '\\' => out.extend_from_slice(b"\\\\"),
+                    '\t' => out.extend_from_slice(b"\\t"),
+                    '\n' => out.extend_from_slice(b"\\n"),
+                    '\r' => out.extend_from_slice(b"\\r"),
+                    c => {
+                        let mut buf = [0u8; 4];
+                        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Upserts metrics points: COPY into the staging table, then one guarded upsert from it.

@@ -88,6 +88,7 @@ pub fn write_sample(store: &Store, user: UserId, metrics: usize) -> Result<Sampl
             seed: 42,
             use_validation: true,
             quantization: Quantization::None,
+            method: TrainingMethod::Sft,
         },
         GpuConfig {
             gpu_type: "A100-80GB".into(),
@@ -125,6 +126,7 @@ pub fn write_sample(store: &Store, user: UserId, metrics: usize) -> Result<Sampl
             gradient_norm: Some(0.5 + (step % 7) as f64 * 0.01),
             throughput: Some(1800.0 + (step % 13) as f64),
             gpu_utilization: Some(93.5),
+            preference: None,
         })
         .collect();
     let checkpoint = Checkpoint {

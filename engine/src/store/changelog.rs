@@ -3,6 +3,7 @@
 //! and sees nothing twice, whatever crashed in between. Durable consumers (the Postgres
 //! mirror) record how far they got; the log is compacted only behind all of them.
 
+use super::stored::v5::{DatasetV5, MetricsPointV5, TrainingJobV5};
 use super::stored::{Change, Convert, Persisted};
 use super::{Store, StoreError, db, decode, encode};
 use crate::domain::*;
@@ -20,10 +21,10 @@ pub const CONSUMERS: TableDefinition<'static, &'static str, u64> =
 /// [`EngineEvent`] in their stored form) with its commit time.
 fn encode_change(at: &Timestamp, e: &EngineEvent) -> Option<Vec<u8>> {
     let change = match e {
-        EngineEvent::Dataset(d) => Change::Dataset(d.to_stored()),
-        EngineEvent::Job(j) => Change::JobV4(j.to_stored()),
+        EngineEvent::Dataset(d) => Change::DatasetV5(d.to_stored()),
+        EngineEvent::Job(j) => Change::JobV5(j.to_stored()),
         EngineEvent::Metrics { job_id, points } => {
-            Change::Metrics(*job_id, points.iter().map(Persisted::to_stored).collect())
+            Change::MetricsV5(*job_id, points.iter().map(Persisted::to_stored).collect())
         }
         EngineEvent::Artifact(a) => Change::ArtifactV4(a.to_stored()),
         EngineEvent::Cost(c) => Change::Cost(c.to_stored()),
@@ -42,18 +43,33 @@ fn encode_change(at: &Timestamp, e: &EngineEvent) -> Option<Vec<u8>> {
 fn decode_change(seq: u64, bytes: &[u8]) -> Result<Sequenced, StoreError> {
     let (at, change): (Timestamp, Change) = decode(CHANGELOG.name(), bytes)?;
     let event = match change {
-        Change::Dataset(d) => EngineEvent::Dataset(Arc::new(d.convert())),
-        // An entry written before schema v8 reads as its upgrade would store it.
+        // An entry written before schema v11 reads as its upgrade would store it.
+        Change::Dataset(d) => {
+            let d: DatasetV5 = d.convert();
+            EngineEvent::Dataset(Arc::new(d.convert()))
+        }
+        Change::DatasetV5(d) => EngineEvent::Dataset(Arc::new(d.convert())),
         Change::Job(j) => {
-            let j: super::stored::v4::TrainingJobV4 = j.convert();
+            let j: TrainingJobV5 = j.convert();
             EngineEvent::Job(Arc::new(j.convert()))
         }
         Change::JobV3(j) => {
-            let j: super::stored::v4::TrainingJobV4 = j.convert();
+            let j: TrainingJobV5 = j.convert();
             EngineEvent::Job(Arc::new(j.convert()))
         }
-        Change::JobV4(j) => EngineEvent::Job(Arc::new(j.convert())),
-        Change::Metrics(job_id, points) => EngineEvent::Metrics {
+        Change::JobV4(j) => {
+            let j: TrainingJobV5 = j.convert();
+            EngineEvent::Job(Arc::new(j.convert()))
+        }
+        Change::JobV5(j) => EngineEvent::Job(Arc::new(j.convert())),
+        Change::Metrics(job_id, points) => {
+            let points: Vec<MetricsPointV5> = points.convert();
+            EngineEvent::Metrics {
+                job_id,
+                points: Arc::new(points.convert()),
+            }
+        }
+        Change::MetricsV5(job_id, points) => EngineEvent::Metrics {
             job_id,
             points: Arc::new(points.convert()),
         },

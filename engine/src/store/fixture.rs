@@ -76,6 +76,7 @@ fn dataset(n: u128, user: UserId, status: DatasetStatus) -> Dataset {
             max_seq_length: 2048,
             error_count: 0,
             warning_count: 1,
+            preference: None,
         }),
         total_training_pairs: ready.then_some(108),
         total_validation_pairs: ready.then_some(12),
@@ -147,6 +148,7 @@ fn job(n: u128, user: UserId, dataset: DatasetId, status: JobStatus) -> Training
             } else {
                 Quantization::None
             },
+            method: TrainingMethod::Sft,
         },
         GpuConfig {
             gpu_type: "A100-80GB".into(),
@@ -256,6 +258,7 @@ pub fn samples() -> Samples {
             gradient_norm: Some(0.5),
             throughput: Some(1_000.0 + step as f64),
             gpu_utilization: (step == 2).then_some(87.5),
+            preference: None,
         })
         .collect();
     let artifact = |n: u128, parent: Option<ArtifactId>, status| ModelArtifact {
@@ -644,8 +647,71 @@ pub fn since_v10(s: &Samples) -> (TrainingJob, ModelArtifact) {
     (job, model)
 }
 
-/// Writes [`samples`], [`since_v8`], [`since_v9`] and [`since_v10`] into a new store at
-/// `path`, through the store's own API.
+/// What schema v11 added: a preference dataset with its pair statistics, a DPO run on it,
+/// and two of its logged steps with rewards.
+pub struct SinceV11 {
+    pub dataset: Dataset,
+    pub job: TrainingJob,
+    pub metrics: Vec<MetricsPoint>,
+}
+
+pub fn since_v11(s: &Samples) -> SinceV11 {
+    let mut dataset = dataset(7, s.profile_user, DatasetStatus::Ready);
+    dataset.name = "support pairs".into();
+    dataset.format = Some(DatasetFormat::Preference);
+    if let Some(stats) = dataset.statistics.as_mut() {
+        stats.preference = Some(PreferenceStatistics {
+            pairs: 120,
+            prompt_tokens: 6_000,
+            chosen_tokens: 9_600,
+            rejected_tokens: 7_200,
+            chosen_tokens_p50: 75,
+            chosen_tokens_p95: 160,
+            rejected_tokens_p50: 58,
+            rejected_tokens_p95: 131,
+            sequence_tokens_max: 301,
+            chosen_longer_share: 0.625,
+            desirable: 0,
+            undesirable: 0,
+        });
+    }
+    let mut job = job(10, s.profile_user, dataset.id, JobStatus::Completed);
+    job.hyperparameters.method = TrainingMethod::Dpo {
+        beta: 0.1,
+        loss_type: DpoLoss::Ipo,
+    };
+    let metrics = (1..=2)
+        .map(|step| MetricsPoint {
+            job_id: job.id,
+            timestamp: at(40 + step as u32),
+            epoch: step as f64 / 2.0,
+            step,
+            training_loss: Some(0.69 - 0.1 * step as f64),
+            validation_loss: None,
+            learning_rate: Some(2e-5),
+            gradient_norm: Some(1.5),
+            throughput: Some(800.0),
+            gpu_utilization: None,
+            preference: Some(PreferenceMetrics {
+                rewards_chosen: Some(0.05 * step as f64),
+                rewards_rejected: Some(-0.04 * step as f64),
+                reward_margin: Some(0.09 * step as f64),
+                reward_accuracy: Some(0.5 + 0.25 * step as f64 / 2.0),
+                logps_chosen: Some(-120.5),
+                logps_rejected: Some(-131.25),
+                kl: None,
+            }),
+        })
+        .collect();
+    SinceV11 {
+        dataset,
+        job,
+        metrics,
+    }
+}
+
+/// Writes [`samples`], [`since_v8`], [`since_v9`], [`since_v10`] and [`since_v11`] into a new
+/// store at `path`, through the store's own API.
 pub fn write(path: &std::path::Path) {
     let s = samples();
     let v8 = since_v8(&s);
@@ -663,6 +729,10 @@ pub fn write(path: &std::path::Path) {
     let (export_job, export) = since_v10(&s);
     store.put(&export_job).unwrap();
     store.write(|w| w.put(&export)).unwrap();
+    let v11 = since_v11(&s);
+    store.put(&v11.dataset).unwrap();
+    store.put(&v11.job).unwrap();
+    store.write(|w| w.put_metrics(&v11.metrics)).unwrap();
     store
         .put_comparison(v8.comparison.0, &v8.comparison.1)
         .unwrap();
@@ -752,8 +822,10 @@ fn every_upgrade_fixture_opens_with_every_record() {
         // What v8 added is in v8's fixture and later ones.
         let v8 = since_v8(&s);
         let has_v8 = fixture_version(&file) >= 8;
-        // The evaluation job, and the export job.
+        // The evaluation job, the export job and the DPO run.
+        let has_v11 = fixture_version(&file) >= 11;
         let extra = usize::from(has_v8) + usize::from(fixture_version(&file) >= 10);
+        let extra_jobs = extra + usize::from(has_v11);
         assert_eq!(
             store.schema_version().unwrap(),
             super::SCHEMA_VERSION,
@@ -833,6 +905,14 @@ fn every_upgrade_fixture_opens_with_every_record() {
                 "{name}"
             );
         }
+        let v11 = since_v11(&s);
+        if has_v11 {
+            assert_eq!(store.dataset(v11.dataset.id).unwrap(), Some(v11.dataset.clone()), "{name}");
+            assert_eq!(store.job(v11.job.id).unwrap(), Some(v11.job.clone()), "{name}");
+            assert_eq!(store.metrics(v11.job.id, 0, 100).unwrap(), v11.metrics, "{name}");
+        } else {
+            assert_eq!(store.job(v11.job.id).unwrap(), None, "{name}");
+        }
         let job = s.metrics[0].job_id;
         assert_eq!(store.metrics(job, 0, 100).unwrap(), s.metrics, "{name}");
         assert_eq!(store.checkpoints(job).unwrap(), s.checkpoints, "{name}");
@@ -846,6 +926,7 @@ fn every_upgrade_fixture_opens_with_every_record() {
                 .iter()
                 .filter(|d| d.user_id == u && d.deleted_at.is_none())
                 .count()
+                + usize::from(has_v11 && u == v11.dataset.user_id)
         };
         assert_eq!(
             store.datasets(user, None, Page::ALL).unwrap().len(),
@@ -856,7 +937,7 @@ fn every_upgrade_fixture_opens_with_every_record() {
             live(user),
             "{name}"
         );
-        let jobs = s.jobs.iter().filter(|j| j.user_id == user).count() + extra;
+        let jobs = s.jobs.iter().filter(|j| j.user_id == user).count() + extra_jobs;
         assert_eq!(store.count_jobs(user, None).unwrap(), jobs, "{name}");
         assert_eq!(
             store.count_jobs(user, Some(JobStatus::Queued)).unwrap(),
@@ -886,9 +967,11 @@ fn every_upgrade_fixture_opens_with_every_record() {
 
         // The change log: every entry decodes, one per record written, every kind there.
         let changes = store.changes_after(0, usize::MAX).unwrap();
+        // v11's dataset, job and metrics batch.
         let records = s.datasets.len()
             + s.jobs.len()
             + extra
+            + 3 * usize::from(has_v11)
             + 1
             + s.artifacts.len()
             + s.costs.len()

@@ -41,6 +41,15 @@
 //!   appended; older entries keep their bytes). Older BrightRuns could not decode them, so
 //!   they are refused from v10 on. The upgrade rewrites every job (its task as it was) and
 //!   every model (an adapter); one that does not decode is quarantined.
+//! - v11: jobs are `stored::v5::TrainingJobV5` (their hyperparameters carry the method: SFT,
+//!   or DPO, ORPO, SimPO or KTO with its own hyperparameters), logged steps
+//!   `stored::v5::MetricsPointV5` (a preference run's rewards, margin, accuracy and
+//!   log-probabilities) and datasets `stored::v5::DatasetV5` (a preference file's
+//!   statistics); the change log writes the three in the new layouts (`ChangeV3::JobV5`,
+//!   `ChangeV3::MetricsV5`, `ChangeV3::DatasetV5`, appended; older entries keep their bytes).
+//!   Older BrightRuns could not decode them, so they are refused from v11 on. The upgrade
+//!   rewrites every job (an SFT run), every logged step and every dataset; one that does not
+//!   decode is quarantined.
 //!
 //! Record layouts are the stored types of [`super::stored`], not the domain types: schema v5's
 //! records are `stored::v1` (byte for byte what v5 always wrote; the upgrade fixture
@@ -55,7 +64,7 @@ use super::records::*;
 use crate::domain::*;
 use redb::{Database, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 
-pub const SCHEMA_VERSION: u64 = 10;
+pub const SCHEMA_VERSION: u64 = 11;
 const KEY: &str = "schema_version";
 
 pub fn read_version(db_: &Database) -> Result<u64, StoreError> {
@@ -96,7 +105,7 @@ pub fn upgrade(db_: &Database) -> Result<(), StoreError> {
             "job(s)",
             super::quarantine::restore::<
                 super::stored::v1::TrainingJobV1,
-                super::stored::v4::TrainingJobV4,
+                super::stored::v5::TrainingJobV5,
             >(&txn, JOBS.name())?,
         );
         report(
@@ -114,8 +123,36 @@ pub fn upgrade(db_: &Database) -> Result<(), StoreError> {
             "job(s)",
             super::quarantine::restore::<
                 super::stored::v3::TrainingJobV3,
-                super::stored::v4::TrainingJobV4,
+                super::stored::v5::TrainingJobV5,
             >(&txn, JOBS.name())?,
+        );
+    }
+    if found == 10 {
+        report(
+            found,
+            "job(s)",
+            super::quarantine::restore::<
+                super::stored::v4::TrainingJobV4,
+                super::stored::v5::TrainingJobV5,
+            >(&txn, JOBS.name())?,
+        );
+    }
+    if (1..11).contains(&found) {
+        report(
+            found,
+            "dataset(s)",
+            super::quarantine::restore::<
+                super::stored::v1::DatasetV1,
+                super::stored::v5::DatasetV5,
+            >(&txn, DATASETS.name())?,
+        );
+        report(
+            found,
+            "logged step(s)",
+            super::quarantine::restore::<
+                super::stored::v1::MetricsPointV1,
+                super::stored::v5::MetricsPointV5,
+            >(&txn, METRICS.name())?,
         );
     }
     if (1..10).contains(&found) {
@@ -240,13 +277,15 @@ fn reindex<R: Record>(txn: &WriteTransaction) -> Result<(), StoreError> {
 #[cfg(test)]
 pub fn write_v1(db_: &Database, datasets: &[Dataset]) -> Result<(), StoreError> {
     use super::encode;
-    use super::stored::Persisted;
     let txn = db_.begin_write().map_err(db)?;
     {
         let mut t = txn.open_table(DATASETS).map_err(db)?;
         let mut idx = txn.open_table(DATASETS_BY_USER).map_err(db)?;
         for d in datasets {
-            t.insert(d.key().as_slice(), encode(&d.to_stored()).as_slice())
+            t.insert(
+                d.key().as_slice(),
+                encode(&super::stored::v5::older::dataset_v1(d)).as_slice(),
+            )
                 .map_err(db)?;
             // v1 had only the user/created index.
             let (k, _) = d
@@ -294,7 +333,11 @@ pub(crate) trait LegacyLayout: Record {
 }
 
 #[cfg(test)]
-impl LegacyLayout for Dataset {}
+impl LegacyLayout for Dataset {
+    fn v4_bytes(&self) -> Vec<u8> {
+        super::encode(&super::stored::v5::older::dataset_v1(self))
+    }
+}
 
 #[cfg(test)]
 impl LegacyLayout for TrainingJob {

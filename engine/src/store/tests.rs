@@ -154,6 +154,7 @@ fn metrics_are_unique_per_step() {
         gradient_norm: None,
         throughput: None,
         gpu_utilization: None,
+        preference: None,
     };
     let batch: Vec<_> = (1..=10).map(|s| point(s, 1.0)).collect();
     assert_eq!(store.write(|w| w.put_metrics(&batch)).unwrap(), 10);
@@ -842,6 +843,7 @@ fn a_damaged_metrics_point_is_skipped_and_named_by_job_and_step() {
             gradient_norm: None,
             throughput: None,
             gpu_utilization: None,
+            preference: None,
         })
         .collect();
     store.write(|w| w.put_metrics(&points)).unwrap();
@@ -919,22 +921,22 @@ fn schema_4_records_get_their_checksums_and_undecodable_ones_are_quarantined() {
     assert_eq!(backups[0].reason, "before-upgrade-from-v4");
 }
 
-/// A layout change as a later version will make one: `DatasetV1` → a `DatasetV2` with one
+/// A layout change as a later version will make one: `DatasetV5` → a `DatasetV6` with one
 /// more field. [`quarantine::restore`] rewrites every record of the table (checksum kept), and
-/// one that does not decode as `DatasetV1` is quarantined instead of stopping the upgrade.
+/// one that does not decode as `DatasetV5` is quarantined instead of stopping the upgrade.
 #[test]
 fn a_layout_change_rewrites_every_record_through_its_upgrade_step() {
     use stored::Convert;
-    use stored::v1::DatasetV1;
+    use stored::v5::DatasetV5;
     #[derive(serde::Serialize, serde::Deserialize)]
-    struct DatasetV2 {
-        v1: DatasetV1,
+    struct DatasetV6 {
+        v5: DatasetV5,
         method: String,
     }
-    impl Convert<DatasetV2> for DatasetV1 {
-        fn convert(self) -> DatasetV2 {
-            DatasetV2 {
-                v1: self,
+    impl Convert<DatasetV6> for DatasetV5 {
+        fn convert(self) -> DatasetV6 {
+            DatasetV6 {
+                v5: self,
                 method: "sft".into(),
             }
         }
@@ -949,7 +951,7 @@ fn a_layout_change_rewrites_every_record_through_its_upgrade_step() {
         *raw = checksum::seal(std::mem::take(raw));
     });
     let txn = store.db.begin_write().unwrap();
-    let quarantined = quarantine::restore::<DatasetV1, DatasetV2>(&txn, "datasets").unwrap();
+    let quarantined = quarantine::restore::<DatasetV5, DatasetV6>(&txn, "datasets").unwrap();
     txn.commit().unwrap();
     assert_eq!(quarantined, 1);
     assert_eq!(store.quarantined().unwrap()[0].id, target.id.to_string());
@@ -958,9 +960,9 @@ fn a_layout_change_rewrites_every_record_through_its_upgrade_step() {
     for d in &others {
         let raw = table.get(d.id.bytes().as_slice()).unwrap().unwrap();
         let body = checksum::unseal(raw.value()).unwrap();
-        let (v2, _): (DatasetV2, usize) =
+        let (v2, _): (DatasetV6, usize) =
             bincode::serde::decode_from_slice(body, ENCODING).unwrap();
         assert_eq!(v2.method, "sft");
-        assert_eq!(&Dataset::from_stored(v2.v1), d);
+        assert_eq!(&Dataset::from_stored(v2.v5), d);
     }
 }

@@ -401,6 +401,7 @@ mod bench {
                 gradient_norm: None,
                 throughput: None,
                 gpu_utilization: None,
+                preference: None,
             })
             .collect();
         for chunk in points.chunks(20) {

@@ -70,10 +70,16 @@ pub(crate) fn start(ctx: TrackingContext) -> (Vec<JoinHandle<()>>, Vec<&'static 
     (tasks, off)
 }
 
-/// A job's hyperparameters as flat `name = value` pairs, by the names `--set` takes.
+/// A job's hyperparameters as flat `name = value` pairs, by the names `--set` takes (the
+/// method's own fields beside `method`, as `--set beta=…` sets them).
 pub(crate) fn params(job: &TrainingJob) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&job.hyperparameters) {
+    if let Ok(serde_json::Value::Object(mut m)) = serde_json::to_value(&job.hyperparameters) {
+        if let Some(serde_json::Value::Object(method)) = m.remove("method") {
+            for (k, v) in method {
+                m.insert(if k == "name" { "method".into() } else { k }, v);
+            }
+        }
         for (k, v) in m {
             let v = match v {
                 serde_json::Value::String(s) => s,
@@ -86,8 +92,10 @@ pub(crate) fn params(job: &TrainingJob) -> Vec<(String, String)> {
     out
 }
 
-/// The metrics of a point, by the names trackers show (Hugging Face's own).
+/// The metrics of a point, by the names trackers show (Hugging Face's own; a preference
+/// run's as TRL logs them: `rewards/chosen`, `rewards/margins`, …).
 pub(crate) fn scalars(p: &crate::domain::MetricsPoint) -> Vec<(&'static str, f64)> {
+    let r = p.preference.clone().unwrap_or_default();
     [
         ("train_loss", p.training_loss),
         ("eval_loss", p.validation_loss),
@@ -96,6 +104,13 @@ pub(crate) fn scalars(p: &crate::domain::MetricsPoint) -> Vec<(&'static str, f64
         ("tokens_per_second", p.throughput),
         ("gpu_utilization", p.gpu_utilization),
         ("epoch", Some(p.epoch)),
+        ("rewards/chosen", r.rewards_chosen),
+        ("rewards/rejected", r.rewards_rejected),
+        ("rewards/margins", r.reward_margin),
+        ("rewards/accuracies", r.reward_accuracy),
+        ("logps/chosen", r.logps_chosen),
+        ("logps/rejected", r.logps_rejected),
+        ("kl", r.kl),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.filter(|v| v.is_finite()).map(|v| (k, v)))

@@ -202,6 +202,7 @@ mod tests {
             gradient_norm: None,
             throughput: None,
             gpu_utilization: None,
+            preference: None,
         }
     }
 

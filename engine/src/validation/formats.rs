@@ -2,8 +2,9 @@
 //! turning it into chat messages. Tool calls (OpenAI `tools`/`tool_calls`/`tool` messages,
 //! the older `functions`/`function_call`/`function` role, ShareGPT's `function_call` and
 //! `observation` turns with a `tools` field) are part of the OpenAI chat and ShareGPT
-//! formats; plain text is a format of its own. Data for other kinds of training (media,
-//! preference pairs, KTO labels) is recognised and refused ([`refusal`]).
+//! formats; plain text is a format of its own. Preference pairs and KTO examples are formats
+//! of their own, checked in `preference.rs`. Data BrightRun does not train on (media,
+//! process-reward steps) is recognised and refused ([`refusal`]).
 //!
 //! The rules agree with the trainer's reader (`trainer/brightrun_trainer/data.py`): an example
 //! this module accepts is one the trainer can use, in the same normal form. The validator is
@@ -61,10 +62,23 @@ pub(crate) struct Conversation<'t> {
     /// Bytes of text the model also reads besides the messages (tool definitions), for the
     /// token count.
     pub extra_bytes: u64,
+    /// For a preference or KTO example, where its prompt ends and its replies are.
+    pub sides: Option<Sides>,
+}
+
+/// The parts of a preference or KTO example in [`Conversation::msgs`]: the prompt is
+/// `msgs[..prompt]`; a preference pair's chosen reply `msgs[prompt..chosen_end]` and its
+/// rejected reply `msgs[chosen_end..]`; a KTO example's reply `msgs[prompt..]` (then
+/// `chosen_end` is the end) and its `label` (true: desirable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sides {
+    pub prompt: usize,
+    pub chosen_end: usize,
+    pub label: Option<bool>,
 }
 
 impl<'t> Conversation<'t> {
-    fn push(&mut self, role: Role, parts: &[Text<'t>], trainable: bool) {
+    pub(super) fn push(&mut self, role: Role, parts: &[Text<'t>], trainable: bool) {
         self.msgs.push(Msg {
             role,
             first: self.pieces.len() as u32,
@@ -76,7 +90,7 @@ impl<'t> Conversation<'t> {
     }
 
     /// Adds a message whose pieces were pushed since `first`.
-    fn push_since(&mut self, role: Role, first: usize, trainable: bool) {
+    pub(super) fn push_since(&mut self, role: Role, first: usize, trainable: bool) {
         self.msgs.push(Msg {
             role,
             first: first as u32,
@@ -117,13 +131,26 @@ pub(crate) fn a_label(f: DatasetFormat) -> String {
     format!("{article} {l}")
 }
 
-/// The format an example's keys announce, in the trainer's order of precedence.
+/// The format an example's keys announce, in the trainer's order of precedence: preference
+/// pairs (any of `chosen`, `rejected`, `chosen_messages`, `rejected_messages`,
+/// `preferred_output`, `non_preferred_output`) and KTO labels (`kto_tag`, or a boolean
+/// `label`) first, since their other keys (`prompt`, `messages`, `conversations`, …) would
+/// read as a supervised format.
 pub(crate) fn detect(doc: &Doc, root: usize) -> Option<DatasetFormat> {
     let (mut turns, mut messages, mut conversations, mut text) = (false, false, false, false);
     let (mut user_input, mut target, mut instruction, mut output, mut prompt, mut completion) =
         (false, false, false, false, false, false);
-    for (k, _) in doc.entries(root) {
+    let (mut pair, mut kto) = (false, false);
+    for (k, v) in doc.entries(root) {
         match k {
+            "chosen"
+            | "rejected"
+            | "chosen_messages"
+            | "rejected_messages"
+            | "preferred_output"
+            | "non_preferred_output" => pair = true,
+            "kto_tag" => kto = true,
+            "label" => kto |= matches!(doc.nodes[v], Node::Bool(_)),
             "turns" => turns = true,
             "messages" => messages = true,
             "conversations" => conversations = true,
@@ -137,7 +164,11 @@ pub(crate) fn detect(doc: &Doc, root: usize) -> Option<DatasetFormat> {
             _ => {}
         }
     }
-    if turns {
+    if pair {
+        Some(DatasetFormat::Preference)
+    } else if kto {
+        Some(DatasetFormat::Kto)
+    } else if turns {
         Some(DatasetFormat::BrightrunV4)
     } else if messages {
         Some(DatasetFormat::OpenaiChat)
@@ -156,25 +187,17 @@ pub(crate) fn detect(doc: &Doc, root: usize) -> Option<DatasetFormat> {
     }
 }
 
-/// Data for another kind of training, recognised from the example's top-level keys: preference
-/// pairs, KTO labels, media. Looked at before [`detect`], so that such a file is refused as a
+/// Data for another kind of training, recognised from the example's top-level keys: media
+/// and process-reward data. Looked at before [`detect`], so that such a file is refused as a
 /// whole with the right reason instead of being trained on what happens to fit a format.
+/// (Preference pairs and KTO labels are formats of their own, [`detect`]ed and checked.)
 pub(crate) fn refusal(doc: &Doc, root: usize) -> Option<(Refusal, DatasetFormat)> {
-    let (mut chosen, mut rejected, mut preferred, mut non_preferred, mut chosen_messages) =
-        (false, false, false, false, false);
-    let (mut kto, mut media) = (false, None);
+    let mut media = None;
     let (mut steps, mut step_labels) = (false, false);
     for (k, v) in doc.entries(root) {
         match k {
             "completions" => steps = matches!(doc.nodes[v], Node::Arr { .. }),
             "labels" => step_labels = matches!(doc.nodes[v], Node::Arr { .. }),
-            "chosen" => chosen = true,
-            "rejected" => rejected = true,
-            "preferred_output" => preferred = true,
-            "non_preferred_output" => non_preferred = true,
-            "chosen_messages" | "rejected_messages" => chosen_messages = true,
-            "kto_tag" => kto = true,
-            "label" => kto |= matches!(doc.nodes[v], Node::Bool(_)),
             "images" | "videos" | "audios" | "image" | "audio" | "video" => {
                 let present = match doc.nodes[v] {
                     Node::Null => false,
@@ -192,29 +215,6 @@ pub(crate) fn refusal(doc: &Doc, root: usize) -> Option<(Refusal, DatasetFormat)
             }
             _ => {}
         }
-    }
-    if chosen && rejected {
-        return Some((
-            Refusal::Preference("chosen and rejected replies"),
-            DatasetFormat::Preference,
-        ));
-    }
-    if preferred || non_preferred {
-        return Some((
-            Refusal::Preference(
-                "OpenAI preference fine-tuning: input, preferred_output and non_preferred_output",
-            ),
-            DatasetFormat::Preference,
-        ));
-    }
-    if chosen_messages {
-        return Some((
-            Refusal::Preference("chosen_messages and rejected_messages"),
-            DatasetFormat::Preference,
-        ));
-    }
-    if kto {
-        return Some((Refusal::Kto, DatasetFormat::Kto));
     }
     if steps && step_labels {
         return Some((Refusal::ProcessReward, DatasetFormat::PromptCompletion));
@@ -322,39 +322,62 @@ pub(crate) fn check<'t>(
     conv: &mut Conversation<'t>,
 ) {
     match fmt {
-        DatasetFormat::OpenaiChat => check_list_format(doc, root, &OPENAI, rep, conv),
-        DatasetFormat::BrightrunV4 => check_list_format(doc, root, &V4, rep, conv),
-        DatasetFormat::Sharegpt => check_list_format(doc, root, &SHAREGPT, rep, conv),
+        DatasetFormat::OpenaiChat => {
+            check_list_format(doc, root, &OPENAI, rep, conv);
+        }
+        DatasetFormat::BrightrunV4 => {
+            check_list_format(doc, root, &V4, rep, conv);
+        }
+        DatasetFormat::Sharegpt => {
+            check_list_format(doc, root, &SHAREGPT, rep, conv);
+        }
         DatasetFormat::BrightrunFlat => check_flat(doc, root, rep, conv),
         DatasetFormat::Alpaca => check_alpaca(doc, root, rep, conv),
         DatasetFormat::PromptCompletion => check_prompt_completion(doc, root, rep, conv),
         DatasetFormat::Text => check_text(doc, root, rep, conv),
-        // Never reached: `refusal` catches these first. Refuse anyway, never accept.
-        DatasetFormat::Preference => rep.refuse(Refusal::Preference("chosen and rejected")),
-        DatasetFormat::Kto => rep.refuse(Refusal::Kto),
+        DatasetFormat::Preference => super::preference::check_preference(doc, root, rep, conv),
+        DatasetFormat::Kto => super::preference::check_kto(doc, root, rep, conv),
     }
 }
 
-/// How a format that holds a list of messages names things.
-struct ListSpec {
-    format: DatasetFormat,
-    /// The key of the message list.
-    list: &'static str,
-    /// Other top-level keys it knows (`system` is read as a system prompt when listed,
-    /// `tools`/`functions` as tool definitions).
-    top_keys: &'static [&'static str],
-    role_key: &'static str,
-    content_key: &'static str,
-    /// Allowed role names, for messages.
-    role_names: &'static str,
-    /// The known keys of a message, for the unknown-key warning.
-    message_keys: &'static str,
-    /// The known keys of an example, for the unknown-key warning.
-    example_keys: &'static str,
+/// What a list of messages is: a whole conversation (SFT), the prompt of a preference
+/// pair (its replies are elsewhere, so it is not checked for a final reply here), or a KTO
+/// conversation (its last message is the labelled reply, so it must be the assistant's).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    Whole,
+    Prompt,
+    Labelled,
 }
 
-const OPENAI: ListSpec = ListSpec {
+/// How a format that holds a list of messages names things.
+pub(super) struct ListSpec {
+    /// The file's format, for the wording of findings.
+    pub format: DatasetFormat,
+    /// The format whose rules read the messages (roles, message keys): the same as
+    /// `format`, except in preference and KTO files, whose messages follow OpenAI's,
+    /// ShareGPT's or TRL's rules.
+    pub dialect: DatasetFormat,
+    pub mode: Mode,
+    /// The key of the message list.
+    pub list: &'static str,
+    /// Other top-level keys it knows (`system` is read as a system prompt when listed,
+    /// `tools`/`functions` as tool definitions).
+    pub top_keys: &'static [&'static str],
+    pub role_key: &'static str,
+    pub content_key: &'static str,
+    /// Allowed role names, for messages.
+    pub role_names: &'static str,
+    /// The known keys of a message, for the unknown-key warning.
+    pub message_keys: &'static str,
+    /// The known keys of an example, for the unknown-key warning.
+    pub example_keys: &'static str,
+}
+
+pub(super) const OPENAI: ListSpec = ListSpec {
     format: DatasetFormat::OpenaiChat,
+    dialect: DatasetFormat::OpenaiChat,
+    mode: Mode::Whole,
     list: "messages",
     top_keys: &["tools", "functions", "parallel_tool_calls"],
     role_key: "role",
@@ -366,6 +389,8 @@ const OPENAI: ListSpec = ListSpec {
 
 const V4: ListSpec = ListSpec {
     format: DatasetFormat::BrightrunV4,
+    dialect: DatasetFormat::BrightrunV4,
+    mode: Mode::Whole,
     list: "turns",
     top_keys: &["conversation_id"],
     role_key: "role",
@@ -375,8 +400,10 @@ const V4: ListSpec = ListSpec {
     example_keys: "\"conversation_id\" and \"turns\"",
 };
 
-const SHAREGPT: ListSpec = ListSpec {
+pub(super) const SHAREGPT: ListSpec = ListSpec {
     format: DatasetFormat::Sharegpt,
+    dialect: DatasetFormat::Sharegpt,
+    mode: Mode::Whole,
     list: "conversations",
     top_keys: &["system", "tools"],
     role_key: "from",
@@ -386,7 +413,7 @@ const SHAREGPT: ListSpec = ListSpec {
     example_keys: "\"conversations\" and optional \"system\" and \"tools\"",
 };
 
-fn unknown_key(rep: &mut Rep, fmt: DatasetFormat, place: &str, key: &str, known: &str) {
+pub(super) fn unknown_key(rep: &mut Rep, fmt: DatasetFormat, place: &str, key: &str, known: &str) {
     let kind = if place.is_empty() {
         "unknown example key"
     } else {
@@ -480,7 +507,7 @@ fn role_named(format: DatasetFormat, text: Text) -> Option<Named> {
     Some(Named::Role(role))
 }
 
-fn is_blank(parts: &[Text]) -> bool {
+pub(super) fn is_blank(parts: &[Text]) -> bool {
     parts.iter().all(|p| p.is_blank())
 }
 
@@ -727,13 +754,16 @@ fn sharegpt_call<'t>(
     Ok(())
 }
 
-fn check_list_format<'t>(
+/// Checks a format that holds a list of messages (and, per `spec.mode`, the conversation's
+/// order). Returns how many messages came before the list's (a `system` key), and whether
+/// the list was read whole without errors.
+pub(super) fn check_list_format<'t>(
     doc: &Doc<'t, '_>,
     root: usize,
     spec: &ListSpec,
     rep: &mut Rep,
     conv: &mut Conversation<'t>,
-) {
+) -> (usize, bool) {
     let mut list = None;
     let mut system = None;
     for (k, v) in doc.entries(root) {
@@ -762,7 +792,35 @@ fn check_list_format<'t>(
             },
         }
     }
-    let Some(list) = list else { return };
+    let offset = conv.msgs.len();
+    let Some(list) = list else {
+        return (offset, false);
+    };
+    let before = rep.errors;
+    let complete = list_messages(doc, list, spec, rep, conv);
+    let ok = complete && rep.errors == before;
+    if ok && spec.mode != Mode::Prompt {
+        let name = spec.list;
+        let at = |i: usize| -> String {
+            match i.checked_sub(offset) {
+                Some(j) => format!("{name}[{j}]"),
+                None => "\"system\"".to_string(),
+            }
+        };
+        check_order(conv, &at, rep, spec.mode == Mode::Labelled);
+    }
+    (offset, ok)
+}
+
+/// Reads the list of messages at `list` into `conv`; returns whether every message was read
+/// (its errors, if any, are on `rep`).
+pub(super) fn list_messages<'t>(
+    doc: &Doc<'t, '_>,
+    list: usize,
+    spec: &ListSpec,
+    rep: &mut Rep,
+    conv: &mut Conversation<'t>,
+) -> bool {
     let name = spec.list;
     let Node::Arr { len, .. } = doc.nodes[list] else {
         rep.error(|| {
@@ -775,7 +833,7 @@ fn check_list_format<'t>(
                 ),
             )
         });
-        return;
+        return false;
     };
     if len == 0 {
         rep.error(|| {
@@ -784,11 +842,9 @@ fn check_list_format<'t>(
                 "add at least a user message and the assistant's reply".into(),
             )
         });
-        return;
+        return false;
     }
-    let openai = spec.format == DatasetFormat::OpenaiChat;
-    let before = rep.errors;
-    let offset = conv.msgs.len();
+    let openai = spec.dialect == DatasetFormat::OpenaiChat;
     let mut complete = true;
     let mut pending = Pending::default();
     for (n, item) in doc.elements(list).enumerate() {
@@ -809,7 +865,7 @@ fn check_list_format<'t>(
             (None, None, None, None);
         let (mut calls_at, mut call_id_at, mut function_call_at) = (None, None, None);
         for (k, v) in doc.entries(item) {
-            match message_key(spec.format, k) {
+            match message_key(spec.dialect, k) {
                 Key::Role => role_at = Some(v),
                 Key::Content => content_at = Some(v),
                 Key::Weight => weight_at = Some(v),
@@ -998,15 +1054,7 @@ fn check_list_format<'t>(
             m.calls = calls;
         }
     }
-    if complete && rep.errors == before {
-        let at = |i: usize| -> String {
-            match i.checked_sub(offset) {
-                Some(j) => format!("{name}[{j}]"),
-                None => "\"system\"".to_string(),
-            }
-        };
-        check_order(conv, &at, rep);
-    }
+    complete
 }
 
 /// OpenAI's `weight` (`loss_weight: false`) or LLaMA-Factory's `loss_weight` on a message:
@@ -1090,7 +1138,7 @@ fn sep(e: &str) -> String {
 
 /// The example's tool definitions (`tools`, `functions`): a list, or (ShareGPT, as
 /// LLaMA-Factory writes it) a JSON text holding the list.
-fn tool_defs(doc: &Doc, key: &str, v: usize, rep: &mut Rep, conv: &mut Conversation) {
+pub(super) fn tool_defs(doc: &Doc, key: &str, v: usize, rep: &mut Rep, conv: &mut Conversation) {
     let mut bytes = 0u64;
     let result = match doc.nodes[v] {
         Node::Null => Ok(()),
@@ -1145,7 +1193,7 @@ fn role_of(
         });
         return None;
     };
-    if let Some(r) = role_named(spec.format, text) {
+    if let Some(r) = role_named(spec.dialect, text) {
         return Some(r);
     }
     rep.error(|| {
@@ -1265,7 +1313,15 @@ fn content_of<'t>(
 /// user message with no reply (the trainer drops it and trains the replies before it).
 ///
 /// `at(i)` names message `i` (`messages[2]`, `"system"`, `completion[0]`).
-fn check_order(conv: &mut Conversation, at: &dyn Fn(usize) -> String, rep: &mut Rep) {
+///
+/// `reply_last`: the last message is the reply that matters (a KTO example's labelled reply,
+/// an implicit-prompt preference conversation), so a last user message is an error.
+pub(super) fn check_order(
+    conv: &mut Conversation,
+    at: &dyn Fn(usize) -> String,
+    rep: &mut Rep,
+    reply_last: bool,
+) {
     let msgs = &conv.msgs;
     if let Some(i) = msgs.iter().skip(1).position(|m| m.role == Role::System) {
         let i = i + 1;
@@ -1373,6 +1429,18 @@ fn check_order(conv: &mut Conversation, at: &dyn Fn(usize) -> String, rep: &mut 
     let trainable = body.iter().any(|m| m.trainable);
     match last.role {
         Role::Assistant => {}
+        Role::User if reply_last => {
+            rep.error(|| {
+                (
+                    format!(
+                        "the conversation ends with a user message ({}); it must end with the assistant's reply, the one that is judged",
+                        at(msgs.len() - 1)
+                    ),
+                    "add the assistant's reply, or remove the last user message".into(),
+                )
+            });
+            return;
+        }
         Role::User => {
             rep.warn(group_key("ends with user", ""), || {
                 (
@@ -1407,7 +1475,7 @@ fn check_order(conv: &mut Conversation, at: &dyn Fn(usize) -> String, rep: &mut 
     }
 }
 
-fn string_field<'t>(
+pub(super) fn string_field<'t>(
     doc: &Doc<'t, '_>,
     rep: &mut Rep,
     fmt: DatasetFormat,
@@ -1441,7 +1509,7 @@ fn string_field<'t>(
     None
 }
 
-fn empty_error(rep: &mut Rep, key: &str) {
+pub(super) fn empty_error(rep: &mut Rep, key: &str) {
     rep.error(|| {
         (
             format!("\"{key}\" is empty"),
@@ -1549,7 +1617,12 @@ fn check_alpaca<'t>(doc: &Doc<'t, '_>, root: usize, rep: &mut Rep, conv: &mut Co
 
 /// Alpaca's `history`, `[[instruction, output], …]`: earlier turns, before the instruction,
 /// their outputs trained like the last one (as LLaMA-Factory does by default).
-fn alpaca_history<'t>(doc: &Doc<'t, '_>, h: usize, rep: &mut Rep, conv: &mut Conversation<'t>) {
+pub(super) fn alpaca_history<'t>(
+    doc: &Doc<'t, '_>,
+    h: usize,
+    rep: &mut Rep,
+    conv: &mut Conversation<'t>,
+) {
     let Node::Arr { .. } = doc.nodes[h] else {
         if !matches!(doc.nodes[h], Node::Null) {
             rep.error(|| {
@@ -1592,8 +1665,10 @@ fn alpaca_history<'t>(doc: &Doc<'t, '_>, h: usize, rep: &mut Rep, conv: &mut Con
     }
 }
 
-const PROMPT: ListSpec = ListSpec {
+pub(super) const PROMPT: ListSpec = ListSpec {
     format: DatasetFormat::PromptCompletion,
+    dialect: DatasetFormat::PromptCompletion,
+    mode: Mode::Whole,
     list: "prompt",
     top_keys: &[],
     role_key: "role",
@@ -1603,24 +1678,26 @@ const PROMPT: ListSpec = ListSpec {
     example_keys: "\"prompt\" and \"completion\"",
 };
 
-const COMPLETION: ListSpec = ListSpec {
+pub(super) const COMPLETION: ListSpec = ListSpec {
     list: "completion",
     role_names: "assistant",
     ..PROMPT
 };
 
-/// One side of a prompt/completion example: a string, a list of text parts, or (TRL's
-/// conversational layout) a list of messages. The prompt's messages are context; the
-/// completion's are assistant messages, trained. Returns false when it is broken.
-fn pc_side<'t>(
+/// One side of a prompt/completion example (or of a preference pair): a string, a list of
+/// text parts, or (TRL's conversational layout) a list of messages. The prompt's messages
+/// are context; a reply's (`reply`: the completion, a chosen or rejected reply) are
+/// assistant messages, trained. Returns false when it is broken.
+pub(super) fn pc_side<'t>(
     doc: &Doc<'t, '_>,
     at: usize,
     spec: &ListSpec,
+    reply: bool,
     rep: &mut Rep,
     conv: &mut Conversation<'t>,
 ) -> bool {
     let key = spec.list;
-    let completion = key == "completion";
+    let completion = reply;
     let default_role = if completion {
         Role::Assistant
     } else {
@@ -1706,7 +1783,7 @@ fn pc_side<'t>(
         if completion && role != Role::Assistant {
             rep.error(|| {
                 (
-                    format!("{key}[{n}] is a {} message; a completion holds the assistant's reply", role.as_str()),
+                    format!("{key}[{n}] is a {} message; {} holds the assistant's reply", role.as_str(), if key == "completion" { "a completion".to_string() } else { format!("\"{key}\"") }),
                     "move it to the end of \"prompt\", which holds the conversation before the reply".into(),
                 )
             });
@@ -1738,21 +1815,43 @@ fn check_prompt_completion<'t>(
     rep: &mut Rep,
     conv: &mut Conversation<'t>,
 ) {
-    let fmt = DatasetFormat::PromptCompletion;
+    prompt_completion(
+        doc,
+        root,
+        DatasetFormat::PromptCompletion,
+        &[],
+        "\"prompt\" and \"completion\"",
+        rep,
+        conv,
+    );
+}
+
+/// A prompt/completion example as `fmt` (`PromptCompletion`, or KTO's unpaired layout whose
+/// `extra` keys are its label); returns how many messages the prompt has.
+pub(super) fn prompt_completion<'t>(
+    doc: &Doc<'t, '_>,
+    root: usize,
+    fmt: DatasetFormat,
+    extra: &[&str],
+    known: &str,
+    rep: &mut Rep,
+    conv: &mut Conversation<'t>,
+) -> usize {
     let (mut prompt, mut completion) = (None, None);
     for (k, v) in doc.entries(root) {
         match k {
             "prompt" => prompt = Some(v),
             "completion" => completion = Some(v),
-            _ => unknown_key(rep, fmt, "", k, "\"prompt\" and \"completion\""),
+            _ if extra.contains(&k) => {}
+            _ => unknown_key(rep, fmt, "", k, known),
         }
     }
     let (Some(p), Some(c)) = (prompt, completion) else {
-        // Not reached: `detect` needs both keys.
+        // Not reached for prompt/completion: `detect` needs both keys.
         for (key, at) in [("prompt", prompt), ("completion", completion)] {
             string_field(doc, rep, fmt, key, at, true);
         }
-        return;
+        return conv.msgs.len();
     };
     let conversational = [p, c]
         .iter()
@@ -1764,18 +1863,29 @@ fn check_prompt_completion<'t>(
             }
             conv.push(Role::User, &[p], false);
         }
+        let split = conv.msgs.len();
         if let Some(c) = string_field(doc, rep, fmt, "completion", Some(c), true) {
             if c.is_blank() {
                 empty_error(rep, "completion");
             }
             conv.push(Role::Assistant, &[c], true);
         }
-        return;
+        return split;
     }
     let before = rep.errors;
-    let prompt_ok = pc_side(doc, p, &PROMPT, rep, conv);
+    let (prompt_spec, completion_spec) = (
+        ListSpec {
+            format: fmt,
+            ..PROMPT
+        },
+        ListSpec {
+            format: fmt,
+            ..COMPLETION
+        },
+    );
+    let prompt_ok = pc_side(doc, p, &prompt_spec, false, rep, conv);
     let split = conv.msgs.len();
-    let completion_ok = pc_side(doc, c, &COMPLETION, rep, conv);
+    let completion_ok = pc_side(doc, c, &completion_spec, true, rep, conv);
     if prompt_ok && completion_ok && rep.errors == before {
         let at = |i: usize| -> String {
             if i < split {
@@ -1784,8 +1894,9 @@ fn check_prompt_completion<'t>(
                 format!("completion[{}]", i - split)
             }
         };
-        check_order(conv, &at, rep);
+        check_order(conv, &at, rep, false);
     }
+    split
 }
 
 fn check_text<'t>(doc: &Doc<'t, '_>, root: usize, rep: &mut Rep, conv: &mut Conversation<'t>) {

@@ -163,16 +163,13 @@ impl IssueSink {
 
 /// Why a whole example (and so the file) is refused rather than checked: data for another
 /// kind of training, or a layout BrightRun does not read. Reported once per file, with the
-/// lines, not once per line.
+/// lines, not once per line. (Preference pairs and KTO data are formats BrightRun trains,
+/// checked like the others.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
     /// Images, audio or video: `images`/`videos`/`audios` keys, media content parts or
     /// `<image>`-style tags. The media would be silently dropped.
     Multimodal(&'static str),
-    /// Preference pairs; the `&str` names the layout recognised.
-    Preference(&'static str),
-    /// KTO: replies labelled desirable or not.
-    Kto,
     /// Stepwise supervision (TRL's `prompt`, `completions`, `labels`): process-reward data.
     ProcessReward,
     /// Content parts BrightRun does not read (LLaMA-Factory's `reasoning` and `tool_call`);

@@ -13,6 +13,14 @@
 //! verdict. Every problem has a 1-based line, a reason and a suggestion; all are counted, the
 //! first `max_issues_kept` (by line) are kept.
 //!
+//! Preference pairs and KTO examples (`preference.rs`) are read into a prompt and its replies
+//! ([`formats::Sides`]); besides the per-example checks, a KTO file needs both labels (an
+//! error) and replies whose length follows the preference are a warning (at least
+//! [`LENGTH_BIAS_MIN_PAIRS`] pairs, [`LENGTH_BIAS_SHARE`] of them with the same reply the
+//! longer). Their shared counts take a pair's prompt and both replies (tokens, messages,
+//! duplicates); its sequence, for the maximum length, is the prompt and the longer reply;
+//! `statistics.preference` has the rest.
+//!
 //! Statistics count valid examples only. The hold-out split follows PROTOCOL.md with the same
 //! record index as the trainer (`trainer/brightrun_trainer/data.py`): the 0-based position of
 //! a record among the file's non-blank lines (or array elements), not counting a leading
@@ -28,13 +36,16 @@
 mod array;
 mod formats;
 mod issues;
+mod preference;
 mod reader;
 mod shape;
 #[doc(hidden)]
 pub mod synth;
 mod tape;
 
-use crate::domain::{ChatMessage, DatasetFormat, DatasetStatistics, Severity, ValidationIssue};
+use crate::domain::{
+    ChatMessage, DatasetFormat, DatasetStatistics, PreferenceStatistics, Severity, ValidationIssue,
+};
 use formats::{Conversation, Msg};
 use issues::{IssueSink, Refusal, Rep};
 use reader::{Line, LineReader};
@@ -127,20 +138,22 @@ pub struct ChatOverhead {
 }
 
 impl ChatOverhead {
-    fn of(&self, roles: impl Iterator<Item = formats::Role>) -> u64 {
-        let mut n = u64::from(self.fixed);
-        for r in roles {
-            n += match r {
-                formats::Role::System => self.per_role[0],
-                formats::Role::User => self.per_role[1],
-                formats::Role::Assistant => self.per_role[2],
-                formats::Role::Tool => self.per_role[3],
-                formats::Role::Text => 0,
-            } as u64;
-        }
-        n
+    /// The tokens the template adds around one message of this role.
+    fn of_role(&self, r: formats::Role) -> u64 {
+        u64::from(match r {
+            formats::Role::System => self.per_role[0],
+            formats::Role::User => self.per_role[1],
+            formats::Role::Assistant => self.per_role[2],
+            formats::Role::Tool => self.per_role[3],
+            formats::Role::Text => 0,
+        })
     }
 }
+
+/// A length bias is reported when at least this many pairs are compared…
+pub const LENGTH_BIAS_MIN_PAIRS: u64 = 20;
+/// …and the chosen (or the rejected) reply is the longer one in at least this share of them.
+pub const LENGTH_BIAS_SHARE: f64 = 0.75;
 
 impl Default for ValidationOptions {
     fn default() -> Self {
@@ -177,7 +190,9 @@ pub struct ValidationReport {
     pub statistics: DatasetStatistics,
     /// The first `max_issues_kept` findings, in line order.
     pub issues: Vec<ValidationIssue>,
-    /// The first 3 valid examples as chat messages.
+    /// The first 3 valid examples as chat messages. A preference pair shows its prompt
+    /// followed by the chosen reply (the rejected one is not shown); a KTO example its prompt
+    /// and its reply, whatever its label.
     pub sample: Vec<Vec<ChatMessage>>,
     /// No errors and at least one example in the training split.
     pub training_ready: bool,
@@ -364,6 +379,145 @@ impl Hasher for Prehashed {
     }
 }
 
+/// A preference or KTO file's figures as they are counted.
+#[derive(Default)]
+struct PrefCounts {
+    pairs: u64,
+    prompt_tokens: u64,
+    chosen_tokens: u64,
+    rejected_tokens: u64,
+    /// Reply lengths: chosen (KTO: desirable) and rejected (undesirable).
+    chosen: Vec<u32>,
+    rejected: Vec<u32>,
+    sequence_max: u64,
+    /// Preference pairs whose chosen / rejected reply is the longer.
+    chosen_longer: u64,
+    rejected_longer: u64,
+    desirable: u64,
+    undesirable: u64,
+    /// KTO: per prompt (by hash), the tokens of its first desirable and first undesirable
+    /// reply, to compare their lengths as pairs.
+    by_prompt: HashMap<u64, (Option<u32>, Option<u32>), BuildHasherDefault<Prehashed>>,
+}
+
+/// Replies compared by length: how many pairs, in how many the chosen (desirable) reply is
+/// the longer, in how many the rejected one, and the replies' tokens over those pairs.
+struct LengthPairs {
+    pairs: u64,
+    chosen_longer: u64,
+    rejected_longer: u64,
+    chosen_tokens: u64,
+    rejected_tokens: u64,
+}
+
+impl PrefCounts {
+    fn add(
+        &mut self,
+        label: Option<bool>,
+        prompt: u64,
+        chosen: u64,
+        rejected: u64,
+        prompt_hash: u64,
+    ) {
+        let clamp = |t: u64| t.min(u64::from(u32::MAX)) as u32;
+        self.pairs += 1;
+        self.prompt_tokens += prompt;
+        self.sequence_max = self.sequence_max.max(prompt + chosen.max(rejected));
+        match label {
+            None => {
+                self.chosen_tokens += chosen;
+                self.rejected_tokens += rejected;
+                self.chosen.push(clamp(chosen));
+                self.rejected.push(clamp(rejected));
+                self.chosen_longer += u64::from(chosen > rejected);
+                self.rejected_longer += u64::from(rejected > chosen);
+            }
+            Some(true) => {
+                self.desirable += 1;
+                self.chosen_tokens += chosen;
+                self.chosen.push(clamp(chosen));
+                self.by_prompt
+                    .entry(prompt_hash)
+                    .or_default()
+                    .0
+                    .get_or_insert(clamp(chosen));
+            }
+            Some(false) => {
+                self.undesirable += 1;
+                self.rejected_tokens += chosen;
+                self.rejected.push(clamp(chosen));
+                self.by_prompt
+                    .entry(prompt_hash)
+                    .or_default()
+                    .1
+                    .get_or_insert(clamp(chosen));
+            }
+        }
+    }
+
+    /// Preference: every pair. KTO: the prompts that have both a desirable and an undesirable
+    /// reply (the first of each).
+    fn length_pairs(&self, kto: bool) -> LengthPairs {
+        if !kto {
+            return LengthPairs {
+                pairs: self.chosen.len() as u64,
+                chosen_longer: self.chosen_longer,
+                rejected_longer: self.rejected_longer,
+                chosen_tokens: self.chosen_tokens,
+                rejected_tokens: self.rejected_tokens,
+            };
+        }
+        let mut l = LengthPairs {
+            pairs: 0,
+            chosen_longer: 0,
+            rejected_longer: 0,
+            chosen_tokens: 0,
+            rejected_tokens: 0,
+        };
+        for (c, r) in self.by_prompt.values().filter_map(|&(c, r)| c.zip(r)) {
+            l.pairs += 1;
+            l.chosen_longer += u64::from(c > r);
+            l.rejected_longer += u64::from(r > c);
+            l.chosen_tokens += u64::from(c);
+            l.rejected_tokens += u64::from(r);
+        }
+        l
+    }
+
+    fn statistics(mut self, kto: bool) -> PreferenceStatistics {
+        let lengths = self.length_pairs(kto);
+        self.chosen.sort_unstable();
+        self.rejected.sort_unstable();
+        PreferenceStatistics {
+            pairs: self.pairs,
+            prompt_tokens: self.prompt_tokens,
+            chosen_tokens: self.chosen_tokens,
+            rejected_tokens: self.rejected_tokens,
+            chosen_tokens_p50: percentile(&self.chosen, 0.5),
+            chosen_tokens_p95: percentile(&self.chosen, 0.95),
+            rejected_tokens_p50: percentile(&self.rejected, 0.5),
+            rejected_tokens_p95: percentile(&self.rejected, 0.95),
+            sequence_tokens_max: self.sequence_max,
+            chosen_longer_share: if lengths.pairs > 0 {
+                lengths.chosen_longer as f64 / lengths.pairs as f64
+            } else {
+                0.0
+            },
+            desirable: self.desirable,
+            undesirable: self.undesirable,
+        }
+    }
+}
+
+/// The nearest-rank percentile of sorted values (0 for none).
+fn percentile(sorted: &[u32], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let k = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    u64::from(sorted[k - 1])
+}
+
 struct Validator<'o, 'r> {
     opts: &'o ValidationOptions,
     records_out: &'r mut dyn FnMut(&RecordVerdict<'_>),
@@ -372,16 +526,16 @@ struct Validator<'o, 'r> {
     /// Elements of the array so far.
     elements: u64,
     /// Examples refused as data for another kind of training: (count, lines named).
-    refused: [(u64, Vec<u64>); 5],
+    refused: [(u64, Vec<u64>); 3],
     /// What the first refused example of each kind was recognised by.
-    refused_why: [Option<Refusal>; 5],
+    refused_why: [Option<Refusal>; 3],
     /// Whether a record that is a JSON object was seen; until then string records are only
     /// counted (a file of strings gets one verdict, not one per line).
     object_seen: bool,
     strings: u64,
     string_lines: Vec<u64>,
-    /// KTO examples labelled undesirable.
-    undesirable: u64,
+    /// A preference or KTO file's figures.
+    pref: PrefCounts,
     /// The first line of a refused example (where the file-level finding is reported).
     refused_line: Option<u64>,
     sink: IssueSink,
@@ -445,11 +599,11 @@ impl<'o, 'r> Validator<'o, 'r> {
             array: false,
             elements: 0,
             refused: Default::default(),
-            refused_why: [None; 5],
+            refused_why: [None; 3],
             object_seen: false,
             strings: 0,
             string_lines: Vec::new(),
-            undesirable: 0,
+            pref: PrefCounts::default(),
             refused_line: None,
             sink: IssueSink::new(opts.max_issues_kept),
             threshold: split_threshold(opts.holdout_fraction),
@@ -649,17 +803,16 @@ impl<'o, 'r> Validator<'o, 'r> {
         }
         if let Some((why, fmt)) = formats::refusal(doc, 0) {
             self.first_seen.get_or_insert(fmt);
-            if why == Refusal::Kto {
-                let bad = ["label", "kto_tag"]
-                    .iter()
-                    .filter_map(|k| doc.get(0, k))
-                    .any(|v| matches!(doc.nodes[v], Node::Bool(false)));
-                self.undesirable += u64::from(bad);
-            }
             self.refuse(line, why);
             return Some((false, None));
         }
-        let Some(fmt) = formats::detect(doc, 0) else {
+        let detected = formats::detect(doc, 0).map(|f| match self.format {
+            // In a KTO file, an example with a `label` that is not a boolean is a KTO example
+            // with a broken label, not an example of another format.
+            Some((DatasetFormat::Kto, _)) if doc.get(0, "label").is_some() => DatasetFormat::Kto,
+            _ => f,
+        });
+        let Some(fmt) = detected else {
             let file = self.format.map(|f| f.0);
             self.sink.add(line, Severity::Error, || {
                 formats::unknown_shape(doc, 0, file)
@@ -678,6 +831,7 @@ impl<'o, 'r> Validator<'o, 'r> {
             msgs: std::mem::take(&mut self.msgs),
             pieces: formats::recycle(std::mem::take(&mut self.pieces)),
             extra_bytes: 0,
+            sides: None,
         };
         conv.msgs.clear();
         let mut rep = Rep {
@@ -732,10 +886,8 @@ impl<'o, 'r> Validator<'o, 'r> {
     fn refuse(&mut self, line: u64, why: Refusal) {
         let k = match why {
             Refusal::Multimodal(_) => 0,
-            Refusal::Preference(_) => 1,
-            Refusal::Kto => 2,
-            Refusal::ProcessReward => 3,
-            Refusal::Parts(_) => 4,
+            Refusal::ProcessReward => 1,
+            Refusal::Parts(_) => 2,
         };
         let (n, lines) = &mut self.refused[k];
         *n += 1;
@@ -758,7 +910,8 @@ impl<'o, 'r> Validator<'o, 'r> {
     }
 
     /// Counts a valid example; returns the line (element, in an array) of the earlier example
-    /// it repeats, if any.
+    /// it repeats, if any. A preference pair counts its prompt and both replies (tokens,
+    /// messages); its sequence, for the maximum length, is the prompt and the longer reply.
     fn count(&mut self, index: u64, line: u64, conv: &Conversation) -> Option<u64> {
         let pos = self.sink.element.unwrap_or(line);
         self.examples += 1;
@@ -767,14 +920,23 @@ impl<'o, 'r> Validator<'o, 'r> {
         } else {
             self.training += 1;
         }
-        let mut tokens = conv.extra_bytes.div_ceil(4);
+        let n = conv.msgs.len();
+        let sides = conv.sides;
+        let (prompt_end, chosen_end) = sides.map_or((n, n), |s| (s.prompt, s.chosen_end));
+        // Tokens of the prompt (with the tool definitions and the template's fixed part), the
+        // chosen (KTO: the only) reply and the rejected one.
+        let mut part = [conv.extra_bytes.div_ceil(4), 0u64, 0u64];
         if let Some(o) = &self.opts.chat_overhead {
-            tokens += o.of(conv.msgs.iter().map(|m| m.role));
+            part[0] += u64::from(o.fixed);
         }
-        let mut h = conv.msgs.len() as u64;
-        for m in &conv.msgs {
+        let mut h = 0u64;
+        let mut prompt_hash = 0u64;
+        for (i, m) in conv.msgs.iter().enumerate() {
+            if i == prompt_end {
+                prompt_hash = h;
+            }
             let parts = conv.content(m);
-            tokens += match &self.opts.tokenizer {
+            let mut t = match &self.opts.tokenizer {
                 Some(t) => {
                     self.join.clear();
                     for p in parts {
@@ -786,6 +948,10 @@ impl<'o, 'r> Validator<'o, 'r> {
                 }
                 None => (parts.iter().map(|p| p.len() as u64).sum::<u64>()).div_ceil(4),
             };
+            if let Some(o) = &self.opts.chat_overhead {
+                t += o.of_role(m.role);
+            }
+            part[usize::from(i >= prompt_end) + usize::from(i >= chosen_end)] += t;
             // The hash of the canonical JSON form of each message, chained.
             let x = match parts {
                 [one] if one.canonical_bytes().is_some() => {
@@ -802,12 +968,26 @@ impl<'o, 'r> Validator<'o, 'r> {
             h = (h.rotate_left(23) ^ x ^ ROLE_SALT[m.role as usize] ^ u64::from(m.calls))
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
+        h ^= (n as u64).wrapping_mul(0x6c62_272e_07bb_0142);
+        if let Some(s) = sides {
+            // Where the replies start and end, and the label, are part of the example.
+            let label = s.label.map_or(0, |l| 1 + u64::from(l));
+            h = (h ^ ((s.prompt as u64) << 40) ^ ((s.chosen_end as u64) << 16) ^ label)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
         h ^= conv.extra_bytes.wrapping_mul(0x2545_f491_4f6c_dd1d);
         let h = h ^ (h >> 29);
+        let [prompt, chosen, rejected] = part;
+        let tokens = prompt + chosen + rejected;
+        let sequence = prompt + chosen.max(rejected);
+        if let Some(s) = sides {
+            self.pref
+                .add(s.label, prompt, chosen, rejected, prompt_hash);
+        }
         self.total_tokens += tokens;
-        self.turns += conv.msgs.len() as u64;
+        self.turns += n as u64;
         self.tokens.push(tokens.min(u64::from(u32::MAX)) as u32);
-        if tokens > u64::from(self.opts.max_seq_length) {
+        if sequence > u64::from(self.opts.max_seq_length) {
             self.over += 1;
             if self.over_lines.len() < LINES_NAMED {
                 self.over_lines.push((line, pos));
@@ -828,7 +1008,7 @@ impl<'o, 'r> Validator<'o, 'r> {
         };
         if self.sample.len() < 3 {
             self.sample.push(
-                conv.msgs
+                conv.msgs[..chosen_end]
                     .iter()
                     .map(|m| ChatMessage {
                         role: m.role.as_str().to_string(),
@@ -853,12 +1033,13 @@ impl<'o, 'r> Validator<'o, 'r> {
         }
         let mut tokens = std::mem::take(&mut self.tokens);
         tokens.sort_unstable();
-        let rank = |p: f64| -> u64 {
-            if tokens.is_empty() {
-                return 0;
+        let rank = |p: f64| -> u64 { percentile(&tokens, p) };
+        let format = self.format.map(|f| f.0).or(self.first_seen);
+        let preference = match format {
+            Some(f @ (DatasetFormat::Preference | DatasetFormat::Kto)) => {
+                Some(std::mem::take(&mut self.pref).statistics(f == DatasetFormat::Kto))
             }
-            let k = ((p * tokens.len() as f64).ceil() as usize).clamp(1, tokens.len());
-            u64::from(tokens[k - 1])
+            _ => None,
         };
         let statistics = DatasetStatistics {
             total_examples: self.examples,
@@ -884,8 +1065,8 @@ impl<'o, 'r> Validator<'o, 'r> {
             max_seq_length: self.opts.max_seq_length,
             error_count: self.sink.errors,
             warning_count: self.sink.warnings,
+            preference,
         };
-        let format = self.format.map(|f| f.0).or(self.first_seen);
         ValidationReport {
             training_ready: self.sink.errors == 0
                 && self.training > 0
@@ -897,8 +1078,8 @@ impl<'o, 'r> Validator<'o, 'r> {
         }
     }
 
-    /// One finding per kind of data refused (media, preference pairs, KTO, process-reward
-    /// data, content parts it does not read), naming what it
+    /// One finding per kind of data refused (media, process-reward data, content parts it
+    /// does not read), naming what it
     /// was recognised by and what to do.
     fn summarise_refusals(&mut self) {
         let what = if self.array { "elements" } else { "lines" };
@@ -927,19 +1108,10 @@ impl<'o, 'r> Validator<'o, 'r> {
                 (false, 1) => (format!("1 of {total} examples"), "holds"),
                 (false, _) => (format!("{n} of {total} examples"), "hold"),
             };
-            let undesirable = self.undesirable;
             self.sink.add(line, Severity::Error, || match why {
                 Refusal::Multimodal(by) => (
                     format!("this is multimodal data ({of} {hold} images, audio or video, recognised by {by}: {what} {named}); BrightRun trains text LoRA adapters, and the media would be silently dropped"),
                     "remove the media (the images/videos/audios keys, the image, audio and video content parts, the <image> tags) to train on the text alone, or use a vision-language trainer for this data".into(),
-                ),
-                Refusal::Preference(by) => (
-                    format!("this is preference data ({by}; {of}: {what} {named}), for DPO-style training; BrightRun trains supervised (SFT) LoRA adapters, which would learn the rejected replies too"),
-                    "for SFT, keep the chosen reply only, e.g. `jq -c '{messages: .chosen}'` when \"chosen\" is a conversation, `jq -c '{prompt, completion: .chosen}'` when it is text, or `jq -c '{messages: (.input.messages + .preferred_output)}'` for OpenAI preference files".into(),
-                ),
-                Refusal::Kto => (
-                    format!("this is KTO data (each reply is labelled desirable or not with \"label\" or \"kto_tag\"; {of}: {what} {named}; {undesirable} labelled undesirable); supervised fine-tuning would make the undesirable replies training targets"),
-                    "for SFT, keep the examples labelled true and drop the label, e.g. `jq -c 'select(.label == true) | del(.label)'` (or `.kto_tag`)".into(),
                 ),
                 Refusal::ProcessReward => (
                     format!("this is process-reward data, not SFT data (stepwise supervision: \"prompt\", a list of \"completions\" steps and a \"labels\" list judging each step, as TRL's PRMTrainer reads it; {of}: {what} {named}); BrightRun trains supervised (SFT) LoRA adapters, which would learn the steps labelled wrong too"),
@@ -949,6 +1121,90 @@ impl<'o, 'r> Validator<'o, 'r> {
                     format!("this file uses content parts BrightRun does not read ({by}, as in LLaMA-Factory's reasoning and tool-use data; {of}: {what} {named}): BrightRun reads text parts only, and would lose the reasoning and the tool calls"),
                     "convert them: each tool_call part to the assistant message's \"tool_calls\" ({\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}) with \"tool\" messages for the results, and each reasoning part into the text as the base model's template writes it (e.g. <think>…</think> before the answer for Qwen3 or DeepSeek-R1), or drop it".into(),
                 ),
+            });
+        }
+    }
+
+    /// A preference or KTO file's findings: a KTO file with one label only (an error), and
+    /// replies whose lengths follow the preference (a warning: at least
+    /// [`LENGTH_BIAS_MIN_PAIRS`] pairs compared and [`LENGTH_BIAS_SHARE`] of them with the
+    /// chosen, or the rejected, reply the longer).
+    fn summarise_preference(&mut self) {
+        let Some((format, line)) = self.format else {
+            return;
+        };
+        let kto = match format {
+            DatasetFormat::Kto => true,
+            DatasetFormat::Preference => false,
+            _ => return,
+        };
+        let (desirable, undesirable) = (self.pref.desirable, self.pref.undesirable);
+        if kto && self.examples > 0 && (desirable == 0 || undesirable == 0) {
+            let n = self.examples;
+            let all = if n == 1 {
+                "its one example is".to_string()
+            } else {
+                format!("all {n} examples are")
+            };
+            self.sink.add(line, Severity::Error, || {
+                if undesirable == 0 {
+                    (
+                        format!("{all} labelled desirable (true): KTO needs both desirable and undesirable examples"),
+                        "add examples labelled false (undesirable replies); with a better and a worse reply to the same prompts, train DPO on a preference file ({\"prompt\", \"chosen\", \"rejected\"}); or train SFT on these desirable replies: `jq -c 'del(.label, .kto_tag)'`".into(),
+                    )
+                } else {
+                    (
+                        format!("{all} labelled undesirable (false): KTO needs both desirable and undesirable examples"),
+                        "add examples labelled true (desirable replies); with a better and a worse reply to the same prompts, train DPO on a preference file ({\"prompt\", \"chosen\", \"rejected\"}); there is nothing here to train SFT on".into(),
+                    )
+                }
+            });
+        }
+        let l = self.pref.length_pairs(kto);
+        if l.pairs < LENGTH_BIAS_MIN_PAIRS {
+            return;
+        }
+        let how = if self.opts.tokenizer.is_some() {
+            ""
+        } else {
+            ", estimated"
+        };
+        let mean = |t: u64| (t as f64 / l.pairs as f64).round() as u64;
+        let (mc, mr) = (mean(l.chosen_tokens), mean(l.rejected_tokens));
+        let pct = |k: u64| (k as f64 * 100.0 / l.pairs as f64).round() as u64;
+        let method = if kto { "KTO" } else { "DPO" };
+        let (what, of) = if kto {
+            (
+                "the desirable reply",
+                format!(
+                    "{} prompts that have both a desirable and an undesirable reply",
+                    l.pairs
+                ),
+            )
+        } else {
+            ("chosen", format!("{} pairs", l.pairs))
+        };
+        let share = |k: u64| k as f64 / l.pairs as f64;
+        if share(l.chosen_longer) >= LENGTH_BIAS_SHARE {
+            let p = pct(l.chosen_longer);
+            self.sink.add(line, Severity::Warning, || {
+                (
+                    format!("{what} is the longer reply in {p}% of {of} (mean {mc} vs {mr} tokens{how}): {method} may learn length rather than quality"),
+                    format!("balance the lengths: add examples whose better reply is the shorter one, or trim padding from the longer replies; SimPO, which normalises by length, is less affected (a share near 50% is no bias; this warning starts at {:.0}% of at least {LENGTH_BIAS_MIN_PAIRS})", LENGTH_BIAS_SHARE * 100.0),
+                )
+            });
+        } else if share(l.rejected_longer) >= LENGTH_BIAS_SHARE {
+            let p = pct(l.rejected_longer);
+            let other = if kto {
+                "the undesirable reply"
+            } else {
+                "rejected"
+            };
+            self.sink.add(line, Severity::Warning, || {
+                (
+                    format!("{other} is the longer reply in {p}% of {of} (mean {mc} vs {mr} tokens{how}, {what} first): {method} may learn to prefer short replies rather than good ones"),
+                    format!("balance the lengths: add examples whose better reply is the longer one (a share near 50% is no bias; this warning starts at {:.0}% of at least {LENGTH_BIAS_MIN_PAIRS})", LENGTH_BIAS_SHARE * 100.0),
+                )
             });
         }
     }
@@ -967,6 +1223,7 @@ impl<'o, 'r> Validator<'o, 'r> {
             });
         }
         self.summarise_refusals();
+        self.summarise_preference();
         if self.strings > 0 && !self.object_seen {
             let n = self.strings;
             let first = self.string_lines.first().copied().unwrap_or(1);

@@ -1,6 +1,13 @@
 //! The Configure tab: dataset, preset, every hyperparameter (from the engine's
 //! `training::ranges::FIELDS`, with live range checks), GPU type and count, backend. Each change
 //! asks for a new estimate; answers to older requests are ignored.
+//!
+//! The training method comes first among the hyperparameters, then its own fields: only
+//! those of the chosen method are shown, checked and sent (`ranges::applies`). The preset's
+//! values follow the method (a preference run's presets train slower, on half the batch), as
+//! the engine resolves them: the form always sends `method=…` for a preference method. A
+//! dataset of preference pairs or KTO replies chooses a method that fits it while the user
+//! has not chosen one; a method that does not fit the dataset is the method field's problem.
 
 use super::{Component, Handled, TabHits};
 use crate::action::Action;
@@ -11,6 +18,7 @@ use crate::input::Input;
 use crate::state::Collection;
 use crate::ui::{fit_line, kv, panel, wrap_all};
 use brightrun_api::ApiError;
+use brightrun_api::config::TrainingConfig;
 use brightrun_api::domain::*;
 use brightrun_api::events::EngineEvent;
 use brightrun_api::ids::{ArtifactId, DatasetId};
@@ -130,11 +138,108 @@ pub struct ConfigureTab {
     pub sweep_budget_error: Option<String>,
     /// The plan being asked for (its request), whose answer opens the confirmation.
     pub planning: Option<u64>,
+    /// The formats of the ready datasets (which methods can train on them).
+    pub formats: std::collections::HashMap<DatasetId, DatasetFormat>,
+    /// Whether the user chose the method; until then a dataset of preference pairs or KTO
+    /// replies chooses one that fits it.
+    pub method_chosen: bool,
+    /// The method the preset's values (`base_values`) are for.
+    method_shown: MethodName,
+    /// The training config, to resolve the presets' values for a preference method.
+    training: TrainingConfig,
 }
 
 /// The row of `base_model` in `FIELDS`.
 fn base_model_field() -> Option<usize> {
     FIELDS.iter().position(|f| f.name == "base_model")
+}
+
+/// The row of `method` in `FIELDS`.
+pub fn method_field() -> Option<usize> {
+    FIELDS.iter().position(|f| f.name == "method")
+}
+
+/// A preset's values for a run of `method` by this dashboard's config (none when it does not
+/// know the preset).
+fn resolve_preset(name: &str, cfg: &TrainingConfig, method: MethodName) -> Option<Hyperparameters> {
+    presets::resolve_for(name, cfg, method)
+        .ok()
+        .map(|(_, hp)| hp)
+}
+
+/// Whether a field is one of the methods' own (`beta`, `lambda`, …).
+fn is_method_field(name: &str) -> bool {
+    MethodName::ALL
+        .iter()
+        .any(|m| ranges::method_fields(*m).contains(&name))
+}
+
+/// The method row's own few words when the method cannot train on the dataset.
+fn short_method_hint(format: DatasetFormat, method: MethodName) -> Option<String> {
+    let kind = DataKind::of(format);
+    if method.data_kind() == kind {
+        return None;
+    }
+    let fitting: Vec<&str> = MethodName::for_data(kind)
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
+    let what = match kind {
+        DataKind::Preference => "preference pairs",
+        DataKind::Kto => "KTO data",
+        DataKind::Supervised => "not preference data",
+    };
+    Some(format!("{what}: use {}", fitting.join("/")))
+}
+
+/// What the method field says when the method cannot train on the dataset: what the data
+/// holds and which methods fit it (the engine refuses the pairing at estimate and create).
+pub fn method_hint(dataset: &str, format: DatasetFormat, method: MethodName) -> Option<String> {
+    let kind = DataKind::of(format);
+    if method.data_kind() == kind {
+        return None;
+    }
+    let fitting: Vec<&str> = MethodName::for_data(kind)
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
+    let choose = match fitting.as_slice() {
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+        [] => String::new(),
+    };
+    let why = match method.data_kind() {
+        DataKind::Supervised => format!(
+            "sft would learn the {} replies too",
+            if kind == DataKind::Kto {
+                "undesirable"
+            } else {
+                "rejected"
+            }
+        ),
+        DataKind::Kto => "kto trains on labelled replies, not pairs".to_string(),
+        DataKind::Preference => format!("{} trains on pairs", method.as_str()),
+    };
+    Some(match kind {
+        DataKind::Preference => format!(
+            "{dataset} holds preference pairs (a chosen and a rejected reply): choose {choose} ({why})"
+        ),
+        DataKind::Kto => format!(
+            "{dataset} holds replies labelled desirable or undesirable (KTO data): choose {choose} ({why})"
+        ),
+        DataKind::Supervised => {
+            let (wants, data) = if method.data_kind() == DataKind::Kto {
+                ("labelled replies", "KTO data")
+            } else {
+                ("preference pairs", "pairs")
+            };
+            format!(
+                "method {} trains on {wants}, but {dataset} is {} file: choose {choose}, or a dataset of {data}",
+                method.as_str(),
+                format.label()
+            )
+        }
+    })
 }
 
 impl ConfigureTab {
@@ -224,15 +329,141 @@ impl ConfigureTab {
             sweep_budget: String::new(),
             sweep_budget_error: None,
             planning: None,
+            formats: Default::default(),
+            method_chosen: false,
+            method_shown: MethodName::Sft,
+            training: training.clone(),
         };
         s.load_preset();
         s
+    }
+
+    /// The method the form trains with (its field's value; sft when it does not read).
+    pub fn method(&self) -> MethodName {
+        method_field()
+            .and_then(|i| self.values.get(i))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(MethodName::Sft)
+    }
+
+    /// Whether field `i` applies to the chosen method (the other methods' fields do not:
+    /// they are neither shown, nor checked, nor sent).
+    pub fn applies(&self, i: usize) -> bool {
+        ranges::applies(FIELDS[i].name, self.method())
+    }
+
+    /// The preset's values for a run of `method`, as the engine resolves them: a built-in's
+    /// preference values, a config preset over them. When this dashboard's config does not
+    /// give the catalog's values for SFT (an engine with another config), the catalog's
+    /// values are kept with the method's defaults (the estimate is the engine's all the
+    /// same).
+    pub fn preset_for(&self, method: MethodName) -> Hyperparameters {
+        let p = &self.presets[self.preset];
+        if p.hyperparameters.method.name() == method {
+            return p.hyperparameters.clone();
+        }
+        let ours = |m| resolve_preset(&p.name, &self.training, m);
+        match (ours(p.hyperparameters.method.name()), ours(method)) {
+            (Some(same), Some(hp)) if same == p.hyperparameters && p.error.is_none() => hp,
+            _ => {
+                let mut hp = p.hyperparameters.clone();
+                hp.method = method.with_defaults();
+                hp
+            }
+        }
+    }
+
+    /// The preset's values for the form's method as the fields' base values; the method's
+    /// own base is the preset's method (so another method is a change, and is sent).
+    fn fill_base(&mut self, method: MethodName) {
+        let hp = self.preset_for(method);
+        self.base_values = FIELDS
+            .iter()
+            .map(|f| ranges::get(&hp, f.name).unwrap_or_default())
+            .collect();
+        if let Some(m) = method_field() {
+            self.base_values[m] = self.presets[self.preset]
+                .hyperparameters
+                .method
+                .name()
+                .as_str()
+                .to_string();
+        }
+        self.method_shown = method;
+    }
+
+    /// After the method changed: the preset's values for it. Fields the user changed keep
+    /// their values; the method's own fields start from its defaults.
+    fn sync_method(&mut self) {
+        let method = self.method();
+        if method == self.method_shown || self.values.is_empty() {
+            return;
+        }
+        let before = self.base_values.clone();
+        self.fill_base(method);
+        for (i, f) in FIELDS.iter().enumerate() {
+            if f.name == "method" {
+                continue;
+            }
+            if is_method_field(f.name) || self.values[i] == before[i] {
+                self.values[i] = self.base_values[i].clone();
+            }
+        }
+        self.apply_model_shape();
+    }
+
+    /// Sets the method (as the user's choice or not) and follows it.
+    pub fn set_method(&mut self, method: MethodName, chosen: bool) {
+        if let Some(m) = method_field() {
+            self.values[m] = method.as_str().to_string();
+        }
+        self.method_chosen |= chosen;
+        self.sync_method();
+    }
+
+    /// The chosen dataset's format, when known.
+    pub fn dataset_format(&self) -> Option<DatasetFormat> {
+        self.dataset.and_then(|d| self.formats.get(&d).copied())
+    }
+
+    /// While the user has not chosen a method, the one the dataset's data fits: the first of
+    /// dpo (pairs) or kto (labelled replies), sft otherwise. True when the method changed.
+    fn fit_method_to_dataset(&mut self) -> bool {
+        if self.method_chosen {
+            return false;
+        }
+        let Some(format) = self.dataset_format() else {
+            return false;
+        };
+        let kind = DataKind::of(format);
+        if self.method().data_kind() == kind {
+            return false;
+        }
+        let Some(fit) = MethodName::for_data(kind).first().copied() else {
+            return false;
+        };
+        self.set_method(fit, false);
+        true
+    }
+
+    /// The method field's hint when the method cannot train on the chosen dataset.
+    pub fn method_mismatch(&self) -> Option<String> {
+        let format = self.dataset_format()?;
+        let name = self
+            .dataset
+            .and_then(|d| self.ready.iter().find(|r| r.0 == d))
+            .map_or_else(|| "this dataset".to_string(), |r| r.1.clone());
+        method_hint(&name, format, self.method())
     }
 
     /// Every row of the form, in order.
     pub fn rows(&self) -> Vec<FormRow> {
         let mut r = vec![FormRow::Dataset, FormRow::Preset, FormRow::FromModel];
         for i in 0..FIELDS.len() {
+            // Another method's own fields are not this run's.
+            if !self.applies(i) {
+                continue;
+            }
             r.push(FormRow::Field(i));
             if Some(i) == base_model_field() {
                 r.push(FormRow::ParametersBillions);
@@ -252,14 +483,19 @@ impl ConfigureTab {
         rows[self.row.min(rows.len() - 1)]
     }
 
-    /// Fills the fields with the chosen preset's values.
+    /// Fills the fields with the chosen preset's values for the form's method (a new form:
+    /// the preset's own method).
     fn load_preset(&mut self) {
-        let hp = &self.presets[self.preset].hyperparameters;
-        self.base_values = FIELDS
-            .iter()
-            .map(|f| ranges::get(hp, f.name).unwrap_or_default())
-            .collect();
+        let method = if self.values.is_empty() {
+            self.presets[self.preset].hyperparameters.method.name()
+        } else {
+            self.method()
+        };
+        self.fill_base(method);
         self.values = self.base_values.clone();
+        if let Some(m) = method_field() {
+            self.values[m] = method.as_str().to_string();
+        }
         self.errors = vec![None; FIELDS.len()];
         self.apply_model_shape();
     }
@@ -297,9 +533,9 @@ impl ConfigureTab {
 
     /// The fields a model's shape set go back to the preset's values.
     fn unset_shape(&mut self, shape: &[(usize, String)]) {
-        let hp = &self.presets[self.preset].hyperparameters;
+        let hp = self.preset_for(self.method());
         for (i, _) in shape {
-            let v = ranges::get(hp, FIELDS[*i].name).unwrap_or_default();
+            let v = ranges::get(&hp, FIELDS[*i].name).unwrap_or_default();
             self.base_values[*i] = v.clone();
             self.values[*i] = v;
         }
@@ -327,6 +563,8 @@ impl ConfigureTab {
         }
     }
 
+    /// The ready datasets, newest first; the first is chosen when none is (with a method that
+    /// fits it, while the user has not chosen one).
     pub fn sync_datasets(&mut self, datasets: &Collection<Dataset>) {
         let mut ready: Vec<&std::sync::Arc<Dataset>> = datasets
             .items()
@@ -334,6 +572,10 @@ impl ConfigureTab {
             .filter(|d| d.status == DatasetStatus::Ready && d.training_ready)
             .collect();
         ready.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+        self.formats = ready
+            .iter()
+            .filter_map(|d| Some((d.id, d.format?)))
+            .collect();
         self.ready = ready
             .iter()
             .map(|d| {
@@ -346,12 +588,16 @@ impl ConfigureTab {
             .collect();
         if self.dataset.is_none() {
             self.dataset = self.ready.first().map(|r| r.0);
+            if self.fit_method_to_dataset() {
+                self.recheck();
+            }
         }
     }
 
     /// Re-checks every field against its range; returns whether all are fine.
     pub fn recheck(&mut self) -> bool {
-        let mut hp = self.presets[self.preset].hyperparameters.clone();
+        self.sync_method();
+        let mut hp = self.preset_for(self.method());
         self.errors = vec![None; FIELDS.len()];
         if let Some(m) = self.chosen_model() {
             for (i, v) in &m.shape {
@@ -359,7 +605,7 @@ impl ConfigureTab {
             }
         }
         for (i, f) in FIELDS.iter().enumerate() {
-            if self.values[i] == self.base_values[i] {
+            if self.values[i] == self.base_values[i] || !self.applies(i) {
                 continue;
             }
             // A list is checked value by value; the first stands for it in the checks
@@ -395,6 +641,12 @@ impl ConfigureTab {
                     self.errors[i] = Some(e.to_string());
                 }
             }
+        }
+        // A method that cannot train on the dataset (the engine would refuse it).
+        if let Some(m) = method_field()
+            && self.errors[m].is_none()
+        {
+            self.errors[m] = self.method_mismatch();
         }
         self.parameters_billions_error = match self.parameters_billions.trim() {
             "" => None,
@@ -448,10 +700,17 @@ impl ConfigureTab {
     /// the estimate shown is the first run's.
     pub fn draft(&self) -> Option<JobDraft> {
         let dataset_id = self.dataset?;
+        // The method first (`FIELDS` starts with it), always for a preference method: the
+        // engine resolves the preset's values for it. Other methods' fields are not sent.
+        let preference = self.method() != MethodName::Sft;
         let mut sets: Vec<(String, String)> = FIELDS
             .iter()
             .enumerate()
-            .filter(|(i, _)| self.values[*i] != self.base_values[*i])
+            .filter(|(i, f)| {
+                self.applies(*i)
+                    && (self.values[*i] != self.base_values[*i]
+                        || (preference && f.name == "method"))
+            })
             .map(|(i, f)| (f.name.to_string(), self.field_value(i)))
             .collect();
         if !self.parameters_billions.trim().is_empty() {
@@ -579,6 +838,11 @@ impl ConfigureTab {
                 ),
                 None => "Train on from one of your models: the run starts from its adapter, keeping its base model and LoRA shape (the fields follow it). none trains a new adapter (enter picks, ←/→ cycle).".into(),
             },
+            FormRow::Field(i) if Some(i) == method_field() => format!(
+                "{} Its own fields follow it, and the preset's values are for it (a preference run's learning rate is lower and its batch half). Allowed: {}.",
+                FIELDS[i].help,
+                FIELDS[i].range.replace('|', ", ")
+            ),
             FormRow::Field(i) if Some(i) == base_model_field() => format!(
                 "{} Allowed: {}. ←/→ list the {} models whose size is known; any other id needs parameters_billions.",
                 FIELDS[i].help,
@@ -757,12 +1021,16 @@ impl ConfigureTab {
     /// at its first row.
     pub fn train_on(&mut self, dataset: DatasetId) -> Vec<Effect> {
         self.dataset = Some(dataset);
+        self.fit_method_to_dataset();
         self.row = 0;
         self.changed()
     }
 
     fn cycle_value(&mut self, row: FormRow, forward: bool) -> Vec<Effect> {
         let c = &mut *self;
+        if matches!(row, FormRow::Field(i) if Some(i) == method_field()) {
+            c.method_chosen = true;
+        }
         match row {
             FormRow::Dataset => {
                 if c.ready.is_empty() {
@@ -776,6 +1044,7 @@ impl ConfigureTab {
                     None => 0,
                 };
                 c.dataset = Some(c.ready[next].0);
+                c.fit_method_to_dataset();
             }
             FormRow::Preset => {
                 c.preset = cycle(c.preset, c.presets.len(), forward);
@@ -968,7 +1237,10 @@ impl ConfigureTab {
     pub fn picked(&mut self, target: PickTarget, index: usize) -> Vec<Effect> {
         let c = &mut *self;
         match target {
-            PickTarget::Dataset => c.dataset = c.ready.get(index).map(|r| r.0),
+            PickTarget::Dataset => {
+                c.dataset = c.ready.get(index).map(|r| r.0);
+                c.fit_method_to_dataset();
+            }
             PickTarget::Preset => {
                 c.preset = index.min(c.presets.len().saturating_sub(1));
                 c.load_preset();
@@ -987,6 +1259,9 @@ impl ConfigureTab {
                     && let Some(o) = options.get(index)
                 {
                     c.values[i] = o.to_string();
+                    if Some(i) == method_field() {
+                        c.method_chosen = true;
+                    }
                 }
             }
             PickTarget::BaseModel => {
@@ -1074,11 +1349,17 @@ impl ConfigureTab {
     /// value differs from the preset's once read (`0.0001` for `1e-4` is no change). The base
     /// model (and its size) is chosen beside a preset, not a change to it.
     pub fn changed_fields(&self) -> Vec<&'static str> {
-        let preset = &self.presets[self.preset].hyperparameters;
+        // Against the preset's values for the method: the method is chosen beside a preset
+        // (the engine keeps it `balanced` with method=dpo), as the base model is.
+        let preset = &self.preset_for(self.method());
         FIELDS
             .iter()
             .enumerate()
-            .filter(|(i, f)| f.name != "base_model" && self.values[*i] != self.base_values[*i])
+            .filter(|(i, f)| {
+                !matches!(f.name, "base_model" | "method")
+                    && self.applies(*i)
+                    && self.values[*i] != self.base_values[*i]
+            })
             .filter(|(i, f)| {
                 let mut hp = preset.clone();
                 // A value that does not read is a change (the form refuses it before here).
@@ -1106,6 +1387,21 @@ impl ConfigureTab {
             "preset custom ({preset} + {}: {names})",
             format::plural(changed.len() as u64, "change")
         )
+    }
+
+    /// `, method dpo (beta 0.1, sigmoid)` for a preference method, with its fields as typed.
+    pub(super) fn method_wording(&self) -> String {
+        let method = self.method();
+        if method == MethodName::Sft {
+            return String::new();
+        }
+        let mut hp = self.preset_for(method);
+        for name in ranges::method_fields(method) {
+            if let Some(i) = FIELDS.iter().position(|f| f.name == *name) {
+                let _ = ranges::set(&mut hp, name, &self.field_value(i));
+            }
+        }
+        format!(", method {}", hp.method.describe())
     }
 
     /// `, base model X` when the user chose another base model than the preset's.
@@ -1166,8 +1462,9 @@ impl ConfigureTab {
         };
         let name = s.dataset_name(draft.dataset_id);
         let mut lines = vec![format!(
-            "Train on {name} with {}{}{} on {}.",
+            "Train on {name} with {}{}{}{} on {}.",
             self.preset_wording(),
+            self.method_wording(),
             self.base_model_wording(),
             self.start_model_wording(),
             self.hardware_wording(&draft, &s.settings.config),
@@ -1372,6 +1669,13 @@ impl ConfigureTab {
             let mut spans = vec![Span::styled(text, style)];
             if err {
                 spans.push(Span::styled("  ✗", Style::new().fg(t.error)));
+            }
+            // Which methods the dataset wants, beside the method (the pane says it all).
+            if matches!(row, FormRow::Field(f) if Some(*f) == method_field())
+                && let Some(format) = c.dataset_format()
+                && let Some(short) = short_method_hint(format, c.method())
+            {
+                spans.push(Span::styled(format!(" {short}"), Style::new().fg(t.error)));
             }
             frame.render_widget(
                 Paragraph::new(fit_line(Line::from(spans), va.width as usize)),

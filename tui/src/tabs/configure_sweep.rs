@@ -82,9 +82,11 @@ fn parse_budget(text: &str) -> Result<Option<f64>, String> {
 }
 
 impl ConfigureTab {
-    /// The list field `i` holds, when it can sweep and holds one.
+    /// The list field `i` holds, when it can sweep and holds one. A method's own numbers
+    /// (`beta`, …) sweep like the others while that method is chosen; another method's
+    /// fields are not the run's, so they never do.
     pub fn list_at(&self, i: usize) -> Option<Vec<String>> {
-        if !listable(FIELDS[i].kind) || self.values[i] == self.base_values[i] {
+        if !listable(FIELDS[i].kind) || self.values[i] == self.base_values[i] || !self.applies(i) {
             return None;
         }
         list_values(&self.values[i])

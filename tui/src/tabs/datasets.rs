@@ -572,6 +572,92 @@ impl DatasetsTab {
 
 /// The detail pane's text: built by layout (to bound the scroll) and by draw. `counts` are
 /// the exact counts known for the dataset (newest first).
+/// A preference or KTO file's own figures: its pairs (KTO: labelled replies), the reply
+/// lengths, and how often the chosen reply is the longer one (a length bias the methods
+/// learn: a model that prefers the longer reply looks right on such data).
+fn preference_lines(
+    p: &PreferenceStatistics,
+    kto: bool,
+    t: &Theme,
+    lines: &mut Vec<Line<'static>>,
+) {
+    let (good, bad) = if kto {
+        ("desirable", "undesirable")
+    } else {
+        ("chosen", "rejected")
+    };
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        if kto {
+            "KTO replies"
+        } else {
+            "Preference pairs"
+        },
+        t.header(),
+    ));
+    if kto {
+        lines.push(kv(
+            t,
+            "replies",
+            format!(
+                "{}  ({} desirable, {} undesirable)",
+                format::thousands(p.pairs),
+                format::thousands(p.desirable),
+                format::thousands(p.undesirable)
+            ),
+        ));
+    } else {
+        lines.push(kv(t, "pairs", format::thousands(p.pairs)));
+    }
+    for (name, p50, p95) in [
+        (good, p.chosen_tokens_p50, p.chosen_tokens_p95),
+        (bad, p.rejected_tokens_p50, p.rejected_tokens_p95),
+    ] {
+        lines.push(kv(
+            t,
+            name,
+            format!(
+                "p50 {}  p95 {} tokens",
+                format::thousands(p50),
+                format::thousands(p95)
+            ),
+        ));
+    }
+    lines.push(kv(
+        t,
+        "longest",
+        format!(
+            "{} tokens, prompt and reply",
+            format::thousands(p.sequence_tokens_max)
+        ),
+    ));
+    // Only pairs have a longer reply to compare.
+    if !kto && p.pairs > 0 {
+        let share = p.chosen_longer_share.clamp(0.0, 1.0);
+        let biased = !(0.35..=0.65).contains(&share);
+        let note = if biased {
+            format!(
+                "{:.0}% of pairs: a length bias (the methods may learn to prefer {} replies)",
+                share * 100.0,
+                if share > 0.5 { "longer" } else { "shorter" }
+            )
+        } else {
+            format!("{:.0}% of pairs: no strong length bias", share * 100.0)
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<14}", "chosen longer"), t.muted()),
+            Span::styled(
+                note,
+                if biased {
+                    Style::new().fg(t.warning)
+                } else {
+                    t.base()
+                },
+            ),
+        ]));
+    }
+}
+
 fn detail_lines(
     d: &Dataset,
     s: &Shared,
@@ -698,6 +784,9 @@ fn detail_lines(
             ),
         ]);
         lines.push(over);
+        if let Some(p) = &s.preference {
+            preference_lines(p, d.format == Some(DatasetFormat::Kto), t, &mut lines);
+        }
     }
     for c in counts.into_iter().flatten() {
         lines.push(Line::raw(""));

@@ -12,7 +12,7 @@ use crate::context::{Overlay, RetryDialog, Shared, lists};
 use crate::effect::{Effect, Level};
 use crate::format;
 use crate::series::{self, Metric};
-use crate::state::{ChartCache, GROUP_ROW, JobDetail};
+use crate::state::{ChartCache, GROUP_ROW, JobDetail, PreferenceCurves};
 use crate::theme::Theme;
 use crate::ui::{Col, draw_list, fit_line, headers, list_layout, list_title, panel};
 use brightrun_api::ApiError;
@@ -791,6 +791,12 @@ impl JobsTab {
         if job.task.is_export() {
             facts.drain(2..4);
         }
+        // A preference run says how it learns (SFT, the default, goes without saying).
+        let method = &job.hyperparameters.method;
+        let preference = matches!(job.task, JobTask::Training) && method.is_preference();
+        if preference {
+            facts.insert(1, Span::raw(format!("method {}", method.describe())));
+        }
         let width = inner.width as usize;
         let mut info: Vec<Line> = Vec::new();
         let mut line: Vec<Span> = Vec::new();
@@ -850,12 +856,23 @@ impl JobsTab {
         .min(rest.height);
         let [charts, log_area] =
             Layout::vertical([Constraint::Min(0), Constraint::Length(log_h)]).areas(rest);
-        let [chart_area, spark_area] = split_charts(charts);
         let pending = JobDetail {
             loading: true,
             ..Default::default()
         };
         let detail = s.details.get(&job.id).unwrap_or(&pending);
+        // A preference run's rewards and accuracy under the loss, or in one line when the
+        // charts are too low for two rows of them.
+        let preference = preference || detail.series.has_preference();
+        let (charts, pref_area) = if preference {
+            split_preference(charts)
+        } else {
+            (
+                charts,
+                Rect::new(charts.x, charts.bottom(), charts.width, 0),
+            )
+        };
+        let [chart_area, spark_area] = split_charts(charts);
         let (chart_inner_w, spark_w) = chart_widths(chart_area, spark_area);
         let cache = match &detail.cache {
             Some(c) if c.fits(detail.series.version(), chart_inner_w, spark_w) => c.clone(),
@@ -872,6 +889,10 @@ impl JobsTab {
         draw_loss_chart(frame, chart_area, &t, &cache, detail);
         if spark_area.height > 0 {
             draw_sparklines(frame, spark_area, &t, &cache, detail);
+        }
+        if pref_area.height > 0 {
+            let kto = method.name() == MethodName::Kto;
+            draw_preference(frame, pref_area, &t, &cache, detail, kto);
         }
         // The checkpoints beside the log, under the sparklines, when there is room.
         let [log_area, checkpoints_area] = split_charts(log_area);
@@ -1013,6 +1034,13 @@ fn cached(detail: &mut JobDetail, chart_w: usize, spark_w: usize) -> ChartCache 
             s.sparkline(Metric::Throughput, spark_w),
             s.sparkline(Metric::GpuUtilization, spark_w),
         ],
+        preference: s.has_preference().then(|| PreferenceCurves {
+            chosen: s.min_max(Metric::RewardsChosen, buckets),
+            rejected: s.min_max(Metric::RewardsRejected, buckets),
+            margin: s.min_max(Metric::RewardMargin, buckets),
+            accuracy: s.min_max(Metric::RewardAccuracy, buckets),
+            kl: s.min_max(Metric::Kl, buckets),
+        }),
     };
     detail.cache = Some(c.clone());
     c
@@ -1090,6 +1118,271 @@ fn draw_loss_chart(
     frame.render_widget(chart, area);
 }
 
+/// Charts at least this high hold the loss row and a row of preference charts; lower, the
+/// preference figures take one line under the loss.
+const PREFERENCE_ROWS_MIN: u16 = 12;
+
+/// The loss row and, under it, the preference row (half each), or one line when the charts
+/// are too low for two rows.
+fn split_preference(charts: Rect) -> (Rect, Rect) {
+    if charts.height >= PREFERENCE_ROWS_MIN {
+        let [a, b] = Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .areas(charts);
+        (a, b)
+    } else if charts.height >= 4 {
+        let [a, b] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(charts);
+        (a, b)
+    } else {
+        (
+            charts,
+            Rect::new(charts.x, charts.bottom(), charts.width, 0),
+        )
+    }
+}
+
+/// The latest value of a preference metric, for people (`–` when none yet).
+fn latest(s: &series::Series, m: Metric) -> String {
+    s.last_value(m)
+        .map(|v| format::metric(v as f64))
+        .unwrap_or_else(|| "–".into())
+}
+
+/// A share (0..=1) as a percentage.
+fn percent(v: f64) -> String {
+    format!("{:.0}%", v * 100.0)
+}
+
+/// The words of a run's two reward curves: KTO's replies are labelled, not paired.
+fn reward_names(kto: bool) -> (&'static str, &'static str) {
+    if kto {
+        ("desirable", "undesirable")
+    } else {
+        ("chosen", "rejected")
+    }
+}
+
+/// A preference run's charts: the rewards (chosen and rejected, KTO: desirable and
+/// undesirable, and their margin) and beside them the reward accuracy, or for KTO, which
+/// has none, the KL estimate. One line of the latest figures when the area is one line.
+fn draw_preference(
+    frame: &mut Frame,
+    area: Rect,
+    t: &Theme,
+    cache: &ChartCache,
+    detail: &JobDetail,
+    kto: bool,
+) {
+    let s = &detail.series;
+    let (good, bad) = reward_names(kto);
+    if area.height < 3 {
+        let mut spans = vec![
+            Span::styled("rewards ", t.muted()),
+            Span::styled(
+                format!("{good} {} ", latest(s, Metric::RewardsChosen)),
+                Style::new().fg(t.success),
+            ),
+            Span::styled(
+                format!("{bad} {} ", latest(s, Metric::RewardsRejected)),
+                Style::new().fg(t.error),
+            ),
+            Span::styled(
+                format!("margin {}", latest(s, Metric::RewardMargin)),
+                Style::new().fg(t.accent),
+            ),
+        ];
+        spans.push(Span::styled(" · ", t.muted()));
+        spans.push(if kto {
+            Span::styled(
+                format!("KL {} (no reward accuracy for KTO)", latest(s, Metric::Kl)),
+                Style::new().fg(t.warning),
+            )
+        } else {
+            Span::styled(
+                format!(
+                    "accuracy {}",
+                    s.last_value(Metric::RewardAccuracy)
+                        .map(|v| percent(v as f64))
+                        .unwrap_or_else(|| "–".into())
+                ),
+                Style::new().fg(t.info),
+            )
+        });
+        frame.render_widget(
+            Paragraph::new(fit_line(Line::from(spans), area.width as usize)),
+            area,
+        );
+        return;
+    }
+    let none = PreferenceCurves::default();
+    let curves = cache.preference.as_ref().unwrap_or(&none);
+    let [rewards_area, side_area] = split_charts(area);
+    // The rewards and their margin.
+    let title = Line::from(vec![
+        Span::styled(" Rewards ", t.header()),
+        Span::styled(format!("━ {good} "), Style::new().fg(t.success)),
+        Span::styled(format!("━ {bad} "), Style::new().fg(t.error)),
+        Span::styled("━ margin ", Style::new().fg(t.accent)),
+    ]);
+    let lines = [
+        (&curves.chosen, t.success),
+        (&curves.rejected, t.error),
+        (&curves.margin, t.accent),
+    ];
+    let empty = if curves.has_rewards() {
+        None
+    } else {
+        Some(no_figures(detail, "no rewards logged yet"))
+    };
+    draw_curves(
+        frame,
+        rewards_area,
+        t,
+        s,
+        title,
+        &lines,
+        empty,
+        format::metric,
+        None,
+    );
+    if side_area.height == 0 {
+        return;
+    }
+    if kto {
+        // KTO's replies are not paired: there is no accuracy to chart, so its KL is.
+        let title = Line::from(vec![
+            Span::styled(" KL ", t.header()),
+            Span::styled(
+                format!("{} · no reward accuracy for KTO ", latest(s, Metric::Kl)),
+                t.muted(),
+            ),
+        ]);
+        let empty = curves.kl.is_empty().then(|| {
+            no_figures(
+                detail,
+                "no KL logged yet (and no reward accuracy: KTO's replies are not paired)",
+            )
+        });
+        let lines = [(&curves.kl, t.warning)];
+        draw_curves(
+            frame,
+            side_area,
+            t,
+            s,
+            title,
+            &lines,
+            empty,
+            format::metric,
+            None,
+        );
+    } else {
+        let last = s
+            .last_value(Metric::RewardAccuracy)
+            .map(|v| percent(v as f64))
+            .unwrap_or_else(|| "–".into());
+        let title = Line::from(vec![
+            Span::styled(" Reward accuracy ", t.header()),
+            Span::styled(format!("{last} "), Style::new().fg(t.info)),
+        ]);
+        let empty = curves
+            .accuracy
+            .is_empty()
+            .then(|| no_figures(detail, "no reward accuracy logged yet"));
+        let lines = [(&curves.accuracy, t.info)];
+        draw_curves(
+            frame,
+            side_area,
+            t,
+            s,
+            title,
+            &lines,
+            empty,
+            percent,
+            Some((0.0, 1.0)),
+        );
+    }
+}
+
+/// What an empty preference chart says instead: loading, why the metrics are missing, or
+/// `nothing` (never an empty frame).
+fn no_figures(detail: &JobDetail, nothing: &str) -> String {
+    if detail.loading {
+        "loading metrics…".to_string()
+    } else if let Some(e) = &detail.load_error {
+        format!("metrics unavailable: {e}")
+    } else {
+        nothing.to_string()
+    }
+}
+
+/// A chart of some curves over the run's steps in a panel titled `title`, or `empty`'s text
+/// in the panel. `y_fixed` pins the y axis (a share: 0 to 1); else it spans the curves.
+#[allow(clippy::too_many_arguments)]
+fn draw_curves(
+    frame: &mut Frame,
+    area: Rect,
+    t: &Theme,
+    s: &series::Series,
+    title: Line<'static>,
+    curves: &[(&Vec<(f64, f64)>, Color)],
+    empty: Option<String>,
+    y_label: fn(f64) -> String,
+    y_fixed: Option<(f64, f64)>,
+) {
+    let block = panel(
+        t,
+        fit_line(title, area.width.saturating_sub(2) as usize),
+        false,
+    );
+    if let Some(msg) = empty {
+        frame.render_widget(
+            Paragraph::new(msg)
+                .style(t.muted())
+                .wrap(ratatui::widgets::Wrap { trim: true })
+                .block(block),
+            area,
+        );
+        return;
+    }
+    let (x0, x1) = match (s.steps().first(), s.steps().last()) {
+        (Some(a), Some(b)) if b > a => (*a as f64, *b as f64),
+        (Some(a), _) => (*a as f64, *a as f64 + 1.0),
+        _ => (0.0, 1.0),
+    };
+    let (y0, y1) = match y_fixed {
+        Some(b) => b,
+        None => {
+            let (mut y0, mut y1) = curves
+                .iter()
+                .filter_map(|(c, _)| series::bounds(c))
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (lo, hi)| {
+                    (a.min(lo), b.max(hi))
+                });
+            if !y0.is_finite() || !y1.is_finite() {
+                (y0, y1) = (0.0, 1.0);
+            }
+            if y1 - y0 < 1e-9 {
+                y0 -= 0.5;
+                y1 += 0.5;
+            }
+            let pad = (y1 - y0) * 0.05;
+            (y0 - pad, y1 + pad)
+        }
+    };
+    let datasets = curves
+        .iter()
+        .map(|(data, color)| {
+            ChartSeries::default()
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(*color))
+                .data(data)
+        })
+        .collect();
+    let xl = |v: f64| format::compact(v.max(0.0) as u64);
+    let chart = labelled_chart(datasets, t, (x0, x1), (y0, y1), xl, y_label).block(block);
+    frame.render_widget(chart, area);
+}
+
 /// A loss chart in the theme: its background under the plot too (the chart's canvas paints
 /// its own otherwise), muted axes labelled at both ends and the middle (`x_label` names an x
 /// value; losses are metrics), no legend (the caller draws its own). The monitor's and the
@@ -1097,12 +1390,24 @@ fn draw_loss_chart(
 pub(crate) fn themed_chart<'a>(
     datasets: Vec<ChartSeries<'a>>,
     t: &Theme,
+    x: (f64, f64),
+    y: (f64, f64),
+    x_label: impl Fn(f64) -> String,
+) -> Chart<'a> {
+    labelled_chart(datasets, t, x, y, x_label, format::metric)
+}
+
+/// [`themed_chart`] with its own y labels (a share as a percentage).
+fn labelled_chart<'a>(
+    datasets: Vec<ChartSeries<'a>>,
+    t: &Theme,
     (x0, x1): (f64, f64),
     (y0, y1): (f64, f64),
     x_label: impl Fn(f64) -> String,
+    y_label: impl Fn(f64) -> String,
 ) -> Chart<'a> {
     let xl = |v: f64| Span::styled(x_label(v), t.muted());
-    let yl = |v: f64| Span::styled(format::metric(v), t.muted());
+    let yl = |v: f64| Span::styled(y_label(v), t.muted());
     Chart::new(datasets)
         .style(t.base())
         .x_axis(

@@ -1127,6 +1127,13 @@ fn scalar(v: &serde_json::Value) -> String {
 /// `adapter closer to the reference than the base in 3 of 4 samples · 1 of 5 probes changed`.
 fn evaluation_summary(e: &Evaluation) -> String {
     let mut parts = Vec::new();
+    if let Some(p) = &e.preference {
+        parts.push(format!(
+            "chosen reply preferred {} → {}",
+            share(p.base_accuracy),
+            share(p.adapter_accuracy)
+        ));
+    }
     if !e.samples.is_empty() {
         parts.push(closer_text(e));
     }
@@ -1137,6 +1144,89 @@ fn evaluation_summary(e: &Evaluation) -> String {
         return "no samples or probes".into();
     }
     parts.join(" · ")
+}
+
+/// A share (0..=1) as a percentage, `–` when there is none.
+fn share(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite())
+        .map(|v| format!("{:.0}%", v * 100.0))
+        .unwrap_or_else(|| "–".into())
+}
+
+/// A margin (a difference of log-probabilities or rewards), signed.
+fn margin(v: Option<f64>) -> String {
+    v.filter(|v| v.is_finite())
+        .map(|v| format!("{v:+.2}"))
+        .unwrap_or_else(|| "–".into())
+}
+
+/// Whether the model was trained with KTO (its configuration's method): its held-out
+/// "pairs" are desirable against undesirable replies.
+fn trained_with_kto(a: Option<&ModelArtifact>) -> bool {
+    a.is_some_and(|a| a.configuration.0["hyperparameters"]["method"]["name"] == "kto")
+}
+
+/// A preference run's held-out pairs, as the base and the adapter judge them: how often
+/// each prefers the chosen reply (base → adapter), by what margin, and the adapter's
+/// implicit reward accuracy.
+fn preference_lines(p: &PreferenceEvaluation, kto: bool, t: &Theme) -> Vec<Line<'static>> {
+    let (good, what) = if kto {
+        ("desirable", "labelled replies")
+    } else {
+        ("chosen", "pairs")
+    };
+    let mut first = vec![
+        Span::styled(format!("{:<14}", "preference"), t.muted()),
+        Span::raw(format!(
+            "{} → {}",
+            share(p.base_accuracy),
+            share(p.adapter_accuracy)
+        )),
+        Span::styled(
+            format!(
+                "  base → adapter prefer the {good} reply ({} held-out {what})",
+                format::thousands(u64::from(p.pairs))
+            ),
+            t.muted(),
+        ),
+    ];
+    if let (Some(b), Some(a)) = (p.base_accuracy, p.adapter_accuracy) {
+        let points = (a - b) * 100.0;
+        let (text, color) = if points >= 0.0 {
+            (format!("  +{points:.0} points"), t.success)
+        } else {
+            (format!("  {points:.0} points"), t.warning)
+        };
+        first.push(Span::styled(text, Style::new().fg(color)));
+    }
+    let mut lines = vec![Line::from(first)];
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:<14}", "margin"), t.muted()),
+        Span::raw(format!(
+            "{} → {}",
+            margin(p.base_margin),
+            margin(p.adapter_margin)
+        )),
+        Span::styled(
+            format!("  mean log-probability per token, {good} minus the other"),
+            t.muted(),
+        ),
+    ]));
+    if p.reward_accuracy.is_some() || p.reward_margin.is_some() {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<14}", "reward"), t.muted()),
+            Span::raw(format!(
+                "accuracy {}, margin {}",
+                share(p.reward_accuracy),
+                margin(p.reward_margin)
+            )),
+            Span::styled(
+                "  the adapter's implicit reward, the base as reference",
+                t.muted(),
+            ),
+        ]));
+    }
+    lines
 }
 
 /// How many samples the adapter answered closer to the reference than the base did.
@@ -1225,6 +1315,9 @@ pub(crate) fn evaluation_lines(
             "perplexity",
             arrow(e.base_perplexity, e.adapter_perplexity),
         ));
+    }
+    if let Some(p) = &e.preference {
+        lines.extend(preference_lines(p, trained_with_kto(a), t));
     }
     if !e.samples.is_empty() {
         let mut text = closer_text(e);

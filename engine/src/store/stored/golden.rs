@@ -13,9 +13,10 @@ use super::v1::*;
 use super::v2::*;
 use super::v3::*;
 use super::v4::*;
+use super::v5::*;
 use super::{Change, Persisted};
 use crate::domain::Timestamp;
-use crate::store::fixture::{Samples, samples, since_v8, since_v10};
+use crate::store::fixture::{Samples, samples, since_v8, since_v10, since_v11};
 use crate::store::{ENCODING, encode};
 use serde::{Serialize, de::DeserializeOwned};
 use std::fmt::Debug;
@@ -106,15 +107,19 @@ fn stored<D: Persisted>(values: &[D]) -> Vec<D::Stored> {
 /// task.
 fn changes(s: &Samples) -> Vec<(Timestamp, Change)> {
     let at = s.datasets[0].created_at;
+    let v11 = since_v11(s);
     vec![
-        (at, Change::Dataset(s.datasets[2].to_stored())),
-        (at, Change::JobV4(s.jobs[4].to_stored())),
-        (at, Change::JobV4(since_v8(s).job.to_stored())),
-        (at, Change::JobV4(since_v10(s).0.to_stored())),
+        (at, Change::DatasetV5(s.datasets[2].to_stored())),
+        (at, Change::DatasetV5(v11.dataset.to_stored())),
+        (at, Change::JobV5(s.jobs[4].to_stored())),
+        (at, Change::JobV5(since_v8(s).job.to_stored())),
+        (at, Change::JobV5(since_v10(s).0.to_stored())),
+        (at, Change::JobV5(v11.job.to_stored())),
         (
             at,
-            Change::Metrics(s.metrics[0].job_id, stored(&s.metrics[..3])),
+            Change::MetricsV5(s.metrics[0].job_id, stored(&s.metrics[..3])),
         ),
+        (at, Change::MetricsV5(v11.job.id, stored(&v11.metrics))),
         (at, Change::ArtifactV4(s.artifacts[1].to_stored())),
         (at, Change::ArtifactV4(since_v10(s).1.to_stored())),
         (at, Change::Cost(s.costs[0].to_stored())),
@@ -192,6 +197,47 @@ fn v4_layouts_are_frozen() {
     assert!(round_trips::<(Timestamp, ChangeV3)>("v4", "change") > 0);
 }
 
+#[test]
+fn v5_layouts_are_frozen() {
+    assert!(round_trips::<DatasetV5>("v5", "dataset") > 0);
+    assert!(round_trips::<TrainingJobV5>("v5", "training_job") > 0);
+    assert!(round_trips::<MetricsPointV5>("v5", "metrics_point") > 0);
+    assert!(round_trips::<(Timestamp, ChangeV3)>("v5", "change") > 0);
+}
+
+/// The schema v11 upgrade: v4's golden jobs become the samples' (SFT runs), v1's datasets
+/// and logged steps the samples' (no preference figures).
+#[test]
+fn v4_jobs_v1_datasets_and_metrics_upgrade_to_v5() {
+    let s = samples();
+    let lines = read_lines("v4", "training_job").expect("the v4 job golden file");
+    let upgraded: Vec<TrainingJobV5> = lines
+        .iter()
+        .map(|b| super::Convert::convert(decode_exact::<TrainingJobV4>(b, "v4/training_job")))
+        .collect();
+    let mut jobs = s.jobs.clone();
+    jobs.push(since_v8(&s).job);
+    jobs.push(since_v10(&s).0);
+    assert_eq!(upgraded, stored(&jobs));
+    assert!(
+        upgraded
+            .iter()
+            .all(|j| j.hyperparameters.method == TrainingMethodV5::Sft)
+    );
+    let lines = read_lines("v1", "dataset").expect("the v1 dataset golden file");
+    let upgraded: Vec<DatasetV5> = lines
+        .iter()
+        .map(|b| super::Convert::convert(decode_exact::<DatasetV1>(b, "v1/dataset")))
+        .collect();
+    assert_eq!(upgraded, stored(&s.datasets));
+    let lines = read_lines("v1", "metrics_point").expect("the v1 metrics golden file");
+    let upgraded: Vec<MetricsPointV5> = lines
+        .iter()
+        .map(|b| super::Convert::convert(decode_exact::<MetricsPointV1>(b, "v1/metrics_point")))
+        .collect();
+    assert_eq!(upgraded, stored(&s.metrics));
+}
+
 /// The schema v10 upgrade of a job: v3's golden jobs (the samples' and the evaluation job)
 /// keep their tasks.
 #[test]
@@ -202,9 +248,13 @@ fn v3_jobs_upgrade_to_v4() {
         .iter()
         .map(|b| super::Convert::convert(decode_exact::<TrainingJobV3>(b, "v3/training_job")))
         .collect();
-    let mut jobs = s.jobs.clone();
-    jobs.push(since_v8(&s).job);
-    assert_eq!(upgraded, stored(&jobs));
+    let today: Vec<TrainingJobV4> = read_lines("v4", "training_job")
+        .expect("the v4 job golden file")
+        .iter()
+        .take(s.jobs.len() + 1)
+        .map(|b| decode_exact(b, "v4/training_job"))
+        .collect();
+    assert_eq!(upgraded, today);
 }
 
 /// The schema v10 upgrade of a model: v1's golden models become the samples', adapters with
@@ -277,12 +327,18 @@ fn v1_change_log_entries_read_as_v3() {
 #[test]
 fn todays_records_encode_as_the_current_version() {
     let s = samples();
-    matches_today("v1", "dataset", &stored(&s.datasets));
+    let v11 = since_v11(&s);
+    let mut datasets = s.datasets.clone();
+    datasets.push(v11.dataset.clone());
+    matches_today("v5", "dataset", &stored(&datasets));
     let mut jobs = s.jobs.clone();
     jobs.push(since_v8(&s).job);
     jobs.push(since_v10(&s).0);
-    matches_today("v4", "training_job", &stored(&jobs));
-    matches_today("v1", "metrics_point", &stored(&s.metrics));
+    jobs.push(v11.job.clone());
+    matches_today("v5", "training_job", &stored(&jobs));
+    let mut metrics = s.metrics.clone();
+    metrics.extend(v11.metrics.iter().cloned());
+    matches_today("v5", "metrics_point", &stored(&metrics));
     let mut artifacts = s.artifacts.clone();
     artifacts.push(since_v10(&s).1);
     matches_today("v4", "model_artifact", &stored(&artifacts));
@@ -302,7 +358,7 @@ fn todays_records_encode_as_the_current_version() {
         tokens_per_sec: s.calibration.1,
     };
     matches_today("v1", "calibration", &stored(&[calibration]));
-    matches_today("v4", "change", &changes(&s));
+    matches_today("v5", "change", &changes(&s));
     let quarantined = super::Quarantined {
         raw: vec![0, 1, 2, 0xff],
         at: s.datasets[0].created_at,
@@ -318,7 +374,15 @@ fn stored_values_convert_back_into_the_same_records() {
         assert_eq!(&crate::domain::Dataset::from_stored(d.to_stored()), d);
     }
     let (export_job, export) = since_v10(&s);
-    for j in s.jobs.iter().chain([&since_v8(&s).job, &export_job]) {
+    let v11 = since_v11(&s);
+    assert_eq!(
+        crate::domain::Dataset::from_stored(v11.dataset.to_stored()),
+        v11.dataset
+    );
+    for p in &v11.metrics {
+        assert_eq!(&crate::domain::MetricsPoint::from_stored(p.to_stored()), p);
+    }
+    for j in s.jobs.iter().chain([&since_v8(&s).job, &export_job, &v11.job]) {
         assert_eq!(&crate::domain::TrainingJob::from_stored(j.to_stored()), j);
     }
     for a in s.artifacts.iter().chain([&export]) {

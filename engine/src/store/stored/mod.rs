@@ -21,6 +21,7 @@ pub mod v1;
 pub mod v2;
 pub mod v3;
 pub mod v4;
+pub mod v5;
 
 pub use convert::Convert;
 
@@ -52,9 +53,9 @@ macro_rules! persisted {
 }
 
 persisted!(
-    Dataset => v1::DatasetV1,
-    TrainingJob => v4::TrainingJobV4,
-    MetricsPoint => v1::MetricsPointV1,
+    Dataset => v5::DatasetV5,
+    TrainingJob => v5::TrainingJobV5,
+    MetricsPoint => v5::MetricsPointV5,
     ModelArtifact => v4::ModelArtifactV4,
     CostRecord => v1::CostRecordV1,
     Notification => v1::NotificationV1,

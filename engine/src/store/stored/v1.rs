@@ -72,55 +72,60 @@ stored_struct!(ValidationIssueV1 <=> ValidationIssue {
     severity: SeverityV1,
 });
 
-stored_struct!(DatasetStatisticsV1 <=> DatasetStatistics {
-    total_examples: u64,
-    total_training_pairs: u64,
-    total_validation_pairs: u64,
-    total_tokens: u64,
-    tokens_exact: bool,
-    avg_turns_per_conversation: f64,
-    avg_tokens_per_turn: f64,
-    tokens_p50: u64,
-    tokens_p95: u64,
-    tokens_max: u64,
-    duplicate_examples: u64,
-    examples_over_max_seq_length: u64,
-    max_seq_length: u32,
-    error_count: u64,
-    warning_count: u64,
-});
+/// A dataset's statistics as schemas up to v10 stored them (see `DatasetV1`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetStatisticsV1 {
+    pub total_examples: u64,
+    pub total_training_pairs: u64,
+    pub total_validation_pairs: u64,
+    pub total_tokens: u64,
+    pub tokens_exact: bool,
+    pub avg_turns_per_conversation: f64,
+    pub avg_tokens_per_turn: f64,
+    pub tokens_p50: u64,
+    pub tokens_p95: u64,
+    pub tokens_max: u64,
+    pub duplicate_examples: u64,
+    pub examples_over_max_seq_length: u64,
+    pub max_seq_length: u32,
+    pub error_count: u64,
+    pub warning_count: u64,
+}
 
 stored_struct!(ChatMessageV1 <=> ChatMessage {
     role: String,
     content: String
 });
 
-stored_struct!(DatasetV1 <=> Dataset {
-    id: DatasetId,
-    user_id: UserId,
-    name: String,
-    description: Option<String>,
-    file_name: String,
-    file_size: u64,
-    format: Option<DatasetFormatV1>,
-    status: DatasetStatusV1,
-    storage_bucket: String,
-    storage_path: String,
-    sha256: Option<String>,
-    statistics: Option<DatasetStatisticsV1>,
-    total_training_pairs: Option<u64>,
-    total_validation_pairs: Option<u64>,
-    total_tokens: Option<u64>,
-    training_ready: bool,
-    validated_at: Option<Timestamp>,
-    validation_errors: Vec<ValidationIssueV1>,
-    sample_data: Vec<Vec<ChatMessageV1>>,
-    error_message: Option<String>,
-    source_path: Option<String>,
-    created_at: Timestamp,
-    updated_at: Timestamp,
-    deleted_at: Option<Timestamp>,
-});
+/// A dataset as schemas up to v10 stored it. Schema v11's are `v5::DatasetV5` (with a
+/// preference file's statistics); this type stays for the upgrade and the change log's entries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetV1 {
+    pub id: DatasetId,
+    pub user_id: UserId,
+    pub name: String,
+    pub description: Option<String>,
+    pub file_name: String,
+    pub file_size: u64,
+    pub format: Option<DatasetFormatV1>,
+    pub status: DatasetStatusV1,
+    pub storage_bucket: String,
+    pub storage_path: String,
+    pub sha256: Option<String>,
+    pub statistics: Option<DatasetStatisticsV1>,
+    pub total_training_pairs: Option<u64>,
+    pub total_validation_pairs: Option<u64>,
+    pub total_tokens: Option<u64>,
+    pub training_ready: bool,
+    pub validated_at: Option<Timestamp>,
+    pub validation_errors: Vec<ValidationIssueV1>,
+    pub sample_data: Vec<Vec<ChatMessageV1>>,
+    pub error_message: Option<String>,
+    pub source_path: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub deleted_at: Option<Timestamp>,
+}
 
 // ---- training jobs ----
 
@@ -187,25 +192,28 @@ stored_enum!(SchedulerV1 <=> Scheduler {
 
 stored_enum!(QuantizationV1 <=> Quantization { None, FourBit });
 
-stored_struct!(HyperparametersV1 <=> Hyperparameters {
-    base_model: String,
-    learning_rate: f64,
-    batch_size: u32,
-    gradient_accumulation_steps: u32,
-    epochs: u32,
-    lora_rank: u32,
-    lora_alpha: u32,
-    lora_dropout: f64,
-    target_modules: Vec<String>,
-    warmup_ratio: f64,
-    warmup_steps: Option<u32>,
-    weight_decay: f64,
-    scheduler: SchedulerV1,
-    max_seq_length: u32,
-    seed: u64,
-    use_validation: bool,
-    quantization: QuantizationV1,
-});
+/// A run's hyperparameters as schemas up to v10 stored them. Schema v11's are
+/// `v5::HyperparametersV5` (with the method); this type stays for the upgrade.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HyperparametersV1 {
+    pub base_model: String,
+    pub learning_rate: f64,
+    pub batch_size: u32,
+    pub gradient_accumulation_steps: u32,
+    pub epochs: u32,
+    pub lora_rank: u32,
+    pub lora_alpha: u32,
+    pub lora_dropout: f64,
+    pub target_modules: Vec<String>,
+    pub warmup_ratio: f64,
+    pub warmup_steps: Option<u32>,
+    pub weight_decay: f64,
+    pub scheduler: SchedulerV1,
+    pub max_seq_length: u32,
+    pub seed: u64,
+    pub use_validation: bool,
+    pub quantization: QuantizationV1,
+}
 
 stored_struct!(GpuConfigV1 <=> GpuConfig {
     gpu_type: String,
@@ -270,18 +278,21 @@ pub struct TrainingJobV1 {
 
 // ---- metrics points ----
 
-stored_struct!(MetricsPointV1 <=> MetricsPoint {
-    job_id: JobId,
-    timestamp: Timestamp,
-    epoch: f64,
-    step: u64,
-    training_loss: Option<f64>,
-    validation_loss: Option<f64>,
-    learning_rate: Option<f64>,
-    gradient_norm: Option<f64>,
-    throughput: Option<f64>,
-    gpu_utilization: Option<f64>,
-});
+/// A logged step as schemas up to v10 stored it. Schema v11's are `v5::MetricsPointV5`
+/// (with preference figures); this type stays for the upgrade and the change log's entries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricsPointV1 {
+    pub job_id: JobId,
+    pub timestamp: Timestamp,
+    pub epoch: f64,
+    pub step: u64,
+    pub training_loss: Option<f64>,
+    pub validation_loss: Option<f64>,
+    pub learning_rate: Option<f64>,
+    pub gradient_norm: Option<f64>,
+    pub throughput: Option<f64>,
+    pub gpu_utilization: Option<f64>,
+}
 
 // ---- model artifacts ----
 

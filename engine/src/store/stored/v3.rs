@@ -250,6 +250,12 @@ pub enum ChangeV3 {
     JobV4(super::v4::TrainingJobV4),
     /// A model from schema v10 (`stored::v4`: its kind and an export's check).
     ArtifactV4(super::v4::ModelArtifactV4),
+    /// A dataset from schema v11 (`stored::v5`: a preference file's statistics).
+    DatasetV5(super::v5::DatasetV5),
+    /// A job from schema v11 (`stored::v5`: its hyperparameters carry the method).
+    JobV5(super::v5::TrainingJobV5),
+    /// Logged steps from schema v11 (`stored::v5`: a preference run's figures).
+    MetricsV5(JobId, Vec<super::v5::MetricsPointV5>),
 }
 
 /// A job as schemas v5 to v7 stored it (its task dropped), for tests that build older stores.
@@ -297,7 +303,7 @@ pub(crate) fn v1_of(job: &TrainingJob) -> TrainingJobV1 {
         init_model: _,
         created_at,
         updated_at,
-    } = job.clone().convert();
+    } = super::v5::older::job_v4(job);
     TrainingJobV1 {
         id,
         user_id,
