@@ -45,6 +45,10 @@ cargo nextest run --workspace --lib --bins --tests --profile ci
 # the benches that print figures instead of using a harness.
 echo "== Rust benches in test mode (cargo test --benches)"
 cargo test --workspace --benches
+# The preference benchmark against TRL's DPOTrainer, quick (the tiny model, 3 steps), so it
+# keeps running against both trainers (its figures are BENCHMARKS.md's, from a full run).
+echo "== bench/preference.sh --quick"
+BRIGHTRUN_TRAINER_PYTHON="$python" bash bench/preference.sh --quick
 # The disk-full tests mount tmpfs file systems: root only (CI runs as root).
 if [ "$(id -u)" = 0 ]; then
   echo "== Rust tests that need root (--run-ignored: the disk-full tests)"

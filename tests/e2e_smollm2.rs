@@ -6,8 +6,9 @@
 //! probes answered by both; then the playground's `models chat` answers with the fact, and
 //! with `--base` without it. A second, barely trained model (one epoch at a tenth of the
 //! learning rate) then joins it in `models eval A B --prompts FILE`, which shows the first
-//! carrying the fact and scoring above both the second and the base. The one such test in
-//! the suite (a few minutes).
+//! carrying the fact and scoring above both the second and the base. Then DPO on SmolLM2
+//! (issue 26) raises the held-out preference for a style. The suite's two real-model runs (a
+//! few minutes each).
 
 mod common;
 
@@ -235,4 +236,80 @@ fn smollm2_learns_a_fact_and_its_evaluation_shows_it() {
         text.contains("best adapter: zubrowka-smollm2-135m-instruct-lora v1"),
         "{text}"
     );
+}
+
+/// DPO on SmolLM2 (issue 26): 100 pairs of our own whose chosen reply always opens
+/// "Certainly!" and closes "Happy to help!" while the rejected one is the bare answer
+/// (`trainer/tests/fixtures/preference/smollm2_dpo.jsonl`). After one epoch the held-out
+/// pairs say it: the adapter prefers the chosen reply more often, and by more, than the base,
+/// and its implicit reward ranks the pairs right.
+#[test]
+fn dpo_on_smollm2_raises_the_held_out_preference_for_the_chosen_style() {
+    let home = Home::new(0);
+    // The pairs are what is judged here: no generated samples or probes, to keep it short.
+    let config = home.path().join("config/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "evaluation.max_new_tokens = 24",
+        "evaluation.max_new_tokens = 24\nevaluation.samples = 0\nevaluation.builtin_probes = false",
+    );
+    std::fs::write(&config, text).unwrap();
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("trainer/tests/fixtures/preference/smollm2_dpo.jsonl");
+    let d = home.ready_file(&data);
+    assert_eq!(d["format"], "preference", "{d:#}");
+    // The chosen reply is the longer in every pair: the validator says so.
+    let warned = d["validation_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["error"].as_str().unwrap_or("").contains("longer reply"));
+    assert!(warned, "{d:#}");
+    let mut args = vec![
+        "jobs".to_string(),
+        "create".into(),
+        "--dataset".into(),
+        d["id"].as_str().unwrap().to_string(),
+        "--yes".into(),
+        "--json".into(),
+    ];
+    for set in [
+        format!("base_model={SMOLLM2}"),
+        "method=dpo".into(),
+        "learning_rate=1e-3".into(),
+        "batch_size=4".into(),
+        "gradient_accumulation_steps=1".into(),
+        "epochs=1".into(),
+        "lora_rank=8".into(),
+        "lora_alpha=16".into(),
+        "lora_dropout=0".into(),
+        "target_modules=q_proj,v_proj".into(),
+        "warmup_ratio=0".into(),
+        "scheduler=constant".into(),
+        "max_seq_length=128".into(),
+    ] {
+        args.extend(["--set".to_string(), set]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let job = home.json(&args, 0);
+    assert_eq!(job["hyperparameters"]["method"]["name"], "dpo", "{job:#}");
+    let (done, model) = home.completed_with_model(job["id"].as_str().unwrap());
+    let p = &model["evaluation"]["preference"];
+    let f = |k: &str| p[k].as_f64().unwrap_or_else(|| panic!("{k}: {p:#}"));
+    assert!(p["pairs"].as_u64().unwrap() >= 5, "{p:#}");
+    assert!(f("adapter_accuracy") > f("base_accuracy"), "{p:#}");
+    assert!(f("adapter_margin") > f("base_margin"), "{p:#}");
+    assert!(f("reward_accuracy") >= 0.8, "{p:#}");
+    // The rewards rose while it trained: the last logged margin is above the first.
+    let points = home.json(
+        &["jobs", "metrics", done["id"].as_str().unwrap(), "--json"],
+        0,
+    );
+    let margins: Vec<f64> = points
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["preference"]["reward_margin"].as_f64())
+        .collect();
+    assert!(margins.len() >= 2, "{points:#}");
+    assert!(margins.last() > margins.first(), "{margins:?}");
 }

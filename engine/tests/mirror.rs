@@ -644,7 +644,10 @@ async fn every_record_reaches_postgres_with_its_values_and_verify_is_clean() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(sft_rewards, 0, "an SFT run's steps have no preference figures");
+    assert_eq!(
+        sft_rewards, 0,
+        "an SFT run's steps have no preference figures"
+    );
 
     // Following the log: a change after the backfill replaces the row; PostgreSQL's
     // position moves with it.

@@ -137,13 +137,20 @@ mod training {
         }
         //   DPO adds the reference's forward: 8 FLOPs, throughput × 6/8.
         let dpo = run(MethodName::Dpo);
-        assert_close!(dpo.training_details.estimated_throughput_tokens_per_sec, 1350.0);
+        assert_close!(
+            dpo.training_details.estimated_throughput_tokens_per_sec,
+            1350.0
+        );
         assert_close!(dpo.training_details.seconds_per_step, 600.0 * 4.0 / 1350.0);
         assert_close!(
             dpo.throughput.training_flops_per_token,
             8.0 * dpo.model.parameters as f64
         );
-        assert!(dpo.throughput.note.contains("× 0.750 for dpo"), "{}", dpo.throughput.note);
+        assert!(
+            dpo.throughput.note.contains("× 0.750 for dpo"),
+            "{}",
+            dpo.throughput.note
+        );
         //   KTO: unpaired examples of 500 tokens, 12 FLOPs (reference, KL through both).
         let kto = run(MethodName::Kto).training_details;
         assert_close!(kto.tokens_per_example, 500.0);
@@ -167,7 +174,10 @@ mod training {
             tokens_per_sec: 1000.0,
         });
         let e = case.run().unwrap();
-        assert_close!(e.training_details.estimated_throughput_tokens_per_sec, 1000.0);
+        assert_close!(
+            e.training_details.estimated_throughput_tokens_per_sec,
+            1000.0
+        );
     }
 
     #[test]
@@ -177,14 +187,22 @@ mod training {
             let (_, sft) = presets::resolve(name, &cfg).unwrap();
             let (id, dpo) = presets::resolve_for(name, &cfg, MethodName::Dpo).unwrap();
             assert_eq!(id.as_str(), name);
-            assert_eq!(sft, presets::resolve_for(name, &cfg, MethodName::Sft).unwrap().1);
+            assert_eq!(
+                sft,
+                presets::resolve_for(name, &cfg, MethodName::Sft).unwrap().1
+            );
             assert!(dpo.learning_rate < sft.learning_rate, "{name}");
             assert!(dpo.batch_size < sft.batch_size, "{name}");
             assert_eq!(dpo.method, MethodName::Dpo.with_defaults());
         }
         let (_, seed) = presets::resolve("balanced", &cfg).unwrap();
         assert_eq!(
-            (seed.learning_rate, seed.batch_size, seed.epochs, seed.lora_rank),
+            (
+                seed.learning_rate,
+                seed.batch_size,
+                seed.epochs,
+                seed.lora_rank
+            ),
             (5e-5, 4, 3, 16)
         );
     }

@@ -472,7 +472,11 @@ mod training {
         let mut sorted: Vec<&str> = names
             .iter()
             .copied()
-            .filter(|n| MethodName::ALL.iter().all(|m| !ranges::method_fields(*m).contains(n)))
+            .filter(|n| {
+                MethodName::ALL
+                    .iter()
+                    .all(|m| !ranges::method_fields(*m).contains(n))
+            })
             .collect();
         sorted.sort_unstable();
         keys.sort_unstable();

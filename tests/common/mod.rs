@@ -160,6 +160,41 @@ impl Home {
         j["id"].as_str().unwrap().to_string()
     }
 
+    /// Follows `job` to its end, asserts it completed, and returns it with the model it made
+    /// (`models show --json`).
+    pub fn completed_with_model(&self, job: &str) -> (Value, Value) {
+        let done = self.json(&["jobs", "watch", job, "--json"], 0);
+        assert_eq!(done["status"], "completed", "{done:#}");
+        let model = self.json(
+            &[
+                "models",
+                "show",
+                done["artifact_id"]
+                    .as_str()
+                    .expect("a completed run made a model"),
+                "--json",
+            ],
+            0,
+        );
+        (done, model)
+    }
+
+    /// Adds `file` and waits for it to validate; asserts it is ready and returns its record.
+    pub fn ready_file(&self, file: &Path) -> Value {
+        let d = self.json(
+            &[
+                "datasets",
+                "add",
+                file.to_str().unwrap(),
+                "--wait",
+                "--json",
+            ],
+            0,
+        );
+        assert_eq!(d["status"], "ready", "{d:#}");
+        d
+    }
+
     pub fn job_dir(&self, job: &str) -> PathBuf {
         self.path().join("data/jobs").join(job)
     }

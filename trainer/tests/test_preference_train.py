@@ -1,6 +1,6 @@
 """Preference training end to end through the runner on the tiny model (every method), a
 resume from a checkpoint, a run from ``init_adapter`` (its reference), ``evaluation.json``'s
-``preference`` section, the spec's ``method`` field, and DPO on SmolLM2 learning a pattern."""
+``preference`` section and the spec's ``method`` field (DPO on SmolLM2 is in tests/e2e_smollm2.rs)."""
 
 from __future__ import annotations
 
@@ -202,39 +202,8 @@ def test_non_finite_beta_is_a_spec_error(tmp_path):
 
 
 # ------------------------------------------------------------------------ SmolLM2
-
-
-def test_dpo_on_smollm2_learns_the_preferred_style(tmp_path, isolated_cache):
-    """DPO on SmolLM2-135M-Instruct with pairs whose chosen reply always starts "Certainly!" and
-    ends "Happy to help!", the rejected one the bare answer: on the held-out pairs, the adapter
-    prefers the chosen reply more often than the base does. (about a minute on 2 idle CPU
-    cores, most of it loading the model and scoring; the first use builds SmolLM2 from its GGUF, ~30 s.)"""
-    from brightrun_trainer import SMOLLM2_MODEL_ID
-    from brightrun_trainer.smollm2 import ensure_smollm2
-
-    ensure_smollm2()
-    dataset = FIXTURES / "smollm2_dpo.jsonl"
-    spec = make_spec(
-        tmp_path,
-        {"path": str(dataset)},
-        base_model=SMOLLM2_MODEL_ID,
-        hyperparameters={
-            "method": {"name": "dpo", "beta": 0.1, "loss_type": "sigmoid"},
-            "learning_rate": 3e-3, "batch_size": 4, "epochs": 1, "lora_rank": 8, "lora_alpha": 16,
-            "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"], "warmup_ratio": 0.0,
-            "max_seq_length": 128, "validation_split": 0.15, "scheduler": "constant",
-        },
-        evaluation={"samples": 0, "builtin_probes": False},
-        max_steps=3,
-    )  # fmt: skip
-    run = run_in_process(write_spec(tmp_path / "spec.json", spec))
-    assert run.returncode == 0, run.describe()
-    result = json.loads((tmp_path / "adapter" / "evaluation.json").read_text())
-    preference = result["preference"]
-    assert preference["pairs"] >= 8 and result["samples_from"] == "validation"
-    assert preference["adapter_accuracy"] > preference["base_accuracy"], preference
-    assert preference["adapter_margin"] > preference["base_margin"], preference
-    assert preference["reward_accuracy"] >= 0.8, preference
+# DPO on SmolLM2-135M-Instruct with the pairs of fixtures/preference/smollm2_dpo.jsonl runs
+# through the engine in tests/e2e_smollm2.rs (`dpo_on_smollm2_…`): one real run in the suite.
 
 
 # ------------------------------------------------------------------------ training on from an adapter

@@ -104,6 +104,12 @@ impl DatasetFormat {
         Self::TRAINABLE.contains(self)
     }
 
+    /// Whether the format holds supervised examples (conversations or text, trained with
+    /// `sft`), rather than preference pairs or KTO replies.
+    pub fn is_supervised(&self) -> bool {
+        !matches!(self, Self::Preference | Self::Kto)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::BrightrunV4 => "brightrun_v4",

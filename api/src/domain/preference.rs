@@ -9,7 +9,9 @@ use super::DatasetFormat;
 use serde::{Deserialize, Serialize};
 
 /// DPO's loss: `sigmoid` (the DPO paper's) or `ipo` (IPO's squared loss, where `beta` is τ).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DpoLoss {
     #[default]
@@ -110,7 +112,9 @@ impl std::str::FromStr for MethodName {
         Self::ALL
             .into_iter()
             .find(|m| m.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown method `{s}` (expected one of sft, dpo, orpo, simpo, kto)"))
+            .ok_or_else(|| {
+                format!("unknown method `{s}` (expected one of sft, dpo, orpo, simpo, kto)")
+            })
     }
 }
 

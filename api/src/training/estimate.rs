@@ -341,26 +341,29 @@ pub fn estimate(input: &EstimateInput) -> Result<Estimate, EstimateError> {
             uncalibrated_tokens_per_sec: uncalibrated,
             model_factor: factor,
             training_flops_per_token: method_flops * model.parameters as f64,
-            note: method_note(hp.method.name(), match cpu_cores {
-                // A CPU is one device with cores, not a GPU; and its fixed costs are named,
-                // since for a small model they are most of the time.
-                Some(cores) => format!(
-                    "this machine's CPU ({cores} core{}) {}/s for Mistral-7B × {} for {}, plus {} s per step and {} s to start and finish",
-                    if cores == 1 { "" } else { "s" },
-                    format_rate(gpu.tokens_per_sec),
-                    format_factor(factor),
-                    model_label(&model, hp.quantization),
-                    format_seconds(CPU_SECONDS_PER_STEP),
-                    format_seconds(cpu_fixed_seconds(model.parameters)),
-                ),
-                None => format!(
-                    "{} {}/s per GPU (Mistral-7B) × {} for {}",
-                    if gpu.local { "this machine" } else { "catalog" },
-                    group_thousands(gpu.tokens_per_sec),
-                    format_factor(factor),
-                    model_label(&model, hp.quantization),
-                ),
-            }),
+            note: method_note(
+                hp.method.name(),
+                match cpu_cores {
+                    // A CPU is one device with cores, not a GPU; and its fixed costs are named,
+                    // since for a small model they are most of the time.
+                    Some(cores) => format!(
+                        "this machine's CPU ({cores} core{}) {}/s for Mistral-7B × {} for {}, plus {} s per step and {} s to start and finish",
+                        if cores == 1 { "" } else { "s" },
+                        format_rate(gpu.tokens_per_sec),
+                        format_factor(factor),
+                        model_label(&model, hp.quantization),
+                        format_seconds(CPU_SECONDS_PER_STEP),
+                        format_seconds(cpu_fixed_seconds(model.parameters)),
+                    ),
+                    None => format!(
+                        "{} {}/s per GPU (Mistral-7B) × {} for {}",
+                        if gpu.local { "this machine" } else { "catalog" },
+                        group_thousands(gpu.tokens_per_sec),
+                        format_factor(factor),
+                        model_label(&model, hp.quantization),
+                    ),
+                },
+            ),
         },
     };
     let throughput = match throughput_basis.source {

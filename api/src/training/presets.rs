@@ -46,9 +46,27 @@ pub struct PresetInfo {
     /// The built-in a config preset starts from.
     pub base: Option<String>,
     pub hyperparameters: Hyperparameters,
+    /// The preset's values for a preference run (`dpo`, `orpo`, `simpo`, `kto`: the same
+    /// but for the method, here DPO with its defaults), as the engine resolves them; none
+    /// when the preset is invalid or from an engine before preference training.
+    #[serde(default)]
+    pub preference: Option<Hyperparameters>,
     /// Set when a config preset is invalid: it is listed (so the user sees it) but cannot be
     /// used; `hyperparameters` then holds its base's values.
     pub error: Option<String>,
+}
+
+impl PresetInfo {
+    /// The preset's values for a run of `method`, as the engine resolved them.
+    pub fn values_for(&self, method: MethodName) -> Option<Hyperparameters> {
+        if method == MethodName::Sft {
+            return Some(self.hyperparameters.clone());
+        }
+        self.preference.clone().map(|mut hp| {
+            hp.method = method.with_defaults();
+            hp
+        })
+    }
 }
 
 /// The built-in names, in the order they are listed.
@@ -291,6 +309,14 @@ pub fn list(cfg: &TrainingConfig) -> Vec<PresetInfo> {
                 (id, hp, Some(e.to_string()))
             }
         };
+        let preference = error
+            .is_none()
+            .then(|| {
+                resolve_for(&name, cfg, MethodName::Dpo)
+                    .ok()
+                    .map(|(_, hp)| hp)
+            })
+            .flatten();
         out.push(PresetInfo {
             id,
             name,
@@ -298,6 +324,7 @@ pub fn list(cfg: &TrainingConfig) -> Vec<PresetInfo> {
             builtin: builtin.is_some(),
             base,
             hyperparameters,
+            preference,
             error,
         });
     }
@@ -314,6 +341,30 @@ mod tests {
         for name in BUILTIN {
             let (_, hp) = resolve(name, &cfg).unwrap();
             assert_eq!(hp.base_model, cfg.default_base_model);
+        }
+    }
+
+    #[test]
+    fn the_catalog_carries_each_presets_preference_values() {
+        let cfg = TrainingConfig::default();
+        for info in list(&cfg) {
+            let sft = info.values_for(MethodName::Sft).unwrap();
+            assert_eq!(sft, info.hyperparameters);
+            for m in [
+                MethodName::Dpo,
+                MethodName::Orpo,
+                MethodName::Simpo,
+                MethodName::Kto,
+            ] {
+                let hp = info.values_for(m).unwrap();
+                assert_eq!(hp.method, m.with_defaults(), "{}", info.name);
+                assert_eq!(
+                    hp,
+                    resolve_for(&info.name, &cfg, m).unwrap().1,
+                    "{}: the engine's values",
+                    info.name
+                );
+            }
         }
     }
 

@@ -7,7 +7,9 @@
 //! job is paid for: a value outside its range is reported with the field, the value and the
 //! range, so the user can fix it without reading docs.
 
-use crate::domain::{DpoLoss, Hyperparameters, MethodName, Quantization, Scheduler, TrainingMethod};
+use crate::domain::{
+    DpoLoss, Hyperparameters, MethodName, Quantization, Scheduler, TrainingMethod,
+};
 use std::fmt;
 
 /// One value outside its allowed range (or of the wrong shape, for text fields).
@@ -507,12 +509,18 @@ fn check_method_field(method: &TrainingMethod, name: &str) -> Option<RangeError>
         (TrainingMethod::Simpo { beta, .. }, "beta") => (*beta, SIMPO_BETA),
         (TrainingMethod::Simpo { gamma, .. }, "gamma") => (*gamma, SIMPO_GAMMA),
         (TrainingMethod::Orpo { lambda }, "lambda") => (*lambda, ORPO_LAMBDA),
-        (TrainingMethod::Kto { desirable_weight, .. }, "desirable_weight") => {
-            (*desirable_weight, KTO_WEIGHT)
-        }
-        (TrainingMethod::Kto { undesirable_weight, .. }, "undesirable_weight") => {
-            (*undesirable_weight, KTO_WEIGHT)
-        }
+        (
+            TrainingMethod::Kto {
+                desirable_weight, ..
+            },
+            "desirable_weight",
+        ) => (*desirable_weight, KTO_WEIGHT),
+        (
+            TrainingMethod::Kto {
+                undesirable_weight, ..
+            },
+            "undesirable_weight",
+        ) => (*undesirable_weight, KTO_WEIGHT),
         _ => return None,
     };
     check_float(name, v, range)
@@ -530,7 +538,10 @@ fn set_method_field(method: &mut TrainingMethod, key: &str, value: &str) -> Resu
     let not_here = |method: &TrainingMethod| SetError::NotForMethod {
         key: key.into(),
         method: method.name().as_str().into(),
-        methods: methods_of(key).iter().map(|m| m.as_str().to_string()).collect(),
+        methods: methods_of(key)
+            .iter()
+            .map(|m| m.as_str().to_string())
+            .collect(),
     };
     if key == "loss_type" {
         let TrainingMethod::Dpo { loss_type, .. } = method else {
@@ -550,10 +561,18 @@ fn set_method_field(method: &mut TrainingMethod, key: &str, value: &str) -> Resu
         | (TrainingMethod::Simpo { beta, .. }, "beta") => beta,
         (TrainingMethod::Simpo { gamma, .. }, "gamma") => gamma,
         (TrainingMethod::Orpo { lambda }, "lambda") => lambda,
-        (TrainingMethod::Kto { desirable_weight, .. }, "desirable_weight") => desirable_weight,
-        (TrainingMethod::Kto { undesirable_weight, .. }, "undesirable_weight") => {
-            undesirable_weight
-        }
+        (
+            TrainingMethod::Kto {
+                desirable_weight, ..
+            },
+            "desirable_weight",
+        ) => desirable_weight,
+        (
+            TrainingMethod::Kto {
+                undesirable_weight, ..
+            },
+            "undesirable_weight",
+        ) => undesirable_weight,
         _ => return Err(not_here(method)),
     };
     *slot = v;
@@ -748,12 +767,18 @@ fn method_field(method: &TrainingMethod, key: &str) -> Option<String> {
         | (TrainingMethod::Simpo { beta, .. }, "beta") => format_float(*beta),
         (TrainingMethod::Simpo { gamma, .. }, "gamma") => format_float(*gamma),
         (TrainingMethod::Orpo { lambda }, "lambda") => format_float(*lambda),
-        (TrainingMethod::Kto { desirable_weight, .. }, "desirable_weight") => {
-            format_float(*desirable_weight)
-        }
-        (TrainingMethod::Kto { undesirable_weight, .. }, "undesirable_weight") => {
-            format_float(*undesirable_weight)
-        }
+        (
+            TrainingMethod::Kto {
+                desirable_weight, ..
+            },
+            "desirable_weight",
+        ) => format_float(*desirable_weight),
+        (
+            TrainingMethod::Kto {
+                undesirable_weight, ..
+            },
+            "undesirable_weight",
+        ) => format_float(*undesirable_weight),
         _ => return None,
     })
 }

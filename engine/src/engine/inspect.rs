@@ -126,6 +126,18 @@ impl Engine {
                 ),
             ));
         }
+        // The inspector renders one conversation the way SFT trains it; a pair's two sequences
+        // (or a labelled reply) are rendered by the preference trainer, which it does not run.
+        if let Some(f) = dataset.format.filter(|f| !f.is_supervised()) {
+            return Err(EngineError::InvalidField {
+                field: "dataset".into(),
+                message: format!(
+                    "dataset {} is {} file: `datasets inspect` shows how a supervised (SFT) example is rendered and masked, and does not render preference pairs or KTO replies yet; its pair statistics are in `datasets show`",
+                    dataset.id.short(),
+                    f.label()
+                ),
+            });
+        }
         let training = &self.inner.config.training;
         let model = req
             .model

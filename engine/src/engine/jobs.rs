@@ -175,9 +175,8 @@ impl Engine {
         // The method picks the presets' values (a preference run's differ from SFT's), so it is
         // read before the preset and the other settings.
         let method = match req.sets.iter().rev().find(|(k, _)| k.trim() == "method") {
-            Some((_, v)) => {
-                training::ranges::parse_method(v).map_err(|e| EngineError::Invalid(e.to_string()))?
-            }
+            Some((_, v)) => training::ranges::parse_method(v)
+                .map_err(|e| EngineError::Invalid(e.to_string()))?,
             None => crate::domain::MethodName::Sft,
         };
         let (mut preset, mut hp) = training::presets::resolve_for(preset_name, cfg, method)

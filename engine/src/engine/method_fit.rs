@@ -71,7 +71,10 @@ mod tests {
             "{msg}"
         );
         let msg = refusal("chat", DatasetFormat::OpenaiChat, MethodName::Dpo);
-        assert!(msg.contains("an OpenAI chat file") && msg.contains("--set method=sft"), "{msg}");
+        assert!(
+            msg.contains("an OpenAI chat file") && msg.contains("--set method=sft"),
+            "{msg}"
+        );
         let msg = refusal("k", DatasetFormat::Kto, MethodName::Dpo);
         assert!(msg.contains("--set method=kto"), "{msg}");
     }
@@ -79,7 +82,10 @@ mod tests {
     #[test]
     fn sft_on_pairs_keeps_the_conversion_recipe() {
         let msg = refusal("pairs", DatasetFormat::Preference, MethodName::Sft);
-        assert!(msg.contains("would learn the rejected replies too"), "{msg}");
+        assert!(
+            msg.contains("would learn the rejected replies too"),
+            "{msg}"
+        );
         assert!(msg.contains("jq -c '{messages: .chosen}'"), "{msg}");
         let msg = refusal("k", DatasetFormat::Kto, MethodName::Sft);
         assert!(msg.contains("select(.label == true)"), "{msg}");

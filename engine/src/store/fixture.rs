@@ -907,9 +907,21 @@ fn every_upgrade_fixture_opens_with_every_record() {
         }
         let v11 = since_v11(&s);
         if has_v11 {
-            assert_eq!(store.dataset(v11.dataset.id).unwrap(), Some(v11.dataset.clone()), "{name}");
-            assert_eq!(store.job(v11.job.id).unwrap(), Some(v11.job.clone()), "{name}");
-            assert_eq!(store.metrics(v11.job.id, 0, 100).unwrap(), v11.metrics, "{name}");
+            assert_eq!(
+                store.dataset(v11.dataset.id).unwrap(),
+                Some(v11.dataset.clone()),
+                "{name}"
+            );
+            assert_eq!(
+                store.job(v11.job.id).unwrap(),
+                Some(v11.job.clone()),
+                "{name}"
+            );
+            assert_eq!(
+                store.metrics(v11.job.id, 0, 100).unwrap(),
+                v11.metrics,
+                "{name}"
+            );
         } else {
             assert_eq!(store.job(v11.job.id).unwrap(), None, "{name}");
         }

@@ -141,10 +141,10 @@ pub fn upgrade(db_: &Database) -> Result<(), StoreError> {
         report(
             found,
             "dataset(s)",
-            super::quarantine::restore::<
-                super::stored::v1::DatasetV1,
-                super::stored::v5::DatasetV5,
-            >(&txn, DATASETS.name())?,
+            super::quarantine::restore::<super::stored::v1::DatasetV1, super::stored::v5::DatasetV5>(
+                &txn,
+                DATASETS.name(),
+            )?,
         );
         report(
             found,
@@ -286,7 +286,7 @@ pub fn write_v1(db_: &Database, datasets: &[Dataset]) -> Result<(), StoreError> 
                 d.key().as_slice(),
                 encode(&super::stored::v5::older::dataset_v1(d)).as_slice(),
             )
-                .map_err(db)?;
+            .map_err(db)?;
             // v1 had only the user/created index.
             let (k, _) = d
                 .index_keys()

@@ -18,7 +18,6 @@ use crate::input::Input;
 use crate::state::Collection;
 use crate::ui::{fit_line, kv, panel, wrap_all};
 use brightrun_api::ApiError;
-use brightrun_api::config::TrainingConfig;
 use brightrun_api::domain::*;
 use brightrun_api::events::EngineEvent;
 use brightrun_api::ids::{ArtifactId, DatasetId};
@@ -145,8 +144,6 @@ pub struct ConfigureTab {
     pub method_chosen: bool,
     /// The method the preset's values (`base_values`) are for.
     method_shown: MethodName,
-    /// The training config, to resolve the presets' values for a preference method.
-    training: TrainingConfig,
 }
 
 /// The row of `base_model` in `FIELDS`.
@@ -157,14 +154,6 @@ fn base_model_field() -> Option<usize> {
 /// The row of `method` in `FIELDS`.
 pub fn method_field() -> Option<usize> {
     FIELDS.iter().position(|f| f.name == "method")
-}
-
-/// A preset's values for a run of `method` by this dashboard's config (none when it does not
-/// know the preset).
-fn resolve_preset(name: &str, cfg: &TrainingConfig, method: MethodName) -> Option<Hyperparameters> {
-    presets::resolve_for(name, cfg, method)
-        .ok()
-        .map(|(_, hp)| hp)
 }
 
 /// Whether a field is one of the methods' own (`beta`, `lambda`, …).
@@ -332,7 +321,6 @@ impl ConfigureTab {
             formats: Default::default(),
             method_chosen: false,
             method_shown: MethodName::Sft,
-            training: training.clone(),
         };
         s.load_preset();
         s
@@ -352,25 +340,16 @@ impl ConfigureTab {
         ranges::applies(FIELDS[i].name, self.method())
     }
 
-    /// The preset's values for a run of `method`, as the engine resolves them: a built-in's
-    /// preference values, a config preset over them. When this dashboard's config does not
-    /// give the catalog's values for SFT (an engine with another config), the catalog's
-    /// values are kept with the method's defaults (the estimate is the engine's all the
-    /// same).
+    /// The preset's values for a run of `method`, as the engine resolved them (its catalog
+    /// carries each preset's preference values); from an engine that does not, the catalog's
+    /// values with the method's defaults (the estimate is the engine's all the same).
     pub fn preset_for(&self, method: MethodName) -> Hyperparameters {
         let p = &self.presets[self.preset];
-        if p.hyperparameters.method.name() == method {
-            return p.hyperparameters.clone();
-        }
-        let ours = |m| resolve_preset(&p.name, &self.training, m);
-        match (ours(p.hyperparameters.method.name()), ours(method)) {
-            (Some(same), Some(hp)) if same == p.hyperparameters && p.error.is_none() => hp,
-            _ => {
-                let mut hp = p.hyperparameters.clone();
-                hp.method = method.with_defaults();
-                hp
-            }
-        }
+        p.values_for(method).unwrap_or_else(|| {
+            let mut hp = p.hyperparameters.clone();
+            hp.method = method.with_defaults();
+            hp
+        })
     }
 
     /// The preset's values for the form's method as the fields' base values; the method's

@@ -382,7 +382,11 @@ fn stored_values_convert_back_into_the_same_records() {
     for p in &v11.metrics {
         assert_eq!(&crate::domain::MetricsPoint::from_stored(p.to_stored()), p);
     }
-    for j in s.jobs.iter().chain([&since_v8(&s).job, &export_job, &v11.job]) {
+    for j in s
+        .jobs
+        .iter()
+        .chain([&since_v8(&s).job, &export_job, &v11.job])
+    {
         assert_eq!(&crate::domain::TrainingJob::from_stored(j.to_stored()), j);
     }
     for a in s.artifacts.iter().chain([&export]) {
