@@ -265,8 +265,8 @@ fn the_dashboard_takes_a_file_to_a_downloaded_model() {
         "fast is one epoch: {screen}"
     );
 
-    // Base model (below from_model, left at none): edit the field.
-    term.keys(&["j", "j", "Enter"]);
+    // Base model (below from_model, left at none, and method, left at sft): edit the field.
+    term.keys(&["j", "j", "j", "Enter"]);
     term.wait_for_all(
         "the base model being edited",
         secs(20),
