@@ -112,4 +112,25 @@ macro_rules! stored_enum {
     };
 }
 
-pub(crate) use {stored_enum, stored_struct};
+/// Moves a record into another stored type's layout (an upgrade step, or a test's way back to
+/// an older layout), naming each field once: a plain field moves as it is, `field => expr`
+/// is computed from the fields, `drop { … }` names the fields the target has no place for and
+/// `{ field: expr, … }` after the target gives its new fields. Like the macros above, it
+/// names every field with no `..`, so a field added to either side is a compile error here.
+macro_rules! repack {
+    (
+        $value:expr, $from:ident { $($field:ident $(=> $conv:expr)?),* $(,)? }
+        $(drop { $($gone:ident),* $(,)? })?
+        => $to:ident $({ $($new:ident : $val:expr),* $(,)? })?
+    ) => {{
+        let $from { $($field,)* $($($gone: _,)*)? } = $value;
+        $to {
+            $($field: $crate::store::stored::convert::repack!(@field $field $($conv)?),)*
+            $($($new: $val,)*)?
+        }
+    }};
+    (@field $field:ident) => { $field };
+    (@field $field:ident $conv:expr) => { $conv };
+}
+
+pub(crate) use {repack, stored_enum, stored_struct};

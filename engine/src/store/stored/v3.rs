@@ -261,50 +261,8 @@ pub enum ChangeV3 {
 /// A job as schemas v5 to v7 stored it (its task dropped), for tests that build older stores.
 #[cfg(test)]
 pub(crate) fn v1_of(job: &TrainingJob) -> TrainingJobV1 {
-    let super::v4::TrainingJobV4 {
-        id,
-        user_id,
-        dataset_id,
-        preset_id,
-        hyperparameters,
-        gpu_config,
-        status,
-        current_stage,
-        progress,
-        current_epoch,
-        total_epochs,
-        current_step,
-        total_steps,
-        current_metrics,
-        queued_at,
-        started_at,
-        completed_at,
-        estimated_completion_at,
-        estimated_cost,
-        current_cost,
-        final_cost,
-        error_message,
-        error_detail,
-        retry_count,
-        external_job_id,
-        event_cursor,
-        artifact_id,
-        retry_of,
-        last_event_at,
-        next_attempt_at,
-        first_training_loss,
-        stall_notified,
-        loss_warned,
-        output_files,
-        output_dir,
-        parameters_billions,
-        task: _,
-        resumed_from: _,
-        init_model: _,
-        created_at,
-        updated_at,
-    } = super::v5::older::job_v4(job);
-    TrainingJobV1 {
+    use super::v4::TrainingJobV4;
+    super::convert::repack!(super::v5::older::job_v4(job), TrainingJobV4 {
         id,
         user_id,
         dataset_id,
@@ -343,5 +301,5 @@ pub(crate) fn v1_of(job: &TrainingJob) -> TrainingJobV1 {
         parameters_billions,
         created_at,
         updated_at,
-    }
+    } drop { task, resumed_from, init_model } => TrainingJobV1)
 }

@@ -6,7 +6,7 @@
 //! edit here.
 
 use super::Convert;
-use super::convert::{stored_enum, stored_struct};
+use super::convert::{repack, stored_enum, stored_struct};
 use super::v1::*;
 use super::v3::*;
 use super::v4::*;
@@ -114,7 +114,7 @@ stored_struct!(
 /// The schema v11 upgrade of a run's hyperparameters: every run before it trained SFT.
 impl Convert<HyperparametersV5> for HyperparametersV1 {
     fn convert(self) -> HyperparametersV5 {
-        let HyperparametersV1 {
+        repack!(self, HyperparametersV1 {
             base_model,
             learning_rate,
             batch_size,
@@ -132,27 +132,7 @@ impl Convert<HyperparametersV5> for HyperparametersV1 {
             seed,
             use_validation,
             quantization,
-        } = self;
-        HyperparametersV5 {
-            base_model,
-            learning_rate,
-            batch_size,
-            gradient_accumulation_steps,
-            epochs,
-            lora_rank,
-            lora_alpha,
-            lora_dropout,
-            target_modules,
-            warmup_ratio,
-            warmup_steps,
-            weight_decay,
-            scheduler,
-            max_seq_length,
-            seed,
-            use_validation,
-            quantization,
-            method: TrainingMethodV5::Sft,
-        }
+        } => HyperparametersV5 { method: TrainingMethodV5::Sft })
     }
 }
 
@@ -206,12 +186,12 @@ stored_struct!(
 /// The schema v10 → v11 upgrade of one job (and how a change log entry of v10 reads).
 impl Convert<TrainingJobV5> for TrainingJobV4 {
     fn convert(self) -> TrainingJobV5 {
-        let TrainingJobV4 {
+        repack!(self, TrainingJobV4 {
             id,
             user_id,
             dataset_id,
             preset_id,
-            hyperparameters,
+            hyperparameters => hyperparameters.convert(),
             gpu_config,
             status,
             current_stage,
@@ -248,50 +228,7 @@ impl Convert<TrainingJobV5> for TrainingJobV4 {
             init_model,
             created_at,
             updated_at,
-        } = self;
-        TrainingJobV5 {
-            id,
-            user_id,
-            dataset_id,
-            preset_id,
-            hyperparameters: hyperparameters.convert(),
-            gpu_config,
-            status,
-            current_stage,
-            progress,
-            current_epoch,
-            total_epochs,
-            current_step,
-            total_steps,
-            current_metrics,
-            queued_at,
-            started_at,
-            completed_at,
-            estimated_completion_at,
-            estimated_cost,
-            current_cost,
-            final_cost,
-            error_message,
-            error_detail,
-            retry_count,
-            external_job_id,
-            event_cursor,
-            artifact_id,
-            retry_of,
-            last_event_at,
-            next_attempt_at,
-            first_training_loss,
-            stall_notified,
-            loss_warned,
-            output_files,
-            output_dir,
-            parameters_billions,
-            task,
-            resumed_from,
-            init_model,
-            created_at,
-            updated_at,
-        }
+        } => TrainingJobV5)
     }
 }
 
@@ -344,7 +281,7 @@ stored_struct!(
 /// The schema v11 upgrade of a logged step: none before it had preference figures.
 impl Convert<MetricsPointV5> for MetricsPointV1 {
     fn convert(self) -> MetricsPointV5 {
-        let MetricsPointV1 {
+        repack!(self, MetricsPointV1 {
             job_id,
             timestamp,
             epoch,
@@ -355,20 +292,7 @@ impl Convert<MetricsPointV5> for MetricsPointV1 {
             gradient_norm,
             throughput,
             gpu_utilization,
-        } = self;
-        MetricsPointV5 {
-            job_id,
-            timestamp,
-            epoch,
-            step,
-            training_loss,
-            validation_loss,
-            learning_rate,
-            gradient_norm,
-            throughput,
-            gpu_utilization,
-            preference: None,
-        }
+        } => MetricsPointV5 { preference: None })
     }
 }
 
@@ -415,7 +339,7 @@ stored_struct!(
 /// The schema v11 upgrade of a dataset's statistics.
 impl Convert<DatasetStatisticsV5> for DatasetStatisticsV1 {
     fn convert(self) -> DatasetStatisticsV5 {
-        let DatasetStatisticsV1 {
+        repack!(self, DatasetStatisticsV1 {
             total_examples,
             total_training_pairs,
             total_validation_pairs,
@@ -431,25 +355,7 @@ impl Convert<DatasetStatisticsV5> for DatasetStatisticsV1 {
             max_seq_length,
             error_count,
             warning_count,
-        } = self;
-        DatasetStatisticsV5 {
-            total_examples,
-            total_training_pairs,
-            total_validation_pairs,
-            total_tokens,
-            tokens_exact,
-            avg_turns_per_conversation,
-            avg_tokens_per_turn,
-            tokens_p50,
-            tokens_p95,
-            tokens_max,
-            duplicate_examples,
-            examples_over_max_seq_length,
-            max_seq_length,
-            error_count,
-            warning_count,
-            preference: None,
-        }
+        } => DatasetStatisticsV5 { preference: None })
     }
 }
 
@@ -486,7 +392,7 @@ stored_struct!(
 /// The schema v11 upgrade of a dataset (and how a change log entry before v11 reads).
 impl Convert<DatasetV5> for DatasetV1 {
     fn convert(self) -> DatasetV5 {
-        let DatasetV1 {
+        repack!(self, DatasetV1 {
             id,
             user_id,
             name,
@@ -498,7 +404,7 @@ impl Convert<DatasetV5> for DatasetV1 {
             storage_bucket,
             storage_path,
             sha256,
-            statistics,
+            statistics => statistics.convert(),
             total_training_pairs,
             total_validation_pairs,
             total_tokens,
@@ -511,33 +417,7 @@ impl Convert<DatasetV5> for DatasetV1 {
             created_at,
             updated_at,
             deleted_at,
-        } = self;
-        DatasetV5 {
-            id,
-            user_id,
-            name,
-            description,
-            file_name,
-            file_size,
-            format,
-            status,
-            storage_bucket,
-            storage_path,
-            sha256,
-            statistics: statistics.convert(),
-            total_training_pairs,
-            total_validation_pairs,
-            total_tokens,
-            training_ready,
-            validated_at,
-            validation_errors,
-            sample_data,
-            error_message,
-            source_path,
-            created_at,
-            updated_at,
-            deleted_at,
-        }
+        } => DatasetV5)
     }
 }
 
@@ -549,7 +429,7 @@ pub(crate) mod older {
 
     /// A run's hyperparameters as schemas up to v10 stored them.
     fn hyperparameters_v1(hp: HyperparametersV5) -> HyperparametersV1 {
-        let HyperparametersV5 {
+        repack!(hp, HyperparametersV5 {
             base_model,
             learning_rate,
             batch_size,
@@ -567,37 +447,18 @@ pub(crate) mod older {
             seed,
             use_validation,
             quantization,
-            method: _,
-        } = hp;
-        HyperparametersV1 {
-            base_model,
-            learning_rate,
-            batch_size,
-            gradient_accumulation_steps,
-            epochs,
-            lora_rank,
-            lora_alpha,
-            lora_dropout,
-            target_modules,
-            warmup_ratio,
-            warmup_steps,
-            weight_decay,
-            scheduler,
-            max_seq_length,
-            seed,
-            use_validation,
-            quantization,
-        }
+        } drop { method } => HyperparametersV1)
     }
 
     /// A job as schema v10 stored it.
     pub(crate) fn job_v4(job: &TrainingJob) -> TrainingJobV4 {
-        let TrainingJobV5 {
+        let job: TrainingJobV5 = job.clone().convert();
+        repack!(job, TrainingJobV5 {
             id,
             user_id,
             dataset_id,
             preset_id,
-            hyperparameters,
+            hyperparameters => hyperparameters_v1(hyperparameters),
             gpu_config,
             status,
             current_stage,
@@ -634,54 +495,11 @@ pub(crate) mod older {
             init_model,
             created_at,
             updated_at,
-        } = job.clone().convert();
-        TrainingJobV4 {
-            id,
-            user_id,
-            dataset_id,
-            preset_id,
-            hyperparameters: hyperparameters_v1(hyperparameters),
-            gpu_config,
-            status,
-            current_stage,
-            progress,
-            current_epoch,
-            total_epochs,
-            current_step,
-            total_steps,
-            current_metrics,
-            queued_at,
-            started_at,
-            completed_at,
-            estimated_completion_at,
-            estimated_cost,
-            current_cost,
-            final_cost,
-            error_message,
-            error_detail,
-            retry_count,
-            external_job_id,
-            event_cursor,
-            artifact_id,
-            retry_of,
-            last_event_at,
-            next_attempt_at,
-            first_training_loss,
-            stall_notified,
-            loss_warned,
-            output_files,
-            output_dir,
-            parameters_billions,
-            task,
-            resumed_from,
-            init_model,
-            created_at,
-            updated_at,
-        }
+        } => TrainingJobV4)
     }
 
     fn statistics_v1(s: DatasetStatisticsV5) -> DatasetStatisticsV1 {
-        let DatasetStatisticsV5 {
+        repack!(s, DatasetStatisticsV5 {
             total_examples,
             total_training_pairs,
             total_validation_pairs,
@@ -697,30 +515,13 @@ pub(crate) mod older {
             max_seq_length,
             error_count,
             warning_count,
-            preference: _,
-        } = s;
-        DatasetStatisticsV1 {
-            total_examples,
-            total_training_pairs,
-            total_validation_pairs,
-            total_tokens,
-            tokens_exact,
-            avg_turns_per_conversation,
-            avg_tokens_per_turn,
-            tokens_p50,
-            tokens_p95,
-            tokens_max,
-            duplicate_examples,
-            examples_over_max_seq_length,
-            max_seq_length,
-            error_count,
-            warning_count,
-        }
+        } drop { preference } => DatasetStatisticsV1)
     }
 
     /// A dataset as schemas up to v10 stored it.
     pub(crate) fn dataset_v1(d: &Dataset) -> DatasetV1 {
-        let DatasetV5 {
+        let d: DatasetV5 = d.clone().convert();
+        repack!(d, DatasetV5 {
             id,
             user_id,
             name,
@@ -732,7 +533,7 @@ pub(crate) mod older {
             storage_bucket,
             storage_path,
             sha256,
-            statistics,
+            statistics => statistics.map(statistics_v1),
             total_training_pairs,
             total_validation_pairs,
             total_tokens,
@@ -745,32 +546,6 @@ pub(crate) mod older {
             created_at,
             updated_at,
             deleted_at,
-        } = d.clone().convert();
-        DatasetV1 {
-            id,
-            user_id,
-            name,
-            description,
-            file_name,
-            file_size,
-            format,
-            status,
-            storage_bucket,
-            storage_path,
-            sha256,
-            statistics: statistics.map(statistics_v1),
-            total_training_pairs,
-            total_validation_pairs,
-            total_tokens,
-            training_ready,
-            validated_at,
-            validation_errors,
-            sample_data,
-            error_message,
-            source_path,
-            created_at,
-            updated_at,
-            deleted_at,
-        }
+        } => DatasetV1)
     }
 }
