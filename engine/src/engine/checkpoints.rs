@@ -108,50 +108,106 @@ impl Engine {
     }
 
     /// Moves a local run's checkpoint archives into the store and records them stored; one
-    /// that fails stays a folder on this machine, and the job's log says why.
+    /// that fails stays a folder on this machine, and the job's log says why. An archive is
+    /// removed only once its record says stored, so an engine killed halfway leaves it in
+    /// place and the next call here (any later checkpoint, the run's end, a cancel) stores
+    /// it: see [`Engine::leftover_archives`].
     pub(crate) async fn store_archives(
         &self,
         job: &TrainingJob,
         archives: Vec<(Checkpoint, LocalArchive)>,
     ) -> Result<()> {
+        let mut archives = archives;
+        archives.extend(self.leftover_archives(job, &archives).await?);
         if archives.is_empty() {
             return Ok(());
         }
-        for (mut c, archive) in archives {
-            let key = local_key(job, c.step)?;
-            let path = Path::new(&archive.path);
-            let stored = self
-                .inner
-                .objects
-                .put_file(Bucket::Models, &key, path, &|_, _| {})
-                .await;
-            let _ = std::fs::remove_file(path);
-            let problem = match stored {
-                Ok(o) if o.sha256 == archive.sha256 && o.size == archive.size => {
-                    c.storage_path = key;
-                    c.size = Some(o.size);
-                    c.sha256 = Some(o.sha256);
-                    self.on_store(move |e| Ok(e.inner.store.put(&c)?)).await?;
-                    continue;
-                }
-                Ok(o) => {
-                    let _ = self.inner.objects.delete(Bucket::Models, &key).await;
-                    format!(
-                        "the archive changed while it was stored ({} bytes, sha256 {}; the trainer reported {} bytes, {})",
-                        o.size, o.sha256, archive.size, archive.sha256
-                    )
-                }
-                Err(e) => e.to_string(),
-            };
-            self.inner.store.publish(EngineEvent::JobLog {
-                job_id: job.id,
-                line: format!(
-                    "warning: the checkpoint at step {} was not stored: {problem}; it stays in its folder on this machine",
-                    c.step
-                ),
-            });
+        for (c, archive) in archives {
+            self.store_archive(job, c, archive).await?;
         }
         self.retain_checkpoints(job.id).await
+    }
+
+    /// Puts one archive into the store and records it (see [`Engine::store_archives`]).
+    async fn store_archive(
+        &self,
+        job: &TrainingJob,
+        mut c: Checkpoint,
+        archive: LocalArchive,
+    ) -> Result<()> {
+        let key = local_key(job, c.step)?;
+        let path = Path::new(&archive.path);
+        let stored = self
+            .inner
+            .objects
+            .put_file(Bucket::Models, &key, path, &|_, _| {})
+            .await;
+        let problem = match stored {
+            Ok(o) if o.sha256 == archive.sha256 && o.size == archive.size => {
+                c.storage_path = key;
+                c.size = Some(o.size);
+                c.sha256 = Some(o.sha256);
+                self.on_store(move |e| Ok(e.inner.store.put(&c)?)).await?;
+                let _ = std::fs::remove_file(path);
+                return Ok(());
+            }
+            Ok(o) => {
+                let _ = self.inner.objects.delete(Bucket::Models, &key).await;
+                format!(
+                    "the archive changed while it was stored ({} bytes, sha256 {}; the trainer reported {} bytes, {})",
+                    o.size, o.sha256, archive.size, archive.sha256
+                )
+            }
+            Err(e) => e.to_string(),
+        };
+        let _ = std::fs::remove_file(path);
+        self.inner.store.publish(EngineEvent::JobLog {
+            job_id: job.id,
+            line: format!(
+                "warning: the checkpoint at step {} was not stored: {problem}; it stays in its folder on this machine",
+                c.step
+            ),
+        });
+        Ok(())
+    }
+
+    /// Archives an earlier engine left in the job's archive folder (killed between reading a
+    /// `checkpoint` event and recording the archive stored), beside `pending`, which this
+    /// call stores anyway. One whose checkpoint is recorded and not yet stored is returned
+    /// for storing (the trainer wrote it completely before it reported it, so its own hash is
+    /// the expected one); one whose checkpoint is stored or retired is removed.
+    async fn leftover_archives(
+        &self,
+        job: &TrainingJob,
+        pending: &[(Checkpoint, LocalArchive)],
+    ) -> Result<Vec<(Checkpoint, LocalArchive)>> {
+        let dir = self.job_dir_path(job.id).join("checkpoint-archives");
+        let pending: Vec<u64> = pending.iter().map(|(c, _)| c.step).collect();
+        let id = job.id;
+        let records = self
+            .on_store(move |e| Ok(e.inner.store.checkpoints(id)?))
+            .await?;
+        let found = tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            for c in records.into_iter().filter(|c| !pending.contains(&c.step)) {
+                let path = dir.join(format!("checkpoint-{}.tar", c.step));
+                if !path.is_file() {
+                    continue;
+                }
+                if c.is_stored() || c.folder.is_none() {
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
+                let Ok(archive) = hash_archive(&path) else {
+                    continue;
+                };
+                found.push((c, archive));
+            }
+            found
+        })
+        .await
+        .unwrap_or_default();
+        Ok(found)
     }
 
     /// After a cancel, the trainer saves a checkpoint and stores it on its way out, but the
@@ -270,6 +326,18 @@ impl Engine {
     }
 }
 
+/// The size and sha256 of a local archive file.
+fn hash_archive(path: &Path) -> std::io::Result<LocalArchive> {
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let sha256 = crate::storage::verify::Hashing::new(file).finish()?;
+    Ok(LocalArchive {
+        path: path.to_string_lossy().into_owned(),
+        size,
+        sha256,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +357,53 @@ mod tests {
         // Without validation losses, only the newest stay; 0 keeps one.
         let plain = [(5, None), (6, None), (7, None)];
         assert_eq!(retired(&plain, 0), vec![5, 6]);
+    }
+
+    /// An engine killed between reading a `checkpoint` event and recording its archive stored
+    /// leaves the archive in the job's folder; the next engine stores it, and removes one whose
+    /// checkpoint is already retired, so no archive is kept twice or lost.
+    #[tokio::test]
+    async fn an_archive_left_by_a_killed_engine_is_stored_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(crate::paths::Paths::under(dir.path())).unwrap();
+        let sample =
+            crate::mirror::sample::write_sample(engine.store(), engine.profile_user(), 1).unwrap();
+        let job = sample.job;
+        let archives = engine.job_dir_path(job.id).join("checkpoint-archives");
+        std::fs::create_dir_all(&archives).unwrap();
+        let checkpoint = |step: u64, folder: Option<String>| Checkpoint {
+            id: crate::ids::CheckpointId::new(),
+            step,
+            storage_path: folder.clone().unwrap_or_default(),
+            size: None,
+            sha256: None,
+            folder,
+            ..sample.checkpoint.clone()
+        };
+        let folder = engine.job_dir_path(job.id).join("checkpoints/checkpoint-7");
+        let unstored = checkpoint(7, Some(folder.to_string_lossy().into_owned()));
+        let retired = checkpoint(3, None);
+        engine.store().put(&unstored).unwrap();
+        engine.store().put(&retired).unwrap();
+        let bytes = b"a checkpoint archive".repeat(100);
+        std::fs::write(archives.join("checkpoint-7.tar"), &bytes).unwrap();
+        std::fs::write(archives.join("checkpoint-3.tar"), b"retired").unwrap();
+
+        engine.store_archives(&job, Vec::new()).await.unwrap();
+
+        let after = engine.store().checkpoints(job.id).unwrap();
+        let seven = after.iter().find(|c| c.step == 7).unwrap();
+        let key = local_key(&job, 7).unwrap();
+        assert_eq!(seven.storage_path, key, "{seven:?}");
+        assert_eq!(seven.size, Some(bytes.len() as u64));
+        let expected = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        assert_eq!(seven.sha256.as_deref(), Some(expected.as_str()));
+        let size = engine.inner.objects.size(Bucket::Models, &key).await;
+        assert_eq!(size.unwrap(), Some(bytes.len() as u64));
+        let left: Vec<_> = std::fs::read_dir(&archives).unwrap().collect();
+        assert!(left.is_empty(), "both archives are gone: {left:?}");
+        let three = after.iter().find(|c| c.step == 3).unwrap();
+        assert!(!three.is_stored(), "a retired checkpoint stays retired");
     }
 
     #[test]

@@ -633,9 +633,12 @@ impl Engine {
         let Some((job, seen)) = applied else {
             return Ok(());
         };
-        if !seen.archives.is_empty() {
+        // At the end too: an archive an earlier engine left unstored is stored before the
+        // run's checkpoints are final.
+        if !seen.archives.is_empty() || seen.outcome.is_some() {
             self.store_archives(&job, seen.archives.clone()).await?;
-        } else if seen.checkpoints.iter().any(|c| c.is_stored()) {
+        }
+        if seen.archives.is_empty() && seen.checkpoints.iter().any(|c| c.is_stored()) {
             self.retain_checkpoints(id).await?;
         }
         for line in &seen.logs {
