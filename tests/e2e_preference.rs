@@ -90,6 +90,7 @@ fn dpo_orpo_simpo_and_kto_each_train_the_tiny_model_with_rewards_stored() {
     assert_eq!(kto["statistics"]["preference"]["undesirable"], 8, "{kto:#}");
     let kto = kto["id"].as_str().unwrap().to_string();
 
+    let mut ids = Vec::new();
     for (dataset, method, extra) in [
         (&pairs, "dpo", &["beta=0.2"][..]),
         (&pairs, "dpo", &["loss_type=ipo"][..]),
@@ -99,6 +100,7 @@ fn dpo_orpo_simpo_and_kto_each_train_the_tiny_model_with_rewards_stored() {
     ] {
         let (job, model) = train(&home, dataset, method, extra);
         let id = job["id"].as_str().unwrap();
+        ids.push(id.to_string());
         let m = &job["hyperparameters"]["method"];
         assert_eq!(m["name"], method, "{job:#}");
         match method {
@@ -144,6 +146,17 @@ fn dpo_orpo_simpo_and_kto_each_train_the_tiny_model_with_rewards_stored() {
             "{shown}"
         );
 
+        // The jobs list names each run's method.
+        let out = home.cmd().args(["jobs", "list"]).output().unwrap();
+        let list = String::from_utf8_lossy(&out.stdout);
+        let row = list.lines().find(|l| l.starts_with(&id[..8])).unwrap_or("");
+        assert!(
+            list.starts_with("ID")
+                && list.contains("METHOD")
+                && row.contains(&format!(" {method} ")),
+            "{list}"
+        );
+
         // The model's evaluation judged held-out pairs with the base and the adapter.
         let eval = &model["evaluation"]["preference"];
         assert!(eval["pairs"].as_u64().unwrap() > 0, "{method}: {model:#}");
@@ -152,6 +165,31 @@ fn dpo_orpo_simpo_and_kto_each_train_the_tiny_model_with_rewards_stored() {
             assert!((0.0..=1.0).contains(&a), "{method} {key}: {eval}");
         }
     }
+
+    // Runs of different methods are compared side by side, but none is called the best: a
+    // DPO loss and an ORPO loss measure different things. Two DPO runs do get a best.
+    let mixed = home.json(&["jobs", "compare", &ids[0], &ids[2], "--json"], 0);
+    assert!(mixed["best"].is_null(), "{mixed:#}");
+    assert!(
+        mixed["differing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "method"),
+        "{mixed:#}"
+    );
+    let out = home
+        .cmd()
+        .args(["jobs", "compare", &ids[0], &ids[2]])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("no best") && table.contains("orpo (lambda 0.1)"),
+        "{table}"
+    );
+    let dpo = home.json(&["jobs", "compare", &ids[0], &ids[1], "--json"], 0);
+    assert!(dpo["best"].is_string(), "{dpo:#}");
 }
 
 #[test]

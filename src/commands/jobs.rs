@@ -210,6 +210,7 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
                             format!("{:.0}%", j.progress),
                             format!("{}/{}", count(j.current_step), count(j.total_steps)),
                             fit(&j.hyperparameters.base_model, 32),
+                            j.hyperparameters.method.name().as_str().into(),
                             format!("{}×{}", j.gpu_config.gpu_count, j.gpu_config.gpu_type),
                             money(j.final_cost.unwrap_or(j.current_cost)),
                             money(j.estimated_cost),
@@ -219,8 +220,8 @@ pub async fn run(client: &Client, cmd: JobsCmd) -> Result<i32> {
                     .collect();
                 output::table(
                     &[
-                        "ID", "STATUS", "STAGE", "PROGRESS", "STEP", "MODEL", "GPUS", "COST",
-                        "ESTIMATE", "CREATED",
+                        "ID", "STATUS", "STAGE", "PROGRESS", "STEP", "MODEL", "METHOD", "GPUS",
+                        "COST", "ESTIMATE", "CREATED",
                     ],
                     &rows,
                 );

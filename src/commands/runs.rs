@@ -29,6 +29,10 @@ pub fn print_runs(c: &RunComparison) {
     }
     if let (Some(best), Some(by)) = (c.best, &c.best_by) {
         println!("* best: {} by {}", best.short(), by.replace('_', " "));
+    } else if c.differing.iter().any(|k| k == "method") {
+        println!(
+            "(no best: the runs trained with different methods, whose losses measure different things; `models show` gives each model's evaluation)"
+        );
     }
 }
 
@@ -68,6 +72,11 @@ fn value(v: Option<&Value>) -> String {
             .map(|i| value(Some(i)))
             .collect::<Vec<_>>()
             .join(","),
+        // A training method, as `jobs show` says it.
+        Some(v @ Value::Object(_)) => {
+            serde_json::from_value::<brightrun_engine::domain::TrainingMethod>(v.clone())
+                .map_or_else(|_| output::clean(&v.to_string()), |m| m.describe())
+        }
         Some(other) => other.to_string(),
     }
 }
@@ -94,6 +103,9 @@ mod tests {
         );
         assert_eq!(value(Some(&serde_json::json!("a\u{1b}[2Jb"))), "ab");
         assert_eq!(value(None), "–");
+        let dpo = serde_json::json!({"name": "dpo", "beta": 0.1, "loss_type": "ipo"});
+        assert_eq!(value(Some(&dpo)), "dpo (beta 0.1, ipo)");
+        assert_eq!(value(Some(&serde_json::json!({"name": "sft"}))), "sft");
         assert_eq!(duration(42.4), "42s");
         assert_eq!(duration(125.0), "2m05s");
         assert_eq!(duration(7300.0), "2h01m");

@@ -17,7 +17,8 @@ pub struct RunComparison {
     /// sorted: what the comparison is about.
     pub differing: Vec<String>,
     /// The best run: the lowest best validation loss, else the lowest evaluation loss of its
-    /// model, else the lowest final training loss.
+    /// model, else the lowest final training loss. None when the runs trained with different
+    /// methods (`method` among `differing`): their losses measure different things.
     pub best: Option<JobId>,
     /// What `best` was chosen by: `validation_loss`, `evaluation_loss` or `training_loss`.
     pub best_by: Option<String>,

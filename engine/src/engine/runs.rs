@@ -139,8 +139,13 @@ fn differing(runs: &[ComparedRun]) -> Vec<String> {
 
 /// The best run and what it was judged by: the lowest best validation loss when every run has
 /// one, else the lowest evaluation loss when every run has one, else the lowest final training
-/// loss (runs that have none are left out).
+/// loss (runs that have none are left out). None when the runs trained with different methods:
+/// an SFT loss, a DPO loss and an ORPO loss measure different things, so the lowest says
+/// nothing about which model is better.
 pub(super) fn best_run(runs: &[ComparedRun]) -> Option<(JobId, &'static str)> {
+    if !same_method(runs) {
+        return None;
+    }
     let by = |f: &dyn Fn(&ComparedRun) -> Option<f64>, all: bool| {
         let scored: Vec<(JobId, f64)> = runs
             .iter()
@@ -164,6 +169,17 @@ pub(super) fn best_run(runs: &[ComparedRun]) -> Option<(JobId, &'static str)> {
         return Some((id, "evaluation_loss"));
     }
     by(&|r| r.final_training_loss, false).map(|id| (id, "training_loss"))
+}
+
+/// Whether every run trained with the same method (`sft` where a record names none).
+pub(crate) fn same_method(runs: &[ComparedRun]) -> bool {
+    let method = |r: &ComparedRun| {
+        r.hyperparameters["method"]["name"]
+            .as_str()
+            .unwrap_or("sft")
+            .to_string()
+    };
+    runs.iter().all(|r| method(r) == method(&runs[0]))
 }
 
 #[cfg(test)]
@@ -218,5 +234,17 @@ mod tests {
         assert_eq!(best_run(&runs), Some((runs[0].id, "training_loss")));
         let runs = [run(1e-4, 8, None, None), run(5e-5, 8, None, None)];
         assert_eq!(best_run(&runs), None);
+        // Losses of different methods are not compared: no best.
+        let mut dpo = run(5e-5, 8, Some(0.5), Some(0.5));
+        dpo.hyperparameters["method"] = json!({"name": "dpo", "beta": 0.1, "loss_type": "sigmoid"});
+        let runs = [run(1e-4, 8, Some(0.9), Some(0.2)), dpo.clone()];
+        assert_eq!(best_run(&runs), None);
+        let mut other = dpo.clone();
+        other.id = JobId::new();
+        other.best_validation_loss = Some(0.4);
+        assert_eq!(
+            best_run(&[dpo, other.clone()]),
+            Some((other.id, "validation_loss"))
+        );
     }
 }

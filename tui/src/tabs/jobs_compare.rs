@@ -18,7 +18,7 @@ use crate::sanitize::one_line;
 use crate::theme::Theme;
 use crate::ui::{Col, column_widths, fit_line, panel, wrap_all};
 use brightrun_api::ApiError;
-use brightrun_api::domain::{ComparedRun, MetricsPoint, RunComparison, Timestamp};
+use brightrun_api::domain::{ComparedRun, MetricsPoint, RunComparison, Timestamp, TrainingMethod};
 use brightrun_api::ids::JobId;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -334,6 +334,9 @@ pub fn value_text(v: Option<&Value>) -> String {
             Some(f) if !n.is_u64() && !n.is_i64() => format::float(f),
             _ => n.to_string(),
         },
+        // A training method, as the job's details say it.
+        Some(v @ Value::Object(_)) => serde_json::from_value::<TrainingMethod>(v.clone())
+            .map_or_else(|_| one_line(&v.to_string()).into_owned(), |m| m.describe()),
         Some(other) => one_line(&other.to_string()).into_owned(),
     }
 }
@@ -1033,6 +1036,12 @@ impl CompareView {
             if c.differing.is_empty() {
                 title.push(Span::styled("· same configuration ", t.muted()));
             }
+            if c.best.is_none() && c.differing.iter().any(|k| k == "method") {
+                title.push(Span::styled(
+                    "· no best across methods: their losses differ in kind ",
+                    t.muted(),
+                ));
+            }
         }
         let width = area.width.saturating_sub(2) as usize;
         let lines = self.table_lines(width, s);
@@ -1276,6 +1285,11 @@ mod tests {
         assert_eq!(value_text(Some(&serde_json::json!("a\u{1b}[2Jb"))), "ab");
         assert_eq!(value_text(Some(&serde_json::json!(0.05))), "0.05");
         assert_eq!(value_text(Some(&serde_json::json!(true))), "true");
+        let simpo = serde_json::json!({"name": "simpo", "beta": 2.0, "gamma": 0.5});
+        assert_eq!(value_text(Some(&simpo)), "simpo (beta 2, gamma 0.5)");
+        // Not a method: shown as it is, on one line.
+        let odd = serde_json::json!({"name": "x\u{1b}[2J"});
+        assert!(!value_text(Some(&odd)).contains('\u{1b}'));
         assert_eq!(value_text(None), "–");
     }
 
