@@ -188,8 +188,28 @@ fn dpo_orpo_simpo_and_kto_each_train_the_tiny_model_with_rewards_stored() {
         table.contains("no best") && table.contains("orpo (lambda 0.1)"),
         "{table}"
     );
+    assert!(
+        table.contains("REWARD ACC") && table.contains("HELD-OUT PREF"),
+        "{table}"
+    );
     let dpo = home.json(&["jobs", "compare", &ids[0], &ids[1], "--json"], 0);
     assert!(dpo["best"].is_string(), "{dpo:#}");
+    // Each preference run carries its last reward figures and its held-out pairs' verdict.
+    for run in dpo["runs"].as_array().unwrap() {
+        let accuracy = run["final_reward_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&accuracy), "{run:#}");
+        assert!(
+            run["final_reward_margin"]
+                .as_f64()
+                .is_some_and(f64::is_finite),
+            "{run:#}"
+        );
+        let held_out = &run["evaluation"]["preference_accuracy"];
+        assert!(
+            held_out.as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)),
+            "{run:#}"
+        );
+    }
 }
 
 #[test]

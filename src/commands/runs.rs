@@ -21,7 +21,11 @@ pub fn print_runs(c: &RunComparison) {
         ]
         .map(String::from),
     );
-    let rows: Vec<Vec<String>> = c.runs.iter().map(|r| row(c, r)).collect();
+    let preference = has_preference(c);
+    if preference {
+        header.extend(["REWARD ACC", "MARGIN", "HELD-OUT PREF"].map(String::from));
+    }
+    let rows: Vec<Vec<String>> = c.runs.iter().map(|r| row(c, r, preference)).collect();
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     output::table(&header, &rows);
     if c.differing.is_empty() {
@@ -36,7 +40,35 @@ pub fn print_runs(c: &RunComparison) {
     }
 }
 
-fn row(c: &RunComparison, r: &ComparedRun) -> Vec<String> {
+/// Whether any run trained on preferences: the table then shows their figures too.
+fn has_preference(c: &RunComparison) -> bool {
+    c.runs.iter().any(|r| {
+        r.final_reward_margin.is_some()
+            || r.evaluation
+                .as_ref()
+                .is_some_and(|e| e.preference_accuracy.is_some())
+    })
+}
+
+/// A preference run's last reward accuracy and margin, and the share of held-out pairs whose
+/// chosen reply the base and the adapter prefer.
+fn preference_cells(r: &ComparedRun) -> [String; 3] {
+    let share = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{:.0}%", v * 100.0));
+    let held_out = r.evaluation.as_ref().map_or("–".to_string(), |e| {
+        match (e.base_preference_accuracy, e.preference_accuracy) {
+            (None, None) => "–".into(),
+            (base, adapter) => format!("{} → {}", share(base), share(adapter)),
+        }
+    });
+    [
+        share(r.final_reward_accuracy),
+        r.final_reward_margin
+            .map_or("–".into(), |v| format!("{v:.3}")),
+        held_out,
+    ]
+}
+
+fn row(c: &RunComparison, r: &ComparedRun, preference: bool) -> Vec<String> {
     let mark = if c.best == Some(r.id) { "*" } else { " " };
     let mut cells = vec![
         format!("{mark}{}", r.id.short()),
@@ -59,6 +91,9 @@ fn row(c: &RunComparison, r: &ComparedRun) -> Vec<String> {
         money(r.cost),
         r.duration_seconds.map_or("–".into(), duration),
     ]);
+    if preference {
+        cells.extend(preference_cells(r));
+    }
     cells
 }
 
@@ -109,5 +144,44 @@ mod tests {
         assert_eq!(duration(42.4), "42s");
         assert_eq!(duration(125.0), "2m05s");
         assert_eq!(duration(7300.0), "2h01m");
+    }
+
+    #[test]
+    fn preference_runs_show_their_rewards_and_held_out_preference() {
+        let run: ComparedRun = serde_json::from_value(serde_json::json!({
+            "id": "00000000-0000-0000-0000-000000000001",
+            "status": "completed",
+            "dataset_id": "00000000-0000-0000-0000-000000000002",
+            "dataset_name": "pairs",
+            "hyperparameters": {"method": {"name": "dpo", "beta": 0.1, "loss_type": "sigmoid"}},
+            "final_reward_accuracy": 0.75,
+            "final_reward_margin": 0.4213,
+            "steps": 10,
+            "total_steps": 10,
+            "evaluation": {
+                "model_id": "00000000-0000-0000-0000-000000000003",
+                "scored": 0,
+                "probes_changed": 0,
+                "base_preference_accuracy": 0.5,
+                "preference_accuracy": 0.8
+            },
+            "cost": 0.0
+        }))
+        .unwrap();
+        assert_eq!(preference_cells(&run), ["75%", "0.421", "50% → 80%"]);
+        let mut sft = run.clone();
+        (
+            sft.final_reward_accuracy,
+            sft.final_reward_margin,
+            sft.evaluation,
+        ) = (None, None, None);
+        assert_eq!(preference_cells(&sft), ["–", "–", "–"]);
+        let c = RunComparison {
+            runs: vec![sft.clone(), sft],
+            differing: vec![],
+            best: None,
+            best_by: None,
+        };
+        assert!(!has_preference(&c), "SFT runs keep the table as it was");
     }
 }

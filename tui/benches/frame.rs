@@ -249,6 +249,8 @@ fn run_comparison(snap: &Snapshot, points: &[Vec<MetricsPoint>]) -> RunCompariso
                 final_training_loss: last(|p| p.training_loss),
                 best_validation_loss: lowest(|p| p.validation_loss),
                 final_validation_loss: last(|p| p.validation_loss),
+                final_reward_accuracy: None,
+                final_reward_margin: None,
                 steps: RUN_STEPS,
                 total_steps: RUN_STEPS,
                 evaluation: (k == 1).then(|| template.evaluation.clone()).flatten(),

@@ -1055,6 +1055,8 @@ pub fn comparison() -> RunComparison {
             final_training_loss: last(|p| p.training_loss),
             best_validation_loss: lowest(|p| p.validation_loss),
             final_validation_loss: last(|p| p.validation_loss),
+            final_reward_accuracy: None,
+            final_reward_margin: None,
             steps: j.current_step,
             total_steps: j.total_steps,
             evaluation: (n == 2).then(|| RunEvaluation {
@@ -1064,6 +1066,8 @@ pub fn comparison() -> RunComparison {
                 adapter_closer: Some(14),
                 scored: 20,
                 probes_changed: 3,
+                preference_accuracy: None,
+                base_preference_accuracy: None,
             }),
             cost: j.final_cost.unwrap_or(j.current_cost),
             duration_seconds: j

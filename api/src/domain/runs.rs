@@ -37,6 +37,12 @@ pub struct ComparedRun {
     pub final_training_loss: Option<f64>,
     pub best_validation_loss: Option<f64>,
     pub final_validation_loss: Option<f64>,
+    /// A preference run's reward accuracy and margin at its last logged step (none for SFT;
+    /// no accuracy for KTO).
+    #[serde(default)]
+    pub final_reward_accuracy: Option<f64>,
+    #[serde(default)]
+    pub final_reward_margin: Option<f64>,
     /// Steps trained, of the total.
     pub steps: u64,
     pub total_steps: u64,
@@ -60,4 +66,10 @@ pub struct RunEvaluation {
     pub scored: u32,
     /// Probe answers the training changed.
     pub probes_changed: u32,
+    /// A preference run's held-out pairs: the share whose chosen reply the adapter prefers,
+    /// and the base model's share on the same pairs.
+    #[serde(default)]
+    pub preference_accuracy: Option<f64>,
+    #[serde(default)]
+    pub base_preference_accuracy: Option<f64>,
 }

@@ -70,6 +70,8 @@ impl Engine {
                     .filter(|s| s.adapter_score.is_some())
                     .count() as u32,
                 probes_changed: e.probes.iter().filter(|p| p.changed == Some(true)).count() as u32,
+                preference_accuracy: e.preference.as_ref().and_then(|p| p.adapter_accuracy),
+                base_preference_accuracy: e.preference.as_ref().and_then(|p| p.base_accuracy),
             }),
             None => None,
         };
@@ -105,6 +107,8 @@ fn run_of(
         final_training_loss: last(|p| p.training_loss),
         best_validation_loss: lowest(|p| p.validation_loss),
         final_validation_loss: last(|p| p.validation_loss),
+        final_reward_accuracy: last(|p| p.preference.as_ref().and_then(|m| m.reward_accuracy)),
+        final_reward_margin: last(|p| p.preference.as_ref().and_then(|m| m.reward_margin)),
         steps: job.current_step,
         total_steps: job.total_steps,
         evaluation,
@@ -200,6 +204,8 @@ mod tests {
             final_training_loss: train,
             best_validation_loss: val,
             final_validation_loss: val,
+            final_reward_accuracy: None,
+            final_reward_margin: None,
             steps: 10,
             total_steps: 10,
             evaluation: None,

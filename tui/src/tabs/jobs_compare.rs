@@ -350,6 +350,11 @@ pub struct Field {
     pub judged: bool,
 }
 
+/// A share (0..=1) as a whole percentage.
+fn share(v: Option<f64>) -> String {
+    finite(v).map_or_else(|| "–".into(), |v| format!("{:.0}%", v * 100.0))
+}
+
 fn loss(v: Option<f64>) -> String {
     finite(v).map_or_else(|| "–".into(), |v| format!("{v:.4}"))
 }
@@ -409,6 +414,28 @@ pub fn fields(c: &RunComparison) -> Vec<Field> {
                 None => "–".into(),
             },
         ));
+    }
+    let preference = c.runs.iter().any(|r| {
+        r.final_reward_margin.is_some()
+            || r.evaluation
+                .as_ref()
+                .is_some_and(|e| e.preference_accuracy.is_some())
+    });
+    if preference {
+        out.extend([
+            line("reward acc", None, &|r| share(r.final_reward_accuracy)),
+            line("margin", None, &|r| {
+                finite(r.final_reward_margin).map_or_else(|| "–".into(), |v| format!("{v:.3}"))
+            }),
+            line("held-out pref", None, &|r| match r.evaluation.as_ref() {
+                Some(e) if e.preference_accuracy.is_some() => format!(
+                    "{} → {}",
+                    share(e.base_preference_accuracy),
+                    share(e.preference_accuracy)
+                ),
+                _ => "–".into(),
+            }),
+        ]);
     }
     out.push(line("cost", None, &|r| format::money(r.cost)));
     out.push(line("duration", None, &|r| {
@@ -1277,6 +1304,19 @@ mod tests {
                 .iter()
                 .any(|l| l.starts_with("eval") || l.starts_with("closer"))
         );
+        assert!(!labels.iter().any(|l| l == "reward acc" || l == "margin"));
+        // Preference runs add their last reward accuracy and margin and the held-out pairs.
+        let mut dpo = c.clone();
+        dpo.runs[1].final_reward_accuracy = Some(0.75);
+        dpo.runs[1].final_reward_margin = Some(0.4213);
+        if let Some(e) = dpo.runs[1].evaluation.as_mut() {
+            (e.base_preference_accuracy, e.preference_accuracy) = (Some(0.5), Some(0.8));
+        }
+        let f = fields(&dpo);
+        let row = |label: &str| f.iter().find(|f| f.label == label).unwrap().cells.clone();
+        assert_eq!(row("reward acc"), ["–", "75%", "–"]);
+        assert_eq!(row("margin"), ["–", "0.421", "–"]);
+        assert_eq!(row("held-out pref"), ["–", "50% → 80%", "–"]);
         // Values read as `--set` takes them; text from the engine is cleaned.
         assert_eq!(
             value_text(Some(&serde_json::json!(["q_proj", "v_proj"]))),
