@@ -158,6 +158,8 @@ pub enum Action {
     // The Compare view.
     /// The chart's x axis: step, tokens seen, elapsed time, in turn.
     CompareAxis,
+    /// The Compare view's y axis: loss, reward margin, reward accuracy.
+    CompareMetric,
     // Models.
     Download,
     /// The selected model's evaluation: base and adapter side by side.

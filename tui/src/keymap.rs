@@ -457,6 +457,13 @@ pub fn specs() -> Vec<BindingSpec> {
             "x axis: step, tokens seen, elapsed time"
         ),
         b!(
+            "compare_metric",
+            Action::CompareMetric,
+            [Compare],
+            ["y"],
+            "y axis: loss, reward margin, reward accuracy"
+        ),
+        b!(
             "download",
             Action::Download,
             [T(Tab::Models)],

@@ -12,7 +12,7 @@ use brightrun_api::ids::JobId;
 use brightrun_tui::action::Tab;
 use brightrun_tui::app::Overlay;
 use brightrun_tui::fixtures;
-use brightrun_tui::tabs::jobs_compare::{Metrics, XAxis};
+use brightrun_tui::tabs::jobs_compare::{Metrics, XAxis, YMetric};
 use brightrun_tui::theme::{BUILTIN, Theme};
 use brightrun_tui::{App, Effect, Level, Outcome};
 use common::*;
@@ -699,4 +699,54 @@ fn opened_from_the_monitor_back_goes_to_the_monitor() {
         app.tabs.jobs.browse.focus,
         brightrun_tui::app::Focus::Detail
     );
+}
+
+/// `y` switches the chart between the loss and, when a run trained on preferences, its reward
+/// margin and reward accuracy; SFT runs alone keep the loss, and the title offers nothing more.
+#[test]
+fn y_charts_the_rewards_of_preference_runs_and_only_then() {
+    let mut app = shown();
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("loss by step"), "{screen}");
+    assert!(!screen.contains("reward margin"), "{screen}");
+    chr(&mut app, 'y');
+    assert_eq!(view(&app).metric, YMetric::Loss, "no rewards to show");
+
+    // Run 2 trained with DPO: its points carry rewards.
+    let mut app = marked();
+    let request = open(&mut app);
+    answer_comparison(&mut app, request, fixtures::comparison());
+    for n in [1, 3] {
+        answer_metrics(&mut app, request, n);
+    }
+    let mut points = fixtures::compared_metrics(2);
+    for (i, p) in points.iter_mut().enumerate() {
+        p.preference = Some(PreferenceMetrics {
+            reward_margin: Some(0.05 * i as f64),
+            reward_accuracy: Some((0.5 + 0.02 * i as f64).min(1.0)),
+            ..PreferenceMetrics::default()
+        });
+    }
+    app.apply_outcome(Outcome::RunMetrics {
+        request,
+        id: fixtures::job_id(2),
+        result: Ok(points),
+    });
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("(y → reward margin)"), "{screen}");
+    chr(&mut app, 'y');
+    assert_eq!(view(&app).metric, YMetric::RewardMargin);
+    let screen = render(&mut app, 120, 40);
+    assert!(screen.contains("reward margin by step"), "{screen}");
+    assert!(
+        !screen.contains("• validation"),
+        "no validation dots: {screen}"
+    );
+    insta::assert_snapshot!("compare_reward_margin_120x40", screen);
+    chr(&mut app, 'y');
+    assert_eq!(view(&app).metric, YMetric::RewardAccuracy);
+    assert!(render(&mut app, 120, 40).contains("reward accuracy by step"));
+    // The third press returns to the loss.
+    chr(&mut app, 'y');
+    assert_eq!(view(&app).metric, YMetric::Loss);
 }

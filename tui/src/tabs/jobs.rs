@@ -280,7 +280,16 @@ impl Component for JobsTab {
     }
 
     fn keys(&self) -> &'static [(&'static str, &'static str)] {
-        if self.compare.is_some() {
+        if let Some(view) = &self.compare {
+            // The y axis has more than the loss only when a run trained on preferences.
+            if view.has_rewards() {
+                return &[
+                    ("compare_axis", "x axis"),
+                    ("compare_metric", "y axis"),
+                    ("down", "scroll"),
+                    ("back", "back"),
+                ];
+            }
             return &[
                 ("compare_axis", "x axis"),
                 ("down", "scroll"),
@@ -456,6 +465,10 @@ impl JobsTab {
                 view.axis = view.axis.next();
                 Vec::new()
             }
+            Action::CompareMetric => {
+                view.cycle_metric();
+                Vec::new()
+            }
             Action::Back | Action::Left => {
                 self.close_compare();
                 Vec::new()
@@ -465,6 +478,7 @@ impl JobsTab {
                 let ids = view.ids();
                 let (mut fresh, mut fx) = CompareView::open(&ids, view.focus_before, s);
                 fresh.axis = view.axis;
+                fresh.metric = view.metric;
                 *view = fresh;
                 fx.insert(0, Effect::Reload);
                 fx

@@ -77,6 +77,45 @@ impl XAxis {
     }
 }
 
+/// What the chart's y axis shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum YMetric {
+    /// Training loss as lines, validation loss as dots.
+    #[default]
+    Loss,
+    /// A preference run's reward margin (chosen − rejected) at each logged step.
+    RewardMargin,
+    /// A preference run's reward accuracy (0..1) at each logged step.
+    RewardAccuracy,
+}
+
+impl YMetric {
+    pub fn next(self) -> YMetric {
+        match self {
+            YMetric::Loss => YMetric::RewardMargin,
+            YMetric::RewardMargin => YMetric::RewardAccuracy,
+            YMetric::RewardAccuracy => YMetric::Loss,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            YMetric::Loss => "loss",
+            YMetric::RewardMargin => "reward margin",
+            YMetric::RewardAccuracy => "reward accuracy",
+        }
+    }
+
+    /// A point's line value and dot value on this axis (rewards have no dots).
+    fn of(self, p: &Point) -> (Option<f64>, Option<f64>) {
+        match self {
+            YMetric::Loss => (p.training, p.validation),
+            YMetric::RewardMargin => (p.margin, None),
+            YMetric::RewardAccuracy => (p.accuracy, None),
+        }
+    }
+}
+
 /// One logged step of a compared run: what the chart needs of a [`MetricsPoint`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Point {
@@ -87,6 +126,9 @@ pub struct Point {
     pub throughput: Option<f64>,
     pub training: Option<f64>,
     pub validation: Option<f64>,
+    /// A preference run's reward margin and accuracy.
+    pub margin: Option<f64>,
+    pub accuracy: Option<f64>,
 }
 
 fn finite(v: Option<f64>) -> Option<f64> {
@@ -105,6 +147,8 @@ impl Point {
             throughput: finite(p.throughput).filter(|x| *x >= 0.0),
             training: finite(p.training_loss),
             validation: finite(p.validation_loss),
+            margin: finite(p.preference.as_ref().and_then(|m| m.reward_margin)),
+            accuracy: finite(p.preference.as_ref().and_then(|m| m.reward_accuracy)),
         }
     }
 }
@@ -480,6 +524,7 @@ struct ChartKey {
     versions: Vec<u64>,
     width: usize,
     axis: XAxis,
+    metric: YMetric,
     /// The runs' starts, in ms (the elapsed axis counts from them).
     starts: Vec<Option<i64>>,
 }
@@ -504,6 +549,7 @@ pub struct CompareView {
     pub runs: Vec<CompareRun>,
     pub comparison: Load<RunComparison>,
     pub axis: XAxis,
+    pub metric: YMetric,
     /// The table's first line shown.
     pub scroll: u16,
     /// The table's lines on screen at the last layout (a page for PgUp/PgDn).
@@ -533,6 +579,7 @@ impl CompareView {
                 .collect(),
             comparison: Load::Loading { request },
             axis: XAxis::Step,
+            metric: YMetric::Loss,
             scroll: 0,
             page: 5,
             focus_before,
@@ -548,6 +595,24 @@ impl CompareView {
 
     pub fn ids(&self) -> Vec<JobId> {
         self.runs.iter().map(|r| r.id).collect()
+    }
+
+    /// Whether any run logged preference figures: only then does the y axis offer rewards.
+    pub fn has_rewards(&self) -> bool {
+        self.runs
+            .iter()
+            .flat_map(|r| r.points.points())
+            .any(|p| p.margin.is_some() || p.accuracy.is_some())
+    }
+
+    /// The next y axis: loss, reward margin, reward accuracy; the loss alone when no run
+    /// trained on preferences.
+    pub fn cycle_metric(&mut self) {
+        self.metric = if self.has_rewards() {
+            self.metric.next()
+        } else {
+            YMetric::Loss
+        };
     }
 
     /// The answer to [`Effect::CompareRuns`]; false when it is not this view's.
@@ -718,7 +783,12 @@ impl CompareView {
             }
             entries.push(e);
         }
-        entries.push(vec![Span::styled("━ training  • validation", t.muted())]);
+        let key = match self.metric {
+            YMetric::Loss => "━ training  • validation",
+            // Rewards are logged on training steps only.
+            YMetric::RewardMargin | YMetric::RewardAccuracy => "━ training steps",
+        };
+        entries.push(vec![Span::styled(key, t.muted())]);
         // Entries side by side, two spaces apart, as many to a line as fit.
         let mut lines: Vec<Line<'static>> = Vec::new();
         let mut cur: Vec<Span<'static>> = Vec::new();
@@ -758,6 +828,7 @@ impl CompareView {
             versions: self.runs.iter().map(|r| r.points.version()).collect(),
             width,
             axis: self.axis,
+            metric: self.metric,
             starts: starts
                 .iter()
                 .map(|s| s.map(|x| (x * 1000.0) as i64))
@@ -775,14 +846,15 @@ impl CompareView {
             .map(|(r, start)| {
                 let points = r.points.points();
                 let x = xs(points, self.axis, *start);
-                let pick = |f: fn(&Point) -> Option<f64>| -> Vec<(f64, f64)> {
+                let metric = self.metric;
+                let pick = |f: &dyn Fn(&Point) -> Option<f64>| -> Vec<(f64, f64)> {
                     points
                         .iter()
                         .zip(&x)
                         .filter_map(|(p, x)| f(p).map(|y| (*x, y)))
                         .collect()
                 };
-                (pick(|p| p.training), pick(|p| p.validation))
+                (pick(&|p| metric.of(p).0), pick(&|p| metric.of(p).1))
             })
             .collect();
         let all: Vec<&[(f64, f64)]> = raw
@@ -845,7 +917,11 @@ impl CompareView {
         let t = &s.theme;
         let mut title = vec![
             Span::styled(
-                format!(" Compare {} runs · loss by ", self.runs.len()),
+                format!(
+                    " Compare {} runs · {} by ",
+                    self.runs.len(),
+                    self.metric.name()
+                ),
                 t.header(),
             ),
             Span::styled(self.axis.name(), t.header().fg(t.accent)),
@@ -858,8 +934,18 @@ impl CompareView {
                 t.muted(),
             ),
         ];
+        if self.has_rewards() {
+            title.push(Span::styled(
+                format!(
+                    "({} → {}) ",
+                    s.keymap.hint(crate::action::Tab::Jobs, "compare_metric"),
+                    self.metric.next().name()
+                ),
+                t.muted(),
+            ));
+        }
         if area.width < 50 {
-            title.pop();
+            title.truncate(2);
         }
         let block = panel(
             t,
@@ -883,8 +969,10 @@ impl CompareView {
                     Some(Metrics::Failed(f)) => format!("metrics unavailable: {}", f.message),
                     _ => "metrics unavailable".into(),
                 }
-            } else {
+            } else if self.metric == YMetric::Loss {
                 "no metrics yet: the runs have not logged a loss".to_string()
+            } else {
+                format!("no {} logged yet", self.metric.name())
             };
             frame.render_widget(
                 Paragraph::new(wrap_all(vec![Line::raw(msg)], plot.width as usize))
@@ -1133,7 +1221,31 @@ mod tests {
             throughput,
             training: Some(1.0),
             validation: None,
+            margin: None,
+            accuracy: None,
         }
+    }
+
+    #[test]
+    fn the_y_axis_shows_the_loss_or_a_preference_runs_rewards() {
+        let p = Point {
+            margin: Some(0.4),
+            accuracy: Some(0.75),
+            validation: Some(2.0),
+            ..point(3, 0.0, None)
+        };
+        assert_eq!(YMetric::Loss.of(&p), (Some(1.0), Some(2.0)));
+        // Rewards are lines without validation dots.
+        assert_eq!(YMetric::RewardMargin.of(&p), (Some(0.4), None));
+        assert_eq!(YMetric::RewardAccuracy.of(&p), (Some(0.75), None));
+        let mut y = YMetric::Loss;
+        let names: Vec<&str> = (0..3)
+            .map(|_| {
+                y = y.next();
+                y.name()
+            })
+            .collect();
+        assert_eq!(names, ["reward margin", "reward accuracy", "loss"]);
     }
 
     fn close(a: f64, b: f64) -> bool {
