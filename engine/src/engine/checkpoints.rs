@@ -115,9 +115,8 @@ impl Engine {
     pub(crate) async fn store_archives(
         &self,
         job: &TrainingJob,
-        archives: Vec<(Checkpoint, LocalArchive)>,
+        mut archives: Vec<(Checkpoint, LocalArchive)>,
     ) -> Result<()> {
-        let mut archives = archives;
         archives.extend(self.leftover_archives(job, &archives).await?);
         if archives.is_empty() {
             return Ok(());
