@@ -21,7 +21,7 @@ pub fn print_runs(c: &RunComparison) {
         ]
         .map(String::from),
     );
-    let preference = has_preference(c);
+    let preference = c.runs.iter().any(ComparedRun::trained_on_preferences);
     if preference {
         header.extend(["REWARD ACC", "MARGIN", "HELD-OUT PREF"].map(String::from));
     }
@@ -38,16 +38,6 @@ pub fn print_runs(c: &RunComparison) {
             "(no best: the runs trained with different methods, whose losses measure different things; `models show` gives each model's evaluation)"
         );
     }
-}
-
-/// Whether any run trained on preferences: the table then shows their figures too.
-fn has_preference(c: &RunComparison) -> bool {
-    c.runs.iter().any(|r| {
-        r.final_reward_margin.is_some()
-            || r.evaluation
-                .as_ref()
-                .is_some_and(|e| e.preference_accuracy.is_some())
-    })
 }
 
 /// A preference run's last reward accuracy and margin, and the share of held-out pairs whose
@@ -176,12 +166,9 @@ mod tests {
             sft.evaluation,
         ) = (None, None, None);
         assert_eq!(preference_cells(&sft), ["–", "–", "–"]);
-        let c = RunComparison {
-            runs: vec![sft.clone(), sft],
-            differing: vec![],
-            best: None,
-            best_by: None,
-        };
-        assert!(!has_preference(&c), "SFT runs keep the table as it was");
+        assert!(
+            !sft.trained_on_preferences(),
+            "SFT runs keep the table as it was"
+        );
     }
 }

@@ -55,6 +55,18 @@ pub struct ComparedRun {
     pub started_at: Option<Timestamp>,
 }
 
+impl ComparedRun {
+    /// Whether the run trained on preferences: it logged rewards or its model's evaluation
+    /// judged held-out pairs (what `jobs compare` and the Compare view add columns for).
+    pub fn trained_on_preferences(&self) -> bool {
+        self.final_reward_margin.is_some()
+            || self
+                .evaluation
+                .as_ref()
+                .is_some_and(|e| e.preference_accuracy.is_some())
+    }
+}
+
 /// The headline of a model's evaluation.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunEvaluation {

@@ -141,30 +141,33 @@ impl Engine {
             .objects
             .put_file(Bucket::Models, &key, path, &|_, _| {})
             .await;
+        let step = c.step;
         let problem = match stored {
             Ok(o) if o.sha256 == archive.sha256 && o.size == archive.size => {
                 c.storage_path = key;
                 c.size = Some(o.size);
                 c.sha256 = Some(o.sha256);
+                // Recorded first: a kill before this line leaves the archive for the next call.
                 self.on_store(move |e| Ok(e.inner.store.put(&c)?)).await?;
-                let _ = std::fs::remove_file(path);
-                return Ok(());
+                None
             }
             Ok(o) => {
                 let _ = self.inner.objects.delete(Bucket::Models, &key).await;
-                format!(
+                Some(format!(
                     "the archive changed while it was stored ({} bytes, sha256 {}; the trainer reported {} bytes, {})",
                     o.size, o.sha256, archive.size, archive.sha256
-                )
+                ))
             }
-            Err(e) => e.to_string(),
+            Err(e) => Some(e.to_string()),
         };
         let _ = std::fs::remove_file(path);
+        let Some(problem) = problem else {
+            return Ok(());
+        };
         self.inner.store.publish(EngineEvent::JobLog {
             job_id: job.id,
             line: format!(
-                "warning: the checkpoint at step {} was not stored: {problem}; it stays in its folder on this machine",
-                c.step
+                "warning: the checkpoint at step {step} was not stored: {problem}; it stays in its folder on this machine"
             ),
         });
         Ok(())

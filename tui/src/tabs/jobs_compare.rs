@@ -459,13 +459,7 @@ pub fn fields(c: &RunComparison) -> Vec<Field> {
             },
         ));
     }
-    let preference = c.runs.iter().any(|r| {
-        r.final_reward_margin.is_some()
-            || r.evaluation
-                .as_ref()
-                .is_some_and(|e| e.preference_accuracy.is_some())
-    });
-    if preference {
+    if c.runs.iter().any(ComparedRun::trained_on_preferences) {
         out.extend([
             line("reward acc", None, &|r| share(r.final_reward_accuracy)),
             line("margin", None, &|r| {
